@@ -1,0 +1,18 @@
+// A tiny stand-in agent for the example cells: it writes a heartbeat and a note into its
+// home, appends to the shared scratchpad once, and exits cleanly on SIGTERM.
+import { appendFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+const home = process.env.HOME;
+const cell = process.env.CELL_HOME;
+const who = process.env.CELL_MEMBER;
+appendFileSync(path.join(cell, "shared", "scratchpad.md"), `- ${new Date().toISOString()} ${who} joined as ${process.env.CELL_ROLE}\n`);
+const beat = () => writeFileSync(path.join(home, ".heartbeat"), new Date().toISOString());
+beat();
+const timer = setInterval(beat, 5000);
+process.on("SIGTERM", () => {
+  clearInterval(timer);
+  console.log(`${who}: SIGTERM, leaving`);
+  process.exit(0);
+});
+console.log(`${who}: working in ${home}`);

@@ -1,0 +1,28 @@
+// What a backend does for one member: start its process, tell whether it lives, stop it.
+export interface StartSpec {
+  cell: string;
+  cellDir: string;
+  identity: string;
+  home: string; // absolute path of the member's home
+  role: string;
+  command: string[];
+  env: Record<string, string>; // the member's declared env (non-secret)
+  credentialsFile: string;
+  logFile: string;
+  spawnId: string; // marks the process so a crashed recorder can find it again
+}
+
+export interface Started {
+  pid: number;
+  startTime: number | undefined; // undefined when it exited before it could be read
+}
+
+export interface Backend {
+  readonly name: string;
+  start(spec: StartSpec): Promise<Started>;
+  isAlive(pid: number | undefined, startTime: number | undefined): boolean;
+  // Stop gracefully, then forcefully after timeoutMs. Resolves when it is gone.
+  stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void>;
+  // The live process started with this spawnId, if any.
+  find(spawnId: string): Started | undefined;
+}

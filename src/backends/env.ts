@@ -1,0 +1,28 @@
+// The member environment (invariant I2): an allowlist of the host's variables plus the cell's own.
+import path from "node:path";
+import type { StartSpec } from "./backend.js";
+
+// Host variables that carry no identity or secret. Everything else stays out.
+const ALLOWED = new Set(["PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL"]);
+const ALLOWED_PREFIX = "LC_";
+
+export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(host)) {
+    if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
+  }
+  env.PATH ??= "/usr/local/bin:/usr/bin:/bin";
+  return {
+    ...env,
+    ...spec.env,
+    CELL_ID: spec.cell,
+    CELL_HOME: spec.cellDir,
+    CELL_MEMBER: spec.identity,
+    CELL_ROLE: spec.role,
+    CELL_CREDENTIALS: spec.credentialsFile,
+    HOME: spec.home,
+    HERMES_HOME: path.join(spec.home, ".hermes"),
+    TMPDIR: path.join(spec.home, ".tmp"),
+    LAZARUS_SPAWN_ID: spec.spawnId,
+  };
+}

@@ -1,0 +1,85 @@
+// Paths of the state dir and of one cell directory (spec §6). Pure: no I/O.
+import os from "node:os";
+import path from "node:path";
+
+export interface StatePaths {
+  cells: string;
+  graveyard: string;
+  archive: string;
+  ledger: string; // the append-only, hash-chained ledger (spec I6)
+  ledgerHead: string; // seq, hash and time of the ledger's last entry
+  lock: string; // one reconciler at a time
+}
+
+// With a state dir everything lives under it; without one, the spec's defaults.
+export function statePaths(stateDir: string | undefined): StatePaths {
+  if (stateDir) {
+    const root = path.resolve(stateDir);
+    return {
+      cells: path.join(root, "cells"),
+      graveyard: path.join(root, "graveyard"),
+      archive: path.join(root, "archive"),
+      ledger: path.join(root, "ledger.jsonl"),
+      ledgerHead: path.join(root, "ledger.head.json"),
+      lock: path.join(root, "lazarus.lock"),
+    };
+  }
+  const home = path.join(os.homedir(), ".lazarus");
+  return {
+    cells: "/tmp/lazarus-cells",
+    graveyard: "/tmp/lazarus-graveyard",
+    archive: path.join(home, "archive"),
+    ledger: path.join(home, "ledger.jsonl"),
+    ledgerHead: path.join(home, "ledger.head.json"),
+    lock: path.join(home, "lazarus.lock"),
+  };
+}
+
+export interface CellPaths {
+  dir: string;
+  meta: string; // .lazarus/
+  record: string; // .lazarus/cell.json
+  spawnLog: string;
+  decisions: string;
+  closeLog: string;
+  checkpoints: string;
+  logs: string; // member stdout/stderr
+  credentials: string; // the CELL_CREDENTIALS manifest (0600)
+  project: string;
+  shared: string;
+  scratchpad: string;
+  artifacts: string;
+  homes: string;
+}
+
+export function cellPaths(dir: string): CellPaths {
+  const meta = path.join(dir, ".lazarus");
+  const shared = path.join(dir, "shared");
+  return {
+    dir,
+    meta,
+    record: path.join(meta, "cell.json"),
+    spawnLog: path.join(meta, "spawn.log"),
+    decisions: path.join(meta, "decisions.jsonl"),
+    closeLog: path.join(meta, "close.log"),
+    checkpoints: path.join(meta, "checkpoints"),
+    logs: path.join(meta, "logs"),
+    credentials: path.join(meta, "credentials.json"),
+    project: path.join(dir, "project"),
+    shared,
+    scratchpad: path.join(shared, "scratchpad.md"),
+    artifacts: path.join(shared, "artifacts"),
+    homes: path.join(dir, "home"),
+  };
+}
+
+export function memberHome(cell: CellPaths, home: string): string {
+  return path.join(cell.homes, home);
+}
+
+export function memberLog(cell: CellPaths, home: string): string {
+  return path.join(cell.logs, `${home}.log`);
+}
+
+// The records kept in the archive after scrub: never the credentials, never the homes.
+export const ARCHIVED_RECORDS = ["cell.json", "spawn.log", "decisions.jsonl", "close.log", "logs", "checkpoints"] as const;

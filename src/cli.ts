@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The lazarus command line.
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { applyCommand } from "./cli/apply.js";
+import { ledgerCommand } from "./cli/ledger.js";
+import { planCommand } from "./cli/plan.js";
+import { statusCommand } from "./cli/status.js";
+import { validateCommand } from "./cli/validate.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
+const program = new Command("lazarus")
+  .description("Declarative reconciler for agent cells: write desired state in cells.d/, then plan and apply.")
+  .version(pkg.version)
+  .showHelpAfterError()
+  .addCommand(validateCommand())
+  .addCommand(planCommand())
+  .addCommand(applyCommand())
+  .addCommand(statusCommand())
+  .addCommand(ledgerCommand());
+
+await program.parseAsync(process.argv);

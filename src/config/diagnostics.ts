@@ -1,0 +1,34 @@
+// Diagnostics: every problem found while loading or planning, reported together.
+
+export type Severity = "error" | "warning";
+
+export interface Diagnostic {
+  severity: Severity;
+  file?: string; // relative to the config dir
+  line?: number;
+  col?: number;
+  field?: string; // dotted path, e.g. spec.members[1].role
+  message: string; // what is wrong
+  hint?: string; // what to do
+}
+
+export function hasErrors(diags: readonly Diagnostic[]): boolean {
+  return diags.some((d) => d.severity === "error");
+}
+
+// file:line:col: error: field: message; hint
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.file ? `${d.file}${d.line ? `:${d.line}:${d.col ?? 1}` : ""}: ` : "";
+  const field = d.field ? `${d.field}: ` : "";
+  const hint = d.hint ? ` (${d.hint})` : "";
+  return `${where}${d.severity}: ${field}${d.message}${hint}`;
+}
+
+export function sortDiagnostics(diags: Diagnostic[]): Diagnostic[] {
+  return [...diags].sort(
+    (a, b) =>
+      (a.file ?? "").localeCompare(b.file ?? "") ||
+      (a.line ?? 0) - (b.line ?? 0) ||
+      (a.col ?? 0) - (b.col ?? 0),
+  );
+}

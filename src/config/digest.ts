@@ -1,0 +1,27 @@
+// Stable digests of desired state, for change detection without storing values.
+import { createHash } from "node:crypto";
+import type { CredentialSource, DesiredCell } from "./types.js";
+
+// JSON with sorted keys, so reordering a YAML mapping changes nothing.
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+// A digest of where the credentials come from (file paths, variable names), never of their values.
+export function credentialsDigest(credentials: Record<string, CredentialSource>): string {
+  return sha256(canonicalJson(credentials)).slice(0, 16);
+}
+
+// A digest of one cell's declaration, blind to where it is written (file, line, key order).
+export function desiredDigest(d: DesiredCell): string {
+  const { source: _source, members, ...rest } = d;
+  return sha256(canonicalJson({ ...rest, members: members.map(({ source: _s, ...m }) => m) })).slice(0, 16);
+}

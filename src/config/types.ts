@@ -1,0 +1,62 @@
+// Desired state: what operators declared in cells.d/, after validation and defaults.
+
+export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const BACKENDS = ["process", "venv", "docker", "remote"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export type CredentialSource = { file: string } | { env: string };
+
+// Where a declaration came from, for diagnostics and for quarantine.
+export interface SourcePos {
+  file: string; // relative to the config dir, e.g. cells.d/team.yaml
+  line: number;
+  col: number;
+}
+
+export interface DesiredMember {
+  identity: string; // kind:name
+  home: string; // the part after the colon; the member's home directory name
+  role: Role;
+  command?: string[];
+  env: Record<string, string>;
+  source: SourcePos;
+}
+
+export interface DesiredCell {
+  name: string;
+  labels: Record<string, string>;
+  project: string;
+  owner: string;
+  backend: BackendName;
+  state: "active" | "closed";
+  ttlMs: number;
+  graceMs: number;
+  retentionMs: number;
+  policy: { allowGuests: boolean; allowSubstitutes: boolean };
+  credentials: Record<string, CredentialSource>;
+  members: DesiredMember[];
+  source: SourcePos;
+}
+
+// A file that failed to parse or validate: the cells it may declare are held as they are.
+export interface QuarantinedFile {
+  file: string;
+  // Cell names the broken text still appears to declare (a best-effort salvage; holding more is safe).
+  names: string[];
+}
+
+export interface Desired {
+  cells: Map<string, DesiredCell>;
+  quarantined: QuarantinedFile[];
+  // Every file that was read, relative to the config dir.
+  files: string[];
+}
+
+export const LIMITS = {
+  maxTtlMs: 24 * 3_600_000,
+  defaultTtl: "4h",
+  defaultGrace: "30m",
+  defaultRetention: "30d",
+} as const;

@@ -1,0 +1,100 @@
+// One way through: load → observe → plan → apply. The CLI commands are thin shells around this.
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { statePaths, type StatePaths } from "./cells/layout.js";
+import { loadConfig } from "./config/load.js";
+import type { Diagnostic } from "./config/diagnostics.js";
+import type { Desired } from "./config/types.js";
+import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
+import { acquireLock } from "./lock/lock.js";
+import { observe, type Observed } from "./observe/observe.js";
+import { plan, type Plan } from "./plan/plan.js";
+import { applyActions, recoverJournal, type ActionResult, type ApplyHooks } from "./apply/apply.js";
+import { ProcessBackend } from "./backends/process.js";
+import { LazarusError } from "./util/errors.js";
+
+export interface EngineOptions {
+  configDir: string;
+  stateDir?: string;
+  now?: string; // ISO-8601; default the clock
+  stopTimeoutMs?: number;
+  hostEnv?: NodeJS.ProcessEnv;
+}
+
+export interface PlanOutcome {
+  paths: StatePaths;
+  desired: Desired;
+  observed: Observed;
+  plan: Plan;
+  diagnostics: Diagnostic[]; // load and plan diagnostics together
+}
+
+export function resolveStateDir(stateDir: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return stateDir ?? (env.LAZARUS_STATE_DIR || undefined);
+}
+
+// The time to plan at: --now or the clock, never earlier than the last recorded time.
+export async function resolveNow(paths: StatePaths, requested: string | undefined): Promise<{ now: number; diagnostics: Diagnostic[] }> {
+  let now = Date.now();
+  if (requested !== undefined) {
+    now = Date.parse(requested);
+    if (Number.isNaN(now)) throw new LazarusError("BAD_TIME", `--now "${requested}" is not an ISO-8601 time; use e.g. 2026-11-25T18:00:00Z`);
+  }
+  const last = await lastRecordedTime(paths.ledgerHead);
+  const lastMs = last ? Date.parse(last) : Number.NaN;
+  if (!Number.isNaN(lastMs) && now < lastMs) {
+    const diagnostics: Diagnostic[] =
+      requested !== undefined
+        ? [{ severity: "warning", message: `--now ${requested} is earlier than the last recorded time ${last}; planning at ${last}`, hint: "time never runs backwards in a state dir" }]
+        : [];
+    return { now: lastMs, diagnostics };
+  }
+  return { now, diagnostics: [] };
+}
+
+export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
+  const paths = statePaths(opts.stateDir);
+  const { desired, diagnostics: loadDiags } = await loadConfig(opts.configDir);
+  const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now);
+  const observed = await observe(paths);
+  const p = plan(desired, observed, now);
+  return { paths, desired, observed, plan: p, diagnostics: [...loadDiags, ...timeDiags, ...p.diagnostics] };
+}
+
+export interface ApplyOutcome extends PlanOutcome {
+  results: ActionResult[];
+}
+
+// Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
+export async function runApply(
+  opts: EngineOptions,
+  hooks: ApplyHooks & { confirm?(outcome: PlanOutcome): Promise<boolean> } = {},
+  command = "lazarus apply",
+): Promise<ApplyOutcome | undefined> {
+  const paths = statePaths(opts.stateDir);
+  const stateRoot = path.dirname(paths.ledger);
+  await mkdir(stateRoot, { recursive: true });
+  const lock = await acquireLock(paths.lock, command);
+  try {
+    const ledger = new Ledger(paths.ledger, paths.ledgerHead);
+    const outcome = await computePlan(opts);
+    await recoverJournal(stateRoot, ledger, outcome.plan.now);
+    if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
+    const results = await applyActions(
+      outcome.plan.actions,
+      {
+        paths,
+        configDir: path.resolve(opts.configDir),
+        backend: new ProcessBackend(opts.hostEnv ?? process.env),
+        hostEnv: opts.hostEnv ?? process.env,
+        now: Date.parse(outcome.plan.now),
+        stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
+      },
+      ledger,
+      hooks,
+    );
+    return { ...outcome, results };
+  } finally {
+    await lock.release();
+  }
+}

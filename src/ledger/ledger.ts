@@ -1,0 +1,143 @@
+// The ledger (spec I6): an append-only JSONL file where each entry carries the hash of the one before.
+import { open, readFile, truncate } from "node:fs/promises";
+import { canonicalJson, sha256 } from "../config/digest.js";
+import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
+import { isErrno } from "../util/errors.js";
+
+export const GENESIS = "0".repeat(64);
+
+export interface LedgerEntry {
+  seq: number;
+  time: string;
+  cell: string;
+  action: string;
+  reason: string;
+  details?: Record<string, unknown>;
+  prev: string; // hash of the previous entry (GENESIS for the first)
+  hash: string; // sha256 of this entry without its hash
+}
+
+export interface LedgerHead {
+  seq: number;
+  hash: string;
+  time: string;
+}
+
+export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & { details?: Record<string, unknown> };
+
+export function entryHash(e: Omit<LedgerEntry, "hash">): string {
+  return sha256(canonicalJson(e));
+}
+
+// Appends entries; the caller holds the state-dir lock, so there is one writer.
+export class Ledger {
+  private head: LedgerHead | undefined;
+  private opened = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly headFile: string,
+  ) {}
+
+  // The last entry's seq, hash and time (from the head file, or the ledger when the head lags).
+  async readHead(): Promise<LedgerHead | undefined> {
+    if (!this.opened) await this.open();
+    return this.head;
+  }
+
+  private async open(): Promise<void> {
+    this.opened = true;
+    let text: string;
+    try {
+      text = await readFile(this.file, "utf8");
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) {
+        this.head = await readJson<LedgerHead>(this.headFile);
+        return;
+      }
+      throw err;
+    }
+    // A crash can tear the last line; drop the torn tail before appending after it.
+    if (text.length > 0 && !text.endsWith("\n")) {
+      const keep = text.lastIndexOf("\n") + 1;
+      await truncate(this.file, Buffer.byteLength(text.slice(0, keep)));
+      text = text.slice(0, keep);
+    }
+    const lines = text.split("\n").filter(Boolean);
+    const last = lines[lines.length - 1];
+    if (last) {
+      const e = JSON.parse(last) as LedgerEntry;
+      this.head = { seq: e.seq, hash: e.hash, time: e.time };
+    } else {
+      this.head = await readJson<LedgerHead>(this.headFile);
+    }
+  }
+
+  async append(input: LedgerInput): Promise<LedgerEntry> {
+    if (!this.opened) await this.open();
+    const base: Omit<LedgerEntry, "hash"> = {
+      seq: (this.head?.seq ?? 0) + 1,
+      time: input.time,
+      cell: input.cell,
+      action: input.action,
+      reason: input.reason,
+      ...(input.details ? { details: input.details } : {}),
+      prev: this.head?.hash ?? GENESIS,
+    };
+    const entry: LedgerEntry = { ...base, hash: entryHash(base) };
+    await appendLine(this.file, JSON.stringify(entry));
+    this.head = { seq: entry.seq, hash: entry.hash, time: entry.time };
+    await writeJsonAtomic(this.headFile, this.head);
+    return entry;
+  }
+}
+
+export type VerifyResult = { ok: true; entries: number } | { ok: false; entries: number; line: number; problem: string };
+
+// Check the whole chain: each line parses, its hash is right, it points at the line before,
+// seq counts up by one, and the head file does not claim entries that are missing.
+export async function verifyLedger(file: string, headFile: string): Promise<VerifyResult> {
+  let text = "";
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if (!isErrno(err, "ENOENT")) throw err;
+  }
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  let prev = GENESIS;
+  let seq = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const bad = (problem: string): VerifyResult => ({ ok: false, entries: i, line: i + 1, problem });
+    let e: LedgerEntry;
+    try {
+      e = JSON.parse(lines[i] ?? "") as LedgerEntry;
+    } catch {
+      return bad("not valid JSON");
+    }
+    const { hash, ...rest } = e;
+    if (entryHash(rest) !== hash) return bad(`entry seq ${e.seq} was edited: its hash does not match its contents`);
+    if (e.prev !== prev) return bad(`entry seq ${e.seq} does not follow the entry before it (removed or reordered entries)`);
+    if (e.seq !== seq + 1) return bad(`entry seq ${e.seq} where seq ${seq + 1} was expected (removed or reordered entries)`);
+    prev = hash;
+    seq = e.seq;
+  }
+  const head = await readJson<LedgerHead>(headFile);
+  if (head && head.seq > seq) {
+    return { ok: false, entries: seq, line: lines.length + 1, problem: `the ledger ends at seq ${seq} but entries up to seq ${head.seq} were written (entries removed from the end)` };
+  }
+  if (head && head.seq === seq && head.hash !== prev) {
+    return { ok: false, entries: seq, line: lines.length, problem: `the last entry (seq ${seq}) differs from the one that was written` };
+  }
+  return { ok: true, entries: seq };
+}
+
+// The newest time recorded, so that time never runs backwards.
+export async function lastRecordedTime(headFile: string): Promise<string | undefined> {
+  return (await readJson<LedgerHead>(headFile))?.time;
+}
+
+export async function ensureLedgerFile(file: string): Promise<void> {
+  const fh = await open(file, "a", 0o644);
+  await fh.close();
+}

@@ -1,0 +1,34 @@
+// The stable JSON view of a plan (formatVersion 1), documented in README.md.
+import type { Diagnostic } from "../../config/diagnostics.js";
+import type { Action } from "../actions.js";
+import type { Plan } from "../plan.js";
+
+export const PLAN_FORMAT_VERSION = 1;
+
+export interface JsonAction {
+  cell: string;
+  action: Action["kind"];
+  reason: string;
+  member?: string;
+  fields?: string[];
+  expiresAt?: string;
+}
+
+// Only what a reader needs: never the desired spec (it may name credential sources).
+export function actionToJson(a: Action): JsonAction {
+  const out: JsonAction = { cell: a.cell, action: a.kind, reason: a.reason };
+  if (a.kind === "invite" || a.kind === "remove-member" || a.kind === "restart") out.member = a.member;
+  if (a.kind === "update") out.fields = a.fields;
+  if (a.kind === "renew") out.expiresAt = a.expiresAt;
+  return out;
+}
+
+export function planToJson(p: Plan, diagnostics: Diagnostic[]): unknown {
+  return {
+    formatVersion: PLAN_FORMAT_VERSION,
+    now: p.now,
+    actions: p.actions.map(actionToJson),
+    held: p.held,
+    diagnostics,
+  };
+}

@@ -1,0 +1,60 @@
+// The human view of a plan, in the style of terraform plan.
+import { formatDiagnostic, type Diagnostic } from "../../config/diagnostics.js";
+import { ACTION_KINDS, SYMBOLS, type Action, type ActionKind } from "../actions.js";
+import type { Plan } from "../plan.js";
+import type { Colors } from "./colors.js";
+
+function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
+  switch (kind) {
+    case "create":
+    case "invite":
+    case "resurrect":
+      return c.green;
+    case "renew":
+    case "update":
+    case "restart":
+      return c.yellow;
+    default:
+      return c.red;
+  }
+}
+
+export function actionLine(a: Action, c: Colors, width: number): string {
+  const paint = colorOf(a.kind, c);
+  return `  ${paint(SYMBOLS[a.kind])} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
+}
+
+export function summary(actions: Action[]): string {
+  const counts = ACTION_KINDS.map((k) => [k, actions.filter((a) => a.kind === k).length] as const).filter(([, n]) => n > 0);
+  return counts.map(([k, n]) => `${n} ${k}`).join(", ");
+}
+
+export function renderDiagnostics(diags: Diagnostic[], c: Colors): string {
+  return diags
+    .map((d) => {
+      const line = formatDiagnostic(d);
+      return d.severity === "error" ? c.red(line) : c.yellow(line);
+    })
+    .join("\n");
+}
+
+export function renderPlanText(p: Plan, c: Colors): string {
+  const lines: string[] = [];
+  const width = Math.max(4, ...p.actions.map((a) => a.cell.length), ...p.held.map((h) => h.cell.length));
+  if (p.actions.length === 0) {
+    lines.push(c.green("No changes. The cells match the desired state."));
+  } else {
+    lines.push(`Lazarus will perform the following actions at ${p.now}:`, "");
+    for (const a of p.actions) lines.push(actionLine(a, c, width));
+  }
+  if (p.held.length > 0) {
+    lines.push("");
+    for (const h of p.held) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${h.file} is quarantined; the cell is left exactly as it is`);
+  }
+  if (p.actions.length > 0 || p.held.length > 0) {
+    lines.push("");
+    const held = p.held.length > 0 ? ` ${p.held.length} cell${p.held.length === 1 ? "" : "s"} held.` : "";
+    lines.push(`${c.bold("Plan:")} ${p.actions.length > 0 ? summary(p.actions) : "no changes"}.${held}`);
+  }
+  return lines.join("\n");
+}

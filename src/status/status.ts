@@ -1,0 +1,75 @@
+// status: what is really there, built from observed state alone.
+import type { Observed, ObservedCell } from "../observe/observe.js";
+import type { Colors } from "../plan/render/colors.js";
+import { formatDuration } from "../config/durations.js";
+
+export interface MemberStatusView {
+  identity: string;
+  role: string;
+  status: string; // running | exited | joined | starting
+  pid: number | null;
+}
+
+export interface CellStatusView {
+  name: string;
+  state: string;
+  place: string;
+  project: string | null;
+  members: MemberStatusView[];
+  expiresAt: string | null;
+  closedAt: string | null;
+  archivedAt: string | null;
+  problem?: string;
+}
+
+function view(c: ObservedCell): CellStatusView {
+  const r = c.record;
+  return {
+    name: c.name,
+    state: r?.state ?? "unknown",
+    place: c.place,
+    project: r?.project ?? null,
+    members: c.members.map((m) => ({
+      identity: m.identity,
+      role: m.role,
+      status: m.status === "running" && !m.alive ? "exited" : m.status,
+      pid: m.alive ? (m.pid ?? null) : null,
+    })),
+    expiresAt: r?.expiresAt ?? null,
+    closedAt: r?.closedAt ?? null,
+    archivedAt: r?.archivedAt ?? null,
+    ...(c.unreadable ? { problem: c.unreadable } : {}),
+  };
+}
+
+export function statusViews(observed: Observed, only?: string): CellStatusView[] {
+  const out: CellStatusView[] = [];
+  for (const [name, o] of [...observed.cells].sort(([a], [b]) => a.localeCompare(b))) {
+    if (only && name !== only) continue;
+    for (const c of [o.live, o.graveyard, ...o.archives]) if (c) out.push(view(c));
+  }
+  return out;
+}
+
+export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colors): string {
+  if (cells.length === 0) return "No cells.";
+  const lines: string[] = [];
+  for (const cell of cells) {
+    const when =
+      cell.state === "archived"
+        ? `archived ${cell.archivedAt}`
+        : cell.state === "closed"
+          ? `closed ${cell.closedAt} (graveyard)`
+          : cell.expiresAt
+            ? `expires ${cell.expiresAt} (${Date.parse(cell.expiresAt) > nowMs ? `in ${formatDuration(Date.parse(cell.expiresAt) - nowMs)}` : "overdue"})`
+            : "";
+    const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
+    lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${cell.problem}`) : ""}`);
+    const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
+    for (const m of cell.members) {
+      const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
+      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}`);
+    }
+  }
+  return lines.join("\n");
+}
