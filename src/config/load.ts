@@ -51,8 +51,8 @@ export function loadFileText(file: string, text: string): FileResult {
       });
     }
     if (doc.errors.length > 0) continue;
-    if (doc.contents === null) continue; // an empty document, e.g. a trailing ---
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
     const shapeErrors = validateCellShape(value);
     for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos));
     if (shapeErrors.length > 0) continue;

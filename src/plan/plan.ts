@@ -20,7 +20,9 @@ export interface Plan {
   diagnostics: Diagnostic[];
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+// Times in data are full ISO-8601; times in reasons drop zero milliseconds for people.
+const iso = (ms: number): string => new Date(ms).toISOString();
+const short = (ms: number): string => iso(ms).replace(/\.000Z$/, "Z");
 const at = (time: string | undefined): number => (time ? Date.parse(time) : Number.NaN);
 
 export function plan(desired: Desired, observed: Observed, nowMs: number): Plan {
@@ -137,7 +139,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     }
     if (underCells) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
     if (ctx.now >= graceEnd) {
-      ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(graceMs)} ended at ${iso(graceEnd)}` });
+      ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}` });
       if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed"));
     }
     if (wantsActive(d) && !reopen) expiredNote(ctx, d);
@@ -150,7 +152,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
   if (live && o.graveyard?.record && !closed) {
     const rec = o.graveyard.record;
     const graceEnd = at(rec.closedAt) + rec.graceMs;
-    if (ctx.now >= graceEnd) ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(rec.graceMs)} ended at ${iso(graceEnd)}` });
+    if (ctx.now >= graceEnd) ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}` });
   }
   purges(ctx, o);
 }
@@ -161,7 +163,7 @@ function purges(ctx: CellCtx, o: ObservedName): void {
     if (!rec?.archivedAt) continue;
     const retentionMs = ctx.d?.retentionMs ?? rec.retentionMs;
     const end = at(rec.archivedAt) + retentionMs;
-    if (ctx.now >= end) ctx.out.push({ kind: "purge", cell: ctx.name, dir: a.dir, reason: `retention ${formatDuration(retentionMs)} ended at ${iso(end)}` });
+    if (ctx.now >= end) ctx.out.push({ kind: "purge", cell: ctx.name, dir: a.dir, reason: `retention ${formatDuration(retentionMs)} ended at ${short(end)}` });
   }
 }
 
@@ -199,7 +201,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
   if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${iso(expires)}`, digest);
+    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest);
     return false;
   }
   if (d.ttlMs !== rec.ttlMs) {
@@ -208,7 +210,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
       cell: ctx.name,
       ttlMs: d.ttlMs,
       expiresAt: iso(expires),
-      reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${iso(expires)} (was ${rec.expiresAt})`,
+      reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
     });
   }
   const fields = changedFields(d, rec);

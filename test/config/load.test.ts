@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { combine, loadFileText, salvageNames } from "../../src/config/load.js";
+import { desiredDigest } from "../../src/config/digest.js";
+import { formatDiagnostic } from "../../src/config/diagnostics.js";
+import { cellYaml } from "../helpers.js";
+
+const file = "cells.d/a.yaml";
+
+function diagsOf(text: string) {
+  return loadFileText(file, text).diagnostics.map(formatDiagnostic);
+}
+
+describe("loading cells.d", () => {
+  it("applies the documented defaults", () => {
+    const r = loadFileText(file, cellYaml({ name: "c1", members: [{ identity: "human:alexander", role: "director" }] }));
+    expect(r.diagnostics).toEqual([]);
+    const c = r.cells[0]!;
+    expect(c).toMatchObject({ name: "c1", backend: "process", state: "active", ttlMs: 4 * 3_600_000, graceMs: 30 * 60_000, retentionMs: 30 * 86_400_000 });
+    expect(c.policy).toEqual({ allowGuests: false, allowSubstitutes: false });
+    expect(c.members[0]).toMatchObject({ identity: "human:alexander", home: "alexander", role: "director", env: {} });
+    expect(c.source).toEqual({ file, line: 4, col: 9 });
+  });
+
+  it("reads several documents from one file", () => {
+    const r = loadFileText(file, `${cellYaml({ name: "one" })}---\n${cellYaml({ name: "two" })}---\n`);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.cells.map((c) => c.name)).toEqual(["one", "two"]);
+    expect(r.cells[1]!.source.line).toBe(cellYaml({ name: "one" }).split("\n").length + 4);
+  });
+
+  it("names the line and column of an unknown field and says what to do", () => {
+    const text = cellYaml({ name: "c1", extra: "  tll: 4h" });
+    expect(diagsOf(text)).toEqual([
+      'cells.d/a.yaml:8:3: error: spec.tll: unknown field "tll" (remove it or check its spelling against schemas/cell.schema.json)',
+    ]);
+  });
+
+  it("reports a missing required field at its parent", () => {
+    const text = "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: x\nspec:\n  owner: human:a\n  members: []\n";
+    expect(diagsOf(text)).toEqual(['cells.d/a.yaml:6:3: error: spec.project: missing required field "project" (add it)']);
+  });
+
+  it.each([
+    ["a ttl over 24h", { name: "c1", ttl: "25h" }, "spec.ttl: ttl exceeds the 24h maximum"],
+    ["a bad duration", { name: "c1", ttl: "4 hours" }, 'spec.ttl: "4 hours" is not valid'],
+    ["a bad name", { name: "Bad_Name" }, 'metadata.name: "Bad_Name" is not valid'],
+    ["a guest without allowGuests", { name: "c1", members: [{ identity: "bot:kimi", role: "guest" }] }, "role guest requires spec.policy.allowGuests: true"],
+    ["a substitute without allowSubstitutes", { name: "c1", members: [{ identity: "agent:ezra", role: "substitute" }] }, "role substitute requires spec.policy.allowSubstitutes: true"],
+    ["an unknown role", { name: "c1", members: [{ identity: "agent:ezra", role: "boss" }] }, "spec.members[0].role: must be one of director, executor, observer, guest, substitute"],
+    ["a duplicate identity", { name: "c1", members: [{ identity: "agent:ezra" }, { identity: "agent:ezra" }] }, "identity agent:ezra is already declared by spec.members[0]"],
+    ["a duplicate home name", { name: "c1", members: [{ identity: "agent:ezra" }, { identity: "human:ezra", role: "director" }] }, 'home name "ezra" is already used by spec.members[0]'],
+    ["a reserved env var", { name: "c1", members: [{ identity: "agent:ezra", command: ["x"], env: { HOME: "/root" } }] }, "HOME is set by Lazarus and cannot be overridden"],
+    ["an unsupported backend", { name: "c1", extra: "  backend: docker" }, 'backend "docker" is not supported yet'],
+  ])("rejects %s with file, line and column", (_what, opts, message) => {
+    const d = diagsOf(cellYaml(opts));
+    expect(d.length).toBe(1);
+    expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: /);
+    expect(d[0]).toContain(message);
+  });
+
+  it("reports YAML syntax errors with a position", () => {
+    const d = diagsOf("apiVersion: lazarus/v1\nkind: Cell\nmetadata: {name: x\n");
+    expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: YAML syntax/);
+  });
+
+  it("rejects duplicate keys", () => {
+    const d = diagsOf("apiVersion: lazarus/v1\napiVersion: lazarus/v1\nkind: Cell\n");
+    expect(d[0]).toContain("YAML syntax");
+  });
+
+  it("quarantines every file that declares the same cell, naming both places", () => {
+    const a = loadFileText("cells.d/a.yaml", cellYaml({ name: "dup" }));
+    const b = loadFileText("cells.d/b.yaml", `${cellYaml({ name: "other" })}---\n${cellYaml({ name: "dup" })}`);
+    const c = loadFileText("cells.d/c.yaml", cellYaml({ name: "fine" }));
+    const { desired, diagnostics } = combine([a, b, c], new Map());
+    expect([...desired.cells.keys()]).toEqual(["fine"]);
+    expect(desired.quarantined.map((q) => q.file)).toEqual(["cells.d/a.yaml", "cells.d/b.yaml"]);
+    expect(desired.quarantined[1]!.names).toEqual(["dup", "other"]);
+    expect(diagnostics.map(formatDiagnostic).join("\n")).toMatch(/cells\.d\/a\.yaml:4:9: error: metadata\.name: cell "dup" is also declared at cells\.d\/b\.yaml:\d+/);
+  });
+
+  it("salvages cell names from a file that does not parse", () => {
+    expect(salvageNames("metadata:\n  name: alpha\n  labels: {\nspec: [\nmetadata:\n  name: 'beta'\n")).toEqual(["alpha", "beta"]);
+  });
+
+  it("gives the same digest to a reformatted, reordered or moved declaration", () => {
+    const a = loadFileText("cells.d/a.yaml", cellYaml({ name: "c1", ttl: "4h" })).cells[0]!;
+    const reformatted = [
+      "# moved and reformatted",
+      "kind: Cell",
+      "apiVersion: 'lazarus/v1'",
+      "spec:",
+      "  members:",
+      `  - {role: executor, identity: "agent:allegro", command: ${JSON.stringify(a.members[0]!.command)}}`,
+      "  owner: human:alexander",
+      "  project: Org/repo#1",
+      "  ttl: 240m",
+      "metadata: {name: c1}",
+    ].join("\n");
+    const r = loadFileText("cells.d/z.yaml", reformatted);
+    expect(r.diagnostics).toEqual([]);
+    expect(desiredDigest(r.cells[0]!)).toBe(desiredDigest(a));
+  });
+});

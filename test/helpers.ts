@@ -1,0 +1,130 @@
+// Test helpers: temp config dirs from inline files, the real CLI, and process cleanup.
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { execa, type Options } from "execa";
+import { isAlive } from "../src/backends/proc.js";
+import type { CellRecord } from "../src/cells/record.js";
+
+export const ROOT = path.resolve(import.meta.dirname, "..");
+export const CLI = path.join(ROOT, "dist", "cli.js");
+export const AGENT = path.join(ROOT, "test", "fixtures", "agent.mjs");
+
+export function tempDir(prefix = "lazarus-test-"): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+// A config dir with cells.d/ (and portfolios/) holding the given files.
+export function configDir(files: Record<string, string>, dir = tempDir("lazarus-config-")): string {
+  mkdirSync(path.join(dir, "cells.d"), { recursive: true });
+  mkdirSync(path.join(dir, "portfolios"), { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+
+export interface CellOpts {
+  name: string;
+  ttl?: string;
+  grace?: string;
+  retention?: string;
+  state?: "active" | "closed";
+  members?: { identity: string; role?: string; command?: string[]; env?: Record<string, string> }[];
+  extra?: string; // more spec lines, already indented by two spaces
+}
+
+// YAML for one cell; members default to one running agent.
+export function cellYaml(o: CellOpts): string {
+  const members = o.members ?? [{ identity: "agent:allegro", role: "executor", command: ["node", AGENT] }];
+  const lines = [
+    "apiVersion: lazarus/v1",
+    "kind: Cell",
+    "metadata:",
+    `  name: ${o.name}`,
+    "spec:",
+    `  project: Org/repo#1`,
+    "  owner: human:alexander",
+    ...(o.ttl ? [`  ttl: ${o.ttl}`] : []),
+    ...(o.grace ? [`  grace: ${o.grace}`] : []),
+    ...(o.retention ? [`  retention: ${o.retention}`] : []),
+    ...(o.state ? [`  state: ${o.state}`] : []),
+    ...(o.extra ? [o.extra] : []),
+    "  members:",
+    ...members.flatMap((m) => [
+      `    - identity: ${m.identity}`,
+      `      role: ${m.role ?? "executor"}`,
+      ...(m.command ? [`      command: ${JSON.stringify(m.command)}`] : []),
+      ...(m.env ? [`      env: ${JSON.stringify(m.env)}`] : []),
+    ]),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export async function lazarus(args: string[], opts: Options = {}) {
+  return execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...opts });
+}
+
+export function readRecord(dir: string): CellRecord {
+  return JSON.parse(readFileSync(path.join(dir, ".lazarus", "cell.json"), "utf8")) as CellRecord;
+}
+
+// Every recorded member process under a state dir, so tests can stop what they started.
+export function recordedPids(stateDir: string): { pid: number; startTime?: number }[] {
+  const out: { pid: number; startTime?: number }[] = [];
+  for (const place of ["cells", "graveyard"]) {
+    const root = path.join(stateDir, place);
+    if (!existsSync(root)) continue;
+    for (const name of readdirSync(root)) {
+      try {
+        for (const m of readRecord(path.join(root, name)).members) if (m.pid) out.push({ pid: m.pid, ...(m.startTime ? { startTime: m.startTime } : {}) });
+      } catch {
+        // no record
+      }
+    }
+  }
+  return out;
+}
+
+// Processes whose environment carries CELL_HOME under this state dir (found without records).
+export function cellProcesses(stateDir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, "utf8").split("\0");
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+      if (state !== "Z" && env.some((e) => e.startsWith(`CELL_HOME=${stateDir}`))) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+export function killAll(stateDir: string): void {
+  for (const pid of cellProcesses(stateDir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
+export function cleanup(...dirs: string[]): void {
+  for (const d of dirs) {
+    killAll(d);
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("condition not met in time");
+}
+
+export { isAlive };

@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { plan } from "../../src/plan/plan.js";
+import type { Desired } from "../../src/config/types.js";
+import type { Observed } from "../../src/observe/observe.js";
+import { closedRecordOf, desiredOf, HOUR, iso, MIN, observedOf, recordOf, T0 } from "./builders.js";
+
+const AGENT = { identity: "agent:allegro", role: "executor", command: ["node", "a.js"] };
+const HUMAN = { identity: "human:alexander", role: "director" };
+
+const base = desiredOf({ name: "c1", members: [AGENT, HUMAN] });
+const d1 = base.cells.get("c1")!;
+const none: Desired = { cells: new Map(), quarantined: [], files: [] };
+const empty: Observed = { cells: new Map() };
+
+type Row = [string, Desired, Observed, number, string[]];
+
+// desired + observed + now → the actions, as "kind cell [member]: reason fragment".
+const rows: Row[] = [
+  ["creates a declared cell that does not exist", base, empty, T0, ["create c1"]],
+  ["does nothing when the cell matches", base, observedOf({ record: recordOf(d1) }), T0 + HOUR, []],
+  ["does not create a cell declared closed", desiredOf({ name: "c1", state: "closed" }), empty, T0, []],
+  ["closes a cell whose declaration was removed", none, observedOf({ record: recordOf(d1) }), T0 + HOUR, ["close c1: removed from cells.d"]],
+  ["closes a cell declared closed", desiredOf({ name: "c1", state: "closed", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + HOUR, ["close c1: state: closed"]],
+  ["closes a cell past its ttl", base, observedOf({ record: recordOf(d1) }), T0 + 4 * HOUR, ["close c1: ttl 4h expired"]],
+  ["renews a cell whose ttl was raised", desiredOf({ name: "c1", ttl: "6h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 5 * HOUR, ["renew c1: ttl 4h → 6h"]],
+  ["closes instead of renewing when the new ttl has passed too", desiredOf({ name: "c1", ttl: "2h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 3 * HOUR, ["close c1: ttl 2h expired"]],
+  ["invites an added member", desiredOf({ name: "c1", members: [AGENT, HUMAN, { identity: "agent:ezra", command: ["x"] }] }), observedOf({ record: recordOf(d1) }), T0, ["invite c1 agent:ezra: member agent:ezra added"]],
+  ["removes a member no longer declared", desiredOf({ name: "c1", members: [AGENT] }), observedOf({ record: recordOf(d1) }), T0, ["remove-member c1 human:alexander"]],
+  [
+    "turns a role change into a removal and a new invitation",
+    desiredOf({ name: "c1", members: [AGENT, { identity: "human:alexander", role: "observer" }] }),
+    observedOf({ record: recordOf(d1) }),
+    T0,
+    ["remove-member c1 human:alexander: role of human:alexander changed director → observer", "invite c1 human:alexander: re-invited as observer"],
+  ],
+  ["restarts a member whose process died", base, observedOf({ record: recordOf(d1), alive: false }), T0, ["restart c1 agent:allegro: process 1000 is gone"]],
+  ["restarts a member whose command changed", desiredOf({ name: "c1", members: [{ ...AGENT, command: ["node", "b.js"] }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: command changed"]],
+  ["restarts a member whose env changed", desiredOf({ name: "c1", members: [{ ...AGENT, env: { A: "1" } }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: env changed"]],
+  ["updates changed labels and grace", desiredOf({ name: "c1", grace: "1h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: grace changed"]],
+  ["resurrects a closed cell declared active again within grace", base, observedOf({ record: closedRecordOf(d1, T0, { closedDigest: null }), place: "graveyard" }), T0 + 10 * MIN, ["resurrect c1"]],
+  ["does not reopen a cell that closed on its ttl with the same declaration", base, observedOf({ record: closedRecordOf(d1, T0), place: "graveyard" }), T0 + 10 * MIN, []],
+  ["reopens a ttl-closed cell when its ttl is raised", desiredOf({ name: "c1", ttl: "8h", members: [AGENT, HUMAN] }), observedOf({ record: closedRecordOf(d1, T0), place: "graveyard" }), T0 + 10 * MIN, ["resurrect c1"]],
+  ["scrubs a closed cell after its grace", none, observedOf({ record: closedRecordOf(d1, T0), place: "graveyard" }), T0 + 30 * MIN, ["scrub c1: grace 30m ended"]],
+  ["keeps a closed cell during its grace", none, observedOf({ record: closedRecordOf(d1, T0), place: "graveyard" }), T0 + 29 * MIN, []],
+  ["scrubs, then creates afresh, when declared active again after grace", desiredOf({ name: "c1", ttl: "5h", members: [AGENT, HUMAN] }), observedOf({ record: closedRecordOf(d1, T0, { closedDigest: null }), place: "graveyard" }), T0 + HOUR, ["scrub c1", "create c1"]],
+  ["purges an archive entry after retention", none, observedOf({ record: closedRecordOf(d1, T0, { state: "archived", archivedAt: iso(T0) }), place: "archive" }), T0 + 30 * 24 * HOUR, ["purge c1: retention 30d ended"]],
+  ["keeps an archive entry during retention", none, observedOf({ record: closedRecordOf(d1, T0, { state: "archived", archivedAt: iso(T0) }), place: "archive" }), T0 + 29 * 24 * HOUR, []],
+  ["resumes a create interrupted while preparing", base, observedOf({ record: recordOf(d1, T0, { state: "preparing" }) }), T0, ["create c1: resume interrupted create"]],
+  ["finishes a close interrupted before the move", none, observedOf({ record: closedRecordOf(d1, T0) }), T0 + MIN, ["close c1: finish interrupted close"]],
+  ["finishes an interrupted resurrection", base, observedOf({ record: closedRecordOf(d1, T0, { closedDigest: null }) }), T0 + MIN, ["resurrect c1"]],
+  ["resumes a member start interrupted by a crash", base, observedOf({ record: recordOf(d1, T0, { members: recordOf(d1).members.map((m) => (m.command ? { ...m, status: "starting" as const, pid: undefined } : m)) }) }), T0, ["restart c1 agent:allegro: agent:allegro: resume interrupted start"]],
+];
+
+function show(actions: ReturnType<typeof plan>["actions"]): string[] {
+  return actions.map((a) => `${a.kind} ${a.cell}${"member" in a ? ` ${a.member}` : ""}: ${a.reason}`);
+}
+
+describe("the planner", () => {
+  it.each(rows)("%s", (_name, desired, observed, now, expected) => {
+    const got = show(plan(desired, observed, now).actions);
+    expect(got.length).toBe(expected.length);
+    expected.forEach((e, i) => {
+      const [head, fragment] = e.split(": ", 2) as [string, string | undefined];
+      expect(got[i]!.startsWith(`${head}:`)).toBe(true);
+      if (fragment) expect(got[i]).toContain(fragment);
+    });
+  });
+
+  it("holds, and never closes, a cell whose file is quarantined", () => {
+    const desired: Desired = { cells: new Map(), quarantined: [{ file: "cells.d/test.yaml", names: [] }], files: [] };
+    const p = plan(desired, observedOf({ record: recordOf(d1), alive: false }), T0 + 10 * HOUR);
+    expect(p.actions).toEqual([]);
+    expect(p.held).toEqual([{ cell: "c1", file: "cells.d/test.yaml" }]);
+  });
+
+  it("holds a cell that a broken file still appears to declare, even after it moved files", () => {
+    const desired: Desired = { cells: new Map(), quarantined: [{ file: "cells.d/new.yaml", names: ["c1"] }], files: [] };
+    const p = plan(desired, observedOf({ record: recordOf(d1) }), T0);
+    expect(p.actions).toEqual([]);
+    expect(p.held[0]).toEqual({ cell: "c1", file: "cells.d/new.yaml" });
+  });
+
+  it("refuses to change the project of a live cell, with the file and line", () => {
+    const moved = desiredOf({ name: "c1", members: [AGENT, HUMAN] });
+    const observed = observedOf({ record: recordOf(d1, T0, { project: "Other/repo#2" }) });
+    const p = plan(moved, observed, T0);
+    expect(p.actions).toEqual([]);
+    expect(p.diagnostics[0]).toMatchObject({ severity: "error", file: "cells.d/test.yaml", line: 4, field: "spec.project" });
+  });
+
+  it("leaves a cell directory without a readable record alone", () => {
+    const observed: Observed = { cells: new Map([["c1", { archives: [], live: { name: "c1", place: "cells", dir: "/s/cells/c1", unreadable: "missing .lazarus/cell.json", members: [] } }]]) };
+    const p = plan(base, observed, T0);
+    expect(p.actions).toEqual([]);
+    expect(p.diagnostics[0]!.message).toContain("leaves this cell alone");
+  });
+
+  it("is deterministic and ordered by cell name", () => {
+    const d = desiredOf({ name: "b" }, { name: "a" }, { name: "c" });
+    expect(plan(d, empty, T0).actions.map((a) => a.cell)).toEqual(["a", "b", "c"]);
+    expect(plan(d, empty, T0)).toEqual(plan(d, empty, T0));
+  });
+});
