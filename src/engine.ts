@@ -9,7 +9,7 @@ import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
 import { acquireLock } from "./lock/lock.js";
 import { observe, type Observed } from "./observe/observe.js";
 import { plan, type Plan } from "./plan/plan.js";
-import { applyActions, recoverJournal, type ActionResult, type ApplyHooks } from "./apply/apply.js";
+import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
 import { ProcessBackend } from "./backends/process.js";
 import { LazarusError } from "./util/errors.js";
 
@@ -79,6 +79,7 @@ export async function runApply(
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
     const outcome = await computePlan(opts);
     await recoverJournal(stateRoot, ledger, outcome.plan.now);
+    await sweepStaging(paths);
     if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
     const results = await applyActions(
       outcome.plan.actions,

@@ -1,6 +1,8 @@
 // apply: execute a plan's actions in order, journaled and recorded in the ledger.
 // The engine never prints; it reports through hooks that the CLI renders.
+import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
+import type { StatePaths } from "../cells/layout.js";
 import type { Action } from "../plan/actions.js";
 import type { Ledger } from "../ledger/ledger.js";
 import { assertNever, errorMessage } from "../util/errors.js";
@@ -57,6 +59,17 @@ export async function recoverJournal(stateRoot: string, ledger: Ledger, now: str
     reason: `a run (pid ${left.pid}) stopped during ${left.action} (${left.reason}) started ${left.startedAt}; converging from what is observed`,
   });
   await journal.end();
+}
+
+// Remove what an interrupted create or scrub left half-built (only Lazarus makes these names).
+export async function sweepStaging(paths: StatePaths): Promise<void> {
+  const dirs = [paths.cells];
+  for (const day of await readdir(paths.archive).catch(() => [] as string[])) dirs.push(path.join(paths.archive, day));
+  for (const dir of dirs) {
+    for (const e of await readdir(dir).catch(() => [] as string[])) {
+      if (e.startsWith(".staging-") || e.startsWith(".tmp-")) await rm(path.join(dir, e), { recursive: true, force: true });
+    }
+  }
 }
 
 // Apply actions in order. A failed action skips the rest of its cell; other cells go on.
