@@ -6,13 +6,14 @@ import type { CredentialSource } from "../config/types.js";
 import { writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
-export async function writeCredentials(
-  file: string,
+// Read every declared credential on the host; fails, naming the credential and what to do, before
+// anything is written.
+export async function resolveCredentials(
   cell: string,
   credentials: Record<string, CredentialSource>,
   configDir: string,
   hostEnv: NodeJS.ProcessEnv,
-): Promise<void> {
+): Promise<Record<string, string>> {
   const values: Record<string, string> = {};
   for (const [name, source] of Object.entries(credentials)) {
     if ("file" in source) {
@@ -30,5 +31,16 @@ export async function writeCredentials(
       values[name] = v;
     }
   }
+  return values;
+}
+
+export async function writeCredentials(
+  file: string,
+  cell: string,
+  credentials: Record<string, CredentialSource>,
+  configDir: string,
+  hostEnv: NodeJS.ProcessEnv,
+): Promise<void> {
+  const values = await resolveCredentials(cell, credentials, configDir, hostEnv);
   await writeJsonAtomic(file, { formatVersion: 1, cell, credentials: values }, 0o600);
 }

@@ -13,7 +13,7 @@ import type { Action } from "../plan/actions.js";
 import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
-import { writeCredentials } from "./credentials.js";
+import { resolveCredentials, writeCredentials } from "./credentials.js";
 
 export interface ApplyEnv {
   paths: StatePaths;
@@ -160,6 +160,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   const d = a.desired;
   const dir = path.join(env.paths.cells, d.name);
   const cp_ = cellPaths(dir);
+  await resolveCredentials(d.name, d.credentials, env.configDir, env.hostEnv); // fail before building anything
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
