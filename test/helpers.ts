@@ -2,7 +2,7 @@
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { execa, type Options } from "execa";
+import { execa } from "execa";
 import { isAlive } from "../src/backends/proc.js";
 import type { CellRecord } from "../src/cells/record.js";
 
@@ -28,7 +28,7 @@ export interface CellOpts {
   grace?: string;
   retention?: string;
   state?: "active" | "closed";
-  members?: { identity: string; role?: string; command?: string[]; env?: Record<string, string> }[];
+  members?: { identity: string; role?: string; command?: string[]; env?: Record<string, string>; restart?: string; heartbeat?: string; replaces?: string }[];
   extra?: string; // more spec lines, already indented by two spaces
 }
 
@@ -54,13 +54,25 @@ export function cellYaml(o: CellOpts): string {
       `      role: ${m.role ?? "executor"}`,
       ...(m.command ? [`      command: ${JSON.stringify(m.command)}`] : []),
       ...(m.env ? [`      env: ${JSON.stringify(m.env)}`] : []),
+      ...(m.restart ? [`      restart: ${m.restart}`] : []),
+      ...(m.heartbeat ? [`      heartbeat: ${m.heartbeat}`] : []),
+      ...(m.replaces ? [`      replaces: ${m.replaces}`] : []),
     ]),
   ];
   return `${lines.join("\n")}\n`;
 }
 
-export async function lazarus(args: string[], opts: Options = {}) {
-  return execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...opts });
+export interface CliResult {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+// Run the real CLI; never throws on a non-zero exit.
+export async function lazarus(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  const r = await execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  return { exitCode: r.exitCode, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
 }
 
 export function readRecord(dir: string): CellRecord {
@@ -84,8 +96,17 @@ export function recordedPids(stateDir: string): { pid: number; startTime?: numbe
   return out;
 }
 
-// Processes whose environment carries CELL_HOME under this state dir (found without records).
+// Member process groups (their leaders) whose environment carries CELL_HOME under this state dir,
+// found without the records.
 export function cellProcesses(stateDir: string): number[] {
+  return cellProcessesAll(stateDir).filter((pid) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+  });
+}
+
+// Every process (leaders and children) of the cells under this state dir.
+export function cellProcessesAll(stateDir: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -102,7 +123,7 @@ export function cellProcesses(stateDir: string): number[] {
 }
 
 export function killAll(stateDir: string): void {
-  for (const pid of cellProcesses(stateDir)) {
+  for (const pid of cellProcessesAll(stateDir)) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {

@@ -42,6 +42,16 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.scrub(action, env);
     case "purge":
       return ops.purge(action, env);
+    case "member-down":
+      return ops.memberDown(action, env);
+    case "revoke":
+      return ops.revoke(action, env);
+    case "cell-down":
+      return ops.cellDown(action, env);
+    case "revive":
+      return ops.revive(action, env);
+    case "checkpoint":
+      return ops.checkpoint(action, env);
     default:
       return assertNever(action, "action");
   }

@@ -1,62 +1,29 @@
-// The side effects of each action, each written so that running it again after a crash at any
-// point finishes the job instead of repeating or corrupting it.
-import { randomBytes } from "node:crypto";
-import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+// The side effects of each cell-level action, each written so that running it again after a
+// crash at any point finishes the job instead of repeating or corrupting it.
+import { cp, lstat, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Backend } from "../backends/backend.js";
-import { ARCHIVED_RECORDS, cellPaths, memberHome, memberLog, type CellPaths, type StatePaths } from "../cells/layout.js";
+import { execa } from "execa";
+import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/record.js";
-import { canonicalJson, credentialsDigest } from "../config/digest.js";
-import type { DesiredCell, DesiredMember } from "../config/types.js";
+import { credentialsDigest } from "../config/digest.js";
+import type { DesiredCell } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
-import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
+import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
+import { listCheckpoints } from "../observe/observe.js";
+import { readJson, writeJsonAtomic } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
+import { decide, exists, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { inviteMember, newMember, startMember, stopMember, syncMember } from "./members.js";
 
-export interface ApplyEnv {
-  paths: StatePaths;
-  configDir: string;
-  backend: Backend;
-  hostEnv: NodeJS.ProcessEnv;
-  now: number;
-  stopTimeoutMs: number;
-}
-
-// What an applied action leaves for the ledger (never a secret).
-export type Details = Record<string, unknown>;
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-const newId = (): string => randomBytes(8).toString("hex");
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return false;
-    throw err;
-  }
-}
-
-async function loadRecord(cp_: CellPaths): Promise<CellRecord> {
-  const rec = await readJson<CellRecord>(cp_.record);
-  if (!rec) throw new LazarusError("RECORD_MISSING", `${cp_.record} is missing`);
-  return rec;
-}
-
-async function saveRecord(cp_: CellPaths, rec: CellRecord, env: ApplyEnv): Promise<void> {
-  rec.updatedAt = iso(env.now);
-  await writeJsonAtomic(cp_.record, rec);
-}
-
-async function decide(cp_: CellPaths, env: ApplyEnv, entry: Record<string, unknown>): Promise<void> {
-  await appendLine(cp_.decisions, JSON.stringify({ time: iso(env.now), by: "lazarus", ...entry }));
-}
+export type { ApplyEnv, Details } from "./context.js";
+export { invite, removeMember, restart, memberDown, revoke } from "./members.js";
+export { checkpoint } from "./checkpoint.js";
 
 // Directories of spec §6, created if missing; existing files are never touched.
-async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
+export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
   for (const d of [cp_.meta, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
     await mkdir(d, { recursive: true });
   }
@@ -66,6 +33,11 @@ async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
 }
 
 function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
+  rec.downedTimeoutMs = d.downedTimeoutMs;
+  rec.inviteTtlMs = d.inviteTtlMs;
+  if (d.checkpoint.schedule) rec.checkpointSchedule = d.checkpoint.schedule;
+  else delete rec.checkpointSchedule;
+  rec.checkpointKeep = d.checkpoint.keep;
   rec.labels = { ...d.labels };
   rec.owner = d.owner;
   rec.graceMs = d.graceMs;
@@ -73,86 +45,6 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.credentialsDigest = credentialsDigest(d.credentials);
-}
-
-function newMember(dm: DesiredMember, env: ApplyEnv): MemberRecord {
-  return {
-    identity: dm.identity,
-    home: dm.home,
-    role: dm.role,
-    ...(dm.command ? { command: [...dm.command] } : {}),
-    env: { ...dm.env },
-    status: "joined",
-    restarts: 0,
-    joinedAt: iso(env.now),
-  };
-}
-
-// Start (or, after a crash mid-start, find) the member's process and record it.
-// The record is saved as "starting" with a spawnId before the spawn, so a crash between the
-// spawn and the next save leaves a process that the next run can find by that id.
-async function startMember(cp_: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
-  if (!m.command) {
-    m.status = "joined";
-    delete m.pid;
-    delete m.startTime;
-    return;
-  }
-  if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
-    if (found) {
-      Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
-      await saveRecord(cp_, rec, env);
-      return;
-    }
-  }
-  m.status = "starting";
-  m.spawnId = newId();
-  delete m.pid;
-  delete m.startTime;
-  await saveRecord(cp_, rec, env);
-  failpoint("member:before-spawn");
-  const started = await env.backend.start({
-    cell: rec.name,
-    cellDir: cp_.dir,
-    identity: m.identity,
-    home: memberHome(cp_, m.home),
-    role: m.role,
-    command: resolveCommand(m.command, env.configDir),
-    env: m.env,
-    credentialsFile: cp_.credentials,
-    logFile: memberLog(cp_, m.home),
-    spawnId: m.spawnId,
-  });
-  failpoint("member:after-spawn");
-  m.pid = started.pid;
-  m.startedAt = iso(env.now);
-  if (started.startTime === undefined) {
-    m.status = "exited";
-    m.exitedAt = iso(env.now);
-  } else {
-    m.status = "running";
-    m.startTime = started.startTime;
-  }
-  await appendLine(cp_.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, pid: m.pid, command: m.command }));
-  await saveRecord(cp_, rec, env);
-}
-
-// Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
-export function resolveCommand(command: string[], configDir: string): string[] {
-  return command.map((a) => (a.startsWith("./") || a.startsWith("../") ? path.resolve(configDir, a) : a));
-}
-
-async function stopMember(m: MemberRecord, env: ApplyEnv): Promise<void> {
-  if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
-    if (found) await env.backend.stop(found.pid, found.startTime, env.stopTimeoutMs);
-  }
-  if (m.pid && env.backend.isAlive(m.pid, m.startTime)) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
-  if (m.command) {
-    m.status = "exited";
-    m.exitedAt = iso(env.now);
-  }
 }
 
 // invited → preparing → active: layout, credentials, member processes.
@@ -202,74 +94,37 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   await writeCredentials(cp_.credentials, d.name, d.credentials, env.configDir, env.hostEnv);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
+  if (a.restore && !rec.restoredFrom) {
+    await restoreCheckpoint(a.restore, cp_.dir);
+    rec.restoredFrom = path.basename(a.restore);
+    await saveRecord(cp_, rec, env);
+  }
   failpoint("create:prepared");
   for (const dm of d.members) {
+    if (dm.role === "substitute") continue; // joins only while the member it replaces is down
     let m = rec.members.find((x) => x.identity === dm.identity);
     if (!m) {
       m = newMember(dm, env);
       rec.members.push(m);
     }
     if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
-    await startMember(cp_, rec, m, env);
+    if (dm.command) await startMember(cp_, rec, m, env);
+    else if (m.status !== "invited") {
+      await inviteMember(cp_, m, d.inviteTtlMs, env);
+      await saveRecord(cp_, rec, env);
+    }
   }
-  rec.members = rec.members.filter((m) => d.members.some((dm) => dm.identity === m.identity));
+  rec.members = rec.members.filter((m) => d.members.some((dm) => dm.identity === m.identity && dm.role !== "substitute"));
   rec.state = transition(d.name, rec.state, "active");
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "create", reason: a.reason, members: rec.members.map((m) => `${m.identity}/${m.role}`) });
-  return { uid: rec.uid, members: rec.members.map((m) => ({ identity: m.identity, role: m.role, pid: m.pid })) };
+  return { uid: rec.uid, ...(rec.restoredFrom ? { restoredFrom: rec.restoredFrom } : {}), members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, ...(m.pid ? { pid: m.pid } : {}) })) };
 }
 
 function liveCell(env: ApplyEnv, name: string): CellPaths {
   return cellPaths(path.join(env.paths.cells, name));
-}
-
-export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyEnv): Promise<Details> {
-  const cp_ = liveCell(env, a.cell);
-  const rec = await loadRecord(cp_);
-  await mkdir(memberHome(cp_, a.desiredMember.home), { recursive: true });
-  let m = rec.members.find((x) => x.identity === a.member);
-  if (!m) {
-    m = newMember(a.desiredMember, env);
-    rec.members.push(m);
-  }
-  await startMember(cp_, rec, m, env);
-  await saveRecord(cp_, rec, env);
-  await decide(cp_, env, { decision: "invite", member: a.member, role: m.role, reason: a.reason });
-  return { member: a.member, role: m.role, pid: m.pid };
-}
-
-export async function removeMember(a: Extract<Action, { kind: "remove-member" }>, env: ApplyEnv): Promise<Details> {
-  const cp_ = liveCell(env, a.cell);
-  const rec = await loadRecord(cp_);
-  const m = rec.members.find((x) => x.identity === a.member);
-  if (m) await stopMember(m, env);
-  rec.members = rec.members.filter((x) => x.identity !== a.member);
-  await saveRecord(cp_, rec, env);
-  await decide(cp_, env, { decision: "remove-member", member: a.member, reason: a.reason });
-  return { member: a.member, role: m?.role };
-}
-
-export async function restart(a: Extract<Action, { kind: "restart" }>, env: ApplyEnv): Promise<Details> {
-  const cp_ = liveCell(env, a.cell);
-  const rec = await loadRecord(cp_);
-  const m = rec.members.find((x) => x.identity === a.member);
-  if (!m) throw new LazarusError("MEMBER_MISSING", `cell ${a.cell} has no member ${a.member} to restart`);
-  const dm = a.desiredMember;
-  const sameSpec = canonicalJson(m.command ?? null) === canonicalJson(dm.command ?? null) && canonicalJson(m.env) === canonicalJson(dm.env);
-  // A spawn interrupted by a crash may have left the wanted process running: adopt it.
-  if (!(sameSpec && m.status === "starting")) {
-    await stopMember(m, env);
-    if (dm.command) m.command = [...dm.command];
-    else delete m.command;
-    m.env = { ...dm.env };
-    m.restarts += 1;
-    await saveRecord(cp_, rec, env);
-  }
-  await startMember(cp_, rec, m, env);
-  await decide(cp_, env, { decision: "restart", member: a.member, reason: a.reason, pid: m.pid });
-  return { member: a.member, pid: m.pid, restarts: m.restarts };
 }
 
 export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv): Promise<Details> {
@@ -306,10 +161,12 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
     await writeJsonAtomic(cp_.closeLog, {
       cell: rec.name,
       project: rec.project,
+      createdAt: rec.createdAt,
       closedAt: rec.closedAt,
       reason: a.closeReason,
-      createdAt: rec.createdAt,
-      members: rec.members.map((m) => ({ identity: m.identity, role: m.role, restarts: m.restarts })),
+      members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
+      checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
+      projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
     });
     await saveRecord(cp_, rec, env);
     await decide(cp_, env, { decision: "close", reason: a.reason });
@@ -364,17 +221,17 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   // Members as declared now; a changed role means a new member record.
   const kept: MemberRecord[] = [];
   for (const dm of d.members) {
+    if (dm.role === "substitute") continue;
     const old = rec.members.find((x) => x.identity === dm.identity && x.role === dm.role);
     const m = old ?? newMember(dm, env);
-    if (dm.command) m.command = [...dm.command];
-    else delete m.command;
-    m.env = { ...dm.env };
+    syncMember(m, dm);
     kept.push(m);
   }
   rec.members = kept;
   for (const m of rec.members) {
     if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
-    await startMember(cp_, rec, m, env);
+    if (m.command) await startMember(cp_, rec, m, env);
+    else if (m.status !== "joined") await inviteMember(cp_, m, d.inviteTtlMs, env);
   }
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "resurrect", reason: a.reason });
@@ -448,4 +305,57 @@ export async function purge(a: Extract<Action, { kind: "purge" }>, env: ApplyEnv
   const dayDir = path.dirname(a.dir);
   if ((await readdir(dayDir).catch(() => ["?"])).length === 0) await rm(dayDir, { recursive: true, force: true });
   return { archive: a.dir };
+}
+
+// No executor is up: active → downed.
+export async function cellDown(a: Extract<Action, { kind: "cell-down" }>, env: ApplyEnv): Promise<Details> {
+  const cp_ = cellPaths(path.join(env.paths.cells, a.cell));
+  const rec = await loadRecord(cp_);
+  rec.state = transition(a.cell, rec.state, "downed");
+  rec.downedAt = iso(env.now);
+  await saveRecord(cp_, rec, env);
+  await decide(cp_, env, { decision: "cell-down", reason: a.reason });
+  return { downedAt: rec.downedAt };
+}
+
+// An executor is up again: downed → active.
+export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyEnv): Promise<Details> {
+  const cp_ = cellPaths(path.join(env.paths.cells, a.cell));
+  const rec = await loadRecord(cp_);
+  rec.state = transition(a.cell, rec.state, "active");
+  const was = rec.downedAt;
+  delete rec.downedAt;
+  await saveRecord(cp_, rec, env);
+  await decide(cp_, env, { decision: "revive", reason: a.reason });
+  return { downedSince: was };
+}
+
+// Files changed in project/ since the cell was created: from git when project/ is a repository,
+// else by modification time.
+export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[] }> {
+  if (await exists(path.join(project, ".git"))) {
+    try {
+      const status = await execa("git", ["-C", project, "status", "--porcelain"], { stdin: "ignore" });
+      const log = await execa("git", ["-C", project, "log", `--since=${new Date(since).toISOString()}`, "--name-only", "--format=%H %s"], { stdin: "ignore" });
+      const commits = log.stdout.split("\n").filter((l) => /^[0-9a-f]{40} /.test(l));
+      const files = new Set([
+        ...status.stdout.split("\n").filter(Boolean).map((l) => l.slice(3)),
+        ...log.stdout.split("\n").filter((l) => l && !/^[0-9a-f]{40} /.test(l)),
+      ]);
+      return { source: "git", files: [...files].sort(), commits };
+    } catch {
+      // fall back to modification times
+    }
+  }
+  const files: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const abs = path.join(project, rel);
+    const st = await lstat(abs).catch(() => undefined);
+    if (!st) return;
+    if (st.isDirectory()) {
+      for (const e of await readdir(abs)) if (!(rel === "" && e === ".git")) await visit(path.join(rel, e));
+    } else if (st.mtimeMs >= since) files.push(rel);
+  };
+  await visit("");
+  return { source: "mtime", files: files.sort() };
 }

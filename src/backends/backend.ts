@@ -9,6 +9,7 @@ export interface StartSpec {
   env: Record<string, string>; // the member's declared env (non-secret)
   credentialsFile: string;
   logFile: string;
+  exitFile: string; // where the command's exit code is written when it exits
   spawnId: string; // marks the process so a crashed recorder can find it again
 }
 

@@ -24,5 +24,6 @@ export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<stri
     HERMES_HOME: path.join(spec.home, ".hermes"),
     TMPDIR: path.join(spec.home, ".tmp"),
     LAZARUS_SPAWN_ID: spec.spawnId,
+    LAZARUS_EXIT_FILE: spec.exitFile,
   };
 }

@@ -44,3 +44,15 @@ export function findByEnv(name: string, value: string): number[] {
   }
   return found;
 }
+
+// Live (non-zombie) processes of a process group. Members' groups outlive their leader when a
+// child ignores SIGTERM, so stopping waits for the whole group.
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const info = procInfo(Number(entry));
+    if (info && info.pgid === pgid && info.state !== "Z" && info.state !== "X") out.push(info.pid);
+  }
+  return out;
+}

@@ -5,7 +5,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, StartSpec, Started } from "./backend.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, isAlive, procInfo } from "./proc.js";
+import { findByEnv, groupMembers, isAlive, procInfo } from "./proc.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -19,6 +19,8 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
     }
   }
 }
+
+const WRAPPER = '"$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
 
 export class ProcessBackend implements Backend {
   readonly name = "process";
@@ -34,8 +36,9 @@ export class ProcessBackend implements Backend {
     await mkdir(path.dirname(spec.logFile), { recursive: true });
     const log = await open(spec.logFile, "a", 0o640);
     try {
-      const [file, ...args] = spec.command;
-      const child = spawn(file as string, args, { cwd: spec.home, env, detached: true, stdio: ["ignore", log.fd, log.fd] });
+      // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
+      // later run knows how the member ended even though Lazarus was not its parent.
+      const child = spawn("/bin/sh", ["-c", WRAPPER, "lazarus-member", ...spec.command], { cwd: spec.home, env, detached: true, stdio: ["ignore", log.fd, log.fd] });
       await new Promise<void>((resolve, reject) => {
         child.once("spawn", resolve);
         child.once("error", reject);
@@ -54,17 +57,20 @@ export class ProcessBackend implements Backend {
     return isAlive(pid, startTime);
   }
 
+  // The group is ours while its leader (pid == pgid) is the recorded process; once the leader is
+  // gone, the kernel keeps the pgid from being reused while any process of the group lives.
   async stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void> {
     if (!isAlive(pid, startTime)) return;
+    const running = (): boolean => groupMembers(pid).length > 0;
     signalGroup(pid, "SIGTERM");
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!isAlive(pid, startTime)) return;
+      if (!running()) return;
       await sleep(25);
     }
     signalGroup(pid, "SIGKILL");
-    for (let i = 0; i < 200 && isAlive(pid, startTime); i++) await sleep(10);
-    if (isAlive(pid, startTime)) throw new LazarusError("STOP_FAILED", `process ${pid} survived SIGKILL`);
+    for (let i = 0; i < 200 && running(); i++) await sleep(10);
+    if (running()) throw new LazarusError("STOP_FAILED", `process group ${pid} survived SIGKILL`);
   }
 
   find(spawnId: string): Started | undefined {

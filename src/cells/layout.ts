@@ -45,6 +45,7 @@ export interface CellPaths {
   checkpoints: string;
   logs: string; // member stdout/stderr
   credentials: string; // the CELL_CREDENTIALS manifest (0600)
+  invites: string; // invitation tokens (0600), one file per member
   project: string;
   shared: string;
   scratchpad: string;
@@ -65,6 +66,7 @@ export function cellPaths(dir: string): CellPaths {
     checkpoints: path.join(meta, "checkpoints"),
     logs: path.join(meta, "logs"),
     credentials: path.join(meta, "credentials.json"),
+    invites: path.join(meta, "invites"),
     project: path.join(dir, "project"),
     shared,
     scratchpad: path.join(shared, "scratchpad.md"),
@@ -79,6 +81,30 @@ export function memberHome(cell: CellPaths, home: string): string {
 
 export function memberLog(cell: CellPaths, home: string): string {
   return path.join(cell.logs, `${home}.log`);
+}
+
+// Written by the member's wrapper when its command exits: the exit code; its mtime is the exit time.
+export function memberExitFile(cell: CellPaths, home: string): string {
+  return path.join(cell.logs, `${home}.exit`);
+}
+
+export function inviteFile(cell: CellPaths, home: string): string {
+  return path.join(cell.invites, `${home}.token`);
+}
+
+export function heartbeatFile(cell: CellPaths, home: string): string {
+  return path.join(cell.homes, home, ".heartbeat");
+}
+
+// Checkpoint files: <UTC timestamp>.tar.gz with <UTC timestamp>.manifest.json beside it.
+export const CHECKPOINT_RE = /^(\d{8}T\d{6}(?:\d{3})?Z)\.tar\.gz$/;
+export function checkpointStamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+export function stampTime(stamp: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})?Z$/.exec(stamp);
+  if (!m) return Number.NaN;
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
 }
 
 // The records kept in the archive after scrub: never the credentials, never the homes.

@@ -1,5 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
-import type { BackendName, Role } from "../config/types.js";
+import type { BackendName, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;
@@ -7,8 +7,12 @@ export const RECORD_FORMAT = 1;
 export type MemberStatus =
   | "starting" // a spawn is in flight; spawnId finds the process if the recorder crashed
   | "running"
-  | "exited"
-  | "joined"; // a member without a command: its home is ready
+  | "down" // its process exited or stopped beating; it restarts after its backoff
+  | "completed" // exited with code 0 under restart: on-failure
+  | "exited" // exited under restart: never, or stopped by Lazarus
+  | "invited" // a member without a command, invitation open
+  | "joined" // accepted its invitation
+  | "revoked"; // its invitation expired
 
 export interface MemberRecord {
   identity: string;
@@ -24,6 +28,16 @@ export interface MemberRecord {
   exitedAt?: string;
   restarts: number;
   joinedAt: string;
+  restart?: RestartPolicy; // default on-failure
+  heartbeatMs?: number;
+  replaces?: string;
+  failures?: number; // consecutive failures, for the backoff; reset after 10 minutes up
+  downAt?: string; // when it went down (its exit time when known)
+  exitCode?: number | null; // null: gone without an exit status (killed)
+  invitedAt?: string;
+  inviteExpiresAt?: string;
+  acceptedAt?: string;
+  revokedAt?: string;
 }
 
 export interface CellRecord {
@@ -45,6 +59,12 @@ export interface CellRecord {
   activatedAt?: string;
   expiresAt?: string;
   closedAt?: string;
+  downedAt?: string; // when the cell last went downed (no executor up)
+  downedTimeoutMs?: number;
+  inviteTtlMs?: number;
+  checkpointSchedule?: string;
+  checkpointKeep?: number;
+  restoredFrom?: string;
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;

@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { LineCounter, parseAllDocuments, isMap, isPair, isScalar, type Document, type Node } from "yaml";
 import type { ErrorObject } from "ajv";
+import { CronExpressionParser } from "cron-parser";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { hasErrors } from "./diagnostics.js";
@@ -15,6 +16,7 @@ import {
   type DesiredCell,
   type DesiredMember,
   type QuarantinedFile,
+  type RestartPolicy,
   type Role,
   type SourcePos,
 } from "./types.js";
@@ -24,6 +26,20 @@ export interface FileResult {
   file: string;
   cells: DesiredCell[];
   diagnostics: Diagnostic[];
+}
+
+const CHECKPOINT_FILE = /^\d{8}T\d{6}(\d{3})?Z\.tar\.gz$/;
+
+// Why a cron expression is not valid, or undefined when it is (evaluated in UTC).
+export function cronProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6) return `it has ${fields.length} fields`;
+  try {
+    CronExpressionParser.parse(expr, { tz: "UTC" });
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
@@ -77,7 +93,11 @@ interface RawCell {
     retention?: string;
     policy?: { allowGuests?: boolean; allowSubstitutes?: boolean };
     credentials?: Record<string, CredentialSource>;
-    members: { identity: string; role: Role; command?: string[]; env?: Record<string, string> }[];
+    checkpoint?: { schedule?: string; keep?: number };
+    restoreFrom?: string;
+    downedTimeout?: string;
+    inviteTtl?: string;
+    members: { identity: string; role: Role; command?: string[]; env?: Record<string, string>; restart?: RestartPolicy; heartbeat?: string; replaces?: string }[];
   };
 }
 
@@ -89,6 +109,9 @@ function toDesiredCell(raw: RawCell, at: (p: (string | number)[]) => SourcePos):
     role: m.role,
     ...(m.command ? { command: [...m.command] } : {}),
     env: { ...(m.env ?? {}) },
+    restart: m.restart ?? "on-failure",
+    ...(m.heartbeat ? { heartbeatMs: parseDuration(m.heartbeat) ?? 0 } : {}),
+    ...(m.replaces ? { replaces: m.replaces } : {}),
     source: at(["spec", "members", i]),
   }));
   return {
@@ -103,6 +126,10 @@ function toDesiredCell(raw: RawCell, at: (p: (string | number)[]) => SourcePos):
     retentionMs: parseDuration(s.retention ?? LIMITS.defaultRetention) ?? 0,
     policy: { allowGuests: s.policy?.allowGuests ?? false, allowSubstitutes: s.policy?.allowSubstitutes ?? false },
     credentials: { ...(s.credentials ?? {}) },
+    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep },
+    ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
+    downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
+    inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
     members,
     source: at(["metadata", "name"]),
   };
@@ -120,6 +147,15 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   }
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
+  if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
+  if (cell.inviteTtlMs === 0) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl must be longer than 0s", "set an inviteTtl such as 15m");
+  if (cell.checkpoint.schedule !== undefined) {
+    const problem = cronProblem(cell.checkpoint.schedule);
+    if (problem) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", `"${cell.checkpoint.schedule}" is not a valid cron expression: ${problem}`, 'use five fields, e.g. "0 * * * *" for hourly (UTC)');
+  }
+  if (cell.restoreFrom !== undefined && cell.restoreFrom !== "last" && !CHECKPOINT_FILE.test(cell.restoreFrom)) {
+    err(["spec", "restoreFrom"], "spec.restoreFrom", `"${cell.restoreFrom}" is not a checkpoint file name`, 'use "last" or a name such as 20261125T120000Z.tar.gz');
+  }
   if (cell.retentionMs === 0) err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
   const identities = new Map<string, number>();
   const homes = new Map<string, number>();
@@ -141,6 +177,16 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     if (m.role === "substitute" && !cell.policy.allowSubstitutes) {
       err(["spec", "members", i, "role"], `${field}.role`, "role substitute requires spec.policy.allowSubstitutes: true", "enable substitutes in the policy or choose another role");
     }
+    if (m.role === "substitute") {
+      const target = m.replaces ? cell.members.find((o) => o.identity === m.replaces) : undefined;
+      if (!m.replaces) err(["spec", "members", i], `${field}.replaces`, "a substitute must name the member it replaces", "add replaces: <identity of a member of this cell>");
+      else if (!target) err(["spec", "members", i, "replaces"], `${field}.replaces`, `${m.replaces} is not a member of this cell`, "name a member declared in spec.members");
+      else if (target.role === "substitute" || !target.command) err(["spec", "members", i, "replaces"], `${field}.replaces`, `${m.replaces} cannot be replaced: only members with a command that are not substitutes can`, "name an executor with a command");
+      if (!m.command) err(["spec", "members", i], `${field}.command`, "a substitute needs a command", "add the command that runs the substitute");
+    } else if (m.replaces) {
+      err(["spec", "members", i, "replaces"], `${field}.replaces`, "only a member with role substitute can replace another", "remove replaces, or set role: substitute");
+    }
+    if (m.heartbeatMs !== undefined && !m.command) err(["spec", "members", i, "heartbeat"], `${field}.heartbeat`, "heartbeat needs a member with a command", "remove heartbeat or add a command");
     for (const key of Object.keys(m.env)) {
       if (RESERVED_ENV.test(key)) {
         err(["spec", "members", i, "env", key], `${field}.env.${key}`, `${key} is set by Lazarus and cannot be overridden`, "remove it from env");

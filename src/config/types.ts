@@ -15,12 +15,18 @@ export interface SourcePos {
   col: number;
 }
 
+export const RESTART_POLICIES = ["always", "on-failure", "never"] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+
 export interface DesiredMember {
   identity: string; // kind:name
   home: string; // the part after the colon; the member's home directory name
   role: Role;
   command?: string[];
   env: Record<string, string>;
+  restart: RestartPolicy;
+  heartbeatMs?: number;
+  replaces?: string; // identity of the member a substitute stands in for
   source: SourcePos;
 }
 
@@ -36,6 +42,10 @@ export interface DesiredCell {
   retentionMs: number;
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentials: Record<string, CredentialSource>;
+  checkpoint: { schedule?: string; keep: number };
+  restoreFrom?: string;
+  downedTimeoutMs: number;
+  inviteTtlMs: number;
   members: DesiredMember[];
   source: SourcePos;
 }
@@ -59,4 +69,8 @@ export const LIMITS = {
   defaultTtl: "4h",
   defaultGrace: "30m",
   defaultRetention: "30d",
+  defaultDownedTimeout: "1h",
+  defaultInviteTtl: "15m",
+  maxInviteTtlMs: 15 * 60_000,
+  defaultKeep: 5,
 } as const;

@@ -1,7 +1,7 @@
 // observe: read only the real world (cell records on disk and the process table).
-import { readdir } from "node:fs/promises";
+import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { cellPaths, type StatePaths } from "../cells/layout.js";
+import { CHECKPOINT_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { isAlive } from "../backends/proc.js";
 import { readJson } from "../util/fsx.js";
@@ -11,6 +11,14 @@ export type Place = "cells" | "graveyard" | "archive";
 
 export interface ObservedMember extends MemberRecord {
   alive: boolean;
+  exit?: { code: number; at: number }; // what the wrapper wrote when the command exited
+  heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
+}
+
+export interface ObservedCheckpoint {
+  file: string; // absolute path of the .tar.gz
+  name: string; // e.g. 20261125T120000Z.tar.gz
+  takenAt: number;
 }
 
 export interface ObservedCell {
@@ -21,6 +29,8 @@ export interface ObservedCell {
   record?: CellRecord;
   unreadable?: string;
   members: ObservedMember[];
+  // Whole checkpoints only (tar and manifest both present), oldest first.
+  checkpoints: ObservedCheckpoint[];
 }
 
 export interface ObservedName {
@@ -54,8 +64,57 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   } catch (err) {
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
   }
-  const members = (record?.members ?? []).map((m) => ({ ...m, alive: isAlive(m.pid, m.startTime) }));
-  return { name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName, place, dir, members, ...(record ? { record } : {}), ...(unreadable ? { unreadable } : {}) };
+  const cp = cellPaths(dir);
+  const members = await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place)));
+  const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
+  return { name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName, place, dir, members, checkpoints, ...(record ? { record } : {}), ...(unreadable ? { unreadable } : {}) };
+}
+
+async function mtime(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+async function observeMember(cp: CellPaths, m: MemberRecord, place: Place): Promise<ObservedMember> {
+  const alive = isAlive(m.pid, m.startTime);
+  const out: ObservedMember = { ...m, alive };
+  if (place !== "cells" || !m.command) return out;
+  if (!alive && (m.status === "running" || m.status === "starting")) {
+    const file = memberExitFile(cp, m.home);
+    try {
+      const [text, st] = await Promise.all([readFile(file, "utf8"), stat(file)]);
+      const code = Number.parseInt(text.trim(), 10);
+      if (!Number.isNaN(code)) out.exit = { code, at: st.mtimeMs };
+    } catch {
+      // no exit status: the process was killed
+    }
+  }
+  if (m.heartbeatMs) {
+    const at = await mtime(heartbeatFile(cp, m.home));
+    if (at !== undefined) out.heartbeatAt = at;
+  }
+  return out;
+}
+
+// Whole checkpoints in a directory: a .tar.gz with its .manifest.json.
+export async function listCheckpoints(dir: string): Promise<ObservedCheckpoint[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const names = new Set(entries);
+  const out: ObservedCheckpoint[] = [];
+  for (const e of entries) {
+    const m = CHECKPOINT_RE.exec(e);
+    if (!m || !names.has(`${m[1]}.manifest.json`)) continue;
+    out.push({ file: path.join(dir, e), name: e, takenAt: stampTime(m[1] as string) });
+  }
+  return out.sort((a, b) => a.takenAt - b.takenAt);
 }
 
 function slot(map: Map<string, ObservedName>, name: string): ObservedName {

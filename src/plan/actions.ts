@@ -5,9 +5,14 @@ export const ACTION_KINDS = [
   "create",
   "invite",
   "remove-member",
+  "member-down",
   "restart",
+  "revoke",
+  "cell-down",
+  "revive",
   "renew",
   "update",
+  "checkpoint",
   "close",
   "resurrect",
   "scrub",
@@ -21,10 +26,18 @@ interface Base {
 }
 
 export type Action =
-  | (Base & { kind: "create"; desired: DesiredCell; resume: boolean })
-  | (Base & { kind: "invite"; member: string; desiredMember: DesiredMember })
+  // restore: a checkpoint (absolute path) to start from (spec.restoreFrom)
+  | (Base & { kind: "create"; desired: DesiredCell; resume: boolean; restore?: string })
+  // substitute: the member stands in for another; restore: the checkpoint its project/ and shared/ start from
+  | (Base & { kind: "invite"; member: string; desiredMember: DesiredMember; inviteTtlMs: number; substitute?: { replaces: string; restore?: string } })
   | (Base & { kind: "remove-member"; member: string })
+  // A member's process exited or stopped beating; stop: it still runs (hung) and must be stopped.
+  | (Base & { kind: "member-down"; member: string; status: "down" | "completed" | "exited"; downAt: string; failures: number; exitCode: number | null; stop: boolean })
   | (Base & { kind: "restart"; member: string; desiredMember: DesiredMember })
+  | (Base & { kind: "revoke"; member: string })
+  | (Base & { kind: "cell-down" })
+  | (Base & { kind: "revive" })
+  | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
   | (Base & { kind: "renew"; ttlMs: number; expiresAt: string })
   | (Base & { kind: "update"; desired: DesiredCell; fields: string[] })
   // desiredDigest: the declaration in force when it closed (null when removed); it reopens only when that changes.
@@ -33,12 +46,24 @@ export type Action =
   | (Base & { kind: "scrub" })
   | (Base & { kind: "purge"; dir: string });
 
+// Something the plan is waiting for (a restart backoff, a downed timeout): shown, not applied.
+export interface Pending {
+  cell: string;
+  member?: string;
+  reason: string;
+}
+
 // Terraform-style symbols for the text view.
 export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   create: "+",
   invite: "+",
   "remove-member": "-",
+  "member-down": "!",
   restart: "±",
+  revoke: "-",
+  "cell-down": "!",
+  revive: "+",
+  checkpoint: "*",
   renew: "~",
   update: "~",
   close: "-",

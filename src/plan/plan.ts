@@ -3,10 +3,12 @@ import type { Diagnostic } from "../config/diagnostics.js";
 import { canonicalJson, credentialsDigest, desiredDigest } from "../config/digest.js";
 import { assertNever } from "../util/errors.js";
 import { formatDuration } from "../config/durations.js";
-import type { Desired, DesiredCell, DesiredMember } from "../config/types.js";
+import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
-import type { Observed, ObservedCell, ObservedMember, ObservedName } from "../observe/observe.js";
-import type { Action } from "./actions.js";
+import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
+import type { Action, Pending } from "./actions.js";
+import { planMembers } from "./members.js";
+import { CronExpressionParser } from "cron-parser";
 
 export interface HeldCell {
   cell: string;
@@ -17,6 +19,7 @@ export interface Plan {
   now: string;
   actions: Action[];
   held: HeldCell[];
+  pending: Pending[];
   diagnostics: Diagnostic[];
 }
 
@@ -27,6 +30,7 @@ const at = (time: string | undefined): number => (time ? Date.parse(time) : Numb
 
 export function plan(desired: Desired, observed: Observed, nowMs: number): Plan {
   const actions: Action[] = [];
+  const pending: Pending[] = [];
   const held: HeldCell[] = [];
   const diagnostics: Diagnostic[] = [];
   const names = [...new Set([...desired.cells.keys(), ...observed.cells.keys()])].sort();
@@ -42,11 +46,11 @@ export function plan(desired: Desired, observed: Observed, nowMs: number): Plan 
         continue;
       }
     }
-    const ctx: CellCtx = { name, d, now: nowMs, out: [], diagnostics };
+    const ctx: CellCtx = { name, d, now: nowMs, out: [], pending, diagnostics };
     planName(ctx, o);
     actions.push(...ctx.out);
   }
-  return { now: iso(nowMs), actions, held, diagnostics };
+  return { now: iso(nowMs), actions, held, pending, diagnostics };
 }
 
 // The quarantined file that may declare this cell, if any.
@@ -64,6 +68,7 @@ interface CellCtx {
   d: DesiredCell | undefined;
   now: number;
   out: Action[];
+  pending: Pending[];
   diagnostics: Diagnostic[];
 }
 
@@ -140,13 +145,13 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     if (underCells) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
     if (ctx.now >= graceEnd) {
       ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}` });
-      if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed"));
+      if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed", o, ctx));
     }
     if (wantsActive(d) && !reopen) expiredNote(ctx, d);
   } else if (!live && !closed && wantsActive(d)) {
     const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
     if (newest && newest.closedDigest === digest) expiredNote(ctx, d);
-    else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell"));
+    else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell", o, ctx));
   }
   // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
   if (live && o.graveyard?.record && !closed) {
@@ -178,31 +183,62 @@ function expiredNote(ctx: CellCtx, d: DesiredCell): void {
   });
 }
 
-function createAction(name: string, d: DesiredCell, why: string): Action {
+function createAction(name: string, d: DesiredCell, why: string, o?: ObservedName, ctx?: CellCtx): Action {
   const n = d.members.length;
-  return { kind: "create", cell: name, desired: d, resume: false, reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)})` };
+  const restore = d.restoreFrom && o ? restorePoint(d.restoreFrom, o) : undefined;
+  if (d.restoreFrom && !restore && ctx) {
+    ctx.diagnostics.push({ severity: "warning", ...d.source, field: "spec.restoreFrom", message: `no archived checkpoint of ${name} matches "${d.restoreFrom}"; the cell starts empty`, hint: "check the archive with lazarus status, or remove restoreFrom" });
+  }
+  return {
+    kind: "create",
+    cell: name,
+    desired: d,
+    resume: false,
+    ...(restore ? { restore: restore.file } : {}),
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+  };
 }
 
-function close(ctx: CellCtx, why: string, digest: string | null | undefined): void {
+// The archived checkpoint a re-created cell starts from: the newest, or the one named.
+function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint | undefined {
+  const all = o.archives.flatMap((a) => a.checkpoints).sort((a, b) => a.takenAt - b.takenAt);
+  return restoreFrom === "last" ? all[all.length - 1] : all.find((c) => c.name === restoreFrom);
+}
+
+function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
+  if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
 }
 
-// A cell in an active state. Returns true when it stays live.
+// A cell in an active state (active, checkpointing, downed). Returns true when it stays live.
 function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: string | undefined): boolean {
   const d = ctx.d;
   if (!d) {
-    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null);
+    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, true);
     return false;
   }
   if (d.state === "closed") {
-    close(ctx, "state: closed", digest);
+    close(ctx, "state: closed", digest, true);
     return false;
   }
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
   if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest);
+    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest, true);
     return false;
+  }
+  const due = checkpointDue(d, rec, live, ctx.now);
+  if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
+  const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now);
+  const noneUp = members.executorsDeclared && members.executorsUp === 0;
+  if (rec.state === "downed" && noneUp) {
+    const downedMs = d.downedTimeoutMs;
+    const end = at(rec.downedAt) + downedMs;
+    if (ctx.now >= end) {
+      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest, true);
+      return false;
+    }
+    ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
   }
   if (d.ttlMs !== rec.ttlMs) {
     ctx.out.push({
@@ -215,8 +251,24 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   }
   const fields = changedFields(d, rec);
   if (fields.length > 0) ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason: `${fields.join(", ")} changed` });
-  planMembers(ctx, d, live.members);
+  ctx.out.push(...members.actions);
+  ctx.pending.push(...members.pending);
+  if (noneUp && rec.state !== "downed") ctx.out.push({ kind: "cell-down", cell: ctx.name, reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back` });
+  if (!noneUp && rec.state === "downed") ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
+  if (due && rec.state !== "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
   return true;
+}
+
+// Why a checkpoint is due now, or undefined: an interrupted one, or the schedule's previous
+// occurrence is later than both the last checkpoint and the activation.
+function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now: number): string | undefined {
+  if (rec.state === "checkpointing") return "resume interrupted checkpoint";
+  if (!d.checkpoint.schedule) return undefined;
+  const prev = CronExpressionParser.parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
+  const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
+  const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt));
+  if (baseline >= prev) return undefined;
+  return `schedule "${d.checkpoint.schedule}" was due at ${short(prev)} (last checkpoint ${last !== undefined ? short(last) : "none"})`;
 }
 
 function changedFields(d: DesiredCell, rec: CellRecord): string[] {
@@ -227,54 +279,9 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");
   if (credentialsDigest(d.credentials) !== rec.credentialsDigest) fields.push("credentials");
+  if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
+  if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
+  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep) fields.push("checkpoint");
   return fields;
 }
 
-function sameProcessSpec(dm: DesiredMember, m: ObservedMember): boolean {
-  return canonicalJson(dm.command ?? null) === canonicalJson(m.command ?? null) && canonicalJson(dm.env) === canonicalJson(m.env);
-}
-
-function planMembers(ctx: CellCtx, d: DesiredCell, members: ObservedMember[]): void {
-  const wanted = new Map(d.members.map((m) => [m.identity, m]));
-  const have = new Map(members.map((m) => [m.identity, m]));
-  const removes: Action[] = [];
-  const invites: Action[] = [];
-  const restarts: Action[] = [];
-  for (const m of members) {
-    const dm = wanted.get(m.identity);
-    if (!dm) removes.push({ kind: "remove-member", cell: ctx.name, member: m.identity, reason: `member ${m.identity} removed` });
-    else if (dm.role !== m.role) {
-      removes.push({
-        kind: "remove-member",
-        cell: ctx.name,
-        member: m.identity,
-        reason: `role of ${m.identity} changed ${m.role} → ${dm.role}; roles are immutable, so it leaves and is invited again`,
-      });
-      invites.push({ kind: "invite", cell: ctx.name, member: dm.identity, desiredMember: dm, reason: `${dm.identity} re-invited as ${dm.role}` });
-    }
-  }
-  for (const dm of d.members) {
-    const m = have.get(dm.identity);
-    if (!m) {
-      invites.push({ kind: "invite", cell: ctx.name, member: dm.identity, desiredMember: dm, reason: `member ${dm.identity} added as ${dm.role}` });
-      continue;
-    }
-    if (m.role !== dm.role) continue;
-    const why = restartReason(dm, m);
-    if (why) restarts.push({ kind: "restart", cell: ctx.name, member: dm.identity, desiredMember: dm, reason: why });
-  }
-  ctx.out.push(...removes, ...invites, ...restarts);
-}
-
-function restartReason(dm: DesiredMember, m: ObservedMember): string | undefined {
-  if (!sameProcessSpec(dm, m)) {
-    if (!m.command) return `${dm.identity}: command added`;
-    if (!dm.command) return `${dm.identity}: command removed`;
-    return `${dm.identity}: ${canonicalJson(dm.command) !== canonicalJson(m.command) ? "command" : "env"} changed`;
-  }
-  if (!dm.command || m.alive) return undefined;
-  if (m.status === "starting") return `${dm.identity}: resume interrupted start`;
-  if (m.status === "running") return `${dm.identity}: process ${m.pid} is gone`;
-  if (m.status === "exited") return `${dm.identity}: process exited`;
-  return `${dm.identity}: not running`;
-}

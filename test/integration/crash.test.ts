@@ -27,7 +27,8 @@ async function setup(phase: Phase, config: string, state: string): Promise<numbe
     const m = readRecord(path.join(state, "cells", "c")).members[0]!;
     process.kill(-(m.pid as number), "SIGKILL");
     await waitFor(() => !isAlive(m.pid, m.startTime));
-    return 1;
+    expect((await run(1)).exitCode).toBe(0); // notices it down; the restart waits out the backoff
+    return 2;
   }
   if (phase === "close") return 5 * 60;
   expect((await run(5 * 60)).exitCode).toBe(0);

@@ -61,7 +61,7 @@ describe("a cell's life through plan and apply", () => {
     expect(rec.expiresAt).toBe(new Date(Date.parse(T(4))).toISOString());
     const m = member("alpha", "allegro");
     expect(isAlive(m.pid, m.startTime)).toBe(true);
-    expect(member("alpha", "alexander").status).toBe("joined");
+    expect(member("alpha", "alexander").status).toBe("invited");
   });
 
   it("gives a member only its allowlisted environment, its home as cwd and its own process group", async () => {
@@ -74,9 +74,9 @@ describe("a cell's life through plan and apply", () => {
     expect(seen.env.HERMES_API_KEY).toBeUndefined();
     expect(seen.env.GITEA_TOKEN).toBeUndefined();
     expect(seen.env.ALPHA_TOKEN).toBeUndefined();
-    expect(Object.keys(seen.env).filter((k) => !/^(PATH|LANG|LANGUAGE|TZ|TERM|USER|LOGNAME|SHELL|LC_.*|CELL_.*|HOME|HERMES_HOME|TMPDIR|LOG_LEVEL|LAZARUS_SPAWN_ID)$/.test(k))).toEqual([]);
+    expect(Object.keys(seen.env).filter((k) => !/^(PATH|LANG|LANGUAGE|TZ|TERM|USER|LOGNAME|SHELL|LC_.*|CELL_.*|HOME|HERMES_HOME|TMPDIR|LOG_LEVEL|LAZARUS_SPAWN_ID|LAZARUS_EXIT_FILE|PWD)$/.test(k))).toEqual([]);
     const stat = readFileSync(`/proc/${seen.pid}/stat`, "utf8");
-    expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2])).toBe(seen.pid); // pgid == pid
+    expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2])).toBe(member("alpha", "allegro").pid); // its own group, led by the recorded pid
     const manifest = seen.env.CELL_CREDENTIALS as string;
     expect(statSync(manifest).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(manifest, "utf8")).credentials).toEqual({ GITEA_TOKEN: `${SECRET}-file`, ALPHA_TOKEN: SECRET });
@@ -98,21 +98,30 @@ describe("a cell's life through plan and apply", () => {
     expect(alpha.state).toBe("active");
     expect(alpha.members).toEqual([
       { identity: "agent:allegro", role: "executor", status: "running", pid: member("alpha", "allegro").pid },
-      { identity: "human:alexander", role: "director", status: "joined", pid: null },
+      { identity: "human:alexander", role: "director", status: "invited", pid: null },
     ]);
   });
 
-  it("restarts a member whose process was killed", async () => {
+  it("downs a killed member, restarts it after its backoff, and revives the cell", async () => {
     const before = member("alpha", "allegro");
     process.kill(-(before.pid as number), "SIGKILL");
     await waitFor(() => !isAlive(before.pid, before.startTime));
     const p = await run("plan", "--json", "--now", T(0, 2));
-    expect(JSON.parse(p.stdout).actions).toEqual([{ cell: "alpha", action: "restart", member: "agent:allegro", reason: expect.stringContaining("is gone") }]);
+    const planned = JSON.parse(p.stdout);
+    expect(planned.actions.map((a: { action: string }) => a.action)).toEqual(["member-down", "cell-down"]);
+    expect(planned.pending[0]).toEqual({ cell: "alpha", member: "agent:allegro", reason: "agent:allegro: restart in 10s (backoff 10s after failure 1)" });
     expect((await run("apply", "--now", T(0, 2))).exitCode).toBe(0);
+    expect(readRecord(live("alpha")).state).toBe("downed");
+    expect((await run("plan", "--detailed-exitcode", "--now", new Date(Date.parse(T(0, 2)) + 9_000).toISOString())).exitCode).toBe(0);
+    const later = new Date(Date.parse(T(0, 2)) + 10_000).toISOString();
+    const again = await run("plan", "--json", "--now", later);
+    expect(JSON.parse(again.stdout).actions.map((a: { action: string }) => a.action)).toEqual(["restart", "revive"]);
+    expect((await run("apply", "--now", later)).exitCode).toBe(0);
     const after = member("alpha", "allegro");
     expect(after.pid).not.toBe(before.pid);
     expect(isAlive(after.pid, after.startTime)).toBe(true);
     expect(after.restarts).toBe(1);
+    expect(readRecord(live("alpha")).state).toBe("active");
   });
 
   it("invites an added member and stops a removed one", async () => {
@@ -203,7 +212,16 @@ describe("a cell's life through plan and apply", () => {
     const v = await run("ledger", "verify");
     expect(v.exitCode, v.stderr).toBe(0);
     const actions = readFileSync(path.join(state, "ledger.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).action as string);
-    expect(actions).toEqual(["create", "create", "restart", "remove-member", "invite", "remove-member", "renew", "close", "close", "scrub", "resurrect", "close", "scrub", "purge", "purge"]);
+    expect(actions).toEqual([
+      "create", "create",
+      "member-down", "cell-down", "restart", "revive",
+      "remove-member", "invite", "remove-member",
+      "renew", "checkpoint", "close",
+      "checkpoint", "close", "scrub",
+      "resurrect",
+      "checkpoint", "close", "scrub",
+      "purge", "purge",
+    ]);
     expect(cellProcesses(state)).toEqual([]);
   });
 

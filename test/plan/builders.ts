@@ -26,7 +26,9 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
     ...(m.command ? { command: m.command } : {}),
     env: m.env,
     status: m.command ? "running" : "joined",
-    ...(m.command ? { pid: 1000 + i, startTime: 1 } : {}),
+    ...(m.command ? { pid: 1000 + i, startTime: 1, startedAt: iso(activated) } : {}),
+    restart: m.restart,
+    ...(m.heartbeatMs ? { heartbeatMs: m.heartbeatMs } : {}),
     restarts: 0,
     joinedAt: iso(activated),
   }));
@@ -45,6 +47,10 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
     retentionMs: d.retentionMs,
     policy: d.policy,
     credentialsDigest: credentialsDigest(d.credentials),
+    downedTimeoutMs: d.downedTimeoutMs,
+    inviteTtlMs: d.inviteTtlMs,
+    ...(d.checkpoint.schedule ? { checkpointSchedule: d.checkpoint.schedule } : {}),
+    checkpointKeep: d.checkpoint.keep,
     createdAt: iso(activated),
     activatedAt: iso(activated),
     expiresAt: iso(activated + d.ttlMs),
@@ -61,6 +67,9 @@ export function closedRecordOf(d: DesiredCell, closedAt: number, over: Partial<C
 export interface ObservedEntry {
   record: CellRecord;
   place?: Place;
+  checkpoints?: number[]; // times of whole checkpoints
+  exits?: Record<string, { code: number; at: number }>;
+  heartbeats?: Record<string, number>;
   alive?: boolean | Record<string, boolean>; // default: every member with a pid is alive
 }
 
@@ -73,9 +82,12 @@ export function observedOf(...entries: ObservedEntry[]): Observed {
       place,
       dir: `/state/${place}/${e.record.name}`,
       record: e.record,
+      checkpoints: (e.checkpoints ?? []).map((t) => ({ file: `/state/${place}/${e.record.name}/.lazarus/checkpoints/${t}.tar.gz`, name: `${t}.tar.gz`, takenAt: t })),
       members: e.record.members.map((m) => ({
         ...m,
         alive: m.pid !== undefined && (typeof e.alive === "object" ? (e.alive[m.identity] ?? true) : (e.alive ?? true)),
+        ...(e.exits?.[m.identity] ? { exit: e.exits[m.identity] } : {}),
+        ...(e.heartbeats?.[m.identity] !== undefined ? { heartbeatAt: e.heartbeats[m.identity] } : {}),
       })),
     };
     const slot = cells.get(c.name) ?? { archives: [] };

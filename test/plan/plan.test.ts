@@ -14,16 +14,37 @@ const empty: Observed = { cells: new Map() };
 
 type Row = [string, Desired, Observed, number, string[]];
 
+// A record whose agent is down after `failures` failures, down since `at`.
+function downed(d: typeof d1, failures: number, at: number, over: Parameters<typeof recordOf>[2] = {}) {
+  return recordOf(d, at - HOUR, { ...over, members: recordOf(d, at - HOUR).members.map((m) => (m.command ? { ...m, status: "down" as const, failures, downAt: iso(at), exitCode: 1 } : m)) });
+}
+const beating = desiredOf({ name: "c1", members: [{ ...AGENT, heartbeat: "2m" }, HUMAN] });
+const neverBase = desiredOf({ name: "c1", members: [{ ...AGENT, restart: "never" }, HUMAN] });
+const hourly = desiredOf({ name: "c1", extra: '  checkpoint: {schedule: "0 * * * *"}', members: [AGENT, HUMAN] });
+const subs = desiredOf({ name: "c1", extra: "  policy: {allowSubstitutes: true}", members: [AGENT, { identity: "agent:ezra", role: "substitute", command: ["node", "s.js"], replaces: "agent:allegro" }] });
+const subsCell = subs.cells.get("c1")!;
+function downedSub() {
+  const rec = recordOf(subsCell, T0 - HOUR);
+  rec.members = rec.members.filter((m) => m.identity === "agent:allegro").map((m) => ({ ...m, status: "down" as const, failures: 1, downAt: iso(T0), exitCode: 1 }));
+  return rec;
+}
+function withSub() {
+  return recordOf(subsCell, T0 - HOUR);
+}
+function invited(d: typeof d1, at: number) {
+  return recordOf(d, at, { members: recordOf(d, at).members.map((m) => (m.command ? m : { ...m, status: "invited" as const, invitedAt: iso(at), inviteExpiresAt: iso(at + 15 * MIN) })) });
+}
+
 // desired + observed + now → the actions, as "kind cell [member]: reason fragment".
 const rows: Row[] = [
   ["creates a declared cell that does not exist", base, empty, T0, ["create c1"]],
   ["does nothing when the cell matches", base, observedOf({ record: recordOf(d1) }), T0 + HOUR, []],
   ["does not create a cell declared closed", desiredOf({ name: "c1", state: "closed" }), empty, T0, []],
-  ["closes a cell whose declaration was removed", none, observedOf({ record: recordOf(d1) }), T0 + HOUR, ["close c1: removed from cells.d"]],
-  ["closes a cell declared closed", desiredOf({ name: "c1", state: "closed", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + HOUR, ["close c1: state: closed"]],
-  ["closes a cell past its ttl", base, observedOf({ record: recordOf(d1) }), T0 + 4 * HOUR, ["close c1: ttl 4h expired"]],
+  ["checkpoints, then closes, a cell whose declaration was removed", none, observedOf({ record: recordOf(d1) }), T0 + HOUR, ["checkpoint c1: final checkpoint before close", "close c1: removed from cells.d"]],
+  ["closes a cell declared closed", desiredOf({ name: "c1", state: "closed", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + HOUR, ["checkpoint c1", "close c1: state: closed"]],
+  ["closes a cell past its ttl", base, observedOf({ record: recordOf(d1) }), T0 + 4 * HOUR, ["checkpoint c1", "close c1: ttl 4h expired"]],
   ["renews a cell whose ttl was raised", desiredOf({ name: "c1", ttl: "6h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 5 * HOUR, ["renew c1: ttl 4h → 6h"]],
-  ["closes instead of renewing when the new ttl has passed too", desiredOf({ name: "c1", ttl: "2h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 3 * HOUR, ["close c1: ttl 2h expired"]],
+  ["closes instead of renewing when the new ttl has passed too", desiredOf({ name: "c1", ttl: "2h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 3 * HOUR, ["checkpoint c1", "close c1: ttl 2h expired"]],
   ["invites an added member", desiredOf({ name: "c1", members: [AGENT, HUMAN, { identity: "agent:ezra", command: ["x"] }] }), observedOf({ record: recordOf(d1) }), T0, ["invite c1 agent:ezra: member agent:ezra added"]],
   ["removes a member no longer declared", desiredOf({ name: "c1", members: [AGENT] }), observedOf({ record: recordOf(d1) }), T0, ["remove-member c1 human:alexander"]],
   [
@@ -33,7 +54,29 @@ const rows: Row[] = [
     T0,
     ["remove-member c1 human:alexander: role of human:alexander changed director → observer", "invite c1 human:alexander: re-invited as observer"],
   ],
-  ["restarts a member whose process died", base, observedOf({ record: recordOf(d1), alive: false }), T0, ["restart c1 agent:allegro: process 1000 is gone"]],
+  ["downs a member whose process died, and the cell with it (no executor up)", base, observedOf({ record: recordOf(d1), alive: false }), T0 + MIN, ["member-down c1 agent:allegro: process 1000 is gone", "cell-down c1: no executor is up"]],
+  ["downs a member by its exit code and restarts at once when the backoff already passed", base, observedOf({ record: recordOf(d1), alive: false, exits: { "agent:allegro": { code: 3, at: T0 + MIN } } }), T0 + 2 * MIN, ["member-down c1 agent:allegro: exited with code 3", "restart c1 agent:allegro: restart after backoff 10s (failure 1)"]],
+  ["waits for the backoff before restarting", base, observedOf({ record: downed(d1, 1, T0, { state: "downed", downedAt: iso(T0) }), alive: false }), T0 + 5000, []],
+  ["restarts after the backoff", base, observedOf({ record: downed(d1, 1, T0), alive: false }), T0 + 10_000, ["restart c1 agent:allegro: backoff 10s"]],
+  ["doubles the backoff with each failure", base, observedOf({ record: downed(d1, 3, T0), alive: false }), T0 + 39_000, ["cell-down c1"]],
+  ["doubles the backoff with each failure (40s after the third)", base, observedOf({ record: downed(d1, 3, T0), alive: false }), T0 + 40_000, ["restart c1 agent:allegro: backoff 40s (failure 3)"]],
+  ["caps the backoff at 5m", base, observedOf({ record: downed(d1, 9, T0), alive: false }), T0 + 5 * MIN, ["restart c1 agent:allegro: backoff 5m (failure 9)"]],
+  ["resets the failure count after 10 minutes up", base, observedOf({ record: recordOf(d1, T0, { members: recordOf(d1).members.map((m) => ({ ...m, failures: 6 })) }), alive: false, exits: { "agent:allegro": { code: 1, at: T0 + 11 * MIN } } }), T0 + 11 * MIN + 10_000, ["member-down c1 agent:allegro", "restart c1 agent:allegro: (failure 1)"]],
+  ["does not restart a member that completed under on-failure", base, observedOf({ record: recordOf(d1), alive: false, exits: { "agent:allegro": { code: 0, at: T0 } } }), T0 + HOUR, ["member-down c1 agent:allegro: exited with code 0", "cell-down c1"]],
+  ["restarts a completed member under always", desiredOf({ name: "c1", members: [{ ...AGENT, restart: "always" }, HUMAN] }), observedOf({ record: recordOf(desiredOf({ name: "c1", members: [{ ...AGENT, restart: "always" }, HUMAN] }).cells.get("c1")!), alive: false, exits: { "agent:allegro": { code: 0, at: T0 } } }), T0 + HOUR, ["member-down c1 agent:allegro", "restart c1 agent:allegro"]],
+  ["never restarts under never", desiredOf({ name: "c1", members: [{ ...AGENT, restart: "never" }, HUMAN] }), observedOf({ record: recordOf(desiredOf({ name: "c1", members: [{ ...AGENT, restart: "never" }, HUMAN] }).cells.get("c1")!), alive: false, exits: { "agent:allegro": { code: 1, at: T0 } } }), T0 + HOUR, ["member-down c1 agent:allegro: exited with code 1", "cell-down c1"]],
+  ["downs a live member whose heartbeat is stale", beating, observedOf({ record: recordOf(beating.cells.get("c1")!), heartbeats: { "agent:allegro": T0 + MIN } }), T0 + 4 * MIN, ["member-down c1 agent:allegro: heartbeat stale", "cell-down c1"]],
+  ["keeps a live member whose heartbeat is fresh", beating, observedOf({ record: recordOf(beating.cells.get("c1")!), heartbeats: { "agent:allegro": T0 + 3 * MIN } }), T0 + 4 * MIN, []],
+  ["revives a downed cell when an executor restarts", base, observedOf({ record: downed(d1, 1, T0, { state: "downed", downedAt: iso(T0) }), alive: false }), T0 + 10_000, ["restart c1 agent:allegro", "revive c1"]],
+  ["closes a cell downed past its downedTimeout as abandoned", neverBase, observedOf({ record: recordOf(neverBase.cells.get("c1")!, T0, { state: "downed", downedAt: iso(T0), members: recordOf(neverBase.cells.get("c1")!).members.map((m) => (m.command ? { ...m, status: "exited" as const } : m)) }), alive: false }), T0 + HOUR, ["checkpoint c1", "close c1: abandoned"]],
+  ["brings in a substitute while the member it replaces is down", subs, observedOf({ record: downedSub(), alive: false, checkpoints: [T0 + MIN] }), T0 + 2000, ["invite c1 agent:ezra: substitute agent:ezra stands in for agent:allegro, which is down (from checkpoint"]],
+  ["lets the substitute leave when the member it replaces is back", subs, observedOf({ record: withSub(), alive: true }), T0 + 2000, ["remove-member c1 agent:ezra: agent:allegro is up again"]],
+  ["revokes an invitation not accepted in time", base, observedOf({ record: invited(d1, T0) }), T0 + 15 * MIN, ["revoke c1 human:alexander: invitation of human:alexander expired"]],
+  ["keeps an open invitation", base, observedOf({ record: invited(d1, T0) }), T0 + 14 * MIN, []],
+  ["checkpoints when the schedule's previous occurrence is newer than the last checkpoint", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0), checkpoints: [T0 + 30 * MIN] }), T0 + 2 * HOUR + MIN, ["checkpoint c1: schedule \"0 * * * *\" was due at 2026-11-25T14:00:00Z"]],
+  ["does not checkpoint when the last checkpoint is newer than the previous occurrence", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0), checkpoints: [T0 + 2 * HOUR + 30_000] }), T0 + 2 * HOUR + MIN, []],
+  ["does not checkpoint a cell activated after the previous occurrence", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0 + 10 * MIN) }), T0 + 50 * MIN, []],
+  ["finishes an interrupted checkpoint", base, observedOf({ record: recordOf(d1, T0, { state: "checkpointing" }) }), T0 + MIN, ["checkpoint c1: resume interrupted checkpoint"]],
   ["restarts a member whose command changed", desiredOf({ name: "c1", members: [{ ...AGENT, command: ["node", "b.js"] }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: command changed"]],
   ["restarts a member whose env changed", desiredOf({ name: "c1", members: [{ ...AGENT, env: { A: "1" } }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: env changed"]],
   ["updates changed labels and grace", desiredOf({ name: "c1", grace: "1h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: grace changed"]],
@@ -66,6 +109,14 @@ describe("the planner", () => {
     });
   });
 
+  it("shows the backoff remaining while it waits", () => {
+    const p = plan(base, observedOf({ record: downed(d1, 2, T0, { state: "downed", downedAt: iso(T0) }), alive: false }), T0 + 5000);
+    expect(p.pending).toEqual([
+      { cell: "c1", reason: "closes as abandoned at 2026-11-25T13:00:00Z unless an executor comes back" },
+      { cell: "c1", member: "agent:allegro", reason: "agent:allegro: restart in 15s (backoff 20s after failure 2)" },
+    ]);
+  });
+
   it("holds, and never closes, a cell whose file is quarantined", () => {
     const desired: Desired = { cells: new Map(), quarantined: [{ file: "cells.d/test.yaml", names: [] }], files: [] };
     const p = plan(desired, observedOf({ record: recordOf(d1), alive: false }), T0 + 10 * HOUR);
@@ -89,7 +140,7 @@ describe("the planner", () => {
   });
 
   it("leaves a cell directory without a readable record alone", () => {
-    const observed: Observed = { cells: new Map([["c1", { archives: [], live: { name: "c1", place: "cells", dir: "/s/cells/c1", unreadable: "missing .lazarus/cell.json", members: [] } }]]) };
+    const observed: Observed = { cells: new Map([["c1", { archives: [], live: { name: "c1", place: "cells", dir: "/s/cells/c1", unreadable: "missing .lazarus/cell.json", members: [], checkpoints: [] } }]]) };
     const p = plan(base, observed, T0);
     expect(p.actions).toEqual([]);
     expect(p.diagnostics[0]!.message).toContain("leaves this cell alone");

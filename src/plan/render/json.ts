@@ -17,7 +17,7 @@ export interface JsonAction {
 // Only what a reader needs: never the desired spec (it may name credential sources).
 export function actionToJson(a: Action): JsonAction {
   const out: JsonAction = { cell: a.cell, action: a.kind, reason: a.reason };
-  if (a.kind === "invite" || a.kind === "remove-member" || a.kind === "restart") out.member = a.member;
+  if ("member" in a) out.member = a.member;
   if (a.kind === "update") out.fields = a.fields;
   if (a.kind === "renew") out.expiresAt = a.expiresAt;
   return out;
@@ -29,6 +29,7 @@ export function planToJson(p: Plan, diagnostics: Diagnostic[]): unknown {
     now: p.now,
     actions: p.actions.map(actionToJson),
     held: p.held,
+    pending: p.pending,
     diagnostics,
   };
 }

@@ -40,12 +40,16 @@ export function renderDiagnostics(diags: Diagnostic[], c: Colors): string {
 
 export function renderPlanText(p: Plan, c: Colors): string {
   const lines: string[] = [];
-  const width = Math.max(4, ...p.actions.map((a) => a.cell.length), ...p.held.map((h) => h.cell.length));
+  const width = Math.max(4, ...p.actions.map((a) => a.cell.length), ...p.held.map((h) => h.cell.length), ...p.pending.map((w) => w.cell.length));
   if (p.actions.length === 0) {
-    lines.push(c.green("No changes. The cells match the desired state."));
+    lines.push(c.green(p.pending.length > 0 ? "No changes now. Waiting on the timers below." : "No changes. The cells match the desired state."));
   } else {
     lines.push(`Lazarus will perform the following actions at ${p.now}:`, "");
     for (const a of p.actions) lines.push(actionLine(a, c, width));
+  }
+  if (p.pending.length > 0) {
+    lines.push("");
+    for (const w of p.pending) lines.push(`  ${c.dim("…")} ${c.dim("waiting".padEnd(13))} ${c.bold(w.cell.padEnd(width))}  ${w.reason}`);
   }
   if (p.held.length > 0) {
     lines.push("");

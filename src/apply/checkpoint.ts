@@ -1,0 +1,32 @@
+// The checkpoint operation: active → checkpointing → active around a consistent snapshot.
+import path from "node:path";
+import { cellPaths, type CellPaths } from "../cells/layout.js";
+import { transition } from "../cells/lifecycle.js";
+import type { CellRecord } from "../cells/record.js";
+import { LIMITS } from "../config/types.js";
+import type { Action } from "../plan/actions.js";
+import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
+import { decide, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+
+// Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
+// A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
+export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv): Promise<string> {
+  if (rec.state === "active") {
+    rec.state = transition(rec.name, rec.state, "checkpointing");
+    await saveRecord(cp, rec, env);
+  }
+  const frozen = rec.members.filter((m) => m.pid && env.backend.isAlive(m.pid, m.startTime)).map((m) => m.pid as number);
+  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, frozen);
+  const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
+  if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: "checkpoint", checkpoint: archive, reason, ...(rotated.length ? { rotated } : {}) });
+  return archive;
+}
+
+export async function checkpoint(a: Extract<Action, { kind: "checkpoint" }>, env: ApplyEnv): Promise<Details> {
+  const cp = cellPaths(path.join(env.paths.cells, a.cell));
+  const rec = await loadRecord(cp);
+  const archive = await checkpointCell(cp, rec, a.reason, env);
+  return { checkpoint: archive, trigger: a.trigger };
+}

@@ -1,0 +1,49 @@
+// What every apply operation shares: the environment it runs in and the record helpers.
+import { randomBytes } from "node:crypto";
+import { lstat } from "node:fs/promises";
+import type { Backend } from "../backends/backend.js";
+import type { CellPaths, StatePaths } from "../cells/layout.js";
+import type { CellRecord } from "../cells/record.js";
+import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
+import { LazarusError, isErrno } from "../util/errors.js";
+
+export interface ApplyEnv {
+  paths: StatePaths;
+  configDir: string;
+  backend: Backend;
+  hostEnv: NodeJS.ProcessEnv;
+  now: number;
+  stopTimeoutMs: number;
+}
+
+// What an applied action leaves for the ledger (never a secret).
+export type Details = Record<string, unknown>;
+
+export const iso = (ms: number): string => new Date(ms).toISOString();
+export const newId = (): string => randomBytes(8).toString("hex");
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return false;
+    throw err;
+  }
+}
+
+export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
+  const rec = await readJson<CellRecord>(cp.record);
+  if (!rec) throw new LazarusError("RECORD_MISSING", `${cp.record} is missing`);
+  return rec;
+}
+
+export async function saveRecord(cp: CellPaths, rec: CellRecord, env: Pick<ApplyEnv, "now">): Promise<void> {
+  rec.updatedAt = iso(env.now);
+  await writeJsonAtomic(cp.record, rec);
+}
+
+// One line in the cell's decisions.jsonl.
+export async function decide(cp: CellPaths, env: Pick<ApplyEnv, "now">, entry: Record<string, unknown>): Promise<void> {
+  await appendLine(cp.decisions, JSON.stringify({ time: iso(env.now), by: "lazarus", ...entry }));
+}

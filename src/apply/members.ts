@@ -1,0 +1,238 @@
+// Member operations: start, stop, invite (with a token), accept, revoke, down, restart, remove.
+import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, type CellPaths } from "../cells/layout.js";
+import type { CellRecord, MemberRecord } from "../cells/record.js";
+import { canonicalJson } from "../config/digest.js";
+import type { DesiredMember } from "../config/types.js";
+import type { Action } from "../plan/actions.js";
+import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
+import { appendLine, writeTextAtomic } from "../util/fsx.js";
+import { LazarusError } from "../util/errors.js";
+import { failpoint } from "../util/failpoint.js";
+import { decide, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { checkpointCell } from "./checkpoint.js";
+
+// Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
+export function resolveCommand(command: string[], configDir: string): string[] {
+  return command.map((a) => (a.startsWith("./") || a.startsWith("../") ? path.resolve(configDir, a) : a));
+}
+
+export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): MemberRecord {
+  const m: MemberRecord = { identity: dm.identity, home: dm.home, role: dm.role, env: {}, status: "joined", restarts: 0, joinedAt: iso(env.now) };
+  syncMember(m, dm);
+  return m;
+}
+
+// The declared process spec and policies, as the member runs from now on.
+export function syncMember(m: MemberRecord, dm: DesiredMember): void {
+  if (dm.command) m.command = [...dm.command];
+  else delete m.command;
+  m.env = { ...dm.env };
+  m.restart = dm.restart;
+  if (dm.heartbeatMs !== undefined) m.heartbeatMs = dm.heartbeatMs;
+  else delete m.heartbeatMs;
+  if (dm.replaces) m.replaces = dm.replaces;
+  else delete m.replaces;
+}
+
+const tokenDigest = (t: string): Buffer => createHash("sha256").update(t).digest();
+
+// Mint an invitation: a random token stored 0600 in .lazarus/invites/, never printed or logged.
+export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number, env: Pick<ApplyEnv, "now">): Promise<void> {
+  await mkdir(cp.invites, { recursive: true, mode: 0o700 });
+  await writeTextAtomic(inviteFile(cp, m.home), `${randomBytes(24).toString("base64url")}\n`, 0o600);
+  m.status = "invited";
+  m.invitedAt = iso(env.now);
+  m.inviteExpiresAt = iso(env.now + ttlMs);
+  delete m.acceptedAt;
+  delete m.revokedAt;
+}
+
+// Start (or, after a crash mid-start, find) the member's process and record it.
+// The record is saved as "starting" with a spawnId before the spawn, so a crash between the
+// spawn and the next save leaves a process that the next run can find by that id.
+export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
+  if (!m.command) {
+    if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
+    delete m.pid;
+    delete m.startTime;
+    return;
+  }
+  if (m.status === "starting" && m.spawnId) {
+    const found = env.backend.find(m.spawnId);
+    if (found) {
+      Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
+      await saveRecord(cp, rec, env);
+      return;
+    }
+  }
+  m.status = "starting";
+  m.spawnId = newId();
+  delete m.pid;
+  delete m.startTime;
+  await saveRecord(cp, rec, env);
+  await rm(memberExitFile(cp, m.home), { force: true });
+  failpoint("member:before-spawn");
+  const started = await env.backend.start({
+    cell: rec.name,
+    cellDir: cp.dir,
+    identity: m.identity,
+    home: memberHome(cp, m.home),
+    role: m.role,
+    command: resolveCommand(m.command, env.configDir),
+    env: m.env,
+    credentialsFile: cp.credentials,
+    logFile: memberLog(cp, m.home),
+    exitFile: memberExitFile(cp, m.home),
+    spawnId: m.spawnId,
+  });
+  failpoint("member:after-spawn");
+  m.pid = started.pid;
+  m.startedAt = iso(env.now);
+  delete m.exitCode;
+  if (started.startTime === undefined) {
+    m.status = "down";
+    m.downAt = iso(env.now);
+  } else {
+    m.status = "running";
+    m.startTime = started.startTime;
+  }
+  await appendLine(cp.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, pid: m.pid, command: m.command }));
+  await saveRecord(cp, rec, env);
+}
+
+export async function stopMember(m: MemberRecord, env: ApplyEnv): Promise<void> {
+  if (m.status === "starting" && m.spawnId) {
+    const found = env.backend.find(m.spawnId);
+    if (found) await env.backend.stop(found.pid, found.startTime, env.stopTimeoutMs);
+  }
+  if (m.pid && env.backend.isAlive(m.pid, m.startTime)) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+  if (m.command && (m.status === "running" || m.status === "starting")) {
+    m.status = "exited";
+    m.exitedAt = iso(env.now);
+  }
+}
+
+function liveCell(env: ApplyEnv, name: string): CellPaths {
+  return cellPaths(path.join(env.paths.cells, name));
+}
+
+function find(rec: CellRecord, identity: string): MemberRecord {
+  const m = rec.members.find((x) => x.identity === identity);
+  if (!m) throw new LazarusError("MEMBER_MISSING", `cell ${rec.name} has no member ${identity}`);
+  return m;
+}
+
+// A member joins: home dir, then its process, or an invitation when it has no command.
+// A substitute starts from the last checkpoint's project/ and shared/ (after a safety checkpoint
+// of the current ones) with a home of its own, never its predecessor's.
+export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  let rec = await loadRecord(cp);
+  const dm = a.desiredMember;
+  const details: Details = { member: a.member, role: dm.role };
+  if (a.substitute && !rec.members.some((x) => x.identity === a.member)) {
+    if (a.substitute.restore) {
+      const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env);
+      details.safetyCheckpoint = safety;
+      for (const d of ["project", "shared"]) await rm(path.join(cp.dir, d), { recursive: true, force: true });
+      await restoreCheckpoint(a.substitute.restore, cp.dir, ["project", "shared"]);
+      details.restoredFrom = path.basename(a.substitute.restore);
+      rec = await loadRecord(cp);
+    }
+    details.replaces = a.substitute.replaces;
+  }
+  await mkdir(memberHome(cp, dm.home), { recursive: true });
+  let m = rec.members.find((x) => x.identity === a.member);
+  if (!m) {
+    m = newMember(dm, env);
+    rec.members.push(m);
+  }
+  syncMember(m, dm);
+  if (dm.command) await startMember(cp, rec, m, env);
+  else await inviteMember(cp, m, a.inviteTtlMs, env);
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: a.substitute ? "substitute" : "invite", member: a.member, role: m.role, reason: a.reason, ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}) });
+  return { ...details, status: m.status, ...(m.pid ? { pid: m.pid } : {}), ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}) };
+}
+
+export async function removeMember(a: Extract<Action, { kind: "remove-member" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  const rec = await loadRecord(cp);
+  const m = rec.members.find((x) => x.identity === a.member);
+  if (m) await stopMember(m, env);
+  await rm(inviteFile(cp, m?.home ?? "-"), { force: true });
+  rec.members = rec.members.filter((x) => x.identity !== a.member);
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: "remove-member", member: a.member, reason: a.reason });
+  return { member: a.member, role: m?.role };
+}
+
+// Record what the planner saw: the member exited or stopped beating (a hung one is stopped).
+export async function memberDown(a: Extract<Action, { kind: "member-down" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  const rec = await loadRecord(cp);
+  const m = find(rec, a.member);
+  if (a.stop && m.pid) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+  m.status = a.status;
+  m.downAt = a.downAt;
+  m.exitedAt = a.downAt;
+  m.failures = a.failures;
+  m.exitCode = a.exitCode;
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: "member-down", member: a.member, reason: a.reason, exitCode: a.exitCode, failures: a.failures });
+  return { member: a.member, status: a.status, exitCode: a.exitCode, failures: a.failures };
+}
+
+export async function restart(a: Extract<Action, { kind: "restart" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  const rec = await loadRecord(cp);
+  const m = find(rec, a.member);
+  const dm = a.desiredMember;
+  const sameSpec = canonicalJson(m.command ?? null) === canonicalJson(dm.command ?? null) && canonicalJson(m.env) === canonicalJson(dm.env);
+  // A spawn interrupted by a crash may have left the wanted process running: adopt it.
+  if (!(sameSpec && m.status === "starting")) {
+    await stopMember(m, env);
+    syncMember(m, dm);
+    m.restarts += 1;
+    if (m.status !== "invited" && m.status !== "revoked") m.status = dm.command ? "exited" : "joined";
+    await saveRecord(cp, rec, env);
+  }
+  await startMember(cp, rec, m, env);
+  await decide(cp, env, { decision: "restart", member: a.member, reason: a.reason, pid: m.pid });
+  return { member: a.member, pid: m.pid, restarts: m.restarts };
+}
+
+export async function revoke(a: Extract<Action, { kind: "revoke" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  const rec = await loadRecord(cp);
+  const m = find(rec, a.member);
+  await rm(inviteFile(cp, m.home), { force: true });
+  m.status = "revoked";
+  m.revokedAt = iso(env.now);
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: "revoke", member: a.member, reason: a.reason });
+  return { member: a.member };
+}
+
+export type AcceptResult = { status: "accepted" } | { status: "refused"; why: string };
+
+// `lazarus accept`: the token must match and the invitation must still be open at `now`.
+export async function accept(cellDir: string, identity: string, token: string, env: Pick<ApplyEnv, "now">): Promise<AcceptResult> {
+  const cp = cellPaths(cellDir);
+  const rec = await loadRecord(cp);
+  const m = rec.members.find((x) => x.identity === identity);
+  if (!m) return { status: "refused", why: `cell ${rec.name} has no member ${identity}` };
+  if (m.status !== "invited") return { status: "refused", why: `${identity} has no open invitation (status ${m.status})` };
+  if (m.inviteExpiresAt && env.now >= Date.parse(m.inviteExpiresAt)) return { status: "refused", why: `the invitation of ${identity} expired at ${m.inviteExpiresAt}` };
+  const stored = (await readFile(inviteFile(cp, m.home), "utf8").catch(() => "")).trim();
+  if (!stored || !timingSafeEqual(tokenDigest(stored), tokenDigest(token.trim()))) return { status: "refused", why: "the token does not match" };
+  m.status = "joined";
+  m.acceptedAt = iso(env.now);
+  await rm(inviteFile(cp, m.home), { force: true });
+  await saveRecord(cp, rec, env);
+  await decide(cp, env, { decision: "accept", member: identity });
+  return { status: "accepted" };
+}

@@ -1,0 +1,153 @@
+// Planning one live cell's members: joins, leaves, downs, restarts with backoff, substitutes and
+// invitations. Pure, like the rest of the planner.
+import { canonicalJson } from "../config/digest.js";
+import { formatDuration } from "../config/durations.js";
+import type { DesiredCell, DesiredMember } from "../config/types.js";
+import type { ObservedCheckpoint, ObservedMember } from "../observe/observe.js";
+import type { Action, Pending } from "./actions.js";
+
+export const BACKOFF_FIRST_MS = 10_000;
+export const BACKOFF_MAX_MS = 5 * 60_000;
+export const BACKOFF_RESET_MS = 10 * 60_000; // up this long, and the failure count starts over
+
+// The wait before restart number `failures` (1-based): 10s, 20s, 40s, ... capped at 5m.
+export function backoffMs(failures: number): number {
+  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.max(0, failures - 1), BACKOFF_MAX_MS);
+}
+
+export interface MemberPlan {
+  actions: Action[];
+  pending: Pending[];
+  executorsDeclared: boolean; // at least one executor or substitute with a command
+  executorsUp: number; // of those, how many are up once this plan is applied
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const short = (ms: number): string => iso(ms).replace(/\.000Z$/, "Z");
+const at = (t: string | undefined): number => (t ? Date.parse(t) : Number.NaN);
+const isExecutor = (m: DesiredMember): boolean => (m.role === "executor" || m.role === "substitute") && m.command !== undefined;
+
+function sameProcessSpec(dm: DesiredMember, m: ObservedMember): boolean {
+  return canonicalJson(dm.command ?? null) === canonicalJson(m.command ?? null) && canonicalJson(dm.env) === canonicalJson(m.env);
+}
+
+interface Ctx {
+  cell: string;
+  now: number;
+  out: Action[];
+  pending: Pending[];
+  up: Set<string>; // identities up once this plan is applied
+}
+
+export function planMembers(cell: string, d: DesiredCell, members: ObservedMember[], checkpoints: ObservedCheckpoint[], now: number): MemberPlan {
+  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set() };
+  const wanted = new Map(d.members.map((m) => [m.identity, m]));
+  const have = new Map(members.map((m) => [m.identity, m]));
+  const removes: Action[] = [];
+  const rest: Action[] = [];
+
+  for (const m of members) {
+    const dm = wanted.get(m.identity);
+    if (!dm) removes.push({ kind: "remove-member", cell, member: m.identity, reason: `member ${m.identity} removed` });
+    else if (dm.role !== m.role) {
+      removes.push({ kind: "remove-member", cell, member: m.identity, reason: `role of ${m.identity} changed ${m.role} → ${dm.role}; roles are immutable, so it leaves and is invited again` });
+    }
+  }
+  const sub = { ...ctx, out: rest };
+  // Everyone but substitutes first: a substitute's fate depends on the member it replaces.
+  for (const dm of d.members.filter((m) => m.role !== "substitute")) {
+    const m = have.get(dm.identity);
+    if (!m || m.role !== dm.role) {
+      const re = m !== undefined;
+      rest.push({ kind: "invite", cell, member: dm.identity, desiredMember: dm, inviteTtlMs: d.inviteTtlMs, reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}` });
+      if (dm.command) sub.up.add(dm.identity);
+      continue;
+    }
+    planOne(sub, dm, m);
+  }
+  for (const dm of d.members.filter((m) => m.role === "substitute")) {
+    const replaced = dm.replaces as string;
+    const m = have.get(dm.identity);
+    const inCell = m !== undefined && m.role === dm.role;
+    if (sub.up.has(replaced)) {
+      if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} is up again, so substitute ${dm.identity} leaves` });
+      continue;
+    }
+    if (!inCell) {
+      const last = checkpoints[checkpoints.length - 1];
+      rest.push({
+        kind: "invite",
+        cell,
+        member: dm.identity,
+        desiredMember: dm,
+        inviteTtlMs: d.inviteTtlMs,
+        substitute: { replaces: replaced, ...(last ? { restore: last.file } : {}) },
+        reason: `substitute ${dm.identity} stands in for ${replaced}, which is down (${last ? `from checkpoint ${last.name}` : "no checkpoint to start from"})`,
+      });
+      sub.up.add(dm.identity);
+      continue;
+    }
+    planOne(sub, dm, m);
+  }
+  const executors = d.members.filter(isExecutor);
+  return {
+    actions: [...removes, ...rest],
+    pending: sub.pending,
+    executorsDeclared: executors.length > 0,
+    executorsUp: executors.filter((m) => sub.up.has(m.identity)).length,
+  };
+}
+
+// One member present with its declared role.
+function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
+  const { cell, now } = ctx;
+  if (!sameProcessSpec(dm, m)) {
+    const what = !m.command ? "command added" : !dm.command ? "command removed" : canonicalJson(dm.command) !== canonicalJson(m.command) ? "command changed" : "env changed";
+    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${what}` });
+    if (dm.command) ctx.up.add(dm.identity);
+    return;
+  }
+  if (!dm.command) {
+    if (m.status === "invited" && m.inviteExpiresAt && now >= at(m.inviteExpiresAt)) {
+      ctx.out.push({ kind: "revoke", cell, member: dm.identity, reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted` });
+    }
+    return;
+  }
+  let status = m.status;
+  let failures = m.failures ?? 0;
+  let downAt = at(m.downAt);
+  let exitCode = m.exitCode;
+  if (status === "starting" && !m.alive) {
+    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: resume interrupted start` });
+    ctx.up.add(dm.identity);
+    return;
+  }
+  if (status === "running" || status === "starting") {
+    const lastBeat = m.heartbeatAt ?? at(m.startedAt);
+    const hung = m.alive && dm.heartbeatMs !== undefined && now - lastBeat > dm.heartbeatMs;
+    if (m.alive && !hung) {
+      ctx.up.add(dm.identity);
+      return;
+    }
+    downAt = hung ? now : (m.exit?.at ?? now);
+    exitCode = hung ? null : (m.exit?.code ?? null);
+    failures = downAt - at(m.startedAt) >= BACKOFF_RESET_MS ? 1 : failures + 1;
+    status = dm.restart === "never" ? "exited" : dm.restart === "on-failure" && exitCode === 0 ? "completed" : "down";
+    const why = hung
+      ? `heartbeat stale: last beat ${short(lastBeat)}, more than ${formatDuration(dm.heartbeatMs as number)} ago`
+      : m.exit
+        ? `exited with code ${m.exit.code}`
+        : `process ${m.pid} is gone (no exit status)`;
+    ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, stop: hung, reason: `${dm.identity}: ${why}` });
+  }
+  const restartable = dm.restart === "always" ? true : dm.restart === "on-failure" ? status === "down" : false;
+  if (!restartable || Number.isNaN(downAt)) return;
+  const wait = backoffMs(Math.max(1, failures));
+  const due = downAt + wait;
+  if (now >= due) {
+    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: restart after backoff ${formatDuration(wait)} (failure ${failures})` });
+    ctx.up.add(dm.identity);
+  } else {
+    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: restart in ${formatDuration(due - now)} (backoff ${formatDuration(wait)} after failure ${failures})` });
+  }
+}
