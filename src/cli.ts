@@ -2,7 +2,9 @@
 // The lazarus command line.
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { acceptCommand } from "./cli/accept.js";
 import { applyCommand } from "./cli/apply.js";
+import { checkpointCommand } from "./cli/checkpoint.js";
 import { ledgerCommand } from "./cli/ledger.js";
 import { planCommand } from "./cli/plan.js";
 import { statusCommand } from "./cli/status.js";
@@ -18,6 +20,8 @@ const program = new Command("lazarus")
   .addCommand(planCommand())
   .addCommand(applyCommand())
   .addCommand(statusCommand())
+  .addCommand(checkpointCommand())
+  .addCommand(acceptCommand())
   .addCommand(ledgerCommand());
 
 await program.parseAsync(process.argv);

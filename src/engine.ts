@@ -12,6 +12,11 @@ import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
 import { ProcessBackend } from "./backends/process.js";
 import { LazarusError } from "./util/errors.js";
+import { cellPaths } from "./cells/layout.js";
+import type { CellRecord } from "./cells/record.js";
+import { readJson } from "./util/fsx.js";
+import { checkpointCell } from "./apply/checkpoint.js";
+import { accept, type AcceptResult } from "./apply/members.js";
 
 export interface EngineOptions {
   configDir: string;
@@ -98,4 +103,49 @@ export async function runApply(
   } finally {
     await lock.release();
   }
+}
+
+// Run one locked, ledgered operation on a live cell outside the plan (checkpoint, accept).
+async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, now: number, ledger: Ledger) => Promise<T>): Promise<T> {
+  const paths = statePaths(opts.stateDir);
+  await mkdir(path.dirname(paths.ledger), { recursive: true });
+  const lock = await acquireLock(paths.lock, command);
+  try {
+    const cellDir = path.join(paths.cells, name);
+    const rec = await readJson<CellRecord>(cellPaths(cellDir).record);
+    if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${paths.cells}; see lazarus status`);
+    const { now } = await resolveNow(paths, opts.now);
+    return await body(cellDir, now, new Ledger(paths.ledger, paths.ledgerHead));
+  } finally {
+    await lock.release();
+  }
+}
+
+// `lazarus checkpoint NAME`: a checkpoint on demand.
+export async function runCheckpoint(opts: EngineOptions, name: string): Promise<string> {
+  return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, now, ledger) => {
+    const cp = cellPaths(cellDir);
+    const rec = await readJson<CellRecord>(cp.record);
+    if (!rec || (rec.state !== "active" && rec.state !== "downed")) {
+      throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec?.state}; only an active or downed cell can be checkpointed`);
+    }
+    const env = { paths: statePaths(opts.stateDir), configDir: path.resolve(opts.configDir), backend: new ProcessBackend(), hostEnv: process.env, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000 };
+    const archive = await checkpointCell(cp, rec, "on demand (lazarus checkpoint)", env);
+    await ledger.append({ time: new Date(now).toISOString(), cell: name, action: "checkpoint", reason: "on demand (lazarus checkpoint)", details: { checkpoint: archive } });
+    return archive;
+  });
+}
+
+// `lazarus accept NAME IDENTITY --token T`.
+export async function runAccept(opts: EngineOptions, name: string, identity: string, token: string): Promise<AcceptResult> {
+  return onLiveCell(opts, name, `lazarus accept ${name}`, async (cellDir, now, ledger) => {
+    const r = await accept(cellDir, identity, token, { now });
+    await ledger.append({
+      time: new Date(now).toISOString(),
+      cell: name,
+      action: r.status === "accepted" ? "accept" : "accept-refused",
+      reason: r.status === "accepted" ? `${identity} accepted its invitation` : `${identity}: ${r.why}`,
+    });
+    return r;
+  });
 }
