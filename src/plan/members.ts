@@ -101,7 +101,8 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
 // One member present with its declared role.
 function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   const { cell, now } = ctx;
-  if (!sameProcessSpec(dm, m)) {
+  // env matters only to a process: a member without a command has nothing to restart.
+  if ((dm.command || m.command) && !sameProcessSpec(dm, m)) {
     const what = !m.command ? "command added" : !dm.command ? "command removed" : canonicalJson(dm.command) !== canonicalJson(m.command) ? "command changed" : "env changed";
     ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${what}` });
     if (dm.command) ctx.up.add(dm.identity);

@@ -5,7 +5,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { computePlan, runApply } from "../../src/engine.js";
-import { cellProcesses, cellYaml, cleanup, configDir, tempDir, type CellOpts } from "../helpers.js";
+import { cellProcesses, cellYaml, cleanup, configDir, killAll, tempDir, waitFor, type CellOpts } from "../helpers.js";
 
 const SLEEP = ["sleep", "600"];
 const memberPool = [
@@ -17,24 +17,34 @@ const memberPool = [
 
 const cellArb = (name: string): fc.Arbitrary<CellOpts | null> =>
   fc.option(
-    fc.record({
-      name: fc.constant(name),
-      state: fc.constantFrom<"active" | "closed">("active", "active", "closed"),
-      ttl: fc.constantFrom("30m", "4h", "24h"),
-      grace: fc.constantFrom("10m", "30m"),
-      retention: fc.constantFrom("1d", "30d"),
-      members: fc.subarray(memberPool).chain((ms) =>
-        fc.tuple(...ms.map((m) => fc.record({ role: fc.constantFrom(m.role, "observer"), env: fc.constantFrom(undefined, { A: "1" }) }))).map((vs) =>
-          ms.map((m, i) => ({ ...m, role: vs[i]!.role, ...(vs[i]!.env ? { env: vs[i]!.env } : {}) })),
+    fc
+      .record({
+        name: fc.constant(name),
+        state: fc.constantFrom<"active" | "closed">("active", "active", "closed"),
+        ttl: fc.constantFrom("30m", "4h", "24h"),
+        grace: fc.constantFrom("10m", "30m"),
+        retention: fc.constantFrom("1d", "30d"),
+        schedule: fc.constantFrom(undefined, "*/20 * * * *"),
+        substitute: fc.boolean(),
+        members: fc.subarray(memberPool).chain((ms) =>
+          fc
+            .tuple(...ms.map((m) => fc.record({ role: fc.constantFrom(m.role, "observer"), env: fc.constantFrom(undefined, { A: "1" }), restart: fc.constantFrom(undefined, "always", "never") })))
+            .map((vs) => ms.map((m, i) => ({ ...m, role: vs[i]!.role, ...(vs[i]!.env ? { env: vs[i]!.env } : {}), ...(m.command && vs[i]!.restart ? { restart: vs[i]!.restart } : {}) }))),
         ),
-      ),
-    }),
+      })
+      .map(({ schedule, substitute, ...c }) => {
+        const allegro = c.members.find((m) => m.identity === "agent:allegro" && m.role === "executor");
+        const members = substitute && allegro ? [...c.members, { identity: "agent:sub", role: "substitute", command: SLEEP, replaces: "agent:allegro" }] : c.members;
+        const extra = [schedule ? `  checkpoint: {schedule: "${schedule}", keep: 2}` : "", substitute && allegro ? "  policy: {allowSubstitutes: true}" : ""].filter(Boolean).join("\n");
+        return { ...c, members, ...(extra ? { extra } : {}) };
+      }),
     { nil: null },
   );
 
 const stepArb = fc.record({
   cells: fc.tuple(cellArb("a"), cellArb("b"), cellArb("c")),
-  advanceMin: fc.constantFrom(0, 10, 60, 5 * 60, 2 * 24 * 60, 40 * 24 * 60),
+  advanceMin: fc.constantFrom(0, 1, 10, 60, 5 * 60, 2 * 24 * 60, 40 * 24 * 60),
+  kill: fc.boolean(), // kill every member process before this step
 });
 
 const dirs: string[] = [];
@@ -51,6 +61,10 @@ describe("apply then plan", () => {
         try {
           for (const step of steps) {
             now += step.advanceMin * 60_000;
+            if (step.kill) {
+              killAll(state);
+              await waitFor(() => cellProcesses(state).length === 0);
+            }
             for (const name of ["a", "b", "c"]) rmSync(path.join(config, "cells.d", `${name}.yaml`), { force: true });
             for (const c of step.cells) if (c) writeFileSync(path.join(config, "cells.d", `${c.name}.yaml`), cellYaml(c));
             const opts = { configDir: config, stateDir: state, now: new Date(now).toISOString(), stopTimeoutMs: 2000 };
@@ -66,7 +80,7 @@ describe("apply then plan", () => {
         }
         expect(cellProcesses(state)).toEqual([]);
       }),
-      { numRuns: 25 },
+      { numRuns: Number(process.env.LAZARUS_PROPERTY_RUNS ?? 25) },
     );
   });
 });
