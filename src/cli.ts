@@ -9,6 +9,7 @@ import { ledgerCommand } from "./cli/ledger.js";
 import { planCommand } from "./cli/plan.js";
 import { statusCommand } from "./cli/status.js";
 import { validateCommand } from "./cli/validate.js";
+import { watchCommand } from "./cli/watch.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -19,6 +20,7 @@ const program = new Command("lazarus")
   .addCommand(validateCommand())
   .addCommand(planCommand())
   .addCommand(applyCommand())
+  .addCommand(watchCommand())
   .addCommand(statusCommand())
   .addCommand(checkpointCommand())
   .addCommand(acceptCommand())

@@ -18,6 +18,9 @@ export type ActionResult =
 export interface ApplyHooks {
   preApply?(action: Action): void;
   postApply?(result: ActionResult): void;
+  // Asked before each action; false stops the run there (a daemon told to stop finishes the
+  // action in progress and starts no other).
+  shouldContinue?(): boolean;
 }
 
 function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
@@ -89,6 +92,7 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
   const results: ActionResult[] = [];
   const now = new Date(env.now).toISOString();
   for (const action of actions) {
+    if (hooks.shouldContinue && !hooks.shouldContinue()) break;
     let result: ActionResult;
     const failedBefore = failedCells.get(action.cell);
     if (failedBefore) {

@@ -25,7 +25,11 @@ const WRAPPER = '"$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f
 export class ProcessBackend implements Backend {
   readonly name = "process";
 
-  constructor(private readonly hostEnv: NodeJS.ProcessEnv = process.env) {}
+  // onExit: called when a process this backend started ends (the daemon's drift signal).
+  constructor(
+    private readonly hostEnv: NodeJS.ProcessEnv = process.env,
+    private readonly onExit?: (spec: StartSpec, pid: number) => void,
+  ) {}
 
   // node's spawn is used rather than execa: the child must outlive us, detached, with its
   // output going straight to a file we never read back.
@@ -47,6 +51,7 @@ export class ProcessBackend implements Backend {
       });
       child.unref();
       const pid = child.pid as number;
+      if (this.onExit) child.once("exit", () => this.onExit?.(spec, pid));
       return { pid, startTime: procInfo(pid)?.startTime };
     } finally {
       await log.close();

@@ -140,3 +140,33 @@ export async function observe(paths: StatePaths): Promise<Observed> {
   }
   return { cells };
 }
+
+// Only the named cells: their live dir, graveyard entry and archive entries.
+export async function observeNames(paths: StatePaths, names: Iterable<string>): Promise<Observed> {
+  const cells = new Map<string, ObservedName>();
+  // Each archive day is listed once per call, not once per name.
+  const days = await Promise.all((await listDirs(paths.archive)).map(async (day) => ({ dir: path.join(paths.archive, day), entries: await listDirs(path.join(paths.archive, day)) })));
+  await Promise.all(
+    [...names].map(async (name) => {
+      const s = slot(cells, name);
+      const [live, grave] = await Promise.all([observeIfDir(path.join(paths.cells, name), "cells", name), observeIfDir(path.join(paths.graveyard, name), "graveyard", name)]);
+      if (live) s.live = live;
+      if (grave) s.graveyard = grave;
+      for (const day of days) {
+        for (const e of day.entries) {
+          if (e === name || e.startsWith(`${name}~`)) s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));
+        }
+      }
+    }),
+  );
+  return { cells };
+}
+
+async function observeIfDir(dir: string, place: Place, name: string): Promise<ObservedCell | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return observeCell(dir, place, name);
+}

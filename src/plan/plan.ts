@@ -28,12 +28,13 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 const short = (ms: number): string => iso(ms).replace(/\.000Z$/, "Z");
 const at = (time: string | undefined): number => (time ? Date.parse(time) : Number.NaN);
 
-export function plan(desired: Desired, observed: Observed, nowMs: number): Plan {
+// only: plan just these cells (the daemon's incremental path); every other cell is left out.
+export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>): Plan {
   const actions: Action[] = [];
   const pending: Pending[] = [];
   const held: HeldCell[] = [];
   const diagnostics: Diagnostic[] = [];
-  const names = [...new Set([...desired.cells.keys(), ...observed.cells.keys()])].sort();
+  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys()])].sort();
   const quarantinedFiles = new Set(desired.quarantined.map((q) => q.file));
 
   for (const name of names) {

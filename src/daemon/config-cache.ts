@@ -1,0 +1,104 @@
+// The daemon's view of cells.d/: each file parsed once and kept until its size or mtime changes,
+// so one edit re-reads one file, whatever the number of cells.
+import { readFile, readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { combine, loadFileText, salvageNames, type FileResult } from "../config/load.js";
+import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import type { Desired } from "../config/types.js";
+import { LazarusError, isErrno } from "../util/errors.js";
+
+interface Entry {
+  size: number;
+  mtimeMs: number;
+  result: FileResult;
+  text?: string; // kept only for a broken file, to salvage the names it still declares
+}
+
+export interface RefreshResult {
+  affected: Set<string>; // cells declared (before or after) by the files that changed
+  changed: string[]; // the files re-read or dropped
+}
+
+export class ConfigCache {
+  private readonly files = new Map<string, Entry>();
+  private combined: { desired: Desired; diagnostics: Diagnostic[] } | undefined;
+
+  constructor(private readonly configDir: string) {}
+
+  private get dir(): string {
+    return path.join(this.configDir, "cells.d");
+  }
+
+  // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
+  async refresh(only?: Iterable<string>): Promise<RefreshResult> {
+    let names: string[];
+    if (only) names = [...only];
+    else {
+      let entries: string[];
+      try {
+        entries = await readdir(this.dir);
+      } catch (err) {
+        if (isErrno(err, "ENOENT")) throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(this.configDir)}`);
+        throw err;
+      }
+      names = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).map((f) => `cells.d/${f}`);
+      for (const known of this.files.keys()) if (!names.includes(known)) names.push(known);
+    }
+    const affected = new Set<string>();
+    const changed: string[] = [];
+    for (const rel of names) {
+      if (!/^cells\.d\/[^/]+\.ya?ml$/.test(rel) || path.basename(rel).startsWith(".")) continue;
+      const abs = path.join(this.configDir, rel);
+      const old = this.files.get(rel);
+      let st;
+      try {
+        st = await stat(abs);
+      } catch {
+        st = undefined;
+      }
+      if (!st) {
+        if (old) {
+          this.files.delete(rel);
+          this.names(old).forEach((n) => affected.add(n));
+          changed.push(rel);
+        }
+        continue;
+      }
+      if (old && old.size === st.size && old.mtimeMs === st.mtimeMs) continue;
+      const text = await readFile(abs, "utf8");
+      const result = loadFileText(rel, text);
+      const entry: Entry = { size: st.size, mtimeMs: st.mtimeMs, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
+      if (old) this.names(old).forEach((n) => affected.add(n));
+      this.names(entry).forEach((n) => affected.add(n));
+      this.files.set(rel, entry);
+      changed.push(rel);
+    }
+    if (changed.length > 0) this.combined = undefined;
+    return { affected, changed };
+  }
+
+  private names(e: Entry): string[] {
+    return [...e.result.cells.map((c) => c.name), ...(e.text ? salvageNames(e.text) : [])];
+  }
+
+  // Desired state and diagnostics over every cached file (recomputed only after a change).
+  current(): { desired: Desired; diagnostics: Diagnostic[] } {
+    if (!this.combined) {
+      const files = [...this.files.keys()].sort();
+      const texts = new Map<string, string>();
+      for (const [f, e] of this.files) if (e.text) texts.set(f, e.text);
+      this.combined = combine(files.map((f) => (this.files.get(f) as Entry).result), texts);
+    }
+    return this.combined;
+  }
+
+  diagnosticsFor(files: string[]): Diagnostic[] {
+    const set = new Set(files);
+    return this.current().diagnostics.filter((d) => d.file !== undefined && set.has(d.file));
+  }
+
+  clear(): void {
+    this.files.clear();
+    this.combined = undefined;
+  }
+}

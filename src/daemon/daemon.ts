@@ -1,0 +1,256 @@
+// lazarus watch: a long-running reconciler. File events, the clock and process exits only enqueue
+// cell names; one worker reconciles what is queued (level-triggered: it reads the world afresh).
+import { mkdir } from "node:fs/promises";
+import type http from "node:http";
+import path from "node:path";
+import { watch, type FSWatcher } from "chokidar";
+import cron, { type ScheduledTask } from "node-cron";
+import { statePaths, type StatePaths } from "../cells/layout.js";
+import { formatDiagnostic } from "../config/diagnostics.js";
+import { resolveNow } from "../engine.js";
+import { Ledger } from "../ledger/ledger.js";
+import { acquireLock, type Lock } from "../lock/lock.js";
+import { isAlive } from "../backends/proc.js";
+import { observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { plan } from "../plan/plan.js";
+import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
+import { ProcessBackend } from "../backends/process.js";
+import { errorMessage } from "../util/errors.js";
+import { ConfigCache } from "./config-cache.js";
+import type { Logger } from "./log.js";
+import { Metrics } from "./metrics.js";
+import { nextWake } from "./wake.js";
+
+export interface DaemonOptions {
+  configDir: string;
+  stateDir?: string;
+  debounceMs: number;
+  resyncMs: number;
+  tick: string; // node-cron expression for the time rules and liveness checks
+  stopTimeoutMs: number;
+  metricsPort?: number;
+  metricsHost: string;
+  log: Logger;
+}
+
+type Batch = { all: true } | { all: false; names: Set<string> };
+
+export class Daemon {
+  private readonly paths: StatePaths;
+  private readonly cache: ConfigCache;
+  private readonly metrics = new Metrics();
+  private readonly ledger: Ledger;
+  private readonly backend: ProcessBackend;
+  private lock: Lock | undefined;
+  private watcher: FSWatcher | undefined;
+  private ticker: ScheduledTask | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private server: http.Server | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private readonly changedFiles = new Set<string>();
+  private readonly queued = new Set<string>();
+  private queuedAll = false;
+  private working: Promise<void> | undefined;
+  private stopping = false;
+  private ready = false;
+  // What the daemon last saw of each cell: its state, its member pids, when it next needs a look.
+  private readonly states = new Map<string, string>();
+  private readonly pids = new Map<string, { pid: number; startTime?: number }[]>();
+  private readonly wakes = new Map<string, number>();
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.paths = statePaths(opts.stateDir);
+    this.cache = new ConfigCache(opts.configDir);
+    this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
+    this.backend = new ProcessBackend(process.env, (spec, pid) => {
+      this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
+      this.enqueue([spec.cell]);
+    });
+  }
+
+  private get log(): Logger {
+    return this.opts.log;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(path.dirname(this.paths.ledger), { recursive: true });
+    this.lock = await acquireLock(this.paths.lock, "lazarus watch");
+    const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+    await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
+    await sweepStaging(this.paths);
+    if (this.opts.metricsPort !== undefined) {
+      this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
+      this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
+    }
+    await this.reloadAll("start");
+    this.watcher = watch([path.join(this.opts.configDir, "cells.d"), path.join(this.opts.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
+    const onFile = (abs: string): void => {
+      const rel = path.relative(this.opts.configDir, abs).split(path.sep).join("/");
+      if (!rel.startsWith("cells.d/")) return; // portfolios/ are not reconciled yet
+      this.changedFiles.add(rel);
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => void this.onFilesSettled(), this.opts.debounceMs);
+    };
+    this.watcher.on("add", onFile).on("change", onFile).on("unlink", onFile);
+    this.watcher.on("error", (err) => this.log.error({ err: errorMessage(err) }, "watch error"));
+    await new Promise<void>((resolve) => this.watcher?.once("ready", () => resolve()));
+    this.ticker = cron.schedule(this.opts.tick, () => this.onTick(), { name: "lazarus-time-rules", noOverlap: true });
+    this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
+    this.resyncTimer.unref();
+    this.ready = true;
+    this.log.info({ config: path.resolve(this.opts.configDir), state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
+  }
+
+  // Re-read every file and reconcile every cell (start, SIGHUP).
+  async reloadAll(why: string): Promise<void> {
+    this.cache.clear();
+    await this.cache.refresh();
+    this.reportDiagnostics(undefined);
+    this.enqueueAll(why);
+    await this.idle();
+  }
+
+  private async onFilesSettled(): Promise<void> {
+    const files = [...this.changedFiles];
+    this.changedFiles.clear();
+    try {
+      const { affected, changed } = await this.cache.refresh(files);
+      if (changed.length === 0) return;
+      this.log.info({ files: changed, cells: affected.size }, "config changed");
+      this.reportDiagnostics(changed);
+      this.enqueue(affected);
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "config" });
+      this.log.error({ err: errorMessage(err) }, "cannot read the config");
+    }
+  }
+
+  private reportDiagnostics(files: string[] | undefined): void {
+    const diags = files ? this.cache.diagnosticsFor(files) : this.cache.current().diagnostics;
+    for (const d of diags) {
+      if (d.severity === "error") this.metrics.errors.inc({ kind: "invalid-file" });
+      this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line, col: d.col, field: d.field }, formatDiagnostic(d));
+    }
+    for (const q of this.cache.current().desired.quarantined) {
+      if (!files || files.includes(q.file)) this.log.warn({ file: q.file, cells: q.names }, "file quarantined: its cells are left as they are");
+    }
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    const due: string[] = [];
+    for (const [name, at] of this.wakes) if (at <= now) due.push(name);
+    for (const [name, members] of this.pids) if (members.some((m) => !isAlive(m.pid, m.startTime))) due.push(name);
+    if (due.length > 0) this.enqueue(due);
+  }
+
+  enqueue(names: Iterable<string>): void {
+    for (const n of names) this.queued.add(n);
+    this.kick();
+  }
+
+  enqueueAll(why: string): void {
+    this.log.debug({ why }, "full reconcile queued");
+    this.queuedAll = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.working || this.stopping) return;
+    this.working = this.work().finally(() => {
+      this.working = undefined;
+      if (!this.stopping && (this.queuedAll || this.queued.size > 0)) this.kick();
+    });
+  }
+
+  // Resolves when nothing is queued or running.
+  async idle(): Promise<void> {
+    while (this.working) await this.working;
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopping && (this.queuedAll || this.queued.size > 0)) {
+      const batch: Batch = this.queuedAll ? { all: true } : { all: false, names: new Set(this.queued) };
+      this.queuedAll = false;
+      this.queued.clear();
+      await this.reconcile(batch);
+    }
+  }
+
+  private async reconcile(batch: Batch): Promise<void> {
+    const end = this.metrics.reconcileSeconds.startTimer({ scope: batch.all ? "full" : "cells" });
+    let failed = false;
+    try {
+      if (batch.all) await this.cache.refresh();
+      const { desired } = this.cache.current();
+      const { now } = await resolveNow(this.paths, undefined);
+      const observed = batch.all ? await observe(this.paths) : await observeNames(this.paths, batch.names);
+      const only = batch.all ? undefined : batch.names;
+      const p = plan(desired, observed, now, only);
+      for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
+      for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
+      const results = await applyActions(
+        p.actions,
+        { paths: this.paths, configDir: path.resolve(this.opts.configDir), backend: this.backend, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs },
+        this.ledger,
+        {
+          shouldContinue: () => !this.stopping,
+          postApply: (r) => {
+            this.metrics.actions.inc({ action: r.action.kind, status: r.status });
+            if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
+            else {
+              failed = true;
+              this.metrics.errors.inc({ kind: "action" });
+              this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
+            }
+          },
+        },
+      );
+      const touched = new Set(p.actions.map((a) => a.cell));
+      const names = batch.all ? new Set([...observed.cells.keys(), ...desired.cells.keys()]) : batch.names;
+      const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
+      this.remember(names, observed, after, desired.cells, now);
+      if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "reconcile" });
+      this.log.error({ err: errorMessage(err) }, "reconcile failed");
+      const retry = Date.now() + 30_000;
+      for (const n of batch.all ? [] : batch.names) this.wakes.set(n, retry);
+    } finally {
+      end();
+    }
+  }
+
+  // Keep what the clock tick needs: each cell's state, member pids and next wake.
+  private remember(names: Set<string>, before: Observed, after: Observed, desired: Map<string, import("../config/types.js").DesiredCell>, now: number): void {
+    for (const name of names) {
+      const o: ObservedName | undefined = after.cells.get(name) ?? before.cells.get(name);
+      const live = o?.live?.record;
+      const state = live?.state ?? o?.graveyard?.record?.state ?? (o && o.archives.length > 0 ? "archived" : undefined);
+      if (state) this.states.set(name, state);
+      else this.states.delete(name);
+      const running = (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
+      if (running.length > 0) this.pids.set(name, running);
+      else this.pids.delete(name);
+      const wake = nextWake(desired.get(name), o, now);
+      if (wake !== undefined) this.wakes.set(name, Math.max(wake, Date.now() + 1000));
+      else this.wakes.delete(name);
+    }
+    this.metrics.setCellStates(this.states.values());
+  }
+
+  // Stop: finish the action in progress, leave members running, release the state dir.
+  async stop(signal: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ signal }, "stopping: finishing the action in progress; members keep running");
+    clearTimeout(this.debounce);
+    clearInterval(this.resyncTimer);
+    await this.ticker?.stop();
+    await this.watcher?.close();
+    await this.idle();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.lock?.release();
+    this.log.info({}, "stopped");
+  }
+}

@@ -1,0 +1,35 @@
+// When a cell next needs a look without any file change: the earliest of its time rules.
+// Pure: the daemon's clock tick enqueues the cells whose time has come.
+import { CronExpressionParser } from "cron-parser";
+import type { DesiredCell } from "../config/types.js";
+import type { ObservedName } from "../observe/observe.js";
+import { backoffMs } from "../plan/members.js";
+
+const t = (iso: string | undefined): number => (iso ? Date.parse(iso) : Number.NaN);
+
+export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number | undefined {
+  const times: number[] = [];
+  const live = o?.live?.record;
+  if (live) {
+    times.push(t(live.expiresAt));
+    if (live.state === "downed") times.push(t(live.downedAt) + (d?.downedTimeoutMs ?? live.downedTimeoutMs ?? 3_600_000));
+    for (const m of o?.live?.members ?? []) {
+      if (m.status === "invited") times.push(t(m.inviteExpiresAt));
+      if (m.status === "down") times.push(t(m.downAt) + backoffMs(Math.max(1, m.failures ?? 1)));
+      if (m.status === "running" && m.heartbeatMs) times.push((m.heartbeatAt ?? t(m.startedAt)) + m.heartbeatMs + 1);
+    }
+    const schedule = d?.checkpoint.schedule;
+    if (schedule) {
+      try {
+        times.push(CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: "UTC" }).next().getTime());
+      } catch {
+        // validated on load
+      }
+    }
+  }
+  const grave = o?.graveyard?.record;
+  if (grave) times.push(t(grave.closedAt) + (d?.graceMs ?? grave.graceMs));
+  for (const a of o?.archives ?? []) if (a.record?.archivedAt) times.push(t(a.record.archivedAt) + (d?.retentionMs ?? a.record.retentionMs));
+  const future = times.filter((x) => !Number.isNaN(x));
+  return future.length > 0 ? Math.min(...future) : undefined;
+}

@@ -1,0 +1,129 @@
+// The real daemon as a child process: file events, drift, time, signals, metrics.
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+
+let state: string;
+let config: string;
+let port: number;
+let daemon: ResultPromise;
+let logs = "";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+function startDaemon(): ResultPromise {
+  logs = "";
+  const child = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--tick", "* * * * * *", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  return child;
+}
+
+const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+const live = (name: string) => path.join(state, "cells", name);
+const running = (name: string) => {
+  try {
+    const m = readRecord(live(name)).members[0];
+    return m !== undefined && m.status === "running" && isAlive(m.pid, m.startTime);
+  } catch {
+    return false;
+  }
+};
+const agentCell = (name: string, ttl = "4h") => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
+
+beforeAll(async () => {
+  state = tempDir("lazarus-watch-state-");
+  config = configDir({ "cells.d/first.yaml": agentCell("first") });
+  port = await freePort();
+  daemon = startDaemon();
+  await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+});
+afterAll(async () => {
+  daemon.kill("SIGKILL");
+  await daemon;
+  cleanup(state, config);
+});
+
+describe("lazarus watch", () => {
+  it("reconciles at start", () => {
+    expect(running("first")).toBe(true);
+    expect(lines().find((l) => l.action === "create")).toMatchObject({ cell: "first", msg: "applied" });
+  });
+
+  it("starts the member of a newly written cell file", async () => {
+    writeFileSync(path.join(config, "cells.d/second.yaml"), agentCell("second"));
+    await waitFor(() => running("second"), 10_000);
+  });
+
+  it("renews a cell when its ttl is raised", async () => {
+    const before = readRecord(live("second")).expiresAt;
+    writeFileSync(path.join(config, "cells.d/second.yaml"), agentCell("second", "6h"));
+    await waitFor(() => readRecord(live("second")).expiresAt !== before, 10_000);
+    expect(readRecord(live("second")).ttlMs).toBe(6 * 3_600_000);
+  });
+
+  it("reports a broken file with its position, holds its cell, and keeps converging the others", async () => {
+    const pid = readRecord(live("second")).members[0]!.pid;
+    writeFileSync(path.join(config, "cells.d/second.yaml"), "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: second\nspec: {project: [\n");
+    await waitFor(() => lines().some((l) => typeof l.msg === "string" && /cells\.d\/second\.yaml:\d+:\d+: error/.test(l.msg)), 10_000);
+    writeFileSync(path.join(config, "cells.d/third.yaml"), agentCell("third"));
+    await waitFor(() => running("third"), 10_000);
+    expect(readRecord(live("second")).members[0]!.pid).toBe(pid);
+    expect(running("second")).toBe(true);
+    writeFileSync(path.join(config, "cells.d/second.yaml"), agentCell("second", "6h"));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(readRecord(live("second")).members[0]!.pid).toBe(pid); // fixed: nothing to do
+  });
+
+  it("restarts a killed member after its backoff", async () => {
+    const m = readRecord(live("first")).members[0]!;
+    process.kill(-(m.pid as number), "SIGKILL");
+    await waitFor(() => readRecord(live("first")).members[0]!.status === "down", 10_000);
+    await waitFor(() => running("first"), 20_000);
+    expect(readRecord(live("first")).members[0]!.pid).not.toBe(m.pid);
+  });
+
+  it("serves Prometheus metrics and a health check", async () => {
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1]);
+    expect(value(/^lazarus_cells\{state="active"\} (\d+)/m)).toBe(3);
+    expect(value(/^lazarus_actions_total\{action="create",status="applied"\} (\d+)/m)).toBe(3);
+    expect(value(/^lazarus_reconcile_duration_seconds_count\{scope="cells"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^lazarus_errors_total\{kind="invalid-file"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^lazarus_last_successful_reconcile_timestamp_seconds (\S+)/m)).toBeGreaterThan(Date.now() / 1000 - 600);
+  });
+
+  it("is the only reconciler of its state dir", async () => {
+    const apply = await lazarus(["apply", "--config", config, "--state-dir", state]);
+    expect(apply.exitCode).toBe(1);
+    expect(apply.stderr).toContain(`pid ${daemon.pid} (lazarus watch`);
+    const second = await lazarus(["watch", "--config", config, "--state-dir", state]);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(`pid ${daemon.pid} (lazarus watch`);
+  });
+
+  it("leaves members running on SIGTERM, and a new daemon adopts them", async () => {
+    const pids = ["first", "second", "third"].map((n) => readRecord(live(n)).members[0]!.pid);
+    daemon.kill("SIGTERM");
+    const r = await daemon;
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);
+    for (const n of ["first", "second", "third"]) expect(running(n)).toBe(true);
+    daemon = startDaemon();
+    await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+    expect(lines().filter((l) => l.msg === "applied")).toEqual([]);
+    expect(["first", "second", "third"].map((n) => readRecord(live(n)).members[0]!.pid)).toEqual(pids);
+  });
+});
