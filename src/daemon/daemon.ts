@@ -11,7 +11,7 @@ import { resolveNow } from "../engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock, type Lock } from "../lock/lock.js";
 import { isAlive } from "../backends/proc.js";
-import { observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
 import { ProcessBackend } from "../backends/process.js";
@@ -34,6 +34,8 @@ export interface DaemonOptions {
 }
 
 type Batch = { all: true } | { all: false; names: Set<string> };
+
+const FULL_CHUNK = 250;
 
 export class Daemon {
   private readonly paths: StatePaths;
@@ -177,16 +179,39 @@ export class Daemon {
     }
   }
 
+  // A full reconcile goes through every cell in chunks, so memory stays flat however many there are.
   private async reconcile(batch: Batch): Promise<void> {
-    const end = this.metrics.reconcileSeconds.startTimer({ scope: batch.all ? "full" : "cells" });
-    let failed = false;
+    if (!batch.all) return this.reconcileNames(batch.names, "cells");
+    const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
     try {
-      if (batch.all) await this.cache.refresh();
+      await this.cache.refresh();
+      const names = [...new Set([...this.cache.current().desired.cells.keys(), ...(await listNames(this.paths))])].sort();
+      for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined);
+      const seen = new Set(names);
+      for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "reconcile" });
+      this.log.error({ err: errorMessage(err) }, "full reconcile failed");
+    } finally {
+      end();
+    }
+  }
+
+  private forget(name: string): void {
+    this.states.delete(name);
+    this.pids.delete(name);
+    this.wakes.delete(name);
+  }
+
+  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<void> {
+    const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
+    let failed = false;
+    const batch = { names };
+    try {
       const { desired } = this.cache.current();
       const { now } = await resolveNow(this.paths, undefined);
-      const observed = batch.all ? await observe(this.paths) : await observeNames(this.paths, batch.names);
-      const only = batch.all ? undefined : batch.names;
-      const p = plan(desired, observed, now, only);
+      const observed = await observeNames(this.paths, names);
+      const p = plan(desired, observed, now, names);
       for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
       for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
       const results = await applyActions(
@@ -207,7 +232,6 @@ export class Daemon {
         },
       );
       const touched = new Set(p.actions.map((a) => a.cell));
-      const names = batch.all ? new Set([...observed.cells.keys(), ...desired.cells.keys()]) : batch.names;
       const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
       this.remember(names, observed, after, desired.cells, now);
       if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
@@ -215,7 +239,7 @@ export class Daemon {
       this.metrics.errors.inc({ kind: "reconcile" });
       this.log.error({ err: errorMessage(err) }, "reconcile failed");
       const retry = Date.now() + 30_000;
-      for (const n of batch.all ? [] : batch.names) this.wakes.set(n, retry);
+      for (const n of batch.names) this.wakes.set(n, retry);
     } finally {
       end();
     }
@@ -227,6 +251,10 @@ export class Daemon {
       const o: ObservedName | undefined = after.cells.get(name) ?? before.cells.get(name);
       const live = o?.live?.record;
       const state = live?.state ?? o?.graveyard?.record?.state ?? (o && o.archives.length > 0 ? "archived" : undefined);
+      if (!state && !desired.has(name)) {
+        this.forget(name);
+        continue;
+      }
       if (state) this.states.set(name, state);
       else this.states.delete(name);
       const running = (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));

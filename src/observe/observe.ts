@@ -170,3 +170,10 @@ async function observeIfDir(dir: string, place: Place, name: string): Promise<Ob
   }
   return observeCell(dir, place, name);
 }
+
+// The name of every cell with anything on disk (live, graveyard or archive), without reading them.
+export async function listNames(paths: StatePaths): Promise<Set<string>> {
+  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard))]);
+  for (const day of await listDirs(paths.archive)) for (const e of await listDirs(path.join(paths.archive, day))) names.add(e.replace(/~.*$/, ""));
+  return names;
+}

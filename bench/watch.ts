@@ -1,0 +1,89 @@
+// Benchmark: with N other cells present, the time from writing one new cell file to its member
+// process running under `lazarus watch`, and the daemon's resident memory.
+// Usage: npx tsx bench/watch.ts [N=1000] [runs=7]
+import { spawn, execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const N = Number(process.argv[2] ?? 1000);
+const RUNS = Number(process.argv[3] ?? 7);
+const CLI = path.resolve(import.meta.dirname, "..", "dist", "cli.js");
+
+const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-watch-"));
+const config = path.join(root, "config");
+const state = path.join(root, "state");
+mkdirSync(path.join(config, "cells.d"), { recursive: true });
+
+const doc = (name: string, member: string) =>
+  ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", `  project: Org/repo#1`, "  owner: human:alexander", "  ttl: 24h", "  members:", member].join("\n");
+const observer = "    - {identity: bot:watcher, role: observer}";
+for (let f = 0; f < Math.ceil(N / 100); f++) {
+  const docs: string[] = [];
+  for (let i = f * 100; i < Math.min(N, (f + 1) * 100); i++) docs.push(doc(`cell-${i}`, observer));
+  writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
+}
+
+// The N cells exist before the daemon starts, as on a host that has been running for a while.
+let t = Date.now();
+execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: "ignore" });
+const setupMs = Date.now() - t;
+
+const daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+t = Date.now();
+// Ready when a probe cell written now is running.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function runningSince(name: string): boolean {
+  try {
+    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as { members: { status: string }[] };
+    return rec.members[0]?.status === "running";
+  } catch {
+    return false;
+  }
+}
+
+async function measure(name: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  writeFileSync(path.join(config, "cells.d", `${name}.yaml`), `${doc(name, '    - {identity: "agent:a", role: executor, command: ["sleep", "600"]}')}\n`);
+  while (!runningSince(name)) await sleep(2);
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Math.round(Number(m?.[1]) / 1024);
+}
+
+await measure("warmup");
+const startupMs = Date.now() - t;
+const times: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  await sleep(300); // let the previous reconcile settle
+  times.push(await measure(`probe-${i}`));
+}
+const sorted = [...times].sort((a, b) => a - b);
+const rss = rssMb(daemon.pid as number);
+daemon.kill("SIGTERM");
+await new Promise((r) => daemon.once("exit", r));
+console.log(
+  JSON.stringify(
+    {
+      otherCells: N,
+      runs: RUNS,
+      node: process.version,
+      cpus: os.cpus().length,
+      ms: { setupApply: setupMs, startupToFirstCell: startupMs, medianFileToRunning: Math.round(sorted[Math.floor(sorted.length / 2)] as number), all: times.map(Math.round) },
+      daemonRssMb: rss,
+    },
+    null,
+    2,
+  ),
+);
+// Stop the probe members, then remove everything.
+try {
+  execFileSync("pkill", ["-f", "sleep 600"]);
+} catch {
+  // none left
+}
+rmSync(root, { recursive: true, force: true });
