@@ -1,6 +1,6 @@
 // The side effects of each cell-level action, each written so that running it again after a
 // crash at any point finishes the job instead of repeating or corrupting it.
-import { cp, lstat, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
