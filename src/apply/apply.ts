@@ -49,6 +49,8 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.memberDown(action, env);
     case "revoke":
       return ops.revoke(action, env);
+    case "update-portfolio":
+      return ops.updatePortfolio(action, env);
     case "cell-down":
       return ops.cellDown(action, env);
     case "revive":

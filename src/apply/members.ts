@@ -2,13 +2,13 @@
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, type CellPaths } from "../cells/layout.js";
+import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { canonicalJson } from "../config/digest.js";
 import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
-import { appendLine, writeTextAtomic } from "../util/fsx.js";
+import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { decide, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
@@ -35,6 +35,18 @@ export function syncMember(m: MemberRecord, dm: DesiredMember): void {
   else delete m.heartbeatMs;
   if (dm.replaces) m.replaces = dm.replaces;
   else delete m.replaces;
+}
+
+// Write the member's resolved portfolio (atomically) and record which one it is.
+export async function writePortfolio(cp: CellPaths, m: MemberRecord, dm: DesiredMember): Promise<void> {
+  const r = dm.resolvedPortfolio;
+  if (!r) return; // none applies, or portfolios/ is held: leave what is there
+  const file = portfolioFile(cp, m.home);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeJsonAtomic(file, r.document);
+  m.portfolioName = r.name;
+  m.portfolioDigest = r.digest;
+  m.portfolioModels = (r.document as { models: { model: string }[] }).models.map((x) => x.model);
 }
 
 const tokenDigest = (t: string): Buffer => createHash("sha256").update(t).digest();
@@ -85,6 +97,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     env: m.env,
     credentialsFile: cp.credentials,
     logFile: memberLog(cp, m.home),
+    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home) } : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
   });
@@ -151,6 +164,7 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
     rec.members.push(m);
   }
   syncMember(m, dm);
+  await writePortfolio(cp, m, dm);
   if (dm.command) await startMember(cp, rec, m, env);
   else await inviteMember(cp, m, a.inviteTtlMs, env);
   await saveRecord(cp, rec, env);
@@ -196,6 +210,7 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   if (!(sameSpec && m.status === "starting")) {
     await stopMember(m, env);
     syncMember(m, dm);
+    await writePortfolio(cp, m, dm);
     m.restarts += 1;
     if (m.status !== "invited" && m.status !== "revoked") m.status = dm.command ? "exited" : "joined";
     await saveRecord(cp, rec, env);
@@ -235,4 +250,39 @@ export async function accept(cellDir: string, identity: string, token: string, e
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "accept", member: identity });
   return { status: "accepted" };
+}
+
+// A member's portfolio changed: rewrite its file, then tell its process as it asked
+// (SIGHUP to its group, a restart, or nothing).
+export async function updatePortfolio(a: Extract<Action, { kind: "update-portfolio" }>, env: ApplyEnv): Promise<Details> {
+  const cp = liveCell(env, a.cell);
+  const rec = await loadRecord(cp);
+  const m = find(rec, a.member);
+  const dm = a.desiredMember;
+  if (dm.resolvedPortfolio) await writePortfolio(cp, m, dm);
+  else {
+    await rm(portfolioFile(cp, m.home), { force: true });
+    delete m.portfolioName;
+    delete m.portfolioDigest;
+    delete m.portfolioModels;
+  }
+  await saveRecord(cp, rec, env);
+  let told = "none";
+  const alive = m.pid !== undefined && env.backend.isAlive(m.pid, m.startTime);
+  if (alive && dm.onPortfolioChange === "signal") {
+    try {
+      process.kill(-(m.pid as number), "SIGHUP");
+      told = "SIGHUP";
+    } catch {
+      told = "gone";
+    }
+  } else if (alive && dm.onPortfolioChange === "restart") {
+    await stopMember(m, env);
+    m.restarts += 1;
+    await saveRecord(cp, rec, env);
+    await startMember(cp, rec, m, env);
+    told = "restart";
+  }
+  await decide(cp, env, { decision: "update-portfolio", member: a.member, reason: a.reason, before: a.before, after: a.after, told });
+  return { member: a.member, portfolio: m.portfolioName ?? null, before: a.before, after: a.after, told };
 }

@@ -16,10 +16,10 @@ import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { decide, exists, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
-import { inviteMember, newMember, startMember, stopMember, syncMember } from "./members.js";
+import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
 
 export type { ApplyEnv, Details } from "./context.js";
-export { invite, removeMember, restart, memberDown, revoke } from "./members.js";
+export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
 
 // Directories of spec §6, created if missing; existing files are never touched.
@@ -108,6 +108,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       rec.members.push(m);
     }
     if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
+    await writePortfolio(cp_, m, dm);
     if (dm.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
@@ -225,6 +226,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     const old = rec.members.find((x) => x.identity === dm.identity && x.role === dm.role);
     const m = old ?? newMember(dm, env);
     syncMember(m, dm);
+    await writePortfolio(cp_, m, dm);
     kept.push(m);
   }
   rec.members = kept;

@@ -10,6 +10,7 @@ export interface StartSpec {
   credentialsFile: string;
   logFile: string;
   exitFile: string; // where the command's exit code is written when it exits
+  portfolioFile?: string; // the member's resolved model portfolio (LAZARUS_PORTFOLIO)
   spawnId: string; // marks the process so a crashed recorder can find it again
 }
 

@@ -25,5 +25,6 @@ export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<stri
     TMPDIR: path.join(spec.home, ".tmp"),
     LAZARUS_SPAWN_ID: spec.spawnId,
     LAZARUS_EXIT_FILE: spec.exitFile,
+    ...(spec.portfolioFile ? { LAZARUS_PORTFOLIO: spec.portfolioFile } : {}),
   };
 }

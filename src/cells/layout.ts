@@ -88,6 +88,11 @@ export function memberExitFile(cell: CellPaths, home: string): string {
   return path.join(cell.logs, `${home}.exit`);
 }
 
+// The member's resolved fallback model portfolio (LAZARUS_PORTFOLIO).
+export function portfolioFile(cell: CellPaths, home: string): string {
+  return path.join(cell.homes, home, ".lazarus", "portfolio.json");
+}
+
 export function inviteFile(cell: CellPaths, home: string): string {
   return path.join(cell.invites, `${home}.token`);
 }

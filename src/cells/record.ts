@@ -38,6 +38,9 @@ export interface MemberRecord {
   inviteExpiresAt?: string;
   acceptedAt?: string;
   revokedAt?: string;
+  portfolioName?: string; // the portfolio written to home/<name>/.lazarus/portfolio.json
+  portfolioDigest?: string;
+  portfolioModels?: string[];
 }
 
 export interface CellRecord {

@@ -23,5 +23,6 @@ export function credentialsDigest(credentials: Record<string, CredentialSource>)
 // A digest of one cell's declaration, blind to where it is written (file, line, key order).
 export function desiredDigest(d: DesiredCell): string {
   const { source: _source, members, ...rest } = d;
-  return sha256(canonicalJson({ ...rest, members: members.map(({ source: _s, ...m }) => m) })).slice(0, 16);
+  // The resolved portfolio comes from portfolios/, not from the cell's declaration.
+  return sha256(canonicalJson({ ...rest, members: members.map(({ source: _s, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
 }

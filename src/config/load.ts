@@ -7,7 +7,9 @@ import { CronExpressionParser } from "cron-parser";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { hasErrors } from "./diagnostics.js";
-import { validateCellShape } from "./schema.js";
+import { validateCellShape, validatePortfolioShape } from "./schema.js";
+import { ERROR_CLASSES, type ErrorClass, type ModelSpec, type Portfolio } from "../portfolio/types.js";
+import { resolveAll } from "../portfolio/resolve.js";
 import {
   LIMITS,
   type BackendName,
@@ -45,39 +47,94 @@ export function cronProblem(expr: string): string | undefined {
 const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
 const SUPPORTED_BACKENDS: readonly BackendName[] = ["process"];
 
-// Parse and validate one file's text. Pure: no I/O.
-export function loadFileText(file: string, text: string): FileResult {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  const diagnostics: Diagnostic[] = [];
-  const cells: DesiredCell[] = [];
-  const pos = (offset: number | undefined): { line: number; col: number } =>
-    offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset);
+type At = (p: (string | number)[]) => SourcePos;
 
-  if (!Array.isArray(docs)) return { file, cells, diagnostics }; // an empty stream
-  for (const doc of docs) {
+// Parse every document of a file and check each against a schema; yields the valid ones with a
+// way to find a path's source position. Pure: no I/O.
+function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
+  const lines = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const diagnostics: Diagnostic[] = [];
+  const docs: { value: unknown; at: At }[] = [];
+  const pos = (offset: number | undefined): { line: number; col: number } => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
+  if (!Array.isArray(parsed)) return { docs, diagnostics }; // an empty stream
+  for (const doc of parsed) {
     for (const err of doc.errors) {
-      const at = pos(err.pos[0]);
-      diagnostics.push({
-        severity: "error",
-        file,
-        ...at,
-        message: `YAML syntax: ${err.message.split("\n")[0]}`,
-        hint: "fix the YAML syntax",
-      });
+      diagnostics.push({ severity: "error", file, ...pos(err.pos[0]), message: `YAML syntax: ${err.message.split("\n")[0]}`, hint: "fix the YAML syntax" });
     }
     if (doc.errors.length > 0) continue;
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
-    const shapeErrors = validateCellShape(value);
-    for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos));
+    const shapeErrors = validate(value);
+    for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
     if (shapeErrors.length > 0) continue;
-    const at = (p: (string | number)[]): SourcePos => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) });
+    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
+  }
+  return { docs, diagnostics };
+}
+
+// Parse and validate one cells.d/ file. Pure: no I/O.
+export function loadFileText(file: string, text: string): FileResult {
+  const { docs, diagnostics } = parseDocs(file, text, validateCellShape, "cell.schema.json");
+  const cells: DesiredCell[] = [];
+  for (const { value, at } of docs) {
     const cell = toDesiredCell(value as RawCell, at);
     diagnostics.push(...checkCell(cell, at));
     cells.push(cell);
   }
   return { file, cells, diagnostics };
+}
+
+export interface PortfolioFileResult {
+  file: string;
+  portfolios: Portfolio[];
+  diagnostics: Diagnostic[];
+}
+
+// Parse and validate one portfolios/ file. Pure: no I/O.
+export function loadPortfolioText(file: string, text: string): PortfolioFileResult {
+  const { docs, diagnostics } = parseDocs(file, text, validatePortfolioShape, "portfolio.schema.json");
+  const portfolios: Portfolio[] = [];
+  for (const { value, at } of docs) {
+    const p = toPortfolio(value as RawPortfolio, at);
+    const names = new Set(p.models.map((m) => m.model));
+    for (const key of ["contextWindowFallbacks", "contentPolicyFallbacks"] as const) {
+      (p[key] ?? []).forEach((m, i) => {
+        if (!names.has(m)) diagnostics.push({ severity: "error", ...at(["spec", key, i]), field: `spec.${key}[${i}]`, message: `model "${m}" is not in spec.models`, hint: "name a model listed in spec.models" });
+      });
+    }
+    portfolios.push(p);
+  }
+  return { file, portfolios, diagnostics };
+}
+
+interface RawPortfolio {
+  metadata: { name: string };
+  spec: {
+    appliesTo?: { agents?: string[]; taskClasses?: string[] };
+    models: ModelSpec[];
+    retries?: { attempts?: number; backoff?: string; maxRetryAfter?: string };
+    cooldown?: { allowedFails?: number; window?: string; duration?: string };
+    fallbackOn?: ErrorClass[];
+    contextWindowFallbacks?: string[];
+    contentPolicyFallbacks?: string[];
+  };
+}
+
+function toPortfolio(raw: RawPortfolio, at: At): Portfolio {
+  const s = raw.spec;
+  const d = (text: string | undefined, dflt: string): number => parseDuration(text ?? dflt) ?? 0;
+  return {
+    name: raw.metadata.name,
+    appliesTo: { agents: [...(s.appliesTo?.agents ?? [])], taskClasses: [...(s.appliesTo?.taskClasses ?? [])] },
+    models: s.models.map((m) => ({ ...m })),
+    retries: { attempts: s.retries?.attempts ?? 2, backoffMs: d(s.retries?.backoff, "2s"), maxRetryAfterMs: d(s.retries?.maxRetryAfter, "60s") },
+    cooldown: { allowedFails: s.cooldown?.allowedFails ?? 3, windowMs: d(s.cooldown?.window, "60s"), durationMs: d(s.cooldown?.duration, "5m") },
+    fallbackOn: [...(s.fallbackOn ?? ERROR_CLASSES)],
+    ...(s.contextWindowFallbacks ? { contextWindowFallbacks: [...s.contextWindowFallbacks] } : {}),
+    ...(s.contentPolicyFallbacks ? { contentPolicyFallbacks: [...s.contentPolicyFallbacks] } : {}),
+    source: at(["metadata", "name"]),
+  };
 }
 
 // The parts of a validated document we read; the schema guarantees the shape.
@@ -97,11 +154,23 @@ interface RawCell {
     restoreFrom?: string;
     downedTimeout?: string;
     inviteTtl?: string;
-    members: { identity: string; role: Role; command?: string[]; env?: Record<string, string>; restart?: RestartPolicy; heartbeat?: string; replaces?: string }[];
+    taskClass?: string;
+    members: {
+      identity: string;
+      role: Role;
+      command?: string[];
+      env?: Record<string, string>;
+      restart?: RestartPolicy;
+      heartbeat?: string;
+      replaces?: string;
+      portfolio?: string;
+      taskClass?: string;
+      onPortfolioChange?: "signal" | "restart" | "none";
+    }[];
   };
 }
 
-function toDesiredCell(raw: RawCell, at: (p: (string | number)[]) => SourcePos): DesiredCell {
+function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   const s = raw.spec;
   const members: DesiredMember[] = s.members.map((m, i) => ({
     identity: m.identity,
@@ -112,6 +181,9 @@ function toDesiredCell(raw: RawCell, at: (p: (string | number)[]) => SourcePos):
     restart: m.restart ?? "on-failure",
     ...(m.heartbeat ? { heartbeatMs: parseDuration(m.heartbeat) ?? 0 } : {}),
     ...(m.replaces ? { replaces: m.replaces } : {}),
+    ...(m.portfolio ? { portfolio: m.portfolio } : {}),
+    ...(m.taskClass ?? s.taskClass ? { taskClass: (m.taskClass ?? s.taskClass) as string } : {}),
+    onPortfolioChange: m.onPortfolioChange ?? "signal",
     source: at(["spec", "members", i]),
   }));
   return {
@@ -126,6 +198,7 @@ function toDesiredCell(raw: RawCell, at: (p: (string | number)[]) => SourcePos):
     retentionMs: parseDuration(s.retention ?? LIMITS.defaultRetention) ?? 0,
     policy: { allowGuests: s.policy?.allowGuests ?? false, allowSubstitutes: s.policy?.allowSubstitutes ?? false },
     credentials: { ...(s.credentials ?? {}) },
+    ...(s.taskClass ? { taskClass: s.taskClass } : {}),
     checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
@@ -233,6 +306,7 @@ function shapeDiagnostic(
   doc: Document,
   e: ErrorObject,
   pos: (offset: number | undefined) => { line: number; col: number },
+  schemaName: string,
 ): Diagnostic {
   const p = pointerToPath(e.instancePath);
   const base = { severity: "error" as const, file };
@@ -246,7 +320,7 @@ function shapeDiagnostic(
         ...pos((keyNodeAt(doc, p, key) ?? nodeAt(doc, p))?.range?.[0]),
         field: fieldName(full),
         message: `unknown field "${key}"`,
-        hint: "remove it or check its spelling against schemas/cell.schema.json",
+        hint: `remove it or check its spelling against schemas/${schemaName}`,
       };
     }
     case "required": {
@@ -291,7 +365,7 @@ function shapeDiagnostic(
         ...pos(nodeAt(doc, p)?.range?.[0]),
         field: fieldName(p) || "(document)",
         message: e.message ?? e.keyword,
-        hint: "see schemas/cell.schema.json",
+        hint: `see schemas/${schemaName}`,
       };
   }
 }
@@ -314,11 +388,27 @@ export function salvageNames(text: string): string[] {
 }
 
 // Combine per-file results: cross-file rules, quarantine, and the desired state.
-export function combine(results: FileResult[], texts: Map<string, string>): { desired: Desired; diagnostics: Diagnostic[] } {
-  const diagnostics = results.flatMap((r) => r.diagnostics);
+export function combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
+  const diagnostics = [...results.flatMap((r) => r.diagnostics), ...portfolioResults.flatMap((r) => r.diagnostics)];
+  const portfolios = combinePortfolios(portfolioResults, diagnostics);
+  const portfoliosHeld = portfolioResults.some((r) => hasErrors(r.diagnostics)) || portfolios === undefined;
+  // A member naming a portfolio that does not exist is an error in its cell's file.
+  const missingPortfolio = new Set<string>();
+  if (!portfoliosHeld) {
+    for (const r of results) {
+      for (const c of r.cells) {
+        c.members.forEach((m, i) => {
+          if (m.portfolio && !portfolios.has(m.portfolio)) {
+            diagnostics.push({ severity: "error", ...m.source, field: `spec.members[${i}].portfolio`, message: `portfolio "${m.portfolio}" is not declared in portfolios/`, hint: `declare it, or name one of: ${[...portfolios.keys()].join(", ") || "(none yet)"}` });
+            missingPortfolio.add(r.file);
+          }
+        });
+      }
+    }
+  }
   const declared = new Map<string, DesiredCell[]>();
   for (const r of results) for (const c of r.cells) declared.set(c.name, [...(declared.get(c.name) ?? []), c]);
-  const badFiles = new Set(results.filter((r) => hasErrors(r.diagnostics)).map((r) => r.file));
+  const badFiles = new Set([...results.filter((r) => hasErrors(r.diagnostics)).map((r) => r.file), ...missingPortfolio]);
   for (const [name, decls] of declared) {
     if (decls.length < 2) continue;
     for (const d of decls) {
@@ -338,11 +428,57 @@ export function combine(results: FileResult[], texts: Map<string, string>): { de
     if (badFiles.has(r.file)) continue;
     for (const c of r.cells) cells.set(c.name, c);
   }
+  const ports = portfolios ?? new Map<string, Portfolio>();
+  resolveAll(cells.values(), ports, portfoliosHeld);
   const quarantined: QuarantinedFile[] = [...badFiles].sort().map((file) => ({
     file,
     names: [...new Set([...salvageNames(texts.get(file) ?? ""), ...(results.find((r) => r.file === file)?.cells.map((c) => c.name) ?? [])])].sort(),
   }));
-  return { desired: { cells, quarantined, files: results.map((r) => r.file) }, diagnostics };
+  return { desired: { cells, portfolios: ports, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
+}
+
+// Portfolio names are unique, and no agent or task class is claimed by two portfolios.
+// Returns undefined when that is not so (the errors are in diagnostics).
+function combinePortfolios(results: PortfolioFileResult[], diagnostics: Diagnostic[]): Map<string, Portfolio> | undefined {
+  const byName = new Map<string, Portfolio>();
+  const claims = new Map<string, Portfolio>();
+  let ok = true;
+  const clash = (p: Portfolio, other: Portfolio, what: string): void => {
+    ok = false;
+    for (const [a, b] of [[p, other], [other, p]] as const) {
+      diagnostics.push({ severity: "error", ...a.source, field: "metadata.name", message: `${what} is also claimed by portfolio "${b.name}" at ${b.source.file}:${b.source.line}`, hint: "let exactly one portfolio claim it" });
+    }
+  };
+  for (const p of results.flatMap((r) => r.portfolios)) {
+    const prev = byName.get(p.name);
+    if (prev) clash(p, prev, `portfolio name "${p.name}"`);
+    byName.set(p.name, p);
+    for (const a of p.appliesTo.agents) {
+      const c = claims.get(`agent:${a}`);
+      if (c && c !== p) clash(p, c, `agent ${a}`);
+      claims.set(`agent:${a}`, p);
+    }
+    for (const t of p.appliesTo.taskClasses) {
+      const c = claims.get(`class:${t}`);
+      if (c && c !== p) clash(p, c, `task class ${t}`);
+      claims.set(`class:${t}`, p);
+    }
+  }
+  return ok ? byName : undefined;
+}
+
+// Read every portfolios/*.yaml under configDir (none when the directory does not exist).
+export async function loadPortfolioFiles(configDir: string): Promise<PortfolioFileResult[]> {
+  const dir = path.join(configDir, "portfolios");
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return [];
+    throw err;
+  }
+  const files = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).sort();
+  return Promise.all(files.map(async (f) => loadPortfolioText(`portfolios/${f}`, await readFile(path.join(dir, f), "utf8"))));
 }
 
 // Read and validate every cells.d/*.yaml under configDir.
@@ -367,5 +503,5 @@ export async function loadConfig(configDir: string): Promise<{ desired: Desired;
       return loadFileText(rel, text);
     }),
   );
-  return combine(results, texts);
+  return combine(results, texts, await loadPortfolioFiles(configDir));
 }

@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 const schemaDir = new URL("../../schemas/", import.meta.url);
 
 let cellValidator: ValidateFunction | undefined;
+let portfolioValidator: ValidateFunction | undefined;
 
 export function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(name, schemaDir), "utf8")) as Record<string, unknown>;
@@ -17,4 +18,12 @@ export function validateCellShape(doc: unknown): ErrorObject[] {
     cellValidator = ajv.compile(loadSchema("cell.schema.json"));
   }
   return cellValidator(doc) ? [] : [...(cellValidator.errors ?? [])];
+}
+
+export function validatePortfolioShape(doc: unknown): ErrorObject[] {
+  if (!portfolioValidator) {
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+    portfolioValidator = ajv.compile(loadSchema("portfolio.schema.json"));
+  }
+  return portfolioValidator(doc) ? [] : [...(portfolioValidator.errors ?? [])];
 }

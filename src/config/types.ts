@@ -27,6 +27,12 @@ export interface DesiredMember {
   restart: RestartPolicy;
   heartbeatMs?: number;
   replaces?: string; // identity of the member a substitute stands in for
+  portfolio?: string; // the portfolio it names itself
+  taskClass?: string; // its own, else the cell's
+  onPortfolioChange: "signal" | "restart" | "none";
+  // Filled in after loading: the portfolio this agent resolves to (undefined for non-agents,
+  // when none applies, or while a portfolio file is quarantined).
+  resolvedPortfolio?: { name: string; selector: string; digest: string; document: unknown };
   source: SourcePos;
 }
 
@@ -43,6 +49,7 @@ export interface DesiredCell {
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentials: Record<string, CredentialSource>;
   checkpoint: { schedule?: string; keep: number };
+  taskClass?: string;
   restoreFrom?: string;
   downedTimeoutMs: number;
   inviteTtlMs: number;
@@ -59,6 +66,9 @@ export interface QuarantinedFile {
 
 export interface Desired {
   cells: Map<string, DesiredCell>;
+  portfolios: Map<string, import("../portfolio/types.js").Portfolio>;
+  // True while a file in portfolios/ is broken: portfolio files of members are then left as they are.
+  portfoliosHeld: boolean;
   quarantined: QuarantinedFile[];
   // Every file that was read, relative to the config dir.
   files: string[];

@@ -2,7 +2,7 @@
 // so one edit re-reads one file, whatever the number of cells.
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { combine, loadFileText, salvageNames, type FileResult } from "../config/load.js";
+import { combine, loadFileText, loadPortfolioText, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
 import { LazarusError, isErrno } from "../util/errors.js";
@@ -11,6 +11,7 @@ interface Entry {
   size: number;
   mtimeMs: number;
   result: FileResult;
+  portfolios?: PortfolioFileResult; // for a file under portfolios/
   text?: string; // kept only for a broken file, to salvage the names it still declares
 }
 
@@ -25,8 +26,14 @@ export class ConfigCache {
 
   constructor(private readonly configDir: string) {}
 
-  private get dir(): string {
-    return path.join(this.configDir, "cells.d");
+  private async list(sub: "cells.d" | "portfolios", required: boolean): Promise<string[]> {
+    try {
+      return (await readdir(path.join(this.configDir, sub))).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).map((f) => `${sub}/${f}`);
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+      if (required) throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(this.configDir)}`);
+      return [];
+    }
   }
 
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
@@ -34,20 +41,15 @@ export class ConfigCache {
     let names: string[];
     if (only) names = [...only];
     else {
-      let entries: string[];
-      try {
-        entries = await readdir(this.dir);
-      } catch (err) {
-        if (isErrno(err, "ENOENT")) throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(this.configDir)}`);
-        throw err;
-      }
-      names = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).map((f) => `cells.d/${f}`);
-      for (const known of this.files.keys()) if (!names.includes(known)) names.push(known);
+      names = [...(await this.list("cells.d", true)), ...(await this.list("portfolios", false))];
+      const listed = new Set(names);
+      for (const known of this.files.keys()) if (!listed.has(known)) names.push(known);
     }
     const affected = new Set<string>();
     const changed: string[] = [];
     for (const rel of names) {
-      if (!/^cells\.d\/[^/]+\.ya?ml$/.test(rel) || path.basename(rel).startsWith(".")) continue;
+      const isPortfolio = /^portfolios\/[^/]+\.ya?ml$/.test(rel);
+      if ((!isPortfolio && !/^cells\.d\/[^/]+\.ya?ml$/.test(rel)) || path.basename(rel).startsWith(".")) continue;
       const abs = path.join(this.configDir, rel);
       const old = this.files.get(rel);
       let st;
@@ -58,6 +60,7 @@ export class ConfigCache {
       }
       if (!st) {
         if (old) {
+          if (old.portfolios) for (const name of this.current().desired.cells.keys()) affected.add(name);
           this.files.delete(rel);
           this.names(old).forEach((n) => affected.add(n));
           changed.push(rel);
@@ -66,8 +69,16 @@ export class ConfigCache {
       }
       if (old && old.size === st.size && old.mtimeMs === st.mtimeMs) continue;
       const text = await readFile(abs, "utf8");
-      const result = loadFileText(rel, text);
-      const entry: Entry = { size: st.size, mtimeMs: st.mtimeMs, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
+      let entry: Entry;
+      if (isPortfolio) {
+        const portfolios = loadPortfolioText(rel, text);
+        entry = { size: st.size, mtimeMs: st.mtimeMs, result: { file: rel, cells: [], diagnostics: [] }, portfolios };
+        // A portfolio change concerns every agent it may apply to: all cells are looked at.
+        for (const name of this.current().desired.cells.keys()) affected.add(name);
+      } else {
+        const result = loadFileText(rel, text);
+        entry = { size: st.size, mtimeMs: st.mtimeMs, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
+      }
       if (old) this.names(old).forEach((n) => affected.add(n));
       this.names(entry).forEach((n) => affected.add(n));
       this.files.set(rel, entry);
@@ -87,7 +98,12 @@ export class ConfigCache {
       const files = [...this.files.keys()].sort();
       const texts = new Map<string, string>();
       for (const [f, e] of this.files) if (e.text) texts.set(f, e.text);
-      this.combined = combine(files.map((f) => (this.files.get(f) as Entry).result), texts);
+      const entries = files.map((f) => this.files.get(f) as Entry);
+      this.combined = combine(
+        entries.filter((e) => !e.portfolios).map((e) => e.result),
+        texts,
+        entries.flatMap((e) => (e.portfolios ? [e.portfolios] : [])),
+      );
     }
     return this.combined;
   }
@@ -97,8 +113,9 @@ export class ConfigCache {
     return this.current().diagnostics.filter((d) => d.file !== undefined && set.has(d.file));
   }
 
-  clear(): void {
-    this.files.clear();
-    this.combined = undefined;
+  // Make the next refresh re-read every file, while the current view stays usable meanwhile
+  // (dropping it would make a concurrent reconcile see an empty config and close every cell).
+  invalidate(): void {
+    for (const e of this.files.values()) e.mtimeMs = -1;
   }
 }

@@ -88,7 +88,6 @@ export class Daemon {
     this.watcher = watch([path.join(this.opts.configDir, "cells.d"), path.join(this.opts.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
     const onFile = (abs: string): void => {
       const rel = path.relative(this.opts.configDir, abs).split(path.sep).join("/");
-      if (!rel.startsWith("cells.d/")) return; // portfolios/ are not reconciled yet
       this.changedFiles.add(rel);
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.onFilesSettled(), this.opts.debounceMs);
@@ -105,7 +104,7 @@ export class Daemon {
 
   // Re-read every file and reconcile every cell (start, SIGHUP).
   async reloadAll(why: string): Promise<void> {
-    this.cache.clear();
+    this.cache.invalidate();
     await this.cache.refresh();
     this.reportDiagnostics(undefined);
     this.enqueueAll(why);

@@ -8,6 +8,7 @@ export const ACTION_KINDS = [
   "member-down",
   "restart",
   "revoke",
+  "update-portfolio",
   "cell-down",
   "revive",
   "renew",
@@ -35,6 +36,8 @@ export type Action =
   | (Base & { kind: "member-down"; member: string; status: "down" | "completed" | "exited"; downAt: string; failures: number; exitCode: number | null; stop: boolean })
   | (Base & { kind: "restart"; member: string; desiredMember: DesiredMember })
   | (Base & { kind: "revoke"; member: string })
+  // The member's resolved portfolio changed (or no longer resolves: desiredMember.resolvedPortfolio unset).
+  | (Base & { kind: "update-portfolio"; member: string; desiredMember: DesiredMember; before: string[]; after: string[] })
   | (Base & { kind: "cell-down" })
   | (Base & { kind: "revive" })
   | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
@@ -61,6 +64,7 @@ export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   "member-down": "!",
   restart: "±",
   revoke: "-",
+  "update-portfolio": "~",
   "cell-down": "!",
   revive: "+",
   checkpoint: "*",

@@ -37,10 +37,32 @@ interface Ctx {
   out: Action[];
   pending: Pending[];
   up: Set<string>; // identities up once this plan is applied
+  portfoliosHeld: boolean;
 }
 
-export function planMembers(cell: string, d: DesiredCell, members: ObservedMember[], checkpoints: ObservedCheckpoint[], now: number): MemberPlan {
-  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set() };
+// A changed portfolio for a member that is otherwise left running (a restart rewrites it anyway).
+function portfolioChange(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
+  if (ctx.portfoliosHeld || !dm.identity.startsWith("agent:")) return;
+  const want = dm.resolvedPortfolio;
+  if ((want?.digest ?? undefined) === (m.portfolioDigest ?? undefined)) return;
+  const before = m.portfolioModels ?? [];
+  const after = want ? (want.document as { models: { model: string }[] }).models.map((x) => x.model) : [];
+  const how = dm.command ? ` (${dm.onPortfolioChange === "signal" ? "SIGHUP" : dm.onPortfolioChange})` : "";
+  ctx.out.push({
+    kind: "update-portfolio",
+    cell: ctx.cell,
+    member: dm.identity,
+    desiredMember: dm,
+    before,
+    after,
+    reason: want
+      ? `${dm.identity}: portfolio ${want.name} [${before.join(", ") || "none"}] → [${after.join(", ")}]${how}`
+      : `${dm.identity}: no portfolio applies any more (was ${m.portfolioName})`,
+  });
+}
+
+export function planMembers(cell: string, d: DesiredCell, members: ObservedMember[], checkpoints: ObservedCheckpoint[], now: number, portfoliosHeld = false): MemberPlan {
+  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), portfoliosHeld };
   const wanted = new Map(d.members.map((m) => [m.identity, m]));
   const have = new Map(members.map((m) => [m.identity, m]));
   const removes: Action[] = [];
@@ -108,6 +130,7 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
     if (dm.command) ctx.up.add(dm.identity);
     return;
   }
+  portfolioChange(ctx, dm, m);
   if (!dm.command) {
     if (m.status === "invited" && m.inviteExpiresAt && now >= at(m.inviteExpiresAt)) {
       ctx.out.push({ kind: "revoke", cell, member: dm.identity, reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted` });

@@ -47,7 +47,7 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
         continue;
       }
     }
-    const ctx: CellCtx = { name, d, now: nowMs, out: [], pending, diagnostics };
+    const ctx: CellCtx = { name, d, now: nowMs, out: [], pending, diagnostics, portfoliosHeld: desired.portfoliosHeld };
     planName(ctx, o);
     actions.push(...ctx.out);
   }
@@ -71,6 +71,7 @@ interface CellCtx {
   out: Action[];
   pending: Pending[];
   diagnostics: Diagnostic[];
+  portfoliosHeld: boolean;
 }
 
 const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== undefined && d.state === "active";
@@ -230,7 +231,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   }
   const due = checkpointDue(d, rec, live, ctx.now);
   if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
-  const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now);
+  const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now, ctx.portfoliosHeld);
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {
     const downedMs = d.downedTimeoutMs;

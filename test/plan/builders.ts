@@ -14,7 +14,7 @@ export const iso = (ms: number) => new Date(ms).toISOString();
 export function desiredOf(...cells: CellOpts[]): Desired {
   const r = loadFileText("cells.d/test.yaml", cells.map(cellYaml).join("---\n"));
   if (r.diagnostics.length > 0) throw new Error(JSON.stringify(r.diagnostics));
-  return { cells: new Map(r.cells.map((c) => [c.name, c])), quarantined: [], files: ["cells.d/test.yaml"] };
+  return { cells: new Map(r.cells.map((c) => [c.name, c])), portfolios: new Map(), portfoliosHeld: false, quarantined: [], files: ["cells.d/test.yaml"] };
 }
 
 // The record apply would have written for a desired cell activated at `activated`.

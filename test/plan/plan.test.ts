@@ -9,7 +9,7 @@ const HUMAN = { identity: "human:alexander", role: "director" };
 
 const base = desiredOf({ name: "c1", members: [AGENT, HUMAN] });
 const d1 = base.cells.get("c1")!;
-const none: Desired = { cells: new Map(), quarantined: [], files: [] };
+const none: Desired = { cells: new Map(), portfolios: new Map(), portfoliosHeld: false, quarantined: [], files: [] };
 const empty: Observed = { cells: new Map() };
 
 type Row = [string, Desired, Observed, number, string[]];
@@ -118,14 +118,14 @@ describe("the planner", () => {
   });
 
   it("holds, and never closes, a cell whose file is quarantined", () => {
-    const desired: Desired = { cells: new Map(), quarantined: [{ file: "cells.d/test.yaml", names: [] }], files: [] };
+    const desired: Desired = { cells: new Map(), portfolios: new Map(), portfoliosHeld: false, quarantined: [{ file: "cells.d/test.yaml", names: [] }], files: [] };
     const p = plan(desired, observedOf({ record: recordOf(d1), alive: false }), T0 + 10 * HOUR);
     expect(p.actions).toEqual([]);
     expect(p.held).toEqual([{ cell: "c1", file: "cells.d/test.yaml" }]);
   });
 
   it("holds a cell that a broken file still appears to declare, even after it moved files", () => {
-    const desired: Desired = { cells: new Map(), quarantined: [{ file: "cells.d/new.yaml", names: ["c1"] }], files: [] };
+    const desired: Desired = { cells: new Map(), portfolios: new Map(), portfoliosHeld: false, quarantined: [{ file: "cells.d/new.yaml", names: ["c1"] }], files: [] };
     const p = plan(desired, observedOf({ record: recordOf(d1) }), T0);
     expect(p.actions).toEqual([]);
     expect(p.held[0]).toEqual({ cell: "c1", file: "cells.d/new.yaml" });
