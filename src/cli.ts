@@ -7,6 +7,7 @@ import { applyCommand } from "./cli/apply.js";
 import { checkpointCommand } from "./cli/checkpoint.js";
 import { ledgerCommand } from "./cli/ledger.js";
 import { planCommand } from "./cli/plan.js";
+import { portfolioCommand } from "./cli/portfolio.js";
 import { statusCommand } from "./cli/status.js";
 import { validateCommand } from "./cli/validate.js";
 import { watchCommand } from "./cli/watch.js";
@@ -24,6 +25,7 @@ const program = new Command("lazarus")
   .addCommand(statusCommand())
   .addCommand(checkpointCommand())
   .addCommand(acceptCommand())
+  .addCommand(portfolioCommand())
   .addCommand(ledgerCommand());
 
 await program.parseAsync(process.argv);

@@ -20,7 +20,9 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-const WRAPPER = '"$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
+// `trap ":" HUP` keeps the wrapper alive when the group gets SIGHUP (a portfolio change) while the
+// command, exec'd with default dispositions, receives it.
+const WRAPPER = 'trap ":" HUP; "$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
 
 export class ProcessBackend implements Backend {
   readonly name = "process";

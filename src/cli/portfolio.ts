@@ -1,0 +1,156 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Command } from "commander";
+import { statePaths } from "../cells/layout.js";
+import { loadConfig } from "../config/load.js";
+import { formatDiagnostic, hasErrors } from "../config/diagnostics.js";
+import { resolveNow, resolveStateDir } from "../engine.js";
+import { readHealth, reportOutcome } from "../portfolio/health.js";
+import { importLegacy } from "../portfolio/legacy.js";
+import { nextModel, type Outcome } from "../portfolio/next.js";
+import { resolvePortfolio, type Who } from "../portfolio/resolve.js";
+import { ERROR_CLASSES, type ErrorClass } from "../portfolio/types.js";
+import { LazarusError } from "../util/errors.js";
+import { action, err, out, withCommon, type CommonOpts } from "./common.js";
+
+interface WhoOpts extends CommonOpts {
+  agent: string;
+  taskClass?: string;
+  cell?: string;
+  now?: string;
+}
+
+function errorClass(flag: string, v: string): ErrorClass {
+  if (!(ERROR_CLASSES as readonly string[]).includes(v)) throw new LazarusError("BAD_FLAG", `${flag} "${v}" is not one of ${ERROR_CLASSES.join(", ")}`);
+  return v as ErrorClass;
+}
+
+// The portfolios, and who is asking: with --cell, the member's own portfolio and task class count.
+async function lookup(o: WhoOpts) {
+  const { desired, diagnostics } = await loadConfig(o.config);
+  const broken = diagnostics.filter((d) => d.severity === "error" && d.file?.startsWith("portfolios/"));
+  if (broken.length > 0) throw new LazarusError("PORTFOLIOS_INVALID", `portfolios/ has errors:\n${broken.map(formatDiagnostic).join("\n")}`);
+  const who: Who = { agent: o.agent.replace(/^agent:/, "") };
+  if (o.cell) {
+    const member = desired.cells.get(o.cell)?.members.find((m) => m.identity === `agent:${who.agent}`);
+    if (member?.portfolio) who.portfolio = member.portfolio;
+    if (member?.taskClass) who.taskClass = member.taskClass;
+  }
+  if (o.taskClass) who.taskClass = o.taskClass;
+  const resolved = resolvePortfolio(desired.portfolios, who);
+  return { desired, who, resolved };
+}
+
+const common = (c: Command): Command =>
+  withCommon(c)
+    .requiredOption("--agent <name>", "the agent (its name, or agent:<name>)")
+    .option("--task-class <class>", "the task class")
+    .option("--cell <name>", "the cell the agent works in: its declared portfolio and task class, and the cell's shared model health");
+
+export function portfolioCommand(): Command {
+  const cmd = new Command("portfolio").description("fallback model portfolios: resolve, report, explain, import");
+
+  cmd.addCommand(
+    common(new Command("resolve"))
+      .description("the model to use for this attempt, and why")
+      .option("--attempt <n>", "the attempt about to be made (1 = first)", "1")
+      .option("--after-error <class>", `how the previous attempt failed: ${ERROR_CLASSES.join(", ")}`)
+      .option("--retry-after <seconds>", "what the provider asked to wait")
+      .option("--needs-context <tokens>", "skip models with a smaller context window")
+      .option("--needs-tools", "skip models without tool use")
+      .option("--now <time>", "resolve as of this ISO-8601 time (cooldowns)")
+      .option("--json", "print the result as JSON")
+      .action(
+        action(async (o: WhoOpts & { attempt: string; afterError?: string; retryAfter?: string; needsContext?: string; needsTools?: boolean; json?: boolean }) => {
+          const { resolved } = await lookup(o);
+          if (!resolved) throw new LazarusError("NO_PORTFOLIO", `no portfolio applies to agent ${o.agent}: declare one in portfolios/ (a portfolio named default applies to everyone)`);
+          const paths = statePaths(resolveStateDir(o.stateDir));
+          const { now } = await resolveNow(paths, o.now);
+          const health = o.cell ? await readHealth(path.join(paths.cells, o.cell)) : [];
+          const r = nextModel({
+            portfolio: resolved.portfolio,
+            attempt: Number(o.attempt),
+            ...(o.afterError ? { afterError: errorClass("--after-error", o.afterError) } : {}),
+            ...(o.retryAfter ? { retryAfterMs: Number(o.retryAfter) * 1000 } : {}),
+            ...(o.needsContext ? { needsContext: Number(o.needsContext) } : {}),
+            ...(o.needsTools ? { needsTools: true } : {}),
+            health,
+            now,
+          });
+          if (o.json) out(JSON.stringify({ portfolio: resolved.portfolio.name, selector: resolved.selector, ...r }, null, 2));
+          else if (r.ok) out(`${r.model.model} (${r.model.provider}): ${r.reason}`);
+          else err(`error: ${r.reason}`);
+          return r.ok ? 0 : 1;
+        }),
+      ),
+  );
+
+  cmd.addCommand(
+    withCommon(new Command("report"))
+      .description("record how a call to a model went, in the cell's shared model health")
+      .requiredOption("--cell <name>", "the cell")
+      .requiredOption("--model <model>", "the model called")
+      .requiredOption("--outcome <outcome>", `ok, ${ERROR_CLASSES.join(", ")}`)
+      .option("--agent <name>", "who called it")
+      .option("--now <time>", "when (ISO-8601; default now)")
+      .action(
+        action(async (o: CommonOpts & { cell: string; model: string; outcome: string; agent?: string; now?: string }) => {
+          const outcome = (o.outcome === "ok" ? "ok" : errorClass("--outcome", o.outcome)) as Outcome;
+          const paths = statePaths(resolveStateDir(o.stateDir));
+          const cellDir = path.join(paths.cells, o.cell);
+          const { now } = await resolveNow(paths, o.now);
+          await readFile(path.join(cellDir, ".lazarus", "cell.json")).catch(() => {
+            throw new LazarusError("NO_SUCH_CELL", `no live cell named ${o.cell}; see lazarus status`);
+          });
+          await reportOutcome(cellDir, { time: now, model: o.model, outcome, ...(o.agent ? { member: o.agent } : {}) });
+          return 0;
+        }),
+      ),
+  );
+
+  cmd.addCommand(
+    common(new Command("explain"))
+      .description("which portfolio applies to an agent, and which selector chose it")
+      .option("--json", "print the result as JSON")
+      .action(
+        action(async (o: WhoOpts & { json?: boolean }) => {
+          const { who, resolved } = await lookup(o);
+          if (o.json) {
+            out(JSON.stringify(resolved ? { agent: who.agent, portfolio: resolved.portfolio.name, selector: resolved.selector, file: resolved.portfolio.source.file, models: resolved.portfolio.models.map((m) => m.model) } : { agent: who.agent, portfolio: null }, null, 2));
+            return resolved ? 0 : 1;
+          }
+          if (!resolved) {
+            err(`no portfolio applies to agent ${who.agent}${who.taskClass ? ` (task class ${who.taskClass})` : ""}; a portfolio named default would`);
+            return 1;
+          }
+          const by = { member: `the member names it (portfolio: ${resolved.portfolio.name})`, agents: `appliesTo.agents names ${who.agent}`, taskClasses: `appliesTo.taskClasses holds ${who.taskClass}`, default: "it is the default (no other portfolio claims this agent or task class)" }[resolved.selector];
+          out(`agent ${who.agent}: portfolio ${resolved.portfolio.name} (${resolved.portfolio.source.file}:${resolved.portfolio.source.line}), because ${by}`);
+          out(`  models: ${resolved.portfolio.models.map((m) => m.model).join(" → ")}`);
+          return 0;
+        }),
+      ),
+  );
+
+  cmd.addCommand(
+    withCommon(new Command("import"))
+      .description("convert a legacy fallback-portfolios.yaml (agents:/role_classes:) into portfolios/")
+      .argument("<file>", "the legacy file")
+      .option("--out <file>", "where to write (default <config>/portfolios/imported.yaml)")
+      .option("--force", "overwrite the output file")
+      .action(
+        action(async (file: string, o: CommonOpts & { out?: string; force?: boolean }) => {
+          const { yaml, names } = importLegacy(await readFile(file, "utf8"));
+          const target = o.out ?? path.join(o.config, "portfolios", "imported.yaml");
+          await mkdir(path.dirname(target), { recursive: true });
+          await writeFile(target, yaml, { flag: o.force ? "w" : "wx" }).catch((e: NodeJS.ErrnoException) => {
+            throw e.code === "EEXIST" ? new LazarusError("EXISTS", `${target} exists; pass --force to overwrite it or --out to write elsewhere`) : e;
+          });
+          const { diagnostics } = await loadConfig(o.config).catch(() => ({ diagnostics: [] }));
+          if (hasErrors(diagnostics.filter((d) => d.file === path.relative(o.config, target)))) err(diagnostics.map(formatDiagnostic).join("\n"));
+          out(`Wrote ${names.length} portfolios (${names.join(", ")}) to ${target}.`);
+          return 0;
+        }),
+      ),
+  );
+  return cmd;
+}
