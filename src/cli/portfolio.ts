@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { statePaths } from "../cells/layout.js";
 import { loadConfig } from "../config/load.js";
 import { formatDiagnostic, hasErrors } from "../config/diagnostics.js";
@@ -9,7 +9,7 @@ import { readHealth, reportOutcome } from "../portfolio/health.js";
 import { importLegacy } from "../portfolio/legacy.js";
 import { nextModel, type Outcome } from "../portfolio/next.js";
 import { resolvePortfolio, type Who } from "../portfolio/resolve.js";
-import { ERROR_CLASSES, type ErrorClass } from "../portfolio/types.js";
+import { ERROR_CLASSES, type ErrorClass, type Portfolio } from "../portfolio/types.js";
 import { LazarusError } from "../util/errors.js";
 import { action, err, out, withCommon, type CommonOpts } from "./common.js";
 
@@ -41,9 +41,15 @@ async function lookup(o: WhoOpts) {
   return { desired, who, resolved };
 }
 
-const common = (c: Command): Command =>
+// Inside a cell, CELL_ID and CELL_HOME name the member's own cell.
+function cellDirFor(stateDir: string | undefined, cell: string): string {
+  if (process.env.CELL_ID === cell && process.env.CELL_HOME) return process.env.CELL_HOME;
+  return path.join(statePaths(resolveStateDir(stateDir)).cells, cell);
+}
+
+const common = (c: Command, agentRequired = true): Command =>
   withCommon(c)
-    .requiredOption("--agent <name>", "the agent (its name, or agent:<name>)")
+    [agentRequired ? "requiredOption" : "option"]("--agent <name>", "the agent (its name, or agent:<name>)")
     .option("--task-class <class>", "the task class")
     .option("--cell <name>", "the cell the agent works in: its declared portfolio and task class, and the cell's shared model health");
 
@@ -51,8 +57,9 @@ export function portfolioCommand(): Command {
   const cmd = new Command("portfolio").description("fallback model portfolios: resolve, report, explain, import");
 
   cmd.addCommand(
-    common(new Command("resolve"))
+    common(new Command("resolve"), false)
       .description("the model to use for this attempt, and why")
+      .addOption(new Option("--portfolio-file <file>", "a resolved portfolio.json to use instead of looking it up in --config (inside a cell: $LAZARUS_PORTFOLIO)").env("LAZARUS_PORTFOLIO"))
       .option("--attempt <n>", "the attempt about to be made (1 = first)", "1")
       .option("--after-error <class>", `how the previous attempt failed: ${ERROR_CLASSES.join(", ")}`)
       .option("--retry-after <seconds>", "what the provider asked to wait")
@@ -61,14 +68,24 @@ export function portfolioCommand(): Command {
       .option("--now <time>", "resolve as of this ISO-8601 time (cooldowns)")
       .option("--json", "print the result as JSON")
       .action(
-        action(async (o: WhoOpts & { attempt: string; afterError?: string; retryAfter?: string; needsContext?: string; needsTools?: boolean; json?: boolean }) => {
-          const { resolved } = await lookup(o);
-          if (!resolved) throw new LazarusError("NO_PORTFOLIO", `no portfolio applies to agent ${o.agent}: declare one in portfolios/ (a portfolio named default applies to everyone)`);
+        action(async (o: Omit<WhoOpts, "agent"> & { agent?: string; portfolioFile?: string; attempt: string; afterError?: string; retryAfter?: string; needsContext?: string; needsTools?: boolean; json?: boolean }) => {
+          let portfolio: Omit<Portfolio, "source">;
+          let selector: string;
+          if (o.portfolioFile) {
+            portfolio = JSON.parse(await readFile(o.portfolioFile, "utf8")) as Omit<Portfolio, "source">;
+            selector = (portfolio as { selector?: string }).selector ?? "file";
+          } else {
+            if (!o.agent) throw new LazarusError("BAD_FLAG", "--agent is required (or --portfolio-file, set inside a cell by LAZARUS_PORTFOLIO)");
+            const { resolved } = await lookup({ ...o, agent: o.agent });
+            if (!resolved) throw new LazarusError("NO_PORTFOLIO", `no portfolio applies to agent ${o.agent}: declare one in portfolios/ (a portfolio named default applies to everyone)`);
+            portfolio = resolved.portfolio;
+            selector = resolved.selector;
+          }
           const paths = statePaths(resolveStateDir(o.stateDir));
           const { now } = await resolveNow(paths, o.now);
-          const health = o.cell ? await readHealth(path.join(paths.cells, o.cell)) : [];
+          const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell)) : [];
           const r = nextModel({
-            portfolio: resolved.portfolio,
+            portfolio,
             attempt: Number(o.attempt),
             ...(o.afterError ? { afterError: errorClass("--after-error", o.afterError) } : {}),
             ...(o.retryAfter ? { retryAfterMs: Number(o.retryAfter) * 1000 } : {}),
@@ -77,7 +94,7 @@ export function portfolioCommand(): Command {
             health,
             now,
           });
-          if (o.json) out(JSON.stringify({ portfolio: resolved.portfolio.name, selector: resolved.selector, ...r }, null, 2));
+          if (o.json) out(JSON.stringify({ portfolio: portfolio.name, selector, ...r }, null, 2));
           else if (r.ok) out(`${r.model.model} (${r.model.provider}): ${r.reason}`);
           else err(`error: ${r.reason}`);
           return r.ok ? 0 : 1;
@@ -97,7 +114,7 @@ export function portfolioCommand(): Command {
         action(async (o: CommonOpts & { cell: string; model: string; outcome: string; agent?: string; now?: string }) => {
           const outcome = (o.outcome === "ok" ? "ok" : errorClass("--outcome", o.outcome)) as Outcome;
           const paths = statePaths(resolveStateDir(o.stateDir));
-          const cellDir = path.join(paths.cells, o.cell);
+          const cellDir = cellDirFor(o.stateDir, o.cell);
           const { now } = await resolveNow(paths, o.now);
           await readFile(path.join(cellDir, ".lazarus", "cell.json")).catch(() => {
             throw new LazarusError("NO_SUCH_CELL", `no live cell named ${o.cell}; see lazarus status`);

@@ -82,6 +82,13 @@ describe("portfolios", () => {
     expect(JSON.parse(later.stdout).model.model).toBe("gpt");
   });
 
+  it("resolve inside a cell from the member's own portfolio file and the cell's health, with no config", async () => {
+    const cellDir = path.join(state, "cells", "team");
+    const r = await lazarus(["portfolio", "resolve", "--cell", "team", "--json", "--now", T(5)], { env: { LAZARUS_PORTFOLIO: pfile("ezra"), CELL_ID: "team", CELL_HOME: cellDir } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ portfolio: "default", selector: "default", model: { model: "claude" }, skipped: [{ model: "gpt" }] });
+  });
+
   it("explain which portfolio applies and why", async () => {
     const r = await run("portfolio", "explain", "--agent", "allegro");
     expect(r.stdout).toContain("agent allegro: portfolio coder (portfolios/coder.yaml:4), because appliesTo.agents names allegro");

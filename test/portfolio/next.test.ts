@@ -159,3 +159,12 @@ role_classes:
     expect(resolvePortfolio(ports, { agent: "allegro" })?.portfolio.models.map((m) => m.model)).toEqual(["claude-opus", "gpt-4o"]);
   });
 });
+
+describe("the package export", () => {
+  it("offers nextModel as lazarus/portfolio", async () => {
+    const { execa } = await import("execa");
+    const script = "import { nextModel, resolvePortfolio, reportOutcome, readHealth } from 'lazarus/portfolio'; console.log([nextModel, resolvePortfolio, reportOutcome, readHealth].map((f) => typeof f).join(','))";
+    const r = await execa("node", ["--input-type=module", "-e", script], { cwd: new URL("../..", import.meta.url).pathname });
+    expect(r.stdout).toBe("function,function,function,function");
+  });
+});
