@@ -5,10 +5,12 @@ import { Command } from "commander";
 import { acceptCommand } from "./cli/accept.js";
 import { applyCommand } from "./cli/apply.js";
 import { checkpointCommand } from "./cli/checkpoint.js";
+import { diffCommand } from "./cli/diff.js";
 import { ledgerCommand } from "./cli/ledger.js";
 import { planCommand } from "./cli/plan.js";
 import { portfolioCommand } from "./cli/portfolio.js";
 import { statusCommand } from "./cli/status.js";
+import { syncCommand } from "./cli/sync.js";
 import { validateCommand } from "./cli/validate.js";
 import { watchCommand } from "./cli/watch.js";
 
@@ -21,6 +23,8 @@ const program = new Command("lazarus")
   .addCommand(validateCommand())
   .addCommand(planCommand())
   .addCommand(applyCommand())
+  .addCommand(syncCommand())
+  .addCommand(diffCommand())
   .addCommand(watchCommand())
   .addCommand(statusCommand())
   .addCommand(checkpointCommand())

@@ -7,7 +7,8 @@ import type { Diagnostic } from "./config/diagnostics.js";
 import type { Desired } from "./config/types.js";
 import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
 import { acquireLock } from "./lock/lock.js";
-import { observe, type Observed } from "./observe/observe.js";
+import { observe, observeNames, type Observed } from "./observe/observe.js";
+import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
 import { ProcessBackend } from "./backends/process.js";
@@ -24,6 +25,7 @@ export interface EngineOptions {
   now?: string; // ISO-8601; default the clock
   stopTimeoutMs?: number;
   hostEnv?: NodeJS.ProcessEnv;
+  revision?: string; // the config commit being applied (GitOps)
 }
 
 export interface PlanOutcome {
@@ -95,6 +97,7 @@ export async function runApply(
         hostEnv: opts.hostEnv ?? process.env,
         now: Date.parse(outcome.plan.now),
         stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
+        ...(opts.revision ? { revision: opts.revision } : {}),
       },
       ledger,
       hooks,
@@ -148,4 +151,41 @@ export async function runAccept(opts: EngineOptions, name: string, identity: str
     });
     return r;
   });
+}
+
+export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revision: string };
+
+// Apply a saved plan: exactly its actions, cell by cell, refusing cells whose observed state
+// changed since it was made. A plan without actions touches nothing (not even the lock).
+export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "configDir">, hooks: ApplyHooks = {}): Promise<SavedApplyOutcome> {
+  if (saved.actions.length === 0) return { stale: [], results: [], revision: saved.revision };
+  const paths = statePaths(opts.stateDir);
+  const stateRoot = path.dirname(paths.ledger);
+  await mkdir(stateRoot, { recursive: true });
+  const lock = await acquireLock(paths.lock, "lazarus apply (saved plan)");
+  try {
+    const ledger = new Ledger(paths.ledger, paths.ledgerHead);
+    const observed = await observeNames(paths, Object.keys(saved.fingerprints));
+    const stale = staleCells(saved, observed);
+    const { now } = await resolveNow(paths, saved.now);
+    await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
+    const actions = saved.actions.filter((a) => !stale.includes(a.cell));
+    const results = await applyActions(
+      actions,
+      {
+        paths,
+        configDir: saved.configDir,
+        backend: new ProcessBackend(opts.hostEnv ?? process.env),
+        hostEnv: opts.hostEnv ?? process.env,
+        now,
+        stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
+        revision: saved.revision,
+      },
+      ledger,
+      hooks,
+    );
+    return { stale, results, revision: saved.revision };
+  } finally {
+    await lock.release();
+  }
 }

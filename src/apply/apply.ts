@@ -105,12 +105,12 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
       try {
         const details = await run(action, env);
         failpoint(`applied:${action.kind}`);
-        await ledger.append({ time: now, cell: action.cell, action: action.kind, reason: action.reason, details });
+        await ledger.append({ time: now, cell: action.cell, action: action.kind, reason: action.reason, details, ...(env.revision ? { revision: env.revision } : {}) });
         result = { status: "applied", action, details };
       } catch (err) {
         const message = errorMessage(err);
         failedCells.set(action.cell, message);
-        await ledger.append({ time: now, cell: action.cell, action: `${action.kind}-failed`, reason: action.reason, details: { error: message } });
+        await ledger.append({ time: now, cell: action.cell, action: `${action.kind}-failed`, reason: action.reason, details: { error: message }, ...(env.revision ? { revision: env.revision } : {}) });
         result = { status: "failed", action, error: message };
       }
       await journal.end();

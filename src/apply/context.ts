@@ -14,6 +14,7 @@ export interface ApplyEnv {
   hostEnv: NodeJS.ProcessEnv;
   now: number;
   stopTimeoutMs: number;
+  revision?: string; // the config commit being applied (GitOps), recorded with every action
 }
 
 // What an applied action leaves for the ledger (never a secret).
@@ -38,8 +39,9 @@ export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
   return rec;
 }
 
-export async function saveRecord(cp: CellPaths, rec: CellRecord, env: Pick<ApplyEnv, "now">): Promise<void> {
+export async function saveRecord(cp: CellPaths, rec: CellRecord, env: Pick<ApplyEnv, "now"> & { revision?: string }): Promise<void> {
   rec.updatedAt = iso(env.now);
+  if (env.revision) rec.lastAppliedRevision = env.revision;
   await writeJsonAtomic(cp.record, rec);
 }
 

@@ -73,4 +73,5 @@ export interface CellRecord {
   archivedAt?: string;
   members: MemberRecord[];
   updatedAt: string;
+  lastAppliedRevision?: string; // the config commit of the last action applied to this cell
 }

@@ -1,4 +1,13 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { createInterface } from "node:readline/promises";
+import { statePaths } from "../cells/layout.js";
+import { applySaved, resolveStateDir } from "../engine.js";
+import { DEFAULT_BUDGET } from "../gitops/budget.js";
+import { readGitopsStatus } from "../gitops/status.js";
+import { sync } from "../gitops/sync.js";
+import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
+import { LazarusError } from "../util/errors.js";
 import { Command } from "commander";
 import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import { runApply } from "../engine.js";
@@ -23,9 +32,22 @@ export function applyCommand(): Command {
     .option("--json", "print the results as JSON")
     .option("--now <time>", "apply as of this ISO-8601 time instead of the clock (never earlier than recorded times)")
     .option("--stop-timeout <ms>", "how long a member has after SIGTERM before SIGKILL", "10000")
+    .option("--allow-mass-close", "let through the revision that the deletion budget held (see lazarus status)")
+    .argument("[plan]", "a plan saved by lazarus plan --out: apply exactly its actions")
     .action(
-      action(async (o: CommonOpts & { yes?: boolean; json?: boolean; now?: string; stopTimeout: string }) => {
+      action(async (planFile: string | undefined, o: CommonOpts & { yes?: boolean; json?: boolean; now?: string; stopTimeout: string; allowMassClose?: boolean }) => {
         const c = stdoutColors();
+        if (planFile) return applySavedPlan(planFile, o);
+        if (o.allowMassClose) {
+          const paths = statePaths(resolveStateDir(o.stateDir));
+          const gitops = await readGitopsStatus(path.dirname(paths.ledger));
+          if (gitops?.held) {
+            const stateDir = resolveStateDir(o.stateDir);
+            const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET });
+            out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
+            return r.outcome === "applied" || r.outcome === "unchanged" ? 0 : 1;
+          }
+        }
         const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
         const outcome = await runApply(
           { ...engineOptions(o), stopTimeoutMs: Number(o.stopTimeout) },
@@ -76,4 +98,32 @@ export function applyCommand(): Command {
         return failed > 0 || hasErrors(diags) ? 1 : 0;
       }),
     );
+}
+
+async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; stopTimeout: string }): Promise<number> {
+  let saved: SavedPlan;
+  try {
+    saved = JSON.parse(await readFile(file, "utf8")) as SavedPlan;
+  } catch (e) {
+    throw new LazarusError("BAD_PLAN", `cannot read the saved plan ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
+  const c = stdoutColors();
+  const stateDir = resolveStateDir(o.stateDir);
+  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout) }, {
+    postApply: (res) => {
+      if (o.json) return;
+      const line = actionLine(res.action, c, Math.max(4, res.action.cell.length));
+      out(res.status === "applied" ? `${line}  ${c.green("done")}` : `${line}  ${c.red(res.status === "failed" ? `failed: ${res.error}` : `skipped: ${res.because}`)}`);
+    },
+  });
+  const failed = r.results.filter((x) => x.status !== "applied").length;
+  if (o.json) {
+    out(JSON.stringify({ formatVersion: 1, revision: r.revision, stale: r.stale, results: r.results.map((x) => ({ ...actionToJson(x.action), status: x.status, ...(x.status === "failed" ? { error: x.error } : {}) })) }, null, 2));
+  } else {
+    if (saved.actions.length === 0) out("The saved plan has no changes; nothing was touched.");
+    for (const cell of r.stale) err(c.red(`refused: cell ${cell} changed since the plan was made (stale plan); run lazarus plan again`));
+    if (saved.actions.length > 0) out(`\nApplied ${r.results.length - failed} of ${saved.actions.length} planned actions from revision ${r.revision}${r.stale.length ? `; refused ${r.stale.length} stale cell(s)` : ""}.`);
+  }
+  return failed > 0 || r.stale.length > 0 ? 1 : 0;
 }

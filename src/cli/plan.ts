@@ -1,4 +1,10 @@
+import path from "node:path";
 import { Command } from "commander";
+import { gitRevision } from "../gitops/revision.js";
+import { renderPlanMarkdown } from "../plan/render/markdown.js";
+import { contentRevision, savePlan } from "../plan/saved.js";
+import { writeJsonAtomic } from "../util/fsx.js";
+import { LazarusError } from "../util/errors.js";
 import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import { computePlan } from "../engine.js";
 import { planToJson } from "../plan/render/json.js";
@@ -11,11 +17,21 @@ export function planCommand(): Command {
     .option("--json", "print the plan as JSON (formatVersion 1)")
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
     .option("--now <time>", "plan as of this ISO-8601 time instead of the clock")
+    .option("--format <format>", "text, json or markdown (a pull-request comment)", "text")
+    .option("--out <file>", "save the plan (with the desired revision and the observed fingerprints) for `lazarus apply FILE`")
     .action(
-      action(async (o: CommonOpts & { json?: boolean; detailedExitcode?: boolean; now?: string }) => {
-        const { plan, diagnostics } = await computePlan(engineOptions(o));
+      action(async (o: CommonOpts & { json?: boolean; detailedExitcode?: boolean; now?: string; format: string; out?: string }) => {
+        const format = o.json ? "json" : o.format;
+        if (!["text", "json", "markdown"].includes(format)) throw new LazarusError("BAD_FLAG", `--format "${o.format}" is not text, json or markdown`);
+        const { plan, diagnostics, desired, observed } = await computePlan(engineOptions(o));
         const diags = sortDiagnostics(diagnostics);
-        if (o.json) out(JSON.stringify(planToJson(plan, diags), null, 2));
+        const revision = (await gitRevision(o.config)) ?? contentRevision(desired);
+        if (o.out) {
+          await writeJsonAtomic(o.out, savePlan(plan, observed, revision, path.resolve(o.config)));
+          err(`Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`);
+        }
+        if (format === "json") out(JSON.stringify({ ...(planToJson(plan, diags) as object), revision }, null, 2));
+        else if (format === "markdown") out(renderPlanMarkdown(plan, diags, revision));
         else {
           if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
           out(renderPlanText(plan, stdoutColors()));

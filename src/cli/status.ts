@@ -1,4 +1,6 @@
+import path from "node:path";
 import { Command } from "commander";
+import { readGitopsStatus } from "../gitops/status.js";
 import { statePaths } from "../cells/layout.js";
 import { resolveNow, resolveStateDir } from "../engine.js";
 import { observe } from "../observe/observe.js";
@@ -16,10 +18,24 @@ export function statusCommand(): Command {
     .action(
       action(async (name: string | undefined, o: { stateDir?: string; json?: boolean; now?: string }) => {
         const paths = statePaths(resolveStateDir(o.stateDir));
-        const cells = statusViews(await observe(paths), name);
+        const gitops = await readGitopsStatus(path.dirname(paths.ledger));
+        const cells = statusViews(await observe(paths), name).map((c) => ({
+          ...c,
+          ...(gitops ? { lastAttemptedRevision: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null } : {}),
+        }));
         const { now } = await resolveNow(paths, o.now);
-        if (o.json) out(JSON.stringify({ cells }, null, 2));
-        else out(renderStatusText(cells, now, stdoutColors()));
+        const revision = gitops
+          ? { repo: gitops.repo, ref: gitops.ref, inForce: gitops.inForce?.revision ?? null, lastAttempted: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null, detail: gitops.lastAttempt?.detail ?? null, held: gitops.held ?? null }
+          : undefined;
+        if (o.json) out(JSON.stringify({ ...(revision ? { revision } : {}), cells }, null, 2));
+        else {
+          if (gitops) {
+            out(`Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`);
+            if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision) out(`Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`);
+            out("");
+          }
+          out(renderStatusText(cells, now, stdoutColors()));
+        }
         return name && cells.length === 0 ? 1 : 0;
       }),
     );

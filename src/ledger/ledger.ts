@@ -13,6 +13,7 @@ export interface LedgerEntry {
   action: string;
   reason: string;
   details?: Record<string, unknown>;
+  revision?: string; // the config commit (or content hash) the action was applied from
   prev: string; // hash of the previous entry (GENESIS for the first)
   hash: string; // sha256 of this entry without its hash
 }
@@ -23,7 +24,7 @@ export interface LedgerHead {
   time: string;
 }
 
-export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & { details?: Record<string, unknown> };
+export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & { details?: Record<string, unknown>; revision?: string };
 
 export function entryHash(e: Omit<LedgerEntry, "hash">): string {
   return sha256(canonicalJson(e));
@@ -82,6 +83,7 @@ export class Ledger {
       action: input.action,
       reason: input.reason,
       ...(input.details ? { details: input.details } : {}),
+      ...(input.revision ? { revision: input.revision } : {}),
       prev: this.head?.hash ?? GENESIS,
     };
     const entry: LedgerEntry = { ...base, hash: entryHash(base) };

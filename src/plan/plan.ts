@@ -252,7 +252,10 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
     });
   }
   const fields = changedFields(d, rec);
-  if (fields.length > 0) ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason: `${fields.join(", ")} changed` });
+  if (fields.length > 0) {
+    const reason = fields.map((f) => (f === "credentials" ? "credentials changed (redacted)" : `${f} changed`)).join(", ");
+    ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
+  }
   ctx.out.push(...members.actions);
   ctx.pending.push(...members.pending);
   if (noneUp && rec.state !== "downed") ctx.out.push({ kind: "cell-down", cell: ctx.name, reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back` });

@@ -19,6 +19,7 @@ export interface CellStatusView {
   expiresAt: string | null;
   closedAt: string | null;
   archivedAt: string | null;
+  lastAppliedRevision: string | null;
   problem?: string;
 }
 
@@ -38,6 +39,7 @@ function view(c: ObservedCell): CellStatusView {
     expiresAt: r?.expiresAt ?? null,
     closedAt: r?.closedAt ?? null,
     archivedAt: r?.archivedAt ?? null,
+    lastAppliedRevision: r?.lastAppliedRevision ?? null,
     ...(c.unreadable ? { problem: c.unreadable } : {}),
   };
 }

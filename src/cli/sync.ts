@@ -1,0 +1,55 @@
+import { Command } from "commander";
+import { sortDiagnostics } from "../config/diagnostics.js";
+import { resolveStateDir } from "../engine.js";
+import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
+import { sync } from "../gitops/sync.js";
+import { planToJson } from "../plan/render/json.js";
+import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
+import { action, err, out, stderrColors, stdoutColors } from "./common.js";
+
+export interface BudgetOpts {
+  maxClose: string;
+  maxClosePercent: string;
+}
+
+export function budgetFrom(o: BudgetOpts): Budget {
+  return { maxClose: Number(o.maxClose), maxFraction: Number(o.maxClosePercent) / 100 };
+}
+
+export function syncCommand(): Command {
+  return new Command("sync")
+    .description("fetch a config repo, and apply the ref's commit whole (or nothing of it) within the deletion budget")
+    .requiredOption("--repo <url|path>", "any git URL this machine's git can reach, a local path or a bare repo")
+    .option("--ref <ref>", "branch, tag or commit", "main")
+    .option("--path <subdir>", "the directory inside the repo that holds cells.d/ and portfolios/")
+    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR)")
+    .option("--dry-run", "fetch, validate and plan; change nothing")
+    .option("--max-close <n>", "hold a revision that would close more cells than this", String(DEFAULT_BUDGET.maxClose))
+    .option("--max-close-percent <p>", "hold a revision that would close more than this percentage of the live cells", String(DEFAULT_BUDGET.maxFraction * 100))
+    .option("--allow-mass-close", "let a revision over the deletion budget through")
+    .option("--now <time>", "as of this ISO-8601 time")
+    .option("--json", "print the outcome as JSON")
+    .action(
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean }) => {
+        const stateDir = resolveStateDir(o.stateDir);
+        const r = await sync({
+          repo: o.repo,
+          ref: o.ref,
+          ...(o.path ? { subdir: o.path } : {}),
+          ...(stateDir ? { stateDir } : {}),
+          ...(o.now ? { now: o.now } : {}),
+          ...(o.dryRun ? { dryRun: true } : {}),
+          ...(o.allowMassClose ? { allowMassClose: true } : {}),
+          budget: budgetFrom(o),
+        });
+        if (o.json) {
+          out(JSON.stringify({ revision: r.revision, subject: r.subject, outcome: r.outcome, detail: r.detail, ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}), diagnostics: sortDiagnostics(r.diagnostics) }, null, 2));
+        } else {
+          if (r.diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(r.diagnostics), stderrColors()));
+          if (r.outcome === "dry-run" && r.plan) out(renderPlanText(r.plan.plan, stdoutColors()));
+          out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
+        }
+        return r.outcome === "rejected" || r.outcome === "held" || r.outcome === "failed" ? 1 : 0;
+      }),
+    );
+}

@@ -1,0 +1,76 @@
+// The system git, through execa: a bare cache of the config repo under the state dir, and
+// revisions exported as plain directories (one per commit, never modified after).
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { execa } from "execa";
+import { sha256 } from "../config/digest.js";
+import { LazarusError, errorMessage } from "../util/errors.js";
+
+export interface RepoCache {
+  url: string;
+  dir: string; // the bare repository
+  revisions: string; // exported trees: <revisions>/<sha>/
+}
+
+async function git(args: string[], cwd?: string): Promise<string> {
+  try {
+    const r = await execa("git", args, { ...(cwd ? { cwd } : {}), stdin: "ignore", env: { GIT_TERMINAL_PROMPT: "0" } });
+    return r.stdout.trim();
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    throw new LazarusError("GIT_FAILED", `git ${args.join(" ")} failed: ${stderr || errorMessage(err)}`, { cause: err });
+  }
+}
+
+// A local path is used as it is (made absolute); anything else is handed to git unchanged.
+export function normalizeUrl(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url) ? url : path.resolve(url);
+}
+
+export function repoCache(gitopsDir: string, url: string): RepoCache {
+  const u = normalizeUrl(url);
+  const key = sha256(u).slice(0, 12);
+  return { url: u, dir: path.join(gitopsDir, "repos", `${key}.git`), revisions: path.join(gitopsDir, "revisions", key) };
+}
+
+// Fetch every branch and tag into the cache; returns the commit a ref names now.
+export async function fetchRef(cache: RepoCache, ref: string): Promise<string> {
+  try {
+    await stat(cache.dir);
+  } catch {
+    await mkdir(path.dirname(cache.dir), { recursive: true });
+    await git(["init", "--bare", "--quiet", cache.dir]);
+  }
+  await git(["--git-dir", cache.dir, "fetch", "--quiet", "--prune", "--force", cache.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/upstream/HEAD"]);
+  return resolveRef(cache, ref);
+}
+
+// HEAD means the upstream repository's HEAD (HEAD~2 and the like too), not the cache's.
+export async function resolveRef(cache: RepoCache, ref: string): Promise<string> {
+  const local = ref.replace(/^HEAD(?=$|[~^@])/, "refs/upstream/HEAD");
+  return git(["--git-dir", cache.dir, "rev-parse", "--verify", "--quiet", `${local}^{commit}`]).catch(() => {
+    throw new LazarusError("NO_SUCH_REF", `${ref} is not a branch, tag or commit of ${cache.url}`);
+  });
+}
+
+export async function commitSubject(cache: RepoCache, sha: string): Promise<string> {
+  return git(["--git-dir", cache.dir, "log", "-1", "--format=%s", sha]);
+}
+
+// The commit's tree as a directory (exported once, atomically, then reused).
+export async function exportRevision(cache: RepoCache, sha: string): Promise<string> {
+  const dir = path.join(cache.revisions, sha);
+  try {
+    await stat(dir);
+    return dir;
+  } catch {
+    // not yet exported
+  }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const archive = await execa("git", ["--git-dir", cache.dir, "archive", "--format=tar", sha], { encoding: "buffer", stdin: "ignore" });
+  await execa("tar", ["-x", "-C", tmp], { input: archive.stdout as Uint8Array });
+  await rename(tmp, dir);
+  return dir;
+}

@@ -1,0 +1,109 @@
+// lazarus sync: fetch the config repo, take the ref's commit whole or not at all, and apply it
+// within the deletion budget.
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { statePaths } from "../cells/layout.js";
+import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import { loadConfig } from "../config/load.js";
+import { computePlan, resolveNow, runApply, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { Ledger } from "../ledger/ledger.js";
+import { acquireLock } from "../lock/lock.js";
+import type { ActionResult } from "../apply/apply.js";
+import { checkBudget, type Budget } from "./budget.js";
+import { commitSubject, exportRevision, fetchRef, repoCache } from "./git.js";
+import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus, type Outcome } from "./status.js";
+
+export interface SyncOptions {
+  repo: string;
+  ref: string;
+  subdir?: string;
+  stateDir?: string;
+  now?: string;
+  dryRun?: boolean;
+  budget: Budget;
+  allowMassClose?: boolean;
+  stopTimeoutMs?: number;
+}
+
+export interface SyncResult {
+  revision: string;
+  subject: string;
+  outcome: Outcome | "dry-run";
+  detail: string;
+  diagnostics: Diagnostic[];
+  plan?: PlanOutcome;
+  results?: ActionResult[];
+}
+
+// Fetch and export the ref's commit; returns the config dir inside it.
+export async function checkoutRevision(stateRoot: string, repo: string, ref: string, subdir?: string): Promise<{ revision: string; subject: string; configDir: string }> {
+  const cache = repoCache(gitopsDir(stateRoot), repo);
+  const revision = await fetchRef(cache, ref);
+  const dir = await exportRevision(cache, revision);
+  return { revision, subject: await commitSubject(cache, revision), configDir: subdir ? path.join(dir, subdir) : dir };
+}
+
+export async function sync(opts: SyncOptions): Promise<SyncResult> {
+  const paths = statePaths(opts.stateDir);
+  const stateRoot = path.dirname(paths.ledger);
+  await mkdir(stateRoot, { recursive: true });
+  const { revision, subject, configDir } = await checkoutRevision(stateRoot, opts.repo, opts.ref, opts.subdir);
+  const engine: EngineOptions = { configDir, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) };
+  const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
+  const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
+
+  // A revision is all or nothing: any file that fails to load rejects the whole commit.
+  const { diagnostics } = await loadConfig(configDir);
+  if (hasErrors(diagnostics)) {
+    const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
+    const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}${diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : ""}; revision ${base.inForce?.revision.slice(0, 12) ?? "(none)"} stays in force`;
+    if (!opts.dryRun) await record(stateRoot, opts, base, { revision, subject, at, outcome: "rejected", detail, diagnostics }, "revision-rejected");
+    return { revision, subject, outcome: opts.dryRun ? "dry-run" : "rejected", detail, diagnostics };
+  }
+  if (opts.dryRun) {
+    const plan = await computePlan(engine);
+    const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
+    return { revision, subject, outcome: "dry-run", detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`, diagnostics: plan.diagnostics, plan };
+  }
+  let held: string | undefined;
+  const outcome = await runApply(
+    engine,
+    {
+      confirm: async (p) => {
+        const verdict = checkBudget(p.plan.actions, p.desired, p.observed, opts.budget);
+        if (verdict.ok || opts.allowMassClose) return true;
+        held = verdict.reason;
+        base.held = { revision, closes: verdict.closes, reason: verdict.reason, at };
+        return false;
+      },
+    },
+    `lazarus sync ${opts.repo}`,
+  );
+  if (!outcome) {
+    const detail = `commit ${revision.slice(0, 12)} held by the deletion budget: ${held}; run lazarus sync --allow-mass-close (or lazarus apply --allow-mass-close) to let it through, or push a commit that changes the plan`;
+    await record(stateRoot, opts, base, { revision, subject, at, outcome: "held", detail }, "mass-close-held");
+    return { revision, subject, outcome: "held", detail, diagnostics };
+  }
+  const failed = outcome.results.filter((r) => r.status !== "applied").length;
+  const result: Outcome = failed > 0 ? "failed" : outcome.results.length > 0 ? "applied" : "unchanged";
+  if (result !== "failed" || outcome.results.length > failed) base.inForce = { revision, subject, at };
+  if (base.held?.revision === revision || result === "applied" || result === "unchanged") delete base.held;
+  const detail = `${outcome.results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
+  base.lastAttempt = { revision, subject, at, outcome: result, detail };
+  await writeGitopsStatus(stateRoot, base);
+  return { revision, subject, outcome: result, detail, diagnostics: outcome.diagnostics, plan: outcome, results: outcome.results };
+}
+
+// Record a revision that was not applied, in the gitops status and (once per revision) the ledger.
+async function record(stateRoot: string, opts: SyncOptions, base: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, action: string): Promise<void> {
+  const paths = statePaths(opts.stateDir);
+  const repeat = base.lastAttempt?.revision === attempt.revision && base.lastAttempt.outcome === attempt.outcome;
+  base.lastAttempt = attempt;
+  const lock = await acquireLock(paths.lock, `lazarus sync ${opts.repo}`);
+  try {
+    await writeGitopsStatus(stateRoot, base);
+    if (!repeat) await new Ledger(paths.ledger, paths.ledgerHead).append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+  } finally {
+    await lock.release();
+  }
+}
