@@ -4,7 +4,10 @@ import { createInterface } from "node:readline/promises";
 import { statePaths } from "../cells/layout.js";
 import { applySaved, resolveStateDir } from "../engine.js";
 import { DEFAULT_BUDGET } from "../gitops/budget.js";
-import { readGitopsStatus } from "../gitops/status.js";
+import { gitopsDir, readGitopsStatus } from "../gitops/status.js";
+import { isAlive } from "../backends/proc.js";
+import type { LockHolder } from "../lock/lock.js";
+import { readJson, writeTextAtomic } from "../util/fsx.js";
 import { sync } from "../gitops/sync.js";
 import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
 import { LazarusError } from "../util/errors.js";
@@ -42,6 +45,12 @@ export function applyCommand(): Command {
           const paths = statePaths(resolveStateDir(o.stateDir));
           const gitops = await readGitopsStatus(path.dirname(paths.ledger));
           if (gitops?.held) {
+            const holder = await readJson<LockHolder>(paths.lock);
+            if (holder && isAlive(holder.pid, holder.startTime) && holder.command === "lazarus watch") {
+              await writeTextAtomic(path.join(gitopsDir(path.dirname(paths.ledger)), "approve"), `${gitops.held.revision}\n`);
+              out(`Approved ${gitops.held.revision.slice(0, 12)} (${gitops.held.closes.length} closes); the running daemon (pid ${holder.pid}) applies it at its next poll.`);
+              return 0;
+            }
             const stateDir = resolveStateDir(o.stateDir);
             const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET });
             out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);

@@ -5,6 +5,7 @@ import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
 import { LazarusError } from "../util/errors.js";
 import { action, withCommon, type CommonOpts } from "./common.js";
+import { budgetFrom, type BudgetOpts } from "./sync.js";
 
 function duration(flag: string, text: string): number {
   const ms = parseDuration(text);
@@ -21,13 +22,20 @@ export function watchCommand(): Command {
     .option("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port (off by default)")
     .option("--metrics-host <host>", "address to serve metrics on", "127.0.0.1")
     .option("--stop-timeout <ms>", "how long a member has after SIGTERM before SIGKILL", "10000")
+    .option("--repo <url|path>", "follow this git repo (GitOps) instead of the local config dir")
+    .option("--ref <ref>", "with --repo: the branch or tag to follow", "main")
+    .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
+    .option("--interval <duration>", "with --repo: how often to poll (with ±10% jitter)", "2m")
+    .option("--max-close <n>", "with --repo: hold a commit that would close more cells than this", "5")
+    .option("--max-close-percent <p>", "with --repo: hold a commit that would close more than this percentage of the live cells", "25")
     .option("--tick <cron>", "how often time rules and member liveness are checked (node-cron, with seconds)", "*/5 * * * * *")
     .action(
-      action(async (o: CommonOpts & { debounce: string; resync: string; logLevel: string; metricsPort?: string; metricsHost: string; stopTimeout: string; tick: string }) => {
+      action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: string; debounce: string; resync: string; logLevel: string; metricsPort?: string; metricsHost: string; stopTimeout: string; tick: string }) => {
         const log = createLogger(o.logLevel);
         const stateDir = resolveStateDir(o.stateDir);
         const daemon = new Daemon({
           configDir: o.config,
+          ...(o.repo ? { repo: { url: o.repo, ref: o.ref, ...(o.path ? { subdir: o.path } : {}), intervalMs: duration("--interval", o.interval), budget: budgetFrom(o) } } : {}),
           ...(stateDir ? { stateDir } : {}),
           debounceMs: Number(o.debounce),
           resyncMs: duration("--resync", o.resync),

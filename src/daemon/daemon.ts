@@ -1,17 +1,21 @@
 // lazarus watch: a long-running reconciler. File events, the clock and process exits only enqueue
 // cell names; one worker reconciles what is queued (level-triggered: it reads the world afresh).
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import type http from "node:http";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import cron, { type ScheduledTask } from "node-cron";
 import { statePaths, type StatePaths } from "../cells/layout.js";
-import { formatDiagnostic } from "../config/diagnostics.js";
+import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import { loadConfig } from "../config/load.js";
+import { checkBudget, type Budget } from "../gitops/budget.js";
+import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus } from "../gitops/status.js";
+import { checkoutRevision, revisionDir } from "../gitops/sync.js";
 import { resolveNow } from "../engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock, type Lock } from "../lock/lock.js";
 import { isAlive } from "../backends/proc.js";
-import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { listNames, observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
 import { ProcessBackend } from "../backends/process.js";
@@ -21,8 +25,17 @@ import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { nextWake } from "./wake.js";
 
+export interface RepoOptions {
+  url: string;
+  ref: string;
+  subdir?: string;
+  intervalMs: number;
+  budget: Budget;
+}
+
 export interface DaemonOptions {
   configDir: string;
+  repo?: RepoOptions; // GitOps: follow this repo's ref instead of (or besides) a local directory
   stateDir?: string;
   debounceMs: number;
   resyncMs: number;
@@ -39,7 +52,10 @@ const FULL_CHUNK = 250;
 
 export class Daemon {
   private readonly paths: StatePaths;
-  private readonly cache: ConfigCache;
+  private cache: ConfigCache;
+  private configDir: string;
+  private revision: string | undefined; // the commit in force (repo mode)
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly metrics = new Metrics();
   private readonly ledger: Ledger;
   private readonly backend: ProcessBackend;
@@ -62,6 +78,7 @@ export class Daemon {
 
   constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
+    this.configDir = opts.configDir;
     this.cache = new ConfigCache(opts.configDir);
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
     this.backend = new ProcessBackend(process.env, (spec, pid) => {
@@ -84,10 +101,16 @@ export class Daemon {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
     }
-    await this.reloadAll("start");
-    this.watcher = watch([path.join(this.opts.configDir, "cells.d"), path.join(this.opts.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
+    if (this.opts.repo) {
+      await this.pollRepo();
+      if (this.revision) await this.reloadAll("start");
+      else this.log.warn({ repo: this.opts.repo.url }, "no revision in force yet: nothing is reconciled until a valid commit arrives");
+      this.schedulePoll();
+    } else await this.reloadAll("start");
+    this.watcher = watch([path.join(this.configDir, "cells.d"), path.join(this.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
     const onFile = (abs: string): void => {
-      const rel = path.relative(this.opts.configDir, abs).split(path.sep).join("/");
+      if (this.opts.repo) return; // revisions arrive by polling; exported trees never change
+      const rel = path.relative(this.configDir, abs).split(path.sep).join("/");
       this.changedFiles.add(rel);
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.onFilesSettled(), this.opts.debounceMs);
@@ -99,7 +122,7 @@ export class Daemon {
     this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
     this.resyncTimer.unref();
     this.ready = true;
-    this.log.info({ config: path.resolve(this.opts.configDir), state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
+    this.log.info({ config: this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(this.configDir), revision: this.revision, state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
   }
 
   // Re-read every file and reconcile every cell (start, SIGHUP).
@@ -180,6 +203,7 @@ export class Daemon {
 
   // A full reconcile goes through every cell in chunks, so memory stays flat however many there are.
   private async reconcile(batch: Batch): Promise<void> {
+    if (this.opts.repo && !this.revision) return; // nothing in force: never act on an empty config
     if (!batch.all) return this.reconcileNames(batch.names, "cells");
     const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
     try {
@@ -215,7 +239,7 @@ export class Daemon {
       for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
       const results = await applyActions(
         p.actions,
-        { paths: this.paths, configDir: path.resolve(this.opts.configDir), backend: this.backend, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs },
+        { paths: this.paths, configDir: path.resolve(this.configDir), backend: this.backend, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
         this.ledger,
         {
           shouldContinue: () => !this.stopping,
@@ -266,6 +290,77 @@ export class Daemon {
     this.metrics.setCellStates(this.states.values());
   }
 
+  private schedulePoll(): void {
+    const repo = this.opts.repo;
+    if (!repo || this.stopping) return;
+    const jitter = repo.intervalMs * (0.9 + Math.random() * 0.2); // ±10%, so many hosts do not poll in step
+    this.pollTimer = setTimeout(() => {
+      void this.pollRepo().finally(() => this.schedulePoll());
+    }, jitter);
+  }
+
+  // Fetch the ref; take a new commit whole, or record why not. The last good revision stays in force.
+  private async pollRepo(): Promise<void> {
+    const repo = this.opts.repo as RepoOptions;
+    const stateRoot = path.dirname(this.paths.ledger);
+    try {
+      const { revision, subject, configDir } = await checkoutRevision(stateRoot, repo.url, repo.ref, repo.subdir);
+      const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
+      if (!this.revision && status.inForce && status.inForce.revision !== revision) {
+        // After a restart: the revision that was in force is in force again until the new one passes.
+        this.revision = status.inForce.revision;
+        this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
+        this.cache = new ConfigCache(this.configDir);
+      }
+      if (revision === this.revision) return;
+      const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
+      const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
+      if (judged && !approved) return;
+      const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+      const { desired, diagnostics } = await loadConfig(configDir);
+      if (hasErrors(diagnostics)) {
+        const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
+        const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}; revision ${this.revision?.slice(0, 12) ?? "(none)"} stays in force`;
+        for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+        this.metrics.errors.inc({ kind: "invalid-revision" });
+        await this.recordAttempt(status, { revision, subject, at, outcome: "rejected", detail, diagnostics }, "revision-rejected");
+        return;
+      }
+      if (!approved) {
+        const { now } = await resolveNow(this.paths, undefined);
+        const observed = await observe(this.paths);
+        const verdict = checkBudget(plan(desired, observed, now).actions, desired, observed, repo.budget);
+        if (!verdict.ok) {
+          const detail = `commit ${revision.slice(0, 12)} held by the deletion budget: ${verdict.reason}; run lazarus apply --allow-mass-close to let it through, or push a commit that changes the plan`;
+          this.log.warn({ revision, closes: verdict.closes }, detail);
+          status.held = { revision, closes: verdict.closes, reason: verdict.reason, at };
+          await this.recordAttempt(status, { revision, subject, at, outcome: "held", detail }, "mass-close-held");
+          return;
+        }
+      }
+      this.log.info({ revision, subject, approved }, "new revision in force");
+      this.revision = revision;
+      this.configDir = configDir;
+      this.cache = new ConfigCache(configDir);
+      await this.cache.refresh();
+      status.inForce = { revision, subject, at };
+      status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
+      delete status.held;
+      await writeGitopsStatus(stateRoot, status);
+      await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
+      this.enqueueAll("new revision");
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "git" });
+      this.log.error({ repo: repo.url, err: errorMessage(err) }, "cannot fetch the config repo");
+    }
+  }
+
+  private async recordAttempt(status: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, action: string): Promise<void> {
+    status.lastAttempt = attempt;
+    await writeGitopsStatus(path.dirname(this.paths.ledger), status);
+    await this.ledger.append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+  }
+
   // Stop: finish the action in progress, leave members running, release the state dir.
   async stop(signal: string): Promise<void> {
     if (this.stopping) return;
@@ -273,6 +368,7 @@ export class Daemon {
     this.log.info({ signal }, "stopping: finishing the action in progress; members keep running");
     clearTimeout(this.debounce);
     clearInterval(this.resyncTimer);
+    clearTimeout(this.pollTimer);
     await this.ticker?.stop();
     await this.watcher?.close();
     await this.idle();

@@ -43,6 +43,12 @@ export async function checkoutRevision(stateRoot: string, repo: string, ref: str
   return { revision, subject: await commitSubject(cache, revision), configDir: subdir ? path.join(dir, subdir) : dir };
 }
 
+// The config dir of a revision already fetched (e.g. the one in force before a restart).
+export async function revisionDir(stateRoot: string, repo: string, revision: string, subdir?: string): Promise<string> {
+  const dir = await exportRevision(repoCache(gitopsDir(stateRoot), repo), revision);
+  return subdir ? path.join(dir, subdir) : dir;
+}
+
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
