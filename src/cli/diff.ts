@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
@@ -25,7 +25,9 @@ export function diffCommand(): Command {
           const load = async (ref: string) => {
             const sha = await fetchRef(cache, ref);
             const dir = await exportRevision(cache, sha);
-            const { desired, diagnostics } = await loadConfig(o.path ? path.join(dir, o.path) : dir);
+            const configDir = o.path ? path.join(dir, o.path) : dir;
+            await mkdir(path.join(configDir, "cells.d"), { recursive: true }); // git keeps no empty directories
+            const { desired, diagnostics } = await loadConfig(configDir);
             if (hasErrors(diagnostics)) throw new LazarusError("INVALID_REVISION", `${ref} (${sha.slice(0, 12)}) does not validate:\n${diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic).join("\n")}`);
             return { sha, desired };
           };

@@ -40,7 +40,10 @@ export async function checkoutRevision(stateRoot: string, repo: string, ref: str
   const cache = repoCache(gitopsDir(stateRoot), repo);
   const revision = await fetchRef(cache, ref);
   const dir = await exportRevision(cache, revision);
-  return { revision, subject: await commitSubject(cache, revision), configDir: subdir ? path.join(dir, subdir) : dir };
+  const configDir = subdir ? path.join(dir, subdir) : dir;
+  // git keeps no empty directories: a commit that removed every cell file has no cells.d/.
+  await mkdir(path.join(configDir, "cells.d"), { recursive: true });
+  return { revision, subject: await commitSubject(cache, revision), configDir };
 }
 
 // The config dir of a revision already fetched (e.g. the one in force before a restart).
