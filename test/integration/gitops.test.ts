@@ -158,7 +158,7 @@ describe("lazarus watch --repo", () => {
     const state = tempDir("lazarus-state-");
     dirs.push(bare, state);
     await execa("git", ["init", "-q", "--bare", "-b", "main", bare]);
-    const { dir, commit, g } = await repo();
+    const { commit, g } = await repo();
     await commit("first", files(["first"]));
     await g("push", "-q", bare, "main");
     let logs = "";
