@@ -49,6 +49,7 @@ export interface DaemonOptions {
 type Batch = { all: true } | { all: false; names: Set<string> };
 
 const FULL_CHUNK = 250;
+const RETRY_MS = 30_000;
 
 export class Daemon {
   private readonly paths: StatePaths;
@@ -229,6 +230,7 @@ export class Daemon {
   private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<void> {
     const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
     let failed = false;
+    const failedCells = new Set<string>();
     const batch = { names };
     try {
       const { desired } = this.cache.current();
@@ -248,6 +250,7 @@ export class Daemon {
             if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
             else {
               failed = true;
+              failedCells.add(r.action.cell);
               this.metrics.errors.inc({ kind: "action" });
               this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
             }
@@ -256,12 +259,12 @@ export class Daemon {
       );
       const touched = new Set(p.actions.map((a) => a.cell));
       const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
-      this.remember(names, observed, after, desired.cells, now);
+      this.remember(names, observed, after, desired.cells, now, failedCells);
       if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
     } catch (err) {
       this.metrics.errors.inc({ kind: "reconcile" });
       this.log.error({ err: errorMessage(err) }, "reconcile failed");
-      const retry = Date.now() + 30_000;
+      const retry = Date.now() + RETRY_MS;
       for (const n of batch.names) this.wakes.set(n, retry);
     } finally {
       end();
@@ -269,7 +272,8 @@ export class Daemon {
   }
 
   // Keep what the clock tick needs: each cell's state, member pids and next wake.
-  private remember(names: Set<string>, before: Observed, after: Observed, desired: Map<string, import("../config/types.js").DesiredCell>, now: number): void {
+  // A cell whose action failed is retried after RETRY_MS, not on every tick.
+  private remember(names: Set<string>, before: Observed, after: Observed, desired: Map<string, import("../config/types.js").DesiredCell>, now: number, failed: Set<string>): void {
     for (const name of names) {
       const o: ObservedName | undefined = after.cells.get(name) ?? before.cells.get(name);
       const live = o?.live?.record;
@@ -283,7 +287,7 @@ export class Daemon {
       const running = (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
       if (running.length > 0) this.pids.set(name, running);
       else this.pids.delete(name);
-      const wake = nextWake(desired.get(name), o, now);
+      const wake = failed.has(name) ? Date.now() + RETRY_MS : nextWake(desired.get(name), o, now);
       if (wake !== undefined) this.wakes.set(name, Math.max(wake, Date.now() + 1000));
       else this.wakes.delete(name);
     }

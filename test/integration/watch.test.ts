@@ -94,13 +94,22 @@ describe("lazarus watch", () => {
     expect(readRecord(live("first")).members[0]!.pid).not.toBe(m.pid);
   });
 
+  it("closes a cell on its ttl by the clock alone, with no file change", async () => {
+    writeFileSync(path.join(config, "cells.d/brief.yaml"), cellYaml({ name: "brief", ttl: "3s", members: [{ identity: "human:h", role: "director" }] }));
+    await waitFor(() => existsSync(live("brief")), 10_000);
+    await waitFor(() => lines().some((l) => l.cell === "brief" && l.action === "close"), 10_000);
+    expect(existsSync(path.join(state, "graveyard", "brief"))).toBe(true);
+    expect(lines().find((l) => l.cell === "brief" && l.action === "close")?.reason).toMatch(/^ttl 3s expired at/);
+  });
+
   it("serves Prometheus metrics and a health check", async () => {
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1]);
     expect(value(/^lazarus_cells\{state="active"\} (\d+)/m)).toBe(3);
-    expect(value(/^lazarus_actions_total\{action="create",status="applied"\} (\d+)/m)).toBe(3);
+    expect(value(/^lazarus_actions_total\{action="create",status="applied"\} (\d+)/m)).toBe(4);
+    expect(value(/^lazarus_cells\{state="closed"\} (\d+)/m)).toBe(1);
     expect(value(/^lazarus_reconcile_duration_seconds_count\{scope="cells"\} (\d+)/m)).toBeGreaterThan(0);
     expect(value(/^lazarus_errors_total\{kind="invalid-file"\} (\d+)/m)).toBeGreaterThan(0);
     expect(value(/^lazarus_last_successful_reconcile_timestamp_seconds (\S+)/m)).toBeGreaterThan(Date.now() / 1000 - 600);
