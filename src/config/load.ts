@@ -1,15 +1,17 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { LineCounter, parseAllDocuments, isMap, isPair, isScalar, type Document, type Node } from "yaml";
-import type { ErrorObject } from "ajv";
 import { CronExpressionParser } from "cron-parser";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { hasErrors } from "./diagnostics.js";
-import { validateCellShape, validatePortfolioShape } from "./schema.js";
-import { ERROR_CLASSES, type ErrorClass, type ModelSpec, type Portfolio } from "../portfolio/types.js";
+import { validateCellShape } from "./schema.js";
+import { parseDocs, type At } from "./documents.js";
+import type { Portfolio } from "../portfolio/types.js";
 import { resolveAll } from "../portfolio/resolve.js";
+import { combinePortfolios, loadPortfolioFiles, type PortfolioFileResult } from "../portfolio/load.js";
+
+export { loadPortfolioText, type PortfolioFileResult } from "../portfolio/load.js";
 import {
   LIMITS,
   type BackendName,
@@ -47,32 +49,6 @@ export function cronProblem(expr: string): string | undefined {
 const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
 const SUPPORTED_BACKENDS: readonly BackendName[] = ["process"];
 
-type At = (p: (string | number)[]) => SourcePos;
-
-// Parse every document of a file and check each against a schema; yields the valid ones with a
-// way to find a path's source position. Pure: no I/O.
-function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
-  const lines = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  const diagnostics: Diagnostic[] = [];
-  const docs: { value: unknown; at: At }[] = [];
-  const pos = (offset: number | undefined): { line: number; col: number } => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
-  if (!Array.isArray(parsed)) return { docs, diagnostics }; // an empty stream
-  for (const doc of parsed) {
-    for (const err of doc.errors) {
-      diagnostics.push({ severity: "error", file, ...pos(err.pos[0]), message: `YAML syntax: ${err.message.split("\n")[0]}`, hint: "fix the YAML syntax" });
-    }
-    if (doc.errors.length > 0) continue;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
-    const shapeErrors = validate(value);
-    for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
-    if (shapeErrors.length > 0) continue;
-    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
-  }
-  return { docs, diagnostics };
-}
-
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
   const { docs, diagnostics } = parseDocs(file, text, validateCellShape, "cell.schema.json");
@@ -83,58 +59,6 @@ export function loadFileText(file: string, text: string): FileResult {
     cells.push(cell);
   }
   return { file, cells, diagnostics };
-}
-
-export interface PortfolioFileResult {
-  file: string;
-  portfolios: Portfolio[];
-  diagnostics: Diagnostic[];
-}
-
-// Parse and validate one portfolios/ file. Pure: no I/O.
-export function loadPortfolioText(file: string, text: string): PortfolioFileResult {
-  const { docs, diagnostics } = parseDocs(file, text, validatePortfolioShape, "portfolio.schema.json");
-  const portfolios: Portfolio[] = [];
-  for (const { value, at } of docs) {
-    const p = toPortfolio(value as RawPortfolio, at);
-    const names = new Set(p.models.map((m) => m.model));
-    for (const key of ["contextWindowFallbacks", "contentPolicyFallbacks"] as const) {
-      (p[key] ?? []).forEach((m, i) => {
-        if (!names.has(m)) diagnostics.push({ severity: "error", ...at(["spec", key, i]), field: `spec.${key}[${i}]`, message: `model "${m}" is not in spec.models`, hint: "name a model listed in spec.models" });
-      });
-    }
-    portfolios.push(p);
-  }
-  return { file, portfolios, diagnostics };
-}
-
-interface RawPortfolio {
-  metadata: { name: string };
-  spec: {
-    appliesTo?: { agents?: string[]; taskClasses?: string[] };
-    models: ModelSpec[];
-    retries?: { attempts?: number; backoff?: string; maxRetryAfter?: string };
-    cooldown?: { allowedFails?: number; window?: string; duration?: string };
-    fallbackOn?: ErrorClass[];
-    contextWindowFallbacks?: string[];
-    contentPolicyFallbacks?: string[];
-  };
-}
-
-function toPortfolio(raw: RawPortfolio, at: At): Portfolio {
-  const s = raw.spec;
-  const d = (text: string | undefined, dflt: string): number => parseDuration(text ?? dflt) ?? 0;
-  return {
-    name: raw.metadata.name,
-    appliesTo: { agents: [...(s.appliesTo?.agents ?? [])], taskClasses: [...(s.appliesTo?.taskClasses ?? [])] },
-    models: s.models.map((m) => ({ ...m })),
-    retries: { attempts: s.retries?.attempts ?? 2, backoffMs: d(s.retries?.backoff, "2s"), maxRetryAfterMs: d(s.retries?.maxRetryAfter, "60s") },
-    cooldown: { allowedFails: s.cooldown?.allowedFails ?? 3, windowMs: d(s.cooldown?.window, "60s"), durationMs: d(s.cooldown?.duration, "5m") },
-    fallbackOn: [...(s.fallbackOn ?? ERROR_CLASSES)],
-    ...(s.contextWindowFallbacks ? { contextWindowFallbacks: [...s.contextWindowFallbacks] } : {}),
-    ...(s.contentPolicyFallbacks ? { contentPolicyFallbacks: [...s.contentPolicyFallbacks] } : {}),
-    source: at(["metadata", "name"]),
-  };
 }
 
 // The parts of a validated document we read; the schema guarantees the shape.
@@ -269,115 +193,6 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   return out;
 }
 
-// The YAML node at a JSON path, or the deepest ancestor that exists.
-function nodeAt(doc: Document, p: (string | number)[]): Node | undefined {
-  for (let n = p.length; n >= 0; n--) {
-    const node = doc.getIn(p.slice(0, n), true);
-    if (node && typeof node === "object" && "range" in node) return node as Node;
-  }
-  return undefined;
-}
-
-// The key node of `key` inside the map at path p (for unknown fields).
-function keyNodeAt(doc: Document, p: (string | number)[], key: string): Node | undefined {
-  const parent = p.length === 0 ? doc.contents : doc.getIn(p, true);
-  if (!isMap(parent)) return undefined;
-  for (const item of parent.items) {
-    if (isPair(item) && isScalar(item.key) && String(item.key.value) === key) return item.key;
-  }
-  return undefined;
-}
-
-function pointerToPath(pointer: string): (string | number)[] {
-  if (!pointer) return [];
-  return pointer
-    .slice(1)
-    .split("/")
-    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-}
-
-function fieldName(p: (string | number)[]): string {
-  return p.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "");
-}
-
-function shapeDiagnostic(
-  file: string,
-  doc: Document,
-  e: ErrorObject,
-  pos: (offset: number | undefined) => { line: number; col: number },
-  schemaName: string,
-): Diagnostic {
-  const p = pointerToPath(e.instancePath);
-  const base = { severity: "error" as const, file };
-  const params = e.params as Record<string, unknown>;
-  switch (e.keyword) {
-    case "additionalProperties": {
-      const key = String(params.additionalProperty);
-      const full = [...p, key];
-      return {
-        ...base,
-        ...pos((keyNodeAt(doc, p, key) ?? nodeAt(doc, p))?.range?.[0]),
-        field: fieldName(full),
-        message: `unknown field "${key}"`,
-        hint: `remove it or check its spelling against schemas/${schemaName}`,
-      };
-    }
-    case "required": {
-      const missing = String(params.missingProperty);
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName([...p, missing]),
-        message: `missing required field "${missing}"`,
-        hint: "add it",
-      };
-    }
-    case "enum":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `must be one of ${(params.allowedValues as unknown[]).join(", ")}`,
-        hint: `got ${JSON.stringify(doc.getIn(p))}`,
-      };
-    case "const":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `must be ${JSON.stringify(params.allowedValue)}`,
-        hint: `got ${JSON.stringify(doc.getIn(p))}`,
-      };
-    case "pattern":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `${JSON.stringify(doc.getIn(p))} is not valid`,
-        hint: patternHint(p),
-      };
-    case "propertyNames":
-      return { ...base, ...pos(nodeAt(doc, p)?.range?.[0]), field: fieldName(p), message: "has an invalid key", hint: "keys must look like environment variable names (A-Z, 0-9, _)" };
-    default:
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p) || "(document)",
-        message: e.message ?? e.keyword,
-        hint: `see schemas/${schemaName}`,
-      };
-  }
-}
-
-function patternHint(p: (string | number)[]): string {
-  const last = p[p.length - 1];
-  if (last === "name") return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
-  if (last === "identity" || last === "owner") return "use <agent|bot|human>:<name>, e.g. agent:allegro";
-  if (last === "ttl" || last === "grace" || last === "retention") return "use a duration such as 90s, 30m, 4h, 1h30m or 30d";
-  return "see schemas/cell.schema.json";
-}
-
 // Cell names a broken file still appears to declare. Over-matching only holds more cells.
 export function salvageNames(text: string): string[] {
   const names = new Set<string>();
@@ -435,50 +250,6 @@ export function combine(results: FileResult[], texts: Map<string, string>, portf
     names: [...new Set([...salvageNames(texts.get(file) ?? ""), ...(results.find((r) => r.file === file)?.cells.map((c) => c.name) ?? [])])].sort(),
   }));
   return { desired: { cells, portfolios: ports, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
-}
-
-// Portfolio names are unique, and no agent or task class is claimed by two portfolios.
-// Returns undefined when that is not so (the errors are in diagnostics).
-function combinePortfolios(results: PortfolioFileResult[], diagnostics: Diagnostic[]): Map<string, Portfolio> | undefined {
-  const byName = new Map<string, Portfolio>();
-  const claims = new Map<string, Portfolio>();
-  let ok = true;
-  const clash = (p: Portfolio, other: Portfolio, what: string): void => {
-    ok = false;
-    for (const [a, b] of [[p, other], [other, p]] as const) {
-      diagnostics.push({ severity: "error", ...a.source, field: "metadata.name", message: `${what} is also claimed by portfolio "${b.name}" at ${b.source.file}:${b.source.line}`, hint: "let exactly one portfolio claim it" });
-    }
-  };
-  for (const p of results.flatMap((r) => r.portfolios)) {
-    const prev = byName.get(p.name);
-    if (prev) clash(p, prev, `portfolio name "${p.name}"`);
-    byName.set(p.name, p);
-    for (const a of p.appliesTo.agents) {
-      const c = claims.get(`agent:${a}`);
-      if (c && c !== p) clash(p, c, `agent ${a}`);
-      claims.set(`agent:${a}`, p);
-    }
-    for (const t of p.appliesTo.taskClasses) {
-      const c = claims.get(`class:${t}`);
-      if (c && c !== p) clash(p, c, `task class ${t}`);
-      claims.set(`class:${t}`, p);
-    }
-  }
-  return ok ? byName : undefined;
-}
-
-// Read every portfolios/*.yaml under configDir (none when the directory does not exist).
-export async function loadPortfolioFiles(configDir: string): Promise<PortfolioFileResult[]> {
-  const dir = path.join(configDir, "portfolios");
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
-  }
-  const files = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).sort();
-  return Promise.all(files.map(async (f) => loadPortfolioText(`portfolios/${f}`, await readFile(path.join(dir, f), "utf8"))));
 }
 
 // Read and validate every cells.d/*.yaml under configDir.

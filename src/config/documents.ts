@@ -1,0 +1,142 @@
+// YAML documents with source positions, checked against a JSON Schema: the shared first step of
+// loading cells.d/ and portfolios/. Pure: no I/O.
+import { LineCounter, parseAllDocuments, isMap, isPair, isScalar, type Document, type Node } from "yaml";
+import type { ErrorObject } from "ajv";
+import type { Diagnostic } from "./diagnostics.js";
+import type { SourcePos } from "./types.js";
+
+export type At = (p: (string | number)[]) => SourcePos;
+
+// Parse every document of a file and check each against a schema; yields the valid ones with a
+// way to find a path's source position. Pure: no I/O.
+export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
+  const lines = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const diagnostics: Diagnostic[] = [];
+  const docs: { value: unknown; at: At }[] = [];
+  const pos = (offset: number | undefined): { line: number; col: number } => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
+  if (!Array.isArray(parsed)) return { docs, diagnostics }; // an empty stream
+  for (const doc of parsed) {
+    for (const err of doc.errors) {
+      diagnostics.push({ severity: "error", file, ...pos(err.pos[0]), message: `YAML syntax: ${err.message.split("\n")[0]}`, hint: "fix the YAML syntax" });
+    }
+    if (doc.errors.length > 0) continue;
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
+    const shapeErrors = validate(value);
+    for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
+    if (shapeErrors.length > 0) continue;
+    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
+  }
+  return { docs, diagnostics };
+}
+
+// The YAML node at a JSON path, or the deepest ancestor that exists.
+function nodeAt(doc: Document, p: (string | number)[]): Node | undefined {
+  for (let n = p.length; n >= 0; n--) {
+    const node = doc.getIn(p.slice(0, n), true);
+    if (node && typeof node === "object" && "range" in node) return node as Node;
+  }
+  return undefined;
+}
+
+// The key node of `key` inside the map at path p (for unknown fields).
+function keyNodeAt(doc: Document, p: (string | number)[], key: string): Node | undefined {
+  const parent = p.length === 0 ? doc.contents : doc.getIn(p, true);
+  if (!isMap(parent)) return undefined;
+  for (const item of parent.items) {
+    if (isPair(item) && isScalar(item.key) && String(item.key.value) === key) return item.key;
+  }
+  return undefined;
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function fieldName(p: (string | number)[]): string {
+  return p.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "");
+}
+
+function shapeDiagnostic(
+  file: string,
+  doc: Document,
+  e: ErrorObject,
+  pos: (offset: number | undefined) => { line: number; col: number },
+  schemaName: string,
+): Diagnostic {
+  const p = pointerToPath(e.instancePath);
+  const base = { severity: "error" as const, file };
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case "additionalProperties": {
+      const key = String(params.additionalProperty);
+      const full = [...p, key];
+      return {
+        ...base,
+        ...pos((keyNodeAt(doc, p, key) ?? nodeAt(doc, p))?.range?.[0]),
+        field: fieldName(full),
+        message: `unknown field "${key}"`,
+        hint: `remove it or check its spelling against schemas/${schemaName}`,
+      };
+    }
+    case "required": {
+      const missing = String(params.missingProperty);
+      return {
+        ...base,
+        ...pos(nodeAt(doc, p)?.range?.[0]),
+        field: fieldName([...p, missing]),
+        message: `missing required field "${missing}"`,
+        hint: "add it",
+      };
+    }
+    case "enum":
+      return {
+        ...base,
+        ...pos(nodeAt(doc, p)?.range?.[0]),
+        field: fieldName(p),
+        message: `must be one of ${(params.allowedValues as unknown[]).join(", ")}`,
+        hint: `got ${JSON.stringify(doc.getIn(p))}`,
+      };
+    case "const":
+      return {
+        ...base,
+        ...pos(nodeAt(doc, p)?.range?.[0]),
+        field: fieldName(p),
+        message: `must be ${JSON.stringify(params.allowedValue)}`,
+        hint: `got ${JSON.stringify(doc.getIn(p))}`,
+      };
+    case "pattern":
+      return {
+        ...base,
+        ...pos(nodeAt(doc, p)?.range?.[0]),
+        field: fieldName(p),
+        message: `${JSON.stringify(doc.getIn(p))} is not valid`,
+        hint: patternHint(p),
+      };
+    case "propertyNames":
+      return { ...base, ...pos(nodeAt(doc, p)?.range?.[0]), field: fieldName(p), message: "has an invalid key", hint: "keys must look like environment variable names (A-Z, 0-9, _)" };
+    default:
+      return {
+        ...base,
+        ...pos(nodeAt(doc, p)?.range?.[0]),
+        field: fieldName(p) || "(document)",
+        message: e.message ?? e.keyword,
+        hint: `see schemas/${schemaName}`,
+      };
+  }
+}
+
+function patternHint(p: (string | number)[]): string {
+  const last = p[p.length - 1];
+  if (last === "name") return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
+  if (last === "identity" || last === "owner") return "use <agent|bot|human>:<name>, e.g. agent:allegro";
+  if (last === "ttl" || last === "grace" || last === "retention") return "use a duration such as 90s, 30m, 4h, 1h30m or 30d";
+  return "see schemas/cell.schema.json";
+}
+
