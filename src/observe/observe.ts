@@ -5,6 +5,9 @@ import { CHECKPOINT_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, typ
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { isAlive } from "../backends/proc.js";
 import { readJson } from "../util/fsx.js";
+import { mapLimit } from "../util/map-limit.js";
+
+const IO_LIMIT = 64; // cells observed at once
 import { errorMessage, isErrno } from "../util/errors.js";
 
 export type Place = "cells" | "graveyard" | "archive";
@@ -129,13 +132,13 @@ function slot(map: Map<string, ObservedName>, name: string): ObservedName {
 // Everything under the state dir: live cells, the graveyard and the archive.
 export async function observe(paths: StatePaths): Promise<Observed> {
   const cells = new Map<string, ObservedName>();
-  const live = await Promise.all((await listDirs(paths.cells)).map((n) => observeCell(path.join(paths.cells, n), "cells", n)));
+  const live = await mapLimit(await listDirs(paths.cells), IO_LIMIT, (n) => observeCell(path.join(paths.cells, n), "cells", n));
   for (const c of live) slot(cells, c.name).live = c;
-  const dead = await Promise.all((await listDirs(paths.graveyard)).map((n) => observeCell(path.join(paths.graveyard, n), "graveyard", n)));
+  const dead = await mapLimit(await listDirs(paths.graveyard), IO_LIMIT, (n) => observeCell(path.join(paths.graveyard, n), "graveyard", n));
   for (const c of dead) slot(cells, c.name).graveyard = c;
   for (const day of await listDirs(paths.archive)) {
     const dayDir = path.join(paths.archive, day);
-    const entries = await Promise.all((await listDirs(dayDir)).map((n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, ""))));
+    const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")));
     for (const c of entries) slot(cells, c.name).archives.push(c);
   }
   return { cells };
@@ -146,8 +149,10 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
   const cells = new Map<string, ObservedName>();
   // Each archive day is listed once per call, not once per name.
   const days = await Promise.all((await listDirs(paths.archive)).map(async (day) => ({ dir: path.join(paths.archive, day), entries: await listDirs(path.join(paths.archive, day)) })));
-  await Promise.all(
-    [...names].map(async (name) => {
+  await mapLimit(
+    [...names],
+    IO_LIMIT,
+    async (name) => {
       const s = slot(cells, name);
       const [live, grave] = await Promise.all([observeIfDir(path.join(paths.cells, name), "cells", name), observeIfDir(path.join(paths.graveyard, name), "graveyard", name)]);
       if (live) s.live = live;
@@ -157,7 +162,7 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
           if (e === name || e.startsWith(`${name}~`)) s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));
         }
       }
-    }),
+    },
   );
   return { cells };
 }
