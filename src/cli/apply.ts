@@ -9,6 +9,7 @@ import { isAlive } from "../backends/proc.js";
 import type { LockHolder } from "../lock/lock.js";
 import { readJson, writeTextAtomic } from "../util/fsx.js";
 import { sync } from "../gitops/sync.js";
+import { gitRevision } from "../gitops/revision.js";
 import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
 import { LazarusError } from "../util/errors.js";
 import { Command } from "commander";
@@ -58,8 +59,9 @@ export function applyCommand(): Command {
           }
         }
         const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
+        const revision = await gitRevision(o.config); // a config in git: every ledger entry names its commit
         const outcome = await runApply(
-          { ...engineOptions(o), stopTimeoutMs: Number(o.stopTimeout) },
+          { ...engineOptions(o), stopTimeoutMs: Number(o.stopTimeout), ...(revision ? { revision } : {}) },
           {
             confirm: async ({ plan, diagnostics }) => {
               if (!o.json) {

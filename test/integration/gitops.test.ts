@@ -124,8 +124,10 @@ describe("reviewable output", () => {
     dirs.push(state);
     writeFileSync(path.join(dir, "token"), SECRET);
     writeFileSync(path.join(dir, "token2"), `${SECRET}-2`);
-    await commit("cell with a credential", { "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: ./token}") });
+    const sha = await commit("cell with a credential", { "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: ./token}") });
     expect((await lazarus(["apply", "--config", dir, "--state-dir", state])).exitCode).toBe(0);
+    // A config dir in git: a manual apply records the commit too.
+    expect(ledger(state).find((e) => e.action === "create")?.revision).toBe(sha);
     writeFileSync(path.join(dir, "cells.d/c.yaml"), human("c", "  credentials:\n    TOKEN: {file: ./token2}"));
     const md = await lazarus(["plan", "--format", "markdown", "--config", dir, "--state-dir", state]);
     expect(md.stdout).toContain("| `c` | update |  | credentials changed (redacted) |");
