@@ -17,7 +17,10 @@ mkdirSync(path.join(config, "cells.d"), { recursive: true });
 
 const doc = (name: string, member: string) =>
   ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", `  project: Org/repo#1`, "  owner: human:alexander", "  ttl: 24h", "  members:", member].join("\n");
-const observer = "    - {identity: bot:watcher, role: observer}";
+// One agent member without a command per cell: it is invited, and its portfolio is resolved.
+const observer = "    - {identity: agent:watcher, role: observer}";
+mkdirSync(path.join(config, "portfolios"), { recursive: true });
+writeFileSync(path.join(config, "portfolios", "default.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}, {model: m2, provider: p}]\n");
 for (let f = 0; f < Math.ceil(N / 100); f++) {
   const docs: string[] = [];
   for (let i = f * 100; i < Math.min(N, (f + 1) * 100); i++) docs.push(doc(`cell-${i}`, observer));

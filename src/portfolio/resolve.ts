@@ -29,15 +29,23 @@ export function portfolioDocument(r: Resolved): Record<string, unknown> {
 }
 
 // Fill in each agent member's resolved portfolio (cleared while portfolio files are held).
+// Documents and digests are computed once per (portfolio, selector), not once per member.
 export function resolveAll(cells: Iterable<DesiredCell>, portfolios: ReadonlyMap<string, Portfolio>, held: boolean): void {
+  const memo = new Map<string, NonNullable<DesiredCell["members"][number]["resolvedPortfolio"]>>();
   for (const c of cells) {
     for (const m of c.members) {
       delete m.resolvedPortfolio;
       if (held || !m.identity.startsWith("agent:")) continue;
       const r = resolvePortfolio(portfolios, { agent: m.home, ...(m.portfolio ? { portfolio: m.portfolio } : {}), ...(m.taskClass ? { taskClass: m.taskClass } : {}) });
       if (!r) continue;
-      const document = portfolioDocument(r);
-      m.resolvedPortfolio = { name: r.portfolio.name, selector: r.selector, digest: sha256(canonicalJson(document)).slice(0, 16), document };
+      const key = `${r.portfolio.name}\0${r.selector}`;
+      let resolved = memo.get(key);
+      if (!resolved) {
+        const document = portfolioDocument(r);
+        resolved = { name: r.portfolio.name, selector: r.selector, digest: sha256(canonicalJson(document)).slice(0, 16), document };
+        memo.set(key, resolved);
+      }
+      m.resolvedPortfolio = resolved;
     }
   }
 }
