@@ -126,6 +126,15 @@ describe("lazarus watch", () => {
     await waitFor(() => running("third"), 20_000);
   });
 
+  it("writes an agent's portfolio when portfolios/ changes, and signals its process", async () => {
+    writeFileSync(path.join(config, "portfolios/default.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}]\n");
+    const file = path.join(live("first"), "home", "allegro", ".lazarus", "portfolio.json");
+    await waitFor(() => existsSync(file), 10_000);
+    await waitFor(() => lines().some((l) => l.action === "update-portfolio" && l.cell === "first"), 10_000);
+    expect(running("first")).toBe(true);
+    await waitFor(() => existsSync(path.join(live("first"), "home", "allegro", "hup.log")), 5000);
+  });
+
   it("is the only reconciler of its state dir", async () => {
     const apply = await lazarus(["apply", "--config", config, "--state-dir", state]);
     expect(apply.exitCode).toBe(1);
