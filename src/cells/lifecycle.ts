@@ -29,8 +29,3 @@ export function transition(cell: string, from: CellState, to: CellState): CellSt
   }
   return to;
 }
-
-// States in which a cell lives under cells/ and its members may run.
-export function isLive(state: CellState): boolean {
-  return state === "invited" || state === "preparing" || state === "active" || state === "checkpointing" || state === "downed";
-}

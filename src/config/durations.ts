@@ -8,8 +8,6 @@ const UNITS = [
 
 const DURATION = /^(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 
-export const HOUR = 3_600_000;
-export const MINUTE = 60_000;
 
 // Milliseconds for a duration string, or undefined when it is not one.
 export function parseDuration(text: string): number | undefined {

@@ -1,5 +1,5 @@
 // The ledger (spec I6): an append-only JSONL file where each entry carries the hash of the one before.
-import { open, readFile, truncate } from "node:fs/promises";
+import { readFile, truncate } from "node:fs/promises";
 import { canonicalJson, sha256 } from "../config/digest.js";
 import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
 import { isErrno } from "../util/errors.js";
@@ -137,9 +137,4 @@ export async function verifyLedger(file: string, headFile: string): Promise<Veri
 // The newest time recorded, so that time never runs backwards.
 export async function lastRecordedTime(headFile: string): Promise<string | undefined> {
   return (await readJson<LedgerHead>(headFile))?.time;
-}
-
-export async function ensureLedgerFile(file: string): Promise<void> {
-  const fh = await open(file, "a", 0o644);
-  await fh.close();
 }
