@@ -71,72 +71,43 @@ function shapeDiagnostic(
   schemaName: string,
 ): Diagnostic {
   const p = pointerToPath(e.instancePath);
-  const base = { severity: "error" as const, file };
   const params = e.params as Record<string, unknown>;
+  const got = (): string => `got ${JSON.stringify(doc.getIn(p))}`;
+  // A diagnostic at the node of path p (or at `node` when given).
+  const at = (field: string, message: string, hint: string, node?: Node): Diagnostic => ({
+    severity: "error",
+    file,
+    ...pos((node ?? nodeAt(doc, p))?.range?.[0]),
+    field,
+    message,
+    hint,
+  });
   switch (e.keyword) {
     case "additionalProperties": {
       const key = String(params.additionalProperty);
-      const full = [...p, key];
-      return {
-        ...base,
-        ...pos((keyNodeAt(doc, p, key) ?? nodeAt(doc, p))?.range?.[0]),
-        field: fieldName(full),
-        message: `unknown field "${key}"`,
-        hint: `remove it or check its spelling against schemas/${schemaName}`,
-      };
+      return at(fieldName([...p, key]), `unknown field "${key}"`, `remove it or check its spelling against schemas/${schemaName}`, keyNodeAt(doc, p, key));
     }
     case "required": {
       const missing = String(params.missingProperty);
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName([...p, missing]),
-        message: `missing required field "${missing}"`,
-        hint: "add it",
-      };
+      return at(fieldName([...p, missing]), `missing required field "${missing}"`, "add it");
     }
     case "enum":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `must be one of ${(params.allowedValues as unknown[]).join(", ")}`,
-        hint: `got ${JSON.stringify(doc.getIn(p))}`,
-      };
+      return at(fieldName(p), `must be one of ${(params.allowedValues as unknown[]).join(", ")}`, got());
     case "const":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `must be ${JSON.stringify(params.allowedValue)}`,
-        hint: `got ${JSON.stringify(doc.getIn(p))}`,
-      };
+      return at(fieldName(p), `must be ${JSON.stringify(params.allowedValue)}`, got());
     case "pattern":
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p),
-        message: `${JSON.stringify(doc.getIn(p))} is not valid`,
-        hint: patternHint(p),
-      };
+      return at(fieldName(p), `${JSON.stringify(doc.getIn(p))} is not valid`, patternHint(e.schemaPath, p, schemaName));
     case "propertyNames":
-      return { ...base, ...pos(nodeAt(doc, p)?.range?.[0]), field: fieldName(p), message: "has an invalid key", hint: "keys must look like environment variable names (A-Z, 0-9, _)" };
+      return at(fieldName(p), "has an invalid key", "keys must look like environment variable names (A-Z, 0-9, _)");
     default:
-      return {
-        ...base,
-        ...pos(nodeAt(doc, p)?.range?.[0]),
-        field: fieldName(p) || "(document)",
-        message: e.message ?? e.keyword,
-        hint: `see schemas/${schemaName}`,
-      };
+      return at(fieldName(p) || "(document)", e.message ?? e.keyword, `see schemas/${schemaName}`);
   }
 }
 
-function patternHint(p: (string | number)[]): string {
-  const last = p[p.length - 1];
-  if (last === "name") return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
-  if (last === "identity" || last === "owner") return "use <agent|bot|human>:<name>, e.g. agent:allegro";
-  if (last === "ttl" || last === "grace" || last === "retention") return "use a duration such as 90s, 30m, 4h, 1h30m or 30d";
-  return "see schemas/cell.schema.json";
+// What a value of this pattern looks like, known from the schema definition the pattern is in.
+function patternHint(schemaPath: string, p: (string | number)[], schemaName: string): string {
+  if (schemaPath.startsWith("#/definitions/duration")) return "use a duration such as 90s, 30m, 4h, 1h30m or 30d";
+  if (schemaPath.startsWith("#/definitions/identity")) return "use <agent|bot|human>:<name>, e.g. agent:allegro";
+  if (p[p.length - 1] === "name" || p[p.length - 1] === "portfolio") return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
+  return `see schemas/${schemaName}`;
 }
-

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { combine, loadFileText, salvageNames } from "../../src/config/load.js";
+import { combine, loadFileText, loadPortfolioText, salvageNames } from "../../src/config/load.js";
 import { desiredDigest } from "../../src/config/digest.js";
 import { formatDiagnostic } from "../../src/config/diagnostics.js";
 import { cellYaml } from "../helpers.js";
@@ -62,6 +62,18 @@ describe("loading cells.d", () => {
     expect(d.length).toBe(1);
     expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: /);
     expect(d[0]).toContain(message);
+  });
+
+  it.each([
+    ["spec.downedTimeout", { name: "c1", extra: "  downedTimeout: soon" }],
+    ["spec.members[0].heartbeat", { name: "c1", members: [{ identity: "agent:a", command: ["x"], heartbeat: "2 minutes" }] }],
+  ])("says what a duration looks like for %s", (field, opts) => {
+    expect(diagsOf(cellYaml(opts))[0]).toMatch(new RegExp(`${field.replace(/[.[\]]/g, "\\$&")}: .* is not valid \\(use a duration such as 90s`));
+  });
+
+  it("points a portfolio's unknown field at the portfolio schema", () => {
+    const r = loadPortfolioText("portfolios/p.yaml", "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: p}\nspec:\n  models: [{model: m, provider: p}]\n  retry: {}\n");
+    expect(r.diagnostics.map(formatDiagnostic)).toEqual(['portfolios/p.yaml:6:3: error: spec.retry: unknown field "retry" (remove it or check its spelling against schemas/portfolio.schema.json)']);
   });
 
   it("reports YAML syntax errors with a position", () => {
