@@ -1,12 +1,11 @@
 // The checkpoint operation: active → checkpointing → active around a consistent snapshot.
-import path from "node:path";
-import { cellPaths, type CellPaths } from "../cells/layout.js";
+import type { CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import type { CellRecord } from "../cells/record.js";
 import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
-import { decide, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
 
 // Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
@@ -25,7 +24,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
 }
 
 export async function checkpoint(a: Extract<Action, { kind: "checkpoint" }>, env: ApplyEnv): Promise<Details> {
-  const cp = cellPaths(path.join(env.paths.cells, a.cell));
+  const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const archive = await checkpointCell(cp, rec, a.reason, env);
   return { checkpoint: archive, trigger: a.trigger };

@@ -2,7 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
-import type { CellPaths, StatePaths } from "../cells/layout.js";
+import path from "node:path";
+import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
 import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, isErrno } from "../util/errors.js";
@@ -20,7 +21,9 @@ export interface ApplyEnv {
 // What an applied action leaves for the ledger (never a secret).
 export type Details = Record<string, unknown>;
 
-export const iso = (ms: number): string => new Date(ms).toISOString();
+import { iso } from "../util/time.js";
+
+export { iso };
 export const newId = (): string => randomBytes(8).toString("hex");
 
 export async function exists(p: string): Promise<boolean> {
@@ -31,6 +34,11 @@ export async function exists(p: string): Promise<boolean> {
     if (isErrno(err, "ENOENT")) return false;
     throw err;
   }
+}
+
+// The paths of a live cell (under cells/).
+export function liveCell(env: Pick<ApplyEnv, "paths">, name: string): CellPaths {
+  return cellPaths(path.join(env.paths.cells, name));
 }
 
 export async function loadRecord(cp: CellPaths): Promise<CellRecord> {

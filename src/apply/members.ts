@@ -4,14 +4,14 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { canonicalJson } from "../config/digest.js";
+import { sameProcessSpec } from "../config/digest.js";
 import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
-import { decide, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { checkpointCell } from "./checkpoint.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
@@ -128,10 +128,6 @@ export async function stopMember(m: MemberRecord, env: ApplyEnv): Promise<void> 
   }
 }
 
-function liveCell(env: ApplyEnv, name: string): CellPaths {
-  return cellPaths(path.join(env.paths.cells, name));
-}
-
 function find(rec: CellRecord, identity: string): MemberRecord {
   const m = rec.members.find((x) => x.identity === identity);
   if (!m) throw new LazarusError("MEMBER_MISSING", `cell ${rec.name} has no member ${identity}`);
@@ -205,9 +201,8 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
   const dm = a.desiredMember;
-  const sameSpec = canonicalJson(m.command ?? null) === canonicalJson(dm.command ?? null) && canonicalJson(m.env) === canonicalJson(dm.env);
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
-  if (!(sameSpec && m.status === "starting")) {
+  if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
     await stopMember(m, env);
     syncMember(m, dm);
     await writePortfolio(cp, m, dm);

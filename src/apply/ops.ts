@@ -15,7 +15,7 @@ import { readJson, writeJsonAtomic } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
-import { decide, exists, iso, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
 
 export type { ApplyEnv, Details } from "./context.js";
@@ -122,10 +122,6 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "create", reason: a.reason, members: rec.members.map((m) => `${m.identity}/${m.role}`) });
   return { uid: rec.uid, ...(rec.restoredFrom ? { restoredFrom: rec.restoredFrom } : {}), members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, ...(m.pid ? { pid: m.pid } : {}) })) };
-}
-
-function liveCell(env: ApplyEnv, name: string): CellPaths {
-  return cellPaths(path.join(env.paths.cells, name));
 }
 
 export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv): Promise<Details> {
@@ -311,7 +307,7 @@ export async function purge(a: Extract<Action, { kind: "purge" }>, env: ApplyEnv
 
 // No executor is up: active → downed.
 export async function cellDown(a: Extract<Action, { kind: "cell-down" }>, env: ApplyEnv): Promise<Details> {
-  const cp_ = cellPaths(path.join(env.paths.cells, a.cell));
+  const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
   rec.state = transition(a.cell, rec.state, "downed");
   rec.downedAt = iso(env.now);
@@ -322,7 +318,7 @@ export async function cellDown(a: Extract<Action, { kind: "cell-down" }>, env: A
 
 // An executor is up again: downed → active.
 export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyEnv): Promise<Details> {
-  const cp_ = cellPaths(path.join(env.paths.cells, a.cell));
+  const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
   rec.state = transition(a.cell, rec.state, "active");
   const was = rec.downedAt;

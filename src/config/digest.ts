@@ -20,6 +20,11 @@ export function credentialsDigest(credentials: Record<string, CredentialSource>)
   return sha256(canonicalJson(credentials)).slice(0, 16);
 }
 
+// Whether a member would run the same process: same command, same env (key order aside).
+export function sameProcessSpec(a: { command?: string[]; env: Record<string, string> }, b: { command?: string[]; env: Record<string, string> }): boolean {
+  return canonicalJson(a.command ?? null) === canonicalJson(b.command ?? null) && canonicalJson(a.env) === canonicalJson(b.env);
+}
+
 // A digest of one cell's declaration, blind to where it is written (file, line, key order).
 export function desiredDigest(d: DesiredCell): string {
   const { source: _source, members, ...rest } = d;

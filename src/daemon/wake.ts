@@ -4,8 +4,9 @@ import { CronExpressionParser } from "cron-parser";
 import type { DesiredCell } from "../config/types.js";
 import type { ObservedName } from "../observe/observe.js";
 import { backoffMs } from "../plan/members.js";
+import { parseTime } from "../util/time.js";
 
-const t = (iso: string | undefined): number => (iso ? Date.parse(iso) : Number.NaN);
+const t = parseTime;
 
 export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number | undefined {
   const times: number[] = [];

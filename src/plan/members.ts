@@ -1,6 +1,7 @@
 // Planning one live cell's members: joins, leaves, downs, restarts with backoff, substitutes and
 // invitations. Pure, like the rest of the planner.
-import { canonicalJson } from "../config/digest.js";
+import { canonicalJson, sameProcessSpec } from "../config/digest.js";
+import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
 import type { DesiredCell, DesiredMember } from "../config/types.js";
 import type { ObservedCheckpoint, ObservedMember } from "../observe/observe.js";
@@ -22,14 +23,8 @@ export interface MemberPlan {
   executorsUp: number; // of those, how many are up once this plan is applied
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-const short = (ms: number): string => iso(ms).replace(/\.000Z$/, "Z");
-const at = (t: string | undefined): number => (t ? Date.parse(t) : Number.NaN);
+const at = parseTime;
 const isExecutor = (m: DesiredMember): boolean => (m.role === "executor" || m.role === "substitute") && m.command !== undefined;
-
-function sameProcessSpec(dm: DesiredMember, m: ObservedMember): boolean {
-  return canonicalJson(dm.command ?? null) === canonicalJson(m.command ?? null) && canonicalJson(dm.env) === canonicalJson(m.env);
-}
 
 interface Ctx {
   cell: string;

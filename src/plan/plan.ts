@@ -2,6 +2,7 @@
 import type { Diagnostic } from "../config/diagnostics.js";
 import { canonicalJson, credentialsDigest, desiredDigest } from "../config/digest.js";
 import { assertNever } from "../util/errors.js";
+import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
 import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
@@ -23,10 +24,7 @@ export interface Plan {
   diagnostics: Diagnostic[];
 }
 
-// Times in data are full ISO-8601; times in reasons drop zero milliseconds for people.
-const iso = (ms: number): string => new Date(ms).toISOString();
-const short = (ms: number): string => iso(ms).replace(/\.000Z$/, "Z");
-const at = (time: string | undefined): number => (time ? Date.parse(time) : Number.NaN);
+const at = parseTime;
 
 // only: plan just these cells (the daemon's incremental path); every other cell is left out.
 export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>): Plan {
