@@ -11,6 +11,7 @@ import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
+import type { ApplyEnv } from "./apply/context.js";
 import { ProcessBackend } from "./backends/process.js";
 import { LazarusError } from "./util/errors.js";
 import { cellPaths } from "./cells/layout.js";
@@ -26,6 +27,7 @@ export interface EngineOptions {
   stopTimeoutMs?: number;
   hostEnv?: NodeJS.ProcessEnv;
   revision?: string; // the config commit being applied (GitOps)
+  loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
 }
 
 export interface PlanOutcome {
@@ -61,7 +63,7 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
 
 export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
-  const { desired, diagnostics: loadDiags } = await loadConfig(opts.configDir);
+  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir));
   const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now);
   const observed = await observe(paths);
   const p = plan(desired, observed, now);
@@ -72,76 +74,76 @@ export interface ApplyOutcome extends PlanOutcome {
   results: ActionResult[];
 }
 
-// Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
-export async function runApply(
-  opts: EngineOptions,
-  hooks: ApplyHooks & { confirm?(outcome: PlanOutcome): Promise<boolean> } = {},
-  command = "lazarus apply",
-): Promise<ApplyOutcome | undefined> {
+interface Locked {
+  paths: StatePaths;
+  ledger: Ledger;
+}
+
+// Hold the state-dir lock around body. Before it runs, a run interrupted earlier is recorded
+// (journal → ledger) and its half-built leftovers are swept.
+async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
   const lock = await acquireLock(paths.lock, command);
   try {
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
-    const outcome = await computePlan(opts);
-    await recoverJournal(stateRoot, ledger, outcome.plan.now);
+    const { now } = await resolveNow(paths, opts.now);
+    await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
     await sweepStaging(paths);
-    if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
-    const results = await applyActions(
-      outcome.plan.actions,
-      {
-        paths,
-        configDir: path.resolve(opts.configDir),
-        backend: new ProcessBackend(opts.hostEnv ?? process.env),
-        hostEnv: opts.hostEnv ?? process.env,
-        now: Date.parse(outcome.plan.now),
-        stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
-        ...(opts.revision ? { revision: opts.revision } : {}),
-      },
-      ledger,
-      hooks,
-    );
-    return { ...outcome, results };
+    return await body({ paths, ledger });
   } finally {
     await lock.release();
   }
 }
 
+// What apply operations need, from the engine options.
+function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision): ApplyEnv {
+  const hostEnv = opts.hostEnv ?? process.env;
+  return { paths, configDir: path.resolve(configDir), backend: new ProcessBackend(hostEnv), hostEnv, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
+}
+
+// Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
+export async function runApply(
+  opts: EngineOptions,
+  hooks: ApplyHooks & { confirm?(outcome: PlanOutcome): Promise<boolean> } = {},
+  command = "lazarus apply",
+): Promise<ApplyOutcome | undefined> {
+  return locked(opts, command, async ({ paths, ledger }) => {
+    const outcome = await computePlan(opts);
+    if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
+    const results = await applyActions(outcome.plan.actions, applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), ledger, hooks);
+    return { ...outcome, results };
+  });
+}
+
 // Run one locked, ledgered operation on a live cell outside the plan (checkpoint, accept).
-async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, now: number, ledger: Ledger) => Promise<T>): Promise<T> {
-  const paths = statePaths(opts.stateDir);
-  await mkdir(path.dirname(paths.ledger), { recursive: true });
-  const lock = await acquireLock(paths.lock, command);
-  try {
-    const cellDir = path.join(paths.cells, name);
+async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, rec: CellRecord, now: number, l: Locked) => Promise<T>): Promise<T> {
+  return locked(opts, command, async (l) => {
+    const cellDir = path.join(l.paths.cells, name);
     const rec = await readJson<CellRecord>(cellPaths(cellDir).record);
-    if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${paths.cells}; see lazarus status`);
-    const { now } = await resolveNow(paths, opts.now);
-    return await body(cellDir, now, new Ledger(paths.ledger, paths.ledgerHead));
-  } finally {
-    await lock.release();
-  }
+    if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
+    const { now } = await resolveNow(l.paths, opts.now);
+    return body(cellDir, rec, now, l);
+  });
 }
 
 // `lazarus checkpoint NAME`: a checkpoint on demand.
 export async function runCheckpoint(opts: EngineOptions, name: string): Promise<string> {
-  return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, now, ledger) => {
-    const cp = cellPaths(cellDir);
-    const rec = await readJson<CellRecord>(cp.record);
-    if (!rec || (rec.state !== "active" && rec.state !== "downed")) {
-      throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec?.state}; only an active or downed cell can be checkpointed`);
+  return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, rec, now, { paths, ledger }) => {
+    if (rec.state !== "active" && rec.state !== "downed") {
+      throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec.state}; only an active or downed cell can be checkpointed`);
     }
-    const env = { paths: statePaths(opts.stateDir), configDir: path.resolve(opts.configDir), backend: new ProcessBackend(), hostEnv: process.env, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000 };
-    const archive = await checkpointCell(cp, rec, "on demand (lazarus checkpoint)", env);
-    await ledger.append({ time: new Date(now).toISOString(), cell: name, action: "checkpoint", reason: "on demand (lazarus checkpoint)", details: { checkpoint: archive } });
+    const reason = "on demand (lazarus checkpoint)";
+    const archive = await checkpointCell(cellPaths(cellDir), rec, reason, applyEnv(opts, paths, opts.configDir, now));
+    await ledger.append({ time: new Date(now).toISOString(), cell: name, action: "checkpoint", reason, details: { checkpoint: archive } });
     return archive;
   });
 }
 
 // `lazarus accept NAME IDENTITY --token T`.
 export async function runAccept(opts: EngineOptions, name: string, identity: string, token: string): Promise<AcceptResult> {
-  return onLiveCell(opts, name, `lazarus accept ${name}`, async (cellDir, now, ledger) => {
+  return onLiveCell(opts, name, `lazarus accept ${name}`, async (cellDir, _rec, now, { ledger }) => {
     const r = await accept(cellDir, identity, token, { now });
     await ledger.append({
       time: new Date(now).toISOString(),
@@ -159,33 +161,12 @@ export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revi
 // changed since it was made. A plan without actions touches nothing (not even the lock).
 export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "configDir">, hooks: ApplyHooks = {}): Promise<SavedApplyOutcome> {
   if (saved.actions.length === 0) return { stale: [], results: [], revision: saved.revision };
-  const paths = statePaths(opts.stateDir);
-  const stateRoot = path.dirname(paths.ledger);
-  await mkdir(stateRoot, { recursive: true });
-  const lock = await acquireLock(paths.lock, "lazarus apply (saved plan)");
-  try {
-    const ledger = new Ledger(paths.ledger, paths.ledgerHead);
+  return locked({ ...opts, now: saved.now }, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
     const observed = await observeNames(paths, Object.keys(saved.fingerprints));
     const stale = staleCells(saved, observed);
     const { now } = await resolveNow(paths, saved.now);
-    await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
     const actions = saved.actions.filter((a) => !stale.includes(a.cell));
-    const results = await applyActions(
-      actions,
-      {
-        paths,
-        configDir: saved.configDir,
-        backend: new ProcessBackend(opts.hostEnv ?? process.env),
-        hostEnv: opts.hostEnv ?? process.env,
-        now,
-        stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
-        revision: saved.revision,
-      },
-      ledger,
-      hooks,
-    );
+    const results = await applyActions(actions, applyEnv(opts, paths, saved.configDir, now, saved.revision), ledger, hooks);
     return { stale, results, revision: saved.revision };
-  } finally {
-    await lock.release();
-  }
+  });
 }

@@ -57,12 +57,13 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
   const { revision, subject, configDir } = await checkoutRevision(stateRoot, opts.repo, opts.ref, opts.subdir);
-  const engine: EngineOptions = { configDir, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) };
+  // A revision is all or nothing: any file that fails to load rejects the whole commit.
+  const loaded = await loadConfig(configDir);
+  const { diagnostics } = loaded;
+  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) };
   const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
   const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 
-  // A revision is all or nothing: any file that fails to load rejects the whole commit.
-  const { diagnostics } = await loadConfig(configDir);
   if (hasErrors(diagnostics)) {
     const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
     const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}${diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : ""}; revision ${base.inForce?.revision.slice(0, 12) ?? "(none)"} stays in force`;
