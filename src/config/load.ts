@@ -1,5 +1,5 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { CronExpressionParser } from "cron-parser";
 import { parseDuration } from "./durations.js";
@@ -24,7 +24,7 @@ import {
   type Role,
   type SourcePos,
 } from "./types.js";
-import { LazarusError, isErrno } from "../util/errors.js";
+import { configFiles } from "./files.js";
 
 export interface FileResult {
   file: string;
@@ -254,22 +254,10 @@ export function combine(results: FileResult[], texts: Map<string, string>, portf
 
 // Read and validate every cells.d/*.yaml under configDir.
 export async function loadConfig(configDir: string): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
-  const dir = path.join(configDir, "cells.d");
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) {
-      throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(configDir)}: point --config at the directory that holds cells.d/ and portfolios/`);
-    }
-    throw err;
-  }
-  const files = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).sort();
   const texts = new Map<string, string>();
   const results = await Promise.all(
-    files.map(async (f) => {
-      const rel = `cells.d/${f}`;
-      const text = await readFile(path.join(dir, f), "utf8");
+    (await configFiles(configDir, "cells.d")).map(async (rel) => {
+      const text = await readFile(path.join(configDir, rel), "utf8");
       texts.set(rel, text);
       return loadFileText(rel, text);
     }),

@@ -1,11 +1,11 @@
 // The daemon's view of cells.d/: each file parsed once and kept until its size or mtime changes,
 // so one edit re-reads one file, whatever the number of cells.
-import { readFile, readdir, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { combine, loadFileText, loadPortfolioText, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
-import { LazarusError, isErrno } from "../util/errors.js";
+import { configFiles, configFileKind } from "../config/files.js";
 
 interface Entry {
   size: number;
@@ -26,30 +26,21 @@ export class ConfigCache {
 
   constructor(private readonly configDir: string) {}
 
-  private async list(sub: "cells.d" | "portfolios", required: boolean): Promise<string[]> {
-    try {
-      return (await readdir(path.join(this.configDir, sub))).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).map((f) => `${sub}/${f}`);
-    } catch (err) {
-      if (!isErrno(err, "ENOENT")) throw err;
-      if (required) throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(this.configDir)}`);
-      return [];
-    }
-  }
-
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
   async refresh(only?: Iterable<string>): Promise<RefreshResult> {
     let names: string[];
     if (only) names = [...only];
     else {
-      names = [...(await this.list("cells.d", true)), ...(await this.list("portfolios", false))];
+      names = [...(await configFiles(this.configDir, "cells.d")), ...(await configFiles(this.configDir, "portfolios"))];
       const listed = new Set(names);
       for (const known of this.files.keys()) if (!listed.has(known)) names.push(known);
     }
     const affected = new Set<string>();
     const changed: string[] = [];
     for (const rel of names) {
-      const isPortfolio = /^portfolios\/[^/]+\.ya?ml$/.test(rel);
-      if ((!isPortfolio && !/^cells\.d\/[^/]+\.ya?ml$/.test(rel)) || path.basename(rel).startsWith(".")) continue;
+      const kind = configFileKind(rel);
+      if (!kind) continue;
+      const isPortfolio = kind === "portfolios";
       const abs = path.join(this.configDir, rel);
       const old = this.files.get(rel);
       let st;

@@ -1,12 +1,12 @@
 // Loading portfolios/*.yaml: shape, special chains, and the rule that no agent or task class is
 // claimed twice.
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { parseDocs, type At } from "../config/documents.js";
 import { parseDuration } from "../config/durations.js";
 import { validatePortfolioShape } from "../config/schema.js";
-import { isErrno } from "../util/errors.js";
+import { configFiles } from "../config/files.js";
 import { ERROR_CLASSES, type ErrorClass, type ModelSpec, type Portfolio } from "./types.js";
 
 export interface PortfolioFileResult {
@@ -93,15 +93,7 @@ export function combinePortfolios(results: PortfolioFileResult[], diagnostics: D
 
 // Read every portfolios/*.yaml under configDir (none when the directory does not exist).
 export async function loadPortfolioFiles(configDir: string): Promise<PortfolioFileResult[]> {
-  const dir = path.join(configDir, "portfolios");
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
-  }
-  const files = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(".")).sort();
-  return Promise.all(files.map(async (f) => loadPortfolioText(`portfolios/${f}`, await readFile(path.join(dir, f), "utf8"))));
+  const files = await configFiles(configDir, "portfolios");
+  return Promise.all(files.map(async (rel) => loadPortfolioText(rel, await readFile(path.join(configDir, rel), "utf8"))));
 }
 
