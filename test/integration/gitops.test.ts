@@ -65,6 +65,10 @@ describe("lazarus sync", () => {
     expect(r3.stdout).toContain("held by the deletion budget: this revision would close 6 of 8 live cells");
     expect(readdirSync(path.join(state, "cells")).sort()).toEqual(["a", "b", "c", "d", "e", "f", "g", "h"]);
     expect(ledger(state).some((e) => e.action === "mass-close-held" && e.revision === mass)).toBe(true);
+    const dry = await sync("--dry-run", "--json");
+    expect(dry.exitCode).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ revision: mass, outcome: "dry-run", detail: expect.stringContaining("would be held") });
+    expect(readdirSync(path.join(state, "cells"))).toHaveLength(8);
     const approve = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
     expect(approve.exitCode, approve.stdout + approve.stderr).toBe(0);
     expect(readdirSync(path.join(state, "cells")).sort()).toEqual(["g", "h"]);
@@ -155,7 +159,7 @@ describe("reviewable output", () => {
 });
 
 describe("lazarus watch --repo", () => {
-  it("applies a new commit pushed to a bare repo within one interval", async () => {
+  it("follows a bare repo: applies a commit within one interval, rejects a broken one whole, holds a mass close until approved", async () => {
     const bare = tempDir("lazarus-bare-");
     const state = tempDir("lazarus-state-");
     dirs.push(bare, state);
@@ -176,6 +180,23 @@ describe("lazarus watch --repo", () => {
       await waitFor(() => readRecord(path.join(state, "cells", "second")).state === "active");
       expect(readRecord(path.join(state, "cells", "second")).lastAppliedRevision).toBe(sha);
       expect(logs).toContain('"msg":"new revision in force"');
+
+      // A broken commit is rejected whole; the revision in force stays.
+      await commit("broken", { "cells.d/third.yaml": "kind: [" });
+      await g("push", "-q", bare, "main");
+      await waitFor(() => logs.includes("revision-rejected") || /cells\.d\/third\.yaml:\d+:\d+: error/.test(logs), 15_000);
+      const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout);
+      expect(st.revision).toMatchObject({ inForce: sha, outcome: "rejected" });
+
+      // A commit closing every cell is held until an operator approves it.
+      const all = await commit("remove all", { "cells.d/third.yaml": null, "cells.d/first.yaml": null, "cells.d/second.yaml": null });
+      await g("push", "-q", bare, "main");
+      await waitFor(() => logs.includes("held by the deletion budget"), 15_000);
+      expect(existsSync(path.join(state, "cells", "first"))).toBe(true);
+      const approve = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
+      expect(approve.stdout).toContain(`Approved ${all.slice(0, 12)} (2 closes); the running daemon (pid ${daemon.pid})`);
+      await waitFor(() => !existsSync(path.join(state, "cells", "first")) && !existsSync(path.join(state, "cells", "second")), 15_000);
+      expect(JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout).revision.inForce).toBe(all);
     } finally {
       daemon.kill("SIGTERM");
       await daemon;
