@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
@@ -6,6 +6,7 @@ import { formatDiagnostic, hasErrors } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
 import { diffDesired, renderDiff } from "../gitops/diff.js";
 import { exportRevision, fetchRef, repoCache } from "../gitops/git.js";
+import { configDirOf } from "../gitops/sync.js";
 import { LazarusError } from "../util/errors.js";
 import { action, out } from "./common.js";
 
@@ -24,10 +25,7 @@ export function diffCommand(): Command {
           const cache = repoCache(tmp, o.repo);
           const load = async (ref: string) => {
             const sha = await fetchRef(cache, ref);
-            const dir = await exportRevision(cache, sha);
-            const configDir = o.path ? path.join(dir, o.path) : dir;
-            await mkdir(path.join(configDir, "cells.d"), { recursive: true }); // git keeps no empty directories
-            const { desired, diagnostics } = await loadConfig(configDir);
+            const { desired, diagnostics } = await loadConfig(await configDirOf(await exportRevision(cache, sha), o.path));
             if (hasErrors(diagnostics)) throw new LazarusError("INVALID_REVISION", `${ref} (${sha.slice(0, 12)}) does not validate:\n${diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic).join("\n")}`);
             return { sha, desired };
           };

@@ -39,17 +39,21 @@ export interface SyncResult {
 export async function checkoutRevision(stateRoot: string, repo: string, ref: string, subdir?: string): Promise<{ revision: string; subject: string; configDir: string }> {
   const cache = repoCache(gitopsDir(stateRoot), repo);
   const revision = await fetchRef(cache, ref);
-  const dir = await exportRevision(cache, revision);
-  const configDir = subdir ? path.join(dir, subdir) : dir;
-  // git keeps no empty directories: a commit that removed every cell file has no cells.d/.
-  await mkdir(path.join(configDir, "cells.d"), { recursive: true });
+  const configDir = await configDirOf(await exportRevision(cache, revision), subdir);
   return { revision, subject: await commitSubject(cache, revision), configDir };
 }
 
 // The config dir of a revision already fetched (e.g. the one in force before a restart).
 export async function revisionDir(stateRoot: string, repo: string, revision: string, subdir?: string): Promise<string> {
-  const dir = await exportRevision(repoCache(gitopsDir(stateRoot), repo), revision);
-  return subdir ? path.join(dir, subdir) : dir;
+  return configDirOf(await exportRevision(repoCache(gitopsDir(stateRoot), repo), revision), subdir);
+}
+
+// The config dir inside an exported revision. git keeps no empty directories, so a commit that
+// removed every cell file has no cells.d/: that is an empty desired state, not a missing config.
+export async function configDirOf(exported: string, subdir?: string): Promise<string> {
+  const configDir = subdir ? path.join(exported, subdir) : exported;
+  await mkdir(path.join(configDir, "cells.d"), { recursive: true });
+  return configDir;
 }
 
 export async function sync(opts: SyncOptions): Promise<SyncResult> {
