@@ -17,6 +17,8 @@ import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import { runApply } from "../engine.js";
 import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
+import type { Colors } from "../plan/render/colors.js";
+import type { ActionResult } from "../apply/apply.js";
 import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";
 
 async function askYes(): Promise<boolean> {
@@ -71,12 +73,7 @@ export function applyCommand(): Command {
               return interactive ? askYes() : true;
             },
             postApply: (r) => {
-              if (o.json) return;
-              const width = Math.max(4, r.action.cell.length);
-              const line = actionLine(r.action, c, width);
-              if (r.status === "applied") out(`${line}  ${c.green("done")}`);
-              else if (r.status === "failed") out(`${line}  ${c.red(`failed: ${r.error}`)}`);
-              else out(`${line}  ${c.dim(`skipped: ${r.because}`)}`);
+              if (!o.json) out(resultLine(r, c));
             },
           },
         );
@@ -92,7 +89,7 @@ export function applyCommand(): Command {
               {
                 formatVersion: 1,
                 now: outcome.plan.now,
-                results: outcome.results.map((r) => ({ ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) })),
+                results: outcome.results.map(resultToJson),
                 held: outcome.plan.held,
                 diagnostics: diags,
               },
@@ -111,6 +108,18 @@ export function applyCommand(): Command {
     );
 }
 
+// One applied action, as a line and as JSON.
+function resultLine(r: ActionResult, c: Colors): string {
+  const line = actionLine(r.action, c, Math.max(4, r.action.cell.length));
+  if (r.status === "applied") return `${line}  ${c.green("done")}`;
+  if (r.status === "failed") return `${line}  ${c.red(`failed: ${r.error}`)}`;
+  return `${line}  ${c.dim(`skipped: ${r.because}`)}`;
+}
+
+function resultToJson(r: ActionResult): Record<string, unknown> {
+  return { ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) };
+}
+
 async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; stopTimeout: string }): Promise<number> {
   let saved: SavedPlan;
   try {
@@ -123,14 +132,12 @@ async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; st
   const stateDir = resolveStateDir(o.stateDir);
   const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout) }, {
     postApply: (res) => {
-      if (o.json) return;
-      const line = actionLine(res.action, c, Math.max(4, res.action.cell.length));
-      out(res.status === "applied" ? `${line}  ${c.green("done")}` : `${line}  ${c.red(res.status === "failed" ? `failed: ${res.error}` : `skipped: ${res.because}`)}`);
+      if (!o.json) out(resultLine(res, c));
     },
   });
   const failed = r.results.filter((x) => x.status !== "applied").length;
   if (o.json) {
-    out(JSON.stringify({ formatVersion: 1, revision: r.revision, stale: r.stale, results: r.results.map((x) => ({ ...actionToJson(x.action), status: x.status, ...(x.status === "failed" ? { error: x.error } : {}) })) }, null, 2));
+    out(JSON.stringify({ formatVersion: 1, revision: r.revision, stale: r.stale, results: r.results.map(resultToJson) }, null, 2));
   } else {
     if (saved.actions.length === 0) out("The saved plan has no changes; nothing was touched.");
     for (const cell of r.stale) err(c.red(`refused: cell ${cell} changed since the plan was made (stale plan); run lazarus plan again`));
