@@ -1,0 +1,48 @@
+// The operator's settings for this host: trusted input (flags and Lazarus's own environment),
+// never taken from cells.d/. What a cell declaration may reach on the host is bounded by these.
+import path from "node:path";
+import { LazarusError } from "../util/errors.js";
+
+export interface HostSettings {
+  // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
+  secretsDir?: string;
+  // Env credentials only from host variables starting with one of these (LAZARUS_CREDENTIAL_ENV_PREFIX,
+  // comma-separated; default LAZARUS_SECRET_).
+  credentialEnvPrefixes: string[];
+  sandbox: {
+    uidRange: { first: number; last: number }; // per-cell uids (LAZARUS_UID_RANGE, default 200000-299999)
+    roBinds: string[]; // extra read-only binds for every sandboxed member (--sandbox-bind, LAZARUS_SANDBOX_BINDS, ':'-separated)
+    cgroupRoot: string; // cgroup directory name under each hierarchy (LAZARUS_CGROUP_ROOT, default lazarus)
+  };
+}
+
+export interface HostFlags {
+  secretsDir?: string;
+  sandboxBind?: string[];
+}
+
+function parseRange(text: string): { first: number; last: number } {
+  const m = /^(\d+)-(\d+)$/.exec(text.trim());
+  const first = m ? Number(m[1]) : Number.NaN;
+  const last = m ? Number(m[2]) : Number.NaN;
+  if (!m || first < 1000 || last < first || last > 4_294_967_294) {
+    throw new LazarusError("BAD_SETTING", `LAZARUS_UID_RANGE "${text}" is not a range like 200000-299999 (first ≥ 1000, last ≥ first)`);
+  }
+  return { first, last };
+}
+
+// Settings from flags first, then Lazarus's environment, then defaults.
+export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
+  const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
+  const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
+  const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map((b) => path.resolve(b));
+  const cgroupRoot = env.LAZARUS_CGROUP_ROOT || "lazarus";
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(cgroupRoot) || cgroupRoot.split("/").includes("..")) {
+    throw new LazarusError("BAD_SETTING", `LAZARUS_CGROUP_ROOT "${cgroupRoot}" must be a relative cgroup path such as lazarus`);
+  }
+  return {
+    ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
+    credentialEnvPrefixes: prefixes,
+    sandbox: { uidRange: parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999"), roBinds: binds, cgroupRoot },
+  };
+}
