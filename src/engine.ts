@@ -12,7 +12,8 @@ import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
 import type { ApplyEnv } from "./apply/context.js";
-import { ProcessBackend } from "./backends/process.js";
+import { backends } from "./backends/registry.js";
+import { hostSettings, type HostSettings } from "./host/settings.js";
 import { LazarusError } from "./util/errors.js";
 import { cellPaths } from "./cells/layout.js";
 import type { CellRecord } from "./cells/record.js";
@@ -26,6 +27,7 @@ export interface EngineOptions {
   now?: string; // ISO-8601; default the clock
   stopTimeoutMs?: number;
   hostEnv?: NodeJS.ProcessEnv;
+  settings?: HostSettings; // the operator's host settings (default: from hostEnv)
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
 }
@@ -100,7 +102,8 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now">, command:
 // What apply operations need, from the engine options.
 function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision): ApplyEnv {
   const hostEnv = opts.hostEnv ?? process.env;
-  return { paths, configDir: path.resolve(configDir), backend: new ProcessBackend(hostEnv), hostEnv, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
+  const settings = opts.settings ?? hostSettings(hostEnv);
+  return { paths, configDir: path.resolve(configDir), backends: backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
 // Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.

@@ -5,7 +5,7 @@ import type { CellRecord } from "../cells/record.js";
 import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
-import { decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
 
 // Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
@@ -14,8 +14,8 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);
   }
-  const frozen = rec.members.filter((m) => m.pid && env.backend.isAlive(m.pid, m.startTime)).map((m) => m.pid as number);
-  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, frozen);
+  const backend = backendOf(env, rec);
+  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, (frozen) => backend.freeze(rec, frozen));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
   await saveRecord(cp, rec, env);

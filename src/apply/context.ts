@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
+import type { Backends } from "../backends/registry.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
@@ -11,11 +12,16 @@ import { LazarusError, isErrno } from "../util/errors.js";
 export interface ApplyEnv {
   paths: StatePaths;
   configDir: string;
-  backend: Backend;
+  backends: Backends;
   hostEnv: NodeJS.ProcessEnv;
   now: number;
   stopTimeoutMs: number;
   revision?: string; // the config commit being applied (GitOps), recorded with every action
+}
+
+// The backend a cell's members run in.
+export function backendOf(env: Pick<ApplyEnv, "backends">, rec: Pick<CellRecord, "backend">): Backend {
+  return env.backends.get(rec.backend);
 }
 
 // What an applied action leaves for the ledger (never a secret).

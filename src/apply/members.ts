@@ -11,7 +11,8 @@ import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
-import { decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { memberRef } from "../backends/backend.js";
+import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { checkpointCell } from "./checkpoint.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
@@ -30,6 +31,8 @@ export function syncMember(m: MemberRecord, dm: DesiredMember): void {
   if (dm.command) m.command = [...dm.command];
   else delete m.command;
   m.env = { ...dm.env };
+  if (Object.keys(dm.resources).length) m.resources = { ...dm.resources };
+  else delete m.resources;
   m.restart = dm.restart;
   if (dm.heartbeatMs !== undefined) m.heartbeatMs = dm.heartbeatMs;
   else delete m.heartbeatMs;
@@ -38,10 +41,10 @@ export function syncMember(m: MemberRecord, dm: DesiredMember): void {
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
-export async function writePortfolio(cp: CellPaths, m: MemberRecord, dm: DesiredMember): Promise<void> {
+export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
-  const file = portfolioFile(cp, m.home);
+  const file = portfolioFile(cp, m.home, rec.backend);
   await mkdir(path.dirname(file), { recursive: true });
   await writeJsonAtomic(file, r.document);
   m.portfolioName = r.name;
@@ -72,8 +75,9 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     delete m.startTime;
     return;
   }
+  const backend = backendOf(env, rec);
   if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
+    const found = backend.find(rec.name, m.spawnId);
     if (found) {
       Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
       await saveRecord(cp, rec, env);
@@ -84,20 +88,24 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   m.spawnId = newId();
   delete m.pid;
   delete m.startTime;
+  delete m.exitReason;
   await saveRecord(cp, rec, env);
   await rm(memberExitFile(cp, m.home), { force: true });
   failpoint("member:before-spawn");
-  const started = await env.backend.start({
+  const started = await backend.start(rec, {
     cell: rec.name,
     cellDir: cp.dir,
     identity: m.identity,
     home: memberHome(cp, m.home),
+    homeName: m.home,
+    resources: m.resources ?? {},
+    configDir: env.configDir,
     role: m.role,
     command: resolveCommand(m.command, env.configDir),
     env: m.env,
     credentialsFile: cp.credentials,
     logFile: memberLog(cp, m.home),
-    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home) } : {}),
+    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, rec.backend) } : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
   });
@@ -116,12 +124,8 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   await saveRecord(cp, rec, env);
 }
 
-export async function stopMember(m: MemberRecord, env: ApplyEnv): Promise<void> {
-  if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
-    if (found) await env.backend.stop(found.pid, found.startTime, env.stopTimeoutMs);
-  }
-  if (m.pid && env.backend.isAlive(m.pid, m.startTime)) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+export async function stopMember(rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
+  await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
   if (m.command && (m.status === "running" || m.status === "starting")) {
     m.status = "exited";
     m.exitedAt = iso(env.now);
@@ -150,17 +154,19 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
       await restoreCheckpoint(a.substitute.restore, cp.dir, ["project", "shared"]);
       details.restoredFrom = path.basename(a.substitute.restore);
       rec = await loadRecord(cp);
+      await backendOf(env, rec).prepareCell(rec, cp.dir); // restored files belong to the cell again
     }
     details.replaces = a.substitute.replaces;
   }
   await mkdir(memberHome(cp, dm.home), { recursive: true });
+  await backendOf(env, rec).prepareCell(rec, cp.dir);
   let m = rec.members.find((x) => x.identity === a.member);
   if (!m) {
     m = newMember(dm, env);
     rec.members.push(m);
   }
   syncMember(m, dm);
-  await writePortfolio(cp, m, dm);
+  await writePortfolio(cp, rec, m, dm);
   if (dm.command) await startMember(cp, rec, m, env);
   else await inviteMember(cp, m, a.inviteTtlMs, env);
   await saveRecord(cp, rec, env);
@@ -172,7 +178,7 @@ export async function removeMember(a: Extract<Action, { kind: "remove-member" }>
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = rec.members.find((x) => x.identity === a.member);
-  if (m) await stopMember(m, env);
+  if (m) await stopMember(rec, m, env);
   await rm(inviteFile(cp, m?.home ?? "-"), { force: true });
   rec.members = rec.members.filter((x) => x.identity !== a.member);
   await saveRecord(cp, rec, env);
@@ -185,12 +191,13 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
-  if (a.stop && m.pid) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+  if (a.stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
   m.status = a.status;
   m.downAt = a.downAt;
   m.exitedAt = a.downAt;
   m.failures = a.failures;
   m.exitCode = a.exitCode;
+  if (a.exitReason) m.exitReason = a.exitReason;
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "member-down", member: a.member, reason: a.reason, exitCode: a.exitCode, failures: a.failures });
   return { member: a.member, status: a.status, exitCode: a.exitCode, failures: a.failures };
@@ -203,9 +210,9 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const dm = a.desiredMember;
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
   if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
-    await stopMember(m, env);
+    await stopMember(rec, m, env);
     syncMember(m, dm);
-    await writePortfolio(cp, m, dm);
+    await writePortfolio(cp, rec, m, dm);
     m.restarts += 1;
     if (m.status !== "invited" && m.status !== "revoked") m.status = dm.command ? "exited" : "joined";
     await saveRecord(cp, rec, env);
@@ -254,25 +261,21 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
   const dm = a.desiredMember;
-  if (dm.resolvedPortfolio) await writePortfolio(cp, m, dm);
+  if (dm.resolvedPortfolio) await writePortfolio(cp, rec, m, dm);
   else {
-    await rm(portfolioFile(cp, m.home), { force: true });
+    await rm(portfolioFile(cp, m.home, rec.backend), { force: true });
     delete m.portfolioName;
     delete m.portfolioDigest;
     delete m.portfolioModels;
   }
   await saveRecord(cp, rec, env);
   let told = "none";
-  const alive = m.pid !== undefined && env.backend.isAlive(m.pid, m.startTime);
+  const backend = backendOf(env, rec);
+  const alive = backend.isAlive(memberRef(rec.name, m));
   if (alive && dm.onPortfolioChange === "signal") {
-    try {
-      process.kill(-(m.pid as number), "SIGHUP");
-      told = "SIGHUP";
-    } catch {
-      told = "gone";
-    }
+    told = backend.signal(rec, m, "SIGHUP") ? "SIGHUP" : "gone";
   } else if (alive && dm.onPortfolioChange === "restart") {
-    await stopMember(m, env);
+    await stopMember(rec, m, env);
     m.restarts += 1;
     await saveRecord(cp, rec, env);
     await startMember(cp, rec, m, env);

@@ -15,7 +15,8 @@ import { readJson, writeJsonAtomic } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
-import { decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { memberRef } from "../backends/backend.js";
+import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
 
 export type { ApplyEnv, Details } from "./context.js";
@@ -24,7 +25,7 @@ export { checkpoint } from "./checkpoint.js";
 
 // Directories of spec §6, created if missing; existing files are never touched.
 export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
-  for (const d of [cp_.meta, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
+  for (const d of [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
     await mkdir(d, { recursive: true });
   }
   for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) {
@@ -44,6 +45,7 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.retentionMs = d.retentionMs;
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
+  rec.network = d.network;
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 
@@ -97,8 +99,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   if (a.restore && !rec.restoredFrom) {
     await restoreCheckpoint(a.restore, cp_.dir);
     rec.restoredFrom = path.basename(a.restore);
-    await saveRecord(cp_, rec, env);
   }
+  const backend = backendOf(env, rec);
+  await backend.prepareCell(rec, cp_.dir);
+  await saveRecord(cp_, rec, env);
   failpoint("create:prepared");
   for (const dm of d.members) {
     if (dm.role === "substitute") continue; // joins only while the member it replaces is down
@@ -107,8 +111,8 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       m = newMember(dm, env);
       rec.members.push(m);
     }
-    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
-    await writePortfolio(cp_, m, dm);
+    if (m.status === "running" && backend.isAlive(memberRef(rec.name, m))) continue;
+    await writePortfolio(cp_, rec, m, dm);
     if (dm.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
@@ -137,8 +141,11 @@ export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv
 export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyEnv): Promise<Details> {
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
-  if (a.fields.includes("credentials")) await writeCredentials(cp_.credentials, a.cell, a.desired.credentials, env.configDir, env.hostEnv);
   syncFromDesired(rec, a.desired);
+  if (a.fields.includes("credentials")) {
+    await writeCredentials(cp_.credentials, a.cell, a.desired.credentials, env.configDir, env.hostEnv);
+    await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  }
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });
   return { fields: a.fields };
@@ -149,7 +156,9 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
   if (rec.state !== "closed") {
-    for (const m of rec.members) await stopMember(m, env);
+    for (const m of rec.members) await stopMember(rec, m, env);
+    const survivors = await backendOf(env, rec).stopCell(rec);
+    if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`);
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
     rec.closedAt = iso(env.now);
@@ -214,6 +223,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   rec.expiresAt = iso(env.now + d.ttlMs);
   await ensureLayout(cp_, d.members.map((m) => m.home));
   await writeCredentials(cp_.credentials, a.cell, d.credentials, env.configDir, env.hostEnv);
+  await backendOf(env, rec).prepareCell(rec, cp_.dir);
   await saveRecord(cp_, rec, env);
   // Members as declared now; a changed role means a new member record.
   const kept: MemberRecord[] = [];
@@ -222,12 +232,12 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     const old = rec.members.find((x) => x.identity === dm.identity && x.role === dm.role);
     const m = old ?? newMember(dm, env);
     syncMember(m, dm);
-    await writePortfolio(cp_, m, dm);
+    await writePortfolio(cp_, rec, m, dm);
     kept.push(m);
   }
   rec.members = kept;
   for (const m of rec.members) {
-    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
+    if (m.status === "running" && backendOf(env, rec).isAlive(memberRef(rec.name, m))) continue;
     if (m.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "joined") await inviteMember(cp_, m, d.inviteTtlMs, env);
   }
@@ -242,7 +252,9 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   const grave = path.join(env.paths.graveyard, a.cell);
   const gp = cellPaths(grave);
   const rec = await loadRecord(gp);
-  for (const m of rec.members) await stopMember(m, env);
+  for (const m of rec.members) await stopMember(rec, m, env);
+  const survivors = await backendOf(env, rec).stopCell(rec);
+  if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot scrub cell ${a.cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`);
   let archived = await findArchive(env.paths.archive, a.cell, rec.uid);
   if (!archived) {
     const day = iso(env.now).slice(0, 10);
@@ -267,6 +279,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   }
   failpoint("scrub:archived");
   await rm(grave, { recursive: true, force: true });
+  await backendOf(env, rec).releaseCell(rec);
   return { archive: archived };
 }
 

@@ -1,9 +1,14 @@
-// What a backend does for one member: start its process, tell whether it lives, stop it.
+// The backend contract: what Lazarus asks of wherever a cell's members run. Observe, plan and
+// apply reach members only through it; each backend keeps its own facts (pids, cgroups, uids).
+import type { CellRecord, MemberRecord } from "../cells/record.js";
+import type { Resources } from "../config/types.js";
+
 export interface StartSpec {
   cell: string;
   cellDir: string;
   identity: string;
-  home: string; // absolute path of the member's home
+  home: string; // absolute host path of the member's home
+  homeName: string; // the home's directory name
   role: string;
   command: string[];
   env: Record<string, string>; // the member's declared env (non-secret)
@@ -12,6 +17,8 @@ export interface StartSpec {
   exitFile: string; // where the command's exit code is written when it exits
   portfolioFile?: string; // the member's resolved model portfolio (LAZARUS_PORTFOLIO)
   spawnId: string; // marks the process so a crashed recorder can find it again
+  resources: Resources;
+  configDir: string; // where ./relative command arguments were resolved
 }
 
 export interface Started {
@@ -19,12 +26,31 @@ export interface Started {
   startTime: number | undefined; // undefined when it exited before it could be read
 }
 
+// Who a member's process is, as recorded: enough to prove a live process is really it.
+export interface MemberRef {
+  cell: string;
+  pid?: number | undefined;
+  startTime?: number | undefined;
+  spawnId?: string | undefined;
+}
+
+export const memberRef = (cell: string, m: Pick<MemberRecord, "pid" | "startTime" | "spawnId">): MemberRef => ({ cell, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId });
+
 export interface Backend {
   readonly name: string;
-  start(spec: StartSpec): Promise<Started>;
-  isAlive(pid: number | undefined, startTime: number | undefined): boolean;
-  // Stop gracefully, then forcefully after timeoutMs. Resolves when it is gone.
-  stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void>;
+  // Make the cell's tree ready for members (ownership, cgroups); idempotent. May add facts to rec.
+  prepareCell(rec: CellRecord, cellDir: string): Promise<void>;
+  start(rec: CellRecord, spec: StartSpec): Promise<Started>;
+  isAlive(m: MemberRef): boolean;
+  // Stop the member's whole tree gracefully, then forcefully after timeoutMs. Resolves when gone.
+  stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void>;
   // The live process started with this spawnId, if any.
-  find(spawnId: string): Started | undefined;
+  find(cell: string, spawnId: string): Started | undefined;
+  signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean;
+  // Freeze every process of the cell (for a consistent checkpoint), or thaw it.
+  freeze(rec: CellRecord, frozen: boolean): Promise<void>;
+  // Kill whatever of the cell still runs (after its members were stopped); the pids that survived.
+  stopCell(rec: CellRecord): Promise<number[]>;
+  // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
+  releaseCell(rec: CellRecord): Promise<void>;
 }

@@ -56,3 +56,12 @@ export function groupMembers(pgid: number): number[] {
   }
   return out;
 }
+
+// The live leader of the process group started with this spawn id (its pid is its own pgid).
+export function findLeader(_cell: string, spawnId: string): { pid: number; startTime: number } | undefined {
+  for (const pid of findByEnv("LAZARUS_SPAWN_ID", spawnId)) {
+    const info = procInfo(pid);
+    if (info && info.pgid === pid && info.state !== "Z") return { pid, startTime: info.startTime };
+  }
+  return undefined;
+}

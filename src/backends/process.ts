@@ -3,9 +3,10 @@ import { spawn } from "node:child_process";
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, StartSpec, Started } from "./backend.js";
+import type { Backend, MemberRef, StartSpec, Started } from "./backend.js";
+import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, groupMembers, isAlive, procInfo } from "./proc.js";
+import { findLeader, groupMembers, isAlive, procInfo } from "./proc.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -35,7 +36,11 @@ export class ProcessBackend implements Backend {
 
   // node's spawn is used rather than execa: the child must outlive us, detached, with its
   // output going straight to a file we never read back.
-  async start(spec: StartSpec): Promise<Started> {
+  async prepareCell(): Promise<void> {
+    // members run as Lazarus's own user: nothing to hand over
+  }
+
+  async start(_rec: CellRecord, spec: StartSpec): Promise<Started> {
     const env = memberEnv(spec, this.hostEnv);
     await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
     await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
@@ -60,13 +65,21 @@ export class ProcessBackend implements Backend {
     }
   }
 
-  isAlive(pid: number | undefined, startTime: number | undefined): boolean {
-    return isAlive(pid, startTime);
+  isAlive(m: MemberRef): boolean {
+    return isAlive(m.pid, m.startTime);
   }
 
   // The group is ours while its leader (pid == pgid) is the recorded process; once the leader is
   // gone, the kernel keeps the pgid from being reused while any process of the group lives.
-  async stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void> {
+  async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
+    if (m.status === "starting" && m.spawnId) {
+      const found = this.find(rec.name, m.spawnId);
+      if (found) await this.stopGroup(found.pid, found.startTime, timeoutMs);
+    }
+    if (m.pid) await this.stopGroup(m.pid, m.startTime, timeoutMs);
+  }
+
+  private async stopGroup(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void> {
     if (!isAlive(pid, startTime)) return;
     const running = (): boolean => groupMembers(pid).length > 0;
     signalGroup(pid, "SIGTERM");
@@ -80,12 +93,32 @@ export class ProcessBackend implements Backend {
     if (running()) throw new LazarusError("STOP_FAILED", `process group ${pid} survived SIGKILL`);
   }
 
-  find(spawnId: string): Started | undefined {
-    // The group leader is the process whose pid is its own pgid.
-    for (const pid of findByEnv("LAZARUS_SPAWN_ID", spawnId)) {
-      const info = procInfo(pid);
-      if (info && info.pgid === pid && info.state !== "Z") return { pid, startTime: info.startTime };
+  signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
+    if (!m.pid || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
+    try {
+      process.kill(-m.pid, sig);
+      return true;
+    } catch {
+      return false;
     }
-    return undefined;
+  }
+
+  // SIGSTOP/SIGCONT each live member's process group (processes that left the group are missed:
+  // the process backend does not contain its members).
+  async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
+    for (const m of rec.members) if (m.pid && this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) signalGroup(m.pid, frozen ? "SIGSTOP" : "SIGCONT");
+  }
+
+  // Nothing to find beyond the members' groups: processes that left them are not tracked.
+  async stopCell(): Promise<number[]> {
+    return [];
+  }
+
+  async releaseCell(): Promise<void> {
+    // nothing held
+  }
+
+  find(cell: string, spawnId: string): Started | undefined {
+    return findLeader(cell, spawnId);
   }
 }

@@ -1,6 +1,7 @@
 // Paths of the state dir and of one cell directory (spec §6). Pure: no I/O.
 import os from "node:os";
 import path from "node:path";
+import type { BackendName } from "../config/types.js";
 
 export interface StatePaths {
   cells: string;
@@ -44,7 +45,8 @@ export interface CellPaths {
   closeLog: string;
   checkpoints: string;
   logs: string; // member stdout/stderr
-  credentials: string; // the CELL_CREDENTIALS manifest (0600)
+  secrets: string; // .lazarus/secrets/: holds the manifest (shown read-only to sandboxed members)
+  credentials: string; // the CELL_CREDENTIALS manifest (0600; 0400 owned by the cell uid in a sandbox)
   invites: string; // invitation tokens (0600), one file per member
   project: string;
   shared: string;
@@ -65,7 +67,8 @@ export function cellPaths(dir: string): CellPaths {
     closeLog: path.join(meta, "close.log"),
     checkpoints: path.join(meta, "checkpoints"),
     logs: path.join(meta, "logs"),
-    credentials: path.join(meta, "credentials.json"),
+    secrets: path.join(meta, "secrets"),
+    credentials: path.join(meta, "secrets", "credentials.json"),
     invites: path.join(meta, "invites"),
     project: path.join(dir, "project"),
     shared,
@@ -88,8 +91,10 @@ export function memberExitFile(cell: CellPaths, home: string): string {
   return path.join(cell.logs, `${home}.exit`);
 }
 
-// The member's resolved fallback model portfolio (LAZARUS_PORTFOLIO).
-export function portfolioFile(cell: CellPaths, home: string): string {
+// The member's resolved fallback model portfolio (LAZARUS_PORTFOLIO). A sandboxed member's lives
+// in Lazarus's own .lazarus/members/<home>/, shown read-only at ~/.lazarus inside the sandbox.
+export function portfolioFile(cell: CellPaths, home: string, backend: BackendName = "process"): string {
+  if (backend === "sandbox") return path.join(cell.meta, "members", home, "portfolio.json");
   return path.join(cell.homes, home, ".lazarus", "portfolio.json");
 }
 

@@ -1,5 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
-import type { BackendName, RestartPolicy, Role } from "../config/types.js";
+import type { BackendName, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;
@@ -34,10 +34,12 @@ export interface MemberRecord {
   failures?: number; // consecutive failures, for the backoff; reset after 10 minutes up
   downAt?: string; // when it went down (its exit time when known)
   exitCode?: number | null; // null: gone without an exit status (killed)
+  exitReason?: "oom"; // how it ended when more than a code says it (OOM-killed by its memory limit)
   invitedAt?: string;
   inviteExpiresAt?: string;
   acceptedAt?: string;
   revokedAt?: string;
+  resources?: Resources; // sandbox limits the member runs with
   portfolioName?: string; // the portfolio written to home/<name>/.lazarus/portfolio.json
   portfolioDigest?: string;
   portfolioModels?: string[];
@@ -51,6 +53,8 @@ export interface CellRecord {
   project: string;
   owner: string;
   backend: BackendName;
+  network?: "none" | "host"; // sandbox: its own loopback only, or the host network
+  sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;

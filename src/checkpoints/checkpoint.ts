@@ -60,9 +60,9 @@ export function manifestName(archive: string): string {
   return archive.replace(/\.tar\.gz$/, ".manifest.json");
 }
 
-// Take a checkpoint of the cell at cellDir. freeze: process groups to SIGSTOP for a consistent
-// copy (always resumed, even on error). Returns the archive's file name.
-export async function takeCheckpoint(cellDir: string, cell: string, reason: string, now: number, freeze: number[]): Promise<string> {
+// Take a checkpoint of the cell at cellDir. freeze: stops the cell's processes for a consistent
+// copy and resumes them (always, even on error). Returns the archive's file name.
+export async function takeCheckpoint(cellDir: string, cell: string, reason: string, now: number, freeze: (frozen: boolean) => Promise<void> = async () => {}): Promise<string> {
   const cp = cellPaths(cellDir);
   await mkdir(cp.checkpoints, { recursive: true });
   let stamp = checkpointStamp(now);
@@ -72,16 +72,7 @@ export async function takeCheckpoint(cellDir: string, cell: string, reason: stri
   const archive = `${stamp}.tar.gz`;
   const tmpTar = path.join(cp.checkpoints, `.tmp-${archive}`);
   const tmpManifest = path.join(cp.checkpoints, `.tmp-${manifestName(archive)}`);
-  const signal = (sig: NodeJS.Signals): void => {
-    for (const pid of freeze) {
-      try {
-        process.kill(-pid, sig);
-      } catch {
-        // gone
-      }
-    }
-  };
-  signal("SIGSTOP");
+  await freeze(true);
   try {
     const { files, symlinks } = await walk(cellDir);
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
@@ -93,7 +84,7 @@ export async function takeCheckpoint(cellDir: string, cell: string, reason: stri
     const manifest: Manifest = { formatVersion: 1, cell, takenAt: new Date(now).toISOString(), reason, archive, files, symlinks };
     await writeJsonAtomic(tmpManifest, manifest);
   } finally {
-    signal("SIGCONT");
+    await freeze(false);
   }
   failpoint("checkpoint:written");
   await rename(tmpTar, path.join(cp.checkpoints, archive));

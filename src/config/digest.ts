@@ -1,6 +1,6 @@
 // Stable digests of desired state, for change detection without storing values.
 import { createHash } from "node:crypto";
-import type { CredentialSource, DesiredCell } from "./types.js";
+import type { CredentialSource, DesiredCell, Resources } from "./types.js";
 
 // JSON with sorted keys, so reordering a YAML mapping changes nothing.
 export function canonicalJson(value: unknown): string {
@@ -20,9 +20,10 @@ export function credentialsDigest(credentials: Record<string, CredentialSource>)
   return sha256(canonicalJson(credentials)).slice(0, 16);
 }
 
-// Whether a member would run the same process: same command, same env (key order aside).
-export function sameProcessSpec(a: { command?: string[]; env: Record<string, string> }, b: { command?: string[]; env: Record<string, string> }): boolean {
-  return canonicalJson(a.command ?? null) === canonicalJson(b.command ?? null) && canonicalJson(a.env) === canonicalJson(b.env);
+// Whether a member would run the same process: same command, env and limits (key order aside).
+type ProcessSpec = { command?: string[] | undefined; env: Record<string, string>; resources?: Resources | undefined };
+export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
+  return canonicalJson(a.command ?? null) === canonicalJson(b.command ?? null) && canonicalJson(a.env) === canonicalJson(b.env) && canonicalJson(a.resources ?? {}) === canonicalJson(b.resources ?? {});
 }
 
 // A digest of one cell's declaration, blind to where it is written (file, line, key order).

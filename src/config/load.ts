@@ -25,6 +25,8 @@ import {
   type SourcePos,
 } from "./types.js";
 import { configFiles } from "./files.js";
+import { toResources, type RawResources } from "./quantity.js";
+import { backendDiagnostics } from "../backends/checks.js";
 
 export interface FileResult {
   file: string;
@@ -47,7 +49,7 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process"];
+const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
@@ -55,7 +57,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const cells: DesiredCell[] = [];
   for (const { value, at } of docs) {
     const cell = toDesiredCell(value as RawCell, at);
-    diagnostics.push(...checkCell(cell, at));
+    diagnostics.push(...checkCell(cell, at), ...backendDiagnostics(cell, at));
     cells.push(cell);
   }
   return { file, cells, diagnostics };
@@ -68,6 +70,8 @@ interface RawCell {
     project: string;
     owner: string;
     backend?: BackendName;
+    network?: "none" | "host";
+    resources?: RawResources;
     state?: "active" | "closed";
     ttl?: string;
     grace?: string;
@@ -90,6 +94,7 @@ interface RawCell {
       portfolio?: string;
       taskClass?: string;
       onPortfolioChange?: "signal" | "restart" | "none";
+      resources?: RawResources;
     }[];
   };
 }
@@ -108,6 +113,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(m.portfolio ? { portfolio: m.portfolio } : {}),
     ...(m.taskClass ?? s.taskClass ? { taskClass: (m.taskClass ?? s.taskClass) as string } : {}),
     onPortfolioChange: m.onPortfolioChange ?? "signal",
+    resources: m.resources ? toResources(m.resources) : toResources(s.resources),
     source: at(["spec", "members", i]),
   }));
   return {
@@ -116,6 +122,8 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     project: s.project,
     owner: s.owner,
     backend: s.backend ?? "process",
+    network: s.network ?? "none",
+    resources: toResources(s.resources),
     state: s.state ?? "active",
     ttlMs: parseDuration(s.ttl ?? LIMITS.defaultTtl) ?? 0,
     graceMs: parseDuration(s.grace ?? LIMITS.defaultGrace) ?? 0,
@@ -140,7 +148,7 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process or backend: sandbox");
   }
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");

@@ -3,8 +3,15 @@
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
 
-export const BACKENDS = ["process", "venv", "docker", "remote"] as const;
+export const BACKENDS = ["process", "sandbox", "venv", "docker", "remote"] as const;
 export type BackendName = (typeof BACKENDS)[number];
+
+// Limits of a sandboxed member (cgroups).
+export interface Resources {
+  memoryBytes?: number;
+  pids?: number;
+  cpu?: number; // cores
+}
 
 export type CredentialSource = { file: string } | { env: string };
 
@@ -30,6 +37,7 @@ export interface DesiredMember {
   portfolio?: string; // the portfolio it names itself
   taskClass?: string; // its own, else the cell's
   onPortfolioChange: "signal" | "restart" | "none";
+  resources: Resources; // its own limits, else the cell's (sandbox backend)
   // Filled in after loading: the portfolio this agent resolves to (undefined for non-agents,
   // when none applies, or while a portfolio file is quarantined).
   resolvedPortfolio?: { name: string; selector: string; digest: string; document: unknown };
@@ -42,6 +50,8 @@ export interface DesiredCell {
   project: string;
   owner: string;
   backend: BackendName;
+  network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
+  resources: Resources; // limits of each member that declares none of its own
   state: "active" | "closed";
   ttlMs: number;
   graceMs: number;

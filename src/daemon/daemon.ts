@@ -18,7 +18,8 @@ import { isAlive } from "../backends/proc.js";
 import { listNames, observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
-import { ProcessBackend } from "../backends/process.js";
+import { backends, type Backends } from "../backends/registry.js";
+import { hostSettings } from "../host/settings.js";
 import { errorMessage } from "../util/errors.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
@@ -59,7 +60,7 @@ export class Daemon {
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly metrics = new Metrics();
   private readonly ledger: Ledger;
-  private readonly backend: ProcessBackend;
+  private readonly backends: Backends;
   private lock: Lock | undefined;
   private watcher: FSWatcher | undefined;
   private ticker: ScheduledTask | undefined;
@@ -82,7 +83,7 @@ export class Daemon {
     this.configDir = opts.configDir;
     this.cache = new ConfigCache(opts.configDir);
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
-    this.backend = new ProcessBackend(process.env, (spec, pid) => {
+    this.backends = backends(path.dirname(this.paths.ledger), process.env, hostSettings(process.env), (spec, pid) => {
       this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.enqueue([spec.cell]);
     });
@@ -241,7 +242,7 @@ export class Daemon {
       for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
       const results = await applyActions(
         p.actions,
-        { paths: this.paths, configDir: path.resolve(this.configDir), backend: this.backend, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
+        { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
         this.ledger,
         {
           shouldContinue: () => !this.stopping,

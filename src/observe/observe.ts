@@ -14,7 +14,7 @@ export type Place = "cells" | "graveyard" | "archive";
 
 export interface ObservedMember extends MemberRecord {
   alive: boolean;
-  exit?: { code: number; at: number }; // what the wrapper wrote when the command exited
+  exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
   heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
 }
 
@@ -90,7 +90,7 @@ async function observeMember(cp: CellPaths, m: MemberRecord, place: Place): Prom
     try {
       const [text, st] = await Promise.all([readFile(file, "utf8"), stat(file)]);
       const code = Number.parseInt(text.trim(), 10);
-      if (!Number.isNaN(code)) out.exit = { code, at: st.mtimeMs };
+      if (!Number.isNaN(code)) out.exit = { code, at: st.mtimeMs, ...(/ oom_kill=[1-9]/.test(text) ? { oom: true } : {}) };
     } catch {
       // no exit status: the process was killed
     }

@@ -33,7 +33,7 @@ export type Action =
   | (Base & { kind: "invite"; member: string; desiredMember: DesiredMember; inviteTtlMs: number; substitute?: { replaces: string; restore?: string } })
   | (Base & { kind: "remove-member"; member: string })
   // A member's process exited or stopped beating; stop: it still runs (hung) and must be stopped.
-  | (Base & { kind: "member-down"; member: string; status: "down" | "completed" | "exited"; downAt: string; failures: number; exitCode: number | null; stop: boolean })
+  | (Base & { kind: "member-down"; member: string; status: "down" | "completed" | "exited"; downAt: string; failures: number; exitCode: number | null; exitReason?: "oom"; stop: boolean })
   | (Base & { kind: "restart"; member: string; desiredMember: DesiredMember })
   | (Base & { kind: "revoke"; member: string })
   // The member's resolved portfolio changed (or no longer resolves: desiredMember.resolvedPortfolio unset).

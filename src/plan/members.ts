@@ -154,10 +154,12 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
     status = dm.restart === "never" ? "exited" : dm.restart === "on-failure" && exitCode === 0 ? "completed" : "down";
     const why = hung
       ? `heartbeat stale: last beat ${short(lastBeat)}, more than ${formatDuration(dm.heartbeatMs as number)} ago`
-      : m.exit
+      : m.exit?.oom
+        ? `killed by its memory limit (OOM, exit code ${m.exit.code})`
+        : m.exit
         ? `exited with code ${m.exit.code}`
         : `process ${m.pid} is gone (no exit status)`;
-    ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, stop: hung, reason: `${dm.identity}: ${why}` });
+    ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}), stop: hung, reason: `${dm.identity}: ${why}` });
   }
   const restartable = dm.restart === "always" ? true : dm.restart === "on-failure" ? status === "down" : false;
   if (!restartable || Number.isNaN(downAt)) return;

@@ -1,0 +1,28 @@
+// One registry of backends, looked up per cell by its declared backend.
+import type { BackendName } from "../config/types.js";
+import type { HostSettings } from "../host/settings.js";
+import { LazarusError } from "../util/errors.js";
+import type { Backend, StartSpec } from "./backend.js";
+import { ProcessBackend } from "./process.js";
+import { SandboxBackend } from "./sandbox/sandbox.js";
+
+export interface Backends {
+  get(name: BackendName): Backend;
+}
+
+// The backends of one state dir. onExit: a member process this run started has ended.
+export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings: HostSettings, onExit?: (spec: StartSpec, pid: number) => void): Backends {
+  const made = new Map<BackendName, Backend>();
+  return {
+    get(name: BackendName): Backend {
+      let b = made.get(name);
+      if (!b) {
+        if (name === "process") b = new ProcessBackend(hostEnv, onExit);
+        else if (name === "sandbox") b = new SandboxBackend(stateRoot, settings, onExit);
+        else throw new LazarusError("NO_BACKEND", `backend ${name} is not supported yet`);
+        made.set(name, b);
+      }
+      return b;
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// What the sandbox backend needs from this host, found once per process: bubblewrap, setpriv,
+// root, user namespaces, cgroups. Each gap is said in words with what to do.
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import path from "node:path";
+import { detectCgroups, type CgroupMode } from "./cgroup.js";
+import type { HostRoot } from "./argv.js";
+
+export interface SandboxHost {
+  bwrap?: string;
+  setpriv?: string;
+  cgroups?: CgroupMode;
+  hostRoot: HostRoot;
+  problems: string[]; // why sandbox cells cannot run here; empty when they can
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/bin", "/usr/sbin", "/sbin"])) {
+    const p = path.join(dir, cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function readNumber(file: string): number | undefined {
+  try {
+    return Number(readFileSync(file, "utf8").trim());
+  } catch {
+    return undefined;
+  }
+}
+
+// /bin, /sbin, /lib* as this host has them.
+export function hostRoot(): HostRoot {
+  const out: HostRoot = {};
+  for (const name of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
+    try {
+      const st = lstatSync(`/${name}`);
+      if (st.isSymbolicLink()) out[name] = { symlink: readlinkSync(`/${name}`) };
+      else if (st.isDirectory()) out[name] = "dir";
+    } catch {
+      // absent on this host
+    }
+  }
+  return out;
+}
+
+let cached: SandboxHost | undefined;
+
+// Probe once: tools, privileges, and a real bubblewrap start as an unprivileged uid.
+export function sandboxHost(): SandboxHost {
+  if (cached) return cached;
+  const problems: string[] = [];
+  const bwrap = which("bwrap");
+  const setpriv = which("setpriv");
+  if (process.platform !== "linux") problems.push("backend sandbox needs Linux");
+  if (!bwrap) problems.push("bubblewrap is not installed (apt-get install bubblewrap)");
+  if (!setpriv) problems.push("setpriv is not installed (apt-get install util-linux)");
+  if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to start members as per-cell uids");
+  if (readNumber("/proc/sys/user/max_user_namespaces") === 0) problems.push("user namespaces are disabled (sysctl user.max_user_namespaces=0); raise it");
+  if (readNumber("/proc/sys/kernel/unprivileged_userns_clone") === 0) problems.push("unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=1)");
+  const cgroups = detectCgroups();
+  if (!cgroups) problems.push("no cgroup filesystem under /sys/fs/cgroup; mount cgroup2 or the v1 memory, pids, cpu and freezer controllers");
+  if (problems.length === 0 && bwrap && setpriv) {
+    try {
+      execFileSync(setpriv, ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--no-new-privs", "--", bwrap, "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"], { stdio: "pipe", timeout: 10_000 });
+    } catch (err) {
+      const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
+      problems.push(`bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`);
+    }
+  }
+  cached = { ...(bwrap ? { bwrap } : {}), ...(setpriv ? { setpriv } : {}), ...(cgroups ? { cgroups } : {}), hostRoot: hostRoot(), problems };
+  return cached;
+}

@@ -1,0 +1,247 @@
+// The sandbox backend: each member in bubblewrap (own mount, pid, ipc, uts, user and — unless the
+// cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
+// per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
+import { spawn } from "node:child_process";
+import { constants } from "node:fs";
+import { chmod, chown, lstat, mkdir, open, readdir } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
+import type { CellRecord, MemberRecord } from "../../cells/record.js";
+import type { Role } from "../../config/types.js";
+import type { HostSettings } from "../../host/settings.js";
+import { memberEnv } from "../env.js";
+import { findLeader, isAlive, procInfo } from "../proc.js";
+import { LazarusError, errorMessage } from "../../util/errors.js";
+import { CELL_ROOT, RUN_DIR, sandboxArgv, sandboxHome, type SandboxView } from "./argv.js";
+import { Cgroup, type CgroupMode } from "./cgroup.js";
+import { sandboxHost } from "./host.js";
+import { claimUid, releaseUid } from "./uids.js";
+
+// Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
+export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
+
+export interface SandboxFacts {
+  uid: number;
+  gid: number;
+  cgroup: string; // relative cgroup path of the cell, e.g. lazarus/c1-0123abcd
+}
+
+// chown a tree to the cell's uid without following symlinks; files with other hard links are
+// left alone (a planted link to a host file must never change that file's owner).
+async function chownTree(p: string, uid: number, gid: number): Promise<void> {
+  let st;
+  try {
+    st = await lstat(p);
+  } catch {
+    return;
+  }
+  if (st.isSymbolicLink()) return;
+  if (st.isFile() && st.nlink > 1) return;
+  if (st.uid !== uid || st.gid !== gid) await chown(p, uid, gid);
+  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
+}
+
+async function realDir(p: string, mode: number): Promise<void> {
+  await mkdir(p, { recursive: true });
+  const st = await lstat(p);
+  if (!st.isDirectory()) throw new LazarusError("NOT_A_DIRECTORY", `${p} is not a directory (a planted ${st.isSymbolicLink() ? "symlink" : "file"}?); move it away`);
+  if (st.uid !== 0 || st.gid !== 0) await chown(p, 0, 0);
+  if ((st.mode & 0o7777) !== mode) await chmod(p, mode);
+}
+
+// bubblewrap opens the cell's dirs as the cell's uid, so every directory above the state dir must
+// let others pass (x), as /var/lib does; say which one does not.
+async function assertTraversable(dir: string): Promise<void> {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = await lstat(d);
+    if ((st.mode & 0o001) === 0) throw new LazarusError("STATE_DIR_HIDDEN", `cell uids cannot reach the state dir: ${d} is not traversable by others (mode ${(st.mode & 0o777).toString(8)}); run chmod o+x ${d} or use a state dir under a path like /var/lib`);
+    if (d === path.dirname(d)) return;
+  }
+}
+
+export class SandboxBackend implements Backend {
+  readonly name = "sandbox";
+
+  constructor(
+    private readonly stateRoot: string,
+    private readonly settings: HostSettings,
+    private readonly onExit?: (spec: StartSpec, pid: number) => void,
+  ) {}
+
+  private mode(): CgroupMode {
+    const host = sandboxHost();
+    if (host.problems.length || !host.cgroups) throw new LazarusError("SANDBOX_UNAVAILABLE", `backend sandbox cannot run on this host: ${host.problems.join("; ") || "no cgroups"}`);
+    return host.cgroups;
+  }
+
+  private facts(rec: CellRecord): SandboxFacts {
+    if (!rec.sandbox) throw new LazarusError("BUG", `cell ${rec.name} has no sandbox uid yet (prepareCell was not run)`);
+    return rec.sandbox;
+  }
+
+  cellGroup(rec: CellRecord): Cgroup {
+    return new Cgroup(this.mode(), this.facts(rec).cgroup);
+  }
+
+  memberGroup(rec: CellRecord, home: string): Cgroup {
+    return new Cgroup(this.mode(), `${this.facts(rec).cgroup}/${home}`);
+  }
+
+  // Claim the cell's uid, hand it the member-writable dirs, keep the rest Lazarus's, and make
+  // the cell's cgroup. Paths up to the cell must be traversable (not listable) by the cell's uid.
+  async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
+    this.mode();
+    if (!rec.sandbox) {
+      const uid = await claimUid(path.join(this.stateRoot, "uids"), this.settings.sandbox.uidRange, rec.name, rec.uid);
+      rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
+    }
+    const { uid, gid } = rec.sandbox;
+    for (const d of [this.stateRoot, path.dirname(cellDir)]) await chmod(d, ((await lstat(d)).mode & 0o7777) | 0o111);
+    await assertTraversable(path.dirname(path.resolve(this.stateRoot)));
+    await realDir(cellDir, 0o711);
+    await realDir(path.join(cellDir, ".lazarus"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
+    await realDir(path.join(cellDir, "home"), 0o711);
+    for (const d of ["project", "shared"]) {
+      await mkdir(path.join(cellDir, d), { recursive: true });
+      await chownTree(path.join(cellDir, d), uid, gid);
+      await chmod(path.join(cellDir, d), 0o770);
+    }
+    for (const e of await readdir(path.join(cellDir, "home"))) {
+      await chownTree(path.join(cellDir, "home", e), uid, gid);
+      await chmod(path.join(cellDir, "home", e), 0o700);
+    }
+    for (const m of rec.members) await realDir(memberRunDir(cellDir, m.home), 0o755);
+    const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
+    const st = await lstat(creds).catch(() => undefined);
+    if (st?.isFile()) {
+      await chown(creds, uid, gid);
+      await chmod(creds, 0o400);
+    }
+    this.cellGroup(rec).create();
+  }
+
+  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
+    const host = sandboxHost();
+    const { uid, gid } = this.facts(rec);
+    const group = this.memberGroup(rec, spec.homeName);
+    if (group.pids().length) await group.killAll();
+    group.remove();
+    group.create();
+    try {
+      group.setLimits(spec.resources);
+    } catch (err) {
+      throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+    }
+    const home = sandboxHome(spec.homeName);
+    await mkdir(memberRunDir(spec.cellDir, spec.homeName), { recursive: true });
+    const inside = memberEnv(
+      {
+        ...spec,
+        cellDir: CELL_ROOT,
+        home,
+        credentialsFile: `${RUN_DIR}/secrets/credentials.json`,
+        exitFile: "",
+        ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}),
+      },
+      {},
+    );
+    inside.TMPDIR = "/tmp";
+    delete inside.LAZARUS_EXIT_FILE;
+    delete inside.LAZARUS_SPAWN_ID;
+    const view: SandboxView = {
+      uid,
+      gid,
+      hostname: spec.cell,
+      network: rec.network ?? "none",
+      cellDir: spec.cellDir,
+      role: spec.role as Role,
+      home: spec.homeName,
+      hostRoot: host.hostRoot,
+      roBinds: this.settings.sandbox.roBinds,
+      commandBinds: spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`)),
+      portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
+      credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
+      env: inside,
+      command: spec.command,
+    };
+    const outerEnv: Record<string, string> = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      CELL_ID: spec.cell,
+      LAZARUS_SPAWN_ID: spec.spawnId,
+      LAZARUS_EXIT_FILE: spec.exitFile,
+      LAZARUS_OOM_FILE: group.oomFile() ?? "",
+      LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "),
+    };
+    await mkdir(path.dirname(spec.logFile), { recursive: true });
+    const log = await open(spec.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o640).catch((err: unknown) => {
+      throw new LazarusError("LOG_UNSAFE", `cannot open the log of ${spec.identity} in cell ${spec.cell} (${spec.logFile}): ${errorMessage(err)}; a member may have planted a link there: move it away`, { cause: err });
+    });
+    try {
+      if (!(await log.stat()).isFile()) throw new LazarusError("LOG_UNSAFE", `${spec.logFile} is not a regular file; move it away`);
+      const child = spawn("/bin/sh", sandboxArgv(view, { setpriv: host.setpriv as string, bwrap: host.bwrap as string }), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
+      await new Promise<void>((resolve, reject) => {
+        child.once("spawn", resolve);
+        child.once("error", reject);
+      }).catch((err: unknown) => {
+        throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+      });
+      child.unref();
+      const pid = child.pid as number;
+      if (this.onExit) child.once("exit", () => this.onExit?.(spec, pid));
+      return { pid, startTime: procInfo(pid)?.startTime };
+    } finally {
+      await log.close();
+    }
+  }
+
+  isAlive(m: MemberRef): boolean {
+    return isAlive(m.pid, m.startTime);
+  }
+
+  // SIGTERM to the member's processes, SIGKILL to whatever of its cgroup is left after timeoutMs,
+  // then wait for the supervisor to record the exit.
+  async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
+    if (!rec.sandbox) return;
+    const group = this.memberGroup(rec, m.home);
+    if (group.pids().length) {
+      group.signal("SIGTERM");
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline && group.pids().length) await sleep(25);
+      const left = await group.killAll();
+      if (left.length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: processes ${left.join(", ")} survived SIGKILL`);
+    }
+    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid ? { pid: m.pid, startTime: m.startTime } : undefined;
+    for (let i = 0; i < 200 && supervisor && isAlive(supervisor.pid, supervisor.startTime); i++) await sleep(10);
+  }
+
+  find(cell: string, spawnId: string): Started | undefined {
+    return findLeader(cell, spawnId);
+  }
+
+  signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
+    if (!rec.sandbox || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
+    this.memberGroup(rec, m.home).signal(sig);
+    return true;
+  }
+
+  async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
+    if (!rec.sandbox) return;
+    const group = this.cellGroup(rec);
+    if (!group.freeze(frozen)) group.signal(frozen ? "SIGSTOP" : "SIGCONT");
+  }
+
+  async stopCell(rec: CellRecord): Promise<number[]> {
+    if (!rec.sandbox) return [];
+    return this.cellGroup(rec).killAll();
+  }
+
+  async releaseCell(rec: CellRecord): Promise<void> {
+    if (!rec.sandbox) return;
+    const group = this.cellGroup(rec);
+    if ((await group.killAll()).length === 0) group.remove();
+    await releaseUid(path.join(this.stateRoot, "uids"), rec.sandbox.uid, rec.name, rec.uid);
+  }
+}

@@ -1,0 +1,33 @@
+// Resource quantities as users write them: memory 512Mi / 1Gi / 2G, cpu 1.5 or 500m.
+import type { Resources } from "./types.js";
+
+const MEMORY_UNITS: Record<string, number> = { "": 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+
+// Bytes for a memory quantity, or undefined when it is not one.
+export function parseMemory(text: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(text);
+  if (!m) return undefined;
+  const bytes = Math.floor(Number(m[1]) * (MEMORY_UNITS[m[2] ?? ""] as number));
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+// Cores for a cpu quantity (1.5, "1500m"), or undefined when it is not one.
+export function parseCpu(value: number | string): number | undefined {
+  if (typeof value === "number") return value > 0 ? value : undefined;
+  const m = /^([0-9]+)m$/.exec(value);
+  return m && Number(m[1]) > 0 ? Number(m[1]) / 1000 : undefined;
+}
+
+export interface RawResources {
+  memory?: string;
+  pids?: number;
+  cpu?: number | string;
+}
+
+// Parsed resources; the schema has already checked the shapes.
+export function toResources(r: RawResources | undefined): Resources {
+  if (!r) return {};
+  const memoryBytes = r.memory !== undefined ? parseMemory(r.memory) : undefined;
+  const cpu = r.cpu !== undefined ? parseCpu(r.cpu) : undefined;
+  return { ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(r.pids !== undefined ? { pids: r.pids } : {}), ...(cpu !== undefined ? { cpu } : {}) };
+}

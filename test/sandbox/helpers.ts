@@ -1,0 +1,103 @@
+// Helpers for tests of the sandbox backend: whether this host can run it, settings that keep
+// each test file's uids and cgroups apart, and cleanup by cgroup (never by pattern).
+import { existsSync, readFileSync, readdirSync, rmdirSync, chmodSync } from "node:fs";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { sandboxHost } from "../../src/backends/sandbox/host.js";
+import { ROOT, tempDir } from "../helpers.js";
+
+export const host = sandboxHost();
+// Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
+export const skipReason = host.problems.length ? `sandbox backend unavailable here: ${host.problems.join("; ")}` : undefined;
+if (skipReason) console.warn(`SKIPPED: ${skipReason}`);
+
+export const FIXTURES = path.join(ROOT, "test", "fixtures");
+
+// Environment for the CLI: a uid range and a cgroup root of this test file's own.
+export function sandboxEnv(firstUid: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LAZARUS_UID_RANGE: `${firstUid}-${firstUid + 99}`,
+    LAZARUS_CGROUP_ROOT: `lazarus-test-${randomBytes(4).toString("hex")}`,
+    LAZARUS_SANDBOX_BINDS: FIXTURES,
+    ...extra,
+  };
+}
+
+// A state dir that cell uids can traverse (mkdtemp makes 0700 dirs).
+export function sandboxStateDir(): string {
+  const d = tempDir("lazarus-sbx-");
+  chmodSync(d, 0o711);
+  return d;
+}
+
+function cgroupDirs(rel: string): string[] {
+  const base = "/sys/fs/cgroup";
+  const out: string[] = [];
+  for (const h of readdirSync(base)) {
+    const d = path.join(base, h, rel);
+    if (existsSync(d)) out.push(d);
+  }
+  if (existsSync(path.join(base, rel, "cgroup.procs"))) out.push(path.join(base, rel));
+  return out;
+}
+
+// Every live process in a cgroup tree.
+export function cgroupPids(rel: string): number[] {
+  const pids = new Set<number>();
+  const visit = (dir: string): void => {
+    try {
+      for (const l of readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n")) if (l) pids.add(Number(l));
+      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) visit(path.join(dir, e.name));
+    } catch {
+      // gone
+    }
+  };
+  for (const d of cgroupDirs(rel)) visit(d);
+  return [...pids].filter((p) => procState(p) !== undefined && procState(p) !== "Z");
+}
+
+export function procState(pid: number): string | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+// Live processes running as uid.
+export function uidPids(uid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${e}/status`, "utf8"));
+      if (m && Number(m[1]) === uid && procState(Number(e)) !== "Z") out.push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+// Kill what the test's cells left in their cgroup root and remove it.
+export function cleanupCgroups(root: string): void {
+  for (let i = 0; i < 3; i++) {
+    for (const pid of cgroupPids(root)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+  const rmTree = (dir: string): void => {
+    try {
+      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmTree(path.join(dir, e.name));
+      rmdirSync(dir);
+    } catch {
+      // busy or gone
+    }
+  };
+  for (const d of cgroupDirs(root)) rmTree(d);
+}
