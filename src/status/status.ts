@@ -8,6 +8,8 @@ export interface MemberStatusView {
   role: string;
   status: string; // running | exited | joined | starting
   pid: number | null;
+  exitCode: number | null; // how it last ended, when it has
+  exitReason: string | null; // "oom" when its memory limit killed it (observed or recorded)
 }
 
 export interface CellStatusView {
@@ -35,6 +37,8 @@ function view(c: ObservedCell): CellStatusView {
       role: m.role,
       status: m.status === "running" && !m.alive ? "exited" : m.status,
       pid: m.alive ? (m.pid ?? null) : null,
+      exitCode: m.alive ? null : (m.exit?.code ?? m.exitCode ?? null),
+      exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
     })),
     expiresAt: r?.expiresAt ?? null,
     closedAt: r?.closedAt ?? null,
@@ -70,7 +74,8 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
-      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}`);
+      const ended = m.exitReason === "oom" ? `  OOM-killed (memory limit)` : m.exitCode !== null && m.status !== "running" ? `  exit ${m.exitCode}` : "";
+      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${ended}`);
     }
   }
   return lines.join("\n");
