@@ -30,9 +30,9 @@ describe.skipIf(skipReason)("an attacker member in a sandboxed cell", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as net.AddressInfo).port;
   });
-  afterAll(() => {
+  afterAll(async () => {
     server.close();
-    cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
+    await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
     for (const d of [state, outside, cfg]) rmSync(d, { recursive: true, force: true });
   });
 

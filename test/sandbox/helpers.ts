@@ -81,8 +81,8 @@ export function uidPids(uid: number): number[] {
 }
 
 // Kill what the test's cells left in their cgroup root and remove it.
-export function cleanupCgroups(root: string): void {
-  for (let i = 0; i < 3; i++) {
+export async function cleanupCgroups(root: string): Promise<void> {
+  for (let i = 0; i < 200 && cgroupPids(root).length; i++) {
     for (const pid of cgroupPids(root)) {
       try {
         process.kill(pid, "SIGKILL");
@@ -90,6 +90,7 @@ export function cleanupCgroups(root: string): void {
         // gone
       }
     }
+    await new Promise((r) => setTimeout(r, 25));
   }
   const rmTree = (dir: string): void => {
     try {
