@@ -12,6 +12,7 @@ import { portfolioCommand } from "./cli/portfolio.js";
 import { statusCommand } from "./cli/status.js";
 import { syncCommand } from "./cli/sync.js";
 import { validateCommand } from "./cli/validate.js";
+import { verifyCommand } from "./cli/verify.js";
 import { watchCommand } from "./cli/watch.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -30,6 +31,7 @@ const program = new Command("lazarus")
   .addCommand(checkpointCommand())
   .addCommand(acceptCommand())
   .addCommand(portfolioCommand())
+  .addCommand(verifyCommand())
   .addCommand(ledgerCommand());
 
 await program.parseAsync(process.argv);

@@ -7,7 +7,6 @@ import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { sameProcessSpec } from "../config/digest.js";
 import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
-import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
@@ -150,11 +149,9 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
     if (a.substitute.restore) {
       const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env);
       details.safetyCheckpoint = safety;
-      for (const d of ["project", "shared"]) await rm(path.join(cp.dir, d), { recursive: true, force: true });
-      await restoreCheckpoint(a.substitute.restore, cp.dir, ["project", "shared"]);
-      details.restoredFrom = path.basename(a.substitute.restore);
       rec = await loadRecord(cp);
-      await backendOf(env, rec).prepareCell(rec, cp.dir); // restored files belong to the cell again
+      await backendOf(env, rec).restore(rec, cp.dir, a.substitute.restore, ["project", "shared"], true);
+      details.restoredFrom = path.basename(a.substitute.restore);
     }
     details.replaces = a.substitute.replaces;
   }

@@ -9,7 +9,7 @@ import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/reco
 import { credentialsDigest } from "../config/digest.js";
 import type { DesiredCell } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
-import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
+import { CHECKPOINT_DIRS } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
 import { readJson, writeJsonAtomic } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
@@ -96,13 +96,14 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   await writeCredentials(cp_.credentials, d.name, d.credentials, env.configDir, env.hostEnv);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
-  if (a.restore && !rec.restoredFrom) {
-    await restoreCheckpoint(a.restore, cp_.dir);
-    rec.restoredFrom = path.basename(a.restore);
-  }
   const backend = backendOf(env, rec);
   await backend.prepareCell(rec, cp_.dir);
   await saveRecord(cp_, rec, env);
+  if (a.restore && !rec.restoredFrom) {
+    await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS, false);
+    rec.restoredFrom = path.basename(a.restore);
+    await saveRecord(cp_, rec, env);
+  }
   failpoint("create:prepared");
   for (const dm of d.members) {
     if (dm.role === "substitute") continue; // joins only while the member it replaces is down
@@ -145,6 +146,16 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   if (a.fields.includes("credentials")) {
     await writeCredentials(cp_.credentials, a.cell, a.desired.credentials, env.configDir, env.hostEnv);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  }
+  if (a.fields.includes("network")) {
+    // A member's network namespace is fixed when it starts: restart the running ones into the new one.
+    await saveRecord(cp_, rec, env);
+    for (const m of rec.members) {
+      if (!m.command || !backendOf(env, rec).isAlive(memberRef(rec.name, m))) continue;
+      await stopMember(rec, m, env);
+      m.restarts += 1;
+      await startMember(cp_, rec, m, env);
+    }
   }
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });

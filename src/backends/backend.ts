@@ -47,6 +47,8 @@ export interface Backend {
   // The live process started with this spawnId, if any.
   find(cell: string, spawnId: string): Started | undefined;
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean;
+  // Replace dirs of the cell's tree with a checkpoint's (replace: delete them first).
+  restore(rec: CellRecord, cellDir: string, checkpointFile: string, dirs: readonly string[], replace: boolean): Promise<void>;
   // Freeze every process of the cell (for a consistent checkpoint), or thaw it.
   freeze(rec: CellRecord, frozen: boolean): Promise<void>;
   // Kill whatever of the cell still runs (after its members were stopped); the pids that survived.

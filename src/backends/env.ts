@@ -3,8 +3,8 @@ import path from "node:path";
 import type { StartSpec } from "./backend.js";
 
 // Host variables that carry no identity or secret. Everything else stays out.
-const ALLOWED = new Set(["PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL"]);
-const ALLOWED_PREFIX = "LC_";
+export const ALLOWED = new Set(["PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL"]);
+export const ALLOWED_PREFIX = "LC_";
 
 export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};

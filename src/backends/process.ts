@@ -1,6 +1,7 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
 import { spawn } from "node:child_process";
-import { mkdir, open } from "node:fs/promises";
+import { mkdir, open, rm } from "node:fs/promises";
+import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "./backend.js";
@@ -101,6 +102,11 @@ export class ProcessBackend implements Backend {
     } catch {
       return false;
     }
+  }
+
+  async restore(_rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
+    if (replace) for (const d of dirs) await rm(path.join(cellDir, d), { recursive: true, force: true });
+    await restoreCheckpoint(file, cellDir, dirs);
   }
 
   // SIGSTOP/SIGCONT each live member's process group (processes that left the group are missed:

@@ -195,7 +195,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 
@@ -251,7 +251,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   }
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
-    const reason = fields.map((f) => (f === "credentials" ? "credentials changed (redacted)" : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? "credentials changed (redacted)" : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -278,6 +278,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
+  if (d.backend === "sandbox" && d.network !== (rec.network ?? "none")) fields.push("network");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");

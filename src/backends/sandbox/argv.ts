@@ -77,7 +77,7 @@ export function bwrapArgs(v: SandboxView): string[] {
   if (v.portfolioDir) a.push("--ro-bind", v.portfolioDir, `${home}/.lazarus`);
   if (v.credentialsDir && mounts.credentials) a.push("--ro-bind", v.credentialsDir, `${RUN_DIR}/secrets`);
   for (const p of [...v.roBinds, ...v.commandBinds]) a.push("--ro-bind", p, p);
-  a.push("--chdir", home, "--");
+  a.push("--remount-ro", "/", "--chdir", home, "--");
   a.push(...v.command);
   return a;
 }
@@ -87,11 +87,14 @@ export function setprivArgs(uid: number, gid: number): string[] {
   return ["--reuid", String(uid), "--regid", String(gid), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
 }
 
+// Joins the member's cgroup in every hierarchy, then becomes the rest of its arguments.
+export const JOIN = 'for f in $LAZARUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+
 // The outer supervisor: runs the inner chain, then writes "<code> oom_kill=<n>" to the exit file
 // with shell builtins only (it must not need to fork once the member runs).
 export const OUTER = [
   'trap ":" HUP TERM',
-  '/bin/sh -c \'for f in $LAZARUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"\' lazarus-cgroup "$@"',
+  `/bin/sh -c '${JOIN}' lazarus-cgroup "$@"`,
   "code=$?",
   "oom=0",
   'if [ -n "$LAZARUS_OOM_FILE" ] && [ -r "$LAZARUS_OOM_FILE" ]; then while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < "$LAZARUS_OOM_FILE"; fi',
@@ -102,4 +105,10 @@ export const OUTER = [
 // The whole argv for spawn("/bin/sh", ...), given where setpriv and bwrap live.
 export function sandboxArgv(v: SandboxView, tools: { setpriv: string; bwrap: string }): string[] {
   return ["-c", OUTER, "lazarus-sandbox", tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(v)];
+}
+
+// The argv for running one command in the member's view and cgroup, without a supervisor
+// (lazarus verify; the caller waits for it).
+export function execArgv(v: SandboxView, tools: { setpriv: string; bwrap: string }): string[] {
+  return ["-c", JOIN, "lazarus-cgroup", tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(v)];
 }

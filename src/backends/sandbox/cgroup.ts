@@ -78,7 +78,7 @@ export class Cgroup {
   }
 
   private dir(c: V1Controller): string | undefined {
-    if (this.mode.kind === "v2") return path.join(this.mode.root, this.rel);
+    if (this.mode.kind === "v2") return c === "freezer" || this.mode.controllers.has(c) ? path.join(this.mode.root, this.rel) : undefined;
     const r = this.mode.roots[c];
     return r ? path.join(r, this.rel) : undefined;
   }

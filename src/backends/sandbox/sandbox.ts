@@ -3,7 +3,9 @@
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
-import { chmod, chown, lstat, mkdir, open, readdir } from "node:fs/promises";
+import { chmod, chown, lchown, lstat, mkdir, open, readdir } from "node:fs/promises";
+import { execa } from "execa";
+import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
@@ -13,7 +15,7 @@ import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, procInfo } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, sandboxArgv, sandboxHome, type SandboxView } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, execArgv, sandboxArgv, sandboxHome, setprivArgs, type SandboxView } from "./argv.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
@@ -27,19 +29,13 @@ export interface SandboxFacts {
   cgroup: string; // relative cgroup path of the cell, e.g. lazarus/c1-0123abcd
 }
 
-// chown a tree to the cell's uid without following symlinks; files with other hard links are
-// left alone (a planted link to a host file must never change that file's owner).
-async function chownTree(p: string, uid: number, gid: number): Promise<void> {
-  let st;
-  try {
-    st = await lstat(p);
-  } catch {
-    return;
-  }
-  if (st.isSymbolicLink()) return;
-  if (st.isFile() && st.nlink > 1) return;
-  if (st.uid !== uid || st.gid !== gid) await chown(p, uid, gid);
-  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
+// Hand one path Lazarus made to the cell's uid. Never recursive and never through a symlink:
+// whatever lies below was written by the cell's uid itself (or restored as it).
+async function handOver(p: string, uid: number, gid: number, mode?: number): Promise<void> {
+  const st = await lstat(p).catch(() => undefined);
+  if (!st || st.isSymbolicLink() || (st.isFile() && st.nlink > 1)) return;
+  if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
+  if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
 async function realDir(p: string, mode: number): Promise<void> {
@@ -59,6 +55,9 @@ async function assertTraversable(dir: string): Promise<void> {
     if (d === path.dirname(d)) return;
   }
 }
+
+// Every sandboxed member has a pid limit, declared or not, so a fork bomb never reaches the host.
+export const DEFAULT_PIDS = 1024;
 
 export class SandboxBackend implements Backend {
   readonly name = "sandbox";
@@ -103,17 +102,14 @@ export class SandboxBackend implements Backend {
     await realDir(path.join(cellDir, ".lazarus"), 0o711);
     await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
     await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
-    await realDir(path.join(cellDir, "home"), 0o711);
-    for (const d of ["project", "shared"]) {
+    // project/, shared/ and home/ are the cell's own (no member sees home/ itself, only its home).
+    for (const d of ["project", "shared", "home"]) {
       await mkdir(path.join(cellDir, d), { recursive: true });
-      await chownTree(path.join(cellDir, d), uid, gid);
-      await chmod(path.join(cellDir, d), 0o770);
+      await handOver(path.join(cellDir, d), uid, gid, 0o770);
     }
-    for (const e of await readdir(path.join(cellDir, "home"))) {
-      await chownTree(path.join(cellDir, "home", e), uid, gid);
-      await chmod(path.join(cellDir, "home", e), 0o700);
-    }
-    for (const m of rec.members) await realDir(memberRunDir(cellDir, m.home), 0o755);
+    await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
+    await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
+    for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
     const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
     const st = await lstat(creds).catch(() => undefined);
     if (st?.isFile()) {
@@ -121,6 +117,23 @@ export class SandboxBackend implements Backend {
       await chmod(creds, 0o400);
     }
     this.cellGroup(rec).create();
+  }
+
+  // A command prefix that runs as the cell's uid, with no capabilities.
+  runAs(rec: CellRecord): string[] {
+    const { uid, gid } = this.facts(rec);
+    return [sandboxHost().setpriv as string, ...setprivArgs(uid, gid)];
+  }
+
+  // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
+  // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
+  async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
+    const as = this.runAs(rec);
+    if (replace) {
+      const [cmd, ...args] = as;
+      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do rm -rf -- "$d" && mkdir -- "$d" || exit 1; done', "lazarus-clear", ...dirs.map((d) => path.join(cellDir, d))], { stdin: "ignore" });
+    }
+    await restoreCheckpoint(file, cellDir, dirs, as);
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
@@ -131,42 +144,14 @@ export class SandboxBackend implements Backend {
     group.remove();
     group.create();
     try {
-      group.setLimits(spec.resources);
+      group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
     } catch (err) {
       throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
     }
-    const home = sandboxHome(spec.homeName);
-    await mkdir(memberRunDir(spec.cellDir, spec.homeName), { recursive: true });
-    const inside = memberEnv(
-      {
-        ...spec,
-        cellDir: CELL_ROOT,
-        home,
-        credentialsFile: `${RUN_DIR}/secrets/credentials.json`,
-        exitFile: "",
-        ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}),
-      },
-      {},
-    );
-    inside.TMPDIR = "/tmp";
-    delete inside.LAZARUS_EXIT_FILE;
-    delete inside.LAZARUS_SPAWN_ID;
-    const view: SandboxView = {
-      uid,
-      gid,
-      hostname: spec.cell,
-      network: rec.network ?? "none",
-      cellDir: spec.cellDir,
-      role: spec.role as Role,
-      home: spec.homeName,
-      hostRoot: host.hostRoot,
-      roBinds: this.settings.sandbox.roBinds,
-      commandBinds: spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`)),
-      portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
-      credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
-      env: inside,
-      command: spec.command,
-    };
+    await mkdir(spec.home, { recursive: true });
+    await handOver(spec.home, uid, gid, 0o700);
+    await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       CELL_ID: spec.cell,
@@ -195,6 +180,49 @@ export class SandboxBackend implements Backend {
     } finally {
       await log.close();
     }
+  }
+
+  // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
+  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources">): SandboxView {
+    const { uid, gid } = this.facts(rec);
+    const home = sandboxHome(spec.homeName);
+    const inside = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, exitFile: "", spawnId: "", logFile: "", resources: {}, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    inside.TMPDIR = "/tmp";
+    delete inside.LAZARUS_EXIT_FILE;
+    delete inside.LAZARUS_SPAWN_ID;
+    return {
+      uid,
+      gid,
+      hostname: spec.cell,
+      network: rec.network ?? "none",
+      cellDir: spec.cellDir,
+      role: spec.role as Role,
+      home: spec.homeName,
+      hostRoot: sandboxHost().hostRoot,
+      roBinds: this.settings.sandbox.roBinds,
+      commandBinds: spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`)),
+      portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
+      credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
+      env: inside,
+      command: spec.command,
+    };
+  }
+
+  // Run a command in a member's own view and cgroup and wait for it (lazarus verify).
+  async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+    const host = sandboxHost();
+    const group = this.memberGroup(rec, m.home);
+    group.create();
+    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", configDir: "/nonexistent" });
+    const r = await execa("/bin/sh", execArgv(view, { setpriv: host.setpriv as string, bwrap: host.bwrap as string }), {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" ") },
+      extendEnv: false,
+      reject: false,
+      timeout: timeoutMs,
+      stdin: "ignore",
+      maxBuffer: 1 << 20,
+    });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   isAlive(m: MemberRef): boolean {

@@ -1,0 +1,155 @@
+// `lazarus verify`: a live proof, cell by cell and member by member, that the invariants of spec
+// §2 hold — by probing from inside each member's own sandbox and checking the host side too.
+import { randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type { CellRecord } from "../cells/record.js";
+import type { StatePaths } from "../cells/layout.js";
+import type { HostSettings } from "../host/settings.js";
+import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
+import { DEFAULT_PIDS, SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { verifyLedger } from "../ledger/ledger.js";
+import { observe, type ObservedCell } from "../observe/observe.js";
+import { LazarusError } from "../util/errors.js";
+import { PROBE, parseProbe } from "./probe.js";
+
+export const INVARIANTS = ["I1", "I2", "I3", "I4", "I5", "I6"] as const;
+export type Invariant = (typeof INVARIANTS)[number];
+
+export interface Check {
+  invariant: Invariant;
+  check: string;
+  member?: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface CellReport {
+  name: string;
+  backend: string;
+  checks: Check[];
+}
+
+const PROBE_CHECKS: Record<string, { invariant: Invariant; label: string }> = {
+  "write-outside": { invariant: "I1", label: "write outside the cell" },
+  "read-sibling": { invariant: "I1", label: "read a sibling cell" },
+  "read-other-home": { invariant: "I1", label: "read another member's home" },
+  "read-state-dir": { invariant: "I2", label: "read the state dir or another cell's credentials" },
+  "see-host-process": { invariant: "I3", label: "see a host or sibling process" },
+  "signal-host-process": { invariant: "I3", label: "signal a host or sibling process" },
+  "pid-limit": { invariant: "I3", label: "exceed the pid limit" },
+  "host-loopback": { invariant: "I4", label: "reach a server on the host's loopback" },
+  "tmp-residue": { invariant: "I5", label: "find residue in /tmp or /dev/shm" },
+};
+
+// Variables Lazarus or the shell sets in every member (values of the member's own, not the host's).
+const SET_BY_LAZARUS = new Set(["HOME", "HERMES_HOME", "TMPDIR", "LAZARUS_PORTFOLIO", "PWD", "OLDPWD", "SHLVL", "_"]);
+
+const notEnforced = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend process: ${why}` });
+
+// What the process backend does and does not guarantee, said plainly.
+function processChecks(): Check[] {
+  return [
+    notEnforced("I1", "filesystem containment", "members run as Lazarus's own user and can read and write whatever it can"),
+    { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "host variables other than PATH, LANG, TZ, TERM, USER, LOGNAME, SHELL and LC_* never pass" },
+    notEnforced("I2", "credential isolation", "other cells' credential manifests are readable by the same user"),
+    notEnforced("I3", "process boundary", "members see and can signal every process of Lazarus's user"),
+    notEnforced("I4", "network segmentation", "members use the host's network"),
+    notEnforced("I5", "no residue after scrub", "processes that leave the member's process group (setsid) survive close, and files outside the cell stay"),
+  ];
+}
+
+interface Context {
+  paths: StatePaths;
+  stateRoot: string;
+  live: ObservedCell[];
+  port: number;
+  connections: () => number;
+  hostEnvNames: string[];
+}
+
+async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, backend: SandboxBackend): Promise<Check[]> {
+  const checks: Check[] = [];
+  const others = ctx.live.filter((c) => c.name !== cell.name);
+  if (rec.network === "host") checks.push({ invariant: "I4", check: "network segmentation", ok: false, detail: "the cell declares network: host (an explicit opt-in)" });
+  for (const m of rec.members) {
+    const token = randomBytes(6).toString("hex");
+    const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
+    const pidsMax = m.resources?.pids ?? DEFAULT_PIDS;
+    const env = {
+      LZ_TOKEN: token,
+      LZ_OUTSIDE: outside.join(" "),
+      LZ_SIBLINGS: others.flatMap((c) => [c.dir, path.join(c.dir, "project")]).join(" "),
+      LZ_SIBLING_CREDS: others.map((c) => path.join(c.dir, ".lazarus", "secrets", "credentials.json")).join(" "),
+      LZ_STATE: ctx.stateRoot,
+      LZ_OTHER_HOMES: rec.members.filter((x) => x.home !== m.home).map((x) => x.home).join(" "),
+      LZ_HOST_PIDS: [process.pid, ...others.flatMap((c) => c.members.filter((x) => x.alive && x.pid).map((x) => x.pid as number))].join(" "),
+      LZ_PORT: String(ctx.port),
+      LZ_FORKS: String(pidsMax + 4),
+      LZ_PIDS_MAX: String(pidsMax),
+    };
+    const before = ctx.connections();
+    const r = await backend.exec(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
+    const lines = parseProbe(r.stdout);
+    if (lines.length === 0) {
+      checks.push({ invariant: "I1", check: "probe", member: m.identity, ok: false, detail: `the probe did not run in the sandbox (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}` });
+      continue;
+    }
+    for (const l of lines) {
+      if (l.result === "names") {
+        const allowed = (k: string): boolean => ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || k in m.env;
+        const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
+        checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
+        continue;
+      }
+      const meta = PROBE_CHECKS[l.check];
+      if (!meta) continue;
+      let ok = l.result === "ok";
+      let detail = l.detail;
+      if (l.check === "write-outside") {
+        const landed = outside.map((d) => path.join(d, `.lazarus-verify-${token}`)).filter((f) => existsSync(f));
+        for (const f of landed) rmSync(f, { force: true });
+        [ok, detail] = landed.length ? [false, `files appeared on the host: ${landed.join(", ")}`] : [true, `no write reached the host (tried ${outside.join(", ")})`];
+      }
+      if (l.check === "host-loopback" && ctx.connections() > before) [ok, detail] = [false, `the host's 127.0.0.1:${ctx.port} accepted a connection`];
+      if (l.check === "host-loopback" && rec.network === "host") continue;
+      checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
+    }
+  }
+  checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
+  return checks;
+}
+
+// Verify the named live cells (all when none is named).
+export async function verifyCells(paths: StatePaths, names: string[], settings: HostSettings, hostEnv: NodeJS.ProcessEnv): Promise<CellReport[]> {
+  const stateRoot = path.dirname(paths.ledger);
+  const observed = await observe(paths);
+  const live = [...observed.cells.values()].flatMap((s) => (s.live?.record ? [s.live] : []));
+  for (const n of names) if (!live.some((c) => c.name === n)) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${n} in ${paths.cells}; see lazarus status`);
+  const ledger = await verifyLedger(paths.ledger, paths.ledgerHead);
+  const ledgerCheck: Check = ledger.ok
+    ? { invariant: "I6", check: "ledger chain", ok: true, detail: `${ledger.entries} entries, hash chain intact` }
+    : { invariant: "I6", check: "ledger chain", ok: false, detail: `line ${ledger.line}: ${ledger.problem}` };
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv) };
+  const sandbox = new SandboxBackend(stateRoot, settings);
+  try {
+    const reports: CellReport[] = [];
+    for (const cell of live) {
+      if (names.length && !names.includes(cell.name)) continue;
+      const rec = cell.record as CellRecord;
+      const checks = rec.backend === "sandbox" ? await sandboxChecks(ctx, cell, rec, sandbox) : processChecks();
+      reports.push({ name: cell.name, backend: rec.backend, checks: [...checks, ledgerCheck] });
+    }
+    return reports;
+  } finally {
+    server.close();
+  }
+}

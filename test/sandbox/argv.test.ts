@@ -1,0 +1,66 @@
+// The member's view, built as a pure function: what each role sees, and how.
+import { describe, expect, it } from "vitest";
+import { bwrapArgs, type SandboxView } from "../../src/backends/sandbox/argv.js";
+
+const base: SandboxView = {
+  uid: 200001,
+  gid: 200001,
+  hostname: "c1",
+  network: "none",
+  cellDir: "/state/cells/c1",
+  role: "executor",
+  home: "ezra",
+  hostRoot: { bin: { symlink: "usr/bin" }, lib: "dir" },
+  roBinds: ["/opt/tools"],
+  commandBinds: [],
+  portfolioDir: "/state/cells/c1/.lazarus/members/ezra",
+  credentialsDir: "/state/cells/c1/.lazarus/secrets",
+  env: { HOME: "/cell/home/ezra" },
+  command: ["agent", "--run"],
+};
+
+// The (flag, source, destination) triples of every mount in the argv.
+function mounts(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (["--bind", "--ro-bind", "--ro-bind-try"].includes(a)) out.push(`${a} ${args[i + 1]} ${args[i + 2]}`);
+    if (a === "--") break;
+  }
+  return out;
+}
+
+describe("the sandbox view of a member", () => {
+  it.each([
+    ["director", "--bind", "--bind", true],
+    ["executor", "--bind", "--bind", true],
+    ["substitute", "--bind", "--bind", true],
+    ["observer", "--ro-bind", "--ro-bind", true],
+    ["guest", "--ro-bind", undefined, false],
+  ] as const)("a %s gets project %s and shared %s", (role, project, shared, creds) => {
+    const m = mounts(bwrapArgs({ ...base, role }));
+    expect(m).toContain(`${project} /state/cells/c1/project /cell/project`);
+    if (shared) expect(m).toContain(`${shared} /state/cells/c1/shared /cell/shared`);
+    else expect(m.some((x) => x.includes("/cell/shared"))).toBe(false);
+    expect(m).toContain("--bind /state/cells/c1/home/ezra /cell/home/ezra");
+    expect(m.some((x) => x.endsWith("/run/lazarus/secrets"))).toBe(creds);
+  });
+
+  it("shows no other home, no state dir and no shadow file, and mounts the operator's binds read-only", () => {
+    const args = bwrapArgs(base);
+    const m = mounts(args);
+    expect(m.filter((x) => x.includes("/home/") && !x.includes("/home/ezra"))).toEqual([]);
+    expect(m.filter((x) => x.includes("/.lazarus") && !x.includes("/members/ezra") && !x.includes("/secrets"))).toEqual([]);
+    expect(args.join(" ")).not.toMatch(/shadow|ssh|sudoers|npmrc|gitconfig/);
+    expect(m).toContain("--ro-bind /opt/tools /opt/tools");
+    expect(args.slice(args.indexOf("--") + 1)).toEqual(["agent", "--run"]);
+    expect(args).toContain("--remount-ro");
+    expect(args).toContain("--die-with-parent");
+    expect(args).toContain("--clearenv");
+  });
+
+  it("unshares the network unless the cell opted into the host's", () => {
+    expect(bwrapArgs(base)).toContain("--unshare-net");
+    expect(bwrapArgs({ ...base, network: "host" })).not.toContain("--unshare-net");
+  });
+});
