@@ -108,15 +108,24 @@ export async function rotateCheckpoints(dir: string, keep: number): Promise<stri
   return drop.map((c) => c.name);
 }
 
-// Extract a checkpoint's dirs into cellDir and check every file against the manifest. runAs: a
-// command prefix (setpriv …) so tar runs as the cell's own uid, reading the archive from stdin.
-export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string, cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS, runAs: string[] = []): Promise<void> {
+// How tar runs when not as Lazarus itself: a command prefix (setpriv …) so it runs as the cell's
+// own uid, reading the archive from stdin, extracting into extractDir (where that prefix shows
+// the cell), with env.
+export interface RestoreAs {
+  runAs: string[];
+  env: Record<string, string>;
+  extractDir: string;
+}
+
+// Extract a checkpoint's dirs into cellDir and check every file against the manifest.
+export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string, cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS, as?: RestoreAs): Promise<void> {
+  const runAs = as?.runAs ?? [];
   const file = typeof checkpoint === "string" ? checkpoint : checkpoint.file;
   const manifest = JSON.parse(await readFile(manifestName(file), "utf8")) as Manifest;
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
-  const args = [...prefix, ...(runAs.length ? ["tar", "--no-same-owner"] : []), "-xzf", runAs.length ? "-" : file, "-C", cellDir, ...dirs];
-  await execa(cmd as string, args, runAs.length ? { inputFile: file } : { stdin: "ignore" }).catch((err: unknown) => {
+  const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), "-xzf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
+  await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch((err: unknown) => {
     throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
   });
   const wanted = manifest.files.filter((f) => dirs.some((d) => f.path.startsWith(`${d}/`)));

@@ -1,6 +1,6 @@
 // The member's view, built as a pure function: what each role sees, and how.
 import { describe, expect, it } from "vitest";
-import { bwrapArgs, type SandboxView } from "../../src/backends/sandbox/argv.js";
+import { STAGE, bwrapArgs, stageView, type SandboxView } from "../../src/backends/sandbox/argv.js";
 
 const base: SandboxView = {
   uid: 200001,
@@ -11,8 +11,7 @@ const base: SandboxView = {
   role: "executor",
   home: "ezra",
   hostRoot: { bin: { symlink: "usr/bin" }, lib: "dir" },
-  roBinds: ["/opt/tools"],
-  commandBinds: [],
+  extraBinds: [{ src: "/opt/tools", dest: "/opt/tools", dir: true }],
   portfolioDir: "/state/cells/c1/.lazarus/members/ezra",
   credentialsDir: "/state/cells/c1/.lazarus/secrets",
   env: { HOME: "/cell/home/ezra" },
@@ -62,5 +61,21 @@ describe("the sandbox view of a member", () => {
   it("unshares the network unless the cell opted into the host's", () => {
     expect(bwrapArgs(base)).toContain("--unshare-net");
     expect(bwrapArgs({ ...base, network: "host" })).not.toContain("--unshare-net");
+  });
+});
+
+describe("staging", () => {
+  it("re-roots every host path bwrap opens under the stage, so the cell's uid never walks the state dir's path", () => {
+    const staged = stageView({ ...base, role: "observer" });
+    const { view } = staged;
+    const hostPaths = staged.mounts.map((m) => m.src);
+    expect(hostPaths).toEqual(["/state/cells/c1/project", "/state/cells/c1/shared", "/state/cells/c1/home/ezra", "/state/cells/c1/.lazarus/members/ezra", "/state/cells/c1/.lazarus/secrets", "/opt/tools"]);
+    const sources = mounts(bwrapArgs(view)).map((x) => x.split(" ")[1] as string);
+    for (const src of sources) expect(src.startsWith(STAGE) || ["/usr", "/etc", "/lib"].some((p) => src.startsWith(p))).toBe(true);
+    expect(mounts(bwrapArgs(view))).toContain(`--ro-bind ${STAGE}/extra/0 /opt/tools`);
+  });
+
+  it("stages no shared/ and no credentials for a guest", () => {
+    expect(stageView({ ...base, role: "guest" }).mounts.map((m) => m.at)).toEqual(["cell/project", "cell/home/ezra", "portfolio", "extra/0"]);
   });
 });

@@ -1,6 +1,6 @@
 // Helpers for tests of the sandbox backend: whether this host can run it, settings that keep
 // each test file's uids and cgroups apart, and cleanup by cgroup (never by pattern).
-import { existsSync, readFileSync, readdirSync, rmdirSync, chmodSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
@@ -23,11 +23,9 @@ export function sandboxEnv(firstUid: number, extra: Record<string, string> = {})
   };
 }
 
-// A state dir that cell uids can traverse (mkdtemp makes 0700 dirs).
+// A state dir as mkdtemp makes it: 0700, which no cell uid can traverse (staging makes that moot).
 export function sandboxStateDir(): string {
-  const d = tempDir("lazarus-sbx-");
-  chmodSync(d, 0o711);
-  return d;
+  return tempDir("lazarus-sbx-");
 }
 
 function cgroupDirs(rel: string): string[] {

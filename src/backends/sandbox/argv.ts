@@ -1,8 +1,9 @@
 // The command lines that put a member in its sandbox. Pure: no I/O, so the view can be tested
 // and printed. The chain is
 //   sh (outer supervisor, root, outside the member's cgroup: records the exit code and OOM kills)
-//   └ sh (joins the member's cgroup, then execs) → setpriv (cell uid/gid, no caps, no_new_privs)
-//     → bwrap (namespaces and mounts) → the member's command
+//   └ sh (joins the member's cgroup) → unshare -m (a private mount namespace) → sh (stages the
+//     cell's dirs: bind-mounts them under STAGE, so the cell's uid needs no access to the state
+//     dir's path) → setpriv (cell uid/gid, no caps, no_new_privs) → bwrap → the member's command
 import path from "node:path";
 import type { Role } from "../../config/types.js";
 
@@ -30,8 +31,7 @@ export interface SandboxView {
   role: Role;
   home: string; // the member's home directory name
   hostRoot: HostRoot; // /bin, /lib, ... as on this host
-  roBinds: string[]; // operator-declared extra read-only paths
-  commandBinds: string[]; // files of the config dir the command names (./agent.sh)
+  extraBinds: { src: string; dest: string; dir: boolean }[]; // read-only: the operator's binds, files of the config dir the command names
   portfolioDir?: string; // host dir with portfolio.json, shown read-only at ~/.lazarus
   credentialsDir?: string; // host dir with credentials.json, shown read-only at /run/lazarus/secrets
   env: Record<string, string>;
@@ -76,7 +76,7 @@ export function bwrapArgs(v: SandboxView): string[] {
   a.push("--bind", host(path.join("home", v.home)), home);
   if (v.portfolioDir) a.push("--ro-bind", v.portfolioDir, `${home}/.lazarus`);
   if (v.credentialsDir && mounts.credentials) a.push("--ro-bind", v.credentialsDir, `${RUN_DIR}/secrets`);
-  for (const p of [...v.roBinds, ...v.commandBinds]) a.push("--ro-bind", p, p);
+  for (const b of v.extraBinds) a.push("--ro-bind", b.src, b.dest);
   a.push("--remount-ro", "/", "--chdir", home, "--");
   a.push(...v.command);
   return a;
@@ -85,6 +85,59 @@ export function bwrapArgs(v: SandboxView): string[] {
 // setpriv's arguments: the cell's uid and gid, no supplementary groups, no capabilities at all.
 export function setprivArgs(uid: number, gid: number): string[] {
   return ["--reuid", String(uid), "--regid", String(gid), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
+}
+
+// Where staged dirs appear: a tmpfs mounted here in the member's private mount namespace.
+export const STAGE = "/run/lazarus-stage";
+
+export interface StageMount {
+  src: string; // host path (reachable by root only, as the state dir is)
+  at: string; // path under STAGE
+  dir: boolean;
+}
+
+// The view with every host path bwrap must open re-rooted under STAGE, and the mounts to make.
+export function stageView(v: SandboxView): { view: SandboxView; mounts: StageMount[] } {
+  const mounts: StageMount[] = [];
+  const cell = (rel: string): string => {
+    mounts.push({ src: path.join(v.cellDir, rel), at: path.posix.join("cell", rel), dir: true });
+    return path.posix.join(STAGE, "cell", rel);
+  };
+  const mode = roleMounts(v.role);
+  cell("project");
+  if (mode.shared !== "none") cell("shared");
+  cell(path.posix.join("home", v.home));
+  const portfolioDir = v.portfolioDir ? (mounts.push({ src: v.portfolioDir, at: "portfolio", dir: true }), `${STAGE}/portfolio`) : undefined;
+  const credentialsDir = v.credentialsDir && mode.credentials ? (mounts.push({ src: v.credentialsDir, at: "secrets", dir: true }), `${STAGE}/secrets`) : undefined;
+  const extraBinds = v.extraBinds.map((b, i) => {
+    mounts.push({ src: b.src, at: `extra/${i}`, dir: b.dir });
+    return { ...b, src: `${STAGE}/extra/${i}` };
+  });
+  const view: SandboxView = { ...v, cellDir: `${STAGE}/cell`, extraBinds };
+  if (portfolioDir) view.portfolioDir = portfolioDir;
+  else delete view.portfolioDir;
+  if (credentialsDir) view.credentialsDir = credentialsDir;
+  else delete view.credentialsDir;
+  return { view, mounts };
+}
+
+// Mounts a tmpfs on $LAZARUS_STAGE, bind-mounts each "d|f SRC AT" triple under it, then becomes
+// the rest of its arguments (after "--").
+export const STAGE_SCRIPT = [
+  'mount -t tmpfs -o mode=0755,size=1m lazarus-stage "$LAZARUS_STAGE" || exit 126',
+  'while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do',
+  '  t="$LAZARUS_STAGE/$3"',
+  '  if [ "$1" = d ]; then mkdir -p "$t"; else mkdir -p "${t%/*}" && : > "$t"; fi',
+  '  mount --bind "$2" "$t" || exit 126',
+  "  shift 3",
+  "done",
+  "shift",
+  'exec "$@"',
+].join("\n");
+
+// unshare's and the stage script's arguments, ready to prefix the setpriv command.
+export function stageArgs(mounts: StageMount[], unshare: string): string[] {
+  return [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", STAGE_SCRIPT, "lazarus-stage", ...mounts.flatMap((m) => [m.dir ? "d" : "f", m.src, m.at]), "--"];
 }
 
 // Joins the member's cgroup in every hierarchy, then becomes the rest of its arguments.
@@ -102,13 +155,25 @@ export const OUTER = [
   'exit "$code"',
 ].join("\n");
 
-// The whole argv for spawn("/bin/sh", ...), given where setpriv and bwrap live.
-export function sandboxArgv(v: SandboxView, tools: { setpriv: string; bwrap: string }): string[] {
-  return ["-c", OUTER, "lazarus-sandbox", tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(v)];
+export interface Tools {
+  setpriv: string;
+  bwrap: string;
+  unshare: string;
+}
+
+// Everything after the cgroup join: staging, then the cell's uid, then bubblewrap.
+function chain(v: SandboxView, tools: Tools): string[] {
+  const staged = stageView(v);
+  return [...stageArgs(staged.mounts, tools.unshare), tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(staged.view)];
+}
+
+// The whole argv for spawn("/bin/sh", ...) that starts a supervised member.
+export function sandboxArgv(v: SandboxView, tools: Tools): string[] {
+  return ["-c", OUTER, "lazarus-sandbox", ...chain(v, tools)];
 }
 
 // The argv for running one command in the member's view and cgroup, without a supervisor
 // (lazarus verify; the caller waits for it).
-export function execArgv(v: SandboxView, tools: { setpriv: string; bwrap: string }): string[] {
-  return ["-c", JOIN, "lazarus-cgroup", tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(v)];
+export function execArgv(v: SandboxView, tools: Tools): string[] {
+  return ["-c", JOIN, "lazarus-cgroup", ...chain(v, tools)];
 }

@@ -1,12 +1,13 @@
 // What the sandbox backend needs from this host, found once per process: bubblewrap, setpriv,
 // root, user namespaces, cgroups. Each gap is said in words with what to do.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import { accessSync, constants, lstatSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import { detectCgroups, type CgroupMode } from "./cgroup.js";
-import type { HostRoot } from "./argv.js";
+import { STAGE, type HostRoot, type Tools } from "./argv.js";
 
 export interface SandboxHost {
+  tools?: Tools; // present when nothing is missing
   bwrap?: string;
   setpriv?: string;
   cgroups?: CgroupMode;
@@ -58,9 +59,13 @@ export function sandboxHost(): SandboxHost {
   const problems: string[] = [];
   const bwrap = which("bwrap");
   const setpriv = which("setpriv");
+  const unshare = which("unshare");
+  const mount = which("mount");
   if (process.platform !== "linux") problems.push("backend sandbox needs Linux");
   if (!bwrap) problems.push("bubblewrap is not installed (apt-get install bubblewrap)");
   if (!setpriv) problems.push("setpriv is not installed (apt-get install util-linux)");
+  if (!unshare) problems.push("unshare is not installed (apt-get install util-linux)");
+  if (!mount) problems.push("mount is not installed (apt-get install mount)");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to start members as per-cell uids");
   if (readNumber("/proc/sys/user/max_user_namespaces") === 0) problems.push("user namespaces are disabled (sysctl user.max_user_namespaces=0); raise it");
   if (readNumber("/proc/sys/kernel/unprivileged_userns_clone") === 0) problems.push("unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=1)");
@@ -74,6 +79,14 @@ export function sandboxHost(): SandboxHost {
       problems.push(`bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`);
     }
   }
-  cached = { ...(bwrap ? { bwrap } : {}), ...(setpriv ? { setpriv } : {}), ...(cgroups ? { cgroups } : {}), hostRoot: hostRoot(), problems };
+  if (problems.length === 0) {
+    try {
+      mkdirSync(STAGE, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      problems.push(`cannot create ${STAGE}: ${(err as Error).message}`);
+    }
+  }
+  const tools = problems.length === 0 && bwrap && setpriv && unshare ? { bwrap, setpriv, unshare } : undefined;
+  cached = { ...(tools ? { tools } : {}), ...(bwrap ? { bwrap } : {}), ...(setpriv ? { setpriv } : {}), ...(cgroups ? { cgroups } : {}), hostRoot: hostRoot(), problems };
   return cached;
 }

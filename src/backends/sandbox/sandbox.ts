@@ -2,7 +2,7 @@
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
 import { spawn } from "node:child_process";
-import { constants } from "node:fs";
+import { constants, statSync, type Stats } from "node:fs";
 import { chmod, chown, lchown, lstat, mkdir, open, readdir } from "node:fs/promises";
 import { execa } from "execa";
 import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
@@ -15,7 +15,7 @@ import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, procInfo } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, execArgv, sandboxArgv, sandboxHome, setprivArgs, type SandboxView } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageArgs, type SandboxView, type Tools } from "./argv.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
@@ -46,13 +46,12 @@ async function realDir(p: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
-// bubblewrap opens the cell's dirs as the cell's uid, so every directory above the state dir must
-// let others pass (x), as /var/lib does; say which one does not.
-async function assertTraversable(dir: string): Promise<void> {
-  for (let d = dir; ; d = path.dirname(d)) {
-    const st = await lstat(d);
-    if ((st.mode & 0o001) === 0) throw new LazarusError("STATE_DIR_HIDDEN", `cell uids cannot reach the state dir: ${d} is not traversable by others (mode ${(st.mode & 0o777).toString(8)}); run chmod o+x ${d} or use a state dir under a path like /var/lib`);
-    if (d === path.dirname(d)) return;
+
+function statOrUndefined(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
   }
 }
 
@@ -87,8 +86,8 @@ export class SandboxBackend implements Backend {
     return new Cgroup(this.mode(), `${this.facts(rec).cgroup}/${home}`);
   }
 
-  // Claim the cell's uid, hand it the member-writable dirs, keep the rest Lazarus's, and make
-  // the cell's cgroup. Paths up to the cell must be traversable (not listable) by the cell's uid.
+  // Claim the cell's uid, hand it the member-writable dirs, keep the rest Lazarus's (0700), and
+  // make the cell's cgroup. The uid never opens a host path: its dirs are staged for it.
   async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     this.mode();
     if (!rec.sandbox) {
@@ -96,12 +95,10 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    for (const d of [this.stateRoot, path.dirname(cellDir)]) await chmod(d, ((await lstat(d)).mode & 0o7777) | 0o111);
-    await assertTraversable(path.dirname(path.resolve(this.stateRoot)));
-    await realDir(cellDir, 0o711);
-    await realDir(path.join(cellDir, ".lazarus"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
+    await realDir(cellDir, 0o700);
+    await realDir(path.join(cellDir, ".lazarus"), 0o700);
+    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711); // shown to members: they read credentials.json by name
+    await realDir(path.join(cellDir, ".lazarus", "members"), 0o700);
     // project/, shared/ and home/ are the cell's own (no member sees home/ itself, only its home).
     for (const d of ["project", "shared", "home"]) {
       await mkdir(path.join(cellDir, d), { recursive: true });
@@ -119,25 +116,34 @@ export class SandboxBackend implements Backend {
     this.cellGroup(rec).create();
   }
 
-  // A command prefix that runs as the cell's uid, with no capabilities.
-  runAs(rec: CellRecord): string[] {
+  private tools(): Tools {
+    const tools = sandboxHost().tools;
+    if (!tools) throw new LazarusError("SANDBOX_UNAVAILABLE", `backend sandbox cannot run on this host: ${sandboxHost().problems.join("; ")}`);
+    return tools;
+  }
+
+  // A command prefix that runs the rest as the cell's uid (no capabilities) with the given dirs
+  // of the cell staged at STAGE/cell/<dir>, so the uid needs no access to the state dir's path.
+  runAs(rec: CellRecord, cellDir: string, dirs: readonly string[]): string[] {
     const { uid, gid } = this.facts(rec);
-    return [sandboxHost().setpriv as string, ...setprivArgs(uid, gid)];
+    const t = this.tools();
+    return [...stageArgs(dirs.map((d) => ({ src: path.join(cellDir, d), at: `cell/${d}`, dir: true })), t.unshare), t.setpriv, ...setprivArgs(uid, gid)];
   }
 
   // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
-    const as = this.runAs(rec);
+    for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
+    const as = this.runAs(rec, cellDir, dirs);
+    const env = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
     if (replace) {
       const [cmd, ...args] = as;
-      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do rm -rf -- "$d" && mkdir -- "$d" || exit 1; done', "lazarus-clear", ...dirs.map((d) => path.join(cellDir, d))], { stdin: "ignore" });
+      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${STAGE}/cell/${d}`)], { stdin: "ignore", env, extendEnv: false });
     }
-    await restoreCheckpoint(file, cellDir, dirs, as);
+    await restoreCheckpoint(file, cellDir, dirs, { runAs: as, env, extractDir: `${STAGE}/cell` });
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
-    const host = sandboxHost();
     const { uid, gid } = this.facts(rec);
     const group = this.memberGroup(rec, spec.homeName);
     if (group.pids().length) await group.killAll();
@@ -159,6 +165,7 @@ export class SandboxBackend implements Backend {
       LAZARUS_EXIT_FILE: spec.exitFile,
       LAZARUS_OOM_FILE: group.oomFile() ?? "",
       LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "),
+      LAZARUS_STAGE: STAGE,
     };
     await mkdir(path.dirname(spec.logFile), { recursive: true });
     const log = await open(spec.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o640).catch((err: unknown) => {
@@ -166,7 +173,7 @@ export class SandboxBackend implements Backend {
     });
     try {
       if (!(await log.stat()).isFile()) throw new LazarusError("LOG_UNSAFE", `${spec.logFile} is not a regular file; move it away`);
-      const child = spawn("/bin/sh", sandboxArgv(view, { setpriv: host.setpriv as string, bwrap: host.bwrap as string }), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
+      const child = spawn("/bin/sh", sandboxArgv(view, this.tools()), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
       await new Promise<void>((resolve, reject) => {
         child.once("spawn", resolve);
         child.once("error", reject);
@@ -199,8 +206,10 @@ export class SandboxBackend implements Backend {
       role: spec.role as Role,
       home: spec.homeName,
       hostRoot: sandboxHost().hostRoot,
-      roBinds: this.settings.sandbox.roBinds,
-      commandBinds: spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`)),
+      extraBinds: [...this.settings.sandbox.roBinds, ...spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`))].flatMap((p) => {
+        const st = statOrUndefined(p);
+        return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
+      }),
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
       env: inside,
@@ -210,12 +219,11 @@ export class SandboxBackend implements Backend {
 
   // Run a command in a member's own view and cgroup and wait for it (lazarus verify).
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
-    const host = sandboxHost();
     const group = this.memberGroup(rec, m.home);
     group.create();
     const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", configDir: "/nonexistent" });
-    const r = await execa("/bin/sh", execArgv(view, { setpriv: host.setpriv as string, bwrap: host.bwrap as string }), {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" ") },
+    const r = await execa("/bin/sh", execArgv(view, this.tools()), {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
       extendEnv: false,
       reject: false,
       timeout: timeoutMs,
