@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { resolveStateDir, type EngineOptions } from "../engine.js";
 import { colorsFor, type Colors } from "../plan/render/colors.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
+import { spaceError } from "../util/fsx.js";
 
 export interface CommonOpts {
   config: string;
@@ -29,12 +30,13 @@ export const err = (text: string): void => {
 export const stdoutColors = (): Colors => colorsFor(process.stdout);
 export const stderrColors = (): Colors => colorsFor(process.stderr);
 
-// Run a command body; a LazarusError becomes a one-line message and exit code 1.
+// Run a command body; a LazarusError (or a full disk) becomes a one-line message and exit code 1.
 export function action<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       process.exitCode = await body(...args);
-    } catch (e) {
+    } catch (caught) {
+      const e = spaceError(caught, (caught as NodeJS.ErrnoException | undefined)?.path ?? "the state dir");
       const c = stderrColors();
       err(c.red(`error: ${errorMessage(e)}`));
       if (!(e instanceof LazarusError) && e instanceof Error && e.stack) err(c.dim(e.stack));
