@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync 
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Ledger, verifyLedger } from "../../src/ledger/ledger.js";
+import { appendLine } from "../../src/util/fsx.js";
 import { cellYaml, cleanup, configDir, lazarus, tempDir } from "../helpers.js";
 
 const mnt = tempDir("lazarus-tmpfs-");
@@ -44,6 +45,18 @@ function fill(leave: number): void {
 }
 
 describe.skipIf(skipReason !== "")("a full disk", () => {
+  it("cuts a short write back: a line larger than the space left is not appended at all", async () => {
+    const file = path.join(mnt, "log.jsonl");
+    writeFileSync(file, "{}\n");
+    fill(2 * 4096);
+    await expect(appendLine(file, JSON.stringify({ blob: "x".repeat(5 * 4096) }))).rejects.toThrow(`no space left on device while writing ${file}; free space and run again`);
+    expect(readFileSync(file, "utf8")).toBe("{}\n");
+    rmSync(filler);
+    await appendLine(file, "{}");
+    expect(readFileSync(file, "utf8")).toBe("{}\n{}\n");
+    rmSync(file);
+  });
+
   it("never acknowledges a torn ledger line; the ledger verifies and goes on once space returns", async () => {
     const dir = path.join(mnt, "ledger");
     mkdirSync(dir);
