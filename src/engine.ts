@@ -28,6 +28,7 @@ export interface EngineOptions {
   hostEnv?: NodeJS.ProcessEnv;
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
+  lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
 }
 
 export interface PlanOutcome {
@@ -81,11 +82,11 @@ interface Locked {
 
 // Hold the state-dir lock around body. Before it runs, a run interrupted earlier is recorded
 // (journal → ledger) and its half-built leftovers are swept.
-async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
+async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
-  const lock = await acquireLock(paths.lock, command);
+  const lock = await acquireLock(paths.lock, command, { timeoutMs: opts.lockTimeoutMs ?? 0 });
   try {
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
     const { now } = await resolveNow(paths, opts.now);
