@@ -7,6 +7,7 @@ import type { Diagnostic } from "./config/diagnostics.js";
 import type { Desired } from "./config/types.js";
 import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
 import { acquireLock } from "./lock/lock.js";
+import { sweepTempFiles } from "./lock/sweep.js";
 import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
@@ -92,6 +93,7 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTim
     const { now } = await resolveNow(paths, opts.now);
     await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
     await sweepStaging(paths);
+    await sweepTempFiles(paths);
     return await body({ paths, ledger });
   } finally {
     await lock.release();
