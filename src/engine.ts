@@ -7,6 +7,7 @@ import type { Diagnostic } from "./config/diagnostics.js";
 import type { Desired } from "./config/types.js";
 import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
 import { acquireLock } from "./lock/lock.js";
+import { sweepTempFiles } from "./lock/sweep.js";
 import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
@@ -30,6 +31,7 @@ export interface EngineOptions {
   settings?: HostSettings; // the operator's host settings (default: from hostEnv)
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
+  lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
 }
 
 export interface PlanOutcome {
@@ -83,16 +85,17 @@ interface Locked {
 
 // Hold the state-dir lock around body. Before it runs, a run interrupted earlier is recorded
 // (journal → ledger) and its half-built leftovers are swept.
-async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
+async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
-  const lock = await acquireLock(paths.lock, command);
+  const lock = await acquireLock(paths.lock, command, { timeoutMs: opts.lockTimeoutMs ?? 0 });
   try {
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
     const { now } = await resolveNow(paths, opts.now);
     await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
     await sweepStaging(paths);
+    await sweepTempFiles(paths);
     return await body({ paths, ledger });
   } finally {
     await lock.release();

@@ -1,9 +1,9 @@
 import { Command } from "commander";
 import { runAccept } from "../engine.js";
-import { action, engineOptions, err, out, withCommon, type CommonOpts } from "./common.js";
+import { action, engineOptions, err, out, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 
 export function acceptCommand(): Command {
-  return withCommon(new Command("accept"))
+  return withLockTimeout(withCommon(new Command("accept")))
     .description("accept an invitation to a cell with its token (from .lazarus/invites/<name>.token in the cell)")
     .argument("<name>", "the cell")
     .argument("<identity>", "the invited member, e.g. human:alexander")

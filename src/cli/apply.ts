@@ -19,7 +19,7 @@ import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import type { Colors } from "../plan/render/colors.js";
 import type { ActionResult } from "../apply/apply.js";
-import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";
+import { action, engineOptions, err, lockTimeoutMs, out, stderrColors, stdoutColors, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 
 async function askYes(): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -32,7 +32,7 @@ async function askYes(): Promise<boolean> {
 }
 
 export function applyCommand(): Command {
-  return withCommon(new Command("apply"))
+  return withLockTimeout(withCommon(new Command("apply")))
     .description("converge the cells to the desired state")
     .option("-y, --yes", "do not ask for confirmation")
     .option("--json", "print the results as JSON")
@@ -55,7 +55,7 @@ export function applyCommand(): Command {
               return 0;
             }
             const stateDir = resolveStateDir(o.stateDir);
-            const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET });
+            const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET, ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}) });
             out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
             return r.outcome === "applied" || r.outcome === "unchanged" ? 0 : 1;
           }
@@ -130,7 +130,7 @@ async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; st
   if (saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
-  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout) }, {
+  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}) }, {
     postApply: (res) => {
       if (!o.json) out(resultLine(res, c));
     },

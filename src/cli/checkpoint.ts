@@ -1,9 +1,9 @@
 import { Command } from "commander";
 import { runCheckpoint } from "../engine.js";
-import { action, engineOptions, out, withCommon, type CommonOpts } from "./common.js";
+import { action, engineOptions, out, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 
 export function checkpointCommand(): Command {
-  return withCommon(new Command("checkpoint"))
+  return withLockTimeout(withCommon(new Command("checkpoint")))
     .description("take a checkpoint of a live cell now (project/, shared/ and home/ as a tar.gz with a manifest)")
     .argument("<name>", "the cell")
     .option("--now <time>", "record the checkpoint at this ISO-8601 time")

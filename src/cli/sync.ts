@@ -5,7 +5,7 @@ import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
-import { action, err, out, stderrColors, stdoutColors } from "./common.js";
+import { action, err, lockTimeoutMs, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
 
 export interface BudgetOpts {
   maxClose: string;
@@ -17,7 +17,7 @@ export function budgetFrom(o: BudgetOpts): Budget {
 }
 
 export function syncCommand(): Command {
-  return new Command("sync")
+  return withLockTimeout(new Command("sync"))
     .description("fetch a config repo, and apply the ref's commit whole (or nothing of it) within the deletion budget")
     .requiredOption("--repo <url|path>", "any git URL this machine's git can reach, a local path or a bare repo")
     .option("--ref <ref>", "branch, tag or commit", "main")
@@ -30,7 +30,7 @@ export function syncCommand(): Command {
     .option("--now <time>", "as of this ISO-8601 time")
     .option("--json", "print the outcome as JSON")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean }) => {
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: string }) => {
         const stateDir = resolveStateDir(o.stateDir);
         const r = await sync({
           repo: o.repo,
@@ -41,6 +41,7 @@ export function syncCommand(): Command {
           ...(o.dryRun ? { dryRun: true } : {}),
           ...(o.allowMassClose ? { allowMassClose: true } : {}),
           budget: budgetFrom(o),
+          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
         });
         if (o.json) {
           out(JSON.stringify({ revision: r.revision, subject: r.subject, outcome: r.outcome, detail: r.detail, ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}), diagnostics: sortDiagnostics(r.diagnostics) }, null, 2));

@@ -14,6 +14,7 @@ import { checkoutRevision, revisionDir } from "../gitops/sync.js";
 import { resolveNow } from "../engine.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock, type Lock } from "../lock/lock.js";
+import { sweepTempFiles } from "../lock/sweep.js";
 import { isAlive } from "../backends/proc.js";
 import { listNames, observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { plan } from "../plan/plan.js";
@@ -99,6 +100,7 @@ export class Daemon {
     const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
     await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
     await sweepStaging(this.paths);
+    await sweepTempFiles(this.paths);
     if (this.opts.metricsPort !== undefined) {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");

@@ -23,6 +23,7 @@ export interface SyncOptions {
   budget: Budget;
   allowMassClose?: boolean;
   stopTimeoutMs?: number;
+  lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock
 }
 
 export interface SyncResult {
@@ -64,7 +65,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // A revision is all or nothing: any file that fails to load rejects the whole commit.
   const loaded = await loadConfig(configDir);
   const { diagnostics } = loaded;
-  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}) };
+  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
   const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
   const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 
@@ -113,7 +114,7 @@ async function record(stateRoot: string, opts: SyncOptions, base: GitopsStatus, 
   const paths = statePaths(opts.stateDir);
   const repeat = base.lastAttempt?.revision === attempt.revision && base.lastAttempt.outcome === attempt.outcome;
   base.lastAttempt = attempt;
-  const lock = await acquireLock(paths.lock, `lazarus sync ${opts.repo}`);
+  const lock = await acquireLock(paths.lock, `lazarus sync ${opts.repo}`, { timeoutMs: opts.lockTimeoutMs ?? 0 });
   try {
     await writeGitopsStatus(stateRoot, base);
     if (!repeat) await new Ledger(paths.ledger, paths.ledgerHead).append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });

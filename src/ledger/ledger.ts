@@ -1,8 +1,10 @@
 // The ledger (spec I6): an append-only JSONL file where each entry carries the hash of the one before.
-import { readFile, truncate } from "node:fs/promises";
+import { readFile, stat, truncate } from "node:fs/promises";
+import path from "node:path";
 import { canonicalJson, sha256 } from "../config/digest.js";
 import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
 import { isErrno } from "../util/errors.js";
+import { serialized } from "../util/serial.js";
 
 export const GENESIS = "0".repeat(64);
 
@@ -26,36 +28,66 @@ export interface LedgerHead {
 
 export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & { details?: Record<string, unknown>; revision?: string };
 
+// The hash an entry carries: sha256 of its canonical JSON without the hash field.
 export function entryHash(e: Omit<LedgerEntry, "hash">): string {
   return sha256(canonicalJson(e));
 }
 
-// Appends entries; the caller holds the state-dir lock, so there is one writer.
+// What this process knows of one ledger file: its head, valid while the file's stamp is unchanged.
+interface Known {
+  stamp: string;
+  head: LedgerHead | undefined;
+}
+const known = new Map<string, Known>();
+
+// ino, size and mtime: another process appending (under the state-dir lock) changes it.
+async function stampOf(file: string): Promise<string> {
+  try {
+    const st = await stat(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return "absent";
+    throw err;
+  }
+}
+
+// Appends entries. Across processes the state-dir lock makes one writer; inside one process all
+// Ledger objects of a file share one queue, so concurrent appends each follow the previous head.
 export class Ledger {
-  private head: LedgerHead | undefined;
-  private opened = false;
+  private readonly key: string;
 
   constructor(
     private readonly file: string,
     private readonly headFile: string,
-  ) {}
-
-  // The last entry's seq, hash and time (from the head file, or the ledger when the head lags).
-  async readHead(): Promise<LedgerHead | undefined> {
-    if (!this.opened) await this.open();
-    return this.head;
+  ) {
+    this.key = path.resolve(file);
   }
 
-  private async open(): Promise<void> {
-    this.opened = true;
+  // The last entry's seq, hash and time (from the ledger, or the head file when there is none).
+  readHead(): Promise<LedgerHead | undefined> {
+    return serialized(`ledger:${this.key}`, () => this.currentHead());
+  }
+
+  // Append one entry after every append queued before it; resolves once it is durable.
+  append(input: LedgerInput): Promise<LedgerEntry> {
+    return serialized(`ledger:${this.key}`, () => this.appendNow(input));
+  }
+
+  private async currentHead(): Promise<LedgerHead | undefined> {
+    const stamp = await stampOf(this.file);
+    const k = known.get(this.key);
+    if (k && k.stamp === stamp) return k.head;
+    const head = await this.load();
+    known.set(this.key, { stamp: await stampOf(this.file), head });
+    return head;
+  }
+
+  private async load(): Promise<LedgerHead | undefined> {
     let text: string;
     try {
       text = await readFile(this.file, "utf8");
     } catch (err) {
-      if (isErrno(err, "ENOENT")) {
-        this.head = await readJson<LedgerHead>(this.headFile);
-        return;
-      }
+      if (isErrno(err, "ENOENT")) return readJson<LedgerHead>(this.headFile);
       throw err;
     }
     // A crash can tear the last line; drop the torn tail before appending after it.
@@ -66,30 +98,35 @@ export class Ledger {
     }
     const lines = text.split("\n").filter(Boolean);
     const last = lines[lines.length - 1];
-    if (last) {
-      const e = JSON.parse(last) as LedgerEntry;
-      this.head = { seq: e.seq, hash: e.hash, time: e.time };
-    } else {
-      this.head = await readJson<LedgerHead>(this.headFile);
-    }
+    if (!last) return readJson<LedgerHead>(this.headFile);
+    const e = JSON.parse(last) as LedgerEntry;
+    return { seq: e.seq, hash: e.hash, time: e.time };
   }
 
-  async append(input: LedgerInput): Promise<LedgerEntry> {
-    if (!this.opened) await this.open();
+  // Line first, then head; if either fails the line is cut off again and the head stays as it was.
+  private async appendNow(input: LedgerInput): Promise<LedgerEntry> {
+    const head = await this.currentHead();
     const base: Omit<LedgerEntry, "hash"> = {
-      seq: (this.head?.seq ?? 0) + 1,
+      seq: (head?.seq ?? 0) + 1,
       time: input.time,
       cell: input.cell,
       action: input.action,
       reason: input.reason,
       ...(input.details ? { details: input.details } : {}),
       ...(input.revision ? { revision: input.revision } : {}),
-      prev: this.head?.hash ?? GENESIS,
+      prev: head?.hash ?? GENESIS,
     };
     const entry: LedgerEntry = { ...base, hash: entryHash(base) };
-    await appendLine(this.file, JSON.stringify(entry));
-    this.head = { seq: entry.seq, hash: entry.hash, time: entry.time };
-    await writeJsonAtomic(this.headFile, this.head);
+    const next: LedgerHead = { seq: entry.seq, hash: entry.hash, time: entry.time };
+    const before = await appendLine(this.file, JSON.stringify(entry));
+    try {
+      await writeJsonAtomic(this.headFile, next);
+    } catch (err) {
+      await truncate(this.file, before).catch(() => undefined);
+      known.delete(this.key);
+      throw err;
+    }
+    known.set(this.key, { stamp: await stampOf(this.file), head: next });
     return entry;
   }
 }

@@ -1,96 +1,82 @@
-// One reconciler per state dir. The lock file names its holder (pid, start time, command),
-// so a second one fails at once saying who holds it, and a lock left by a dead process is taken over.
-import { link, open, readFile, rename, unlink } from "node:fs/promises";
+// One writer per state dir. The lock file names its holder (pid, kernel start time, command) and
+// exists only complete (written aside, then linked into place). A second command waits up to its
+// timeout, then fails naming the holder; a lock whose holder died is taken over at once.
+import { unlink } from "node:fs/promises";
 import { hostname } from "node:os";
-import { isAlive, procInfo } from "../backends/proc.js";
+import { formatDuration } from "../config/durations.js";
 import { LazarusError, isErrno } from "../util/errors.js";
+import { newHolder, publish, readSeen, removeIfOurs, verdict, type LockHolder, type Seen } from "./record.js";
 
-export interface LockHolder {
-  pid: number;
-  startTime?: number;
-  command: string;
-  host: string;
-  since: string;
-}
+export type { LockHolder } from "./record.js";
 
 export interface Lock {
   holder: LockHolder;
   release(): Promise<void>;
 }
 
-async function readHolder(file: string): Promise<LockHolder | undefined> {
-  try {
-    return JSON.parse(await readFile(file, "utf8")) as LockHolder;
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return undefined;
-    return { pid: 0, command: "unreadable lock", host: "", since: "" }; // torn write: its writer died
-  }
+export interface LockOptions {
+  timeoutMs?: number; // how long to wait for a live holder; 0 (default): fail at once
 }
 
-async function tryCreate(file: string, holder: LockHolder): Promise<boolean> {
-  try {
-    const fh = await open(file, "wx", 0o644);
-    try {
-      await fh.write(JSON.stringify(holder));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    return true;
-  } catch (err) {
-    if (isErrno(err, "EEXIST")) return false;
-    throw err;
-  }
-}
+const MAX_BREAK_DEPTH = 6;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// "pid 12 (lazarus apply, since 2026-…)", with the host when it is not this one.
 export function describeHolder(h: LockHolder): string {
   return `pid ${h.pid} (${h.command}, since ${h.since}${h.host && h.host !== hostname() ? ` on ${h.host}` : ""})`;
 }
 
-// Take the lock or fail at once naming its holder.
-export async function acquireLock(file: string, command: string): Promise<Lock> {
-  const holder: LockHolder = {
-    pid: process.pid,
-    startTime: procInfo(process.pid)?.startTime,
-    command,
-    host: hostname(),
-    since: new Date().toISOString(),
-  };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (await tryCreate(file, holder)) {
-      return { holder, release: () => releaseLock(file, holder) };
-    }
-    const current = await readHolder(file);
-    if (!current) continue; // released meanwhile
-    if (current.host === holder.host && isAlive(current.pid, current.startTime) && current.pid !== 0) {
-      throw new LazarusError("LOCKED", `another Lazarus holds the state dir: ${describeHolder(current)}; wait for it to finish or stop it (lock file ${file})`);
-    }
-    if (current.host !== holder.host && current.pid !== 0) {
-      throw new LazarusError("LOCKED", `the state dir is locked from another host: ${describeHolder(current)}; remove ${file} only if that process is gone`);
-    }
-    await takeOverStale(file, current);
+// Take the lock, waiting up to timeoutMs for a live holder; then fail naming it.
+export async function acquireLock(file: string, command: string, opts: LockOptions = {}): Promise<Lock> {
+  const holder = newHolder(command);
+  const timeoutMs = Math.max(0, opts.timeoutMs ?? 0);
+  const deadline = Date.now() + timeoutMs;
+  for (let backoff = 2; ; backoff = Math.min(backoff * 2, 50)) {
+    const seen = await tryTake(file, holder, 0);
+    if (!seen) return { holder, release: () => removeIfOurs(file, holder) };
+    const left = deadline - Date.now();
+    if (left <= 0) throw lockedError(file, seen, timeoutMs);
+    await sleep(Math.min(backoff * (0.5 + Math.random()), left));
   }
-  throw new LazarusError("LOCKED", `could not take the lock ${file}: another Lazarus keeps taking it; try again`);
 }
 
-// Move the stale lock aside; if what we moved was not the stale one (another process won
-// the race and wrote a fresh lock), put it back without overwriting anything.
-async function takeOverStale(file: string, stale: LockHolder): Promise<void> {
-  const aside = `${file}.stale.${process.pid}`;
+// One attempt: undefined when taken, else what holds it ("busy" when it keeps changing hands).
+async function tryTake(file: string, holder: LockHolder, depth: number): Promise<Seen | "busy" | undefined> {
+  for (let i = 0; i < 3; i++) {
+    if (await publish(file, holder)) return undefined;
+    const seen = await readSeen(file);
+    if (!seen) continue; // released meanwhile
+    if (verdict(seen) !== "dead") return seen;
+    await breakStale(file, seen, depth);
+  }
+  return "busy";
+}
+
+// Remove the dead generation `stale` of file, race-free: only the holder of the guard
+// <file>.break-<id> may, and only while file still is that generation. A guard whose holder
+// died is itself broken the same way.
+async function breakStale(file: string, stale: Seen, depth: number): Promise<void> {
+  if (depth >= MAX_BREAK_DEPTH) throw new LazarusError("LOCKED", `cannot take over the stale lock ${file}: its takeovers keep dying; remove ${file} and ${file}.break-* by hand`);
+  const guard = `${file}.break-${stale.id.replace(/[^A-Za-z0-9]/g, "")}`;
+  const breaker = newHolder(`taking over ${file}`);
+  if ((await tryTake(guard, breaker, depth + 1)) !== undefined) return sleep(2); // a live breaker is at it
   try {
-    await rename(file, aside);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return;
-    throw err;
+    const now = await readSeen(file);
+    if (now?.id === stale.id) {
+      await unlink(file).catch((err: unknown) => {
+        if (!isErrno(err, "ENOENT")) throw err;
+      });
+    }
+  } finally {
+    await removeIfOurs(guard, breaker);
   }
-  const moved = await readHolder(aside);
-  if (moved && (moved.pid !== stale.pid || moved.since !== stale.since)) {
-    await link(aside, file).catch(() => undefined);
-  }
-  await unlink(aside).catch(() => undefined);
 }
 
-async function releaseLock(file: string, holder: LockHolder): Promise<void> {
-  const current = await readHolder(file);
-  if (current && current.pid === holder.pid && current.since === holder.since) await unlink(file).catch(() => undefined);
+function lockedError(file: string, seen: Seen | "busy", timeoutMs: number): LazarusError {
+  const waited = timeoutMs > 0 ? `; waited ${formatDuration(timeoutMs) === "0s" ? `${timeoutMs}ms` : formatDuration(timeoutMs)}` : "";
+  if (seen === "busy") return new LazarusError("LOCKED", `could not take the lock ${file}: other processes keep taking it${waited}; try again`);
+  const h = seen.holder;
+  if (!h) return new LazarusError("LOCKED", `another Lazarus holds the state dir: its lock ${file} is being written${waited}; try again`);
+  if (h.host !== hostname()) return new LazarusError("LOCKED", `the state dir is locked from another host: ${describeHolder(h)}${waited}; remove ${file} only if that process is gone`);
+  return new LazarusError("LOCKED", `another Lazarus holds the state dir: ${describeHolder(h)}${waited}; wait for it to finish, stop it, or wait longer with --lock-timeout (lock file ${file})`);
 }

@@ -1,28 +1,119 @@
-// Small file helpers: atomic replace (temp file, fsync, rename), durable appends.
-import { open, readFile } from "node:fs/promises";
-import writeFileAtomic from "write-file-atomic";
-import { isErrno } from "./errors.js";
+// Small file helpers: atomic replace (temp file, fsync, rename), durable appends, and what a
+// full disk turns into. Every write checks its byte count: a short write is finished or undone.
+import { randomBytes } from "node:crypto";
+import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import path from "node:path";
+import { LazarusError, isErrno } from "./errors.js";
+import { serialized } from "./serial.js";
 
-// Replace a file's contents atomically: readers see the old or the new file, never a mix.
-export async function writeJsonAtomic(file: string, value: unknown, mode = 0o644): Promise<void> {
-  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { mode, fsync: true });
+// Temp files are named <file>.<pid>.<12 hex>.tmp; sweepTempFiles (src/lock/sweep.ts) knows this name.
+export const TEMP_RE = /^(.+)\.(\d+)\.([0-9a-f]{12})\.tmp$/;
+
+// A fresh temp name beside file, carrying the writer's pid.
+export function tempName(file: string): string {
+  return `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
 }
 
-export async function writeTextAtomic(file: string, text: string, mode = 0o644): Promise<void> {
-  await writeFileAtomic(file, text, { mode, fsync: true });
+// A full disk (or quota) as one line a user can act on; any other error unchanged.
+export function spaceError(err: unknown, file: string): unknown {
+  if (!isErrno(err, "ENOSPC") && !isErrno(err, "EDQUOT")) return err;
+  return new LazarusError("NO_SPACE", `no space left on device while writing ${file}; free space and run again`, { cause: err });
 }
 
-// Append one line and fsync it, so an acknowledged record survives a crash.
-export async function appendLine(file: string, line: string): Promise<void> {
-  const fh = await open(file, "a", 0o644);
+// Write all of data at the handle's position, looping on short writes.
+export async function writeFully(fh: FileHandle, data: Buffer): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`write returned ${bytesWritten}`), { code: "EIO" });
+    off += bytesWritten;
+  }
+}
+
+// fsync a directory, so a rename or link in it survives a crash.
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
   try {
-    await fh.write(line.endsWith("\n") ? line : `${line}\n`);
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
 
+// Replace a file's contents atomically: readers see the old or the new file, never a mix.
+// mode is set exactly (no umask); an existing file's owner is kept. Writes to one file queue.
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  return serialized(`atomic:${path.resolve(file)}`, () => replace(file, typeof data === "string" ? Buffer.from(data) : data, mode));
+}
+
+async function replace(file: string, data: Buffer, mode: number): Promise<void> {
+  const tmp = tempName(file);
+  const before = await stat(file).catch(() => undefined);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, "wx", mode);
+    await writeFully(fh, data);
+    if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.())) await keepOwner(fh, before.uid, before.gid);
+    await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, file);
+    await syncDir(path.dirname(file));
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw spaceError(err, file);
+  }
+}
+
+// Give the temp file the replaced file's owner; only root may, so others keep their own.
+async function keepOwner(fh: FileHandle, uid: number, gid: number): Promise<void> {
+  try {
+    await fh.chown(uid, gid);
+  } catch (err) {
+    if (process.getuid?.() === 0 || !(isErrno(err, "EPERM") || isErrno(err, "EINVAL"))) throw err;
+  }
+}
+
+// JSON, pretty-printed, replaced atomically.
+export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): Promise<void> {
+  return writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, mode);
+}
+
+// Text replaced atomically.
+export function writeTextAtomic(file: string, text: string, mode = 0o644): Promise<void> {
+  return writeFileAtomic(file, text, mode);
+}
+
+// Append one line and fsync it, so an acknowledged record survives a crash. All or nothing:
+// on any failure the file is cut back to its length before, so no torn line is left.
+// Returns that length before the line.
+export async function appendLine(file: string, line: string): Promise<number> {
+  const data = Buffer.from(line.endsWith("\n") ? line : `${line}\n`);
+  let fh: FileHandle;
+  try {
+    fh = await open(file, "a", 0o644);
+  } catch (err) {
+    throw spaceError(err, file);
+  }
+  try {
+    const { size } = await fh.stat();
+    try {
+      await writeFully(fh, data);
+      await fh.sync();
+    } catch (err) {
+      await fh.truncate(size).catch(() => undefined);
+      await fh.sync().catch(() => undefined);
+      throw spaceError(err, file);
+    }
+    return size;
+  } finally {
+    await fh.close();
+  }
+}
+
+// A JSON file's value, or undefined when it does not exist.
 export async function readJson<T>(file: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(file, "utf8")) as T;

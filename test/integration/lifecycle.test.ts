@@ -284,7 +284,7 @@ describe("quarantine", () => {
     const { acquireLock } = await import("../../src/lock/lock.js");
     const lock = await acquireLock(path.join(qState, "lazarus.lock"), "lazarus apply");
     try {
-      const r = await q("apply");
+      const r = await q("apply", "--lock-timeout", "0s");
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain(`another Lazarus holds the state dir: pid ${process.pid}`);
     } finally {

@@ -1,8 +1,9 @@
-import { readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Ledger, verifyLedger } from "../../src/ledger/ledger.js";
-import { cleanup, tempDir } from "../helpers.js";
+import { execa } from "execa";
+import { ROOT, cleanup, lazarus, tempDir } from "../helpers.js";
 
 let dir: string;
 let file: string;
@@ -62,5 +63,34 @@ describe("the ledger", () => {
     const l = new Ledger(file, head);
     await l.append({ time: "2026-11-25T00:09:00Z", cell: "c5", action: "close", reason: "r" });
     expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: 5 });
+  });
+});
+
+describe("one appender per ledger file", () => {
+  it("serializes 200 concurrent appends from one process, through two Ledger objects", async () => {
+    const state = path.join(dir, "state");
+    mkdirSync(state);
+    const f = path.join(state, "ledger.jsonl");
+    const h = path.join(state, "ledger.head.json");
+    const poller = new Ledger(f, h); // like the daemon's repo poller and a reconcile at once
+    const reconcile = new Ledger(f, h);
+    const entries = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 ? poller : reconcile).append({ time: "2026-11-25T00:00:00Z", cell: `c${i}`, action: "create", reason: "new cell" })),
+    );
+    expect(entries.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(readFileSync(f, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(await verifyLedger(f, h)).toEqual({ ok: true, entries: 200 });
+    const cli = await lazarus(["ledger", "verify", "--state-dir", state]);
+    expect(cli.stdout).toContain("Ledger OK: 200 entries");
+    expect(cli.exitCode).toBe(0);
+  });
+
+  it("follows entries another process appended since this process last wrote", async () => {
+    const l = new Ledger(file, head);
+    await l.append({ time: "2026-11-25T00:10:00Z", cell: "c5", action: "create", reason: "r" });
+    const script = `const { Ledger } = await import(${JSON.stringify(path.join(ROOT, "dist/ledger/ledger.js"))}); await new Ledger(${JSON.stringify(file)}, ${JSON.stringify(head)}).append({ time: "2026-11-25T00:11:00Z", cell: "c6", action: "create", reason: "r" });`;
+    await execa(process.execPath, ["--input-type=module", "-e", script]);
+    await l.append({ time: "2026-11-25T00:12:00Z", cell: "c7", action: "create", reason: "r" });
+    expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: 7 });
   });
 });
