@@ -6,7 +6,11 @@ import path from "node:path";
 const home = process.env.HOME;
 const cell = process.env.CELL_HOME;
 const who = process.env.CELL_MEMBER;
-appendFileSync(path.join(cell, "shared", "scratchpad.md"), `- ${new Date().toISOString()} ${who} joined as ${process.env.CELL_ROLE}\n`);
+try {
+  appendFileSync(path.join(cell, "shared", "scratchpad.md"), `- ${new Date().toISOString()} ${who} joined as ${process.env.CELL_ROLE}\n`);
+} catch (err) {
+  console.log(`${who}: cannot write the scratchpad (${err.code}): read-only for an observer`);
+}
 const beat = () => writeFileSync(path.join(home, ".heartbeat"), new Date().toISOString());
 beat();
 const timer = setInterval(beat, 5000);
