@@ -65,17 +65,22 @@ describe("the sandbox view of a member", () => {
 });
 
 describe("staging", () => {
-  it("re-roots every host path bwrap opens under the stage, so the cell's uid never walks the state dir's path", () => {
-    const staged = stageView({ ...base, role: "observer" });
-    const { view } = staged;
-    const hostPaths = staged.mounts.map((m) => m.src);
-    expect(hostPaths).toEqual(["/state/cells/c1/project", "/state/cells/c1/shared", "/state/cells/c1/home/ezra", "/state/cells/c1/.lazarus/members/ezra", "/state/cells/c1/.lazarus/secrets", "/opt/tools"]);
-    const sources = mounts(bwrapArgs(view)).map((x) => x.split(" ")[1] as string);
-    for (const src of sources) expect(src.startsWith(STAGE) || ["/usr", "/etc", "/lib"].some((p) => src.startsWith(p))).toBe(true);
-    expect(mounts(bwrapArgs(view))).toContain(`--ro-bind ${STAGE}/extra/0 /opt/tools`);
+  const closed = (p: string): boolean => !p.startsWith("/state"); // the state dir is closed to others
+
+  it("binds the cell dir once under the stage when the state dir is closed to others, and every path bwrap opens follows", () => {
+    const staged = stageView({ ...base, role: "observer" }, closed);
+    expect(staged.mounts).toEqual([{ src: "/state/cells/c1", at: "d/0", dir: true }]);
+    const sources = mounts(bwrapArgs(staged.view)).map((x) => x.split(" ")[1] as string);
+    expect(sources.filter((src) => src.startsWith("/state"))).toEqual([]);
+    expect(mounts(bwrapArgs(staged.view))).toContain(`--bind ${STAGE}/d/0/home/ezra /cell/home/ezra`);
+    expect(mounts(bwrapArgs(staged.view))).toContain(`--ro-bind ${STAGE}/d/0/.lazarus/secrets /run/lazarus/secrets`);
+    expect(mounts(bwrapArgs(staged.view))).toContain("--ro-bind /opt/tools /opt/tools");
   });
 
-  it("stages no shared/ and no credentials for a guest", () => {
-    expect(stageView({ ...base, role: "guest" }).mounts.map((m) => m.at)).toEqual(["cell/project", "cell/home/ezra", "portfolio", "extra/0"]);
+  it("stages nothing when every path is reachable, and a closed extra bind on its own", () => {
+    expect(stageView(base, () => true).mounts).toEqual([]);
+    const staged = stageView(base, (p) => p !== "/opt/tools");
+    expect(staged.mounts).toEqual([{ src: "/opt/tools", at: "d/0", dir: true }]);
+    expect(mounts(bwrapArgs(staged.view))).toContain(`--ro-bind ${STAGE}/d/0 /opt/tools`);
   });
 });

@@ -34,6 +34,7 @@ export interface SandboxView {
   extraBinds: { src: string; dest: string; dir: boolean }[]; // read-only: the operator's binds, files of the config dir the command names
   portfolioDir?: string; // host dir with portfolio.json, shown read-only at ~/.lazarus
   credentialsDir?: string; // host dir with credentials.json, shown read-only at /run/lazarus/secrets
+  etcDir?: string; // a copy of the allowed /etc files, bound as one (else each file is bound)
   env: Record<string, string>;
   command: string[];
 }
@@ -65,7 +66,8 @@ export function bwrapArgs(v: SandboxView): string[] {
     if (kind === "dir") a.push("--ro-bind", `/${name}`, `/${name}`);
     else a.push("--symlink", kind.symlink, `/${name}`);
   }
-  for (const f of ETC_ALLOW) a.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
+  if (v.etcDir) a.push("--ro-bind", v.etcDir, "/etc");
+  else for (const f of ETC_ALLOW) a.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
   a.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--dir", "/run");
   const mounts = roleMounts(v.role);
   const host = (rel: string): string => path.join(v.cellDir, rel);
@@ -87,67 +89,49 @@ export function setprivArgs(uid: number, gid: number): string[] {
   return ["--reuid", String(uid), "--regid", String(gid), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
 }
 
-// Where staged dirs appear: a tmpfs mounted here in the member's private mount namespace.
-export const STAGE = "/run/lazarus-stage";
+// Lazarus's own host dirs for sandboxes (world-traversable, as /run is): the /etc view and the
+// mount points of staging.
+export const RUN_ROOT = "/run/lazarus";
+export const STAGE = `${RUN_ROOT}/stage`;
 
 export interface StageMount {
-  src: string; // host path (reachable by root only, as the state dir is)
-  at: string; // path under STAGE
+  src: string; // host path the cell's uid cannot reach (an ancestor is not traversable)
+  at: string; // its mount point under STAGE: d/<n> for a dir, f/<n> for a file
   dir: boolean;
 }
 
-// The view with every host path bwrap must open re-rooted under STAGE, and the mounts to make.
-export function stageView(v: SandboxView): { view: SandboxView; mounts: StageMount[] } {
+// The view with every host path the cell's uid cannot reach re-rooted under STAGE (the cell dir
+// as one bind), and the mounts to make in a private mount namespace before bwrap runs.
+export function stageView(v: SandboxView, reachable: (p: string) => boolean): { view: SandboxView; mounts: StageMount[] } {
   const mounts: StageMount[] = [];
-  const cell = (rel: string): string => {
-    mounts.push({ src: path.join(v.cellDir, rel), at: path.posix.join("cell", rel), dir: true });
-    return path.posix.join(STAGE, "cell", rel);
+  const stage = (src: string, dir: boolean): string => {
+    if (reachable(src)) return src;
+    const at = `${dir ? "d" : "f"}/${mounts.length}`;
+    mounts.push({ src, at, dir });
+    return `${STAGE}/${at}`;
   };
-  const mode = roleMounts(v.role);
-  cell("project");
-  if (mode.shared !== "none") cell("shared");
-  cell(path.posix.join("home", v.home));
-  const portfolioDir = v.portfolioDir ? (mounts.push({ src: v.portfolioDir, at: "portfolio", dir: true }), `${STAGE}/portfolio`) : undefined;
-  const credentialsDir = v.credentialsDir && mode.credentials ? (mounts.push({ src: v.credentialsDir, at: "secrets", dir: true }), `${STAGE}/secrets`) : undefined;
-  const extraBinds = v.extraBinds.map((b, i) => {
-    mounts.push({ src: b.src, at: `extra/${i}`, dir: b.dir });
-    return { ...b, src: `${STAGE}/extra/${i}` };
-  });
-  const view: SandboxView = { ...v, cellDir: `${STAGE}/cell`, extraBinds };
+  const cellDir = stage(v.cellDir, true);
+  const under = (p: string | undefined): string | undefined => (p && cellDir !== v.cellDir && p.startsWith(`${v.cellDir}/`) ? `${cellDir}${p.slice(v.cellDir.length)}` : p);
+  const view: SandboxView = { ...v, cellDir, extraBinds: v.extraBinds.map((b) => ({ ...b, src: stage(b.src, b.dir) })) };
+  if (v.etcDir) view.etcDir = stage(v.etcDir, true);
+  const portfolioDir = under(v.portfolioDir);
+  const credentialsDir = under(v.credentialsDir);
   if (portfolioDir) view.portfolioDir = portfolioDir;
-  else delete view.portfolioDir;
   if (credentialsDir) view.credentialsDir = credentialsDir;
-  else delete view.credentialsDir;
   return { view, mounts };
 }
 
-// Mounts a tmpfs on $LAZARUS_STAGE, bind-mounts each "d|f SRC AT" triple under it, then becomes
-// the rest of its arguments (after "--").
-export const STAGE_SCRIPT = [
-  'mount -t tmpfs -o mode=0755,size=1m lazarus-stage "$LAZARUS_STAGE" || exit 126',
-  'while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do',
-  '  t="$LAZARUS_STAGE/$3"',
-  '  if [ "$1" = d ]; then mkdir -p "$t"; else mkdir -p "${t%/*}" && : > "$t"; fi',
-  '  mount --bind "$2" "$t" || exit 126',
-  "  shift 3",
-  "done",
-  "shift",
-  'exec "$@"',
-].join("\n");
+// Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT, then becomes the rest of its arguments.
+export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
 
-// unshare's and the stage script's arguments, ready to prefix the setpriv command.
-export function stageArgs(mounts: StageMount[], unshare: string): string[] {
-  return [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", STAGE_SCRIPT, "lazarus-stage", ...mounts.flatMap((m) => [m.dir ? "d" : "f", m.src, m.at]), "--"];
-}
-
-// Joins the member's cgroup in every hierarchy, then becomes the rest of its arguments.
-export const JOIN = 'for f in $LAZARUS_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+// Joins the member's cgroup in every hierarchy (writing 0 moves the writer itself).
+export const JOIN = 'for f in $LAZARUS_CGROUP_PROCS; do echo 0 > "$f" || exit 125; done';
 
 // The outer supervisor: runs the inner chain, then writes "<code> oom_kill=<n>" to the exit file
 // with shell builtins only (it must not need to fork once the member runs).
 export const OUTER = [
   'trap ":" HUP TERM',
-  `/bin/sh -c '${JOIN}' lazarus-cgroup "$@"`,
+  `( ${JOIN}; exec "$@" )`,
   "code=$?",
   "oom=0",
   'if [ -n "$LAZARUS_OOM_FILE" ] && [ -r "$LAZARUS_OOM_FILE" ]; then while read -r k v; do [ "$k" = oom_kill ] && oom=$v; done < "$LAZARUS_OOM_FILE"; fi',
@@ -161,19 +145,25 @@ export interface Tools {
   unshare: string;
 }
 
-// Everything after the cgroup join: staging, then the cell's uid, then bubblewrap.
-function chain(v: SandboxView, tools: Tools): string[] {
-  const staged = stageView(v);
-  return [...stageArgs(staged.mounts, tools.unshare), tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(staged.view)];
+// Staging (only when some path is out of the uid's reach), then the cell's uid, then bubblewrap.
+function chain(v: SandboxView, tools: Tools, reachable: (p: string) => boolean): string[] {
+  const staged = stageView(v, reachable);
+  return [...stagePrefix(staged.mounts, tools.unshare), tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(staged.view)];
+}
+
+// unshare and the stage script, or nothing when there is nothing to stage.
+export function stagePrefix(mounts: StageMount[], unshare: string): string[] {
+  if (mounts.length === 0) return [];
+  return [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", STAGE_SCRIPT, "lazarus-stage", ...mounts.flatMap((m) => [m.src, m.at]), "--"];
 }
 
 // The whole argv for spawn("/bin/sh", ...) that starts a supervised member.
-export function sandboxArgv(v: SandboxView, tools: Tools): string[] {
-  return ["-c", OUTER, "lazarus-sandbox", ...chain(v, tools)];
+export function sandboxArgv(v: SandboxView, tools: Tools, reachable: (p: string) => boolean): string[] {
+  return ["-c", OUTER, "lazarus-sandbox", ...chain(v, tools, reachable)];
 }
 
 // The argv for running one command in the member's view and cgroup, without a supervisor
 // (lazarus verify; the caller waits for it).
-export function execArgv(v: SandboxView, tools: Tools): string[] {
-  return ["-c", JOIN, "lazarus-cgroup", ...chain(v, tools)];
+export function execArgv(v: SandboxView, tools: Tools, reachable: (p: string) => boolean): string[] {
+  return ["-c", `${JOIN}; exec "$@"`, "lazarus-cgroup", ...chain(v, tools, reachable)];
 }

@@ -2,7 +2,7 @@
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
 import { spawn } from "node:child_process";
-import { constants, statSync, type Stats } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
 import { chmod, chown, lchown, lstat, mkdir, open, readdir } from "node:fs/promises";
 import { execa } from "execa";
 import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
@@ -15,7 +15,8 @@ import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, procInfo } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageArgs, type SandboxView, type Tools } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stagePrefix, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
+import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
@@ -46,6 +47,32 @@ async function realDir(p: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
+
+// Whether a uid that owns none of the path can reach it: every directory on the way lets others
+// pass, and the path itself lets others in (a dir) or read (a file).
+export function reachableByOthers(p: string): boolean {
+  try {
+    const real = realpathSync(p);
+    const parts = real.split("/").filter(Boolean);
+    for (let i = 0; i < parts.length; i++) {
+      const dir = `/${parts.slice(0, i).join("/")}`;
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+    }
+    const st = statSync(real);
+    return (st.mode & (st.isDirectory() ? 0o001 : 0o004)) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+// The mount points staging binds onto (empty dirs and files under STAGE on the host).
+function ensureMountPoints(mounts: StageMount[]): void {
+  for (const m of mounts) {
+    const at = path.join(STAGE, m.at);
+    mkdirSync(m.dir ? at : path.dirname(at), { recursive: true, mode: 0o755 });
+    if (!m.dir) closeSync(openSync(at, "a", 0o644));
+  }
+}
 
 function statOrUndefined(p: string): Stats | undefined {
   try {
@@ -86,8 +113,8 @@ export class SandboxBackend implements Backend {
     return new Cgroup(this.mode(), `${this.facts(rec).cgroup}/${home}`);
   }
 
-  // Claim the cell's uid, hand it the member-writable dirs, keep the rest Lazarus's (0700), and
-  // make the cell's cgroup. The uid never opens a host path: its dirs are staged for it.
+  // Claim the cell's uid, hand it the member-writable dirs, keep the rest Lazarus's, and make the
+  // cell's cgroup. Where the state dir's path is closed to others, the cell dir is staged for bwrap.
   async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     this.mode();
     if (!rec.sandbox) {
@@ -95,10 +122,11 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    await realDir(cellDir, 0o700);
-    await realDir(path.join(cellDir, ".lazarus"), 0o700);
-    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711); // shown to members: they read credentials.json by name
-    await realDir(path.join(cellDir, ".lazarus", "members"), 0o700);
+    // Traversable, not listable: bwrap opens the member's dirs by name as the cell's uid.
+    await realDir(cellDir, 0o711);
+    await realDir(path.join(cellDir, ".lazarus"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
     // project/, shared/ and home/ are the cell's own (no member sees home/ itself, only its home).
     for (const d of ["project", "shared", "home"]) {
       await mkdir(path.join(cellDir, d), { recursive: true });
@@ -116,31 +144,42 @@ export class SandboxBackend implements Backend {
     this.cellGroup(rec).create();
   }
 
+  private reachable(p: string): boolean {
+    return reachableByOthers(p);
+  }
+
+  // The mount points of whatever of this view must be staged.
+  private prepareStage(view: SandboxView): void {
+    ensureMountPoints(stageView(view, (p) => this.reachable(p)).mounts);
+  }
+
   private tools(): Tools {
     const tools = sandboxHost().tools;
     if (!tools) throw new LazarusError("SANDBOX_UNAVAILABLE", `backend sandbox cannot run on this host: ${sandboxHost().problems.join("; ")}`);
     return tools;
   }
 
-  // A command prefix that runs the rest as the cell's uid (no capabilities) with the given dirs
-  // of the cell staged at STAGE/cell/<dir>, so the uid needs no access to the state dir's path.
-  runAs(rec: CellRecord, cellDir: string, dirs: readonly string[]): string[] {
+  // A command prefix that runs the rest as the cell's uid (no capabilities), and where the cell
+  // dir appears to it (staged when the state dir's path is closed to others).
+  runAs(rec: CellRecord, cellDir: string): { prefix: string[]; cellDir: string } {
     const { uid, gid } = this.facts(rec);
     const t = this.tools();
-    return [...stageArgs(dirs.map((d) => ({ src: path.join(cellDir, d), at: `cell/${d}`, dir: true })), t.unshare), t.setpriv, ...setprivArgs(uid, gid)];
+    const mounts: StageMount[] = reachableByOthers(cellDir) ? [] : [{ src: cellDir, at: "d/0", dir: true }];
+    ensureMountPoints(mounts);
+    return { prefix: [...stagePrefix(mounts, t.unshare), t.setpriv, ...setprivArgs(uid, gid)], cellDir: mounts.length ? `${STAGE}/d/0` : cellDir };
   }
 
   // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
     for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
-    const as = this.runAs(rec, cellDir, dirs);
+    const as = this.runAs(rec, cellDir);
     const env = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
     if (replace) {
-      const [cmd, ...args] = as;
-      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${STAGE}/cell/${d}`)], { stdin: "ignore", env, extendEnv: false });
+      const [cmd, ...args] = as.prefix;
+      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env, extendEnv: false });
     }
-    await restoreCheckpoint(file, cellDir, dirs, { runAs: as, env, extractDir: `${STAGE}/cell` });
+    await restoreCheckpoint(file, cellDir, dirs, { runAs: as.prefix, env, extractDir: as.cellDir });
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
@@ -173,7 +212,8 @@ export class SandboxBackend implements Backend {
     });
     try {
       if (!(await log.stat()).isFile()) throw new LazarusError("LOG_UNSAFE", `${spec.logFile} is not a regular file; move it away`);
-      const child = spawn("/bin/sh", sandboxArgv(view, this.tools()), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
+      this.prepareStage(view);
+      const child = spawn("/bin/sh", sandboxArgv(view, this.tools(), (p) => this.reachable(p)), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
       await new Promise<void>((resolve, reject) => {
         child.once("spawn", resolve);
         child.once("error", reject);
@@ -212,6 +252,7 @@ export class SandboxBackend implements Backend {
       }),
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
+      etcDir: ensureEtcView(),
       env: inside,
       command: spec.command,
     };
@@ -222,7 +263,8 @@ export class SandboxBackend implements Backend {
     const group = this.memberGroup(rec, m.home);
     group.create();
     const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", configDir: "/nonexistent" });
-    const r = await execa("/bin/sh", execArgv(view, this.tools()), {
+    this.prepareStage(view);
+    const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
       extendEnv: false,
       reject: false,
