@@ -15,7 +15,7 @@ import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, procInfo } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stagePrefix, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, LAYOUT_STAGE_SCRIPT, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
@@ -159,21 +159,21 @@ export class SandboxBackend implements Backend {
     return tools;
   }
 
-  // A command prefix that runs the rest as the cell's uid (no capabilities), and where the cell
-  // dir appears to it (staged when the state dir's path is closed to others).
-  runAs(rec: CellRecord, cellDir: string): { prefix: string[]; cellDir: string } {
+  // A command prefix that runs the rest as the cell's uid (no capabilities) in a private mount
+  // namespace where the given dirs of the cell appear together under the returned directory.
+  runAs(rec: CellRecord, cellDir: string, dirs: readonly string[]): { prefix: string[]; cellDir: string } {
     const { uid, gid } = this.facts(rec);
     const t = this.tools();
-    const mounts: StageMount[] = reachableByOthers(cellDir) ? [] : [{ src: cellDir, at: "d/0", dir: true }];
-    ensureMountPoints(mounts);
-    return { prefix: [...stagePrefix(mounts, t.unshare), t.setpriv, ...setprivArgs(uid, gid)], cellDir: mounts.length ? `${STAGE}/d/0` : cellDir };
+    ensureMountPoints([{ src: cellDir, at: "d/0", dir: true }]);
+    const stage = [t.unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", LAYOUT_STAGE_SCRIPT, "lazarus-stage", "d/0", ...dirs.flatMap((d) => [path.join(cellDir, d), d]), "--"];
+    return { prefix: [...stage, t.setpriv, ...setprivArgs(uid, gid)], cellDir: `${STAGE}/d/0` };
   }
 
   // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
     for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
-    const as = this.runAs(rec, cellDir);
+    const as = this.runAs(rec, cellDir, dirs);
     const env = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
     if (replace) {
       const [cmd, ...args] = as.prefix;

@@ -1,0 +1,50 @@
+// Checkpoints and restores of sandboxed cells: the snapshot is taken with the cell's cgroup
+// frozen, and a restore runs as the cell's own uid, so restored files belong to the new cell.
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cellYaml, configDir, lazarus, readRecord, waitFor } from "../helpers.js";
+import { cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } from "./helpers.js";
+
+const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
+const writer = ["sh", "-c", 'echo "written inside" > /cell/project/work.txt; exec sleep 1000'];
+
+describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
+  const env = sandboxEnv(235000);
+  const state = sandboxStateDir();
+  const cfg = configDir({});
+  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
+  const live = (n: string) => path.join(state, "cells", n);
+  afterAll(async () => {
+    await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
+    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("carries a member's work through close, scrub and a new incarnation, owned by the new cell's uid", async () => {
+    const yaml = (extra = "") => cellYaml({ name: "keep", extra: `  backend: sandbox${extra}`, members: [{ identity: "agent:w", command: writer }] });
+    writeFileSync(path.join(cfg, "cells.d", "k.yaml"), yaml());
+    expect((await run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
+    await waitFor(() => existsSync(path.join(live("keep"), "project", "work.txt")));
+    const first = readRecord(live("keep"));
+    expect(statSync(path.join(live("keep"), "project", "work.txt")).uid).toBe(first.sandbox?.uid);
+    const cp = await run("checkpoint", "keep", "--now", T(1));
+    expect(cp.exitCode, cp.stderr).toBe(0);
+    writeFileSync(path.join(cfg, "cells.d", "k.yaml"), cellYaml({ name: "keep", state: "closed", extra: "  backend: sandbox", members: [{ identity: "agent:w", command: writer }] }));
+    expect((await run("apply", "--yes", "--now", T(10))).exitCode).toBe(0);
+    expect((await run("apply", "--yes", "--now", T(60))).exitCode).toBe(0); // scrubbed, uid released
+    expect(existsSync(live("keep"))).toBe(false);
+    // a cell created first in the next apply takes the uid keep gave back, so keep gets another
+    writeFileSync(path.join(cfg, "cells.d", "aaa.yaml"), cellYaml({ name: "aaa", extra: "  backend: sandbox", members: [{ identity: "agent:o", command: ["sleep", "1000"] }] }));
+    writeFileSync(path.join(cfg, "cells.d", "k.yaml"), yaml("\n  restoreFrom: last"));
+    const applied = await run("apply", "--yes", "--now", T(70));
+    expect(applied.exitCode, applied.stderr + applied.stdout + JSON.stringify(readRecord(live("keep")).sandbox)).toBe(0);
+    const second = readRecord(live("keep"));
+    expect(second.restoredFrom).toBeDefined();
+    expect(second.sandbox?.uid).not.toBe(first.sandbox?.uid);
+    const restored = path.join(live("keep"), "project", "work.txt");
+    expect(readFileSync(restored, "utf8")).toBe("written inside\n");
+    expect(statSync(restored).uid).toBe(second.sandbox?.uid);
+    // and the new incarnation's member writes it again as its own uid
+    await waitFor(() => statSync(restored).mtimeMs > Date.now() - 60_000);
+  });
+});
