@@ -16,7 +16,7 @@ import { ProcessBackend } from "./backends/process.js";
 import { LazarusError } from "./util/errors.js";
 import { cellPaths } from "./cells/layout.js";
 import type { CellRecord } from "./cells/record.js";
-import { readJson } from "./util/fsx.js";
+import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
 import { accept, type AcceptResult } from "./apply/members.js";
 
@@ -121,7 +121,7 @@ export async function runApply(
 async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, rec: CellRecord, now: number, l: Locked) => Promise<T>): Promise<T> {
   return locked(opts, command, async (l) => {
     const cellDir = path.join(l.paths.cells, name);
-    const rec = await readJson<CellRecord>(cellPaths(cellDir).record);
+    const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
     if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
     const { now } = await resolveNow(l.paths, opts.now);
     return body(cellDir, rec, now, l);

@@ -1,4 +1,5 @@
 // The checkpoint operation: active → checkpointing → active around a consistent snapshot.
+import path from "node:path";
 import type { CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import type { CellRecord } from "../cells/record.js";
@@ -6,6 +7,8 @@ import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
 import { decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { guardCell } from "./guard.js";
+import { memberOwner } from "./owner.js";
 
 // Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
@@ -14,7 +17,9 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);
   }
-  const frozen = rec.members.filter((m) => m.pid && env.backend.isAlive(m.pid, m.startTime)).map((m) => m.pid as number);
+  await guardCell(cp, env, [cp.checkpoints]);
+  const cell = path.basename(cp.dir);
+  const frozen = rec.members.filter((m) => m.pid && env.backend.isAlive(m.pid, m.startTime, memberOwner(cell, m))).map((m) => m.pid as number);
   const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, frozen);
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");

@@ -5,7 +5,8 @@ import type { Backend } from "../backends/backend.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
-import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
+import { appendLine, writeJsonAtomic } from "../util/fsx.js";
+import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { LazarusError, isErrno } from "../util/errors.js";
 
 export interface ApplyEnv {
@@ -42,7 +43,7 @@ export function liveCell(env: Pick<ApplyEnv, "paths">, name: string): CellPaths 
 }
 
 export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
-  const rec = await readJson<CellRecord>(cp.record);
+  const rec = await readUntrustedJson<CellRecord>(cp.record, CAPS.record, cp.dir);
   if (!rec) throw new LazarusError("RECORD_MISSING", `${cp.record} is missing`);
   return rec;
 }

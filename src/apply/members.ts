@@ -1,6 +1,6 @@
 // Member operations: start, stop, invite (with a token), accept, revoke, down, restart, remove.
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
@@ -10,9 +10,12 @@ import type { Action } from "../plan/actions.js";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
+import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
 import { decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { checkpointCell } from "./checkpoint.js";
+import { guardCell, guardDir } from "./guard.js";
+import { memberOwner } from "./owner.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
 export function resolveCommand(command: string[], configDir: string): string[] {
@@ -38,11 +41,11 @@ export function syncMember(m: MemberRecord, dm: DesiredMember): void {
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
-export async function writePortfolio(cp: CellPaths, m: MemberRecord, dm: DesiredMember): Promise<void> {
+export async function writePortfolio(cp: CellPaths, m: MemberRecord, dm: DesiredMember, env: Pick<ApplyEnv, "now">): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
   const file = portfolioFile(cp, m.home);
-  await mkdir(path.dirname(file), { recursive: true });
+  await guardCell(cp, env, [path.dirname(file)]); // home/<name>/.lazarus is the member's to plant in
   await writeJsonAtomic(file, r.document);
   m.portfolioName = r.name;
   m.portfolioDigest = r.digest;
@@ -53,7 +56,7 @@ const tokenDigest = (t: string): Buffer => createHash("sha256").update(t).digest
 
 // Mint an invitation: a random token stored 0600 in .lazarus/invites/, never printed or logged.
 export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number, env: Pick<ApplyEnv, "now">): Promise<void> {
-  await mkdir(cp.invites, { recursive: true, mode: 0o700 });
+  await guardDir(cp, env, cp.invites, 0o700);
   await writeTextAtomic(inviteFile(cp, m.home), `${randomBytes(24).toString("base64url")}\n`, 0o600);
   m.status = "invited";
   m.invitedAt = iso(env.now);
@@ -73,7 +76,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     return;
   }
   if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
+    const found = env.backend.find(m.spawnId, path.basename(cp.dir));
     if (found) {
       Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
       await saveRecord(cp, rec, env);
@@ -85,10 +88,11 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   delete m.pid;
   delete m.startTime;
   await saveRecord(cp, rec, env);
+  await guardCell(cp, env, [cp.logs, memberHome(cp, m.home)], [memberLog(cp, m.home)]);
   await rm(memberExitFile(cp, m.home), { force: true });
   failpoint("member:before-spawn");
   const started = await env.backend.start({
-    cell: rec.name,
+    cell: path.basename(cp.dir), // CELL_ID, what ownership is proved against: never the record's own name
     cellDir: cp.dir,
     identity: m.identity,
     home: memberHome(cp, m.home),
@@ -116,12 +120,14 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   await saveRecord(cp, rec, env);
 }
 
-export async function stopMember(m: MemberRecord, env: ApplyEnv): Promise<void> {
+// cell: the cell's directory name; a process that cannot prove it is this member's is never signalled.
+export async function stopMember(m: MemberRecord, env: ApplyEnv, cell: string): Promise<void> {
+  const owner = memberOwner(cell, m);
   if (m.status === "starting" && m.spawnId) {
-    const found = env.backend.find(m.spawnId);
-    if (found) await env.backend.stop(found.pid, found.startTime, env.stopTimeoutMs);
+    const found = env.backend.find(m.spawnId, cell);
+    if (found) await env.backend.stop(found.pid, found.startTime, env.stopTimeoutMs, owner);
   }
-  if (m.pid && env.backend.isAlive(m.pid, m.startTime)) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+  if (m.pid && env.backend.isAlive(m.pid, m.startTime, owner)) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs, owner);
   if (m.command && (m.status === "running" || m.status === "starting")) {
     m.status = "exited";
     m.exitedAt = iso(env.now);
@@ -153,14 +159,14 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
     }
     details.replaces = a.substitute.replaces;
   }
-  await mkdir(memberHome(cp, dm.home), { recursive: true });
+  await guardCell(cp, env, [memberHome(cp, dm.home)]);
   let m = rec.members.find((x) => x.identity === a.member);
   if (!m) {
     m = newMember(dm, env);
     rec.members.push(m);
   }
   syncMember(m, dm);
-  await writePortfolio(cp, m, dm);
+  await writePortfolio(cp, m, dm, env);
   if (dm.command) await startMember(cp, rec, m, env);
   else await inviteMember(cp, m, a.inviteTtlMs, env);
   await saveRecord(cp, rec, env);
@@ -172,7 +178,8 @@ export async function removeMember(a: Extract<Action, { kind: "remove-member" }>
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = rec.members.find((x) => x.identity === a.member);
-  if (m) await stopMember(m, env);
+  if (m) await stopMember(m, env, a.cell);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m?.home ?? "-"), { force: true });
   rec.members = rec.members.filter((x) => x.identity !== a.member);
   await saveRecord(cp, rec, env);
@@ -185,7 +192,7 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
-  if (a.stop && m.pid) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs);
+  if (a.stop && m.pid) await env.backend.stop(m.pid, m.startTime, env.stopTimeoutMs, memberOwner(a.cell, m));
   m.status = a.status;
   m.downAt = a.downAt;
   m.exitedAt = a.downAt;
@@ -203,9 +210,9 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const dm = a.desiredMember;
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
   if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
-    await stopMember(m, env);
+    await stopMember(m, env, a.cell);
     syncMember(m, dm);
-    await writePortfolio(cp, m, dm);
+    await writePortfolio(cp, m, dm, env);
     m.restarts += 1;
     if (m.status !== "invited" && m.status !== "revoked") m.status = dm.command ? "exited" : "joined";
     await saveRecord(cp, rec, env);
@@ -219,6 +226,7 @@ export async function revoke(a: Extract<Action, { kind: "revoke" }>, env: ApplyE
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m.home), { force: true });
   m.status = "revoked";
   m.revokedAt = iso(env.now);
@@ -237,10 +245,12 @@ export async function accept(cellDir: string, identity: string, token: string, e
   if (!m) return { status: "refused", why: `cell ${rec.name} has no member ${identity}` };
   if (m.status !== "invited") return { status: "refused", why: `${identity} has no open invitation (status ${m.status})` };
   if (m.inviteExpiresAt && env.now >= Date.parse(m.inviteExpiresAt)) return { status: "refused", why: `the invitation of ${identity} expired at ${m.inviteExpiresAt}` };
-  const stored = (await readFile(inviteFile(cp, m.home), "utf8").catch(() => "")).trim();
+  const read = await readUntrusted(inviteFile(cp, m.home), CAPS.token, cp.dir);
+  const stored = read.ok ? read.text.trim() : "";
   if (!stored || !timingSafeEqual(tokenDigest(stored), tokenDigest(token.trim()))) return { status: "refused", why: "the token does not match" };
   m.status = "joined";
   m.acceptedAt = iso(env.now);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m.home), { force: true });
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "accept", member: identity });
@@ -254,8 +264,9 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
   const dm = a.desiredMember;
-  if (dm.resolvedPortfolio) await writePortfolio(cp, m, dm);
+  if (dm.resolvedPortfolio) await writePortfolio(cp, m, dm, env);
   else {
+    await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home))]);
     await rm(portfolioFile(cp, m.home), { force: true });
     delete m.portfolioName;
     delete m.portfolioDigest;
@@ -263,7 +274,7 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   }
   await saveRecord(cp, rec, env);
   let told = "none";
-  const alive = m.pid !== undefined && env.backend.isAlive(m.pid, m.startTime);
+  const alive = m.pid !== undefined && env.backend.isAlive(m.pid, m.startTime, memberOwner(a.cell, m));
   if (alive && dm.onPortfolioChange === "signal") {
     try {
       process.kill(-(m.pid as number), "SIGHUP");
@@ -272,7 +283,7 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
       told = "gone";
     }
   } else if (alive && dm.onPortfolioChange === "restart") {
-    await stopMember(m, env);
+    await stopMember(m, env, a.cell);
     m.restarts += 1;
     await saveRecord(cp, rec, env);
     await startMember(cp, rec, m, env);

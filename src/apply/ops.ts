@@ -1,6 +1,6 @@
 // The side effects of each cell-level action, each written so that running it again after a
 // crash at any point finishes the job instead of repeating or corrupting it.
-import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
@@ -17,19 +17,26 @@ import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
+import { guardCell, recordPlanted } from "./guard.js";
+import { memberOwner } from "./owner.js";
+import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
+import { touchNoFollow } from "../util/safe-fs.js";
+import { copyRegularTree } from "../util/safe-copy.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
 
-// Directories of spec §6, created if missing; existing files are never touched.
-export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
+// Directories of spec §6, created if missing; existing files are never touched. Returns what a
+// member planted in their place (moved aside: links are never followed).
+export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Planted[]> {
+  const planted: Planted[] = [];
   for (const d of [cp_.meta, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
-    await mkdir(d, { recursive: true });
+    planted.push(...(await ensureRealDir(cp_.dir, d)));
   }
-  for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) {
-    await writeFile(f, "", { flag: "a" });
-  }
+  for (const f of [cp_.decisions, cp_.spawnLog]) planted.push(...(await ensureRegularOrAbsent(f)));
+  for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) await touchNoFollow(f);
+  return planted;
 }
 
 function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
@@ -90,7 +97,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
-  await ensureLayout(cp_, d.members.map((m) => m.home));
+  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
   await writeCredentials(cp_.credentials, d.name, d.credentials, env.configDir, env.hostEnv);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
@@ -107,8 +114,8 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       m = newMember(dm, env);
       rec.members.push(m);
     }
-    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
-    await writePortfolio(cp_, m, dm);
+    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime, memberOwner(d.name, m))) continue;
+    await writePortfolio(cp_, m, dm, env);
     if (dm.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
@@ -149,12 +156,13 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
   if (rec.state !== "closed") {
-    for (const m of rec.members) await stopMember(m, env);
+    for (const m of rec.members) await stopMember(m, env, a.cell);
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
     rec.closedAt = iso(env.now);
     rec.closeReason = a.closeReason;
     rec.closedDigest = a.desiredDigest;
+    await guardCell(cp_, env);
     await writeJsonAtomic(cp_.closeLog, {
       cell: rec.name,
       project: rec.project,
@@ -212,7 +220,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   rec.ttlMs = d.ttlMs;
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
-  await ensureLayout(cp_, d.members.map((m) => m.home));
+  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
   await writeCredentials(cp_.credentials, a.cell, d.credentials, env.configDir, env.hostEnv);
   await saveRecord(cp_, rec, env);
   // Members as declared now; a changed role means a new member record.
@@ -222,12 +230,12 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     const old = rec.members.find((x) => x.identity === dm.identity && x.role === dm.role);
     const m = old ?? newMember(dm, env);
     syncMember(m, dm);
-    await writePortfolio(cp_, m, dm);
+    await writePortfolio(cp_, m, dm, env);
     kept.push(m);
   }
   rec.members = kept;
   for (const m of rec.members) {
-    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime)) continue;
+    if (m.status === "running" && env.backend.isAlive(m.pid, m.startTime, memberOwner(a.cell, m))) continue;
     if (m.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "joined") await inviteMember(cp_, m, d.inviteTtlMs, env);
   }
@@ -242,7 +250,8 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   const grave = path.join(env.paths.graveyard, a.cell);
   const gp = cellPaths(grave);
   const rec = await loadRecord(gp);
-  for (const m of rec.members) await stopMember(m, env);
+  for (const m of rec.members) await stopMember(m, env, a.cell);
+  const skipped: string[] = [];
   let archived = await findArchive(env.paths.archive, a.cell, rec.uid);
   if (!archived) {
     const day = iso(env.now).slice(0, 10);
@@ -256,7 +265,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
     for (const item of ARCHIVED_RECORDS) {
       const from = path.join(gp.meta, item);
       if (!(await exists(from))) continue;
-      await cp(from, path.join(tmp, item), { recursive: true, filter: async (src) => !(await lstat(src)).isSymbolicLink() });
+      skipped.push(...(await copyRegularTree(from, path.join(tmp, item))));
     }
     const archivedRec: CellRecord = { ...rec, state: transition(a.cell, rec.state, "archived"), archivedAt: iso(env.now) };
     archivedRec.updatedAt = iso(env.now);
@@ -267,7 +276,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   }
   failpoint("scrub:archived");
   await rm(grave, { recursive: true, force: true });
-  return { archive: archived };
+  return { archive: archived, ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}) };
 }
 
 // The archive entry of this incarnation, if an earlier, interrupted scrub already wrote it.

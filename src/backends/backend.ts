@@ -19,12 +19,21 @@ export interface Started {
   startTime: number | undefined; // undefined when it exited before it could be read
 }
 
+// Whose process a recorded pid must be: the member's spawn id and its cell's name (from the cell's
+// directory, never from its member-writable record). With an owner, a pid counts only when the
+// process proves it was started for that member; without a spawn id it never does.
+export interface Owner {
+  spawnId: string | undefined;
+  cell: string;
+}
+
 export interface Backend {
   readonly name: string;
   start(spec: StartSpec): Promise<Started>;
-  isAlive(pid: number | undefined, startTime: number | undefined): boolean;
-  // Stop gracefully, then forcefully after timeoutMs. Resolves when it is gone.
-  stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void>;
-  // The live process started with this spawnId, if any.
-  find(spawnId: string): Started | undefined;
+  isAlive(pid: number | undefined, startTime: number | undefined, owner?: Owner): boolean;
+  // Stop gracefully, then forcefully after timeoutMs. Resolves when it is gone. With an owner,
+  // a process that is not that member's is left alone.
+  stop(pid: number, startTime: number | undefined, timeoutMs: number, owner?: Owner): Promise<void>;
+  // The live process started with this spawnId (and, when given, for this cell), if any.
+  find(spawnId: string, cell?: string): Started | undefined;
 }

@@ -1,11 +1,12 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
 import { spawn } from "node:child_process";
-import { mkdir, open } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, StartSpec, Started } from "./backend.js";
+import type { Backend, Owner, StartSpec, Started } from "./backend.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, groupMembers, isAlive, procInfo } from "./proc.js";
+import { findByEnv, groupMembers, isAlive, ownsProcess, procInfo } from "./proc.js";
+import { openAppendNoFollow } from "../util/safe-fs.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -40,7 +41,7 @@ export class ProcessBackend implements Backend {
     await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
     await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
     await mkdir(path.dirname(spec.logFile), { recursive: true });
-    const log = await open(spec.logFile, "a", 0o640);
+    const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
     try {
       // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
       // later run knows how the member ended even though Lazarus was not its parent.
@@ -60,14 +61,14 @@ export class ProcessBackend implements Backend {
     }
   }
 
-  isAlive(pid: number | undefined, startTime: number | undefined): boolean {
-    return isAlive(pid, startTime);
+  isAlive(pid: number | undefined, startTime: number | undefined, owner?: Owner): boolean {
+    return owner ? ownsProcess(pid, { ...owner, startTime }) : isAlive(pid, startTime);
   }
 
   // The group is ours while its leader (pid == pgid) is the recorded process; once the leader is
   // gone, the kernel keeps the pgid from being reused while any process of the group lives.
-  async stop(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void> {
-    if (!isAlive(pid, startTime)) return;
+  async stop(pid: number, startTime: number | undefined, timeoutMs: number, owner?: Owner): Promise<void> {
+    if (!this.isAlive(pid, startTime, owner)) return;
     const running = (): boolean => groupMembers(pid).length > 0;
     signalGroup(pid, "SIGTERM");
     const deadline = Date.now() + timeoutMs;
@@ -80,10 +81,11 @@ export class ProcessBackend implements Backend {
     if (running()) throw new LazarusError("STOP_FAILED", `process group ${pid} survived SIGKILL`);
   }
 
-  find(spawnId: string): Started | undefined {
+  find(spawnId: string, cell?: string): Started | undefined {
     // The group leader is the process whose pid is its own pgid.
     for (const pid of findByEnv("LAZARUS_SPAWN_ID", spawnId)) {
       const info = procInfo(pid);
+      if (cell !== undefined && !ownsProcess(pid, { spawnId, cell, startTime: info?.startTime })) continue;
       if (info && info.pgid === pid && info.state !== "Z") return { pid, startTime: info.startTime };
     }
     return undefined;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { statePaths } from "../cells/layout.js";
@@ -83,7 +83,7 @@ export function portfolioCommand(): Command {
           }
           const paths = statePaths(resolveStateDir(o.stateDir));
           const { now } = await resolveNow(paths, o.now);
-          const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell)) : [];
+          const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell), (why) => err(`warning: ${why}`)) : [];
           const r = nextModel({
             portfolio,
             attempt: Number(o.attempt),
@@ -116,9 +116,9 @@ export function portfolioCommand(): Command {
           const paths = statePaths(resolveStateDir(o.stateDir));
           const cellDir = cellDirFor(o.stateDir, o.cell);
           const { now } = await resolveNow(paths, o.now);
-          await readFile(path.join(cellDir, ".lazarus", "cell.json")).catch(() => {
+          if (!(await lstat(path.join(cellDir, ".lazarus", "cell.json")).catch(() => undefined))?.isFile()) {
             throw new LazarusError("NO_SUCH_CELL", `no live cell named ${o.cell}; see lazarus status`);
-          });
+          }
           await reportOutcome(cellDir, { time: now, model: o.model, outcome, ...(o.agent ? { member: o.agent } : {}) });
           return 0;
         }),

@@ -230,6 +230,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   const due = checkpointDue(d, rec, live, ctx.now);
   if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
   const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now, ctx.portfoliosHeld);
+  for (const m of live.members) for (const why of m.ignored ?? []) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint: "a member wrote it; Lazarus does not believe it" });
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {
     const downedMs = d.downedTimeoutMs;

@@ -1,20 +1,21 @@
-// Small file helpers: atomic replace (temp file, fsync, rename), durable appends.
-import { open, readFile } from "node:fs/promises";
-import writeFileAtomic from "write-file-atomic";
+// Small file helpers: atomic replace (temp file, fsync, rename), durable appends. Neither ever
+// writes through a symbolic link (many of these files sit where members can plant one).
+import { readFile } from "node:fs/promises";
 import { isErrno } from "./errors.js";
+import { openAppendNoFollow, writeFileNoFollow } from "./safe-fs.js";
 
 // Replace a file's contents atomically: readers see the old or the new file, never a mix.
 export async function writeJsonAtomic(file: string, value: unknown, mode = 0o644): Promise<void> {
-  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { mode, fsync: true });
+  await writeFileNoFollow(file, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 
 export async function writeTextAtomic(file: string, text: string, mode = 0o644): Promise<void> {
-  await writeFileAtomic(file, text, { mode, fsync: true });
+  await writeFileNoFollow(file, text, mode);
 }
 
 // Append one line and fsync it, so an acknowledged record survives a crash.
 export async function appendLine(file: string, line: string): Promise<void> {
-  const fh = await open(file, "a", 0o644);
+  const fh = await openAppendNoFollow(file);
   try {
     await fh.write(line.endsWith("\n") ? line : `${line}\n`);
     await fh.sync();
