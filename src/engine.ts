@@ -19,6 +19,9 @@ import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
 import { accept, type AcceptResult } from "./apply/members.js";
+import { credentialDigestKey } from "./host/digest-key.js";
+import type { CredentialContext } from "./host/secrets.js";
+import { hostSettings, type HostSettings } from "./host/settings.js";
 
 export interface EngineOptions {
   configDir: string;
@@ -26,6 +29,7 @@ export interface EngineOptions {
   now?: string; // ISO-8601; default the clock
   stopTimeoutMs?: number;
   hostEnv?: NodeJS.ProcessEnv;
+  hostSettings?: HostSettings; // the operator's (--secrets-dir, LAZARUS_*); default: from hostEnv
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
 }
@@ -61,9 +65,17 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
   return { now, diagnostics: [] };
 }
 
+// Where credentials come from for loading: the operator's settings and environment, and the state
+// dir's digest key when it exists (plan never creates it).
+export async function credentialContext(opts: Pick<EngineOptions, "hostEnv" | "hostSettings">, paths: StatePaths): Promise<CredentialContext> {
+  const hostEnv = opts.hostEnv ?? process.env;
+  const digestKey = await credentialDigestKey(path.dirname(paths.ledger), false);
+  return { host: opts.hostSettings ?? hostSettings(hostEnv), hostEnv, ...(digestKey ? { digestKey } : {}) };
+}
+
 export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
-  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir));
+  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
   const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now);
   const observed = await observe(paths);
   const p = plan(desired, observed, now);
@@ -100,7 +112,7 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now">, command:
 // What apply operations need, from the engine options.
 function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision): ApplyEnv {
   const hostEnv = opts.hostEnv ?? process.env;
-  return { paths, configDir: path.resolve(configDir), backend: new ProcessBackend(hostEnv), hostEnv, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
+  return { paths, configDir: path.resolve(configDir), backend: new ProcessBackend(hostEnv), hostEnv, host: opts.hostSettings ?? hostSettings(hostEnv), now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
 // Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.

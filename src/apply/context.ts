@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
+import type { HostSettings } from "../host/settings.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
@@ -14,6 +15,7 @@ export interface ApplyEnv {
   configDir: string;
   backend: Backend;
   hostEnv: NodeJS.ProcessEnv;
+  host?: HostSettings; // the operator's settings (secrets root, ...); default: from hostEnv
   now: number;
   stopTimeoutMs: number;
   revision?: string; // the config commit being applied (GitOps), recorded with every action

@@ -59,7 +59,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   const d = a.desired;
   const dir = path.join(env.paths.cells, d.name);
   const cp_ = cellPaths(dir);
-  await resolveCredentials(d.name, d.credentials, env.configDir, env.hostEnv); // fail before building anything
+  await resolveCredentials(d.name, d.credentials, env); // fail before building anything
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
@@ -98,7 +98,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
   await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
-  await writeCredentials(cp_.credentials, d.name, d.credentials, env.configDir, env.hostEnv);
+  await writeCredentials(cp_, rec, d.credentials, env);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
   if (a.restore && !rec.restoredFrom) {
@@ -144,7 +144,7 @@ export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv
 export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyEnv): Promise<Details> {
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
-  if (a.fields.includes("credentials")) await writeCredentials(cp_.credentials, a.cell, a.desired.credentials, env.configDir, env.hostEnv);
+  if (a.fields.includes("credentials")) await writeCredentials(cp_, rec, a.desired.credentials, env);
   syncFromDesired(rec, a.desired);
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });
@@ -221,7 +221,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
   await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
-  await writeCredentials(cp_.credentials, a.cell, d.credentials, env.configDir, env.hostEnv);
+  await writeCredentials(cp_, rec, d.credentials, env);
   await saveRecord(cp_, rec, env);
   // Members as declared now; a changed role means a new member record.
   const kept: MemberRecord[] = [];

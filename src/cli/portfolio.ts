@@ -11,7 +11,7 @@ import { nextModel, type Outcome } from "../portfolio/next.js";
 import { resolvePortfolio, type Who } from "../portfolio/resolve.js";
 import { ERROR_CLASSES, type ErrorClass, type Portfolio } from "../portfolio/types.js";
 import { LazarusError } from "../util/errors.js";
-import { action, err, out, withCommon, type CommonOpts } from "./common.js";
+import { action, err, hostOptions, out, withCommon, type CommonOpts } from "./common.js";
 
 interface WhoOpts extends CommonOpts {
   agent: string;
@@ -27,7 +27,7 @@ function errorClass(flag: string, v: string): ErrorClass {
 
 // The portfolios, and who is asking: with --cell, the member's own portfolio and task class count.
 async function lookup(o: WhoOpts) {
-  const { desired, diagnostics } = await loadConfig(o.config);
+  const { desired, diagnostics } = await loadConfig(o.config, { host: hostOptions(o), hostEnv: process.env });
   const broken = diagnostics.filter((d) => d.severity === "error" && d.file?.startsWith("portfolios/"));
   if (broken.length > 0) throw new LazarusError("PORTFOLIOS_INVALID", `portfolios/ has errors:\n${broken.map(formatDiagnostic).join("\n")}`);
   const who: Who = { agent: o.agent.replace(/^agent:/, "") };

@@ -1,0 +1,37 @@
+// The key that digests credential values (see valuesDigest): 32 random bytes in the state dir,
+// which only Lazarus reads. Created on first use by a command that changes state.
+import { randomBytes } from "node:crypto";
+import { mkdir, open } from "node:fs/promises";
+import path from "node:path";
+import { isErrno, LazarusError } from "../util/errors.js";
+import { readUntrusted } from "../util/safe-fs.js";
+
+export function digestKeyFile(stateRoot: string): string {
+  return path.join(stateRoot, "credentials.key");
+}
+
+// The key, or undefined when it does not exist and create is false (plan, validate).
+export async function credentialDigestKey(stateRoot: string, create: boolean): Promise<Buffer | undefined> {
+  const file = digestKeyFile(stateRoot);
+  const read = async (): Promise<Buffer | undefined> => {
+    const r = await readUntrusted(file, 1024);
+    if (r.ok && /^[0-9a-f]{64}\n?$/.test(r.text)) return Buffer.from(r.text.trim(), "hex");
+    if (r.ok || !r.missing) throw new LazarusError("BAD_KEY", `${file} is not a credential digest key (${r.ok ? "unexpected content" : r.reason}); remove it and let Lazarus create a new one`);
+    return undefined;
+  };
+  const existing = await read();
+  if (existing || !create) return existing;
+  await mkdir(stateRoot, { recursive: true });
+  try {
+    const fh = await open(file, "wx", 0o600);
+    try {
+      await fh.writeFile(`${randomBytes(32).toString("hex")}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if (!isErrno(err, "EEXIST")) throw err;
+  }
+  return read();
+}
