@@ -100,6 +100,8 @@ describe("a member's planted links and FIFOs", () => {
     const logs = path.join(state, "archive", day, "ff", "logs");
     expect(readdirSync(logs)).toEqual(["allegro.log"]);
     expect(lstatSync(path.join(state, "archive", day, "ff", "decisions.jsonl")).isFile()).toBe(true);
+    const scrub = readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.action === "scrub");
+    expect(scrub.details.skipped).toEqual([".lazarus/logs/host.log: is a symbolic link", ".lazarus/logs/trap.fifo: is a FIFO"]);
   });
 
   it("read a FIFO in place of a member's exit file as no exit status, with a warning, without hanging", async () => {
