@@ -2,7 +2,6 @@
 // crash at any point finishes the job instead of repeating or corrupting it.
 import { cp, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { execa } from "execa";
 import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/record.js";
@@ -19,6 +18,7 @@ import { decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type Appl
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { memberOwner } from "./owner.js";
+import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { copyRegularTree } from "../util/safe-copy.js";
@@ -339,11 +339,13 @@ export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyE
 
 // Files changed in project/ since the cell was created: from git when project/ is a repository,
 // else by modification time.
-export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[] }> {
-  if (await exists(path.join(project, ".git"))) {
+// git never runs anything the member configured (see member-git.ts); gitSkipped says why it was not used.
+export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; gitSkipped?: string }> {
+  const refused = (await exists(path.join(project, ".git"))) ? await gitRefusal(project) : "no repository";
+  if (!refused) {
     try {
-      const status = await execa("git", ["-C", project, "status", "--porcelain"], { stdin: "ignore" });
-      const log = await execa("git", ["-C", project, "log", `--since=${new Date(since).toISOString()}`, "--name-only", "--format=%H %s"], { stdin: "ignore" });
+      const status = { stdout: await memberGit(project, STATUS_ARGS) };
+      const log = { stdout: await memberGit(project, [...LOG_ARGS, `--since=${new Date(since).toISOString()}`]) };
       const commits = log.stdout.split("\n").filter((l) => /^[0-9a-f]{40} /.test(l));
       const files = new Set([
         ...status.stdout.split("\n").filter(Boolean).map((l) => l.slice(3)),
@@ -364,5 +366,5 @@ export async function projectChanges(project: string, since: number): Promise<{ 
     } else if (st.mtimeMs >= since) files.push(rel);
   };
   await visit("");
-  return { source: "mtime", files: files.sort() };
+  return { source: "mtime", files: files.sort(), ...(refused && refused !== "no repository" ? { gitSkipped: refused } : {}) };
 }
