@@ -6,6 +6,7 @@ import path from "node:path";
 import { isErrno, LazarusError } from "../util/errors.js";
 import { readUntrusted } from "../util/safe-fs.js";
 
+// Where the key lives: in the state dir root, beside the ledger.
 export function digestKeyFile(stateRoot: string): string {
   return path.join(stateRoot, "credentials.key");
 }
