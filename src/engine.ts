@@ -18,9 +18,11 @@ import { hostSettings, type HostSettings } from "./host/settings.js";
 import { LazarusError } from "./util/errors.js";
 import { cellPaths } from "./cells/layout.js";
 import type { CellRecord } from "./cells/record.js";
-import { readJson } from "./util/fsx.js";
+import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
 import { accept, type AcceptResult } from "./apply/members.js";
+import { credentialDigestKey } from "./host/digest-key.js";
+import type { CredentialContext } from "./host/secrets.js";
 
 export interface EngineOptions {
   configDir: string;
@@ -28,7 +30,7 @@ export interface EngineOptions {
   now?: string; // ISO-8601; default the clock
   stopTimeoutMs?: number;
   hostEnv?: NodeJS.ProcessEnv;
-  settings?: HostSettings; // the operator's host settings (default: from hostEnv)
+  hostSettings?: HostSettings; // the operator's (--secrets-dir, LAZARUS_*); default: from hostEnv
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
@@ -65,9 +67,17 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
   return { now, diagnostics: [] };
 }
 
+// Where credentials come from for loading: the operator's settings and environment, and the state
+// dir's digest key when it exists (plan never creates it).
+export async function credentialContext(opts: Pick<EngineOptions, "hostEnv" | "hostSettings">, paths: StatePaths): Promise<CredentialContext> {
+  const hostEnv = opts.hostEnv ?? process.env;
+  const digestKey = await credentialDigestKey(path.dirname(paths.ledger), false);
+  return { host: opts.hostSettings ?? hostSettings(hostEnv), hostEnv, ...(digestKey ? { digestKey } : {}) };
+}
+
 export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
-  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir));
+  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
   const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now);
   const observed = await observe(paths);
   const p = plan(desired, observed, now);
@@ -105,8 +115,8 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTim
 // What apply operations need, from the engine options.
 function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision): ApplyEnv {
   const hostEnv = opts.hostEnv ?? process.env;
-  const settings = opts.settings ?? hostSettings(hostEnv);
-  return { paths, configDir: path.resolve(configDir), backends: backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
+  const settings = opts.hostSettings ?? hostSettings(hostEnv);
+  return { paths, configDir: path.resolve(configDir), backends: backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, host: settings, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
 // Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
@@ -127,7 +137,7 @@ export async function runApply(
 async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, rec: CellRecord, now: number, l: Locked) => Promise<T>): Promise<T> {
   return locked(opts, command, async (l) => {
     const cellDir = path.join(l.paths.cells, name);
-    const rec = await readJson<CellRecord>(cellPaths(cellDir).record);
+    const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
     if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
     const { now } = await resolveNow(l.paths, opts.now);
     return body(cellDir, rec, now, l);

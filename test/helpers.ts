@@ -70,8 +70,9 @@ export interface CliResult {
 }
 
 // Run the real CLI; never throws on a non-zero exit.
-export async function lazarus(args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
-  const r = await execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+// timeoutMs: kill it (SIGKILL) after this long, so a test of "never hangs" fails instead of hanging.
+export async function lazarus(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const r = await execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: "SIGKILL" as const } : {}) });
   return { exitCode: r.exitCode, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
 }
 

@@ -6,6 +6,7 @@ import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
 import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { guardCell } from "./guard.js";
 
 // Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
@@ -14,6 +15,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);
   }
+  await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
   const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, (frozen) => backend.freeze(rec, frozen));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);

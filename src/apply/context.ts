@@ -3,10 +3,12 @@ import { randomBytes } from "node:crypto";
 import { lstat } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
 import type { Backends } from "../backends/registry.js";
+import type { HostSettings } from "../host/settings.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
-import { appendLine, readJson, writeJsonAtomic } from "../util/fsx.js";
+import { appendLine, writeJsonAtomic } from "../util/fsx.js";
+import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { LazarusError, isErrno } from "../util/errors.js";
 
 export interface ApplyEnv {
@@ -14,6 +16,7 @@ export interface ApplyEnv {
   configDir: string;
   backends: Backends;
   hostEnv: NodeJS.ProcessEnv;
+  host?: HostSettings; // the operator's settings (secrets root, ...); default: from hostEnv
   now: number;
   stopTimeoutMs: number;
   revision?: string; // the config commit being applied (GitOps), recorded with every action
@@ -48,8 +51,11 @@ export function liveCell(env: Pick<ApplyEnv, "paths">, name: string): CellPaths 
 }
 
 export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
-  const rec = await readJson<CellRecord>(cp.record);
+  const rec = await readUntrustedJson<CellRecord>(cp.record, CAPS.record, cp.dir);
   if (!rec) throw new LazarusError("RECORD_MISSING", `${cp.record} is missing`);
+  // The directory's name is the cell's: a record edited by a member (process backend) cannot make
+  // Lazarus act on, or prove processes of, another cell.
+  rec.name = path.basename(cp.dir);
   return rec;
 }
 

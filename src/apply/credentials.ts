@@ -1,46 +1,42 @@
-// The CELL_CREDENTIALS manifest: the cell's declared credentials, resolved on the host at apply
-// time and written 0600 inside the cell. Values never reach the plan, the ledger or the logs.
-import { readFile } from "node:fs/promises";
+// The CELL_CREDENTIALS manifest: the cell's declared credentials, read from the operator's sources
+// (the secrets root, prefixed variables; see host/secrets.ts) at apply time and written 0600 inside
+// the cell. Values never reach the plan, the ledger or the logs; the record keeps only a keyed
+// digest of them, so the next plan sees a rotation.
 import path from "node:path";
+import type { CellPaths } from "../cells/layout.js";
+import type { CellRecord } from "../cells/record.js";
 import type { CredentialSource } from "../config/types.js";
+import { credentialDigestKey } from "../host/digest-key.js";
+import { readSource, valuesDigest, type CredentialContext } from "../host/secrets.js";
+import { hostSettings } from "../host/settings.js";
 import { writeJsonAtomic } from "../util/fsx.js";
-import { LazarusError, errorMessage } from "../util/errors.js";
+import { LazarusError } from "../util/errors.js";
+import type { ApplyEnv } from "./context.js";
 
-// Read every declared credential on the host; fails, naming the credential and what to do, before
-// anything is written.
-export async function resolveCredentials(
-  cell: string,
-  credentials: Record<string, CredentialSource>,
-  configDir: string,
-  hostEnv: NodeJS.ProcessEnv,
-): Promise<Record<string, string>> {
+// The operator's sources and the digest key (created on first use) for an apply run.
+export async function applyCredentialContext(env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<CredentialContext> {
+  const digestKey = await credentialDigestKey(path.dirname(env.paths.ledger), true);
+  return { host: env.host ?? hostSettings(env.hostEnv), hostEnv: env.hostEnv, ...(digestKey ? { digestKey } : {}) };
+}
+
+// Read every declared credential; fails, naming the credential and what to do, before anything is written.
+export async function resolveCredentials(cell: string, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<Record<string, string>> {
+  const ctx = await applyCredentialContext(env);
   const values: Record<string, string> = {};
   for (const [name, source] of Object.entries(credentials)) {
-    if ("file" in source) {
-      const p = path.resolve(configDir, source.file);
-      try {
-        values[name] = (await readFile(p, "utf8")).replace(/\r?\n$/, "");
-      } catch (err) {
-        throw new LazarusError("CREDENTIAL_UNREADABLE", `cell ${cell}: credential ${name}: cannot read ${p}: ${errorMessage(err)}; create the file or fix spec.credentials.${name}.file`);
-      }
-    } else {
-      const v = hostEnv[source.env];
-      if (v === undefined) {
-        throw new LazarusError("CREDENTIAL_MISSING", `cell ${cell}: credential ${name}: variable ${source.env} is not set in Lazarus's environment; set it or fix spec.credentials.${name}.env`);
-      }
-      values[name] = v;
-    }
+    const r = await readSource(source, ctx);
+    if (!r.ok) throw new LazarusError("CREDENTIAL_REFUSED", `cell ${cell}: credential ${name}: ${r.message}; ${r.hint} (spec.credentials.${name}.${r.field})`);
+    values[name] = r.value;
   }
   return values;
 }
 
-export async function writeCredentials(
-  file: string,
-  cell: string,
-  credentials: Record<string, CredentialSource>,
-  configDir: string,
-  hostEnv: NodeJS.ProcessEnv,
-): Promise<void> {
-  const values = await resolveCredentials(cell, credentials, configDir, hostEnv);
-  await writeJsonAtomic(file, { formatVersion: 1, cell, credentials: values }, 0o600);
+// Write the cell's manifest and record the digest of what it holds.
+export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<void> {
+  const cell = path.basename(cp.dir);
+  const values = await resolveCredentials(cell, credentials, env);
+  await writeJsonAtomic(cp.credentials, { formatVersion: 1, cell, credentials: values }, 0o600);
+  const key = (await applyCredentialContext(env)).digestKey;
+  if (key && Object.keys(values).length > 0) rec.credentialsValueDigest = valuesDigest(key, values);
+  else delete rec.credentialsValueDigest;
 }

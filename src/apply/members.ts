@@ -1,6 +1,6 @@
 // Member operations: start, stop, invite (with a token), accept, revoke, down, restart, remove.
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
@@ -9,10 +9,12 @@ import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
+import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { checkpointCell } from "./checkpoint.js";
+import { guardCell, guardDir } from "./guard.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
 export function resolveCommand(command: string[], configDir: string): string[] {
@@ -40,11 +42,11 @@ export function syncMember(m: MemberRecord, dm: DesiredMember): void {
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
-export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember): Promise<void> {
+export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember, env: Pick<ApplyEnv, "now">): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
   const file = portfolioFile(cp, m.home, rec.backend);
-  await mkdir(path.dirname(file), { recursive: true });
+  await guardCell(cp, env, [path.dirname(file)]); // home/<name>/.lazarus is the member's to plant in (process backend)
   await writeJsonAtomic(file, r.document);
   m.portfolioName = r.name;
   m.portfolioDigest = r.digest;
@@ -55,7 +57,7 @@ const tokenDigest = (t: string): Buffer => createHash("sha256").update(t).digest
 
 // Mint an invitation: a random token stored 0600 in .lazarus/invites/, never printed or logged.
 export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number, env: Pick<ApplyEnv, "now">): Promise<void> {
-  await mkdir(cp.invites, { recursive: true, mode: 0o700 });
+  await guardDir(cp, env, cp.invites, 0o700);
   await writeTextAtomic(inviteFile(cp, m.home), `${randomBytes(24).toString("base64url")}\n`, 0o600);
   m.status = "invited";
   m.invitedAt = iso(env.now);
@@ -89,6 +91,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   delete m.startTime;
   delete m.exitReason;
   await saveRecord(cp, rec, env);
+  await guardCell(cp, env, [cp.logs, memberHome(cp, m.home)], [memberLog(cp, m.home)]);
   await rm(memberExitFile(cp, m.home), { force: true });
   failpoint("member:before-spawn");
   const started = await backend.start(rec, {
@@ -155,7 +158,7 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
     }
     details.replaces = a.substitute.replaces;
   }
-  await mkdir(memberHome(cp, dm.home), { recursive: true });
+  await guardCell(cp, env, [memberHome(cp, dm.home)]);
   await backendOf(env, rec).prepareCell(rec, cp.dir);
   let m = rec.members.find((x) => x.identity === a.member);
   if (!m) {
@@ -163,7 +166,7 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
     rec.members.push(m);
   }
   syncMember(m, dm);
-  await writePortfolio(cp, rec, m, dm);
+  await writePortfolio(cp, rec, m, dm, env);
   if (dm.command) await startMember(cp, rec, m, env);
   else await inviteMember(cp, m, a.inviteTtlMs, env);
   await saveRecord(cp, rec, env);
@@ -176,6 +179,7 @@ export async function removeMember(a: Extract<Action, { kind: "remove-member" }>
   const rec = await loadRecord(cp);
   const m = rec.members.find((x) => x.identity === a.member);
   if (m) await stopMember(rec, m, env);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m?.home ?? "-"), { force: true });
   rec.members = rec.members.filter((x) => x.identity !== a.member);
   await saveRecord(cp, rec, env);
@@ -209,7 +213,7 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
     await stopMember(rec, m, env);
     syncMember(m, dm);
-    await writePortfolio(cp, rec, m, dm);
+    await writePortfolio(cp, rec, m, dm, env);
     m.restarts += 1;
     if (m.status !== "invited" && m.status !== "revoked") m.status = dm.command ? "exited" : "joined";
     await saveRecord(cp, rec, env);
@@ -223,6 +227,7 @@ export async function revoke(a: Extract<Action, { kind: "revoke" }>, env: ApplyE
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m.home), { force: true });
   m.status = "revoked";
   m.revokedAt = iso(env.now);
@@ -241,10 +246,12 @@ export async function accept(cellDir: string, identity: string, token: string, e
   if (!m) return { status: "refused", why: `cell ${rec.name} has no member ${identity}` };
   if (m.status !== "invited") return { status: "refused", why: `${identity} has no open invitation (status ${m.status})` };
   if (m.inviteExpiresAt && env.now >= Date.parse(m.inviteExpiresAt)) return { status: "refused", why: `the invitation of ${identity} expired at ${m.inviteExpiresAt}` };
-  const stored = (await readFile(inviteFile(cp, m.home), "utf8").catch(() => "")).trim();
+  const read = await readUntrusted(inviteFile(cp, m.home), CAPS.token, cp.dir);
+  const stored = read.ok ? read.text.trim() : "";
   if (!stored || !timingSafeEqual(tokenDigest(stored), tokenDigest(token.trim()))) return { status: "refused", why: "the token does not match" };
   m.status = "joined";
   m.acceptedAt = iso(env.now);
+  await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m.home), { force: true });
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "accept", member: identity });
@@ -258,8 +265,9 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
   const dm = a.desiredMember;
-  if (dm.resolvedPortfolio) await writePortfolio(cp, rec, m, dm);
+  if (dm.resolvedPortfolio) await writePortfolio(cp, rec, m, dm, env);
   else {
+    await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home, rec.backend))]);
     await rm(portfolioFile(cp, m.home, rec.backend), { force: true });
     delete m.portfolioName;
     delete m.portfolioDigest;

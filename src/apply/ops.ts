@@ -1,8 +1,7 @@
 // The side effects of each cell-level action, each written so that running it again after a
 // crash at any point finishes the job instead of repeating or corrupting it.
-import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { execa } from "execa";
 import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/record.js";
@@ -18,19 +17,26 @@ import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
+import { guardCell, recordPlanted } from "./guard.js";
+import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
+import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
+import { touchNoFollow } from "../util/safe-fs.js";
+import { copyRegularTree } from "../util/safe-copy.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
 
-// Directories of spec §6, created if missing; existing files are never touched.
-export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<void> {
+// Directories of spec §6, created if missing; existing files are never touched. Returns what a
+// member planted in their place (moved aside: links are never followed).
+export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Planted[]> {
+  const planted: Planted[] = [];
   for (const d of [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
-    await mkdir(d, { recursive: true });
+    planted.push(...(await ensureRealDir(cp_.dir, d)));
   }
-  for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) {
-    await writeFile(f, "", { flag: "a" });
-  }
+  for (const f of [cp_.decisions, cp_.spawnLog]) planted.push(...(await ensureRegularOrAbsent(f)));
+  for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) await touchNoFollow(f);
+  return planted;
 }
 
 function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
@@ -54,7 +60,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   const d = a.desired;
   const dir = path.join(env.paths.cells, d.name);
   const cp_ = cellPaths(dir);
-  await resolveCredentials(d.name, d.credentials, env.configDir, env.hostEnv); // fail before building anything
+  await resolveCredentials(d.name, d.credentials, env); // fail before building anything
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
@@ -92,8 +98,8 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
-  await ensureLayout(cp_, d.members.map((m) => m.home));
-  await writeCredentials(cp_.credentials, d.name, d.credentials, env.configDir, env.hostEnv);
+  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+  await writeCredentials(cp_, rec, d.credentials, env);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
@@ -113,7 +119,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       rec.members.push(m);
     }
     if (m.status === "running" && backend.isAlive(memberRef(rec.name, m))) continue;
-    await writePortfolio(cp_, rec, m, dm);
+    await writePortfolio(cp_, rec, m, dm, env);
     if (dm.command) await startMember(cp_, rec, m, env);
     else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
@@ -144,7 +150,7 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   const rec = await loadRecord(cp_);
   syncFromDesired(rec, a.desired);
   if (a.fields.includes("credentials")) {
-    await writeCredentials(cp_.credentials, a.cell, a.desired.credentials, env.configDir, env.hostEnv);
+    await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
   if (a.fields.includes("network")) {
@@ -175,6 +181,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
     rec.closedAt = iso(env.now);
     rec.closeReason = a.closeReason;
     rec.closedDigest = a.desiredDigest;
+    await guardCell(cp_, env);
     await writeJsonAtomic(cp_.closeLog, {
       cell: rec.name,
       project: rec.project,
@@ -232,8 +239,8 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   rec.ttlMs = d.ttlMs;
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
-  await ensureLayout(cp_, d.members.map((m) => m.home));
-  await writeCredentials(cp_.credentials, a.cell, d.credentials, env.configDir, env.hostEnv);
+  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+  await writeCredentials(cp_, rec, d.credentials, env);
   await backendOf(env, rec).prepareCell(rec, cp_.dir);
   await saveRecord(cp_, rec, env);
   // Members as declared now; a changed role means a new member record.
@@ -243,7 +250,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     const old = rec.members.find((x) => x.identity === dm.identity && x.role === dm.role);
     const m = old ?? newMember(dm, env);
     syncMember(m, dm);
-    await writePortfolio(cp_, rec, m, dm);
+    await writePortfolio(cp_, rec, m, dm, env);
     kept.push(m);
   }
   rec.members = kept;
@@ -266,6 +273,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   for (const m of rec.members) await stopMember(rec, m, env);
   const survivors = await backendOf(env, rec).stopCell(rec);
   if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot scrub cell ${a.cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`);
+  const skipped: string[] = [];
   let archived = await findArchive(env.paths.archive, a.cell, rec.uid);
   if (!archived) {
     const day = iso(env.now).slice(0, 10);
@@ -279,7 +287,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
     for (const item of ARCHIVED_RECORDS) {
       const from = path.join(gp.meta, item);
       if (!(await exists(from))) continue;
-      await cp(from, path.join(tmp, item), { recursive: true, filter: async (src) => !(await lstat(src)).isSymbolicLink() });
+      skipped.push(...(await copyRegularTree(from, path.join(tmp, item))));
     }
     const archivedRec: CellRecord = { ...rec, state: transition(a.cell, rec.state, "archived"), archivedAt: iso(env.now) };
     archivedRec.updatedAt = iso(env.now);
@@ -291,7 +299,7 @@ export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv
   failpoint("scrub:archived");
   await rm(grave, { recursive: true, force: true });
   await backendOf(env, rec).releaseCell(rec);
-  return { archive: archived };
+  return { archive: archived, ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}) };
 }
 
 // The archive entry of this incarnation, if an earlier, interrupted scrub already wrote it.
@@ -354,11 +362,13 @@ export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyE
 
 // Files changed in project/ since the cell was created: from git when project/ is a repository,
 // else by modification time.
-export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[] }> {
-  if (await exists(path.join(project, ".git"))) {
+// git never runs anything the member configured (see member-git.ts); gitSkipped says why it was not used.
+export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; gitSkipped?: string }> {
+  const refused = (await exists(path.join(project, ".git"))) ? await gitRefusal(project) : "no repository";
+  if (!refused) {
     try {
-      const status = await execa("git", ["-C", project, "status", "--porcelain"], { stdin: "ignore" });
-      const log = await execa("git", ["-C", project, "log", `--since=${new Date(since).toISOString()}`, "--name-only", "--format=%H %s"], { stdin: "ignore" });
+      const status = { stdout: await memberGit(project, STATUS_ARGS) };
+      const log = { stdout: await memberGit(project, [...LOG_ARGS, `--since=${new Date(since).toISOString()}`]) };
       const commits = log.stdout.split("\n").filter((l) => /^[0-9a-f]{40} /.test(l));
       const files = new Set([
         ...status.stdout.split("\n").filter(Boolean).map((l) => l.slice(3)),
@@ -379,5 +389,5 @@ export async function projectChanges(project: string, since: number): Promise<{ 
     } else if (st.mtimeMs >= since) files.push(rel);
   };
   await visit("");
-  return { source: "mtime", files: files.sort() };
+  return { source: "mtime", files: files.sort(), ...(refused && refused !== "no repository" ? { gitSkipped: refused } : {}) };
 }

@@ -29,6 +29,30 @@ export function isAlive(pid: number | undefined, startTime: number | undefined):
   return startTime === undefined || info.startTime === startTime;
 }
 
+// Who a recorded member process must be: its kernel start time, and the spawn id and cell name
+// Lazarus put in its environment when it started it. Records live where members can write, so
+// a pid and start time alone prove nothing (they can be copied from another cell's record).
+export interface ProcessOwner {
+  startTime: number | undefined;
+  spawnId: string | undefined;
+  cell: string;
+}
+
+// Whether pid is a live (non-zombie) process that this member started: same start time, and
+// LAZARUS_SPAWN_ID and CELL_ID in its initial environment. A record without a start time or a
+// spawn id never proves ownership.
+export function ownsProcess(pid: number | undefined, owner: ProcessOwner): boolean {
+  if (!pid || owner.startTime === undefined || !owner.spawnId) return false;
+  if (!isAlive(pid, owner.startTime)) return false;
+  let env: string[];
+  try {
+    env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+  } catch {
+    return false; // gone, or not ours to read
+  }
+  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime);
+}
+
 // Pids whose initial environment holds NAME=value (used to find a spawn whose recorder crashed).
 export function findByEnv(name: string, value: string): number[] {
   const needle = `${name}=${value}`;
@@ -57,11 +81,12 @@ export function groupMembers(pgid: number): number[] {
   return out;
 }
 
-// The live leader of the process group started with this spawn id (its pid is its own pgid).
-export function findLeader(_cell: string, spawnId: string): { pid: number; startTime: number } | undefined {
+// The live leader of the process group started with this spawn id for this cell (its pid is its
+// own pgid, and its environment names both).
+export function findLeader(cell: string, spawnId: string): { pid: number; startTime: number } | undefined {
   for (const pid of findByEnv("LAZARUS_SPAWN_ID", spawnId)) {
     const info = procInfo(pid);
-    if (info && info.pgid === pid && info.state !== "Z") return { pid, startTime: info.startTime };
+    if (info && info.pgid === pid && info.state !== "Z" && ownsProcess(pid, { spawnId, cell, startTime: info.startTime })) return { pid, startTime: info.startTime };
   }
   return undefined;
 }

@@ -1,13 +1,14 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
 import { spawn } from "node:child_process";
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "./backend.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findLeader, groupMembers, isAlive, procInfo } from "./proc.js";
+import { findLeader, groupMembers, ownsProcess, procInfo } from "./proc.js";
+import { openAppendNoFollow } from "../util/safe-fs.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -46,7 +47,7 @@ export class ProcessBackend implements Backend {
     await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
     await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
     await mkdir(path.dirname(spec.logFile), { recursive: true });
-    const log = await open(spec.logFile, "a", 0o640);
+    const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
     try {
       // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
       // later run knows how the member ended even though Lazarus was not its parent.
@@ -66,8 +67,9 @@ export class ProcessBackend implements Backend {
     }
   }
 
+  // Alive and provably this member's: its start time, spawn id and cell in its environment.
   isAlive(m: MemberRef): boolean {
-    return isAlive(m.pid, m.startTime);
+    return ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell: m.cell });
   }
 
   // The group is ours while its leader (pid == pgid) is the recorded process; once the leader is
@@ -75,13 +77,15 @@ export class ProcessBackend implements Backend {
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
     if (m.status === "starting" && m.spawnId) {
       const found = this.find(rec.name, m.spawnId);
-      if (found) await this.stopGroup(found.pid, found.startTime, timeoutMs);
+      if (found) await this.stopGroup({ cell: rec.name, pid: found.pid, startTime: found.startTime, spawnId: m.spawnId }, timeoutMs);
     }
-    if (m.pid) await this.stopGroup(m.pid, m.startTime, timeoutMs);
+    if (m.pid) await this.stopGroup({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }, timeoutMs);
   }
 
-  private async stopGroup(pid: number, startTime: number | undefined, timeoutMs: number): Promise<void> {
-    if (!isAlive(pid, startTime)) return;
+  // A process that cannot prove it is this member's is never signalled.
+  private async stopGroup(ref: MemberRef, timeoutMs: number): Promise<void> {
+    if (!this.isAlive(ref)) return;
+    const pid = ref.pid as number;
     const running = (): boolean => groupMembers(pid).length > 0;
     signalGroup(pid, "SIGTERM");
     const deadline = Date.now() + timeoutMs;

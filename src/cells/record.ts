@@ -62,6 +62,7 @@ export interface CellRecord {
   retentionMs: number;
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentialsDigest: string; // a digest of the declared sources (never of values)
+  credentialsValueDigest?: string; // a keyed digest (HMAC) of the values in the manifest, to see a rotation
   createdAt: string;
   activatedAt?: string;
   expiresAt?: string;

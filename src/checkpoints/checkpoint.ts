@@ -3,7 +3,7 @@
 // manifest last, so a crash never leaves a checkpoint that looks whole.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, readlink, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
@@ -11,6 +11,8 @@ import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js"
 import { writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
+import { ensureRealDir } from "../util/real-dirs.js";
+import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 
 export const CHECKPOINT_DIRS = ["project", "shared", "home"] as const;
 
@@ -64,7 +66,7 @@ export function manifestName(archive: string): string {
 // copy and resumes them (always, even on error). Returns the archive's file name.
 export async function takeCheckpoint(cellDir: string, cell: string, reason: string, now: number, freeze: (frozen: boolean) => Promise<void> = async () => {}): Promise<string> {
   const cp = cellPaths(cellDir);
-  await mkdir(cp.checkpoints, { recursive: true });
+  await ensureRealDir(cellDir, cp.checkpoints); // never into a planted link (checkpointCell records any)
   let stamp = checkpointStamp(now);
   const taken = new Set((await listCheckpoints(cp.checkpoints)).map((c) => c.name));
   if (taken.has(`${stamp}.tar.gz`)) stamp = new Date(now).toISOString().replace(/[-:.]/g, "").replace(/Z$/, "Z");
@@ -94,7 +96,9 @@ export async function takeCheckpoint(cellDir: string, cell: string, reason: stri
 }
 
 // Delete all but the newest `keep` whole checkpoints (and any temporary leftovers).
+// A dir that is not a real directory (a planted link) is left alone.
 export async function rotateCheckpoints(dir: string, keep: number): Promise<string[]> {
+  if (!(await lstat(dir).catch(() => undefined))?.isDirectory()) return [];
   const all = await listCheckpoints(dir);
   const drop = all.slice(0, Math.max(0, all.length - keep));
   for (const c of drop) {
@@ -121,7 +125,8 @@ export interface RestoreAs {
 export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string, cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS, as?: RestoreAs): Promise<void> {
   const runAs = as?.runAs ?? [];
   const file = typeof checkpoint === "string" ? checkpoint : checkpoint.file;
-  const manifest = JSON.parse(await readFile(manifestName(file), "utf8")) as Manifest;
+  const manifest = await readUntrustedJson<Manifest>(manifestName(file), CAPS.manifest);
+  if (!manifest) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest ${manifestName(file)} is missing`);
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
   const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), "-xzf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];

@@ -19,7 +19,7 @@ import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import type { Colors } from "../plan/render/colors.js";
 import type { ActionResult } from "../apply/apply.js";
-import { action, engineOptions, err, lockTimeoutMs, out, stderrColors, stdoutColors, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
+import { action, engineOptions, err, hostOptions, lockTimeoutMs, out, stderrColors, stdoutColors, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 
 async function askYes(): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -130,7 +130,7 @@ async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; st
   if (saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
-  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}) }, {
+  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: Number(o.stopTimeout), hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}) }, {
     postApply: (res) => {
       if (!o.json) out(resultLine(res, c));
     },

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { parseDuration } from "../config/durations.js";
 import { resolveStateDir, type EngineOptions } from "../engine.js";
+import { hostSettings, type HostSettings } from "../host/settings.js";
 import { colorsFor, type Colors } from "../plan/render/colors.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 import { spaceError } from "../util/fsx.js";
@@ -10,6 +11,7 @@ export interface CommonOpts {
   config: string;
   stateDir?: string;
   lockTimeout?: string; // commands that take the state-dir lock (withLockTimeout)
+  secretsDir?: string;
 }
 
 export const DEFAULT_LOCK_TIMEOUT = "5s";
@@ -17,7 +19,13 @@ export const DEFAULT_LOCK_TIMEOUT = "5s";
 export function withCommon(cmd: Command): Command {
   return cmd
     .option("-c, --config <dir>", "directory holding cells.d/ and portfolios/", ".")
-    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)");
+    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
+    .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR; none: file credentials are refused)");
+}
+
+// The operator's settings: flags first, then Lazarus's environment.
+export function hostOptions(o: Pick<CommonOpts, "secretsDir">): HostSettings {
+  return hostSettings(process.env, o.secretsDir ? { secretsDir: o.secretsDir } : {});
 }
 
 // Adds --lock-timeout to a command that changes state (and so takes the state-dir lock).
@@ -35,7 +43,7 @@ export function lockTimeoutMs(text: string): number {
 // EngineOptions from the shared flags.
 export function engineOptions(o: CommonOpts & { now?: string }): EngineOptions {
   const stateDir = resolveStateDir(o.stateDir);
-  return { configDir: o.config, ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}) };
+  return { configDir: o.config, ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}), hostSettings: hostOptions(o) };
 }
 
 export const out = (text: string): void => {

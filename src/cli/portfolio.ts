@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { statePaths } from "../cells/layout.js";
@@ -11,7 +11,7 @@ import { nextModel, type Outcome } from "../portfolio/next.js";
 import { resolvePortfolio, type Who } from "../portfolio/resolve.js";
 import { ERROR_CLASSES, type ErrorClass, type Portfolio } from "../portfolio/types.js";
 import { LazarusError } from "../util/errors.js";
-import { action, err, out, withCommon, type CommonOpts } from "./common.js";
+import { action, err, hostOptions, out, withCommon, type CommonOpts } from "./common.js";
 
 interface WhoOpts extends CommonOpts {
   agent: string;
@@ -27,7 +27,7 @@ function errorClass(flag: string, v: string): ErrorClass {
 
 // The portfolios, and who is asking: with --cell, the member's own portfolio and task class count.
 async function lookup(o: WhoOpts) {
-  const { desired, diagnostics } = await loadConfig(o.config);
+  const { desired, diagnostics } = await loadConfig(o.config, { host: hostOptions(o), hostEnv: process.env });
   const broken = diagnostics.filter((d) => d.severity === "error" && d.file?.startsWith("portfolios/"));
   if (broken.length > 0) throw new LazarusError("PORTFOLIOS_INVALID", `portfolios/ has errors:\n${broken.map(formatDiagnostic).join("\n")}`);
   const who: Who = { agent: o.agent.replace(/^agent:/, "") };
@@ -83,7 +83,7 @@ export function portfolioCommand(): Command {
           }
           const paths = statePaths(resolveStateDir(o.stateDir));
           const { now } = await resolveNow(paths, o.now);
-          const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell)) : [];
+          const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell), (why) => err(`warning: ${why}`)) : [];
           const r = nextModel({
             portfolio,
             attempt: Number(o.attempt),
@@ -116,9 +116,9 @@ export function portfolioCommand(): Command {
           const paths = statePaths(resolveStateDir(o.stateDir));
           const cellDir = cellDirFor(o.stateDir, o.cell);
           const { now } = await resolveNow(paths, o.now);
-          await readFile(path.join(cellDir, ".lazarus", "cell.json")).catch(() => {
+          if (!(await lstat(path.join(cellDir, ".lazarus", "cell.json")).catch(() => undefined))?.isFile()) {
             throw new LazarusError("NO_SUCH_CELL", `no live cell named ${o.cell}; see lazarus status`);
-          });
+          }
           await reportOutcome(cellDir, { time: now, model: o.model, outcome, ...(o.agent ? { member: o.agent } : {}) });
           return 0;
         }),

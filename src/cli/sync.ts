@@ -5,7 +5,7 @@ import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
-import { action, err, lockTimeoutMs, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
+import { action, err, hostOptions, lockTimeoutMs, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
 
 export interface BudgetOpts {
   maxClose: string;
@@ -23,6 +23,7 @@ export function syncCommand(): Command {
     .option("--ref <ref>", "branch, tag or commit", "main")
     .option("--path <subdir>", "the directory inside the repo that holds cells.d/ and portfolios/")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR)")
+    .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR)")
     .option("--dry-run", "fetch, validate and plan; change nothing")
     .option("--max-close <n>", "hold a revision that would close more cells than this", String(DEFAULT_BUDGET.maxClose))
     .option("--max-close-percent <p>", "hold a revision that would close more than this percentage of the live cells", String(DEFAULT_BUDGET.maxFraction * 100))
@@ -30,7 +31,7 @@ export function syncCommand(): Command {
     .option("--now <time>", "as of this ISO-8601 time")
     .option("--json", "print the outcome as JSON")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: string }) => {
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: string; secretsDir?: string }) => {
         const stateDir = resolveStateDir(o.stateDir);
         const r = await sync({
           repo: o.repo,
@@ -42,6 +43,7 @@ export function syncCommand(): Command {
           ...(o.allowMassClose ? { allowMassClose: true } : {}),
           budget: budgetFrom(o),
           lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+          hostSettings: hostOptions(o),
         });
         if (o.json) {
           out(JSON.stringify({ revision: r.revision, subject: r.subject, outcome: r.outcome, detail: r.detail, ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}), diagnostics: sortDiagnostics(r.diagnostics) }, null, 2));

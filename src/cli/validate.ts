@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { loadConfig } from "../config/load.js";
 import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import { renderDiagnostics } from "../plan/render/text.js";
-import { action, err, out, stderrColors, withCommon, type CommonOpts } from "./common.js";
+import { action, err, hostOptions, out, stderrColors, withCommon, type CommonOpts } from "./common.js";
 
 export function validateCommand(): Command {
   return withCommon(new Command("validate"))
@@ -10,7 +10,7 @@ export function validateCommand(): Command {
     .option("--json", "print {valid, cells, diagnostics} as JSON")
     .action(
       action(async (o: CommonOpts & { json?: boolean }) => {
-        const { desired, diagnostics } = await loadConfig(o.config);
+        const { desired, diagnostics } = await loadConfig(o.config, { host: hostOptions(o), hostEnv: process.env });
         const diags = sortDiagnostics(diagnostics);
         const valid = !hasErrors(diags);
         if (o.json) {

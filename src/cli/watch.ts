@@ -4,7 +4,7 @@ import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
 import { LazarusError } from "../util/errors.js";
-import { action, withCommon, type CommonOpts } from "./common.js";
+import { action, hostOptions, withCommon, type CommonOpts } from "./common.js";
 import { budgetFrom, type BudgetOpts } from "./sync.js";
 
 function duration(flag: string, text: string): number {
@@ -44,6 +44,7 @@ export function watchCommand(): Command {
           ...(o.metricsPort !== undefined ? { metricsPort: Number(o.metricsPort) } : {}),
           metricsHost: o.metricsHost,
           log,
+          hostSettings: hostOptions(o),
         });
         let stopped: (code: number) => void = () => undefined;
         const done = new Promise<number>((resolve) => (stopped = resolve));

@@ -27,6 +27,9 @@ import {
 import { configFiles } from "./files.js";
 import { toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
+import { checkFileCredentials } from "./credentials.js";
+import { hostSettings } from "../host/settings.js";
+import type { CredentialContext } from "../host/secrets.js";
 
 export interface FileResult {
   file: string;
@@ -130,6 +133,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     retentionMs: parseDuration(s.retention ?? LIMITS.defaultRetention) ?? 0,
     policy: { allowGuests: s.policy?.allowGuests ?? false, allowSubstitutes: s.policy?.allowSubstitutes ?? false },
     credentials: { ...(s.credentials ?? {}) },
+    ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
     checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
@@ -260,14 +264,16 @@ export function combine(results: FileResult[], texts: Map<string, string>, portf
   return { desired: { cells, portfolios: ports, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
 }
 
-// Read and validate every cells.d/*.yaml under configDir.
-export async function loadConfig(configDir: string): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
+// Read and validate every cells.d/*.yaml under configDir, credentials included (from the
+// operator's sources in creds, by default Lazarus's own environment and settings).
+export async function loadConfig(configDir: string, creds?: CredentialContext): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
+  const ctx = creds ?? { host: hostSettings(process.env), hostEnv: process.env };
   const texts = new Map<string, string>();
   const results = await Promise.all(
     (await configFiles(configDir, "cells.d")).map(async (rel) => {
       const text = await readFile(path.join(configDir, rel), "utf8");
       texts.set(rel, text);
-      return loadFileText(rel, text);
+      return checkFileCredentials(loadFileText(rel, text), ctx);
     }),
   );
   return combine(results, texts, await loadPortfolioFiles(configDir));

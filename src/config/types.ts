@@ -58,6 +58,10 @@ export interface DesiredCell {
   retentionMs: number;
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentials: Record<string, CredentialSource>;
+  credentialsAt?: Record<string, SourcePos>; // where each credential is declared, for diagnostics
+  // A keyed digest of the credentials' current values (filled in by loading when the state dir's
+  // key exists): a rotated secret changes it. Never a value.
+  credentialsValueDigest?: string;
   checkpoint: { schedule?: string; keep: number };
   taskClass?: string;
   restoreFrom?: string;

@@ -6,10 +6,14 @@ import { combine, loadFileText, loadPortfolioText, salvageNames, type FileResult
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
 import { configFiles, configFileKind } from "../config/files.js";
+import { checkFileCredentials } from "../config/credentials.js";
+import type { CredentialContext } from "../host/secrets.js";
+import { hostSettings } from "../host/settings.js";
 
 interface Entry {
   size: number;
   mtimeMs: number;
+  parsed?: FileResult; // a cells.d/ file as parsed, before its credentials were checked
   result: FileResult;
   portfolios?: PortfolioFileResult; // for a file under portfolios/
   text?: string; // kept only for a broken file, to salvage the names it still declares
@@ -24,7 +28,12 @@ export class ConfigCache {
   private readonly files = new Map<string, Entry>();
   private combined: { desired: Desired; diagnostics: Diagnostic[] } | undefined;
 
-  constructor(private readonly configDir: string) {}
+  // credentials: where credential values may come from; read again on every full refresh, so a
+  // rotated secret (same file in cells.d/) is seen.
+  constructor(
+    private readonly configDir: string,
+    private readonly credentials: () => Promise<CredentialContext> = async () => ({ host: hostSettings(process.env), hostEnv: process.env }),
+  ) {}
 
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
   async refresh(only?: Iterable<string>): Promise<RefreshResult> {
@@ -67,16 +76,35 @@ export class ConfigCache {
         // A portfolio change concerns every agent it may apply to: all cells are looked at.
         for (const name of this.current().desired.cells.keys()) affected.add(name);
       } else {
-        const result = loadFileText(rel, text);
-        entry = { size: st.size, mtimeMs: st.mtimeMs, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
+        const parsed = loadFileText(rel, text);
+        const result = await checkFileCredentials(parsed, await this.credentials());
+        entry = { size: st.size, mtimeMs: st.mtimeMs, parsed, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
       }
       if (old) this.names(old).forEach((n) => affected.add(n));
       this.names(entry).forEach((n) => affected.add(n));
       this.files.set(rel, entry);
       changed.push(rel);
     }
+    if (!only) await this.recheckCredentials(new Set(changed), affected, changed);
     if (changed.length > 0) this.combined = undefined;
     return { affected, changed };
+  }
+
+  // Check the credentials of every cached file again (skip: those just read): a secret that was
+  // rotated, removed or replaced by a link changes its cells' desired state.
+  private async recheckCredentials(skip: Set<string>, affected: Set<string>, changed: string[]): Promise<void> {
+    const ctx = await this.credentials();
+    const seen = (r: FileResult): string => JSON.stringify([r.cells.map((c) => c.credentialsValueDigest ?? null), r.diagnostics]);
+    for (const [rel, e] of this.files) {
+      if (skip.has(rel) || !e.parsed || !e.parsed.cells.some((c) => Object.keys(c.credentials).length > 0)) continue;
+      const result = await checkFileCredentials(e.parsed, ctx);
+      if (seen(result) === seen(e.result)) continue;
+      e.result = result;
+      if (!hasErrors(result.diagnostics)) delete e.text;
+      else e.text ??= await readFile(path.join(this.configDir, rel), "utf8").catch(() => "");
+      this.names(e).forEach((n) => affected.add(n));
+      changed.push(rel);
+    }
   }
 
   private names(e: Entry): string[] {

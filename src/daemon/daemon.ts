@@ -11,7 +11,10 @@ import { loadConfig } from "../config/load.js";
 import { checkBudget, type Budget } from "../gitops/budget.js";
 import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus } from "../gitops/status.js";
 import { checkoutRevision, revisionDir } from "../gitops/sync.js";
-import { resolveNow } from "../engine.js";
+import { credentialContext, resolveNow } from "../engine.js";
+import { credentialDigestKey } from "../host/digest-key.js";
+import type { CredentialContext } from "../host/secrets.js";
+import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock, type Lock } from "../lock/lock.js";
 import { sweepTempFiles } from "../lock/sweep.js";
@@ -20,7 +23,7 @@ import { listNames, observe, observeNames, type Observed, type ObservedName } fr
 import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
-import { hostSettings } from "../host/settings.js";
+
 import { errorMessage } from "../util/errors.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
@@ -46,6 +49,7 @@ export interface DaemonOptions {
   metricsPort?: number;
   metricsHost: string;
   log: Logger;
+  hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
 }
 
 type Batch = { all: true } | { all: false; names: Set<string> };
@@ -82,12 +86,17 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
     this.configDir = opts.configDir;
-    this.cache = new ConfigCache(opts.configDir);
+    this.cache = new ConfigCache(opts.configDir, () => this.credentials());
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
     this.backends = backends(path.dirname(this.paths.ledger), process.env, hostSettings(process.env), (spec, pid) => {
       this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.enqueue([spec.cell]);
     });
+  }
+
+  // The operator's credential sources and the state dir's digest key, read afresh each time.
+  private credentials(): Promise<CredentialContext> {
+    return credentialContext({ ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths);
   }
 
   private get log(): Logger {
@@ -97,6 +106,7 @@ export class Daemon {
   async start(): Promise<void> {
     await mkdir(path.dirname(this.paths.ledger), { recursive: true });
     this.lock = await acquireLock(this.paths.lock, "lazarus watch");
+    await credentialDigestKey(path.dirname(this.paths.ledger), true); // loads digest credential values from the start
     const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
     await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
     await sweepStaging(this.paths);
@@ -244,7 +254,7 @@ export class Daemon {
       for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
       const results = await applyActions(
         p.actions,
-        { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
+        { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
         this.ledger,
         {
           shouldContinue: () => !this.stopping,
@@ -317,14 +327,14 @@ export class Daemon {
         // After a restart: the revision that was in force is in force again until the new one passes.
         this.revision = status.inForce.revision;
         this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
-        this.cache = new ConfigCache(this.configDir);
+        this.cache = new ConfigCache(this.configDir, () => this.credentials());
       }
       if (revision === this.revision) return;
       const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
       const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
       if (judged && !approved) return;
       const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-      const { desired, diagnostics } = await loadConfig(configDir);
+      const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
       if (hasErrors(diagnostics)) {
         const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
         const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}; revision ${this.revision?.slice(0, 12) ?? "(none)"} stays in force`;
@@ -348,7 +358,7 @@ export class Daemon {
       this.log.info({ revision, subject, approved }, "new revision in force");
       this.revision = revision;
       this.configDir = configDir;
-      this.cache = new ConfigCache(configDir);
+      this.cache = new ConfigCache(configDir, () => this.credentials());
       await this.cache.refresh();
       status.inForce = { revision, subject, at };
       status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };

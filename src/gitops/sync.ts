@@ -5,7 +5,8 @@ import path from "node:path";
 import { statePaths } from "../cells/layout.js";
 import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { computePlan, resolveNow, runApply, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { computePlan, credentialContext, resolveNow, runApply, type EngineOptions, type PlanOutcome } from "../engine.js";
+import type { HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock } from "../lock/lock.js";
 import type { ActionResult } from "../apply/apply.js";
@@ -24,6 +25,7 @@ export interface SyncOptions {
   allowMassClose?: boolean;
   stopTimeoutMs?: number;
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock
+  hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
 }
 
 export interface SyncResult {
@@ -63,9 +65,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   await mkdir(stateRoot, { recursive: true });
   const { revision, subject, configDir } = await checkoutRevision(stateRoot, opts.repo, opts.ref, opts.subdir);
   // A revision is all or nothing: any file that fails to load rejects the whole commit.
-  const loaded = await loadConfig(configDir);
+  const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
   const { diagnostics } = loaded;
-  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
+  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
   const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
   const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 

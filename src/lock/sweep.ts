@@ -20,6 +20,7 @@ export async function sweepTempFiles(paths: StatePaths, now = Date.now()): Promi
     for (const name of await readdir(place).catch(() => [] as string[])) {
       dirs.add(path.join(place, name, ".lazarus"));
       dirs.add(path.join(place, name, ".lazarus", "invites"));
+      dirs.add(path.join(place, name, ".lazarus", "secrets"));
     }
   }
   const removed: string[] = [];

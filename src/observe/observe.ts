@@ -1,10 +1,11 @@
 // observe: read only the real world (cell records on disk and the process table).
-import { readFile, readdir, stat } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { CHECKPOINT_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { isAlive } from "../backends/proc.js";
+import { ownsProcess } from "../backends/proc.js";
 import { readJson } from "../util/fsx.js";
+import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
 import { mapLimit } from "../util/map-limit.js";
 
 const IO_LIMIT = 64; // cells observed at once
@@ -16,6 +17,7 @@ export interface ObservedMember extends MemberRecord {
   alive: boolean;
   exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
   heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
+  ignored?: string[]; // member-written files that were not believed (a link, a FIFO, too big, garbage), and why
 }
 
 export interface ObservedCheckpoint {
@@ -62,50 +64,50 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   let unreadable: string | undefined;
   try {
     // An archive entry holds the records of .lazarus/ directly.
-    record = await readJson<CellRecord>(place === "archive" ? path.join(dir, "cell.json") : cellPaths(dir).record);
+    record = place === "archive" ? await readJson<CellRecord>(path.join(dir, "cell.json")) : await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
     if (!record) unreadable = `missing ${place === "archive" ? "cell.json" : ".lazarus/cell.json"}`;
   } catch (err) {
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
   }
   const cp = cellPaths(dir);
-  const members = await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place)));
+  const members = await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   return { name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName, place, dir, members, checkpoints, ...(record ? { record } : {}), ...(unreadable ? { unreadable } : {}) };
 }
 
-async function mtime(file: string): Promise<number | undefined> {
-  try {
-    return (await stat(file)).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
-async function observeMember(cp: CellPaths, m: MemberRecord, place: Place): Promise<ObservedMember> {
-  const alive = isAlive(m.pid, m.startTime);
+// cell: the name of the cell's directory, which the member's process must prove it belongs to.
+async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell: string): Promise<ObservedMember> {
+  const alive = ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
   const out: ObservedMember = { ...m, alive };
   if (place !== "cells" || !m.command) return out;
+  const ignored: string[] = [];
+  const rel = (f: string): string => path.relative(cp.dir, f);
   if (!alive && (m.status === "running" || m.status === "starting")) {
     const file = memberExitFile(cp, m.home);
-    try {
-      const [text, st] = await Promise.all([readFile(file, "utf8"), stat(file)]);
-      const code = Number.parseInt(text.trim(), 10);
-      if (!Number.isNaN(code)) out.exit = { code, at: st.mtimeMs, ...(/ oom_kill=[1-9]/.test(text) ? { oom: true } : {}) };
-    } catch {
-      // no exit status: the process was killed
-    }
+    const r = await readUntrusted(file, CAPS.exitFile, cp.dir);
+    // "<code>" from the process backend's wrapper, "<code> oom_kill=<n>" from the sandbox's supervisor
+    const parsed = r.ok ? /^\s*(-?\d{1,3})(?: oom_kill=(\d{1,9}))?\s*$/.exec(r.text) : null;
+    const code = parsed ? Number.parseInt(parsed[1] as string, 10) : Number.NaN;
+    if (r.ok && !Number.isNaN(code)) out.exit = { code, at: r.mtimeMs, ...(Number(parsed?.[2] ?? 0) > 0 ? { oom: true } : {}) };
+    else if (r.ok) ignored.push(`exit file ${rel(file)} holds no exit code; ignored`);
+    else if (!r.missing) ignored.push(`exit file ${rel(file)} ${r.reason}; ignored`); // missing: the process was killed
   }
   if (m.heartbeatMs) {
-    const at = await mtime(heartbeatFile(cp, m.home));
-    if (at !== undefined) out.heartbeatAt = at;
+    const file = heartbeatFile(cp, m.home);
+    const r = await untrustedMtime(file, cp.dir);
+    if (r.ok) out.heartbeatAt = r.mtimeMs;
+    else if (!r.missing) ignored.push(`heartbeat ${rel(file)} ${r.reason}; counted as no heartbeat`);
   }
+  if (ignored.length > 0) out.ignored = ignored;
   return out;
 }
 
 // Whole checkpoints in a directory: a .tar.gz with its .manifest.json.
+// A checkpoints dir that is not a real directory (a planted link) has none.
 export async function listCheckpoints(dir: string): Promise<ObservedCheckpoint[]> {
   let entries: string[];
   try {
+    if (!(await lstat(dir)).isDirectory()) return [];
     entries = await readdir(dir);
   } catch {
     return [];

@@ -230,6 +230,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   const due = checkpointDue(d, rec, live, ctx.now);
   if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
   const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now, ctx.portfoliosHeld);
+  for (const m of live.members) for (const why of m.ignored ?? []) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint: "a member wrote it; Lazarus does not believe it" });
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {
     const downedMs = d.downedTimeoutMs;
@@ -251,7 +252,8 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   }
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
-    const reason = fields.map((f) => (f === "credentials" ? "credentials changed (redacted)" : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : `${f} changed`)).join(", ");
+    const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -282,7 +284,9 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");
-  if (credentialsDigest(d.credentials) !== rec.credentialsDigest) fields.push("credentials");
+  // Sources changed, or (both known) the values behind them: a rotated secret reaches the cell.
+  const rotated = d.credentialsValueDigest !== undefined && rec.credentialsValueDigest !== undefined && d.credentialsValueDigest !== rec.credentialsValueDigest;
+  if (credentialsDigest(d.credentials) !== rec.credentialsDigest || rotated) fields.push("credentials");
   if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
   if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
   if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep) fields.push("checkpoint");

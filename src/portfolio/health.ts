@@ -1,10 +1,12 @@
 // A cell's shared model health: outcomes reported by any member, read by every member's resolve,
 // so a provider that fails for one agent is avoided by its teammates.
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { appendLine } from "../util/fsx.js";
-import { isErrno } from "../util/errors.js";
+import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import type { HealthEvent } from "./next.js";
+import { ERROR_CLASSES } from "./types.js";
+
+const OUTCOMES: ReadonlySet<string> = new Set(["ok", ...ERROR_CLASSES]);
 
 export function healthFile(cellDir: string): string {
   return path.join(cellDir, ".lazarus", "model-health.jsonl");
@@ -15,23 +17,37 @@ export async function reportOutcome(cellDir: string, event: HealthEvent): Promis
   await appendLine(healthFile(cellDir), JSON.stringify({ ...event, time: new Date(event.time).toISOString() }));
 }
 
-export async function readHealth(cellDir: string): Promise<HealthEvent[]> {
-  let text: string;
+// One reported outcome, or undefined when the line is not one (members write this file).
+function parseEvent(line: string): HealthEvent | undefined {
+  let e: unknown;
   try {
-    text = await readFile(healthFile(cellDir), "utf8");
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
+    e = JSON.parse(line);
+  } catch {
+    return undefined; // a torn last line from a crash
+  }
+  if (!e || typeof e !== "object") return undefined;
+  const { time, model, outcome, member } = e as Record<string, unknown>;
+  const at = typeof time === "string" ? Date.parse(time) : Number.NaN;
+  if (Number.isNaN(at) || typeof model !== "string" || typeof outcome !== "string" || !OUTCOMES.has(outcome)) return undefined;
+  return { time: at, model, outcome: outcome as HealthEvent["outcome"], ...(typeof member === "string" && member ? { member } : {}) };
+}
+
+// The cell's model health. The file is written by members: a link, a FIFO, an oversized file or a
+// malformed line is ignored (onIgnored says why), never followed, never waited on.
+export async function readHealth(cellDir: string, onIgnored?: (why: string) => void): Promise<HealthEvent[]> {
+  const r = await readUntrusted(healthFile(cellDir), CAPS.health, cellDir);
+  if (!r.ok) {
+    if (!r.missing) onIgnored?.(`${healthFile(cellDir)} ${r.reason}; model health ignored`);
+    return [];
   }
   const out: HealthEvent[] = [];
-  for (const line of text.split("\n")) {
+  let bad = 0;
+  for (const line of r.text.split("\n")) {
     if (!line) continue;
-    try {
-      const e = JSON.parse(line) as { time: string; model: string; outcome: HealthEvent["outcome"]; member?: string };
-      out.push({ time: Date.parse(e.time), model: e.model, outcome: e.outcome, ...(e.member ? { member: e.member } : {}) });
-    } catch {
-      // a torn last line from a crash: ignored
-    }
+    const e = parseEvent(line);
+    if (e) out.push(e);
+    else bad++;
   }
+  if (bad > 0) onIgnored?.(`${healthFile(cellDir)}: ${bad} malformed line${bad === 1 ? "" : "s"} ignored`);
   return out;
 }

@@ -1,6 +1,7 @@
 // Small file helpers: atomic replace (temp file, fsync, rename), durable appends, and what a
 // full disk turns into. Every write checks its byte count: a short write is finished or undone.
 import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
 import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { LazarusError, isErrno } from "./errors.js";
@@ -93,12 +94,16 @@ export async function appendLine(file: string, line: string): Promise<number> {
   const data = Buffer.from(line.endsWith("\n") ? line : `${line}\n`);
   let fh: FileHandle;
   try {
-    fh = await open(file, "a", 0o644);
+    // Never through a planted link, never blocking on a FIFO: many of these files sit where members can reach.
+    fh = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
   } catch (err) {
+    if (isErrno(err, "ELOOP") || isErrno(err, "ENXIO")) throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a symbolic link or a FIFO; move it away`, { cause: err });
     throw spaceError(err, file);
   }
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat();
+    if (!st.isFile()) throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is not a regular file; move it away`);
+    const { size } = st;
     try {
       await writeFully(fh, data);
       await fh.sync();

@@ -125,21 +125,23 @@ describe("reviewable output", () => {
   it("never shows a credential value in markdown or JSON plans, and shows a change as redacted", async () => {
     const { dir, commit } = await repo();
     const state = tempDir("lazarus-state-");
-    dirs.push(state);
-    writeFileSync(path.join(dir, "token"), SECRET);
-    writeFileSync(path.join(dir, "token2"), `${SECRET}-2`);
-    const sha = await commit("cell with a credential", { "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: ./token}") });
-    expect((await lazarus(["apply", "--config", dir, "--state-dir", state])).exitCode).toBe(0);
+    const secrets = tempDir("lazarus-secrets-");
+    dirs.push(state, secrets);
+    writeFileSync(path.join(secrets, "token"), SECRET);
+    writeFileSync(path.join(secrets, "token2"), `${SECRET}-2`);
+    const withSecrets = (args: string[]) => lazarus(args, { env: { LAZARUS_SECRETS_DIR: secrets } });
+    const sha = await commit("cell with a credential", { "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: token}") });
+    expect((await withSecrets(["apply", "--config", dir, "--state-dir", state])).exitCode).toBe(0);
     // A config dir in git: a manual apply records the commit too.
     expect(ledger(state).find((e) => e.action === "create")?.revision).toBe(sha);
-    writeFileSync(path.join(dir, "cells.d/c.yaml"), human("c", "  credentials:\n    TOKEN: {file: ./token2}"));
-    const md = await lazarus(["plan", "--format", "markdown", "--config", dir, "--state-dir", state]);
+    writeFileSync(path.join(dir, "cells.d/c.yaml"), human("c", "  credentials:\n    TOKEN: {file: token2}"));
+    const md = await withSecrets(["plan", "--format", "markdown", "--config", dir, "--state-dir", state]);
     expect(md.stdout).toContain("| `c` | update |  | credentials changed (redacted) |");
     expect(md.stdout).toMatch(/^### Lazarus plan for `[0-9a-f]{12}`/);
     expect(md.stdout).not.toMatch(/\x1b\[/);
-    const json = await lazarus(["plan", "--json", "--config", dir, "--state-dir", state]);
+    const json = await withSecrets(["plan", "--json", "--config", dir, "--state-dir", state]);
     const saved = path.join(state, "..", `${path.basename(state)}-plan.json`);
-    await lazarus(["plan", "--out", saved, "--config", dir, "--state-dir", state]);
+    await withSecrets(["plan", "--out", saved, "--config", dir, "--state-dir", state]);
     for (const text of [md.stdout, md.stderr, json.stdout, readFileSync(saved, "utf8")]) expect(text).not.toContain(SECRET);
     rmSync(saved);
   });

@@ -9,11 +9,12 @@ const HOST_SECRET = "host-only-hermes-secret";
 let config: string;
 let state: string;
 let outside: string;
+let secrets: string; // the operator's secrets root
 const T = (h: number, m = 0) => new Date(Date.parse("2030-01-01T00:00:00Z") + h * 3_600_000 + m * 60_000).toISOString();
 const outputs: string[] = [];
 
 async function run(...args: string[]) {
-  const r = await lazarus([...args, "--config", config, "--state-dir", state], { env: { HERMES_API_KEY: HOST_SECRET, GITEA_TOKEN: "host-token", ALPHA_TOKEN: SECRET } });
+  const r = await lazarus([...args, "--config", config, "--state-dir", state], { env: { HERMES_API_KEY: HOST_SECRET, GITEA_TOKEN: "host-token", LAZARUS_SECRET_ALPHA: SECRET, LAZARUS_SECRETS_DIR: secrets } });
   outputs.push(r.stdout, r.stderr);
   return r;
 }
@@ -25,7 +26,7 @@ const alphaYaml = (extra: { ttl?: string; members?: Parameters<typeof cellYaml>[
   cellYaml({
     name: "alpha",
     ttl: extra.ttl ?? "4h",
-    extra: `  credentials:\n    GITEA_TOKEN: {file: ./token}\n    ALPHA_TOKEN: {env: ALPHA_TOKEN}`,
+    extra: `  credentials:\n    GITEA_TOKEN: {file: gitea/token}\n    ALPHA_TOKEN: {env: LAZARUS_SECRET_ALPHA}`,
     members: extra.members ?? [
       { identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } },
       { identity: "human:alexander", role: "director" },
@@ -36,9 +37,12 @@ beforeAll(() => {
   state = tempDir("lazarus-state-");
   outside = tempDir("lazarus-outside-");
   writeFileSync(path.join(outside, "precious.txt"), "do not delete");
-  config = configDir({ "cells.d/alpha.yaml": alphaYaml(), "cells.d/beta.yaml": cellYaml({ name: "beta" }), token: `${SECRET}-file\n` });
+  secrets = tempDir("lazarus-secrets-");
+  mkdirSync(path.join(secrets, "gitea"));
+  writeFileSync(path.join(secrets, "gitea", "token"), `${SECRET}-file\n`);
+  config = configDir({ "cells.d/alpha.yaml": alphaYaml(), "cells.d/beta.yaml": cellYaml({ name: "beta" }) });
 });
-afterAll(() => cleanup(state, config, outside));
+afterAll(() => cleanup(state, config, outside, secrets));
 
 describe("a cell's life through plan and apply", () => {
   it("plans the creation without touching anything", async () => {
@@ -74,6 +78,7 @@ describe("a cell's life through plan and apply", () => {
     expect(seen.env.HERMES_API_KEY).toBeUndefined();
     expect(seen.env.GITEA_TOKEN).toBeUndefined();
     expect(seen.env.ALPHA_TOKEN).toBeUndefined();
+    expect(seen.env.LAZARUS_SECRET_ALPHA).toBeUndefined();
     expect(Object.keys(seen.env).filter((k) => !/^(PATH|LANG|LANGUAGE|TZ|TERM|USER|LOGNAME|SHELL|LC_.*|CELL_.*|HOME|HERMES_HOME|TMPDIR|LOG_LEVEL|LAZARUS_SPAWN_ID|LAZARUS_EXIT_FILE|PWD)$/.test(k))).toEqual([]);
     const stat = readFileSync(`/proc/${seen.pid}/stat`, "utf8");
     expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2])).toBe(member("alpha", "allegro").pid); // its own group, led by the recorded pid

@@ -25,22 +25,23 @@ describe("stopping and failing safely", () => {
     expect(isAlive(m.pid, m.startTime)).toBe(false);
   });
 
-  it("fails only the cell whose credential is missing, with what to do, and applies the others", async () => {
+  it("holds only the cell whose credential file is missing, with its line and what to do, and applies the others", async () => {
     const state = tempDir("lazarus-state-");
+    const secrets = tempDir("lazarus-secrets-");
     const config = configDir({
-      "cells.d/a.yaml": cellYaml({ name: "needs-token", extra: "  credentials:\n    TOKEN: {file: ./missing-token}" }),
+      "cells.d/a.yaml": cellYaml({ name: "needs-token", extra: "  credentials:\n    TOKEN: {file: missing-token}" }),
       "cells.d/b.yaml": cellYaml({ name: "fine", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
     });
-    dirs.push(state, config);
-    const r = await lazarus(["apply", "--config", config, "--state-dir", state]);
+    dirs.push(state, config, secrets);
+    const r = await lazarus(["apply", "--config", config, "--state-dir", state, "--secrets-dir", secrets]);
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toContain(`credential TOKEN: cannot read ${path.join(config, "missing-token")}`);
-    expect(r.stdout).toContain("create the file or fix spec.credentials.TOKEN.file");
+    expect(r.stderr).toMatch(/cells\.d\/a\.yaml:9:\d+: error: spec\.credentials\.TOKEN\.file: "missing-token" does not exist under the secrets root/);
+    expect(r.stderr).toContain("create the file there (the operator), or fix the name");
     expect(readRecord(path.join(state, "cells", "fine")).state).toBe("active");
-    // Nothing of the failed cell was built; it is created once the file exists.
+    // Nothing of the held cell was built; it is created once the file exists.
     expect(existsSync(path.join(state, "cells", "needs-token"))).toBe(false);
-    writeFileSync(path.join(config, "missing-token"), "t0k3n\n");
-    expect((await lazarus(["apply", "--config", config, "--state-dir", state])).exitCode).toBe(0);
+    writeFileSync(path.join(secrets, "missing-token"), "t0k3n\n");
+    expect((await lazarus(["apply", "--config", config, "--state-dir", state, "--secrets-dir", secrets])).exitCode).toBe(0);
     expect(readRecord(path.join(state, "cells", "needs-token")).state).toBe("active");
   });
 });

@@ -29,7 +29,7 @@ describe("sweeping what killed writers left", () => {
       put(`cells/a/.lazarus/cell.json.${DEAD}.0123456789ab.tmp`, "{"), // writer dead
       put(`ledger.head.json.${process.pid}.0123456789ab.tmp`, "{", 60), // writer alive but long stale
       put("cells/a/.lazarus/cell.json.2768013547", "{", 60), // write-file-atomic's, from before
-      put("cells/a/.lazarus/credentials.json.12345", "", 60), // an empty one
+      put("cells/a/.lazarus/secrets/credentials.json.12345", "", 60), // an empty one
       put("ledger.head.json.4242", "", 60),
       put(`lazarus.lock.${DEAD}.00000000beef.tmp`, "{"),
       put("lazarus.lock.break-deadbeef", guard(DEAD)),
@@ -53,7 +53,7 @@ describe("sweeping what killed writers left", () => {
     const config = configDir({ "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "human:a", role: "director" }] }) });
     try {
       expect((await lazarus(["apply", "--yes", "--config", config, "--state-dir", state])).exitCode).toBe(0);
-      const left = [put(`cells/a/.lazarus/cell.json.${DEAD}.0123456789ab.tmp`, "{"), put("cells/a/.lazarus/credentials.json.12345", "", 60), put(`ledger.head.json.${DEAD}.0123456789ab.tmp`)];
+      const left = [put(`cells/a/.lazarus/cell.json.${DEAD}.0123456789ab.tmp`, "{"), put("cells/a/.lazarus/secrets/credentials.json.12345", "", 60), put(`ledger.head.json.${DEAD}.0123456789ab.tmp`)];
       const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
       expect(r.exitCode, r.stderr).toBe(0);
       for (const f of left) expect(existsSync(f), f).toBe(false);

@@ -1,0 +1,100 @@
+// Running git in a cell's project/ (the close log) without running anything a member put there.
+// A repository's config and attributes are the member's: they can name programs git runs (core.fsmonitor,
+// hooks, filter.<driver>.clean/process, diff drivers, textconv, pagers, gpg, ssh) and pull in other
+// files (include.path). So git gets a minimal environment (no host HOME, tokens or global/system
+// config), command-line overrides for every program-running key git reads while listing changes,
+// no optional locks (status writes no index, so no post-index-change hook), a timeout and an
+// output cap; and a repository whose config names any program or include is not run at all.
+import { rmSync } from "node:fs";
+import { lstat, mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { fileKind, KiB, MiB, readUntrusted } from "../util/safe-fs.js";
+
+const TIMEOUT_MS = 10_000;
+const MAX_OUTPUT = 4 * MiB;
+
+// Keys whose presence in a repository config means git might run a program or read another file
+// (matched case-insensitively anywhere in the text: over-matching only means the mtime listing).
+const RISKY = /fsmonitor|hookspath|include|pager|external|textconv|sshcommand|filter|showsignature|gpg|program|command|askpass|editor|worktreeconfig|driver|proxy|virtualfilesystem/i;
+
+// Always set on the command line, which outranks the repository's config.
+const OVERRIDES = [
+  "core.fsmonitor=false",
+  "core.hooksPath=/dev/null",
+  "core.untrackedCache=false",
+  "core.attributesFile=/dev/null",
+  "core.pager=cat",
+  "core.sshCommand=false",
+  "log.showSignature=false",
+  "submodule.recurse=false",
+  "diff.ignoreSubmodules=all",
+  "status.submoduleSummary=false",
+  "protocol.allow=never",
+];
+
+let globalConfig: Promise<string> | undefined;
+
+// A global config of Lazarus's own (instead of the host user's): it only trusts every directory,
+// since project/ may belong to the cell's uid (protected config; git ignores this key in a repository).
+function trustingGlobalConfig(): Promise<string> {
+  globalConfig ??= (async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "lazarus-git-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "config");
+    await writeFile(file, "[safe]\n\tdirectory = *\n", { mode: 0o644 });
+    return file;
+  })();
+  return globalConfig;
+}
+
+// The environment git runs with: nothing of Lazarus's own but PATH.
+async function gitEnv(project: string, hostEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  return {
+    PATH: hostEnv.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: "/nonexistent",
+    XDG_CONFIG_HOME: "/nonexistent",
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: await trustingGlobalConfig(),
+    GIT_ATTR_NOSYSTEM: "1",
+    GIT_TERMINAL_PROMPT: "0",
+    GIT_OPTIONAL_LOCKS: "0",
+    GIT_NO_REPLACE_OBJECTS: "1",
+    GIT_CEILING_DIRECTORIES: path.dirname(project),
+    LC_ALL: "C",
+  };
+}
+
+// Why git must not be run in this project/ at all, or undefined when it may be.
+export async function gitRefusal(project: string): Promise<string | undefined> {
+  const gitDir = path.join(project, ".git");
+  const st = await lstat(gitDir).catch(() => undefined);
+  if (!st) return "project/.git is missing";
+  if (!st.isDirectory()) return `project/.git is a ${fileKind(st)}, not a directory`;
+  for (const f of ["commondir", "config.worktree"]) {
+    if (await lstat(path.join(gitDir, f)).catch(() => undefined)) return `project/.git/${f} points git elsewhere`;
+  }
+  const config = await readUntrusted(path.join(gitDir, "config"), 64 * KiB, project);
+  if (!config.ok) return config.missing ? undefined : `project/.git/config ${config.reason}`;
+  const risky = RISKY.exec(config.text);
+  if (risky) return `project/.git/config mentions "${risky[0]}", which can make git run a program or read another file`;
+  return undefined;
+}
+
+// Run git in project/ as described above; throws on failure, timeout or too much output.
+export async function memberGit(project: string, args: string[], hostEnv: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const r = await execa("git", ["--no-pager", "--no-optional-locks", ...OVERRIDES.flatMap((o) => ["-c", o]), "-C", project, ...args], {
+    env: await gitEnv(project, hostEnv),
+    extendEnv: false,
+    stdin: "ignore",
+    timeout: TIMEOUT_MS,
+    killSignal: "SIGKILL",
+    maxBuffer: MAX_OUTPUT,
+  });
+  return r.stdout;
+}
+
+// `git status` and `git log` arguments that run no external program.
+export const STATUS_ARGS = ["status", "--porcelain", "--ignore-submodules=all", "--no-renames"];
+export const LOG_ARGS = ["log", "--no-show-signature", "--no-ext-diff", "--no-textconv", "--no-renames", "--no-color", "--name-only", "--format=%H %s"];
