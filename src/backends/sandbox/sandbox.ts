@@ -13,7 +13,7 @@ import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
-import { findLeader, isAlive, procInfo } from "../proc.js";
+import { findLeader, isAlive, ownsProcess, procInfo } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
 import { CELL_ROOT, RUN_DIR, LAYOUT_STAGE_SCRIPT, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
@@ -275,8 +275,9 @@ export class SandboxBackend implements Backend {
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
+  // The supervisor lives and proves it is this member's (spawn id and cell in its environment).
   isAlive(m: MemberRef): boolean {
-    return isAlive(m.pid, m.startTime);
+    return ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell: m.cell });
   }
 
   // SIGTERM to the member's processes, SIGKILL to whatever of its cgroup is left after timeoutMs,
