@@ -1,5 +1,4 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
-import { spawn } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
@@ -7,9 +6,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "./backend.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findLeader, groupMembers, ownsProcess, procInfo } from "./proc.js";
-import { openAppendNoFollow } from "../util/safe-fs.js";
-import { LazarusError, errorMessage } from "../util/errors.js";
+import { findLeader, groupMembers, ownsProcess } from "./proc.js";
+import { spawnSupervised } from "./spawn.js";
+import { LazarusError } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -47,24 +46,9 @@ export class ProcessBackend implements Backend {
     await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
     await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
     await mkdir(path.dirname(spec.logFile), { recursive: true });
-    const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
-    try {
-      // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
-      // later run knows how the member ended even though Lazarus was not its parent.
-      const child = spawn("/bin/sh", ["-c", WRAPPER, "lazarus-member", ...spec.command], { cwd: spec.home, env, detached: true, stdio: ["ignore", log.fd, log.fd] });
-      await new Promise<void>((resolve, reject) => {
-        child.once("spawn", resolve);
-        child.once("error", reject);
-      }).catch((err: unknown) => {
-        throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
-      });
-      child.unref();
-      const pid = child.pid as number;
-      if (this.onExit) child.once("exit", () => this.onExit?.(spec, pid));
-      return { pid, startTime: procInfo(pid)?.startTime };
-    } finally {
-      await log.close();
-    }
+    // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
+    // later run knows how the member ended even though Lazarus was not its parent.
+    return spawnSupervised(spec, "/bin/sh", ["-c", WRAPPER, "lazarus-member", ...spec.command], { cwd: spec.home, env }, this.onExit);
   }
 
   // Alive and provably this member's: its start time, spawn id and cell in its environment.

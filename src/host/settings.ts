@@ -11,7 +11,7 @@ export interface HostSettings {
   credentialEnvPrefixes: string[];
   sandbox: {
     uidRange: { first: number; last: number }; // per-cell uids (LAZARUS_UID_RANGE, default 200000-299999)
-    roBinds: string[]; // extra read-only binds for every sandboxed member (--sandbox-bind, LAZARUS_SANDBOX_BINDS, ':'-separated)
+    roBinds: string[]; // extra read-only binds for every sandboxed member (LAZARUS_SANDBOX_BINDS, ":"-separated)
     cgroupRoot: string; // cgroup directory name under each hierarchy (LAZARUS_CGROUP_ROOT, default lazarus)
   };
 }

@@ -1,10 +1,11 @@
 // Helpers for tests of the sandbox backend: whether this host can run it, settings that keep
 // each test file's uids and cgroups apart, and cleanup by cgroup (never by pattern).
-import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { afterAll } from "vitest";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
-import { ROOT, tempDir } from "../helpers.js";
+import { ROOT, configDir, lazarus, tempDir } from "../helpers.js";
 
 export const host = sandboxHost();
 // Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
@@ -99,4 +100,18 @@ export async function cleanupCgroups(root: string): Promise<void> {
     }
   };
   for (const d of cgroupDirs(root)) rmTree(d);
+}
+
+// A state dir, a config dir and the CLI bound to them, with uids and a cgroup root of the suite's
+// own; everything is removed (and every process of its cgroups killed) after the suite.
+export function sandboxSuite(firstUid: number, extra: Record<string, string> = {}) {
+  const env = sandboxEnv(firstUid, extra);
+  const state = sandboxStateDir();
+  const cfg = configDir({});
+  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
+  afterAll(async () => {
+    await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
+    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
+  });
+  return { env, state, cfg, run };
 }

@@ -4,24 +4,17 @@
 // controllers, as on a hybrid host).
 import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { detectCgroups } from "../../src/backends/sandbox/cgroup.js";
-import { cellYaml, configDir, lazarus, readRecord, waitFor } from "../helpers.js";
-import { cgroupPids, cleanupCgroups, procState, sandboxEnv, sandboxStateDir, skipReason, uidPids } from "./helpers.js";
+import { cellYaml, configDir, readRecord, waitFor } from "../helpers.js";
+import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "./helpers.js";
 
 const sleeper = ["node", "-e", "setInterval(() => {}, 1 << 30)"];
 const v1 = detectCgroups("/sys/fs/cgroup", "v1");
 const v2 = detectCgroups("/sys/fs/cgroup", "v2");
 
 describe.skipIf(skipReason || !v1)("sandbox limits (cgroup v1)", () => {
-  const env = sandboxEnv(232000, { LAZARUS_CGROUP_MODE: "v1" });
-  const state = sandboxStateDir();
-  const cfg = configDir({});
-  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
-  afterAll(async () => {
-    await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
-    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
-  });
+  const { state, cfg, run } = sandboxSuite(232000, { LAZARUS_CGROUP_MODE: "v1" });
 
   it("holds a fork bomb at its pid limit while a sibling cell lives, and close kills it all", async () => {
     const bomb = ["sh", "-c", "b() { b | b & }; b; sleep 1000"];
@@ -75,14 +68,7 @@ describe.skipIf(skipReason || !v1)("sandbox limits (cgroup v1)", () => {
 });
 
 describe.skipIf(skipReason || !v2)("sandbox containment (cgroup v2 tree)", () => {
-  const env = sandboxEnv(233000, { LAZARUS_CGROUP_MODE: "v2" });
-  const state = sandboxStateDir();
-  const cfg = configDir({});
-  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
-  afterAll(async () => {
-    await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
-    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
-  });
+  const { state, cfg, run } = sandboxSuite(233000, { LAZARUS_CGROUP_MODE: "v2" });
 
   it("kills a setsid'd daemon on close through the v2 cgroup", async () => {
     const escaper = ["sh", "-c", "setsid sh -c 'trap \"\" TERM; while true; do sleep 1; done' & sleep 1000"];

@@ -1,9 +1,8 @@
 // The sandbox backend: each member in bubblewrap (own mount, pid, ipc, uts, user and — unless the
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
-import { spawn } from "node:child_process";
-import { closeSync, constants, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
-import { chmod, chown, lchown, lstat, mkdir, open, readdir } from "node:fs/promises";
+import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
+import { chmod, chown, lchown, lstat, mkdir, readdir } from "node:fs/promises";
 import { execa } from "execa";
 import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
@@ -13,7 +12,8 @@ import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
-import { findLeader, isAlive, ownsProcess, procInfo } from "../proc.js";
+import { spawnSupervised } from "../spawn.js";
+import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
 import { CELL_ROOT, RUN_DIR, LAYOUT_STAGE_SCRIPT, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
@@ -207,26 +207,8 @@ export class SandboxBackend implements Backend {
       LAZARUS_STAGE: STAGE,
     };
     await mkdir(path.dirname(spec.logFile), { recursive: true });
-    const log = await open(spec.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o640).catch((err: unknown) => {
-      throw new LazarusError("LOG_UNSAFE", `cannot open the log of ${spec.identity} in cell ${spec.cell} (${spec.logFile}): ${errorMessage(err)}; a member may have planted a link there: move it away`, { cause: err });
-    });
-    try {
-      if (!(await log.stat()).isFile()) throw new LazarusError("LOG_UNSAFE", `${spec.logFile} is not a regular file; move it away`);
-      this.prepareStage(view);
-      const child = spawn("/bin/sh", sandboxArgv(view, this.tools(), (p) => this.reachable(p)), { cwd: "/", env: outerEnv, detached: true, stdio: ["ignore", log.fd, log.fd] });
-      await new Promise<void>((resolve, reject) => {
-        child.once("spawn", resolve);
-        child.once("error", reject);
-      }).catch((err: unknown) => {
-        throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
-      });
-      child.unref();
-      const pid = child.pid as number;
-      if (this.onExit) child.once("exit", () => this.onExit?.(spec, pid));
-      return { pid, startTime: procInfo(pid)?.startTime };
-    } finally {
-      await log.close();
-    }
+    this.prepareStage(view);
+    return spawnSupervised(spec, "/bin/sh", sandboxArgv(view, this.tools(), (p) => this.reachable(p)), { cwd: "/", env: outerEnv }, this.onExit);
   }
 
   // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
