@@ -20,6 +20,7 @@ import { cellPaths } from "./cells/layout.js";
 import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
+import { thawAbandoned } from "./apply/freeze.js";
 import { accept, type AcceptResult } from "./apply/members.js";
 import { credentialDigestKey } from "./host/digest-key.js";
 import type { CredentialContext } from "./host/secrets.js";
@@ -95,7 +96,7 @@ interface Locked {
 
 // Hold the state-dir lock around body. Before it runs, a run interrupted earlier is recorded
 // (journal → ledger) and its half-built leftovers are swept.
-async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
+async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
@@ -106,6 +107,8 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTim
     await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
     await sweepStaging(paths);
     await sweepTempFiles(paths);
+    const hostEnv = opts.hostEnv ?? process.env;
+    await thawAbandoned(paths, backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv))); // a killed checkpoint's freeze
     return await body({ paths, ledger });
   } finally {
     await lock.release();
@@ -147,7 +150,8 @@ async function onLiveCell<T>(opts: EngineOptions, name: string, command: string,
 // `lazarus checkpoint NAME`: a checkpoint on demand.
 export async function runCheckpoint(opts: EngineOptions, name: string): Promise<string> {
   return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, rec, now, { paths, ledger }) => {
-    if (rec.state !== "active" && rec.state !== "downed") {
+    // checkpointing: an earlier checkpoint was interrupted; this one finishes the job
+    if (rec.state !== "active" && rec.state !== "downed" && rec.state !== "checkpointing") {
       throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec.state}; only an active or downed cell can be checkpointed`);
     }
     const reason = "on demand (lazarus checkpoint)";

@@ -6,9 +6,11 @@ import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
 import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { markedFreeze } from "./freeze.js";
 import { guardCell } from "./guard.js";
 
-// Snapshot the cell (members frozen with SIGSTOP meanwhile), keep the newest `keep`.
+// Snapshot the cell (its processes frozen meanwhile, and thawed even if this process dies), keep
+// the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
 export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv): Promise<string> {
   if (rec.state === "active") {
@@ -17,7 +19,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   }
   await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
-  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, (frozen) => backend.freeze(rec, frozen));
+  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(cp, rec, backend));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
   await saveRecord(cp, rec, env);

@@ -76,6 +76,7 @@ export async function takeCheckpoint(cellDir: string, cell: string, reason: stri
   const tmpManifest = path.join(cp.checkpoints, `.tmp-${manifestName(archive)}`);
   await freeze(true);
   try {
+    failpoint("checkpoint:frozen");
     const { files, symlinks } = await walk(cellDir);
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
     try {

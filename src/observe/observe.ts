@@ -4,6 +4,7 @@ import path from "node:path";
 import { CHECKPOINT_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { ownsProcess } from "../backends/proc.js";
+import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
 import { mapLimit } from "../util/map-limit.js";
@@ -34,6 +35,8 @@ export interface ObservedCell {
   record?: CellRecord;
   unreadable?: string;
   members: ObservedMember[];
+  // Frozen for a checkpoint (abandoned: its freezer died; the next command thaws it).
+  frozen?: { since: string; pid: number; abandoned: boolean };
   // Whole checkpoints only (tar and manifest both present), oldest first.
   checkpoints: ObservedCheckpoint[];
 }
@@ -72,7 +75,17 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   const cp = cellPaths(dir);
   const members = await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
-  return { name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName, place, dir, members, checkpoints, ...(record ? { record } : {}), ...(unreadable ? { unreadable } : {}) };
+  const frozen = place === "cells" ? await readFrozen(dir) : undefined;
+  return {
+    name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
+    place,
+    dir,
+    members,
+    checkpoints,
+    ...(record ? { record } : {}),
+    ...(unreadable ? { unreadable } : {}),
+    ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
+  };
 }
 
 // cell: the name of the cell's directory, which the member's process must prove it belongs to.

@@ -22,6 +22,7 @@ export interface CellStatusView {
   closedAt: string | null;
   archivedAt: string | null;
   lastAppliedRevision: string | null;
+  frozen: { since: string; pid: number; abandoned: boolean } | null; // frozen for a checkpoint
   problem?: string;
 }
 
@@ -44,6 +45,7 @@ function view(c: ObservedCell): CellStatusView {
     closedAt: r?.closedAt ?? null,
     archivedAt: r?.archivedAt ?? null,
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
+    frozen: c.frozen ?? null,
     ...(c.unreadable ? { problem: c.unreadable } : {}),
   };
 }
@@ -71,6 +73,13 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
             : "";
     const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
     lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${cell.problem}`) : ""}`);
+    if (cell.frozen) {
+      lines.push(
+        cell.frozen.abandoned
+          ? c.red(`  frozen since ${cell.frozen.since} by a checkpoint whose process (pid ${cell.frozen.pid}) died; the next apply, checkpoint or watch thaws it`)
+          : c.yellow(`  frozen since ${cell.frozen.since} for a checkpoint (pid ${cell.frozen.pid})`),
+      );
+    }
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
