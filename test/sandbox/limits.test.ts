@@ -12,6 +12,8 @@ import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "./help
 const sleeper = ["node", "-e", "setInterval(() => {}, 1 << 30)"];
 const v1 = detectCgroups("/sys/fs/cgroup", "v1");
 const v2 = detectCgroups("/sys/fs/cgroup", "v2");
+if (!skipReason && !v1) console.warn("SKIPPED: sandbox limits on cgroup v1: this host mounts no v1 memory/pids/cpu/freezer hierarchy");
+if (!skipReason && !v2) console.warn("SKIPPED: sandbox containment on cgroup v2: this host mounts no cgroup2 tree");
 
 describe.skipIf(skipReason || !v1)("sandbox limits (cgroup v1)", () => {
   const { state, cfg, run } = sandboxSuite(232000, { LAZARUS_CGROUP_MODE: "v1" });
