@@ -37,7 +37,7 @@ export function kindOf(st: Stats): string {
   return "not a regular file";
 }
 
-const REGULAR_ONLY = "only regular files are read; replace it with a regular YAML file (its cells are held as they are until then)";
+const REGULAR_ONLY = "only regular files are read: replace it with a regular file";
 const tooBig = (size: string, max: number): ReadProblem => ({
   problem: `it is ${size}, over the ${max}-byte limit`,
   hint: "split it into smaller files, or raise the limit with --max-file-size or LAZARUS_MAX_FILE_SIZE",

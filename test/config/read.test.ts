@@ -47,7 +47,7 @@ async function expectQuarantined(dir: string, message: RegExp | string): Promise
 describe("reading cells.d", () => {
   it("quarantines a FIFO without blocking on it", async () => {
     const dir = withBad((bad) => execFileSync("mkfifo", [bad]));
-    await expectQuarantined(dir, "cannot read this file: it is a FIFO (named pipe) (only regular files are read");
+    await expectQuarantined(dir, "cannot read this file: it is a FIFO (named pipe) (only regular files are read: replace it with a regular file)");
   });
 
   it("quarantines a directory named like a YAML file", async () => {
