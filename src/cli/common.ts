@@ -1,20 +1,19 @@
 // What every command shares: the --config/--state-dir options, output and exit handling.
 import type { Command } from "commander";
-import { parseDuration } from "../config/durations.js";
 import { resolveStateDir, type EngineOptions } from "../engine.js";
 import { hostSettings, type HostSettings } from "../host/settings.js";
 import { colorsFor, type Colors } from "../plan/render/colors.js";
-import { LazarusError, errorMessage } from "../util/errors.js";
-import { spaceError } from "../util/fsx.js";
+import { reportFailure } from "./failure.js";
+import { typedOption } from "./flags.js";
 
 export interface CommonOpts {
   config: string;
   stateDir?: string;
-  lockTimeout?: string; // commands that take the state-dir lock (withLockTimeout)
   secretsDir?: string;
+  lockTimeout?: number; // ms; commands that take the state-dir lock (withLockTimeout)
 }
 
-export const DEFAULT_LOCK_TIMEOUT = "5s";
+export const DEFAULT_LOCK_TIMEOUT = { value: 5000, shown: "5s" };
 
 export function withCommon(cmd: Command): Command {
   return cmd
@@ -30,20 +29,13 @@ export function hostOptions(o: Pick<CommonOpts, "secretsDir">): HostSettings {
 
 // Adds --lock-timeout to a command that changes state (and so takes the state-dir lock).
 export function withLockTimeout(cmd: Command): Command {
-  return cmd.option("--lock-timeout <duration>", "how long to wait while another Lazarus (e.g. lazarus watch) holds the state dir; 0s fails at once", DEFAULT_LOCK_TIMEOUT);
-}
-
-// Milliseconds of a --lock-timeout value (30s, 2m, 500ms, 0); a bad one is an error naming the flag.
-export function lockTimeoutMs(text: string): number {
-  const ms = /^\d+ms$/.test(text) ? Number(text.slice(0, -2)) : text === "0" ? 0 : parseDuration(text);
-  if (ms === undefined) throw new LazarusError("BAD_FLAG", `--lock-timeout "${text}" is not a duration; use e.g. 0s, 10s or 2m`);
-  return ms;
+  return cmd.addOption(typedOption("--lock-timeout <duration>", "how long to wait while another Lazarus (e.g. lazarus watch) holds the state dir; 0s fails at once", { kind: "duration" }, DEFAULT_LOCK_TIMEOUT));
 }
 
 // EngineOptions from the shared flags.
 export function engineOptions(o: CommonOpts & { now?: string }): EngineOptions {
   const stateDir = resolveStateDir(o.stateDir);
-  return { configDir: o.config, ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}), hostSettings: hostOptions(o) };
+  return { configDir: o.config, ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}), hostSettings: hostOptions(o) };
 }
 
 export const out = (text: string): void => {
@@ -55,17 +47,13 @@ export const err = (text: string): void => {
 export const stdoutColors = (): Colors => colorsFor(process.stdout);
 export const stderrColors = (): Colors => colorsFor(process.stderr);
 
-// Run a command body; a LazarusError (or a full disk) becomes a one-line message and exit code 1.
+// Run a command body; a failure becomes one line and exit code 1 (see failure.ts).
 export function action<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       process.exitCode = await body(...args);
     } catch (caught) {
-      const e = spaceError(caught, (caught as NodeJS.ErrnoException | undefined)?.path ?? "the state dir");
-      const c = stderrColors();
-      err(c.red(`error: ${errorMessage(e)}`));
-      if (!(e instanceof LazarusError) && e instanceof Error && e.stack) err(c.dim(e.stack));
-      process.exitCode = 1;
+      reportFailure(caught);
     }
   };
 }

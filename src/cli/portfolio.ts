@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
+import { lstat, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { statePaths } from "../cells/layout.js";
@@ -12,6 +12,8 @@ import { resolvePortfolio, type Who } from "../portfolio/resolve.js";
 import { ERROR_CLASSES, type ErrorClass, type Portfolio } from "../portfolio/types.js";
 import { LazarusError } from "../util/errors.js";
 import { action, err, hostOptions, out, withCommon, type CommonOpts } from "./common.js";
+import { readJsonArg, readTextArg } from "./file-args.js";
+import { typedOption } from "./flags.js";
 
 interface WhoOpts extends CommonOpts {
   agent: string;
@@ -23,6 +25,15 @@ interface WhoOpts extends CommonOpts {
 function errorClass(flag: string, v: string): ErrorClass {
   if (!(ERROR_CLASSES as readonly string[]).includes(v)) throw new LazarusError("BAD_FLAG", `${flag} "${v}" is not one of ${ERROR_CLASSES.join(", ")}`);
   return v as ErrorClass;
+}
+
+// importLegacy, with every error naming the file it came from.
+function importLegacyNamed(file: string, text: string): ReturnType<typeof importLegacy> {
+  try {
+    return importLegacy(text);
+  } catch (e) {
+    throw new LazarusError("LEGACY_FORMAT", `${file}: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`, { cause: e });
+  }
 }
 
 // The portfolios, and who is asking: with --cell, the member's own portfolio and task class count.
@@ -60,19 +71,19 @@ export function portfolioCommand(): Command {
     common(new Command("resolve"), false)
       .description("the model to use for this attempt, and why")
       .addOption(new Option("--portfolio-file <file>", "a resolved portfolio.json to use instead of looking it up in --config (inside a cell: $LAZARUS_PORTFOLIO)").env("LAZARUS_PORTFOLIO"))
-      .option("--attempt <n>", "the attempt about to be made (1 = first)", "1")
+      .addOption(typedOption("--attempt <n>", "the attempt about to be made (1 = first)", { kind: "int", min: 1 }, { value: 1, shown: "1" }))
       .option("--after-error <class>", `how the previous attempt failed: ${ERROR_CLASSES.join(", ")}`)
-      .option("--retry-after <seconds>", "what the provider asked to wait")
-      .option("--needs-context <tokens>", "skip models with a smaller context window")
+      .addOption(typedOption("--retry-after <seconds>", "what the provider asked to wait", { kind: "number", min: 0 }))
+      .addOption(typedOption("--needs-context <tokens>", "skip models with a smaller context window", { kind: "int", min: 1 }))
       .option("--needs-tools", "skip models without tool use")
       .option("--now <time>", "resolve as of this ISO-8601 time (cooldowns)")
       .option("--json", "print the result as JSON")
       .action(
-        action(async (o: Omit<WhoOpts, "agent"> & { agent?: string; portfolioFile?: string; attempt: string; afterError?: string; retryAfter?: string; needsContext?: string; needsTools?: boolean; json?: boolean }) => {
+        action(async (o: Omit<WhoOpts, "agent"> & { agent?: string; portfolioFile?: string; attempt: number; afterError?: string; retryAfter?: number; needsContext?: number; needsTools?: boolean; json?: boolean }) => {
           let portfolio: Omit<Portfolio, "source">;
           let selector: string;
           if (o.portfolioFile) {
-            portfolio = JSON.parse(await readFile(o.portfolioFile, "utf8")) as Omit<Portfolio, "source">;
+            portfolio = (await readJsonArg(o.portfolioFile, "--portfolio-file")) as Omit<Portfolio, "source">;
             selector = (portfolio as { selector?: string }).selector ?? "file";
           } else {
             if (!o.agent) throw new LazarusError("BAD_FLAG", "--agent is required (or --portfolio-file, set inside a cell by LAZARUS_PORTFOLIO)");
@@ -86,10 +97,10 @@ export function portfolioCommand(): Command {
           const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell), (why) => err(`warning: ${why}`)) : [];
           const r = nextModel({
             portfolio,
-            attempt: Number(o.attempt),
+            attempt: o.attempt,
             ...(o.afterError ? { afterError: errorClass("--after-error", o.afterError) } : {}),
-            ...(o.retryAfter ? { retryAfterMs: Number(o.retryAfter) * 1000 } : {}),
-            ...(o.needsContext ? { needsContext: Number(o.needsContext) } : {}),
+            ...(o.retryAfter !== undefined ? { retryAfterMs: o.retryAfter * 1000 } : {}),
+            ...(o.needsContext !== undefined ? { needsContext: o.needsContext } : {}),
             ...(o.needsTools ? { needsTools: true } : {}),
             health,
             now,
@@ -156,11 +167,13 @@ export function portfolioCommand(): Command {
       .option("--force", "overwrite the output file")
       .action(
         action(async (file: string, o: CommonOpts & { out?: string; force?: boolean }) => {
-          const { yaml, names } = importLegacy(await readFile(file, "utf8"));
+          const { yaml, names } = importLegacyNamed(file, await readTextArg(file, "the legacy file"));
           const target = o.out ?? path.join(o.config, "portfolios", "imported.yaml");
-          await mkdir(path.dirname(target), { recursive: true });
+          await mkdir(path.dirname(target), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+            throw new LazarusError("WRITE_FAILED", `cannot create ${path.dirname(target)}/ for ${target}: ${e.message}`, { cause: e });
+          });
           await writeFile(target, yaml, { flag: o.force ? "w" : "wx" }).catch((e: NodeJS.ErrnoException) => {
-            throw e.code === "EEXIST" ? new LazarusError("EXISTS", `${target} exists; pass --force to overwrite it or --out to write elsewhere`) : e;
+            throw e.code === "EEXIST" ? new LazarusError("EXISTS", `${target} exists; pass --force to overwrite it or --out to write elsewhere`) : new LazarusError("WRITE_FAILED", `cannot write ${target}: ${e.message}`, { cause: e });
           });
           const { diagnostics } = await loadConfig(o.config).catch(() => ({ diagnostics: [] }));
           if (hasErrors(diagnostics.filter((d) => d.file === path.relative(o.config, target)))) err(diagnostics.map(formatDiagnostic).join("\n"));

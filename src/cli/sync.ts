@@ -5,19 +5,27 @@ import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
-import { action, err, hostOptions, lockTimeoutMs, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
+import { action, err, hostOptions, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
+import { typedOption } from "./flags.js";
 
 export interface BudgetOpts {
-  maxClose: string;
-  maxClosePercent: string;
+  maxClose: number;
+  maxClosePercent: number;
 }
 
 export function budgetFrom(o: BudgetOpts): Budget {
-  return { maxClose: Number(o.maxClose), maxFraction: Number(o.maxClosePercent) / 100 };
+  return { maxClose: o.maxClose, maxFraction: o.maxClosePercent / 100 };
+}
+
+// --max-close and --max-close-percent, typed (a bad value would otherwise switch the budget off).
+export function withBudget(cmd: Command, prefix = ""): Command {
+  return cmd
+    .addOption(typedOption("--max-close <n>", `${prefix}hold a revision that would close more cells than this`, { kind: "int", min: 0 }, { value: DEFAULT_BUDGET.maxClose, shown: String(DEFAULT_BUDGET.maxClose) }))
+    .addOption(typedOption("--max-close-percent <p>", `${prefix}hold a revision that would close more than this percentage of the live cells`, { kind: "number", min: 0, max: 100 }, { value: DEFAULT_BUDGET.maxFraction * 100, shown: String(DEFAULT_BUDGET.maxFraction * 100) }));
 }
 
 export function syncCommand(): Command {
-  return withLockTimeout(new Command("sync"))
+  return withBudget(withLockTimeout(new Command("sync")))
     .description("fetch a config repo, and apply the ref's commit whole (or nothing of it) within the deletion budget")
     .requiredOption("--repo <url|path>", "any git URL this machine's git can reach, a local path or a bare repo")
     .option("--ref <ref>", "branch, tag or commit", "main")
@@ -25,13 +33,11 @@ export function syncCommand(): Command {
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR)")
     .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR)")
     .option("--dry-run", "fetch, validate and plan; change nothing")
-    .option("--max-close <n>", "hold a revision that would close more cells than this", String(DEFAULT_BUDGET.maxClose))
-    .option("--max-close-percent <p>", "hold a revision that would close more than this percentage of the live cells", String(DEFAULT_BUDGET.maxFraction * 100))
     .option("--allow-mass-close", "let a revision over the deletion budget through")
     .option("--now <time>", "as of this ISO-8601 time")
     .option("--json", "print the outcome as JSON")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: string; secretsDir?: string }) => {
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string }) => {
         const stateDir = resolveStateDir(o.stateDir);
         const r = await sync({
           repo: o.repo,
@@ -42,7 +48,7 @@ export function syncCommand(): Command {
           ...(o.dryRun ? { dryRun: true } : {}),
           ...(o.allowMassClose ? { allowMassClose: true } : {}),
           budget: budgetFrom(o),
-          lockTimeoutMs: lockTimeoutMs(o.lockTimeout),
+          lockTimeoutMs: o.lockTimeout,
           hostSettings: hostOptions(o),
         });
         if (o.json) {

@@ -1,47 +1,40 @@
-import { Command } from "commander";
-import { parseDuration } from "../config/durations.js";
+import { Command, Option } from "commander";
 import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
-import { LazarusError } from "../util/errors.js";
 import { action, hostOptions, withCommon, type CommonOpts } from "./common.js";
-import { budgetFrom, type BudgetOpts } from "./sync.js";
+import { typedOption } from "./flags.js";
+import { budgetFrom, withBudget, type BudgetOpts } from "./sync.js";
 
-function duration(flag: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms === 0) throw new LazarusError("BAD_FLAG", `${flag} "${text}" is not a duration; use e.g. 30s, 5m or 1h`);
-  return ms;
-}
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"];
 
 export function watchCommand(): Command {
-  return withCommon(new Command("watch"))
+  return withBudget(withCommon(new Command("watch")), "with --repo: ")
     .description("keep the cells converged: reconcile on every change under cells.d/, on the clock and on process exits")
-    .option("--debounce <ms>", "wait this many milliseconds after the last file event before reconciling", "200")
-    .option("--resync <duration>", "reconcile every cell this often, to catch drift made behind Lazarus's back", "5m")
-    .option("--log-level <level>", "trace, debug, info, warn, error or silent", "info")
-    .option("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port (off by default)")
+    .addOption(typedOption("--debounce <duration>", "wait this long after the last file event before reconciling (plain numbers are milliseconds)", { kind: "duration", plainMs: true }, { value: 200, shown: "200ms" }))
+    .addOption(typedOption("--resync <duration>", "reconcile every cell this often, to catch drift made behind Lazarus's back", { kind: "duration", min: 1 }, { value: 300_000, shown: "5m" }))
+    .addOption(new Option("--log-level <level>", "how much to log").choices(LOG_LEVELS).default("info"))
+    .addOption(typedOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port (off by default)", { kind: "int", min: 0, max: 65535 }))
     .option("--metrics-host <host>", "address to serve metrics on", "127.0.0.1")
-    .option("--stop-timeout <ms>", "how long a member has after SIGTERM before SIGKILL", "10000")
+    .addOption(typedOption("--stop-timeout <duration>", "how long a member has after SIGTERM before SIGKILL (plain numbers are milliseconds)", { kind: "duration", plainMs: true }, { value: 10_000, shown: "10s" }))
     .option("--repo <url|path>", "follow this git repo (GitOps) instead of the local config dir")
     .option("--ref <ref>", "with --repo: the branch or tag to follow", "main")
     .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
-    .option("--interval <duration>", "with --repo: how often to poll (with ±10% jitter)", "2m")
-    .option("--max-close <n>", "with --repo: hold a commit that would close more cells than this", "5")
-    .option("--max-close-percent <p>", "with --repo: hold a commit that would close more than this percentage of the live cells", "25")
-    .option("--tick <cron>", "how often time rules and member liveness are checked (node-cron, with seconds)", "*/5 * * * * *")
+    .addOption(typedOption("--interval <duration>", "with --repo: how often to poll (with ±10% jitter)", { kind: "duration", min: 1 }, { value: 120_000, shown: "2m" }))
+    .addOption(typedOption("--tick <cron>", "how often time rules and member liveness are checked (node-cron, with seconds)", { kind: "cron" }, { value: "*/5 * * * * *", shown: "*/5 * * * * *" }))
     .action(
-      action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: string; debounce: string; resync: string; logLevel: string; metricsPort?: string; metricsHost: string; stopTimeout: string; tick: string }) => {
+      action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: number; debounce: number; resync: number; logLevel: string; metricsPort?: number; metricsHost: string; stopTimeout: number; tick: string }) => {
         const log = createLogger(o.logLevel);
         const stateDir = resolveStateDir(o.stateDir);
         const daemon = new Daemon({
           configDir: o.config,
-          ...(o.repo ? { repo: { url: o.repo, ref: o.ref, ...(o.path ? { subdir: o.path } : {}), intervalMs: duration("--interval", o.interval), budget: budgetFrom(o) } } : {}),
+          ...(o.repo ? { repo: { url: o.repo, ref: o.ref, ...(o.path ? { subdir: o.path } : {}), intervalMs: o.interval, budget: budgetFrom(o) } } : {}),
           ...(stateDir ? { stateDir } : {}),
-          debounceMs: Number(o.debounce),
-          resyncMs: duration("--resync", o.resync),
+          debounceMs: o.debounce,
+          resyncMs: o.resync,
           tick: o.tick,
-          stopTimeoutMs: Number(o.stopTimeout),
-          ...(o.metricsPort !== undefined ? { metricsPort: Number(o.metricsPort) } : {}),
+          stopTimeoutMs: o.stopTimeout,
+          ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
           metricsHost: o.metricsHost,
           log,
           hostSettings: hostOptions(o),

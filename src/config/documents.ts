@@ -1,27 +1,29 @@
 // YAML documents with source positions, checked against a JSON Schema: the shared first step of
 // loading cells.d/ and portfolios/. Pure: no I/O.
-import { LineCounter, parseAllDocuments, isMap, isPair, isScalar, type Document, type Node } from "yaml";
+import { isAlias, isMap, isPair, isScalar, visit, type Document, type Node } from "yaml";
 import type { ErrorObject } from "ajv";
 import type { Diagnostic } from "./diagnostics.js";
 import type { SourcePos } from "./types.js";
+import { parseYamlStream } from "./yaml-stream.js";
 
 export type At = (p: (string | number)[]) => SourcePos;
+
+// At most this many alias expansions per document (a "billion laughs" stops here).
+export const MAX_ALIAS_COUNT = 100;
 
 // Parse every document of a file and check each against a schema; yields the valid ones with a
 // way to find a path's source position. Pure: no I/O.
 export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
-  const lines = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  const diagnostics: Diagnostic[] = [];
+  const { docs: parsed, diagnostics, pos } = parseYamlStream(file, text);
   const docs: { value: unknown; at: At }[] = [];
-  const pos = (offset: number | undefined): { line: number; col: number } => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
-  if (!Array.isArray(parsed)) return { docs, diagnostics }; // an empty stream
   for (const doc of parsed) {
-    for (const err of doc.errors) {
-      diagnostics.push({ severity: "error", file, ...pos(err.pos[0]), message: `YAML syntax: ${err.message.split("\n")[0]}`, hint: "fix the YAML syntax" });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      diagnostics.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
+      continue;
     }
-    if (doc.errors.length > 0) continue;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
     const shapeErrors = validate(value);
     for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
@@ -29,6 +31,19 @@ export function parseDocs(file: string, text: string, validate: (v: unknown) => 
     docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
   }
   return { docs, diagnostics };
+}
+
+// The first alias node of a document, for the position of an alias problem.
+function firstAlias(doc: Document): Node | undefined {
+  let found: Node | undefined;
+  visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      found = node;
+      return visit.BREAK;
+    }
+    return undefined;
+  });
+  return found;
 }
 
 // The YAML node at a JSON path, or the deepest ancestor that exists.
@@ -97,6 +112,12 @@ function shapeDiagnostic(
       return at(fieldName(p), `must be ${JSON.stringify(params.allowedValue)}`, got());
     case "pattern":
       return at(fieldName(p), `${JSON.stringify(doc.getIn(p))} is not valid`, patternHint(e.schemaPath, p, schemaName));
+    case "minItems":
+    case "minLength": {
+      const isCommand = p.includes("command");
+      const what = e.keyword === "minItems" ? `must have at least ${String(params.limit)} item${params.limit === 1 ? "" : "s"}` : "must not be empty";
+      return at(fieldName(p), isCommand ? `${what}: a command needs the program to run` : what, isCommand ? 'name the program first, e.g. command: ["node", "./agents/a.mjs"], or remove command' : got());
+    }
     case "propertyNames":
       return at(fieldName(p), "has an invalid key", "keys must look like environment variable names (A-Z, 0-9, _)");
     default:

@@ -1,6 +1,4 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { CronExpressionParser } from "cron-parser";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
@@ -25,6 +23,9 @@ import {
   type SourcePos,
 } from "./types.js";
 import { configFiles } from "./files.js";
+import { valueDiagnostics } from "./limits.js";
+import { programWarnings } from "./programs.js";
+import { readSource } from "./source.js";
 import { toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
 import { checkFileCredentials } from "./credentials.js";
@@ -60,8 +61,13 @@ export function loadFileText(file: string, text: string): FileResult {
   const cells: DesiredCell[] = [];
   for (const { value, at } of docs) {
     const cell = toDesiredCell(value as RawCell, at);
-    diagnostics.push(...checkCell(cell, at), ...backendDiagnostics(cell, at));
+    diagnostics.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at));
     cells.push(cell);
+  }
+  // A file that declares nothing (empty, comments, a lone ---) holds what it declared before: an
+  // emptied file must never prune its cells. Only deleting the file closes them.
+  if (cells.length === 0 && !hasErrors(diagnostics)) {
+    diagnostics.push({ severity: "warning", file, line: 1, col: 1, message: "this file declares no cells; the cells it declared before are held as they are", hint: "delete the file to close them" });
   }
   return { file, cells, diagnostics };
 }
@@ -235,7 +241,7 @@ export function combine(results: FileResult[], texts: Map<string, string>, portf
   }
   const declared = new Map<string, DesiredCell[]>();
   for (const r of results) for (const c of r.cells) declared.set(c.name, [...(declared.get(c.name) ?? []), c]);
-  const badFiles = new Set([...results.filter((r) => hasErrors(r.diagnostics)).map((r) => r.file), ...missingPortfolio]);
+  const badFiles = new Set([...results.filter((r) => hasErrors(r.diagnostics) || r.cells.length === 0).map((r) => r.file), ...missingPortfolio]);
   for (const [name, decls] of declared) {
     if (decls.length < 2) continue;
     for (const d of decls) {
@@ -264,17 +270,29 @@ export function combine(results: FileResult[], texts: Map<string, string>, portf
   return { desired: { cells, portfolios: ports, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
 }
 
-// Read and validate every cells.d/*.yaml under configDir, credentials included (from the
-// operator's sources in creds, by default Lazarus's own environment and settings).
+// Read and validate every cells.d/*.yaml and portfolios/*.yaml under configDir, credentials
+// included (from the operator's sources in creds, by default Lazarus's own environment and
+// settings). A file that cannot be read is quarantined alone; every other file still loads.
 export async function loadConfig(configDir: string, creds?: CredentialContext): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
   const ctx = creds ?? { host: hostSettings(process.env), hostEnv: process.env };
   const texts = new Map<string, string>();
-  const results = await Promise.all(
-    (await configFiles(configDir, "cells.d")).map(async (rel) => {
-      const text = await readFile(path.join(configDir, rel), "utf8");
-      texts.set(rel, text);
-      return checkFileCredentials(loadFileText(rel, text), ctx);
-    }),
-  );
+  const { files } = await configFiles(configDir, "cells.d");
+  const loaded = await Promise.all(files.map((rel) => loadCellFile(configDir, rel)));
+  const results: FileResult[] = [];
+  for (const l of loaded) {
+    if (!l) continue;
+    if (l.text !== undefined) texts.set(l.result.file, l.text);
+    results.push(await checkFileCredentials(l.result, ctx));
+  }
   return combine(results, texts, await loadPortfolioFiles(configDir));
+}
+
+// One cells.d/ file read safely, loaded, and its programs looked for; undefined when it is gone.
+export async function loadCellFile(configDir: string, rel: string): Promise<{ result: FileResult; text?: string } | undefined> {
+  const src = await readSource(configDir, rel);
+  if (src.kind === "missing") return undefined;
+  if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
+  const result = loadFileText(rel, src.text);
+  result.diagnostics.push(...programWarnings(result.cells, configDir));
+  return { result, text: src.text };
 }

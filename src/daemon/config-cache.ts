@@ -1,18 +1,20 @@
-// The daemon's view of cells.d/: each file parsed once and kept until its size or mtime changes,
-// so one edit re-reads one file, whatever the number of cells.
-import { readFile, stat } from "node:fs/promises";
+// The daemon's view of cells.d/: each file parsed once and kept until it changes (its inode, size,
+// mtime or ctime, or those of a symlink's target), so one edit re-reads one file, whatever the
+// number of cells. Files are read as loadConfig reads them (src/config/source.ts).
+import { lstat, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { combine, loadFileText, loadPortfolioText, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
+import { combine, loadCellFile, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
 import { configFiles, configFileKind } from "../config/files.js";
 import { checkFileCredentials } from "../config/credentials.js";
 import type { CredentialContext } from "../host/secrets.js";
 import { hostSettings } from "../host/settings.js";
+import { loadPortfolioFile } from "../portfolio/load.js";
+import { isErrno } from "../util/errors.js";
 
 interface Entry {
-  size: number;
-  mtimeMs: number;
+  sig: string; // what the file looked like when read (see signature)
   parsed?: FileResult; // a cells.d/ file as parsed, before its credentials were checked
   result: FileResult;
   portfolios?: PortfolioFileResult; // for a file under portfolios/
@@ -27,6 +29,7 @@ export interface RefreshResult {
 export class ConfigCache {
   private readonly files = new Map<string, Entry>();
   private combined: { desired: Desired; diagnostics: Diagnostic[] } | undefined;
+  private dirProblem: PortfolioFileResult | undefined; // portfolios/ cannot be listed
 
   // credentials: where credential values may come from; read again on every full refresh, so a
   // rotated secret (same file in cells.d/) is seen.
@@ -38,47 +41,48 @@ export class ConfigCache {
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
   async refresh(only?: Iterable<string>): Promise<RefreshResult> {
     let names: string[];
+    const affected = new Set<string>();
+    const changed: string[] = [];
     if (only) names = [...only];
     else {
-      names = [...(await configFiles(this.configDir, "cells.d")), ...(await configFiles(this.configDir, "portfolios"))];
+      const cells = await configFiles(this.configDir, "cells.d");
+      const ports = await configFiles(this.configDir, "portfolios");
+      if (JSON.stringify(ports.problem) !== JSON.stringify(this.dirProblem?.diagnostics[0])) {
+        this.dirProblem = ports.problem ? { file: "portfolios", portfolios: [], diagnostics: [ports.problem] } : undefined;
+        for (const name of this.current().desired.cells.keys()) affected.add(name);
+        changed.push("portfolios");
+      }
+      names = [...cells.files, ...ports.files];
       const listed = new Set(names);
       for (const known of this.files.keys()) if (!listed.has(known)) names.push(known);
     }
-    const affected = new Set<string>();
-    const changed: string[] = [];
     for (const rel of names) {
       const kind = configFileKind(rel);
       if (!kind) continue;
       const isPortfolio = kind === "portfolios";
-      const abs = path.join(this.configDir, rel);
       const old = this.files.get(rel);
-      let st;
-      try {
-        st = await stat(abs);
-      } catch {
-        st = undefined;
+      const sig = await signature(path.join(this.configDir, rel));
+      if (sig !== undefined && old?.sig === sig) continue;
+      let entry: Entry | undefined;
+      if (sig !== undefined && isPortfolio) {
+        const portfolios = await loadPortfolioFile(this.configDir, rel);
+        if (portfolios) entry = { sig, result: { file: rel, cells: [], diagnostics: [] }, portfolios };
+      } else if (sig !== undefined) {
+        const loaded = await loadCellFile(this.configDir, rel);
+        if (loaded) {
+          const result = await checkFileCredentials(loaded.result, await this.credentials());
+          entry = { sig, parsed: loaded.result, result, ...(hasErrors(result.diagnostics) && loaded.text !== undefined ? { text: loaded.text } : {}) };
+        }
       }
-      if (!st) {
+      // A portfolio change concerns every agent it may apply to: all cells are looked at.
+      if ((entry ?? old)?.portfolios) for (const name of this.current().desired.cells.keys()) affected.add(name);
+      if (!entry) {
         if (old) {
-          if (old.portfolios) for (const name of this.current().desired.cells.keys()) affected.add(name);
           this.files.delete(rel);
           this.names(old).forEach((n) => affected.add(n));
           changed.push(rel);
         }
         continue;
-      }
-      if (old && old.size === st.size && old.mtimeMs === st.mtimeMs) continue;
-      const text = await readFile(abs, "utf8");
-      let entry: Entry;
-      if (isPortfolio) {
-        const portfolios = loadPortfolioText(rel, text);
-        entry = { size: st.size, mtimeMs: st.mtimeMs, result: { file: rel, cells: [], diagnostics: [] }, portfolios };
-        // A portfolio change concerns every agent it may apply to: all cells are looked at.
-        for (const name of this.current().desired.cells.keys()) affected.add(name);
-      } else {
-        const parsed = loadFileText(rel, text);
-        const result = await checkFileCredentials(parsed, await this.credentials());
-        entry = { size: st.size, mtimeMs: st.mtimeMs, parsed, result, ...(hasErrors(result.diagnostics) ? { text } : {}) };
       }
       if (old) this.names(old).forEach((n) => affected.add(n));
       this.names(entry).forEach((n) => affected.add(n));
@@ -121,7 +125,7 @@ export class ConfigCache {
       this.combined = combine(
         entries.filter((e) => !e.portfolios).map((e) => e.result),
         texts,
-        entries.flatMap((e) => (e.portfolios ? [e.portfolios] : [])),
+        [...(this.dirProblem ? [this.dirProblem] : []), ...entries.flatMap((e) => (e.portfolios ? [e.portfolios] : []))],
       );
     }
     return this.combined;
@@ -135,6 +139,21 @@ export class ConfigCache {
   // Make the next refresh re-read every file, while the current view stays usable meanwhile
   // (dropping it would make a concurrent reconcile see an empty config and close every cell).
   invalidate(): void {
-    for (const e of this.files.values()) e.mtimeMs = -1;
+    for (const e of this.files.values()) e.sig = "";
+  }
+}
+
+// What a file looks like without reading it: undefined when it is gone. A symlink's target counts,
+// and ctime too (a chmod that makes an unreadable file readable changes only that).
+async function signature(abs: string): Promise<string | undefined> {
+  const at = (st: { ino: number; mode: number; size: number; mtimeMs: number; ctimeMs: number }): string => `${st.ino}:${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  try {
+    const lst = await lstat(abs);
+    if (!lst.isSymbolicLink()) return at(lst);
+    const target = await stat(abs).then(at, (err: NodeJS.ErrnoException) => `error:${err.code ?? "?"}`);
+    return `${at(lst)}>${target}`;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return undefined;
+    return `error:${(err as NodeJS.ErrnoException).code ?? "?"}`;
   }
 }

@@ -1,12 +1,11 @@
 // Loading portfolios/*.yaml: shape, special chains, and the rule that no agent or task class is
 // claimed twice.
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { parseDocs, type At } from "../config/documents.js";
 import { parseDuration } from "../config/durations.js";
 import { validatePortfolioShape } from "../config/schema.js";
 import { configFiles } from "../config/files.js";
+import { readSource } from "../config/source.js";
 import { ERROR_CLASSES, type ErrorClass, type ModelSpec, type Portfolio } from "./types.js";
 
 export interface PortfolioFileResult {
@@ -91,9 +90,18 @@ export function combinePortfolios(results: PortfolioFileResult[], diagnostics: D
   return ok ? byName : undefined;
 }
 
-// Read every portfolios/*.yaml under configDir (none when the directory does not exist).
+// Read every portfolios/*.yaml under configDir (none when the directory does not exist). A file
+// that cannot be read, or a portfolios/ that cannot be listed, is a result with an error.
 export async function loadPortfolioFiles(configDir: string): Promise<PortfolioFileResult[]> {
-  const files = await configFiles(configDir, "portfolios");
-  return Promise.all(files.map(async (rel) => loadPortfolioText(rel, await readFile(path.join(configDir, rel), "utf8"))));
+  const { files, problem } = await configFiles(configDir, "portfolios");
+  const results = await Promise.all(files.map((rel) => loadPortfolioFile(configDir, rel)));
+  return [...(problem ? [{ file: "portfolios", portfolios: [], diagnostics: [problem] }] : []), ...results.filter((r) => r !== undefined)];
 }
 
+// One portfolios/ file read and loaded; undefined when it is gone.
+export async function loadPortfolioFile(configDir: string, rel: string): Promise<PortfolioFileResult | undefined> {
+  const src = await readSource(configDir, rel);
+  if (src.kind === "missing") return undefined;
+  if (src.kind === "problem") return { file: rel, portfolios: [], diagnostics: [src.diagnostic] };
+  return loadPortfolioText(rel, src.text);
+}

@@ -40,7 +40,7 @@ describe("--lock-timeout", () => {
   it("rejects a value that is not a duration, naming the flag", async () => {
     const r = await apply("--lock-timeout", "soon");
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('--lock-timeout "soon" is not a duration');
+    expect(r.stderr).toContain(`option '--lock-timeout <duration>' argument 'soon' is invalid. "soon" is not a duration`);
   });
 
   it.each([["apply"], ["sync"], ["checkpoint"], ["accept"]])("is offered by %s", async (cmd) => {

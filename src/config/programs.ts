@@ -1,0 +1,58 @@
+// Whether each member's program can be found where it will run: argv[0] looked up on the PATH
+// Lazarus gives members, or (./ and ../) relative to the config dir. Not found is a warning at the
+// command's line: the host may still get the program before the member starts.
+import { accessSync, constants, statSync } from "node:fs";
+import path from "node:path";
+import type { Diagnostic } from "./diagnostics.js";
+import type { DesiredCell } from "./types.js";
+
+// The PATH of a member's environment (see src/backends/env.ts).
+export function memberPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// Where argv[0] resolves, undefined when it does not; true when it cannot be judged here (a path
+// relative to the member's own home).
+export function findProgram(program: string, configDir: string, searchPath: string): string | undefined | true {
+  if (program.startsWith("./") || program.startsWith("../")) {
+    const file = path.resolve(configDir, program);
+    return isExecutableFile(file) ? file : undefined;
+  }
+  if (path.isAbsolute(program)) return isExecutableFile(program) ? program : undefined;
+  if (program.includes("/")) return true;
+  for (const dir of searchPath.split(":")) {
+    const file = path.join(dir || ".", program);
+    if (dir && isExecutableFile(file)) return file;
+  }
+  return undefined;
+}
+
+// A warning for each member whose program is not found.
+export function programWarnings(cells: DesiredCell[], configDir: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const searchPath = memberPath(env);
+  for (const cell of cells) {
+    cell.members.forEach((m, i) => {
+      const program = m.command?.[0];
+      if (!program || findProgram(program, configDir, searchPath) !== undefined) return;
+      const where = program.startsWith("./") || program.startsWith("../") ? `relative to the config dir ${path.resolve(configDir)}` : path.isAbsolute(program) ? "at that path" : `on the members' PATH (${searchPath})`;
+      out.push({
+        severity: "warning",
+        ...m.source,
+        field: `spec.members[${i}].command`,
+        message: `program "${program}" is not found ${where}, or is not executable`,
+        hint: "install it, fix the name, or give its full path; the member will fail to start until then",
+      });
+    });
+  }
+  return out;
+}

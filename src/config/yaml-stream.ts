@@ -1,0 +1,87 @@
+// YAML as Lazarus accepts it: the core schema without custom or YAML 1.1 tags, plain string keys
+// (no mapping or sequence as a key), unique keys, nesting at most MAX_DEPTH deep, resolved aliases
+// only. Every error and warning of the parser is a diagnostic at its line and column. Pure: no I/O.
+import { Composer, Lexer, LineCounter, Parser, visit, type CST, type DocumentOptions, type ParseOptions, type SchemaOptions, type Document, type YAMLError } from "yaml";
+import type { Diagnostic } from "./diagnostics.js";
+
+export const MAX_DEPTH = 64;
+
+const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
+  version: "1.2",
+  schema: "core",
+  customTags: [],
+  resolveKnownTags: false, // no !!binary, !!set, !!omap, !!timestamp
+  merge: false, // << is an ordinary key
+  stringKeys: true, // a collection used as a key is an error
+  uniqueKeys: true,
+  strict: true,
+  prettyErrors: false,
+};
+
+export type Pos = (offset: number | undefined) => { line: number; col: number };
+
+export interface YamlStream {
+  docs: Document.Parsed[]; // the documents without errors
+  diagnostics: Diagnostic[];
+  pos: Pos;
+}
+
+// The CST of a stream, or the offset where it nests deeper than MAX_DEPTH (checked between
+// tokens, before anything recursive runs, so no input can overflow the stack).
+function tokens(text: string, lines: LineCounter): { tokens: CST.Token[] } | { tooDeep: number } {
+  const parser = new Parser(lines.addNewLine);
+  const out: CST.Token[] = [];
+  lines.addNewLine(0);
+  for (const lexeme of new Lexer().lex(text)) {
+    out.push(...parser.next(lexeme));
+    if (parser.stack.length > MAX_DEPTH) return { tooDeep: parser.stack[parser.stack.length - 1]?.offset ?? 0 };
+  }
+  out.push(...parser.end());
+  return { tokens: out };
+}
+
+// A parser error or warning as a diagnostic.
+function fromYamlError(file: string, e: YAMLError, pos: Pos, severity: "error" | "warning"): Diagnostic {
+  const where = { file, ...pos(e.pos[0]) };
+  const first = e.message.split("\n")[0] ?? "";
+  if (e.code === "TAG_RESOLVE_FAILED") {
+    const tag = /Unresolved tag: (.*)$/.exec(first)?.[1] ?? first;
+    return { severity: "error", ...where, message: `YAML tag ${tag.replace(/^tag:yaml\.org,2002:/, "!!")} is not allowed: Lazarus reads plain YAML (strings, numbers, booleans, null, mappings, sequences)`, hint: "remove the tag" };
+  }
+  if (e.code === "NON_STRING_KEY") return { severity: "error", ...where, message: "YAML syntax: a mapping key must be a plain string, not a mapping or a sequence", hint: "write the key as a string" };
+  return { severity, ...where, message: `YAML ${severity === "error" ? "syntax" : "warning"}: ${first}`, hint: severity === "error" ? "fix the YAML syntax" : "check the YAML" };
+}
+
+// Aliases whose anchor does not come before them, as errors.
+function unresolvedAliases(file: string, doc: Document.Parsed, pos: Pos): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) === undefined) out.push({ severity: "error", file, ...pos(node.range?.[0]), message: `YAML alias *${node.source} has no anchor &${node.source} before it`, hint: "define the anchor first, or write the value out" });
+    },
+  });
+  return out;
+}
+
+// Parse a stream of documents the way Lazarus accepts YAML.
+export function parseYamlStream(file: string, text: string): YamlStream {
+  const lines = new LineCounter();
+  const pos: Pos = (offset) => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
+  const cst = tokens(text, lines);
+  if ("tooDeep" in cst) {
+    const message = `YAML nests deeper than ${MAX_DEPTH} levels`;
+    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(cst.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos };
+  }
+  const diagnostics: Diagnostic[] = [];
+  const docs: Document.Parsed[] = [];
+  for (const doc of new Composer(OPTIONS).compose(cst.tokens)) {
+    const problems = [
+      ...doc.errors.map((e) => fromYamlError(file, e, pos, "error")),
+      ...doc.warnings.map((e) => fromYamlError(file, e, pos, "warning")),
+    ];
+    if (!problems.some((d) => d.severity === "error")) problems.push(...unresolvedAliases(file, doc, pos));
+    diagnostics.push(...problems);
+    if (!problems.some((d) => d.severity === "error")) docs.push(doc);
+  }
+  return { docs, diagnostics, pos };
+}
