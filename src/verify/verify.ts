@@ -68,6 +68,7 @@ interface Context {
   port: number;
   connections: () => number;
   hostEnvNames: string[];
+  mountPoints: string[];
 }
 
 async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, backend: SandboxBackend): Promise<Check[]> {
@@ -89,6 +90,8 @@ async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
       LZ_PORT: String(ctx.port),
       LZ_FORKS: String(pidsMax + 4),
       LZ_PIDS_MAX: String(pidsMax),
+      // the first component of operator binds under /tmp or /dev/shm: bubblewrap's mount points
+      LZ_MOUNT_POINTS: ctx.mountPoints.join(" "),
     };
     const before = ctx.connections();
     const r = await backend.exec(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
@@ -122,6 +125,14 @@ async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
   return checks;
 }
 
+// Names bubblewrap creates directly in the sandbox's /tmp or /dev/shm to mount binds below them.
+function mountPointsIn(binds: string[]): string[] {
+  return binds.flatMap((b) => {
+    const m = /^\/(?:tmp|dev\/shm)\/([^/]+)/.exec(b);
+    return m ? [m[1] as string] : [];
+  });
+}
+
 // Verify the named live cells (all when none is named).
 export async function verifyCells(paths: StatePaths, names: string[], settings: HostSettings, hostEnv: NodeJS.ProcessEnv): Promise<CellReport[]> {
   const stateRoot = path.dirname(paths.ledger);
@@ -138,7 +149,7 @@ export async function verifyCells(paths: StatePaths, names: string[], settings: 
     s.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv) };
+  const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv), mountPoints: mountPointsIn(settings.sandbox.roBinds) };
   const sandbox = new SandboxBackend(stateRoot, settings);
   try {
     const reports: CellReport[] = [];

@@ -2,8 +2,8 @@
 // network, and the list of what the process backend does not enforce.
 import { rmSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus } from "../helpers.js";
-import { cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } from "./helpers.js";
+import { cellYaml, configDir, lazarus, tempDir } from "../helpers.js";
+import { FIXTURES, cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } from "./helpers.js";
 
 const sleeper = ["sleep", "1000"];
 interface Report {
@@ -12,7 +12,10 @@ interface Report {
 }
 
 describe.skipIf(skipReason)("lazarus verify", () => {
-  const env = sandboxEnv(234000);
+  // an operator bind under /tmp: bubblewrap makes its mount point in the sandbox's /tmp, which
+  // must not count as residue
+  const tools = tempDir("lazarus-tools-");
+  const env = sandboxEnv(234000, { LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${tools}` });
   const state = sandboxStateDir();
   const cfg = configDir({
     "cells.d/a.yaml": cellYaml({
@@ -31,7 +34,7 @@ describe.skipIf(skipReason)("lazarus verify", () => {
     for (const f of ["a", "b", "c"]) rmSync(`${cfg}/cells.d/${f}.yaml`, { force: true });
     await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env });
     await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
-    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
+    for (const d of [state, cfg, tools]) rmSync(d, { recursive: true, force: true });
   });
 
   it("shows network host in the plan, then proves every invariant of a sandboxed cell from inside each member", async () => {
