@@ -77,7 +77,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     return;
   }
   const backend = backendOf(env, rec);
-  if (m.status === "starting" && m.spawnId) {
+  if ((m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
       Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
@@ -116,8 +116,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   m.startedAt = iso(env.now);
   delete m.exitCode;
   if (started.startTime === undefined) {
-    m.status = "down";
-    m.downAt = iso(env.now);
+    m.status = "starting"; // unknown: the next run finds it by its spawn id, never by the bare pid
   } else {
     m.status = "running";
     m.startTime = started.startTime;
@@ -210,7 +209,8 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const m = find(rec, a.member);
   const dm = a.desiredMember;
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
-  if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
+  const unknown = m.status === "starting" || (m.status === "running" && m.startTime === undefined); // found by spawn id below
+  if (!(sameProcessSpec(m, dm) && unknown)) {
     await stopMember(rec, m, env);
     syncMember(m, dm);
     await writePortfolio(cp, rec, m, dm, env);

@@ -75,7 +75,8 @@ interface CellCtx {
 const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== undefined && d.state === "active";
 
 function planName(ctx: CellCtx, o: ObservedName): void {
-  const { name, d } = ctx;
+  const { name } = ctx;
+  let d = ctx.d;
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
@@ -104,7 +105,9 @@ function planName(ctx: CellCtx, o: ObservedName): void {
         message: `cell ${name} is live with ${field} "${rec[field]}"; ${field} cannot change on a live cell`,
         hint: "set state: closed first, or declare a cell with a new name",
       });
-      return;
+      // The live cell keeps its project and backend; every other rule (TTL, closing, members)
+      // still applies. The digest recorded on close stays the declared one.
+      d = ctx.d = { ...d, project: rec.project, backend: rec.backend };
     }
     switch (rec.state) {
       case "invited":
