@@ -75,8 +75,7 @@ interface CellCtx {
 const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== undefined && d.state === "active";
 
 function planName(ctx: CellCtx, o: ObservedName): void {
-  const { name } = ctx;
-  let d = ctx.d;
+  const { name, d: declared } = ctx;
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
@@ -88,7 +87,22 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       return;
     }
   }
-  const digest = d ? desiredDigest(d) : undefined;
+  const liveRec = o.live?.record;
+  if (ctx.d && liveRec && (ctx.d.project !== liveRec.project || ctx.d.backend !== liveRec.backend)) {
+    const field = ctx.d.project !== liveRec.project ? "project" : "backend";
+    ctx.diagnostics.push({
+      severity: "error",
+      ...ctx.d.source,
+      field: `spec.${field}`,
+      message: `cell ${name} is live with ${field} "${liveRec[field]}"; ${field} cannot change on a live cell`,
+      hint: "set state: closed first, or declare a cell with a new name",
+    });
+    // The live cell keeps its project and backend; every other rule (TTL, closing, members)
+    // still applies. The digest recorded on close stays the declared one.
+    ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend };
+  }
+  const d = ctx.d;
+  const digest = declared ? desiredDigest(declared) : undefined;
   // The closed incarnation still on disk, if any, and whether it still sits under cells/.
   let closed: { rec: CellRecord; underCells: boolean } | undefined;
   let justClosed = false;
@@ -96,19 +110,6 @@ function planName(ctx: CellCtx, o: ObservedName): void {
 
   if (live) {
     const rec = live.record as CellRecord;
-    if (d && (d.project !== rec.project || d.backend !== rec.backend)) {
-      const field = d.project !== rec.project ? "project" : "backend";
-      ctx.diagnostics.push({
-        severity: "error",
-        ...d.source,
-        field: `spec.${field}`,
-        message: `cell ${name} is live with ${field} "${rec[field]}"; ${field} cannot change on a live cell`,
-        hint: "set state: closed first, or declare a cell with a new name",
-      });
-      // The live cell keeps its project and backend; every other rule (TTL, closing, members)
-      // still applies. The digest recorded on close stays the declared one.
-      d = ctx.d = { ...d, project: rec.project, backend: rec.backend };
-    }
     switch (rec.state) {
       case "invited":
       case "preparing":
