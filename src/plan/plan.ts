@@ -154,7 +154,9 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     if (wantsActive(d) && !reopen) expiredNote(ctx, d);
   } else if (!live && !closed && wantsActive(d)) {
     const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
-    if (newest && newest.closedDigest === digest) expiredNote(ctx, d);
+    // The last close: the tombstone (kept past the purge), else the newest archive.
+    const lastClosed = o.tombstone ?? newest;
+    if (lastClosed && lastClosed.closedDigest === digest) expiredNote(ctx, d);
     else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell", o, ctx));
   }
   // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
