@@ -138,3 +138,53 @@ describe("saved plans", () => {
     expect([...seen].sort()).toEqual(["cell-down", "checkpoint", "close", "create", "invite", "member-down", "purge", "remove-member", "restart", "resurrect", "revive", "revoke", "renew", "scrub", "update"].sort());
   });
 });
+
+describe("a cell closed on its TTL", () => {
+  it("is not reopened as a fresh cell once its archive is purged", async () => {
+    const base = Date.parse("2032-05-01T00:00:00Z");
+    const at = (m: number) => iso(base + m * MIN);
+    const { state, run } = setup({ "cells.d/t.yaml": cellYaml({ name: "ttl1", ttl: "1h", grace: "10m", retention: "1h" }) });
+    for (const m of [0, 70, 90, 200]) {
+      const r = await run("apply", "--yes", "--now", at(m));
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+    expect(existsSync(path.join(state, "archive")) ? readdirSync(path.join(state, "archive")) : []).toEqual([]); // purged
+    const p = await run("plan", "--detailed-exitcode", "--now", at(210));
+    expect(p.stdout).not.toContain("create");
+    expect(p.stderr).toContain("not reopened");
+    expect(p.exitCode).toBe(0);
+  });
+});
+
+describe("a substitute that restores a checkpoint with keep: 1", () => {
+  it("restores the planned checkpoint instead of rotating it away and deleting the work", async () => {
+    const base = Date.parse("2033-01-01T00:00:00Z");
+    const at = (m: number) => iso(base + m * MIN);
+    const yaml = cellYaml({
+      name: "subs",
+      extra: "  policy: {allowSubstitutes: true}\n  checkpoint: {keep: 1}",
+      members: [
+        { identity: "agent:allegro", role: "executor", command: ["node", AGENT], restart: "never" },
+        { identity: "agent:ezra", role: "substitute", command: ["node", AGENT], replaces: "agent:allegro" },
+      ],
+    });
+    const { state, run } = setup({ "cells.d/s.yaml": yaml });
+    const dir = path.join(state, "cells", "subs");
+    expect((await run("apply", "--yes", "--now", at(0))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "checkpointed\n");
+    expect((await run("checkpoint", "subs", "--now", at(1))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "after the checkpoint\n");
+    await killMember(dir, "agent:allegro");
+
+    const r = await run("apply", "--yes", "--now", at(2));
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("checkpointed\n");
+    expect(readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status).toBe("running");
+    // the safety checkpoint (with the later work) is what keep: 1 leaves
+    const left = readdirSync(path.join(dir, ".lazarus", "checkpoints")).filter((f) => f.endsWith(".tar.gz"));
+    expect(left).toHaveLength(1);
+    expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toEqual([]);
+    const again = await run("plan", "--detailed-exitcode", "--now", at(3));
+    expect(again.exitCode, again.stdout).toBe(0);
+  });
+});
