@@ -4,6 +4,7 @@ import { plan } from "../../src/plan/plan.js";
 import { desiredDigest } from "../../src/config/digest.js";
 import type { Observed } from "../../src/observe/observe.js";
 import { fingerprint } from "../../src/plan/saved.js";
+import { ownsProcess } from "../../src/backends/proc.js";
 import { desiredOf, HOUR, iso, MIN, observedOf, recordOf, T0 } from "./builders.js";
 
 const AGENT = { identity: "agent:allegro", role: "executor", command: ["node", "a.js"] };
@@ -66,6 +67,10 @@ describe("members", () => {
     // once recorded as completed, it stays quiet for good (never abandoned)
     const done = recordOf(subs.cells.get("c1")!, T0, { members: rec.members.map((m) => ({ ...m, status: "completed" as const, downAt: iso(T0 + MIN), exitCode: 0 })) });
     expect(plan(subs, observedOf({ record: done, alive: false }), T0 + 3 * HOUR).actions).toEqual([]);
+  });
+
+  it("never proves a pid alive without its start time", () => {
+    expect(ownsProcess(process.pid, { startTime: undefined, spawnId: "s1", cell: "c1" })).toBe(false);
   });
 
   it("looks for a member recorded without a start time by its spawn id instead of downing it", () => {
