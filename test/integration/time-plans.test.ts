@@ -188,3 +188,30 @@ describe("a substitute that restores a checkpoint with keep: 1", () => {
     expect(again.exitCode, again.stdout).toBe(0);
   });
 });
+
+describe("a substitute joining while another executor runs", () => {
+  it("does not restore project/ from under the running executor", async () => {
+    const base = Date.parse("2034-01-01T00:00:00Z");
+    const at = (m: number) => iso(base + m * MIN);
+    const yaml = cellYaml({
+      name: "coex",
+      extra: "  policy: {allowSubstitutes: true}",
+      members: [
+        { identity: "agent:allegro", role: "executor", command: ["node", AGENT], restart: "never" },
+        { identity: "agent:bob", role: "executor", command: ["node", AGENT] },
+        { identity: "agent:ezra", role: "substitute", command: ["node", AGENT], replaces: "agent:allegro" },
+      ],
+    });
+    const { state, run } = setup({ "cells.d/c.yaml": yaml });
+    const dir = path.join(state, "cells", "coex");
+    expect((await run("apply", "--yes", "--now", at(0))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "checkpointed\n");
+    expect((await run("checkpoint", "coex", "--now", at(1))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "bob's later work\n");
+    await killMember(dir, "agent:allegro");
+    const r = await run("apply", "--yes", "--now", at(2));
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("bob's later work\n");
+    expect(readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status).toBe("running");
+  });
+});
