@@ -49,8 +49,10 @@ export function resolveStateDir(stateDir: string | undefined, env: NodeJS.Proces
   return stateDir ?? (env.LAZARUS_STATE_DIR || undefined);
 }
 
-// The time to plan at: --now or the clock, never earlier than the last recorded time.
-export async function resolveNow(paths: StatePaths, requested: string | undefined): Promise<{ now: number; diagnostics: Diagnostic[] }> {
+// The time to act at: --now, else the clock. Never earlier than the last recorded time when --now
+// is given; without --now, a ledger time in the future is refused when mutating ("mutate") and
+// only warned about when showing ("show": plan, status), which then use the clock.
+export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[] }> {
   let now = Date.now();
   if (requested !== undefined) {
     now = Date.parse(requested);
@@ -58,14 +60,14 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
   }
   const last = await lastRecordedTime(paths.ledgerHead);
   const lastMs = last ? Date.parse(last) : Number.NaN;
-  if (!Number.isNaN(lastMs) && now < lastMs) {
-    const diagnostics: Diagnostic[] =
-      requested !== undefined
-        ? [{ severity: "warning", message: `--now ${requested} is earlier than the last recorded time ${last}; planning at ${last}`, hint: "time never runs backwards in a state dir" }]
-        : [];
-    return { now: lastMs, diagnostics };
+  if (Number.isNaN(lastMs) || now >= lastMs) return { now, diagnostics: [] };
+  if (requested !== undefined) {
+    return { now: lastMs, diagnostics: [{ severity: "warning", message: `--now ${requested} is earlier than the last recorded time ${last}; planning at ${last}`, hint: "time never runs backwards in a state dir" }] };
   }
-  return { now, diagnostics: [] };
+  const why = `the ledger's last recorded time ${last} is in the future (the clock says ${new Date(now).toISOString()}); an earlier command was run with a future --now`;
+  const hint = `pass --now ${last} (or later) explicitly to act at that time, or wait until the clock passes ${last}`;
+  if (mode === "mutate") throw new LazarusError("FUTURE_LEDGER", `refusing to change state: ${why}; ${hint}`);
+  return { now, diagnostics: [{ severity: "warning", message: `${why}; showing as of the clock`, hint }] };
 }
 
 // Where credentials come from for loading: the operator's settings and environment, and the state
@@ -76,10 +78,11 @@ export async function credentialContext(opts: Pick<EngineOptions, "hostEnv" | "h
   return { host: opts.hostSettings ?? hostSettings(hostEnv), hostEnv, ...(digestKey ? { digestKey } : {}) };
 }
 
+// Load, observe and plan (no lock, no change).
 export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
   const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
-  const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now);
+  const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now, "show"); // a mutating caller checked under its lock
   const observed = await observe(paths);
   const p = plan(desired, observed, now);
   return { paths, desired, observed, plan: p, diagnostics: [...loadDiags, ...timeDiags, ...p.diagnostics] };
@@ -179,12 +182,14 @@ export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revi
 
 // Apply a saved plan: exactly its actions, cell by cell, refusing cells whose observed state
 // changed since it was made. A plan without actions touches nothing (not even the lock).
+// The plan's time decided what to do; the effects are stamped with the apply's own time
+// (opts.now or the clock), so a plan applied hours later still gives a closed cell its grace.
 export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "configDir">, hooks: ApplyHooks = {}): Promise<SavedApplyOutcome> {
   if (saved.actions.length === 0) return { stale: [], results: [], revision: saved.revision };
-  return locked({ ...opts, now: saved.now }, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
+  return locked(opts, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
     const observed = await observeNames(paths, Object.keys(saved.fingerprints));
     const stale = staleCells(saved, observed);
-    const { now } = await resolveNow(paths, saved.now);
+    const { now } = await resolveNow(paths, opts.now);
     const actions = saved.actions.filter((a) => !stale.includes(a.cell));
     const results = await applyActions(actions, applyEnv(opts, paths, saved.configDir, now, saved.revision), ledger, hooks);
     return { stale, results, revision: saved.revision };

@@ -12,7 +12,8 @@ import { guardCell } from "./guard.js";
 // Snapshot the cell (its processes frozen meanwhile, and thawed even if this process dies), keep
 // the newest `keep`.
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
-export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv): Promise<string> {
+// spare: a checkpoint the caller is about to restore, kept through this rotation.
+export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv, spare?: string): Promise<string> {
   if (rec.state === "active") {
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);
@@ -20,7 +21,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
   const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(cp, rec, backend));
-  const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
+  const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep, spare);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "checkpoint", checkpoint: archive, reason, ...(rotated.length ? { rotated } : {}) });

@@ -14,6 +14,9 @@ import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { checkpointCell } from "./checkpoint.js";
+import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
+import { listCheckpoints } from "../observe/observe.js";
+import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
@@ -77,7 +80,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     return;
   }
   const backend = backendOf(env, rec);
-  if (m.status === "starting" && m.spawnId) {
+  if ((m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
       Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
@@ -116,8 +119,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   m.startedAt = iso(env.now);
   delete m.exitCode;
   if (started.startTime === undefined) {
-    m.status = "down";
-    m.downAt = iso(env.now);
+    m.status = "starting"; // unknown: the next run finds it by its spawn id, never by the bare pid
   } else {
     m.status = "running";
     m.startTime = started.startTime;
@@ -149,12 +151,21 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
   const dm = a.desiredMember;
   const details: Details = { member: a.member, role: dm.role };
   if (a.substitute && !rec.members.some((x) => x.identity === a.member)) {
-    if (a.substitute.restore) {
-      const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env);
+    const source = a.substitute.restore;
+    // Never restore project/ and shared/ from under an executor that still runs in the cell.
+    const running = rec.members.filter((x) => x.command && x.identity !== a.substitute?.replaces && backendOf(env, rec).isAlive(memberRef(rec.name, x))).map((x) => x.identity);
+    if (source && running.length > 0) details.restoreSkipped = `${running.join(", ")} still running`;
+    else if (source) {
+      // The source must be a whole checkpoint of this cell before anything is touched.
+      if (!(await listCheckpoints(cp.checkpoints)).some((c) => c.file === source)) {
+        throw new LazarusError("RESTORE_FAILED", `substitute ${a.member}: checkpoint ${path.basename(source)} is no longer in ${cp.checkpoints}; nothing was changed`);
+      }
+      const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env, source);
       details.safetyCheckpoint = safety;
       rec = await loadRecord(cp);
-      await backendOf(env, rec).restore(rec, cp.dir, a.substitute.restore, ["project", "shared"], true);
-      details.restoredFrom = path.basename(a.substitute.restore);
+      await backendOf(env, rec).restore(rec, cp.dir, source, ["project", "shared"], true);
+      await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
+      details.restoredFrom = path.basename(source);
     }
     details.replaces = a.substitute.replaces;
   }
@@ -210,7 +221,8 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const m = find(rec, a.member);
   const dm = a.desiredMember;
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
-  if (!(sameProcessSpec(m, dm) && m.status === "starting")) {
+  const unknown = m.status === "starting" || (m.status === "running" && m.startTime === undefined); // found by spawn id below
+  if (!(sameProcessSpec(m, dm) && unknown)) {
     await stopMember(rec, m, env);
     syncMember(m, dm);
     await writePortfolio(cp, rec, m, dm, env);

@@ -22,6 +22,7 @@ import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { copyRegularTree } from "../util/safe-copy.js";
+import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -193,6 +194,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
     });
     await saveRecord(cp_, rec, env);
+    await writeTombstone(env.paths, { cell: a.cell, closedAt: rec.closedAt, closedDigest: rec.closedDigest ?? null });
     await decide(cp_, env, { decision: "close", reason: a.reason });
     failpoint("close:recorded");
   }
@@ -331,6 +333,12 @@ async function findArchive(root: string, name: string, uid: string): Promise<str
 export async function purge(a: Extract<Action, { kind: "purge" }>, env: ApplyEnv): Promise<Details> {
   const rel = path.relative(env.paths.archive, a.dir);
   if (rel.startsWith("..") || path.isAbsolute(rel)) throw new BugError(`purge of ${a.dir} outside the archive`);
+  // Keep how it closed past the purge (state dirs from before tombstones have none yet).
+  const purged = await readJson<CellRecord>(path.join(a.dir, "cell.json")).catch(() => undefined);
+  const kept = await readTombstone(env.paths, a.cell);
+  if (purged?.closedAt && (!kept || Date.parse(kept.closedAt) < Date.parse(purged.closedAt))) {
+    await writeTombstone(env.paths, { cell: a.cell, closedAt: purged.closedAt, closedDigest: purged.closedDigest ?? null });
+  }
   await rm(a.dir, { recursive: true, force: true });
   const dayDir = path.dirname(a.dir);
   if ((await readdir(dayDir).catch(() => ["?"])).length === 0) await rm(dayDir, { recursive: true, force: true });

@@ -98,10 +98,12 @@ export async function takeCheckpoint(cellDir: string, cell: string, reason: stri
 
 // Delete all but the newest `keep` whole checkpoints (and any temporary leftovers).
 // A dir that is not a real directory (a planted link) is left alone.
-export async function rotateCheckpoints(dir: string, keep: number): Promise<string[]> {
+// spare: a checkpoint file that is not rotated away (one about to be restored), nor counted.
+export async function rotateCheckpoints(dir: string, keep: number, spare?: string): Promise<string[]> {
   if (!(await lstat(dir).catch(() => undefined))?.isDirectory()) return [];
   const all = await listCheckpoints(dir);
-  const drop = all.slice(0, Math.max(0, all.length - keep));
+  const rotating = all.filter((c) => c.file !== spare);
+  const drop = rotating.slice(0, Math.max(0, rotating.length - keep));
   for (const c of drop) {
     await rm(manifestName(c.file), { force: true }); // manifest first: a half-deleted pair never looks whole
     await rm(c.file, { force: true });

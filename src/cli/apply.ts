@@ -121,7 +121,7 @@ function resultToJson(r: ActionResult): Record<string, unknown> {
   return { ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) };
 }
 
-async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; stopTimeout: number }): Promise<number> {
+async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; now?: string; stopTimeout: number }): Promise<number> {
   let saved: SavedPlan;
   try {
     saved = JSON.parse(await readFile(file, "utf8")) as SavedPlan;
@@ -131,7 +131,7 @@ async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; st
   if (saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
-  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), stopTimeoutMs: o.stopTimeout, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {
+  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), stopTimeoutMs: o.stopTimeout, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {
     postApply: (res) => {
       if (!o.json) out(resultLine(res, c));
     },

@@ -93,7 +93,7 @@ export function portfolioCommand(): Command {
             selector = resolved.selector;
           }
           const paths = statePaths(resolveStateDir(o.stateDir));
-          const { now } = await resolveNow(paths, o.now);
+          const { now } = await resolveNow(paths, o.now, "show");
           const health = o.cell ? await readHealth(cellDirFor(o.stateDir, o.cell), (why) => err(`warning: ${why}`)) : [];
           const r = nextModel({
             portfolio,
@@ -126,7 +126,7 @@ export function portfolioCommand(): Command {
           const outcome = (o.outcome === "ok" ? "ok" : errorClass("--outcome", o.outcome)) as Outcome;
           const paths = statePaths(resolveStateDir(o.stateDir));
           const cellDir = cellDirFor(o.stateDir, o.cell);
-          const { now } = await resolveNow(paths, o.now);
+          const { now } = await resolveNow(paths, o.now, "show");
           if (!(await lstat(path.join(cellDir, ".lazarus", "cell.json")).catch(() => undefined))?.isFile()) {
             throw new LazarusError("NO_SUCH_CELL", `no live cell named ${o.cell}; see lazarus status`);
           }

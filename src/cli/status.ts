@@ -5,7 +5,7 @@ import { statePaths } from "../cells/layout.js";
 import { resolveNow, resolveStateDir } from "../engine.js";
 import { observe } from "../observe/observe.js";
 import { renderStatusText, statusViews } from "../status/status.js";
-import { action, out, stdoutColors } from "./common.js";
+import { action, err, out, stdoutColors } from "./common.js";
 
 export function statusCommand(): Command {
   return new Command("status")
@@ -23,7 +23,8 @@ export function statusCommand(): Command {
           ...c,
           ...(gitops ? { lastAttemptedRevision: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null } : {}),
         }));
-        const { now } = await resolveNow(paths, o.now);
+        const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
+        for (const d of timeDiags) err(`warning: ${d.message}${d.hint ? ` (${d.hint})` : ""}`);
         const revision = gitops
           ? { repo: gitops.repo, ref: gitops.ref, inForce: gitops.inForce?.revision ?? null, lastAttempted: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null, detail: gitops.lastAttempt?.detail ?? null, held: gitops.held ?? null }
           : undefined;

@@ -8,6 +8,7 @@ import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
 import { mapLimit } from "../util/map-limit.js";
+import { listTombstones, readTombstone, type Tombstone } from "./tombstone.js";
 
 const IO_LIMIT = 64; // cells observed at once
 import { errorMessage, isErrno } from "../util/errors.js";
@@ -45,6 +46,7 @@ export interface ObservedName {
   live?: ObservedCell; // under cells/
   graveyard?: ObservedCell;
   archives: ObservedCell[];
+  tombstone?: Tombstone; // how the name last closed, kept past the purge of its archives
 }
 
 export interface Observed {
@@ -156,6 +158,10 @@ export async function observe(paths: StatePaths): Promise<Observed> {
     const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")));
     for (const c of entries) slot(cells, c.name).archives.push(c);
   }
+  for (const name of await listTombstones(paths)) {
+    const t = await readTombstone(paths, name);
+    if (t) slot(cells, name).tombstone = t;
+  }
   return { cells };
 }
 
@@ -172,6 +178,8 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
       const [live, grave] = await Promise.all([observeIfDir(path.join(paths.cells, name), "cells", name), observeIfDir(path.join(paths.graveyard, name), "graveyard", name)]);
       if (live) s.live = live;
       if (grave) s.graveyard = grave;
+      const t = await readTombstone(paths, name);
+      if (t) s.tombstone = t;
       for (const day of days) {
         for (const e of day.entries) {
           if (e === name || e.startsWith(`${name}~`)) s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));

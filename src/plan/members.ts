@@ -32,6 +32,7 @@ interface Ctx {
   out: Action[];
   pending: Pending[];
   up: Set<string>; // identities up once this plan is applied
+  done: Set<string>; // identities that finished their work (exit 0 under restart: on-failure)
   portfoliosHeld: boolean;
 }
 
@@ -57,7 +58,7 @@ function portfolioChange(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
 }
 
 export function planMembers(cell: string, d: DesiredCell, members: ObservedMember[], checkpoints: ObservedCheckpoint[], now: number, portfoliosHeld = false): MemberPlan {
-  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), portfoliosHeld };
+  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld };
   const wanted = new Map(d.members.map((m) => [m.identity, m]));
   const have = new Map(members.map((m) => [m.identity, m]));
   const removes: Action[] = [];
@@ -86,8 +87,9 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     const replaced = dm.replaces as string;
     const m = have.get(dm.identity);
     const inCell = m !== undefined && m.role === dm.role;
-    if (sub.up.has(replaced)) {
-      if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} is up again, so substitute ${dm.identity} leaves` });
+    if (sub.up.has(replaced) || sub.done.has(replaced)) {
+      const why = sub.up.has(replaced) ? "is up again" : "finished its work";
+      if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} ${why}, so substitute ${dm.identity} leaves` });
       continue;
     }
     if (!inCell) {
@@ -111,7 +113,7 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     actions: [...removes, ...rest],
     pending: sub.pending,
     executorsDeclared: executors.length > 0,
-    executorsUp: executors.filter((m) => sub.up.has(m.identity)).length,
+    executorsUp: executors.filter((m) => sub.up.has(m.identity) || sub.done.has(m.identity)).length, // a finished executor is not a downed one
   };
 }
 
@@ -136,13 +138,18 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   let failures = m.failures ?? 0;
   let downAt = at(m.downAt);
   let exitCode = m.exitCode;
-  if (status === "starting" && !m.alive) {
-    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: resume interrupted start` });
+  // A member recorded without a start time cannot be proved alive by its pid: it is unknown, and
+  // the restart first looks for it by its spawn id (as after an interrupted start).
+  const unknown = status === "running" && m.startTime === undefined && m.spawnId !== undefined;
+  if ((status === "starting" || unknown) && !m.alive) {
+    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${unknown ? "recorded without a start time; find it by its spawn id or start it" : "resume interrupted start"}` });
     ctx.up.add(dm.identity);
     return;
   }
   if (status === "running" || status === "starting") {
-    const lastBeat = m.heartbeatAt ?? at(m.startedAt);
+    // A heartbeat file older than this start (left by an earlier run) does not make it hung.
+    const beats = [m.heartbeatAt ?? Number.NaN, at(m.startedAt)].filter((t) => !Number.isNaN(t));
+    const lastBeat = beats.length > 0 ? Math.max(...beats) : Number.NaN;
     const hung = m.alive && dm.heartbeatMs !== undefined && now - lastBeat > dm.heartbeatMs;
     if (m.alive && !hung) {
       ctx.up.add(dm.identity);
@@ -161,6 +168,7 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
         : `process ${m.pid} is gone (no exit status)`;
     ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}), stop: hung, reason: `${dm.identity}: ${why}` });
   }
+  if (status === "completed" && dm.restart === "on-failure") ctx.done.add(dm.identity);
   const restartable = dm.restart === "always" ? true : dm.restart === "on-failure" ? status === "down" : false;
   if (!restartable || Number.isNaN(downAt)) return;
   const wait = backoffMs(Math.max(1, failures));

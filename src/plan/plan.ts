@@ -75,7 +75,7 @@ interface CellCtx {
 const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== undefined && d.state === "active";
 
 function planName(ctx: CellCtx, o: ObservedName): void {
-  const { name, d } = ctx;
+  const { name, d: declared } = ctx;
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
@@ -87,7 +87,22 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       return;
     }
   }
-  const digest = d ? desiredDigest(d) : undefined;
+  const liveRec = o.live?.record;
+  if (ctx.d && liveRec && (ctx.d.project !== liveRec.project || ctx.d.backend !== liveRec.backend)) {
+    const field = ctx.d.project !== liveRec.project ? "project" : "backend";
+    ctx.diagnostics.push({
+      severity: "error",
+      ...ctx.d.source,
+      field: `spec.${field}`,
+      message: `cell ${name} is live with ${field} "${liveRec[field]}"; ${field} cannot change on a live cell`,
+      hint: "set state: closed first, or declare a cell with a new name",
+    });
+    // The live cell keeps its project and backend; every other rule (TTL, closing, members)
+    // still applies. The digest recorded on close stays the declared one.
+    ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend };
+  }
+  const d = ctx.d;
+  const digest = declared ? desiredDigest(declared) : undefined;
   // The closed incarnation still on disk, if any, and whether it still sits under cells/.
   let closed: { rec: CellRecord; underCells: boolean } | undefined;
   let justClosed = false;
@@ -95,17 +110,6 @@ function planName(ctx: CellCtx, o: ObservedName): void {
 
   if (live) {
     const rec = live.record as CellRecord;
-    if (d && (d.project !== rec.project || d.backend !== rec.backend)) {
-      const field = d.project !== rec.project ? "project" : "backend";
-      ctx.diagnostics.push({
-        severity: "error",
-        ...d.source,
-        field: `spec.${field}`,
-        message: `cell ${name} is live with ${field} "${rec[field]}"; ${field} cannot change on a live cell`,
-        hint: "set state: closed first, or declare a cell with a new name",
-      });
-      return;
-    }
     switch (rec.state) {
       case "invited":
       case "preparing":
@@ -150,7 +154,9 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     if (wantsActive(d) && !reopen) expiredNote(ctx, d);
   } else if (!live && !closed && wantsActive(d)) {
     const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
-    if (newest && newest.closedDigest === digest) expiredNote(ctx, d);
+    // The last close: the tombstone (kept past the purge), else the newest archive.
+    const lastClosed = o.tombstone ?? newest;
+    if (lastClosed && lastClosed.closedDigest === digest) expiredNote(ctx, d);
     else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell", o, ctx));
   }
   // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.

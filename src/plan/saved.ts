@@ -20,8 +20,8 @@ export interface SavedPlan {
 }
 
 // What was observed of one cell, minus what changes by itself (heartbeats, exit file times).
-export function fingerprint(o: ObservedName | undefined): string {
-  if (!o) return sha256("absent");
+// A name with nothing on disk has one fingerprint whether its slot is missing or empty.
+export function fingerprint(o: ObservedName | undefined = { archives: [] }): string {
   const cell = (c: ObservedName["live"]) =>
     c ? { record: c.record ?? c.unreadable, alive: c.members.map((m) => [m.identity, m.alive]), checkpoints: c.checkpoints.map((k) => k.name) } : null;
   return sha256(canonicalJson({ live: cell(o.live), graveyard: cell(o.graveyard), archives: o.archives.map((a) => a.record ?? a.unreadable) })).slice(0, 24);
