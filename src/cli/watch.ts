@@ -4,7 +4,7 @@ import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
 import { LazarusError } from "../util/errors.js";
-import { action, hostOptions, withCommon, type CommonOpts } from "./common.js";
+import { action, hostOptions, lockTimeoutMs, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 import { budgetFrom, type BudgetOpts } from "./sync.js";
 
 function duration(flag: string, text: string): number {
@@ -14,7 +14,7 @@ function duration(flag: string, text: string): number {
 }
 
 export function watchCommand(): Command {
-  return withCommon(new Command("watch"))
+  return withLockTimeout(withCommon(new Command("watch")))
     .description("keep the cells converged: reconcile on every change under cells.d/, on the clock and on process exits")
     .option("--debounce <ms>", "wait this many milliseconds after the last file event before reconciling", "200")
     .option("--resync <duration>", "reconcile every cell this often, to catch drift made behind Lazarus's back", "5m")
@@ -45,6 +45,7 @@ export function watchCommand(): Command {
           metricsHost: o.metricsHost,
           log,
           hostSettings: hostOptions(o),
+          ...(o.lockTimeout !== undefined ? { lockTimeoutMs: lockTimeoutMs(o.lockTimeout) } : {}),
         });
         let stopped: (code: number) => void = () => undefined;
         const done = new Promise<number>((resolve) => (stopped = resolve));

@@ -24,7 +24,8 @@ import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
-import { errorMessage } from "../util/errors.js";
+import { LazarusError, errorMessage } from "../util/errors.js";
+import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -50,12 +51,15 @@ export interface DaemonOptions {
   metricsHost: string;
   log: Logger;
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
+  lockTimeoutMs?: number; // how long each reconcile waits for another holder of the state-dir lock (default 5s)
 }
 
 type Batch = { all: true } | { all: false; names: Set<string> };
 
 const FULL_CHUNK = 250;
 const RETRY_MS = 30_000;
+const LOCK_RETRY_MS = 1_000; // the state dir was busy: look again this soon
+const BUSY = Symbol("state dir busy");
 
 export class Daemon {
   private readonly paths: StatePaths;
@@ -66,7 +70,11 @@ export class Daemon {
   private readonly metrics = new Metrics();
   private readonly ledger: Ledger;
   private readonly backends: Backends;
-  private lock: Lock | undefined;
+  private presence: Lock | undefined; // <state>/watch.pid, held from start to stop
+  private recovered = false; // the start-up sweep ran (under the lock)
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryAll = false;
+  private readonly retryNames = new Set<string>();
   private watcher: FSWatcher | undefined;
   private ticker: ScheduledTask | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -99,18 +107,65 @@ export class Daemon {
     return credentialContext({ ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths);
   }
 
+  // Run body holding the state-dir lock, waiting at most lockTimeoutMs for a command that holds it;
+  // BUSY when it could not be taken (the caller tries again later). A run interrupted earlier is
+  // recorded (journal → ledger) first, and at the first hold the leftovers of killed writers are swept.
+  private async underLock<T>(body: () => Promise<T>): Promise<T | typeof BUSY> {
+    let lock: Lock;
+    try {
+      lock = await acquireLock(this.paths.lock, "lazarus watch", { timeoutMs: this.opts.lockTimeoutMs ?? 5_000 });
+    } catch (err) {
+      if (!(err instanceof LazarusError) || err.code !== "LOCKED") throw err;
+      this.metrics.errors.inc({ kind: "locked" });
+      this.log.warn({ err: errorMessage(err) }, "state dir busy: trying again shortly");
+      return BUSY;
+    }
+    try {
+      const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+      await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
+      if (!this.recovered) {
+        await sweepStaging(this.paths);
+        await sweepTempFiles(this.paths);
+        this.recovered = true;
+      }
+      return await body();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // Queue names (or everything) again after LOCK_RETRY_MS, because the state dir was busy.
+  private retryLater(names: Iterable<string> | "all"): void {
+    if (names === "all") this.retryAll = true;
+    else for (const n of names) this.retryNames.add(n);
+    if (this.retryTimer || this.stopping) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const all = this.retryAll;
+      const again = [...this.retryNames];
+      this.retryAll = false;
+      this.retryNames.clear();
+      if (all) this.enqueueAll("state dir was busy");
+      else this.enqueue(again);
+    }, LOCK_RETRY_MS);
+  }
+
   private get log(): Logger {
     return this.opts.log;
   }
 
   async start(): Promise<void> {
     await mkdir(path.dirname(this.paths.ledger), { recursive: true });
-    this.lock = await acquireLock(this.paths.lock, "lazarus watch");
-    await credentialDigestKey(path.dirname(this.paths.ledger), true); // loads digest credential values from the start
-    const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-    await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
-    await sweepStaging(this.paths);
-    await sweepTempFiles(this.paths);
+    this.presence = await claimDaemon(this.paths, this.opts.repo ? `lazarus watch --repo ${this.opts.repo.url}` : "lazarus watch");
+    try {
+      // Journal recovery and sweeps under the lock; when a command holds it past the wait, they run
+      // before the first reconcile that gets it.
+      await this.underLock(async () => undefined);
+      await credentialDigestKey(path.dirname(this.paths.ledger), true); // loads digest credential values from the start
+    } catch (err) {
+      await this.presence.release();
+      throw err;
+    }
     if (this.opts.metricsPort !== undefined) {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
@@ -218,12 +273,20 @@ export class Daemon {
   // A full reconcile goes through every cell in chunks, so memory stays flat however many there are.
   private async reconcile(batch: Batch): Promise<void> {
     if (this.opts.repo && !this.revision) return; // nothing in force: never act on an empty config
-    if (!batch.all) return this.reconcileNames(batch.names, "cells");
+    if (!batch.all) {
+      if (!(await this.reconcileNames(batch.names, "cells"))) this.retryLater(batch.names);
+      return;
+    }
     const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
     try {
       await this.cache.refresh();
       const names = [...new Set([...this.cache.current().desired.cells.keys(), ...(await listNames(this.paths))])].sort();
-      for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined);
+      for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
+        if (!(await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined))) {
+          this.retryLater("all");
+          return;
+        }
+      }
       const seen = new Set(names);
       for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
     } catch (err) {
@@ -240,12 +303,30 @@ export class Daemon {
     this.wakes.delete(name);
   }
 
-  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<void> {
+  // Reconcile these cells under the state-dir lock; false when the lock could not be taken.
+  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<boolean> {
     const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
     let failed = false;
     const failedCells = new Set<string>();
     const batch = { names };
     try {
+      const done = await this.underLock(() => this.reconcileLocked(names, failedCells, () => (failed = true)));
+      if (done === BUSY) return false;
+      if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "reconcile" });
+      this.log.error({ err: errorMessage(err) }, "reconcile failed");
+      const retry = Date.now() + RETRY_MS;
+      for (const n of batch.names) this.wakes.set(n, retry);
+    } finally {
+      end();
+    }
+    return true;
+  }
+
+  // observe → plan → apply for these cells; the caller holds the lock.
+  private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
+    {
       const { desired } = this.cache.current();
       const { now } = await resolveNow(this.paths, undefined);
       const observed = await observeNames(this.paths, names);
@@ -262,7 +343,7 @@ export class Daemon {
             this.metrics.actions.inc({ action: r.action.kind, status: r.status });
             if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
             else {
-              failed = true;
+              onFail();
               failedCells.add(r.action.cell);
               this.metrics.errors.inc({ kind: "action" });
               this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
@@ -273,14 +354,6 @@ export class Daemon {
       const touched = new Set(p.actions.map((a) => a.cell));
       const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
       this.remember(names, observed, after, desired.cells, now, failedCells);
-      if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
-    } catch (err) {
-      this.metrics.errors.inc({ kind: "reconcile" });
-      this.log.error({ err: errorMessage(err) }, "reconcile failed");
-      const retry = Date.now() + RETRY_MS;
-      for (const n of batch.names) this.wakes.set(n, retry);
-    } finally {
-      end();
     }
   }
 
@@ -322,6 +395,18 @@ export class Daemon {
     const stateRoot = path.dirname(this.paths.ledger);
     try {
       const { revision, subject, configDir } = await checkoutRevision(stateRoot, repo.url, repo.ref, repo.subdir);
+      // Reading and writing the gitops status and the ledger: one writer at a time. A busy state dir
+      // is tried again at the next poll.
+      await this.underLock(() => this.judgeRevision(repo, stateRoot, revision, subject, configDir));
+    } catch (err) {
+      this.metrics.errors.inc({ kind: "git" });
+      this.log.error({ repo: repo.url, err: errorMessage(err) }, "cannot fetch the config repo");
+    }
+  }
+
+  // Take a fetched commit whole, or record why not (rejected, held); the caller holds the lock.
+  private async judgeRevision(repo: RepoOptions, stateRoot: string, revision: string, subject: string, configDir: string): Promise<void> {
+    {
       const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
       if (!this.revision && status.inForce && status.inForce.revision !== revision) {
         // After a restart: the revision that was in force is in force again until the new one passes.
@@ -366,9 +451,6 @@ export class Daemon {
       await writeGitopsStatus(stateRoot, status);
       await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
       this.enqueueAll("new revision");
-    } catch (err) {
-      this.metrics.errors.inc({ kind: "git" });
-      this.log.error({ repo: repo.url, err: errorMessage(err) }, "cannot fetch the config repo");
     }
   }
 
@@ -386,11 +468,12 @@ export class Daemon {
     clearTimeout(this.debounce);
     clearInterval(this.resyncTimer);
     clearTimeout(this.pollTimer);
+    clearTimeout(this.retryTimer);
     await this.ticker?.stop();
     await this.watcher?.close();
     await this.idle();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    await this.lock?.release();
+    await this.presence?.release();
     this.log.info({}, "stopped");
   }
 }
