@@ -6,9 +6,10 @@ import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import cron, { type ScheduledTask } from "node-cron";
 import { statePaths, type StatePaths } from "../cells/layout.js";
-import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import { formatDiagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { checkBudget, type Budget } from "../gitops/budget.js";
+import type { Budget } from "../gitops/budget.js";
+import { budgetDecision, recordNotApplied, rejection } from "../gitops/decide.js";
 import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus } from "../gitops/status.js";
 import { checkoutRevision, revisionDir } from "../gitops/sync.js";
 import { credentialContext, resolveNow } from "../engine.js";
@@ -420,25 +421,15 @@ export class Daemon {
       if (judged && !approved) return;
       const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
       const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
-      if (hasErrors(diagnostics)) {
-        const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
-        const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}; revision ${this.revision?.slice(0, 12) ?? "(none)"} stays in force`;
+      const { now } = await resolveNow(this.paths, undefined);
+      const decision = rejection(revision, diagnostics, status.inForce?.revision ?? this.revision) ?? (approved ? ({ outcome: "apply" } as const) : await this.budgetOf(revision, desired, now, repo.budget));
+      if (decision.outcome === "rejected") {
         for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
         this.metrics.errors.inc({ kind: "invalid-revision" });
-        await this.recordAttempt(status, { revision, subject, at, outcome: "rejected", detail, diagnostics }, "revision-rejected");
+      } else if (decision.outcome === "held") this.log.warn({ revision, closes: decision.closes }, decision.detail);
+      if (decision.outcome !== "apply") {
+        await recordNotApplied(stateRoot, this.ledger, status, { revision, subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics } : {}) }, decision);
         return;
-      }
-      if (!approved) {
-        const { now } = await resolveNow(this.paths, undefined);
-        const observed = await observe(this.paths);
-        const verdict = checkBudget(plan(desired, observed, now).actions, desired, observed, repo.budget);
-        if (!verdict.ok) {
-          const detail = `commit ${revision.slice(0, 12)} held by the deletion budget: ${verdict.reason}; run lazarus apply --allow-mass-close to let it through, or push a commit that changes the plan`;
-          this.log.warn({ revision, closes: verdict.closes }, detail);
-          status.held = { revision, closes: verdict.closes, reason: verdict.reason, at };
-          await this.recordAttempt(status, { revision, subject, at, outcome: "held", detail }, "mass-close-held");
-          return;
-        }
       }
       this.log.info({ revision, subject, approved }, "new revision in force");
       this.revision = revision;
@@ -454,10 +445,10 @@ export class Daemon {
     }
   }
 
-  private async recordAttempt(status: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, action: string): Promise<void> {
-    status.lastAttempt = attempt;
-    await writeGitopsStatus(path.dirname(this.paths.ledger), status);
-    await this.ledger.append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+  // The deletion budget's verdict on a revision's plan against every observed cell.
+  private async budgetOf(revision: string, desired: import("../config/types.js").Desired, now: number, budget: Budget) {
+    const observed = await observe(this.paths);
+    return budgetDecision(revision, plan(desired, observed, now).actions, desired, observed, budget, false);
   }
 
   // Stop: finish the action in progress, leave members running, release the state dir.
