@@ -327,35 +327,33 @@ export class Daemon {
 
   // observe → plan → apply for these cells; the caller holds the lock.
   private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
-    {
-      const { desired } = this.cache.current();
-      const { now } = await resolveNow(this.paths, undefined);
-      const observed = await observeNames(this.paths, names);
-      const p = plan(desired, observed, now, names);
-      for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
-      for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
-      const results = await applyActions(
-        p.actions,
-        { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
-        this.ledger,
-        {
-          shouldContinue: () => !this.stopping,
-          postApply: (r) => {
-            this.metrics.actions.inc({ action: r.action.kind, status: r.status });
-            if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
-            else {
-              onFail();
-              failedCells.add(r.action.cell);
-              this.metrics.errors.inc({ kind: "action" });
-              this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
-            }
-          },
+    const { desired } = this.cache.current();
+    const { now } = await resolveNow(this.paths, undefined);
+    const observed = await observeNames(this.paths, names);
+    const p = plan(desired, observed, now, names);
+    for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
+    for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
+    const results = await applyActions(
+      p.actions,
+      { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
+      this.ledger,
+      {
+        shouldContinue: () => !this.stopping,
+        postApply: (r) => {
+          this.metrics.actions.inc({ action: r.action.kind, status: r.status });
+          if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
+          else {
+            onFail();
+            failedCells.add(r.action.cell);
+            this.metrics.errors.inc({ kind: "action" });
+            this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
+          }
         },
-      );
-      const touched = new Set(p.actions.map((a) => a.cell));
-      const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
-      this.remember(names, observed, after, desired.cells, now, failedCells);
-    }
+      },
+    );
+    const touched = new Set(p.actions.map((a) => a.cell));
+    const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
+    this.remember(names, observed, after, desired.cells, now, failedCells);
   }
 
   // Keep what the clock tick needs: each cell's state, member pids and next wake.
@@ -407,42 +405,40 @@ export class Daemon {
 
   // Take a fetched commit whole, or record why not (rejected, held); the caller holds the lock.
   private async judgeRevision(repo: RepoOptions, stateRoot: string, revision: string, subject: string, configDir: string): Promise<void> {
-    {
-      const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
-      if (!this.revision && status.inForce && status.inForce.revision !== revision) {
-        // After a restart: the revision that was in force is in force again until the new one passes.
-        this.revision = status.inForce.revision;
-        this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
-        this.cache = new ConfigCache(this.configDir, () => this.credentials());
-      }
-      if (revision === this.revision) return;
-      const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
-      const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
-      if (judged && !approved) return;
-      const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-      const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
-      const { now } = await resolveNow(this.paths, undefined);
-      const decision = rejection(revision, diagnostics, status.inForce?.revision ?? this.revision) ?? (approved ? ({ outcome: "apply" } as const) : await this.budgetOf(revision, desired, now, repo.budget));
-      if (decision.outcome === "rejected") {
-        for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
-        this.metrics.errors.inc({ kind: "invalid-revision" });
-      } else if (decision.outcome === "held") this.log.warn({ revision, closes: decision.closes }, decision.detail);
-      if (decision.outcome !== "apply") {
-        await recordNotApplied(stateRoot, this.ledger, status, { revision, subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics } : {}) }, decision);
-        return;
-      }
-      this.log.info({ revision, subject, approved }, "new revision in force");
-      this.revision = revision;
-      this.configDir = configDir;
-      this.cache = new ConfigCache(configDir, () => this.credentials());
-      await this.cache.refresh();
-      status.inForce = { revision, subject, at };
-      status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
-      delete status.held;
-      await writeGitopsStatus(stateRoot, status);
-      await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
-      this.enqueueAll("new revision");
+    const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
+    if (!this.revision && status.inForce && status.inForce.revision !== revision) {
+      // After a restart: the revision that was in force is in force again until the new one passes.
+      this.revision = status.inForce.revision;
+      this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
+      this.cache = new ConfigCache(this.configDir, () => this.credentials());
     }
+    if (revision === this.revision) return;
+    const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
+    const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
+    if (judged && !approved) return;
+    const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+    const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
+    const { now } = await resolveNow(this.paths, undefined);
+    const decision = rejection(revision, diagnostics, status.inForce?.revision ?? this.revision) ?? (approved ? ({ outcome: "apply" } as const) : await this.budgetOf(revision, desired, now, repo.budget));
+    if (decision.outcome === "rejected") {
+      for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+      this.metrics.errors.inc({ kind: "invalid-revision" });
+    } else if (decision.outcome === "held") this.log.warn({ revision, closes: decision.closes }, decision.detail);
+    if (decision.outcome !== "apply") {
+      await recordNotApplied(stateRoot, this.ledger, status, { revision, subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics } : {}) }, decision);
+      return;
+    }
+    this.log.info({ revision, subject, approved }, "new revision in force");
+    this.revision = revision;
+    this.configDir = configDir;
+    this.cache = new ConfigCache(configDir, () => this.credentials());
+    await this.cache.refresh();
+    status.inForce = { revision, subject, at };
+    status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
+    delete status.held;
+    await writeGitopsStatus(stateRoot, status);
+    await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
+    this.enqueueAll("new revision");
   }
 
   // The deletion budget's verdict on a revision's plan against every observed cell.
