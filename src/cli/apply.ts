@@ -5,9 +5,8 @@ import { statePaths } from "../cells/layout.js";
 import { applySaved, resolveStateDir } from "../engine.js";
 import { DEFAULT_BUDGET } from "../gitops/budget.js";
 import { gitopsDir, readGitopsStatus } from "../gitops/status.js";
-import { isAlive } from "../backends/proc.js";
-import type { LockHolder } from "../lock/lock.js";
-import { readJson, writeTextAtomic } from "../util/fsx.js";
+import { runningDaemon } from "../daemon/presence.js";
+import { writeTextAtomic } from "../util/fsx.js";
 import { sync } from "../gitops/sync.js";
 import { gitRevision } from "../gitops/revision.js";
 import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
@@ -49,8 +48,8 @@ export function applyCommand(): Command {
           const paths = statePaths(resolveStateDir(o.stateDir));
           const gitops = await readGitopsStatus(path.dirname(paths.ledger));
           if (gitops?.held) {
-            const holder = await readJson<LockHolder>(paths.lock);
-            if (holder && isAlive(holder.pid, holder.startTime) && holder.command === "lazarus watch") {
+            const holder = await runningDaemon(paths); // it holds the lock only while it reconciles
+            if (holder?.command.startsWith("lazarus watch --repo")) {
               await writeTextAtomic(path.join(gitopsDir(path.dirname(paths.ledger)), "approve"), `${gitops.held.revision}\n`);
               out(`Approved ${gitops.held.revision.slice(0, 12)} (${gitops.held.closes.length} closes); the running daemon (pid ${holder.pid}) applies it at its next poll.`);
               return 0;

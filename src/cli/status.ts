@@ -7,13 +7,18 @@ import { observe } from "../observe/observe.js";
 import { renderStatusText, statusViews } from "../status/status.js";
 import { action, err, out, stdoutColors } from "./common.js";
 
+// What status --json prints (? marks what is present only sometimes: revision with GitOps).
+export const STATUS_JSON_SHAPE =
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, project, members: [{identity, role, status, pid, exitCode, exitReason}], expiresAt, closedAt, archivedAt, lastAppliedRevision, problem?, lastAttemptedRevision?, outcome?}]}";
+
+// `lazarus status [NAME]`.
 export function statusCommand(): Command {
   return new Command("status")
     .description("show each cell's state, members and expiry as they really are")
     .argument("[name]", "only this cell")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
     .option("-c, --config <dir>", "accepted for symmetry with the other commands; status reads only the state dir", ".")
-    .option("--json", "print {cells:[{name,state,members,expiresAt}]} as JSON")
+    .option("--json", `print ${STATUS_JSON_SHAPE} as JSON`)
     .option("--now <time>", "show expiry relative to this ISO-8601 time")
     .action(
       action(async (name: string | undefined, o: { stateDir?: string; json?: boolean; now?: string }) => {
@@ -28,8 +33,10 @@ export function statusCommand(): Command {
         const revision = gitops
           ? { repo: gitops.repo, ref: gitops.ref, inForce: gitops.inForce?.revision ?? null, lastAttempted: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null, detail: gitops.lastAttempt?.detail ?? null, held: gitops.held ?? null }
           : undefined;
+        const unknown = name !== undefined && cells.length === 0;
+        if (unknown) err(`no cell named ${name}: none is live, in the graveyard or archived under this state dir; lazarus status lists them all`);
         if (o.json) out(JSON.stringify({ ...(revision ? { revision } : {}), cells }, null, 2));
-        else {
+        else if (!unknown) {
           if (gitops) {
             out(`Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`);
             if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision) out(`Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`);
@@ -37,7 +44,7 @@ export function statusCommand(): Command {
           }
           out(renderStatusText(cells, now, stdoutColors()));
         }
-        return name && cells.length === 0 ? 1 : 0;
+        return unknown ? 1 : 0;
       }),
     );
 }

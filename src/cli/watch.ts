@@ -2,14 +2,14 @@ import { Command, Option } from "commander";
 import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
-import { action, hostOptions, withCommon, type CommonOpts } from "./common.js";
+import { action, hostOptions, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
 import { budgetFrom, withBudget, type BudgetOpts } from "./sync.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"];
 
 export function watchCommand(): Command {
-  return withBudget(withCommon(new Command("watch")), "with --repo: ")
+  return withLockTimeout(withBudget(withCommon(new Command("watch")), "with --repo: "))
     .description("keep the cells converged: reconcile on every change under cells.d/, on the clock and on process exits")
     .addOption(typedOption("--debounce <duration>", "wait this long after the last file event before reconciling (plain numbers are milliseconds)", { kind: "duration", plainMs: true }, { value: 200, shown: "200ms" }))
     .addOption(typedOption("--resync <duration>", "reconcile every cell this often, to catch drift made behind Lazarus's back", { kind: "duration", min: 1 }, { value: 300_000, shown: "5m" }))
@@ -38,6 +38,7 @@ export function watchCommand(): Command {
           metricsHost: o.metricsHost,
           log,
           hostSettings: hostOptions(o),
+          ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}),
         });
         let stopped: (code: number) => void = () => undefined;
         const done = new Promise<number>((resolve) => (stopped = resolve));

@@ -6,9 +6,10 @@ import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import cron, { type ScheduledTask } from "node-cron";
 import { statePaths, type StatePaths } from "../cells/layout.js";
-import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import { formatDiagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { checkBudget, type Budget } from "../gitops/budget.js";
+import type { Budget } from "../gitops/budget.js";
+import { budgetDecision, recordNotApplied, rejection } from "../gitops/decide.js";
 import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus } from "../gitops/status.js";
 import { checkoutRevision, revisionDir } from "../gitops/sync.js";
 import { credentialContext, resolveNow } from "../engine.js";
@@ -18,13 +19,15 @@ import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import { acquireLock, type Lock } from "../lock/lock.js";
 import { sweepTempFiles } from "../lock/sweep.js";
+import { thawAbandoned } from "../apply/freeze.js";
 import { isAlive } from "../backends/proc.js";
 import { listNames, observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { plan } from "../plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
-import { errorMessage } from "../util/errors.js";
+import { LazarusError, errorMessage } from "../util/errors.js";
+import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -50,12 +53,15 @@ export interface DaemonOptions {
   metricsHost: string;
   log: Logger;
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
+  lockTimeoutMs?: number; // how long each reconcile waits for another holder of the state-dir lock (default 5s)
 }
 
 type Batch = { all: true } | { all: false; names: Set<string> };
 
 const FULL_CHUNK = 250;
 const RETRY_MS = 30_000;
+const LOCK_RETRY_MS = 1_000; // the state dir was busy: look again this soon
+const BUSY = Symbol("state dir busy");
 
 export class Daemon {
   private readonly paths: StatePaths;
@@ -66,7 +72,11 @@ export class Daemon {
   private readonly metrics = new Metrics();
   private readonly ledger: Ledger;
   private readonly backends: Backends;
-  private lock: Lock | undefined;
+  private presence: Lock | undefined; // <state>/watch.pid, held from start to stop
+  private recovered = false; // the start-up sweep ran (under the lock)
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryAll = false;
+  private readonly retryNames = new Set<string>();
   private watcher: FSWatcher | undefined;
   private ticker: ScheduledTask | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -99,18 +109,67 @@ export class Daemon {
     return credentialContext({ ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths);
   }
 
+  // Run body holding the state-dir lock, waiting at most lockTimeoutMs for a command that holds it;
+  // BUSY when it could not be taken (the caller tries again later). A run interrupted earlier is
+  // recorded (journal → ledger) first, and at the first hold the leftovers of killed writers are swept.
+  private async underLock<T>(body: () => Promise<T>): Promise<T | typeof BUSY> {
+    let lock: Lock;
+    try {
+      lock = await acquireLock(this.paths.lock, "lazarus watch", { timeoutMs: this.opts.lockTimeoutMs ?? 5_000 });
+    } catch (err) {
+      if (!(err instanceof LazarusError) || err.code !== "LOCKED") throw err;
+      this.metrics.errors.inc({ kind: "locked" });
+      this.log.warn({ err: errorMessage(err) }, "state dir busy: trying again shortly");
+      return BUSY;
+    }
+    try {
+      const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+      await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
+      if (!this.recovered) {
+        await sweepStaging(this.paths);
+        await sweepTempFiles(this.paths);
+        this.recovered = true;
+      }
+      const thawed = await thawAbandoned(this.paths, this.backends); // a killed checkpoint's freeze
+      if (thawed.length) this.log.warn({ cells: thawed }, "thawed cells a killed checkpoint left frozen");
+      return await body();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // Queue names (or everything) again after LOCK_RETRY_MS, because the state dir was busy.
+  private retryLater(names: Iterable<string> | "all"): void {
+    if (names === "all") this.retryAll = true;
+    else for (const n of names) this.retryNames.add(n);
+    if (this.retryTimer || this.stopping) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      const all = this.retryAll;
+      const again = [...this.retryNames];
+      this.retryAll = false;
+      this.retryNames.clear();
+      if (all) this.enqueueAll("state dir was busy");
+      else this.enqueue(again);
+    }, LOCK_RETRY_MS);
+  }
+
   private get log(): Logger {
     return this.opts.log;
   }
 
   async start(): Promise<void> {
     await mkdir(path.dirname(this.paths.ledger), { recursive: true });
-    this.lock = await acquireLock(this.paths.lock, "lazarus watch");
-    await credentialDigestKey(path.dirname(this.paths.ledger), true); // loads digest credential values from the start
-    const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-    await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
-    await sweepStaging(this.paths);
-    await sweepTempFiles(this.paths);
+    this.presence = await claimDaemon(this.paths, this.opts.repo ? `lazarus watch --repo ${this.opts.repo.url}` : "lazarus watch");
+    try {
+      // Journal recovery and sweeps under the lock; when a command holds it past the wait, they run
+      // before the first reconcile that gets it.
+      await this.underLock(async () => undefined);
+      await credentialDigestKey(path.dirname(this.paths.ledger), true); // loads digest credential values from the start
+    } catch (err) {
+      await this.presence.release();
+      throw err;
+    }
     if (this.opts.metricsPort !== undefined) {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
@@ -218,12 +277,20 @@ export class Daemon {
   // A full reconcile goes through every cell in chunks, so memory stays flat however many there are.
   private async reconcile(batch: Batch): Promise<void> {
     if (this.opts.repo && !this.revision) return; // nothing in force: never act on an empty config
-    if (!batch.all) return this.reconcileNames(batch.names, "cells");
+    if (!batch.all) {
+      if (!(await this.reconcileNames(batch.names, "cells"))) this.retryLater(batch.names);
+      return;
+    }
     const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
     try {
       await this.cache.refresh();
       const names = [...new Set([...this.cache.current().desired.cells.keys(), ...(await listNames(this.paths))])].sort();
-      for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined);
+      for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
+        if (!(await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined))) {
+          this.retryLater("all");
+          return;
+        }
+      }
       const seen = new Set(names);
       for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
     } catch (err) {
@@ -240,39 +307,15 @@ export class Daemon {
     this.wakes.delete(name);
   }
 
-  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<void> {
+  // Reconcile these cells under the state-dir lock; false when the lock could not be taken.
+  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<boolean> {
     const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
     let failed = false;
     const failedCells = new Set<string>();
     const batch = { names };
     try {
-      const { desired } = this.cache.current();
-      const { now } = await resolveNow(this.paths, undefined);
-      const observed = await observeNames(this.paths, names);
-      const p = plan(desired, observed, now, names);
-      for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
-      for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
-      const results = await applyActions(
-        p.actions,
-        { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
-        this.ledger,
-        {
-          shouldContinue: () => !this.stopping,
-          postApply: (r) => {
-            this.metrics.actions.inc({ action: r.action.kind, status: r.status });
-            if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
-            else {
-              failed = true;
-              failedCells.add(r.action.cell);
-              this.metrics.errors.inc({ kind: "action" });
-              this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
-            }
-          },
-        },
-      );
-      const touched = new Set(p.actions.map((a) => a.cell));
-      const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
-      this.remember(names, observed, after, desired.cells, now, failedCells);
+      const done = await this.underLock(() => this.reconcileLocked(names, failedCells, () => (failed = true)));
+      if (done === BUSY) return false;
       if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
     } catch (err) {
       this.metrics.errors.inc({ kind: "reconcile" });
@@ -282,6 +325,38 @@ export class Daemon {
     } finally {
       end();
     }
+    return true;
+  }
+
+  // observe → plan → apply for these cells; the caller holds the lock.
+  private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
+    const { desired } = this.cache.current();
+    const { now } = await resolveNow(this.paths, undefined);
+    const observed = await observeNames(this.paths, names);
+    const p = plan(desired, observed, now, names);
+    for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
+    for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
+    const results = await applyActions(
+      p.actions,
+      { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
+      this.ledger,
+      {
+        shouldContinue: () => !this.stopping,
+        postApply: (r) => {
+          this.metrics.actions.inc({ action: r.action.kind, status: r.status });
+          if (r.status === "applied") this.log.info({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason }, "applied");
+          else {
+            onFail();
+            failedCells.add(r.action.cell);
+            this.metrics.errors.inc({ kind: "action" });
+            this.log.error({ cell: r.action.cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
+          }
+        },
+      },
+    );
+    const touched = new Set(p.actions.map((a) => a.cell));
+    const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
+    this.remember(names, observed, after, desired.cells, now, failedCells);
   }
 
   // Keep what the clock tick needs: each cell's state, member pids and next wake.
@@ -322,60 +397,57 @@ export class Daemon {
     const stateRoot = path.dirname(this.paths.ledger);
     try {
       const { revision, subject, configDir } = await checkoutRevision(stateRoot, repo.url, repo.ref, repo.subdir);
-      const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
-      if (!this.revision && status.inForce && status.inForce.revision !== revision) {
-        // After a restart: the revision that was in force is in force again until the new one passes.
-        this.revision = status.inForce.revision;
-        this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
-        this.cache = new ConfigCache(this.configDir, () => this.credentials());
-      }
-      if (revision === this.revision) return;
-      const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
-      const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
-      if (judged && !approved) return;
-      const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-      const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
-      if (hasErrors(diagnostics)) {
-        const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
-        const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}; revision ${this.revision?.slice(0, 12) ?? "(none)"} stays in force`;
-        for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
-        this.metrics.errors.inc({ kind: "invalid-revision" });
-        await this.recordAttempt(status, { revision, subject, at, outcome: "rejected", detail, diagnostics }, "revision-rejected");
-        return;
-      }
-      if (!approved) {
-        const { now } = await resolveNow(this.paths, undefined);
-        const observed = await observe(this.paths);
-        const verdict = checkBudget(plan(desired, observed, now).actions, desired, observed, repo.budget);
-        if (!verdict.ok) {
-          const detail = `commit ${revision.slice(0, 12)} held by the deletion budget: ${verdict.reason}; run lazarus apply --allow-mass-close to let it through, or push a commit that changes the plan`;
-          this.log.warn({ revision, closes: verdict.closes }, detail);
-          status.held = { revision, closes: verdict.closes, reason: verdict.reason, at };
-          await this.recordAttempt(status, { revision, subject, at, outcome: "held", detail }, "mass-close-held");
-          return;
-        }
-      }
-      this.log.info({ revision, subject, approved }, "new revision in force");
-      this.revision = revision;
-      this.configDir = configDir;
-      this.cache = new ConfigCache(configDir, () => this.credentials());
-      await this.cache.refresh();
-      status.inForce = { revision, subject, at };
-      status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
-      delete status.held;
-      await writeGitopsStatus(stateRoot, status);
-      await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
-      this.enqueueAll("new revision");
+      // Reading and writing the gitops status and the ledger: one writer at a time. A busy state dir
+      // is tried again at the next poll.
+      await this.underLock(() => this.judgeRevision(repo, stateRoot, revision, subject, configDir));
     } catch (err) {
       this.metrics.errors.inc({ kind: "git" });
       this.log.error({ repo: repo.url, err: errorMessage(err) }, "cannot fetch the config repo");
     }
   }
 
-  private async recordAttempt(status: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, action: string): Promise<void> {
-    status.lastAttempt = attempt;
-    await writeGitopsStatus(path.dirname(this.paths.ledger), status);
-    await this.ledger.append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+  // Take a fetched commit whole, or record why not (rejected, held); the caller holds the lock.
+  private async judgeRevision(repo: RepoOptions, stateRoot: string, revision: string, subject: string, configDir: string): Promise<void> {
+    const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
+    if (!this.revision && status.inForce && status.inForce.revision !== revision) {
+      // After a restart: the revision that was in force is in force again until the new one passes.
+      this.revision = status.inForce.revision;
+      this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
+      this.cache = new ConfigCache(this.configDir, () => this.credentials());
+    }
+    if (revision === this.revision) return;
+    const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
+    const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
+    if (judged && !approved) return;
+    const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
+    const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
+    const { now } = await resolveNow(this.paths, undefined);
+    const decision = rejection(revision, diagnostics, status.inForce?.revision ?? this.revision) ?? (approved ? ({ outcome: "apply" } as const) : await this.budgetOf(revision, desired, now, repo.budget));
+    if (decision.outcome === "rejected") {
+      for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+      this.metrics.errors.inc({ kind: "invalid-revision" });
+    } else if (decision.outcome === "held") this.log.warn({ revision, closes: decision.closes }, decision.detail);
+    if (decision.outcome !== "apply") {
+      await recordNotApplied(stateRoot, this.ledger, status, { revision, subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics } : {}) }, decision);
+      return;
+    }
+    this.log.info({ revision, subject, approved }, "new revision in force");
+    this.revision = revision;
+    this.configDir = configDir;
+    this.cache = new ConfigCache(configDir, () => this.credentials());
+    await this.cache.refresh();
+    status.inForce = { revision, subject, at };
+    status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
+    delete status.held;
+    await writeGitopsStatus(stateRoot, status);
+    await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
+    this.enqueueAll("new revision");
+  }
+
+  // The deletion budget's verdict on a revision's plan against every observed cell.
+  private async budgetOf(revision: string, desired: import("../config/types.js").Desired, now: number, budget: Budget) {
+    const observed = await observe(this.paths);
+    return budgetDecision(revision, plan(desired, observed, now).actions, desired, observed, budget, false);
   }
 
   // Stop: finish the action in progress, leave members running, release the state dir.
@@ -386,11 +458,12 @@ export class Daemon {
     clearTimeout(this.debounce);
     clearInterval(this.resyncTimer);
     clearTimeout(this.pollTimer);
+    clearTimeout(this.retryTimer);
     await this.ticker?.stop();
     await this.watcher?.close();
     await this.idle();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    await this.lock?.release();
+    await this.presence?.release();
     this.log.info({}, "stopped");
   }
 }

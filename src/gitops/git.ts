@@ -33,7 +33,9 @@ export function repoCache(gitopsDir: string, url: string): RepoCache {
   return { url: u, dir: path.join(gitopsDir, "repos", `${key}.git`), revisions: path.join(gitopsDir, "revisions", key) };
 }
 
-// Fetch every branch and tag into the cache; returns the commit a ref names now.
+// Fetch every branch, tag and remote-tracking ref (origin/main of a CI checkout) into the cache;
+// returns the commit a ref names now. The upstream HEAD is fetched only when ref names it: a bare
+// repo whose HEAD points at a branch nobody pushed (master, while the guide pushes main) has none.
 export async function fetchRef(cache: RepoCache, ref: string): Promise<string> {
   try {
     await stat(cache.dir);
@@ -41,8 +43,14 @@ export async function fetchRef(cache: RepoCache, ref: string): Promise<string> {
     await mkdir(path.dirname(cache.dir), { recursive: true });
     await git(["init", "--bare", "--quiet", cache.dir]);
   }
-  await git(["--git-dir", cache.dir, "fetch", "--quiet", "--prune", "--force", cache.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/upstream/HEAD"]);
+  const specs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/remotes/*:refs/remotes/*", ...(namesHead(ref) ? ["+HEAD:refs/upstream/HEAD"] : [])];
+  await git(["--git-dir", cache.dir, "fetch", "--quiet", "--prune", "--force", cache.url, ...specs]);
   return resolveRef(cache, ref);
+}
+
+// HEAD, HEAD~2, HEAD^ and the like.
+function namesHead(ref: string): boolean {
+  return /^HEAD(?=$|[~^@])/.test(ref);
 }
 
 // HEAD means the upstream repository's HEAD (HEAD~2 and the like too), not the cache's.

@@ -3,7 +3,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { statePaths } from "../cells/layout.js";
-import { formatDiagnostic, hasErrors, type Diagnostic } from "../config/diagnostics.js";
+import type { Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
 import { computePlan, credentialContext, resolveNow, runApply, type EngineOptions, type PlanOutcome } from "../engine.js";
 import type { HostSettings } from "../host/settings.js";
@@ -11,6 +11,7 @@ import { Ledger } from "../ledger/ledger.js";
 import { acquireLock } from "../lock/lock.js";
 import type { ActionResult } from "../apply/apply.js";
 import { checkBudget, type Budget } from "./budget.js";
+import { budgetDecision, recordNotApplied, rejection, type RevisionDecision } from "./decide.js";
 import { commitSubject, exportRevision, fetchRef, repoCache } from "./git.js";
 import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus, type Outcome } from "./status.js";
 
@@ -71,10 +72,10 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
   const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 
-  if (hasErrors(diagnostics)) {
-    const first = diagnostics.find((d) => d.severity === "error") as Diagnostic;
-    const detail = `commit ${revision.slice(0, 12)} rejected: ${formatDiagnostic(first)}${diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : ""}; revision ${base.inForce?.revision.slice(0, 12) ?? "(none)"} stays in force`;
-    if (!opts.dryRun) await record(stateRoot, opts, base, { revision, subject, at, outcome: "rejected", detail, diagnostics }, "revision-rejected");
+  const rejected = rejection(revision, diagnostics, base.inForce?.revision);
+  if (rejected?.outcome === "rejected") {
+    const { detail } = rejected;
+    if (!opts.dryRun) await record(stateRoot, opts, base, { revision, subject, at, outcome: "rejected", detail, diagnostics }, rejected);
     return { revision, subject, outcome: opts.dryRun ? "dry-run" : "rejected", detail, diagnostics };
   }
   if (opts.dryRun) {
@@ -82,24 +83,23 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
     return { revision, subject, outcome: "dry-run", detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`, diagnostics: plan.diagnostics, plan };
   }
-  let held: string | undefined;
+  let held: RevisionDecision | undefined;
   const outcome = await runApply(
     engine,
     {
       confirm: async (p) => {
-        const verdict = checkBudget(p.plan.actions, p.desired, p.observed, opts.budget);
-        if (verdict.ok || opts.allowMassClose) return true;
-        held = verdict.reason;
-        base.held = { revision, closes: verdict.closes, reason: verdict.reason, at };
+        const decision = budgetDecision(revision, p.plan.actions, p.desired, p.observed, opts.budget, opts.allowMassClose === true);
+        if (decision.outcome === "apply") return true;
+        held = decision;
         return false;
       },
     },
     `lazarus sync ${opts.repo}`,
   );
   if (!outcome) {
-    const detail = `commit ${revision.slice(0, 12)} held by the deletion budget: ${held}; run lazarus sync --allow-mass-close (or lazarus apply --allow-mass-close) to let it through, or push a commit that changes the plan`;
-    await record(stateRoot, opts, base, { revision, subject, at, outcome: "held", detail }, "mass-close-held");
-    return { revision, subject, outcome: "held", detail, diagnostics };
+    const decision = held as Exclude<RevisionDecision, { outcome: "apply" }>;
+    await record(stateRoot, opts, base, { revision, subject, at, outcome: "held", detail: decision.detail }, decision);
+    return { revision, subject, outcome: "held", detail: decision.detail, diagnostics };
   }
   const failed = outcome.results.filter((r) => r.status !== "applied").length;
   const result: Outcome = failed > 0 ? "failed" : outcome.results.length > 0 ? "applied" : "unchanged";
@@ -111,15 +111,12 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   return { revision, subject, outcome: result, detail, diagnostics: outcome.diagnostics, plan: outcome, results: outcome.results };
 }
 
-// Record a revision that was not applied, in the gitops status and (once per revision) the ledger.
-async function record(stateRoot: string, opts: SyncOptions, base: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, action: string): Promise<void> {
+// Record a revision that was not applied, under the state-dir lock (see recordNotApplied).
+async function record(stateRoot: string, opts: SyncOptions, base: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, decision: Exclude<RevisionDecision, { outcome: "apply" }>): Promise<void> {
   const paths = statePaths(opts.stateDir);
-  const repeat = base.lastAttempt?.revision === attempt.revision && base.lastAttempt.outcome === attempt.outcome;
-  base.lastAttempt = attempt;
   const lock = await acquireLock(paths.lock, `lazarus sync ${opts.repo}`, { timeoutMs: opts.lockTimeoutMs ?? 0 });
   try {
-    await writeGitopsStatus(stateRoot, base);
-    if (!repeat) await new Ledger(paths.ledger, paths.ledgerHead).append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+    await recordNotApplied(stateRoot, new Ledger(paths.ledger, paths.ledgerHead), base, attempt, decision);
   } finally {
     await lock.release();
   }

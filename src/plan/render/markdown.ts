@@ -9,7 +9,8 @@ const cell = (text: string): string => text.replace(/\|/g, "\\|").replace(/\n/g,
 
 export function renderPlanMarkdown(p: Plan, diagnostics: Diagnostic[], revision?: string): string {
   const lines: string[] = [`### Lazarus plan${revision ? ` for \`${revision.slice(0, 12)}\`` : ""}`, ""];
-  if (p.actions.length === 0) lines.push("**No changes.** The cells match the desired state.");
+  if (p.actions.length === 0 && p.held.length > 0) lines.push(`**No changes to apply, but ${p.held.length} cell${p.held.length === 1 ? " is" : "s are"} held:** ${p.held.length === 1 ? "its file does" : "their files do"} not load (see the diagnostics below).`);
+  else if (p.actions.length === 0) lines.push("**No changes.** The cells match the desired state.");
   else {
     lines.push(`**${p.actions.length} action${p.actions.length === 1 ? "" : "s"}:** ${summary(p.actions)}`, "", "| cell | action | member | reason |", "|---|---|---|---|");
     for (const a of p.actions) {

@@ -41,7 +41,11 @@ export function renderDiagnostics(diags: Diagnostic[], c: Colors): string {
 export function renderPlanText(p: Plan, c: Colors): string {
   const lines: string[] = [];
   const width = Math.max(4, ...p.actions.map((a) => a.cell.length), ...p.held.map((h) => h.cell.length), ...p.pending.map((w) => w.cell.length));
-  if (p.actions.length === 0) {
+  const heldCount = `${p.held.length} cell${p.held.length === 1 ? " is" : "s are"} held`;
+  if (p.actions.length === 0 && p.held.length > 0) {
+    // Not "the cells match": a quarantined file's cells are not compared at all.
+    lines.push(c.yellow(`No changes to apply, but ${heldCount}: ${p.held.length === 1 ? "its file does" : "their files do"} not load (see the errors above); fix ${p.held.length === 1 ? "it" : "them"} and plan again.`));
+  } else if (p.actions.length === 0) {
     lines.push(c.green(p.pending.length > 0 ? "No changes now. Waiting on the timers below." : "No changes. The cells match the desired state."));
   } else {
     lines.push(`Lazarus will perform the following actions at ${p.now}:`, "");
@@ -55,10 +59,10 @@ export function renderPlanText(p: Plan, c: Colors): string {
     lines.push("");
     for (const h of p.held) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${h.file} is quarantined; the cell is left exactly as it is`);
   }
-  if (p.actions.length > 0 || p.held.length > 0) {
+  if (p.actions.length > 0) {
     lines.push("");
-    const held = p.held.length > 0 ? ` ${p.held.length} cell${p.held.length === 1 ? "" : "s"} held.` : "";
-    lines.push(`${c.bold("Plan:")} ${p.actions.length > 0 ? summary(p.actions) : "no changes"}.${held}`);
+    const held = p.held.length > 0 ? ` ${heldCount}.` : "";
+    lines.push(`${c.bold("Plan:")} ${summary(p.actions)}.${held}`);
   }
   return lines.join("\n");
 }

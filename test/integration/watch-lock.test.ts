@@ -1,0 +1,86 @@
+// While `lazarus watch` runs, commands that change state work: the daemon takes the state-dir lock
+// only while it reconciles, survives a command that holds it, and announces itself in watch.pid.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { acquireLock } from "../../src/lock/lock.js";
+import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+
+let state: string;
+let config: string;
+let daemon: ResultPromise;
+let logs = "";
+
+const cell = (name: string) => cellYaml({ name, members: [{ identity: "agent:allegro", command: ["node", AGENT] }, { identity: "human:h", role: "director" }] });
+const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+// Dead or a zombie: judged from /proc/<pid>/stat.
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] !== "Z";
+  } catch {
+    return false;
+  }
+};
+
+beforeAll(async () => {
+  state = tempDir("lazarus-watchlock-state-");
+  config = configDir({ "cells.d/one.yaml": cell("one") });
+  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--tick", "* * * * * *", "--lock-timeout", "300ms", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+  await waitFor(() => existsSync(path.join(state, "cells", "one", ".lazarus", "cell.json")) && readRecord(path.join(state, "cells", "one")).state === "active", 20_000);
+});
+afterAll(async () => {
+  if (daemon.pid && alive(daemon.pid)) daemon.kill("SIGKILL");
+  await daemon;
+  cleanup(state, config);
+});
+
+describe("lazarus watch and the state-dir lock", () => {
+  it("lets accept, checkpoint and apply run while it watches (the README quick start)", async () => {
+    const token = readFileSync(path.join(state, "cells", "one", ".lazarus", "invites", "h.token"), "utf8");
+    const acc = await lazarus(["accept", "one", "human:h", "--token", "-", "--state-dir", state], { input: token });
+    expect(acc.exitCode, acc.stderr).toBe(0);
+    const cp = await lazarus(["checkpoint", "one", "--state-dir", state]);
+    expect(cp.exitCode, cp.stderr).toBe(0);
+    const ap = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
+    expect(ap.exitCode, ap.stderr).toBe(0);
+    expect(readRecord(path.join(state, "cells", "one")).members.find((m) => m.identity === "human:h")?.status).toBe("joined");
+  });
+
+  it("announces itself in watch.pid, and a second watch on the same state dir refuses to start", async () => {
+    const rec = JSON.parse(readFileSync(path.join(state, "watch.pid"), "utf8")) as { pid: number; startTime?: number; command: string };
+    expect(rec).toMatchObject({ pid: daemon.pid, command: "lazarus watch" });
+    expect(rec.startTime).toBeTypeOf("number");
+    const second = await lazarus(["watch", "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(`a lazarus watch already runs for this state dir: pid ${daemon.pid}`);
+  });
+
+  it("survives a command holding the lock past its wait, and reconciles once it is free", async () => {
+    const lock = await acquireLock(path.join(state, "lazarus.lock"), "lazarus apply");
+    try {
+      writeFileSync(path.join(config, "cells.d", "two.yaml"), cell("two"));
+      await waitFor(() => lines().some((l) => l.msg === "state dir busy: trying again shortly"), 15_000);
+      await new Promise((r) => setTimeout(r, 1_500)); // several retries while it is held
+      expect(existsSync(path.join(state, "cells", "two"))).toBe(false);
+      expect(alive(daemon.pid as number)).toBe(true);
+    } finally {
+      await lock.release();
+    }
+    await waitFor(() => existsSync(path.join(state, "cells", "two", ".lazarus", "cell.json")), 15_000);
+    expect(alive(daemon.pid as number)).toBe(true);
+  });
+
+  it("removes watch.pid when it stops", async () => {
+    daemon.kill("SIGTERM");
+    const r = await daemon;
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(path.join(state, "watch.pid"))).toBe(false);
+    expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);
+    void isAlive;
+  });
+});
