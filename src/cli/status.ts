@@ -9,7 +9,7 @@ import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, project, members: [{identity, role, status, pid, exitCode, exitReason}], expiresAt, closedAt, archivedAt, lastAppliedRevision, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, project, members: [{identity, role, status, pid, exitCode, exitReason}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
