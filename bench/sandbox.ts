@@ -3,7 +3,7 @@
 // Usage (as root, with bubblewrap): npx tsx bench/sandbox.ts [members=20] [rounds=5]
 // Start cost: from start() to the member's command having run its first line (it writes a file).
 // Memory: proportional set size (Pss) of every process a member costs, idle.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -98,6 +98,14 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 rmSync(root, { recursive: true, force: true });
+// the bench's own cgroup root, emptied by releaseCell above
+for (const h of readdirSync("/sys/fs/cgroup")) {
+  try {
+    rmdirSync(path.join("/sys/fs/cgroup", h, settings.sandbox.cgroupRoot));
+  } catch {
+    // not in this hierarchy
+  }
+}
 
 const p = median(startMs.process as number[]);
 const s = median(startMs.sandbox as number[]);
