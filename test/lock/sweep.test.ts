@@ -34,6 +34,7 @@ describe("sweeping what killed writers left", () => {
       put(`lazarus.lock.${DEAD}.00000000beef.tmp`, "{"),
       put("lazarus.lock.break-deadbeef", guard(DEAD)),
       put(`graveyard/b/.lazarus/cell.json.${DEAD}.ffffffffffff.tmp`),
+      put(`tombstones/c.json.${DEAD}.0123456789ab.tmp`, "{"), // a killed tombstone writer
     ];
     const kept = [
       put(`cells/a/.lazarus/cell.json.${process.pid}.0123456789ab.tmp`, "{"), // a live writer, just now
