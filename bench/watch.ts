@@ -2,7 +2,7 @@
 // process running under `lazarus watch`, and the daemon's resident memory.
 // Usage: npx tsx bench/watch.ts [N=1000] [runs=7]
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -83,10 +83,13 @@ console.log(
     2,
   ),
 );
-// Stop the probe members, then remove everything.
-try {
-  execFileSync("pkill", ["-f", "sleep 600"]);
-} catch {
-  // none left
+// Stop the probe members (their process groups, by the pids recorded for them), then remove everything.
+for (const name of readdirSync(path.join(state, "cells"))) {
+  try {
+    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
+    for (const m of rec.members) if (m.pid) process.kill(-m.pid, "SIGKILL");
+  } catch {
+    // no record, or already gone
+  }
 }
 rmSync(root, { recursive: true, force: true });
