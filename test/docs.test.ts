@@ -1,5 +1,5 @@
 // The YAML examples in README.md and docs/ are valid: users copy them.
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadFileText, loadPortfolioText } from "../src/config/load.js";
@@ -12,12 +12,14 @@ function yamlBlocks(file: string): string[] {
 }
 
 describe("documentation examples", () => {
-  const blocks = yamlBlocks("README.md");
-  it("has examples to check", () => {
-    expect(blocks.length).toBeGreaterThanOrEqual(2);
+  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+  const blocks = files.flatMap((f) => yamlBlocks(f).map((b) => [f, b] as const));
+  it("has examples to check, a cell and a portfolio at least", () => {
+    expect(blocks.some(([, b]) => /^kind: Cell$/m.test(b))).toBe(true);
+    expect(blocks.some(([, b]) => /^kind: Portfolio$/m.test(b))).toBe(true);
   });
-  it.each(blocks.map((b, i) => [i, b]))("README example %i validates", (_i, block) => {
-    const r = /^kind: Portfolio$/m.test(block) ? loadPortfolioText("README.md", block) : loadFileText("README.md", block);
+  it.each(blocks.map(([f, b], i) => [i, f, b]))("example %i in %s validates", (_i, file, block) => {
+    const r = /^kind: Portfolio$/m.test(block) ? loadPortfolioText(file, block) : loadFileText(file, block);
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
   });
 });
