@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI, ROOT, cleanup, readRecord, tempDir, waitFor } from "../helpers.js";
+import { CLI, ROOT, cleanup, isAlive, readRecord, tempDir, waitFor } from "../helpers.js";
 
 const doc = readFileSync(path.join(ROOT, "docs", "gitops.md"), "utf8");
 const T = tempDir("lazarus-docs-");
@@ -50,14 +50,8 @@ async function sh(script: string, cwd: string): Promise<{ exitCode: number | und
   return { exitCode: r.exitCode, out: String(r.all ?? "") };
 }
 
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
+// Alive: its pid exists and is not a zombie (/proc, not kill -0).
+const alive = (pid: number): boolean => isAlive(pid, undefined);
 
 describe("docs/gitops.md, command by command", () => {
   it("the local rehearsal: a stock bare repo, the example cell and its agent, sync --dry-run, then watch applies it", async () => {

@@ -14,15 +14,8 @@ let logs = "";
 
 const cell = (name: string) => cellYaml({ name, members: [{ identity: "agent:allegro", command: ["node", AGENT] }, { identity: "human:h", role: "director" }] });
 const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
-// Dead or a zombie: judged from /proc/<pid>/stat.
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
+// Alive: its pid exists and is not a zombie (/proc, not kill -0).
+const alive = (pid: number): boolean => isAlive(pid, undefined);
 
 beforeAll(async () => {
   state = tempDir("lazarus-watchlock-state-");
