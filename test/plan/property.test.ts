@@ -82,5 +82,5 @@ describe("apply then plan", () => {
       }),
       { numRuns: Number(process.env.LAZARUS_PROPERTY_RUNS ?? 25) },
     );
-  });
+  }, 180_000); // 25 runs of real applies: 15–45 s here, once over the default 60 s on a loaded machine
 });
