@@ -13,7 +13,7 @@ import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
 import type { ApplyEnv } from "./apply/context.js";
-import { backends } from "./backends/registry.js";
+import { backends, type Backends } from "./backends/registry.js";
 import { hostSettings, type HostSettings } from "./host/settings.js";
 import { LazarusError } from "./util/errors.js";
 import { cellPaths } from "./cells/layout.js";
@@ -83,8 +83,7 @@ export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
   const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
   const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now, "show"); // a mutating caller checked under its lock
-  const observed = await observe(paths);
-  const p = plan(desired, observed, now);
+  const { observed, plan: p } = await observeAndPlan(paths, desired, now);
   return { paths, desired, observed, plan: p, diagnostics: [...loadDiags, ...timeDiags, ...p.diagnostics] };
 }
 
@@ -92,14 +91,21 @@ export interface ApplyOutcome extends PlanOutcome {
   results: ActionResult[];
 }
 
-interface Locked {
+export interface Locked {
   paths: StatePaths;
   ledger: Ledger;
 }
 
-// Hold the state-dir lock around body. Before it runs, a run interrupted earlier is recorded
-// (journal → ledger) and its half-built leftovers are swept.
-async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">, command: string, body: (l: Locked) => Promise<T>): Promise<T> {
+export interface LockOptions {
+  sweep?: boolean; // sweep the leftovers of killed writers (default true; the daemon does it once)
+  backends?: Backends; // the caller's backends (default: the registry's, for this host)
+  onThawed?(cells: string[]): void; // cells a killed checkpoint had left frozen, now thawed
+}
+
+// Hold the state-dir lock around body: the one way any command or the daemon changes state.
+// Before body runs, a run interrupted earlier is recorded (journal → ledger), its half-built
+// leftovers are swept, and a killed checkpoint's freeze is thawed.
+export async function withStateLock<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">, command: string, body: (l: Locked) => Promise<T>, lo: LockOptions = {}): Promise<T> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
@@ -108,21 +114,30 @@ async function locked<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTim
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
     const { now } = await resolveNow(paths, opts.now);
     await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
-    await sweepStaging(paths);
-    await sweepTempFiles(paths);
+    if (lo.sweep !== false) {
+      await sweepStaging(paths);
+      await sweepTempFiles(paths);
+    }
     const hostEnv = opts.hostEnv ?? process.env;
-    await thawAbandoned(paths, backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv))); // a killed checkpoint's freeze
+    const thawed = await thawAbandoned(paths, lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv)));
+    if (thawed.length > 0) lo.onThawed?.(thawed);
     return await body({ paths, ledger });
   } finally {
     await lock.release();
   }
 }
 
+// Observe (every cell, or only these) and plan at now: the step every reconcile shares.
+export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>): Promise<{ observed: Observed; plan: Plan }> {
+  const observed = only ? await observeNames(paths, only) : await observe(paths);
+  return { observed, plan: plan(desired, observed, now, only) };
+}
+
 // What apply operations need, from the engine options.
-function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision): ApplyEnv {
+export function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePaths, configDir: string, now: number, revision = opts.revision, using?: Backends): ApplyEnv {
   const hostEnv = opts.hostEnv ?? process.env;
   const settings = opts.hostSettings ?? hostSettings(hostEnv);
-  return { paths, configDir: path.resolve(configDir), backends: backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, host: settings, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
+  return { paths, configDir: path.resolve(configDir), backends: using ?? backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, host: settings, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
 // Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
@@ -131,7 +146,7 @@ export async function runApply(
   hooks: ApplyHooks & { confirm?(outcome: PlanOutcome): Promise<boolean> } = {},
   command = "lazarus apply",
 ): Promise<ApplyOutcome | undefined> {
-  return locked(opts, command, async ({ paths, ledger }) => {
+  return withStateLock(opts, command, async ({ paths, ledger }) => {
     const outcome = await computePlan(opts);
     if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
     const results = await applyActions(outcome.plan.actions, applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), ledger, hooks);
@@ -141,7 +156,7 @@ export async function runApply(
 
 // Run one locked, ledgered operation on a live cell outside the plan (checkpoint, accept).
 async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, rec: CellRecord, now: number, l: Locked) => Promise<T>): Promise<T> {
-  return locked(opts, command, async (l) => {
+  return withStateLock(opts, command, async (l) => {
     const cellDir = path.join(l.paths.cells, name);
     const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
     if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
@@ -186,7 +201,7 @@ export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revi
 // (opts.now or the clock), so a plan applied hours later still gives a closed cell its grace.
 export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "configDir">, hooks: ApplyHooks = {}): Promise<SavedApplyOutcome> {
   if (saved.actions.length === 0) return { stale: [], results: [], revision: saved.revision };
-  return locked(opts, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
+  return withStateLock(opts, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
     const observed = await observeNames(paths, Object.keys(saved.fingerprints));
     const stale = staleCells(saved, observed);
     const { now } = await resolveNow(paths, opts.now);

@@ -4,9 +4,9 @@ import { createInterface } from "node:readline/promises";
 import { statePaths } from "../cells/layout.js";
 import { applySaved, resolveStateDir } from "../engine.js";
 import { DEFAULT_BUDGET } from "../gitops/budget.js";
-import { gitopsDir, readGitopsStatus } from "../gitops/status.js";
+import { readGitopsStatus } from "../gitops/status.js";
+import { approveRevision } from "../gitops/decide.js";
 import { runningDaemon } from "../daemon/presence.js";
-import { writeTextAtomic } from "../util/fsx.js";
 import { sync } from "../gitops/sync.js";
 import { gitRevision } from "../gitops/revision.js";
 import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
@@ -50,7 +50,7 @@ export function applyCommand(): Command {
           if (gitops?.held) {
             const holder = await runningDaemon(paths); // it holds the lock only while it reconciles
             if (holder?.command.startsWith("lazarus watch --repo")) {
-              await writeTextAtomic(path.join(gitopsDir(path.dirname(paths.ledger)), "approve"), `${gitops.held.revision}\n`);
+              await approveRevision(path.dirname(paths.ledger), gitops.held.revision);
               out(`Approved ${gitops.held.revision.slice(0, 12)} (${gitops.held.closes.length} closes); the running daemon (pid ${holder.pid}) applies it at its next poll.`);
               return 0;
             }

@@ -1,6 +1,6 @@
 // lazarus watch: a long-running reconciler. File events, the clock and process exits only enqueue
 // cell names; one worker reconciles what is queued (level-triggered: it reads the world afresh).
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import type http from "node:http";
 import path from "node:path";
 import { watch, type FSWatcher } from "chokidar";
@@ -9,21 +9,18 @@ import { statePaths, type StatePaths } from "../cells/layout.js";
 import { formatDiagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
 import type { Budget } from "../gitops/budget.js";
-import { budgetDecision, recordNotApplied, rejection } from "../gitops/decide.js";
-import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus } from "../gitops/status.js";
+import { approvedRevision, judgeRevision, recordInForce } from "../gitops/decide.js";
+import { readGitopsStatus } from "../gitops/status.js";
 import { checkoutRevision, revisionDir } from "../gitops/sync.js";
-import { credentialContext, resolveNow } from "../engine.js";
+import { applyEnv, credentialContext, observeAndPlan, resolveNow, withStateLock } from "../engine.js";
 import { credentialDigestKey } from "../host/digest-key.js";
 import type { CredentialContext } from "../host/secrets.js";
 import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
-import { acquireLock, type Lock } from "../lock/lock.js";
-import { sweepTempFiles } from "../lock/sweep.js";
-import { thawAbandoned } from "../apply/freeze.js";
+import type { Lock } from "../lock/lock.js";
 import { isAlive } from "../backends/proc.js";
-import { listNames, observe, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
-import { plan } from "../plan/plan.js";
-import { applyActions, recoverJournal, sweepStaging } from "../apply/apply.js";
+import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { applyActions } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
 import { LazarusError, errorMessage } from "../util/errors.js";
@@ -98,7 +95,7 @@ export class Daemon {
     this.configDir = opts.configDir;
     this.cache = new ConfigCache(opts.configDir, () => this.credentials());
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
-    this.backends = backends(path.dirname(this.paths.ledger), process.env, hostSettings(process.env), (spec, pid) => {
+    this.backends = backends(path.dirname(this.paths.ledger), process.env, opts.hostSettings ?? hostSettings(process.env), (spec, pid) => {
       this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.enqueue([spec.cell]);
     });
@@ -113,28 +110,21 @@ export class Daemon {
   // BUSY when it could not be taken (the caller tries again later). A run interrupted earlier is
   // recorded (journal → ledger) first, and at the first hold the leftovers of killed writers are swept.
   private async underLock<T>(body: () => Promise<T>): Promise<T | typeof BUSY> {
-    let lock: Lock;
     try {
-      lock = await acquireLock(this.paths.lock, "lazarus watch", { timeoutMs: this.opts.lockTimeoutMs ?? 5_000 });
+      return await withStateLock(
+        { ...(this.opts.stateDir ? { stateDir: this.opts.stateDir } : {}), lockTimeoutMs: this.opts.lockTimeoutMs ?? 5_000, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) },
+        "lazarus watch",
+        async () => {
+          this.recovered = true;
+          return body();
+        },
+        { sweep: !this.recovered, backends: this.backends, onThawed: (cells) => this.log.warn({ cells }, "thawed cells a killed checkpoint left frozen") },
+      );
     } catch (err) {
       if (!(err instanceof LazarusError) || err.code !== "LOCKED") throw err;
       this.metrics.errors.inc({ kind: "locked" });
       this.log.warn({ err: errorMessage(err) }, "state dir busy: trying again shortly");
       return BUSY;
-    }
-    try {
-      const now = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-      await recoverJournal(path.dirname(this.paths.ledger), this.ledger, now);
-      if (!this.recovered) {
-        await sweepStaging(this.paths);
-        await sweepTempFiles(this.paths);
-        this.recovered = true;
-      }
-      const thawed = await thawAbandoned(this.paths, this.backends); // a killed checkpoint's freeze
-      if (thawed.length) this.log.warn({ cells: thawed }, "thawed cells a killed checkpoint left frozen");
-      return await body();
-    } finally {
-      await lock.release();
     }
   }
 
@@ -332,13 +322,12 @@ export class Daemon {
   private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
     const { desired } = this.cache.current();
     const { now } = await resolveNow(this.paths, undefined);
-    const observed = await observeNames(this.paths, names);
-    const p = plan(desired, observed, now, names);
+    const { observed, plan: p } = await observeAndPlan(this.paths, desired, now, names);
     for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
     for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
     const results = await applyActions(
       p.actions,
-      { paths: this.paths, configDir: path.resolve(this.configDir), backends: this.backends, hostEnv: process.env, host: this.opts.hostSettings ?? hostSettings(process.env), now, stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.revision ? { revision: this.revision } : {}) },
+      applyEnv({ stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths, this.configDir, now, this.revision, this.backends),
       this.ledger,
       {
         shouldContinue: () => !this.stopping,
@@ -406,48 +395,56 @@ export class Daemon {
     }
   }
 
-  // Take a fetched commit whole, or record why not (rejected, held); the caller holds the lock.
+  // Take a fetched commit whole, or record why not (rejected, held): the one GitOps decision
+  // (judgeRevision), as `lazarus sync` takes it. The caller holds the lock.
   private async judgeRevision(repo: RepoOptions, stateRoot: string, revision: string, subject: string, configDir: string): Promise<void> {
-    const status: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: repo.url, ref: repo.ref, ...(repo.subdir ? { path: repo.subdir } : {}) };
-    if (!this.revision && status.inForce && status.inForce.revision !== revision) {
+    const status = await readGitopsStatus(stateRoot);
+    if (!this.revision && status?.inForce && status.inForce.revision !== revision) {
       // After a restart: the revision that was in force is in force again until the new one passes.
       this.revision = status.inForce.revision;
       this.configDir = await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir);
       this.cache = new ConfigCache(this.configDir, () => this.credentials());
     }
     if (revision === this.revision) return;
-    const approved = (await readFile(path.join(gitopsDir(stateRoot), "approve"), "utf8").catch(() => "")).trim() === revision;
-    const judged = status.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
-    if (judged && !approved) return;
-    const at = new Date((await resolveNow(this.paths, undefined)).now).toISOString();
-    const { desired, diagnostics } = await loadConfig(configDir, await this.credentials());
+    // A revision already rejected or held is judged again only once approved (it cannot change).
+    const judged = status?.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
+    if (judged && (await approvedRevision(stateRoot)) !== revision) return;
     const { now } = await resolveNow(this.paths, undefined);
-    const decision = rejection(revision, diagnostics, status.inForce?.revision ?? this.revision) ?? (approved ? ({ outcome: "apply" } as const) : await this.budgetOf(revision, desired, now, repo.budget));
+    const loaded = await loadConfig(configDir, await this.credentials());
+    const candidate = { revision, subject, configDir, loaded };
+    const verdict = await judgeRevision(
+      {
+        stateRoot,
+        ledger: this.ledger,
+        repo: { url: repo.url, ref: repo.ref, ...(repo.subdir ? { subdir: repo.subdir } : {}) },
+        budget: repo.budget,
+        allowMassClose: false,
+        now,
+        ...(this.revision ? { inForce: this.revision } : {}),
+        observeAndPlan: async (desired) => {
+          const { observed, plan: p } = await observeAndPlan(this.paths, desired, now);
+          return { observed, actions: p.actions };
+        },
+      },
+      candidate,
+    );
+    const { decision } = verdict;
     if (decision.outcome === "rejected") {
-      for (const d of diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+      for (const d of decision.diagnostics) if (d.severity === "error") this.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
       this.metrics.errors.inc({ kind: "invalid-revision" });
-    } else if (decision.outcome === "held") this.log.warn({ revision, closes: decision.closes }, decision.detail);
-    if (decision.outcome !== "apply") {
-      await recordNotApplied(stateRoot, this.ledger, status, { revision, subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics } : {}) }, decision);
       return;
     }
-    this.log.info({ revision, subject, approved }, "new revision in force");
+    if (decision.outcome === "held") {
+      this.log.warn({ revision, closes: decision.closes }, decision.detail);
+      return;
+    }
+    this.log.info({ revision, subject }, "new revision in force");
     this.revision = revision;
     this.configDir = configDir;
     this.cache = new ConfigCache(configDir, () => this.credentials());
     await this.cache.refresh();
-    status.inForce = { revision, subject, at };
-    status.lastAttempt = { revision, subject, at, outcome: "applied", detail: `in force from ${at}` };
-    delete status.held;
-    await writeGitopsStatus(stateRoot, status);
-    await rm(path.join(gitopsDir(stateRoot), "approve"), { force: true });
+    await recordInForce(stateRoot, verdict.status, candidate, verdict.at, "applied", `in force from ${verdict.at}`);
     this.enqueueAll("new revision");
-  }
-
-  // The deletion budget's verdict on a revision's plan against every observed cell.
-  private async budgetOf(revision: string, desired: import("../config/types.js").Desired, now: number, budget: Budget) {
-    const observed = await observe(this.paths);
-    return budgetDecision(revision, plan(desired, observed, now).actions, desired, observed, budget, false);
   }
 
   // Stop: finish the action in progress, leave members running, release the state dir.

@@ -5,15 +5,16 @@ import path from "node:path";
 import { statePaths } from "../cells/layout.js";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { computePlan, credentialContext, resolveNow, runApply, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { applyEnv, computePlan, credentialContext, observeAndPlan, resolveNow, withStateLock, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { applyActions } from "../apply/apply.js";
+import type { Observed } from "../observe/observe.js";
+import type { Plan } from "../plan/plan.js";
 import type { HostSettings } from "../host/settings.js";
-import { Ledger } from "../ledger/ledger.js";
-import { acquireLock } from "../lock/lock.js";
 import type { ActionResult } from "../apply/apply.js";
 import { checkBudget, type Budget } from "./budget.js";
-import { budgetDecision, recordNotApplied, rejection, type RevisionDecision } from "./decide.js";
+import { judgeRevision, recordInForce, rejection } from "./decide.js";
 import { commitSubject, exportRevision, fetchRef, repoCache } from "./git.js";
-import { gitopsDir, readGitopsStatus, writeGitopsStatus, type GitopsStatus, type Outcome } from "./status.js";
+import { gitopsDir, readGitopsStatus, type Outcome } from "./status.js";
 
 export interface SyncOptions {
   repo: string;
@@ -69,55 +70,45 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
   const { diagnostics } = loaded;
   const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
-  const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
-  const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 
-  const rejected = rejection(revision, diagnostics, base.inForce?.revision);
-  if (rejected?.outcome === "rejected") {
-    const { detail } = rejected;
-    if (!opts.dryRun) await record(stateRoot, opts, base, { revision, subject, at, outcome: "rejected", detail, diagnostics }, rejected);
-    return { revision, subject, outcome: opts.dryRun ? "dry-run" : "rejected", detail, diagnostics };
-  }
   if (opts.dryRun) {
+    const rejected = rejection(revision, diagnostics, (await readGitopsStatus(stateRoot))?.inForce?.revision);
+    if (rejected?.outcome === "rejected") return { revision, subject, outcome: "dry-run", detail: rejected.detail, diagnostics };
     const plan = await computePlan(engine);
     const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
     return { revision, subject, outcome: "dry-run", detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`, diagnostics: plan.diagnostics, plan };
   }
-  let held: RevisionDecision | undefined;
-  const outcome = await runApply(
-    engine,
-    {
-      confirm: async (p) => {
-        const decision = budgetDecision(revision, p.plan.actions, p.desired, p.observed, opts.budget, opts.allowMassClose === true);
-        if (decision.outcome === "apply") return true;
-        held = decision;
-        return false;
-      },
-    },
-    `lazarus sync ${opts.repo}`,
-  );
-  if (!outcome) {
-    const decision = held as Exclude<RevisionDecision, { outcome: "apply" }>;
-    await record(stateRoot, opts, base, { revision, subject, at, outcome: "held", detail: decision.detail }, decision);
-    return { revision, subject, outcome: "held", detail: decision.detail, diagnostics };
-  }
-  const failed = outcome.results.filter((r) => r.status !== "applied").length;
-  const result: Outcome = failed > 0 ? "failed" : outcome.results.length > 0 ? "applied" : "unchanged";
-  if (result !== "failed" || outcome.results.length > failed) base.inForce = { revision, subject, at };
-  if (base.held?.revision === revision || result === "applied" || result === "unchanged") delete base.held;
-  const detail = `${outcome.results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
-  base.lastAttempt = { revision, subject, at, outcome: result, detail };
-  await writeGitopsStatus(stateRoot, base);
-  return { revision, subject, outcome: result, detail, diagnostics: outcome.diagnostics, plan: outcome, results: outcome.results };
-}
 
-// Record a revision that was not applied, under the state-dir lock (see recordNotApplied).
-async function record(stateRoot: string, opts: SyncOptions, base: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, decision: Exclude<RevisionDecision, { outcome: "apply" }>): Promise<void> {
-  const paths = statePaths(opts.stateDir);
-  const lock = await acquireLock(paths.lock, `lazarus sync ${opts.repo}`, { timeoutMs: opts.lockTimeoutMs ?? 0 });
-  try {
-    await recordNotApplied(stateRoot, new Ledger(paths.ledger, paths.ledgerHead), base, attempt, decision);
-  } finally {
-    await lock.release();
-  }
+  // Judge, apply and record under one hold of the lock, as the daemon does: the budget judges the
+  // very plan that is applied.
+  return withStateLock(engine, `lazarus sync ${opts.repo}`, async ({ paths, ledger }) => {
+    const { now } = await resolveNow(paths, opts.now);
+    let planned: { observed: Observed; plan: Plan } | undefined;
+    const candidate = { revision, subject, configDir, loaded };
+    const judged = await judgeRevision(
+      {
+        stateRoot,
+        ledger,
+        repo: { url: opts.repo, ref: opts.ref, ...(opts.subdir ? { subdir: opts.subdir } : {}) },
+        budget: opts.budget,
+        allowMassClose: opts.allowMassClose === true,
+        now,
+        observeAndPlan: async (desired) => {
+          planned = await observeAndPlan(paths, desired, now);
+          return { observed: planned.observed, actions: planned.plan.actions };
+        },
+      },
+      candidate,
+    );
+    const { decision } = judged;
+    if (decision.outcome !== "apply") return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
+    const p = planned as { observed: Observed; plan: Plan };
+    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger);
+    const failed = results.filter((r) => r.status !== "applied").length;
+    const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
+    const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
+    await recordInForce(stateRoot, judged.status, candidate, judged.at, outcome, detail, outcome !== "failed" || results.length > failed);
+    const all = [...diagnostics, ...p.plan.diagnostics];
+    return { revision, subject, outcome, detail, diagnostics: all, plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all }, results };
+  });
 }

@@ -73,4 +73,46 @@ describe("the GitOps decision", () => {
       await daemon;
     }
   });
+
+  it("honours an approval in sync as in watch: left for a daemon that stopped, sync lets the held commit through and clears it", async () => {
+    const [bare, work, state] = ["bare", "work", "state"].map((p) => tempDir(`lazarus-approve-${p}-`)) as [string, string, string];
+    dirs.push(bare, work, state);
+    const env = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" };
+    await execa("git", ["init", "-q", "--bare", "-b", "main", bare]);
+    await execa("git", ["init", "-q", "-b", "main", work]);
+    mkdirSync(path.join(work, "cells.d"));
+    const g = (...a: string[]) => execa("git", ["-C", work, ...a], { env });
+    writeFileSync(path.join(work, "cells.d", "a.yaml"), human("a"));
+    writeFileSync(path.join(work, "cells.d", "b.yaml"), human("b"));
+    await g("add", "-A");
+    await g("commit", "-qm", "two cells");
+    await g("push", "-q", bare, "main");
+    expect((await lazarus(["sync", "--repo", bare, "--state-dir", state])).exitCode).toBe(0);
+    await g("rm", "-q", "cells.d/a.yaml", "cells.d/b.yaml");
+    await g("commit", "-qm", "remove all");
+    await g("push", "-q", bare, "main");
+    const all = (await g("rev-parse", "HEAD")).stdout.trim();
+    expect((await lazarus(["sync", "--repo", bare, "--state-dir", state])).exitCode).toBe(1);
+    expect(status(state).lastAttempt?.outcome).toBe("held");
+
+    // A daemon that polls once an hour: the approval waits for it, then it stops before its poll.
+    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1h", "--state-dir", state], { reject: false, all: true });
+    try {
+      let log = "";
+      daemon.all?.on("data", (d: Buffer) => (log += d.toString()));
+      await waitFor(() => log.includes("watching"), 20_000); // its first poll is over
+      const approved = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
+      expect(approved.stdout).toContain("Approved");
+    } finally {
+      daemon.kill("SIGTERM");
+      await daemon;
+    }
+    const approve = path.join(state, "gitops", "approve");
+    expect(readFileSync(approve, "utf8").trim()).toBe(all);
+    const r = await lazarus(["sync", "--repo", bare, "--state-dir", state]);
+    expect(r.exitCode).toBe(0);
+    expect(status(state).lastAttempt).toMatchObject({ revision: all, outcome: "applied" });
+    expect(() => readFileSync(approve)).toThrow();
+    expect(ledger(state).filter((e) => e.action === "close")).toHaveLength(2);
+  });
 });
