@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { statePaths } from "../cells/layout.js";
@@ -20,6 +19,9 @@ import type { Colors } from "../plan/render/colors.js";
 import type { ActionResult } from "../apply/apply.js";
 import { action, engineOptions, err, hostOptions, out, stderrColors, stdoutColors, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
+import { readJsonArg } from "./file-args.js";
+
+const SAVED_PLAN_MAX_BYTES = 256 * 1024 * 1024;
 
 async function askYes(): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -121,13 +123,10 @@ function resultToJson(r: ActionResult): Record<string, unknown> {
 }
 
 async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; now?: string; stopTimeout: number }): Promise<number> {
-  let saved: SavedPlan;
-  try {
-    saved = JSON.parse(await readFile(file, "utf8")) as SavedPlan;
-  } catch (e) {
-    throw new LazarusError("BAD_PLAN", `cannot read the saved plan ${file}: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  if (saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
+  // Read as any file named on the command line is: a regular file only (a FIFO never blocks),
+  // capped (a plan of 10,000 cells is a few MB), strict UTF-8.
+  const saved = (await readJsonArg(file, "saved plan", SAVED_PLAN_MAX_BYTES)) as SavedPlan;
+  if (saved === null || typeof saved !== "object" || saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
   const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), stopTimeoutMs: o.stopTimeout, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {

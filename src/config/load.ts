@@ -224,7 +224,7 @@ export function salvageNames(text: string): string[] {
 export function combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
   const diagnostics = [...results.flatMap((r) => r.diagnostics), ...portfolioResults.flatMap((r) => r.diagnostics)];
   const portfolios = combinePortfolios(portfolioResults, diagnostics);
-  const portfoliosHeld = portfolioResults.some((r) => hasErrors(r.diagnostics)) || portfolios === undefined;
+  const portfoliosHeld = portfolioResults.some((r) => hasErrors(r.diagnostics) || r.portfolios.length === 0) || portfolios === undefined;
   // A member naming a portfolio that does not exist is an error in its cell's file.
   const missingPortfolio = new Set<string>();
   if (!portfoliosHeld) {

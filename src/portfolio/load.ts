@@ -1,6 +1,6 @@
 // Loading portfolios/*.yaml: shape, special chains, and the rule that no agent or task class is
 // claimed twice.
-import type { Diagnostic } from "../config/diagnostics.js";
+import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import { parseDocs, type At } from "../config/documents.js";
 import { parseDuration } from "../config/durations.js";
 import { validatePortfolioShape } from "../config/schema.js";
@@ -27,6 +27,11 @@ export function loadPortfolioText(file: string, text: string): PortfolioFileResu
       });
     }
     portfolios.push(p);
+  }
+  // As in cells.d/: a file that declares nothing (emptied, comments only) holds what it declared
+  // before. Portfolios are held together, so every agent keeps the models it runs with.
+  if (portfolios.length === 0 && !hasErrors(diagnostics)) {
+    diagnostics.push({ severity: "warning", file, line: 1, col: 1, message: "this file declares no portfolios; every portfolio is held as it is (agents keep the models they run with)", hint: "delete the file to drop the portfolios it declared" });
   }
   return { file, portfolios, diagnostics };
 }

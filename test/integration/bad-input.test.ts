@@ -142,6 +142,34 @@ describe("a bad file holds its cells through apply, and the others still reconci
   });
 });
 
+describe("apply with a saved plan that is not a plan file", () => {
+  it("returns at once for a FIFO, a directory or garbage, naming the file, and touches nothing", async () => {
+    const dir = tempDir("lazarus-saved-");
+    dirs.push(dir);
+    const state = path.join(dir, "state");
+    const fifo = path.join(dir, "plan.json");
+    execFileSync("mkfifo", [fifo]);
+    for (const [file, message] of [
+      [fifo, "it is a FIFO"],
+      [dir, "it is a directory"],
+      [path.join(dir, "nope.json"), "no such file"],
+    ] as const) {
+      const r = await run(["apply", file, "--state-dir", state]);
+      expect(r.timedOut).toBe(false);
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toContain(file);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+    writeFileSync(path.join(dir, "junk.json"), "{not json");
+    const junk = await run(["apply", path.join(dir, "junk.json"), "--state-dir", state]);
+    expect(junk.stderr).toContain("is not valid JSON");
+    writeFileSync(path.join(dir, "null.json"), "null");
+    expect((await run(["apply", path.join(dir, "null.json"), "--state-dir", state])).stderr).toContain("is not a plan saved by lazarus plan --out");
+    expect(existsSync(state)).toBe(false);
+  });
+});
+
 describe("lazarus watch with a FIFO in cells.d", () => {
   it("starts, reconciles the other files, reports the FIFO, and stops on SIGTERM", async () => {
     const config = configDir({ "cells.d/good.yaml": director("good") });

@@ -1,6 +1,6 @@
 // Portfolios through the real CLI: files in members' homes, edits that touch only the affected
 // members, SIGHUP or restart, shared model health, and the legacy import.
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
@@ -72,6 +72,22 @@ describe("portfolios", () => {
     expect(JSON.parse(p.stdout).actions).toEqual([]);
     expect(p.stderr + JSON.stringify(JSON.parse(p.stdout).diagnostics)).toContain("portfolios/default.yaml");
     writeFileSync(path.join(config, "portfolios/default.yaml"), portfolio("default", ["gpt", "claude", "mistral"]));
+  });
+
+  it("hold every portfolio while a portfolio file declares nothing, and drop it once the file is deleted", async () => {
+    const coder = path.join(config, "portfolios/coder.yaml");
+    const before = readFileSync(coder, "utf8");
+    for (const emptied of ["", "# moved to another repo\n", "---\n"]) {
+      writeFileSync(coder, emptied);
+      const p = await run("plan", "--json", "--now", T(3));
+      const out = JSON.parse(p.stdout) as { actions: unknown[]; diagnostics: { file: string; severity: string; message: string }[] };
+      expect(out.actions).toEqual([]); // allegro keeps coder, not the default
+      expect(out.diagnostics).toEqual([expect.objectContaining({ file: "portfolios/coder.yaml", severity: "warning", message: expect.stringContaining("declares no portfolios") })]);
+    }
+    rmSync(coder);
+    const gone = JSON.parse((await run("plan", "--json", "--now", T(3))).stdout) as { actions: { member: string; action: string }[] };
+    expect(gone.actions).toEqual([expect.objectContaining({ action: "update-portfolio", member: "agent:allegro" })]);
+    writeFileSync(coder, before);
   });
 
   it("share model health in a cell: a model failing for one agent is skipped for its teammates", async () => {
