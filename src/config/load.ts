@@ -124,6 +124,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     onPortfolioChange: m.onPortfolioChange ?? "signal",
     resources: m.resources ? toResources(m.resources) : toResources(s.resources),
     source: at(["spec", "members", i]),
+    ...(m.command?.length ? { commandSource: at(["spec", "members", i, "command", 0]) } : {}),
   }));
   return {
     name: raw.metadata.name,

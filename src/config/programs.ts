@@ -47,7 +47,7 @@ export function programWarnings(cells: DesiredCell[], configDir: string, env: No
       const where = program.startsWith("./") || program.startsWith("../") ? `relative to the config dir ${path.resolve(configDir)}` : path.isAbsolute(program) ? "at that path" : `on the members' PATH (${searchPath})`;
       out.push({
         severity: "warning",
-        ...m.source,
+        ...(m.commandSource ?? m.source),
         field: `spec.members[${i}].command`,
         message: `program "${program}" is not found ${where}, or is not executable`,
         hint: "install it, fix the name, or give its full path; the member will fail to start until then",

@@ -42,6 +42,7 @@ export interface DesiredMember {
   // when none applies, or while a portfolio file is quarantined).
   resolvedPortfolio?: { name: string; selector: string; digest: string; document: unknown };
   source: SourcePos;
+  commandSource?: SourcePos; // where its program (command[0]) is written
 }
 
 export interface DesiredCell {

@@ -67,7 +67,7 @@ describe("programs looked up where members run", () => {
     expect(desired.cells.has("c1")).toBe(true); // a warning, not an error
     const lines = diagnostics.map(formatDiagnostic);
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^cells\.d\/a\.yaml:12:\d+: warning: spec\.members\[1\]\.command: program "no-such-program-xyz" is not found on the members' PATH/);
+    expect(lines[0]).toMatch(/^cells\.d\/a\.yaml:14:17: warning: spec\.members\[1\]\.command: program "no-such-program-xyz" is not found on the members' PATH/);
     expect(lines[1]).toMatch(/spec\.members\[3\]\.command: program "\.\/agents\/missing\.sh" is not found relative to the config dir/);
     expect(lines[2]).toContain('program "./agents/plain.txt" is not found relative to the config dir');
     expect(lines[2]).toContain("or is not executable");
