@@ -21,6 +21,7 @@ import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
 import { thawAbandoned } from "./apply/freeze.js";
+import { finishRestores } from "./apply/restore.js";
 import { accept, type AcceptResult } from "./apply/members.js";
 import { credentialDigestKey } from "./host/digest-key.js";
 import type { CredentialContext } from "./host/secrets.js";
@@ -119,7 +120,9 @@ export async function withStateLock<T>(opts: Pick<EngineOptions, "stateDir" | "n
       await sweepTempFiles(paths);
     }
     const hostEnv = opts.hostEnv ?? process.env;
-    const thawed = await thawAbandoned(paths, lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv)));
+    const using = lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv));
+    if (lo.sweep !== false) await finishRestores(paths, using); // a killed restore: rolled forward once verified
+    const thawed = await thawAbandoned(paths, using);
     if (thawed.length > 0) lo.onThawed?.(thawed);
     return await body({ paths, ledger });
   } finally {

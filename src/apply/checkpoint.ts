@@ -1,4 +1,5 @@
 // The checkpoint operation: active → checkpointing → active around a consistent snapshot.
+import path from "node:path";
 import type { CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import type { CellRecord } from "../cells/record.js";
@@ -8,6 +9,8 @@ import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js"
 import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { markedFreeze } from "./freeze.js";
 import { guardCell } from "./guard.js";
+
+const SAFETY_NAMES_KEPT = 32;
 
 // Snapshot the cell (its processes frozen meanwhile, and thawed even if this process dies), keep
 // the newest `keep`.
@@ -22,6 +25,8 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   const backend = backendOf(env, rec);
   const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(cp, rec, backend));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep, spare);
+  // The copy taken before a restore is not the predecessor's work: a later substitute never starts from it.
+  if (spare !== undefined) rec.safetyCheckpoints = [...(rec.safetyCheckpoints ?? []), path.basename(archive)].slice(-SAFETY_NAMES_KEPT);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "checkpoint", checkpoint: archive, reason, ...(rotated.length ? { rotated } : {}) });

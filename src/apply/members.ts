@@ -1,4 +1,5 @@
 // Member operations: start, stop, invite (with a token), accept, revoke, down, restart, remove.
+import { restoreReplacing } from "./restore.js";
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
@@ -163,7 +164,7 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
       const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env, source);
       details.safetyCheckpoint = safety;
       rec = await loadRecord(cp);
-      await backendOf(env, rec).restore(rec, cp.dir, source, ["project", "shared"], true);
+      await restoreReplacing(backendOf(env, rec), rec, cp.dir, source, ["project", "shared"]);
       await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);
       details.restoredFrom = path.basename(source);
     }

@@ -107,7 +107,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   await backend.prepareCell(rec, cp_.dir);
   await saveRecord(cp_, rec, env);
   if (a.restore && !rec.restoredFrom) {
-    await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS, false);
+    await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS);
     rec.restoredFrom = path.basename(a.restore);
     await saveRecord(cp_, rec, env);
   }

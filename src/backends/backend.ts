@@ -47,8 +47,13 @@ export interface Backend {
   // The live process started with this spawnId, if any.
   find(cell: string, spawnId: string): Started | undefined;
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean;
-  // Replace dirs of the cell's tree with a checkpoint's (replace: delete them first).
-  restore(rec: CellRecord, cellDir: string, checkpointFile: string, dirs: readonly string[], replace: boolean): Promise<void>;
+  // Extract dirs of a checkpoint into base (the cell dir of a fresh cell, or a staging dir: see
+  // src/apply/restore.ts) as the cell's own user where the backend has one, and check them
+  // against its manifest. base/<dir> are empty or absent.
+  restore(rec: CellRecord, base: string, checkpointFile: string, dirs: readonly string[]): Promise<void>;
+  // Delete base/<dir> for each dir (they are out of every member's reach: replaced or staged
+  // dirs), as the cell's own user where the backend has one.
+  clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void>;
   // Freeze every process of the cell (for a consistent checkpoint), or thaw it.
   freeze(rec: CellRecord, frozen: boolean): Promise<void>;
   // Kill whatever of the cell still runs (after its members were stopped); the pids that survived.

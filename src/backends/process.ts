@@ -1,5 +1,5 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
-import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,7 +8,7 @@ import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
 import { findLeader, groupMembers, ownsProcess } from "./proc.js";
 import { spawnSupervised } from "./spawn.js";
-import { LazarusError, isErrno } from "../util/errors.js";
+import { LazarusError } from "../util/errors.js";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -92,24 +92,12 @@ export class ProcessBackend implements Backend {
     }
   }
 
-  // replace: extract into a staging dir inside the cell and check it against the manifest first;
-  // only then swap each dir in by renames. A bad or missing checkpoint deletes nothing.
-  async restore(_rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
-    if (!replace) return restoreCheckpoint(file, cellDir, dirs);
-    const staging = await mkdtemp(path.join(cellDir, ".lazarus-restore-"));
-    try {
-      await restoreCheckpoint(file, staging, dirs);
-      const old = path.join(staging, ".old");
-      await mkdir(old);
-      for (const d of dirs) {
-        await rename(path.join(cellDir, d), path.join(old, d)).catch((err: unknown) => {
-          if (!isErrno(err, "ENOENT")) throw err;
-        });
-        await rename(path.join(staging, d), path.join(cellDir, d));
-      }
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+  async restore(_rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
+    await restoreCheckpoint(file, base, dirs);
+  }
+
+  async clear(_rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true });
   }
 
   // SIGSTOP/SIGCONT each live member's process group (processes that left the group are missed:

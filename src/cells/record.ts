@@ -73,6 +73,7 @@ export interface CellRecord {
   checkpointSchedule?: string;
   checkpointKeep?: number;
   restoredFrom?: string;
+  safetyCheckpoints?: string[]; // taken before a substitute's restore: copies, never a restore source
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;

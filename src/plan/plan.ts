@@ -235,7 +235,9 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
   }
   const due = checkpointDue(d, rec, live, ctx.now);
   if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
-  const members = planMembers(ctx.name, d, live.members, live.checkpoints, ctx.now, ctx.portfoliosHeld);
+  const safety = new Set(rec.safetyCheckpoints ?? []);
+  const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
+  const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
   for (const m of live.members) for (const why of m.ignored ?? []) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint: "a member wrote it; Lazarus does not believe it" });
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {

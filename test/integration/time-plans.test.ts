@@ -189,6 +189,44 @@ describe("a substitute that restores a checkpoint with keep: 1", () => {
   });
 });
 
+describe("a substitute's restore killed halfway through its swap", () => {
+  it.each(["restore:swapped-one", "applied:invite"])("converges on the next apply (killed at %s): the checkpoint's project/ and shared/, nothing left staged", async (point) => {
+    const base = Date.parse("2033-06-01T00:00:00Z");
+    const at = (m: number) => iso(base + m * MIN);
+    const yaml = cellYaml({
+      name: "half",
+      extra: "  policy: {allowSubstitutes: true}",
+      members: [
+        { identity: "agent:allegro", role: "executor", command: ["node", AGENT], restart: "never" },
+        { identity: "agent:ezra", role: "substitute", command: ["node", AGENT], replaces: "agent:allegro" },
+      ],
+    });
+    const { state, config, run } = setup({ "cells.d/h.yaml": yaml });
+    const dir = path.join(state, "cells", "half");
+    expect((await run("apply", "--yes", "--now", at(0))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "checkpointed\n");
+    writeFileSync(path.join(dir, "shared", "notes.md"), "checkpointed notes\n");
+    expect((await run("checkpoint", "half", "--now", at(1))).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "project", "work.txt"), "after the checkpoint\n");
+    writeFileSync(path.join(dir, "shared", "notes.md"), "later notes\n");
+    await killMember(dir, "agent:allegro");
+
+    const killed = await lazarus(["apply", "--yes", "--now", at(2), "--config", config, "--state-dir", state], { env: { LAZARUS_FAILPOINT: point } });
+    expect(killed.signal).toBe("SIGKILL");
+    if (point === "restore:swapped-one") expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toHaveLength(1);
+
+    const r = await run("apply", "--yes", "--now", at(3));
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("checkpointed\n");
+    expect(readFileSync(path.join(dir, "shared", "notes.md"), "utf8")).toBe("checkpointed notes\n");
+    expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toEqual([]);
+    await waitFor(() => readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status === "running");
+    const again = await run("plan", "--detailed-exitcode", "--now", at(4));
+    expect(again.exitCode, again.stdout).toBe(0);
+    for (const m of readRecord(dir).members) if (m.pid && isAlive(m.pid, m.startTime)) process.kill(-m.pid, "SIGKILL");
+  });
+});
+
 describe("a substitute joining while another executor runs", () => {
   it("does not restore project/ from under the running executor", async () => {
     const base = Date.parse("2034-01-01T00:00:00Z");

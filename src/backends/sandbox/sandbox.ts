@@ -2,7 +2,7 @@
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
 import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
-import { chmod, chown, lchown, lstat, mkdir, readdir } from "node:fs/promises";
+import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { execa } from "execa";
 import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
@@ -20,6 +20,9 @@ import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
+
+// The environment of what runs as the cell's uid outside a member (restore, clear).
+const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -169,17 +172,23 @@ export class SandboxBackend implements Backend {
     return { prefix: [...stage, t.setpriv, ...setprivArgs(uid, gid)], cellDir: `${STAGE}/d/0` };
   }
 
-  // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
+  // Extraction and deletion in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
-  async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
-    for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
-    const as = this.runAs(rec, cellDir, dirs);
-    const env = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
-    if (replace) {
-      const [cmd, ...args] = as.prefix;
-      await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env, extendEnv: false });
+  async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
+    const { uid, gid } = this.facts(rec);
+    for (const d of dirs) {
+      await mkdir(path.join(base, d), { recursive: true });
+      await handOver(path.join(base, d), uid, gid, 0o770);
     }
-    await restoreCheckpoint(file, cellDir, dirs, { runAs: as.prefix, env, extractDir: as.cellDir });
+    const as = this.runAs(rec, base, dirs);
+    await restoreCheckpoint(file, base, dirs, { runAs: as.prefix, env: RUN_AS_ENV, extractDir: as.cellDir });
+  }
+
+  async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    const as = this.runAs(rec, base, dirs);
+    const [cmd, ...args] = as.prefix;
+    await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env: RUN_AS_ENV, extendEnv: false });
+    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true }); // empty now
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
