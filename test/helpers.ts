@@ -101,8 +101,12 @@ export function recordedPids(stateDir: string): { pid: number; startTime?: numbe
 // found without the records.
 export function cellProcesses(stateDir: string): number[] {
   return cellProcessesAll(stateDir).filter((pid) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+    } catch {
+      return false; // exited meanwhile
+    }
   });
 }
 
