@@ -9,6 +9,7 @@ import { applyCommand } from "./cli/apply.js";
 import { checkpointCommand } from "./cli/checkpoint.js";
 import { diffCommand } from "./cli/diff.js";
 import { ledgerCommand } from "./cli/ledger.js";
+import { eventsCommand } from "./cli/events.js";
 import { planCommand } from "./cli/plan.js";
 import { portfolioCommand } from "./cli/portfolio.js";
 import { statusCommand } from "./cli/status.js";
@@ -53,7 +54,8 @@ const program = new Command("lazarus")
   .addCommand(acceptCommand())
   .addCommand(portfolioCommand())
   .addCommand(verifyCommand())
-  .addCommand(ledgerCommand());
+  .addCommand(ledgerCommand())
+  .addCommand(eventsCommand());
 
 // Every command's --help lists the global options too.
 const showGlobals = (cmd: Command): void => {
