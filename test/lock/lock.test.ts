@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
+import { execa } from "execa";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireLock } from "../../src/lock/lock.js";
-import { ROOT, cleanup, tempDir } from "../helpers.js";
+import { ROOT, cleanup, tempDir, waitFor } from "../helpers.js";
 
 let dir: string;
 let file: string;
@@ -70,13 +69,28 @@ describe("the state-dir lock", () => {
   });
 
   it("lets exactly one of many contenders take over a dead holder's lock", async () => {
-    const run = promisify(execFile);
     for (let round = 0; round < 4; round++) {
       writeFileSync(file, deadHolder(`2026-01-01T00:00:0${round}Z`));
-      const at = Date.now() + 1_500;
-      const outs = await Promise.all(Array.from({ length: 8 }, () => run(process.execPath, [path.join(ROOT, "test/fixtures/lock-once.mjs"), file, String(at), "400"])));
-      expect(outs.map((o) => o.stdout.trim()).filter((s) => s === "won")).toHaveLength(1);
+      const sig = tempDir("lazarus-lock-once-");
+      const [go, done] = [path.join(sig, "go"), path.join(sig, "done")];
+      const outs = Array.from({ length: 8 }, () => "");
+      const procs = outs.map((_, i) => {
+        const p = execa(process.execPath, [path.join(ROOT, "test/fixtures/lock-once.mjs"), file, go, done]);
+        p.stdout?.on("data", (d: Buffer) => (outs[i] += d.toString()));
+        return p;
+      });
+      try {
+        // Released together once all are loaded; the winner holds until every other has tried.
+        await waitFor(() => outs.every((o) => o.includes("ready")), 60_000);
+        writeFileSync(go, "");
+        await waitFor(() => outs.every((o) => o.includes("won") || o.includes("lost")), 60_000);
+        expect(outs.filter((o) => o.includes("won"))).toHaveLength(1);
+      } finally {
+        writeFileSync(done, "");
+        await Promise.all(procs);
+        cleanup(sig);
+      }
       expect(readdirSync(dir)).toEqual([]); // no guard, temp or lock file left behind
     }
-  }, 30_000);
+  }, 180_000);
 });
