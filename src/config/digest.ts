@@ -30,5 +30,5 @@ export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
 export function desiredDigest(d: DesiredCell): string {
   const { source: _source, members, credentialsAt: _at, credentialsValueDigest: _values, ...rest } = d;
   // The resolved portfolio comes from portfolios/, not from the cell's declaration.
-  return sha256(canonicalJson({ ...rest, members: members.map(({ source: _s, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
+  return sha256(canonicalJson({ ...rest, members: members.map(({ source: _s, commandSource: _c, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
 }
