@@ -1,0 +1,32 @@
+// Install like a tool: the tarball `npm pack` makes installs globally into an empty prefix and gives
+// a working `lazarus` (dist/ and schemas/ shipped, dependencies resolved, the bin executable).
+// The package is packed from this checkout's dist/ (built by `npm test`) with --ignore-scripts, so
+// the build of prepack does not rewrite dist/ under the tests running beside this one.
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { afterAll, describe, expect, it } from "vitest";
+import { ROOT, cleanup, tempDir } from "../helpers.js";
+
+const dirs: string[] = [];
+afterAll(() => cleanup(...dirs));
+
+describe("npm pack, then npm install -g of the tarball", () => {
+  it("gives a lazarus that runs: --version, and validate on the example cells", async () => {
+    const tmp = tempDir("lazarus-install-");
+    dirs.push(tmp);
+    await execa("npm", ["pack", "--ignore-scripts", "--pack-destination", tmp], { cwd: ROOT });
+    const tarball = readdirSync(tmp).find((f) => f.endsWith(".tgz"));
+    expect(tarball).toBeDefined();
+    const prefix = path.join(tmp, "prefix");
+    const npmCache = { npm_config_cache: process.env.npm_config_cache ?? path.join(process.env.HOME ?? "/root", ".npm") };
+    await execa("npm", ["install", "-g", "--prefix", prefix, "--prefer-offline", "--no-audit", "--no-fund", path.join(tmp, tarball as string)], { env: npmCache });
+    const bin = path.join(prefix, "bin", "lazarus");
+    const version = await execa(bin, ["--version"]);
+    expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version);
+    const valid = await execa(bin, ["validate", "--config", ROOT], { reject: false, env: { NO_COLOR: "1" } });
+    expect(valid.exitCode, valid.stdout + valid.stderr).toBe(0);
+    const help = await execa(bin, ["--help"]);
+    expect(help.stdout).toContain("Usage: lazarus");
+  }, 300_000);
+});
