@@ -20,7 +20,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   }
   await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
-  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(cp, rec, backend));
+  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(cp, rec, backend), rec.checkpointCompression);
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep, spare);
   if (rec.state === "checkpointing") rec.state = transition(rec.name, rec.state, "active");
   await saveRecord(cp, rec, env);

@@ -72,6 +72,7 @@ export interface CellRecord {
   inviteTtlMs?: number;
   checkpointSchedule?: string;
   checkpointKeep?: number;
+  checkpointCompression?: "gzip" | "zstd"; // unset: the host's default
   restoredFrom?: string;
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
