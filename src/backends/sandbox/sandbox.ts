@@ -4,7 +4,7 @@
 import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
 import { chmod, chown, lchown, lstat, mkdir, readdir } from "node:fs/promises";
 import { execa } from "execa";
-import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
+import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
@@ -172,6 +172,7 @@ export class SandboxBackend implements Backend {
   // Deletion and extraction in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, cellDir: string, file: string, dirs: readonly string[], replace: boolean): Promise<void> {
+    await verifyCheckpoint(file); // a corrupted archive is refused before anything is cleared
     for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
     const as = this.runAs(rec, cellDir, dirs);
     const env = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
