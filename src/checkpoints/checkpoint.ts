@@ -182,20 +182,39 @@ async function archive(cellDir: string, dirs: readonly string[], compression: Co
     const sink = comp.stdin!;
     sink.on("error", () => {}); // a dead compressor shows in its exit
     const { parser, done } = lister();
-    const listed = done.catch((err: unknown) => err as Error);
+    // On any failure both children are ended (by their own pids), so nothing waits on a pipe.
+    // The first failure is the one reported (the others follow from the kills).
+    let failed: unknown;
+    const abort = (err: unknown) => {
+      failed ??= err;
+      tar.kill("SIGKILL");
+      comp.kill("SIGKILL");
+    };
+    const listed = done.catch((err: unknown) => {
+      abort(err);
+      return err as Error;
+    });
+    void tarDone.catch(abort);
+    void compDone.catch(abort);
     const feed = (async () => {
-      for await (const chunk of tar.stdout!) {
-        const okSink = sink.write(chunk);
-        const okParser = parser.write(chunk as Buffer);
-        if (!okSink) await Promise.race([once(sink, "drain"), compDone]);
-        if (!okParser) await once(parser, "drain");
+      try {
+        for await (const chunk of tar.stdout!) {
+          if (failed) continue; // drain what is left of tar's output
+          const okSink = sink.write(chunk);
+          const okParser = parser.write(chunk as Buffer);
+          if (!okSink) await Promise.race([once(sink, "drain").catch(() => {}), compDone.catch(() => {})]);
+          if (!okParser && !failed) await Promise.race([once(parser, "drain"), listed]);
+        }
+      } catch (err) {
+        abort(err);
+      } finally {
+        sink.end();
+        parser.end();
       }
-      sink.end();
-      parser.end();
     })();
-    const results = await Promise.allSettled([feed, tarDone, compDone]);
-    for (const r of results) if (r.status === "rejected") throw r.reason;
+    await Promise.allSettled([feed, tarDone, compDone]);
     const listing = await listed;
+    if (failed !== undefined) throw failed;
     if (listing instanceof Error) throw listing;
     await out.sync();
     return listing;

@@ -116,6 +116,21 @@ describe("checkpoints", () => {
     expect(procState(m.pid as number)).not.toBe("T");
   });
 
+  it("fail cleanly when the compressor dies: no hang, nothing that looks whole, members thawed", async () => {
+    const { run, live, config, state } = setup([{ name: "z", extra: "  checkpoint: {compression: zstd}", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }]);
+    await run("apply", "--now", T(0));
+    writeFileSync(path.join(live("z"), "project", "big.txt"), "x".repeat(4 << 20)); // more than a pipe holds
+    const bin = tempDir("lazarus-fakebin-");
+    dirs.push(bin);
+    writeFileSync(path.join(bin, "zstd"), "#!/bin/sh\nhead -c 1000 >/dev/null; echo 'zstd: disk on fire' >&2; exit 3\n", { mode: 0o755 });
+    const r = await lazarus(["checkpoint", "z", "--config", config, "--state-dir", state, "--now", T(1)], { env: { PATH: `${bin}:${process.env.PATH}` }, timeoutMs: 30_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("zstd exited 3: zstd: disk on fire");
+    expect(await listCheckpoints(path.join(live("z"), ".lazarus", "checkpoints"))).toEqual([]);
+    expect(procState(readRecord(live("z")).members[0]!.pid as number)).not.toBe("T");
+    expect((await run("checkpoint", "z", "--now", T(2))).exitCode).toBe(0); // the real zstd works
+  });
+
   it("let a cell created again after it was archived start from its last checkpoint", async () => {
     const { run, live, config } = setup([{ name: "r", members: [{ identity: "human:h", role: "director" }] }]);
     await run("apply", "--now", T(0));
