@@ -125,7 +125,8 @@ describe("checkpoint archives", () => {
     const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, compression);
     const file = path.join(cell, ".lazarus", "checkpoints", name);
     const bytes = readFileSync(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff; // one flipped byte in the middle
+    const mid = Math.floor(bytes.length / 2);
+    bytes[mid] = (bytes[mid] as number) ^ 0xff; // one flipped byte in the middle
     writeFileSync(file, bytes);
     writeFileSync(path.join(cell, "project", "work-since"), "must survive a refused restore");
     const current = tree(cell);
