@@ -46,6 +46,8 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   if (d.checkpoint.schedule) rec.checkpointSchedule = d.checkpoint.schedule;
   else delete rec.checkpointSchedule;
   rec.checkpointKeep = d.checkpoint.keep;
+  if (d.checkpoint.compression) rec.checkpointCompression = d.checkpoint.compression;
+  else delete rec.checkpointCompression;
   rec.labels = { ...d.labels };
   rec.owner = d.owner;
   rec.graceMs = d.graceMs;

@@ -106,8 +106,9 @@ export function heartbeatFile(cell: CellPaths, home: string): string {
   return path.join(cell.homes, home, ".heartbeat");
 }
 
-// Checkpoint files: <UTC timestamp>.tar.gz with <UTC timestamp>.manifest.json beside it.
-export const CHECKPOINT_RE = /^(\d{8}T\d{6}(?:\d{3})?Z)\.tar\.gz$/;
+// Checkpoint files: <UTC timestamp>.tar.zst (zstd) or .tar.gz (gzip) with
+// <UTC timestamp>.manifest.json beside it.
+export const CHECKPOINT_RE = /^(\d{8}T\d{6}(?:\d{3})?Z)\.tar\.(?:gz|zst)$/;
 export function checkpointStamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 }

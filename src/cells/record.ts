@@ -72,6 +72,7 @@ export interface CellRecord {
   inviteTtlMs?: number;
   checkpointSchedule?: string;
   checkpointKeep?: number;
+  checkpointCompression?: "gzip" | "zstd"; // unset: the host's default
   restoredFrom?: string;
   safetyCheckpoints?: string[]; // taken before a substitute's restore: copies, never a restore source
   closeReason?: string;

@@ -1,20 +1,30 @@
-// Checkpoints: a gzip'd tar of a cell's project/, shared/ and home/ with a manifest beside it
-// (every file's size and sha256). Both are written under temporary names and renamed, the
-// manifest last, so a crash never leaves a checkpoint that looks whole.
+// Checkpoints: a compressed tar (zstd or gzip) of a cell's project/, shared/ and home/ with a
+// manifest beside it (every file's size and sha256, the archive's own sha256 and compression).
+// One pass: the system tar reads the tree (never following a link, never opening a FIFO or a
+// device), its stream goes to the compressor and, alongside, to a tar parser that hashes each
+// member's bytes as they pass. Both files are written under temporary names, fsynced and renamed,
+// the manifest last, so a crash never leaves a checkpoint that looks whole.
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, mkdir, readdir, readlink, rename, rm } from "node:fs/promises";
+import { accessSync, constants, createReadStream } from "node:fs";
+import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { once } from "node:events";
 import path from "node:path";
 import { execa } from "execa";
+import { Parser, type ReadEntry } from "tar";
 import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";
-import { writeJsonAtomic } from "../util/fsx.js";
+import { syncDir, writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { ensureRealDir } from "../util/real-dirs.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 
 export const CHECKPOINT_DIRS = ["project", "shared", "home"] as const;
+
+export const COMPRESSIONS = ["gzip", "zstd"] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
+const EXTENSION: Record<Compression, string> = { gzip: ".tar.gz", zstd: ".tar.zst" };
 
 export interface ManifestFile {
   path: string; // relative to the cell dir, e.g. project/README.md
@@ -27,9 +37,55 @@ export interface Manifest {
   cell: string;
   takenAt: string;
   reason: string;
-  archive: string; // the tar.gz file name
+  archive: string; // the archive's file name (.tar.zst or .tar.gz)
+  compression?: Compression; // absent in checkpoints made before it was a choice: gzip
+  archiveSha256?: string; // absent in those too; checked before anything is extracted
+  archiveSize?: number;
   files: ManifestFile[];
   symlinks: { path: string; target: string }[];
+}
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY } = constants;
+
+// Whether an executable of that name is on PATH (looked up once per process).
+const onPath = new Map<string, string | undefined>();
+export function findCommand(name: string): string | undefined {
+  if (!onPath.has(name)) {
+    let found: string | undefined;
+    for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+      if (!dir) continue;
+      const p = path.join(dir, name);
+      try {
+        accessSync(p, constants.X_OK);
+        found = p;
+        break;
+      } catch {
+        // not here
+      }
+    }
+    onPath.set(name, found);
+  }
+  return onPath.get(name);
+}
+
+// What a checkpoint uses when the cell's spec does not say: zstd where the host has it.
+export function defaultCompression(): Compression {
+  return findCommand("zstd") ? "zstd" : "gzip";
+}
+
+// The compressor reading tar on stdin and writing to stdout: zstd on every core at its default
+// level (3); gzip at its default level (6), through pigz (parallel, same format) when present.
+function compressor(c: Compression): string[] {
+  if (c === "zstd") return ["zstd", "-T0", "-3", "-q", "-c"];
+  return findCommand("pigz") ? ["pigz", "-6", "-c"] : ["gzip", "-6", "-c"];
+}
+
+export function isCompression(v: unknown): v is Compression {
+  return (COMPRESSIONS as readonly unknown[]).includes(v);
+}
+
+export function compressionOf(archive: string): Compression | undefined {
+  return COMPRESSIONS.find((c) => archive.endsWith(EXTENSION[c]));
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -38,62 +94,189 @@ async function sha256File(file: string): Promise<string> {
   return h.digest("hex");
 }
 
-// Regular files and symbolic links under the cell's checkpointed dirs (links are never followed).
-export async function walk(cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS): Promise<{ files: ManifestFile[]; symlinks: Manifest["symlinks"] }> {
+// The sha256 of a file in a tree a member may touch: never through a link, never a FIFO or a
+// device (which could block or show a host file); undefined when it is not a regular file.
+async function sha256Untrusted(file: string): Promise<string | undefined> {
+  const fh = await open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY).catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    if (!(await fh.stat()).isFile()) return undefined;
+    const h = createHash("sha256");
+    for await (const chunk of fh.createReadStream({ autoClose: false })) h.update(chunk as Buffer);
+    return h.digest("hex");
+  } finally {
+    await fh.close();
+  }
+}
+
+// A child's exit, with the tail of its stderr for messages.
+function exited(child: ReturnType<typeof spawn>, name: string): Promise<void> {
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    err = (err + d.toString()).slice(-2000);
+  });
+  return new Promise((resolve, reject) => {
+    child.on("error", (e) => reject(new Error(`${name}: ${errorMessage(e)}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${name} ${signal ? `killed by ${signal}` : `exited ${code}`}${err.trim() ? `: ${err.trim()}` : ""}`));
+    });
+  });
+}
+
+interface Listing {
+  files: ManifestFile[];
+  symlinks: Manifest["symlinks"];
+}
+
+// A tar parser that lists the regular files (size, sha256 of the bytes in the archive), hard
+// links (as the file they link to) and symbolic links of the stream written to it.
+function lister(): { parser: Parser; done: Promise<Listing> } {
   const files: ManifestFile[] = [];
   const symlinks: Manifest["symlinks"] = [];
-  const visit = async (rel: string): Promise<void> => {
-    const abs = path.join(cellDir, rel);
-    let st;
-    try {
-      st = await lstat(abs);
-    } catch {
-      return; // gone meanwhile
+  const byPath = new Map<string, ManifestFile>();
+  const parser = new Parser({ strict: true });
+  // A name that is not valid UTF-8 cannot be named in the manifest; it is archived, not listed.
+  const nameable = (p: string): boolean => !p.includes("\uFFFD");
+  parser.on("entry", (e: ReadEntry) => {
+    const p = e.path.replace(/\/+$/, "");
+    if ((e.type === "File" || e.type === "OldFile" || e.type === "ContiguousFile") && nameable(p)) {
+      const h = createHash("sha256");
+      e.on("data", (c: Buffer) => h.update(c));
+      e.on("end", () => {
+        const f = { path: p, size: e.size, sha256: h.digest("hex") };
+        files.push(f);
+        byPath.set(p, f);
+      });
+      return;
     }
-    if (st.isSymbolicLink()) symlinks.push({ path: rel, target: await readlink(abs) });
-    else if (st.isFile()) files.push({ path: rel, size: st.size, sha256: await sha256File(abs) });
-    else if (st.isDirectory()) for (const e of (await readdir(abs)).sort()) await visit(path.join(rel, e));
-  };
-  for (const d of dirs) await visit(d);
-  return { files, symlinks };
+    if (e.type === "Link" && nameable(p) && e.linkpath) {
+      const target = byPath.get(e.linkpath.replace(/\/+$/, ""));
+      if (target) {
+        const f = { path: p, size: target.size, sha256: target.sha256 };
+        files.push(f);
+        byPath.set(p, f);
+      }
+    } else if (e.type === "SymbolicLink" && nameable(p)) symlinks.push({ path: p, target: e.linkpath ?? "" });
+    e.resume();
+  });
+  const done = new Promise<Listing>((resolve, reject) => {
+    parser.on("error", reject);
+    parser.on("warn", (code: string, msg: string | Error) => reject(new Error(`tar stream: ${code} ${errorMessage(msg)}`)));
+    parser.on("end", () => resolve({ files, symlinks }));
+  });
+  return { parser, done };
+}
+
+// Archive dirs of cellDir into file (created exclusively, fsynced) in one pass: tar's stream is
+// compressed and listed at once. Returns the listing.
+async function archive(cellDir: string, dirs: readonly string[], compression: Compression, file: string): Promise<Listing> {
+  const [cmd, ...args] = compressor(compression);
+  await rm(file, { force: true });
+  const out = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    const tar = spawn("tar", ["--sort=name", "--blocking-factor=128", "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
+    const comp = spawn(cmd as string, args, { stdio: ["pipe", out.fd, "pipe"] });
+    const tarDone = exited(tar, "tar");
+    const compDone = exited(comp, cmd as string);
+    const sink = comp.stdin!;
+    sink.on("error", () => {}); // a dead compressor shows in its exit
+    const { parser, done } = lister();
+    // On any failure both children are ended (by their own pids), so nothing waits on a pipe.
+    // The first failure is the one reported (the others follow from the kills).
+    let failed: unknown;
+    const abort = (err: unknown) => {
+      failed ??= err;
+      tar.kill("SIGKILL");
+      comp.kill("SIGKILL");
+    };
+    const listed = done.catch((err: unknown) => {
+      abort(err);
+      return err as Error;
+    });
+    void tarDone.catch(abort);
+    void compDone.catch(abort);
+    const feed = (async () => {
+      try {
+        for await (const chunk of tar.stdout!) {
+          if (failed) continue; // drain what is left of tar's output
+          const okSink = sink.write(chunk);
+          const okParser = parser.write(chunk as Buffer);
+          if (!okSink) await Promise.race([once(sink, "drain").catch(() => {}), compDone.catch(() => {})]);
+          if (!okParser && !failed) await Promise.race([once(parser, "drain"), listed]);
+        }
+      } catch (err) {
+        abort(err);
+      } finally {
+        sink.end();
+        parser.end();
+      }
+    })();
+    await Promise.allSettled([feed, tarDone, compDone]);
+    const listing = await listed;
+    if (failed !== undefined) throw failed;
+    if (listing instanceof Error) throw listing;
+    await out.sync();
+    return listing;
+  } finally {
+    await out.close();
+  }
 }
 
 export function manifestName(archive: string): string {
-  return archive.replace(/\.tar\.gz$/, ".manifest.json");
+  return archive.replace(/\.tar\.(?:gz|zst)$/, ".manifest.json");
 }
 
 // Take a checkpoint of the cell at cellDir. freeze: stops the cell's processes for a consistent
 // copy and resumes them (always, even on error). Returns the archive's file name.
-export async function takeCheckpoint(cellDir: string, cell: string, reason: string, now: number, freeze: (frozen: boolean) => Promise<void> = async () => {}): Promise<string> {
+export async function takeCheckpoint(
+  cellDir: string,
+  cell: string,
+  reason: string,
+  now: number,
+  freeze: (frozen: boolean) => Promise<void> = async () => {},
+  compression: Compression = defaultCompression(),
+): Promise<string> {
   const cp = cellPaths(cellDir);
+  if (compression === "zstd" && !findCommand("zstd")) {
+    throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: checkpoint.compression is zstd but this host has no zstd command; install zstd, or set checkpoint.compression: gzip`);
+  }
   await ensureRealDir(cellDir, cp.checkpoints); // never into a planted link (checkpointCell records any)
+  const ext = EXTENSION[compression];
+  const stampOf = (name: string) => CHECKPOINT_RE.exec(name)?.[1];
   let stamp = checkpointStamp(now);
-  const taken = new Set((await listCheckpoints(cp.checkpoints)).map((c) => c.name));
-  if (taken.has(`${stamp}.tar.gz`)) stamp = new Date(now).toISOString().replace(/[-:.]/g, "").replace(/Z$/, "Z");
-  for (let n = 1; taken.has(`${stamp}.tar.gz`); n++) stamp = checkpointStamp(now + n);
-  const archive = `${stamp}.tar.gz`;
-  const tmpTar = path.join(cp.checkpoints, `.tmp-${archive}`);
-  const tmpManifest = path.join(cp.checkpoints, `.tmp-${manifestName(archive)}`);
+  const taken = new Set((await listCheckpoints(cp.checkpoints)).map((c) => stampOf(c.name)));
+  if (taken.has(stamp)) stamp = new Date(now).toISOString().replace(/[-:.]/g, "").replace(/Z$/, "Z");
+  for (let n = 1; taken.has(stamp); n++) stamp = checkpointStamp(now + n);
+  const archiveName = `${stamp}${ext}`;
+  const tmpTar = path.join(cp.checkpoints, `.tmp-${archiveName}`);
+  const tmpManifest = path.join(cp.checkpoints, `.tmp-${manifestName(archiveName)}`);
+  let listing: Listing;
   await freeze(true);
   try {
     failpoint("checkpoint:frozen");
-    const { files, symlinks } = await walk(cellDir);
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
     try {
-      await execa("tar", ["-czf", tmpTar, "-C", cellDir, ...CHECKPOINT_DIRS], { stdin: "ignore" });
+      listing = await archive(cellDir, CHECKPOINT_DIRS, compression, tmpTar);
     } catch (err) {
-      throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: tar: ${errorMessage(err)}`, { cause: err });
+      throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: ${errorMessage(err)}`, { cause: err });
     }
-    const manifest: Manifest = { formatVersion: 1, cell, takenAt: new Date(now).toISOString(), reason, archive, files, symlinks };
-    await writeJsonAtomic(tmpManifest, manifest);
   } finally {
     await freeze(false);
   }
+  const archiveSha256 = await sha256File(tmpTar);
+  const archiveSize = (await lstat(tmpTar)).size;
+  const manifest: Manifest = { formatVersion: 1, cell, takenAt: new Date(now).toISOString(), reason, archive: archiveName, compression, archiveSha256, archiveSize, ...listing };
+  await writeJsonAtomic(tmpManifest, manifest);
   failpoint("checkpoint:written");
-  await rename(tmpTar, path.join(cp.checkpoints, archive));
+  // A leftover archive of the same stamp in the other format (a crash between the two renames)
+  // must not pair with this manifest.
+  for (const c of COMPRESSIONS) if (c !== compression) await rm(path.join(cp.checkpoints, `${stamp}${EXTENSION[c]}`), { force: true });
+  await rename(tmpTar, path.join(cp.checkpoints, archiveName));
   failpoint("checkpoint:tar-renamed");
-  await rename(tmpManifest, path.join(cp.checkpoints, manifestName(archive)));
-  return archive;
+  await rename(tmpManifest, path.join(cp.checkpoints, manifestName(archiveName)));
+  await syncDir(cp.checkpoints);
+  return archiveName;
 }
 
 // Delete all but the newest `keep` whole checkpoints (and any temporary leftovers).
@@ -110,7 +293,7 @@ export async function rotateCheckpoints(dir: string, keep: number, spare?: strin
   }
   for (const e of await readdir(dir).catch(() => [] as string[])) {
     if (e.startsWith(".tmp-")) await rm(path.join(dir, e), { force: true });
-    else if (e.endsWith(".tar.gz") && CHECKPOINT_RE.test(e) && !all.some((c) => c.name === e)) await rm(path.join(dir, e), { force: true });
+    else if (CHECKPOINT_RE.test(e) && !all.some((c) => c.name === e)) await rm(path.join(dir, e), { force: true });
   }
   return drop.map((c) => c.name);
 }
@@ -124,21 +307,42 @@ export interface RestoreAs {
   extractDir: string;
 }
 
+// A checkpoint's manifest, after checking its archive against the archive's recorded sha256
+// (checkpoints made before it was recorded are checked file by file after extraction only).
+// Nothing is extracted from an archive that fails here.
+export async function verifyCheckpoint(file: string): Promise<Manifest & { compression: Compression }> {
+  const manifest = await readUntrustedJson<Manifest>(manifestName(file), CAPS.manifest);
+  if (!manifest) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest ${manifestName(file)} is missing`);
+  const compression = manifest.compression ?? "gzip";
+  if (!isCompression(compression)) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest names an unknown compression ${JSON.stringify(compression)}`);
+  if (compressionOf(file) !== undefined && compressionOf(file) !== compression) {
+    throw new LazarusError("RESTORE_MISMATCH", `cannot restore ${file}: its manifest says ${compression}, its name does not`);
+  }
+  if (manifest.archiveSha256 !== undefined) {
+    const got = await sha256Untrusted(file);
+    if (got !== manifest.archiveSha256) {
+      throw new LazarusError("RESTORE_MISMATCH", `cannot restore ${file}: the archive does not match the sha256 in its manifest (${got === undefined ? "not a regular file" : "corrupted or replaced"}); nothing was extracted`);
+    }
+  }
+  if (compression === "zstd" && !findCommand("zstd")) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: it is compressed with zstd and this host has no zstd command; install zstd`);
+  return { ...manifest, compression };
+}
+
 // Extract a checkpoint's dirs into cellDir and check every file against the manifest.
 export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string, cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS, as?: RestoreAs): Promise<void> {
   const runAs = as?.runAs ?? [];
   const file = typeof checkpoint === "string" ? checkpoint : checkpoint.file;
-  const manifest = await readUntrustedJson<Manifest>(manifestName(file), CAPS.manifest);
-  if (!manifest) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest ${manifestName(file)} is missing`);
+  const manifest = await verifyCheckpoint(file);
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
-  const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), "-xzf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
+  const decompress = manifest.compression === "zstd" ? "--zstd" : "--gzip";
+  const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
   await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch((err: unknown) => {
     throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
   });
   const wanted = manifest.files.filter((f) => dirs.some((d) => f.path.startsWith(`${d}/`)));
   for (const f of wanted) {
-    const got = await sha256File(path.join(cellDir, f.path)).catch(() => "missing");
-    if (got !== f.sha256) throw new LazarusError("RESTORE_MISMATCH", `restore of ${file}: ${f.path} does not match its manifest (${got === "missing" ? "missing" : "different content"})`);
+    const got = await sha256Untrusted(path.join(cellDir, f.path)).catch(() => undefined);
+    if (got !== f.sha256) throw new LazarusError("RESTORE_MISMATCH", `restore of ${file}: ${f.path} does not match its manifest (${got === undefined ? "missing or not a regular file" : "different content"})`);
   }
 }

@@ -4,7 +4,7 @@ import { action, engineOptions, out, withCommon, withLockTimeout, type CommonOpt
 
 export function checkpointCommand(): Command {
   return withLockTimeout(withCommon(new Command("checkpoint")))
-    .description("take a checkpoint of a live cell now (project/, shared/ and home/ as a tar.gz with a manifest)")
+    .description("take a checkpoint of a live cell now (project/, shared/ and home/ as a zstd or gzip tar with a manifest)")
     .argument("<name>", "the cell")
     .option("--now <time>", "record the checkpoint at this ISO-8601 time")
     .option("--json", "print {cell, checkpoint} as JSON")

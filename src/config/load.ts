@@ -38,7 +38,7 @@ export interface FileResult {
   diagnostics: Diagnostic[];
 }
 
-const CHECKPOINT_FILE = /^\d{8}T\d{6}(\d{3})?Z\.tar\.gz$/;
+const CHECKPOINT_FILE = /^\d{8}T\d{6}(\d{3})?Z\.tar\.(gz|zst)$/;
 
 // Why a cron expression is not valid, or undefined when it is (evaluated in UTC).
 export function cronProblem(expr: string): string | undefined {
@@ -87,7 +87,7 @@ interface RawCell {
     retention?: string;
     policy?: { allowGuests?: boolean; allowSubstitutes?: boolean };
     credentials?: Record<string, CredentialSource>;
-    checkpoint?: { schedule?: string; keep?: number };
+    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
     restoreFrom?: string;
     downedTimeout?: string;
     inviteTtl?: string;
@@ -142,7 +142,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     credentials: { ...(s.credentials ?? {}) },
     ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
-    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep },
+    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
@@ -170,7 +170,7 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     if (problem) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", `"${cell.checkpoint.schedule}" is not a valid cron expression: ${problem}`, 'use five fields, e.g. "0 * * * *" for hourly (UTC)');
   }
   if (cell.restoreFrom !== undefined && cell.restoreFrom !== "last" && !CHECKPOINT_FILE.test(cell.restoreFrom)) {
-    err(["spec", "restoreFrom"], "spec.restoreFrom", `"${cell.restoreFrom}" is not a checkpoint file name`, 'use "last" or a name such as 20261125T120000Z.tar.gz');
+    err(["spec", "restoreFrom"], "spec.restoreFrom", `"${cell.restoreFrom}" is not a checkpoint file name`, 'use "last" or a name such as 20261125T120000Z.tar.zst');
   }
   if (cell.retentionMs === 0) err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
   const identities = new Map<string, number>();

@@ -63,7 +63,7 @@ export interface DesiredCell {
   // A keyed digest of the credentials' current values (filled in by loading when the state dir's
   // key exists): a rotated secret changes it. Never a value.
   credentialsValueDigest?: string;
-  checkpoint: { schedule?: string; keep: number };
+  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd" }; // compression: unset = zstd where the host has it, else gzip
   taskClass?: string;
   restoreFrom?: string;
   downedTimeoutMs: number;

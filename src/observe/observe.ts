@@ -23,8 +23,8 @@ export interface ObservedMember extends MemberRecord {
 }
 
 export interface ObservedCheckpoint {
-  file: string; // absolute path of the .tar.gz
-  name: string; // e.g. 20261125T120000Z.tar.gz
+  file: string; // absolute path of the archive (.tar.zst or .tar.gz)
+  name: string; // e.g. 20261125T120000Z.tar.zst
   takenAt: number;
 }
 
@@ -117,7 +117,7 @@ async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell:
   return out;
 }
 
-// Whole checkpoints in a directory: a .tar.gz with its .manifest.json.
+// Whole checkpoints in a directory: a .tar.zst or .tar.gz with its .manifest.json.
 // A checkpoints dir that is not a real directory (a planted link) has none.
 export async function listCheckpoints(dir: string): Promise<ObservedCheckpoint[]> {
   let entries: string[];

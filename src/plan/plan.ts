@@ -297,7 +297,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (credentialsDigest(d.credentials) !== rec.credentialsDigest || rotated) fields.push("credentials");
   if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
   if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
-  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep) fields.push("checkpoint");
+  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null)) fields.push("checkpoint");
   return fields;
 }
 

@@ -28,6 +28,19 @@ describe("loading cells.d", () => {
     expect(r.cells[1]!.source.line).toBe(cellYaml({ name: "one" }).split("\n").length + 4);
   });
 
+  it.each(["gzip", "zstd"] as const)("reads checkpoint.compression %s, and leaves it unset (the host's default) when absent", (compression) => {
+    const r = loadFileText(file, cellYaml({ name: "c1", extra: `  checkpoint: {keep: 3, compression: ${compression}}` }));
+    expect(r.diagnostics).toEqual([]);
+    expect(r.cells[0]!.checkpoint).toEqual({ keep: 3, compression });
+    const plain = loadFileText(file, cellYaml({ name: "c1" }));
+    expect(plain.cells[0]!.checkpoint).toEqual({ keep: 5 });
+  });
+
+  it("accepts a .tar.zst or .tar.gz checkpoint name in restoreFrom", () => {
+    for (const name of ["20261125T120000Z.tar.zst", "20261125T120000Z.tar.gz"]) expect(diagsOf(cellYaml({ name: "c1", extra: `  restoreFrom: ${name}` }))).toEqual([]);
+    expect(diagsOf(cellYaml({ name: "c1", extra: "  restoreFrom: 20261125T120000Z.tar.xz" }))[0]).toContain("is not a checkpoint file name");
+  });
+
   it("names the line and column of an unknown field and says what to do", () => {
     const text = cellYaml({ name: "c1", extra: "  tll: 4h" });
     expect(diagsOf(text)).toEqual([
@@ -57,6 +70,7 @@ describe("loading cells.d", () => {
     ["a duplicate home name", { name: "c1", members: [{ identity: "agent:ezra" }, { identity: "human:ezra", role: "director" }] }, 'home name "ezra" is already used by spec.members[0]'],
     ["a reserved env var", { name: "c1", members: [{ identity: "agent:ezra", command: ["x"], env: { HOME: "/root" } }] }, "HOME is set by Lazarus and cannot be overridden"],
     ["an unsupported backend", { name: "c1", extra: "  backend: docker" }, 'backend "docker" is not supported yet'],
+    ["an unknown checkpoint compression", { name: "c1", extra: "  checkpoint: {compression: xz}" }, "spec.checkpoint.compression: must be one of gzip, zstd"],
   ])("rejects %s with file, line and column", (_what, opts, message) => {
     const d = diagsOf(cellYaml(opts));
     expect(d.length).toBe(1);

@@ -43,7 +43,7 @@ describe("a member's planted links and FIFOs", () => {
     expect(listing(outside)).toEqual(before);
     const meta = path.join(state, "graveyard", "cp", ".lazarus");
     expect(lstatSync(path.join(meta, "checkpoints")).isDirectory()).toBe(true);
-    expect(readdirSync(path.join(meta, "checkpoints")).filter((f) => f.endsWith(".tar.gz"))).toHaveLength(1);
+    expect(readdirSync(path.join(meta, "checkpoints")).filter((f) => /\.tar\.(gz|zst)$/.test(f))).toHaveLength(1);
     const aside = planted(meta, "checkpoints");
     expect(aside).toHaveLength(1);
     expect(lstatSync(path.join(meta, aside[0]!)).isSymbolicLink()).toBe(true);

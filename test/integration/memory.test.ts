@@ -6,11 +6,13 @@ import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { AGENT, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
 import { listCheckpoints } from "../../src/observe/observe.js";
-import type { Manifest } from "../../src/checkpoints/checkpoint.js";
+import { defaultCompression, type Manifest } from "../../src/checkpoints/checkpoint.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
+// What a cell without checkpoint.compression gets on this host.
+const EXT = defaultCompression() === "zstd" ? ".tar.zst" : ".tar.gz";
 const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 function setup(cells: CellOpts[]) {
@@ -33,8 +35,11 @@ const procState = (pid: number) => {
 };
 
 describe("checkpoints", () => {
-  it("archive project/, shared/ and home/ so that extracting gives the same files as the manifest", async () => {
-    const { run, live } = setup([{ name: "c", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }]);
+  it.each([
+    ["gzip", ".tar.gz"],
+    ["zstd", ".tar.zst"],
+  ])("archive project/, shared/ and home/ (%s) so that extracting gives the same files as the manifest", async (compression, ext) => {
+    const { run, live } = setup([{ name: "c", extra: `  checkpoint: {compression: ${compression}}`, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }]);
     expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
     const dir = live("c");
     mkdirSync(path.join(dir, "project", "src"), { recursive: true });
@@ -44,13 +49,14 @@ describe("checkpoints", () => {
     const r = await run("checkpoint", "c", "--json", "--now", T(1));
     expect(r.exitCode, r.stderr).toBe(0);
     const name = JSON.parse(r.stdout).checkpoint as string;
-    expect(name).toBe("20300101T000100Z.tar.gz");
+    expect(name).toBe(`20300101T000100Z${ext}`);
     const tar = path.join(dir, ".lazarus", "checkpoints", name);
-    const manifest = JSON.parse(readFileSync(tar.replace(".tar.gz", ".manifest.json"), "utf8")) as Manifest;
+    const manifest = JSON.parse(readFileSync(tar.replace(ext, ".manifest.json"), "utf8")) as Manifest;
+    expect(manifest).toMatchObject({ compression, archive: name, archiveSha256: sha(tar), archiveSize: statSync(tar).size });
     expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining(["project/src/main.ts", "shared/artifacts/report.bin", "home/allegro/memory.md", "shared/scratchpad.md"]));
     const out = tempDir("lazarus-extract-");
     dirs.push(out);
-    await execa("tar", ["-xzf", tar, "-C", out]);
+    await execa("tar", [`--${compression}`, "-xf", tar, "-C", out]);
     for (const f of manifest.files) {
       expect(sha(path.join(out, f.path)), f.path).toBe(f.sha256);
       expect(statSync(path.join(out, f.path)).size).toBe(f.size);
@@ -62,7 +68,7 @@ describe("checkpoints", () => {
   });
 
   it("keep only the newest `keep`", async () => {
-    const { run, live } = setup([{ name: "k", extra: "  checkpoint: {keep: 2}", members: [{ identity: "human:h", role: "director" }] }]);
+    const { run, live } = setup([{ name: "k", extra: "  checkpoint: {keep: 2, compression: gzip}", members: [{ identity: "human:h", role: "director" }] }]);
     await run("apply", "--now", T(0));
     for (let i = 1; i <= 4; i++) expect((await run("checkpoint", "k", "--now", T(i))).exitCode).toBe(0);
     const files = readdirSync(path.join(live("k"), ".lazarus", "checkpoints")).sort();
@@ -104,10 +110,25 @@ describe("checkpoints", () => {
     const r = await run("apply", "--now", T(2));
     expect(r.stdout).toContain("resume interrupted checkpoint");
     expect(readRecord(live("x")).state).toBe("active");
-    expect((await listCheckpoints(cps)).map((c) => c.name)).toEqual(["20300101T000200Z.tar.gz"]);
+    expect((await listCheckpoints(cps)).map((c) => c.name)).toEqual([`20300101T000200Z${EXT}`]);
     expect(readdirSync(cps).filter((f) => f.startsWith(".tmp-") || !/manifest|tar/.test(f))).toEqual([]);
     expect(readdirSync(cps)).toHaveLength(2);
     expect(procState(m.pid as number)).not.toBe("T");
+  });
+
+  it("fail cleanly when the compressor dies: no hang, nothing that looks whole, members thawed", async () => {
+    const { run, live, config, state } = setup([{ name: "z", extra: "  checkpoint: {compression: zstd}", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }]);
+    await run("apply", "--now", T(0));
+    writeFileSync(path.join(live("z"), "project", "big.txt"), "x".repeat(4 << 20)); // more than a pipe holds
+    const bin = tempDir("lazarus-fakebin-");
+    dirs.push(bin);
+    writeFileSync(path.join(bin, "zstd"), "#!/bin/sh\nhead -c 1000 >/dev/null; echo 'zstd: disk on fire' >&2; exit 3\n", { mode: 0o755 });
+    const r = await lazarus(["checkpoint", "z", "--config", config, "--state-dir", state, "--now", T(1)], { env: { PATH: `${bin}:${process.env.PATH}` }, timeoutMs: 30_000 });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("zstd exited 3: zstd: disk on fire");
+    expect(await listCheckpoints(path.join(live("z"), ".lazarus", "checkpoints"))).toEqual([]);
+    expect(procState(readRecord(live("z")).members[0]!.pid as number)).not.toBe("T");
+    expect((await run("checkpoint", "z", "--now", T(2))).exitCode).toBe(0); // the real zstd works
   });
 
   it("let a cell created again after it was archived start from its last checkpoint", async () => {
@@ -120,10 +141,10 @@ describe("checkpoints", () => {
     expect(existsSync(live("r"))).toBe(false);
     writeFileSync(path.join(config, "cells.d", "r.yaml"), cellYaml({ name: "r", extra: "  restoreFrom: last", members: [{ identity: "human:h", role: "director" }] }));
     const p = await run("plan", "--now", T(70));
-    expect(p.stdout).toContain("from checkpoint 20300101T001000Z.tar.gz");
+    expect(p.stdout).toContain(`from checkpoint 20300101T001000Z${EXT}`);
     expect((await run("apply", "--now", T(70))).exitCode).toBe(0);
     expect(readFileSync(path.join(live("r"), "project", "notes.md"), "utf8")).toBe("carried over");
-    expect(readRecord(live("r")).restoredFrom).toBe("20300101T001000Z.tar.gz");
+    expect(readRecord(live("r")).restoredFrom).toBe(`20300101T001000Z${EXT}`);
   });
 });
 
@@ -197,7 +218,7 @@ describe("downed members", () => {
     expect(cps).toHaveLength(2);
     const out = tempDir("lazarus-extract-");
     dirs.push(out);
-    await execa("tar", ["-xzf", cps[1]!.file, "-C", out]);
+    await execa("tar", ["-xf", cps[1]!.file, "-C", out]); // GNU tar finds the compression itself
     expect(readFileSync(path.join(out, "project", "plan.md"), "utf8")).toBe("v2, half-broken");
     // allegro restarts after its backoff, and the substitute leaves in the same apply.
     const back = await run("apply", "--now", new Date(Date.parse(T(2)) + 10_000).toISOString());

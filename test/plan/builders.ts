@@ -51,6 +51,7 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
     inviteTtlMs: d.inviteTtlMs,
     ...(d.checkpoint.schedule ? { checkpointSchedule: d.checkpoint.schedule } : {}),
     checkpointKeep: d.checkpoint.keep,
+    ...(d.checkpoint.compression ? { checkpointCompression: d.checkpoint.compression } : {}),
     createdAt: iso(activated),
     activatedAt: iso(activated),
     expiresAt: iso(activated + d.ttlMs),

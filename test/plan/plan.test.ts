@@ -79,6 +79,8 @@ const rows: Row[] = [
   ["finishes an interrupted checkpoint", base, observedOf({ record: recordOf(d1, T0, { state: "checkpointing" }) }), T0 + MIN, ["checkpoint c1: resume interrupted checkpoint"]],
   ["restarts a member whose command changed", desiredOf({ name: "c1", members: [{ ...AGENT, command: ["node", "b.js"] }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: command changed"]],
   ["restarts a member whose env changed", desiredOf({ name: "c1", members: [{ ...AGENT, env: { A: "1" } }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: env changed"]],
+  ["updates a changed checkpoint compression", desiredOf({ name: "c1", extra: "  checkpoint: {compression: gzip}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: checkpoint changed"]],
+  ["updates nothing when the checkpoint compression is as recorded", desiredOf({ name: "c1", extra: "  checkpoint: {compression: zstd}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(desiredOf({ name: "c1", extra: "  checkpoint: {compression: zstd}", members: [AGENT, HUMAN] }).cells.get("c1")!) }), T0, []],
   ["updates changed labels and grace", desiredOf({ name: "c1", grace: "1h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: grace changed"]],
   ["resurrects a closed cell declared active again within grace", base, observedOf({ record: closedRecordOf(d1, T0, { closedDigest: null }), place: "graveyard" }), T0 + 10 * MIN, ["resurrect c1"]],
   ["does not reopen a cell that closed on its ttl with the same declaration", base, observedOf({ record: closedRecordOf(d1, T0), place: "graveyard" }), T0 + 10 * MIN, []],

@@ -4,7 +4,7 @@
 import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
 import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { execa } from "execa";
-import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
+import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
@@ -175,6 +175,7 @@ export class SandboxBackend implements Backend {
   // Extraction and deletion in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
+    await verifyCheckpoint(file); // a corrupted archive is refused before anything is touched
     const { uid, gid } = this.facts(rec);
     for (const d of dirs) {
       await mkdir(path.join(base, d), { recursive: true });
