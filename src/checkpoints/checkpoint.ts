@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, readdir, readlink, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";
 import { writeJsonAtomic } from "../util/fsx.js";

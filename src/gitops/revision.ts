@@ -1,6 +1,6 @@
 // The revision of a config dir: its commit when it is a git work tree (marked -dirty when
 // cells.d/ or portfolios/ have uncommitted changes), else undefined.
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 
 export async function gitRevision(configDir: string): Promise<string | undefined> {
   try {
