@@ -9,7 +9,7 @@ import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import type { Action, Pending } from "./actions.js";
 import { planMembers } from "./members.js";
-import { CronExpressionParser } from "cron-parser";
+import { cronParser } from "../util/cron.js";
 
 export interface HeldCell {
   cell: string;
@@ -275,7 +275,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
 function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now: number): string | undefined {
   if (rec.state === "checkpointing") return "resume interrupted checkpoint";
   if (!d.checkpoint.schedule) return undefined;
-  const prev = CronExpressionParser.parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
+  const prev = cronParser().parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
   const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
   const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt));
   if (baseline >= prev) return undefined;
