@@ -2,13 +2,52 @@
 import { createHash } from "node:crypto";
 import type { CredentialSource, DesiredCell, Resources } from "./types.js";
 
-// JSON with sorted keys, so reordering a YAML mapping changes nothing.
+// JSON with sorted keys, so reordering a YAML mapping changes nothing. Byte for byte what
+// JSON.stringify gives with a replacer that sorts every object's keys (code-unit order; as in any
+// object, keys that are array indices come first, in numeric order), written out directly: the
+// digests recorded in cell records and the ledger depend on it (test/config/digest.test.ts).
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
+  return canon(value, "") as string;
+}
+
+const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
+const isIndex = (k: string): boolean => INDEX_KEY.test(k) && Number(k) < 4294967295;
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// undefined: the value is left out (as JSON.stringify leaves out undefined, functions, symbols).
+function canon(value: unknown, key: string): string | undefined {
+  let v = value;
+  if (v !== null && (typeof v === "object" || typeof v === "bigint") && typeof (v as { toJSON?: unknown }).toJSON === "function") v = (v as { toJSON(k: string): unknown }).toJSON(key);
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v);
+    case "number":
+    case "boolean":
+    case "bigint": // throws, as JSON.stringify does
+      return JSON.stringify(v);
+    case "object": {
+      if (v === null) return "null";
+      if (Array.isArray(v)) {
+        let out = "[";
+        for (let i = 0; i < v.length; i++) out += `${i > 0 ? "," : ""}${canon(v[i], String(i)) ?? "null"}`;
+        return `${out}]`;
+      }
+      const keys = Object.keys(v).sort(byCodeUnit);
+      const indices = keys.filter(isIndex);
+      const ordered = indices.length === 0 ? keys : [...indices.sort((a, b) => Number(a) - Number(b)), ...keys.filter((k) => !isIndex(k))];
+      let out = "{";
+      let first = true;
+      for (const k of ordered) {
+        const item = canon((v as Record<string, unknown>)[k], k);
+        if (item === undefined) continue;
+        out += `${first ? "" : ","}${JSON.stringify(k)}:${item}`;
+        first = false;
+      }
+      return `${out}}`;
+    }
+    default:
+      return undefined;
+  }
 }
 
 export function sha256(text: string): string {
