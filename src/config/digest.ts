@@ -11,8 +11,21 @@ export function canonicalJson(value: unknown): string {
 }
 
 const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
-const isIndex = (k: string): boolean => INDEX_KEY.test(k) && Number(k) < 4294967295;
+const isIndex = (k: string): boolean => {
+  const c = k.charCodeAt(0);
+  return c >= 48 && c <= 57 && INDEX_KEY.test(k) && Number(k) < 4294967295;
+};
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+// Quoted keys, remembered: the same few field names recur in every cell.
+const quoted = new Map<string, string>();
+const quote = (k: string): string => {
+  let q = quoted.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quoted.size < 4096) quoted.set(k, q);
+  }
+  return q;
+};
 
 // undefined: the value is left out (as JSON.stringify leaves out undefined, functions, symbols).
 function canon(value: unknown, key: string): string | undefined {
@@ -32,16 +45,13 @@ function canon(value: unknown, key: string): string | undefined {
         for (let i = 0; i < v.length; i++) out += `${i > 0 ? "," : ""}${canon(v[i], String(i)) ?? "null"}`;
         return `${out}]`;
       }
-      const keys = Object.keys(v).sort(byCodeUnit);
-      const indices = keys.filter(isIndex);
-      const ordered = indices.length === 0 ? keys : [...indices.sort((a, b) => Number(a) - Number(b)), ...keys.filter((k) => !isIndex(k))];
+      let keys = Object.keys(v).sort(byCodeUnit);
+      if (keys.some(isIndex)) keys = [...keys.filter(isIndex).sort((a, b) => Number(a) - Number(b)), ...keys.filter((k) => !isIndex(k))];
       let out = "{";
-      let first = true;
-      for (const k of ordered) {
+      for (const k of keys) {
         const item = canon((v as Record<string, unknown>)[k], k);
         if (item === undefined) continue;
-        out += `${first ? "" : ","}${JSON.stringify(k)}:${item}`;
-        first = false;
+        out += `${out.length > 1 ? "," : ""}${quote(k)}:${item}`;
       }
       return `${out}}`;
     }
