@@ -11,7 +11,8 @@ import { writeCells } from "./lib/cells.js";
 
 const N = Number(process.argv[2] ?? 3000);
 const ROUNDS = Number(process.argv[3] ?? 11);
-const CLI = path.resolve(import.meta.dirname, "..", "dist", "cli.js");
+// LAZARUS_CLI: another build to measure (e.g. an earlier commit built elsewhere), default this one.
+const CLI = process.env.LAZARUS_CLI ?? path.resolve(import.meta.dirname, "..", "dist", "cli.js");
 const FLOOR = path.resolve(import.meta.dirname, "lib", "yaml-floor.mjs");
 
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-vs-yaml-"));
