@@ -23,7 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),
 };
 
-// The command argv names, when it names one: the first word that is neither an option nor the
+// The command argv invokes, when it names one: the first word that is neither an option nor the
 // value of --max-file-size (the one global option taking a value). Anything else (help, an
 // unknown word, no command) gets every command, so help and "unknown command" read as before.
 function invokedCommand(argv: readonly string[]): string | undefined {
