@@ -2,9 +2,10 @@
 // process that only parses the same files with `yaml` (bench/lib/yaml-floor.mjs).
 // Usage: npx tsx bench/vs-yaml-plan.ts [N=3000] [rounds=11]
 // Rounds are interleaved (plan, floor, plan, floor …) so the noise of a shared machine hits both;
-// printed: the median of each and the median of the per-round ratios.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+// printed: the median of each and the median of the per-round ratios, for wall time and (with
+// /usr/bin/time) for CPU time.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeCells } from "./lib/cells.js";
@@ -20,10 +21,18 @@ const config = path.join(root, "config");
 const state = path.join(root, "state");
 writeCells(config, N);
 
-function time(args: string[]): number {
+// Wall time of one fresh process, and its CPU time (user + system, all its threads) when
+// /usr/bin/time is there: on a shared machine the CPU time scatters far less than the wall time.
+const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
+function time(args: string[]): { wall: number; cpu?: number } {
   const t = process.hrtime.bigint();
-  execFileSync("node", args, { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 256 * 1024 * 1024 });
-  return Number(process.hrtime.bigint() - t) / 1e6;
+  const r = TIME
+    ? spawnSync(TIME, ["-f", "cpu %U %S", "node", ...args], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" })
+    : spawnSync("node", args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const wall = Number(process.hrtime.bigint() - t) / 1e6;
+  const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? "");
+  if (r.status !== 0 && !(r.status === 1 && args[0] === CLI)) throw new Error(`node ${args.join(" ")} failed: ${r.stderr}`);
+  return m ? { wall, cpu: (Number(m[1]) + Number(m[2])) * 1000 } : { wall };
 }
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -37,13 +46,29 @@ time(floorArgs);
 const plan: number[] = [];
 const floor: number[] = [];
 const ratios: number[] = [];
+const cpuRatios: number[] = [];
+const cpu = { plan: [] as number[], floor: [] as number[] };
 for (let r = 0; r < ROUNDS; r++) {
   // Alternate which goes first, so neither always runs right after the other.
-  const [a, b] = r % 2 === 0 ? [time(planArgs), time(floorArgs)] : (([f, p]) => [p, f])([time(floorArgs), time(planArgs)]);
-  plan.push(a as number);
-  floor.push(b as number);
-  ratios.push((a as number) / (b as number));
+  let a: { wall: number; cpu?: number };
+  let b: { wall: number; cpu?: number };
+  if (r % 2 === 0) {
+    a = time(planArgs);
+    b = time(floorArgs);
+  } else {
+    b = time(floorArgs);
+    a = time(planArgs);
+  }
+  plan.push(a.wall);
+  floor.push(b.wall);
+  ratios.push(a.wall / b.wall);
+  if (a.cpu !== undefined && b.cpu !== undefined) {
+    cpu.plan.push(a.cpu);
+    cpu.floor.push(b.cpu);
+    cpuRatios.push(a.cpu / b.cpu);
+  }
 }
+const two = (x: number): number => Number(x.toFixed(2));
 console.log(
   JSON.stringify(
     {
@@ -51,9 +76,9 @@ console.log(
       rounds: ROUNDS,
       node: process.version,
       cpus: os.cpus().length,
-      ms: { planJson: Math.round(median(plan)), yamlFloor: Math.round(median(floor)) },
-      medianRatio: Number(median(ratios).toFixed(2)),
-      ratios: ratios.map((x) => Number(x.toFixed(2))),
+      loadavg: os.loadavg().map(two),
+      wall: { planJsonMs: Math.round(median(plan)), yamlFloorMs: Math.round(median(floor)), medianRatio: two(median(ratios)), ratios: ratios.map(two) },
+      ...(cpuRatios.length ? { cpu: { planJsonMs: Math.round(median(cpu.plan)), yamlFloorMs: Math.round(median(cpu.floor)), medianRatio: two(median(cpuRatios)), ratios: cpuRatios.map(two) } } : {}),
     },
     null,
     2,
