@@ -53,8 +53,9 @@ async function measure(name: string): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+// Resident memory now, and at its peak (VmHWM: the start-up reconcile included), in MB.
+function memMb(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Math.round(Number(m?.[1]) / 1024);
 }
 
@@ -66,7 +67,8 @@ for (let i = 0; i < RUNS; i++) {
   times.push(await measure(`probe-${i}`));
 }
 const sorted = [...times].sort((a, b) => a - b);
-const rss = rssMb(daemon.pid as number);
+const rss = memMb(daemon.pid as number, "VmRSS");
+const peak = memMb(daemon.pid as number, "VmHWM");
 daemon.kill("SIGTERM");
 await new Promise((r) => daemon.once("exit", r));
 console.log(
@@ -78,6 +80,7 @@ console.log(
       cpus: os.cpus().length,
       ms: { setupApply: setupMs, startupToFirstCell: startupMs, medianFileToRunning: Math.round(sorted[Math.floor(sorted.length / 2)] as number), all: times.map(Math.round) },
       daemonRssMb: rss,
+      daemonPeakRssMb: peak,
     },
     null,
     2,

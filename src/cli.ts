@@ -4,19 +4,42 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { reportFailure } from "./cli/failure.js";
 import { typedOption } from "./cli/flags.js";
-import { acceptCommand } from "./cli/accept.js";
-import { applyCommand } from "./cli/apply.js";
-import { checkpointCommand } from "./cli/checkpoint.js";
-import { diffCommand } from "./cli/diff.js";
-import { ledgerCommand } from "./cli/ledger.js";
-import { eventsCommand } from "./cli/events.js";
-import { planCommand } from "./cli/plan.js";
-import { portfolioCommand } from "./cli/portfolio.js";
-import { statusCommand } from "./cli/status.js";
-import { syncCommand } from "./cli/sync.js";
-import { validateCommand } from "./cli/validate.js";
-import { verifyCommand } from "./cli/verify.js";
-import { watchCommand } from "./cli/watch.js";
+
+// Every command, in the order help lists them. Each is imported only when needed: a command's
+// module pulls in what it runs (the daemon: pino, prom-client, chokidar; apply: the backends), and
+// `lazarus plan` should not pay for `lazarus watch`.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  validate: async () => (await import("./cli/validate.js")).validateCommand(),
+  plan: async () => (await import("./cli/plan.js")).planCommand(),
+  apply: async () => (await import("./cli/apply.js")).applyCommand(),
+  sync: async () => (await import("./cli/sync.js")).syncCommand(),
+  diff: async () => (await import("./cli/diff.js")).diffCommand(),
+  watch: async () => (await import("./cli/watch.js")).watchCommand(),
+  status: async () => (await import("./cli/status.js")).statusCommand(),
+  checkpoint: async () => (await import("./cli/checkpoint.js")).checkpointCommand(),
+  accept: async () => (await import("./cli/accept.js")).acceptCommand(),
+  portfolio: async () => (await import("./cli/portfolio.js")).portfolioCommand(),
+  verify: async () => (await import("./cli/verify.js")).verifyCommand(),
+  ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),
+  events: async () => (await import("./cli/events.js")).eventsCommand(),
+};
+
+// The command argv invokes, when it names one: the first word that is neither an option nor the
+// value of --max-file-size (the one global option taking a value). Anything else (help, an
+// unknown word, no command) gets every command, so help and "unknown command" read as before.
+function invokedCommand(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") return undefined;
+    if (a === "--max-file-size") {
+      i++;
+      continue;
+    }
+    if (a.startsWith("-")) continue;
+    return Object.hasOwn(COMMANDS, a) ? a : undefined;
+  }
+  return undefined;
+}
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -42,20 +65,9 @@ const program = new Command("lazarus")
     const o = cmd.opts<{ debug?: boolean; maxFileSize?: number }>();
     if (o.debug) process.env.LAZARUS_DEBUG = "1";
     if (o.maxFileSize !== undefined) process.env.LAZARUS_MAX_FILE_SIZE = String(o.maxFileSize);
-  })
-  .addCommand(validateCommand())
-  .addCommand(planCommand())
-  .addCommand(applyCommand())
-  .addCommand(syncCommand())
-  .addCommand(diffCommand())
-  .addCommand(watchCommand())
-  .addCommand(statusCommand())
-  .addCommand(checkpointCommand())
-  .addCommand(acceptCommand())
-  .addCommand(portfolioCommand())
-  .addCommand(verifyCommand())
-  .addCommand(ledgerCommand())
-  .addCommand(eventsCommand());
+  });
+const invoked = invokedCommand(process.argv.slice(2));
+for (const name of invoked ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
 
 // Every command's --help lists the global options too.
 const showGlobals = (cmd: Command): void => {

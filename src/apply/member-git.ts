@@ -9,7 +9,7 @@ import { rmSync } from "node:fs";
 import { lstat, mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 import { fileKind, KiB, MiB, readUntrusted } from "../util/safe-fs.js";
 
 const TIMEOUT_MS = 10_000;

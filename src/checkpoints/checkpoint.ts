@@ -10,7 +10,7 @@ import { accessSync, constants, createReadStream } from "node:fs";
 import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { once } from "node:events";
 import path from "node:path";
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 import { Parser, type ReadEntry } from "tar";
 import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";

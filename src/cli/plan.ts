@@ -23,9 +23,10 @@ export function planCommand(): Command {
       action(async (o: CommonOpts & { json?: boolean; detailedExitcode?: boolean; now?: string; format: string; out?: string }) => {
         const format = o.json ? "json" : o.format;
         if (!["text", "json", "markdown"].includes(format)) throw new LazarusError("BAD_FLAG", `--format "${o.format}" is not text, json or markdown`);
+        const gitRev = gitRevision(o.config); // git runs while the config is read
         const { plan, diagnostics, desired, observed } = await computePlan(engineOptions(o));
         const diags = sortDiagnostics(diagnostics);
-        const revision = (await gitRevision(o.config)) ?? contentRevision(desired);
+        const revision = (await gitRev) ?? contentRevision(desired);
         if (o.out) {
           await writeJsonAtomic(o.out, savePlan(plan, observed, revision, path.resolve(o.config)));
           err(`Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`);

@@ -16,6 +16,7 @@ export const MAX_ALIAS_COUNT = 100;
 export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
   const { docs: parsed, diagnostics, pos } = parseYamlStream(file, text);
   const docs: { value: unknown; at: At }[] = [];
+  const strings = new Map<string, string>();
   for (const doc of parsed) {
     let value: unknown;
     try {
@@ -28,9 +29,32 @@ export function parseDocs(file: string, text: string, validate: (v: unknown) => 
     const shapeErrors = validate(value);
     for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
     if (shapeErrors.length > 0) continue;
-    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
+    docs.push({ value: own(value, strings), at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
   }
   return { docs, diagnostics };
+}
+
+// A value whose strings are copies, one per distinct string of the file. The parser's strings are
+// slices of the file's text, and one kept slice keeps the whole text alive: the daemon holds every
+// declared cell for as long as it runs, and should not hold every file's text besides.
+function own(value: unknown, strings: Map<string, string>): unknown {
+  if (typeof value === "string") {
+    let s = strings.get(value);
+    if (s === undefined) {
+      s = JSON.parse(JSON.stringify(value)) as string; // a fresh flat string, lone surrogates kept
+      strings.set(s, s);
+    }
+    return s;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = own(value[i], strings);
+    return value;
+  }
+  if (value !== null && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    for (const k of Object.keys(o)) o[k] = own(o[k], strings);
+  }
+  return value;
 }
 
 // The first alias node of a document, for the position of an alias problem.

@@ -1,7 +1,7 @@
 // Values the schema lets through but that cannot work: a heartbeat or downedTimeout so short it
 // takes running members down, a checkpoint schedule firing every second, graces and retentions so
 // long their dates overflow, an empty program. Each is an error at its line. Pure: no I/O.
-import { CronExpressionParser } from "cron-parser";
+import { cronParser } from "../util/cron.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { formatDuration } from "./durations.js";
 import type { DesiredCell, SourcePos } from "./types.js";
@@ -24,7 +24,7 @@ export const VALUE_LIMITS = {
 export function firesEverySecond(expr: string): boolean {
   if (expr.trim().split(/\s+/).length !== 6) return false;
   try {
-    return CronExpressionParser.parse(expr, { tz: "UTC" }).fields.second.values.length > 1;
+    return cronParser().parse(expr, { tz: "UTC" }).fields.second.values.length > 1;
   } catch {
     return false; // an invalid expression is reported by its own rule
   }

@@ -1,5 +1,5 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
-import { CronExpressionParser } from "cron-parser";
+import { cronParser } from "../util/cron.js";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { hasErrors } from "./diagnostics.js";
@@ -45,7 +45,7 @@ export function cronProblem(expr: string): string | undefined {
   const fields = expr.trim().split(/\s+/);
   if (fields.length !== 5 && fields.length !== 6) return `it has ${fields.length} fields`;
   try {
-    CronExpressionParser.parse(expr, { tz: "UTC" });
+    cronParser().parse(expr, { tz: "UTC" });
     return undefined;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);

@@ -1,8 +1,9 @@
 // Reading one desired-state file without trusting it: regular files only (a symlink only when it
 // resolves to a regular file inside the config dir), opened so that nothing can block (O_NONBLOCK),
-// checked again after opening (fstat), and never more than a size cap.
-import { constants, type Stats } from "node:fs";
-import { lstat, open, realpath, stat } from "node:fs/promises";
+// checked again after opening (fstat), and never more than a size cap. The reads are synchronous:
+// a config file is small and local, and a fleet's config is a few dozen of them, each read in a
+// handful of system calls, where a thread-pool round trip per call cost more than the read.
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
 import path from "node:path";
 import { LazarusError, errorMessage, isErrno } from "../util/errors.js";
 import { parseMemory } from "./quantity.js";
@@ -54,73 +55,90 @@ function ioProblem(err: unknown): ReadProblem {
 
 // Read a regular file whole, or say why not. A symlink is followed only when within is undefined
 // or the file it resolves to lies inside within.
-export async function readRegularFile(file: string, maxBytes: number, within?: string): Promise<ReadOutcome> {
+export function readRegularFileSync(file: string, maxBytes: number, within?: string): ReadOutcome {
   let target = file;
   let lst: Stats;
   try {
-    lst = await lstat(file);
+    lst = lstatSync(file);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return { kind: "missing" };
     return { kind: "problem", problem: ioProblem(err) };
   }
   if (lst.isSymbolicLink()) {
-    const followed = await followLink(file, within);
+    const followed = followLink(file, within);
     if ("problem" in followed) return { kind: "problem", problem: followed };
     target = followed.target;
   } else if (!lst.isFile()) {
     return { kind: "problem", problem: { problem: `it is ${kindOf(lst)}`, hint: REGULAR_ONLY } };
   }
   if (lst.isFile() && lst.size > maxBytes) return { kind: "problem", problem: tooBig(`${lst.size} bytes`, maxBytes) };
-  let fh;
+  let fd: number;
   try {
-    fh = await open(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
+    fd = openSync(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return { kind: "missing" };
     return { kind: "problem", problem: ioProblem(err) };
   }
   try {
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) return { kind: "problem", problem: { problem: `it is ${kindOf(st)}`, hint: REGULAR_ONLY } };
     if (st.size > maxBytes) return { kind: "problem", problem: tooBig(`${st.size} bytes`, maxBytes) };
     // Read at most one byte past the cap: a file that grows (or a /proc file that lies about its
-    // size) is cut off there, never read whole.
+    // size) is cut off there, never read whole. One read usually does: the buffer fits the size
+    // fstat gave (and one byte more, to see the end).
     const chunks: Buffer[] = [];
     let total = 0;
+    let want = Math.min(st.size + 1, maxBytes + 1);
     for (;;) {
-      const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, total);
+      const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(Math.max(want, 64 * 1024), maxBytes + 1 - total)));
+      const bytesRead = readSync(fd, chunk, 0, chunk.length, total);
       if (bytesRead === 0) break;
       chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
       if (total > maxBytes) return { kind: "problem", problem: tooBig("larger than its size said", maxBytes) };
+      want = 64 * 1024;
     }
-    return { kind: "bytes", bytes: Buffer.concat(chunks, total) };
+    return { kind: "bytes", bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total) };
   } catch (err) {
     return { kind: "problem", problem: ioProblem(err) };
   } finally {
-    await fh.close().catch(() => undefined);
+    try {
+      closeSync(fd);
+    } catch {
+      // closing a read-only descriptor cannot lose anything
+    }
   }
 }
 
+// The same, for callers that await (kept for the daemon's cache and the portfolio loader).
+export async function readRegularFile(file: string, maxBytes: number, within?: string): Promise<ReadOutcome> {
+  return readRegularFileSync(file, maxBytes, within);
+}
+
 // Where a symlink leads, when that is a regular file (inside within, when given).
-async function followLink(file: string, within: string | undefined): Promise<{ target: string } | ReadProblem> {
+function followLink(file: string, within: string | undefined): { target: string } | ReadProblem {
   let real: string;
   try {
-    real = await realpath(file);
+    real = realpathSync(file);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return { problem: "it is a dangling symbolic link (its target does not exist)", hint: "point it at an existing file, or replace it with a regular file" };
     if (isErrno(err, "ELOOP")) return { problem: "it is a symbolic link loop", hint: "replace it with a regular file" };
     return ioProblem(err);
   }
   if (within !== undefined) {
-    const root = await realpath(within).catch(() => path.resolve(within));
+    let root: string;
+    try {
+      root = realpathSync(within);
+    } catch {
+      root = path.resolve(within);
+    }
     if (real !== root && !real.startsWith(root + path.sep)) {
       return { problem: `it is a symbolic link to ${real}, outside the config dir`, hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead" };
     }
   }
   let st: Stats;
   try {
-    st = await stat(real);
+    st = statSync(real);
   } catch (err) {
     return ioProblem(err);
   }

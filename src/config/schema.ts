@@ -1,29 +1,29 @@
-// The JSON Schemas in schemas/ are the single source of the desired-state shape.
+// The JSON Schemas in schemas/ are the single source of the desired-state shape. They are compiled
+// at build time into validators.generated.ts (scripts/gen-validators.mjs, Ajv standalone code),
+// so loading neither imports Ajv's compiler nor compiles a schema; test/config/validators.test.ts
+// proves the generated code current and in agreement with the schemas.
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import type { ErrorObject } from "ajv";
+import { validateCell, validatePortfolio } from "./validators.generated.js";
 
 const schemaDir = new URL("../../schemas/", import.meta.url);
 
-let cellValidator: ValidateFunction | undefined;
-let portfolioValidator: ValidateFunction | undefined;
+type Validator = ((doc: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 export function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(name, schemaDir), "utf8")) as Record<string, unknown>;
 }
 
-// The compiled validator for one Cell document (compiled once per process).
-export function validateCellShape(doc: unknown): ErrorObject[] {
-  if (!cellValidator) {
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-    cellValidator = ajv.compile(loadSchema("cell.schema.json"));
-  }
-  return cellValidator(doc) ? [] : [...(cellValidator.errors ?? [])];
+function errorsOf(validate: Validator, doc: unknown): ErrorObject[] {
+  return validate(doc) ? [] : [...(validate.errors ?? [])];
 }
 
+// The shape errors of one Cell document (none when it is valid).
+export function validateCellShape(doc: unknown): ErrorObject[] {
+  return errorsOf(validateCell as Validator, doc);
+}
+
+// The shape errors of one Portfolio document.
 export function validatePortfolioShape(doc: unknown): ErrorObject[] {
-  if (!portfolioValidator) {
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-    portfolioValidator = ajv.compile(loadSchema("portfolio.schema.json"));
-  }
-  return portfolioValidator(doc) ? [] : [...(portfolioValidator.errors ?? [])];
+  return errorsOf(validatePortfolio as Validator, doc);
 }

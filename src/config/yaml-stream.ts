@@ -26,18 +26,27 @@ export interface YamlStream {
   pos: Pos;
 }
 
-// The CST of a stream, or the offset where it nests deeper than MAX_DEPTH (checked between
-// tokens, before anything recursive runs, so no input can overflow the stack).
-function tokens(text: string, lines: LineCounter): { tokens: CST.Token[] } | { tooDeep: number } {
+// The CST tokens of a stream, yielded as each document completes so the composer works while the
+// lexer runs (as yaml's own parseAllDocuments does). Nesting deeper than MAX_DEPTH is checked
+// between tokens, before anything recursive runs, so no input can overflow the stack: the stream
+// then stops, and scan.tooDeep says where. scan.aliases: whether any alias (a lexeme starting
+// with *, which is how the parser tells one) occurs at all.
+interface Scan {
+  tooDeep?: number;
+  aliases: boolean;
+}
+function* tokens(text: string, lines: LineCounter, scan: Scan): Generator<CST.Token> {
   const parser = new Parser(lines.addNewLine);
-  const out: CST.Token[] = [];
   lines.addNewLine(0);
   for (const lexeme of new Lexer().lex(text)) {
-    out.push(...parser.next(lexeme));
-    if (parser.stack.length > MAX_DEPTH) return { tooDeep: parser.stack[parser.stack.length - 1]?.offset ?? 0 };
+    if (lexeme.charCodeAt(0) === 42 /* * */) scan.aliases = true;
+    yield* parser.next(lexeme);
+    if (parser.stack.length > MAX_DEPTH) {
+      scan.tooDeep = parser.stack[parser.stack.length - 1]?.offset ?? 0;
+      return;
+    }
   }
-  out.push(...parser.end());
-  return { tokens: out };
+  yield* parser.end();
 }
 
 // A parser error or warning as a diagnostic.
@@ -67,21 +76,23 @@ function unresolvedAliases(file: string, doc: Document.Parsed, pos: Pos): Diagno
 export function parseYamlStream(file: string, text: string): YamlStream {
   const lines = new LineCounter();
   const pos: Pos = (offset) => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
-  const cst = tokens(text, lines);
-  if ("tooDeep" in cst) {
-    const message = `YAML nests deeper than ${MAX_DEPTH} levels`;
-    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(cst.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos };
-  }
+  const scan: Scan = { aliases: false };
   const diagnostics: Diagnostic[] = [];
   const docs: Document.Parsed[] = [];
-  for (const doc of new Composer(OPTIONS).compose(cst.tokens)) {
+  for (const doc of new Composer(OPTIONS).compose(tokens(text, lines, scan))) {
+    if (scan.tooDeep !== undefined) break;
     const problems = [
       ...doc.errors.map((e) => fromYamlError(file, e, pos, "error")),
       ...doc.warnings.map((e) => fromYamlError(file, e, pos, "warning")),
     ];
-    if (!problems.some((d) => d.severity === "error")) problems.push(...unresolvedAliases(file, doc, pos));
+    if (scan.aliases && !problems.some((d) => d.severity === "error")) problems.push(...unresolvedAliases(file, doc, pos));
     diagnostics.push(...problems);
     if (!problems.some((d) => d.severity === "error")) docs.push(doc);
+  }
+  if (scan.tooDeep !== undefined) {
+    // Only this is said of such a stream: what was composed before it is dropped.
+    const message = `YAML nests deeper than ${MAX_DEPTH} levels`;
+    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(scan.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos };
   }
   return { docs, diagnostics, pos };
 }

@@ -1,6 +1,6 @@
 // When a cell next needs a look without any file change: the earliest of its time rules.
 // Pure: the daemon's clock tick enqueues the cells whose time has come.
-import { CronExpressionParser } from "cron-parser";
+import { cronParser } from "../util/cron.js";
 import type { DesiredCell } from "../config/types.js";
 import type { ObservedName } from "../observe/observe.js";
 import { backoffMs } from "../plan/members.js";
@@ -22,7 +22,7 @@ export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined
     const schedule = d?.checkpoint.schedule;
     if (schedule) {
       try {
-        times.push(CronExpressionParser.parse(schedule, { currentDate: new Date(now), tz: "UTC" }).next().getTime());
+        times.push(cronParser().parse(schedule, { currentDate: new Date(now), tz: "UTC" }).next().getTime());
       } catch {
         // validated on load
       }

@@ -2,7 +2,7 @@
 // revisions exported as plain directories (one per commit, never modified after).
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 import { sha256 } from "../config/digest.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 

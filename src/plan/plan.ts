@@ -9,7 +9,7 @@ import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import type { Action, Pending } from "./actions.js";
 import { planMembers } from "./members.js";
-import { CronExpressionParser } from "cron-parser";
+import { cronParser } from "../util/cron.js";
 
 export interface HeldCell {
   cell: string;
@@ -102,7 +102,9 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend };
   }
   const d = ctx.d;
-  const digest = declared ? desiredDigest(declared) : undefined;
+  // The declaration's digest, computed only when a close records it or a closed cell is compared.
+  let digested: { value: string | undefined } | undefined;
+  const digest = (): string | undefined => (digested ??= { value: declared ? desiredDigest(declared) : undefined }).value;
   // The closed incarnation still on disk, if any, and whether it still sits under cells/.
   let closed: { rec: CellRecord; underCells: boolean } | undefined;
   let justClosed = false;
@@ -116,7 +118,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
         if (wantsActive(d)) {
           ctx.out.push({ kind: "create", cell: name, desired: d, resume: true, reason: `resume interrupted create (cell was ${rec.state})` });
         } else {
-          close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest);
+          close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
           justClosed = true;
         }
         break;
@@ -141,7 +143,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     const { rec, underCells } = closed;
     const graceMs = d?.graceMs ?? rec.graceMs;
     const graceEnd = at(rec.closedAt) + graceMs;
-    const reopen = wantsActive(d) && digest !== rec.closedDigest;
+    const reopen = wantsActive(d) && digest() !== rec.closedDigest;
     if (ctx.now < graceEnd && reopen) {
       ctx.out.push({ kind: "resurrect", cell: name, desired: d, reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})` });
       return purges(ctx, o);
@@ -156,7 +158,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
     // The last close: the tombstone (kept past the purge), else the newest archive.
     const lastClosed = o.tombstone ?? newest;
-    if (lastClosed && lastClosed.closedDigest === digest) expiredNote(ctx, d);
+    if (lastClosed && lastClosed.closedDigest === digest()) expiredNote(ctx, d);
     else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell", o, ctx));
   }
   // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
@@ -217,20 +219,20 @@ function close(ctx: CellCtx, why: string, digest: string | null | undefined, che
 }
 
 // A cell in an active state (active, checkpointing, downed). Returns true when it stays live.
-function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: string | undefined): boolean {
+function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () => string | undefined): boolean {
   const d = ctx.d;
   if (!d) {
     close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, true);
     return false;
   }
   if (d.state === "closed") {
-    close(ctx, "state: closed", digest, true);
+    close(ctx, "state: closed", digest(), true);
     return false;
   }
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
   if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest, true);
+    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), true);
     return false;
   }
   const due = checkpointDue(d, rec, live, ctx.now);
@@ -244,7 +246,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
     const downedMs = d.downedTimeoutMs;
     const end = at(rec.downedAt) + downedMs;
     if (ctx.now >= end) {
-      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest, true);
+      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), true);
       return false;
     }
     ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
@@ -277,7 +279,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: str
 function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now: number): string | undefined {
   if (rec.state === "checkpointing") return "resume interrupted checkpoint";
   if (!d.checkpoint.schedule) return undefined;
-  const prev = CronExpressionParser.parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
+  const prev = cronParser().parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
   const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
   const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt));
   if (baseline >= prev) return undefined;

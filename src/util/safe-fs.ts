@@ -70,9 +70,17 @@ export async function readUntrusted(file: string, maxBytes: number, root?: strin
     const st = await fh.stat();
     if (!st.isFile()) return { ok: false, missing: false, reason: `is a ${fileKind(st)}, not a regular file` };
     if (st.size > maxBytes) return { ok: false, missing: false, reason: `is ${st.size} bytes, more than the ${maxBytes} allowed` };
-    const buf = Buffer.alloc(maxBytes + 1);
+    // A buffer for the size fstat gave and one byte more (to see the end), grown by doubling when
+    // the file says less than it holds, never past the cap and one byte: not the cap itself (16 MiB
+    // for a cell record), which cost a 16 MiB zero-filled buffer per cell observed.
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, Math.max(st.size + 1, 4 * KiB)));
     let got = 0;
     for (;;) {
+      if (got === buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(bigger, 0, 0, got);
+        buf = bigger;
+      }
       const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;

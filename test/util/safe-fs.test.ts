@@ -84,3 +84,24 @@ describe("Lazarus's own writes", () => {
     expect(await readUntrusted(path.join(dir, ".lazarus", "x"), 100, dir)).toMatchObject({ ok: false, reason: expect.stringContaining("not a directory") });
   });
 });
+
+describe("reading untrusted files whole, within their cap", () => {
+  it("reads a file whole whatever its size, past the first buffer, and refuses one over the cap", async () => {
+    const dir = cell();
+    for (const size of [0, 1, 4095, 4096, 4097, 100_000]) {
+      const file = path.join(dir, `f${size}`);
+      writeFileSync(file, "x".repeat(size));
+      expect(await readUntrusted(file, 100_000)).toMatchObject({ ok: true, text: "x".repeat(size) });
+    }
+    expect(await readUntrusted(path.join(dir, "f100000"), 99_999)).toMatchObject({ ok: false, missing: false, reason: "is 100000 bytes, more than the 99999 allowed" });
+  });
+
+  it("reads a file whose size says 0 (a /proc file) to its end, and cuts one that holds more than the cap", async () => {
+    const whole = await readUntrusted("/proc/self/maps", 16 * 1024 * 1024);
+    expect(whole.ok).toBe(true);
+    const text = whole.ok ? whole.text : "";
+    expect(text.length).toBeGreaterThan(4096); // more than the first buffer: it grew
+    expect(text.split("\n")[0]).toBe(readFileSync("/proc/self/maps", "utf8").split("\n")[0]);
+    expect(await readUntrusted("/proc/self/maps", 1000)).toMatchObject({ ok: false, missing: false, reason: "grew past the 1000 bytes allowed" });
+  });
+});

@@ -3,7 +3,7 @@
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
 import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
 import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
-import { execa } from "execa";
+import { execa } from "../../util/exec.js";
 import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
