@@ -11,7 +11,7 @@ import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { once } from "node:events";
 import path from "node:path";
 import { execa } from "../util/exec.js";
-import { Parser, type ReadEntry } from "tar";
+import type { Parser, ReadEntry } from "tar";
 import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";
 import { syncDir, writeJsonAtomic } from "../util/fsx.js";
@@ -131,7 +131,9 @@ interface Listing {
 
 // A tar parser that lists the regular files (size, sha256 of the bytes in the archive), hard
 // links (as the file they link to) and symbolic links of the stream written to it.
-function lister(): { parser: Parser; done: Promise<Listing> } {
+// node-tar is loaded only when a checkpoint is taken, not by every command.
+async function lister(): Promise<{ parser: Parser; done: Promise<Listing> }> {
+  const { Parser } = await import("tar");
   const files: ManifestFile[] = [];
   const symlinks: Manifest["symlinks"] = [];
   const byPath = new Map<string, ManifestFile>();
@@ -172,6 +174,7 @@ function lister(): { parser: Parser; done: Promise<Listing> } {
 // compressed and listed at once. Returns the listing.
 async function archive(cellDir: string, dirs: readonly string[], compression: Compression, file: string): Promise<Listing> {
   const [cmd, ...args] = compressor(compression);
+  const { parser, done } = await lister();
   await rm(file, { force: true });
   const out = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
@@ -181,7 +184,6 @@ async function archive(cellDir: string, dirs: readonly string[], compression: Co
     const compDone = exited(comp, cmd as string);
     const sink = comp.stdin!;
     sink.on("error", () => {}); // a dead compressor shows in its exit
-    const { parser, done } = lister();
     // On any failure both children are ended (by their own pids), so nothing waits on a pipe.
     // The first failure is the one reported (the others follow from the kills).
     let failed: unknown;
