@@ -1,6 +1,7 @@
 // A `lazarus checkpoint` killed while the cell is frozen must not leave its members stopped:
 // status shows the cell frozen by a dead checkpointer, and the next command that takes the lock
 // thaws it.
+import { readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { AGENT, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
@@ -28,5 +29,16 @@ describe("a checkpoint killed while the cell is frozen", () => {
     expect(again.exitCode, again.stderr).toBe(0);
     await waitFor(() => procState(pid) !== "T");
     expect(JSON.parse((await run(["status", "f", "--json", "--now", T(2)])).stdout).cells[0].frozen).toBeNull();
+    expect(readdirSync(path.join(state, "frozen"))).toEqual([]); // the index entry goes with the thaw
+
+    // A state dir from before the frozen index (a marker, no <state>/frozen/): still thawed.
+    const killed2 = await run(["checkpoint", "f", "--now", T(3)], { LAZARUS_FAILPOINT: "checkpoint:frozen" });
+    expect(killed2.signal).toBe("SIGKILL");
+    expect(procState(pid)).toBe("T");
+    rmSync(path.join(state, "frozen"), { recursive: true });
+    expect((await run(["apply", "--now", T(4)])).exitCode).toBe(0);
+    await waitFor(() => procState(pid) !== "T");
+    expect(readdirSync(path.join(state, "frozen"))).toEqual([]);
+    process.kill(-pid, "SIGKILL");
   });
 });
