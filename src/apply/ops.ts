@@ -53,6 +53,8 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.network = d.network;
+  if (d.container) rec.container = { ...d.container };
+  else delete rec.container;
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 

@@ -201,7 +201,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 
@@ -288,7 +288,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
-  if (d.backend === "sandbox" && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container") && d.network !== (rec.network ?? "none")) fields.push("network");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");
