@@ -135,12 +135,18 @@ export function backendConformance(c: Conformance): void {
       expect((await w.apply(0)).exitCode).toBe(0);
       await waitFor(() => sleepers(n).length === 1, 60_000);
       expect((await w.members("sig"))[0]?.status).toBe("running");
-      // the member's own shell dies by SIGKILL: its sleep is its only child, so kill the shell's parent chain's end
+      // the member's own shell (the sleep's parent) dies by SIGKILL, then its orphaned sleep
+      // (a pid namespace may have taken it down already)
       const sleeper = sleepers(n)[0] as number;
       const stat = readFileSync(`/proc/${sleeper}/stat`, "utf8");
       const shell = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      process.kill(shell, "SIGKILL");
-      process.kill(sleeper, "SIGKILL");
+      for (const pid of [shell, sleeper]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone with its namespace
+        }
+      }
       await waitFor(() => existsSync(path.join(w.live("sig"), ".lazarus", "logs", "a.exit")), 60_000);
       const r = await w.apply(1);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
