@@ -1,9 +1,12 @@
 // The backend contract, checked for the container backend (podman or docker, whichever the host
 // has; skipped with the reason when its engine cannot run a container here).
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 import { backendConformance } from "./conformance.js";
-import { IMAGE, cleanupContainers, containersOf, skipReason } from "./container-helpers.js";
+import { IMAGE, cleanupContainers, containersOf, engine, skipReason } from "./container-helpers.js";
 
 // Every cell incarnation a state dir has seen, from its ledger (records are gone after scrub).
 function ledgerUids(state: string): string[] {
@@ -23,4 +26,112 @@ backendConformance({
   skip: skipReason,
   leftovers: async (state) => containersOf(ledgerUids(state)),
   cleanup: async (state) => cleanupContainers(state, ledgerUids(state)),
+});
+
+// What only the container backend shows: the view by role, the network, the labels, and what
+// validate says of a missing image or engine.
+describe.skipIf(skipReason)("container cells", () => {
+  const env = { LAZARUS_UID_RANGE: "237200-237299" };
+  const state = tempDir("lazarus-ctr-");
+  const cfg = configDir({});
+  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
+  afterAll(async () => {
+    await cleanupContainers(state, ledgerUids(state));
+    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
+  });
+
+  // Each member writes what it can reach to its own home, then sleeps.
+  const probe = [
+    "sh",
+    "-c",
+    [
+      "r=uid:$(id -u)",
+      'if touch /cell/project/.w-$$ 2>/dev/null; then r="$r project:rw"; else r="$r project:ro"; fi',
+      'if [ ! -d /cell/shared ]; then r="$r shared:none"; elif touch /cell/shared/.w-$$ 2>/dev/null; then r="$r shared:rw"; else r="$r shared:ro"; fi',
+      'r="$r homes:$(ls /cell/home | tr "\\n" ",")"',
+      'if [ -e /run/lazarus/secrets/credentials.json ]; then r="$r creds:yes"; else r="$r creds:no"; fi',
+      'r="$r net:$(ls /sys/class/net | tr "\\n" ",")"',
+      'if touch /etc/.w 2>/dev/null; then r="$r rootfs:rw"; else r="$r rootfs:ro"; fi',
+      'echo "$r" > "$HOME/probe.txt"',
+      "exec sleep 100000",
+    ].join("; "),
+  ];
+
+  it("binds the cell in by role, as the cell's uid, with no network and a read-only image", async () => {
+    writeFileSync(
+      path.join(cfg, "cells.d", "roles.yaml"),
+      cellYaml({
+        name: "roles",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  policy: {allowGuests: true}`,
+        members: [
+          { identity: "agent:exec", role: "executor", command: probe },
+          { identity: "agent:obs", role: "observer", command: probe },
+          { identity: "agent:gst", role: "guest", command: probe },
+        ],
+      }),
+    );
+    const r = await run("apply", "--yes");
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const cell = path.join(state, "cells", "roles");
+    const read = (h: string) => readFileSync(path.join(cell, "home", h, "probe.txt"), "utf8").trim();
+    await waitFor(() => ["exec", "obs", "gst"].every((h) => existsSync(path.join(cell, "home", h, "probe.txt"))), 120_000);
+    const uid = readRecord(cell).containerUid?.uid;
+    expect(uid).toBeGreaterThanOrEqual(237200);
+    const creds = existsSync(path.join(cell, ".lazarus", "secrets", "credentials.json")) ? "yes" : "no";
+    expect(read("exec")).toBe(`uid:${uid} project:rw shared:rw homes:exec, creds:${creds} net:lo, rootfs:ro`);
+    expect(read("obs")).toBe(`uid:${uid} project:ro shared:ro homes:obs, creds:${creds} net:lo, rootfs:ro`);
+    expect(read("gst")).toBe(`uid:${uid} project:ro shared:none homes:gst, creds:no net:lo, rootfs:ro`);
+  }, 300_000);
+
+  it("labels each member's container with its cell, incarnation, member and spawn, and applies its limits", async () => {
+    writeFileSync(
+      path.join(cfg, "cells.d", "lab.yaml"),
+      cellYaml({ name: "lab", extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  resources: {memory: 64Mi, pids: 100}`, members: [{ identity: "agent:l", command: ["sleep", "100000"] }] }),
+    );
+    expect((await run("apply", "--yes")).exitCode).toBe(0);
+    const rec = readRecord(path.join(state, "cells", "lab"));
+    const m = rec.members.find((x) => x.identity === "agent:l");
+    const names = containersOf([rec.uid]);
+    expect(names).toEqual([`lazarus-${m?.spawnId}`]);
+    const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{json .Config.Labels}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NetworkMode}}", names[0] as string], { encoding: "utf8" });
+    const [labels, memory, pids, network] = inspect.stdout.trim().split(" ");
+    expect(JSON.parse(labels as string)).toMatchObject({ "lazarus.cell": "lab", "lazarus.cell.uid": rec.uid, "lazarus.member": "agent:l", "lazarus.spawn": m?.spawnId });
+    expect([memory, pids, network]).toEqual([String(64 * 1024 * 1024), "100", "none"]);
+  }, 300_000);
+
+  it("refuses a cell whose image the engine does not hold, at the image's line", async () => {
+    const text = cellYaml({ name: "noimg", extra: "  backend: container\n  container: {image: localhost/lazarus-test:absent}", members: [{ identity: "agent:x", command: ["true"] }] });
+    const dir = configDir({ "cells.d/noimg.yaml": text });
+    try {
+      const r = await lazarus(["validate", "-c", dir], { env });
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout + r.stderr).toMatch(/cells\.d\/noimg\.yaml:\d+:\d+.*image localhost\/lazarus-test:absent is not present in (podman|docker)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe("container cells without an engine", () => {
+  it("are refused by validate with the reason", async () => {
+    const dir = configDir({ "cells.d/x.yaml": cellYaml({ name: "x", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:x", command: ["true"] }] }) });
+    try {
+      const r = await lazarus(["validate", "-c", dir], { env: { LAZARUS_CONTAINER_ENGINE: "rkt" } });
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout + r.stderr).toContain('backend container cannot run on this host: LAZARUS_CONTAINER_ENGINE "rkt" is neither podman nor docker');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("need spec.container", async () => {
+    const dir = configDir({ "cells.d/x.yaml": cellYaml({ name: "x", extra: "  backend: container", members: [{ identity: "agent:x", command: ["true"] }] }) });
+    try {
+      const r = await lazarus(["validate", "-c", dir]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout + r.stderr).toContain("backend container needs spec.container.image");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
