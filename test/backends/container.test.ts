@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 import { backendConformance } from "./conformance.js";
 import { IMAGE, cleanupContainers, containersOf, engine, skipReason } from "./container-helpers.js";
 
@@ -97,6 +97,25 @@ describe.skipIf(skipReason)("container cells", () => {
     const [labels, memory, pids, network] = inspect.stdout.trim().split(" ");
     expect(JSON.parse(labels as string)).toMatchObject({ "lazarus.cell": "lab", "lazarus.cell.uid": rec.uid, "lazarus.member": "agent:l", "lazarus.spawn": m?.spawnId });
     expect([memory, pids, network]).toEqual([String(64 * 1024 * 1024), "100", "none"]);
+  }, 300_000);
+
+  it("replaces a container whose supervisor was killed by one new container, never two", async () => {
+    const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
+    writeFileSync(path.join(cfg, "cells.d", "orphan.yaml"), cellYaml({ name: "orphan", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:o", command: ["sleep", "100000"] }] }));
+    expect((await run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
+    const rec = readRecord(path.join(state, "cells", "orphan"));
+    const first = rec.members.find((x) => x.identity === "agent:o");
+    process.kill(first?.pid as number, "SIGKILL"); // the supervisor only: its container runs on
+    await waitFor(() => !isAlive(first?.pid, first?.startTime));
+    expect(containersOf([rec.uid])).toEqual([`lazarus-${first?.spawnId}`]);
+    for (const m of [1, 10]) {
+      const r = await run("apply", "--yes", "--now", T(m)); // notices it down, restarts after the backoff
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    }
+    const second = readRecord(path.join(state, "cells", "orphan")).members.find((x) => x.identity === "agent:o");
+    expect(second?.spawnId).not.toBe(first?.spawnId);
+    expect(isAlive(second?.pid, second?.startTime)).toBe(true);
+    expect(containersOf([rec.uid])).toEqual([`lazarus-${second?.spawnId}`]);
   }, 300_000);
 
   it("refuses a cell whose image the engine does not hold, at the image's line", async () => {
