@@ -156,8 +156,9 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
-  if (a.fields.includes("network")) {
-    // A member's network namespace is fixed when it starts: restart the running ones into the new one.
+  if (a.fields.includes("network") || a.fields.includes("container")) {
+    // A member's network namespace (and container image) is fixed when it starts: restart the
+    // running ones into the new one.
     await saveRecord(cp_, rec, env);
     for (const m of rec.members) {
       if (!m.command || !backendOf(env, rec).isAlive(memberRef(rec.name, m))) continue;

@@ -51,7 +51,7 @@ describe.skipIf(skipReason)("container cells", () => {
       'r="$r homes:$(ls /cell/home | tr "\\n" ",")"',
       'if [ -e /run/lazarus/secrets/credentials.json ]; then r="$r creds:yes"; else r="$r creds:no"; fi',
       'r="$r net:$(ls /sys/class/net | tr "\\n" ",")"',
-      'if touch /etc/.w 2>/dev/null; then r="$r rootfs:rw"; else r="$r rootfs:ro"; fi',
+      'case "$(awk \'$2 == "/" {print $4}\' /proc/mounts | tail -n 1)" in ro,*) r="$r rootfs:ro" ;; *) r="$r rootfs:rw" ;; esac',
       'echo "$r" > "$HOME/probe.txt"',
       "exec sleep 100000",
     ].join("; "),
@@ -81,6 +81,22 @@ describe.skipIf(skipReason)("container cells", () => {
     expect(read("exec")).toBe(`uid:${uid} project:rw shared:rw homes:exec, creds:${creds} net:lo, rootfs:ro`);
     expect(read("obs")).toBe(`uid:${uid} project:ro shared:ro homes:obs, creds:${creds} net:lo, rootfs:ro`);
     expect(read("gst")).toBe(`uid:${uid} project:ro shared:none homes:gst, creds:no net:lo, rootfs:ro`);
+  }, 300_000);
+
+  it("restarts the members into a changed container spec", async () => {
+    const yaml = (ro: boolean) => cellYaml({ name: "respec", extra: `  backend: container\n  container: {image: "${IMAGE}", readOnlyRootfs: ${ro}}`, members: [{ identity: "agent:p", command: probe }] });
+    const result = path.join(state, "cells", "respec", "home", "p", "probe.txt");
+    writeFileSync(path.join(cfg, "cells.d", "respec.yaml"), yaml(true));
+    expect((await run("apply", "--yes")).exitCode).toBe(0);
+    await waitFor(() => existsSync(result), 120_000);
+    expect(readFileSync(result, "utf8")).toContain("rootfs:ro");
+    rmSync(result);
+    writeFileSync(path.join(cfg, "cells.d", "respec.yaml"), yaml(false));
+    const plan = await run("plan");
+    expect(plan.stdout).toContain("(members restart)");
+    expect((await run("apply", "--yes")).exitCode).toBe(0);
+    await waitFor(() => existsSync(result) && readFileSync(result, "utf8").includes("rootfs:rw"), 120_000);
+    expect((await run("plan", "--detailed-exitcode")).exitCode).toBe(0);
   }, 300_000);
 
   it("labels each member's container with its cell, incarnation, member and spawn, and applies its limits", async () => {
