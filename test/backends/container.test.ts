@@ -107,6 +107,7 @@ describe.skipIf(skipReason)("container cells", () => {
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     const rec = readRecord(path.join(state, "cells", "lab"));
     const m = rec.members.find((x) => x.identity === "agent:l");
+    await waitFor(() => containersOf([rec.uid]).length > 0, 120_000); // `run` has created it
     const names = containersOf([rec.uid]);
     expect(names).toEqual([`lazarus-${m?.spawnId}`]);
     const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{json .Config.Labels}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NetworkMode}}", names[0] as string], { encoding: "utf8" });
@@ -121,6 +122,7 @@ describe.skipIf(skipReason)("container cells", () => {
     expect((await run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
     const rec = readRecord(path.join(state, "cells", "orphan"));
     const first = rec.members.find((x) => x.identity === "agent:o");
+    await waitFor(() => containersOf([rec.uid]).length === 1, 120_000); // `run` has created it
     process.kill(first?.pid as number, "SIGKILL"); // the supervisor only: its container runs on
     await waitFor(() => !isAlive(first?.pid, first?.startTime));
     expect(containersOf([rec.uid])).toEqual([`lazarus-${first?.spawnId}`]);
@@ -131,6 +133,7 @@ describe.skipIf(skipReason)("container cells", () => {
     const second = readRecord(path.join(state, "cells", "orphan")).members.find((x) => x.identity === "agent:o");
     expect(second?.spawnId).not.toBe(first?.spawnId);
     expect(isAlive(second?.pid, second?.startTime)).toBe(true);
+    await waitFor(() => containersOf([rec.uid]).includes(`lazarus-${second?.spawnId}`), 120_000);
     expect(containersOf([rec.uid])).toEqual([`lazarus-${second?.spawnId}`]);
   }, 300_000);
 

@@ -14,7 +14,7 @@ import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
-import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
+import { memberRef, type Backend, type MemberRef, type StartSpec, type Started } from "../backend.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
@@ -151,17 +151,24 @@ export class ContainerBackend implements Backend {
   }
 
   // `stop -t`: SIGTERM to the container's init (which passes it on), SIGKILL to everything in it
-  // after the timeout; then the supervisor records the exit and removes the container.
+  // after the timeout; then the supervisor records the exit and removes the container. While the
+  // supervisor lives its container may not exist yet (`run` is still creating it): keep looking,
+  // so a container created after the stop began is stopped too.
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
-    const names = await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: m.identity });
-    if (names.length) {
-      const r = await execa(this.engine(), ["stop", "-t", String(Math.max(0, Math.ceil(timeoutMs / 1000))), ...names], { reject: false, stdin: "ignore", timeout: timeoutMs + 120_000 });
-      if (r.exitCode !== 0 && (await this.running(names)).length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: ${r.stderr.trim() || "stop failed"}`);
+    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid && this.isAlive(memberRef(rec.name, m)) ? { pid: m.pid, startTime: m.startTime } : undefined;
+    const labels = { [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: m.identity };
+    const deadline = Date.now() + timeoutMs + 60_000;
+    for (;;) {
+      const names = await this.containers(labels);
+      if (names.length) {
+        const r = await execa(this.engine(), ["stop", "-t", String(Math.max(0, Math.ceil(timeoutMs / 1000))), ...names], { reject: false, stdin: "ignore", timeout: timeoutMs + 120_000 });
+        if (r.exitCode !== 0 && (await this.running(names)).length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: ${r.stderr.trim() || "stop failed"}`);
+      }
+      if (!supervisor || !isAlive(supervisor.pid, supervisor.startTime) || Date.now() > deadline) break;
+      await sleep(100);
     }
-    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid ? { pid: m.pid, startTime: m.startTime } : undefined;
-    for (let i = 0; i < 1200 && supervisor && isAlive(supervisor.pid, supervisor.startTime); i++) await sleep(25);
     // A container whose supervisor is gone (killed) is removed here.
-    await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: m.identity }));
+    await this.remove(await this.containers(labels));
   }
 
   private async running(names: string[]): Promise<string[]> {
