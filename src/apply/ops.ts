@@ -55,6 +55,8 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.network = d.network;
+  if (d.container) rec.container = { ...d.container };
+  else delete rec.container;
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 
@@ -156,8 +158,9 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
-  if (a.fields.includes("network")) {
-    // A member's network namespace is fixed when it starts: restart the running ones into the new one.
+  if (a.fields.includes("network") || a.fields.includes("container")) {
+    // A member's network namespace (and container image) is fixed when it starts: restart the
+    // running ones into the new one.
     await saveRecord(cp_, rec, env);
     for (const m of rec.members) {
       if (!m.command || !backendOf(env, rec).isAlive(memberRef(rec.name, m))) continue;

@@ -4,8 +4,23 @@ import type { Diagnostic } from "../config/diagnostics.js";
 import type { DesiredCell, SourcePos } from "../config/types.js";
 import { missingFacilities } from "./sandbox/cgroup.js";
 import { sandboxHost } from "./sandbox/host.js";
+import { containerEngine, hasImage } from "./container/engine.js";
+
+// A container cell needs an engine that answers and its image present locally (never pulled).
+function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
+  const engine = containerEngine();
+  const out: Diagnostic[] = [];
+  for (const problem of engine.problems) {
+    out.push({ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend container cannot run on this host: ${problem}`, hint: "install and configure podman (or docker) as docs/backends.md says, or use backend: sandbox" });
+  }
+  if (engine.problems.length === 0 && cell.container && !hasImage(engine, cell.container.image)) {
+    out.push({ severity: "error", ...at(["spec", "container", "image"]), field: "spec.container.image", message: `image ${cell.container.image} is not present in ${engine.kind}`, hint: `build or load it first (${engine.kind} images); Lazarus never pulls` });
+  }
+  return out;
+}
 
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
+  if (cell.backend === "container") return containerDiagnostics(cell, at);
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];
   const host = sandboxHost();

@@ -1,5 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
-import type { BackendName, Resources, RestartPolicy, Role } from "../config/types.js";
+import type { BackendName, ContainerSpec, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;
@@ -55,6 +55,8 @@ export interface CellRecord {
   backend: BackendName;
   network?: "none" | "host"; // sandbox: its own loopback only, or the host network
   sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
+  container?: ContainerSpec; // container: the image and user members start with
+  containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;

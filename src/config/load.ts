@@ -53,7 +53,7 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox"];
+const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
@@ -81,6 +81,7 @@ interface RawCell {
     backend?: BackendName;
     network?: "none" | "host";
     resources?: RawResources;
+    container?: { image: string; user?: string; readOnlyRootfs?: boolean };
     state?: "active" | "closed";
     ttl?: string;
     grace?: string;
@@ -134,6 +135,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     backend: s.backend ?? "process",
     network: s.network ?? "none",
     resources: toResources(s.resources),
+    ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
     state: s.state ?? "active",
     ttlMs: parseDuration(s.ttl ?? LIMITS.defaultTtl) ?? 0,
     graceMs: parseDuration(s.grace ?? LIMITS.defaultGrace) ?? 0,
@@ -159,8 +161,9 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process or backend: sandbox");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process, sandbox or container");
   }
+  if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
   if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");

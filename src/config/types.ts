@@ -3,7 +3,7 @@
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
 
-export const BACKENDS = ["process", "sandbox", "venv", "docker", "remote"] as const;
+export const BACKENDS = ["process", "sandbox", "container", "venv", "docker", "remote"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 // Limits of a sandboxed member (cgroups).
@@ -11,6 +11,13 @@ export interface Resources {
   memoryBytes?: number;
   pids?: number;
   cpu?: number; // cores
+}
+
+// What a container cell's members run in (container backend).
+export interface ContainerSpec {
+  image: string; // a local image reference, e.g. localhost/agent:1
+  user?: string; // uid[:gid] inside the container; default: the cell's own uid
+  readOnlyRootfs: boolean; // the image's filesystem read-only (project/shared/home stay as their role says)
 }
 
 export type CredentialSource = { file: string } | { env: string };
@@ -53,6 +60,7 @@ export interface DesiredCell {
   backend: BackendName;
   network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
   resources: Resources; // limits of each member that declares none of its own
+  container?: ContainerSpec; // container backend: the image members run in
   state: "active" | "closed";
   ttlMs: number;
   graceMs: number;

@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation) or sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox backend), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root) or container (a container of the host's engine, podman or docker, per member; needs spec.container.image)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
 const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
 const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
 const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
@@ -11,8 +11,10 @@ const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
 const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
 const pattern3 = new RegExp("^[0-9]+m$", "u");
-const pattern4 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern7 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
+const pattern5 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
+const pattern6 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern9 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const schema17 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
@@ -135,7 +137,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern7.test(key1)){
+if(!pattern9.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -198,7 +200,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern4.test(data7)){
+if(!pattern6.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -766,7 +768,7 @@ errors++;
 }
 if(data6.backend !== undefined){
 let data9 = data6.backend;
-if(!(((((data9 === "process") || (data9 === "sandbox")) || (data9 === "venv")) || (data9 === "docker")) || (data9 === "remote"))){
+if(!((((((data9 === "process") || (data9 === "sandbox")) || (data9 === "container")) || (data9 === "venv")) || (data9 === "docker")) || (data9 === "remote"))){
 const err22 = {instancePath:instancePath+"/spec/backend",schemaPath:"#/properties/spec/properties/backend/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backend.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
@@ -965,10 +967,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data15 = data6.state;
-if(!((data15 === "active") || (data15 === "closed"))){
-const err37 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+if(data6.container !== undefined){
+let data15 = data6.container;
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+if(data15.image === undefined){
+const err37 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -977,12 +980,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-if(data6.ttl !== undefined){
-let data16 = data6.ttl;
-if(typeof data16 === "string"){
-if(!pattern4.test(data16)){
-const err38 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+for(const key5 in data15){
+if(!(((key5 === "image") || (key5 === "user")) || (key5 === "readOnlyRootfs"))){
+const err38 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -992,8 +992,11 @@ vErrors.push(err38);
 errors++;
 }
 }
-else {
-const err39 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.image !== undefined){
+let data16 = data15.image;
+if(typeof data16 === "string"){
+if(func3(data16) > 512){
+const err39 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1002,12 +1005,8 @@ vErrors.push(err39);
 }
 errors++;
 }
-}
-if(data6.grace !== undefined){
-let data17 = data6.grace;
-if(typeof data17 === "string"){
-if(!pattern4.test(data17)){
-const err40 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(func3(data16) < 1){
+const err40 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1016,9 +1015,8 @@ vErrors.push(err40);
 }
 errors++;
 }
-}
-else {
-const err41 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern4.test(data16)){
+const err41 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1028,11 +1026,8 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data6.retention !== undefined){
-let data18 = data6.retention;
-if(typeof data18 === "string"){
-if(!pattern4.test(data18)){
-const err42 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+else {
+const err42 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1042,8 +1037,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-else {
-const err43 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.user !== undefined){
+let data17 = data15.user;
+if(typeof data17 === "string"){
+if(!pattern5.test(data17)){
+const err43 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1053,12 +1051,8 @@ vErrors.push(err43);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data19 = data6.policy;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-for(const key5 in data19){
-if(!((key5 === "allowGuests") || (key5 === "allowSubstitutes"))){
-const err44 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+else {
+const err44 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1068,9 +1062,9 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data19.allowGuests !== undefined){
-if(typeof data19.allowGuests !== "boolean"){
-const err45 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.readOnlyRootfs !== undefined){
+if(typeof data15.readOnlyRootfs !== "boolean"){
+const err45 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1080,9 +1074,9 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data19.allowSubstitutes !== undefined){
-if(typeof data19.allowSubstitutes !== "boolean"){
-const err46 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err46 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1092,9 +1086,10 @@ vErrors.push(err46);
 errors++;
 }
 }
-}
-else {
-const err47 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.state !== undefined){
+let data19 = data6.state;
+if(!((data19 === "active") || (data19 === "closed"))){
+const err47 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1104,14 +1099,11 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data6.credentials !== undefined){
-let data22 = data6.credentials;
-if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
-for(const key6 in data22){
-const _errs57 = errors;
-if(typeof key6 === "string"){
-if(!pattern7.test(key6)){
-const err48 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key6};
+if(data6.ttl !== undefined){
+let data20 = data6.ttl;
+if(typeof data20 === "string"){
+if(!pattern6.test(data20)){
+const err48 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1121,9 +1113,8 @@ vErrors.push(err48);
 errors++;
 }
 }
-var valid12 = _errs57 === errors;
-if(!valid12){
-const err49 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key6},message:"property name must be valid"};
+else {
+const err49 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1133,11 +1124,11 @@ vErrors.push(err49);
 errors++;
 }
 }
-for(const key7 in data22){
-let data23 = data22[key7];
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-if(Object.keys(data23).length > 1){
-const err50 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data6.grace !== undefined){
+let data21 = data6.grace;
+if(typeof data21 === "string"){
+if(!pattern6.test(data21)){
+const err50 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1146,8 +1137,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-if(Object.keys(data23).length < 1){
-const err51 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+}
+else {
+const err51 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1156,9 +1148,12 @@ vErrors.push(err51);
 }
 errors++;
 }
-for(const key8 in data23){
-if(!((key8 === "file") || (key8 === "env"))){
-const err52 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+}
+if(data6.retention !== undefined){
+let data22 = data6.retention;
+if(typeof data22 === "string"){
+if(!pattern6.test(data22)){
+const err52 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1168,11 +1163,8 @@ vErrors.push(err52);
 errors++;
 }
 }
-if(data23.file !== undefined){
-let data24 = data23.file;
-if(typeof data24 === "string"){
-if(func3(data24) < 1){
-const err53 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err53 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1182,8 +1174,12 @@ vErrors.push(err53);
 errors++;
 }
 }
-else {
-const err54 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.policy !== undefined){
+let data23 = data6.policy;
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+for(const key6 in data23){
+if(!((key6 === "allowGuests") || (key6 === "allowSubstitutes"))){
+const err54 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1193,11 +1189,9 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data23.env !== undefined){
-let data25 = data23.env;
-if(typeof data25 === "string"){
-if(!pattern7.test(data25)){
-const err55 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data23.allowGuests !== undefined){
+if(typeof data23.allowGuests !== "boolean"){
+const err55 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1207,8 +1201,9 @@ vErrors.push(err55);
 errors++;
 }
 }
-else {
-const err56 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data23.allowSubstitutes !== undefined){
+if(typeof data23.allowSubstitutes !== "boolean"){
+const err56 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1220,7 +1215,7 @@ errors++;
 }
 }
 else {
-const err57 = {instancePath:instancePath+"/spec/credentials/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err57 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1230,9 +1225,14 @@ vErrors.push(err57);
 errors++;
 }
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.credentials !== undefined){
+let data26 = data6.credentials;
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+for(const key7 in data26){
+const _errs66 = errors;
+if(typeof key7 === "string"){
+if(!pattern9.test(key7)){
+const err58 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key7};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1242,19 +1242,9 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data26 = data6.members;
-if(Array.isArray(data26)){
-const len0 = data26.length;
-for(let i0=0; i0<len0; i0++){
-if(!(validate11(data26[i0], {instancePath:instancePath+"/spec/members/" + i0,parentData:data26,parentDataProperty:i0,rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err59 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+var valid13 = _errs66 === errors;
+if(!valid13){
+const err59 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key7},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1264,12 +1254,11 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data6.checkpoint !== undefined){
-let data28 = data6.checkpoint;
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-for(const key9 in data28){
-if(!(((key9 === "schedule") || (key9 === "keep")) || (key9 === "compression"))){
-const err60 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+for(const key8 in data26){
+let data27 = data26[key8];
+if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
+if(Object.keys(data27).length > 1){
+const err60 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1278,12 +1267,8 @@ vErrors.push(err60);
 }
 errors++;
 }
-}
-if(data28.schedule !== undefined){
-let data29 = data28.schedule;
-if(typeof data29 === "string"){
-if(func3(data29) < 1){
-const err61 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(Object.keys(data27).length < 1){
+const err61 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1292,9 +1277,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-}
-else {
-const err62 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key9 in data27){
+if(!((key9 === "file") || (key9 === "env"))){
+const err62 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1304,10 +1289,11 @@ vErrors.push(err62);
 errors++;
 }
 }
-if(data28.keep !== undefined){
-let data30 = data28.keep;
-if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
-const err63 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data27.file !== undefined){
+let data28 = data27.file;
+if(typeof data28 === "string"){
+if(func3(data28) < 1){
+const err63 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1316,9 +1302,9 @@ vErrors.push(err63);
 }
 errors++;
 }
-if((typeof data30 == "number") && (isFinite(data30))){
-if(data30 > 1000 || isNaN(data30)){
-const err64 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err64 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1327,8 +1313,12 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(data30 < 1 || isNaN(data30)){
-const err65 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data27.env !== undefined){
+let data29 = data27.env;
+if(typeof data29 === "string"){
+if(!pattern9.test(data29)){
+const err65 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1338,11 +1328,8 @@ vErrors.push(err65);
 errors++;
 }
 }
-}
-if(data28.compression !== undefined){
-let data31 = data28.compression;
-if(typeof data31 !== "string"){
-const err66 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err66 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1351,8 +1338,10 @@ vErrors.push(err66);
 }
 errors++;
 }
-if(!((data31 === "gzip") || (data31 === "zstd"))){
-const err67 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err67 = {instancePath:instancePath+"/spec/credentials/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1364,7 +1353,7 @@ errors++;
 }
 }
 else {
-const err68 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err68 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1374,11 +1363,19 @@ vErrors.push(err68);
 errors++;
 }
 }
-if(data6.restoreFrom !== undefined){
-let data32 = data6.restoreFrom;
-if(typeof data32 === "string"){
-if(func3(data32) < 1){
-const err69 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.members !== undefined){
+let data30 = data6.members;
+if(Array.isArray(data30)){
+const len0 = data30.length;
+for(let i0=0; i0<len0; i0++){
+if(!(validate11(data30[i0], {instancePath:instancePath+"/spec/members/" + i0,parentData:data30,parentDataProperty:i0,rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err69 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1388,8 +1385,12 @@ vErrors.push(err69);
 errors++;
 }
 }
-else {
-const err70 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.checkpoint !== undefined){
+let data32 = data6.checkpoint;
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+for(const key10 in data32){
+if(!(((key10 === "schedule") || (key10 === "keep")) || (key10 === "compression"))){
+const err70 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1399,11 +1400,11 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data6.downedTimeout !== undefined){
-let data33 = data6.downedTimeout;
+if(data32.schedule !== undefined){
+let data33 = data32.schedule;
 if(typeof data33 === "string"){
-if(!pattern4.test(data33)){
-const err71 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(func3(data33) < 1){
+const err71 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1414,7 +1415,7 @@ errors++;
 }
 }
 else {
-const err72 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err72 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1424,11 +1425,10 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data6.inviteTtl !== undefined){
-let data34 = data6.inviteTtl;
-if(typeof data34 === "string"){
-if(!pattern4.test(data34)){
-const err73 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data32.keep !== undefined){
+let data34 = data32.keep;
+if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
+const err73 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1437,9 +1437,9 @@ vErrors.push(err73);
 }
 errors++;
 }
-}
-else {
-const err74 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data34 == "number") && (isFinite(data34))){
+if(data34 > 1000 || isNaN(data34)){
+const err74 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1448,12 +1448,8 @@ vErrors.push(err74);
 }
 errors++;
 }
-}
-if(data6.taskClass !== undefined){
-let data35 = data6.taskClass;
-if(typeof data35 === "string"){
-if(func3(data35) < 1){
-const err75 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data34 < 1 || isNaN(data34)){
+const err75 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1463,8 +1459,11 @@ vErrors.push(err75);
 errors++;
 }
 }
-else {
-const err76 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data32.compression !== undefined){
+let data35 = data32.compression;
+if(typeof data35 !== "string"){
+const err76 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1473,10 +1472,8 @@ vErrors.push(err76);
 }
 errors++;
 }
-}
-}
-else {
-const err77 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!((data35 === "gzip") || (data35 === "zstd"))){
+const err77 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1488,12 +1485,136 @@ errors++;
 }
 }
 else {
-const err78 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err78 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err78];
 }
 else {
 vErrors.push(err78);
+}
+errors++;
+}
+}
+if(data6.restoreFrom !== undefined){
+let data36 = data6.restoreFrom;
+if(typeof data36 === "string"){
+if(func3(data36) < 1){
+const err79 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+}
+else {
+const err80 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+}
+}
+if(data6.downedTimeout !== undefined){
+let data37 = data6.downedTimeout;
+if(typeof data37 === "string"){
+if(!pattern6.test(data37)){
+const err81 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
+}
+else {
+const err82 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err82];
+}
+else {
+vErrors.push(err82);
+}
+errors++;
+}
+}
+if(data6.inviteTtl !== undefined){
+let data38 = data6.inviteTtl;
+if(typeof data38 === "string"){
+if(!pattern6.test(data38)){
+const err83 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+}
+else {
+const err84 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+}
+if(data6.taskClass !== undefined){
+let data39 = data6.taskClass;
+if(typeof data39 === "string"){
+if(func3(data39) < 1){
+const err85 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+}
+else {
+const err86 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+}
+}
+}
+else {
+const err87 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+}
+else {
+const err88 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
 }
 errors++;
 }
@@ -2006,7 +2127,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern4.test(data18)){
+if(!pattern6.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -2031,7 +2152,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern4.test(data19)){
+if(!pattern6.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -2108,7 +2229,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern4.test(data22)){
+if(!pattern6.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -2133,7 +2254,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern4.test(data23)){
+if(!pattern6.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];

@@ -203,7 +203,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 
@@ -263,7 +263,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -290,7 +290,8 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
-  if (d.backend === "sandbox" && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");

@@ -35,14 +35,14 @@ export interface SandboxFacts {
 
 // Hand one path Lazarus made to the cell's uid. Never recursive and never through a symlink:
 // whatever lies below was written by the cell's uid itself (or restored as it).
-async function handOver(p: string, uid: number, gid: number, mode?: number): Promise<void> {
+export async function handOver(p: string, uid: number, gid: number, mode?: number): Promise<void> {
   const st = await lstat(p).catch(() => undefined);
   if (!st || st.isSymbolicLink() || (st.isFile() && st.nlink > 1)) return;
   if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
   if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
-async function realDir(p: string, mode: number): Promise<void> {
+export async function realDir(p: string, mode: number): Promise<void> {
   await mkdir(p, { recursive: true });
   const st = await lstat(p);
   if (!st.isDirectory()) throw new LazarusError("NOT_A_DIRECTORY", `${p} is not a directory (a planted ${st.isSymbolicLink() ? "symlink" : "file"}?); move it away`);

@@ -1,0 +1,227 @@
+// The container backend: each member in a container of the host's engine (podman or docker), as
+// the cell's own uid with no capabilities, its limits from resources, no network unless the cell
+// opts into the host's. A small supervisor process on the host runs the container attached, so
+// liveness, find-after-crash and the exit file work as for the other backends (the supervisor
+// carries the spawn id); labels name the cell incarnation, member and spawn of every container,
+// so whatever a crashed run left behind is found again and removed.
+import { spawnSync } from "node:child_process";
+import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "../../util/exec.js";
+import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
+import type { CellRecord, MemberRecord } from "../../cells/record.js";
+import type { Role } from "../../config/types.js";
+import type { HostSettings } from "../../host/settings.js";
+import { LazarusError } from "../../util/errors.js";
+import { memberRef, type Backend, type MemberRef, type StartSpec, type Started } from "../backend.js";
+import { memberEnv } from "../env.js";
+import { findLeader, isAlive, ownsProcess } from "../proc.js";
+import { spawnSupervised } from "../spawn.js";
+import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
+import { handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { claimUid, releaseUid } from "../sandbox/uids.js";
+import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs } from "./argv.js";
+import { containerEngine } from "./engine.js";
+
+// Give a restored tree to the cell's uid without following links (the tree is out of every
+// member's reach while it is restored: a fresh cell dir or a staging dir).
+async function chownTree(p: string, uid: number, gid: number): Promise<void> {
+  const st = await lstat(p).catch(() => undefined);
+  if (!st) return;
+  if (!(st.isFile() && st.nlink > 1)) await lchown(p, uid, gid);
+  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
+}
+
+export class ContainerBackend implements Backend {
+  readonly name = "container";
+
+  constructor(
+    private readonly stateRoot: string,
+    private readonly settings: HostSettings,
+    private readonly onExit?: (spec: StartSpec, pid: number) => void,
+  ) {}
+
+  private engine(): string {
+    const e = containerEngine();
+    if (e.problems.length || !e.bin) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ") || "no engine"}`);
+    return e.bin;
+  }
+
+  private uid(rec: CellRecord): { uid: number; gid: number } {
+    if (!rec.containerUid) throw new LazarusError("BUG", `cell ${rec.name} has no uid yet (prepareCell was not run)`);
+    return rec.containerUid;
+  }
+
+  // The engine's answer (stdout), never throwing: undefined when it failed.
+  private async run(args: string[]): Promise<string | undefined> {
+    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: 120_000 });
+    return r.exitCode === 0 ? String(r.stdout) : undefined;
+  }
+
+  // Names of the containers (any state) carrying all these labels.
+  async containers(labels: Record<string, string>): Promise<string[]> {
+    const filters = Object.entries(labels).flatMap(([k, v]) => ["--filter", `label=${k}=${v}`]);
+    const out = await this.run(["ps", "-a", "--format", "{{.Names}}", ...filters]);
+    if (out === undefined) throw new LazarusError("CONTAINER_FAILED", `cannot list the containers labelled ${JSON.stringify(labels)}`);
+    return out.split("\n").map((s) => s.trim()).filter(Boolean);
+  }
+
+  private async remove(names: string[]): Promise<void> {
+    if (names.length) await this.run(["rm", "-f", ...names]);
+  }
+
+  // Claim the cell's uid and hand it the member-writable dirs, as the sandbox backend does.
+  async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
+    this.engine();
+    if (!rec.containerUid) {
+      const uid = await claimUid(path.join(this.stateRoot, "uids"), this.settings.sandbox.uidRange, rec.name, rec.uid);
+      rec.containerUid = { uid, gid: uid };
+    }
+    const { uid, gid } = rec.containerUid;
+    await realDir(cellDir, 0o711);
+    await realDir(path.join(cellDir, ".lazarus"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
+    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
+    for (const d of ["project", "shared", "home"]) {
+      await mkdir(path.join(cellDir, d), { recursive: true });
+      await handOver(path.join(cellDir, d), uid, gid, 0o770);
+    }
+    await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
+    await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
+    for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
+    const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
+    const st = await lstat(creds).catch(() => undefined);
+    if (st?.isFile()) await handOver(creds, uid, gid, 0o400);
+  }
+
+  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
+    const engine = this.engine();
+    const container = rec.container;
+    if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
+    const { uid, gid } = this.uid(rec);
+    // Whatever an earlier spawn of this member left (its supervisor killed) goes first: one
+    // container per member.
+    await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: spec.identity }));
+    await mkdir(spec.home, { recursive: true });
+    await handOver(spec.home, uid, gid, 0o700);
+    await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    const home = sandboxHome(spec.homeName);
+    const env = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    env.TMPDIR = "/tmp";
+    delete env.LAZARUS_EXIT_FILE;
+    delete env.LAZARUS_SPAWN_ID;
+    const name = containerName(spec.spawnId);
+    const args = runArgs({
+      name,
+      cell: spec.cell,
+      cellUid: rec.uid,
+      identity: spec.identity,
+      spawnId: spec.spawnId,
+      container,
+      uid,
+      gid,
+      network: rec.network ?? "none",
+      role: spec.role as Role,
+      cellDir: spec.cellDir,
+      home: spec.homeName,
+      ...(spec.portfolioFile ? { portfolioDir: memberRunDir(spec.cellDir, spec.homeName) } : {}),
+      credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
+      resources: spec.resources,
+      env,
+      command: spec.command,
+    });
+    const outerEnv = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...(process.env.CONTAINERS_CONF ? { CONTAINERS_CONF: process.env.CONTAINERS_CONF } : {}),
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      CELL_ID: spec.cell,
+      LAZARUS_SPAWN_ID: spec.spawnId,
+      LAZARUS_EXIT_FILE: spec.exitFile,
+      LAZARUS_CONTAINER: name,
+    };
+    await mkdir(path.dirname(spec.logFile), { recursive: true });
+    return spawnSupervised(spec, "/bin/sh", ["-c", SUPERVISOR, "lazarus-container", engine, ...args], { cwd: "/", env: outerEnv }, this.onExit);
+  }
+
+  // The supervisor lives and proves it is this member's (spawn id and cell in its environment).
+  isAlive(m: MemberRef): boolean {
+    return ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell: m.cell });
+  }
+
+  // `stop -t`: SIGTERM to the container's init (which passes it on), SIGKILL to everything in it
+  // after the timeout; then the supervisor records the exit and removes the container. While the
+  // supervisor lives its container may not exist yet (`run` is still creating it): keep looking,
+  // so a container created after the stop began is stopped too.
+  async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
+    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid && this.isAlive(memberRef(rec.name, m)) ? { pid: m.pid, startTime: m.startTime } : undefined;
+    const labels = { [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: m.identity };
+    const deadline = Date.now() + timeoutMs + 60_000;
+    for (;;) {
+      const names = await this.containers(labels);
+      if (names.length) {
+        const r = await execa(this.engine(), ["stop", "-t", String(Math.max(0, Math.ceil(timeoutMs / 1000))), ...names], { reject: false, stdin: "ignore", timeout: timeoutMs + 120_000 });
+        if (r.exitCode !== 0 && (await this.running(names)).length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: ${r.stderr.trim() || "stop failed"}`);
+      }
+      if (!supervisor || !isAlive(supervisor.pid, supervisor.startTime) || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    // A container whose supervisor is gone (killed) is removed here.
+    await this.remove(await this.containers(labels));
+  }
+
+  private async running(names: string[]): Promise<string[]> {
+    const out = await this.run(["inspect", "--format", "{{.Name}} {{.State.Running}}", ...names]);
+    return (out ?? "").split("\n").filter((l) => l.endsWith(" true")).map((l) => l.split(" ")[0] as string);
+  }
+
+  find(cell: string, spawnId: string): Started | undefined {
+    return findLeader(cell, spawnId);
+  }
+
+  signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
+    if (!m.spawnId || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
+    const r = spawnSync(this.engine(), ["kill", "--signal", sig, containerName(m.spawnId)], { stdio: "ignore", timeout: 60_000 });
+    return r.status === 0;
+  }
+
+  // Extracted as root into a dir no member can reach (a fresh cell or a staging dir), checked
+  // against the manifest, then handed to the cell's uid without following links.
+  async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
+    const { uid, gid } = this.uid(rec);
+    await restoreCheckpoint(file, base, dirs);
+    for (const d of dirs) await chownTree(path.join(base, d), uid, gid);
+    for (const d of dirs) await handOver(path.join(base, d), uid, gid, 0o770);
+  }
+
+  async clear(_rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true });
+  }
+
+  // pause/unpause every container of the cell (the engine freezes its cgroup).
+  async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
+    const names = await this.containers({ [LABEL_CELL_UID]: rec.uid });
+    for (const n of names) {
+      const r = await execa(this.engine(), [frozen ? "pause" : "unpause", n], { reject: false, stdin: "ignore", timeout: 120_000 });
+      if (r.exitCode !== 0 && !/not running|not paused|no such container|is not paused|state (stopped|exited)/i.test(r.stderr)) {
+        throw new LazarusError("FREEZE_FAILED", `cannot ${frozen ? "pause" : "unpause"} container ${n} of cell ${rec.name}: ${r.stderr.trim()}`);
+      }
+    }
+  }
+
+  // Remove every container of the cell; the names of any that survived.
+  async stopCell(rec: CellRecord): Promise<number[]> {
+    await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid }));
+    const left = await this.containers({ [LABEL_CELL_UID]: rec.uid });
+    if (!left.length) return [];
+    const pids = await this.run(["inspect", "--format", "{{.State.Pid}}", ...left]);
+    return (pids ?? "").split("\n").map(Number).filter((p) => p > 0);
+  }
+
+  async releaseCell(rec: CellRecord): Promise<void> {
+    if ((await this.stopCell(rec)).length) return;
+    if (rec.containerUid) await releaseUid(path.join(this.stateRoot, "uids"), rec.containerUid.uid, rec.name, rec.uid);
+  }
+}
+
