@@ -26,6 +26,7 @@ export interface SyncOptions {
   allowMassClose?: boolean;
   stopTimeoutMs?: number;
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock
+  parallelism?: number; // cells applied at once
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
 }
 
@@ -68,7 +69,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // A revision is all or nothing: any file that fails to load rejects the whole commit.
   const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
   const { diagnostics } = loaded;
-  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
+  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}), ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}) };
   const base: GitopsStatus = { ...((await readGitopsStatus(stateRoot)) ?? {}), repo: opts.repo, ref: opts.ref, ...(opts.subdir ? { path: opts.subdir } : {}) };
   const at = new Date((await resolveNow(paths, opts.now)).now).toISOString();
 

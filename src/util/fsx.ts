@@ -1,7 +1,7 @@
 // Small file helpers: atomic replace (temp file, fsync, rename), durable appends, and what a
 // full disk turns into. Every write checks its byte count: a short write is finished or undone.
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, readFileSync } from "node:fs";
 import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { LazarusError, isErrno } from "./errors.js";
@@ -31,13 +31,59 @@ export async function writeFully(fh: FileHandle, data: Buffer): Promise<void> {
   }
 }
 
-// fsync a directory, so a rename or link in it survives a crash.
-export async function syncDir(dir: string): Promise<void> {
+// fsync a directory, so a rename or link in it survives a crash. Callers that rename into the
+// same directory at the same time share fsyncs: a call waits for an fsync that starts after it was
+// made (so it covers its rename), and every call waiting while one runs is served by the next one.
+export function syncDir(dir: string): Promise<void> {
+  const key = path.resolve(dir);
+  let q = dirSyncs.get(key);
+  if (!q) {
+    q = { running: undefined, queued: undefined };
+    dirSyncs.set(key, q);
+  }
+  const state = q;
+  if (!state.running) {
+    state.running = fsyncDirNow(key).finally(() => {
+      state.running = undefined;
+      if (!state.queued) dirSyncs.delete(key);
+    });
+    return state.running;
+  }
+  state.queued ??= state.running
+    .catch(() => undefined)
+    .then(() => {
+      state.queued = undefined;
+      return syncDir(key);
+    });
+  return state.queued;
+}
+
+const dirSyncs = new Map<string, { running: Promise<void> | undefined; queued: Promise<void> | undefined }>();
+
+async function fsyncDirNow(dir: string): Promise<void> {
   const fh = await open(dir, "r");
   try {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+// This process's umask, read once without changing it (process.umask() sets it to read it).
+let umaskValue: number | undefined;
+function umask(): number {
+  if (umaskValue === undefined) {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSyncQuiet("/proc/self/status"));
+    umaskValue = m ? parseInt(m[1] as string, 8) : -1; // unknown: always chmod
+  }
+  return umaskValue;
+}
+
+function readFileSyncQuiet(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
   }
 }
 
@@ -55,7 +101,9 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
     fh = await open(tmp, "wx", mode);
     await writeFully(fh, data);
     if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.())) await keepOwner(fh, before.uid, before.gid);
-    await fh.chmod(mode);
+    // open gave it mode less the umask: chmod only when the umask took something away.
+    const mask = umask();
+    if (mask < 0 || (mode & mask) !== 0) await fh.chmod(mode);
     await fh.sync();
     await fh.close();
     fh = undefined;
