@@ -1,7 +1,7 @@
 // Small file helpers: atomic replace (temp file, fsync, rename), durable appends, and what a
 // full disk turns into. Every write checks its byte count: a short write is finished or undone.
 import { randomBytes } from "node:crypto";
-import { constants, readFileSync } from "node:fs";
+import { constants } from "node:fs";
 import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { LazarusError, isErrno } from "./errors.js";
@@ -69,24 +69,6 @@ async function fsyncDirNow(dir: string): Promise<void> {
   }
 }
 
-// This process's umask, read once without changing it (process.umask() sets it to read it).
-let umaskValue: number | undefined;
-function umask(): number {
-  if (umaskValue === undefined) {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSyncQuiet("/proc/self/status"));
-    umaskValue = m ? parseInt(m[1] as string, 8) : -1; // unknown: always chmod
-  }
-  return umaskValue;
-}
-
-function readFileSyncQuiet(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
-}
-
 // Replace a file's contents atomically: readers see the old or the new file, never a mix.
 // mode is set exactly (no umask); an existing file's owner is kept. Writes to one file queue.
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
@@ -101,9 +83,7 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
     fh = await open(tmp, "wx", mode);
     await writeFully(fh, data);
     if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.())) await keepOwner(fh, before.uid, before.gid);
-    // open gave it mode less the umask: chmod only when the umask took something away.
-    const mask = umask();
-    if (mask < 0 || (mode & mask) !== 0) await fh.chmod(mode);
+    await fh.chmod(mode); // the umask can change at any time (it is process-wide): always set the mode
     await fh.sync();
     await fh.close();
     fh = undefined;
