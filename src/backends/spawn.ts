@@ -73,7 +73,8 @@ function spawnPool(): Pool | undefined {
       if ("pid" in r) p.resolve(r.pid);
       else p.reject(Object.assign(new Error(r.error), r.code ? { code: r.code } : {}));
     });
-    entry.w.on("error", (err) => {
+    // A thread that fails or ends fails what it was asked (never a hang), and is replaced on demand.
+    const drop = (err: unknown): void => {
       for (const [id, p] of pending) {
         if (p.worker !== entry) continue;
         pending.delete(id);
@@ -81,7 +82,9 @@ function spawnPool(): Pool | undefined {
       }
       const i = workers.indexOf(entry);
       if (i >= 0) workers.splice(i, 1);
-    });
+    };
+    entry.w.on("error", drop);
+    entry.w.on("exit", (code) => drop(new Error(`the spawning thread exited (code ${code})`)));
     workers.push(entry);
     return entry;
   };
