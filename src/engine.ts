@@ -11,7 +11,7 @@ import { sweepTempFiles } from "./lock/sweep.js";
 import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { staleCells, type SavedPlan } from "./plan/saved.js";
 import { plan, type Plan } from "./plan/plan.js";
-import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks } from "./apply/apply.js";
+import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks, type ApplyOptions } from "./apply/apply.js";
 import type { ApplyEnv } from "./apply/context.js";
 import { backends, type Backends } from "./backends/registry.js";
 import { hostSettings, type HostSettings } from "./host/settings.js";
@@ -36,6 +36,7 @@ export interface EngineOptions {
   revision?: string; // the config commit being applied (GitOps)
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
+  parallelism?: number; // cells applied at once (default DEFAULT_PARALLELISM)
 }
 
 export interface PlanOutcome {
@@ -143,6 +144,10 @@ export function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePat
   return { paths, configDir: path.resolve(configDir), backends: using ?? backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, host: settings, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
+function applyOptions(opts: Pick<EngineOptions, "parallelism">): ApplyOptions {
+  return opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {};
+}
+
 // Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
 export async function runApply(
   opts: EngineOptions,
@@ -152,7 +157,7 @@ export async function runApply(
   return withStateLock(opts, command, async ({ paths, ledger }) => {
     const outcome = await computePlan(opts);
     if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
-    const results = await applyActions(outcome.plan.actions, applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), ledger, hooks);
+    const results = await applyActions(outcome.plan.actions, applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), ledger, hooks, applyOptions(opts));
     return { ...outcome, results };
   });
 }
@@ -209,7 +214,7 @@ export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "co
     const stale = staleCells(saved, observed);
     const { now } = await resolveNow(paths, opts.now);
     const actions = saved.actions.filter((a) => !stale.includes(a.cell));
-    const results = await applyActions(actions, applyEnv(opts, paths, saved.configDir, now, saved.revision), ledger, hooks);
+    const results = await applyActions(actions, applyEnv(opts, paths, saved.configDir, now, saved.revision), ledger, hooks, applyOptions(opts));
     return { stale, results, revision: saved.revision };
   });
 }

@@ -8,6 +8,7 @@ import type { Ledger } from "../ledger/ledger.js";
 import { assertNever, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { Journal } from "./journal.js";
+import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
 
 export type ActionResult =
@@ -62,18 +63,22 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
   }
 }
 
-// Record a run that died mid-action; its effects are finished by this run's plan.
+// Record each action a run died in (in a fixed order); its effects are finished by this run's plan.
 export async function recoverJournal(stateRoot: string, ledger: Ledger, now: string): Promise<void> {
   const journal = new Journal(stateRoot);
-  const left = await journal.read();
-  if (!left) return;
-  await ledger.append({
-    time: now,
-    cell: left.cell,
-    action: "recover",
-    reason: `a run (pid ${left.pid}) stopped during ${left.action} (${left.reason}) started ${left.startedAt}; converging from what is observed`,
-  });
-  await journal.end();
+  const left = await journal.leftovers();
+  if (left.length === 0) return;
+  await ledger.appendMany(
+    left.map(({ file, entry }) => ({
+      time: now,
+      cell: entry?.cell ?? "",
+      action: "recover",
+      reason: entry
+        ? `a run (pid ${entry.pid}) stopped during ${entry.action} (${entry.reason}) started ${entry.startedAt}; converging from what is observed`
+        : `a run stopped during an action whose journal ${path.basename(file)} is unreadable; converging from what is observed`,
+    })),
+  );
+  for (const { file } of left) await journal.remove(file);
 }
 
 // Remove what an interrupted create or scrub left half-built (only Lazarus makes these names).
@@ -87,36 +92,170 @@ export async function sweepStaging(paths: StatePaths): Promise<void> {
   }
 }
 
-// Apply actions in order. A failed action skips the rest of its cell; other cells go on.
-export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger: Ledger, hooks: ApplyHooks = {}): Promise<ActionResult[]> {
+export const DEFAULT_PARALLELISM = 8;
+
+export interface ApplyOptions {
+  // How many cells are worked on at once (default DEFAULT_PARALLELISM; 1 applies strictly in order).
+  parallelism?: number;
+}
+
+type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; journaled: false };
+
+// Apply actions: the actions of one cell one after another, in plan order; different cells
+// concurrently, at most `parallelism` actions running at once. A failed action skips the rest of
+// its cell; other cells go on.
+//
+// What stays as if applied one by one:
+// - the ledger: entries are appended in plan order (a finished action waits for those before it),
+//   in batches of whatever is finished, each batch one durable write;
+// - the journal: each action's entry (journal.d/<cell>.json) is durable before its first effect
+//   and removed only after its ledger entry is, so a killed run leaves exactly the actions whose
+//   effects may be unrecorded, and the next run records them and converges;
+// - one cell's next action starts only after its previous one is recorded.
+// postApply is called in plan order. Actions that share the archive (scrub, purge) run one at a time.
+export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger: Ledger, hooks: ApplyHooks = {}, opts: ApplyOptions = {}): Promise<ActionResult[]> {
+  const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
-  const failedCells = new Map<string, string>();
-  const results: ActionResult[] = [];
   const now = new Date(env.now).toISOString();
-  for (const action of actions) {
-    if (hooks.shouldContinue && !hooks.shouldContinue()) break;
-    let result: ActionResult;
-    const failedBefore = failedCells.get(action.cell);
-    if (failedBefore) {
-      result = { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` };
-    } else {
-      hooks.preApply?.(action);
-      await journal.begin({ cell: action.cell, action: action.kind, reason: action.reason, pid: process.pid, startedAt: now });
-      try {
-        const details = await run(action, env);
-        failpoint(`applied:${action.kind}`);
-        await ledger.append({ time: now, cell: action.cell, action: action.kind, reason: action.reason, details, ...(env.revision ? { revision: env.revision } : {}) });
-        result = { status: "applied", action, details };
-      } catch (err) {
-        const message = errorMessage(err);
-        failedCells.set(action.cell, message);
-        await ledger.append({ time: now, cell: action.cell, action: `${action.kind}-failed`, reason: action.reason, details: { error: message }, ...(env.revision ? { revision: env.revision } : {}) });
-        result = { status: "failed", action, error: message };
+  const n = actions.length;
+
+  // slot i: action i's outcome once its effects are done (or it was not run); committed i: its
+  // ledger entry is durable.
+  const slots: (Slot | undefined)[] = new Array(n);
+  const slotWaiters: ((s: Slot) => void)[] = new Array(n);
+  const slotReady: Promise<Slot>[] = actions.map((_, i) => new Promise<Slot>((r) => (slotWaiters[i] = r)));
+  const settle = (i: number, s: Slot): void => {
+    slots[i] = s;
+    (slotWaiters[i] as (s: Slot) => void)(s);
+  };
+  const committedWaiters: (() => void)[] = new Array(n);
+  const committed: Promise<void>[] = actions.map((_, i) => new Promise<void>((r) => (committedWaiters[i] = r)));
+  let fatal: { err: unknown } | undefined; // a journal or ledger write failed: start nothing more
+  let stopped = false; // shouldContinue said no
+
+  const sem = semaphore(limit);
+
+  // One cell's actions, in order.
+  const runCell = async (indices: number[]): Promise<void> => {
+    let failedBefore: string | undefined;
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k] as number;
+      const action = actions[i] as Action;
+      if (k > 0) await committed[indices[k - 1] as number];
+      if (failedBefore) {
+        settle(i, { result: { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` }, journaled: false });
+        continue;
       }
-      await journal.end();
+      await sem.acquire();
+      try {
+        if (fatal || stopped || (hooks.shouldContinue && !hooks.shouldContinue())) {
+          stopped = true;
+          for (const j of indices.slice(k)) settle(j, { result: undefined, journaled: false });
+          return;
+        }
+        hooks.preApply?.(action);
+        try {
+          await journal.begin({ cell: action.cell, action: action.kind, reason: action.reason, pid: process.pid, startedAt: now });
+        } catch (err) {
+          fatal ??= { err };
+          for (const j of indices.slice(k)) settle(j, { result: undefined, journaled: false });
+          return;
+        }
+        let result: ActionResult;
+        try {
+          const details = await (EXCLUSIVE.has(action.kind) ? serialized(`apply:archive:${env.paths.archive}`, () => run(action, env)) : run(action, env));
+          failpoint(`applied:${action.kind}`);
+          result = { status: "applied", action, details };
+        } catch (err) {
+          failedBefore = errorMessage(err);
+          result = { status: "failed", action, error: failedBefore };
+        }
+        settle(i, { result, journaled: true });
+      } finally {
+        sem.release();
+      }
     }
-    results.push(result);
-    hooks.postApply?.(result);
+  };
+
+  // Cells in order of their first action; each cell's actions in plan order.
+  const byCell = new Map<string, number[]>();
+  actions.forEach((a, i) => {
+    const list = byCell.get(a.cell);
+    if (list) list.push(i);
+    else byCell.set(a.cell, [i]);
+  });
+  const workers = [...byCell.values()].map((indices) =>
+    runCell(indices).catch((err: unknown) => {
+      fatal ??= { err };
+      for (const j of indices) if (!slots[j]) settle(j, { result: undefined, journaled: false });
+    }),
+  );
+
+  // The committer: ledger entries in plan order, a batch of whatever is finished at a time.
+  const results: ActionResult[] = [];
+  const entryOf = (r: ActionResult) => {
+    const rev = env.revision ? { revision: env.revision } : {};
+    if (r.status === "applied") return { time: now, cell: r.action.cell, action: r.action.kind, reason: r.action.reason, details: r.details, ...rev };
+    if (r.status === "failed") return { time: now, cell: r.action.cell, action: `${r.action.kind}-failed`, reason: r.action.reason, details: { error: r.error }, ...rev };
+    return undefined; // skipped: not recorded, as before
+  };
+  const commitAll = async (): Promise<void> => {
+    let i = 0;
+    while (i < n) {
+      await slotReady[i];
+      let end = i + 1;
+      while (end < n && end - i < 256 && slots[end] !== undefined) end++;
+      const batch = slots.slice(i, end) as Slot[];
+      const inputs = batch.flatMap((s) => {
+        const e = s.result ? entryOf(s.result) : undefined;
+        return e ? [e] : [];
+      });
+      await ledger.appendMany(inputs);
+      await Promise.all(batch.map((s) => (s.journaled && s.result ? journal.end(s.result.action.cell) : undefined)));
+      for (let j = i; j < end; j++) {
+        const r = (slots[j] as Slot).result; // undefined: not run (stopped), as if not planned
+        if (r) {
+          results.push(r);
+          hooks.postApply?.(r);
+        }
+        (committedWaiters[j] as () => void)();
+      }
+      i = end;
+    }
+  };
+  try {
+    await commitAll();
+  } catch (err) {
+    fatal ??= { err };
   }
+  // After a failed ledger write: let every worker finish (in-flight actions complete; the rest
+  // are not started). An action finished but not recorded keeps its journal entry, so the next
+  // run records the interruption.
+  for (const j of committedWaiters) j(); // unblock cells waiting on a record that will not come
+  await Promise.all(workers);
+  if (fatal) throw fatal.err;
   return results;
+}
+
+// Actions that share the archive directory (a day folder one creates another may delete).
+const EXCLUSIVE = new Set<Action["kind"]>(["scrub", "purge"]);
+
+// A counting semaphore, first come first served.
+function semaphore(limit: number): { acquire(): Promise<void>; release(): void } {
+  let free = limit;
+  const queue: (() => void)[] = [];
+  return {
+    acquire() {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise<void>((r) => queue.push(r));
+    },
+    release() {
+      const next = queue.shift();
+      if (next) next();
+      else free++;
+    },
+  };
 }

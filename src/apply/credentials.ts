@@ -14,10 +14,21 @@ import { LazarusError } from "../util/errors.js";
 import type { ApplyEnv } from "./context.js";
 
 // The operator's sources and the digest key (created on first use) for an apply run.
-export async function applyCredentialContext(env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<CredentialContext> {
-  const digestKey = await credentialDigestKey(path.dirname(env.paths.ledger), true);
-  return { host: env.host ?? hostSettings(env.hostEnv), hostEnv: env.hostEnv, ...(digestKey ? { digestKey } : {}) };
+// Read (or created) once per apply environment: one apply run, one daemon reconcile.
+export function applyCredentialContext(env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<CredentialContext> {
+  let ctx = contexts.get(env);
+  if (!ctx) {
+    ctx = (async () => {
+      const digestKey = await credentialDigestKey(path.dirname(env.paths.ledger), true);
+      return { host: env.host ?? hostSettings(env.hostEnv), hostEnv: env.hostEnv, ...(digestKey ? { digestKey } : {}) };
+    })();
+    contexts.set(env, ctx);
+    ctx.catch(() => contexts.delete(env)); // a failure is not remembered
+  }
+  return ctx;
 }
+
+const contexts = new WeakMap<object, Promise<CredentialContext>>();
 
 // Read every declared credential; fails, naming the credential and what to do, before anything is written.
 export async function resolveCredentials(cell: string, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<Record<string, string>> {

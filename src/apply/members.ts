@@ -73,7 +73,8 @@ export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number
 // Start (or, after a crash mid-start, find) the member's process and record it.
 // The record is saved as "starting" with a spawnId before the spawn, so a crash between the
 // spawn and the next save leaves a process that the next run can find by that id.
-export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
+// saveAfter false: the caller saves the record itself before it returns (create).
+export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean } = {}): Promise<void> {
   if (!m.command) {
     if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
     delete m.pid;
@@ -126,7 +127,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     m.startTime = started.startTime;
   }
   await appendLine(cp.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, pid: m.pid, command: m.command }));
-  await saveRecord(cp, rec, env);
+  if (opts.saveAfter !== false) await saveRecord(cp, rec, env);
 }
 
 export async function stopMember(rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {

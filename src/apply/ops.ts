@@ -92,6 +92,8 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       updatedAt: iso(env.now),
     };
     syncFromDesired(rec, d);
+    // Renamed in already preparing: the invited → preparing step costs no write of its own.
+    rec.state = transition(d.name, rec.state, "preparing");
     await writeJsonAtomic(sp.record, rec);
     failpoint("create:before-rename");
     await rename(staging, dir);
@@ -109,8 +111,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
   await backend.prepareCell(rec, cp_.dir);
-  await saveRecord(cp_, rec, env);
+  // No save here: what prepare recorded is saved with the first member's "starting" record (before
+  // any process exists) or with the final one; a crash before either redoes the idempotent steps.
   if (a.restore && !rec.restoredFrom) {
+    await saveRecord(cp_, rec, env);
     await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS);
     rec.restoredFrom = path.basename(a.restore);
     await saveRecord(cp_, rec, env);
@@ -125,7 +129,9 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     }
     if (m.status === "running" && backend.isAlive(memberRef(rec.name, m))) continue;
     await writePortfolio(cp_, rec, m, dm, env);
-    if (dm.command) await startMember(cp_, rec, m, env);
+    // The record after the spawn is saved by the next member's "starting" save or the final one;
+    // a crash before that leaves "starting" with the spawn id, by which the next run finds it.
+    if (dm.command) await startMember(cp_, rec, m, env, { saveAfter: false });
     else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
       await saveRecord(cp_, rec, env);

@@ -17,7 +17,7 @@ import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import type { Colors } from "../plan/render/colors.js";
 import type { ActionResult } from "../apply/apply.js";
-import { action, engineOptions, err, hostOptions, out, stderrColors, stdoutColors, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
+import { action, engineOptions, err, hostOptions, out, stderrColors, stdoutColors, withCommon, withLockTimeout, withParallelism, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
 import { readJsonArg } from "./file-args.js";
 
@@ -34,7 +34,7 @@ async function askYes(): Promise<boolean> {
 }
 
 export function applyCommand(): Command {
-  return withLockTimeout(withCommon(new Command("apply")))
+  return withParallelism(withLockTimeout(withCommon(new Command("apply"))))
     .description("converge the cells to the desired state")
     .option("-y, --yes", "do not ask for confirmation")
     .option("--json", "print the results as JSON")
@@ -43,7 +43,7 @@ export function applyCommand(): Command {
     .option("--allow-mass-close", "let through the revision that the deletion budget held (see lazarus status)")
     .argument("[plan]", "a plan saved by lazarus plan --out: apply exactly its actions")
     .action(
-      action(async (planFile: string | undefined, o: CommonOpts & { yes?: boolean; json?: boolean; now?: string; stopTimeout: number; allowMassClose?: boolean }) => {
+      action(async (planFile: string | undefined, o: CommonOpts & { yes?: boolean; json?: boolean; now?: string; stopTimeout: number; allowMassClose?: boolean; parallelism: number }) => {
         const c = stdoutColors();
         if (planFile) return applySavedPlan(planFile, o);
         if (o.allowMassClose) {
@@ -57,7 +57,7 @@ export function applyCommand(): Command {
               return 0;
             }
             const stateDir = resolveStateDir(o.stateDir);
-            const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET, ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) });
+            const r = await sync({ repo: gitops.repo, ref: gitops.held.revision, ...(gitops.path ? { subdir: gitops.path } : {}), ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), allowMassClose: true, budget: DEFAULT_BUDGET, parallelism: o.parallelism, ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) });
             out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
             return r.outcome === "applied" || r.outcome === "unchanged" ? 0 : 1;
           }
@@ -65,7 +65,7 @@ export function applyCommand(): Command {
         const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
         const revision = await gitRevision(o.config); // a config in git: every ledger entry names its commit
         const outcome = await runApply(
-          { ...engineOptions(o), stopTimeoutMs: o.stopTimeout, ...(revision ? { revision } : {}) },
+          { ...engineOptions(o), stopTimeoutMs: o.stopTimeout, parallelism: o.parallelism, ...(revision ? { revision } : {}) },
           {
             confirm: async ({ plan, diagnostics }) => {
               if (!o.json) {
@@ -122,14 +122,14 @@ function resultToJson(r: ActionResult): Record<string, unknown> {
   return { ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) };
 }
 
-async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; now?: string; stopTimeout: number }): Promise<number> {
+async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; now?: string; stopTimeout: number; parallelism: number }): Promise<number> {
   // Read as any file named on the command line is: a regular file only (a FIFO never blocks),
   // capped (a plan of 10,000 cells is a few MB), strict UTF-8.
   const saved = (await readJsonArg(file, "saved plan", SAVED_PLAN_MAX_BYTES)) as SavedPlan;
   if (saved === null || typeof saved !== "object" || saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
-  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), stopTimeoutMs: o.stopTimeout, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {
+  const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), stopTimeoutMs: o.stopTimeout, parallelism: o.parallelism, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {
     postApply: (res) => {
       if (!o.json) out(resultLine(res, c));
     },

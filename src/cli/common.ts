@@ -5,6 +5,7 @@ import { hostSettings, type HostSettings } from "../host/settings.js";
 import { colorsFor, type Colors } from "../plan/render/colors.js";
 import { reportFailure } from "./failure.js";
 import { typedOption } from "./flags.js";
+import { DEFAULT_PARALLELISM } from "../apply/apply.js";
 
 export interface CommonOpts {
   config: string;
@@ -30,6 +31,11 @@ export function hostOptions(o: Pick<CommonOpts, "secretsDir">): HostSettings {
 // Adds --lock-timeout to a command that changes state (and so takes the state-dir lock).
 export function withLockTimeout(cmd: Command): Command {
   return cmd.addOption(typedOption("--lock-timeout <duration>", "how long to wait while another Lazarus (e.g. lazarus watch) holds the state dir; 0s fails at once", { kind: "duration" }, DEFAULT_LOCK_TIMEOUT));
+}
+
+// Adds --parallelism to a command that applies (apply, sync, watch).
+export function withParallelism(cmd: Command): Command {
+  return cmd.addOption(typedOption("--parallelism <n>", "how many cells are applied at once (actions of one cell stay in order; the ledger stays in plan order)", { kind: "int", min: 1, max: 256 }, { value: DEFAULT_PARALLELISM, shown: String(DEFAULT_PARALLELISM) }));
 }
 
 // EngineOptions from the shared flags.

@@ -5,7 +5,7 @@ import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
-import { action, err, hostOptions, out, stderrColors, stdoutColors, withLockTimeout } from "./common.js";
+import { action, err, hostOptions, out, stderrColors, stdoutColors, withLockTimeout, withParallelism } from "./common.js";
 import { typedOption } from "./flags.js";
 
 export interface BudgetOpts {
@@ -25,7 +25,7 @@ export function withBudget(cmd: Command, prefix = ""): Command {
 }
 
 export function syncCommand(): Command {
-  return withBudget(withLockTimeout(new Command("sync")))
+  return withParallelism(withBudget(withLockTimeout(new Command("sync"))))
     .description("fetch a config repo, and apply the ref's commit whole (or nothing of it) within the deletion budget")
     .requiredOption("--repo <url|path>", "any git URL this machine's git can reach, a local path or a bare repo")
     .option("--ref <ref>", "branch, tag or commit", "main")
@@ -37,7 +37,7 @@ export function syncCommand(): Command {
     .option("--now <time>", "as of this ISO-8601 time")
     .option("--json", "print the outcome as JSON")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string }) => {
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string; parallelism: number }) => {
         const stateDir = resolveStateDir(o.stateDir);
         const r = await sync({
           repo: o.repo,
@@ -49,6 +49,7 @@ export function syncCommand(): Command {
           ...(o.allowMassClose ? { allowMassClose: true } : {}),
           budget: budgetFrom(o),
           lockTimeoutMs: o.lockTimeout,
+          parallelism: o.parallelism,
           hostSettings: hostOptions(o),
         });
         if (o.json) {

@@ -3,14 +3,14 @@ import { Command, Option } from "commander";
 import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
 import { resolveStateDir } from "../engine.js";
-import { action, hostOptions, withCommon, withLockTimeout, type CommonOpts } from "./common.js";
+import { action, hostOptions, withCommon, withLockTimeout, withParallelism, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
 import { budgetFrom, withBudget, type BudgetOpts } from "./sync.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "silent"];
 
 export function watchCommand(): Command {
-  return withLockTimeout(withBudget(withCommon(new Command("watch")), "with --repo: "))
+  return withParallelism(withLockTimeout(withBudget(withCommon(new Command("watch")), "with --repo: ")))
     .description("keep the cells converged: reconcile on every change under cells.d/, on the clock and on process exits")
     .addOption(typedOption("--debounce <duration>", "wait this long after the last file event before reconciling (plain numbers are milliseconds)", { kind: "duration", plainMs: true }, { value: 200, shown: "200ms" }))
     .addOption(typedOption("--resync <duration>", "reconcile every cell this often, to catch drift made behind Lazarus's back", { kind: "duration", min: 1 }, { value: 300_000, shown: "5m" }))
@@ -24,7 +24,7 @@ export function watchCommand(): Command {
     .addOption(typedOption("--interval <duration>", "with --repo: how often to poll (with ±10% jitter)", { kind: "duration", min: 1 }, { value: 120_000, shown: "2m" }))
     .addOption(typedOption("--tick <cron>", "how often time rules and member liveness are checked (node-cron, with seconds)", { kind: "cron" }, { value: "*/5 * * * * *", shown: "*/5 * * * * *" }))
     .action(
-      action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: number; debounce: number; resync: number; logLevel: string; metricsPort?: number; metricsHost: string; stopTimeout: number; tick: string }) => {
+      action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: number; debounce: number; resync: number; logLevel: string; metricsPort?: number; metricsHost: string; stopTimeout: number; tick: string; parallelism: number }) => {
         // A long-running daemon that is idle most of the time: V8 sizes its heap for memory rather
         // than throughput (a heap close to what is live, not to the start-up peak; at 10,000 cells
         // the resident memory drops by about a third, bench/README.md). Set before the config is read.
@@ -39,6 +39,7 @@ export function watchCommand(): Command {
           resyncMs: o.resync,
           tick: o.tick,
           stopTimeoutMs: o.stopTimeout,
+          parallelism: o.parallelism,
           ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
           metricsHost: o.metricsHost,
           log,

@@ -50,6 +50,7 @@ export interface DaemonOptions {
   metricsHost: string;
   log: Logger;
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
+  parallelism?: number; // cells applied at once in a reconcile (default DEFAULT_PARALLELISM)
   lockTimeoutMs?: number; // how long each reconcile waits for another holder of the state-dir lock (default 5s)
 }
 
@@ -342,6 +343,7 @@ export class Daemon {
           }
         },
       },
+      this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {},
     );
     const touched = new Set(p.actions.map((a) => a.cell));
     const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };

@@ -27,6 +27,7 @@ export interface SyncOptions {
   allowMassClose?: boolean;
   stopTimeoutMs?: number;
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock
+  parallelism?: number; // cells applied at once
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
 }
 
@@ -69,7 +70,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // A revision is all or nothing: any file that fails to load rejects the whole commit.
   const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
   const { diagnostics } = loaded;
-  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}) };
+  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}), ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}) };
 
   if (opts.dryRun) {
     const rejected = rejection(revision, diagnostics, (await readGitopsStatus(stateRoot))?.inForce?.revision);
@@ -103,7 +104,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     const { decision } = judged;
     if (decision.outcome !== "apply") return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
     const p = planned as { observed: Observed; plan: Plan };
-    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger);
+    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger, {}, opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {});
     const failed = results.filter((r) => r.status !== "applied").length;
     const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
     const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;

@@ -70,7 +70,15 @@ export class Ledger {
 
   // Append one entry after every append queued before it; resolves once it is durable.
   append(input: LedgerInput): Promise<LedgerEntry> {
-    return serialized(`ledger:${this.key}`, () => this.appendNow(input));
+    return serialized(`ledger:${this.key}`, async () => (await this.appendNow([input]))[0] as LedgerEntry);
+  }
+
+  // Append entries in this order as one write (one fsync, one head update): all of them are
+  // durable when it resolves, or none is recorded. A crash in the middle can leave a prefix of
+  // whole lines and a torn one; the torn tail is dropped before the next append (see load).
+  appendMany(inputs: LedgerInput[]): Promise<LedgerEntry[]> {
+    if (inputs.length === 0) return Promise.resolve([]);
+    return serialized(`ledger:${this.key}`, () => this.appendNow(inputs));
   }
 
   private async currentHead(): Promise<LedgerHead | undefined> {
@@ -104,21 +112,29 @@ export class Ledger {
   }
 
   // Line first, then head; if either fails the line is cut off again and the head stays as it was.
-  private async appendNow(input: LedgerInput): Promise<LedgerEntry> {
+  private async appendNow(inputs: LedgerInput[]): Promise<LedgerEntry[]> {
     const head = await this.currentHead();
-    const base: Omit<LedgerEntry, "hash"> = {
-      seq: (head?.seq ?? 0) + 1,
-      time: input.time,
-      cell: input.cell,
-      action: input.action,
-      reason: input.reason,
-      ...(input.details ? { details: input.details } : {}),
-      ...(input.revision ? { revision: input.revision } : {}),
-      prev: head?.hash ?? GENESIS,
-    };
-    const entry: LedgerEntry = { ...base, hash: entryHash(base) };
-    const next: LedgerHead = { seq: entry.seq, hash: entry.hash, time: entry.time };
-    const before = await appendLine(this.file, JSON.stringify(entry));
+    const entries: LedgerEntry[] = [];
+    let seq = head?.seq ?? 0;
+    let prev = head?.hash ?? GENESIS;
+    for (const input of inputs) {
+      const base: Omit<LedgerEntry, "hash"> = {
+        seq: ++seq,
+        time: input.time,
+        cell: input.cell,
+        action: input.action,
+        reason: input.reason,
+        ...(input.details ? { details: input.details } : {}),
+        ...(input.revision ? { revision: input.revision } : {}),
+        prev,
+      };
+      const entry: LedgerEntry = { ...base, hash: entryHash(base) };
+      entries.push(entry);
+      prev = entry.hash;
+    }
+    const last = entries[entries.length - 1] as LedgerEntry;
+    const next: LedgerHead = { seq: last.seq, hash: last.hash, time: last.time };
+    const before = await appendLine(this.file, `${entries.map((e) => JSON.stringify(e)).join("\n")}\n`);
     try {
       await writeJsonAtomic(this.headFile, next);
     } catch (err) {
@@ -127,7 +143,7 @@ export class Ledger {
       throw err;
     }
     known.set(this.key, { stamp: await stampOf(this.file), head: next });
-    return entry;
+    return entries;
   }
 }
 

@@ -15,7 +15,7 @@ const LEGACY_RE = /^(cell\.json|credentials\.json|close\.log|journal\.json|ledge
 // Remove stale temp files and dead guards in the state dir and every cell's .lazarus/; returns their paths.
 export async function sweepTempFiles(paths: StatePaths, now = Date.now()): Promise<string[]> {
   const root = path.dirname(paths.ledger);
-  const dirs = new Set([root, path.dirname(paths.lock), path.join(root, "gitops"), path.join(root, "tombstones"), path.join(root, "frozen")]);
+  const dirs = new Set([root, path.dirname(paths.lock), path.join(root, "gitops"), path.join(root, "tombstones"), path.join(root, "frozen"), path.join(root, "journal.d")]);
   for (const place of [paths.cells, paths.graveyard]) {
     for (const name of await readdir(place).catch(() => [] as string[])) {
       dirs.add(path.join(place, name, ".lazarus"));

@@ -31,8 +31,36 @@ export async function writeFully(fh: FileHandle, data: Buffer): Promise<void> {
   }
 }
 
-// fsync a directory, so a rename or link in it survives a crash.
-export async function syncDir(dir: string): Promise<void> {
+// fsync a directory, so a rename or link in it survives a crash. Callers that rename into the
+// same directory at the same time share fsyncs: a call waits for an fsync that starts after it was
+// made (so it covers its rename), and every call waiting while one runs is served by the next one.
+export function syncDir(dir: string): Promise<void> {
+  const key = path.resolve(dir);
+  let q = dirSyncs.get(key);
+  if (!q) {
+    q = { running: undefined, queued: undefined };
+    dirSyncs.set(key, q);
+  }
+  const state = q;
+  if (!state.running) {
+    state.running = fsyncDirNow(key).finally(() => {
+      state.running = undefined;
+      if (!state.queued) dirSyncs.delete(key);
+    });
+    return state.running;
+  }
+  state.queued ??= state.running
+    .catch(() => undefined)
+    .then(() => {
+      state.queued = undefined;
+      return syncDir(key);
+    });
+  return state.queued;
+}
+
+const dirSyncs = new Map<string, { running: Promise<void> | undefined; queued: Promise<void> | undefined }>();
+
+async function fsyncDirNow(dir: string): Promise<void> {
   const fh = await open(dir, "r");
   try {
     await fh.sync();
@@ -55,7 +83,7 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
     fh = await open(tmp, "wx", mode);
     await writeFully(fh, data);
     if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.())) await keepOwner(fh, before.uid, before.gid);
-    await fh.chmod(mode);
+    await fh.chmod(mode); // the umask can change at any time (it is process-wide): always set the mode
     await fh.sync();
     await fh.close();
     fh = undefined;

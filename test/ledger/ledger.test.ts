@@ -21,6 +21,16 @@ afterEach(() => cleanup(dir));
 const lines = () => readFileSync(file, "utf8").trimEnd().split("\n");
 
 describe("the ledger", () => {
+  it("appends a batch in order as one chain that verifies, after single appends", async () => {
+    const l = new Ledger(file, head);
+    const batch = await l.appendMany([5, 6, 7].map((i) => ({ time: `2026-11-25T00:0${i}:00Z`, cell: `c${i}`, action: "create", reason: "new cell" })));
+    expect(batch.map((e) => e.seq)).toEqual([5, 6, 7]);
+    await l.append({ time: "2026-11-25T00:08:00Z", cell: "c8", action: "create", reason: "new cell" });
+    expect(lines().map((x) => JSON.parse(x).cell)).toEqual(["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]);
+    expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: 8 });
+    expect(JSON.parse(readFileSync(head, "utf8")).seq).toBe(8);
+  });
+
   it("verifies an intact chain", async () => {
     expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: 4 });
   });

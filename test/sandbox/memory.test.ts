@@ -36,7 +36,8 @@ describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
     // a cell created first in the next apply takes the uid keep gave back, so keep gets another
     writeFileSync(path.join(cfg, "cells.d", "aaa.yaml"), cellYaml({ name: "aaa", extra: "  backend: sandbox", members: [{ identity: "agent:o", command: ["sleep", "1000"] }] }));
     writeFileSync(path.join(cfg, "cells.d", "k.yaml"), yaml("\n  restoreFrom: last"));
-    const applied = await run("apply", "--yes", "--now", T(70));
+    // --parallelism 1: cells claim uids in plan order (concurrently, keep could take its old uid back first)
+    const applied = await run("apply", "--yes", "--parallelism", "1", "--now", T(70));
     expect(applied.exitCode, applied.stderr + applied.stdout + JSON.stringify(readRecord(live("keep")).sandbox)).toBe(0);
     const second = readRecord(live("keep"));
     expect(second.restoredFrom).toBeDefined();

@@ -2,7 +2,7 @@
 import { chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { TEMP_RE, tempName, writeJsonAtomic, writeTextAtomic } from "../../src/util/fsx.js";
+import { TEMP_RE, syncDir, tempName, writeJsonAtomic, writeTextAtomic } from "../../src/util/fsx.js";
 import { cleanup, tempDir } from "../helpers.js";
 
 let dir: string;
@@ -12,6 +12,19 @@ beforeEach(() => {
 afterEach(() => cleanup(dir));
 
 describe("the atomic writer", () => {
+  it("lands every file when many writers in one directory share its fsyncs", async () => {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writeJsonAtomic(path.join(dir, `f${i}.json`), { i })));
+    expect(readdirSync(dir).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `f${i}.json`).sort());
+    for (let i = 0; i < 50; i++) expect(JSON.parse(readFileSync(path.join(dir, `f${i}.json`), "utf8"))).toEqual({ i });
+  });
+
+  it("reports a directory fsync that fails to every caller that shared it", async () => {
+    const gone = path.join(dir, "missing");
+    const calls = await Promise.allSettled([syncDir(gone), syncDir(gone), syncDir(gone)]);
+    expect(calls.map((c) => c.status)).toEqual(["rejected", "rejected", "rejected"]);
+    await expect(syncDir(dir)).resolves.toBeUndefined();
+  });
+
   it("leaves only the file, with the last write's contents, after concurrent writes", async () => {
     const file = path.join(dir, "cell.json");
     await Promise.all(Array.from({ length: 20 }, (_, i) => writeJsonAtomic(file, { i })));

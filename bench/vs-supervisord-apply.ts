@@ -1,0 +1,185 @@
+// Benchmark: `lazarus apply --yes` creating N cells (one `sleep 600` member each, process backend)
+// against `supervisorctl update` adding N programs (`command=sleep 600`) to a running supervisord,
+// side by side in one run, rounds interleaved (Lazarus, supervisord, Lazarus, ...), so the machine's
+// noise hits both alike. Prints each round, the medians and the median of the per-round ratios.
+//
+// Usage: npx tsx bench/vs-supervisord-apply.ts [N=1000] [rounds=3] [--parallelism P] [--strace] [--cli PATH]
+//   --cli: another build's dist/cli.js (e.g. the commit before a change, for a before/after figure).
+//   --strace: one more Lazarus apply under `strace -f -c`, printing its system calls per created cell
+//             (Lazarus and its threads, plus each member's `sh` wrapper and command up to their sleep).
+//
+// Lazarus's time is the wall time of the real CLI in a fresh node process (start-up, load, plan,
+// apply: every member spawned and recorded running when it returns). supervisord's is
+// `supervisorctl -c CONF update` plus polling (XML-RPC, every 50 ms) until all N are RUNNING
+// (startsecs=0; see bench/lib/supervisord.ts). Each Lazarus round starts from a fresh state dir, and
+// its members are stopped afterwards by the process groups recorded in each cell.json, never by pattern.
+import { execFile, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && (argv[i - 1] === "--parallelism" || argv[i - 1] === "--cli")));
+const N = Number(positional[0] ?? 1000);
+const ROUNDS = Number(positional[1] ?? 3);
+const PARALLELISM = flag("--parallelism");
+const STRACE = argv.includes("--strace");
+const CLI = path.resolve(flag("--cli") ?? path.join(import.meta.dirname, "..", "dist", "cli.js"));
+
+const missing = supervisordMissing();
+if (missing) {
+  console.log(`vs-supervisord-apply: ${missing}`);
+  process.exit(0);
+}
+
+function cellDoc(i: number): string {
+  return ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: cell-${i}`, "spec:", `  project: Org/repo#${i}`, "  owner: human:alexander", "  ttl: 8h", "  members:", "    - identity: agent:a", "      role: executor", '      command: ["sleep", "600"]'].join("\n");
+}
+
+const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-vs-supervisord-"));
+const config = path.join(root, "config");
+mkdirSync(path.join(config, "cells.d"), { recursive: true });
+mkdirSync(path.join(config, "portfolios"), { recursive: true });
+for (let f = 0; f < Math.ceil(N / 100); f++) {
+  const docs: string[] = [];
+  for (let i = f * 100; i < Math.min(N, (f + 1) * 100); i++) docs.push(cellDoc(i));
+  writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
+}
+const applyArgs = (state: string): string[] => [CLI, "apply", "--yes", "--config", config, "--state-dir", state, ...(PARALLELISM ? ["--parallelism", PARALLELISM] : [])];
+
+function timed(file: string, args: string[]): Promise<number> {
+  const t = process.hrtime.bigint();
+  return new Promise((resolve, reject) =>
+    execFile(file, args, { maxBuffer: 256 * 1024 * 1024 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`${file} ${args.join(" ")}: ${stderr || err.message}`));
+      else resolve(Number(process.hrtime.bigint() - t) / 1e6);
+    }),
+  );
+}
+
+// Dead or a zombie, from /proc/<pid>/stat.
+function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return true;
+  }
+}
+
+// SIGKILL every member's process group recorded in the state dir's cell.json files; wait for them.
+async function stopMembers(state: string): Promise<number> {
+  const pids: number[] = [];
+  for (const c of readdirSync(path.join(state, "cells"), { withFileTypes: true })) {
+    if (!c.isDirectory() || c.name.startsWith(".")) continue;
+    try {
+      const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
+      for (const m of rec.members) if (m.pid) pids.push(m.pid);
+    } catch {
+      // no record: nothing was started there
+    }
+  }
+  for (const p of pids) {
+    try {
+      process.kill(-p, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (let i = 0; i < 400 && pids.some((p) => !gone(p)); i++) await sleep(25);
+  return pids.length;
+}
+
+async function lazarusRound(): Promise<{ ms: number; noopMs: number }> {
+  const state = path.join(root, `state-${process.hrtime.bigint()}`);
+  try {
+    const ms = await timed("node", applyArgs(state));
+    const noopMs = await timed("node", applyArgs(state)); // converged: nothing to do
+    const stopped = await stopMembers(state);
+    if (stopped !== N) throw new Error(`expected ${N} members recorded, found ${stopped}`);
+    return { ms, noopMs };
+  } finally {
+    await stopMembers(state).catch(() => 0);
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+async function supervisordRound(): Promise<{ ms: number; noopMs: number }> {
+  const sup = await startSupervisord();
+  try {
+    writePrograms(sup, N);
+    const ms = await timeUpdate(sup, N);
+    const noopMs = await timeNoopUpdate(sup);
+    return { ms, noopMs };
+  } finally {
+    await sup.stop();
+  }
+}
+
+async function straceRound(): Promise<number | undefined> {
+  const state = path.join(root, "state-strace");
+  const out = path.join(root, "strace.txt");
+  const child = spawn("strace", ["-f", "-c", "-o", out, "node", ...applyArgs(state)], { stdio: "ignore" });
+  const done = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.once("error", () => undefined);
+  // strace waits for every traced process, members included: stop them once apply has recorded them all.
+  for (;;) {
+    const head = (() => {
+      try {
+        return JSON.parse(readFileSync(path.join(state, "ledger.head.json"), "utf8")) as { seq: number };
+      } catch {
+        return undefined;
+      }
+    })();
+    if (head && head.seq >= N) break;
+    if (child.exitCode !== null) break;
+    await sleep(200);
+  }
+  await sleep(500);
+  await stopMembers(state);
+  await done;
+  rmSync(state, { recursive: true, force: true });
+  try {
+    const total = readFileSync(out, "utf8").split("\n").find((l) => l.trim().endsWith(" total"));
+    const calls = total ? Number(total.trim().split(/\s+/)[3]) : Number.NaN;
+    return calls / N;
+  } catch {
+    return undefined; // strace is not installed
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+const rows: { lazarus: number; supervisord: number; ratio: number; lazarusNoop: number; supervisordNoop: number }[] = [];
+try {
+  console.log(`N=${N} rounds=${ROUNDS}${PARALLELISM ? ` parallelism=${PARALLELISM}` : ""}, node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  for (let r = 0; r < ROUNDS; r++) {
+    const l = await lazarusRound();
+    const s = await supervisordRound();
+    rows.push({ lazarus: l.ms, supervisord: s.ms, ratio: l.ms / s.ms, lazarusNoop: l.noopMs, supervisordNoop: s.noopMs });
+    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s`);
+  }
+  const out = {
+    cells: N,
+    rounds: ROUNDS,
+    medianLazarusMs: Math.round(median(rows.map((x) => x.lazarus))),
+    medianSupervisordMs: Math.round(median(rows.map((x) => x.supervisord))),
+    medianRatio: Number(median(rows.map((x) => x.ratio)).toFixed(3)),
+    medianNoopLazarusMs: Math.round(median(rows.map((x) => x.lazarusNoop))),
+    medianNoopSupervisordMs: Math.round(median(rows.map((x) => x.supervisordNoop))),
+    ...(STRACE ? { syscallsPerCell: Math.round((await straceRound()) ?? Number.NaN) } : {}),
+  };
+  console.log(JSON.stringify(out, null, 2));
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}
