@@ -32,5 +32,5 @@ export function desiredDigest(d: DesiredCell): string {
   // The resolved portfolio comes from portfolios/, not from the cell's declaration. A python
   // runtime counts by its paths and the digest of the files' contents, not by where it is written.
   const py = python ? { python: { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest } } : {};
-  return sha256(canonicalJson({ ...rest, ...py, members: members.map(({ source: _s, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
+  return sha256(canonicalJson({ ...rest, ...py, members: members.map(({ source: _s, commandSource: _c, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
 }
