@@ -104,7 +104,7 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     await waitFor(() => existsSync(path.join(home("bare"), "import.txt")), 30_000);
     expect(readFileSync(path.join(home("bare"), "prefix.txt"), "utf8").split("\n")[0]).toBe(bareVenv);
     expect(readFileSync(path.join(home("bare"), "import.txt"), "utf8")).toContain("No module named 'lzpkg'"); // a bare venv has only what python has
-  }, 180_000);
+  }, 400_000);
 
   it("reuses the venv when a member restarts: same inode, same marker", async () => {
     const before = readRecord(cellDir("good"));
@@ -128,7 +128,7 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     expect(after.python).toEqual(before.python);
     expect(statSync(venv).ino).toBe(ino);
     expect(readFileSync(path.join(venv, "lazarus-venv.json"), "utf8")).toBe(marker);
-  }, 120_000);
+  }, 300_000);
 
   it("plans a changed requirements file as an update, builds the new venv, restarts the member into it, and drops the old one", async () => {
     const before = readRecord(cellDir("good"));
@@ -146,7 +146,7 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     const venv = path.join(cellDir("good"), ".lazarus", "venvs", after.python!.digest);
     await waitFor(() => readFileSync(path.join(home("good"), "prefix.txt"), "utf8").startsWith(`${venv}\n`), 30_000);
     expect((await env.run(["plan", "--now", T(4)])).stdout).not.toMatch(/update\s+good/);
-  }, 120_000);
+  }, 300_000);
 
   it("carries the venv into the graveyard and scrub deletes it with the cell", async () => {
     writeFileSync(path.join(env.config, "cells.d", "good.yaml"), pyCell("good", "{requirements: python/requirements.txt, findLinks: python/wheels}").replace("  owner:", "  state: closed\n  owner:"));
@@ -159,7 +159,7 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     expect(existsSync(grave)).toBe(false);
     const archived = execFileSync("find", [path.join(env.state, "archive"), "-name", "lazarus-venv.json"], { encoding: "utf8" });
     expect(archived).toBe("");
-  }, 120_000);
+  }, 300_000);
 });
 
 describe.skipIf(skip !== undefined)("spec.runtime.python: crash safety", () => {
@@ -181,5 +181,5 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: crash safety", () => {
     expect(existsSync(path.join(cell, ".lazarus", "venvs", half!, "lazarus-venv.json"))).toBe(true);
     await waitFor(() => existsSync(path.join(cell, "home", "py", "prefix.txt")), 30_000);
     expect(readFileSync(path.join(cell, "home", "py", "prefix.txt"), "utf8").split("\n")[0]).toBe(path.join(cell, ".lazarus", "venvs", half!));
-  }, 120_000);
+  }, 300_000);
 });

@@ -43,5 +43,5 @@ describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
     expect(statSync(venv).mode & 0o777).toBe(0o755);
     // Its python is the host's /usr one (what the sandbox shows of the host).
     expect(readFileSync(path.join(venv, "pyvenv.cfg"), "utf8")).toMatch(/^home = \/(usr\/)?bin$/m);
-  }, 180_000);
+  }, 400_000);
 });
