@@ -64,6 +64,21 @@ describe("spec.runtime.python: what is refused at load", () => {
   });
 });
 
+describe("spec.runtime.python: a host that cannot make venvs", () => {
+  it("is a warning at the field in validate (the cell is not held); apply then fails that cell with the reason", async () => {
+    const { run, state } = setup({ "cells.d/w.yaml": pyCell("w", "{}"), "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }) });
+    const env = { LAZARUS_PYTHON: "/bin/false" }; // a "python3" without a venv module
+    const v = await run(["validate"], env);
+    expect(v.exitCode).toBe(0);
+    expect(v.stderr).toMatch(/cells\.d\/w\.yaml:\d+:\d+: warning: spec\.runtime\.python: this host cannot make the cell's venv: \/bin\/false -m venv is not available .*apt-get install python3-venv/);
+    const a = await run(["apply", "--yes"], env);
+    expect(a.exitCode).toBe(1);
+    expect(a.stdout).toMatch(/create\s+w .*failed: cell w: spec\.runtime\.python: \/bin\/false -m venv failed/);
+    expect(a.stdout).toMatch(/create\s+ok .* done/);
+    expect(readRecord(path.join(state, "cells", "w")).members.filter((m) => m.pid)).toEqual([]);
+  }, 120_000);
+});
+
 describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () => {
   let env: ReturnType<typeof setup>;
   const cellDir = (name: string) => path.join(env.state, "cells", name);
