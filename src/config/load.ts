@@ -162,7 +162,7 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process or backend: sandbox");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process or backend: sandbox");
   }
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
