@@ -19,6 +19,7 @@ import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
 import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
+import { venvDir } from "../runtime/python.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
 export function resolveCommand(command: string[], configDir: string): string[] {
@@ -115,6 +116,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, rec.backend) } : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
+    ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
   });
   failpoint("member:after-spawn");
   m.pid = started.pid;

@@ -23,6 +23,7 @@ import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real
 import { touchNoFollow } from "../util/safe-fs.js";
 import { copyRegularTree } from "../util/safe-copy.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
+import { applyPython, pruneVenvs } from "../runtime/python.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -111,6 +112,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
   await backend.prepareCell(rec, cp_.dir);
+  await applyPython(rec, cp_.dir, d.python, env); // before any member starts: they run in it
   // No save here: what prepare recorded is saved with the first member's "starting" record (before
   // any process exists) or with the final one; a crash before either redoes the idempotent steps.
   if (a.restore && !rec.restoredFrom) {
@@ -138,6 +140,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     }
   }
   rec.members = rec.members.filter((m) => d.members.some((dm) => dm.identity === m.identity && dm.role !== "substitute"));
+  await pruneVenvs(cp_.dir, rec.python?.digest);
   rec.state = transition(d.name, rec.state, "active");
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
@@ -164,9 +167,11 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
-  if (a.fields.includes("network") || a.fields.includes("container")) {
-    // A member's network namespace (and container image) is fixed when it starts: restart the
-    // running ones into the new one.
+  // A new venv is built while members still run in the old one (a failure leaves them so).
+  const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
+  if (a.fields.includes("network") || a.fields.includes("container") || venvChanged) {
+    // A member's network namespace, container image and environment are fixed when it starts:
+    // restart the running ones into the new ones.
     await saveRecord(cp_, rec, env);
     for (const m of rec.members) {
       if (!m.command || !backendOf(env, rec).isAlive(memberRef(rec.name, m))) continue;
@@ -176,6 +181,7 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     }
   }
   await saveRecord(cp_, rec, env);
+  if (a.fields.includes("python")) await pruneVenvs(cp_.dir, rec.python?.digest);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });
   return { fields: a.fields };
 }
@@ -255,6 +261,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
   await writeCredentials(cp_, rec, d.credentials, env);
   await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  await applyPython(rec, cp_.dir, d.python, env);
   await saveRecord(cp_, rec, env);
   // Members as declared now; a changed role means a new member record.
   const kept: MemberRecord[] = [];
@@ -273,6 +280,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     else if (m.status !== "joined") await inviteMember(cp_, m, d.inviteTtlMs, env);
   }
   await saveRecord(cp_, rec, env);
+  await pruneVenvs(cp_.dir, rec.python?.digest);
   await decide(cp_, env, { decision: "resurrect", reason: a.reason });
   return { expiresAt: rec.expiresAt, members: rec.members.map((m) => ({ identity: m.identity, pid: m.pid })) };
 }

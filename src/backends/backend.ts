@@ -19,6 +19,7 @@ export interface StartSpec {
   spawnId: string; // marks the process so a crashed recorder can find it again
   resources: Resources;
   configDir: string; // where ./relative command arguments were resolved
+  venv?: string; // the cell's Python venv (host path): its bin/ first on PATH, VIRTUAL_ENV
 }
 
 export interface Started {

@@ -12,6 +12,10 @@ export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<stri
     if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
   }
   env.PATH ??= "/usr/local/bin:/usr/bin:/bin";
+  if (spec.venv) {
+    env.PATH = `${path.join(spec.venv, "bin")}:${env.PATH}`;
+    env.VIRTUAL_ENV = spec.venv;
+  }
   return {
     ...env,
     ...spec.env,

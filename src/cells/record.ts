@@ -80,6 +80,7 @@ export interface CellRecord {
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;
+  python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;
   lastAppliedRevision?: string; // the config commit of the last action applied to this cell

@@ -29,6 +29,7 @@ import { readSource } from "./source.js";
 import { toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
 import { checkFileCredentials } from "./credentials.js";
+import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
@@ -52,7 +53,7 @@ export function cronProblem(expr: string): string | undefined {
   }
 }
 
-const RESERVED_ENV = /^(HOME|PATH|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
+const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
 const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
@@ -61,7 +62,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const cells: DesiredCell[] = [];
   for (const { value, at } of docs) {
     const cell = toDesiredCell(value as RawCell, at);
-    diagnostics.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at));
+    diagnostics.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
   }
   // A file that declares nothing (empty, comments, a lone ---) holds what it declared before: an
@@ -90,6 +91,7 @@ interface RawCell {
     credentials?: Record<string, CredentialSource>;
     checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
     restoreFrom?: string;
+    runtime?: { python?: { requirements?: string; findLinks?: string } };
     downedTimeout?: string;
     inviteTtl?: string;
     taskClass?: string;
@@ -146,6 +148,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
     checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
+    ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
     members,
@@ -161,7 +164,7 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, "use backend: process, sandbox or container");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox or container");
   }
   if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
@@ -296,7 +299,7 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   const src = await readSource(configDir, rel);
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
-  const result = loadFileText(rel, src.text);
+  const result = await checkFilePython(loadFileText(rel, src.text), configDir);
   result.diagnostics.push(...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

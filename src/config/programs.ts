@@ -45,6 +45,7 @@ export function programWarnings(cells: DesiredCell[], configDir: string, env: No
     cell.members.forEach((m, i) => {
       const program = m.command?.[0];
       if (!program || findProgram(program, configDir, searchPath) !== undefined) return;
+      if (cell.python && /^(python3?|pip3?)$/.test(program)) return; // the cell's venv has it
       const where = program.startsWith("./") || program.startsWith("../") ? `relative to the config dir ${path.resolve(configDir)}` : path.isAbsolute(program) ? "at that path" : `on the members' PATH (${searchPath})`;
       out.push({
         severity: "warning",

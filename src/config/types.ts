@@ -52,6 +52,17 @@ export interface DesiredMember {
   commandSource?: SourcePos; // where its program (command[0]) is written
 }
 
+// spec.runtime.python: a venv for the cell's members (see src/runtime/python.ts).
+export interface PythonRuntime {
+  requirements?: string; // relative to the config dir
+  findLinks?: string; // a wheel directory relative to the config dir
+  // Filled in by loading (it reads the files): the requirements text as read, and a digest of it
+  // and of the wheels in findLinks. The venv is rebuilt when the digest changes.
+  requirementsText?: string;
+  digest?: string;
+  at?: SourcePos; // where spec.runtime.python is written
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
@@ -74,6 +85,7 @@ export interface DesiredCell {
   checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd" }; // compression: unset = zstd where the host has it, else gzip
   taskClass?: string;
   restoreFrom?: string;
+  python?: PythonRuntime;
   downedTimeoutMs: number;
   inviteTtlMs: number;
   members: DesiredMember[];

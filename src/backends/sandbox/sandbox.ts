@@ -241,7 +241,7 @@ export class SandboxBackend implements Backend {
       extraBinds: [...this.settings.sandbox.roBinds, ...spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`))].flatMap((p) => {
         const st = statOrUndefined(p);
         return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
-      }),
+      }).concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []), // the venv, read-only at its own path
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
       etcDir: ensureEtcView(),
