@@ -62,7 +62,10 @@ export class ConfigCache {
       const isPortfolio = kind === "portfolios";
       const old = this.files.get(rel);
       const sig = await signature(path.join(this.configDir, rel));
-      if (sig !== undefined && old?.sig === sig) continue;
+      // A cell's python requirements and wheels live outside its file: on a full refresh (resync,
+      // SIGHUP) a file declaring spec.runtime.python is read again even when it did not change.
+      const readsMore = !only && old?.parsed?.cells.some((c) => c.python) === true;
+      if (sig !== undefined && old?.sig === sig && !readsMore) continue;
       let entry: Entry | undefined;
       if (sig !== undefined && isPortfolio) {
         const portfolios = await loadPortfolioFile(this.configDir, rel);
