@@ -14,10 +14,11 @@
 // (startsecs=0; see bench/lib/supervisord.ts). Each Lazarus round starts from a fresh state dir, and
 // its members are stopped afterwards by the process groups recorded in each cell.json, never by pattern.
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { median, stopMembers, writeSleepCells } from "./lib/members.js";
 import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 
 const argv = process.argv.slice(2);
@@ -38,19 +39,9 @@ if (missing) {
   process.exit(0);
 }
 
-function cellDoc(i: number): string {
-  return ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: cell-${i}`, "spec:", `  project: Org/repo#${i}`, "  owner: human:alexander", "  ttl: 8h", "  members:", "    - identity: agent:a", "      role: executor", '      command: ["sleep", "600"]'].join("\n");
-}
-
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-vs-supervisord-"));
 const config = path.join(root, "config");
-mkdirSync(path.join(config, "cells.d"), { recursive: true });
-mkdirSync(path.join(config, "portfolios"), { recursive: true });
-for (let f = 0; f < Math.ceil(N / 100); f++) {
-  const docs: string[] = [];
-  for (let i = f * 100; i < Math.min(N, (f + 1) * 100); i++) docs.push(cellDoc(i));
-  writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
-}
+writeSleepCells(config, N);
 const applyArgs = (state: string): string[] => [CLI, "apply", "--yes", "--config", config, "--state-dir", state, ...(PARALLELISM ? ["--parallelism", PARALLELISM] : [])];
 
 function timed(file: string, args: string[]): Promise<number> {
@@ -61,39 +52,6 @@ function timed(file: string, args: string[]): Promise<number> {
       else resolve(Number(process.hrtime.bigint() - t) / 1e6);
     }),
   );
-}
-
-// Dead or a zombie, from /proc/<pid>/stat.
-function gone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
-  } catch {
-    return true;
-  }
-}
-
-// SIGKILL every member's process group recorded in the state dir's cell.json files; wait for them.
-async function stopMembers(state: string): Promise<number> {
-  const pids: number[] = [];
-  for (const c of readdirSync(path.join(state, "cells"), { withFileTypes: true })) {
-    if (!c.isDirectory() || c.name.startsWith(".")) continue;
-    try {
-      const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
-      for (const m of rec.members) if (m.pid) pids.push(m.pid);
-    } catch {
-      // no record: nothing was started there
-    }
-  }
-  for (const p of pids) {
-    try {
-      process.kill(-p, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  for (let i = 0; i < 400 && pids.some((p) => !gone(p)); i++) await sleep(25);
-  return pids.length;
 }
 
 async function lazarusRound(): Promise<{ ms: number; noopMs: number }> {
@@ -153,12 +111,6 @@ async function straceRound(): Promise<number | undefined> {
     return undefined; // strace is not installed
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 const rows: { lazarus: number; supervisord: number; ratio: number; lazarusNoop: number; supervisordNoop: number }[] = [];
 try {

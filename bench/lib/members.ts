@@ -1,0 +1,59 @@
+// What the supervisord comparisons share: N cells with one `sleep 600` member each, stopping the
+// members a state dir recorded (by their process groups, never by pattern), and medians.
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export function sleepCellDoc(i: number): string {
+  return ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: cell-${i}`, "spec:", `  project: Org/repo#${i}`, "  owner: human:alexander", "  ttl: 8h", "  members:", "    - identity: agent:a", "      role: executor", '      command: ["sleep", "600"]'].join("\n");
+}
+
+// cells.d/team-<f>.yaml, 100 cells per file, and an empty portfolios/.
+export function writeSleepCells(config: string, n: number): void {
+  mkdirSync(path.join(config, "cells.d"), { recursive: true });
+  mkdirSync(path.join(config, "portfolios"), { recursive: true });
+  for (let f = 0; f < Math.ceil(n / 100); f++) {
+    const docs: string[] = [];
+    for (let i = f * 100; i < Math.min(n, (f + 1) * 100); i++) docs.push(sleepCellDoc(i));
+    writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
+  }
+}
+
+// Dead or a zombie, from /proc/<pid>/stat.
+export function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return true;
+  }
+}
+
+// SIGKILL every member's process group recorded in the state dir's cell.json files; wait for them.
+export async function stopMembers(state: string): Promise<number> {
+  const pids: number[] = [];
+  for (const c of readdirSync(path.join(state, "cells"), { withFileTypes: true })) {
+    if (!c.isDirectory() || c.name.startsWith(".")) continue;
+    try {
+      const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
+      for (const m of rec.members) if (m.pid) pids.push(m.pid);
+    } catch {
+      // no record: nothing was started there
+    }
+  }
+  for (const p of pids) {
+    try {
+      process.kill(-p, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (let i = 0; i < 400 && pids.some((p) => !gone(p)); i++) await sleep(25);
+  return pids.length;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
