@@ -22,12 +22,12 @@ export function cellDoc(i: number): string {
   ].join("\n");
 }
 
-// Write N cells into config/cells.d/team-<k>.yaml, 100 per file.
-export function writeCells(config: string, n: number, perFile = 100): void {
+// Write N cells (doc: each one's YAML) into config/cells.d/team-<k>.yaml, 100 per file.
+export function writeCells(config: string, n: number, perFile = 100, doc: (i: number) => string = cellDoc): void {
   mkdirSync(path.join(config, "cells.d"), { recursive: true });
   for (let f = 0; f < Math.ceil(n / perFile); f++) {
     const docs: string[] = [];
-    for (let i = f * perFile; i < Math.min(n, (f + 1) * perFile); i++) docs.push(cellDoc(i));
+    for (let i = f * perFile; i < Math.min(n, (f + 1) * perFile); i++) docs.push(doc(i));
     writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
   }
 }

@@ -1,8 +1,9 @@
 // What the supervisord comparisons share: N cells with one `sleep 600` member each, stopping the
 // members a state dir recorded (by their process groups, never by pattern), and medians.
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { writeCells } from "./cells.js";
 
 export function sleepCellDoc(i: number): string {
   return ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: cell-${i}`, "spec:", `  project: Org/repo#${i}`, "  owner: human:alexander", "  ttl: 8h", "  members:", "    - identity: agent:a", "      role: executor", '      command: ["sleep", "600"]'].join("\n");
@@ -10,13 +11,8 @@ export function sleepCellDoc(i: number): string {
 
 // cells.d/team-<f>.yaml, 100 cells per file, and an empty portfolios/.
 export function writeSleepCells(config: string, n: number): void {
-  mkdirSync(path.join(config, "cells.d"), { recursive: true });
+  writeCells(config, n, 100, sleepCellDoc);
   mkdirSync(path.join(config, "portfolios"), { recursive: true });
-  for (let f = 0; f < Math.ceil(n / 100); f++) {
-    const docs: string[] = [];
-    for (let i = f * 100; i < Math.min(n, (f + 1) * 100); i++) docs.push(sleepCellDoc(i));
-    writeFileSync(path.join(config, "cells.d", `team-${f}.yaml`), `${docs.join("\n---\n")}\n`);
-  }
 }
 
 // Dead or a zombie, from /proc/<pid>/stat.

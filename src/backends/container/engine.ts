@@ -1,8 +1,7 @@
 // The host's container engine (podman or docker), found once per process: which binary, and
 // whether it answers. podman is preferred when both are installed; LAZARUS_CONTAINER_ENGINE picks.
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import path from "node:path";
+import { which } from "../../util/which.js";
 
 export type EngineKind = "podman" | "docker";
 
@@ -10,20 +9,6 @@ export interface ContainerEngine {
   kind?: EngineKind;
   bin?: string; // absolute path of its CLI
   problems: string[]; // why container cells cannot run here; empty when they can
-}
-
-function which(cmd: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? "").split(":").concat(["/usr/local/bin", "/usr/bin", "/bin"])) {
-    if (!dir) continue;
-    const p = path.join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
 }
 
 const firstLine = (s: string): string => s.trim().split("\n").filter(Boolean).slice(-1)[0] ?? "";
@@ -41,7 +26,7 @@ export function containerEngine(env: NodeJS.ProcessEnv = process.env): Container
     problems.push(`LAZARUS_CONTAINER_ENGINE "${wanted}" is neither podman nor docker`);
   } else {
     for (const k of wanted ? [wanted as EngineKind] : (["podman", "docker"] as const)) {
-      bin = which(k, env);
+      bin = which(k, env.PATH);
       if (bin) {
         kind = k;
         break;

@@ -1,10 +1,13 @@
 // What the sandbox backend needs from this host, found once per process: bubblewrap, setpriv,
 // root, user namespaces, cgroups. Each gap is said in words with what to do.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, lstatSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
-import path from "node:path";
+import { lstatSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { detectCgroups, type CgroupMode } from "./cgroup.js";
 import { STAGE, type HostRoot, type Tools } from "./argv.js";
+import { which } from "../../util/which.js";
+
+// A host tool: the PATH first, then the usual places of system tools.
+const tool = (cmd: string): string | undefined => which(cmd, process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
 
 export interface SandboxHost {
   tools?: Tools; // present when nothing is missing
@@ -13,19 +16,6 @@ export interface SandboxHost {
   cgroups?: CgroupMode;
   hostRoot: HostRoot;
   problems: string[]; // why sandbox cells cannot run here; empty when they can
-}
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":").concat(["/usr/bin", "/bin", "/usr/sbin", "/sbin"])) {
-    const p = path.join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
 }
 
 function readNumber(file: string): number | undefined {
@@ -57,10 +47,10 @@ let cached: SandboxHost | undefined;
 export function sandboxHost(): SandboxHost {
   if (cached) return cached;
   const problems: string[] = [];
-  const bwrap = which("bwrap");
-  const setpriv = which("setpriv");
-  const unshare = which("unshare");
-  const mount = which("mount");
+  const bwrap = tool("bwrap");
+  const setpriv = tool("setpriv");
+  const unshare = tool("unshare");
+  const mount = tool("mount");
   if (process.platform !== "linux") problems.push("backend sandbox needs Linux");
   if (!bwrap) problems.push("bubblewrap is not installed (apt-get install bubblewrap)");
   if (!setpriv) problems.push("setpriv is not installed (apt-get install util-linux)");
