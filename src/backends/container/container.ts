@@ -19,7 +19,7 @@ import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
-import { handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handCellTo, handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs } from "./argv.js";
 import { containerEngine } from "./engine.js";
@@ -79,20 +79,7 @@ export class ContainerBackend implements Backend {
       rec.containerUid = { uid, gid: uid };
     }
     const { uid, gid } = rec.containerUid;
-    await realDir(cellDir, 0o711);
-    await realDir(path.join(cellDir, ".lazarus"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
-    for (const d of ["project", "shared", "home"]) {
-      await mkdir(path.join(cellDir, d), { recursive: true });
-      await handOver(path.join(cellDir, d), uid, gid, 0o770);
-    }
-    await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
-    await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
-    for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
-    const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
-    const st = await lstat(creds).catch(() => undefined);
-    if (st?.isFile()) await handOver(creds, uid, gid, 0o400);
+    await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {

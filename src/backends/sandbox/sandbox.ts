@@ -50,6 +50,27 @@ export async function realDir(p: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
+// A cell's tree laid out for members that run as its own uid: Lazarus's dirs traversable but not
+// listable, project/, shared/ and home/ (and each home) the cell's, the credentials file 0400 its.
+export async function handCellTo(cellDir: string, uid: number, gid: number): Promise<void> {
+  // Traversable, not listable: bwrap opens the member's dirs by name as the cell's uid.
+  await realDir(cellDir, 0o711);
+  await realDir(path.join(cellDir, ".lazarus"), 0o711);
+  await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
+  await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
+  // project/, shared/ and home/ are the cell's own (no member sees home/ itself, only its home).
+  for (const d of ["project", "shared", "home"]) {
+    await mkdir(path.join(cellDir, d), { recursive: true });
+    await handOver(path.join(cellDir, d), uid, gid, 0o770);
+  }
+  await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
+  await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
+  for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
+  const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
+  const st = await lstat(creds).catch(() => undefined);
+  if (st?.isFile()) await handOver(creds, uid, gid, 0o400);
+}
+
 
 // Whether a uid that owns none of the path can reach it: every directory on the way lets others
 // pass, and the path itself lets others in (a dir) or read (a file).
@@ -125,25 +146,7 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    // Traversable, not listable: bwrap opens the member's dirs by name as the cell's uid.
-    await realDir(cellDir, 0o711);
-    await realDir(path.join(cellDir, ".lazarus"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "secrets"), 0o711);
-    await realDir(path.join(cellDir, ".lazarus", "members"), 0o711);
-    // project/, shared/ and home/ are the cell's own (no member sees home/ itself, only its home).
-    for (const d of ["project", "shared", "home"]) {
-      await mkdir(path.join(cellDir, d), { recursive: true });
-      await handOver(path.join(cellDir, d), uid, gid, 0o770);
-    }
-    await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
-    await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
-    for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
-    const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
-    const st = await lstat(creds).catch(() => undefined);
-    if (st?.isFile()) {
-      await chown(creds, uid, gid);
-      await chmod(creds, 0o400);
-    }
+    await handCellTo(cellDir, uid, gid);
     this.cellGroup(rec).create();
   }
 
