@@ -87,6 +87,8 @@ export class ConfigCache {
         }
         continue;
       }
+      // Re-read only for what lies outside it, and nothing changed: the cached view stays as it is.
+      if (readsMore && old?.sig === sig && sameResult(old, entry)) continue;
       if (old) this.names(old).forEach((n) => affected.add(n));
       this.names(entry).forEach((n) => affected.add(n));
       this.files.set(rel, entry);
@@ -145,6 +147,8 @@ export class ConfigCache {
     for (const e of this.files.values()) e.sig = "";
   }
 }
+
+const sameResult = (a: Entry, b: Entry): boolean => JSON.stringify([a.parsed, a.result]) === JSON.stringify([b.parsed, b.result]);
 
 // What a file looks like without reading it: undefined when it is gone. A symlink's target counts,
 // and ctime too (a chmod that makes an unreadable file readable changes only that).

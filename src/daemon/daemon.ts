@@ -19,7 +19,8 @@ import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import type { Lock } from "../lock/lock.js";
 import { isAlive } from "../backends/proc.js";
-import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { archiveEntries, listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { diskPrint, fingerprintOf, unchanged, type Fingerprint } from "./fingerprint.js";
 import { applyActions } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
@@ -90,6 +91,9 @@ export class Daemon {
   private readonly states = new Map<string, string>();
   private readonly pids = new Map<string, { pid: number; startTime?: number }[]>();
   private readonly wakes = new Map<string, number>();
+  // What each cell looked like when last observed, and the config it was planned against: a
+  // resync skips the cells where neither changed (src/daemon/fingerprint.ts).
+  private readonly prints = new Map<string, { fp: Fingerprint; config: object }>();
 
   constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
@@ -192,6 +196,7 @@ export class Daemon {
   // Re-read every file and reconcile every cell (start, SIGHUP).
   async reloadAll(why: string): Promise<void> {
     this.cache.invalidate();
+    this.prints.clear(); // observe every cell afresh, changed or not
     await this.cache.refresh();
     this.reportDiagnostics(undefined);
     this.enqueueAll(why);
@@ -275,14 +280,21 @@ export class Daemon {
     const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
     try {
       await this.cache.refresh();
-      const names = [...new Set([...this.cache.current().desired.cells.keys(), ...(await listNames(this.paths))])].sort();
+      const config = this.cache.current();
+      const onDisk = await listNames(this.paths);
+      const all = [...new Set([...config.desired.cells.keys(), ...onDisk.names])].sort();
+      // Only what may have changed: the rest would plan exactly as it did.
+      const now = Date.now();
+      const names = all.filter((n) => !this.unchangedSince(n, config, onDisk.archives.get(n) ?? [], now));
+      this.metrics.resyncCells.inc({ outcome: "skipped" }, all.length - names.length);
+      this.metrics.resyncCells.inc({ outcome: "observed" }, names.length);
       for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
         if (!(await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined))) {
           this.retryLater("all");
           return;
         }
       }
-      const seen = new Set(names);
+      const seen = new Set(all);
       for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
     } catch (err) {
       this.metrics.errors.inc({ kind: "reconcile" });
@@ -292,7 +304,18 @@ export class Daemon {
     }
   }
 
+  // Whether the cell can be left out of a resync: observed before against this same config, no wake
+  // due, and nothing on disk or in the process table changed since.
+  private unchangedSince(name: string, config: object, archives: readonly string[], now: number): boolean {
+    const p = this.prints.get(name);
+    if (!p || p.config !== config) return false;
+    const wake = this.wakes.get(name);
+    if (wake !== undefined && wake <= now) return false;
+    return unchanged(p.fp, diskPrint(this.paths, name, archives));
+  }
+
   private forget(name: string): void {
+    this.prints.delete(name);
     this.states.delete(name);
     this.pids.delete(name);
     this.wakes.delete(name);
@@ -321,8 +344,11 @@ export class Daemon {
 
   // observe → plan → apply for these cells; the caller holds the lock.
   private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
-    const { desired } = this.cache.current();
+    const config = this.cache.current();
+    const { desired } = config;
     const { now } = await resolveNow(this.paths, undefined);
+    // Disk prints before the observation they stand for (see fingerprint.ts).
+    const disks = await this.diskPrints(names);
     const { observed, plan: p } = await observeAndPlan(this.paths, desired, now, names);
     for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
     for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
@@ -348,6 +374,20 @@ export class Daemon {
     const touched = new Set(p.actions.map((a) => a.cell));
     const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
     this.remember(names, observed, after, desired.cells, now, failedCells);
+    // A fingerprint stands for an observation whose plan was empty: a cell acted on is observed
+    // again at the next resync (its next plan may hold more), then left alone while it holds still.
+    for (const name of names) {
+      const fp = touched.has(name) ? undefined : fingerprintOf(disks.get(name), observed.cells.get(name));
+      if (fp && this.states.has(name)) this.prints.set(name, { fp, config });
+      else this.prints.delete(name);
+    }
+  }
+
+  private async diskPrints(names: Iterable<string>): Promise<Map<string, string | undefined>> {
+    const archives = await archiveEntries(this.paths);
+    const out = new Map<string, string | undefined>();
+    for (const n of names) out.set(n, diskPrint(this.paths, n, archives.get(n) ?? []));
+    return out;
   }
 
   // Keep what the clock tick needs: each cell's state, member pids and next wake.

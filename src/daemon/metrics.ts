@@ -15,6 +15,7 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly errors = new Counter({ name: "lazarus_errors_total", help: "Errors: failed actions, invalid files, failed reconciles", labelNames: ["kind"], registers: [this.registry] });
+  readonly resyncCells = new Counter({ name: "lazarus_resync_cells_total", help: "Cells a periodic resync observed, or skipped as unchanged since they were last observed", labelNames: ["outcome"], registers: [this.registry] });
   readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
 
   setCellStates(states: Iterable<string>): void {

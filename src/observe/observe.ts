@@ -199,9 +199,25 @@ async function observeIfDir(dir: string, place: Place, name: string): Promise<Ob
   return observeCell(dir, place, name);
 }
 
-// The name of every cell with anything on disk (live, graveyard or archive), without reading them.
-export async function listNames(paths: StatePaths): Promise<Set<string>> {
+// The name of every cell with anything on disk (live, graveyard or archive), without reading them;
+// archives: each name's archive entries ("<day>/<entry>", in listing order).
+export async function listNames(paths: StatePaths): Promise<{ names: Set<string>; archives: Map<string, string[]> }> {
   const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard))]);
-  for (const day of await listDirs(paths.archive)) for (const e of await listDirs(path.join(paths.archive, day))) names.add(e.replace(/~.*$/, ""));
-  return names;
+  const archives = await archiveEntries(paths);
+  for (const name of archives.keys()) names.add(name);
+  return { names, archives };
+}
+
+// Each name's archive entries ("<day>/<entry>"): one listing of the archive.
+export async function archiveEntries(paths: StatePaths): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const day of await listDirs(paths.archive)) {
+    for (const e of await listDirs(path.join(paths.archive, day))) {
+      const name = e.replace(/~.*$/, "");
+      const list = out.get(name);
+      if (list) list.push(`${day}/${e}`);
+      else out.set(name, [`${day}/${e}`]);
+    }
+  }
+  return out;
 }

@@ -1,0 +1,76 @@
+// What the daemon's periodic resync needs to know of a cell without observing it: a fingerprint of
+// everything observe reads for it (see src/observe/observe.ts), made of stat() results and the
+// liveness of the processes it last saw alive. Equal fingerprints, an unchanged desired state and
+// no wake due mean the plan for that cell would be what it was: the resync skips it.
+//
+// Soundness rests on two rules:
+//  - The on-disk part is taken BEFORE the observation it stands for, under the state-dir lock (no
+//    other Lazarus writer runs meanwhile), so any write after it changes it: records and every
+//    other Lazarus file are replaced by rename (a new inode), directories change mtime when an
+//    entry comes or goes.
+//  - The process part is what that observation found: each member seen alive, by pid and kernel
+//    start time. A process that dies afterwards fails isAlive; a dead one cannot come back with the
+//    same pid and start time.
+// What changes with time alone (TTL, grace, retention, backoff, heartbeats, schedules) is the
+// daemon's wake for the cell, checked separately. A cell some other way (a frozen marker, a
+// journal entry, a backend whose members are not local processes) is never skipped.
+import { lstatSync } from "node:fs";
+import path from "node:path";
+import { isAlive } from "../backends/proc.js";
+import { cellPaths, type StatePaths } from "../cells/layout.js";
+import { frozenMarker } from "../observe/frozen.js";
+import type { ObservedName } from "../observe/observe.js";
+import { tombstoneDir } from "../observe/tombstone.js";
+
+// Backends whose members' liveness is a local pid and start time (what isAlive can check).
+const LOCAL_PIDS = new Set(["process", "sandbox", "container"]);
+
+export interface Fingerprint {
+  disk: string; // see diskPrint
+  alive: { pid: number; startTime: number | undefined }[]; // the members observe found alive
+}
+
+function statPrint(file: string): string {
+  try {
+    const s = lstatSync(file);
+    return `${s.ino}.${s.mode}.${s.size}.${s.mtimeMs}.${s.ctimeMs}`;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? "?";
+  }
+}
+
+// The on-disk facts of one name: its live dir, record and checkpoints, its graveyard record,
+// tombstone and archive entries (archives: names from the listing the resync already made), and
+// undefined when the name must always be observed (frozen, or an apply of it was interrupted).
+export function diskPrint(paths: StatePaths, name: string, archiveEntries: readonly string[]): string | undefined {
+  const root = path.dirname(paths.ledger);
+  const live = path.join(paths.cells, name);
+  const cp = cellPaths(live);
+  if (statPrint(frozenMarker(cp)) !== "ENOENT") return undefined;
+  if (statPrint(path.join(root, "journal.d", `${name}.json`)) !== "ENOENT") return undefined;
+  const grave = cellPaths(path.join(paths.graveyard, name));
+  return [
+    statPrint(live),
+    statPrint(cp.record),
+    statPrint(cp.checkpoints),
+    statPrint(grave.dir),
+    statPrint(grave.record),
+    statPrint(grave.checkpoints),
+    statPrint(path.join(tombstoneDir(paths), `${name}.json`)),
+    archiveEntries.join("/"),
+  ].join("|");
+}
+
+// The fingerprint of what was just observed of a name, given its disk print taken before.
+export function fingerprintOf(disk: string | undefined, o: ObservedName | undefined): Fingerprint | undefined {
+  if (disk === undefined) return undefined;
+  const live = o?.live;
+  if (live?.record && !LOCAL_PIDS.has(live.record.backend)) return undefined;
+  const alive = (live?.members ?? []).filter((m) => m.alive && m.pid).map((m) => ({ pid: m.pid as number, startTime: m.startTime }));
+  return { disk, alive };
+}
+
+// Whether nothing observe reads of the name changed since fp was taken.
+export function unchanged(fp: Fingerprint, disk: string | undefined): boolean {
+  return disk === fp.disk && fp.alive.every((m) => isAlive(m.pid, m.startTime));
+}

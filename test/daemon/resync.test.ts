@@ -1,0 +1,109 @@
+// The daemon's periodic resync observes only the cells that may have changed since it last looked
+// (src/daemon/fingerprint.ts), yet still catches what changed behind its back: a member killed
+// by someone else, a record rewritten by another command. The clock tick is set to once a year
+// here, so only the resync can notice; the members are started by `lazarus apply`, not by the
+// daemon, so no exit event reaches it either.
+import net from "node:net";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+
+let state: string;
+let config: string;
+let other: string;
+let port: number;
+let daemon: ResultPromise;
+let logs = "";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+const cell = (name: string, ttl: string) => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
+const live = (name: string) => path.join(state, "cells", name);
+const running = (name: string) => {
+  const m = readRecord(live(name)).members[0];
+  return m !== undefined && m.status === "running" && isAlive(m.pid, m.startTime);
+};
+
+async function resyncCounts(): Promise<{ skipped: number; observed: number; fulls: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    skipped: value(/^lazarus_resync_cells_total\{outcome="skipped"\} (\d+)/m),
+    observed: value(/^lazarus_resync_cells_total\{outcome="observed"\} (\d+)/m),
+    fulls: value(/^lazarus_reconcile_duration_seconds_count\{scope="full"\} (\d+)/m),
+  };
+}
+
+// Resolves after `n` more full resyncs have finished.
+async function resyncs(n: number): Promise<void> {
+  const start = (await resyncCounts()).fulls;
+  for (;;) {
+    if ((await resyncCounts()).fulls >= start + n) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  state = tempDir("lazarus-resync-state-");
+  config = configDir({ "cells.d/a.yaml": cell("a", "4h"), "cells.d/b.yaml": cell("b", "4h"), "cells.d/c.yaml": cell("c", "4h") });
+  other = configDir({ "cells.d/a.yaml": cell("a", "4h"), "cells.d/b.yaml": cell("b", "6h"), "cells.d/c.yaml": cell("c", "4h") });
+  const applied = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
+  expect(applied.exitCode, applied.stderr).toBe(0);
+  port = await freePort();
+  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--tick", "0 0 0 1 1 *", "--resync", "1s", "--log-level", "debug"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  await waitFor(() => logs.includes('"watching"'), 20_000);
+}, 60_000);
+
+afterAll(async () => {
+  daemon.kill("SIGKILL");
+  await daemon;
+  killAll(state);
+  cleanup(state, config, other);
+});
+
+describe("the daemon's resync", () => {
+  it("skips cells that did not change since it last observed them", async () => {
+    await resyncs(2); // the first resync after start may still observe (nothing was fingerprinted yet)
+    const before = await resyncCounts();
+    await resyncs(2);
+    const after = await resyncCounts();
+    expect(after.skipped - before.skipped).toBeGreaterThanOrEqual(6); // 3 cells, 2 resyncs
+    expect(after.observed).toBe(before.observed);
+    for (const n of ["a", "b", "c"]) expect(running(n)).toBe(true);
+  });
+
+  it("notices a member killed behind its back, and restarts it", async () => {
+    const m = readRecord(live("a")).members[0]!;
+    process.kill(-(m.pid as number), "SIGKILL");
+    await waitFor(() => readRecord(live("a")).members[0]!.pid !== m.pid && running("a"), 30_000);
+    expect(running("b") && running("c")).toBe(true);
+  }, 40_000);
+
+  it("notices a record another command rewrote, and converges it back", async () => {
+    const b = readRecord(live("b"));
+    const changed = await lazarus(["apply", "--yes", "--config", other, "--state-dir", state]);
+    expect(changed.exitCode, changed.stderr).toBe(0);
+    expect(readRecord(live("b")).ttlMs).toBe(6 * 3_600_000);
+    await waitFor(() => readRecord(live("b")).ttlMs === 4 * 3_600_000, 15_000);
+    expect(readRecord(live("b")).members[0]!.pid).toBe(b.members[0]!.pid);
+  }, 30_000);
+
+  it("observes everything again on SIGHUP", async () => {
+    await resyncs(1);
+    const before = await resyncCounts();
+    daemon.kill("SIGHUP");
+    await resyncs(1);
+    const after = await resyncCounts();
+    expect(after.observed - before.observed).toBeGreaterThanOrEqual(3);
+  });
+});
