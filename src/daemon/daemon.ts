@@ -19,8 +19,8 @@ import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import type { Lock } from "../lock/lock.js";
 import { isAlive } from "../backends/proc.js";
-import { archiveEntries, listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
-import { diskPrint, fingerprintOf, unchanged, type Fingerprint } from "./fingerprint.js";
+import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { diskPrint, fingerprintOf, listing, unchanged, type Fingerprint, type Listing } from "./fingerprint.js";
 import { applyActions } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
@@ -58,6 +58,8 @@ export interface DaemonOptions {
 type Batch = { all: true } | { all: false; names: Set<string> };
 
 const FULL_CHUNK = 250;
+// Every this many resyncs observe every cell, changed or not (a net under the fingerprints).
+const DEEP_EVERY = 12;
 const RETRY_MS = 30_000;
 const LOCK_RETRY_MS = 1_000; // the state dir was busy: look again this soon
 const BUSY = Symbol("state dir busy");
@@ -94,6 +96,7 @@ export class Daemon {
   // What each cell looked like when last observed, and the config it was planned against: a
   // resync skips the cells where neither changed (src/daemon/fingerprint.ts).
   private readonly prints = new Map<string, { fp: Fingerprint; config: object }>();
+  private resyncs = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
@@ -285,7 +288,9 @@ export class Daemon {
       const all = [...new Set([...config.desired.cells.keys(), ...onDisk.names])].sort();
       // Only what may have changed: the rest would plan exactly as it did.
       const now = Date.now();
-      const names = all.filter((n) => !this.unchangedSince(n, config, onDisk.archives.get(n) ?? [], now));
+      const deep = ++this.resyncs % DEEP_EVERY === 0;
+      const disk = await listing(this.paths, onDisk.archives);
+      const names = deep ? all : all.filter((n) => !this.unchangedSince(n, config, disk, now));
       this.metrics.resyncCells.inc({ outcome: "skipped" }, all.length - names.length);
       this.metrics.resyncCells.inc({ outcome: "observed" }, names.length);
       for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
@@ -306,12 +311,12 @@ export class Daemon {
 
   // Whether the cell can be left out of a resync: observed before against this same config, no wake
   // due, and nothing on disk or in the process table changed since.
-  private unchangedSince(name: string, config: object, archives: readonly string[], now: number): boolean {
+  private unchangedSince(name: string, config: object, seen: Listing, now: number): boolean {
     const p = this.prints.get(name);
     if (!p || p.config !== config) return false;
     const wake = this.wakes.get(name);
     if (wake !== undefined && wake <= now) return false;
-    return unchanged(p.fp, diskPrint(this.paths, name, archives));
+    return unchanged(p.fp, diskPrint(this.paths, name, seen));
   }
 
   private forget(name: string): void {
@@ -384,9 +389,9 @@ export class Daemon {
   }
 
   private async diskPrints(names: Iterable<string>): Promise<Map<string, string | undefined>> {
-    const archives = await archiveEntries(this.paths);
+    const seen = await listing(this.paths);
     const out = new Map<string, string | undefined>();
-    for (const n of names) out.set(n, diskPrint(this.paths, n, archives.get(n) ?? []));
+    for (const n of names) out.set(n, diskPrint(this.paths, n, seen));
     return out;
   }
 

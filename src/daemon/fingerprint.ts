@@ -15,11 +15,12 @@
 // daemon's wake for the cell, checked separately. A cell some other way (a frozen marker, a
 // journal entry, a backend whose members are not local processes) is never skipped.
 import { lstatSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { isAlive } from "../backends/proc.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { frozenMarker } from "../observe/frozen.js";
-import type { ObservedName } from "../observe/observe.js";
+import { archiveEntries, type ObservedName } from "../observe/observe.js";
 import { tombstoneDir } from "../observe/tombstone.js";
 
 // Backends whose members' liveness is a local pid and start time (what isAlive can check).
@@ -30,34 +31,53 @@ export interface Fingerprint {
   alive: { pid: number; startTime: number | undefined }[]; // the members observe found alive
 }
 
+const ABSENT = "-";
+
+// No exception for a missing file: most of what is looked at here usually does not exist, and a
+// thrown error costs more than the stat itself.
 function statPrint(file: string): string {
   try {
-    const s = lstatSync(file);
-    return `${s.ino}.${s.mode}.${s.size}.${s.mtimeMs}.${s.ctimeMs}`;
+    const s = lstatSync(file, { throwIfNoEntry: false });
+    return s ? `${s.ino}.${s.mode}.${s.size}.${s.mtimeMs}.${s.ctimeMs}` : ABSENT;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code ?? "?";
   }
 }
 
+// What one listing of the state dir says of every name, for diskPrint: archive entries, and which
+// names have an interrupted apply (journal.d/) or a tombstone.
+export interface Listing {
+  archives: Map<string, string[]>;
+  journals: Set<string>;
+  tombstones: Set<string>;
+}
+
+export async function listing(paths: StatePaths, archives?: Map<string, string[]>): Promise<Listing> {
+  const names = async (dir: string): Promise<Set<string>> => new Set((await readdir(dir).catch(() => [] as string[])).filter((e) => e.endsWith(".json")).map((e) => e.slice(0, -5)));
+  return { archives: archives ?? (await archiveEntries(paths)), journals: await names(path.join(path.dirname(paths.ledger), "journal.d")), tombstones: await names(tombstoneDir(paths)) };
+}
+
 // The on-disk facts of one name: its live dir, record and checkpoints, its graveyard record,
-// tombstone and archive entries (archives: names from the listing the resync already made), and
-// undefined when the name must always be observed (frozen, or an apply of it was interrupted).
-export function diskPrint(paths: StatePaths, name: string, archiveEntries: readonly string[]): string | undefined {
-  const root = path.dirname(paths.ledger);
+// tombstone and archive entries; undefined when the name must always be observed (frozen, or an
+// apply of it was interrupted). Records are replaced by rename (a new inode), so a rewrite shows
+// even within one tick of the file system's coarse clock.
+export function diskPrint(paths: StatePaths, name: string, seen: Listing): string | undefined {
+  if (seen.journals.has(name)) return undefined;
   const live = path.join(paths.cells, name);
   const cp = cellPaths(live);
-  if (statPrint(frozenMarker(cp)) !== "ENOENT") return undefined;
-  if (statPrint(path.join(root, "journal.d", `${name}.json`)) !== "ENOENT") return undefined;
+  const liveDir = statPrint(live);
+  if (liveDir !== ABSENT && statPrint(frozenMarker(cp)) !== ABSENT) return undefined;
   const grave = cellPaths(path.join(paths.graveyard, name));
+  const graveDir = statPrint(grave.dir);
   return [
-    statPrint(live),
-    statPrint(cp.record),
-    statPrint(cp.checkpoints),
-    statPrint(grave.dir),
-    statPrint(grave.record),
-    statPrint(grave.checkpoints),
-    statPrint(path.join(tombstoneDir(paths), `${name}.json`)),
-    archiveEntries.join("/"),
+    liveDir,
+    liveDir === ABSENT ? "" : statPrint(cp.record),
+    liveDir === ABSENT ? "" : statPrint(cp.checkpoints),
+    graveDir,
+    graveDir === ABSENT ? "" : statPrint(grave.record),
+    graveDir === ABSENT ? "" : statPrint(grave.checkpoints),
+    seen.tombstones.has(name) ? statPrint(path.join(tombstoneDir(paths), `${name}.json`)) : ABSENT,
+    (seen.archives.get(name) ?? []).join("/"),
   ].join("|");
 }
 
