@@ -1,6 +1,6 @@
 // The side effects of each cell-level action, each written so that running it again after a
 // crash at any point finishes the job instead of repeating or corrupting it.
-import { cp, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
@@ -29,13 +29,13 @@ export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
 
+const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];
+
 // Directories of spec §6, created if missing; existing files are never touched. Returns what a
 // member planted in their place (moved aside: links are never followed).
 export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Planted[]> {
   const planted: Planted[] = [];
-  for (const d of [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))]) {
-    planted.push(...(await ensureRealDir(cp_.dir, d)));
-  }
+  for (const d of layoutDirs(cp_, homes)) planted.push(...(await ensureRealDir(cp_.dir, d)));
   for (const f of [cp_.decisions, cp_.spawnLog]) planted.push(...(await ensureRegularOrAbsent(f)));
   for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) await touchNoFollow(f);
   return planted;
@@ -72,7 +72,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await mkdir(env.paths.cells, { recursive: true });
     const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
     const sp = cellPaths(staging);
-    await mkdir(sp.meta, { recursive: true });
+    // The whole layout is made here, in a directory no member has ever seen, and arrives whole
+    // with the rename: nothing can have been planted in it, so it needs no checking after.
+    for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
+    for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
     const rec: CellRecord = {
       formatVersion: RECORD_FORMAT,
       uid: newId(),
@@ -106,7 +109,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
-  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+  if (a.resume) await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
   await writeCredentials(cp_, rec, d.credentials, env);
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
