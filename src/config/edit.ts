@@ -173,8 +173,13 @@ function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | un
   }
   const i = items.findIndex((n) => isMap(n) && n.get("identity") === e.identity);
   const item = items[i];
-  if (!item?.range || dashOf(item) === undefined || items.length === 1) return undefined;
-  return [{ at: lineStart(text, item.range[0]), end: item.range[2], insert: "" }];
+  if (!item?.range || dashOf(item) === undefined) return undefined;
+  if (items.length > 1) return [{ at: lineStart(text, item.range[0]), end: item.range[2], insert: "" }];
+  // The only member: a block sequence cannot be empty, so members: becomes [].
+  const keyEnd = (members.key as Node).range?.[1];
+  if (keyEnd === undefined || text[keyEnd] !== ":") return undefined;
+  const end = seq.range[2];
+  return [{ at: keyEnd + 1, end, insert: ` []${text[end - 1] === "\n" ? "\n" : ""}` }];
 }
 
 function applySplices(text: string, list: Splice[]): string {
