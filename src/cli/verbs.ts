@@ -10,11 +10,13 @@ import { Argument, Command, Option } from "commander";
 import { FILE_HEADERS_ONLY, createTwoFilesPatch } from "diff";
 import { formatDiagnostic, hasErrors, sortDiagnostics, type Diagnostic } from "../config/diagnostics.js";
 import { EditRefused, cellMembers, editCellText, newCellText, specValue, type CellEdit, type NewMember } from "../config/edit.js";
+import { parseDuration } from "../config/durations.js";
 import { configFiles } from "../config/files.js";
+import { statePaths } from "../cells/layout.js";
 import { combine, loadCellFile, loadFileText, salvageNames, type FileResult } from "../config/load.js";
 import { readSource } from "../config/source.js";
 import { ROLES } from "../config/types.js";
-import { runApply } from "../engine.js";
+import { resolveStateDir, runApply } from "../engine.js";
 import { gitRevision } from "../gitops/revision.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import type { Colors } from "../plan/render/colors.js";
@@ -334,6 +336,12 @@ export function summonCommand(): Command {
         const { results, texts } = await loadCells(o.config);
         const taken = results.find((r) => r.cells.some((c) => c.name === name) || salvageNames(texts.get(r.file) ?? "").includes(name));
         if (taken) throw new LazarusError("CELL_EXISTS", `cell ${name} is already declared in ${taken.file}; nothing was written (edit it with team/invite/close, or pass --name)`);
+        // A cell of that name still on disk (live, or closed within its grace) would be taken over
+        // by the new declaration (resurrected with its old files): refused too.
+        const paths = statePaths(resolveStateDir(o.stateDir));
+        for (const [place, dir] of [["live", paths.cells], ["in the graveyard", paths.graveyard]] as const) {
+          if (await stat(path.join(dir, name)).then(() => true, () => false)) throw new LazarusError("CELL_EXISTS", `a cell named ${name} is still ${place} (${path.join(dir, name)}; see lazarus status ${name}); nothing was written (pass --name, or wait until it is scrubbed)`);
+        }
         if (results.some((r) => r.file === rel) || (await stat(path.join(o.config, rel)).then(() => true, () => false))) throw new LazarusError("FILE_EXISTS", `${rel} already exists; nothing was written (pass --name to summon under another name)`);
         const text = newCellText({ name, project, owner, ...(o.backend ? { backend: o.backend } : {}), ...(o.ttl ? { ttl: o.ttl } : {}), members });
         const check = loadFileText(rel, text);
@@ -416,7 +424,7 @@ export function destroyCommand(): Command {
       action(async (cell: string, o: VerbOpts) => {
         const change = await editChange(o, "destroy", cell, "state: closed, grace: 0s", (text) => [
           ...(specValue(text, cell, "state") === "closed" ? [] : [{ op: "set", key: "state", value: "closed" } as const]),
-          ...(specValue(text, cell, "grace") === "0s" ? [] : [{ op: "set", key: "grace", value: "0s" } as const]),
+          ...(parseDuration(String(specValue(text, cell, "grace") ?? "")) === 0 ? [] : [{ op: "set", key: "grace", value: "0s" } as const]),
         ]);
         return runVerb(o, change, `This destroys cell ${cell}: it is closed and its files are deleted at the next apply, with no grace to resurrect it.`);
       }),

@@ -1,6 +1,6 @@
 // The operator verbs (summon, team, invite, close, destroy) through the real CLI, on real files,
 // a real git repository and real member processes.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
@@ -222,6 +222,13 @@ describe("summon", () => {
     expect(isAlive(m?.pid, m?.startTime)).toBe(false);
     expect(existsSync(path.join(state, "cells", "repo-7"))).toBe(false);
     expect(readRecord(path.join(state, "graveyard", "repo-7")).state).toBe("closed");
+
+    // Its name is not free while it is in the graveyard, even once its file is gone.
+    rmSync(path.join(config, "cells.d/repo-7.yaml"));
+    const again = await run(config, state, ["summon", "Org/repo#7", "--agent", "ezra"]);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toContain(`a cell named repo-7 is still in the graveyard (${path.join(state, "graveyard", "repo-7")}`);
+    expect(cellFiles(config)).toEqual([]);
   });
 });
 
