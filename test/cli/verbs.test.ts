@@ -269,6 +269,27 @@ describe("destroy", () => {
   });
 });
 
+describe("destroy killed with -9 mid-apply", () => {
+  it.each(["close:recorded", "applied:close", "scrub:before-archive-rename", "scrub:archived"])("at %s converges on the next apply", async (point) => {
+    const { config, state } = setup({ "cells.d/one.yaml": FIRST });
+    expect((await run(config, state, ["apply"])).exitCode).toBe(0);
+    const m = readRecord(path.join(state, "cells", "alpha-1")).members[0];
+    const crashed = await lazarus(["destroy", "--config", config, "--state-dir", state, "alpha-1", "--yes", "--apply"], { env: { LAZARUS_FAILPOINT: point } });
+    expect(crashed.signal, crashed.stdout + crashed.stderr).toBe("SIGKILL");
+    const again = await run(config, state, ["apply"]);
+    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+    expect(isAlive(m?.pid, m?.startTime)).toBe(false);
+    expect(existsSync(path.join(state, "cells", "alpha-1"))).toBe(false);
+    expect(existsSync(path.join(state, "graveyard", "alpha-1"))).toBe(false);
+    const day = readdirSync(path.join(state, "archive"))[0] as string;
+    expect(readdirSync(path.join(state, "archive", day))).toEqual(["alpha-1"]);
+    const plan = await run(config, state, ["plan", "--detailed-exitcode"]);
+    expect(plan.exitCode, plan.stdout).toBe(0);
+    const verify = await lazarus(["ledger", "verify", "--state-dir", state]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+  });
+});
+
 describe("--commit", () => {
   async function gitRepo(dir: string): Promise<(...args: string[]) => Promise<string>> {
     const g = async (...args: string[]) => (await execa("git", args, { cwd: dir })).stdout;
