@@ -254,14 +254,14 @@ async function runVerb(o: VerbOpts, c: Change, confirm?: string): Promise<number
     }
   }
   let code = 0;
-  if (o.apply) code = await applyCell(o, c.cell, result);
+  if (o.apply) code = await applyCell(o, c.cell, c.rel, result);
   if (o.json) out(JSON.stringify(result, null, 2));
   else if (!o.apply && changed) err("run lazarus apply (or pass --apply) to make it so");
   return code;
 }
 
 // Converge the one cell the verb changed (the other cells are not planned).
-async function applyCell(o: VerbOpts, cell: string, result: Record<string, unknown>): Promise<number> {
+async function applyCell(o: VerbOpts, cell: string, rel: string, result: Record<string, unknown>): Promise<number> {
   const c = stdoutColors();
   const revision = await gitRevision(o.config);
   const outcome = await runApply(
@@ -269,7 +269,8 @@ async function applyCell(o: VerbOpts, cell: string, result: Record<string, unkno
     {
       confirm: async ({ plan, diagnostics }) => {
         if (!o.json) {
-          const mine = diagnostics.filter((d) => d.severity === "error" || d.field === undefined || d.field.startsWith(cell) || d.file === undefined);
+          // Errors anywhere (a quarantined file is worth knowing about), warnings of this cell's file only.
+          const mine = diagnostics.filter((d) => d.severity === "error" || d.file === undefined || d.file === rel);
           if (mine.length > 0) err(renderDiagnostics(sortDiagnostics(mine), stderrColors()));
           out(`\n${renderPlanText(plan, c)}`);
         }
@@ -300,7 +301,7 @@ function verbCommand(name: string): Command {
     .addOption(typedOption("--stop-timeout <duration>", "with --apply: how long a member has after SIGTERM before SIGKILL", { kind: "duration", plainMs: true }, { value: 10_000, shown: "10s" }));
 }
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 function defaultOwner(): string | undefined {
   try {
@@ -316,7 +317,7 @@ export function summonCommand(): Command {
     .description("declare a new cell for a project: writes cells.d/<name>.yaml (never over an existing file or cell)")
     .argument("<project>", "the cell's project target, e.g. Org/repo#123")
     .argument("[command...]", "after --: the program and arguments the agents run (without one, each is invited and joins with lazarus accept)")
-    .addOption(new Option("--agent <identity>", "a member, repeatable: agent:NAME, bot:NAME, human:NAME or a bare NAME (taken as agent:NAME)").argParser(collect).default([]))
+    .addOption(new Option("--agent <identity>", "a member, repeatable: agent:NAME, bot:NAME, human:NAME or a bare NAME (taken as agent:NAME)").argParser(collect))
     .option("--role <role>", `the agents' role: ${ROLES.join(", ")}`, "executor")
     .option("--name <cell>", "the cell's name (default: from the project, Org/repo#123 → repo-123)")
     .option("--owner <identity>", "who owns the cell (default: human:<your user name>)")
@@ -324,14 +325,15 @@ export function summonCommand(): Command {
     .option("--backend <backend>", "process (default), sandbox or container")
     .addHelpText("after", "\nExample:\n  lazarus summon Timmy_Foundation/timmy-config#262 --agent allegro --ttl 2h --apply -- node ./agents/allegro.mjs")
     .action(
-      action(async (project: string, command: string[], o: VerbOpts & { agent: string[]; role: string; name?: string; owner?: string; ttl?: string; backend?: string }) => {
-        if (o.agent.length === 0) throw new LazarusError("BAD_FLAGS", "summon needs at least one --agent, e.g. --agent allegro");
+      action(async (project: string, command: string[], o: VerbOpts & { agent?: string[]; role: string; name?: string; owner?: string; ttl?: string; backend?: string }) => {
+        const agents = o.agent ?? [];
+        if (agents.length === 0) throw new LazarusError("BAD_FLAGS", "summon needs at least one --agent, e.g. --agent allegro");
         const role = roleOf(o.role);
         const owner = o.owner !== undefined ? identityOf(o.owner, "human") : defaultOwner();
         if (!owner) throw new LazarusError("BAD_FLAGS", "cannot make an owner from your user name; pass --owner human:NAME");
         const name = o.name ?? cellNameFor(project);
         if (!DNS_LABEL.test(name)) throw new LazarusError("BAD_NAME", `"${name}" is not a cell name: use a DNS label (lowercase letters, digits and '-', at most 63 characters)`);
-        const members: NewMember[] = o.agent.map((a) => ({ identity: identityOf(a), role, ...(command.length > 0 ? { command } : {}) }));
+        const members: NewMember[] = agents.map((a) => ({ identity: identityOf(a), role, ...(command.length > 0 ? { command } : {}) }));
         const rel = `cells.d/${name}.yaml`;
         const { results, texts } = await loadCells(o.config);
         const taken = results.find((r) => r.cells.some((c) => c.name === name) || salvageNames(texts.get(r.file) ?? "").includes(name));
