@@ -107,6 +107,7 @@ function editValue(cell: Record<string, unknown>, e: CellEdit): void {
 
 // The splices that make the edit in place, or undefined when the layout is not one they handle.
 function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | undefined {
+  const eol = text.includes("\r\n") ? "\r\n" : "\n"; // a file written with CRLF gets CRLF lines
   const spec = doc.get("spec", true);
   if (!isMap(spec)) return undefined;
   const pairOf = (map: YAMLMap, key: string): Pair | undefined => map.items.find((p) => isScalar(p.key) && p.key.value === key);
@@ -134,7 +135,7 @@ function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | un
       if (!/^ *#/.test(text.slice(prev, pos))) break;
       pos = prev;
     }
-    return [{ at: pos, end: pos, insert: `${indent}${e.key}: ${yamlScalar(e.value)}\n` }];
+    return [{ at: pos, end: pos, insert: `${indent}${e.key}: ${yamlScalar(e.value)}${eol}` }];
   }
   const items = seq.items as Node[];
   if (seq.flow) {
@@ -169,7 +170,7 @@ function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | un
     if (!last?.range || dash === undefined || dashOf(last) === undefined) return undefined;
     const at = last.range[2];
     const lines = memberLines(e.member, dash, " ".repeat(dash.length));
-    return [{ at, end: at, insert: `${text[at - 1] === "\n" ? "" : "\n"}${lines.join("\n")}\n` }];
+    return [{ at, end: at, insert: `${text[at - 1] === "\n" ? "" : eol}${lines.join(eol)}${eol}` }];
   }
   const i = items.findIndex((n) => isMap(n) && n.get("identity") === e.identity);
   const item = items[i];
@@ -179,7 +180,7 @@ function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | un
   const keyEnd = (members.key as Node).range?.[1];
   if (keyEnd === undefined || text[keyEnd] !== ":") return undefined;
   const end = seq.range[2];
-  return [{ at: keyEnd + 1, end, insert: ` []${text[end - 1] === "\n" ? "\n" : ""}` }];
+  return [{ at: keyEnd + 1, end, insert: ` []${text[end - 1] === "\n" ? eol : ""}` }];
 }
 
 function applySplices(text: string, list: Splice[]): string {

@@ -55,6 +55,16 @@ describe("editCellText", () => {
     expect(r.text).toBe(`${text}\n  - identity: bot:b\n    role: observer\n`);
   });
 
+  it("keeps CRLF line ends", () => {
+    const crlf = ONE.replace(/\n/g, "\r\n");
+    const add = editCellText("cells.d/c.yaml", crlf, "c-1", { op: "add-member", member: { identity: "bot:b", role: "observer" } });
+    expect(add.text).toBe(`${crlf}  - identity: bot:b\r\n    role: observer\r\n`);
+    const set = editCellText("cells.d/c.yaml", crlf, "c-1", { op: "set", key: "state", value: "closed" });
+    expect(set.text).toBe(crlf.replace("  members:", "  state: closed\r\n  members:"));
+    const rm = editCellText("cells.d/c.yaml", crlf, "c-1", { op: "remove-member", identity: "agent:a" });
+    expect(rm.text).toBe(crlf.replace("  members:\r\n  - identity: agent:a\r\n    role: executor\r\n", "  members: []\r\n"));
+  });
+
   it("refuses an edit the loader refuses, with the diagnostics of the would-be file", () => {
     let caught: unknown;
     try {
