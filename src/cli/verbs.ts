@@ -3,7 +3,7 @@
 // unified diff, and writes it atomically. --dry-run writes nothing; --commit commits just that
 // file; --apply then converges that one cell, as `lazarus apply` would.
 import { randomBytes } from "node:crypto";
-import { link, open, stat, unlink } from "node:fs/promises";
+import { link, lstat, open, stat, unlink } from "node:fs/promises";
 import { userInfo } from "node:os";
 import path from "node:path";
 import { Argument, Command, Option } from "commander";
@@ -172,7 +172,8 @@ async function writeChange(configDir: string, c: Change): Promise<void> {
   if (c.before === undefined) return createExclusive(file, c.after);
   const now = await readSource(configDir, c.rel);
   if (now.kind !== "text" || now.text !== c.before) throw new LazarusError("FILE_CHANGED", `${c.rel} changed while it was being edited; nothing was written; run the command again`);
-  const st = await stat(file);
+  const st = await lstat(file);
+  if (st.isSymbolicLink()) throw new LazarusError("FILE_IS_LINK", `${c.rel} is a symbolic link; replacing it would cut the link, so nothing was written; edit the file it points to`);
   await writeFileAtomic(file, c.after, st.mode & 0o7777);
 }
 
@@ -195,11 +196,12 @@ async function gitTop(configDir: string): Promise<string> {
   }
 }
 
-// Commit just this file: staged changes to other files stay staged and out of the commit (--only).
-async function commitFile(top: string, file: string, message: string): Promise<string> {
-  await git(["add", "--", file], top);
-  await git(["commit", "--quiet", "--only", "-m", message, "--", file], top);
-  return git(["rev-parse", "HEAD"], top);
+// Commit just this file (rel to the config dir, where git runs): staged changes to other files
+// stay staged and out of the commit (--only).
+async function commitFile(configDir: string, rel: string, message: string): Promise<string> {
+  await git(["add", "--", rel], configDir);
+  await git(["commit", "--quiet", "--only", "-m", message, "--", rel], configDir);
+  return git(["rev-parse", "HEAD"], configDir);
 }
 
 // The answer on stdin to a yes/no question (undefined at end of input).
@@ -218,7 +220,7 @@ async function readAnswer(): Promise<string | undefined> {
 async function runVerb(o: VerbOpts, c: Change, confirm?: string): Promise<number> {
   if (o.dryRun && (o.apply || o.commit)) throw new LazarusError("BAD_FLAGS", "--dry-run writes nothing, so it cannot be used with --apply or --commit");
   if (o.message !== undefined && !o.commit) throw new LazarusError("BAD_FLAGS", "-m/--message is the commit message: use it with --commit");
-  const top = o.commit ? await gitTop(o.config) : undefined;
+  const inRepo = o.commit ? await gitTop(o.config) : undefined;
   const diff = unifiedDiff(c);
   const changed = c.before !== c.after;
   const result: Record<string, unknown> = { formatVersion: 1, verb: c.verb, cell: c.cell, file: c.rel, created: c.before === undefined, changed, written: false, dryRun: Boolean(o.dryRun), diff };
@@ -245,10 +247,10 @@ async function runVerb(o: VerbOpts, c: Change, confirm?: string): Promise<number
     await writeChange(o.config, c);
     result.written = true;
     if (!o.json) err(`${c.before === undefined ? "created" : "wrote"} ${c.rel}`);
-    if (top) {
+    if (inRepo) {
       const subject = o.message ?? `lazarus ${c.verb} ${c.cell}: ${c.what}`;
       const message = o.message ? `${subject}\n\nlazarus ${c.verb} ${c.cell}: ${c.what}` : subject;
-      const sha = await commitFile(top, path.resolve(o.config, c.rel), message);
+      const sha = await commitFile(o.config, c.rel, message);
       result.commit = sha;
       if (!o.json) err(`committed ${c.rel} as ${sha.slice(0, 12)}`);
     }
