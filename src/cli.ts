@@ -22,6 +22,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   verify: async () => (await import("./cli/verify.js")).verifyCommand(),
   ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),
   events: async () => (await import("./cli/events.js")).eventsCommand(),
+  summon: async () => (await import("./cli/verbs.js")).summonCommand(),
+  team: async () => (await import("./cli/verbs.js")).teamCommand(),
+  invite: async () => (await import("./cli/verbs.js")).inviteCommand(),
+  close: async () => (await import("./cli/verbs.js")).closeCommand(),
+  destroy: async () => (await import("./cli/verbs.js")).destroyCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the

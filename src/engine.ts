@@ -37,6 +37,7 @@ export interface EngineOptions {
   loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
   parallelism?: number; // cells applied at once (default DEFAULT_PARALLELISM)
+  only?: ReadonlySet<string>; // plan (and so apply) only these cells, as the daemon's incremental path does; default every cell
 }
 
 export interface PlanOutcome {
@@ -85,7 +86,7 @@ export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
   const paths = statePaths(opts.stateDir);
   const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
   const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now, "show"); // a mutating caller checked under its lock
-  const { observed, plan: p } = await observeAndPlan(paths, desired, now);
+  const { observed, plan: p } = await observeAndPlan(paths, desired, now, opts.only);
   return { paths, desired, observed, plan: p, diagnostics: [...loadDiags, ...timeDiags, ...p.diagnostics] };
 }
 

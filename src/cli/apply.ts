@@ -111,14 +111,14 @@ export function applyCommand(): Command {
 }
 
 // One applied action, as a line and as JSON.
-function resultLine(r: ActionResult, c: Colors): string {
+export function resultLine(r: ActionResult, c: Colors): string {
   const line = actionLine(r.action, c, Math.max(4, r.action.cell.length));
   if (r.status === "applied") return `${line}  ${c.green("done")}`;
   if (r.status === "failed") return `${line}  ${c.red(`failed: ${r.error}`)}`;
   return `${line}  ${c.dim(`skipped: ${r.because}`)}`;
 }
 
-function resultToJson(r: ActionResult): Record<string, unknown> {
+export function resultToJson(r: ActionResult): Record<string, unknown> {
   return { ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) };
 }
 

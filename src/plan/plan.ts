@@ -119,6 +119,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
           ctx.out.push({ kind: "create", cell: name, desired: d, resume: true, reason: `resume interrupted create (cell was ${rec.state})` });
         } else {
           close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
+          scrubAtOnce(ctx);
           justClosed = true;
         }
         break;
@@ -132,6 +133,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       case "checkpointing":
       case "downed":
         justClosed = !planLive(ctx, live, rec, digest);
+        if (justClosed) scrubAtOnce(ctx);
         break;
       default:
         return assertNever(rec.state, "cell state");
@@ -216,6 +218,13 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
 function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
   if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
+}
+
+// A cell closed by this plan whose declaration says grace 0s (what lazarus destroy writes) is
+// scrubbed in the same plan, right after its close: there is no grace to wait for. The next plan
+// would scrub it anyway (its grace has ended); this only saves an apply and makes the plan say it.
+function scrubAtOnce(ctx: CellCtx): void {
+  if (ctx.d?.graceMs === 0) ctx.out.push({ kind: "scrub", cell: ctx.name, reason: "grace 0s: deleted right after the close, nothing kept to resurrect (records and checkpoints go to the archive)" });
 }
 
 // A cell in an active state (active, checkpointing, downed). Returns true when it stays live.

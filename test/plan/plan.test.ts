@@ -42,6 +42,8 @@ const rows: Row[] = [
   ["does not create a cell declared closed", desiredOf({ name: "c1", state: "closed" }), empty, T0, []],
   ["checkpoints, then closes, a cell whose declaration was removed", none, observedOf({ record: recordOf(d1) }), T0 + HOUR, ["checkpoint c1: final checkpoint before close", "close c1: removed from cells.d"]],
   ["closes a cell declared closed", desiredOf({ name: "c1", state: "closed", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + HOUR, ["checkpoint c1", "close c1: state: closed"]],
+  ["closes a cell declared closed with grace 0s, then scrubs it in the same plan (lazarus destroy)", desiredOf({ name: "c1", state: "closed", grace: "0s", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + HOUR, ["checkpoint c1", "close c1: state: closed", "scrub c1: grace 0s: deleted right after the close"]],
+  ["with grace 0s, also scrubs at once a cell that closes on its ttl", desiredOf({ name: "c1", grace: "0s", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 4 * HOUR, ["checkpoint c1", "close c1: ttl 4h expired", "scrub c1: grace 0s"]],
   ["closes a cell past its ttl", base, observedOf({ record: recordOf(d1) }), T0 + 4 * HOUR, ["checkpoint c1", "close c1: ttl 4h expired"]],
   ["renews a cell whose ttl was raised", desiredOf({ name: "c1", ttl: "6h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 5 * HOUR, ["renew c1: ttl 4h → 6h"]],
   ["closes instead of renewing when the new ttl has passed too", desiredOf({ name: "c1", ttl: "2h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0 + 3 * HOUR, ["checkpoint c1", "close c1: ttl 2h expired"]],
