@@ -88,19 +88,22 @@ export async function openSession(opts: EngineOptions, req: SessionRequest): Pro
     opts,
     `lazarus ${req.kind} ${req.cell}`,
     async ({ paths, ledger }) => {
+      // A refusal of a cell that exists is recorded (who tried what), then said.
+      const refuse = async (why: string): Promise<never> => {
+        const { now } = await resolveNow(paths, opts.now);
+        await ledger.append({ time: new Date(now).toISOString(), cell: req.cell, action: `${req.kind}-refused`, reason: `${who}: ${why}`, details: { identity: req.identity, hostUser: user, ...(req.kind === "exec" ? { command: req.command } : {}) } });
+        throw new LazarusError("SESSION_REFUSED", why);
+      };
       const cellDir = path.join(paths.cells, req.cell);
       const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
       if (!rec) {
-        if (existsSync(path.join(paths.graveyard, req.cell))) throw new LazarusError("SESSION_REFUSED", `cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
+        if (existsSync(path.join(paths.graveyard, req.cell))) await refuse(`cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
         throw new LazarusError("NO_SUCH_CELL", `no live cell named ${req.cell} in ${paths.cells}; see lazarus status`);
       }
       const { now } = await resolveNow(paths, opts.now);
       const time = new Date(now).toISOString();
       const why = refusal(rec, req.identity, req.kind);
-      if (why) {
-        await ledger.append({ time, cell: req.cell, action: `${req.kind}-refused`, reason: `${who}: ${why}`, details: { identity: req.identity, hostUser: user, ...(req.kind === "exec" ? { command: req.command } : {}) } });
-        throw new LazarusError("SESSION_REFUSED", why);
-      }
+      if (why) await refuse(why);
       const m = rec.members.find((x) => x.identity === req.identity) as MemberRecord;
       req.shell ??= defaultShell(rec.backend);
       if (req.kind === "shell") req.command = [req.shell];
