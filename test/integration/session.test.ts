@@ -6,6 +6,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, cellYaml, cleanup, configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { inPty } from "../pty.js";
 
 const state = tempDir("lazarus-session-state-");
 const cfg = configDir({
@@ -125,9 +126,8 @@ describe("lazarus exec (backend process)", () => {
 describe("lazarus shell (backend process)", () => {
   it("runs the shell on a pseudo-terminal of its own when stdin is a terminal, and passes its exit code", async () => {
     // python3's pty module is the operator's terminal; the typed lines are read by the member's shell
-    const drive = await execa("python3", ["-c", PTY_DRIVER, "node", CLI, "shell", "pc", "--as", "human:alice", "--shell", "/bin/sh", "-c", cfg, "-s", state], { reject: false, input: 'echo "tty=$(tty) shell=$SHELL id=$CELL_MEMBER"; exit 4\n', timeout: 60_000 });
-    expect(drive.stderr).toBe("");
-    const out = JSON.parse(drive.stdout) as { output: string; status: number };
+    const out = await inPty(["node", CLI, "shell", "pc", "--as", "human:alice", "--shell", "/bin/sh", "-c", cfg, "-s", state], 'echo "tty=$(tty) shell=$SHELL id=$CELL_MEMBER"; exit 4\n');
+    expect(out.stderr).toBe("");
     expect(out.status, out.output).toBe(4);
     expect(out.output).toMatch(/tty=\/dev\/pts\/\d+ shell=\/bin\/sh id=human:alice/);
     const ev = (await events()).filter((e) => e.action.startsWith("shell"));
@@ -143,24 +143,3 @@ describe("lazarus shell (backend process)", () => {
     expect(r.stderr).toContain("stdin is not a terminal");
   });
 });
-
-// Runs argv on a new pseudo-terminal, types stdin into it, and prints {output, status} as JSON.
-export const PTY_DRIVER = `
-import json, os, pty, sys
-data = sys.stdin.buffer.read()
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-os.write(fd, data)
-out = b""
-while True:
-    try:
-        chunk = os.read(fd, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, st = os.waitpid(pid, 0)
-print(json.dumps({"output": out.decode("utf-8", "replace"), "status": os.waitstatus_to_exitcode(st)}))
-`;
