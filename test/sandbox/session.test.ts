@@ -1,7 +1,7 @@
 // lazarus exec and lazarus shell in a sandboxed cell, through the CLI: the member's own view (the
 // cell's uid, its home and no other, read-only project for an observer), its cgroup and limits,
 // stdin and exit codes passed through, a shell on a pty of the sandbox's own, and the ledger.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -88,4 +88,24 @@ describe.skipIf(skipReason)("lazarus exec and shell (backend sandbox)", () => {
     expect(ev.filter((e) => e.action === "exec").length).toBe(3);
     expect(ev.filter((e) => e.action === "exec-end").length).toBe(3);
   });
+
+  it("ends with the cell: close kills a running session, whose end is recorded after the close", async () => {
+    const rec = readRecord(cellDir);
+    const group = `${rec.sandbox?.cgroup}/alice`;
+    const exec = execa("node", [CLI, ...cli(["exec", "box", "--as", "human:alice", "--", "cat"])], { reject: false, stdin: "pipe", env: { NO_COLOR: "1", ...env } });
+    await waitFor(() => cgroupPids(group).length > 0, 60_000);
+    writeFileSync(path.join(cfg, "cells.d", "box.yaml"), cellYaml({ name: "box", state: "closed", extra: "  backend: sandbox", members: [{ identity: "agent:worker", command: ["sleep", "1000"] }, { identity: "human:alice", role: "executor" }, { identity: "human:rev", role: "observer" }] }));
+    const close = await run(["apply", "--yes"]);
+    expect(close.exitCode, close.stdout + close.stderr).toBe(0);
+    const r = await exec;
+    expect(r.exitCode).toBeGreaterThan(128); // a signal ended it
+    expect(cgroupPids(rec.sandbox?.cgroup as string)).toEqual([]);
+    const ev = (await lazarus(["events", "box", "--json", "-s", state])).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { action: string });
+    const actions = ev.map((e) => e.action);
+    expect(actions.lastIndexOf("exec-end")).toBeGreaterThan(actions.indexOf("close"));
+    const refused = await run(["exec", "box", "--as", "human:alice", "--", "true"]);
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toMatch(/cell box is closed/);
+  });
 });
+
