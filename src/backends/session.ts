@@ -22,7 +22,7 @@ export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
 
 export function scriptPath(): string {
   const p = which("script", process.env.PATH ?? "/usr/bin:/bin", ["/usr/bin", "/bin"]);
-  if (!p) throw new LazarusError("NO_SCRIPT", "an interactive shell needs script(1) from util-linux (apt-get install bsdutils util-linux)");
+  if (!p) throw new LazarusError("NO_SCRIPT", "an interactive shell needs script(1) from util-linux (Debian: apt-get install bsdutils)");
   return p;
 }
 

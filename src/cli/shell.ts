@@ -14,7 +14,7 @@ interface SessionOpts extends CommonOpts {
 
 // Lazarus's own failures exit EXIT_REFUSED, bad flags included, so they never pass for the
 // command's exit code.
-function sessionCommand(name: string): Command {
+function baseCommand(name: string): Command {
   return withLockTimeout(withCommon(new Command(name)))
     .requiredOption("--as <identity>", "the member to be, e.g. human:alice (it must have joined: lazarus accept)")
     .exitOverride((e) => {
@@ -44,7 +44,7 @@ Example:
 `;
 
 export function shellCommand(): Command {
-  return sessionCommand("shell")
+  return baseCommand("shell")
     .description("open an interactive shell in a cell as one of its members (e.g. a human who accepted an invitation)")
     .argument("<cell>", "the cell")
     .option("--shell <path>", "the shell to run (default: your $SHELL where the member's view has it, else /bin/sh)")
@@ -58,7 +58,7 @@ export function shellCommand(): Command {
 }
 
 export function execCommand(): Command {
-  return sessionCommand("exec")
+  return baseCommand("exec")
     .description("run one command in a cell as one of its members; its stdin, stdout, stderr and exit code pass through")
     .argument("<cell>", "the cell")
     .argument("<command...>", "the command and its arguments (after --)")

@@ -33,6 +33,13 @@ function relay(sp: SessionSpawn, o: { raw: boolean; stdin: boolean }): Promise<S
     if (piped) {
       child.stdout?.pipe(process.stdout);
       child.stderr?.pipe(process.stderr);
+      // our reader went away (| head): so does the command's pipe, which then ends it as it would
+      // end without Lazarus in between (SIGPIPE or EPIPE)
+      const gone = (from: NodeJS.ReadableStream | null) => (): void => {
+        (from as { destroy?: () => void } | null)?.destroy?.();
+      };
+      process.stdout.once("error", gone(child.stdout));
+      process.stderr.once("error", gone(child.stderr));
       if (child.stdin) {
         child.stdin.on("error", () => {}); // the command stopped reading: its stdin is simply gone
         process.stdin.pipe(child.stdin);

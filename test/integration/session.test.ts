@@ -63,6 +63,8 @@ describe("lazarus exec (backend process)", () => {
     expect(r.stdout).toBe(`${home}\n${home}|human:alice|executor|vi|none\nfrom stdin`); // execa drops the last newline
     const stderr = await run(["exec", "pc", "--as", "human:alice", "--", "sh", "-c", "echo oops >&2"]);
     expect(stderr).toMatchObject({ exitCode: 0, stdout: "", stderr: "oops" });
+    const noStdin = await run(["exec", "pc", "--as", "human:alice", "-n", "--", "cat"], "not passed\n");
+    expect(noStdin).toMatchObject({ exitCode: 0, stdout: "" });
   });
 
   it("reports a command killed by a signal as 128+n, and one that cannot start as its own failure", async () => {
