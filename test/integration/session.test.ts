@@ -7,6 +7,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, cellYaml, cleanup, configDir, lazarus, tempDir, waitFor } from "../helpers.js";
 import { inPty } from "../pty.js";
+import { acquireLock } from "../../src/lock/lock.js";
 
 const state = tempDir("lazarus-session-state-");
 const cfg = configDir({
@@ -122,6 +123,28 @@ describe("lazarus exec (backend process)", () => {
     const text = await lazarus(["events", "pc", "-s", state]);
     expect(text.stdout).toMatch(/pc +exec +human:alice \(host user \S+\) ran sh -c "cat; exit 3" as executor/);
     expect(text.stdout).toMatch(/pc +exec-end +human:alice \(host user \S+\): sh -c "cat; exit 3" ended, exit 3 after/);
+  });
+});
+
+describe("lazarus shell and exec: the command line", () => {
+  it.each([["shell"], ["exec"]])("%s has --help with --as and --lock-timeout", async (cmd) => {
+    const r = await lazarus([cmd, "--help"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`Usage: lazarus ${cmd}`);
+    expect(r.stdout).toContain("--as <identity>");
+    expect(r.stdout).toContain("--lock-timeout <duration>");
+  });
+
+  it("runs nothing when the start cannot be recorded (the state dir is held)", async () => {
+    const lock = await acquireLock(path.join(state, "lazarus.lock"), "lazarus apply");
+    try {
+      const r = await run(["exec", "pc", "--as", "human:alice", "--lock-timeout", "0s", "--", "sh", "-c", "echo ran"]);
+      expect(r.exitCode).toBe(125);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toContain(`another Lazarus holds the state dir: pid ${process.pid}`);
+    } finally {
+      await lock.release();
+    }
   });
 });
 
