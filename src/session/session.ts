@@ -5,7 +5,7 @@
 // only for the append; the lock is never held while the session runs, so apply, watch and accept
 // carry on meanwhile.
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cellPaths, memberHome, portfolioFile } from "../cells/layout.js";
@@ -42,11 +42,20 @@ export function hostUser(env: NodeJS.ProcessEnv = process.env): string {
   return env.SUDO_USER && env.SUDO_USER !== name ? `${name} (sudo from ${env.SUDO_USER})` : name;
 }
 
+function isExecutable(p: string): boolean {
+  try {
+    const st = statSync(p);
+    return st.isFile() && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 // The shell when --shell is not given: the operator's own ($SHELL) where the member's view shows
 // the host's system dirs and it is there, else /bin/sh (an image may have nothing else).
 export function defaultShell(backend: string, env: NodeJS.ProcessEnv = process.env): string {
   const mine = env.SHELL;
-  if (backend === "container" || !mine || !path.isAbsolute(mine) || !existsSync(mine)) return "/bin/sh";
+  if (backend === "container" || !mine || !path.isAbsolute(mine) || !isExecutable(mine)) return "/bin/sh";
   if (backend === "sandbox" && !/^\/(usr|bin|sbin)\//.test(path.normalize(mine))) return "/bin/sh"; // not in the sandbox's view
   return mine;
 }

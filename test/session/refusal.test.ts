@@ -1,5 +1,8 @@
 // Who may have a session in a cell, and the command an interactive one runs (pure functions).
+import { rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "../helpers.js";
 import type { CellRecord, MemberRecord } from "../../src/cells/record.js";
 import { defaultShell, refusal } from "../../src/session/session.js";
 import { sessionCommand, shellQuote } from "../../src/backends/session.js";
@@ -45,9 +48,15 @@ describe("defaultShell", () => {
     expect(defaultShell("process", { SHELL: "/bin/sh" })).toBe("/bin/sh");
     expect(defaultShell("process", {})).toBe("/bin/sh");
     expect(defaultShell("process", { SHELL: "/nonexistent/zsh" })).toBe("/bin/sh");
+    expect(defaultShell("process", { SHELL: "/etc/passwd" })).toBe("/bin/sh"); // not a program
     expect(defaultShell("container", { SHELL: "/bin/bash" })).toBe("/bin/sh");
     expect(defaultShell("sandbox", { SHELL: "/bin/sh" })).toBe("/bin/sh");
-    expect(defaultShell("sandbox", { SHELL: "/etc/passwd" })).toBe("/bin/sh"); // there, but not in the sandbox's view
+    // a shell of the operator's own, outside the system dirs: the sandbox's view does not have it
+    const mine = path.join(tempDir("lazarus-shell-"), "myshell");
+    writeFileSync(mine, "#!/bin/sh\n", { mode: 0o755 });
+    expect(defaultShell("process", { SHELL: mine })).toBe(mine);
+    expect(defaultShell("sandbox", { SHELL: mine })).toBe("/bin/sh");
+    rmSync(path.dirname(mine), { recursive: true, force: true });
   });
 });
 
