@@ -9,7 +9,10 @@
 // pseudo-terminal (bubblewrap's --dev gives the sandbox its own devpts instance) and runs the
 // shell on it as its controlling terminal, so job control, Ctrl-C and line editing work, and a
 // TIOCSTI on it can only reach the member's own shell. `script` is util-linux, which the sandbox
-// already needs (setpriv, unshare), and it is found under /usr inside the sandbox. A Node pty
+// already needs (setpriv, unshare), and it is found under /usr inside the sandbox. Flatpak, which
+// keeps the caller's terminal, blocks TIOCSTI with a seccomp filter instead; bubblewrap only takes
+// a compiled BPF program, and the terminal's other ioctls (modes, size) would still reach the
+// operator, so the terminal stays out. A Node pty
 // library (node-pty) was not taken: it needs a native build, and its pty would still be opened
 // on the host, outside the sandbox's devpts. The cost: a window resize is not passed on after
 // the start (the size is set once; `stty rows R cols C` inside changes it).
