@@ -8,6 +8,7 @@ import { engineOptions, err, withCommon, withLockTimeout, type CommonOpts } from
 
 interface SessionOpts extends CommonOpts {
   as: string;
+  now?: string;
   shell?: string;
   stdin?: boolean;
 }
@@ -17,6 +18,7 @@ interface SessionOpts extends CommonOpts {
 function baseCommand(name: string): Command {
   return withLockTimeout(withCommon(new Command(name)))
     .requiredOption("--as <identity>", "the member to be, e.g. human:alice (it must have joined: lazarus accept)")
+    .option("--now <time>", "record the session as of this ISO-8601 time (a state dir whose ledger is ahead of the clock)")
     .exitOverride((e) => {
       process.exit(e.exitCode === 0 ? 0 : EXIT_REFUSED);
     });

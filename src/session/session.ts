@@ -168,7 +168,8 @@ export async function closeSession(opts: EngineOptions, req: SessionRequest, s: 
     { ...opts, lockTimeoutMs: Math.max(opts.lockTimeoutMs ?? 0, 600_000) },
     `lazarus ${req.kind} ${req.cell} (recording its end)`,
     async ({ paths, ledger }) => {
-      const { now } = await resolveNow(paths, opts.now);
+      // with --now, the end is that time plus how long the session ran
+      const { now } = await resolveNow(paths, opts.now === undefined ? undefined : new Date(Date.parse(opts.now) + ms).toISOString());
       await ledger.append({
         time: new Date(now).toISOString(),
         cell: req.cell,

@@ -168,3 +168,15 @@ describe("lazarus shell (backend process)", () => {
     expect(r.stderr).toContain("stdin is not a terminal");
   });
 });
+
+describe("lazarus exec --now (last: the ledger is ahead of the clock afterwards)", () => {
+  it("records the session at --now, and without it refuses a ledger that is ahead of the clock", async () => {
+    const r = await run(["exec", "pc", "--as", "human:alice", "--now", "2031-01-01T00:00:00Z", "--", "true"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const mine = (await events()).slice(-2);
+    expect(mine.map((e) => [e.action, (e as unknown as { time: string }).time.slice(0, 16)])).toEqual([["exec", "2031-01-01T00:00"], ["exec-end", "2031-01-01T00:00"]]);
+    const later = await run(["exec", "pc", "--as", "human:alice", "--", "true"]);
+    expect(later.exitCode).toBe(125);
+    expect(later.stderr).toMatch(/the ledger's last recorded time 2031-01-01T00:00:\S+ is in the future.*pass --now/);
+  });
+});
