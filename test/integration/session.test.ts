@@ -123,6 +123,7 @@ describe("lazarus exec (backend process)", () => {
     const text = await lazarus(["events", "pc", "-s", state]);
     expect(text.stdout).toMatch(/pc +exec +human:alice \(host user \S+\) ran sh -c "cat; exit 3" as executor/);
     expect(text.stdout).toMatch(/pc +exec-end +human:alice \(host user \S+\): sh -c "cat; exit 3" ended, exit 3 after/);
+    expect((await lazarus(["ledger", "verify", "-s", state])).exitCode).toBe(0); // the hash chain holds
   });
 });
 
