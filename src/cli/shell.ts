@@ -63,11 +63,17 @@ export function execCommand(): Command {
   return baseCommand("exec")
     .description("run one command in a cell as one of its members; its stdin, stdout, stderr and exit code pass through")
     .argument("<cell>", "the cell")
-    .argument("<command...>", "the command and its arguments (after --)")
+    .argument("<command...>", "the command and its arguments, after -- (required: the command's own options are never taken for Lazarus's)")
     .option("--shell <path>", "the SHELL the command sees (default: your $SHELL where the member's view has it, else /bin/sh)")
     .option("-n, --no-stdin", "do not pass stdin (the command reads end of file), as ssh -n")
     .addHelpText("after", HELP_AFTER("lazarus exec web-1 --as human:alice -- git -C /cell/project status"))
     .action(async (cell: string, command: string[], o: SessionOpts) => {
+      // Without "--", the command's own options would be taken for Lazarus's (sh -c: --config).
+      if (!process.argv.includes("--")) {
+        err(`error: put the command after --: lazarus exec ${cell} --as ${o.as} -- ${command.join(" ")}`);
+        process.exitCode = EXIT_REFUSED;
+        return;
+      }
       await run({ kind: "exec", cell, identity: o.as, command, ...(o.shell ? { shell: o.shell } : {}), ...(o.stdin === false ? { noStdin: true } : {}) }, o);
     });
 }

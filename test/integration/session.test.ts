@@ -93,6 +93,9 @@ describe("lazarus exec (backend process)", () => {
     const closed = await run(["exec", "gone", "--as", "human:bob", "--", "true"]);
     expect(closed.exitCode).toBe(125);
     expect(closed.stderr).toMatch(/cell gone is closed/);
+    const noDashes = await run(["exec", "pc", "--as", "human:alice", "true"]);
+    expect(noDashes.exitCode).toBe(125);
+    expect(noDashes.stderr).toContain("put the command after --: lazarus exec pc --as human:alice -- true");
     const usage = await run(["exec", "pc", "--", "true"]);
     expect(usage.exitCode).toBe(125);
     expect(usage.stderr).toContain("required option '--as <identity>' not specified");
