@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./cli/status.js")).statusCommand(),
   checkpoint: async () => (await import("./cli/checkpoint.js")).checkpointCommand(),
   accept: async () => (await import("./cli/accept.js")).acceptCommand(),
+  shell: async () => (await import("./cli/shell.js")).shellCommand(),
+  exec: async () => (await import("./cli/shell.js")).execCommand(),
   portfolio: async () => (await import("./cli/portfolio.js")).portfolioCommand(),
   verify: async () => (await import("./cli/verify.js")).verifyCommand(),
   ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),

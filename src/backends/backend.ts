@@ -22,6 +22,25 @@ export interface StartSpec {
   venv?: string; // the cell's Python venv (host path): its bin/ first on PATH, VIRTUAL_ENV
 }
 
+// A human's shell or one command run as a member (lazarus shell / lazarus exec): the member's
+// spec without what only a supervised member has (log, exit file, spawn id).
+export interface SessionSpec extends Omit<StartSpec, "logFile" | "exitFile" | "spawnId"> {
+  sessionId: string; // marks the session's processes and names its container
+  shell: string; // the SHELL the session sees (the shell an interactive session runs)
+  tty?: { rows: number; cols: number; term?: string }; // interactive: a pseudo-terminal of this size
+}
+
+// What the caller spawns (and waits for) to run a session. stdio "pipe": the caller relays the
+// operator's stdin/stdout/stderr (no member process ever holds the operator's terminal);
+// "inherit": a trusted host tool (the container engine) that gives the member its own pty.
+export interface SessionSpawn {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stdio: "pipe" | "inherit";
+}
+
 export interface Started {
   pid: number;
   startTime: number | undefined; // undefined when it exited before it could be read
@@ -61,4 +80,7 @@ export interface Backend {
   stopCell(rec: CellRecord): Promise<number[]>;
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
+  // How to run a session in the member's own view (same mounts, uid, limits, network and env as
+  // its processes get); prepares what the view needs (its home, its cgroup).
+  session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
 }

@@ -3,7 +3,8 @@ import { mkdir, rm } from "node:fs/promises";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, MemberRef, StartSpec, Started } from "./backend.js";
+import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "./backend.js";
+import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
 import { findLeader, groupMembers, ownsProcess } from "./proc.js";
@@ -49,6 +50,22 @@ export class ProcessBackend implements Backend {
     // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
     // later run knows how the member ended even though Lazarus was not its parent.
     return spawnSupervised(spec, "/bin/sh", ["-c", WRAPPER, "lazarus-member", ...spec.command], { cwd: spec.home, env }, this.onExit);
+  }
+
+  // A session runs as Lazarus's own user in the member's home with the member's environment, as
+  // its processes do (no containment: see lazarus verify). No spawn id or exit file: it is never
+  // mistaken for the member's supervised process.
+  async session(_rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
+    const env = memberEnv({ ...spec, logFile: "", exitFile: "", spawnId: "" }, this.hostEnv);
+    delete env.LAZARUS_EXIT_FILE;
+    delete env.LAZARUS_SPAWN_ID;
+    env.LAZARUS_SESSION = spec.sessionId;
+    if (spec.tty?.term) env.TERM = spec.tty.term;
+    await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
+    await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
+    const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
+    env.SHELL = shellVar;
+    return { file: command[0] as string, args: command.slice(1), env, cwd: spec.home, stdio: "pipe" };
   }
 
   // Alive and provably this member's: its start time, spawn id and cell in its environment.

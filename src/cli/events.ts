@@ -143,6 +143,7 @@ export function eventLine(e: LedgerEntry, c: Colors): string {
 function colorAction(action: string, c: Colors): string {
   if (/fail|rejected|refused|down|held/.test(action)) return c.red(action);
   if (/close|scrub|remove|purge/.test(action)) return c.yellow(action);
+  if (/^(shell|exec)/.test(action)) return c.cyan(action); // a human in a cell
   if (/create|invite|accept|resurrect|restore/.test(action)) return c.green(action);
   return action;
 }

@@ -14,14 +14,14 @@ import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
-import { memberRef, type Backend, type MemberRef, type StartSpec, type Started } from "../backend.js";
+import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
 import { handCellTo, handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
-import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs } from "./argv.js";
+import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
 
 // Give a restored tree to the cell's uid without following links (the tree is out of every
@@ -82,24 +82,20 @@ export class ContainerBackend implements Backend {
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
   }
 
-  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
-    const engine = this.engine();
+  // The member's container view (what runArgs turns into a command line), with its home ready.
+  private async view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile">, name: string): Promise<ContainerView> {
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
-    // Whatever an earlier spawn of this member left (its supervisor killed) goes first: one
-    // container per member.
-    await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: spec.identity }));
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
     const home = sandboxHome(spec.homeName);
-    const env = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    const env = memberEnv({ ...spec, logFile: "", exitFile: "", cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
     env.TMPDIR = "/tmp";
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
-    const name = containerName(spec.spawnId);
-    const args = runArgs({
+    return {
       name,
       cell: spec.cell,
       cellUid: rec.uid,
@@ -117,7 +113,16 @@ export class ContainerBackend implements Backend {
       resources: spec.resources,
       env,
       command: spec.command,
-    });
+    };
+  }
+
+  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
+    const engine = this.engine();
+    // Whatever an earlier spawn of this member left (its supervisor killed) goes first: one
+    // container per member.
+    await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: spec.identity }));
+    const name = containerName(spec.spawnId);
+    const args = runArgs(await this.view(rec, spec, name));
     const outerEnv = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
@@ -130,6 +135,26 @@ export class ContainerBackend implements Backend {
     };
     await mkdir(path.dirname(spec.logFile), { recursive: true });
     return spawnSupervised(spec, "/bin/sh", ["-c", SUPERVISOR, "lazarus-container", engine, ...args], { cwd: "/", env: outerEnv }, this.onExit);
+  }
+
+  // A session runs in a container of its own alongside the member's (a member without a command,
+  // e.g. a human, has none to exec into), made by the same runArgs: the member's image, uid, binds,
+  // limits and network, labelled with the cell incarnation and the member so close, stop and
+  // restart remove it as they remove the member's. `run --rm -i`, with -t for a shell: the engine
+  // gives the container its own pty and relays the operator's terminal (a host tool, not a member
+  // process, holds it).
+  async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
+    const engine = this.engine();
+    const name = `lazarus-session-${spec.sessionId}`;
+    const view = await this.view(rec, { ...spec, spawnId: spec.sessionId }, name);
+    view.env.SHELL = spec.shell;
+    view.env.LAZARUS_SESSION = spec.sessionId;
+    if (spec.tty?.term) view.env.TERM = spec.tty.term;
+    const args = runArgs(view);
+    args.splice(1, 0, "--rm", "-i", ...(spec.tty ? ["-t"] : []));
+    const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+    for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"]) if (process.env[k]) env[k] = process.env[k] as string;
+    return { file: engine, args, env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
   }
 
   // The supervisor lives and proves it is this member's (spawn id and cell in its environment).

@@ -7,7 +7,8 @@ import { execa } from "../../util/exec.js";
 import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, MemberRef, StartSpec, Started } from "../backend.js";
+import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "../backend.js";
+import { scriptPath, sessionCommand } from "../session.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import type { HostSettings } from "../../host/settings.js";
@@ -268,6 +269,42 @@ export class SandboxBackend implements Backend {
       maxBuffer: 1 << 20,
     });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  // A session joins the member's own cgroup (not a child of it: in cgroup v2 a cgroup that holds
+  // processes cannot also delegate controllers to children, and a running member's group holds
+  // its processes), so it shares the member's limits and dies with it on stop, restart and close;
+  // the mounts, uid, namespaces and network are the member's, built by the same view and argv.
+  // The limits are set here only while the group is empty (a member without a command, e.g. a
+  // human, has never been started), never changed under a running member.
+  async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
+    const { uid, gid } = this.facts(rec);
+    const group = this.memberGroup(rec, spec.homeName);
+    group.create();
+    if (group.pids().length === 0) {
+      try {
+        group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
+      } catch (err) {
+        throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    await mkdir(spec.home, { recursive: true });
+    await handOver(spec.home, uid, gid, 0o700);
+    await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
+    // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
+    const view = this.view(rec, { ...spec, configDir: "/nonexistent", command });
+    view.env.SHELL = shellVar;
+    view.env.LAZARUS_SESSION = spec.sessionId;
+    if (spec.tty?.term) view.env.TERM = spec.tty.term;
+    this.prepareStage(view);
+    return {
+      file: "/bin/sh",
+      args: execArgv(view, this.tools(), (p) => this.reachable(p)),
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
+      cwd: "/",
+      stdio: "pipe",
+    };
   }
 
   // The supervisor lives and proves it is this member's (spawn id and cell in its environment).
