@@ -58,6 +58,8 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.network = d.network;
   if (d.container) rec.container = { ...d.container };
   else delete rec.container;
+  if (d.kubernetes) rec.kubernetes = structuredClone(d.kubernetes);
+  else delete rec.kubernetes;
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 

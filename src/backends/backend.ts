@@ -23,8 +23,9 @@ export interface StartSpec {
 }
 
 export interface Started {
-  pid: number;
+  pid: number; // 0 for a member with no local process (kubernetes: see handle)
   startTime: number | undefined; // undefined when it exited before it could be read
+  handle?: string; // where a member without a local process runs, e.g. namespace/pod
 }
 
 // Who a member's process is, as recorded: enough to prove a live process is really it.
@@ -61,4 +62,7 @@ export interface Backend {
   stopCell(rec: CellRecord): Promise<number[]>;
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
+  // Read the state of these cells' members from where they run, before isAlive/find answer
+  // (optional: only a backend without local processes, kubernetes, needs it). observe awaits it.
+  refresh?(recs: readonly CellRecord[]): Promise<void>;
 }
