@@ -213,6 +213,10 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
   return restoreFrom === "last" ? all[all.length - 1] : all.find((c) => c.name === restoreFrom);
 }
 
+// A closing cell is checkpointed first, except where its backend cannot checkpoint yet
+// (kubernetes: the tree is on the cluster's volume; see docs/kubernetes.md).
+const finalCheckpoint = (rec: CellRecord): boolean => rec.backend !== "kubernetes";
+
 function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
   if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
@@ -222,17 +226,17 @@ function close(ctx: CellCtx, why: string, digest: string | null | undefined, che
 function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () => string | undefined): boolean {
   const d = ctx.d;
   if (!d) {
-    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, true);
+    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, finalCheckpoint(rec));
     return false;
   }
   if (d.state === "closed") {
-    close(ctx, "state: closed", digest(), true);
+    close(ctx, "state: closed", digest(), finalCheckpoint(rec));
     return false;
   }
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
   if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), true);
+    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), finalCheckpoint(rec));
     return false;
   }
   const due = checkpointDue(d, rec, live, ctx.now);
@@ -246,7 +250,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     const downedMs = d.downedTimeoutMs;
     const end = at(rec.downedAt) + downedMs;
     if (ctx.now >= end) {
-      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), true);
+      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), finalCheckpoint(rec));
       return false;
     }
     ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
