@@ -244,7 +244,12 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const safety = new Set(rec.safetyCheckpoints ?? []);
   const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
   const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
-  for (const m of live.members) for (const why of m.ignored ?? []) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint: "a member wrote it; Lazarus does not believe it" });
+  for (const m of live.members) {
+    for (const why of m.ignored ?? []) {
+      const hint = why.startsWith("cluster not read") ? "check the kubeconfig and that the cluster answers; its members are left as they are until then" : "a member wrote it; Lazarus does not believe it";
+      ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint });
+    }
+  }
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {
     const downedMs = d.downedTimeoutMs;

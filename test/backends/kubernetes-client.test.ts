@@ -170,7 +170,10 @@ describe("kubernetes backend: an unreachable cluster", () => {
       await api.stop(); // the cluster goes away
       const plan = await lazarus(["plan", "--json", "--config", config, "--state-dir", state], { env });
       expect(plan.exitCode).toBe(0);
-      expect(JSON.parse(plan.stdout).actions.filter((a: { kind: string }) => a.kind !== "renew")).toEqual([]);
+      const out = JSON.parse(plan.stdout) as { actions: unknown[]; diagnostics: { severity: string; field?: string; message: string }[] };
+      expect(out.actions).toEqual([]);
+      const warned = out.diagnostics.filter((d) => d.severity === "warning" && /^cluster not read \(.*127\.0\.0\.1/.test(d.message));
+      expect(warned.map((d) => d.field).sort()).toEqual(["kube agent:a", "kube agent:b"]);
     } finally {
       cleanup(config, state);
     }
