@@ -272,7 +272,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -299,7 +299,8 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
-  if ((d.backend === "sandbox" || d.backend === "container") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
   if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
 import { StandIn } from "./kube-standin.js";
 
-const cellText = (state = "active") => `apiVersion: lazarus/v1
+const cellText = (state = "active", image = "registry.example/agent:1") => `apiVersion: lazarus/v1
 kind: Cell
 metadata: {name: kube}
 spec:
@@ -25,7 +25,7 @@ spec:
     API_KEY: {env: LAZARUS_SECRET_API_KEY}
   kubernetes:
     namespace: agents
-    image: registry.example/agent:1
+    image: ${image}
     kubeconfig: ./kubeconfig
     context: stand-in
   members:
@@ -131,6 +131,22 @@ describe("kubernetes backend against a stand-in API server", () => {
     expect(rec.members.find((m) => m.identity === "agent:b")?.status).toBe("exited");
   });
 
+  it("a changed spec.kubernetes re-applies the cell's objects and restarts running members into it", async () => {
+    const old = podOf("a")?.metadata.name as string;
+    api.setPod(old, "Running");
+    writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText("active", "registry.example/agent:2"));
+    const now = new Date(Date.now() + 10.5 * 60_000).toISOString();
+    const plan = JSON.parse((await run(["plan", "--json", "--now", now])).stdout) as { actions: { action: string; reason: string }[] };
+    expect(plan.actions).toEqual([expect.objectContaining({ action: "update", reason: "spec.kubernetes changed (members restart)" })]);
+    const n = api.requests.length;
+    expect((await run(["apply", "--yes", "--now", now])).exitCode).toBe(0);
+    const since = api.requests.slice(n);
+    expect(since.filter((q) => q.method === "PATCH").map((q) => q.body?.kind)).toEqual(["Secret", "PersistentVolumeClaim", "NetworkPolicy", "Pod"]);
+    expect(since.some((q) => q.method === "DELETE" && q.path.endsWith(`/pods/${old}`))).toBe(true);
+    expect(podOf("a")?.spec.containers[0].image).toBe("registry.example/agent:2");
+    expect(podOf("b")).toBeDefined(); // exited under restart: never: left as it is
+  });
+
   it("an OOMKilled container is reported as oom", async () => {
     api.setPod(podOf("a")?.metadata.name as string, "Failed", { exitCode: 137, reason: "OOMKilled" });
     const plan = JSON.parse((await run(["plan", "--json", "--now", new Date(Date.now() + 11 * 60_000).toISOString()])).stdout) as { actions: { action: string; member?: string; reason: string }[] };
@@ -139,7 +155,7 @@ describe("kubernetes backend against a stand-in API server", () => {
   });
 
   it("close deletes the pods gracefully; scrub deletes the Secret, claim and NetworkPolicy", async () => {
-    writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText("closed"));
+    writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText("closed", "registry.example/agent:2"));
     const n = api.requests.length;
     const now = new Date(Date.now() + 12 * 60_000);
     const r = await run(["apply", "--yes", "--now", now.toISOString()]);
