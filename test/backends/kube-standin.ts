@@ -40,6 +40,7 @@ export class StandIn {
   port = 0;
 
   private cert = "";
+  private readonly fromSandbox = new Set<string>(); // pods made by controllerPass
 
   // TLS as a real API server serves it (the client refuses plain http unless told to skip TLS
   // verification): a self-signed certificate for 127.0.0.1, made by openssl for this run.
@@ -79,6 +80,25 @@ export class StandIn {
 
   pods(): Obj[] {
     return [...this.objects.entries()].filter(([k]) => k.startsWith("pods/")).map(([, o]) => o);
+  }
+
+  // What the agent-sandbox controller would do (as its documentation says; assumed, not verified):
+  // a pod named after each Sandbox that has none, with the template's labels and spec, running.
+  controllerPass(): void {
+    for (const [k, sb] of this.objects) {
+      if (!k.startsWith("sandboxes/")) continue;
+      const ns = sb.metadata.namespace as string;
+      const key = `pods/${ns}/${sb.metadata.name}`;
+      if (this.objects.has(key)) continue;
+      this.fromSandbox.add(key);
+      this.objects.set(key, { apiVersion: "v1", kind: "Pod", metadata: { name: sb.metadata.name, namespace: ns, labels: { ...sb.spec.podTemplate.metadata.labels }, creationTimestamp: "2026-11-26T02:58:00Z" }, spec: sb.spec.podTemplate.spec, status: { phase: "Running" } });
+    }
+    // A deleted Sandbox takes its pod with it.
+    for (const k of [...this.fromSandbox]) {
+      if (this.objects.has(`sandboxes/${k.slice("pods/".length)}`)) continue;
+      this.objects.delete(k);
+      this.fromSandbox.delete(k);
+    }
   }
 
   // What a kubelet would report: the pod's phase and its member container's end.

@@ -195,3 +195,49 @@ describe("kubernetes backend: an unreachable cluster", () => {
     }
   });
 });
+
+describe("kubernetes backend: workload sandbox", () => {
+  it("applies one Sandbox per member, observes the pod its controller makes, deletes the Sandboxes at close", async () => {
+    const api = new StandIn();
+    await api.start();
+    const text = cellText().replace("    context: stand-in\n", "    context: stand-in\n    workload: sandbox\n");
+    const config = configDir({ "cells.d/kube.yaml": text });
+    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    const state = tempDir("lazarus-state-");
+    const env = { LAZARUS_SECRET_API_KEY: "v" };
+    const run = (args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { env });
+    try {
+      const t0 = Date.now();
+      expect((await run(["apply", "--yes"])).exitCode).toBe(0);
+      const t1 = Date.now();
+      const sandboxes = api.requests.filter((q) => q.method === "PATCH" && q.path.includes("/apis/agents.x-k8s.io/v1alpha1/namespaces/agents/sandboxes/"));
+      expect(sandboxes).toHaveLength(2);
+      const rec = readRecord(path.join(state, "cells", "kube"));
+      for (const q of sandboxes) {
+        expect(q.query).toMatchObject({ fieldManager: "lazarus", force: "true" });
+        // The cell's TTL from when the member started (the wall clock, as the cluster counts it).
+        const shutdown = Date.parse(q.body?.spec.shutdownTime);
+        expect(shutdown).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 + 7_200_000);
+        expect(shutdown).toBeLessThanOrEqual(t1 + 7_200_000);
+        expect(q.body?.spec.podTemplate.metadata.labels["lazarus.dev/uid"]).toBe(rec.uid);
+      }
+      expect(api.pods()).toEqual([]); // no pod of Lazarus's own: the controller makes them
+      api.controllerPass();
+      const plan = JSON.parse((await run(["plan", "--json"])).stdout) as { actions: unknown[] };
+      expect(plan.actions).toEqual([]);
+      // The controller's pod ends: the member is down and restarts by its policy.
+      api.setPod(api.pods().find((p) => p.metadata.labels?.["lazarus.dev/member"] === "a")?.metadata.name as string, "Failed", { exitCode: 2 });
+      const down = JSON.parse((await run(["plan", "--json"])).stdout) as { actions: { action: string; member?: string }[] };
+      expect(down.actions.map((a) => `${a.action} ${a.member}`)).toEqual(["member-down agent:a", "restart agent:a"]);
+
+      writeFileSync(path.join(config, "cells.d", "kube.yaml"), text.replace("state: active", "state: closed"));
+      expect((await run(["apply", "--yes"])).exitCode).toBe(0);
+      expect([...api.objects.keys()].filter((k) => k.startsWith("sandboxes/"))).toEqual([]);
+      api.controllerPass();
+      expect(api.pods()).toEqual([]);
+    } finally {
+      await api.stop();
+      cleanup(config, state);
+    }
+  });
+});

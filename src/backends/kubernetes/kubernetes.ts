@@ -65,7 +65,7 @@ export function renderRecord(rec: CellRecord, credentials: Record<string, string
     network: rec.network ?? "none",
     kubernetes: specOf(rec),
     deadlineSeconds: Math.ceil((expires - now) / 1000),
-    expiresAt: new Date(expires).toISOString(),
+    expiresAt: new Date(Math.floor(expires / 1000) * 1000).toISOString().replace(".000Z", "Z"), // RFC 3339, whole seconds
     credentials: { values: credentials },
     members: rec.members.map((m) => toRenderMember(m)),
   };
