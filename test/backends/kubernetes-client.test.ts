@@ -5,7 +5,7 @@
 // the kubeconfig's context and token, deletes) and that pod phases drive the plan: a Failed pod
 // is restarted per its member's policy, a Succeeded one under restart: never is not, an
 // OOMKilled container is reported as oom. What a real cluster does with them is not proved here.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
@@ -54,13 +54,19 @@ describe("kubernetes backend against a stand-in API server", () => {
   });
 
   it("plan does not load the client; apply creates the objects by server-side apply", async () => {
-    const plan = await run(["plan"]);
-    expect(plan.exitCode).toBe(0);
+    // The client is loaded on first use only: not by plan, validate or render of a cell that does
+    // not run yet (a module hook lists what of it each command loads).
+    const trace = path.join(state, "trace");
+    writeFileSync(trace, "");
+    const traced = (args: string[]) => lazarus([...args, "--config", config], { env: { ...env, LAZARUS_TRACE_FILE: trace, NODE_OPTIONS: `--import ${path.join(import.meta.dirname, "..", "fixtures", "trace-client-node.mjs")}` } });
+    for (const args of [["plan", "--state-dir", state], ["validate"], ["render"]]) expect((await traced(args)).exitCode).toBe(0);
+    expect(readFileSync(trace, "utf8")).toBe("");
     expect(api.requests).toEqual([]); // planning a cell that does not exist yet reads no cluster
 
-    const r = await run(["apply", "--yes"]);
+    const r = await traced(["apply", "--yes", "--state-dir", state]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
+    expect(readFileSync(trace, "utf8")).toMatch(/@kubernetes\/client-node\/dist\/index\.js/); // the hook sees it when it is loaded
     const patches = api.requests.filter((q) => q.method === "PATCH");
     expect(patches.map((q) => `${q.body?.kind}/${q.body?.metadata.name}`).slice(0, 3)).toEqual([
       expect.stringMatching(/^Secret\/kube-[0-9a-f]{6}-credentials$/),
