@@ -83,9 +83,12 @@ export class KubernetesBackend implements Backend {
   // The cell's Secret (from its credentials manifest), volume claim and NetworkPolicy.
   async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     const k = specOf(rec);
-    const manifest = await readUntrustedJson<{ credentials?: Record<string, string> }>(cellPaths(cellDir).credentials, CAPS.record, cellDir).catch(() => undefined);
+    // The manifest apply wrote (never an empty stand-in: that would blank the cluster's Secret).
+    const file = cellPaths(cellDir).credentials;
+    const manifest = await readUntrustedJson<{ credentials?: Record<string, string> }>(file, CAPS.record, cellDir);
+    if (!manifest?.credentials) throw new LazarusError("CREDENTIALS_MISSING", `cell ${rec.name}: no credentials manifest at ${file} to fill its Secret from (it is written when the cell is created or its credentials change)`);
     const c = await clientFor(target(k));
-    for (const o of cellObjects(renderRecord(rec, manifest?.credentials ?? {}))) await c.apply(o);
+    for (const o of cellObjects(renderRecord(rec, manifest.credentials))) await c.apply(o);
   }
 
   // The member's workload, named and labelled by its spawn id; any earlier one of that member goes.
@@ -95,7 +98,8 @@ export class KubernetesBackend implements Backend {
     if (!m) throw new LazarusError("BUG", `member ${spec.identity} is not in the record of cell ${rec.name}`);
     const c = await clientFor(target(k));
     await this.deleteMember(rec, m, 0, spec.spawnId);
-    const obj = workload(renderRecord(rec, {}), { ...toRenderMember(m, spec.spawnId), command: spec.command });
+    // The command as declared: it names a program in the image, never a path of this host.
+    const obj = workload(renderRecord(rec, {}), toRenderMember(m, spec.spawnId));
     await c.apply(obj);
     // Seen at once as pending, so this run does not start it twice.
     const s = seen.get(rec.uid) ?? { cell: rec.name, pods: [] };
