@@ -63,6 +63,7 @@ export interface Backend {
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
   // Read the state of these cells' members from where they run, before isAlive/find answer
-  // (optional: only a backend without local processes, kubernetes, needs it). observe awaits it.
+  // (optional: only a backend without local processes, kubernetes, needs it). observe awaits the
+  // kubernetes one for every live kubernetes cell before anything is planned or applied.
   refresh?(recs: readonly CellRecord[]): Promise<void>;
 }

@@ -38,6 +38,8 @@ export class StandIn {
   private server: Server | undefined;
   private uid = 0;
   port = 0;
+  // Refuse every apply of this resource (plural) with 422 and this message, as admission would.
+  refuse: { plural: string; message: (body: Obj) => string } | undefined;
 
   private cert = "";
   private readonly fromSandbox = new Set<string>(); // pods made by controllerPass
@@ -146,6 +148,7 @@ export class StandIn {
       if (seen.contentType !== "application/apply-patch+yaml") return this.status(res, 415, "UnsupportedMediaType", `the stand-in answers server-side apply only, not ${seen.contentType}`);
       if (!seen.query.fieldManager) return this.status(res, 422, "Invalid", "fieldManager is required for apply requests");
       const body = seen.body as Obj;
+      if (this.refuse?.plural === plural) return this.status(res, 422, "Invalid", this.refuse.message(body));
       const old = this.objects.get(key);
       const obj: Obj = { ...body, metadata: { ...body.metadata, namespace: ns, uid: (old?.metadata.uid as string | undefined) ?? `uid-${++this.uid}`, creationTimestamp: (old?.metadata.creationTimestamp as string | undefined) ?? "2026-11-26T02:58:00Z" } };
       if (plural === "pods") obj.status = old?.status ?? { phase: "Pending" };

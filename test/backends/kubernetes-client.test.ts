@@ -108,6 +108,8 @@ describe("kubernetes backend against a stand-in API server", () => {
     const reads = api.requests.slice(n).filter((q) => q.method === "GET" && q.path.endsWith("/pods"));
     expect(reads.length).toBeGreaterThan(0);
     expect(reads[0]?.query.labelSelector).toMatch(/^lazarus\.dev\/cell=kube,lazarus\.dev\/uid=/);
+    const status = await run(["status"]);
+    expect(status.stdout).toMatch(new RegExp(`agent:a\\s+executor\\s+running\\s+pod agents/${podOf("a")?.metadata.name}`));
   });
 
   it("a Failed pod is restarted per policy; a Succeeded one under restart: never is not", async () => {
@@ -241,6 +243,29 @@ describe("kubernetes backend: workload sandbox", () => {
       expect([...api.objects.keys()].filter((k) => k.startsWith("sandboxes/"))).toEqual([]);
       api.controllerPass();
       expect(api.pods()).toEqual([]);
+    } finally {
+      await api.stop();
+      cleanup(config, state);
+    }
+  });
+});
+
+describe("kubernetes backend: a refused Secret", () => {
+  it("fails the create with the server's code and reason, never its message (it may quote the value)", async () => {
+    const api = new StandIn();
+    await api.start();
+    api.refuse = { plural: "secrets", message: (b) => `Secret "x" is invalid: stringData: Invalid value: ${JSON.stringify(b.stringData)}` };
+    const config = configDir({ "cells.d/kube.yaml": cellText() });
+    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    const state = tempDir("lazarus-state-");
+    const env = { LAZARUS_SECRET_API_KEY: "s3cret-value" };
+    try {
+      const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env });
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toMatch(/cannot apply Secret agents\/kube-[0-9a-f]{6}-credentials on https:\/\/127\.0\.0\.1:\d+: HTTP 422 Invalid/);
+      const ledger = await lazarus(["ledger", "--json", "--state-dir", state]);
+      for (const text of [r.stdout, r.stderr, ledger.stdout]) expect(text).not.toContain("s3cret-value");
+      expect(api.pods()).toEqual([]); // nothing of the cell runs half-built
     } finally {
       await api.stop();
       cleanup(config, state);

@@ -53,9 +53,18 @@ export class KubeClient {
     return new KubeClient(k.KubernetesObjectApi.makeApiClient(kc), cluster.server);
   }
 
-  private fail(what: string, err: unknown): never {
+  // The server's Status message, or only its code and reason where the message might quote a
+  // secret's value back (a refused Secret).
+  private fail(what: string, err: unknown, secret = false): never {
     const body = (err as { body?: unknown })?.body;
-    const msg = typeof body === "string" && body ? body.slice(0, 500) : errorMessage(err);
+    let status: { message?: string; reason?: string; code?: number } | undefined;
+    try {
+      status = typeof body === "string" ? (JSON.parse(body) as typeof status) : (body as typeof status);
+    } catch {
+      status = undefined;
+    }
+    const code = statusOf(err) ?? status?.code;
+    const msg = secret ? `HTTP ${code ?? "?"}${status?.reason ? ` ${status.reason}` : ""} (the server's message is not shown: it may quote the Secret)` : (status?.message ?? (typeof body === "string" && body ? body.slice(0, 500) : errorMessage(err)));
     throw new LazarusError("KUBERNETES_FAILED", `${what} on ${this.server}: ${msg}`);
   }
 
@@ -65,7 +74,7 @@ export class KubeClient {
     try {
       await this.api.patch(obj, undefined, undefined, FIELD_MANAGER, true, k.PatchStrategy.ServerSideApply);
     } catch (err) {
-      this.fail(`cannot apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, err);
+      this.fail(`cannot apply ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`, err, obj.kind === "Secret");
     }
   }
 
