@@ -108,6 +108,11 @@ describe("kubernetes backend against a stand-in API server", () => {
     const reads = api.requests.slice(n).filter((q) => q.method === "GET" && q.path.endsWith("/pods"));
     expect(reads.length).toBeGreaterThan(0);
     expect(reads[0]?.query.labelSelector).toMatch(/^lazarus\.dev\/cell=kube,lazarus\.dev\/uid=/);
+    // A checkpoint is refused plainly, and the cell stays active (not stuck in checkpointing).
+    const cp = await run(["checkpoint", "kube"]);
+    expect(cp.exitCode).toBe(1);
+    expect(cp.stderr).toMatch(/checkpoints of a kubernetes cell are not supported yet/);
+    expect(readRecord(path.join(state, "cells", "kube")).state).toBe("active");
     const status = await run(["status"]);
     expect(status.stdout).toMatch(new RegExp(`agent:a\\s+executor\\s+running\\s+pod agents/${podOf("a")?.metadata.name}`));
   });
