@@ -11,6 +11,7 @@ import { typedOption } from "./cli/flags.js";
 const COMMANDS: Record<string, () => Promise<Command>> = {
   validate: async () => (await import("./cli/validate.js")).validateCommand(),
   plan: async () => (await import("./cli/plan.js")).planCommand(),
+  render: async () => (await import("./cli/render.js")).renderCommand(),
   apply: async () => (await import("./cli/apply.js")).applyCommand(),
   sync: async () => (await import("./cli/sync.js")).syncCommand(),
   diff: async () => (await import("./cli/diff.js")).diffCommand(),

@@ -8,6 +8,7 @@ import type { Action } from "../plan/actions.js";
 import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
 import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { markedFreeze } from "./freeze.js";
+import { LazarusError } from "../util/errors.js";
 import { guardCell } from "./guard.js";
 
 const SAFETY_NAMES_KEPT = 32;
@@ -17,6 +18,8 @@ const SAFETY_NAMES_KEPT = 32;
 // A downed cell is snapshotted without a state change (spec §4 has no downed → checkpointing).
 // spare: a checkpoint the caller is about to restore, kept through this rotation.
 export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv, spare?: string): Promise<string> {
+  // Refused before any state change: the cell never waits in checkpointing for what cannot come.
+  if (rec.backend === "kubernetes") throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: checkpoints of a kubernetes cell are not supported yet (its tree is on the cluster's volume; see docs/kubernetes.md)`);
   if (rec.state === "active") {
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);

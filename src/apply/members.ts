@@ -86,7 +86,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   if ((m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
-      Object.assign(m, { status: "running", pid: found.pid, startTime: found.startTime });
+      Object.assign(m, { status: "running", startTime: found.startTime }, found.handle !== undefined ? { handle: found.handle } : { pid: found.pid });
       await saveRecord(cp, rec, env);
       return;
     }
@@ -94,6 +94,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   m.status = "starting";
   m.spawnId = newId();
   delete m.pid;
+  delete m.handle;
   delete m.startTime;
   delete m.exitReason;
   await saveRecord(cp, rec, env);
@@ -119,7 +120,10 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
   });
   failpoint("member:after-spawn");
-  m.pid = started.pid;
+  if (started.handle !== undefined) {
+    m.handle = started.handle; // no local process (kubernetes)
+    delete m.pid;
+  } else m.pid = started.pid;
   m.startedAt = iso(env.now);
   delete m.exitCode;
   if (started.startTime === undefined) {
@@ -128,7 +132,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     m.status = "running";
     m.startTime = started.startTime;
   }
-  await appendLine(cp.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, pid: m.pid, command: m.command }));
+  await appendLine(cp.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, ...(m.handle ? { handle: m.handle } : { pid: m.pid }), command: m.command }));
   if (opts.saveAfter !== false) await saveRecord(cp, rec, env);
 }
 

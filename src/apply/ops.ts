@@ -58,6 +58,8 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.network = d.network;
   if (d.container) rec.container = { ...d.container };
   else delete rec.container;
+  if (d.kubernetes) rec.kubernetes = structuredClone(d.kubernetes);
+  else delete rec.kubernetes;
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 
@@ -170,9 +172,11 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
+  // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
+  if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
-  if (a.fields.includes("network") || a.fields.includes("container") || venvChanged) {
+  if (a.fields.includes("network") || a.fields.includes("container") || a.fields.includes("kubernetes") || venvChanged) {
     // A member's network namespace, container image and environment are fixed when it starts:
     // restart the running ones into the new ones.
     await saveRecord(cp_, rec, env);

@@ -42,8 +42,9 @@ export interface SessionSpawn {
 }
 
 export interface Started {
-  pid: number;
+  pid: number; // 0 for a member with no local process (kubernetes: see handle)
   startTime: number | undefined; // undefined when it exited before it could be read
+  handle?: string; // where a member without a local process runs, e.g. namespace/pod
 }
 
 // Who a member's process is, as recorded: enough to prove a live process is really it.
@@ -83,4 +84,8 @@ export interface Backend {
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
+  // Read the state of these cells' members from where they run, before isAlive/find answer
+  // (optional: only a backend without local processes, kubernetes, needs it). observe awaits the
+  // kubernetes one for every live kubernetes cell before anything is planned or applied.
+  refresh?(recs: readonly CellRecord[]): Promise<void>;
 }

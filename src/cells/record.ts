@@ -1,5 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
-import type { BackendName, ContainerSpec, Resources, RestartPolicy, Role } from "../config/types.js";
+import type { BackendName, ContainerSpec, KubernetesSpec, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;
@@ -22,6 +22,7 @@ export interface MemberRecord {
   env: Record<string, string>;
   status: MemberStatus;
   pid?: number;
+  handle?: string; // where a member without a local process runs (kubernetes: namespace/pod)
   startTime?: number; // kernel start time of pid, so a reused pid is not mistaken for the member
   spawnId?: string;
   startedAt?: string;
@@ -57,6 +58,7 @@ export interface CellRecord {
   sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
   container?: ContainerSpec; // container: the image and user members start with
   containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)
+  kubernetes?: KubernetesSpec; // kubernetes: namespace, image, storage and cluster members start with
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;

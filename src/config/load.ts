@@ -1,4 +1,5 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
+import path from "node:path";
 import { cronParser } from "../util/cron.js";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
@@ -17,6 +18,7 @@ import {
   type Desired,
   type DesiredCell,
   type DesiredMember,
+  type KubernetesSpec,
   type QuarantinedFile,
   type RestartPolicy,
   type Role,
@@ -54,7 +56,7 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container"];
+const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container", "kubernetes"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
@@ -83,6 +85,7 @@ interface RawCell {
     network?: "none" | "host";
     resources?: RawResources;
     container?: { image: string; user?: string; readOnlyRootfs?: boolean };
+    kubernetes?: RawKubernetes;
     state?: "active" | "closed";
     ttl?: string;
     grace?: string;
@@ -108,6 +111,25 @@ interface RawCell {
       onPortfolioChange?: "signal" | "restart" | "none";
       resources?: RawResources;
     }[];
+  };
+}
+
+type RawKubernetes = Partial<Omit<KubernetesSpec, "namespace" | "image">> & { namespace: string; image: string };
+
+// spec.kubernetes with its defaults; the kubeconfig path stays as written here (loadConfig
+// resolves it against the config dir).
+function toKubernetes(k: RawKubernetes): KubernetesSpec {
+  return {
+    namespace: k.namespace,
+    image: k.image,
+    workload: k.workload ?? "pod",
+    ...(k.storageClass ? { storageClass: k.storageClass } : {}),
+    storage: k.storage ?? "1Gi",
+    accessMode: k.accessMode ?? "ReadWriteOnce",
+    runAsUser: k.runAsUser ?? 1000,
+    egress: (k.egress ?? []).map((e) => ({ cidr: e.cidr, ...(e.ports ? { ports: [...e.ports] } : {}) })),
+    ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}),
+    ...(k.context ? { context: k.context } : {}),
   };
 }
 
@@ -138,6 +160,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     network: s.network ?? "none",
     resources: toResources(s.resources),
     ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
+    ...(s.kubernetes ? { kubernetes: toKubernetes(s.kubernetes) } : {}),
     state: s.state ?? "active",
     ttlMs: parseDuration(s.ttl ?? LIMITS.defaultTtl) ?? 0,
     graceMs: parseDuration(s.grace ?? LIMITS.defaultGrace) ?? 0,
@@ -167,6 +190,18 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox or container");
   }
   if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
+  if (cell.backend === "kubernetes") {
+    if (!cell.kubernetes) err(["spec", "backend"], "spec.kubernetes", "backend kubernetes needs spec.kubernetes", "add kubernetes: {namespace: agents, image: registry.example/agent:1} (see docs/kubernetes.md)");
+    // Not supported on a cluster yet: say so at the line rather than fail at apply.
+    if (cell.checkpoint.schedule !== undefined) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", "checkpoints of a kubernetes cell are not supported yet", "remove the schedule (docs/kubernetes.md says what is missing)");
+    if (cell.restoreFrom !== undefined) err(["spec", "restoreFrom"], "spec.restoreFrom", "restoring a kubernetes cell from a checkpoint is not supported yet", "remove restoreFrom");
+    cell.members.forEach((m, i) => {
+      if (m.heartbeatMs !== undefined) err(["spec", "members", i, "heartbeat"], `spec.members[${i}].heartbeat`, "heartbeats of kubernetes members are not supported yet (the heartbeat file is on the cell's volume, not read by Lazarus)", "remove heartbeat; the pod's phase says whether the member runs");
+    });
+    if (cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "spec.runtime.python is for local backends; a kubernetes cell's runtime is its image", "remove spec.runtime and put the packages in the image");
+  } else if (cell.kubernetes) {
+    err(["spec", "kubernetes"], "spec.kubernetes", `spec.kubernetes is only read by backend kubernetes (this cell has backend ${cell.backend})`, "set backend: kubernetes, or remove spec.kubernetes");
+  }
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
   if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
@@ -300,6 +335,8 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(loadFileText(rel, src.text), configDir);
+  // A kubeconfig path is relative to the config dir, as every other path in a cell.
+  for (const c of result.cells) if (c.kubernetes?.kubeconfig) c.kubernetes.kubeconfig = path.resolve(configDir, c.kubernetes.kubeconfig);
   result.diagnostics.push(...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

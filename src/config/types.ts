@@ -3,7 +3,7 @@
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
 
-export const BACKENDS = ["process", "sandbox", "container", "venv", "docker", "remote"] as const;
+export const BACKENDS = ["process", "sandbox", "container", "kubernetes", "venv", "docker", "remote"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 // Limits of a sandboxed member (cgroups).
@@ -18,6 +18,20 @@ export interface ContainerSpec {
   image: string; // a local image reference, e.g. localhost/agent:1
   user?: string; // uid[:gid] inside the container; default: the cell's own uid
   readOnlyRootfs: boolean; // the image's filesystem read-only (project/shared/home stay as their role says)
+}
+
+// Where a kubernetes cell runs (spec.kubernetes, schemas/kubernetes.schema.json), defaults applied.
+export interface KubernetesSpec {
+  namespace: string;
+  image: string;
+  workload: "pod" | "sandbox";
+  storageClass?: string;
+  storage: string; // a quantity, e.g. 1Gi
+  accessMode: "ReadWriteOnce" | "ReadWriteMany";
+  runAsUser: number;
+  egress: { cidr: string; ports?: number[] }[];
+  kubeconfig?: string; // absolute (resolved against the config dir when loaded)
+  context?: string;
 }
 
 export type CredentialSource = { file: string } | { env: string };
@@ -72,6 +86,7 @@ export interface DesiredCell {
   network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
   resources: Resources; // limits of each member that declares none of its own
   container?: ContainerSpec; // container backend: the image members run in
+  kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access
   state: "active" | "closed";
   ttlMs: number;
   graceMs: number;

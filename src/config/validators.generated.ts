@@ -2,24 +2,462 @@
 // @ts-nocheck
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root) or container (a container of the host's engine, podman or docker, per member; needs spec.container.image)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
-const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
-const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
-const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
-const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern1 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
-const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
-const pattern3 = new RegExp("^[0-9]+m$", "u");
-const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
-const pattern5 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
-const pattern6 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern9 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+export const validateKubernetes = validate10;
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/kubernetes.schema.json","title":"Lazarus Cell spec.kubernetes","description":"Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file, relative to the config dir or absolute. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
-const schema17 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern1 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
+const pattern2 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
+const pattern3 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
+const pattern4 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
 
-function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+/*# sourceURL="https://lazarus.dev/schemas/kubernetes.schema.json" */;
+let vErrors = null;
+let errors = 0;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.namespace === undefined){
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(data.image === undefined){
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(func2.call(schema11.properties, key0))){
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.namespace !== undefined){
+let data0 = data.namespace;
+if(typeof data0 === "string"){
+if(!pattern0.test(data0)){
+const err3 = {instancePath:instancePath+"/namespace",schemaPath:"#/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+else {
+const err4 = {instancePath:instancePath+"/namespace",schemaPath:"#/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.image !== undefined){
+let data1 = data.image;
+if(typeof data1 === "string"){
+if(func3(data1) > 512){
+const err5 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+if(func3(data1) < 1){
+const err6 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+if(!pattern1.test(data1)){
+const err7 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+}
+if(data.workload !== undefined){
+let data2 = data.workload;
+if(!((data2 === "pod") || (data2 === "sandbox"))){
+const err9 = {instancePath:instancePath+"/workload",schemaPath:"#/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.workload.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+if(data.storageClass !== undefined){
+let data3 = data.storageClass;
+if(typeof data3 === "string"){
+if(!pattern2.test(data3)){
+const err10 = {instancePath:instancePath+"/storageClass",schemaPath:"#/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+}
+else {
+const err11 = {instancePath:instancePath+"/storageClass",schemaPath:"#/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+}
+if(data.storage !== undefined){
+let data4 = data.storage;
+if(typeof data4 === "string"){
+if(!pattern3.test(data4)){
+const err12 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+else {
+const err13 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+}
+if(data.accessMode !== undefined){
+let data5 = data.accessMode;
+if(!((data5 === "ReadWriteOnce") || (data5 === "ReadWriteMany"))){
+const err14 = {instancePath:instancePath+"/accessMode",schemaPath:"#/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+}
+if(data.runAsUser !== undefined){
+let data6 = data.runAsUser;
+if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
+const err15 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err15];
+}
+else {
+vErrors.push(err15);
+}
+errors++;
+}
+if((typeof data6 == "number") && (isFinite(data6))){
+if(data6 > 2147483647 || isNaN(data6)){
+const err16 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
+}
+errors++;
+}
+if(data6 < 1 || isNaN(data6)){
+const err17 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+}
+}
+if(data.egress !== undefined){
+let data7 = data.egress;
+if(Array.isArray(data7)){
+if(data7.length > 64){
+const err18 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(vErrors === null){
+vErrors = [err18];
+}
+else {
+vErrors.push(err18);
+}
+errors++;
+}
+const len0 = data7.length;
+for(let i0=0; i0<len0; i0++){
+let data8 = data7[i0];
+if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
+if(data8.cidr === undefined){
+const err19 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
+if(vErrors === null){
+vErrors = [err19];
+}
+else {
+vErrors.push(err19);
+}
+errors++;
+}
+for(const key1 in data8){
+if(!((key1 === "cidr") || (key1 === "ports"))){
+const err20 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err20];
+}
+else {
+vErrors.push(err20);
+}
+errors++;
+}
+}
+if(data8.cidr !== undefined){
+let data9 = data8.cidr;
+if(typeof data9 === "string"){
+if(!pattern4.test(data9)){
+const err21 = {instancePath:instancePath+"/egress/" + i0+"/cidr",schemaPath:"#/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
+if(vErrors === null){
+vErrors = [err21];
+}
+else {
+vErrors.push(err21);
+}
+errors++;
+}
+}
+else {
+const err22 = {instancePath:instancePath+"/egress/" + i0+"/cidr",schemaPath:"#/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err22];
+}
+else {
+vErrors.push(err22);
+}
+errors++;
+}
+}
+if(data8.ports !== undefined){
+let data10 = data8.ports;
+if(Array.isArray(data10)){
+if(data10.length > 32){
+const err23 = {instancePath:instancePath+"/egress/" + i0+"/ports",schemaPath:"#/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(vErrors === null){
+vErrors = [err23];
+}
+else {
+vErrors.push(err23);
+}
+errors++;
+}
+const len1 = data10.length;
+for(let i1=0; i1<len1; i1++){
+let data11 = data10[i1];
+if(!(((typeof data11 == "number") && (!(data11 % 1) && !isNaN(data11))) && (isFinite(data11)))){
+const err24 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+if((typeof data11 == "number") && (isFinite(data11))){
+if(data11 > 65535 || isNaN(data11)){
+const err25 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+if(data11 < 1 || isNaN(data11)){
+const err26 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err27 = {instancePath:instancePath+"/egress/" + i0+"/ports",schemaPath:"#/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+}
+else {
+const err29 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+}
+}
+if(data.kubeconfig !== undefined){
+let data12 = data.kubeconfig;
+if(typeof data12 === "string"){
+if(func3(data12) < 1){
+const err30 = {instancePath:instancePath+"/kubeconfig",schemaPath:"#/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+}
+else {
+const err31 = {instancePath:instancePath+"/kubeconfig",schemaPath:"#/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+if(data.context !== undefined){
+let data13 = data.context;
+if(typeof data13 === "string"){
+if(func3(data13) < 1){
+const err32 = {instancePath:instancePath+"/context",schemaPath:"#/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+else {
+const err33 = {instancePath:instancePath+"/context",schemaPath:"#/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+}
+else {
+const err34 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+validate10.errors = vErrors;
+return errors === 0;
+}
+
+export const validateCell = validate11;
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) or kubernetes (a Pod per member in a cluster; needs spec.kubernetes)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"$ref":"kubernetes.schema.json","description":"Kubernetes backend: namespace, image, storage and cluster access (schemas/kubernetes.schema.json)."},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema13 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
+const schema14 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
+const schema16 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
+const pattern6 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
+const pattern7 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
+const pattern8 = new RegExp("^[0-9]+m$", "u");
+const pattern10 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
+const pattern16 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern19 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const schema19 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+
+function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
@@ -44,7 +482,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(func2.call(schema17.properties, key0))){
+if(!(func2.call(schema19.properties, key0))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err2];
@@ -58,7 +496,7 @@ errors++;
 if(data.identity !== undefined){
 let data0 = data.identity;
 if(typeof data0 === "string"){
-if(!pattern1.test(data0)){
+if(!pattern6.test(data0)){
 const err3 = {instancePath:instancePath+"/identity",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
@@ -83,7 +521,7 @@ errors++;
 if(data.role !== undefined){
 let data1 = data.role;
 if(!(((((data1 === "director") || (data1 === "executor")) || (data1 === "observer")) || (data1 === "guest")) || (data1 === "substitute"))){
-const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema17.properties.role.enum},message:"must be equal to one of the allowed values"};
+const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema19.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -137,7 +575,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern9.test(key1)){
+if(!pattern19.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -187,7 +625,7 @@ errors++;
 if(data.restart !== undefined){
 let data6 = data.restart;
 if(!(((data6 === "always") || (data6 === "on-failure")) || (data6 === "never"))){
-const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema17.properties.restart.enum},message:"must be equal to one of the allowed values"};
+const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema19.properties.restart.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -200,7 +638,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern6.test(data7)){
+if(!pattern16.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -225,7 +663,7 @@ errors++;
 if(data.replaces !== undefined){
 let data8 = data.replaces;
 if(typeof data8 === "string"){
-if(!pattern1.test(data8)){
+if(!pattern6.test(data8)){
 const err16 = {instancePath:instancePath+"/replaces",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err16];
@@ -300,7 +738,7 @@ errors++;
 if(data.onPortfolioChange !== undefined){
 let data11 = data.onPortfolioChange;
 if(!(((data11 === "signal") || (data11 === "restart")) || (data11 === "none"))){
-const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema17.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
+const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema19.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -328,7 +766,7 @@ errors++;
 if(data12.memory !== undefined){
 let data13 = data12.memory;
 if(typeof data13 === "string"){
-if(!pattern2.test(data13)){
+if(!pattern7.test(data13)){
 const err24 = {instancePath:instancePath+"/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err24];
@@ -427,7 +865,7 @@ valid10 = valid10 || _valid0;
 if(!valid10){
 const _errs40 = errors;
 if(typeof data15 === "string"){
-if(!pattern3.test(data15)){
+if(!pattern8.test(data15)){
 const err32 = {instancePath:instancePath+"/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
@@ -496,12 +934,12 @@ vErrors.push(err36);
 }
 errors++;
 }
-validate11.errors = vErrors;
+validate12.errors = vErrors;
 return errors === 0;
 }
 
 
-function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/cell.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -705,7 +1143,7 @@ vErrors.push(err16);
 errors++;
 }
 for(const key3 in data6){
-if(!(func2.call(schema11.properties.spec.properties, key3))){
+if(!(func2.call(schema12.properties.spec.properties, key3))){
 const err17 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err17];
@@ -744,7 +1182,7 @@ errors++;
 if(data6.owner !== undefined){
 let data8 = data6.owner;
 if(typeof data8 === "string"){
-if(!pattern1.test(data8)){
+if(!pattern6.test(data8)){
 const err20 = {instancePath:instancePath+"/spec/owner",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err20];
@@ -768,8 +1206,8 @@ errors++;
 }
 if(data6.backend !== undefined){
 let data9 = data6.backend;
-if(!((((((data9 === "process") || (data9 === "sandbox")) || (data9 === "container")) || (data9 === "venv")) || (data9 === "docker")) || (data9 === "remote"))){
-const err22 = {instancePath:instancePath+"/spec/backend",schemaPath:"#/properties/spec/properties/backend/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backend.enum},message:"must be equal to one of the allowed values"};
+if(!(((((((data9 === "process") || (data9 === "sandbox")) || (data9 === "container")) || (data9 === "kubernetes")) || (data9 === "venv")) || (data9 === "docker")) || (data9 === "remote"))){
+const err22 = {instancePath:instancePath+"/spec/backend",schemaPath:"#/properties/spec/properties/backend/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backend.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -782,7 +1220,7 @@ errors++;
 if(data6.network !== undefined){
 let data10 = data6.network;
 if(!((data10 === "none") || (data10 === "host"))){
-const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.network.enum},message:"must be equal to one of the allowed values"};
+const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.network.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -810,7 +1248,7 @@ errors++;
 if(data11.memory !== undefined){
 let data12 = data11.memory;
 if(typeof data12 === "string"){
-if(!pattern2.test(data12)){
+if(!pattern7.test(data12)){
 const err25 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err25];
@@ -909,7 +1347,7 @@ valid7 = valid7 || _valid0;
 if(!valid7){
 const _errs36 = errors;
 if(typeof data14 === "string"){
-if(!pattern3.test(data14)){
+if(!pattern8.test(data14)){
 const err33 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
 if(vErrors === null){
 vErrors = [err33];
@@ -1015,7 +1453,7 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern4.test(data16)){
+if(!pattern1.test(data16)){
 const err41 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
@@ -1040,7 +1478,7 @@ errors++;
 if(data15.user !== undefined){
 let data17 = data15.user;
 if(typeof data17 === "string"){
-if(!pattern5.test(data17)){
+if(!pattern10.test(data17)){
 const err43 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
@@ -1086,12 +1524,11 @@ vErrors.push(err46);
 errors++;
 }
 }
-if(data6.runtime !== undefined){
-let data19 = data6.runtime;
+if(data6.kubernetes !== undefined){
+let data19 = data6.kubernetes;
 if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-for(const key6 in data19){
-if(!(key6 === "python")){
-const err47 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(data19.namespace === undefined){
+const err47 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1100,13 +1537,8 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-if(data19.python !== undefined){
-let data20 = data19.python;
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-for(const key7 in data20){
-if(!((key7 === "requirements") || (key7 === "findLinks"))){
-const err48 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(data19.image === undefined){
+const err48 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1115,12 +1547,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-if(data20.requirements !== undefined){
-let data21 = data20.requirements;
-if(typeof data21 === "string"){
-if(func3(data21) < 1){
-const err49 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key6 in data19){
+if(!(func2.call(schema11.properties, key6))){
+const err49 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1130,8 +1559,11 @@ vErrors.push(err49);
 errors++;
 }
 }
-else {
-const err50 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.namespace !== undefined){
+let data20 = data19.namespace;
+if(typeof data20 === "string"){
+if(!pattern0.test(data20)){
+const err50 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"kubernetes.schema.json/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1141,11 +1573,8 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data20.findLinks !== undefined){
-let data22 = data20.findLinks;
-if(typeof data22 === "string"){
-if(func3(data22) < 1){
-const err51 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err51 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"kubernetes.schema.json/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1155,8 +1584,11 @@ vErrors.push(err51);
 errors++;
 }
 }
-else {
-const err52 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.image !== undefined){
+let data21 = data19.image;
+if(typeof data21 === "string"){
+if(func3(data21) > 512){
+const err52 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1165,10 +1597,8 @@ vErrors.push(err52);
 }
 errors++;
 }
-}
-}
-else {
-const err53 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(func3(data21) < 1){
+const err53 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1177,10 +1607,8 @@ vErrors.push(err53);
 }
 errors++;
 }
-}
-}
-else {
-const err54 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data21)){
+const err54 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1190,10 +1618,8 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data23 = data6.state;
-if(!((data23 === "active") || (data23 === "closed"))){
-const err55 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+else {
+const err55 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1203,11 +1629,10 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data6.ttl !== undefined){
-let data24 = data6.ttl;
-if(typeof data24 === "string"){
-if(!pattern6.test(data24)){
-const err56 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data19.workload !== undefined){
+let data22 = data19.workload;
+if(!((data22 === "pod") || (data22 === "sandbox"))){
+const err56 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"kubernetes.schema.json/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.workload.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1217,8 +1642,11 @@ vErrors.push(err56);
 errors++;
 }
 }
-else {
-const err57 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.storageClass !== undefined){
+let data23 = data19.storageClass;
+if(typeof data23 === "string"){
+if(!pattern2.test(data23)){
+const err57 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"kubernetes.schema.json/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1228,11 +1656,8 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data6.grace !== undefined){
-let data25 = data6.grace;
-if(typeof data25 === "string"){
-if(!pattern6.test(data25)){
-const err58 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+else {
+const err58 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"kubernetes.schema.json/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1242,8 +1667,11 @@ vErrors.push(err58);
 errors++;
 }
 }
-else {
-const err59 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.storage !== undefined){
+let data24 = data19.storage;
+if(typeof data24 === "string"){
+if(!pattern3.test(data24)){
+const err59 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"kubernetes.schema.json/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1253,11 +1681,8 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data6.retention !== undefined){
-let data26 = data6.retention;
-if(typeof data26 === "string"){
-if(!pattern6.test(data26)){
-const err60 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+else {
+const err60 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"kubernetes.schema.json/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1267,8 +1692,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-else {
-const err61 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data19.accessMode !== undefined){
+let data25 = data19.accessMode;
+if(!((data25 === "ReadWriteOnce") || (data25 === "ReadWriteMany"))){
+const err61 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"kubernetes.schema.json/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1278,12 +1705,10 @@ vErrors.push(err61);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data27 = data6.policy;
-if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
-for(const key8 in data27){
-if(!((key8 === "allowGuests") || (key8 === "allowSubstitutes"))){
-const err62 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(data19.runAsUser !== undefined){
+let data26 = data19.runAsUser;
+if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
+const err62 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1292,10 +1717,9 @@ vErrors.push(err62);
 }
 errors++;
 }
-}
-if(data27.allowGuests !== undefined){
-if(typeof data27.allowGuests !== "boolean"){
-const err63 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if((typeof data26 == "number") && (isFinite(data26))){
+if(data26 > 2147483647 || isNaN(data26)){
+const err63 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1304,10 +1728,8 @@ vErrors.push(err63);
 }
 errors++;
 }
-}
-if(data27.allowSubstitutes !== undefined){
-if(typeof data27.allowSubstitutes !== "boolean"){
-const err64 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data26 < 1 || isNaN(data26)){
+const err64 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1318,8 +1740,11 @@ errors++;
 }
 }
 }
-else {
-const err65 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data19.egress !== undefined){
+let data27 = data19.egress;
+if(Array.isArray(data27)){
+if(data27.length > 64){
+const err65 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"kubernetes.schema.json/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1328,15 +1753,12 @@ vErrors.push(err65);
 }
 errors++;
 }
-}
-if(data6.credentials !== undefined){
-let data30 = data6.credentials;
-if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
-for(const key9 in data30){
-const _errs76 = errors;
-if(typeof key9 === "string"){
-if(!pattern9.test(key9)){
-const err66 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key9};
+const len0 = data27.length;
+for(let i0=0; i0<len0; i0++){
+let data28 = data27[i0];
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+if(data28.cidr === undefined){
+const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1345,10 +1767,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-}
-var valid15 = _errs76 === errors;
-if(!valid15){
-const err67 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key9},message:"property name must be valid"};
+for(const key7 in data28){
+if(!((key7 === "cidr") || (key7 === "ports"))){
+const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1358,11 +1779,11 @@ vErrors.push(err67);
 errors++;
 }
 }
-for(const key10 in data30){
-let data31 = data30[key10];
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(Object.keys(data31).length > 1){
-const err68 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data28.cidr !== undefined){
+let data29 = data28.cidr;
+if(typeof data29 === "string"){
+if(!pattern4.test(data29)){
+const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1371,8 +1792,9 @@ vErrors.push(err68);
 }
 errors++;
 }
-if(Object.keys(data31).length < 1){
-const err69 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+}
+else {
+const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1381,9 +1803,12 @@ vErrors.push(err69);
 }
 errors++;
 }
-for(const key11 in data31){
-if(!((key11 === "file") || (key11 === "env"))){
-const err70 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+if(data28.ports !== undefined){
+let data30 = data28.ports;
+if(Array.isArray(data30)){
+if(data30.length > 32){
+const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1392,12 +1817,11 @@ vErrors.push(err70);
 }
 errors++;
 }
-}
-if(data31.file !== undefined){
-let data32 = data31.file;
-if(typeof data32 === "string"){
-if(func3(data32) < 1){
-const err71 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const len1 = data30.length;
+for(let i1=0; i1<len1; i1++){
+let data31 = data30[i1];
+if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
+const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1406,9 +1830,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-else {
-const err72 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data31 == "number") && (isFinite(data31))){
+if(data31 > 65535 || isNaN(data31)){
+const err72 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1417,12 +1841,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-}
-if(data31.env !== undefined){
-let data33 = data31.env;
-if(typeof data33 === "string"){
-if(!pattern9.test(data33)){
-const err73 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data31 < 1 || isNaN(data31)){
+const err73 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1432,8 +1852,10 @@ vErrors.push(err73);
 errors++;
 }
 }
+}
+}
 else {
-const err74 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err74 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1445,7 +1867,7 @@ errors++;
 }
 }
 else {
-const err75 = {instancePath:instancePath+"/spec/credentials/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1457,7 +1879,7 @@ errors++;
 }
 }
 else {
-const err76 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err76 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"kubernetes.schema.json/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1467,19 +1889,11 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data34 = data6.members;
-if(Array.isArray(data34)){
-const len0 = data34.length;
-for(let i0=0; i0<len0; i0++){
-if(!(validate11(data34[i0], {instancePath:instancePath+"/spec/members/" + i0,parentData:data34,parentDataProperty:i0,rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err77 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data19.kubeconfig !== undefined){
+let data32 = data19.kubeconfig;
+if(typeof data32 === "string"){
+if(func3(data32) < 1){
+const err77 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"kubernetes.schema.json/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1489,12 +1903,8 @@ vErrors.push(err77);
 errors++;
 }
 }
-if(data6.checkpoint !== undefined){
-let data36 = data6.checkpoint;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key12 in data36){
-if(!(((key12 === "schedule") || (key12 === "keep")) || (key12 === "compression"))){
-const err78 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+else {
+const err78 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"kubernetes.schema.json/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1504,11 +1914,11 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data36.schedule !== undefined){
-let data37 = data36.schedule;
-if(typeof data37 === "string"){
-if(func3(data37) < 1){
-const err79 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data19.context !== undefined){
+let data33 = data19.context;
+if(typeof data33 === "string"){
+if(func3(data33) < 1){
+const err79 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"kubernetes.schema.json/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1519,7 +1929,7 @@ errors++;
 }
 }
 else {
-const err80 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err80 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"kubernetes.schema.json/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1529,10 +1939,9 @@ vErrors.push(err80);
 errors++;
 }
 }
-if(data36.keep !== undefined){
-let data38 = data36.keep;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err81 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err81 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1541,9 +1950,13 @@ vErrors.push(err81);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 > 1000 || isNaN(data38)){
-const err82 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data6.runtime !== undefined){
+let data34 = data6.runtime;
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+for(const key8 in data34){
+if(!(key8 === "python")){
+const err82 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1552,8 +1965,13 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data38 < 1 || isNaN(data38)){
-const err83 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data34.python !== undefined){
+let data35 = data34.python;
+if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
+for(const key9 in data35){
+if(!((key9 === "requirements") || (key9 === "findLinks"))){
+const err83 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1563,11 +1981,11 @@ vErrors.push(err83);
 errors++;
 }
 }
-}
-if(data36.compression !== undefined){
-let data39 = data36.compression;
-if(typeof data39 !== "string"){
-const err84 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data35.requirements !== undefined){
+let data36 = data35.requirements;
+if(typeof data36 === "string"){
+if(func3(data36) < 1){
+const err84 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1576,8 +1994,9 @@ vErrors.push(err84);
 }
 errors++;
 }
-if(!((data39 === "gzip") || (data39 === "zstd"))){
-const err85 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err85 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1587,9 +2006,11 @@ vErrors.push(err85);
 errors++;
 }
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data35.findLinks !== undefined){
+let data37 = data35.findLinks;
+if(typeof data37 === "string"){
+if(func3(data37) < 1){
+const err86 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1599,11 +2020,8 @@ vErrors.push(err86);
 errors++;
 }
 }
-if(data6.restoreFrom !== undefined){
-let data40 = data6.restoreFrom;
-if(typeof data40 === "string"){
-if(func3(data40) < 1){
-const err87 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err87 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1613,8 +2031,9 @@ vErrors.push(err87);
 errors++;
 }
 }
+}
 else {
-const err88 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err88 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1624,11 +2043,9 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data6.downedTimeout !== undefined){
-let data41 = data6.downedTimeout;
-if(typeof data41 === "string"){
-if(!pattern6.test(data41)){
-const err89 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+}
+else {
+const err89 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1638,8 +2055,10 @@ vErrors.push(err89);
 errors++;
 }
 }
-else {
-const err90 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.state !== undefined){
+let data38 = data6.state;
+if(!((data38 === "active") || (data38 === "closed"))){
+const err90 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1649,11 +2068,11 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data6.inviteTtl !== undefined){
-let data42 = data6.inviteTtl;
-if(typeof data42 === "string"){
-if(!pattern6.test(data42)){
-const err91 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data6.ttl !== undefined){
+let data39 = data6.ttl;
+if(typeof data39 === "string"){
+if(!pattern16.test(data39)){
+const err91 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1664,7 +2083,7 @@ errors++;
 }
 }
 else {
-const err92 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err92 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1674,11 +2093,11 @@ vErrors.push(err92);
 errors++;
 }
 }
-if(data6.taskClass !== undefined){
-let data43 = data6.taskClass;
-if(typeof data43 === "string"){
-if(func3(data43) < 1){
-const err93 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.grace !== undefined){
+let data40 = data6.grace;
+if(typeof data40 === "string"){
+if(!pattern16.test(data40)){
+const err93 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1689,7 +2108,7 @@ errors++;
 }
 }
 else {
-const err94 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err94 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1699,9 +2118,11 @@ vErrors.push(err94);
 errors++;
 }
 }
-}
-else {
-const err95 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.retention !== undefined){
+let data41 = data6.retention;
+if(typeof data41 === "string"){
+if(!pattern16.test(data41)){
+const err95 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1711,9 +2132,8 @@ vErrors.push(err95);
 errors++;
 }
 }
-}
 else {
-const err96 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err96 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1722,16 +2142,461 @@ vErrors.push(err96);
 }
 errors++;
 }
-validate10.errors = vErrors;
+}
+if(data6.policy !== undefined){
+let data42 = data6.policy;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key10 in data42){
+if(!((key10 === "allowGuests") || (key10 === "allowSubstitutes"))){
+const err97 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+if(data42.allowGuests !== undefined){
+if(typeof data42.allowGuests !== "boolean"){
+const err98 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+if(data42.allowSubstitutes !== undefined){
+if(typeof data42.allowSubstitutes !== "boolean"){
+const err99 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+}
+else {
+const err100 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+}
+if(data6.credentials !== undefined){
+let data45 = data6.credentials;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+for(const key11 in data45){
+const _errs107 = errors;
+if(typeof key11 === "string"){
+if(!pattern19.test(key11)){
+const err101 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key11};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+}
+var valid22 = _errs107 === errors;
+if(!valid22){
+const err102 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key11},message:"property name must be valid"};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
+}
+errors++;
+}
+}
+for(const key12 in data45){
+let data46 = data45[key12];
+if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
+if(Object.keys(data46).length > 1){
+const err103 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+if(Object.keys(data46).length < 1){
+const err104 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+for(const key13 in data46){
+if(!((key13 === "file") || (key13 === "env"))){
+const err105 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+}
+if(data46.file !== undefined){
+let data47 = data46.file;
+if(typeof data47 === "string"){
+if(func3(data47) < 1){
+const err106 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+}
+else {
+const err107 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+}
+if(data46.env !== undefined){
+let data48 = data46.env;
+if(typeof data48 === "string"){
+if(!pattern19.test(data48)){
+const err108 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+}
+}
+else {
+const err110 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+}
+}
+else {
+const err111 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+}
+if(data6.members !== undefined){
+let data49 = data6.members;
+if(Array.isArray(data49)){
+const len2 = data49.length;
+for(let i2=0; i2<len2; i2++){
+if(!(validate12(data49[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data49,parentDataProperty:i2,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err112 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+}
+if(data6.checkpoint !== undefined){
+let data51 = data6.checkpoint;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key14 in data51){
+if(!(((key14 === "schedule") || (key14 === "keep")) || (key14 === "compression"))){
+const err113 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+if(data51.schedule !== undefined){
+let data52 = data51.schedule;
+if(typeof data52 === "string"){
+if(func3(data52) < 1){
+const err114 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+else {
+const err115 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+}
+if(data51.keep !== undefined){
+let data53 = data51.keep;
+if(!(((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53))) && (isFinite(data53)))){
+const err116 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+if((typeof data53 == "number") && (isFinite(data53))){
+if(data53 > 1000 || isNaN(data53)){
+const err117 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+if(data53 < 1 || isNaN(data53)){
+const err118 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+}
+}
+if(data51.compression !== undefined){
+let data54 = data51.compression;
+if(typeof data54 !== "string"){
+const err119 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+if(!((data54 === "gzip") || (data54 === "zstd"))){
+const err120 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+}
+else {
+const err121 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+if(data6.restoreFrom !== undefined){
+let data55 = data6.restoreFrom;
+if(typeof data55 === "string"){
+if(func3(data55) < 1){
+const err122 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+else {
+const err123 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+if(data6.downedTimeout !== undefined){
+let data56 = data6.downedTimeout;
+if(typeof data56 === "string"){
+if(!pattern16.test(data56)){
+const err124 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+else {
+const err125 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+if(data6.inviteTtl !== undefined){
+let data57 = data6.inviteTtl;
+if(typeof data57 === "string"){
+if(!pattern16.test(data57)){
+const err126 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+else {
+const err127 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+if(data6.taskClass !== undefined){
+let data58 = data6.taskClass;
+if(typeof data58 === "string"){
+if(func3(data58) < 1){
+const err128 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+}
+else {
+const err130 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+}
+else {
+const err131 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+validate11.errors = vErrors;
 return errors === 0;
 }
 
-export const validatePortfolio = validate13;
-const schema24 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
-const schema25 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
-const schema29 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
+export const validatePortfolio = validate14;
+const schema26 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
+const schema27 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
+const schema31 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
 
-function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/portfolio.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -2231,7 +3096,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern6.test(data18)){
+if(!pattern16.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -2256,7 +3121,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern6.test(data19)){
+if(!pattern16.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -2333,7 +3198,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern6.test(data22)){
+if(!pattern16.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -2358,7 +3223,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern6.test(data23)){
+if(!pattern16.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
@@ -2399,7 +3264,7 @@ const len3 = data24.length;
 for(let i3=0; i3<len3; i3++){
 let data25 = data24[i3];
 if(!((((((data25 === "rate_limit") || (data25 === "timeout")) || (data25 === "server_error")) || (data25 === "context_window")) || (data25 === "content_policy")) || (data25 === "auth"))){
-const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema29.enum},message:"must be equal to one of the allowed values"};
+const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema31.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -2500,6 +3365,6 @@ vErrors.push(err60);
 }
 errors++;
 }
-validate13.errors = vErrors;
+validate14.errors = vErrors;
 return errors === 0;
 }

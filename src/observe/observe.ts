@@ -75,7 +75,8 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
   }
   const cp = cellPaths(dir);
-  const members = await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
+  const remote = place === "cells" && record?.backend === "kubernetes" ? await observeRemote(record) : undefined;
+  const members = await Promise.all((record?.members ?? []).map((m) => (remote ? remoteMember(m, remote) : observeMember(cp, m, place, fallbackName))));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   return {
@@ -88,6 +89,28 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     ...(unreadable ? { unreadable } : {}),
     ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
   };
+}
+
+// A cell whose members run in a cluster (kubernetes): their pods, read once per observe (the
+// client is loaded only when such a cell exists). An unreachable cluster changes nothing: every
+// member is taken as recorded, and says why.
+type Remote = { view(m: MemberRecord): { alive: boolean; exit?: ObservedMember["exit"] } } | { problem: string };
+
+async function observeRemote(rec: CellRecord): Promise<Remote> {
+  const k = await import("../backends/kubernetes/kubernetes.js");
+  try {
+    await k.refresh([rec]);
+    return { view: (m) => k.memberView(rec, m) };
+  } catch (err) {
+    return { problem: errorMessage(err) };
+  }
+}
+
+function remoteMember(m: MemberRecord, r: Remote): ObservedMember {
+  if (!m.command) return { ...m, alive: false };
+  if ("problem" in r) return { ...m, alive: m.status === "running" || m.status === "starting", ignored: [`cluster not read (${r.problem}); the member is taken as recorded`] };
+  const v = r.view(m);
+  return { ...m, alive: v.alive, ...(v.exit && (m.status === "running" || m.status === "starting") ? { exit: v.exit } : {}) };
 }
 
 // cell: the name of the cell's directory, which the member's process must prove it belongs to.

@@ -165,7 +165,9 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
         ? `killed by its memory limit (OOM, exit code ${m.exit.code})`
         : m.exit
         ? `exited with code ${m.exit.code}`
-        : `process ${m.pid} is gone (no exit status)`;
+        : m.handle
+          ? `pod ${m.handle} is gone (no exit status)`
+          : `process ${m.pid} is gone (no exit status)`;
     ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}), stop: hung, reason: `${dm.identity}: ${why}` });
   }
   if (status === "completed" && dm.restart === "on-failure") ctx.done.add(dm.identity);

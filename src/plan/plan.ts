@@ -215,6 +215,10 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
   return restoreFrom === "last" ? all[all.length - 1] : all.find((c) => c.name === restoreFrom);
 }
 
+// A closing cell is checkpointed first, except where its backend cannot checkpoint yet
+// (kubernetes: the tree is on the cluster's volume; see docs/kubernetes.md).
+const finalCheckpoint = (rec: CellRecord): boolean => rec.backend !== "kubernetes";
+
 function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
   if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
@@ -231,17 +235,17 @@ function scrubAtOnce(ctx: CellCtx): void {
 function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () => string | undefined): boolean {
   const d = ctx.d;
   if (!d) {
-    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, true);
+    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, finalCheckpoint(rec));
     return false;
   }
   if (d.state === "closed") {
-    close(ctx, "state: closed", digest(), true);
+    close(ctx, "state: closed", digest(), finalCheckpoint(rec));
     return false;
   }
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
   if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), true);
+    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), finalCheckpoint(rec));
     return false;
   }
   const due = checkpointDue(d, rec, live, ctx.now);
@@ -249,13 +253,18 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const safety = new Set(rec.safetyCheckpoints ?? []);
   const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
   const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
-  for (const m of live.members) for (const why of m.ignored ?? []) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint: "a member wrote it; Lazarus does not believe it" });
+  for (const m of live.members) {
+    for (const why of m.ignored ?? []) {
+      const hint = why.startsWith("cluster not read") ? "check the kubeconfig and that the cluster answers; its members are left as they are until then" : "a member wrote it; Lazarus does not believe it";
+      ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint });
+    }
+  }
   const noneUp = members.executorsDeclared && members.executorsUp === 0;
   if (rec.state === "downed" && noneUp) {
     const downedMs = d.downedTimeoutMs;
     const end = at(rec.downedAt) + downedMs;
     if (ctx.now >= end) {
-      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), true);
+      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), finalCheckpoint(rec));
       return false;
     }
     ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
@@ -272,7 +281,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -299,7 +308,8 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
-  if ((d.backend === "sandbox" || d.backend === "container") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
   if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");

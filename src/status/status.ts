@@ -8,6 +8,7 @@ export interface MemberStatusView {
   role: string;
   status: string; // running | exited | joined | starting
   pid: number | null;
+  handle?: string; // kubernetes: the namespace/pod it runs as, while alive
   exitCode: number | null; // how it last ended, when it has
   exitReason: string | null; // "oom" when its memory limit killed it (observed or recorded)
 }
@@ -38,6 +39,7 @@ function view(c: ObservedCell): CellStatusView {
       role: m.role,
       status: m.status === "running" && !m.alive ? "exited" : m.status,
       pid: m.alive ? (m.pid ?? null) : null,
+      ...(m.alive && m.handle ? { handle: m.handle } : {}), // where a member without a local process runs (kubernetes: namespace/pod)
       exitCode: m.alive ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
     })),
@@ -84,7 +86,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
       const ended = m.exitReason === "oom" ? `  OOM-killed (memory limit)` : m.exitCode !== null && m.status !== "running" ? `  exit ${m.exitCode}` : "";
-      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${ended}`);
+      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : m.handle ? `  pod ${m.handle}` : ""}${ended}`);
     }
   }
   return lines.join("\n");
