@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),
   events: async () => (await import("./cli/events.js")).eventsCommand(),
   service: async () => (await import("./cli/service.js")).serviceCommand(),
+  completion: async () => (await import("./cli/completion.js")).completionCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the
@@ -68,7 +69,8 @@ const program = new Command("lazarus")
     if (o.maxFileSize !== undefined) process.env.LAZARUS_MAX_FILE_SIZE = String(o.maxFileSize);
   });
 const invoked = invokedCommand(process.argv.slice(2));
-for (const name of invoked ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
+// `completion` describes every command, so it loads them all (as help does).
+for (const name of invoked && invoked !== "completion" ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
 
 // Every command's --help lists the global options too.
 const showGlobals = (cmd: Command): void => {
