@@ -9,12 +9,12 @@ import { which } from "../../src/util/which.js";
 import { ROOT, cleanup, configDir, lazarus, tempDir } from "../helpers.js";
 
 let dir: string;
-let config: string;
+
 let bashScript = "";
 
 beforeAll(async () => {
   dir = tempDir("lazarus-completion-");
-  config = configDir({ "cells.d/two.yaml": "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: alpha-1\nspec:\n  project: x\n---\napiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: \"beta\"\n" }, path.join(dir, "cfg"));
+  configDir({ "cells.d/two.yaml": "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: alpha-1\nspec:\n  project: x\n---\napiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: \"beta\"\n" }, path.join(dir, "cfg"));
   const r = await lazarus(["completion", "bash"]);
   expect(r.exitCode, r.stderr).toBe(0);
   bashScript = r.stdout;
