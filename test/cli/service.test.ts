@@ -7,7 +7,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { which } from "../../src/util/which.js";
-import { AGENT, CLI, cellYaml, cleanup, configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { AGENT, CLI, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 
 const analyze = which("systemd-analyze", process.env.PATH);
 const dirs: string[] = [];
@@ -149,6 +149,16 @@ describe("lazarus service install", () => {
     try {
       await waitFor(() => logs.includes('"msg":"watching"'), 20_000);
       expect(existsSync(path.join(state, "cells", "svc"))).toBe(true);
+      // What KillMode=process relies on (docs/operations.md): the member leads its own session and
+      // process group (setsid), apart from the daemon's, so only the cgroup ties it to the unit.
+      const member = readRecord(path.join(state, "cells", "svc")).members[0]?.pid as number;
+      const stat = (pid: number): string[] => {
+        const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return text.slice(text.lastIndexOf(")") + 2).split(" "); // [state, ppid, pgrp, session, ...]
+      };
+      expect(stat(member)[3]).toBe(String(member));
+      expect(stat(member)[2]).toBe(String(member));
+      expect(stat(daemon.pid as number)[3]).not.toBe(String(member));
     } finally {
       daemon.kill("SIGTERM");
     }
