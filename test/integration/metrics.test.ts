@@ -1,12 +1,12 @@
 // The real daemon's /metrics, scraped over 127.0.0.1 and checked by Prometheus's own linter
 // (`promtool check metrics`, Debian package prometheus; .ci/run installs it).
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { which } from "../../src/util/which.js";
-import { AGENT, CLI, cellYaml, cleanup, configDir, tempDir, waitFor } from "../helpers.js";
+import { AGENT, CLI, cellYaml, cleanup, configDir, readRecord, tempDir, waitFor } from "../helpers.js";
 
 const promtool = which("promtool", process.env.PATH);
 let state: string;
@@ -100,6 +100,30 @@ describe("lazarus watch /metrics", () => {
     expect(sample(text, 'lazarus_cells{state="active"}')).toBe(1);
     expect(sample(text, 'lazarus_cells{state="closed"}')).toBe(1);
     expect(sample(text, 'lazarus_reconciles_total{scope="cells",result="success"}')).toBeGreaterThanOrEqual(1);
+    if (promtool) {
+      const r = await execa(promtool, ["check", "metrics"], { input: text, reject: false });
+      expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
+    }
+  });
+
+  it("counts a failed action against its cell and as a reconcile error", { timeout: 60_000 }, async () => {
+    // A member that cannot be restarted: its HERMES_HOME is a file now, so the restart's mkdir fails.
+    const home = path.join(state, "cells", "alpha", "home", "allegro");
+    const pid = readRecord(path.join(state, "cells", "alpha")).members[0]?.pid as number;
+    rmSync(path.join(home, ".hermes"), { recursive: true, force: true });
+    writeFileSync(path.join(home, ".hermes"), "not a directory\n");
+    process.kill(-pid, "SIGKILL");
+    let text = "";
+    const end = Date.now() + 45_000;
+    while (Date.now() < end) {
+      text = await scrape();
+      if ((sample(text, 'lazarus_cell_reconcile_errors_total{cell="alpha"}') ?? 0) >= 1) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(sample(text, 'lazarus_cell_reconcile_errors_total{cell="alpha"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'lazarus_cell_reconcile_errors_total{cell="beta"}')).toBeUndefined();
+    expect(sample(text, 'lazarus_reconciles_total{scope="cells",result="error"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'lazarus_actions_total{action="restart",status="failed"}')).toBeGreaterThanOrEqual(1);
     if (promtool) {
       const r = await execa(promtool, ["check", "metrics"], { input: text, reject: false });
       expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
