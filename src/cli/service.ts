@@ -135,6 +135,14 @@ function defaultStateDir(user: boolean): string {
   return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "lazarus");
 }
 
+// systemd's PATH for services, with the installing node's directory first when it is elsewhere: members (which get
+// PATH from the daemon) that run `node` find the same one even when it lives in ~/.nvm or /opt.
+const SYSTEMD_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+export function servicePath(node: string): string {
+  const dir = path.dirname(node);
+  return (SYSTEMD_PATH.includes(dir) ? SYSTEMD_PATH : [dir, ...SYSTEMD_PATH]).join(":");
+}
+
 const UNIT_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 function unitFile(o: { user?: boolean; name: string; unitDir?: string }): { dir: string; file: string; unit: string } {
@@ -245,7 +253,7 @@ function installCommand(): Command {
           version: packageVersion(),
           watchArgs,
           workingDirectory,
-          env: { LAZARUS_STATE_DIR: stateDir, ...(secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(secretsDir) } : {}) },
+          env: { LAZARUS_STATE_DIR: stateDir, ...(secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(secretsDir) } : {}), PATH: servicePath(process.execPath) },
           ...(sdVersion !== undefined ? { systemdVersion: sdVersion } : {}),
         });
         const next = [shown(systemctl(user, "daemon-reload")), shown(systemctl(user, "enable", "--now", target.unit))];

@@ -73,6 +73,10 @@ describe("lazarus service install", () => {
     expect(directive(unit, "RestartSec")).toEqual(["5s"]);
     expect(directive(unit, "Environment")).toContain('"LAZARUS_STATE_DIR=/var/lib/lazarus-test"');
     expect(directive(unit, "Environment")).toContain(`"LAZARUS_SECRETS_DIR=${config}"`);
+    // members get PATH from the daemon: the installing node's directory comes first, then systemd's default
+    const systemdPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    const expectedPath = (systemdPath.includes(path.dirname(process.execPath)) ? systemdPath : [path.dirname(process.execPath), ...systemdPath]).join(":");
+    expect(directive(unit, "Environment")).toContain(`"PATH=${expectedPath}"`);
     expect(unit).toMatch(/^# .*KillMode=control-group would SIGTERM them/m); // the why, in the unit
     for (const risky of ["ProtectSystem", "PrivateTmp", "ProtectHome", "NoNewPrivileges", "MemoryDenyWriteExecute", "ProtectControlGroups"]) expect(directive(unit, risky)).toEqual([]);
   });
