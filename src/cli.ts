@@ -30,6 +30,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   invite: async () => (await import("./cli/verbs.js")).inviteCommand(),
   close: async () => (await import("./cli/verbs.js")).closeCommand(),
   destroy: async () => (await import("./cli/verbs.js")).destroyCommand(),
+  service: async () => (await import("./cli/service.js")).serviceCommand(),
+  completion: async () => (await import("./cli/completion.js")).completionCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the
@@ -75,7 +77,8 @@ const program = new Command("lazarus")
     if (o.maxFileSize !== undefined) process.env.LAZARUS_MAX_FILE_SIZE = String(o.maxFileSize);
   });
 const invoked = invokedCommand(process.argv.slice(2));
-for (const name of invoked ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
+// `completion` describes every command, so it loads them all (as help does).
+for (const name of invoked && invoked !== "completion" ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
 
 // Every command's --help lists the global options too.
 const showGlobals = (cmd: Command): void => {

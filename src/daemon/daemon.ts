@@ -28,7 +28,7 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
-import { Metrics } from "./metrics.js";
+import { Metrics, type ReconcileResult } from "./metrics.js";
 import { nextWake } from "./wake.js";
 
 export interface RepoOptions {
@@ -277,10 +277,13 @@ export class Daemon {
   private async reconcile(batch: Batch): Promise<void> {
     if (this.opts.repo && !this.revision) return; // nothing in force: never act on an empty config
     if (!batch.all) {
-      if (!(await this.reconcileNames(batch.names, "cells"))) this.retryLater(batch.names);
+      const result = await this.reconcileNames(batch.names, "cells");
+      this.metrics.reconciles.inc({ scope: "cells", result });
+      if (result === "busy") this.retryLater(batch.names);
       return;
     }
     const end = this.metrics.reconcileSeconds.startTimer({ scope: "full" });
+    let result: ReconcileResult = "success";
     try {
       await this.cache.refresh();
       const config = this.cache.current();
@@ -294,18 +297,24 @@ export class Daemon {
       this.metrics.resyncCells.inc({ outcome: "skipped" }, all.length - names.length);
       this.metrics.resyncCells.inc({ outcome: "observed" }, names.length);
       for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
-        if (!(await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined))) {
+        const chunk = await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined);
+        if (chunk === "busy") {
+          result = "busy";
           this.retryLater("all");
           return;
         }
+        if (chunk === "error") result = "error";
       }
       const seen = new Set(all);
       for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
+      this.metrics.setCellStates(this.states);
     } catch (err) {
+      result = "error";
       this.metrics.errors.inc({ kind: "reconcile" });
       this.log.error({ err: errorMessage(err) }, "full reconcile failed");
     } finally {
       end();
+      this.metrics.reconciles.inc({ scope: "full", result });
     }
   }
 
@@ -324,27 +333,32 @@ export class Daemon {
     this.states.delete(name);
     this.pids.delete(name);
     this.wakes.delete(name);
+    this.metrics.forgetCell(name);
   }
 
-  // Reconcile these cells under the state-dir lock; false when the lock could not be taken.
-  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<boolean> {
+  // Reconcile these cells under the state-dir lock: busy when the lock could not be taken, error
+  // when an action (or the reconcile) failed.
+  private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<ReconcileResult> {
     const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
     let failed = false;
     const failedCells = new Set<string>();
     const batch = { names };
     try {
       const done = await this.underLock(() => this.reconcileLocked(names, failedCells, () => (failed = true)));
-      if (done === BUSY) return false;
-      if (!failed) this.metrics.lastSuccess.set(Date.now() / 1000);
+      if (done === BUSY) return "busy";
+      for (const cell of failedCells) this.metrics.cellErrors.inc({ cell });
+      if (failed) return "error";
+      this.metrics.lastSuccess.set(Date.now() / 1000);
+      return "success";
     } catch (err) {
       this.metrics.errors.inc({ kind: "reconcile" });
       this.log.error({ err: errorMessage(err) }, "reconcile failed");
       const retry = Date.now() + RETRY_MS;
       for (const n of batch.names) this.wakes.set(n, retry);
+      return "error";
     } finally {
       end();
     }
-    return true;
   }
 
   // observe → plan → apply for these cells; the caller holds the lock.
@@ -415,7 +429,7 @@ export class Daemon {
       if (wake !== undefined) this.wakes.set(name, Math.max(wake, Date.now() + 1000));
       else this.wakes.delete(name);
     }
-    this.metrics.setCellStates(this.states.values());
+    this.metrics.setCellStates(this.states);
   }
 
   private schedulePoll(): void {

@@ -1,11 +1,27 @@
 // Prometheus metrics and a health check, served only when --metrics-port is given.
+// Every metric has help text, counters end in _total, and `promtool check metrics` finds nothing
+// to say about a scrape (test/integration/metrics.test.ts); docs/operations.md lists them.
 import http from "node:http";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { readFileSync } from "node:fs";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { CELL_STATES } from "../cells/lifecycle.js";
+
+export type ReconcileResult = "success" | "error" | "busy";
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
 
 export class Metrics {
   readonly registry = new Registry();
   readonly cells = new Gauge({ name: "lazarus_cells", help: "Cells by lifecycle state", labelNames: ["state"], registers: [this.registry] });
+  // One series per cell, value 1, for its current state (a cell that moves drops its old series):
+  // count by (state), or alert on one cell stuck in a state.
+  readonly cellState = new Gauge({ name: "lazarus_cell_state", help: "The lifecycle state of each cell the daemon knows (always 1; the state is the label)", labelNames: ["cell", "state"], registers: [this.registry] });
   readonly actions = new Counter({ name: "lazarus_actions_total", help: "Actions by kind and outcome", labelNames: ["action", "status"], registers: [this.registry] });
   readonly reconcileSeconds = new Histogram({
     name: "lazarus_reconcile_duration_seconds",
@@ -14,14 +30,45 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly reconciles = new Counter({ name: "lazarus_reconciles_total", help: "Reconciles by scope (cells: the cells an event named; full: every cell) and result (success; error: an action or the reconcile failed; busy: the state dir was locked, tried again)", labelNames: ["scope", "result"], registers: [this.registry] });
+  readonly cellErrors = new Counter({ name: "lazarus_cell_reconcile_errors_total", help: "Reconciles of a cell in which one of its actions failed or was skipped", labelNames: ["cell"], registers: [this.registry] });
   readonly errors = new Counter({ name: "lazarus_errors_total", help: "Errors: failed actions, invalid files, failed reconciles", labelNames: ["kind"], registers: [this.registry] });
   readonly resyncCells = new Counter({ name: "lazarus_resync_cells_total", help: "Cells a periodic resync observed, or skipped as unchanged since they were last observed", labelNames: ["outcome"], registers: [this.registry] });
   readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
+  readonly info = new Gauge({ name: "lazarus_build_info", help: "The running Lazarus version (always 1)", labelNames: ["version"], registers: [this.registry] });
+  private readonly shown = new Map<string, string>(); // cell → the state its lazarus_cell_state series carries
 
-  setCellStates(states: Iterable<string>): void {
+  constructor() {
+    // process_* (CPU, resident memory, open fds, start time: a restart shows) and nodejs_* (heap, event loop lag)
+    collectDefaultMetrics({ register: this.registry });
+    // prom-client's totals of the handles/requests/resources gauges break the naming rule (a
+    // gauge named _total); the per-type nodejs_active_* gauges say the same.
+    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
+    this.info.set({ version: version() }, 1);
+    this.setCellStates(new Map());
+    for (const scope of ["cells", "full"]) for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
+  }
+
+  // Every cell's state: the per-state counts (every state present, 0 when empty) and one series per cell.
+  setCellStates(states: ReadonlyMap<string, string>): void {
     const counts = new Map<string, number>(CELL_STATES.map((s) => [s, 0]));
-    for (const s of states) counts.set(s, (counts.get(s) ?? 0) + 1);
+    for (const s of states.values()) counts.set(s, (counts.get(s) ?? 0) + 1);
     for (const [state, n] of counts) this.cells.set({ state }, n);
+    for (const [cell, state] of this.shown) {
+      if (states.get(cell) === state) continue;
+      this.cellState.remove({ cell, state });
+      this.shown.delete(cell);
+    }
+    for (const [cell, state] of states) {
+      if (this.shown.get(cell) === state) continue;
+      this.cellState.set({ cell, state }, 1);
+      this.shown.set(cell, state);
+    }
+  }
+
+  // A cell the daemon forgot (its files and its state dir entries are gone): its counters go too.
+  forgetCell(cell: string): void {
+    this.cellErrors.remove({ cell });
   }
 
   // Serve /metrics and /healthz; resolves with the server once it listens.

@@ -2,7 +2,7 @@
 // a working `lazarus` (dist/ and schemas/ shipped, dependencies resolved, the bin executable).
 // The package is packed from this checkout's dist/ (built by `npm test`) with --ignore-scripts, so
 // the build of prepack does not rewrite dist/ under the tests running beside this one.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,5 +28,9 @@ describe("npm pack, then npm install -g of the tarball", () => {
     expect(valid.exitCode, valid.stdout + valid.stderr).toBe(0);
     const help = await execa(bin, ["--help"]);
     expect(help.stdout).toContain("Usage: lazarus");
+    // the unit `service install` writes names the installed CLI (links resolved), not this checkout's
+    const unit = await execa(bin, ["service", "install", "--dry-run", "--config", ROOT, "--state-dir", path.join(tmp, "state")]);
+    const execStart = unit.stdout.split("\n").find((l) => l.startsWith("ExecStart="));
+    expect(execStart).toBe(`ExecStart=${process.execPath} ${realpathSync(path.join(prefix, "lib", "node_modules", "lazarus", "dist", "cli.js"))} watch --config ${ROOT}`);
   }, 300_000);
 });

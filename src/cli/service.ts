@@ -1,0 +1,339 @@
+// lazarus service install|uninstall: a systemd unit that runs `lazarus watch`.
+// The unit is written, never started, unless --now is given (then systemctl daemon-reload and
+// enable --now run, as the operator would type them). docs/operations.md explains the choices.
+import { spawnSync } from "node:child_process";
+import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { execa } from "execa";
+import { writeFileAtomic } from "../util/fsx.js";
+import { LazarusError } from "../util/errors.js";
+import { action, err, out } from "./common.js";
+import { typedOption } from "./flags.js";
+
+export const UNIT_MARKER = "# Written by `lazarus service install`";
+
+export interface UnitOptions {
+  user: boolean; // a user unit (systemctl --user) rather than a system one
+  node: string; // absolute path of the node binary
+  cli: string; // absolute path of dist/cli.js
+  version: string;
+  watchArgs: string[]; // what follows `lazarus watch`
+  workingDirectory: string;
+  env: Record<string, string>; // LAZARUS_STATE_DIR, LAZARUS_SECRETS_DIR
+  systemdVersion?: number; // the host's; RestartSteps= needs 254
+}
+
+// One ExecStart= word: bare when plain, else double-quoted; % and $ are systemd specifiers/variables.
+function execWord(word: string): string {
+  const escaped = word.replaceAll("%", "%%").replaceAll("$", "$$$$");
+  return /^[A-Za-z0-9_./:=,+@-]+$/.test(escaped) ? escaped : `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+// One Environment= assignment, quoted (Environment= does not expand $, but does expand %).
+function envAssignment(key: string, value: string): string {
+  return `"${`${key}=${value}`.replaceAll("%", "%%").replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+export function renderUnit(o: UnitOptions): string {
+  const backoff =
+    (o.systemdVersion ?? 0) >= 254
+      ? ["# a crash loop backs off: 5s, then longer each time, up to 5 minutes between attempts", "RestartSteps=10", "RestartMaxDelaySec=5min"]
+      : ["# (systemd < 254 has no RestartSteps=: StartLimit* in [Unit] bounds a crash loop instead)"];
+  const lines = [
+    `${UNIT_MARKER} (lazarus ${o.version}).`,
+    "# Regenerate it with `lazarus service install --force ...` rather than editing; local changes",
+    "# belong in a drop-in (systemctl edit). See docs/operations.md.",
+    "[Unit]",
+    "Description=Lazarus: keep the agent cells converged (lazarus watch)",
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "# at most 10 failed starts in 10 minutes, then systemd gives up until `systemctl reset-failed`",
+    "StartLimitIntervalSec=10min",
+    "StartLimitBurst=10",
+    "",
+    "[Service]",
+    "Type=exec",
+    `ExecStart=${[o.node, o.cli, "watch", ...o.watchArgs].map(execWord).join(" ")}`,
+    "# SIGHUP: re-read every file and reconcile every cell",
+    "ExecReload=/bin/kill -HUP $MAINPID",
+    `WorkingDirectory=${execWord(o.workingDirectory)}`,
+    ...Object.entries(o.env).map(([k, v]) => `Environment=${envAssignment(k, v)}`),
+    "Environment=NO_COLOR=1",
+    "SyslogIdentifier=lazarus",
+    "Restart=on-failure",
+    "RestartSec=5s",
+    ...backoff,
+    "# Members are spawned detached (their own session and process group) precisely so that they",
+    "# outlive the daemon: stopping, restarting or upgrading Lazarus must not stop the agents. Member",
+    "# processes of the process backend stay in this unit's cgroup, and the default",
+    "# KillMode=control-group would SIGTERM them with the daemon. KillMode=process signals only the",
+    "# daemon; it finishes the action in progress, leaves the members running, and the next start",
+    "# adopts them (systemd logs them as left-over processes: that is expected). Closing a cell",
+    "# (state: closed, or its ttl) is how members are stopped.",
+    "KillMode=process",
+    "# an action in progress (a checkpoint, a member's stop timeout) may take a while; a kill past",
+    "# this is still safe (the per-cell journal completes it on the next start)",
+    "TimeoutStopSec=2min",
+    "# a member killed by the kernel's OOM killer must not take the daemon down with it",
+    "OOMPolicy=continue",
+    "# process-backend members count against this unit's task limit (default 15% of pid_max)",
+    "TasksMax=infinity",
+    "# the file watcher and many members' logs",
+    "LimitNOFILE=65536",
+    "# Hardening: deliberately little. Every sandboxing directive of systemd applies to the members",
+    "# too (they inherit the daemon's namespaces, seccomp filter and capabilities), and Lazarus runs",
+    "# bwrap, podman and cgroup writes as root: ProtectSystem=, ProtectHome=, PrivateTmp= (the cells",
+    "# and `lazarus status` must see the same /tmp), PrivateDevices=, ProtectControlGroups=,",
+    "# ProtectKernelTunables=, RestrictNamespaces=, NoNewPrivileges=, CapabilityBoundingSet= and",
+    "# MemoryDenyWriteExecute= (node's JIT) would each break a backend or the members. Isolation",
+    "# belongs to the cells (backend: sandbox or container), not to this unit.",
+    "UMask=0022",
+    "",
+    "[Install]",
+    `WantedBy=${o.user ? "default.target" : "multi-user.target"}`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+// The installed Lazarus: the CLI next to this module (dist/cli.js), links resolved.
+export function cliPath(): string {
+  const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
+  try {
+    return realpathSync(cli);
+  } catch {
+    return cli;
+  }
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+// The host's systemd version (`systemctl --version` only reads), when there is one.
+function systemdVersion(): number | undefined {
+  const r = spawnSync("systemctl", ["--version"], { encoding: "utf8", timeout: 5000 });
+  const m = /^systemd (\d+)/.exec(r.stdout ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+function defaultUnitDir(user: boolean): string {
+  if (!user) return "/etc/systemd/system";
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "systemd", "user");
+}
+
+function defaultStateDir(user: boolean): string {
+  if (!user) return "/var/lib/lazarus";
+  return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "lazarus");
+}
+
+// systemd's PATH for services, with the installing node's directory first when it is elsewhere: members (which get
+// PATH from the daemon) that run `node` find the same one even when it lives in ~/.nvm or /opt.
+const SYSTEMD_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+export function servicePath(node: string): string {
+  const dir = path.dirname(node);
+  return (SYSTEMD_PATH.includes(dir) ? SYSTEMD_PATH : [dir, ...SYSTEMD_PATH]).join(":");
+}
+
+const UNIT_NAME = /^[A-Za-z0-9_.:-]+$/;
+
+function unitFile(o: { user?: boolean; name: string; unitDir?: string }): { dir: string; file: string; unit: string } {
+  if (!UNIT_NAME.test(o.name)) throw new LazarusError("BAD_ARGS", `--name "${o.name}" is not a unit name: use letters, digits and _ . : - (e.g. lazarus or lazarus-prod)`);
+  const unit = `${o.name}.service`;
+  const dir = path.resolve(o.unitDir ?? defaultUnitDir(o.user ?? false));
+  return { dir, file: path.join(dir, unit), unit };
+}
+
+// A git URL stays as written; a local repo path is made absolute (the unit's cwd is not the shell's).
+function repoArg(repo: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/]+@[^/:]+:/.test(repo) ? repo : path.resolve(repo);
+}
+
+// Check the watch arguments as `lazarus watch` will parse them, so a typo fails now, not at boot.
+async function checkWatchArgs(args: string[]): Promise<void> {
+  const { watchCommand } = await import("./watch.js");
+  const cmd = watchCommand();
+  cmd.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  cmd.action(() => undefined);
+  try {
+    await cmd.parseAsync(args, { from: "user" });
+  } catch (e) {
+    const what = e instanceof CommanderError ? e.message.replace(/^error: /, "") : String(e);
+    throw new LazarusError("BAD_ARGS", `the watch arguments ${JSON.stringify(args)} are not valid for \`lazarus watch\`: ${what}; see lazarus watch --help`);
+  }
+}
+
+interface InstallOpts {
+  user?: boolean;
+  dryRun?: boolean;
+  force?: boolean;
+  now?: boolean;
+  json?: boolean;
+  name: string;
+  unitDir?: string;
+  config?: string;
+  repo?: string;
+  ref?: string;
+  path?: string;
+  stateDir?: string;
+  secretsDir?: string;
+  metricsPort?: number;
+  metricsHost?: string;
+}
+
+const systemctl = (user: boolean, ...args: string[]): string[] => (user ? ["--user", ...args] : args);
+const shown = (argv: string[]): string => ["systemctl", ...argv].join(" ");
+
+async function run(argv: string[]): Promise<void> {
+  const r = await execa("systemctl", argv, { reject: false, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.exitCode !== 0) throw new LazarusError("SYSTEMCTL_FAILED", `${shown(argv)} failed (exit ${r.exitCode ?? r.signal}); the unit file is in place, fix the cause and run it again`);
+}
+
+function installCommand(): Command {
+  return new Command("install")
+    .description("write a systemd unit that runs `lazarus watch` (prints the systemctl commands that start it)")
+    .argument("[watch-args...]", "more `lazarus watch` options, after --, e.g. -- --log-level debug --tick '*/10 * * * * *'")
+    .option("--user", "a user unit (~/.config/systemd/user, systemctl --user) instead of a system one (/etc/systemd/system)")
+    .option("--dry-run", "print the unit and where it would go; write nothing")
+    .option("--force", "replace an existing unit that differs")
+    .option("--now", "then run systemctl daemon-reload and systemctl enable --now")
+    .option("--json", "print {unit, path, written, changed, next} as JSON")
+    .option("--name <name>", "the unit's name", "lazarus")
+    .option("--unit-dir <dir>", "write the unit here instead of the systemd default for --user or system")
+    .option("-c, --config <dir>", "directory holding cells.d/ and portfolios/ (made absolute; default .)")
+    .option("--repo <url|path>", "follow this git repo (GitOps) instead of a config dir")
+    .option("--ref <ref>", "with --repo: the branch or tag to follow (default main)")
+    .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
+    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else /var/lib/lazarus, or ~/.local/state/lazarus with --user)")
+    .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR)")
+    .addOption(typedOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port", { kind: "int", min: 0, max: 65535 }))
+    .addOption(new Option("--metrics-host <host>", "with --metrics-port: the address to serve on (default 127.0.0.1)"))
+    .action(
+      action(async (extra: string[], o: InstallOpts) => {
+        if (o.repo && o.config) throw new LazarusError("BAD_ARGS", "--config and --repo exclude each other: the daemon follows a local config dir or a git repo");
+        if (!o.repo && (o.ref || o.path)) throw new LazarusError("BAD_ARGS", "--ref and --path go with --repo");
+        if (o.dryRun && o.now) throw new LazarusError("BAD_ARGS", "--dry-run and --now exclude each other");
+        const user = o.user ?? false;
+        const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
+        const stateDir = path.resolve(o.stateDir ?? (process.env.LAZARUS_STATE_DIR || defaultStateDir(user)));
+        const secretsDir = o.secretsDir ?? (process.env.LAZARUS_SECRETS_DIR || undefined);
+        const watchArgs: string[] = [];
+        let workingDirectory = stateDir;
+        if (o.repo) {
+          watchArgs.push("--repo", repoArg(o.repo));
+          if (o.ref) watchArgs.push("--ref", o.ref);
+          if (o.path) watchArgs.push("--path", o.path);
+        } else {
+          const config = path.resolve(o.config ?? ".");
+          if (!existsSync(config) || !statSync(config).isDirectory()) throw new LazarusError("BAD_ARGS", `the config dir ${config} does not exist; pass --config <dir> (the directory holding cells.d/) or --repo <url>`);
+          if (!existsSync(path.join(config, "cells.d"))) err(`warning: ${config} has no cells.d/ yet; the daemon watches for it`);
+          watchArgs.push("--config", config);
+          workingDirectory = config;
+        }
+        if (o.metricsPort !== undefined) watchArgs.push("--metrics-port", String(o.metricsPort));
+        if (o.metricsHost !== undefined) watchArgs.push("--metrics-host", o.metricsHost);
+        watchArgs.push(...extra);
+        await checkWatchArgs(watchArgs);
+        for (const word of [...watchArgs, stateDir, secretsDir ?? "", process.execPath, cliPath()]) {
+          if (/[\n\r\0]/.test(word)) throw new LazarusError("BAD_ARGS", `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`);
+        }
+        const sdVersion = systemdVersion();
+        const unit = renderUnit({
+          user,
+          node: process.execPath,
+          cli: cliPath(),
+          version: packageVersion(),
+          watchArgs,
+          workingDirectory,
+          env: { LAZARUS_STATE_DIR: stateDir, ...(secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(secretsDir) } : {}), PATH: servicePath(process.execPath) },
+          ...(sdVersion !== undefined ? { systemdVersion: sdVersion } : {}),
+        });
+        const next = [shown(systemctl(user, "daemon-reload")), shown(systemctl(user, "enable", "--now", target.unit))];
+        const existing = existsSync(target.file) ? readFileSync(target.file, "utf8") : undefined;
+        const changed = existing !== unit;
+        if (o.dryRun) {
+          if (o.json) out(JSON.stringify({ unit, path: target.file, written: false, changed, next }, null, 2));
+          else {
+            err(`# would write ${target.file}${existing === undefined ? "" : changed ? " (replacing a different unit: needs --force)" : " (unchanged)"}`);
+            out(unit);
+          }
+          return 0;
+        }
+        if (existing !== undefined && changed && !o.force) {
+          throw new LazarusError("UNIT_EXISTS", `${target.file} exists and differs from the unit Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`);
+        }
+        if (changed) {
+          await mkdir(target.dir, { recursive: true });
+          await writeFileAtomic(target.file, unit, 0o644);
+        }
+        if (o.now) for (const argv of [systemctl(user, "daemon-reload"), systemctl(user, "enable", "--now", target.unit)]) await run(argv);
+        if (o.json) out(JSON.stringify({ unit, path: target.file, written: changed, changed, next: o.now ? [] : next }, null, 2));
+        else {
+          out(changed ? `Wrote ${target.file}.` : `${target.file} is already this unit.`);
+          out(`State dir: ${stateDir} (export LAZARUS_STATE_DIR=${stateDir} so lazarus status and plan look there too).`);
+          if (o.now) out(`Started: ${shown(systemctl(user, "status", target.unit))} shows it.`);
+          else out(`Next: ${next.join(" && ")}`);
+        }
+        return 0;
+      }),
+    );
+}
+
+// Enabled: a link to the unit in a *.wants/ (or *.requires/) dir beside it.
+function enabledLinks(dir: string, unit: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((d) => d.endsWith(".wants") || d.endsWith(".requires"))
+    .map((d) => path.join(dir, d, unit))
+    .filter((p) => lstatSync(p, { throwIfNoEntry: false }) !== undefined);
+}
+
+function uninstallCommand(): Command {
+  return new Command("uninstall")
+    .description("remove the unit `lazarus service install` wrote; the cells keep running")
+    .option("--user", "the user unit (~/.config/systemd/user)")
+    .option("--now", "first run systemctl disable --now (stops the daemon; members keep running), then daemon-reload")
+    .option("--force", "remove a unit Lazarus did not write, or one still enabled")
+    .option("--dry-run", "say what would be removed; remove nothing")
+    .option("--name <name>", "the unit's name", "lazarus")
+    .option("--unit-dir <dir>", "where the unit is, instead of the systemd default for --user or system")
+    .action(
+      action(async (o: { user?: boolean; now?: boolean; force?: boolean; dryRun?: boolean; name: string; unitDir?: string }) => {
+        const user = o.user ?? false;
+        const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
+        if (!existsSync(target.file)) throw new LazarusError("NOT_FOUND", `${target.file} does not exist: nothing to uninstall${user ? "" : " (a user unit? add --user)"}`);
+        if (!readFileSync(target.file, "utf8").startsWith(UNIT_MARKER) && !o.force) {
+          throw new LazarusError("NOT_OURS", `${target.file} was not written by lazarus service install; remove it yourself, or pass --force`);
+        }
+        const links = enabledLinks(target.dir, target.unit);
+        if (links.length > 0 && !o.now && !o.force) {
+          throw new LazarusError("ENABLED", `${target.unit} is enabled (${links.join(", ")}); run ${shown(systemctl(user, "disable", "--now", target.unit))} first, or pass --now`);
+        }
+        if (o.dryRun) {
+          out(`Would remove ${target.file}.`);
+          return 0;
+        }
+        if (o.now) await run(systemctl(user, "disable", "--now", target.unit));
+        await rm(target.file);
+        if (o.now) await run(systemctl(user, "daemon-reload"));
+        out(`Removed ${target.file}. The cells and their state dir are untouched.`);
+        if (!o.now) out(`Next: ${shown(systemctl(user, "daemon-reload"))}`);
+        return 0;
+      }),
+    );
+}
+
+export function serviceCommand(): Command {
+  return new Command("service")
+    .description("run `lazarus watch` under systemd: install or uninstall its unit")
+    .addCommand(installCommand())
+    .addCommand(uninstallCommand());
+}

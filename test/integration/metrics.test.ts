@@ -1,0 +1,132 @@
+// The real daemon's /metrics, scraped over 127.0.0.1 and checked by Prometheus's own linter
+// (`promtool check metrics`, Debian package prometheus; .ci/run installs it).
+import { rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { which } from "../../src/util/which.js";
+import { AGENT, CLI, cellYaml, cleanup, configDir, readRecord, tempDir, waitFor } from "../helpers.js";
+
+const promtool = which("promtool", process.env.PATH);
+let state: string;
+let config: string;
+let port: number;
+let daemon: ResultPromise;
+let logs = "";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+const agentCell = (name: string, extra: Partial<Parameters<typeof cellYaml>[0]> = {}) => cellYaml({ name, ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }], ...extra });
+const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+beforeAll(async () => {
+  state = tempDir("lazarus-metrics-state-");
+  config = configDir({ "cells.d/alpha.yaml": agentCell("alpha"), "cells.d/beta.yaml": agentCell("beta") });
+  port = await freePort();
+  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--metrics-host", "127.0.0.1", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+});
+afterAll(async () => {
+  daemon.kill("SIGKILL");
+  await daemon;
+  cleanup(state, config);
+});
+
+describe("lazarus watch /metrics", () => {
+  it("passes promtool check metrics", async (ctx) => {
+    if (!promtool) ctx.skip(true, "promtool is not installed (apt-get install prometheus; .ci/run does)");
+    const text = await scrape();
+    const r = await execa(promtool as string, ["check", "metrics"], { input: text, reject: false });
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
+    expect(r.exitCode).toBe(0);
+  });
+
+  it("the linter is not a rubber stamp: a counter without _total and without help fails it", async (ctx) => {
+    if (!promtool) ctx.skip(true, "promtool is not installed (apt-get install prometheus; .ci/run does)");
+    const r = await execa(promtool as string, ["check", "metrics"], { input: "# TYPE lazarus_bad counter\nlazarus_bad 1\n", reject: false });
+    expect(r.exitCode).not.toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/_total/);
+  });
+
+  it("has help text for every metric and ends every counter in _total", async () => {
+    const text = await scrape();
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({ name: m[1] as string, type: m[2] as string }));
+    const helps = new Set([...text.matchAll(/^# HELP (\S+) \S/gm)].map((m) => m[1]));
+    expect(types.length).toBeGreaterThan(10);
+    for (const t of types) {
+      expect(helps.has(t.name), t.name).toBe(true);
+      if (t.type === "counter") expect(t.name).toMatch(/_total$/);
+    }
+  });
+
+  it("reports each cell's state, the counts by state, reconciles by result and the version", async () => {
+    const text = await scrape();
+    expect(sample(text, 'lazarus_cell_state{cell="alpha",state="active"}')).toBe(1);
+    expect(sample(text, 'lazarus_cell_state{cell="beta",state="active"}')).toBe(1);
+    expect(sample(text, 'lazarus_cells{state="active"}')).toBe(2);
+    expect(sample(text, 'lazarus_cells{state="closed"}')).toBe(0); // every state is present, 0 when empty
+    expect(sample(text, 'lazarus_reconciles_total{scope="full",result="success"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'lazarus_reconciles_total{scope="full",result="error"}')).toBe(0);
+    expect(text).toMatch(/^lazarus_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+    expect(sample(text, "process_start_time_seconds")).toBeGreaterThan(0);
+  });
+
+  it("moves a cell's series when it changes state, leaving no stale one behind", async () => {
+    writeFileSync(path.join(config, "cells.d/beta.yaml"), agentCell("beta", { state: "closed" }));
+    let text = "";
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {
+      text = await scrape();
+      if (sample(text, 'lazarus_cell_state{cell="beta",state="closed"}') === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(sample(text, 'lazarus_cell_state{cell="beta",state="closed"}')).toBe(1);
+    expect(sample(text, 'lazarus_cell_state{cell="beta",state="active"}')).toBeUndefined();
+    expect(sample(text, 'lazarus_cells{state="active"}')).toBe(1);
+    expect(sample(text, 'lazarus_cells{state="closed"}')).toBe(1);
+    expect(sample(text, 'lazarus_reconciles_total{scope="cells",result="success"}')).toBeGreaterThanOrEqual(1);
+    if (promtool) {
+      const r = await execa(promtool, ["check", "metrics"], { input: text, reject: false });
+      expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
+    }
+  });
+
+  it("counts a failed action against its cell and as a reconcile error", { timeout: 60_000 }, async () => {
+    // A member that cannot be restarted: its HERMES_HOME is a file now, so the restart's mkdir fails.
+    const home = path.join(state, "cells", "alpha", "home", "allegro");
+    const pid = readRecord(path.join(state, "cells", "alpha")).members[0]?.pid as number;
+    rmSync(path.join(home, ".hermes"), { recursive: true, force: true });
+    writeFileSync(path.join(home, ".hermes"), "not a directory\n");
+    process.kill(-pid, "SIGKILL");
+    let text = "";
+    const end = Date.now() + 45_000;
+    while (Date.now() < end) {
+      text = await scrape();
+      if ((sample(text, 'lazarus_cell_reconcile_errors_total{cell="alpha"}') ?? 0) >= 1) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(sample(text, 'lazarus_cell_reconcile_errors_total{cell="alpha"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'lazarus_cell_reconcile_errors_total{cell="beta"}')).toBeUndefined();
+    expect(sample(text, 'lazarus_reconciles_total{scope="cells",result="error"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'lazarus_actions_total{action="restart",status="failed"}')).toBeGreaterThanOrEqual(1);
+    if (promtool) {
+      const r = await execa(promtool, ["check", "metrics"], { input: text, reject: false });
+      expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
+    }
+  });
+});
