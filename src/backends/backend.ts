@@ -61,4 +61,14 @@ export interface Backend {
   stopCell(rec: CellRecord): Promise<number[]>;
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
+  // Optional, for a backend whose cell tree is on another host: the command writing the tar of
+  // dirs on its stdout (a checkpoint is compressed, listed and kept here), and a check of the
+  // received bytes (their sha256) against what that host reported on stderr.
+  tarSource?(rec: CellRecord, dirs: readonly string[]): TarSource;
+}
+
+export interface TarSource {
+  file: string;
+  args: string[];
+  check(stderr: string, sha256: string): void;
 }

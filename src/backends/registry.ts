@@ -6,6 +6,7 @@ import type { Backend, StartSpec } from "./backend.js";
 import { ProcessBackend } from "./process.js";
 import { SandboxBackend } from "./sandbox/sandbox.js";
 import { ContainerBackend } from "./container/container.js";
+import { RemoteBackend } from "./remote/remote.js";
 
 export interface Backends {
   get(name: BackendName): Backend;
@@ -21,6 +22,7 @@ export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings
         if (name === "process") b = new ProcessBackend(hostEnv, onExit);
         else if (name === "sandbox") b = new SandboxBackend(stateRoot, settings, onExit);
         else if (name === "container") b = new ContainerBackend(stateRoot, settings, onExit);
+        else if (name === "remote") b = new RemoteBackend(stateRoot, hostEnv);
         else throw new LazarusError("NO_BACKEND", `backend ${name} is not supported yet`);
         made.set(name, b);
       }

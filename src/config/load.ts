@@ -13,6 +13,7 @@ export { loadPortfolioText, type PortfolioFileResult } from "../portfolio/load.j
 import {
   LIMITS,
   type BackendName,
+  type RemoteSpec,
   type CredentialSource,
   type Desired,
   type DesiredCell,
@@ -54,7 +55,7 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container"];
+const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container", "remote"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
@@ -83,6 +84,7 @@ interface RawCell {
     network?: "none" | "host";
     resources?: RawResources;
     container?: { image: string; user?: string; readOnlyRootfs?: boolean };
+    remote?: RemoteSpec;
     state?: "active" | "closed";
     ttl?: string;
     grace?: string;
@@ -138,6 +140,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     network: s.network ?? "none",
     resources: toResources(s.resources),
     ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
+    ...(s.remote ? { remote: { ...s.remote } } : {}),
     state: s.state ?? "active",
     ttlMs: parseDuration(s.ttl ?? LIMITS.defaultTtl) ?? 0,
     graceMs: parseDuration(s.grace ?? LIMITS.defaultGrace) ?? 0,
@@ -164,8 +167,9 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox or container");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox, container or remote");
   }
+  if (cell.backend === "remote" && !cell.remote) err(["spec", "backend"], "spec.remote", "backend remote needs spec.remote", "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)");
   if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
