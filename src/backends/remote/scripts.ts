@@ -10,7 +10,8 @@ const LIB = `
 set -u
 expand_root() { case $1 in "~/"*) printf '%s/%s' "$HOME" "\${1#"~/"}" ;; *) printf '%s' "$1" ;; esac; }
 pstat() {
-  _l=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  _l=
+  { read -r _l < "/proc/$1/stat"; } 2>/dev/null || [ -n "$_l" ] || return 1
   [ -n "$_l" ] || return 1
   _r=\${_l##*) }
   set -f
@@ -20,7 +21,7 @@ pstat() {
   case $st_state in Z|X) return 1 ;; esac
   return 0
 }
-hasenv() { tr '\\0' '\\n' < "/proc/$1/environ" 2>/dev/null | grep -qxF -e "$2"; }
+hasenv() { grep -qxFz -e "$2" "/proc/$1/environ" 2>/dev/null; }
 owns() {
   [ -n "$1" ] && [ "$1" != - ] || return 1
   pstat "$1" || return 1
@@ -35,9 +36,8 @@ group_alive() {
   return 1
 }
 find_leader() {
-  for _e in /proc/[0-9]*/environ; do
+  for _e in $(grep -lxFz -e "LAZARUS_SPAWN_ID=$1" /proc/[0-9]*/environ 2>/dev/null); do
     _p=\${_e#/proc/}; _p=\${_p%/environ}
-    hasenv "$_p" "LAZARUS_SPAWN_ID=$1" || continue
     hasenv "$_p" "CELL_ID=$2" || continue
     pstat "$_p" || continue
     [ "$st_pgid" = "$_p" ] || continue
@@ -113,10 +113,10 @@ find_leader "$1" "$2" || true`;
 export const STOP = `${LIB}
 pid=$1 start=$2 spawn=$3 cell=$4 ms=$5
 owns "$pid" "$start" "$spawn" "$cell" || exit 0
-kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+kill -s TERM -- "-$pid" 2>/dev/null || kill -s TERM "$pid" 2>/dev/null
 n=$((ms / 100))
 while [ $n -gt 0 ]; do group_alive "$pid" || exit 0; sleep 0.1; n=$((n - 1)); done
-kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null
 n=100
 while [ $n -gt 0 ]; do group_alive "$pid" || exit 0; sleep 0.05; n=$((n - 1)); done
 exit 4`;
@@ -126,7 +126,7 @@ export const SIGNAL = `${LIB}
 sig=$1; shift
 c=0
 while [ $# -ge 4 ]; do
-  if owns "$1" "$2" "$3" "$4"; then kill "-$sig" -- "-$1" 2>/dev/null && c=$((c + 1)); fi
+  if owns "$1" "$2" "$3" "$4"; then kill -s "$sig" -- "-$1" 2>/dev/null && c=$((c + 1)); fi
   shift 4
 done
 echo "$c"`;

@@ -23,9 +23,21 @@ export function remoteCommand(script: string, args: readonly string[]): string {
   return ["sh", "-c", script, "lazarus", ...args].map(shq).join(" ");
 }
 
+// The line of ssh's complaint that says what happened (its banners and warnings left out).
+export function sshReason(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) => l && !/^@+/.test(l) && !/^@/.test(l));
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return "host key verification failed: the host presents a key other than the one pinned in known_hosts (refused)";
+  if (lines.some((l) => /Host key verification failed/.test(l))) return "host key verification failed: the host's key is not in known_hosts (refused)";
+  const telling = lines.find((l) => /Connection refused|Permission denied|timed out|No route to host|Could not resolve|Connection closed|Connection reset|not accessible|No such file/.test(l));
+  return telling ?? lines[lines.length - 1] ?? "ssh failed";
+}
+
 export class Unreachable extends LazarusError {
-  constructor(readonly target: RemoteTarget, readonly reason: string) {
+  readonly reason: string;
+  constructor(readonly target: RemoteTarget, stderr: string) {
+    const reason = sshReason(stderr);
     super("REMOTE_UNREACHABLE", `host ${describe(target)} is unreachable: ${reason}`);
+    this.reason = reason;
   }
 }
 
