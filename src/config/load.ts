@@ -169,6 +169,8 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
     err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox, container or remote");
   }
+  if (cell.backend === "remote" && cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "backend remote cannot build a Python venv on the remote host", "install what members need on the remote host, or use backend: process or sandbox");
+  if (cell.backend !== "remote" && cell.remote) err(["spec", "remote"], "spec.remote", `spec.remote is for backend remote (this cell's backend is ${cell.backend})`, "set backend: remote, or remove spec.remote");
   if (cell.backend === "remote" && !cell.remote) err(["spec", "backend"], "spec.remote", "backend remote needs spec.remote", "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)");
   if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");

@@ -2,7 +2,7 @@
 // user (created here, uid from LAZARUS_UID_RANGE, home in a temp dir, deleted at the end), its
 // own sshd_config on 127.0.0.1 and a free port, run with -D -e as a child killed by its pid.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -64,12 +64,15 @@ export async function testHost(): Promise<TestHost> {
   const user = `lzr-remote-${randomBytes(3).toString("hex")}`;
   const home = path.join(dir, "home");
   const { first, last } = uidRange();
-  // The last uids of the range: the sandbox and container tests claim from the first.
-  let uid = last;
-  const taken = (u: number): boolean => spawnSync("getent", ["passwd", String(u)]).status === 0;
-  while (uid > first && taken(uid)) uid--;
-  const add = spawnSync("useradd", ["-M", "-d", home, "-s", "/bin/sh", "-u", String(uid), "-U", "-p", "*", user]);
-  if (add.status !== 0) throw new Error(`useradd: ${add.stderr}`);
+  // One of the last uids of the range (the sandbox and container tests claim from the first);
+  // another test file may be creating its user at the same moment: try another on a clash.
+  let uid = 0;
+  for (let attempt = 0; uid === 0; attempt++) {
+    const u = last - randomInt(0, Math.min(40, last - first));
+    const add = spawnSync("useradd", ["-M", "-d", home, "-s", "/bin/sh", "-u", String(u), "-U", "-p", "*", user]);
+    if (add.status === 0) uid = u;
+    else if (attempt > 20) throw new Error(`useradd: ${add.stderr}`);
+  }
   mkdirSync(home, { mode: 0o700 });
   chownSync(home, uid, uid);
   const hostKey = path.join(dir, "host_ed25519");

@@ -15,7 +15,7 @@ import { memberRef, type Backend, type MemberRef, type StartSpec, type Started }
 import { memberEnv } from "../env.js";
 import { FIND, LAYOUT, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
-import { verifyCheckpoint } from "../../checkpoints/checkpoint.js";
+import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 
 // The same wrapper as the process backend's: the exit code to LAZARUS_EXIT_FILE (its mtime is the
 // exit time), SIGHUP left to the command.
@@ -191,7 +191,6 @@ export class RemoteBackend implements Backend {
   async restore(rec: CellRecord, _base: string, file: string, dirs: readonly string[]): Promise<void> {
     this.remember(rec);
     const manifest = await verifyCheckpoint(file);
-    const { rawTar } = await import("../../checkpoints/checkpoint.js");
     const { tar, sha256 } = await rawTar(file, manifest.compression);
     const c = this.conn(rec);
     const r = await run(c, RECEIVE, [...this.cellArgs(rec), sha256, ...dirs], { input: tar, timeoutMs: 600_000 });
