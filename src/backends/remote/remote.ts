@@ -6,14 +6,14 @@
 // logs/<home>.exit. Members are not contained beyond that (like the process backend's).
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { cellPaths } from "../../cells/layout.js";
+import { cellPaths, portfolioFile } from "../../cells/layout.js";
 import path from "node:path";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { RemoteTarget } from "../../config/types.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type StartSpec, type Started } from "../backend.js";
 import { memberEnv } from "../env.js";
-import { FIND, LAYOUT, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
+import { FIND, LAYOUT, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
 import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 
@@ -51,9 +51,11 @@ export class RemoteBackend implements Backend {
   }
 
   // The tree on the remote host, and the host answering at all (an unreachable host fails here).
-  async prepareCell(rec: CellRecord): Promise<void> {
+  // The credentials manifest goes along (a rotation reaches the remote copy here too).
+  async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     this.remember(rec);
-    const r = await run(this.conn(rec), LAYOUT, [...this.cellArgs(rec), ...rec.members.map((m) => m.home)]);
+    const creds = await readFile(cellPaths(cellDir).credentials).catch(() => undefined);
+    const r = await run(this.conn(rec), LAYOUT, [...this.cellArgs(rec), creds ? "1" : "0", ...rec.members.map((m) => m.home)], creds ? { input: creds } : {});
     const dir = r.stdout.trim().split("\n").pop() ?? "";
     if (r.code === 0 && dir.startsWith("/")) rec.remoteDir = dir;
     else throw new LazarusError("REMOTE_FAILED", `cannot lay out cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -143,10 +145,20 @@ export class RemoteBackend implements Backend {
     }
   }
 
+  // The member's portfolio file is written here first (update-portfolio): its remote copy is
+  // brought up to date before the signal that tells the member to read it.
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
     this.remember(rec);
     if (!m.pid || m.startTime === undefined || !m.spawnId) return false;
-    const r = runSync(this.conn(rec), SIGNAL, [sig.replace(/^SIG/, ""), String(m.pid), String(m.startTime), m.spawnId, rec.name]);
+    const c = this.conn(rec);
+    let portfolio = "";
+    try {
+      portfolio = readFileSync(portfolioFile(cellPaths(path.join(this.stateRoot, "cells", rec.name)), m.home, "remote"), "utf8");
+    } catch {
+      // none (removed)
+    }
+    runSync(c, PORTFOLIO, [...this.cellArgs(rec), m.home], 60_000, portfolio);
+    const r = runSync(c, SIGNAL, [sig.replace(/^SIG/, ""), String(m.pid), String(m.startTime), m.spawnId, rec.name]);
     return r.stdout.trim() === "1";
   }
 

@@ -72,15 +72,25 @@ while [ $# -ge 6 ]; do
 done
 echo "end"`;
 
-// Lay out a cell's tree: args root NAME UID HOME...
+// Lay out a cell's tree: args root NAME UID CREDS HOME... (CREDS 1: the credentials manifest is
+// on stdin, written 0600 in .lazarus/secrets/). Prints the tree's absolute path.
 export const LAYOUT = `${LIB}
-root=$(expand_root "$1"); name=$2 uid=$3; shift 3
+root=$(expand_root "$1"); name=$2 uid=$3 creds=$4; shift 4
 d="$root/$name.$uid"
 umask 077
 mkdir -p "$d/project" "$d/shared/artifacts" "$d/logs" "$d/.lazarus/secrets" "$d/home" || exit 3
 [ -e "$d/shared/scratchpad.md" ] || : > "$d/shared/scratchpad.md"
 for h in "$@"; do mkdir -p "$d/home/$h/.hermes" "$d/home/$h/.tmp" "$d/home/$h/.lazarus" || exit 3; done
+if [ "$creds" = 1 ]; then cat > "$d/.lazarus/secrets/credentials.json.tmp" && mv -f "$d/.lazarus/secrets/credentials.json.tmp" "$d/.lazarus/secrets/credentials.json" || exit 3; fi
 echo "$d"`;
+
+// Put a member's portfolio in place (stdin; empty: remove it): args root NAME UID HOME.
+export const PORTFOLIO = `${LIB}
+root=$(expand_root "$1"); name=$2 uid=$3 home=$4
+f="$root/$name.$uid/home/$home/.lazarus/portfolio.json"
+mkdir -p "\${f%/*}" || exit 3
+cat > "$f.tmp" || exit 3
+if [ -s "$f.tmp" ]; then mv -f "$f.tmp" "$f"; else rm -f "$f.tmp" "$f"; fi`;
 
 // Start a member detached: args root NAME UID HOME SPAWN PORTFOLIO(json or "") ENV... -- CMD...
 // stdin: the credentials manifest. Prints "started PID START" once the member's environment is in

@@ -160,8 +160,8 @@ export async function run(s: Ssh, script: string, args: readonly string[], opts:
 }
 
 // The same, synchronously (for the contract's synchronous isAlive and find).
-export function runSync(s: Ssh, script: string, args: readonly string[], timeoutMs = 60_000): RunResult {
-  const r = spawnSync(s.bin, [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)], { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", timeout: timeoutMs });
+export function runSync(s: Ssh, script: string, args: readonly string[], timeoutMs = 60_000, input?: string): RunResult {
+  const r = spawnSync(s.bin, [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)], { ...(input !== undefined ? { input } : { stdio: ["ignore", "pipe", "pipe"] as const }), encoding: "utf8", timeout: timeoutMs });
   const code = r.status ?? -1;
   if (code === SSH_FAILED || r.error || r.signal) throw new Unreachable(s.target, (r.stderr ?? "").trim() || (r.error ? String(r.error.message) : "ssh failed"));
   return { code, stdout: r.stdout, stderr: r.stderr };
