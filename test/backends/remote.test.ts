@@ -7,8 +7,20 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 import { processesOf, remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
+import { remoteCommand } from "../../src/backends/remote/ssh.js";
+import { spawnSync } from "node:child_process";
 
 const skip = remoteSkip();
+
+// No ssh needed: the command string ssh hands the remote login shell keeps every word literal.
+describe("remote command quoting", () => {
+  it("passes hostile words through a shell unchanged", () => {
+    const words = ["$(id)", "`id`", "a b", "'", "\"", "\\", "; rm -rf /tmp/x", "$HOME", "*", "-e", "--", "\n", "line\nbreak", "it's", "", "${IFS}", "!"];
+    const r = spawnSync("/bin/sh", ["-c", remoteCommand('printf "%s\\0" "$@"', words)], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stdout.split("\0").slice(0, -1)).toEqual(words);
+  });
+});
 
 interface StatusCell {
   name: string;
@@ -128,20 +140,30 @@ describe.skipIf(skip)("backend remote", () => {
 
   it("holds the cells of an unreachable host (unknown, nothing closed or restarted) until it answers, and refuses a changed host key", async () => {
     const e = env();
-    e.write(cellYaml({ name: "held", extra: remoteLines(host), members: [{ identity: "agent:allegro", command: ["sleep", "100001"] }] }));
+    const members = [
+      { identity: "agent:allegro", command: ["sleep", "100001"] },
+      { identity: "agent:brief", restart: "always", command: ["sleep", "100002"] },
+    ];
+    e.write(cellYaml({ name: "held", extra: remoteLines(host), members }));
     expect((await e.run(["apply", "--yes"])).exitCode).toBe(0);
-    const pid = readRecord(path.join(e.state, "cells", "held")).members[0]?.pid as number;
+    const rec = readRecord(path.join(e.state, "cells", "held"));
+    const pid = rec.members[0]?.pid as number;
+    const brief = rec.members[1]?.pid as number;
     expect(alive(pid)).toBe(true);
 
     await host.stop();
     try {
+      // a member dies while its host is away: not seen, so not restarted (or restarted elsewhere)
+      process.kill(-brief, "SIGKILL");
+      const away = JSON.parse((await e.run(["plan", "--json"])).stdout) as { actions: unknown[] };
+      expect(away.actions).toEqual([]);
       const st = await e.status();
       const held = st.find((c) => c.name === "held");
       expect(held?.state).toBe("unknown");
       expect(held?.problem).toMatch(/unreachable/);
       expect(held?.members[0]?.status).toBe("unknown");
       // declared closed meanwhile: nothing is closed while the host is away
-      e.write(cellYaml({ name: "held", state: "closed", extra: remoteLines(host), members: [{ identity: "agent:allegro", command: ["sleep", "100001"] }] }));
+      e.write(cellYaml({ name: "held", state: "closed", extra: remoteLines(host), members }));
       const plan = await e.run(["plan", "--json"]);
       const p = JSON.parse(plan.stdout) as { actions: unknown[]; pending: { cell: string; reason: string }[] };
       expect(p.actions).toEqual([]);

@@ -4,7 +4,7 @@
 // remote command quoted so the remote shell never interprets it.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { RemoteTarget } from "../../config/types.js";
@@ -94,9 +94,9 @@ export function ssh(stateRoot: string, target: RemoteTarget, env: NodeJS.Process
   return { target, bin, control, base };
 }
 
-// Open (or reuse) the host's master connection: `-M -N -f` in the background with its output in
-// a file, so no call ever waits on a pipe the persisting master holds. ControlMaster=auto with
-// ControlPersist keeps it for later calls; a failed connection says why.
+// Open (or reuse) the host's master connection: `-N -f` in the background with its output in a
+// file, so no call ever waits on a pipe the persisting master holds; ControlPersist keeps it for
+// later calls (and ends it after 60 s idle); a failed connection says why.
 const masters = new Map<string, Promise<void>>();
 export function ensureMaster(s: Ssh): Promise<void> {
   let p = masters.get(s.control);
@@ -108,26 +108,45 @@ export function ensureMaster(s: Ssh): Promise<void> {
   return p;
 }
 
+// One process at a time opens a host's master (a mkdir lock beside the socket): a second
+// `-M` on an existing socket would not fail but run as a plain, never-ending connection. Whoever
+// finds the lock taken goes without a master (its calls connect directly, still pinned).
 async function openMaster(s: Ssh): Promise<void> {
   const check = await execa(s.bin, [...s.base, "-O", "check", "--", s.target.host], { reject: false, stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: 30_000 });
   if (check.exitCode === 0) return;
-  const errFile = `${s.control}.err`;
-  rmSync(errFile, { force: true });
-  const r = await execa(s.bin, [...s.base, "-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-M", "-N", "-f", "--", s.target.host], {
-    reject: false,
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: { file: errFile },
-    timeout: 60_000,
-  });
-  if (r.exitCode !== 0) {
-    let why = "";
+  const lock = `${s.control}.lock`;
+  try {
+    mkdirSync(lock, { mode: 0o700 });
+  } catch {
     try {
-      why = readFileSync(errFile, "utf8").trim();
+      if (Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { recursive: true, force: true }); // a crashed opener's
     } catch {
-      // none written
+      // gone meanwhile
     }
-    throw new Unreachable(s.target, why || (r.timedOut ? "timed out" : `ssh exited ${r.exitCode}`));
+    return;
+  }
+  try {
+    rmSync(s.control, { force: true }); // a dead master's socket
+    const errFile = `${s.control}.err`;
+    rmSync(errFile, { force: true });
+    const r = await execa(s.bin, [...s.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", "--", s.target.host], {
+      reject: false,
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: { file: errFile },
+      timeout: 60_000,
+    });
+    if (r.exitCode !== 0) {
+      let why = "";
+      try {
+        why = readFileSync(errFile, "utf8").trim();
+      } catch {
+        // none written
+      }
+      throw new Unreachable(s.target, why || (r.timedOut ? "timed out" : `ssh exited ${r.exitCode}`));
+    }
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
   }
 }
 
