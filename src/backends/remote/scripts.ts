@@ -106,13 +106,17 @@ rm -f "$d/logs/$home.exit"
 cd "$d/home/$home" || exit 3
 setsid env -i "$@" < /dev/null >> "$d/logs/$home.log" 2>&1 &
 pid=$!
+# Its start time now: it is this shell's unreaped child, so /proc/PID/stat exists even when the
+# command has already exited (a zombie keeps its start time).
+pstat "$pid"
+start=\${st_start:--}
 n=0
 while [ $n -lt 200 ]; do
-  if hasenv "$pid" "LAZARUS_SPAWN_ID=$spawn"; then pstat "$pid" && echo "started $pid $st_start" && exit 0; break; fi
+  hasenv "$pid" "LAZARUS_SPAWN_ID=$spawn" && break
   pstat "$pid" || break
   sleep 0.05; n=$((n + 1))
 done
-echo "started $pid -"`;
+echo "started $pid $start"`;
 
 // Find a member's process by its spawn id: args SPAWN CELL. Prints "PID START" or nothing.
 export const FIND = `${LIB}
