@@ -3,7 +3,7 @@
 // own sshd_config on 127.0.0.1 and a free port, run with -D -e as a child killed by its pid.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { tempDir } from "../helpers.js";
@@ -52,7 +52,7 @@ export interface TestHost {
   start(hostKey?: string): Promise<void>; // (re)start sshd, with this host key (default: the pinned one)
   stop(): Promise<void>;
   newHostKey(): string; // a fresh key (for the changed-key test)
-  remove(): Promise<void>; // stop sshd, delete the user
+  remove(): Promise<void>; // stop sshd, delete the user and the dir
   log(): string;
 }
 
@@ -173,6 +173,7 @@ export async function testHost(): Promise<TestHost> {
         }
       }
       spawnSync("userdel", [user]);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   return host;
