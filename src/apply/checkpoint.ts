@@ -5,7 +5,7 @@ import { transition } from "../cells/lifecycle.js";
 import type { CellRecord } from "../cells/record.js";
 import { LIMITS } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
-import { rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
+import { CHECKPOINT_DIRS, rotateCheckpoints, takeCheckpoint } from "../checkpoints/checkpoint.js";
 import { backendOf, decide, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { markedFreeze } from "./freeze.js";
 import { LazarusError } from "../util/errors.js";
@@ -26,7 +26,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   }
   await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
-  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(env.paths, cp, rec, backend), rec.checkpointCompression);
+  const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(env.paths, cp, rec, backend), rec.checkpointCompression, backend.tarSource?.(rec, CHECKPOINT_DIRS));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep, spare);
   // The copy taken before a restore is not the predecessor's work: a later substitute never starts from it.
   if (spare !== undefined) rec.safetyCheckpoints = [...(rec.safetyCheckpoints ?? []), path.basename(archive)].slice(-SAFETY_NAMES_KEPT);

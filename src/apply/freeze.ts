@@ -8,7 +8,7 @@ import type { Backends } from "../backends/registry.js";
 import { procInfo } from "../backends/proc.js";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
-import { isErrno } from "../util/errors.js";
+import { LazarusError, isErrno } from "../util/errors.js";
 import { TEMP_RE, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { frozenIndex, frozenIndexEntry, frozenMarker, readFrozen, type FrozenMarker } from "../observe/frozen.js";
 import { loadRecord } from "./context.js";
@@ -51,7 +51,13 @@ export async function thawAbandoned(paths: StatePaths, backends: Backends): Prom
     if (m && !m.abandoned) continue; // its freezer is at work
     if (m) {
       const rec = await loadRecord(cp);
-      await backends.get(rec.backend).freeze(rec, false);
+      try {
+        await backends.get(rec.backend).freeze(rec, false);
+      } catch (err) {
+        // A remote cell whose host is away stays marked (and its cell held): thawed once it answers.
+        if (err instanceof LazarusError && err.code === "REMOTE_UNREACHABLE") continue;
+        throw err;
+      }
       await rm(frozenMarker(cp), { force: true });
       thawed.push(name);
     }

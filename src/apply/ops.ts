@@ -60,6 +60,10 @@ function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   else delete rec.container;
   if (d.kubernetes) rec.kubernetes = structuredClone(d.kubernetes);
   else delete rec.kubernetes;
+  // A remote cell stays on the host it was created on (its tree and members are there); only how
+  // Lazarus reaches it (key files) follows the declaration.
+  const t = d.remote?.target;
+  if (t && (!rec.remote || (rec.remote.host === t.host && rec.remote.port === t.port && rec.remote.user === t.user && rec.remote.root === t.root))) rec.remote = { ...t };
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 

@@ -88,4 +88,14 @@ export interface Backend {
   // (optional: only a backend without local processes, kubernetes, needs it). observe awaits the
   // kubernetes one for every live kubernetes cell before anything is planned or applied.
   refresh?(recs: readonly CellRecord[]): Promise<void>;
+  // Optional, for a backend whose cell tree is on another host: the command writing the tar of
+  // dirs on its stdout (a checkpoint is compressed, listed and kept here), and a check of the
+  // received bytes (their sha256) against what that host reported on stderr.
+  tarSource?(rec: CellRecord, dirs: readonly string[]): TarSource;
+}
+
+export interface TarSource {
+  file: string;
+  args: string[];
+  check(stderr: string, sha256: string): void;
 }

@@ -5,6 +5,7 @@ import type { DesiredCell, SourcePos } from "../config/types.js";
 import { missingFacilities } from "./sandbox/cgroup.js";
 import { sandboxHost } from "./sandbox/host.js";
 import { containerEngine, hasImage } from "./container/engine.js";
+import { remoteDiagnostics } from "./remote/hosts.js";
 
 // A container cell needs an engine that answers and its image present locally (never pulled).
 function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
@@ -21,6 +22,7 @@ function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) =>
 
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   if (cell.backend === "container") return containerDiagnostics(cell, at);
+  if (cell.backend === "remote") return remoteDiagnostics(cell, at);
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];
   const host = sandboxHost();

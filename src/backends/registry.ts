@@ -7,6 +7,7 @@ import { ProcessBackend } from "./process.js";
 import { SandboxBackend } from "./sandbox/sandbox.js";
 import { ContainerBackend } from "./container/container.js";
 import { KubernetesBackend } from "./kubernetes/kubernetes.js";
+import { RemoteBackend } from "./remote/remote.js";
 
 export interface Backends {
   get(name: BackendName): Backend;
@@ -23,6 +24,7 @@ export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings
         else if (name === "sandbox") b = new SandboxBackend(stateRoot, settings, onExit);
         else if (name === "container") b = new ContainerBackend(stateRoot, settings, onExit);
         else if (name === "kubernetes") b = new KubernetesBackend();
+        else if (name === "remote") b = new RemoteBackend(stateRoot, hostEnv);
         else throw new LazarusError("NO_BACKEND", `backend ${name} is not supported yet`);
         made.set(name, b);
       }

@@ -1,5 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
-import type { BackendName, ContainerSpec, KubernetesSpec, Resources, RestartPolicy, Role } from "../config/types.js";
+import type { BackendName, ContainerSpec, KubernetesSpec, RemoteTarget, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;
@@ -59,6 +59,8 @@ export interface CellRecord {
   container?: ContainerSpec; // container: the image and user members start with
   containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)
   kubernetes?: KubernetesSpec; // kubernetes: namespace, image, storage and cluster members start with
+  remote?: RemoteTarget; // remote: the host the cell's tree and members live on
+  remoteDir?: string; // remote: the cell's tree on that host (absolute), set when it is laid out
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;

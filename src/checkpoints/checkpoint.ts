@@ -19,6 +19,7 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { ensureRealDir } from "../util/real-dirs.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
+import type { TarSource } from "../backends/backend.js";
 
 export const CHECKPOINT_DIRS = ["project", "shared", "home"] as const;
 
@@ -172,13 +173,18 @@ async function lister(): Promise<{ parser: Parser; done: Promise<Listing> }> {
 
 // Archive dirs of cellDir into file (created exclusively, fsynced) in one pass: tar's stream is
 // compressed and listed at once. Returns the listing.
-async function archive(cellDir: string, dirs: readonly string[], compression: Compression, file: string): Promise<Listing> {
+// source: where the tar comes from when the tree is on another host (see TarSource); its bytes
+// are hashed as they pass and checked against the sha256 that host reports.
+async function archive(cellDir: string, dirs: readonly string[], compression: Compression, file: string, source?: TarSource): Promise<Listing> {
   const [cmd, ...args] = compressor(compression);
   const { parser, done } = await lister();
   await rm(file, { force: true });
   const out = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    const tar = spawn("tar", ["--sort=name", "--blocking-factor=128", "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
+    const tar = source ? spawn(source.file, source.args, { stdio: ["ignore", "pipe", "pipe"] }) : spawn("tar", ["--sort=name", "--blocking-factor=128", "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
+    const raw = createHash("sha256");
+    let sourceErr = "";
+    if (source) tar.stderr?.on("data", (d: Buffer) => (sourceErr = (sourceErr + d.toString()).slice(-4000)));
     const comp = spawn(cmd as string, args, { stdio: ["pipe", out.fd, "pipe"] });
     const tarDone = exited(tar, "tar");
     const compDone = exited(comp, cmd as string);
@@ -202,6 +208,7 @@ async function archive(cellDir: string, dirs: readonly string[], compression: Co
       try {
         for await (const chunk of tar.stdout!) {
           if (failed) continue; // drain what is left of tar's output
+          raw.update(chunk as Buffer);
           const okSink = sink.write(chunk);
           const okParser = parser.write(chunk as Buffer);
           if (!okSink) await Promise.race([once(sink, "drain").catch(() => {}), compDone.catch(() => {})]);
@@ -218,6 +225,7 @@ async function archive(cellDir: string, dirs: readonly string[], compression: Co
     const listing = await listed;
     if (failed !== undefined) throw failed;
     if (listing instanceof Error) throw listing;
+    source?.check(sourceErr, raw.digest("hex"));
     await out.sync();
     return listing;
   } finally {
@@ -238,6 +246,7 @@ export async function takeCheckpoint(
   now: number,
   freeze: (frozen: boolean) => Promise<void> = async () => {},
   compression: Compression = defaultCompression(),
+  source?: TarSource,
 ): Promise<string> {
   const cp = cellPaths(cellDir);
   if (compression === "zstd" && !findCommand("zstd")) {
@@ -259,7 +268,7 @@ export async function takeCheckpoint(
     failpoint("checkpoint:frozen");
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
     try {
-      listing = await archive(cellDir, CHECKPOINT_DIRS, compression, tmpTar);
+      listing = await archive(cellDir, CHECKPOINT_DIRS, compression, tmpTar, source);
     } catch (err) {
       throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: ${errorMessage(err)}`, { cause: err });
     }
@@ -347,4 +356,14 @@ export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string,
     const got = await sha256Untrusted(path.join(cellDir, f.path)).catch(() => undefined);
     if (got !== f.sha256) throw new LazarusError("RESTORE_MISMATCH", `restore of ${file}: ${f.path} does not match its manifest (${got === undefined ? "missing or not a regular file" : "different content"})`);
   }
+}
+
+// A checkpoint's tar, decompressed, with its sha256 (to send it to a remote host). Check the
+// archive first (verifyCheckpoint).
+export async function rawTar(file: string, compression: Compression): Promise<{ tar: Buffer; sha256: string }> {
+  const r = await execa(compression === "zstd" ? "zstd" : "gzip", ["-dc", "--", file], { encoding: "buffer", stdin: "ignore", maxBuffer: 4 * 1024 ** 3 }).catch((err: unknown) => {
+    throw new LazarusError("RESTORE_FAILED", `cannot read ${file}: ${errorMessage(err)}`, { cause: err });
+  });
+  const tar = Buffer.from(r.stdout as Uint8Array);
+  return { tar, sha256: createHash("sha256").update(tar).digest("hex") };
 }

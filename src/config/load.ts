@@ -14,6 +14,7 @@ export { loadPortfolioText, type PortfolioFileResult } from "../portfolio/load.j
 import {
   LIMITS,
   type BackendName,
+  type RemoteSpec,
   type CredentialSource,
   type Desired,
   type DesiredCell,
@@ -56,7 +57,7 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container", "kubernetes"];
+const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container", "kubernetes", "remote"];
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
@@ -86,6 +87,7 @@ interface RawCell {
     resources?: RawResources;
     container?: { image: string; user?: string; readOnlyRootfs?: boolean };
     kubernetes?: RawKubernetes;
+    remote?: RemoteSpec;
     state?: "active" | "closed";
     ttl?: string;
     grace?: string;
@@ -161,6 +163,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     resources: toResources(s.resources),
     ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
     ...(s.kubernetes ? { kubernetes: toKubernetes(s.kubernetes) } : {}),
+    ...(s.remote ? { remote: { ...s.remote } } : {}),
     state: s.state ?? "active",
     ttlMs: parseDuration(s.ttl ?? LIMITS.defaultTtl) ?? 0,
     graceMs: parseDuration(s.grace ?? LIMITS.defaultGrace) ?? 0,
@@ -187,8 +190,11 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox or container");
+    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox, container or remote");
   }
+  if (cell.backend === "remote" && cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "backend remote cannot build a Python venv on the remote host", "install what members need on the remote host, or use backend: process or sandbox");
+  if (cell.backend !== "remote" && cell.remote) err(["spec", "remote"], "spec.remote", `spec.remote is for backend remote (this cell's backend is ${cell.backend})`, "set backend: remote, or remove spec.remote");
+  if (cell.backend === "remote" && !cell.remote) err(["spec", "backend"], "spec.remote", "backend remote needs spec.remote", "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)");
   if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
   if (cell.backend === "kubernetes") {
     if (!cell.kubernetes) err(["spec", "backend"], "spec.kubernetes", "backend kubernetes needs spec.kubernetes", "add kubernetes: {namespace: agents, image: registry.example/agent:1} (see docs/kubernetes.md)");

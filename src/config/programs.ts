@@ -41,7 +41,7 @@ export function programWarnings(cells: DesiredCell[], configDir: string, env: No
   const out: Diagnostic[] = [];
   const searchPath = memberPath(env);
   for (const cell of cells) {
-    if (cell.backend === "container" || cell.backend === "kubernetes") continue; // programs are looked up in the image
+    if (cell.backend === "container" || cell.backend === "kubernetes" || cell.backend === "remote") continue; // programs are looked up in the image, the cluster or on the remote host
     cell.members.forEach((m, i) => {
       const program = m.command?.[0];
       if (!program || findProgram(program, configDir, searchPath) !== undefined) return;

@@ -34,6 +34,30 @@ export interface KubernetesSpec {
   context?: string;
 }
 
+// spec.remote as declared: every connection field inline, or the name of a host in the operator's
+// hosts file (LAZARUS_REMOTE_HOSTS). target: the resolved connection (filled in by loading).
+export interface RemoteSpec {
+  name?: string;
+  host?: string;
+  user?: string;
+  port?: number;
+  identityFile?: string;
+  knownHosts?: string;
+  root?: string;
+  target?: RemoteTarget;
+}
+
+// Where a remote cell lives and how Lazarus reaches it (recorded in cell.json).
+export interface RemoteTarget {
+  name?: string; // the hosts-file entry it came from
+  host: string;
+  user?: string; // default: Lazarus's own user name
+  port: number;
+  identityFile: string;
+  knownHosts: string;
+  root: string; // where cells live on the remote host (absolute, or ~/...)
+}
+
 export type CredentialSource = { file: string } | { env: string };
 
 // Where a declaration came from, for diagnostics and for quarantine.
@@ -87,6 +111,7 @@ export interface DesiredCell {
   resources: Resources; // limits of each member that declares none of its own
   container?: ContainerSpec; // container backend: the image members run in
   kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access
+  remote?: RemoteSpec; // remote backend: the host members run on
   state: "active" | "closed";
   ttlMs: number;
   graceMs: number;

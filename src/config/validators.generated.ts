@@ -445,7 +445,7 @@ return errors === 0;
 }
 
 export const validateCell = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) or kubernetes (a Pod per member in a cluster; needs spec.kubernetes)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"$ref":"kubernetes.schema.json","description":"Kubernetes backend: namespace, image, storage and cluster access (schemas/kubernetes.schema.json)."},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"$ref":"kubernetes.schema.json","description":"Kubernetes backend: namespace, image, storage and cluster access (schemas/kubernetes.schema.json)."},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
 const schema13 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
 const schema14 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
 const schema16 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
@@ -453,8 +453,13 @@ const pattern6 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$
 const pattern7 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
 const pattern8 = new RegExp("^[0-9]+m$", "u");
 const pattern10 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
-const pattern16 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern19 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern16 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
+const pattern17 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
+const pattern18 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
+const pattern19 = new RegExp("^/", "u");
+const pattern21 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
+const pattern22 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern25 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const schema19 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -575,7 +580,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern19.test(key1)){
+if(!pattern25.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -638,7 +643,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern16.test(data7)){
+if(!pattern22.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -1951,12 +1956,12 @@ vErrors.push(err81);
 errors++;
 }
 }
-if(data6.runtime !== undefined){
-let data34 = data6.runtime;
+if(data6.remote !== undefined){
+let data34 = data6.remote;
 if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
 for(const key8 in data34){
-if(!(key8 === "python")){
-const err82 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(!(((((((key8 === "name") || (key8 === "host")) || (key8 === "user")) || (key8 === "port")) || (key8 === "identityFile")) || (key8 === "knownHosts")) || (key8 === "root"))){
+const err82 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1966,12 +1971,11 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data34.python !== undefined){
-let data35 = data34.python;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-for(const key9 in data35){
-if(!((key9 === "requirements") || (key9 === "findLinks"))){
-const err83 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(data34.name !== undefined){
+let data35 = data34.name;
+if(typeof data35 === "string"){
+if(!pattern16.test(data35)){
+const err83 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1981,11 +1985,8 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data35.requirements !== undefined){
-let data36 = data35.requirements;
-if(typeof data36 === "string"){
-if(func3(data36) < 1){
-const err84 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err84 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1995,8 +1996,11 @@ vErrors.push(err84);
 errors++;
 }
 }
-else {
-const err85 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data34.host !== undefined){
+let data36 = data34.host;
+if(typeof data36 === "string"){
+if(func3(data36) > 255){
+const err85 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -2005,12 +2009,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-}
-if(data35.findLinks !== undefined){
-let data37 = data35.findLinks;
-if(typeof data37 === "string"){
-if(func3(data37) < 1){
-const err86 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data36) < 1){
+const err86 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -2019,9 +2019,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-else {
-const err87 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern17.test(data36)){
+const err87 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -2031,9 +2030,8 @@ vErrors.push(err87);
 errors++;
 }
 }
-}
 else {
-const err88 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err88 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -2043,9 +2041,11 @@ vErrors.push(err88);
 errors++;
 }
 }
-}
-else {
-const err89 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data34.user !== undefined){
+let data37 = data34.user;
+if(typeof data37 === "string"){
+if(!pattern18.test(data37)){
+const err89 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -2055,10 +2055,8 @@ vErrors.push(err89);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data38 = data6.state;
-if(!((data38 === "active") || (data38 === "closed"))){
-const err90 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+else {
+const err90 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -2068,11 +2066,10 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data6.ttl !== undefined){
-let data39 = data6.ttl;
-if(typeof data39 === "string"){
-if(!pattern16.test(data39)){
-const err91 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data34.port !== undefined){
+let data38 = data34.port;
+if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
+const err91 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -2081,9 +2078,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-else {
-const err92 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data38 == "number") && (isFinite(data38))){
+if(data38 > 65535 || isNaN(data38)){
+const err92 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -2092,12 +2089,8 @@ vErrors.push(err92);
 }
 errors++;
 }
-}
-if(data6.grace !== undefined){
-let data40 = data6.grace;
-if(typeof data40 === "string"){
-if(!pattern16.test(data40)){
-const err93 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data38 < 1 || isNaN(data38)){
+const err93 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -2107,8 +2100,12 @@ vErrors.push(err93);
 errors++;
 }
 }
-else {
-const err94 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data34.identityFile !== undefined){
+let data39 = data34.identityFile;
+if(typeof data39 === "string"){
+if(func3(data39) > 4096){
+const err94 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -2117,12 +2114,8 @@ vErrors.push(err94);
 }
 errors++;
 }
-}
-if(data6.retention !== undefined){
-let data41 = data6.retention;
-if(typeof data41 === "string"){
-if(!pattern16.test(data41)){
-const err95 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(func3(data39) < 2){
+const err95 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -2131,9 +2124,8 @@ vErrors.push(err95);
 }
 errors++;
 }
-}
-else {
-const err96 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern19.test(data39)){
+const err96 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -2143,12 +2135,8 @@ vErrors.push(err96);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data42 = data6.policy;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key10 in data42){
-if(!((key10 === "allowGuests") || (key10 === "allowSubstitutes"))){
-const err97 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+else {
+const err97 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -2158,9 +2146,11 @@ vErrors.push(err97);
 errors++;
 }
 }
-if(data42.allowGuests !== undefined){
-if(typeof data42.allowGuests !== "boolean"){
-const err98 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data34.knownHosts !== undefined){
+let data40 = data34.knownHosts;
+if(typeof data40 === "string"){
+if(func3(data40) > 4096){
+const err98 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -2169,10 +2159,8 @@ vErrors.push(err98);
 }
 errors++;
 }
-}
-if(data42.allowSubstitutes !== undefined){
-if(typeof data42.allowSubstitutes !== "boolean"){
-const err99 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(func3(data40) < 2){
+const err99 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -2181,10 +2169,8 @@ vErrors.push(err99);
 }
 errors++;
 }
-}
-}
-else {
-const err100 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern19.test(data40)){
+const err100 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -2194,14 +2180,8 @@ vErrors.push(err100);
 errors++;
 }
 }
-if(data6.credentials !== undefined){
-let data45 = data6.credentials;
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-for(const key11 in data45){
-const _errs107 = errors;
-if(typeof key11 === "string"){
-if(!pattern19.test(key11)){
-const err101 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key11};
+else {
+const err101 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -2211,9 +2191,11 @@ vErrors.push(err101);
 errors++;
 }
 }
-var valid22 = _errs107 === errors;
-if(!valid22){
-const err102 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key11},message:"property name must be valid"};
+if(data34.root !== undefined){
+let data41 = data34.root;
+if(typeof data41 === "string"){
+if(func3(data41) > 1024){
+const err102 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -2222,12 +2204,8 @@ vErrors.push(err102);
 }
 errors++;
 }
-}
-for(const key12 in data45){
-let data46 = data45[key12];
-if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
-if(Object.keys(data46).length > 1){
-const err103 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(func3(data41) < 1){
+const err103 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -2236,8 +2214,8 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(Object.keys(data46).length < 1){
-const err104 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+if(!pattern21.test(data41)){
+const err104 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -2246,9 +2224,9 @@ vErrors.push(err104);
 }
 errors++;
 }
-for(const key13 in data46){
-if(!((key13 === "file") || (key13 === "env"))){
-const err105 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+}
+else {
+const err105 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -2258,11 +2236,9 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data46.file !== undefined){
-let data47 = data46.file;
-if(typeof data47 === "string"){
-if(func3(data47) < 1){
-const err106 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err106 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -2272,8 +2248,12 @@ vErrors.push(err106);
 errors++;
 }
 }
-else {
-const err107 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.runtime !== undefined){
+let data42 = data6.runtime;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key9 in data42){
+if(!(key9 === "python")){
+const err107 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -2283,11 +2263,12 @@ vErrors.push(err107);
 errors++;
 }
 }
-if(data46.env !== undefined){
-let data48 = data46.env;
-if(typeof data48 === "string"){
-if(!pattern19.test(data48)){
-const err108 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data42.python !== undefined){
+let data43 = data42.python;
+if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
+for(const key10 in data43){
+if(!((key10 === "requirements") || (key10 === "findLinks"))){
+const err108 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -2297,8 +2278,11 @@ vErrors.push(err108);
 errors++;
 }
 }
-else {
-const err109 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data43.requirements !== undefined){
+let data44 = data43.requirements;
+if(typeof data44 === "string"){
+if(func3(data44) < 1){
+const err109 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -2308,9 +2292,8 @@ vErrors.push(err109);
 errors++;
 }
 }
-}
 else {
-const err110 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err110 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -2320,9 +2303,11 @@ vErrors.push(err110);
 errors++;
 }
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data43.findLinks !== undefined){
+let data45 = data43.findLinks;
+if(typeof data45 === "string"){
+if(func3(data45) < 1){
+const err111 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -2332,19 +2317,8 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data49 = data6.members;
-if(Array.isArray(data49)){
-const len2 = data49.length;
-for(let i2=0; i2<len2; i2++){
-if(!(validate12(data49[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data49,parentDataProperty:i2,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
-}
-}
-}
 else {
-const err112 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err112 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -2354,12 +2328,9 @@ vErrors.push(err112);
 errors++;
 }
 }
-if(data6.checkpoint !== undefined){
-let data51 = data6.checkpoint;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-for(const key14 in data51){
-if(!(((key14 === "schedule") || (key14 === "keep")) || (key14 === "compression"))){
-const err113 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+else {
+const err113 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -2369,11 +2340,9 @@ vErrors.push(err113);
 errors++;
 }
 }
-if(data51.schedule !== undefined){
-let data52 = data51.schedule;
-if(typeof data52 === "string"){
-if(func3(data52) < 1){
-const err114 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err114 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -2383,8 +2352,10 @@ vErrors.push(err114);
 errors++;
 }
 }
-else {
-const err115 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.state !== undefined){
+let data46 = data6.state;
+if(!((data46 === "active") || (data46 === "closed"))){
+const err115 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -2394,10 +2365,11 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data51.keep !== undefined){
-let data53 = data51.keep;
-if(!(((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53))) && (isFinite(data53)))){
-const err116 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data6.ttl !== undefined){
+let data47 = data6.ttl;
+if(typeof data47 === "string"){
+if(!pattern22.test(data47)){
+const err116 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -2406,9 +2378,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-if((typeof data53 == "number") && (isFinite(data53))){
-if(data53 > 1000 || isNaN(data53)){
-const err117 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+else {
+const err117 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -2417,8 +2389,12 @@ vErrors.push(err117);
 }
 errors++;
 }
-if(data53 < 1 || isNaN(data53)){
-const err118 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data6.grace !== undefined){
+let data48 = data6.grace;
+if(typeof data48 === "string"){
+if(!pattern22.test(data48)){
+const err118 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -2428,11 +2404,8 @@ vErrors.push(err118);
 errors++;
 }
 }
-}
-if(data51.compression !== undefined){
-let data54 = data51.compression;
-if(typeof data54 !== "string"){
-const err119 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err119 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -2441,8 +2414,12 @@ vErrors.push(err119);
 }
 errors++;
 }
-if(!((data54 === "gzip") || (data54 === "zstd"))){
-const err120 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+if(data6.retention !== undefined){
+let data49 = data6.retention;
+if(typeof data49 === "string"){
+if(!pattern22.test(data49)){
+const err120 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -2452,9 +2429,8 @@ vErrors.push(err120);
 errors++;
 }
 }
-}
 else {
-const err121 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err121 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2464,11 +2440,12 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data6.restoreFrom !== undefined){
-let data55 = data6.restoreFrom;
-if(typeof data55 === "string"){
-if(func3(data55) < 1){
-const err122 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.policy !== undefined){
+let data50 = data6.policy;
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+for(const key11 in data50){
+if(!((key11 === "allowGuests") || (key11 === "allowSubstitutes"))){
+const err122 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2478,8 +2455,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-else {
-const err123 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data50.allowGuests !== undefined){
+if(typeof data50.allowGuests !== "boolean"){
+const err123 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2489,11 +2467,9 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data6.downedTimeout !== undefined){
-let data56 = data6.downedTimeout;
-if(typeof data56 === "string"){
-if(!pattern16.test(data56)){
-const err124 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data50.allowSubstitutes !== undefined){
+if(typeof data50.allowSubstitutes !== "boolean"){
+const err124 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -2503,8 +2479,9 @@ vErrors.push(err124);
 errors++;
 }
 }
+}
 else {
-const err125 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err125 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -2514,11 +2491,14 @@ vErrors.push(err125);
 errors++;
 }
 }
-if(data6.inviteTtl !== undefined){
-let data57 = data6.inviteTtl;
-if(typeof data57 === "string"){
-if(!pattern16.test(data57)){
-const err126 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data6.credentials !== undefined){
+let data53 = data6.credentials;
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+for(const key12 in data53){
+const _errs124 = errors;
+if(typeof key12 === "string"){
+if(!pattern25.test(key12)){
+const err126 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key12};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -2528,8 +2508,9 @@ vErrors.push(err126);
 errors++;
 }
 }
-else {
-const err127 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var valid23 = _errs124 === errors;
+if(!valid23){
+const err127 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -2539,11 +2520,11 @@ vErrors.push(err127);
 errors++;
 }
 }
-if(data6.taskClass !== undefined){
-let data58 = data6.taskClass;
-if(typeof data58 === "string"){
-if(func3(data58) < 1){
-const err128 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key13 in data53){
+let data54 = data53[key13];
+if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
+if(Object.keys(data54).length > 1){
+const err128 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -2552,9 +2533,8 @@ vErrors.push(err128);
 }
 errors++;
 }
-}
-else {
-const err129 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(Object.keys(data54).length < 1){
+const err129 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -2563,10 +2543,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-}
-}
-else {
-const err130 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key14 in data54){
+if(!((key14 === "file") || (key14 === "env"))){
+const err130 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -2576,14 +2555,332 @@ vErrors.push(err130);
 errors++;
 }
 }
-}
-else {
-const err131 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data54.file !== undefined){
+let data55 = data54.file;
+if(typeof data55 === "string"){
+if(func3(data55) < 1){
+const err131 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err131];
 }
 else {
 vErrors.push(err131);
+}
+errors++;
+}
+}
+else {
+const err132 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+if(data54.env !== undefined){
+let data56 = data54.env;
+if(typeof data56 === "string"){
+if(!pattern25.test(data56)){
+const err133 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+else {
+const err134 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+}
+}
+else {
+const err135 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+}
+}
+else {
+const err136 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+if(data6.members !== undefined){
+let data57 = data6.members;
+if(Array.isArray(data57)){
+const len2 = data57.length;
+for(let i2=0; i2<len2; i2++){
+if(!(validate12(data57[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data57,parentDataProperty:i2,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err137 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(data6.checkpoint !== undefined){
+let data59 = data6.checkpoint;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+for(const key15 in data59){
+if(!(((key15 === "schedule") || (key15 === "keep")) || (key15 === "compression"))){
+const err138 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+}
+if(data59.schedule !== undefined){
+let data60 = data59.schedule;
+if(typeof data60 === "string"){
+if(func3(data60) < 1){
+const err139 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+}
+else {
+const err140 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+}
+if(data59.keep !== undefined){
+let data61 = data59.keep;
+if(!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))){
+const err141 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+if((typeof data61 == "number") && (isFinite(data61))){
+if(data61 > 1000 || isNaN(data61)){
+const err142 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+if(data61 < 1 || isNaN(data61)){
+const err143 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+}
+}
+if(data59.compression !== undefined){
+let data62 = data59.compression;
+if(typeof data62 !== "string"){
+const err144 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+if(!((data62 === "gzip") || (data62 === "zstd"))){
+const err145 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+if(data6.restoreFrom !== undefined){
+let data63 = data6.restoreFrom;
+if(typeof data63 === "string"){
+if(func3(data63) < 1){
+const err147 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
+}
+errors++;
+}
+}
+else {
+const err148 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err148];
+}
+else {
+vErrors.push(err148);
+}
+errors++;
+}
+}
+if(data6.downedTimeout !== undefined){
+let data64 = data6.downedTimeout;
+if(typeof data64 === "string"){
+if(!pattern22.test(data64)){
+const err149 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err149];
+}
+else {
+vErrors.push(err149);
+}
+errors++;
+}
+}
+else {
+const err150 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+}
+if(data6.inviteTtl !== undefined){
+let data65 = data6.inviteTtl;
+if(typeof data65 === "string"){
+if(!pattern22.test(data65)){
+const err151 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
+}
+errors++;
+}
+}
+else {
+const err152 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err152];
+}
+else {
+vErrors.push(err152);
+}
+errors++;
+}
+}
+if(data6.taskClass !== undefined){
+let data66 = data6.taskClass;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err153 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err153];
+}
+else {
+vErrors.push(err153);
+}
+errors++;
+}
+}
+else {
+const err154 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err154];
+}
+else {
+vErrors.push(err154);
+}
+errors++;
+}
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err155];
+}
+else {
+vErrors.push(err155);
+}
+errors++;
+}
+}
+}
+else {
+const err156 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err156];
+}
+else {
+vErrors.push(err156);
 }
 errors++;
 }
@@ -3096,7 +3393,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern16.test(data18)){
+if(!pattern22.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -3121,7 +3418,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern16.test(data19)){
+if(!pattern22.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -3198,7 +3495,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern16.test(data22)){
+if(!pattern22.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -3223,7 +3520,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern16.test(data23)){
+if(!pattern22.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];

@@ -61,6 +61,8 @@ const FULL_CHUNK = 250;
 // Every this many resyncs observe every cell, changed or not (a net under the fingerprints).
 const DEEP_EVERY = 12;
 const RETRY_MS = 30_000;
+// How often a remote cell is observed again (its members' exits are not seen from here).
+const REMOTE_POLL_MS = 15_000;
 const LOCK_RETRY_MS = 1_000; // the state dir was busy: look again this soon
 const BUSY = Symbol("state dir busy");
 
@@ -422,10 +424,13 @@ export class Daemon {
       }
       if (state) this.states.set(name, state);
       else this.states.delete(name);
-      const running = (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
+      // A remote cell's pids are another host's: it is polled (one ssh call per host) instead.
+      const remote = live?.backend === "remote" || o?.graveyard?.record?.backend === "remote";
+      const running = remote ? [] : (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
       if (running.length > 0) this.pids.set(name, running);
       else this.pids.delete(name);
-      const wake = failed.has(name) ? Date.now() + RETRY_MS : nextWake(desired.get(name), o, now);
+      let wake = failed.has(name) ? Date.now() + RETRY_MS : nextWake(desired.get(name), o, now);
+      if (remote) wake = Math.min(wake ?? Number.POSITIVE_INFINITY, Date.now() + REMOTE_POLL_MS);
       if (wake !== undefined) this.wakes.set(name, Math.max(wake, Date.now() + 1000));
       else this.wakes.delete(name);
     }

@@ -36,6 +36,8 @@ export interface ObservedCell {
   record?: CellRecord;
   unreadable?: string;
   members: ObservedMember[];
+  // A remote cell whose host did not answer (why): its members' state is unknown.
+  unreachable?: string;
   // Frozen for a checkpoint (abandoned: its freezer died; the next command thaws it).
   frozen?: { since: string; pid: number; abandoned: boolean };
   // Whole checkpoints only (tar and manifest both present), oldest first.
@@ -76,7 +78,9 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   }
   const cp = cellPaths(dir);
   const remote = place === "cells" && record?.backend === "kubernetes" ? await observeRemote(record) : undefined;
-  const members = await Promise.all((record?.members ?? []).map((m) => (remote ? remoteMember(m, remote) : observeMember(cp, m, place, fallbackName))));
+  // A remote (SSH) cell's members are observed on their host, all at once (observeRemoteCells).
+  const members =
+    record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (remote ? remoteMember(m, remote) : observeMember(cp, m, place, fallbackName))));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   return {
@@ -185,7 +189,17 @@ export async function observe(paths: StatePaths): Promise<Observed> {
     const t = await readTombstone(paths, name);
     if (t) slot(cells, name).tombstone = t;
   }
+  await observeRemoteCells(paths, cells);
   return { cells };
+}
+
+// The remote cells' members, one ssh call per host (loaded only when there are remote cells).
+async function observeRemoteCells(paths: StatePaths, cells: Map<string, ObservedName>): Promise<void> {
+  const remote: ObservedCell[] = [];
+  for (const o of cells.values()) for (const c of [o.live, o.graveyard]) if (c?.record?.backend === "remote") remote.push(c);
+  if (remote.length === 0) return;
+  const { observeRemote } = await import("../backends/remote/observe.js");
+  await observeRemote(path.dirname(paths.ledger), remote);
 }
 
 // Only the named cells: their live dir, graveyard entry and archive entries.
@@ -210,6 +224,7 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
       }
     },
   );
+  await observeRemoteCells(paths, cells);
   return { cells };
 }
 

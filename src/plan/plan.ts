@@ -87,6 +87,14 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       return;
     }
   }
+  // A remote cell whose host does not answer is unknown: nothing is closed, restarted or
+  // re-created elsewhere (its members may well be running) until the host answers again.
+  const away = [o.live, o.graveyard].find((c) => c?.unreachable);
+  if (away) {
+    ctx.pending.push({ cell: name, reason: `held while its state is unknown: ${away.unreachable}` });
+    ctx.diagnostics.push({ severity: "warning", field: name, message: `cell ${name} is held: ${away.unreachable}`, hint: "bring the host back or fix the connection (host key, identity file); Lazarus acts on the cell once the host answers" });
+    return;
+  }
   const liveRec = o.live?.record;
   if (ctx.d && liveRec && (ctx.d.project !== liveRec.project || ctx.d.backend !== liveRec.backend)) {
     const field = ctx.d.project !== liveRec.project ? "project" : "backend";
@@ -205,7 +213,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 

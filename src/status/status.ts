@@ -31,16 +31,16 @@ function view(c: ObservedCell): CellStatusView {
   const r = c.record;
   return {
     name: c.name,
-    state: r?.state ?? "unknown",
+    state: c.unreachable ? "unknown" : (r?.state ?? "unknown"),
     place: c.place,
     project: r?.project ?? null,
     members: c.members.map((m) => ({
       identity: m.identity,
       role: m.role,
-      status: m.status === "running" && !m.alive ? "exited" : m.status,
-      pid: m.alive ? (m.pid ?? null) : null,
+      status: c.unreachable ? "unknown" : m.status === "running" && !m.alive ? "exited" : m.status,
+      pid: m.alive ? (m.pid ?? null) : c.unreachable ? (m.pid ?? null) : null,
       ...(m.alive && m.handle ? { handle: m.handle } : {}), // where a member without a local process runs (kubernetes: namespace/pod)
-      exitCode: m.alive ? null : (m.exit?.code ?? m.exitCode ?? null),
+      exitCode: m.alive || c.unreachable ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
     })),
     expiresAt: r?.expiresAt ?? null,
@@ -48,7 +48,7 @@ function view(c: ObservedCell): CellStatusView {
     archivedAt: r?.archivedAt ?? null,
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
     frozen: c.frozen ?? null,
-    ...(c.unreadable ? { problem: c.unreadable } : {}),
+    ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
 }
 

@@ -61,6 +61,19 @@ function processChecks(): Check[] {
   ];
 }
 
+// What the remote backend does and does not guarantee (its members are not probed).
+function remoteChecks(): Check[] {
+  const no = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend remote: ${why}` });
+  return [
+    no("I1", "filesystem containment", "members run as the SSH user on their host and can read and write whatever it can"),
+    { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "members start with env -i and the allowlisted variables only" },
+    no("I2", "credential isolation", "other cells' credential manifests on that host are readable by the same SSH user"),
+    no("I3", "process boundary", "members see and can signal every process of the SSH user"),
+    no("I4", "network segmentation", "members use the remote host's network"),
+    no("I5", "no residue after scrub", "processes that leave the member's process group survive close; files outside the cell's tree stay"),
+  ];
+}
+
 // Container cells are not probed from inside yet: said as unverified, never as passing.
 function containerChecks(): Check[] {
   const why = "lazarus verify does not probe container cells yet (the engine enforces it: see docs/backends.md)";
@@ -162,7 +175,7 @@ export async function verifyCells(paths: StatePaths, names: string[], settings: 
     for (const cell of live) {
       if (names.length && !names.includes(cell.name)) continue;
       const rec = cell.record as CellRecord;
-      const checks = rec.backend === "sandbox" ? await sandboxChecks(ctx, cell, rec, sandbox) : rec.backend === "container" ? containerChecks() : processChecks();
+      const checks = rec.backend === "sandbox" ? await sandboxChecks(ctx, cell, rec, sandbox) : rec.backend === "container" ? containerChecks() : rec.backend === "remote" ? remoteChecks() : processChecks();
       reports.push({ name: cell.name, backend: rec.backend, checks: [...checks, ledgerCheck] });
     }
     return reports;

@@ -10,7 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
 
 export interface Conformance {
-  backend: "process" | "sandbox" | "container";
+  backend: "process" | "sandbox" | "container" | "remote";
   env: Record<string, string>; // for the CLI (uid range, cgroup root, engine, TMPDIR)
   extra?: string; // spec lines the backend needs (e.g. the image), indented by two spaces
   // How a member beyond its memory limit ends: reported as oom, only SIGKILLed (the engine does
@@ -22,6 +22,9 @@ export interface Conformance {
   // prove nothing is left after scrub; and its removal after each test.
   leftovers?: (state: string) => Promise<string[]>;
   cleanup: (state: string) => Promise<void>;
+  // Where a live cell's tree (project/, home/) and its members' exit files are, when not in the
+  // cell's dir of the state dir (a remote cell's are on its host).
+  tree?: (liveDir: string) => { dir: string; logs: string };
 }
 
 const T = (m: number): string => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
@@ -97,7 +100,10 @@ export function backendConformance(c: Conformance): void {
         return cells.find((x) => x.name === cell && x.place === "cells")?.members ?? [];
       };
       const live = (cell: string) => path.join(state, "cells", cell);
-      return { state, cfg, run, declare, apply, members, live };
+      const tree = (cell: string) => (c.tree ? c.tree(live(cell)) : { dir: live(cell), logs: path.join(live(cell), ".lazarus", "logs") });
+      const project = (cell: string, file: string) => path.join(tree(cell).dir, "project", file);
+      const exitFile = (cell: string, home: string) => path.join(tree(cell).logs, `${home}.exit`);
+      return { state, cfg, run, declare, apply, members, live, project, exitFile };
     };
 
     it("starts a member: running, recorded, alive, working in its project", async () => {
@@ -106,7 +112,7 @@ export function backendConformance(c: Conformance): void {
       w.declare({ name: "start", members: [{ identity: "agent:a", command: ["sh", "-c", `echo up > "$CELL_HOME/project/up"; exec sleep ${n}`] }] });
       const r = await w.apply(0);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-      await waitFor(() => existsSync(path.join(w.live("start"), "project", "up")), 60_000);
+      await waitFor(() => existsSync(w.project("start", "up")), 60_000);
       await waitFor(() => sleepers(n).length === 1, 60_000);
       const rec = readRecord(w.live("start")).members.find((m) => m.identity === "agent:a");
       expect(rec?.status).toBe("running");
@@ -121,7 +127,7 @@ export function backendConformance(c: Conformance): void {
       const w = world();
       w.declare({ name: "code", members: [{ identity: "agent:a", command: ["sh", "-c", "exit 3"], restart: "never" }] });
       expect((await w.apply(0)).exitCode).toBe(0);
-      await waitFor(() => existsSync(path.join(w.live("code"), ".lazarus", "logs", "a.exit")), 60_000);
+      await waitFor(() => existsSync(w.exitFile("code", "a")), 60_000);
       const r = await w.apply(1);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       const [m] = await w.members("code");
@@ -147,7 +153,7 @@ export function backendConformance(c: Conformance): void {
           // gone with its namespace
         }
       }
-      await waitFor(() => existsSync(path.join(w.live("sig"), ".lazarus", "logs", "a.exit")), 60_000);
+      await waitFor(() => existsSync(w.exitFile("sig", "a")), 60_000);
       const r = await w.apply(1);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       const [m] = await w.members("sig");
@@ -158,7 +164,7 @@ export function backendConformance(c: Conformance): void {
       const w = world();
       w.declare({ name: "oom", extra: "  resources: {memory: 32Mi}", members: [{ identity: "agent:a", command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"], restart: "never" }] });
       expect((await w.apply(0)).exitCode).toBe(0);
-      await waitFor(() => existsSync(path.join(w.live("oom"), ".lazarus", "logs", "a.exit")), 60_000);
+      await waitFor(() => existsSync(w.exitFile("oom", "a")), 60_000);
       expect((await w.apply(1)).exitCode).toBe(0);
       const [m] = await w.members("oom");
       if (c.memory === "oom") expect(m).toMatchObject({ status: "exited", exitReason: "oom" });
@@ -202,7 +208,7 @@ export function backendConformance(c: Conformance): void {
       const writer = ["sh", "-c", `[ -e "$CELL_HOME/project/work.txt" ] || echo "written inside" > "$CELL_HOME/project/work.txt"; exec sleep ${n}`];
       w.declare({ name: "keep", members: [{ identity: "agent:w", command: writer }] });
       expect((await w.apply(0)).exitCode).toBe(0);
-      await waitFor(() => existsSync(path.join(w.live("keep"), "project", "work.txt")), 60_000);
+      await waitFor(() => existsSync(w.project("keep", "work.txt")), 60_000);
       const cp = await w.run(["checkpoint", "keep", "--now", T(1)]);
       expect(cp.exitCode, cp.stdout + cp.stderr).toBe(0);
       w.declare({ name: "keep", state: "closed", members: [{ identity: "agent:w", command: writer }] });
@@ -217,7 +223,7 @@ export function backendConformance(c: Conformance): void {
       const back = await w.apply(70);
       expect(back.exitCode, back.stdout + back.stderr).toBe(0);
       expect(readRecord(w.live("keep")).restoredFrom).toBeDefined();
-      expect(readFileSync(path.join(w.live("keep"), "project", "work.txt"), "utf8")).toBe("written inside\n");
+      expect(readFileSync(w.project("keep", "work.txt"), "utf8")).toBe("written inside\n");
       await waitFor(() => sleepers(n).length === 1, 60_000); // and the restored member runs on it
     }, 300_000);
   });
