@@ -28,6 +28,7 @@ import { applyPython, pruneVenvs } from "../runtime/python.js";
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
+export { replace } from "./replace.js";
 
 // Directories of spec §6, created if missing; existing files are never touched. Returns what a
 // member planted in their place (moved aside: links are never followed).
@@ -41,7 +42,7 @@ export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Pla
   return planted;
 }
 
-function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
+export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.downedTimeoutMs = d.downedTimeoutMs;
   rec.inviteTtlMs = d.inviteTtlMs;
   if (d.checkpoint.schedule) rec.checkpointSchedule = d.checkpoint.schedule;

@@ -45,6 +45,24 @@ export interface MemberRecord {
   portfolioModels?: string[];
 }
 
+// A replacement in progress (backend or container image changed; see replace in src/apply/ops.ts):
+// set before its first effect, cleared when the members run on the new backend.
+export interface Replacing {
+  from: {
+    backend: BackendName;
+    uid: string; // the incarnation that ran on it
+    sandbox?: { uid: number; gid: number; cgroup: string };
+    containerUid?: { uid: number; gid: number };
+    container?: ContainerSpec;
+  };
+  uid: string; // the new incarnation
+  startedAt: string;
+  checkpoint?: string; // the checkpoint (name under .lazarus/checkpoints/) taken with nothing running
+  switched?: boolean; // the record names the new backend and incarnation
+  restored?: boolean; // project/, shared/ and home/ are the checkpoint's, laid out for the new backend
+  released?: boolean; // what the old backend held (cgroup, uid, containers) is given back
+}
+
 export interface CellRecord {
   formatVersion: typeof RECORD_FORMAT;
   uid: string; // one incarnation of the name; a re-created cell gets a new uid
@@ -84,4 +102,5 @@ export interface CellRecord {
   members: MemberRecord[];
   updatedAt: string;
   lastAppliedRevision?: string; // the config commit of the last action applied to this cell
+  replacing?: Replacing;
 }
