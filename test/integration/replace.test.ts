@@ -3,10 +3,12 @@
 // cell out for the new one, restores, and starts the members there. Real processes, real
 // bubblewrap and cgroups (sandbox), uids from this file's own range; a kill -9 at each step of
 // the replacement converges on the next run.
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
-import { cellYaml, isAlive, lazarus, readRecord, waitFor } from "../helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { IMAGE, cleanupContainers, containersOf, engine, skipReason as containerSkip } from "../backends/container-helpers.js";
 import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "../sandbox/helpers.js";
 
 // Writes its uid into its home (the member's cwd on every backend), then waits to be stopped.
@@ -28,7 +30,7 @@ const ledger = (state: string): LedgerEntry[] =>
 const gone = (pid: number | undefined, startTime?: number): boolean => pid === undefined || !isAlive(pid, startTime) || procState(pid) === "Z";
 
 describe.skipIf(skipReason)("a backend change replaces the cell", () => {
-  const { env, state, cfg, run } = sandboxSuite(239400);
+  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239449" }); // the rest is the container suite's
   const cellDir = (name: string) => path.join(state, "cells", name);
   const uidFile = (name: string) => path.join(cellDir(name), "home", "w", "uid.txt");
   const readUid = (name: string): string | undefined => (existsSync(uidFile(name)) ? readFileSync(uidFile(name), "utf8").trim() : undefined);
@@ -143,4 +145,106 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     },
     300_000,
   );
+
+  // The other way: killed after the old sandbox's checkpoint, restore or release, the next run
+  // still gives its uid and cgroup back.
+  it.each([["replace:checkpointed"], ["replace:restored"], ["replace:released"]])(
+    "converges sandbox → process after a kill -9 at %s, and the sandbox's uid is given back",
+    async (point) => {
+      const name = `b-${point.replace(/[^a-z]+/g, "-")}`.replace(/-+$/, "");
+      const old = await processCell(name);
+      declare(name, "sandbox");
+      expect((await run("apply", "--yes")).exitCode).toBe(0);
+      const uid = await expectSandboxed(name, old);
+      const boxed = readRecord(cellDir(name));
+      declare(name, "process");
+      const killed = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env: { ...env, LAZARUS_FAILPOINT: point } });
+      expect(killed.signal, killed.stdout + killed.stderr).toBe("SIGKILL");
+      const again = await run("apply", "--yes");
+      expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+      const rec = readRecord(cellDir(name));
+      expect([rec.backend, rec.sandbox, rec.replacing]).toEqual(["process", undefined, undefined]);
+      expect(gone(boxed.members[0]?.pid, boxed.members[0]?.startTime)).toBe(true);
+      expect(uidPids(uid)).toEqual([]);
+      expect(cgroupPids(boxed.sandbox?.cgroup as string)).toEqual([]);
+      expect(existsSync(path.join(state, "uids", String(uid)))).toBe(false);
+      await waitFor(() => readUid(name) === "0", 30_000);
+      expect(readFileSync(path.join(cellDir(name), "project", "keep.txt"), "utf8")).toBe("the work\n");
+      expect((await run("plan", "--detailed-exitcode")).exitCode).toBe(0);
+    },
+    300_000,
+  );
+});
+
+// The container backend (podman or docker, as the host has): process → container, a change of
+// image (a replacement too: the members' whole filesystem), and back to process.
+describe.skipIf(containerSkip)("a replacement onto and between containers", () => {
+  const env = { LAZARUS_UID_RANGE: "239450-239499" };
+  const state = tempDir("lazarus-ctr-");
+  const cfg = configDir({});
+  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
+  const seen: string[] = []; // every incarnation, to remove whatever containers they left
+  // The same image under a second name of this file's own (removed after).
+  const IMAGE2 = `localhost/lazarus-test:replace-${process.pid}`;
+  afterAll(async () => {
+    await cleanupContainers(state, seen);
+    spawnSync(engine.bin as string, ["rmi", IMAGE2], { stdio: "ignore" });
+    for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
+  });
+  const dir = path.join(state, "cells", "boat");
+  const uidTxt = path.join(dir, "home", "w", "uid.txt");
+  const declare = (extra?: string) => writeFileSync(path.join(cfg, "cells.d", "boat.yaml"), cellYaml({ name: "boat", ...(extra ? { extra } : {}), members: [member] }));
+  const readUid = (): string | undefined => (existsSync(uidTxt) ? readFileSync(uidTxt, "utf8").trim() : undefined);
+
+  it("moves a process cell into containers, to another image, and back, keeping its files and leaving no container behind", async () => {
+    expect(spawnSync(engine.bin as string, ["tag", IMAGE, IMAGE2]).status).toBe(0);
+    declare();
+    expect((await run("apply", "--yes")).exitCode).toBe(0);
+    await waitFor(() => readUid() === "0", 30_000);
+    writeFileSync(path.join(dir, "project", "keep.txt"), "the work\n");
+    const p0 = readRecord(dir);
+    seen.push(p0.uid);
+
+    declare(`  backend: container\n  container: {image: "${IMAGE}"}`);
+    expect((await run("plan")).stdout).toMatch(new RegExp(`^-/\\+ replace\\s+boat\\s+spec\\.backend process → container ${IMAGE} forces replacement`, "m"));
+    const toC = await run("apply", "--yes");
+    expect(toC.exitCode, toC.stdout + toC.stderr).toBe(0);
+    const c1 = readRecord(dir);
+    seen.push(c1.uid);
+    const uid = c1.containerUid?.uid as number;
+    expect(c1.backend).toBe("container");
+    expect(uid).toBeGreaterThanOrEqual(239450);
+    expect(gone(p0.members[0]?.pid, p0.members[0]?.startTime)).toBe(true);
+    await waitFor(() => readUid() === String(uid), 120_000);
+    await waitFor(() => containersOf([c1.uid]).length === 1, 120_000);
+    expect(statSync(path.join(dir, "project", "keep.txt")).uid).toBe(uid);
+
+    declare(`  backend: container\n  container: {image: "${IMAGE2}"}`);
+    const plan = await run("plan");
+    expect(plan.stdout).toMatch(new RegExp(`^-/\\+ replace\\s+boat\\s+spec\\.container\\.image container ${IMAGE} → container ${IMAGE2} forces replacement`, "m"));
+    expect(plan.stdout).not.toMatch(/~ update/);
+    const toC2 = await run("apply", "--yes");
+    expect(toC2.exitCode, toC2.stdout + toC2.stderr).toBe(0);
+    const c2 = readRecord(dir);
+    seen.push(c2.uid);
+    expect(containersOf([c1.uid])).toEqual([]); // the old incarnation's container is gone
+    await waitFor(() => containersOf([c2.uid]).length === 1, 120_000);
+    const image = spawnSync(engine.bin as string, ["inspect", "--format", "{{.ImageName}}", containersOf([c2.uid])[0] as string], { encoding: "utf8" });
+    expect(image.stdout.trim()).toContain(IMAGE2.replace(/^localhost\//, ""));
+    expect(existsSync(path.join(state, "uids", String(uid)))).toBe(false); // the old uid given back
+    await waitFor(() => readUid() === String(c2.containerUid?.uid), 120_000);
+
+    declare();
+    const back = await run("apply", "--yes");
+    expect(back.exitCode, back.stdout + back.stderr).toBe(0);
+    const p1 = readRecord(dir);
+    seen.push(p1.uid);
+    expect([p1.backend, p1.containerUid, p1.container]).toEqual(["process", undefined, undefined]);
+    expect(containersOf([c2.uid])).toEqual([]);
+    await waitFor(() => readUid() === "0", 30_000);
+    expect(readFileSync(path.join(dir, "project", "keep.txt"), "utf8")).toBe("the work\n");
+    const replaced = readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter((l) => l.includes('"action":"replace"')).map((l) => (JSON.parse(l) as LedgerEntry).details?.to);
+    expect(replaced).toEqual([`container ${IMAGE}`, `container ${IMAGE2}`, "process"]);
+    expect((await run("plan", "--detailed-exitcode")).exitCode).toBe(0);
+  }, 600_000);
 });
