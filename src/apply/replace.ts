@@ -61,12 +61,14 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
         ...(rec.containerUid ? { containerUid: rec.containerUid } : {}),
         ...(rec.container ? { container: rec.container } : {}),
       },
+      to: { backend: d.backend },
       uid: newId(),
       startedAt: iso(env.now),
     };
-    await saveRecord(cp, rec, env);
   }
   const r = rec.replacing;
+  if (!r.switched) r.to = { backend: d.backend, ...(d.container ? { container: d.container } : {}) }; // the declaration wins until the switch
+  await saveRecord(cp, rec, env);
 
   if (!r.switched) {
     // 1. Nothing of the old incarnation runs any more.
@@ -87,6 +89,7 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     rec.uid = r.uid;
     delete rec.sandbox;
     delete rec.containerUid;
+    delete rec.containerEngine;
     syncFromDesired(rec, d);
     r.switched = true;
     await saveRecord(cp, rec, env);

@@ -55,6 +55,7 @@ export interface Replacing {
     containerUid?: { uid: number; gid: number };
     container?: ContainerSpec;
   };
+  to: { backend: BackendName; container?: ContainerSpec }; // where it goes (the declaration, until the switch)
   uid: string; // the new incarnation
   startedAt: string;
   checkpoint?: string; // the checkpoint (name under .lazarus/checkpoints/) taken with nothing running
@@ -75,6 +76,7 @@ export interface CellRecord {
   sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
   container?: ContainerSpec; // container: the image and user members start with
   containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)
+  containerEngine?: "podman" | "docker"; // container: the engine its members run in (recorded at prepare)
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;

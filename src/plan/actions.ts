@@ -55,6 +55,11 @@ export type Action =
   | (Base & { kind: "scrub" })
   | (Base & { kind: "purge"; dir: string });
 
+// Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
+export function placeOf(backend: string, container?: { image: string } | undefined): string {
+  return backend === "container" ? `container ${container?.image ?? "?"}` : backend;
+}
+
 // Something the plan is waiting for (a restart backoff, a downed timeout): shown, not applied.
 export interface Pending {
   cell: string;

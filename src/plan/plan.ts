@@ -7,7 +7,7 @@ import { formatDuration } from "../config/durations.js";
 import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
-import type { Action, Pending } from "./actions.js";
+import { placeOf, type Action, type Pending } from "./actions.js";
 import { planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 
@@ -282,11 +282,6 @@ function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: num
     expiresAt: iso(expires),
     reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
   };
-}
-
-// Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
-export function placeOf(backend: string, container?: { image: string } | undefined): string {
-  return backend === "container" ? `container ${container?.image ?? "?"}` : backend;
 }
 
 // The declared fields that cannot change in place: the backend, and a container cell's image

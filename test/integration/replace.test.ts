@@ -5,6 +5,7 @@
 // the replacement converges on the next run.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
@@ -27,10 +28,17 @@ const ledger = (state: string): LedgerEntry[] =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as LedgerEntry);
 
+interface StatusCell {
+  backend: string;
+  where: Record<string, unknown>;
+  replacing?: { from: string; to: string };
+  members: { where: Record<string, unknown> | null }[];
+}
+
 const gone = (pid: number | undefined, startTime?: number): boolean => pid === undefined || !isAlive(pid, startTime) || procState(pid) === "Z";
 
 describe.skipIf(skipReason)("a backend change replaces the cell", () => {
-  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239449" }); // the rest is the container suite's
+  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239439" }); // 239440-239499: the container suites
   const cellDir = (name: string) => path.join(state, "cells", name);
   const uidFile = (name: string) => path.join(cellDir(name), "home", "w", "uid.txt");
   const readUid = (name: string): string | undefined => (existsSync(uidFile(name)) ? readFileSync(uidFile(name), "utf8").trim() : undefined);
@@ -55,7 +63,7 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     expect(rec.replacing).toBeUndefined();
     const uid = rec.sandbox?.uid as number;
     expect(uid).toBeGreaterThanOrEqual(239400);
-    expect(uid).toBeLessThanOrEqual(239499);
+    expect(uid).toBeLessThanOrEqual(239439);
     expect(gone(old.pid, old.startTime)).toBe(true);
     await waitFor(() => readUid(name) === String(uid), 60_000);
     expect(uidPids(uid).length).toBeGreaterThan(0);
@@ -90,6 +98,11 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     expect(entry).toHaveLength(1);
     expect(entry[0]?.details).toMatchObject({ from: "process", to: "sandbox", forces: ["spec.backend"], incarnation: { from: oldUid, to: rec.uid }, uid: rec.sandbox?.uid });
     expect(existsSync(path.join(cellDir("mover"), ".lazarus", "checkpoints", entry[0]?.details?.checkpoint as string))).toBe(true);
+    // status says where it runs now
+    const st = JSON.parse((await run("status", "mover", "--json")).stdout) as { cells: StatusCell[] };
+    expect(st.cells[0]).toMatchObject({ backend: "sandbox", where: { host: hostname(), uid: rec.sandbox?.uid, cgroup: rec.sandbox?.cgroup }, members: [{ where: { cgroup: `${rec.sandbox?.cgroup}/w` } }] });
+    expect(st.cells[0]).not.toHaveProperty("replacing");
+    expect((await run("status", "mover")).stdout).toContain(`  on sandbox at ${hostname()}: uid ${rec.sandbox?.uid}, cgroup ${rec.sandbox?.cgroup}`);
     expect((await run("plan", "--detailed-exitcode")).exitCode).toBe(0);
   }, 300_000);
 
@@ -127,6 +140,9 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
       declare(name, "sandbox");
       const killed = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env: { ...env, LAZARUS_FAILPOINT: point } });
       expect(killed.signal, killed.stdout + killed.stderr).toBe("SIGKILL");
+      const half = JSON.parse((await run("status", name, "--json")).stdout) as { cells: StatusCell[] };
+      expect(half.cells[0]?.replacing).toEqual({ from: "process", to: "sandbox" });
+      expect((await run("status", name)).stdout).toContain("the next apply finishes it");
       const plan = await run("plan");
       expect(plan.stdout).toMatch(new RegExp(`^-/\\+ replace\\s+${name}\\s+resume interrupted replacement process → sandbox`, "m"));
       const again = await run("apply", "--yes");
@@ -179,7 +195,7 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
 // The container backend (podman or docker, as the host has): process → container, a change of
 // image (a replacement too: the members' whole filesystem), and back to process.
 describe.skipIf(containerSkip)("a replacement onto and between containers", () => {
-  const env = { LAZARUS_UID_RANGE: "239450-239499" };
+  const env = { LAZARUS_UID_RANGE: "239440-239469" };
   const state = tempDir("lazarus-ctr-");
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
@@ -213,11 +229,16 @@ describe.skipIf(containerSkip)("a replacement onto and between containers", () =
     seen.push(c1.uid);
     const uid = c1.containerUid?.uid as number;
     expect(c1.backend).toBe("container");
-    expect(uid).toBeGreaterThanOrEqual(239450);
+    expect(uid).toBeGreaterThanOrEqual(239440);
     expect(gone(p0.members[0]?.pid, p0.members[0]?.startTime)).toBe(true);
     await waitFor(() => readUid() === String(uid), 120_000);
     await waitFor(() => containersOf([c1.uid]).length === 1, 120_000);
     expect(statSync(path.join(dir, "project", "keep.txt")).uid).toBe(uid);
+    const st = JSON.parse((await run("status", "boat", "--json")).stdout) as { cells: StatusCell[] };
+    const name = `lazarus-${readRecord(dir).members[0]?.spawnId}`;
+    expect(st.cells[0]).toMatchObject({ backend: "container", where: { host: hostname(), engine: engine.kind, image: IMAGE, uid }, members: [{ where: { container: name } }] });
+    expect(containersOf([c1.uid])).toEqual([name]);
+    expect((await run("status", "boat")).stdout).toMatch(new RegExp(`on container at ${hostname()}: ${engine.kind}, image ${IMAGE}, uid ${uid}[\\s\\S]*container ${name}`));
 
     declare(`  backend: container\n  container: {image: "${IMAGE2}"}`);
     const plan = await run("plan");

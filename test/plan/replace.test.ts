@@ -1,4 +1,5 @@
 // A change of where a cell runs is planned as a replacement (-/+), never as an in-place update.
+import pc from "picocolors";
 import { describe, expect, it } from "vitest";
 import { plan } from "../../src/plan/plan.js";
 import { renderPlanText } from "../../src/plan/render/text.js";
@@ -6,7 +7,7 @@ import { planToJson } from "../../src/plan/render/json.js";
 import { desiredOf, HOUR, iso, observedOf, recordOf, T0 } from "./builders.js";
 
 const AGENT = { identity: "agent:allegro", role: "executor", command: ["node", "a.js"] };
-const plain = { bold: (s: string) => s, dim: (s: string) => s, red: (s: string) => s, green: (s: string) => s, yellow: (s: string) => s };
+const plain = pc.createColors(false);
 const d1 = desiredOf({ name: "c1", members: [AGENT] }).cells.get("c1")!;
 
 describe("replacement", () => {
@@ -44,7 +45,7 @@ describe("replacement", () => {
   });
 
   it("resumes a replacement a killed run left, even once the record names the new backend", () => {
-    const replacing = { from: { backend: "sandbox" as const, uid: "old" }, uid: "new", startedAt: iso(T0), checkpoint: "20261125T130000Z.tar.gz", switched: true };
+    const replacing = { from: { backend: "sandbox" as const, uid: "old" }, to: { backend: "process" as const }, uid: "new", startedAt: iso(T0), checkpoint: "20261125T130000Z.tar.gz", switched: true };
     const p = plan(desiredOf({ name: "c1", members: [AGENT] }), observedOf({ record: recordOf(d1, T0, { replacing }), alive: false }), T0 + HOUR);
     expect(p.actions.map((a) => a.kind)).toEqual(["replace"]);
     expect(p.actions[0]).toMatchObject({ resume: true, from: "sandbox", to: "process" });
