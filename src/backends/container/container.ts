@@ -5,6 +5,7 @@
 // carries the spawn id); labels name the cell incarnation, member and spawn of every container,
 // so whatever a crashed run left behind is found again and removed.
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -78,14 +79,15 @@ export class ContainerBackend implements Backend {
       const uid = await claimUid(path.join(this.stateRoot, "uids"), this.settings.sandbox.uidRange, rec.name, rec.uid);
       rec.containerUid = { uid, gid: uid };
     }
+    const kind = containerEngine().kind;
+    if (kind) rec.containerEngine = kind; // for status: where the members run
     const { uid, gid } = rec.containerUid;
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
     const engine = this.engine();
-    const container = rec.container;
-    if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
+    if (!rec.container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
     // Whatever an earlier spawn of this member left (its supervisor killed) goes first: one
     // container per member.
@@ -93,13 +95,33 @@ export class ContainerBackend implements Backend {
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    const name = containerName(spec.spawnId);
+    const args = this.args(rec, spec, name);
+    const outerEnv = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...(process.env.CONTAINERS_CONF ? { CONTAINERS_CONF: process.env.CONTAINERS_CONF } : {}),
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      CELL_ID: spec.cell,
+      LAZARUS_SPAWN_ID: spec.spawnId,
+      LAZARUS_EXIT_FILE: spec.exitFile,
+      LAZARUS_CONTAINER: name,
+    };
+    await mkdir(path.dirname(spec.logFile), { recursive: true });
+    return spawnSupervised(spec, "/bin/sh", ["-c", SUPERVISOR, "lazarus-container", engine, ...args], { cwd: "/", env: outerEnv }, this.onExit);
+  }
+
+  // `<engine> run …` for one member (or a probe in its view: same mounts, uid, limits, network).
+  private args(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "configDir">, name: string): string[] {
+    const container = rec.container;
+    if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
+    const { uid, gid } = this.uid(rec);
     const home = sandboxHome(spec.homeName);
-    const env = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    const env = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, logFile: "", exitFile: "", configDir: "", ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
     env.TMPDIR = "/tmp";
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
-    const name = containerName(spec.spawnId);
-    const args = runArgs({
+    return runArgs({
       name,
       cell: spec.cell,
       cellUid: rec.uid,
@@ -118,18 +140,17 @@ export class ContainerBackend implements Backend {
       env,
       command: spec.command,
     });
-    const outerEnv = {
-      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-      ...(process.env.CONTAINERS_CONF ? { CONTAINERS_CONF: process.env.CONTAINERS_CONF } : {}),
-      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
-      CELL_ID: spec.cell,
-      LAZARUS_SPAWN_ID: spec.spawnId,
-      LAZARUS_EXIT_FILE: spec.exitFile,
-      LAZARUS_CONTAINER: name,
-    };
-    await mkdir(path.dirname(spec.logFile), { recursive: true });
-    return spawnSupervised(spec, "/bin/sh", ["-c", SUPERVISOR, "lazarus-container", engine, ...args], { cwd: "/", env: outerEnv }, this.onExit);
+  }
+
+  // Run a command in a fresh container with a member's view and limits, and wait for it
+  // (lazarus verify). The container is removed after (--rm), and carries the cell's labels, so
+  // one left by a killed verify goes with the member's next start, close or scrub.
+  async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+    const spawnId = `verify-${randomBytes(6).toString("hex")}`;
+    const args = this.args(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", spawnId, resources: m.resources ?? {} }, containerName(spawnId));
+    args.splice(1, 0, "--rm");
+    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   // The supervisor lives and proves it is this member's (spawn id and cell in its environment).
