@@ -111,6 +111,8 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     }
     failpoint("replace:moved-aside");
     await recordPlanted(cp, env, await ensureLayout(cp, d.members.map((m) => m.home)));
+    // Written anew (its sources were checked above), so no file is left owned by the old uid.
+    await rm(cp.credentials, { force: true });
     await writeCredentials(cp, rec, d.credentials, env);
     await backend.prepareCell(rec, cp.dir); // claims the new uid, cgroup; hands the dirs over
     await saveRecord(cp, rec, env);

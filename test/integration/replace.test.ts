@@ -14,7 +14,8 @@ import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "../san
 
 // Writes its uid into its home (the member's cwd on every backend), then waits to be stopped.
 const member = { identity: "agent:w", command: ["/bin/sh", "-c", "id -u > uid.txt; exec sleep 100000"] };
-const yaml = (name: string, backend: "process" | "sandbox") => cellYaml({ name, extra: backend === "sandbox" ? "  backend: sandbox" : undefined, members: [member] });
+const CREDS = "  credentials:\n    TOKEN: {env: LAZARUS_REPLACE_TOKEN}";
+const yaml = (name: string, backend: "process" | "sandbox") => cellYaml({ name, extra: backend === "sandbox" ? `  backend: sandbox\n${CREDS}` : CREDS, members: [member] });
 
 interface LedgerEntry {
   cell: string;
@@ -38,7 +39,7 @@ interface StatusCell {
 const gone = (pid: number | undefined, startTime?: number): boolean => pid === undefined || !isAlive(pid, startTime) || procState(pid) === "Z";
 
 describe.skipIf(skipReason)("a backend change replaces the cell", () => {
-  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239439" }); // 239440-239499: the container suites
+  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239439", LAZARUS_REPLACE_TOKEN: "t0ken" }); // 239440-239499: the container suites
   const cellDir = (name: string) => path.join(state, "cells", name);
   const uidFile = (name: string) => path.join(cellDir(name), "home", "w", "uid.txt");
   const readUid = (name: string): string | undefined => (existsSync(uidFile(name)) ? readFileSync(uidFile(name), "utf8").trim() : undefined);
@@ -73,6 +74,8 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     expect(statSync(keep).uid).toBe(uid);
     expect(readFileSync(path.join(cellDir(name), "home", "w", "notes.txt"), "utf8")).toBe("notes\n");
     expect(existsSync(path.join(state, "uids", String(uid)))).toBe(true);
+    const creds = statSync(path.join(cellDir(name), ".lazarus", "secrets", "credentials.json"));
+    expect([creds.uid, creds.mode & 0o777]).toEqual([uid, 0o400]);
     expect(readFileSync(path.join(cellDir(name), ".lazarus", "cell.json"), "utf8")).not.toContain('"replacing"');
     return uid;
   }
@@ -123,6 +126,7 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     expect(uidPids(uid)).toEqual([]);
     expect(cgroupPids(cgroup)).toEqual([]);
     expect(existsSync(path.join(state, "uids", String(uid)))).toBe(false); // released
+    expect(statSync(path.join(cellDir("mover"), ".lazarus", "secrets", "credentials.json")).uid).toBe(0); // no file left to the released uid
     await waitFor(() => readUid("mover") === "0", 30_000);
     expect(isAlive(rec.members[0]?.pid, rec.members[0]?.startTime)).toBe(true);
     expect(readFileSync(path.join(cellDir("mover"), "project", "keep.txt"), "utf8")).toBe("the work\n");
