@@ -14,7 +14,7 @@ import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "../san
 
 // Writes its uid into its home (the member's cwd on every backend), then waits to be stopped.
 const member = { identity: "agent:w", command: ["/bin/sh", "-c", "id -u > uid.txt; exec sleep 100000"] };
-const CREDS = "  credentials:\n    TOKEN: {env: LAZARUS_REPLACE_TOKEN}";
+const CREDS = "  credentials:\n    TOKEN: {env: LAZARUS_SECRET_REPLACE_TOKEN}";
 const yaml = (name: string, backend: "process" | "sandbox") => cellYaml({ name, extra: backend === "sandbox" ? `  backend: sandbox\n${CREDS}` : CREDS, members: [member] });
 
 interface LedgerEntry {
@@ -39,7 +39,7 @@ interface StatusCell {
 const gone = (pid: number | undefined, startTime?: number): boolean => pid === undefined || !isAlive(pid, startTime) || procState(pid) === "Z";
 
 describe.skipIf(skipReason)("a backend change replaces the cell", () => {
-  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239439", LAZARUS_REPLACE_TOKEN: "t0ken" }); // 239440-239499: the container suites
+  const { env, state, cfg, run } = sandboxSuite(239400, { LAZARUS_UID_RANGE: "239400-239439", LAZARUS_SECRET_REPLACE_TOKEN: "t0ken" }); // 239440-239499: the container suites
   const cellDir = (name: string) => path.join(state, "cells", name);
   const uidFile = (name: string) => path.join(cellDir(name), "home", "w", "uid.txt");
   const readUid = (name: string): string | undefined => (existsSync(uidFile(name)) ? readFileSync(uidFile(name), "utf8").trim() : undefined);
