@@ -38,6 +38,8 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.renew(action, env);
     case "update":
       return ops.update(action, env);
+    case "replace":
+      return ops.replace(action, env);
     case "close":
       return ops.close(action, env);
     case "resurrect":

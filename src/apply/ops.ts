@@ -28,6 +28,7 @@ import { applyPython, pruneVenvs } from "../runtime/python.js";
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
+export { replace } from "./replace.js";
 
 const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];
 
@@ -41,7 +42,7 @@ export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Pla
   return planted;
 }
 
-function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
+export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.downedTimeoutMs = d.downedTimeoutMs;
   rec.inviteTtlMs = d.inviteTtlMs;
   if (d.checkpoint.schedule) rec.checkpointSchedule = d.checkpoint.schedule;

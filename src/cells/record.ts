@@ -46,6 +46,25 @@ export interface MemberRecord {
   portfolioModels?: string[];
 }
 
+// A replacement in progress (backend or container image changed; see replace in src/apply/ops.ts):
+// set before its first effect, cleared when the members run on the new backend.
+export interface Replacing {
+  from: {
+    backend: BackendName;
+    uid: string; // the incarnation that ran on it
+    sandbox?: { uid: number; gid: number; cgroup: string };
+    containerUid?: { uid: number; gid: number };
+    container?: ContainerSpec;
+  };
+  to: { backend: BackendName; container?: ContainerSpec }; // where it goes (the declaration, until the switch)
+  uid: string; // the new incarnation
+  startedAt: string;
+  checkpoint?: string; // the checkpoint (name under .lazarus/checkpoints/) taken with nothing running
+  switched?: boolean; // the record names the new backend and incarnation
+  restored?: boolean; // project/, shared/ and home/ are the checkpoint's, laid out for the new backend
+  released?: boolean; // what the old backend held (cgroup, uid, containers) is given back
+}
+
 export interface CellRecord {
   formatVersion: typeof RECORD_FORMAT;
   uid: string; // one incarnation of the name; a re-created cell gets a new uid
@@ -61,6 +80,7 @@ export interface CellRecord {
   kubernetes?: KubernetesSpec; // kubernetes: namespace, image, storage and cluster members start with
   remote?: RemoteTarget; // remote: the host the cell's tree and members live on
   remoteDir?: string; // remote: the cell's tree on that host (absolute), set when it is laid out
+  containerEngine?: "podman" | "docker"; // container: the engine its members run in (recorded at prepare)
   labels: Record<string, string>;
   sourceFile: string;
   ttlMs: number;
@@ -88,4 +108,5 @@ export interface CellRecord {
   members: MemberRecord[];
   updatedAt: string;
   lastAppliedRevision?: string; // the config commit of the last action applied to this cell
+  replacing?: Replacing;
 }

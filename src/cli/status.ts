@@ -9,12 +9,12 @@ import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, project, members: [{identity, role, status, pid, exitCode, exitReason}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
   return new Command("status")
-    .description("show each cell's state, members and expiry as they really are")
+    .description("show each cell's state, backend and where it runs, members and expiry as they really are")
     .argument("[name]", "only this cell")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
     .option("-c, --config <dir>", "accepted for symmetry with the other commands; status reads only the state dir", ".")

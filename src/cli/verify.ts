@@ -26,7 +26,7 @@ export function renderVerifyText(reports: CellReport[], c: Colors): string {
 
 export function verifyCommand(): Command {
   return new Command("verify")
-    .description("prove, by probes run inside each member's own sandbox, that the cell invariants I1–I6 hold; exit 1 if any does not")
+    .description("prove, by probes run inside each member's own sandbox or container, that the cell invariants I1–I6 hold; exit 1 if any does not")
     .argument("[cells...]", "only these cells (default: every live cell)")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
     .option("--json", "print {formatVersion, cells:[{name, backend, checks:[{invariant, check, member?, ok, detail}]}]}")

@@ -13,6 +13,7 @@ export const ACTION_KINDS = [
   "revive",
   "renew",
   "update",
+  "replace",
   "checkpoint",
   "close",
   "resurrect",
@@ -43,11 +44,21 @@ export type Action =
   | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
   | (Base & { kind: "renew"; ttlMs: number; expiresAt: string })
   | (Base & { kind: "update"; desired: DesiredCell; fields: string[] })
+  // Where the cell runs changes (backend, container image): checkpoint, stop and release on the
+  // old backend, lay out and restore on the new one, start members there. forces: the fields that
+  // force it; from/to: where it runs before and after (e.g. "process", "container localhost/a:1");
+  // resume: a replacement a killed run left half done (cell.json has replacing).
+  | (Base & { kind: "replace"; desired: DesiredCell; from: string; to: string; forces: string[]; resume: boolean })
   // desiredDigest: the declaration in force when it closed (null when removed); it reopens only when that changes.
   | (Base & { kind: "close"; closeReason: string; desiredDigest: string | null })
   | (Base & { kind: "resurrect"; desired: DesiredCell })
   | (Base & { kind: "scrub" })
   | (Base & { kind: "purge"; dir: string });
+
+// Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
+export function placeOf(backend: string, container?: { image: string } | undefined): string {
+  return backend === "container" ? `container ${container?.image ?? "?"}` : backend;
+}
 
 // Something the plan is waiting for (a restart backoff, a downed timeout): shown, not applied.
 export interface Pending {
@@ -70,6 +81,7 @@ export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   checkpoint: "*",
   renew: "~",
   update: "~",
+  replace: "-/+",
   close: "-",
   resurrect: "↺",
   scrub: "✗",

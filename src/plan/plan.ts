@@ -7,7 +7,7 @@ import { formatDuration } from "../config/durations.js";
 import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
-import type { Action, Pending } from "./actions.js";
+import { placeOf, type Action, type Pending } from "./actions.js";
 import { planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 
@@ -96,18 +96,18 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     return;
   }
   const liveRec = o.live?.record;
-  if (ctx.d && liveRec && (ctx.d.project !== liveRec.project || ctx.d.backend !== liveRec.backend)) {
-    const field = ctx.d.project !== liveRec.project ? "project" : "backend";
+  if (ctx.d && liveRec && ctx.d.project !== liveRec.project) {
     ctx.diagnostics.push({
       severity: "error",
       ...ctx.d.source,
-      field: `spec.${field}`,
-      message: `cell ${name} is live with ${field} "${liveRec[field]}"; ${field} cannot change on a live cell`,
+      field: "spec.project",
+      message: `cell ${name} is live with project "${liveRec.project}"; project cannot change on a live cell`,
       hint: "set state: closed first, or declare a cell with a new name",
     });
-    // The live cell keeps its project and backend; every other rule (TTL, closing, members)
-    // still applies. The digest recorded on close stays the declared one.
-    ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend };
+    // The live cell keeps its project (and, then, its backend: no replacement either); every
+    // other rule (TTL, closing, members) still applies. The digest recorded on close stays the
+    // declared one. A change of backend alone is a replacement (see planLive).
+    ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend, ...(liveRec.container ? { container: liveRec.container } : {}) };
   }
   const d = ctx.d;
   // The declaration's digest, computed only when a close records it or a closed cell is compared.
@@ -256,6 +256,14 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), finalCheckpoint(rec));
     return false;
   }
+  // Where the cell runs changes (or a replacement was interrupted): replaced whole, members and
+  // all, so nothing else of the cell is planned beside it this round.
+  const forces = replacementForces(d, rec);
+  if (forces.length > 0 || rec.replacing) {
+    if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
+    ctx.out.push(replaceAction(ctx.name, d, rec, forces));
+    return true;
+  }
   const due = checkpointDue(d, rec, live, ctx.now);
   if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
   const safety = new Set(rec.safetyCheckpoints ?? []);
@@ -277,15 +285,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     }
     ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
   }
-  if (d.ttlMs !== rec.ttlMs) {
-    ctx.out.push({
-      kind: "renew",
-      cell: ctx.name,
-      ttlMs: d.ttlMs,
-      expiresAt: iso(expires),
-      reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
-    });
-  }
+  if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
@@ -298,6 +298,37 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   if (!noneUp && rec.state === "downed") ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
   if (due && rec.state !== "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
   return true;
+}
+
+function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: number): Action {
+  return {
+    kind: "renew",
+    cell: name,
+    ttlMs: d.ttlMs,
+    expiresAt: iso(expires),
+    reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
+  };
+}
+
+// The declared fields that cannot change in place: the backend, and a container cell's image
+// (its members' whole filesystem). Everything else is an update.
+function replacementForces(d: DesiredCell, rec: CellRecord): string[] {
+  if (d.backend !== rec.backend) return ["spec.backend"];
+  if (d.backend === "container" && d.container?.image !== rec.container?.image) return ["spec.container.image"];
+  return [];
+}
+
+// close + create from the latest checkpoint, as one action (terraform's -/+).
+function replaceAction(name: string, d: DesiredCell, rec: CellRecord, forces: string[]): Action {
+  const r = rec.replacing;
+  const from = r ? placeOf(r.from.backend, r.from.container) : placeOf(rec.backend, rec.container);
+  const to = placeOf(d.backend, d.container);
+  const n = d.members.length;
+  const steps = `checkpoint, stop and release on ${r ? r.from.backend : rec.backend}, lay out and restore on ${d.backend}, start ${n} member${n === 1 ? "" : "s"} there`;
+  const reason = r
+    ? `resume interrupted replacement ${from} → ${to}${r.checkpoint ? ` (checkpoint ${r.checkpoint} taken)` : ""}: ${steps}`
+    : `${forces.join(", ")} ${from} → ${to} forces replacement: ${steps}`;
+  return { kind: "replace", cell: name, desired: d, from, to, forces: r && forces.length === 0 ? ["(interrupted)"] : forces, resume: r !== undefined, reason };
 }
 
 // Why a checkpoint is due now, or undefined: an interrupted one, or the schedule's previous

@@ -2,6 +2,8 @@
 import type { Observed, ObservedCell } from "../observe/observe.js";
 import type { Colors } from "../plan/render/colors.js";
 import { formatDuration } from "../config/durations.js";
+import { placeOf } from "../plan/actions.js";
+import { cellWhere, memberWhere, whereText, type CellWhere, type MemberWhere } from "./where.js";
 
 export interface MemberStatusView {
   identity: string;
@@ -11,12 +13,16 @@ export interface MemberStatusView {
   handle?: string; // kubernetes: the namespace/pod it runs as, while alive
   exitCode: number | null; // how it last ended, when it has
   exitReason: string | null; // "oom" when its memory limit killed it (observed or recorded)
+  where: MemberWhere | null; // the member's own place where its backend has one (sandbox cgroup, container name)
 }
 
 export interface CellStatusView {
   name: string;
   state: string;
   place: string;
+  backend: string | null; // process, sandbox, container (null: the record is unreadable)
+  where: CellWhere | null; // where its members run (null for archived cells: nothing runs)
+  replacing?: { from: string; to: string }; // only while a replacement to another backend is unfinished
   project: string | null;
   members: MemberStatusView[];
   expiresAt: string | null;
@@ -33,6 +39,9 @@ function view(c: ObservedCell): CellStatusView {
     name: c.name,
     state: c.unreachable ? "unknown" : (r?.state ?? "unknown"),
     place: c.place,
+    backend: r?.backend ?? null,
+    where: r && c.place !== "archive" ? cellWhere(r) : null,
+    ...(r?.replacing ? { replacing: { from: placeOf(r.replacing.from.backend, r.replacing.from.container), to: r.replacing.to ? placeOf(r.replacing.to.backend, r.replacing.to.container) : placeOf(r.backend, r.container) } } : {}),
     project: r?.project ?? null,
     members: c.members.map((m) => ({
       identity: m.identity,
@@ -42,6 +51,7 @@ function view(c: ObservedCell): CellStatusView {
       ...(m.alive && m.handle ? { handle: m.handle } : {}), // where a member without a local process runs (kubernetes: namespace/pod)
       exitCode: m.alive || c.unreachable ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
+      where: r && m.alive ? memberWhere(r, m) : null,
     })),
     expiresAt: r?.expiresAt ?? null,
     closedAt: r?.closedAt ?? null,
@@ -75,6 +85,8 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
             : "";
     const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
     lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${cell.problem}`) : ""}`);
+    if (cell.backend && cell.where) lines.push(c.dim(`  ${whereText(cell.backend, cell.where)}`));
+    if (cell.replacing) lines.push(c.yellow(`  replacing ${cell.replacing.from} → ${cell.replacing.to}: unfinished; the next apply finishes it`));
     if (cell.frozen) {
       lines.push(
         cell.frozen.abandoned
@@ -86,7 +98,8 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
       const ended = m.exitReason === "oom" ? `  OOM-killed (memory limit)` : m.exitCode !== null && m.status !== "running" ? `  exit ${m.exitCode}` : "";
-      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : m.handle ? `  pod ${m.handle}` : ""}${ended}`);
+      const at = m.where?.container ? `  container ${m.where.container}` : m.where?.pod ? `  pod ${m.where.pod}` : m.handle ? `  pod ${m.handle}` : "";
+      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${at}${ended}`);
     }
   }
   return lines.join("\n");

@@ -1,5 +1,6 @@
 // `lazarus verify`: a live proof, cell by cell and member by member, that the invariants of spec
-// §2 hold — by probing from inside each member's own sandbox and checking the host side too.
+// §2 hold — by probing from inside each member's own sandbox or container and checking the host
+// side too.
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -10,6 +11,7 @@ import type { StatePaths } from "../cells/layout.js";
 import type { HostSettings } from "../host/settings.js";
 import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
 import { DEFAULT_PIDS, SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { ContainerBackend } from "../backends/container/container.js";
 import { verifyLedger } from "../ledger/ledger.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
 import { LazarusError } from "../util/errors.js";
@@ -74,11 +76,12 @@ function remoteChecks(): Check[] {
   ];
 }
 
-// Container cells are not probed from inside yet: said as unverified, never as passing.
-function containerChecks(): Check[] {
-  const why = "lazarus verify does not probe container cells yet (the engine enforces it: see docs/backends.md)";
-  return (["I1", "I2", "I3", "I4", "I5"] as Invariant[]).map((invariant) => ({ invariant, check: "not probed", ok: false, detail: why }));
-}
+// Runs the probe in a member's own view (the sandbox: bubblewrap as the cell's uid in the
+// member's cgroup; container: a fresh container with the member's mounts, uid and limits).
+type Runner = (rec: CellRecord, cellDir: string, m: CellRecord["members"][number], command: string[], env: Record<string, string>) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+
+// Variables a container engine sets in every container (not the host's).
+const SET_BY_ENGINE = new Set(["container", "HOSTNAME"]);
 
 interface Context {
   paths: StatePaths;
@@ -90,7 +93,8 @@ interface Context {
   mountPoints: string[];
 }
 
-async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, backend: SandboxBackend): Promise<Check[]> {
+async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, run: Runner): Promise<Check[]> {
+  const where = rec.backend === "container" ? "container" : "sandbox";
   const checks: Check[] = [];
   const others = ctx.live.filter((c) => c.name !== cell.name);
   if (rec.network === "host") checks.push({ invariant: "I4", check: "network segmentation", ok: false, detail: "the cell declares network: host (an explicit opt-in)" });
@@ -113,15 +117,15 @@ async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
       LZ_MOUNT_POINTS: ctx.mountPoints.join(" "),
     };
     const before = ctx.connections();
-    const r = await backend.exec(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
+    const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
     const lines = parseProbe(r.stdout);
     if (lines.length === 0) {
-      checks.push({ invariant: "I1", check: "probe", member: m.identity, ok: false, detail: `the probe did not run in the sandbox (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}` });
+      checks.push({ invariant: "I1", check: "probe", member: m.identity, ok: false, detail: `the probe did not run in the ${where} (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}` });
       continue;
     }
     for (const l of lines) {
       if (l.result === "names") {
-        const allowed = (k: string): boolean => ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || k in m.env;
+        const allowed = (k: string): boolean => ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
         const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
         checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
         continue;
@@ -140,7 +144,8 @@ async function sandboxChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
       checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
     }
   }
-  checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
+  if (where === "container") checks.push({ invariant: "I5", check: "stop removes every container of the cell", ok: true, detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" });
+  else checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
   return checks;
 }
 
@@ -170,12 +175,21 @@ export async function verifyCells(paths: StatePaths, names: string[], settings: 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv), mountPoints: mountPointsIn(settings.sandbox.roBinds) };
   const sandbox = new SandboxBackend(stateRoot, settings);
+  const container = new ContainerBackend(stateRoot, settings);
+  const containerCtx: Context = { ...ctx, mountPoints: [] }; // no operator binds in a container
   try {
     const reports: CellReport[] = [];
     for (const cell of live) {
       if (names.length && !names.includes(cell.name)) continue;
       const rec = cell.record as CellRecord;
-      const checks = rec.backend === "sandbox" ? await sandboxChecks(ctx, cell, rec, sandbox) : rec.backend === "container" ? containerChecks() : rec.backend === "remote" ? remoteChecks() : processChecks();
+      const checks =
+        rec.backend === "sandbox"
+          ? await probeChecks(ctx, cell, rec, (...a) => sandbox.exec(...a))
+          : rec.backend === "container"
+            ? await probeChecks(containerCtx, cell, rec, (...a) => container.exec(...a))
+            : rec.backend === "remote"
+              ? remoteChecks()
+              : processChecks();
       reports.push({ name: cell.name, backend: rec.backend, checks: [...checks, ledgerCheck] });
     }
     return reports;

@@ -5,6 +5,7 @@
 // carries the spawn id); labels name the cell incarnation, member and spawn of every container,
 // so whatever a crashed run left behind is found again and removed.
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -78,6 +79,8 @@ export class ContainerBackend implements Backend {
       const uid = await claimUid(path.join(this.stateRoot, "uids"), this.settings.sandbox.uidRange, rec.name, rec.uid);
       rec.containerUid = { uid, gid: uid };
     }
+    const kind = containerEngine().kind;
+    if (kind) rec.containerEngine = kind; // for status: where the members run
     const { uid, gid } = rec.containerUid;
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
   }
@@ -155,6 +158,18 @@ export class ContainerBackend implements Backend {
     const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
     for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"]) if (process.env[k]) env[k] = process.env[k] as string;
     return { file: engine, args, env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
+  }
+
+  // Run a command in a fresh container with a member's view and limits, and wait for it
+  // (lazarus verify). The container is removed after (--rm), and carries the cell's labels, so
+  // one left by a killed verify goes with the member's next start, close or scrub.
+  async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+    const spawnId = `verify-${randomBytes(6).toString("hex")}`;
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
+    const args = runArgs(view);
+    args.splice(1, 0, "--rm");
+    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
+    return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   // The supervisor lives and proves it is this member's (spawn id and cell in its environment).

@@ -12,6 +12,7 @@ export interface JsonAction {
   member?: string;
   fields?: string[];
   expiresAt?: string;
+  replace?: { from: string; to: string; forces: string[] }; // action "replace": where the cell runs before and after
 }
 
 // Only what a reader needs: never the desired spec (it may name credential sources).
@@ -20,6 +21,7 @@ export function actionToJson(a: Action): JsonAction {
   if ("member" in a) out.member = a.member;
   if (a.kind === "update") out.fields = a.fields;
   if (a.kind === "renew") out.expiresAt = a.expiresAt;
+  if (a.kind === "replace") out.replace = { from: a.from, to: a.to, forces: a.forces };
   return out;
 }
 

@@ -12,6 +12,7 @@ function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
       return c.green;
     case "renew":
     case "update":
+    case "replace":
     case "restart":
       return c.yellow;
     default:
@@ -21,7 +22,8 @@ function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
 
 export function actionLine(a: Action, c: Colors, width: number): string {
   const paint = colorOf(a.kind, c);
-  return `  ${paint(SYMBOLS[a.kind])} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
+  // Symbols right-aligned in three columns, as terraform prints "  +" and "-/+".
+  return `${paint(SYMBOLS[a.kind].padStart(3))} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
 }
 
 export function summary(actions: Action[]): string {
