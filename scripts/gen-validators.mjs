@@ -11,8 +11,7 @@ const root = new URL("../", import.meta.url);
 const OUT = new URL("src/config/validators.generated.ts", root);
 // The options the validators were always compiled with (see src/config/schema.ts).
 export const AJV_OPTIONS = { allErrors: true, strict: true, allowUnionTypes: true };
-// kubernetes.schema.json is spec.kubernetes of a Cell, referenced by cell.schema.json.
-const SCHEMAS = { validateKubernetes: "kubernetes.schema.json", validateCell: "cell.schema.json", validatePortfolio: "portfolio.schema.json" };
+const SCHEMAS = { validateCell: "cell.schema.json", validatePortfolio: "portfolio.schema.json" };
 
 export function generate() {
   const ajv = new Ajv({ ...AJV_OPTIONS, code: { source: true, esm: true, lines: true } });

@@ -20,7 +20,7 @@ export interface ContainerSpec {
   readOnlyRootfs: boolean; // the image's filesystem read-only (project/shared/home stay as their role says)
 }
 
-// Where a kubernetes cell runs (spec.kubernetes, schemas/kubernetes.schema.json), defaults applied.
+// Where a kubernetes cell runs (spec.kubernetes in schemas/cell.schema.json), defaults applied.
 export interface KubernetesSpec {
   namespace: string;
   image: string;

@@ -2,467 +2,32 @@
 // @ts-nocheck
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
-export const validateKubernetes = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/kubernetes.schema.json","title":"Lazarus Cell spec.kubernetes","description":"Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file, relative to the config dir or absolute. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}};
+export const validateCell = validate10;
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file, relative to the config dir or absolute. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
+const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
+const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
+const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
+const pattern1 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
+const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
+const pattern3 = new RegExp("^[0-9]+m$", "u");
+const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
+const pattern5 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
+const pattern8 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
+const pattern9 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
+const pattern10 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
+const pattern11 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
+const pattern12 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
+const pattern13 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
+const pattern14 = new RegExp("^/", "u");
+const pattern16 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
+const pattern17 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern20 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
-const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
-const pattern1 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
-const pattern2 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
-const pattern3 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
-const pattern4 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
+const schema17 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
 
-function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
-/*# sourceURL="https://lazarus.dev/schemas/kubernetes.schema.json" */;
-let vErrors = null;
-let errors = 0;
-if(data && typeof data == "object" && !Array.isArray(data)){
-if(data.namespace === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
-if(vErrors === null){
-vErrors = [err0];
-}
-else {
-vErrors.push(err0);
-}
-errors++;
-}
-if(data.image === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
-if(vErrors === null){
-vErrors = [err1];
-}
-else {
-vErrors.push(err1);
-}
-errors++;
-}
-for(const key0 in data){
-if(!(func2.call(schema11.properties, key0))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err2];
-}
-else {
-vErrors.push(err2);
-}
-errors++;
-}
-}
-if(data.namespace !== undefined){
-let data0 = data.namespace;
-if(typeof data0 === "string"){
-if(!pattern0.test(data0)){
-const err3 = {instancePath:instancePath+"/namespace",schemaPath:"#/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
-if(vErrors === null){
-vErrors = [err3];
-}
-else {
-vErrors.push(err3);
-}
-errors++;
-}
-}
-else {
-const err4 = {instancePath:instancePath+"/namespace",schemaPath:"#/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err4];
-}
-else {
-vErrors.push(err4);
-}
-errors++;
-}
-}
-if(data.image !== undefined){
-let data1 = data.image;
-if(typeof data1 === "string"){
-if(func3(data1) > 512){
-const err5 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
-if(vErrors === null){
-vErrors = [err5];
-}
-else {
-vErrors.push(err5);
-}
-errors++;
-}
-if(func3(data1) < 1){
-const err6 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err6];
-}
-else {
-vErrors.push(err6);
-}
-errors++;
-}
-if(!pattern1.test(data1)){
-const err7 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
-if(vErrors === null){
-vErrors = [err7];
-}
-else {
-vErrors.push(err7);
-}
-errors++;
-}
-}
-else {
-const err8 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err8];
-}
-else {
-vErrors.push(err8);
-}
-errors++;
-}
-}
-if(data.workload !== undefined){
-let data2 = data.workload;
-if(!((data2 === "pod") || (data2 === "sandbox"))){
-const err9 = {instancePath:instancePath+"/workload",schemaPath:"#/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.workload.enum},message:"must be equal to one of the allowed values"};
-if(vErrors === null){
-vErrors = [err9];
-}
-else {
-vErrors.push(err9);
-}
-errors++;
-}
-}
-if(data.storageClass !== undefined){
-let data3 = data.storageClass;
-if(typeof data3 === "string"){
-if(!pattern2.test(data3)){
-const err10 = {instancePath:instancePath+"/storageClass",schemaPath:"#/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
-if(vErrors === null){
-vErrors = [err10];
-}
-else {
-vErrors.push(err10);
-}
-errors++;
-}
-}
-else {
-const err11 = {instancePath:instancePath+"/storageClass",schemaPath:"#/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err11];
-}
-else {
-vErrors.push(err11);
-}
-errors++;
-}
-}
-if(data.storage !== undefined){
-let data4 = data.storage;
-if(typeof data4 === "string"){
-if(!pattern3.test(data4)){
-const err12 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
-if(vErrors === null){
-vErrors = [err12];
-}
-else {
-vErrors.push(err12);
-}
-errors++;
-}
-}
-else {
-const err13 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err13];
-}
-else {
-vErrors.push(err13);
-}
-errors++;
-}
-}
-if(data.accessMode !== undefined){
-let data5 = data.accessMode;
-if(!((data5 === "ReadWriteOnce") || (data5 === "ReadWriteMany"))){
-const err14 = {instancePath:instancePath+"/accessMode",schemaPath:"#/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
-if(vErrors === null){
-vErrors = [err14];
-}
-else {
-vErrors.push(err14);
-}
-errors++;
-}
-}
-if(data.runAsUser !== undefined){
-let data6 = data.runAsUser;
-if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
-const err15 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err15];
-}
-else {
-vErrors.push(err15);
-}
-errors++;
-}
-if((typeof data6 == "number") && (isFinite(data6))){
-if(data6 > 2147483647 || isNaN(data6)){
-const err16 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
-if(vErrors === null){
-vErrors = [err16];
-}
-else {
-vErrors.push(err16);
-}
-errors++;
-}
-if(data6 < 1 || isNaN(data6)){
-const err17 = {instancePath:instancePath+"/runAsUser",schemaPath:"#/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err17];
-}
-else {
-vErrors.push(err17);
-}
-errors++;
-}
-}
-}
-if(data.egress !== undefined){
-let data7 = data.egress;
-if(Array.isArray(data7)){
-if(data7.length > 64){
-const err18 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
-if(vErrors === null){
-vErrors = [err18];
-}
-else {
-vErrors.push(err18);
-}
-errors++;
-}
-const len0 = data7.length;
-for(let i0=0; i0<len0; i0++){
-let data8 = data7[i0];
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
-if(data8.cidr === undefined){
-const err19 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
-if(vErrors === null){
-vErrors = [err19];
-}
-else {
-vErrors.push(err19);
-}
-errors++;
-}
-for(const key1 in data8){
-if(!((key1 === "cidr") || (key1 === "ports"))){
-const err20 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err20];
-}
-else {
-vErrors.push(err20);
-}
-errors++;
-}
-}
-if(data8.cidr !== undefined){
-let data9 = data8.cidr;
-if(typeof data9 === "string"){
-if(!pattern4.test(data9)){
-const err21 = {instancePath:instancePath+"/egress/" + i0+"/cidr",schemaPath:"#/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
-if(vErrors === null){
-vErrors = [err21];
-}
-else {
-vErrors.push(err21);
-}
-errors++;
-}
-}
-else {
-const err22 = {instancePath:instancePath+"/egress/" + i0+"/cidr",schemaPath:"#/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err22];
-}
-else {
-vErrors.push(err22);
-}
-errors++;
-}
-}
-if(data8.ports !== undefined){
-let data10 = data8.ports;
-if(Array.isArray(data10)){
-if(data10.length > 32){
-const err23 = {instancePath:instancePath+"/egress/" + i0+"/ports",schemaPath:"#/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
-if(vErrors === null){
-vErrors = [err23];
-}
-else {
-vErrors.push(err23);
-}
-errors++;
-}
-const len1 = data10.length;
-for(let i1=0; i1<len1; i1++){
-let data11 = data10[i1];
-if(!(((typeof data11 == "number") && (!(data11 % 1) && !isNaN(data11))) && (isFinite(data11)))){
-const err24 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err24];
-}
-else {
-vErrors.push(err24);
-}
-errors++;
-}
-if((typeof data11 == "number") && (isFinite(data11))){
-if(data11 > 65535 || isNaN(data11)){
-const err25 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-if(data11 < 1 || isNaN(data11)){
-const err26 = {instancePath:instancePath+"/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err26];
-}
-else {
-vErrors.push(err26);
-}
-errors++;
-}
-}
-}
-}
-else {
-const err27 = {instancePath:instancePath+"/egress/" + i0+"/ports",schemaPath:"#/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err27];
-}
-else {
-vErrors.push(err27);
-}
-errors++;
-}
-}
-}
-else {
-const err28 = {instancePath:instancePath+"/egress/" + i0,schemaPath:"#/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err28];
-}
-else {
-vErrors.push(err28);
-}
-errors++;
-}
-}
-}
-else {
-const err29 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err29];
-}
-else {
-vErrors.push(err29);
-}
-errors++;
-}
-}
-if(data.kubeconfig !== undefined){
-let data12 = data.kubeconfig;
-if(typeof data12 === "string"){
-if(func3(data12) < 1){
-const err30 = {instancePath:instancePath+"/kubeconfig",schemaPath:"#/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err30];
-}
-else {
-vErrors.push(err30);
-}
-errors++;
-}
-}
-else {
-const err31 = {instancePath:instancePath+"/kubeconfig",schemaPath:"#/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err31];
-}
-else {
-vErrors.push(err31);
-}
-errors++;
-}
-}
-if(data.context !== undefined){
-let data13 = data.context;
-if(typeof data13 === "string"){
-if(func3(data13) < 1){
-const err32 = {instancePath:instancePath+"/context",schemaPath:"#/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err32];
-}
-else {
-vErrors.push(err32);
-}
-errors++;
-}
-}
-else {
-const err33 = {instancePath:instancePath+"/context",schemaPath:"#/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err33];
-}
-else {
-vErrors.push(err33);
-}
-errors++;
-}
-}
-}
-else {
-const err34 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err34];
-}
-else {
-vErrors.push(err34);
-}
-errors++;
-}
-validate10.errors = vErrors;
-return errors === 0;
-}
-
-export const validateCell = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"$ref":"kubernetes.schema.json","description":"Kubernetes backend: namespace, image, storage and cluster access (schemas/kubernetes.schema.json)."},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
-const schema13 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
-const schema14 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
-const schema16 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
-const pattern6 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
-const pattern7 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
-const pattern8 = new RegExp("^[0-9]+m$", "u");
-const pattern10 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
-const pattern16 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
-const pattern17 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
-const pattern18 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
-const pattern19 = new RegExp("^/", "u");
-const pattern21 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
-const pattern22 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern25 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const schema19 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
-
-function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
@@ -487,7 +52,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(func2.call(schema19.properties, key0))){
+if(!(func2.call(schema17.properties, key0))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err2];
@@ -501,7 +66,7 @@ errors++;
 if(data.identity !== undefined){
 let data0 = data.identity;
 if(typeof data0 === "string"){
-if(!pattern6.test(data0)){
+if(!pattern1.test(data0)){
 const err3 = {instancePath:instancePath+"/identity",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
@@ -526,7 +91,7 @@ errors++;
 if(data.role !== undefined){
 let data1 = data.role;
 if(!(((((data1 === "director") || (data1 === "executor")) || (data1 === "observer")) || (data1 === "guest")) || (data1 === "substitute"))){
-const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema19.properties.role.enum},message:"must be equal to one of the allowed values"};
+const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema17.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -580,7 +145,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern25.test(key1)){
+if(!pattern20.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -630,7 +195,7 @@ errors++;
 if(data.restart !== undefined){
 let data6 = data.restart;
 if(!(((data6 === "always") || (data6 === "on-failure")) || (data6 === "never"))){
-const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema19.properties.restart.enum},message:"must be equal to one of the allowed values"};
+const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema17.properties.restart.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -643,7 +208,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern22.test(data7)){
+if(!pattern17.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -668,7 +233,7 @@ errors++;
 if(data.replaces !== undefined){
 let data8 = data.replaces;
 if(typeof data8 === "string"){
-if(!pattern6.test(data8)){
+if(!pattern1.test(data8)){
 const err16 = {instancePath:instancePath+"/replaces",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err16];
@@ -743,7 +308,7 @@ errors++;
 if(data.onPortfolioChange !== undefined){
 let data11 = data.onPortfolioChange;
 if(!(((data11 === "signal") || (data11 === "restart")) || (data11 === "none"))){
-const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema19.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
+const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema17.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -771,7 +336,7 @@ errors++;
 if(data12.memory !== undefined){
 let data13 = data12.memory;
 if(typeof data13 === "string"){
-if(!pattern7.test(data13)){
+if(!pattern2.test(data13)){
 const err24 = {instancePath:instancePath+"/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err24];
@@ -870,7 +435,7 @@ valid10 = valid10 || _valid0;
 if(!valid10){
 const _errs40 = errors;
 if(typeof data15 === "string"){
-if(!pattern8.test(data15)){
+if(!pattern3.test(data15)){
 const err32 = {instancePath:instancePath+"/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
@@ -939,12 +504,12 @@ vErrors.push(err36);
 }
 errors++;
 }
-validate12.errors = vErrors;
+validate11.errors = vErrors;
 return errors === 0;
 }
 
 
-function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/cell.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -1148,7 +713,7 @@ vErrors.push(err16);
 errors++;
 }
 for(const key3 in data6){
-if(!(func2.call(schema12.properties.spec.properties, key3))){
+if(!(func2.call(schema11.properties.spec.properties, key3))){
 const err17 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err17];
@@ -1187,7 +752,7 @@ errors++;
 if(data6.owner !== undefined){
 let data8 = data6.owner;
 if(typeof data8 === "string"){
-if(!pattern6.test(data8)){
+if(!pattern1.test(data8)){
 const err20 = {instancePath:instancePath+"/spec/owner",schemaPath:"#/definitions/identity/pattern",keyword:"pattern",params:{pattern: "^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err20];
@@ -1212,7 +777,7 @@ errors++;
 if(data6.backend !== undefined){
 let data9 = data6.backend;
 if(!(((((((data9 === "process") || (data9 === "sandbox")) || (data9 === "container")) || (data9 === "kubernetes")) || (data9 === "venv")) || (data9 === "docker")) || (data9 === "remote"))){
-const err22 = {instancePath:instancePath+"/spec/backend",schemaPath:"#/properties/spec/properties/backend/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backend.enum},message:"must be equal to one of the allowed values"};
+const err22 = {instancePath:instancePath+"/spec/backend",schemaPath:"#/properties/spec/properties/backend/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backend.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1225,7 +790,7 @@ errors++;
 if(data6.network !== undefined){
 let data10 = data6.network;
 if(!((data10 === "none") || (data10 === "host"))){
-const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.network.enum},message:"must be equal to one of the allowed values"};
+const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.network.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1253,7 +818,7 @@ errors++;
 if(data11.memory !== undefined){
 let data12 = data11.memory;
 if(typeof data12 === "string"){
-if(!pattern7.test(data12)){
+if(!pattern2.test(data12)){
 const err25 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err25];
@@ -1352,7 +917,7 @@ valid7 = valid7 || _valid0;
 if(!valid7){
 const _errs36 = errors;
 if(typeof data14 === "string"){
-if(!pattern8.test(data14)){
+if(!pattern3.test(data14)){
 const err33 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
 if(vErrors === null){
 vErrors = [err33];
@@ -1458,7 +1023,7 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern1.test(data16)){
+if(!pattern4.test(data16)){
 const err41 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
@@ -1483,7 +1048,7 @@ errors++;
 if(data15.user !== undefined){
 let data17 = data15.user;
 if(typeof data17 === "string"){
-if(!pattern10.test(data17)){
+if(!pattern5.test(data17)){
 const err43 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
@@ -1533,7 +1098,7 @@ if(data6.kubernetes !== undefined){
 let data19 = data6.kubernetes;
 if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
 if(data19.namespace === undefined){
-const err47 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
+const err47 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1543,7 +1108,7 @@ vErrors.push(err47);
 errors++;
 }
 if(data19.image === undefined){
-const err48 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+const err48 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1553,8 +1118,8 @@ vErrors.push(err48);
 errors++;
 }
 for(const key6 in data19){
-if(!(func2.call(schema11.properties, key6))){
-const err49 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key6))){
+const err49 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1568,7 +1133,7 @@ if(data19.namespace !== undefined){
 let data20 = data19.namespace;
 if(typeof data20 === "string"){
 if(!pattern0.test(data20)){
-const err50 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"kubernetes.schema.json/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+const err50 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1579,7 +1144,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"kubernetes.schema.json/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err51 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1593,7 +1158,7 @@ if(data19.image !== undefined){
 let data21 = data19.image;
 if(typeof data21 === "string"){
 if(func3(data21) > 512){
-const err52 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+const err52 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1603,7 +1168,7 @@ vErrors.push(err52);
 errors++;
 }
 if(func3(data21) < 1){
-const err53 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err53 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1612,8 +1177,8 @@ vErrors.push(err53);
 }
 errors++;
 }
-if(!pattern1.test(data21)){
-const err54 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+if(!pattern4.test(data21)){
+const err54 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1624,7 +1189,7 @@ errors++;
 }
 }
 else {
-const err55 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"kubernetes.schema.json/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err55 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1637,7 +1202,7 @@ errors++;
 if(data19.workload !== undefined){
 let data22 = data19.workload;
 if(!((data22 === "pod") || (data22 === "sandbox"))){
-const err56 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"kubernetes.schema.json/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.workload.enum},message:"must be equal to one of the allowed values"};
+const err56 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1650,8 +1215,8 @@ errors++;
 if(data19.storageClass !== undefined){
 let data23 = data19.storageClass;
 if(typeof data23 === "string"){
-if(!pattern2.test(data23)){
-const err57 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"kubernetes.schema.json/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
+if(!pattern8.test(data23)){
+const err57 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1662,7 +1227,7 @@ errors++;
 }
 }
 else {
-const err58 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"kubernetes.schema.json/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err58 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1675,8 +1240,8 @@ errors++;
 if(data19.storage !== undefined){
 let data24 = data19.storage;
 if(typeof data24 === "string"){
-if(!pattern3.test(data24)){
-const err59 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"kubernetes.schema.json/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
+if(!pattern9.test(data24)){
+const err59 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1687,7 +1252,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"kubernetes.schema.json/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err60 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1700,7 +1265,7 @@ errors++;
 if(data19.accessMode !== undefined){
 let data25 = data19.accessMode;
 if(!((data25 === "ReadWriteOnce") || (data25 === "ReadWriteMany"))){
-const err61 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"kubernetes.schema.json/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
+const err61 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1713,7 +1278,7 @@ errors++;
 if(data19.runAsUser !== undefined){
 let data26 = data19.runAsUser;
 if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err62 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err62 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1724,7 +1289,7 @@ errors++;
 }
 if((typeof data26 == "number") && (isFinite(data26))){
 if(data26 > 2147483647 || isNaN(data26)){
-const err63 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+const err63 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1734,7 +1299,7 @@ vErrors.push(err63);
 errors++;
 }
 if(data26 < 1 || isNaN(data26)){
-const err64 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"kubernetes.schema.json/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err64 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1749,7 +1314,7 @@ if(data19.egress !== undefined){
 let data27 = data19.egress;
 if(Array.isArray(data27)){
 if(data27.length > 64){
-const err65 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"kubernetes.schema.json/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+const err65 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1763,7 +1328,7 @@ for(let i0=0; i0<len0; i0++){
 let data28 = data27[i0];
 if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
 if(data28.cidr === undefined){
-const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
+const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1774,7 +1339,7 @@ errors++;
 }
 for(const key7 in data28){
 if(!((key7 === "cidr") || (key7 === "ports"))){
-const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1787,8 +1352,8 @@ errors++;
 if(data28.cidr !== undefined){
 let data29 = data28.cidr;
 if(typeof data29 === "string"){
-if(!pattern4.test(data29)){
-const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
+if(!pattern10.test(data29)){
+const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1799,7 +1364,7 @@ errors++;
 }
 }
 else {
-const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1813,7 +1378,7 @@ if(data28.ports !== undefined){
 let data30 = data28.ports;
 if(Array.isArray(data30)){
 if(data30.length > 32){
-const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1826,7 +1391,7 @@ const len1 = data30.length;
 for(let i1=0; i1<len1; i1++){
 let data31 = data30[i1];
 if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
-const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1837,7 +1402,7 @@ errors++;
 }
 if((typeof data31 == "number") && (isFinite(data31))){
 if(data31 > 65535 || isNaN(data31)){
-const err72 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+const err72 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1847,7 +1412,7 @@ vErrors.push(err72);
 errors++;
 }
 if(data31 < 1 || isNaN(data31)){
-const err73 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err73 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1860,7 +1425,7 @@ errors++;
 }
 }
 else {
-const err74 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"kubernetes.schema.json/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err74 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1872,7 +1437,7 @@ errors++;
 }
 }
 else {
-const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"kubernetes.schema.json/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1884,7 +1449,7 @@ errors++;
 }
 }
 else {
-const err76 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"kubernetes.schema.json/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err76 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1898,7 +1463,7 @@ if(data19.kubeconfig !== undefined){
 let data32 = data19.kubeconfig;
 if(typeof data32 === "string"){
 if(func3(data32) < 1){
-const err77 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"kubernetes.schema.json/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err77 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1909,7 +1474,7 @@ errors++;
 }
 }
 else {
-const err78 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"kubernetes.schema.json/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err78 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1923,7 +1488,7 @@ if(data19.context !== undefined){
 let data33 = data19.context;
 if(typeof data33 === "string"){
 if(func3(data33) < 1){
-const err79 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"kubernetes.schema.json/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err79 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1934,7 +1499,7 @@ errors++;
 }
 }
 else {
-const err80 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"kubernetes.schema.json/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err80 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1946,7 +1511,7 @@ errors++;
 }
 }
 else {
-const err81 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"kubernetes.schema.json/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err81 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1974,7 +1539,7 @@ errors++;
 if(data34.name !== undefined){
 let data35 = data34.name;
 if(typeof data35 === "string"){
-if(!pattern16.test(data35)){
+if(!pattern11.test(data35)){
 const err83 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err83];
@@ -2019,7 +1584,7 @@ vErrors.push(err86);
 }
 errors++;
 }
-if(!pattern17.test(data36)){
+if(!pattern12.test(data36)){
 const err87 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err87];
@@ -2044,7 +1609,7 @@ errors++;
 if(data34.user !== undefined){
 let data37 = data34.user;
 if(typeof data37 === "string"){
-if(!pattern18.test(data37)){
+if(!pattern13.test(data37)){
 const err89 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
 if(vErrors === null){
 vErrors = [err89];
@@ -2124,7 +1689,7 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(!pattern19.test(data39)){
+if(!pattern14.test(data39)){
 const err96 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err96];
@@ -2169,7 +1734,7 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(!pattern19.test(data40)){
+if(!pattern14.test(data40)){
 const err100 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err100];
@@ -2214,7 +1779,7 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(!pattern21.test(data41)){
+if(!pattern16.test(data41)){
 const err104 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err104];
@@ -2355,7 +1920,7 @@ errors++;
 if(data6.state !== undefined){
 let data46 = data6.state;
 if(!((data46 === "active") || (data46 === "closed"))){
-const err115 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+const err115 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -2368,7 +1933,7 @@ errors++;
 if(data6.ttl !== undefined){
 let data47 = data6.ttl;
 if(typeof data47 === "string"){
-if(!pattern22.test(data47)){
+if(!pattern17.test(data47)){
 const err116 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err116];
@@ -2393,7 +1958,7 @@ errors++;
 if(data6.grace !== undefined){
 let data48 = data6.grace;
 if(typeof data48 === "string"){
-if(!pattern22.test(data48)){
+if(!pattern17.test(data48)){
 const err118 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err118];
@@ -2418,7 +1983,7 @@ errors++;
 if(data6.retention !== undefined){
 let data49 = data6.retention;
 if(typeof data49 === "string"){
-if(!pattern22.test(data49)){
+if(!pattern17.test(data49)){
 const err120 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
@@ -2495,9 +2060,9 @@ if(data6.credentials !== undefined){
 let data53 = data6.credentials;
 if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
 for(const key12 in data53){
-const _errs124 = errors;
+const _errs123 = errors;
 if(typeof key12 === "string"){
-if(!pattern25.test(key12)){
+if(!pattern20.test(key12)){
 const err126 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key12};
 if(vErrors === null){
 vErrors = [err126];
@@ -2508,8 +2073,8 @@ vErrors.push(err126);
 errors++;
 }
 }
-var valid23 = _errs124 === errors;
-if(!valid23){
+var valid22 = _errs123 === errors;
+if(!valid22){
 const err127 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err127];
@@ -2583,7 +2148,7 @@ errors++;
 if(data54.env !== undefined){
 let data56 = data54.env;
 if(typeof data56 === "string"){
-if(!pattern25.test(data56)){
+if(!pattern20.test(data56)){
 const err133 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err133];
@@ -2634,8 +2199,8 @@ let data57 = data6.members;
 if(Array.isArray(data57)){
 const len2 = data57.length;
 for(let i2=0; i2<len2; i2++){
-if(!(validate12(data57[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data57,parentDataProperty:i2,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+if(!(validate11(data57[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data57,parentDataProperty:i2,rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
 errors = vErrors.length;
 }
 }
@@ -2739,7 +2304,7 @@ vErrors.push(err144);
 errors++;
 }
 if(!((data62 === "gzip") || (data62 === "zstd"))){
-const err145 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+const err145 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2789,7 +2354,7 @@ errors++;
 if(data6.downedTimeout !== undefined){
 let data64 = data6.downedTimeout;
 if(typeof data64 === "string"){
-if(!pattern22.test(data64)){
+if(!pattern17.test(data64)){
 const err149 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err149];
@@ -2814,7 +2379,7 @@ errors++;
 if(data6.inviteTtl !== undefined){
 let data65 = data6.inviteTtl;
 if(typeof data65 === "string"){
-if(!pattern22.test(data65)){
+if(!pattern17.test(data65)){
 const err151 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err151];
@@ -2884,16 +2449,16 @@ vErrors.push(err156);
 }
 errors++;
 }
-validate11.errors = vErrors;
+validate10.errors = vErrors;
 return errors === 0;
 }
 
-export const validatePortfolio = validate14;
-const schema26 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
-const schema27 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
-const schema31 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
+export const validatePortfolio = validate13;
+const schema24 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
+const schema25 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
+const schema29 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
 
-function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/portfolio.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -3393,7 +2958,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern22.test(data18)){
+if(!pattern17.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -3418,7 +2983,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern22.test(data19)){
+if(!pattern17.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -3495,7 +3060,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern22.test(data22)){
+if(!pattern17.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -3520,7 +3085,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern22.test(data23)){
+if(!pattern17.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
@@ -3561,7 +3126,7 @@ const len3 = data24.length;
 for(let i3=0; i3<len3; i3++){
 let data25 = data24[i3];
 if(!((((((data25 === "rate_limit") || (data25 === "timeout")) || (data25 === "server_error")) || (data25 === "context_window")) || (data25 === "content_policy")) || (data25 === "auth"))){
-const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema31.enum},message:"must be equal to one of the allowed values"};
+const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema29.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -3662,6 +3227,6 @@ vErrors.push(err60);
 }
 errors++;
 }
-validate14.errors = vErrors;
+validate13.errors = vErrors;
 return errors === 0;
 }
