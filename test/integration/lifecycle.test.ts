@@ -102,8 +102,8 @@ describe("a cell's life through plan and apply", () => {
     const alpha = s.cells.find((c) => c.name === "alpha")!;
     expect(alpha.state).toBe("active");
     expect(alpha.members).toEqual([
-      { identity: "agent:allegro", role: "executor", status: "running", pid: member("alpha", "allegro").pid, exitCode: null, exitReason: null },
-      { identity: "human:alexander", role: "director", status: "invited", pid: null, exitCode: null, exitReason: null },
+      { identity: "agent:allegro", role: "executor", status: "running", pid: member("alpha", "allegro").pid, exitCode: null, exitReason: null, where: null },
+      { identity: "human:alexander", role: "director", status: "invited", pid: null, exitCode: null, exitReason: null, where: null },
     ]);
   });
 
