@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   verify: async () => (await import("./cli/verify.js")).verifyCommand(),
   ledger: async () => (await import("./cli/ledger.js")).ledgerCommand(),
   events: async () => (await import("./cli/events.js")).eventsCommand(),
+  logs: async () => (await import("./cli/logs.js")).logsCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the

@@ -14,12 +14,19 @@ export interface StartSpec {
   env: Record<string, string>; // the member's declared env (non-secret)
   credentialsFile: string;
   logFile: string;
+  logs?: LogLimits; // rotation of logFile (default: DEFAULT_LOG_LIMITS in spawn.ts)
   exitFile: string; // where the command's exit code is written when it exits
   portfolioFile?: string; // the member's resolved model portfolio (LAZARUS_PORTFOLIO)
   spawnId: string; // marks the process so a crashed recorder can find it again
   resources: Resources;
   configDir: string; // where ./relative command arguments were resolved
   venv?: string; // the cell's Python venv (host path): its bin/ first on PATH, VIRTUAL_ENV
+}
+
+// How large a member's log may grow before it is rotated, and how many rotated files are kept.
+export interface LogLimits {
+  maxBytes: number;
+  keep: number;
 }
 
 export interface Started {
