@@ -129,6 +129,11 @@ function emitPending(): void {
 
 function take(chunk: Buffer): void {
   const stamp = new Date().toISOString();
+  try {
+    size = fstatSync(fd).size; // another writer (a member's earlier pump still draining) counts too
+  } catch {
+    // keep counting our own
+  }
   let start = 0;
   while (start < chunk.length) {
     const nl = chunk.indexOf(0x0a, start);

@@ -1,0 +1,182 @@
+// lazarus logs: members' output through the log pump, with real members (shell scripts) of the
+// process backend: interleaving with prefixes, --tail, --since, --timestamps, --json, -f,
+// rotation bounding the disk use, a killed pump or Lazarus, closed and scrubbed cells.
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import { afterAll, describe, expect, it } from "vitest";
+import { procInfo } from "../../src/backends/proc.js";
+import { CLI, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
+
+const dirs: string[] = [];
+afterAll(() => cleanup(...dirs));
+const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
+const HOUR = 60;
+
+function setup(cells: CellOpts[]) {
+  const state = tempDir("lazarus-logs-state-");
+  const config = configDir(Object.fromEntries(cells.map((c) => [`cells.d/${c.name}.yaml`, cellYaml(c)])));
+  dirs.push(state, config);
+  const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 60_000 });
+  const logs = (...args: string[]) => lazarus(["logs", ...args, "--state-dir", state], { timeoutMs: 60_000 });
+  const live = (name: string) => path.join(state, "cells", name);
+  const logDir = (name: string) => path.join(live(name), ".lazarus", "logs");
+  return { state, config, run, logs, live, logDir };
+}
+
+const sh = (script: string) => ["sh", "-c", script];
+// Wait until a member's own log holds a text (the pump has stamped it), then a little more so the
+// next line cannot share its millisecond.
+const waitLog = (home: string, text: string) => `until grep -q '${text}' "$CELL_HOME/.lazarus/logs/${home}.log" 2>/dev/null; do sleep 0.05; done; sleep 0.02`;
+// Whether a file holds a text, read as it is now (a log may be rotated away between two calls).
+const holds = (file: string, text: string) => {
+  try {
+    return readFileSync(file, "utf8").includes(text);
+  } catch {
+    return false;
+  }
+};
+const waitFile = (name: string) => `until [ -e "$CELL_HOME/shared/${name}" ]; do sleep 0.05; done`;
+const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+describe("lazarus logs", () => {
+  // one: A1, then (after two's B1) A2; two: B1 after A1. In time order: A1, B1, A2.
+  const members = [
+    { identity: "agent:one", command: sh(`echo A1; ${waitLog("two", "B1")}; echo A2 >&2; ${waitFile("more")}; echo A3; exec sleep 600`) },
+    { identity: "agent:two", command: sh(`${waitLog("one", "A1")}; echo B1; exec sleep 600`) },
+  ];
+  const s = setup([{ name: "duo", members }]);
+
+  it("interleaves the members in time order with prefixes; one member's alone; tail, since, timestamps, json", async () => {
+    expect((await s.run("apply", "--yes")).exitCode).toBe(0);
+    await waitFor(() => existsSync(path.join(s.logDir("duo"), "one.log")) && readFileSync(path.join(s.logDir("duo"), "one.log"), "utf8").includes("A2"), 30_000);
+    const all = await s.logs("duo");
+    expect(all.exitCode, all.stderr).toBe(0);
+    expect(all.stdout).toBe("agent:one | A1\nagent:two | B1\nagent:one | A2"); // stderr (A2) is in the log too
+    const one = await s.logs("duo", "agent:one");
+    expect(one.stdout).toBe("A1\nA2");
+    expect((await s.logs("duo", "one")).stdout).toBe("A1\nA2"); // its home name works as well
+    expect((await s.logs("duo", "--tail", "1")).stdout).toBe("agent:two | B1\nagent:one | A2"); // the last line of each
+    expect((await s.logs("duo", "--since", "2099-01-01T00:00:00Z")).stdout).toBe("");
+    expect((await s.logs("duo", "--since", "2099-01-01T00:00:00Z")).stderr).toContain("No logs for cell duo since");
+    expect((await s.logs("duo", "--since", "1h")).stdout).toBe(all.stdout);
+    const stamped = (await s.logs("duo", "one", "--timestamps")).stdout.trim().split("\n").map((l) => l.split(" "));
+    expect(stamped.map((p) => p[1])).toEqual(["A1", "A2"]);
+    for (const p of stamped) expect(p[0]).toMatch(STAMP);
+    // --since the time of B1: A1 (written before it) is left out
+    const b1 = stamped.length && (await s.logs("duo", "two", "-t")).stdout.split(" ")[0]!;
+    expect((await s.logs("duo", "--since", b1 as string)).stdout).toBe("agent:two | B1\nagent:one | A2");
+    const json = (await s.logs("duo", "--json")).stdout.trim().split("\n").map((l) => JSON.parse(l) as { time: string; cell: string; member: string; line: string });
+    expect(json.map((j) => [j.cell, j.member, j.line])).toEqual([["duo", "agent:one", "A1"], ["duo", "agent:two", "B1"], ["duo", "agent:one", "A2"]]);
+    expect(json[0]!.time).toMatch(STAMP);
+  });
+
+  it("names the members when the one asked for does not exist, and the cells when the cell does not", async () => {
+    const r = await s.logs("duo", "agent:nobody");
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("cell duo has no member agent:nobody; its members: agent:one, agent:two");
+    const c = await s.logs("nosuch");
+    expect(c.exitCode).toBe(1);
+    expect(c.stderr).toContain("no cell nosuch in");
+    const bad = await s.logs("duo", "--since", "soon");
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain('--since "soon"');
+  });
+
+  it("follows: a line written later appears, prefixed; SIGTERM ends it", async () => {
+    const follower = execa("node", [CLI, "logs", "duo", "-f", "--state-dir", s.state], { reject: false, env: { NO_COLOR: "1" } });
+    let seen = "";
+    follower.stdout?.on("data", (d: Buffer) => (seen += d.toString()));
+    try {
+      await waitFor(() => seen.includes("A2"), 30_000); // it has read what is there
+      writeFileSync(path.join(s.live("duo"), "shared", "more"), "");
+      await waitFor(() => seen.includes("A3"), 30_000);
+      expect(seen).toBe("agent:one | A1\nagent:two | B1\nagent:one | A2\nagent:one | A3\n");
+    } finally {
+      follower.kill("SIGTERM");
+    }
+    expect((await follower).exitCode).toBe(0);
+  });
+
+  it("keeps reading a closed cell's logs from the graveyard, and a scrubbed one's from the archive", async () => {
+    const c = setup([{ name: "gone", members: [{ identity: "agent:solo", command: sh("echo last-words; exec sleep 600") }] }]);
+    expect((await c.run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
+    await waitFor(() => existsSync(path.join(c.logDir("gone"), "solo.log")) && readFileSync(path.join(c.logDir("gone"), "solo.log"), "utf8").includes("last-words"), 30_000);
+    const closed = await c.run("apply", "--yes", "--now", T(5 * HOUR)); // ttl 4h: closed
+    expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
+    expect(existsSync(path.join(c.state, "graveyard", "gone"))).toBe(true);
+    expect((await c.logs("gone")).stdout).toBe("agent:solo | last-words");
+    const scrubbed = await c.run("apply", "--yes", "--now", T(6 * HOUR)); // grace 30m: scrubbed, archived
+    expect(scrubbed.exitCode, scrubbed.stdout + scrubbed.stderr).toBe(0);
+    expect(existsSync(path.join(c.state, "graveyard", "gone"))).toBe(false);
+    expect((await c.logs("gone", "solo")).stdout).toBe("last-words");
+  });
+});
+
+describe("log rotation", () => {
+  it("bounds a member that writes a lot fast to maxSize × (keep + 1), keeping the newest lines whole", async () => {
+    // ~8 MB in 100-byte lines, one 200 KiB line without a break, then a last line.
+    const writer = `i=0; while [ $i -lt 80 ]; do head -c 100000 /dev/zero | tr '\\0' x | fold -w 99; i=$((i+1)); done; head -c 204800 /dev/zero | tr '\\0' y; echo; echo END-OF-BURST; exec sleep 600`;
+    const r = setup([{ name: "chatty", extra: "  logs:\n    maxSize: 64Ki\n    keep: 2", members: [{ identity: "agent:loud", command: sh(writer) }] }]);
+    expect((await r.run("apply", "--yes")).exitCode).toBe(0);
+    const log = path.join(r.logDir("chatty"), "loud.log");
+    await waitFor(() => holds(log, "END-OF-BURST"), 120_000);
+    const files = readdirSync(r.logDir("chatty")).filter((f) => f.startsWith("loud.log")).sort();
+    expect(files).toEqual(["loud.log", "loud.log.1", "loud.log.2"]);
+    let total = 0;
+    for (const f of files) {
+      const size = statSync(path.join(r.logDir("chatty"), f)).size;
+      expect(size).toBeLessThanOrEqual(64 * 1024);
+      total += size;
+    }
+    expect(total).toBeLessThanOrEqual(64 * 1024 * 3);
+    // Every record is stamped and whole; the long line was cut into records that each fit.
+    const text = files.map((f) => readFileSync(path.join(r.logDir("chatty"), f), "utf8")).join("");
+    for (const line of text.trim().split("\n")) expect(line).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (x{99}|y+|END-OF-BURST|)$/);
+    const shown = await r.logs("chatty", "loud", "--tail", "1");
+    expect(shown.stdout).toBe("END-OF-BURST");
+  });
+
+  it("a member whose pump is killed gets SIGPIPE on its next write (it never hangs) and is restarted with a new pump", async () => {
+    const r = setup([{ name: "piped", members: [{ identity: "agent:talker", command: sh("while :; do echo tick; sleep 0.1; done") }] }]);
+    expect((await r.run("apply", "--yes")).exitCode).toBe(0);
+    const log = path.join(r.logDir("piped"), "talker.log");
+    await waitFor(() => holds(log, "tick"), 30_000);
+    const pump = pumpOf(log);
+    expect(pump).toBeGreaterThan(0);
+    process.kill(pump as number, "SIGKILL"); // the pump this test's apply started
+    const exitFile = path.join(r.logDir("piped"), "talker.exit");
+    await waitFor(() => existsSync(exitFile), 30_000);
+    expect(readFileSync(exitFile, "utf8").trim()).toBe("141"); // 128 + SIGPIPE
+    const m = readRecord(r.live("piped")).members[0]!;
+    await waitFor(() => (procInfo(m.pid as number)?.state ?? "Z") === "Z", 30_000);
+    const plan = await r.run("plan");
+    expect(plan.stdout).toContain("exited with code 141");
+  });
+
+  it("a Lazarus killed right after the spawn leaves the member and its pump running, and the output logged", async () => {
+    const r = setup([{ name: "orphan", members: [{ identity: "agent:talker", command: sh(`echo first; ${waitFile("go")}; echo second; exec sleep 600`) }] }]);
+    const crashed = await lazarus(["apply", "--yes", "--config", r.config, "--state-dir", r.state], { env: { LAZARUS_FAILPOINT: "member:after-spawn" }, timeoutMs: 60_000 });
+    expect(crashed.signal).toBe("SIGKILL");
+    const log = path.join(r.logDir("orphan"), "talker.log");
+    await waitFor(() => holds(log, "first"), 30_000);
+    writeFileSync(path.join(r.live("orphan"), "shared", "go"), "");
+    await waitFor(() => holds(log, "second"), 30_000);
+    expect((await r.run("apply", "--yes")).exitCode).toBe(0); // adopts the member it started
+    expect((await r.logs("orphan")).stdout).toBe("agent:talker | first\nagent:talker | second");
+  });
+});
+
+// The pid of the log pump writing this log (its argv names the file), found in /proc.
+function pumpOf(log: string): number | undefined {
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      if (argv[1]?.endsWith("log-pump.js") && argv[2] === log) return Number(e);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
