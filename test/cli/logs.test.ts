@@ -137,6 +137,37 @@ describe("log rotation", () => {
     expect(shown.stdout).toBe("END-OF-BURST");
   });
 
+  it("takes the host's default without spec.logs (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP; keep 0 empties the file)", async () => {
+    const r = setup([{ name: "hostwide", members: [{ identity: "agent:loud", command: sh("i=0; while [ $i -lt 20 ]; do head -c 10000 /dev/zero | tr '\\0' x | fold -w 99; echo; i=$((i+1)); done; echo END-OF-BURST; exec sleep 600") }] }]);
+    const applied = await lazarus(["apply", "--yes", "--config", r.config, "--state-dir", r.state], { env: { LAZARUS_LOG_MAX_SIZE: "16Ki", LAZARUS_LOG_KEEP: "0" }, timeoutMs: 60_000 });
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    const log = path.join(r.logDir("hostwide"), "loud.log");
+    await waitFor(() => holds(log, "END-OF-BURST"), 60_000);
+    expect(readdirSync(r.logDir("hostwide")).filter((f) => f.startsWith("loud.log"))).toEqual(["loud.log"]);
+    expect(statSync(log).size).toBeLessThanOrEqual(16 * 1024);
+    const bad = await lazarus(["apply", "--yes", "--config", r.config, "--state-dir", r.state], { env: { LAZARUS_LOG_MAX_SIZE: "1Ki" } });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('LAZARUS_LOG_MAX_SIZE "1Ki" is not a size of at least 16Ki');
+  });
+
+  it("refuses a maxSize under 16Ki at its line; a changed spec.logs is an update that restarts nobody", async () => {
+    const r = setup([{ name: "tuned", extra: "  logs:\n    maxSize: 1Ki", members: [{ identity: "agent:a", command: sh("exec sleep 600") }] }]);
+    const v = await lazarus(["validate", "--config", r.config]);
+    expect(v.exitCode).toBe(1);
+    expect(v.stdout + v.stderr).toMatch(/tuned\.yaml:\d+.*maxSize is 1024 bytes, less than the 16Ki minimum/);
+    writeFileSync(path.join(r.config, "cells.d", "tuned.yaml"), cellYaml({ name: "tuned", extra: "  logs:\n    maxSize: 1Mi", members: [{ identity: "agent:a", command: sh("exec sleep 600") }] }));
+    expect((await r.run("apply", "--yes")).exitCode).toBe(0);
+    const pid = readRecord(r.live("tuned")).members[0]!.pid;
+    writeFileSync(path.join(r.config, "cells.d", "tuned.yaml"), cellYaml({ name: "tuned", extra: "  logs:\n    maxSize: 2Mi\n    keep: 1", members: [{ identity: "agent:a", command: sh("exec sleep 600") }] }));
+    const changed = await r.run("apply", "--yes");
+    expect(changed.exitCode, changed.stderr).toBe(0);
+    expect(changed.stdout).toContain("logs changed");
+    expect(changed.stdout).not.toContain("restart");
+    const rec = readRecord(r.live("tuned"));
+    expect(rec.members[0]!.pid).toBe(pid);
+    expect(rec.logs).toEqual({ maxBytes: 2 * 1024 * 1024, keep: 1 });
+  });
+
   it("a member whose pump is killed gets SIGPIPE on its next write (it never hangs) and is restarted with a new pump", async () => {
     const r = setup([{ name: "piped", members: [{ identity: "agent:talker", command: sh("while :; do echo tick; sleep 0.1; done") }] }]);
     expect((await r.run("apply", "--yes")).exitCode).toBe(0);
