@@ -43,6 +43,24 @@ describe("progress", () => {
     expect(cp.stdout).not.toContain("\x1b");
   });
 
+  it("is drawn for sync on a terminal, and never when sync is piped", async () => {
+    const repo = configDir(cells);
+    states.push(repo);
+    const gitEnv = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" };
+    for (const args of [["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "three cells"]]) await execa("git", ["-C", repo, ...args], { env: gitEnv });
+    const s1 = tempDir("lazarus-progress-");
+    const s2 = tempDir("lazarus-progress-");
+    states.push(s1, s2);
+    const r = await onTty(`sync --repo ${repo} --state-dir ${s1}`, { NO_COLOR: "1", HOME: process.env.HOME ?? "/root" });
+    expect(r.exitCode, r.stdout).toBe(0);
+    expect(r.stdout).toContain("\r\x1b[2K");
+    expect(r.stdout).toMatch(/cells 3\/3 {2}actions 3\/3/);
+    expect(r.stdout).toMatch(/: applied: 3 action\(s\) applied/);
+    const piped = await lazarus(["sync", "--repo", repo, "--state-dir", s2]);
+    expect(piped.exitCode, piped.stderr).toBe(0);
+    expect(piped.stdout + piped.stderr).not.toMatch(CONTROL);
+  });
+
   it("leaves piped output line-oriented: no escape sequence, no carriage return", async () => {
     const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", states[2] as string], { env: { TERM: "xterm" } });
     expect(r.exitCode, r.stderr).toBe(0);
