@@ -309,7 +309,7 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
 }
 
 // The rotation a member's log starts with: its cell's spec.logs, else the host's default.
-function logLimits(rec: CellRecord, env: ApplyEnv): { maxBytes: number; keep: number } {
+function logLimits(rec: CellRecord, env: ApplyEnv): { maxBytes: number; keep: number; pump: boolean } {
   const host = (env.host ?? hostSettings(env.hostEnv)).logs;
-  return { maxBytes: rec.logs?.maxBytes ?? host.maxBytes, keep: rec.logs?.keep ?? host.keep };
+  return { maxBytes: rec.logs?.maxBytes ?? host.maxBytes, keep: rec.logs?.keep ?? host.keep, pump: host.pump };
 }

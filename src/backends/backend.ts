@@ -27,6 +27,7 @@ export interface StartSpec {
 export interface LogLimits {
   maxBytes: number;
   keep: number;
+  pump?: boolean; // false: the member writes straight to its log (no times, no rotation)
 }
 
 export interface Started {

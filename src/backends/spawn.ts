@@ -27,7 +27,7 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 
 export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
   const pump = pumpScript();
-  if (pump && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
+  if (pump && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
     const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
     args = ["-c", pumped(args[1] as string), args[2] as string, process.execPath, pump, spec.logFile, String(limits.maxBytes), String(limits.keep), ...args.slice(3)];
   }

@@ -17,7 +17,8 @@ export interface HostSettings {
   };
   // Members' log rotation where a cell declares no spec.logs (LAZARUS_LOG_MAX_SIZE, default 10Mi;
   // LAZARUS_LOG_KEEP, default 3).
-  logs: { maxBytes: number; keep: number };
+  // LAZARUS_LOG_PUMP=off: members write straight to their log, without times or rotation.
+  logs: { maxBytes: number; keep: number; pump: boolean };
 }
 
 export interface HostFlags {
@@ -51,7 +52,7 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   const keep = /^\d{1,3}$/.test(keepText) ? Number(keepText) : Number.NaN;
   if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
   return {
-    logs: { maxBytes, keep },
+    logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
     sandbox: { uidRange: parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999"), roBinds: binds, cgroupRoot },
