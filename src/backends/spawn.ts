@@ -23,13 +23,14 @@ import type { LogLimits, StartSpec, Started } from "./backend.js";
 import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
 import { procInfo } from "./proc.js";
 import { openAppendNoFollow } from "../util/safe-fs.js";
+import { which } from "../util/which.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
   const pump = pumpScript();
   if (pump && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
     const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
-    args = ["-c", pumped(args[1] as string), args[2] as string, process.execPath, pump, spec.logFile, String(limits.maxBytes), String(limits.keep), ...args.slice(3)];
+    args = ["-c", pumped(args[1] as string), args[2] as string, process.execPath, pump, spec.logFile, String(limits.maxBytes), String(limits.keep), setsidPath(), ...args.slice(3)];
   }
   const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
   const failed = (err: unknown): LazarusError => new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
@@ -72,17 +73,27 @@ function pumpScript(): string | undefined {
   return pumpPath ?? undefined;
 }
 
+// setsid(1) (util-linux) where the host has it, else "" (the pump stays in the member's group).
+let setsidBin: string | undefined;
+function setsidPath(): string {
+  setsidBin ??= which("setsid", process.env.PATH) ?? "";
+  return setsidBin;
+}
+
 // SCRIPT run with its stdout and stderr into a pipe whose reader is the pump, started in the
-// background (explicitly on the pipe: a background command's stdin is /dev/null otherwise). The
-// supervisor ignores SIGHUP as the scripts do (a portfolio change signals the member's group).
+// background (explicitly on the pipe: a background command's stdin is /dev/null otherwise) and, with
+// setsid, in a session of its own: signals to the member's group (stop, freeze, a portfolio's
+// SIGHUP) never reach it, stopping a member does not wait for it, and what a member's escaped
+// children still write is logged until they close the pipe. The supervisor ignores SIGHUP as the
+// scripts do (a portfolio change signals the member's group).
 export function pumped(script: string): string {
   return [
-    'lazarus_pump_node=$1 lazarus_pump_script=$2 lazarus_log_file=$3 lazarus_log_max=$4 lazarus_log_keep=$5',
-    "shift 5",
+    'lazarus_pump_node=$1 lazarus_pump_script=$2 lazarus_log_file=$3 lazarus_log_max=$4 lazarus_log_keep=$5 lazarus_pump_setsid=$6',
+    "shift 6",
     'trap ":" HUP',
     "{",
     script,
-    '} 2>&1 | { exec 3<&0; "$lazarus_pump_node" "$lazarus_pump_script" "$lazarus_log_file" "$lazarus_log_max" "$lazarus_log_keep" <&3 3<&- & }',
+    '} 2>&1 | { exec 3<&0; ${lazarus_pump_setsid:+"$lazarus_pump_setsid"} "$lazarus_pump_node" "$lazarus_pump_script" "$lazarus_log_file" "$lazarus_log_max" "$lazarus_log_keep" <&3 3<&- & }',
   ].join("\n");
 }
 
