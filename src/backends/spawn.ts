@@ -84,8 +84,9 @@ function setsidPath(): string {
 // background (explicitly on the pipe: a background command's stdin is /dev/null otherwise) and, with
 // setsid, in a session of its own: signals to the member's group (stop, freeze, a portfolio's
 // SIGHUP) never reach it, stopping a member does not wait for it, and what a member's escaped
-// children still write is logged until they close the pipe. It is a session leader without the
-// spawn id, so it is never taken for the member's supervisor (findLeader). The supervisor ignores SIGHUP as the
+// children still write is logged until they close the pipe. Its environment is empty: a session
+// leader without the member's spawn id and cell is never taken for the member's supervisor
+// (findLeader), nor for one of the cell's processes. The supervisor ignores SIGHUP as the
 // scripts do (a portfolio change signals the member's group).
 export function pumped(script: string): string {
   return [
@@ -94,7 +95,7 @@ export function pumped(script: string): string {
     'trap ":" HUP',
     "{",
     script,
-    '} 2>&1 | { exec 3<&0; unset LAZARUS_SPAWN_ID; ${lazarus_pump_setsid:+"$lazarus_pump_setsid"} "$lazarus_pump_node" "$lazarus_pump_script" "$lazarus_log_file" "$lazarus_log_max" "$lazarus_log_keep" <&3 3<&- & }',
+    '} 2>&1 | { exec 3<&0; ${lazarus_pump_setsid:+"$lazarus_pump_setsid"} env -i "$lazarus_pump_node" "$lazarus_pump_script" "$lazarus_log_file" "$lazarus_log_max" "$lazarus_log_keep" <&3 3<&- & }',
   ].join("\n");
 }
 

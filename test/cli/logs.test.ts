@@ -185,6 +185,23 @@ describe("log rotation", () => {
     expect(plan.stdout).toContain("exited with code 141");
   });
 
+  it("never takes a pump that outlives its member (an escaped child holds the pipe) for the member", async () => {
+    const r = setup([{ name: "escape", members: [{ identity: "agent:runaway", command: sh("setsid sleep 600 & echo left-a-child; exit 3"), restart: "never" }] }]);
+    const crashed = await lazarus(["apply", "--yes", "--config", r.config, "--state-dir", r.state], { env: { LAZARUS_FAILPOINT: "member:after-spawn" }, timeoutMs: 60_000 });
+    expect(crashed.signal).toBe("SIGKILL"); // the record still says "starting": the next run looks for it by its spawn id
+    const exitFile = path.join(r.logDir("escape"), "runaway.exit");
+    await waitFor(() => existsSync(exitFile), 30_000);
+    const log = path.join(r.logDir("escape"), "runaway.log");
+    await waitFor(() => holds(log, "left-a-child"), 30_000);
+    const pump = pumpOf(log);
+    expect(pump).toBeGreaterThan(0); // still draining: the escaped sleep holds the pipe
+    const resumed = await r.run("apply", "--yes"); // resumes the interrupted start: finds nothing by the spawn id, starts anew
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    const m = readRecord(r.live("escape")).members[0]!;
+    expect(m.pid).not.toBe(pump);
+    expect(readFileSync(`/proc/${pump}/cmdline`, "utf8")).toContain("log-pump.js"); // the old pump, still there, not adopted
+  });
+
   it("a Lazarus killed right after the spawn leaves the member and its pump running, and the output logged", async () => {
     const r = setup([{ name: "orphan", members: [{ identity: "agent:talker", command: sh(`echo first; ${waitFile("go")}; echo second; exec sleep 600`) }] }]);
     const crashed = await lazarus(["apply", "--yes", "--config", r.config, "--state-dir", r.state], { env: { LAZARUS_FAILPOINT: "member:after-spawn" }, timeoutMs: 60_000 });
