@@ -32,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   destroy: async () => (await import("./cli/verbs.js")).destroyCommand(),
   service: async () => (await import("./cli/service.js")).serviceCommand(),
   completion: async () => (await import("./cli/completion.js")).completionCommand(),
+  logs: async () => (await import("./cli/logs.js")).logsCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the

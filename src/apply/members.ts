@@ -20,6 +20,7 @@ import { listCheckpoints } from "../observe/observe.js";
 import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
 import { venvDir } from "../runtime/python.js";
+import { hostSettings } from "../host/settings.js";
 
 // Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
 export function resolveCommand(command: string[], configDir: string): string[] {
@@ -114,6 +115,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     env: m.env,
     credentialsFile: cp.credentials,
     logFile: memberLog(cp, m.home),
+    logs: logLimits(rec, env),
     ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, rec.backend) } : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
@@ -308,4 +310,10 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   }
   await decide(cp, env, { decision: "update-portfolio", member: a.member, reason: a.reason, before: a.before, after: a.after, told });
   return { member: a.member, portfolio: m.portfolioName ?? null, before: a.before, after: a.after, told };
+}
+
+// The rotation a member's log starts with: its cell's spec.logs, else the host's default.
+function logLimits(rec: CellRecord, env: ApplyEnv): { maxBytes: number; keep: number; pump: boolean } {
+  const host = (env.host ?? hostSettings(env.hostEnv)).logs;
+  return { maxBytes: rec.logs?.maxBytes ?? host.maxBytes, keep: rec.logs?.keep ?? host.keep, pump: host.pump };
 }

@@ -57,6 +57,8 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.network = d.network;
+  if (d.logs) rec.logs = { ...d.logs };
+  else delete rec.logs;
   if (d.container) rec.container = { ...d.container };
   else delete rec.container;
   if (d.kubernetes) rec.kubernetes = structuredClone(d.kubernetes);

@@ -14,6 +14,7 @@ export interface StartSpec {
   env: Record<string, string>; // the member's declared env (non-secret)
   credentialsFile: string;
   logFile: string;
+  logs?: LogLimits; // rotation of logFile (default: DEFAULT_LOG_LIMITS in spawn.ts)
   exitFile: string; // where the command's exit code is written when it exits
   portfolioFile?: string; // the member's resolved model portfolio (LAZARUS_PORTFOLIO)
   spawnId: string; // marks the process so a crashed recorder can find it again
@@ -39,6 +40,13 @@ export interface SessionSpawn {
   env: Record<string, string>;
   cwd: string;
   stdio: "pipe" | "inherit";
+}
+
+// How large a member's log may grow before it is rotated, and how many rotated files are kept.
+export interface LogLimits {
+  maxBytes: number;
+  keep: number;
+  pump?: boolean; // false: the member writes straight to its log (no times, no rotation)
 }
 
 export interface Started {

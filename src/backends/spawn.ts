@@ -1,5 +1,14 @@
-// Spawning a member's supervisor: detached (it outlives Lazarus), its output straight to the
-// member's log (opened by the caller without following links), reporting its exit to onExit.
+// Spawning a member's supervisor: detached (it outlives Lazarus), its output through a log pump
+// (log-pump.ts: timestamps, rotation) to the member's log (opened here without following links),
+// reporting its exit to onExit.
+//
+// The supervisor is a `sh -c SCRIPT` for every backend. pumped() wraps SCRIPT so that the
+// supervisor runs it with its output into a real pipe (a shell pipeline: node only makes socket
+// pairs, on which `> /dev/stderr` fails), and starts the pump on the pipe's other end in the
+// background: the supervisor still lives exactly as long as SCRIPT, and the pump until the last
+// writer of the pipe is gone (the member and whatever it started), so it outlives Lazarus, the
+// daemon and the supervisor. The pump's arguments are positional, never in the environment the
+// member inherits.
 //
 // Without onExit (a one-shot apply, which never waits for its members), the spawn runs on one of
 // a few worker threads: libuv's spawn blocks its thread until the child has exec'd, which on a
@@ -10,13 +19,19 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import type { StartSpec, Started } from "./backend.js";
+import type { LogLimits, StartSpec, Started } from "./backend.js";
 import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
 import { procInfo } from "./proc.js";
 import { openAppendNoFollow } from "../util/safe-fs.js";
+import { which } from "../util/which.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
+  const pump = pumpScript();
+  if (pump && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
+    const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
+    args = ["-c", pumped(args[1] as string), args[2] as string, process.execPath, pump, spec.logFile, String(limits.maxBytes), String(limits.keep), setsidPath(), ...args.slice(3)];
+  }
   const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
   const failed = (err: unknown): LazarusError => new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
   try {
@@ -41,6 +56,47 @@ export async function spawnSupervised(spec: StartSpec, file: string, args: strin
   } finally {
     await log.close();
   }
+}
+
+// What a member's logs may take when neither its cell nor the host says: 10 MiB and 3 rotated
+// files (40 MiB at most).
+export const DEFAULT_LOG_LIMITS: LogLimits = { maxBytes: 10 * 1024 * 1024, keep: 3 };
+
+// The pump's script beside this module (dist/backends/log-pump.js); undefined when running from
+// the sources, where members write straight to their log as before.
+let pumpPath: string | null | undefined;
+function pumpScript(): string | undefined {
+  if (pumpPath === undefined) {
+    const file = fileURLToPath(new URL("./log-pump.js", import.meta.url));
+    pumpPath = existsSync(file) ? file : null;
+  }
+  return pumpPath ?? undefined;
+}
+
+// setsid(1) (util-linux) where the host has it, else "" (the pump stays in the member's group).
+let setsidBin: string | undefined;
+function setsidPath(): string {
+  setsidBin ??= which("setsid", process.env.PATH) ?? "";
+  return setsidBin;
+}
+
+// SCRIPT run with its stdout and stderr into a pipe whose reader is the pump, started in the
+// background (explicitly on the pipe: a background command's stdin is /dev/null otherwise) and, with
+// setsid, in a session of its own: signals to the member's group (stop, freeze, a portfolio's
+// SIGHUP) never reach it, stopping a member does not wait for it, and what a member's escaped
+// children still write is logged until they close the pipe. Its environment is empty: a session
+// leader without the member's spawn id and cell is never taken for the member's supervisor
+// (findLeader), nor for one of the cell's processes. The supervisor ignores SIGHUP as the
+// scripts do (a portfolio change signals the member's group).
+export function pumped(script: string): string {
+  return [
+    'lazarus_pump_node=$1 lazarus_pump_script=$2 lazarus_log_file=$3 lazarus_log_max=$4 lazarus_log_keep=$5 lazarus_pump_setsid=$6',
+    "shift 6",
+    'trap ":" HUP',
+    "{",
+    script,
+    '} 2>&1 | { exec 3<&0; ${lazarus_pump_setsid:+"$lazarus_pump_setsid"} env -i "$lazarus_pump_node" "$lazarus_pump_script" "$lazarus_log_file" "$lazarus_log_max" "$lazarus_log_keep" <&3 3<&- & }',
+  ].join("\n");
 }
 
 // How many spawning threads: enough to overlap the exec waits of a few members.

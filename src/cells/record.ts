@@ -104,6 +104,7 @@ export interface CellRecord {
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;
+  logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared; members start with it (else the host's default)
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;

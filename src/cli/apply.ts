@@ -20,6 +20,7 @@ import type { ActionResult } from "../apply/apply.js";
 import { action, engineOptions, err, hostOptions, out, stderrColors, stdoutColors, withCommon, withLockTimeout, withParallelism, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
 import { readJsonArg } from "./file-args.js";
+import { progress, type ProgressOptions } from "./progress.js";
 
 const SAVED_PLAN_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -41,9 +42,10 @@ export function applyCommand(): Command {
     .option("--now <time>", "apply as of this ISO-8601 time instead of the clock (never earlier than recorded times)")
     .addOption(typedOption("--stop-timeout <duration>", "how long a member has after SIGTERM before SIGKILL (plain numbers are milliseconds)", { kind: "duration", plainMs: true }, { value: 10_000, shown: "10s" }))
     .option("--allow-mass-close", "let through the revision that the deletion budget held (see lazarus status)")
+    .option("--no-progress", "no progress line on stderr (it is only drawn on a terminal; also LAZARUS_NO_PROGRESS=1)")
     .argument("[plan]", "a plan saved by lazarus plan --out: apply exactly its actions")
     .action(
-      action(async (planFile: string | undefined, o: CommonOpts & { yes?: boolean; json?: boolean; now?: string; stopTimeout: number; allowMassClose?: boolean; parallelism: number }) => {
+      action(async (planFile: string | undefined, o: CommonOpts & ProgressOptions & { yes?: boolean; json?: boolean; now?: string; stopTimeout: number; allowMassClose?: boolean; parallelism: number }) => {
         const c = stdoutColors();
         if (planFile) return applySavedPlan(planFile, o);
         if (o.allowMassClose) {
@@ -64,6 +66,7 @@ export function applyCommand(): Command {
         }
         const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
         const revision = await gitRevision(o.config); // a config in git: every ledger entry names its commit
+        const bar = progress(o);
         const outcome = await runApply(
           { ...engineOptions(o), stopTimeoutMs: o.stopTimeout, parallelism: o.parallelism, ...(revision ? { revision } : {}) },
           {
@@ -72,13 +75,17 @@ export function applyCommand(): Command {
                 if (diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(diagnostics), stderrColors()));
                 out(renderPlanText(plan, c));
               }
-              return interactive ? askYes() : true;
+              const yes = interactive ? await askYes() : true;
+              if (yes) bar.plan(plan.actions);
+              return yes;
             },
+            preApply: (a) => bar.start(a),
             postApply: (r) => {
-              if (!o.json) out(resultLine(r, c));
+              bar.finish(r.action);
+              if (!o.json) bar.print(() => out(resultLine(r, c)));
             },
           },
-        );
+        ).finally(() => bar.stop());
         if (!outcome) {
           out("Apply cancelled.");
           return 1;
@@ -122,18 +129,22 @@ export function resultToJson(r: ActionResult): Record<string, unknown> {
   return { ...actionToJson(r.action), status: r.status, ...(r.status === "failed" ? { error: r.error } : {}), ...(r.status === "skipped" ? { error: r.because } : {}) };
 }
 
-async function applySavedPlan(file: string, o: CommonOpts & { json?: boolean; now?: string; stopTimeout: number; parallelism: number }): Promise<number> {
+async function applySavedPlan(file: string, o: CommonOpts & ProgressOptions & { json?: boolean; now?: string; stopTimeout: number; parallelism: number }): Promise<number> {
   // Read as any file named on the command line is: a regular file only (a FIFO never blocks),
   // capped (a plan of 10,000 cells is a few MB), strict UTF-8.
   const saved = (await readJsonArg(file, "saved plan", SAVED_PLAN_MAX_BYTES)) as SavedPlan;
   if (saved === null || typeof saved !== "object" || saved.kind !== "lazarus-plan" || saved.formatVersion !== SAVED_PLAN_FORMAT) throw new LazarusError("BAD_PLAN", `${file} is not a plan saved by lazarus plan --out (formatVersion ${SAVED_PLAN_FORMAT})`);
   const c = stdoutColors();
   const stateDir = resolveStateDir(o.stateDir);
+  const bar = progress(o);
+  bar.plan(saved.actions);
   const r = await applySaved(saved, { ...(stateDir ? { stateDir } : {}), ...(o.now ? { now: o.now } : {}), stopTimeoutMs: o.stopTimeout, parallelism: o.parallelism, hostSettings: hostOptions(o), ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}) }, {
+    preApply: (a) => bar.start(a),
     postApply: (res) => {
-      if (!o.json) out(resultLine(res, c));
+      bar.finish(res.action);
+      if (!o.json) bar.print(() => out(resultLine(res, c)));
     },
-  });
+  }).finally(() => bar.stop());
   const failed = r.results.filter((x) => x.status !== "applied").length;
   if (o.json) {
     out(JSON.stringify({ formatVersion: 1, revision: r.revision, stale: r.stale, results: r.results.map(resultToJson) }, null, 2));

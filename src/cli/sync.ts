@@ -7,6 +7,7 @@ import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import { action, err, hostOptions, out, stderrColors, stdoutColors, withLockTimeout, withParallelism } from "./common.js";
 import { typedOption } from "./flags.js";
+import { progress } from "./progress.js";
 
 export interface BudgetOpts {
   maxClose: number;
@@ -36,9 +37,12 @@ export function syncCommand(): Command {
     .option("--allow-mass-close", "let a revision over the deletion budget through")
     .option("--now <time>", "as of this ISO-8601 time")
     .option("--json", "print the outcome as JSON")
+    .option("--no-progress", "no progress line on stderr (it is only drawn on a terminal; also LAZARUS_NO_PROGRESS=1)")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string; parallelism: number }) => {
+      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string; parallelism: number; progress?: boolean }) => {
         const stateDir = resolveStateDir(o.stateDir);
+        const bar = progress(o);
+        bar.task(`fetching ${o.ref} of ${o.repo}`);
         const r = await sync({
           repo: o.repo,
           ref: o.ref,
@@ -51,7 +55,8 @@ export function syncCommand(): Command {
           lockTimeoutMs: o.lockTimeout,
           parallelism: o.parallelism,
           hostSettings: hostOptions(o),
-        });
+          hooks: { planned: (actions) => bar.plan(actions), preApply: (a) => bar.start(a), postApply: (res) => bar.finish(res.action) },
+        }).finally(() => bar.stop());
         if (o.json) {
           out(JSON.stringify({ revision: r.revision, subject: r.subject, outcome: r.outcome, detail: r.detail, ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}), diagnostics: sortDiagnostics(r.diagnostics) }, null, 2));
         } else {

@@ -18,6 +18,7 @@ export const VALUE_LIMITS = {
   maxDownedTimeoutMs: 7 * D,
   maxGraceMs: 7 * D,
   maxRetentionMs: 366 * D,
+  minLogBytes: 16 * 1024,
 } as const;
 
 // Whether a cron expression fires more often than once a minute (a seconds field with several values).
@@ -44,6 +45,9 @@ export function valueDiagnostics(cell: DesiredCell, at: (p: (string | number)[])
   range(["spec", "grace"], "spec.grace", cell.graceMs, 0, L.maxGraceMs);
   range(["spec", "retention"], "spec.retention", cell.retentionMs, 0, L.maxRetentionMs);
   range(["spec", "downedTimeout"], "spec.downedTimeout", cell.downedTimeoutMs, L.minDownedTimeoutMs, L.maxDownedTimeoutMs);
+  if (cell.logs?.maxBytes !== undefined && cell.logs.maxBytes < L.minLogBytes) {
+    err(["spec", "logs", "maxSize"], "spec.logs.maxSize", `maxSize is ${cell.logs.maxBytes} bytes, less than the 16Ki minimum`, "set it to 16Ki or more, e.g. 10Mi");
+  }
   const schedule = cell.checkpoint.schedule;
   if (schedule !== undefined && firesEverySecond(schedule)) {
     err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", `"${schedule}" fires more often than once a minute`, 'checkpoint at most once a minute: use five fields, e.g. "*/15 * * * *"');

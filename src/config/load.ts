@@ -29,7 +29,7 @@ import { configFiles } from "./files.js";
 import { valueDiagnostics } from "./limits.js";
 import { programWarnings } from "./programs.js";
 import { readSource } from "./source.js";
-import { toResources, type RawResources } from "./quantity.js";
+import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
@@ -97,6 +97,7 @@ interface RawCell {
     checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
     restoreFrom?: string;
     runtime?: { python?: { requirements?: string; findLinks?: string } };
+    logs?: { maxSize?: string; keep?: number };
     downedTimeout?: string;
     inviteTtl?: string;
     taskClass?: string;
@@ -174,6 +175,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
     checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
+    ...(s.logs ? { logs: { ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}), ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}) } } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,

@@ -126,6 +126,7 @@ export interface DesiredCell {
   taskClass?: string;
   restoreFrom?: string;
   python?: PythonRuntime;
+  logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared (defaults: the host's)
   downedTimeoutMs: number;
   inviteTtlMs: number;
   members: DesiredMember[];

@@ -6,7 +6,8 @@ import { statePaths } from "../cells/layout.js";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
 import { applyEnv, computePlan, credentialContext, observeAndPlan, resolveNow, withStateLock, type EngineOptions, type PlanOutcome } from "../engine.js";
-import { applyActions } from "../apply/apply.js";
+import { applyActions, type ApplyHooks } from "../apply/apply.js";
+import type { Action } from "../plan/actions.js";
 import type { Observed } from "../observe/observe.js";
 import type { Plan } from "../plan/plan.js";
 import type { HostSettings } from "../host/settings.js";
@@ -29,6 +30,7 @@ export interface SyncOptions {
   lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock
   parallelism?: number; // cells applied at once
   hostSettings?: HostSettings; // where credentials may come from (--secrets-dir, LAZARUS_*)
+  hooks?: ApplyHooks & { planned?(actions: readonly Action[]): void }; // progress of the apply
 }
 
 export interface SyncResult {
@@ -104,7 +106,8 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     const { decision } = judged;
     if (decision.outcome !== "apply") return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
     const p = planned as { observed: Observed; plan: Plan };
-    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger, {}, opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {});
+    opts.hooks?.planned?.(p.plan.actions);
+    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger, opts.hooks ?? {}, opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {});
     const failed = results.filter((r) => r.status !== "applied").length;
     const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
     const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;

@@ -2,6 +2,7 @@
 // never taken from cells.d/. What a cell declaration may reach on the host is bounded by these.
 import path from "node:path";
 import { LazarusError } from "../util/errors.js";
+import { parseMemory } from "../config/quantity.js";
 
 export interface HostSettings {
   // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
@@ -14,6 +15,10 @@ export interface HostSettings {
     roBinds: string[]; // extra read-only binds for every sandboxed member (LAZARUS_SANDBOX_BINDS, ":"-separated)
     cgroupRoot: string; // cgroup directory name under each hierarchy (LAZARUS_CGROUP_ROOT, default lazarus)
   };
+  // Members' log rotation where a cell declares no spec.logs (LAZARUS_LOG_MAX_SIZE, default 10Mi;
+  // LAZARUS_LOG_KEEP, default 3).
+  // LAZARUS_LOG_PUMP=off: members write straight to their log, without times or rotation.
+  logs: { maxBytes: number; keep: number; pump: boolean };
 }
 
 export interface HostFlags {
@@ -40,7 +45,14 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(cgroupRoot) || cgroupRoot.split("/").includes("..")) {
     throw new LazarusError("BAD_SETTING", `LAZARUS_CGROUP_ROOT "${cgroupRoot}" must be a relative cgroup path such as lazarus`);
   }
+  const maxSize = env.LAZARUS_LOG_MAX_SIZE || "10Mi";
+  const maxBytes = parseMemory(maxSize);
+  if (maxBytes === undefined || maxBytes < 16 * 1024) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_MAX_SIZE "${maxSize}" is not a size of at least 16Ki, such as 10Mi`);
+  const keepText = env.LAZARUS_LOG_KEEP || "3";
+  const keep = /^\d{1,3}$/.test(keepText) ? Number(keepText) : Number.NaN;
+  if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
   return {
+    logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
     sandbox: { uidRange: parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999"), roBinds: binds, cgroupRoot },

@@ -360,6 +360,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
   if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null)) fields.push("checkpoint");
   if ((d.python?.digest ?? null) !== (rec.python?.digest ?? null)) fields.push("python");
+  if (canonicalJson(d.logs ?? null) !== canonicalJson(rec.logs ?? null)) fields.push("logs");
   return fields;
 }
 
