@@ -23,7 +23,7 @@ function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
 export function actionLine(a: Action, c: Colors, width: number): string {
   const paint = colorOf(a.kind, c);
   // Symbols right-aligned in three columns, as terraform prints "  +" and "-/+".
-  return `${paint(SYMBOLS[a.kind].padStart(3))} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
+  return `${" ".repeat(Math.max(0, 3 - SYMBOLS[a.kind].length))}${paint(SYMBOLS[a.kind])} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
 }
 
 export function summary(actions: Action[]): string {
