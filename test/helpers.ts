@@ -1,5 +1,6 @@
 // Test helpers: temp config dirs from inline files, the real CLI, and process cleanup.
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -154,3 +155,15 @@ export async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
 }
 
 export { isAlive };
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts).
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -6,7 +6,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { tempDir } from "../helpers.js";
+import { freePort, tempDir } from "../helpers.js";
 
 export const SSHD = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].find((p) => existsSync(p));
 
@@ -24,16 +24,6 @@ function uidRange(): { first: number; last: number } {
   return { first: Number(m?.[1] ?? 239000), last: Number(m?.[2] ?? 239099) };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function keygen(file: string): void {
   const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "lazarus-test", "-f", file]);

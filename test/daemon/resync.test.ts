@@ -3,11 +3,10 @@
 // by someone else, a record rewritten by another command. The clock tick is set to once a year
 // here, so only the resync can notice; the members are started by `lazarus apply`, not by the
 // daemon, so no exit event reaches it either.
-import net from "node:net";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -16,14 +15,6 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 const cell = (name: string, ttl: string) => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
 const live = (name: string) => path.join(state, "cells", name);

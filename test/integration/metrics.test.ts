@@ -1,12 +1,11 @@
 // The real daemon's /metrics, scraped over 127.0.0.1 and checked by Prometheus's own linter
 // (`promtool check metrics`, Debian package prometheus; .ci/run installs it).
 import { rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { which } from "../../src/util/which.js";
-import { AGENT, CLI, cellYaml, cleanup, configDir, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, readRecord, tempDir, waitFor } from "../helpers.js";
 
 const promtool = which("promtool", process.env.PATH);
 let state: string;
@@ -15,14 +14,6 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 const agentCell = (name: string, extra: Partial<Parameters<typeof cellYaml>[0]> = {}) => cellYaml({ name, ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }], ...extra });
 const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });

@@ -1,10 +1,9 @@
 // The real daemon as a child process: file events, drift, time, signals, metrics.
 import { writeFileSync, existsSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -12,14 +11,6 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 function startDaemon(): ResultPromise {
   logs = "";
