@@ -15,22 +15,23 @@
 // busy machine costs milliseconds per member, and an apply starting many members would spend most
 // of its time there. The daemon passes onExit (it must be the one that sees the exit), so it
 // spawns on the main thread as before.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { LogLimits, StartSpec, Started } from "./backend.js";
 import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
+import { PERL_PUMP } from "./log-pump-perl.js";
 import { procInfo } from "./proc.js";
 import { openAppendNoFollow } from "../util/safe-fs.js";
 import { which } from "../util/which.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
 export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
-  const pump = pumpScript();
+  const pump = pumpCommand();
   if (pump && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
     const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
-    args = ["-c", pumped(args[1] as string), args[2] as string, process.execPath, pump, spec.logFile, String(limits.maxBytes), String(limits.keep), setsidPath(), ...args.slice(3)];
+    args = ["-c", pumped(args[1] as string), args[2] as string, pump[0], pump[1], spec.logFile, String(limits.maxBytes), String(limits.keep), setsidPath(), ...args.slice(3)];
   }
   const log = await openAppendNoFollow(spec.logFile, 0o640); // never through a planted link or FIFO
   const failed = (err: unknown): LazarusError => new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
@@ -62,15 +63,21 @@ export async function spawnSupervised(spec: StartSpec, file: string, args: strin
 // files (40 MiB at most).
 export const DEFAULT_LOG_LIMITS: LogLimits = { maxBytes: 10 * 1024 * 1024, keep: 3 };
 
-// The pump's script beside this module (dist/backends/log-pump.js); undefined when running from
-// the sources, where members write straight to their log as before.
-let pumpPath: string | null | undefined;
-function pumpScript(): string | undefined {
-  if (pumpPath === undefined) {
-    const file = fileURLToPath(new URL("./log-pump.js", import.meta.url));
-    pumpPath = existsSync(file) ? file : null;
+// The pump as [program, its first argument]: the Perl one where the host's perl has Time::HiRes
+// (a fraction of the node one's memory and start-up, see log-pump-perl.ts), else node with
+// dist/backends/log-pump.js; LAZARUS_LOG_PUMP=node chooses node. Undefined when running from the
+// sources without perl, where members write straight to their log as before.
+let pumpCmd: [string, string] | null | undefined;
+export function pumpCommand(env: NodeJS.ProcessEnv = process.env): [string, string] | undefined {
+  if (pumpCmd === undefined) {
+    const perl = env.LAZARUS_LOG_PUMP === "node" ? undefined : which("perl", env.PATH);
+    if (perl && spawnSync(perl, ["-MTime::HiRes", "-MPOSIX", "-MFcntl", "-e1"], { stdio: "ignore", env: {} }).status === 0) pumpCmd = [perl, `-e${PERL_PUMP}`];
+    else {
+      const file = fileURLToPath(new URL("./log-pump.js", import.meta.url));
+      pumpCmd = existsSync(file) ? [process.execPath, file] : null;
+    }
   }
-  return pumpPath ?? undefined;
+  return pumpCmd ?? undefined;
 }
 
 // setsid(1) (util-linux) where the host has it, else "" (the pump stays in the member's group).

@@ -4,10 +4,20 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "../helpers.js";
+import { PERL_PUMP } from "../../src/backends/log-pump-perl.js";
+import { which } from "../../src/util/which.js";
 
-const PUMP = path.join(ROOT, "dist", "backends", "log-pump.js");
+// Both pumps on the same cases: node with dist/backends/log-pump.js, and the Perl one spawn.ts
+// prefers where perl has Time::HiRes (.ci/run installs perl).
+const NODE_PUMP = path.join(ROOT, "dist", "backends", "log-pump.js");
+const perl = which("perl", process.env.PATH);
+const PUMPS: [string, string[] | undefined][] = [
+  ["node", existsSync(NODE_PUMP) ? [process.execPath, NODE_PUMP] : undefined],
+  ["perl", perl ? [perl, `-e${PERL_PUMP}`] : undefined],
+];
+let PUMP: string[] = [];
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -19,7 +29,7 @@ async function pump(maxBytes: number, keep: number, chunks: (Buffer | string)[])
   dirs.push(dir);
   const file = path.join(dir, "m.log");
   const fd = openSync(file, "a", 0o640);
-  const child = spawn(process.execPath, [PUMP, file, String(maxBytes), String(keep)], { stdio: ["pipe", fd, "inherit"] });
+  const child = spawn(PUMP[0] as string, [...PUMP.slice(1), file, String(maxBytes), String(keep)], { stdio: ["pipe", fd, "inherit"] });
   closeSync(fd);
   const input = child.stdin as NonNullable<typeof child.stdin>;
   for (const c of chunks) if (!input.write(c)) await new Promise((r) => input.once("drain", r));
@@ -33,7 +43,11 @@ const RECORD = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /;
 const files = (dir: string) => readdirSync(dir).filter((f) => f.startsWith("m.log")).sort();
 const text = (dir: string, f: string) => readFileSync(path.join(dir, f), "utf8");
 
-describe.skipIf(!existsSync(PUMP))("log pump", () => {
+describe.each(PUMPS)("log pump (%s)", (_kind, cmd) => {
+  if (!cmd) return it.skip("not available here", () => {});
+  beforeAll(() => {
+    PUMP = cmd; // the tests of this block run this pump
+  });
   it("keeps a 64 MiB burst within maxSize × (keep + 1), newest last, every record stamped and whole", async () => {
     const line = `${"z".repeat(1023)}\n`;
     const chunk = Buffer.from(line.repeat(1024)); // 1 MiB
@@ -71,7 +85,7 @@ describe.skipIf(!existsSync(PUMP))("log pump", () => {
     symlinkSync(target, path.join(dir, "m.log.1"));
     symlinkSync(target, path.join(dir, "m.log.2"));
     const fd = openSync(path.join(dir, "m.log"), "a");
-    const child = spawn(process.execPath, [PUMP, path.join(dir, "m.log"), String(16 * 1024), "2"], { stdio: ["pipe", fd, "inherit"] });
+    const child = spawn(PUMP[0] as string, [...PUMP.slice(1), path.join(dir, "m.log"), String(16 * 1024), "2"], { stdio: ["pipe", fd, "inherit"] });
     closeSync(fd);
     (child.stdin as NonNullable<typeof child.stdin>).end(`${"r".repeat(99)}\n`.repeat(400));
     await new Promise((r) => child.once("exit", r));

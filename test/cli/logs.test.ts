@@ -199,7 +199,7 @@ describe("log rotation", () => {
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     const m = readRecord(r.live("escape")).members[0]!;
     expect(m.pid).not.toBe(pump);
-    expect(readFileSync(`/proc/${pump}/cmdline`, "utf8")).toContain("log-pump.js"); // the old pump, still there, not adopted
+    expect(readFileSync(`/proc/${pump}/cmdline`, "utf8")).toContain("log-pump"); // the old pump, still there, not adopted
   });
 
   it("a Lazarus killed right after the spawn leaves the member and its pump running, and the output logged", async () => {
@@ -221,7 +221,8 @@ function pumpOf(log: string): number | undefined {
     if (!/^\d+$/.test(e)) continue;
     try {
       const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
-      if (argv[1]?.endsWith("log-pump.js") && argv[2] === log) return Number(e);
+      // node dist/backends/log-pump.js LOG …, or perl -e"# lazarus log-pump (perl)…" LOG …
+      if ((argv[1]?.endsWith("log-pump.js") || argv[1]?.startsWith("-e# lazarus log-pump")) && argv[2] === log) return Number(e);
     } catch {
       // gone
     }
