@@ -66,16 +66,16 @@ export const DEFAULT_LOG_LIMITS: LogLimits = { maxBytes: 10 * 1024 * 1024, keep:
 // The pump as [program, its first argument]: the Perl one where the host's perl has Time::HiRes
 // (a fraction of the node one's memory and start-up, see log-pump-perl.ts), else node with
 // dist/backends/log-pump.js; LAZARUS_LOG_PUMP=node chooses node. Undefined when running from the
-// sources without perl, where members write straight to their log as before.
+// sources (no dist/backends/log-pump.js beside this module), where members write straight to
+// their log as before, whichever pump the host could run.
 let pumpCmd: [string, string] | null | undefined;
 export function pumpCommand(env: NodeJS.ProcessEnv = process.env): [string, string] | undefined {
   if (pumpCmd === undefined) {
+    const file = fileURLToPath(new URL("./log-pump.js", import.meta.url));
     const perl = env.LAZARUS_LOG_PUMP === "node" ? undefined : which("perl", env.PATH);
-    if (perl && spawnSync(perl, ["-MTime::HiRes", "-MPOSIX", "-MFcntl", "-e1"], { stdio: "ignore", env: {} }).status === 0) pumpCmd = [perl, `-e${PERL_PUMP}`];
-    else {
-      const file = fileURLToPath(new URL("./log-pump.js", import.meta.url));
-      pumpCmd = existsSync(file) ? [process.execPath, file] : null;
-    }
+    if (!existsSync(file)) pumpCmd = null;
+    else if (perl && spawnSync(perl, ["-MTime::HiRes", "-MPOSIX", "-MFcntl", "-e1"], { stdio: "ignore", env: {} }).status === 0) pumpCmd = [perl, `-e${PERL_PUMP}`];
+    else pumpCmd = [process.execPath, file];
   }
   return pumpCmd ?? undefined;
 }
