@@ -83,7 +83,8 @@ describe("lazarus watch /metrics", () => {
     const end = Date.now() + 20_000;
     while (Date.now() < end) {
       text = await scrape();
-      if (sample(text, 'lazarus_cell_state{cell="beta",state="closed"}') === 1) break;
+      // The state moves inside the reconcile; its counter when the reconcile ends, a moment later.
+      if (sample(text, 'lazarus_cell_state{cell="beta",state="closed"}') === 1 && (sample(text, 'lazarus_reconciles_total{scope="cells",result="success"}') ?? 0) >= 1) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(sample(text, 'lazarus_cell_state{cell="beta",state="closed"}')).toBe(1);
