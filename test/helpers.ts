@@ -4,7 +4,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { isAlive } from "../src/backends/proc.js";
+import { isAlive, procInfo } from "../src/backends/proc.js";
 import type { CellRecord } from "../src/cells/record.js";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
@@ -167,3 +167,6 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+// The kernel's state letter of pid (R, S, Z, …), or undefined when there is no such process.
+export const procState = (pid: number): string | undefined => procInfo(pid)?.state;

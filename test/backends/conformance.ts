@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "no
 import { randomInt } from "node:crypto";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, type CellOpts, procState } from "../helpers.js";
 
 export interface Conformance {
   backend: "process" | "sandbox" | "container" | "remote";
@@ -29,14 +29,6 @@ export interface Conformance {
 
 const T = (m: number): string => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 
-function procState(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
 
 // Live host processes whose command line is exactly `sleep <n>`.
 export function sleepers(n: number): number[] {

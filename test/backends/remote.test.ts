@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, procState } from "../helpers.js";
 import { processesOf, remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
 import { remoteCommand } from "../../src/backends/remote/ssh.js";
 import { spawnSync } from "node:child_process";
@@ -30,14 +30,6 @@ interface StatusCell {
   members: { identity: string; status: string; pid: number | null; exitCode: number | null }[];
 }
 
-function procState(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
 const alive = (pid: number): boolean => {
   const s = procState(pid);
   return s !== undefined && s !== "Z" && s !== "X";

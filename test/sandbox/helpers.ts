@@ -5,7 +5,7 @@ import { afterAll } from "vitest";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
-import { ROOT, configDir, lazarus, tempDir } from "../helpers.js";
+import { ROOT, configDir, lazarus, tempDir, procState } from "../helpers.js";
 
 export const host = sandboxHost();
 // Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
@@ -55,14 +55,6 @@ export function cgroupPids(rel: string): number[] {
   return [...pids].filter((p) => procState(p) !== undefined && procState(p) !== "Z");
 }
 
-export function procState(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
 
 // Live processes running as uid.
 export function uidPids(uid: number): number[] {
@@ -115,3 +107,5 @@ export function sandboxSuite(firstUid: number, extra: Record<string, string> = {
   });
   return { env, state, cfg, run };
 }
+
+export { procState };

@@ -196,20 +196,28 @@ export class SandboxBackend implements Backend {
     for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true }); // empty now
   }
 
-  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
+  // The member's cgroup (its limits set only while it is empty: never changed under a running
+  // member), and its home and run dir made for the cell's uid: what a start and a session need.
+  private async readyMember(rec: CellRecord, spec: Pick<StartSpec, "identity" | "cell" | "home" | "homeName" | "cellDir" | "resources">, group: Cgroup): Promise<void> {
     const { uid, gid } = this.facts(rec);
-    const group = this.memberGroup(rec, spec.homeName);
-    if (group.pids().length) await group.killAll();
-    group.remove();
     group.create();
-    try {
-      group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
-    } catch (err) {
-      throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+    if (group.pids().length === 0) {
+      try {
+        group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
+      } catch (err) {
+        throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+      }
     }
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+  }
+
+  async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
+    const group = this.memberGroup(rec, spec.homeName);
+    if (group.pids().length) await group.killAll();
+    group.remove();
+    await this.readyMember(rec, spec, group);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -278,19 +286,8 @@ export class SandboxBackend implements Backend {
   // The limits are set here only while the group is empty (a member without a command, e.g. a
   // human, has never been started), never changed under a running member.
   async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
-    const { uid, gid } = this.facts(rec);
     const group = this.memberGroup(rec, spec.homeName);
-    group.create();
-    if (group.pids().length === 0) {
-      try {
-        group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
-      } catch (err) {
-        throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
-      }
-    }
-    await mkdir(spec.home, { recursive: true });
-    await handOver(spec.home, uid, gid, 0o700);
-    await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    await this.readyMember(rec, spec, group);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
     const view = this.view(rec, { ...spec, configDir: "/nonexistent", command });
