@@ -67,7 +67,7 @@ export function backendConformance(c: Conformance): void {
     }, 600_000);
     afterEach(async () => {
       for (const s of states) await c.cleanup(s);
-      for (const d of [...states, ...dirs]) rmSync(d, { recursive: true, force: true });
+      for (const d of [...states, ...dirs]) rmSync(d, { recursive: true, force: true, maxRetries: 5 }); // retries: a member's pump may still be closing its log
       states = [];
       dirs = [];
     }, 600_000);

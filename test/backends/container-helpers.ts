@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { containerEngine } from "../../src/backends/container/engine.js";
 import { LABEL_CELL_UID } from "../../src/backends/container/argv.js";
-import { isAlive, readRecord, recordedPids } from "../helpers.js";
+import { isAlive, readRecord, recordedPids, waitFor } from "../helpers.js";
 
 export const IMAGE = "localhost/lazarus-test:busybox";
 export const engine = containerEngine();
@@ -78,17 +78,20 @@ export function containersOf(uids: string[]): string[] {
   return out;
 }
 
-// Remove the containers of a state dir's cells and kill their recorded supervisors. uids: also
-// these incarnations (cells whose records are gone by now, e.g. scrubbed).
+// Kill a state dir's recorded supervisors, then remove its cells' containers. uids: also these
+// incarnations (cells whose records are gone by now, e.g. scrubbed). Supervisors first, and dead
+// before the containers go: a supervisor outliving its container writes the member's exit file
+// into the cell's logs dir, racing the caller's removal of the tree (ENOTEMPTY).
 export async function cleanupContainers(state: string, uids: string[] = []): Promise<void> {
-  const names = containersOf([...new Set([...cellUids(state), ...uids])]);
-  if (names.length) engineRun(["rm", "-f", ...names]);
-  for (const p of recordedPids(state)) {
-    if (!isAlive(p.pid, p.startTime)) continue;
+  const live = recordedPids(state).filter((p) => isAlive(p.pid, p.startTime));
+  for (const p of live) {
     try {
       process.kill(p.pid, "SIGKILL");
     } catch {
       // gone
     }
   }
+  await waitFor(() => live.every((p) => !isAlive(p.pid, p.startTime)), 30_000);
+  const names = containersOf([...new Set([...cellUids(state), ...uids])]);
+  if (names.length) engineRun(["rm", "-f", ...names]);
 }
