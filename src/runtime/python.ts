@@ -21,7 +21,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rm, chmod } from "node:fs/promises";
 import { accessSync, constants as fsConstants, realpathSync } from "node:fs";
 import path from "node:path";
-import { execa } from "execa";
+import { execa } from "../util/exec.js";
 import type { Diagnostic } from "../config/diagnostics.js";
 import type { FileResult } from "../config/load.js";
 import { memberPath } from "../config/programs.js";
@@ -264,7 +264,7 @@ export async function ensureVenv(py: PythonRuntime, o: VenvOptions): Promise<{ d
   if (!pst.isDirectory()) throw new LazarusError("NOT_A_DIRECTORY", `${parent} is not a directory; move it away`);
   if ((pst.mode & 0o777) !== 0o755) await chmod(parent, 0o755);
   await rm(dir, { recursive: true, force: true }); // what a killed build left (no marker)
-  const run = (args: string[]) => execa("/bin/sh", ["-c", UMASK_022, "lazarus-venv", ...args], { reject: false, all: true, stdin: "ignore", env: toolEnv(dir), extendEnv: false, cwd: parent, timeout: 15 * 60_000, maxBuffer: 4 << 20 });
+  const run = (args: string[]) => runAll(args, dir, parent);
   try {
     await build(py, dir, digest, python, o, run, fail);
   } catch (err) {
@@ -274,7 +274,12 @@ export async function ensureVenv(py: PythonRuntime, o: VenvOptions): Promise<{ d
   return { dir, digest, reused: false };
 }
 
-async function build(py: PythonRuntime, dir: string, digest: string, python: string, o: VenvOptions, run: (args: string[]) => ReturnType<typeof execa>, fail: (what: string, out: string) => LazarusError): Promise<void> {
+// A venv tool run through the shell (umask 022), its output interleaved, never rejecting.
+function runAll(args: string[], dir: string, cwd: string) {
+  return execa("/bin/sh", ["-c", UMASK_022, "lazarus-venv", ...args], { reject: false, all: true, stdin: "ignore", env: toolEnv(dir), extendEnv: false, cwd, timeout: 15 * 60_000, maxBuffer: 4 << 20 });
+}
+
+async function build(py: PythonRuntime, dir: string, digest: string, python: string, o: VenvOptions, run: (args: string[]) => ReturnType<typeof runAll>, fail: (what: string, out: string) => LazarusError): Promise<void> {
   const made = await run([python, "-m", "venv", dir]);
   if (made.exitCode !== 0) throw fail(`${python} -m venv failed (exit ${made.exitCode ?? made.signal})`, String(made.all ?? ""));
   failpoint("venv:made");
