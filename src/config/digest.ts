@@ -4,60 +4,41 @@ import type { CredentialSource, DesiredCell, Resources } from "./types.js";
 
 // JSON with sorted keys, so reordering a YAML mapping changes nothing. Byte for byte what
 // JSON.stringify gives with a replacer that sorts every object's keys (code-unit order; as in any
-// object, keys that are array indices come first, in numeric order), written out directly: the
-// digests recorded in cell records and the ledger depend on it (test/config/digest.test.ts).
+// object, keys that are array indices come first, in numeric order): the digests recorded in cell
+// records and the ledger depend on it (test/config/digest.test.ts). Built as a copy whose objects
+// hold their keys in that order, then written by JSON.stringify itself (which the copy's shared
+// shapes make fast): several times quicker than writing the text out by hand.
 export function canonicalJson(value: unknown): string {
-  return canon(value, "") as string;
+  return JSON.stringify(sortedCopy(value, "")) as string;
 }
 
-const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
-const isIndex = (k: string): boolean => {
-  const c = k.charCodeAt(0);
-  return c >= 48 && c <= 57 && INDEX_KEY.test(k) && Number(k) < 4294967295;
-};
-const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-// Quoted keys, remembered: the same few field names recur in every cell.
-const quoted = new Map<string, string>();
-const quote = (k: string): string => {
-  let q = quoted.get(k);
-  if (q === undefined) {
-    q = JSON.stringify(k);
-    if (quoted.size < 4096) quoted.set(k, q);
-  }
-  return q;
-};
+// What JSON.stringify leaves out of an object (and writes as null in an array).
+const omitted = (v: unknown): boolean => v === undefined || typeof v === "function" || typeof v === "symbol";
 
-// undefined: the value is left out (as JSON.stringify leaves out undefined, functions, symbols).
-function canon(value: unknown, key: string): string | undefined {
+// value with toJSON applied (as JSON.stringify would, with the same key) and every object's keys
+// inserted in code-unit order; an object's omitted values are dropped and an array's become null,
+// so the copy holds no function and JSON.stringify calls no toJSON of its own on it.
+function sortedCopy(value: unknown, key: string): unknown {
   let v = value;
   if (v !== null && (typeof v === "object" || typeof v === "bigint") && typeof (v as { toJSON?: unknown }).toJSON === "function") v = (v as { toJSON(k: string): unknown }).toJSON(key);
-  switch (typeof v) {
-    case "string":
-      return JSON.stringify(v);
-    case "number":
-    case "boolean":
-    case "bigint": // throws, as JSON.stringify does
-      return JSON.stringify(v);
-    case "object": {
-      if (v === null) return "null";
-      if (Array.isArray(v)) {
-        let out = "[";
-        for (let i = 0; i < v.length; i++) out += `${i > 0 ? "," : ""}${canon(v[i], String(i)) ?? "null"}`;
-        return `${out}]`;
-      }
-      let keys = Object.keys(v).sort(byCodeUnit);
-      if (keys.some(isIndex)) keys = [...keys.filter(isIndex).sort((a, b) => Number(a) - Number(b)), ...keys.filter((k) => !isIndex(k))];
-      let out = "{";
-      for (const k of keys) {
-        const item = canon((v as Record<string, unknown>)[k], k);
-        if (item === undefined) continue;
-        out += `${out.length > 1 ? "," : ""}${quote(k)}:${item}`;
-      }
-      return `${out}}`;
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) {
+    const out: unknown[] = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) {
+      const item = sortedCopy(v[i], String(i));
+      out[i] = omitted(item) ? null : item;
     }
-    default:
-      return undefined;
+    return out;
   }
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o).sort() /* code-unit order */) {
+    const item = sortedCopy(o[k], k);
+    if (omitted(item)) continue;
+    if (k === "__proto__") Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+    else out[k] = item;
+  }
+  return out;
 }
 
 export function sha256(text: string): string {
