@@ -1,94 +1,27 @@
 // One way through: load → observe → plan → apply. The CLI commands are thin shells around this.
+// The read-only half (load, observe, plan) is compute.ts, re-exported here.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { statePaths, type StatePaths } from "./cells/layout.js";
-import { loadConfig } from "./config/load.js";
-import type { Diagnostic } from "./config/diagnostics.js";
-import type { Desired } from "./config/types.js";
-import { Ledger, lastRecordedTime } from "./ledger/ledger.js";
+import { statePaths, cellPaths, type StatePaths } from "./cells/layout.js";
+import { Ledger } from "./ledger/ledger.js";
 import { acquireLock } from "./lock/lock.js";
 import { sweepTempFiles } from "./lock/sweep.js";
-import { observe, observeNames, type Observed } from "./observe/observe.js";
+import { observeNames } from "./observe/observe.js";
 import { staleCells, type SavedPlan } from "./plan/saved.js";
-import { plan, type Plan } from "./plan/plan.js";
 import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks, type ApplyOptions } from "./apply/apply.js";
 import type { ApplyEnv } from "./apply/context.js";
 import { backends, type Backends } from "./backends/registry.js";
-import { hostSettings, type HostSettings } from "./host/settings.js";
+import { hostSettings } from "./host/settings.js";
 import { LazarusError } from "./util/errors.js";
-import { cellPaths } from "./cells/layout.js";
 import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
 import { thawAbandoned } from "./apply/freeze.js";
 import { finishRestores } from "./apply/restore.js";
 import { accept, type AcceptResult } from "./apply/members.js";
-import { credentialDigestKey } from "./host/digest-key.js";
-import type { CredentialContext } from "./host/secrets.js";
+import { computePlan, resolveNow, type EngineOptions, type PlanOutcome } from "./compute.js";
 
-export interface EngineOptions {
-  configDir: string;
-  stateDir?: string;
-  now?: string; // ISO-8601; default the clock
-  stopTimeoutMs?: number;
-  hostEnv?: NodeJS.ProcessEnv;
-  hostSettings?: HostSettings; // the operator's (--secrets-dir, LAZARUS_*); default: from hostEnv
-  revision?: string; // the config commit being applied (GitOps)
-  loaded?: { desired: Desired; diagnostics: Diagnostic[] }; // configDir, already loaded by the caller
-  lockTimeoutMs?: number; // how long to wait for another holder of the state-dir lock (default 0: fail at once)
-  parallelism?: number; // cells applied at once (default DEFAULT_PARALLELISM)
-  only?: ReadonlySet<string>; // plan (and so apply) only these cells, as the daemon's incremental path does; default every cell
-}
-
-export interface PlanOutcome {
-  paths: StatePaths;
-  desired: Desired;
-  observed: Observed;
-  plan: Plan;
-  diagnostics: Diagnostic[]; // load and plan diagnostics together
-}
-
-export function resolveStateDir(stateDir: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return stateDir ?? (env.LAZARUS_STATE_DIR || undefined);
-}
-
-// The time to act at: --now, else the clock. Never earlier than the last recorded time when --now
-// is given; without --now, a ledger time in the future is refused when mutating ("mutate") and
-// only warned about when showing ("show": plan, status), which then use the clock.
-export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[] }> {
-  let now = Date.now();
-  if (requested !== undefined) {
-    now = Date.parse(requested);
-    if (Number.isNaN(now)) throw new LazarusError("BAD_TIME", `--now "${requested}" is not an ISO-8601 time; use e.g. 2026-11-25T18:00:00Z`);
-  }
-  const last = await lastRecordedTime(paths.ledgerHead);
-  const lastMs = last ? Date.parse(last) : Number.NaN;
-  if (Number.isNaN(lastMs) || now >= lastMs) return { now, diagnostics: [] };
-  if (requested !== undefined) {
-    return { now: lastMs, diagnostics: [{ severity: "warning", message: `--now ${requested} is earlier than the last recorded time ${last}; planning at ${last}`, hint: "time never runs backwards in a state dir" }] };
-  }
-  const why = `the ledger's last recorded time ${last} is in the future (the clock says ${new Date(now).toISOString()}); an earlier command was run with a future --now`;
-  const hint = `pass --now ${last} (or later) explicitly to act at that time, or wait until the clock passes ${last}`;
-  if (mode === "mutate") throw new LazarusError("FUTURE_LEDGER", `refusing to change state: ${why}; ${hint}`);
-  return { now, diagnostics: [{ severity: "warning", message: `${why}; showing as of the clock`, hint }] };
-}
-
-// Where credentials come from for loading: the operator's settings and environment, and the state
-// dir's digest key when it exists (plan never creates it).
-export async function credentialContext(opts: Pick<EngineOptions, "hostEnv" | "hostSettings">, paths: StatePaths): Promise<CredentialContext> {
-  const hostEnv = opts.hostEnv ?? process.env;
-  const digestKey = await credentialDigestKey(path.dirname(paths.ledger), false);
-  return { host: opts.hostSettings ?? hostSettings(hostEnv), hostEnv, ...(digestKey ? { digestKey } : {}) };
-}
-
-// Load, observe and plan (no lock, no change).
-export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
-  const paths = statePaths(opts.stateDir);
-  const { desired, diagnostics: loadDiags } = opts.loaded ?? (await loadConfig(opts.configDir, await credentialContext(opts, paths)));
-  const { now, diagnostics: timeDiags } = await resolveNow(paths, opts.now, "show"); // a mutating caller checked under its lock
-  const { observed, plan: p } = await observeAndPlan(paths, desired, now, opts.only);
-  return { paths, desired, observed, plan: p, diagnostics: [...loadDiags, ...timeDiags, ...p.diagnostics] };
-}
+export { computePlan, credentialContext, observeAndPlan, resolveNow, resolveStateDir, type EngineOptions, type PlanOutcome } from "./compute.js";
 
 export interface ApplyOutcome extends PlanOutcome {
   results: ActionResult[];
@@ -130,12 +63,6 @@ export async function withStateLock<T>(opts: Pick<EngineOptions, "stateDir" | "n
   } finally {
     await lock.release();
   }
-}
-
-// Observe (every cell, or only these) and plan at now: the step every reconcile shares.
-export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>): Promise<{ observed: Observed; plan: Plan }> {
-  const observed = only ? await observeNames(paths, only) : await observe(paths);
-  return { observed, plan: plan(desired, observed, now, only) };
 }
 
 // What apply operations need, from the engine options.

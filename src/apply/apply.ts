@@ -10,6 +10,7 @@ import { failpoint } from "../util/failpoint.js";
 import { Journal } from "./journal.js";
 import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
+import { DEFAULT_PARALLELISM } from "./parallelism.js";
 
 export type ActionResult =
   | { status: "applied"; action: Action; details: ops.Details }
@@ -94,7 +95,7 @@ export async function sweepStaging(paths: StatePaths): Promise<void> {
   }
 }
 
-export const DEFAULT_PARALLELISM = 8;
+export { DEFAULT_PARALLELISM } from "./parallelism.js";
 
 export interface ApplyOptions {
   // How many cells are worked on at once (default DEFAULT_PARALLELISM; 1 applies strictly in order).

@@ -1,11 +1,11 @@
 // What every command shares: the --config/--state-dir options, output and exit handling.
 import type { Command } from "commander";
-import { resolveStateDir, type EngineOptions } from "../engine.js";
+import { resolveStateDir, type EngineOptions } from "../compute.js";
 import { hostSettings, type HostSettings } from "../host/settings.js";
 import { colorsFor, type Colors } from "../plan/render/colors.js";
 import { reportFailure } from "./failure.js";
 import { typedOption } from "./flags.js";
-import { DEFAULT_PARALLELISM } from "../apply/apply.js";
+import { DEFAULT_PARALLELISM } from "../apply/parallelism.js";
 
 export interface CommonOpts {
   config: string;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Command } from "commander";
 import { statePaths } from "../cells/layout.js";
 import { parseDuration } from "../config/durations.js";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import type { LedgerEntry } from "../ledger/ledger.js";
 import { LazarusError } from "../util/errors.js";
 import type { Colors } from "../plan/render/colors.js";

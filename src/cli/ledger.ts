@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { statePaths } from "../cells/layout.js";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import { verifyLedger } from "../ledger/ledger.js";
 import { action, err, out } from "./common.js";
 

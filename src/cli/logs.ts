@@ -1,7 +1,7 @@
 // lazarus logs: members' output, as `docker compose logs` / `kubectl logs` show it. Reads only;
 // never takes the lock. See docs/logs.md.
 import { Command } from "commander";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import { completeLines, findCellLogs, interleave, openLog, parseLog, pickMember, readFrom, readMember, type LogLine, type LogSource, type MemberRead } from "../cells/logs.js";
 import type { Colors } from "../plan/render/colors.js";
 import { setTimeout as sleep } from "node:timers/promises";

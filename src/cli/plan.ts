@@ -6,7 +6,7 @@ import { contentRevision, savePlan } from "../plan/saved.js";
 import { writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
-import { computePlan } from "../engine.js";
+import { computePlan } from "../compute.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";

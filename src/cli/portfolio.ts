@@ -4,7 +4,7 @@ import { Command, Option } from "commander";
 import { statePaths } from "../cells/layout.js";
 import { loadConfig } from "../config/load.js";
 import { formatDiagnostic, hasErrors } from "../config/diagnostics.js";
-import { resolveNow, resolveStateDir } from "../engine.js";
+import { resolveNow, resolveStateDir } from "../compute.js";
 import { readHealth, reportOutcome } from "../portfolio/health.js";
 import { importLegacy } from "../portfolio/legacy.js";
 import { nextModel, type Outcome } from "../portfolio/next.js";

@@ -2,7 +2,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { readGitopsStatus } from "../gitops/status.js";
 import { statePaths } from "../cells/layout.js";
-import { resolveNow, resolveStateDir } from "../engine.js";
+import { resolveNow, resolveStateDir } from "../compute.js";
 import { observe } from "../observe/observe.js";
 import { renderStatusText, statusViews } from "../status/status.js";
 import { action, err, out, stdoutColors } from "./common.js";

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { sortDiagnostics } from "../config/diagnostics.js";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";

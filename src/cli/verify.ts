@@ -1,7 +1,7 @@
 // `lazarus verify [CELL…]`: prove from inside each member's sandbox that the invariants hold.
 import { Command } from "commander";
 import { statePaths } from "../cells/layout.js";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import { hostSettings } from "../host/settings.js";
 import type { Colors } from "../plan/render/colors.js";
 import { INVARIANTS, verifyCells, type CellReport } from "../verify/verify.js";

@@ -2,7 +2,7 @@ import v8 from "node:v8";
 import { Command, Option } from "commander";
 import { Daemon } from "../daemon/daemon.js";
 import { createLogger } from "../daemon/log.js";
-import { resolveStateDir } from "../engine.js";
+import { resolveStateDir } from "../compute.js";
 import { action, hostOptions, withCommon, withLockTimeout, withParallelism, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
 import { budgetFrom, withBudget, type BudgetOpts } from "./sync.js";
