@@ -1,5 +1,5 @@
 // Stable digests of desired state, for change detection without storing values.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { CredentialSource, DesiredCell, Resources } from "./types.js";
 
 // JSON with sorted keys, so reordering a YAML mapping changes nothing. Byte for byte what
@@ -42,7 +42,7 @@ function sortedCopy(value: unknown, key: string): unknown {
 }
 
 export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+  return hash("sha256", text, "hex"); // one call, no Hash object: a plan digests thousands of cells
 }
 
 // A digest of where the credentials come from (file paths, variable names), never of their values.

@@ -1,6 +1,6 @@
 // YAML documents with source positions, checked against a JSON Schema: the shared first step of
 // loading cells.d/ and portfolios/. Pure: no I/O.
-import { isAlias, isMap, isPair, isScalar, visit, type Document, type Node } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Node } from "yaml";
 import type { ErrorObject } from "ajv";
 import type { Diagnostic } from "./diagnostics.js";
 import type { SourcePos } from "./types.js";
@@ -18,34 +18,82 @@ export function parseDocs(file: string, text: string, validate: (v: unknown) => 
   const docs: { value: unknown; at: At }[] = [];
   const strings = new Map<string, string>();
   for (const doc of parsed) {
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-    } catch (e) {
-      diagnostics.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
-      continue;
+    let value = plainValue(doc.contents, strings);
+    if (value === NOT_PLAIN) {
+      try {
+        value = own(doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), strings);
+      } catch (e) {
+        diagnostics.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
+        continue;
+      }
     }
     if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
     const shapeErrors = validate(value);
     for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
     if (shapeErrors.length > 0) continue;
-    docs.push({ value: own(value, strings), at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
+    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
   }
   return { docs, diagnostics };
+}
+
+// What plainValue cannot convert itself; the document then goes through yaml's own toJS.
+const NOT_PLAIN = Symbol("not plain");
+
+// The JS value of a document made only of mappings with string keys, sequences and scalars (every
+// document of a usual config), with its strings owned (see own): what doc.toJS() and own() give,
+// in one walk and without toJS's per-node bookkeeping of anchors. Anything else (an alias, a pair
+// inside a sequence, a scalar whose value is not a primitive, a key that is not a string) gives
+// NOT_PLAIN, and yaml's toJS does the whole document (test/config/documents.test.ts compares them).
+function plainValue(node: unknown, strings: Map<string, string>): unknown {
+  if (node === null) return null;
+  if (isScalar(node)) {
+    const v = node.value;
+    if (typeof v === "string") return ownString(v, strings);
+    return v !== null && typeof v === "object" ? NOT_PLAIN : v;
+  }
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    for (const pair of node.items) {
+      const k = pair.key;
+      if (!isScalar(k) || (typeof k.value !== "string" && k.value !== null)) return NOT_PLAIN;
+      const key = k.value === null ? "" : (k.value as string);
+      const v = plainValue(pair.value, strings);
+      if (v === NOT_PLAIN) return NOT_PLAIN;
+      // As yaml does: a key the object already has (a repeat, or an inherited name such as
+      // __proto__ or toString) becomes an own property, never a prototype change.
+      if (key in out) Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      else out[key] = v;
+    }
+    return out;
+  }
+  if (isSeq(node)) {
+    const out: unknown[] = [];
+    for (const item of node.items) {
+      if (isPair(item)) return NOT_PLAIN;
+      const v = plainValue(item, strings);
+      if (v === NOT_PLAIN) return NOT_PLAIN;
+      out.push(v);
+    }
+    return out;
+  }
+  return NOT_PLAIN;
+}
+
+// One copy per distinct string of the file (see own).
+function ownString(value: string, strings: Map<string, string>): string {
+  let s = strings.get(value);
+  if (s === undefined) {
+    s = JSON.parse(JSON.stringify(value)) as string; // a fresh flat string, lone surrogates kept
+    strings.set(s, s);
+  }
+  return s;
 }
 
 // A value whose strings are copies, one per distinct string of the file. The parser's strings are
 // slices of the file's text, and one kept slice keeps the whole text alive: the daemon holds every
 // declared cell for as long as it runs, and should not hold every file's text besides.
 function own(value: unknown, strings: Map<string, string>): unknown {
-  if (typeof value === "string") {
-    let s = strings.get(value);
-    if (s === undefined) {
-      s = JSON.parse(JSON.stringify(value)) as string; // a fresh flat string, lone surrogates kept
-      strings.set(s, s);
-    }
-    return s;
-  }
+  if (typeof value === "string") return ownString(value, strings);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) value[i] = own(value[i], strings);
     return value;

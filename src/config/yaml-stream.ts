@@ -1,17 +1,22 @@
 // YAML as Lazarus accepts it: the core schema without custom or YAML 1.1 tags, plain string keys
 // (no mapping or sequence as a key), unique keys, nesting at most MAX_DEPTH deep, resolved aliases
 // only. Every error and warning of the parser is a diagnostic at its line and column. Pure: no I/O.
-import { Composer, Lexer, LineCounter, Parser, visit, type CST, type DocumentOptions, type ParseOptions, type SchemaOptions, type Document, type YAMLError } from "yaml";
+import { Composer, Lexer, LineCounter, Parser, Schema, visit, type CST, type DocumentOptions, type ParseOptions, type SchemaOptions, type Document, type YAMLError } from "yaml";
 import type { Diagnostic } from "./diagnostics.js";
 
 export const MAX_DEPTH = 64;
 
+// One schema for every document: the core tags, nothing else (no custom tags; resolveKnownTags
+// off: no !!binary, !!set, !!omap, !!timestamp; merge off: << is an ordinary key). Shared, since
+// yaml would otherwise build the same Schema for each of a fleet's thousands of documents; it is
+// only read while composing (yaml adds to a schema's tags only for a known tag, and there are none).
+const SCHEMA = new Schema({ schema: "core", resolveKnownTags: false, merge: false });
+
 const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
   version: "1.2",
-  schema: "core",
-  customTags: [],
-  resolveKnownTags: false, // no !!binary, !!set, !!omap, !!timestamp
-  merge: false, // << is an ordinary key
+  schema: SCHEMA,
+  resolveKnownTags: false,
+  merge: false,
   stringKeys: true, // a collection used as a key is an error
   uniqueKeys: true,
   strict: true,
