@@ -4,36 +4,47 @@ import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Nod
 import type { ErrorObject } from "ajv";
 import type { Diagnostic } from "./diagnostics.js";
 import type { SourcePos } from "./types.js";
-import { parseYamlStream } from "./yaml-stream.js";
+import { parseYamlStream, type Pos } from "./yaml-stream.js";
 
 export type At = (p: (string | number)[]) => SourcePos;
 
 // At most this many alias expansions per document (a "billion laughs" stops here).
 export const MAX_ALIAS_COUNT = 100;
 
+export interface ParsedDoc {
+  value: unknown;
+  at: At;
+}
+
 // Parse every document of a file and check each against a schema; yields the valid ones with a
-// way to find a path's source position. Pure: no I/O.
-export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string): { docs: { value: unknown; at: At }[]; diagnostics: Diagnostic[] } {
-  const { docs: parsed, diagnostics, pos } = parseYamlStream(file, text);
-  const docs: { value: unknown; at: At }[] = [];
+// way to find a path's source position (to each as soon as it is checked, when given: the caller
+// then keeps only what it needs of the document, and the syntax tree can go). tooDeep: the file
+// nests too deep, and its one diagnostic is all there is (drop what each was given). Pure: no I/O.
+export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string, each?: (doc: ParsedDoc) => void): { docs: ParsedDoc[]; diagnostics: Diagnostic[]; tooDeep: boolean } {
+  const docs: ParsedDoc[] = [];
+  const shape: Diagnostic[] = []; // after the YAML diagnostics, as they always came
   const strings = new Map<string, string>();
-  for (const doc of parsed) {
+  const check = (doc: Document.Parsed, pos: Pos): void => {
     let value = plainValue(doc.contents, strings);
     if (value === NOT_PLAIN) {
       try {
         value = own(doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), strings);
       } catch (e) {
-        diagnostics.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
-        continue;
+        shape.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
+        return;
       }
     }
-    if (value === null || value === undefined) continue; // an empty document, e.g. a trailing ---
+    if (value === null || value === undefined) return; // an empty document, e.g. a trailing ---
     const shapeErrors = validate(value);
-    for (const e of shapeErrors) diagnostics.push(shapeDiagnostic(file, doc, e, pos, schemaName));
-    if (shapeErrors.length > 0) continue;
-    docs.push({ value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) });
-  }
-  return { docs, diagnostics };
+    for (const e of shapeErrors) shape.push(shapeDiagnostic(file, doc, e, pos, schemaName));
+    if (shapeErrors.length > 0) return;
+    const parsed: ParsedDoc = { value, at: (p) => ({ file, ...pos(nodeAt(doc, p)?.range?.[0]) }) };
+    if (each) each(parsed);
+    else docs.push(parsed);
+  };
+  const stream = parseYamlStream(file, text, check);
+  if (stream.tooDeep) return { docs: [], diagnostics: stream.diagnostics, tooDeep: true };
+  return { docs, diagnostics: [...stream.diagnostics, ...shape], tooDeep: false };
 }
 
 // What plainValue cannot convert itself; the document then goes through yaml's own toJS.

@@ -61,13 +61,18 @@ const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "conta
 
 // Parse and validate one cells.d/ file. Pure: no I/O.
 export function loadFileText(file: string, text: string): FileResult {
-  const { docs, diagnostics } = parseDocs(file, text, validateCellShape, "cell.schema.json");
-  const cells: DesiredCell[] = [];
-  for (const { value, at } of docs) {
+  // Each cell is built as its document is parsed, so the document's syntax tree can go at once; its
+  // diagnostics still come after every parse and shape diagnostic of the file, as they always did.
+  let cells: DesiredCell[] = [];
+  const checks: Diagnostic[] = [];
+  const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    diagnostics.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
-  }
+  });
+  const diagnostics = parsed.diagnostics;
+  if (parsed.tooDeep) cells = []; // only the depth diagnostic counts
+  else diagnostics.push(...checks);
   // A file that declares nothing (empty, comments, a lone ---) holds what it declared before: an
   // emptied file must never prune its cells. Only deleting the file closes them.
   if (cells.length === 0 && !hasErrors(diagnostics)) {

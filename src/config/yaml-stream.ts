@@ -26,9 +26,10 @@ const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
 export type Pos = (offset: number | undefined) => { line: number; col: number };
 
 export interface YamlStream {
-  docs: Document.Parsed[]; // the documents without errors
+  docs: Document.Parsed[]; // the documents without errors (none when they went to `each`)
   diagnostics: Diagnostic[];
   pos: Pos;
+  tooDeep: boolean; // the stream nests too deep: its one diagnostic says so, and nothing else counts
 }
 
 // The CST tokens of a stream, yielded as each document completes so the composer works while the
@@ -77,8 +78,11 @@ function unresolvedAliases(file: string, doc: Document.Parsed, pos: Pos): Diagno
   return out;
 }
 
-// Parse a stream of documents the way Lazarus accepts YAML.
-export function parseYamlStream(file: string, text: string): YamlStream {
+// Parse a stream of documents the way Lazarus accepts YAML. With each, every document without
+// errors goes to it as soon as it is composed (and can be dropped at once: a file of a hundred
+// cells then never holds a hundred syntax trees); when the stream turns out too deep, what each
+// was given must be dropped too.
+export function parseYamlStream(file: string, text: string, each?: (doc: Document.Parsed, pos: Pos) => void): YamlStream {
   const lines = new LineCounter();
   const pos: Pos = (offset) => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
   const scan: Scan = { aliases: false };
@@ -92,12 +96,14 @@ export function parseYamlStream(file: string, text: string): YamlStream {
     ];
     if (scan.aliases && !problems.some((d) => d.severity === "error")) problems.push(...unresolvedAliases(file, doc, pos));
     diagnostics.push(...problems);
-    if (!problems.some((d) => d.severity === "error")) docs.push(doc);
+    if (problems.some((d) => d.severity === "error")) continue;
+    if (each) each(doc, pos);
+    else docs.push(doc);
   }
   if (scan.tooDeep !== undefined) {
     // Only this is said of such a stream: what was composed before it is dropped.
     const message = `YAML nests deeper than ${MAX_DEPTH} levels`;
-    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(scan.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos };
+    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(scan.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos, tooDeep: true };
   }
-  return { docs, diagnostics, pos };
+  return { docs, diagnostics, pos, tooDeep: false };
 }

@@ -16,7 +16,14 @@ function shape(v: unknown): unknown {
   return v === undefined ? "undefined" : v;
 }
 
-const ours = (text: string): unknown[] => parseDocs("a.yaml", text, () => [], "cell.schema.json").docs.map((d) => shape(d.value));
+// As the cell loader takes them (each document handed over as it is parsed), and as returned.
+const ours = (text: string): unknown[] => {
+  const streamed: unknown[] = [];
+  const { docs } = parseDocs("a.yaml", text, () => [], "cell.schema.json", (d) => streamed.push(shape(d.value)));
+  expect(docs).toEqual([]);
+  expect(parseDocs("a.yaml", text, () => [], "cell.schema.json").docs.map((d) => shape(d.value))).toEqual(streamed);
+  return streamed;
+};
 const theirs = (text: string): unknown[] =>
   parseYamlStream("a.yaml", text)
     .docs.map((d) => d.toJS({ maxAliasCount: 100 }) as unknown)
