@@ -2,6 +2,8 @@
 // cells.d/ or portfolios/ have uncommitted changes), else undefined. Plain child_process: `plan`
 // runs these two commands and nothing else, so it need not load execa.
 import { execFile } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
+import path from "node:path";
 
 function git(configDir: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -10,7 +12,24 @@ function git(configDir: string, args: string[]): Promise<string> {
   });
 }
 
+// Whether git could find a work tree for dir: a .git (directory or file) in it or above it, or
+// GIT_DIR / GIT_WORK_TREE set. When not, git is not run (a plan outside git spends nothing on it).
+function maybeInGit(dir: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.GIT_DIR || env.GIT_WORK_TREE) return true;
+  let real: string;
+  try {
+    real = realpathSync(dir); // git walks up the physical path, not through a symlink's parents
+  } catch {
+    return true; // let git say
+  }
+  for (let d = real; ; d = path.dirname(d)) {
+    if (existsSync(path.join(d, ".git"))) return true;
+    if (path.dirname(d) === d) return false;
+  }
+}
+
 export async function gitRevision(configDir: string): Promise<string | undefined> {
+  if (!maybeInGit(configDir)) return undefined;
   try {
     const head = (await git(configDir, ["rev-parse", "HEAD"])).trim();
     const dirty = (await git(configDir, ["status", "--porcelain", "--", "cells.d", "portfolios"])).trim();
