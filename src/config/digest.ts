@@ -56,11 +56,23 @@ export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
   return canonicalJson(a.command ?? null) === canonicalJson(b.command ?? null) && canonicalJson(a.env) === canonicalJson(b.env) && canonicalJson(a.resources ?? {}) === canonicalJson(b.resources ?? {});
 }
 
-// A digest of one cell's declaration, blind to where it is written (file, line, key order).
+// A digest of one cell's declaration, blind to where it is written (file, line, key order): the
+// cell without its positions and credential values, its python runtime by paths and digest, its
+// members without positions or resolved portfolio. Built field by field rather than by object rest
+// (same value, test/config/digest.test.ts): a plan outside git digests every cell of the fleet.
+const CELL_LEFT_OUT = new Set(["source", "members", "credentialsAt", "credentialsValueDigest", "python"]);
+const MEMBER_LEFT_OUT = new Set(["source", "commandSource", "resolvedPortfolio"]);
+function without(o: object, leftOut: ReadonlySet<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o)) if (!leftOut.has(k)) out[k] = (o as Record<string, unknown>)[k];
+  return out;
+}
 export function desiredDigest(d: DesiredCell): string {
-  const { source: _source, members, credentialsAt: _at, credentialsValueDigest: _values, python, ...rest } = d;
+  const value = without(d, CELL_LEFT_OUT);
+  const { python } = d;
   // The resolved portfolio comes from portfolios/, not from the cell's declaration. A python
   // runtime counts by its paths and the digest of the files' contents, not by where it is written.
-  const py = python ? { python: { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest } } : {};
-  return sha256(canonicalJson({ ...rest, ...py, members: members.map(({ source: _s, commandSource: _c, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
+  if (python) value.python = { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest };
+  value.members = d.members.map((m) => without(m, MEMBER_LEFT_OUT));
+  return sha256(canonicalJson(value)).slice(0, 16);
 }

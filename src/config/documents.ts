@@ -94,7 +94,10 @@ function plainValue(node: unknown, strings: Map<string, string>): unknown {
 function ownString(value: string, strings: Map<string, string>): string {
   let s = strings.get(value);
   if (s === undefined) {
-    s = JSON.parse(JSON.stringify(value)) as string; // a fresh flat string, lone surrogates kept
+    // A fresh flat string, lone surrogates kept. V8 copies a substring or concatenation shorter
+    // than 13 characters anyway (only longer ones are slices or cons strings of the text), so a
+    // short one is kept as it is.
+    s = value.length < 13 ? value : (JSON.parse(JSON.stringify(value)) as string);
     strings.set(s, s);
   }
   return s;
