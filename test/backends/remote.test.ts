@@ -11,6 +11,7 @@ import { remoteCommand } from "../../src/backends/remote/ssh.js";
 import { spawnSync } from "node:child_process";
 
 const skip = remoteSkip();
+const ALLOW = { LAZARUS_REMOTE_INLINE: "allow" }; // the tests declare connections inline
 
 // No ssh needed: the command string ssh hands the remote login shell keeps every word literal.
 describe("remote command quoting", () => {
@@ -58,9 +59,9 @@ describe.skipIf(skip)("backend remote", () => {
       state,
       cfg,
       write: (yaml) => writeFileSync(path.join(cfg, "cells.d", "cell.yaml"), yaml),
-      run: (args) => lazarus([...args, "--config", cfg, "--state-dir", state], { timeoutMs: 240_000 }),
+      run: (args) => lazarus([...args, "--config", cfg, "--state-dir", state], { timeoutMs: 240_000, env: ALLOW }),
       status: async () => {
-        const r = await lazarus(["status", "--json", "--state-dir", state], { timeoutMs: 240_000 });
+        const r = await lazarus(["status", "--json", "--state-dir", state], { timeoutMs: 240_000, env: ALLOW });
         expect(r.exitCode, r.stderr).toBe(0);
         return (JSON.parse(r.stdout) as { cells: StatusCell[] }).cells;
       },
@@ -187,20 +188,26 @@ describe.skipIf(skip)("backend remote", () => {
   it("validate names a missing identity file, known_hosts file, ssh client and hosts-file entry at their lines", async () => {
     const e = env();
     e.write(cellYaml({ name: "bad", extra: remoteLines({ ...host, identityFile: "/nonexistent/key", knownHosts: "/nonexistent/known" }) }));
-    const v = await lazarus(["validate", "--config", e.cfg]);
+    const v = await lazarus(["validate", "--config", e.cfg], { env: ALLOW });
     expect(v.exitCode).not.toBe(0);
     const out = v.stdout + v.stderr;
     expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: the identity file \/nonexistent\/key does not exist/);
     expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.knownHosts: the known_hosts file \/nonexistent\/known does not exist/);
 
     e.write(cellYaml({ name: "bad", extra: remoteLines(host) }));
-    const noSsh = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_SSH: "/nonexistent/ssh" } });
+    const noSsh = await lazarus(["validate", "--config", e.cfg], { env: { ...ALLOW, LAZARUS_SSH: "/nonexistent/ssh" } });
     expect(noSsh.exitCode).not.toBe(0);
     expect(noSsh.stdout + noSsh.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.backend: backend remote needs the OpenSSH client \(ssh\)/);
 
     const hosts = path.join(e.cfg, "..", `hosts-${path.basename(e.cfg)}.yaml`);
     writeFileSync(hosts, `hosts:\n  box:\n    host: 127.0.0.1\n    port: ${host.port}\n    identityFile: ${host.identityFile}\n    knownHosts: ${host.knownHosts}\n`);
     dirs.push(hosts);
+    // without the operator's leave, an inline connection is refused, at the cell's line (an invalid
+    // file holds its cells, as any: test/integration/bad-input.test.ts)
+    const refused = await lazarus(["validate", "--config", e.cfg]);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: backend remote: an inline connection .* is refused unless the operator allows it/);
+    expect(refused.stdout + refused.stderr).toContain("LAZARUS_REMOTE_INLINE=allow");
     e.write(cellYaml({ name: "bad", extra: "  backend: remote\n  remote: {name: other}" }));
     const unknown = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_REMOTE_HOSTS: hosts } });
     expect(unknown.exitCode).not.toBe(0);
