@@ -77,7 +77,7 @@ export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
 
 // A digest of one cell's declaration, blind to where it is written (file, line, key order).
 export function desiredDigest(d: DesiredCell): string {
-  const { source: _source, members, credentialsAt: _at, credentialsValueDigest: _values, python, ...rest } = d;
+  const { source: _source, members, credentialsAt: _at, kubeconfigAt: _kat, credentialsValueDigest: _values, python, ...rest } = d;
   // The resolved portfolio comes from portfolios/, not from the cell's declaration. A python
   // runtime counts by its paths and the digest of the files' contents, not by where it is written.
   const py = python ? { python: { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest } } : {};
