@@ -10,8 +10,10 @@
 // daemon and the supervisor. The pump's arguments are positional, never in the environment the
 // member inherits.
 //
-// Without onExit (a one-shot apply, which never waits for its members), the spawn runs on one of
-// a few worker threads: libuv's spawn blocks its thread until the child has exec'd, which on a
+// Without onExit (a one-shot apply, which never waits for its members), the spawn goes to the Perl
+// spawner (spawner-perl.ts: it forks cheaply and sets up the pipe and the pump itself, in place of
+// pumped()'s pipeline, background job, setsid and env -i); without perl, to one of a few worker
+// threads: libuv's spawn blocks its thread until the child has exec'd, which on a
 // busy machine costs milliseconds per member, and an apply starting many members would spend most
 // of its time there. The daemon passes onExit (it must be the one that sees the exit), so it
 // spawns on the main thread as before.
