@@ -132,7 +132,7 @@ try {
     const s = await supervisordRound();
     rows.push({ lazarus: l.ms, supervisord: s.ms, ratio: l.ms / s.ms, lazarusNoop: l.noopMs, supervisordNoop: s.noopMs, cpuLazarus: l.cpuMs, cpuSupervisord: s.cpuMs });
     const cpu = l.cpuMs !== undefined && s.cpuMs !== undefined ? ` | CPU: lazarus ${(l.cpuMs / 1000).toFixed(2)} s, supervisord ${(s.cpuMs / 1000).toFixed(2)} s, ratio ${(l.cpuMs / s.cpuMs).toFixed(2)}` : "";
-    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s${cpu} | load ${os.loadavg()[0].toFixed(1)}`);
+    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s${cpu} | load ${(os.loadavg()[0] ?? 0).toFixed(1)}`);
   }
   const out = {
     cells: N,
