@@ -18,6 +18,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuGroup } from "./lib/cpu.js";
 import { median, stopMembers, writeSleepCells } from "./lib/members.js";
 import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 
@@ -32,6 +33,12 @@ const ROUNDS = Number(positional[1] ?? 3);
 const PARALLELISM = flag("--parallelism");
 const STRACE = argv.includes("--strace");
 const CLI = path.resolve(flag("--cli") ?? path.join(import.meta.dirname, "..", "dist", "cli.js"));
+
+// CPU of each side, where a cgroup can be made (root): Lazarus's apply with everything it starts
+// (spawner, members' shells, log pumps), supervisord with its programs and each supervisorctl run.
+// Unlike wall time on a shared machine, this hardly depends on what else runs.
+const cpuLazarus = cpuGroup("lazarus");
+const cpuSupervisord = cpuLazarus ? cpuGroup("supervisord") : undefined;
 
 const missing = supervisordMissing();
 if (missing) {
@@ -54,27 +61,32 @@ function timed(file: string, args: string[]): Promise<number> {
   );
 }
 
-async function lazarusRound(): Promise<{ ms: number; noopMs: number }> {
+async function lazarusRound(): Promise<{ ms: number; noopMs: number; cpuMs?: number }> {
   const state = path.join(root, `state-${process.hrtime.bigint()}`);
   try {
-    const ms = await timed("node", applyArgs(state));
+    const cpu0 = cpuLazarus?.usageMs();
+    const ms = await timed(...(cpuLazarus ? cpuLazarus.wrap("node", applyArgs(state)) : (["node", applyArgs(state)] as [string, string[]])));
+    await sleep(cpuLazarus ? 1000 : 0); // the pumps it started finish starting
+    const cpuMs = cpuLazarus && cpu0 !== undefined ? cpuLazarus.usageMs() - cpu0 : undefined;
     const noopMs = await timed("node", applyArgs(state)); // converged: nothing to do
     const stopped = await stopMembers(state);
     if (stopped !== N) throw new Error(`expected ${N} members recorded, found ${stopped}`);
-    return { ms, noopMs };
+    return { ms, noopMs, cpuMs };
   } finally {
     await stopMembers(state).catch(() => 0);
     rmSync(state, { recursive: true, force: true });
   }
 }
 
-async function supervisordRound(): Promise<{ ms: number; noopMs: number }> {
-  const sup = await startSupervisord();
+async function supervisordRound(): Promise<{ ms: number; noopMs: number; cpuMs?: number }> {
+  const sup = await startSupervisord(cpuSupervisord);
   try {
     writePrograms(sup, N);
+    const cpu0 = cpuSupervisord?.usageMs();
     const ms = await timeUpdate(sup, N);
+    const cpuMs = cpuSupervisord && cpu0 !== undefined ? cpuSupervisord.usageMs() - cpu0 : undefined;
     const noopMs = await timeNoopUpdate(sup);
-    return { ms, noopMs };
+    return { ms, noopMs, cpuMs };
   } finally {
     await sup.stop();
   }
@@ -112,14 +124,15 @@ async function straceRound(): Promise<number | undefined> {
   }
 }
 
-const rows: { lazarus: number; supervisord: number; ratio: number; lazarusNoop: number; supervisordNoop: number }[] = [];
+const rows: { lazarus: number; supervisord: number; ratio: number; lazarusNoop: number; supervisordNoop: number; cpuLazarus?: number; cpuSupervisord?: number }[] = [];
 try {
   console.log(`N=${N} rounds=${ROUNDS}${PARALLELISM ? ` parallelism=${PARALLELISM}` : ""}, node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   for (let r = 0; r < ROUNDS; r++) {
     const l = await lazarusRound();
     const s = await supervisordRound();
-    rows.push({ lazarus: l.ms, supervisord: s.ms, ratio: l.ms / s.ms, lazarusNoop: l.noopMs, supervisordNoop: s.noopMs });
-    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s`);
+    rows.push({ lazarus: l.ms, supervisord: s.ms, ratio: l.ms / s.ms, lazarusNoop: l.noopMs, supervisordNoop: s.noopMs, cpuLazarus: l.cpuMs, cpuSupervisord: s.cpuMs });
+    const cpu = l.cpuMs !== undefined && s.cpuMs !== undefined ? ` | CPU: lazarus ${(l.cpuMs / 1000).toFixed(2)} s, supervisord ${(s.cpuMs / 1000).toFixed(2)} s, ratio ${(l.cpuMs / s.cpuMs).toFixed(2)}` : "";
+    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s${cpu} | load ${(os.loadavg()[0] ?? 0).toFixed(1)}`);
   }
   const out = {
     cells: N,
@@ -129,9 +142,18 @@ try {
     medianRatio: Number(median(rows.map((x) => x.ratio)).toFixed(3)),
     medianNoopLazarusMs: Math.round(median(rows.map((x) => x.lazarusNoop))),
     medianNoopSupervisordMs: Math.round(median(rows.map((x) => x.supervisordNoop))),
+    ...(cpuLazarus && cpuSupervisord
+      ? {
+          medianCpuLazarusMs: Math.round(median(rows.map((x) => x.cpuLazarus as number))),
+          medianCpuSupervisordMs: Math.round(median(rows.map((x) => x.cpuSupervisord as number))),
+          medianCpuRatio: Number(median(rows.map((x) => (x.cpuLazarus as number) / (x.cpuSupervisord as number))).toFixed(3)),
+        }
+      : {}),
     ...(STRACE ? { syscallsPerCell: Math.round((await straceRound()) ?? Number.NaN) } : {}),
   };
   console.log(JSON.stringify(out, null, 2));
 } finally {
   rmSync(root, { recursive: true, force: true });
+  cpuLazarus?.remove();
+  cpuSupervisord?.remove();
 }

@@ -18,6 +18,7 @@ import { request } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { CpuGroup } from "./cpu.js";
 
 export interface Supervisor {
   dir: string; // the temp dir holding everything below
@@ -86,7 +87,9 @@ function gone(pid: number): boolean {
   }
 }
 
-export async function startSupervisord(): Promise<Supervisor> {
+// cpu: a cgroup (bench/lib/cpu.ts) that supervisord and every supervisorctl run are put in, so the
+// peer's CPU can be set against Lazarus's.
+export async function startSupervisord(cpu?: CpuGroup): Promise<Supervisor> {
   const why = supervisordMissing();
   if (why) throw new Error(why);
   const dir = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-supervisord-"));
@@ -122,6 +125,7 @@ export async function startSupervisord(): Promise<Supervisor> {
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const pid = child.pid as number;
+  cpu?.add(pid); // before it has read its config, let alone started a program
   let known = new Map<string, { state: string; pid: number }>();
   const states = async (): Promise<Map<string, { state: string; pid: number }>> => {
     const s = parseStates(await rpc(socket, "supervisor.getAllProcessInfo"));
@@ -168,7 +172,7 @@ export async function startSupervisord(): Promise<Supervisor> {
       await sleep(25);
     }
   }
-  return { dir, conf, socket, programsDir, pid, ctl: (args) => run("supervisorctl", ["-c", conf, ...args]), states, stop };
+  return { dir, conf, socket, programsDir, pid, ctl: (args) => run(...(cpu ? cpu.wrap("supervisorctl", ["-c", conf, ...args]) : (["supervisorctl", ["-c", conf, ...args]] as [string, string[]]))), states, stop };
 }
 
 // N program sections, one file each (programs/p<i>.conf): `command`, autostart, startsecs=0.

@@ -208,6 +208,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
     for (const m of rec.members) await stopMember(rec, m, env);
     const survivors = await backendOf(env, rec).stopCell(rec);
     if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`);
+    await backendOf(env, rec).collectLogs?.(rec, cp_.logs);
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
     rec.closedAt = iso(env.now);

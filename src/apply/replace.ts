@@ -75,6 +75,7 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     for (const m of rec.members) await stopMember(rec, m, env);
     const survivors = await backendOf(env, rec).stopCell(rec);
     if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot replace cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL on backend ${rec.backend}; nothing was moved`);
+    await backendOf(env, rec).collectLogs?.(rec, cp.logs); // the new incarnation's logs go on from them
     await saveRecord(cp, rec, env);
     failpoint("replace:stopped");
     // 2. The checkpoint the new incarnation starts from, taken with nothing running.

@@ -87,6 +87,9 @@ export interface Backend {
   freeze(rec: CellRecord, frozen: boolean): Promise<void>;
   // Kill whatever of the cell still runs (after its members were stopped); the pids that survived.
   stopCell(rec: CellRecord): Promise<number[]>;
+  // Bring the members' logs into the cell's local logs dir, for backends that keep them elsewhere
+  // (remote): called at close, after stopCell, so the graveyard and the archive keep them.
+  collectLogs?(rec: CellRecord, logsDir: string): Promise<void>;
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as

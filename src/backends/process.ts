@@ -1,5 +1,6 @@
 // The process backend: each member runs detached in its own process group (spec §6.1, level 1).
-import { mkdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { restoreCheckpoint } from "../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,9 +8,12 @@ import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started 
 import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findLeader, groupMembers, ownsProcess } from "./proc.js";
+import { findByEnv, findLeader, groupMembers, isAlive, ownsProcess, procInfo } from "./proc.js";
 import { spawnSupervised } from "./spawn.js";
 import { LazarusError } from "../util/errors.js";
+
+// The variable that marks a session's processes with the cell incarnation's uid.
+const SESSION_MARK = "LAZARUS_SESSION_CELL";
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -31,10 +35,17 @@ export class ProcessBackend implements Backend {
   readonly name = "process";
 
   // onExit: called when a process this backend started ends (the daemon's drift signal).
+  // stateRoot: where a cell incarnation that ran sessions is noted (sessions/<uid>), so that only
+  // those cells pay for the process-table scan at close; without it every close scans.
   constructor(
     private readonly hostEnv: NodeJS.ProcessEnv = process.env,
     private readonly onExit?: (spec: StartSpec, pid: number) => void,
+    private readonly stateRoot?: string,
   ) {}
+
+  private sessionNote(rec: CellRecord): string | undefined {
+    return this.stateRoot ? path.join(this.stateRoot, "sessions", rec.uid) : undefined;
+  }
 
   // node's spawn is used rather than execa: the child must outlive us, detached, with its
   // output going straight to a file we never read back.
@@ -54,12 +65,19 @@ export class ProcessBackend implements Backend {
 
   // A session runs as Lazarus's own user in the member's home with the member's environment, as
   // its processes do (no containment: see lazarus verify). No spawn id or exit file: it is never
-  // mistaken for the member's supervised process.
-  async session(_rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
+  // mistaken for the member's supervised process. SESSION_MARK names the cell incarnation, so that
+  // closing the cell ends the session and what it started (stopCell).
+  async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
     const env = memberEnv({ ...spec, logFile: "", exitFile: "", spawnId: "" }, this.hostEnv);
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
     env.LAZARUS_SESSION = spec.sessionId;
+    env[SESSION_MARK] = rec.uid;
+    const note = this.sessionNote(rec);
+    if (note) {
+      await mkdir(path.dirname(note), { recursive: true, mode: 0o700 });
+      await writeFile(note, "");
+    }
     if (spec.tty?.term) env.TERM = spec.tty.term;
     await mkdir(path.join(spec.home, ".hermes"), { recursive: true });
     await mkdir(path.join(spec.home, ".tmp"), { recursive: true });
@@ -123,9 +141,41 @@ export class ProcessBackend implements Backend {
     for (const m of rec.members) if (m.pid && this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) signalGroup(m.pid, frozen ? "SIGSTOP" : "SIGCONT");
   }
 
-  // Nothing to find beyond the members' groups: processes that left them are not tracked.
-  async stopCell(): Promise<number[]> {
-    return [];
+  // The members' groups are stopped one by one (stop); what remains are the sessions (lazarus
+  // shell / exec) of this incarnation and whatever they started: every process whose initial
+  // environment carries the mark, by pid (a session shares the process group of the lazarus
+  // command that runs it, which must live on to record the end). SIGTERM, then SIGKILL after 2 s;
+  // the pids that survive. A process that cleared its environment is not found: the process
+  // backend contains nothing (docs/isolation.md).
+  async stopCell(rec: CellRecord): Promise<number[]> {
+    // each with the start time read when its environment matched: a pid reused since is spared
+    const marked = (): { pid: number; start: number }[] =>
+      findByEnv(SESSION_MARK, rec.uid)
+        .filter((pid) => pid !== process.pid && isAlive(pid, undefined))
+        .map((pid) => ({ pid, start: procInfo(pid)?.startTime ?? -1 }));
+    const kill = (sig: NodeJS.Signals): void => {
+      for (const p of marked()) {
+        if (!isAlive(p.pid, p.start)) continue;
+        try {
+          process.kill(p.pid, sig);
+        } catch {
+          // gone
+        }
+      }
+    };
+    const note = this.sessionNote(rec);
+    if (note && !existsSync(note)) return [];
+    if (marked().length === 0) {
+      if (note) await rm(note, { force: true });
+      return [];
+    }
+    kill("SIGTERM");
+    for (let i = 0; i < 80 && marked().length > 0; i++) await sleep(25);
+    kill("SIGKILL");
+    for (let i = 0; i < 200 && marked().length > 0; i++) await sleep(10);
+    const left = marked().map((p) => p.pid);
+    if (left.length === 0 && note) await rm(note, { force: true });
+    return left;
   }
 
   async releaseCell(): Promise<void> {

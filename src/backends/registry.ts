@@ -20,7 +20,7 @@ export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings
     get(name: BackendName): Backend {
       let b = made.get(name);
       if (!b) {
-        if (name === "process") b = new ProcessBackend(hostEnv, onExit);
+        if (name === "process") b = new ProcessBackend(hostEnv, onExit, stateRoot);
         else if (name === "sandbox") b = new SandboxBackend(stateRoot, settings, onExit);
         else if (name === "container") b = new ContainerBackend(stateRoot, settings, onExit);
         else if (name === "kubernetes") b = new KubernetesBackend();

@@ -10,18 +10,22 @@
 // daemon and the supervisor. The pump's arguments are positional, never in the environment the
 // member inherits.
 //
-// Without onExit (a one-shot apply, which never waits for its members), the spawn runs on one of
-// a few worker threads: libuv's spawn blocks its thread until the child has exec'd, which on a
+// Without onExit (a one-shot apply, which never waits for its members), the spawn goes to the Perl
+// spawner (spawner-perl.ts: it forks cheaply and sets up the pipe and the pump itself, in place of
+// pumped()'s pipeline, background job, setsid and env -i); without perl, to one of a few worker
+// threads: libuv's spawn blocks its thread until the child has exec'd, which on a
 // busy machine costs milliseconds per member, and an apply starting many members would spend most
 // of its time there. The daemon passes onExit (it must be the one that sees the exit), so it
 // spawns on the main thread as before.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import type { Socket } from "node:net";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { LogLimits, StartSpec, Started } from "./backend.js";
 import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
 import { PERL_PUMP } from "./log-pump-perl.js";
+import { PERL_SPAWNER } from "./spawner-perl.js";
 import { procInfo } from "./proc.js";
 import { openAppendNoFollow } from "../util/safe-fs.js";
 import { which } from "../util/which.js";
@@ -29,7 +33,17 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 
 export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
   const pump = pumpCommand();
-  if (pump && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3) {
+  const withPump = pump !== undefined && spec.logs?.pump !== false && file === "/bin/sh" && args[0] === "-c" && args.length >= 3;
+  const spawner = onExit ? undefined : perlSpawner();
+  if (spawner) {
+    const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
+    const pid = await spawner.spawn({ pump: withPump, logFile: spec.logFile, maxBytes: limits.maxBytes, keep: limits.keep, cwd: opts.cwd, file, args, env: opts.env }).catch((err: unknown) => {
+      if (err instanceof LazarusError) throw err;
+      throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
+    });
+    return { pid, startTime: procInfo(pid)?.startTime };
+  }
+  if (pump && withPump) {
     const limits = spec.logs ?? DEFAULT_LOG_LIMITS;
     args = ["-c", pumped(args[1] as string), args[2] as string, pump[0], pump[1], spec.logFile, String(limits.maxBytes), String(limits.keep), setsidPath(), ...args.slice(3)];
   }
@@ -164,4 +178,99 @@ function spawnPool(): Pool | undefined {
     },
   };
   return pool;
+}
+
+// The Perl spawner (spawner-perl.ts) of a one-shot apply: one per Lazarus process, started on the
+// first member spawn where the host's perl has POSIX and Fcntl, ended when Lazarus ends (its stdin
+// closes). LAZARUS_SPAWNER=node keeps node's own spawn (the worker threads above). Requests are
+// answered in order; a spawner that dies fails what it was asked, and the next spawn starts another.
+export interface SpawnerRequest {
+  pump: boolean;
+  logFile: string;
+  maxBytes: number;
+  keep: number;
+  cwd: string;
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+interface Spawner {
+  spawn(req: SpawnerRequest): Promise<number>;
+}
+
+let spawnerPerl: string | null | undefined;
+let spawnerProc: { child: ChildProcess; spawn(req: SpawnerRequest): Promise<number> } | undefined;
+
+function perlSpawner(env: NodeJS.ProcessEnv = process.env): Spawner | undefined {
+  if (spawnerPerl === undefined) {
+    const perl = env.LAZARUS_SPAWNER === "node" ? undefined : which("perl", env.PATH);
+    spawnerPerl = perl && spawnSync(perl, ["-MPOSIX", "-MFcntl", "-e1"], { stdio: "ignore", env: {} }).status === 0 ? perl : null;
+  }
+  if (!spawnerPerl) return undefined;
+  return { spawn: (req) => (spawnerProc ??= startSpawner(spawnerPerl as string)).spawn(req) };
+}
+
+function startSpawner(perl: string): { child: ChildProcess; spawn(req: SpawnerRequest): Promise<number> } {
+  const pump = pumpCommand();
+  const child = spawn(perl, [`-e${PERL_SPAWNER}`, ...(pump ?? [])], { stdio: ["pipe", "pipe", "ignore"], env: {} });
+  const stdin = child.stdin as NonNullable<ChildProcess["stdin"]>;
+  const stdout = child.stdout as NonNullable<ChildProcess["stdout"]>;
+  const pending = new Map<number, { req: SpawnerRequest; resolve(pid: number): void; reject(err: unknown): void }>();
+  let next = 1;
+  let buffered = "";
+  const idle = (): void => {
+    child.unref();
+    (stdout as unknown as Socket).unref();
+    (stdin as unknown as Socket).unref?.();
+  };
+  const busy = (): void => {
+    child.ref();
+    (stdout as unknown as Socket).ref();
+    (stdin as unknown as Socket).ref?.();
+  };
+  const fail = (err: unknown): void => {
+    if (spawnerProc?.child === child) spawnerProc = undefined;
+    for (const [id, p] of pending) {
+      pending.delete(id);
+      p.reject(err);
+    }
+  };
+  stdout.setEncoding("utf8");
+  stdout.on("data", (chunk: string) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      const [idText, kind, code, ...rest] = line.split(" ");
+      const id = Number(idText);
+      const p = pending.get(id);
+      if (!p) continue;
+      pending.delete(id);
+      if (pending.size === 0) idle();
+      if (kind !== undefined && /^\d+$/.test(kind) && code === undefined) p.resolve(Number(kind));
+      else if (kind === "L") p.reject(new LazarusError("UNSAFE_FILE", `refusing to write ${p.req.logFile}: it ${code === "ELOOP" ? "is a symbolic link" : code === "ENXIO" ? "is a FIFO or socket" : code === "ENOENT" ? "cannot be opened (ENOENT)" : `cannot be opened (${code})`}`));
+      else if (kind === "K") p.reject(new LazarusError("UNSAFE_FILE", `refusing to write ${p.req.logFile}: it is a ${[code, ...rest].join(" ")}, not a regular file`));
+      else p.reject(Object.assign(new Error(`spawn ${p.req.file} ${code ?? "failed"}${rest.length ? ` (${rest.join(" ")})` : ""}`), code ? { code } : {}));
+    }
+  });
+  child.once("error", fail);
+  child.once("exit", (code, signal) => fail(new Error(`the spawner exited (${signal ?? `code ${code}`})`)));
+  stdin.on("error", () => undefined); // an exit follows, and fails what is pending
+  idle();
+  return {
+    child,
+    spawn(req) {
+      const id = next++;
+      const fields = [String(id), req.pump ? "1" : "0", req.logFile, String(req.maxBytes), String(req.keep), req.cwd, req.file, String(req.args.length), ...req.args, String(Object.keys(req.env).length), ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`)];
+      if (fields.some((f) => f.includes("\0"))) return Promise.reject(new Error("an argument or environment value holds a NUL byte"));
+      const body = Buffer.from(fields.join("\0"));
+      return new Promise<number>((resolve, reject) => {
+        if (pending.size === 0) busy();
+        pending.set(id, { req, resolve, reject });
+        stdin.write(`${body.length}\n`);
+        stdin.write(body);
+      });
+    },
+  };
 }

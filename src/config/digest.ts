@@ -60,7 +60,7 @@ export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
 // cell without its positions and credential values, its python runtime by paths and digest, its
 // members without positions or resolved portfolio. Built field by field rather than by object rest
 // (same value, test/config/digest.test.ts): a plan outside git digests every cell of the fleet.
-const CELL_LEFT_OUT = new Set(["source", "members", "credentialsAt", "credentialsValueDigest", "python"]);
+const CELL_LEFT_OUT = new Set(["source", "members", "credentialsAt", "kubeconfigAt", "credentialsValueDigest", "python"]);
 const MEMBER_LEFT_OUT = new Set(["source", "commandSource", "resolvedPortfolio"]);
 function without(o: object, leftOut: ReadonlySet<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};

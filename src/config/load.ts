@@ -1,5 +1,4 @@
 // load: read cells.d/*.yaml with source positions, validate, apply defaults.
-import path from "node:path";
 import { cronParser } from "../util/cron.js";
 import { parseDuration } from "./durations.js";
 import type { Diagnostic } from "./diagnostics.js";
@@ -124,8 +123,8 @@ interface RawCell {
 
 type RawKubernetes = Partial<Omit<KubernetesSpec, "namespace" | "image">> & { namespace: string; image: string };
 
-// spec.kubernetes with its defaults; the kubeconfig path stays as written here (loadConfig
-// resolves it against the config dir).
+// spec.kubernetes with its defaults; the kubeconfig path stays as written here (the credential
+// step, config/credentials.ts, resolves it under the secrets root).
 function toKubernetes(k: RawKubernetes): KubernetesSpec {
   return {
     namespace: k.namespace,
@@ -176,6 +175,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     retentionMs: parseDuration(s.retention ?? LIMITS.defaultRetention) ?? 0,
     policy: { allowGuests: s.policy?.allowGuests ?? false, allowSubstitutes: s.policy?.allowSubstitutes ?? false },
     credentials: { ...(s.credentials ?? {}) },
+    ...(s.kubernetes?.kubeconfig ? { kubeconfigAt: at(["spec", "kubernetes", "kubeconfig"]) } : {}),
     ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
     checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
@@ -348,8 +348,6 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(loadFileText(rel, src.text), configDir);
-  // A kubeconfig path is relative to the config dir, as every other path in a cell.
-  for (const c of result.cells) if (c.kubernetes?.kubeconfig) c.kubernetes.kubeconfig = path.resolve(configDir, c.kubernetes.kubeconfig);
   result.diagnostics.push(...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

@@ -30,7 +30,7 @@ export interface KubernetesSpec {
   accessMode: "ReadWriteOnce" | "ReadWriteMany";
   runAsUser: number;
   egress: { cidr: string; ports?: number[] }[];
-  kubeconfig?: string; // absolute (resolved against the config dir when loaded)
+  kubeconfig?: string; // as written, relative to the secrets root; absolute once loading checked it (config/credentials.ts)
   context?: string;
 }
 
@@ -119,6 +119,7 @@ export interface DesiredCell {
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentials: Record<string, CredentialSource>;
   credentialsAt?: Record<string, SourcePos>; // where each credential is declared, for diagnostics
+  kubeconfigAt?: SourcePos; // where spec.kubernetes.kubeconfig is declared, for diagnostics
   // A keyed digest of the credentials' current values (filled in by loading when the state dir's
   // key exists): a rotated secret changes it. Never a value.
   credentialsValueDigest?: string;

@@ -25,12 +25,16 @@ function inside(root: string, p: string): boolean {
   return rel === "" ? false : !rel.startsWith("..") && !path.isAbsolute(rel);
 }
 
-// A file credential: a relative path under the secrets root, a regular file once every link is resolved.
-async function fromFile(file: string, host: HostSettings): Promise<SourceResult> {
-  const bad = (message: string, hint: string): SourceResult => ({ ok: false, field: "file", message, hint });
-  if (!host.secretsDir) return bad(`file credentials are read only from a secrets root, and none is set`, "start Lazarus with --secrets-dir DIR or LAZARUS_SECRETS_DIR=DIR, and name the file relative to it");
-  if (path.isAbsolute(file)) return bad(`"${file}" is an absolute path; file credentials are read only from under the secrets root ${host.secretsDir}`, "name the file relative to the secrets root, e.g. {file: gitea/token}");
-  if (file.split(/[\\/]/).includes("..")) return bad(`"${file}" climbs out with ".."; file credentials are read only from under the secrets root ${host.secretsDir}`, "name a file under the secrets root, without ..");
+export type SecretPath = { ok: true; path: string } | { ok: false; message: string; hint: string };
+
+// A file a cell names that only the operator may provide (a file credential, a kubeconfig): a
+// relative path under the secrets root, resolved through every link and still under it. what:
+// how the messages name such files, e.g. "file credentials"; example: a relative name for the hint.
+export async function secretPath(file: string, host: HostSettings, what = "file credentials", example = "gitea/token"): Promise<SecretPath> {
+  const bad = (message: string, hint: string): SecretPath => ({ ok: false, message, hint });
+  if (!host.secretsDir) return bad(`${what} are read only from a secrets root, and none is set`, "start Lazarus with --secrets-dir DIR or LAZARUS_SECRETS_DIR=DIR, and name the file relative to it");
+  if (path.isAbsolute(file)) return bad(`"${file}" is an absolute path; ${what} are read only from under the secrets root ${host.secretsDir}`, `name the file relative to the secrets root, e.g. ${example}`);
+  if (file.split(/[\\/]/).includes("..")) return bad(`"${file}" climbs out with ".."; ${what} are read only from under the secrets root ${host.secretsDir}`, "name a file under the secrets root, without ..");
   let root: string;
   try {
     root = await realpath(host.secretsDir);
@@ -43,7 +47,16 @@ async function fromFile(file: string, host: HostSettings): Promise<SourceResult>
   } catch {
     return bad(`"${file}" does not exist under the secrets root ${host.secretsDir}`, "create the file there (the operator), or fix the name");
   }
-  if (!inside(root, real)) return bad(`"${file}" leads outside the secrets root ${host.secretsDir} (through a symbolic link)`, "put the secret itself under the secrets root");
+  if (!inside(root, real)) return bad(`"${file}" leads outside the secrets root ${host.secretsDir} (through a symbolic link)`, "put the file itself under the secrets root");
+  return { ok: true, path: real };
+}
+
+// A file credential: a relative path under the secrets root, a regular file once every link is resolved.
+async function fromFile(file: string, host: HostSettings): Promise<SourceResult> {
+  const bad = (message: string, hint: string): SourceResult => ({ ok: false, field: "file", message, hint });
+  const p = await secretPath(file, host, "file credentials", "{file: gitea/token}");
+  if (!p.ok) return bad(p.message, p.hint);
+  const real = p.path;
   const r = await readUntrusted(real, SECRET_MAX_BYTES);
   if (!r.ok) return bad(`"${file}" under the secrets root ${r.reason}`, "make it a regular file of at most 1 MiB");
   return { ok: true, value: r.text.replace(/\r?\n$/, "") };

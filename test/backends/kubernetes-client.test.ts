@@ -5,7 +5,7 @@
 // the kubeconfig's context and token, deletes) and that pod phases drive the plan: a Failed pod
 // is restarted per its member's policy, a Succeeded one under restart: never is not, an
 // OOMKilled container is reported as oom. What a real cluster does with them is not proved here.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
@@ -38,19 +38,20 @@ describe("kubernetes backend against a stand-in API server", () => {
   const api = new StandIn();
   let config = "";
   let state = "";
-  const env = { LAZARUS_SECRET_API_KEY: "s3cret-value" };
+  const secrets = tempDir("lazarus-secrets-"); // the operator's secrets root: the kubeconfig lives there
+  const env = { LAZARUS_SECRET_API_KEY: "s3cret-value", LAZARUS_SECRETS_DIR: secrets };
   const run = (args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { env });
   const podOf = (member: string) => api.pods().find((p) => p.metadata.labels?.["lazarus.dev/member"] === member);
 
   beforeAll(async () => {
     await api.start();
     config = configDir({ "cells.d/kube.yaml": cellText() });
-    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    api.writeKubeconfig(path.join(secrets, "kubeconfig"));
     state = tempDir("lazarus-state-");
   });
   afterAll(async () => {
     await api.stop();
-    cleanup(config, state);
+    cleanup(config, state, secrets);
   });
 
   it("plan does not load the client; apply creates the objects by server-side apply", async () => {
@@ -191,9 +192,10 @@ describe("kubernetes backend: an unreachable cluster", () => {
     const api = new StandIn();
     await api.start();
     const config = configDir({ "cells.d/kube.yaml": cellText() });
-    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    const secrets = tempDir("lazarus-secrets-");
+    api.writeKubeconfig(path.join(secrets, "kubeconfig"));
     const state = tempDir("lazarus-state-");
-    const env = { LAZARUS_SECRET_API_KEY: "v" };
+    const env = { LAZARUS_SECRET_API_KEY: "v", LAZARUS_SECRETS_DIR: secrets };
     try {
       expect((await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env })).exitCode).toBe(0);
       await api.stop(); // the cluster goes away
@@ -204,7 +206,7 @@ describe("kubernetes backend: an unreachable cluster", () => {
       const warned = out.diagnostics.filter((d) => d.severity === "warning" && /^cluster not read \(.*127\.0\.0\.1/.test(d.message));
       expect(warned.map((d) => d.field).sort()).toEqual(["kube agent:a", "kube agent:b"]);
     } finally {
-      cleanup(config, state);
+      cleanup(config, state, secrets);
     }
   });
 });
@@ -215,9 +217,10 @@ describe("kubernetes backend: workload sandbox", () => {
     await api.start();
     const text = cellText().replace("    context: stand-in\n", "    context: stand-in\n    workload: sandbox\n");
     const config = configDir({ "cells.d/kube.yaml": text });
-    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    const secrets = tempDir("lazarus-secrets-");
+    api.writeKubeconfig(path.join(secrets, "kubeconfig"));
     const state = tempDir("lazarus-state-");
-    const env = { LAZARUS_SECRET_API_KEY: "v" };
+    const env = { LAZARUS_SECRET_API_KEY: "v", LAZARUS_SECRETS_DIR: secrets };
     const run = (args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { env });
     try {
       const t0 = Date.now();
@@ -250,7 +253,7 @@ describe("kubernetes backend: workload sandbox", () => {
       expect(api.pods()).toEqual([]);
     } finally {
       await api.stop();
-      cleanup(config, state);
+      cleanup(config, state, secrets);
     }
   });
 });
@@ -261,9 +264,10 @@ describe("kubernetes backend: a refused Secret", () => {
     await api.start();
     api.refuse = { plural: "secrets", message: (b) => `Secret "x" is invalid: stringData: Invalid value: ${JSON.stringify(b.stringData)}` };
     const config = configDir({ "cells.d/kube.yaml": cellText() });
-    api.writeKubeconfig(path.join(config, "kubeconfig"));
+    const secrets = tempDir("lazarus-secrets-");
+    api.writeKubeconfig(path.join(secrets, "kubeconfig"));
     const state = tempDir("lazarus-state-");
-    const env = { LAZARUS_SECRET_API_KEY: "s3cret-value" };
+    const env = { LAZARUS_SECRET_API_KEY: "s3cret-value", LAZARUS_SECRETS_DIR: secrets };
     try {
       const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env });
       expect(r.exitCode).toBe(1);
@@ -273,7 +277,46 @@ describe("kubernetes backend: a refused Secret", () => {
       expect(api.pods()).toEqual([]); // nothing of the cell runs half-built
     } finally {
       await api.stop();
-      cleanup(config, state);
+      cleanup(config, state, secrets);
+    }
+  });
+});
+
+describe("kubernetes backend: the kubeconfig comes from the operator", () => {
+  it("refuses a kubeconfig outside the secrets root at its line, and never runs the exec plugin of one a cell file brought", async () => {
+    // What a committer could try: a kubeconfig in the config repo whose user runs a command on the
+    // Lazarus host (client-go's exec credential plugin), or any kubeconfig file of the host.
+    const marker = path.join(tempDir("lazarus-marker-"), "ran");
+    const plugin = ["apiVersion: v1", "kind: Config", "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]", `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, args: [-c, 'touch ${marker}']}}}]`, "contexts: [{name: stand-in, context: {cluster: c, user: u}}]", "current-context: stand-in", ""].join("\n");
+    const config = configDir({ "cells.d/kube.yaml": cellText(), kubeconfig: plugin });
+    const secrets = tempDir("lazarus-secrets-");
+    const state = tempDir("lazarus-state-");
+    const line = cellText().split("\n").findIndex((l) => l.includes("kubeconfig:")) + 1;
+    try {
+      const cases: [string, Record<string, string>, RegExp][] = [
+        ["./kubeconfig", {}, /kubeconfig files are read only from a secrets root, and none is set/],
+        ["./kubeconfig", { LAZARUS_SECRETS_DIR: secrets }, /"\.\/kubeconfig" does not exist under the secrets root/],
+        [path.join(config, "kubeconfig"), { LAZARUS_SECRETS_DIR: secrets }, /is an absolute path; kubeconfig files are read only from under the secrets root/],
+        [`../${path.basename(config)}/kubeconfig`, { LAZARUS_SECRETS_DIR: secrets }, /climbs out with "\.\."/],
+      ];
+      for (const [file, extra, why] of cases) {
+        writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText().replace("kubeconfig: ./kubeconfig", `kubeconfig: ${file}`));
+        const env = { LAZARUS_SECRET_API_KEY: "v", ...extra };
+        const v = await lazarus(["validate", "--config", config], { env });
+        expect(v.exitCode, file).toBe(1);
+        expect(v.stdout + v.stderr).toMatch(new RegExp(`cells\\.d/kube\\.yaml:${line}:\\d+: error: spec\\.kubernetes\\.kubeconfig: .*${why.source}`));
+        const a = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env });
+        expect(a.exitCode, file).not.toBe(0);
+      }
+      // a link under the secrets root that leads out of it is refused as well
+      symlinkSync(path.join(config, "kubeconfig"), path.join(secrets, "linked"));
+      writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText().replace("kubeconfig: ./kubeconfig", "kubeconfig: linked"));
+      const linked = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env: { LAZARUS_SECRET_API_KEY: "v", LAZARUS_SECRETS_DIR: secrets } });
+      expect(linked.stdout + linked.stderr).toMatch(/"linked" leads outside the secrets root/);
+      expect(existsSync(marker)).toBe(false); // the plugin never ran
+      expect(existsSync(path.join(state, "cells", "kube"))).toBe(false); // and no cell was made
+    } finally {
+      cleanup(config, state, secrets, path.dirname(marker));
     }
   });
 });

@@ -16,7 +16,7 @@ afterAll(async () => {
 
 backendConformance({
   backend: "remote",
-  env: {},
+  env: { LAZARUS_REMOTE_INLINE: "allow" }, // the connection is inline in the cell (the operator allows it)
   get extra() {
     const h = host as TestHost;
     return ["  remote:", "    host: 127.0.0.1", `    port: ${h.port}`, `    user: ${h.user}`, `    identityFile: ${h.identityFile}`, `    knownHosts: ${h.knownHosts}`, '    root: "~/conf"'].join("\n");

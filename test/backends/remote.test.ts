@@ -2,7 +2,7 @@
 // members on the "remote" host, a hostile argument kept literal, checkpoints copied back and
 // checked, an unreachable host or a changed host key holding the cell (unknown, nothing closed),
 // scrub removing the remote tree; and validate's file:line errors.
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, procState } from "../helpers.js";
@@ -11,6 +11,7 @@ import { remoteCommand } from "../../src/backends/remote/ssh.js";
 import { spawnSync } from "node:child_process";
 
 const skip = remoteSkip();
+const ALLOW = { LAZARUS_REMOTE_INLINE: "allow" }; // the tests declare connections inline
 
 // No ssh needed: the command string ssh hands the remote login shell keeps every word literal.
 describe("remote command quoting", () => {
@@ -30,6 +31,13 @@ interface StatusCell {
   members: { identity: string; status: string; pid: number | null; exitCode: number | null }[];
 }
 
+const lstatIsLink = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 const alive = (pid: number): boolean => {
   const s = procState(pid);
   return s !== undefined && s !== "Z" && s !== "X";
@@ -58,9 +66,9 @@ describe.skipIf(skip)("backend remote", () => {
       state,
       cfg,
       write: (yaml) => writeFileSync(path.join(cfg, "cells.d", "cell.yaml"), yaml),
-      run: (args) => lazarus([...args, "--config", cfg, "--state-dir", state], { timeoutMs: 240_000 }),
+      run: (args) => lazarus([...args, "--config", cfg, "--state-dir", state], { timeoutMs: 240_000, env: ALLOW }),
       status: async () => {
-        const r = await lazarus(["status", "--json", "--state-dir", state], { timeoutMs: 240_000 });
+        const r = await lazarus(["status", "--json", "--state-dir", state], { timeoutMs: 240_000, env: ALLOW });
         expect(r.exitCode, r.stderr).toBe(0);
         return (JSON.parse(r.stdout) as { cells: StatusCell[] }).cells;
       },
@@ -77,7 +85,7 @@ describe.skipIf(skip)("backend remote", () => {
         grace: "1s",
         extra: remoteLines(host),
         members: [
-          { identity: "agent:allegro", command: ["/bin/sh", "-c", 'printf "%s" "$1" > arg.txt; echo hello > "$CELL_HOME/project/notes.md"; exec sleep 100000', "member", hostile] },
+          { identity: "agent:allegro", command: ["/bin/sh", "-c", 'printf "%s" "$1" > arg.txt; echo hello > "$CELL_HOME/project/notes.md"; echo remote-out allegro; ln -s /etc/passwd "$CELL_HOME/logs/planted.log"; exec sleep 100000', "member", hostile] },
           { identity: "agent:brief", restart: "never", command: ["/bin/sh", "-c", "exit 3"] },
         ],
       }),
@@ -118,16 +126,24 @@ describe.skipIf(skip)("backend remote", () => {
     expect(manifest.files.map((f) => f.path)).toContain("home/allegro/arg.txt");
     expect(alive(pid)).toBe(true); // thawed after
 
+    await waitFor(() => existsSync(path.join(rec.remoteDir as string, "logs", "planted.log")) || lstatIsLink(path.join(rec.remoteDir as string, "logs", "planted.log")), 30_000);
     // close: the remote member is stopped; scrub (after grace): the remote tree goes
     e.write(cellYaml({ name: "far", grace: "1s", state: "closed", extra: remoteLines(host), members: [] }).replace("  members:\n", "  members: []\n"));
     const closed = await e.run(["apply", "--yes"]);
     expect(closed.exitCode, closed.stderr + closed.stdout).toBe(0);
     expect(alive(pid)).toBe(false);
     expect(existsSync(rec.remoteDir as string)).toBe(true); // kept through grace
+    // the members' logs came here with the cell: its graveyard entry has them, and a planted link
+    // among the remote logs is not followed
+    const graveLogs = path.join(e.state, "graveyard", "far", ".lazarus", "logs");
+    expect(readFileSync(path.join(graveLogs, "allegro.log"), "utf8")).toContain("remote-out allegro");
+    expect(existsSync(path.join(graveLogs, "planted.log"))).toBe(false);
     await new Promise((r) => setTimeout(r, 1100)); // grace (1s) must pass: not a timing assertion
     const scrubbed = await e.run(["apply", "--yes"]);
     expect(scrubbed.exitCode, scrubbed.stderr + scrubbed.stdout).toBe(0);
     expect(existsSync(rec.remoteDir as string)).toBe(false);
+    const archived = readdirSync(path.join(e.state, "archive"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith("allegro.log"));
+    expect(archived).toHaveLength(1); // and the archive keeps them
   }, 600_000);
 
   it("holds the cells of an unreachable host (unknown, nothing closed or restarted) until it answers, and refuses a changed host key", async () => {
@@ -187,20 +203,26 @@ describe.skipIf(skip)("backend remote", () => {
   it("validate names a missing identity file, known_hosts file, ssh client and hosts-file entry at their lines", async () => {
     const e = env();
     e.write(cellYaml({ name: "bad", extra: remoteLines({ ...host, identityFile: "/nonexistent/key", knownHosts: "/nonexistent/known" }) }));
-    const v = await lazarus(["validate", "--config", e.cfg]);
+    const v = await lazarus(["validate", "--config", e.cfg], { env: ALLOW });
     expect(v.exitCode).not.toBe(0);
     const out = v.stdout + v.stderr;
     expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: the identity file \/nonexistent\/key does not exist/);
     expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.knownHosts: the known_hosts file \/nonexistent\/known does not exist/);
 
     e.write(cellYaml({ name: "bad", extra: remoteLines(host) }));
-    const noSsh = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_SSH: "/nonexistent/ssh" } });
+    const noSsh = await lazarus(["validate", "--config", e.cfg], { env: { ...ALLOW, LAZARUS_SSH: "/nonexistent/ssh" } });
     expect(noSsh.exitCode).not.toBe(0);
     expect(noSsh.stdout + noSsh.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.backend: backend remote needs the OpenSSH client \(ssh\)/);
 
     const hosts = path.join(e.cfg, "..", `hosts-${path.basename(e.cfg)}.yaml`);
     writeFileSync(hosts, `hosts:\n  box:\n    host: 127.0.0.1\n    port: ${host.port}\n    identityFile: ${host.identityFile}\n    knownHosts: ${host.knownHosts}\n`);
     dirs.push(hosts);
+    // without the operator's leave, an inline connection is refused, at the cell's line (an invalid
+    // file holds its cells, as any: test/integration/bad-input.test.ts)
+    const refused = await lazarus(["validate", "--config", e.cfg]);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: backend remote: an inline connection .* is refused unless the operator allows it/);
+    expect(refused.stdout + refused.stderr).toContain("LAZARUS_REMOTE_INLINE=allow");
     e.write(cellYaml({ name: "bad", extra: "  backend: remote\n  remote: {name: other}" }));
     const unknown = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_REMOTE_HOSTS: hosts } });
     expect(unknown.exitCode).not.toBe(0);

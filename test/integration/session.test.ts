@@ -1,11 +1,11 @@
 // lazarus exec and lazarus shell on backend process, through the CLI: the member's home and
 // environment, stdin, stdout and exit codes passed through, refusals (exit 125) recorded, and the
 // start and end of every session in the ledger, without holding the state-dir lock meanwhile.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, cellYaml, cleanup, configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { CLI, cellYaml, cleanup, configDir, lazarus, procState, tempDir, waitFor } from "../helpers.js";
 import { inPty } from "../pty.js";
 import { acquireLock } from "../../src/lock/lock.js";
 
@@ -182,5 +182,37 @@ describe("lazarus exec --now (last: the ledger is ahead of the clock afterwards)
     const later = await run(["exec", "pc", "--as", "human:alice", "--", "true"]);
     expect(later.exitCode).toBe(125);
     expect(later.stderr).toMatch(/the ledger's last recorded time 2031-01-01T00:00:\S+ is in the future.*pass --now/);
+  });
+});
+
+describe("lazarus exec (backend process): close ends the sessions", () => {
+  it("ends a running session and what it started when the cell closes, and records the end", async () => {
+    const st = tempDir("lazarus-session-close-");
+    const cf = configDir({ "cells.d/shut.yaml": cellYaml({ name: "shut", members: [{ identity: "human:carol", role: "executor" }] }) });
+    const r = (args: string[], input?: string) => lazarus([...args, "-c", cf, "-s", st], { ...(input !== undefined ? { input } : {}), timeoutMs: 60_000 });
+    try {
+      expect((await r(["apply", "--yes"])).exitCode).toBe(0);
+      const tok = readFileSync(path.join(st, "cells", "shut", ".lazarus", "invites", "carol.token"), "utf8");
+      expect((await r(["accept", "shut", "human:carol", "--token", "-"], tok)).exitCode).toBe(0);
+      // the session starts a child of its own and waits on it
+      let out = "";
+      const exec = execa("node", [CLI, "exec", "shut", "--as", "human:carol", "-c", cf, "-s", st, "--", "sh", "-c", "sleep 1000 & echo $!; wait"], { reject: false, env: { NO_COLOR: "1" } });
+      exec.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+      await waitFor(() => /^\d+\n/.test(out), 30_000);
+      const child = Number(out.trim());
+      expect(procState(child)).toMatch(/^[RS]$/);
+      writeFileSync(path.join(cf, "cells.d", "shut.yaml"), cellYaml({ name: "shut", state: "closed", members: [{ identity: "human:carol", role: "executor" }] }));
+      const closed = await r(["apply", "--yes"]);
+      expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
+      const end = await exec;
+      expect(end.exitCode).toBe(128 + 15); // the session's shell got SIGTERM
+      await waitFor(() => ["Z", undefined].includes(procState(child)), 10_000); // and its child is gone
+      const ends = (await lazarus(["events", "--json", "-s", st])).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Event);
+      expect(ends.find((e) => e.action === "exec-end")?.details).toMatchObject({ identity: "human:carol", signal: "SIGTERM" });
+      expect(existsSync(path.join(st, "sessions"))).toBe(true);
+      expect(readdirSync(path.join(st, "sessions"))).toEqual([]); // the note goes once none is left
+    } finally {
+      cleanup(st, cf);
+    }
   });
 });

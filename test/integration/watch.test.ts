@@ -3,7 +3,7 @@ import { writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -140,7 +140,8 @@ describe("lazarus watch", () => {
     const r = await daemon;
     expect(r.exitCode).toBe(0);
     expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);
-    for (const n of ["first", "second", "third"]) expect(running(n)).toBe(true);
+    const seen = (n: string) => JSON.stringify({ n, m: readRecord(live(n)).members[0], state: procState(readRecord(live(n)).members[0]?.pid as number) });
+    for (const n of ["first", "second", "third"]) expect(running(n), `${seen(n)}\n${lines().slice(-15).map((l) => JSON.stringify(l)).join("\n")}`).toBe(true);
     daemon = startDaemon();
     await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
     expect(lines().filter((l) => l.msg === "applied")).toEqual([]);

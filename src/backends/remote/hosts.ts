@@ -10,6 +10,7 @@ import { errorMessage } from "../../util/errors.js";
 
 export const DEFAULT_ROOT = "~/.lazarus/cells";
 export const HOSTS_ENV = "LAZARUS_REMOTE_HOSTS";
+export const INLINE_ENV = "LAZARUS_REMOTE_INLINE";
 
 const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const USER_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
@@ -59,6 +60,15 @@ export function resolveRemote(spec: RemoteSpec, env: NodeJS.ProcessEnv = process
   }
   for (const k of ["host", "identityFile", "knownHosts"] as const) {
     if (spec[k] === undefined) return { problem: `${k} is required (or name: a host of the hosts file)`, field: "spec.remote", hint: "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}" };
+  }
+  // An inline connection lets whoever writes cells.d/ make Lazarus log in with any key file it can
+  // read, to any host: only where the operator says cells.d/ is trusted that far.
+  if (env[INLINE_ENV] !== "allow") {
+    return {
+      problem: `an inline connection (host, identityFile, knownHosts in the cell) is refused unless the operator allows it: a cell file could otherwise make Lazarus log in with any key it can read, to any host`,
+      field: "spec.remote.identityFile",
+      hint: `name a host of the operator's hosts file instead (remote: {name: X}, the file ${HOSTS_ENV} names), or, where cells.d/ is as trusted as this host, start Lazarus with ${INLINE_ENV}=allow`,
+    };
   }
   return { target: { host: spec.host as string, ...(spec.user ? { user: spec.user } : {}), port: spec.port ?? 22, identityFile: spec.identityFile as string, knownHosts: spec.knownHosts as string, root: spec.root ?? DEFAULT_ROOT } };
 }

@@ -5,7 +5,8 @@
 // (so a crashed apply finds it again) and a small sh wrapper writing its exit code to
 // logs/<home>.exit. Members are not contained beyond that (like the process backend's).
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { cellPaths, portfolioFile } from "../../cells/layout.js";
 import path from "node:path";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
@@ -13,9 +14,14 @@ import type { RemoteTarget } from "../../config/types.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type SessionSpawn, type StartSpec, type Started } from "../backend.js";
 import { memberEnv } from "../env.js";
-import { FIND, LAYOUT, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
+import { FIND, LAYOUT, LOGS, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
 import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
+
+// How much of each member log collectLogs keeps (the end of it): the remote host has no log pump
+// and so no rotation; and the names it takes.
+const LOG_CAP = 16 * 1024 * 1024;
+const LOG_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.log(\.[0-9]{1,3})?$/;
 
 // The same wrapper as the process backend's: the exit code to LAZARUS_EXIT_FILE (its mtime is the
 // exit time), SIGHUP left to the command.
@@ -174,6 +180,29 @@ export class RemoteBackend implements Backend {
   // The members' groups are all Lazarus tracks (as with the process backend).
   async stopCell(): Promise<number[]> {
     return [];
+  }
+
+  // The members' logs, from the remote tree into the cell's local logs dir (a closed cell keeps them
+  // in its graveyard entry and archive, as local cells do): the last LOG_CAP bytes of each file.
+  // Only names a member's log has; each written afresh here, never through a link.
+  async collectLogs(rec: CellRecord, logsDir: string): Promise<void> {
+    const r = await run(this.conn(rec), LOGS, [...this.cellArgs(rec), String(LOG_CAP)], { timeoutMs: 600_000 });
+    const lines = r.stdout.split("\n");
+    if (r.code !== 0 || !lines.includes("lazarus-logs-end")) throw new LazarusError("REMOTE_FAILED", `cannot copy the logs of cell ${rec.name} from ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    await mkdir(logsDir, { recursive: true, mode: 0o700 });
+    for (let i = 0; i + 1 < lines.length && lines[i] !== "lazarus-logs-end"; i += 2) {
+      const name = lines[i] as string;
+      if (!LOG_NAME.test(name)) continue; // not a log a member of ours writes
+      const file = path.join(logsDir, name);
+      await rm(file, { force: true });
+      const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
+      try {
+        await fh.writeFile(Buffer.from(lines[i + 1] as string, "base64"));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
   }
 
   // The cell is scrubbed: its tree on the remote host goes.

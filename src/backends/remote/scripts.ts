@@ -196,6 +196,23 @@ done
 rm -rf "$o" "$s"
 echo restored`;
 
+// The members' logs, to keep with the cell's records here: args root NAME UID CAP. For each regular
+// file (never a link) logs/<name>.log or .log.N: a line "<name>", then a line of its last CAP bytes
+// in base64, then "lazarus-logs-end" once all are sent.
+export const LOGS = `${LIB}
+root=$(expand_root "$1"); name=$2 uid=$3 cap=$4
+d="$root/$name.$uid/logs"
+[ -n "$name" ] && [ -n "$uid" ] || exit 3
+if [ -d "$d" ] && [ ! -h "$d" ]; then
+  for f in "$d"/*.log "$d"/*.log.[0-9]*; do
+    [ -f "$f" ] && [ ! -h "$f" ] || continue
+    printf '%s\n' "\${f##*/}"
+    tail -c "$cap" -- "$f" | base64 | tr -d '\n'
+    echo
+  done
+fi
+echo lazarus-logs-end`;
+
 // Remove a cell's tree: args root NAME UID.
 export const SCRUB = `${LIB}
 root=$(expand_root "$1"); name=$2 uid=$3
