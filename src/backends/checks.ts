@@ -20,8 +20,26 @@ function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) =>
   return out;
 }
 
+// spec.container.user, whoever committed it: the engine runs without a user namespace, so the uid
+// and gid inside are the host's. Root (uid or gid 0, even without capabilities) and the uids of
+// LAZARUS_UID_RANGE (other cells' own uids, present or future) are refused.
+export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const user = cell.container?.user;
+  if (user === undefined) return [];
+  const [uid, gid] = user.split(":").map(Number) as [number, number | undefined];
+  const where = { severity: "error" as const, ...at(["spec", "container", "user"]), field: "spec.container.user" };
+  if (uid === 0 || gid === 0) {
+    return [{ ...where, message: `user "${user}" is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`, hint: "remove user (members then run as the cell's own uid), or name a non-root uid:gid outside LAZARUS_UID_RANGE" }];
+  }
+  const range = /^\s*(\d+)-(\d+)\s*$/.exec(env.LAZARUS_UID_RANGE ?? "200000-299999");
+  if (range && uid >= Number(range[1]) && uid <= Number(range[2])) {
+    return [{ ...where, message: `user "${user}" is in LAZARUS_UID_RANGE (${range[1]}-${range[2]}): that uid is another cell's own, or will be`, hint: "remove user (members then run as the cell's own uid), or name a uid outside that range" }];
+  }
+  return [];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
-  if (cell.backend === "container") return containerDiagnostics(cell, at);
+  if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
   if (cell.backend === "remote") return remoteDiagnostics(cell, at);
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];

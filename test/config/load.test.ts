@@ -90,6 +90,24 @@ describe("loading cells.d", () => {
     expect(r.diagnostics.map(formatDiagnostic)).toEqual(['portfolios/p.yaml:6:3: error: spec.retry: unknown field "retry" (remove it or check its spelling against schemas/portfolio.schema.json)']);
   });
 
+  it("refuses a container user that is root or another cell's uid (in-container uids are host uids)", () => {
+    const saved = process.env.LAZARUS_UID_RANGE;
+    process.env.LAZARUS_UID_RANGE = "240500-240599";
+    try {
+      const userErrors = (user: string) =>
+        loadFileText(file, cellYaml({ name: "c1", extra: `  backend: container\n  container: {image: localhost/agent:1, user: "${user}"}` }))
+          .diagnostics.filter((d) => d.field === "spec.container.user")
+          .map(formatDiagnostic);
+      expect(userErrors("0")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec.container.user: user "0" is root.*host's root/)]);
+      expect(userErrors("1000:0")).toEqual([expect.stringMatching(/error: spec.container.user: user "1000:0" is root/)]);
+      expect(userErrors("240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "240550" is in LAZARUS_UID_RANGE \(240500-240599\).*another cell/)]);
+      expect(userErrors("1000:1000")).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_UID_RANGE;
+      else process.env.LAZARUS_UID_RANGE = saved;
+    }
+  });
+
   it("reports YAML syntax errors with a position", () => {
     const d = diagsOf("apiVersion: lazarus/v1\nkind: Cell\nmetadata: {name: x\n");
     expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: YAML syntax/);
