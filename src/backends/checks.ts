@@ -38,7 +38,20 @@ export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | nu
   return [];
 }
 
+// The operator's bound on backends (LAZARUS_BACKENDS, e.g. sandbox,container; unset: every one).
+// Whoever commits to cells.d/ is not trusted, and backend: process runs their command as
+// Lazarus's own user; a host that takes cells from others lists the backends that contain them.
+export function allowedBackendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const text = env.LAZARUS_BACKENDS;
+  if (text === undefined || text.trim() === "") return [];
+  const allowed = text.split(",").map((b) => b.trim()).filter(Boolean);
+  if (allowed.includes(cell.backend)) return [];
+  return [{ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend ${cell.backend} is not allowed on this host (LAZARUS_BACKENDS=${text})`, hint: `use backend: ${allowed.join(" or ")}; the operator chooses the backends with LAZARUS_BACKENDS` }];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
+  const refused = allowedBackendDiagnostics(cell, at);
+  if (refused.length) return refused;
   if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
   if (cell.backend === "remote") return remoteDiagnostics(cell, at);
   if (cell.backend !== "sandbox") return [];

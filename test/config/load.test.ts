@@ -108,6 +108,22 @@ describe("loading cells.d", () => {
     }
   });
 
+  it("refuses a backend the operator's LAZARUS_BACKENDS leaves out (backend: process runs as Lazarus's own user)", () => {
+    const saved = process.env.LAZARUS_BACKENDS;
+    process.env.LAZARUS_BACKENDS = "sandbox, container";
+    try {
+      const backendErrors = (extra: string) => loadFileText(file, cellYaml({ name: "c1", extra })).diagnostics.filter((d) => d.field === "spec.backend" && /LAZARUS_BACKENDS/.test(d.message)).map(formatDiagnostic);
+      expect(backendErrors("")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec\.backend: backend process is not allowed on this host \(LAZARUS_BACKENDS=sandbox, container\)/)]);
+      expect(backendErrors("  backend: process")).toHaveLength(1);
+      expect(backendErrors("  backend: sandbox")).toEqual([]);
+      delete process.env.LAZARUS_BACKENDS;
+      expect(backendErrors("")).toEqual([]); // unset: every backend, as before
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_BACKENDS;
+      else process.env.LAZARUS_BACKENDS = saved;
+    }
+  });
+
   it("reports YAML syntax errors with a position", () => {
     const d = diagsOf("apiVersion: lazarus/v1\nkind: Cell\nmetadata: {name: x\n");
     expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: YAML syntax/);
