@@ -163,5 +163,5 @@ function outsideProblem(file: string, within: string): ReadProblem | undefined {
     return ioProblem(err);
   }
   if (isInside(real, within)) return undefined;
-  return { problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`, hint: "make cells.d/ and portfolios/ real directories of the config dir (or links inside it)" };
+  return { problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`, hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)" };
 }
