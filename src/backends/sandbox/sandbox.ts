@@ -293,7 +293,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
-    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", configDir: "/nonexistent" });
+    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
