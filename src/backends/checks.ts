@@ -49,8 +49,15 @@ export function allowedBackendDiagnostics(cell: DesiredCell, at: (p: (string | n
   return [{ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend ${cell.backend} is not allowed on this host (LAZARUS_BACKENDS=${text})`, hint: `use backend: ${allowed.join(" or ")}; the operator chooses the backends with LAZARUS_BACKENDS` }];
 }
 
+// network: host is the committer's opt-in into the host's network (its loopback services, a
+// cloud's metadata address); LAZARUS_HOST_NETWORK=deny takes it away from them.
+export function hostNetworkDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  if (cell.network !== "host" || env.LAZARUS_HOST_NETWORK !== "deny") return [];
+  return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: "network: host is not allowed on this host (LAZARUS_HOST_NETWORK=deny)", hint: "remove network (the default none gives the cell only its own loopback)" }];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
-  const refused = allowedBackendDiagnostics(cell, at);
+  const refused = [...allowedBackendDiagnostics(cell, at), ...hostNetworkDiagnostics(cell, at)];
   if (refused.length) return refused;
   if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
   if (cell.backend === "remote") return remoteDiagnostics(cell, at);

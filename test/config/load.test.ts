@@ -124,6 +124,21 @@ describe("loading cells.d", () => {
     }
   });
 
+  it("refuses network: host where the operator's LAZARUS_HOST_NETWORK=deny", () => {
+    const saved = process.env.LAZARUS_HOST_NETWORK;
+    try {
+      const netErrors = (extra: string) => loadFileText(file, cellYaml({ name: "c1", extra })).diagnostics.filter((d) => d.field === "spec.network").map(formatDiagnostic);
+      delete process.env.LAZARUS_HOST_NETWORK;
+      expect(netErrors("  network: host")).toEqual([]); // unset: allowed, as before
+      process.env.LAZARUS_HOST_NETWORK = "deny";
+      expect(netErrors("  network: host")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec\.network: network: host is not allowed on this host \(LAZARUS_HOST_NETWORK=deny\)/)]);
+      expect(netErrors("  network: none")).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_HOST_NETWORK;
+      else process.env.LAZARUS_HOST_NETWORK = saved;
+    }
+  });
+
   it("reports YAML syntax errors with a position", () => {
     const d = diagsOf("apiVersion: lazarus/v1\nkind: Cell\nmetadata: {name: x\n");
     expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: YAML syntax/);
