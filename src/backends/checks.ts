@@ -20,8 +20,46 @@ function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) =>
   return out;
 }
 
+// spec.container.user, whoever committed it: the engine runs without a user namespace, so the uid
+// and gid inside are the host's. Root (uid or gid 0, even without capabilities) and the uids of
+// LAZARUS_UID_RANGE (other cells' own uids, present or future) are refused.
+export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const user = cell.container?.user;
+  if (user === undefined) return [];
+  const [uid, gid] = user.split(":").map(Number) as [number, number | undefined];
+  const where = { severity: "error" as const, ...at(["spec", "container", "user"]), field: "spec.container.user" };
+  if (uid === 0 || gid === 0) {
+    return [{ ...where, message: `user "${user}" is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`, hint: "remove user (members then run as the cell's own uid), or name a non-root uid:gid outside LAZARUS_UID_RANGE" }];
+  }
+  const range = /^\s*(\d+)-(\d+)\s*$/.exec(env.LAZARUS_UID_RANGE ?? "200000-299999");
+  if (range && uid >= Number(range[1]) && uid <= Number(range[2])) {
+    return [{ ...where, message: `user "${user}" is in LAZARUS_UID_RANGE (${range[1]}-${range[2]}): that uid is another cell's own, or will be`, hint: "remove user (members then run as the cell's own uid), or name a uid outside that range" }];
+  }
+  return [];
+}
+
+// The operator's bound on backends (LAZARUS_BACKENDS, e.g. sandbox,container; unset: every one).
+// Whoever commits to cells.d/ is not trusted, and backend: process runs their command as
+// Lazarus's own user; a host that takes cells from others lists the backends that contain them.
+export function allowedBackendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const text = env.LAZARUS_BACKENDS;
+  if (text === undefined || text.trim() === "") return [];
+  const allowed = text.split(",").map((b) => b.trim()).filter(Boolean);
+  if (allowed.includes(cell.backend)) return [];
+  return [{ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend ${cell.backend} is not allowed on this host (LAZARUS_BACKENDS=${text})`, hint: `use backend: ${allowed.join(" or ")}; the operator chooses the backends with LAZARUS_BACKENDS` }];
+}
+
+// network: host is the committer's opt-in into the host's network (its loopback services, a
+// cloud's metadata address); LAZARUS_HOST_NETWORK=deny takes it away from them.
+export function hostNetworkDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  if (cell.network !== "host" || env.LAZARUS_HOST_NETWORK !== "deny") return [];
+  return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: "network: host is not allowed on this host (LAZARUS_HOST_NETWORK=deny)", hint: "remove network (the default none gives the cell only its own loopback)" }];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
-  if (cell.backend === "container") return containerDiagnostics(cell, at);
+  const refused = [...allowedBackendDiagnostics(cell, at), ...hostNetworkDiagnostics(cell, at)];
+  if (refused.length) return refused;
+  if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
   if (cell.backend === "remote") return remoteDiagnostics(cell, at);
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];

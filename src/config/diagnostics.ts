@@ -17,11 +17,18 @@ export function hasErrors(diags: readonly Diagnostic[]): boolean {
 }
 
 // file:line:col: error: field: message; hint
+// Text from the config repo (file names, quoted values) as it may reach a terminal: control
+// characters other than tab and newline shown as \xNN, so a committed "\e[2K\r" or "\e[1A"
+// cannot erase or rewrite lines of a plan or a validation under review.
+export function visible(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.file ? `${d.file}${d.line ? `:${d.line}:${d.col ?? 1}` : ""}: ` : "";
   const field = d.field ? `${d.field}: ` : "";
   const hint = d.hint ? ` (${d.hint})` : "";
-  return `${where}${d.severity}: ${field}${d.message}${hint}`;
+  return visible(`${where}${d.severity}: ${field}${d.message}${hint}`);
 }
 
 export function sortDiagnostics(diags: Diagnostic[]): Diagnostic[] {

@@ -70,6 +70,10 @@ export function readRegularFileSync(file: string, maxBytes: number, within?: str
     target = followed.target;
   } else if (!lst.isFile()) {
     return { kind: "problem", problem: { problem: `it is ${kindOf(lst)}`, hint: REGULAR_ONLY } };
+  } else if (within !== undefined) {
+    // A regular file whose directory is a link (cells.d -> /elsewhere) is outside all the same.
+    const out = outsideProblem(file, within);
+    if (out) return { kind: "problem", problem: out };
   }
   if (lst.isFile() && lst.size > maxBytes) return { kind: "problem", problem: tooBig(`${lst.size} bytes`, maxBytes) };
   let fd: number;
@@ -125,16 +129,8 @@ function followLink(file: string, within: string | undefined): { target: string 
     if (isErrno(err, "ELOOP")) return { problem: "it is a symbolic link loop", hint: "replace it with a regular file" };
     return ioProblem(err);
   }
-  if (within !== undefined) {
-    let root: string;
-    try {
-      root = realpathSync(within);
-    } catch {
-      root = path.resolve(within);
-    }
-    if (real !== root && !real.startsWith(root + path.sep)) {
-      return { problem: `it is a symbolic link to ${real}, outside the config dir`, hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead" };
-    }
+  if (within !== undefined && !isInside(real, within)) {
+    return { problem: `it is a symbolic link to ${real}, outside the config dir`, hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead" };
   }
   let st: Stats;
   try {
@@ -144,4 +140,28 @@ function followLink(file: string, within: string | undefined): { target: string 
   }
   if (!st.isFile()) return { problem: `it is a symbolic link to ${kindOf(st)} (${real})`, hint: REGULAR_ONLY };
   return { target: real };
+}
+
+// Whether real (a resolved path) lies in within (resolved here).
+function isInside(real: string, within: string): boolean {
+  let root: string;
+  try {
+    root = realpathSync(within);
+  } catch {
+    root = path.resolve(within);
+  }
+  return real === root || real.startsWith(root + path.sep);
+}
+
+// Why a file that is no link itself is outside within (a directory on its way is a link that
+// leads out), or undefined when it is inside.
+function outsideProblem(file: string, within: string): ReadProblem | undefined {
+  let real: string;
+  try {
+    real = realpathSync(file);
+  } catch (err) {
+    return ioProblem(err);
+  }
+  if (isInside(real, within)) return undefined;
+  return { problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`, hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)" };
 }

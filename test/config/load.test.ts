@@ -90,6 +90,55 @@ describe("loading cells.d", () => {
     expect(r.diagnostics.map(formatDiagnostic)).toEqual(['portfolios/p.yaml:6:3: error: spec.retry: unknown field "retry" (remove it or check its spelling against schemas/portfolio.schema.json)']);
   });
 
+  it("refuses a container user that is root or another cell's uid (in-container uids are host uids)", () => {
+    const saved = process.env.LAZARUS_UID_RANGE;
+    process.env.LAZARUS_UID_RANGE = "240500-240599";
+    try {
+      const userErrors = (user: string) =>
+        loadFileText(file, cellYaml({ name: "c1", extra: `  backend: container\n  container: {image: localhost/agent:1, user: "${user}"}` }))
+          .diagnostics.filter((d) => d.field === "spec.container.user")
+          .map(formatDiagnostic);
+      expect(userErrors("0")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec.container.user: user "0" is root.*host's root/)]);
+      expect(userErrors("1000:0")).toEqual([expect.stringMatching(/error: spec.container.user: user "1000:0" is root/)]);
+      expect(userErrors("240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "240550" is in LAZARUS_UID_RANGE \(240500-240599\).*another cell/)]);
+      expect(userErrors("1000:1000")).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_UID_RANGE;
+      else process.env.LAZARUS_UID_RANGE = saved;
+    }
+  });
+
+  it("refuses a backend the operator's LAZARUS_BACKENDS leaves out (backend: process runs as Lazarus's own user)", () => {
+    const saved = process.env.LAZARUS_BACKENDS;
+    process.env.LAZARUS_BACKENDS = "sandbox, container";
+    try {
+      const backendErrors = (extra: string) => loadFileText(file, cellYaml({ name: "c1", extra })).diagnostics.filter((d) => d.field === "spec.backend" && /LAZARUS_BACKENDS/.test(d.message)).map(formatDiagnostic);
+      expect(backendErrors("")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec\.backend: backend process is not allowed on this host \(LAZARUS_BACKENDS=sandbox, container\)/)]);
+      expect(backendErrors("  backend: process")).toHaveLength(1);
+      expect(backendErrors("  backend: sandbox")).toEqual([]);
+      delete process.env.LAZARUS_BACKENDS;
+      expect(backendErrors("")).toEqual([]); // unset: every backend, as before
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_BACKENDS;
+      else process.env.LAZARUS_BACKENDS = saved;
+    }
+  });
+
+  it("refuses network: host where the operator's LAZARUS_HOST_NETWORK=deny", () => {
+    const saved = process.env.LAZARUS_HOST_NETWORK;
+    try {
+      const netErrors = (extra: string) => loadFileText(file, cellYaml({ name: "c1", extra })).diagnostics.filter((d) => d.field === "spec.network").map(formatDiagnostic);
+      delete process.env.LAZARUS_HOST_NETWORK;
+      expect(netErrors("  network: host")).toEqual([]); // unset: allowed, as before
+      process.env.LAZARUS_HOST_NETWORK = "deny";
+      expect(netErrors("  network: host")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec\.network: network: host is not allowed on this host \(LAZARUS_HOST_NETWORK=deny\)/)]);
+      expect(netErrors("  network: none")).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.LAZARUS_HOST_NETWORK;
+      else process.env.LAZARUS_HOST_NETWORK = saved;
+    }
+  });
+
   it("reports YAML syntax errors with a position", () => {
     const d = diagsOf("apiVersion: lazarus/v1\nkind: Cell\nmetadata: {name: x\n");
     expect(d[0]).toMatch(/^cells\.d\/a\.yaml:\d+:\d+: error: YAML syntax/);

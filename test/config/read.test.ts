@@ -86,6 +86,30 @@ describe("reading cells.d", () => {
     );
   });
 
+  it("never reads through cells.d or portfolios linked out of the config dir", async () => {
+    const outside = tempDir();
+    dirs.push(outside);
+    writeFileSync(path.join(outside, "host.yaml"), cellYaml({ name: "from-host" }));
+    writeFileSync(path.join(outside, "p.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata:\n  name: from-host\nspec:\n  models: []\n");
+    const dir = tempDir();
+    dirs.push(dir);
+    symlinkSync(outside, path.join(dir, "cells.d"));
+    symlinkSync(outside, path.join(dir, "portfolios"));
+    const { desired, diagnostics } = await load(dir);
+    expect([...desired.cells.keys()]).toEqual([]);
+    expect([...desired.portfolios.keys()]).toEqual([]);
+    const lines = diagnostics.map(formatDiagnostic);
+    expect(lines.some((l) => /^cells\.d\/host\.yaml: error: .*outside the config dir/.test(l))).toBe(true);
+    // A link to a directory inside the config dir is still read.
+    const inside = configDir({});
+    dirs.push(inside);
+    mkdirSync(path.join(inside, "real"));
+    writeFileSync(path.join(inside, "real", "a.yaml"), cellYaml({ name: "inside" }));
+    rmSync(path.join(inside, "cells.d"), { recursive: true });
+    symlinkSync("real", path.join(inside, "cells.d"));
+    expect([...(await load(inside)).desired.cells.keys()]).toEqual(["inside"]);
+  });
+
   it("refuses a file over the size cap before reading it, and takes a raised cap", async () => {
     const dir = withBad((bad) => writeFileSync(bad, `${cellYaml({ name: "big" })}# ${"x".repeat(2 * 1024 * 1024)}\n`));
     await expectQuarantined(dir, /it is \d+ bytes, over the 1048576-byte limit \(split it into smaller files, or raise the limit with --max-file-size or LAZARUS_MAX_FILE_SIZE\)/);

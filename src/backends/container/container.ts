@@ -165,7 +165,7 @@ export class ContainerBackend implements Backend {
   // one left by a killed verify goes with the member's next start, close or scrub.
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
     const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });

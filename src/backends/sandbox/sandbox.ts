@@ -107,6 +107,30 @@ function statOrUndefined(p: string): Stats | undefined {
   }
 }
 
+// The files of the config dir a command names (./agent.sh, resolved to absolute paths), to be
+// bound read-only at their own paths. The config dir is the committer's, who is not trusted: a
+// symbolic link in it is bound only when it resolves inside the config dir, and then its target
+// is bound (a link to a host file or to /proc/self/root would otherwise show the host's files).
+export function configFileBinds(command: readonly string[], configDir: string): { src: string; dest: string; dir: boolean }[] {
+  let root: string;
+  try {
+    root = realpathSync(configDir);
+  } catch {
+    return [];
+  }
+  return command.filter((a) => path.isAbsolute(a) && a.startsWith(`${configDir}${path.sep}`)).flatMap((p) => {
+    let real: string;
+    try {
+      real = realpathSync(p);
+    } catch {
+      return [];
+    }
+    if (!real.startsWith(`${root}${path.sep}`)) return [];
+    const st = statOrUndefined(real);
+    return st && (st.isFile() || st.isDirectory()) ? [{ src: real, dest: p, dir: st.isDirectory() }] : [];
+  });
+}
+
 // Every sandboxed member has a pid limit, declared or not, so a fork bomb never reaches the host.
 export const DEFAULT_PIDS = 1024;
 
@@ -250,10 +274,13 @@ export class SandboxBackend implements Backend {
       role: spec.role as Role,
       home: spec.homeName,
       hostRoot: sandboxHost().hostRoot,
-      extraBinds: [...this.settings.sandbox.roBinds, ...spec.command.filter((a) => path.isAbsolute(a) && a.startsWith(`${spec.configDir}${path.sep}`))].flatMap((p) => {
-        const st = statOrUndefined(p);
-        return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
-      }).concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []), // the venv, read-only at its own path
+      extraBinds: [
+        ...this.settings.sandbox.roBinds.flatMap((p) => {
+          const st = statOrUndefined(p);
+          return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
+        }),
+        ...configFileBinds(spec.command, spec.configDir),
+      ].concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []), // the venv, read-only at its own path
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
       etcDir: ensureEtcView(),
@@ -266,7 +293,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
-    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env: { ...m.env, ...env }, credentialsFile: "", configDir: "/nonexistent" });
+    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },

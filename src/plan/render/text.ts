@@ -1,5 +1,5 @@
 // The human view of a plan, in the style of terraform plan.
-import { formatDiagnostic, type Diagnostic } from "../../config/diagnostics.js";
+import { formatDiagnostic, visible, type Diagnostic } from "../../config/diagnostics.js";
 import { ACTION_KINDS, SYMBOLS, type Action, type ActionKind } from "../actions.js";
 import type { Plan } from "../plan.js";
 import type { Colors } from "./colors.js";
@@ -59,7 +59,7 @@ export function renderPlanText(p: Plan, c: Colors): string {
   }
   if (p.held.length > 0) {
     lines.push("");
-    for (const h of p.held) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${h.file} is quarantined; the cell is left exactly as it is`);
+    for (const h of p.held) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${visible(h.file)} is quarantined; the cell is left exactly as it is`);
   }
   if (p.actions.length > 0) {
     lines.push("");
