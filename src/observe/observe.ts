@@ -77,10 +77,10 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
   }
   const cp = cellPaths(dir);
-  const remote = place === "cells" && record?.backend === "kubernetes" ? await observeRemote(record) : undefined;
+  const cluster = place === "cells" && record?.backend === "kubernetes" ? await observeKubernetes(record) : undefined;
   // A remote (SSH) cell's members are observed on their host, all at once (observeRemoteCells).
   const members =
-    record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (remote ? remoteMember(m, remote) : observeMember(cp, m, place, fallbackName))));
+    record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (cluster ? clusterMember(m, cluster) : observeMember(cp, m, place, fallbackName))));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   return {
@@ -98,9 +98,9 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
 // A cell whose members run in a cluster (kubernetes): their pods, read once per observe (the
 // client is loaded only when such a cell exists). An unreachable cluster changes nothing: every
 // member is taken as recorded, and says why.
-type Remote = { view(m: MemberRecord): { alive: boolean; exit?: ObservedMember["exit"] } } | { problem: string };
+type ClusterView = { view(m: MemberRecord): { alive: boolean; exit?: ObservedMember["exit"] } } | { problem: string };
 
-async function observeRemote(rec: CellRecord): Promise<Remote> {
+async function observeKubernetes(rec: CellRecord): Promise<ClusterView> {
   const k = await import("../backends/kubernetes/kubernetes.js");
   try {
     await k.refresh([rec]);
@@ -110,7 +110,7 @@ async function observeRemote(rec: CellRecord): Promise<Remote> {
   }
 }
 
-function remoteMember(m: MemberRecord, r: Remote): ObservedMember {
+function clusterMember(m: MemberRecord, r: ClusterView): ObservedMember {
   if (!m.command) return { ...m, alive: false };
   if ("problem" in r) return { ...m, alive: m.status === "running" || m.status === "starting", ignored: [`cluster not read (${r.problem}); the member is taken as recorded`] };
   const v = r.view(m);
