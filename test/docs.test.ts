@@ -23,3 +23,22 @@ describe("documentation examples", () => {
     expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
   });
 });
+
+describe("host settings", () => {
+  // Set by Lazarus for members and sessions, or for tests: not the operator's to set.
+  const NOT_SETTINGS = new Set(["LAZARUS_EXIT_FILE", "LAZARUS_SPAWN_ID", "LAZARUS_PORTFOLIO", "LAZARUS_SESSION", "LAZARUS_SESSION_CELL", "LAZARUS_STAGE", "LAZARUS_OOM_FILE", "LAZARUS_CONTAINER", "LAZARUS_CGROUP_PROCS", "LAZARUS_FAILPOINT", "LAZARUS_SECRET_"]);
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".generated.ts"))
+      .map((f) => readFileSync(path.join(dir, f), "utf8"));
+
+  it("every LAZARUS_ setting the code reads is in docs/configuration.md's table", () => {
+    const read = new Set(sources(path.join(ROOT, "src")).flatMap((text) => [...text.matchAll(/\bLAZARUS_[A-Z_]+/g)].map((m) => m[0])));
+    const doc = readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
+    const table = doc.slice(doc.indexOf("## Host settings"));
+    const listed = new Set([...table.matchAll(/^\| `(LAZARUS_[A-Z_]+)`(?:, `(LAZARUS_[A-Z_]+)`)?/gm)].flatMap((m) => [m[1], m[2]]).filter(Boolean));
+    const missing = [...read].filter((v) => !NOT_SETTINGS.has(v) && !listed.has(v)).sort();
+    expect(missing).toEqual([]);
+    expect(listed.size).toBeGreaterThan(15);
+  });
+});
