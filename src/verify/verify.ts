@@ -15,7 +15,7 @@ import { ContainerBackend } from "../backends/container/container.js";
 import { verifyLedger } from "../ledger/ledger.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
 import { LazarusError } from "../util/errors.js";
-import { PROBE, parseProbe } from "./probe.js";
+import { PROBE, parseProbe, type ProbeLine } from "./probe.js";
 
 export const INVARIANTS = ["I1", "I2", "I3", "I4", "I5", "I6"] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -143,10 +143,25 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
       if (l.check === "host-loopback" && rec.network === "host") continue;
       checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
     }
+    checks.push(...unreported(lines, m.identity, rec.network === "host", r));
   }
   if (where === "container") checks.push({ invariant: "I5", check: "stop removes every container of the cell", ok: true, detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" });
   else checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
   return checks;
+}
+
+// A probe that ended early (killed, or made to fail by what it found) proves nothing of what it
+// did not report: each check it did not report is a ✗, never a silent pass.
+export function unreported(lines: ProbeLine[], member: string, hostNetwork: boolean, r: { exitCode?: number | null; stderr: string }): Check[] {
+  const seen = new Set(lines.map((l) => (l.result === "names" ? "names" : l.check)));
+  const last = r.stderr.trim().split("\n").slice(-1)[0];
+  const detail = `the probe ended before reporting it (exit ${r.exitCode}${last ? `: ${last}` : ""})`;
+  const out: Check[] = [];
+  if (!seen.has("names")) out.push({ invariant: "I2", check: "host environment", member, ok: false, detail });
+  for (const [key, meta] of Object.entries(PROBE_CHECKS)) {
+    if (!seen.has(key) && !(key === "host-loopback" && hostNetwork)) out.push({ invariant: meta.invariant, check: meta.label, member, ok: false, detail });
+  }
+  return out;
 }
 
 // Names bubblewrap creates directly in the sandbox's /tmp or /dev/shm to mount binds below them.
