@@ -127,10 +127,10 @@ describe("the schemas in yaml-language-server", () => {
     expect(badText).toContain("tll: ");
     writeFileSync(path.join(dir, "cells.d/bad.yaml"), badText);
     const bad = lsp.open(path.join(dir, "cells.d/bad.yaml"));
-    // The server validates in the order the files were opened: once the last one has its verdict,
-    // the good ones have theirs.
-    await waitFor(() => (lsp.latest(bad)?.length ?? 0) > 0, 20_000).catch(() => {
-      throw new Error(`no diagnostics for the bad file; server stderr: ${lsp.stderr.join("")}`);
+    // Each file's verdict arrives on its own (the server validates asynchronously, in no promised
+    // order): wait for the bad file's diagnostics and for a verdict on every good file.
+    await waitFor(() => (lsp.latest(bad)?.length ?? 0) > 0 && good.every((uri) => lsp.latest(uri) !== undefined), 20_000).catch(() => {
+      throw new Error(`no verdict for ${[bad, ...good].filter((u) => lsp.latest(u) === undefined).join(", ") || "the bad file"}; server stderr: ${lsp.stderr.join("")}`);
     });
     for (const uri of good) expect({ uri, diagnostics: lsp.latest(uri) }).toEqual({ uri, diagnostics: [] });
     // ...and that silence is the schema's verdict, not the absence of one: a stray top-level field
