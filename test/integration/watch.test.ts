@@ -1,5 +1,5 @@
 // The real daemon as a child process: file events, drift, time, signals, metrics.
-import { writeFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -106,8 +106,18 @@ describe("lazarus watch", () => {
     expect(value(/^lazarus_last_successful_reconcile_timestamp_seconds (\S+)/m)).toBeGreaterThan(Date.now() / 1000 - 600);
   });
 
+  // The agent's own pid once it is ready (env.json is written after its SIGHUP handler is set).
+  const agentPid = (name: string): number | undefined => {
+    try {
+      return (JSON.parse(readFileSync(path.join(live(name), "home", "allegro", "env.json"), "utf8")) as { pid: number }).pid;
+    } catch {
+      return undefined;
+    }
+  };
+
   it("reloads everything on SIGHUP and reconciles a change made behind its back", async () => {
     const m = readRecord(live("third")).members[0]!;
+    const before = agentPid("third");
     // Behind its back: a member stopped by another user and a file changed without an event
     // the daemon would see (mtime and size kept the same are still re-read on a reload).
     process.kill(-(m.pid as number), "SIGKILL");
@@ -115,6 +125,9 @@ describe("lazarus watch", () => {
     await waitFor(() => lines().some((l) => l.msg === "SIGHUP: reloading everything"), 5000);
     await waitFor(() => readRecord(live("third")).members[0]!.status !== "running", 10_000);
     await waitFor(() => running("third"), 20_000);
+    // ready before the next test's portfolio change signals it (a SIGHUP before its handler is set
+    // would end it, and it would be in its restart backoff when the daemon is stopped below)
+    await waitFor(() => agentPid("third") !== undefined && agentPid("third") !== before, 20_000);
   });
 
   it("writes an agent's portfolio when portfolios/ changes, and signals its process", async () => {
