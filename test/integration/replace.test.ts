@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { hostname } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 import { IMAGE, cleanupContainers, containersOf, engine, skipReason as containerSkip } from "../backends/container-helpers.js";
 import { cgroupPids, procState, sandboxSuite, skipReason, uidPids } from "../sandbox/helpers.js";
 
@@ -208,6 +208,7 @@ describe.skipIf(containerSkip)("a replacement onto and between containers", () =
   const IMAGE2 = `localhost/lazarus-test:replace-${process.pid}`;
   afterAll(async () => {
     await cleanupContainers(state, seen);
+    killAll(state); // the process-backend members the suite ends with (their groups, not only the supervisors)
     spawnSync(engine.bin as string, ["rmi", IMAGE2], { stdio: "ignore" });
     for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
   });

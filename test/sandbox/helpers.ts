@@ -5,7 +5,7 @@ import { afterAll } from "vitest";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
-import { ROOT, configDir, lazarus, tempDir, procState } from "../helpers.js";
+import { ROOT, configDir, killAll, lazarus, tempDir, procState } from "../helpers.js";
 
 export const host = sandboxHost();
 // Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
@@ -103,6 +103,7 @@ export function sandboxSuite(firstUid: number, extra: Record<string, string> = {
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
   afterAll(async () => {
     await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
+    killAll(state); // members of cells the suite moved to backend process (outside any cgroup)
     for (const d of [state, cfg]) rmSync(d, { recursive: true, force: true });
   });
   return { env, state, cfg, run };
