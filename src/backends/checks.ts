@@ -6,6 +6,7 @@ import { missingFacilities } from "./sandbox/cgroup.js";
 import { sandboxHost } from "./sandbox/host.js";
 import { containerEngine, hasImage } from "./container/engine.js";
 import { remoteDiagnostics } from "./remote/hosts.js";
+import { uidRange } from "../host/settings.js";
 
 // A container cell needs an engine that answers and its image present locally (never pulled).
 function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
@@ -31,9 +32,9 @@ export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | nu
   if (uid === 0 || gid === 0) {
     return [{ ...where, message: `user "${user}" is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`, hint: "remove user (members then run as the cell's own uid), or name a non-root uid:gid outside LAZARUS_UID_RANGE" }];
   }
-  const range = /^\s*(\d+)-(\d+)\s*$/.exec(env.LAZARUS_UID_RANGE ?? "200000-299999");
-  if (range && uid >= Number(range[1]) && uid <= Number(range[2])) {
-    return [{ ...where, message: `user "${user}" is in LAZARUS_UID_RANGE (${range[1]}-${range[2]}): that uid is another cell's own, or will be`, hint: "remove user (members then run as the cell's own uid), or name a uid outside that range" }];
+  const range = uidRange(env);
+  if (uid >= range.first && uid <= range.last) {
+    return [{ ...where, message: `user "${user}" is in LAZARUS_UID_RANGE (${range.first}-${range.last}): that uid is another cell's own, or will be`, hint: "remove user (members then run as the cell's own uid), or name a uid outside that range" }];
   }
   return [];
 }

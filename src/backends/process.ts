@@ -148,31 +148,27 @@ export class ProcessBackend implements Backend {
   // the pids that survive. A process that cleared its environment is not found: the process
   // backend contains nothing (docs/isolation.md).
   async stopCell(rec: CellRecord): Promise<number[]> {
-    // each with the start time read when its environment matched: a pid reused since is spared
+    // The marked processes, each with the start time read when its environment matched (a pid
+    // reused since is spared). The table is scanned once per phase; in between only their own
+    // /proc entries are polled.
     const marked = (): { pid: number; start: number }[] =>
       findByEnv(SESSION_MARK, rec.uid)
         .filter((pid) => pid !== process.pid && isAlive(pid, undefined))
         .map((pid) => ({ pid, start: procInfo(pid)?.startTime ?? -1 }));
-    const kill = (sig: NodeJS.Signals): void => {
-      for (const p of marked()) {
-        if (!isAlive(p.pid, p.start)) continue;
+    const signal = async (found: { pid: number; start: number }[], sig: NodeJS.Signals, polls: number, every: number): Promise<void> => {
+      for (const p of found) {
         try {
-          process.kill(p.pid, sig);
+          if (isAlive(p.pid, p.start)) process.kill(p.pid, sig);
         } catch {
           // gone
         }
       }
+      for (let i = 0; i < polls && found.some((p) => isAlive(p.pid, p.start)); i++) await sleep(every);
     };
     const note = this.sessionNote(rec);
     if (note && !existsSync(note)) return [];
-    if (marked().length === 0) {
-      if (note) await rm(note, { force: true });
-      return [];
-    }
-    kill("SIGTERM");
-    for (let i = 0; i < 80 && marked().length > 0; i++) await sleep(25);
-    kill("SIGKILL");
-    for (let i = 0; i < 200 && marked().length > 0; i++) await sleep(10);
+    await signal(marked(), "SIGTERM", 80, 25);
+    await signal(marked(), "SIGKILL", 200, 10); // and what was started meanwhile
     const left = marked().map((p) => p.pid);
     if (left.length === 0 && note) await rm(note, { force: true });
     return left;

@@ -36,6 +36,11 @@ function parseRange(text: string): { first: number; last: number } {
   return { first, last };
 }
 
+// The per-cell uids of sandbox and container cells (LAZARUS_UID_RANGE).
+export function uidRange(env: NodeJS.ProcessEnv = process.env): { first: number; last: number } {
+  return parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999");
+}
+
 // Settings from flags first, then Lazarus's environment, then defaults.
 export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
@@ -55,6 +60,6 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
-    sandbox: { uidRange: parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999"), roBinds: binds, cgroupRoot },
+    sandbox: { uidRange: uidRange(env), roBinds: binds, cgroupRoot },
   };
 }

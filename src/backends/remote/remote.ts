@@ -5,8 +5,7 @@
 // (so a crashed apply finds it again) and a small sh wrapper writing its exit code to
 // logs/<home>.exit. Members are not contained beyond that (like the process backend's).
 import { readFileSync } from "node:fs";
-import { constants } from "node:fs";
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { cellPaths, portfolioFile } from "../../cells/layout.js";
 import path from "node:path";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
@@ -16,6 +15,7 @@ import { memberRef, type Backend, type MemberRef, type SessionSpawn, type StartS
 import { memberEnv } from "../env.js";
 import { FIND, LAYOUT, LOGS, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
+import { writeFileAtomic } from "../../util/fsx.js";
 import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 
 // How much of each member log collectLogs keeps (the end of it): the remote host has no log pump
@@ -193,15 +193,7 @@ export class RemoteBackend implements Backend {
     for (let i = 0; i + 1 < lines.length && lines[i] !== "lazarus-logs-end"; i += 2) {
       const name = lines[i] as string;
       if (!LOG_NAME.test(name)) continue; // not a log a member of ours writes
-      const file = path.join(logsDir, name);
-      await rm(file, { force: true });
-      const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
-      try {
-        await fh.writeFile(Buffer.from(lines[i + 1] as string, "base64"));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeFileAtomic(path.join(logsDir, name), Buffer.from(lines[i + 1] as string, "base64"), 0o640);
     }
   }
 
