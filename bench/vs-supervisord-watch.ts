@@ -3,7 +3,9 @@
 // `supervisorctl update`, until the program is RUNNING with a pid — with P programs running. Side
 // by side in one run, turns taken; the ratio is the median of the per-round ratios.
 //
-// Usage: npx tsx bench/vs-supervisord-watch.ts [N=10000] [P=1000] [rounds=7]
+// Usage: npx tsx bench/vs-supervisord-watch.ts [N=10000] [P=1000] [rounds=7] [--prof DIR]
+// (--prof DIR: the daemon writes a V8 CPU profile into DIR when it stops; rounds are marked in it
+// by the time printed with each round, for bench/lib/cpuprof-summary.mjs --after.)
 //
 // Lazarus: N observer-only cells (no process each, as in bench/watch.ts) are applied first (not
 // timed), then the daemon starts with its default debounce (200 ms: it waits that long after the
@@ -22,9 +24,12 @@ import { writeCells } from "./lib/cells.js";
 import { median, stopMembers } from "./lib/members.js";
 import { startSupervisord, supervisordMissing, timeUpdate, writePrograms } from "./lib/supervisord.js";
 
-const N = Number(process.argv[2] ?? 10_000);
-const P = Number(process.argv[3] ?? 1000);
-const ROUNDS = Number(process.argv[4] ?? 7);
+const profAt = process.argv.indexOf("--prof");
+const PROF_DIR = profAt > 0 ? path.resolve(process.argv[profAt + 1] ?? "prof") : undefined;
+const args = process.argv.slice(2).filter((_, i, all) => all[i] !== "--prof" && all[i - 1] !== "--prof");
+const N = Number(args[0] ?? 10_000);
+const P = Number(args[1] ?? 1000);
+const ROUNDS = Number(args[2] ?? 7);
 const DEBOUNCE_MS = 200;
 const CLI = path.resolve(import.meta.dirname, "..", "dist", "cli.js");
 
@@ -62,7 +67,7 @@ try {
   console.log(`setup: ${N} cells applied in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   writePrograms(sup, P);
   await timeUpdate(sup, P);
-  daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--debounce", `${DEBOUNCE_MS}ms`, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+  daemon = spawn("node", [...(PROF_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROF_DIR] : []), CLI, "watch", "--config", config, "--state-dir", state, "--debounce", `${DEBOUNCE_MS}ms`, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
   t = Date.now();
   const lazarusRound = async (name: string): Promise<number> => {
     const start = process.hrtime.bigint();

@@ -277,52 +277,111 @@ export function salvageNames(text: string): string[] {
 
 // Combine per-file results: cross-file rules, quarantine, and the desired state.
 export function combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
-  const diagnostics = [...results.flatMap((r) => r.diagnostics), ...portfolioResults.flatMap((r) => r.diagnostics)];
-  const portfolios = combinePortfolios(portfolioResults, diagnostics);
-  const portfoliosHeld = portfolioResults.some((r) => hasErrors(r.diagnostics) || r.portfolios.length === 0) || portfolios === undefined;
-  // A member naming a portfolio that does not exist is an error in its cell's file.
-  const missingPortfolio = new Set<string>();
-  if (!portfoliosHeld) {
+  return new Combiner().combine(results, texts, portfolioResults);
+}
+
+interface PortfolioView {
+  inputs: PortfolioFileResult[]; // the results it was combined from (compared by identity)
+  portfolios: Map<string, Portfolio>;
+  diagnostics: Diagnostic[]; // from combining them (name and claim clashes)
+  held: boolean;
+}
+
+// combine, remembering between calls what depends only on one cells.d/ file and the portfolios:
+// a member naming a portfolio that does not exist, and the portfolio each agent resolves to. The
+// daemon keeps one, so its view after an edit costs the changed file's cells, not every cell's.
+// A file's result is taken as unchanged while it is the same object (the daemon's cache replaces
+// the object of every file it reads again); the portfolios likewise.
+export class Combiner {
+  private ports: PortfolioView | undefined;
+  private readonly perFile = new WeakMap<FileResult, { under: PortfolioView; missing: Diagnostic[]; resolved: boolean }>();
+
+  combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
+    const diagnostics: Diagnostic[] = [];
+    for (const r of results) diagnostics.push(...r.diagnostics);
+    for (const r of portfolioResults) diagnostics.push(...r.diagnostics);
+    const view = this.portfolioView(portfolioResults);
+    diagnostics.push(...view.diagnostics);
+    const { portfolios, held: portfoliosHeld } = view;
+    const memo = (r: FileResult): { under: PortfolioView; missing: Diagnostic[]; resolved: boolean } => {
+      let m = this.perFile.get(r);
+      if (m?.under !== view) {
+        m = { under: view, missing: portfoliosHeld ? [] : missingPortfolios(r, portfolios), resolved: false };
+        this.perFile.set(r, m);
+      }
+      return m;
+    };
+    // A member naming a portfolio that does not exist is an error in its cell's file.
+    const missingPortfolio = new Set<string>();
+    for (const r of results) {
+      const { missing } = memo(r);
+      if (missing.length === 0) continue;
+      diagnostics.push(...missing);
+      missingPortfolio.add(r.file);
+    }
+    const declared = new Map<string, DesiredCell[]>();
     for (const r of results) {
       for (const c of r.cells) {
-        c.members.forEach((m, i) => {
-          if (m.portfolio && !portfolios.has(m.portfolio)) {
-            diagnostics.push({ severity: "error", ...m.source, field: `spec.members[${i}].portfolio`, message: `portfolio "${m.portfolio}" is not declared in portfolios/`, hint: `declare it, or name one of: ${[...portfolios.keys()].join(", ") || "(none yet)"}` });
-            missingPortfolio.add(r.file);
-          }
-        });
+        const decls = declared.get(c.name);
+        if (decls) decls.push(c);
+        else declared.set(c.name, [c]);
       }
     }
-  }
-  const declared = new Map<string, DesiredCell[]>();
-  for (const r of results) for (const c of r.cells) declared.set(c.name, [...(declared.get(c.name) ?? []), c]);
-  const badFiles = new Set([...results.filter((r) => hasErrors(r.diagnostics) || r.cells.length === 0).map((r) => r.file), ...missingPortfolio]);
-  for (const [name, decls] of declared) {
-    if (decls.length < 2) continue;
-    for (const d of decls) {
-      const others = decls.filter((o) => o !== d).map((o) => `${o.source.file}:${o.source.line}`);
-      diagnostics.push({
-        severity: "error",
-        ...d.source,
-        field: "metadata.name",
-        message: `cell "${name}" is also declared at ${others.join(", ")}`,
-        hint: "declare each cell in exactly one place",
-      });
-      badFiles.add(d.source.file);
+    const badFiles = new Set(missingPortfolio);
+    for (const r of results) if (r.cells.length === 0 || hasErrors(r.diagnostics)) badFiles.add(r.file);
+    for (const [name, decls] of declared) {
+      if (decls.length < 2) continue;
+      for (const d of decls) {
+        const others = decls.filter((o) => o !== d).map((o) => `${o.source.file}:${o.source.line}`);
+        diagnostics.push({
+          severity: "error",
+          ...d.source,
+          field: "metadata.name",
+          message: `cell "${name}" is also declared at ${others.join(", ")}`,
+          hint: "declare each cell in exactly one place",
+        });
+        badFiles.add(d.source.file);
+      }
     }
+    const cells = new Map<string, DesiredCell>();
+    for (const r of results) {
+      if (badFiles.has(r.file)) continue;
+      const m = memo(r);
+      if (!m.resolved) {
+        resolveAll(r.cells, portfolios, portfoliosHeld);
+        m.resolved = true;
+      }
+      for (const c of r.cells) cells.set(c.name, c);
+    }
+    const byFile = new Map(results.map((r) => [r.file, r]));
+    const quarantined: QuarantinedFile[] = [...badFiles].sort().map((file) => ({
+      file,
+      names: [...new Set([...salvageNames(texts.get(file) ?? ""), ...(byFile.get(file)?.cells.map((c) => c.name) ?? [])])].sort(),
+    }));
+    return { desired: { cells, portfolios, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
   }
-  const cells = new Map<string, DesiredCell>();
-  for (const r of results) {
-    if (badFiles.has(r.file)) continue;
-    for (const c of r.cells) cells.set(c.name, c);
+
+  private portfolioView(inputs: PortfolioFileResult[]): PortfolioView {
+    const last = this.ports;
+    if (last && last.inputs.length === inputs.length && last.inputs.every((r, i) => r === inputs[i])) return last;
+    const diagnostics: Diagnostic[] = [];
+    const combined = combinePortfolios(inputs, diagnostics);
+    const held = inputs.some((r) => hasErrors(r.diagnostics) || r.portfolios.length === 0) || combined === undefined;
+    this.ports = { inputs: [...inputs], portfolios: combined ?? new Map<string, Portfolio>(), diagnostics, held };
+    return this.ports;
   }
-  const ports = portfolios ?? new Map<string, Portfolio>();
-  resolveAll(cells.values(), ports, portfoliosHeld);
-  const quarantined: QuarantinedFile[] = [...badFiles].sort().map((file) => ({
-    file,
-    names: [...new Set([...salvageNames(texts.get(file) ?? ""), ...(results.find((r) => r.file === file)?.cells.map((c) => c.name) ?? [])])].sort(),
-  }));
-  return { desired: { cells, portfolios: ports, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
+}
+
+function missingPortfolios(r: FileResult, portfolios: ReadonlyMap<string, Portfolio>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const c of r.cells) {
+    c.members.forEach((m, i) => {
+      if (m.portfolio && !portfolios.has(m.portfolio)) {
+        out.push({ severity: "error", ...m.source, field: `spec.members[${i}].portfolio`, message: `portfolio "${m.portfolio}" is not declared in portfolios/`, hint: `declare it, or name one of: ${[...portfolios.keys()].join(", ") || "(none yet)"}` });
+      }
+    });
+  }
+  return out;
 }
 
 // Read and validate every cells.d/*.yaml and portfolios/*.yaml under configDir, credentials

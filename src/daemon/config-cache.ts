@@ -3,7 +3,7 @@
 // number of cells. Files are read as loadConfig reads them (src/config/source.ts).
 import { lstat, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { combine, loadCellFile, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
+import { Combiner, loadCellFile, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
 import { configFiles, configFileKind } from "../config/files.js";
@@ -29,6 +29,7 @@ export interface RefreshResult {
 export class ConfigCache {
   private readonly files = new Map<string, Entry>();
   private combined: { desired: Desired; diagnostics: Diagnostic[] } | undefined;
+  private readonly combiner = new Combiner(); // what an unchanged file contributes is not worked out again
   private dirProblem: PortfolioFileResult | undefined; // portfolios/ cannot be listed
 
   // credentials: where credential values may come from; read again on every full refresh, so a
@@ -127,7 +128,7 @@ export class ConfigCache {
       const texts = new Map<string, string>();
       for (const [f, e] of this.files) if (e.text) texts.set(f, e.text);
       const entries = files.map((f) => this.files.get(f) as Entry);
-      this.combined = combine(
+      this.combined = this.combiner.combine(
         entries.filter((e) => !e.portfolios).map((e) => e.result),
         texts,
         [...(this.dirProblem ? [this.dirProblem] : []), ...entries.flatMap((e) => (e.portfolios ? [e.portfolios] : []))],

@@ -333,6 +333,7 @@ export class Daemon {
   private forget(name: string): void {
     this.prints.delete(name);
     this.states.delete(name);
+    this.metrics.setCellState(name, undefined);
     this.pids.delete(name);
     this.wakes.delete(name);
     this.metrics.forgetCell(name);
@@ -424,6 +425,7 @@ export class Daemon {
       }
       if (state) this.states.set(name, state);
       else this.states.delete(name);
+      this.metrics.setCellState(name, state);
       // A remote cell's pids are another host's: it is polled (one ssh call per host) instead.
       const remote = live?.backend === "remote" || o?.graveyard?.record?.backend === "remote";
       const running = remote ? [] : (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
@@ -434,7 +436,6 @@ export class Daemon {
       if (wake !== undefined) this.wakes.set(name, Math.max(wake, Date.now() + 1000));
       else this.wakes.delete(name);
     }
-    this.metrics.setCellStates(this.states);
   }
 
   private schedulePoll(): void {

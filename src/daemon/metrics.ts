@@ -37,6 +37,7 @@ export class Metrics {
   readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
   readonly info = new Gauge({ name: "lazarus_build_info", help: "The running Lazarus version (always 1)", labelNames: ["version"], registers: [this.registry] });
   private readonly shown = new Map<string, string>(); // cell → the state its lazarus_cell_state series carries
+  private readonly counts = new Map<string, number>(); // state → cells shown in it
 
   constructor() {
     // process_* (CPU, resident memory, open fds, start time: a restart shows) and nodejs_* (heap, event loop lag)
@@ -45,25 +46,38 @@ export class Metrics {
     // gauge named _total); the per-type nodejs_active_* gauges say the same.
     for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
     this.info.set({ version: version() }, 1);
-    this.setCellStates(new Map());
+    for (const state of CELL_STATES) this.count(state, 0);
     for (const scope of ["cells", "full"]) for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
   }
 
-  // Every cell's state: the per-state counts (every state present, 0 when empty) and one series per cell.
+  // Every cell's state: the per-state counts (every state present, 0 when empty) and one series per
+  // cell; a cell not in states loses its series.
   setCellStates(states: ReadonlyMap<string, string>): void {
-    const counts = new Map<string, number>(CELL_STATES.map((s) => [s, 0]));
-    for (const s of states.values()) counts.set(s, (counts.get(s) ?? 0) + 1);
-    for (const [state, n] of counts) this.cells.set({ state }, n);
-    for (const [cell, state] of this.shown) {
-      if (states.get(cell) === state) continue;
-      this.cellState.remove({ cell, state });
+    for (const cell of [...this.shown.keys()]) if (!states.has(cell)) this.setCellState(cell, undefined);
+    for (const [cell, state] of states) this.setCellState(cell, state);
+  }
+
+  // One cell's state (undefined: the daemon no longer knows the cell), so one cell's change costs
+  // one cell's work, whatever the number of cells.
+  setCellState(cell: string, state: string | undefined): void {
+    const was = this.shown.get(cell);
+    if (was === state) return;
+    if (was !== undefined) {
+      this.cellState.remove({ cell, state: was });
       this.shown.delete(cell);
+      this.count(was, -1);
     }
-    for (const [cell, state] of states) {
-      if (this.shown.get(cell) === state) continue;
+    if (state !== undefined) {
       this.cellState.set({ cell, state }, 1);
       this.shown.set(cell, state);
+      this.count(state, 1);
     }
+  }
+
+  private count(state: string, by: number): void {
+    const n = (this.counts.get(state) ?? 0) + by;
+    this.counts.set(state, n);
+    this.cells.set({ state }, n);
   }
 
   // A cell the daemon forgot (its files and its state dir entries are gone): its counters go too.

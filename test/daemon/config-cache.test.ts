@@ -41,3 +41,52 @@ describe("ConfigCache and credentials", () => {
     expect(diagnostics.map((d) => d.message).join()).toContain("leads outside the secrets root");
   });
 });
+
+// The daemon combines incrementally (src/config/load.ts Combiner): what an unchanged file
+// contributes is remembered. After every edit its view must equal a fresh load of the same files.
+describe("ConfigCache after edits", () => {
+  const cell = (name: string, agent: string, portfolio?: string): string =>
+    ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", "  project: Org/repo#1", "  owner: human:alexander", "  members:", `    - identity: agent:${agent}`, "      role: observer", ...(portfolio ? [`      portfolio: ${portfolio}`] : []), ""].join("\n");
+  const portfolio = (name: string, model: string, agents: string[] = []): string =>
+    ["apiVersion: lazarus/v1", "kind: Portfolio", "metadata:", `  name: ${name}`, "spec:", ...(agents.length ? [`  appliesTo: {agents: [${agents.join(", ")}]}`] : []), "  models:", `    - {model: ${model}, provider: anthropic}`, ""].join("\n");
+  const view = (c: { desired: import("../../src/config/types.js").Desired; diagnostics: import("../../src/config/diagnostics.js").Diagnostic[] }): unknown => ({
+    cells: [...c.desired.cells.values()].map((x) => [x.name, x.members.map((m) => m.resolvedPortfolio?.digest ?? null)]).sort(),
+    held: c.desired.portfoliosHeld,
+    quarantined: c.desired.quarantined,
+    diagnostics: c.diagnostics.map((d) => `${d.file}:${d.line} ${d.message}`).sort(),
+  });
+
+  it("equals a fresh load after each edit to cells and portfolios", async () => {
+    const config = configDir({
+      "cells.d/a.yaml": cell("a", "ezra"),
+      "cells.d/b.yaml": cell("b", "allegro", "special"),
+      "cells.d/c.yaml": cell("c", "timmy"),
+      "portfolios/default.yaml": portfolio("default", "claude-sonnet-4"),
+    });
+    dirs.push(config);
+    const { loadConfig } = await import("../../src/config/load.js");
+    const cache = new ConfigCache(config);
+    await cache.refresh();
+    const edits: [string, string | undefined][] = [
+      ["portfolios/special.yaml", portfolio("special", "gpt-4.1")], // b's portfolio now exists
+      ["cells.d/c.yaml", cell("c", "timmy", "special")],
+      ["portfolios/default.yaml", portfolio("default", "gemini-2.5-pro")], // a's resolution changes
+      ["cells.d/d.yaml", cell("a", "ezra")], // a declared twice: both files quarantined
+      ["cells.d/d.yaml", undefined], // and back
+      ["portfolios/special.yaml", portfolio("special", "gpt-4.1", ["ezra"])],
+      ["portfolios/other.yaml", portfolio("other", "gpt-4.1", ["ezra"])], // a clash: portfolios held
+      ["portfolios/other.yaml", undefined],
+      ["portfolios/special.yaml", undefined], // b and c name a portfolio that is gone
+    ];
+    const seen = new Set<string>();
+    for (const [file, text] of edits) {
+      if (text === undefined) rmSync(path.join(config, file));
+      else writeFileSync(path.join(config, file), text);
+      await cache.refresh([file]);
+      const fresh = view(await loadConfig(config));
+      expect(view(cache.current()), `after writing ${file}`).toEqual(fresh);
+      seen.add(JSON.stringify(fresh));
+    }
+    expect(seen.size).toBeGreaterThan(5); // the edits did change the view
+  });
+});
