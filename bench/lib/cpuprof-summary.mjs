@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 const argv = process.argv.slice(2);
 const lastAt = argv.indexOf("--last-ms");
 const lastMs = lastAt >= 0 ? Number(argv[lastAt + 1]) : undefined;
-const rest = argv.filter((_, i) => i !== lastAt && i !== lastAt + 1);
+const rest = lastAt < 0 ? argv : argv.filter((_, i) => i !== lastAt && i !== lastAt + 1);
 const prof = JSON.parse(readFileSync(rest[0], "utf8"));
 const top = Number(rest[1] ?? 15);
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));

@@ -213,7 +213,9 @@ function perlSpawner(env: NodeJS.ProcessEnv = process.env): Spawner | undefined 
 
 function startSpawner(perl: string): { child: ChildProcess; spawn(req: SpawnerRequest): Promise<number> } {
   const pump = pumpCommand();
-  const child = spawn(perl, [`-e${PERL_SPAWNER}`, ...(pump ?? [])], { stdio: ["pipe", "pipe", "ignore"], env: {} });
+  // The Perl pump runs in a fork of the spawner itself (spawner-perl.ts), not as a new perl each.
+  const pumpArgs = pump && pump[1] === `-e${PERL_PUMP}` ? ["inline", PERL_PUMP] : (pump ?? []);
+  const child = spawn(perl, [`-e${PERL_SPAWNER}`, ...pumpArgs], { stdio: ["pipe", "pipe", "ignore"], env: {} });
   const stdin = child.stdin as NonNullable<ChildProcess["stdin"]>;
   const stdout = child.stdout as NonNullable<ChildProcess["stdout"]>;
   const pending = new Map<number, { req: SpawnerRequest; resolve(pid: number): void; reject(err: unknown): void }>();

@@ -22,7 +22,11 @@
 // chdir or exec failed). Requests come on
 // stdin, one per record: "LENGTH\n" then LENGTH bytes of NUL-separated fields:
 //   id, pump (0|1), log file, max bytes, keep, cwd, file, argc, args..., envc, NAME=VALUE...
-// The pump's program and its first argument are this process's own arguments. It ends when
+// The pump's program and its first argument are this process's own arguments; or "inline" and the
+// Perl pump's source (log-pump-perl.ts): the pump is then a fork of this process that runs that
+// source itself, without an exec (no new perl to start, link and load per member: that start-up was
+// a quarter of an apply's CPU, bench/README.md), holding no descriptor but its pipe and its log, and
+// named "lazarus log-pump LOG" in ps. It ends when
 // Lazarus closes its stdin (or dies); children it has not reaped are then the init's.
 // Signal dispositions are the defaults (nothing here ignores SIGPIPE or SIGCHLD), so the children
 // start with the defaults too.
@@ -31,6 +35,7 @@ use strict;
 use POSIX ();
 use Fcntl qw(O_WRONLY O_RDONLY O_APPEND O_CREAT O_NOFOLLOW O_NONBLOCK O_NOCTTY F_GETFL F_SETFL);
 my ($pumpProg, $pumpArg) = @ARGV;
+my $pumpCode = defined $pumpProg && $pumpProg eq "inline" ? $pumpArg : undef;
 binmode STDIN; binmode STDOUT;
 my $errname = sub { my $n = $_[0] + 0; for my $k (qw(ENOENT ELOOP ENXIO EACCES EPERM ENOTDIR EISDIR EMFILE ENFILE ENOSPC EROFS ENOEXEC E2BIG ENOMEM EAGAIN ENAMETOOLONG EDQUOT ETXTBSY)) { my $v = eval "POSIX::$k()"; return $k if defined $v && $v == $n; } return "E$n"; };
 sub reply { my ($s) = @_; syswrite(STDOUT, $s) == length $s or exit 0; }
@@ -48,6 +53,32 @@ sub launch {
     %ENV = %$env;
     exec { $cmd[0] } @cmd;
     $fail->();
+  }
+  close $sw;
+  return ($pid, $sr);
+}
+# Fork a child that sets itself up with $setup, keeps no descriptor but 0, 1 and 2, and runs $run
+# in this process's image (no exec); its status pipe is returned, closed by the child once set up.
+sub fork_run {
+  my ($setup, $run) = @_;
+  pipe(my $sr, my $sw) or return (undef, $!);
+  my $pid = fork;
+  if (!defined $pid) { my $e = $!; close $sr; close $sw; return (undef, $e); }
+  if ($pid == 0) {
+    close $sr;
+    my $fail = sub { my $e = ($! + 0) || 1; syswrite($sw, "$e"); POSIX::_exit(127); };
+    POSIX::setsid();
+    $setup->() or $fail->();
+    # Nothing of this process's stays open in the pump (Lazarus's request and reply pipes, another
+    # member's pipe or log): it would hold them open for as long as the member writes.
+    my $keep = fileno $sw;
+    my @fds;
+    if (opendir(my $d, "/proc/self/fd")) { @fds = grep { /^\d+$/ } readdir $d; closedir $d; } else { @fds = 3 .. 1023; }
+    for my $fd (@fds) { POSIX::close($fd) if $fd > 2 && $fd != $keep; }
+    %ENV = ();
+    close $sw;
+    $run->();
+    POSIX::_exit(0);
   }
   close $sw;
   return ($pid, $sr);
@@ -83,7 +114,17 @@ while (1) {
     if (!pipe($pr, $pw)) { reply("$id X " . $errname->($!) . " pipe: $!\n"); close $lfh; next; }
     my $rfd = fileno $pr;
     # The pump first, and exec'd, before the member: a member never writes into a pipe nobody reads.
-    my ($ppid, $pst) = launch(sub { defined POSIX::dup2($rfd, 0) && defined POSIX::dup2($lfd, 1) && defined POSIX::dup2($lfd, 2) }, {}, $pumpProg, $pumpArg, $log, $max, $keep);
+    my $fds = sub { defined POSIX::dup2($rfd, 0) && defined POSIX::dup2($lfd, 1) && defined POSIX::dup2($lfd, 2) };
+    my ($ppid, $pst) = defined $pumpCode
+      ? fork_run($fds, sub {
+          $0 = "lazarus log-pump $log";
+          @ARGV = ($log, $max, $keep);
+          # The pump's exit ends the process at once: no global destruction of this process's
+          # handles (their descriptors are closed already; closing them again would warn into the log).
+          no warnings; *CORE::GLOBAL::exit = sub { POSIX::_exit(@_ ? $_[0] : 0) };
+          eval $pumpCode;
+        })
+      : launch($fds, {}, $pumpProg, $pumpArg, $log, $max, $keep);
     close $pr;
     my $pe = defined $ppid ? status($pst) : ($pst + 0);
     if (!defined $ppid || length $pe) { $! = $pe + 0; reply("$id X " . $errname->($pe) . " log pump: $!\n"); close $pw; close $lfh; next; }

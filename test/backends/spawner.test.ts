@@ -61,7 +61,7 @@ describe.skipIf(!perl)("the Perl spawner", () => {
   const dir = tempDir("lazarus-spawner-");
   dirs.push(dir);
   beforeAll(() => {
-    spawner = spawn(perl as string, [`-e${PERL_SPAWNER}`, perl as string, `-e${PERL_PUMP}`], { stdio: ["pipe", "pipe", "inherit"], env: {} });
+    spawner = spawn(perl as string, [`-e${PERL_SPAWNER}`, "inline", PERL_PUMP], { stdio: ["pipe", "pipe", "inherit"], env: {} });
     spawner.stdout?.setEncoding("utf8");
     spawner.stdout?.on("data", (d: string) => (replies += d));
   });
@@ -77,14 +77,13 @@ describe.skipIf(!perl)("the Perl spawner", () => {
     await waitFor(() => readFileSync(log, "utf8").includes("oops"), 20_000);
     const lines = readFileSync(log, "utf8").trimEnd().split("\n");
     expect(lines.map((l) => l.replace(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /, ""))).toEqual([`hello member from ${dir}`, "oops"]);
-    // The pump: the process whose stdout is the log and whose argv names it.
+    // The pump: a fork of the spawner named after the log, whose stdout is the log.
     const pump = readdirSync("/proc")
       .filter((e) => /^\d+$/.test(e))
       .map(Number)
       .find((p) => {
         try {
-          const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-          return argv[1]?.startsWith("-e# lazarus log-pump") && argv[2] === log;
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === `lazarus log-pump ${log}` && readlinkSync(`/proc/${p}/fd/1`) === log;
         } catch {
           return false;
         }
@@ -100,6 +99,12 @@ describe.skipIf(!perl)("the Perl spawner", () => {
     expect(pipe).toMatch(/^pipe:/);
     expect(readlinkSync(`/proc/${pump}/fd/0`)).toBe(pipe);
     expect(readlinkSync(`/proc/${pump}/fd/1`)).toBe(log);
+    // It runs in a fork of the spawner, without an exec: it keeps no pipe or socket of the
+    // spawner's (Lazarus's request and reply pipes would never close), only its own pipe; besides
+    // its log, only the Perl modules that keep their file open (a module's __END__ section).
+    const held = fdTargets(pump as number);
+    expect(held.filter((t) => /^(pipe|socket|anon_inode):/.test(t))).toEqual([pipe]);
+    expect(held.filter((t) => t !== pipe && t !== log && !t.endsWith(".pm"))).toEqual([]);
     expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toContain("WHO=member");
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/SigIgn:\s+0+\n/); // default dispositions
     // The member's end of the pipe gone, the pump ends: it never outlives its last writer.

@@ -220,9 +220,10 @@ function pumpOf(log: string): number | undefined {
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
-      // node dist/backends/log-pump.js LOG …, or perl -e"# lazarus log-pump (perl)…" LOG …
-      if ((argv[1]?.endsWith("log-pump.js") || argv[1]?.startsWith("-e# lazarus log-pump")) && argv[2] === log) return Number(e);
+      const cmdline = readFileSync(`/proc/${e}/cmdline`, "utf8");
+      const argv = cmdline.split("\0");
+      // node dist/backends/log-pump.js LOG …, or the Perl pump forked by the spawner ("lazarus log-pump LOG")
+      if ((argv[1]?.endsWith("log-pump.js") && argv[2] === log) || argv[0] === `lazarus log-pump ${log}`) return Number(e);
     } catch {
       // gone
     }
