@@ -3,7 +3,8 @@
 // for as long as the member writes, so its cost is per member: a node pump takes about 7 MB of
 // its own memory and a node start-up of CPU, this one about 1 MB and ~5 ms of CPU (its modules
 // load when first needed)
-// (bench/README.md, apply). spawn.ts runs it as `perl -e<PERL_PUMP> <log file> <max> <keep>`.
+// (bench/README.md, apply). The daemon's supervisor runs it as `perl -e<PERL_PUMP> <log file> <max>
+// <keep>`; apply's spawner (spawner-perl.ts) runs this same source in a fork of itself, with those arguments.
 //
 // Kept line for line with log-pump.ts (test/backends/log-pump.test.ts runs both on the same cases).
 export const PERL_PUMP = String.raw`# lazarus log-pump (perl)
