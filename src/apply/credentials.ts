@@ -9,7 +9,7 @@ import type { CredentialSource } from "../config/types.js";
 import { credentialDigestKey } from "../host/digest-key.js";
 import { readSource, valuesDigest, type CredentialContext } from "../host/secrets.js";
 import { hostSettings } from "../host/settings.js";
-import { writeJsonAtomic } from "../util/fsx.js";
+import { writeNewFile, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import type { ApplyEnv } from "./context.js";
 
@@ -42,11 +42,14 @@ export async function resolveCredentials(cell: string, credentials: Record<strin
   return values;
 }
 
-// Write the cell's manifest and record the digest of what it holds.
-export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<void> {
-  const cell = path.basename(cp.dir);
-  const values = await resolveCredentials(cell, credentials, env);
-  await writeJsonAtomic(cp.credentials, { formatVersion: 1, cell, credentials: values }, 0o600);
+// Write the cell's manifest and record the digest of what it holds. staged: the values already
+// read, written into a cell's staging directory (a new file; the caller makes it durable).
+export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">, staged?: { cell: string; values: Record<string, string> }): Promise<void> {
+  const cell = staged?.cell ?? path.basename(cp.dir);
+  const values = staged?.values ?? (await resolveCredentials(cell, credentials, env));
+  const manifest = `${JSON.stringify({ formatVersion: 1, cell, credentials: values }, null, 2)}\n`;
+  if (staged) await writeNewFile(cp.credentials, manifest, 0o600);
+  else await writeTextAtomic(cp.credentials, manifest, 0o600);
   const key = (await applyCredentialContext(env)).digestKey;
   if (key && Object.keys(values).length > 0) rec.credentialsValueDigest = valuesDigest(key, values);
   else delete rec.credentialsValueDigest;

@@ -72,18 +72,9 @@ export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number
   delete m.revokedAt;
 }
 
-// Start (or, after a crash mid-start, find) the member's process and record it.
-// The record is saved as "starting" with a spawnId before the spawn, so a crash between the
-// spawn and the next save leaves a process that the next run can find by that id.
-// saveAfter false: the caller saves the record itself before it returns (create).
-export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean } = {}): Promise<void> {
-  if (!m.command) {
-    if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
-    delete m.pid;
-    delete m.startTime;
-    return;
-  }
-  const backend = backendOf(env, rec);
+// Before a spawn: find the process a crashed run may have started by the recorded spawn id (then
+// the member is "running"), or record "starting" with a new spawn id and clear the way for it.
+async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, backend: ReturnType<typeof backendOf>): Promise<void> {
   if ((m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
@@ -102,6 +93,27 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   await guardCell(cp, env, [cp.logs, memberHome(cp, m.home)], [memberLog(cp, m.home)]);
   await rm(memberExitFile(cp, m.home), { force: true });
   failpoint("member:before-spawn");
+}
+
+// Start (or, after a crash mid-start, find) the member's process and record it.
+// The record is saved as "starting" with a spawnId before the spawn, so a crash between the
+// spawn and the next save leaves a process that the next run can find by that id.
+// saveAfter false: the caller saves the record itself before it returns (create).
+// announced: the record on disk already says this member is "starting" with its spawn id, and
+// nothing has run in the cell's tree since it was made (create's first spawn): no save, no look
+// for a process by that id, no guard of a tree nobody has touched.
+export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean; announced?: boolean } = {}): Promise<void> {
+  if (!m.command) {
+    if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
+    delete m.pid;
+    delete m.startTime;
+    return;
+  }
+  const backend = backendOf(env, rec);
+  if (opts.announced && m.status === "starting" && m.spawnId) {
+    failpoint("member:before-spawn");
+  } else await prepareSpawn(cp, rec, m, env, backend);
+  if (m.status !== "starting" || !m.spawnId) return; // found running by its spawn id
   const started = await backend.start(rec, {
     cell: rec.name,
     cellDir: cp.dir,

@@ -10,7 +10,7 @@ import type { DesiredCell } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { CHECKPOINT_DIRS } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
-import { readJson, writeJsonAtomic } from "../util/fsx.js";
+import { readJson, syncDir, writeJsonAtomic, writeNewFile } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
@@ -75,7 +75,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   const d = a.desired;
   const dir = path.join(env.paths.cells, d.name);
   const cp_ = cellPaths(dir);
-  await resolveCredentials(d.name, d.credentials, env); // fail before building anything
+  const values = await resolveCredentials(d.name, d.credentials, env); // fail before building anything
+  // What the fresh path below wrote in the staging directory, as saved: the first member's spawn
+  // needs no "starting" save of its own while the record is still exactly this.
+  let staged: string | undefined;
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
@@ -107,19 +110,40 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     syncFromDesired(rec, d);
     // Renamed in already preparing: the invited → preparing step costs no write of its own.
     rec.state = transition(d.name, rec.state, "preparing");
-    await writeJsonAtomic(sp.record, rec);
+    // Members with a command are recorded "starting", each with its spawn id, before any exists: a
+    // crash before a spawn finds no process by that id and starts it anew (as after a crash
+    // between a "starting" save and its spawn).
+    for (const dm of d.members) {
+      if (dm.role === "substitute" || !dm.command) continue;
+      const m = newMember(dm, env);
+      m.status = "starting";
+      m.spawnId = newId();
+      rec.members.push(m);
+    }
+    // The manifest and the record are new files in a directory nobody else can see: written in
+    // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
+    await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values });
+    rec.updatedAt = iso(env.now);
+    if (env.revision) rec.lastAppliedRevision = env.revision;
+    staged = `${JSON.stringify(rec, null, 2)}\n`;
+    await writeNewFile(sp.record, staged);
+    await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
+    await syncDir(staging);
     failpoint("create:before-rename");
     await rename(staging, dir);
+    await syncDir(env.paths.cells);
     failpoint("create:after-rename");
   }
-  const rec = await loadRecord(cp_);
+  const rec = staged !== undefined ? (JSON.parse(staged) as CellRecord) : await loadRecord(cp_);
   if (rec.state === "invited") {
     rec.state = transition(d.name, rec.state, "preparing");
     await saveRecord(cp_, rec, env);
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
-  if (a.resume) await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
-  await writeCredentials(cp_, rec, d.credentials, env);
+  if (a.resume) {
+    await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+    await writeCredentials(cp_, rec, d.credentials, env);
+  }
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
@@ -134,6 +158,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   failpoint("create:prepared");
+  let first = true; // no process of this cell has run yet
   for (const dm of d.members) {
     if (dm.role === "substitute") continue; // joins only while the member it replaces is down
     let m = rec.members.find((x) => x.identity === dm.identity);
@@ -145,8 +170,13 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await writePortfolio(cp_, rec, m, dm, env);
     // The record after the spawn is saved by the next member's "starting" save or the final one;
     // a crash before that leaves "starting" with the spawn id, by which the next run finds it.
-    if (dm.command) await startMember(cp_, rec, m, env, { saveAfter: false });
-    else if (m.status !== "invited") {
+    if (dm.command) {
+      // Fresh, and nothing recorded since the staging record: that record already says "starting"
+      // with this spawn id, and the tree arrived whole by rename with nothing run in it since.
+      const announced = first && staged !== undefined && m.status === "starting" && `${JSON.stringify(rec, null, 2)}\n` === staged;
+      await startMember(cp_, rec, m, env, { saveAfter: false, announced });
+      first = false;
+    } else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);
       await saveRecord(cp_, rec, env);
     }

@@ -96,6 +96,24 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
   }
 }
 
+// Create a file that must not exist yet, in a directory nobody else writes (a cell's staging
+// directory): no temp file and no rename, as nobody can see it half-written; mode set exactly and
+// the data fsync'd. The caller makes its directory entry durable (syncDir) where that matters.
+export async function writeNewFile(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(file, "wx", mode);
+    await writeFully(fh, typeof data === "string" ? Buffer.from(data) : data);
+    await fh.chmod(mode);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    throw spaceError(err, file);
+  }
+}
+
 // Give the temp file the replaced file's owner; only root may, so others keep their own.
 async function keepOwner(fh: FileHandle, uid: number, gid: number): Promise<void> {
   try {
