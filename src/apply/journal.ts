@@ -7,7 +7,7 @@
 // journal.json left by an older version (one action at a time) is still read and recovered.
 import { mkdir, readdir, unlink } from "node:fs/promises";
 import path from "node:path";
-import { readJson, writeJsonAtomic } from "../util/fsx.js";
+import { readJson, syncDir, writeNewFile } from "../util/fsx.js";
 import { isErrno } from "../util/errors.js";
 
 export interface JournalEntry {
@@ -73,7 +73,12 @@ export class Journal {
       await mkdir(this.dir, { recursive: true });
       this.made = true;
     }
-    await writeJsonAtomic(this.fileOf(entry.cell), entry);
+    // Written in place, not by temp file and rename: a run killed mid-write leaves a file that does
+    // not parse, which recovery takes for what it is (an action that was under way); only its
+    // existence must be durable before the action's first effect.
+    const file = this.fileOf(entry.cell);
+    await writeNewFile(file, `${JSON.stringify(entry, null, 2)}\n`, 0o644, "w");
+    await syncDir(this.dir);
   }
 
   end(cell: string): Promise<void> {

@@ -6,11 +6,23 @@ import type { StartSpec } from "./backend.js";
 export const ALLOWED = new Set(["PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL"]);
 export const ALLOWED_PREFIX = "LC_";
 
-export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<string, string> {
+// The host's allowed variables, read again at most once a second (reading process.env whole costs
+// a call into the runtime per variable, and an apply starts members by the thousand).
+const allowedCache = new WeakMap<object, { at: number; env: Record<string, string> }>();
+function allowedHostEnv(host: NodeJS.ProcessEnv): Record<string, string> {
+  const now = Date.now();
+  const hit = allowedCache.get(host);
+  if (hit && now - hit.at < 1000) return hit.env;
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(host)) {
     if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
   }
+  allowedCache.set(host, { at: now, env });
+  return env;
+}
+
+export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = { ...allowedHostEnv(host) };
   env.PATH ??= "/usr/local/bin:/usr/bin:/bin";
   if (spec.venv) {
     env.PATH = `${path.join(spec.venv, "bin")}:${env.PATH}`;

@@ -36,6 +36,19 @@ export function findProgram(program: string, configDir: string, searchPath: stri
   return undefined;
 }
 
+// findProgram's answers for a second (a config of a thousand cells names the same few programs).
+const found = new Map<string, { at: number; where: string | undefined | true }>();
+function findProgramCached(program: string, configDir: string, searchPath: string): string | undefined | true {
+  const key = `${configDir}\0${searchPath}\0${program}`;
+  const now = Date.now();
+  const hit = found.get(key);
+  if (hit && now - hit.at < 1000) return hit.where;
+  const where = findProgram(program, configDir, searchPath);
+  if (found.size > 4096) found.clear();
+  found.set(key, { at: now, where });
+  return where;
+}
+
 // A warning for each member whose program is not found.
 export function programWarnings(cells: DesiredCell[], configDir: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -44,7 +57,7 @@ export function programWarnings(cells: DesiredCell[], configDir: string, env: No
     if (cell.backend === "container" || cell.backend === "kubernetes" || cell.backend === "remote") continue; // programs are looked up in the image, the cluster or on the remote host
     cell.members.forEach((m, i) => {
       const program = m.command?.[0];
-      if (!program || findProgram(program, configDir, searchPath) !== undefined) return;
+      if (!program || findProgramCached(program, configDir, searchPath) !== undefined) return;
       if (cell.python && /^(python3?|pip3?)$/.test(program)) return; // the cell's venv has it
       const where = program.startsWith("./") || program.startsWith("../") ? `relative to the config dir ${path.resolve(configDir)}` : path.isAbsolute(program) ? "at that path" : `on the members' PATH (${searchPath})`;
       out.push({

@@ -99,10 +99,11 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
 // Create a file that must not exist yet, in a directory nobody else writes (a cell's staging
 // directory): no temp file and no rename, as nobody can see it half-written; mode set exactly and
 // the data fsync'd. The caller makes its directory entry durable (syncDir) where that matters.
-export async function writeNewFile(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+// flag "w": the file may exist and is overwritten in place (a reader may see it half-written).
+export async function writeNewFile(file: string, data: string | Buffer, mode = 0o644, flag: "wx" | "w" = "wx"): Promise<void> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(file, "wx", mode);
+    fh = await open(file, flag, mode);
     await writeFully(fh, typeof data === "string" ? Buffer.from(data) : data);
     await fh.chmod(mode);
     await fh.sync();
