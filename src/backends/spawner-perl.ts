@@ -36,6 +36,17 @@ use POSIX ();
 use Fcntl qw(O_WRONLY O_RDONLY O_APPEND O_CREAT O_NOFOLLOW O_NONBLOCK O_NOCTTY F_GETFL F_SETFL);
 my ($pumpProg, $pumpArg) = @ARGV;
 my $pumpCode = defined $pumpProg && $pumpProg eq "inline" ? $pumpArg : undef;
+# The inline pump, compiled once here with the modules it uses, so a fork runs it at once. It is the
+# body of a named sub: its own subs share its variables on that sub's first call, the only call
+# made in each fork. Its exit ends the fork at once (POSIX::_exit): no global destruction of this
+# process's handles, whose descriptors the fork has closed (closing them again warns into the log).
+my $pumpMain;
+if (defined $pumpCode) {
+  require Errno; require Time::HiRes; require Fcntl;
+  no warnings;
+  *CORE::GLOBAL::exit = sub { POSIX::_exit(@_ ? $_[0] : 0) };
+  $pumpMain = eval "package LazarusPump; sub main {\n$pumpCode\n} \\&main" or die "lazarus spawner: the log pump does not compile: $@";
+}
 binmode STDIN; binmode STDOUT;
 my $errname = sub { my $n = $_[0] + 0; for my $k (qw(ENOENT ELOOP ENXIO EACCES EPERM ENOTDIR EISDIR EMFILE ENFILE ENOSPC EROFS ENOEXEC E2BIG ENOMEM EAGAIN ENAMETOOLONG EDQUOT ETXTBSY)) { my $v = eval "POSIX::$k()"; return $k if defined $v && $v == $n; } return "E$n"; };
 sub reply { my ($s) = @_; syswrite(STDOUT, $s) == length $s or exit 0; }
@@ -115,15 +126,8 @@ while (1) {
     my $rfd = fileno $pr;
     # The pump first, and exec'd, before the member: a member never writes into a pipe nobody reads.
     my $fds = sub { defined POSIX::dup2($rfd, 0) && defined POSIX::dup2($lfd, 1) && defined POSIX::dup2($lfd, 2) };
-    my ($ppid, $pst) = defined $pumpCode
-      ? fork_run($fds, sub {
-          $0 = "lazarus log-pump $log";
-          @ARGV = ($log, $max, $keep);
-          # The pump's exit ends the process at once: no global destruction of this process's
-          # handles (their descriptors are closed already; closing them again would warn into the log).
-          no warnings; *CORE::GLOBAL::exit = sub { POSIX::_exit(@_ ? $_[0] : 0) };
-          eval $pumpCode;
-        })
+    my ($ppid, $pst) = defined $pumpMain
+      ? fork_run($fds, sub { $0 = "lazarus log-pump $log"; @ARGV = ($log, $max, $keep); eval { $pumpMain->() }; })
       : launch($fds, {}, $pumpProg, $pumpArg, $log, $max, $keep);
     close $pr;
     my $pe = defined $ppid ? status($pst) : ($pst + 0);
