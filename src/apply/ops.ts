@@ -110,14 +110,16 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     syncFromDesired(rec, d);
     // Renamed in already preparing: the invited → preparing step costs no write of its own.
     rec.state = transition(d.name, rec.state, "preparing");
-    // Members with a command are recorded "starting", each with its spawn id, before any exists: a
-    // crash before a spawn finds no process by that id and starts it anew (as after a crash
-    // between a "starting" save and its spawn).
+    // The members, in their declared order; those with a command are recorded "starting", each with
+    // its spawn id, before any exists: a crash before a spawn finds no process by that id and starts
+    // it anew (as after a crash between a "starting" save and its spawn).
     for (const dm of d.members) {
-      if (dm.role === "substitute" || !dm.command) continue;
+      if (dm.role === "substitute") continue;
       const m = newMember(dm, env);
-      m.status = "starting";
-      m.spawnId = newId();
+      if (dm.command) {
+        m.status = "starting";
+        m.spawnId = newId();
+      }
       rec.members.push(m);
     }
     // The manifest and the record are new files in a directory nobody else can see: written in

@@ -314,3 +314,29 @@ describe("the command line", () => {
     cleanup(d);
   });
 });
+
+describe("a new cell's record", () => {
+  it("lists the members in their declared order, whichever have a command, and says each ran as declared", async () => {
+    const st = tempDir("lazarus-state-");
+    const cfg = configDir({
+      "cells.d/order.yaml": cellYaml({
+        name: "order",
+        members: [
+          { identity: "human:alexander", role: "director" },
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT] },
+          { identity: "agent:ezra", role: "observer" },
+          { identity: "agent:bezalel", role: "executor", command: ["node", AGENT] },
+        ],
+      }),
+    });
+    try {
+      const r = await lazarus(["apply", "--yes", "--config", cfg, "--state-dir", st]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const rec = readRecord(path.join(st, "cells", "order"));
+      expect(rec.members.map((m) => `${m.identity} ${m.status}`)).toEqual(["human:alexander invited", "agent:allegro running", "agent:ezra invited", "agent:bezalel running"]);
+      for (const m of rec.members.filter((x) => x.command)) expect(isAlive(m.pid, m.startTime)).toBe(true);
+    } finally {
+      cleanup(st, cfg); // ends the members it started (by their recorded process groups)
+    }
+  });
+});
