@@ -71,6 +71,7 @@ export class Journal {
   async begin(entry: JournalEntry): Promise<void> {
     if (!this.made) {
       await mkdir(this.dir, { recursive: true });
+      await syncDir(path.dirname(this.dir)); // journal.d/ itself survives a power loss
       this.made = true;
     }
     // Written in place, not by temp file and rename: a run killed mid-write leaves a file that does

@@ -74,8 +74,8 @@ export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number
 
 // Before a spawn: find the process a crashed run may have started by the recorded spawn id (then
 // the member is "running"), or record "starting" with a new spawn id and clear the way for it.
-async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, backend: ReturnType<typeof backendOf>): Promise<void> {
-  if ((m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
+async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, backend: ReturnType<typeof backendOf>, minted: boolean): Promise<void> {
+  if (!minted && (m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
       Object.assign(m, { status: "running", startTime: found.startTime }, found.handle !== undefined ? { handle: found.handle } : { pid: found.pid });
@@ -99,10 +99,13 @@ async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env
 // The record is saved as "starting" with a spawnId before the spawn, so a crash between the
 // spawn and the next save leaves a process that the next run can find by that id.
 // saveAfter false: the caller saves the record itself before it returns (create).
-// announced: the record on disk already says this member is "starting" with its spawn id, and
-// nothing has run in the cell's tree since it was made (create's first spawn): no save, no look
-// for a process by that id, no guard of a tree nobody has touched.
-export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean; announced?: boolean } = {}): Promise<void> {
+// minted: the member's spawn id was minted by this run and nothing was spawned with it (create's
+// staging record): there is no process to look for, and none is looked for (the record is
+// readable, and an impostor carrying that id in its environment must not be taken for the member).
+// announced: minted, the record on disk already says this member is "starting" with that id, and
+// nothing has run in the cell's tree since it was made (create's first spawn): no save either,
+// and no guard of a tree nobody has touched.
+export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean; minted?: boolean; announced?: boolean } = {}): Promise<void> {
   if (!m.command) {
     if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
     delete m.pid;
@@ -112,7 +115,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
   const backend = backendOf(env, rec);
   if (opts.announced && m.status === "starting" && m.spawnId) {
     failpoint("member:before-spawn");
-  } else await prepareSpawn(cp, rec, m, env, backend);
+  } else await prepareSpawn(cp, rec, m, env, backend, opts.minted === true);
   if (m.status !== "starting" || !m.spawnId) return; // found running by its spawn id
   const started = await backend.start(rec, {
     cell: rec.name,

@@ -79,6 +79,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   // What the fresh path below wrote in the staging directory, as saved: the first member's spawn
   // needs no "starting" save of its own while the record is still exactly this.
   let staged: string | undefined;
+  const minted = new Set<string>(); // spawn ids of the staging record: no process has any of them
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
@@ -119,6 +120,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       if (dm.command) {
         m.status = "starting";
         m.spawnId = newId();
+        minted.add(m.spawnId);
       }
       rec.members.push(m);
     }
@@ -175,8 +177,9 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     if (dm.command) {
       // Fresh, and nothing recorded since the staging record: that record already says "starting"
       // with this spawn id, and the tree arrived whole by rename with nothing run in it since.
-      const announced = first && staged !== undefined && m.status === "starting" && `${JSON.stringify(rec, null, 2)}\n` === staged;
-      await startMember(cp_, rec, m, env, { saveAfter: false, announced });
+      const isMinted = m.status === "starting" && m.spawnId !== undefined && minted.has(m.spawnId);
+      const announced = isMinted && first && `${JSON.stringify(rec, null, 2)}\n` === staged;
+      await startMember(cp_, rec, m, env, { saveAfter: false, minted: isMinted, announced });
       first = false;
     } else if (m.status !== "invited") {
       await inviteMember(cp_, m, d.inviteTtlMs, env);

@@ -68,10 +68,11 @@ sub launch {
   close $sw;
   return ($pid, $sr);
 }
-# Fork a child that sets itself up with $setup, keeps no descriptor but 0, 1 and 2, and runs $run
-# in this process's image (no exec); its status pipe is returned, closed by the child once set up.
+# Fork a child that sets itself up with $setup, closes @own (this process's handles it must not
+# keep), and runs $run in this process's image (no exec); its status pipe is returned, closed by
+# the child once set up.
 sub fork_run {
-  my ($setup, $run) = @_;
+  my ($setup, $run, @own) = @_;
   pipe(my $sr, my $sw) or return (undef, $!);
   my $pid = fork;
   if (!defined $pid) { my $e = $!; close $sr; close $sw; return (undef, $e); }
@@ -80,12 +81,18 @@ sub fork_run {
     my $fail = sub { my $e = ($! + 0) || 1; syswrite($sw, "$e"); POSIX::_exit(127); };
     POSIX::setsid();
     $setup->() or $fail->();
-    # Nothing of this process's stays open in the pump (Lazarus's request and reply pipes, another
-    # member's pipe or log): it would hold them open for as long as the member writes.
+    # Nothing of this process's stays open in the pump (Lazarus's request and reply pipes, the
+    # member's write end, a log): it would hold them for as long as the member writes. Handles are
+    # closed by Perl's close (closed behind Perl's back, a number would stay counted by PerlIO, and
+    # a log rotated onto it would never be closed); any other pipe or socket (none expected) by
+    # number. What stays: 0, 1, 2 and the read-only files of modules with a __DATA__/__END__.
+    close $_ for @own;
     my $keep = fileno $sw;
-    my @fds;
-    if (opendir(my $d, "/proc/self/fd")) { @fds = grep { /^\d+$/ } readdir $d; closedir $d; } else { @fds = 3 .. 1023; }
-    for my $fd (@fds) { POSIX::close($fd) if $fd > 2 && $fd != $keep; }
+    if (opendir(my $d, "/proc/self/fd")) {
+      my @fds = grep { /^\d+$/ && $_ > 2 && $_ != $keep } readdir $d;
+      closedir $d;
+      for my $fd (@fds) { my $t = readlink("/proc/self/fd/$fd"); POSIX::close($fd) if defined $t && $t =~ /^(?:pipe|socket|anon_inode):/; }
+    }
     %ENV = ();
     close $sw;
     $run->();
@@ -127,7 +134,14 @@ while (1) {
     # The pump first, and exec'd, before the member: a member never writes into a pipe nobody reads.
     my $fds = sub { defined POSIX::dup2($rfd, 0) && defined POSIX::dup2($lfd, 1) && defined POSIX::dup2($lfd, 2) };
     my ($ppid, $pst) = defined $pumpMain
-      ? fork_run($fds, sub { $0 = "lazarus log-pump $log"; @ARGV = ($log, $max, $keep); eval { $pumpMain->() }; })
+      ? fork_run($fds, sub {
+          $0 = "lazarus log-pump $log";
+          # This member's request (its environment) and what was read ahead are not the pump's to keep.
+          %env = (); @args = (); @f = (); $buf = "";
+          @ARGV = ($log, $max, $keep);
+          eval { $pumpMain->() };
+          syswrite(STDERR, "lazarus log-pump: $@") if $@;
+        }, $lfh, $pr, $pw)
       : launch($fds, {}, $pumpProg, $pumpArg, $log, $max, $keep);
     close $pr;
     my $pe = defined $ppid ? status($pst) : ($pst + 0);

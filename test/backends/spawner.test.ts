@@ -4,7 +4,7 @@
 // its log), a member writing straight to its log, and the refusals: a planted link, a FIFO or a
 // directory where the log goes, a missing command, a missing working directory.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PERL_PUMP } from "../../src/backends/log-pump-perl.js";
@@ -110,6 +110,37 @@ describe.skipIf(!perl)("the Perl spawner", () => {
     // The member's end of the pipe gone, the pump ends: it never outlives its last writer.
     process.kill(-pid, "SIGKILL");
     await waitFor(() => ["Z", undefined].includes(procInfo(pump as number)?.state), 20_000);
+  });
+
+  it("a pump that rotates its log keeps no rotated file open (the forked pump closes what it inherited as Perl closes it)", async () => {
+    const log = path.join(dir, "r.log");
+    // ~330 KB of lines against a 64 KiB limit with 2 kept: five or so rotations, the oldest files deleted.
+    const script = 'i=0; while [ $i -lt 3000 ]; do echo "line $i ................................................................................................"; i=$((i+1)); done; exec sleep 600';
+    const [pidText] = await ask({ pump: true, log, cwd: dir, file: "/bin/sh", args: ["-c", script], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+    const pid = Number(pidText);
+    groups.push(pid);
+    await waitFor(() => readFileSync(log, "utf8").includes("line 2999 "), 20_000);
+    expect(existsSync(`${log}.2`)).toBe(true);
+    const pump = readdirSync("/proc")
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number)
+      .find((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === `lazarus log-pump ${log}`;
+        } catch {
+          return false;
+        }
+      });
+    expect(pump).toBeGreaterThan(0);
+    groups.push(pump as number);
+    // fd 1 is the current log; no other descriptor but stderr (the log it was started with) may
+    // point at a rotated-away file.
+    expect(readlinkSync(`/proc/${pump}/fd/1`)).toBe(log);
+    const stale = readdirSync(`/proc/${pump}/fd`)
+      .filter((fd) => fd !== "2")
+      .map((fd) => readlinkSync(`/proc/${pump}/fd/${fd}`))
+      .filter((t) => t.startsWith(log) && t !== log);
+    expect(stale).toEqual([]);
   });
 
   it("without a pump the member writes straight to its log", async () => {
