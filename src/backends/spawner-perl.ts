@@ -50,9 +50,11 @@ if (defined $pumpCode) {
 binmode STDIN; binmode STDOUT;
 my $errname = sub { my $n = $_[0] + 0; for my $k (qw(ENOENT ELOOP ENXIO EACCES EPERM ENOTDIR EISDIR EMFILE ENFILE ENOSPC EROFS ENOEXEC E2BIG ENOMEM EAGAIN ENAMETOOLONG EDQUOT ETXTBSY)) { my $v = eval "POSIX::$k()"; return $k if defined $v && $v == $n; } return "E$n"; };
 sub reply { my ($s) = @_; syswrite(STDOUT, $s) == length $s or exit 0; }
-# Fork a child that sets itself up with $setup and execs @cmd; its status pipe is returned.
-sub launch {
-  my ($setup, $env, @cmd) = @_;
+# Fork a child in a session of its own that sets itself up with $setup, then does $then with its
+# status pipe (close-on-exec, like everything Perl opens) and a $fail that reports errno on it and
+# exits; the status pipe is returned to the parent.
+sub forked {
+  my ($setup, $then) = @_;
   pipe(my $sr, my $sw) or return (undef, $!);
   my $pid = fork;
   if (!defined $pid) { my $e = $!; close $sr; close $sw; return (undef, $e); }
@@ -61,26 +63,23 @@ sub launch {
     my $fail = sub { my $e = ($! + 0) || 1; syswrite($sw, "$e"); POSIX::_exit(127); };
     POSIX::setsid();
     $setup->() or $fail->();
-    %ENV = %$env;
-    exec { $cmd[0] } @cmd;
-    $fail->();
+    $then->($sw, $fail);
+    POSIX::_exit(0);
   }
   close $sw;
   return ($pid, $sr);
 }
-# Fork a child that sets itself up with $setup, closes @own (this process's handles it must not
-# keep), and runs $run in this process's image (no exec); its status pipe is returned, closed by
-# the child once set up.
+# A child that execs @cmd with the environment %$env.
+sub launch {
+  my ($setup, $env, @cmd) = @_;
+  return forked($setup, sub { my (undef, $fail) = @_; %ENV = %$env; exec { $cmd[0] } @cmd; $fail->(); });
+}
+# A child that runs $run in this process's image (no exec), having closed @own (this process's
+# handles it must not keep); it closes its status pipe once set up.
 sub fork_run {
   my ($setup, $run, @own) = @_;
-  pipe(my $sr, my $sw) or return (undef, $!);
-  my $pid = fork;
-  if (!defined $pid) { my $e = $!; close $sr; close $sw; return (undef, $e); }
-  if ($pid == 0) {
-    close $sr;
-    my $fail = sub { my $e = ($! + 0) || 1; syswrite($sw, "$e"); POSIX::_exit(127); };
-    POSIX::setsid();
-    $setup->() or $fail->();
+  return forked($setup, sub {
+    my ($sw) = @_;
     # Nothing of this process's stays open in the pump (Lazarus's request and reply pipes, the
     # member's write end, a log): it would hold them for as long as the member writes. Handles are
     # closed by Perl's close (closed behind Perl's back, a number would stay counted by PerlIO, and
@@ -96,10 +95,7 @@ sub fork_run {
     %ENV = ();
     close $sw;
     $run->();
-    POSIX::_exit(0);
-  }
-  close $sw;
-  return ($pid, $sr);
+  });
 }
 # What a child wrote on its status pipe before exec'ing: "" once it has exec'd, else its errno.
 sub status { my ($sr) = @_; my $buf = ""; 1 while sysread($sr, $buf, 64, length $buf); close $sr; return $buf; }
