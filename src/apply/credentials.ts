@@ -33,7 +33,7 @@ const contexts = new WeakMap<object, Promise<CredentialContext>>();
 // Read every declared credential; fails, naming the credential and what to do, before anything is written.
 export async function resolveCredentials(cell: string, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<Record<string, string>> {
   const ctx = await applyCredentialContext(env);
-  const values: Record<string, string> = {};
+  const values = Object.create(null) as Record<string, string>; // a credential may be named __proto__
   for (const [name, source] of Object.entries(credentials)) {
     const r = await readSource(source, ctx);
     if (!r.ok) throw new LazarusError("CREDENTIAL_REFUSED", `cell ${cell}: credential ${name}: ${r.message}; ${r.hint} (spec.credentials.${name}.${r.field})`);

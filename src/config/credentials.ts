@@ -11,7 +11,7 @@ import { readSource, secretPath, valuesDigest, type CredentialContext } from "..
 // Check one cell's credentials: diagnostics, and the digest of their current values when all are readable.
 export async function checkCellCredentials(cell: DesiredCell, ctx: CredentialContext): Promise<{ diagnostics: Diagnostic[]; digest?: string }> {
   const diagnostics: Diagnostic[] = [];
-  const values: Record<string, string> = {};
+  const values = Object.create(null) as Record<string, string>; // a credential may be named __proto__
   for (const [name, source] of Object.entries(cell.credentials)) {
     const r = await readSource(source, ctx);
     if (r.ok) values[name] = r.value;

@@ -52,6 +52,20 @@ describe("credential sources", () => {
     expect(r.exitCode, r.stderr).toBe(0);
   });
 
+  it("writes a credential named __proto__ into the manifest like any other, and sees it rotate", async () => {
+    const { run, manifest, state } = setup({ "cells.d/a.yaml": human("a", "    __proto__: {env: LAZARUS_SECRET_P}\n    OTHER: {env: LAZARUS_SECRET_O}") });
+    expect((await run(["apply", "--yes", "--now", T(0)], { LAZARUS_SECRET_P: "p1", LAZARUS_SECRET_O: "o1" })).exitCode).toBe(0);
+    const m = manifest("a");
+    expect(Object.getOwnPropertyNames(m).sort()).toEqual(["OTHER", "__proto__"]);
+    expect(Object.getOwnPropertyDescriptor(m, "__proto__")?.value).toBe("p1");
+    const before = readRecord(path.join(state, "cells", "a")).credentialsValueDigest;
+    const plan = await run(["plan", "--detailed-exitcode", "--now", T(1)], { LAZARUS_SECRET_P: "p2", LAZARUS_SECRET_O: "o1" });
+    expect(plan.exitCode, plan.stdout + plan.stderr).toBe(2); // the rotated value is a change
+    expect((await run(["apply", "--yes", "--now", T(1)], { LAZARUS_SECRET_P: "p2", LAZARUS_SECRET_O: "o1" })).exitCode).toBe(0);
+    expect(Object.getOwnPropertyDescriptor(manifest("a"), "__proto__")?.value).toBe("p2");
+    expect(readRecord(path.join(state, "cells", "a")).credentialsValueDigest).not.toBe(before);
+  });
+
   it("holds a live cell whose declaration starts naming a host file: never closed, the file never copied in", async () => {
     const { secrets, config, run, manifest } = setup({ "cells.d/a.yaml": human("a", "    T: {file: token}") });
     writeFileSync(path.join(secrets, "token"), "operator-token\n");
