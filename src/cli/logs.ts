@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { action, err, stdoutColors } from "./common.js";
 import { sinceTime } from "./events.js";
 import { typedOption } from "./flags.js";
+import { visible } from "../config/diagnostics.js";
 
 const FOLLOW_POLL_MS = 250;
 
@@ -18,6 +19,7 @@ interface LogsOpts {
   tail?: number;
   timestamps?: boolean;
   json?: boolean;
+  raw?: boolean;
 }
 
 export function logsCommand(): Command {
@@ -31,6 +33,7 @@ export function logsCommand(): Command {
     .addOption(typedOption("--tail <n>", "only the last n lines of each member so far", { kind: "int", min: 0 }))
     .option("-t, --timestamps", "show when each line was written")
     .option("--json", "one JSON object per line: time, cell, member, line")
+    .option("--raw", "on a terminal, print members' control characters (colours, cursor movement) as written; without it they are shown as \\xNN there, so a member cannot rewrite or hide what you read")
     .addHelpText("after", "\nExamples:\n  lazarus logs web-1                      every member, interleaved, prefixed\n  lazarus logs web-1 allegro -f --tail 20\n  lazarus logs web-1 --since 10m --timestamps\n  lazarus logs web-1 --json | jq -r .line\n")
     .action(action(async (cell: string, member: string | undefined, o: LogsOpts) => logs(cell, member, o)));
 }
@@ -45,8 +48,12 @@ async function logs(cell: string, member: string | undefined, o: LogsOpts): Prom
   const palette = [c.cyan, c.yellow, c.green, c.magenta, c.blue, c.red];
   const colorOf = new Map(sources.map((s, i) => [s.identity, palette[i % palette.length] as (s: string) => string]));
   const wanted = (l: LogLine): boolean => from === undefined || (!Number.isNaN(l.time) && l.time >= from);
+  // A member's output is its own, not Lazarus's: on a terminal its control characters are shown,
+  // not obeyed (an escape sequence could erase lines, move the cursor or retitle the window);
+  // piped, or with --raw, the text goes as written.
+  const text = process.stdout.isTTY && !o.raw ? (l: LogLine): LogLine => ({ ...l, text: visible(l.text) }) : (l: LogLine): LogLine => l;
   const show = (l: LogLine): void => {
-    process.stdout.write(`${o.json ? JSON.stringify({ time: l.stamp || null, cell, member: l.member, line: l.text }) : lineText(l, { prefixed, width, timestamps: Boolean(o.timestamps), color: colorOf.get(l.member) ?? ((s) => s), c })}\n`);
+    process.stdout.write(`${o.json ? JSON.stringify({ time: l.stamp || null, cell, member: l.member, line: l.text }) : lineText(text(l), { prefixed, width, timestamps: Boolean(o.timestamps), color: colorOf.get(l.member) ?? ((s) => s), c })}\n`);
   };
 
   const reads: MemberRead[] = [];

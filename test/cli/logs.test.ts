@@ -113,6 +113,23 @@ describe("lazarus logs", () => {
   });
 });
 
+describe("a member's control characters", () => {
+  const s = setup([{ name: "esc", members: [{ identity: "agent:tricky", command: sh(String.raw`printf 'real\033[2K\rforged\ttab\n'; exec sleep 600`) }] }]);
+  const onTty = (...args: string[]) => execa("script", ["-qec", ["node", CLI, "logs", ...args, "--state-dir", s.state].join(" "), "/dev/null"], { reject: false, env: { TERM: "xterm", NO_COLOR: "1", PATH: process.env.PATH ?? "" }, extendEnv: false });
+
+  it("are shown as \\xNN on a terminal, as written with --raw or through a pipe", async () => {
+    expect((await s.run("apply", "--yes")).exitCode).toBe(0);
+    await waitFor(() => holds(path.join(s.logDir("esc"), "tricky.log"), "forged"), 30_000);
+    const shown = await onTty("esc");
+    expect(shown.stdout).toContain("real\\x1b[2K\\x0dforged\ttab"); // escaped, the tab kept
+    expect(shown.stdout).not.toContain("\x1b[2K");
+    const raw = await onTty("esc", "--raw");
+    expect(raw.stdout).toContain("real\x1b[2K\rforged");
+    expect((await s.logs("esc")).stdout).toBe("agent:tricky | real\x1b[2K\rforged\ttab"); // piped: the bytes as written
+    expect(JSON.parse((await s.logs("esc", "--json")).stdout).line).toBe("real\x1b[2K\rforged\ttab");
+  });
+});
+
 describe("log rotation", () => {
   it("bounds a member that writes a lot fast to maxSize × (keep + 1), keeping the newest lines whole", async () => {
     // ~8 MB in lines of at most 100 bytes, one 40 KiB line without a break, then a last line.
