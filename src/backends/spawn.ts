@@ -27,7 +27,7 @@ import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
 import { PERL_PUMP } from "./log-pump-perl.js";
 import { PERL_SPAWNER } from "./spawner-perl.js";
 import { procInfo } from "./proc.js";
-import { openAppendNoFollow } from "../util/safe-fs.js";
+import { openAppendNoFollow, refusedWrite } from "../util/safe-fs.js";
 import { which } from "../util/which.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 
@@ -251,8 +251,8 @@ function startSpawner(perl: string): { child: ChildProcess; spawn(req: SpawnerRe
       pending.delete(id);
       if (pending.size === 0) idle();
       if (kind !== undefined && /^\d+$/.test(kind) && code === undefined) p.resolve(Number(kind));
-      else if (kind === "L") p.reject(new LazarusError("UNSAFE_FILE", `refusing to write ${p.req.logFile}: it ${code === "ELOOP" ? "is a symbolic link" : code === "ENXIO" ? "is a FIFO or socket" : code === "ENOENT" ? "cannot be opened (ENOENT)" : `cannot be opened (${code})`}`));
-      else if (kind === "K") p.reject(new LazarusError("UNSAFE_FILE", `refusing to write ${p.req.logFile}: it is a ${[code, ...rest].join(" ")}, not a regular file`));
+      else if (kind === "L") p.reject(refusedWrite(p.req.logFile, { code: code ?? "EIO" }));
+      else if (kind === "K") p.reject(refusedWrite(p.req.logFile, { kind: [code, ...rest].join(" ") }));
       else p.reject(Object.assign(new Error(`spawn ${p.req.file} ${code ?? "failed"}${rest.length ? ` (${rest.join(" ")})` : ""}`), code ? { code } : {}));
     }
   });

@@ -127,15 +127,24 @@ export async function openAppendNoFollow(file: string, mode = 0o644): Promise<Fi
   try {
     fh = await open(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode);
   } catch (err) {
-    const p = openProblem(err);
-    throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it ${p.reason}`, { cause: err });
+    throw refusedWrite(file, { err });
   }
   const st = await fh.stat();
   if (!st.isFile()) {
     await fh.close();
-    throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a ${fileKind(st)}, not a regular file`);
+    throw refusedWrite(file, { kind: fileKind(st) });
   }
   return fh;
+}
+
+// Why a file was not written: its open failed (err, or only its errno code: the Perl spawner
+// opens members' logs the same way and reports the code), or it is no regular file (kind).
+export function refusedWrite(file: string, why: { err: unknown } | { code: string } | { kind: string }): LazarusError {
+  if ("kind" in why) return new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a ${why.kind}, not a regular file`);
+  const err = "err" in why ? why.err : Object.assign(new Error(why.code), { code: why.code });
+  const p = openProblem(err);
+  // Opened with O_CREAT, a missing file is a missing directory: say the code, not "missing".
+  return new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it ${p.missing ? "cannot be opened (ENOENT)" : p.reason}`, { cause: err });
 }
 
 // Create the file if missing, never writing through a link or blocking on a FIFO. Returns why it
