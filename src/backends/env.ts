@@ -1,6 +1,7 @@
 // The member environment (invariant I2): an allowlist of the host's variables plus the cell's own.
 import path from "node:path";
 import type { StartSpec } from "./backend.js";
+import { recentlyComputed } from "../util/memo.js";
 
 // Host variables that carry no identity or secret. Everything else stays out.
 export const ALLOWED = new Set(["PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL"]);
@@ -8,17 +9,15 @@ export const ALLOWED_PREFIX = "LC_";
 
 // The host's allowed variables, read again at most once a second (reading process.env whole costs
 // a call into the runtime per variable, and an apply starts members by the thousand).
-const allowedCache = new WeakMap<object, { at: number; env: Record<string, string> }>();
+const recentAllowed = recentlyComputed<NodeJS.ProcessEnv, Record<string, string>>(1000, 16);
 function allowedHostEnv(host: NodeJS.ProcessEnv): Record<string, string> {
-  const now = Date.now();
-  const hit = allowedCache.get(host);
-  if (hit && now - hit.at < 1000) return hit.env;
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(host)) {
-    if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
-  }
-  allowedCache.set(host, { at: now, env });
-  return env;
+  return recentAllowed(host, () => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(host)) {
+      if (v !== undefined && (ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX))) env[k] = v;
+    }
+    return env;
+  });
 }
 
 export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<string, string> {

@@ -5,6 +5,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 import type { Diagnostic } from "./diagnostics.js";
 import type { DesiredCell } from "./types.js";
+import { recentlyComputed } from "../util/memo.js";
 
 // The PATH of a member's environment (see src/backends/env.ts).
 export function memberPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -37,17 +38,9 @@ export function findProgram(program: string, configDir: string, searchPath: stri
 }
 
 // findProgram's answers for a second (a config of a thousand cells names the same few programs).
-const found = new Map<string, { at: number; where: string | undefined | true }>();
-function findProgramCached(program: string, configDir: string, searchPath: string): string | undefined | true {
-  const key = `${configDir}\0${searchPath}\0${program}`;
-  const now = Date.now();
-  const hit = found.get(key);
-  if (hit && now - hit.at < 1000) return hit.where;
-  const where = findProgram(program, configDir, searchPath);
-  if (found.size > 4096) found.clear();
-  found.set(key, { at: now, where });
-  return where;
-}
+const recentFound = recentlyComputed<string, string | undefined | true>(1000);
+const findProgramCached = (program: string, configDir: string, searchPath: string): string | undefined | true =>
+  recentFound(`${configDir}\0${searchPath}\0${program}`, () => findProgram(program, configDir, searchPath));
 
 // A warning for each member whose program is not found.
 export function programWarnings(cells: DesiredCell[], configDir: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
