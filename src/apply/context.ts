@@ -7,7 +7,7 @@ import type { HostSettings } from "../host/settings.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
-import { appendLine, writeJsonAtomic } from "../util/fsx.js";
+import { appendLine, writeFileAtomic } from "../util/fsx.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { LazarusError, isErrno } from "../util/errors.js";
 
@@ -60,9 +60,14 @@ export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
 }
 
 export async function saveRecord(cp: CellPaths, rec: CellRecord, env: Pick<ApplyEnv, "now"> & { revision?: string }): Promise<void> {
+  await writeFileAtomic(cp.record, recordText(rec, env));
+}
+
+// The record as saved: stamped with this run's time and revision, pretty-printed.
+export function recordText(rec: CellRecord, env: Pick<ApplyEnv, "now"> & { revision?: string }): string {
   rec.updatedAt = iso(env.now);
   if (env.revision) rec.lastAppliedRevision = env.revision;
-  await writeJsonAtomic(cp.record, rec);
+  return `${JSON.stringify(rec, null, 2)}\n`;
 }
 
 // One line in the cell's decisions.jsonl.

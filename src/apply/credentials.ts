@@ -9,7 +9,7 @@ import type { CredentialSource } from "../config/types.js";
 import { credentialDigestKey } from "../host/digest-key.js";
 import { readSource, valuesDigest, type CredentialContext } from "../host/secrets.js";
 import { hostSettings } from "../host/settings.js";
-import { writeNewFile, writeTextAtomic } from "../util/fsx.js";
+import { writeInPlace, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import type { ApplyEnv } from "./context.js";
 
@@ -42,13 +42,14 @@ export async function resolveCredentials(cell: string, credentials: Record<strin
   return values;
 }
 
-// Write the cell's manifest and record the digest of what it holds. staged: the values already
-// read, written into a cell's staging directory (a new file; the caller makes it durable).
-export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">, staged?: { cell: string; values: Record<string, string> }): Promise<void> {
-  const cell = staged?.cell ?? path.basename(cp.dir);
-  const values = staged?.values ?? (await resolveCredentials(cell, credentials, env));
+// Write the cell's manifest and record the digest of what it holds. read: the values, already
+// read from their sources (else they are read here); inPlace: the manifest is a new file in a
+// cell's staging directory (no temp file; the caller makes it durable).
+export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">, opts: { cell?: string; values?: Record<string, string>; inPlace?: boolean } = {}): Promise<void> {
+  const cell = opts.cell ?? path.basename(cp.dir);
+  const values = opts.values ?? (await resolveCredentials(cell, credentials, env));
   const manifest = `${JSON.stringify({ formatVersion: 1, cell, credentials: values }, null, 2)}\n`;
-  if (staged) await writeNewFile(cp.credentials, manifest, 0o600);
+  if (opts.inPlace) await writeInPlace(cp.credentials, manifest, 0o600);
   else await writeTextAtomic(cp.credentials, manifest, 0o600);
   const key = (await applyCredentialContext(env)).digestKey;
   if (key && Object.keys(values).length > 0) rec.credentialsValueDigest = valuesDigest(key, values);

@@ -7,7 +7,7 @@
 // journal.json left by an older version (one action at a time) is still read and recovered.
 import { mkdir, readdir, unlink } from "node:fs/promises";
 import path from "node:path";
-import { readJson, syncDir, writeNewFile } from "../util/fsx.js";
+import { readJson, syncDir, writeInPlace } from "../util/fsx.js";
 import { isErrno } from "../util/errors.js";
 
 export interface JournalEntry {
@@ -78,7 +78,7 @@ export class Journal {
     // not parse, which recovery takes for what it is (an action that was under way); only its
     // existence must be durable before the action's first effect.
     const file = this.fileOf(entry.cell);
-    await writeNewFile(file, `${JSON.stringify(entry, null, 2)}\n`, 0o644, "w");
+    await writeInPlace(file, `${JSON.stringify(entry, null, 2)}\n`, 0o644, false);
     await syncDir(this.dir);
   }
 

@@ -10,12 +10,12 @@ import type { DesiredCell } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { CHECKPOINT_DIRS } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
-import { readJson, syncDir, writeJsonAtomic, writeNewFile } from "../util/fsx.js";
+import { readJson, syncDir, writeJsonAtomic, writeInPlace } from "../util/fsx.js";
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { memberRef } from "../backends/backend.js";
-import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, recordText, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
@@ -79,6 +79,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   // What the fresh path below wrote in the staging directory, as saved: the first member's spawn
   // needs no "starting" save of its own while the record is still exactly this.
   let staged: string | undefined;
+  let stagedRec: CellRecord | undefined;
   const minted = new Set<string>(); // spawn ids of the staging record: no process has any of them
   if (!a.resume) {
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
@@ -126,11 +127,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     }
     // The manifest and the record are new files in a directory nobody else can see: written in
     // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
-    await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values });
-    rec.updatedAt = iso(env.now);
-    if (env.revision) rec.lastAppliedRevision = env.revision;
-    staged = `${JSON.stringify(rec, null, 2)}\n`;
-    await writeNewFile(sp.record, staged);
+    await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values, inPlace: true });
+    staged = recordText(rec, env);
+    stagedRec = rec;
+    await writeInPlace(sp.record, staged);
     await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
     await syncDir(staging);
     failpoint("create:before-rename");
@@ -138,7 +138,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await syncDir(env.paths.cells);
     failpoint("create:after-rename");
   }
-  const rec = staged !== undefined ? (JSON.parse(staged) as CellRecord) : await loadRecord(cp_);
+  const rec = stagedRec ?? (await loadRecord(cp_));
   if (rec.state === "invited") {
     rec.state = transition(d.name, rec.state, "preparing");
     await saveRecord(cp_, rec, env);
@@ -146,7 +146,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
   if (a.resume) {
     await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
-    await writeCredentials(cp_, rec, d.credentials, env);
+    await writeCredentials(cp_, rec, d.credentials, env, { values });
   }
   syncFromDesired(rec, d);
   rec.ttlMs = d.ttlMs;
@@ -178,7 +178,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       // Fresh, and nothing recorded since the staging record: that record already says "starting"
       // with this spawn id, and the tree arrived whole by rename with nothing run in it since.
       const isMinted = m.status === "starting" && m.spawnId !== undefined && minted.has(m.spawnId);
-      const announced = isMinted && first && `${JSON.stringify(rec, null, 2)}\n` === staged;
+      const announced = isMinted && first && recordText(rec, env) === staged;
       await startMember(cp_, rec, m, env, { saveAfter: false, minted: isMinted, announced });
       first = false;
     } else if (m.status !== "invited") {

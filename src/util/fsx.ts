@@ -96,14 +96,14 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
   }
 }
 
-// Create a file that must not exist yet, in a directory nobody else writes (a cell's staging
-// directory): no temp file and no rename, as nobody can see it half-written; mode set exactly and
-// the data fsync'd. The caller makes its directory entry durable (syncDir) where that matters.
-// flag "w": the file may exist and is overwritten in place (a reader may see it half-written).
-export async function writeNewFile(file: string, data: string | Buffer, mode = 0o644, flag: "wx" | "w" = "wx"): Promise<void> {
+// Write a file in place, without a temp file and rename: for a file nobody reads half-written (a
+// new file in a cell's staging directory, which nobody sees before its rename; exclusive: it must
+// not exist yet) or whose torn state is itself meaningful (a journal entry: an action under way).
+// Mode set exactly, the data fsync'd; the caller makes its directory entry durable (syncDir).
+export async function writeInPlace(file: string, data: string | Buffer, mode = 0o644, exclusive = true): Promise<void> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(file, flag, mode);
+    fh = await open(file, exclusive ? "wx" : "w", mode);
     await writeFully(fh, typeof data === "string" ? Buffer.from(data) : data);
     await fh.chmod(mode);
     await fh.sync();
