@@ -309,7 +309,6 @@ export class Daemon {
       }
       const seen = new Set(all);
       for (const name of [...this.states.keys()]) if (!seen.has(name)) this.forget(name);
-      this.metrics.setCellStates(this.states);
     } catch (err) {
       result = "error";
       this.metrics.errors.inc({ kind: "reconcile" });
@@ -330,10 +329,16 @@ export class Daemon {
     return unchanged(p.fp, diskPrint(this.paths, name, seen));
   }
 
+  // A cell's state as the daemon knows it, and its gauge with it (one cell's work, not every cell's).
+  private setState(name: string, state: string | undefined): void {
+    if (state) this.states.set(name, state);
+    else this.states.delete(name);
+    this.metrics.setCellState(name, state);
+  }
+
   private forget(name: string): void {
     this.prints.delete(name);
-    this.states.delete(name);
-    this.metrics.setCellState(name, undefined);
+    this.setState(name, undefined);
     this.pids.delete(name);
     this.wakes.delete(name);
     this.metrics.forgetCell(name);
@@ -423,9 +428,7 @@ export class Daemon {
         this.forget(name);
         continue;
       }
-      if (state) this.states.set(name, state);
-      else this.states.delete(name);
-      this.metrics.setCellState(name, state);
+      this.setState(name, state);
       // A remote cell's pids are another host's: it is polled (one ssh call per host) instead.
       const remote = live?.backend === "remote" || o?.graveyard?.record?.backend === "remote";
       const running = remote ? [] : (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));

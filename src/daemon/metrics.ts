@@ -50,15 +50,8 @@ export class Metrics {
     for (const scope of ["cells", "full"]) for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
   }
 
-  // Every cell's state: the per-state counts (every state present, 0 when empty) and one series per
-  // cell; a cell not in states loses its series.
-  setCellStates(states: ReadonlyMap<string, string>): void {
-    for (const cell of [...this.shown.keys()]) if (!states.has(cell)) this.setCellState(cell, undefined);
-    for (const [cell, state] of states) this.setCellState(cell, state);
-  }
-
-  // One cell's state (undefined: the daemon no longer knows the cell), so one cell's change costs
-  // one cell's work, whatever the number of cells.
+  // One cell's state (undefined: the daemon no longer knows the cell): the per-state counts (every
+  // state present, 0 when empty) and one series per cell, changed by one cell's work.
   setCellState(cell: string, state: string | undefined): void {
     const was = this.shown.get(cell);
     if (was === state) return;
