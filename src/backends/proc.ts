@@ -53,6 +53,36 @@ export function ownsProcess(pid: number | undefined, owner: ProcessOwner): boole
   return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime);
 }
 
+// Whether pid's initial environment holds every one of these NAME=value entries (false when it
+// cannot be read: gone, or another user's).
+function envHolds(pid: number, needles: string[]): boolean {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    return needles.every((n) => env.includes(n));
+  } catch {
+    return false;
+  }
+}
+
+// The live processes of the process group a member's leader made (pgid = the leader's pid), when
+// the group is provably the member's: its leader is (ownsProcess), or, once the leader has exited,
+// one of the group's processes started no earlier than the leader and carries the member's spawn
+// id and cell in its environment (the kernel does not reuse a pgid while any process of the group
+// lives). Empty when nothing of it lives or nothing proves it is the member's.
+export function memberGroup(pgid: number | undefined, owner: ProcessOwner): number[] {
+  if (!pgid || owner.startTime === undefined || !owner.spawnId) return [];
+  const pids = groupMembers(pgid);
+  if (pids.length === 0) return [];
+  if (ownsProcess(pgid, owner)) return pids;
+  const marks = [`LAZARUS_SPAWN_ID=${owner.spawnId}`, `CELL_ID=${owner.cell}`];
+  const start = owner.startTime;
+  const proof = pids.some((pid) => {
+    const info = procInfo(pid);
+    return info !== undefined && info.pgid === pgid && info.startTime >= start && envHolds(pid, marks);
+  });
+  return proof ? pids : [];
+}
+
 // Pids whose initial environment holds NAME=value (used to find a spawn whose recorder crashed).
 export function findByEnv(name: string, value: string): number[] {
   const needle = `${name}=${value}`;
