@@ -52,7 +52,9 @@ export type Action =
   // desiredDigest: the declaration in force when it closed (null when removed); it reopens only when that changes.
   | (Base & { kind: "close"; closeReason: string; desiredDigest: string | null })
   | (Base & { kind: "resurrect"; desired: DesiredCell })
-  | (Base & { kind: "scrub" })
+  // interrupted: only finish what a killed scrub moved aside (graveyard/.scrubbing-<cell>~<id>),
+  // never graveyard/<cell> itself
+  | (Base & { kind: "scrub"; interrupted?: true })
   | (Base & { kind: "purge"; dir: string });
 
 // Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".

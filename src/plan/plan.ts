@@ -76,6 +76,8 @@ const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== unde
 
 function planName(ctx: CellCtx, o: ObservedName): void {
   const { name, d: declared } = ctx;
+  // A scrub killed after it moved the entry aside: finished first, whatever else the name holds.
+  if (o.scrubbing?.length) ctx.out.push({ kind: "scrub", cell: name, interrupted: true, reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)` });
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
