@@ -25,6 +25,7 @@ import { applyActions } from "../apply/apply.js";
 import { backends, type Backends } from "../backends/registry.js";
 
 import { LazarusError, errorMessage } from "../util/errors.js";
+import { pausepoint } from "../util/failpoint.js";
 import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
@@ -174,15 +175,27 @@ export class Daemon {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
     }
+    // Watching starts before the first read: an edit made while the first pass reads and
+    // reconciles is reconciled right after it, not at the next resync. (Revisions arrive by
+    // polling; exported trees never change.)
+    if (!this.opts.repo) await this.watchFiles();
     if (this.opts.repo) {
       await this.pollRepo();
       if (this.revision) await this.reloadAll("start");
       else this.log.warn({ repo: this.opts.repo.url }, "no revision in force yet: nothing is reconciled until a valid commit arrives");
       this.schedulePoll();
     } else await this.reloadAll("start");
+    this.ticker = cron.schedule(this.opts.tick, () => this.onTick(), { name: "lazarus-time-rules", noOverlap: true });
+    this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
+    this.resyncTimer.unref();
+    this.ready = true;
+    this.log.info({ config: this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(this.configDir), revision: this.revision, state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
+  }
+
+  // Follow cells.d/ and portfolios/: file events only queue the files, read once they settle.
+  private async watchFiles(): Promise<void> {
     this.watcher = watch([path.join(this.configDir, "cells.d"), path.join(this.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
     const onFile = (abs: string): void => {
-      if (this.opts.repo) return; // revisions arrive by polling; exported trees never change
       const rel = path.relative(this.configDir, abs).split(path.sep).join("/");
       this.changedFiles.add(rel);
       clearTimeout(this.debounce);
@@ -191,11 +204,6 @@ export class Daemon {
     this.watcher.on("add", onFile).on("change", onFile).on("unlink", onFile);
     this.watcher.on("error", (err) => this.log.error({ err: errorMessage(err) }, "watch error"));
     await new Promise<void>((resolve) => this.watcher?.once("ready", () => resolve()));
-    this.ticker = cron.schedule(this.opts.tick, () => this.onTick(), { name: "lazarus-time-rules", noOverlap: true });
-    this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
-    this.resyncTimer.unref();
-    this.ready = true;
-    this.log.info({ config: this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(this.configDir), revision: this.revision, state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
   }
 
   // Re-read every file and reconcile every cell (start, SIGHUP).
@@ -288,6 +296,7 @@ export class Daemon {
     let result: ReconcileResult = "success";
     try {
       await this.cache.refresh();
+      await pausepoint("daemon:full-pass");
       const config = this.cache.current();
       const onDisk = await listNames(this.paths);
       const all = [...new Set([...config.desired.cells.keys(), ...onDisk.names])].sort();
