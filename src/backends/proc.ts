@@ -42,15 +42,27 @@ export interface ProcessOwner {
 // LAZARUS_SPAWN_ID and CELL_ID in its initial environment. A record without a start time or a
 // spawn id never proves ownership.
 export function ownsProcess(pid: number | undefined, owner: ProcessOwner): boolean {
-  if (!pid || owner.startTime === undefined || !owner.spawnId) return false;
-  if (!isAlive(pid, owner.startTime)) return false;
+  return ownership(pid, owner) === "owned";
+}
+
+// What can be said of a recorded member process: "owned" (as ownsProcess), "gone" (no such live
+// process with the recorded start time, or it is not the member's), or "unverifiable": a live
+// process started exactly when recorded whose environment this process may not read (EACCES or
+// EPERM: another user's, or one that made itself non-dumpable, seen by a non-root observer). An
+// unverifiable process is neither signalled nor taken for dead.
+export type Ownership = "owned" | "gone" | "unverifiable";
+
+export function ownership(pid: number | undefined, owner: ProcessOwner): Ownership {
+  if (!pid || owner.startTime === undefined || !owner.spawnId) return "gone";
+  if (!isAlive(pid, owner.startTime)) return "gone";
   let env: string[];
   try {
     env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-  } catch {
-    return false; // gone, or not ours to read
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return (code === "EACCES" || code === "EPERM") && isAlive(pid, owner.startTime) ? "unverifiable" : "gone";
   }
-  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime);
+  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime) ? "owned" : "gone";
 }
 
 // Whether pid's initial environment holds every one of these NAME=value entries (false when it

@@ -3,7 +3,7 @@ import { lstat, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { CHECKPOINT_RE, SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { ownsProcess } from "../backends/proc.js";
+import { ownership } from "../backends/proc.js";
 import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
@@ -20,6 +20,9 @@ export interface ObservedMember extends MemberRecord {
   exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
   heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
   ignored?: string[]; // member-written files that were not believed (a link, a FIFO, too big, garbage), and why
+  // Why its process can be neither proved this member's nor gone (its pid lives with the recorded
+  // start time, but its environment cannot be read): unknown, not dead (alive stays false).
+  unverifiable?: string;
 }
 
 export interface ObservedCheckpoint {
@@ -120,12 +123,14 @@ function clusterMember(m: MemberRecord, r: ClusterView): ObservedMember {
 
 // cell: the name of the cell's directory, which the member's process must prove it belongs to.
 async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell: string): Promise<ObservedMember> {
-  const alive = ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
+  const who = ownership(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
+  const alive = who === "owned";
   const out: ObservedMember = { ...m, alive };
+  if (who === "unverifiable") out.unverifiable = `process ${m.pid} lives, started as recorded, but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved ${m.identity}'s`;
   if (place !== "cells" || !m.command) return out;
   const ignored: string[] = [];
   const rel = (f: string): string => path.relative(cp.dir, f);
-  if (!alive && (m.status === "running" || m.status === "starting")) {
+  if (!alive && who !== "unverifiable" && (m.status === "running" || m.status === "starting")) {
     const file = memberExitFile(cp, m.home);
     const r = await readUntrusted(file, CAPS.exitFile, cp.dir);
     // "<code>" from the process backend's wrapper, "<code> oom_kill=<n>" from the sandbox's supervisor
