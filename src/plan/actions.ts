@@ -57,6 +57,12 @@ export type Action =
   | (Base & { kind: "scrub"; interrupted?: true })
   | (Base & { kind: "purge"; dir: string });
 
+// The actions that keep members supervised: a member noticed down, restarted, its cell downed or
+// revived. The daemon applies only these while the ledger's last time is ahead of the clock;
+// everything else (a ttl, grace, retention, invitation or downed timeout ending, a scheduled
+// checkpoint, a create stamped with its activation, …) waits until the clock passes that time.
+export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>(["member-down", "restart", "cell-down", "revive"]);
+
 // Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
 export function placeOf(backend: string, container?: { image: string } | undefined): string {
   return backend === "container" ? `container ${container?.image ?? "?"}` : backend;
