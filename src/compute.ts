@@ -42,8 +42,10 @@ export function resolveStateDir(stateDir: string | undefined, env: NodeJS.Proces
 
 // The time to act at: --now, else the clock. Never earlier than the last recorded time when --now
 // is given; without --now, a ledger time in the future is refused when mutating ("mutate") and
-// only warned about when showing ("show": plan, status), which then use the clock.
-export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[] }> {
+// only warned about when showing ("show": plan, status), which then use the clock. "hold" (the
+// daemon): the clock as well, with heldUntil, the ledger's time ahead of it, until which the
+// caller acts on no time rule and records nothing earlier than it.
+export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" | "hold" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[]; heldUntil?: number }> {
   let now = Date.now();
   if (requested !== undefined) {
     now = Date.parse(requested);
@@ -58,6 +60,7 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
   const why = `the ledger's last recorded time ${last} is in the future (the clock says ${new Date(now).toISOString()}); an earlier command was run with a future --now`;
   const hint = `pass --now ${last} (or later) explicitly to act at that time, or wait until the clock passes ${last}`;
   if (mode === "mutate") throw new LazarusError("FUTURE_LEDGER", `refusing to change state: ${why}; ${hint}`);
+  if (mode === "hold") return { now, heldUntil: lastMs, diagnostics: [{ severity: "warning", message: `${why}; members are supervised, time rules wait until the clock passes it`, hint }] };
   return { now, diagnostics: [{ severity: "warning", message: `${why}; showing as of the clock`, hint }] };
 }
 

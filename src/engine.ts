@@ -36,6 +36,9 @@ export interface LockOptions {
   sweep?: boolean; // sweep the leftovers of killed writers (default true; the daemon does it once)
   backends?: Backends; // the caller's backends (default: the registry's, for this host)
   onThawed?(cells: string[]): void; // cells a killed checkpoint had left frozen, now thawed
+  // A ledger time ahead of the clock (an earlier future --now) does not refuse the lock (the
+  // daemon, which then holds its time rules); recovery is recorded at that time, never earlier.
+  holdFutureLedger?: boolean;
 }
 
 // Hold the state-dir lock around body: the one way any command or the daemon changes state.
@@ -48,8 +51,8 @@ export async function withStateLock<T>(opts: Pick<EngineOptions, "stateDir" | "n
   const lock = await acquireLock(paths.lock, command, { timeoutMs: opts.lockTimeoutMs ?? 0 });
   try {
     const ledger = new Ledger(paths.ledger, paths.ledgerHead);
-    const { now } = await resolveNow(paths, opts.now);
-    await recoverJournal(stateRoot, ledger, new Date(now).toISOString());
+    const { now, heldUntil } = await resolveNow(paths, opts.now, lo.holdFutureLedger ? "hold" : "mutate");
+    await recoverJournal(stateRoot, ledger, new Date(heldUntil ?? now).toISOString());
     if (lo.sweep !== false) {
       await sweepStaging(paths);
       await sweepTempFiles(paths);

@@ -100,6 +100,9 @@ export { DEFAULT_PARALLELISM } from "./parallelism.js";
 export interface ApplyOptions {
   // How many cells are worked on at once (default DEFAULT_PARALLELISM; 1 applies strictly in order).
   parallelism?: number;
+  // The time the ledger entries carry when it is later than env.now (the daemon while the ledger's
+  // last time is ahead of the clock: entries never go back in time); each then notes the clock.
+  ledgerTime?: number;
 }
 
 type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; journaled: false };
@@ -120,6 +123,7 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
   const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
   const now = new Date(env.now).toISOString();
+  const stamp = opts.ledgerTime !== undefined && opts.ledgerTime > env.now ? { time: new Date(opts.ledgerTime).toISOString(), clock: { clock: now } } : { time: now, clock: {} };
   const n = actions.length;
 
   // slot i: action i's outcome once its effects are done (or it was not run); committed i: its
@@ -198,8 +202,8 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
   const results: ActionResult[] = [];
   const entryOf = (r: ActionResult) => {
     const rev = env.revision ? { revision: env.revision } : {};
-    if (r.status === "applied") return { time: now, cell: r.action.cell, action: r.action.kind, reason: r.action.reason, details: r.details, ...rev };
-    if (r.status === "failed") return { time: now, cell: r.action.cell, action: `${r.action.kind}-failed`, reason: r.action.reason, details: { error: r.error }, ...rev };
+    if (r.status === "applied") return { time: stamp.time, cell: r.action.cell, action: r.action.kind, reason: r.action.reason, details: { ...r.details, ...stamp.clock }, ...rev };
+    if (r.status === "failed") return { time: stamp.time, cell: r.action.cell, action: `${r.action.kind}-failed`, reason: r.action.reason, details: { error: r.error, ...stamp.clock }, ...rev };
     return undefined; // skipped: not recorded, as before
   };
   const commitAll = async (): Promise<void> => {

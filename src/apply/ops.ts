@@ -2,7 +2,7 @@
 // crash at any point finishes the job instead of repeating or corrupting it.
 import { cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ARCHIVED_RECORDS, cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
+import { cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/record.js";
 import { credentialsDigest } from "../config/digest.js";
@@ -21,7 +21,6 @@ import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
-import { copyRegularTree } from "../util/safe-copy.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python.js";
 
@@ -29,6 +28,7 @@ export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint } from "./checkpoint.js";
 export { replace } from "./replace.js";
+export { scrub } from "./scrub.js";
 
 const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];
 
@@ -333,69 +333,6 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   await pruneVenvs(cp_.dir, rec.python?.digest);
   await decide(cp_, env, { decision: "resurrect", reason: a.reason });
   return { expiresAt: rec.expiresAt, members: rec.members.map((m) => ({ identity: m.identity, pid: m.pid })) };
-}
-
-// After grace: copy the records to the archive, then delete the graveyard copy. fs.rm removes
-// symbolic links themselves and never what they point at, so nothing outside the cell is touched.
-export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv): Promise<Details> {
-  const grave = path.join(env.paths.graveyard, a.cell);
-  const gp = cellPaths(grave);
-  const rec = await loadRecord(gp);
-  for (const m of rec.members) await stopMember(rec, m, env);
-  const survivors = await backendOf(env, rec).stopCell(rec);
-  if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot scrub cell ${a.cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`);
-  const skipped: string[] = [];
-  let archived = await findArchive(env.paths.archive, a.cell, rec.uid);
-  if (!archived) {
-    const day = iso(env.now).slice(0, 10);
-    const dayDir = path.join(env.paths.archive, day);
-    await mkdir(dayDir, { recursive: true });
-    let target = path.join(dayDir, a.cell);
-    if (await exists(target)) target = path.join(dayDir, `${a.cell}~${rec.uid.slice(0, 8)}`);
-    const tmp = path.join(dayDir, `.tmp-${a.cell}-${rec.uid}`);
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    for (const item of ARCHIVED_RECORDS) {
-      const from = path.join(gp.meta, item);
-      if (!(await exists(from))) continue;
-      skipped.push(...(await copyRegularTree(from, path.join(tmp, item))));
-    }
-    const archivedRec: CellRecord = { ...rec, state: transition(a.cell, rec.state, "archived"), archivedAt: iso(env.now) };
-    archivedRec.updatedAt = iso(env.now);
-    await writeJsonAtomic(path.join(tmp, "cell.json"), archivedRec);
-    failpoint("scrub:before-archive-rename");
-    await rename(tmp, target);
-    archived = target;
-  }
-  failpoint("scrub:archived");
-  await rm(grave, { recursive: true, force: true });
-  await backendOf(env, rec).releaseCell(rec);
-  return { archive: archived, ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}) };
-}
-
-// The archive entry of this incarnation, if an earlier, interrupted scrub already wrote it.
-async function findArchive(root: string, name: string, uid: string): Promise<string | undefined> {
-  let days: string[];
-  try {
-    days = await readdir(root);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return undefined;
-    throw err;
-  }
-  for (const day of days) {
-    let entries: string[];
-    try {
-      entries = await readdir(path.join(root, day));
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      if (e !== name && !e.startsWith(`${name}~`)) continue;
-      const rec = await readJson<CellRecord>(path.join(root, day, e, "cell.json")).catch(() => undefined);
-      if (rec?.uid === uid) return path.join(root, day, e);
-    }
-  }
-  return undefined;
 }
 
 // After retention: delete the archive entry (and its day folder once empty).

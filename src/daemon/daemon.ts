@@ -22,9 +22,11 @@ import { isAlive } from "../backends/proc.js";
 import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { diskPrint, fingerprintOf, listing, unchanged, type Fingerprint, type Listing } from "./fingerprint.js";
 import { applyActions } from "../apply/apply.js";
+import { SUPERVISION } from "../plan/actions.js";
 import { backends, type Backends } from "../backends/registry.js";
 
 import { LazarusError, errorMessage } from "../util/errors.js";
+import { pausepoint } from "../util/failpoint.js";
 import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
@@ -99,6 +101,7 @@ export class Daemon {
   // resync skips the cells where neither changed (src/daemon/fingerprint.ts).
   private readonly prints = new Map<string, { fp: Fingerprint; config: object }>();
   private resyncs = 0;
+  private heldUntil: number | undefined; // the ledger's last time, while it is ahead of the clock
 
   constructor(private readonly opts: DaemonOptions) {
     this.paths = statePaths(opts.stateDir);
@@ -128,7 +131,7 @@ export class Daemon {
           this.recovered = true;
           return body();
         },
-        { sweep: !this.recovered, backends: this.backends, onThawed: (cells) => this.log.warn({ cells }, "thawed cells a killed checkpoint left frozen") },
+        { sweep: !this.recovered, backends: this.backends, holdFutureLedger: true, onThawed: (cells) => this.log.warn({ cells }, "thawed cells a killed checkpoint left frozen") },
       );
     } catch (err) {
       if (!(err instanceof LazarusError) || err.code !== "LOCKED") throw err;
@@ -174,15 +177,27 @@ export class Daemon {
       this.server = await this.metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
     }
+    // Watching starts before the first read: an edit made while the first pass reads and
+    // reconciles is reconciled right after it, not at the next resync. (Revisions arrive by
+    // polling; exported trees never change.)
+    if (!this.opts.repo) await this.watchFiles();
     if (this.opts.repo) {
       await this.pollRepo();
       if (this.revision) await this.reloadAll("start");
       else this.log.warn({ repo: this.opts.repo.url }, "no revision in force yet: nothing is reconciled until a valid commit arrives");
       this.schedulePoll();
     } else await this.reloadAll("start");
+    this.ticker = cron.schedule(this.opts.tick, () => this.onTick(), { name: "lazarus-time-rules", noOverlap: true });
+    this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
+    this.resyncTimer.unref();
+    this.ready = true;
+    this.log.info({ config: this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(this.configDir), revision: this.revision, state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
+  }
+
+  // Follow cells.d/ and portfolios/: file events only queue the files, read once they settle.
+  private async watchFiles(): Promise<void> {
     this.watcher = watch([path.join(this.configDir, "cells.d"), path.join(this.configDir, "portfolios")], { ignoreInitial: true, depth: 0 });
     const onFile = (abs: string): void => {
-      if (this.opts.repo) return; // revisions arrive by polling; exported trees never change
       const rel = path.relative(this.configDir, abs).split(path.sep).join("/");
       this.changedFiles.add(rel);
       clearTimeout(this.debounce);
@@ -191,11 +206,6 @@ export class Daemon {
     this.watcher.on("add", onFile).on("change", onFile).on("unlink", onFile);
     this.watcher.on("error", (err) => this.log.error({ err: errorMessage(err) }, "watch error"));
     await new Promise<void>((resolve) => this.watcher?.once("ready", () => resolve()));
-    this.ticker = cron.schedule(this.opts.tick, () => this.onTick(), { name: "lazarus-time-rules", noOverlap: true });
-    this.resyncTimer = setInterval(() => this.enqueueAll("resync"), this.opts.resyncMs);
-    this.resyncTimer.unref();
-    this.ready = true;
-    this.log.info({ config: this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(this.configDir), revision: this.revision, state: path.dirname(this.paths.ledger), cells: this.states.size }, "watching");
   }
 
   // Re-read every file and reconcile every cell (start, SIGHUP).
@@ -288,6 +298,7 @@ export class Daemon {
     let result: ReconcileResult = "success";
     try {
       await this.cache.refresh();
+      await pausepoint("daemon:full-pass");
       const config = this.cache.current();
       const onDisk = await listNames(this.paths);
       const all = [...new Set([...config.desired.cells.keys(), ...onDisk.names])].sort();
@@ -369,18 +380,43 @@ export class Daemon {
     }
   }
 
-  // observe → plan → apply for these cells; the caller holds the lock.
+  // Whether the ledger's last time is ahead of the clock (heldUntil): said once when it starts (log,
+  // ledger event, metric) and once when the clock passes it. The caller holds the lock.
+  private async noteClock(now: number, heldUntil: number | undefined): Promise<void> {
+    if (heldUntil === this.heldUntil) return;
+    const was = this.heldUntil;
+    this.heldUntil = heldUntil;
+    this.metrics.timeRulesHeld.set(heldUntil === undefined ? 0 : heldUntil / 1000);
+    if (heldUntil === undefined) {
+      this.log.info({ until: new Date(was as number).toISOString() }, "the clock passed the ledger's last recorded time: time rules apply again");
+      return;
+    }
+    const until = new Date(heldUntil).toISOString();
+    const clock = new Date(now).toISOString();
+    const reason = `the ledger's last recorded time ${until} is ahead of the clock ${clock} (an earlier command ran with a future --now): members are still supervised (down, restart), but no time rule (ttl, grace, retention, invitation and downed timeouts, checkpoint schedule) nor create, update or close is acted on until the clock passes ${until}`;
+    this.log.warn({ until, clock }, reason);
+    await this.ledger.append({ time: until, cell: "", action: "time-rules-held", reason, details: { until, clock } });
+  }
+
+  // observe → plan → apply for these cells; the caller holds the lock. While the ledger's time is
+  // ahead of the clock, only the supervision actions are applied (SUPERVISION), at the clock, their
+  // ledger entries stamped no earlier than that time; the cells whose other actions wait are woken
+  // when the clock passes it.
   private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
     const config = this.cache.current();
     const { desired } = config;
-    const { now } = await resolveNow(this.paths, undefined);
+    const { now, heldUntil } = await resolveNow(this.paths, undefined, "hold");
+    await this.noteClock(now, heldUntil);
     // Disk prints before the observation they stand for (see fingerprint.ts).
     const disks = await this.diskPrints(names);
     const { observed, plan: p } = await observeAndPlan(this.paths, desired, now, names);
     for (const h of p.held) this.log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
     for (const d of p.diagnostics) this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
+    const actions = heldUntil === undefined ? p.actions : p.actions.filter((a) => SUPERVISION.has(a.kind));
+    const waiting = new Set(p.actions.filter((a) => !actions.includes(a)).map((a) => a.cell));
+    if (waiting.size > 0) this.log.debug({ cells: [...waiting], until: new Date(heldUntil as number).toISOString() }, "actions wait for the clock");
     const results = await applyActions(
-      p.actions,
+      actions,
       applyEnv({ stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths, this.configDir, now, this.revision, this.backends),
       this.ledger,
       {
@@ -396,11 +432,12 @@ export class Daemon {
           }
         },
       },
-      this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {},
+      { ...(this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {}), ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}) },
     );
     const touched = new Set(p.actions.map((a) => a.cell));
     const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
     this.remember(names, observed, after, desired.cells, now, failedCells);
+    for (const cell of waiting) if (!failedCells.has(cell)) this.wakes.set(cell, Math.max(heldUntil as number, Date.now() + 1000));
     // A fingerprint stands for an observation whose plan was empty: a cell acted on is observed
     // again at the next resync (its next plan may hold more), then left alone while it holds still.
     for (const name of names) {
@@ -479,7 +516,8 @@ export class Daemon {
     // A revision already rejected or held is judged again only once approved (it cannot change).
     const judged = status?.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
     if (judged && (await approvedRevision(stateRoot)) !== revision) return;
-    const { now } = await resolveNow(this.paths, undefined);
+    const { now: clock, heldUntil } = await resolveNow(this.paths, undefined, "hold");
+    const now = heldUntil ?? clock; // what it records is never earlier than the ledger's last time
     const loaded = await loadConfig(configDir, await this.credentials());
     const candidate = { revision, subject, configDir, loaded };
     const verdict = await judgeRevision(

@@ -52,8 +52,16 @@ export type Action =
   // desiredDigest: the declaration in force when it closed (null when removed); it reopens only when that changes.
   | (Base & { kind: "close"; closeReason: string; desiredDigest: string | null })
   | (Base & { kind: "resurrect"; desired: DesiredCell })
-  | (Base & { kind: "scrub" })
+  // interrupted: only finish what a killed scrub moved aside (graveyard/.scrubbing-<cell>~<id>),
+  // never graveyard/<cell> itself
+  | (Base & { kind: "scrub"; interrupted?: true })
   | (Base & { kind: "purge"; dir: string });
+
+// The actions that keep members supervised: a member noticed down, restarted, its cell downed or
+// revived. The daemon applies only these while the ledger's last time is ahead of the clock;
+// everything else (a ttl, grace, retention, invitation or downed timeout ending, a scheduled
+// checkpoint, a create stamped with its activation, …) waits until the clock passes that time.
+export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>(["member-down", "restart", "cell-down", "revive"]);
 
 // Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
 export function placeOf(backend: string, container?: { image: string } | undefined): string {

@@ -76,6 +76,8 @@ const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== unde
 
 function planName(ctx: CellCtx, o: ObservedName): void {
   const { name, d: declared } = ctx;
+  // A scrub killed after it moved the entry aside: finished first, whatever else the name holds.
+  if (o.scrubbing?.length) ctx.out.push({ kind: "scrub", cell: name, interrupted: true, reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)` });
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
@@ -270,6 +272,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
   const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
   for (const m of live.members) {
+    if (m.unverifiable) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: `${m.identity} is unknown: ${m.unverifiable}; it is not taken for gone`, hint: "run lazarus as the user its members run as (or as root) to see it; nothing is done to it until then" });
     for (const why of m.ignored ?? []) {
       const hint = why.startsWith("cluster not read") ? "check the kubeconfig and that the cluster answers; its members are left as they are until then" : "a member wrote it; Lazarus does not believe it";
       ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint });

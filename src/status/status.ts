@@ -46,10 +46,10 @@ function view(c: ObservedCell): CellStatusView {
     members: c.members.map((m) => ({
       identity: m.identity,
       role: m.role,
-      status: c.unreachable ? "unknown" : m.status === "running" && !m.alive ? "exited" : m.status,
-      pid: m.alive ? (m.pid ?? null) : c.unreachable ? (m.pid ?? null) : null,
+      status: c.unreachable || m.unverifiable ? "unknown" : m.status === "running" && !m.alive ? "exited" : m.status,
+      pid: m.alive || c.unreachable || m.unverifiable ? (m.pid ?? null) : null,
       ...(m.alive && m.handle ? { handle: m.handle } : {}), // where a member without a local process runs (kubernetes: namespace/pod)
-      exitCode: m.alive || c.unreachable ? null : (m.exit?.code ?? m.exitCode ?? null),
+      exitCode: m.alive || c.unreachable || m.unverifiable ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
       where: r && m.alive ? memberWhere(r, m) : null,
     })),
