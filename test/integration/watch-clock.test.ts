@@ -63,7 +63,9 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
     const said = logs.split("\n").filter((l) => l.includes("no time rule"));
     expect(said.length, logs).toBe(1);
     expect(said[0]).toContain(future);
-    const ledger = readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { time: string; action: string; details?: { clock?: string } });
+    const readLedger = () => readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { time: string; action: string; details?: { clock?: string } });
+    await waitFor(() => readLedger().some((e) => e.action === "restart"), 10_000); // recorded just after the record is saved
+    const ledger = readLedger();
     expect(ledger.filter((e) => e.action === "time-rules-held")).toHaveLength(1);
     // The ledger never goes back in time; the restart notes the clock it happened at.
     const times = ledger.map((e) => Date.parse(e.time));
