@@ -5,6 +5,7 @@ export interface ProcInfo {
   pid: number;
   state: string; // R, S, D, Z, T, ...
   pgid: number;
+  sid: number; // session id
   startTime: number; // clock ticks since boot
 }
 
@@ -18,7 +19,7 @@ export function procInfo(pid: number): ProcInfo | undefined {
   }
   // The command name may contain spaces and parentheses: fields start after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: rest[0] ?? "?", pgid: Number(rest[2]), startTime: Number(rest[19]) };
+  return { pid, state: rest[0] ?? "?", pgid: Number(rest[2]), sid: Number(rest[3]), startTime: Number(rest[19]) };
 }
 
 // A member is alive when its pid exists, started when we recorded, and is not a zombie.
@@ -55,44 +56,61 @@ export type Ownership = "owned" | "gone" | "unverifiable";
 export function ownership(pid: number | undefined, owner: ProcessOwner): Ownership {
   if (!pid || owner.startTime === undefined || !owner.spawnId) return "gone";
   if (!isAlive(pid, owner.startTime)) return "gone";
-  let env: string[];
+  const env = readEnviron(pid);
+  if (env === "unreadable") return isAlive(pid, owner.startTime) ? "unverifiable" : "gone";
+  return env !== undefined && carriesMarks(env, owner) && isAlive(pid, owner.startTime) ? "owned" : "gone";
+}
+
+// pid's initial environment as NAME=value entries; undefined when there is no such process (or it
+// is a kernel thread), "unreadable" when this user may not read it (EACCES, EPERM: another user's,
+// or a process that made itself non-dumpable).
+export function readEnviron(pid: number): string[] | "unreadable" | undefined {
   try {
-    env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return (code === "EACCES" || code === "EPERM") && isAlive(pid, owner.startTime) ? "unverifiable" : "gone";
-  }
-  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime) ? "owned" : "gone";
-}
-
-// Whether pid's initial environment holds every one of these NAME=value entries (false when it
-// cannot be read: gone, or another user's).
-function envHolds(pid: number, needles: string[]): boolean {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-    return needles.every((n) => env.includes(n));
-  } catch {
-    return false;
+    return code === "EACCES" || code === "EPERM" ? "unreadable" : undefined;
   }
 }
 
-// The live processes of the process group a member's leader made (pgid = the leader's pid), when
-// the group is provably the member's: its leader is (ownsProcess), or, once the leader has exited,
-// one of the group's processes started no earlier than the leader and carries the member's spawn
-// id and cell in its environment (the kernel does not reuse a pgid while any process of the group
-// lives). Empty when nothing of it lives or nothing proves it is the member's.
-export function memberGroup(pgid: number | undefined, owner: ProcessOwner): number[] {
-  if (!pgid || owner.startTime === undefined || !owner.spawnId) return [];
-  const pids = groupMembers(pgid);
-  if (pids.length === 0) return [];
-  if (ownsProcess(pgid, owner)) return pids;
-  const marks = [`LAZARUS_SPAWN_ID=${owner.spawnId}`, `CELL_ID=${owner.cell}`];
-  const start = owner.startTime;
-  const proof = pids.some((pid) => {
+const carriesMarks = (env: string[], owner: ProcessOwner): boolean => env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`);
+
+// A process as seen once: a signal goes to it only while its pid still has this start time.
+export interface ProcSnapshot {
+  pid: number;
+  startTime: number;
+}
+
+// What can be said of the process group a member's leader made (pgid = the leader's pid):
+// "owned" with its live processes, "none" (nothing of it lives, or nothing proves it the member's),
+// or "unverifiable" (a process of it lives whose environment this user may not read).
+export type GroupProof = { status: "owned"; procs: ProcSnapshot[] } | { status: "none" } | { status: "unverifiable"; pid: number };
+
+// The member's process group, proved: its leader lives and is the member's (ownsProcess), or, once
+// the leader has exited, every live process of the group is in the session the leader made
+// (session id = pgid: the supervisor is started as a session leader, and no process can join or
+// make a session with another's id) and carries the member's spawn id and cell in its initial
+// environment. A member's child cannot move itself into such a group from elsewhere (setpgid
+// works only within one's own session), and a pid reused after the whole group died is a new
+// session only if that process calls setsid itself, which the markers alone no longer prove.
+export function memberGroupPids(pgid: number | undefined, owner: ProcessOwner): GroupProof {
+  if (!pgid || owner.startTime === undefined || !owner.spawnId) return { status: "none" };
+  const procs = groupMembers(pgid).flatMap((pid) => {
     const info = procInfo(pid);
-    return info !== undefined && info.pgid === pgid && info.startTime >= start && envHolds(pid, marks);
+    return info && info.pgid === pgid && info.state !== "Z" && info.state !== "X" ? [info] : [];
   });
-  return proof ? pids : [];
+  if (procs.length === 0) return { status: "none" };
+  const leader = ownership(pgid, owner);
+  if (leader === "unverifiable") return { status: "unverifiable", pid: pgid };
+  const snap = procs.map((p) => ({ pid: p.pid, startTime: p.startTime }));
+  if (leader === "owned") return { status: "owned", procs: snap };
+  for (const p of procs) {
+    if (p.sid !== pgid) return { status: "none" };
+    const env = readEnviron(p.pid);
+    if (env === "unreadable") return { status: "unverifiable", pid: p.pid };
+    if (env === undefined || !carriesMarks(env, owner)) return { status: "none" };
+  }
+  return { status: "owned", procs: snap };
 }
 
 // Pids whose initial environment holds NAME=value (used to find a spawn whose recorder crashed).
@@ -101,12 +119,8 @@ export function findByEnv(name: string, value: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const env = readFileSync(`/proc/${entry}/environ`, "utf8");
-      if (env.split("\0").includes(needle)) found.push(Number(entry));
-    } catch {
-      // gone, or not ours to read
-    }
+    const env = readEnviron(Number(entry)); // gone, or not ours to read: not found
+    if (Array.isArray(env) && env.includes(needle)) found.push(Number(entry));
   }
   return found;
 }

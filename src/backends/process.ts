@@ -8,7 +8,7 @@ import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started 
 import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, findLeader, groupMembers, isAlive, memberGroup, ownsProcess, procInfo } from "./proc.js";
+import { findByEnv, findLeader, groupMembers, isAlive, memberGroupPids, ownsProcess, procInfo, type ProcSnapshot } from "./proc.js";
 import { spawnSupervised } from "./spawn.js";
 import { LazarusError } from "../util/errors.js";
 
@@ -25,6 +25,21 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
       // already gone
     }
   }
+}
+
+// Signal each process still running with the start time it was seen with; how many were signalled.
+function signalProved(procs: ProcSnapshot[], signal: NodeJS.Signals): number {
+  let n = 0;
+  for (const p of procs) {
+    if (!isAlive(p.pid, p.startTime)) continue;
+    try {
+      process.kill(p.pid, signal);
+      n++;
+    } catch {
+      // gone since
+    }
+  }
+  return n;
 }
 
 // `trap ":" HUP` keeps the wrapper alive when the group gets SIGHUP (a portfolio change) while the
@@ -92,30 +107,52 @@ export class ProcessBackend implements Backend {
   }
 
   // The member's whole process group is stopped, its leader or not: children left in the group
-  // after the leader exited (`sh -c 'sleep 3600 & exit 1'`) go too (memberGroup proves the group
-  // is the member's: the kernel keeps the pgid from being reused while any process of it lives).
+  // after the leader exited (`sh -c 'sleep 3600 & exit 1'`) go too (memberGroupPids proves the
+  // group is the member's). A member whose process lives but cannot be proved its own (its
+  // environment unreadable to this user) is not stopped, and the stop fails: nothing may take it
+  // for stopped (a restart would start a second copy; a scrub would delete a live member's tree).
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
     if (m.status === "starting" && m.spawnId) {
       const found = this.find(rec.name, m.spawnId);
-      if (found) await this.stopGroup({ cell: rec.name, pid: found.pid, startTime: found.startTime, spawnId: m.spawnId }, timeoutMs);
+      if (found) await this.stopGroup(rec, m, { cell: rec.name, pid: found.pid, startTime: found.startTime, spawnId: m.spawnId }, timeoutMs);
     }
-    if (m.pid) await this.stopGroup({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }, timeoutMs);
+    if (m.pid) await this.stopGroup(rec, m, { cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }, timeoutMs);
   }
 
-  // A group that cannot prove it is this member's is never signalled.
-  private async stopGroup(ref: MemberRef, timeoutMs: number): Promise<void> {
-    const pid = ref.pid as number;
-    if (memberGroup(pid, { startTime: ref.startTime, spawnId: ref.spawnId, cell: ref.cell }).length === 0) return;
-    const running = (): boolean => groupMembers(pid).length > 0;
-    signalGroup(pid, "SIGTERM");
+  // SIGTERM to the proved group, SIGKILL after timeoutMs. Signals go pid by pid, each only while
+  // its pid still has the start time it was seen with. Before SIGKILL the group is proved again:
+  // still the member's while one of the processes seen at SIGTERM lives on in it (the kernel does
+  // not reuse a pgid while a process of the group lives), else only if it proves itself anew.
+  private async stopGroup(rec: CellRecord, m: MemberRecord, ref: MemberRef, timeoutMs: number): Promise<void> {
+    const pgid = ref.pid as number;
+    const proof = memberGroupPids(pgid, { startTime: ref.startTime, spawnId: ref.spawnId, cell: ref.cell });
+    if (proof.status === "unverifiable") {
+      throw new LazarusError("STOP_FAILED", `cannot stop ${m.identity} of cell ${rec.name}: process ${proof.pid} of its group lives but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved the member's; nothing was stopped. Run lazarus as the user its members run as (or as root)`);
+    }
+    if (proof.status === "none") return;
+    const seen = proof.procs;
+    signalProved(seen, "SIGTERM");
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!running()) return;
+      if (groupMembers(pgid).length === 0) return;
       await sleep(25);
     }
-    signalGroup(pid, "SIGKILL");
-    for (let i = 0; i < 200 && running(); i++) await sleep(10);
-    if (running()) throw new LazarusError("STOP_FAILED", `process group ${pid} survived SIGKILL`);
+    const ours = (): ProcSnapshot[] => {
+      const now = groupMembers(pgid).flatMap((pid) => {
+        const i = procInfo(pid);
+        return i && i.pgid === pgid ? [{ pid, startTime: i.startTime }] : [];
+      });
+      if (now.some((p) => seen.some((s) => s.pid === p.pid && s.startTime === p.startTime))) return now;
+      const again = memberGroupPids(pgid, { startTime: ref.startTime, spawnId: ref.spawnId, cell: ref.cell });
+      return again.status === "owned" ? again.procs : [];
+    };
+    for (let i = 0; i < 200; i++) {
+      const left = ours();
+      if (left.length === 0) return;
+      signalProved(left, "SIGKILL");
+      await sleep(10);
+    }
+    throw new LazarusError("STOP_FAILED", `process group ${pgid} of ${m.identity} (cell ${rec.name}) survived SIGKILL: ${ours().map((p) => p.pid).join(", ")}`);
   }
 
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {

@@ -24,6 +24,10 @@ export interface MemberPlan {
 }
 
 const at = parseTime;
+// Its process lives but cannot be proved this member's (unreadable environment): unknown, not gone.
+// Nothing that would stop it is planned (no restart, no removal): a stop cannot be done, and one
+// taken for done would start a second copy.
+export const isUnknown = (m: ObservedMember): boolean => m.unverifiable !== undefined && (m.status === "running" || m.status === "starting");
 const isExecutor = (m: DesiredMember): boolean => (m.role === "executor" || m.role === "substitute") && m.command !== undefined;
 
 interface Ctx {
@@ -64,9 +68,13 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
   const removes: Action[] = [];
   const rest: Action[] = [];
 
+  const held = new Set<string>(); // unknown members whose removal (or role change) waits
   for (const m of members) {
     const dm = wanted.get(m.identity);
-    if (!dm) removes.push({ kind: "remove-member", cell, member: m.identity, reason: `member ${m.identity} removed` });
+    if ((!dm || dm.role !== m.role) && isUnknown(m)) {
+      held.add(m.identity);
+      ctx.pending.push({ cell, member: m.identity, reason: `${m.identity}: ${dm ? "role change" : "removal"} held while it is unknown (${m.unverifiable})` });
+    } else if (!dm) removes.push({ kind: "remove-member", cell, member: m.identity, reason: `member ${m.identity} removed` });
     else if (dm.role !== m.role) {
       removes.push({ kind: "remove-member", cell, member: m.identity, reason: `role of ${m.identity} changed ${m.role} → ${dm.role}; roles are immutable, so it leaves and is invited again` });
     }
@@ -75,6 +83,7 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
   // Everyone but substitutes first: a substitute's fate depends on the member it replaces.
   for (const dm of d.members.filter((m) => m.role !== "substitute")) {
     const m = have.get(dm.identity);
+    if (held.has(dm.identity)) continue;
     if (!m || m.role !== dm.role) {
       const re = m !== undefined;
       rest.push({ kind: "invite", cell, member: dm.identity, desiredMember: dm, inviteTtlMs: d.inviteTtlMs, reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}` });
@@ -89,7 +98,8 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     const inCell = m !== undefined && m.role === dm.role;
     if (sub.up.has(replaced) || sub.done.has(replaced)) {
       const why = sub.up.has(replaced) ? "is up again" : "finished its work";
-      if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} ${why}, so substitute ${dm.identity} leaves` });
+      if (inCell && isUnknown(m)) sub.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: leaving held while it is unknown (${m.unverifiable})` });
+      else if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} ${why}, so substitute ${dm.identity} leaves` });
       continue;
     }
     if (!inCell) {
@@ -120,6 +130,13 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
 // One member present with its declared role.
 function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   const { cell, now } = ctx;
+  // Unknown (see isUnknown): left as it is, counted as up; a changed command or env waits.
+  if (isUnknown(m)) {
+    const change = (dm.command || m.command) && !sameProcessSpec(dm, m) ? "; its restart for the changed command or env waits" : "";
+    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}` });
+    if (dm.command) ctx.up.add(dm.identity);
+    return;
+  }
   // env matters only to a process: a member without a command has nothing to restart.
   if ((dm.command || m.command) && !sameProcessSpec(dm, m)) {
     const what = !m.command ? "command added" : !dm.command ? "command removed" : canonicalJson(dm.command) !== canonicalJson(m.command) ? "command changed" : "env changed";
@@ -135,13 +152,6 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
     return;
   }
   let status = m.status;
-  // Its process lives but cannot be proved this member's (unreadable environment): unknown, not
-  // gone. Nothing is done to it (no member-down, no restart) and it counts as up.
-  if (m.unverifiable && (status === "running" || status === "starting")) {
-    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})` });
-    ctx.up.add(dm.identity);
-    return;
-  }
   let failures = m.failures ?? 0;
   let downAt = at(m.downAt);
   let exitCode = m.exitCode;

@@ -8,7 +8,7 @@ import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
-import { planMembers } from "./members.js";
+import { isUnknown, planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 
 export interface HeldCell {
@@ -74,10 +74,16 @@ interface CellCtx {
 
 const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== undefined && d.state === "active";
 
+// A scrub killed after it moved the entry aside is finished whatever else the name holds, last:
+// apply skips a cell's later actions after one fails, and a release that keeps failing (its host
+// gone, its backend unconfigured, its record unreadable) must hold nothing else of the name.
 function planName(ctx: CellCtx, o: ObservedName): void {
+  planNameNow(ctx, o);
+  if (o.scrubbing?.length) ctx.out.push({ kind: "scrub", cell: ctx.name, interrupted: true, reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)` });
+}
+
+function planNameNow(ctx: CellCtx, o: ObservedName): void {
   const { name, d: declared } = ctx;
-  // A scrub killed after it moved the entry aside: finished first, whatever else the name holds.
-  if (o.scrubbing?.length) ctx.out.push({ kind: "scrub", cell: name, interrupted: true, reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)` });
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
@@ -127,7 +133,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       case "preparing":
         if (wantsActive(d)) {
           ctx.out.push({ kind: "create", cell: name, desired: d, resume: true, reason: `resume interrupted create (cell was ${rec.state})` });
-        } else {
+        } else if (!heldByUnknown(ctx, live, "close")) {
           close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
           scrubAtOnce(ctx);
           justClosed = true;
@@ -160,8 +166,9 @@ function planName(ctx: CellCtx, o: ObservedName): void {
       ctx.out.push({ kind: "resurrect", cell: name, desired: d, reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})` });
       return purges(ctx, o);
     }
-    if (underCells) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
-    if (ctx.now >= graceEnd) {
+    const held = (underCells || ctx.now >= graceEnd) && heldByUnknown(ctx, underCells ? live : o.graveyard, underCells ? "close" : "scrub");
+    if (underCells && !held) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
+    if (ctx.now >= graceEnd && !held) {
       ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}` });
       if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed", o, ctx));
     }
@@ -177,7 +184,7 @@ function planName(ctx: CellCtx, o: ObservedName): void {
   if (live && o.graveyard?.record && !closed) {
     const rec = o.graveyard.record;
     const graceEnd = at(rec.closedAt) + rec.graceMs;
-    if (ctx.now >= graceEnd) ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}` });
+    if (ctx.now >= graceEnd && !heldByUnknown(ctx, o.graveyard, "scrub")) ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}` });
   }
   purges(ctx, o);
 }
@@ -229,6 +236,18 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
 // (kubernetes: the tree is on the cluster's volume; see docs/kubernetes.md).
 const finalCheckpoint = (rec: CellRecord): boolean => rec.backend !== "kubernetes";
 
+// A cell with a member whose process lives but cannot be proved its own (isUnknown): what would
+// stop it (close, scrub, replacement) is held, with a diagnostic and a pending note, since the
+// stop cannot be done and a scrub would delete a live member's tree. True when held.
+function heldByUnknown(ctx: CellCtx, c: ObservedCell | undefined, what: string): boolean {
+  const ids = (c?.members ?? []).filter(isUnknown).map((m) => m.identity);
+  if (ids.length === 0) return false;
+  const who = `${ids.join(", ")} ${ids.length === 1 ? "is" : "are"} unknown`;
+  ctx.pending.push({ cell: ctx.name, reason: `${what} held: ${who} (a live process that cannot be proved the member's)` });
+  ctx.diagnostics.push({ severity: "warning", field: ctx.name, message: `the ${what} of cell ${ctx.name} is held: ${who} (its process lives but cannot be proved the member's, so it cannot be stopped)`, hint: "run lazarus as the user its members run as (or as root) to see them; the cell is left as it is until then" });
+  return true;
+}
+
 function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
   if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
@@ -244,23 +263,21 @@ function scrubAtOnce(ctx: CellCtx): void {
 // A cell in an active state (active, checkpointing, downed). Returns true when it stays live.
 function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () => string | undefined): boolean {
   const d = ctx.d;
-  if (!d) {
-    close(ctx, `removed from cells.d (was declared in ${rec.sourceFile})`, null, finalCheckpoint(rec));
+  // A close held for an unknown member leaves the cell live, and nothing else is planned for it.
+  const closeLive = (why: string, desiredDigest: string | null | undefined): boolean => {
+    if (heldByUnknown(ctx, live, "close")) return true;
+    close(ctx, why, desiredDigest, finalCheckpoint(rec));
     return false;
-  }
-  if (d.state === "closed") {
-    close(ctx, "state: closed", digest(), finalCheckpoint(rec));
-    return false;
-  }
+  };
+  if (!d) return closeLive(`removed from cells.d (was declared in ${rec.sourceFile})`, null);
+  if (d.state === "closed") return closeLive("state: closed", digest());
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
-  if (ctx.now >= expires) {
-    close(ctx, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest(), finalCheckpoint(rec));
-    return false;
-  }
+  if (ctx.now >= expires) return closeLive(`ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest());
   // Where the cell runs changes (or a replacement was interrupted): replaced whole, members and
   // all, so nothing else of the cell is planned beside it this round.
   const forces = replacementForces(d, rec);
+  if ((forces.length > 0 || rec.replacing) && heldByUnknown(ctx, live, "replacement")) return true;
   if (forces.length > 0 || rec.replacing) {
     if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
     ctx.out.push(replaceAction(ctx.name, d, rec, forces));
@@ -283,10 +300,9 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     const downedMs = d.downedTimeoutMs;
     const end = at(rec.downedAt) + downedMs;
     if (ctx.now >= end) {
-      close(ctx, `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest(), finalCheckpoint(rec));
-      return false;
-    }
-    ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
+      // Held (an unknown member): the rest of the cell is still planned.
+      if (!closeLive(`abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest())) return false;
+    } else ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
   }
   if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
   const fields = changedFields(d, rec);
