@@ -3,30 +3,38 @@
 // the entry aside to a name observe knows as "being scrubbed" (graveyard/.scrubbing-<cell>~<id>),
 // release what the cell held on its backend, delete. A dir left aside is finished by the next
 // plan's scrub (interrupted: true), which never touches graveyard/<cell> itself.
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { ARCHIVED_RECORDS, SCRUBBING_RE, cellPaths, scrubbingName } from "../cells/layout.js";
+import { ARCHIVED_RECORDS, cellPaths, scrubbingName } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Action } from "../plan/actions.js";
-import { readJson, syncDir, writeJsonAtomic } from "../util/fsx.js";
+import { readJson, syncDir, syncTree, writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
-import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
+import { CAPS, fileKind, readUntrustedJson } from "../util/safe-fs.js";
+import { listScrubbing } from "../observe/observe.js";
 import { copyRegularTree } from "../util/safe-copy.js";
 import { backendOf, exists, iso, loadRecord, newId, type ApplyEnv, type Details } from "./context.js";
 import { stopMember } from "./members.js";
 
+// A scrub of graveyard/<cell> finishes only the entry it moved aside; an interrupted one (planned
+// last for its name) finishes every entry a killed scrub left aside, so that one that keeps
+// failing holds nothing else of the name.
 export async function scrub(a: Extract<Action, { kind: "scrub" }>, env: ApplyEnv): Promise<Details> {
-  const details = a.interrupted ? {} : await scrubGrave(a.cell, env);
-  const finished = await finishScrubs(a.cell, env);
-  return { ...details, ...(finished.length > 0 ? { finished } : {}) };
+  if (a.interrupted) {
+    const finished = await finishScrubs(a.cell, (await listScrubbing(env.paths.graveyard)).get(a.cell) ?? [], env);
+    return finished.length > 0 ? { finished } : {};
+  }
+  const details = await scrubGrave(a.cell, env);
+  await finishScrubs(a.cell, [details.movedAside], env);
+  return details;
 }
 
 // Stop what still runs, archive the records, then move the entry aside (finishScrubs deletes it).
 // fs.rm removes symbolic links themselves and never what they point at, so nothing outside the
 // cell is touched.
-async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details> {
+async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { movedAside: string }> {
   const grave = path.join(env.paths.graveyard, cell);
   const gp = cellPaths(grave);
   const rec = await loadRecord(gp);
@@ -39,6 +47,7 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details> {
     const day = iso(env.now).slice(0, 10);
     const dayDir = path.join(env.paths.archive, day);
     await mkdir(dayDir, { recursive: true });
+    await syncDir(env.paths.archive); // the day dir's own entry
     let target = path.join(dayDir, cell);
     if (await exists(target)) target = path.join(dayDir, `${cell}~${rec.uid.slice(0, 8)}`);
     const tmp = path.join(dayDir, `.tmp-${cell}-${rec.uid}`);
@@ -52,8 +61,10 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details> {
     const archivedRec: CellRecord = { ...rec, state: transition(cell, rec.state, "archived"), archivedAt: iso(env.now) };
     archivedRec.updatedAt = iso(env.now);
     await writeJsonAtomic(path.join(tmp, "cell.json"), archivedRec);
+    await syncTree(tmp); // the copies are on disk before the rename makes them the archive
     failpoint("scrub:before-archive-rename");
     await rename(tmp, target);
+    await syncDir(dayDir); // the archive is durable before the entry is moved aside and deleted
     archived = target;
   }
   failpoint("scrub:archived");
@@ -64,15 +75,22 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details> {
   return { archive: archived, movedAside: aside, ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}) };
 }
 
-// The entries of this cell moved aside by a scrub: the backend releases what the cell held (its
-// record is still whole until deletion starts), then the dir is deleted. Idempotent: a dir whose
-// record is gone was released before its deletion began. Returns the names finished.
-async function finishScrubs(cell: string, env: ApplyEnv): Promise<string[]> {
+// Entries of this cell moved aside by a scrub (names in the graveyard): the backend releases what
+// the cell held (its record is still whole until deletion starts), then the dir is deleted, once
+// its archive is found. Idempotent: a dir whose record is gone was released and archived before
+// its deletion began. Returns the names finished.
+async function finishScrubs(cell: string, names: string[], env: ApplyEnv): Promise<string[]> {
   const done: string[] = [];
-  for (const name of await scrubbingEntries(env.paths.graveyard, cell)) {
+  for (const name of names) {
     const dir = path.join(env.paths.graveyard, name);
+    await realDir(dir, `${name} in the graveyard`);
     const rec = await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
-    if (rec) await backendOf(env, rec).releaseCell({ ...rec, name: cell });
+    if (rec) {
+      if (!(await findArchive(env.paths.archive, cell, rec.uid))) {
+        throw new LazarusError("SCRUB_FAILED", `cannot finish the scrub of ${name}: no archive of cell ${cell} (uid ${rec.uid}) is in ${env.paths.archive}; nothing was deleted (restore the archive entry, or move the directory out of the graveyard by hand)`);
+      }
+      await backendOf(env, rec).releaseCell({ ...rec, name: cell });
+    }
     failpoint("scrub:released");
     await removeTree(dir);
     done.push(name);
@@ -80,21 +98,25 @@ async function finishScrubs(cell: string, env: ApplyEnv): Promise<string[]> {
   return done;
 }
 
-// The names of this cell's entries being scrubbed, in graveyard (sorted).
-export async function scrubbingEntries(graveyard: string, cell: string): Promise<string[]> {
-  const names = await readdir(graveyard).catch((err: unknown) => {
-    if (isErrno(err, "ENOENT")) return [] as string[];
+// Refuse anything but a real directory (a link, a file) before listing or deleting in it.
+async function realDir(dir: string, what: string): Promise<boolean> {
+  const st = await lstat(dir).catch((err: unknown) => {
+    if (isErrno(err, "ENOENT")) return undefined;
     throw err;
   });
-  return names.filter((n) => SCRUBBING_RE.exec(n)?.[1] === cell).sort();
+  if (!st) return false;
+  if (!st.isDirectory()) throw new LazarusError("SCRUB_FAILED", `${what} (${dir}) is a ${fileKind(st)}, not a directory; nothing was deleted (remove it by hand after checking what it is)`);
+  return true;
 }
 
 // Delete a tree, its records last. failpoint scrub:deleting: killed with only an empty .lazarus/
 // left, as a kill -9 during a recursive rm can leave it.
 async function removeTree(dir: string): Promise<void> {
+  if (!(await realDir(dir, "the entry being scrubbed"))) return;
   const meta = cellPaths(dir).meta;
-  for (const e of await readdir(dir).catch(() => [] as string[])) if (path.join(dir, e) !== meta) await rm(path.join(dir, e), { recursive: true, force: true });
-  for (const e of await readdir(meta).catch(() => [] as string[])) await rm(path.join(meta, e), { recursive: true, force: true });
+  const hasMeta = await realDir(meta, "its .lazarus");
+  for (const e of await readdir(dir)) if (path.join(dir, e) !== meta) await rm(path.join(dir, e), { recursive: true, force: true });
+  if (hasMeta) for (const e of await readdir(meta)) await rm(path.join(meta, e), { recursive: true, force: true });
   failpoint("scrub:deleting");
   await rm(dir, { recursive: true, force: true });
 }

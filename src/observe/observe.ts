@@ -191,7 +191,7 @@ export async function observe(paths: StatePaths): Promise<Observed> {
     const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")));
     for (const c of entries) slot(cells, c.name).archives.push(c);
   }
-  for (const [name, asides] of await scrubbingNames(paths)) slot(cells, name).scrubbing = asides;
+  for (const [name, asides] of await listScrubbing(paths.graveyard)) slot(cells, name).scrubbing = asides;
   for (const name of await listTombstones(paths)) {
     const t = await readTombstone(paths, name);
     if (t) slot(cells, name).tombstone = t;
@@ -209,12 +209,13 @@ async function observeRemoteCells(paths: StatePaths, cells: Map<string, Observed
   await observeRemote(path.dirname(paths.ledger), remote);
 }
 
-// The graveyard entries being scrubbed, by cell name (one listing of the graveyard).
-async function scrubbingNames(paths: StatePaths): Promise<Map<string, string[]>> {
+// The graveyard entries being scrubbed (.scrubbing-<cell>~<id>), by cell name, sorted (one listing
+// of the graveyard).
+export async function listScrubbing(graveyard: string): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   let entries: string[];
   try {
-    entries = (await readdir(paths.graveyard)).sort();
+    entries = (await readdir(graveyard)).sort();
   } catch (err) {
     if (isErrno(err, "ENOENT")) return out;
     throw err;
@@ -229,7 +230,7 @@ async function scrubbingNames(paths: StatePaths): Promise<Map<string, string[]>>
 // Only the named cells: their live dir, graveyard entry and archive entries.
 export async function observeNames(paths: StatePaths, names: Iterable<string>): Promise<Observed> {
   const cells = new Map<string, ObservedName>();
-  const asides = await scrubbingNames(paths);
+  const asides = await listScrubbing(paths.graveyard);
   // Each archive day is listed once per call, not once per name.
   const days = await Promise.all((await listDirs(paths.archive)).map(async (day) => ({ dir: path.join(paths.archive, day), entries: await listDirs(path.join(paths.archive, day)) })));
   await mapLimit(
@@ -267,7 +268,7 @@ async function observeIfDir(dir: string, place: Place, name: string): Promise<Ob
 // The name of every cell with anything on disk (live, graveyard or archive), without reading them;
 // archives: each name's archive entries ("<day>/<entry>", in listing order).
 export async function listNames(paths: StatePaths): Promise<{ names: Set<string>; archives: Map<string, string[]> }> {
-  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard)), ...(await scrubbingNames(paths)).keys()]);
+  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard)), ...(await listScrubbing(paths.graveyard)).keys()]);
   const archives = await archiveEntries(paths);
   for (const name of archives.keys()) names.add(name);
   return { names, archives };

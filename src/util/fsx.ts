@@ -2,7 +2,7 @@
 // full disk turns into. Every write checks its byte count: a short write is finished or undone.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { lstat, open, readFile, readdir, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { LazarusError, isErrno } from "./errors.js";
 import { serialized } from "./serial.js";
@@ -62,6 +62,21 @@ const dirSyncs = new Map<string, { running: Promise<void> | undefined; queued: P
 
 async function fsyncDirNow(dir: string): Promise<void> {
   const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+// fsync every regular file and directory of a tree Lazarus just wrote (never following a link),
+// directories after what they hold, so the tree is on disk before it is renamed into place.
+export async function syncTree(dir: string): Promise<void> {
+  const st = await lstat(dir);
+  if (st.isDirectory()) {
+    for (const e of await readdir(dir)) await syncTree(path.join(dir, e));
+  } else if (!st.isFile()) return;
+  const fh = await open(dir, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await fh.sync();
   } finally {

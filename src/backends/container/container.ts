@@ -246,8 +246,11 @@ export class ContainerBackend implements Backend {
     return (pids ?? "").split("\n").map(Number).filter((p) => p > 0);
   }
 
+  // Fails while a container of the cell survives: the scrub that asked keeps its record (and tries
+  // again next run) rather than deleting it and losing track of the containers.
   async releaseCell(rec: CellRecord): Promise<void> {
-    if ((await this.stopCell(rec)).length) return;
+    const left = await this.stopCell(rec);
+    if (left.length) throw new LazarusError("STOP_FAILED", `cannot release cell ${rec.name}: containers of it survive (pids ${left.join(", ")}); nothing was deleted`);
     if (rec.containerUid) await releaseUid(path.join(this.stateRoot, "uids"), rec.containerUid.uid, rec.name, rec.uid);
   }
 }
