@@ -155,4 +155,18 @@ describe("the planner", () => {
     expect(plan(d, empty, T0).actions.map((a) => a.cell)).toEqual(["a", "b", "c"]);
     expect(plan(d, empty, T0)).toEqual(plan(d, empty, T0));
   });
+
+  it("takes a member's exit time no later than now: a future exit-file mtime does not postpone its restart or reset its failures", () => {
+    const rec = recordOf(d1, T0, { members: recordOf(d1).members.map((m) => (m.command ? { ...m, failures: 3 } : m)) });
+    const now = T0 + 2 * MIN;
+    const p = plan(base, observedOf({ record: rec, alive: false, exits: { "agent:allegro": { code: 1, at: T0 + 365 * 24 * HOUR } } }), now);
+    expect(p.actions[0]).toMatchObject({ kind: "member-down", downAt: iso(now), failures: 4 });
+    const later = plan(base, observedOf({ record: { ...rec, members: rec.members.map((m) => (m.command ? { ...m, status: "down", downAt: iso(now), failures: 4 } : m)) } }), now + 80_000);
+    expect(later.actions.map((a) => a.kind)).toEqual(["restart"]);
+  });
+
+  it("plans a killed scrub's leftovers last for their name, after the cell's create", () => {
+    const o: Observed = { cells: new Map([["c1", { archives: [], scrubbing: [".scrubbing-c1~1"] }]]) };
+    expect(plan(base, o, T0).actions.map((a) => `${a.kind}${a.kind === "scrub" && a.interrupted ? " (interrupted)" : ""}`)).toEqual(["create", "scrub (interrupted)"]);
+  });
 });
