@@ -5,7 +5,13 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { spawn } from "node:child_process";
 import { ProcessBackend } from "../../src/backends/process.js";
+import { procInfo } from "../../src/backends/proc.js";
+import { which } from "../../src/util/which.js";
+
+const perl = which("perl", process.env.PATH);
+if (!perl) console.log("skipping the other-session group test: it needs perl (setpgid without setsid)");
 import type { CellRecord, MemberRecord } from "../../src/cells/record.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
@@ -128,5 +134,23 @@ describe("children a member's leader leaves in its process group", () => {
 
     await backend.stop(rec, ref, 1000);
     expect(groupAlive(started.pid)).toEqual([]);
+  });
+
+  it.skipIf(!perl)("a group in another session is never taken for the member's, even carrying its spawn id and cell", async () => {
+    // What a reused pid looks like: the recorded leader is gone (its start time no longer
+    // matches) and its pid now leads a group made by setpgid (not setsid) in another session,
+    // by a process that copied the member's markers into its environment.
+    const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
+    const impostor = spawn("perl", ["-e", "setpgrp(0, 0) or die; exec 'sleep', '60'"], { env: { PATH: process.env.PATH ?? "", LAZARUS_SPAWN_ID: "spawn-a", CELL_ID: "c" }, stdio: "ignore" });
+    const pid = impostor.pid as number;
+    try {
+      await waitFor(() => groupAlive(pid).includes(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"));
+      const start = procInfo(pid)?.startTime as number;
+      const rec = { name: "c", members: [] } as unknown as CellRecord;
+      await backend.stop(rec, { identity: "agent:leaky", pid, startTime: start - 1, spawnId: "spawn-a", status: "running" } as MemberRecord, 500);
+      expect(groupAlive(pid), "the impostor's group is spared").toEqual([pid]);
+    } finally {
+      impostor.kill("SIGKILL");
+    }
   });
 });
