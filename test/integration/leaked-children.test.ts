@@ -40,6 +40,27 @@ function groupAlive(pgid: number): number[] {
   return out;
 }
 
+// What the process backend starts a member from, in a scratch state dir.
+function startSpec(state: string, home: string, spawnId: string, command: string[]) {
+  return {
+    cell: "c",
+    cellDir: state,
+    identity: "agent:leaky",
+    home,
+    homeName: "home",
+    role: "executor",
+    command,
+    env: {},
+    credentialsFile: path.join(state, "creds"),
+    logFile: path.join(state, "logs", `${spawnId}.log`),
+    logs: { maxBytes: 1 << 20, keep: 1, pump: false },
+    exitFile: path.join(state, `${spawnId}.exit`),
+    spawnId,
+    resources: {},
+    configDir: state,
+  };
+}
+
 function member(dir: string): MemberRecord {
   return readRecord(dir).members[0] as MemberRecord;
 }
@@ -106,23 +127,7 @@ describe("children a member's leader leaves in its process group", () => {
     mkdirSync(home, { recursive: true });
     const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
     const rec = { name: "c", members: [] } as unknown as CellRecord;
-    const spec = (spawnId: string) => ({
-      cell: "c",
-      cellDir: state,
-      identity: "agent:leaky",
-      home,
-      homeName: "home",
-      role: "executor",
-      command: LEAKY,
-      env: {},
-      credentialsFile: path.join(state, "creds"),
-      logFile: path.join(state, "logs", `${spawnId}.log`),
-      logs: { maxBytes: 1 << 20, keep: 1, pump: false },
-      exitFile: path.join(state, `${spawnId}.exit`),
-      spawnId,
-      resources: {},
-      configDir: state,
-    });
+    const spec = (spawnId: string) => startSpec(state, home, spawnId, LEAKY);
     const started = await backend.start(rec, spec("spawn-a"));
     const ref = { identity: "agent:leaky", pid: started.pid, startTime: started.startTime, spawnId: "spawn-a", status: "running" } as MemberRecord;
     await waitFor(() => !isAlive(started.pid, started.startTime), 10_000);
@@ -151,6 +156,24 @@ describe("children a member's leader leaves in its process group", () => {
       expect(groupAlive(pid), "the impostor's group is spared").toEqual([pid]);
     } finally {
       impostor.kill("SIGKILL");
+    }
+  });
+
+  it("a child that ignored SIGTERM and cleared its environment still gets SIGKILL: it was seen in the proved group", async () => {
+    const state = tempDir("lazarus-state-");
+    dirs.push(state);
+    const home = path.join(state, "home");
+    mkdirSync(home, { recursive: true });
+    const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
+    const rec = { name: "c", members: [] } as unknown as CellRecord;
+    const stubborn = ["sh", "-c", `env -i sh -c 'trap "" TERM; while :; do sleep 1; done' & exec sleep 3600`];
+    const started = await backend.start(rec, startSpec(state, home, "spawn-b", stubborn));
+    await waitFor(() => groupAlive(started.pid).length >= 3, 10_000);
+    try {
+      await backend.stop(rec, { identity: "agent:leaky", pid: started.pid, startTime: started.startTime, spawnId: "spawn-b", status: "running" } as MemberRecord, 300);
+      expect(groupAlive(started.pid)).toEqual([]);
+    } finally {
+      if (groupAlive(started.pid).length > 0) process.kill(-started.pid, "SIGKILL"); // the group this test started
     }
   });
 });
