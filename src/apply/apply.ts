@@ -1,5 +1,6 @@
 // apply: execute a plan's actions in order, journaled and recorded in the ledger.
 // The engine never prints; it reports through hooks that the CLI renders.
+import { keepEgressProxy } from "../egress/supervise.js";
 import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StatePaths } from "../cells/layout.js";
@@ -119,6 +120,7 @@ type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; 
 export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger: Ledger, hooks: ApplyHooks = {}, opts: ApplyOptions = {}): Promise<ActionResult[]> {
   const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
+  await keepEgressProxy(path.dirname(env.paths.ledger), env.hostEnv);
   const now = new Date(env.now).toISOString();
   const n = actions.length;
 

@@ -24,6 +24,7 @@ import { touchNoFollow } from "../util/safe-fs.js";
 import { copyRegularTree } from "../util/safe-copy.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python.js";
+import { egressList } from "../egress/allow.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -57,6 +58,8 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.network = d.network;
+  if (d.egress) rec.egress = egressList(d.egress);
+  else delete rec.egress;
   if (d.logs) rec.logs = { ...d.logs };
   else delete rec.logs;
   if (d.container) rec.container = { ...d.container };
@@ -216,6 +219,8 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   }
   // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
   if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  // A changed egress list reaches the backend's proxy (or policy) without restarting members.
+  else if ((a.fields.includes("egress") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
   if (a.fields.includes("network") || a.fields.includes("container") || a.fields.includes("kubernetes") || venvChanged) {

@@ -1,4 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
+import type { EgressEntry } from "../egress/allow.js";
 import type { BackendName, ContainerSpec, KubernetesSpec, RemoteTarget, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
@@ -73,7 +74,8 @@ export interface CellRecord {
   project: string;
   owner: string;
   backend: BackendName;
-  network?: "none" | "host"; // sandbox: its own loopback only, or the host network
+  network?: "none" | "host" | "egress"; // its own loopback only, the host network, or an allowlist
+  egress?: EgressEntry[]; // network egress: the list in force (declared and automatic entries)
   sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
   container?: ContainerSpec; // container: the image and user members start with
   containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)

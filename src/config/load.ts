@@ -30,6 +30,8 @@ import { programWarnings } from "./programs.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
+import { errorMessage } from "../util/errors.js";
+import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
@@ -66,7 +68,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const checks: Diagnostic[] = [];
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...egressDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;
@@ -87,7 +89,7 @@ interface RawCell {
     project: string;
     owner: string;
     backend?: BackendName;
-    network?: "none" | "host";
+    network?: "none" | "host" | { egress: string[] };
     resources?: RawResources;
     container?: { image: string; user?: string; readOnlyRootfs?: boolean };
     kubernetes?: RawKubernetes;
@@ -164,7 +166,8 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     project: s.project,
     owner: s.owner,
     backend: s.backend ?? "process",
-    network: s.network ?? "none",
+    network: typeof s.network === "object" ? "egress" : s.network ?? "none",
+    ...(typeof s.network === "object" ? { egress: declaredEgress(s.network.egress) } : {}),
     resources: toResources(s.resources),
     ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
     ...(s.kubernetes ? { kubernetes: toKubernetes(s.kubernetes) } : {}),
@@ -350,6 +353,15 @@ export class Combiner {
       if (!m.resolved) {
         resolveAll(r.cells, portfolios, portfoliosHeld);
         m.resolved = true;
+      }
+      // Automatic egress entries come from the operator's tables, read again (when changed) on
+      // every combine; a broken table holds the file's egress cells as they are.
+      try {
+        diagnostics.push(...addAutoEgress(r.cells));
+      } catch (err) {
+        diagnostics.push({ severity: "error", file: r.file, line: 1, col: 1, message: errorMessage(err), hint: "the operator fixes that file; the cells of this file are held as they are meanwhile" });
+        badFiles.add(r.file);
+        continue;
       }
       for (const c of r.cells) cells.set(c.name, c);
     }

@@ -1,4 +1,5 @@
 // Desired state: what operators declared in cells.d/, after validation and defaults.
+import type { EgressEntry } from "../egress/allow.js";
 
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
@@ -101,13 +102,24 @@ export interface PythonRuntime {
   at?: SourcePos; // where spec.runtime.python is written
 }
 
+// spec.network.egress: what the cell declares, and what is added automatically (its members'
+// model providers, its project's forge; filled in after portfolios are resolved).
+export interface CellEgress {
+  declared: string[]; // as written
+  entries: EgressEntry[]; // the valid declared ones
+  auto: { entry: EgressEntry; why: string }[];
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
   project: string;
   owner: string;
   backend: BackendName;
-  network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
+  // sandbox and container backends: its own loopback only, the host's network, or an egress
+  // allowlist through Lazarus's proxy (see egress below and src/egress/)
+  network: "none" | "host" | "egress";
+  egress?: CellEgress; // network: {egress: [...]}
   resources: Resources; // limits of each member that declares none of its own
   container?: ContainerSpec; // container backend: the image members run in
   kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access

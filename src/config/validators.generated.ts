@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container (a host uid: never 0, nor one of LAZARUS_UID_RANGE). Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"oneOf":[{"enum":["none","host"]},{"type":"object","additionalProperties":false,"required":["egress"],"properties":{"egress":{"type":"array","maxItems":256,"items":{"type":"string","minLength":1,"maxLength":260},"description":"Host names or wildcards (*.example.org) with an optional port (443 and 80 without one) the members may reach through Lazarus's proxy; no IP addresses. The API hosts of the members' model providers and the project's forge are added automatically."}}}],"default":"none","description":"Network of a sandbox or container cell: none (its own loopback only, the default), host (the host network, an explicit opt-in shown in plan) or {egress: [api.anthropic.com, \"*.github.com:443\"]} (its own loopback plus an HTTP proxy that reaches only the listed hosts)."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container (a host uid: never 0, nor one of LAZARUS_UID_RANGE). Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
 const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
 const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
 const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
@@ -789,8 +789,12 @@ errors++;
 }
 if(data6.network !== undefined){
 let data10 = data6.network;
+const _errs24 = errors;
+let valid5 = false;
+let passing0 = null;
+const _errs25 = errors;
 if(!((data10 === "none") || (data10 === "host"))){
-const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.network.enum},message:"must be equal to one of the allowed values"};
+const err23 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/oneOf/0/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.network.oneOf[0].enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -799,13 +803,15 @@ vErrors.push(err23);
 }
 errors++;
 }
+var _valid0 = _errs25 === errors;
+if(_valid0){
+valid5 = true;
+passing0 = 0;
 }
-if(data6.resources !== undefined){
-let data11 = data6.resources;
-if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-for(const key4 in data11){
-if(!(((key4 === "memory") || (key4 === "pids")) || (key4 === "cpu"))){
-const err24 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+const _errs26 = errors;
+if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
+if(data10.egress === undefined){
+const err24 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/oneOf/1/required",keyword:"required",params:{missingProperty: "egress"},message:"must have required property '"+"egress"+"'"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -814,12 +820,9 @@ vErrors.push(err24);
 }
 errors++;
 }
-}
-if(data11.memory !== undefined){
-let data12 = data11.memory;
-if(typeof data12 === "string"){
-if(!pattern2.test(data12)){
-const err25 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+for(const key4 in data10){
+if(!(key4 === "egress")){
+const err25 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/oneOf/1/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -829,8 +832,11 @@ vErrors.push(err25);
 errors++;
 }
 }
-else {
-const err26 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data10.egress !== undefined){
+let data11 = data10.egress;
+if(Array.isArray(data11)){
+if(data11.length > 256){
+const err26 = {instancePath:instancePath+"/spec/network/egress",schemaPath:"#/properties/spec/properties/network/oneOf/1/properties/egress/maxItems",keyword:"maxItems",params:{limit: 256},message:"must NOT have more than 256 items"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -839,11 +845,12 @@ vErrors.push(err26);
 }
 errors++;
 }
-}
-if(data11.pids !== undefined){
-let data13 = data11.pids;
-if(!(((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13))) && (isFinite(data13)))){
-const err27 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const len0 = data11.length;
+for(let i0=0; i0<len0; i0++){
+let data12 = data11[i0];
+if(typeof data12 === "string"){
+if(func3(data12) > 260){
+const err27 = {instancePath:instancePath+"/spec/network/egress/" + i0,schemaPath:"#/properties/spec/properties/network/oneOf/1/properties/egress/items/maxLength",keyword:"maxLength",params:{limit: 260},message:"must NOT have more than 260 characters"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -852,9 +859,8 @@ vErrors.push(err27);
 }
 errors++;
 }
-if((typeof data13 == "number") && (isFinite(data13))){
-if(data13 > 4194304 || isNaN(data13)){
-const err28 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if(func3(data12) < 1){
+const err28 = {instancePath:instancePath+"/spec/network/egress/" + i0,schemaPath:"#/properties/spec/properties/network/oneOf/1/properties/egress/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -863,8 +869,9 @@ vErrors.push(err28);
 }
 errors++;
 }
-if(data13 < 8 || isNaN(data13)){
-const err29 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+}
+else {
+const err29 = {instancePath:instancePath+"/spec/network/egress/" + i0,schemaPath:"#/properties/spec/properties/network/oneOf/1/properties/egress/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -875,14 +882,8 @@ errors++;
 }
 }
 }
-if(data11.cpu !== undefined){
-let data14 = data11.cpu;
-const _errs33 = errors;
-let valid7 = false;
-const _errs34 = errors;
-if((typeof data14 == "number") && (isFinite(data14))){
-if(data14 > 1024 || isNaN(data14)){
-const err30 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+else {
+const err30 = {instancePath:instancePath+"/spec/network/egress",schemaPath:"#/properties/spec/properties/network/oneOf/1/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -891,8 +892,10 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(data14 <= 0 || isNaN(data14)){
-const err31 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+}
+else {
+const err31 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/oneOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -901,9 +904,19 @@ vErrors.push(err31);
 }
 errors++;
 }
+var _valid0 = _errs26 === errors;
+if(_valid0 && valid5){
+valid5 = false;
+passing0 = [passing0, 1];
 }
 else {
-const err32 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(_valid0){
+valid5 = true;
+passing0 = 1;
+}
+}
+if(!valid5){
+const err32 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -912,13 +925,24 @@ vErrors.push(err32);
 }
 errors++;
 }
-var _valid0 = _errs34 === errors;
-valid7 = valid7 || _valid0;
-if(!valid7){
-const _errs36 = errors;
-if(typeof data14 === "string"){
-if(!pattern3.test(data14)){
-const err33 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
+else {
+errors = _errs24;
+if(vErrors !== null){
+if(_errs24){
+vErrors.length = _errs24;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data6.resources !== undefined){
+let data13 = data6.resources;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key5 in data13){
+if(!(((key5 === "memory") || (key5 === "pids")) || (key5 === "cpu"))){
+const err33 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -928,8 +952,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-else {
-const err34 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data13.memory !== undefined){
+let data14 = data13.memory;
+if(typeof data14 === "string"){
+if(!pattern2.test(data14)){
+const err34 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -938,11 +965,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-var _valid0 = _errs36 === errors;
-valid7 = valid7 || _valid0;
 }
-if(!valid7){
-const err35 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+else {
+const err35 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -951,21 +976,11 @@ vErrors.push(err35);
 }
 errors++;
 }
-else {
-errors = _errs33;
-if(vErrors !== null){
-if(_errs33){
-vErrors.length = _errs33;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-}
-else {
-const err36 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data13.pids !== undefined){
+let data15 = data13.pids;
+if(!(((typeof data15 == "number") && (!(data15 % 1) && !isNaN(data15))) && (isFinite(data15)))){
+const err36 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -974,12 +989,9 @@ vErrors.push(err36);
 }
 errors++;
 }
-}
-if(data6.container !== undefined){
-let data15 = data6.container;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(data15.image === undefined){
-const err37 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+if((typeof data15 == "number") && (isFinite(data15))){
+if(data15 > 4194304 || isNaN(data15)){
+const err37 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -988,9 +1000,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-for(const key5 in data15){
-if(!(((key5 === "image") || (key5 === "user")) || (key5 === "readOnlyRootfs"))){
-const err38 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(data15 < 8 || isNaN(data15)){
+const err38 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1000,11 +1011,15 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data15.image !== undefined){
-let data16 = data15.image;
-if(typeof data16 === "string"){
-if(func3(data16) > 512){
-const err39 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+}
+if(data13.cpu !== undefined){
+let data16 = data13.cpu;
+const _errs42 = errors;
+let valid11 = false;
+const _errs43 = errors;
+if((typeof data16 == "number") && (isFinite(data16))){
+if(data16 > 1024 || isNaN(data16)){
+const err39 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1013,8 +1028,8 @@ vErrors.push(err39);
 }
 errors++;
 }
-if(func3(data16) < 1){
-const err40 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data16 <= 0 || isNaN(data16)){
+const err40 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1023,8 +1038,9 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern4.test(data16)){
-const err41 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+}
+else {
+const err41 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1033,9 +1049,13 @@ vErrors.push(err41);
 }
 errors++;
 }
-}
-else {
-const err42 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid1 = _errs43 === errors;
+valid11 = valid11 || _valid1;
+if(!valid11){
+const _errs45 = errors;
+if(typeof data16 === "string"){
+if(!pattern3.test(data16)){
+const err42 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1045,11 +1065,8 @@ vErrors.push(err42);
 errors++;
 }
 }
-if(data15.user !== undefined){
-let data17 = data15.user;
-if(typeof data17 === "string"){
-if(!pattern5.test(data17)){
-const err43 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
+else {
+const err43 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1058,9 +1075,11 @@ vErrors.push(err43);
 }
 errors++;
 }
+var _valid1 = _errs45 === errors;
+valid11 = valid11 || _valid1;
 }
-else {
-const err44 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!valid11){
+const err44 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1069,10 +1088,21 @@ vErrors.push(err44);
 }
 errors++;
 }
+else {
+errors = _errs42;
+if(vErrors !== null){
+if(_errs42){
+vErrors.length = _errs42;
 }
-if(data15.readOnlyRootfs !== undefined){
-if(typeof data15.readOnlyRootfs !== "boolean"){
-const err45 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err45 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1082,9 +1112,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.container !== undefined){
+let data17 = data6.container;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(data17.image === undefined){
+const err46 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1093,12 +1125,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-if(data6.kubernetes !== undefined){
-let data19 = data6.kubernetes;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-if(data19.namespace === undefined){
-const err47 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
+for(const key6 in data17){
+if(!(((key6 === "image") || (key6 === "user")) || (key6 === "readOnlyRootfs"))){
+const err47 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1107,8 +1136,12 @@ vErrors.push(err47);
 }
 errors++;
 }
-if(data19.image === undefined){
-const err48 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+}
+if(data17.image !== undefined){
+let data18 = data17.image;
+if(typeof data18 === "string"){
+if(func3(data18) > 512){
+const err48 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1117,9 +1150,8 @@ vErrors.push(err48);
 }
 errors++;
 }
-for(const key6 in data19){
-if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key6))){
-const err49 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(func3(data18) < 1){
+const err49 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1128,12 +1160,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-if(data19.namespace !== undefined){
-let data20 = data19.namespace;
-if(typeof data20 === "string"){
-if(!pattern0.test(data20)){
-const err50 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if(!pattern4.test(data18)){
+const err50 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1144,7 +1172,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err51 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1154,11 +1182,11 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data19.image !== undefined){
-let data21 = data19.image;
-if(typeof data21 === "string"){
-if(func3(data21) > 512){
-const err52 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data17.user !== undefined){
+let data19 = data17.user;
+if(typeof data19 === "string"){
+if(!pattern5.test(data19)){
+const err52 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1167,8 +1195,9 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(func3(data21) < 1){
-const err53 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+else {
+const err53 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1177,8 +1206,10 @@ vErrors.push(err53);
 }
 errors++;
 }
-if(!pattern4.test(data21)){
-const err54 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+}
+if(data17.readOnlyRootfs !== undefined){
+if(typeof data17.readOnlyRootfs !== "boolean"){
+const err54 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1188,8 +1219,9 @@ vErrors.push(err54);
 errors++;
 }
 }
+}
 else {
-const err55 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err55 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1199,10 +1231,11 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data19.workload !== undefined){
-let data22 = data19.workload;
-if(!((data22 === "pod") || (data22 === "sandbox"))){
-const err56 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
+if(data6.kubernetes !== undefined){
+let data21 = data6.kubernetes;
+if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
+if(data21.namespace === undefined){
+const err56 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1211,12 +1244,8 @@ vErrors.push(err56);
 }
 errors++;
 }
-}
-if(data19.storageClass !== undefined){
-let data23 = data19.storageClass;
-if(typeof data23 === "string"){
-if(!pattern8.test(data23)){
-const err57 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
+if(data21.image === undefined){
+const err57 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1225,9 +1254,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key7 in data21){
+if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key7))){
+const err58 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1237,11 +1266,11 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data19.storage !== undefined){
-let data24 = data19.storage;
-if(typeof data24 === "string"){
-if(!pattern9.test(data24)){
-const err59 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
+if(data21.namespace !== undefined){
+let data22 = data21.namespace;
+if(typeof data22 === "string"){
+if(!pattern0.test(data22)){
+const err59 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1252,7 +1281,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err60 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1262,10 +1291,11 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data19.accessMode !== undefined){
-let data25 = data19.accessMode;
-if(!((data25 === "ReadWriteOnce") || (data25 === "ReadWriteMany"))){
-const err61 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
+if(data21.image !== undefined){
+let data23 = data21.image;
+if(typeof data23 === "string"){
+if(func3(data23) > 512){
+const err61 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1274,11 +1304,8 @@ vErrors.push(err61);
 }
 errors++;
 }
-}
-if(data19.runAsUser !== undefined){
-let data26 = data19.runAsUser;
-if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err62 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data23) < 1){
+const err62 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1287,9 +1314,8 @@ vErrors.push(err62);
 }
 errors++;
 }
-if((typeof data26 == "number") && (isFinite(data26))){
-if(data26 > 2147483647 || isNaN(data26)){
-const err63 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(!pattern4.test(data23)){
+const err63 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1298,8 +1324,9 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(data26 < 1 || isNaN(data26)){
-const err64 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err64 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1309,12 +1336,10 @@ vErrors.push(err64);
 errors++;
 }
 }
-}
-if(data19.egress !== undefined){
-let data27 = data19.egress;
-if(Array.isArray(data27)){
-if(data27.length > 64){
-const err65 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data21.workload !== undefined){
+let data24 = data21.workload;
+if(!((data24 === "pod") || (data24 === "sandbox"))){
+const err65 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1323,12 +1348,12 @@ vErrors.push(err65);
 }
 errors++;
 }
-const len0 = data27.length;
-for(let i0=0; i0<len0; i0++){
-let data28 = data27[i0];
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.cidr === undefined){
-const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
+}
+if(data21.storageClass !== undefined){
+let data25 = data21.storageClass;
+if(typeof data25 === "string"){
+if(!pattern8.test(data25)){
+const err66 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1337,9 +1362,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-for(const key7 in data28){
-if(!((key7 === "cidr") || (key7 === "ports"))){
-const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+}
+else {
+const err67 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1349,11 +1374,11 @@ vErrors.push(err67);
 errors++;
 }
 }
-if(data28.cidr !== undefined){
-let data29 = data28.cidr;
-if(typeof data29 === "string"){
-if(!pattern10.test(data29)){
-const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
+if(data21.storage !== undefined){
+let data26 = data21.storage;
+if(typeof data26 === "string"){
+if(!pattern9.test(data26)){
+const err68 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1364,7 +1389,7 @@ errors++;
 }
 }
 else {
-const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err69 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1374,11 +1399,10 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data28.ports !== undefined){
-let data30 = data28.ports;
-if(Array.isArray(data30)){
-if(data30.length > 32){
-const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data21.accessMode !== undefined){
+let data27 = data21.accessMode;
+if(!((data27 === "ReadWriteOnce") || (data27 === "ReadWriteMany"))){
+const err70 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1387,11 +1411,11 @@ vErrors.push(err70);
 }
 errors++;
 }
-const len1 = data30.length;
-for(let i1=0; i1<len1; i1++){
-let data31 = data30[i1];
-if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
-const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data21.runAsUser !== undefined){
+let data28 = data21.runAsUser;
+if(!(((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28))) && (isFinite(data28)))){
+const err71 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1400,9 +1424,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-if((typeof data31 == "number") && (isFinite(data31))){
-if(data31 > 65535 || isNaN(data31)){
-const err72 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if((typeof data28 == "number") && (isFinite(data28))){
+if(data28 > 2147483647 || isNaN(data28)){
+const err72 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1411,8 +1435,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data31 < 1 || isNaN(data31)){
-const err73 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data28 < 1 || isNaN(data28)){
+const err73 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1423,9 +1447,11 @@ errors++;
 }
 }
 }
-}
-else {
-const err74 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data21.egress !== undefined){
+let data29 = data21.egress;
+if(Array.isArray(data29)){
+if(data29.length > 64){
+const err74 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1434,10 +1460,12 @@ vErrors.push(err74);
 }
 errors++;
 }
-}
-}
-else {
-const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const len1 = data29.length;
+for(let i1=0; i1<len1; i1++){
+let data30 = data29[i1];
+if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
+if(data30.cidr === undefined){
+const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1446,10 +1474,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-}
-}
-else {
-const err76 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key8 in data30){
+if(!((key8 === "cidr") || (key8 === "ports"))){
+const err76 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1459,11 +1486,11 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data19.kubeconfig !== undefined){
-let data32 = data19.kubeconfig;
-if(typeof data32 === "string"){
-if(func3(data32) < 1){
-const err77 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data30.cidr !== undefined){
+let data31 = data30.cidr;
+if(typeof data31 === "string"){
+if(!pattern10.test(data31)){
+const err77 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1474,7 +1501,7 @@ errors++;
 }
 }
 else {
-const err78 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err78 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1484,11 +1511,11 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data19.context !== undefined){
-let data33 = data19.context;
-if(typeof data33 === "string"){
-if(func3(data33) < 1){
-const err79 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data30.ports !== undefined){
+let data32 = data30.ports;
+if(Array.isArray(data32)){
+if(data32.length > 32){
+const err79 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1497,9 +1524,11 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-else {
-const err80 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len2 = data32.length;
+for(let i2=0; i2<len2; i2++){
+let data33 = data32[i2];
+if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
+const err80 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1508,10 +1537,9 @@ vErrors.push(err80);
 }
 errors++;
 }
-}
-}
-else {
-const err81 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data33 == "number") && (isFinite(data33))){
+if(data33 > 65535 || isNaN(data33)){
+const err81 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1520,13 +1548,8 @@ vErrors.push(err81);
 }
 errors++;
 }
-}
-if(data6.remote !== undefined){
-let data34 = data6.remote;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key8 in data34){
-if(!(((((((key8 === "name") || (key8 === "host")) || (key8 === "user")) || (key8 === "port")) || (key8 === "identityFile")) || (key8 === "knownHosts")) || (key8 === "root"))){
-const err82 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(data33 < 1 || isNaN(data33)){
+const err82 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1536,11 +1559,10 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data34.name !== undefined){
-let data35 = data34.name;
-if(typeof data35 === "string"){
-if(!pattern11.test(data35)){
-const err83 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
+}
+}
+else {
+const err83 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1550,8 +1572,9 @@ vErrors.push(err83);
 errors++;
 }
 }
+}
 else {
-const err84 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err84 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1561,11 +1584,9 @@ vErrors.push(err84);
 errors++;
 }
 }
-if(data34.host !== undefined){
-let data36 = data34.host;
-if(typeof data36 === "string"){
-if(func3(data36) > 255){
-const err85 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+}
+else {
+const err85 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1574,8 +1595,12 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(func3(data36) < 1){
-const err86 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data21.kubeconfig !== undefined){
+let data34 = data21.kubeconfig;
+if(typeof data34 === "string"){
+if(func3(data34) < 1){
+const err86 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1584,8 +1609,9 @@ vErrors.push(err86);
 }
 errors++;
 }
-if(!pattern12.test(data36)){
-const err87 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
+}
+else {
+const err87 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1595,8 +1621,11 @@ vErrors.push(err87);
 errors++;
 }
 }
-else {
-const err88 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data21.context !== undefined){
+let data35 = data21.context;
+if(typeof data35 === "string"){
+if(func3(data35) < 1){
+const err88 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1606,11 +1635,8 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data34.user !== undefined){
-let data37 = data34.user;
-if(typeof data37 === "string"){
-if(!pattern13.test(data37)){
-const err89 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
+else {
+const err89 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1620,8 +1646,9 @@ vErrors.push(err89);
 errors++;
 }
 }
+}
 else {
-const err90 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err90 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1631,10 +1658,12 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data34.port !== undefined){
-let data38 = data34.port;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err91 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data6.remote !== undefined){
+let data36 = data6.remote;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key9 in data36){
+if(!(((((((key9 === "name") || (key9 === "host")) || (key9 === "user")) || (key9 === "port")) || (key9 === "identityFile")) || (key9 === "knownHosts")) || (key9 === "root"))){
+const err91 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1643,9 +1672,12 @@ vErrors.push(err91);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 > 65535 || isNaN(data38)){
-const err92 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+}
+if(data36.name !== undefined){
+let data37 = data36.name;
+if(typeof data37 === "string"){
+if(!pattern11.test(data37)){
+const err92 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1654,8 +1686,9 @@ vErrors.push(err92);
 }
 errors++;
 }
-if(data38 < 1 || isNaN(data38)){
-const err93 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err93 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1665,12 +1698,11 @@ vErrors.push(err93);
 errors++;
 }
 }
-}
-if(data34.identityFile !== undefined){
-let data39 = data34.identityFile;
-if(typeof data39 === "string"){
-if(func3(data39) > 4096){
-const err94 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data36.host !== undefined){
+let data38 = data36.host;
+if(typeof data38 === "string"){
+if(func3(data38) > 255){
+const err94 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1679,8 +1711,8 @@ vErrors.push(err94);
 }
 errors++;
 }
-if(func3(data39) < 2){
-const err95 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+if(func3(data38) < 1){
+const err95 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1689,8 +1721,8 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(!pattern14.test(data39)){
-const err96 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if(!pattern12.test(data38)){
+const err96 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1701,7 +1733,7 @@ errors++;
 }
 }
 else {
-const err97 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err97 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1711,11 +1743,11 @@ vErrors.push(err97);
 errors++;
 }
 }
-if(data34.knownHosts !== undefined){
-let data40 = data34.knownHosts;
-if(typeof data40 === "string"){
-if(func3(data40) > 4096){
-const err98 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data36.user !== undefined){
+let data39 = data36.user;
+if(typeof data39 === "string"){
+if(!pattern13.test(data39)){
+const err98 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1724,8 +1756,9 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(func3(data40) < 2){
-const err99 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+}
+else {
+const err99 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1734,8 +1767,11 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(!pattern14.test(data40)){
-const err100 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+if(data36.port !== undefined){
+let data40 = data36.port;
+if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
+const err100 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1744,9 +1780,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-}
-else {
-const err101 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data40 == "number") && (isFinite(data40))){
+if(data40 > 65535 || isNaN(data40)){
+const err101 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1755,12 +1791,8 @@ vErrors.push(err101);
 }
 errors++;
 }
-}
-if(data34.root !== undefined){
-let data41 = data34.root;
-if(typeof data41 === "string"){
-if(func3(data41) > 1024){
-const err102 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data40 < 1 || isNaN(data40)){
+const err102 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1769,8 +1801,13 @@ vErrors.push(err102);
 }
 errors++;
 }
-if(func3(data41) < 1){
-const err103 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+}
+if(data36.identityFile !== undefined){
+let data41 = data36.identityFile;
+if(typeof data41 === "string"){
+if(func3(data41) > 4096){
+const err103 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1779,8 +1816,8 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(!pattern16.test(data41)){
-const err104 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
+if(func3(data41) < 2){
+const err104 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1789,9 +1826,8 @@ vErrors.push(err104);
 }
 errors++;
 }
-}
-else {
-const err105 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern14.test(data41)){
+const err105 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1801,9 +1837,8 @@ vErrors.push(err105);
 errors++;
 }
 }
-}
 else {
-const err106 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err106 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1813,12 +1848,11 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data6.runtime !== undefined){
-let data42 = data6.runtime;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key9 in data42){
-if(!(key9 === "python")){
-const err107 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(data36.knownHosts !== undefined){
+let data42 = data36.knownHosts;
+if(typeof data42 === "string"){
+if(func3(data42) > 4096){
+const err107 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1827,13 +1861,8 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-if(data42.python !== undefined){
-let data43 = data42.python;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key10 in data43){
-if(!((key10 === "requirements") || (key10 === "findLinks"))){
-const err108 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(func3(data42) < 2){
+const err108 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1842,12 +1871,8 @@ vErrors.push(err108);
 }
 errors++;
 }
-}
-if(data43.requirements !== undefined){
-let data44 = data43.requirements;
-if(typeof data44 === "string"){
-if(func3(data44) < 1){
-const err109 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!pattern14.test(data42)){
+const err109 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1858,7 +1883,7 @@ errors++;
 }
 }
 else {
-const err110 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err110 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1868,11 +1893,11 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data43.findLinks !== undefined){
-let data45 = data43.findLinks;
-if(typeof data45 === "string"){
-if(func3(data45) < 1){
-const err111 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data36.root !== undefined){
+let data43 = data36.root;
+if(typeof data43 === "string"){
+if(func3(data43) > 1024){
+const err111 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1881,9 +1906,8 @@ vErrors.push(err111);
 }
 errors++;
 }
-}
-else {
-const err112 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data43) < 1){
+const err112 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1892,10 +1916,8 @@ vErrors.push(err112);
 }
 errors++;
 }
-}
-}
-else {
-const err113 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern16.test(data43)){
+const err113 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1905,9 +1927,8 @@ vErrors.push(err113);
 errors++;
 }
 }
-}
 else {
-const err114 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err114 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1917,10 +1938,9 @@ vErrors.push(err114);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data46 = data6.state;
-if(!((data46 === "active") || (data46 === "closed"))){
-const err115 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err115 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1930,11 +1950,12 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data6.ttl !== undefined){
-let data47 = data6.ttl;
-if(typeof data47 === "string"){
-if(!pattern17.test(data47)){
-const err116 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data6.runtime !== undefined){
+let data44 = data6.runtime;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key10 in data44){
+if(!(key10 === "python")){
+const err116 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1944,8 +1965,12 @@ vErrors.push(err116);
 errors++;
 }
 }
-else {
-const err117 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data44.python !== undefined){
+let data45 = data44.python;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+for(const key11 in data45){
+if(!((key11 === "requirements") || (key11 === "findLinks"))){
+const err117 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1955,11 +1980,11 @@ vErrors.push(err117);
 errors++;
 }
 }
-if(data6.grace !== undefined){
-let data48 = data6.grace;
-if(typeof data48 === "string"){
-if(!pattern17.test(data48)){
-const err118 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data45.requirements !== undefined){
+let data46 = data45.requirements;
+if(typeof data46 === "string"){
+if(func3(data46) < 1){
+const err118 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1970,7 +1995,7 @@ errors++;
 }
 }
 else {
-const err119 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err119 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1980,11 +2005,11 @@ vErrors.push(err119);
 errors++;
 }
 }
-if(data6.retention !== undefined){
-let data49 = data6.retention;
-if(typeof data49 === "string"){
-if(!pattern17.test(data49)){
-const err120 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data45.findLinks !== undefined){
+let data47 = data45.findLinks;
+if(typeof data47 === "string"){
+if(func3(data47) < 1){
+const err120 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1995,7 +2020,7 @@ errors++;
 }
 }
 else {
-const err121 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err121 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2005,12 +2030,9 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data50 = data6.policy;
-if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
-for(const key11 in data50){
-if(!((key11 === "allowGuests") || (key11 === "allowSubstitutes"))){
-const err122 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+else {
+const err122 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2020,9 +2042,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-if(data50.allowGuests !== undefined){
-if(typeof data50.allowGuests !== "boolean"){
-const err123 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err123 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2032,9 +2054,10 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data50.allowSubstitutes !== undefined){
-if(typeof data50.allowSubstitutes !== "boolean"){
-const err124 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data6.state !== undefined){
+let data48 = data6.state;
+if(!((data48 === "active") || (data48 === "closed"))){
+const err124 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -2044,9 +2067,11 @@ vErrors.push(err124);
 errors++;
 }
 }
-}
-else {
-const err125 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.ttl !== undefined){
+let data49 = data6.ttl;
+if(typeof data49 === "string"){
+if(!pattern17.test(data49)){
+const err125 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -2056,14 +2081,8 @@ vErrors.push(err125);
 errors++;
 }
 }
-if(data6.credentials !== undefined){
-let data53 = data6.credentials;
-if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
-for(const key12 in data53){
-const _errs123 = errors;
-if(typeof key12 === "string"){
-if(!pattern20.test(key12)){
-const err126 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key12};
+else {
+const err126 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -2073,9 +2092,11 @@ vErrors.push(err126);
 errors++;
 }
 }
-var valid22 = _errs123 === errors;
-if(!valid22){
-const err127 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
+if(data6.grace !== undefined){
+let data50 = data6.grace;
+if(typeof data50 === "string"){
+if(!pattern17.test(data50)){
+const err127 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -2085,11 +2106,8 @@ vErrors.push(err127);
 errors++;
 }
 }
-for(const key13 in data53){
-let data54 = data53[key13];
-if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
-if(Object.keys(data54).length > 1){
-const err128 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+else {
+const err128 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -2098,8 +2116,12 @@ vErrors.push(err128);
 }
 errors++;
 }
-if(Object.keys(data54).length < 1){
-const err129 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+}
+if(data6.retention !== undefined){
+let data51 = data6.retention;
+if(typeof data51 === "string"){
+if(!pattern17.test(data51)){
+const err129 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -2108,9 +2130,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-for(const key14 in data54){
-if(!((key14 === "file") || (key14 === "env"))){
-const err130 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+else {
+const err130 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -2120,11 +2142,12 @@ vErrors.push(err130);
 errors++;
 }
 }
-if(data54.file !== undefined){
-let data55 = data54.file;
-if(typeof data55 === "string"){
-if(func3(data55) < 1){
-const err131 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.policy !== undefined){
+let data52 = data6.policy;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+for(const key12 in data52){
+if(!((key12 === "allowGuests") || (key12 === "allowSubstitutes"))){
+const err131 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -2134,8 +2157,9 @@ vErrors.push(err131);
 errors++;
 }
 }
-else {
-const err132 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data52.allowGuests !== undefined){
+if(typeof data52.allowGuests !== "boolean"){
+const err132 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -2145,11 +2169,9 @@ vErrors.push(err132);
 errors++;
 }
 }
-if(data54.env !== undefined){
-let data56 = data54.env;
-if(typeof data56 === "string"){
-if(!pattern20.test(data56)){
-const err133 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data52.allowSubstitutes !== undefined){
+if(typeof data52.allowSubstitutes !== "boolean"){
+const err133 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -2159,8 +2181,9 @@ vErrors.push(err133);
 errors++;
 }
 }
+}
 else {
-const err134 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err134 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -2170,9 +2193,14 @@ vErrors.push(err134);
 errors++;
 }
 }
-}
-else {
-const err135 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.credentials !== undefined){
+let data55 = data6.credentials;
+if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
+for(const key13 in data55){
+const _errs132 = errors;
+if(typeof key13 === "string"){
+if(!pattern20.test(key13)){
+const err135 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key13};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -2182,9 +2210,9 @@ vErrors.push(err135);
 errors++;
 }
 }
-}
-else {
-const err136 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid26 = _errs132 === errors;
+if(!valid26){
+const err136 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -2194,19 +2222,11 @@ vErrors.push(err136);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data57 = data6.members;
-if(Array.isArray(data57)){
-const len2 = data57.length;
-for(let i2=0; i2<len2; i2++){
-if(!(validate11(data57[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data57,parentDataProperty:i2,rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err137 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key14 in data55){
+let data56 = data55[key14];
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(Object.keys(data56).length > 1){
+const err137 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -2215,13 +2235,8 @@ vErrors.push(err137);
 }
 errors++;
 }
-}
-if(data6.checkpoint !== undefined){
-let data59 = data6.checkpoint;
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-for(const key15 in data59){
-if(!(((key15 === "schedule") || (key15 === "keep")) || (key15 === "compression"))){
-const err138 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(Object.keys(data56).length < 1){
+const err138 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -2230,12 +2245,9 @@ vErrors.push(err138);
 }
 errors++;
 }
-}
-if(data59.schedule !== undefined){
-let data60 = data59.schedule;
-if(typeof data60 === "string"){
-if(func3(data60) < 1){
-const err139 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key15 in data56){
+if(!((key15 === "file") || (key15 === "env"))){
+const err139 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -2245,8 +2257,11 @@ vErrors.push(err139);
 errors++;
 }
 }
-else {
-const err140 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data56.file !== undefined){
+let data57 = data56.file;
+if(typeof data57 === "string"){
+if(func3(data57) < 1){
+const err140 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -2256,10 +2271,8 @@ vErrors.push(err140);
 errors++;
 }
 }
-if(data59.keep !== undefined){
-let data61 = data59.keep;
-if(!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))){
-const err141 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err141 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -2268,9 +2281,12 @@ vErrors.push(err141);
 }
 errors++;
 }
-if((typeof data61 == "number") && (isFinite(data61))){
-if(data61 > 1000 || isNaN(data61)){
-const err142 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+if(data56.env !== undefined){
+let data58 = data56.env;
+if(typeof data58 === "string"){
+if(!pattern20.test(data58)){
+const err142 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2279,8 +2295,9 @@ vErrors.push(err142);
 }
 errors++;
 }
-if(data61 < 1 || isNaN(data61)){
-const err143 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err143 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2291,10 +2308,8 @@ errors++;
 }
 }
 }
-if(data59.compression !== undefined){
-let data62 = data59.compression;
-if(typeof data62 !== "string"){
-const err144 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err144 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2303,8 +2318,10 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(!((data62 === "gzip") || (data62 === "zstd"))){
-const err145 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err145 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2314,9 +2331,19 @@ vErrors.push(err145);
 errors++;
 }
 }
+if(data6.members !== undefined){
+let data59 = data6.members;
+if(Array.isArray(data59)){
+const len3 = data59.length;
+for(let i3=0; i3<len3; i3++){
+if(!(validate11(data59[i3], {instancePath:instancePath+"/spec/members/" + i3,parentData:data59,parentDataProperty:i3,rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
+errors = vErrors.length;
+}
+}
 }
 else {
-const err146 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err146 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2326,12 +2353,12 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data6.logs !== undefined){
-let data63 = data6.logs;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-for(const key16 in data63){
-if(!((key16 === "maxSize") || (key16 === "keep"))){
-const err147 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data6.checkpoint !== undefined){
+let data61 = data6.checkpoint;
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+for(const key16 in data61){
+if(!(((key16 === "schedule") || (key16 === "keep")) || (key16 === "compression"))){
+const err147 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2341,11 +2368,11 @@ vErrors.push(err147);
 errors++;
 }
 }
-if(data63.maxSize !== undefined){
-let data64 = data63.maxSize;
-if(typeof data64 === "string"){
-if(!pattern2.test(data64)){
-const err148 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+if(data61.schedule !== undefined){
+let data62 = data61.schedule;
+if(typeof data62 === "string"){
+if(func3(data62) < 1){
+const err148 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2356,7 +2383,7 @@ errors++;
 }
 }
 else {
-const err149 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err149 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2366,10 +2393,10 @@ vErrors.push(err149);
 errors++;
 }
 }
-if(data63.keep !== undefined){
-let data65 = data63.keep;
-if(!(((typeof data65 == "number") && (!(data65 % 1) && !isNaN(data65))) && (isFinite(data65)))){
-const err150 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data61.keep !== undefined){
+let data63 = data61.keep;
+if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
+const err150 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2378,9 +2405,9 @@ vErrors.push(err150);
 }
 errors++;
 }
-if((typeof data65 == "number") && (isFinite(data65))){
-if(data65 > 100 || isNaN(data65)){
-const err151 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 > 1000 || isNaN(data63)){
+const err151 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2389,8 +2416,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(data65 < 0 || isNaN(data65)){
-const err152 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data63 < 1 || isNaN(data63)){
+const err152 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2401,9 +2428,10 @@ errors++;
 }
 }
 }
-}
-else {
-const err153 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data61.compression !== undefined){
+let data64 = data61.compression;
+if(typeof data64 !== "string"){
+const err153 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2412,12 +2440,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-}
-if(data6.restoreFrom !== undefined){
-let data66 = data6.restoreFrom;
-if(typeof data66 === "string"){
-if(func3(data66) < 1){
-const err154 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(!((data64 === "gzip") || (data64 === "zstd"))){
+const err154 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2427,8 +2451,9 @@ vErrors.push(err154);
 errors++;
 }
 }
+}
 else {
-const err155 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err155 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2438,11 +2463,12 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data6.downedTimeout !== undefined){
-let data67 = data6.downedTimeout;
-if(typeof data67 === "string"){
-if(!pattern17.test(data67)){
-const err156 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data6.logs !== undefined){
+let data65 = data6.logs;
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+for(const key17 in data65){
+if(!((key17 === "maxSize") || (key17 === "keep"))){
+const err156 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2452,8 +2478,11 @@ vErrors.push(err156);
 errors++;
 }
 }
-else {
-const err157 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.maxSize !== undefined){
+let data66 = data65.maxSize;
+if(typeof data66 === "string"){
+if(!pattern2.test(data66)){
+const err157 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2463,11 +2492,8 @@ vErrors.push(err157);
 errors++;
 }
 }
-if(data6.inviteTtl !== undefined){
-let data68 = data6.inviteTtl;
-if(typeof data68 === "string"){
-if(!pattern17.test(data68)){
-const err158 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+else {
+const err158 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2477,8 +2503,10 @@ vErrors.push(err158);
 errors++;
 }
 }
-else {
-const err159 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.keep !== undefined){
+let data67 = data65.keep;
+if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
+const err159 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2487,12 +2515,9 @@ vErrors.push(err159);
 }
 errors++;
 }
-}
-if(data6.taskClass !== undefined){
-let data69 = data6.taskClass;
-if(typeof data69 === "string"){
-if(func3(data69) < 1){
-const err160 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data67 == "number") && (isFinite(data67))){
+if(data67 > 100 || isNaN(data67)){
+const err160 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2501,9 +2526,8 @@ vErrors.push(err160);
 }
 errors++;
 }
-}
-else {
-const err161 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data67 < 0 || isNaN(data67)){
+const err161 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2514,8 +2538,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err162 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err162 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2525,14 +2550,126 @@ vErrors.push(err162);
 errors++;
 }
 }
-}
-else {
-const err163 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.restoreFrom !== undefined){
+let data68 = data6.restoreFrom;
+if(typeof data68 === "string"){
+if(func3(data68) < 1){
+const err163 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err163];
 }
 else {
 vErrors.push(err163);
+}
+errors++;
+}
+}
+else {
+const err164 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err164];
+}
+else {
+vErrors.push(err164);
+}
+errors++;
+}
+}
+if(data6.downedTimeout !== undefined){
+let data69 = data6.downedTimeout;
+if(typeof data69 === "string"){
+if(!pattern17.test(data69)){
+const err165 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err165];
+}
+else {
+vErrors.push(err165);
+}
+errors++;
+}
+}
+else {
+const err166 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err166];
+}
+else {
+vErrors.push(err166);
+}
+errors++;
+}
+}
+if(data6.inviteTtl !== undefined){
+let data70 = data6.inviteTtl;
+if(typeof data70 === "string"){
+if(!pattern17.test(data70)){
+const err167 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err167];
+}
+else {
+vErrors.push(err167);
+}
+errors++;
+}
+}
+else {
+const err168 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err168];
+}
+else {
+vErrors.push(err168);
+}
+errors++;
+}
+}
+if(data6.taskClass !== undefined){
+let data71 = data6.taskClass;
+if(typeof data71 === "string"){
+if(func3(data71) < 1){
+const err169 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err169];
+}
+else {
+vErrors.push(err169);
+}
+errors++;
+}
+}
+else {
+const err170 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err170];
+}
+else {
+vErrors.push(err170);
+}
+errors++;
+}
+}
+}
+else {
+const err171 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err171];
+}
+else {
+vErrors.push(err171);
+}
+errors++;
+}
+}
+}
+else {
+const err172 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
 }
 errors++;
 }

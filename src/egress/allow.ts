@@ -109,3 +109,13 @@ export function mergeEntries(lists: readonly (readonly EgressEntry[])[]): Egress
   }
   return [...byHost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([host, ports]) => ({ host, ports: [...ports].sort((a, b) => a - b) }));
 }
+
+// A cell's whole list in force: its declared and automatic entries merged.
+export function egressList(e: { entries: readonly EgressEntry[]; auto: readonly { entry: EgressEntry }[] }): EgressEntry[] {
+  return mergeEntries([e.entries, e.auto.map((a) => a.entry)]);
+}
+
+// The list in force as text, as plan and render show it.
+export function egressTexts(e: { entries: readonly EgressEntry[]; auto: readonly { entry: EgressEntry }[] }): string[] {
+  return egressList(e).map(entryText);
+}

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive } from "../backends/proc.js";
 import { LazarusError } from "../util/errors.js";
-import type { EgressSettings } from "./settings.js";
+import { egressSettings, type EgressSettings } from "./settings.js";
 import { SOCKET_NAME, egressDir, proxyRecordFile, readCellFiles, writeSettingsFile, type ProxyRecord } from "./state.js";
 
 const MARK = "LAZARUS_EGRESS_PROXY"; // in the proxy's environment: the state dir it serves
@@ -97,9 +97,16 @@ export async function waitForSocket(socketDir: string, timeoutMs = 5000): Promis
   }
 }
 
-// Called once per reconcile: when some cell of this state dir has an egress list, its proxy runs.
-export async function keepProxy(stateRoot: string, settings: EgressSettings): Promise<void> {
-  if ((await readCellFiles(stateRoot)).length) await ensureProxy(stateRoot, settings);
+// Called at the start of every apply (CLI and daemon): when some cell of this state dir has an
+// egress list, its proxy runs (a dead one is started again). A proxy that cannot start fails no
+// other cell: the egress cells' member starts report it, and their members' connections are
+// refused meanwhile.
+export async function keepEgressProxy(stateRoot: string, hostEnv: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    if ((await readCellFiles(stateRoot)).length) await ensureProxy(stateRoot, egressSettings(hostEnv));
+  } catch {
+    // reported where it matters: syncCellEgress throws the same error for each egress cell
+  }
 }
 
 // Stop this state dir's proxy (tests; a host being taken down).
@@ -108,4 +115,10 @@ export async function stopProxy(stateRoot: string): Promise<void> {
   if (!live) return;
   process.kill(live.pid, "SIGTERM");
   for (let i = 0; i < 500 && isAlive(live.pid, live.startTime); i++) await sleep(10);
+}
+
+// Tell a running proxy to read its files again (nothing when none runs).
+export async function reloadProxy(stateRoot: string): Promise<void> {
+  const live = await runningProxy(stateRoot);
+  if (live) process.kill(live.pid, "SIGHUP");
 }

@@ -1,6 +1,7 @@
 // plan: a pure function of desired state, observed state and the time. No I/O, no clock.
 import type { Diagnostic } from "../config/diagnostics.js";
 import { canonicalJson, credentialsDigest, desiredDigest } from "../config/digest.js";
+import { egressChanged, egressReason, egressSummary } from "./egress.js";
 import { assertNever } from "../util/errors.js";
 import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
@@ -213,7 +214,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}${egressSummary(d)}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}${egressSummary(d)}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 
@@ -289,7 +290,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const fields = changedFields(d, rec);
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network}${egressSummary(d)} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : f === "egress" ? egressReason(d, rec) : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -348,6 +349,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
   if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && egressChanged(d, rec)) fields.push("egress");
   if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
   if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
   if (d.graceMs !== rec.graceMs) fields.push("grace");

@@ -7,6 +7,15 @@ import https from "node:https";
 import net from "node:net";
 import path from "node:path";
 import tls from "node:tls";
+import { rm } from "node:fs/promises";
+import { readCellFiles } from "../../src/egress/state.js";
+import { stopProxy } from "../../src/egress/supervise.js";
+
+// Stop a state dir's proxy and remove its members' socket dirs under /run/lazarus/egress.
+export async function egressCleanup(state: string): Promise<void> {
+  await stopProxy(state);
+  for (const f of await readCellFiles(state)) for (const m of f.members) await rm(m.socketDir, { recursive: true, force: true });
+}
 
 export interface TestCert {
   cert: string; // PEM file path
@@ -75,6 +84,54 @@ export async function tcpToUnix(sock: string): Promise<{ server: net.Server; por
     c.pipe(u).pipe(c);
     c.on("error", () => u.destroy());
     u.on("error", () => c.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+// A smart-HTTP git server over HTTPS on 127.0.0.1: `git http-backend` (CGI) behind a small node
+// server, serving the bare repositories under root (pushes allowed).
+export async function gitHttpsServer(c: TestCert, root: string): Promise<{ server: https.Server; port: number }> {
+  const { spawn } = await import("node:child_process");
+  const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (req, res) => {
+    const url = new URL(req.url ?? "/", "https://x");
+    const cgi = spawn("git", ["http-backend"], {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: "1",
+        REMOTE_USER: "tester", // lets receive-pack (push) through
+        REQUEST_METHOD: req.method ?? "GET",
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
+        GIT_CONFIG_NOSYSTEM: "1",
+        HOME: root,
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let headersDone = false;
+    cgi.stdout.on("data", (d: Buffer) => {
+      if (headersDone) return void res.write(d);
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      headersDone = true;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString().split("\r\n")) {
+        const i = line.indexOf(":");
+        const k = line.slice(0, i).trim();
+        const v = line.slice(i + 1).trim();
+        if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
+        else res.setHeader(k, v);
+      }
+      res.writeHead(status);
+      res.write(head.subarray(end + 4));
+    });
+    cgi.stdout.on("end", () => res.end());
+    cgi.on("error", () => res.destroy());
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { server, port: (server.address() as net.AddressInfo).port };

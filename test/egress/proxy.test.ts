@@ -4,7 +4,7 @@
 // a raw CONNECT client and by curl (through a TCP-to-socket relay the test runs, as a member's
 // in-namespace forwarder does). The test's certificate is self-signed and trusted explicitly.
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -57,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   relay?.server.close();
   await service?.close();
+  rmSync(path.dirname(sock), { recursive: true, force: true });
   https?.server.close();
   plain?.close();
   cleanup(dir);

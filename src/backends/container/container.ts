@@ -107,7 +107,7 @@ export class ContainerBackend implements Backend {
       container,
       uid,
       gid,
-      network: rec.network ?? "none",
+      network: rec.network === "host" ? "host" : "none",
       role: spec.role as Role,
       cellDir: spec.cellDir,
       home: spec.homeName,

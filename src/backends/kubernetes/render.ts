@@ -7,6 +7,7 @@ import { CELL_ROOT, RUN_DIR, roleMounts } from "../sandbox/argv.js";
 
 export const FIELD_MANAGER = "lazarus";
 export const LABEL_CELL = "lazarus.dev/cell";
+export const ANNOTATION_EGRESS = "lazarus.dev/egress-allow"; // a cell's egress list, for an egress proxy the operator runs
 export const LABEL_UID = "lazarus.dev/uid"; // the cell's incarnation (a re-created cell gets another)
 export const LABEL_MEMBER = "lazarus.dev/member";
 export const LABEL_ROLE = "lazarus.dev/role";
@@ -32,7 +33,8 @@ export interface RenderMember {
 export interface RenderCell {
   name: string;
   uid?: string; // the incarnation, when one exists (apply); render from config has none
-  network: "none" | "host";
+  network: "none" | "host" | "egress";
+  egress?: string[]; // network egress: the list, rendered for the operator's egress proxy (not enforced here)
   kubernetes: KubernetesSpec;
   deadlineSeconds: number; // the member's activeDeadlineSeconds: what is left of the cell's TTL
   expiresAt?: string; // ISO time the cell's TTL ends (a Sandbox's shutdownTime)
@@ -118,7 +120,7 @@ function networkPolicy(c: RenderCell): K8sObject {
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: { name: policyName(c), namespace: k.namespace, labels: cellLabels(c) },
+    metadata: { name: policyName(c), namespace: k.namespace, labels: cellLabels(c), ...(c.network === "egress" ? { annotations: { [ANNOTATION_EGRESS]: (c.egress ?? []).join(",") } } : {}) },
     spec: { podSelector: { matchLabels: { [LABEL_CELL]: c.name } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress },
   };
 }

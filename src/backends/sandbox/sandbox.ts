@@ -21,6 +21,9 @@ import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
+import { forgetCellEgress, memberEgressReady, socketDirOf, syncCellEgress } from "../../egress/cells.js";
+import { forwardedCommand, proxyEnv } from "../../egress/member.js";
+import { MEMBER_SOCKET_DIR } from "../../egress/state.js";
 
 // The environment of what runs as the cell's uid outside a member (restore, clear).
 const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
@@ -173,6 +176,12 @@ export class SandboxBackend implements Backend {
     const { uid, gid } = rec.sandbox;
     await handCellTo(cellDir, uid, gid);
     this.cellGroup(rec).create();
+    await syncCellEgress(this.stateRoot, rec);
+  }
+
+  // An egress member's socket answers before anything of it starts (members, sessions, verify).
+  private async egressReady(rec: CellRecord, home: string): Promise<void> {
+    if (rec.network === "egress") await memberEgressReady(this.stateRoot, rec, home);
   }
 
   private reachable(p: string): boolean {
@@ -242,6 +251,7 @@ export class SandboxBackend implements Backend {
     if (group.pids().length) await group.killAll();
     group.remove();
     await this.readyMember(rec, spec, group);
+    await this.egressReady(rec, spec.homeName);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -265,11 +275,13 @@ export class SandboxBackend implements Backend {
     inside.TMPDIR = "/tmp";
     delete inside.LAZARUS_EXIT_FILE;
     delete inside.LAZARUS_SPAWN_ID;
+    const egress = rec.network === "egress";
+    if (egress) Object.assign(inside, proxyEnv());
     return {
       uid,
       gid,
       hostname: spec.cell,
-      network: rec.network ?? "none",
+      network: rec.network === "host" ? "host" : "none", // egress: its own namespace, the proxy through its socket
       cellDir: spec.cellDir,
       role: spec.role as Role,
       home: spec.homeName,
@@ -280,12 +292,14 @@ export class SandboxBackend implements Backend {
           return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
         }),
         ...configFileBinds(spec.command, spec.configDir),
-      ].concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []), // the venv, read-only at its own path
+      ]
+        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []) // the venv, read-only at its own path
+        .concat(egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : []), // its proxy socket's dir
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
       etcDir: ensureEtcView(),
       env: inside,
-      command: spec.command,
+      command: egress ? forwardedCommand(spec.command) : spec.command,
     };
   }
 
@@ -293,6 +307,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
+    await this.egressReady(rec, m.home);
     const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
@@ -315,6 +330,7 @@ export class SandboxBackend implements Backend {
   async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
     const group = this.memberGroup(rec, spec.homeName);
     await this.readyMember(rec, spec, group);
+    await this.egressReady(rec, spec.homeName);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
     const view = this.view(rec, { ...spec, configDir: "/nonexistent", command });
@@ -369,11 +385,13 @@ export class SandboxBackend implements Backend {
   }
 
   async stopCell(rec: CellRecord): Promise<number[]> {
+    await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return [];
     return this.cellGroup(rec).killAll();
   }
 
   async releaseCell(rec: CellRecord): Promise<void> {
+    await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return;
     const group = this.cellGroup(rec);
     if ((await group.killAll()).length === 0) group.remove();
