@@ -25,6 +25,8 @@ import { copyRegularTree } from "../util/safe-copy.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python.js";
 import { egressList } from "../egress/allow.js";
+import { reachedHosts } from "../egress/events.js";
+import { eventsFile } from "../egress/state.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -264,6 +266,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
+      ...(rec.network === "egress" ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) } : {}),
     });
     await saveRecord(cp_, rec, env);
     await writeTombstone(env.paths, { cell: a.cell, closedAt: rec.closedAt, closedDigest: rec.closedDigest ?? null });

@@ -28,6 +28,7 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
+import { eventsFile } from "../egress/state.js";
 import { Metrics, type ReconcileResult } from "./metrics.js";
 import { nextWake } from "./wake.js";
 
@@ -105,6 +106,7 @@ export class Daemon {
     this.configDir = opts.configDir;
     this.cache = new ConfigCache(opts.configDir, () => this.credentials());
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
+    this.metrics.watchEgress(eventsFile(path.dirname(this.paths.ledger)));
     this.backends = backends(path.dirname(this.paths.ledger), process.env, opts.hostSettings ?? hostSettings(process.env), (spec, pid) => {
       this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.enqueue([spec.cell]);

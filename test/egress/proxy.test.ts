@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEntry, type EgressEntry } from "../../src/egress/allow.js";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { EgressService } from "../../src/egress/service.js";
+import { reachedHosts } from "../../src/egress/events.js";
+import { Metrics } from "../../src/daemon/metrics.js";
 import { SOCKET_NAME, eventsFile, memberSocketDir, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
 import { cleanup, tempDir, waitFor } from "../helpers.js";
 import { connectVia, httpsGetVia, httpsServer, makeCert, tcpToUnix, type TestCert } from "./helpers.js";
@@ -113,6 +115,27 @@ describe("the egress proxy", () => {
     c.socket.destroy();
     expect(c.status).toBe(200);
     await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test"));
+  });
+
+  it("counts attempts by cell and verdict for /metrics, reading only what was appended since", async () => {
+    const m = new Metrics();
+    m.watchEgress(eventsFile(dir));
+    const value = (text: string, verdict: string): number => Number(new RegExp(`lazarus_egress_connections_total\\{cell="c1",verdict="${verdict}"\\} (\\d+)`).exec(text)?.[1]);
+    const first = await m.registry.metrics();
+    expect(value(first, "refused")).toBe(events.filter((e) => e.verdict === "refused").length);
+    expect(value(first, "allowed")).toBe(events.filter((e) => e.verdict === "allowed").length);
+    const c = await connectVia(sock, "unlisted.test:443");
+    c.socket.destroy();
+    await waitFor(() => readFileSync(eventsFile(dir), "utf8").includes("unlisted.test"));
+    expect(value(await m.registry.metrics(), "refused")).toBe(value(first, "refused") + 1);
+  });
+
+  it("lists the hosts a cell reached, for its close log", async () => {
+    const reached = await reachedHosts(eventsFile(dir), "c1", "2000-01-01T00:00:00Z");
+    expect(reached.map((r) => r.host)).toContain(`forge.test:${https.port}`);
+    expect(reached.find((r) => r.host === `forge.test:${https.port}`)?.bytesDown).toBeGreaterThan(5000);
+    expect(reached.map((r) => r.host)).not.toContain("metadata.test:443");
+    expect(await reachedHosts(eventsFile(dir), "c1", "2999-01-01T00:00:00Z")).toEqual([]);
   });
 
   it("writes every attempt to the state dir's events file", () => {

@@ -6,7 +6,7 @@
 // NODE_EXTRA_CA_CERTS / ca, GIT_SSL_CAINFO). Node 20's fetch has no proxy support of its own
 // (NODE_USE_ENV_PROXY comes with Node 24), so the node probe speaks CONNECT with node's http.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile, proxyRecordFile } from "../../src/egress/state.js";
 import { FIXTURES, sandboxSuite, skipReason } from "../sandbox/helpers.js";
-import { tempDir, waitFor, procState } from "../helpers.js";
+import { lazarus, tempDir, waitFor, procState } from "../helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
 
 const dir = tempDir("lazarus-egress-sbx-");
@@ -166,6 +166,16 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     expect(mine.every((e) => e.durationMs >= 0 && e.bytesDown >= 0)).toBe(true);
   });
 
+  it("lazarus events shows them as events of the cell, in text and --json", async () => {
+    const json = await lazarus(["events", "egress-sbx", "--json", "-s", state]);
+    const shown = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; cell: string; details?: Record<string, unknown> });
+    expect(shown.find((e) => e.action === "create")).toBeDefined();
+    expect(shown.find((e) => e.action === "egress-refused" && e.details?.host === "other.test")).toMatchObject({ cell: "egress-sbx", details: { member: "agent:probe", verdict: "refused", port: web.port } });
+    expect(shown.find((e) => e.action === "egress" && e.details?.host === "git.test")?.details).toMatchObject({ member: "agent:probe", verdict: "allowed", bytesUp: expect.any(Number), bytesDown: expect.any(Number), durationMs: expect.any(Number) });
+    const text = await lazarus(["events", "egress-sbx", "-s", state]);
+    expect(text.stdout).toMatch(new RegExp(`egress-refused\\s+agent:probe → other.test:${web.port}: other.test:${web.port} is not on the cell's list`));
+  });
+
   it("a killed proxy leaves members with refused connections until the next apply starts it again", async () => {
     const loopFile = path.join(state, "cells", "egress-sbx", "home", "loop", "loop.txt");
     const lines = (): string[] => (existsSync(loopFile) ? readFileSync(loopFile, "utf8").trim().split("\n") : []);
@@ -197,5 +207,18 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     const pidsAfter = JSON.parse(readFileSync(path.join(state, "cells", "egress-sbx", ".lazarus", "cell.json"), "utf8")).members.map((m: { pid: number }) => m.pid);
     expect(pidsAfter).toEqual(pidsBefore);
     expect((await run("plan")).stdout).toMatch(/No changes|nothing to do/i);
+  }, 120_000);
+
+  it("closing the cell lists the hosts it reached in its close log, and takes its sockets and the proxy away", async () => {
+    const cellFiles = JSON.parse(readFileSync(path.join(state, "egress", "cells", "egress-sbx.json"), "utf8")) as { members: { socketDir: string }[] };
+    const proxy = JSON.parse(readFileSync(proxyRecordFile(state), "utf8")) as { pid: number };
+    rmSync(path.join(cfg, "cells.d", "c.yaml"));
+    const r = await run("apply", "--yes");
+    expect(r.stdout + r.stderr).toMatch(/close\s+egress-sbx .* done/);
+    const log = JSON.parse(readFileSync(path.join(state, "graveyard", "egress-sbx", ".lazarus", "close.log"), "utf8")) as { egressReached: { host: string; connections: number }[] };
+    expect(log.egressReached.map((h) => h.host)).toEqual(expect.arrayContaining([`git.test:${git.port}`, `forge.test:${web.port}`]));
+    expect(log.egressReached.map((h) => h.host)).not.toContain(`other.test:${web.port}`.replace("other", "metadata"));
+    for (const m of cellFiles.members) expect(existsSync(m.socketDir)).toBe(false);
+    await waitFor(() => procState(proxy.pid) === undefined || procState(proxy.pid) === "Z", 5000);
   }, 120_000);
 });
