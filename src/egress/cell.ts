@@ -9,7 +9,7 @@ import { egressSettings } from "./settings.js";
 
 
 // Backends whose members get the egress proxy (kubernetes: the list is rendered, see docs/kubernetes.md).
-export const EGRESS_BACKENDS: readonly string[] = ["sandbox", "kubernetes"];
+export const EGRESS_BACKENDS: readonly string[] = ["sandbox", "container", "kubernetes"];
 
 // The declared list as entries (the invalid ones are left out; egressDiagnostics reports them).
 export function declaredEgress(declared: readonly string[]): CellEgress {
