@@ -16,6 +16,9 @@ import { verifyLedger } from "../ledger/ledger.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
 import { LazarusError } from "../util/errors.js";
 import { PROBE, parseProbe, type ProbeLine } from "./probe.js";
+import { EGRESS_CHECKS, EGRESS_PROBE, listedTarget } from "./egress-probe.js";
+import { proxyEnv } from "../egress/member.js";
+import { MEMBER_PORT } from "../egress/state.js";
 
 export const INVARIANTS = ["I1", "I2", "I3", "I4", "I5", "I6"] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -125,7 +128,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
     }
     for (const l of lines) {
       if (l.result === "names") {
-        const allowed = (k: string): boolean => ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
+        const allowed = (k: string): boolean => (rec.network === "egress" && k in proxyEnv()) || ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
         const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
         checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
         continue;
@@ -144,10 +147,25 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
       checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
     }
     checks.push(...unreported(lines, m.identity, rec.network === "host", r));
+    if (rec.network === "egress") checks.push(...(await egressChecks(ctx, cell, rec, m, run)));
   }
   if (where === "container") checks.push({ invariant: "I5", check: "stop removes every container of the cell", ok: true, detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" });
   else checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
   return checks;
+}
+
+// The egress probe in a member's view: each check it reports, and a ✗ for each it did not.
+async function egressChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, m: CellRecord["members"][number], run: Runner): Promise<Check[]> {
+  const env = { LZ_PROXY_PORT: String(MEMBER_PORT), LZ_PORT: String(ctx.port), LZ_LISTED: listedTarget(rec.egress ?? []) };
+  const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", EGRESS_PROBE, "lazarus-verify-egress"], env);
+  const lines = parseProbe(r.stdout);
+  const seen = new Set(lines.map((l) => l.check));
+  const out: Check[] = lines.flatMap((l) => {
+    const meta = EGRESS_CHECKS[l.check];
+    return meta ? [{ invariant: meta.invariant, check: meta.label, member: m.identity, ok: l.result === "ok", detail: l.detail }] : [];
+  });
+  for (const [key, meta] of Object.entries(EGRESS_CHECKS)) if (!seen.has(key)) out.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok: false, detail: `the egress probe ended before reporting it (exit ${r.exitCode})` });
+  return out;
 }
 
 // A probe that ended early (killed, or made to fail by what it found) proves nothing of what it

@@ -74,6 +74,7 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
         "  owner: human:tester",
         "  backend: container",
         `  container: {image: "${IMAGE}"}`,
+        "  resources: {pids: 64}", // lazarus verify forks past the limit: a small one keeps it quick
         `  network: {egress: ["forge.test:${plainPort}", "forge.test:${web.port}"]}`,
         "  members:",
         `    - {identity: "agent:probe", role: executor, command: ["sh", "-c", ${JSON.stringify(PROBE)}], env: {PLAIN_PORT: "${plainPort}", HTTPS_PORT: "${web.port}"}}`,
@@ -101,6 +102,14 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
     expect(events.find((e) => e.host === "169.254.169.254")).toMatchObject({ verdict: "refused", reason: expect.stringMatching(/IP address/) });
     expect(readRecord(cell).network).toBe("egress");
     uid = readRecord(cell).uid;
+  }, 240_000);
+
+  it("lazarus verify proves I4 from a container in the member's view", async () => {
+    const r = await lazarus(["verify", "egress-ctr", "--json", "-s", state], { env });
+    const checks = (JSON.parse(r.stdout) as { cells: { checks: { invariant: string; check: string; ok: boolean; detail: string }[] }[] }).cells[0]?.checks ?? [];
+    expect(checks.filter((c) => !c.ok)).toEqual([]);
+    expect(checks.filter((c) => c.invariant === "I4").map((c) => c.check)).toEqual(expect.arrayContaining(["reach a listed host through the proxy", "reach an unlisted host", "reach a raw IP address", "reach the cloud metadata address", "connect around the proxy"]));
+    expect(readdirSync(NETNS_ROOT).filter((n) => n.startsWith(uid.slice(0, 12)))).toHaveLength(1); // the probe's namespace is gone
   }, 240_000);
 
   it("closing the cell removes its network namespaces and sockets", async () => {

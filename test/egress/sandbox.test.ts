@@ -110,6 +110,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
       "  project: Org/repo#1",
       "  owner: human:tester",
       "  backend: sandbox",
+      "  resources: {pids: 96}", // lazarus verify forks past the limit: a small one keeps it quick
       `  network: {egress: [${list.map((e) => JSON.stringify(e)).join(", ")}]}`,
       "  members:",
       `    - {identity: "agent:probe", role: executor, command: ["sh", "${dir}/probe.sh"], env: ${env}}`,
@@ -152,6 +153,17 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     expect(p.metadata_direct).toMatch(/exit=(7|28)$/); // no route out of its namespace
     expect(p.dns).toBe("exit=2");
   });
+
+  it("lazarus verify proves I4 from inside each member: listed reachable; unlisted, raw IP, metadata, loopback refused; no route around; no resolver", async () => {
+    const r = await lazarus(["verify", "egress-sbx", "--json", "-s", state], { env: suite.env });
+    const report = JSON.parse(r.stdout) as { cells: { checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[] }[] };
+    const checks = report.cells[0]?.checks ?? [];
+    expect(checks.filter((c) => !c.ok)).toEqual([]);
+    expect(r.exitCode).toBe(0);
+    const i4 = checks.filter((c) => c.invariant === "I4" && c.member === "agent:probe").map((c) => c.check);
+    expect(i4).toEqual(expect.arrayContaining(["reach a listed host through the proxy", "reach an unlisted host", "reach a raw IP address", "reach the cloud metadata address", "reach the host's loopback through the proxy", "connect around the proxy", "resolve names inside (DNS leak)"]));
+    expect(checks.find((c) => c.check === "reach a listed host through the proxy")?.detail).toMatch(new RegExp(`forge.test:${web.port} through \\(status 200\\)`));
+  }, 120_000);
 
   it("records every attempt as an event: member, host, port, verdict and why, bytes, duration", () => {
     const events = readFileSync(eventsFile(state), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EgressEvent);
