@@ -93,4 +93,15 @@ describe("network egress in cells.d", () => {
     expect(r.stdout + r.stderr).toMatch(/LAZARUS_PROVIDERS .*providers\.yaml: needs a list "providers:"/);
     expect(r.stdout).not.toMatch(/\+ create/);
   });
+
+  it("a kubernetes cell keeps its deny-all NetworkPolicy and carries the whole list for the operator's egress proxy", async () => {
+    const k8s = cell("{egress: [pypi.org]}", "kubernetes").replace("  members:", "  kubernetes: {namespace: agents, image: registry.example/agent:1}\n  members:");
+    const cfg = configDir({ "cells.d/eg.yaml": k8s, "portfolios/default.yaml": PORTFOLIO });
+    dirs.push(cfg);
+    const r = await lazarus(["render", "--config", cfg, "--json", "eg"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const policy = (JSON.parse(r.stdout) as { kind: string; metadata: { annotations?: Record<string, string> }; spec: { egress: unknown[] } }[]).find((o) => o.kind === "NetworkPolicy");
+    expect(policy?.spec.egress).toEqual([]);
+    expect(policy?.metadata.annotations?.["lazarus.dev/egress-allow"]).toBe("api.anthropic.com:443,pypi.org");
+  });
 });
