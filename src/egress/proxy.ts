@@ -168,6 +168,7 @@ async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: h
   }
   const headers = { ...req.headers };
   for (const h of HOP_HEADERS) delete headers[h];
+  headers.host = url.host; // the host that was checked, never another name sent to the same address
   const bytes = { up: 0, down: 0 };
   const up = http.request({ host: d.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, agent: false, timeout: CONNECT_TIMEOUT_MS });
   let done = false;

@@ -100,6 +100,11 @@ describe("the egress proxy", () => {
     await waitFor(() => last().kind === "http" && last().verdict === "refused");
   });
 
+  it("sends the checked host as the Host header, whatever the member wrote there", async () => {
+    const r = await run("curl", ["-sS", "--proxy", `http://127.0.0.1:${relay.port}`, "-H", "Host: other.test", `http://forge.test:${plainPort}/h`]);
+    expect(r.stdout).toBe(`plain forge.test:${plainPort} /h\n`);
+  });
+
   it("serves curl over HTTPS through the proxy, and refuses what is not listed", async () => {
     const env = { ...process.env, HTTPS_PROXY: `http://127.0.0.1:${relay.port}`, NO_PROXY: "localhost,127.0.0.1" };
     const ok = await run("curl", ["-sS", "--cacert", cert.cert, `https://forge.test:${https.port}/hi`], { env });
