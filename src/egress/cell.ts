@@ -6,6 +6,8 @@ import type { CellEgress, DesiredCell, SourcePos } from "../config/types.js";
 import { entryText, parseEntry, withinBound, type BoundPattern } from "./allow.js";
 import { WELL_KNOWN_PROVIDERS, forgeTable, projectMatches, providerTable, urlEntry } from "./tables.js";
 import { egressSettings } from "./settings.js";
+import { existsSync } from "node:fs";
+import { FORWARDER_PERL } from "./member.js";
 
 
 // Backends whose members get the egress proxy (kubernetes: the list is rendered, see docs/kubernetes.md).
@@ -25,6 +27,9 @@ export function egressDiagnostics(cell: DesiredCell, at: (p: (string | number)[]
   if (!cell.egress) return [];
   if (!EGRESS_BACKENDS.includes(cell.backend)) {
     return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network: {egress: [...]} needs backend ${EGRESS_BACKENDS.join(", ")} (backend ${cell.backend} has no network namespace of its own to confine)`, hint: "use backend: sandbox, or remove network" }];
+  }
+  if (cell.backend !== "kubernetes" && !existsSync(FORWARDER_PERL)) {
+    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network egress needs ${FORWARDER_PERL} on this host (the forwarder in each member's network namespace is a Perl script)`, hint: "install perl (apt-get install perl-base), or remove the egress list" }];
   }
   let bound: BoundPattern[] | undefined;
   try {

@@ -4,6 +4,8 @@ import path from "node:path";
 import { PERL_FORWARDER } from "./forwarder-perl.js";
 import { MEMBER_PORT, MEMBER_SOCKET_DIR, SOCKET_NAME } from "./state.js";
 
+export const FORWARDER_PERL = "/usr/bin/perl"; // the host's, which a sandbox shows under /usr
+
 export const PROXY_URL = `http://127.0.0.1:${MEMBER_PORT}`;
 
 // HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (and the lower-case ones curl and git read), NO_PROXY.
@@ -19,6 +21,6 @@ export function proxyEnv(): Record<string, string> {
 }
 
 // The member's command behind the forwarder (perl from the host's /usr).
-export function forwardedCommand(command: readonly string[], perl = "/usr/bin/perl"): string[] {
+export function forwardedCommand(command: readonly string[], perl = FORWARDER_PERL): string[] {
   return [perl, "-e", PERL_FORWARDER, String(MEMBER_PORT), path.posix.join(MEMBER_SOCKET_DIR, SOCKET_NAME), "0", "--", ...command];
 }
