@@ -7,7 +7,6 @@
 //   connections: that many sequential connect + one request + close, through CONNECT vs direct
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
