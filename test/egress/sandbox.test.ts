@@ -98,6 +98,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     web?.server.close();
     git?.server.close();
     plain?.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const cellFile = (list: string[]): string => {
