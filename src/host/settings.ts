@@ -3,6 +3,7 @@
 import path from "node:path";
 import { LazarusError } from "../util/errors.js";
 import { parseMemory } from "../config/quantity.js";
+import { settingProblems } from "./table.js";
 
 export interface HostSettings {
   // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
@@ -43,6 +44,8 @@ export function uidRange(env: NodeJS.ProcessEnv = process.env): { first: number;
 
 // Settings from flags first, then Lazarus's environment, then defaults.
 export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
+  const problems = settingProblems(env, "bound");
+  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
   const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
   const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map((b) => path.resolve(b));
