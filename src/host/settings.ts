@@ -4,6 +4,7 @@ import path from "node:path";
 import { LazarusError } from "../util/errors.js";
 import { parseMemory } from "../config/quantity.js";
 import { settingProblems } from "./table.js";
+import { formatBytes, hostLimits, type HostLimits } from "./limits.js";
 
 export interface HostSettings {
   // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
@@ -20,6 +21,8 @@ export interface HostSettings {
   // LAZARUS_LOG_KEEP, default 3).
   // LAZARUS_LOG_PUMP=off: members write straight to their log, without times or rotation.
   logs: { maxBytes: number; keep: number; pump: boolean };
+  // Ceilings on what cells may ask, and the limits of members that ask for none (limits.ts).
+  limits: HostLimits;
 }
 
 export interface HostFlags {
@@ -59,7 +62,11 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   const keepText = env.LAZARUS_LOG_KEEP || "3";
   const keep = /^\d{1,3}$/.test(keepText) ? Number(keepText) : Number.NaN;
   if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
+  const limits = hostLimits(env);
+  if (maxBytes > limits.maxLogBytes) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_MAX_SIZE "${maxSize}" is above LAZARUS_MAX_LOG_SIZE (${formatBytes(limits.maxLogBytes)}): the default may not exceed the ceiling`);
+  if (keep > limits.maxLogKeep) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is above LAZARUS_MAX_LOG_KEEP (${limits.maxLogKeep}): the default may not exceed the ceiling`);
   return {
+    limits,
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,

@@ -22,6 +22,7 @@ export interface HostSettingSpec {
   check?: (value: string) => string | undefined; // why the value is wrong, with an example
 }
 
+// Range and format checks only; how the ceilings and defaults relate is checked by hostLimits().
 const oneOf =
   (...values: string[]) =>
   (v: string): string | undefined =>
@@ -85,6 +86,14 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
   { name: "LAZARUS_LOG_KEEP", default: "3", what: "rotated log files kept, when its cell has no spec.logs", kind: "text", bound: true, check: countCheck(0, 100) },
   { name: "LAZARUS_LOG_PUMP", default: "the Perl pump", what: "off: members write straight to their logs; node: the node pump", kind: "text", bound: false, check: oneOf("off", "0", "false", "no", "node", "perl") },
   { name: "LAZARUS_SPAWNER", default: "the Perl spawner", what: "node: apply spawns members from node itself", kind: "text", bound: false, check: oneOf("node", "perl") },
+  { name: "LAZARUS_MAX_MEMORY", default: "half the host's memory", what: "the most memory one member may ask for (spec.resources.memory)", kind: "text", bound: true, check: sizeCheck("16Mi", "8Gi") },
+  { name: "LAZARUS_DEFAULT_MEMORY", default: "2Gi (at most LAZARUS_MAX_MEMORY)", what: "the memory limit of a member whose cell asks for none", kind: "text", bound: true, check: sizeCheck("16Mi", "2Gi") },
+  { name: "LAZARUS_MAX_PIDS", default: "8192", what: "the most processes one member may ask for (spec.resources.pids)", kind: "text", bound: true, check: countCheck(8, 4_194_304) },
+  { name: "LAZARUS_DEFAULT_PIDS", default: "1024", what: "the process limit of a member whose cell asks for none", kind: "text", bound: true, check: countCheck(8, 4_194_304) },
+  { name: "LAZARUS_MAX_CPU", default: "the host's CPUs (at least 2)", what: "the most cores one member may ask for (spec.resources.cpu)", kind: "text", bound: true, check: (v) => (/^(\d+(\.\d+)?|\d+m)$/.test(v) && Number.parseFloat(v) > 0 ? undefined : "is not a number of cores such as 2, 1.5 or 500m") },
+  { name: "LAZARUS_MAX_LOG_SIZE", default: "256Mi", what: "the largest spec.logs.maxSize a cell may ask for", kind: "text", bound: true, check: sizeCheck("16Ki", "256Mi") },
+  { name: "LAZARUS_MAX_LOG_KEEP", default: "10", what: "the largest spec.logs.keep a cell may ask for", kind: "text", bound: true, check: countCheck(0, 100) },
+  { name: "LAZARUS_MAX_CELLS", default: "1000", what: "the most cells one state dir holds; plan holds new cells beyond it", kind: "text", bound: true, check: countCheck(1, 1_000_000) },
   { name: "LAZARUS_MAX_FILE_SIZE", flag: "--max-file-size", default: "1Mi", what: "the largest cells.d/ or portfolios/ file read", kind: "text", bound: false, check: sizeCheck("1", "1Mi") },
   { name: "LAZARUS_NO_PROGRESS", flag: "--no-progress", default: "progress on a terminal", what: "no progress line for apply, sync, checkpoint", kind: "text", bound: false, check: flagValue },
   { name: "LAZARUS_DEBUG", flag: "--debug", default: "off", what: "print the stack of an internal error", kind: "text", bound: false, check: flagValue },
