@@ -45,7 +45,10 @@ describe("an ask above the operator's ceiling", () => {
     const config = configDir({ "cells.d/greedy.yaml": text }, temp("lazarus-ceil-"));
     const r = await lazarus(["validate", "--json", "-c", config], { env });
     expect(r.exitCode).toBe(1);
-    const diags = (JSON.parse(r.stdout) as { diagnostics: Diag[] }).diagnostics.map((d) => ({ line: d.line, field: d.field, message: d.message }));
+    const all = (JSON.parse(r.stdout) as { diagnostics: (Diag & { severity: string })[] }).diagnostics;
+    // the process backend enforces no limit, and says so once
+    expect(all.filter((d) => d.severity === "warning").map((d) => [d.line, d.message])).toEqual([[8, "backend process enforces no resource limit: these limits are not applied"]]);
+    const diags = all.filter((d) => d.severity === "error").map((d) => ({ line: d.line, field: d.field, message: d.message }));
     expect(diags).toEqual([
       { line: 8, field: "spec.resources.memory", message: "memory 3Gi is above this host's ceiling of 2Gi (LAZARUS_MAX_MEMORY)" },
       { line: 8, field: "spec.resources.pids", message: "pids 5000 is above this host's ceiling of 4096 (LAZARUS_MAX_PIDS)" },

@@ -51,9 +51,9 @@ describe("validate and plan with unreadable files", () => {
     dirs.push(config, state);
     const v = await run(["validate", "--json", "--config", config], { env: { LAZARUS_MAX_MEMORY: "4Gi" } });
     expect(v.exitCode).toBe(1);
-    const out = JSON.parse(v.stdout) as { cells: string[]; diagnostics: { file: string; line: number; message: string; hint: string }[] };
+    const out = JSON.parse(v.stdout) as { cells: string[]; diagnostics: { severity: string; file: string; line: number; message: string; hint: string }[] };
     expect(out.cells).toEqual(["good"]);
-    expect(out.diagnostics).toEqual([expect.objectContaining({ file: "cells.d/greedy.yaml", line: 8, message: "memory 1Ti is above this host's ceiling of 4Gi (LAZARUS_MAX_MEMORY)", hint: "ask for at most 4Gi, or the operator raises LAZARUS_MAX_MEMORY where Lazarus runs" })]);
+    expect(out.diagnostics.filter((d) => d.severity === "error")).toEqual([expect.objectContaining({ file: "cells.d/greedy.yaml", line: 8, message: "memory 1Ti is above this host's ceiling of 4Gi (LAZARUS_MAX_MEMORY)", hint: "ask for at most 4Gi, or the operator raises LAZARUS_MAX_MEMORY where Lazarus runs" })]);
     const p = await run(["plan", "--config", config, "--state-dir", state], { env: { LAZARUS_MAX_MEMORY: "4Gi" } });
     expect(p.stdout).toContain("+ create        good");
     expect(p.stdout).not.toContain("greedy");
