@@ -57,11 +57,20 @@ export function hostNetworkDiagnostics(cell: DesiredCell, at: (p: (string | numb
   return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: "network: host is not allowed on this host (LAZARUS_HOST_NETWORK=deny)", hint: "remove network (the default none gives the cell only its own loopback)" }];
 }
 
+// Limits a backend cannot enforce (process, remote: the members run as plain processes there)
+// are said once, at spec.resources, rather than silently ignored.
+function unenforcedLimits(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
+  const asked = [cell.resources, ...cell.members.map((m) => m.resources)].some((r) => Object.keys(r).length > 0);
+  if (!asked) return [];
+  return [{ severity: "warning", ...at(["spec", "resources"]), field: "spec.resources", message: `backend ${cell.backend} enforces no resource limit: these limits are not applied`, hint: "use backend: sandbox or container to enforce them, or remove them" }];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   const refused = [...allowedBackendDiagnostics(cell, at), ...hostNetworkDiagnostics(cell, at)];
   if (refused.length) return refused;
+  if (cell.backend === "process") return unenforcedLimits(cell, at);
   if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
-  if (cell.backend === "remote") return remoteDiagnostics(cell, at);
+  if (cell.backend === "remote") return [...remoteDiagnostics(cell, at), ...unenforcedLimits(cell, at)];
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];
   const host = sandboxHost();

@@ -30,6 +30,8 @@ import { programWarnings } from "./programs.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
+import { ceilingDiagnostics } from "./ceilings.js";
+import { hostLimits } from "../host/limits.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
@@ -64,9 +66,10 @@ export function loadFileText(file: string, text: string): FileResult {
   // diagnostics still come after every parse and shape diagnostic of the file, as they always did.
   let cells: DesiredCell[] = [];
   const checks: Diagnostic[] = [];
+  const limits = hostLimits(process.env);
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...ceilingDiagnostics(cell, at, limits), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;

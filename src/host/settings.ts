@@ -3,6 +3,8 @@
 import path from "node:path";
 import { LazarusError } from "../util/errors.js";
 import { parseMemory } from "../config/quantity.js";
+import { settingProblems } from "./table.js";
+import { formatBytes, hostLimits, type HostLimits } from "./limits.js";
 
 export interface HostSettings {
   // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
@@ -19,6 +21,8 @@ export interface HostSettings {
   // LAZARUS_LOG_KEEP, default 3).
   // LAZARUS_LOG_PUMP=off: members write straight to their log, without times or rotation.
   logs: { maxBytes: number; keep: number; pump: boolean };
+  // Ceilings on what cells may ask, and the limits of members that ask for none (limits.ts).
+  limits: HostLimits;
 }
 
 export interface HostFlags {
@@ -43,6 +47,8 @@ export function uidRange(env: NodeJS.ProcessEnv = process.env): { first: number;
 
 // Settings from flags first, then Lazarus's environment, then defaults.
 export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
+  const problems = settingProblems(env, "bound");
+  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
   const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
   const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map((b) => path.resolve(b));
@@ -56,7 +62,11 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   const keepText = env.LAZARUS_LOG_KEEP || "3";
   const keep = /^\d{1,3}$/.test(keepText) ? Number(keepText) : Number.NaN;
   if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
+  const limits = hostLimits(env);
+  if (maxBytes > limits.maxLogBytes) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_MAX_SIZE "${maxSize}" is above LAZARUS_MAX_LOG_SIZE (${formatBytes(limits.maxLogBytes)}): the default may not exceed the ceiling`);
+  if (keep > limits.maxLogKeep) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is above LAZARUS_MAX_LOG_KEEP (${limits.maxLogKeep}): the default may not exceed the ceiling`);
   return {
+    limits,
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,

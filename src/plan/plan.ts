@@ -26,8 +26,15 @@ export interface Plan {
 
 const at = parseTime;
 
+// The operator's ceiling on cells per state dir (LAZARUS_MAX_CELLS), and the names under cells/
+// now (all of them, even when only some are planned).
+export interface CellCap {
+  maxCells: number;
+  live: ReadonlySet<string>;
+}
+
 // only: plan just these cells (the daemon's incremental path); every other cell is left out.
-export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>): Plan {
+export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>, cap?: CellCap): Plan {
   const actions: Action[] = [];
   const pending: Pending[] = [];
   const held: HeldCell[] = [];
@@ -49,7 +56,25 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     planName(ctx, o);
     actions.push(...ctx.out);
   }
-  return { now: iso(nowMs), actions, held, pending, diagnostics };
+  return { now: iso(nowMs), actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions, held, pending, diagnostics };
+}
+
+// New cells beyond the ceiling are held (in name order, so the same ones each time): not created,
+// pending with a diagnostic; nothing that exists is touched.
+function capNewCells(actions: Action[], cap: CellCap, pending: Pending[], diagnostics: Diagnostic[]): Action[] {
+  let room = cap.maxCells - cap.live.size;
+  const excess = new Set<string>();
+  for (const a of actions) {
+    if (a.kind !== "create" || a.resume || cap.live.has(a.cell)) continue;
+    if (room > 0) room--;
+    else excess.add(a.cell);
+  }
+  for (const a of actions) {
+    if (a.kind !== "create" || !excess.has(a.cell)) continue;
+    pending.push({ cell: a.cell, reason: `held: this state dir holds ${cap.live.size} cells, and at most ${cap.maxCells} (LAZARUS_MAX_CELLS)` });
+    diagnostics.push({ severity: "warning", ...a.desired.source, field: "metadata.name", message: `cell ${a.cell} is not created: the state dir is at its ceiling of ${cap.maxCells} cells (LAZARUS_MAX_CELLS)`, hint: "close cells you no longer need, or the operator raises LAZARUS_MAX_CELLS; the cell is created once there is room" });
+  }
+  return excess.size ? actions.filter((a) => !excess.has(a.cell)) : actions;
 }
 
 // The quarantined file that may declare this cell, if any.

@@ -10,7 +10,8 @@ import type { CellRecord } from "../cells/record.js";
 import type { StatePaths } from "../cells/layout.js";
 import type { HostSettings } from "../host/settings.js";
 import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
-import { DEFAULT_PIDS, SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { hostLimits } from "../host/limits.js";
 import { ContainerBackend } from "../backends/container/container.js";
 import { verifyLedger } from "../ledger/ledger.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
@@ -101,7 +102,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
   for (const m of rec.members) {
     const token = randomBytes(6).toString("hex");
     const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
-    const pidsMax = m.resources?.pids ?? DEFAULT_PIDS;
+    const pidsMax = m.resources?.pids ?? hostLimits(process.env).defaultPids;
     const env = {
       LZ_TOKEN: token,
       LZ_OUTSIDE: outside.join(" "),

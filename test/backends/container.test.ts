@@ -116,6 +116,16 @@ describe.skipIf(skipReason)("container cells", () => {
     expect([memory, pids, network]).toEqual([String(64 * 1024 * 1024), "100", "none"]);
   }, 300_000);
 
+  it("gives a member without resources the host's default memory and pid limits (LAZARUS_DEFAULT_MEMORY, LAZARUS_DEFAULT_PIDS)", async () => {
+    writeFileSync(path.join(cfg, "cells.d", "dflt.yaml"), cellYaml({ name: "dflt", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:d", command: ["sleep", "100000"] }] }));
+    const applied = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env: { ...env, LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "150" } });
+    expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
+    const rec = readRecord(path.join(state, "cells", "dflt"));
+    await waitFor(() => containersOf([rec.uid]).length > 0, 120_000);
+    const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", containersOf([rec.uid])[0] as string], { encoding: "utf8" });
+    expect(inspect.stdout.trim().split(" ")).toEqual([String(96 * 1024 * 1024), "150"]);
+  }, 300_000);
+
   it("replaces a container whose supervisor was killed by one new container, never two", async () => {
     const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
     writeFileSync(path.join(cfg, "cells.d", "orphan.yaml"), cellYaml({ name: "orphan", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:o", command: ["sleep", "100000"] }] }));

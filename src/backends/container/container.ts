@@ -13,6 +13,7 @@ import { execa } from "../../util/exec.js";
 import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
+import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
@@ -113,7 +114,7 @@ export class ContainerBackend implements Backend {
       home: spec.homeName,
       ...(spec.portfolioFile ? { portfolioDir: memberRunDir(spec.cellDir, spec.homeName) } : {}),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
-      resources: spec.resources,
+      resources: withDefaults(spec.resources, this.settings.limits),
       env,
       command: spec.command,
     };
@@ -165,7 +166,7 @@ export class ContainerBackend implements Backend {
   // one left by a killed verify goes with the member's next start, close or scrub.
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: withDefaults(m.resources ?? {}, this.settings.limits), configDir: "" }, containerName(spawnId));
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
     const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });

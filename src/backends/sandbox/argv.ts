@@ -37,6 +37,7 @@ export interface SandboxView {
   etcDir?: string; // a copy of the allowed /etc files, bound as one (else each file is bound)
   env: Record<string, string>;
   command: string[];
+  tmpfsBytes: number; // the size of /tmp and of /dev/shm
 }
 
 // Which parts of the cell a role sees, and how (spec §3: observers read, guests see only project/).
@@ -68,7 +69,8 @@ export function bwrapArgs(v: SandboxView): string[] {
   }
   if (v.etcDir) a.push("--ro-bind", v.etcDir, "/etc");
   else for (const f of ETC_ALLOW) a.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
-  a.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--dir", "/run");
+  const size = String(v.tmpfsBytes);
+  a.push("--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm", "--dir", "/run");
   const mounts = roleMounts(v.role);
   const host = (rel: string): string => path.join(v.cellDir, rel);
   a.push("--dir", CELL_ROOT);

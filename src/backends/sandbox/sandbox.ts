@@ -10,7 +10,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "../backend.js";
 import { scriptPath, sessionCommand } from "../session.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
-import type { Role } from "../../config/types.js";
+import type { Resources, Role } from "../../config/types.js";
+import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
@@ -131,9 +132,6 @@ export function configFileBinds(command: readonly string[], configDir: string): 
   });
 }
 
-// Every sandboxed member has a pid limit, declared or not, so a fork bomb never reaches the host.
-export const DEFAULT_PIDS = 1024;
-
 export class SandboxBackend implements Backend {
   readonly name = "sandbox";
 
@@ -227,7 +225,9 @@ export class SandboxBackend implements Backend {
     group.create();
     if (group.pids().length === 0) {
       try {
-        group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
+        // every member has a memory and a pid limit, declared or the host's default (limits.ts),
+        // so neither a leak nor a fork bomb reaches the host
+        group.setLimits(withDefaults(spec.resources, this.settings.limits));
       } catch (err) {
         throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
       }
@@ -258,7 +258,7 @@ export class SandboxBackend implements Backend {
   }
 
   // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
-  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources">): SandboxView {
+  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources }): SandboxView {
     const { uid, gid } = this.facts(rec);
     const home = sandboxHome(spec.homeName);
     const inside = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, exitFile: "", spawnId: "", logFile: "", resources: {}, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
@@ -286,6 +286,10 @@ export class SandboxBackend implements Backend {
       etcDir: ensureEtcView(),
       env: inside,
       command: spec.command,
+      // /tmp and /dev/shm are tmpfs, each half the member's memory limit: their pages are charged
+      // to its memory cgroup (cgroup v1 and v2 alike), so a member that fills them gets ENOSPC
+      // rather than an OOM kill, and the bound holds where no memory controller is mounted
+      tmpfsBytes: Math.max(4096, Math.floor((spec.resources?.memoryBytes ?? this.settings.limits.defaultMemoryBytes) / 2 / 4096) * 4096),
     };
   }
 
@@ -293,7 +297,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
-    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
+    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
