@@ -23,8 +23,6 @@ import { claimUid, releaseUid } from "./uids.js";
 import { handOver } from "./handover.js";
 import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
 
-export { handOver };
-
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
 
