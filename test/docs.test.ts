@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadFileText, loadPortfolioText } from "../src/config/load.js";
 import { formatDiagnostic } from "../src/config/diagnostics.js";
-import { ROOT } from "./helpers.js";
+import { ROOT, SANDBOX_UNAVAILABLE, sandboxHostProblem } from "./helpers.js";
 import { HOST_SETTINGS, INTERNAL_VARIABLES } from "../src/host/table.js";
 
 function yamlBlocks(file: string): string[] {
@@ -19,9 +19,14 @@ describe("documentation examples", () => {
     expect(blocks.some(([, b]) => /^kind: Cell$/m.test(b))).toBe(true);
     expect(blocks.some(([, b]) => /^kind: Portfolio$/m.test(b))).toBe(true);
   });
+  // A host that cannot run the sandbox backend (a fresh machine without bubblewrap) says so of
+  // every sandbox example: that error, and only that one, is expected there.
+  const unsandboxed = sandboxHostProblem();
+  if (unsandboxed) console.warn(`SKIPPED in part: sandbox examples are checked for everything but this host's own lack: ${unsandboxed}`);
   it.each(blocks.map(([f, b], i) => [i, f, b]))("example %i in %s validates", (_i, file, block) => {
     const r = /^kind: Portfolio$/m.test(block) ? loadPortfolioText(file, block) : loadFileText(file, block);
-    expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
+    const diagnostics = r.diagnostics.map(formatDiagnostic);
+    expect(unsandboxed ? diagnostics.filter((d) => !SANDBOX_UNAVAILABLE.test(d)) : diagnostics).toEqual([]);
   });
 });
 

@@ -347,7 +347,7 @@ export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string,
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
   const decompress = manifest.compression === "zstd" ? "--zstd" : "--gzip";
-  const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
+  const args = [...prefix, ...(as ? ["tar", "--no-same-owner", "--no-same-permissions"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
   await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch((err: unknown) => {
     throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
   });

@@ -126,6 +126,19 @@ describe.skipIf(skipReason)("container cells", () => {
     expect(inspect.stdout.trim().split(" ")).toEqual([String(96 * 1024 * 1024), "150"]);
   }, 300_000);
 
+  it("runs a user given as a uid alone with the gid of that number, never the host's root group", async () => {
+    // 261900: a uid of this test's own band, no host account and outside the cell uid range.
+    writeFileSync(
+      path.join(cfg, "cells.d", "usr.yaml"),
+      cellYaml({ name: "usr", extra: `  backend: container\n  container: {image: "${IMAGE}", user: "261900"}`, members: [{ identity: "agent:u", command: ["sh", "-c", 'echo "ids:$(id -u):$(id -g):$(id -G)"; exec sleep 100000'] }] }),
+    );
+    const r = await run("apply", "--yes");
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const log = path.join(state, "cells", "usr", ".lazarus", "logs", "u.log");
+    await waitFor(() => existsSync(log) && readFileSync(log, "utf8").includes("ids:"), 120_000);
+    expect(readFileSync(log, "utf8")).toMatch(/ids:261900:261900:261900\n/);
+  }, 300_000);
+
   it("replaces a container whose supervisor was killed by one new container, never two", async () => {
     const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
     writeFileSync(path.join(cfg, "cells.d", "orphan.yaml"), cellYaml({ name: "orphan", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:o", command: ["sleep", "100000"] }] }));

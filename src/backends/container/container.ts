@@ -6,11 +6,10 @@
 // so whatever a crashed run left behind is found again and removed.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "../../util/exec.js";
-import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
 import { withDefaults } from "../../host/limits.js";
@@ -21,19 +20,12 @@ import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
-import { handCellTo, handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handCellTo, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handOver } from "../sandbox/handover.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
+import { clearAsCell, restoreAsCell, type RunAsTools } from "../sandbox/run-as.js";
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
-
-// Give a restored tree to the cell's uid without following links (the tree is out of every
-// member's reach while it is restored: a fresh cell dir or a staging dir).
-async function chownTree(p: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st) return;
-  if (!(st.isFile() && st.nlink > 1)) await lchown(p, uid, gid);
-  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
-}
 
 export class ContainerBackend implements Backend {
   readonly name = "container";
@@ -214,17 +206,20 @@ export class ContainerBackend implements Backend {
     return r.status === 0;
   }
 
-  // Extracted as root into a dir no member can reach (a fresh cell or a staging dir), checked
-  // against the manifest, then handed to the cell's uid without following links.
+  // Extraction and deletion in the cell's tree run as the cell's uid, as in the sandbox backend:
+  // whatever owners and modes an archive carries, what it leaves is the cell's own.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
-    const { uid, gid } = this.uid(rec);
-    await restoreCheckpoint(file, base, dirs);
-    for (const d of dirs) await chownTree(path.join(base, d), uid, gid);
-    for (const d of dirs) await handOver(path.join(base, d), uid, gid, 0o770);
+    await restoreAsCell(this.uid(rec), this.runAsTools(), base, file, dirs);
   }
 
-  async clear(_rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
-    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true });
+  async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    await clearAsCell(this.uid(rec), this.runAsTools(), base, dirs);
+  }
+
+  private runAsTools(): RunAsTools {
+    const e = containerEngine();
+    if (!e.runAs) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ")}`);
+    return e.runAs;
   }
 
   // pause/unpause every container of the cell (the engine freezes its cgroup).

@@ -58,7 +58,9 @@ export const sandboxHome = (home: string): string => path.posix.join(CELL_ROOT, 
 
 // bwrap's arguments for one member.
 export function bwrapArgs(v: SandboxView): string[] {
-  const a: string[] = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
+  // --disable-userns (bubblewrap 0.8.0): no user namespace of its own for the member (where it
+  // would hold every capability, the door to most kernel attack surface).
+  const a: string[] = ["--unshare-user", "--disable-userns", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
   if (v.network === "none") a.push("--unshare-net");
   a.push("--die-with-parent", "--new-session", "--hostname", v.hostname, "--clearenv");
   for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) a.push("--setenv", k, val);

@@ -1,10 +1,9 @@
 // The sandbox backend: each member in bubblewrap (own mount, pid, ipc, uts, user and — unless the
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
-import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
-import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { realpathSync, statSync, type Stats } from "node:fs";
+import { chmod, chown, lstat, mkdir, readdir } from "node:fs/promises";
 import { execa } from "../../util/exec.js";
-import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "../backend.js";
@@ -17,14 +16,13 @@ import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, LAYOUT_STAGE_SCRIPT, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
-
-// The environment of what runs as the cell's uid outside a member (restore, clear).
-const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+import { handOver } from "./handover.js";
+import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -33,15 +31,6 @@ export interface SandboxFacts {
   uid: number;
   gid: number;
   cgroup: string; // relative cgroup path of the cell, e.g. lazarus/c1-0123abcd
-}
-
-// Hand one path Lazarus made to the cell's uid. Never recursive and never through a symlink:
-// whatever lies below was written by the cell's uid itself (or restored as it).
-export async function handOver(p: string, uid: number, gid: number, mode?: number): Promise<void> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st || st.isSymbolicLink() || (st.isFile() && st.nlink > 1)) return;
-  if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
-  if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
 export async function realDir(p: string, mode: number): Promise<void> {
@@ -88,15 +77,6 @@ export function reachableByOthers(p: string): boolean {
     return (st.mode & (st.isDirectory() ? 0o001 : 0o004)) !== 0;
   } catch {
     return false;
-  }
-}
-
-// The mount points staging binds onto (empty dirs and files under STAGE on the host).
-function ensureMountPoints(mounts: StageMount[]): void {
-  for (const m of mounts) {
-    const at = path.join(STAGE, m.at);
-    mkdirSync(m.dir ? at : path.dirname(at), { recursive: true, mode: 0o755 });
-    if (!m.dir) closeSync(openSync(at, "a", 0o644));
   }
 }
 
@@ -188,34 +168,14 @@ export class SandboxBackend implements Backend {
     return tools;
   }
 
-  // A command prefix that runs the rest as the cell's uid (no capabilities) in a private mount
-  // namespace where the given dirs of the cell appear together under the returned directory.
-  runAs(rec: CellRecord, cellDir: string, dirs: readonly string[]): { prefix: string[]; cellDir: string } {
-    const { uid, gid } = this.facts(rec);
-    const t = this.tools();
-    ensureMountPoints([{ src: cellDir, at: "d/0", dir: true }]);
-    const stage = [t.unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", LAYOUT_STAGE_SCRIPT, "lazarus-stage", "d/0", ...dirs.flatMap((d) => [path.join(cellDir, d), d]), "--"];
-    return { prefix: [...stage, t.setpriv, ...setprivArgs(uid, gid)], cellDir: `${STAGE}/d/0` };
-  }
-
   // Extraction and deletion in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
-    await verifyCheckpoint(file); // a corrupted archive is refused before anything is touched
-    const { uid, gid } = this.facts(rec);
-    for (const d of dirs) {
-      await mkdir(path.join(base, d), { recursive: true });
-      await handOver(path.join(base, d), uid, gid, 0o770);
-    }
-    const as = this.runAs(rec, base, dirs);
-    await restoreCheckpoint(file, base, dirs, { runAs: as.prefix, env: RUN_AS_ENV, extractDir: as.cellDir });
+    await restoreAsCell(this.facts(rec), this.tools(), base, file, dirs);
   }
 
   async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
-    const as = this.runAs(rec, base, dirs);
-    const [cmd, ...args] = as.prefix;
-    await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env: RUN_AS_ENV, extendEnv: false });
-    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true }); // empty now
+    await clearAsCell(this.facts(rec), this.tools(), base, dirs);
   }
 
   // The member's cgroup (its limits set only while it is empty: never changed under a running
