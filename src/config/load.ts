@@ -30,6 +30,7 @@ import { programWarnings } from "./programs.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
+import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
@@ -66,7 +67,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const checks: Diagnostic[] = [];
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;

@@ -21,6 +21,7 @@ import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
+import { assertDiskMounted, diskPaths, ensureDisk, releaseDisk } from "../disk/image.js";
 
 // The environment of what runs as the cell's uid outside a member (restore, clear).
 const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
@@ -171,8 +172,21 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    await handCellTo(cellDir, uid, gid);
     this.cellGroup(rec).create();
+    await this.placeData(rec, cellDir);
+    await handCellTo(cellDir, uid, gid);
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before anything of the cell runs;
+  // its files are moved onto it only while the cell's cgroup is empty.
+  async placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    if (!rec.disk) return undefined;
+    await ensureDisk(cellDir, rec.disk.bytes, () => this.cellGroup(rec).pids().length === 0);
+    return diskPaths(realpathSync(cellDir)).mount;
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   private reachable(p: string): boolean {
@@ -241,6 +255,8 @@ export class SandboxBackend implements Backend {
     const group = this.memberGroup(rec, spec.homeName);
     if (group.pids().length) await group.killAll();
     group.remove();
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
+    if (rec.disk) assertDiskMounted(rec.name, spec.cellDir);
     await this.readyMember(rec, spec, group);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
@@ -314,6 +330,7 @@ export class SandboxBackend implements Backend {
   // human, has never been started), never changed under a running member.
   async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
     const group = this.memberGroup(rec, spec.homeName);
+    await this.placeData(rec, spec.cellDir);
     await this.readyMember(rec, spec, group);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
