@@ -69,9 +69,9 @@ async function mountImage(t: DiskTools, p: DiskPaths): Promise<void> {
 // Copy the cell's dirs (what the layout made, or what the cell wrote before it had an image) into
 // the image, once, owners, modes and links as they are (cp -a never follows a link). Only while
 // nothing of the cell runs: idle() says so.
-async function fill(t: DiskTools, cellDir: string, p: DiskPaths, idle: () => boolean): Promise<void> {
+async function fill(t: DiskTools, cellDir: string, p: DiskPaths, idle: () => boolean | Promise<boolean>): Promise<void> {
   if (existsSync(path.join(p.mount, FILLED))) return;
-  if (!idle()) throw new LazarusError("DISK_BUSY", `cannot move the files of ${cellDir} onto its disk image while its members run; stop them first`);
+  if (!(await idle())) throw new LazarusError("DISK_BUSY", `cannot move the files of ${cellDir} onto its disk image while its members run; stop them first`);
   for (const d of DISK_DIRS) {
     const to = path.join(p.mount, d);
     await rm(to, { recursive: true, force: true }); // a copy a crash cut short
@@ -98,7 +98,7 @@ async function closeUnder(dir: string): Promise<void> {
 // needs before any member starts. A bind that shows a dir no longer in the image's (a restore
 // swapped it) is bound again. Grows the image when bytes is larger than it is. idle: whether
 // nothing of the cell runs (needed only to move its files in, the first time).
-export async function ensureDisk(cellDir: string, bytes: number, idle: () => boolean): Promise<void> {
+export async function ensureDisk(cellDir: string, bytes: number, idle: () => boolean | Promise<boolean>): Promise<void> {
   const t = diskTools();
   const dir = realpathSync(cellDir); // the mount table names real paths
   const p = diskPaths(dir);
@@ -182,4 +182,12 @@ export async function releaseDisk(cellDir: string): Promise<void> {
   await rm(p.image, { force: true });
   await rm(`${p.image}.tmp`, { force: true });
   await rm(p.mount, { recursive: true, force: true });
+}
+
+// A backend's placeData: the disk in place when the record has one, and where its dirs are.
+export async function placeDisk(rec: { name: string; disk?: { bytes: number } }, cellDir: string, idle: () => boolean | Promise<boolean>): Promise<string | undefined> {
+  if (!rec.disk) return undefined;
+  await ensureDisk(cellDir, rec.disk.bytes, idle);
+  assertDiskMounted(rec.name, cellDir);
+  return diskPaths(real(cellDir)).mount;
 }

@@ -21,7 +21,7 @@ import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
-import { assertDiskMounted, diskPaths, ensureDisk, releaseDisk } from "../disk/image.js";
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 // The environment of what runs as the cell's uid outside a member (restore, clear).
 const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
@@ -179,10 +179,8 @@ export class SandboxBackend implements Backend {
 
   // The cell's disk image (rec.disk) made, mounted and bound before anything of the cell runs;
   // its files are moved onto it only while the cell's cgroup is empty.
-  async placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
-    if (!rec.disk) return undefined;
-    await ensureDisk(cellDir, rec.disk.bytes, () => this.cellGroup(rec).pids().length === 0);
-    return diskPaths(realpathSync(cellDir)).mount;
+  placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, () => this.cellGroup(rec).pids().length === 0);
   }
 
   async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
@@ -256,7 +254,6 @@ export class SandboxBackend implements Backend {
     if (group.pids().length) await group.killAll();
     group.remove();
     await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
-    if (rec.disk) assertDiskMounted(rec.name, spec.cellDir);
     await this.readyMember(rec, spec, group);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
@@ -309,6 +306,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
+    await this.placeData(rec, cellDir);
     const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
