@@ -125,6 +125,43 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     expect((await run("plan", "--detailed-exitcode", "--now", T(12))).exitCode).toBe(0);
   });
 
+  it("gives a substitute the checkpoint's project/ and shared/ on the cell's image: staged and swapped there, bound again", async () => {
+    const stopFile = "/cell/shared/stop";
+    writeFileSync(
+      path.join(cfg, "cells.d", "subst.yaml"),
+      cellYaml({
+        name: "subst",
+        extra: "  backend: sandbox\n  resources: {disk: 32Mi}\n  policy: {allowSubstitutes: true}",
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["sh", "-c", `while [ ! -e ${stopFile} ]; do sleep 0.2; done; exit 3`], restart: "never" },
+          { identity: "agent:ezra", role: "substitute", command: ["sleep", "1000"], replaces: "agent:allegro" },
+        ],
+      }),
+    );
+    expect((await run("apply", "--yes", "--now", T(50))).exitCode).toBe(0);
+    const dir = live("subst");
+    const uid = readRecord(dir).sandbox?.uid as number;
+    const put = (rel: string, text: string) => {
+      writeFileSync(path.join(dir, rel), text);
+      execFileSync("chown", [`${uid}:${uid}`, path.join(dir, rel)]);
+    };
+    put("project/work.txt", "checkpointed\n");
+    expect((await run("checkpoint", "subst", "--now", T(51))).exitCode).toBe(0);
+    put("project/work.txt", "later\n");
+    put("shared/stop", "");
+    await waitFor(() => cgroupPids(`${readRecord(dir).sandbox?.cgroup}/allegro`).length === 0, 10_000);
+    const r = await run("apply", "--yes", "--now", T(52));
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("checkpointed\n");
+    expect(existsSync(path.join(dir, "shared", "stop"))).toBe(false);
+    // Swapped inside the image, nothing staged left, and the binds show the image's dirs as they are now.
+    const root = path.join(dir, ".lazarus", "disk");
+    expect(readdirSync(root).filter((e) => e.startsWith(".lazarus-restore-"))).toEqual([]);
+    for (const d of DISK_DIRS) expect(statSync(path.join(dir, d)).ino).toBe(statSync(path.join(root, d)).ino);
+    expect(mountsUnder(dir)).toHaveLength(4);
+    expect(readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status).toBe("running");
+  });
+
   it.each(["scrub:archived", "disk:unmounted", "disk:detached", "scrub:unmounted"].map((p, i) => [p, 100 + 100 * i] as const))("scrubs image, mounts and loop device, also after a kill -9 at %s", async (point, t) => {
     const name = `gone-${point.replace(/[^a-z]/g, "")}`.slice(0, 30);
     declare(name, "16Mi", ["sleep", "1000"]);

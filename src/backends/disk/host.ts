@@ -12,6 +12,7 @@ export interface DiskTools {
   truncate: string;
   resize2fs: string;
   cp: string;
+  sh: string;
 }
 
 const SYSTEM = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -26,7 +27,7 @@ export function diskHost(): { tools?: DiskTools; problems: string[] } {
     if (!p) problems.push(`${cmd} is not installed (apt-get install ${pkg})`);
     return p ?? "";
   };
-  const tools: DiskTools = { mkfs: find("mkfs.ext4", "e2fsprogs"), resize2fs: find("resize2fs", "e2fsprogs"), mount: find("mount", "mount"), umount: find("umount", "mount"), losetup: find("losetup", "mount"), truncate: find("truncate", "coreutils"), cp: find("cp", "coreutils") };
+  const tools: DiskTools = { mkfs: find("mkfs.ext4", "e2fsprogs"), resize2fs: find("resize2fs", "e2fsprogs"), mount: find("mount", "mount"), umount: find("umount", "mount"), losetup: find("losetup", "mount"), truncate: find("truncate", "coreutils"), cp: find("cp", "coreutils"), sh: find("sh", "dash") };
   if (process.platform !== "linux") problems.push("disk quotas need Linux");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to mount cell disk images");
   if (!existsSync("/dev/loop-control")) problems.push("no /dev/loop-control (modprobe loop, or give the host loop devices)");

@@ -58,10 +58,10 @@ async function makeImage(t: DiskTools, image: string, bytes: number): Promise<vo
 // Mount the image at its mount point, reusing the loop device it is already attached to (a
 // member's mount namespace can hold it after the host's mount went away): one image is never
 // behind two loop devices at once, which would corrupt it.
-async function mountImage(t: DiskTools, p: DiskPaths): Promise<void> {
+async function mountImage(t: DiskTools, p: DiskPaths, fresh: boolean): Promise<void> {
   await mkdir(p.mount, { recursive: true, mode: 0o700 });
   const opts = "nodev,nosuid,discard";
-  const [loop] = await loopsOf(t, p.image);
+  const [loop] = fresh ? [] : await loopsOf(t, p.image); // a file just made has no loop device
   if (loop) await run(t, "mount", ["-t", "ext4", "-o", opts, loop, p.mount], `cannot mount ${loop} (${p.image}) at ${p.mount}`);
   else await run(t, "mount", ["-t", "ext4", "-o", `loop,${opts}`, p.image, p.mount], `cannot mount the disk image ${p.image} at ${p.mount}`);
 }
@@ -72,14 +72,14 @@ async function mountImage(t: DiskTools, p: DiskPaths): Promise<void> {
 async function fill(t: DiskTools, cellDir: string, p: DiskPaths, idle: () => boolean | Promise<boolean>): Promise<void> {
   if (existsSync(path.join(p.mount, FILLED))) return;
   if (!(await idle())) throw new LazarusError("DISK_BUSY", `cannot move the files of ${cellDir} onto its disk image while its members run; stop them first`);
+  const from: string[] = [];
   for (const d of DISK_DIRS) {
-    const to = path.join(p.mount, d);
-    await rm(to, { recursive: true, force: true }); // a copy a crash cut short
-    const from = path.join(cellDir, d);
-    const st = await lstat(from).catch(() => undefined);
-    if (st?.isDirectory() && !mountedAt(from)) await run(t, "cp", ["-a", "--no-dereference", "--", from, to], `cannot copy ${from} onto the disk image`);
-    else await mkdir(to, { mode: 0o755 });
+    await rm(path.join(p.mount, d), { recursive: true, force: true }); // a copy a crash cut short
+    const st = await lstat(path.join(cellDir, d)).catch(() => undefined);
+    if (st?.isDirectory() && !mountedAt(path.join(cellDir, d))) from.push(path.join(cellDir, d));
+    else await mkdir(path.join(p.mount, d), { mode: 0o755 });
   }
+  if (from.length) await run(t, "cp", ["-a", "--no-dereference", "--", ...from, `${p.mount}/`], `cannot copy the files of ${cellDir} onto its disk image`);
   await writeFile(path.join(p.mount, FILLED), "", { mode: 0o600 });
 }
 
@@ -102,10 +102,12 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
   const t = diskTools();
   const dir = realpathSync(cellDir); // the mount table names real paths
   const p = diskPaths(dir);
-  if (!existsSync(p.image)) await makeImage(t, p.image, bytes);
-  if (!mountedAt(p.mount)) await mountImage(t, p);
+  const fresh = !existsSync(p.image);
+  if (fresh) await makeImage(t, p.image, bytes);
+  if (!mountedAt(p.mount)) await mountImage(t, p, fresh);
   await chmod(p.mount, 0o711); // the root of the image: traversable (bwrap opens the dirs by name), not listable
   await fill(t, dir, p, idle);
+  const binds: string[] = [];
   for (const d of DISK_DIRS) {
     const at = path.join(dir, d);
     const src = path.join(p.mount, d);
@@ -114,8 +116,10 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
       while (mountedAt(at)) await run(t, "umount", ["-l", at], `cannot unmount ${at}`);
     }
     await closeUnder(at);
-    await run(t, "mount", ["--bind", "-o", "nodev,nosuid", src, at], `cannot bind ${src} at ${at}`);
+    binds.push(src, at);
   }
+  // One shell for the binds (each is one mount(8) call; a failed one stops the rest).
+  if (binds.length) await run(t, "sh", ["-c", 'while [ $# -gt 0 ]; do "$0" --bind -o nodev,nosuid "$1" "$2" || exit 1; shift 2; done', t.mount, ...binds], `cannot bind the disk image's dirs over ${dir}`);
   if ((await stat(p.image)).size < bytes) await grow(t, p, bytes);
 }
 
