@@ -244,27 +244,27 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   return { fields: a.fields };
 }
 
-// The disk quota of a live cell: mounted again, grown in place, or (a cell made without one) its
-// files moved onto a new image, which needs nothing of the cell running: members stop, then start.
+// The disk quota of a live cell: mounted again, or (a new quota, a larger one) changed with
+// nothing of the cell running: its files moved onto a new image, or the image grown offline
+// (online growth needs CAP_SYS_RESOURCE, which some hosts' root lacks). Members stop, then start.
 async function updateDisk(cp_: CellPaths, rec: CellRecord, d: DesiredCell, env: ApplyEnv): Promise<void> {
   const backend = backendOf(env, rec);
   const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
-  if (rec.disk === undefined && wanted !== undefined) {
-    const running = rec.members.filter((m) => m.command && backend.isAlive(memberRef(rec.name, m)));
-    for (const m of running) await stopMember(rec, m, env);
-    const survivors = await backend.stopCell(rec);
-    if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its files stay where they are`);
-    rec.disk = { bytes: wanted };
-    await saveRecord(cp_, rec, env);
-    await backend.prepareCell(rec, cp_.dir);
-    for (const m of running) {
-      m.restarts += 1;
-      await startMember(cp_, rec, m, env);
-    }
+  if (wanted === undefined || (rec.disk !== undefined && wanted <= rec.disk.bytes)) {
+    await backend.placeData?.(rec, cp_.dir);
     return;
   }
-  if (rec.disk && wanted !== undefined && wanted > rec.disk.bytes) rec.disk = { bytes: wanted };
-  await backend.placeData?.(rec, cp_.dir);
+  const running = rec.members.filter((m) => m.command && backend.isAlive(memberRef(rec.name, m)));
+  for (const m of running) await stopMember(rec, m, env);
+  const survivors = await backend.stopCell(rec);
+  if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its disk stays as it is`);
+  rec.disk = { bytes: wanted };
+  await saveRecord(cp_, rec, env);
+  await backend.prepareCell(rec, cp_.dir);
+  for (const m of running) {
+    m.restarts += 1;
+    await startMember(cp_, rec, m, env);
+  }
 }
 
 // Stop every member, write the close log, then move the cell into the graveyard.

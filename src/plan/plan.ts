@@ -307,8 +307,8 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
 
 // What an update does to the cell's disk quota, in words, or undefined: an image that is not
 // mounted (a reboot) is mounted again before members start; a new quota (a cell made before it
-// had one) moves the cell's files onto an image with its members stopped; a larger one grows the
-// image in place. A smaller one is refused (an image is not shrunk under a live cell's files).
+// had one) moves the cell's files onto an image, a larger one grows the image, both with the
+// members stopped. A smaller one is refused (an image is not shrunk under a live cell's files).
 function diskChange(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: ObservedCell): string | undefined {
   const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
   const have = rec.disk?.bytes;
@@ -318,7 +318,7 @@ function diskChange(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: Observe
   if (have !== undefined && live.disk && !live.disk.mounted) return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
   if (wanted === undefined) return undefined;
   if (have === undefined) return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
-  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (grown in place)`;
+  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
   return undefined;
 }
 

@@ -125,6 +125,58 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     expect((await run("plan", "--detailed-exitcode", "--now", T(12))).exitCode).toBe(0);
   });
 
+  it("grows a quota (the member restarted, its files kept), refuses to shrink it, and gives a cell made without one its image", async () => {
+    const sizeOf = (dir: string) => Number(execFileSync("df", ["-B1", "--output=size", path.join(dir, ".lazarus", "disk")], { encoding: "utf8" }).split("\n")[1]);
+    declare("grow", "32Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    expect((await run("apply", "--yes", "--now", T(30))).exitCode).toBe(0);
+    const dir = live("grow");
+    await waitFor(() => existsSync(path.join(dir, "project", "kept")), 20_000);
+    const pid = readRecord(dir).members[0]?.pid;
+    const before = sizeOf(dir);
+    declare("grow", "64Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    const plan = await run("plan", "--now", T(31));
+    expect(plan.stdout).toMatch(/update\s+grow\s+disk quota 32Mi → 64Mi \(the image grows; members restart\)/);
+    const grown = await run("apply", "--yes", "--now", T(31));
+    expect(grown.exitCode, grown.stdout + grown.stderr).toBe(0);
+    expect(sizeOf(dir)).toBeGreaterThan(before + 24 * 1024 ** 2);
+    expect(readRecord(dir).disk).toEqual({ bytes: 64 * 1024 ** 2 });
+    expect(readRecord(dir).members[0]?.pid).not.toBe(pid);
+    expect(readFileSync(path.join(dir, "project", "kept"), "utf8")).toBe("kept\n");
+    expect(existsSync(path.join(dir, ".lazarus", "disk.img.grow"))).toBe(false);
+    declare("grow", "32Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    const shrink = await run("plan", "--now", T(32));
+    expect(shrink.stdout + shrink.stderr).toMatch(/a live cell's disk is never shrunk \(to 32Mi\)/);
+    declare("grow", "64Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+
+    // A cell made before it had a quota: the update moves its files onto a new image, members restarted.
+    writeFileSync(path.join(cfg, "cells.d", "old.yaml"), cellYaml({ name: "old", extra: "  backend: sandbox", members: [{ identity: "agent:w", command: ["sh", "-c", 'echo $$ >> /cell/home/w/starts; exec sleep 1000'] }] }));
+    expect((await run("apply", "--yes", "--now", T(33))).exitCode).toBe(0);
+    const old = live("old");
+    await waitFor(() => existsSync(path.join(old, "home", "w", "starts")), 20_000);
+    writeFileSync(path.join(old, "project", "notes"), "before the quota\n");
+    expect(mountsUnder(old)).toEqual([]);
+    declare("old", "32Mi", ["sh", "-c", 'echo $$ >> /cell/home/w/starts; exec sleep 1000']);
+    const adopt = await run("apply", "--yes", "--now", T(34));
+    expect(adopt.stdout, adopt.stderr).toMatch(/update\s+old\s+.*disk quota none → 32Mi \(the cell's files move onto its image; members restart\)/);
+    expect(mountsUnder(old)).toHaveLength(4);
+    expect(readFileSync(path.join(old, "project", "notes"), "utf8")).toBe("before the quota\n");
+    await waitFor(() => readFileSync(path.join(old, "home", "w", "starts"), "utf8").trim().split("\n").length === 2, 20_000);
+    expect((await run("plan", "--detailed-exitcode", "--now", T(35))).exitCode).toBe(0);
+    rmSync(path.join(cfg, "cells.d", "grow.yaml"));
+    rmSync(path.join(cfg, "cells.d", "old.yaml"));
+  });
+
+  it("warns that backend process cannot enforce a disk quota", async () => {
+    const other = configDir({ "cells.d/p.yaml": cellYaml({ name: "p", extra: "  resources: {disk: 1Gi}", members: [{ identity: "agent:w", command: ["sleep", "1"] }] }) });
+    try {
+      const r = await lazarus(["validate", "-c", other], { env });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/cells\.d\/p\.yaml:\d+:\d+.*backend process cannot enforce a disk quota/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it("gives a substitute the checkpoint's project/ and shared/ on the cell's image: staged and swapped there, bound again", async () => {
     const stopFile = "/cell/shared/stop";
     writeFileSync(

@@ -13,6 +13,7 @@ export interface DiskTools {
   resize2fs: string;
   cp: string;
   sh: string;
+  e2fsck: string;
 }
 
 const SYSTEM = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -27,7 +28,7 @@ export function diskHost(): { tools?: DiskTools; problems: string[] } {
     if (!p) problems.push(`${cmd} is not installed (apt-get install ${pkg})`);
     return p ?? "";
   };
-  const tools: DiskTools = { mkfs: find("mkfs.ext4", "e2fsprogs"), resize2fs: find("resize2fs", "e2fsprogs"), mount: find("mount", "mount"), umount: find("umount", "mount"), losetup: find("losetup", "mount"), truncate: find("truncate", "coreutils"), cp: find("cp", "coreutils"), sh: find("sh", "dash") };
+  const tools: DiskTools = { mkfs: find("mkfs.ext4", "e2fsprogs"), resize2fs: find("resize2fs", "e2fsprogs"), mount: find("mount", "mount"), umount: find("umount", "mount"), losetup: find("losetup", "mount"), truncate: find("truncate", "coreutils"), cp: find("cp", "coreutils"), sh: find("sh", "dash"), e2fsck: find("e2fsck", "e2fsprogs") };
   if (process.platform !== "linux") problems.push("disk quotas need Linux");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to mount cell disk images");
   if (!existsSync("/dev/loop-control")) problems.push("no /dev/loop-control (modprobe loop, or give the host loop devices)");

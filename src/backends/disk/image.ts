@@ -12,6 +12,7 @@
 import { existsSync, realpathSync, statfsSync } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "../../util/exec.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
 import { failpoint } from "../../util/failpoint.js";
@@ -104,6 +105,10 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
   const p = diskPaths(dir);
   const fresh = !existsSync(p.image);
   if (fresh) await makeImage(t, p.image, bytes);
+  else if ((await stat(p.image)).size < bytes || existsSync(`${p.image}.grow`)) {
+    if (!(await idle())) throw new LazarusError("DISK_BUSY", `cannot grow the disk image of ${cellDir} while its members run; stop them first`);
+    await growOffline(t, dir, p, bytes);
+  }
   if (!mountedAt(p.mount)) await mountImage(t, p, fresh);
   await chmod(p.mount, 0o711); // the root of the image: traversable (bwrap opens the dirs by name), not listable
   await fill(t, dir, p, idle);
@@ -120,15 +125,25 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
   }
   // One shell for the binds (each is one mount(8) call; a failed one stops the rest).
   if (binds.length) await run(t, "sh", ["-c", 'while [ $# -gt 0 ]; do "$0" --bind -o nodev,nosuid "$1" "$2" || exit 1; shift 2; done', t.mount, ...binds], `cannot bind the disk image's dirs over ${dir}`);
-  if ((await stat(p.image)).size < bytes) await grow(t, p, bytes);
 }
 
-// Grow a mounted image online: the file, then the loop device's size, then the filesystem.
-async function grow(t: DiskTools, p: DiskPaths, bytes: number): Promise<void> {
-  await run(t, "truncate", ["-s", String(bytes), p.image], `cannot grow ${p.image}`);
-  for (const loop of await loopsOf(t, p.image)) await run(t, "losetup", ["-c", loop], `cannot resize ${loop}`);
-  const [loop] = await loopsOf(t, p.image);
-  if (loop) await run(t, "resize2fs", [loop], `cannot grow the filesystem of ${p.image}`);
+// Grow the image while nothing has it mounted: a marker (disk.img.grow) first, so a crash between
+// the file's growth and the filesystem's is finished by the next call; then the file, a check and
+// the filesystem (offline: online growth needs CAP_SYS_RESOURCE, which some hosts' root lacks).
+async function growOffline(t: DiskTools, dir: string, p: DiskPaths, bytes: number): Promise<void> {
+  const marker = `${p.image}.grow`;
+  await writeFile(marker, String(bytes), { mode: 0o600 });
+  for (const at of [...DISK_DIRS.map((d) => path.join(dir, d)), p.mount]) while (mountedAt(at)) await run(t, "umount", ["-l", at], `cannot unmount ${at}`);
+  await detach(t, p.image);
+  // The kernel lets a loop device go once its filesystem is gone from every namespace (late
+  // under load): wait for that, never for a member (the caller made sure none runs).
+  for (let i = 0; i < 600 && (await loopsOf(t, p.image)).length; i++) await sleep(100);
+  if ((await loopsOf(t, p.image)).length) throw new LazarusError("DISK_BUSY", `cannot grow ${p.image}: something still holds its loop device (a process of the cell in another mount namespace?)`);
+  if ((await stat(p.image)).size < bytes) await run(t, "truncate", ["-s", String(bytes), p.image], `cannot grow ${p.image}`);
+  const fsck = await execa(t.e2fsck, ["-f", "-p", p.image], { reject: false, stdin: "ignore", extendEnv: false, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
+  if ((fsck.exitCode ?? 8) > 1) throw new LazarusError("DISK_FAILED", `cannot grow ${p.image}: e2fsck exited ${fsck.exitCode}: ${String(fsck.stdout || fsck.stderr).trim().split("\n").slice(-2).join(" ")}`);
+  await run(t, "resize2fs", [p.image], `cannot grow the filesystem of ${p.image}`);
+  await rm(marker, { force: true });
 }
 
 // Whether the cell's disk is fully in place (image mounted, every dir bound).
@@ -161,6 +176,17 @@ export function diskUsage(cellDir: string): DiskUsage {
   }
 }
 
+// Detach the image's loop devices (one still in use is detached once its last user is gone).
+async function detach(t: DiskTools, image: string): Promise<void> {
+  for (const loop of await loopsOf(t, image)) {
+    try {
+      await run(t, "losetup", ["-d", loop], `cannot detach ${loop}`);
+    } catch (err) {
+      if (!/No such device|not configured|No such device or address/i.test(errorMessage(err))) throw err;
+    }
+  }
+}
+
 // Take the cell's tree off its image and delete the image: the binds, the image's mount, its loop
 // device, the file. Each step only when still there, so a kill at any step converges on the next
 // call. The underlying dirs are left empty (the cell's tree is deleted or laid out anew after).
@@ -175,13 +201,7 @@ export async function releaseDisk(cellDir: string): Promise<void> {
     while (mountedAt(at)) await run(t, "umount", ["-l", at], `cannot unmount ${at}`);
   }
   failpoint("disk:unmounted");
-  for (const loop of await loopsOf(t, p.image)) {
-    try {
-      await run(t, "losetup", ["-d", loop], `cannot detach ${loop}`);
-    } catch (err) {
-      if (!/No such device|not configured/i.test(errorMessage(err))) throw err;
-    }
-  }
+  await detach(t, p.image);
   failpoint("disk:detached");
   await rm(p.image, { force: true });
   await rm(`${p.image}.tmp`, { force: true });
