@@ -48,5 +48,5 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of container cells", 
     expect(mountsUnder(state)).toEqual([]);
     expect(imagesUnder(state)).toEqual([]);
     expect(execFileSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" })).not.toContain(state);
-  });
+  }, 300_000); // the engine's start of a container is slow on a loaded machine
 });
