@@ -59,6 +59,8 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.cellDown(action, env);
     case "revive":
       return ops.revive(action, env);
+    case "disk-full":
+      return ops.diskFull(action, env);
     case "checkpoint":
       return ops.checkpoint(action, env);
     default:

@@ -26,6 +26,7 @@ export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: str
   }
   await guardCell(cp, env, [cp.checkpoints]);
   const backend = backendOf(env, rec);
+  await backend.placeData?.(rec, cp.dir); // a disk image not mounted (a reboot) is mounted: never an archive of the empty dirs under it
   const archive = await takeCheckpoint(cp.dir, rec.name, reason, env.now, markedFreeze(env.paths, cp, rec, backend), rec.checkpointCompression, backend.tarSource?.(rec, CHECKPOINT_DIRS));
   const rotated = await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep, spare);
   // The copy taken before a restore is not the predecessor's work: a later substitute never starts from it.

@@ -70,6 +70,13 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 
+// The disk quota a new incarnation starts with (its backend makes the image at prepareCell); a
+// live cell's changes only through update, which stops its members first when the image is new.
+export function setDisk(rec: CellRecord, d: DesiredCell): void {
+  if (d.disk?.enforced) rec.disk = { bytes: d.disk.bytes };
+  else delete rec.disk;
+}
+
 // invited → preparing → active: layout, credentials, member processes.
 export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyEnv): Promise<Details> {
   const d = a.desired;
@@ -110,6 +117,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       updatedAt: iso(env.now),
     };
     syncFromDesired(rec, d);
+    setDisk(rec, d);
     // Renamed in already preparing: the invited → preparing step costs no write of its own.
     rec.state = transition(d.name, rec.state, "preparing");
     // The members, in their declared order; those with a command are recorded "starting", each with
@@ -216,6 +224,7 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   }
   // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
   if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
   if (a.fields.includes("network") || a.fields.includes("container") || a.fields.includes("kubernetes") || venvChanged) {
@@ -233,6 +242,29 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   if (a.fields.includes("python")) await pruneVenvs(cp_.dir, rec.python?.digest);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });
   return { fields: a.fields };
+}
+
+// The disk quota of a live cell: mounted again, or (a new quota, a larger one) changed with
+// nothing of the cell running: its files moved onto a new image, or the image grown offline
+// (online growth needs CAP_SYS_RESOURCE, which some hosts' root lacks). Members stop, then start.
+async function updateDisk(cp_: CellPaths, rec: CellRecord, d: DesiredCell, env: ApplyEnv): Promise<void> {
+  const backend = backendOf(env, rec);
+  const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
+  if (wanted === undefined || (rec.disk !== undefined && wanted <= rec.disk.bytes)) {
+    await backend.placeData?.(rec, cp_.dir);
+    return;
+  }
+  const running = rec.members.filter((m) => m.command && backend.isAlive(memberRef(rec.name, m)));
+  for (const m of running) await stopMember(rec, m, env);
+  const survivors = await backend.stopCell(rec);
+  if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its disk stays as it is`);
+  rec.disk = { bytes: wanted };
+  await saveRecord(cp_, rec, env);
+  await backend.prepareCell(rec, cp_.dir);
+  for (const m of running) {
+    m.restarts += 1;
+    await startMember(cp_, rec, m, env);
+  }
 }
 
 // Stop every member, write the close log, then move the cell into the graveyard.
@@ -360,6 +392,17 @@ export async function cellDown(a: Extract<Action, { kind: "cell-down" }>, env: A
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "cell-down", reason: a.reason });
   return { downedAt: rec.downedAt };
+}
+
+// The cell's disk quota was reached, or it has room again: recorded (status shows it) and decided.
+export async function diskFull(a: Extract<Action, { kind: "disk-full" }>, env: ApplyEnv): Promise<Details> {
+  const cp_ = liveCell(env, a.cell);
+  const rec = await loadRecord(cp_);
+  if (a.reached) rec.diskFull = { since: iso(env.now), avail: a.avail };
+  else delete rec.diskFull;
+  await saveRecord(cp_, rec, env);
+  await decide(cp_, env, { decision: "disk-full", reached: a.reached, reason: a.reason });
+  return { reached: a.reached, avail: a.avail, bytes: a.bytes };
 }
 
 // An executor is up again: downed → active.

@@ -57,6 +57,8 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details> {
     archived = target;
   }
   failpoint("scrub:archived");
+  await backendOf(env, rec).unmount?.(rec, grave); // its disk image: unmounted, detached, deleted
+  failpoint("scrub:unmounted");
   const aside = scrubbingName(cell, newId());
   await rename(grave, path.join(env.paths.graveyard, aside));
   await syncDir(env.paths.graveyard); // the move is durable before anything in it is deleted
@@ -72,6 +74,7 @@ async function finishScrubs(cell: string, env: ApplyEnv): Promise<string[]> {
   for (const name of await scrubbingEntries(env.paths.graveyard, cell)) {
     const dir = path.join(env.paths.graveyard, name);
     const rec = await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
+    if (rec) await backendOf(env, rec).unmount?.(rec, dir); // a scrub killed before it unmounted
     if (rec) await backendOf(env, rec).releaseCell({ ...rec, name: cell });
     failpoint("scrub:released");
     await removeTree(dir);

@@ -105,6 +105,10 @@ export interface CellRecord {
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;
   logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared; members start with it (else the host's default)
+  // The cell's disk quota in force (sandbox, container): its backend keeps project/, shared/ and
+  // home/ on an image of this size (src/backends/disk/). Set when the image is made or grown.
+  disk?: { bytes: number };
+  diskFull?: { since: string; avail: number }; // the quota was reached (an event said so); cleared when room is back
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;

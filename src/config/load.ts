@@ -32,6 +32,7 @@ import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
 import { ceilingDiagnostics } from "./ceilings.js";
 import { hostLimits } from "../host/limits.js";
+import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
@@ -69,7 +70,14 @@ export function loadFileText(file: string, text: string): FileResult {
   const limits = hostLimits(process.env);
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...ceilingDiagnostics(cell, at, limits), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(
+      ...checkCell(cell, at),
+      ...valueDiagnostics(cell, at),
+      ...ceilingDiagnostics(cell, at, limits),
+      ...backendDiagnostics(cell, at),
+      ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
+      ...pythonPathDiagnostics(cell, at),
+    );
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;

@@ -20,6 +20,7 @@ export function parseCpu(value: number | string): number | undefined {
 
 export interface RawResources {
   memory?: string;
+  disk?: string; // the cell's (spec.resources only): not a member's limit
   pids?: number;
   cpu?: number | string;
 }
@@ -30,4 +31,12 @@ export function toResources(r: RawResources | undefined): Resources {
   const memoryBytes = r.memory !== undefined ? parseMemory(r.memory) : undefined;
   const cpu = r.cpu !== undefined ? parseCpu(r.cpu) : undefined;
   return { ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(r.pids !== undefined ? { pids: r.pids } : {}), ...(cpu !== undefined ? { cpu } : {}) };
+}
+
+// A byte count as people write it: 10Gi, 512Mi, 1.5Gi, 4096 (binary units, at most 2 decimals).
+export function formatBytes(bytes: number): string {
+  for (const [unit, size] of [["Ti", 1024 ** 4], ["Gi", 1024 ** 3], ["Mi", 1024 ** 2], ["Ki", 1024]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(2))}${unit}`;
+  }
+  return String(bytes);
 }

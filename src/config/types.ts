@@ -109,6 +109,9 @@ export interface DesiredCell {
   backend: BackendName;
   network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
   resources: Resources; // limits of each member that declares none of its own
+  // spec.resources.disk as declared, else the host's LAZARUS_DEFAULT_DISK where the backend
+  // enforces it (filled in by loading); enforced: the backend gives the cell a disk image.
+  disk?: { bytes: number; declared: boolean; enforced: boolean; at: SourcePos };
   container?: ContainerSpec; // container backend: the image members run in
   kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access
   remote?: RemoteSpec; // remote backend: the host members run on

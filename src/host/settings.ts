@@ -23,6 +23,8 @@ export interface HostSettings {
   logs: { maxBytes: number; keep: number; pump: boolean };
   // Ceilings on what cells may ask, and the limits of members that ask for none (limits.ts).
   limits: HostLimits;
+  // Cells' disk quotas (sandbox, container): LAZARUS_DEFAULT_DISK, LAZARUS_MAX_DISK (see diskSettings).
+  disk: DiskSettings;
 }
 
 export interface HostFlags {
@@ -71,5 +73,28 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
     sandbox: { uidRange: uidRange(env), roBinds: binds, cgroupRoot },
+    disk: diskSettings(env),
   };
+}
+
+export interface DiskSettings {
+  default?: number; // bytes of a cell that declares no spec.resources.disk; undefined: none
+  max?: number; // the most a cell may declare; undefined: no ceiling
+}
+
+export const MIN_DISK = 16 * 1024 ** 2; // an ext4 image smaller than this has little room beside its journal
+
+// LAZARUS_DEFAULT_DISK (default none: a cell without spec.resources.disk has no quota; e.g. 10Gi)
+// and LAZARUS_MAX_DISK (default none: no ceiling), sizes such as 10Gi.
+export function diskSettings(env: NodeJS.ProcessEnv = process.env): DiskSettings {
+  const size = (name: string, text: string): number | undefined => {
+    if (/^none$/i.test(text)) return undefined;
+    const bytes = parseMemory(text);
+    if (bytes === undefined || bytes < MIN_DISK) throw new LazarusError("BAD_SETTING", `${name} "${text}" is not a size of at least 16Mi, such as 10Gi, or none`);
+    return bytes;
+  };
+  const def = size("LAZARUS_DEFAULT_DISK", env.LAZARUS_DEFAULT_DISK || "none");
+  const max = size("LAZARUS_MAX_DISK", env.LAZARUS_MAX_DISK || "none");
+  if (def !== undefined && max !== undefined && def > max) throw new LazarusError("BAD_SETTING", `LAZARUS_DEFAULT_DISK (${env.LAZARUS_DEFAULT_DISK}) is larger than LAZARUS_MAX_DISK (${env.LAZARUS_MAX_DISK}); lower the default or raise the ceiling`);
+  return { ...(def !== undefined ? { default: def } : {}), ...(max !== undefined ? { max } : {}) };
 }

@@ -42,6 +42,11 @@ export const countCheck =
   (v: string): string | undefined =>
     /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `is not a whole number from ${min} to ${max}`;
 
+// A disk quota (at least 16Mi, such as 10Gi) or none.
+function diskCheck(v: string): string | undefined {
+  return /^none$/i.test(v) ? undefined : sizeCheck("16Mi", "10Gi")(v) && "is not a size of at least 16Mi, such as 10Gi, or none";
+}
+
 function backendsCheck(v: string): string | undefined {
   const names = v.split(",").map((b) => b.trim());
   const bad = names.filter((b) => !(BACKENDS as readonly string[]).includes(b));
@@ -93,6 +98,8 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
   { name: "LAZARUS_MAX_CPU", default: "the host's CPUs (at least 2)", what: "the most cores one member may ask for (spec.resources.cpu)", kind: "text", bound: true, check: (v) => (/^(\d+(\.\d+)?|\d+m)$/.test(v) && Number.parseFloat(v) > 0 ? undefined : "is not a number of cores such as 2, 1.5 or 500m") },
   { name: "LAZARUS_MAX_LOG_SIZE", default: "256Mi", what: "the largest spec.logs.maxSize a cell may ask for", kind: "text", bound: true, check: sizeCheck("16Ki", "256Mi") },
   { name: "LAZARUS_MAX_LOG_KEEP", default: "10", what: "the largest spec.logs.keep a cell may ask for", kind: "text", bound: true, check: countCheck(0, 100) },
+  { name: "LAZARUS_DEFAULT_DISK", default: "none", what: "the disk quota of a sandbox or container cell that declares no spec.resources.disk", kind: "text", bound: true, check: diskCheck },
+  { name: "LAZARUS_MAX_DISK", default: "none", what: "the largest spec.resources.disk a cell may ask for", kind: "text", bound: true, check: diskCheck },
   { name: "LAZARUS_MAX_CELLS", default: "1000", what: "the most cells one state dir holds; plan holds new cells beyond it", kind: "text", bound: true, check: countCheck(1, 1_000_000) },
   { name: "LAZARUS_MAX_FILE_SIZE", flag: "--max-file-size", default: "1Mi", what: "the largest cells.d/ or portfolios/ file read", kind: "text", bound: false, check: sizeCheck("1", "1Mi") },
   { name: "LAZARUS_NO_PROGRESS", flag: "--no-progress", default: "progress on a terminal", what: "no progress line for apply, sync, checkpoint", kind: "text", bound: false, check: flagValue },

@@ -10,6 +10,7 @@ import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from ".
 import { placeOf, type Action, type Pending } from "./actions.js";
 import { planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
+import { formatBytes } from "../config/quantity.js";
 
 export interface HeldCell {
   cell: string;
@@ -315,9 +316,11 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   }
   if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
   const fields = changedFields(d, rec);
+  const disk = diskChange(ctx, d, rec, live);
+  if (disk) fields.push("disk");
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : f === "disk" ? (disk as string) : `${f} changed`)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -325,7 +328,41 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   if (noneUp && rec.state !== "downed") ctx.out.push({ kind: "cell-down", cell: ctx.name, reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back` });
   if (!noneUp && rec.state === "downed") ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
   if (due && rec.state !== "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
+  const full = diskFull(ctx.name, rec, live);
+  if (full) ctx.out.push(full);
   return true;
+}
+
+// What an update does to the cell's disk quota, in words, or undefined: an image that is not
+// mounted (a reboot) is mounted again before members start; a new quota (a cell made before it
+// had one) moves the cell's files onto an image, a larger one grows the image, both with the
+// members stopped. A smaller one is refused (an image is not shrunk under a live cell's files).
+function diskChange(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: ObservedCell): string | undefined {
+  const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
+  const have = rec.disk?.bytes;
+  if (have !== undefined && wanted !== undefined && wanted < have) {
+    ctx.diagnostics.push({ severity: "error", ...(d.disk?.at ?? d.source), field: "spec.resources.disk", message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`, hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last` });
+  }
+  if (have !== undefined && live.disk && !live.disk.mounted) return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
+  if (wanted === undefined) return undefined;
+  if (have === undefined) return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
+  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
+  return undefined;
+}
+
+// The quota reached (under 1 MiB or 1% left to members) or room again (5%, at least 2 MiB): an
+// event for the cell, once each way.
+function diskFull(name: string, rec: CellRecord, live: ObservedCell): Action | undefined {
+  const u = live.disk;
+  if (!rec.disk || !u?.mounted) return undefined;
+  const bytes = rec.disk.bytes;
+  if (!rec.diskFull && u.avail < Math.max(1024 ** 2, u.size / 100)) {
+    return { kind: "disk-full", cell: name, reached: true, avail: u.avail, bytes, reason: `disk quota of ${formatBytes(bytes)} reached: members get ENOSPC (${formatBytes(u.avail)} left)` };
+  }
+  if (rec.diskFull && u.avail >= Math.max(2 * 1024 ** 2, u.size / 20)) {
+    return { kind: "disk-full", cell: name, reached: false, avail: u.avail, bytes, reason: `disk has room again: ${formatBytes(u.avail)} of its ${formatBytes(bytes)} quota free` };
+  }
+  return undefined;
 }
 
 function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: number): Action {

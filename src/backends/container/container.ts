@@ -26,6 +26,7 @@ import { claimUid, releaseUid } from "../sandbox/uids.js";
 import { clearAsCell, restoreAsCell, type RunAsTools } from "../sandbox/run-as.js";
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 export class ContainerBackend implements Backend {
   readonly name = "container";
@@ -75,7 +76,18 @@ export class ContainerBackend implements Backend {
     const kind = containerEngine().kind;
     if (kind) rec.containerEngine = kind; // for status: where the members run
     const { uid, gid } = rec.containerUid;
+    await this.placeData(rec, cellDir);
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before any container of it runs; its
+  // files are moved onto it only while the cell has no container.
+  async placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, async () => (await this.containers({ [LABEL_CELL_UID]: rec.uid })).length === 0);
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   // The member's container view (what runArgs turns into a command line), with its home ready.
@@ -83,6 +95,7 @@ export class ContainerBackend implements Backend {
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before any container binds it
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);

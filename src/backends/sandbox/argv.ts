@@ -125,8 +125,9 @@ export function stageView(v: SandboxView, reachable: (p: string) => boolean): { 
   return { view, mounts };
 }
 
-// Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT, then becomes the rest of its arguments.
-export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
+// Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT (with what is mounted under SRC: a cell's
+// disk image binds), then becomes the rest of its arguments.
+export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --rbind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
 
 // Mounts a tmpfs on $LAZARUS_STAGE/<first argument>, bind-mounts each "SRC NAME" pair into it as
 // NAME, then becomes the rest of its arguments: a directory of the cell's own dirs only, which the
@@ -134,7 +135,7 @@ export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$LAZA
 export const LAYOUT_STAGE_SCRIPT = [
   't="$LAZARUS_STAGE/$1"; shift',
   'mount -t tmpfs -o mode=0755,size=64k lazarus-stage "$t" || exit 126',
-  'while [ "$1" != "--" ]; do mkdir "$t/$2" && mount --bind "$1" "$t/$2" || exit 126; shift 2; done',
+  'while [ "$1" != "--" ]; do mkdir "$t/$2" && mount --rbind "$1" "$t/$2" || exit 126; shift 2; done',
   'shift',
   'exec "$@"',
 ].join("\n");

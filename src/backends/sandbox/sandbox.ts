@@ -23,6 +23,7 @@ import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
 import { handOver } from "./handover.js";
 import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -149,8 +150,19 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    await handCellTo(cellDir, uid, gid);
     this.cellGroup(rec).create();
+    await this.placeData(rec, cellDir);
+    await handCellTo(cellDir, uid, gid);
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before anything of the cell runs;
+  // its files are moved onto it only while the cell's cgroup is empty.
+  placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, () => this.cellGroup(rec).pids().length === 0);
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   private reachable(p: string): boolean {
@@ -201,6 +213,7 @@ export class SandboxBackend implements Backend {
     const group = this.memberGroup(rec, spec.homeName);
     if (group.pids().length) await group.killAll();
     group.remove();
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
     await this.readyMember(rec, spec, group);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
@@ -257,6 +270,7 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
+    await this.placeData(rec, cellDir);
     const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
@@ -278,6 +292,7 @@ export class SandboxBackend implements Backend {
   // human, has never been started), never changed under a running member.
   async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
     const group = this.memberGroup(rec, spec.homeName);
+    await this.placeData(rec, spec.cellDir);
     await this.readyMember(rec, spec, group);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
