@@ -266,10 +266,15 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   return out;
 }
 
+// A "name: x" line (or "- name: x", or "name:" with x on the next line). Blanks are [ \t], never
+// \s: \s matches line breaks, and a leading \s* then ran from every line start to the end of a
+// file of blank lines (quadratic: a 1 MiB broken file stalled every load for half an hour).
+const NAME_LINE = /^[ \t]*(?:-[ \t]*)?name:[ \t]*(?:\r?\n[ \t]*)?["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*(?:#.*)?\r?$/gm;
+
 // Cell names a broken file still appears to declare. Over-matching only holds more cells.
 export function salvageNames(text: string): string[] {
   const names = new Set<string>();
-  for (const m of text.matchAll(/^\s*(?:-\s*)?name:\s*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?\s*(?:#.*)?$/gm)) {
+  for (const m of text.matchAll(NAME_LINE)) {
     if (m[1]) names.add(m[1]);
   }
   return [...names].sort();
