@@ -120,6 +120,8 @@ describe("salvaging cell names from a broken file: linear on any text", () => {
     ["a dash and line breaks", `"-" + "\\n".repeat(N)`, []],
     ["many near-miss names", `"  - name: a-\\n".repeat(N / 12)`, []],
     ["spaces then line breaks", `(" ".repeat(1000) + "\\n").repeat(N / 1001)`, []],
+    ["metadata: { and 1 MiB of blanks", `"metadata: {" + " ".repeat(N) + "name x"`, []],
+    ["many metadata: { name:", `"metadata: {name: a-".repeat(N / 20)`, []],
   ];
   for (const [what, expr, expected] of cases) {
     it(`returns at once on ${what}`, async () => {
@@ -130,6 +132,7 @@ describe("salvaging cell names from a broken file: linear on any text", () => {
 
   it("still finds the names it found before, in block, list, quoted, commented and CRLF forms", () => {
     expect(salvageNames("metadata:\n  name: alpha\n  labels: {\n- name: 'beta'  # x\r\n-  name: \"gamma\"\r\nname:\n  delta\nname: Bad\n")).toEqual(["alpha", "beta", "delta", "gamma"]);
+    expect(salvageNames("apiVersion: lazarus/v1\nmetadata: {name: flow, labels: {a: b}}\nspec: [\n---\nmetadata: { name: 'other' }\n")).toEqual(["flow", "other"]);
   });
 });
 
