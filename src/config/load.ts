@@ -27,6 +27,7 @@ import {
 import { configFiles } from "./files.js";
 import { valueDiagnostics } from "./limits.js";
 import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
+import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
@@ -66,7 +67,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const checks: Diagnostic[] = [];
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at), ...commandPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at), ...commandPathDiagnostics(cell, at), ...plainTextDiagnostics(cell, at));
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;

@@ -23,7 +23,7 @@ function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
 export function actionLine(a: Action, c: Colors, width: number): string {
   const paint = colorOf(a.kind, c);
   // Symbols right-aligned in three columns, as terraform prints "  +" and "-/+".
-  return `${" ".repeat(Math.max(0, 3 - SYMBOLS[a.kind].length))}${paint(SYMBOLS[a.kind])} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${a.reason}`;
+  return `${" ".repeat(Math.max(0, 3 - SYMBOLS[a.kind].length))}${paint(SYMBOLS[a.kind])} ${paint(a.kind.padEnd(13))} ${c.bold(a.cell.padEnd(width))}  ${visible(a.reason)}`;
 }
 
 export function summary(actions: Action[]): string {
@@ -63,7 +63,7 @@ export function renderPlanText(p: Plan, c: Colors): string {
   }
   if (p.pending.length > 0) {
     lines.push("");
-    for (const w of p.pending) lines.push(`  ${c.dim("…")} ${c.dim("waiting".padEnd(13))} ${c.bold(w.cell.padEnd(width))}  ${w.reason}`);
+    for (const w of p.pending) lines.push(`  ${c.dim("…")} ${c.dim("waiting".padEnd(13))} ${c.bold(w.cell.padEnd(width))}  ${visible(w.reason)}`);
   }
   if (p.held.length > 0 || p.unnamedFiles.length > 0) {
     lines.push("");
