@@ -63,6 +63,29 @@ describe("a commit subject with an escape sequence and a bidi override", () => {
   });
 });
 
+describe("lazarus diff", () => {
+  it("shows a command argument holding an escape sequence and a bidi override escaped", async () => {
+    const repo = tempDir("lazarus-repo-");
+    dirs.push(repo);
+    const env = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" };
+    const g = (...args: string[]) => execa("git", ["-C", repo, ...args], { env });
+    await g("init", "-q", "-b", "main");
+    mkdirSync(path.join(repo, "cells.d"));
+    const commit = async (arg: string) => {
+      writeFileSync(path.join(repo, "cells.d", "a.yaml"), cellYaml({ name: "a", members: [{ identity: "agent:a", command: ["/bin/echo", arg] }] }));
+      await g("add", "-A");
+      await g("commit", "-qm", "c");
+      return (await g("rev-parse", "HEAD")).stdout.trim();
+    };
+    const base = await commit("plain");
+    const head = await commit("\x1b[2J\u202eevil");
+    const r = await lazarus(["diff", "--repo", repo, "--base", base, "--head", head], { timeoutMs: 60_000 });
+    expect(r.exitCode, r.stderr).toBe(2); // differences, as terraform's exit codes say
+    expect(r.stdout).toContain("\\u{202e}evil"); // the command is shown as JSON, its bidi override escaped
+    expect(r.stdout).not.toMatch(RAW);
+  });
+});
+
 describe("plain-text fields", () => {
   it('refuse "\\e[2J" in project and "\\u202e" in a label at their lines, and load every other file', async () => {
     const base = cellYaml({ name: "bad", members: [{ identity: "human:h", role: "director" }] });
