@@ -77,6 +77,61 @@ export function setDisk(rec: CellRecord, d: DesiredCell): void {
   else delete rec.disk;
 }
 
+// The new cell's whole tree in the staging directory: layout, record (already "preparing", its
+// members with commands "starting" under fresh spawn ids, added to minted) and credential manifest,
+// all synced. Returns the record and its text as written.
+async function stageCell(staging: string, d: DesiredCell, values: Record<string, string>, env: ApplyEnv, minted: Set<string>): Promise<{ rec: CellRecord; text: string }> {
+  const sp = cellPaths(staging);
+  // The whole layout is made here, in a directory no member has ever seen, and arrives whole
+  // with the rename: nothing can have been planted in it, so it needs no checking after.
+  for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
+  const rec: CellRecord = {
+    formatVersion: RECORD_FORMAT,
+    uid: newId(),
+    name: d.name,
+    state: "invited",
+    project: d.project,
+    owner: d.owner,
+    backend: d.backend,
+    labels: {},
+    sourceFile: d.source.file,
+    ttlMs: d.ttlMs,
+    graceMs: d.graceMs,
+    retentionMs: d.retentionMs,
+    policy: { ...d.policy },
+    credentialsDigest: "",
+    createdAt: iso(env.now),
+    members: [],
+    updatedAt: iso(env.now),
+  };
+  syncFromDesired(rec, d);
+  setDisk(rec, d);
+  // Renamed in already preparing: the invited → preparing step costs no write of its own.
+  rec.state = transition(d.name, rec.state, "preparing");
+  // The members, in their declared order; those with a command are recorded "starting", each with
+  // its spawn id, before any exists: a crash before a spawn finds no process by that id and starts
+  // it anew (as after a crash between a "starting" save and its spawn).
+  for (const dm of d.members) {
+    if (dm.role === "substitute") continue;
+    const m = newMember(dm, env);
+    if (dm.command) {
+      m.status = "starting";
+      m.spawnId = newId();
+      minted.add(m.spawnId);
+    }
+    rec.members.push(m);
+  }
+  // The manifest and the record are new files in a directory nobody else can see: written in
+  // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
+  await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values, inPlace: true });
+  const text = recordText(rec, env);
+  await writeInPlace(sp.record, text);
+  await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
+  await syncDir(staging);
+  return { rec, text };
+}
+
 // invited → preparing → active: layout, credentials, member processes.
 export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyEnv): Promise<Details> {
   const d = a.desired;
@@ -92,57 +147,19 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
     const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
-    const sp = cellPaths(staging);
-    // The whole layout is made here, in a directory no member has ever seen, and arrives whole
-    // with the rename: nothing can have been planted in it, so it needs no checking after.
-    for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
-    for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
-    const rec: CellRecord = {
-      formatVersion: RECORD_FORMAT,
-      uid: newId(),
-      name: d.name,
-      state: "invited",
-      project: d.project,
-      owner: d.owner,
-      backend: d.backend,
-      labels: {},
-      sourceFile: d.source.file,
-      ttlMs: d.ttlMs,
-      graceMs: d.graceMs,
-      retentionMs: d.retentionMs,
-      policy: { ...d.policy },
-      credentialsDigest: "",
-      createdAt: iso(env.now),
-      members: [],
-      updatedAt: iso(env.now),
-    };
-    syncFromDesired(rec, d);
-    setDisk(rec, d);
-    // Renamed in already preparing: the invited → preparing step costs no write of its own.
-    rec.state = transition(d.name, rec.state, "preparing");
-    // The members, in their declared order; those with a command are recorded "starting", each with
-    // its spawn id, before any exists: a crash before a spawn finds no process by that id and starts
-    // it anew (as after a crash between a "starting" save and its spawn).
-    for (const dm of d.members) {
-      if (dm.role === "substitute") continue;
-      const m = newMember(dm, env);
-      if (dm.command) {
-        m.status = "starting";
-        m.spawnId = newId();
-        minted.add(m.spawnId);
-      }
-      rec.members.push(m);
+    try {
+      const built = await stageCell(staging, d, values, env, minted);
+      staged = built.text;
+      stagedRec = built.rec;
+      failpoint("create:before-rename");
+      await rename(staging, dir);
+    } catch (err) {
+      // Out of space (or any failure) before the rename: the half-made tree goes now, its empty
+      // record and credential manifest with it, not at the next run's sweep. (A crash leaves it
+      // to that sweep.)
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
     }
-    // The manifest and the record are new files in a directory nobody else can see: written in
-    // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
-    await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values, inPlace: true });
-    staged = recordText(rec, env);
-    stagedRec = rec;
-    await writeInPlace(sp.record, staged);
-    await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
-    await syncDir(staging);
-    failpoint("create:before-rename");
-    await rename(staging, dir);
     await syncDir(env.paths.cells);
     failpoint("create:after-rename");
   }

@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { execa } from "execa";
+import { isGitUrl } from "../gitops/git.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { action, err, out } from "./common.js";
@@ -167,7 +168,7 @@ function unitFile(o: { user?: boolean; name: string; unitDir?: string }): { dir:
 
 // A git URL stays as written; a local repo path is made absolute (the unit's cwd is not the shell's).
 function repoArg(repo: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/]+@[^/:]+:/.test(repo) ? repo : path.resolve(repo);
+  return isGitUrl(repo) ? repo : path.resolve(repo);
 }
 
 // Check the watch arguments as `lazarus watch` will parse them, so a typo fails now, not at boot.

@@ -26,7 +26,8 @@ import {
 } from "./types.js";
 import { configFiles } from "./files.js";
 import { valueDiagnostics } from "./limits.js";
-import { programWarnings } from "./programs.js";
+import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
+import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
@@ -77,6 +78,8 @@ export function loadFileText(file: string, text: string): FileResult {
       ...backendDiagnostics(cell, at),
       ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
       ...pythonPathDiagnostics(cell, at),
+      ...commandPathDiagnostics(cell, at),
+      ...plainTextDiagnostics(cell, at),
     );
     cells.push(cell);
   });
@@ -277,10 +280,18 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   return out;
 }
 
+// A "name: x" line (or "- name: x", or "name:" with x on the next line). Blanks are [ \t], never
+// \s: \s matches line breaks, and a leading \s* then ran from every line start to the end of a
+// file of blank lines (quadratic: a 1 MiB broken file stalled every load for half an hour).
+const NAME_LINE = /^[ \t]*(?:-[ \t]*)?name:[ \t]*(?:\r?\n[ \t]*)?["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*(?:#.*)?\r?$/gm;
+
+// "metadata: {name: x, ...}", the flow form (one literal start, blanks then fixed characters).
+const FLOW_NAME = /metadata:[ \t]*\{[ \t]*name:[ \t]*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*[,}]/g;
+
 // Cell names a broken file still appears to declare. Over-matching only holds more cells.
 export function salvageNames(text: string): string[] {
   const names = new Set<string>();
-  for (const m of text.matchAll(/^\s*(?:-\s*)?name:\s*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?\s*(?:#.*)?$/gm)) {
+  for (const m of [...text.matchAll(NAME_LINE), ...text.matchAll(FLOW_NAME)]) {
     if (m[1]) names.add(m[1]);
   }
   return [...names].sort();
@@ -418,6 +429,6 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(loadFileText(rel, src.text), configDir);
-  result.diagnostics.push(...programWarnings(result.cells, configDir));
+  result.diagnostics.push(...commandLinkErrors(result.cells, configDir), ...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

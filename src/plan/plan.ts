@@ -15,12 +15,14 @@ import { formatBytes } from "../config/quantity.js";
 export interface HeldCell {
   cell: string;
   file: string; // the quarantined file that holds it
+  new?: true; // it is nowhere on disk: it is not created until its file loads
 }
 
 export interface Plan {
   now: string;
   actions: Action[];
   held: HeldCell[];
+  unnamedFiles: string[]; // quarantined files that hold no cell a plan can name (say so, not "no changes")
   pending: Pending[];
   diagnostics: Diagnostic[];
 }
@@ -40,7 +42,8 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
   const pending: Pending[] = [];
   const held: HeldCell[] = [];
   const diagnostics: Diagnostic[] = [];
-  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys()])].sort();
+  // A name only a quarantined file declares is held too: planned as nothing, but never silently.
+  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys(), ...desired.quarantined.flatMap((q) => q.names)])].sort();
   const quarantinedFiles = new Set(desired.quarantined.map((q) => q.file));
 
   for (const name of names) {
@@ -49,7 +52,7 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     if (!d) {
       const holder = holdingFile(name, o, desired, quarantinedFiles);
       if (holder) {
-        held.push({ cell: name, file: holder });
+        held.push({ cell: name, file: holder, ...(!o.live && !o.graveyard && o.archives.length === 0 ? { new: true as const } : {}) });
         continue;
       }
     }
@@ -57,7 +60,7 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     planName(ctx, o);
     actions.push(...ctx.out);
   }
-  return { now: iso(nowMs), actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions, held, pending, diagnostics };
+  return { now: iso(nowMs), actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions, held, unnamedFiles: unnamedFiles(desired, observed), pending, diagnostics };
 }
 
 // New cells beyond the ceiling are held (in name order, so the same ones each time): not created,
@@ -76,6 +79,15 @@ function capNewCells(actions: Action[], cap: CellCap, pending: Pending[], diagno
     diagnostics.push({ severity: "warning", ...a.desired.source, field: "metadata.name", message: `cell ${a.cell} is not created: the state dir is at its ceiling of ${cap.maxCells} cells (LAZARUS_MAX_CELLS)`, hint: "close cells you no longer need, or the operator raises LAZARUS_MAX_CELLS; the cell is created once there is room" });
   }
   return excess.size ? actions.filter((a) => !excess.has(a.cell)) : actions;
+}
+
+// Quarantined files from which no cell name was salvaged and that no cell on disk came from.
+function unnamedFiles(desired: Desired, observed: Observed): string[] {
+  const nameless = desired.quarantined.filter((q) => q.names.length === 0);
+  if (nameless.length === 0) return [];
+  const sources = new Set<string>();
+  for (const o of observed.cells.values()) for (const c of [o.live, o.graveyard, ...o.archives]) if (c?.record) sources.add(c.record.sourceFile);
+  return nameless.map((q) => q.file).filter((f) => !sources.has(f));
 }
 
 // The quarantined file that may declare this cell, if any.

@@ -1,4 +1,5 @@
 // status: what is really there, built from observed state alone.
+import { visible } from "../config/diagnostics.js";
 import type { Observed, ObservedCell } from "../observe/observe.js";
 import type { Colors } from "../plan/render/colors.js";
 import { formatDuration } from "../config/durations.js";
@@ -89,7 +90,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
             ? `expires ${cell.expiresAt} (${Date.parse(cell.expiresAt) > nowMs ? `in ${formatDuration(Date.parse(cell.expiresAt) - nowMs)}` : "overdue"})`
             : "";
     const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
-    lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${cell.problem}`) : ""}`);
+    lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${visible(cell.problem)}`) : ""}`);
     if (cell.backend && cell.where) lines.push(c.dim(`  ${whereText(cell.backend, cell.where)}`));
     if (cell.replacing) lines.push(c.yellow(`  replacing ${cell.replacing.from} → ${cell.replacing.to}: unfinished; the next apply finishes it`));
     if (cell.frozen) {
