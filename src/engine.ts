@@ -12,7 +12,7 @@ import { applyActions, recoverJournal, sweepStaging, type ActionResult, type App
 import type { ApplyEnv } from "./apply/context.js";
 import { backends, type Backends } from "./backends/registry.js";
 import { hostSettings } from "./host/settings.js";
-import { LazarusError } from "./util/errors.js";
+import { LazarusError, errorMessage } from "./util/errors.js";
 import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
@@ -109,8 +109,12 @@ export async function runCheckpoint(opts: EngineOptions, name: string): Promise<
       throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec.state}; only an active or downed cell can be checkpointed`);
     }
     const reason = "on demand (lazarus checkpoint)";
-    const archive = await checkpointCell(cellPaths(cellDir), rec, reason, applyEnv(opts, paths, opts.configDir, now));
-    await ledger.append({ time: new Date(now).toISOString(), cell: name, action: "checkpoint", reason, details: { checkpoint: archive } });
+    const time = new Date(now).toISOString();
+    const archive = await checkpointCell(cellPaths(cellDir), rec, reason, applyEnv(opts, paths, opts.configDir, now)).catch(async (err: unknown) => {
+      await ledger.append({ time, cell: name, action: "checkpoint-failed", reason, details: { error: errorMessage(err) } });
+      throw err;
+    });
+    await ledger.append({ time, cell: name, action: "checkpoint", reason, details: { checkpoint: archive } });
     return archive;
   });
 }

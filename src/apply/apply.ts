@@ -170,8 +170,9 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
           failpoint(`applied:${action.kind}`);
           result = { status: "applied", action, details };
         } catch (err) {
-          failedBefore = errorMessage(err);
-          result = { status: "failed", action, error: failedBefore };
+          const error = errorMessage(err);
+          if (ops.failureStopsCell(action, err)) failedBefore = error;
+          result = { status: "failed", action, error };
         }
         settle(i, { result, journaled: true });
       } finally {

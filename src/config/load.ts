@@ -25,14 +25,14 @@ import {
   type SourcePos,
 } from "./types.js";
 import { configFiles } from "./files.js";
-import { valueDiagnostics } from "./limits.js";
+import { checkpointSizeDiagnostics, valueDiagnostics } from "./limits.js";
 import { programWarnings } from "./programs.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
-import { hostSettings } from "../host/settings.js";
+import { checkpointMaxBytes, hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
 export interface FileResult {
@@ -66,7 +66,7 @@ export function loadFileText(file: string, text: string): FileResult {
   const checks: Diagnostic[] = [];
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...checkpointSizeDiagnostics(cell, at, checkpointMaxBytes()), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;
@@ -98,7 +98,7 @@ interface RawCell {
     retention?: string;
     policy?: { allowGuests?: boolean; allowSubstitutes?: boolean };
     credentials?: Record<string, CredentialSource>;
-    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
+    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd"; maxSize?: string };
     restoreFrom?: string;
     runtime?: { python?: { requirements?: string; findLinks?: string } };
     logs?: { maxSize?: string; keep?: number };
@@ -178,7 +178,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.kubernetes?.kubeconfig ? { kubeconfigAt: at(["spec", "kubernetes", "kubeconfig"]) } : {}),
     ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
-    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
+    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}), ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
     ...(s.logs ? { logs: { ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}), ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}) } } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),

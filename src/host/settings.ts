@@ -19,6 +19,9 @@ export interface HostSettings {
   // LAZARUS_LOG_KEEP, default 3).
   // LAZARUS_LOG_PUMP=off: members write straight to their log, without times or rotation.
   logs: { maxBytes: number; keep: number; pump: boolean };
+  // The largest checkpoint: the default of a cell without spec.checkpoint.maxSize and the most one
+  // may ask for (LAZARUS_CHECKPOINT_MAX_SIZE, default 10Gi).
+  checkpoint: { maxBytes: number };
 }
 
 export interface HostFlags {
@@ -58,8 +61,19 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
   return {
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
+    checkpoint: { maxBytes: checkpointMaxBytes(env) },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
     sandbox: { uidRange: uidRange(env), roBinds: binds, cgroupRoot },
   };
+}
+
+export const MIN_CHECKPOINT_BYTES = 1024 * 1024;
+
+// The host's checkpoint size bound (LAZARUS_CHECKPOINT_MAX_SIZE, default 10Gi, at least 1Mi).
+export function checkpointMaxBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.LAZARUS_CHECKPOINT_MAX_SIZE || "10Gi";
+  const bytes = parseMemory(text);
+  if (bytes === undefined || bytes < MIN_CHECKPOINT_BYTES) throw new LazarusError("BAD_SETTING", `LAZARUS_CHECKPOINT_MAX_SIZE "${text}" is not a size of at least 1Mi, such as 10Gi`);
+  return bytes;
 }

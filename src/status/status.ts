@@ -30,6 +30,7 @@ export interface CellStatusView {
   archivedAt: string | null;
   lastAppliedRevision: string | null;
   frozen: { since: string; pid: number; abandoned: boolean } | null; // frozen for a checkpoint
+  checkpointRefused?: { at: string; error: string }; // the last checkpoint refused for its size, until one is taken
   problem?: string;
 }
 
@@ -58,6 +59,7 @@ function view(c: ObservedCell): CellStatusView {
     archivedAt: r?.archivedAt ?? null,
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
     frozen: c.frozen ?? null,
+    ...(r?.checkpointRefused ? { checkpointRefused: r.checkpointRefused } : {}),
     ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
 }
@@ -94,6 +96,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
           : c.yellow(`  frozen since ${cell.frozen.since} for a checkpoint (pid ${cell.frozen.pid})`),
       );
     }
+    if (cell.checkpointRefused) lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
