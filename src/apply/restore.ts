@@ -8,6 +8,7 @@ import type { Backend } from "../backends/backend.js";
 import type { Backends } from "../backends/registry.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { loadRecord } from "./context.js";
+import type { TryCell } from "../lock/cell-lock.js";
 import type { CellRecord } from "../cells/record.js";
 import { isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
@@ -66,16 +67,24 @@ export async function leftoverRestores(cellDir: string): Promise<string[]> {
 }
 
 // Finish (or throw away) every restore a killed run left in a live cell; the cells touched.
-export async function finishRestores(paths: StatePaths, backends: Backends): Promise<string[]> {
+// tryCell: hold the cell meanwhile; a cell a live process holds is left to it.
+export async function finishRestores(paths: StatePaths, backends: Backends, tryCell?: TryCell): Promise<string[]> {
   const touched: string[] = [];
   for (const name of await readdir(paths.cells).catch(() => [] as string[])) {
     if (name.startsWith(".")) continue;
     const cp = cellPaths(path.join(paths.cells, name));
-    const leftovers = await leftoverRestores(cp.dir);
-    if (leftovers.length === 0) continue;
-    const rec = await loadRecord(cp);
-    for (const staging of leftovers) await finishRestore(backends.get(rec.backend), rec, cp.dir, staging);
-    touched.push(name);
+    if ((await leftoverRestores(cp.dir)).length === 0) continue;
+    const hold = tryCell ? await tryCell(name) : { release: async () => {} };
+    if (!hold) continue;
+    try {
+      const leftovers = await leftoverRestores(cp.dir);
+      if (leftovers.length === 0) continue;
+      const rec = await loadRecord(cp);
+      for (const staging of leftovers) await finishRestore(backends.get(rec.backend), rec, cp.dir, staging);
+      touched.push(name);
+    } finally {
+      await hold.release();
+    }
   }
   return touched;
 }

@@ -16,7 +16,7 @@ import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";
 import { syncDir, writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
-import { failpoint } from "../util/failpoint.js";
+import { failpoint, pausepoint } from "../util/failpoint.js";
 import { ensureRealDir } from "../util/real-dirs.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import type { TarSource } from "../backends/backend.js";
@@ -319,6 +319,7 @@ export async function takeCheckpoint(
   await freeze(true);
   try {
     failpoint("checkpoint:frozen");
+    await pausepoint("checkpoint:frozen");
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
     try {
       listing = await archive(cell, cellDir, CHECKPOINT_DIRS, compression, tmpTar, maxBytes, source);
