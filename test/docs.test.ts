@@ -26,7 +26,7 @@ describe("documentation examples", () => {
 
 describe("host settings", () => {
   // Set by Lazarus for members and sessions, or for tests: not the operator's to set.
-  const NOT_SETTINGS = new Set(["LAZARUS_EXIT_FILE", "LAZARUS_SPAWN_ID", "LAZARUS_PORTFOLIO", "LAZARUS_SESSION", "LAZARUS_SESSION_CELL", "LAZARUS_STAGE", "LAZARUS_OOM_FILE", "LAZARUS_CONTAINER", "LAZARUS_CGROUP_PROCS", "LAZARUS_FAILPOINT", "LAZARUS_SECRET_"]);
+  const NOT_SETTINGS = new Set(["LAZARUS_EXIT_FILE", "LAZARUS_SPAWN_ID", "LAZARUS_PORTFOLIO", "LAZARUS_SESSION", "LAZARUS_SESSION_CELL", "LAZARUS_STAGE", "LAZARUS_OOM_FILE", "LAZARUS_CONTAINER", "LAZARUS_CGROUP_PROCS", "LAZARUS_FAILPOINT", "LAZARUS_PAUSEPOINT", "LAZARUS_SECRET_"]);
   const sources = (dir: string): string[] =>
     readdirSync(dir, { recursive: true, encoding: "utf8" })
       .filter((f) => f.endsWith(".ts") && !f.endsWith(".generated.ts"))

@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   rmSync(hold, { force: true });
-  if (daemon.pid && isAlive(daemon.pid)) daemon.kill("SIGKILL");
+  if (daemon.pid && isAlive(daemon.pid, undefined)) daemon.kill("SIGKILL");
   await daemon;
   killAll(state);
   cleanup(state, config, path.dirname(hold));
@@ -51,7 +51,7 @@ describe("per-cell locks", () => {
       process.kill(-before, "SIGKILL");
       await waitFor(() => {
         const m = readRecord(other).members[0];
-        return m?.status === "running" && m.pid !== before && isAlive(m.pid as number);
+        return m?.status === "running" && m.pid !== before && isAlive(m.pid as number, undefined);
       }, 30_000);
       expect(procState(slowPid)).toBe("T"); // the checkpoint is still under way
       expect(checkpoint.exitCode).toBeNull(); // still running
