@@ -77,10 +77,14 @@ export async function recoverJournal(stateRoot: string, ledger: Ledger, now: str
   const left: typeof found = [];
   try {
     for (const l of found) {
-      const hold = tryCell && l.entry?.cell ? await tryCell(l.entry.cell) : { release: async () => {} };
+      // The cell from the entry, or from its file's name (an entry being written is unreadable too).
+      const cell = l.entry?.cell ?? (l.file === journal.legacyFile ? undefined : decodeURIComponent(path.basename(l.file, ".json")));
+      const hold = tryCell && cell ? await tryCell(cell) : { release: async () => {} };
       if (!hold) continue;
       held.push(hold);
-      left.push(l);
+      // Read again now that the cell is held: its worker may have finished meanwhile.
+      const again = tryCell ? (await journal.leftovers()).find((x) => x.file === l.file) : l;
+      if (again) left.push(again);
     }
     await recordLeftovers(journal, left, ledger, now);
   } finally {
