@@ -26,7 +26,7 @@ import { applyPython, pruneVenvs } from "../runtime/python.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
-export { checkpoint } from "./checkpoint.js";
+export { checkpoint, failureStopsCell } from "./checkpoint.js";
 export { replace } from "./replace.js";
 export { scrub } from "./scrub.js";
 
@@ -50,6 +50,8 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.checkpointKeep = d.checkpoint.keep;
   if (d.checkpoint.compression) rec.checkpointCompression = d.checkpoint.compression;
   else delete rec.checkpointCompression;
+  if (d.checkpoint.maxBytes !== undefined) rec.checkpointMaxBytes = d.checkpoint.maxBytes;
+  else delete rec.checkpointMaxBytes;
   rec.labels = { ...d.labels };
   rec.owner = d.owner;
   rec.graceMs = d.graceMs;
@@ -305,6 +307,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       createdAt: rec.createdAt,
       closedAt: rec.closedAt,
       reason: a.closeReason,
+      ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused } : {}),
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
@@ -318,7 +321,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   const target = path.join(env.paths.graveyard, a.cell);
   if (await exists(target)) throw new LazarusError("GRAVEYARD_TAKEN", `cannot close cell ${a.cell} into the graveyard: ${target} already exists; move it away`);
   await moveDir(cp_.dir, target);
-  return { closedAt: rec.closedAt, reason: a.closeReason };
+  return { closedAt: rec.closedAt, reason: a.closeReason, ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused.error } : {}) };
 }
 
 // rename, or copy then delete when the graveyard is on another filesystem.

@@ -9,6 +9,7 @@ import type { Backends } from "../backends/registry.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { loadRecord } from "./context.js";
 import { diskPaths } from "../backends/disk/image.js";
+import type { TryCell } from "../lock/cell-lock.js";
 import type { CellRecord } from "../cells/record.js";
 import { isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
@@ -70,20 +71,29 @@ export async function leftoverRestores(cellDir: string): Promise<string[]> {
 }
 
 // Finish (or throw away) every restore a killed run left in a live cell; the cells touched.
-export async function finishRestores(paths: StatePaths, backends: Backends): Promise<string[]> {
+// tryCell: hold the cell meanwhile; a cell a live process holds is left to it.
+export async function finishRestores(paths: StatePaths, backends: Backends, tryCell?: TryCell): Promise<string[]> {
   const touched: string[] = [];
   for (const name of await readdir(paths.cells).catch(() => [] as string[])) {
     if (name.startsWith(".")) continue;
     const cp = cellPaths(path.join(paths.cells, name));
     // A cell on a disk image (.lazarus/disk, mounted) stages its restores there.
     const onImage = diskPaths(cp.dir).mount;
-    const leftovers = [...(await leftoverRestores(cp.dir)).map((s) => [cp.dir, s] as const), ...(await leftoverRestores(onImage)).map((s) => [onImage, s] as const)];
-    if (leftovers.length === 0) continue;
-    const rec = await loadRecord(cp);
-    const backend = backends.get(rec.backend);
-    for (const [root, staging] of leftovers) await finishRestore(backend, rec, root, staging);
-    await backend.placeData?.(rec, cp.dir);
-    touched.push(name);
+    const leftoversOf = async () => [...(await leftoverRestores(cp.dir)).map((s) => [cp.dir, s] as const), ...(await leftoverRestores(onImage)).map((s) => [onImage, s] as const)];
+    if ((await leftoversOf()).length === 0) continue;
+    const hold = tryCell ? await tryCell(name) : { release: async () => {} };
+    if (!hold) continue;
+    try {
+      const leftovers = await leftoversOf();
+      if (leftovers.length === 0) continue;
+      const rec = await loadRecord(cp);
+      const backend = backends.get(rec.backend);
+      for (const [root, staging] of leftovers) await finishRestore(backend, rec, root, staging);
+      await backend.placeData?.(rec, cp.dir);
+      touched.push(name);
+    } finally {
+      await hold.release();
+    }
   }
   return touched;
 }

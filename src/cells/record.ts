@@ -99,6 +99,10 @@ export interface CellRecord {
   checkpointSchedule?: string;
   checkpointKeep?: number;
   checkpointCompression?: "gzip" | "zstd"; // unset: the host's default
+  checkpointMaxBytes?: number; // spec.checkpoint.maxSize; unset: the host's LAZARUS_CHECKPOINT_MAX_SIZE
+  // The last checkpoint refused for its size (cleared by the next one taken): status shows it, and
+  // a scheduled checkpoint is not retried before the schedule's next time.
+  checkpointRefused?: { at: string; error: string };
   restoredFrom?: string;
   safetyCheckpoints?: string[]; // taken before a substitute's restore: copies, never a restore source
   closeReason?: string;

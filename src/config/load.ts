@@ -25,7 +25,7 @@ import {
   type SourcePos,
 } from "./types.js";
 import { configFiles } from "./files.js";
-import { valueDiagnostics } from "./limits.js";
+import { checkpointSizeDiagnostics, valueDiagnostics } from "./limits.js";
 import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
 import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
@@ -36,7 +36,7 @@ import { hostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
-import { hostSettings } from "../host/settings.js";
+import { checkpointMaxBytes, hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
 export interface FileResult {
@@ -75,6 +75,7 @@ export function loadFileText(file: string, text: string): FileResult {
       ...checkCell(cell, at),
       ...valueDiagnostics(cell, at),
       ...ceilingDiagnostics(cell, at, limits),
+      ...checkpointSizeDiagnostics(cell, at, checkpointMaxBytes()),
       ...backendDiagnostics(cell, at),
       ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
       ...pythonPathDiagnostics(cell, at),
@@ -112,7 +113,7 @@ interface RawCell {
     retention?: string;
     policy?: { allowGuests?: boolean; allowSubstitutes?: boolean };
     credentials?: Record<string, CredentialSource>;
-    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
+    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd"; maxSize?: string };
     restoreFrom?: string;
     runtime?: { python?: { requirements?: string; findLinks?: string } };
     logs?: { maxSize?: string; keep?: number };
@@ -192,7 +193,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.kubernetes?.kubeconfig ? { kubeconfigAt: at(["spec", "kubernetes", "kubeconfig"]) } : {}),
     ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
-    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
+    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}), ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
     ...(s.logs ? { logs: { ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}), ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}) } } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),

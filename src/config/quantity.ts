@@ -11,6 +11,21 @@ export function parseMemory(text: string): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
+const SIZE_UNITS = ["Ki", "Mi", "Gi", "Ti", "Pi"] as const;
+
+// Bytes as a quantity of the cell's own notation: 10Gi, 1.5Ti, 512 (bytes).
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes}`;
+  let v = bytes;
+  let unit = "";
+  for (const u of SIZE_UNITS) {
+    if (v < 1024) break;
+    v /= 1024;
+    unit = u;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)}${unit}`;
+}
+
 // Cores for a cpu quantity (1.5, "1500m"), or undefined when it is not one.
 export function parseCpu(value: number | string): number | undefined {
   if (typeof value === "number") return value > 0 ? value : undefined;

@@ -126,7 +126,8 @@ export interface DesiredCell {
   // A keyed digest of the credentials' current values (filled in by loading when the state dir's
   // key exists): a rotated secret changes it. Never a value.
   credentialsValueDigest?: string;
-  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd" }; // compression: unset = zstd where the host has it, else gzip
+  // compression: unset = zstd where the host has it, else gzip; maxBytes: unset = the host's bound
+  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd"; maxBytes?: number };
   taskClass?: string;
   restoreFrom?: string;
   python?: PythonRuntime;

@@ -25,6 +25,9 @@ export interface HostSettings {
   limits: HostLimits;
   // Cells' disk quotas (sandbox, container): LAZARUS_DEFAULT_DISK, LAZARUS_MAX_DISK (see diskSettings).
   disk: DiskSettings;
+  // The largest checkpoint: the default of a cell without spec.checkpoint.maxSize and the most one
+  // may ask for (LAZARUS_CHECKPOINT_MAX_SIZE, default 10Gi).
+  checkpoint: { maxBytes: number };
 }
 
 export interface HostFlags {
@@ -70,6 +73,7 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
   return {
     limits,
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
+    checkpoint: { maxBytes: checkpointMaxBytes(env) },
     ...(secretsDir ? { secretsDir: path.resolve(secretsDir) } : {}),
     credentialEnvPrefixes: prefixes,
     sandbox: { uidRange: uidRange(env), roBinds: binds, cgroupRoot },
@@ -97,4 +101,14 @@ export function diskSettings(env: NodeJS.ProcessEnv = process.env): DiskSettings
   const max = size("LAZARUS_MAX_DISK", env.LAZARUS_MAX_DISK || "none");
   if (def !== undefined && max !== undefined && def > max) throw new LazarusError("BAD_SETTING", `LAZARUS_DEFAULT_DISK (${env.LAZARUS_DEFAULT_DISK}) is larger than LAZARUS_MAX_DISK (${env.LAZARUS_MAX_DISK}); lower the default or raise the ceiling`);
   return { ...(def !== undefined ? { default: def } : {}), ...(max !== undefined ? { max } : {}) };
+}
+
+export const MIN_CHECKPOINT_BYTES = 1024 * 1024;
+
+// The host's checkpoint size bound (LAZARUS_CHECKPOINT_MAX_SIZE, default 10Gi, at least 1Mi).
+export function checkpointMaxBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.LAZARUS_CHECKPOINT_MAX_SIZE || "10Gi";
+  const bytes = parseMemory(text);
+  if (bytes === undefined || bytes < MIN_CHECKPOINT_BYTES) throw new LazarusError("BAD_SETTING", `LAZARUS_CHECKPOINT_MAX_SIZE "${text}" is not a size of at least 1Mi, such as 10Gi`);
+  return bytes;
 }

@@ -98,6 +98,7 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
   { name: "LAZARUS_MAX_CPU", default: "the host's CPUs (at least 2)", what: "the most cores one member may ask for (spec.resources.cpu)", kind: "text", bound: true, check: (v) => (/^(\d+(\.\d+)?|\d+m)$/.test(v) && Number.parseFloat(v) > 0 ? undefined : "is not a number of cores such as 2, 1.5 or 500m") },
   { name: "LAZARUS_MAX_LOG_SIZE", default: "256Mi", what: "the largest spec.logs.maxSize a cell may ask for", kind: "text", bound: true, check: sizeCheck("16Ki", "256Mi") },
   { name: "LAZARUS_MAX_LOG_KEEP", default: "10", what: "the largest spec.logs.keep a cell may ask for", kind: "text", bound: true, check: countCheck(0, 100) },
+  { name: "LAZARUS_CHECKPOINT_MAX_SIZE", default: "10Gi", what: "the checkpoint size bound of a cell without spec.checkpoint.maxSize, and the most one may ask for", kind: "text", bound: true, check: sizeCheck("1Mi", "10Gi") },
   { name: "LAZARUS_DEFAULT_DISK", default: "none", what: "the disk quota of a sandbox or container cell that declares no spec.resources.disk", kind: "text", bound: true, check: diskCheck },
   { name: "LAZARUS_MAX_DISK", default: "none", what: "the largest spec.resources.disk a cell may ask for", kind: "text", bound: true, check: diskCheck },
   { name: "LAZARUS_MAX_CELLS", default: "1000", what: "the most cells one state dir holds; plan holds new cells beyond it", kind: "text", bound: true, check: countCheck(1, 1_000_000) },

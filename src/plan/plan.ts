@@ -415,7 +415,8 @@ function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now:
   if (!d.checkpoint.schedule) return undefined;
   const prev = cronParser().parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
   const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
-  const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt));
+  const refused = rec.checkpointRefused ? at(rec.checkpointRefused.at) : Number.NEGATIVE_INFINITY; // retried at the next time, not every pass
+  const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt), refused);
   if (baseline >= prev) return undefined;
   return `schedule "${d.checkpoint.schedule}" was due at ${short(prev)} (last checkpoint ${last !== undefined ? short(last) : "none"})`;
 }
@@ -435,7 +436,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (credentialsDigest(d.credentials) !== rec.credentialsDigest || rotated) fields.push("credentials");
   if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
   if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
-  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null)) fields.push("checkpoint");
+  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null) || (d.checkpoint.maxBytes ?? null) !== (rec.checkpointMaxBytes ?? null)) fields.push("checkpoint");
   if ((d.python?.digest ?? null) !== (rec.python?.digest ?? null)) fields.push("python");
   if (canonicalJson(d.logs ?? null) !== canonicalJson(rec.logs ?? null)) fields.push("logs");
   return fields;

@@ -35,6 +35,7 @@ export interface CellStatusView {
   // The cell's disk quota (sandbox, container): size, bytes members can still write (null when
   // not observed: not mounted, or not a live cell), whether it is mounted, since when it is full.
   disk?: { bytes: number; avail: number | null; mounted: boolean | null; fullSince: string | null };
+  checkpointRefused?: { at: string; error: string }; // the last checkpoint refused for its size, until one is taken
   problem?: string;
 }
 
@@ -64,6 +65,7 @@ function view(c: ObservedCell): CellStatusView {
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
     frozen: c.frozen ?? null,
     ...(r?.disk ? { disk: { bytes: r.disk.bytes, avail: c.disk?.mounted ? c.disk.avail : null, mounted: c.disk ? c.disk.mounted : null, fullSince: r.diskFull?.since ?? null } } : {}),
+    ...(r?.checkpointRefused ? { checkpointRefused: r.checkpointRefused } : {}),
     ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
 }
@@ -101,6 +103,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
       );
     }
     if (cell.disk) lines.push(diskLine(cell.disk, c));
+    if (cell.checkpointRefused) lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
