@@ -3,31 +3,240 @@
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container (a host uid: never 0, nor one of LAZARUS_UID_RANGE). Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."},"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest checkpoint taken, e.g. 2Gi: the apparent size of project/, shared/ and home/ (holes of sparse files included). A larger tree is refused before anything is archived. Without it: the host's LAZARUS_CHECKPOINT_MAX_SIZE (10Gi unless set), which is also the most a cell may ask for."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"enum":["none","host"],"default":"none","description":"Network of a sandbox cell: none (its own loopback only, the default) or host (the host network, an explicit opt-in shown in plan). Egress allowlists need a container or Kubernetes backend."},"resources":{"$ref":"#/definitions/cellResources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5, disk: 10Gi}: memory, pids and cpu are each member's unless it declares its own; disk is the cell's."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container; a uid alone runs with the gid of the same number. These are host ids: never 0, nor in LAZARUS_UID_RANGE, nor a host account or group. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1beta1, agent-sandbox v0.5.0 or later: earlier releases serve only v1alpha1, deprecated since) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."},"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest checkpoint taken, e.g. 2Gi: the apparent size of project/, shared/ and home/ (holes of sparse files included). A larger tree is refused before anything is archived. Without it: the host's LAZARUS_CHECKPOINT_MAX_SIZE (10Gi unless set), which is also the most a cell may ask for."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}},"cellResources":{"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}}}};
 const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
-const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
-const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
+const schema17 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
+const pattern5 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
+const pattern6 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
+const pattern9 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
+const pattern10 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
+const pattern11 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
+const pattern12 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
+const pattern13 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
+const pattern14 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
+const pattern15 = new RegExp("^/", "u");
+const pattern17 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
+const pattern18 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern21 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
-const pattern3 = new RegExp("^[0-9]+m$", "u");
-const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
-const pattern5 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
-const pattern8 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
-const pattern9 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
-const pattern10 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
-const pattern11 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
-const pattern12 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
-const pattern13 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
-const pattern14 = new RegExp("^/", "u");
-const pattern16 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
-const pattern17 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern20 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
-const schema17 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}};
+const schema14 = {"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."};
+const schema15 = {"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."};
+const schema16 = {"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."};
+const pattern3 = new RegExp("^[0-9]+m$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(data && typeof data == "object" && !Array.isArray(data)){
+for(const key0 in data){
+if(!((((key0 === "memory") || (key0 === "pids")) || (key0 === "cpu")) || (key0 === "disk"))){
+const err0 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+}
+if(data.memory !== undefined){
+let data0 = data.memory;
+if(typeof data0 === "string"){
+if(!pattern2.test(data0)){
+const err1 = {instancePath:instancePath+"/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+else {
+const err2 = {instancePath:instancePath+"/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.pids !== undefined){
+let data1 = data.pids;
+if(!(((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1))) && (isFinite(data1)))){
+const err3 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if((typeof data1 == "number") && (isFinite(data1))){
+if(data1 > 4194304 || isNaN(data1)){
+const err4 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+if(data1 < 8 || isNaN(data1)){
+const err5 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+if(data.cpu !== undefined){
+let data2 = data.cpu;
+const _errs10 = errors;
+let valid4 = false;
+const _errs11 = errors;
+if((typeof data2 == "number") && (isFinite(data2))){
+if(data2 > 1024 || isNaN(data2)){
+const err6 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+if(data2 <= 0 || isNaN(data2)){
+const err7 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+var _valid0 = _errs11 === errors;
+valid4 = valid4 || _valid0;
+if(!valid4){
+const _errs13 = errors;
+if(typeof data2 === "string"){
+if(!pattern3.test(data2)){
+const err9 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+else {
+const err10 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+var _valid0 = _errs13 === errors;
+valid4 = valid4 || _valid0;
+}
+if(!valid4){
+const err11 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+else {
+errors = _errs10;
+if(vErrors !== null){
+if(_errs10){
+vErrors.length = _errs10;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.disk !== undefined){
+let data3 = data.disk;
+if(typeof data3 === "string"){
+if(!pattern2.test(data3)){
+const err12 = {instancePath:instancePath+"/disk",schemaPath:"#/properties/disk/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+else {
+const err13 = {instancePath:instancePath+"/disk",schemaPath:"#/properties/disk/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+}
+}
+else {
+const err14 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+validate11.errors = vErrors;
+return errors === 0;
+}
+
+const schema20 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+const schema24 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
+
+function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
@@ -52,7 +261,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(func2.call(schema17.properties, key0))){
+if(!(func2.call(schema20.properties, key0))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err2];
@@ -91,7 +300,7 @@ errors++;
 if(data.role !== undefined){
 let data1 = data.role;
 if(!(((((data1 === "director") || (data1 === "executor")) || (data1 === "observer")) || (data1 === "guest")) || (data1 === "substitute"))){
-const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema17.properties.role.enum},message:"must be equal to one of the allowed values"};
+const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema20.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -145,7 +354,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern20.test(key1)){
+if(!pattern21.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -195,7 +404,7 @@ errors++;
 if(data.restart !== undefined){
 let data6 = data.restart;
 if(!(((data6 === "always") || (data6 === "on-failure")) || (data6 === "never"))){
-const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema17.properties.restart.enum},message:"must be equal to one of the allowed values"};
+const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema20.properties.restart.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -208,7 +417,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern17.test(data7)){
+if(!pattern18.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -308,7 +517,7 @@ errors++;
 if(data.onPortfolioChange !== undefined){
 let data11 = data.onPortfolioChange;
 if(!(((data11 === "signal") || (data11 === "restart")) || (data11 === "none"))){
-const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema17.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
+const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema20.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -504,7 +713,7 @@ vErrors.push(err36);
 }
 errors++;
 }
-validate11.errors = vErrors;
+validate13.errors = vErrors;
 return errors === 0;
 }
 
@@ -801,11 +1010,16 @@ errors++;
 }
 }
 if(data6.resources !== undefined){
-let data11 = data6.resources;
-if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-for(const key4 in data11){
-if(!(((key4 === "memory") || (key4 === "pids")) || (key4 === "cpu"))){
-const err24 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+if(!(validate11(data6.resources, {instancePath:instancePath+"/spec/resources",parentData:data6,parentDataProperty:"resources",rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
+errors = vErrors.length;
+}
+}
+if(data6.container !== undefined){
+let data12 = data6.container;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+if(data12.image === undefined){
+const err24 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -814,12 +1028,9 @@ vErrors.push(err24);
 }
 errors++;
 }
-}
-if(data11.memory !== undefined){
-let data12 = data11.memory;
-if(typeof data12 === "string"){
-if(!pattern2.test(data12)){
-const err25 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+for(const key4 in data12){
+if(!(((key4 === "image") || (key4 === "user")) || (key4 === "readOnlyRootfs"))){
+const err25 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -829,8 +1040,11 @@ vErrors.push(err25);
 errors++;
 }
 }
-else {
-const err26 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data12.image !== undefined){
+let data13 = data12.image;
+if(typeof data13 === "string"){
+if(func3(data13) > 512){
+const err26 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -839,11 +1053,8 @@ vErrors.push(err26);
 }
 errors++;
 }
-}
-if(data11.pids !== undefined){
-let data13 = data11.pids;
-if(!(((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13))) && (isFinite(data13)))){
-const err27 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data13) < 1){
+const err27 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -852,9 +1063,8 @@ vErrors.push(err27);
 }
 errors++;
 }
-if((typeof data13 == "number") && (isFinite(data13))){
-if(data13 > 4194304 || isNaN(data13)){
-const err28 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if(!pattern5.test(data13)){
+const err28 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -863,8 +1073,9 @@ vErrors.push(err28);
 }
 errors++;
 }
-if(data13 < 8 || isNaN(data13)){
-const err29 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+}
+else {
+const err29 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -874,15 +1085,11 @@ vErrors.push(err29);
 errors++;
 }
 }
-}
-if(data11.cpu !== undefined){
-let data14 = data11.cpu;
-const _errs33 = errors;
-let valid7 = false;
-const _errs34 = errors;
-if((typeof data14 == "number") && (isFinite(data14))){
-if(data14 > 1024 || isNaN(data14)){
-const err30 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(data12.user !== undefined){
+let data14 = data12.user;
+if(typeof data14 === "string"){
+if(!pattern6.test(data14)){
+const err30 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -891,8 +1098,9 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(data14 <= 0 || isNaN(data14)){
-const err31 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+else {
+const err31 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -902,8 +1110,9 @@ vErrors.push(err31);
 errors++;
 }
 }
-else {
-const err32 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data12.readOnlyRootfs !== undefined){
+if(typeof data12.readOnlyRootfs !== "boolean"){
+const err32 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -912,13 +1121,10 @@ vErrors.push(err32);
 }
 errors++;
 }
-var _valid0 = _errs34 === errors;
-valid7 = valid7 || _valid0;
-if(!valid7){
-const _errs36 = errors;
-if(typeof data14 === "string"){
-if(!pattern3.test(data14)){
-const err33 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
+}
+}
+else {
+const err33 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -928,8 +1134,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-else {
-const err34 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.kubernetes !== undefined){
+let data16 = data6.kubernetes;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(data16.namespace === undefined){
+const err34 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -938,11 +1147,8 @@ vErrors.push(err34);
 }
 errors++;
 }
-var _valid0 = _errs36 === errors;
-valid7 = valid7 || _valid0;
-}
-if(!valid7){
-const err35 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data16.image === undefined){
+const err35 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -951,21 +1157,9 @@ vErrors.push(err35);
 }
 errors++;
 }
-else {
-errors = _errs33;
-if(vErrors !== null){
-if(_errs33){
-vErrors.length = _errs33;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-}
-else {
-const err36 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key5 in data16){
+if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key5))){
+const err36 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -975,11 +1169,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data6.container !== undefined){
-let data15 = data6.container;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(data15.image === undefined){
-const err37 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+if(data16.namespace !== undefined){
+let data17 = data16.namespace;
+if(typeof data17 === "string"){
+if(!pattern0.test(data17)){
+const err37 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -988,9 +1182,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-for(const key5 in data15){
-if(!(((key5 === "image") || (key5 === "user")) || (key5 === "readOnlyRootfs"))){
-const err38 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+}
+else {
+const err38 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1000,11 +1194,11 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data15.image !== undefined){
-let data16 = data15.image;
-if(typeof data16 === "string"){
-if(func3(data16) > 512){
-const err39 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data16.image !== undefined){
+let data18 = data16.image;
+if(typeof data18 === "string"){
+if(func3(data18) > 512){
+const err39 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1013,8 +1207,8 @@ vErrors.push(err39);
 }
 errors++;
 }
-if(func3(data16) < 1){
-const err40 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data18) < 1){
+const err40 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1023,8 +1217,8 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern4.test(data16)){
-const err41 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+if(!pattern5.test(data18)){
+const err41 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1035,7 +1229,7 @@ errors++;
 }
 }
 else {
-const err42 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err42 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1045,11 +1239,10 @@ vErrors.push(err42);
 errors++;
 }
 }
-if(data15.user !== undefined){
-let data17 = data15.user;
-if(typeof data17 === "string"){
-if(!pattern5.test(data17)){
-const err43 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
+if(data16.workload !== undefined){
+let data19 = data16.workload;
+if(!((data19 === "pod") || (data19 === "sandbox"))){
+const err43 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1059,8 +1252,11 @@ vErrors.push(err43);
 errors++;
 }
 }
-else {
-const err44 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data16.storageClass !== undefined){
+let data20 = data16.storageClass;
+if(typeof data20 === "string"){
+if(!pattern9.test(data20)){
+const err44 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1070,9 +1266,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data15.readOnlyRootfs !== undefined){
-if(typeof data15.readOnlyRootfs !== "boolean"){
-const err45 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err45 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1082,9 +1277,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data16.storage !== undefined){
+let data21 = data16.storage;
+if(typeof data21 === "string"){
+if(!pattern10.test(data21)){
+const err46 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1094,11 +1291,8 @@ vErrors.push(err46);
 errors++;
 }
 }
-if(data6.kubernetes !== undefined){
-let data19 = data6.kubernetes;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-if(data19.namespace === undefined){
-const err47 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
+else {
+const err47 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1107,8 +1301,11 @@ vErrors.push(err47);
 }
 errors++;
 }
-if(data19.image === undefined){
-const err48 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+}
+if(data16.accessMode !== undefined){
+let data22 = data16.accessMode;
+if(!((data22 === "ReadWriteOnce") || (data22 === "ReadWriteMany"))){
+const err48 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1117,9 +1314,11 @@ vErrors.push(err48);
 }
 errors++;
 }
-for(const key6 in data19){
-if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key6))){
-const err49 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+}
+if(data16.runAsUser !== undefined){
+let data23 = data16.runAsUser;
+if(!(((typeof data23 == "number") && (!(data23 % 1) && !isNaN(data23))) && (isFinite(data23)))){
+const err49 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1128,12 +1327,9 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-if(data19.namespace !== undefined){
-let data20 = data19.namespace;
-if(typeof data20 === "string"){
-if(!pattern0.test(data20)){
-const err50 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if((typeof data23 == "number") && (isFinite(data23))){
+if(data23 > 2147483647 || isNaN(data23)){
+const err50 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1142,9 +1338,8 @@ vErrors.push(err50);
 }
 errors++;
 }
-}
-else {
-const err51 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data23 < 1 || isNaN(data23)){
+const err51 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1154,11 +1349,12 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data19.image !== undefined){
-let data21 = data19.image;
-if(typeof data21 === "string"){
-if(func3(data21) > 512){
-const err52 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+}
+if(data16.egress !== undefined){
+let data24 = data16.egress;
+if(Array.isArray(data24)){
+if(data24.length > 64){
+const err52 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1167,8 +1363,12 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(func3(data21) < 1){
-const err53 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const len0 = data24.length;
+for(let i0=0; i0<len0; i0++){
+let data25 = data24[i0];
+if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
+if(data25.cidr === undefined){
+const err53 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1177,8 +1377,9 @@ vErrors.push(err53);
 }
 errors++;
 }
-if(!pattern4.test(data21)){
-const err54 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+for(const key6 in data25){
+if(!((key6 === "cidr") || (key6 === "ports"))){
+const err54 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1188,8 +1389,11 @@ vErrors.push(err54);
 errors++;
 }
 }
-else {
-const err55 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data25.cidr !== undefined){
+let data26 = data25.cidr;
+if(typeof data26 === "string"){
+if(!pattern11.test(data26)){
+const err55 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1199,10 +1403,8 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data19.workload !== undefined){
-let data22 = data19.workload;
-if(!((data22 === "pod") || (data22 === "sandbox"))){
-const err56 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
+else {
+const err56 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1212,11 +1414,11 @@ vErrors.push(err56);
 errors++;
 }
 }
-if(data19.storageClass !== undefined){
-let data23 = data19.storageClass;
-if(typeof data23 === "string"){
-if(!pattern8.test(data23)){
-const err57 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
+if(data25.ports !== undefined){
+let data27 = data25.ports;
+if(Array.isArray(data27)){
+if(data27.length > 32){
+const err57 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1225,9 +1427,11 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len1 = data27.length;
+for(let i1=0; i1<len1; i1++){
+let data28 = data27[i1];
+if(!(((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28))) && (isFinite(data28)))){
+const err58 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1236,12 +1440,9 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-if(data19.storage !== undefined){
-let data24 = data19.storage;
-if(typeof data24 === "string"){
-if(!pattern9.test(data24)){
-const err59 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
+if((typeof data28 == "number") && (isFinite(data28))){
+if(data28 > 65535 || isNaN(data28)){
+const err59 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1250,9 +1451,8 @@ vErrors.push(err59);
 }
 errors++;
 }
-}
-else {
-const err60 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data28 < 1 || isNaN(data28)){
+const err60 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1262,10 +1462,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data19.accessMode !== undefined){
-let data25 = data19.accessMode;
-if(!((data25 === "ReadWriteOnce") || (data25 === "ReadWriteMany"))){
-const err61 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err61 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1275,10 +1475,9 @@ vErrors.push(err61);
 errors++;
 }
 }
-if(data19.runAsUser !== undefined){
-let data26 = data19.runAsUser;
-if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err62 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err62 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1287,9 +1486,10 @@ vErrors.push(err62);
 }
 errors++;
 }
-if((typeof data26 == "number") && (isFinite(data26))){
-if(data26 > 2147483647 || isNaN(data26)){
-const err63 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+}
+}
+else {
+const err63 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1298,8 +1498,12 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(data26 < 1 || isNaN(data26)){
-const err64 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data16.kubeconfig !== undefined){
+let data29 = data16.kubeconfig;
+if(typeof data29 === "string"){
+if(func3(data29) < 1){
+const err64 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1309,12 +1513,8 @@ vErrors.push(err64);
 errors++;
 }
 }
-}
-if(data19.egress !== undefined){
-let data27 = data19.egress;
-if(Array.isArray(data27)){
-if(data27.length > 64){
-const err65 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err65 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1323,12 +1523,12 @@ vErrors.push(err65);
 }
 errors++;
 }
-const len0 = data27.length;
-for(let i0=0; i0<len0; i0++){
-let data28 = data27[i0];
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.cidr === undefined){
-const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
+}
+if(data16.context !== undefined){
+let data30 = data16.context;
+if(typeof data30 === "string"){
+if(func3(data30) < 1){
+const err66 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1337,9 +1537,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-for(const key7 in data28){
-if(!((key7 === "cidr") || (key7 === "ports"))){
-const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+}
+else {
+const err67 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1349,11 +1549,9 @@ vErrors.push(err67);
 errors++;
 }
 }
-if(data28.cidr !== undefined){
-let data29 = data28.cidr;
-if(typeof data29 === "string"){
-if(!pattern10.test(data29)){
-const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
+}
+else {
+const err68 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1363,8 +1561,12 @@ vErrors.push(err68);
 errors++;
 }
 }
-else {
-const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.remote !== undefined){
+let data31 = data6.remote;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+for(const key7 in data31){
+if(!(((((((key7 === "name") || (key7 === "host")) || (key7 === "user")) || (key7 === "port")) || (key7 === "identityFile")) || (key7 === "knownHosts")) || (key7 === "root"))){
+const err69 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1374,11 +1576,11 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data28.ports !== undefined){
-let data30 = data28.ports;
-if(Array.isArray(data30)){
-if(data30.length > 32){
-const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data31.name !== undefined){
+let data32 = data31.name;
+if(typeof data32 === "string"){
+if(!pattern12.test(data32)){
+const err70 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1387,11 +1589,9 @@ vErrors.push(err70);
 }
 errors++;
 }
-const len1 = data30.length;
-for(let i1=0; i1<len1; i1++){
-let data31 = data30[i1];
-if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
-const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err71 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1400,9 +1600,12 @@ vErrors.push(err71);
 }
 errors++;
 }
-if((typeof data31 == "number") && (isFinite(data31))){
-if(data31 > 65535 || isNaN(data31)){
-const err72 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+}
+if(data31.host !== undefined){
+let data33 = data31.host;
+if(typeof data33 === "string"){
+if(func3(data33) > 255){
+const err72 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1411,8 +1614,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data31 < 1 || isNaN(data31)){
-const err73 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data33) < 1){
+const err73 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1421,11 +1624,8 @@ vErrors.push(err73);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err74 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern13.test(data33)){
+const err74 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1435,9 +1635,8 @@ vErrors.push(err74);
 errors++;
 }
 }
-}
 else {
-const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i0,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err75 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1447,9 +1646,11 @@ vErrors.push(err75);
 errors++;
 }
 }
-}
-else {
-const err76 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data31.user !== undefined){
+let data34 = data31.user;
+if(typeof data34 === "string"){
+if(!pattern14.test(data34)){
+const err76 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1459,11 +1660,8 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data19.kubeconfig !== undefined){
-let data32 = data19.kubeconfig;
-if(typeof data32 === "string"){
-if(func3(data32) < 1){
-const err77 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err77 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1473,8 +1671,10 @@ vErrors.push(err77);
 errors++;
 }
 }
-else {
-const err78 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data31.port !== undefined){
+let data35 = data31.port;
+if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
+const err78 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1483,12 +1683,9 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-if(data19.context !== undefined){
-let data33 = data19.context;
-if(typeof data33 === "string"){
-if(func3(data33) < 1){
-const err79 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data35 == "number") && (isFinite(data35))){
+if(data35 > 65535 || isNaN(data35)){
+const err79 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1497,9 +1694,8 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-else {
-const err80 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data35 < 1 || isNaN(data35)){
+const err80 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1510,8 +1706,11 @@ errors++;
 }
 }
 }
-else {
-const err81 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data31.identityFile !== undefined){
+let data36 = data31.identityFile;
+if(typeof data36 === "string"){
+if(func3(data36) > 4096){
+const err81 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1520,13 +1719,8 @@ vErrors.push(err81);
 }
 errors++;
 }
-}
-if(data6.remote !== undefined){
-let data34 = data6.remote;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key8 in data34){
-if(!(((((((key8 === "name") || (key8 === "host")) || (key8 === "user")) || (key8 === "port")) || (key8 === "identityFile")) || (key8 === "knownHosts")) || (key8 === "root"))){
-const err82 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(func3(data36) < 2){
+const err82 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1535,12 +1729,8 @@ vErrors.push(err82);
 }
 errors++;
 }
-}
-if(data34.name !== undefined){
-let data35 = data34.name;
-if(typeof data35 === "string"){
-if(!pattern11.test(data35)){
-const err83 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
+if(!pattern15.test(data36)){
+const err83 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1551,7 +1741,7 @@ errors++;
 }
 }
 else {
-const err84 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err84 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1561,11 +1751,11 @@ vErrors.push(err84);
 errors++;
 }
 }
-if(data34.host !== undefined){
-let data36 = data34.host;
-if(typeof data36 === "string"){
-if(func3(data36) > 255){
-const err85 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if(data31.knownHosts !== undefined){
+let data37 = data31.knownHosts;
+if(typeof data37 === "string"){
+if(func3(data37) > 4096){
+const err85 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1574,8 +1764,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(func3(data36) < 1){
-const err86 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data37) < 2){
+const err86 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1584,8 +1774,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-if(!pattern12.test(data36)){
-const err87 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
+if(!pattern15.test(data37)){
+const err87 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1596,7 +1786,7 @@ errors++;
 }
 }
 else {
-const err88 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err88 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1606,11 +1796,11 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data34.user !== undefined){
-let data37 = data34.user;
-if(typeof data37 === "string"){
-if(!pattern13.test(data37)){
-const err89 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
+if(data31.root !== undefined){
+let data38 = data31.root;
+if(typeof data38 === "string"){
+if(func3(data38) > 1024){
+const err89 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1619,9 +1809,8 @@ vErrors.push(err89);
 }
 errors++;
 }
-}
-else {
-const err90 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data38) < 1){
+const err90 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1630,11 +1819,8 @@ vErrors.push(err90);
 }
 errors++;
 }
-}
-if(data34.port !== undefined){
-let data38 = data34.port;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err91 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data38)){
+const err91 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1643,9 +1829,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 > 65535 || isNaN(data38)){
-const err92 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+}
+else {
+const err92 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1654,8 +1840,10 @@ vErrors.push(err92);
 }
 errors++;
 }
-if(data38 < 1 || isNaN(data38)){
-const err93 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err93 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1665,12 +1853,12 @@ vErrors.push(err93);
 errors++;
 }
 }
-}
-if(data34.identityFile !== undefined){
-let data39 = data34.identityFile;
-if(typeof data39 === "string"){
-if(func3(data39) > 4096){
-const err94 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data6.runtime !== undefined){
+let data39 = data6.runtime;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+for(const key8 in data39){
+if(!(key8 === "python")){
+const err94 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1679,8 +1867,13 @@ vErrors.push(err94);
 }
 errors++;
 }
-if(func3(data39) < 2){
-const err95 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+}
+if(data39.python !== undefined){
+let data40 = data39.python;
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+for(const key9 in data40){
+if(!((key9 === "requirements") || (key9 === "findLinks"))){
+const err95 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1689,8 +1882,12 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(!pattern14.test(data39)){
-const err96 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+if(data40.requirements !== undefined){
+let data41 = data40.requirements;
+if(typeof data41 === "string"){
+if(func3(data41) < 1){
+const err96 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1701,7 +1898,7 @@ errors++;
 }
 }
 else {
-const err97 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err97 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1711,11 +1908,11 @@ vErrors.push(err97);
 errors++;
 }
 }
-if(data34.knownHosts !== undefined){
-let data40 = data34.knownHosts;
-if(typeof data40 === "string"){
-if(func3(data40) > 4096){
-const err98 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data40.findLinks !== undefined){
+let data42 = data40.findLinks;
+if(typeof data42 === "string"){
+if(func3(data42) < 1){
+const err98 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1724,8 +1921,9 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(func3(data40) < 2){
-const err99 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+}
+else {
+const err99 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1734,8 +1932,10 @@ vErrors.push(err99);
 }
 errors++;
 }
-if(!pattern14.test(data40)){
-const err100 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+}
+else {
+const err100 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1745,8 +1945,9 @@ vErrors.push(err100);
 errors++;
 }
 }
+}
 else {
-const err101 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err101 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1756,11 +1957,10 @@ vErrors.push(err101);
 errors++;
 }
 }
-if(data34.root !== undefined){
-let data41 = data34.root;
-if(typeof data41 === "string"){
-if(func3(data41) > 1024){
-const err102 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data6.state !== undefined){
+let data43 = data6.state;
+if(!((data43 === "active") || (data43 === "closed"))){
+const err102 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1769,8 +1969,12 @@ vErrors.push(err102);
 }
 errors++;
 }
-if(func3(data41) < 1){
-const err103 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data6.ttl !== undefined){
+let data44 = data6.ttl;
+if(typeof data44 === "string"){
+if(!pattern18.test(data44)){
+const err103 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1779,8 +1983,9 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(!pattern16.test(data41)){
-const err104 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
+}
+else {
+const err104 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1790,8 +1995,11 @@ vErrors.push(err104);
 errors++;
 }
 }
-else {
-const err105 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.grace !== undefined){
+let data45 = data6.grace;
+if(typeof data45 === "string"){
+if(!pattern18.test(data45)){
+const err105 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1801,9 +2009,8 @@ vErrors.push(err105);
 errors++;
 }
 }
-}
 else {
-const err106 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err106 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1813,12 +2020,11 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data6.runtime !== undefined){
-let data42 = data6.runtime;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key9 in data42){
-if(!(key9 === "python")){
-const err107 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(data6.retention !== undefined){
+let data46 = data6.retention;
+if(typeof data46 === "string"){
+if(!pattern18.test(data46)){
+const err107 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1828,12 +2034,8 @@ vErrors.push(err107);
 errors++;
 }
 }
-if(data42.python !== undefined){
-let data43 = data42.python;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key10 in data43){
-if(!((key10 === "requirements") || (key10 === "findLinks"))){
-const err108 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+else {
+const err108 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1843,11 +2045,12 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data43.requirements !== undefined){
-let data44 = data43.requirements;
-if(typeof data44 === "string"){
-if(func3(data44) < 1){
-const err109 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.policy !== undefined){
+let data47 = data6.policy;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key10 in data47){
+if(!((key10 === "allowGuests") || (key10 === "allowSubstitutes"))){
+const err109 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1857,8 +2060,9 @@ vErrors.push(err109);
 errors++;
 }
 }
-else {
-const err110 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data47.allowGuests !== undefined){
+if(typeof data47.allowGuests !== "boolean"){
+const err110 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1868,11 +2072,9 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data43.findLinks !== undefined){
-let data45 = data43.findLinks;
-if(typeof data45 === "string"){
-if(func3(data45) < 1){
-const err111 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data47.allowSubstitutes !== undefined){
+if(typeof data47.allowSubstitutes !== "boolean"){
+const err111 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1882,8 +2084,9 @@ vErrors.push(err111);
 errors++;
 }
 }
+}
 else {
-const err112 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err112 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1893,9 +2096,14 @@ vErrors.push(err112);
 errors++;
 }
 }
-}
-else {
-const err113 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.credentials !== undefined){
+let data50 = data6.credentials;
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+for(const key11 in data50){
+const _errs110 = errors;
+if(typeof key11 === "string"){
+if(!pattern21.test(key11)){
+const err113 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key11};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1905,9 +2113,9 @@ vErrors.push(err113);
 errors++;
 }
 }
-}
-else {
-const err114 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid19 = _errs110 === errors;
+if(!valid19){
+const err114 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key11},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1917,10 +2125,11 @@ vErrors.push(err114);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data46 = data6.state;
-if(!((data46 === "active") || (data46 === "closed"))){
-const err115 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+for(const key12 in data50){
+let data51 = data50[key12];
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+if(Object.keys(data51).length > 1){
+const err115 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1929,12 +2138,8 @@ vErrors.push(err115);
 }
 errors++;
 }
-}
-if(data6.ttl !== undefined){
-let data47 = data6.ttl;
-if(typeof data47 === "string"){
-if(!pattern17.test(data47)){
-const err116 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(Object.keys(data51).length < 1){
+const err116 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1943,9 +2148,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-else {
-const err117 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key13 in data51){
+if(!((key13 === "file") || (key13 === "env"))){
+const err117 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1955,11 +2160,11 @@ vErrors.push(err117);
 errors++;
 }
 }
-if(data6.grace !== undefined){
-let data48 = data6.grace;
-if(typeof data48 === "string"){
-if(!pattern17.test(data48)){
-const err118 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data51.file !== undefined){
+let data52 = data51.file;
+if(typeof data52 === "string"){
+if(func3(data52) < 1){
+const err118 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1970,7 +2175,7 @@ errors++;
 }
 }
 else {
-const err119 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err119 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1980,11 +2185,11 @@ vErrors.push(err119);
 errors++;
 }
 }
-if(data6.retention !== undefined){
-let data49 = data6.retention;
-if(typeof data49 === "string"){
-if(!pattern17.test(data49)){
-const err120 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data51.env !== undefined){
+let data53 = data51.env;
+if(typeof data53 === "string"){
+if(!pattern21.test(data53)){
+const err120 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1995,7 +2200,7 @@ errors++;
 }
 }
 else {
-const err121 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err121 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2005,12 +2210,9 @@ vErrors.push(err121);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data50 = data6.policy;
-if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
-for(const key11 in data50){
-if(!((key11 === "allowGuests") || (key11 === "allowSubstitutes"))){
-const err122 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+else {
+const err122 = {instancePath:instancePath+"/spec/credentials/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2020,9 +2222,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-if(data50.allowGuests !== undefined){
-if(typeof data50.allowGuests !== "boolean"){
-const err123 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err123 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2032,9 +2234,19 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data50.allowSubstitutes !== undefined){
-if(typeof data50.allowSubstitutes !== "boolean"){
-const err124 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data6.members !== undefined){
+let data54 = data6.members;
+if(Array.isArray(data54)){
+const len2 = data54.length;
+for(let i2=0; i2<len2; i2++){
+if(!(validate13(data54[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data54,parentDataProperty:i2,rootData}))){
+vErrors = vErrors === null ? validate13.errors : vErrors.concat(validate13.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err124 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -2044,9 +2256,12 @@ vErrors.push(err124);
 errors++;
 }
 }
-}
-else {
-const err125 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.checkpoint !== undefined){
+let data56 = data6.checkpoint;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+for(const key14 in data56){
+if(!((((key14 === "schedule") || (key14 === "keep")) || (key14 === "compression")) || (key14 === "maxSize"))){
+const err125 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -2056,14 +2271,11 @@ vErrors.push(err125);
 errors++;
 }
 }
-if(data6.credentials !== undefined){
-let data53 = data6.credentials;
-if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
-for(const key12 in data53){
-const _errs123 = errors;
-if(typeof key12 === "string"){
-if(!pattern20.test(key12)){
-const err126 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key12};
+if(data56.schedule !== undefined){
+let data57 = data56.schedule;
+if(typeof data57 === "string"){
+if(func3(data57) < 1){
+const err126 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -2073,9 +2285,8 @@ vErrors.push(err126);
 errors++;
 }
 }
-var valid22 = _errs123 === errors;
-if(!valid22){
-const err127 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
+else {
+const err127 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -2085,11 +2296,10 @@ vErrors.push(err127);
 errors++;
 }
 }
-for(const key13 in data53){
-let data54 = data53[key13];
-if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
-if(Object.keys(data54).length > 1){
-const err128 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data56.keep !== undefined){
+let data58 = data56.keep;
+if(!(((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58))) && (isFinite(data58)))){
+const err128 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -2098,8 +2308,9 @@ vErrors.push(err128);
 }
 errors++;
 }
-if(Object.keys(data54).length < 1){
-const err129 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+if((typeof data58 == "number") && (isFinite(data58))){
+if(data58 > 1000 || isNaN(data58)){
+const err129 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -2108,9 +2319,8 @@ vErrors.push(err129);
 }
 errors++;
 }
-for(const key14 in data54){
-if(!((key14 === "file") || (key14 === "env"))){
-const err130 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data58 < 1 || isNaN(data58)){
+const err130 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -2120,11 +2330,11 @@ vErrors.push(err130);
 errors++;
 }
 }
-if(data54.file !== undefined){
-let data55 = data54.file;
-if(typeof data55 === "string"){
-if(func3(data55) < 1){
-const err131 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data56.compression !== undefined){
+let data59 = data56.compression;
+if(typeof data59 !== "string"){
+const err131 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -2133,9 +2343,8 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-else {
-const err132 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data59 === "gzip") || (data59 === "zstd"))){
+const err132 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -2145,11 +2354,11 @@ vErrors.push(err132);
 errors++;
 }
 }
-if(data54.env !== undefined){
-let data56 = data54.env;
-if(typeof data56 === "string"){
-if(!pattern20.test(data56)){
-const err133 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data56.maxSize !== undefined){
+let data60 = data56.maxSize;
+if(typeof data60 === "string"){
+if(!pattern2.test(data60)){
+const err133 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -2160,7 +2369,7 @@ errors++;
 }
 }
 else {
-const err134 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err134 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -2172,7 +2381,7 @@ errors++;
 }
 }
 else {
-const err135 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err135 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -2182,9 +2391,12 @@ vErrors.push(err135);
 errors++;
 }
 }
-}
-else {
-const err136 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.logs !== undefined){
+let data61 = data6.logs;
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+for(const key15 in data61){
+if(!((key15 === "maxSize") || (key15 === "keep"))){
+const err136 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -2194,19 +2406,11 @@ vErrors.push(err136);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data57 = data6.members;
-if(Array.isArray(data57)){
-const len2 = data57.length;
-for(let i2=0; i2<len2; i2++){
-if(!(validate11(data57[i2], {instancePath:instancePath+"/spec/members/" + i2,parentData:data57,parentDataProperty:i2,rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err137 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data61.maxSize !== undefined){
+let data62 = data61.maxSize;
+if(typeof data62 === "string"){
+if(!pattern2.test(data62)){
+const err137 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -2216,12 +2420,8 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data6.checkpoint !== undefined){
-let data59 = data6.checkpoint;
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-for(const key15 in data59){
-if(!((((key15 === "schedule") || (key15 === "keep")) || (key15 === "compression")) || (key15 === "maxSize"))){
-const err138 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+else {
+const err138 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -2231,11 +2431,10 @@ vErrors.push(err138);
 errors++;
 }
 }
-if(data59.schedule !== undefined){
-let data60 = data59.schedule;
-if(typeof data60 === "string"){
-if(func3(data60) < 1){
-const err139 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data61.keep !== undefined){
+let data63 = data61.keep;
+if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
+const err139 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -2244,9 +2443,9 @@ vErrors.push(err139);
 }
 errors++;
 }
-}
-else {
-const err140 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 > 100 || isNaN(data63)){
+const err140 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -2255,11 +2454,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-if(data59.keep !== undefined){
-let data61 = data59.keep;
-if(!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))){
-const err141 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data63 < 0 || isNaN(data63)){
+const err141 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -2268,9 +2464,11 @@ vErrors.push(err141);
 }
 errors++;
 }
-if((typeof data61 == "number") && (isFinite(data61))){
-if(data61 > 1000 || isNaN(data61)){
-const err142 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+}
+}
+else {
+const err142 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2279,8 +2477,12 @@ vErrors.push(err142);
 }
 errors++;
 }
-if(data61 < 1 || isNaN(data61)){
-const err143 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data6.restoreFrom !== undefined){
+let data64 = data6.restoreFrom;
+if(typeof data64 === "string"){
+if(func3(data64) < 1){
+const err143 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2290,11 +2492,8 @@ vErrors.push(err143);
 errors++;
 }
 }
-}
-if(data59.compression !== undefined){
-let data62 = data59.compression;
-if(typeof data62 !== "string"){
-const err144 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err144 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2303,8 +2502,12 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(!((data62 === "gzip") || (data62 === "zstd"))){
-const err145 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+if(data6.downedTimeout !== undefined){
+let data65 = data6.downedTimeout;
+if(typeof data65 === "string"){
+if(!pattern18.test(data65)){
+const err145 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2314,11 +2517,8 @@ vErrors.push(err145);
 errors++;
 }
 }
-if(data59.maxSize !== undefined){
-let data63 = data59.maxSize;
-if(typeof data63 === "string"){
-if(!pattern2.test(data63)){
-const err146 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+else {
+const err146 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2328,8 +2528,11 @@ vErrors.push(err146);
 errors++;
 }
 }
-else {
-const err147 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.inviteTtl !== undefined){
+let data66 = data6.inviteTtl;
+if(typeof data66 === "string"){
+if(!pattern18.test(data66)){
+const err147 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2339,9 +2542,8 @@ vErrors.push(err147);
 errors++;
 }
 }
-}
 else {
-const err148 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err148 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2351,12 +2553,11 @@ vErrors.push(err148);
 errors++;
 }
 }
-if(data6.logs !== undefined){
-let data64 = data6.logs;
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-for(const key16 in data64){
-if(!((key16 === "maxSize") || (key16 === "keep"))){
-const err149 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(data6.taskClass !== undefined){
+let data67 = data6.taskClass;
+if(typeof data67 === "string"){
+if(func3(data67) < 1){
+const err149 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2366,11 +2567,8 @@ vErrors.push(err149);
 errors++;
 }
 }
-if(data64.maxSize !== undefined){
-let data65 = data64.maxSize;
-if(typeof data65 === "string"){
-if(!pattern2.test(data65)){
-const err150 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+else {
+const err150 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2380,8 +2578,9 @@ vErrors.push(err150);
 errors++;
 }
 }
+}
 else {
-const err151 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err151 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2391,10 +2590,9 @@ vErrors.push(err151);
 errors++;
 }
 }
-if(data64.keep !== undefined){
-let data66 = data64.keep;
-if(!(((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66))) && (isFinite(data66)))){
-const err152 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err152 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2403,174 +2601,16 @@ vErrors.push(err152);
 }
 errors++;
 }
-if((typeof data66 == "number") && (isFinite(data66))){
-if(data66 > 100 || isNaN(data66)){
-const err153 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
-if(vErrors === null){
-vErrors = [err153];
-}
-else {
-vErrors.push(err153);
-}
-errors++;
-}
-if(data66 < 0 || isNaN(data66)){
-const err154 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
-if(vErrors === null){
-vErrors = [err154];
-}
-else {
-vErrors.push(err154);
-}
-errors++;
-}
-}
-}
-}
-else {
-const err155 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err155];
-}
-else {
-vErrors.push(err155);
-}
-errors++;
-}
-}
-if(data6.restoreFrom !== undefined){
-let data67 = data6.restoreFrom;
-if(typeof data67 === "string"){
-if(func3(data67) < 1){
-const err156 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err156];
-}
-else {
-vErrors.push(err156);
-}
-errors++;
-}
-}
-else {
-const err157 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err157];
-}
-else {
-vErrors.push(err157);
-}
-errors++;
-}
-}
-if(data6.downedTimeout !== undefined){
-let data68 = data6.downedTimeout;
-if(typeof data68 === "string"){
-if(!pattern17.test(data68)){
-const err158 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
-if(vErrors === null){
-vErrors = [err158];
-}
-else {
-vErrors.push(err158);
-}
-errors++;
-}
-}
-else {
-const err159 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err159];
-}
-else {
-vErrors.push(err159);
-}
-errors++;
-}
-}
-if(data6.inviteTtl !== undefined){
-let data69 = data6.inviteTtl;
-if(typeof data69 === "string"){
-if(!pattern17.test(data69)){
-const err160 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
-if(vErrors === null){
-vErrors = [err160];
-}
-else {
-vErrors.push(err160);
-}
-errors++;
-}
-}
-else {
-const err161 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err161];
-}
-else {
-vErrors.push(err161);
-}
-errors++;
-}
-}
-if(data6.taskClass !== undefined){
-let data70 = data6.taskClass;
-if(typeof data70 === "string"){
-if(func3(data70) < 1){
-const err162 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err162];
-}
-else {
-vErrors.push(err162);
-}
-errors++;
-}
-}
-else {
-const err163 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err163];
-}
-else {
-vErrors.push(err163);
-}
-errors++;
-}
-}
-}
-else {
-const err164 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err164];
-}
-else {
-vErrors.push(err164);
-}
-errors++;
-}
-}
-}
-else {
-const err165 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err165];
-}
-else {
-vErrors.push(err165);
-}
-errors++;
-}
 validate10.errors = vErrors;
 return errors === 0;
 }
 
-export const validatePortfolio = validate13;
-const schema24 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
-const schema25 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
-const schema29 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
+export const validatePortfolio = validate15;
+const schema27 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
+const schema28 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
+const schema32 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
 
-function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/portfolio.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -3070,7 +3110,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern17.test(data18)){
+if(!pattern18.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -3095,7 +3135,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern17.test(data19)){
+if(!pattern18.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -3172,7 +3212,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern17.test(data22)){
+if(!pattern18.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -3197,7 +3237,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern17.test(data23)){
+if(!pattern18.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
@@ -3238,7 +3278,7 @@ const len3 = data24.length;
 for(let i3=0; i3<len3; i3++){
 let data25 = data24[i3];
 if(!((((((data25 === "rate_limit") || (data25 === "timeout")) || (data25 === "server_error")) || (data25 === "context_window")) || (data25 === "content_policy")) || (data25 === "auth"))){
-const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema29.enum},message:"must be equal to one of the allowed values"};
+const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema32.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -3339,6 +3379,6 @@ vErrors.push(err60);
 }
 errors++;
 }
-validate13.errors = vErrors;
+validate15.errors = vErrors;
 return errors === 0;
 }

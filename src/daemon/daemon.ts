@@ -471,7 +471,7 @@ export class Daemon {
       { ...(this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {}), ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}), claim },
     );
     if (skipped.size > 0) this.retryLater(skipped);
-    const touched = new Set(actions.map((a) => a.cell));
+    const touched = new Set(p.actions.map((a) => a.cell));
     const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
     this.remember(names, observed, after, desired.cells, now, failedCells);
     for (const cell of waiting) if (!failedCells.has(cell)) this.wakes.set(cell, Math.max(heldUntil as number, Date.now() + 1000));
