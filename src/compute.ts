@@ -1,6 +1,7 @@
 // The read-only half of the engine: load → observe → plan, with no lock and no change. What plan
 // and status run; engine.ts re-exports it and adds the half that changes state (the lock, apply,
 // checkpoints), whose modules (apply, every backend) a plan should not pay to load.
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { statePaths, type StatePaths } from "./cells/layout.js";
 import { loadConfig } from "./config/load.js";
@@ -10,6 +11,7 @@ import { lastRecordedTime } from "./ledger/ledger.js";
 import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { hostSettings, type HostSettings } from "./host/settings.js";
+import { hostLimits } from "./host/limits.js";
 import { LazarusError } from "./util/errors.js";
 import { credentialDigestKey } from "./host/digest-key.js";
 import type { CredentialContext } from "./host/secrets.js";
@@ -42,8 +44,10 @@ export function resolveStateDir(stateDir: string | undefined, env: NodeJS.Proces
 
 // The time to act at: --now, else the clock. Never earlier than the last recorded time when --now
 // is given; without --now, a ledger time in the future is refused when mutating ("mutate") and
-// only warned about when showing ("show": plan, status), which then use the clock.
-export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[] }> {
+// only warned about when showing ("show": plan, status), which then use the clock. "hold" (the
+// daemon): the clock as well, with heldUntil, the ledger's time ahead of it, until which the
+// caller acts on no time rule and records nothing earlier than it.
+export async function resolveNow(paths: StatePaths, requested: string | undefined, mode: "mutate" | "show" | "hold" = "mutate"): Promise<{ now: number; diagnostics: Diagnostic[]; heldUntil?: number }> {
   let now = Date.now();
   if (requested !== undefined) {
     now = Date.parse(requested);
@@ -58,6 +62,7 @@ export async function resolveNow(paths: StatePaths, requested: string | undefine
   const why = `the ledger's last recorded time ${last} is in the future (the clock says ${new Date(now).toISOString()}); an earlier command was run with a future --now`;
   const hint = `pass --now ${last} (or later) explicitly to act at that time, or wait until the clock passes ${last}`;
   if (mode === "mutate") throw new LazarusError("FUTURE_LEDGER", `refusing to change state: ${why}; ${hint}`);
+  if (mode === "hold") return { now, heldUntil: lastMs, diagnostics: [{ severity: "warning", message: `${why}; members are supervised, time rules wait until the clock passes it`, hint }] };
   return { now, diagnostics: [{ severity: "warning", message: `${why}; showing as of the clock`, hint }] };
 }
 
@@ -79,7 +84,8 @@ export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
 }
 
 // Observe (every cell, or only these) and plan at now: the step every reconcile shares.
-export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>): Promise<{ observed: Observed; plan: Plan }> {
+export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>, maxCells = hostLimits(process.env).maxCells): Promise<{ observed: Observed; plan: Plan }> {
   const observed = only ? await observeNames(paths, only) : await observe(paths);
-  return { observed, plan: plan(desired, observed, now, only) };
+  const live = new Set((await readdir(paths.cells).catch(() => [] as string[])).filter((n) => !n.startsWith(".")));
+  return { observed, plan: plan(desired, observed, now, only, { maxCells, live }) };
 }

@@ -42,15 +42,57 @@ export interface ProcessOwner {
 // LAZARUS_SPAWN_ID and CELL_ID in its initial environment. A record without a start time or a
 // spawn id never proves ownership.
 export function ownsProcess(pid: number | undefined, owner: ProcessOwner): boolean {
-  if (!pid || owner.startTime === undefined || !owner.spawnId) return false;
-  if (!isAlive(pid, owner.startTime)) return false;
+  return ownership(pid, owner) === "owned";
+}
+
+// What can be said of a recorded member process: "owned" (as ownsProcess), "gone" (no such live
+// process with the recorded start time, or it is not the member's), or "unverifiable": a live
+// process started exactly when recorded whose environment this process may not read (EACCES or
+// EPERM: another user's, or one that made itself non-dumpable, seen by a non-root observer). An
+// unverifiable process is neither signalled nor taken for dead.
+export type Ownership = "owned" | "gone" | "unverifiable";
+
+export function ownership(pid: number | undefined, owner: ProcessOwner): Ownership {
+  if (!pid || owner.startTime === undefined || !owner.spawnId) return "gone";
+  if (!isAlive(pid, owner.startTime)) return "gone";
   let env: string[];
   try {
     env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-  } catch {
-    return false; // gone, or not ours to read
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return (code === "EACCES" || code === "EPERM") && isAlive(pid, owner.startTime) ? "unverifiable" : "gone";
   }
-  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime);
+  return env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`) && isAlive(pid, owner.startTime) ? "owned" : "gone";
+}
+
+// Whether pid's initial environment holds every one of these NAME=value entries (false when it
+// cannot be read: gone, or another user's).
+function envHolds(pid: number, needles: string[]): boolean {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    return needles.every((n) => env.includes(n));
+  } catch {
+    return false;
+  }
+}
+
+// The live processes of the process group a member's leader made (pgid = the leader's pid), when
+// the group is provably the member's: its leader is (ownsProcess), or, once the leader has exited,
+// one of the group's processes started no earlier than the leader and carries the member's spawn
+// id and cell in its environment (the kernel does not reuse a pgid while any process of the group
+// lives). Empty when nothing of it lives or nothing proves it is the member's.
+export function memberGroup(pgid: number | undefined, owner: ProcessOwner): number[] {
+  if (!pgid || owner.startTime === undefined || !owner.spawnId) return [];
+  const pids = groupMembers(pgid);
+  if (pids.length === 0) return [];
+  if (ownsProcess(pgid, owner)) return pids;
+  const marks = [`LAZARUS_SPAWN_ID=${owner.spawnId}`, `CELL_ID=${owner.cell}`];
+  const start = owner.startTime;
+  const proof = pids.some((pid) => {
+    const info = procInfo(pid);
+    return info !== undefined && info.pgid === pgid && info.startTime >= start && envHolds(pid, marks);
+  });
+  return proof ? pids : [];
 }
 
 // Pids whose initial environment holds NAME=value (used to find a spawn whose recorder crashed).

@@ -8,7 +8,7 @@ import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started 
 import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, findLeader, groupMembers, isAlive, ownsProcess, procInfo } from "./proc.js";
+import { findByEnv, findLeader, groupMembers, isAlive, memberGroup, ownsProcess, procInfo } from "./proc.js";
 import { spawnSupervised } from "./spawn.js";
 import { LazarusError } from "../util/errors.js";
 
@@ -91,8 +91,9 @@ export class ProcessBackend implements Backend {
     return ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell: m.cell });
   }
 
-  // The group is ours while its leader (pid == pgid) is the recorded process; once the leader is
-  // gone, the kernel keeps the pgid from being reused while any process of the group lives.
+  // The member's whole process group is stopped, its leader or not: children left in the group
+  // after the leader exited (`sh -c 'sleep 3600 & exit 1'`) go too (memberGroup proves the group
+  // is the member's: the kernel keeps the pgid from being reused while any process of it lives).
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
     if (m.status === "starting" && m.spawnId) {
       const found = this.find(rec.name, m.spawnId);
@@ -101,10 +102,10 @@ export class ProcessBackend implements Backend {
     if (m.pid) await this.stopGroup({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }, timeoutMs);
   }
 
-  // A process that cannot prove it is this member's is never signalled.
+  // A group that cannot prove it is this member's is never signalled.
   private async stopGroup(ref: MemberRef, timeoutMs: number): Promise<void> {
-    if (!this.isAlive(ref)) return;
     const pid = ref.pid as number;
+    if (memberGroup(pid, { startTime: ref.startTime, spawnId: ref.spawnId, cell: ref.cell }).length === 0) return;
     const running = (): boolean => groupMembers(pid).length > 0;
     signalGroup(pid, "SIGTERM");
     const deadline = Date.now() + timeoutMs;

@@ -36,6 +36,12 @@ export function statePaths(stateDir: string | undefined): StatePaths {
   };
 }
 
+// A graveyard entry being scrubbed is first renamed to `.scrubbing-<cell>~<id>` beside it, then
+// released and deleted: a crash never leaves a half-deleted dir under the cell's own name, and what
+// it leaves is found by this name and finished (src/apply/scrub.ts).
+export const SCRUBBING_RE = /^\.scrubbing-([a-z0-9]([a-z0-9-]*[a-z0-9])?)~[0-9a-f]+$/;
+export const scrubbingName = (cell: string, id: string): string => `.scrubbing-${cell}~${id}`;
+
 export interface CellPaths {
   dir: string;
   meta: string; // .lazarus/

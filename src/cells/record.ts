@@ -101,12 +101,20 @@ export interface CellRecord {
   checkpointSchedule?: string;
   checkpointKeep?: number;
   checkpointCompression?: "gzip" | "zstd"; // unset: the host's default
+  checkpointMaxBytes?: number; // spec.checkpoint.maxSize; unset: the host's LAZARUS_CHECKPOINT_MAX_SIZE
+  // The last checkpoint refused for its size (cleared by the next one taken): status shows it, and
+  // a scheduled checkpoint is not retried before the schedule's next time.
+  checkpointRefused?: { at: string; error: string };
   restoredFrom?: string;
   safetyCheckpoints?: string[]; // taken before a substitute's restore: copies, never a restore source
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;
   logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared; members start with it (else the host's default)
+  // The cell's disk quota in force (sandbox, container): its backend keeps project/, shared/ and
+  // home/ on an image of this size (src/backends/disk/). Set when the image is made or grown.
+  disk?: { bytes: number };
+  diskFull?: { since: string; avail: number }; // the quota was reached (an event said so); cleared when room is back
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;

@@ -1,5 +1,6 @@
 // lazarus events: the ledger as a readable stream (time, cell, action, reason, revision), the
 // kubectl-events of Lazarus. Reads only; never takes the lock.
+import { visible } from "../config/diagnostics.js";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -153,7 +154,7 @@ export function eventJson(e: EventEntry): Record<string, unknown> {
 export function eventLine(e: EventEntry, c: Colors): string {
   const time = e.time.replace(/\.\d+Z$/, "Z");
   const rev = e.revision ? c.dim(`  (revision ${e.revision.slice(0, 12)})`) : "";
-  return `${c.dim(time)}  ${e.cell.padEnd(20)}  ${colorAction(e.action, c).padEnd(16 + (colorAction(e.action, c).length - e.action.length))}  ${e.reason}${rev}`;
+  return `${c.dim(time)}  ${e.cell.padEnd(20)}  ${colorAction(e.action, c).padEnd(16 + (colorAction(e.action, c).length - e.action.length))}  ${visible(e.reason)}${rev}`;
 }
 
 function colorAction(action: string, c: Colors): string {

@@ -121,6 +121,9 @@ export interface DesiredCell {
   network: "none" | "host" | "egress";
   egress?: CellEgress; // network: {egress: [...]}
   resources: Resources; // limits of each member that declares none of its own
+  // spec.resources.disk as declared, else the host's LAZARUS_DEFAULT_DISK where the backend
+  // enforces it (filled in by loading); enforced: the backend gives the cell a disk image.
+  disk?: { bytes: number; declared: boolean; enforced: boolean; at: SourcePos };
   container?: ContainerSpec; // container backend: the image members run in
   kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access
   remote?: RemoteSpec; // remote backend: the host members run on
@@ -135,7 +138,8 @@ export interface DesiredCell {
   // A keyed digest of the credentials' current values (filled in by loading when the state dir's
   // key exists): a rotated secret changes it. Never a value.
   credentialsValueDigest?: string;
-  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd" }; // compression: unset = zstd where the host has it, else gzip
+  // compression: unset = zstd where the host has it, else gzip; maxBytes: unset = the host's bound
+  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd"; maxBytes?: number };
   taskClass?: string;
   restoreFrom?: string;
   python?: PythonRuntime;

@@ -3,31 +3,240 @@
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"oneOf":[{"enum":["none","host"]},{"type":"object","additionalProperties":false,"required":["egress"],"properties":{"egress":{"type":"array","maxItems":256,"items":{"type":"string","minLength":1,"maxLength":260},"description":"Host names or wildcards (*.example.org) with an optional port (443 and 80 without one) the members may reach through Lazarus's proxy; no IP addresses. The API hosts of the members' model providers and the project's forge are added automatically."}}}],"default":"none","description":"Network of a sandbox or container cell: none (its own loopback only, the default), host (the host network, an explicit opt-in shown in plan) or {egress: [api.anthropic.com, \"*.github.com:443\"]} (its own loopback plus an HTTP proxy that reaches only the listed hosts)."},"resources":{"$ref":"#/definitions/resources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5}."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container (a host uid: never 0, nor one of LAZARUS_UID_RANGE). Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1alpha1) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","venv","docker","remote"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes) or remote (another host over SSH with a pinned host key; needs spec.remote)."},"network":{"oneOf":[{"enum":["none","host"]},{"type":"object","additionalProperties":false,"required":["egress"],"properties":{"egress":{"type":"array","maxItems":256,"items":{"type":"string","minLength":1,"maxLength":260},"description":"Host names or wildcards (*.example.org) with an optional port (443 and 80 without one) the members may reach through Lazarus's proxy; no IP addresses. The API hosts of the members' model providers and the project's forge are added automatically."}}}],"default":"none","description":"Network of a sandbox or container cell: none (its own loopback only, the default), host (the host network, an explicit opt-in shown in plan) or {egress: [api.anthropic.com, \"*.github.com:443\"]} (its own loopback plus an HTTP proxy that reaches only the listed hosts)."},"resources":{"$ref":"#/definitions/cellResources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5, disk: 10Gi}: memory, pids and cpu are each member's unless it declares its own; disk is the cell's."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container; a uid alone runs with the gid of the same number. These are host ids: never 0, nor in LAZARUS_UID_RANGE, nor a host account or group. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1beta1, agent-sandbox v0.5.0 or later: earlier releases serve only v1alpha1, deprecated since) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."},"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest checkpoint taken, e.g. 2Gi: the apparent size of project/, shared/ and home/ (holes of sparse files included). A larger tree is refused before anything is archived. Without it: the host's LAZARUS_CHECKPOINT_MAX_SIZE (10Gi unless set), which is also the most a cell may ask for."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}},"cellResources":{"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}}}};
 const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
-const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
-const schema14 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
+const schema17 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
+const pattern5 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
+const pattern6 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
+const pattern9 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
+const pattern10 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
+const pattern11 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
+const pattern12 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
+const pattern13 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
+const pattern14 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
+const pattern15 = new RegExp("^/", "u");
+const pattern17 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
+const pattern18 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
+const pattern21 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
-const pattern3 = new RegExp("^[0-9]+m$", "u");
-const pattern4 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", "u");
-const pattern5 = new RegExp("^[0-9]{1,10}(:[0-9]{1,10})?$", "u");
-const pattern8 = new RegExp("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "u");
-const pattern9 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$", "u");
-const pattern10 = new RegExp("^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$", "u");
-const pattern11 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "u");
-const pattern12 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:-]*$", "u");
-const pattern13 = new RegExp("^[a-z_][a-z0-9_.-]{0,31}$", "u");
-const pattern14 = new RegExp("^/", "u");
-const pattern16 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
-const pattern17 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
-const pattern20 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
-const schema17 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}};
+const schema14 = {"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."};
+const schema15 = {"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."};
+const schema16 = {"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."};
+const pattern3 = new RegExp("^[0-9]+m$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(data && typeof data == "object" && !Array.isArray(data)){
+for(const key0 in data){
+if(!((((key0 === "memory") || (key0 === "pids")) || (key0 === "cpu")) || (key0 === "disk"))){
+const err0 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+}
+if(data.memory !== undefined){
+let data0 = data.memory;
+if(typeof data0 === "string"){
+if(!pattern2.test(data0)){
+const err1 = {instancePath:instancePath+"/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+else {
+const err2 = {instancePath:instancePath+"/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.pids !== undefined){
+let data1 = data.pids;
+if(!(((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1))) && (isFinite(data1)))){
+const err3 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if((typeof data1 == "number") && (isFinite(data1))){
+if(data1 > 4194304 || isNaN(data1)){
+const err4 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+if(data1 < 8 || isNaN(data1)){
+const err5 = {instancePath:instancePath+"/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+if(data.cpu !== undefined){
+let data2 = data.cpu;
+const _errs10 = errors;
+let valid4 = false;
+const _errs11 = errors;
+if((typeof data2 == "number") && (isFinite(data2))){
+if(data2 > 1024 || isNaN(data2)){
+const err6 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+if(data2 <= 0 || isNaN(data2)){
+const err7 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+var _valid0 = _errs11 === errors;
+valid4 = valid4 || _valid0;
+if(!valid4){
+const _errs13 = errors;
+if(typeof data2 === "string"){
+if(!pattern3.test(data2)){
+const err9 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+else {
+const err10 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+var _valid0 = _errs13 === errors;
+valid4 = valid4 || _valid0;
+}
+if(!valid4){
+const err11 = {instancePath:instancePath+"/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+else {
+errors = _errs10;
+if(vErrors !== null){
+if(_errs10){
+vErrors.length = _errs10;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.disk !== undefined){
+let data3 = data.disk;
+if(typeof data3 === "string"){
+if(!pattern2.test(data3)){
+const err12 = {instancePath:instancePath+"/disk",schemaPath:"#/properties/disk/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+else {
+const err13 = {instancePath:instancePath+"/disk",schemaPath:"#/properties/disk/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+}
+}
+else {
+const err14 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+validate11.errors = vErrors;
+return errors === 0;
+}
+
+const schema20 = {"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}};
+const schema24 = {"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}};
+
+function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
@@ -52,7 +261,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(func2.call(schema17.properties, key0))){
+if(!(func2.call(schema20.properties, key0))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err2];
@@ -91,7 +300,7 @@ errors++;
 if(data.role !== undefined){
 let data1 = data.role;
 if(!(((((data1 === "director") || (data1 === "executor")) || (data1 === "observer")) || (data1 === "guest")) || (data1 === "substitute"))){
-const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema17.properties.role.enum},message:"must be equal to one of the allowed values"};
+const err5 = {instancePath:instancePath+"/role",schemaPath:"#/properties/role/enum",keyword:"enum",params:{allowedValues: schema20.properties.role.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -145,7 +354,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
 const _errs12 = errors;
 if(typeof key1 === "string"){
-if(!pattern20.test(key1)){
+if(!pattern21.test(key1)){
 const err9 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err9];
@@ -195,7 +404,7 @@ errors++;
 if(data.restart !== undefined){
 let data6 = data.restart;
 if(!(((data6 === "always") || (data6 === "on-failure")) || (data6 === "never"))){
-const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema17.properties.restart.enum},message:"must be equal to one of the allowed values"};
+const err13 = {instancePath:instancePath+"/restart",schemaPath:"#/properties/restart/enum",keyword:"enum",params:{allowedValues: schema20.properties.restart.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -208,7 +417,7 @@ errors++;
 if(data.heartbeat !== undefined){
 let data7 = data.heartbeat;
 if(typeof data7 === "string"){
-if(!pattern17.test(data7)){
+if(!pattern18.test(data7)){
 const err14 = {instancePath:instancePath+"/heartbeat",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
@@ -308,7 +517,7 @@ errors++;
 if(data.onPortfolioChange !== undefined){
 let data11 = data.onPortfolioChange;
 if(!(((data11 === "signal") || (data11 === "restart")) || (data11 === "none"))){
-const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema17.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
+const err22 = {instancePath:instancePath+"/onPortfolioChange",schemaPath:"#/properties/onPortfolioChange/enum",keyword:"enum",params:{allowedValues: schema20.properties.onPortfolioChange.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -504,7 +713,7 @@ vErrors.push(err36);
 }
 errors++;
 }
-validate11.errors = vErrors;
+validate13.errors = vErrors;
 return errors === 0;
 }
 
@@ -938,11 +1147,16 @@ vErrors = null;
 }
 }
 if(data6.resources !== undefined){
-let data13 = data6.resources;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-for(const key5 in data13){
-if(!(((key5 === "memory") || (key5 === "pids")) || (key5 === "cpu"))){
-const err33 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(!(validate11(data6.resources, {instancePath:instancePath+"/spec/resources",parentData:data6,parentDataProperty:"resources",rootData}))){
+vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
+errors = vErrors.length;
+}
+}
+if(data6.container !== undefined){
+let data14 = data6.container;
+if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+if(data14.image === undefined){
+const err33 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -951,12 +1165,9 @@ vErrors.push(err33);
 }
 errors++;
 }
-}
-if(data13.memory !== undefined){
-let data14 = data13.memory;
-if(typeof data14 === "string"){
-if(!pattern2.test(data14)){
-const err34 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+for(const key5 in data14){
+if(!(((key5 === "image") || (key5 === "user")) || (key5 === "readOnlyRootfs"))){
+const err34 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -966,8 +1177,11 @@ vErrors.push(err34);
 errors++;
 }
 }
-else {
-const err35 = {instancePath:instancePath+"/spec/resources/memory",schemaPath:"#/definitions/resources/properties/memory/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data14.image !== undefined){
+let data15 = data14.image;
+if(typeof data15 === "string"){
+if(func3(data15) > 512){
+const err35 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -976,11 +1190,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-}
-if(data13.pids !== undefined){
-let data15 = data13.pids;
-if(!(((typeof data15 == "number") && (!(data15 % 1) && !isNaN(data15))) && (isFinite(data15)))){
-const err36 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(func3(data15) < 1){
+const err36 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -989,9 +1200,8 @@ vErrors.push(err36);
 }
 errors++;
 }
-if((typeof data15 == "number") && (isFinite(data15))){
-if(data15 > 4194304 || isNaN(data15)){
-const err37 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if(!pattern5.test(data15)){
+const err37 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1000,8 +1210,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-if(data15 < 8 || isNaN(data15)){
-const err38 = {instancePath:instancePath+"/spec/resources/pids",schemaPath:"#/definitions/resources/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 8},message:"must be >= 8"};
+}
+else {
+const err38 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1011,15 +1222,11 @@ vErrors.push(err38);
 errors++;
 }
 }
-}
-if(data13.cpu !== undefined){
-let data16 = data13.cpu;
-const _errs42 = errors;
-let valid11 = false;
-const _errs43 = errors;
-if((typeof data16 == "number") && (isFinite(data16))){
-if(data16 > 1024 || isNaN(data16)){
-const err39 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(data14.user !== undefined){
+let data16 = data14.user;
+if(typeof data16 === "string"){
+if(!pattern6.test(data16)){
+const err39 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1028,8 +1235,9 @@ vErrors.push(err39);
 }
 errors++;
 }
-if(data16 <= 0 || isNaN(data16)){
-const err40 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+else {
+const err40 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1039,8 +1247,9 @@ vErrors.push(err40);
 errors++;
 }
 }
-else {
-const err41 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/0/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data14.readOnlyRootfs !== undefined){
+if(typeof data14.readOnlyRootfs !== "boolean"){
+const err41 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1049,13 +1258,10 @@ vErrors.push(err41);
 }
 errors++;
 }
-var _valid1 = _errs43 === errors;
-valid11 = valid11 || _valid1;
-if(!valid11){
-const _errs45 = errors;
-if(typeof data16 === "string"){
-if(!pattern3.test(data16)){
-const err42 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^[0-9]+m$"},message:"must match pattern \""+"^[0-9]+m$"+"\""};
+}
+}
+else {
+const err42 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1065,8 +1271,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-else {
-const err43 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.kubernetes !== undefined){
+let data18 = data6.kubernetes;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.namespace === undefined){
+const err43 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1075,11 +1284,8 @@ vErrors.push(err43);
 }
 errors++;
 }
-var _valid1 = _errs45 === errors;
-valid11 = valid11 || _valid1;
-}
-if(!valid11){
-const err44 = {instancePath:instancePath+"/spec/resources/cpu",schemaPath:"#/definitions/resources/properties/cpu/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data18.image === undefined){
+const err44 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1088,21 +1294,9 @@ vErrors.push(err44);
 }
 errors++;
 }
-else {
-errors = _errs42;
-if(vErrors !== null){
-if(_errs42){
-vErrors.length = _errs42;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-}
-else {
-const err45 = {instancePath:instancePath+"/spec/resources",schemaPath:"#/definitions/resources/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key6 in data18){
+if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key6))){
+const err45 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1112,11 +1306,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data6.container !== undefined){
-let data17 = data6.container;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.image === undefined){
-const err46 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+if(data18.namespace !== undefined){
+let data19 = data18.namespace;
+if(typeof data19 === "string"){
+if(!pattern0.test(data19)){
+const err46 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1125,9 +1319,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-for(const key6 in data17){
-if(!(((key6 === "image") || (key6 === "user")) || (key6 === "readOnlyRootfs"))){
-const err47 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+}
+else {
+const err47 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1137,11 +1331,11 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data17.image !== undefined){
-let data18 = data17.image;
-if(typeof data18 === "string"){
-if(func3(data18) > 512){
-const err48 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+if(data18.image !== undefined){
+let data20 = data18.image;
+if(typeof data20 === "string"){
+if(func3(data20) > 512){
+const err48 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1150,8 +1344,8 @@ vErrors.push(err48);
 }
 errors++;
 }
-if(func3(data18) < 1){
-const err49 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data20) < 1){
+const err49 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1160,8 +1354,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-if(!pattern4.test(data18)){
-const err50 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+if(!pattern5.test(data20)){
+const err50 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1172,7 +1366,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/spec/container/image",schemaPath:"#/properties/spec/properties/container/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err51 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1182,11 +1376,10 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data17.user !== undefined){
-let data19 = data17.user;
-if(typeof data19 === "string"){
-if(!pattern5.test(data19)){
-const err52 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(:[0-9]{1,10})?$"},message:"must match pattern \""+"^[0-9]{1,10}(:[0-9]{1,10})?$"+"\""};
+if(data18.workload !== undefined){
+let data21 = data18.workload;
+if(!((data21 === "pod") || (data21 === "sandbox"))){
+const err52 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1196,8 +1389,11 @@ vErrors.push(err52);
 errors++;
 }
 }
-else {
-const err53 = {instancePath:instancePath+"/spec/container/user",schemaPath:"#/properties/spec/properties/container/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data18.storageClass !== undefined){
+let data22 = data18.storageClass;
+if(typeof data22 === "string"){
+if(!pattern9.test(data22)){
+const err53 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1207,9 +1403,8 @@ vErrors.push(err53);
 errors++;
 }
 }
-if(data17.readOnlyRootfs !== undefined){
-if(typeof data17.readOnlyRootfs !== "boolean"){
-const err54 = {instancePath:instancePath+"/spec/container/readOnlyRootfs",schemaPath:"#/properties/spec/properties/container/properties/readOnlyRootfs/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err54 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1219,9 +1414,11 @@ vErrors.push(err54);
 errors++;
 }
 }
-}
-else {
-const err55 = {instancePath:instancePath+"/spec/container",schemaPath:"#/properties/spec/properties/container/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data18.storage !== undefined){
+let data23 = data18.storage;
+if(typeof data23 === "string"){
+if(!pattern10.test(data23)){
+const err55 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1231,11 +1428,8 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data6.kubernetes !== undefined){
-let data21 = data6.kubernetes;
-if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
-if(data21.namespace === undefined){
-const err56 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
+else {
+const err56 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1244,8 +1438,11 @@ vErrors.push(err56);
 }
 errors++;
 }
-if(data21.image === undefined){
-const err57 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'"};
+}
+if(data18.accessMode !== undefined){
+let data24 = data18.accessMode;
+if(!((data24 === "ReadWriteOnce") || (data24 === "ReadWriteMany"))){
+const err57 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1254,9 +1451,11 @@ vErrors.push(err57);
 }
 errors++;
 }
-for(const key7 in data21){
-if(!(func2.call(schema11.properties.spec.properties.kubernetes.properties, key7))){
-const err58 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+}
+if(data18.runAsUser !== undefined){
+let data25 = data18.runAsUser;
+if(!(((typeof data25 == "number") && (!(data25 % 1) && !isNaN(data25))) && (isFinite(data25)))){
+const err58 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1265,12 +1464,9 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-if(data21.namespace !== undefined){
-let data22 = data21.namespace;
-if(typeof data22 === "string"){
-if(!pattern0.test(data22)){
-const err59 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"+"\""};
+if((typeof data25 == "number") && (isFinite(data25))){
+if(data25 > 2147483647 || isNaN(data25)){
+const err59 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1279,9 +1475,8 @@ vErrors.push(err59);
 }
 errors++;
 }
-}
-else {
-const err60 = {instancePath:instancePath+"/spec/kubernetes/namespace",schemaPath:"#/properties/spec/properties/kubernetes/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data25 < 1 || isNaN(data25)){
+const err60 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1291,11 +1486,12 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data21.image !== undefined){
-let data23 = data21.image;
-if(typeof data23 === "string"){
-if(func3(data23) > 512){
-const err61 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/maxLength",keyword:"maxLength",params:{limit: 512},message:"must NOT have more than 512 characters"};
+}
+if(data18.egress !== undefined){
+let data26 = data18.egress;
+if(Array.isArray(data26)){
+if(data26.length > 64){
+const err61 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1304,8 +1500,12 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(func3(data23) < 1){
-const err62 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const len1 = data26.length;
+for(let i1=0; i1<len1; i1++){
+let data27 = data26[i1];
+if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
+if(data27.cidr === undefined){
+const err62 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1314,8 +1514,9 @@ vErrors.push(err62);
 }
 errors++;
 }
-if(!pattern4.test(data23)){
-const err63 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"+"\""};
+for(const key7 in data27){
+if(!((key7 === "cidr") || (key7 === "ports"))){
+const err63 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1325,8 +1526,11 @@ vErrors.push(err63);
 errors++;
 }
 }
-else {
-const err64 = {instancePath:instancePath+"/spec/kubernetes/image",schemaPath:"#/properties/spec/properties/kubernetes/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data27.cidr !== undefined){
+let data28 = data27.cidr;
+if(typeof data28 === "string"){
+if(!pattern11.test(data28)){
+const err64 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1336,10 +1540,8 @@ vErrors.push(err64);
 errors++;
 }
 }
-if(data21.workload !== undefined){
-let data24 = data21.workload;
-if(!((data24 === "pod") || (data24 === "sandbox"))){
-const err65 = {instancePath:instancePath+"/spec/kubernetes/workload",schemaPath:"#/properties/spec/properties/kubernetes/properties/workload/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.workload.enum},message:"must be equal to one of the allowed values"};
+else {
+const err65 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1349,11 +1551,11 @@ vErrors.push(err65);
 errors++;
 }
 }
-if(data21.storageClass !== undefined){
-let data25 = data21.storageClass;
-if(typeof data25 === "string"){
-if(!pattern8.test(data25)){
-const err66 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"+"\""};
+if(data27.ports !== undefined){
+let data29 = data27.ports;
+if(Array.isArray(data29)){
+if(data29.length > 32){
+const err66 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1362,9 +1564,11 @@ vErrors.push(err66);
 }
 errors++;
 }
-}
-else {
-const err67 = {instancePath:instancePath+"/spec/kubernetes/storageClass",schemaPath:"#/properties/spec/properties/kubernetes/properties/storageClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len2 = data29.length;
+for(let i2=0; i2<len2; i2++){
+let data30 = data29[i2];
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err67 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1373,12 +1577,9 @@ vErrors.push(err67);
 }
 errors++;
 }
-}
-if(data21.storage !== undefined){
-let data26 = data21.storage;
-if(typeof data26 === "string"){
-if(!pattern9.test(data26)){
-const err68 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"+"\""};
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 > 65535 || isNaN(data30)){
+const err68 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1387,9 +1588,8 @@ vErrors.push(err68);
 }
 errors++;
 }
-}
-else {
-const err69 = {instancePath:instancePath+"/spec/kubernetes/storage",schemaPath:"#/properties/spec/properties/kubernetes/properties/storage/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data30 < 1 || isNaN(data30)){
+const err69 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1399,10 +1599,10 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data21.accessMode !== undefined){
-let data27 = data21.accessMode;
-if(!((data27 === "ReadWriteOnce") || (data27 === "ReadWriteMany"))){
-const err70 = {instancePath:instancePath+"/spec/kubernetes/accessMode",schemaPath:"#/properties/spec/properties/kubernetes/properties/accessMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubernetes.properties.accessMode.enum},message:"must be equal to one of the allowed values"};
+}
+}
+else {
+const err70 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1412,10 +1612,9 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data21.runAsUser !== undefined){
-let data28 = data21.runAsUser;
-if(!(((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28))) && (isFinite(data28)))){
-const err71 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err71 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1424,9 +1623,10 @@ vErrors.push(err71);
 }
 errors++;
 }
-if((typeof data28 == "number") && (isFinite(data28))){
-if(data28 > 2147483647 || isNaN(data28)){
-const err72 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+}
+}
+else {
+const err72 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1435,8 +1635,12 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data28 < 1 || isNaN(data28)){
-const err73 = {instancePath:instancePath+"/spec/kubernetes/runAsUser",schemaPath:"#/properties/spec/properties/kubernetes/properties/runAsUser/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data18.kubeconfig !== undefined){
+let data31 = data18.kubeconfig;
+if(typeof data31 === "string"){
+if(func3(data31) < 1){
+const err73 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1446,12 +1650,8 @@ vErrors.push(err73);
 errors++;
 }
 }
-}
-if(data21.egress !== undefined){
-let data29 = data21.egress;
-if(Array.isArray(data29)){
-if(data29.length > 64){
-const err74 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+else {
+const err74 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1460,12 +1660,12 @@ vErrors.push(err74);
 }
 errors++;
 }
-const len1 = data29.length;
-for(let i1=0; i1<len1; i1++){
-let data30 = data29[i1];
-if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
-if(data30.cidr === undefined){
-const err75 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/required",keyword:"required",params:{missingProperty: "cidr"},message:"must have required property '"+"cidr"+"'"};
+}
+if(data18.context !== undefined){
+let data32 = data18.context;
+if(typeof data32 === "string"){
+if(func3(data32) < 1){
+const err75 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1474,9 +1674,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-for(const key8 in data30){
-if(!((key8 === "cidr") || (key8 === "ports"))){
-const err76 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+}
+else {
+const err76 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1486,11 +1686,9 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data30.cidr !== undefined){
-let data31 = data30.cidr;
-if(typeof data31 === "string"){
-if(!pattern10.test(data31)){
-const err77 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/pattern",keyword:"pattern",params:{pattern: "^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"},message:"must match pattern \""+"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$"+"\""};
+}
+else {
+const err77 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1500,8 +1698,12 @@ vErrors.push(err77);
 errors++;
 }
 }
-else {
-const err78 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/cidr",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/cidr/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.remote !== undefined){
+let data33 = data6.remote;
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+for(const key8 in data33){
+if(!(((((((key8 === "name") || (key8 === "host")) || (key8 === "user")) || (key8 === "port")) || (key8 === "identityFile")) || (key8 === "knownHosts")) || (key8 === "root"))){
+const err78 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1511,11 +1713,11 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data30.ports !== undefined){
-let data32 = data30.ports;
-if(Array.isArray(data32)){
-if(data32.length > 32){
-const err79 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/maxItems",keyword:"maxItems",params:{limit: 32},message:"must NOT have more than 32 items"};
+if(data33.name !== undefined){
+let data34 = data33.name;
+if(typeof data34 === "string"){
+if(!pattern12.test(data34)){
+const err79 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1524,11 +1726,9 @@ vErrors.push(err79);
 }
 errors++;
 }
-const len2 = data32.length;
-for(let i2=0; i2<len2; i2++){
-let data33 = data32[i2];
-if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
-const err80 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err80 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1537,9 +1737,12 @@ vErrors.push(err80);
 }
 errors++;
 }
-if((typeof data33 == "number") && (isFinite(data33))){
-if(data33 > 65535 || isNaN(data33)){
-const err81 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+}
+if(data33.host !== undefined){
+let data35 = data33.host;
+if(typeof data35 === "string"){
+if(func3(data35) > 255){
+const err81 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1548,8 +1751,8 @@ vErrors.push(err81);
 }
 errors++;
 }
-if(data33 < 1 || isNaN(data33)){
-const err82 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports/" + i2,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(func3(data35) < 1){
+const err82 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1558,11 +1761,8 @@ vErrors.push(err82);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err83 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1+"/ports",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/properties/ports/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern13.test(data35)){
+const err83 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1572,9 +1772,8 @@ vErrors.push(err83);
 errors++;
 }
 }
-}
 else {
-const err84 = {instancePath:instancePath+"/spec/kubernetes/egress/" + i1,schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err84 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1584,9 +1783,11 @@ vErrors.push(err84);
 errors++;
 }
 }
-}
-else {
-const err85 = {instancePath:instancePath+"/spec/kubernetes/egress",schemaPath:"#/properties/spec/properties/kubernetes/properties/egress/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data33.user !== undefined){
+let data36 = data33.user;
+if(typeof data36 === "string"){
+if(!pattern14.test(data36)){
+const err85 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1596,11 +1797,8 @@ vErrors.push(err85);
 errors++;
 }
 }
-if(data21.kubeconfig !== undefined){
-let data34 = data21.kubeconfig;
-if(typeof data34 === "string"){
-if(func3(data34) < 1){
-const err86 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err86 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1610,8 +1808,10 @@ vErrors.push(err86);
 errors++;
 }
 }
-else {
-const err87 = {instancePath:instancePath+"/spec/kubernetes/kubeconfig",schemaPath:"#/properties/spec/properties/kubernetes/properties/kubeconfig/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data33.port !== undefined){
+let data37 = data33.port;
+if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
+const err87 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1620,12 +1820,9 @@ vErrors.push(err87);
 }
 errors++;
 }
-}
-if(data21.context !== undefined){
-let data35 = data21.context;
-if(typeof data35 === "string"){
-if(func3(data35) < 1){
-const err88 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data37 == "number") && (isFinite(data37))){
+if(data37 > 65535 || isNaN(data37)){
+const err88 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1634,9 +1831,8 @@ vErrors.push(err88);
 }
 errors++;
 }
-}
-else {
-const err89 = {instancePath:instancePath+"/spec/kubernetes/context",schemaPath:"#/properties/spec/properties/kubernetes/properties/context/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data37 < 1 || isNaN(data37)){
+const err89 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1647,8 +1843,11 @@ errors++;
 }
 }
 }
-else {
-const err90 = {instancePath:instancePath+"/spec/kubernetes",schemaPath:"#/properties/spec/properties/kubernetes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data33.identityFile !== undefined){
+let data38 = data33.identityFile;
+if(typeof data38 === "string"){
+if(func3(data38) > 4096){
+const err90 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1657,13 +1856,8 @@ vErrors.push(err90);
 }
 errors++;
 }
-}
-if(data6.remote !== undefined){
-let data36 = data6.remote;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key9 in data36){
-if(!(((((((key9 === "name") || (key9 === "host")) || (key9 === "user")) || (key9 === "port")) || (key9 === "identityFile")) || (key9 === "knownHosts")) || (key9 === "root"))){
-const err91 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(func3(data38) < 2){
+const err91 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1672,12 +1866,8 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-if(data36.name !== undefined){
-let data37 = data36.name;
-if(typeof data37 === "string"){
-if(!pattern11.test(data37)){
-const err92 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"+"\""};
+if(!pattern15.test(data38)){
+const err92 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1688,7 +1878,7 @@ errors++;
 }
 }
 else {
-const err93 = {instancePath:instancePath+"/spec/remote/name",schemaPath:"#/properties/spec/properties/remote/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err93 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1698,11 +1888,11 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data36.host !== undefined){
-let data38 = data36.host;
-if(typeof data38 === "string"){
-if(func3(data38) > 255){
-const err94 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if(data33.knownHosts !== undefined){
+let data39 = data33.knownHosts;
+if(typeof data39 === "string"){
+if(func3(data39) > 4096){
+const err94 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1711,8 +1901,8 @@ vErrors.push(err94);
 }
 errors++;
 }
-if(func3(data38) < 1){
-const err95 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(func3(data39) < 2){
+const err95 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1721,8 +1911,8 @@ vErrors.push(err95);
 }
 errors++;
 }
-if(!pattern12.test(data38)){
-const err96 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:-]*$"+"\""};
+if(!pattern15.test(data39)){
+const err96 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1733,7 +1923,7 @@ errors++;
 }
 }
 else {
-const err97 = {instancePath:instancePath+"/spec/remote/host",schemaPath:"#/properties/spec/properties/remote/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err97 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1743,11 +1933,11 @@ vErrors.push(err97);
 errors++;
 }
 }
-if(data36.user !== undefined){
-let data39 = data36.user;
-if(typeof data39 === "string"){
-if(!pattern13.test(data39)){
-const err98 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]{0,31}$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]{0,31}$"+"\""};
+if(data33.root !== undefined){
+let data40 = data33.root;
+if(typeof data40 === "string"){
+if(func3(data40) > 1024){
+const err98 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1756,9 +1946,8 @@ vErrors.push(err98);
 }
 errors++;
 }
-}
-else {
-const err99 = {instancePath:instancePath+"/spec/remote/user",schemaPath:"#/properties/spec/properties/remote/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data40) < 1){
+const err99 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1767,11 +1956,8 @@ vErrors.push(err99);
 }
 errors++;
 }
-}
-if(data36.port !== undefined){
-let data40 = data36.port;
-if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
-const err100 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(!pattern17.test(data40)){
+const err100 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1780,9 +1966,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-if((typeof data40 == "number") && (isFinite(data40))){
-if(data40 > 65535 || isNaN(data40)){
-const err101 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+}
+else {
+const err101 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1791,8 +1977,10 @@ vErrors.push(err101);
 }
 errors++;
 }
-if(data40 < 1 || isNaN(data40)){
-const err102 = {instancePath:instancePath+"/spec/remote/port",schemaPath:"#/properties/spec/properties/remote/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err102 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1802,12 +1990,12 @@ vErrors.push(err102);
 errors++;
 }
 }
-}
-if(data36.identityFile !== undefined){
-let data41 = data36.identityFile;
-if(typeof data41 === "string"){
-if(func3(data41) > 4096){
-const err103 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data6.runtime !== undefined){
+let data41 = data6.runtime;
+if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
+for(const key9 in data41){
+if(!(key9 === "python")){
+const err103 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1816,8 +2004,13 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(func3(data41) < 2){
-const err104 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+}
+if(data41.python !== undefined){
+let data42 = data41.python;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key10 in data42){
+if(!((key10 === "requirements") || (key10 === "findLinks"))){
+const err104 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1826,8 +2019,12 @@ vErrors.push(err104);
 }
 errors++;
 }
-if(!pattern14.test(data41)){
-const err105 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+if(data42.requirements !== undefined){
+let data43 = data42.requirements;
+if(typeof data43 === "string"){
+if(func3(data43) < 1){
+const err105 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1838,7 +2035,7 @@ errors++;
 }
 }
 else {
-const err106 = {instancePath:instancePath+"/spec/remote/identityFile",schemaPath:"#/properties/spec/properties/remote/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err106 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1848,11 +2045,11 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data36.knownHosts !== undefined){
-let data42 = data36.knownHosts;
-if(typeof data42 === "string"){
-if(func3(data42) > 4096){
-const err107 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data42.findLinks !== undefined){
+let data44 = data42.findLinks;
+if(typeof data44 === "string"){
+if(func3(data44) < 1){
+const err107 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1861,8 +2058,9 @@ vErrors.push(err107);
 }
 errors++;
 }
-if(func3(data42) < 2){
-const err108 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/minLength",keyword:"minLength",params:{limit: 2},message:"must NOT have fewer than 2 characters"};
+}
+else {
+const err108 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1871,8 +2069,10 @@ vErrors.push(err108);
 }
 errors++;
 }
-if(!pattern14.test(data42)){
-const err109 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1882,8 +2082,9 @@ vErrors.push(err109);
 errors++;
 }
 }
+}
 else {
-const err110 = {instancePath:instancePath+"/spec/remote/knownHosts",schemaPath:"#/properties/spec/properties/remote/properties/knownHosts/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err110 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1893,11 +2094,10 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data36.root !== undefined){
-let data43 = data36.root;
-if(typeof data43 === "string"){
-if(func3(data43) > 1024){
-const err111 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(data6.state !== undefined){
+let data45 = data6.state;
+if(!((data45 === "active") || (data45 === "closed"))){
+const err111 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1906,8 +2106,12 @@ vErrors.push(err111);
 }
 errors++;
 }
-if(func3(data43) < 1){
-const err112 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data6.ttl !== undefined){
+let data46 = data6.ttl;
+if(typeof data46 === "string"){
+if(!pattern18.test(data46)){
+const err112 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1916,8 +2120,9 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(!pattern16.test(data43)){
-const err113 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/pattern",keyword:"pattern",params:{pattern: "^(/|~/)[A-Za-z0-9._/+-]*$"},message:"must match pattern \""+"^(/|~/)[A-Za-z0-9._/+-]*$"+"\""};
+}
+else {
+const err113 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1927,8 +2132,11 @@ vErrors.push(err113);
 errors++;
 }
 }
-else {
-const err114 = {instancePath:instancePath+"/spec/remote/root",schemaPath:"#/properties/spec/properties/remote/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.grace !== undefined){
+let data47 = data6.grace;
+if(typeof data47 === "string"){
+if(!pattern18.test(data47)){
+const err114 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1938,9 +2146,8 @@ vErrors.push(err114);
 errors++;
 }
 }
-}
 else {
-const err115 = {instancePath:instancePath+"/spec/remote",schemaPath:"#/properties/spec/properties/remote/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err115 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1950,12 +2157,11 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data6.runtime !== undefined){
-let data44 = data6.runtime;
-if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
-for(const key10 in data44){
-if(!(key10 === "python")){
-const err116 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(data6.retention !== undefined){
+let data48 = data6.retention;
+if(typeof data48 === "string"){
+if(!pattern18.test(data48)){
+const err116 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1965,12 +2171,8 @@ vErrors.push(err116);
 errors++;
 }
 }
-if(data44.python !== undefined){
-let data45 = data44.python;
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-for(const key11 in data45){
-if(!((key11 === "requirements") || (key11 === "findLinks"))){
-const err117 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+else {
+const err117 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1980,11 +2182,12 @@ vErrors.push(err117);
 errors++;
 }
 }
-if(data45.requirements !== undefined){
-let data46 = data45.requirements;
-if(typeof data46 === "string"){
-if(func3(data46) < 1){
-const err118 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data6.policy !== undefined){
+let data49 = data6.policy;
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+for(const key11 in data49){
+if(!((key11 === "allowGuests") || (key11 === "allowSubstitutes"))){
+const err118 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1994,8 +2197,9 @@ vErrors.push(err118);
 errors++;
 }
 }
-else {
-const err119 = {instancePath:instancePath+"/spec/runtime/python/requirements",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/requirements/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data49.allowGuests !== undefined){
+if(typeof data49.allowGuests !== "boolean"){
+const err119 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -2005,11 +2209,9 @@ vErrors.push(err119);
 errors++;
 }
 }
-if(data45.findLinks !== undefined){
-let data47 = data45.findLinks;
-if(typeof data47 === "string"){
-if(func3(data47) < 1){
-const err120 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data49.allowSubstitutes !== undefined){
+if(typeof data49.allowSubstitutes !== "boolean"){
+const err120 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -2019,8 +2221,9 @@ vErrors.push(err120);
 errors++;
 }
 }
+}
 else {
-const err121 = {instancePath:instancePath+"/spec/runtime/python/findLinks",schemaPath:"#/properties/spec/properties/runtime/properties/python/properties/findLinks/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err121 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2030,9 +2233,14 @@ vErrors.push(err121);
 errors++;
 }
 }
-}
-else {
-const err122 = {instancePath:instancePath+"/spec/runtime/python",schemaPath:"#/properties/spec/properties/runtime/properties/python/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.credentials !== undefined){
+let data52 = data6.credentials;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+for(const key12 in data52){
+const _errs119 = errors;
+if(typeof key12 === "string"){
+if(!pattern21.test(key12)){
+const err122 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key12};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2042,9 +2250,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-}
-else {
-const err123 = {instancePath:instancePath+"/spec/runtime",schemaPath:"#/properties/spec/properties/runtime/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid23 = _errs119 === errors;
+if(!valid23){
+const err123 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2054,10 +2262,11 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data6.state !== undefined){
-let data48 = data6.state;
-if(!((data48 === "active") || (data48 === "closed"))){
-const err124 = {instancePath:instancePath+"/spec/state",schemaPath:"#/properties/spec/properties/state/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.state.enum},message:"must be equal to one of the allowed values"};
+for(const key13 in data52){
+let data53 = data52[key13];
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+if(Object.keys(data53).length > 1){
+const err124 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -2066,12 +2275,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-if(data6.ttl !== undefined){
-let data49 = data6.ttl;
-if(typeof data49 === "string"){
-if(!pattern17.test(data49)){
-const err125 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(Object.keys(data53).length < 1){
+const err125 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -2080,9 +2285,9 @@ vErrors.push(err125);
 }
 errors++;
 }
-}
-else {
-const err126 = {instancePath:instancePath+"/spec/ttl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key14 in data53){
+if(!((key14 === "file") || (key14 === "env"))){
+const err126 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -2092,11 +2297,11 @@ vErrors.push(err126);
 errors++;
 }
 }
-if(data6.grace !== undefined){
-let data50 = data6.grace;
-if(typeof data50 === "string"){
-if(!pattern17.test(data50)){
-const err127 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data53.file !== undefined){
+let data54 = data53.file;
+if(typeof data54 === "string"){
+if(func3(data54) < 1){
+const err127 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -2107,7 +2312,7 @@ errors++;
 }
 }
 else {
-const err128 = {instancePath:instancePath+"/spec/grace",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err128 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -2117,11 +2322,11 @@ vErrors.push(err128);
 errors++;
 }
 }
-if(data6.retention !== undefined){
-let data51 = data6.retention;
-if(typeof data51 === "string"){
-if(!pattern17.test(data51)){
-const err129 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data53.env !== undefined){
+let data55 = data53.env;
+if(typeof data55 === "string"){
+if(!pattern21.test(data55)){
+const err129 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -2132,7 +2337,7 @@ errors++;
 }
 }
 else {
-const err130 = {instancePath:instancePath+"/spec/retention",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err130 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -2142,12 +2347,9 @@ vErrors.push(err130);
 errors++;
 }
 }
-if(data6.policy !== undefined){
-let data52 = data6.policy;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-for(const key12 in data52){
-if(!((key12 === "allowGuests") || (key12 === "allowSubstitutes"))){
-const err131 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+else {
+const err131 = {instancePath:instancePath+"/spec/credentials/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -2157,9 +2359,9 @@ vErrors.push(err131);
 errors++;
 }
 }
-if(data52.allowGuests !== undefined){
-if(typeof data52.allowGuests !== "boolean"){
-const err132 = {instancePath:instancePath+"/spec/policy/allowGuests",schemaPath:"#/properties/spec/properties/policy/properties/allowGuests/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err132 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -2169,9 +2371,19 @@ vErrors.push(err132);
 errors++;
 }
 }
-if(data52.allowSubstitutes !== undefined){
-if(typeof data52.allowSubstitutes !== "boolean"){
-const err133 = {instancePath:instancePath+"/spec/policy/allowSubstitutes",schemaPath:"#/properties/spec/properties/policy/properties/allowSubstitutes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data6.members !== undefined){
+let data56 = data6.members;
+if(Array.isArray(data56)){
+const len3 = data56.length;
+for(let i3=0; i3<len3; i3++){
+if(!(validate13(data56[i3], {instancePath:instancePath+"/spec/members/" + i3,parentData:data56,parentDataProperty:i3,rootData}))){
+vErrors = vErrors === null ? validate13.errors : vErrors.concat(validate13.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -2181,9 +2393,12 @@ vErrors.push(err133);
 errors++;
 }
 }
-}
-else {
-const err134 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.checkpoint !== undefined){
+let data58 = data6.checkpoint;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+for(const key15 in data58){
+if(!((((key15 === "schedule") || (key15 === "keep")) || (key15 === "compression")) || (key15 === "maxSize"))){
+const err134 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -2193,14 +2408,11 @@ vErrors.push(err134);
 errors++;
 }
 }
-if(data6.credentials !== undefined){
-let data55 = data6.credentials;
-if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
-for(const key13 in data55){
-const _errs132 = errors;
-if(typeof key13 === "string"){
-if(!pattern20.test(key13)){
-const err135 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",propertyName:key13};
+if(data58.schedule !== undefined){
+let data59 = data58.schedule;
+if(typeof data59 === "string"){
+if(func3(data59) < 1){
+const err135 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -2210,9 +2422,8 @@ vErrors.push(err135);
 errors++;
 }
 }
-var valid26 = _errs132 === errors;
-if(!valid26){
-const err136 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid"};
+else {
+const err136 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -2222,11 +2433,10 @@ vErrors.push(err136);
 errors++;
 }
 }
-for(const key14 in data55){
-let data56 = data55[key14];
-if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
-if(Object.keys(data56).length > 1){
-const err137 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/maxProperties",keyword:"maxProperties",params:{limit: 1},message:"must NOT have more than 1 properties"};
+if(data58.keep !== undefined){
+let data60 = data58.keep;
+if(!(((typeof data60 == "number") && (!(data60 % 1) && !isNaN(data60))) && (isFinite(data60)))){
+const err137 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -2235,8 +2445,9 @@ vErrors.push(err137);
 }
 errors++;
 }
-if(Object.keys(data56).length < 1){
-const err138 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties"};
+if((typeof data60 == "number") && (isFinite(data60))){
+if(data60 > 1000 || isNaN(data60)){
+const err138 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -2245,9 +2456,8 @@ vErrors.push(err138);
 }
 errors++;
 }
-for(const key15 in data56){
-if(!((key15 === "file") || (key15 === "env"))){
-const err139 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data60 < 1 || isNaN(data60)){
+const err139 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -2257,11 +2467,11 @@ vErrors.push(err139);
 errors++;
 }
 }
-if(data56.file !== undefined){
-let data57 = data56.file;
-if(typeof data57 === "string"){
-if(func3(data57) < 1){
-const err140 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data58.compression !== undefined){
+let data61 = data58.compression;
+if(typeof data61 !== "string"){
+const err140 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -2270,9 +2480,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-else {
-const err141 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/file",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/file/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((data61 === "gzip") || (data61 === "zstd"))){
+const err141 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -2282,11 +2491,11 @@ vErrors.push(err141);
 errors++;
 }
 }
-if(data56.env !== undefined){
-let data58 = data56.env;
-if(typeof data58 === "string"){
-if(!pattern20.test(data58)){
-const err142 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\""};
+if(data58.maxSize !== undefined){
+let data62 = data58.maxSize;
+if(typeof data62 === "string"){
+if(!pattern2.test(data62)){
+const err142 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2297,7 +2506,7 @@ errors++;
 }
 }
 else {
-const err143 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/env",schemaPath:"#/properties/spec/properties/credentials/additionalProperties/properties/env/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err143 = {instancePath:instancePath+"/spec/checkpoint/maxSize",schemaPath:"#/properties/spec/properties/checkpoint/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2309,7 +2518,7 @@ errors++;
 }
 }
 else {
-const err144 = {instancePath:instancePath+"/spec/credentials/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/credentials/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err144 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2319,9 +2528,12 @@ vErrors.push(err144);
 errors++;
 }
 }
-}
-else {
-const err145 = {instancePath:instancePath+"/spec/credentials",schemaPath:"#/properties/spec/properties/credentials/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.logs !== undefined){
+let data63 = data6.logs;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+for(const key16 in data63){
+if(!((key16 === "maxSize") || (key16 === "keep"))){
+const err145 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2331,19 +2543,11 @@ vErrors.push(err145);
 errors++;
 }
 }
-if(data6.members !== undefined){
-let data59 = data6.members;
-if(Array.isArray(data59)){
-const len3 = data59.length;
-for(let i3=0; i3<len3; i3++){
-if(!(validate11(data59[i3], {instancePath:instancePath+"/spec/members/" + i3,parentData:data59,parentDataProperty:i3,rootData}))){
-vErrors = vErrors === null ? validate11.errors : vErrors.concat(validate11.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err146 = {instancePath:instancePath+"/spec/members",schemaPath:"#/properties/spec/properties/members/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data63.maxSize !== undefined){
+let data64 = data63.maxSize;
+if(typeof data64 === "string"){
+if(!pattern2.test(data64)){
+const err146 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2353,12 +2557,8 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data6.checkpoint !== undefined){
-let data61 = data6.checkpoint;
-if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
-for(const key16 in data61){
-if(!(((key16 === "schedule") || (key16 === "keep")) || (key16 === "compression"))){
-const err147 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+else {
+const err147 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2368,11 +2568,10 @@ vErrors.push(err147);
 errors++;
 }
 }
-if(data61.schedule !== undefined){
-let data62 = data61.schedule;
-if(typeof data62 === "string"){
-if(func3(data62) < 1){
-const err148 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data63.keep !== undefined){
+let data65 = data63.keep;
+if(!(((typeof data65 == "number") && (!(data65 % 1) && !isNaN(data65))) && (isFinite(data65)))){
+const err148 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2381,9 +2580,9 @@ vErrors.push(err148);
 }
 errors++;
 }
-}
-else {
-const err149 = {instancePath:instancePath+"/spec/checkpoint/schedule",schemaPath:"#/properties/spec/properties/checkpoint/properties/schedule/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data65 == "number") && (isFinite(data65))){
+if(data65 > 100 || isNaN(data65)){
+const err149 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2392,11 +2591,8 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-if(data61.keep !== undefined){
-let data63 = data61.keep;
-if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
-const err150 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data65 < 0 || isNaN(data65)){
+const err150 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2405,9 +2601,11 @@ vErrors.push(err150);
 }
 errors++;
 }
-if((typeof data63 == "number") && (isFinite(data63))){
-if(data63 > 1000 || isNaN(data63)){
-const err151 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
+}
+}
+}
+else {
+const err151 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2416,8 +2614,12 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(data63 < 1 || isNaN(data63)){
-const err152 = {instancePath:instancePath+"/spec/checkpoint/keep",schemaPath:"#/properties/spec/properties/checkpoint/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data6.restoreFrom !== undefined){
+let data66 = data6.restoreFrom;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err152 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2427,11 +2629,8 @@ vErrors.push(err152);
 errors++;
 }
 }
-}
-if(data61.compression !== undefined){
-let data64 = data61.compression;
-if(typeof data64 !== "string"){
-const err153 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err153 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2440,8 +2639,12 @@ vErrors.push(err153);
 }
 errors++;
 }
-if(!((data64 === "gzip") || (data64 === "zstd"))){
-const err154 = {instancePath:instancePath+"/spec/checkpoint/compression",schemaPath:"#/properties/spec/properties/checkpoint/properties/compression/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.checkpoint.properties.compression.enum},message:"must be equal to one of the allowed values"};
+}
+if(data6.downedTimeout !== undefined){
+let data67 = data6.downedTimeout;
+if(typeof data67 === "string"){
+if(!pattern18.test(data67)){
+const err154 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2451,9 +2654,8 @@ vErrors.push(err154);
 errors++;
 }
 }
-}
 else {
-const err155 = {instancePath:instancePath+"/spec/checkpoint",schemaPath:"#/properties/spec/properties/checkpoint/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err155 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2463,12 +2665,11 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data6.logs !== undefined){
-let data65 = data6.logs;
-if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
-for(const key17 in data65){
-if(!((key17 === "maxSize") || (key17 === "keep"))){
-const err156 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data6.inviteTtl !== undefined){
+let data68 = data6.inviteTtl;
+if(typeof data68 === "string"){
+if(!pattern18.test(data68)){
+const err156 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2478,11 +2679,8 @@ vErrors.push(err156);
 errors++;
 }
 }
-if(data65.maxSize !== undefined){
-let data66 = data65.maxSize;
-if(typeof data66 === "string"){
-if(!pattern2.test(data66)){
-const err157 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/pattern",keyword:"pattern",params:{pattern: "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"},message:"must match pattern \""+"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"+"\""};
+else {
+const err157 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2492,8 +2690,11 @@ vErrors.push(err157);
 errors++;
 }
 }
-else {
-const err158 = {instancePath:instancePath+"/spec/logs/maxSize",schemaPath:"#/properties/spec/properties/logs/properties/maxSize/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.taskClass !== undefined){
+let data69 = data6.taskClass;
+if(typeof data69 === "string"){
+if(func3(data69) < 1){
+const err158 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2503,10 +2704,8 @@ vErrors.push(err158);
 errors++;
 }
 }
-if(data65.keep !== undefined){
-let data67 = data65.keep;
-if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
-const err159 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err159 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2515,9 +2714,10 @@ vErrors.push(err159);
 }
 errors++;
 }
-if((typeof data67 == "number") && (isFinite(data67))){
-if(data67 > 100 || isNaN(data67)){
-const err160 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/maximum",keyword:"maximum",params:{comparison: "<=", limit: 100},message:"must be <= 100"};
+}
+}
+else {
+const err160 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2526,8 +2726,10 @@ vErrors.push(err160);
 }
 errors++;
 }
-if(data67 < 0 || isNaN(data67)){
-const err161 = {instancePath:instancePath+"/spec/logs/keep",schemaPath:"#/properties/spec/properties/logs/properties/keep/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err161 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2536,153 +2738,16 @@ vErrors.push(err161);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err162 = {instancePath:instancePath+"/spec/logs",schemaPath:"#/properties/spec/properties/logs/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err162];
-}
-else {
-vErrors.push(err162);
-}
-errors++;
-}
-}
-if(data6.restoreFrom !== undefined){
-let data68 = data6.restoreFrom;
-if(typeof data68 === "string"){
-if(func3(data68) < 1){
-const err163 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err163];
-}
-else {
-vErrors.push(err163);
-}
-errors++;
-}
-}
-else {
-const err164 = {instancePath:instancePath+"/spec/restoreFrom",schemaPath:"#/properties/spec/properties/restoreFrom/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err164];
-}
-else {
-vErrors.push(err164);
-}
-errors++;
-}
-}
-if(data6.downedTimeout !== undefined){
-let data69 = data6.downedTimeout;
-if(typeof data69 === "string"){
-if(!pattern17.test(data69)){
-const err165 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
-if(vErrors === null){
-vErrors = [err165];
-}
-else {
-vErrors.push(err165);
-}
-errors++;
-}
-}
-else {
-const err166 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err166];
-}
-else {
-vErrors.push(err166);
-}
-errors++;
-}
-}
-if(data6.inviteTtl !== undefined){
-let data70 = data6.inviteTtl;
-if(typeof data70 === "string"){
-if(!pattern17.test(data70)){
-const err167 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
-if(vErrors === null){
-vErrors = [err167];
-}
-else {
-vErrors.push(err167);
-}
-errors++;
-}
-}
-else {
-const err168 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err168];
-}
-else {
-vErrors.push(err168);
-}
-errors++;
-}
-}
-if(data6.taskClass !== undefined){
-let data71 = data6.taskClass;
-if(typeof data71 === "string"){
-if(func3(data71) < 1){
-const err169 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err169];
-}
-else {
-vErrors.push(err169);
-}
-errors++;
-}
-}
-else {
-const err170 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err170];
-}
-else {
-vErrors.push(err170);
-}
-errors++;
-}
-}
-}
-else {
-const err171 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err171];
-}
-else {
-vErrors.push(err171);
-}
-errors++;
-}
-}
-}
-else {
-const err172 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err172];
-}
-else {
-vErrors.push(err172);
-}
-errors++;
-}
 validate10.errors = vErrors;
 return errors === 0;
 }
 
-export const validatePortfolio = validate13;
-const schema24 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
-const schema25 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
-const schema29 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
+export const validatePortfolio = validate15;
+const schema27 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
+const schema28 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
+const schema32 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
 
-function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://lazarus.dev/schemas/portfolio.schema.json" */;
 let vErrors = null;
 let errors = 0;
@@ -3182,7 +3247,7 @@ errors++;
 if(data16.backoff !== undefined){
 let data18 = data16.backoff;
 if(typeof data18 === "string"){
-if(!pattern17.test(data18)){
+if(!pattern18.test(data18)){
 const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
@@ -3207,7 +3272,7 @@ errors++;
 if(data16.maxRetryAfter !== undefined){
 let data19 = data16.maxRetryAfter;
 if(typeof data19 === "string"){
-if(!pattern17.test(data19)){
+if(!pattern18.test(data19)){
 const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err42];
@@ -3284,7 +3349,7 @@ errors++;
 if(data20.window !== undefined){
 let data22 = data20.window;
 if(typeof data22 === "string"){
-if(!pattern17.test(data22)){
+if(!pattern18.test(data22)){
 const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
@@ -3309,7 +3374,7 @@ errors++;
 if(data20.duration !== undefined){
 let data23 = data20.duration;
 if(typeof data23 === "string"){
-if(!pattern17.test(data23)){
+if(!pattern18.test(data23)){
 const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
@@ -3350,7 +3415,7 @@ const len3 = data24.length;
 for(let i3=0; i3<len3; i3++){
 let data25 = data24[i3];
 if(!((((((data25 === "rate_limit") || (data25 === "timeout")) || (data25 === "server_error")) || (data25 === "context_window")) || (data25 === "content_policy")) || (data25 === "auth"))){
-const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema29.enum},message:"must be equal to one of the allowed values"};
+const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema32.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -3451,6 +3516,6 @@ vErrors.push(err60);
 }
 errors++;
 }
-validate13.errors = vErrors;
+validate15.errors = vErrors;
 return errors === 0;
 }

@@ -31,6 +31,7 @@ export class ConfigCache {
   private combined: { desired: Desired; diagnostics: Diagnostic[] } | undefined;
   private readonly combiner = new Combiner(); // what an unchanged file contributes is not worked out again
   private dirProblem: PortfolioFileResult | undefined; // portfolios/ cannot be listed
+  private refreshing: Promise<unknown> = Promise.resolve();
 
   // credentials: where credential values may come from; read again on every full refresh, so a
   // rotated secret (same file in cells.d/) is seen.
@@ -40,7 +41,16 @@ export class ConfigCache {
   ) {}
 
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
-  async refresh(only?: Iterable<string>): Promise<RefreshResult> {
+  // One refresh at a time, in call order: a full read still under way when an edit's own read
+  // starts could otherwise store the file as it was before the edit, after it.
+  refresh(only?: Iterable<string>): Promise<RefreshResult> {
+    const files = only ? [...only] : undefined;
+    const run = this.refreshing.then(() => this.refreshNow(files));
+    this.refreshing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async refreshNow(only: string[] | undefined): Promise<RefreshResult> {
     let names: string[];
     const affected = new Set<string>();
     const changed: string[] = [];

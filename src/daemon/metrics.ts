@@ -36,6 +36,7 @@ export class Metrics {
   readonly errors = new Counter({ name: "lazarus_errors_total", help: "Errors: failed actions, invalid files, failed reconciles", labelNames: ["kind"], registers: [this.registry] });
   readonly resyncCells = new Counter({ name: "lazarus_resync_cells_total", help: "Cells a periodic resync observed, or skipped as unchanged since they were last observed", labelNames: ["outcome"], registers: [this.registry] });
   readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
+  readonly timeRulesHeld = new Gauge({ name: "lazarus_time_rules_held_until_timestamp_seconds", help: "While the ledger's last recorded time is ahead of the clock (an earlier command ran with a future --now): that time, until which no time rule is acted on (members are still supervised); 0 otherwise", registers: [this.registry] });
   readonly info = new Gauge({ name: "lazarus_build_info", help: "The running Lazarus version (always 1)", labelNames: ["version"], registers: [this.registry] });
   // Connections through the egress proxy, by cell and verdict (allowed, refused), read from the
   // proxy's events file at each scrape.

@@ -1,9 +1,10 @@
 // observe: read only the real world (cell records on disk and the process table).
 import { lstat, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { CHECKPOINT_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
+import { CHECKPOINT_RE, SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { ownsProcess } from "../backends/proc.js";
+import { ownership } from "../backends/proc.js";
+import { diskUsage, type DiskUsage } from "../backends/disk/image.js";
 import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
@@ -20,6 +21,9 @@ export interface ObservedMember extends MemberRecord {
   exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
   heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
   ignored?: string[]; // member-written files that were not believed (a link, a FIFO, too big, garbage), and why
+  // Why its process can be neither proved this member's nor gone (its pid lives with the recorded
+  // start time, but its environment cannot be read): unknown, not dead (alive stays false).
+  unverifiable?: string;
 }
 
 export interface ObservedCheckpoint {
@@ -42,6 +46,8 @@ export interface ObservedCell {
   frozen?: { since: string; pid: number; abandoned: boolean };
   // Whole checkpoints only (tar and manifest both present), oldest first.
   checkpoints: ObservedCheckpoint[];
+  // A live cell with a disk quota (record.disk): whether its image is in place, and how full.
+  disk?: DiskUsage;
 }
 
 export interface ObservedName {
@@ -49,6 +55,7 @@ export interface ObservedName {
   graveyard?: ObservedCell;
   archives: ObservedCell[];
   tombstone?: Tombstone; // how the name last closed, kept past the purge of its archives
+  scrubbing?: string[]; // graveyard entries a killed scrub moved aside (.scrubbing-<cell>~<id>): being scrubbed
 }
 
 export interface Observed {
@@ -83,6 +90,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (cluster ? clusterMember(m, cluster) : observeMember(cp, m, place, fallbackName))));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
+  const disk = place === "cells" && record?.disk ? diskUsage(dir) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,
@@ -92,6 +100,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     ...(record ? { record } : {}),
     ...(unreadable ? { unreadable } : {}),
     ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
+    ...(disk ? { disk } : {}),
   };
 }
 
@@ -119,12 +128,14 @@ function clusterMember(m: MemberRecord, r: ClusterView): ObservedMember {
 
 // cell: the name of the cell's directory, which the member's process must prove it belongs to.
 async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell: string): Promise<ObservedMember> {
-  const alive = ownsProcess(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
+  const who = ownership(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
+  const alive = who === "owned";
   const out: ObservedMember = { ...m, alive };
+  if (who === "unverifiable") out.unverifiable = `process ${m.pid} lives, started as recorded, but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved ${m.identity}'s`;
   if (place !== "cells" || !m.command) return out;
   const ignored: string[] = [];
   const rel = (f: string): string => path.relative(cp.dir, f);
-  if (!alive && (m.status === "running" || m.status === "starting")) {
+  if (!alive && who !== "unverifiable" && (m.status === "running" || m.status === "starting")) {
     const file = memberExitFile(cp, m.home);
     const r = await readUntrusted(file, CAPS.exitFile, cp.dir);
     // "<code>" from the process backend's wrapper, "<code> oom_kill=<n>" from the sandbox's supervisor
@@ -185,6 +196,7 @@ export async function observe(paths: StatePaths): Promise<Observed> {
     const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")));
     for (const c of entries) slot(cells, c.name).archives.push(c);
   }
+  for (const [name, asides] of await scrubbingNames(paths)) slot(cells, name).scrubbing = asides;
   for (const name of await listTombstones(paths)) {
     const t = await readTombstone(paths, name);
     if (t) slot(cells, name).tombstone = t;
@@ -202,9 +214,27 @@ async function observeRemoteCells(paths: StatePaths, cells: Map<string, Observed
   await observeRemote(path.dirname(paths.ledger), remote);
 }
 
+// The graveyard entries being scrubbed, by cell name (one listing of the graveyard).
+async function scrubbingNames(paths: StatePaths): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  let entries: string[];
+  try {
+    entries = (await readdir(paths.graveyard)).sort();
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return out;
+    throw err;
+  }
+  for (const e of entries) {
+    const name = SCRUBBING_RE.exec(e)?.[1];
+    if (name) out.set(name, [...(out.get(name) ?? []), e]);
+  }
+  return out;
+}
+
 // Only the named cells: their live dir, graveyard entry and archive entries.
 export async function observeNames(paths: StatePaths, names: Iterable<string>): Promise<Observed> {
   const cells = new Map<string, ObservedName>();
+  const asides = await scrubbingNames(paths);
   // Each archive day is listed once per call, not once per name.
   const days = await Promise.all((await listDirs(paths.archive)).map(async (day) => ({ dir: path.join(paths.archive, day), entries: await listDirs(path.join(paths.archive, day)) })));
   await mapLimit(
@@ -217,6 +247,8 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
       if (grave) s.graveyard = grave;
       const t = await readTombstone(paths, name);
       if (t) s.tombstone = t;
+      const scrubbing = asides.get(name);
+      if (scrubbing) s.scrubbing = scrubbing;
       for (const day of days) {
         for (const e of day.entries) {
           if (e === name || e.startsWith(`${name}~`)) s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));
@@ -240,7 +272,7 @@ async function observeIfDir(dir: string, place: Place, name: string): Promise<Ob
 // The name of every cell with anything on disk (live, graveyard or archive), without reading them;
 // archives: each name's archive entries ("<day>/<entry>", in listing order).
 export async function listNames(paths: StatePaths): Promise<{ names: Set<string>; archives: Map<string, string[]> }> {
-  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard))]);
+  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard)), ...(await scrubbingNames(paths)).keys()]);
   const archives = await archiveEntries(paths);
   for (const name of archives.keys()) names.add(name);
   return { names, archives };

@@ -11,6 +11,7 @@ export const ACTION_KINDS = [
   "update-portfolio",
   "cell-down",
   "revive",
+  "disk-full",
   "renew",
   "update",
   "replace",
@@ -41,6 +42,9 @@ export type Action =
   | (Base & { kind: "update-portfolio"; member: string; desiredMember: DesiredMember; before: string[]; after: string[] })
   | (Base & { kind: "cell-down" })
   | (Base & { kind: "revive" })
+  // The cell's disk quota was reached (its members get ENOSPC), or it has room again: recorded
+  // and said as an event. avail: bytes members could still write when observed.
+  | (Base & { kind: "disk-full"; reached: boolean; avail: number; bytes: number })
   | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
   | (Base & { kind: "renew"; ttlMs: number; expiresAt: string })
   | (Base & { kind: "update"; desired: DesiredCell; fields: string[] })
@@ -52,8 +56,16 @@ export type Action =
   // desiredDigest: the declaration in force when it closed (null when removed); it reopens only when that changes.
   | (Base & { kind: "close"; closeReason: string; desiredDigest: string | null })
   | (Base & { kind: "resurrect"; desired: DesiredCell })
-  | (Base & { kind: "scrub" })
+  // interrupted: only finish what a killed scrub moved aside (graveyard/.scrubbing-<cell>~<id>),
+  // never graveyard/<cell> itself
+  | (Base & { kind: "scrub"; interrupted?: true })
   | (Base & { kind: "purge"; dir: string });
+
+// The actions that keep members supervised: a member noticed down, restarted, its cell downed or
+// revived. The daemon applies only these while the ledger's last time is ahead of the clock;
+// everything else (a ttl, grace, retention, invitation or downed timeout ending, a scheduled
+// checkpoint, a create stamped with its activation, …) waits until the clock passes that time.
+export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>(["member-down", "restart", "cell-down", "revive"]);
 
 // Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
 export function placeOf(backend: string, container?: { image: string } | undefined): string {
@@ -78,6 +90,7 @@ export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   "update-portfolio": "~",
   "cell-down": "!",
   revive: "+",
+  "disk-full": "!",
   checkpoint: "*",
   renew: "~",
   update: "~",

@@ -135,6 +135,13 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
     return;
   }
   let status = m.status;
+  // Its process lives but cannot be proved this member's (unreadable environment): unknown, not
+  // gone. Nothing is done to it (no member-down, no restart) and it counts as up.
+  if (m.unverifiable && (status === "running" || status === "starting")) {
+    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})` });
+    ctx.up.add(dm.identity);
+    return;
+  }
   let failures = m.failures ?? 0;
   let downAt = at(m.downAt);
   let exitCode = m.exitCode;

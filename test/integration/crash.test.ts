@@ -57,6 +57,9 @@ const cases: [Phase, string][] = [
   ["resurrect", "applied:resurrect"],
   ["scrub", "scrub:before-archive-rename"],
   ["scrub", "scrub:archived"],
+  ["scrub", "scrub:moved-aside"],
+  ["scrub", "scrub:released"],
+  ["scrub", "scrub:deleting"],
   ["scrub", "applied:scrub"],
 ];
 
@@ -71,6 +74,14 @@ describe("a crash during apply", () => {
     const crashed = await lazarus(["apply", ...args], { env: { LAZARUS_FAILPOINT: point } });
     expect(crashed.signal, crashed.stdout + crashed.stderr).toBe("SIGKILL");
 
+    const aside = ["scrub:moved-aside", "scrub:released", "scrub:deleting"].includes(point);
+    if (aside) {
+      // The entry was moved aside before any deletion: plan says it finishes that scrub.
+      expect(readdirSync(path.join(state, "graveyard"))).toEqual([expect.stringMatching(/^\.scrubbing-c~[0-9a-f]+$/)]);
+      const shown = await lazarus(["plan", ...args]);
+      expect(shown.stdout).toContain("finish interrupted scrub");
+    }
+
     const again = await lazarus(["apply", ...args]);
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
     const plan = await lazarus(["plan", "--detailed-exitcode", ...args]);
@@ -82,7 +93,7 @@ describe("a crash during apply", () => {
     expect(cellProcesses(state).sort()).toEqual(running.map((m) => m.pid).sort());
     if (phase === "close" || phase === "scrub") expect(existsSync(live)).toBe(false);
     if (phase === "scrub") {
-      expect(existsSync(path.join(state, "graveyard", "c"))).toBe(false);
+      expect(readdirSync(path.join(state, "graveyard")), "nothing left in the graveyard, aside or not").toEqual([]);
       const days = readdirSync(path.join(state, "archive"));
       expect(readdirSync(path.join(state, "archive", days[0]!))).toEqual(["c"]);
     }
@@ -93,6 +104,7 @@ describe("a crash during apply", () => {
     expect(verify.exitCode, verify.stderr).toBe(0);
     const ledger = readFileSync(path.join(state, "ledger.jsonl"), "utf8");
     if (!point.startsWith("applied:")) expect(ledger).toContain('"action":"recover"');
+    if (aside) expect(ledger).toMatch(/"action":"scrub","reason":"finish interrupted scrub[^"]*","details":\{"finished":\["\.scrubbing-c~/);
   });
 
   it("killed at a random moment while creating many cells, converges on the next apply", async () => {

@@ -5,6 +5,7 @@
 import path from "node:path";
 import type { ContainerSpec, Resources, Role } from "../../config/types.js";
 import { CELL_ROOT, RUN_DIR, roleMounts, sandboxHome } from "../sandbox/argv.js";
+import { parseContainerUser } from "./user.js";
 
 export const LABEL_CELL = "lazarus.cell";
 export const LABEL_CELL_UID = "lazarus.cell.uid"; // the cell incarnation: names repeat across state dirs
@@ -42,7 +43,8 @@ export function runArgs(v: ContainerView): string[] {
   a.push("--label", `${LABEL_CELL}=${v.cell}`, "--label", `${LABEL_CELL_UID}=${v.cellUid}`, "--label", `${LABEL_MEMBER}=${v.identity}`, "--label", `${LABEL_SPAWN}=${v.spawnId}`);
   a.push("--network", typeof v.network === "object" ? `ns:${v.network.netns}` : v.network);
   if (v.network !== "host") a.push("--hostname", v.cell);
-  a.push("--user", v.container.user ?? `${v.uid}:${v.gid}`, "--cap-drop", "ALL", "--security-opt", "no-new-privileges");
+  const user = v.container.user ? parseContainerUser(v.container.user) : { uid: v.uid, gid: v.gid };
+  a.push("--user", `${user.uid}:${user.gid}`, "--cap-drop", "ALL", "--security-opt", "no-new-privileges");
   if (v.container.readOnlyRootfs) a.push("--read-only");
   a.push("--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777");
   const r = v.resources;

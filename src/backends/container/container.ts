@@ -6,13 +6,13 @@
 // so whatever a crashed run left behind is found again and removed.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "../../util/exec.js";
-import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
+import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
@@ -20,8 +20,10 @@ import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
-import { handCellTo, handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handCellTo, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handOver } from "../sandbox/handover.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
+import { clearAsCell, restoreAsCell, type RunAsTools } from "../sandbox/run-as.js";
 import { forgetCellEgress, memberEgressReady, syncCellEgress } from "../../egress/cells.js";
 import { proxyEnv } from "../../egress/member.js";
 import { NETNS_WRAP, netnsEnv, netnsFile, removeNetns } from "../../egress/netns.js";
@@ -29,15 +31,7 @@ import { NETNS_WRAP, netnsEnv, netnsFile, removeNetns } from "../../egress/netns
 const netnsPrefix = (rec: CellRecord): string => `${rec.uid.slice(0, 12)}-`;
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
-
-// Give a restored tree to the cell's uid without following links (the tree is out of every
-// member's reach while it is restored: a fresh cell dir or a staging dir).
-async function chownTree(p: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st) return;
-  if (!(st.isFile() && st.nlink > 1)) await lchown(p, uid, gid);
-  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
-}
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 export class ContainerBackend implements Backend {
   readonly name = "container";
@@ -87,8 +81,19 @@ export class ContainerBackend implements Backend {
     const kind = containerEngine().kind;
     if (kind) rec.containerEngine = kind; // for status: where the members run
     const { uid, gid } = rec.containerUid;
+    await this.placeData(rec, cellDir);
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
     await syncCellEgress(this.stateRoot, rec);
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before any container of it runs; its
+  // files are moved onto it only while the cell has no container.
+  async placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, async () => (await this.containers({ [LABEL_CELL_UID]: rec.uid })).length === 0);
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   // The member's container view (what runArgs turns into a command line), with its home ready.
@@ -96,6 +101,7 @@ export class ContainerBackend implements Backend {
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before any container binds it
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
@@ -121,7 +127,7 @@ export class ContainerBackend implements Backend {
       home: spec.homeName,
       ...(spec.portfolioFile ? { portfolioDir: memberRunDir(spec.cellDir, spec.homeName) } : {}),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
-      resources: spec.resources,
+      resources: withDefaults(spec.resources, this.settings.limits),
       env,
       command: spec.command,
     };
@@ -187,7 +193,7 @@ export class ContainerBackend implements Backend {
   // one left by a killed verify goes with the member's next start, close or scrub.
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: withDefaults(m.resources ?? {}, this.settings.limits), configDir: "" }, containerName(spawnId));
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
     const netns = await this.egressEnv(rec, m.home, view);
@@ -238,17 +244,20 @@ export class ContainerBackend implements Backend {
     return r.status === 0;
   }
 
-  // Extracted as root into a dir no member can reach (a fresh cell or a staging dir), checked
-  // against the manifest, then handed to the cell's uid without following links.
+  // Extraction and deletion in the cell's tree run as the cell's uid, as in the sandbox backend:
+  // whatever owners and modes an archive carries, what it leaves is the cell's own.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
-    const { uid, gid } = this.uid(rec);
-    await restoreCheckpoint(file, base, dirs);
-    for (const d of dirs) await chownTree(path.join(base, d), uid, gid);
-    for (const d of dirs) await handOver(path.join(base, d), uid, gid, 0o770);
+    await restoreAsCell(this.uid(rec), this.runAsTools(), base, file, dirs);
   }
 
-  async clear(_rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
-    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true });
+  async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    await clearAsCell(this.uid(rec), this.runAsTools(), base, dirs);
+  }
+
+  private runAsTools(): RunAsTools {
+    const e = containerEngine();
+    if (!e.runAs) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ")}`);
+    return e.runAs;
   }
 
   // pause/unpause every container of the cell (the engine freezes its cgroup).

@@ -15,7 +15,8 @@ export const LABEL_SPAWN = "lazarus.dev/spawn";
 export const ANNOTATION_IDENTITY = "lazarus.dev/identity";
 export const ANNOTATION_CREDENTIALS = "lazarus.dev/credentials";
 export const CONTAINER = "member";
-export const SANDBOX_API = "agents.x-k8s.io/v1alpha1";
+// agent-sandbox's Sandbox, its current version (v1alpha1, with spec.replicas, is deprecated).
+export const SANDBOX_API = "agents.x-k8s.io/v1beta1";
 const CREDENTIALS_KEY = "credentials.json";
 
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
@@ -205,7 +206,7 @@ export function workload(c: RenderCell, m: RenderMember): K8sObject {
       spec: {
         podTemplate: { metadata: { labels, annotations }, spec: podSpec(c, m) },
         ...(c.expiresAt ? { shutdownTime: c.expiresAt, shutdownPolicy: "Retain" } : {}),
-        replicas: 1,
+        operatingMode: "Running", // v1beta1's pause and resume (Suspended), v1alpha1's replicas 0/1
       },
     };
   }
