@@ -12,6 +12,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { stopMembers, writeSleepCells } from "./lib/members.js";
+// The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
+process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
 const N = Number(process.argv[2] ?? 1000);
 const nodeOptions = process.argv.slice(3);

@@ -21,6 +21,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cpuGroup } from "./lib/cpu.js";
 import { median, stopMembers, writeSleepCells } from "./lib/members.js";
 import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
+// The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
+process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {

@@ -23,6 +23,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { writeCells } from "./lib/cells.js";
 import { median, stopMembers } from "./lib/members.js";
 import { startSupervisord, supervisordMissing, timeUpdate, writePrograms } from "./lib/supervisord.js";
+// The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
+process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
 const profAt = process.argv.indexOf("--prof");
 const PROF_DIR = profAt > 0 ? path.resolve(process.argv[profAt + 1] ?? "prof") : undefined;

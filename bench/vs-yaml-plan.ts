@@ -9,6 +9,8 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeCells } from "./lib/cells.js";
+// The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
+process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
 const N = Number(process.argv[2] ?? 3000);
 const ROUNDS = Number(process.argv[3] ?? 11);

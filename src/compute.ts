@@ -1,6 +1,7 @@
 // The read-only half of the engine: load → observe → plan, with no lock and no change. What plan
 // and status run; engine.ts re-exports it and adds the half that changes state (the lock, apply,
 // checkpoints), whose modules (apply, every backend) a plan should not pay to load.
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { statePaths, type StatePaths } from "./cells/layout.js";
 import { loadConfig } from "./config/load.js";
@@ -10,6 +11,7 @@ import { lastRecordedTime } from "./ledger/ledger.js";
 import { observe, observeNames, type Observed } from "./observe/observe.js";
 import { plan, type Plan } from "./plan/plan.js";
 import { hostSettings, type HostSettings } from "./host/settings.js";
+import { hostLimits } from "./host/limits.js";
 import { LazarusError } from "./util/errors.js";
 import { credentialDigestKey } from "./host/digest-key.js";
 import type { CredentialContext } from "./host/secrets.js";
@@ -82,7 +84,8 @@ export async function computePlan(opts: EngineOptions): Promise<PlanOutcome> {
 }
 
 // Observe (every cell, or only these) and plan at now: the step every reconcile shares.
-export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>): Promise<{ observed: Observed; plan: Plan }> {
+export async function observeAndPlan(paths: StatePaths, desired: Desired, now: number, only?: ReadonlySet<string>, maxCells = hostLimits(process.env).maxCells): Promise<{ observed: Observed; plan: Plan }> {
   const observed = only ? await observeNames(paths, only) : await observe(paths);
-  return { observed, plan: plan(desired, observed, now, only) };
+  const live = new Set((await readdir(paths.cells).catch(() => [] as string[])).filter((n) => !n.startsWith(".")));
+  return { observed, plan: plan(desired, observed, now, only, { maxCells, live }) };
 }

@@ -4,15 +4,17 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { statePaths, cellPaths, type StatePaths } from "./cells/layout.js";
 import { Ledger } from "./ledger/ledger.js";
-import { acquireLock } from "./lock/lock.js";
+import type { Lock } from "./lock/lock.js";
+import { lockCell, tryLockCell, type TryCell } from "./lock/cell-lock.js";
+import { StateLock } from "./lock/state-lock.js";
 import { sweepTempFiles } from "./lock/sweep.js";
 import { observeNames } from "./observe/observe.js";
-import { staleCells, type SavedPlan } from "./plan/saved.js";
-import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks, type ApplyOptions } from "./apply/apply.js";
+import { fingerprint, staleCells, type SavedPlan } from "./plan/saved.js";
+import { applyActions, recoverJournal, sweepStaging, type ActionResult, type ApplyHooks, type ApplyOptions, type CellClaim } from "./apply/apply.js";
 import type { ApplyEnv } from "./apply/context.js";
 import { backends, type Backends } from "./backends/registry.js";
 import { hostSettings } from "./host/settings.js";
-import { LazarusError } from "./util/errors.js";
+import { LazarusError, errorMessage } from "./util/errors.js";
 import type { CellRecord } from "./cells/record.js";
 import { CAPS, readUntrustedJson } from "./util/safe-fs.js";
 import { checkpointCell } from "./apply/checkpoint.js";
@@ -29,7 +31,8 @@ export interface ApplyOutcome extends PlanOutcome {
 
 export interface Locked {
   paths: StatePaths;
-  ledger: Ledger;
+  ledger: Ledger; // each append holds the state-dir lock (briefly)
+  state: StateLock;
 }
 
 export interface LockOptions {
@@ -41,31 +44,84 @@ export interface LockOptions {
   holdFutureLedger?: boolean;
 }
 
-// Hold the state-dir lock around body: the one way any command or the daemon changes state.
-// Before body runs, a run interrupted earlier is recorded (journal → ledger), its half-built
-// leftovers are swept, and a killed checkpoint's freeze is thawed.
-export async function withStateLock<T>(opts: Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">, command: string, body: (l: Locked) => Promise<T>, lo: LockOptions = {}): Promise<T> {
+// How long a ledger append waits for the state-dir lock: the work it records is done already.
+const LEDGER_LOCK_WAIT_MS = 120_000;
+
+function locked(opts: Pick<EngineOptions, "stateDir" | "lockTimeoutMs">, command: string): Locked {
   const paths = statePaths(opts.stateDir);
+  const state = new StateLock(paths.lock, command, opts.lockTimeoutMs ?? 0);
+  const ledger = new Ledger(paths.ledger, paths.ledgerHead, (fn) => state.hold(fn, Math.max(state.timeoutMs, LEDGER_LOCK_WAIT_MS)));
+  return { paths, ledger, state };
+}
+
+// Under the state-dir lock, before any work: a run interrupted earlier is recorded (journal →
+// ledger), its half-built leftovers are swept, a killed restore is finished and a killed
+// checkpoint's freeze thawed. What a killed run left in a cell is dealt with only while that cell's
+// lock is free: a cell whose lock a live process holds is that process's work in progress.
+async function recover(opts: Pick<EngineOptions, "now" | "hostEnv" | "hostSettings">, l: Locked, command: string, lo: LockOptions): Promise<void> {
+  const { paths, ledger } = l;
   const stateRoot = path.dirname(paths.ledger);
-  await mkdir(stateRoot, { recursive: true });
-  const lock = await acquireLock(paths.lock, command, { timeoutMs: opts.lockTimeoutMs ?? 0 });
-  try {
-    const ledger = new Ledger(paths.ledger, paths.ledgerHead);
-    const { now, heldUntil } = await resolveNow(paths, opts.now, lo.holdFutureLedger ? "hold" : "mutate");
-    await recoverJournal(stateRoot, ledger, new Date(heldUntil ?? now).toISOString());
-    if (lo.sweep !== false) {
-      await sweepStaging(paths);
-      await sweepTempFiles(paths);
-    }
-    const hostEnv = opts.hostEnv ?? process.env;
-    const using = lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv));
-    if (lo.sweep !== false) await finishRestores(paths, using); // a killed restore: rolled forward once verified
-    const thawed = await thawAbandoned(paths, using);
-    if (thawed.length > 0) lo.onThawed?.(thawed);
-    return await body({ paths, ledger });
-  } finally {
-    await lock.release();
+  const tryCell: TryCell = (cell) => tryLockCell(paths, cell, `${command} (recovering)`);
+  const { now, heldUntil } = await resolveNow(paths, opts.now, lo.holdFutureLedger ? "hold" : "mutate");
+  await recoverJournal(stateRoot, ledger, new Date(heldUntil ?? now).toISOString(), tryCell);
+  if (lo.sweep !== false) {
+    await sweepStaging(paths, tryCell);
+    await sweepTempFiles(paths);
   }
+  const hostEnv = opts.hostEnv ?? process.env;
+  const using = lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv));
+  if (lo.sweep !== false) await finishRestores(paths, using, tryCell); // a killed restore: rolled forward once verified
+  const thawed = await thawAbandoned(paths, using);
+  if (thawed.length > 0) lo.onThawed?.(thawed);
+}
+
+type LockedOpts = Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">;
+
+// Hold the state-dir lock around the recovery and body: for short bodies that change what all
+// cells share and act on no cell (the GitOps decision, a session's start).
+export async function withStateLock<T>(opts: LockedOpts, command: string, body: (l: Locked) => Promise<T>, lo: LockOptions = {}): Promise<T> {
+  const l = locked(opts, command);
+  await mkdir(path.dirname(l.paths.ledger), { recursive: true });
+  return l.state.hold(async () => {
+    await recover(opts, l, command, lo);
+    return body(l);
+  });
+}
+
+// The recovery under the state-dir lock, then body without it: body acts on cells under their own
+// locks (lockCell, or applyActions' claim: cellClaims) and holds the state-dir lock only briefly
+// (each ledger append), so one cell's long work never holds up another's (docs/state-layout.md).
+export async function withCells<T>(opts: LockedOpts, command: string, body: (l: Locked) => Promise<T>, lo: LockOptions = {}): Promise<T> {
+  const l = locked(opts, command);
+  await mkdir(path.dirname(l.paths.ledger), { recursive: true });
+  await l.state.hold(() => recover(opts, l, command, lo));
+  return body(l);
+}
+
+// applyActions' claim: a cell's lock (waiting up to waitMs for another holder; past it the cell's
+// actions are skipped, naming it), then a look at the cell: one that changed since it was planned
+// (expected: its fingerprint then) is skipped too, for the next plan to see it as it is.
+export function cellClaims(paths: StatePaths, command: string, waitMs: number, expected: (cell: string) => string | undefined, onRelease?: (cell: string) => void): (cell: string) => Promise<CellClaim> {
+  return async (cell) => {
+    let lock: Lock;
+    try {
+      lock = await lockCell(paths, cell, command, waitMs);
+    } catch (err) {
+      onRelease?.(cell);
+      if (err instanceof LazarusError && err.code === "LOCKED") return { skip: err.message, busy: true };
+      throw err;
+    }
+    const release = async () => {
+      await lock.release();
+      onRelease?.(cell);
+    };
+    const want = expected(cell);
+    if (want !== undefined && fingerprint((await observeNames(paths, [cell])).cells.get(cell)) !== want) {
+      await release();
+      return { skip: `cell ${cell} changed since it was planned (another Lazarus acted on it meanwhile); the next plan sees it as it is` };
+    }
+    return { release };
+  };
 }
 
 // What apply operations need, from the engine options.
@@ -75,45 +131,58 @@ export function applyEnv(opts: Omit<EngineOptions, "configDir">, paths: StatePat
   return { paths, configDir: path.resolve(configDir), backends: using ?? backends(path.dirname(paths.ledger), hostEnv, settings), hostEnv, host: settings, now, stopTimeoutMs: opts.stopTimeoutMs ?? 10_000, ...(revision ? { revision } : {}) };
 }
 
-function applyOptions(opts: Pick<EngineOptions, "parallelism">): ApplyOptions {
-  return opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {};
+function applyOptions(opts: Pick<EngineOptions, "parallelism">, claim: ApplyOptions["claim"]): ApplyOptions {
+  return { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim };
 }
 
-// Lock the state dir, plan, let the caller confirm, apply. Returns undefined when not confirmed.
+// Plan, let the caller confirm, apply: each cell's actions under that cell's lock (a cell another
+// Lazarus is acting on, or that changed since planned, is skipped and says so). Returns undefined
+// when not confirmed.
 export async function runApply(
   opts: EngineOptions,
   hooks: ApplyHooks & { confirm?(outcome: PlanOutcome): Promise<boolean> } = {},
   command = "lazarus apply",
 ): Promise<ApplyOutcome | undefined> {
-  return withStateLock(opts, command, async ({ paths, ledger }) => {
+  return withCells(opts, command, async ({ paths, ledger, state }) => {
     const outcome = await computePlan(opts);
     if (outcome.plan.actions.length > 0 && hooks.confirm && !(await hooks.confirm(outcome))) return undefined;
-    const results = await applyActions(outcome.plan.actions, applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), ledger, hooks, applyOptions(opts));
+    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) => fingerprint(outcome.observed.cells.get(cell)));
+    const results = await applyActions(outcome.plan.actions, { ...applyEnv(opts, paths, opts.configDir, Date.parse(outcome.plan.now)), stateLock: state }, ledger, hooks, applyOptions(opts, claim));
     return { ...outcome, results };
   });
 }
 
-// Run one locked, ledgered operation on a live cell outside the plan (checkpoint, accept).
+// Run one ledgered operation on a live cell outside the plan (checkpoint, accept), holding the
+// cell's lock (waiting up to the lock timeout for another holder), not the state dir's.
 async function onLiveCell<T>(opts: EngineOptions, name: string, command: string, body: (cellDir: string, rec: CellRecord, now: number, l: Locked) => Promise<T>): Promise<T> {
-  return withStateLock(opts, command, async (l) => {
-    const cellDir = path.join(l.paths.cells, name);
-    const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
-    if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
-    const { now } = await resolveNow(l.paths, opts.now);
-    return body(cellDir, rec, now, l);
+  return withCells(opts, command, async (l) => {
+    const lock = await lockCell(l.paths, name, command, opts.lockTimeoutMs ?? 0);
+    try {
+      const cellDir = path.join(l.paths.cells, name);
+      const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
+      if (!rec) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${name} in ${l.paths.cells}; see lazarus status`);
+      const { now } = await resolveNow(l.paths, opts.now);
+      return await body(cellDir, rec, now, l);
+    } finally {
+      await lock.release();
+    }
   });
 }
 
 // `lazarus checkpoint NAME`: a checkpoint on demand.
 export async function runCheckpoint(opts: EngineOptions, name: string): Promise<string> {
-  return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, rec, now, { paths, ledger }) => {
+  return onLiveCell(opts, name, `lazarus checkpoint ${name}`, async (cellDir, rec, now, { paths, ledger, state }) => {
     // checkpointing: an earlier checkpoint was interrupted; this one finishes the job
     if (rec.state !== "active" && rec.state !== "downed" && rec.state !== "checkpointing") {
       throw new LazarusError("NOT_ACTIVE", `cell ${name} is ${rec.state}; only an active or downed cell can be checkpointed`);
     }
     const reason = "on demand (lazarus checkpoint)";
-    const archive = await checkpointCell(cellPaths(cellDir), rec, reason, applyEnv(opts, paths, opts.configDir, now));
-    await ledger.append({ time: new Date(now).toISOString(), cell: name, action: "checkpoint", reason, details: { checkpoint: archive } });
+    const time = new Date(now).toISOString();
+    const archive = await checkpointCell(cellPaths(cellDir), rec, reason, { ...applyEnv(opts, paths, opts.configDir, now), stateLock: state }).catch(async (err: unknown) => {
+      await ledger.append({ time, cell: name, action: "checkpoint-failed", reason, details: { error: errorMessage(err) } });
+      throw err;
+    });
+    await ledger.append({ time, cell: name, action: "checkpoint", reason, details: { checkpoint: archive } });
     return archive;
   });
 }
@@ -135,17 +204,20 @@ export async function runAccept(opts: EngineOptions, name: string, identity: str
 export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revision: string };
 
 // Apply a saved plan: exactly its actions, cell by cell, refusing cells whose observed state
-// changed since it was made. A plan without actions touches nothing (not even the lock).
+// changed since it was made (checked again under each cell's lock). A plan without actions touches
+// nothing (not even the lock).
 // The plan's time decided what to do; the effects are stamped with the apply's own time
 // (opts.now or the clock), so a plan applied hours later still gives a closed cell its grace.
 export async function applySaved(saved: SavedPlan, opts: Omit<EngineOptions, "configDir">, hooks: ApplyHooks = {}): Promise<SavedApplyOutcome> {
   if (saved.actions.length === 0) return { stale: [], results: [], revision: saved.revision };
-  return withStateLock(opts, "lazarus apply (saved plan)", async ({ paths, ledger }) => {
+  const command = "lazarus apply (saved plan)";
+  return withCells(opts, command, async ({ paths, ledger, state }) => {
     const observed = await observeNames(paths, Object.keys(saved.fingerprints));
     const stale = staleCells(saved, observed);
     const { now } = await resolveNow(paths, opts.now);
     const actions = saved.actions.filter((a) => !stale.includes(a.cell));
-    const results = await applyActions(actions, applyEnv(opts, paths, saved.configDir, now, saved.revision), ledger, hooks, applyOptions(opts));
+    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) => saved.fingerprints[cell]);
+    const results = await applyActions(actions, { ...applyEnv(opts, paths, saved.configDir, now, saved.revision), stateLock: state }, ledger, hooks, applyOptions(opts, claim));
     return { stale, results, revision: saved.revision };
   });
 }

@@ -4,7 +4,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadFileText, loadPortfolioText } from "../src/config/load.js";
 import { formatDiagnostic } from "../src/config/diagnostics.js";
-import { ROOT } from "./helpers.js";
+import { ROOT, SANDBOX_UNAVAILABLE, sandboxHostProblem } from "./helpers.js";
+import { HOST_SETTINGS, INTERNAL_VARIABLES } from "../src/host/table.js";
 
 function yamlBlocks(file: string): string[] {
   const text = readFileSync(path.join(ROOT, file), "utf8");
@@ -18,15 +19,20 @@ describe("documentation examples", () => {
     expect(blocks.some(([, b]) => /^kind: Cell$/m.test(b))).toBe(true);
     expect(blocks.some(([, b]) => /^kind: Portfolio$/m.test(b))).toBe(true);
   });
+  // A host that cannot run the sandbox backend (a fresh machine without bubblewrap) says so of
+  // every sandbox example: that error, and only that one, is expected there.
+  const unsandboxed = sandboxHostProblem();
+  if (unsandboxed) console.warn(`SKIPPED in part: sandbox examples are checked for everything but this host's own lack: ${unsandboxed}`);
   it.each(blocks.map(([f, b], i) => [i, f, b]))("example %i in %s validates", (_i, file, block) => {
     const r = /^kind: Portfolio$/m.test(block) ? loadPortfolioText(file, block) : loadFileText(file, block);
-    expect(r.diagnostics.map(formatDiagnostic)).toEqual([]);
+    const diagnostics = r.diagnostics.map(formatDiagnostic);
+    expect(unsandboxed ? diagnostics.filter((d) => !SANDBOX_UNAVAILABLE.test(d)) : diagnostics).toEqual([]);
   });
 });
 
 describe("host settings", () => {
-  // Set by Lazarus for members and sessions, or for tests: not the operator's to set.
-  const NOT_SETTINGS = new Set(["LAZARUS_EXIT_FILE", "LAZARUS_SPAWN_ID", "LAZARUS_PORTFOLIO", "LAZARUS_SESSION", "LAZARUS_SESSION_CELL", "LAZARUS_STAGE", "LAZARUS_OOM_FILE", "LAZARUS_CONTAINER", "LAZARUS_CGROUP_PROCS", "LAZARUS_FAILPOINT", "LAZARUS_PAUSEPOINT", "LAZARUS_SECRET_"]);
+  // Set by Lazarus for members and sessions, or for tests, and the credential prefix: not settings.
+  const NOT_SETTINGS = new Set([...Object.keys(INTERNAL_VARIABLES), "LAZARUS_SECRET_"]);
   const sources = (dir: string): string[] =>
     readdirSync(dir, { recursive: true, encoding: "utf8" })
       .filter((f) => f.endsWith(".ts") && !f.endsWith(".generated.ts"))
@@ -40,5 +46,7 @@ describe("host settings", () => {
     const missing = [...read].filter((v) => !NOT_SETTINGS.has(v) && !listed.has(v)).sort();
     expect(missing).toEqual([]);
     expect(listed.size).toBeGreaterThan(15);
+    // the docs list exactly the table service install carries
+    expect([...listed].sort()).toEqual(HOST_SETTINGS.map((s) => s.name).sort());
   });
 });

@@ -6,6 +6,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { isAlive, procInfo } from "../src/backends/proc.js";
 import type { CellRecord } from "../src/cells/record.js";
+import { sandboxHost } from "../src/backends/sandbox/host.js";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const CLI = path.join(ROOT, "dist", "cli.js");
@@ -170,3 +171,14 @@ export async function freePort(): Promise<number> {
 
 // The kernel's state letter of pid (R, S, Z, …), or undefined when there is no such process.
 export const procState = (pid: number): string | undefined => procInfo(pid)?.state;
+
+// What this host says of a sandbox cell when it cannot run the sandbox backend (no bubblewrap,
+// not root, no user namespaces): undefined where it can. A fresh machine without those tools
+// says it of every sandbox example; such tests accept exactly that error and print why.
+export function sandboxHostProblem(): string | undefined {
+  const problems = sandboxHost().problems;
+  return problems.length ? problems.join("; ") : undefined;
+}
+
+// The error validate gives a sandbox cell on such a host (formatted, at spec.backend).
+export const SANDBOX_UNAVAILABLE = /^(?:.*: )?error: spec\.backend: backend sandbox cannot run on this host: /;

@@ -1,5 +1,6 @@
 // apply: execute a plan's actions in order, journaled and recorded in the ledger.
 // The engine never prints; it reports through hooks that the CLI renders.
+import { keepEgressProxy } from "../egress/supervise.js";
 import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StatePaths } from "../cells/layout.js";
@@ -8,6 +9,7 @@ import type { Ledger } from "../ledger/ledger.js";
 import { assertNever, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { Journal } from "./journal.js";
+import type { TryCell } from "../lock/cell-lock.js";
 import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
 import { DEFAULT_PARALLELISM } from "./parallelism.js";
@@ -59,6 +61,8 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.cellDown(action, env);
     case "revive":
       return ops.revive(action, env);
+    case "disk-full":
+      return ops.diskFull(action, env);
     case "checkpoint":
       return ops.checkpoint(action, env);
     default:
@@ -67,9 +71,31 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
 }
 
 // Record each action a run died in (in a fixed order); its effects are finished by this run's plan.
-export async function recoverJournal(stateRoot: string, ledger: Ledger, now: string): Promise<void> {
+// With tryCell, an entry is recorded only while its cell is held (one of a live run is left alone).
+export async function recoverJournal(stateRoot: string, ledger: Ledger, now: string, tryCell?: TryCell): Promise<void> {
   const journal = new Journal(stateRoot);
-  const left = await journal.leftovers();
+  const found = await journal.leftovers();
+  if (found.length === 0) return;
+  const held: { release(): Promise<void> }[] = [];
+  const left: typeof found = [];
+  try {
+    for (const l of found) {
+      // The cell from the entry, or from its file's name (an entry being written is unreadable too).
+      const cell = l.entry?.cell ?? (l.file === journal.legacyFile ? undefined : decodeURIComponent(path.basename(l.file, ".json")));
+      const hold = tryCell && cell ? await tryCell(cell) : { release: async () => {} };
+      if (!hold) continue;
+      held.push(hold);
+      // Read again now that the cell is held: its worker may have finished meanwhile.
+      const again = tryCell ? (await journal.leftovers()).find((x) => x.file === l.file) : l;
+      if (again) left.push(again);
+    }
+    await recordLeftovers(journal, left, ledger, now);
+  } finally {
+    for (const h of held) await h.release();
+  }
+}
+
+async function recordLeftovers(journal: Journal, left: Awaited<ReturnType<Journal["leftovers"]>>, ledger: Ledger, now: string): Promise<void> {
   if (left.length === 0) return;
   await ledger.appendMany(
     left.map(({ file, entry }) => ({
@@ -84,13 +110,22 @@ export async function recoverJournal(stateRoot: string, ledger: Ledger, now: str
   for (const { file } of left) await journal.remove(file);
 }
 
-// Remove what an interrupted create or scrub left half-built (only Lazarus makes these names).
-export async function sweepStaging(paths: StatePaths): Promise<void> {
+// Remove what an interrupted create or scrub left half-built (only Lazarus makes these names:
+// .staging-<cell>-<id>, .tmp-<cell>-<uid>). With tryCell, only while that cell is held.
+export async function sweepStaging(paths: StatePaths, tryCell?: TryCell): Promise<void> {
   const dirs = [paths.cells];
   for (const day of await readdir(paths.archive).catch(() => [] as string[])) dirs.push(path.join(paths.archive, day));
   for (const dir of dirs) {
     for (const e of await readdir(dir).catch(() => [] as string[])) {
-      if (e.startsWith(".staging-") || e.startsWith(".tmp-")) await rm(path.join(dir, e), { recursive: true, force: true });
+      const cell = /^\.(?:staging|tmp)-(.+)-[^-]+$/.exec(e)?.[1];
+      if (!e.startsWith(".staging-") && !e.startsWith(".tmp-")) continue;
+      const hold = tryCell && cell ? await tryCell(cell) : { release: async () => {} };
+      if (!hold) continue;
+      try {
+        await rm(path.join(dir, e), { recursive: true, force: true });
+      } finally {
+        await hold.release();
+      }
     }
   }
 }
@@ -103,7 +138,12 @@ export interface ApplyOptions {
   // The time the ledger entries carry when it is later than env.now (the daemon while the ledger's
   // last time is ahead of the clock: entries never go back in time); each then notes the clock.
   ledgerTime?: number;
+  // Hold a cell for its actions (its lock: src/lock/cell-lock.ts), before the first and until the
+  // last is recorded; or say why the cell cannot be acted on now (its actions are skipped).
+  claim?(cell: string): Promise<CellClaim>;
 }
+
+export type CellClaim = { release(): Promise<void> } | { skip: string; busy?: boolean };
 
 type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; journaled: false };
 
@@ -122,6 +162,7 @@ type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; 
 export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger: Ledger, hooks: ApplyHooks = {}, opts: ApplyOptions = {}): Promise<ActionResult[]> {
   const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
+  await keepEgressProxy(path.dirname(env.paths.ledger), env.hostEnv);
   const now = new Date(env.now).toISOString();
   const stamp = opts.ledgerTime !== undefined && opts.ledgerTime > env.now ? { time: new Date(opts.ledgerTime).toISOString(), clock: { clock: now } } : { time: now, clock: {} };
   const n = actions.length;
@@ -142,8 +183,21 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
 
   const sem = semaphore(limit);
 
-  // One cell's actions, in order.
+  // One cell's actions, in order, holding the cell (when a claim is asked for) throughout.
   const runCell = async (indices: number[]): Promise<void> => {
+    const claim = opts.claim ? await opts.claim((actions[indices[0] as number] as Action).cell) : undefined;
+    if (claim && "skip" in claim) {
+      for (const i of indices) settle(i, { result: { status: "skipped", action: actions[i] as Action, because: claim.skip }, journaled: false });
+      return;
+    }
+    try {
+      await runCellClaimed(indices);
+      await committed[indices[indices.length - 1] as number];
+    } finally {
+      await claim?.release();
+    }
+  };
+  const runCellClaimed = async (indices: number[]): Promise<void> => {
     let failedBefore: string | undefined;
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k] as number;
@@ -170,12 +224,15 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
         }
         let result: ActionResult;
         try {
-          const details = await (EXCLUSIVE.has(action.kind) ? serialized(`apply:archive:${env.paths.archive}`, () => run(action, env)) : run(action, env));
+          // The archive is shared by every cell: its actions also hold the state-dir lock (other processes).
+          const shared = () => (env.stateLock ? env.stateLock.hold(() => run(action, env)) : run(action, env));
+          const details = await (EXCLUSIVE.has(action.kind) ? serialized(`apply:archive:${env.paths.archive}`, shared) : run(action, env));
           failpoint(`applied:${action.kind}`);
           result = { status: "applied", action, details };
         } catch (err) {
-          failedBefore = errorMessage(err);
-          result = { status: "failed", action, error: failedBefore };
+          const error = errorMessage(err);
+          if (ops.failureStopsCell(action, err)) failedBefore = error;
+          result = { status: "failed", action, error };
         }
         settle(i, { result, journaled: true });
       } finally {

@@ -4,6 +4,7 @@ import { lstat } from "node:fs/promises";
 import type { Backend } from "../backends/backend.js";
 import type { Backends } from "../backends/registry.js";
 import type { HostSettings } from "../host/settings.js";
+import type { StateLock } from "../lock/state-lock.js";
 import path from "node:path";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
@@ -20,6 +21,7 @@ export interface ApplyEnv {
   now: number;
   stopTimeoutMs: number;
   revision?: string; // the config commit being applied (GitOps), recorded with every action
+  stateLock?: StateLock; // held around what all cells share (the archive), when other processes may act
 }
 
 // The backend a cell's members run in.

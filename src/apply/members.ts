@@ -6,6 +6,7 @@ import path from "node:path";
 import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { sameProcessSpec } from "../config/digest.js";
+import { configRelative } from "../config/programs.js";
 import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
@@ -22,9 +23,10 @@ import { guardCell, guardDir } from "./guard.js";
 import { venvDir } from "../runtime/python.js";
 import { hostSettings } from "../host/settings.js";
 
-// Arguments that start with ./ or ../ are paths relative to the config dir (as in compose files).
+// Arguments that start with ./ are paths relative to the config dir (as in compose files); the
+// loader refused any (../x, ./a/../../x, a link) that leads out of it.
 export function resolveCommand(command: string[], configDir: string): string[] {
-  return command.map((a) => (a.startsWith("./") || a.startsWith("../") ? path.resolve(configDir, a) : a));
+  return command.map((a) => (configRelative(a) ? path.resolve(configDir, a) : a));
 }
 
 export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): MemberRecord {

@@ -23,10 +23,13 @@ import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python.js";
+import { egressList } from "../egress/allow.js";
+import { reachedHosts } from "../egress/events.js";
+import { eventsFile } from "../egress/state.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
-export { checkpoint } from "./checkpoint.js";
+export { checkpoint, failureStopsCell } from "./checkpoint.js";
 export { replace } from "./replace.js";
 export { scrub } from "./scrub.js";
 
@@ -50,6 +53,8 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.checkpointKeep = d.checkpoint.keep;
   if (d.checkpoint.compression) rec.checkpointCompression = d.checkpoint.compression;
   else delete rec.checkpointCompression;
+  if (d.checkpoint.maxBytes !== undefined) rec.checkpointMaxBytes = d.checkpoint.maxBytes;
+  else delete rec.checkpointMaxBytes;
   rec.labels = { ...d.labels };
   rec.owner = d.owner;
   rec.graceMs = d.graceMs;
@@ -57,6 +62,8 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   rec.policy = { ...d.policy };
   rec.sourceFile = d.source.file;
   rec.network = d.network;
+  if (d.egress) rec.egress = egressList(d.egress);
+  else delete rec.egress;
   if (d.logs) rec.logs = { ...d.logs };
   else delete rec.logs;
   if (d.container) rec.container = { ...d.container };
@@ -68,6 +75,68 @@ export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
   const t = d.remote?.target;
   if (t && (!rec.remote || (rec.remote.host === t.host && rec.remote.port === t.port && rec.remote.user === t.user && rec.remote.root === t.root))) rec.remote = { ...t };
   rec.credentialsDigest = credentialsDigest(d.credentials);
+}
+
+// The disk quota a new incarnation starts with (its backend makes the image at prepareCell); a
+// live cell's changes only through update, which stops its members first when the image is new.
+export function setDisk(rec: CellRecord, d: DesiredCell): void {
+  if (d.disk?.enforced) rec.disk = { bytes: d.disk.bytes };
+  else delete rec.disk;
+}
+
+// The new cell's whole tree in the staging directory: layout, record (already "preparing", its
+// members with commands "starting" under fresh spawn ids, added to minted) and credential manifest,
+// all synced. Returns the record and its text as written.
+async function stageCell(staging: string, d: DesiredCell, values: Record<string, string>, env: ApplyEnv, minted: Set<string>): Promise<{ rec: CellRecord; text: string }> {
+  const sp = cellPaths(staging);
+  // The whole layout is made here, in a directory no member has ever seen, and arrives whole
+  // with the rename: nothing can have been planted in it, so it needs no checking after.
+  for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
+  const rec: CellRecord = {
+    formatVersion: RECORD_FORMAT,
+    uid: newId(),
+    name: d.name,
+    state: "invited",
+    project: d.project,
+    owner: d.owner,
+    backend: d.backend,
+    labels: {},
+    sourceFile: d.source.file,
+    ttlMs: d.ttlMs,
+    graceMs: d.graceMs,
+    retentionMs: d.retentionMs,
+    policy: { ...d.policy },
+    credentialsDigest: "",
+    createdAt: iso(env.now),
+    members: [],
+    updatedAt: iso(env.now),
+  };
+  syncFromDesired(rec, d);
+  setDisk(rec, d);
+  // Renamed in already preparing: the invited → preparing step costs no write of its own.
+  rec.state = transition(d.name, rec.state, "preparing");
+  // The members, in their declared order; those with a command are recorded "starting", each with
+  // its spawn id, before any exists: a crash before a spawn finds no process by that id and starts
+  // it anew (as after a crash between a "starting" save and its spawn).
+  for (const dm of d.members) {
+    if (dm.role === "substitute") continue;
+    const m = newMember(dm, env);
+    if (dm.command) {
+      m.status = "starting";
+      m.spawnId = newId();
+      minted.add(m.spawnId);
+    }
+    rec.members.push(m);
+  }
+  // The manifest and the record are new files in a directory nobody else can see: written in
+  // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
+  await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values, inPlace: true });
+  const text = recordText(rec, env);
+  await writeInPlace(sp.record, text);
+  await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
+  await syncDir(staging);
+  return { rec, text };
 }
 
 // invited → preparing → active: layout, credentials, member processes.
@@ -85,56 +154,19 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
     const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
-    const sp = cellPaths(staging);
-    // The whole layout is made here, in a directory no member has ever seen, and arrives whole
-    // with the rename: nothing can have been planted in it, so it needs no checking after.
-    for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
-    for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
-    const rec: CellRecord = {
-      formatVersion: RECORD_FORMAT,
-      uid: newId(),
-      name: d.name,
-      state: "invited",
-      project: d.project,
-      owner: d.owner,
-      backend: d.backend,
-      labels: {},
-      sourceFile: d.source.file,
-      ttlMs: d.ttlMs,
-      graceMs: d.graceMs,
-      retentionMs: d.retentionMs,
-      policy: { ...d.policy },
-      credentialsDigest: "",
-      createdAt: iso(env.now),
-      members: [],
-      updatedAt: iso(env.now),
-    };
-    syncFromDesired(rec, d);
-    // Renamed in already preparing: the invited → preparing step costs no write of its own.
-    rec.state = transition(d.name, rec.state, "preparing");
-    // The members, in their declared order; those with a command are recorded "starting", each with
-    // its spawn id, before any exists: a crash before a spawn finds no process by that id and starts
-    // it anew (as after a crash between a "starting" save and its spawn).
-    for (const dm of d.members) {
-      if (dm.role === "substitute") continue;
-      const m = newMember(dm, env);
-      if (dm.command) {
-        m.status = "starting";
-        m.spawnId = newId();
-        minted.add(m.spawnId);
-      }
-      rec.members.push(m);
+    try {
+      const built = await stageCell(staging, d, values, env, minted);
+      staged = built.text;
+      stagedRec = built.rec;
+      failpoint("create:before-rename");
+      await rename(staging, dir);
+    } catch (err) {
+      // Out of space (or any failure) before the rename: the half-made tree goes now, its empty
+      // record and credential manifest with it, not at the next run's sweep. (A crash leaves it
+      // to that sweep.)
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
     }
-    // The manifest and the record are new files in a directory nobody else can see: written in
-    // place (no temp file, no rename), fsync'd, their directories too, then the whole tree is renamed in.
-    await writeCredentials(sp, rec, d.credentials, env, { cell: d.name, values, inPlace: true });
-    staged = recordText(rec, env);
-    stagedRec = rec;
-    await writeInPlace(sp.record, staged);
-    await Promise.all([syncDir(sp.secrets), syncDir(sp.meta)]);
-    await syncDir(staging);
-    failpoint("create:before-rename");
-    await rename(staging, dir);
     await syncDir(env.paths.cells);
     failpoint("create:after-rename");
   }
@@ -216,6 +248,9 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   }
   // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
   if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  // A changed egress list reaches the backend's proxy (or policy) without restarting members.
+  else if ((a.fields.includes("egress") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
   if (a.fields.includes("network") || a.fields.includes("container") || a.fields.includes("kubernetes") || venvChanged) {
@@ -233,6 +268,29 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   if (a.fields.includes("python")) await pruneVenvs(cp_.dir, rec.python?.digest);
   await decide(cp_, env, { decision: "update", fields: a.fields, reason: a.reason });
   return { fields: a.fields };
+}
+
+// The disk quota of a live cell: mounted again, or (a new quota, a larger one) changed with
+// nothing of the cell running: its files moved onto a new image, or the image grown offline
+// (online growth needs CAP_SYS_RESOURCE, which some hosts' root lacks). Members stop, then start.
+async function updateDisk(cp_: CellPaths, rec: CellRecord, d: DesiredCell, env: ApplyEnv): Promise<void> {
+  const backend = backendOf(env, rec);
+  const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
+  if (wanted === undefined || (rec.disk !== undefined && wanted <= rec.disk.bytes)) {
+    await backend.placeData?.(rec, cp_.dir);
+    return;
+  }
+  const running = rec.members.filter((m) => m.command && backend.isAlive(memberRef(rec.name, m)));
+  for (const m of running) await stopMember(rec, m, env);
+  const survivors = await backend.stopCell(rec);
+  if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its disk stays as it is`);
+  rec.disk = { bytes: wanted };
+  await saveRecord(cp_, rec, env);
+  await backend.prepareCell(rec, cp_.dir);
+  for (const m of running) {
+    m.restarts += 1;
+    await startMember(cp_, rec, m, env);
+  }
 }
 
 // Stop every member, write the close log, then move the cell into the graveyard.
@@ -256,9 +314,11 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       createdAt: rec.createdAt,
       closedAt: rec.closedAt,
       reason: a.closeReason,
+      ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused } : {}),
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
+      ...(rec.network === "egress" ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) } : {}),
     });
     await saveRecord(cp_, rec, env);
     await writeTombstone(env.paths, { cell: a.cell, closedAt: rec.closedAt, closedDigest: rec.closedDigest ?? null });
@@ -269,7 +329,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   const target = path.join(env.paths.graveyard, a.cell);
   if (await exists(target)) throw new LazarusError("GRAVEYARD_TAKEN", `cannot close cell ${a.cell} into the graveyard: ${target} already exists; move it away`);
   await moveDir(cp_.dir, target);
-  return { closedAt: rec.closedAt, reason: a.closeReason };
+  return { closedAt: rec.closedAt, reason: a.closeReason, ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused.error } : {}) };
 }
 
 // rename, or copy then delete when the graveyard is on another filesystem.
@@ -360,6 +420,17 @@ export async function cellDown(a: Extract<Action, { kind: "cell-down" }>, env: A
   await saveRecord(cp_, rec, env);
   await decide(cp_, env, { decision: "cell-down", reason: a.reason });
   return { downedAt: rec.downedAt };
+}
+
+// The cell's disk quota was reached, or it has room again: recorded (status shows it) and decided.
+export async function diskFull(a: Extract<Action, { kind: "disk-full" }>, env: ApplyEnv): Promise<Details> {
+  const cp_ = liveCell(env, a.cell);
+  const rec = await loadRecord(cp_);
+  if (a.reached) rec.diskFull = { since: iso(env.now), avail: a.avail };
+  else delete rec.diskFull;
+  await saveRecord(cp_, rec, env);
+  await decide(cp_, env, { decision: "disk-full", reached: a.reached, reason: a.reason });
+  return { reached: a.reached, avail: a.avail, bytes: a.bytes };
 }
 
 // An executor is up again: downed → active.

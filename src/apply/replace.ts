@@ -29,7 +29,7 @@ import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { recordPlanted } from "./guard.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
-import { ensureLayout, syncFromDesired } from "./ops.js";
+import { ensureLayout, setDisk, syncFromDesired } from "./ops.js";
 import { restoreReplacing } from "./restore.js";
 
 // The record as the old incarnation had it: what its backend needs to find and release it.
@@ -92,6 +92,7 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     delete rec.containerUid;
     delete rec.containerEngine;
     syncFromDesired(rec, d);
+    setDisk(rec, d);
     r.switched = true;
     await saveRecord(cp, rec, env);
     failpoint("replace:switched");
@@ -104,6 +105,9 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     // 4. The old dirs aside (renames: nothing runs that could race them), the cell laid out for
     // the new backend, the checkpoint restored into it. A dir already aside stays there: what is
     // in the cell then is the new layout or a part of the restore, replaced again below.
+    // The old incarnation's disk image goes first (its binds cannot be renamed aside); what was on
+    // it is in the checkpoint just verified.
+    await backendOf(env, { backend: r.from.backend }).unmount?.(oldIncarnation(rec, r), cp.dir);
     const aside = asideDir(cp, r);
     await mkdir(aside, { recursive: true, mode: 0o700 });
     for (const dir of CHECKPOINT_DIRS) {

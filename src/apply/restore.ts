@@ -8,6 +8,8 @@ import type { Backend } from "../backends/backend.js";
 import type { Backends } from "../backends/registry.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { loadRecord } from "./context.js";
+import { diskPaths } from "../backends/disk/image.js";
+import type { TryCell } from "../lock/cell-lock.js";
 import type { CellRecord } from "../cells/record.js";
 import { isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
@@ -19,9 +21,11 @@ const OLD = ".old"; // where the replaced dirs go before they are cleared
 
 const exists = (p: string) => lstat(p).then(() => true, (err: unknown) => (isErrno(err, "ENOENT") ? false : Promise.reject(err)));
 
-// Replace dirs of cellDir with the checkpoint's.
+// Replace dirs of cellDir with the checkpoint's. Where the backend keeps them on a disk image,
+// the restore is staged and swapped in the image (renames stay on its filesystem), then bound.
 export async function restoreReplacing(backend: Backend, rec: CellRecord, cellDir: string, checkpointFile: string, dirs: readonly string[]): Promise<void> {
-  const staging = await mkdtemp(path.join(cellDir, RESTORE_PREFIX));
+  const root = (await backend.placeData?.(rec, cellDir)) ?? cellDir;
+  const staging = await mkdtemp(path.join(root, RESTORE_PREFIX));
   try {
     await backend.restore(rec, staging, checkpointFile, dirs); // extracted and checked against the manifest
     await writeJsonAtomic(path.join(staging, VERIFIED), { dirs });
@@ -29,7 +33,8 @@ export async function restoreReplacing(backend: Backend, rec: CellRecord, cellDi
     await discard(backend, rec, staging);
     throw err;
   }
-  await finishRestore(backend, rec, cellDir, staging);
+  await finishRestore(backend, rec, root, staging);
+  await backend.placeData?.(rec, cellDir); // the swapped dirs bound over the cell's
 }
 
 // Roll a staged restore forward (verified) or throw it away (not verified); then clear what it
@@ -66,16 +71,29 @@ export async function leftoverRestores(cellDir: string): Promise<string[]> {
 }
 
 // Finish (or throw away) every restore a killed run left in a live cell; the cells touched.
-export async function finishRestores(paths: StatePaths, backends: Backends): Promise<string[]> {
+// tryCell: hold the cell meanwhile; a cell a live process holds is left to it.
+export async function finishRestores(paths: StatePaths, backends: Backends, tryCell?: TryCell): Promise<string[]> {
   const touched: string[] = [];
   for (const name of await readdir(paths.cells).catch(() => [] as string[])) {
     if (name.startsWith(".")) continue;
     const cp = cellPaths(path.join(paths.cells, name));
-    const leftovers = await leftoverRestores(cp.dir);
-    if (leftovers.length === 0) continue;
-    const rec = await loadRecord(cp);
-    for (const staging of leftovers) await finishRestore(backends.get(rec.backend), rec, cp.dir, staging);
-    touched.push(name);
+    // A cell on a disk image (.lazarus/disk, mounted) stages its restores there.
+    const onImage = diskPaths(cp.dir).mount;
+    const leftoversOf = async () => [...(await leftoverRestores(cp.dir)).map((s) => [cp.dir, s] as const), ...(await leftoverRestores(onImage)).map((s) => [onImage, s] as const)];
+    if ((await leftoversOf()).length === 0) continue;
+    const hold = tryCell ? await tryCell(name) : { release: async () => {} };
+    if (!hold) continue;
+    try {
+      const leftovers = await leftoversOf();
+      if (leftovers.length === 0) continue;
+      const rec = await loadRecord(cp);
+      const backend = backends.get(rec.backend);
+      for (const [root, staging] of leftovers) await finishRestore(backend, rec, root, staging);
+      await backend.placeData?.(rec, cp.dir);
+      touched.push(name);
+    } finally {
+      await hold.release();
+    }
   }
   return touched;
 }

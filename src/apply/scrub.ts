@@ -68,6 +68,8 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { move
     archived = target;
   }
   failpoint("scrub:archived");
+  await backendOf(env, rec).unmount?.(rec, grave); // its disk image: unmounted, detached, deleted
+  failpoint("scrub:unmounted");
   const aside = scrubbingName(cell, newId());
   await rename(grave, path.join(env.paths.graveyard, aside));
   await syncDir(env.paths.graveyard); // the move is durable before anything in it is deleted
@@ -89,6 +91,7 @@ async function finishScrubs(cell: string, names: string[], env: ApplyEnv): Promi
       if (!(await findArchive(env.paths.archive, cell, rec.uid))) {
         throw new LazarusError("SCRUB_FAILED", `cannot finish the scrub of ${name}: no archive of cell ${cell} (uid ${rec.uid}) is in ${env.paths.archive}; nothing was deleted (restore the archive entry, or move the directory out of the graveyard by hand)`);
       }
+      await backendOf(env, rec).unmount?.(rec, dir); // a scrub killed before it unmounted
       await backendOf(env, rec).releaseCell({ ...rec, name: cell });
     }
     failpoint("scrub:released");

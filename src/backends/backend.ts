@@ -92,6 +92,14 @@ export interface Backend {
   collectLogs?(rec: CellRecord, logsDir: string): Promise<void>;
   // The cell is gone for good (scrubbed): give back what it held (cgroups, uid).
   releaseCell(rec: CellRecord): Promise<void>;
+  // For a backend that keeps the cell's project/, shared/ and home/ on a disk image of their own
+  // (rec.disk; see capabilities.ts): put them in place (the image made, mounted, its dirs bound
+  // over the cell's, binds renewed after a restore swapped a dir) and say where they really are.
+  // A restore is staged and swapped there. Undefined: they are plain dirs of the cell dir.
+  placeData?(rec: CellRecord, cellDir: string): Promise<string | undefined>;
+  // Take the cell's tree off what the backend mounted for it and delete that (its disk image):
+  // before the tree is deleted (scrub) or laid out for another backend (replace). Idempotent.
+  unmount?(rec: CellRecord, cellDir: string): Promise<void>;
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;

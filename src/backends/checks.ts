@@ -6,7 +6,7 @@ import { missingFacilities } from "./sandbox/cgroup.js";
 import { sandboxHost } from "./sandbox/host.js";
 import { containerEngine, hasImage } from "./container/engine.js";
 import { remoteDiagnostics } from "./remote/hosts.js";
-import { uidRange } from "../host/settings.js";
+import { containerUserDiagnostics } from "./container/user.js";
 
 // A container cell needs an engine that answers and its image present locally (never pulled).
 function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
@@ -19,24 +19,6 @@ function containerDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) =>
     out.push({ severity: "error", ...at(["spec", "container", "image"]), field: "spec.container.image", message: `image ${cell.container.image} is not present in ${engine.kind}`, hint: `build or load it first (${engine.kind} images); Lazarus never pulls` });
   }
   return out;
-}
-
-// spec.container.user, whoever committed it: the engine runs without a user namespace, so the uid
-// and gid inside are the host's. Root (uid or gid 0, even without capabilities) and the uids of
-// LAZARUS_UID_RANGE (other cells' own uids, present or future) are refused.
-export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
-  const user = cell.container?.user;
-  if (user === undefined) return [];
-  const [uid, gid] = user.split(":").map(Number) as [number, number | undefined];
-  const where = { severity: "error" as const, ...at(["spec", "container", "user"]), field: "spec.container.user" };
-  if (uid === 0 || gid === 0) {
-    return [{ ...where, message: `user "${user}" is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`, hint: "remove user (members then run as the cell's own uid), or name a non-root uid:gid outside LAZARUS_UID_RANGE" }];
-  }
-  const range = uidRange(env);
-  if (uid >= range.first && uid <= range.last) {
-    return [{ ...where, message: `user "${user}" is in LAZARUS_UID_RANGE (${range.first}-${range.last}): that uid is another cell's own, or will be`, hint: "remove user (members then run as the cell's own uid), or name a uid outside that range" }];
-  }
-  return [];
 }
 
 // The operator's bound on backends (LAZARUS_BACKENDS, e.g. sandbox,container; unset: every one).
@@ -57,11 +39,20 @@ export function hostNetworkDiagnostics(cell: DesiredCell, at: (p: (string | numb
   return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: "network: host is not allowed on this host (LAZARUS_HOST_NETWORK=deny)", hint: "remove network (the default none gives the cell only its own loopback)" }];
 }
 
+// Limits a backend cannot enforce (process, remote: the members run as plain processes there)
+// are said once, at spec.resources, rather than silently ignored.
+function unenforcedLimits(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
+  const asked = [cell.resources, ...cell.members.map((m) => m.resources)].some((r) => Object.keys(r).length > 0);
+  if (!asked) return [];
+  return [{ severity: "warning", ...at(["spec", "resources"]), field: "spec.resources", message: `backend ${cell.backend} enforces no resource limit: these limits are not applied`, hint: "use backend: sandbox or container to enforce them, or remove them" }];
+}
+
 export function backendDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   const refused = [...allowedBackendDiagnostics(cell, at), ...hostNetworkDiagnostics(cell, at)];
   if (refused.length) return refused;
+  if (cell.backend === "process") return unenforcedLimits(cell, at);
   if (cell.backend === "container") return [...containerUserDiagnostics(cell, at), ...containerDiagnostics(cell, at)];
-  if (cell.backend === "remote") return remoteDiagnostics(cell, at);
+  if (cell.backend === "remote") return [...remoteDiagnostics(cell, at), ...unenforcedLimits(cell, at)];
   if (cell.backend !== "sandbox") return [];
   const out: Diagnostic[] = [];
   const host = sandboxHost();

@@ -1,4 +1,5 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
+import type { EgressEntry } from "../egress/allow.js";
 import type { BackendName, ContainerSpec, KubernetesSpec, RemoteTarget, Resources, RestartPolicy, Role } from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
@@ -73,7 +74,8 @@ export interface CellRecord {
   project: string;
   owner: string;
   backend: BackendName;
-  network?: "none" | "host"; // sandbox: its own loopback only, or the host network
+  network?: "none" | "host" | "egress"; // its own loopback only, the host network, or an allowlist
+  egress?: EgressEntry[]; // network egress: the list in force (declared and automatic entries)
   sandbox?: { uid: number; gid: number; cgroup: string }; // sandbox: the uid and cgroup of the cell
   container?: ContainerSpec; // container: the image and user members start with
   containerUid?: { uid: number; gid: number }; // container: the cell's own uid (owns its dirs)
@@ -99,12 +101,20 @@ export interface CellRecord {
   checkpointSchedule?: string;
   checkpointKeep?: number;
   checkpointCompression?: "gzip" | "zstd"; // unset: the host's default
+  checkpointMaxBytes?: number; // spec.checkpoint.maxSize; unset: the host's LAZARUS_CHECKPOINT_MAX_SIZE
+  // The last checkpoint refused for its size (cleared by the next one taken): status shows it, and
+  // a scheduled checkpoint is not retried before the schedule's next time.
+  checkpointRefused?: { at: string; error: string };
   restoredFrom?: string;
   safetyCheckpoints?: string[]; // taken before a substitute's restore: copies, never a restore source
   closeReason?: string;
   closedDigest?: string | null; // desiredDigest() of the declaration when it closed; null when it was removed
   archivedAt?: string;
   logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared; members start with it (else the host's default)
+  // The cell's disk quota in force (sandbox, container): its backend keeps project/, shared/ and
+  // home/ on an image of this size (src/backends/disk/). Set when the image is made or grown.
+  disk?: { bytes: number };
+  diskFull?: { since: string; avail: number }; // the quota was reached (an event said so); cleared when room is back
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;

@@ -16,10 +16,12 @@ import { CHECKPOINT_RE, cellPaths, checkpointStamp } from "../cells/layout.js";
 import { listCheckpoints, type ObservedCheckpoint } from "../observe/observe.js";
 import { syncDir, writeJsonAtomic } from "../util/fsx.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
-import { failpoint } from "../util/failpoint.js";
+import { failpoint, pausepoint } from "../util/failpoint.js";
 import { ensureRealDir } from "../util/real-dirs.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import type { TarSource } from "../backends/backend.js";
+import { SparseHash, paxRecords, sparseHeader } from "./sparse.js";
+import { checkTreeSize, formatSize, tooLarge } from "./size.js";
 
 export const CHECKPOINT_DIRS = ["project", "shared", "home"] as const;
 
@@ -130,40 +132,52 @@ interface Listing {
   symlinks: Manifest["symlinks"];
 }
 
-// A tar parser that lists the regular files (size, sha256 of the bytes in the archive), hard
-// links (as the file they link to) and symbolic links of the stream written to it.
+// A tar parser that lists the regular files (size, sha256 of their content: sparse files with
+// their holes as zeros, see sparse.ts), hard links (as the file they link to) and symbolic links
+// of the stream written to it. It stops with CHECKPOINT_TOO_LARGE as soon as the files' sizes,
+// read from their headers before any of their bytes, pass maxBytes.
 // node-tar is loaded only when a checkpoint is taken, not by every command.
-async function lister(): Promise<{ parser: Parser; done: Promise<Listing> }> {
+async function lister(cell: string, maxBytes: number): Promise<{ parser: Parser; done: Promise<Listing> }> {
   const { Parser } = await import("tar");
   const files: ManifestFile[] = [];
   const symlinks: Manifest["symlinks"] = [];
   const byPath = new Map<string, ManifestFile>();
   const parser = new Parser({ strict: true });
+  let fail: (err: unknown) => void = () => {};
+  let total = 0;
+  let pax = new Map<string, string>(); // the extended header of the next entry
+  parser.on("meta", (text: string) => (pax = paxRecords(text)));
   // A name that is not valid UTF-8 cannot be named in the manifest; it is archived, not listed.
   const nameable = (p: string): boolean => !p.includes("\uFFFD");
+  const listFile = (p: string, size: number, sha256: string) => {
+    const f = { path: p, size, sha256 };
+    if (nameable(p)) files.push(f);
+    byPath.set(p, f);
+  };
   parser.on("entry", (e: ReadEntry) => {
-    const p = e.path.replace(/\/+$/, "");
-    if ((e.type === "File" || e.type === "OldFile" || e.type === "ContiguousFile") && nameable(p)) {
+    const sparse = /(^|\/)GNUSparseFile\.\d+\/[^/]+$/.test(e.path) ? sparseHeader(pax) : undefined;
+    pax = new Map();
+    const p = (sparse?.name ?? e.path).replace(/\/+$/, "");
+    if (e.type === "File" || e.type === "OldFile" || e.type === "ContiguousFile") {
+      total += sparse?.realSize ?? e.size;
+      if (total > maxBytes) {
+        fail(tooLarge(cell, maxBytes, `its files came to more than that while tar read them (at ${p})`));
+        return; // the entry is never resumed: nothing of it is read
+      }
+      if (sparse) return hashSparse(e, sparse.realSize, (sha) => listFile(p, sparse.realSize, sha), fail);
       const h = createHash("sha256");
       e.on("data", (c: Buffer) => h.update(c));
-      e.on("end", () => {
-        const f = { path: p, size: e.size, sha256: h.digest("hex") };
-        files.push(f);
-        byPath.set(p, f);
-      });
+      e.on("end", () => listFile(p, e.size, h.digest("hex")));
       return;
     }
     if (e.type === "Link" && nameable(p) && e.linkpath) {
       const target = byPath.get(e.linkpath.replace(/\/+$/, ""));
-      if (target) {
-        const f = { path: p, size: target.size, sha256: target.sha256 };
-        files.push(f);
-        byPath.set(p, f);
-      }
+      if (target) listFile(p, target.size, target.sha256);
     } else if (e.type === "SymbolicLink" && nameable(p)) symlinks.push({ path: p, target: e.linkpath ?? "" });
     e.resume();
   });
   const done = new Promise<Listing>((resolve, reject) => {
+    fail = reject;
     parser.on("error", reject);
     parser.on("warn", (code: string, msg: string | Error) => reject(new Error(`tar stream: ${code} ${errorMessage(msg)}`)));
     parser.on("end", () => resolve({ files, symlinks }));
@@ -171,17 +185,45 @@ async function lister(): Promise<{ parser: Parser; done: Promise<Listing> }> {
   return { parser, done };
 }
 
+// Hash a sparse entry's content: the entry is paused while its holes are hashed, so the parser
+// (and tar behind it) waits, and entries stay in order.
+function hashSparse(e: ReadEntry, realSize: number, listed: (sha256: string) => void, fail: (err: unknown) => void): void {
+  const sh = new SparseHash(realSize, e.size);
+  let work = Promise.resolve();
+  e.on("data", (c: Buffer) => {
+    e.pause();
+    work = work.then(() => sh.write(c)).then(() => void e.resume(), fail);
+  });
+  e.on("end", () => {
+    try {
+      listed(sh.digest());
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+// How the system tar writes a checkpoint: names sorted; posix format, so that a sparse file is
+// archived as its data and a map of its holes (format 1.0, which any tar parser frames right), with
+// the pax headers of atime and ctime left out and their names fixed (the same tree, the same tar).
+export const TAR_CREATE_FLAGS = ["--sort=name", "--blocking-factor=128", "--format=posix", "--sparse", "--sparse-version=1.0", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"] as const;
+
+// Past twice the bound plus this, tar's own output is stopped whatever the headers say (a tree of
+// very many small or empty files is mostly headers).
+const RAW_SLACK = 1024 * 1024;
+
 // Archive dirs of cellDir into file (created exclusively, fsynced) in one pass: tar's stream is
-// compressed and listed at once. Returns the listing.
+// compressed and listed at once. Returns the listing. Stopped with CHECKPOINT_TOO_LARGE when the
+// files' sizes pass maxBytes (see lister), or tar's output 2 × maxBytes (+1Mi).
 // source: where the tar comes from when the tree is on another host (see TarSource); its bytes
 // are hashed as they pass and checked against the sha256 that host reports.
-async function archive(cellDir: string, dirs: readonly string[], compression: Compression, file: string, source?: TarSource): Promise<Listing> {
+async function archive(cell: string, cellDir: string, dirs: readonly string[], compression: Compression, file: string, maxBytes: number, source?: TarSource): Promise<Listing> {
   const [cmd, ...args] = compressor(compression);
-  const { parser, done } = await lister();
+  const { parser, done } = await lister(cell, maxBytes);
   await rm(file, { force: true });
   const out = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    const tar = source ? spawn(source.file, source.args, { stdio: ["ignore", "pipe", "pipe"] }) : spawn("tar", ["--sort=name", "--blocking-factor=128", "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
+    const tar = source ? spawn(source.file, source.args, { stdio: ["ignore", "pipe", "pipe"] }) : spawn("tar", [...TAR_CREATE_FLAGS, "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
     const raw = createHash("sha256");
     let sourceErr = "";
     if (source) tar.stderr?.on("data", (d: Buffer) => (sourceErr = (sourceErr + d.toString()).slice(-4000)));
@@ -204,10 +246,16 @@ async function archive(cellDir: string, dirs: readonly string[], compression: Co
     });
     void tarDone.catch(abort);
     void compDone.catch(abort);
+    let rawBytes = 0;
     const feed = (async () => {
       try {
         for await (const chunk of tar.stdout!) {
           if (failed) continue; // drain what is left of tar's output
+          rawBytes += (chunk as Buffer).length;
+          if (rawBytes > 2 * maxBytes + RAW_SLACK) {
+            abort(tooLarge(cell, maxBytes, `tar's output passed ${formatSize(2 * maxBytes + RAW_SLACK)}`));
+            continue;
+          }
           raw.update(chunk as Buffer);
           const okSink = sink.write(chunk);
           const okParser = parser.write(chunk as Buffer);
@@ -239,6 +287,9 @@ export function manifestName(archive: string): string {
 
 // Take a checkpoint of the cell at cellDir. freeze: stops the cell's processes for a consistent
 // copy and resumes them (always, even on error). Returns the archive's file name.
+// maxBytes: the size bound (see size.ts), checked on the tree before the cell is frozen (a local
+// tree; a remote one only as its tar arrives) and again as tar reads. Past it nothing is kept of
+// this checkpoint, and CHECKPOINT_TOO_LARGE is thrown.
 export async function takeCheckpoint(
   cellDir: string,
   cell: string,
@@ -247,12 +298,14 @@ export async function takeCheckpoint(
   freeze: (frozen: boolean) => Promise<void> = async () => {},
   compression: Compression = defaultCompression(),
   source?: TarSource,
+  maxBytes: number = Number.MAX_SAFE_INTEGER,
 ): Promise<string> {
   const cp = cellPaths(cellDir);
   if (compression === "zstd" && !findCommand("zstd")) {
     throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: checkpoint.compression is zstd but this host has no zstd command; install zstd, or set checkpoint.compression: gzip`);
   }
   await ensureRealDir(cellDir, cp.checkpoints); // never into a planted link (checkpointCell records any)
+  if (!source) await checkTreeSize(cellDir, cell, CHECKPOINT_DIRS, maxBytes);
   const ext = EXTENSION[compression];
   const stampOf = (name: string) => CHECKPOINT_RE.exec(name)?.[1];
   let stamp = checkpointStamp(now);
@@ -266,10 +319,13 @@ export async function takeCheckpoint(
   await freeze(true);
   try {
     failpoint("checkpoint:frozen");
+    await pausepoint("checkpoint:frozen");
     for (const d of CHECKPOINT_DIRS) await mkdir(path.join(cellDir, d), { recursive: true });
     try {
-      listing = await archive(cellDir, CHECKPOINT_DIRS, compression, tmpTar, source);
+      listing = await archive(cell, cellDir, CHECKPOINT_DIRS, compression, tmpTar, maxBytes, source);
     } catch (err) {
+      await rm(tmpTar, { force: true });
+      if (err instanceof LazarusError && err.code === "CHECKPOINT_TOO_LARGE") throw err;
       throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: ${errorMessage(err)}`, { cause: err });
     }
   } finally {
@@ -347,7 +403,7 @@ export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string,
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
   const decompress = manifest.compression === "zstd" ? "--zstd" : "--gzip";
-  const args = [...prefix, ...(as ? ["tar", "--no-same-owner"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
+  const args = [...prefix, ...(as ? ["tar", "--no-same-owner", "--no-same-permissions"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
   await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch((err: unknown) => {
     throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
   });

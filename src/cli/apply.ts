@@ -11,7 +11,7 @@ import { gitRevision } from "../gitops/revision.js";
 import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
 import { LazarusError } from "../util/errors.js";
 import { Command } from "commander";
-import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
+import { hasErrors, sortDiagnostics, visible } from "../config/diagnostics.js";
 import { runApply } from "../engine.js";
 import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
@@ -121,8 +121,8 @@ export function applyCommand(): Command {
 export function resultLine(r: ActionResult, c: Colors): string {
   const line = actionLine(r.action, c, Math.max(4, r.action.cell.length));
   if (r.status === "applied") return `${line}  ${c.green("done")}`;
-  if (r.status === "failed") return `${line}  ${c.red(`failed: ${r.error}`)}`;
-  return `${line}  ${c.dim(`skipped: ${r.because}`)}`;
+  if (r.status === "failed") return `${line}  ${c.red(`failed: ${visible(r.error)}`)}`;
+  return `${line}  ${c.dim(`skipped: ${visible(r.because)}`)}`;
 }
 
 export function resultToJson(r: ActionResult): Record<string, unknown> {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
-import { formatDiagnostic, hasErrors } from "../config/diagnostics.js";
+import { formatDiagnostic, hasErrors, visible } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
 import { diffDesired, renderDiff } from "../gitops/diff.js";
 import { exportRevision, fetchRef, repoCache } from "../gitops/git.js";
@@ -33,7 +33,7 @@ export function diffCommand(): Command {
           const head = await load(o.head);
           const diffs = diffDesired(base.desired, head.desired);
           if (o.json) out(JSON.stringify({ base: base.sha, head: head.sha, differences: diffs }, null, 2));
-          else out(`${base.sha.slice(0, 12)}..${head.sha.slice(0, 12)}\n${renderDiff(diffs)}`);
+          else out(visible(`${base.sha.slice(0, 12)}..${head.sha.slice(0, 12)}\n${renderDiff(diffs)}`)); // field values are the committer's text
           return diffs.length > 0 ? 2 : 0;
         } finally {
           await rm(tmp, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { readSource } from "../host/secrets.js";
 import { renderDiagnostics } from "../plan/render/text.js";
 import { renderCell, type K8sObject, type RenderCell } from "../backends/kubernetes/render.js";
 import { LazarusError } from "../util/errors.js";
+import { egressTexts } from "../egress/allow.js";
 import { action, err, hostOptions, out, stderrColors, withCommon, type CommonOpts } from "./common.js";
 
 type RenderOpts = CommonOpts & { backend: string; showSecrets?: boolean; json?: boolean };
@@ -23,6 +24,7 @@ export function desiredRenderCell(d: DesiredCell, values?: Record<string, string
   return {
     name: d.name,
     network: d.network,
+    ...(d.egress ? { egress: egressTexts(d.egress) } : {}),
     kubernetes: d.kubernetes,
     deadlineSeconds: Math.ceil(d.ttlMs / 1000),
     credentials: values ? { values } : { sources },

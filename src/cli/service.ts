@@ -3,16 +3,18 @@
 // enable --now run, as the operator would type them). docs/operations.md explains the choices.
 import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { chown, mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { execa } from "execa";
+import { isGitUrl } from "../gitops/git.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { action, err, out } from "./common.js";
 import { typedOption } from "./flags.js";
+import { ENV_FILE_MARKER, notCarriedNote, renderEnvFile, serviceEnvironment } from "./service-env.js";
 
 export const UNIT_MARKER = "# Written by `lazarus service install`";
 
@@ -23,7 +25,8 @@ export interface UnitOptions {
   version: string;
   watchArgs: string[]; // what follows `lazarus watch`
   workingDirectory: string;
-  env: Record<string, string>; // LAZARUS_STATE_DIR, LAZARUS_SECRETS_DIR
+  env: Record<string, string>; // Environment= (PATH)
+  envFile: string; // EnvironmentFile=: the host settings (service-env.ts)
   systemdVersion?: number; // the host's; RestartSteps= needs 254
 }
 
@@ -62,6 +65,9 @@ export function renderUnit(o: UnitOptions): string {
     "ExecReload=/bin/kill -HUP $MAINPID",
     `WorkingDirectory=${execWord(o.workingDirectory)}`,
     ...Object.entries(o.env).map(([k, v]) => `Environment=${envAssignment(k, v)}`),
+    "# the operator's host settings (LAZARUS_*), as they were where `lazarus service install` ran;",
+    "# a missing file fails the start rather than run cells without the operator's bounds",
+    `EnvironmentFile=${o.envFile.replaceAll("%", "%%")}`,
     "Environment=NO_COLOR=1",
     "SyslogIdentifier=lazarus",
     "Restart=on-failure",
@@ -130,6 +136,14 @@ function defaultUnitDir(user: boolean): string {
   return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "systemd", "user");
 }
 
+// Where the host settings go: /etc/lazarus/NAME.env, or ~/.config/lazarus/NAME.env with --user;
+// beside the unit when --unit-dir names where that goes.
+function defaultEnvFile(user: boolean, name: string, unitDir?: string): string {
+  if (unitDir) return path.join(path.resolve(unitDir), `${name}.env`);
+  const dir = user ? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "lazarus") : "/etc/lazarus";
+  return path.join(dir, `${name}.env`);
+}
+
 function defaultStateDir(user: boolean): string {
   if (!user) return "/var/lib/lazarus";
   return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "lazarus");
@@ -154,7 +168,7 @@ function unitFile(o: { user?: boolean; name: string; unitDir?: string }): { dir:
 
 // A git URL stays as written; a local repo path is made absolute (the unit's cwd is not the shell's).
 function repoArg(repo: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/]+@[^/:]+:/.test(repo) ? repo : path.resolve(repo);
+  return isGitUrl(repo) ? repo : path.resolve(repo);
 }
 
 // Check the watch arguments as `lazarus watch` will parse them, so a typo fails now, not at boot.
@@ -185,6 +199,7 @@ interface InstallOpts {
   path?: string;
   stateDir?: string;
   secretsDir?: string;
+  settingsFile?: string;
   metricsPort?: number;
   metricsHost?: string;
 }
@@ -214,6 +229,7 @@ function installCommand(): Command {
     .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else /var/lib/lazarus, or ~/.local/state/lazarus with --user)")
     .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR)")
+    .option("--settings-file <file>", "where the host settings (LAZARUS_*) go, mode 0600 (default /etc/lazarus/NAME.env, ~/.config/lazarus/NAME.env with --user, or beside the unit with --unit-dir)")
     .addOption(typedOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port", { kind: "int", min: 0, max: 65535 }))
     .addOption(new Option("--metrics-host <host>", "with --metrics-port: the address to serve on (default 127.0.0.1)"))
     .action(
@@ -242,9 +258,13 @@ function installCommand(): Command {
         if (o.metricsHost !== undefined) watchArgs.push("--metrics-host", o.metricsHost);
         watchArgs.push(...extra);
         await checkWatchArgs(watchArgs);
-        for (const word of [...watchArgs, stateDir, secretsDir ?? "", process.execPath, cliPath()]) {
+        const envFile = path.resolve(o.settingsFile ?? defaultEnvFile(user, o.name, o.unitDir));
+        for (const word of [...watchArgs, stateDir, secretsDir ?? "", envFile, process.execPath, cliPath()]) {
           if (/[\n\r\0]/.test(word)) throw new LazarusError("BAD_ARGS", `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`);
         }
+        const environment = serviceEnvironment(process.env, { stateDir, ...(secretsDir ? { secretsDir } : {}) });
+        const envText = renderEnvFile(target.unit, environment.vars);
+        const note = notCarriedNote(environment.notCarried);
         const sdVersion = systemdVersion();
         const unit = renderUnit({
           user,
@@ -253,31 +273,43 @@ function installCommand(): Command {
           version: packageVersion(),
           watchArgs,
           workingDirectory,
-          env: { LAZARUS_STATE_DIR: stateDir, ...(secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(secretsDir) } : {}), PATH: servicePath(process.execPath) },
+          env: { PATH: servicePath(process.execPath) },
+          envFile,
           ...(sdVersion !== undefined ? { systemdVersion: sdVersion } : {}),
         });
         const next = [shown(systemctl(user, "daemon-reload")), shown(systemctl(user, "enable", "--now", target.unit))];
         const existing = existsSync(target.file) ? readFileSync(target.file, "utf8") : undefined;
-        const changed = existing !== unit;
+        const existingEnv = existsSync(envFile) ? readFileSync(envFile, "utf8") : undefined;
+        const unitChanged = existing !== unit;
+        const envChanged = existingEnv !== envText;
+        const changed = unitChanged || envChanged;
+        const environmentFile = { path: envFile, text: envText, settings: Object.keys(environment.vars), notCarried: environment.notCarried };
         if (o.dryRun) {
-          if (o.json) out(JSON.stringify({ unit, path: target.file, written: false, changed, next }, null, 2));
+          if (o.json) out(JSON.stringify({ unit, path: target.file, environmentFile, written: false, changed, next }, null, 2));
           else {
-            err(`# would write ${target.file}${existing === undefined ? "" : changed ? " (replacing a different unit: needs --force)" : " (unchanged)"}`);
+            const state = (old: string | undefined, differs: boolean): string => (old === undefined ? "" : differs ? " (replacing a different one: needs --force)" : " (unchanged)");
+            err(`# would write ${target.file}${state(existing, unitChanged)}`);
+            err(`# and ${envFile} (mode 0600)${state(existingEnv, envChanged)}:`);
+            err(envText.trimEnd().split("\n").map((l) => `#   ${l}`).join("\n"));
+            if (note) err(`# ${note}`);
             out(unit);
           }
           return 0;
         }
-        if (existing !== undefined && changed && !o.force) {
-          throw new LazarusError("UNIT_EXISTS", `${target.file} exists and differs from the unit Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`);
+        const differs = [unitChanged && existing !== undefined ? target.file : "", envChanged && existingEnv !== undefined ? envFile : ""].filter(Boolean);
+        if (differs.length && !o.force) {
+          throw new LazarusError("UNIT_EXISTS", `${differs.join(" and ")} exists and differs from what Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`);
         }
-        if (changed) {
+        if (envChanged) await writeEnvFile(envFile, envText, user);
+        if (unitChanged) {
           await mkdir(target.dir, { recursive: true });
           await writeFileAtomic(target.file, unit, 0o644);
         }
+        if (note) err(`warning: ${note}`);
         if (o.now) for (const argv of [systemctl(user, "daemon-reload"), systemctl(user, "enable", "--now", target.unit)]) await run(argv);
-        if (o.json) out(JSON.stringify({ unit, path: target.file, written: changed, changed, next: o.now ? [] : next }, null, 2));
+        if (o.json) out(JSON.stringify({ unit, path: target.file, environmentFile, written: changed, changed, next: o.now ? [] : next }, null, 2));
         else {
-          out(changed ? `Wrote ${target.file}.` : `${target.file} is already this unit.`);
+          out(changed ? `Wrote ${[unitChanged ? target.file : "", envChanged ? envFile : ""].filter(Boolean).join(" and ")}.` : `${target.file} is already this unit.`);
           out(`State dir: ${stateDir} (export LAZARUS_STATE_DIR=${stateDir} so lazarus status and plan look there too).`);
           if (o.now) out(`Started: ${shown(systemctl(user, "status", target.unit))} shows it.`);
           else out(`Next: ${next.join(" && ")}`);
@@ -285,6 +317,22 @@ function installCommand(): Command {
         return 0;
       }),
     );
+}
+
+// The settings file: mode 0600, atomically; a system unit's is root's (a rewrite keeps the owner
+// of the file it replaces, so the owner is set again).
+async function writeEnvFile(file: string, text: string, user: boolean): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  await writeFileAtomic(file, text, 0o600);
+  if (!user && process.getuid?.() === 0) await chown(file, 0, 0);
+}
+
+// The EnvironmentFile= a unit names, when Lazarus wrote both.
+function unitEnvFile(unitText: string): string | undefined {
+  const line = unitText.split("\n").find((l) => l.startsWith("EnvironmentFile="));
+  const file = line?.slice("EnvironmentFile=".length).replaceAll("%%", "%");
+  if (!file || !existsSync(file)) return undefined;
+  return readFileSync(file, "utf8").startsWith(ENV_FILE_MARKER) ? file : undefined;
 }
 
 // Enabled: a link to the unit in a *.wants/ (or *.requires/) dir beside it.
@@ -310,21 +358,25 @@ function uninstallCommand(): Command {
         const user = o.user ?? false;
         const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
         if (!existsSync(target.file)) throw new LazarusError("NOT_FOUND", `${target.file} does not exist: nothing to uninstall${user ? "" : " (a user unit? add --user)"}`);
-        if (!readFileSync(target.file, "utf8").startsWith(UNIT_MARKER) && !o.force) {
+        const unitText = readFileSync(target.file, "utf8");
+        if (!unitText.startsWith(UNIT_MARKER) && !o.force) {
           throw new LazarusError("NOT_OURS", `${target.file} was not written by lazarus service install; remove it yourself, or pass --force`);
         }
         const links = enabledLinks(target.dir, target.unit);
         if (links.length > 0 && !o.now && !o.force) {
           throw new LazarusError("ENABLED", `${target.unit} is enabled (${links.join(", ")}); run ${shown(systemctl(user, "disable", "--now", target.unit))} first, or pass --now`);
         }
+        const envFile = unitEnvFile(unitText);
+        const removed = [target.file, ...(envFile ? [envFile] : [])].join(" and ");
         if (o.dryRun) {
-          out(`Would remove ${target.file}.`);
+          out(`Would remove ${removed}.`);
           return 0;
         }
         if (o.now) await run(systemctl(user, "disable", "--now", target.unit));
         await rm(target.file);
+        if (envFile) await rm(envFile, { force: true });
         if (o.now) await run(systemctl(user, "daemon-reload"));
-        out(`Removed ${target.file}. The cells and their state dir are untouched.`);
+        out(`Removed ${removed}. The cells and their state dir are untouched.`);
         if (!o.now) out(`Next: ${shown(systemctl(user, "daemon-reload"))}`);
         return 0;
       }),

@@ -1,3 +1,4 @@
+import { visible } from "../config/diagnostics.js";
 import path from "node:path";
 import { Command } from "commander";
 import { readGitopsStatus } from "../gitops/status.js";
@@ -38,8 +39,9 @@ export function statusCommand(): Command {
         if (o.json) out(JSON.stringify({ ...(revision ? { revision } : {}), cells }, null, 2));
         else if (!unknown) {
           if (gitops) {
-            out(`Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`);
-            if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision) out(`Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`);
+            // Subjects and details are the committer's text: escaped, as every repo text on a terminal.
+            out(visible(`Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`));
+            if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision) out(visible(`Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`));
             out("");
           }
           out(renderStatusText(cells, now, stdoutColors()));

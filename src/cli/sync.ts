@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { sortDiagnostics } from "../config/diagnostics.js";
+import { sortDiagnostics, visible } from "../config/diagnostics.js";
 import { resolveStateDir } from "../compute.js";
 import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
@@ -62,7 +62,7 @@ export function syncCommand(): Command {
         } else {
           if (r.diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(r.diagnostics), stderrColors()));
           if (r.outcome === "dry-run" && r.plan) out(renderPlanText(r.plan.plan, stdoutColors()));
-          out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
+          out(visible(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`)); // the subject is the committer's text
         }
         return r.outcome === "rejected" || r.outcome === "held" || r.outcome === "failed" ? 1 : 0;
       }),

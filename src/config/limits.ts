@@ -4,6 +4,7 @@
 import { cronParser } from "../util/cron.js";
 import type { Diagnostic } from "./diagnostics.js";
 import { formatDuration } from "./durations.js";
+import { formatSize } from "./quantity.js";
 import type { DesiredCell, SourcePos } from "./types.js";
 
 const S = 1000;
@@ -29,6 +30,17 @@ export function firesEverySecond(expr: string): boolean {
   } catch {
     return false; // an invalid expression is reported by its own rule
   }
+}
+
+// spec.checkpoint.maxSize against the host's bound (LAZARUS_CHECKPOINT_MAX_SIZE), the most a cell
+// may ask for, and the 1Mi minimum.
+export function checkpointSizeDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, hostMaxBytes: number): Diagnostic[] {
+  const asked = cell.checkpoint.maxBytes;
+  if (asked === undefined) return [];
+  const where = { severity: "error" as const, ...at(["spec", "checkpoint", "maxSize"]), field: "spec.checkpoint.maxSize" };
+  if (asked > hostMaxBytes) return [{ ...where, message: `maxSize ${formatSize(asked)} is above this host's bound of ${formatSize(hostMaxBytes)} (LAZARUS_CHECKPOINT_MAX_SIZE)`, hint: `set it to ${formatSize(hostMaxBytes)} or less, or remove it to get the host's bound; the operator sets LAZARUS_CHECKPOINT_MAX_SIZE` }];
+  if (asked < 1024 * 1024) return [{ ...where, message: `maxSize is ${asked} bytes, less than the 1Mi minimum`, hint: "set it to 1Mi or more, e.g. 2Gi" }];
+  return [];
 }
 
 // The diagnostics of one cell's values against VALUE_LIMITS.

@@ -25,14 +25,20 @@ import {
   type SourcePos,
 } from "./types.js";
 import { configFiles } from "./files.js";
-import { valueDiagnostics } from "./limits.js";
-import { programWarnings } from "./programs.js";
+import { checkpointSizeDiagnostics, valueDiagnostics } from "./limits.js";
+import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
+import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { backendDiagnostics } from "../backends/checks.js";
+import { errorMessage } from "../util/errors.js";
+import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
+import { ceilingDiagnostics } from "./ceilings.js";
+import { hostLimits } from "../host/limits.js";
+import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
-import { hostSettings } from "../host/settings.js";
+import { checkpointMaxBytes, hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
 export interface FileResult {
@@ -64,9 +70,21 @@ export function loadFileText(file: string, text: string): FileResult {
   // diagnostics still come after every parse and shape diagnostic of the file, as they always did.
   let cells: DesiredCell[] = [];
   const checks: Diagnostic[] = [];
+  const limits = hostLimits(process.env);
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(...checkCell(cell, at), ...valueDiagnostics(cell, at), ...backendDiagnostics(cell, at), ...pythonPathDiagnostics(cell, at));
+    checks.push(
+      ...checkCell(cell, at),
+      ...valueDiagnostics(cell, at),
+      ...ceilingDiagnostics(cell, at, limits),
+      ...checkpointSizeDiagnostics(cell, at, checkpointMaxBytes()),
+      ...backendDiagnostics(cell, at),
+      ...egressDiagnostics(cell, at),
+      ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
+      ...pythonPathDiagnostics(cell, at),
+      ...commandPathDiagnostics(cell, at),
+      ...plainTextDiagnostics(cell, at),
+    );
     cells.push(cell);
   });
   const diagnostics = parsed.diagnostics;
@@ -87,7 +105,7 @@ interface RawCell {
     project: string;
     owner: string;
     backend?: BackendName;
-    network?: "none" | "host";
+    network?: "none" | "host" | { egress: string[] };
     resources?: RawResources;
     container?: { image: string; user?: string; readOnlyRootfs?: boolean };
     kubernetes?: RawKubernetes;
@@ -98,7 +116,7 @@ interface RawCell {
     retention?: string;
     policy?: { allowGuests?: boolean; allowSubstitutes?: boolean };
     credentials?: Record<string, CredentialSource>;
-    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd" };
+    checkpoint?: { schedule?: string; keep?: number; compression?: "gzip" | "zstd"; maxSize?: string };
     restoreFrom?: string;
     runtime?: { python?: { requirements?: string; findLinks?: string } };
     logs?: { maxSize?: string; keep?: number };
@@ -164,7 +182,8 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     project: s.project,
     owner: s.owner,
     backend: s.backend ?? "process",
-    network: s.network ?? "none",
+    network: typeof s.network === "object" ? "egress" : s.network ?? "none",
+    ...(typeof s.network === "object" ? { egress: declaredEgress(s.network.egress) } : {}),
     resources: toResources(s.resources),
     ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
     ...(s.kubernetes ? { kubernetes: toKubernetes(s.kubernetes) } : {}),
@@ -178,7 +197,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.kubernetes?.kubeconfig ? { kubeconfigAt: at(["spec", "kubernetes", "kubeconfig"]) } : {}),
     ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
-    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}) },
+    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}), ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}) },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
     ...(s.logs ? { logs: { ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}), ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}) } } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
@@ -266,10 +285,18 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   return out;
 }
 
+// A "name: x" line (or "- name: x", or "name:" with x on the next line). Blanks are [ \t], never
+// \s: \s matches line breaks, and a leading \s* then ran from every line start to the end of a
+// file of blank lines (quadratic: a 1 MiB broken file stalled every load for half an hour).
+const NAME_LINE = /^[ \t]*(?:-[ \t]*)?name:[ \t]*(?:\r?\n[ \t]*)?["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*(?:#.*)?\r?$/gm;
+
+// "metadata: {name: x, ...}", the flow form (one literal start, blanks then fixed characters).
+const FLOW_NAME = /metadata:[ \t]*\{[ \t]*name:[ \t]*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*[,}]/g;
+
 // Cell names a broken file still appears to declare. Over-matching only holds more cells.
 export function salvageNames(text: string): string[] {
   const names = new Set<string>();
-  for (const m of text.matchAll(/^\s*(?:-\s*)?name:\s*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?\s*(?:#.*)?$/gm)) {
+  for (const m of [...text.matchAll(NAME_LINE), ...text.matchAll(FLOW_NAME)]) {
     if (m[1]) names.add(m[1]);
   }
   return [...names].sort();
@@ -351,6 +378,15 @@ export class Combiner {
         resolveAll(r.cells, portfolios, portfoliosHeld);
         m.resolved = true;
       }
+      // Automatic egress entries come from the operator's tables, read again (when changed) on
+      // every combine; a broken table holds the file's egress cells as they are.
+      try {
+        diagnostics.push(...addAutoEgress(r.cells));
+      } catch (err) {
+        diagnostics.push({ severity: "error", file: r.file, line: 1, col: 1, message: errorMessage(err), hint: "the operator fixes that file; the cells of this file are held as they are meanwhile" });
+        badFiles.add(r.file);
+        continue;
+      }
       for (const c of r.cells) cells.set(c.name, c);
     }
     const byFile = new Map(results.map((r) => [r.file, r]));
@@ -407,6 +443,6 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(loadFileText(rel, src.text), configDir);
-  result.diagnostics.push(...programWarnings(result.cells, configDir));
+  result.diagnostics.push(...commandLinkErrors(result.cells, configDir), ...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

@@ -143,7 +143,7 @@ function followLink(file: string, within: string | undefined): { target: string 
 }
 
 // Whether real (a resolved path) lies in within (resolved here).
-function isInside(real: string, within: string): boolean {
+export function isInside(real: string, within: string): boolean {
   let root: string;
   try {
     root = realpathSync(within);

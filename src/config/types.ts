@@ -1,4 +1,5 @@
 // Desired state: what operators declared in cells.d/, after validation and defaults.
+import type { EgressEntry } from "../egress/allow.js";
 
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
@@ -101,14 +102,28 @@ export interface PythonRuntime {
   at?: SourcePos; // where spec.runtime.python is written
 }
 
+// spec.network.egress: what the cell declares, and what is added automatically (its members'
+// model providers, its project's forge; filled in after portfolios are resolved).
+export interface CellEgress {
+  declared: string[]; // as written
+  entries: EgressEntry[]; // the valid declared ones
+  auto: { entry: EgressEntry; why: string }[];
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
   project: string;
   owner: string;
   backend: BackendName;
-  network: "none" | "host"; // sandbox backend: its own loopback only, or the host's network
+  // sandbox and container backends: its own loopback only, the host's network, or an egress
+  // allowlist through Lazarus's proxy (see egress below and src/egress/)
+  network: "none" | "host" | "egress";
+  egress?: CellEgress; // network: {egress: [...]}
   resources: Resources; // limits of each member that declares none of its own
+  // spec.resources.disk as declared, else the host's LAZARUS_DEFAULT_DISK where the backend
+  // enforces it (filled in by loading); enforced: the backend gives the cell a disk image.
+  disk?: { bytes: number; declared: boolean; enforced: boolean; at: SourcePos };
   container?: ContainerSpec; // container backend: the image members run in
   kubernetes?: KubernetesSpec; // kubernetes backend: namespace, image, storage, cluster access
   remote?: RemoteSpec; // remote backend: the host members run on
@@ -123,7 +138,8 @@ export interface DesiredCell {
   // A keyed digest of the credentials' current values (filled in by loading when the state dir's
   // key exists): a rotated secret changes it. Never a value.
   credentialsValueDigest?: string;
-  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd" }; // compression: unset = zstd where the host has it, else gzip
+  // compression: unset = zstd where the host has it, else gzip; maxBytes: unset = the host's bound
+  checkpoint: { schedule?: string; keep: number; compression?: "gzip" | "zstd"; maxBytes?: number };
   taskClass?: string;
   restoreFrom?: string;
   python?: PythonRuntime;

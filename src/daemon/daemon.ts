@@ -12,7 +12,8 @@ import type { Budget } from "../gitops/budget.js";
 import { approvedRevision, judgeRevision, recordInForce } from "../gitops/decide.js";
 import { readGitopsStatus } from "../gitops/status.js";
 import { checkoutRevision, revisionDir } from "../gitops/sync.js";
-import { applyEnv, credentialContext, observeAndPlan, resolveNow, withStateLock } from "../engine.js";
+import { applyEnv, cellClaims, credentialContext, observeAndPlan, resolveNow, withCells, withStateLock, type Locked } from "../engine.js";
+import { fingerprint } from "../plan/saved.js";
 import { credentialDigestKey } from "../host/digest-key.js";
 import type { CredentialContext } from "../host/secrets.js";
 import { hostSettings, type HostSettings } from "../host/settings.js";
@@ -30,6 +31,7 @@ import { pausepoint } from "../util/failpoint.js";
 import { claimDaemon } from "./presence.js";
 import { ConfigCache } from "./config-cache.js";
 import type { Logger } from "./log.js";
+import { eventsFile } from "../egress/state.js";
 import { Metrics, type ReconcileResult } from "./metrics.js";
 import { nextWake } from "./wake.js";
 
@@ -65,7 +67,8 @@ const DEEP_EVERY = 12;
 const RETRY_MS = 30_000;
 // How often a remote cell is observed again (its members' exits are not seen from here).
 const REMOTE_POLL_MS = 15_000;
-const LOCK_RETRY_MS = 1_000; // the state dir was busy: look again this soon
+const LOCK_RETRY_MS = 1_000; // the state dir (or a cell) was busy: look again this soon
+const MAX_WORKERS = 8; // reconciles at once (each of other cells)
 const BUSY = Symbol("state dir busy");
 
 export class Daemon {
@@ -90,7 +93,9 @@ export class Daemon {
   private readonly changedFiles = new Set<string>();
   private readonly queued = new Set<string>();
   private queuedAll = false;
-  private working: Promise<void> | undefined;
+  private readonly workers = new Set<Promise<void>>();
+  private readonly inflight = new Set<string>(); // cells a reconcile is at work on
+  private fullRunning = false;
   private stopping = false;
   private ready = false;
   // What the daemon last saw of each cell: its state, its member pids, when it next needs a look.
@@ -108,6 +113,7 @@ export class Daemon {
     this.configDir = opts.configDir;
     this.cache = new ConfigCache(opts.configDir, () => this.credentials());
     this.ledger = new Ledger(this.paths.ledger, this.paths.ledgerHead);
+    this.metrics.watchEgress(eventsFile(path.dirname(this.paths.ledger)));
     this.backends = backends(path.dirname(this.paths.ledger), process.env, opts.hostSettings ?? hostSettings(process.env), (spec, pid) => {
       this.opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.enqueue([spec.cell]);
@@ -122,14 +128,14 @@ export class Daemon {
   // Run body holding the state-dir lock, waiting at most lockTimeoutMs for a command that holds it;
   // BUSY when it could not be taken (the caller tries again later). A run interrupted earlier is
   // recorded (journal → ledger) first, and at the first hold the leftovers of killed writers are swept.
-  private async underLock<T>(body: () => Promise<T>): Promise<T | typeof BUSY> {
+  private async underLock<T>(body: (l: Locked) => Promise<T>, cells = false): Promise<T | typeof BUSY> {
     try {
-      return await withStateLock(
+      return await (cells ? withCells : withStateLock)(
         { ...(this.opts.stateDir ? { stateDir: this.opts.stateDir } : {}), lockTimeoutMs: this.opts.lockTimeoutMs ?? 5_000, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) },
         "lazarus watch",
-        async () => {
+        async (l) => {
           this.recovered = true;
-          return body();
+          return body(l);
         },
         { sweep: !this.recovered, backends: this.backends, holdFutureLedger: true, onThawed: (cells) => this.log.warn({ cells }, "thawed cells a killed checkpoint left frozen") },
       );
@@ -263,26 +269,33 @@ export class Daemon {
     this.kick();
   }
 
+  // Start work on what is queued: per cell one reconcile at a time (a name being worked on waits
+  // in the queue), different cells at once, so one cell's long checkpoint holds up no other cell.
+  // A full reconcile runs one at a time beside them, leaving out the cells at work.
   private kick(): void {
-    if (this.working || this.stopping) return;
-    this.working = this.work().finally(() => {
-      this.working = undefined;
-      if (!this.stopping && (this.queuedAll || this.queued.size > 0)) this.kick();
+    if (this.stopping) return;
+    if (this.queuedAll && !this.fullRunning) {
+      this.queuedAll = false;
+      this.fullRunning = true;
+      this.spawn(this.reconcile({ all: true }).finally(() => (this.fullRunning = false)));
+    }
+    const ready = [...this.queued].filter((n) => !this.inflight.has(n));
+    if (ready.length === 0 || this.workers.size >= MAX_WORKERS) return;
+    for (const n of ready) this.queued.delete(n);
+    this.spawn(this.reconcile({ all: false, names: new Set(ready) }));
+  }
+
+  private spawn(work: Promise<void>): void {
+    const w: Promise<void> = work.finally(() => {
+      this.workers.delete(w);
+      this.kick();
     });
+    this.workers.add(w);
   }
 
   // Resolves when nothing is queued or running.
   async idle(): Promise<void> {
-    while (this.working) await this.working;
-  }
-
-  private async work(): Promise<void> {
-    while (!this.stopping && (this.queuedAll || this.queued.size > 0)) {
-      const batch: Batch = this.queuedAll ? { all: true } : { all: false, names: new Set(this.queued) };
-      this.queuedAll = false;
-      this.queued.clear();
-      await this.reconcile(batch);
-    }
+    while (this.workers.size > 0) await Promise.all([...this.workers]);
   }
 
   // A full reconcile goes through every cell in chunks, so memory stays flat however many there are.
@@ -310,7 +323,11 @@ export class Daemon {
       this.metrics.resyncCells.inc({ outcome: "skipped" }, all.length - names.length);
       this.metrics.resyncCells.inc({ outcome: "observed" }, names.length);
       for (let i = 0; i < names.length && !this.stopping; i += FULL_CHUNK) {
-        const chunk = await this.reconcileNames(new Set(names.slice(i, i + FULL_CHUNK)), undefined);
+        // A cell at work in another reconcile is queued for after it, not reconciled twice at once.
+        const slice = names.slice(i, i + FULL_CHUNK);
+        const busy = slice.filter((n) => this.inflight.has(n));
+        if (busy.length > 0) this.enqueue(busy);
+        const chunk = await this.reconcileNames(new Set(slice.filter((n) => !this.inflight.has(n))), undefined);
         if (chunk === "busy") {
           result = "busy";
           this.retryLater("all");
@@ -355,15 +372,25 @@ export class Daemon {
     this.metrics.forgetCell(name);
   }
 
-  // Reconcile these cells under the state-dir lock: busy when the lock could not be taken, error
-  // when an action (or the reconcile) failed.
+  // Reconcile these cells: the recovery, observe and plan as withCells does them, each cell's actions
+  // under its own lock. Busy when the state-dir lock could not be taken; error when an action (or the
+  // reconcile) failed. A cell another process is acting on is looked at again shortly.
   private async reconcileNames(names: Set<string>, scope: "cells" | undefined): Promise<ReconcileResult> {
+    for (const n of names) this.inflight.add(n);
+    try {
+      return await this.reconcileInflight(names, scope);
+    } finally {
+      for (const n of names) this.inflight.delete(n);
+    }
+  }
+
+  private async reconcileInflight(names: Set<string>, scope: "cells" | undefined): Promise<ReconcileResult> {
     const end = scope ? this.metrics.reconcileSeconds.startTimer({ scope }) : () => 0;
     let failed = false;
     const failedCells = new Set<string>();
     const batch = { names };
     try {
-      const done = await this.underLock(() => this.reconcileLocked(names, failedCells, () => (failed = true)));
+      const done = await this.underLock((l) => this.reconcileLocked(l, names, failedCells, () => (failed = true)), true);
       if (done === BUSY) return "busy";
       for (const cell of failedCells) this.metrics.cellErrors.inc({ cell });
       if (failed) return "error";
@@ -381,8 +408,8 @@ export class Daemon {
   }
 
   // Whether the ledger's last time is ahead of the clock (heldUntil): said once when it starts (log,
-  // ledger event, metric) and once when the clock passes it. The caller holds the lock.
-  private async noteClock(now: number, heldUntil: number | undefined): Promise<void> {
+  // ledger event, metric) and once when the clock passes it.
+  private async noteClock(ledger: Ledger, now: number, heldUntil: number | undefined): Promise<void> {
     if (heldUntil === this.heldUntil) return;
     const was = this.heldUntil;
     this.heldUntil = heldUntil;
@@ -395,18 +422,20 @@ export class Daemon {
     const clock = new Date(now).toISOString();
     const reason = `the ledger's last recorded time ${until} is ahead of the clock ${clock} (an earlier command ran with a future --now): members are still supervised (down, restart), but no time rule (ttl, grace, retention, invitation and downed timeouts, checkpoint schedule) nor create, update or close is acted on until the clock passes ${until}`;
     this.log.warn({ until, clock }, reason);
-    await this.ledger.append({ time: until, cell: "", action: "time-rules-held", reason, details: { until, clock } });
+    await ledger.append({ time: until, cell: "", action: "time-rules-held", reason, details: { until, clock } });
   }
 
-  // observe → plan → apply for these cells; the caller holds the lock. While the ledger's time is
-  // ahead of the clock, only the supervision actions are applied (SUPERVISION), at the clock, their
-  // ledger entries stamped no earlier than that time; the cells whose other actions wait are woken
-  // when the clock passes it.
-  private async reconcileLocked(names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
+  // observe → plan → apply for these cells, each cell's actions under its lock (taken at once or
+  // not: a cell another process holds is skipped and queued again shortly). A cell is out of
+  // the daemon's work as soon as its actions are done, so the next event for it is not held up by
+  // the other cells of the batch. While the ledger's time is ahead of the clock, only the
+  // supervision actions are applied (SUPERVISION), at the clock, their ledger entries stamped no
+  // earlier than that time; the cells whose other actions wait are woken when the clock passes it.
+  private async reconcileLocked(l: Locked, names: Set<string>, failedCells: Set<string>, onFail: () => void): Promise<void> {
     const config = this.cache.current();
     const { desired } = config;
     const { now, heldUntil } = await resolveNow(this.paths, undefined, "hold");
-    await this.noteClock(now, heldUntil);
+    await this.noteClock(l.ledger, now, heldUntil);
     // Disk prints before the observation they stand for (see fingerprint.ts).
     const disks = await this.diskPrints(names);
     const { observed, plan: p } = await observeAndPlan(this.paths, desired, now, names);
@@ -415,10 +444,19 @@ export class Daemon {
     const actions = heldUntil === undefined ? p.actions : p.actions.filter((a) => SUPERVISION.has(a.kind));
     const waiting = new Set(p.actions.filter((a) => !actions.includes(a)).map((a) => a.cell));
     if (waiting.size > 0) this.log.debug({ cells: [...waiting], until: new Date(heldUntil as number).toISOString() }, "actions wait for the clock");
+    const acting = new Set(actions.map((a) => a.cell));
+    for (const n of names) if (!acting.has(n)) this.inflight.delete(n);
+    const claims = cellClaims(this.paths, "lazarus watch", 0, (cell) => fingerprint(observed.cells.get(cell)), (cell) => this.inflight.delete(cell));
+    const skipped = new Set<string>();
+    const claim = async (cell: string) => {
+      const c = await claims(cell);
+      if ("skip" in c) skipped.add(cell);
+      return c;
+    };
     const results = await applyActions(
       actions,
-      applyEnv({ stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths, this.configDir, now, this.revision, this.backends),
-      this.ledger,
+      { ...applyEnv({ stopTimeoutMs: this.opts.stopTimeoutMs, ...(this.opts.hostSettings ? { hostSettings: this.opts.hostSettings } : {}) }, this.paths, this.configDir, now, this.revision, this.backends), stateLock: l.state },
+      l.ledger,
       {
         shouldContinue: () => !this.stopping,
         postApply: (r) => {
@@ -432,8 +470,9 @@ export class Daemon {
           }
         },
       },
-      { ...(this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {}), ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}) },
+      { ...(this.opts.parallelism !== undefined ? { parallelism: this.opts.parallelism } : {}), ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}), claim },
     );
+    if (skipped.size > 0) this.retryLater(skipped);
     const touched = new Set(p.actions.map((a) => a.cell));
     const after = results.length > 0 ? await observeNames(this.paths, [...touched]) : { cells: new Map() };
     this.remember(names, observed, after, desired.cells, now, failedCells);

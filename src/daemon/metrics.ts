@@ -5,6 +5,7 @@ import http from "node:http";
 import { readFileSync } from "node:fs";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { CELL_STATES } from "../cells/lifecycle.js";
+import { EgressTally } from "../egress/events.js";
 
 export type ReconcileResult = "success" | "error" | "busy";
 
@@ -37,6 +38,10 @@ export class Metrics {
   readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
   readonly timeRulesHeld = new Gauge({ name: "lazarus_time_rules_held_until_timestamp_seconds", help: "While the ledger's last recorded time is ahead of the clock (an earlier command ran with a future --now): that time, until which no time rule is acted on (members are still supervised); 0 otherwise", registers: [this.registry] });
   readonly info = new Gauge({ name: "lazarus_build_info", help: "The running Lazarus version (always 1)", labelNames: ["version"], registers: [this.registry] });
+  // Connections through the egress proxy, by cell and verdict (allowed, refused), read from the
+  // proxy's events file at each scrape.
+  readonly egress = new Counter({ name: "lazarus_egress_connections_total", help: "Connection attempts of egress cells' members through the proxy, by cell and verdict", labelNames: ["cell", "verdict"], registers: [this.registry], collect: () => this.collectEgress() });
+  private egressTally: EgressTally | undefined;
   private readonly shown = new Map<string, string>(); // cell → the state its lazarus_cell_state series carries
   private readonly counts = new Map<string, number>(); // state → cells shown in it
 
@@ -72,6 +77,16 @@ export class Metrics {
     const n = (this.counts.get(state) ?? 0) + by;
     this.counts.set(state, n);
     this.cells.set({ state }, n);
+  }
+
+  // Count the egress connections of this state dir from now on.
+  watchEgress(eventsFile: string): void {
+    this.egressTally = new EgressTally(eventsFile);
+  }
+
+  private async collectEgress(): Promise<void> {
+    const counts = await this.egressTally?.newCounts();
+    for (const c of counts?.values() ?? []) this.egress.inc({ cell: c.cell, verdict: c.verdict }, c.n);
   }
 
   // A cell the daemon forgot (its files and its state dir entries are gone): its counters go too.

@@ -22,9 +22,19 @@ async function git(args: string[], cwd?: string): Promise<string> {
   }
 }
 
+// Whether text names a remote repo (scheme://… or scp-like user@host:path, an "@" before the
+// first ":" and no "/" before it) rather than a local path. Found with indexOf: the regex it
+// replaces (/^[^/]+@[^:]+:/) tried every "@" against the rest, quadratic in a run of "@".
+export function isGitUrl(url: string): boolean {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return true;
+  const colon = url.indexOf(":");
+  const at = url.indexOf("@");
+  return at > 0 && colon > at + 1 && !url.slice(0, colon).includes("/");
+}
+
 // A local path is used as it is (made absolute); anything else is handed to git unchanged.
 export function normalizeUrl(url: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/]+@[^:]+:/.test(url) ? url : path.resolve(url);
+  return isGitUrl(url) ? url : path.resolve(url);
 }
 
 export function repoCache(gitopsDir: string, url: string): RepoCache {

@@ -5,7 +5,8 @@ import path from "node:path";
 import { statePaths } from "../cells/layout.js";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { applyEnv, computePlan, credentialContext, observeAndPlan, resolveNow, withStateLock, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { applyEnv, cellClaims, computePlan, credentialContext, observeAndPlan, resolveNow, withCells, type EngineOptions, type PlanOutcome } from "../engine.js";
+import { fingerprint } from "../plan/saved.js";
 import { applyActions, type ApplyHooks } from "../apply/apply.js";
 import type { Action } from "../plan/actions.js";
 import type { Observed } from "../observe/observe.js";
@@ -82,13 +83,15 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     return { revision, subject, outcome: "dry-run", detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`, diagnostics: plan.diagnostics, plan };
   }
 
-  // Judge, apply and record under one hold of the lock, as the daemon does: the budget judges the
-  // very plan that is applied.
-  return withStateLock(engine, `lazarus sync ${opts.repo}`, async ({ paths, ledger }) => {
+  // Judge under the state-dir lock; apply each cell under its own lock, skipping a cell that changed
+  // since it was judged, so the budget judges the very plan that is applied; record under the
+  // state-dir lock again.
+  const command = `lazarus sync ${opts.repo}`;
+  return withCells(engine, command, async ({ paths, ledger, state }) => {
     const { now } = await resolveNow(paths, opts.now);
     let planned: { observed: Observed; plan: Plan } | undefined;
     const candidate = { revision, subject, configDir, loaded };
-    const judged = await judgeRevision(
+    const judged = await state.hold(() => judgeRevision(
       {
         stateRoot,
         ledger,
@@ -102,16 +105,17 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
         },
       },
       candidate,
-    );
+    ));
     const { decision } = judged;
     if (decision.outcome !== "apply") return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
     const p = planned as { observed: Observed; plan: Plan };
     opts.hooks?.planned?.(p.plan.actions);
-    const results = await applyActions(p.plan.actions, applyEnv(engine, paths, configDir, now, revision), ledger, opts.hooks ?? {}, opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {});
+    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) => fingerprint(p.observed.cells.get(cell)));
+    const results = await applyActions(p.plan.actions, { ...applyEnv(engine, paths, configDir, now, revision), stateLock: state }, ledger, opts.hooks ?? {}, { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim });
     const failed = results.filter((r) => r.status !== "applied").length;
     const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
     const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
-    await recordInForce(stateRoot, judged.status, candidate, judged.at, outcome, detail, outcome !== "failed" || results.length > failed);
+    await state.hold(() => recordInForce(stateRoot, judged.status, candidate, judged.at, outcome, detail, outcome !== "failed" || results.length > failed));
     const all = [...diagnostics, ...p.plan.diagnostics];
     return { revision, subject, outcome, detail, diagnostics: all, plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all }, results };
   });

@@ -56,9 +56,11 @@ async function stampOf(file: string): Promise<string> {
 export class Ledger {
   private readonly key: string;
 
+  // guard: what an append runs inside (the state-dir lock, when other processes may append).
   constructor(
     private readonly file: string,
     private readonly headFile: string,
+    private readonly guard: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
   ) {
     this.key = path.resolve(file);
   }
@@ -70,7 +72,7 @@ export class Ledger {
 
   // Append one entry after every append queued before it; resolves once it is durable.
   append(input: LedgerInput): Promise<LedgerEntry> {
-    return serialized(`ledger:${this.key}`, async () => (await this.appendNow([input]))[0] as LedgerEntry);
+    return this.guard(() => serialized(`ledger:${this.key}`, async () => (await this.appendNow([input]))[0] as LedgerEntry));
   }
 
   // Append entries in this order as one write (one fsync, one head update): all of them are
@@ -78,7 +80,7 @@ export class Ledger {
   // whole lines and a torn one; the torn tail is dropped before the next append (see load).
   appendMany(inputs: LedgerInput[]): Promise<LedgerEntry[]> {
     if (inputs.length === 0) return Promise.resolve([]);
-    return serialized(`ledger:${this.key}`, () => this.appendNow(inputs));
+    return this.guard(() => serialized(`ledger:${this.key}`, () => this.appendNow(inputs)));
   }
 
   private async currentHead(): Promise<LedgerHead | undefined> {

@@ -4,6 +4,7 @@ import path from "node:path";
 import { CHECKPOINT_RE, SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { ownership } from "../backends/proc.js";
+import { diskUsage, type DiskUsage } from "../backends/disk/image.js";
 import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
@@ -45,6 +46,8 @@ export interface ObservedCell {
   frozen?: { since: string; pid: number; abandoned: boolean };
   // Whole checkpoints only (tar and manifest both present), oldest first.
   checkpoints: ObservedCheckpoint[];
+  // A live cell with a disk quota (record.disk): whether its image is in place, and how full.
+  disk?: DiskUsage;
 }
 
 export interface ObservedName {
@@ -87,6 +90,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (cluster ? clusterMember(m, cluster) : observeMember(cp, m, place, fallbackName))));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
+  const disk = place === "cells" && record?.disk ? diskUsage(dir) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,
@@ -96,6 +100,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     ...(record ? { record } : {}),
     ...(unreadable ? { unreadable } : {}),
     ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
+    ...(disk ? { disk } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ export const ACTION_KINDS = [
   "update-portfolio",
   "cell-down",
   "revive",
+  "disk-full",
   "renew",
   "update",
   "replace",
@@ -41,6 +42,9 @@ export type Action =
   | (Base & { kind: "update-portfolio"; member: string; desiredMember: DesiredMember; before: string[]; after: string[] })
   | (Base & { kind: "cell-down" })
   | (Base & { kind: "revive" })
+  // The cell's disk quota was reached (its members get ENOSPC), or it has room again: recorded
+  // and said as an event. avail: bytes members could still write when observed.
+  | (Base & { kind: "disk-full"; reached: boolean; avail: number; bytes: number })
   | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
   | (Base & { kind: "renew"; ttlMs: number; expiresAt: string })
   | (Base & { kind: "update"; desired: DesiredCell; fields: string[] })
@@ -86,6 +90,7 @@ export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   "update-portfolio": "~",
   "cell-down": "!",
   revive: "+",
+  "disk-full": "!",
   checkpoint: "*",
   renew: "~",
   update: "~",

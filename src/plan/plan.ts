@@ -1,6 +1,7 @@
 // plan: a pure function of desired state, observed state and the time. No I/O, no clock.
 import type { Diagnostic } from "../config/diagnostics.js";
 import { canonicalJson, credentialsDigest, desiredDigest } from "../config/digest.js";
+import { egressChanged, egressReason, egressSummary } from "./egress.js";
 import { assertNever } from "../util/errors.js";
 import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
@@ -10,29 +11,40 @@ import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from ".
 import { placeOf, type Action, type Pending } from "./actions.js";
 import { isUnknown, planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
+import { formatBytes } from "../config/quantity.js";
 
 export interface HeldCell {
   cell: string;
   file: string; // the quarantined file that holds it
+  new?: true; // it is nowhere on disk: it is not created until its file loads
 }
 
 export interface Plan {
   now: string;
   actions: Action[];
   held: HeldCell[];
+  unnamedFiles: string[]; // quarantined files that hold no cell a plan can name (say so, not "no changes")
   pending: Pending[];
   diagnostics: Diagnostic[];
 }
 
 const at = parseTime;
 
+// The operator's ceiling on cells per state dir (LAZARUS_MAX_CELLS), and the names under cells/
+// now (all of them, even when only some are planned).
+export interface CellCap {
+  maxCells: number;
+  live: ReadonlySet<string>;
+}
+
 // only: plan just these cells (the daemon's incremental path); every other cell is left out.
-export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>): Plan {
+export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>, cap?: CellCap): Plan {
   const actions: Action[] = [];
   const pending: Pending[] = [];
   const held: HeldCell[] = [];
   const diagnostics: Diagnostic[] = [];
-  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys()])].sort();
+  // A name only a quarantined file declares is held too: planned as nothing, but never silently.
+  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys(), ...desired.quarantined.flatMap((q) => q.names)])].sort();
   const quarantinedFiles = new Set(desired.quarantined.map((q) => q.file));
 
   for (const name of names) {
@@ -41,7 +53,7 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     if (!d) {
       const holder = holdingFile(name, o, desired, quarantinedFiles);
       if (holder) {
-        held.push({ cell: name, file: holder });
+        held.push({ cell: name, file: holder, ...(!o.live && !o.graveyard && o.archives.length === 0 ? { new: true as const } : {}) });
         continue;
       }
     }
@@ -49,7 +61,34 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     planName(ctx, o);
     actions.push(...ctx.out);
   }
-  return { now: iso(nowMs), actions, held, pending, diagnostics };
+  return { now: iso(nowMs), actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions, held, unnamedFiles: unnamedFiles(desired, observed), pending, diagnostics };
+}
+
+// New cells beyond the ceiling are held (in name order, so the same ones each time): not created,
+// pending with a diagnostic; nothing that exists is touched.
+function capNewCells(actions: Action[], cap: CellCap, pending: Pending[], diagnostics: Diagnostic[]): Action[] {
+  let room = cap.maxCells - cap.live.size;
+  const excess = new Set<string>();
+  for (const a of actions) {
+    if (a.kind !== "create" || a.resume || cap.live.has(a.cell)) continue;
+    if (room > 0) room--;
+    else excess.add(a.cell);
+  }
+  for (const a of actions) {
+    if (a.kind !== "create" || !excess.has(a.cell)) continue;
+    pending.push({ cell: a.cell, reason: `held: this state dir holds ${cap.live.size} cells, and at most ${cap.maxCells} (LAZARUS_MAX_CELLS)` });
+    diagnostics.push({ severity: "warning", ...a.desired.source, field: "metadata.name", message: `cell ${a.cell} is not created: the state dir is at its ceiling of ${cap.maxCells} cells (LAZARUS_MAX_CELLS)`, hint: "close cells you no longer need, or the operator raises LAZARUS_MAX_CELLS; the cell is created once there is room" });
+  }
+  return excess.size ? actions.filter((a) => !excess.has(a.cell)) : actions;
+}
+
+// Quarantined files from which no cell name was salvaged and that no cell on disk came from.
+function unnamedFiles(desired: Desired, observed: Observed): string[] {
+  const nameless = desired.quarantined.filter((q) => q.names.length === 0);
+  if (nameless.length === 0) return [];
+  const sources = new Set<string>();
+  for (const o of observed.cells.values()) for (const c of [o.live, o.graveyard, ...o.archives]) if (c?.record) sources.add(c.record.sourceFile);
+  return nameless.map((q) => q.file).filter((f) => !sources.has(f));
 }
 
 // The quarantined file that may declare this cell, if any.
@@ -222,7 +261,7 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}${egressSummary(d)}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}${egressSummary(d)}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
 }
 
@@ -306,9 +345,11 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   }
   if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
   const fields = changedFields(d, rec);
+  const disk = diskChange(ctx, d, rec, live);
+  if (disk) fields.push("disk");
   if (fields.length > 0) {
     const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => (f === "credentials" ? (rotated ? "credentials rotated" : "credentials changed (redacted)") : f === "network" ? `network ${rec.network ?? "none"} → ${d.network} (members restart)` : f === "container" ? `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)` : f === "python" ? pythonReason(d, rec) : f === "kubernetes" ? "spec.kubernetes changed (members restart)" : `${f} changed`)).join(", ");
+    const reason = fields.map((f) => fieldReason(f, d, rec, rotated, disk)).join(", ");
     ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
   }
   ctx.out.push(...members.actions);
@@ -316,7 +357,41 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   if (noneUp && rec.state !== "downed") ctx.out.push({ kind: "cell-down", cell: ctx.name, reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back` });
   if (!noneUp && rec.state === "downed") ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
   if (due && rec.state !== "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
+  const full = diskFull(ctx.name, rec, live);
+  if (full) ctx.out.push(full);
   return true;
+}
+
+// What an update does to the cell's disk quota, in words, or undefined: an image that is not
+// mounted (a reboot) is mounted again before members start; a new quota (a cell made before it
+// had one) moves the cell's files onto an image, a larger one grows the image, both with the
+// members stopped. A smaller one is refused (an image is not shrunk under a live cell's files).
+function diskChange(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: ObservedCell): string | undefined {
+  const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
+  const have = rec.disk?.bytes;
+  if (have !== undefined && wanted !== undefined && wanted < have) {
+    ctx.diagnostics.push({ severity: "error", ...(d.disk?.at ?? d.source), field: "spec.resources.disk", message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`, hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last` });
+  }
+  if (have !== undefined && live.disk && !live.disk.mounted) return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
+  if (wanted === undefined) return undefined;
+  if (have === undefined) return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
+  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
+  return undefined;
+}
+
+// The quota reached (under 1 MiB or 1% left to members) or room again (5%, at least 2 MiB): an
+// event for the cell, once each way.
+function diskFull(name: string, rec: CellRecord, live: ObservedCell): Action | undefined {
+  const u = live.disk;
+  if (!rec.disk || !u?.mounted) return undefined;
+  const bytes = rec.disk.bytes;
+  if (!rec.diskFull && u.avail < Math.max(1024 ** 2, u.size / 100)) {
+    return { kind: "disk-full", cell: name, reached: true, avail: u.avail, bytes, reason: `disk quota of ${formatBytes(bytes)} reached: members get ENOSPC (${formatBytes(u.avail)} left)` };
+  }
+  if (rec.diskFull && u.avail >= Math.max(2 * 1024 ** 2, u.size / 20)) {
+    return { kind: "disk-full", cell: name, reached: false, avail: u.avail, bytes, reason: `disk has room again: ${formatBytes(u.avail)} of its ${formatBytes(bytes)} quota free` };
+  }
+  return undefined;
 }
 
 function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: number): Action {
@@ -357,7 +432,8 @@ function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now:
   if (!d.checkpoint.schedule) return undefined;
   const prev = cronParser().parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
   const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
-  const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt));
+  const refused = rec.checkpointRefused ? at(rec.checkpointRefused.at) : Number.NEGATIVE_INFINITY; // retried at the next time, not every pass
+  const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt), refused);
   if (baseline >= prev) return undefined;
   return `schedule "${d.checkpoint.schedule}" was due at ${short(prev)} (last checkpoint ${last !== undefined ? short(last) : "none"})`;
 }
@@ -367,6 +443,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
   if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
+  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && egressChanged(d, rec)) fields.push("egress");
   if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
   if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
   if (d.graceMs !== rec.graceMs) fields.push("grace");
@@ -377,7 +454,7 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   if (credentialsDigest(d.credentials) !== rec.credentialsDigest || rotated) fields.push("credentials");
   if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
   if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
-  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null)) fields.push("checkpoint");
+  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null) || (d.checkpoint.maxBytes ?? null) !== (rec.checkpointMaxBytes ?? null)) fields.push("checkpoint");
   if ((d.python?.digest ?? null) !== (rec.python?.digest ?? null)) fields.push("python");
   if (canonicalJson(d.logs ?? null) !== canonicalJson(rec.logs ?? null)) fields.push("logs");
   return fields;
@@ -389,3 +466,24 @@ function pythonReason(d: DesiredCell, rec: CellRecord): string {
   return `python venv ${rec.python ? `${rec.python.digest} → ${d.python.digest}` : `new`} (${what}; built, then members restart)`;
 }
 
+// How plan says one changed field of an update.
+function fieldReason(f: string, d: DesiredCell, rec: CellRecord, rotated: boolean, disk: string | undefined): string {
+  switch (f) {
+    case "credentials":
+      return rotated ? "credentials rotated" : "credentials changed (redacted)";
+    case "network":
+      return `network ${rec.network ?? "none"} → ${d.network}${egressSummary(d)} (members restart)`;
+    case "container":
+      return `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)`;
+    case "python":
+      return pythonReason(d, rec);
+    case "kubernetes":
+      return "spec.kubernetes changed (members restart)";
+    case "egress":
+      return egressReason(d, rec);
+    case "disk":
+      return disk as string;
+    default:
+      return `${f} changed`;
+  }
+}

@@ -3,6 +3,7 @@
 // legacy hard-coded default (gemini-1.5-flash) unless the file names a default of its own.
 import { parse, stringify } from "yaml";
 import { LazarusError } from "../util/errors.js";
+import { trimDashes } from "../util/text.js";
 
 interface LegacyModel {
   model: string;
@@ -22,7 +23,7 @@ interface LegacyFile {
 export const LEGACY_DEFAULT_MODEL = "gemini-1.5-flash";
 
 function label(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63) || "x";
+  return trimDashes(text.toLowerCase().replace(/[^a-z0-9-]+/g, "-")).slice(0, 63) || "x";
 }
 
 function models(e: LegacyEntry, where: string): { model: string; provider: string }[] {

@@ -1,7 +1,9 @@
 // status: what is really there, built from observed state alone.
+import { visible } from "../config/diagnostics.js";
 import type { Observed, ObservedCell } from "../observe/observe.js";
 import type { Colors } from "../plan/render/colors.js";
 import { formatDuration } from "../config/durations.js";
+import { formatBytes } from "../config/quantity.js";
 import { placeOf } from "../plan/actions.js";
 import { cellWhere, memberWhere, whereText, type CellWhere, type MemberWhere } from "./where.js";
 
@@ -30,6 +32,10 @@ export interface CellStatusView {
   archivedAt: string | null;
   lastAppliedRevision: string | null;
   frozen: { since: string; pid: number; abandoned: boolean } | null; // frozen for a checkpoint
+  // The cell's disk quota (sandbox, container): size, bytes members can still write (null when
+  // not observed: not mounted, or not a live cell), whether it is mounted, since when it is full.
+  disk?: { bytes: number; avail: number | null; mounted: boolean | null; fullSince: string | null };
+  checkpointRefused?: { at: string; error: string }; // the last checkpoint refused for its size, until one is taken
   problem?: string;
 }
 
@@ -58,6 +64,8 @@ function view(c: ObservedCell): CellStatusView {
     archivedAt: r?.archivedAt ?? null,
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
     frozen: c.frozen ?? null,
+    ...(r?.disk ? { disk: { bytes: r.disk.bytes, avail: c.disk?.mounted ? c.disk.avail : null, mounted: c.disk ? c.disk.mounted : null, fullSince: r.diskFull?.since ?? null } } : {}),
+    ...(r?.checkpointRefused ? { checkpointRefused: r.checkpointRefused } : {}),
     ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
 }
@@ -84,7 +92,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
             ? `expires ${cell.expiresAt} (${Date.parse(cell.expiresAt) > nowMs ? `in ${formatDuration(Date.parse(cell.expiresAt) - nowMs)}` : "overdue"})`
             : "";
     const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
-    lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${cell.problem}`) : ""}`);
+    lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${visible(cell.problem)}`) : ""}`);
     if (cell.backend && cell.where) lines.push(c.dim(`  ${whereText(cell.backend, cell.where)}`));
     if (cell.replacing) lines.push(c.yellow(`  replacing ${cell.replacing.from} → ${cell.replacing.to}: unfinished; the next apply finishes it`));
     if (cell.frozen) {
@@ -94,6 +102,8 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
           : c.yellow(`  frozen since ${cell.frozen.since} for a checkpoint (pid ${cell.frozen.pid})`),
       );
     }
+    if (cell.disk) lines.push(diskLine(cell.disk, c));
+    if (cell.checkpointRefused) lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
@@ -103,4 +113,12 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     }
   }
   return lines.join("\n");
+}
+
+// "  disk 1Gi: 312Mi free", "  disk 1Gi: quota reached since …", "  disk 1Gi: image not mounted …".
+function diskLine(d: NonNullable<CellStatusView["disk"]>, c: Colors): string {
+  const head = `  disk ${formatBytes(d.bytes)}`;
+  if (d.mounted === false) return c.red(`${head}: image not mounted; the next apply mounts it before members start`);
+  if (d.fullSince) return c.red(`${head}: quota reached since ${d.fullSince} (members get ENOSPC)${d.avail !== null ? `, ${formatBytes(d.avail)} free` : ""}`);
+  return c.dim(d.avail !== null ? `${head}: ${formatBytes(d.avail)} free` : head);
 }

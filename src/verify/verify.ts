@@ -10,12 +10,17 @@ import type { CellRecord } from "../cells/record.js";
 import type { StatePaths } from "../cells/layout.js";
 import type { HostSettings } from "../host/settings.js";
 import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
-import { DEFAULT_PIDS, SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { SandboxBackend } from "../backends/sandbox/sandbox.js";
+import { hostLimits } from "../host/limits.js";
 import { ContainerBackend } from "../backends/container/container.js";
 import { verifyLedger } from "../ledger/ledger.js";
+import { formatBytes } from "../config/quantity.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
 import { LazarusError } from "../util/errors.js";
 import { PROBE, parseProbe, type ProbeLine } from "./probe.js";
+import { EGRESS_CHECKS, EGRESS_PROBE, listedTarget } from "./egress-probe.js";
+import { proxyEnv } from "../egress/member.js";
+import { MEMBER_PORT } from "../egress/state.js";
 
 export const INVARIANTS = ["I1", "I2", "I3", "I4", "I5", "I6"] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -51,10 +56,18 @@ const SET_BY_LAZARUS = new Set(["HOME", "HERMES_HOME", "TMPDIR", "LAZARUS_PORTFO
 
 const notEnforced = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend process: ${why}` });
 
+// A cell with a disk quota: its image in place (members then get ENOSPC at the quota, never
+// writing to the host's filesystem), as observed.
+function diskCheck(cell: ObservedCell, bytes: number): Check {
+  const mounted = cell.disk?.mounted === true;
+  return { invariant: "I1", check: "disk quota", ok: mounted, detail: mounted ? `project/, shared/ and home/ on the cell's own ${formatBytes(bytes)} image (${formatBytes(cell.disk?.avail ?? 0)} free)` : `the cell's ${formatBytes(bytes)} image is not mounted; lazarus apply mounts it again before members start` };
+}
+
 // What the process backend does and does not guarantee, said plainly.
 function processChecks(): Check[] {
   return [
     notEnforced("I1", "filesystem containment", "members run as Lazarus's own user and can read and write whatever it can"),
+    notEnforced("I1", "disk quota", "members write to the host's filesystem and can fill the one that holds the state dir (spec.resources.disk needs backend sandbox or container)"),
     { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "host variables other than PATH, LANG, TZ, TERM, USER, LOGNAME, SHELL and LC_* never pass" },
     notEnforced("I2", "credential isolation", "other cells' credential manifests are readable by the same user"),
     notEnforced("I3", "process boundary", "members see and can signal every process of Lazarus's user"),
@@ -101,7 +114,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
   for (const m of rec.members) {
     const token = randomBytes(6).toString("hex");
     const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
-    const pidsMax = m.resources?.pids ?? DEFAULT_PIDS;
+    const pidsMax = m.resources?.pids ?? hostLimits(process.env).defaultPids;
     const env = {
       LZ_TOKEN: token,
       LZ_OUTSIDE: outside.join(" "),
@@ -125,7 +138,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
     }
     for (const l of lines) {
       if (l.result === "names") {
-        const allowed = (k: string): boolean => ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
+        const allowed = (k: string): boolean => (rec.network === "egress" && k in proxyEnv()) || ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
         const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
         checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
         continue;
@@ -144,10 +157,26 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
       checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
     }
     checks.push(...unreported(lines, m.identity, rec.network === "host", r));
+    if (rec.network === "egress") checks.push(...(await egressChecks(ctx, cell, rec, m, run)));
   }
+  if (rec.disk) checks.push(diskCheck(cell, rec.disk.bytes));
   if (where === "container") checks.push({ invariant: "I5", check: "stop removes every container of the cell", ok: true, detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" });
   else checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
   return checks;
+}
+
+// The egress probe in a member's view: each check it reports, and a ✗ for each it did not.
+async function egressChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, m: CellRecord["members"][number], run: Runner): Promise<Check[]> {
+  const env = { LZ_PROXY_PORT: String(MEMBER_PORT), LZ_PORT: String(ctx.port), LZ_LISTED: listedTarget(rec.egress ?? []) };
+  const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", EGRESS_PROBE, "lazarus-verify-egress"], env);
+  const lines = parseProbe(r.stdout);
+  const seen = new Set(lines.map((l) => l.check));
+  const out: Check[] = lines.flatMap((l) => {
+    const meta = EGRESS_CHECKS[l.check];
+    return meta ? [{ invariant: meta.invariant, check: meta.label, member: m.identity, ok: l.result === "ok", detail: l.detail }] : [];
+  });
+  for (const [key, meta] of Object.entries(EGRESS_CHECKS)) if (!seen.has(key)) out.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok: false, detail: `the egress probe ended before reporting it (exit ${r.exitCode})` });
+  return out;
 }
 
 // A probe that ended early (killed, or made to fail by what it found) proves nothing of what it

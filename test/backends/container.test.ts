@@ -116,6 +116,29 @@ describe.skipIf(skipReason)("container cells", () => {
     expect([memory, pids, network]).toEqual([String(64 * 1024 * 1024), "100", "none"]);
   }, 300_000);
 
+  it("gives a member without resources the host's default memory and pid limits (LAZARUS_DEFAULT_MEMORY, LAZARUS_DEFAULT_PIDS)", async () => {
+    writeFileSync(path.join(cfg, "cells.d", "dflt.yaml"), cellYaml({ name: "dflt", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:d", command: ["sleep", "100000"] }] }));
+    const applied = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env: { ...env, LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "150" } });
+    expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
+    const rec = readRecord(path.join(state, "cells", "dflt"));
+    await waitFor(() => containersOf([rec.uid]).length > 0, 120_000);
+    const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", containersOf([rec.uid])[0] as string], { encoding: "utf8" });
+    expect(inspect.stdout.trim().split(" ")).toEqual([String(96 * 1024 * 1024), "150"]);
+  }, 300_000);
+
+  it("runs a user given as a uid alone with the gid of that number, never the host's root group", async () => {
+    // 261900: a uid of this test's own band, no host account and outside the cell uid range.
+    writeFileSync(
+      path.join(cfg, "cells.d", "usr.yaml"),
+      cellYaml({ name: "usr", extra: `  backend: container\n  container: {image: "${IMAGE}", user: "261900"}`, members: [{ identity: "agent:u", command: ["sh", "-c", 'echo "ids:$(id -u):$(id -g):$(id -G)"; exec sleep 100000'] }] }),
+    );
+    const r = await run("apply", "--yes");
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const log = path.join(state, "cells", "usr", ".lazarus", "logs", "u.log");
+    await waitFor(() => existsSync(log) && readFileSync(log, "utf8").includes("ids:"), 120_000);
+    expect(readFileSync(log, "utf8")).toMatch(/ids:261900:261900:261900\n/);
+  }, 300_000);
+
   it("replaces a container whose supervisor was killed by one new container, never two", async () => {
     const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
     writeFileSync(path.join(cfg, "cells.d", "orphan.yaml"), cellYaml({ name: "orphan", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:o", command: ["sleep", "100000"] }] }));

@@ -29,7 +29,7 @@ type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespa
 const RESOURCES: Record<string, { group: string; resources: { name: string; kind: string }[] }> = {
   "/api/v1": { group: "v1", resources: [{ name: "pods", kind: "Pod" }, { name: "secrets", kind: "Secret" }, { name: "persistentvolumeclaims", kind: "PersistentVolumeClaim" }] },
   "/apis/networking.k8s.io/v1": { group: "networking.k8s.io/v1", resources: [{ name: "networkpolicies", kind: "NetworkPolicy" }] },
-  "/apis/agents.x-k8s.io/v1alpha1": { group: "agents.x-k8s.io/v1alpha1", resources: [{ name: "sandboxes", kind: "Sandbox" }] },
+  "/apis/agents.x-k8s.io/v1beta1": { group: "agents.x-k8s.io/v1beta1", resources: [{ name: "sandboxes", kind: "Sandbox" }] },
 };
 
 export class StandIn {

@@ -226,7 +226,7 @@ describe("kubernetes backend: workload sandbox", () => {
       const t0 = Date.now();
       expect((await run(["apply", "--yes"])).exitCode).toBe(0);
       const t1 = Date.now();
-      const sandboxes = api.requests.filter((q) => q.method === "PATCH" && q.path.includes("/apis/agents.x-k8s.io/v1alpha1/namespaces/agents/sandboxes/"));
+      const sandboxes = api.requests.filter((q) => q.method === "PATCH" && q.path.includes("/apis/agents.x-k8s.io/v1beta1/namespaces/agents/sandboxes/"));
       expect(sandboxes).toHaveLength(2);
       const rec = readRecord(path.join(state, "cells", "kube"));
       for (const q of sandboxes) {

@@ -12,7 +12,8 @@ import { loadFileText } from "../../src/config/load.js";
 import type { DesiredCell } from "../../src/config/types.js";
 import { renderCell, type K8sObject } from "../../src/backends/kubernetes/render.js";
 import { desiredRenderCell } from "../../src/cli/render.js";
-import { cleanup, configDir, lazarus } from "../helpers.js";
+import { ROOT, cleanup, configDir, lazarus } from "../helpers.js";
+import { Ajv } from "ajv";
 
 const CELL = `apiVersion: lazarus/v1
 kind: Cell
@@ -50,8 +51,26 @@ function cellOf(text: string): DesiredCell {
   return cells[0] as DesiredCell;
 }
 
-// The official schema of each kind (a Sandbox is validated as its shape plus its pod template's
-// PodSpec: the CRD is not in the core schemas).
+// The Sandbox CRD of kubernetes-sigs/agent-sandbox, its served storage version (v1beta1), as the
+// project publishes it (test/fixtures/agent-sandbox/, with the commit it came from). The API
+// server prunes or, with strict field validation (kubectl's default), refuses fields its schema
+// does not name: every object schema here is closed accordingly, so a field v1beta1 dropped
+// (v1alpha1's spec.replicas) fails.
+const SANDBOX_CRD = JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "agent-sandbox", "sandbox-v1beta1.json"), "utf8")) as { group: string; version: string; schema: Record<string, unknown> };
+function closed(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closed);
+  if (!schema || typeof schema !== "object") return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) out[k] = k === "properties" ? Object.fromEntries(Object.entries(v as object).map(([p, x]) => [p, closed(x)])) : closed(v);
+  if (out.properties && !out["x-kubernetes-preserve-unknown-fields"] && out.additionalProperties === undefined) out.additionalProperties = false;
+  return out;
+}
+const sandboxSchema = closed(SANDBOX_CRD.schema) as { properties: Record<string, unknown> };
+sandboxSchema.properties.metadata = { type: "object" }; // checked below, as for every kind
+const validateSandbox = new Ajv({ strict: false, validateFormats: false, allErrors: true }).compile(sandboxSchema);
+
+// The official schema of each kind (a Sandbox is validated against its CRD's schema, and its pod
+// template's PodSpec against the core one).
 function validate(o: K8sObject): void {
   switch (o.kind) {
     case "Pod":
@@ -67,12 +86,10 @@ function validate(o: K8sObject): void {
       new NetworkPolicy(o as never).validate();
       break;
     case "Sandbox": {
-      expect(o.apiVersion).toBe("agents.x-k8s.io/v1alpha1");
-      const spec = o.spec as { podTemplate: { spec: unknown; metadata: { labels: Record<string, string> } }; shutdownPolicy?: string; replicas?: number };
-      expect(Object.keys(spec).every((k) => ["podTemplate", "volumeClaimTemplates", "shutdownTime", "shutdownPolicy", "replicas", "service"].includes(k))).toBe(true);
-      if (spec.shutdownPolicy !== undefined) expect(["Delete", "Retain"]).toContain(spec.shutdownPolicy);
-      if (spec.replicas !== undefined) expect([0, 1]).toContain(spec.replicas);
-      new PodSpec(spec.podTemplate.spec as never).validate();
+      expect(o.apiVersion).toBe(`${SANDBOX_CRD.group}/${SANDBOX_CRD.version}`);
+      const name = o.metadata.name;
+      if (!validateSandbox(o as unknown)) throw new Error(`Sandbox ${name}: ${JSON.stringify(validateSandbox.errors)}`);
+      new PodSpec((o.spec as { podTemplate: { spec: unknown } }).podTemplate.spec as never).validate();
       break;
     }
     default:
@@ -112,6 +129,14 @@ describe("kubernetes render: official schemas", () => {
     for (const o of objs) validate(o);
     expect((sandboxes[0]?.spec as any).shutdownTime).toBe("2026-11-26T06:00:00.000Z");
     expect((sandboxes[0]?.spec as any).podTemplate.metadata.labels["lazarus.dev/cell"]).toBe("alpha");
+    expect((sandboxes[0]?.spec as any).operatingMode).toBe("Running");
+    // The CRD's schema can fail: v1alpha1's replicas, a bad operating mode or policy are refused.
+    const broken: ((s: any) => void)[] = [(s) => (s.spec.replicas = 1), (s) => (s.spec.operatingMode = "Paused"), (s) => (s.spec.shutdownPolicy = "Keep"), (s) => delete s.spec.podTemplate];
+    for (const b of broken) {
+      const s = structuredClone(sandboxes[0]) as K8sObject;
+      b(s);
+      expect(() => validate(s), b.toString()).toThrow();
+    }
   });
 
   it("the validators can fail: broken objects are rejected", () => {

@@ -2,12 +2,14 @@
 // members on the "remote" host, a hostile argument kept literal, checkpoints copied back and
 // checked, an unreachable host or a changed host key holding the cell (unknown, nothing closed),
 // scrub removing the remote tree; and validate's file:line errors.
-import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, procState } from "../helpers.js";
 import { processesOf, remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
-import { remoteCommand } from "../../src/backends/remote/ssh.js";
+import { remoteCommand, ssh } from "../../src/backends/remote/ssh.js";
+import { sshBinary } from "../../src/backends/remote/hosts.js";
 import { spawnSync } from "node:child_process";
 
 const skip = remoteSkip();
@@ -20,6 +22,48 @@ describe("remote command quoting", () => {
     const r = spawnSync("/bin/sh", ["-c", remoteCommand('printf "%s\\0" "$@"', words)], { encoding: "utf8" });
     expect(r.status).toBe(0);
     expect(r.stdout.split("\0").slice(0, -1)).toEqual(words);
+  });
+});
+
+// No sshd needed: where a long state dir puts the control sockets (a guessable dir in the temp
+// dir, which is everyone's), a dir another user made first, or a link, is refused, never used.
+describe.skipIf(!sshBinary() || process.getuid?.() !== 0)("the ssh control-socket dir in the temp dir", () => {
+  const target = { host: "127.0.0.1", port: 22, identityFile: "/nonexistent/id", knownHosts: "/nonexistent/known_hosts", root: "~/cells" };
+  const states: string[] = [];
+  afterAll(() => {
+    for (const d of states) rmSync(d, { recursive: true, force: true });
+  });
+  // A state dir whose <state>/ssh/<hash> would pass the unix socket's length limit, and the
+  // private dir its sockets then go to.
+  const longState = () => {
+    const state = path.join(tempDir("lazarus-ssh-long-"), "x".repeat(90));
+    states.push(path.dirname(state));
+    const dir = path.dirname(ssh(state, target).control);
+    expect(dir.startsWith(`${tmpdir()}/lazarus-ssh-`)).toBe(true);
+    states.push(dir);
+    return { state, dir };
+  };
+
+  it("is made 0700 and Lazarus's own, and narrowed back to 0700 when wider", () => {
+    const { state, dir } = longState();
+    expect(lstatSync(dir).mode & 0o777).toBe(0o700);
+    chmodSync(dir, 0o777);
+    ssh(state, target);
+    expect(lstatSync(dir).mode & 0o777).toBe(0o700);
+  });
+
+  it("refuses one another user made first, or a link, saying what to do", () => {
+    const { state, dir } = longState();
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir, { mode: 0o777 });
+    chownSync(dir, 261200, 261200); // another user (this file's uid band)
+    expect(() => ssh(state, target)).toThrow(/control sockets .* is owned by uid 261200, not by Lazarus's uid 0.*remove it/);
+    rmSync(dir, { recursive: true });
+    const elsewhere = tempDir("lazarus-ssh-elsewhere-");
+    states.push(elsewhere);
+    symlinkSync(elsewhere, dir);
+    expect(() => ssh(state, target)).toThrow(/control sockets .* is a symbolic link/);
+    rmSync(dir);
   });
 });
 

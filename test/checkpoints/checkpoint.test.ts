@@ -1,7 +1,7 @@
 // Checkpoint archives on real files: zstd and gzip round trips through the process backend's
 // restore, checkpoints made before compression was a choice, and corrupted archives refused.
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, linkSync, openSync, writeSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -165,5 +165,65 @@ describe("checkpoint archives", () => {
       expect(m.files.map((f) => f.path)).not.toContain("project/zero");
       expect(listing.stdout).toMatch(/^c.* project\/zero$/m);
     }
+  });
+});
+
+// A file of size bytes with data only at the given offsets (the rest holes), made with truncate.
+async function sparseFile(file: string, size: string, writes: [number, string][]): Promise<void> {
+  writeFileSync(file, "");
+  await execa("truncate", ["-s", size, file]);
+  for (const [at, text] of writes) {
+    const fd = openSync(file, "r+");
+    writeSync(fd, text, at);
+    closeSync(fd);
+  }
+}
+
+const allocatedKiB = (file: string) => (lstatSync(file).blocks * 512) / 1024;
+
+describe("sparse files and the size bound", () => {
+  it("archives a sparse file as sparse, lists the sha256 of its whole content and restores it with its holes", async () => {
+    const cell = cellWithTree();
+    const big = path.join(cell, "project", "sparse.img");
+    await sparseFile(big, "64M", [
+      [5, "head"],
+      [20 * 1024 * 1024, "middle"],
+      [64 * 1024 * 1024 - 4, "tail"],
+    ]);
+    const before = tree(cell);
+    const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, "zstd", undefined, 1024 ** 3);
+    const file = path.join(cell, ".lazarus", "checkpoints", name);
+    // the tar holds the data and the map, not 64M of zeros
+    const rawTar = await execa("zstd", ["-dc", file], { encoding: "buffer" });
+    expect(rawTar.stdout.length).toBeLessThan(2 * 1024 * 1024);
+    const m = readManifest(file);
+    expect(m.files).toContainEqual({ path: "project/sparse.img", size: 64 * 1024 * 1024, sha256: sha(readFileSync(big)) });
+    expect(m.files.map((f) => f.path).some((p) => p.includes("GNUSparseFile"))).toBe(false);
+    const fresh = tempDir("lazarus-ckpt-sparse-");
+    dirs.push(fresh);
+    await backend.restore(rec, fresh, file, CHECKPOINT_DIRS); // checks every file against the manifest
+    expect(tree(fresh)).toEqual(before);
+    expect(allocatedKiB(path.join(fresh, "project", "sparse.img"))).toBeLessThan(1024); // still sparse
+  });
+
+  it("refuses a 4T sparse file by its size before archiving anything, and keeps the earlier checkpoints", async () => {
+    const cell = cellWithTree();
+    const first = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, "zstd", undefined, 1024 ** 3);
+    await sparseFile(path.join(cell, "project", "huge.img"), "4T", [[0, "x"]]);
+    const froze: boolean[] = [];
+    const taking = takeCheckpoint(cell, "c", "test", NOW + 60_000, async (f) => void froze.push(f), "zstd", undefined, 1024 ** 3);
+    await expect(taking).rejects.toMatchObject({ code: "CHECKPOINT_TOO_LARGE", message: expect.stringMatching(/largest: project\/huge\.img, 4Ti\).*checkpoint\.maxSize 1Gi/s) });
+    expect(froze).toEqual([]); // refused before the cell was even frozen
+    expect(readdirSync(path.join(cell, ".lazarus", "checkpoints")).sort()).toEqual([first, manifestName(first)].sort());
+  });
+
+  it("stops tar as soon as the files it reads pass the bound (a file grown after the walk)", async () => {
+    const cell = cellWithTree();
+    // the freeze callback runs after the walk: the member grows its file there, as if not frozen
+    const grow = async (frozen: boolean) => {
+      if (frozen) await sparseFile(path.join(cell, "shared", "grown.img"), "4T", [[1, "y"]]);
+    };
+    await expect(takeCheckpoint(cell, "c", "test", NOW, grow, "zstd", undefined, 1024 ** 3)).rejects.toMatchObject({ code: "CHECKPOINT_TOO_LARGE", message: expect.stringContaining("while tar read them (at shared/grown.img)") });
+    expect(readdirSync(path.join(cell, ".lazarus", "checkpoints"))).toEqual([]); // no partial archive
   });
 });

@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { ROOT, cleanup, tempDir } from "../helpers.js";
+import { ROOT, SANDBOX_UNAVAILABLE, cleanup, sandboxHostProblem, tempDir } from "../helpers.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
@@ -25,7 +25,17 @@ describe("npm pack, then npm install -g of the tarball", () => {
     const version = await execa(bin, ["--version"]);
     expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version);
     const valid = await execa(bin, ["validate", "--config", ROOT], { reject: false, env: { NO_COLOR: "1" } });
-    expect(valid.exitCode, valid.stdout + valid.stderr).toBe(0);
+    const unsandboxed = sandboxHostProblem();
+    if (unsandboxed) {
+      // A host that cannot run the sandbox backend says so of cells.d/review-sandboxed.yaml, and
+      // of nothing else.
+      console.warn(`SKIPPED in part: the sandbox example cannot validate on this host: ${unsandboxed}`);
+      const errors = `${valid.stdout}\n${valid.stderr}`.split("\n").filter((l) => /\berror: /.test(l));
+      expect(valid.exitCode, valid.stdout + valid.stderr).toBe(1);
+      expect(errors.length, valid.stdout + valid.stderr).toBeGreaterThan(0);
+      for (const e of errors) expect(e).toMatch(SANDBOX_UNAVAILABLE);
+      expect(errors.every((e) => e.startsWith("cells.d/review-sandboxed.yaml:")), errors.join("\n")).toBe(true);
+    } else expect(valid.exitCode, valid.stdout + valid.stderr).toBe(0);
     const help = await execa(bin, ["--help"]);
     expect(help.stdout).toContain("Usage: lazarus");
     // the unit `service install` writes names the installed CLI (links resolved), not this checkout's

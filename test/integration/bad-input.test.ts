@@ -44,6 +44,21 @@ describe("validate and plan with unreadable files", () => {
     expect(p.stdout).toContain("+ create        good");
   });
 
+  it("hold a file whose cell asks for more memory than the host allows (LAZARUS_MAX_MEMORY), and load every other file", async () => {
+    const greedy = cellYaml({ name: "greedy", extra: "  resources: {memory: 1Ti}", members: [{ identity: "human:h", role: "director" }] });
+    const config = configDir({ "cells.d/good.yaml": director("good"), "cells.d/greedy.yaml": greedy });
+    const state = tempDir("lazarus-state-");
+    dirs.push(config, state);
+    const v = await run(["validate", "--json", "--config", config], { env: { LAZARUS_MAX_MEMORY: "4Gi" } });
+    expect(v.exitCode).toBe(1);
+    const out = JSON.parse(v.stdout) as { cells: string[]; diagnostics: { severity: string; file: string; line: number; message: string; hint: string }[] };
+    expect(out.cells).toEqual(["good"]);
+    expect(out.diagnostics.filter((d) => d.severity === "error")).toEqual([expect.objectContaining({ file: "cells.d/greedy.yaml", line: 8, message: "memory 1Ti is above this host's ceiling of 4Gi (LAZARUS_MAX_MEMORY)", hint: "ask for at most 4Gi, or the operator raises LAZARUS_MAX_MEMORY where Lazarus runs" })]);
+    const p = await run(["plan", "--config", config, "--state-dir", state], { env: { LAZARUS_MAX_MEMORY: "4Gi" } });
+    expect(p.stdout).toContain("+ create        good");
+    expect(p.stdout).not.toContain("greedy");
+  });
+
   it("refuse a 50 MB file without reading it, and load every other file", async () => {
     const config = configDir({ "cells.d/good.yaml": director("good") });
     dirs.push(config);

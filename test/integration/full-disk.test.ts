@@ -1,7 +1,7 @@
 // A full disk (a real 2 MiB tmpfs): appends and applies fail with one clear line, leave no torn
 // ledger line and no empty lock, and converge once space returns.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Ledger, verifyLedger } from "../../src/ledger/ledger.js";
@@ -85,6 +85,29 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
     expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: ok + 1 });
     rmSync(dir, { recursive: true });
   });
+
+  it("leaves no .staging-* directory (nor its empty record and manifest) when a create runs out of space", async () => {
+    const state = path.join(mnt, "state-staging");
+    const config = configDir({ "cells.d/full.yaml": cellYaml({ name: "full", members: [{ identity: "human:a", role: "director" }, { identity: "human:b", role: "observer" }] }) });
+    try {
+      const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state]);
+      mkdirSync(state);
+      let failures = 0;
+      for (const pages of [0, 1, 2, 3, 4, 5, 6, 8]) {
+        rmSync(path.join(state, "cells"), { recursive: true, force: true }); // each run creates the cell anew
+        fill(pages * 4096);
+        const r = await run("apply", "--yes");
+        if (r.exitCode !== 0) failures++;
+        const left = existsSync(path.join(state, "cells")) ? readdirSync(path.join(state, "cells")).filter((n) => n.startsWith(".staging-")) : [];
+        expect(left, `free ${pages} pages: ${r.stdout}${r.stderr}`).toEqual([]);
+        rmSync(filler, { force: true });
+      }
+      expect(failures).toBeGreaterThan(0);
+    } finally {
+      cleanup(config);
+      rmSync(state, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("fails apply with one clear line at any fill level, leaves no lock, and converges after", async () => {
     const state = path.join(mnt, "state");

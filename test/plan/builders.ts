@@ -52,6 +52,7 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
     ...(d.checkpoint.schedule ? { checkpointSchedule: d.checkpoint.schedule } : {}),
     checkpointKeep: d.checkpoint.keep,
     ...(d.checkpoint.compression ? { checkpointCompression: d.checkpoint.compression } : {}),
+    ...(d.checkpoint.maxBytes !== undefined ? { checkpointMaxBytes: d.checkpoint.maxBytes } : {}),
     createdAt: iso(activated),
     activatedAt: iso(activated),
     expiresAt: iso(activated + d.ttlMs),

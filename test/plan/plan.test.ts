@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { plan } from "../../src/plan/plan.js";
+import { renderPlanText } from "../../src/plan/render/text.js";
+import { renderPlanMarkdown } from "../../src/plan/render/markdown.js";
+import pc from "picocolors";
 import type { Desired } from "../../src/config/types.js";
 import type { Observed } from "../../src/observe/observe.js";
 import { closedRecordOf, desiredOf, HOUR, iso, MIN, observedOf, recordOf, T0 } from "./builders.js";
@@ -11,6 +14,7 @@ const base = desiredOf({ name: "c1", members: [AGENT, HUMAN] });
 const d1 = base.cells.get("c1")!;
 const none: Desired = { cells: new Map(), portfolios: new Map(), portfoliosHeld: false, quarantined: [], files: [] };
 const empty: Observed = { cells: new Map() };
+const plain = pc.createColors(false);
 
 type Row = [string, Desired, Observed, number, string[]];
 
@@ -78,10 +82,14 @@ const rows: Row[] = [
   ["checkpoints when the schedule's previous occurrence is newer than the last checkpoint", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0), checkpoints: [T0 + 30 * MIN] }), T0 + 2 * HOUR + MIN, ["checkpoint c1: schedule \"0 * * * *\" was due at 2026-11-25T14:00:00Z"]],
   ["does not checkpoint when the last checkpoint is newer than the previous occurrence", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0), checkpoints: [T0 + 2 * HOUR + 30_000] }), T0 + 2 * HOUR + MIN, []],
   ["does not checkpoint a cell activated after the previous occurrence", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0 + 10 * MIN) }), T0 + 50 * MIN, []],
+  ["waits for the schedule's next time after a checkpoint refused for its size", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0, { checkpointRefused: { at: iso(T0 + 2 * HOUR + 30_000), error: "refused" } }), checkpoints: [T0 + 30 * MIN] }), T0 + 2 * HOUR + MIN, []],
+  ["checkpoints at the schedule's next time after a refusal", hourly, observedOf({ record: recordOf(hourly.cells.get("c1")!, T0, { checkpointRefused: { at: iso(T0 + 2 * HOUR + 30_000), error: "refused" } }), checkpoints: [T0 + 30 * MIN] }), T0 + 3 * HOUR + MIN, ["checkpoint c1: schedule \"0 * * * *\" was due at 2026-11-25T15:00:00Z"]],
   ["finishes an interrupted checkpoint", base, observedOf({ record: recordOf(d1, T0, { state: "checkpointing" }) }), T0 + MIN, ["checkpoint c1: resume interrupted checkpoint"]],
   ["restarts a member whose command changed", desiredOf({ name: "c1", members: [{ ...AGENT, command: ["node", "b.js"] }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: command changed"]],
   ["restarts a member whose env changed", desiredOf({ name: "c1", members: [{ ...AGENT, env: { A: "1" } }, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["restart c1 agent:allegro: agent:allegro: env changed"]],
   ["updates a changed checkpoint compression", desiredOf({ name: "c1", extra: "  checkpoint: {compression: gzip}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: checkpoint changed"]],
+  ["updates a changed checkpoint size bound", desiredOf({ name: "c1", extra: "  checkpoint: {maxSize: 2Gi}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: checkpoint changed"]],
+  ["updates nothing when the checkpoint size bound is as recorded", desiredOf({ name: "c1", extra: "  checkpoint: {maxSize: 2Gi}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(desiredOf({ name: "c1", extra: "  checkpoint: {maxSize: 2Gi}", members: [AGENT, HUMAN] }).cells.get("c1")!) }), T0, []],
   ["updates nothing when the checkpoint compression is as recorded", desiredOf({ name: "c1", extra: "  checkpoint: {compression: zstd}", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(desiredOf({ name: "c1", extra: "  checkpoint: {compression: zstd}", members: [AGENT, HUMAN] }).cells.get("c1")!) }), T0, []],
   ["updates changed labels and grace", desiredOf({ name: "c1", grace: "1h", members: [AGENT, HUMAN] }), observedOf({ record: recordOf(d1) }), T0, ["update c1: grace changed"]],
   ["resurrects a closed cell declared active again within grace", base, observedOf({ record: closedRecordOf(d1, T0, { closedDigest: null }), place: "graveyard" }), T0 + 10 * MIN, ["resurrect c1"]],
@@ -133,6 +141,28 @@ describe("the planner", () => {
     const p = plan(desired, observedOf({ record: recordOf(d1) }), T0);
     expect(p.actions).toEqual([]);
     expect(p.held[0]).toEqual({ cell: "c1", file: "cells.d/new.yaml" });
+  });
+
+  it("holds, as new, a cell that only a quarantined file declares, and names a quarantined file it cannot read a cell from", () => {
+    const desired: Desired = { ...none, quarantined: [{ file: "cells.d/fresh.yaml", names: ["fresh"] }, { file: "cells.d/garbled.yaml", names: [] }] };
+    const p = plan(desired, empty, T0);
+    expect(p.actions).toEqual([]);
+    expect(p.held).toEqual([{ cell: "fresh", file: "cells.d/fresh.yaml", new: true }]);
+    expect(p.unnamedFiles).toEqual(["cells.d/garbled.yaml"]);
+    const text = renderPlanText(p, plain);
+    expect(text).not.toContain("The cells match");
+    expect(text).toContain("No changes to apply, but 1 cell is held: its file does not load (see the errors above); fix it and plan again.");
+    expect(text).toMatch(/^ {2}! held\s+fresh\s+cells\.d\/fresh\.yaml is quarantined; the new cell is not created until it loads$/m);
+    expect(text).toMatch(/^ {2}! held\s+\?\s+cells\.d\/garbled\.yaml is quarantined; no cell could be named from it, and none it declares is created, changed or closed until it loads$/m);
+    expect(renderPlanText(plan({ ...none, quarantined: [{ file: "cells.d/garbled.yaml", names: [] }] }, empty, T0), plain)).toContain("No changes to apply, but a file does not load (see the errors above): no cell it declares is created, changed or closed; fix it and plan again.");
+    expect(renderPlanMarkdown(p, [])).toContain("- `fresh` — `cells.d/fresh.yaml` (new: not created until the file loads)");
+  });
+
+  it("does not count a quarantined file as unnamed when a cell on disk came from it", () => {
+    const desired: Desired = { ...none, quarantined: [{ file: "cells.d/test.yaml", names: [] }] };
+    const p = plan(desired, observedOf({ record: recordOf(d1) }), T0);
+    expect(p.held).toEqual([{ cell: "c1", file: "cells.d/test.yaml" }]);
+    expect(p.unnamedFiles).toEqual([]);
   });
 
   it("refuses to change the project of a live cell, with the file and line", () => {

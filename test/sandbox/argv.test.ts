@@ -16,6 +16,7 @@ const base: SandboxView = {
   credentialsDir: "/state/cells/c1/.lazarus/secrets",
   env: { HOME: "/cell/home/ezra" },
   command: ["agent", "--run"],
+  tmpfsBytes: 512 * 1024 * 1024,
 };
 
 // The (flag, source, destination) triples of every mount in the argv.
@@ -30,6 +31,14 @@ function mounts(args: string[]): string[] {
 }
 
 describe("the sandbox view of a member", () => {
+  it("bounds /tmp and /dev/shm: each tmpfs at most the member's memory limit", () => {
+    const a = bwrapArgs(base);
+    for (const dir of ["/tmp", "/dev/shm"]) {
+      const i = a.findIndex((x, j) => x === "--tmpfs" && a[j + 1] === dir);
+      expect(a.slice(i - 2, i), dir).toEqual(["--size", String(512 * 1024 * 1024)]);
+    }
+  });
+
   it.each([
     ["director", "--bind", "--bind", true],
     ["executor", "--bind", "--bind", true],

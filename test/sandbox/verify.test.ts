@@ -67,7 +67,8 @@ describe.skipIf(skipReason)("lazarus verify", () => {
     expect(open?.checks.find((c) => !c.ok)?.detail).toContain("network: host");
     const trusted = report.cells.find((c) => c.name === "trusted");
     const failed = trusted?.checks.filter((c) => !c.ok) ?? [];
-    expect(failed.map((c) => c.invariant)).toEqual(["I1", "I2", "I3", "I4", "I5"]);
+    expect(failed.map((c) => c.invariant)).toEqual(["I1", "I1", "I2", "I3", "I4", "I5"]);
+    expect(failed.find((c) => c.check === "disk quota")?.detail).toMatch(/can fill the one that holds the state dir/);
     for (const c of failed) expect(c.detail).toMatch(/^not enforced by backend process/);
     expect(trusted?.checks.find((c) => c.invariant === "I6")?.ok).toBe(true);
     const text = await run("verify");

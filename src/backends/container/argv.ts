@@ -5,6 +5,7 @@
 import path from "node:path";
 import type { ContainerSpec, Resources, Role } from "../../config/types.js";
 import { CELL_ROOT, RUN_DIR, roleMounts, sandboxHome } from "../sandbox/argv.js";
+import { parseContainerUser } from "./user.js";
 
 export const LABEL_CELL = "lazarus.cell";
 export const LABEL_CELL_UID = "lazarus.cell.uid"; // the cell incarnation: names repeat across state dirs
@@ -25,7 +26,7 @@ export interface ContainerView {
   container: ContainerSpec;
   uid: number; // the cell's own uid (used when container.user is not set)
   gid: number;
-  network: "none" | "host";
+  network: "none" | "host" | { netns: string }; // egress: the namespace file its forwarder listens in
   role: Role;
   cellDir: string; // host path of the cell
   home: string; // the member's home directory name
@@ -40,9 +41,10 @@ export interface ContainerView {
 export function runArgs(v: ContainerView): string[] {
   const a = ["run", "--name", v.name, "--init", "--pull", "never"];
   a.push("--label", `${LABEL_CELL}=${v.cell}`, "--label", `${LABEL_CELL_UID}=${v.cellUid}`, "--label", `${LABEL_MEMBER}=${v.identity}`, "--label", `${LABEL_SPAWN}=${v.spawnId}`);
-  a.push("--network", v.network);
-  if (v.network === "none") a.push("--hostname", v.cell);
-  a.push("--user", v.container.user ?? `${v.uid}:${v.gid}`, "--cap-drop", "ALL", "--security-opt", "no-new-privileges");
+  a.push("--network", typeof v.network === "object" ? `ns:${v.network.netns}` : v.network);
+  if (v.network !== "host") a.push("--hostname", v.cell);
+  const user = v.container.user ? parseContainerUser(v.container.user) : { uid: v.uid, gid: v.gid };
+  a.push("--user", `${user.uid}:${user.gid}`, "--cap-drop", "ALL", "--security-opt", "no-new-privileges");
   if (v.container.readOnlyRootfs) a.push("--read-only");
   a.push("--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777");
   const r = v.resources;
@@ -68,12 +70,18 @@ export function runArgs(v: ContainerView): string[] {
 
 // The supervisor: runs `<engine> run …` attached, then records "<code> oom_kill=<0|1>" from the
 // engine's view of the container (the exit code, and whether its memory limit killed it) and
-// removes the container. $1 is the engine, $LAZARUS_CONTAINER the container's name.
+// removes the container. $1 is the engine, $LAZARUS_CONTAINER the container's name. An egress
+// member's network namespace is made first, as a file the engine joins (LAZARUS_EGRESS_NETNS), with
+// the forwarder to its proxy socket listening in it; it goes once the container has ended.
 export const SUPERVISOR = [
   'trap ":" HUP TERM',
   'engine="$1"',
+  'if [ -n "$LAZARUS_EGRESS_NETNS" ]; then',
+  '  umount "$LAZARUS_EGRESS_NETNS" 2>/dev/null; : > "$LAZARUS_EGRESS_NETNS" && unshare --net="$LAZARUS_EGRESS_NETNS" -- perl -e "$LAZARUS_EGRESS_FORWARDER" "$LAZARUS_EGRESS_PORT" "$LAZARUS_EGRESS_SOCKET" $$ || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; exit 125; } 2>/dev/null',
+  'fi',
   '"$@"',
   "code=$?",
+  '[ -z "$LAZARUS_EGRESS_NETNS" ] || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; } 2>/dev/null',
   'state=$("$engine" inspect --format "{{.State.ExitCode}} {{.State.OOMKilled}}" "$LAZARUS_CONTAINER" 2>/dev/null)',
   "oom=0",
   'case "$state" in',

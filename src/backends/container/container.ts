@@ -6,13 +6,13 @@
 // so whatever a crashed run left behind is found again and removed.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "../../util/exec.js";
-import { restoreCheckpoint } from "../../checkpoints/checkpoint.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Role } from "../../config/types.js";
+import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
@@ -20,19 +20,18 @@ import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
-import { handCellTo, handOver, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handCellTo, memberRunDir, realDir } from "../sandbox/sandbox.js";
+import { handOver } from "../sandbox/handover.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
+import { clearAsCell, restoreAsCell, type RunAsTools } from "../sandbox/run-as.js";
+import { forgetCellEgress, memberEgressReady, syncCellEgress } from "../../egress/cells.js";
+import { proxyEnv } from "../../egress/member.js";
+import { NETNS_WRAP, netnsEnv, netnsFile, removeNetns } from "../../egress/netns.js";
+
+const netnsPrefix = (rec: CellRecord): string => `${rec.uid.slice(0, 12)}-`;
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
-
-// Give a restored tree to the cell's uid without following links (the tree is out of every
-// member's reach while it is restored: a fresh cell dir or a staging dir).
-async function chownTree(p: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st) return;
-  if (!(st.isFile() && st.nlink > 1)) await lchown(p, uid, gid);
-  if (st.isDirectory()) for (const e of await readdir(p)) await chownTree(path.join(p, e), uid, gid);
-}
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 export class ContainerBackend implements Backend {
   readonly name = "container";
@@ -82,7 +81,19 @@ export class ContainerBackend implements Backend {
     const kind = containerEngine().kind;
     if (kind) rec.containerEngine = kind; // for status: where the members run
     const { uid, gid } = rec.containerUid;
+    await this.placeData(rec, cellDir);
     await handCellTo(cellDir, uid, gid); // as the sandbox backend lays it out
+    await syncCellEgress(this.stateRoot, rec);
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before any container of it runs; its
+  // files are moved onto it only while the cell has no container.
+  async placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, async () => (await this.containers({ [LABEL_CELL_UID]: rec.uid })).length === 0);
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   // The member's container view (what runArgs turns into a command line), with its home ready.
@@ -90,6 +101,7 @@ export class ContainerBackend implements Backend {
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before any container binds it
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
@@ -98,6 +110,8 @@ export class ContainerBackend implements Backend {
     env.TMPDIR = "/tmp";
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
+    const egress = rec.network === "egress";
+    if (egress) Object.assign(env, proxyEnv());
     return {
       name,
       cell: spec.cell,
@@ -107,16 +121,24 @@ export class ContainerBackend implements Backend {
       container,
       uid,
       gid,
-      network: rec.network ?? "none",
+      network: egress ? { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}-${spec.spawnId}`) } : rec.network === "host" ? "host" : "none",
       role: spec.role as Role,
       cellDir: spec.cellDir,
       home: spec.homeName,
       ...(spec.portfolioFile ? { portfolioDir: memberRunDir(spec.cellDir, spec.homeName) } : {}),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
-      resources: spec.resources,
+      resources: withDefaults(spec.resources, this.settings.limits),
       env,
       command: spec.command,
     };
+  }
+
+  // An egress member's proxy socket answers, and what makes its network namespace (nothing for
+  // any other network).
+  private async egressEnv(rec: CellRecord, home: string, view: ContainerView): Promise<Record<string, string>> {
+    if (typeof view.network !== "object") return {};
+    const dir = await memberEgressReady(this.stateRoot, rec, home);
+    return netnsEnv(view.network.netns, dir);
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
@@ -125,8 +147,13 @@ export class ContainerBackend implements Backend {
     // container per member.
     await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: spec.identity }));
     const name = containerName(spec.spawnId);
-    const args = runArgs(await this.view(rec, spec, name));
+    const view = await this.view(rec, spec, name);
+    // A member's own namespace file is named by the member, so its next start reclaims one that a
+    // killed supervisor left mounted.
+    if (typeof view.network === "object") view.network = { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}`) };
+    const args = runArgs(view);
     const outerEnv = {
+      ...(await this.egressEnv(rec, spec.homeName, view)),
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
       ...(process.env.CONTAINERS_CONF ? { CONTAINERS_CONF: process.env.CONTAINERS_CONF } : {}),
@@ -155,8 +182,9 @@ export class ContainerBackend implements Backend {
     if (spec.tty?.term) view.env.TERM = spec.tty.term;
     const args = runArgs(view);
     args.splice(1, 0, "--rm", "-i", ...(spec.tty ? ["-t"] : []));
-    const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+    const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...(await this.egressEnv(rec, spec.homeName, view)) };
     for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"]) if (process.env[k]) env[k] = process.env[k] as string;
+    if (env.LAZARUS_EGRESS_NETNS) return { file: "/bin/sh", args: ["-c", NETNS_WRAP, "lazarus-netns", engine, ...args], env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
     return { file: engine, args, env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
   }
 
@@ -165,10 +193,13 @@ export class ContainerBackend implements Backend {
   // one left by a killed verify goes with the member's next start, close or scrub.
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: m.resources ?? {}, configDir: "" }, containerName(spawnId));
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: withDefaults(m.resources ?? {}, this.settings.limits), configDir: "" }, containerName(spawnId));
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
-    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
+    const netns = await this.egressEnv(rec, m.home, view);
+    const r = netns.LAZARUS_EGRESS_NETNS
+      ? await execa("/bin/sh", ["-c", NETNS_WRAP, "lazarus-netns", this.engine(), ...args], { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20, env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...netns }, extendEnv: true })
+      : await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
@@ -213,17 +244,20 @@ export class ContainerBackend implements Backend {
     return r.status === 0;
   }
 
-  // Extracted as root into a dir no member can reach (a fresh cell or a staging dir), checked
-  // against the manifest, then handed to the cell's uid without following links.
+  // Extraction and deletion in the cell's tree run as the cell's uid, as in the sandbox backend:
+  // whatever owners and modes an archive carries, what it leaves is the cell's own.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
-    const { uid, gid } = this.uid(rec);
-    await restoreCheckpoint(file, base, dirs);
-    for (const d of dirs) await chownTree(path.join(base, d), uid, gid);
-    for (const d of dirs) await handOver(path.join(base, d), uid, gid, 0o770);
+    await restoreAsCell(this.uid(rec), this.runAsTools(), base, file, dirs);
   }
 
-  async clear(_rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
-    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true });
+  async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
+    await clearAsCell(this.uid(rec), this.runAsTools(), base, dirs);
+  }
+
+  private runAsTools(): RunAsTools {
+    const e = containerEngine();
+    if (!e.runAs) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ")}`);
+    return e.runAs;
   }
 
   // pause/unpause every container of the cell (the engine freezes its cgroup).
@@ -239,6 +273,8 @@ export class ContainerBackend implements Backend {
 
   // Remove every container of the cell; the names of any that survived.
   async stopCell(rec: CellRecord): Promise<number[]> {
+    await forgetCellEgress(this.stateRoot, rec.name);
+    await removeNetns(netnsPrefix(rec));
     await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid }));
     const left = await this.containers({ [LABEL_CELL_UID]: rec.uid });
     if (!left.length) return [];

@@ -2,12 +2,14 @@
 // whether it answers. podman is preferred when both are installed; LAZARUS_CONTAINER_ENGINE picks.
 import { spawnSync } from "node:child_process";
 import { which } from "../../util/which.js";
+import type { RunAsTools } from "../sandbox/run-as.js";
 
 export type EngineKind = "podman" | "docker";
 
 export interface ContainerEngine {
   kind?: EngineKind;
   bin?: string; // absolute path of its CLI
+  runAs?: RunAsTools; // what restores and clears a cell's tree as its own uid
   problems: string[]; // why container cells cannot run here; empty when they can
 }
 
@@ -39,7 +41,11 @@ export function containerEngine(env: NodeJS.ProcessEnv = process.env): Container
     const k = spawnSync(bin, ["info", "--format", format], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
     if (k.error || k.status !== 0) problems.push(`${kind} cannot reach a container engine here (${firstLine(String(k.stderr ?? "")) || k.error?.message || `exit ${k.status}`})`);
   }
-  cached = { ...(kind ? { kind } : {}), ...(bin ? { bin } : {}), problems };
+  const unshare = which("unshare", env.PATH, ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
+  const setpriv = which("setpriv", env.PATH, ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
+  if (!unshare || !setpriv) problems.push("unshare and setpriv are needed to restore and clear a cell's files as its own uid (apt-get install util-linux)");
+  const runAs = unshare && setpriv ? { unshare, setpriv } : undefined;
+  cached = { ...(kind ? { kind } : {}), ...(bin ? { bin } : {}), ...(runAs ? { runAs } : {}), problems };
   return cached;
 }
 

@@ -4,6 +4,7 @@
 // its spawn id, which labels its pod, and its state is the pod's phase. The contract's
 // synchronous questions (isAlive, find) are answered from what refresh() last read from the
 // cluster; observe refreshes every kubernetes cell before anything is planned.
+import { entryText } from "../../egress/allow.js";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths } from "../../cells/layout.js";
@@ -63,6 +64,7 @@ export function renderRecord(rec: CellRecord, credentials: Record<string, string
     name: rec.name,
     uid: rec.uid,
     network: rec.network ?? "none",
+    ...(rec.egress ? { egress: rec.egress.map(entryText) } : {}),
     kubernetes: specOf(rec),
     deadlineSeconds: Math.ceil((expires - now) / 1000),
     expiresAt: new Date(Math.floor(expires / 1000) * 1000).toISOString().replace(".000Z", "Z"), // RFC 3339, whole seconds

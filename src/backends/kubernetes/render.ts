@@ -7,6 +7,7 @@ import { CELL_ROOT, RUN_DIR, roleMounts } from "../sandbox/argv.js";
 
 export const FIELD_MANAGER = "lazarus";
 export const LABEL_CELL = "lazarus.dev/cell";
+export const ANNOTATION_EGRESS = "lazarus.dev/egress-allow"; // a cell's egress list, for an egress proxy the operator runs
 export const LABEL_UID = "lazarus.dev/uid"; // the cell's incarnation (a re-created cell gets another)
 export const LABEL_MEMBER = "lazarus.dev/member";
 export const LABEL_ROLE = "lazarus.dev/role";
@@ -14,7 +15,8 @@ export const LABEL_SPAWN = "lazarus.dev/spawn";
 export const ANNOTATION_IDENTITY = "lazarus.dev/identity";
 export const ANNOTATION_CREDENTIALS = "lazarus.dev/credentials";
 export const CONTAINER = "member";
-export const SANDBOX_API = "agents.x-k8s.io/v1alpha1";
+// agent-sandbox's Sandbox, its current version (v1alpha1, with spec.replicas, is deprecated).
+export const SANDBOX_API = "agents.x-k8s.io/v1beta1";
 const CREDENTIALS_KEY = "credentials.json";
 
 export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
@@ -32,7 +34,8 @@ export interface RenderMember {
 export interface RenderCell {
   name: string;
   uid?: string; // the incarnation, when one exists (apply); render from config has none
-  network: "none" | "host";
+  network: "none" | "host" | "egress";
+  egress?: string[]; // network egress: the list, rendered for the operator's egress proxy (not enforced here)
   kubernetes: KubernetesSpec;
   deadlineSeconds: number; // the member's activeDeadlineSeconds: what is left of the cell's TTL
   expiresAt?: string; // ISO time the cell's TTL ends (a Sandbox's shutdownTime)
@@ -118,7 +121,7 @@ function networkPolicy(c: RenderCell): K8sObject {
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: { name: policyName(c), namespace: k.namespace, labels: cellLabels(c) },
+    metadata: { name: policyName(c), namespace: k.namespace, labels: cellLabels(c), ...(c.network === "egress" ? { annotations: { [ANNOTATION_EGRESS]: (c.egress ?? []).join(",") } } : {}) },
     spec: { podSelector: { matchLabels: { [LABEL_CELL]: c.name } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress },
   };
 }
@@ -203,7 +206,7 @@ export function workload(c: RenderCell, m: RenderMember): K8sObject {
       spec: {
         podTemplate: { metadata: { labels, annotations }, spec: podSpec(c, m) },
         ...(c.expiresAt ? { shutdownTime: c.expiresAt, shutdownPolicy: "Retain" } : {}),
-        replicas: 1,
+        operatingMode: "Running", // v1beta1's pause and resume (Suspended), v1alpha1's replicas 0/1
       },
     };
   }

@@ -154,7 +154,7 @@ d="$root/$name.$uid"
 t="$d/.lazarus/checkpoint.tmp.tar"
 umask 077
 for x in "$@"; do mkdir -p "$d/$x" || exit 3; done
-tar --sort=name --blocking-factor=128 -cf "$t" -C "$d" -- "$@" || { rm -f "$t"; exit 3; }
+tar --sort=name --blocking-factor=128 --format=posix --sparse --sparse-version=1.0 --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -cf "$t" -C "$d" -- "$@" || { rm -f "$t"; exit 3; }
 sum=$(sha256sum < "$t") || exit 3
 cat "$t" || exit 3
 rm -f "$t"

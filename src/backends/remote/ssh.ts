@@ -4,7 +4,7 @@
 // remote command quoted so the remote shell never interprets it.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { RemoteTarget } from "../../config/types.js";
@@ -50,13 +50,30 @@ export function hostKey(t: RemoteTarget): string {
 }
 
 // The master's socket: <state>/ssh/<hash>, or a private dir under the temp dir when that path
-// would pass the 108-byte limit of a unix socket.
+// would pass the 108-byte limit of a unix socket. That dir's name can be guessed, and the temp dir
+// is everyone's: one another user made (or a link) is refused, never used, as OpenSSH refuses a
+// file of another owner.
 function controlPath(stateRoot: string, t: RemoteTarget): string {
   const h = createHash("sha256").update(hostKey(t)).digest("hex").slice(0, 16);
   let dir = path.join(stateRoot, "ssh");
   if (dir.length + 18 > 100) dir = path.join(os.tmpdir(), `lazarus-ssh-${process.getuid?.() ?? 0}-${createHash("sha256").update(stateRoot).digest("hex").slice(0, 10)}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   return path.join(dir, h);
+}
+
+// A directory of Lazarus's own user that only it can enter: made 0700 when missing, its mode
+// narrowed when wider; refused when it is a link, not a directory, or another user's.
+export function privateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const uid = process.getuid?.() ?? 0;
+  const refuse = (why: string): never => {
+    throw new LazarusError("REMOTE_CONTROL_DIR", `the directory of the ssh control sockets ${dir} ${why}: another user could read or replace the sockets; remove it (or give the state dir a shorter path, so the sockets live in it)`);
+  };
+  if (st.isSymbolicLink()) refuse("is a symbolic link");
+  if (!st.isDirectory()) refuse("is not a directory");
+  if (st.uid !== uid) refuse(`is owned by uid ${st.uid}, not by Lazarus's uid ${uid}`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
 }
 
 export interface Ssh {

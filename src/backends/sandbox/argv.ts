@@ -37,6 +37,7 @@ export interface SandboxView {
   etcDir?: string; // a copy of the allowed /etc files, bound as one (else each file is bound)
   env: Record<string, string>;
   command: string[];
+  tmpfsBytes: number; // the size of /tmp and of /dev/shm
 }
 
 // Which parts of the cell a role sees, and how (spec §3: observers read, guests see only project/).
@@ -57,7 +58,9 @@ export const sandboxHome = (home: string): string => path.posix.join(CELL_ROOT, 
 
 // bwrap's arguments for one member.
 export function bwrapArgs(v: SandboxView): string[] {
-  const a: string[] = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
+  // --disable-userns (bubblewrap 0.8.0): no user namespace of its own for the member (where it
+  // would hold every capability, the door to most kernel attack surface).
+  const a: string[] = ["--unshare-user", "--disable-userns", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
   if (v.network === "none") a.push("--unshare-net");
   a.push("--die-with-parent", "--new-session", "--hostname", v.hostname, "--clearenv");
   for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) a.push("--setenv", k, val);
@@ -68,7 +71,8 @@ export function bwrapArgs(v: SandboxView): string[] {
   }
   if (v.etcDir) a.push("--ro-bind", v.etcDir, "/etc");
   else for (const f of ETC_ALLOW) a.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
-  a.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--dir", "/run");
+  const size = String(v.tmpfsBytes);
+  a.push("--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm", "--dir", "/run");
   const mounts = roleMounts(v.role);
   const host = (rel: string): string => path.join(v.cellDir, rel);
   a.push("--dir", CELL_ROOT);
@@ -121,8 +125,9 @@ export function stageView(v: SandboxView, reachable: (p: string) => boolean): { 
   return { view, mounts };
 }
 
-// Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT, then becomes the rest of its arguments.
-export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
+// Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT (with what is mounted under SRC: a cell's
+// disk image binds), then becomes the rest of its arguments.
+export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --rbind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
 
 // Mounts a tmpfs on $LAZARUS_STAGE/<first argument>, bind-mounts each "SRC NAME" pair into it as
 // NAME, then becomes the rest of its arguments: a directory of the cell's own dirs only, which the
@@ -130,7 +135,7 @@ export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$LAZA
 export const LAYOUT_STAGE_SCRIPT = [
   't="$LAZARUS_STAGE/$1"; shift',
   'mount -t tmpfs -o mode=0755,size=64k lazarus-stage "$t" || exit 126',
-  'while [ "$1" != "--" ]; do mkdir "$t/$2" && mount --bind "$1" "$t/$2" || exit 126; shift 2; done',
+  'while [ "$1" != "--" ]; do mkdir "$t/$2" && mount --rbind "$1" "$t/$2" || exit 126; shift 2; done',
   'shift',
   'exec "$@"',
 ].join("\n");

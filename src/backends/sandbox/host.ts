@@ -63,10 +63,11 @@ export function sandboxHost(): SandboxHost {
   if (!cgroups) problems.push("no cgroup filesystem under /sys/fs/cgroup; mount cgroup2 or the v1 memory, pids, cpu and freezer controllers");
   if (problems.length === 0 && bwrap && setpriv) {
     try {
-      execFileSync(setpriv, ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--no-new-privs", "--", bwrap, "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"], { stdio: "pipe", timeout: 10_000 });
+      execFileSync(setpriv, ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--no-new-privs", "--", bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "--", "/bin/true"], { stdio: "pipe", timeout: 10_000 });
     } catch (err) {
       const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
-      problems.push(`bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`);
+      if (/Unknown option --disable-userns/.test(stderr)) problems.push(`bubblewrap is too old here (${stderr}): members run with --disable-userns, which needs bubblewrap 0.8.0 or later`);
+      else problems.push(`bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`);
     }
   }
   if (problems.length === 0) {

@@ -1,29 +1,32 @@
 // The sandbox backend: each member in bubblewrap (own mount, pid, ipc, uts, user and — unless the
 // cell opts into the host's — network namespaces) as its cell's own unprivileged uid, inside a
 // per-member cgroup under a per-cell one, so limits hold and stopping kills everything it started.
-import { closeSync, mkdirSync, openSync, realpathSync, statSync, type Stats } from "node:fs";
-import { chmod, chown, lchown, lstat, mkdir, readdir, rm } from "node:fs/promises";
+import { realpathSync, statSync, type Stats } from "node:fs";
+import { chmod, chown, lstat, mkdir, readdir } from "node:fs/promises";
 import { execa } from "../../util/exec.js";
-import { restoreCheckpoint, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "../backend.js";
 import { scriptPath, sessionCommand } from "../session.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
-import type { Role } from "../../config/types.js";
+import type { Resources, Role } from "../../config/types.js";
+import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, LAYOUT_STAGE_SCRIPT, STAGE, execArgv, sandboxArgv, sandboxHome, setprivArgs, stageView, type SandboxView, type StageMount, type Tools } from "./argv.js";
+import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
-
-// The environment of what runs as the cell's uid outside a member (restore, clear).
-const RUN_AS_ENV = { LAZARUS_STAGE: STAGE, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
+import { forgetCellEgress, memberEgressReady, socketDirOf, syncCellEgress } from "../../egress/cells.js";
+import { forwardedCommand, proxyEnv } from "../../egress/member.js";
+import { MEMBER_SOCKET_DIR } from "../../egress/state.js";
+import { handOver } from "./handover.js";
+import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
+import { placeDisk, releaseDisk } from "../disk/image.js";
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -32,15 +35,6 @@ export interface SandboxFacts {
   uid: number;
   gid: number;
   cgroup: string; // relative cgroup path of the cell, e.g. lazarus/c1-0123abcd
-}
-
-// Hand one path Lazarus made to the cell's uid. Never recursive and never through a symlink:
-// whatever lies below was written by the cell's uid itself (or restored as it).
-export async function handOver(p: string, uid: number, gid: number, mode?: number): Promise<void> {
-  const st = await lstat(p).catch(() => undefined);
-  if (!st || st.isSymbolicLink() || (st.isFile() && st.nlink > 1)) return;
-  if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
-  if (mode !== undefined && (st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
 
 export async function realDir(p: string, mode: number): Promise<void> {
@@ -90,15 +84,6 @@ export function reachableByOthers(p: string): boolean {
   }
 }
 
-// The mount points staging binds onto (empty dirs and files under STAGE on the host).
-function ensureMountPoints(mounts: StageMount[]): void {
-  for (const m of mounts) {
-    const at = path.join(STAGE, m.at);
-    mkdirSync(m.dir ? at : path.dirname(at), { recursive: true, mode: 0o755 });
-    if (!m.dir) closeSync(openSync(at, "a", 0o644));
-  }
-}
-
 function statOrUndefined(p: string): Stats | undefined {
   try {
     return statSync(p);
@@ -130,9 +115,6 @@ export function configFileBinds(command: readonly string[], configDir: string): 
     return st && (st.isFile() || st.isDirectory()) ? [{ src: real, dest: p, dir: st.isDirectory() }] : [];
   });
 }
-
-// Every sandboxed member has a pid limit, declared or not, so a fork bomb never reaches the host.
-export const DEFAULT_PIDS = 1024;
 
 export class SandboxBackend implements Backend {
   readonly name = "sandbox";
@@ -171,8 +153,25 @@ export class SandboxBackend implements Backend {
       rec.sandbox = { uid, gid: uid, cgroup: `${this.settings.sandbox.cgroupRoot}/${rec.name}-${rec.uid.slice(0, 8)}` };
     }
     const { uid, gid } = rec.sandbox;
-    await handCellTo(cellDir, uid, gid);
     this.cellGroup(rec).create();
+    await this.placeData(rec, cellDir);
+    await handCellTo(cellDir, uid, gid);
+    await syncCellEgress(this.stateRoot, rec);
+  }
+
+  // An egress member's socket answers before anything of it starts (members, sessions, verify).
+  private async egressReady(rec: CellRecord, home: string): Promise<void> {
+    if (rec.network === "egress") await memberEgressReady(this.stateRoot, rec, home);
+  }
+
+  // The cell's disk image (rec.disk) made, mounted and bound before anything of the cell runs;
+  // its files are moved onto it only while the cell's cgroup is empty.
+  placeData(rec: CellRecord, cellDir: string): Promise<string | undefined> {
+    return placeDisk(rec, cellDir, () => this.cellGroup(rec).pids().length === 0);
+  }
+
+  async unmount(_rec: CellRecord, cellDir: string): Promise<void> {
+    await releaseDisk(cellDir);
   }
 
   private reachable(p: string): boolean {
@@ -190,34 +189,14 @@ export class SandboxBackend implements Backend {
     return tools;
   }
 
-  // A command prefix that runs the rest as the cell's uid (no capabilities) in a private mount
-  // namespace where the given dirs of the cell appear together under the returned directory.
-  runAs(rec: CellRecord, cellDir: string, dirs: readonly string[]): { prefix: string[]; cellDir: string } {
-    const { uid, gid } = this.facts(rec);
-    const t = this.tools();
-    ensureMountPoints([{ src: cellDir, at: "d/0", dir: true }]);
-    const stage = [t.unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", LAYOUT_STAGE_SCRIPT, "lazarus-stage", "d/0", ...dirs.flatMap((d) => [path.join(cellDir, d), d]), "--"];
-    return { prefix: [...stage, t.setpriv, ...setprivArgs(uid, gid)], cellDir: `${STAGE}/d/0` };
-  }
-
   // Extraction and deletion in the cell's tree run as the cell's uid, so a member that swaps a
   // directory for a symlink meanwhile can only make Lazarus touch what it could touch itself.
   async restore(rec: CellRecord, base: string, file: string, dirs: readonly string[]): Promise<void> {
-    await verifyCheckpoint(file); // a corrupted archive is refused before anything is touched
-    const { uid, gid } = this.facts(rec);
-    for (const d of dirs) {
-      await mkdir(path.join(base, d), { recursive: true });
-      await handOver(path.join(base, d), uid, gid, 0o770);
-    }
-    const as = this.runAs(rec, base, dirs);
-    await restoreCheckpoint(file, base, dirs, { runAs: as.prefix, env: RUN_AS_ENV, extractDir: as.cellDir });
+    await restoreAsCell(this.facts(rec), this.tools(), base, file, dirs);
   }
 
   async clear(rec: CellRecord, base: string, dirs: readonly string[]): Promise<void> {
-    const as = this.runAs(rec, base, dirs);
-    const [cmd, ...args] = as.prefix;
-    await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env: RUN_AS_ENV, extendEnv: false });
-    for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true }); // empty now
+    await clearAsCell(this.facts(rec), this.tools(), base, dirs);
   }
 
   // The member's cgroup (its limits set only while it is empty: never changed under a running
@@ -227,7 +206,9 @@ export class SandboxBackend implements Backend {
     group.create();
     if (group.pids().length === 0) {
       try {
-        group.setLimits({ pids: DEFAULT_PIDS, ...spec.resources });
+        // every member has a memory and a pid limit, declared or the host's default (limits.ts),
+        // so neither a leak nor a fork bomb reaches the host
+        group.setLimits(withDefaults(spec.resources, this.settings.limits));
       } catch (err) {
         throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
       }
@@ -241,7 +222,9 @@ export class SandboxBackend implements Backend {
     const group = this.memberGroup(rec, spec.homeName);
     if (group.pids().length) await group.killAll();
     group.remove();
+    await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
     await this.readyMember(rec, spec, group);
+    await this.egressReady(rec, spec.homeName);
     const view = this.view(rec, spec);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -258,18 +241,20 @@ export class SandboxBackend implements Backend {
   }
 
   // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
-  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources">): SandboxView {
+  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources }): SandboxView {
     const { uid, gid } = this.facts(rec);
     const home = sandboxHome(spec.homeName);
     const inside = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, exitFile: "", spawnId: "", logFile: "", resources: {}, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
     inside.TMPDIR = "/tmp";
     delete inside.LAZARUS_EXIT_FILE;
     delete inside.LAZARUS_SPAWN_ID;
+    const egress = rec.network === "egress";
+    if (egress) Object.assign(inside, proxyEnv());
     return {
       uid,
       gid,
       hostname: spec.cell,
-      network: rec.network ?? "none",
+      network: rec.network === "host" ? "host" : "none", // egress: its own namespace, the proxy through its socket
       cellDir: spec.cellDir,
       role: spec.role as Role,
       home: spec.homeName,
@@ -280,12 +265,18 @@ export class SandboxBackend implements Backend {
           return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
         }),
         ...configFileBinds(spec.command, spec.configDir),
-      ].concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []), // the venv, read-only at its own path
+      ]
+        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []) // the venv, read-only at its own path
+        .concat(egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : []), // its proxy socket's dir
       portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
       credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
       etcDir: ensureEtcView(),
       env: inside,
-      command: spec.command,
+      command: egress ? forwardedCommand(spec.command) : spec.command,
+      // /tmp and /dev/shm are tmpfs, each half the member's memory limit: their pages are charged
+      // to its memory cgroup (cgroup v1 and v2 alike), so a member that fills them gets ENOSPC
+      // rather than an OOM kill, and the bound holds where no memory controller is mounted
+      tmpfsBytes: Math.max(4096, Math.floor((spec.resources?.memoryBytes ?? this.settings.limits.defaultMemoryBytes) / 2 / 4096) * 4096),
     };
   }
 
@@ -293,7 +284,9 @@ export class SandboxBackend implements Backend {
   async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
-    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
+    await this.egressReady(rec, m.home);
+    await this.placeData(rec, cellDir);
+    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
@@ -314,7 +307,9 @@ export class SandboxBackend implements Backend {
   // human, has never been started), never changed under a running member.
   async session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn> {
     const group = this.memberGroup(rec, spec.homeName);
+    await this.placeData(rec, spec.cellDir);
     await this.readyMember(rec, spec, group);
+    await this.egressReady(rec, spec.homeName);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
     const view = this.view(rec, { ...spec, configDir: "/nonexistent", command });
@@ -369,11 +364,13 @@ export class SandboxBackend implements Backend {
   }
 
   async stopCell(rec: CellRecord): Promise<number[]> {
+    await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return [];
     return this.cellGroup(rec).killAll();
   }
 
   async releaseCell(rec: CellRecord): Promise<void> {
+    await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return;
     const group = this.cellGroup(rec);
     if ((await group.killAll()).length === 0) group.remove();

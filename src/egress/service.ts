@@ -1,0 +1,120 @@
+// The proxy process's work: one proxy server per member socket named in <state>/egress/cells/,
+// reloaded on SIGHUP and every second, so a cell's changed list applies to its next connection
+// and a closed cell's sockets go away. Each connection attempt is appended to events.jsonl.
+import { createWriteStream, type WriteStream } from "node:fs";
+import { chmod, mkdir, readFile, rm } from "node:fs/promises";
+import type http from "node:http";
+import path from "node:path";
+import { addressCheck } from "./addresses.js";
+import { proxyServer, type EgressEvent, type ProxyPolicy } from "./proxy.js";
+import { parseHosts } from "./resolve.js";
+import type { EgressSettings } from "./settings.js";
+import { SOCKET_NAME, eventsFile, readCellFiles, settingsFile } from "./state.js";
+
+interface Served {
+  server: http.Server;
+  cell: string;
+  member: string;
+}
+
+export class EgressService {
+  private readonly served = new Map<string, Served>(); // by socket dir
+  private readonly policies = new Map<string, ProxyPolicy>(); // by cell
+  private readonly events: WriteStream;
+  private reloading: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly stateRoot: string,
+    private readonly onEvent: (e: EgressEvent) => void = () => {},
+  ) {
+    this.events = createWriteStream(eventsFile(stateRoot), { flags: "a", mode: 0o600 });
+  }
+
+  // Read the cell files again and make the listening sockets match them (one reload at a time).
+  reload(): Promise<void> {
+    if (this.reloading) {
+      this.again = true;
+      return this.reloading;
+    }
+    this.reloading = this.reloadNow().finally(() => {
+      this.reloading = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.reload();
+      }
+    });
+    return this.reloading;
+  }
+
+  private async reloadNow(): Promise<void> {
+    const settings = await readSettings(this.stateRoot);
+    const hosts = settings.hostsFile ? parseHosts(await readFile(settings.hostsFile, "utf8").catch(() => "")).table : new Map<string, string[]>();
+    const check = addressCheck({ cidrs: settings.cidrs });
+    const cells = await readCellFiles(this.stateRoot);
+    this.policies.clear();
+    const wanted = new Map<string, { cell: string; member: string }>();
+    for (const c of cells) {
+      this.policies.set(c.cell, { entries: c.entries, check, hosts });
+      for (const m of c.members) wanted.set(m.socketDir, { cell: c.cell, member: m.identity });
+    }
+    for (const [dir, s] of this.served) {
+      const w = wanted.get(dir);
+      if (w && w.cell === s.cell && w.member === s.member) continue;
+      await this.unserve(dir);
+    }
+    for (const [dir, w] of wanted) if (!this.served.has(dir)) await this.serve(dir, w.cell, w.member).catch((err: unknown) => process.stderr.write(`egress: cannot listen for ${w.member} of ${w.cell} at ${dir}: ${String(err)}\n`));
+  }
+
+  private async serve(dir: string, cell: string, member: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chmod(dir, 0o755);
+    const sock = path.join(dir, SOCKET_NAME);
+    await rm(sock, { force: true });
+    const server = proxyServer({ cell, member }, () => this.policies.get(cell), (e) => this.record(e));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(sock, () => resolve());
+    });
+    await chmod(sock, 0o666); // the member's uid connects; only its own view shows this dir
+    this.served.set(dir, { server, cell, member });
+  }
+
+  private async unserve(dir: string): Promise<void> {
+    const s = this.served.get(dir);
+    this.served.delete(dir);
+    s?.server.close();
+    s?.server.closeAllConnections();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  private record(e: EgressEvent): void {
+    this.events.write(`${JSON.stringify(e)}\n`);
+    this.onEvent(e);
+  }
+
+  // Every socket the service listens on (for tests and the pid record).
+  sockets(): string[] {
+    return [...this.served.keys()].map((d) => path.join(d, SOCKET_NAME));
+  }
+
+  // Stop listening. The members' socket dirs stay (a member's view binds its dir, so a restarted
+  // proxy's new socket in it is the one the member reaches); connections meanwhile are refused.
+  async close(): Promise<void> {
+    for (const [dir, s] of this.served) {
+      s.server.close();
+      s.server.closeAllConnections();
+      await rm(path.join(dir, SOCKET_NAME), { force: true });
+    }
+    this.served.clear();
+    await new Promise<void>((r) => this.events.end(r));
+  }
+}
+
+async function readSettings(stateRoot: string): Promise<EgressSettings> {
+  try {
+    return JSON.parse(await readFile(settingsFile(stateRoot), "utf8")) as EgressSettings;
+  } catch {
+    return { cidrs: [] };
+  }
+}

@@ -1,0 +1,138 @@
+// Test helpers for egress: a self-signed certificate for a test host name (made with openssl;
+// clients are told to trust it with --cacert, NODE_EXTRA_CA_CERTS or GIT_SSL_CAINFO), an HTTPS
+// server on 127.0.0.1 the test runs, and a client that speaks to a proxy socket.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import path from "node:path";
+import tls from "node:tls";
+import { rm } from "node:fs/promises";
+import { readCellFiles } from "../../src/egress/state.js";
+import { stopProxy } from "../../src/egress/supervise.js";
+
+// Stop a state dir's proxy and remove its members' socket dirs under /run/lazarus/egress.
+export async function egressCleanup(state: string): Promise<void> {
+  await stopProxy(state);
+  for (const f of await readCellFiles(state)) for (const m of f.members) await rm(m.socketDir, { recursive: true, force: true });
+}
+
+export interface TestCert {
+  cert: string; // PEM file path
+  key: string;
+  pem: string;
+}
+
+export function makeCert(dir: string, names: string[]): TestCert {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`], { stdio: "ignore" });
+  return { cert, key, pem: readFileSync(cert, "utf8") };
+}
+
+// An HTTPS server on 127.0.0.1 answering GET /bytes/N with N bytes and anything else with "hello".
+export async function httpsServer(c: TestCert): Promise<{ server: https.Server; port: number }> {
+  const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (req, res) => {
+    const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+    if (m) {
+      res.writeHead(200, { "Content-Length": m[1] });
+      res.end(Buffer.alloc(Number(m[1]), 120));
+      return;
+    }
+    res.end(`hello ${req.url}\n`);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+// Send "CONNECT host:port" over a proxy's unix socket; the status line and, for 200, the socket.
+export function connectVia(sock: string, authority: string): Promise<{ status: number; text: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(sock, () => s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+    let buf = "";
+    const onData = (d: Buffer): void => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      s.off("data", onData);
+      resolve({ status: Number(buf.split(" ")[1]), text: buf, socket: s });
+    };
+    s.on("data", onData);
+    s.on("error", reject);
+  });
+}
+
+// GET https://host/path through a proxy socket, trusting the test certificate.
+export async function httpsGetVia(sock: string, host: string, port: number, pathName: string, ca: string): Promise<string> {
+  const c = await connectVia(sock, `${host}:${port}`);
+  if (c.status !== 200) throw new Error(`refused: ${c.text}`);
+  const t = tls.connect({ socket: c.socket, servername: host, ca });
+  return new Promise((resolve, reject) => {
+    let body = "";
+    t.on("secureConnect", () => t.write(`GET ${pathName} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    t.on("data", (d: Buffer) => (body += d.toString()));
+    t.on("end", () => resolve(body));
+    t.on("error", reject);
+  });
+}
+
+// A TCP listener on 127.0.0.1 that relays each connection to a unix socket (what a member's
+// in-namespace forwarder does), so curl and git can use the proxy as http://127.0.0.1:PORT.
+export async function tcpToUnix(sock: string): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer((c) => {
+    const u = net.connect(sock);
+    c.pipe(u).pipe(c);
+    c.on("error", () => u.destroy());
+    u.on("error", () => c.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+// A smart-HTTP git server over HTTPS on 127.0.0.1: `git http-backend` (CGI) behind a small node
+// server, serving the bare repositories under root (pushes allowed).
+export async function gitHttpsServer(c: TestCert, root: string): Promise<{ server: https.Server; port: number }> {
+  const { spawn } = await import("node:child_process");
+  const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (req, res) => {
+    const url = new URL(req.url ?? "/", "https://x");
+    const cgi = spawn("git", ["http-backend"], {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: "1",
+        REMOTE_USER: "tester", // lets receive-pack (push) through
+        REQUEST_METHOD: req.method ?? "GET",
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
+        GIT_CONFIG_NOSYSTEM: "1",
+        HOME: root,
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let headersDone = false;
+    cgi.stdout.on("data", (d: Buffer) => {
+      if (headersDone) return void res.write(d);
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      headersDone = true;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString().split("\r\n")) {
+        const i = line.indexOf(":");
+        const k = line.slice(0, i).trim();
+        const v = line.slice(i + 1).trim();
+        if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
+        else res.setHeader(k, v);
+      }
+      res.writeHead(status);
+      res.write(head.subarray(end + 4));
+    });
+    cgi.stdout.on("end", () => res.end());
+    cgi.on("error", () => res.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}

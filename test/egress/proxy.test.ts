@@ -1,0 +1,151 @@
+// The egress proxy over real sockets: an HTTPS server the test runs on 127.0.0.1 under the test
+// name forge.test (LAZARUS_EGRESS_HOSTS-style hosts file maps it; the CIDR 127.0.0.1/32 is opened
+// for it, as an operator would for an internal forge), reached through the proxy's unix socket by
+// a raw CONNECT client and by curl (through a TCP-to-socket relay the test runs, as a member's
+// in-namespace forwarder does). The test's certificate is self-signed and trusted explicitly.
+import { execFile } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type net from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEntry, type EgressEntry } from "../../src/egress/allow.js";
+import type { EgressEvent } from "../../src/egress/proxy.js";
+import { EgressService } from "../../src/egress/service.js";
+import { reachedHosts } from "../../src/egress/events.js";
+import { Metrics } from "../../src/daemon/metrics.js";
+import { SOCKET_NAME, eventsFile, memberSocketDir, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
+import { cleanup, tempDir, waitFor } from "../helpers.js";
+import { connectVia, httpsGetVia, httpsServer, makeCert, tcpToUnix, type TestCert } from "./helpers.js";
+
+const run = promisify(execFile);
+const entries = (...t: string[]): EgressEntry[] => t.map((x) => {
+  const p = parseEntry(x);
+  if (!p.ok) throw new Error(p.error);
+  return p.value;
+});
+
+let dir: string;
+let cert: TestCert;
+let https: { server: import("node:https").Server; port: number };
+let plain: http.Server;
+let plainPort: number;
+let service: EgressService;
+let sock: string;
+let relay: { server: net.Server; port: number };
+const events: EgressEvent[] = [];
+
+async function setList(list: EgressEntry[]): Promise<void> {
+  await writeCellFile(dir, { formatVersion: 1, cell: "c1", uid: "u1", entries: list, members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }] });
+  await service.reload();
+}
+
+beforeAll(async () => {
+  dir = tempDir("lazarus-egress-");
+  cert = makeCert(dir, ["forge.test", "other.test"]);
+  https = await httpsServer(cert);
+  plain = http.createServer((req, res) => res.end(`plain ${req.headers.host} ${req.url}\n`));
+  await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
+  plainPort = (plain.address() as net.AddressInfo).port;
+  writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test\n169.254.169.254 metadata.test\n10.99.0.1 private.test\n127.0.0.2 loop.test\n");
+  await writeSettingsFile(dir, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(dir, "hosts") });
+  sock = path.join(memberSocketDir(dir, "u1", "a"), SOCKET_NAME);
+  service = new EgressService(dir, (e) => events.push(e));
+  await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test", `loop.test:${https.port}`));
+  relay = await tcpToUnix(sock);
+});
+
+afterAll(async () => {
+  relay?.server.close();
+  await service?.close();
+  rmSync(path.dirname(sock), { recursive: true, force: true });
+  https?.server.close();
+  plain?.close();
+  cleanup(dir);
+});
+
+const last = (): EgressEvent => events[events.length - 1] as EgressEvent;
+
+describe("the egress proxy", () => {
+  it("tunnels HTTPS to a listed name and records the bytes each way", async () => {
+    const body = await httpsGetVia(sock, "forge.test", https.port, "/bytes/5000", cert.pem);
+    expect(body).toMatch(/^HTTP\/1.1 200/);
+    await waitFor(() => events.length > 0 && last().host === "forge.test");
+    expect(last()).toMatchObject({ cell: "c1", member: "agent:a", kind: "connect", host: "forge.test", port: https.port, verdict: "allowed", address: "127.0.0.1" });
+    expect(last().bytesDown).toBeGreaterThan(5000);
+    expect(last().bytesUp).toBeGreaterThan(100);
+  });
+
+  it.each([
+    ["an unlisted name", "other.test:PORT", /not on the cell's list/],
+    ["a listed name on an unlisted port", "forge.test:1", /not on the cell's list/],
+    ["a raw IP", "127.0.0.1:PORT", /IP address/],
+    ["a raw IPv6", "[::1]:PORT", /IP address/],
+    ["the metadata address by name", "metadata.test:443", /metadata/],
+    ["a private address outside the CIDRs", "private.test:443", /private/],
+    ["a listed name that resolves to loopback outside the CIDRs", "loop.test:PORT", /loopback/],
+  ])("refuses %s", async (_what, target, why) => {
+    const c = await connectVia(sock, target.replace("PORT", String(https.port)));
+    c.socket.destroy();
+    expect(c.status).toBe(403);
+    await waitFor(() => last().verdict === "refused" && why.test(last().reason));
+  });
+
+  it("forwards plain HTTP for a listed name and refuses others", async () => {
+    const ok = await run("curl", ["-sS", "--proxy", `http://127.0.0.1:${relay.port}`, `http://forge.test:${plainPort}/x?y=1`]);
+    expect(ok.stdout).toBe(`plain forge.test:${plainPort} /x?y=1\n`);
+    const no = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", `http://127.0.0.1:${relay.port}`, `http://other.test:${plainPort}/`]);
+    expect(no.stdout).toBe("403");
+    await waitFor(() => last().kind === "http" && last().verdict === "refused");
+  });
+
+  it("sends the checked host as the Host header, whatever the member wrote there", async () => {
+    const r = await run("curl", ["-sS", "--proxy", `http://127.0.0.1:${relay.port}`, "-H", "Host: other.test", `http://forge.test:${plainPort}/h`]);
+    expect(r.stdout).toBe(`plain forge.test:${plainPort} /h\n`);
+  });
+
+  it("serves curl over HTTPS through the proxy, and refuses what is not listed", async () => {
+    const env = { ...process.env, HTTPS_PROXY: `http://127.0.0.1:${relay.port}`, NO_PROXY: "localhost,127.0.0.1" };
+    const ok = await run("curl", ["-sS", "--cacert", cert.cert, `https://forge.test:${https.port}/hi`], { env });
+    expect(ok.stdout).toBe("hello /hi\n");
+    const no = await run("curl", ["-sS", "--cacert", cert.cert, `https://other.test:${https.port}/hi`], { env }).catch((e: { stderr: string }) => e);
+    expect((no as { stderr: string }).stderr).toMatch(/403/);
+  });
+
+  it("applies a changed list to the next connection", async () => {
+    await setList(entries(`other.test:${https.port}`));
+    expect((await connectVia(sock, `forge.test:${https.port}`)).status).toBe(403);
+    const c = await connectVia(sock, `other.test:${https.port}`);
+    c.socket.destroy();
+    expect(c.status).toBe(200);
+    await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test"));
+  });
+
+  it("counts attempts by cell and verdict for /metrics, reading only what was appended since", async () => {
+    const m = new Metrics();
+    m.watchEgress(eventsFile(dir));
+    const value = (text: string, verdict: string): number => Number(new RegExp(`lazarus_egress_connections_total\\{cell="c1",verdict="${verdict}"\\} (\\d+)`).exec(text)?.[1]);
+    const first = await m.registry.metrics();
+    expect(value(first, "refused")).toBe(events.filter((e) => e.verdict === "refused").length);
+    expect(value(first, "allowed")).toBe(events.filter((e) => e.verdict === "allowed").length);
+    const c = await connectVia(sock, "unlisted.test:443");
+    c.socket.destroy();
+    await waitFor(() => readFileSync(eventsFile(dir), "utf8").includes("unlisted.test"));
+    expect(value(await m.registry.metrics(), "refused")).toBe(value(first, "refused") + 1);
+  });
+
+  it("lists the hosts a cell reached, for its close log", async () => {
+    const reached = await reachedHosts(eventsFile(dir), "c1", "2000-01-01T00:00:00Z");
+    expect(reached.map((r) => r.host)).toContain(`forge.test:${https.port}`);
+    expect(reached.find((r) => r.host === `forge.test:${https.port}`)?.bytesDown).toBeGreaterThan(5000);
+    expect(reached.map((r) => r.host)).not.toContain("metadata.test:443");
+    expect(await reachedHosts(eventsFile(dir), "c1", "2999-01-01T00:00:00Z")).toEqual([]);
+  });
+
+  it("writes every attempt to the state dir's events file", () => {
+    const lines = readFileSync(eventsFile(dir), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EgressEvent);
+    expect(lines.length).toBe(events.length);
+    expect(lines.some((e) => e.verdict === "refused" && /IP address/.test(e.reason))).toBe(true);
+  });
+});
