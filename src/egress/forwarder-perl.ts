@@ -72,8 +72,9 @@ sub take {
   return 1;
 }
 nb($l);
+my $looked = 0; # when WATCH was last looked at (once a second at most: not once per read)
 while (1) {
-  POSIX::_exit(0) if $watch && gone();
+  if ($watch && time != $looked) { $looked = time; POSIX::_exit(0) if gone(); }
   my ($rin, $win) = ('', '');
   vec($rin, fileno($l), 1) = 1;
   for my $fd (keys %side) {
