@@ -1,6 +1,6 @@
 // The egress proxy process of one state dir: `node main.js STATE_DIR`, started detached by
 // ensureProxy (supervise.ts). It records its pid and start time in <state>/egress/proxy.json
-// once it listens, reloads on SIGHUP and every second, and ends on SIGTERM.
+// once it listens, reloads on SIGHUP and every second (when its files changed), and ends on SIGTERM.
 import { procInfo } from "../backends/proc.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { EgressService } from "./service.js";
@@ -14,7 +14,7 @@ async function main(stateRoot: string): Promise<void> {
   const startTime = procInfo(process.pid)?.startTime ?? 0;
   await writeFileAtomic(proxyRecordFile(stateRoot), `${JSON.stringify({ pid: process.pid, startTime })}\n`, 0o600);
   process.on("SIGHUP", () => void service.reload());
-  const timer = setInterval(() => void service.reload(), RELOAD_MS);
+  const timer = setInterval(() => void service.reloadIfChanged(), RELOAD_MS);
   const stop = (): void => {
     clearInterval(timer);
     void service.close().finally(() => process.exit(0));

@@ -2,14 +2,16 @@
 // reloaded on SIGHUP and every second, so a cell's changed list applies to its next connection
 // and a closed cell's sockets go away. Each connection attempt is appended to events.jsonl.
 import { createWriteStream, type WriteStream } from "node:fs";
-import { chmod, mkdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises";
 import type http from "node:http";
 import path from "node:path";
 import { addressCheck } from "./addresses.js";
 import { proxyServer, type EgressEvent, type ProxyPolicy } from "./proxy.js";
 import { parseHosts } from "./resolve.js";
 import type { EgressSettings } from "./settings.js";
-import { SOCKET_NAME, eventsFile, readCellFiles, settingsFile } from "./state.js";
+import { SOCKET_NAME, cellsDir, eventsFile, readCellFiles, settingsFile } from "./state.js";
+
+const FULL_EVERY = 10; // the timer reads everything again at least every 10th time, changed or not
 
 interface Served {
   server: http.Server;
@@ -23,6 +25,9 @@ export class EgressService {
   private readonly events: WriteStream;
   private reloading: Promise<void> | undefined;
   private again = false;
+  private seen: string | undefined; // the files' stat before the last full read
+  private hostsFile: string | undefined;
+  private skipped = 0;
 
   constructor(
     private readonly stateRoot: string,
@@ -47,8 +52,27 @@ export class EgressService {
     return this.reloading;
   }
 
+  // The timer's reload: everything is read again only when the cells dir, the settings or the
+  // hosts file changed since the last full read (their stat), or at least every FULL_EVERY calls.
+  // Writers send SIGHUP (reload) after each change; this catches a lost signal.
+  async reloadIfChanged(): Promise<void> {
+    if ((await this.fingerprint()) === this.seen && ++this.skipped < FULL_EVERY) return;
+    return this.reload();
+  }
+
+  private async fingerprint(): Promise<string> {
+    const one = (p: string | undefined): Promise<string> => (p ? stat(p, { bigint: true }).then((s) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, () => "-") : Promise.resolve("-"));
+    return (await Promise.all([cellsDir(this.stateRoot), settingsFile(this.stateRoot), this.hostsFile].map(one))).join(" ");
+  }
+
   private async reloadNow(): Promise<void> {
+    this.seen = await this.fingerprint();
+    this.skipped = 0;
     const settings = await readSettings(this.stateRoot);
+    if (settings.hostsFile !== this.hostsFile) {
+      this.hostsFile = settings.hostsFile;
+      this.seen = undefined; // the next timer call reads again, with the new hosts file's stat
+    }
     const hosts = settings.hostsFile ? parseHosts(await readFile(settings.hostsFile, "utf8").catch(() => "")).table : new Map<string, string[]>();
     const check = addressCheck({ cidrs: settings.cidrs });
     const cells = await readCellFiles(this.stateRoot);

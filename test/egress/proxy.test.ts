@@ -122,6 +122,22 @@ describe("the egress proxy", () => {
     await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test"));
   });
 
+  it("the timer's reload applies a changed list and a changed hosts file without a signal", async () => {
+    await writeCellFile(dir, { formatVersion: 1, cell: "c1", uid: "u1", entries: entries(`other.test:${https.port}`), members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }] });
+    await service.reloadIfChanged();
+    expect((await connectVia(sock, `forge.test:${https.port}`)).status).toBe(403);
+    const hosts = readFileSync(path.join(dir, "hosts"), "utf8");
+    writeFileSync(path.join(dir, "hosts"), hosts.replace("forge.test other.test", "forge.test"));
+    await service.reloadIfChanged();
+    expect((await connectVia(sock, `other.test:${https.port}`)).status).toBe(403); // no longer resolves
+    writeFileSync(path.join(dir, "hosts"), hosts);
+    await service.reloadIfChanged();
+    const c = await connectVia(sock, `other.test:${https.port}`);
+    c.socket.destroy();
+    expect(c.status).toBe(200);
+    await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test"));
+  });
+
   it("counts attempts by cell and verdict for /metrics, reading only what was appended since", async () => {
     const m = new Metrics();
     m.watchEgress(eventsFile(dir));
