@@ -9,6 +9,8 @@ import { LazarusError } from "../util/errors.js";
 import { acquireLock, type Lock } from "./lock.js";
 
 export function cellLockFile(paths: Pick<StatePaths, "ledger">, cell: string): string {
+  // A cell's name is a DNS label; anything else (a name typed on the command line) never names a file.
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cell)) throw new LazarusError("NO_SUCH_CELL", `${JSON.stringify(cell)} is not a cell name (a DNS label such as review-7); see lazarus status`);
   return path.join(path.dirname(paths.ledger), "locks", `${cell}.lock`);
 }
 

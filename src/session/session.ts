@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cellPaths, memberHome, portfolioFile } from "../cells/layout.js";
+import { cellPaths, memberHome, portfolioFile, statePaths } from "../cells/layout.js";
+import { lockCell } from "../lock/cell-lock.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { resolveNow, withStateLock, type EngineOptions } from "../engine.js";
 import { backends } from "../backends/registry.js";
@@ -93,7 +94,7 @@ export async function openSession(opts: EngineOptions, req: SessionRequest): Pro
   const id = randomBytes(6).toString("hex");
   const user = hostUser();
   const who = `${req.identity} (host user ${user})`;
-  return withStateLock(
+  return underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell}`, opts.lockTimeoutMs ?? 0, () => withStateLock(
     opts,
     `lazarus ${req.kind} ${req.cell}`,
     async ({ paths, ledger }) => {
@@ -148,7 +149,7 @@ export async function openSession(opts: EngineOptions, req: SessionRequest): Pro
       return { id, rec, member: m, who, spawn, startedAt: Date.now() };
     },
     { sweep: false },
-  );
+  ));
 }
 
 export interface SessionEnd {
@@ -159,13 +160,26 @@ export interface SessionEnd {
 
 const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`);
 
+// A session's start and end are recorded under its cell's lock (then the state dir's, the lock
+// order everywhere): never in the middle of an action on the cell, so a session a close ends is
+// recorded as ended after that close.
+async function underCellLock<T>(opts: EngineOptions, cell: string, command: string, waitMs: number, body: () => Promise<T>): Promise<T> {
+  const lock = await lockCell(statePaths(opts.stateDir), cell, command, waitMs);
+  try {
+    return await body();
+  } finally {
+    await lock.release();
+  }
+}
+
 // Record how the session ended. Waits for the lock longer than a start does: the session
 // happened, and its end belongs in the ledger.
 export async function closeSession(opts: EngineOptions, req: SessionRequest, s: OpenSession, end: SessionEnd): Promise<void> {
   const ms = Date.now() - s.startedAt;
   const how = end.error ? `could not start: ${end.error}` : end.signal ? `killed by ${end.signal}` : `exit ${end.exitCode}`;
-  await withStateLock(
-    { ...opts, lockTimeoutMs: Math.max(opts.lockTimeoutMs ?? 0, 600_000) },
+  const waitMs = Math.max(opts.lockTimeoutMs ?? 0, 600_000);
+  await underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell} (recording its end)`, waitMs, () => withStateLock(
+    { ...opts, lockTimeoutMs: waitMs },
     `lazarus ${req.kind} ${req.cell} (recording its end)`,
     async ({ paths, ledger }) => {
       // with --now, the end is that time plus how long the session ran
@@ -179,5 +193,5 @@ export async function closeSession(opts: EngineOptions, req: SessionRequest, s: 
       });
     },
     { sweep: false },
-  );
+  ));
 }

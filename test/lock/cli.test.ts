@@ -1,4 +1,5 @@
 // A second command while one holds the state dir: it waits up to --lock-timeout, then fails naming the holder.
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireLock } from "../../src/lock/lock.js";
@@ -45,5 +46,18 @@ describe("--lock-timeout", () => {
 
   it.each([["apply"], ["sync"], ["checkpoint"], ["accept"]])("is offered by %s", async (cmd) => {
     expect((await lazarus([cmd, "--help"])).stdout).toContain("--lock-timeout <duration>");
+  });
+});
+
+describe("a cell's lock", () => {
+  it("is never a file outside <state>/locks: a name that is not a cell's is refused", async () => {
+    for (const name of ["../../escaped", "/tmp/abs", "UPPER"]) {
+      const r = await lazarus(["checkpoint", name, "--state-dir", state]);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toContain("is not a cell name");
+    }
+    expect(existsSync(path.join(state, "escaped.lock"))).toBe(false);
+    expect(existsSync(path.join(path.dirname(state), "escaped.lock"))).toBe(false);
+    expect(existsSync("/tmp/abs.lock")).toBe(false);
   });
 });

@@ -35,10 +35,15 @@ describe.skipIf(skipReason)("a committer against the sandbox backend", () => {
     symlinkSync("/proc/self/root", path.join(cfg, "root")); // a link to the whole host tree
     symlinkSync("own.txt", path.join(cfg, "alias")); // a link inside the repo still works
     const script = 'for f in "$@"; do cat "$f" 2>&1; done; ls "$2/" 2>&1 | head -3; echo END';
-    writeFileSync(
-      path.join(cfg, "cells.d", "links.yaml"),
-      cellYaml({ name: "links", extra: "  backend: sandbox", members: [{ identity: "agent:m", restart: "never", command: ["sh", "-c", script, "sh", "./leak", "./root", "./own.txt", "./alias"] }] }),
-    );
+    // Links out of the repo are refused at their line: nothing of the cell is created.
+    const links = path.join(cfg, "cells.d", "links.yaml");
+    writeFileSync(links, cellYaml({ name: "links", extra: "  backend: sandbox", members: [{ identity: "agent:m", restart: "never", command: ["sh", "-c", script, "sh", "./leak", "./root", "./own.txt", "./alias"] }] }));
+    const refused = await run("validate");
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout + refused.stderr).toMatch(/links\.yaml:\d+:\d+: error: .*leak/);
+    expect(existsSync(path.join(state, "cells", "links"))).toBe(false);
+    // The repo's own files (and a link inside it) are bound in; $2 is a dir that does not exist there.
+    writeFileSync(links, cellYaml({ name: "links", extra: "  backend: sandbox", members: [{ identity: "agent:m", restart: "never", command: ["sh", "-c", script, "sh", "./own.txt", "/nonexistent", "./alias"] }] }));
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     await waitFor(() => log("links", "m").includes("END"), 20_000);
     const out = log("links", "m");
@@ -69,5 +74,5 @@ describe.skipIf(skipReason)("a committer against the sandbox backend", () => {
     const mine = report.cells[0]?.checks.filter((c) => c.member === "agent:f") ?? [];
     expect(mine.map((c) => c.detail)).not.toContain("forged");
     expect(mine.map((c) => c.check)).toEqual(expect.arrayContaining(["read a sibling cell", "see a host or sibling process", "host environment"]));
-  });
+  }, 240_000); // a verify run: minutes on a loaded 2-core host
 });

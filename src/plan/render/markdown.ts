@@ -1,11 +1,12 @@
 // A compact plan for a pull-request comment: a table of cells and actions, counts per action and
 // diagnostics. No colour codes; nothing secret (plans never hold credential values or tokens).
-import { formatDiagnostic, type Diagnostic } from "../../config/diagnostics.js";
+import { formatDiagnostic, visible, type Diagnostic } from "../../config/diagnostics.js";
 import type { Plan } from "../plan.js";
 import { summary } from "./text.js";
 import { actionToJson } from "./json.js";
 
-const cell = (text: string): string => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
+// A table cell or code span: control characters escaped (names of files are a committer's), pipes too.
+const cell = (text: string): string => visible(text).replace(/\|/g, "\\|");
 
 export function renderPlanMarkdown(p: Plan, diagnostics: Diagnostic[], revision?: string): string {
   const lines: string[] = [`### Lazarus plan${revision ? ` for \`${revision.slice(0, 12)}\`` : ""}`, ""];
