@@ -173,8 +173,9 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
       return;
     }
     // The exit file's mtime is the member's to set: taken no later than now (a future one would
-    // postpone its restart and reset its failure count) and no earlier than its start.
-    downAt = hung || !m.exit ? now : Math.min(now, Math.max(m.exit.at, at(m.startedAt) || m.exit.at));
+    // postpone its restart and reset its failure count). An earlier one only brings the restart
+    // forward, as an exit time from another clock (a cluster's, a remote host's) may.
+    downAt = hung || !m.exit ? now : Math.min(now, m.exit.at);
     exitCode = hung ? null : (m.exit?.code ?? null);
     failures = downAt - at(m.startedAt) >= BACKOFF_RESET_MS ? 1 : failures + 1;
     status = dm.restart === "never" ? "exited" : dm.restart === "on-failure" && exitCode === 0 ? "completed" : "down";
