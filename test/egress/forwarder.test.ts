@@ -10,7 +10,7 @@ import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PERL_FORWARDER } from "../../src/egress/forwarder-perl.js";
-import { cleanup, freePort, procState, tempDir, waitFor } from "../helpers.js";
+import { ROOT, cleanup, freePort, procState, tempDir, waitFor } from "../helpers.js";
 
 const PERL = "/usr/bin/perl";
 const noPerl = existsSync(PERL) ? undefined : `${PERL} is missing (the forwarder is a Perl script)`;
@@ -106,5 +106,13 @@ describe.skipIf(noPerl)("the egress forwarder", () => {
     await new Promise<void>((r) => echo.listen(sock, r));
     expect((await roundTrip(Buffer.from("again"))).toString()).toBe("again");
     expect(forwarderPids()).toHaveLength(1);
+  });
+});
+
+describe("forwarder.pl", () => {
+  it("compiles (perl -c), as the copy the build puts beside the module", () => {
+    const r = spawnSync("perl", ["-c", path.join(ROOT, "dist", "egress", "forwarder.pl")], { encoding: "utf8" });
+    expect(r.stderr).toContain("syntax OK");
+    expect(r.status).toBe(0);
   });
 });
