@@ -35,6 +35,7 @@ export class WorkQueue {
   constructor(
     private readonly handlers: QueueHandlers,
     private readonly maxWorkers = 8,
+    private readonly backoff: { firstMs: number; maxMs: number } = BACKOFF,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -69,7 +70,7 @@ export class WorkQueue {
   retry(name: string, soonerMs?: number): number {
     const n = (this.failures.get(name) ?? 0) + 1;
     this.failures.set(name, n);
-    const backoff = Math.min(BACKOFF.firstMs * 2 ** Math.min(n - 1, 30), BACKOFF.maxMs);
+    const backoff = Math.min(this.backoff.firstMs * 2 ** Math.min(n - 1, 30), this.backoff.maxMs);
     const delay = soonerMs === undefined ? backoff : Math.min(backoff, soonerMs);
     this.addAfter(name, delay);
     return delay;
