@@ -4,17 +4,24 @@
 import type { Backends } from "../backends/registry.js";
 import { withCells, withStateLock, type Locked } from "../engine.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
-import type { DaemonOptions } from "./context.js";
+import type { HostSettings } from "../host/settings.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 
 export const BUSY = Symbol("state dir busy");
 
+// What of the daemon's options the lock needs.
+export interface LockSettings {
+  stateDir?: string;
+  lockTimeoutMs?: number; // default 5 s
+  hostSettings?: HostSettings;
+}
+
 export class DaemonLock {
   private recovered = false; // the start-up sweep ran (under the lock)
 
   constructor(
-    private readonly opts: DaemonOptions,
+    private readonly opts: LockSettings,
     private readonly backends: Backends,
     private readonly log: Logger,
     private readonly metrics: Metrics,
