@@ -58,7 +58,14 @@ export class Daemon {
     };
     const registry = backends(path.dirname(paths.ledger), process.env, opts.hostSettings ?? hostSettings(process.env), onExit);
     const credentials = (): Promise<CredentialContext> => credentialContext({ ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) }, paths);
-    const queue = new WorkQueue({ reconcile: (names) => this.reconcileCells(names), reconcileAll: () => this.reconcileAll(), crashed: (err) => this.log.error({ err: errorMessage(err) }, "bug: a reconcile threw") }, MAX_WORKERS);
+    const queue = new WorkQueue(
+      {
+        reconcile: (names) => this.reconcileCells(names),
+        reconcileAll: () => this.reconcileAll(),
+        crashed: (err) => this.log.error({ err: errorMessage(err) }, "bug: a reconcile threw"),
+      },
+      MAX_WORKERS,
+    );
     this.ctx = {
       opts,
       paths,
