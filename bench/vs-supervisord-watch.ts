@@ -11,7 +11,9 @@
 // timed), then the daemon starts with its default debounce (200 ms: it waits that long after the
 // last file event, so an editor's several writes make one reconcile); each round writes one new
 // cell with a `sleep 600` member and polls its record until the member is running. supervisord:
-// its own instance (bench/lib/supervisord.ts) with P `sleep 600` programs RUNNING; each round
+// its own instance (bench/lib/supervisord.ts) with P `sleep 3600` programs RUNNING (an hour: on a
+// loaded host the set-up and the daemon's start-up can outlast 10 minutes, and a round waits for
+// all P programs to run); each round
 // writes one more program file and times `supervisorctl update` plus the wait until it RUNS.
 // Processes are stopped by pid or process group only: members by the groups recorded in
 // cell.json, supervisord by its pid.
@@ -45,6 +47,7 @@ const doc = (name: string, member: string): string =>
   ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", "  project: Org/repo#1", "  owner: human:alexander", "  ttl: 24h", "  members:", member, ""].join("\n");
 const observer = "    - {identity: agent:watcher, role: observer}";
 const sleeper = '    - {identity: "agent:a", role: executor, command: ["sleep", "600"]}';
+const PROGRAM = "sleep 3600";
 
 function running(state: string, name: string): boolean {
   try {
@@ -67,7 +70,7 @@ try {
   let t = Date.now();
   execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 256 * 1024 * 1024 });
   console.log(`setup: ${N} cells applied in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-  writePrograms(sup, P);
+  writePrograms(sup, P, PROGRAM);
   await timeUpdate(sup, P);
   daemon = spawn("node", [...(PROF_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROF_DIR] : []), CLI, "watch", "--config", config, "--state-dir", state, "--debounce", `${DEBOUNCE_MS}ms`, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
   t = Date.now();
@@ -83,7 +86,7 @@ try {
   for (let r = 0; r < ROUNDS; r++) {
     await sleep(500); // let the previous reconcile settle
     const lazarusMs = await lazarusRound(`probe-${r}`);
-    writeFileSync(path.join(sup.programsDir, `new${r}.conf`), `[program:new${r}]\ncommand=sleep 600\nautostart=true\nstartsecs=0\n`);
+    writeFileSync(path.join(sup.programsDir, `new${r}.conf`), `[program:new${r}]\ncommand=${PROGRAM}\nautostart=true\nstartsecs=0\n`);
     const supMs = await timeUpdate(sup, P + r + 1, 2);
     rows.push({ lazarus: lazarusMs, supervisord: supMs, ratio: lazarusMs / supMs });
     console.log(`round ${r + 1}: lazarus file → running ${lazarusMs.toFixed(0)} ms (debounce ${DEBOUNCE_MS} ms of it), supervisord file + update → running ${supMs.toFixed(0)} ms, ratio ${(lazarusMs / supMs).toFixed(3)}`);

@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { execa } from "execa";
+import { execa, type ResultPromise } from "execa";
 import { isAlive, procInfo } from "../src/backends/proc.js";
 import type { CellRecord } from "../src/cells/record.js";
 import { sandboxHost } from "../src/backends/sandbox/host.js";
@@ -182,3 +182,54 @@ export function sandboxHostProblem(): string | undefined {
 
 // The error validate gives a sandbox cell on such a host (formatted, at spec.backend).
 export const SANDBOX_UNAVAILABLE = /^(?:.*: )?error: spec\.backend: backend sandbox cannot run on this host: /;
+
+// A `lazarus watch` a test started: its output so far, as text and as parsed JSON lines.
+export interface Watch {
+  child: ResultPromise;
+  readonly logs: string;
+  lines(): Record<string, unknown>[];
+  exited(): boolean;
+}
+
+const watches: ResultPromise[] = [];
+
+// Start `lazarus watch` with these arguments (and environment), collecting its output.
+export function startWatch(args: string[], env: Record<string, string> = {}): Watch {
+  const child = execa("node", [CLI, "watch", ...args], { reject: false, env: { NO_COLOR: "1", ...env } });
+  watches.push(child);
+  let logs = "";
+  child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  const parse = (l: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return { msg: l };
+    }
+  };
+  return {
+    child,
+    get logs() {
+      return logs;
+    },
+    lines: () => logs.split("\n").filter(Boolean).map(parse),
+    exited: () => child.exitCode !== null || child.signalCode !== null,
+  };
+}
+
+// Start `lazarus watch` and wait until it says it is watching; throws with its output if it exits first.
+export async function startWatching(args: string[], env: Record<string, string> = {}, ms = 20_000): Promise<Watch> {
+  const w = startWatch(args, env);
+  await waitFor(() => w.logs.includes('"msg":"watching"') || w.exited(), ms);
+  if (w.exited()) throw new Error(`watch exited at start:\n${w.logs}`);
+  return w;
+}
+
+// End every watch startWatch started (SIGKILL, by its pid: the members it started keep running
+// for cleanup() to end).
+export async function stopWatches(): Promise<void> {
+  for (const c of watches.splice(0)) {
+    c.kill("SIGKILL");
+    await c;
+  }
+}

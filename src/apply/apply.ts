@@ -6,7 +6,7 @@ import path from "node:path";
 import type { StatePaths } from "../cells/layout.js";
 import type { Action } from "../plan/actions.js";
 import type { Ledger } from "../ledger/ledger.js";
-import { assertNever, errorMessage } from "../util/errors.js";
+import { LazarusError, assertNever, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { Journal } from "./journal.js";
 import type { TryCell } from "../lock/cell-lock.js";
@@ -16,7 +16,7 @@ import { DEFAULT_PARALLELISM } from "./parallelism.js";
 
 export type ActionResult =
   | { status: "applied"; action: Action; details: ops.Details }
-  | { status: "failed"; action: Action; error: string }
+  | { status: "failed"; action: Action; error: string; code?: string } // code: the LazarusError's, if it was one
   | { status: "skipped"; action: Action; because: string };
 
 export interface ApplyHooks {
@@ -232,7 +232,7 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
         } catch (err) {
           const error = errorMessage(err);
           if (ops.failureStopsCell(action, err)) failedBefore = error;
-          result = { status: "failed", action, error };
+          result = { status: "failed", action, error, ...(err instanceof LazarusError ? { code: err.code } : {}) };
         }
         settle(i, { result, journaled: true });
       } finally {

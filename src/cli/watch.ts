@@ -22,7 +22,7 @@ export function watchCommand(): Command {
     .option("--ref <ref>", "with --repo: the branch or tag to follow", "main")
     .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
     .addOption(typedOption("--interval <duration>", "with --repo: how often to poll (with ±10% jitter)", { kind: "duration", min: 1 }, { value: 120_000, shown: "2m" }))
-    .addOption(typedOption("--tick <cron>", "how often time rules and member liveness are checked (node-cron, with seconds)", { kind: "cron" }, { value: "*/5 * * * * *", shown: "*/5 * * * * *" }))
+    .addOption(typedOption("--tick <cron>", "how often the members it did not start are checked for liveness (node-cron, with seconds)", { kind: "cron" }, { value: "*/5 * * * * *", shown: "*/5 * * * * *" }))
     .action(
       action(async (o: CommonOpts & BudgetOpts & { repo?: string; ref: string; path?: string; interval: number; debounce: number; resync: number; logLevel: string; metricsPort?: number; metricsHost: string; stopTimeout: number; tick: string; parallelism: number }) => {
         // A long-running daemon that is idle most of the time: V8 sizes its heap for memory rather

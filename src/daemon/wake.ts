@@ -1,5 +1,5 @@
 // When a cell next needs a look without any file change: the earliest of its time rules.
-// Pure: the daemon's clock tick enqueues the cells whose time has come.
+// Pure: the reconcile step returns it as the cell's requeueAfter (src/daemon/outcome.ts).
 import { cronParser } from "../util/cron.js";
 import type { DesiredCell } from "../config/types.js";
 import type { ObservedName } from "../observe/observe.js";
@@ -8,7 +8,20 @@ import { parseTime } from "../util/time.js";
 
 const t = parseTime;
 
+// The earliest time rule of the cell (possibly past: something is due now).
 export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number | undefined {
+  const times = wakeTimes(d, o, now);
+  return times.length > 0 ? Math.min(...times) : undefined;
+}
+
+// The earliest time rule still to come after now: what a cell whose due work failed waits for
+// besides a change (the failed work itself is not retried by its own past time).
+export function nextWakeAfter(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number | undefined {
+  const times = wakeTimes(d, o, now).filter((x) => x > now);
+  return times.length > 0 ? Math.min(...times) : undefined;
+}
+
+function wakeTimes(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number[] {
   const times: number[] = [];
   const live = o?.live?.record;
   if (live) {
@@ -31,6 +44,5 @@ export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined
   const grave = o?.graveyard?.record;
   if (grave) times.push(t(grave.closedAt) + (d?.graceMs ?? grave.graceMs));
   for (const a of o?.archives ?? []) if (a.record?.archivedAt) times.push(t(a.record.archivedAt) + (d?.retentionMs ?? a.record.retentionMs));
-  const future = times.filter((x) => !Number.isNaN(x));
-  return future.length > 0 ? Math.min(...future) : undefined;
+  return times.filter((x) => !Number.isNaN(x));
 }

@@ -61,6 +61,22 @@ function startSpec(state: string, home: string, spawnId: string, command: string
   };
 }
 
+// A process backend and a scratch state dir with a member home, for the tests that start a member
+// straight through the backend; ref: the record of a member so started.
+function backendSetup() {
+  const state = tempDir("lazarus-state-");
+  dirs.push(state);
+  const home = path.join(state, "home");
+  mkdirSync(home, { recursive: true });
+  const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
+  const rec = { name: "c", members: [] } as unknown as CellRecord;
+  const start = (spawnId: string, command: string[]) => backend.start(rec, startSpec(state, home, spawnId, command));
+  return { backend, rec, start };
+}
+
+const ref = (pid: number, startTime: number | undefined, spawnId: string): MemberRecord =>
+  ({ identity: "agent:leaky", pid, startTime, spawnId, status: "running" }) as MemberRecord;
+
 function member(dir: string): MemberRecord {
   return readRecord(dir).members[0] as MemberRecord;
 }
@@ -121,23 +137,17 @@ describe("children a member's leader leaves in its process group", () => {
   });
 
   it("are stopped by the backend's stop, and a group that does not carry the member's spawn id is left alone", async () => {
-    const state = tempDir("lazarus-state-");
-    dirs.push(state);
-    const home = path.join(state, "home");
-    mkdirSync(home, { recursive: true });
-    const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
-    const rec = { name: "c", members: [] } as unknown as CellRecord;
-    const spec = (spawnId: string) => startSpec(state, home, spawnId, LEAKY);
-    const started = await backend.start(rec, spec("spawn-a"));
-    const ref = { identity: "agent:leaky", pid: started.pid, startTime: started.startTime, spawnId: "spawn-a", status: "running" } as MemberRecord;
+    const { backend, rec, start } = backendSetup();
+    const started = await start("spawn-a", LEAKY);
+    const theirs = ref(started.pid, started.startTime, "spawn-a");
     await waitFor(() => !isAlive(started.pid, started.startTime), 10_000);
     expect(groupAlive(started.pid).length).toBeGreaterThan(0);
 
     // Another member's record naming this group (its pid and start time, not its spawn id): spared.
-    await backend.stop(rec, { ...ref, spawnId: "spawn-other" }, 1000);
+    await backend.stop(rec, { ...theirs, spawnId: "spawn-other" }, 1000);
     expect(groupAlive(started.pid).length, "a group not proved the member's is never signalled").toBeGreaterThan(0);
 
-    await backend.stop(rec, ref, 1000);
+    await backend.stop(rec, theirs, 1000);
     expect(groupAlive(started.pid)).toEqual([]);
   });
 
@@ -145,14 +155,13 @@ describe("children a member's leader leaves in its process group", () => {
     // What a reused pid looks like: the recorded leader is gone (its start time no longer
     // matches) and its pid now leads a group made by setpgid (not setsid) in another session,
     // by a process that copied the member's markers into its environment.
-    const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
+    const { backend, rec } = backendSetup();
     const impostor = spawn("perl", ["-e", "setpgrp(0, 0) or die; exec 'sleep', '60'"], { env: { PATH: process.env.PATH ?? "", LAZARUS_SPAWN_ID: "spawn-a", CELL_ID: "c" }, stdio: "ignore" });
     const pid = impostor.pid as number;
     try {
       await waitFor(() => groupAlive(pid).includes(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"));
       const start = procInfo(pid)?.startTime as number;
-      const rec = { name: "c", members: [] } as unknown as CellRecord;
-      await backend.stop(rec, { identity: "agent:leaky", pid, startTime: start - 1, spawnId: "spawn-a", status: "running" } as MemberRecord, 500);
+      await backend.stop(rec, ref(pid, start - 1, "spawn-a"), 500);
       expect(groupAlive(pid), "the impostor's group is spared").toEqual([pid]);
     } finally {
       impostor.kill("SIGKILL");
@@ -160,17 +169,12 @@ describe("children a member's leader leaves in its process group", () => {
   });
 
   it("a child that ignored SIGTERM and cleared its environment still gets SIGKILL: it was seen in the proved group", async () => {
-    const state = tempDir("lazarus-state-");
-    dirs.push(state);
-    const home = path.join(state, "home");
-    mkdirSync(home, { recursive: true });
-    const backend = new ProcessBackend({ PATH: process.env.PATH ?? "" });
-    const rec = { name: "c", members: [] } as unknown as CellRecord;
+    const { backend, rec, start } = backendSetup();
     const stubborn = ["sh", "-c", `env -i sh -c 'trap "" TERM; while :; do sleep 1; done' & exec sleep 3600`];
-    const started = await backend.start(rec, startSpec(state, home, "spawn-b", stubborn));
+    const started = await start("spawn-b", stubborn);
     await waitFor(() => groupAlive(started.pid).length >= 3, 10_000);
     try {
-      await backend.stop(rec, { identity: "agent:leaky", pid: started.pid, startTime: started.startTime, spawnId: "spawn-b", status: "running" } as MemberRecord, 300);
+      await backend.stop(rec, ref(started.pid, started.startTime, "spawn-b"), 300);
       expect(groupAlive(started.pid)).toEqual([]);
     } finally {
       if (groupAlive(started.pid).length > 0) process.kill(-started.pid, "SIGKILL"); // the group this test started

@@ -4,17 +4,12 @@
 // ledger event and a metric. Real daemon, real members.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, configDir, freePort, isAlive, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, configDir, freePort, isAlive, lazarus, procState, readRecord, startWatching, stopWatches, tempDir, waitFor } from "../helpers.js";
 
 const made: string[] = [];
-const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill("SIGKILL");
-    await c;
-  }
+  await stopWatches();
   cleanup(...made.splice(0));
 });
 
@@ -35,14 +30,7 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
     expect(what.exitCode, what.stderr).toBe(0);
 
     const port = await freePort();
-    let logs = "";
-    const child = execa("node", [CLI, "watch", ...args, "--tick", "* * * * * *", "--metrics-port", String(port), "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
-    children.push(child);
-    child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-    const exited = () => child.exitCode !== null;
-    await waitFor(() => logs.includes('"msg":"watching"') || exited(), 20_000);
-    expect(exited(), `watch exited at start:\n${logs}`).toBe(false);
+    const w = await startWatching([...args, "--tick", "* * * * * *", "--metrics-port", String(port), "--stop-timeout", "2000"]);
 
     // Supervision goes on: the killed member is restarted (after its 10 s backoff).
     const m = readRecord(path.join(state, "cells", "sup")).members[0]!;
@@ -53,15 +41,15 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
       return n.pid !== m.pid && n.status === "running" && isAlive(n.pid, n.startTime);
     };
     await waitFor(restarted, 30_000).catch(() => undefined);
-    expect(restarted(), logs).toBe(true);
+    expect(restarted(), w.logs).toBe(true);
 
     // The time rules wait: old's ttl ended, yet it is not closed.
     expect(readRecord(path.join(state, "cells", "old")).state).toBe("active");
-    expect(exited()).toBe(false);
+    expect(w.exited()).toBe(false);
 
     // Said once: one log line, one ledger event, and the metric.
-    const said = logs.split("\n").filter((l) => l.includes("no time rule"));
-    expect(said.length, logs).toBe(1);
+    const said = w.logs.split("\n").filter((l) => l.includes("no time rule"));
+    expect(said.length, w.logs).toBe(1);
     expect(said[0]).toContain(future);
     const readLedger = () => readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { time: string; action: string; details?: { clock?: string } });
     await waitFor(() => readLedger().some((e) => e.action === "restart"), 10_000); // recorded just after the record is saved

@@ -4,17 +4,12 @@
 // reconciles the cells (with many cells, the long part).
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, readRecord, tempDir, waitFor } from "../helpers.js";
+import { AGENT, cellYaml, cleanup, configDir, isAlive, readRecord, startWatch, stopWatches, tempDir, waitFor } from "../helpers.js";
 
 const made: string[] = [];
-const children: ResultPromise[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    c.kill("SIGKILL");
-    await c;
-  }
+  await stopWatches();
   cleanup(...made.splice(0));
 });
 
@@ -25,17 +20,10 @@ describe("lazarus watch at start", () => {
     const state = tempDir("lazarus-state-");
     const config = configDir({ "cells.d/a.yaml": agentCell("a") });
     made.push(state, config);
-    let logs = "";
-    const child = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--resync", "10m", "--debounce", "50", "--tick", "* * * * * *"], {
-      reject: false,
-      env: { NO_COLOR: "1", LAZARUS_PAUSEPOINT: "daemon:full-pass:3000" },
-    });
-    children.push(child);
-    child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+    const w = startWatch(["--config", config, "--state-dir", state, "--resync", "10m", "--debounce", "50", "--tick", "* * * * * *"], { LAZARUS_PAUSEPOINT: "daemon:full-pass:3000" });
 
     // The files are read; the first pass waits before reconciling them. Now the operator edits one and adds one.
-    await waitFor(() => logs.includes("pausepoint daemon:full-pass"), 20_000);
+    await waitFor(() => w.logs.includes("pausepoint daemon:full-pass"), 20_000);
     writeFileSync(path.join(config, "cells.d", "a.yaml"), agentCell("a", { EDITED: "1" }));
     writeFileSync(path.join(config, "cells.d", "b.yaml"), agentCell("b"));
 
@@ -48,7 +36,7 @@ describe("lazarus watch at start", () => {
       }
     };
     await waitFor(() => member("b") !== undefined && member("a")?.env?.EDITED === "1", 20_000).catch(() => undefined);
-    expect(member("b"), `the added cell runs\n${logs}`).toBeDefined();
+    expect(member("b"), `the added cell runs\n${w.logs}`).toBeDefined();
     expect(member("a")?.env, "the edited cell was restarted with its new env").toEqual({ EDITED: "1" });
   });
 });
