@@ -50,10 +50,20 @@ export function uidRange(env: NodeJS.ProcessEnv = process.env): { first: number;
   return parseRange(env.LAZARUS_UID_RANGE ?? "200000-299999");
 }
 
+// How members start (LAZARUS_SPAWNER): "perl", the default (src/backends/spawner.pl, where the
+// host's perl has its modules; else node after all), or "node" (node's spawn and the node log
+// pump). LAZARUS_LOG_PUMP=node, from when the pump was chosen apart, means node too.
+export function startSetting(env: NodeJS.ProcessEnv = process.env): "perl" | "node" {
+  const problems = settingProblems({ LAZARUS_SPAWNER: env.LAZARUS_SPAWNER, LAZARUS_LOG_PUMP: env.LAZARUS_LOG_PUMP });
+  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
+  return env.LAZARUS_SPAWNER === "node" || env.LAZARUS_LOG_PUMP === "node" ? "node" : "perl";
+}
+
 // Settings from flags first, then Lazarus's environment, then defaults.
 export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
   const problems = settingProblems(env, "bound");
   if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
+  startSetting(env); // a bad one fails here, before any member starts
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
   const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
   const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map((b) => path.resolve(b));

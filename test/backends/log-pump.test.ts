@@ -6,16 +6,17 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, sta
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "../helpers.js";
-import { PERL_PUMP } from "../../src/backends/log-pump-perl.js";
+import { SPAWNER_PL } from "../../src/backends/spawner.js";
 import { which } from "../../src/util/which.js";
 
-// Both pumps on the same cases: node with dist/backends/log-pump.js, and the Perl one spawn.ts
-// prefers where perl has Time::HiRes (.ci/run installs perl).
+// Both pumps on the same cases: node with dist/backends/log-pump.js (the fallback start path's),
+// and the Perl one of spawner.pl (which the spawner runs in a fork of itself; `--pump` runs it
+// alone). .ci/run installs perl.
 const NODE_PUMP = path.join(ROOT, "dist", "backends", "log-pump.js");
 const perl = which("perl", process.env.PATH);
 const PUMPS: [string, string[] | undefined][] = [
   ["node", existsSync(NODE_PUMP) ? [process.execPath, NODE_PUMP] : undefined],
-  ["perl", perl ? [perl, `-e${PERL_PUMP}`] : undefined],
+  ["perl", perl ? [perl, SPAWNER_PL, "--pump"] : undefined],
 ];
 let PUMP: string[] = [];
 const dirs: string[] = [];

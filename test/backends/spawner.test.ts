@@ -1,17 +1,17 @@
-// The Perl spawner an apply starts its members through (src/backends/spawner-perl.ts), driven
-// through its own protocol as spawn.ts drives it: a member with a pump (each a session leader, the
-// pump with an empty environment, holding only its own pipe end; the member's output stamped in
-// its log), a member writing straight to its log, and the refusals: a planted link, a FIFO or a
-// directory where the log goes, a missing command, a missing working directory.
+// The Perl spawner every member starts through (src/backends/spawner.pl), driven through its own
+// protocol as spawner.ts drives it: a member with a pump (each a session leader, the pump with an
+// empty environment, holding only its own pipe end; the member's output stamped in its log), a
+// member writing straight to its log, each exit reported with its status, and the refusals: a
+// planted link, a FIFO or a directory where the log goes, a missing command, a missing working
+// directory. The file itself passes `perl -c`.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PERL_PUMP } from "../../src/backends/log-pump-perl.js";
-import { PERL_SPAWNER } from "../../src/backends/spawner-perl.js";
+import { SPAWNER_PL } from "../../src/backends/spawner.js";
 import { procInfo } from "../../src/backends/proc.js";
 import { which } from "../../src/util/which.js";
-import { tempDir, waitFor } from "../helpers.js";
+import { ROOT, tempDir, waitFor } from "../helpers.js";
 
 const perl = which("perl", process.env.PATH);
 const dirs: string[] = [];
@@ -58,10 +58,17 @@ const fdTargets = (pid: number): string[] =>
   });
 
 describe.skipIf(!perl)("the Perl spawner", () => {
+  it("is a Perl file that compiles (perl -c), shipped beside the built module", () => {
+    const check = spawnSync(perl as string, ["-c", SPAWNER_PL], { encoding: "utf8" });
+    expect(check.stderr).toContain("syntax OK");
+    expect(check.status).toBe(0);
+    expect(existsSync(path.join(ROOT, "dist", "backends", "spawner.pl"))).toBe(true);
+  });
+
   const dir = tempDir("lazarus-spawner-");
   dirs.push(dir);
   beforeAll(() => {
-    spawner = spawn(perl as string, [`-e${PERL_SPAWNER}`, "inline", PERL_PUMP], { stdio: ["pipe", "pipe", "inherit"], env: {} });
+    spawner = spawn(perl as string, [SPAWNER_PL], { stdio: ["pipe", "pipe", "inherit"], env: {} });
     spawner.stdout?.setEncoding("utf8");
     spawner.stdout?.on("data", (d: string) => (replies += d));
   });
@@ -141,6 +148,20 @@ describe.skipIf(!perl)("the Perl spawner", () => {
       .map((fd) => readlinkSync(`/proc/${pump}/fd/${fd}`))
       .filter((t) => t.startsWith(log) && t !== log);
     expect(stale).toEqual([]);
+  });
+
+  it("reports each member's exit with its wait status as soon as it ends, the members' own signal dispositions the defaults", async () => {
+    const [codePid] = await ask({ pump: true, log: path.join(dir, "e.log"), cwd: dir, file: "/bin/sh", args: ["-c", "sleep 0.3; exit 3"], env: {} });
+    const [sigPid] = await ask({ pump: false, log: path.join(dir, "s.log"), cwd: dir, file: "/bin/sh", args: ["-c", "exec sleep 600"], env: {} });
+    groups.push(Number(codePid), Number(sigPid));
+    expect(readFileSync(`/proc/${sigPid}/status`, "utf8")).toMatch(/SigBlk:\s+0+\n/);
+    process.kill(Number(sigPid), "SIGTERM");
+    const exit = (pid: string): string | undefined => replies.split("\n").find((l) => l.startsWith(`E ${pid} `));
+    await waitFor(() => exit(codePid as string) !== undefined && exit(sigPid as string) !== undefined, 20_000);
+    expect(exit(codePid as string)).toBe(`E ${codePid} ${3 << 8}`);
+    expect(exit(sigPid as string)).toBe(`E ${sigPid} 15`);
+    // Reaped: no zombie is left behind by the spawner.
+    expect(procInfo(Number(codePid))).toBeUndefined();
   });
 
   it("without a pump the member writes straight to its log", async () => {

@@ -1,12 +1,14 @@
 // Install like a tool: the tarball `npm pack` makes installs globally into an empty prefix and gives
-// a working `lazarus` (dist/ and schemas/ shipped, dependencies resolved, the bin executable).
+// a working `lazarus` (dist/ and schemas/ shipped, the Perl helpers among them, dependencies
+// resolved, the bin executable); a member applied by it starts through the shipped spawner.
 // The package is packed from this checkout's dist/ (built by `npm test`) with --ignore-scripts, so
 // the build of prepack does not rewrite dist/ under the tests running beside this one.
-import { readFileSync, readdirSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { ROOT, SANDBOX_UNAVAILABLE, cleanup, sandboxHostProblem, tempDir } from "../helpers.js";
+import { ROOT, SANDBOX_UNAVAILABLE, cellYaml, cleanup, configDir, readRecord, sandboxHostProblem, tempDir, waitFor } from "../helpers.js";
+import { spawnerPerl } from "../../src/backends/spawner.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
@@ -42,5 +44,27 @@ describe("npm pack, then npm install -g of the tarball", () => {
     const unit = await execa(bin, ["service", "install", "--dry-run", "--config", ROOT, "--state-dir", path.join(tmp, "state")]);
     const execStart = unit.stdout.split("\n").find((l) => l.startsWith("ExecStart="));
     expect(execStart).toBe(`ExecStart=${process.execPath} ${realpathSync(path.join(prefix, "lib", "node_modules", "lazarus", "dist", "cli.js"))} watch --config ${ROOT}`);
+    // The Perl helpers are in the package, and a member applied by the installed CLI starts
+    // through its spawner (the pump is the spawner's fork, named after the log).
+    const installed = path.join(prefix, "lib", "node_modules", "lazarus", "dist");
+    for (const pl of ["backends/spawner.pl", "egress/forwarder.pl"]) expect(existsSync(path.join(installed, pl)), pl).toBe(true);
+    if (!spawnerPerl()) return console.warn("SKIPPED in part: no perl with POSIX, Errno, Fcntl and Time::HiRes to run the shipped spawner");
+    const state = path.join(tmp, "state");
+    const config = configDir({ "cells.d/p.yaml": cellYaml({ name: "p", members: [{ identity: "agent:p", command: ["sh", "-c", "echo packed; exec sleep 600"] }] }) });
+    dirs.push(config, state);
+    const applied = await execa(bin, ["apply", "--yes", "--config", config, "--state-dir", state], { reject: false, env: { NO_COLOR: "1" } });
+    expect(applied.exitCode, applied.stderr).toBe(0);
+    const log = path.join(state, "cells", "p", ".lazarus", "logs", "p.log");
+    await waitFor(() => existsSync(log) && readFileSync(log, "utf8").includes("packed"), 20_000);
+    expect(readFileSync(log, "utf8")).toMatch(/^\d{4}-\d{2}-\d{2}T\S+Z packed\n$/);
+    const pumps = readdirSync("/proc").filter((e) => /^\d+$/.test(e)).filter((e) => {
+      try {
+        return readFileSync(`/proc/${e}/cmdline`, "utf8").startsWith(`lazarus log-pump ${log}`);
+      } catch {
+        return false;
+      }
+    });
+    expect(pumps.length).toBe(1);
+    expect(readRecord(path.join(state, "cells", "p")).members[0]?.status).toBe("running");
   }, 300_000);
 });
