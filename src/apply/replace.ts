@@ -29,7 +29,8 @@ import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { recordPlanted } from "./guard.js";
 import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
-import { ensureLayout, setDisk, syncFromDesired } from "./ops.js";
+import { ensureLayout, setDisk } from "./ops.js";
+import { syncRecord } from "../cells/fields.js";
 import { restoreReplacing } from "./restore.js";
 
 // The record as the old incarnation had it: what its backend needs to find and release it.
@@ -91,7 +92,7 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     delete rec.sandbox;
     delete rec.containerUid;
     delete rec.containerEngine;
-    syncFromDesired(rec, d);
+    syncRecord(rec, d);
     setDisk(rec, d);
     r.switched = true;
     await saveRecord(cp, rec, env);
