@@ -17,7 +17,7 @@ const CAPABILITIES: Readonly<Record<BackendName, Capabilities>> = {
   sandbox: { diskQuota: true, cellFields: ["network", "egress"] },
   container: { diskQuota: true, cellFields: ["network", "egress", "container"] },
   kubernetes: { diskQuota: false, cellFields: ["network", "egress", "kubernetes"] }, // its volume's size is spec.kubernetes.storage
-  remote: { diskQuota: false, cellFields: [] },
+  remote: { diskQuota: false, cellFields: ["remote"] },
   venv: { diskQuota: false, cellFields: [] },
   docker: { diskQuota: false, cellFields: [] },
 };

@@ -100,7 +100,22 @@ export function diskChange({ d, rec, disk }: Seen): string | undefined {
 
 // A remote cell stays on the host it was made on (its tree and members are there); only how
 // Lazarus reaches it (its key files) follows the declaration.
-const samePlace = (a: NonNullable<CellRecord["remote"]>, b: NonNullable<CellRecord["remote"]>): boolean => a.host === b.host && a.port === b.port && a.user === b.user && a.root === b.root;
+// Another host (or user, port, root) is not followed: the declaration's connection, when it is
+// followed, else undefined.
+type Target = NonNullable<CellRecord["remote"]>;
+const samePlace = (a: Target, b: Target): boolean => a.host === b.host && a.port === b.port && a.user === b.user && a.root === b.root;
+function remoteFollowed(d: DesiredCell, rec: CellRecord): Target | undefined {
+  const t = d.remote?.target;
+  return t && (!rec.remote || samePlace(rec.remote, t)) ? t : undefined;
+}
+
+// The connection fields the record is behind on (identityFile, knownHosts, name).
+function remoteChanges({ d, rec }: Seen): string[] {
+  const t = remoteFollowed(d, rec);
+  if (!t) return [];
+  const was: Partial<Target> = rec.remote ?? {};
+  return (["name", "identityFile", "knownHosts"] as const).filter((k) => (t[k] ?? null) !== (was[k] ?? null));
+}
 
 // The update fields, in the order plan lists them.
 export const UPDATE_FIELDS: readonly UpdateRow[] = [
@@ -192,11 +207,14 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
   {
     field: "remote",
     paths: ["name", "host", "user", "port", "identityFile", "knownHosts", "root"].map((p) => `spec.remote.${p}`),
+    backend: true,
     sync(rec, d) {
-      const t = d.remote?.target;
-      if (t && (!rec.remote || samePlace(rec.remote, t))) rec.remote = { ...t };
+      const t = remoteFollowed(d, rec);
+      if (t) rec.remote = { ...t };
     },
-    changed: () => false, // the connection follows at the next sync; another host is not followed
+    changed: (s) => remoteChanges(s).length > 0,
+    // Lazarus reads the record at every connection: nothing else to do.
+    reason: (s) => `remote ${remoteChanges(s).join(", ")} changed (the next connection uses it; members keep running)`,
   },
 ];
 

@@ -14,6 +14,7 @@ const at = { file: "cells.d/test.yaml", line: 1, col: 1 };
 const entry = (host: string): EgressEntry => ({ host, ports: [80, 443] });
 const egress = (...hosts: string[]): DesiredCell["egress"] => ({ declared: hosts, entries: hosts.map(entry), auto: [] });
 const KUBE = { namespace: "ns", image: "img:1", workload: "pod" as const, storage: "1Gi", accessMode: "ReadWriteOnce" as const, runAsUser: 1000, egress: [] };
+const remote = (host: string, identityFile: string): DesiredCell["remote"] => ({ host, identityFile, knownHosts: "/k", target: { host, port: 22, identityFile, knownHosts: "/k", root: "~/.lazarus/cells" } });
 const IMAGE = { image: "localhost/agent:1", readOnlyRootfs: true };
 
 interface Case {
@@ -63,6 +64,8 @@ const cases: Case[] = [
   { name: "disk quota grown", d: { backend: "sandbox", disk: { bytes: 64 * 1024 ** 2, declared: true, enforced: true, at } }, rec: { disk: { bytes: 32 * 1024 ** 2 } }, disk: { mounted: true, size: 32 * 1024 ** 2, avail: 30 * 1024 ** 2 }, fields: ["disk"], reason: "disk quota 32Mi → 64Mi (the image grows; members restart)" },
   { name: "disk image not mounted", d: { backend: "sandbox", disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: true, at } }, rec: { disk: { bytes: 32 * 1024 ** 2 } }, disk: { mounted: false, size: 0, avail: 0 }, fields: ["disk"], reason: "disk image of 32Mi not mounted: mounted again before members start" },
   { name: "disk quota not enforced", d: { disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: false, at } }, fields: [] },
+  { name: "remote key file", d: { backend: "remote", remote: remote("h", "/keys/b") }, rec: { remote: remote("h", "/keys/a")!.target! }, fields: ["remote"], reason: "remote identityFile changed (the next connection uses it; members keep running)" },
+  { name: "remote host (another host is not followed)", d: { backend: "remote", remote: remote("h2", "/keys/a") }, rec: { remote: remote("h", "/keys/a")!.target! }, fields: [] },
   {
     name: "several fields, in the table's order",
     d: { logs: { keep: 1 }, owner: "human:ezra", labels: { team: "a" }, graceMs: 60_000, credentials: { TOKEN: { env: "TOKEN" } } },
