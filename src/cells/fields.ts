@@ -3,7 +3,7 @@
 // the planner's update detection and its words (cellChanges), what applying an update does (the
 // backend prepares the cell again, members restart), and, for every other field, which action
 // follows it. Every field of schemas/cell.schema.json is named by a row: test/cells/fields.test.ts
-// fails, naming the field, when one is not (docs/architecture.md, "Adding a cell field").
+// fails, naming the field, when one is not (README.md, "A new cell field").
 import type { CellRecord } from "./record.js";
 import type { DesiredCell } from "../config/types.js";
 import { canonicalJson, credentialsDigest } from "../config/digest.js";
