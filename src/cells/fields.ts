@@ -4,8 +4,8 @@
 // backend prepares the cell again, members restart), and, for every other field, which action
 // follows it. Every field of schemas/cell.schema.json is named by a row: test/cells/fields.test.ts
 // fails, naming the field, when one is not (README.md, "A new cell field").
-import type { CellRecord } from "./record.js";
-import type { DesiredCell } from "../config/types.js";
+import type { CellRecord, MemberRecord } from "./record.js";
+import type { DesiredCell, DesiredMember, Resources } from "../config/types.js";
 import { canonicalJson, credentialsDigest } from "../config/digest.js";
 import { formatBytes } from "../config/quantity.js";
 import { egressList } from "../egress/allow.js";
@@ -227,13 +227,93 @@ export const OTHER_FIELDS: readonly OtherRow[] = [
   { paths: ["spec.ttl"], by: "renew", note: "a new ttl renews the cell (or closes it if already past)" },
   { paths: ["spec.state"], by: "close", note: "closed closes the cell" },
   { paths: ["spec.resources.memory", "spec.resources.pids", "spec.resources.cpu"], by: "members", note: "each member's limits unless it declares its own: a change restarts the members it reaches" },
-  { paths: ["spec.members[].identity"], by: "identity", note: "another identity is another member (removed, invited)" },
-  { paths: ["spec.members[].role"], by: "members", note: "roles are immutable: the member leaves and is invited again" },
-  { paths: ["spec.members[].command", "spec.members[].env", "spec.members[].resources.memory", "spec.members[].resources.pids", "spec.members[].resources.cpu"], by: "members", note: "the member's process: a change restarts it" },
-  { paths: ["spec.members[].restart", "spec.members[].heartbeat"], by: "members", note: "read from the declaration at every plan; recorded when the member next starts" },
-  { paths: ["spec.members[].replaces"], by: "members", note: "a substitute stands in while the member it replaces is down" },
-  { paths: ["spec.taskClass", "spec.members[].taskClass", "spec.members[].portfolio", "spec.members[].onPortfolioChange"], by: "portfolio", note: "the member's portfolio is rewritten (and it is signalled or restarted as onPortfolioChange says)" },
+  { paths: ["spec.taskClass"], by: "portfolio", note: "its members' portfolios are chosen again (MEMBER_FIELDS)" },
 ];
+
+// A member's declared field: how the member's record keeps it (written when the member is invited,
+// restarted, substituted or resurrected: the member planner reads the declaration itself), and,
+// for its process, how plan says a change that restarts it.
+export interface MemberRow {
+  paths: readonly string[];
+  by: Handler;
+  note: string;
+  sync?(m: MemberRecord, dm: DesiredMember): void;
+  // Part of the member's process: the words of a restart for it when declaration and record differ.
+  restartFor?(dm: ProcessSpec, m: ProcessSpec): string | undefined;
+}
+
+// What a member's process is started with, as declared or as recorded.
+export type ProcessSpec = { command?: string[] | undefined; env: Record<string, string>; resources?: Resources | undefined };
+const differs = (a: unknown, b: unknown): boolean => canonicalJson(a) !== canonicalJson(b);
+
+export const MEMBER_FIELDS: readonly MemberRow[] = [
+  { paths: ["spec.members[].identity"], by: "identity", note: "another identity is another member (removed, invited); its name is its home" },
+  { paths: ["spec.members[].role"], by: "members", note: "roles are immutable: the member leaves and is invited again" },
+  {
+    paths: ["spec.members[].command"],
+    by: "members",
+    note: "its process: a change restarts it",
+    sync(m, dm) {
+      if (dm.command) m.command = [...dm.command];
+      else delete m.command;
+    },
+    restartFor: (dm, m) => (!differs(dm.command ?? null, m.command ?? null) ? undefined : !m.command ? "command added" : !dm.command ? "command removed" : "command changed"),
+  },
+  {
+    paths: ["spec.members[].env"],
+    by: "members",
+    note: "its process: a change restarts it",
+    sync(m, dm) {
+      m.env = { ...dm.env };
+    },
+    restartFor: (dm, m) => (differs(dm.env, m.env) ? "env changed" : undefined),
+  },
+  {
+    paths: ["spec.members[].resources.memory", "spec.members[].resources.pids", "spec.members[].resources.cpu"],
+    by: "members",
+    note: "its limits (else the cell's spec.resources): a change restarts it",
+    sync(m, dm) {
+      if (Object.keys(dm.resources).length) m.resources = { ...dm.resources };
+      else delete m.resources;
+    },
+    restartFor: (dm, m) => (differs(dm.resources ?? {}, m.resources ?? {}) ? "resources changed" : undefined),
+  },
+  {
+    paths: ["spec.members[].restart", "spec.members[].heartbeat"],
+    by: "members",
+    note: "read from the declaration at every plan; recorded when the member next starts",
+    sync(m, dm) {
+      m.restart = dm.restart;
+      if (dm.heartbeatMs !== undefined) m.heartbeatMs = dm.heartbeatMs;
+      else delete m.heartbeatMs;
+    },
+  },
+  {
+    paths: ["spec.members[].replaces"],
+    by: "members",
+    note: "a substitute stands in while the member it replaces is down",
+    sync(m, dm) {
+      if (dm.replaces) m.replaces = dm.replaces;
+      else delete m.replaces;
+    },
+  },
+  { paths: ["spec.members[].taskClass", "spec.members[].portfolio", "spec.members[].onPortfolioChange"], by: "portfolio", note: "the member's portfolio is rewritten (and it is signalled or restarted as onPortfolioChange says)" },
+];
+
+// The declared process spec and policies, as the member runs from now on.
+export function syncMember(m: MemberRecord, dm: DesiredMember): void {
+  for (const row of MEMBER_FIELDS) row.sync?.(m, dm);
+}
+
+// Why a member's process must restart to run as declared (command, env, limits; key order aside),
+// or undefined when it runs so already.
+export function processChange(dm: ProcessSpec, m: ProcessSpec): string | undefined {
+  for (const row of MEMBER_FIELDS) {
+    const why = row.restartFor?.(dm, m);
+    if (why) return why;
+  }
+  return undefined;
+}
 
 // Whether a change of the row counts for a cell on backend b (see UpdateRow.backend).
 const counts = (row: UpdateRow, d: DesiredCell): boolean => !row.backend || capabilities(d.backend).cellFields.includes(row.field);

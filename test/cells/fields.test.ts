@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { OTHER_FIELDS, UPDATE_FIELDS, cellChanges, syncRecord } from "../../src/cells/fields.js";
+import { MEMBER_FIELDS, OTHER_FIELDS, UPDATE_FIELDS, cellChanges, processChange, syncMember, syncRecord } from "../../src/cells/fields.js";
 import { setDisk } from "../../src/apply/ops.js";
 import type { DesiredCell } from "../../src/config/types.js";
 import type { CellRecord } from "../../src/cells/record.js";
@@ -43,14 +43,14 @@ export function schemaFields(root: Node, node: Node = root, at = ""): string[] {
   return leaf && at ? [at, ...out] : out;
 }
 
-const rowPaths = (): string[] => [...UPDATE_FIELDS, ...OTHER_FIELDS].flatMap((r) => r.paths);
+const rowPaths = (): string[] => [...UPDATE_FIELDS, ...OTHER_FIELDS, ...MEMBER_FIELDS].flatMap((r) => r.paths);
 
 // Schema fields that no row names, each with what to do.
 export function missingRows(schema: Node): string[] {
   const named = new Set(rowPaths());
   return schemaFields(schema)
     .filter((f) => !named.has(f))
-    .map((f) => `schema field ${f} (schemas/cell.schema.json) is in no row of src/cells/fields.ts: add it to an update row (recorded, compared, said in plan) or to OTHER_FIELDS with the action that follows a change`);
+    .map((f) => `schema field ${f} (schemas/cell.schema.json) is in no row of src/cells/fields.ts: add it to an update row (recorded, compared, said in plan), to MEMBER_FIELDS (a member's), or to OTHER_FIELDS with the action that follows a change`);
 }
 
 describe("the table of cell fields", () => {
@@ -133,5 +133,27 @@ describe("each update row", () => {
     expect(cellChanges({ d: after, rec }).map((c) => c.field)).toEqual([field]);
     applied(after, rec);
     expect(cellChanges({ d: after, rec })).toEqual([]);
+  });
+});
+
+// One change per member row that restarts the member's process (a new row needs one here).
+const PROCESS_SAMPLES: Record<string, { change: Partial<DesiredCell["members"][number]>; why: string }> = {
+  "spec.members[].command": { change: { command: ["y"] }, why: "command changed" },
+  "spec.members[].env": { change: { env: { A: "1" } }, why: "env changed" },
+  "spec.members[].resources.memory": { change: { resources: { memoryBytes: 1 << 28 } }, why: "resources changed" },
+};
+
+describe("each member row of a process field", () => {
+  const member = base.members[0]!;
+  it.each(MEMBER_FIELDS.filter((r) => r.restartFor).map((r) => [r.paths[0]!]))("%s: a change restarts the member, and once synced, nothing", (first) => {
+    const sample = PROCESS_SAMPLES[first];
+    expect(sample, `add a sample change for ${first} to PROCESS_SAMPLES`).toBeDefined();
+    const m = recordOf(base).members[0]!;
+    syncMember(m, member);
+    expect(processChange(member, m)).toBeUndefined();
+    const changed = { ...member, ...sample!.change };
+    expect(processChange(changed, m)).toBe(sample!.why);
+    syncMember(m, changed);
+    expect(processChange(changed, m)).toBeUndefined();
   });
 });

@@ -94,3 +94,18 @@ describe("an update of a live cell", () => {
     expect(u.reason).toBe(c.reason);
   });
 });
+
+describe("a member's process", () => {
+  const restartOf = (change: Partial<DesiredCell["members"][number]>) => {
+    const d: DesiredCell = { ...base, members: [{ ...base.members[0]!, ...change }] };
+    const desired = desiredOf({ name: "c1", members: [AGENT] });
+    desired.cells.set("c1", d);
+    return plan(desired, observedOf({ record: recordOf(base) }), T0 + 60_000).actions.map((a) => `${a.kind}: ${a.reason}`);
+  };
+  it("restarts for its command, env or limits, and says which", () => {
+    expect(restartOf({ command: ["node", "b.js"] })).toEqual(["restart: agent:allegro: command changed"]);
+    expect(restartOf({ env: { A: "1" } })).toEqual(["restart: agent:allegro: env changed"]);
+    expect(restartOf({ resources: { memoryBytes: 1 << 28 } })).toEqual(["restart: agent:allegro: resources changed"]);
+    expect(restartOf({ restart: "always", heartbeatMs: 60_000 })).toEqual([]);
+  });
+});
