@@ -46,6 +46,7 @@ export type Handler =
   | "constant" // always the same value
   | "identity" // names the cell or member: another value is another cell or member
   | "creation" // read when the cell is made (a live cell keeps what it was made with)
+  | "refused" // cannot change on a live cell: plan reports the change as an error
   | "replace" // where the cell runs: a change replaces it whole (plan.ts replacementForces)
   | "renew" // a longer life (renew action)
   | "close" // the close action
@@ -56,6 +57,11 @@ export interface OtherRow {
   paths: readonly string[];
   by: Handler;
   note: string;
+  // by "replace": whether the record is behind the declaration. Marked backend: only a backend
+  // whose capabilities list the path in replacedBy is replaced for it (the hook for the backend
+  // contract: a backend says which of its fields force a replacement, the core names none).
+  changed?(s: Seen): boolean;
+  backend?: true;
 }
 
 // A field recorded as declared: sync writes each key (deleted when not declared), and the record is
@@ -222,8 +228,10 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
 export const OTHER_FIELDS: readonly OtherRow[] = [
   { paths: ["apiVersion", "kind"], by: "constant", note: "lazarus/v1, Cell" },
   { paths: ["metadata.name"], by: "identity", note: "another name is another cell" },
-  { paths: ["spec.project", "spec.restoreFrom"], by: "creation", note: "read when the cell is made" },
-  { paths: ["spec.backend", "spec.container.image"], by: "replace", note: "where members run: the cell is replaced whole (close + create from its checkpoint)" },
+  { paths: ["spec.project"], by: "refused", note: "a live cell keeps its project: plan says a change is an error (close the cell first)" },
+  { paths: ["spec.restoreFrom"], by: "creation", note: "read when the cell is made" },
+  { paths: ["spec.backend"], by: "replace", note: "where members run: the cell is replaced whole (close + create from its checkpoint)", changed: ({ d, rec }) => d.backend !== rec.backend },
+  { paths: ["spec.container.image"], by: "replace", backend: true, note: "its members' whole filesystem: the cell is replaced whole", changed: ({ d, rec }) => d.container?.image !== rec.container?.image },
   { paths: ["spec.ttl"], by: "renew", note: "a new ttl renews the cell (or closes it if already past)" },
   { paths: ["spec.state"], by: "close", note: "closed closes the cell" },
   { paths: ["spec.resources.memory", "spec.resources.pids", "spec.resources.cpu"], by: "members", note: "each member's limits unless it declares its own: a change restarts the members it reaches" },
@@ -317,6 +325,16 @@ export function processChange(dm: ProcessSpec, m: ProcessSpec): string | undefin
 
 // Whether a change of the row counts for a cell on backend b (see UpdateRow.backend).
 const counts = (row: UpdateRow, d: DesiredCell): boolean => !row.backend || capabilities(d.backend).cellFields.includes(row.field);
+
+// The declared fields that cannot change in place, as schema paths: another backend (alone: the
+// cell moves, nothing else is compared), or a field its backend is replaced for. Empty: an update.
+export function replacementForces(s: Seen): string[] {
+  const rows = OTHER_FIELDS.filter((r) => r.by === "replace" && r.changed);
+  const moved = rows.find((r) => !r.backend && r.changed?.(s));
+  if (moved) return [...moved.paths];
+  const claimed = capabilities(s.d.backend).replacedBy;
+  return rows.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap((r) => r.paths);
+}
 
 // The update fields where the record is behind the declaration, in the table's order, each with
 // how plan says it.

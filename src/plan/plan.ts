@@ -7,7 +7,7 @@ import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
 import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
-import { cellChanges } from "../cells/fields.js";
+import { cellChanges, replacementForces } from "../cells/fields.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
 import { isUnknown, planMembers } from "./members.js";
@@ -316,7 +316,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   if (ctx.now >= expires) return closeLive(`ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest());
   // Where the cell runs changes (or a replacement was interrupted): replaced whole, members and
   // all, so nothing else of the cell is planned beside it this round.
-  const forces = replacementForces(d, rec);
+  const forces = replacementForces({ d, rec }); // src/cells/fields.ts
   if ((forces.length > 0 || rec.replacing) && heldByUnknown(ctx, live, "replacement")) return true;
   if (forces.length > 0 || rec.replacing) {
     if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
@@ -393,14 +393,6 @@ function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: num
     expiresAt: iso(expires),
     reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
   };
-}
-
-// The declared fields that cannot change in place: the backend, and a container cell's image
-// (its members' whole filesystem). Everything else is an update.
-function replacementForces(d: DesiredCell, rec: CellRecord): string[] {
-  if (d.backend !== rec.backend) return ["spec.backend"];
-  if (d.backend === "container" && d.container?.image !== rec.container?.image) return ["spec.container.image"];
-  return [];
 }
 
 // close + create from the latest checkpoint, as one action (terraform's -/+).

@@ -5,7 +5,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { MEMBER_FIELDS, OTHER_FIELDS, UPDATE_FIELDS, cellChanges, processChange, syncMember, syncRecord } from "../../src/cells/fields.js";
 import { setDisk } from "../../src/apply/ops.js";
-import type { DesiredCell } from "../../src/config/types.js";
+import { BACKENDS, type DesiredCell } from "../../src/config/types.js";
+import { capabilities } from "../../src/backends/capabilities.js";
 import type { CellRecord } from "../../src/cells/record.js";
 import { desiredOf, recordOf } from "../plan/builders.js";
 import { ROOT } from "../helpers.js";
@@ -68,6 +69,15 @@ describe("the table of cell fields", () => {
     expect(missing).toHaveLength(2);
     expect(missing.find((m) => m.includes("spec.quota"))).toMatch(/^schema field spec\.quota \(schemas\/cell\.schema\.json\) is in no row of src\/cells\/fields\.ts/);
     expect(missing.find((m) => m.includes(".nice"))).toMatch(/^schema field spec\.members\[\]\.nice /);
+  });
+
+  it("is what each backend claims: its fields and its replacements name rows marked backend", () => {
+    const updates = new Set(UPDATE_FIELDS.filter((r) => r.backend).map((r) => r.field));
+    const replaces = new Set(OTHER_FIELDS.filter((r) => r.by === "replace" && r.backend).flatMap((r) => r.paths));
+    for (const b of BACKENDS) {
+      expect(capabilities(b).cellFields.filter((f) => !updates.has(f)), b).toEqual([]);
+      expect(capabilities(b).replacedBy.filter((p) => !replaces.has(p)), b).toEqual([]);
+    }
   });
 
   it("names no field twice, nor one the schema lacks", () => {
