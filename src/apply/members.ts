@@ -5,7 +5,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { sameProcessSpec } from "../config/digest.js";
+import { processChange, syncMember } from "../cells/fields.js";
 import { configRelative } from "../config/programs.js";
 import type { DesiredMember } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
@@ -33,20 +33,6 @@ export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): Member
   const m: MemberRecord = { identity: dm.identity, home: dm.home, role: dm.role, env: {}, status: "joined", restarts: 0, joinedAt: iso(env.now) };
   syncMember(m, dm);
   return m;
-}
-
-// The declared process spec and policies, as the member runs from now on.
-export function syncMember(m: MemberRecord, dm: DesiredMember): void {
-  if (dm.command) m.command = [...dm.command];
-  else delete m.command;
-  m.env = { ...dm.env };
-  if (Object.keys(dm.resources).length) m.resources = { ...dm.resources };
-  else delete m.resources;
-  m.restart = dm.restart;
-  if (dm.heartbeatMs !== undefined) m.heartbeatMs = dm.heartbeatMs;
-  else delete m.heartbeatMs;
-  if (dm.replaces) m.replaces = dm.replaces;
-  else delete m.replaces;
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
@@ -249,7 +235,7 @@ export async function restart(a: Extract<Action, { kind: "restart" }>, env: Appl
   const dm = a.desiredMember;
   // A spawn interrupted by a crash may have left the wanted process running: adopt it.
   const unknown = m.status === "starting" || (m.status === "running" && m.startTime === undefined); // found by spawn id below
-  if (!(sameProcessSpec(m, dm) && unknown)) {
+  if (!(processChange(dm, m) === undefined && unknown)) {
     await stopMember(rec, m, env);
     syncMember(m, dm);
     await writePortfolio(cp, rec, m, dm, env);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { cellPaths, memberHome, type CellPaths } from "../cells/layout.js";
 import { transition } from "../cells/lifecycle.js";
 import { RECORD_FORMAT, type CellRecord, type MemberRecord } from "../cells/record.js";
-import { credentialsDigest } from "../config/digest.js";
+import { syncMember, syncRecord, updatePrepares, updateRestarts } from "../cells/fields.js";
 import type { DesiredCell } from "../config/types.js";
 import type { Action } from "../plan/actions.js";
 import { CHECKPOINT_DIRS } from "../checkpoints/checkpoint.js";
@@ -16,14 +16,13 @@ import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, recordText, saveRecord, type ApplyEnv, type Details } from "./context.js";
-import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
+import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python.js";
-import { egressList } from "../egress/allow.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";
 
@@ -43,38 +42,6 @@ export async function ensureLayout(cp_: CellPaths, homes: string[]): Promise<Pla
   for (const f of [cp_.decisions, cp_.spawnLog]) planted.push(...(await ensureRegularOrAbsent(f)));
   for (const f of [cp_.scratchpad, cp_.decisions, cp_.spawnLog]) await touchNoFollow(f);
   return planted;
-}
-
-export function syncFromDesired(rec: CellRecord, d: DesiredCell): void {
-  rec.downedTimeoutMs = d.downedTimeoutMs;
-  rec.inviteTtlMs = d.inviteTtlMs;
-  if (d.checkpoint.schedule) rec.checkpointSchedule = d.checkpoint.schedule;
-  else delete rec.checkpointSchedule;
-  rec.checkpointKeep = d.checkpoint.keep;
-  if (d.checkpoint.compression) rec.checkpointCompression = d.checkpoint.compression;
-  else delete rec.checkpointCompression;
-  if (d.checkpoint.maxBytes !== undefined) rec.checkpointMaxBytes = d.checkpoint.maxBytes;
-  else delete rec.checkpointMaxBytes;
-  rec.labels = { ...d.labels };
-  rec.owner = d.owner;
-  rec.graceMs = d.graceMs;
-  rec.retentionMs = d.retentionMs;
-  rec.policy = { ...d.policy };
-  rec.sourceFile = d.source.file;
-  rec.network = d.network;
-  if (d.egress) rec.egress = egressList(d.egress);
-  else delete rec.egress;
-  if (d.logs) rec.logs = { ...d.logs };
-  else delete rec.logs;
-  if (d.container) rec.container = { ...d.container };
-  else delete rec.container;
-  if (d.kubernetes) rec.kubernetes = structuredClone(d.kubernetes);
-  else delete rec.kubernetes;
-  // A remote cell stays on the host it was created on (its tree and members are there); only how
-  // Lazarus reaches it (key files) follows the declaration.
-  const t = d.remote?.target;
-  if (t && (!rec.remote || (rec.remote.host === t.host && rec.remote.port === t.port && rec.remote.user === t.user && rec.remote.root === t.root))) rec.remote = { ...t };
-  rec.credentialsDigest = credentialsDigest(d.credentials);
 }
 
 // The disk quota a new incarnation starts with (its backend makes the image at prepareCell); a
@@ -112,7 +79,7 @@ async function stageCell(staging: string, d: DesiredCell, values: Record<string,
     members: [],
     updatedAt: iso(env.now),
   };
-  syncFromDesired(rec, d);
+  syncRecord(rec, d);
   setDisk(rec, d);
   // Renamed in already preparing: the invited → preparing step costs no write of its own.
   rec.state = transition(d.name, rec.state, "preparing");
@@ -180,7 +147,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
     await writeCredentials(cp_, rec, d.credentials, env, { values });
   }
-  syncFromDesired(rec, d);
+  syncRecord(rec, d);
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
   await backend.prepareCell(rec, cp_.dir);
@@ -241,19 +208,16 @@ export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv
 export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyEnv): Promise<Details> {
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
-  syncFromDesired(rec, a.desired);
-  if (a.fields.includes("credentials")) {
-    await writeCredentials(cp_, rec, a.desired.credentials, env);
-    await backendOf(env, rec).prepareCell(rec, cp_.dir);
-  }
-  // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
-  if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
-  // A changed egress list reaches the backend's proxy (or policy) without restarting members.
-  else if ((a.fields.includes("egress") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  syncRecord(rec, a.desired);
+  // What each field's change does is its row's in src/cells/fields.ts; the steps of their own:
+  if (a.fields.includes("credentials")) await writeCredentials(cp_, rec, a.desired.credentials, env);
+  // The backend prepares the cell again: a changed egress list reaches its proxy (or policy), a
+  // kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec, members keep running.
+  if (updatePrepares(a.fields)) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
-  if (a.fields.includes("network") || a.fields.includes("container") || a.fields.includes("kubernetes") || venvChanged) {
+  if (updateRestarts(a.fields) || venvChanged) {
     // A member's network namespace, container image and environment are fixed when it starts:
     // restart the running ones into the new ones.
     await saveRecord(cp_, rec, env);
@@ -364,7 +328,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
     delete rec.closeReason;
     delete rec.closedDigest;
   }
-  syncFromDesired(rec, d);
+  syncRecord(rec, d);
   rec.ttlMs = d.ttlMs;
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);

@@ -28,8 +28,9 @@ import { checkpointCell } from "./checkpoint.js";
 import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { recordPlanted } from "./guard.js";
-import { inviteMember, newMember, startMember, stopMember, syncMember, writePortfolio } from "./members.js";
-import { ensureLayout, setDisk, syncFromDesired } from "./ops.js";
+import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
+import { ensureLayout, setDisk } from "./ops.js";
+import { syncMember, syncRecord } from "../cells/fields.js";
 import { restoreReplacing } from "./restore.js";
 
 // The record as the old incarnation had it: what its backend needs to find and release it.
@@ -91,7 +92,7 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     delete rec.sandbox;
     delete rec.containerUid;
     delete rec.containerEngine;
-    syncFromDesired(rec, d);
+    syncRecord(rec, d);
     setDisk(rec, d);
     r.switched = true;
     await saveRecord(cp, rec, env);

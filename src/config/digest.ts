@@ -1,6 +1,6 @@
 // Stable digests of desired state, for change detection without storing values.
 import { hash } from "node:crypto";
-import type { CredentialSource, DesiredCell, Resources } from "./types.js";
+import type { CredentialSource, DesiredCell } from "./types.js";
 
 // JSON with sorted keys, so reordering a YAML mapping changes nothing. Byte for byte what
 // JSON.stringify gives with a replacer that sorts every object's keys (code-unit order; as in any
@@ -48,12 +48,6 @@ export function sha256(text: string): string {
 // A digest of where the credentials come from (file paths, variable names), never of their values.
 export function credentialsDigest(credentials: Record<string, CredentialSource>): string {
   return sha256(canonicalJson(credentials)).slice(0, 16);
-}
-
-// Whether a member would run the same process: same command, env and limits (key order aside).
-type ProcessSpec = { command?: string[] | undefined; env: Record<string, string>; resources?: Resources | undefined };
-export function sameProcessSpec(a: ProcessSpec, b: ProcessSpec): boolean {
-  return canonicalJson(a.command ?? null) === canonicalJson(b.command ?? null) && canonicalJson(a.env) === canonicalJson(b.env) && canonicalJson(a.resources ?? {}) === canonicalJson(b.resources ?? {});
 }
 
 // A digest of one cell's declaration, blind to where it is written (file, line, key order): the

@@ -1,6 +1,6 @@
 // Planning one live cell's members: joins, leaves, downs, restarts with backoff, substitutes and
 // invitations. Pure, like the rest of the planner.
-import { canonicalJson, sameProcessSpec } from "../config/digest.js";
+import { processChange } from "../cells/fields.js";
 import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
 import type { DesiredCell, DesiredMember } from "../config/types.js";
@@ -132,14 +132,14 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   const { cell, now } = ctx;
   // Unknown (see isUnknown): left as it is, counted as up; a changed command or env waits.
   if (isUnknown(m)) {
-    const change = (dm.command || m.command) && !sameProcessSpec(dm, m) ? "; its restart for the changed command or env waits" : "";
+    const change = (dm.command || m.command) && processChange(dm, m) ? "; its restart for the changed command or env waits" : "";
     ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}` });
     if (dm.command) ctx.up.add(dm.identity);
     return;
   }
   // env matters only to a process: a member without a command has nothing to restart.
-  if ((dm.command || m.command) && !sameProcessSpec(dm, m)) {
-    const what = !m.command ? "command added" : !dm.command ? "command removed" : canonicalJson(dm.command) !== canonicalJson(m.command) ? "command changed" : "env changed";
+  const what = dm.command || m.command ? processChange(dm, m) : undefined; // src/cells/fields.ts
+  if (what) {
     ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${what}` });
     if (dm.command) ctx.up.add(dm.identity);
     return;

@@ -1,12 +1,13 @@
 // plan: a pure function of desired state, observed state and the time. No I/O, no clock.
 import type { Diagnostic } from "../config/diagnostics.js";
-import { canonicalJson, credentialsDigest, desiredDigest } from "../config/digest.js";
-import { egressChanged, egressReason, egressSummary } from "./egress.js";
+import { desiredDigest } from "../config/digest.js";
+import { egressSummary } from "./egress.js";
 import { assertNever } from "../util/errors.js";
 import { iso, parseTime, short } from "../util/time.js";
 import { formatDuration } from "../config/durations.js";
 import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
+import { cellChanges, replacementForces } from "../cells/fields.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
 import { isUnknown, planMembers } from "./members.js";
@@ -315,7 +316,7 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   if (ctx.now >= expires) return closeLive(`ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest());
   // Where the cell runs changes (or a replacement was interrupted): replaced whole, members and
   // all, so nothing else of the cell is planned beside it this round.
-  const forces = replacementForces(d, rec);
+  const forces = replacementForces({ d, rec }); // src/cells/fields.ts
   if ((forces.length > 0 || rec.replacing) && heldByUnknown(ctx, live, "replacement")) return true;
   if (forces.length > 0 || rec.replacing) {
     if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
@@ -344,13 +345,11 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     } else ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
   }
   if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
-  const fields = changedFields(d, rec);
-  const disk = diskChange(ctx, d, rec, live);
-  if (disk) fields.push("disk");
-  if (fields.length > 0) {
-    const rotated = credentialsDigest(d.credentials) === rec.credentialsDigest; // same sources, new values
-    const reason = fields.map((f) => fieldReason(f, d, rec, rotated, disk)).join(", ");
-    ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason });
+  diskShrink(ctx, d, rec);
+  const changes = cellChanges({ d, rec, disk: live.disk }); // src/cells/fields.ts: one row a field
+  if (changes.length > 0) {
+    const fields = changes.map((c) => c.field);
+    ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason: changes.map((c) => c.reason).join(", ") });
   }
   ctx.out.push(...members.actions);
   ctx.pending.push(...members.pending);
@@ -362,21 +361,13 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   return true;
 }
 
-// What an update does to the cell's disk quota, in words, or undefined: an image that is not
-// mounted (a reboot) is mounted again before members start; a new quota (a cell made before it
-// had one) moves the cell's files onto an image, a larger one grows the image, both with the
-// members stopped. A smaller one is refused (an image is not shrunk under a live cell's files).
-function diskChange(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: ObservedCell): string | undefined {
+// A smaller disk quota than the live cell's: refused (an image is not shrunk under a live cell's
+// files), and said so; the update leaves the disk as it is (see diskChange in src/cells/fields.ts).
+function diskShrink(ctx: CellCtx, d: DesiredCell, rec: CellRecord): void {
   const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
   const have = rec.disk?.bytes;
-  if (have !== undefined && wanted !== undefined && wanted < have) {
-    ctx.diagnostics.push({ severity: "error", ...(d.disk?.at ?? d.source), field: "spec.resources.disk", message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`, hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last` });
-  }
-  if (have !== undefined && live.disk && !live.disk.mounted) return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
-  if (wanted === undefined) return undefined;
-  if (have === undefined) return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
-  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
-  return undefined;
+  if (have === undefined || wanted === undefined || wanted >= have) return;
+  ctx.diagnostics.push({ severity: "error", ...(d.disk?.at ?? d.source), field: "spec.resources.disk", message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`, hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last` });
 }
 
 // The quota reached (under 1 MiB or 1% left to members) or room again (5%, at least 2 MiB): an
@@ -402,14 +393,6 @@ function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: num
     expiresAt: iso(expires),
     reason: `ttl ${formatDuration(rec.ttlMs)} → ${formatDuration(d.ttlMs)}: expires ${short(expires)} (was ${rec.expiresAt})`,
   };
-}
-
-// The declared fields that cannot change in place: the backend, and a container cell's image
-// (its members' whole filesystem). Everything else is an update.
-function replacementForces(d: DesiredCell, rec: CellRecord): string[] {
-  if (d.backend !== rec.backend) return ["spec.backend"];
-  if (d.backend === "container" && d.container?.image !== rec.container?.image) return ["spec.container.image"];
-  return [];
 }
 
 // close + create from the latest checkpoint, as one action (terraform's -/+).
@@ -438,52 +421,3 @@ function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now:
   return `schedule "${d.checkpoint.schedule}" was due at ${short(prev)} (last checkpoint ${last !== undefined ? short(last) : "none"})`;
 }
 
-function changedFields(d: DesiredCell, rec: CellRecord): string[] {
-  const fields: string[] = [];
-  if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
-  if (d.owner !== rec.owner) fields.push("owner");
-  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
-  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && egressChanged(d, rec)) fields.push("egress");
-  if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
-  if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
-  if (d.graceMs !== rec.graceMs) fields.push("grace");
-  if (d.retentionMs !== rec.retentionMs) fields.push("retention");
-  if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");
-  // Sources changed, or (both known) the values behind them: a rotated secret reaches the cell.
-  const rotated = d.credentialsValueDigest !== undefined && rec.credentialsValueDigest !== undefined && d.credentialsValueDigest !== rec.credentialsValueDigest;
-  if (credentialsDigest(d.credentials) !== rec.credentialsDigest || rotated) fields.push("credentials");
-  if (d.downedTimeoutMs !== rec.downedTimeoutMs) fields.push("downedTimeout");
-  if (d.inviteTtlMs !== rec.inviteTtlMs) fields.push("inviteTtl");
-  if ((d.checkpoint.schedule ?? null) !== (rec.checkpointSchedule ?? null) || d.checkpoint.keep !== rec.checkpointKeep || (d.checkpoint.compression ?? null) !== (rec.checkpointCompression ?? null) || (d.checkpoint.maxBytes ?? null) !== (rec.checkpointMaxBytes ?? null)) fields.push("checkpoint");
-  if ((d.python?.digest ?? null) !== (rec.python?.digest ?? null)) fields.push("python");
-  if (canonicalJson(d.logs ?? null) !== canonicalJson(rec.logs ?? null)) fields.push("logs");
-  return fields;
-}
-
-function pythonReason(d: DesiredCell, rec: CellRecord): string {
-  if (!d.python) return "python venv removed (members restart)";
-  const what = d.python.requirements ? `requirements ${d.python.requirements}` : "a bare venv";
-  return `python venv ${rec.python ? `${rec.python.digest} → ${d.python.digest}` : `new`} (${what}; built, then members restart)`;
-}
-
-// How plan says one changed field of an update.
-function fieldReason(f: string, d: DesiredCell, rec: CellRecord, rotated: boolean, disk: string | undefined): string {
-  switch (f) {
-    case "credentials":
-      return rotated ? "credentials rotated" : "credentials changed (redacted)";
-    case "network":
-      return `network ${rec.network ?? "none"} → ${d.network}${egressSummary(d)} (members restart)`;
-    case "container":
-      return `container ${rec.container?.image ?? "?"} → ${d.container?.image ?? "?"} (members restart)`;
-    case "python":
-      return pythonReason(d, rec);
-    case "kubernetes":
-      return "spec.kubernetes changed (members restart)";
-    case "egress":
-      return egressReason(d, rec);
-    case "disk":
-      return disk as string;
-    default:
-      return `${f} changed`;
-  }
-}

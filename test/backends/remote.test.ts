@@ -244,6 +244,37 @@ describe.skipIf(skip)("backend remote", () => {
     expect(alive(pid)).toBe(false);
   }, 600_000);
 
+  it("follows a moved key file: plan updates the cell's remote in place, members keep running, the old file can go", async () => {
+    const e = env();
+    const keys = tempDir("lzr-remote-keys-");
+    dirs.push(keys);
+    const [first, second] = [path.join(keys, "first"), path.join(keys, "second")];
+    for (const k of [first, second]) {
+      writeFileSync(k, readFileSync(host.identityFile));
+      chmodSync(k, 0o600);
+    }
+    const members = [{ identity: "agent:allegro", command: ["sleep", "100003"] }];
+    e.write(cellYaml({ name: "keyed", extra: remoteLines({ ...host, identityFile: first }), members }));
+    expect((await e.run(["apply", "--yes"])).exitCode).toBe(0);
+    const pid = readRecord(path.join(e.state, "cells", "keyed")).members[0]?.pid as number;
+
+    e.write(cellYaml({ name: "keyed", extra: remoteLines({ ...host, identityFile: second }), members }));
+    const plan = JSON.parse((await e.run(["plan", "--json"])).stdout) as { actions: { action: string; fields?: string[]; reason: string }[] };
+    expect(plan.actions).toEqual([expect.objectContaining({ action: "update", fields: ["remote"], reason: "remote identityFile changed (the next connection uses it; members keep running)" })]);
+    const applied = await e.run(["apply", "--yes"]);
+    expect(applied.exitCode, applied.stderr + applied.stdout).toBe(0);
+    expect(readRecord(path.join(e.state, "cells", "keyed")).remote?.identityFile).toBe(second);
+    rmSync(first);
+    const st = await e.status();
+    expect(st.find((c) => c.name === "keyed")).toMatchObject({ state: "active", members: [expect.objectContaining({ status: "running", pid })] });
+    expect(alive(pid)).toBe(true);
+    expect((JSON.parse((await e.run(["plan", "--json"])).stdout) as { actions: unknown[] }).actions).toEqual([]);
+
+    e.write(cellYaml({ name: "keyed", state: "closed", extra: remoteLines({ ...host, identityFile: second }), members }));
+    expect((await e.run(["apply", "--yes"])).exitCode).toBe(0);
+    expect(alive(pid)).toBe(false);
+  }, 600_000);
+
   it("validate names a missing identity file, known_hosts file, ssh client and hosts-file entry at their lines", async () => {
     const e = env();
     e.write(cellYaml({ name: "bad", extra: remoteLines({ ...host, identityFile: "/nonexistent/key", knownHosts: "/nonexistent/known" }) }));

@@ -2,7 +2,8 @@
 import { loadFileText } from "../../src/config/load.js";
 import type { Desired, DesiredCell } from "../../src/config/types.js";
 import type { CellRecord, MemberRecord } from "../../src/cells/record.js";
-import { credentialsDigest, desiredDigest } from "../../src/config/digest.js";
+import { syncMember, syncRecord } from "../../src/cells/fields.js";
+import { desiredDigest } from "../../src/config/digest.js";
 import type { Observed, ObservedCell, ObservedName, Place } from "../../src/observe/observe.js";
 import { cellYaml, type CellOpts } from "../helpers.js";
 
@@ -19,20 +20,14 @@ export function desiredOf(...cells: CellOpts[]): Desired {
 
 // The record apply would have written for a desired cell activated at `activated`.
 export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecord> = {}): CellRecord {
-  const members: MemberRecord[] = d.members.map((m, i) => ({
-    identity: m.identity,
-    home: m.home,
-    role: m.role,
-    ...(m.command ? { command: m.command } : {}),
-    env: m.env,
-    status: m.command ? "running" : "joined",
-    ...(m.command ? { pid: 1000 + i, startTime: 1, startedAt: iso(activated) } : {}),
-    restart: m.restart,
-    ...(m.heartbeatMs ? { heartbeatMs: m.heartbeatMs } : {}),
-    restarts: 0,
-    joinedAt: iso(activated),
-  }));
-  return {
+  const members = d.members.map((dm, i) => {
+    const m: MemberRecord = { identity: dm.identity, home: dm.home, role: dm.role, env: {}, status: dm.command ? "running" : "joined", restarts: 0, joinedAt: iso(activated) };
+    syncMember(m, dm); // its command, env, limits and policies, as apply records them
+    return dm.command ? { ...m, pid: 1000 + i, startTime: 1, startedAt: iso(activated) } : m;
+  });
+  // The declared fields are written by the table apply writes them with (syncRecord); the rest is
+  // what create leaves.
+  const rec: CellRecord = {
     formatVersion: 1,
     uid: `uid-${d.name}`,
     name: d.name,
@@ -40,26 +35,21 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
     project: d.project,
     owner: d.owner,
     backend: d.backend,
-    labels: d.labels,
+    labels: {},
     sourceFile: d.source.file,
     ttlMs: d.ttlMs,
     graceMs: d.graceMs,
     retentionMs: d.retentionMs,
     policy: d.policy,
-    credentialsDigest: credentialsDigest(d.credentials),
-    downedTimeoutMs: d.downedTimeoutMs,
-    inviteTtlMs: d.inviteTtlMs,
-    ...(d.checkpoint.schedule ? { checkpointSchedule: d.checkpoint.schedule } : {}),
-    checkpointKeep: d.checkpoint.keep,
-    ...(d.checkpoint.compression ? { checkpointCompression: d.checkpoint.compression } : {}),
-    ...(d.checkpoint.maxBytes !== undefined ? { checkpointMaxBytes: d.checkpoint.maxBytes } : {}),
+    credentialsDigest: "",
     createdAt: iso(activated),
     activatedAt: iso(activated),
     expiresAt: iso(activated + d.ttlMs),
     members,
     updatedAt: iso(activated),
-    ...over,
   };
+  syncRecord(rec, d); // every declared field, as apply records it (src/cells/fields.ts)
+  return Object.assign(rec, over);
 }
 
 export function closedRecordOf(d: DesiredCell, closedAt: number, over: Partial<CellRecord> = {}): CellRecord {
