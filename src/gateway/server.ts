@@ -45,13 +45,15 @@ interface Attempt {
 }
 
 const HEALTH_KEEP = 1000;
+const KEY_RECHECK_MS = 1000;
+const KEY_MAX_BYTES = 64 << 10;
 
 export class Gateway {
   readonly server: http.Server;
   private byToken = new Map<string, Caller>();
   private providers = new Map<string, GatewayProvider>();
   private readonly health = new Map<string, HealthEvent[]>(); // by cell incarnation
-  private readonly keys = new Map<string, { mtimeMs: number; value: string }>();
+  private readonly keys = new Map<string, { checked: number; value: string | undefined }>();
   private readonly usage: UsageBook;
   private readonly events: RotatingLog;
   private readonly now: () => number;
@@ -84,6 +86,7 @@ export class Gateway {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.events.close();
+    await this.usage.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -238,17 +241,13 @@ export class Gateway {
     this.health.set(caller.cell.uid, list);
   }
 
-  // A provider's key, from the operator's secrets root (re-read when the file changes).
+  // A provider's key, from the operator's secrets root: looked up again at most once a second (a
+  // rotated key is used from the next second on), never per call.
   private async keyOf(p: GatewayProvider): Promise<string | undefined> {
-    if (!this.opts.host.secretsDir) return undefined;
-    const found = await secretPath(p.keyFile, this.opts.host as HostSettings, "provider keys", "openai/key");
-    if (!found.ok) return undefined;
-    const st = await stat(found.path).catch(() => undefined);
-    if (!st?.isFile() || st.size > 64 << 10) return undefined;
-    const hit = this.keys.get(found.path);
-    if (hit?.mtimeMs === st.mtimeMs) return hit.value;
-    const value = (await readFile(found.path, "utf8")).trim();
-    this.keys.set(found.path, { mtimeMs: st.mtimeMs, value });
+    const hit = this.keys.get(p.name);
+    if (hit && this.now() - hit.checked < KEY_RECHECK_MS) return hit.value;
+    const value = await readKey(p, this.opts.host);
+    this.keys.set(p.name, { checked: this.now(), value });
     return value;
   }
 
@@ -304,6 +303,15 @@ function relayError(res: ServerResponse, status: number, headers: http.IncomingH
   if (last) out["x-lazarus-model"] = last.model;
   res.writeHead(status, { ...out, "content-length": body.length });
   res.end(body);
+}
+
+async function readKey(p: GatewayProvider, host: Pick<HostSettings, "secretsDir">): Promise<string | undefined> {
+  if (!host.secretsDir) return undefined;
+  const found = await secretPath(p.keyFile, host as HostSettings, "provider keys", "openai/key");
+  if (!found.ok) return undefined;
+  const st = await stat(found.path).catch(() => undefined);
+  if (!st?.isFile() || st.size > KEY_MAX_BYTES) return undefined;
+  return (await readFile(found.path, "utf8")).trim() || undefined;
 }
 
 function retryAfter(headers: http.IncomingHttpHeaders): number | undefined {
