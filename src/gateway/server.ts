@@ -4,7 +4,7 @@
 // cell's model health between its members), relays streams as they arrive, counts usage against
 // the cell's budget and records every call as an event. Provider keys never leave this process.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { nextModel, type HealthEvent } from "../portfolio/next.js";
 import type { ErrorClass } from "../portfolio/types.js";
@@ -37,6 +37,11 @@ interface Caller {
   member: GatewayMember;
 }
 
+interface Door {
+  cellUid: string;
+  home: string;
+}
+
 interface Attempt {
   model: string;
   provider: string;
@@ -57,6 +62,7 @@ export class Gateway {
   private readonly usage: UsageBook;
   private readonly events: RotatingLog;
   private readonly now: () => number;
+  private readonly doors = new Map<string, http.Server>();
 
   constructor(private readonly opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
@@ -82,18 +88,43 @@ export class Gateway {
     });
   }
 
+  // A member's own door: a unix socket (bridged into its network namespace) on which only that
+  // member's token is accepted, so a token that leaks to another member or cell is refused there.
+  async listenMember(socketPath: string, cellUid: string, home: string): Promise<void> {
+    await this.closeMember(socketPath);
+    const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res, { cellUid, home }));
+    await rm(socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => resolve());
+    });
+    this.doors.set(socketPath, server);
+  }
+
+  async closeMember(socketPath: string): Promise<void> {
+    const s = this.doors.get(socketPath);
+    if (!s) return;
+    this.doors.delete(socketPath);
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
   async close(): Promise<void> {
+    for (const p of [...this.doors.keys()]) await this.closeMember(p);
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.events.close();
     await this.usage.close();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, door?: Door): Promise<void> {
     const api = apiFor(req);
     try {
       const caller = this.authenticate(req);
       if (!caller) return answer(res, api, "auth", "invalid token: use the token Lazarus gave this member");
+      if (door && (door.cellUid !== caller.cell.uid || door.home !== caller.member.home)) {
+        return answer(res, api, "auth", "this token belongs to another member: use your own");
+      }
       const url = (req.url ?? "/").split("?")[0];
       if (req.method === "GET" && url === "/v1/models") return this.listModels(res, api, caller);
       if (req.method !== "POST" || url !== api.route) {

@@ -1,6 +1,7 @@
 // The model gateway against the official SDKs (openai, @anthropic-ai/sdk) as clients, and
 // stand-in providers (standin.ts: no provider is reachable from here) as upstreams.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
@@ -148,5 +149,27 @@ describe("model gateway", () => {
     await rm(path.join(gatewayCellsDir(state), "alpha.json"));
     await gw.reload();
     await expect(client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
+
+describe("a member's own door", () => {
+  it("accepts only that member's token on its socket", async () => {
+    await writeCell("gamma", ["one", "two"], portfolio("solo", [["gpt-ok", "so"]]));
+    await gw.reload();
+    const sock = path.join(dir, "one.sock");
+    await gw.listenMember(sock, "gamma-uid", "one");
+    const call = (who: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: sock, path: "/v1/chat/completions", method: "POST", headers: { authorization: `Bearer ${tokens.get(who)}`, "content-type": "application/json" } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }));
+      });
+    expect(await call("gamma/one")).toBe(200);
+    expect(await call("gamma/two")).toBe(401); // a teammate's token, on this member's door
+    expect(await call("beta/coder")).toBe(401); // another cell's token
+    await gw.closeMember(sock);
   });
 });
