@@ -64,11 +64,19 @@ export class Gateway {
   private readonly now: () => number;
   private readonly doors = new Map<string, http.Server>();
 
-  constructor(private readonly opts: GatewayOptions) {
+  constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
     this.usage = new UsageBook(usageDir(opts.stateRoot));
     this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+  }
+
+  // New settings from the operator (the process re-reads them on SIGHUP): where the provider table
+  // and the secrets root are. Takes effect at the next reload.
+  configure(host: Pick<HostSettings, "secretsDir">, env: NodeJS.ProcessEnv): void {
+    this.opts.host = host;
+    this.opts.env = env;
+    this.keys.clear();
   }
 
   // Read the cell files and the operator's provider table again (SIGHUP, or a cell changed).

@@ -77,3 +77,35 @@ export async function readGatewayCells(stateRoot: string, onBad?: (why: string) 
   }
   return out;
 }
+
+// What the gateway process is started with (written by whoever ensures it runs; read on reload).
+export interface GatewaySettings {
+  providersFile?: string; // LAZARUS_PROVIDERS
+  secretsDir?: string; // LAZARUS_SECRETS_DIR
+  port?: number; // LAZARUS_GATEWAY_PORT; unset: the port it had before, else one the kernel picks
+}
+
+export interface GatewayRecord {
+  pid: number;
+  startTime: number;
+  port: number;
+}
+
+export const gatewaySettingsFile = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "settings.json");
+export const gatewayRecordFile = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "gateway.json");
+
+export async function readGatewaySettings(stateRoot: string): Promise<GatewaySettings> {
+  try {
+    return JSON.parse(await readFile(gatewaySettingsFile(stateRoot), "utf8")) as GatewaySettings;
+  } catch {
+    return {};
+  }
+}
+
+export async function readGatewayRecord(stateRoot: string): Promise<GatewayRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(gatewayRecordFile(stateRoot), "utf8")) as GatewayRecord;
+  } catch {
+    return undefined;
+  }
+}
