@@ -2743,7 +2743,7 @@ return errors === 0;
 }
 
 export const validatePortfolio = validate15;
-const schema27 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
+const schema27 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/portfolio.schema.json","title":"Lazarus Portfolio","description":"A fallback model portfolio (apiVersion lazarus/v1, kind Portfolio): the models an agent tries, in order, and when it moves on.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1"},"kind":{"const":"Portfolio"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio's name; `default` applies to everyone no other portfolio claims."}}},"spec":{"type":"object","additionalProperties":false,"required":["models"],"properties":{"appliesTo":{"type":"object","additionalProperties":false,"description":"Which agents and task classes this portfolio is for.","properties":{"agents":{"type":"array","items":{"type":"string","minLength":1},"description":"Agent names (the part after agent:)."},"taskClasses":{"type":"array","items":{"type":"string","minLength":1},"description":"Task classes, e.g. code, review."}}},"models":{"type":"array","minItems":1,"maxItems":8,"description":"Ordered: the primary first.","items":{"type":"object","additionalProperties":false,"required":["model","provider"],"properties":{"model":{"type":"string","minLength":1},"provider":{"type":"string","minLength":1},"contextWindow":{"type":"integer","minimum":1,"description":"Tokens of context; used by --needs-context and context_window fallbacks."},"tools":{"type":"boolean","description":"Whether the model can call tools; used by --needs-tools."},"price":{"type":"object","additionalProperties":false,"required":["input","output"],"description":"What a million tokens cost, in the currency a cell's budget.cost is counted in; the model gateway counts each call's cost from it.","properties":{"input":{"type":"number","minimum":0,"description":"Per million prompt (input) tokens, cached ones included."},"output":{"type":"number","minimum":0,"description":"Per million completion (output) tokens."}}}}}},"retries":{"type":"object","additionalProperties":false,"properties":{"attempts":{"type":"integer","minimum":0,"maximum":10,"default":2,"description":"Same-model retries after a transient error before moving on."},"backoff":{"$ref":"#/definitions/duration","default":"2s","description":"Wait before the first retry; doubles with each."},"maxRetryAfter":{"$ref":"#/definitions/duration","default":"60s","description":"A provider asking to wait longer than this is not retried: the next model is used."}}},"cooldown":{"type":"object","additionalProperties":false,"properties":{"allowedFails":{"type":"integer","minimum":1,"default":3},"window":{"$ref":"#/definitions/duration","default":"60s"},"duration":{"$ref":"#/definitions/duration","default":"5m"}}},"fallbackOn":{"type":"array","items":{"$ref":"#/definitions/errorClass"},"default":["rate_limit","timeout","server_error","context_window","content_policy","auth"],"description":"The errors after which the next model is tried."},"contextWindowFallbacks":{"type":"array","items":{"type":"string"},"description":"After context_window: try these models (by name) instead of the plain order."},"contentPolicyFallbacks":{"type":"array","items":{"type":"string"},"description":"After content_policy: try these models (by name) instead of the plain order."}}}},"definitions":{"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},"errorClass":{"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]}}};
 const schema28 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"};
 const schema32 = {"enum":["rate_limit","timeout","server_error","context_window","content_policy","auth"]};
 
@@ -3072,7 +3072,7 @@ vErrors.push(err25);
 errors++;
 }
 for(const key4 in data11){
-if(!((((key4 === "model") || (key4 === "provider")) || (key4 === "contextWindow")) || (key4 === "tools"))){
+if(!(((((key4 === "model") || (key4 === "provider")) || (key4 === "contextWindow")) || (key4 === "tools")) || (key4 === "price"))){
 const err26 = {instancePath:instancePath+"/spec/models/" + i2,schemaPath:"#/properties/spec/properties/models/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err26];
@@ -3170,9 +3170,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-}
-else {
-const err34 = {instancePath:instancePath+"/spec/models/" + i2,schemaPath:"#/properties/spec/properties/models/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data11.price !== undefined){
+let data16 = data11.price;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(data16.input === undefined){
+const err34 = {instancePath:instancePath+"/spec/models/" + i2+"/price",schemaPath:"#/properties/spec/properties/models/items/properties/price/required",keyword:"required",params:{missingProperty: "input"},message:"must have required property '"+"input"+"'"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -3181,10 +3183,8 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-}
-else {
-const err35 = {instancePath:instancePath+"/spec/models",schemaPath:"#/properties/spec/properties/models/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data16.output === undefined){
+const err35 = {instancePath:instancePath+"/spec/models/" + i2+"/price",schemaPath:"#/properties/spec/properties/models/items/properties/price/required",keyword:"required",params:{missingProperty: "output"},message:"must have required property '"+"output"+"'"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -3193,13 +3193,9 @@ vErrors.push(err35);
 }
 errors++;
 }
-}
-if(data4.retries !== undefined){
-let data16 = data4.retries;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
 for(const key5 in data16){
-if(!(((key5 === "attempts") || (key5 === "backoff")) || (key5 === "maxRetryAfter"))){
-const err36 = {instancePath:instancePath+"/spec/retries",schemaPath:"#/properties/spec/properties/retries/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(!((key5 === "input") || (key5 === "output"))){
+const err36 = {instancePath:instancePath+"/spec/models/" + i2+"/price",schemaPath:"#/properties/spec/properties/models/items/properties/price/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -3209,10 +3205,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data16.attempts !== undefined){
-let data17 = data16.attempts;
-if(!(((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17))) && (isFinite(data17)))){
-const err37 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data16.input !== undefined){
+let data17 = data16.input;
+if((typeof data17 == "number") && (isFinite(data17))){
+if(data17 < 0 || isNaN(data17)){
+const err37 = {instancePath:instancePath+"/spec/models/" + i2+"/price/input",schemaPath:"#/properties/spec/properties/models/items/properties/price/properties/input/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -3221,9 +3218,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-if((typeof data17 == "number") && (isFinite(data17))){
-if(data17 > 10 || isNaN(data17)){
-const err38 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
+}
+else {
+const err38 = {instancePath:instancePath+"/spec/models/" + i2+"/price/input",schemaPath:"#/properties/spec/properties/models/items/properties/price/properties/input/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -3232,8 +3229,12 @@ vErrors.push(err38);
 }
 errors++;
 }
-if(data17 < 0 || isNaN(data17)){
-const err39 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data16.output !== undefined){
+let data18 = data16.output;
+if((typeof data18 == "number") && (isFinite(data18))){
+if(data18 < 0 || isNaN(data18)){
+const err39 = {instancePath:instancePath+"/spec/models/" + i2+"/price/output",schemaPath:"#/properties/spec/properties/models/items/properties/price/properties/output/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -3243,12 +3244,8 @@ vErrors.push(err39);
 errors++;
 }
 }
-}
-if(data16.backoff !== undefined){
-let data18 = data16.backoff;
-if(typeof data18 === "string"){
-if(!pattern18.test(data18)){
-const err40 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+else {
+const err40 = {instancePath:instancePath+"/spec/models/" + i2+"/price/output",schemaPath:"#/properties/spec/properties/models/items/properties/price/properties/output/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -3258,8 +3255,9 @@ vErrors.push(err40);
 errors++;
 }
 }
+}
 else {
-const err41 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err41 = {instancePath:instancePath+"/spec/models/" + i2+"/price",schemaPath:"#/properties/spec/properties/models/items/properties/price/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -3269,11 +3267,9 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data16.maxRetryAfter !== undefined){
-let data19 = data16.maxRetryAfter;
-if(typeof data19 === "string"){
-if(!pattern18.test(data19)){
-const err42 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+}
+else {
+const err42 = {instancePath:instancePath+"/spec/models/" + i2,schemaPath:"#/properties/spec/properties/models/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -3283,8 +3279,9 @@ vErrors.push(err42);
 errors++;
 }
 }
+}
 else {
-const err43 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err43 = {instancePath:instancePath+"/spec/models",schemaPath:"#/properties/spec/properties/models/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -3294,9 +3291,12 @@ vErrors.push(err43);
 errors++;
 }
 }
-}
-else {
-const err44 = {instancePath:instancePath+"/spec/retries",schemaPath:"#/properties/spec/properties/retries/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data4.retries !== undefined){
+let data19 = data4.retries;
+if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
+for(const key6 in data19){
+if(!(((key6 === "attempts") || (key6 === "backoff")) || (key6 === "maxRetryAfter"))){
+const err44 = {instancePath:instancePath+"/spec/retries",schemaPath:"#/properties/spec/properties/retries/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -3306,12 +3306,10 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data4.cooldown !== undefined){
-let data20 = data4.cooldown;
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-for(const key6 in data20){
-if(!(((key6 === "allowedFails") || (key6 === "window")) || (key6 === "duration"))){
-const err45 = {instancePath:instancePath+"/spec/cooldown",schemaPath:"#/properties/spec/properties/cooldown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(data19.attempts !== undefined){
+let data20 = data19.attempts;
+if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
+const err45 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -3320,11 +3318,9 @@ vErrors.push(err45);
 }
 errors++;
 }
-}
-if(data20.allowedFails !== undefined){
-let data21 = data20.allowedFails;
-if(!(((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21))) && (isFinite(data21)))){
-const err46 = {instancePath:instancePath+"/spec/cooldown/allowedFails",schemaPath:"#/properties/spec/properties/cooldown/properties/allowedFails/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data20 == "number") && (isFinite(data20))){
+if(data20 > 10 || isNaN(data20)){
+const err46 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10},message:"must be <= 10"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -3333,9 +3329,8 @@ vErrors.push(err46);
 }
 errors++;
 }
-if((typeof data21 == "number") && (isFinite(data21))){
-if(data21 < 1 || isNaN(data21)){
-const err47 = {instancePath:instancePath+"/spec/cooldown/allowedFails",schemaPath:"#/properties/spec/properties/cooldown/properties/allowedFails/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data20 < 0 || isNaN(data20)){
+const err47 = {instancePath:instancePath+"/spec/retries/attempts",schemaPath:"#/properties/spec/properties/retries/properties/attempts/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -3346,11 +3341,11 @@ errors++;
 }
 }
 }
-if(data20.window !== undefined){
-let data22 = data20.window;
-if(typeof data22 === "string"){
-if(!pattern18.test(data22)){
-const err48 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data19.backoff !== undefined){
+let data21 = data19.backoff;
+if(typeof data21 === "string"){
+if(!pattern18.test(data21)){
+const err48 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -3361,7 +3356,7 @@ errors++;
 }
 }
 else {
-const err49 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err49 = {instancePath:instancePath+"/spec/retries/backoff",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -3371,11 +3366,11 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data20.duration !== undefined){
-let data23 = data20.duration;
-if(typeof data23 === "string"){
-if(!pattern18.test(data23)){
-const err50 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data19.maxRetryAfter !== undefined){
+let data22 = data19.maxRetryAfter;
+if(typeof data22 === "string"){
+if(!pattern18.test(data22)){
+const err50 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -3386,7 +3381,7 @@ errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err51 = {instancePath:instancePath+"/spec/retries/maxRetryAfter",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -3398,7 +3393,7 @@ errors++;
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/spec/cooldown",schemaPath:"#/properties/spec/properties/cooldown/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err52 = {instancePath:instancePath+"/spec/retries",schemaPath:"#/properties/spec/properties/retries/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -3408,14 +3403,12 @@ vErrors.push(err52);
 errors++;
 }
 }
-if(data4.fallbackOn !== undefined){
-let data24 = data4.fallbackOn;
-if(Array.isArray(data24)){
-const len3 = data24.length;
-for(let i3=0; i3<len3; i3++){
-let data25 = data24[i3];
-if(!((((((data25 === "rate_limit") || (data25 === "timeout")) || (data25 === "server_error")) || (data25 === "context_window")) || (data25 === "content_policy")) || (data25 === "auth"))){
-const err53 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema32.enum},message:"must be equal to one of the allowed values"};
+if(data4.cooldown !== undefined){
+let data23 = data4.cooldown;
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+for(const key7 in data23){
+if(!(((key7 === "allowedFails") || (key7 === "window")) || (key7 === "duration"))){
+const err53 = {instancePath:instancePath+"/spec/cooldown",schemaPath:"#/properties/spec/properties/cooldown/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -3425,9 +3418,10 @@ vErrors.push(err53);
 errors++;
 }
 }
-}
-else {
-const err54 = {instancePath:instancePath+"/spec/fallbackOn",schemaPath:"#/properties/spec/properties/fallbackOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data23.allowedFails !== undefined){
+let data24 = data23.allowedFails;
+if(!(((typeof data24 == "number") && (!(data24 % 1) && !isNaN(data24))) && (isFinite(data24)))){
+const err54 = {instancePath:instancePath+"/spec/cooldown/allowedFails",schemaPath:"#/properties/spec/properties/cooldown/properties/allowedFails/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -3436,14 +3430,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-}
-if(data4.contextWindowFallbacks !== undefined){
-let data26 = data4.contextWindowFallbacks;
-if(Array.isArray(data26)){
-const len4 = data26.length;
-for(let i4=0; i4<len4; i4++){
-if(typeof data26[i4] !== "string"){
-const err55 = {instancePath:instancePath+"/spec/contextWindowFallbacks/" + i4,schemaPath:"#/properties/spec/properties/contextWindowFallbacks/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data24 == "number") && (isFinite(data24))){
+if(data24 < 1 || isNaN(data24)){
+const err55 = {instancePath:instancePath+"/spec/cooldown/allowedFails",schemaPath:"#/properties/spec/properties/cooldown/properties/allowedFails/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -3454,8 +3443,11 @@ errors++;
 }
 }
 }
-else {
-const err56 = {instancePath:instancePath+"/spec/contextWindowFallbacks",schemaPath:"#/properties/spec/properties/contextWindowFallbacks/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data23.window !== undefined){
+let data25 = data23.window;
+if(typeof data25 === "string"){
+if(!pattern18.test(data25)){
+const err56 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -3465,13 +3457,8 @@ vErrors.push(err56);
 errors++;
 }
 }
-if(data4.contentPolicyFallbacks !== undefined){
-let data28 = data4.contentPolicyFallbacks;
-if(Array.isArray(data28)){
-const len5 = data28.length;
-for(let i5=0; i5<len5; i5++){
-if(typeof data28[i5] !== "string"){
-const err57 = {instancePath:instancePath+"/spec/contentPolicyFallbacks/" + i5,schemaPath:"#/properties/spec/properties/contentPolicyFallbacks/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+else {
+const err57 = {instancePath:instancePath+"/spec/cooldown/window",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -3481,9 +3468,11 @@ vErrors.push(err57);
 errors++;
 }
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/contentPolicyFallbacks",schemaPath:"#/properties/spec/properties/contentPolicyFallbacks/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data23.duration !== undefined){
+let data26 = data23.duration;
+if(typeof data26 === "string"){
+if(!pattern18.test(data26)){
+const err58 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -3493,9 +3482,8 @@ vErrors.push(err58);
 errors++;
 }
 }
-}
 else {
-const err59 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err59 = {instancePath:instancePath+"/spec/cooldown/duration",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -3507,12 +3495,121 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err60 = {instancePath:instancePath+"/spec/cooldown",schemaPath:"#/properties/spec/properties/cooldown/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err60];
 }
 else {
 vErrors.push(err60);
+}
+errors++;
+}
+}
+if(data4.fallbackOn !== undefined){
+let data27 = data4.fallbackOn;
+if(Array.isArray(data27)){
+const len3 = data27.length;
+for(let i3=0; i3<len3; i3++){
+let data28 = data27[i3];
+if(!((((((data28 === "rate_limit") || (data28 === "timeout")) || (data28 === "server_error")) || (data28 === "context_window")) || (data28 === "content_policy")) || (data28 === "auth"))){
+const err61 = {instancePath:instancePath+"/spec/fallbackOn/" + i3,schemaPath:"#/definitions/errorClass/enum",keyword:"enum",params:{allowedValues: schema32.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
+}
+errors++;
+}
+}
+}
+else {
+const err62 = {instancePath:instancePath+"/spec/fallbackOn",schemaPath:"#/properties/spec/properties/fallbackOn/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err62];
+}
+else {
+vErrors.push(err62);
+}
+errors++;
+}
+}
+if(data4.contextWindowFallbacks !== undefined){
+let data29 = data4.contextWindowFallbacks;
+if(Array.isArray(data29)){
+const len4 = data29.length;
+for(let i4=0; i4<len4; i4++){
+if(typeof data29[i4] !== "string"){
+const err63 = {instancePath:instancePath+"/spec/contextWindowFallbacks/" + i4,schemaPath:"#/properties/spec/properties/contextWindowFallbacks/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+}
+}
+else {
+const err64 = {instancePath:instancePath+"/spec/contextWindowFallbacks",schemaPath:"#/properties/spec/properties/contextWindowFallbacks/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+if(data4.contentPolicyFallbacks !== undefined){
+let data31 = data4.contentPolicyFallbacks;
+if(Array.isArray(data31)){
+const len5 = data31.length;
+for(let i5=0; i5<len5; i5++){
+if(typeof data31[i5] !== "string"){
+const err65 = {instancePath:instancePath+"/spec/contentPolicyFallbacks/" + i5,schemaPath:"#/properties/spec/properties/contentPolicyFallbacks/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+}
+else {
+const err66 = {instancePath:instancePath+"/spec/contentPolicyFallbacks",schemaPath:"#/properties/spec/properties/contentPolicyFallbacks/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+}
+}
+else {
+const err67 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+}
+}
+else {
+const err68 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
 }
 errors++;
 }

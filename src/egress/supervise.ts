@@ -3,80 +3,38 @@
 // and start time. Whoever reconciles calls ensureProxy: a live proxy is told to reload, a dead one
 // is started again. While none runs, members' connections to it are refused: their network
 // namespace has no other way out.
-import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive } from "../backends/proc.js";
+import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
 import { LazarusError } from "../util/errors.js";
 import { egressSettings, type EgressSettings } from "./settings.js";
 import { SOCKET_NAME, egressDir, proxyRecordFile, readCellFiles, writeSettingsFile, type ProxyRecord } from "./state.js";
 
-const MARK = "LAZARUS_EGRESS_PROXY"; // in the proxy's environment: the state dir it serves
-const START_TIMEOUT_MS = 10_000;
-
-async function readRecord(stateRoot: string): Promise<ProxyRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(proxyRecordFile(stateRoot), "utf8")) as ProxyRecord;
-  } catch {
-    return undefined;
-  }
-}
-
-// Whether pid is this state dir's live proxy: recorded start time, and our mark in its environment.
-function isOurs(rec: ProxyRecord | undefined, stateRoot: string): rec is ProxyRecord {
-  if (!rec || !isAlive(rec.pid, rec.startTime)) return false;
-  try {
-    return readFileSync(`/proc/${rec.pid}/environ`, "utf8").split("\0").includes(`${MARK}=${path.resolve(stateRoot)}`);
-  } catch {
-    return false;
-  }
+// The proxy as a detached helper of its state dir.
+function proxy(stateRoot: string): Detached {
+  return {
+    what: "the egress proxy",
+    stateRoot,
+    dir: egressDir(stateRoot),
+    main: "egress/main.js",
+    record: proxyRecordFile(stateRoot),
+    log: path.join(egressDir(stateRoot), "proxy.log"),
+    mark: "LAZARUS_EGRESS_PROXY",
+    errorCode: "EGRESS_PROXY_FAILED",
+  };
 }
 
 // The running proxy of this state dir, if any.
-export async function runningProxy(stateRoot: string): Promise<ProxyRecord | undefined> {
-  const rec = await readRecord(stateRoot);
-  return isOurs(rec, stateRoot) ? rec : undefined;
-}
-
-// Where the proxy's entry point is (dist/egress/main.js beside this module once built).
-function mainScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.endsWith(".ts") ? path.join(path.dirname(here), "..", "..", "dist", "egress", "main.js") : path.join(path.dirname(here), "main.js");
+export function runningProxy(stateRoot: string): Promise<ProxyRecord | undefined> {
+  return runningDetached<ProxyRecord>(proxy(stateRoot));
 }
 
 // Make sure the proxy runs with these bounds and has read the cell files: reload a live one,
 // start a dead one. Returns its pid.
 export async function ensureProxy(stateRoot: string, settings: EgressSettings): Promise<number> {
   await writeSettingsFile(stateRoot, settings);
-  const live = await runningProxy(stateRoot);
-  if (live) {
-    process.kill(live.pid, "SIGHUP");
-    return live.pid;
-  }
-  const log = openSync(path.join(egressDir(stateRoot), "proxy.log"), "a", 0o600);
-  try {
-    const child = spawn(process.execPath, [mainScript(), path.resolve(stateRoot)], {
-      detached: true,
-      stdio: ["ignore", log, log],
-      cwd: "/",
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", [MARK]: path.resolve(stateRoot) },
-    });
-    child.unref();
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      const rec = await readRecord(stateRoot);
-      if (rec?.pid === child.pid && isOurs(rec, stateRoot)) return rec.pid;
-      if (child.exitCode !== null) break;
-      await sleep(10);
-    }
-  } finally {
-    closeSync(log);
-  }
-  throw new LazarusError("EGRESS_PROXY_FAILED", `the egress proxy of ${stateRoot} did not start; see ${path.join(egressDir(stateRoot), "proxy.log")}`);
+  return ensureDetached(proxy(stateRoot));
 }
 
 // Wait until the proxy answers on a member's socket (after ensureProxy asked it to reload).
@@ -110,15 +68,11 @@ export async function keepEgressProxy(stateRoot: string, hostEnv: NodeJS.Process
 }
 
 // Stop this state dir's proxy (tests; a host being taken down).
-export async function stopProxy(stateRoot: string): Promise<void> {
-  const live = await runningProxy(stateRoot);
-  if (!live) return;
-  process.kill(live.pid, "SIGTERM");
-  for (let i = 0; i < 500 && isAlive(live.pid, live.startTime); i++) await sleep(10);
+export function stopProxy(stateRoot: string): Promise<void> {
+  return stopDetached(proxy(stateRoot));
 }
 
 // Tell a running proxy to read its files again (nothing when none runs).
-export async function reloadProxy(stateRoot: string): Promise<void> {
-  const live = await runningProxy(stateRoot);
-  if (live) process.kill(live.pid, "SIGHUP");
+export function reloadProxy(stateRoot: string): Promise<void> {
+  return reloadDetached(proxy(stateRoot));
 }

@@ -24,7 +24,9 @@ export const WELL_KNOWN_PROVIDERS: Readonly<Record<string, string>> = {
 
 export interface ProviderRow {
   name: string;
+  api?: "openai" | "anthropic"; // the HTTP API it speaks (the model gateway's business)
   baseUrl?: string;
+  keyFile?: string; // under the secrets root (the model gateway's business)
 }
 
 export interface ForgeRow {
@@ -69,14 +71,31 @@ function readTable(variable: string, file: string | undefined, key: string): unk
   return rows;
 }
 
-// LAZARUS_PROVIDERS: `providers: [{name, api, baseUrl, keyFile}]` (only name and baseUrl used here).
+// LAZARUS_PROVIDERS: `providers: [{name, api, baseUrl, keyFile}]`.
 export function providerTable(env: NodeJS.ProcessEnv = process.env): ProviderRow[] {
-  return readTable("LAZARUS_PROVIDERS", env.LAZARUS_PROVIDERS, "providers").map((r, i) => {
-    const row = r as { name?: unknown; baseUrl?: unknown };
-    if (typeof row.name !== "string") throw new LazarusError("BAD_SETTING", `LAZARUS_PROVIDERS ${env.LAZARUS_PROVIDERS}: providers[${i}] has no name`);
-    if (row.baseUrl !== undefined && (typeof row.baseUrl !== "string" || !urlEntry(row.baseUrl))) throw new LazarusError("BAD_SETTING", `LAZARUS_PROVIDERS ${env.LAZARUS_PROVIDERS}: providers[${i}].baseUrl is not an http(s) URL with a host name`);
-    return { name: row.name, ...(typeof row.baseUrl === "string" ? { baseUrl: row.baseUrl } : {}) };
-  });
+  return readTable("LAZARUS_PROVIDERS", env.LAZARUS_PROVIDERS, "providers").map((r, i) => providerRow(r, i, env));
+}
+
+function providerRow(r: unknown, i: number, env: NodeJS.ProcessEnv): ProviderRow {
+  const row = (r ?? {}) as { name?: unknown; api?: unknown; baseUrl?: unknown; keyFile?: unknown };
+  const bad = (what: string): never => {
+    throw new LazarusError("BAD_SETTING", `LAZARUS_PROVIDERS ${env.LAZARUS_PROVIDERS}: providers[${i}]${what}`);
+  };
+  if (typeof row.name !== "string") bad(" has no name");
+  if (row.baseUrl !== undefined && (typeof row.baseUrl !== "string" || !urlEntry(row.baseUrl))) {
+    bad(".baseUrl is not an http(s) URL with a host name");
+  }
+  if (row.api !== undefined && row.api !== "openai" && row.api !== "anthropic") bad(".api is neither openai nor anthropic");
+  const keyFile = row.keyFile;
+  if (keyFile !== undefined && (typeof keyFile !== "string" || !keyFile || keyFile.startsWith("/") || keyFile.split("/").includes(".."))) {
+    bad(".keyFile must be a path relative to the secrets root, without ..");
+  }
+  return {
+    name: row.name as string,
+    ...(row.api ? { api: row.api as "openai" | "anthropic" } : {}),
+    ...(typeof row.baseUrl === "string" ? { baseUrl: row.baseUrl } : {}),
+    ...(typeof keyFile === "string" ? { keyFile } : {}),
+  };
 }
 
 // LAZARUS_FORGES: `forges: [{match, kind, url, tokenFile}]` (only match and url used here).

@@ -12,6 +12,7 @@ export interface ModelSpec {
   provider: string;
   contextWindow?: number;
   tools?: boolean;
+  price?: { input: number; output: number }; // per million tokens, in the budget's currency
 }
 
 export interface Portfolio {

@@ -126,6 +126,14 @@ describe("portfolio resolution", () => {
     const r = loadPortfolioText("portfolios/p.yaml", yaml("x", "  models: [{model: m, provider: p}]\n  contextWindowFallbacks: [other]"));
     expect(r.diagnostics.map(formatDiagnostic)[0]).toContain('spec.contextWindowFallbacks[0]: model "other" is not in spec.models');
   });
+
+  it("takes a model's price per million tokens, and refuses a negative one at its line", () => {
+    const ok = loadPortfolioText("portfolios/p.yaml", yaml("x", "  models: [{model: m, provider: p, price: {input: 3, output: 15}}]"));
+    expect(ok.diagnostics).toEqual([]);
+    expect(ok.portfolios[0]?.models[0]?.price).toEqual({ input: 3, output: 15 });
+    const bad = loadPortfolioText("portfolios/p.yaml", yaml("x", "  models:\n    - model: m\n      provider: p\n      price: {input: -1, output: 15}"));
+    expect(bad.diagnostics.map(formatDiagnostic)[0]).toMatch(/portfolios\/p\.yaml:\d+:\d+: error: spec\.models\[0\]\.price\.input/);
+  });
 });
 
 describe("the legacy import", () => {

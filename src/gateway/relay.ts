@@ -1,0 +1,98 @@
+// A provider's successful answer to the member: a stream relayed chunk by chunk as it arrives
+// (server-sent events, parsed on the side for usage), any other body whole. The gateway's headers
+// say which model served it and how many attempts it took.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ApiShape, Usage } from "./apis.js";
+import { SseSplitter, eventData } from "./sse.js";
+
+export interface Served {
+  res: IncomingMessage;
+  stripUsageChunk: boolean;
+  at: { model: string; provider: string };
+}
+
+export interface Relayed {
+  usage?: Usage;
+  firstByteMs?: number;
+  complete: boolean; // the provider's body ended normally and the member took it all
+}
+
+const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade"]);
+
+export function relaySuccess(res: ServerResponse, api: ApiShape, s: Served, meta: { attempts: number; fallback?: string }): Promise<Relayed> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(s.res.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+  headers["x-lazarus-model"] = s.at.model;
+  headers["x-lazarus-provider"] = s.at.provider;
+  headers["x-lazarus-attempts"] = String(meta.attempts);
+  if (meta.fallback) headers["x-lazarus-fallback"] = meta.fallback.replace(/[^\x20-\x7e]/g, "?");
+  const sse = /text\/event-stream/i.test(String(s.res.headers["content-type"] ?? ""));
+  return sse ? relayStream(res, api, s, headers) : relayWhole(res, api, s, headers);
+}
+
+async function relayWhole(res: ServerResponse, api: ApiShape, s: Served, headers: Record<string, string | string[]>): Promise<Relayed> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const chunk of s.res) parts.push(chunk as Buffer);
+  } catch {
+    res.destroy();
+    return { complete: false };
+  }
+  const body = Buffer.concat(parts);
+  let usage: Usage | undefined;
+  try {
+    usage = api.usageOf(JSON.parse(body.toString("utf8")));
+  } catch {
+    usage = undefined;
+  }
+  res.writeHead(s.res.statusCode ?? 200, { ...headers, "content-length": body.length });
+  res.end(body);
+  return { ...(usage ? { usage } : {}), complete: true };
+}
+
+function relayStream(res: ServerResponse, api: ApiShape, s: Served, headers: Record<string, string | string[]>): Promise<Relayed> {
+  const started = performance.now();
+  let firstByteMs: number | undefined;
+  const counter = api.streamUsage();
+  const split = new SseSplitter();
+  res.writeHead(s.res.statusCode ?? 200, headers);
+  res.flushHeaders();
+  return new Promise<Relayed>((resolve) => {
+    const done = (complete: boolean): void => {
+      const usage = counter.usage();
+      resolve({ ...(usage ? { usage } : {}), ...(firstByteMs !== undefined ? { firstByteMs } : {}), complete });
+    };
+    s.res.on("data", (chunk: Buffer) => {
+      firstByteMs ??= performance.now() - started;
+      const events = split.push(chunk.toString("utf8"));
+      const keep = s.stripUsageChunk ? events.filter((e) => !skip(api, e, counter)) : events;
+      if (!s.stripUsageChunk) for (const e of events) counter.see(eventData(e));
+      const out = s.stripUsageChunk ? keep.join("") : chunk;
+      if (out.length > 0 && !res.write(out)) s.res.pause();
+    });
+    res.on("drain", () => s.res.resume());
+    s.res.on("end", () => {
+      const tail = split.flush();
+      if (tail && s.stripUsageChunk) res.write(tail);
+      res.end();
+      done(true);
+    });
+    s.res.on("error", () => {
+      res.destroy();
+      done(false);
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) {
+        s.res.destroy();
+        done(false);
+      }
+    });
+  });
+}
+
+// An event to drop from an OpenAI stream: the usage chunk the gateway asked for (it is counted).
+function skip(api: ApiShape, event: string, counter: { see(d: unknown): void }): boolean {
+  const data = eventData(event);
+  counter.see(data);
+  return api.isUsageChunk(data);
+}

@@ -1,0 +1,378 @@
+// The model gateway of one state dir: members call it with the providers' own APIs and their
+// per-incarnation token; it picks the model from the member's resolved portfolio, calls the
+// provider with the operator's key, falls back on the portfolio's error classes (sharing each
+// cell's model health between its members), relays streams as they arrive, counts usage against
+// the cell's budget and records every call as an event. Provider keys never leave this process.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { readFile, rm, stat } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { nextModel, type HealthEvent } from "../portfolio/next.js";
+import type { ErrorClass } from "../portfolio/types.js";
+import { secretPath } from "../host/secrets.js";
+import type { HostSettings } from "../host/settings.js";
+import { RotatingLog } from "../util/rotating-log.js";
+import { errorMessage } from "../util/errors.js";
+import { APIS, classify, type ApiShape, type GatewayError } from "./apis.js";
+import { gatewayProviders, type GatewayProvider } from "./providers.js";
+import { relaySuccess, type Served } from "./relay.js";
+import { gatewayEventsFile, readGatewayCells, tokenDigest, usageDir } from "./state.js";
+import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
+import { UsageBook, overBudget } from "./usage.js";
+import { callProvider, readSmall } from "./upstream.js";
+
+export const PORTFOLIO_ALIAS = "portfolio";
+
+export interface GatewayOptions {
+  stateRoot: string;
+  host: Pick<HostSettings, "secretsDir">;
+  env?: NodeJS.ProcessEnv; // where LAZARUS_PROVIDERS is read from
+  now?: () => number;
+  headersTimeoutMs?: number; // per attempt, until the provider's response headers
+  maxBodyBytes?: number;
+  maxEventBytes?: number;
+}
+
+interface Caller {
+  cell: GatewayCellFile;
+  member: GatewayMember;
+}
+
+interface Door {
+  cellUid: string;
+  home: string;
+}
+
+interface Attempt {
+  model: string;
+  provider: string;
+  reason: string;
+  failed?: ErrorClass;
+}
+
+const HEALTH_KEEP = 1000;
+const KEY_RECHECK_MS = 1000;
+const KEY_MAX_BYTES = 64 << 10;
+
+export class Gateway {
+  readonly server: http.Server;
+  private byToken = new Map<string, Caller>();
+  private providers = new Map<string, GatewayProvider>();
+  private readonly health = new Map<string, HealthEvent[]>(); // by cell incarnation
+  private readonly keys = new Map<string, { checked: number; value: string | undefined }>();
+  private readonly usage: UsageBook;
+  private readonly events: RotatingLog;
+  private readonly now: () => number;
+  private readonly doors = new Map<string, http.Server>();
+
+  constructor(private opts: GatewayOptions) {
+    this.now = opts.now ?? Date.now;
+    this.usage = new UsageBook(usageDir(opts.stateRoot));
+    this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20);
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+  }
+
+  // New settings from the operator (the process re-reads them on SIGHUP): where the provider table
+  // and the secrets root are. Takes effect at the next reload.
+  configure(host: Pick<HostSettings, "secretsDir">, env: NodeJS.ProcessEnv): void {
+    this.opts.host = host;
+    this.opts.env = env;
+    this.keys.clear();
+  }
+
+  // Read the cell files and the operator's provider table again (SIGHUP, or a cell changed).
+  async reload(onBad?: (why: string) => void): Promise<void> {
+    const byToken = new Map<string, Caller>();
+    for (const cell of await readGatewayCells(this.opts.stateRoot, onBad)) {
+      for (const member of cell.members) byToken.set(member.tokenDigest, { cell, member });
+    }
+    this.byToken = byToken;
+    this.providers = gatewayProviders(this.opts.env);
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+    });
+  }
+
+  // A member's own door: a unix socket (bridged into its network namespace) on which only that
+  // member's token is accepted, so a token that leaks to another member or cell is refused there.
+  async listenMember(socketPath: string, cellUid: string, home: string): Promise<void> {
+    await this.closeMember(socketPath);
+    const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res, { cellUid, home }));
+    await rm(socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => resolve());
+    });
+    this.doors.set(socketPath, server);
+  }
+
+  async closeMember(socketPath: string): Promise<void> {
+    const s = this.doors.get(socketPath);
+    if (!s) return;
+    this.doors.delete(socketPath);
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  async close(): Promise<void> {
+    for (const p of [...this.doors.keys()]) await this.closeMember(p);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.events.close();
+    await this.usage.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, door?: Door): Promise<void> {
+    const api = apiFor(req);
+    try {
+      const caller = this.authenticate(req);
+      if (!caller) return answer(res, api, "auth", "invalid token: use the token Lazarus gave this member");
+      if (door && (door.cellUid !== caller.cell.uid || door.home !== caller.member.home)) {
+        return answer(res, api, "auth", "this token belongs to another member: use your own");
+      }
+      const url = (req.url ?? "/").split("?")[0];
+      if (req.method === "GET" && url === "/v1/models") return this.listModels(res, api, caller);
+      if (req.method !== "POST" || url !== api.route) {
+        return answer(res, api, "model", `the model gateway serves POST ${APIS.openai.route}, POST ${APIS.anthropic.route} and GET /v1/models`);
+      }
+      await this.complete(req, res, api, caller);
+    } catch (err) {
+      if (!res.headersSent) answer(res, api, "upstream", `model gateway: ${errorMessage(err)}`);
+      else res.destroy();
+    }
+  }
+
+  private authenticate(req: IncomingMessage): Caller | undefined {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
+    const key = req.headers["x-api-key"];
+    const token = bearer ?? (typeof key === "string" ? key : undefined);
+    return token ? this.byToken.get(tokenDigest(token)) : undefined;
+  }
+
+  private listModels(res: ServerResponse, api: ApiShape, caller: Caller): void {
+    const models = this.modelsOf(caller.member.portfolio, api).map((m) => ({ id: m.model, provider: m.provider }));
+    send(res, 200, api.modelList([...models, { id: PORTFOLIO_ALIAS, provider: "lazarus" }]));
+  }
+
+  private modelsOf(p: PortfolioDoc, api: ApiShape): PortfolioDoc["models"] {
+    return p.models.filter((m) => this.providers.get(m.provider)?.api === api.name);
+  }
+
+  private async complete(req: IncomingMessage, res: ServerResponse, api: ApiShape, caller: Caller): Promise<void> {
+    const started = this.now();
+    const body = await readBody(req, this.opts.maxBodyBytes ?? 32 << 20);
+    if (body === "too_large") return answer(res, api, "too_large", "the request body is larger than the gateway accepts");
+    if (!body || typeof body.model !== "string") return answer(res, api, "bad_request", "the request needs a JSON body with a model");
+    const portfolio = this.chainFor(caller.member.portfolio, api, body.model);
+    if (typeof portfolio === "string") return answer(res, api, "model", portfolio);
+    const spent = await this.budgetLeft(caller);
+    if (spent) {
+      this.event(caller, { api: api.name, asked: body.model, status: 429, refused: `budget: ${spent}`, latencyMs: 0 });
+      return answer(res, api, "budget", `the budget of cell ${caller.cell.cell} is spent (${spent}); it frees up as usage leaves its window`);
+    }
+    const ac = new AbortController();
+    res.on("close", () => ac.abort());
+    await this.attempts(req, res, { api, caller, portfolio, body, started, signal: ac.signal });
+  }
+
+  // The portfolio to serve a request for `asked` from: the whole chain for the alias (or the
+  // portfolio's own name), the chain from that model on for a model in it; a message otherwise.
+  private chainFor(p: PortfolioDoc, api: ApiShape, asked: string): PortfolioDoc | string {
+    const models = this.modelsOf(p, api);
+    if (models.length === 0) return `portfolio ${p.name} has no model served through the ${api.name} API`;
+    if (asked === PORTFOLIO_ALIAS || asked === p.name) return { ...p, models };
+    const i = models.findIndex((m) => m.model === asked);
+    if (i < 0) {
+      return `model ${asked} is not in portfolio ${p.name} for the ${api.name} API: ask for ${PORTFOLIO_ALIAS} or one of ${models.map((m) => m.model).join(", ")}`;
+    }
+    return { ...p, models: [...models.slice(i), ...models.slice(0, i)] };
+  }
+
+  private async budgetLeft(caller: Caller): Promise<string | undefined> {
+    const b = caller.cell.budget;
+    if (!b) return undefined;
+    return overBudget(b, await this.usage.spent(caller.cell.cell, this.now(), b.periodMs));
+  }
+
+  private async attempts(req: IncomingMessage, res: ServerResponse, run: Run): Promise<void> {
+    const { caller, portfolio } = run;
+    // The cell's model health as this request found it: its own failures count for later requests
+    // (and the other members), not for the order of this one's chain.
+    const health = [...this.healthOf(caller)];
+    const tried: Attempt[] = [];
+    let last: Failure | undefined;
+    let afterError: ErrorClass | undefined;
+    let retryAfterMs: number | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const next = nextModel({ portfolio, attempt, ...(afterError ? { afterError } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), health, now: this.now() });
+      if (!next.ok) return this.giveUp(res, run, tried, last, next.reason);
+      if (next.waitMs > 0) await sleep(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs), undefined, { signal: run.signal }).catch(() => undefined);
+      if (run.signal.aborted) return;
+      const at: Attempt = { model: next.model.model, provider: next.model.provider, reason: next.reason };
+      tried.push(at);
+      const out = await this.once(req, run, at);
+      if (out.kind === "served") return this.served(res, run, tried, out.reply);
+      if (out.kind === "final") return relayError(res, out.status, out.headers, out.body, tried);
+      at.failed = out.cls;
+      this.report(caller, at.model, out.cls);
+      afterError = out.cls;
+      retryAfterMs = out.retryAfterMs;
+      if (out.response) last = out.response;
+    }
+  }
+
+  // One attempt: served, a failure worth the next model, or the member's own error (final).
+  private async once(req: IncomingMessage, run: Run, at: Attempt): Promise<Once> {
+    const provider = this.providers.get(at.provider);
+    const key = provider ? await this.keyOf(provider) : undefined;
+    if (!provider || key === undefined) return { kind: "failed", cls: "auth" };
+    const prepared = run.api.prepare(run.body, at.model);
+    const reply = await callProvider({
+      api: run.api, provider, key, body: Buffer.from(JSON.stringify(prepared.body)), headers: req.headers,
+      timeoutMs: this.opts.headersTimeoutMs ?? 600_000, signal: run.signal,
+    });
+    if (!reply.ok) return { kind: "failed", cls: reply.timeout ? "timeout" : "server_error" };
+    const status = reply.res.statusCode ?? 502;
+    if (status < 300) return { kind: "served", reply: { res: reply.res, stripUsageChunk: prepared.stripUsageChunk, at } };
+    const text = await readSmall(reply.res);
+    const cls = classify(status, text.toString("utf8"));
+    const response = { status, headers: reply.res.headers, body: text };
+    if (!cls) return { kind: "final", ...response };
+    return { kind: "failed", cls, retryAfterMs: retryAfter(reply.res.headers), response };
+  }
+
+  private async served(res: ServerResponse, run: Run, tried: Attempt[], reply: Served): Promise<void> {
+    const { caller } = run;
+    this.report(caller, reply.at.model, "ok");
+    const fallback = tried.length > 1 ? tried.slice(0, -1).map((t) => `${t.model}: ${t.failed}`).join("; ") : undefined;
+    const result = await relaySuccess(res, run.api, reply, { attempts: tried.length, ...(fallback ? { fallback } : {}) });
+    const price = caller.cell.prices?.[reply.at.model];
+    const usage = result.usage ?? { input: 0, output: 0 };
+    const cost = price ? (usage.input * price.input + usage.output * price.output) / 1e6 : 0;
+    const recorded = this.usage.record(caller.cell.cell, { time: this.now(), member: caller.member.home, model: reply.at.model, ...usage, cost });
+    this.event(caller, {
+      api: run.api.name, asked: String(run.body.model), used: reply.at.model, provider: reply.at.provider,
+      ...(fallback ? { fallback } : {}), status: reply.res.statusCode ?? 200, tokensIn: usage.input, tokensOut: usage.output,
+      cost, latencyMs: this.now() - run.started, ...(result.firstByteMs !== undefined ? { firstByteMs: result.firstByteMs } : {}),
+      ...(result.complete ? {} : { incomplete: true }),
+    });
+    await recorded;
+  }
+
+  private giveUp(res: ServerResponse, run: Run, tried: Attempt[], last: Failure | undefined, reason: string): void {
+    this.event(run.caller, { api: run.api.name, asked: String(run.body.model), status: last?.status ?? 502, refused: reason, tried: tried.map((t) => `${t.model}: ${t.failed}`), latencyMs: this.now() - run.started });
+    if (run.signal.aborted) return;
+    if (last) return relayError(res, last.status, last.headers, last.body, tried);
+    answer(res, run.api, "upstream", reason);
+  }
+
+  private healthOf(caller: Caller): HealthEvent[] {
+    return this.health.get(caller.cell.uid) ?? [];
+  }
+
+  private report(caller: Caller, model: string, outcome: HealthEvent["outcome"]): void {
+    const list = this.health.get(caller.cell.uid) ?? [];
+    list.push({ time: this.now(), model, outcome, member: caller.member.home });
+    if (list.length > HEALTH_KEEP) list.splice(0, list.length - HEALTH_KEEP);
+    this.health.set(caller.cell.uid, list);
+  }
+
+  // A provider's key, from the operator's secrets root: looked up again at most once a second (a
+  // rotated key is used from the next second on), never per call.
+  private async keyOf(p: GatewayProvider): Promise<string | undefined> {
+    const hit = this.keys.get(p.name);
+    if (hit && this.now() - hit.checked < KEY_RECHECK_MS) return hit.value;
+    const value = await readKey(p, this.opts.host);
+    this.keys.set(p.name, { checked: this.now(), value });
+    return value;
+  }
+
+  private event(caller: Caller, details: Record<string, unknown>): void {
+    this.events.write({ time: new Date(this.now()).toISOString(), cell: caller.cell.cell, member: caller.member.home, ...details });
+  }
+}
+
+interface Run {
+  api: ApiShape;
+  caller: Caller;
+  portfolio: PortfolioDoc;
+  body: Record<string, unknown>;
+  started: number;
+  signal: AbortSignal;
+}
+
+interface Failure {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+type Once =
+  | { kind: "served"; reply: Served }
+  | ({ kind: "final" } & Failure)
+  | { kind: "failed"; cls: ErrorClass; retryAfterMs?: number; response?: Failure };
+
+// The API a request speaks, for its errors: Anthropic's by its path or version header.
+function apiFor(req: IncomingMessage): ApiShape {
+  return (req.url ?? "").startsWith(APIS.anthropic.route) || req.headers["anthropic-version"] ? APIS.anthropic : APIS.openai;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function answer(res: ServerResponse, api: ApiShape, kind: GatewayError, message: string): void {
+  const e = api.error(kind, message);
+  send(res, e.status, e.body, kind === "budget" ? { "retry-after": "60", "x-lazarus-refused": "budget" } : {});
+}
+
+// The provider's own error, as it sent it, when the portfolio has nothing left to try.
+function relayError(res: ServerResponse, status: number, headers: http.IncomingHttpHeaders, body: Buffer, tried: Attempt[]): void {
+  const out: Record<string, string> = { "x-lazarus-attempts": String(tried.length) };
+  for (const h of ["content-type", "retry-after", "request-id", "x-request-id"]) {
+    const v = headers[h];
+    if (typeof v === "string") out[h] = v;
+  }
+  const last = tried.at(-1);
+  if (last) out["x-lazarus-model"] = last.model;
+  res.writeHead(status, { ...out, "content-length": body.length });
+  res.end(body);
+}
+
+async function readKey(p: GatewayProvider, host: Pick<HostSettings, "secretsDir">): Promise<string | undefined> {
+  if (!host.secretsDir) return undefined;
+  const found = await secretPath(p.keyFile, host as HostSettings, "provider keys", "openai/key");
+  if (!found.ok) return undefined;
+  const st = await stat(found.path).catch(() => undefined);
+  if (!st?.isFile() || st.size > KEY_MAX_BYTES) return undefined;
+  return (await readFile(found.path, "utf8")).trim() || undefined;
+}
+
+function retryAfter(headers: http.IncomingHttpHeaders): number | undefined {
+  const ms = Number(headers["retry-after-ms"]);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const s = Number(headers["retry-after"]);
+  return Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Record<string, unknown> | undefined | "too_large"> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req) {
+    n += (chunk as Buffer).length;
+    if (n > max) return "too_large";
+    parts.push(chunk as Buffer);
+  }
+  try {
+    const v = JSON.parse(Buffer.concat(parts).toString("utf8")) as unknown;
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+

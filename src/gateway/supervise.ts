@@ -1,0 +1,41 @@
+// Keeping a state dir's model gateway running, as the egress proxy is kept (host/detached.ts).
+// While none runs, members' calls to it are refused: nothing reaches a provider without it.
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
+import { writeFileAtomic } from "../util/fsx.js";
+import { gatewayDir, gatewayRecordFile, gatewaySettingsFile, readGatewayRecord, type GatewayRecord, type GatewaySettings } from "./state.js";
+
+function gateway(stateRoot: string): Detached {
+  return {
+    what: "the model gateway",
+    stateRoot,
+    dir: gatewayDir(stateRoot),
+    main: "gateway/main.js",
+    record: gatewayRecordFile(stateRoot),
+    log: path.join(gatewayDir(stateRoot), "gateway.log"),
+    mark: "LAZARUS_MODEL_GATEWAY",
+    errorCode: "GATEWAY_FAILED",
+  };
+}
+
+export function runningGateway(stateRoot: string): Promise<GatewayRecord | undefined> {
+  return runningDetached<GatewayRecord>(gateway(stateRoot));
+}
+
+// Make sure the gateway runs with these settings and has read the cell files. Returns its record.
+export async function ensureGateway(stateRoot: string, settings: GatewaySettings): Promise<GatewayRecord> {
+  const d = gateway(stateRoot);
+  await mkdir(d.dir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(gatewaySettingsFile(stateRoot), `${JSON.stringify(settings)}\n`, 0o600);
+  await ensureDetached(d);
+  return (await readGatewayRecord(stateRoot)) as GatewayRecord;
+}
+
+export function stopGateway(stateRoot: string): Promise<void> {
+  return stopDetached(gateway(stateRoot));
+}
+
+export function reloadGateway(stateRoot: string): Promise<void> {
+  return reloadDetached(gateway(stateRoot));
+}

@@ -1,0 +1,102 @@
+// A helper process of one state dir that outlives every `lazarus apply` (the egress proxy, the
+// model gateway): started detached, recorded in a file of its own by pid and start time once it
+// is ready, and recognised by a mark in its environment (so a reused pid is never taken for it).
+// Whoever reconciles calls ensure: a live one is told to reload (SIGHUP), a dead one is started.
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive } from "../backends/proc.js";
+import { LazarusError } from "../util/errors.js";
+
+export interface DetachedRecord {
+  pid: number;
+  startTime: number;
+}
+
+export interface Detached {
+  what: string; // for messages: "the egress proxy"
+  stateRoot: string;
+  dir: string; // its own directory under the state dir (0700)
+  main: string; // its entry point, e.g. "egress/main.js" under dist/
+  record: string; // the file it writes once ready
+  log: string;
+  mark: string; // the variable in its environment that names the state dir it serves
+  errorCode: string;
+}
+
+const START_TIMEOUT_MS = 10_000;
+
+async function readRecord<T extends DetachedRecord>(d: Detached): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(d.record, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+// Whether the recorded pid is this state dir's live helper: its start time, and our mark.
+function isOurs(d: Detached, rec: DetachedRecord | undefined): rec is DetachedRecord {
+  if (!rec || !isAlive(rec.pid, rec.startTime)) return false;
+  try {
+    return readFileSync(`/proc/${rec.pid}/environ`, "utf8").split("\0").includes(`${d.mark}=${path.resolve(d.stateRoot)}`);
+  } catch {
+    return false;
+  }
+}
+
+export async function runningDetached<T extends DetachedRecord>(d: Detached): Promise<T | undefined> {
+  const rec = await readRecord<T>(d);
+  return isOurs(d, rec) ? rec : undefined;
+}
+
+// Where an entry point is: beside this module's dist/ once built (dist/host/ → dist/<main>).
+function script(main: string): string {
+  const here = fileURLToPath(import.meta.url);
+  const dist = here.endsWith(".ts") ? path.join(path.dirname(here), "..", "..", "dist") : path.join(path.dirname(here), "..");
+  return path.join(dist, main);
+}
+
+// Make sure it runs and has read its files: reload a live one, start a dead one. Returns its pid.
+export async function ensureDetached(d: Detached): Promise<number> {
+  const live = await runningDetached(d);
+  if (live) {
+    process.kill(live.pid, "SIGHUP");
+    return live.pid;
+  }
+  await mkdir(d.dir, { recursive: true, mode: 0o700 });
+  const log = openSync(d.log, "a", 0o600);
+  try {
+    const child = spawn(process.execPath, [script(d.main), path.resolve(d.stateRoot)], {
+      detached: true,
+      stdio: ["ignore", log, log],
+      cwd: "/",
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", [d.mark]: path.resolve(d.stateRoot) },
+    });
+    child.unref();
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      const rec = await readRecord(d);
+      if (rec?.pid === child.pid && isOurs(d, rec)) return rec.pid;
+      if (child.exitCode !== null) break;
+      await sleep(10);
+    }
+  } finally {
+    closeSync(log);
+  }
+  throw new LazarusError(d.errorCode, `${d.what} of ${d.stateRoot} did not start; see ${d.log}`);
+}
+
+export async function stopDetached(d: Detached): Promise<void> {
+  const live = await runningDetached(d);
+  if (!live) return;
+  process.kill(live.pid, "SIGTERM");
+  for (let i = 0; i < 500 && isAlive(live.pid, live.startTime); i++) await sleep(10);
+}
+
+export async function reloadDetached(d: Detached): Promise<void> {
+  const live = await runningDetached(d);
+  if (live) process.kill(live.pid, "SIGHUP");
+}

@@ -1,0 +1,175 @@
+// The model gateway against the official SDKs (openai, @anthropic-ai/sdk) as clients, and
+// stand-in providers (standin.ts: no provider is reachable from here) as upstreams.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Gateway } from "../../src/gateway/server.js";
+import { gatewayCellsDir, gatewayEventsFile, mintToken, tokenDigest, type GatewayCellFile, type PortfolioDoc } from "../../src/gateway/state.js";
+import { startStandin, type Standin } from "./standin.js";
+
+const KEY = "sk-operator-secret-0123456789";
+let dir: string;
+let state: string;
+let standin: Standin;
+let gw: Gateway;
+let base: string;
+
+function portfolio(name: string, models: [string, string][]): PortfolioDoc {
+  return {
+    name, appliesTo: { agents: [], taskClasses: [] },
+    models: models.map(([model, provider]) => ({ model, provider })),
+    retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 1000 },
+    cooldown: { allowedFails: 1, windowMs: 60_000, durationMs: 60_000 },
+    fallbackOn: ["rate_limit", "timeout", "server_error", "context_window", "content_policy", "auth"],
+  };
+}
+
+const tokens = new Map<string, string>();
+async function writeCell(cell: string, members: string[], p: PortfolioDoc, extra: Partial<GatewayCellFile> = {}): Promise<void> {
+  const file: GatewayCellFile = {
+    formatVersion: 1, cell, uid: `${cell}-uid`,
+    members: members.map((home) => {
+      const t = mintToken();
+      tokens.set(`${cell}/${home}`, t);
+      return { identity: `agent:${home}`, home, tokenDigest: tokenDigest(t), portfolio: p };
+    }),
+    ...extra,
+  };
+  await mkdir(gatewayCellsDir(state), { recursive: true });
+  await writeFile(path.join(gatewayCellsDir(state), `${cell}.json`), JSON.stringify(file));
+}
+
+const openai = (who: string): OpenAI => new OpenAI({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: `${base}/v1`, maxRetries: 0 });
+const anthropic = (who: string): Anthropic => new Anthropic({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: base, maxRetries: 0 });
+
+async function events(): Promise<Record<string, unknown>[]> {
+  await new Promise((r) => setTimeout(r, 50));
+  return (await readFile(gatewayEventsFile(state), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "lz-gateway-"));
+  state = path.join(dir, "state");
+  const secrets = path.join(dir, "secrets");
+  await mkdir(path.join(secrets, "so"), { recursive: true });
+  await mkdir(path.join(secrets, "sa"), { recursive: true });
+  await writeFile(path.join(secrets, "so", "key"), `${KEY}\n`);
+  await writeFile(path.join(secrets, "sa", "key"), `${KEY}\n`);
+  standin = await startStandin({ key: KEY });
+  const providers = path.join(dir, "providers.yaml");
+  await writeFile(providers, [
+    "providers:",
+    `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
+    `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
+  ].join("\n"));
+  await writeCell("alpha", ["coder", "reviewer"], portfolio("fast", [["busy-1", "so"], ["gpt-ok", "so"], ["busy-claude", "sa"], ["claude-ok", "sa"]]));
+  await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), { budget: { tokens: 20, periodMs: 3600_000 } });
+  gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
+  await gw.reload();
+  base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await standin?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("model gateway", () => {
+  it("serves an OpenAI chat completion with the operator's key, never the member's token", async () => {
+    const { data, response } = await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).withResponse();
+    expect(data.choices[0]?.message.content).toBe("Hello from the stand-in");
+    expect(response.headers.get("x-lazarus-model")).toBe("gpt-ok");
+    const last = standin.seen.at(-1);
+    expect(last?.key).toBe(KEY);
+    expect(JSON.stringify(last)).not.toContain(tokens.get("beta/coder"));
+  });
+
+  it("falls back to the next model after a 429 and says which model served", async () => {
+    const { data, response } = await openai("alpha/coder").chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] }).withResponse();
+    expect(data.model).toBe("gpt-ok");
+    expect(response.headers.get("x-lazarus-model")).toBe("gpt-ok");
+    expect(response.headers.get("x-lazarus-fallback")).toContain("busy-1: rate_limit");
+    const ev = (await events()).filter((e) => e.cell === "alpha").at(-1);
+    expect(ev).toMatchObject({ member: "coder", asked: "portfolio", used: "gpt-ok", status: 200, tokensIn: 11, tokensOut: 4 });
+  });
+
+  it("shares a model's cooldown between the members of a cell", async () => {
+    const before = standin.seen.filter((s) => s.model === "busy-1").length;
+    const r = await openai("alpha/reviewer").chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] });
+    expect(r.model).toBe("gpt-ok");
+    expect(standin.seen.filter((s) => s.model === "busy-1").length).toBe(before); // skipped: in cooldown
+  });
+
+  it("relays an OpenAI stream as it arrives, counting usage without showing the member a chunk it did not ask for", async () => {
+    const stream = await openai("alpha/coder").chat.completions.create({ model: "gpt-ok", stream: true, messages: [{ role: "user", content: "hi" }] });
+    let text = "";
+    for await (const chunk of stream) {
+      expect(chunk.choices.length).toBeGreaterThan(0);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe("Hello from the stand-in");
+    expect((standin.seen.at(-1)?.body.stream_options as { include_usage?: boolean }).include_usage).toBe(true);
+    const ev = (await events()).at(-1);
+    expect(ev).toMatchObject({ used: "gpt-ok", tokensIn: 11, tokensOut: 4 });
+    expect(typeof ev?.firstByteMs).toBe("number");
+  });
+
+  it("serves Anthropic messages, whole and streamed, falling back within the Anthropic models", async () => {
+    const msg = await anthropic("alpha/coder").messages.create({ model: "portfolio", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
+    expect(msg.model).toBe("claude-ok");
+    expect(msg.content[0]).toMatchObject({ type: "text", text: "Hello from the stand-in" });
+    const stream = anthropic("alpha/coder").messages.stream({ model: "claude-ok", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
+    const final = await stream.finalMessage();
+    expect(final.content[0]).toMatchObject({ type: "text", text: "Hello from the stand-in" });
+    const ev = (await events()).at(-1);
+    expect(ev).toMatchObject({ api: "anthropic", used: "claude-ok", tokensIn: 12, tokensOut: 4 });
+  });
+
+  it("refuses a model outside the member's portfolio and an unknown token, as the SDKs expect", async () => {
+    await expect(openai("alpha/coder").chat.completions.create({ model: "gpt-5-huge", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(openai("nobody").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(anthropic("nobody").messages.create({ model: "claude-ok", max_tokens: 5, messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+  });
+
+  it("refuses a cell over its budget with the provider's 429 until usage leaves the window", async () => {
+    await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
+    const err = await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(String((err as Error).message)).toMatch(/budget of cell beta is spent/);
+    expect((await events()).at(-1)).toMatchObject({ cell: "beta", status: 429 });
+  });
+
+  it("refuses a closed cell's token once the gateway reloads", async () => {
+    const client = openai("alpha/reviewer");
+    await rm(path.join(gatewayCellsDir(state), "alpha.json"));
+    await gw.reload();
+    await expect(client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
+
+describe("a member's own door", () => {
+  it("accepts only that member's token on its socket", async () => {
+    await writeCell("gamma", ["one", "two"], portfolio("solo", [["gpt-ok", "so"]]));
+    await gw.reload();
+    const sock = path.join(dir, "one.sock");
+    await gw.listenMember(sock, "gamma-uid", "one");
+    const call = (who: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: sock, path: "/v1/chat/completions", method: "POST", headers: { authorization: `Bearer ${tokens.get(who)}`, "content-type": "application/json" } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }));
+      });
+    expect(await call("gamma/one")).toBe(200);
+    expect(await call("gamma/two")).toBe(401); // a teammate's token, on this member's door
+    expect(await call("beta/coder")).toBe(401); // another cell's token
+    await gw.closeMember(sock);
+  });
+});
