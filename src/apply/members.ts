@@ -36,12 +36,13 @@ export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): Member
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
-export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember, env: Pick<ApplyEnv, "now">): Promise<void> {
+export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember, env: ApplyEnv): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
   const file = portfolioFile(cp, m.home, rec.backend);
   await guardCell(cp, env, [path.dirname(file)]); // home/<name>/.lazarus is the member's to plant in (process backend)
   await writeJsonAtomic(file, r.document);
+  await backendOf(env, rec).filesChanged?.(rec, cp.dir);
   m.portfolioName = r.name;
   m.portfolioDigest = r.digest;
   m.portfolioModels = (r.document as { models: { model: string }[] }).models.map((x) => x.model);
@@ -294,6 +295,7 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   else {
     await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home, rec.backend))]);
     await rm(portfolioFile(cp, m.home, rec.backend), { force: true });
+    await backendOf(env, rec).filesChanged?.(rec, cp.dir);
     delete m.portfolioName;
     delete m.portfolioDigest;
     delete m.portfolioModels;

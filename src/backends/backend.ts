@@ -100,6 +100,10 @@ export interface Backend {
   // Take the cell's tree off what the backend mounted for it and delete that (its disk image):
   // before the tree is deleted (scrub) or laid out for another backend (replace). Idempotent.
   unmount?(rec: CellRecord, cellDir: string): Promise<void>;
+  // Lazarus rewrote a file of the cell that members read (a portfolio, the credentials manifest):
+  // show it where members read it, running ones included. Optional: for a backend that shows
+  // members copies of those files rather than the files themselves (sandbox).
+  filesChanged?(rec: CellRecord, cellDir: string): Promise<void>;
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;

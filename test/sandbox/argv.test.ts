@@ -86,6 +86,18 @@ describe("staging", () => {
     expect(mounts(bwrapArgs(staged.view))).toContain("--ro-bind /opt/tools /opt/tools");
   });
 
+  it("binds the copies Lazarus makes of the member's files from their own dir, never from the cell dir", () => {
+    const view = { ...base, portfolioDir: "/run/lazarus/view/d1/members/ezra", credentialsDir: "/run/lazarus/view/d1/secrets", configFilesDir: "/run/lazarus/view/d1/config/ezra" };
+    const m = mounts(bwrapArgs(stageView(view, closed).view));
+    expect(m).toContain("--ro-bind /run/lazarus/view/d1/members/ezra /cell/home/ezra/.lazarus");
+    expect(m).toContain("--ro-bind /run/lazarus/view/d1/secrets /run/lazarus/secrets");
+    expect(m).toContain("--ro-bind /run/lazarus/view/d1/config/ezra /run/lazarus/config");
+    expect(m.filter((x) => x.includes("/.lazarus/") && x.startsWith("--ro-bind /state"))).toEqual([]);
+    // closed to the cell's uid: staged on its own
+    const staged = stageView(view, (p) => !p.startsWith("/run/lazarus/view"));
+    expect(staged.mounts.map((x) => x.src)).toEqual(["/run/lazarus/view/d1/members/ezra", "/run/lazarus/view/d1/secrets", "/run/lazarus/view/d1/config/ezra"]);
+  });
+
   it("stages nothing when every path is reachable, and a closed extra bind on its own", () => {
     expect(stageView(base, () => true).mounts).toEqual([]);
     const staged = stageView(base, (p) => p !== "/opt/tools");

@@ -76,8 +76,9 @@ describe.skipIf(skipReason)("an attacker member in a sandboxed cell", () => {
     for (const attack of ["readSiblingProject", "readSiblingCredentials", "readStateDir", "writeOwnRecord", "writeOutside", "readShadow", "readOtherHome", "seeHostProcess", "signalVictim", "connectHostLoopback", "unshareUser"]) {
       expect({ attack, ...results[attack] }).toMatchObject({ attack, ok: false });
     }
-    // Not asserted yet: results.mountinfoShowsStateDir (the state dir's path shows in mountinfo,
-    // as the path of each bind inside its filesystem; docs/isolation.md says so).
+    // The state dir's path shows in mountinfo only as the source of the cell's own dirs (this
+    // cell has no disk image: docs/isolation.md says so), never of its secrets or Lazarus's files.
+    expect(results.mountinfoShowsStateDir?.detail).toBe("/cell/home/mallory,/cell/project,/cell/shared");
     // refused by the kernel (bubblewrap's --disable-userns), not for want of an unshare program
     expect(results.unshareUser?.detail).toMatch(/unshare failed: (No space left on device|Operation not permitted)/);
     expect(existsSync(attackEnv.OUTSIDE_FILE)).toBe(false);

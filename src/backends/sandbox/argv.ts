@@ -9,6 +9,7 @@ import type { Role } from "../../config/types.js";
 
 export const CELL_ROOT = "/cell"; // where the cell appears inside the sandbox
 export const RUN_DIR = "/run/lazarus"; // read-only files Lazarus hands the member
+export const CONFIG_INSIDE = `${RUN_DIR}/config`; // where the config-dir files a command names appear
 
 // /etc files a member may see: name resolution, locales, certificates, dynamic linking. Never
 // shadow, gshadow, ssh keys, sudoers or tool configs that may hold tokens (npmrc, gitconfig).
@@ -34,6 +35,7 @@ export interface SandboxView {
   extraBinds: { src: string; dest: string; dir: boolean }[]; // read-only: the operator's binds, files of the config dir the command names
   portfolioDir?: string; // host dir with portfolio.json, shown read-only at ~/.lazarus
   credentialsDir?: string; // host dir with credentials.json, shown read-only at /run/lazarus/secrets
+  configFilesDir?: string; // host dir with copies of the config-dir files the command names, read-only at CONFIG_INSIDE
   etcDir?: string; // a copy of the allowed /etc files, bound as one (else each file is bound)
   env: Record<string, string>;
   command: string[];
@@ -82,6 +84,7 @@ export function bwrapArgs(v: SandboxView): string[] {
   a.push("--bind", host(path.join("home", v.home)), home);
   if (v.portfolioDir) a.push("--ro-bind", v.portfolioDir, `${home}/.lazarus`);
   if (v.credentialsDir && mounts.credentials) a.push("--ro-bind", v.credentialsDir, `${RUN_DIR}/secrets`);
+  if (v.configFilesDir) a.push("--ro-bind", v.configFilesDir, CONFIG_INSIDE);
   for (const b of v.extraBinds) a.push("--ro-bind", b.src, b.dest);
   a.push("--remount-ro", "/", "--chdir", home, "--");
   a.push(...v.command);
@@ -115,13 +118,13 @@ export function stageView(v: SandboxView, reachable: (p: string) => boolean): { 
     return `${STAGE}/${at}`;
   };
   const cellDir = stage(v.cellDir, true);
-  const under = (p: string | undefined): string | undefined => (p && cellDir !== v.cellDir && p.startsWith(`${v.cellDir}/`) ? `${cellDir}${p.slice(v.cellDir.length)}` : p);
+  // a dir inside the cell goes with the staged cell dir; any other is staged on its own
+  const place = (p: string): string => (p.startsWith(`${v.cellDir}/`) ? `${cellDir}${p.slice(v.cellDir.length)}` : stage(p, true));
   const view: SandboxView = { ...v, cellDir, extraBinds: v.extraBinds.map((b) => ({ ...b, src: stage(b.src, b.dir) })) };
   if (v.etcDir) view.etcDir = stage(v.etcDir, true);
-  const portfolioDir = under(v.portfolioDir);
-  const credentialsDir = under(v.credentialsDir);
-  if (portfolioDir) view.portfolioDir = portfolioDir;
-  if (credentialsDir) view.credentialsDir = credentialsDir;
+  if (v.portfolioDir) view.portfolioDir = place(v.portfolioDir);
+  if (v.credentialsDir) view.credentialsDir = place(v.credentialsDir);
+  if (v.configFilesDir) view.configFilesDir = place(v.configFilesDir);
   return { view, mounts };
 }
 

@@ -16,7 +16,7 @@ import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
 import { findLeader, isAlive, ownsProcess } from "../proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
+import { CELL_ROOT, CONFIG_INSIDE, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
@@ -27,6 +27,7 @@ import { MEMBER_SOCKET_DIR } from "../../egress/state.js";
 import { handOver } from "./handover.js";
 import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
 import { placeDisk, releaseDisk } from "../disk/image.js";
+import { cellViewDir, copyConfigFiles, dropCellView, syncCellView, viewConfigDir, viewMemberDir, viewSecretsDir } from "./view-files.js";
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -92,18 +93,35 @@ function statOrUndefined(p: string): Stats | undefined {
   }
 }
 
-// The files of the config dir a command names (./agent.sh, resolved to absolute paths), to be
-// bound read-only at their own paths. The config dir is the committer's, who is not trusted: a
-// symbolic link in it is bound only when it resolves inside the config dir, and then its target
-// is bound (a link to a host file or to /proc/self/root would otherwise show the host's files).
-export function configFileBinds(command: readonly string[], configDir: string): { src: string; dest: string; dir: boolean }[] {
+// The files and dirs of the config dir a command names (./agent.sh, resolved to absolute paths).
+// The config dir is the committer's, who is not trusted: a symbolic link in it is taken only when
+// it resolves inside the config dir, and then its target is (a link to a host file or to
+// /proc/self/root would otherwise show the host's files). A file is copied into the view and
+// shown under /run/lazarus/config (its host path would show in mountinfo); a dir, and a file
+// larger than CONFIG_COPY_MAX, is bound read-only at its own path.
+export interface ConfigBind {
+  arg: string; // the command's argument that names it
+  src: string; // its real path
+  rel: string; // relative to the config dir
+  dir: boolean;
+  size: number;
+}
+
+// The largest config-dir file a member's view gets a copy of (the copies live in /run, often RAM).
+export const CONFIG_COPY_MAX = 1024 * 1024;
+
+export function configFileBinds(command: readonly string[], configDir: string): ConfigBind[] {
   let root: string;
   try {
     root = realpathSync(configDir);
   } catch {
     return [];
   }
+  const seen = new Set<string>();
   return command.filter((a) => path.isAbsolute(a) && a.startsWith(`${configDir}${path.sep}`)).flatMap((p) => {
+    const rel = path.relative(configDir, p);
+    if (seen.has(p) || rel.startsWith("..") || path.isAbsolute(rel)) return [];
+    seen.add(p);
     let real: string;
     try {
       real = realpathSync(p);
@@ -112,7 +130,7 @@ export function configFileBinds(command: readonly string[], configDir: string): 
     }
     if (!real.startsWith(`${root}${path.sep}`)) return [];
     const st = statOrUndefined(real);
-    return st && (st.isFile() || st.isDirectory()) ? [{ src: real, dest: p, dir: st.isDirectory() }] : [];
+    return st && (st.isFile() || st.isDirectory()) ? [{ arg: p, src: real, rel, dir: st.isDirectory(), size: st.size }] : [];
   });
 }
 
@@ -156,7 +174,20 @@ export class SandboxBackend implements Backend {
     this.cellGroup(rec).create();
     await this.placeData(rec, cellDir);
     await handCellTo(cellDir, uid, gid);
+    await this.syncView(rec, cellDir);
     await syncCellEgress(this.stateRoot, rec);
+  }
+
+  // The files members read (credentials, portfolios) copied where they are bound from.
+  private async syncView(rec: CellRecord, cellDir: string, home?: string): Promise<void> {
+    const homes = new Set(rec.members.map((m) => m.home));
+    if (home) homes.add(home);
+    await syncCellView(cellViewDir(this.stateRoot, rec.uid), cellDir, [...homes], this.facts(rec));
+  }
+
+  // Lazarus rewrote a file members read (a portfolio): running members see the new one.
+  async filesChanged(rec: CellRecord, cellDir: string): Promise<void> {
+    if (rec.sandbox) await this.syncView(rec, cellDir);
   }
 
   // An egress member's socket answers before anything of it starts (members, sessions, verify).
@@ -216,6 +247,7 @@ export class SandboxBackend implements Backend {
     await mkdir(spec.home, { recursive: true });
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
+    await this.syncView(rec, spec.cellDir, spec.homeName);
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
@@ -225,7 +257,7 @@ export class SandboxBackend implements Backend {
     await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
     await this.readyMember(rec, spec, group);
     await this.egressReady(rec, spec.homeName);
-    const view = this.view(rec, spec);
+    const view = await this.view(rec, spec);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       CELL_ID: spec.cell,
@@ -241,8 +273,17 @@ export class SandboxBackend implements Backend {
   }
 
   // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
-  private view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources }): SandboxView {
+  private async view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources }): Promise<SandboxView> {
     const { uid, gid } = this.facts(rec);
+    const viewDir = cellViewDir(this.stateRoot, rec.uid);
+    const config = configFileBinds(spec.command, spec.configDir);
+    // files up to CONFIG_COPY_MAX are copied (a larger one, and a dir, is bound at its own path)
+    const files = config.filter((b) => !b.dir && b.size <= CONFIG_COPY_MAX);
+    // copies of the config-dir files the command names, under CONFIG_INSIDE (made only at a
+    // start: a session or probe names none, and never replaces a running member's)
+    if (files.length) await copyConfigFiles(viewDir, spec.homeName, files);
+    const moved = new Map(files.map((f) => [f.arg, path.posix.join(CONFIG_INSIDE, f.rel)]));
+    const command = spec.command.map((a) => moved.get(a) ?? a);
     const home = sandboxHome(spec.homeName);
     const inside = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, exitFile: "", spawnId: "", logFile: "", resources: {}, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
     inside.TMPDIR = "/tmp";
@@ -264,15 +305,16 @@ export class SandboxBackend implements Backend {
           const st = statOrUndefined(p);
           return st ? [{ src: p, dest: p, dir: st.isDirectory() }] : [];
         }),
-        ...configFileBinds(spec.command, spec.configDir),
+        ...config.filter((b) => !files.includes(b)).map((b) => ({ src: b.src, dest: b.arg, dir: b.dir })),
       ]
         .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []) // the venv, read-only at its own path
         .concat(egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : []), // its proxy socket's dir
-      portfolioDir: memberRunDir(spec.cellDir, spec.homeName),
-      credentialsDir: path.join(spec.cellDir, ".lazarus", "secrets"),
+      portfolioDir: viewMemberDir(viewDir, spec.homeName),
+      credentialsDir: viewSecretsDir(viewDir),
+      ...(files.length ? { configFilesDir: viewConfigDir(viewDir, spec.homeName) } : {}),
       etcDir: ensureEtcView(),
       env: inside,
-      command: egress ? forwardedCommand(spec.command) : spec.command,
+      command: egress ? forwardedCommand(command) : command,
       // /tmp and /dev/shm are tmpfs, each half the member's memory limit: their pages are charged
       // to its memory cgroup (cgroup v1 and v2 alike), so a member that fills them gets ENOSPC
       // rather than an OOM kill, and the bound holds where no memory controller is mounted
@@ -286,7 +328,8 @@ export class SandboxBackend implements Backend {
     group.create();
     await this.egressReady(rec, m.home);
     await this.placeData(rec, cellDir);
-    const view = this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
+    await this.syncView(rec, cellDir, m.home);
+    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
     this.prepareStage(view);
     const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
       env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
@@ -312,7 +355,7 @@ export class SandboxBackend implements Backend {
     await this.egressReady(rec, spec.homeName);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
-    const view = this.view(rec, { ...spec, configDir: "/nonexistent", command });
+    const view = await this.view(rec, { ...spec, configDir: "/nonexistent", command });
     view.env.SHELL = shellVar;
     view.env.LAZARUS_SESSION = spec.sessionId;
     if (spec.tty?.term) view.env.TERM = spec.tty.term;
@@ -374,6 +417,7 @@ export class SandboxBackend implements Backend {
     if (!rec.sandbox) return;
     const group = this.cellGroup(rec);
     if ((await group.killAll()).length === 0) group.remove();
+    await dropCellView(cellViewDir(this.stateRoot, rec.uid));
     await releaseUid(path.join(this.stateRoot, "uids"), rec.sandbox.uid, rec.name, rec.uid);
   }
 }
