@@ -18,7 +18,7 @@ my $SPLICE = $Config{ptrsize} == 8 && $arch =~ /^x86_64-linux/ ? 275 : $arch =~ 
 unless ($SPLICE) { print "unavailable no splice(2) number known for $arch\n"; exit 0; }
 my $pidfd = syscall(434, $proxy + 0, 0);
 if ($pidfd < 0) { print "unavailable pidfd_open: $!\n"; exit 0; }
-use constant { MOVE => 1, NONBLOCK => 2, PIPESZ => 1 << 20, MAXFD => 1023, F_SETPIPE_SZ => 1031 };
+use constant { MOVE => 1, NONBLOCK => 2, PIPESZ => 1 << 20, MAXFD => 1023, F_SETPIPE_SZ => 1031, F_GETPIPE_SZ => 1032 };
 use Errno qw(EAGAIN EINTR);
 my (%tun, %dir); # tunnels by id; directions by the fileno of the socket they read
 sub nb { my $fh = shift; my $fl = fcntl($fh, POSIX::F_GETFL(), 0) // 0; fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
@@ -37,7 +37,8 @@ sub direction {
   pipe(my $r, my $w) or return undef;
   fcntl($w, F_SETPIPE_SZ, PIPESZ);
   nb($r); nb($w);
-  return { src => $src, dst => $dst, r => $r, w => $w, held => 0, n => 0, eof => 0, shut => 0 };
+  my $cap = fcntl($w, F_GETPIPE_SZ, 0) || 65536; # what the pipe holds (less than asked past a pipe quota)
+  return { src => $src, dst => $dst, r => $r, w => $w, held => 0, cap => $cap, n => 0, eof => 0, shut => 0 };
 }
 sub start {
   my ($id, $cfd, $cino, $ufd, $uino) = @_;
@@ -68,8 +69,8 @@ sub pump {
       my $m = sp($d->{r}, $d->{dst}, $d->{held});
       if ($m < 0) { return 0 unless $! == EAGAIN || $! == EINTR; } else { $d->{held} -= $m; $moved = 1; }
     }
-    if (!$d->{eof} && $d->{held} < PIPESZ) {
-      my $m = sp($d->{src}, $d->{w}, PIPESZ - $d->{held});
+    if (!$d->{eof} && $d->{held} < $d->{cap}) {
+      my $m = sp($d->{src}, $d->{w}, $d->{cap} - $d->{held});
       if ($m < 0) { return 0 unless $! == EAGAIN || $! == EINTR; }
       elsif ($m == 0) { $d->{eof} = 1; }
       else { $d->{held} += $m; $d->{n} += $m; $moved = 1; }
@@ -97,7 +98,7 @@ while (1) {
   my ($rin, $win) = ('', '');
   vec($rin, 0, 1) = 1;
   for my $d (values %dir) {
-    vec($rin, fileno($d->{src}), 1) = 1 if !$d->{eof} && $d->{held} < PIPESZ;
+    vec($rin, fileno($d->{src}), 1) = 1 if !$d->{eof} && $d->{held} < $d->{cap};
     vec($win, fileno($d->{dst}), 1) = 1 if $d->{held};
   }
   my $n = select(my $rout = $rin, my $wout = $win, undef, undef);
