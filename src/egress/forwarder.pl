@@ -17,16 +17,17 @@ sub gone { my $st = ''; open(my $f, '<', "/proc/$watch/stat") or return 1; $st =
 # member's TCP one, the proxy's unix one), relayed by one select loop. Each side has its pending
 # bytes (read from its peer, not yet written to it); a side is read only while its peer's pending
 # bytes are few (backpressure), and half-closed once its peer ended and its pending bytes are out.
-# Where splice(2) works (a known number for this architecture, and no filter forbids it), a side's
-# pending bytes wait in a pipe, moved socket -> pipe -> socket by the kernel without a copy into
-# this process; else (or when a connection's pipes would not fit under select's limit) in a string.
+# Once more than BULK bytes went to a side, and where splice(2) works (a known number for this
+# architecture, and no filter forbids it), its pending bytes wait in a pipe instead, moved
+# socket -> pipe -> socket by the kernel without a copy into this process (a short connection
+# keeps to two descriptors: select's limit stays for the many; a pipe past it is not made).
 # select(2) sees descriptors below 1024: a connection beyond that is closed at once (refused).
 use Config;
-use constant { CHUNK => 262144, HIGH => 1048576, MAXFD => 1023, PIPESZ => 262144, F_SETPIPE_SZ => 1031, F_GETPIPE_SZ => 1032, SPLICE_FLAGS => 3 }; # SPLICE_F_MOVE | SPLICE_F_NONBLOCK
+use constant { CHUNK => 262144, HIGH => 1048576, BULK => 1048576, MAXFD => 1023, PIPESZ => 262144, F_SETPIPE_SZ => 1031, F_GETPIPE_SZ => 1032, SPLICE_FLAGS => 3 }; # SPLICE_F_MOVE | SPLICE_F_NONBLOCK
 use Errno qw(EAGAIN EWOULDBLOCK EINTR ENOSYS EPERM EINVAL);
 my $SPLICE = $Config{ptrsize} == 8 && $Config{archname} =~ /^x86_64-linux/ ? 275 : $Config{archname} =~ /^(aarch64|riscv64)-linux/ ? 76 : 0;
 $SIG{PIPE} = 'IGNORE'; # a peer gone mid-write ends its connection (EPIPE), not the forwarder
-my %side; # fileno => {fh, peer (fileno), out (pending bytes to write), pr/pw (the pipe holding them, splice mode), held (bytes in it), cap (its size), eof (peer sent no more), shut (written all, shut down), done (read side ended)}
+my %side; # fileno => {fh, peer (fileno), out (pending bytes to write), n (bytes that went to it), pr/pw (the pipe holding them, splice mode), held (bytes in it), cap (its size), eof (peer sent no more), shut (written all, shut down), done (read side ended)}
 sub nb { my $fh = shift; my $fl = fcntl($fh, POSIX::F_GETFL(), 0) // 0; fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
 sub drop { my $fd = shift; my $s = delete $side{$fd} or return; my $p = delete $side{$s->{peer}}; for my $x ($s, $p ? $p : ()) { close $x->{fh}; close $x->{pr} if $x->{pr}; close $x->{pw} if $x->{pw}; } }
 sub pending { my $s = shift; return $s->{pr} ? $s->{held} : length $s->{out}; }
@@ -48,6 +49,7 @@ sub flush {
     substr($s->{out}, 0, $w, '');
   }
   if ($s->{eof} && !$s->{shut}) { shutdown($s->{fh}, 1); $s->{shut} = 1; }
+  pipe_for($s) if !$s->{pr} && $s->{n} > BULK && !$s->{eof}; # bulk: the kernel moves the rest
   return 1;
 }
 sub finished { my $s = shift; return $s->{done} && $s->{shut}; }
@@ -58,8 +60,8 @@ sub pump {
     my $got = sp($s->{fh}, $p->{pw}, $p->{cap} - $p->{held});
     if ($got < 0) {
       return 1 if $! == EAGAIN || $! == EINTR;
-      return 0 unless !$p->{held} && !$s->{held} && nosplice();
-      close $_ for @{$p}{qw(pr pw)}, @{$s}{qw(pr pw)}; delete @{$p}{qw(pr pw)}; delete @{$s}{qw(pr pw)}; # copy mode from here
+      return 0 unless !$p->{held} && nosplice();
+      close $p->{pr}; close $p->{pw}; delete @{$p}{qw(pr pw held cap)}; # copy from here
       return pump($s);
     }
     if ($got == 0) { $s->{done} = 1; $p->{eof} = 1; } else { $p->{held} += $got; }
@@ -67,10 +69,10 @@ sub pump {
   }
   my $got = sysread($s->{fh}, my $buf, CHUNK);
   if (!defined $got) { return 1 if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR; return 0; }
-  if ($got == 0) { $s->{done} = 1; $p->{eof} = 1; } else { $p->{out} .= $buf; }
+  if ($got == 0) { $s->{done} = 1; $p->{eof} = 1; } else { $p->{out} .= $buf; $p->{n} += $got; }
   return flush($p);
 }
-# A pipe for the bytes bound for one side (splice mode), if splice works and it fits under MAXFD.
+# A pipe for the bytes bound for one side from now on (splice), if splice works and it fits under MAXFD.
 sub pipe_for {
   my $s = shift;
   return unless $SPLICE;
@@ -87,11 +89,8 @@ sub take {
   connect($u, pack_sockaddr_un($path)) or return 1; # the proxy is down: the member's connection is refused
   setsockopt($c, 6, 1, 1); # TCP_NODELAY
   nb($c); nb($u);
-  my ($cs, $us) = ({ fh => $c, peer => fileno($u), out => '' }, { fh => $u, peer => fileno($c), out => '' });
-  pipe_for($cs); pipe_for($us);
-  if (!$cs->{pr} || !$us->{pr}) { delete @{$_}{qw(pr pw held cap)} for $cs, $us; } # both in splice mode, or neither
-  $side{fileno($c)} = $cs;
-  $side{fileno($u)} = $us;
+  $side{fileno($c)} = { fh => $c, peer => fileno($u), out => '', n => 0 };
+  $side{fileno($u)} = { fh => $u, peer => fileno($c), out => '', n => 0 };
   return 1;
 }
 nb($l);
@@ -102,7 +101,8 @@ while (1) {
   vec($rin, fileno($l), 1) = 1;
   for my $fd (keys %side) {
     my $s = $side{$fd};
-    vec($rin, $fd, 1) = 1 if !$s->{done} && pending($side{$s->{peer}}) < ($s->{pr} ? $side{$s->{peer}}{cap} : HIGH);
+    my $p = $side{$s->{peer}};
+    vec($rin, $fd, 1) = 1 if !$s->{done} && pending($p) < ($p->{pr} ? $p->{cap} : HIGH);
     vec($win, $fd, 1) = 1 if pending($s);
   }
   my $n = select(my $rout = $rin, my $wout = $win, undef, $watch ? 1 : undef);
