@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { allowedBy, entryText, normalHost, type EgressEntry } from "./allow.js";
 import type { Verdict } from "./addresses.js";
 import { resolveName, type HostsTable } from "./resolve.js";
+import type { Splicer } from "./splicer.js";
 
 export interface EgressEvent {
   time: string;
@@ -37,6 +38,8 @@ export interface ProxyMember {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
+export const SPLICE_AFTER = 1 << 20; // bytes a tunnel moves in node before the splicer takes it
 const HOP_HEADERS = ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "upgrade"];
 
 type Decision = { ok: true; address: string; reason: string } | { ok: false; reason: string };
@@ -80,10 +83,11 @@ function refuse(client: Duplex, status: number, reason: string): void {
 }
 
 // An HTTP server to listen on the member's socket.
-export function proxyServer(who: ProxyMember, policy: () => ProxyPolicy | undefined, onEvent: (e: EgressEvent) => void): http.Server {
+// With a splicer, an allowed tunnel's bytes are moved by it (see splicer.ts), not by node.
+export function proxyServer(who: ProxyMember, policy: () => ProxyPolicy | undefined, onEvent: (e: EgressEvent) => void, splicer?: Splicer): http.Server {
   const server = http.createServer({ requestTimeout: 0 });
   server.on("connect", (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
-    void tunnel(who, policy(), req, client, head, onEvent);
+    void tunnel(who, policy(), req, client as net.Socket, head, onEvent, splicer);
   });
   server.on("request", (req, res) => {
     void forward(who, policy(), req, res, onEvent);
@@ -109,7 +113,7 @@ function event(who: ProxyMember, kind: EgressEvent["kind"], host: string, port: 
   };
 }
 
-async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: http.IncomingMessage, client: Duplex, head: Buffer, onEvent: (e: EgressEvent) => void): Promise<void> {
+async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: http.IncomingMessage, client: net.Socket, head: Buffer, onEvent: (e: EgressEvent) => void, splicer?: Splicer): Promise<void> {
   const started = Date.now();
   client.on("error", () => client.destroy());
   const t = target(req.url ?? "");
@@ -135,10 +139,14 @@ async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: ht
   upstream.once("connect", () => {
     upstream.setTimeout(0);
     upstream.setNoDelay(true);
-    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    client.write(ESTABLISHED);
     if (head.length) upstream.write(head);
     client.pipe(upstream);
     upstream.pipe(client);
+    if (splicer) handOverWhenBulky(client, upstream, splicer, (bytes) => {
+      done = true;
+      void bytes.then((b) => onEvent(event(who, "connect", t.host, t.port, d, started, b)));
+    });
   });
   upstream.once("error", (err: NodeJS.ErrnoException) => {
     if (upstream.bytesRead === 0 && !client.destroyed && upstream.connecting) refuse(client, 502, `${t.host}:${t.port}: ${err.code ?? err.message}`);
@@ -146,6 +154,41 @@ async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: ht
   });
   upstream.once("close", () => finish());
   client.once("close", () => finish());
+}
+
+// Once a tunnel moved SPLICE_AFTER bytes, the splicer takes it over (node's copy is the slow part
+// of a bulk transfer; a short connection never pays the hand-over). When it took it, node lets go
+// of both descriptors without ending either connection, and onHanded gets the tunnel's bytes each
+// way (node's and the splicer's), settled when the tunnel ends.
+function handOverWhenBulky(client: net.Socket, upstream: net.Socket, splicer: Splicer, onHanded: (bytes: Promise<{ up: number; down: number }>) => void): void {
+  let moved = 0;
+  const count = (c: Buffer): void => {
+    moved += c.length;
+    if (moved < SPLICE_AFTER) return;
+    client.off("data", count);
+    upstream.off("data", count);
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    client.pause();
+    upstream.pause();
+    void splicer.hand(client, upstream).then((h) => {
+      if (!h) {
+        client.pipe(upstream);
+        upstream.pipe(client);
+        return;
+      }
+      const before = { up: upstream.bytesWritten, down: upstream.bytesRead };
+      for (const s of [client, upstream]) {
+        s.removeAllListeners("close");
+        s.removeAllListeners("error");
+        s.on("error", () => {});
+        s.destroy();
+      }
+      onHanded(h.ended.then((b) => ({ up: before.up + b.up, down: before.down + b.down })));
+    });
+  };
+  client.on("data", count);
+  upstream.on("data", count);
 }
 
 async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: http.IncomingMessage, res: http.ServerResponse, onEvent: (e: EgressEvent) => void): Promise<void> {

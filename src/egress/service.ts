@@ -8,6 +8,7 @@ import path from "node:path";
 import { addressCheck } from "./addresses.js";
 import { proxyServer, type EgressEvent, type ProxyPolicy } from "./proxy.js";
 import { parseHosts } from "./resolve.js";
+import { Splicer } from "./splicer.js";
 import type { EgressSettings } from "./settings.js";
 import { SOCKET_NAME, cellsDir, eventsFile, readCellFiles, settingsFile } from "./state.js";
 
@@ -23,6 +24,7 @@ export class EgressService {
   private readonly served = new Map<string, Served>(); // by socket dir
   private readonly policies = new Map<string, ProxyPolicy>(); // by cell
   private readonly events: WriteStream;
+  private readonly splicer: Splicer; // moves bulk tunnels' bytes (see splicer.ts)
   private reloading: Promise<void> | undefined;
   private again = false;
   private seen: string | undefined; // the files' stat before the last full read
@@ -33,6 +35,7 @@ export class EgressService {
     private readonly stateRoot: string,
     private readonly onEvent: (e: EgressEvent) => void = () => {},
   ) {
+    this.splicer = new Splicer();
     this.events = createWriteStream(eventsFile(stateRoot), { flags: "a", mode: 0o600 });
   }
 
@@ -95,7 +98,7 @@ export class EgressService {
     await chmod(dir, 0o755);
     const sock = path.join(dir, SOCKET_NAME);
     await rm(sock, { force: true });
-    const server = proxyServer({ cell, member }, () => this.policies.get(cell), (e) => this.record(e));
+    const server = proxyServer({ cell, member }, () => this.policies.get(cell), (e) => this.record(e), this.splicer);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(sock, () => resolve());
@@ -131,6 +134,7 @@ export class EgressService {
       await rm(path.join(dir, SOCKET_NAME), { force: true });
     }
     this.served.clear();
+    this.splicer.stop();
     await new Promise<void>((r) => this.events.end(r));
   }
 }

@@ -5,7 +5,7 @@
 // test kills that sleep by pid.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +91,38 @@ describe.skipIf(noPerl)("the egress forwarder", () => {
     expect(answers).toEqual(open.map((_, i) => `#${i}`));
     const many = await Promise.all(Array.from({ length: 20 }, () => randomBytes(1 << 20)).map(async (d) => digest(await roundTrip(d)) === digest(d)));
     expect(many.every(Boolean)).toBe(true);
+  });
+
+  it.skipIf(!["x64", "arm64", "riscv64"].includes(process.arch))("moves a bulk connection's bytes through pipes of its own (splice), a short one's through its memory", async () => {
+    const pipes = (): number => forwarderPids().flatMap((p) => readdirSync(`/proc/${p}/fd`).map((f) => {
+      try {
+        return readlinkSync(`/proc/${p}/fd/${f}`);
+      } catch {
+        return "";
+      }
+    })).filter((l) => l.startsWith("pipe:")).length;
+    const before = pipes(); // whatever it inherited from the test runner
+    const c = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, "127.0.0.1", () => s.write("ping"));
+      s.once("data", () => resolve(s));
+      s.on("error", reject);
+    });
+    try {
+      expect(pipes() - before).toBe(0); // short so far: no pipes
+      const got: Buffer[] = [];
+      let have = 0;
+      c.on("data", (d: Buffer) => (got.push(d), (have += d.length)));
+      const first = randomBytes(2 << 20);
+      c.write(first);
+      await waitFor(() => have >= first.length, 10_000);
+      expect(pipes() - before).toBe(4); // past 1 MiB each way: one pipe (two descriptors) each way
+      const rest = randomBytes(2 << 20);
+      await new Promise<void>((r) => c.end(rest, () => c.once("end", () => r())));
+      expect(digest(Buffer.concat(got))).toBe(digest(Buffer.concat([first, rest])));
+    } finally {
+      c.destroy();
+    }
+    await waitFor(() => pipes() === before); // closed with the connection
   });
 
   it("refuses a connection at once while nothing listens on the socket, and relays again once it does", async () => {
