@@ -48,7 +48,7 @@ export function perlSpawner(perl: string): Spawner {
 }
 
 // Room in the spawner's arguments for its pumps' names ("lazarus log-pump LOG" in ps: spawner.pl).
-const ROOM = "-".repeat(4200);
+export const ROOM = "-".repeat(4200);
 
 interface Pending {
   req: SpawnerRequest;

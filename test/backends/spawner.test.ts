@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPAWNER_PL } from "../../src/backends/spawner.js";
+import { ROOM, SPAWNER_PL } from "../../src/backends/spawner.js";
 import { procInfo } from "../../src/backends/proc.js";
 import { which } from "../../src/util/which.js";
 import { ROOT, tempDir, waitFor } from "../helpers.js";
@@ -68,7 +68,7 @@ describe.skipIf(!perl)("the Perl spawner", () => {
   const dir = tempDir("lazarus-spawner-");
   dirs.push(dir);
   beforeAll(() => {
-    spawner = spawn(perl as string, [SPAWNER_PL], { stdio: ["pipe", "pipe", "inherit"], env: {} });
+    spawner = spawn(perl as string, [SPAWNER_PL, ROOM], { stdio: ["pipe", "pipe", "inherit"], env: {} });
     spawner.stdout?.setEncoding("utf8");
     spawner.stdout?.on("data", (d: string) => (replies += d));
   });
