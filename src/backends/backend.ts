@@ -1,5 +1,6 @@
 // The backend contract: what Lazarus asks of wherever a cell's members run. Observe, plan and
 // apply reach members only through it; each backend keeps its own facts (pids, cgroups, uids).
+import type { TreeSize } from "../checkpoints/size.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import type { Resources } from "../config/types.js";
 
@@ -121,4 +122,6 @@ export interface TarSource {
   file: string;
   args: string[];
   check(stderr: string, sha256: string): void;
+  // The size walk of size.ts (treeSize) where the tree is, before the cell is frozen.
+  size?(dirs: readonly string[], maxBytes: number): Promise<TreeSize>;
 }

@@ -288,7 +288,7 @@ export function manifestName(archive: string): string {
 // Take a checkpoint of the cell at cellDir. freeze: stops the cell's processes for a consistent
 // copy and resumes them (always, even on error). Returns the archive's file name.
 // maxBytes: the size bound (see size.ts), checked on the tree before the cell is frozen (a local
-// tree; a remote one only as its tar arrives) and again as tar reads. Past it nothing is kept of
+// tree here, a remote one by its source's walk there) and again as tar reads. Past it nothing is kept of
 // this checkpoint, and CHECKPOINT_TOO_LARGE is thrown.
 export async function takeCheckpoint(
   cellDir: string,
@@ -306,6 +306,7 @@ export async function takeCheckpoint(
   }
   await ensureRealDir(cellDir, cp.checkpoints); // never into a planted link (checkpointCell records any)
   if (!source) await checkTreeSize(cellDir, cell, CHECKPOINT_DIRS, maxBytes);
+  else if (source.size) await checkTreeSize(cellDir, cell, CHECKPOINT_DIRS, maxBytes, source.size);
   const ext = EXTENSION[compression];
   const stampOf = (name: string) => CHECKPOINT_RE.exec(name)?.[1];
   let stamp = checkpointStamp(now);

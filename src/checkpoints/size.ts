@@ -50,10 +50,11 @@ export function tooLarge(cell: string, maxBytes: number, what: string): LazarusE
   );
 }
 
-// Refuse before any archiving when the tree is already past the bound.
-export async function checkTreeSize(cellDir: string, cell: string, dirs: readonly string[], maxBytes: number): Promise<void> {
-  const t = await treeSize(cellDir, dirs, maxBytes);
+// Refuse before any archiving when the tree is already past the bound. measure: where the tree
+// is walked (default: here, under cellDir; a remote backend walks its host's).
+export async function checkTreeSize(cellDir: string, cell: string, dirs: readonly string[], maxBytes: number, measure?: (dirs: readonly string[], maxBytes: number) => Promise<TreeSize>): Promise<void> {
+  const t = measure ? await measure(dirs, maxBytes) : await treeSize(cellDir, dirs, maxBytes);
   if (!t.over) return;
-  const largest = t.largest ? ` (largest: ${t.largest.path}, ${formatSize(t.largest.size)})` : "";
+  const largest = t.largest ? ` (largest${t.largest.path ? `: ${t.largest.path},` : " file:"} ${formatSize(t.largest.size)})` : "";
   throw tooLarge(cell, maxBytes, `its files come to at least ${formatSize(t.bytes)}${largest}`);
 }

@@ -11,9 +11,9 @@ import path from "node:path";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { RemoteTarget } from "../../config/types.js";
 import { LazarusError } from "../../util/errors.js";
-import { memberRef, type Backend, type MemberRef, type SessionSpawn, type StartSpec, type Started } from "../backend.js";
+import { memberRef, type Backend, type MemberRef, type SessionSpawn, type StartSpec, type Started, type TarSource } from "../backend.js";
 import { memberEnv } from "../env.js";
-import { FIND, LAYOUT, LOGS, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, START, STOP, TAR } from "./scripts.js";
+import { FIND, LAYOUT, LOGS, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, SIZE, START, STOP, TAR } from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
 import { writeFileAtomic } from "../../util/fsx.js";
 import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
@@ -205,9 +205,16 @@ export class RemoteBackend implements Backend {
 
   // The tar of the cell's dirs as the remote host makes it, for a checkpoint taken here: the
   // command writing it on stdout, and a check of the bytes received against the remote's sha256.
-  tarSource(rec: CellRecord, dirs: readonly string[]): { file: string; args: string[]; check(stderr: string, sha256: string): void } {
+  tarSource(rec: CellRecord, dirs: readonly string[]): TarSource {
     const c = this.conn(rec);
     return {
+      // the size walk on the remote host, before the cell is frozen and before its tar is written there
+      size: async (walked, maxBytes) => {
+        const r = await run(c, SIZE, [...this.cellArgs(rec), String(maxBytes), ...walked], { timeoutMs: 600_000 });
+        const m = /^(over|size) (\d+) (\d+)$/m.exec(r.stdout);
+        if (r.code !== 0 || !m) throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${rec.name}: cannot measure its tree on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+        return { over: m[1] === "over", bytes: Number(m[2]), ...(Number(m[3]) > 0 ? { largest: { path: "", size: Number(m[3]) } } : {}) };
+      },
       file: c.bin,
       args: [...c.base, "-o", "ControlMaster=no", "-T", "--", c.target.host, remoteCommand(TAR, [...this.cellArgs(rec), ...dirs])],
       check: (stderr, sha256) => {

@@ -3,7 +3,7 @@
 // code. They need sh, coreutils, setsid (util-linux) and GNU tar, and read /proc (Linux).
 
 // Shared functions. $root: the cells root (~/ expanded). celldir NAME UID: that cell's tree.
-// pstat PID: its state, pgid and kernel start time (fails when there is no such process).
+// pstat PID: its state, pgid, session and kernel start time (fails when there is no such process).
 // owns PID START SPAWN CELL: PID is that member's process (alive, same start time, spawn id and
 // cell in its environment).
 const LIB = `
@@ -17,7 +17,7 @@ pstat() {
   set -f
   set -- $_r
   set +f
-  st_state=$1; st_pgid=$3; shift 19; st_start=$1
+  st_state=$1; st_pgid=$3; st_sid=$4; shift 19; st_start=$1
   case $st_state in Z|X) return 1 ;; esac
   return 0
 }
@@ -34,6 +34,23 @@ group_alive() {
     pstat "$_p" && [ "$st_pgid" = "$1" ] && return 0
   done
   return 1
+}
+# member_group PGID START SPAWN CELL: the process group the member's leader made is the member's,
+# with a process alive in it: its leader lives and is the member's (owns), or, once the leader
+# exited, every live process of the group is in the session the leader made (session id = pgid)
+# and carries the member's spawn id and cell in its environment (as proc.ts memberGroupPids).
+member_group() {
+  owns "$1" "$2" "$3" "$4" && return 0
+  [ -n "$1" ] && [ "$1" != - ] && [ -n "$3" ] || return 1
+  _any=1
+  for _s in /proc/[0-9]*/stat; do
+    _p=\${_s#/proc/}; _p=\${_p%/stat}
+    pstat "$_p" && [ "$st_pgid" = "$1" ] || continue
+    [ "$st_sid" = "$1" ] || return 1
+    hasenv "$_p" "LAZARUS_SPAWN_ID=$3" && hasenv "$_p" "CELL_ID=$4" || return 1
+    _any=0
+  done
+  return $_any
 }
 find_leader() {
   for _e in $(grep -lxFz -e "LAZARUS_SPAWN_ID=$1" /proc/[0-9]*/environ 2>/dev/null); do
@@ -124,9 +141,11 @@ find_leader "$1" "$2" || true`;
 
 // Stop a member's process group: args PID START SPAWN CELL TIMEOUT_MS. TERM, then KILL after the
 // timeout; exits 0 once the group is gone (or was never this member's), 4 if it survived KILL.
+// The group is stopped whether its leader lives or not: children a leader left in it when it
+// exited (sh -c 'sleep 3600 & exit 1') go too (member_group proves them the member's).
 export const STOP = `${LIB}
 pid=$1 start=$2 spawn=$3 cell=$4 ms=$5
-owns "$pid" "$start" "$spawn" "$cell" || exit 0
+member_group "$pid" "$start" "$spawn" "$cell" || exit 0
 kill -s TERM -- "-$pid" 2>/dev/null || kill -s TERM "$pid" 2>/dev/null
 n=$((ms / 100))
 while [ $n -gt 0 ]; do group_alive "$pid" || exit 0; sleep 0.1; n=$((n - 1)); done
@@ -144,6 +163,18 @@ while [ $# -ge 4 ]; do
   shift 4
 done
 echo "$c"`;
+
+// The apparent size of the regular files under the cell's DIRs (st_size, holes included, each inode
+// once, never through a link), walked before the cell is frozen, as size.ts does here: args root
+// NAME UID MAX DIR... Prints "over BYTES LARGEST" as soon as the sum passes MAX (BYTES a lower
+// bound then), else "size BYTES LARGEST". No file name is printed (a name can hold a newline).
+export const SIZE = `${LIB}
+root=$(expand_root "$1"); name=$2 uid=$3 max=$4; shift 4
+d="$root/$name.$uid"
+[ -d "$d" ] || { echo "no cell tree at $d" >&2; exit 3; }
+cd "$d" || exit 3
+for x in "$@"; do [ -e "$x" ] || [ -h "$x" ] || continue; find -P "./$x" -type f -printf '%D:%i %n %s\\n'; done 2>/dev/null |
+  awk -v max="$max" '$2 > 1 { if (seen[$1]++) next } { s += $3; if ($3 > big) big = $3 } s > max { over = 1; exit } END { printf "%s %.0f %.0f\\n", (over ? "over" : "size"), s, big }'`;
 
 // Write the cell's tree as a tar on stdout: args root NAME UID DIR... The tar is made on the
 // remote host first; its sha256 goes to stderr ("lazarus-sha256 HEX") for the copy to be checked.
