@@ -47,7 +47,7 @@ export type Handler =
   | "identity" // names the cell or member: another value is another cell or member
   | "creation" // read when the cell is made (a live cell keeps what it was made with)
   | "refused" // cannot change on a live cell: plan reports the change as an error
-  | "replace" // where the cell runs: a change replaces it whole (plan.ts replacementForces)
+  | "replace" // where the cell runs: a change replaces it whole (replacementForces below)
   | "renew" // a longer life (renew action)
   | "close" // the close action
   | "members" // the member planner (src/plan/members.ts): invite, remove, restart, substitutes
@@ -64,6 +64,10 @@ export interface OtherRow {
   backend?: true;
 }
 
+// Equal as JSON, key order aside (a plan compares every field of every live cell: scalars directly).
+const same = (a: unknown, b: unknown): boolean =>
+  a === b || (typeof a === "object" && typeof b === "object" && canonicalJson(a) === canonicalJson(b));
+
 // A field recorded as declared: sync writes each key (deleted when not declared), and the record is
 // behind when any key differs as JSON (key order aside; `unset` is what an absent key means).
 type Keys = readonly (readonly [keyof CellRecord, (d: DesiredCell) => unknown])[];
@@ -77,10 +81,7 @@ function kept(keys: Keys, unset: Partial<CellRecord> = {}): Pick<UpdateRow, "syn
         else r[key] = typeof v === "object" ? structuredClone(v) : v;
       }
     },
-    changed: ({ d, rec }) =>
-      keys.some(
-        ([key, declared]) => canonicalJson(declared(d) ?? null) !== canonicalJson(rec[key] ?? unset[key] ?? null),
-      ),
+    changed: ({ d, rec }) => keys.some(([key, declared]) => !same(declared(d) ?? null, rec[key] ?? unset[key] ?? null)),
   };
 }
 
@@ -406,14 +407,15 @@ const counts = (row: UpdateRow, d: DesiredCell): boolean =>
 // The declared fields that cannot change in place, as schema paths: another backend (alone: the
 // cell moves, nothing else is compared), or a field its backend is replaced for. Empty: an update.
 export function replacementForces(s: Seen): string[] {
-  const rows = OTHER_FIELDS.filter((r) => r.by === "replace" && r.changed);
-  const moved = rows.find((r) => !r.backend && r.changed?.(s));
+  const moved = REPLACE_ROWS.find((r) => !r.backend && r.changed?.(s));
   if (moved) return [...moved.paths];
   const claimed = capabilities(s.d.backend).replacedBy;
-  return rows
-    .filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s))
-    .flatMap((r) => r.paths);
+  if (claimed.length === 0) return [];
+  return REPLACE_ROWS.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap(
+    (r) => r.paths,
+  );
 }
+const REPLACE_ROWS = OTHER_FIELDS.filter((r) => r.by === "replace" && r.changed);
 
 // The update fields where the record is behind the declaration, in the table's order, each with
 // how plan says it.
