@@ -104,6 +104,12 @@ describe("the table of cell fields", () => {
     }
   });
 
+  it("marks step exactly the fields update runs a step of its own for (src/apply/ops.ts)", () => {
+    const ops = readFileSync(path.join(ROOT, "src", "apply", "ops.ts"), "utf8");
+    const stepped = [...ops.matchAll(/a\.fields\.includes\("(\w+)"\)/g)].map((m) => m[1]);
+    expect(new Set(stepped)).toEqual(new Set(UPDATE_FIELDS.filter((r) => r.step).map((r) => r.field)));
+  });
+
   it("names no field twice, nor one the schema lacks", () => {
     const all = rowPaths();
     expect(all.filter((p, i) => all.indexOf(p) !== i)).toEqual([]);
