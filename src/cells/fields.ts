@@ -47,7 +47,7 @@ export type Handler =
   | "identity" // names the cell or member: another value is another cell or member
   | "creation" // read when the cell is made (a live cell keeps what it was made with)
   | "refused" // cannot change on a live cell: plan reports the change as an error
-  | "replace" // where the cell runs: a change replaces it whole (plan.ts replacementForces)
+  | "replace" // where the cell runs: a change replaces it whole (replacementForces below)
   | "renew" // a longer life (renew action)
   | "close" // the close action
   | "members" // the member planner (src/plan/members.ts): invite, remove, restart, substitutes
@@ -64,6 +64,10 @@ export interface OtherRow {
   backend?: true;
 }
 
+// Equal as JSON, key order aside (a plan compares every field of every live cell: scalars directly).
+const same = (a: unknown, b: unknown): boolean =>
+  a === b || (typeof a === "object" && typeof b === "object" && canonicalJson(a) === canonicalJson(b));
+
 // A field recorded as declared: sync writes each key (deleted when not declared), and the record is
 // behind when any key differs as JSON (key order aside; `unset` is what an absent key means).
 type Keys = readonly (readonly [keyof CellRecord, (d: DesiredCell) => unknown])[];
@@ -77,12 +81,15 @@ function kept(keys: Keys, unset: Partial<CellRecord> = {}): Pick<UpdateRow, "syn
         else r[key] = typeof v === "object" ? structuredClone(v) : v;
       }
     },
-    changed: ({ d, rec }) => keys.some(([key, declared]) => canonicalJson(declared(d) ?? null) !== canonicalJson(rec[key] ?? unset[key] ?? null)),
+    changed: ({ d, rec }) => keys.some(([key, declared]) => !same(declared(d) ?? null, rec[key] ?? unset[key] ?? null)),
   };
 }
 
 // The values behind the credentials changed (both known): a rotated secret reaches the cell.
-const rotated = ({ d, rec }: Seen): boolean => d.credentialsValueDigest !== undefined && rec.credentialsValueDigest !== undefined && d.credentialsValueDigest !== rec.credentialsValueDigest;
+const rotated = ({ d, rec }: Seen): boolean =>
+  d.credentialsValueDigest !== undefined &&
+  rec.credentialsValueDigest !== undefined &&
+  d.credentialsValueDigest !== rec.credentialsValueDigest;
 
 function pythonReason({ d, rec }: Seen): string {
   if (!d.python) return "python venv removed (members restart)";
@@ -97,10 +104,13 @@ function pythonReason({ d, rec }: Seen): string {
 export function diskChange({ d, rec, disk }: Seen): string | undefined {
   const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
   const have = rec.disk?.bytes;
-  if (have !== undefined && disk && !disk.mounted) return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
+  if (have !== undefined && disk && !disk.mounted)
+    return `disk image of ${formatBytes(have)} not mounted: mounted again before members start`;
   if (wanted === undefined) return undefined;
-  if (have === undefined) return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
-  if (wanted > have) return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
+  if (have === undefined)
+    return `disk quota none → ${formatBytes(wanted)} (the cell's files move onto its image; members restart)`;
+  if (wanted > have)
+    return `disk quota ${formatBytes(have)} → ${formatBytes(wanted)} (the image grows; members restart)`;
   return undefined;
 }
 
@@ -109,7 +119,8 @@ export function diskChange({ d, rec, disk }: Seen): string | undefined {
 // Another host (or user, port, root) is not followed: the declaration's connection, when it is
 // followed, else undefined.
 type Target = NonNullable<CellRecord["remote"]>;
-const samePlace = (a: Target, b: Target): boolean => a.host === b.host && a.port === b.port && a.user === b.user && a.root === b.root;
+const samePlace = (a: Target, b: Target): boolean =>
+  a.host === b.host && a.port === b.port && a.user === b.user && a.root === b.root;
 function remoteFollowed(d: DesiredCell, rec: CellRecord): Target | undefined {
   const t = d.remote?.target;
   return t && (!rec.remote || samePlace(rec.remote, t)) ? t : undefined;
@@ -150,7 +161,19 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
   },
   {
     field: "kubernetes",
-    paths: ["namespace", "image", "workload", "storageClass", "storage", "accessMode", "runAsUser", "egress[].cidr", "egress[].ports", "kubeconfig", "context"].map((p) => `spec.kubernetes.${p}`),
+    paths: [
+      "namespace",
+      "image",
+      "workload",
+      "storageClass",
+      "storage",
+      "accessMode",
+      "runAsUser",
+      "egress[].cidr",
+      "egress[].ports",
+      "kubeconfig",
+      "context",
+    ].map((p) => `spec.kubernetes.${p}`),
     backend: true,
     ...kept([["kubernetes", (d) => d.kubernetes]]),
     reason: () => "spec.kubernetes changed (members restart)",
@@ -167,7 +190,11 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
   },
   { field: "grace", paths: ["spec.grace"], ...kept([["graceMs", (d) => d.graceMs]]) },
   { field: "retention", paths: ["spec.retention"], ...kept([["retentionMs", (d) => d.retentionMs]]) },
-  { field: "policy", paths: ["spec.policy.allowGuests", "spec.policy.allowSubstitutes"], ...kept([["policy", (d) => d.policy]]) },
+  {
+    field: "policy",
+    paths: ["spec.policy.allowGuests", "spec.policy.allowSubstitutes"],
+    ...kept([["policy", (d) => d.policy]]),
+  },
   {
     field: "credentials",
     paths: ["spec.credentials"],
@@ -177,7 +204,10 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
       rec.credentialsDigest = credentialsDigest(d.credentials);
     },
     changed: (s) => credentialsDigest(s.d.credentials) !== s.rec.credentialsDigest || rotated(s),
-    reason: (s) => (credentialsDigest(s.d.credentials) === s.rec.credentialsDigest ? "credentials rotated" : "credentials changed (redacted)"),
+    reason: (s) =>
+      credentialsDigest(s.d.credentials) === s.rec.credentialsDigest
+        ? "credentials rotated"
+        : "credentials changed (redacted)",
     prepare: true,
     step: true,
   },
@@ -185,7 +215,12 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
   { field: "inviteTtl", paths: ["spec.inviteTtl"], ...kept([["inviteTtlMs", (d) => d.inviteTtlMs]]) },
   {
     field: "checkpoint",
-    paths: ["spec.checkpoint.schedule", "spec.checkpoint.keep", "spec.checkpoint.compression", "spec.checkpoint.maxSize"],
+    paths: [
+      "spec.checkpoint.schedule",
+      "spec.checkpoint.keep",
+      "spec.checkpoint.compression",
+      "spec.checkpoint.maxSize",
+    ],
     ...kept([
       ["checkpointSchedule", (d) => d.checkpoint.schedule],
       ["checkpointKeep", (d) => d.checkpoint.keep],
@@ -228,13 +263,32 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
 export const OTHER_FIELDS: readonly OtherRow[] = [
   { paths: ["apiVersion", "kind"], by: "constant", note: "lazarus/v1, Cell" },
   { paths: ["metadata.name"], by: "identity", note: "another name is another cell" },
-  { paths: ["spec.project"], by: "refused", note: "a live cell keeps its project: plan says a change is an error (close the cell first)" },
+  {
+    paths: ["spec.project"],
+    by: "refused",
+    note: "a live cell keeps its project: plan says a change is an error (close the cell first)",
+  },
   { paths: ["spec.restoreFrom"], by: "creation", note: "read when the cell is made" },
-  { paths: ["spec.backend"], by: "replace", note: "where members run: the cell is replaced whole (close + create from its checkpoint)", changed: ({ d, rec }) => d.backend !== rec.backend },
-  { paths: ["spec.container.image"], by: "replace", backend: true, note: "its members' whole filesystem: the cell is replaced whole", changed: ({ d, rec }) => d.container?.image !== rec.container?.image },
+  {
+    paths: ["spec.backend"],
+    by: "replace",
+    note: "where members run: the cell is replaced whole (close + create from its checkpoint)",
+    changed: ({ d, rec }) => d.backend !== rec.backend,
+  },
+  {
+    paths: ["spec.container.image"],
+    by: "replace",
+    backend: true,
+    note: "its members' whole filesystem: the cell is replaced whole",
+    changed: ({ d, rec }) => d.container?.image !== rec.container?.image,
+  },
   { paths: ["spec.ttl"], by: "renew", note: "a new ttl renews the cell (or closes it if already past)" },
   { paths: ["spec.state"], by: "close", note: "closed closes the cell" },
-  { paths: ["spec.resources.memory", "spec.resources.pids", "spec.resources.cpu"], by: "members", note: "each member's limits unless it declares its own: a change restarts the members it reaches" },
+  {
+    paths: ["spec.resources.memory", "spec.resources.pids", "spec.resources.cpu"],
+    by: "members",
+    note: "each member's limits unless it declares its own: a change restarts the members it reaches",
+  },
   { paths: ["spec.taskClass"], by: "portfolio", note: "its members' portfolios are chosen again (MEMBER_FIELDS)" },
 ];
 
@@ -251,12 +305,24 @@ export interface MemberRow {
 }
 
 // What a member's process is started with, as declared or as recorded.
-export type ProcessSpec = { command?: string[] | undefined; env: Record<string, string>; resources?: Resources | undefined };
+export type ProcessSpec = {
+  command?: string[] | undefined;
+  env: Record<string, string>;
+  resources?: Resources | undefined;
+};
 const differs = (a: unknown, b: unknown): boolean => canonicalJson(a) !== canonicalJson(b);
 
 export const MEMBER_FIELDS: readonly MemberRow[] = [
-  { paths: ["spec.members[].identity"], by: "identity", note: "another identity is another member (removed, invited); its name is its home" },
-  { paths: ["spec.members[].role"], by: "members", note: "roles are immutable: the member leaves and is invited again" },
+  {
+    paths: ["spec.members[].identity"],
+    by: "identity",
+    note: "another identity is another member (removed, invited); its name is its home",
+  },
+  {
+    paths: ["spec.members[].role"],
+    by: "members",
+    note: "roles are immutable: the member leaves and is invited again",
+  },
   {
     paths: ["spec.members[].command"],
     by: "members",
@@ -265,7 +331,14 @@ export const MEMBER_FIELDS: readonly MemberRow[] = [
       if (dm.command) m.command = [...dm.command];
       else delete m.command;
     },
-    restartFor: (dm, m) => (!differs(dm.command ?? null, m.command ?? null) ? undefined : !m.command ? "command added" : !dm.command ? "command removed" : "command changed"),
+    restartFor: (dm, m) =>
+      !differs(dm.command ?? null, m.command ?? null)
+        ? undefined
+        : !m.command
+          ? "command added"
+          : !dm.command
+            ? "command removed"
+            : "command changed",
   },
   {
     paths: ["spec.members[].env"],
@@ -305,7 +378,11 @@ export const MEMBER_FIELDS: readonly MemberRow[] = [
       else delete m.replaces;
     },
   },
-  { paths: ["spec.members[].taskClass", "spec.members[].portfolio", "spec.members[].onPortfolioChange"], by: "portfolio", note: "the member's portfolio is rewritten (and it is signalled or restarted as onPortfolioChange says)" },
+  {
+    paths: ["spec.members[].taskClass", "spec.members[].portfolio", "spec.members[].onPortfolioChange"],
+    by: "portfolio",
+    note: "the member's portfolio is rewritten (and it is signalled or restarted as onPortfolioChange says)",
+  },
 ];
 
 // The declared process spec and policies, as the member runs from now on.
@@ -324,24 +401,29 @@ export function processChange(dm: ProcessSpec, m: ProcessSpec): string | undefin
 }
 
 // Whether a change of the row counts for a cell on backend b (see UpdateRow.backend).
-const counts = (row: UpdateRow, d: DesiredCell): boolean => !row.backend || capabilities(d.backend).cellFields.includes(row.field);
+const counts = (row: UpdateRow, d: DesiredCell): boolean =>
+  !row.backend || capabilities(d.backend).cellFields.includes(row.field);
 
 // The declared fields that cannot change in place, as schema paths: another backend (alone: the
 // cell moves, nothing else is compared), or a field its backend is replaced for. Empty: an update.
 export function replacementForces(s: Seen): string[] {
-  const rows = OTHER_FIELDS.filter((r) => r.by === "replace" && r.changed);
-  const moved = rows.find((r) => !r.backend && r.changed?.(s));
+  const moved = REPLACE_ROWS.find((r) => !r.backend && r.changed?.(s));
   if (moved) return [...moved.paths];
   const claimed = capabilities(s.d.backend).replacedBy;
-  return rows.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap((r) => r.paths);
+  if (claimed.length === 0) return [];
+  return REPLACE_ROWS.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap(
+    (r) => r.paths,
+  );
 }
+const REPLACE_ROWS = OTHER_FIELDS.filter((r) => r.by === "replace" && r.changed);
 
 // The update fields where the record is behind the declaration, in the table's order, each with
 // how plan says it.
 export function cellChanges(s: Seen): { field: string; reason: string }[] {
   const out: { field: string; reason: string }[] = [];
   for (const row of UPDATE_FIELDS) {
-    if (counts(row, s.d) && row.changed(s)) out.push({ field: row.field, reason: row.reason ? row.reason(s) : `${row.field} changed` });
+    if (counts(row, s.d) && row.changed(s))
+      out.push({ field: row.field, reason: row.reason ? row.reason(s) : `${row.field} changed` });
   }
   return out;
 }
