@@ -7,7 +7,8 @@
 // portfolio change (running members see the new files, as through a bind of the originals), and
 // removed with the cell.
 import { createHash } from "node:crypto";
-import { chmod, lstat, mkdir, open, readFile, rename, rm, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { chmod, lstat, mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { LazarusError, errorMessage, isErrno } from "../../util/errors.js";
 import { tempName } from "../../util/fsx.js";
@@ -39,13 +40,26 @@ async function ownDir(dir: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(dir, mode);
 }
 
+// A regular file's bytes, opened without following a link and without blocking (a FIFO swapped in
+// after a check would otherwise hold the copy, and the reconcile, forever), checked on the handle.
+async function readRegular(src: string): Promise<Buffer> {
+  const fh = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY).catch((err: unknown) => {
+    throw isErrno(err, "ELOOP") ? new LazarusError("NOT_A_FILE", `${src} is a symbolic link, not a regular file; move it away`) : err;
+  });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new LazarusError("NOT_A_FILE", `${src} is not a regular file; move it away`);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
+
 // Replace dest by a copy of src (owner and mode as given), or remove it when src is absent.
 async function copyOrDrop(src: string, dest: string, mode: number, owner?: ViewOwner): Promise<void> {
   let data: Buffer;
   try {
-    const st = await lstat(src);
-    if (!st.isFile()) throw new LazarusError("NOT_A_FILE", `${src} is not a regular file; move it away`);
-    data = await readFile(src);
+    data = await readRegular(src);
   } catch (err) {
     if (!isErrno(err, "ENOENT")) throw err;
     await rm(dest, { force: true });
