@@ -22,7 +22,8 @@ import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
-import { applyPython, pruneVenvs } from "../runtime/python.js";
+import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
+import { findBackend } from "../backends/registry.js";
 import { egressList } from "../egress/allow.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";
@@ -30,7 +31,6 @@ import { eventsFile } from "../egress/state.js";
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint, failureStopsCell } from "./checkpoint.js";
-export { replace } from "./replace.js";
 export { scrub } from "./scrub.js";
 
 const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];
@@ -246,10 +246,10 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
     await writeCredentials(cp_, rec, a.desired.credentials, env);
     await backendOf(env, rec).prepareCell(rec, cp_.dir);
   }
-  // A kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec.
-  if (rec.backend === "kubernetes" && (a.fields.includes("kubernetes") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
-  // A changed egress list reaches the backend's proxy (or policy) without restarting members.
-  else if ((a.fields.includes("egress") || a.fields.includes("network")) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
+  // A changed egress list reaches the backend's proxy (or policy) without restarting members; a
+  // backend's own objects follow the fields it names (kubernetes: its NetworkPolicy, claim, Secret).
+  const prepareOn = ["egress", "network", ...(findBackend(rec.backend)?.prepareOnUpdate ?? [])];
+  if (a.fields.some((f) => prepareOn.includes(f)) && !a.fields.includes("credentials")) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));

@@ -24,7 +24,7 @@ import { listNames, observeNames, type Observed, type ObservedName } from "../ob
 import { diskPrint, fingerprintOf, listing, unchanged, type Fingerprint, type Listing } from "./fingerprint.js";
 import { applyActions } from "../apply/apply.js";
 import { SUPERVISION } from "../plan/actions.js";
-import { backends, type Backends } from "../backends/registry.js";
+import { backends, findBackend, type Backends } from "../backends/registry.js";
 
 import { LazarusError, errorMessage } from "../util/errors.js";
 import { pausepoint } from "../util/failpoint.js";
@@ -505,8 +505,10 @@ export class Daemon {
         continue;
       }
       this.setState(name, state);
-      // A remote cell's pids are another host's: it is polled (one ssh call per host) instead.
-      const remote = live?.backend === "remote" || o?.graveyard?.record?.backend === "remote";
+      // A cell whose members' exits are seen only by observing again (remote: another host's
+      // pids) is polled instead (one ssh call per host).
+      const polled = (rec: { backend: string } | undefined): boolean => (rec ? findBackend(rec.backend)?.capabilities.poll === true : false);
+      const remote = polled(live) || polled(o?.graveyard?.record);
       const running = remote ? [] : (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
       if (running.length > 0) this.pids.set(name, running);
       else this.pids.delete(name);

@@ -18,13 +18,14 @@ import { lstatSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { isAlive } from "../backends/proc.js";
+import { findBackend } from "../backends/registry.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { frozenMarker } from "../observe/frozen.js";
 import { archiveEntries, type ObservedName } from "../observe/observe.js";
 import { tombstoneDir } from "../observe/tombstone.js";
 
-// Backends whose members' liveness is a local pid and start time (what isAlive can check).
-const LOCAL_PIDS = new Set(["process", "sandbox", "container"]);
+// Whether a backend's members' liveness is a local pid and start time (what isAlive can check).
+const localPids = (backend: string): boolean => findBackend(backend)?.capabilities.localPids === true;
 
 export interface Fingerprint {
   disk: string; // see diskPrint
@@ -85,7 +86,7 @@ export function diskPrint(paths: StatePaths, name: string, seen: Listing): strin
 export function fingerprintOf(disk: string | undefined, o: ObservedName | undefined): Fingerprint | undefined {
   if (disk === undefined) return undefined;
   const live = o?.live;
-  if (live?.record && !LOCAL_PIDS.has(live.record.backend)) return undefined;
+  if (live?.record && !localPids(live.record.backend)) return undefined;
   const alive = (live?.members ?? []).filter((m) => m.alive && m.pid).map((m) => ({ pid: m.pid as number, startTime: m.startTime }));
   return { disk, alive };
 }

@@ -9,6 +9,7 @@ import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
+import { findBackend } from "../backends/registry.js";
 import { isUnknown, planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 import { formatBytes } from "../config/quantity.js";
@@ -261,8 +262,17 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}${egressSummary(d)}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}${egressSummary(d)}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${whereReason(d)}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
+}
+
+// Where a new cell runs, as its backend says it ("sandbox", "container localhost/a:1", "remote
+// box1"), with its network where the backend gives it one; nothing for a plain local process.
+function whereReason(d: DesiredCell): string {
+  const b = findBackend(d.backend);
+  const where = b?.describe?.(d);
+  if (where === undefined) return "";
+  return `, ${where}${b?.capabilities.network ? `, network ${d.network}${egressSummary(d)}` : ""}`;
 }
 
 // The archived checkpoint a re-created cell starts from: the newest, or the one named.
@@ -273,7 +283,7 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
 
 // A closing cell is checkpointed first, except where its backend cannot checkpoint yet
 // (kubernetes: the tree is on the cluster's volume; see docs/kubernetes.md).
-const finalCheckpoint = (rec: CellRecord): boolean => rec.backend !== "kubernetes";
+const finalCheckpoint = (rec: CellRecord): boolean => findBackend(rec.backend)?.capabilities.checkpoint ?? false;
 
 // A cell with a member whose process lives but cannot be proved its own (isUnknown): what would
 // stop it (close, scrub, replacement) is held, with a diagnostic and a pending note, since the
@@ -404,12 +414,11 @@ function renewAction(name: string, d: DesiredCell, rec: CellRecord, expires: num
   };
 }
 
-// The declared fields that cannot change in place: the backend, and a container cell's image
-// (its members' whole filesystem). Everything else is an update.
+// The declared fields that cannot change in place: the backend, and those its backend says (a
+// container cell's image: its members' whole filesystem). Everything else is an update.
 function replacementForces(d: DesiredCell, rec: CellRecord): string[] {
   if (d.backend !== rec.backend) return ["spec.backend"];
-  if (d.backend === "container" && d.container?.image !== rec.container?.image) return ["spec.container.image"];
-  return [];
+  return findBackend(d.backend)?.replaceFields?.(d, rec) ?? [];
 }
 
 // close + create from the latest checkpoint, as one action (terraform's -/+).
@@ -442,10 +451,10 @@ function changedFields(d: DesiredCell, rec: CellRecord): string[] {
   const fields: string[] = [];
   if (canonicalJson(d.labels) !== canonicalJson(rec.labels)) fields.push("labels");
   if (d.owner !== rec.owner) fields.push("owner");
-  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && d.network !== (rec.network ?? "none")) fields.push("network");
-  if ((d.backend === "sandbox" || d.backend === "container" || d.backend === "kubernetes") && egressChanged(d, rec)) fields.push("egress");
-  if (d.backend === "kubernetes" && canonicalJson(d.kubernetes ?? null) !== canonicalJson(rec.kubernetes ?? null)) fields.push("kubernetes");
-  if (d.backend === "container" && canonicalJson(d.container ?? null) !== canonicalJson(rec.container ?? null)) fields.push("container");
+  const network = findBackend(d.backend)?.capabilities.network;
+  if (network && d.network !== (rec.network ?? "none")) fields.push("network");
+  if (network && egressChanged(d, rec)) fields.push("egress");
+  fields.push(...(findBackend(d.backend)?.updateFields?.(d, rec) ?? []));
   if (d.graceMs !== rec.graceMs) fields.push("grace");
   if (d.retentionMs !== rec.retentionMs) fields.push("retention");
   if (canonicalJson(d.policy) !== canonicalJson(rec.policy)) fields.push("policy");
