@@ -11,7 +11,7 @@ import { hostSettings } from "../host/settings.js";
 import { markedFreeze } from "./freeze.js";
 import { LazarusError } from "../util/errors.js";
 import { guardCell } from "./guard.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 
 const SAFETY_NAMES_KEPT = 32;
 

@@ -15,7 +15,7 @@ import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 import { checkpointCell } from "./checkpoint.js";
 import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";

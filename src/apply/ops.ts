@@ -23,7 +23,7 @@ import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 import { egressList } from "../egress/allow.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";

@@ -7,7 +7,7 @@ import type { Diagnostic } from "../config/diagnostics.js";
 import type { DesiredCell } from "../config/types.js";
 import { FORWARDER_PERL } from "../egress/member.js";
 import type { At } from "./contract.js";
-import { findBackend } from "./registry.js";
+import { findBackend } from "./table.js";
 import { diskHostDiagnostics } from "./disk/checks.js";
 
 // The operator's bound on backends (LAZARUS_BACKENDS, e.g. sandbox,container; unset: every one).
@@ -37,6 +37,13 @@ export function boundDiagnostics(cell: DesiredCell, at: At, env: NodeJS.ProcessE
 function forwarderDiagnostics(cell: DesiredCell, at: At): Diagnostic[] {
   if (!cell.egress || findBackend(cell.backend)?.capabilities.network !== "proxy" || existsSync(FORWARDER_PERL)) return [];
   return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network egress needs ${FORWARDER_PERL} on this host (the forwarder in each member's network namespace is a Perl script)`, hint: "install perl (apt-get install perl-base), or remove the egress list" }];
+}
+
+// Whether the host step may report at a line of the cell other than its name's (then its site, and
+// so its document, is kept until that step ran; a process cell's is let go at once).
+export function needsSite(cell: DesiredCell): boolean {
+  const spec = findBackend(cell.backend);
+  return spec?.hostChecks !== undefined || (cell.egress !== undefined && spec?.capabilities.network === "proxy");
 }
 
 // The host step of one cell (after loading): its backend's checks of this host (not asked for a

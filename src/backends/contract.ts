@@ -1,4 +1,4 @@
-// The backend contract: what each backend folder exports, one object (see registry.ts). The core
+// The backend contract: what each backend folder exports, one object (see table.ts, the registry). The core
 // (load, observe, plan, apply, verify, session, render, status) asks a backend through it and
 // never compares a backend's name. Pure half: the backend's own rules, known without the host.
 // Host half: its checks of this host, run as a step after loading. Live half: where members run.
@@ -108,11 +108,12 @@ export interface BackendSpec {
   readonly where: WhereOf;
   readonly verify: VerifyPlan;
   readonly render?: Renderer;
-  // Live half: the backend for one state dir.
-  live(ctx: BackendContext): Backend;
+  // Live half: what makes the backend for one state dir (its module loaded only when asked:
+  // src/backends/registry.ts does, for apply, the daemon, sessions and verify).
+  live(): Promise<(ctx: BackendContext) => Backend>;
   // Observe these cells' members (records read, each member alive: false) where they run, all at
   // once. Without it members are local processes, proved by pid and start time.
   observe?(cells: ObservedCell[], ctx: { stateRoot: string }): Promise<void>;
   // A live cell with a disk quota (rec.disk): whether its image is in place, and how full.
-  diskUsage?(cellDir: string): DiskUsage;
+  diskUsage?(cellDir: string): Promise<DiskUsage>;
 }

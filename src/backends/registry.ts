@@ -1,56 +1,29 @@
-// The registry: one row per backend, the only list of them. The schema's enum of spec.backend, the
-// check of LAZARUS_BACKENDS and every question the core asks a backend come from this table
-// (test/backends/registry.test.ts fails when schemas/cell.schema.json disagrees). A new backend
-// is one folder under src/backends/ exporting a BackendSpec, and one row here.
-import { LazarusError } from "../util/errors.js";
-import type { Backend, StartSpec } from "./backend.js";
-import type { BackendSpec } from "./contract.js";
+// The live backends of one state dir (apply, the daemon, sessions, verify): each row's live half
+// (see table.ts, the registry's table), loaded here once, when this module is, and made per
+// state dir when first asked for. plan and validate never load this module.
 import type { HostSettings } from "../host/settings.js";
-import { processBackend } from "./process/index.js";
-import { sandboxBackend } from "./sandbox/index.js";
-import { containerBackend } from "./container/index.js";
-import { kubernetesBackend } from "./kubernetes/index.js";
-import { remoteBackend } from "./remote/index.js";
-import { dryBackend } from "./dry/index.js";
+import type { Backend, StartSpec } from "./backend.js";
+import type { BackendContext } from "./contract.js";
+import { REGISTRY, backendSpec } from "./table.js";
 
-export const REGISTRY: readonly BackendSpec[] = [processBackend, sandboxBackend, containerBackend, kubernetesBackend, remoteBackend, dryBackend];
+export { REGISTRY, RETIRED, DEFAULT_BACKEND, backendNames, backendSpec, findBackend } from "./table.js";
 
-// Names the schema still accepts but no backend answers to: a cell naming one gets this hint.
-export const RETIRED: Readonly<Record<string, string>> = {
-  venv: "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv",
-  docker: "use backend: process, sandbox, container or remote",
-};
-
-// The backend of a cell that names none (the schema's default).
-export const DEFAULT_BACKEND = processBackend.name;
-
-const byName = new Map(REGISTRY.map((b) => [b.name, b]));
-
-export const backendNames = (): string[] => REGISTRY.map((b) => b.name);
-
-// The backend of that name, or undefined (a retired name, or a record from another version).
-export const findBackend = (name: string): BackendSpec | undefined => byName.get(name);
-
-// The backend of that name; a name no row answers to is an error a person can act on.
-export function backendSpec(name: string): BackendSpec {
-  const b = byName.get(name);
-  if (!b) throw new LazarusError("NO_BACKEND", `backend ${name} is not supported (backends: ${backendNames().join(", ")})`);
-  return b;
-}
+const makers = new Map<string, (ctx: BackendContext) => Backend>(await Promise.all(REGISTRY.map(async (b) => [b.name, await b.live()] as const)));
 
 export interface Backends {
   get(name: string): Backend;
 }
 
-// The live backends of one state dir, each made when first asked for. onExit: a member process
-// this run started has ended.
+// onExit: a member process this run started has ended.
 export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings: HostSettings, onExit?: (spec: StartSpec, pid: number) => void): Backends {
   const made = new Map<string, Backend>();
   return {
     get(name: string): Backend {
       let b = made.get(name);
       if (!b) {
-        b = backendSpec(name).live({ stateRoot, hostEnv, settings, ...(onExit ? { onExit } : {}) });
+        const make = makers.get(backendSpec(name).name);
+        if (!make) throw new Error(`BUG: backend ${name} has no live half loaded`);
+        b = make({ stateRoot, hostEnv, settings, ...(onExit ? { onExit } : {}) });
         made.set(name, b);
       }
       return b;

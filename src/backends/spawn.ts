@@ -26,7 +26,7 @@ import type { LogLimits, StartSpec, Started } from "./backend.js";
 import type { SpawnReply, SpawnRequest } from "./spawn-worker.js";
 import { PERL_PUMP } from "./log-pump-perl.js";
 import { PERL_SPAWNER } from "./spawner-perl.js";
-import { procInfo } from "./proc.js";
+import { procInfo } from "../host/proc.js";
 import { openAppendNoFollow, refusedWrite } from "../util/safe-fs.js";
 import { which } from "../util/which.js";
 import { LazarusError, errorMessage } from "../util/errors.js";

@@ -11,7 +11,7 @@ import type { DesiredCell } from "../config/types.js";
 import { readSource } from "../host/secrets.js";
 import { renderDiagnostics } from "../plan/render/text.js";
 import { LazarusError } from "../util/errors.js";
-import { REGISTRY, backendSpec } from "../backends/registry.js";
+import { REGISTRY, backendSpec } from "../backends/table.js";
 import { action, err, hostOptions, out, stderrColors, withCommon, type CommonOpts } from "./common.js";
 
 type RenderOpts = CommonOpts & { backend: string; showSecrets?: boolean; json?: boolean };

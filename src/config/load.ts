@@ -31,8 +31,8 @@ import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./pr
 import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
-import { boundDiagnostics, hostDiagnostics } from "../backends/checks.js";
-import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from "../backends/registry.js";
+import { boundDiagnostics, hostDiagnostics, needsSite } from "../backends/checks.js";
+import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from "../backends/table.js";
 import { errorMessage } from "../util/errors.js";
 import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
@@ -65,7 +65,7 @@ const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARU
 // loading reports at the cell's lines with it. Dropped once that step ran.
 export interface CellSite {
   cell: DesiredCell;
-  at: At;
+  at?: At; // kept only where the host step may need it (needsSite)
 }
 
 // Parse and validate one cells.d/ file. Pure: no I/O (this host is checked after, by checkHost).
@@ -96,7 +96,7 @@ export function parseCellFile(file: string, text: string): { result: FileResult;
       ...plainTextDiagnostics(cell, at),
     );
     cells.push(cell);
-    sites.push({ cell, at });
+    sites.push(needsSite(cell) ? { cell, at } : { cell });
   });
   const diagnostics = parsed.diagnostics;
   if (parsed.tooDeep) {
@@ -116,7 +116,7 @@ export function parseCellFile(file: string, text: string): { result: FileResult;
 // run is an error, so its file is quarantined and its cells held as they are.
 export async function checkHost(parsed: { result: FileResult; sites: CellSite[] }): Promise<FileResult> {
   const found: Diagnostic[] = [];
-  for (const { cell, at } of parsed.sites) found.push(...(await hostDiagnostics(cell, at)));
+  for (const { cell, at } of parsed.sites) found.push(...(await hostDiagnostics(cell, at ?? (() => cell.source))));
   if (found.length === 0) return parsed.result;
   return { ...parsed.result, diagnostics: [...parsed.result.diagnostics, ...found] };
 }

@@ -9,7 +9,7 @@ import type { Diagnostic } from "./diagnostics.js";
 import { isInside } from "./read.js";
 import type { DesiredCell, SourcePos } from "./types.js";
 import { recentlyComputed } from "../util/memo.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 import { errorMessage, isErrno } from "../util/errors.js";
 
 // Whether a command argument is a path relative to the config dir (see resolveCommand).

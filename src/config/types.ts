@@ -4,7 +4,7 @@ import type { EgressEntry } from "../egress/allow.js";
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
 
-// A backend's name: a row of the registry (src/backends/registry.ts), which alone knows them.
+// A backend's name: a row of the registry (src/backends/table.ts), which alone knows them.
 export type BackendName = string;
 
 // Limits of a sandboxed member (cgroups).

@@ -19,7 +19,7 @@ import type { CredentialContext } from "../host/secrets.js";
 import { hostSettings, type HostSettings } from "../host/settings.js";
 import { Ledger } from "../ledger/ledger.js";
 import type { Lock } from "../lock/lock.js";
-import { isAlive } from "../backends/proc.js";
+import { isAlive } from "../host/proc.js";
 import { listNames, observeNames, type Observed, type ObservedName } from "../observe/observe.js";
 import { diskPrint, fingerprintOf, listing, unchanged, type Fingerprint, type Listing } from "./fingerprint.js";
 import { applyActions } from "../apply/apply.js";

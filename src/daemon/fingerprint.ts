@@ -17,8 +17,8 @@
 import { lstatSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { isAlive } from "../backends/proc.js";
-import { findBackend } from "../backends/registry.js";
+import { isAlive } from "../host/proc.js";
+import { findBackend } from "../backends/table.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { frozenMarker } from "../observe/frozen.js";
 import { archiveEntries, type ObservedName } from "../observe/observe.js";

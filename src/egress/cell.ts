@@ -6,7 +6,7 @@ import type { CellEgress, DesiredCell, SourcePos } from "../config/types.js";
 import { entryText, parseEntry, withinBound, type BoundPattern } from "./allow.js";
 import { WELL_KNOWN_PROVIDERS, forgeTable, projectMatches, providerTable, urlEntry } from "./tables.js";
 import { egressSettings } from "./settings.js";
-import { REGISTRY, findBackend } from "../backends/registry.js";
+import { REGISTRY, findBackend } from "../backends/table.js";
 
 // Backends whose members get the egress list: Lazarus's proxy, or a cluster's policy (kubernetes:
 // the list is rendered, see docs/kubernetes.md).

@@ -10,7 +10,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive } from "../backends/proc.js";
+import { isAlive } from "../host/proc.js";
 import { LazarusError } from "../util/errors.js";
 import { egressSettings, type EgressSettings } from "./settings.js";
 import { SOCKET_NAME, egressDir, proxyRecordFile, readCellFiles, writeSettingsFile, type ProxyRecord } from "./state.js";

@@ -3,8 +3,8 @@ import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { ownership } from "../backends/proc.js";
-import { findBackend } from "../backends/registry.js";
+import { ownership } from "../host/proc.js";
+import { findBackend } from "../backends/table.js";
 import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
@@ -48,7 +48,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   const members = backend?.observe ? (record?.members ?? []).map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
-  const disk = place === "cells" && record?.disk ? backend?.diskUsage?.(dir) : undefined;
+  const disk = place === "cells" && record?.disk ? await backend?.diskUsage?.(dir) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,

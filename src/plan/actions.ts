@@ -1,6 +1,6 @@
 // The plan is plain data: an ordered list of actions. `kind` drives apply; `reason` is only for people.
 import type { DesiredCell, DesiredMember } from "../config/types.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 
 export const ACTION_KINDS = [
   "create",

@@ -9,7 +9,7 @@ import type { Desired, DesiredCell } from "../config/types.js";
 import type { CellRecord } from "../cells/record.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 import { isUnknown, planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 import { formatBytes } from "../config/quantity.js";

@@ -2,7 +2,7 @@
 // a backend or an engine: it reads what apply recorded). Each backend says it (BackendSpec.where);
 // one without a place shows its name. The local backends run on this host.
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { findBackend } from "../backends/registry.js";
+import { findBackend } from "../backends/table.js";
 import type { CellWhere, MemberWhere } from "../backends/contract.js";
 
 export type { CellWhere, MemberWhere } from "../backends/contract.js";

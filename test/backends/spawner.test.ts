@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PERL_PUMP } from "../../src/backends/log-pump-perl.js";
 import { PERL_SPAWNER } from "../../src/backends/spawner-perl.js";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { which } from "../../src/util/which.js";
 import { tempDir, waitFor } from "../helpers.js";
 

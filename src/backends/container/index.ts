@@ -5,8 +5,6 @@ import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
 import { canonicalJson } from "../../config/digest.js";
-import { diskUsage } from "../disk/image.js";
-import { ContainerBackend } from "./container.js";
 import { containerEngine, hasImage } from "./engine.js";
 import { containerName } from "./argv.js";
 import { containerUserDiagnostics } from "./user.js";
@@ -66,6 +64,9 @@ export const containerBackend: BackendSpec = {
       stop: { check: "stop removes every container of the cell", detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" },
     },
   },
-  diskUsage,
-  live: (ctx) => new ContainerBackend(ctx.stateRoot, ctx.settings, ctx.onExit),
+  diskUsage: async (dir) => (await import("../disk/image.js")).diskUsage(dir),
+  live: async () => {
+    const { ContainerBackend } = await import("./container.js");
+    return (ctx) => new ContainerBackend(ctx.stateRoot, ctx.settings, ctx.onExit);
+  },
 };

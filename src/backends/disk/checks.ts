@@ -6,7 +6,7 @@ import { formatBytes, parseMemory } from "../../config/quantity.js";
 import type { DesiredCell } from "../../config/types.js";
 import { MIN_DISK, diskSettings } from "../../host/settings.js";
 import type { At } from "../contract.js";
-import { findBackend } from "../registry.js";
+import { findBackend } from "../table.js";
 import { diskHost } from "./host.js";
 
 const FIELD = "spec.resources.disk";

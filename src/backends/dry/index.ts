@@ -4,7 +4,6 @@
 // member is a marker file of Lazarus's own (dry.ts). It is also the smallest backend: what
 // docs/backends.md ("Writing a backend") shows a new one needs.
 import type { BackendSpec } from "../contract.js";
-import { DryBackend } from "./dry.js";
 
 export const dryBackend: BackendSpec = {
   name: "dry",
@@ -28,9 +27,13 @@ export const dryBackend: BackendSpec = {
   describe: () => "dry: nothing runs",
   where: { cell: () => ({}), text: () => "nothing runs" },
   verify: { checks: () => [{ invariant: "I1", check: "nothing runs", ok: true, detail: "backend dry starts no process: its members are only recorded" }] },
-  live: (ctx) => new DryBackend(ctx.stateRoot),
+  live: async () => {
+    const { DryBackend } = await import("./dry.js");
+    return (ctx) => new DryBackend(ctx.stateRoot);
+  },
   // A member lives while its marker is there; it never exits by itself.
   observe: async (cells, ctx) => {
+    const { DryBackend } = await import("./dry.js");
     const b = new DryBackend(ctx.stateRoot);
     for (const c of cells) for (const m of c.members) m.alive = c.place === "cells" && m.command !== undefined && b.isAlive({ cell: c.name, spawnId: m.spawnId });
   },

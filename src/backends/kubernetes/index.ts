@@ -4,8 +4,6 @@ import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
 import { canonicalJson } from "../../config/digest.js";
-import { KubernetesBackend } from "./kubernetes.js";
-import { observeKubernetes } from "./observe.js";
 import { renderCell } from "./render.js";
 import { desiredRenderCell } from "./desired.js";
 
@@ -59,6 +57,10 @@ export const kubernetesBackend: BackendSpec = {
     checks: () => [{ invariant: "I1", check: "probe in the member's pod", ok: false, detail: "not probed: lazarus verify does not run its probe in a cluster's pods yet (isolation there is the RuntimeClass's and the NetworkPolicy's; see docs/kubernetes.md)" }],
   },
   render: { what: "the Kubernetes objects (Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member)", objects: (d, values) => renderCell(desiredRenderCell(d, values)) },
-  live: () => new KubernetesBackend(),
-  observe: (cells) => observeKubernetes(cells),
+  live: async () => {
+    const { KubernetesBackend } = await import("./kubernetes.js");
+    return () => new KubernetesBackend();
+  },
+  // The cluster client is loaded only when a kubernetes cell is observed.
+  observe: async (cells) => (await import("./observe.js")).observeKubernetes(cells),
 };

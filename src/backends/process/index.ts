@@ -3,7 +3,6 @@
 import { hostname } from "node:os";
 import type { BackendSpec } from "../contract.js";
 import type { Check, Invariant } from "../../verify/types.js";
-import { ProcessBackend } from "../process.js";
 import { unenforcedLimits } from "../limits.js";
 
 const notEnforced = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend process: ${why}` });
@@ -39,5 +38,8 @@ export const processBackend: BackendSpec = {
   validate: unenforcedLimits,
   where: { cell: () => ({ host: hostname() }), text: () => "" },
   verify: { checks },
-  live: (ctx) => new ProcessBackend(ctx.hostEnv, ctx.onExit, ctx.stateRoot),
+  live: async () => {
+    const { ProcessBackend } = await import("../process.js");
+    return (ctx) => new ProcessBackend(ctx.hostEnv, ctx.onExit, ctx.stateRoot);
+  },
 };

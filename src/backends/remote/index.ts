@@ -5,9 +5,7 @@ import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
 import type { Check, Invariant } from "../../verify/types.js";
 import { unenforcedLimits } from "../limits.js";
-import { RemoteBackend } from "./remote.js";
 import { remoteDiagnostics } from "./hosts.js";
-import { observeRemote } from "./observe.js";
 
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -55,6 +53,10 @@ export const remoteBackend: BackendSpec = {
   describe: (d) => (d.remote?.target ? `remote ${d.remote.target.name ?? d.remote.target.host}` : undefined),
   where: { cell: (rec) => ({ host: rec.remote?.host ?? null }), text: () => "" },
   verify: { checks },
-  live: (ctx) => new RemoteBackend(ctx.stateRoot, ctx.hostEnv),
-  observe: (cells, ctx) => observeRemote(ctx.stateRoot, cells),
+  live: async () => {
+    const { RemoteBackend } = await import("./remote.js");
+    return (ctx) => new RemoteBackend(ctx.stateRoot, ctx.hostEnv);
+  },
+  // ssh is loaded only when a remote cell is observed.
+  observe: async (cells, ctx) => (await import("./observe.js")).observeRemote(ctx.stateRoot, cells),
 };

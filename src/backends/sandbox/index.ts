@@ -4,8 +4,6 @@ import { hostname } from "node:os";
 import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
-import { diskUsage } from "../disk/image.js";
-import { SandboxBackend } from "./sandbox.js";
 import { missingFacilities } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 
@@ -49,6 +47,9 @@ export const sandboxBackend: BackendSpec = {
     text: (w) => [w.uid != null ? `uid ${w.uid}` : "", w.cgroup ? `cgroup ${w.cgroup}` : ""].filter(Boolean).join(", "),
   },
   verify: { probe: { label: "sandbox", engineEnv: [], operatorBinds: true, stop: { check: "stop kills the whole cgroup", detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" } } },
-  diskUsage,
-  live: (ctx) => new SandboxBackend(ctx.stateRoot, ctx.settings, ctx.onExit),
+  diskUsage: async (dir) => (await import("../disk/image.js")).diskUsage(dir),
+  live: async () => {
+    const { SandboxBackend } = await import("./sandbox.js");
+    return (ctx) => new SandboxBackend(ctx.stateRoot, ctx.settings, ctx.onExit);
+  },
 };

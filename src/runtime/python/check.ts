@@ -14,7 +14,7 @@ import { maxFileSize, readRegularFile } from "../../config/read.js";
 import { canonicalJson, sha256 } from "../../config/digest.js";
 import type { BackendName, DesiredCell, FileResult, SourcePos } from "../../config/types.js";
 import { LazarusError, errorMessage, isErrno } from "../../util/errors.js";
-import { findBackend } from "../../backends/registry.js";
+import { findBackend } from "../../backends/table.js";
 import type { PythonSupport } from "../../backends/contract.js";
 
 export const FIELD = "spec.runtime.python";
