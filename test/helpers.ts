@@ -4,7 +4,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
-import { isAlive, procInfo } from "../src/backends/proc.js";
+import { isAlive, procInfo } from "../src/host/proc.js";
 import type { CellRecord } from "../src/cells/record.js";
 import { sandboxHost } from "../src/backends/sandbox/host.js";
 

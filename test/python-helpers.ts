@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
-import { hostPython, venvProblem } from "../src/runtime/python.js";
+import { hostPython, venvProblem } from "../src/runtime/python/check.js";
 import { tempDir } from "./helpers.js";
 
 // Why venv tests cannot run here, or undefined.

@@ -12,6 +12,7 @@ import { Journal } from "./journal.js";
 import type { TryCell } from "../lock/cell-lock.js";
 import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
+import { replace } from "./replace.js"; // not through ops.js: replace uses ops' layout helpers
 import { DEFAULT_PARALLELISM } from "./parallelism.js";
 
 export type ActionResult =
@@ -42,7 +43,7 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
     case "update":
       return ops.update(action, env);
     case "replace":
-      return ops.replace(action, env);
+      return replace(action, env);
     case "close":
       return ops.close(action, env);
     case "resurrect":

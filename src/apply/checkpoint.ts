@@ -11,6 +11,7 @@ import { hostSettings } from "../host/settings.js";
 import { markedFreeze } from "./freeze.js";
 import { LazarusError } from "../util/errors.js";
 import { guardCell } from "./guard.js";
+import { findBackend } from "../backends/table.js";
 
 const SAFETY_NAMES_KEPT = 32;
 
@@ -22,7 +23,7 @@ const SAFETY_NAMES_KEPT = 32;
 // leaves the cell checkpointing, and the next run takes the checkpoint again.
 export async function checkpointCell(cp: CellPaths, rec: CellRecord, reason: string, env: ApplyEnv, spare?: string): Promise<string> {
   // Refused before any state change: the cell never waits in checkpointing for what cannot come.
-  if (rec.backend === "kubernetes") throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: checkpoints of a kubernetes cell are not supported yet (its tree is on the cluster's volume; see docs/kubernetes.md)`);
+  if (!findBackend(rec.backend)?.capabilities.checkpoint) throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: checkpoints of a ${rec.backend} cell are not supported yet (see docs/backends.md)`);
   if (rec.state === "active") {
     rec.state = transition(rec.name, rec.state, "checkpointing");
     await saveRecord(cp, rec, env);

@@ -5,7 +5,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Backend } from "../backends/backend.js";
 import type { Backends } from "../backends/registry.js";
-import { procInfo } from "../backends/proc.js";
+import { procInfo } from "../host/proc.js";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
 import { LazarusError, isErrno } from "../util/errors.js";

@@ -15,12 +15,13 @@ import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
 import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import { findBackend } from "../backends/table.js";
 import { checkpointCell } from "./checkpoint.js";
 import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
 import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
-import { venvDir } from "../runtime/python.js";
+import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
 
 // Arguments that start with ./ are paths relative to the config dir (as in compose files); the
@@ -39,7 +40,7 @@ export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): Member
 export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember, env: ApplyEnv): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
-  const file = portfolioFile(cp, m.home, rec.backend);
+  const file = portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta);
   await guardCell(cp, env, [path.dirname(file)]); // home/<name>/.lazarus is the member's to plant in (process backend)
   await writeJsonAtomic(file, r.document);
   await backendOf(env, rec).filesChanged?.(rec, cp.dir);
@@ -120,7 +121,7 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     credentialsFile: cp.credentials,
     logFile: memberLog(cp, m.home),
     logs: logLimits(rec, env),
-    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, rec.backend) } : {}),
+    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) } : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
     ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
@@ -293,8 +294,8 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
   const dm = a.desiredMember;
   if (dm.resolvedPortfolio) await writePortfolio(cp, rec, m, dm, env);
   else {
-    await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home, rec.backend))]);
-    await rm(portfolioFile(cp, m.home, rec.backend), { force: true });
+    await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta))]);
+    await rm(portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta), { force: true });
     await backendOf(env, rec).filesChanged?.(rec, cp.dir);
     delete m.portfolioName;
     delete m.portfolioDigest;

@@ -22,14 +22,13 @@ import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
-import { applyPython, pruneVenvs } from "../runtime/python.js";
+import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
 export { checkpoint, failureStopsCell } from "./checkpoint.js";
-export { replace } from "./replace.js";
 export { scrub } from "./scrub.js";
 
 const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];

@@ -23,7 +23,7 @@ import type { Action } from "../plan/actions.js";
 import { LazarusError } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
-import { applyPython, pruneVenvs } from "../runtime/python.js";
+import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
 import { checkpointCell } from "./checkpoint.js";
 import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";

@@ -1,5 +1,6 @@
-// The backend contract: what Lazarus asks of wherever a cell's members run. Observe, plan and
-// apply reach members only through it; each backend keeps its own facts (pids, cgroups, uids).
+// The live half of the backend contract (the whole contract: contract.ts): what Lazarus asks of
+// wherever a cell's members run. Apply reaches members only through it; each backend keeps its
+// own facts (pids, cgroups, uids). How members are observed: BackendSpec.observe.
 import type { TreeSize } from "../checkpoints/size.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import type { Resources } from "../config/types.js";
@@ -108,10 +109,9 @@ export interface Backend {
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
-  // Read the state of these cells' members from where they run, before isAlive/find answer
-  // (optional: only a backend without local processes, kubernetes, needs it). observe awaits the
-  // kubernetes one for every live kubernetes cell before anything is planned or applied.
-  refresh?(recs: readonly CellRecord[]): Promise<void>;
+  // Run a command in a member's own view (its mounts, uid, limits, network), for lazarus verify's
+  // probe; only a backend whose BackendSpec.verify has a probe has it.
+  exec?(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
   // Optional, for a backend whose cell tree is on another host: the command writing the tar of
   // dirs on its stdout (a checkpoint is compressed, listed and kept here), and a check of the
   // received bytes (their sha256) against what that host reported on stderr.

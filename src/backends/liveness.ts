@@ -1,21 +1,18 @@
-// How a daemon can tell that a cell's members still run, by backend: facts of the backends kept
-// here, so the daemon asks instead of naming backends (src/daemon/reconcile.ts, fingerprint.ts).
+// How a daemon can tell that a cell's members still run: each backend's capabilities say, so the
+// daemon asks instead of naming backends (src/daemon/reconcile.ts, fingerprint.ts).
+import { findBackend } from "./table.js";
 
-// Backends whose members are local processes, alive while their pid and kernel start time match
-// (isAlive in ./proc.ts): a daemon checks them on its tick and in its resync fingerprints.
-const LOCAL_PIDS: ReadonlySet<string> = new Set(["process", "sandbox", "container"]);
+// How often a polled backend's cells are observed again (one ssh call per host for remote).
+const POLL_EVERY_MS = 15_000;
 
-// Backends whose members' pids are another host's: their exits are not seen from here, so a
-// daemon observes their cells again this often (one ssh call per host).
-const POLLED: ReadonlyMap<string, number> = new Map([["remote", 15_000]]);
-
-// Whether the members of a cell on this backend are local processes.
+// Whether the members of a cell on this backend are local processes, alive while their pid and
+// kernel start time match (isAlive in host/proc.ts).
 export function hasLocalPids(backend: string): boolean {
-  return LOCAL_PIDS.has(backend);
+  return findBackend(backend)?.capabilities.localPids === true;
 }
 
 // How often a cell on this backend must be observed again to see its members end (undefined:
 // its members' exits are seen here).
 export function pollEveryMs(backend: string): number | undefined {
-  return POLLED.get(backend);
+  return findBackend(backend)?.capabilities.poll ? POLL_EVERY_MS : undefined;
 }

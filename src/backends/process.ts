@@ -8,7 +8,7 @@ import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started 
 import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, findLeader, groupMembers, isAlive, memberGroupPids, ownsProcess, procInfo, type ProcSnapshot } from "./proc.js";
+import { findByEnv, findLeader, groupMembers, isAlive, memberGroupPids, ownsProcess, procInfo, type ProcSnapshot } from "../host/proc.js";
 import { spawnSupervised } from "./spawn.js";
 import { LazarusError } from "../util/errors.js";
 

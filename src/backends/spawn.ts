@@ -11,7 +11,7 @@
 import type { LogLimits, StartSpec, Started } from "./backend.js";
 import { nodeSpawn } from "./spawn-node.js";
 import { perlSpawner, spawnerPerl } from "./spawner.js";
-import { procInfo } from "./proc.js";
+import { procInfo } from "../host/proc.js";
 import { startSetting } from "../host/settings.js";
 import { LazarusError, errorMessage } from "../util/errors.js";
 

@@ -10,7 +10,7 @@ import { canonicalJson, credentialsDigest } from "../config/digest.js";
 import { formatBytes } from "../config/quantity.js";
 import { egressList } from "../egress/allow.js";
 import { egressChanged, egressReason, egressSummary } from "../plan/egress.js";
-import { capabilities } from "../backends/capabilities.js";
+import { findBackend } from "../backends/table.js";
 
 // What the planner compares for one live cell: its declaration, its record, its disk as observed.
 export interface Seen {
@@ -402,14 +402,14 @@ export function processChange(dm: ProcessSpec, m: ProcessSpec): string | undefin
 
 // Whether a change of the row counts for a cell on backend b (see UpdateRow.backend).
 const counts = (row: UpdateRow, d: DesiredCell): boolean =>
-  !row.backend || capabilities(d.backend).cellFields.includes(row.field);
+  !row.backend || (findBackend(d.backend)?.capabilities.cellFields ?? []).includes(row.field);
 
 // The declared fields that cannot change in place, as schema paths: another backend (alone: the
 // cell moves, nothing else is compared), or a field its backend is replaced for. Empty: an update.
 export function replacementForces(s: Seen): string[] {
   const moved = REPLACE_ROWS.find((r) => !r.backend && r.changed?.(s));
   if (moved) return [...moved.paths];
-  const claimed = capabilities(s.d.backend).replacedBy;
+  const claimed = (findBackend(s.d.backend)?.capabilities.replacedBy ?? []);
   if (claimed.length === 0) return [];
   return REPLACE_ROWS.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap(
     (r) => r.paths,

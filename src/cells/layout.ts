@@ -1,7 +1,6 @@
 // Paths of the state dir and of one cell directory (spec §6). Pure: no I/O.
 import os from "node:os";
 import path from "node:path";
-import type { BackendName } from "../config/types.js";
 
 export interface StatePaths {
   cells: string;
@@ -97,10 +96,12 @@ export function memberExitFile(cell: CellPaths, home: string): string {
   return path.join(cell.logs, `${home}.exit`);
 }
 
-// The member's resolved fallback model portfolio (LAZARUS_PORTFOLIO). A sandboxed member's lives
-// in Lazarus's own .lazarus/members/<home>/, shown read-only at ~/.lazarus inside the sandbox.
-export function portfolioFile(cell: CellPaths, home: string, backend: BackendName = "process"): string {
-  if (backend === "sandbox") return path.join(cell.meta, "members", home, "portfolio.json");
+// The member's resolved fallback model portfolio (LAZARUS_PORTFOLIO). Where the backend keeps a
+// member's files out of its reach (the sandbox), it lives in Lazarus's own
+// .lazarus/members/<home>/, shown read-only at ~/.lazarus inside the sandbox. memberFilesInMeta:
+// the backend's say (BackendSpec.memberFilesInMeta); the caller asks the registry.
+export function portfolioFile(cell: CellPaths, home: string, memberFilesInMeta = false): string {
+  if (memberFilesInMeta) return path.join(cell.meta, "members", home, "portfolio.json");
   return path.join(cell.homes, home, ".lazarus", "portfolio.json");
 }
 

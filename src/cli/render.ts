@@ -1,7 +1,8 @@
-// `lazarus render --backend kubernetes [CELL…]`: the Kubernetes objects of kubernetes cells as
-// YAML (or a JSON list), in a stable order, for review or for another GitOps tool. Credentials are
-// never printed unless --show-secrets: the Secret then carries no data, only the names and
-// sources of the credentials in an annotation.
+// `lazarus render --backend kubernetes [CELL…]`: the objects a backend makes for its cells (the
+// Kubernetes objects of kubernetes cells) as YAML (or a JSON list), in a stable order, for review
+// or for another GitOps tool. Credentials are never printed unless --show-secrets: the Secret then
+// carries no data, only the names and sources of the credentials in an annotation. Which backends
+// can render, and how, is theirs to say (BackendSpec.render).
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
 import { loadConfig } from "../config/load.js";
@@ -9,47 +10,33 @@ import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import type { DesiredCell } from "../config/types.js";
 import { readSource } from "../host/secrets.js";
 import { renderDiagnostics } from "../plan/render/text.js";
-import { renderCell, type K8sObject, type RenderCell } from "../backends/kubernetes/render.js";
 import { LazarusError } from "../util/errors.js";
-import { egressTexts } from "../egress/allow.js";
+import { REGISTRY, backendSpec } from "../backends/table.js";
 import { action, err, hostOptions, out, stderrColors, withCommon, type CommonOpts } from "./common.js";
 
 type RenderOpts = CommonOpts & { backend: string; showSecrets?: boolean; json?: boolean };
 
-// A declared cell as render input: the whole TTL as each member's deadline (an applied cell gets
-// what is left of it, and a Sandbox its absolute shutdownTime, which render cannot know).
-export function desiredRenderCell(d: DesiredCell, values?: Record<string, string>): RenderCell {
-  if (!d.kubernetes) throw new LazarusError("BUG", `cell ${d.name} has no spec.kubernetes`);
-  const sources = Object.fromEntries(Object.entries(d.credentials).map(([n, s]) => [n, "env" in s ? `env:${s.env}` : `file:${s.file}`]));
-  return {
-    name: d.name,
-    network: d.network,
-    ...(d.egress ? { egress: egressTexts(d.egress) } : {}),
-    kubernetes: d.kubernetes,
-    deadlineSeconds: Math.ceil(d.ttlMs / 1000),
-    credentials: values ? { values } : { sources },
-    members: d.members.map((m) => ({ identity: m.identity, home: m.home, role: m.role, ...(m.command ? { command: m.command } : {}), env: m.env, resources: m.resources })),
-  };
-}
-
 export function renderCommand(): Command {
+  const renderers = REGISTRY.filter((b) => b.render).map((b) => b.name);
   return withCommon(new Command("render"))
     .description("print the objects of kubernetes cells (all, or those named) as YAML: Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member")
     .argument("[cells...]", "cell names (default: every cell with backend: kubernetes)")
-    .addOption(new Option("--backend <name>", "the backend whose objects to render").choices(["kubernetes"]).default("kubernetes"))
+    .addOption(new Option("--backend <name>", "the backend whose objects to render").choices(renderers).default(renderers[0]))
     .option("--show-secrets", "put the credentials' values in the Secret (default: only their names and sources)")
     .option("--json", "print a JSON list of the objects instead of YAML documents")
     .action(
       action(async (names: string[], o: RenderOpts) => {
         const host = hostOptions(o);
         const { desired, diagnostics } = await loadConfig(o.config, { host, hostEnv: process.env });
-        const wanted = names.length ? names : [...desired.cells.values()].filter((c) => c.backend === "kubernetes").map((c) => c.name);
+        const renderer = backendSpec(o.backend).render;
+        if (!renderer) throw new LazarusError("BAD_FLAGS", `backend ${o.backend} has no objects to render`);
+        const wanted = names.length ? names : [...desired.cells.values()].filter((c) => c.backend === o.backend).map((c) => c.name);
         const problems: string[] = [];
         const cells: DesiredCell[] = [];
         for (const n of wanted) {
           const c = desired.cells.get(n);
           if (!c) problems.push(`no cell named ${n} is declared in ${o.config}/cells.d`);
-          else if (c.backend !== "kubernetes" || !c.kubernetes) problems.push(`cell ${n} has backend ${c.backend}: only backend kubernetes cells (with spec.kubernetes) can be rendered`);
+          else if (c.backend !== o.backend) problems.push(`cell ${n} has backend ${c.backend}: only backend ${o.backend} cells can be rendered with --backend ${o.backend}`);
           else cells.push(c);
         }
         // Any error stops it (as validate): a quarantined or half-valid cell is never rendered.
@@ -62,7 +49,7 @@ export function renderCommand(): Command {
           for (const p of problems) err(`error: ${p}`);
           return 1;
         }
-        const objects: K8sObject[] = [];
+        const objects: unknown[] = [];
         for (const c of cells.sort((a, b) => (a.name < b.name ? -1 : 1))) {
           let values: Record<string, string> | undefined;
           if (o.showSecrets) {
@@ -73,11 +60,11 @@ export function renderCommand(): Command {
               values[n] = r.value;
             }
           }
-          objects.push(...renderCell(desiredRenderCell(c, values)));
+          objects.push(...renderer.objects(c, values));
         }
         if (o.json) out(JSON.stringify(objects, null, 2));
         else if (objects.length) out(objects.map((x) => `---\n${stringify(x, { lineWidth: 0, aliasDuplicateObjects: false })}`).join("").trimEnd());
-        else err("no kubernetes cell to render");
+        else err(`no ${o.backend} cell to render`);
         return 0;
       }),
     );

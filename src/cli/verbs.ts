@@ -13,7 +13,7 @@ import { EditRefused, cellMembers, editCellText, newCellText, specValue, type Ce
 import { parseDuration } from "../config/durations.js";
 import { configFiles } from "../config/files.js";
 import { statePaths } from "../cells/layout.js";
-import { combine, loadCellFile, loadFileText, salvageNames, type FileResult } from "../config/load.js";
+import { checkFileText, combine, loadCellFile, salvageNames, type FileResult } from "../config/load.js";
 import { readSource } from "../config/source.js";
 import { ROLES } from "../config/types.js";
 import { resolveStateDir, runApply } from "../engine.js";
@@ -348,7 +348,7 @@ export function summonCommand(): Command {
         }
         if (results.some((r) => r.file === rel) || (await stat(path.join(o.config, rel)).then(() => true, () => false))) throw new LazarusError("FILE_EXISTS", `${rel} already exists; nothing was written (pass --name to summon under another name)`);
         const text = newCellText({ name, project, owner, ...(o.backend ? { backend: o.backend } : {}), ...(o.ttl ? { ttl: o.ttl } : {}), members });
-        const check = loadFileText(rel, text);
+        const check = await checkFileText(rel, text); // as validate would see it, this host included
         if (hasErrors(check.diagnostics)) throw refusal(rel, `summon: the new cell would not load`, check.diagnostics);
         const who = members.map((m) => m.identity).join(", ");
         return runVerb(o, { verb: "summon", cell: name, rel, before: undefined, after: text, what: `${project} with ${who} as ${role}` });

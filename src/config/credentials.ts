@@ -4,8 +4,7 @@
 // with: only a file under the operator's secrets root). One that does not is an error at its line,
 // so its file is quarantined and its cells held, never closed. Values are read only to digest them.
 import type { Diagnostic } from "./diagnostics.js";
-import type { FileResult } from "./load.js";
-import type { DesiredCell } from "./types.js";
+import type { DesiredCell, FileResult } from "./types.js";
 import { readSource, secretPath, valuesDigest, type CredentialContext } from "../host/secrets.js";
 
 // Check one cell's credentials: diagnostics, and the digest of their current values when all are readable.

@@ -18,6 +18,7 @@ import {
   type Desired,
   type DesiredCell,
   type DesiredMember,
+  type FileResult,
   type KubernetesSpec,
   type QuarantinedFile,
   type RestartPolicy,
@@ -30,22 +31,19 @@ import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./pr
 import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
-import { backendDiagnostics } from "../backends/checks.js";
+import { boundDiagnostics, hostDiagnostics, needsSite } from "../backends/checks.js";
+import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from "../backends/table.js";
 import { errorMessage } from "../util/errors.js";
 import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
 import { hostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
-import { checkFilePython, pythonPathDiagnostics } from "../runtime/python.js";
+import { checkFilePython, pythonPathDiagnostics } from "../runtime/python/check.js";
 import { checkpointMaxBytes, hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
-export interface FileResult {
-  file: string;
-  cells: DesiredCell[];
-  diagnostics: Diagnostic[];
-}
+export type { FileResult } from "./types.js";
 
 const CHECKPOINT_FILE = /^\d{8}T\d{6}(\d{3})?Z\.tar\.(gz|zst)$/;
 
@@ -62,13 +60,25 @@ export function cronProblem(expr: string): string | undefined {
 }
 
 const RESERVED_ENV = /^(HOME|PATH|VIRTUAL_ENV|HERMES_HOME|CELL_[A-Z0-9_]*|LAZARUS_[A-Z0-9_]*|HERMES_[A-Z0-9_]*)$/;
-const SUPPORTED_BACKENDS: readonly BackendName[] = ["process", "sandbox", "container", "kubernetes", "remote"];
 
-// Parse and validate one cells.d/ file. Pure: no I/O.
+// Where each cell of a file was declared, while its document is at hand: the host step after
+// loading reports at the cell's lines with it. Dropped once that step ran.
+export interface CellSite {
+  cell: DesiredCell;
+  at?: At; // kept only where the host step may need it (needsSite)
+}
+
+// Parse and validate one cells.d/ file. Pure: no I/O (this host is checked after, by checkHost).
 export function loadFileText(file: string, text: string): FileResult {
-  // Each cell is built as its document is parsed, so the document's syntax tree can go at once; its
-  // diagnostics still come after every parse and shape diagnostic of the file, as they always did.
+  return parseCellFile(file, text).result;
+}
+
+// loadFileText, with each cell's site for the host step.
+export function parseCellFile(file: string, text: string): { result: FileResult; sites: CellSite[] } {
+  // Each cell is built as its document is parsed; its diagnostics still come after every parse
+  // and shape diagnostic of the file, as they always did.
   let cells: DesiredCell[] = [];
+  let sites: CellSite[] = [];
   const checks: Diagnostic[] = [];
   const limits = hostLimits(process.env);
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
@@ -78,7 +88,7 @@ export function loadFileText(file: string, text: string): FileResult {
       ...valueDiagnostics(cell, at),
       ...ceilingDiagnostics(cell, at, limits),
       ...checkpointSizeDiagnostics(cell, at, checkpointMaxBytes()),
-      ...backendDiagnostics(cell, at),
+      ...boundDiagnostics(cell, at),
       ...egressDiagnostics(cell, at),
       ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
       ...pythonPathDiagnostics(cell, at),
@@ -86,16 +96,35 @@ export function loadFileText(file: string, text: string): FileResult {
       ...plainTextDiagnostics(cell, at),
     );
     cells.push(cell);
+    sites.push(needsSite(cell) ? { cell, at } : { cell });
   });
   const diagnostics = parsed.diagnostics;
-  if (parsed.tooDeep) cells = []; // only the depth diagnostic counts
-  else diagnostics.push(...checks);
+  if (parsed.tooDeep) {
+    cells = []; // only the depth diagnostic counts
+    sites = [];
+  } else diagnostics.push(...checks);
   // A file that declares nothing (empty, comments, a lone ---) holds what it declared before: an
   // emptied file must never prune its cells. Only deleting the file closes them.
   if (cells.length === 0 && !hasErrors(diagnostics)) {
     diagnostics.push({ severity: "warning", file, line: 1, col: 1, message: "this file declares no cells; the cells it declared before are held as they are", hint: "delete the file to close them" });
   }
-  return { file, cells, diagnostics };
+  return { result: { file, cells, diagnostics }, sites };
+}
+
+// The host step, after loading: what this host says of each cell (its backend's tools, engine or
+// hosts file, the disk quota, the egress forwarder), at the cell's lines. A cell this host cannot
+// run is an error, so its file is quarantined and its cells held as they are.
+export async function checkHost(parsed: { result: FileResult; sites: CellSite[] }): Promise<FileResult> {
+  const found: Diagnostic[] = [];
+  for (const { cell, at } of parsed.sites) found.push(...(await hostDiagnostics(cell, at ?? (() => cell.source))));
+  if (found.length === 0) return parsed.result;
+  return { ...parsed.result, diagnostics: [...parsed.result.diagnostics, ...found] };
+}
+
+// One file's text loaded and checked against this host (what validate says of it, its credentials
+// and programs aside).
+export function checkFileText(file: string, text: string): Promise<FileResult> {
+  return checkHost(parseCellFile(file, text));
 }
 
 // The parts of a validated document we read; the schema guarantees the shape.
@@ -181,7 +210,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     labels: { ...(raw.metadata.labels ?? {}) },
     project: s.project,
     owner: s.owner,
-    backend: s.backend ?? "process",
+    backend: s.backend ?? DEFAULT_BACKEND,
     network: typeof s.network === "object" ? "egress" : s.network ?? "none",
     ...(typeof s.network === "object" ? { egress: declaredEgress(s.network.egress) } : {}),
     resources: toResources(s.resources),
@@ -215,25 +244,10 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     const { file, line, col } = at(p);
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
-  if (!SUPPORTED_BACKENDS.includes(cell.backend)) {
-    err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, cell.backend === "venv" ? "use backend: process or backend: sandbox, with spec.runtime.python ({} or {requirements: FILE}) for a Python venv" : "use backend: process, sandbox, container or remote");
-  }
-  if (cell.backend === "remote" && cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "backend remote cannot build a Python venv on the remote host", "install what members need on the remote host, or use backend: process or sandbox");
-  if (cell.backend !== "remote" && cell.remote) err(["spec", "remote"], "spec.remote", `spec.remote is for backend remote (this cell's backend is ${cell.backend})`, "set backend: remote, or remove spec.remote");
-  if (cell.backend === "remote" && !cell.remote) err(["spec", "backend"], "spec.remote", "backend remote needs spec.remote", "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)");
-  if (cell.backend === "container" && !cell.container) err(["spec", "backend"], "spec.container", "backend container needs spec.container.image", "add container: {image: localhost/agent:1}, an image present in the host's engine");
-  if (cell.backend === "kubernetes") {
-    if (!cell.kubernetes) err(["spec", "backend"], "spec.kubernetes", "backend kubernetes needs spec.kubernetes", "add kubernetes: {namespace: agents, image: registry.example/agent:1} (see docs/kubernetes.md)");
-    // Not supported on a cluster yet: say so at the line rather than fail at apply.
-    if (cell.checkpoint.schedule !== undefined) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", "checkpoints of a kubernetes cell are not supported yet", "remove the schedule (docs/kubernetes.md says what is missing)");
-    if (cell.restoreFrom !== undefined) err(["spec", "restoreFrom"], "spec.restoreFrom", "restoring a kubernetes cell from a checkpoint is not supported yet", "remove restoreFrom");
-    cell.members.forEach((m, i) => {
-      if (m.heartbeatMs !== undefined) err(["spec", "members", i, "heartbeat"], `spec.members[${i}].heartbeat`, "heartbeats of kubernetes members are not supported yet (the heartbeat file is on the cell's volume, not read by Lazarus)", "remove heartbeat; the pod's phase says whether the member runs");
-    });
-    if (cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "spec.runtime.python is for local backends; a kubernetes cell's runtime is its image", "remove spec.runtime and put the packages in the image");
-  } else if (cell.kubernetes) {
-    err(["spec", "kubernetes"], "spec.kubernetes", `spec.kubernetes is only read by backend kubernetes (this cell has backend ${cell.backend})`, "set backend: kubernetes, or remove spec.kubernetes");
-  }
+  const backend = findBackend(cell.backend);
+  if (!backend) err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, RETIRED[cell.backend] ?? `use backend: ${backendNames().join(", ")}`);
+  else out.push(...(backend.validate?.(cell, at) ?? []));
+  for (const other of REGISTRY) if (other !== backend) out.push(...(other.stray?.(cell, at) ?? []));
   if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
   if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
@@ -442,7 +456,7 @@ export async function loadCellFile(configDir: string, rel: string): Promise<{ re
   const src = await readSource(configDir, rel);
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
-  const result = await checkFilePython(loadFileText(rel, src.text), configDir);
+  const result = await checkFilePython(await checkFileText(rel, src.text), configDir);
   result.diagnostics.push(...commandLinkErrors(result.cells, configDir), ...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

@@ -9,6 +9,7 @@ import type { Diagnostic } from "./diagnostics.js";
 import { isInside } from "./read.js";
 import type { DesiredCell, SourcePos } from "./types.js";
 import { recentlyComputed } from "../util/memo.js";
+import { findBackend } from "../backends/table.js";
 import { errorMessage, isErrno } from "../util/errors.js";
 
 // Whether a command argument is a path relative to the config dir (see resolveCommand).
@@ -102,7 +103,7 @@ export function programWarnings(cells: DesiredCell[], configDir: string, env: No
   const out: Diagnostic[] = [];
   const searchPath = memberPath(env);
   for (const cell of cells) {
-    if (cell.backend === "container" || cell.backend === "kubernetes" || cell.backend === "remote") continue; // programs are looked up in the image, the cluster or on the remote host
+    if (!findBackend(cell.backend)?.capabilities.hostPrograms) continue; // looked up where members run: an image, a cluster, another host
     cell.members.forEach((m, i) => {
       const program = m.command?.[0];
       if (!program || (configRelative(program) && climbsOut(program)) || findProgramCached(program, configDir, searchPath) !== undefined) return;

@@ -14,6 +14,17 @@ export function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(name, schemaDir), "utf8")) as Record<string, unknown>;
 }
 
+// The names spec.backend may take (the schema's enum, which test/backends/registry.test.ts holds
+// to the registry's rows and its retired names). Read once.
+let backendEnum: string[] | undefined;
+export function schemaBackends(): string[] {
+  if (!backendEnum) {
+    const spec = (loadSchema("cell.schema.json").properties as { spec: { properties: { backend: { enum: string[] } } } }).spec;
+    backendEnum = [...spec.properties.backend.enum];
+  }
+  return backendEnum;
+}
+
 function errorsOf(validate: Validator, doc: unknown): ErrorObject[] {
   return validate(doc) ? [] : [...(validate.errors ?? [])];
 }

@@ -4,8 +4,8 @@ import type { EgressEntry } from "../egress/allow.js";
 export const ROLES = ["director", "executor", "observer", "guest", "substitute"] as const;
 export type Role = (typeof ROLES)[number];
 
-export const BACKENDS = ["process", "sandbox", "container", "kubernetes", "venv", "docker", "remote"] as const;
-export type BackendName = (typeof BACKENDS)[number];
+// A backend's name: a row of the registry (src/backends/table.ts), which alone knows them.
+export type BackendName = string;
 
 // Limits of a sandboxed member (cgroups).
 export interface Resources {
@@ -61,12 +61,8 @@ export interface RemoteTarget {
 
 export type CredentialSource = { file: string } | { env: string };
 
-// Where a declaration came from, for diagnostics and for quarantine.
-export interface SourcePos {
-  file: string; // relative to the config dir, e.g. cells.d/team.yaml
-  line: number;
-  col: number;
-}
+export type { SourcePos } from "./position.js";
+import type { SourcePos } from "./position.js";
 
 export const RESTART_POLICIES = ["always", "on-failure", "never"] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
@@ -91,7 +87,7 @@ export interface DesiredMember {
   commandSource?: SourcePos; // where its program (command[0]) is written
 }
 
-// spec.runtime.python: a venv for the cell's members (see src/runtime/python.ts).
+// spec.runtime.python: a venv for the cell's members (see src/runtime/python/).
 export interface PythonRuntime {
   requirements?: string; // relative to the config dir
   findLinks?: string; // a wheel directory relative to the config dir
@@ -148,6 +144,13 @@ export interface DesiredCell {
   inviteTtlMs: number;
   members: DesiredMember[];
   source: SourcePos;
+}
+
+// One cells.d/ file as loaded: its cells and what is wrong with them.
+export interface FileResult {
+  file: string;
+  cells: DesiredCell[];
+  diagnostics: import("./diagnostics.js").Diagnostic[];
 }
 
 // A file that failed to parse or validate: the cells it may declare are held as they are.

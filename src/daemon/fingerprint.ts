@@ -17,12 +17,13 @@
 import { lstatSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
+import { isAlive } from "../host/proc.js";
 import { hasLocalPids } from "../backends/liveness.js";
-import { isAlive } from "../backends/proc.js";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
 import { frozenMarker } from "../observe/frozen.js";
 import { archiveEntries, type ObservedName } from "../observe/observe.js";
 import { tombstoneDir } from "../observe/tombstone.js";
+
 
 export interface Fingerprint {
   disk: string; // see diskPrint

@@ -6,12 +6,11 @@ import type { CellEgress, DesiredCell, SourcePos } from "../config/types.js";
 import { entryText, parseEntry, withinBound, type BoundPattern } from "./allow.js";
 import { WELL_KNOWN_PROVIDERS, forgeTable, projectMatches, providerTable, urlEntry } from "./tables.js";
 import { egressSettings } from "./settings.js";
-import { existsSync } from "node:fs";
-import { FORWARDER_PERL } from "./member.js";
+import { REGISTRY, findBackend } from "../backends/table.js";
 
-
-// Backends whose members get the egress proxy (kubernetes: the list is rendered, see docs/kubernetes.md).
-export const EGRESS_BACKENDS: readonly string[] = ["sandbox", "container", "kubernetes"];
+// Backends whose members get the egress list: Lazarus's proxy, or a cluster's policy (kubernetes:
+// the list is rendered, see docs/kubernetes.md).
+const egressBackends = (): string[] => REGISTRY.filter((b) => b.capabilities.network).map((b) => b.name);
 
 // The declared list as entries (the invalid ones are left out; egressDiagnostics reports them).
 export function declaredEgress(declared: readonly string[]): CellEgress {
@@ -22,14 +21,12 @@ export function declaredEgress(declared: readonly string[]): CellEgress {
   return { declared: [...declared], entries, auto: [] };
 }
 
-// Each declared entry that is malformed or outside LAZARUS_EGRESS_ALLOW, at its own line.
+// Each declared entry that is malformed or outside LAZARUS_EGRESS_ALLOW, at its own line (pure:
+// whether this host has the forwarder is the host step's, backends/checks.ts).
 export function egressDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
   if (!cell.egress) return [];
-  if (!EGRESS_BACKENDS.includes(cell.backend)) {
-    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network: {egress: [...]} needs backend ${EGRESS_BACKENDS.join(", ")} (backend ${cell.backend} has no network namespace of its own to confine)`, hint: "use backend: sandbox, or remove network" }];
-  }
-  if (cell.backend !== "kubernetes" && !existsSync(FORWARDER_PERL)) {
-    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network egress needs ${FORWARDER_PERL} on this host (the forwarder in each member's network namespace is a Perl script)`, hint: "install perl (apt-get install perl-base), or remove the egress list" }];
+  if (!findBackend(cell.backend)?.capabilities.network) {
+    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network: {egress: [...]} needs backend ${egressBackends().join(", ")} (backend ${cell.backend} has no network namespace of its own to confine)`, hint: "use backend: sandbox, or remove network" }];
   }
   let bound: BoundPattern[] | undefined;
   try {

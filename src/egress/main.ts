@@ -1,7 +1,7 @@
 // The egress proxy process of one state dir: `node main.js STATE_DIR`, started detached by
 // ensureProxy (supervise.ts). It records its pid and start time in <state>/egress/proxy.json
 // once it listens, reloads on SIGHUP and every second (when its files changed), and ends on SIGTERM.
-import { procInfo } from "../backends/proc.js";
+import { procInfo } from "../host/proc.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { EgressService } from "./service.js";
 import { proxyRecordFile } from "./state.js";

@@ -4,7 +4,7 @@
 // <state>/gateway/gateway.json once it listens, reloads on SIGHUP and when the cell files change
 // (checked each second), and ends on SIGTERM.
 import { stat } from "node:fs/promises";
-import { procInfo } from "../backends/proc.js";
+import { procInfo } from "../host/proc.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { Gateway } from "./server.js";
 import { gatewayCellsDir, gatewayRecordFile, readGatewayRecord, readGatewaySettings } from "./state.js";

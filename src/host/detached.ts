@@ -8,7 +8,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive } from "../backends/proc.js";
+import { isAlive } from "./proc.js";
 import { LazarusError } from "../util/errors.js";
 
 export interface DetachedRecord {

@@ -3,7 +3,7 @@
 // environment file, docs/configuration.md lists them (test/docs.test.ts compares), and
 // hostSettings() parses the ones that bound what a cell file may ask. A variable that is not in
 // this table is not the operator's to set: see INTERNAL_VARIABLES.
-import { BACKENDS } from "../config/types.js";
+import { schemaBackends } from "../config/schema.js";
 import { parseMemory } from "../config/quantity.js";
 import { parseBound } from "../egress/allow.js";
 import { parseCidrs } from "../egress/addresses.js";
@@ -61,8 +61,9 @@ function diskCheck(v: string): string | undefined {
 
 function backendsCheck(v: string): string | undefined {
   const names = v.split(",").map((b) => b.trim());
-  const bad = names.filter((b) => !(BACKENDS as readonly string[]).includes(b));
-  return bad.length ? `names ${bad.map((b) => `"${b}"`).join(", ")}, not a backend (${BACKENDS.join(", ")})` : undefined;
+  const known = schemaBackends();
+  const bad = names.filter((b) => !known.includes(b));
+  return bad.length ? `names ${bad.map((b) => `"${b}"`).join(", ")}, not a backend (${known.join(", ")})` : undefined;
 }
 
 function uidRangeCheck(v: string): string | undefined {

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { link, open, unlink, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
-import { isAlive, procInfo } from "../backends/proc.js";
+import { isAlive, procInfo } from "../host/proc.js";
 import { isErrno } from "../util/errors.js";
 import { spaceError, tempName, writeFully } from "../util/fsx.js";
 

@@ -4,7 +4,7 @@
 // lock-takeover guards (<lock>.break-<id>) whose holder is dead.
 import { readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import { isAlive } from "../backends/proc.js";
+import { isAlive } from "../host/proc.js";
 import type { StatePaths } from "../cells/layout.js";
 import { TEMP_RE } from "../util/fsx.js";
 import { readSeen, verdict } from "./record.js";

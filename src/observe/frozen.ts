@@ -1,7 +1,7 @@
 // A cell frozen for a checkpoint: the marker its freezer writes (pid and kernel start time) and
 // whether that freezer is gone, so nothing but the next command will thaw it.
 import path from "node:path";
-import { isAlive } from "../backends/proc.js";
+import { isAlive } from "../host/proc.js";
 import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 

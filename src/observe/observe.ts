@@ -1,66 +1,24 @@
 // observe: read only the real world (cell records on disk and the process table).
-import { lstat, readdir, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { CHECKPOINT_RE, SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, stampTime, type CellPaths, type StatePaths } from "../cells/layout.js";
+import { SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, type CellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { ownership } from "../backends/proc.js";
-import { diskUsage, type DiskUsage } from "../backends/disk/image.js";
+import { ownership } from "../host/proc.js";
+import { findBackend } from "../backends/table.js";
 import { readFrozen } from "./frozen.js";
 import { readJson } from "../util/fsx.js";
 import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/safe-fs.js";
 import { mapLimit } from "../util/map-limit.js";
-import { listTombstones, readTombstone, type Tombstone } from "./tombstone.js";
+import { listTombstones, readTombstone } from "./tombstone.js";
+import { listCheckpoints } from "../checkpoints/list.js";
+
+export { listCheckpoints } from "../checkpoints/list.js";
 
 const IO_LIMIT = 64; // cells observed at once
 import { errorMessage, isErrno } from "../util/errors.js";
 
-export type Place = "cells" | "graveyard" | "archive";
-
-export interface ObservedMember extends MemberRecord {
-  alive: boolean;
-  exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
-  heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
-  ignored?: string[]; // member-written files that were not believed (a link, a FIFO, too big, garbage), and why
-  // Why its process can be neither proved this member's nor gone (its pid lives with the recorded
-  // start time, but its environment cannot be read): unknown, not dead (alive stays false).
-  unverifiable?: string;
-}
-
-export interface ObservedCheckpoint {
-  file: string; // absolute path of the archive (.tar.zst or .tar.gz)
-  name: string; // e.g. 20261125T120000Z.tar.zst
-  takenAt: number;
-}
-
-export interface ObservedCell {
-  name: string;
-  place: Place;
-  dir: string;
-  // undefined when the directory has no readable cell.json; such a cell is never touched.
-  record?: CellRecord;
-  unreadable?: string;
-  members: ObservedMember[];
-  // A remote cell whose host did not answer (why): its members' state is unknown.
-  unreachable?: string;
-  // Frozen for a checkpoint (abandoned: its freezer died; the next command thaws it).
-  frozen?: { since: string; pid: number; abandoned: boolean };
-  // Whole checkpoints only (tar and manifest both present), oldest first.
-  checkpoints: ObservedCheckpoint[];
-  // A live cell with a disk quota (record.disk): whether its image is in place, and how full.
-  disk?: DiskUsage;
-}
-
-export interface ObservedName {
-  live?: ObservedCell; // under cells/
-  graveyard?: ObservedCell;
-  archives: ObservedCell[];
-  tombstone?: Tombstone; // how the name last closed, kept past the purge of its archives
-  scrubbing?: string[]; // graveyard entries a killed scrub moved aside (.scrubbing-<cell>~<id>): being scrubbed
-}
-
-export interface Observed {
-  cells: Map<string, ObservedName>;
-}
+export type { Observed, ObservedCell, ObservedCheckpoint, ObservedMember, ObservedName, Place } from "./types.js";
+import type { Observed, ObservedCell, ObservedMember, ObservedName, Place } from "./types.js";
 
 async function listDirs(dir: string): Promise<string[]> {
   try {
@@ -84,13 +42,13 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
   }
   const cp = cellPaths(dir);
-  const cluster = place === "cells" && record?.backend === "kubernetes" ? await observeKubernetes(record) : undefined;
-  // A remote (SSH) cell's members are observed on their host, all at once (observeRemoteCells).
-  const members =
-    record?.backend === "remote" ? record.members.map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => (cluster ? clusterMember(m, cluster) : observeMember(cp, m, place, fallbackName))));
+  // A backend that observes its own members (where they run: a cluster, another host) does so for
+  // every such cell at once, after this (observeBackends); here they are as recorded, not alive.
+  const backend = record ? findBackend(record.backend) : undefined;
+  const members = backend?.observe ? (record?.members ?? []).map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
-  const disk = place === "cells" && record?.disk ? diskUsage(dir) : undefined;
+  const disk = place === "cells" && record?.disk ? await backend?.diskUsage?.(dir) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,
@@ -102,28 +60,6 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
     ...(disk ? { disk } : {}),
   };
-}
-
-// A cell whose members run in a cluster (kubernetes): their pods, read once per observe (the
-// client is loaded only when such a cell exists). An unreachable cluster changes nothing: every
-// member is taken as recorded, and says why.
-type ClusterView = { view(m: MemberRecord): { alive: boolean; exit?: ObservedMember["exit"] } } | { problem: string };
-
-async function observeKubernetes(rec: CellRecord): Promise<ClusterView> {
-  const k = await import("../backends/kubernetes/kubernetes.js");
-  try {
-    await k.refresh([rec]);
-    return { view: (m) => k.memberView(rec, m) };
-  } catch (err) {
-    return { problem: errorMessage(err) };
-  }
-}
-
-function clusterMember(m: MemberRecord, r: ClusterView): ObservedMember {
-  if (!m.command) return { ...m, alive: false };
-  if ("problem" in r) return { ...m, alive: m.status === "running" || m.status === "starting", ignored: [`cluster not read (${r.problem}); the member is taken as recorded`] };
-  const v = r.view(m);
-  return { ...m, alive: v.alive, ...(v.exit && (m.status === "running" || m.status === "starting") ? { exit: v.exit } : {}) };
 }
 
 // cell: the name of the cell's directory, which the member's process must prove it belongs to.
@@ -155,26 +91,6 @@ async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell:
   return out;
 }
 
-// Whole checkpoints in a directory: a .tar.zst or .tar.gz with its .manifest.json.
-// A checkpoints dir that is not a real directory (a planted link) has none.
-export async function listCheckpoints(dir: string): Promise<ObservedCheckpoint[]> {
-  let entries: string[];
-  try {
-    if (!(await lstat(dir)).isDirectory()) return [];
-    entries = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const names = new Set(entries);
-  const out: ObservedCheckpoint[] = [];
-  for (const e of entries) {
-    const m = CHECKPOINT_RE.exec(e);
-    if (!m || !names.has(`${m[1]}.manifest.json`)) continue;
-    out.push({ file: path.join(dir, e), name: e, takenAt: stampTime(m[1] as string) });
-  }
-  return out.sort((a, b) => a.takenAt - b.takenAt);
-}
-
 function slot(map: Map<string, ObservedName>, name: string): ObservedName {
   let s = map.get(name);
   if (!s) {
@@ -201,17 +117,23 @@ export async function observe(paths: StatePaths): Promise<Observed> {
     const t = await readTombstone(paths, name);
     if (t) slot(cells, name).tombstone = t;
   }
-  await observeRemoteCells(paths, cells);
+  await observeBackends(paths, cells);
   return { cells };
 }
 
-// The remote cells' members, one ssh call per host (loaded only when there are remote cells).
-async function observeRemoteCells(paths: StatePaths, cells: Map<string, ObservedName>): Promise<void> {
-  const remote: ObservedCell[] = [];
-  for (const o of cells.values()) for (const c of [o.live, o.graveyard]) if (c?.record?.backend === "remote") remote.push(c);
-  if (remote.length === 0) return;
-  const { observeRemote } = await import("../backends/remote/observe.js");
-  await observeRemote(path.dirname(paths.ledger), remote);
+// The members of cells whose backend observes them where they run (a cluster, another host: one
+// call per cluster or host), live and graveyard cells, each backend once with all of its cells.
+async function observeBackends(paths: StatePaths, cells: Map<string, ObservedName>): Promise<void> {
+  const byBackend = new Map<string, ObservedCell[]>();
+  for (const o of cells.values()) {
+    for (const c of [o.live, o.graveyard]) {
+      const name = c?.record?.backend;
+      if (!c || name === undefined || !findBackend(name)?.observe) continue;
+      byBackend.set(name, [...(byBackend.get(name) ?? []), c]);
+    }
+  }
+  const stateRoot = path.dirname(paths.ledger);
+  for (const [name, list] of byBackend) await findBackend(name)?.observe?.(list, { stateRoot });
 }
 
 // The graveyard entries being scrubbed (.scrubbing-<cell>~<id>), by cell name, sorted (one listing
@@ -257,7 +179,7 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
       }
     },
   );
-  await observeRemoteCells(paths, cells);
+  await observeBackends(paths, cells);
   return { cells };
 }
 

@@ -1,5 +1,6 @@
 // The plan is plain data: an ordered list of actions. `kind` drives apply; `reason` is only for people.
 import type { DesiredCell, DesiredMember } from "../config/types.js";
+import { findBackend } from "../backends/table.js";
 
 export const ACTION_KINDS = [
   "create",
@@ -67,9 +68,10 @@ export type Action =
 // checkpoint, a create stamped with its activation, …) waits until the clock passes that time.
 export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>(["member-down", "restart", "cell-down", "revive"]);
 
-// Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1".
+// Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1" (its
+// backend says).
 export function placeOf(backend: string, container?: { image: string } | undefined): string {
-  return backend === "container" ? `container ${container?.image ?? "?"}` : backend;
+  return findBackend(backend)?.place?.({ container }) ?? backend;
 }
 
 // Something the plan is waiting for (a restart backoff, a downed timeout): shown, not applied.

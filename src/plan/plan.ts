@@ -10,6 +10,7 @@ import type { CellRecord } from "../cells/record.js";
 import { cellChanges, replacementForces } from "../cells/fields.js";
 import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from "../observe/observe.js";
 import { placeOf, type Action, type Pending } from "./actions.js";
+import { findBackend } from "../backends/table.js";
 import { isUnknown, planMembers } from "./members.js";
 import { cronParser } from "../util/cron.js";
 import { formatBytes } from "../config/quantity.js";
@@ -262,8 +263,17 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${d.backend === "sandbox" ? `, sandbox, network ${d.network}${egressSummary(d)}` : d.backend === "container" ? `, container ${d.container?.image ?? "?"}, network ${d.network}${egressSummary(d)}` : d.backend === "remote" && d.remote?.target ? `, remote ${d.remote.target.name ?? d.remote.target.host}` : ""}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${whereReason(d)}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
   };
+}
+
+// Where a new cell runs, as its backend says it ("sandbox", "container localhost/a:1", "remote
+// box1"), with its network where the backend gives it one; nothing for a plain local process.
+function whereReason(d: DesiredCell): string {
+  const b = findBackend(d.backend);
+  const where = b?.describe?.(d);
+  if (where === undefined) return "";
+  return `, ${where}${b?.capabilities.network ? `, network ${d.network}${egressSummary(d)}` : ""}`;
 }
 
 // The archived checkpoint a re-created cell starts from: the newest, or the one named.
@@ -274,7 +284,7 @@ function restorePoint(restoreFrom: string, o: ObservedName): ObservedCheckpoint 
 
 // A closing cell is checkpointed first, except where its backend cannot checkpoint yet
 // (kubernetes: the tree is on the cluster's volume; see docs/kubernetes.md).
-const finalCheckpoint = (rec: CellRecord): boolean => rec.backend !== "kubernetes";
+const finalCheckpoint = (rec: CellRecord): boolean => findBackend(rec.backend)?.capabilities.checkpoint ?? false;
 
 // A cell with a member whose process lives but cannot be proved its own (isUnknown): what would
 // stop it (close, scrub, replacement) is held, with a diagnostic and a pending note, since the

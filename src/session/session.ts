@@ -12,11 +12,11 @@ import { cellPaths, memberHome, portfolioFile, statePaths } from "../cells/layou
 import { lockCell } from "../lock/cell-lock.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { resolveNow, withStateLock, type EngineOptions } from "../engine.js";
-import { backends } from "../backends/registry.js";
+import { backends, findBackend } from "../backends/registry.js";
 import type { SessionSpawn, SessionSpec } from "../backends/backend.js";
 import { roleMounts } from "../backends/sandbox/argv.js";
 import { hostSettings } from "../host/settings.js";
-import { venvDir } from "../runtime/python.js";
+import { venvDir } from "../runtime/python/venv.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { LazarusError } from "../util/errors.js";
 
@@ -56,8 +56,10 @@ function isExecutable(p: string): boolean {
 // the host's system dirs and it is there, else /bin/sh (an image may have nothing else).
 export function defaultShell(backend: string, env: NodeJS.ProcessEnv = process.env): string {
   const mine = env.SHELL;
-  if (backend === "container" || !mine || !path.isAbsolute(mine) || !isExecutable(mine)) return "/bin/sh";
-  if (backend === "sandbox" && !/^\/(usr|bin|sbin)\//.test(path.normalize(mine))) return "/bin/sh"; // not in the sandbox's view
+  const sessions = findBackend(backend)?.capabilities.sessions;
+  const view = sessions ? sessions.shell : "host";
+  if (view === "image" || !mine || !path.isAbsolute(mine) || !isExecutable(mine)) return "/bin/sh";
+  if (view === "system" && !/^\/(usr|bin|sbin)\//.test(path.normalize(mine))) return "/bin/sh"; // not in the member's view
   return mine;
 }
 
@@ -72,8 +74,9 @@ export function refusal(rec: CellRecord, identity: string, kind: SessionKind): s
   if (!m) return `${identity} is not a member of cell ${rec.name} (members: ${rec.members.map((x) => x.identity).join(", ") || "none"}); add it to the cell's members and apply`;
   if (m.status === "invited") return `${identity} has not accepted its invitation to cell ${rec.name} yet; run lazarus accept ${rec.name} ${identity} --token - first`;
   if (m.status === "revoked") return `the invitation of ${identity} to cell ${rec.name} was revoked${m.revokedAt ? ` at ${m.revokedAt}` : ""} (not accepted in time); it needs a new invitation`;
-  if (rec.backend === "process" && roleMounts(m.role).project === "ro") {
-    return `${identity} is ${m.role === "guest" ? "a guest" : `an ${m.role}`} of cell ${rec.name} and sees the cell read-only, which backend process cannot enforce; give the cell backend sandbox or container`;
+  const sessions = findBackend(rec.backend)?.capabilities.sessions;
+  if (sessions && !sessions.readOnlyRoles && roleMounts(m.role).project === "ro") {
+    return `${identity} is ${m.role === "guest" ? "a guest" : `an ${m.role}`} of cell ${rec.name} and sees the cell read-only, which backend ${rec.backend} cannot enforce; give the cell backend sandbox or container`;
   }
   return undefined;
 }
@@ -135,7 +138,7 @@ export async function openSession(opts: EngineOptions, req: SessionRequest): Pro
         credentialsFile: cp.credentials,
         resources: m.resources ?? {},
         configDir: path.resolve(opts.configDir),
-        ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, rec.backend) } : {}),
+        ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) } : {}),
         ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
       };
       const spawn = await backend.session(rec, spec);

@@ -2,7 +2,7 @@
 // proxy its processes use: a listed name is let through, an unlisted name, a raw IP, the metadata
 // address and the host's loopback are refused, a direct connection has no route, and no name
 // resolves inside. Lines as probe.ts prints them: "<check>\t<ok|fail|unknown>\t<detail>".
-import type { Invariant } from "./verify.js";
+import type { Invariant } from "./types.js";
 
 export const EGRESS_PROBE = String.raw`
 ok() { printf '%s\tok\t%s\n' "$1" "$2"; }

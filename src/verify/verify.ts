@@ -10,9 +10,9 @@ import type { CellRecord } from "../cells/record.js";
 import type { StatePaths } from "../cells/layout.js";
 import type { HostSettings } from "../host/settings.js";
 import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
-import { SandboxBackend } from "../backends/sandbox/sandbox.js";
 import { hostLimits } from "../host/limits.js";
-import { ContainerBackend } from "../backends/container/container.js";
+import { backendSpec, backends, type Backends } from "../backends/registry.js";
+import type { VerifyPlan } from "../backends/contract.js";
 import { verifyLedger } from "../ledger/ledger.js";
 import { formatBytes } from "../config/quantity.js";
 import { observe, type ObservedCell } from "../observe/observe.js";
@@ -22,22 +22,8 @@ import { EGRESS_CHECKS, EGRESS_PROBE, listedTarget } from "./egress-probe.js";
 import { proxyEnv } from "../egress/member.js";
 import { MEMBER_PORT } from "../egress/state.js";
 
-export const INVARIANTS = ["I1", "I2", "I3", "I4", "I5", "I6"] as const;
-export type Invariant = (typeof INVARIANTS)[number];
-
-export interface Check {
-  invariant: Invariant;
-  check: string;
-  member?: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface CellReport {
-  name: string;
-  backend: string;
-  checks: Check[];
-}
+export { INVARIANTS, type CellReport, type Check, type Invariant } from "./types.js";
+import type { CellReport, Check, Invariant } from "./types.js";
 
 const PROBE_CHECKS: Record<string, { invariant: Invariant; label: string }> = {
   "write-outside": { invariant: "I1", label: "write outside the cell" },
@@ -54,8 +40,6 @@ const PROBE_CHECKS: Record<string, { invariant: Invariant; label: string }> = {
 // Variables Lazarus or the shell sets in every member (values of the member's own, not the host's).
 const SET_BY_LAZARUS = new Set(["HOME", "HERMES_HOME", "TMPDIR", "LAZARUS_PORTFOLIO", "PWD", "OLDPWD", "SHLVL", "_"]);
 
-const notEnforced = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend process: ${why}` });
-
 // A cell with a disk quota: its image in place (members then get ENOSPC at the quota, never
 // writing to the host's filesystem), as observed.
 function diskCheck(cell: ObservedCell, bytes: number): Check {
@@ -63,38 +47,10 @@ function diskCheck(cell: ObservedCell, bytes: number): Check {
   return { invariant: "I1", check: "disk quota", ok: mounted, detail: mounted ? `project/, shared/ and home/ on the cell's own ${formatBytes(bytes)} image (${formatBytes(cell.disk?.avail ?? 0)} free)` : `the cell's ${formatBytes(bytes)} image is not mounted; lazarus apply mounts it again before members start` };
 }
 
-// What the process backend does and does not guarantee, said plainly.
-function processChecks(): Check[] {
-  return [
-    notEnforced("I1", "filesystem containment", "members run as Lazarus's own user and can read and write whatever it can"),
-    notEnforced("I1", "disk quota", "members write to the host's filesystem and can fill the one that holds the state dir (spec.resources.disk needs backend sandbox or container)"),
-    { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "host variables other than PATH, LANG, TZ, TERM, USER, LOGNAME, SHELL and LC_* never pass" },
-    notEnforced("I2", "credential isolation", "other cells' credential manifests are readable by the same user"),
-    notEnforced("I3", "process boundary", "members see and can signal every process of Lazarus's user"),
-    notEnforced("I4", "network segmentation", "members use the host's network"),
-    notEnforced("I5", "no residue after scrub", "processes that leave the member's process group (setsid) survive close, and files outside the cell stay"),
-  ];
-}
-
-// What the remote backend does and does not guarantee (its members are not probed).
-function remoteChecks(): Check[] {
-  const no = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend remote: ${why}` });
-  return [
-    no("I1", "filesystem containment", "members run as the SSH user on their host and can read and write whatever it can"),
-    { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "members start with env -i and the allowlisted variables only" },
-    no("I2", "credential isolation", "other cells' credential manifests on that host are readable by the same SSH user"),
-    no("I3", "process boundary", "members see and can signal every process of the SSH user"),
-    no("I4", "network segmentation", "members use the remote host's network"),
-    no("I5", "no residue after scrub", "processes that leave the member's process group survive close; files outside the cell's tree stay"),
-  ];
-}
-
 // Runs the probe in a member's own view (the sandbox: bubblewrap as the cell's uid in the
 // member's cgroup; container: a fresh container with the member's mounts, uid and limits).
 type Runner = (rec: CellRecord, cellDir: string, m: CellRecord["members"][number], command: string[], env: Record<string, string>) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
 
-// Variables a container engine sets in every container (not the host's).
-const SET_BY_ENGINE = new Set(["container", "HOSTNAME"]);
 
 interface Context {
   paths: StatePaths;
@@ -106,8 +62,11 @@ interface Context {
   mountPoints: string[];
 }
 
-async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, run: Runner): Promise<Check[]> {
-  const where = rec.backend === "container" ? "container" : "sandbox";
+// What a backend's probe needs to know of it (BackendSpec.verify).
+type Probe = Extract<VerifyPlan, { probe: unknown }>["probe"];
+
+async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, run: Runner, probe: Probe): Promise<Check[]> {
+  const where = probe.label;
   const checks: Check[] = [];
   const others = ctx.live.filter((c) => c.name !== cell.name);
   if (rec.network === "host") checks.push({ invariant: "I4", check: "network segmentation", ok: false, detail: "the cell declares network: host (an explicit opt-in)" });
@@ -138,7 +97,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
     }
     for (const l of lines) {
       if (l.result === "names") {
-        const allowed = (k: string): boolean => (rec.network === "egress" && k in proxyEnv()) || ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || (where === "container" && SET_BY_ENGINE.has(k)) || k in m.env;
+        const allowed = (k: string): boolean => (rec.network === "egress" && k in proxyEnv()) || ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || probe.engineEnv.includes(k) || k in m.env;
         const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
         checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
         continue;
@@ -160,8 +119,7 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
     if (rec.network === "egress") checks.push(...(await egressChecks(ctx, cell, rec, m, run)));
   }
   if (rec.disk) checks.push(diskCheck(cell, rec.disk.bytes));
-  if (where === "container") checks.push({ invariant: "I5", check: "stop removes every container of the cell", ok: true, detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" });
-  else checks.push({ invariant: "I5", check: "stop kills the whole cgroup", ok: true, detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" });
+  checks.push({ invariant: "I5", check: probe.stop.check, ok: true, detail: probe.stop.detail });
   return checks;
 }
 
@@ -201,6 +159,16 @@ function mountPointsIn(binds: string[]): string[] {
   });
 }
 
+// What a cell's backend proves: its probe run in each member's own view, or its fixed list.
+async function backendChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, live: Backends): Promise<Check[]> {
+  const plan = backendSpec(rec.backend).verify;
+  if ("checks" in plan) return plan.checks();
+  const b = live.get(rec.backend);
+  if (!b.exec) throw new LazarusError("BUG", `backend ${rec.backend} has a probe but no exec`);
+  const exec = b.exec.bind(b);
+  return probeChecks(plan.probe.operatorBinds ? ctx : { ...ctx, mountPoints: [] }, cell, rec, (...a) => exec(...a), plan.probe);
+}
+
 // Verify the named live cells (all when none is named).
 export async function verifyCells(paths: StatePaths, names: string[], settings: HostSettings, hostEnv: NodeJS.ProcessEnv): Promise<CellReport[]> {
   const stateRoot = path.dirname(paths.ledger);
@@ -218,22 +186,13 @@ export async function verifyCells(paths: StatePaths, names: string[], settings: 
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv), mountPoints: mountPointsIn(settings.sandbox.roBinds) };
-  const sandbox = new SandboxBackend(stateRoot, settings);
-  const container = new ContainerBackend(stateRoot, settings);
-  const containerCtx: Context = { ...ctx, mountPoints: [] }; // no operator binds in a container
+  const running = backends(stateRoot, hostEnv, settings);
   try {
     const reports: CellReport[] = [];
     for (const cell of live) {
       if (names.length && !names.includes(cell.name)) continue;
       const rec = cell.record as CellRecord;
-      const checks =
-        rec.backend === "sandbox"
-          ? await probeChecks(ctx, cell, rec, (...a) => sandbox.exec(...a))
-          : rec.backend === "container"
-            ? await probeChecks(containerCtx, cell, rec, (...a) => container.exec(...a))
-            : rec.backend === "remote"
-              ? remoteChecks()
-              : processChecks();
+      const checks = await backendChecks(ctx, cell, rec, running);
       reports.push({ name: cell.name, backend: rec.backend, checks: [...checks, ledgerCheck] });
     }
     return reports;

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadFileText } from "../../src/config/load.js";
 import type { DesiredCell } from "../../src/config/types.js";
 import { renderCell, type K8sObject } from "../../src/backends/kubernetes/render.js";
-import { desiredRenderCell } from "../../src/cli/render.js";
+import { desiredRenderCell } from "../../src/backends/kubernetes/desired.js";
 import { ROOT, cleanup, configDir, lazarus } from "../helpers.js";
 import { Ajv } from "ajv";
 

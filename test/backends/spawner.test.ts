@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOM, SPAWNER_PL } from "../../src/backends/spawner.js";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { which } from "../../src/util/which.js";
 import { ROOT, tempDir, waitFor } from "../helpers.js";
 

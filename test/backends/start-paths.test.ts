@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { spawnerPerl } from "../../src/backends/spawner.js";
 import { CLI, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 

@@ -13,8 +13,8 @@ import {
   syncRecord,
 } from "../../src/cells/fields.js";
 import { setDisk } from "../../src/apply/ops.js";
-import { BACKENDS, type DesiredCell } from "../../src/config/types.js";
-import { capabilities } from "../../src/backends/capabilities.js";
+import type { DesiredCell } from "../../src/config/types.js";
+import { REGISTRY } from "../../src/backends/table.js";
 import type { CellRecord } from "../../src/cells/record.js";
 import { desiredOf, recordOf } from "../plan/builders.js";
 import { ROOT } from "../helpers.js";
@@ -92,14 +92,14 @@ describe("the table of cell fields", () => {
   it("is what each backend claims: its fields and its replacements name rows marked backend", () => {
     const updates = new Set(UPDATE_FIELDS.filter((r) => r.backend).map((r) => r.field));
     const replaces = new Set(OTHER_FIELDS.filter((r) => r.by === "replace" && r.backend).flatMap((r) => r.paths));
-    for (const b of BACKENDS) {
+    for (const b of REGISTRY) {
       expect(
-        capabilities(b).cellFields.filter((f) => !updates.has(f)),
-        b,
+        b.capabilities.cellFields.filter((f) => !updates.has(f)),
+        b.name,
       ).toEqual([]);
       expect(
-        capabilities(b).replacedBy.filter((p) => !replaces.has(p)),
-        b,
+        b.capabilities.replacedBy.filter((p) => !replaces.has(p)),
+        b.name,
       ).toEqual([]);
     }
   });

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { CLI, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
 
 const dirs: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { combine, loadFileText, loadPortfolioText, salvageNames } from "../../src/config/load.js";
+import { checkFileText, combine, loadFileText, loadPortfolioText, salvageNames } from "../../src/config/load.js";
 import { desiredDigest } from "../../src/config/digest.js";
 import { formatDiagnostic } from "../../src/config/diagnostics.js";
 import { cellYaml } from "../helpers.js";
@@ -91,26 +91,27 @@ describe("loading cells.d", () => {
     expect(r.diagnostics.map(formatDiagnostic)).toEqual(['portfolios/p.yaml:6:3: error: spec.retry: unknown field "retry" (remove it or check its spelling against schemas/portfolio.schema.json)']);
   });
 
-  it("refuses a container user that is root, another cell's uid or a host account (in-container uids are host uids)", () => {
+  it("refuses a container user that is root, another cell's uid or a host account (in-container uids are host uids)", async () => {
     const saved = process.env.LAZARUS_UID_RANGE;
     process.env.LAZARUS_UID_RANGE = "240500-240599";
     try {
-      const userErrors = (user: string) =>
-        loadFileText(file, cellYaml({ name: "c1", extra: `  backend: container\n  container: {image: localhost/agent:1, user: "${user}"}` }))
+      // The host step: whether a uid is the host's is this host's to say.
+      const userErrors = async (user: string) =>
+        (await checkFileText(file, cellYaml({ name: "c1", extra: `  backend: container\n  container: {image: localhost/agent:1, user: "${user}"}` })))
           .diagnostics.filter((d) => d.field === "spec.container.user")
           .map(formatDiagnostic);
-      expect(userErrors("0")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec.container.user: user "0": uid 0 is root.*host's root/)]);
-      expect(userErrors("261901:0")).toEqual([expect.stringMatching(/error: spec.container.user: user "261901:0": gid 0 is root/)]);
-      expect(userErrors("240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "240550": uid 240550 is in LAZARUS_UID_RANGE \(240500-240599\).*another cell/)]);
-      expect(userErrors("261901:240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "261901:240550": gid 240550 is in LAZARUS_UID_RANGE/)]);
+      expect(await userErrors("0")).toEqual([expect.stringMatching(/^cells\.d\/a\.yaml:\d+:\d+: error: spec.container.user: user "0": uid 0 is root.*host's root/)]);
+      expect(await userErrors("261901:0")).toEqual([expect.stringMatching(/error: spec.container.user: user "261901:0": gid 0 is root/)]);
+      expect(await userErrors("240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "240550": uid 240550 is in LAZARUS_UID_RANGE \(240500-240599\).*another cell/)]);
+      expect(await userErrors("261901:240550")).toEqual([expect.stringMatching(/error: spec.container.user: user "261901:240550": gid 240550 is in LAZARUS_UID_RANGE/)]);
       // An account and a group of this host (any but root's).
       const entry = (db: string) => readFileSync(`/etc/${db}`, "utf8").split("\n").map((l) => l.split(":")).find((f) => Number(f[2]) > 0) as string[];
       const [account, , uid] = entry("passwd");
       const [group, , gid] = entry("group");
-      expect(userErrors(`${uid}`)).toEqual([expect.stringMatching(new RegExp(`error: spec.container.user: user "${uid}": uid ${uid} is the host's account ${account}`))]);
-      expect(userErrors(`261901:${gid}`)).toEqual([expect.stringMatching(new RegExp(`error: spec.container.user: user "261901:${gid}": gid ${gid} is the host's group ${group}`))]);
-      expect(userErrors("261901:261901")).toEqual([]);
-      expect(userErrors("261901")).toEqual([]);
+      expect(await userErrors(`${uid}`)).toEqual([expect.stringMatching(new RegExp(`error: spec.container.user: user "${uid}": uid ${uid} is the host's account ${account}`))]);
+      expect(await userErrors(`261901:${gid}`)).toEqual([expect.stringMatching(new RegExp(`error: spec.container.user: user "261901:${gid}": gid ${gid} is the host's group ${group}`))]);
+      expect(await userErrors("261901:261901")).toEqual([]);
+      expect(await userErrors("261901")).toEqual([]);
     } finally {
       if (saved === undefined) delete process.env.LAZARUS_UID_RANGE;
       else process.env.LAZARUS_UID_RANGE = saved;

@@ -5,7 +5,7 @@
 // (in-process, a blocked synchronous regex would only make the test slow, never fail it).
 //
 // Audit of every regex in src/ that sees such input (grep 'RegExp\|/.*[+*].*/' src). Rewritten,
-// each tested here: the requirement line and its comment strip (runtime/python.ts), salvageNames
+// each tested here: the requirement line and its comment strip (runtime/python/check.ts), salvageNames
 // (config/load.ts: \s* ran over line breaks), the scp-like git URL test (gitops/git.ts, used by
 // cli/service.ts too) and the legacy portfolio label's dash trim (portfolio/legacy.ts). Linear as
 // they are (anchored, or no two quantifiers can match the same run): the schema patterns, durations,
@@ -21,7 +21,7 @@ import path from "node:path";
 import { execa } from "execa";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { MAX_REQUIREMENT_LINE, plainRequirement, requirementProblems } from "../../src/runtime/python.js";
+import { MAX_REQUIREMENT_LINE, plainRequirement, requirementProblems } from "../../src/runtime/python/check.js";
 import { salvageNames } from "../../src/config/load.js";
 import { ROOT, cellYaml, cleanup, configDir, lazarus } from "../helpers.js";
 
@@ -66,19 +66,19 @@ describe("python requirements: linear on any line", () => {
   ];
   for (const [what, expr, expected] of adversarial) {
     it(`decides a 512 KB line (${what}) in one pass`, async () => {
-      const result = await bounded(`const N = ${512 * KB}; const { plainRequirement } = await load("runtime/python.js"); return plainRequirement(${expr});`);
+      const result = await bounded(`const N = ${512 * KB}; const { plainRequirement } = await load("runtime/python/check.js"); return plainRequirement(${expr});`);
       expect(result).toBe(expected);
     });
   }
 
   it("refuses a 1 MiB line of spaces at its line, saying how long it is and what the limit is", async () => {
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python.js"); return requirementProblems("ok==1\\na" + " ".repeat(${1024 * KB - 20}) + "x\\n");`)) as { line: number; problem: string }[];
+    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("ok==1\\na" + " ".repeat(${1024 * KB - 20}) + "x\\n");`)) as { line: number; problem: string }[];
     expect(problems).toEqual([{ line: 2, problem: `the line is ${1024 * KB - 18} characters long, over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line` }]);
   });
 
   it("refuses a 1 MiB line of \" #\" ending in a carriage return at its line", async () => {
     // (^|\s)#.*$ scanned to the \r from every " #" and failed there: quadratic.
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python.js"); return requirementProblems("a" + " #".repeat(${512 * KB}) + "\\rb");`)) as { line: number; problem: string }[];
+    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("a" + " #".repeat(${512 * KB}) + "\\rb");`)) as { line: number; problem: string }[];
     expect(problems).toEqual([{ line: 1, problem: expect.stringContaining(`over the ${MAX_REQUIREMENT_LINE}-character limit`) }]);
   });
 
@@ -88,7 +88,7 @@ describe("python requirements: linear on any line", () => {
 
   it("reports at most 20 bad lines of a 1 MiB file, then counts the rest", async () => {
     const LINES = Math.floor((1024 * KB) / 6);
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python.js"); return requirementProblems("x @ y\\n".repeat(${LINES}));`)) as { line: number; problem: string }[];
+    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("x @ y\\n".repeat(${LINES}));`)) as { line: number; problem: string }[];
     expect(problems).toHaveLength(21);
     expect(problems[0]).toEqual({ line: 1, problem: expect.stringContaining('"x @ y" is not a plain requirement') });
     expect(problems[20]).toEqual({ line: 21, problem: `this line and ${LINES - 21} more after it are not plain requirements either (only the first 20 are described)` });

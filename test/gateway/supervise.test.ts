@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureGateway, runningGateway, stopGateway } from "../../src/gateway/supervise.js";
 import { gatewayCellsDir, mintToken, tokenDigest } from "../../src/gateway/state.js";
 import { startStandin, type Standin } from "./standin.js";
-import { isAlive } from "../../src/backends/proc.js";
+import { isAlive } from "../../src/host/proc.js";
 import { waitFor } from "../helpers.js";
 
 const KEY = "sk-operator-supervise-9876";

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
 import { spawn } from "node:child_process";
 import { ProcessBackend } from "../../src/backends/process.js";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { which } from "../../src/util/which.js";
 
 const perl = which("perl", process.env.PATH);

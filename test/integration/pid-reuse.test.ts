@@ -11,7 +11,7 @@ import { accessSync, constants, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
-import { procInfo } from "../../src/backends/proc.js";
+import { procInfo } from "../../src/host/proc.js";
 import { which } from "../../src/util/which.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();

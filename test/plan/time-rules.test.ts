@@ -4,7 +4,7 @@ import { plan } from "../../src/plan/plan.js";
 import { desiredDigest } from "../../src/config/digest.js";
 import type { Observed } from "../../src/observe/observe.js";
 import { fingerprint } from "../../src/plan/saved.js";
-import { ownsProcess } from "../../src/backends/proc.js";
+import { ownsProcess } from "../../src/host/proc.js";
 import { desiredOf, HOUR, iso, MIN, observedOf, recordOf, T0 } from "./builders.js";
 
 const AGENT = { identity: "agent:allegro", role: "executor", command: ["node", "a.js"] };

@@ -17,7 +17,7 @@ import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
 import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
 import { memberEnv } from "../env.js";
-import { findLeader, isAlive, ownsProcess } from "../proc.js";
+import { findLeader, isAlive, ownsProcess } from "../../host/proc.js";
 import { spawnSupervised } from "../spawn.js";
 import { CELL_ROOT, RUN_DIR, sandboxHome } from "../sandbox/argv.js";
 import { handCellTo, memberRunDir, realDir } from "../sandbox/sandbox.js";

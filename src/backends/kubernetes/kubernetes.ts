@@ -78,10 +78,6 @@ const toRenderMember = (m: MemberRecord, spawnId?: string): RenderMember => ({ i
 export class KubernetesBackend implements Backend {
   readonly name = "kubernetes";
 
-  async refresh(recs: readonly CellRecord[]): Promise<void> {
-    await refresh(recs);
-  }
-
   // The cell's Secret (from its credentials manifest), volume claim and NetworkPolicy.
   async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     const k = specOf(rec);

@@ -1,7 +1,7 @@
 // Observing remote cells: one ssh call per host for every member of every remote cell on it
 // (liveness, exit file, heartbeat). A host that cannot be reached (down, or refusing: a changed
 // host key) leaves its cells unknown, with the reason: the planner holds them.
-import type { ObservedCell } from "../../observe/observe.js";
+import type { ObservedCell } from "../../observe/types.js";
 import { errorMessage } from "../../util/errors.js";
 import { OBSERVE } from "./scripts.js";
 import { Unreachable, describe, hostKey, run, ssh } from "./ssh.js";

@@ -159,7 +159,7 @@ export class RemoteBackend implements Backend {
     const c = this.conn(rec);
     let portfolio = "";
     try {
-      portfolio = readFileSync(portfolioFile(cellPaths(path.join(this.stateRoot, "cells", rec.name)), m.home, "remote"), "utf8");
+      portfolio = readFileSync(portfolioFile(cellPaths(path.join(this.stateRoot, "cells", rec.name)), m.home), "utf8");
     } catch {
       // none (removed)
     }

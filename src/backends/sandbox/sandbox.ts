@@ -14,7 +14,7 @@ import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
-import { findLeader, isAlive, ownsProcess } from "../proc.js";
+import { findLeader, isAlive, ownsProcess } from "../../host/proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
 import { CELL_ROOT, CONFIG_INSIDE, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
 import { ensureEtcView } from "./etc.js";

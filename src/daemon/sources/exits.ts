@@ -1,7 +1,7 @@
 // Source: member exits. A member this daemon started reports its own exit (the backends' onExit,
 // wired in daemon.ts); the members it adopted (started by an earlier run or by `apply`) are kept
 // here by pid and kernel start time, and the tick asks which of their cells lost one.
-import { isAlive } from "../../backends/proc.js";
+import { isAlive } from "../../host/proc.js";
 
 export interface Pid {
   pid: number;
