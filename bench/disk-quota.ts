@@ -25,10 +25,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 function layout(dir: string): void {
-  for (const d of ["project", "shared/artifacts", "home/a", ".lazarus"]) mkdirSync(path.join(dir, d), { recursive: true });
+  for (const d of ["project", "shared/artifacts", "home/a", ".lazarus"])
+    mkdirSync(path.join(dir, d), { recursive: true });
 }
 
-const plain: number[] = [], sparse: number[] = [], full: number[] = [], teardown: number[] = [], attach: number[] = [];
+const plain: number[] = [],
+  sparse: number[] = [],
+  full: number[] = [],
+  teardown: number[] = [],
+  attach: number[] = [];
 const loopsBefore = loops();
 const cells: string[] = [];
 try {
@@ -65,13 +70,19 @@ try {
     teardown.push(ms(t0));
   }
   const fmt = (xs: number[]) => `median ${median(xs).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
-  console.log(`cells: ${N}, quota ${process.argv[3] ?? "10Gi"} (sparse), on ${execFileSync("findmnt", ["-n", "-o", "FSTYPE,OPTIONS", "-T", root]).toString().trim()}`);
+  console.log(
+    `cells: ${N}, quota ${process.argv[3] ?? "10Gi"} (sparse), on ${execFileSync("findmnt", ["-n", "-o", "FSTYPE,OPTIONS", "-T", root]).toString().trim()}`,
+  );
   console.log(`plain tree:              ${fmt(plain)}`);
   console.log(`quota set-up (chosen):   ${fmt(sparse)}  ratio ${(median(sparse) / median(plain)).toFixed(0)}x`);
   console.log(`fallocate ≤1Gi + mount:  ${fmt(full)}`);
   console.log(`teardown (releaseDisk):  ${fmt(teardown)}`);
-  console.log(`loop devices: ${loopsBefore} before, ${loopsPeak} with ${N} cells mounted (made on demand via /dev/loop-control)`);
-  console.log(`host bytes per sparse image: ${execFileSync("du", ["-sk", root]).toString().split("\t")[0]} KiB for the whole bench dir after teardown`);
+  console.log(
+    `loop devices: ${loopsBefore} before, ${loopsPeak} with ${N} cells mounted (made on demand via /dev/loop-control)`,
+  );
+  console.log(
+    `host bytes per sparse image: ${execFileSync("du", ["-sk", root]).toString().split("\t")[0]} KiB for the whole bench dir after teardown`,
+  );
 } finally {
   for (const dir of cells) await releaseDisk(dir).catch((e) => console.error(String(e)));
   rmSync(root, { recursive: true, force: true });

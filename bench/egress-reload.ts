@@ -1,6 +1,7 @@
 // What the egress proxy's once-a-second reload costs with N egress cells (one member each): a full
 // read (SIGHUP) and the timer's call when nothing changed (a stat of the cells dir, the settings
-// and the hosts file). Usage (as root: the sockets live under /run/lazarus): npx tsx bench/egress-reload.ts [cells=1000]
+// and the hosts file).
+// Usage (as root: the sockets live under /run/lazarus): npx tsx bench/egress-reload.ts [cells=1000]
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,7 +15,13 @@ const dirs: string[] = [];
 for (let i = 0; i < N; i++) {
   const sd = memberSocketDir(dir, `u${i}`, "m");
   dirs.push(sd);
-  await writeCellFile(dir, { formatVersion: 1, cell: `c${i}`, uid: `u${i}`, entries: [{ host: "api.example.com", ports: [443] }], members: [{ identity: "agent:a", home: "m", socketDir: sd }] });
+  await writeCellFile(dir, {
+    formatVersion: 1,
+    cell: `c${i}`,
+    uid: `u${i}`,
+    entries: [{ host: "api.example.com", ports: [443] }],
+    members: [{ identity: "agent:a", home: "m", socketDir: sd }],
+  });
 }
 const service = new EgressService(dir);
 await service.reload();
@@ -23,7 +30,9 @@ async function cost(what: string, f: () => Promise<void>): Promise<void> {
   const t = performance.now();
   for (let i = 0; i < 9; i++) await f(); // below the timer's full read every 10th call
   const c = process.cpuUsage(cpu);
-  console.log(`${N} cells, ${what}: ${((performance.now() - t) / 9).toFixed(2)} ms wall, ${((c.user + c.system) / 9 / 1000).toFixed(2)} ms CPU each`);
+  console.log(
+    `${N} cells, ${what}: ${((performance.now() - t) / 9).toFixed(2)} ms wall, ${((c.user + c.system) / 9 / 1000).toFixed(2)} ms CPU each`,
+  );
 }
 await cost("full read (SIGHUP)", () => service.reload());
 await cost("timer, nothing changed", () => service.reloadIfChanged());

@@ -23,31 +23,49 @@ function firstLine(child: ChildProcess): Promise<string> {
   return new Promise((resolve) => child.stdout?.once("data", (d: Buffer) => resolve(d.toString().trim())));
 }
 
-const standin = spawn(process.execPath, ["--import", "tsx", "bench/lib/gateway-standin.ts", KEY], { stdio: ["ignore", "pipe", "inherit"] });
+const standin = spawn(process.execPath, ["--import", "tsx", "bench/lib/gateway-standin.ts", KEY], {
+  stdio: ["ignore", "pipe", "inherit"],
+});
 children.push(standin);
 const provider = await firstLine(standin);
 
 mkdirSync(path.join(root, "secrets", "so"), { recursive: true });
 writeFileSync(path.join(root, "secrets", "so", "key"), KEY);
-writeFileSync(path.join(root, "providers.yaml"), `providers:\n  - {name: so, api: openai, baseUrl: "${provider}/v1", keyFile: so/key}\n`);
+writeFileSync(
+  path.join(root, "providers.yaml"),
+  `providers:\n  - {name: so, api: openai, baseUrl: "${provider}/v1", keyFile: so/key}\n`,
+);
 const token = mintToken();
 const cell: GatewayCellFile = {
-  formatVersion: 1, cell: "bench", uid: "bench",
-  members: [{
-    identity: "agent:bench", home: "bench", tokenDigest: tokenDigest(token),
-    portfolio: {
-      name: "bench", appliesTo: { agents: [], taskClasses: [] }, models: [{ model: "gpt-ok", provider: "so" }],
-      retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 0 }, cooldown: { allowedFails: 3, windowMs: 60_000, durationMs: 60_000 },
-      fallbackOn: ["rate_limit"],
+  formatVersion: 1,
+  cell: "bench",
+  uid: "bench",
+  members: [
+    {
+      identity: "agent:bench",
+      home: "bench",
+      tokenDigest: tokenDigest(token),
+      portfolio: {
+        name: "bench",
+        appliesTo: { agents: [], taskClasses: [] },
+        models: [{ model: "gpt-ok", provider: "so" }],
+        retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 0 },
+        cooldown: { allowedFails: 3, windowMs: 60_000, durationMs: 60_000 },
+        fallbackOn: ["rate_limit"],
+      },
     },
-  }],
+  ],
 };
 const state = path.join(root, "state");
 mkdirSync(gatewayCellsDir(state), { recursive: true });
 writeFileSync(path.join(gatewayCellsDir(state), "bench.json"), JSON.stringify(cell));
 const gw = spawn(process.execPath, ["dist/gateway/main.js", state, "0"], {
   stdio: ["ignore", "ignore", "inherit"],
-  env: { ...process.env, LAZARUS_PROVIDERS: path.join(root, "providers.yaml"), LAZARUS_SECRETS_DIR: path.join(root, "secrets") },
+  env: {
+    ...process.env,
+    LAZARUS_PROVIDERS: path.join(root, "providers.yaml"),
+    LAZARUS_SECRETS_DIR: path.join(root, "secrets"),
+  },
 });
 children.push(gw);
 let gwPort = 0;
@@ -67,11 +85,19 @@ const body = JSON.stringify({ model: "gpt-ok", stream: true, messages: [{ role: 
 function call(url: string, auth: string): Promise<{ first: number; total: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", authorization: `Bearer ${auth}` } }, (res) => {
-      let first = 0;
-      res.on("data", () => void (first ||= performance.now() - t0));
-      res.on("end", () => (res.statusCode === 200 ? resolve({ first, total: performance.now() - t0 }) : reject(new Error(`status ${res.statusCode}`))));
-    });
+    const req = http.request(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", authorization: `Bearer ${auth}` } },
+      (res) => {
+        let first = 0;
+        res.on("data", () => void (first ||= performance.now() - t0));
+        res.on("end", () =>
+          res.statusCode === 200
+            ? resolve({ first, total: performance.now() - t0 })
+            : reject(new Error(`status ${res.statusCode}`)),
+        );
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -94,10 +120,14 @@ try {
     const d = await batch(direct, KEY);
     const g = await batch(viaGw, token);
     added.push({ first: g.first - d.first, total: g.total - d.total });
-    console.log(`round ${r}: ${N} concurrent streams; first byte direct ${d.first.toFixed(2)} ms, gateway ${g.first.toFixed(2)} ms (+${(g.first - d.first).toFixed(2)}); whole call direct ${d.total.toFixed(2)} ms, gateway ${g.total.toFixed(2)} ms (+${(g.total - d.total).toFixed(2)})`);
+    console.log(
+      `round ${r}: ${N} concurrent streams; first byte direct ${d.first.toFixed(2)} ms, gateway ${g.first.toFixed(2)} ms (+${(g.first - d.first).toFixed(2)}); whole call direct ${d.total.toFixed(2)} ms, gateway ${g.total.toFixed(2)} ms (+${(g.total - d.total).toFixed(2)})`,
+    );
   }
   const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  console.log(`median over rounds: +${median(added.map((a) => a.first)).toFixed(2)} ms to the first byte, +${median(added.map((a) => a.total)).toFixed(2)} ms per call (load ${load})`);
+  console.log(
+    `median over rounds: +${median(added.map((a) => a.first)).toFixed(2)} ms to the first byte, +${median(added.map((a) => a.total)).toFixed(2)} ms per call (load ${load})`,
+  );
 } finally {
   for (const c of children) c.kill("SIGTERM");
   rmSync(root, { recursive: true, force: true });

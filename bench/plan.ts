@@ -33,8 +33,28 @@ const now = ["--now", "2030-01-01T00:00:00Z"];
 
 const planEmpty = median(Array.from({ length: RUNS }, () => time(["plan", ...common, ...now])));
 const applyAll = time(["apply", "--yes", ...common, ...now]);
-const planConverged = median(Array.from({ length: RUNS }, () => time(["plan", "--detailed-exitcode", ...common, ...now])));
+const planConverged = median(
+  Array.from({ length: RUNS }, () => time(["plan", "--detailed-exitcode", ...common, ...now])),
+);
 const version = time(["--version"]);
 
-console.log(JSON.stringify({ cells: N, runs: RUNS, node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, ms: { startup: Math.round(version), planAllCreate: Math.round(planEmpty), applyCreateAll: Math.round(applyAll), planConvergedNoChanges: Math.round(planConverged) } }, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      cells: N,
+      runs: RUNS,
+      node: process.version,
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      ms: {
+        startup: Math.round(version),
+        planAllCreate: Math.round(planEmpty),
+        applyCreateAll: Math.round(applyAll),
+        planConvergedNoChanges: Math.round(planConverged),
+      },
+    },
+    null,
+    2,
+  ),
+);
 rmSync(root, { recursive: true, force: true });

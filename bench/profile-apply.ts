@@ -25,7 +25,18 @@ const wrap = process.env.WRAP;
 const t = Date.now();
 try {
   const command = wrap ?? "/usr/bin/time";
-  const args = [...(wrap ? [] : ["-f", "apply tree: %e s wall, %U s user, %S s system"]), "node", ...nodeOptions, CLI, "apply", "--yes", "--config", path.join(root, "config"), "--state-dir", state];
+  const args = [
+    ...(wrap ? [] : ["-f", "apply tree: %e s wall, %U s user, %S s system"]),
+    "node",
+    ...nodeOptions,
+    CLI,
+    "apply",
+    "--yes",
+    "--config",
+    path.join(root, "config"),
+    "--state-dir",
+    state,
+  ];
   execFileSync(command, args, { stdio: ["ignore", "ignore", "inherit"] });
   console.log(`apply of ${N} cells: ${Date.now() - t} ms`);
 } finally {

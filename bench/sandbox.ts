@@ -25,20 +25,55 @@ const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-sbx-"));
 // STAGED=1 keeps the state dir closed to others (0700, as mkdtemp makes it), so every start stages
 // the cell dir through a private mount namespace; by default it is 0711, as /var/lib is.
 if (process.env.STAGED !== "1") chmodSync(root, 0o711);
-const settings = hostSettings({ LAZARUS_UID_RANGE: "250000-250099", LAZARUS_CGROUP_ROOT: `lazarus-bench-${process.pid}` });
-const backends: Record<string, Backend> = { process: new ProcessBackend({ PATH: process.env.PATH }), sandbox: new SandboxBackend(root, settings) };
+const settings = hostSettings({
+  LAZARUS_UID_RANGE: "250000-250099",
+  LAZARUS_CGROUP_ROOT: `lazarus-bench-${process.pid}`,
+});
+const backends: Record<string, Backend> = {
+  process: new ProcessBackend({ PATH: process.env.PATH }),
+  sandbox: new SandboxBackend(root, settings),
+};
 
 function record(name: string, backend: "process" | "sandbox"): CellRecord {
   const now = new Date().toISOString();
-  return { formatVersion: 1, uid: `${name}0123456789`.slice(0, 16), name, state: "active", project: "bench#1", owner: "human:bench", backend, labels: {}, sourceFile: "bench", ttlMs: 1, graceMs: 1, retentionMs: 1, policy: { allowGuests: false, allowSubstitutes: false }, credentialsDigest: "", createdAt: now, members: [], updatedAt: now };
+  return {
+    formatVersion: 1,
+    uid: `${name}0123456789`.slice(0, 16),
+    name,
+    state: "active",
+    project: "bench#1",
+    owner: "human:bench",
+    backend,
+    labels: {},
+    sourceFile: "bench",
+    ttlMs: 1,
+    graceMs: 1,
+    retentionMs: 1,
+    policy: { allowGuests: false, allowSubstitutes: false },
+    credentialsDigest: "",
+    createdAt: now,
+    members: [],
+    updatedAt: now,
+  };
 }
 
 function spec(rec: CellRecord, cellDir: string, i: number): StartSpec {
   const home = `m${i}`;
   return {
-    cell: rec.name, cellDir, identity: `agent:${home}`, home: path.join(cellDir, "home", home), homeName: home, role: "executor",
-    command: ["/bin/sh", "-c", 'echo ready > "$HOME/ready"; exec sleep 600'], env: {}, credentialsFile: path.join(cellDir, ".lazarus", "secrets", "credentials.json"),
-    logFile: path.join(cellDir, ".lazarus", "logs", `${home}.log`), exitFile: path.join(cellDir, ".lazarus", "logs", `${home}.exit`), spawnId: `bench-${rec.name}-${i}`, resources: {}, configDir: root,
+    cell: rec.name,
+    cellDir,
+    identity: `agent:${home}`,
+    home: path.join(cellDir, "home", home),
+    homeName: home,
+    role: "executor",
+    command: ["/bin/sh", "-c", 'echo ready > "$HOME/ready"; exec sleep 600'],
+    env: {},
+    credentialsFile: path.join(cellDir, ".lazarus", "secrets", "credentials.json"),
+    logFile: path.join(cellDir, ".lazarus", "logs", `${home}.log`),
+    exitFile: path.join(cellDir, ".lazarus", "logs", `${home}.exit`),
+    spawnId: `bench-${rec.name}-${i}`,
+    resources: {},
+    configDir: root,
   };
 }
 
@@ -76,7 +111,8 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const kind of round % 2 ? (["sandbox", "process"] as const) : (["process", "sandbox"] as const)) {
     const rec = record(`b${round}${kind[0]}`, kind);
     const cellDir = path.join(root, "cells", rec.name);
-    for (const d of ["project", "shared", "home", ".lazarus/logs", ".lazarus/secrets"]) mkdirSync(path.join(cellDir, d), { recursive: true });
+    for (const d of ["project", "shared", "home", ".lazarus/logs", ".lazarus/secrets"])
+      mkdirSync(path.join(cellDir, d), { recursive: true });
     const b = backends[kind] as Backend;
     await b.prepareCell(rec, cellDir);
     const started: { m: MemberRecord; pid: number }[] = [];
@@ -87,7 +123,18 @@ for (let round = 0; round < ROUNDS; round++) {
       const r = await b.start(rec, s);
       while (!existsSync(path.join(s.home, "ready"))) await sleep(0.2);
       startMs[kind]?.push(Number(process.hrtime.bigint() - t) / 1e6);
-      const m: MemberRecord = { identity: s.identity, home: s.homeName, role: "executor", env: {}, status: "running", pid: r.pid, startTime: r.startTime, spawnId: s.spawnId, restarts: 0, joinedAt: "" };
+      const m: MemberRecord = {
+        identity: s.identity,
+        home: s.homeName,
+        role: "executor",
+        env: {},
+        status: "running",
+        pid: r.pid,
+        startTime: r.startTime,
+        spawnId: s.spawnId,
+        restarts: 0,
+        joinedAt: "",
+      };
       rec.members.push(m);
       started.push({ m, pid: r.pid });
     }
@@ -111,6 +158,12 @@ const p = median(startMs.process as number[]);
 const s = median(startMs.sandbox as number[]);
 const pm = median(memKb.process as number[]);
 const sm = median(memKb.sandbox as number[]);
-console.log(`members ${MEMBERS} × rounds ${ROUNDS}, each backend's median; state dir ${process.env.STAGED === "1" ? "closed to others (staged)" : "traversable (not staged)"}`);
-console.log(`start → command running: process ${p.toFixed(1)} ms, sandbox ${s.toFixed(1)} ms, +${(s - p).toFixed(1)} ms per member (ratio ${(s / p).toFixed(2)})`);
-console.log(`idle memory (Pss of the member's processes): process ${(pm / 1024).toFixed(2)} MB, sandbox ${(sm / 1024).toFixed(2)} MB, +${((sm - pm) / 1024).toFixed(2)} MB per member`);
+console.log(
+  `members ${MEMBERS} × rounds ${ROUNDS}, each backend's median; state dir ${process.env.STAGED === "1" ? "closed to others (staged)" : "traversable (not staged)"}`,
+);
+console.log(
+  `start → command running: process ${p.toFixed(1)} ms, sandbox ${s.toFixed(1)} ms, +${(s - p).toFixed(1)} ms per member (ratio ${(s / p).toFixed(2)})`,
+);
+console.log(
+  `idle memory (Pss of the member's processes): process ${(pm / 1024).toFixed(2)} MB, sandbox ${(sm / 1024).toFixed(2)} MB, +${((sm - pm) / 1024).toFixed(2)} MB per member`,
+);

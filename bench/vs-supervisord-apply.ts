@@ -29,7 +29,9 @@ const flag = (name: string): string | undefined => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const positional = argv.filter((a, i) => !a.startsWith("--") && !(i > 0 && (argv[i - 1] === "--parallelism" || argv[i - 1] === "--cli")));
+const positional = argv.filter(
+  (a, i) => !a.startsWith("--") && !(i > 0 && (argv[i - 1] === "--parallelism" || argv[i - 1] === "--cli")),
+);
 const N = Number(positional[0] ?? 1000);
 const ROUNDS = Number(positional[1] ?? 3);
 const PARALLELISM = flag("--parallelism");
@@ -51,7 +53,16 @@ if (missing) {
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-vs-supervisord-"));
 const config = path.join(root, "config");
 writeSleepCells(config, N);
-const applyArgs = (state: string): string[] => [CLI, "apply", "--yes", "--config", config, "--state-dir", state, ...(PARALLELISM ? ["--parallelism", PARALLELISM] : [])];
+const applyArgs = (state: string): string[] => [
+  CLI,
+  "apply",
+  "--yes",
+  "--config",
+  config,
+  "--state-dir",
+  state,
+  ...(PARALLELISM ? ["--parallelism", PARALLELISM] : []),
+];
 
 function timed(file: string, args: string[]): Promise<number> {
   const t = process.hrtime.bigint();
@@ -67,7 +78,9 @@ async function lazarusRound(): Promise<{ ms: number; noopMs: number; cpuMs?: num
   const state = path.join(root, `state-${process.hrtime.bigint()}`);
   try {
     const cpu0 = cpuLazarus?.usageMs();
-    const ms = await timed(...(cpuLazarus ? cpuLazarus.wrap("node", applyArgs(state)) : (["node", applyArgs(state)] as [string, string[]])));
+    const ms = await timed(
+      ...(cpuLazarus ? cpuLazarus.wrap("node", applyArgs(state)) : (["node", applyArgs(state)] as [string, string[]])),
+    );
     await sleep(cpuLazarus ? 1000 : 0); // the pumps it started finish starting
     const cpuMs = cpuLazarus && cpu0 !== undefined ? cpuLazarus.usageMs() - cpu0 : undefined;
     const noopMs = await timed("node", applyArgs(state)); // converged: nothing to do
@@ -118,7 +131,9 @@ async function straceRound(): Promise<number | undefined> {
   await done;
   rmSync(state, { recursive: true, force: true });
   try {
-    const total = readFileSync(out, "utf8").split("\n").find((l) => l.trim().endsWith(" total"));
+    const total = readFileSync(out, "utf8")
+      .split("\n")
+      .find((l) => l.trim().endsWith(" total"));
     const calls = total ? Number(total.trim().split(/\s+/)[3]) : Number.NaN;
     return calls / N;
   } catch {
@@ -126,15 +141,41 @@ async function straceRound(): Promise<number | undefined> {
   }
 }
 
-const rows: { lazarus: number; supervisord: number; ratio: number; lazarusNoop: number; supervisordNoop: number; cpuLazarus?: number; cpuSupervisord?: number }[] = [];
+const rows: {
+  lazarus: number;
+  supervisord: number;
+  ratio: number;
+  lazarusNoop: number;
+  supervisordNoop: number;
+  cpuLazarus?: number;
+  cpuSupervisord?: number;
+}[] = [];
 try {
-  console.log(`N=${N} rounds=${ROUNDS}${PARALLELISM ? ` parallelism=${PARALLELISM}` : ""}, node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `N=${N} rounds=${ROUNDS}${PARALLELISM ? ` parallelism=${PARALLELISM}` : ""}, node ${process.version}, ${os.cpus().length} cpus, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
   for (let r = 0; r < ROUNDS; r++) {
     const l = await lazarusRound();
     const s = await supervisordRound();
-    rows.push({ lazarus: l.ms, supervisord: s.ms, ratio: l.ms / s.ms, lazarusNoop: l.noopMs, supervisordNoop: s.noopMs, cpuLazarus: l.cpuMs, cpuSupervisord: s.cpuMs });
-    const cpu = l.cpuMs !== undefined && s.cpuMs !== undefined ? ` | CPU: lazarus ${(l.cpuMs / 1000).toFixed(2)} s, supervisord ${(s.cpuMs / 1000).toFixed(2)} s, ratio ${(l.cpuMs / s.cpuMs).toFixed(2)}` : "";
-    console.log(`round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s${cpu} | load ${(os.loadavg()[0] ?? 0).toFixed(1)}`);
+    rows.push({
+      lazarus: l.ms,
+      supervisord: s.ms,
+      ratio: l.ms / s.ms,
+      lazarusNoop: l.noopMs,
+      supervisordNoop: s.noopMs,
+      cpuLazarus: l.cpuMs,
+      cpuSupervisord: s.cpuMs,
+    });
+    const cpu =
+      l.cpuMs !== undefined && s.cpuMs !== undefined
+        ? ` | CPU: lazarus ${(l.cpuMs / 1000).toFixed(2)} s, supervisord ${(s.cpuMs / 1000).toFixed(2)} s, ratio ${(l.cpuMs / s.cpuMs).toFixed(2)}`
+        : "";
+    console.log(
+      `round ${r + 1}: lazarus apply ${(l.ms / 1000).toFixed(2)} s, supervisorctl update ${(s.ms / 1000).toFixed(2)} s, ratio ${(l.ms / s.ms).toFixed(2)} | no-op: lazarus ${(l.noopMs / 1000).toFixed(2)} s, supervisorctl ${(s.noopMs / 1000).toFixed(2)} s${cpu} | load ${(os.loadavg()[0] ?? 0).toFixed(1)}`,
+    );
   }
   const out = {
     cells: N,
@@ -148,7 +189,9 @@ try {
       ? {
           medianCpuLazarusMs: Math.round(median(rows.map((x) => x.cpuLazarus as number))),
           medianCpuSupervisordMs: Math.round(median(rows.map((x) => x.cpuSupervisord as number))),
-          medianCpuRatio: Number(median(rows.map((x) => (x.cpuLazarus as number) / (x.cpuSupervisord as number))).toFixed(3)),
+          medianCpuRatio: Number(
+            median(rows.map((x) => (x.cpuLazarus as number) / (x.cpuSupervisord as number))).toFixed(3),
+          ),
         }
       : {}),
     ...(STRACE ? { syscallsPerCell: Math.round((await straceRound()) ?? Number.NaN) } : {}),

@@ -48,7 +48,10 @@ async function fullResyncs(port: number): Promise<{ sum: number; count: number }
     const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes('scope="full"'));
     return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
   };
-  return { sum: value("lazarus_reconcile_duration_seconds_sum"), count: value("lazarus_reconcile_duration_seconds_count") };
+  return {
+    sum: value("lazarus_reconcile_duration_seconds_sum"),
+    count: value("lazarus_reconcile_duration_seconds_count"),
+  };
 }
 
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-resync-"));
@@ -58,14 +61,42 @@ writeSleepCells(config, N);
 const sup = await startSupervisord();
 let daemon: ReturnType<typeof spawn> | undefined;
 try {
-  console.log(`N=${N} rounds=${ROUNDS}, node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 256 * 1024 * 1024 });
+  console.log(
+    `N=${N} rounds=${ROUNDS}, node ${process.version}, ${os.cpus().length} cpus, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
+  execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], {
+    stdio: ["ignore", "ignore", "inherit"],
+    maxBuffer: 256 * 1024 * 1024,
+  });
   writePrograms(sup, N);
   await timeUpdate(sup, N);
   const port = await freePort();
-  daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--resync", "3s", "--metrics-port", String(port), "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+  daemon = spawn(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--resync",
+      "3s",
+      "--metrics-port",
+      String(port),
+      "--log-level",
+      "warn",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   for (let i = 0; i < 600; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     await sleep(100);
   }
@@ -81,7 +112,9 @@ try {
     last = now;
     const supMs = await timeNoopUpdate(sup);
     rows.push({ lazarus: lazarusMs, supervisord: supMs, ratio: lazarusMs / supMs });
-    console.log(`round ${r + 1}: lazarus no-op resync ${lazarusMs.toFixed(0)} ms, supervisorctl update (no-op) ${supMs.toFixed(0)} ms, ratio ${(lazarusMs / supMs).toFixed(3)}`);
+    console.log(
+      `round ${r + 1}: lazarus no-op resync ${lazarusMs.toFixed(0)} ms, supervisorctl update (no-op) ${supMs.toFixed(0)} ms, ratio ${(lazarusMs / supMs).toFixed(3)}`,
+    );
   }
   console.log(
     JSON.stringify(

@@ -44,14 +44,28 @@ if (missing) {
 }
 
 const doc = (name: string, member: string): string =>
-  ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", "  project: Org/repo#1", "  owner: human:alexander", "  ttl: 24h", "  members:", member, ""].join("\n");
+  [
+    "apiVersion: lazarus/v1",
+    "kind: Cell",
+    "metadata:",
+    `  name: ${name}`,
+    "spec:",
+    "  project: Org/repo#1",
+    "  owner: human:alexander",
+    "  ttl: 24h",
+    "  members:",
+    member,
+    "",
+  ].join("\n");
 const observer = "    - {identity: agent:watcher, role: observer}";
 const sleeper = '    - {identity: "agent:a", role: executor, command: ["sleep", "600"]}';
 const PROGRAM = "sleep 3600";
 
 function running(state: string, name: string): boolean {
   try {
-    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as { members: { status: string; pid?: number }[] };
+    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as {
+      members: { status: string; pid?: number }[];
+    };
     return rec.members[0]?.status === "running" && (rec.members[0].pid ?? 0) > 0;
   } catch {
     return false;
@@ -66,13 +80,37 @@ mkdirSync(path.join(config, "portfolios"), { recursive: true });
 const sup = await startSupervisord();
 let daemon: ChildProcess | undefined;
 try {
-  console.log(`N=${N} other cells, P=${P} programs, rounds=${ROUNDS}, node ${process.version}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `N=${N} other cells, P=${P} programs, rounds=${ROUNDS}, node ${process.version}, ${os.cpus().length} cpus, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
   let t = Date.now();
-  execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: ["ignore", "ignore", "inherit"], maxBuffer: 256 * 1024 * 1024 });
+  execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], {
+    stdio: ["ignore", "ignore", "inherit"],
+    maxBuffer: 256 * 1024 * 1024,
+  });
   console.log(`setup: ${N} cells applied in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   writePrograms(sup, P, PROGRAM);
   await timeUpdate(sup, P);
-  daemon = spawn("node", [...(PROF_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROF_DIR] : []), CLI, "watch", "--config", config, "--state-dir", state, "--debounce", `${DEBOUNCE_MS}ms`, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+  daemon = spawn(
+    "node",
+    [
+      ...(PROF_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROF_DIR] : []),
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--debounce",
+      `${DEBOUNCE_MS}ms`,
+      "--log-level",
+      "warn",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   t = Date.now();
   const lazarusRound = async (name: string): Promise<number> => {
     const start = process.hrtime.bigint();
@@ -86,10 +124,15 @@ try {
   for (let r = 0; r < ROUNDS; r++) {
     await sleep(500); // let the previous reconcile settle
     const lazarusMs = await lazarusRound(`probe-${r}`);
-    writeFileSync(path.join(sup.programsDir, `new${r}.conf`), `[program:new${r}]\ncommand=${PROGRAM}\nautostart=true\nstartsecs=0\n`);
+    writeFileSync(
+      path.join(sup.programsDir, `new${r}.conf`),
+      `[program:new${r}]\ncommand=${PROGRAM}\nautostart=true\nstartsecs=0\n`,
+    );
     const supMs = await timeUpdate(sup, P + r + 1, 2);
     rows.push({ lazarus: lazarusMs, supervisord: supMs, ratio: lazarusMs / supMs });
-    console.log(`round ${r + 1}: lazarus file → running ${lazarusMs.toFixed(0)} ms (debounce ${DEBOUNCE_MS} ms of it), supervisord file + update → running ${supMs.toFixed(0)} ms, ratio ${(lazarusMs / supMs).toFixed(3)}`);
+    console.log(
+      `round ${r + 1}: lazarus file → running ${lazarusMs.toFixed(0)} ms (debounce ${DEBOUNCE_MS} ms of it), supervisord file + update → running ${supMs.toFixed(0)} ms, ratio ${(lazarusMs / supMs).toFixed(3)}`,
+    );
   }
   const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${daemon.pid}/status`, "utf8"))?.[1]) / 1024;
   const medLazarus = median(rows.map((x) => x.lazarus));

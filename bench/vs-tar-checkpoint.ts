@@ -42,7 +42,10 @@ function rand(): number {
 }
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
 
-const WORDS = "const let function return if else for while await async import export from type interface class new this throw try catch finally string number boolean undefined null true false map filter reduce push length path file dir cell member checkpoint state record plan apply observe ledger journal lock spawn signal archive restore manifest sha256 size mode owner label policy".split(" ");
+const WORDS =
+  "const let function return if else for while await async import export from type interface class new this throw try catch finally string number boolean undefined null true false map filter reduce push length path file dir cell member checkpoint state record plan apply observe ledger journal lock spawn signal archive restore manifest sha256 size mode owner label policy".split(
+    " ",
+  );
 function textFile(bytes: number): Buffer {
   const lines: string[] = [];
   let n = 0;
@@ -100,7 +103,12 @@ const state = path.join(root, "state");
 const peerOut = path.join(root, "peer");
 mkdirSync(path.join(config, "cells.d"), { recursive: true });
 mkdirSync(peerOut);
-const cells: { name: string; compression?: string }[] = LEGACY ? [{ name: "ckpt-legacy" }] : [{ name: "ckpt-gzip", compression: "gzip" }, { name: "ckpt-zstd", compression: "zstd" }];
+const cells: { name: string; compression?: string }[] = LEGACY
+  ? [{ name: "ckpt-legacy" }]
+  : [
+      { name: "ckpt-gzip", compression: "gzip" },
+      { name: "ckpt-zstd", compression: "zstd" },
+    ];
 const doc = (c: (typeof cells)[number]) =>
   [
     "apiVersion: lazarus/v1",
@@ -124,7 +132,8 @@ execFileSync("node", [CLI, "apply", "--yes", ...common], { stdio: ["ignore", "ig
 const cellDir = (name: string) => path.join(state, "cells", name);
 const first = cells[0]?.name as string;
 const gen = generate(path.join(cellDir(first), "project"));
-for (const c of cells.slice(1)) execFileSync("cp", ["-a", path.join(cellDir(first), "project", "."), path.join(cellDir(c.name), "project")]);
+for (const c of cells.slice(1))
+  execFileSync("cp", ["-a", path.join(cellDir(first), "project", "."), path.join(cellDir(c.name), "project")]);
 const treeDir = cellDir(first); // the peers archive the same dirs of the same tree
 const dirs = ["project", "shared", "home"];
 
@@ -137,12 +146,27 @@ const contenders: Contender[] = [
     cleanup: () => {
       for (const f of readdirSync(cpDir(c.name))) rmSync(path.join(cpDir(c.name), f), { force: true });
     },
-    output: () => readdirSync(cpDir(c.name)).filter((f) => /\.tar\.(gz|zst)$/.test(f)).map((f) => path.join(cpDir(c.name), f)),
+    output: () =>
+      readdirSync(cpDir(c.name))
+        .filter((f) => /\.tar\.(gz|zst)$/.test(f))
+        .map((f) => path.join(cpDir(c.name), f)),
   })),
-  { label: "tar -czf", run: () => timed("tar", ["-czf", path.join(peerOut, "p.tar.gz"), "-C", treeDir, ...dirs]), cleanup: () => rmSync(path.join(peerOut, "p.tar.gz"), { force: true }), output: () => [path.join(peerOut, "p.tar.gz")] },
+  {
+    label: "tar -czf",
+    run: () => timed("tar", ["-czf", path.join(peerOut, "p.tar.gz"), "-C", treeDir, ...dirs]),
+    cleanup: () => rmSync(path.join(peerOut, "p.tar.gz"), { force: true }),
+    output: () => [path.join(peerOut, "p.tar.gz")],
+  },
   {
     label: "tar -c | zstd -T0 -3",
-    run: () => timed("sh", ["-c", 'tar -cf - -C "$1" project shared home | zstd -T0 -3 -q -c > "$2"', "sh", treeDir, path.join(peerOut, "p.tar.zst")]),
+    run: () =>
+      timed("sh", [
+        "-c",
+        'tar -cf - -C "$1" project shared home | zstd -T0 -3 -q -c > "$2"',
+        "sh",
+        treeDir,
+        path.join(peerOut, "p.tar.zst"),
+      ]),
     cleanup: () => rmSync(path.join(peerOut, "p.tar.zst"), { force: true }),
     output: () => [path.join(peerOut, "p.tar.zst")],
   },
@@ -164,7 +188,11 @@ for (let r = 0; r < ROUNDS; r++) {
     }
   }
   rounds.push(round);
-  console.error(`round ${r + 1}/${ROUNDS}: ${Object.entries(round).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(", ")}`);
+  console.error(
+    `round ${r + 1}/${ROUNDS}: ${Object.entries(round)
+      .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`)
+      .join(", ")}`,
+  );
 }
 for (const c of contenders) c.cleanup();
 
@@ -182,7 +210,9 @@ console.log(
       rounds: ROUNDS,
       node: process.version,
       cpus: os.cpus().length,
-      medianSeconds: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, Number((median(v) / 1000).toFixed(3))])),
+      medianSeconds: Object.fromEntries(
+        Object.entries(times).map(([k, v]) => [k, Number((median(v) / 1000).toFixed(3))]),
+      ),
       archiveMB: Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, Number((v / 1048576).toFixed(1))])),
       medianRatios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))])),
     },

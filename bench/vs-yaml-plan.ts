@@ -33,12 +33,15 @@ function time(args: string[]): { wall: number; cpu?: number } {
     : spawnSync("node", args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
   const wall = Number(process.hrtime.bigint() - t) / 1e6;
   const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? "");
-  if (r.status !== 0 && !(r.status === 1 && args[0] === CLI)) throw new Error(`node ${args.join(" ")} failed: ${r.stderr}`);
+  if (r.status !== 0 && !(r.status === 1 && args[0] === CLI))
+    throw new Error(`node ${args.join(" ")} failed: ${r.stderr}`);
   return m ? { wall, cpu: (Number(m[1]) + Number(m[2])) * 1000 } : { wall };
 }
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 };
 
 const planArgs = [CLI, "plan", "--json", "--config", config, "--state-dir", state, "--now", "2030-01-01T00:00:00Z"];
@@ -79,8 +82,22 @@ console.log(
       node: process.version,
       cpus: os.cpus().length,
       loadavg: os.loadavg().map(two),
-      wall: { planJsonMs: Math.round(median(plan)), yamlFloorMs: Math.round(median(floor)), medianRatio: two(median(ratios)), ratios: ratios.map(two) },
-      ...(cpuRatios.length ? { cpu: { planJsonMs: Math.round(median(cpu.plan)), yamlFloorMs: Math.round(median(cpu.floor)), medianRatio: two(median(cpuRatios)), ratios: cpuRatios.map(two) } } : {}),
+      wall: {
+        planJsonMs: Math.round(median(plan)),
+        yamlFloorMs: Math.round(median(floor)),
+        medianRatio: two(median(ratios)),
+        ratios: ratios.map(two),
+      },
+      ...(cpuRatios.length
+        ? {
+            cpu: {
+              planJsonMs: Math.round(median(cpu.plan)),
+              yamlFloorMs: Math.round(median(cpu.floor)),
+              medianRatio: two(median(cpuRatios)),
+              ratios: cpuRatios.map(two),
+            },
+          }
+        : {}),
     },
     null,
     2,

@@ -18,11 +18,25 @@ const state = path.join(root, "state");
 mkdirSync(path.join(config, "cells.d"), { recursive: true });
 
 const doc = (name: string, member: string) =>
-  ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", `  project: Org/repo#1`, "  owner: human:alexander", "  ttl: 24h", "  members:", member].join("\n");
+  [
+    "apiVersion: lazarus/v1",
+    "kind: Cell",
+    "metadata:",
+    `  name: ${name}`,
+    "spec:",
+    `  project: Org/repo#1`,
+    "  owner: human:alexander",
+    "  ttl: 24h",
+    "  members:",
+    member,
+  ].join("\n");
 // One agent member without a command per cell: it is invited, and its portfolio is resolved.
 const observer = "    - {identity: agent:watcher, role: observer}";
 mkdirSync(path.join(config, "portfolios"), { recursive: true });
-writeFileSync(path.join(config, "portfolios", "default.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}, {model: m2, provider: p}]\n");
+writeFileSync(
+  path.join(config, "portfolios", "default.yaml"),
+  "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}, {model: m2, provider: p}]\n",
+);
 for (let f = 0; f < Math.ceil(N / 100); f++) {
   const docs: string[] = [];
   for (let i = f * 100; i < Math.min(N, (f + 1) * 100); i++) docs.push(doc(`cell-${i}`, observer));
@@ -34,14 +48,18 @@ let t = Date.now();
 execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: "ignore" });
 const setupMs = Date.now() - t;
 
-const daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--log-level", "warn"], { stdio: ["ignore", "ignore", "inherit"] });
+const daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--log-level", "warn"], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
 t = Date.now();
 // Ready when a probe cell written now is running.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function runningSince(name: string): boolean {
   try {
-    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as { members: { status: string }[] };
+    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as {
+      members: { status: string }[];
+    };
     return rec.members[0]?.status === "running";
   } catch {
     return false;
@@ -50,7 +68,10 @@ function runningSince(name: string): boolean {
 
 async function measure(name: string): Promise<number> {
   const start = process.hrtime.bigint();
-  writeFileSync(path.join(config, "cells.d", `${name}.yaml`), `${doc(name, '    - {identity: "agent:a", role: executor, command: ["sleep", "600"]}')}\n`);
+  writeFileSync(
+    path.join(config, "cells.d", `${name}.yaml`),
+    `${doc(name, '    - {identity: "agent:a", role: executor, command: ["sleep", "600"]}')}\n`,
+  );
   while (!runningSince(name)) await sleep(2);
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
@@ -80,7 +101,12 @@ console.log(
       runs: RUNS,
       node: process.version,
       cpus: os.cpus().length,
-      ms: { setupApply: setupMs, startupToFirstCell: startupMs, medianFileToRunning: Math.round(sorted[Math.floor(sorted.length / 2)] as number), all: times.map(Math.round) },
+      ms: {
+        setupApply: setupMs,
+        startupToFirstCell: startupMs,
+        medianFileToRunning: Math.round(sorted[Math.floor(sorted.length / 2)] as number),
+        all: times.map(Math.round),
+      },
       daemonRssMb: rss,
       daemonPeakRssMb: peak,
     },
@@ -91,7 +117,9 @@ console.log(
 // Stop the probe members (their process groups, by the pids recorded for them), then remove everything.
 for (const name of readdirSync(path.join(state, "cells"))) {
   try {
-    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
+    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as {
+      members: { pid?: number }[];
+    };
     for (const m of rec.members) if (m.pid) process.kill(-m.pid, "SIGKILL");
   } catch {
     // no record, or already gone

@@ -10,6 +10,8 @@ const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc");
 if (existsSync(tsc)) {
   execFileSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
 } else if (!existsSync(path.join(root, "dist", "cli.js"))) {
-  console.error("lazarus: dist/ is not built and TypeScript is not installed: run `npm ci` in this clone first (or install a tarball made by `npm pack`)");
+  console.error(
+    "lazarus: dist/ is not built and TypeScript is not installed: run `npm ci` in this clone first (or install a tarball made by `npm pack`)",
+  );
   process.exit(1);
 }

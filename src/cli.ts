@@ -70,7 +70,13 @@ const program = new Command("lazarus")
   .showHelpAfterError()
   .configureHelp({ showGlobalOptions: true })
   .addOption(new Option("--debug", "print the stack of an internal error (also LAZARUS_DEBUG=1)"))
-  .addOption(typedOption("--max-file-size <size>", "the largest cells.d/ or portfolios/ file read, e.g. 512Ki or 4Mi (also LAZARUS_MAX_FILE_SIZE; default 1Mi)", { kind: "size" }))
+  .addOption(
+    typedOption(
+      "--max-file-size <size>",
+      "the largest cells.d/ or portfolios/ file read, e.g. 512Ki or 4Mi (also LAZARUS_MAX_FILE_SIZE; default 1Mi)",
+      { kind: "size" },
+    ),
+  )
   .hook("preAction", (cmd) => {
     // Global options reach every loader through the environment they are also documented by.
     const o = cmd.opts<{ debug?: boolean; maxFileSize?: number }>();
@@ -79,7 +85,8 @@ const program = new Command("lazarus")
   });
 const invoked = invokedCommand(process.argv.slice(2));
 // `completion` describes every command, so it loads them all (as help does).
-for (const name of invoked && invoked !== "completion" ? [invoked] : Object.keys(COMMANDS)) program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
+for (const name of invoked && invoked !== "completion" ? [invoked] : Object.keys(COMMANDS))
+  program.addCommand(await (COMMANDS[name] as () => Promise<Command>)());
 
 // Every command's --help lists the global options too.
 const showGlobals = (cmd: Command): void => {

@@ -29,7 +29,8 @@ interface Block {
   code: string;
 }
 
-const MARKER = /^<!-- docs-test: (run|run while npm start|check \((.+)\)|same as (\S+)|host setup, run by \.ci\/run) -->$/;
+const MARKER =
+  /^<!-- docs-test: (run|run while npm start|check \((.+)\)|same as (\S+)|host setup, run by \.ci\/run) -->$/;
 const FENCE = /^```(sh|bash)$/;
 
 export function runnableBlocks(file: string, text: string): Block[] {
@@ -38,23 +39,50 @@ export function runnableBlocks(file: string, text: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     const m = MARKER.exec(lines[i] as string);
     if (!m) {
-      if (FENCE.test(lines[i] as string)) throw new Error(`${file}:${i + 1}: a \`\`\`sh block without a docs-test marker on the line before it (see test/docs-commands.test.ts)`);
+      if (FENCE.test(lines[i] as string))
+        throw new Error(
+          `${file}:${i + 1}: a \`\`\`sh block without a docs-test marker on the line before it (see test/docs-commands.test.ts)`,
+        );
       continue;
     }
-    if (!FENCE.test(lines[i + 1] ?? "")) throw new Error(`${file}:${i + 1}: a docs-test marker must be followed by a \`\`\`sh block`);
+    if (!FENCE.test(lines[i + 1] ?? ""))
+      throw new Error(`${file}:${i + 1}: a docs-test marker must be followed by a \`\`\`sh block`);
     const end = lines.indexOf("```", i + 2);
     if (end < 0) throw new Error(`${file}:${i + 2}: the sh block is not closed`);
     const word = m[1] as string;
-    const kind: Kind = word === "run" ? "run" : word === "run while npm start" ? "daemon" : word.startsWith("check") ? "check" : word.startsWith("same") ? "same" : "host";
-    out.push({ file, line: i + 2, kind, arg: m[2] ?? m[3] ?? "", daemon: kind === "daemon", code: lines.slice(i + 2, end).join("\n") });
+    const kind: Kind =
+      word === "run"
+        ? "run"
+        : word === "run while npm start"
+          ? "daemon"
+          : word.startsWith("check")
+            ? "check"
+            : word.startsWith("same")
+              ? "same"
+              : "host";
+    out.push({
+      file,
+      line: i + 2,
+      kind,
+      arg: m[2] ?? m[3] ?? "",
+      daemon: kind === "daemon",
+      code: lines.slice(i + 2, end).join("\n"),
+    });
     i = end;
   }
   return out;
 }
 
-const docs = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const docs = [
+  "README.md",
+  ...readdirSync(path.join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const all = docs.map((f) => ({ file: f, blocks: runnableBlocks(f, readFileSync(path.join(ROOT, f), "utf8")) }));
-const byFile = all.map((d) => ({ file: d.file, blocks: d.blocks.filter((b) => b.kind === "run" || b.kind === "daemon") })).filter((d) => d.blocks.length > 0);
+const byFile = all
+  .map((d) => ({ file: d.file, blocks: d.blocks.filter((b) => b.kind === "run" || b.kind === "daemon") }))
+  .filter((d) => d.blocks.length > 0);
 
 // The `lazarus …` command lines of a block, comments and continuations folded: each as its words.
 export function lazarusCommands(code: string): string[][] {
@@ -89,14 +117,16 @@ async function checkCommand(words: string[]): Promise<string | undefined> {
   if (!help) return `\`lazarus ${words.join(" ")}\`: no such command`;
   for (const w of words) {
     const opt = /^(--[a-z][a-z0-9-]*)/.exec(w)?.[1];
-    if (opt && !new RegExp(`(^|[\\s,])${opt}([\\s=,]|$)`, "m").test(help.text)) return `\`lazarus ${words.join(" ")}\`: lazarus ${help.usage} has no option ${opt}`;
+    if (opt && !new RegExp(`(^|[\\s,])${opt}([\\s=,]|$)`, "m").test(help.text))
+      return `\`lazarus ${words.join(" ")}\`: lazarus ${help.usage} has no option ${opt}`;
   }
   return undefined;
 }
 
 function sandboxCopy(): string {
   const dir = tempDir("lazarus-docs-run-");
-  for (const d of ["cells.d", "portfolios", "examples", "schemas"]) cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true });
+  for (const d of ["cells.d", "portfolios", "examples", "schemas"])
+    cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true });
   rmSync(path.join(dir, "cells.d", "review-sandboxed.yaml"));
   writeFileSync(path.join(dir, "package.json"), readFileSync(path.join(ROOT, "package.json")));
   symlinkSync(path.join(ROOT, "dist"), path.join(dir, "dist"));
@@ -114,21 +144,31 @@ describe("docs commands", () => {
   });
 
   it("the convention can fail: a marker without an sh block is an error", () => {
-    expect(() => runnableBlocks("x.md", "<!-- docs-test: run -->\n```yaml\na: 1\n```\n")).toThrow(/x\.md:1: a docs-test marker must be followed by a ```sh block/);
+    expect(() => runnableBlocks("x.md", "<!-- docs-test: run -->\n```yaml\na: 1\n```\n")).toThrow(
+      /x\.md:1: a docs-test marker must be followed by a ```sh block/,
+    );
   });
 
   it("the convention can fail: an sh block without a marker is an error", () => {
-    expect(() => runnableBlocks("x.md", "text\n```sh\nlazarus plan\n```\n")).toThrow(/x\.md:2: a ```sh block without a docs-test marker/);
+    expect(() => runnableBlocks("x.md", "text\n```sh\nlazarus plan\n```\n")).toThrow(
+      /x\.md:2: a ```sh block without a docs-test marker/,
+    );
   });
 
   it("the check can fail: an unknown command or option is reported", async () => {
-    expect(lazarusCommands("sudo lazarus service install --force --config \"$CONFIG\" \\\n  --state-dir x  # --nope\nx=$(lazarus plan --json) && lazarus logs a -- --not-ours")).toEqual([
+    expect(
+      lazarusCommands(
+        'sudo lazarus service install --force --config "$CONFIG" \\\n  --state-dir x  # --nope\nx=$(lazarus plan --json) && lazarus logs a -- --not-ours',
+      ),
+    ).toEqual([
       ["service", "install", "--force", "--config", '"$CONFIG"', "--state-dir", "x"],
       ["plan", "--json"],
       ["logs", "a"],
     ]);
     expect(await checkCommand(["service", "install", "--force"])).toBeUndefined();
-    expect(await checkCommand(["service", "install", "--forse"])).toMatch(/lazarus service install has no option --forse/);
+    expect(await checkCommand(["service", "install", "--forse"])).toMatch(
+      /lazarus service install has no option --forse/,
+    );
     expect(await checkCommand(["servise", "install"])).toMatch(/no such command/);
   });
 
@@ -160,7 +200,14 @@ describe("docs commands", () => {
   for (const { file, blocks } of byFile) {
     it(`${file}: every runnable block exits 0`, { timeout: 180_000 }, async () => {
       const dir = sandboxCopy();
-      const env = { PATH: `${path.join(dir, ".bin")}:${process.env.PATH ?? ""}`, HOME: dir, NO_COLOR: "1", LAZARUS_STATE_DIR: "", CONFIG: dir, STATE: path.join(dir, ".lazarus-state") };
+      const env = {
+        PATH: `${path.join(dir, ".bin")}:${process.env.PATH ?? ""}`,
+        HOME: dir,
+        NO_COLOR: "1",
+        LAZARUS_STATE_DIR: "",
+        CONFIG: dir,
+        STATE: path.join(dir, ".lazarus-state"),
+      };
       let daemon: ResultPromise | undefined;
       let daemonLog = "";
       try {
@@ -168,14 +215,21 @@ describe("docs commands", () => {
           if (b.daemon && !daemon) {
             // What `npm start` runs, exec'd so that our SIGTERM reaches the daemon itself (npm
             // would not pass it on to its script's shell).
-            const start = (JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+            const start = (
+              JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { scripts: { start: string } }
+            ).scripts.start;
             daemon = execa("bash", ["-c", `exec ${start}`], { cwd: dir, env, reject: false });
             daemon.stdout?.on("data", (d: Buffer) => (daemonLog += d.toString()));
             daemon.stderr?.on("data", (d: Buffer) => (daemonLog += d.toString()));
             await waitFor(() => daemonLog.includes('"msg":"watching"') || daemon?.exitCode !== null, 60_000);
             expect(daemonLog).toContain('"msg":"watching"');
           }
-          const r = await execa("bash", ["--norc", "--noprofile", "-euo", "pipefail", "-c", b.code], { cwd: dir, env, reject: false, all: true });
+          const r = await execa("bash", ["--norc", "--noprofile", "-euo", "pipefail", "-c", b.code], {
+            cwd: dir,
+            env,
+            reject: false,
+            all: true,
+          });
           expect(r.exitCode, `${b.file}:${b.line}: the block failed (exit ${r.exitCode}):\n${r.all}`).toBe(0);
         }
       } finally {

@@ -9,11 +9,18 @@ import { HOST_SETTINGS, INTERNAL_VARIABLES } from "../src/host/table.js";
 
 function yamlBlocks(file: string): string[] {
   const text = readFileSync(path.join(ROOT, file), "utf8");
-  return [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] as string).filter((b) => /^kind: (Cell|Portfolio)$/m.test(b));
+  return [...text.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] as string)
+    .filter((b) => /^kind: (Cell|Portfolio)$/m.test(b));
 }
 
 describe("documentation examples", () => {
-  const files = ["README.md", ...readdirSync(path.join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+  const files = [
+    "README.md",
+    ...readdirSync(path.join(ROOT, "docs"))
+      .filter((f) => f.endsWith(".md"))
+      .map((f) => `docs/${f}`),
+  ];
   const blocks = files.flatMap((f) => yamlBlocks(f).map((b) => [f, b] as const));
   it("has examples to check, a cell and a portfolio at least", () => {
     expect(blocks.some(([, b]) => /^kind: Cell$/m.test(b))).toBe(true);
@@ -22,7 +29,10 @@ describe("documentation examples", () => {
   // A host that cannot run the sandbox backend (a fresh machine without bubblewrap) says so of
   // every sandbox example: that error, and only that one, is expected there.
   const unsandboxed = sandboxHostProblem();
-  if (unsandboxed) console.warn(`SKIPPED in part: sandbox examples are checked for everything but this host's own lack: ${unsandboxed}`);
+  if (unsandboxed)
+    console.warn(
+      `SKIPPED in part: sandbox examples are checked for everything but this host's own lack: ${unsandboxed}`,
+    );
   it.each(blocks.map(([f, b], i) => [i, f, b]))("example %i in %s validates", (_i, file, block) => {
     const r = /^kind: Portfolio$/m.test(block) ? loadPortfolioText(file, block) : loadFileText(file, block);
     const diagnostics = r.diagnostics.map(formatDiagnostic);
@@ -39,10 +49,16 @@ describe("host settings", () => {
       .map((f) => readFileSync(path.join(dir, f), "utf8"));
 
   it("every LAZARUS_ setting the code reads is in docs/configuration.md's table", () => {
-    const read = new Set(sources(path.join(ROOT, "src")).flatMap((text) => [...text.matchAll(/\bLAZARUS_[A-Z_]+/g)].map((m) => m[0])));
+    const read = new Set(
+      sources(path.join(ROOT, "src")).flatMap((text) => [...text.matchAll(/\bLAZARUS_[A-Z_]+/g)].map((m) => m[0])),
+    );
     const doc = readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
     const table = doc.slice(doc.indexOf("## Host settings"));
-    const listed = new Set([...table.matchAll(/^\| `(LAZARUS_[A-Z_]+)`(?:, `(LAZARUS_[A-Z_]+)`)?/gm)].flatMap((m) => [m[1], m[2]]).filter(Boolean));
+    const listed = new Set(
+      [...table.matchAll(/^\| `(LAZARUS_[A-Z_]+)`(?:, `(LAZARUS_[A-Z_]+)`)?/gm)]
+        .flatMap((m) => [m[1], m[2]])
+        .filter(Boolean),
+    );
     const missing = [...read].filter((v) => !NOT_SETTINGS.has(v) && !listed.has(v)).sort();
     expect(missing).toEqual([]);
     expect(listed.size).toBeGreaterThan(15);

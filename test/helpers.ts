@@ -30,7 +30,15 @@ export interface CellOpts {
   grace?: string;
   retention?: string;
   state?: "active" | "closed";
-  members?: { identity: string; role?: string; command?: string[]; env?: Record<string, string>; restart?: string; heartbeat?: string; replaces?: string }[];
+  members?: {
+    identity: string;
+    role?: string;
+    command?: string[];
+    env?: Record<string, string>;
+    restart?: string;
+    heartbeat?: string;
+    replaces?: string;
+  }[];
   extra?: string; // more spec lines, already indented by two spaces
 }
 
@@ -73,8 +81,16 @@ export interface CliResult {
 
 // Run the real CLI; never throws on a non-zero exit.
 // timeoutMs: kill it (SIGKILL) after this long, so a test of "never hangs" fails instead of hanging.
-export async function lazarus(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const r = await execa("node", [CLI, ...args], { reject: false, env: { NO_COLOR: "1", ...(opts.env ?? {}) }, ...(opts.input !== undefined ? { input: opts.input } : {}), ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: "SIGKILL" as const } : {}) });
+export async function lazarus(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const r = await execa("node", [CLI, ...args], {
+    reject: false,
+    env: { NO_COLOR: "1", ...(opts.env ?? {}) },
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: "SIGKILL" as const } : {}),
+  });
   return { exitCode: r.exitCode, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
 }
 
@@ -90,7 +106,8 @@ export function recordedPids(stateDir: string): { pid: number; startTime?: numbe
     if (!existsSync(root)) continue;
     for (const name of readdirSync(root)) {
       try {
-        for (const m of readRecord(path.join(root, name)).members) if (m.pid) out.push({ pid: m.pid, ...(m.startTime ? { startTime: m.startTime } : {}) });
+        for (const m of readRecord(path.join(root, name)).members)
+          if (m.pid) out.push({ pid: m.pid, ...(m.startTime ? { startTime: m.startTime } : {}) });
       } catch {
         // no record
       }

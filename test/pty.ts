@@ -23,8 +23,17 @@ print(json.dumps({"output": out.decode("utf-8", "replace"), "status": os.waitsta
 `;
 
 // Run argv on a new pty with input typed ahead; its output (echo included) and exit status.
-export async function inPty(argv: string[], input: string, env: Record<string, string> = {}): Promise<{ output: string; status: number; stderr: string }> {
-  const r = await execa("python3", ["-c", DRIVER, ...argv], { reject: false, input, timeout: 120_000, env: { NO_COLOR: "1", TERM: "xterm", ...env } });
+export async function inPty(
+  argv: string[],
+  input: string,
+  env: Record<string, string> = {},
+): Promise<{ output: string; status: number; stderr: string }> {
+  const r = await execa("python3", ["-c", DRIVER, ...argv], {
+    reject: false,
+    input,
+    timeout: 120_000,
+    env: { NO_COLOR: "1", TERM: "xterm", ...env },
+  });
   if (!r.stdout) throw new Error(`the pty driver failed: ${r.stderr}`);
   return { ...(JSON.parse(String(r.stdout)) as { output: string; status: number }), stderr: String(r.stderr) };
 }

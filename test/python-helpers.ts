@@ -22,8 +22,14 @@ export async function writeWheel(dir: string, name: string, version: string, gre
   mkdirSync(path.join(src, info));
   writeFileSync(path.join(src, name, "__init__.py"), `GREETING = ${JSON.stringify(greeting)}\n`);
   writeFileSync(path.join(src, info, "METADATA"), `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n`);
-  writeFileSync(path.join(src, info, "WHEEL"), "Wheel-Version: 1.0\nGenerator: lazarus-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n");
-  writeFileSync(path.join(src, info, "RECORD"), [`${name}/__init__.py,,`, `${info}/METADATA,,`, `${info}/WHEEL,,`, `${info}/RECORD,,`, ""].join("\n"));
+  writeFileSync(
+    path.join(src, info, "WHEEL"),
+    "Wheel-Version: 1.0\nGenerator: lazarus-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+  );
+  writeFileSync(
+    path.join(src, info, "RECORD"),
+    [`${name}/__init__.py,,`, `${info}/METADATA,,`, `${info}/WHEEL,,`, `${info}/RECORD,,`, ""].join("\n"),
+  );
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${version}-py3-none-any.whl`);
   await execa("python3", ["-m", "zipfile", "-c", file, name, info], { cwd: src });

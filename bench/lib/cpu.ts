@@ -32,7 +32,8 @@ export function cpuGroup(name: string): CpuGroup | undefined {
     } else if (existsSync(path.join(v2, "cgroup.controllers"))) {
       dir = path.join(v2, `lazarus-bench-${process.pid}-${name}`);
       mkdirSync(dir, { recursive: true });
-      usageMs = () => Number(/usage_usec (\d+)/.exec(readFileSync(path.join(dir, "cpu.stat"), "utf8"))?.[1] ?? Number.NaN) / 1e3;
+      usageMs = () =>
+        Number(/usage_usec (\d+)/.exec(readFileSync(path.join(dir, "cpu.stat"), "utf8"))?.[1] ?? Number.NaN) / 1e3;
     } else return undefined;
     usageMs();
   } catch {

@@ -34,7 +34,8 @@ const area = (cf) => {
   if (u.startsWith("node:")) return "node internals";
   return u;
 };
-const fnKey = (cf) => `${cf.functionName || "(anonymous)"} ${cf.url.replace(/.*node_modules\//, "").replace(/.*\/dist\//, "dist/")}:${cf.lineNumber + 1}`;
+const fnKey = (cf) =>
+  `${cf.functionName || "(anonymous)"} ${cf.url.replace(/.*node_modules\//, "").replace(/.*\/dist\//, "dist/")}:${cf.lineNumber + 1}`;
 const areas = new Map();
 const fns = new Map();
 const inclusive = new Map();
@@ -55,5 +56,12 @@ for (const [id, us] of self) {
     inclusive.set(key, (inclusive.get(key) ?? 0) + us);
   }
 }
-const show = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, us]) => `${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`).join("\n");
-console.log(`total ${(total / 1000).toFixed(0)} ms sampled${lastMs === undefined ? "" : ` (last ${lastMs} ms)`}\n-- by area --\n${show(areas)}\n-- top functions (self) --\n${show(fns)}\n-- top functions (total: self and callees) --\n${show(inclusive)}`);
+const show = (m) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, us]) => `${(us / 1000).toFixed(0).padStart(6)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`)
+    .join("\n");
+console.log(
+  `total ${(total / 1000).toFixed(0)} ms sampled${lastMs === undefined ? "" : ` (last ${lastMs} ms)`}\n-- by area --\n${show(areas)}\n-- top functions (self) --\n${show(fns)}\n-- top functions (total: self and callees) --\n${show(inclusive)}`,
+);

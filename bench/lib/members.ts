@@ -6,7 +6,20 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { writeCells } from "./cells.js";
 
 export function sleepCellDoc(i: number): string {
-  return ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: cell-${i}`, "spec:", `  project: Org/repo#${i}`, "  owner: human:alexander", "  ttl: 8h", "  members:", "    - identity: agent:a", "      role: executor", '      command: ["sleep", "600"]'].join("\n");
+  return [
+    "apiVersion: lazarus/v1",
+    "kind: Cell",
+    "metadata:",
+    `  name: cell-${i}`,
+    "spec:",
+    `  project: Org/repo#${i}`,
+    "  owner: human:alexander",
+    "  ttl: 8h",
+    "  members:",
+    "    - identity: agent:a",
+    "      role: executor",
+    '      command: ["sleep", "600"]',
+  ].join("\n");
 }
 
 // cells.d/team-<f>.yaml, 100 cells per file, and an empty portfolios/.
@@ -31,7 +44,9 @@ export async function stopMembers(state: string): Promise<number> {
   for (const c of readdirSync(path.join(state, "cells"), { withFileTypes: true })) {
     if (!c.isDirectory() || c.name.startsWith(".")) continue;
     try {
-      const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as { members: { pid?: number }[] };
+      const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as {
+        members: { pid?: number }[];
+      };
       for (const m of rec.members) if (m.pid) pids.push(m.pid);
     } catch {
       // no record: nothing was started there

@@ -2,7 +2,8 @@
 //
 //   const why = supervisordMissing();           // a reason string when supervisord/supervisorctl are not installed
 //   const sup = await startSupervisord();       // own temp dir, config, unix socket; supervisord -n as our child
-//   writePrograms(sup, 1000);                   // [program:p<i>] command=sleep 600, autostart, one file each in sup.programsDir
+//   writePrograms(sup, 1000);                   // [program:p<i>] command=sleep 600, autostart,
+//                                               // one file each in sup.programsDir
 //   const ms = await timeUpdate(sup, 1000);     // `supervisorctl -c CONF update`, then until all 1000 are RUNNING
 //   const noop = await timeNoopUpdate(sup);     // `supervisorctl -c CONF update` with nothing changed
 //   await sup.stop();                           // SIGTERM to supervisord (it stops its programs), wait for it,
@@ -55,12 +56,20 @@ function run(file: string, args: string[]): Promise<string> {
 function rpc(socket: string, method: string): Promise<string> {
   const body = `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params></params></methodCall>`;
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path: "/RPC2", method: "POST", headers: { "Content-Type": "text/xml", "Content-Length": Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-      res.on("error", reject);
-    });
+    const req = request(
+      {
+        socketPath: socket,
+        path: "/RPC2",
+        method: "POST",
+        headers: { "Content-Type": "text/xml", "Content-Length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -70,7 +79,8 @@ function rpc(socket: string, method: string): Promise<string> {
 function parseStates(xml: string): Map<string, { state: string; pid: number }> {
   const out = new Map<string, { state: string; pid: number }>();
   for (const struct of xml.split("<struct>").slice(1)) {
-    const field = (name: string): string | undefined => new RegExp(`<name>${name}</name>\\s*<value>\\s*(?:<(?:string|int|i4)>)?([^<]*)`).exec(struct)?.[1];
+    const field = (name: string): string | undefined =>
+      new RegExp(`<name>${name}</name>\\s*<value>\\s*(?:<(?:string|int|i4)>)?([^<]*)`).exec(struct)?.[1];
     const name = field("name");
     if (name) out.set(name, { state: field("statename") ?? "?", pid: Number(field("pid") ?? 0) });
   }
@@ -120,7 +130,10 @@ export async function startSupervisord(cpu?: CpuGroup): Promise<Supervisor> {
       "",
     ].join("\n"),
   );
-  const child: ChildProcess = spawn("supervisord", ["-n", "-c", conf], { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn("supervisord", ["-n", "-c", conf], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -172,7 +185,21 @@ export async function startSupervisord(cpu?: CpuGroup): Promise<Supervisor> {
       await sleep(25);
     }
   }
-  return { dir, conf, socket, programsDir, pid, ctl: (args) => run(...(cpu ? cpu.wrap("supervisorctl", ["-c", conf, ...args]) : (["supervisorctl", ["-c", conf, ...args]] as [string, string[]]))), states, stop };
+  return {
+    dir,
+    conf,
+    socket,
+    programsDir,
+    pid,
+    ctl: (args) =>
+      run(
+        ...(cpu
+          ? cpu.wrap("supervisorctl", ["-c", conf, ...args])
+          : (["supervisorctl", ["-c", conf, ...args]] as [string, string[]])),
+      ),
+    states,
+    stop,
+  };
 }
 
 // N program sections, one file each (programs/p<i>.conf): `command`, autostart, startsecs=0.
@@ -180,7 +207,10 @@ export function writePrograms(sup: Supervisor, n: number, command = "sleep 600")
   const names: string[] = [];
   for (let i = 0; i < n; i++) {
     const name = `p${i}`;
-    writeFileSync(path.join(sup.programsDir, `${name}.conf`), `[program:${name}]\ncommand=${command}\nautostart=true\nstartsecs=0\n`);
+    writeFileSync(
+      path.join(sup.programsDir, `${name}.conf`),
+      `[program:${name}]\ncommand=${command}\nautostart=true\nstartsecs=0\n`,
+    );
     names.push(name);
   }
   return names;

@@ -7,7 +7,10 @@ const home = process.env.HOME;
 const cell = process.env.CELL_HOME;
 const who = process.env.CELL_MEMBER;
 try {
-  appendFileSync(path.join(cell, "shared", "scratchpad.md"), `- ${new Date().toISOString()} ${who} joined as ${process.env.CELL_ROLE}\n`);
+  appendFileSync(
+    path.join(cell, "shared", "scratchpad.md"),
+    `- ${new Date().toISOString()} ${who} joined as ${process.env.CELL_ROLE}\n`,
+  );
 } catch (err) {
   console.log(`${who}: cannot write the scratchpad (${err.code}): read-only for an observer`);
 }

@@ -82,7 +82,9 @@ export async function recoverJournal(stateRoot: string, ledger: Ledger, now: str
   try {
     for (const l of found) {
       // The cell from the entry, or from its file's name (an entry being written is unreadable too).
-      const cell = l.entry?.cell ?? (l.file === journal.legacyFile ? undefined : decodeURIComponent(path.basename(l.file, ".json")));
+      const cell =
+        l.entry?.cell ??
+        (l.file === journal.legacyFile ? undefined : decodeURIComponent(path.basename(l.file, ".json")));
       const hold = tryCell && cell ? await tryCell(cell) : { release: async () => {} };
       if (!hold) continue;
       held.push(hold);
@@ -96,7 +98,12 @@ export async function recoverJournal(stateRoot: string, ledger: Ledger, now: str
   }
 }
 
-async function recordLeftovers(journal: Journal, left: Awaited<ReturnType<Journal["leftovers"]>>, ledger: Ledger, now: string): Promise<void> {
+async function recordLeftovers(
+  journal: Journal,
+  left: Awaited<ReturnType<Journal["leftovers"]>>,
+  ledger: Ledger,
+  now: string,
+): Promise<void> {
   if (left.length === 0) return;
   await ledger.appendMany(
     left.map(({ file, entry }) => ({
@@ -160,12 +167,21 @@ type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; 
 //   effects may be unrecorded, and the next run records them and converges;
 // - one cell's next action starts only after its previous one is recorded.
 // postApply is called in plan order. Actions that share the archive (scrub, purge) run one at a time.
-export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger: Ledger, hooks: ApplyHooks = {}, opts: ApplyOptions = {}): Promise<ActionResult[]> {
+export async function applyActions(
+  actions: Action[],
+  env: ops.ApplyEnv,
+  ledger: Ledger,
+  hooks: ApplyHooks = {},
+  opts: ApplyOptions = {},
+): Promise<ActionResult[]> {
   const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
   await keepEgressProxy(path.dirname(env.paths.ledger), env.hostEnv);
   const now = new Date(env.now).toISOString();
-  const stamp = opts.ledgerTime !== undefined && opts.ledgerTime > env.now ? { time: new Date(opts.ledgerTime).toISOString(), clock: { clock: now } } : { time: now, clock: {} };
+  const stamp =
+    opts.ledgerTime !== undefined && opts.ledgerTime > env.now
+      ? { time: new Date(opts.ledgerTime).toISOString(), clock: { clock: now } }
+      : { time: now, clock: {} };
   const n = actions.length;
 
   // slot i: action i's outcome once its effects are done (or it was not run); committed i: its
@@ -188,7 +204,11 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
   const runCell = async (indices: number[]): Promise<void> => {
     const claim = opts.claim ? await opts.claim((actions[indices[0] as number] as Action).cell) : undefined;
     if (claim && "skip" in claim) {
-      for (const i of indices) settle(i, { result: { status: "skipped", action: actions[i] as Action, because: claim.skip }, journaled: false });
+      for (const i of indices)
+        settle(i, {
+          result: { status: "skipped", action: actions[i] as Action, because: claim.skip },
+          journaled: false,
+        });
       return;
     }
     try {
@@ -205,7 +225,10 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
       const action = actions[i] as Action;
       if (k > 0) await committed[indices[k - 1] as number];
       if (failedBefore) {
-        settle(i, { result: { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` }, journaled: false });
+        settle(i, {
+          result: { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` },
+          journaled: false,
+        });
         continue;
       }
       await sem.acquire();
@@ -217,7 +240,13 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
         }
         hooks.preApply?.(action);
         try {
-          await journal.begin({ cell: action.cell, action: action.kind, reason: action.reason, pid: process.pid, startedAt: now });
+          await journal.begin({
+            cell: action.cell,
+            action: action.kind,
+            reason: action.reason,
+            pid: process.pid,
+            startedAt: now,
+          });
         } catch (err) {
           fatal ??= { err };
           for (const j of indices.slice(k)) settle(j, { result: undefined, journaled: false });
@@ -227,7 +256,9 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
         try {
           // The archive is shared by every cell: its actions also hold the state-dir lock (other processes).
           const shared = () => (env.stateLock ? env.stateLock.hold(() => run(action, env)) : run(action, env));
-          const details = await (EXCLUSIVE.has(action.kind) ? serialized(`apply:archive:${env.paths.archive}`, shared) : run(action, env));
+          const details = await (EXCLUSIVE.has(action.kind)
+            ? serialized(`apply:archive:${env.paths.archive}`, shared)
+            : run(action, env));
           failpoint(`applied:${action.kind}`);
           result = { status: "applied", action, details };
         } catch (err) {
@@ -260,8 +291,24 @@ export async function applyActions(actions: Action[], env: ops.ApplyEnv, ledger:
   const results: ActionResult[] = [];
   const entryOf = (r: ActionResult) => {
     const rev = env.revision ? { revision: env.revision } : {};
-    if (r.status === "applied") return { time: stamp.time, cell: r.action.cell, action: r.action.kind, reason: r.action.reason, details: { ...r.details, ...stamp.clock }, ...rev };
-    if (r.status === "failed") return { time: stamp.time, cell: r.action.cell, action: `${r.action.kind}-failed`, reason: r.action.reason, details: { error: r.error, ...stamp.clock }, ...rev };
+    if (r.status === "applied")
+      return {
+        time: stamp.time,
+        cell: r.action.cell,
+        action: r.action.kind,
+        reason: r.action.reason,
+        details: { ...r.details, ...stamp.clock },
+        ...rev,
+      };
+    if (r.status === "failed")
+      return {
+        time: stamp.time,
+        cell: r.action.cell,
+        action: `${r.action.kind}-failed`,
+        reason: r.action.reason,
+        details: { error: r.error, ...stamp.clock },
+        ...rev,
+      };
     return undefined; // skipped: not recorded, as before
   };
   const commitAll = async (): Promise<void> => {

@@ -61,7 +61,11 @@ export async function loadRecord(cp: CellPaths): Promise<CellRecord> {
   return rec;
 }
 
-export async function saveRecord(cp: CellPaths, rec: CellRecord, env: Pick<ApplyEnv, "now"> & { revision?: string }): Promise<void> {
+export async function saveRecord(
+  cp: CellPaths,
+  rec: CellRecord,
+  env: Pick<ApplyEnv, "now"> & { revision?: string },
+): Promise<void> {
   await writeFileAtomic(cp.record, recordText(rec, env));
 }
 

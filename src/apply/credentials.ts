@@ -31,12 +31,20 @@ export function applyCredentialContext(env: Pick<ApplyEnv, "host" | "hostEnv" | 
 const contexts = new WeakMap<object, Promise<CredentialContext>>();
 
 // Read every declared credential; fails, naming the credential and what to do, before anything is written.
-export async function resolveCredentials(cell: string, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">): Promise<Record<string, string>> {
+export async function resolveCredentials(
+  cell: string,
+  credentials: Record<string, CredentialSource>,
+  env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">,
+): Promise<Record<string, string>> {
   const ctx = await applyCredentialContext(env);
   const values = Object.create(null) as Record<string, string>; // a credential may be named __proto__
   for (const [name, source] of Object.entries(credentials)) {
     const r = await readSource(source, ctx);
-    if (!r.ok) throw new LazarusError("CREDENTIAL_REFUSED", `cell ${cell}: credential ${name}: ${r.message}; ${r.hint} (spec.credentials.${name}.${r.field})`);
+    if (!r.ok)
+      throw new LazarusError(
+        "CREDENTIAL_REFUSED",
+        `cell ${cell}: credential ${name}: ${r.message}; ${r.hint} (spec.credentials.${name}.${r.field})`,
+      );
     values[name] = r.value;
   }
   return values;
@@ -45,7 +53,13 @@ export async function resolveCredentials(cell: string, credentials: Record<strin
 // Write the cell's manifest and record the digest of what it holds. read: the values, already
 // read from their sources (else they are read here); inPlace: the manifest is a new file in a
 // cell's staging directory (no temp file; the caller makes it durable).
-export async function writeCredentials(cp: CellPaths, rec: CellRecord, credentials: Record<string, CredentialSource>, env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">, opts: { cell?: string; values?: Record<string, string>; inPlace?: boolean } = {}): Promise<void> {
+export async function writeCredentials(
+  cp: CellPaths,
+  rec: CellRecord,
+  credentials: Record<string, CredentialSource>,
+  env: Pick<ApplyEnv, "host" | "hostEnv" | "paths">,
+  opts: { cell?: string; values?: Record<string, string>; inPlace?: boolean } = {},
+): Promise<void> {
   const cell = opts.cell ?? path.basename(cp.dir);
   const values = opts.values ?? (await resolveCredentials(cell, credentials, env));
   const manifest = `${JSON.stringify({ formatVersion: 1, cell, credentials: values }, null, 2)}\n`;

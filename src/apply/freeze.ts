@@ -16,14 +16,23 @@ import { loadRecord } from "./context.js";
 // The freeze callback for takeCheckpoint: index entry, marker, freeze; thaw, unmark, unindex.
 // (The entry exists whenever the marker does: a crash between leaves an entry without a marker,
 // which the next thawAbandoned removes.)
-export function markedFreeze(paths: Pick<StatePaths, "ledger">, cp: CellPaths, rec: CellRecord, backend: Backend): (frozen: boolean) => Promise<void> {
+export function markedFreeze(
+  paths: Pick<StatePaths, "ledger">,
+  cp: CellPaths,
+  rec: CellRecord,
+  backend: Backend,
+): (frozen: boolean) => Promise<void> {
   const entry = frozenIndexEntry(paths, path.basename(cp.dir));
   return async (frozen) => {
     if (frozen) {
       const self = procInfo(process.pid);
       await mkdir(path.dirname(entry), { recursive: true });
       await writeTextAtomic(entry, `${process.pid}\n`);
-      await writeJsonAtomic(frozenMarker(cp), { pid: process.pid, ...(self ? { startTime: self.startTime } : {}), since: new Date().toISOString() } satisfies FrozenMarker);
+      await writeJsonAtomic(frozenMarker(cp), {
+        pid: process.pid,
+        ...(self ? { startTime: self.startTime } : {}),
+        since: new Date().toISOString(),
+      } satisfies FrozenMarker);
       await backend.freeze(rec, true);
     } else {
       await backend.freeze(rec, false);

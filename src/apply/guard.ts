@@ -10,7 +10,13 @@ import { decide, type ApplyEnv } from "./context.js";
 export async function recordPlanted(cp: CellPaths, env: Pick<ApplyEnv, "now">, planted: Planted[]): Promise<void> {
   for (const p of planted) {
     const rel = path.relative(cp.dir, p.path);
-    await decide(cp, env, { decision: "planted-moved-aside", path: rel, movedTo: path.relative(cp.dir, p.movedTo), kind: p.kind, reason: `${rel} was a ${p.kind} where Lazarus writes; moved aside, never followed` });
+    await decide(cp, env, {
+      decision: "planted-moved-aside",
+      path: rel,
+      movedTo: path.relative(cp.dir, p.movedTo),
+      kind: p.kind,
+      reason: `${rel} was a ${p.kind} where Lazarus writes; moved aside, never followed`,
+    });
   }
 }
 
@@ -21,7 +27,12 @@ export async function guardDir(cp: CellPaths, env: Pick<ApplyEnv, "now">, dir: s
 }
 
 // Guard .lazarus/ and its appended logs, then dirs (made real directories) and files (regular or absent).
-export async function guardCell(cp: CellPaths, env: Pick<ApplyEnv, "now">, dirs: string[] = [], files: string[] = []): Promise<Planted[]> {
+export async function guardCell(
+  cp: CellPaths,
+  env: Pick<ApplyEnv, "now">,
+  dirs: string[] = [],
+  files: string[] = [],
+): Promise<Planted[]> {
   const planted = await ensureRealDir(cp.dir, cp.meta);
   for (const f of [cp.decisions, cp.spawnLog]) planted.push(...(await ensureRegularOrAbsent(f)));
   for (const d of dirs) planted.push(...(await ensureRealDir(cp.dir, d)));

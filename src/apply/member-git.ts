@@ -17,7 +17,8 @@ const MAX_OUTPUT = 4 * MiB;
 
 // Keys whose presence in a repository config means git might run a program or read another file
 // (matched case-insensitively anywhere in the text: over-matching only means the mtime listing).
-const RISKY = /fsmonitor|hookspath|include|pager|external|textconv|sshcommand|filter|showsignature|gpg|program|command|askpass|editor|worktreeconfig|driver|proxy|virtualfilesystem/i;
+const RISKY =
+  /fsmonitor|hookspath|include|pager|external|textconv|sshcommand|filter|showsignature|gpg|program|command|askpass|editor|worktreeconfig|driver|proxy|virtualfilesystem/i;
 
 // Always set on the command line, which outranks the repository's config.
 const OVERRIDES = [
@@ -83,18 +84,35 @@ export async function gitRefusal(project: string): Promise<string | undefined> {
 }
 
 // Run git in project/ as described above; throws on failure, timeout or too much output.
-export async function memberGit(project: string, args: string[], hostEnv: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const r = await execa("git", ["--no-pager", "--no-optional-locks", ...OVERRIDES.flatMap((o) => ["-c", o]), "-C", project, ...args], {
-    env: await gitEnv(project, hostEnv),
-    extendEnv: false,
-    stdin: "ignore",
-    timeout: TIMEOUT_MS,
-    killSignal: "SIGKILL",
-    maxBuffer: MAX_OUTPUT,
-  });
+export async function memberGit(
+  project: string,
+  args: string[],
+  hostEnv: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const r = await execa(
+    "git",
+    ["--no-pager", "--no-optional-locks", ...OVERRIDES.flatMap((o) => ["-c", o]), "-C", project, ...args],
+    {
+      env: await gitEnv(project, hostEnv),
+      extendEnv: false,
+      stdin: "ignore",
+      timeout: TIMEOUT_MS,
+      killSignal: "SIGKILL",
+      maxBuffer: MAX_OUTPUT,
+    },
+  );
   return r.stdout;
 }
 
 // `git status` and `git log` arguments that run no external program.
 export const STATUS_ARGS = ["status", "--porcelain", "--ignore-submodules=all", "--no-renames"];
-export const LOG_ARGS = ["log", "--no-show-signature", "--no-ext-diff", "--no-textconv", "--no-renames", "--no-color", "--name-only", "--format=%H %s"];
+export const LOG_ARGS = [
+  "log",
+  "--no-show-signature",
+  "--no-ext-diff",
+  "--no-textconv",
+  "--no-renames",
+  "--no-color",
+  "--name-only",
+  "--format=%H %s",
+];

@@ -3,7 +3,15 @@ import { restoreReplacing } from "./restore.js";
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { cellPaths, inviteFile, memberExitFile, memberHome, memberLog, portfolioFile, type CellPaths } from "../cells/layout.js";
+import {
+  cellPaths,
+  inviteFile,
+  memberExitFile,
+  memberHome,
+  memberLog,
+  portfolioFile,
+  type CellPaths,
+} from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { processChange, syncMember } from "../cells/fields.js";
 import { configRelative } from "../config/programs.js";
@@ -14,7 +22,17 @@ import { LazarusError } from "../util/errors.js";
 import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
-import { backendOf, decide, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import {
+  backendOf,
+  decide,
+  iso,
+  liveCell,
+  loadRecord,
+  newId,
+  saveRecord,
+  type ApplyEnv,
+  type Details,
+} from "./context.js";
 import { findBackend } from "../backends/table.js";
 import { checkpointCell } from "./checkpoint.js";
 import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
@@ -31,13 +49,27 @@ export function resolveCommand(command: string[], configDir: string): string[] {
 }
 
 export function newMember(dm: DesiredMember, env: Pick<ApplyEnv, "now">): MemberRecord {
-  const m: MemberRecord = { identity: dm.identity, home: dm.home, role: dm.role, env: {}, status: "joined", restarts: 0, joinedAt: iso(env.now) };
+  const m: MemberRecord = {
+    identity: dm.identity,
+    home: dm.home,
+    role: dm.role,
+    env: {},
+    status: "joined",
+    restarts: 0,
+    joinedAt: iso(env.now),
+  };
   syncMember(m, dm);
   return m;
 }
 
 // Write the member's resolved portfolio (atomically) and record which one it is.
-export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRecord, dm: DesiredMember, env: ApplyEnv): Promise<void> {
+export async function writePortfolio(
+  cp: CellPaths,
+  rec: CellRecord,
+  m: MemberRecord,
+  dm: DesiredMember,
+  env: ApplyEnv,
+): Promise<void> {
   const r = dm.resolvedPortfolio;
   if (!r) return; // none applies, or portfolios/ is held: leave what is there
   const file = portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta);
@@ -52,7 +84,12 @@ export async function writePortfolio(cp: CellPaths, rec: CellRecord, m: MemberRe
 const tokenDigest = (t: string): Buffer => createHash("sha256").update(t).digest();
 
 // Mint an invitation: a random token stored 0600 in .lazarus/invites/, never printed or logged.
-export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number, env: Pick<ApplyEnv, "now">): Promise<void> {
+export async function inviteMember(
+  cp: CellPaths,
+  m: MemberRecord,
+  ttlMs: number,
+  env: Pick<ApplyEnv, "now">,
+): Promise<void> {
   await guardDir(cp, env, cp.invites, 0o700);
   await writeTextAtomic(inviteFile(cp, m.home), `${randomBytes(24).toString("base64url")}\n`, 0o600);
   m.status = "invited";
@@ -64,11 +101,22 @@ export async function inviteMember(cp: CellPaths, m: MemberRecord, ttlMs: number
 
 // Before a spawn: find the process a crashed run may have started by the recorded spawn id (then
 // the member is "running"), or record "starting" with a new spawn id and clear the way for it.
-async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, backend: ReturnType<typeof backendOf>, minted: boolean): Promise<void> {
+async function prepareSpawn(
+  cp: CellPaths,
+  rec: CellRecord,
+  m: MemberRecord,
+  env: ApplyEnv,
+  backend: ReturnType<typeof backendOf>,
+  minted: boolean,
+): Promise<void> {
   if (!minted && (m.status === "starting" || (m.status === "running" && m.startTime === undefined)) && m.spawnId) {
     const found = backend.find(rec.name, m.spawnId);
     if (found) {
-      Object.assign(m, { status: "running", startTime: found.startTime }, found.handle !== undefined ? { handle: found.handle } : { pid: found.pid });
+      Object.assign(
+        m,
+        { status: "running", startTime: found.startTime },
+        found.handle !== undefined ? { handle: found.handle } : { pid: found.pid },
+      );
       await saveRecord(cp, rec, env);
       return;
     }
@@ -95,7 +143,13 @@ async function prepareSpawn(cp: CellPaths, rec: CellRecord, m: MemberRecord, env
 // announced: minted, the record on disk already says this member is "starting" with that id, and
 // nothing has run in the cell's tree since it was made (create's first spawn): no save either,
 // and no guard of a tree nobody has touched.
-export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecord, env: ApplyEnv, opts: { saveAfter?: boolean; minted?: boolean; announced?: boolean } = {}): Promise<void> {
+export async function startMember(
+  cp: CellPaths,
+  rec: CellRecord,
+  m: MemberRecord,
+  env: ApplyEnv,
+  opts: { saveAfter?: boolean; minted?: boolean; announced?: boolean } = {},
+): Promise<void> {
   if (!m.command) {
     if (m.status !== "invited" && m.status !== "revoked") m.status = "joined";
     delete m.pid;
@@ -121,7 +175,9 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     credentialsFile: cp.credentials,
     logFile: memberLog(cp, m.home),
     logs: logLimits(rec, env),
-    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) } : {}),
+    ...(m.portfolioDigest
+      ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
+      : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
     ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
@@ -139,7 +195,18 @@ export async function startMember(cp: CellPaths, rec: CellRecord, m: MemberRecor
     m.status = "running";
     m.startTime = started.startTime;
   }
-  await appendLine(cp.spawnLog, JSON.stringify({ time: iso(env.now), cell: rec.name, member: m.identity, role: m.role, backend: rec.backend, ...(m.handle ? { handle: m.handle } : { pid: m.pid }), command: m.command }));
+  await appendLine(
+    cp.spawnLog,
+    JSON.stringify({
+      time: iso(env.now),
+      cell: rec.name,
+      member: m.identity,
+      role: m.role,
+      backend: rec.backend,
+      ...(m.handle ? { handle: m.handle } : { pid: m.pid }),
+      command: m.command,
+    }),
+  );
   if (opts.saveAfter !== false) await saveRecord(cp, rec, env);
 }
 
@@ -168,14 +235,28 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
   if (a.substitute && !rec.members.some((x) => x.identity === a.member)) {
     const source = a.substitute.restore;
     // Never restore project/ and shared/ from under an executor that still runs in the cell.
-    const running = rec.members.filter((x) => x.command && x.identity !== a.substitute?.replaces && backendOf(env, rec).isAlive(memberRef(rec.name, x))).map((x) => x.identity);
+    const running = rec.members
+      .filter(
+        (x) =>
+          x.command && x.identity !== a.substitute?.replaces && backendOf(env, rec).isAlive(memberRef(rec.name, x)),
+      )
+      .map((x) => x.identity);
     if (source && running.length > 0) details.restoreSkipped = `${running.join(", ")} still running`;
     else if (source) {
       // The source must be a whole checkpoint of this cell before anything is touched.
       if (!(await listCheckpoints(cp.checkpoints)).some((c) => c.file === source)) {
-        throw new LazarusError("RESTORE_FAILED", `substitute ${a.member}: checkpoint ${path.basename(source)} is no longer in ${cp.checkpoints}; nothing was changed`);
+        throw new LazarusError(
+          "RESTORE_FAILED",
+          `substitute ${a.member}: checkpoint ${path.basename(source)} is no longer in ${cp.checkpoints}; nothing was changed`,
+        );
       }
-      const safety = await checkpointCell(cp, rec, `before substitute ${a.member} joins for ${a.substitute.replaces}`, env, source);
+      const safety = await checkpointCell(
+        cp,
+        rec,
+        `before substitute ${a.member} joins for ${a.substitute.replaces}`,
+        env,
+        source,
+      );
       details.safetyCheckpoint = safety;
       rec = await loadRecord(cp);
       await restoreReplacing(backendOf(env, rec), rec, cp.dir, source, ["project", "shared"]);
@@ -196,8 +277,19 @@ export async function invite(a: Extract<Action, { kind: "invite" }>, env: ApplyE
   if (dm.command) await startMember(cp, rec, m, env);
   else await inviteMember(cp, m, a.inviteTtlMs, env);
   await saveRecord(cp, rec, env);
-  await decide(cp, env, { decision: a.substitute ? "substitute" : "invite", member: a.member, role: m.role, reason: a.reason, ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}) });
-  return { ...details, status: m.status, ...(m.pid ? { pid: m.pid } : {}), ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}) };
+  await decide(cp, env, {
+    decision: a.substitute ? "substitute" : "invite",
+    member: a.member,
+    role: m.role,
+    reason: a.reason,
+    ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}),
+  });
+  return {
+    ...details,
+    status: m.status,
+    ...(m.pid ? { pid: m.pid } : {}),
+    ...(m.inviteExpiresAt && !dm.command ? { expiresAt: m.inviteExpiresAt } : {}),
+  };
 }
 
 export async function removeMember(a: Extract<Action, { kind: "remove-member" }>, env: ApplyEnv): Promise<Details> {
@@ -226,7 +318,13 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   m.exitCode = a.exitCode;
   if (a.exitReason) m.exitReason = a.exitReason;
   await saveRecord(cp, rec, env);
-  await decide(cp, env, { decision: "member-down", member: a.member, reason: a.reason, exitCode: a.exitCode, failures: a.failures });
+  await decide(cp, env, {
+    decision: "member-down",
+    member: a.member,
+    reason: a.reason,
+    exitCode: a.exitCode,
+    failures: a.failures,
+  });
   return { member: a.member, status: a.status, exitCode: a.exitCode, failures: a.failures };
 }
 
@@ -266,16 +364,24 @@ export async function revoke(a: Extract<Action, { kind: "revoke" }>, env: ApplyE
 export type AcceptResult = { status: "accepted" } | { status: "refused"; why: string };
 
 // `lazarus accept`: the token must match and the invitation must still be open at `now`.
-export async function accept(cellDir: string, identity: string, token: string, env: Pick<ApplyEnv, "now">): Promise<AcceptResult> {
+export async function accept(
+  cellDir: string,
+  identity: string,
+  token: string,
+  env: Pick<ApplyEnv, "now">,
+): Promise<AcceptResult> {
   const cp = cellPaths(cellDir);
   const rec = await loadRecord(cp);
   const m = rec.members.find((x) => x.identity === identity);
   if (!m) return { status: "refused", why: `cell ${rec.name} has no member ${identity}` };
-  if (m.status !== "invited") return { status: "refused", why: `${identity} has no open invitation (status ${m.status})` };
-  if (m.inviteExpiresAt && env.now >= Date.parse(m.inviteExpiresAt)) return { status: "refused", why: `the invitation of ${identity} expired at ${m.inviteExpiresAt}` };
+  if (m.status !== "invited")
+    return { status: "refused", why: `${identity} has no open invitation (status ${m.status})` };
+  if (m.inviteExpiresAt && env.now >= Date.parse(m.inviteExpiresAt))
+    return { status: "refused", why: `the invitation of ${identity} expired at ${m.inviteExpiresAt}` };
   const read = await readUntrusted(inviteFile(cp, m.home), CAPS.token, cp.dir);
   const stored = read.ok ? read.text.trim() : "";
-  if (!stored || !timingSafeEqual(tokenDigest(stored), tokenDigest(token.trim()))) return { status: "refused", why: "the token does not match" };
+  if (!stored || !timingSafeEqual(tokenDigest(stored), tokenDigest(token.trim())))
+    return { status: "refused", why: "the token does not match" };
   m.status = "joined";
   m.acceptedAt = iso(env.now);
   await guardDir(cp, env, cp.invites, 0o700);
@@ -287,7 +393,10 @@ export async function accept(cellDir: string, identity: string, token: string, e
 
 // A member's portfolio changed: rewrite its file, then tell its process as it asked
 // (SIGHUP to its group, a restart, or nothing).
-export async function updatePortfolio(a: Extract<Action, { kind: "update-portfolio" }>, env: ApplyEnv): Promise<Details> {
+export async function updatePortfolio(
+  a: Extract<Action, { kind: "update-portfolio" }>,
+  env: ApplyEnv,
+): Promise<Details> {
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
@@ -314,7 +423,14 @@ export async function updatePortfolio(a: Extract<Action, { kind: "update-portfol
     await startMember(cp, rec, m, env);
     told = "restart";
   }
-  await decide(cp, env, { decision: "update-portfolio", member: a.member, reason: a.reason, before: a.before, after: a.after, told });
+  await decide(cp, env, {
+    decision: "update-portfolio",
+    member: a.member,
+    reason: a.reason,
+    before: a.before,
+    after: a.after,
+    told,
+  });
   return { member: a.member, portfolio: m.portfolioName ?? null, before: a.before, after: a.after, told };
 }
 

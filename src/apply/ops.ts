@@ -15,7 +15,19 @@ import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { memberRef } from "../backends/backend.js";
-import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, recordText, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import {
+  backendOf,
+  decide,
+  exists,
+  iso,
+  liveCell,
+  loadRecord,
+  newId,
+  recordText,
+  saveRecord,
+  type ApplyEnv,
+  type Details,
+} from "./context.js";
 import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
@@ -31,7 +43,16 @@ export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } fr
 export { checkpoint, failureStopsCell } from "./checkpoint.js";
 export { scrub } from "./scrub.js";
 
-const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [cp_.meta, cp_.secrets, cp_.checkpoints, cp_.logs, cp_.project, cp_.artifacts, cp_.homes, ...homes.map((h) => memberHome(cp_, h))];
+const layoutDirs = (cp_: CellPaths, homes: string[]): string[] => [
+  cp_.meta,
+  cp_.secrets,
+  cp_.checkpoints,
+  cp_.logs,
+  cp_.project,
+  cp_.artifacts,
+  cp_.homes,
+  ...homes.map((h) => memberHome(cp_, h)),
+];
 
 // Directories of spec §6, created if missing; existing files are never touched. Returns what a
 // member planted in their place (moved aside: links are never followed).
@@ -53,11 +74,21 @@ export function setDisk(rec: CellRecord, d: DesiredCell): void {
 // The new cell's whole tree in the staging directory: layout, record (already "preparing", its
 // members with commands "starting" under fresh spawn ids, added to minted) and credential manifest,
 // all synced. Returns the record and its text as written.
-async function stageCell(staging: string, d: DesiredCell, values: Record<string, string>, env: ApplyEnv, minted: Set<string>): Promise<{ rec: CellRecord; text: string }> {
+async function stageCell(
+  staging: string,
+  d: DesiredCell,
+  values: Record<string, string>,
+  env: ApplyEnv,
+  minted: Set<string>,
+): Promise<{ rec: CellRecord; text: string }> {
   const sp = cellPaths(staging);
   // The whole layout is made here, in a directory no member has ever seen, and arrives whole
   // with the rename: nothing can have been planted in it, so it needs no checking after.
-  for (const dir of layoutDirs(sp, d.members.map((m) => m.home))) await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const dir of layoutDirs(
+    sp,
+    d.members.map((m) => m.home),
+  ))
+    await mkdir(dir, { recursive: true, mode: 0o755 });
   for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
   const rec: CellRecord = {
     formatVersion: RECORD_FORMAT,
@@ -117,7 +148,8 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   let stagedRec: CellRecord | undefined;
   const minted = new Set<string>(); // spawn ids of the staging record: no process has any of them
   if (!a.resume) {
-    if (await exists(dir)) throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
+    if (await exists(dir))
+      throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
     await mkdir(env.paths.cells, { recursive: true });
     const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
     try {
@@ -143,7 +175,14 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   }
   if (rec.state !== "preparing") throw new BugError(`create of ${d.name} found state ${rec.state}`);
   if (a.resume) {
-    await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+    await recordPlanted(
+      cp_,
+      env,
+      await ensureLayout(
+        cp_,
+        d.members.map((m) => m.home),
+      ),
+    );
     await writeCredentials(cp_, rec, d.credentials, env, { values });
   }
   syncRecord(rec, d);
@@ -184,14 +223,29 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       await saveRecord(cp_, rec, env);
     }
   }
-  rec.members = rec.members.filter((m) => d.members.some((dm) => dm.identity === m.identity && dm.role !== "substitute"));
+  rec.members = rec.members.filter((m) =>
+    d.members.some((dm) => dm.identity === m.identity && dm.role !== "substitute"),
+  );
   await pruneVenvs(cp_.dir, rec.python?.digest);
   rec.state = transition(d.name, rec.state, "active");
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
   await saveRecord(cp_, rec, env);
-  await decide(cp_, env, { decision: "create", reason: a.reason, members: rec.members.map((m) => `${m.identity}/${m.role}`) });
-  return { uid: rec.uid, ...(rec.restoredFrom ? { restoredFrom: rec.restoredFrom } : {}), members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, ...(m.pid ? { pid: m.pid } : {}) })) };
+  await decide(cp_, env, {
+    decision: "create",
+    reason: a.reason,
+    members: rec.members.map((m) => `${m.identity}/${m.role}`),
+  });
+  return {
+    uid: rec.uid,
+    ...(rec.restoredFrom ? { restoredFrom: rec.restoredFrom } : {}),
+    members: rec.members.map((m) => ({
+      identity: m.identity,
+      role: m.role,
+      status: m.status,
+      ...(m.pid ? { pid: m.pid } : {}),
+    })),
+  };
 }
 
 export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv): Promise<Details> {
@@ -246,7 +300,11 @@ async function updateDisk(cp_: CellPaths, rec: CellRecord, d: DesiredCell, env: 
   const running = rec.members.filter((m) => m.command && backend.isAlive(memberRef(rec.name, m)));
   for (const m of running) await stopMember(rec, m, env);
   const survivors = await backend.stopCell(rec);
-  if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its disk stays as it is`);
+  if (survivors.length)
+    throw new LazarusError(
+      "STOP_FAILED",
+      `cell ${rec.name}: processes ${survivors.join(", ")} survived SIGKILL; its disk stays as it is`,
+    );
   rec.disk = { bytes: wanted };
   await saveRecord(cp_, rec, env);
   await backend.prepareCell(rec, cp_.dir);
@@ -263,7 +321,11 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   if (rec.state !== "closed") {
     for (const m of rec.members) await stopMember(rec, m, env);
     const survivors = await backendOf(env, rec).stopCell(rec);
-    if (survivors.length) throw new LazarusError("STOP_FAILED", `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`);
+    if (survivors.length)
+      throw new LazarusError(
+        "STOP_FAILED",
+        `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`,
+      );
     await backendOf(env, rec).collectLogs?.(rec, cp_.logs);
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
@@ -281,7 +343,9 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
-      ...(rec.network === "egress" ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) } : {}),
+      ...(rec.network === "egress"
+        ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) }
+        : {}),
     });
     await saveRecord(cp_, rec, env);
     await writeTombstone(env.paths, { cell: a.cell, closedAt: rec.closedAt, closedDigest: rec.closedDigest ?? null });
@@ -290,9 +354,17 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
   }
   await mkdir(env.paths.graveyard, { recursive: true });
   const target = path.join(env.paths.graveyard, a.cell);
-  if (await exists(target)) throw new LazarusError("GRAVEYARD_TAKEN", `cannot close cell ${a.cell} into the graveyard: ${target} already exists; move it away`);
+  if (await exists(target))
+    throw new LazarusError(
+      "GRAVEYARD_TAKEN",
+      `cannot close cell ${a.cell} into the graveyard: ${target} already exists; move it away`,
+    );
   await moveDir(cp_.dir, target);
-  return { closedAt: rec.closedAt, reason: a.closeReason, ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused.error } : {}) };
+  return {
+    closedAt: rec.closedAt,
+    reason: a.closeReason,
+    ...(rec.checkpointRefused ? { checkpointRefused: rec.checkpointRefused.error } : {}),
+  };
 }
 
 // rename, or copy then delete when the graveyard is on another filesystem.
@@ -331,7 +403,14 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   rec.ttlMs = d.ttlMs;
   rec.activatedAt = iso(env.now);
   rec.expiresAt = iso(env.now + d.ttlMs);
-  await recordPlanted(cp_, env, await ensureLayout(cp_, d.members.map((m) => m.home)));
+  await recordPlanted(
+    cp_,
+    env,
+    await ensureLayout(
+      cp_,
+      d.members.map((m) => m.home),
+    ),
+  );
   await writeCredentials(cp_, rec, d.credentials, env);
   await backendOf(env, rec).prepareCell(rec, cp_.dir);
   await applyPython(rec, cp_.dir, d.python, env);
@@ -366,7 +445,11 @@ export async function purge(a: Extract<Action, { kind: "purge" }>, env: ApplyEnv
   const purged = await readJson<CellRecord>(path.join(a.dir, "cell.json")).catch(() => undefined);
   const kept = await readTombstone(env.paths, a.cell);
   if (purged?.closedAt && (!kept || Date.parse(kept.closedAt) < Date.parse(purged.closedAt))) {
-    await writeTombstone(env.paths, { cell: a.cell, closedAt: purged.closedAt, closedDigest: purged.closedDigest ?? null });
+    await writeTombstone(env.paths, {
+      cell: a.cell,
+      closedAt: purged.closedAt,
+      closedDigest: purged.closedDigest ?? null,
+    });
   }
   await rm(a.dir, { recursive: true, force: true });
   const dayDir = path.dirname(a.dir);
@@ -411,7 +494,10 @@ export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyE
 // Files changed in project/ since the cell was created: from git when project/ is a repository,
 // else by modification time.
 // git never runs anything the member configured (see member-git.ts); gitSkipped says why it was not used.
-export async function projectChanges(project: string, since: number): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; gitSkipped?: string }> {
+export async function projectChanges(
+  project: string,
+  since: number,
+): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; gitSkipped?: string }> {
   const refused = (await exists(path.join(project, ".git"))) ? await gitRefusal(project) : "no repository";
   if (!refused) {
     try {
@@ -419,7 +505,10 @@ export async function projectChanges(project: string, since: number): Promise<{ 
       const log = { stdout: await memberGit(project, [...LOG_ARGS, `--since=${new Date(since).toISOString()}`]) };
       const commits = log.stdout.split("\n").filter((l) => /^[0-9a-f]{40} /.test(l));
       const files = new Set([
-        ...status.stdout.split("\n").filter(Boolean).map((l) => l.slice(3)),
+        ...status.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.slice(3)),
         ...log.stdout.split("\n").filter((l) => l && !/^[0-9a-f]{40} /.test(l)),
       ]);
       return { source: "git", files: [...files].sort(), commits };
@@ -437,5 +526,9 @@ export async function projectChanges(project: string, since: number): Promise<{ 
     } else if (st.mtimeMs >= since) files.push(rel);
   };
   await visit("");
-  return { source: "mtime", files: files.sort(), ...(refused && refused !== "no repository" ? { gitSkipped: refused } : {}) };
+  return {
+    source: "mtime",
+    files: files.sort(),
+    ...(refused && refused !== "no repository" ? { gitSkipped: refused } : {}),
+  };
 }

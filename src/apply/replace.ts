@@ -25,7 +25,18 @@ import { failpoint } from "../util/failpoint.js";
 import { memberRef } from "../backends/backend.js";
 import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
 import { checkpointCell } from "./checkpoint.js";
-import { backendOf, decide, exists, iso, liveCell, loadRecord, newId, saveRecord, type ApplyEnv, type Details } from "./context.js";
+import {
+  backendOf,
+  decide,
+  exists,
+  iso,
+  liveCell,
+  loadRecord,
+  newId,
+  saveRecord,
+  type ApplyEnv,
+  type Details,
+} from "./context.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
 import { recordPlanted } from "./guard.js";
 import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
@@ -68,14 +79,19 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
     };
   }
   const r = rec.replacing;
-  if (!r.switched) r.to = { backend: d.backend, ...(d.container ? { container: d.container } : {}) }; // the declaration wins until the switch
+  // the declaration wins until the switch
+  if (!r.switched) r.to = { backend: d.backend, ...(d.container ? { container: d.container } : {}) };
   await saveRecord(cp, rec, env);
 
   if (!r.switched) {
     // 1. Nothing of the old incarnation runs any more.
     for (const m of rec.members) await stopMember(rec, m, env);
     const survivors = await backendOf(env, rec).stopCell(rec);
-    if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot replace cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL on backend ${rec.backend}; nothing was moved`);
+    if (survivors.length)
+      throw new LazarusError(
+        "STOP_FAILED",
+        `cannot replace cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL on backend ${rec.backend}; nothing was moved`,
+      );
     await backendOf(env, rec).collectLogs?.(rec, cp.logs); // the new incarnation's logs go on from them
     await saveRecord(cp, rec, env);
     failpoint("replace:stopped");
@@ -116,7 +132,14 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
       if ((await exists(at)) && !(await exists(path.join(aside, dir)))) await rename(at, path.join(aside, dir));
     }
     failpoint("replace:moved-aside");
-    await recordPlanted(cp, env, await ensureLayout(cp, d.members.map((m) => m.home)));
+    await recordPlanted(
+      cp,
+      env,
+      await ensureLayout(
+        cp,
+        d.members.map((m) => m.home),
+      ),
+    );
     // Written anew (its sources were checked above), so no file is left owned by the old uid.
     await rm(cp.credentials, { force: true });
     await writeCredentials(cp, rec, d.credentials, env);
@@ -160,7 +183,14 @@ export async function replace(a: Extract<Action, { kind: "replace" }>, env: Appl
   delete rec.replacing;
   await saveRecord(cp, rec, env);
   await pruneVenvs(cp.dir, rec.python?.digest);
-  await decide(cp, env, { decision: "replace", reason: a.reason, from: a.from, to: a.to, checkpoint: done.checkpoint, incarnation: { from: done.from.uid, to: done.uid } });
+  await decide(cp, env, {
+    decision: "replace",
+    reason: a.reason,
+    from: a.from,
+    to: a.to,
+    checkpoint: done.checkpoint,
+    incarnation: { from: done.from.uid, to: done.uid },
+  });
   return {
     from: a.from,
     to: a.to,

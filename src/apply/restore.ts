@@ -19,11 +19,21 @@ export const RESTORE_PREFIX = ".lazarus-restore-";
 const VERIFIED = "verified.json"; // { dirs: [...] }: the staged dirs are whole and checked
 const OLD = ".old"; // where the replaced dirs go before they are cleared
 
-const exists = (p: string) => lstat(p).then(() => true, (err: unknown) => (isErrno(err, "ENOENT") ? false : Promise.reject(err)));
+const exists = (p: string) =>
+  lstat(p).then(
+    () => true,
+    (err: unknown) => (isErrno(err, "ENOENT") ? false : Promise.reject(err)),
+  );
 
 // Replace dirs of cellDir with the checkpoint's. Where the backend keeps them on a disk image,
 // the restore is staged and swapped in the image (renames stay on its filesystem), then bound.
-export async function restoreReplacing(backend: Backend, rec: CellRecord, cellDir: string, checkpointFile: string, dirs: readonly string[]): Promise<void> {
+export async function restoreReplacing(
+  backend: Backend,
+  rec: CellRecord,
+  cellDir: string,
+  checkpointFile: string,
+  dirs: readonly string[],
+): Promise<void> {
   const root = (await backend.placeData?.(rec, cellDir)) ?? cellDir;
   const staging = await mkdtemp(path.join(root, RESTORE_PREFIX));
   try {
@@ -39,15 +49,23 @@ export async function restoreReplacing(backend: Backend, rec: CellRecord, cellDi
 
 // Roll a staged restore forward (verified) or throw it away (not verified); then clear what it
 // replaced as the cell's own user where the backend has one.
-export async function finishRestore(backend: Backend, rec: CellRecord, cellDir: string, staging: string): Promise<void> {
+export async function finishRestore(
+  backend: Backend,
+  rec: CellRecord,
+  cellDir: string,
+  staging: string,
+): Promise<void> {
   const mark = await readJson<{ dirs?: unknown }>(path.join(staging, VERIFIED)).catch(() => undefined);
-  const dirs = Array.isArray(mark?.dirs) ? mark.dirs.filter((d): d is string => typeof d === "string" && /^[a-z]+$/.test(d)) : undefined;
+  const dirs = Array.isArray(mark?.dirs)
+    ? mark.dirs.filter((d): d is string => typeof d === "string" && /^[a-z]+$/.test(d))
+    : undefined;
   if (dirs) {
     const old = path.join(staging, OLD);
     await mkdir(old, { recursive: true });
     for (const d of dirs) {
       if (!(await exists(path.join(staging, d)))) continue; // swapped in before a crash
-      if ((await exists(path.join(cellDir, d))) && !(await exists(path.join(old, d)))) await rename(path.join(cellDir, d), path.join(old, d));
+      if ((await exists(path.join(cellDir, d))) && !(await exists(path.join(old, d))))
+        await rename(path.join(cellDir, d), path.join(old, d));
       await rename(path.join(staging, d), path.join(cellDir, d));
       failpoint("restore:swapped-one");
     }
@@ -67,7 +85,9 @@ async function discard(backend: Backend, rec: CellRecord, staging: string): Prom
 
 // The staging dirs a killed restore left in a cell.
 export async function leftoverRestores(cellDir: string): Promise<string[]> {
-  return (await readdir(cellDir).catch(() => [] as string[])).filter((e) => e.startsWith(RESTORE_PREFIX)).map((e) => path.join(cellDir, e));
+  return (await readdir(cellDir).catch(() => [] as string[]))
+    .filter((e) => e.startsWith(RESTORE_PREFIX))
+    .map((e) => path.join(cellDir, e));
 }
 
 // Finish (or throw away) every restore a killed run left in a live cell; the cells touched.
@@ -79,7 +99,10 @@ export async function finishRestores(paths: StatePaths, backends: Backends, tryC
     const cp = cellPaths(path.join(paths.cells, name));
     // A cell on a disk image (.lazarus/disk, mounted) stages its restores there.
     const onImage = diskPaths(cp.dir).mount;
-    const leftoversOf = async () => [...(await leftoverRestores(cp.dir)).map((s) => [cp.dir, s] as const), ...(await leftoverRestores(onImage)).map((s) => [onImage, s] as const)];
+    const leftoversOf = async () => [
+      ...(await leftoverRestores(cp.dir)).map((s) => [cp.dir, s] as const),
+      ...(await leftoverRestores(onImage)).map((s) => [onImage, s] as const),
+    ];
     if ((await leftoversOf()).length === 0) continue;
     const hold = tryCell ? await tryCell(name) : { release: async () => {} };
     if (!hold) continue;

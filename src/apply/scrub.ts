@@ -40,7 +40,11 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { move
   const rec = await loadRecord(gp);
   for (const m of rec.members) await stopMember(rec, m, env);
   const survivors = await backendOf(env, rec).stopCell(rec);
-  if (survivors.length) throw new LazarusError("STOP_FAILED", `cannot scrub cell ${cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`);
+  if (survivors.length)
+    throw new LazarusError(
+      "STOP_FAILED",
+      `cannot scrub cell ${cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`,
+    );
   const skipped: string[] = [];
   let archived = await findArchive(env.paths.archive, cell, rec.uid);
   if (!archived) {
@@ -58,7 +62,11 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { move
       if (!(await exists(from))) continue;
       skipped.push(...(await copyRegularTree(from, path.join(tmp, item))));
     }
-    const archivedRec: CellRecord = { ...rec, state: transition(cell, rec.state, "archived"), archivedAt: iso(env.now) };
+    const archivedRec: CellRecord = {
+      ...rec,
+      state: transition(cell, rec.state, "archived"),
+      archivedAt: iso(env.now),
+    };
     archivedRec.updatedAt = iso(env.now);
     await writeJsonAtomic(path.join(tmp, "cell.json"), archivedRec);
     await syncTree(tmp); // the copies are on disk before the rename makes them the archive
@@ -74,7 +82,11 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { move
   await rename(grave, path.join(env.paths.graveyard, aside));
   await syncDir(env.paths.graveyard); // the move is durable before anything in it is deleted
   failpoint("scrub:moved-aside");
-  return { archive: archived, movedAside: aside, ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}) };
+  return {
+    archive: archived,
+    movedAside: aside,
+    ...(skipped.length ? { skipped: skipped.map((s) => path.relative(grave, s)) } : {}),
+  };
 }
 
 // Entries of this cell moved aside by a scrub (names in the graveyard): the backend releases what
@@ -89,7 +101,10 @@ async function finishScrubs(cell: string, names: string[], env: ApplyEnv): Promi
     const rec = await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
     if (rec) {
       if (!(await findArchive(env.paths.archive, cell, rec.uid))) {
-        throw new LazarusError("SCRUB_FAILED", `cannot finish the scrub of ${name}: no archive of cell ${cell} (uid ${rec.uid}) is in ${env.paths.archive}; nothing was deleted (restore the archive entry, or move the directory out of the graveyard by hand)`);
+        throw new LazarusError(
+          "SCRUB_FAILED",
+          `cannot finish the scrub of ${name}: no archive of cell ${cell} (uid ${rec.uid}) is in ${env.paths.archive}; nothing was deleted (restore the archive entry, or move the directory out of the graveyard by hand)`,
+        );
       }
       await backendOf(env, rec).unmount?.(rec, dir); // a scrub killed before it unmounted
       await backendOf(env, rec).releaseCell({ ...rec, name: cell });
@@ -108,7 +123,11 @@ async function realDir(dir: string, what: string): Promise<boolean> {
     throw err;
   });
   if (!st) return false;
-  if (!st.isDirectory()) throw new LazarusError("SCRUB_FAILED", `${what} (${dir}) is a ${fileKind(st)}, not a directory; nothing was deleted (remove it by hand after checking what it is)`);
+  if (!st.isDirectory())
+    throw new LazarusError(
+      "SCRUB_FAILED",
+      `${what} (${dir}) is a ${fileKind(st)}, not a directory; nothing was deleted (remove it by hand after checking what it is)`,
+    );
   return true;
 }
 
@@ -118,7 +137,8 @@ async function removeTree(dir: string): Promise<void> {
   if (!(await realDir(dir, "the entry being scrubbed"))) return;
   const meta = cellPaths(dir).meta;
   const hasMeta = await realDir(meta, "its .lazarus");
-  for (const e of await readdir(dir)) if (path.join(dir, e) !== meta) await rm(path.join(dir, e), { recursive: true, force: true });
+  for (const e of await readdir(dir))
+    if (path.join(dir, e) !== meta) await rm(path.join(dir, e), { recursive: true, force: true });
   if (hasMeta) for (const e of await readdir(meta)) await rm(path.join(meta, e), { recursive: true, force: true });
   failpoint("scrub:deleting");
   await rm(dir, { recursive: true, force: true });

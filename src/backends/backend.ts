@@ -65,7 +65,12 @@ export interface MemberRef {
   spawnId?: string | undefined;
 }
 
-export const memberRef = (cell: string, m: Pick<MemberRecord, "pid" | "startTime" | "spawnId">): MemberRef => ({ cell, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId });
+export const memberRef = (cell: string, m: Pick<MemberRecord, "pid" | "startTime" | "spawnId">): MemberRef => ({
+  cell,
+  pid: m.pid,
+  startTime: m.startTime,
+  spawnId: m.spawnId,
+});
 
 export interface Backend {
   readonly name: string;
@@ -111,7 +116,13 @@ export interface Backend {
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
   // Run a command in a member's own view (its mounts, uid, limits, network), for lazarus verify's
   // probe; only a backend whose BackendSpec.verify has a probe has it.
-  exec?(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+  exec?(
+    rec: CellRecord,
+    cellDir: string,
+    m: MemberRecord,
+    command: string[],
+    env: Record<string, string>,
+  ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
   // Optional, for a backend whose cell tree is on another host: the command writing the tar of
   // dirs on its stdout (a checkpoint is compressed, listed and kept here), and a check of the
   // received bytes (their sha256) against what that host reported on stderr.

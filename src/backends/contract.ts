@@ -30,7 +30,8 @@ export interface Capabilities {
   checkpoint: boolean; // its tree is checkpointed and restored here (a final checkpoint at close)
   heartbeat: boolean; // Lazarus reads its members' heartbeat files
   python: PythonSupport | false; // spec.runtime.python: a venv Lazarus builds for its members
-  sessions: { shell: SessionShell; readOnlyRoles: boolean } | false; // readOnlyRoles: can show a guest the cell read-only
+  // readOnlyRoles: can show a guest the cell read-only
+  sessions: { shell: SessionShell; readOnlyRoles: boolean } | false;
   diskQuota: boolean; // spec.resources.disk is enforced (a disk image of the cell's own)
   network: "proxy" | "policy" | false; // spec.network honoured: by Lazarus's egress proxy, or a cluster's policy
   localPids: boolean; // its members are processes of this host (a pid and a start time prove them)
@@ -78,7 +79,14 @@ export interface WhereOf {
 // How lazarus verify proves a backend's cells: a probe run in each member's own view (label: "in
 // the sandbox"), or a fixed list of what the backend does and does not enforce.
 export type VerifyPlan =
-  | { probe: { label: string; engineEnv: readonly string[]; operatorBinds: boolean; stop: { check: string; detail: string } } }
+  | {
+      probe: {
+        label: string;
+        engineEnv: readonly string[];
+        operatorBinds: boolean;
+        stop: { check: string; detail: string };
+      };
+    }
   | { checks: () => Check[] };
 
 // The objects a backend can print for review (lazarus render --backend NAME).

@@ -8,7 +8,16 @@ import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started 
 import { scriptPath, sessionCommand } from "./session.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { memberEnv } from "./env.js";
-import { findByEnv, findLeader, groupMembers, isAlive, memberGroupPids, ownsProcess, procInfo, type ProcSnapshot } from "../host/proc.js";
+import {
+  findByEnv,
+  findLeader,
+  groupMembers,
+  isAlive,
+  memberGroupPids,
+  ownsProcess,
+  procInfo,
+  type ProcSnapshot,
+} from "../host/proc.js";
 import { spawnSupervised } from "./spawn.js";
 import { LazarusError } from "../util/errors.js";
 
@@ -44,7 +53,8 @@ function signalProved(procs: ProcSnapshot[], signal: NodeJS.Signals): number {
 
 // `trap ":" HUP` keeps the wrapper alive when the group gets SIGHUP (a portfolio change) while the
 // command, exec'd with default dispositions, receives it.
-const WRAPPER = 'trap ":" HUP; "$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
+const WRAPPER =
+  'trap ":" HUP; "$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
 
 export class ProcessBackend implements Backend {
   readonly name = "process";
@@ -75,7 +85,13 @@ export class ProcessBackend implements Backend {
     await mkdir(path.dirname(spec.logFile), { recursive: true });
     // A small sh wrapper records the command's exit code (its mtime is the exit time), so a
     // later run knows how the member ended even though Lazarus was not its parent.
-    return spawnSupervised(spec, "/bin/sh", ["-c", WRAPPER, "lazarus-member", ...spec.command], { cwd: spec.home, env }, this.onExit);
+    return spawnSupervised(
+      spec,
+      "/bin/sh",
+      ["-c", WRAPPER, "lazarus-member", ...spec.command],
+      { cwd: spec.home, env },
+      this.onExit,
+    );
   }
 
   // A session runs as Lazarus's own user in the member's home with the member's environment, as
@@ -114,9 +130,21 @@ export class ProcessBackend implements Backend {
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
     if (m.status === "starting" && m.spawnId) {
       const found = this.find(rec.name, m.spawnId);
-      if (found) await this.stopGroup(rec, m, { cell: rec.name, pid: found.pid, startTime: found.startTime, spawnId: m.spawnId }, timeoutMs);
+      if (found)
+        await this.stopGroup(
+          rec,
+          m,
+          { cell: rec.name, pid: found.pid, startTime: found.startTime, spawnId: m.spawnId },
+          timeoutMs,
+        );
     }
-    if (m.pid) await this.stopGroup(rec, m, { cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }, timeoutMs);
+    if (m.pid)
+      await this.stopGroup(
+        rec,
+        m,
+        { cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId },
+        timeoutMs,
+      );
   }
 
   // SIGTERM to the proved group, SIGKILL after timeoutMs. Signals go pid by pid, each only while
@@ -127,7 +155,10 @@ export class ProcessBackend implements Backend {
     const pgid = ref.pid as number;
     const proof = memberGroupPids(pgid, { startTime: ref.startTime, spawnId: ref.spawnId, cell: ref.cell });
     if (proof.status === "unverifiable") {
-      throw new LazarusError("STOP_FAILED", `cannot stop ${m.identity} of cell ${rec.name}: process ${proof.pid} of its group lives but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved the member's; nothing was stopped. Run lazarus as the user its members run as (or as root)`);
+      throw new LazarusError(
+        "STOP_FAILED",
+        `cannot stop ${m.identity} of cell ${rec.name}: process ${proof.pid} of its group lives but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved the member's; nothing was stopped. Run lazarus as the user its members run as (or as root)`,
+      );
     }
     if (proof.status === "none") return;
     const seen = proof.procs;
@@ -152,11 +183,17 @@ export class ProcessBackend implements Backend {
       signalProved(left, "SIGKILL");
       await sleep(10);
     }
-    throw new LazarusError("STOP_FAILED", `process group ${pgid} of ${m.identity} (cell ${rec.name}) survived SIGKILL: ${ours().map((p) => p.pid).join(", ")}`);
+    throw new LazarusError(
+      "STOP_FAILED",
+      `process group ${pgid} of ${m.identity} (cell ${rec.name}) survived SIGKILL: ${ours()
+        .map((p) => p.pid)
+        .join(", ")}`,
+    );
   }
 
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
-    if (!m.pid || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
+    if (!m.pid || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }))
+      return false;
     try {
       process.kill(-m.pid, sig);
       return true;
@@ -176,7 +213,9 @@ export class ProcessBackend implements Backend {
   // SIGSTOP/SIGCONT each live member's process group (processes that left the group are missed:
   // the process backend does not contain its members).
   async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
-    for (const m of rec.members) if (m.pid && this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) signalGroup(m.pid, frozen ? "SIGSTOP" : "SIGCONT");
+    for (const m of rec.members)
+      if (m.pid && this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }))
+        signalGroup(m.pid, frozen ? "SIGSTOP" : "SIGCONT");
   }
 
   // The members' groups are stopped one by one (stop); what remains are the sessions (lazarus
@@ -193,7 +232,12 @@ export class ProcessBackend implements Backend {
       findByEnv(SESSION_MARK, rec.uid)
         .filter((pid) => pid !== process.pid && isAlive(pid, undefined))
         .map((pid) => ({ pid, start: procInfo(pid)?.startTime ?? -1 }));
-    const signal = async (found: { pid: number; start: number }[], sig: NodeJS.Signals, polls: number, every: number): Promise<void> => {
+    const signal = async (
+      found: { pid: number; start: number }[],
+      sig: NodeJS.Signals,
+      polls: number,
+      every: number,
+    ): Promise<void> => {
       for (const p of found) {
         try {
           if (isAlive(p.pid, p.start)) process.kill(p.pid, sig);

@@ -8,14 +8,21 @@ import { REGISTRY, backendSpec } from "./table.js";
 
 export { REGISTRY, RETIRED, DEFAULT_BACKEND, backendNames, backendSpec, findBackend } from "./table.js";
 
-const makers = new Map<string, (ctx: BackendContext) => Backend>(await Promise.all(REGISTRY.map(async (b) => [b.name, await b.live()] as const)));
+const makers = new Map<string, (ctx: BackendContext) => Backend>(
+  await Promise.all(REGISTRY.map(async (b) => [b.name, await b.live()] as const)),
+);
 
 export interface Backends {
   get(name: string): Backend;
 }
 
 // onExit: a member process this run started has ended.
-export function backends(stateRoot: string, hostEnv: NodeJS.ProcessEnv, settings: HostSettings, onExit?: (spec: StartSpec, pid: number) => void): Backends {
+export function backends(
+  stateRoot: string,
+  hostEnv: NodeJS.ProcessEnv,
+  settings: HostSettings,
+  onExit?: (spec: StartSpec, pid: number) => void,
+): Backends {
   const made = new Map<string, Backend>();
   return {
     get(name: string): Backend {

@@ -25,14 +25,22 @@ export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
 
 export function scriptPath(): string {
   const p = which("script", process.env.PATH ?? "/usr/bin:/bin", ["/usr/bin", "/bin"]);
-  if (!p) throw new LazarusError("NO_SCRIPT", "an interactive shell needs script(1) from util-linux (Debian: apt-get install bsdutils)");
+  if (!p)
+    throw new LazarusError(
+      "NO_SCRIPT",
+      "an interactive shell needs script(1) from util-linux (Debian: apt-get install bsdutils)",
+    );
   return p;
 }
 
 // The command a session runs, and the SHELL it runs with. With a tty: script on a new pty, its
 // -c line read by /bin/sh (script runs it with $SHELL), setting the size, then exec'ing the
 // command with SHELL set to the chosen shell.
-export function sessionCommand(spec: Pick<SessionSpec, "command" | "tty">, shell: string, script: string | undefined): { command: string[]; shellVar: string } {
+export function sessionCommand(
+  spec: Pick<SessionSpec, "command" | "tty">,
+  shell: string,
+  script: string | undefined,
+): { command: string[]; shellVar: string } {
   if (!spec.tty || !script) return { command: spec.command, shellVar: shell };
   const { rows, cols } = spec.tty;
   const line = `stty rows ${Math.trunc(rows)} cols ${Math.trunc(cols)} 2>/dev/null; SHELL=${shellQuote(shell)}; export SHELL; exec ${spec.command.map(shellQuote).join(" ")}`;

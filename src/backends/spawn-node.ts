@@ -33,13 +33,31 @@ export async function nodeSpawn(req: NodeSpawnRequest, onExit?: (pid: number) =>
   const pump = req.limits.pump ? nodePump() : undefined;
   let args = req.args;
   if (pump) {
-    if (req.file !== "/bin/sh" || args[0] !== "-c" || args.length < 3) throw new Error(`the node start path pumps only a "/bin/sh -c SCRIPT NAME ..." supervisor, not ${req.file} ${args[0] ?? ""}`);
+    if (req.file !== "/bin/sh" || args[0] !== "-c" || args.length < 3)
+      throw new Error(
+        `the node start path pumps only a "/bin/sh -c SCRIPT NAME ..." supervisor, not ${req.file} ${args[0] ?? ""}`,
+      );
     const limits = [String(req.limits.maxBytes), String(req.limits.keep)];
-    args = ["-c", pumped(args[1] as string), args[2] as string, pump[0], pump[1], req.logFile, ...limits, setsidPath(), ...args.slice(3)];
+    args = [
+      "-c",
+      pumped(args[1] as string),
+      args[2] as string,
+      pump[0],
+      pump[1],
+      req.logFile,
+      ...limits,
+      setsidPath(),
+      ...args.slice(3),
+    ];
   }
   const log = await openAppendNoFollow(req.logFile, 0o640); // never through a planted link or FIFO
   try {
-    const child = spawn(req.file, args, { cwd: req.cwd, env: req.env, detached: true, stdio: ["ignore", log.fd, log.fd] });
+    const child = spawn(req.file, args, {
+      cwd: req.cwd,
+      env: req.env,
+      detached: true,
+      stdio: ["ignore", log.fd, log.fd],
+    });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", reject);

@@ -29,18 +29,40 @@ export function startPath(env: NodeJS.ProcessEnv = process.env): StartPath {
 }
 
 // Start FILE ARGS (the backend's supervisor: `/bin/sh -c SCRIPT NAME ...`) for spec's member.
-export async function spawnSupervised(spec: StartSpec, file: string, args: string[], opts: { cwd: string; env: Record<string, string> }, onExit?: (spec: StartSpec, pid: number) => void): Promise<Started> {
+export async function spawnSupervised(
+  spec: StartSpec,
+  file: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string> },
+  onExit?: (spec: StartSpec, pid: number) => void,
+): Promise<Started> {
   const limits = { ...DEFAULT_LOG_LIMITS, ...spec.logs, pump: spec.logs?.pump !== false };
   const exited = onExit ? (pid: number): void => onExit(spec, pid) : undefined;
   try {
     const how = startPath();
     const pid =
       how.kind === "perl"
-        ? await perlSpawner(how.perl).spawn({ pump: limits.pump, logFile: spec.logFile, maxBytes: limits.maxBytes, keep: limits.keep, cwd: opts.cwd, file, args, env: opts.env }, exited)
+        ? await perlSpawner(how.perl).spawn(
+            {
+              pump: limits.pump,
+              logFile: spec.logFile,
+              maxBytes: limits.maxBytes,
+              keep: limits.keep,
+              cwd: opts.cwd,
+              file,
+              args,
+              env: opts.env,
+            },
+            exited,
+          )
         : await nodeSpawn({ logFile: spec.logFile, limits, cwd: opts.cwd, file, args, env: opts.env }, exited);
     return { pid, startTime: procInfo(pid)?.startTime };
   } catch (err) {
     if (err instanceof LazarusError) throw err;
-    throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`, { cause: err });
+    throw new LazarusError(
+      "SPAWN_FAILED",
+      `cannot start ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)} (command ${JSON.stringify(spec.command)})`,
+      { cause: err },
+    );
   }
 }

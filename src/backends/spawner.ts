@@ -126,7 +126,8 @@ function startSpawner(perl: string): { child: ChildProcess; spawner: Spawner } {
       const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
       const head = [String(id), req.pump ? "1" : "0", req.logFile, String(req.maxBytes), String(req.keep)];
       const fields = [...head, req.cwd, req.file, String(req.args.length), ...req.args, String(env.length), ...env];
-      if (fields.some((f) => f.includes("\0"))) return Promise.reject(new Error("an argument or environment value holds a NUL byte"));
+      if (fields.some((f) => f.includes("\0")))
+        return Promise.reject(new Error("an argument or environment value holds a NUL byte"));
       const body = Buffer.from(fields.join("\0"));
       return new Promise<number>((resolve, reject) => {
         if (pending.size === 0) hold(true);

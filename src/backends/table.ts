@@ -13,7 +13,14 @@ import { kubernetesBackend } from "./kubernetes/index.js";
 import { remoteBackend } from "./remote/index.js";
 import { dryBackend } from "./dry/index.js";
 
-export const REGISTRY: readonly BackendSpec[] = [processBackend, sandboxBackend, containerBackend, kubernetesBackend, remoteBackend, dryBackend];
+export const REGISTRY: readonly BackendSpec[] = [
+  processBackend,
+  sandboxBackend,
+  containerBackend,
+  kubernetesBackend,
+  remoteBackend,
+  dryBackend,
+];
 
 // Names the schema still accepts but no backend answers to: a cell naming one gets this hint.
 export const RETIRED: Readonly<Record<string, string>> = {
@@ -34,6 +41,7 @@ export const findBackend = (name: string): BackendSpec | undefined => byName.get
 // The backend of that name; a name no row answers to is an error a person can act on.
 export function backendSpec(name: string): BackendSpec {
   const b = byName.get(name);
-  if (!b) throw new LazarusError("NO_BACKEND", `backend ${name} is not supported (backends: ${backendNames().join(", ")})`);
+  if (!b)
+    throw new LazarusError("NO_BACKEND", `backend ${name} is not supported (backends: ${backendNames().join(", ")})`);
   return b;
 }

@@ -409,7 +409,7 @@ const counts = (row: UpdateRow, d: DesiredCell): boolean =>
 export function replacementForces(s: Seen): string[] {
   const moved = REPLACE_ROWS.find((r) => !r.backend && r.changed?.(s));
   if (moved) return [...moved.paths];
-  const claimed = (findBackend(s.d.backend)?.capabilities.replacedBy ?? []);
+  const claimed = findBackend(s.d.backend)?.capabilities.replacedBy ?? [];
   if (claimed.length === 0) return [];
   return REPLACE_ROWS.filter((r) => r.backend && r.paths.some((p) => claimed.includes(p)) && r.changed?.(s)).flatMap(
     (r) => r.paths,

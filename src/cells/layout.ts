@@ -117,13 +117,31 @@ export function heartbeatFile(cell: CellPaths, home: string): string {
 // <UTC timestamp>.manifest.json beside it.
 export const CHECKPOINT_RE = /^(\d{8}T\d{6}(?:\d{3})?Z)\.tar\.(?:gz|zst)$/;
 export function checkpointStamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 export function stampTime(stamp: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})?Z$/.exec(stamp);
   if (!m) return Number.NaN;
-  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7] ?? 0));
+  return Date.UTC(
+    Number(m[1]),
+    Number(m[2]) - 1,
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+    Number(m[7] ?? 0),
+  );
 }
 
 // The records kept in the archive after scrub: never the credentials, never the homes.
-export const ARCHIVED_RECORDS = ["cell.json", "spawn.log", "decisions.jsonl", "close.log", "logs", "checkpoints"] as const;
+export const ARCHIVED_RECORDS = [
+  "cell.json",
+  "spawn.log",
+  "decisions.jsonl",
+  "close.log",
+  "logs",
+  "checkpoints",
+] as const;

@@ -55,17 +55,29 @@ export function parseLog(text: string, member: string, prev = { time: Number.NaN
 
 // Where the cell's logs are: live, in the graveyard (closed), else its newest archived copy.
 export async function findCellLogs(stateDir: string | undefined, cell: string): Promise<CellLogs> {
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(cell)) throw new LazarusError("BAD_ARGUMENT", `"${cell}" is not a cell name (lowercase letters, digits and dashes)`);
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(cell))
+    throw new LazarusError("BAD_ARGUMENT", `"${cell}" is not a cell name (lowercase letters, digits and dashes)`);
   const paths = statePaths(stateDir);
   const candidates: { where: CellLogs["where"]; record: string; logs: string; root: string }[] = [];
-  for (const [where, base] of [["live", paths.cells], ["closed", paths.graveyard]] as const) {
+  for (const [where, base] of [
+    ["live", paths.cells],
+    ["closed", paths.graveyard],
+  ] as const) {
     const cp = cellPaths(path.join(base, cell));
     candidates.push({ where, record: cp.record, logs: cp.logs, root: cp.dir });
   }
-  const days = (await readdir(paths.archive).catch(() => [] as string[])).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort().reverse();
+  const days = (await readdir(paths.archive).catch(() => [] as string[]))
+    .filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d))
+    .sort()
+    .reverse();
   for (const day of days) {
     const dir = path.join(paths.archive, day, cell);
-    candidates.push({ where: "archived", record: path.join(dir, "cell.json"), logs: path.join(dir, "logs"), root: dir });
+    candidates.push({
+      where: "archived",
+      record: path.join(dir, "cell.json"),
+      logs: path.join(dir, "logs"),
+      root: dir,
+    });
   }
   for (const c of candidates) {
     let rec: CellRecord | undefined;
@@ -92,7 +104,10 @@ export async function findCellLogs(stateDir: string | undefined, cell: string): 
     }
     return { cell, where: c.where, dir: c.logs, members };
   }
-  throw new LazarusError("CELL_NOT_FOUND", `no cell ${cell} in ${paths.cells}, ${paths.graveyard} or ${paths.archive} (a scrubbed cell's logs are in the archive until it is purged)`);
+  throw new LazarusError(
+    "CELL_NOT_FOUND",
+    `no cell ${cell} in ${paths.cells}, ${paths.graveyard} or ${paths.archive} (a scrubbed cell's logs are in the archive until it is purged)`,
+  );
 }
 
 // The member a user named: its identity (agent:allegro) or its home (allegro).
@@ -100,7 +115,10 @@ export function pickMember(logs: CellLogs, name: string): LogSource {
   const found = logs.members.find((m) => m.identity === name) ?? logs.members.find((m) => m.home === name);
   if (found) return found;
   const known = logs.members.map((m) => m.identity).join(", ");
-  throw new LazarusError("MEMBER_NOT_FOUND", `cell ${logs.cell} has no member ${name}${known ? `; its members: ${known}` : " (it has no members)"}`);
+  throw new LazarusError(
+    "MEMBER_NOT_FOUND",
+    `cell ${logs.cell} has no member ${name}${known ? `; its members: ${known}` : " (it has no members)"}`,
+  );
 }
 
 // Open a log file as a member may have planted it; undefined when it is missing or not a regular file.

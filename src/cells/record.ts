@@ -1,6 +1,14 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
 import type { EgressEntry } from "../egress/allow.js";
-import type { BackendName, ContainerSpec, KubernetesSpec, RemoteTarget, Resources, RestartPolicy, Role } from "../config/types.js";
+import type {
+  BackendName,
+  ContainerSpec,
+  KubernetesSpec,
+  RemoteTarget,
+  Resources,
+  RestartPolicy,
+  Role,
+} from "../config/types.js";
 import type { CellState } from "./lifecycle.js";
 
 export const RECORD_FORMAT = 1;

@@ -123,7 +123,12 @@ function exited(child: ReturnType<typeof spawn>, name: string): Promise<void> {
     child.on("error", (e) => reject(new Error(`${name}: ${errorMessage(e)}`)));
     child.on("close", (code, signal) => {
       if (code === 0) resolve();
-      else reject(new Error(`${name} ${signal ? `killed by ${signal}` : `exited ${code}`}${err.trim() ? `: ${err.trim()}` : ""}`));
+      else
+        reject(
+          new Error(
+            `${name} ${signal ? `killed by ${signal}` : `exited ${code}`}${err.trim() ? `: ${err.trim()}` : ""}`,
+          ),
+        );
     });
   });
 }
@@ -180,7 +185,9 @@ async function lister(cell: string, maxBytes: number): Promise<{ parser: Parser;
   const done = new Promise<Listing>((resolve, reject) => {
     fail = reject;
     parser.on("error", reject);
-    parser.on("warn", (code: string, msg: string | Error) => reject(new Error(`tar stream: ${code} ${errorMessage(msg)}`)));
+    parser.on("warn", (code: string, msg: string | Error) =>
+      reject(new Error(`tar stream: ${code} ${errorMessage(msg)}`)),
+    );
     parser.on("end", () => resolve({ files, symlinks }));
   });
   return { parser, done };
@@ -188,7 +195,12 @@ async function lister(cell: string, maxBytes: number): Promise<{ parser: Parser;
 
 // Hash a sparse entry's content: the entry is paused while its holes are hashed, so the parser
 // (and tar behind it) waits, and entries stay in order.
-function hashSparse(e: ReadEntry, realSize: number, listed: (sha256: string) => void, fail: (err: unknown) => void): void {
+function hashSparse(
+  e: ReadEntry,
+  realSize: number,
+  listed: (sha256: string) => void,
+  fail: (err: unknown) => void,
+): void {
   const sh = new SparseHash(realSize, e.size);
   let work = Promise.resolve();
   e.on("data", (c: Buffer) => {
@@ -207,7 +219,14 @@ function hashSparse(e: ReadEntry, realSize: number, listed: (sha256: string) => 
 // How the system tar writes a checkpoint: names sorted; posix format, so that a sparse file is
 // archived as its data and a map of its holes (format 1.0, which any tar parser frames right), with
 // the pax headers of atime and ctime left out and their names fixed (the same tree, the same tar).
-export const TAR_CREATE_FLAGS = ["--sort=name", "--blocking-factor=128", "--format=posix", "--sparse", "--sparse-version=1.0", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"] as const;
+export const TAR_CREATE_FLAGS = [
+  "--sort=name",
+  "--blocking-factor=128",
+  "--format=posix",
+  "--sparse",
+  "--sparse-version=1.0",
+  "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+] as const;
 
 // Past twice the bound plus this, tar's own output is stopped whatever the headers say (a tree of
 // very many small or empty files is mostly headers).
@@ -218,13 +237,25 @@ const RAW_SLACK = 1024 * 1024;
 // files' sizes pass maxBytes (see lister), or tar's output 2 × maxBytes (+1Mi).
 // source: where the tar comes from when the tree is on another host (see TarSource); its bytes
 // are hashed as they pass and checked against the sha256 that host reports.
-async function archive(cell: string, cellDir: string, dirs: readonly string[], compression: Compression, file: string, maxBytes: number, source?: TarSource): Promise<Listing> {
+async function archive(
+  cell: string,
+  cellDir: string,
+  dirs: readonly string[],
+  compression: Compression,
+  file: string,
+  maxBytes: number,
+  source?: TarSource,
+): Promise<Listing> {
   const [cmd, ...args] = compressor(compression);
   const { parser, done } = await lister(cell, maxBytes);
   await rm(file, { force: true });
   const out = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   try {
-    const tar = source ? spawn(source.file, source.args, { stdio: ["ignore", "pipe", "pipe"] }) : spawn("tar", [...TAR_CREATE_FLAGS, "-cf", "-", "-C", cellDir, "--", ...dirs], { stdio: ["ignore", "pipe", "pipe"] });
+    const tar = source
+      ? spawn(source.file, source.args, { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn("tar", [...TAR_CREATE_FLAGS, "-cf", "-", "-C", cellDir, "--", ...dirs], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
     const raw = createHash("sha256");
     let sourceErr = "";
     if (source) tar.stderr?.on("data", (d: Buffer) => (sourceErr = (sourceErr + d.toString()).slice(-4000)));
@@ -303,7 +334,10 @@ export async function takeCheckpoint(
 ): Promise<string> {
   const cp = cellPaths(cellDir);
   if (compression === "zstd" && !findCommand("zstd")) {
-    throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: checkpoint.compression is zstd but this host has no zstd command; install zstd, or set checkpoint.compression: gzip`);
+    throw new LazarusError(
+      "CHECKPOINT_FAILED",
+      `checkpoint of cell ${cell} failed: checkpoint.compression is zstd but this host has no zstd command; install zstd, or set checkpoint.compression: gzip`,
+    );
   }
   await ensureRealDir(cellDir, cp.checkpoints); // never into a planted link (checkpointCell records any)
   if (!source) await checkTreeSize(cellDir, cell, CHECKPOINT_DIRS, maxBytes);
@@ -328,19 +362,32 @@ export async function takeCheckpoint(
     } catch (err) {
       await rm(tmpTar, { force: true });
       if (err instanceof LazarusError && err.code === "CHECKPOINT_TOO_LARGE") throw err;
-      throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: ${errorMessage(err)}`, { cause: err });
+      throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${cell} failed: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
   } finally {
     await freeze(false);
   }
   const archiveSha256 = await sha256File(tmpTar);
   const archiveSize = (await lstat(tmpTar)).size;
-  const manifest: Manifest = { formatVersion: 1, cell, takenAt: new Date(now).toISOString(), reason, archive: archiveName, compression, archiveSha256, archiveSize, ...listing };
+  const manifest: Manifest = {
+    formatVersion: 1,
+    cell,
+    takenAt: new Date(now).toISOString(),
+    reason,
+    archive: archiveName,
+    compression,
+    archiveSha256,
+    archiveSize,
+    ...listing,
+  };
   await writeJsonAtomic(tmpManifest, manifest);
   failpoint("checkpoint:written");
   // A leftover archive of the same stamp in the other format (a crash between the two renames)
   // must not pair with this manifest.
-  for (const c of COMPRESSIONS) if (c !== compression) await rm(path.join(cp.checkpoints, `${stamp}${EXTENSION[c]}`), { force: true });
+  for (const c of COMPRESSIONS)
+    if (c !== compression) await rm(path.join(cp.checkpoints, `${stamp}${EXTENSION[c]}`), { force: true });
   await rename(tmpTar, path.join(cp.checkpoints, archiveName));
   failpoint("checkpoint:tar-renamed");
   await rename(tmpManifest, path.join(cp.checkpoints, manifestName(archiveName)));
@@ -381,45 +428,84 @@ export interface RestoreAs {
 // Nothing is extracted from an archive that fails here.
 export async function verifyCheckpoint(file: string): Promise<Manifest & { compression: Compression }> {
   const manifest = await readUntrustedJson<Manifest>(manifestName(file), CAPS.manifest);
-  if (!manifest) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest ${manifestName(file)} is missing`);
+  if (!manifest)
+    throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest ${manifestName(file)} is missing`);
   const compression = manifest.compression ?? "gzip";
-  if (!isCompression(compression)) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: its manifest names an unknown compression ${JSON.stringify(compression)}`);
+  if (!isCompression(compression))
+    throw new LazarusError(
+      "RESTORE_FAILED",
+      `cannot restore ${file}: its manifest names an unknown compression ${JSON.stringify(compression)}`,
+    );
   if (compressionOf(file) !== undefined && compressionOf(file) !== compression) {
-    throw new LazarusError("RESTORE_MISMATCH", `cannot restore ${file}: its manifest says ${compression}, its name does not`);
+    throw new LazarusError(
+      "RESTORE_MISMATCH",
+      `cannot restore ${file}: its manifest says ${compression}, its name does not`,
+    );
   }
   if (manifest.archiveSha256 !== undefined) {
     const got = await sha256Untrusted(file);
     if (got !== manifest.archiveSha256) {
-      throw new LazarusError("RESTORE_MISMATCH", `cannot restore ${file}: the archive does not match the sha256 in its manifest (${got === undefined ? "not a regular file" : "corrupted or replaced"}); nothing was extracted`);
+      throw new LazarusError(
+        "RESTORE_MISMATCH",
+        `cannot restore ${file}: the archive does not match the sha256 in its manifest (${got === undefined ? "not a regular file" : "corrupted or replaced"}); nothing was extracted`,
+      );
     }
   }
-  if (compression === "zstd" && !findCommand("zstd")) throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: it is compressed with zstd and this host has no zstd command; install zstd`);
+  if (compression === "zstd" && !findCommand("zstd"))
+    throw new LazarusError(
+      "RESTORE_FAILED",
+      `cannot restore ${file}: it is compressed with zstd and this host has no zstd command; install zstd`,
+    );
   return { ...manifest, compression };
 }
 
 // Extract a checkpoint's dirs into cellDir and check every file against the manifest.
-export async function restoreCheckpoint(checkpoint: ObservedCheckpoint | string, cellDir: string, dirs: readonly string[] = CHECKPOINT_DIRS, as?: RestoreAs): Promise<void> {
+export async function restoreCheckpoint(
+  checkpoint: ObservedCheckpoint | string,
+  cellDir: string,
+  dirs: readonly string[] = CHECKPOINT_DIRS,
+  as?: RestoreAs,
+): Promise<void> {
   const runAs = as?.runAs ?? [];
   const file = typeof checkpoint === "string" ? checkpoint : checkpoint.file;
   const manifest = await verifyCheckpoint(file);
   if (runAs.length === 0) for (const d of dirs) await mkdir(path.join(cellDir, d), { recursive: true });
   const [cmd, ...prefix] = runAs.length ? runAs : ["tar"];
   const decompress = manifest.compression === "zstd" ? "--zstd" : "--gzip";
-  const args = [...prefix, ...(as ? ["tar", "--no-same-owner", "--no-same-permissions"] : []), decompress, "-xf", as ? "-" : file, "-C", as?.extractDir ?? cellDir, ...dirs];
-  await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch((err: unknown) => {
-    throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
-  });
+  const args = [
+    ...prefix,
+    ...(as ? ["tar", "--no-same-owner", "--no-same-permissions"] : []),
+    decompress,
+    "-xf",
+    as ? "-" : file,
+    "-C",
+    as?.extractDir ?? cellDir,
+    ...dirs,
+  ];
+  await execa(cmd as string, args, as ? { inputFile: file, env: as.env, extendEnv: false } : { stdin: "ignore" }).catch(
+    (err: unknown) => {
+      throw new LazarusError("RESTORE_FAILED", `cannot restore ${file}: tar: ${errorMessage(err)}`, { cause: err });
+    },
+  );
   const wanted = manifest.files.filter((f) => dirs.some((d) => f.path.startsWith(`${d}/`)));
   for (const f of wanted) {
     const got = await sha256Untrusted(path.join(cellDir, f.path)).catch(() => undefined);
-    if (got !== f.sha256) throw new LazarusError("RESTORE_MISMATCH", `restore of ${file}: ${f.path} does not match its manifest (${got === undefined ? "missing or not a regular file" : "different content"})`);
+    if (got !== f.sha256)
+      throw new LazarusError(
+        "RESTORE_MISMATCH",
+        `restore of ${file}: ${f.path} does not match its manifest (${got === undefined ? "missing or not a regular file" : "different content"})`,
+      );
   }
 }
 
 // A checkpoint's tar, decompressed, with its sha256 (to send it to a remote host). Check the
 // archive first (verifyCheckpoint).
 export async function rawTar(file: string, compression: Compression): Promise<{ tar: Buffer; sha256: string }> {
-  const r = await execa(compression === "zstd" ? "zstd" : "gzip", ["-dc", "--", file], { encoding: "buffer", stdin: "ignore", maxBuffer: 4 * 1024 ** 3 }).catch((err: unknown) => {
+  const r = await execa(compression === "zstd" ? "zstd" : "gzip", ["-dc", "--", file], {
+    encoding: "buffer",
+    stdin: "ignore",
+    maxBuffer: 4 * 1024 ** 3,
+  }).catch((err: unknown) => {
     throw new LazarusError("RESTORE_FAILED", `cannot read ${file}: ${errorMessage(err)}`, { cause: err });
   });
   const tar = Buffer.from(r.stdout as Uint8Array);

@@ -24,10 +24,14 @@ export async function treeSize(root: string, dirs: readonly string[], maxBytes: 
   const stack = dirs.map((d) => path.join(root, d));
   while (stack.length > 0 && !out.over) {
     const p = stack.pop() as string;
-    const st = await lstat(p).catch((err: unknown) => (isErrno(err, "ENOENT") || isErrno(err, "ENOTDIR") ? undefined : Promise.reject(err)));
+    const st = await lstat(p).catch((err: unknown) =>
+      isErrno(err, "ENOENT") || isErrno(err, "ENOTDIR") ? undefined : Promise.reject(err),
+    );
     if (!st) continue;
     if (st.isDirectory()) {
-      const names = await readdir(p).catch((err: unknown) => (isErrno(err, "ENOENT") || isErrno(err, "ENOTDIR") ? [] : Promise.reject(err)));
+      const names = await readdir(p).catch((err: unknown) =>
+        isErrno(err, "ENOENT") || isErrno(err, "ENOTDIR") ? [] : Promise.reject(err),
+      );
       for (const n of names) stack.push(path.join(p, n));
       continue;
     }
@@ -52,9 +56,17 @@ export function tooLarge(cell: string, maxBytes: number, what: string): LazarusE
 
 // Refuse before any archiving when the tree is already past the bound. measure: where the tree
 // is walked (default: here, under cellDir; a remote backend walks its host's).
-export async function checkTreeSize(cellDir: string, cell: string, dirs: readonly string[], maxBytes: number, measure?: (dirs: readonly string[], maxBytes: number) => Promise<TreeSize>): Promise<void> {
+export async function checkTreeSize(
+  cellDir: string,
+  cell: string,
+  dirs: readonly string[],
+  maxBytes: number,
+  measure?: (dirs: readonly string[], maxBytes: number) => Promise<TreeSize>,
+): Promise<void> {
   const t = measure ? await measure(dirs, maxBytes) : await treeSize(cellDir, dirs, maxBytes);
   if (!t.over) return;
-  const largest = t.largest ? ` (largest${t.largest.path ? `: ${t.largest.path},` : " file:"} ${formatSize(t.largest.size)})` : "";
+  const largest = t.largest
+    ? ` (largest${t.largest.path ? `: ${t.largest.path},` : " file:"} ${formatSize(t.largest.size)})`
+    : "";
   throw tooLarge(cell, maxBytes, `its files come to at least ${formatSize(t.bytes)}${largest}`);
 }

@@ -103,7 +103,8 @@ export class SparseHash {
 
   // The hex digest, once every byte of the entry was written.
   digest(): string {
-    if (this.seen !== this.storedSize || this.pos !== this.realSize) throw new Error("sparse file: its data ended before its map did");
+    if (this.seen !== this.storedSize || this.pos !== this.realSize)
+      throw new Error("sparse file: its data ended before its map did");
     return this.h.digest("hex");
   }
 
@@ -132,8 +133,11 @@ export class SparseHash {
     if (lines.length < 2 * count + 2) return c.subarray(c.length);
     let end = 0;
     for (let i = 0; i < count; i++) {
-      const [off, len] = [lines[2 * i + 1], lines[2 * i + 2]].map((l) => (/^\d+$/.test(l as string) ? Number(l) : Number.NaN)) as [number, number];
-      if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < end || off + len > this.realSize) throw new Error("sparse file: its map is not in order or passes its size");
+      const [off, len] = [lines[2 * i + 1], lines[2 * i + 2]].map((l) =>
+        /^\d+$/.test(l as string) ? Number(l) : Number.NaN,
+      ) as [number, number];
+      if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < end || off + len > this.realSize)
+        throw new Error("sparse file: its map is not in order or passes its size");
       this.segments.push([off, len]);
       end = off + len;
     }

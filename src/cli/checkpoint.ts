@@ -5,7 +5,9 @@ import { action, engineOptions, out, withCommon, withLockTimeout, type CommonOpt
 
 export function checkpointCommand(): Command {
   return withLockTimeout(withCommon(new Command("checkpoint")))
-    .description("take a checkpoint of a live cell now (project/, shared/ and home/ as a zstd or gzip tar with a manifest)")
+    .description(
+      "take a checkpoint of a live cell now (project/, shared/ and home/ as a zstd or gzip tar with a manifest)",
+    )
     .argument("<name>", "the cell")
     .option("--now <time>", "record the checkpoint at this ISO-8601 time")
     .option("--json", "print {cell, checkpoint} as JSON")
@@ -15,7 +17,11 @@ export function checkpointCommand(): Command {
         const bar = progress(o);
         bar.task(`checkpointing ${name}`);
         const archive = await runCheckpoint(engineOptions(o), name).finally(() => bar.stop());
-        out(o.json ? JSON.stringify({ cell: name, checkpoint: archive }) : `Checkpoint of ${name}: .lazarus/checkpoints/${archive}`);
+        out(
+          o.json
+            ? JSON.stringify({ cell: name, checkpoint: archive })
+            : `Checkpoint of ${name}: .lazarus/checkpoints/${archive}`,
+        );
         return 0;
       }),
     );

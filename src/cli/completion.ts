@@ -29,7 +29,13 @@ function optionInfo(o: Option): OptionInfo {
   const takes = o.required || o.optional;
   const arg = /<([^>]+)>|\[([^\]]+)\]/.exec(o.flags);
   const name = arg ? (arg[1] ?? arg[2] ?? "") : "";
-  const value: OptionInfo["value"] = !takes ? "none" : /dir/.test(name) ? "dir" : /file|path/.test(name) ? "file" : "other";
+  const value: OptionInfo["value"] = !takes
+    ? "none"
+    : /dir/.test(name)
+      ? "dir"
+      : /file|path/.test(name)
+        ? "file"
+        : "other";
   return { flags, description: o.description, value, ...(o.argChoices ? { choices: [...o.argChoices] } : {}) };
 }
 
@@ -52,7 +58,14 @@ function walk(cmd: Command, path: string[], globals: OptionInfo[]): NodeInfo {
 export function commandTree(program: Command): NodeInfo {
   const globals = program.options.filter((o) => !o.hidden && o.long !== "--version").map(optionInfo);
   const root = walk(program, [], globals);
-  root.subs.push({ path: ["help"], description: "display help for command", subs: [], options: [HELP], cellArg: false, fileArg: false });
+  root.subs.push({
+    path: ["help"],
+    description: "display help for command",
+    subs: [],
+    options: [HELP],
+    cellArg: false,
+    fileArg: false,
+  });
   return root;
 }
 
@@ -67,21 +80,54 @@ const words = (list: readonly string[]): string => sq(list.join(" "));
 export function bashScript(root: NodeInfo, forZsh = false): string {
   const nodes = flatten(root);
   const key = (n: NodeInfo): string => sq(n.path.join(" "));
-  const table = (name: string, rows: [string, string][]): string[] => [`__lazarus_${name}() {`, '  case "$1" in', ...rows.map(([k, v]) => `    ${k}) echo ${v} ;;`), "  esac", "}"];
-  const valued = (n: NodeInfo, kind: OptionInfo["value"]): string[] => n.options.filter((o) => o.value === kind).flatMap((o) => o.flags);
+  const table = (name: string, rows: [string, string][]): string[] => [
+    `__lazarus_${name}() {`,
+    '  case "$1" in',
+    ...rows.map(([k, v]) => `    ${k}) echo ${v} ;;`),
+    "  esac",
+    "}",
+  ];
+  const valued = (n: NodeInfo, kind: OptionInfo["value"]): string[] =>
+    n.options.filter((o) => o.value === kind).flatMap((o) => o.flags);
   const lines = [
     "# lazarus completion for bash" + (forZsh ? " (loaded into zsh through bashcompinit)" : ""),
-    `# ${forZsh ? "zsh: eval \"$(lazarus completion zsh)\" in ~/.zshrc (after compinit, if you call it)" : "bash: eval \"$(lazarus completion bash)\" in ~/.bashrc, or save it to /etc/bash_completion.d/lazarus"}`,
-    ...table("subs", nodes.filter((n) => n.subs.length > 0).map((n) => [key(n), words(n.subs.map((s) => s.path[s.path.length - 1] as string))])),
-    ...table("opts", nodes.map((n) => [key(n), words(n.options.flatMap((o) => o.flags))])),
-    ...table("dir_opts", nodes.map((n) => [key(n), words(valued(n, "dir"))])),
-    ...table("file_opts", nodes.map((n) => [key(n), words(valued(n, "file"))])),
-    ...table("other_opts", nodes.map((n) => [key(n), words(valued(n, "other"))])),
+    `# ${forZsh ? 'zsh: eval "$(lazarus completion zsh)" in ~/.zshrc (after compinit, if you call it)' : 'bash: eval "$(lazarus completion bash)" in ~/.bashrc, or save it to /etc/bash_completion.d/lazarus'}`,
+    ...table(
+      "subs",
+      nodes
+        .filter((n) => n.subs.length > 0)
+        .map((n) => [key(n), words(n.subs.map((s) => s.path[s.path.length - 1] as string))]),
+    ),
+    ...table(
+      "opts",
+      nodes.map((n) => [key(n), words(n.options.flatMap((o) => o.flags))]),
+    ),
+    ...table(
+      "dir_opts",
+      nodes.map((n) => [key(n), words(valued(n, "dir"))]),
+    ),
+    ...table(
+      "file_opts",
+      nodes.map((n) => [key(n), words(valued(n, "file"))]),
+    ),
+    ...table(
+      "other_opts",
+      nodes.map((n) => [key(n), words(valued(n, "other"))]),
+    ),
     ...table(
       "choices",
-      nodes.flatMap((n) => n.options.filter((o) => o.choices).flatMap((o) => o.flags.map((f): [string, string] => [sq(`${n.path.join(" ")}|${f}`), words(o.choices as string[])]))),
+      nodes.flatMap((n) =>
+        n.options
+          .filter((o) => o.choices)
+          .flatMap((o) =>
+            o.flags.map((f): [string, string] => [sq(`${n.path.join(" ")}|${f}`), words(o.choices as string[])]),
+          ),
+      ),
     ),
-    ...table("arg", nodes.filter((n) => n.cellArg || n.fileArg).map((n) => [key(n), n.cellArg ? "cell" : "file"])),
+    ...table(
+      "arg",
+      nodes.filter((n) => n.cellArg || n.fileArg).map((n) => [key(n), n.cellArg ? "cell" : "file"]),
+    ),
     "# the cells of the --config dir's cells.d/ (metadata.name) and of the state dir",
     "__lazarus_cells() {",
     '  local config="$1" state="$2" f',
@@ -90,7 +136,7 @@ export function bashScript(root: NodeInfo, forZsh = false): string {
     "  done",
     '  [ -n "$state" ] && [ -d "$state/cells" ] && ls "$state/cells" 2>/dev/null',
     "}",
-    "__lazarus_has() { case \" $1 \" in *\" $2 \"*) return 0 ;; esac; return 1; }",
+    '__lazarus_has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }',
     "_lazarus() {",
     '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" cmd="" npos=0 i w config=. state="${LAZARUS_STATE_DIR:-}"',
     '  [ "$COMP_CWORD" -gt 0 ] && prev="${COMP_WORDS[COMP_CWORD-1]}"',
@@ -125,7 +171,13 @@ export function bashScript(root: NodeInfo, forZsh = false): string {
     "complete -F _lazarus lazarus",
     "",
   ];
-  if (forZsh) lines.splice(2, 0, "autoload -U +X compinit && { (( $+functions[compdef] )) || compinit; }", "autoload -U +X bashcompinit && bashcompinit");
+  if (forZsh)
+    lines.splice(
+      2,
+      0,
+      "autoload -U +X compinit && { (( $+functions[compdef] )) || compinit; }",
+      "autoload -U +X bashcompinit && bashcompinit",
+    );
   return lines.join("\n");
 }
 
@@ -174,12 +226,25 @@ export function fishScript(root: NodeInfo): string {
     "complete -c lazarus -f",
   ];
   for (const n of nodes) {
-    for (const s of n.subs) lines.push(`complete -c lazarus -n ${cond(n)} -a ${fq(s.path[s.path.length - 1] as string)} -d ${fq(s.description)}`);
+    for (const s of n.subs)
+      lines.push(
+        `complete -c lazarus -n ${cond(n)} -a ${fq(s.path[s.path.length - 1] as string)} -d ${fq(s.description)}`,
+      );
     for (const o of n.options) {
       const long = o.flags.find((f) => f.startsWith("--"));
       const short = o.flags.find((f) => !f.startsWith("--"));
-      const value = o.choices ? ` -x -a ${fq(o.choices.join(" "))}` : o.value === "dir" ? ` -x -a '(__fish_complete_directories)'` : o.value === "file" ? " -r -F" : o.value === "other" ? " -x" : "";
-      lines.push(`complete -c lazarus -n ${cond(n)}${long ? ` -l ${long.slice(2)}` : ""}${short ? ` -s ${short.slice(1)}` : ""}${value} -d ${fq(o.description)}`);
+      const value = o.choices
+        ? ` -x -a ${fq(o.choices.join(" "))}`
+        : o.value === "dir"
+          ? ` -x -a '(__fish_complete_directories)'`
+          : o.value === "file"
+            ? " -r -F"
+            : o.value === "other"
+              ? " -x"
+              : "";
+      lines.push(
+        `complete -c lazarus -n ${cond(n)}${long ? ` -l ${long.slice(2)}` : ""}${short ? ` -s ${short.slice(1)}` : ""}${value} -d ${fq(o.description)}`,
+      );
     }
     if (n.cellArg) lines.push(`complete -c lazarus -n ${cond(n)} -a '(__lazarus_cells)'`);
     if (n.fileArg) lines.push(`complete -c lazarus -n ${cond(n)} -F`);
@@ -189,7 +254,9 @@ export function fishScript(root: NodeInfo): string {
 
 export function completionCommand(): Command {
   return new Command("completion")
-    .description("print a shell completion script: eval \"$(lazarus completion bash)\" (commands, options, choices, cell names)")
+    .description(
+      'print a shell completion script: eval "$(lazarus completion bash)" (commands, options, choices, cell names)',
+    )
     .argument("<shell>", `one of ${SHELLS.join(", ")}`)
     .action(
       action(async (shell: string, _o: unknown, cmd: Command) => {

@@ -12,7 +12,9 @@ import { action, out } from "./common.js";
 
 export function diffCommand(): Command {
   return new Command("diff")
-    .description("the desired-state difference between two commits, cell by cell and field by field (the running cells are not looked at)")
+    .description(
+      "the desired-state difference between two commits, cell by cell and field by field (the running cells are not looked at)",
+    )
     .requiredOption("--base <ref>", "the older ref or commit")
     .requiredOption("--head <ref>", "the newer ref or commit")
     .requiredOption("--repo <url|path>", "the config repository")
@@ -25,8 +27,17 @@ export function diffCommand(): Command {
           const cache = repoCache(tmp, o.repo);
           const load = async (ref: string) => {
             const sha = await fetchRef(cache, ref);
-            const { desired, diagnostics } = await loadConfig(await configDirOf(await exportRevision(cache, sha), o.path));
-            if (hasErrors(diagnostics)) throw new LazarusError("INVALID_REVISION", `${ref} (${sha.slice(0, 12)}) does not validate:\n${diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic).join("\n")}`);
+            const { desired, diagnostics } = await loadConfig(
+              await configDirOf(await exportRevision(cache, sha), o.path),
+            );
+            if (hasErrors(diagnostics))
+              throw new LazarusError(
+                "INVALID_REVISION",
+                `${ref} (${sha.slice(0, 12)}) does not validate:\n${diagnostics
+                  .filter((d) => d.severity === "error")
+                  .map(formatDiagnostic)
+                  .join("\n")}`,
+              );
             return { sha, desired };
           };
           const base = await load(o.base);

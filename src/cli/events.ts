@@ -30,14 +30,19 @@ interface EventsOpts {
 
 export function eventsCommand(): Command {
   return new Command("events")
-    .description("the ledger as a stream of events: what Lazarus did to which cell, when and why; with the connections of egress cells (egress, egress-refused)")
+    .description(
+      "the ledger as a stream of events: what Lazarus did to which cell, when and why; with the connections of egress cells (egress, egress-refused)",
+    )
     .argument("[cell]", "only this cell's events (and none of the state dir's own, such as revision-rejected)")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR)")
     .option("-f, --follow", "keep printing events as they are recorded (until interrupted)")
     .option("--since <when>", "only events at or after this: a duration ago (10m, 2h, 7d) or an ISO-8601 time")
     .addOption(typedOption("--tail <n>", "only the last n matching events recorded so far", { kind: "int", min: 0 }))
     .option("--json", "one JSON object per line (seq, time, cell, action, reason, revision, details)")
-    .addHelpText("after", "\nExamples:\n  lazarus events                 every event so far\n  lazarus events web-1 -f        follow one cell\n  lazarus events --since 1h --json | jq .action\n")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  lazarus events                 every event so far\n  lazarus events web-1 -f        follow one cell\n  lazarus events --since 1h --json | jq .action\n",
+    )
     .action(action(async (cell: string | undefined, o: EventsOpts) => events(cell, o)));
 }
 
@@ -54,7 +59,8 @@ export function sinceTime(since: string | undefined, now = Date.now()): number |
 async function events(cell: string | undefined, o: EventsOpts): Promise<number> {
   const file = statePaths(resolveStateDir(o.stateDir)).ledger;
   const from = sinceTime(o.since);
-  const wanted = (e: EventEntry) => (cell === undefined || e.cell === cell) && (from === undefined || Date.parse(e.time) >= from);
+  const wanted = (e: EventEntry) =>
+    (cell === undefined || e.cell === cell) && (from === undefined || Date.parse(e.time) >= from);
   const c = stdoutColors();
   const show = (e: EventEntry) => out(o.json ? JSON.stringify(eventJson(e)) : eventLine(e, c));
 
@@ -62,7 +68,10 @@ async function events(cell: string | undefined, o: EventsOpts): Promise<number> 
   // The egress proxy's connection events, merged in by time.
   const egressFile = eventsFile(path.dirname(file));
   const egress = (await readEgressEntries(egressFile)).filter(wanted);
-  const egressOffset = await stat(egressFile).then((s) => s.size, () => 0);
+  const egressOffset = await stat(egressFile).then(
+    (s) => s.size,
+    () => 0,
+  );
   const kept: EventEntry[] = [];
   let shown = 0;
   let offset = 0;
@@ -76,9 +85,13 @@ async function events(cell: string | undefined, o: EventsOpts): Promise<number> 
     }
   };
   const emitEgressUpTo = (time: string | undefined): void => {
-    while (egress.length && (time === undefined || (egress[0] as EventEntry).time <= time)) emit(egress.shift() as EventEntry);
+    while (egress.length && (time === undefined || (egress[0] as EventEntry).time <= time))
+      emit(egress.shift() as EventEntry);
   };
-  const size = await stat(file).then((s) => s.size, () => 0);
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size > 0) {
     const lines = createInterface({ input: createReadStream(file, { start: 0, end: size - 1 }), crlfDelay: Infinity });
     for await (const line of lines) {
@@ -94,7 +107,12 @@ async function events(cell: string | undefined, o: EventsOpts): Promise<number> 
   for (const e of kept) show(e);
   shown += kept.length;
   if (!o.follow) {
-    if (shown === 0 && !o.json) err(cell ? `No events for cell ${cell}${o.since ? ` since ${o.since}` : ""}.` : `No events${o.since ? ` since ${o.since}` : ""} in ${file}.`);
+    if (shown === 0 && !o.json)
+      err(
+        cell
+          ? `No events for cell ${cell}${o.since ? ` since ${o.since}` : ""}.`
+          : `No events${o.since ? ` since ${o.since}` : ""} in ${file}.`,
+      );
     return 0;
   }
   const onEntry = (e: EventEntry): void => {
@@ -106,7 +124,12 @@ async function events(cell: string | undefined, o: EventsOpts): Promise<number> 
 
 // Print what is appended to the ledger from offset on, until SIGINT or SIGTERM. Lines are only
 // complete once they end in a newline; a partial line waits for the rest.
-async function follow(file: string, offset: number, onEntry: (e: EventEntry) => void, parseLine: (line: string) => EventEntry | undefined): Promise<void> {
+async function follow(
+  file: string,
+  offset: number,
+  onEntry: (e: EventEntry) => void,
+  parseLine: (line: string) => EventEntry | undefined,
+): Promise<void> {
   let stopped = false;
   const stop = () => {
     stopped = true;
@@ -114,7 +137,10 @@ async function follow(file: string, offset: number, onEntry: (e: EventEntry) => 
   process.once("SIGINT", stop).once("SIGTERM", stop);
   let pending = "";
   while (!stopped) {
-    const size = await stat(file).then((s) => s.size, () => 0);
+    const size = await stat(file).then(
+      (s) => s.size,
+      () => 0,
+    );
     if (size < offset) offset = 0; // replaced (a new state dir): start over
     if (size > offset) {
       const fh = await open(file, "r");
@@ -148,7 +174,15 @@ function parse(line: string): LedgerEntry | undefined {
 }
 
 export function eventJson(e: EventEntry): Record<string, unknown> {
-  return { ...(e.seq !== undefined ? { seq: e.seq } : {}), time: e.time, cell: e.cell, action: e.action, reason: e.reason, ...(e.revision ? { revision: e.revision } : {}), ...(e.details ? { details: e.details } : {}) };
+  return {
+    ...(e.seq !== undefined ? { seq: e.seq } : {}),
+    time: e.time,
+    cell: e.cell,
+    action: e.action,
+    reason: e.reason,
+    ...(e.revision ? { revision: e.revision } : {}),
+    ...(e.details ? { details: e.details } : {}),
+  };
 }
 
 export function eventLine(e: EventEntry, c: Colors): string {

@@ -8,7 +8,8 @@ import { LazarusError } from "../util/errors.js";
 export async function readTextArg(file: string, what: string, maxBytes = maxFileSize()): Promise<string> {
   const r = await readRegularFile(file, maxBytes);
   if (r.kind === "missing") throw new LazarusError("NO_SUCH_FILE", `${file}: no such file (${what})`);
-  if (r.kind === "problem") throw new LazarusError("UNREADABLE_FILE", `${file}: cannot read ${what}: ${r.problem.problem}; ${r.problem.hint}`);
+  if (r.kind === "problem")
+    throw new LazarusError("UNREADABLE_FILE", `${file}: cannot read ${what}: ${r.problem.problem}; ${r.problem.hint}`);
   const d = decodeYaml(r.bytes);
   if ("text" in d) return d.text;
   throw new LazarusError("UNREADABLE_FILE", `${file}:${d.line}:${d.col}: ${d.problem}; ${d.hint}`);
@@ -20,6 +21,9 @@ export async function readJsonArg(file: string, flag: string, maxBytes?: number)
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new LazarusError("BAD_JSON", `${file} (${flag}) is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new LazarusError(
+      "BAD_JSON",
+      `${file} (${flag}) is not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }

@@ -29,30 +29,46 @@ export function parseFlag(type: FlagType, text: string): number | string {
     case "number": {
       const n = (type.kind === "int" ? /^[+]?\d+$/ : /^[+]?(\d+(\.\d*)?|\.\d+)$/).test(t) ? Number(t) : Number.NaN;
       const range = `${type.kind === "int" ? "a whole number" : "a number"} ${type.max === undefined ? `of at least ${type.min}` : `from ${type.min} to ${type.max}`}`;
-      if (!Number.isFinite(n) || n < type.min || (type.max !== undefined && n > type.max) || !Number.isSafeInteger(Math.floor(n))) throw new InvalidArgumentError(`"${text}" is not ${range}.`);
+      if (
+        !Number.isFinite(n) ||
+        n < type.min ||
+        (type.max !== undefined && n > type.max) ||
+        !Number.isSafeInteger(Math.floor(n))
+      )
+        throw new InvalidArgumentError(`"${text}" is not ${range}.`);
       return n;
     }
     case "duration": {
       const ms = durationMs(t, type.plainMs ?? false);
       const accepted = `a duration (${DURATION_EXAMPLES}${type.plainMs ? ", or plain milliseconds" : ""})`;
-      if (ms === undefined || !Number.isSafeInteger(ms)) throw new InvalidArgumentError(`"${text}" is not ${accepted}.`);
+      if (ms === undefined || !Number.isSafeInteger(ms))
+        throw new InvalidArgumentError(`"${text}" is not ${accepted}.`);
       if (ms < (type.min ?? 0)) throw new InvalidArgumentError(`"${text}" is shorter than the ${type.min}ms minimum.`);
       return ms;
     }
     case "size": {
       const bytes = parseMemory(t);
-      if (bytes === undefined || bytes < (type.min ?? 1)) throw new InvalidArgumentError(`"${text}" is not a size (bytes, or e.g. 512Ki, 1Mi, 4Mi).`);
+      if (bytes === undefined || bytes < (type.min ?? 1))
+        throw new InvalidArgumentError(`"${text}" is not a size (bytes, or e.g. 512Ki, 1Mi, 4Mi).`);
       return bytes;
     }
     case "cron":
       // node-cron only for this flag (watch --tick), so other commands do not load it.
-      if (!(createRequire(import.meta.url)("node-cron") as typeof import("node-cron")).default.validate(t)) throw new InvalidArgumentError(`"${text}" is not a cron expression (5 fields, or 6 with seconds first, e.g. "*/5 * * * * *").`);
+      if (!(createRequire(import.meta.url)("node-cron") as typeof import("node-cron")).default.validate(t))
+        throw new InvalidArgumentError(
+          `"${text}" is not a cron expression (5 fields, or 6 with seconds first, e.g. "*/5 * * * * *").`,
+        );
       return t;
   }
 }
 
 // An option whose value is parsed by parseFlag; the default is given parsed, and shown as written.
-export function typedOption<T extends number | string>(flags: string, description: string, type: FlagType, dflt?: { value: T; shown: string }): Option {
+export function typedOption<T extends number | string>(
+  flags: string,
+  description: string,
+  type: FlagType,
+  dflt?: { value: T; shown: string },
+): Option {
   const o = new Option(flags, description).argParser((v: string) => parseFlag(type, v) as T);
   return dflt ? o.default(dflt.value, dflt.shown) : o;
 }

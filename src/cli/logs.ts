@@ -2,7 +2,19 @@
 // never takes the lock. See docs/logs.md.
 import { Command } from "commander";
 import { resolveStateDir } from "../compute.js";
-import { completeLines, findCellLogs, interleave, openLog, parseLog, pickMember, readFrom, readMember, type LogLine, type LogSource, type MemberRead } from "../cells/logs.js";
+import {
+  completeLines,
+  findCellLogs,
+  interleave,
+  openLog,
+  parseLog,
+  pickMember,
+  readFrom,
+  readMember,
+  type LogLine,
+  type LogSource,
+  type MemberRead,
+} from "../cells/logs.js";
 import type { Colors } from "../plan/render/colors.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { action, err, stdoutColors } from "./common.js";
@@ -24,7 +36,9 @@ interface LogsOpts {
 
 export function logsCommand(): Command {
   return new Command("logs")
-    .description("members' output (stdout and stderr), each line stamped with when it was written; all members interleaved in time order unless one is named")
+    .description(
+      "members' output (stdout and stderr), each line stamped with when it was written; all members interleaved in time order unless one is named",
+    )
     .argument("<cell>", "the cell (live, closed, or archived after scrub)")
     .argument("[member]", "only this member: its identity (agent:allegro) or home name (allegro)")
     .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR)")
@@ -33,8 +47,14 @@ export function logsCommand(): Command {
     .addOption(typedOption("--tail <n>", "only the last n lines of each member so far", { kind: "int", min: 0 }))
     .option("-t, --timestamps", "show when each line was written")
     .option("--json", "one JSON object per line: time, cell, member, line")
-    .option("--raw", "on a terminal, print members' control characters (colours, cursor movement) as written; without it they are shown as \\xNN there, so a member cannot rewrite or hide what you read")
-    .addHelpText("after", "\nExamples:\n  lazarus logs web-1                      every member, interleaved, prefixed\n  lazarus logs web-1 allegro -f --tail 20\n  lazarus logs web-1 --since 10m --timestamps\n  lazarus logs web-1 --json | jq -r .line\n")
+    .option(
+      "--raw",
+      "on a terminal, print members' control characters (colours, cursor movement) as written; without it they are shown as \\xNN there, so a member cannot rewrite or hide what you read",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  lazarus logs web-1                      every member, interleaved, prefixed\n  lazarus logs web-1 allegro -f --tail 20\n  lazarus logs web-1 --since 10m --timestamps\n  lazarus logs web-1 --json | jq -r .line\n",
+    )
     .action(action(async (cell: string, member: string | undefined, o: LogsOpts) => logs(cell, member, o)));
 }
 
@@ -51,9 +71,14 @@ async function logs(cell: string, member: string | undefined, o: LogsOpts): Prom
   // A member's output is its own, not Lazarus's: on a terminal its control characters are shown,
   // not obeyed (an escape sequence could erase lines, move the cursor or retitle the window);
   // piped, or with --raw, the text goes as written.
-  const text = process.stdout.isTTY && !o.raw ? (l: LogLine): LogLine => ({ ...l, text: visible(l.text) }) : (l: LogLine): LogLine => l;
+  const text =
+    process.stdout.isTTY && !o.raw
+      ? (l: LogLine): LogLine => ({ ...l, text: visible(l.text) })
+      : (l: LogLine): LogLine => l;
   const show = (l: LogLine): void => {
-    process.stdout.write(`${o.json ? JSON.stringify({ time: l.stamp || null, cell, member: l.member, line: l.text }) : lineText(text(l), { prefixed, width, timestamps: Boolean(o.timestamps), color: colorOf.get(l.member) ?? ((s) => s), c })}\n`);
+    process.stdout.write(
+      `${o.json ? JSON.stringify({ time: l.stamp || null, cell, member: l.member, line: l.text }) : lineText(text(l), { prefixed, width, timestamps: Boolean(o.timestamps), color: colorOf.get(l.member) ?? ((s) => s), c })}\n`,
+    );
   };
 
   const reads: MemberRead[] = [];
@@ -66,7 +91,10 @@ async function logs(cell: string, member: string | undefined, o: LogsOpts): Prom
   const merged = interleave(reads.map((r) => r.lines));
   for (const l of merged) show(l);
   if (!o.follow) {
-    if (merged.length === 0 && !o.json) err(`No logs for ${member ? `member ${sources[0]?.identity} of ` : ""}cell ${cell}${o.since ? ` since ${o.since}` : ""}${found.where === "live" ? "" : ` (${found.where})`}.`);
+    if (merged.length === 0 && !o.json)
+      err(
+        `No logs for ${member ? `member ${sources[0]?.identity} of ` : ""}cell ${cell}${o.since ? ` since ${o.since}` : ""}${found.where === "live" ? "" : ` (${found.where})`}.`,
+      );
     return 0;
   }
   await follow(sources, reads, (batch) => {
@@ -75,7 +103,10 @@ async function logs(cell: string, member: string | undefined, o: LogsOpts): Prom
   return 0;
 }
 
-function lineText(l: LogLine, o: { prefixed: boolean; width: number; timestamps: boolean; color: (s: string) => string; c: Colors }): string {
+function lineText(
+  l: LogLine,
+  o: { prefixed: boolean; width: number; timestamps: boolean; color: (s: string) => string; c: Colors },
+): string {
   const time = o.timestamps ? `${o.c.dim(l.stamp || "-".padEnd(24))} ` : "";
   const prefix = o.prefixed ? `${o.color(l.member.padEnd(o.width))} ${o.c.dim("|")} ` : "";
   return `${prefix}${time}${l.text}`;
@@ -84,13 +115,22 @@ function lineText(l: LogLine, o: { prefixed: boolean; width: number; timestamps:
 // Print what members append from where reading stopped, until SIGINT or SIGTERM. A rotation (a
 // new file under the name) is seen by its inode: the rest of the old file (now <home>.log.1) is
 // read first. Members that appear later (a log file that was missing) are followed from their start.
-async function follow(sources: LogSource[], reads: MemberRead[], onBatch: (perMember: LogLine[][]) => void): Promise<void> {
+async function follow(
+  sources: LogSource[],
+  reads: MemberRead[],
+  onBatch: (perMember: LogLine[][]) => void,
+): Promise<void> {
   let stopped = false;
   const stop = (): void => {
     stopped = true;
   };
   process.once("SIGINT", stop).once("SIGTERM", stop);
-  const state = sources.map((s, i) => ({ src: s, ino: reads[i]?.ino, offset: reads[i]?.offset ?? 0, prev: reads[i]?.prev ?? { time: Number.NaN, stamp: "" } }));
+  const state = sources.map((s, i) => ({
+    src: s,
+    ino: reads[i]?.ino,
+    offset: reads[i]?.offset ?? 0,
+    prev: reads[i]?.prev ?? { time: Number.NaN, stamp: "" },
+  }));
   while (!stopped) {
     const batch: LogLine[][] = [];
     for (const st of state) {
@@ -107,7 +147,8 @@ async function follow(sources: LogSource[], reads: MemberRead[], onBatch: (perMe
           const old = await openLog(`${st.src.file}.1`);
           if (old) {
             try {
-              if ((await old.stat()).ino === st.ino) lines.push(...parseLog(completeLines(await readFrom(old, st.offset)).text, st.src.identity, st.prev));
+              if ((await old.stat()).ino === st.ino)
+                lines.push(...parseLog(completeLines(await readFrom(old, st.offset)).text, st.src.identity, st.prev));
             } finally {
               await old.close();
             }

@@ -18,27 +18,37 @@ export function planCommand(): Command {
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
     .option("--now <time>", "plan as of this ISO-8601 time instead of the clock")
     .option("--format <format>", "text, json or markdown (a pull-request comment)", "text")
-    .option("--out <file>", "save the plan (with the desired revision and the observed fingerprints) for `lazarus apply FILE`")
+    .option(
+      "--out <file>",
+      "save the plan (with the desired revision and the observed fingerprints) for `lazarus apply FILE`",
+    )
     .action(
-      action(async (o: CommonOpts & { json?: boolean; detailedExitcode?: boolean; now?: string; format: string; out?: string }) => {
-        const format = o.json ? "json" : o.format;
-        if (!["text", "json", "markdown"].includes(format)) throw new LazarusError("BAD_FLAG", `--format "${o.format}" is not text, json or markdown`);
-        const gitRev = gitRevision(o.config); // git runs while the config is read
-        const { plan, diagnostics, desired, observed } = await computePlan(engineOptions(o));
-        const diags = sortDiagnostics(diagnostics);
-        const revision = (await gitRev) ?? contentRevision(desired);
-        if (o.out) {
-          await writeJsonAtomic(o.out, savePlan(plan, observed, revision, path.resolve(o.config)));
-          err(`Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`);
-        }
-        if (format === "json") out(JSON.stringify({ ...(planToJson(plan, diags) as object), revision }, null, 2));
-        else if (format === "markdown") out(renderPlanMarkdown(plan, diags, revision));
-        else {
-          if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
-          out(renderPlanText(plan, stdoutColors()));
-        }
-        if (hasErrors(diags)) return 1;
-        return o.detailedExitcode && plan.actions.length > 0 ? 2 : 0;
-      }),
+      action(
+        async (
+          o: CommonOpts & { json?: boolean; detailedExitcode?: boolean; now?: string; format: string; out?: string },
+        ) => {
+          const format = o.json ? "json" : o.format;
+          if (!["text", "json", "markdown"].includes(format))
+            throw new LazarusError("BAD_FLAG", `--format "${o.format}" is not text, json or markdown`);
+          const gitRev = gitRevision(o.config); // git runs while the config is read
+          const { plan, diagnostics, desired, observed } = await computePlan(engineOptions(o));
+          const diags = sortDiagnostics(diagnostics);
+          const revision = (await gitRev) ?? contentRevision(desired);
+          if (o.out) {
+            await writeJsonAtomic(o.out, savePlan(plan, observed, revision, path.resolve(o.config)));
+            err(
+              `Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`,
+            );
+          }
+          if (format === "json") out(JSON.stringify({ ...(planToJson(plan, diags) as object), revision }, null, 2));
+          else if (format === "markdown") out(renderPlanMarkdown(plan, diags, revision));
+          else {
+            if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
+            out(renderPlanText(plan, stdoutColors()));
+          }
+          if (hasErrors(diags)) return 1;
+          return o.detailedExitcode && plan.actions.length > 0 ? 2 : 0;
+        },
+      ),
     );
 }

@@ -35,7 +35,11 @@ const NONE: Progress = {
   stop() {},
 };
 
-export function progressEnabled(o: ProgressOptions, stream: NodeJS.WriteStream = process.stderr, env: NodeJS.ProcessEnv = process.env): boolean {
+export function progressEnabled(
+  o: ProgressOptions,
+  stream: NodeJS.WriteStream = process.stderr,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
   if (o.progress === false) return false;
   if (env.LAZARUS_NO_PROGRESS && env.LAZARUS_NO_PROGRESS !== "0") return false;
   if (env.TERM === "dumb") return false;
@@ -122,7 +126,8 @@ class TtyProgress implements Progress {
     const elapsed = `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
     const spin = SPIN[this.frame++ % SPIN.length] as string;
     const parts: string[] = [];
-    if (this.totalActions) parts.push(`cells ${this.doneCells}/${this.perCell.size}`, `actions ${this.doneActions}/${this.totalActions}`);
+    if (this.totalActions)
+      parts.push(`cells ${this.doneCells}/${this.perCell.size}`, `actions ${this.doneActions}/${this.totalActions}`);
     parts.push(elapsed);
     const now = this.label ?? [...this.running.keys()].join(", ");
     return `${spin} ${parts.join("  ")}${now ? `  ${now}` : ""}`;

@@ -19,9 +19,13 @@ type RenderOpts = CommonOpts & { backend: string; showSecrets?: boolean; json?: 
 export function renderCommand(): Command {
   const renderers = REGISTRY.filter((b) => b.render).map((b) => b.name);
   return withCommon(new Command("render"))
-    .description("print the objects of kubernetes cells (all, or those named) as YAML: Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member")
+    .description(
+      "print the objects of kubernetes cells (all, or those named) as YAML: Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member",
+    )
     .argument("[cells...]", "cell names (default: every cell with backend: kubernetes)")
-    .addOption(new Option("--backend <name>", "the backend whose objects to render").choices(renderers).default(renderers[0]))
+    .addOption(
+      new Option("--backend <name>", "the backend whose objects to render").choices(renderers).default(renderers[0]),
+    )
     .option("--show-secrets", "put the credentials' values in the Secret (default: only their names and sources)")
     .option("--json", "print a JSON list of the objects instead of YAML documents")
     .action(
@@ -30,13 +34,18 @@ export function renderCommand(): Command {
         const { desired, diagnostics } = await loadConfig(o.config, { host, hostEnv: process.env });
         const renderer = backendSpec(o.backend).render;
         if (!renderer) throw new LazarusError("BAD_FLAGS", `backend ${o.backend} has no objects to render`);
-        const wanted = names.length ? names : [...desired.cells.values()].filter((c) => c.backend === o.backend).map((c) => c.name);
+        const wanted = names.length
+          ? names
+          : [...desired.cells.values()].filter((c) => c.backend === o.backend).map((c) => c.name);
         const problems: string[] = [];
         const cells: DesiredCell[] = [];
         for (const n of wanted) {
           const c = desired.cells.get(n);
           if (!c) problems.push(`no cell named ${n} is declared in ${o.config}/cells.d`);
-          else if (c.backend !== o.backend) problems.push(`cell ${n} has backend ${c.backend}: only backend ${o.backend} cells can be rendered with --backend ${o.backend}`);
+          else if (c.backend !== o.backend)
+            problems.push(
+              `cell ${n} has backend ${c.backend}: only backend ${o.backend} cells can be rendered with --backend ${o.backend}`,
+            );
           else cells.push(c);
         }
         // Any error stops it (as validate): a quarantined or half-valid cell is never rendered.
@@ -56,14 +65,24 @@ export function renderCommand(): Command {
             values = {};
             for (const [n, s] of Object.entries(c.credentials)) {
               const r = await readSource(s, { host, hostEnv: process.env });
-              if (!r.ok) throw new LazarusError("CREDENTIAL_REFUSED", `cell ${c.name}: credential ${n}: ${r.message}; ${r.hint}`);
+              if (!r.ok)
+                throw new LazarusError(
+                  "CREDENTIAL_REFUSED",
+                  `cell ${c.name}: credential ${n}: ${r.message}; ${r.hint}`,
+                );
               values[n] = r.value;
             }
           }
           objects.push(...renderer.objects(c, values));
         }
         if (o.json) out(JSON.stringify(objects, null, 2));
-        else if (objects.length) out(objects.map((x) => `---\n${stringify(x, { lineWidth: 0, aliasDuplicateObjects: false })}`).join("").trimEnd());
+        else if (objects.length)
+          out(
+            objects
+              .map((x) => `---\n${stringify(x, { lineWidth: 0, aliasDuplicateObjects: false })}`)
+              .join("")
+              .trimEnd(),
+          );
         else err(`no ${o.backend} cell to render`);
         return 0;
       }),

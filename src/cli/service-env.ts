@@ -20,7 +20,11 @@ function carried(spec: HostSettingSpec, value: string): string {
     case "path":
       return path.resolve(value);
     case "paths":
-      return value.split(":").filter(Boolean).map((p) => path.resolve(p)).join(":");
+      return value
+        .split(":")
+        .filter(Boolean)
+        .map((p) => path.resolve(p))
+        .join(":");
     case "program":
       return value.includes("/") ? path.resolve(value) : value;
     case "text":
@@ -30,30 +34,47 @@ function carried(spec: HostSettingSpec, value: string): string {
 
 // The credential prefixes in force (LAZARUS_CREDENTIAL_ENV_PREFIX, default LAZARUS_SECRET_).
 function credentialPrefixes(env: NodeJS.ProcessEnv): string[] {
-  return (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
+  return (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 // What the daemon's environment holds: the state and secrets dirs as resolved by the command,
 // then every other host setting set in env. A bad setting or a line break: an error, nothing written.
-export function serviceEnvironment(env: NodeJS.ProcessEnv, dirs: { stateDir: string; secretsDir?: string }): ServiceEnvironment {
-  const vars: Record<string, string> = { LAZARUS_STATE_DIR: dirs.stateDir, ...(dirs.secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(dirs.secretsDir) } : {}) };
+export function serviceEnvironment(
+  env: NodeJS.ProcessEnv,
+  dirs: { stateDir: string; secretsDir?: string },
+): ServiceEnvironment {
+  const vars: Record<string, string> = {
+    LAZARUS_STATE_DIR: dirs.stateDir,
+    ...(dirs.secretsDir ? { LAZARUS_SECRETS_DIR: path.resolve(dirs.secretsDir) } : {}),
+  };
   for (const spec of HOST_SETTINGS) {
     const value = env[spec.name];
     if (value === undefined || spec.name in vars || spec.name === "LAZARUS_SECRETS_DIR") continue;
     vars[spec.name] = carried(spec, value);
   }
   const problems = settingProblems(vars);
-  for (const [k, v] of Object.entries(vars)) if (/[\n\r\0]/.test(v)) problems.push(`${k} holds a line break, which systemd's EnvironmentFile= cannot carry`);
-  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in this shell and run service install again (nothing was written)`);
+  for (const [k, v] of Object.entries(vars))
+    if (/[\n\r\0]/.test(v)) problems.push(`${k} holds a line break, which systemd's EnvironmentFile= cannot carry`);
+  if (problems.length)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `${problems.join("; ")}: fix the setting in this shell and run service install again (nothing was written)`,
+    );
   const prefixes = credentialPrefixes(env);
-  const notCarried = Object.keys(env).filter((k) => env[k] !== undefined && prefixes.some((p) => k.startsWith(p))).sort();
+  const notCarried = Object.keys(env)
+    .filter((k) => env[k] !== undefined && prefixes.some((p) => k.startsWith(p)))
+    .sort();
   return { vars, notCarried };
 }
 
 // One assignment in systemd's EnvironmentFile= syntax: double-quoted, where a backslash before
 // one of " \ ` $ stands for that character (systemd.exec(5), EnvironmentFile=).
 export function envFileLine(name: string, value: string): string {
-  if (/[\n\r\0]/.test(value)) throw new LazarusError("BAD_SETTING", `${name} holds a line break, which systemd's EnvironmentFile= cannot carry`);
+  if (/[\n\r\0]/.test(value))
+    throw new LazarusError("BAD_SETTING", `${name} holds a line break, which systemd's EnvironmentFile= cannot carry`);
   return `${name}="${value.replace(/["\\`$]/g, "\\$&")}"`;
 }
 

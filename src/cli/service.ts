@@ -33,7 +33,9 @@ export interface UnitOptions {
 // One ExecStart= word: bare when plain, else double-quoted; % and $ are systemd specifiers/variables.
 function execWord(word: string): string {
   const escaped = word.replaceAll("%", "%%").replaceAll("$", "$$$$");
-  return /^[A-Za-z0-9_./:=,+@-]+$/.test(escaped) ? escaped : `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  return /^[A-Za-z0-9_./:=,+@-]+$/.test(escaped)
+    ? escaped
+    : `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
 // One Environment= assignment, quoted (Environment= does not expand $, but does expand %).
@@ -44,7 +46,11 @@ function envAssignment(key: string, value: string): string {
 export function renderUnit(o: UnitOptions): string {
   const backoff =
     (o.systemdVersion ?? 0) >= 254
-      ? ["# a crash loop backs off: 5s, then longer each time, up to 5 minutes between attempts", "RestartSteps=10", "RestartMaxDelaySec=5min"]
+      ? [
+          "# a crash loop backs off: 5s, then longer each time, up to 5 minutes between attempts",
+          "RestartSteps=10",
+          "RestartMaxDelaySec=5min",
+        ]
       : ["# (systemd < 254 has no RestartSteps=: StartLimit* in [Unit] bounds a crash loop instead)"];
   const lines = [
     `${UNIT_MARKER} (lazarus ${o.version}).`,
@@ -118,7 +124,8 @@ export function cliPath(): string {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+      .version;
   } catch {
     return "unknown";
   }
@@ -140,7 +147,9 @@ function defaultUnitDir(user: boolean): string {
 // beside the unit when --unit-dir names where that goes.
 function defaultEnvFile(user: boolean, name: string, unitDir?: string): string {
   if (unitDir) return path.join(path.resolve(unitDir), `${name}.env`);
-  const dir = user ? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "lazarus") : "/etc/lazarus";
+  const dir = user
+    ? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "lazarus")
+    : "/etc/lazarus";
   return path.join(dir, `${name}.env`);
 }
 
@@ -160,7 +169,11 @@ export function servicePath(node: string): string {
 const UNIT_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 function unitFile(o: { user?: boolean; name: string; unitDir?: string }): { dir: string; file: string; unit: string } {
-  if (!UNIT_NAME.test(o.name)) throw new LazarusError("BAD_ARGS", `--name "${o.name}" is not a unit name: use letters, digits and _ . : - (e.g. lazarus or lazarus-prod)`);
+  if (!UNIT_NAME.test(o.name))
+    throw new LazarusError(
+      "BAD_ARGS",
+      `--name "${o.name}" is not a unit name: use letters, digits and _ . : - (e.g. lazarus or lazarus-prod)`,
+    );
   const unit = `${o.name}.service`;
   const dir = path.resolve(o.unitDir ?? defaultUnitDir(o.user ?? false));
   return { dir, file: path.join(dir, unit), unit };
@@ -181,7 +194,10 @@ async function checkWatchArgs(args: string[]): Promise<void> {
     await cmd.parseAsync(args, { from: "user" });
   } catch (e) {
     const what = e instanceof CommanderError ? e.message.replace(/^error: /, "") : String(e);
-    throw new LazarusError("BAD_ARGS", `the watch arguments ${JSON.stringify(args)} are not valid for \`lazarus watch\`: ${what}; see lazarus watch --help`);
+    throw new LazarusError(
+      "BAD_ARGS",
+      `the watch arguments ${JSON.stringify(args)} are not valid for \`lazarus watch\`: ${what}; see lazarus watch --help`,
+    );
   }
 }
 
@@ -209,14 +225,24 @@ const shown = (argv: string[]): string => ["systemctl", ...argv].join(" ");
 
 async function run(argv: string[]): Promise<void> {
   const r = await execa("systemctl", argv, { reject: false, stdio: ["ignore", "inherit", "inherit"] });
-  if (r.exitCode !== 0) throw new LazarusError("SYSTEMCTL_FAILED", `${shown(argv)} failed (exit ${r.exitCode ?? r.signal}); the unit file is in place, fix the cause and run it again`);
+  if (r.exitCode !== 0)
+    throw new LazarusError(
+      "SYSTEMCTL_FAILED",
+      `${shown(argv)} failed (exit ${r.exitCode ?? r.signal}); the unit file is in place, fix the cause and run it again`,
+    );
 }
 
 function installCommand(): Command {
   return new Command("install")
     .description("write a systemd unit that runs `lazarus watch` (prints the systemctl commands that start it)")
-    .argument("[watch-args...]", "more `lazarus watch` options, after --, e.g. -- --log-level debug --tick '*/10 * * * * *'")
-    .option("--user", "a user unit (~/.config/systemd/user, systemctl --user) instead of a system one (/etc/systemd/system)")
+    .argument(
+      "[watch-args...]",
+      "more `lazarus watch` options, after --, e.g. -- --log-level debug --tick '*/10 * * * * *'",
+    )
+    .option(
+      "--user",
+      "a user unit (~/.config/systemd/user, systemctl --user) instead of a system one (/etc/systemd/system)",
+    )
     .option("--dry-run", "print the unit and where it would go; write nothing")
     .option("--force", "replace an existing unit that differs")
     .option("--now", "then run systemctl daemon-reload and systemctl enable --now")
@@ -227,14 +253,30 @@ function installCommand(): Command {
     .option("--repo <url|path>", "follow this git repo (GitOps) instead of a config dir")
     .option("--ref <ref>", "with --repo: the branch or tag to follow (default main)")
     .option("--path <subdir>", "with --repo: the directory holding cells.d/ and portfolios/")
-    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else /var/lib/lazarus, or ~/.local/state/lazarus with --user)")
+    .option(
+      "-s, --state-dir <dir>",
+      "state directory (default $LAZARUS_STATE_DIR, else /var/lib/lazarus, or ~/.local/state/lazarus with --user)",
+    )
     .option("--secrets-dir <dir>", "the only directory file credentials are read from (default $LAZARUS_SECRETS_DIR)")
-    .option("--settings-file <file>", "where the host settings (LAZARUS_*) go, mode 0600 (default /etc/lazarus/NAME.env, ~/.config/lazarus/NAME.env with --user, or beside the unit with --unit-dir)")
-    .addOption(typedOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port", { kind: "int", min: 0, max: 65535 }))
+    .option(
+      "--settings-file <file>",
+      "where the host settings (LAZARUS_*) go, mode 0600 (default /etc/lazarus/NAME.env, ~/.config/lazarus/NAME.env with --user, or beside the unit with --unit-dir)",
+    )
+    .addOption(
+      typedOption("--metrics-port <port>", "serve Prometheus /metrics and /healthz on this port", {
+        kind: "int",
+        min: 0,
+        max: 65535,
+      }),
+    )
     .addOption(new Option("--metrics-host <host>", "with --metrics-port: the address to serve on (default 127.0.0.1)"))
     .action(
       action(async (extra: string[], o: InstallOpts) => {
-        if (o.repo && o.config) throw new LazarusError("BAD_ARGS", "--config and --repo exclude each other: the daemon follows a local config dir or a git repo");
+        if (o.repo && o.config)
+          throw new LazarusError(
+            "BAD_ARGS",
+            "--config and --repo exclude each other: the daemon follows a local config dir or a git repo",
+          );
         if (!o.repo && (o.ref || o.path)) throw new LazarusError("BAD_ARGS", "--ref and --path go with --repo");
         if (o.dryRun && o.now) throw new LazarusError("BAD_ARGS", "--dry-run and --now exclude each other");
         const user = o.user ?? false;
@@ -249,8 +291,13 @@ function installCommand(): Command {
           if (o.path) watchArgs.push("--path", o.path);
         } else {
           const config = path.resolve(o.config ?? ".");
-          if (!existsSync(config) || !statSync(config).isDirectory()) throw new LazarusError("BAD_ARGS", `the config dir ${config} does not exist; pass --config <dir> (the directory holding cells.d/) or --repo <url>`);
-          if (!existsSync(path.join(config, "cells.d"))) err(`warning: ${config} has no cells.d/ yet; the daemon watches for it`);
+          if (!existsSync(config) || !statSync(config).isDirectory())
+            throw new LazarusError(
+              "BAD_ARGS",
+              `the config dir ${config} does not exist; pass --config <dir> (the directory holding cells.d/) or --repo <url>`,
+            );
+          if (!existsSync(path.join(config, "cells.d")))
+            err(`warning: ${config} has no cells.d/ yet; the daemon watches for it`);
           watchArgs.push("--config", config);
           workingDirectory = config;
         }
@@ -260,7 +307,11 @@ function installCommand(): Command {
         await checkWatchArgs(watchArgs);
         const envFile = path.resolve(o.settingsFile ?? defaultEnvFile(user, o.name, o.unitDir));
         for (const word of [...watchArgs, stateDir, secretsDir ?? "", envFile, process.execPath, cliPath()]) {
-          if (/[\n\r\0]/.test(word)) throw new LazarusError("BAD_ARGS", `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`);
+          if (/[\n\r\0]/.test(word))
+            throw new LazarusError(
+              "BAD_ARGS",
+              `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`,
+            );
         }
         const environment = serviceEnvironment(process.env, { stateDir, ...(secretsDir ? { secretsDir } : {}) });
         const envText = renderEnvFile(target.unit, environment.vars);
@@ -283,22 +334,41 @@ function installCommand(): Command {
         const unitChanged = existing !== unit;
         const envChanged = existingEnv !== envText;
         const changed = unitChanged || envChanged;
-        const environmentFile = { path: envFile, text: envText, settings: Object.keys(environment.vars), notCarried: environment.notCarried };
+        const environmentFile = {
+          path: envFile,
+          text: envText,
+          settings: Object.keys(environment.vars),
+          notCarried: environment.notCarried,
+        };
         if (o.dryRun) {
-          if (o.json) out(JSON.stringify({ unit, path: target.file, environmentFile, written: false, changed, next }, null, 2));
+          if (o.json)
+            out(JSON.stringify({ unit, path: target.file, environmentFile, written: false, changed, next }, null, 2));
           else {
-            const state = (old: string | undefined, differs: boolean): string => (old === undefined ? "" : differs ? " (replacing a different one: needs --force)" : " (unchanged)");
+            const state = (old: string | undefined, differs: boolean): string =>
+              old === undefined ? "" : differs ? " (replacing a different one: needs --force)" : " (unchanged)";
             err(`# would write ${target.file}${state(existing, unitChanged)}`);
             err(`# and ${envFile} (mode 0600)${state(existingEnv, envChanged)}:`);
-            err(envText.trimEnd().split("\n").map((l) => `#   ${l}`).join("\n"));
+            err(
+              envText
+                .trimEnd()
+                .split("\n")
+                .map((l) => `#   ${l}`)
+                .join("\n"),
+            );
             if (note) err(`# ${note}`);
             out(unit);
           }
           return 0;
         }
-        const differs = [unitChanged && existing !== undefined ? target.file : "", envChanged && existingEnv !== undefined ? envFile : ""].filter(Boolean);
+        const differs = [
+          unitChanged && existing !== undefined ? target.file : "",
+          envChanged && existingEnv !== undefined ? envFile : "",
+        ].filter(Boolean);
         if (differs.length && !o.force) {
-          throw new LazarusError("UNIT_EXISTS", `${differs.join(" and ")} exists and differs from what Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`);
+          throw new LazarusError(
+            "UNIT_EXISTS",
+            `${differs.join(" and ")} exists and differs from what Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`,
+          );
         }
         if (envChanged) await writeEnvFile(envFile, envText, user);
         if (unitChanged) {
@@ -306,11 +376,26 @@ function installCommand(): Command {
           await writeFileAtomic(target.file, unit, 0o644);
         }
         if (note) err(`warning: ${note}`);
-        if (o.now) for (const argv of [systemctl(user, "daemon-reload"), systemctl(user, "enable", "--now", target.unit)]) await run(argv);
-        if (o.json) out(JSON.stringify({ unit, path: target.file, environmentFile, written: changed, changed, next: o.now ? [] : next }, null, 2));
+        if (o.now)
+          for (const argv of [systemctl(user, "daemon-reload"), systemctl(user, "enable", "--now", target.unit)])
+            await run(argv);
+        if (o.json)
+          out(
+            JSON.stringify(
+              { unit, path: target.file, environmentFile, written: changed, changed, next: o.now ? [] : next },
+              null,
+              2,
+            ),
+          );
         else {
-          out(changed ? `Wrote ${[unitChanged ? target.file : "", envChanged ? envFile : ""].filter(Boolean).join(" and ")}.` : `${target.file} is already this unit.`);
-          out(`State dir: ${stateDir} (export LAZARUS_STATE_DIR=${stateDir} so lazarus status and plan look there too).`);
+          out(
+            changed
+              ? `Wrote ${[unitChanged ? target.file : "", envChanged ? envFile : ""].filter(Boolean).join(" and ")}.`
+              : `${target.file} is already this unit.`,
+          );
+          out(
+            `State dir: ${stateDir} (export LAZARUS_STATE_DIR=${stateDir} so lazarus status and plan look there too).`,
+          );
           if (o.now) out(`Started: ${shown(systemctl(user, "status", target.unit))} shows it.`);
           else out(`Next: ${next.join(" && ")}`);
         }
@@ -354,32 +439,51 @@ function uninstallCommand(): Command {
     .option("--name <name>", "the unit's name", "lazarus")
     .option("--unit-dir <dir>", "where the unit is, instead of the systemd default for --user or system")
     .action(
-      action(async (o: { user?: boolean; now?: boolean; force?: boolean; dryRun?: boolean; name: string; unitDir?: string }) => {
-        const user = o.user ?? false;
-        const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
-        if (!existsSync(target.file)) throw new LazarusError("NOT_FOUND", `${target.file} does not exist: nothing to uninstall${user ? "" : " (a user unit? add --user)"}`);
-        const unitText = readFileSync(target.file, "utf8");
-        if (!unitText.startsWith(UNIT_MARKER) && !o.force) {
-          throw new LazarusError("NOT_OURS", `${target.file} was not written by lazarus service install; remove it yourself, or pass --force`);
-        }
-        const links = enabledLinks(target.dir, target.unit);
-        if (links.length > 0 && !o.now && !o.force) {
-          throw new LazarusError("ENABLED", `${target.unit} is enabled (${links.join(", ")}); run ${shown(systemctl(user, "disable", "--now", target.unit))} first, or pass --now`);
-        }
-        const envFile = unitEnvFile(unitText);
-        const removed = [target.file, ...(envFile ? [envFile] : [])].join(" and ");
-        if (o.dryRun) {
-          out(`Would remove ${removed}.`);
+      action(
+        async (o: {
+          user?: boolean;
+          now?: boolean;
+          force?: boolean;
+          dryRun?: boolean;
+          name: string;
+          unitDir?: string;
+        }) => {
+          const user = o.user ?? false;
+          const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
+          if (!existsSync(target.file))
+            throw new LazarusError(
+              "NOT_FOUND",
+              `${target.file} does not exist: nothing to uninstall${user ? "" : " (a user unit? add --user)"}`,
+            );
+          const unitText = readFileSync(target.file, "utf8");
+          if (!unitText.startsWith(UNIT_MARKER) && !o.force) {
+            throw new LazarusError(
+              "NOT_OURS",
+              `${target.file} was not written by lazarus service install; remove it yourself, or pass --force`,
+            );
+          }
+          const links = enabledLinks(target.dir, target.unit);
+          if (links.length > 0 && !o.now && !o.force) {
+            throw new LazarusError(
+              "ENABLED",
+              `${target.unit} is enabled (${links.join(", ")}); run ${shown(systemctl(user, "disable", "--now", target.unit))} first, or pass --now`,
+            );
+          }
+          const envFile = unitEnvFile(unitText);
+          const removed = [target.file, ...(envFile ? [envFile] : [])].join(" and ");
+          if (o.dryRun) {
+            out(`Would remove ${removed}.`);
+            return 0;
+          }
+          if (o.now) await run(systemctl(user, "disable", "--now", target.unit));
+          await rm(target.file);
+          if (envFile) await rm(envFile, { force: true });
+          if (o.now) await run(systemctl(user, "daemon-reload"));
+          out(`Removed ${removed}. The cells and their state dir are untouched.`);
+          if (!o.now) out(`Next: ${shown(systemctl(user, "daemon-reload"))}`);
           return 0;
-        }
-        if (o.now) await run(systemctl(user, "disable", "--now", target.unit));
-        await rm(target.file);
-        if (envFile) await rm(envFile, { force: true });
-        if (o.now) await run(systemctl(user, "daemon-reload"));
-        out(`Removed ${removed}. The cells and their state dir are untouched.`);
-        if (!o.now) out(`Next: ${shown(systemctl(user, "daemon-reload"))}`);
-        return 0;
-      }),
+        },
+      ),
     );
 }
 

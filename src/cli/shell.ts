@@ -18,7 +18,10 @@ interface SessionOpts extends CommonOpts {
 function baseCommand(name: string): Command {
   return withLockTimeout(withCommon(new Command(name)))
     .requiredOption("--as <identity>", "the member to be, e.g. human:alice (it must have joined: lazarus accept)")
-    .option("--now <time>", "record the session as of this ISO-8601 time (a state dir whose ledger is ahead of the clock)")
+    .option(
+      "--now <time>",
+      "record the session as of this ISO-8601 time (a state dir whose ledger is ahead of the clock)",
+    )
     .exitOverride((e) => {
       process.exit(e.exitCode === 0 ? 0 : EXIT_REFUSED);
     });
@@ -53,18 +56,40 @@ export function shellCommand(): Command {
     .addHelpText("after", HELP_AFTER("lazarus shell web-1 --as human:alice --state-dir /var/lib/lazarus"))
     .action(async (cell: string, o: SessionOpts) => {
       const tty = process.stdin.isTTY === true;
-      if (!tty) err("lazarus shell: stdin is not a terminal; running the shell without one (it reads commands from stdin)");
-      const size = { rows: (process.stdout.isTTY && process.stdout.rows) || 24, cols: (process.stdout.isTTY && process.stdout.columns) || 80 };
-      await run({ kind: "shell", cell, identity: o.as, command: [], ...(o.shell ? { shell: o.shell } : {}), ...(tty ? { tty: { ...size, term: process.env.TERM || "xterm" } } : {}) }, o);
+      if (!tty)
+        err("lazarus shell: stdin is not a terminal; running the shell without one (it reads commands from stdin)");
+      const size = {
+        rows: (process.stdout.isTTY && process.stdout.rows) || 24,
+        cols: (process.stdout.isTTY && process.stdout.columns) || 80,
+      };
+      await run(
+        {
+          kind: "shell",
+          cell,
+          identity: o.as,
+          command: [],
+          ...(o.shell ? { shell: o.shell } : {}),
+          ...(tty ? { tty: { ...size, term: process.env.TERM || "xterm" } } : {}),
+        },
+        o,
+      );
     });
 }
 
 export function execCommand(): Command {
   return baseCommand("exec")
-    .description("run one command in a cell as one of its members; its stdin, stdout, stderr and exit code pass through")
+    .description(
+      "run one command in a cell as one of its members; its stdin, stdout, stderr and exit code pass through",
+    )
     .argument("<cell>", "the cell")
-    .argument("<command...>", "the command and its arguments, after -- (required: the command's own options are never taken for Lazarus's)")
-    .option("--shell <path>", "the SHELL the command sees (default: your $SHELL where the member's view has it, else /bin/sh)")
+    .argument(
+      "<command...>",
+      "the command and its arguments, after -- (required: the command's own options are never taken for Lazarus's)",
+    )
+    .option(
+      "--shell <path>",
+      "the SHELL the command sees (default: your $SHELL where the member's view has it, else /bin/sh)",
+    )
     .option("-n, --no-stdin", "do not pass stdin (the command reads end of file), as ssh -n")
     .addHelpText("after", HELP_AFTER("lazarus exec web-1 --as human:alice -- git -C /cell/project status"))
     .action(async (cell: string, command: string[], o: SessionOpts) => {
@@ -74,6 +99,16 @@ export function execCommand(): Command {
         process.exitCode = EXIT_REFUSED;
         return;
       }
-      await run({ kind: "exec", cell, identity: o.as, command, ...(o.shell ? { shell: o.shell } : {}), ...(o.stdin === false ? { noStdin: true } : {}) }, o);
+      await run(
+        {
+          kind: "exec",
+          cell,
+          identity: o.as,
+          command,
+          ...(o.shell ? { shell: o.shell } : {}),
+          ...(o.stdin === false ? { noStdin: true } : {}),
+        },
+        o,
+      );
     });
 }

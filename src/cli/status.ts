@@ -17,7 +17,10 @@ export function statusCommand(): Command {
   return new Command("status")
     .description("show each cell's state, backend and where it runs, members and expiry as they really are")
     .argument("[name]", "only this cell")
-    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
+    .option(
+      "-s, --state-dir <dir>",
+      "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)",
+    )
     .option("-c, --config <dir>", "accepted for symmetry with the other commands; status reads only the state dir", ".")
     .option("--json", `print ${STATUS_JSON_SHAPE} as JSON`)
     .option("--now <time>", "show expiry relative to this ISO-8601 time")
@@ -27,21 +30,46 @@ export function statusCommand(): Command {
         const gitops = await readGitopsStatus(path.dirname(paths.ledger));
         const cells = statusViews(await observe(paths), name).map((c) => ({
           ...c,
-          ...(gitops ? { lastAttemptedRevision: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null } : {}),
+          ...(gitops
+            ? {
+                lastAttemptedRevision: gitops.lastAttempt?.revision ?? null,
+                outcome: gitops.lastAttempt?.outcome ?? null,
+              }
+            : {}),
         }));
         const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
         for (const d of timeDiags) err(`warning: ${d.message}${d.hint ? ` (${d.hint})` : ""}`);
         const revision = gitops
-          ? { repo: gitops.repo, ref: gitops.ref, inForce: gitops.inForce?.revision ?? null, lastAttempted: gitops.lastAttempt?.revision ?? null, outcome: gitops.lastAttempt?.outcome ?? null, detail: gitops.lastAttempt?.detail ?? null, held: gitops.held ?? null }
+          ? {
+              repo: gitops.repo,
+              ref: gitops.ref,
+              inForce: gitops.inForce?.revision ?? null,
+              lastAttempted: gitops.lastAttempt?.revision ?? null,
+              outcome: gitops.lastAttempt?.outcome ?? null,
+              detail: gitops.lastAttempt?.detail ?? null,
+              held: gitops.held ?? null,
+            }
           : undefined;
         const unknown = name !== undefined && cells.length === 0;
-        if (unknown) err(`no cell named ${name}: none is live, in the graveyard or archived under this state dir; lazarus status lists them all`);
+        if (unknown)
+          err(
+            `no cell named ${name}: none is live, in the graveyard or archived under this state dir; lazarus status lists them all`,
+          );
         if (o.json) out(JSON.stringify({ ...(revision ? { revision } : {}), cells }, null, 2));
         else if (!unknown) {
           if (gitops) {
             // Subjects and details are the committer's text: escaped, as every repo text on a terminal.
-            out(visible(`Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`));
-            if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision) out(visible(`Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`));
+            out(
+              visible(
+                `Revision in force: ${gitops.inForce ? `${gitops.inForce.revision.slice(0, 12)} ${gitops.inForce.subject}` : "(none)"} from ${gitops.repo} ${gitops.ref}`,
+              ),
+            );
+            if (gitops.lastAttempt && gitops.lastAttempt.revision !== gitops.inForce?.revision)
+              out(
+                visible(
+                  `Last attempted: ${gitops.lastAttempt.revision.slice(0, 12)} ${gitops.lastAttempt.outcome}: ${gitops.lastAttempt.detail ?? ""}`,
+                ),
+              );
             out("");
           }
           out(renderStatusText(cells, now, stdoutColors()));

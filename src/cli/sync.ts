@@ -5,7 +5,16 @@ import { DEFAULT_BUDGET, type Budget } from "../gitops/budget.js";
 import { sync } from "../gitops/sync.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
-import { action, err, hostOptions, out, stderrColors, stdoutColors, withLockTimeout, withParallelism } from "./common.js";
+import {
+  action,
+  err,
+  hostOptions,
+  out,
+  stderrColors,
+  stdoutColors,
+  withLockTimeout,
+  withParallelism,
+} from "./common.js";
 import { typedOption } from "./flags.js";
 import { progress } from "./progress.js";
 
@@ -21,8 +30,22 @@ export function budgetFrom(o: BudgetOpts): Budget {
 // --max-close and --max-close-percent, typed (a bad value would otherwise switch the budget off).
 export function withBudget(cmd: Command, prefix = ""): Command {
   return cmd
-    .addOption(typedOption("--max-close <n>", `${prefix}hold a revision that would close more cells than this`, { kind: "int", min: 0 }, { value: DEFAULT_BUDGET.maxClose, shown: String(DEFAULT_BUDGET.maxClose) }))
-    .addOption(typedOption("--max-close-percent <p>", `${prefix}hold a revision that would close more than this percentage of the live cells`, { kind: "number", min: 0, max: 100 }, { value: DEFAULT_BUDGET.maxFraction * 100, shown: String(DEFAULT_BUDGET.maxFraction * 100) }));
+    .addOption(
+      typedOption(
+        "--max-close <n>",
+        `${prefix}hold a revision that would close more cells than this`,
+        { kind: "int", min: 0 },
+        { value: DEFAULT_BUDGET.maxClose, shown: String(DEFAULT_BUDGET.maxClose) },
+      ),
+    )
+    .addOption(
+      typedOption(
+        "--max-close-percent <p>",
+        `${prefix}hold a revision that would close more than this percentage of the live cells`,
+        { kind: "number", min: 0, max: 100 },
+        { value: DEFAULT_BUDGET.maxFraction * 100, shown: String(DEFAULT_BUDGET.maxFraction * 100) },
+      ),
+    );
 }
 
 export function syncCommand(): Command {
@@ -39,32 +62,66 @@ export function syncCommand(): Command {
     .option("--json", "print the outcome as JSON")
     .option("--no-progress", "no progress line on stderr (it is only drawn on a terminal; also LAZARUS_NO_PROGRESS=1)")
     .action(
-      action(async (o: BudgetOpts & { repo: string; ref: string; path?: string; stateDir?: string; dryRun?: boolean; allowMassClose?: boolean; now?: string; json?: boolean; lockTimeout: number; secretsDir?: string; parallelism: number; progress?: boolean }) => {
-        const stateDir = resolveStateDir(o.stateDir);
-        const bar = progress(o);
-        bar.task(`fetching ${o.ref} of ${o.repo}`);
-        const r = await sync({
-          repo: o.repo,
-          ref: o.ref,
-          ...(o.path ? { subdir: o.path } : {}),
-          ...(stateDir ? { stateDir } : {}),
-          ...(o.now ? { now: o.now } : {}),
-          ...(o.dryRun ? { dryRun: true } : {}),
-          ...(o.allowMassClose ? { allowMassClose: true } : {}),
-          budget: budgetFrom(o),
-          lockTimeoutMs: o.lockTimeout,
-          parallelism: o.parallelism,
-          hostSettings: hostOptions(o),
-          hooks: { planned: (actions) => bar.plan(actions), preApply: (a) => bar.start(a), postApply: (res) => bar.finish(res.action) },
-        }).finally(() => bar.stop());
-        if (o.json) {
-          out(JSON.stringify({ revision: r.revision, subject: r.subject, outcome: r.outcome, detail: r.detail, ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}), diagnostics: sortDiagnostics(r.diagnostics) }, null, 2));
-        } else {
-          if (r.diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(r.diagnostics), stderrColors()));
-          if (r.outcome === "dry-run" && r.plan) out(renderPlanText(r.plan.plan, stdoutColors()));
-          out(visible(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`)); // the subject is the committer's text
-        }
-        return r.outcome === "rejected" || r.outcome === "held" || r.outcome === "failed" ? 1 : 0;
-      }),
+      action(
+        async (
+          o: BudgetOpts & {
+            repo: string;
+            ref: string;
+            path?: string;
+            stateDir?: string;
+            dryRun?: boolean;
+            allowMassClose?: boolean;
+            now?: string;
+            json?: boolean;
+            lockTimeout: number;
+            secretsDir?: string;
+            parallelism: number;
+            progress?: boolean;
+          },
+        ) => {
+          const stateDir = resolveStateDir(o.stateDir);
+          const bar = progress(o);
+          bar.task(`fetching ${o.ref} of ${o.repo}`);
+          const r = await sync({
+            repo: o.repo,
+            ref: o.ref,
+            ...(o.path ? { subdir: o.path } : {}),
+            ...(stateDir ? { stateDir } : {}),
+            ...(o.now ? { now: o.now } : {}),
+            ...(o.dryRun ? { dryRun: true } : {}),
+            ...(o.allowMassClose ? { allowMassClose: true } : {}),
+            budget: budgetFrom(o),
+            lockTimeoutMs: o.lockTimeout,
+            parallelism: o.parallelism,
+            hostSettings: hostOptions(o),
+            hooks: {
+              planned: (actions) => bar.plan(actions),
+              preApply: (a) => bar.start(a),
+              postApply: (res) => bar.finish(res.action),
+            },
+          }).finally(() => bar.stop());
+          if (o.json) {
+            out(
+              JSON.stringify(
+                {
+                  revision: r.revision,
+                  subject: r.subject,
+                  outcome: r.outcome,
+                  detail: r.detail,
+                  ...(r.plan ? { plan: planToJson(r.plan.plan, []) } : {}),
+                  diagnostics: sortDiagnostics(r.diagnostics),
+                },
+                null,
+                2,
+              ),
+            );
+          } else {
+            if (r.diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(r.diagnostics), stderrColors()));
+            if (r.outcome === "dry-run" && r.plan) out(renderPlanText(r.plan.plan, stdoutColors()));
+            out(visible(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`)); // the subject is the committer's text
+          }
+          return r.outcome === "rejected" || r.outcome === "held" || r.outcome === "failed" ? 1 : 0;
+        },
+      ),
     );
 }

@@ -18,7 +18,10 @@ export function validateCommand(): Command {
         } else {
           if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
           const n = desired.cells.size;
-          if (valid) out(`Valid: ${n} cell${n === 1 ? "" : "s"} in ${desired.files.length} file${desired.files.length === 1 ? "" : "s"}.`);
+          if (valid)
+            out(
+              `Valid: ${n} cell${n === 1 ? "" : "s"} in ${desired.files.length} file${desired.files.length === 1 ? "" : "s"}.`,
+            );
           else {
             const errors = diags.filter((d) => d.severity === "error");
             err(`Invalid: ${errors.length} error(s) in ${new Set(errors.map((d) => d.file)).size} file(s).`);

@@ -15,10 +15,18 @@ export function renderVerifyText(reports: CellReport[], c: Colors): string {
   const w = Math.max(4, ...reports.map((r) => r.name.length));
   const lines = [`${"CELL".padEnd(w)}  ${"BACKEND".padEnd(8)}  ${INVARIANTS.join("  ")}`];
   for (const r of reports) {
-    const marks = INVARIANTS.map((inv) => (r.checks.filter((x) => x.invariant === inv).every((x) => x.ok) ? `${c.green("✓")} ` : `${c.red("✗")} `));
+    const marks = INVARIANTS.map((inv) =>
+      r.checks.filter((x) => x.invariant === inv).every((x) => x.ok) ? `${c.green("✓")} ` : `${c.red("✗")} `,
+    );
     lines.push(`${r.name.padEnd(w)}  ${r.backend.padEnd(8)}  ${marks.join("  ")}`);
   }
-  const failed = reports.flatMap((r) => r.checks.filter((x) => !x.ok).map((x) => `${r.name}  ${x.invariant}  ${c.red("✗")} ${x.check}${x.member ? ` (${x.member})` : ""}: ${x.detail}`));
+  const failed = reports.flatMap((r) =>
+    r.checks
+      .filter((x) => !x.ok)
+      .map(
+        (x) => `${r.name}  ${x.invariant}  ${c.red("✗")} ${x.check}${x.member ? ` (${x.member})` : ""}: ${x.detail}`,
+      ),
+  );
   if (failed.length) lines.push("", ...failed);
   else lines.push("", `All invariants hold for ${reports.length} cell${reports.length === 1 ? "" : "s"}.`);
   return lines.join("\n");
@@ -26,10 +34,18 @@ export function renderVerifyText(reports: CellReport[], c: Colors): string {
 
 export function verifyCommand(): Command {
   return new Command("verify")
-    .description("prove, by probes run inside each member's own sandbox or container, that the cell invariants I1–I6 hold; exit 1 if any does not")
+    .description(
+      "prove, by probes run inside each member's own sandbox or container, that the cell invariants I1–I6 hold; exit 1 if any does not",
+    )
     .argument("[cells...]", "only these cells (default: every live cell)")
-    .option("-s, --state-dir <dir>", "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)")
-    .option("--json", "print {formatVersion, cells:[{name, backend, checks:[{invariant, check, member?, ok, detail}]}]}")
+    .option(
+      "-s, --state-dir <dir>",
+      "state directory (default $LAZARUS_STATE_DIR, else the spec's /tmp and ~/.lazarus paths)",
+    )
+    .option(
+      "--json",
+      "print {formatVersion, cells:[{name, backend, checks:[{invariant, check, member?, ok, detail}]}]}",
+    )
     .action(
       action(async (cells: string[], o: { stateDir?: string; json?: boolean }) => {
         const paths = statePaths(resolveStateDir(o.stateDir));

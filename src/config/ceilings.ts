@@ -31,8 +31,15 @@ function over(where: SourcePos, field: string, asked: string, ceiling: string, s
 // One resources block (spec.resources or a member's) against the ceilings.
 function resourceDiagnostics(r: Resources, base: (string | number)[], at: At, limits: HostLimits): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const field = (k: string): string => [...base, k].map((p, i) => (typeof p === "number" ? `[${p}]` : i ? `.${p}` : p)).join("");
-  const check = (key: "memory" | "pids" | "cpu", asked: number | undefined, max: number, show: (n: number) => string, setting: string): void => {
+  const field = (k: string): string =>
+    [...base, k].map((p, i) => (typeof p === "number" ? `[${p}]` : i ? `.${p}` : p)).join("");
+  const check = (
+    key: "memory" | "pids" | "cpu",
+    asked: number | undefined,
+    max: number,
+    show: (n: number) => string,
+    setting: string,
+  ): void => {
     if (asked === undefined || asked <= max) return;
     const where = tryAt(at, [...base, key]);
     if (where) out.push(over(where, field(key), `${key} ${show(asked)}`, show(max), setting));
@@ -47,14 +54,31 @@ function resourceDiagnostics(r: Resources, base: (string | number)[], at: At, li
 export function ceilingDiagnostics(cell: DesiredCell, at: At, limits: HostLimits): Diagnostic[] {
   const out = resourceDiagnostics(cell.resources, ["spec", "resources"], at, limits);
   cell.members.forEach((m, i) => {
-    if (tryAt(at, ["spec", "members", i, "resources"])) out.push(...resourceDiagnostics(m.resources, ["spec", "members", i, "resources"], at, limits));
+    if (tryAt(at, ["spec", "members", i, "resources"]))
+      out.push(...resourceDiagnostics(m.resources, ["spec", "members", i, "resources"], at, limits));
   });
   const logs = cell.logs;
   if (logs?.maxBytes !== undefined && logs.maxBytes > limits.maxLogBytes) {
-    out.push(over(at(["spec", "logs", "maxSize"]), "spec.logs.maxSize", `maxSize ${formatBytes(logs.maxBytes)}`, formatBytes(limits.maxLogBytes), "LAZARUS_MAX_LOG_SIZE"));
+    out.push(
+      over(
+        at(["spec", "logs", "maxSize"]),
+        "spec.logs.maxSize",
+        `maxSize ${formatBytes(logs.maxBytes)}`,
+        formatBytes(limits.maxLogBytes),
+        "LAZARUS_MAX_LOG_SIZE",
+      ),
+    );
   }
   if (logs?.keep !== undefined && logs.keep > limits.maxLogKeep) {
-    out.push(over(at(["spec", "logs", "keep"]), "spec.logs.keep", `keep ${logs.keep}`, String(limits.maxLogKeep), "LAZARUS_MAX_LOG_KEEP"));
+    out.push(
+      over(
+        at(["spec", "logs", "keep"]),
+        "spec.logs.keep",
+        `keep ${logs.keep}`,
+        String(limits.maxLogKeep),
+        "LAZARUS_MAX_LOG_KEEP",
+      ),
+    );
   }
   return out;
 }

@@ -8,13 +8,23 @@ import type { DesiredCell, FileResult } from "./types.js";
 import { readSource, secretPath, valuesDigest, type CredentialContext } from "../host/secrets.js";
 
 // Check one cell's credentials: diagnostics, and the digest of their current values when all are readable.
-export async function checkCellCredentials(cell: DesiredCell, ctx: CredentialContext): Promise<{ diagnostics: Diagnostic[]; digest?: string }> {
+export async function checkCellCredentials(
+  cell: DesiredCell,
+  ctx: CredentialContext,
+): Promise<{ diagnostics: Diagnostic[]; digest?: string }> {
   const diagnostics: Diagnostic[] = [];
   const values = Object.create(null) as Record<string, string>; // a credential may be named __proto__
   for (const [name, source] of Object.entries(cell.credentials)) {
     const r = await readSource(source, ctx);
     if (r.ok) values[name] = r.value;
-    else diagnostics.push({ severity: "error", ...(cell.credentialsAt?.[name] ?? cell.source), field: `spec.credentials.${name}.${r.field}`, message: r.message, hint: r.hint });
+    else
+      diagnostics.push({
+        severity: "error",
+        ...(cell.credentialsAt?.[name] ?? cell.source),
+        field: `spec.credentials.${name}.${r.field}`,
+        message: r.message,
+        hint: r.hint,
+      });
   }
   if (diagnostics.length > 0 || !ctx.digestKey || Object.keys(values).length === 0) return { diagnostics };
   return { diagnostics, digest: valuesDigest(ctx.digestKey, values) };
@@ -30,7 +40,14 @@ export async function checkFileCredentials(result: FileResult, ctx: CredentialCo
     if (c.kubernetes && kubeconfig !== undefined) {
       const p = await secretPath(kubeconfig, ctx.host, "kubeconfig files", "kube/prod.yaml");
       if (p.ok) c = { ...c, kubernetes: { ...c.kubernetes, kubeconfig: p.path } };
-      else diagnostics.push({ severity: "error", ...(c.kubeconfigAt ?? c.source), field: "spec.kubernetes.kubeconfig", message: p.message, hint: p.hint });
+      else
+        diagnostics.push({
+          severity: "error",
+          ...(c.kubeconfigAt ?? c.source),
+          field: "spec.kubernetes.kubeconfig",
+          message: p.message,
+          hint: p.hint,
+        });
     }
     if (Object.keys(c.credentials).length === 0) {
       cells.push(c);

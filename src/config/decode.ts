@@ -25,7 +25,12 @@ export function lineCol(text: string, index: number): { line: number; col: numbe
 // Decode a file's bytes as UTF-8 YAML text, or say where and why it cannot be.
 export function decodeYaml(bytes: Uint8Array): Decoded {
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
-    return { line: 1, col: 1, problem: "the file is UTF-16 (it starts with a UTF-16 byte order mark); Lazarus reads UTF-8 only", hint: SAVE_AS_UTF8 };
+    return {
+      line: 1,
+      col: 1,
+      problem: "the file is UTF-16 (it starts with a UTF-16 byte order mark); Lazarus reads UTF-8 only",
+      hint: SAVE_AS_UTF8,
+    };
   }
   let text: string;
   try {
@@ -40,8 +45,12 @@ export function decodeYaml(bytes: Uint8Array): Decoded {
     const nul = bad[0] === "\0";
     return {
       ...lineCol(text, bad.index),
-      problem: nul ? "a NUL byte (U+0000): YAML text cannot contain it" : `a control character ${code}: YAML text cannot contain it`,
-      hint: nul ? "remove it; a file full of NUL bytes is often UTF-16 without a byte order mark: save it as UTF-8" : "remove it, or write it as an escape inside a double-quoted string",
+      problem: nul
+        ? "a NUL byte (U+0000): YAML text cannot contain it"
+        : `a control character ${code}: YAML text cannot contain it`,
+      hint: nul
+        ? "remove it; a file full of NUL bytes is often UTF-16 without a byte order mark: save it as UTF-8"
+        : "remove it, or write it as an escape inside a double-quoted string",
     };
   }
   return { text };

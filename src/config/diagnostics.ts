@@ -54,8 +54,6 @@ export function formatDiagnostic(d: Diagnostic): string {
 export function sortDiagnostics(diags: Diagnostic[]): Diagnostic[] {
   return [...diags].sort(
     (a, b) =>
-      (a.file ?? "").localeCompare(b.file ?? "") ||
-      (a.line ?? 0) - (b.line ?? 0) ||
-      (a.col ?? 0) - (b.col ?? 0),
+      (a.file ?? "").localeCompare(b.file ?? "") || (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0),
   );
 }

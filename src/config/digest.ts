@@ -20,7 +20,12 @@ const omitted = (v: unknown): boolean => v === undefined || typeof v === "functi
 // so the copy holds no function and JSON.stringify calls no toJSON of its own on it.
 function sortedCopy(value: unknown, key: string): unknown {
   let v = value;
-  if (v !== null && (typeof v === "object" || typeof v === "bigint") && typeof (v as { toJSON?: unknown }).toJSON === "function") v = (v as { toJSON(k: string): unknown }).toJSON(key);
+  if (
+    v !== null &&
+    (typeof v === "object" || typeof v === "bigint") &&
+    typeof (v as { toJSON?: unknown }).toJSON === "function"
+  )
+    v = (v as { toJSON(k: string): unknown }).toJSON(key);
   if (typeof v !== "object" || v === null) return v;
   if (Array.isArray(v)) {
     const out: unknown[] = new Array<unknown>(v.length);
@@ -35,7 +40,8 @@ function sortedCopy(value: unknown, key: string): unknown {
   for (const k of Object.keys(o).sort() /* code-unit order */) {
     const item = sortedCopy(o[k], k);
     if (omitted(item)) continue;
-    if (k === "__proto__") Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+    if (k === "__proto__")
+      Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
     else out[k] = item;
   }
   return out;
@@ -54,7 +60,14 @@ export function credentialsDigest(credentials: Record<string, CredentialSource>)
 // cell without its positions and credential values, its python runtime by paths and digest, its
 // members without positions or resolved portfolio. Built field by field rather than by object rest
 // (same value, test/config/digest.test.ts): a plan outside git digests every cell of the fleet.
-const CELL_LEFT_OUT = new Set(["source", "members", "credentialsAt", "kubeconfigAt", "credentialsValueDigest", "python"]);
+const CELL_LEFT_OUT = new Set([
+  "source",
+  "members",
+  "credentialsAt",
+  "kubeconfigAt",
+  "credentialsValueDigest",
+  "python",
+]);
 const MEMBER_LEFT_OUT = new Set(["source", "commandSource", "resolvedPortfolio"]);
 function without(o: object, leftOut: ReadonlySet<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -20,7 +20,13 @@ export interface ParsedDoc {
 // way to find a path's source position (to each as soon as it is checked, when given: the caller
 // then keeps only what it needs of the document, and the syntax tree can go). tooDeep: the file
 // nests too deep, and its one diagnostic is all there is (drop what each was given). Pure: no I/O.
-export function parseDocs(file: string, text: string, validate: (v: unknown) => ErrorObject[], schemaName: string, each?: (doc: ParsedDoc) => void): { docs: ParsedDoc[]; diagnostics: Diagnostic[]; tooDeep: boolean } {
+export function parseDocs(
+  file: string,
+  text: string,
+  validate: (v: unknown) => ErrorObject[],
+  schemaName: string,
+  each?: (doc: ParsedDoc) => void,
+): { docs: ParsedDoc[]; diagnostics: Diagnostic[]; tooDeep: boolean } {
   const docs: ParsedDoc[] = [];
   const shape: Diagnostic[] = []; // after the YAML diagnostics, as they always came
   const strings = new Map<string, string>();
@@ -30,7 +36,13 @@ export function parseDocs(file: string, text: string, validate: (v: unknown) => 
       try {
         value = own(doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), strings);
       } catch (e) {
-        shape.push({ severity: "error", file, ...pos(firstAlias(doc)?.range?.[0]), message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`, hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions` });
+        shape.push({
+          severity: "error",
+          file,
+          ...pos(firstAlias(doc)?.range?.[0]),
+          message: `YAML aliases expand too much (${e instanceof Error ? e.message : String(e)})`,
+          hint: `write the values out, or use at most ${MAX_ALIAS_COUNT} alias expansions`,
+        });
         return;
       }
     }
@@ -72,7 +84,8 @@ function plainValue(node: unknown, strings: Map<string, string>): unknown {
       if (v === NOT_PLAIN) return NOT_PLAIN;
       // As yaml does: a key the object already has (a repeat, or an inherited name such as
       // __proto__ or toString) becomes an own property, never a prototype change.
-      if (key in out) Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      if (key in out)
+        Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
       else out[key] = v;
     }
     return out;
@@ -161,7 +174,10 @@ function pointerToPath(pointer: string): (string | number)[] {
 }
 
 function fieldName(p: (string | number)[]): string {
-  return p.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "");
+  return p.reduce<string>(
+    (acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part),
+    "",
+  );
 }
 
 function shapeDiagnostic(
@@ -186,7 +202,12 @@ function shapeDiagnostic(
   switch (e.keyword) {
     case "additionalProperties": {
       const key = String(params.additionalProperty);
-      return at(fieldName([...p, key]), `unknown field "${key}"`, `remove it or check its spelling against schemas/${schemaName}`, keyNodeAt(doc, p, key));
+      return at(
+        fieldName([...p, key]),
+        `unknown field "${key}"`,
+        `remove it or check its spelling against schemas/${schemaName}`,
+        keyNodeAt(doc, p, key),
+      );
     }
     case "required": {
       const missing = String(params.missingProperty);
@@ -201,8 +222,15 @@ function shapeDiagnostic(
     case "minItems":
     case "minLength": {
       const isCommand = p.includes("command");
-      const what = e.keyword === "minItems" ? `must have at least ${String(params.limit)} item${params.limit === 1 ? "" : "s"}` : "must not be empty";
-      return at(fieldName(p), isCommand ? `${what}: a command needs the program to run` : what, isCommand ? 'name the program first, e.g. command: ["node", "./agents/a.mjs"], or remove command' : got());
+      const what =
+        e.keyword === "minItems"
+          ? `must have at least ${String(params.limit)} item${params.limit === 1 ? "" : "s"}`
+          : "must not be empty";
+      return at(
+        fieldName(p),
+        isCommand ? `${what}: a command needs the program to run` : what,
+        isCommand ? 'name the program first, e.g. command: ["node", "./agents/a.mjs"], or remove command' : got(),
+      );
     }
     case "propertyNames":
       return at(fieldName(p), "has an invalid key", "keys must look like environment variable names (A-Z, 0-9, _)");
@@ -215,6 +243,7 @@ function shapeDiagnostic(
 function patternHint(schemaPath: string, p: (string | number)[], schemaName: string): string {
   if (schemaPath.startsWith("#/definitions/duration")) return "use a duration such as 90s, 30m, 4h, 1h30m or 30d";
   if (schemaPath.startsWith("#/definitions/identity")) return "use <agent|bot|human>:<name>, e.g. agent:allegro";
-  if (p[p.length - 1] === "name" || p[p.length - 1] === "portfolio") return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
+  if (p[p.length - 1] === "name" || p[p.length - 1] === "portfolio")
+    return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
   return `see schemas/${schemaName}`;
 }

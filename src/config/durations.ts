@@ -8,7 +8,6 @@ const UNITS = [
 
 const DURATION = /^(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 
-
 // Milliseconds for a duration string, or undefined when it is not one.
 export function parseDuration(text: string): number | undefined {
   const m = DURATION.exec(text);

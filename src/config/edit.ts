@@ -5,7 +5,18 @@
 // not fit the file's layout, the one edited document is re-rendered by the Document API instead
 // (its comments and key order kept). Either way the result is loaded again and must declare
 // exactly the expected cells, or nothing is returned. Pure: no I/O.
-import { Document, isMap, isScalar, isSeq, parseAllDocuments, stringify, type Node, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
+import {
+  Document,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  stringify,
+  type Node,
+  type Pair,
+  type YAMLMap,
+  type YAMLSeq,
+} from "yaml";
 import { canonicalJson } from "./digest.js";
 import { hasErrors, type Diagnostic } from "./diagnostics.js";
 import { loadFileText } from "./load.js";
@@ -33,7 +44,15 @@ function flowCommand(command: readonly string[]): string {
 }
 
 // The text of a new cell file: one document, the fields the operator gave, nothing defaulted.
-export function newCellText(o: { name: string; project: string; owner: string; backend?: string; ttl?: string; members: NewMember[]; comment?: string }): string {
+export function newCellText(o: {
+  name: string;
+  project: string;
+  owner: string;
+  backend?: string;
+  ttl?: string;
+  members: NewMember[];
+  comment?: string;
+}): string {
   const lines = [
     ...(o.comment ? [`# ${o.comment}`] : []),
     "apiVersion: lazarus/v1",
@@ -52,7 +71,11 @@ export function newCellText(o: { name: string; project: string; owner: string; b
 }
 
 function memberLines(m: NewMember, first: string, rest: string): string[] {
-  return [`${first}identity: ${yamlScalar(m.identity)}`, `${rest}role: ${yamlScalar(m.role)}`, ...(m.command ? [`${rest}command: ${flowCommand(m.command)}`] : [])];
+  return [
+    `${first}identity: ${yamlScalar(m.identity)}`,
+    `${rest}role: ${yamlScalar(m.role)}`,
+    ...(m.command ? [`${rest}command: ${flowCommand(m.command)}`] : []),
+  ];
 }
 
 function flowMember(m: NewMember): string {
@@ -101,7 +124,12 @@ export function specValue(text: string, name: string, key: string): unknown {
 function editValue(cell: Record<string, unknown>, e: CellEdit): void {
   const spec = cell.spec as Record<string, unknown> & { members: Record<string, unknown>[] };
   if (e.op === "set") spec[e.key] = e.value;
-  else if (e.op === "add-member") spec.members.push({ identity: e.member.identity, role: e.member.role, ...(e.member.command ? { command: [...e.member.command] } : {}) });
+  else if (e.op === "add-member")
+    spec.members.push({
+      identity: e.member.identity,
+      role: e.member.role,
+      ...(e.member.command ? { command: [...e.member.command] } : {}),
+    });
   else spec.members = spec.members.filter((m) => m.identity !== e.identity);
 }
 
@@ -110,7 +138,8 @@ function splices(text: string, doc: Document.Parsed, e: CellEdit): Splice[] | un
   const eol = text.includes("\r\n") ? "\r\n" : "\n"; // a file written with CRLF gets CRLF lines
   const spec = doc.get("spec", true);
   if (!isMap(spec)) return undefined;
-  const pairOf = (map: YAMLMap, key: string): Pair | undefined => map.items.find((p) => isScalar(p.key) && p.key.value === key);
+  const pairOf = (map: YAMLMap, key: string): Pair | undefined =>
+    map.items.find((p) => isScalar(p.key) && p.key.value === key);
   const members = pairOf(spec, "members");
   const seq = members?.value;
   if (!members || !isSeq(seq) || !seq.range) return undefined;
@@ -195,7 +224,15 @@ function viaDocument(text: string, doc: Document.Parsed, e: CellEdit): string | 
   if (!contents?.range) return undefined;
   const copy = doc.clone();
   if (e.op === "set") copy.setIn(["spec", e.key], e.value);
-  else if (e.op === "add-member") copy.addIn(["spec", "members"], copy.createNode({ identity: e.member.identity, role: e.member.role, ...(e.member.command ? { command: e.member.command } : {}) }));
+  else if (e.op === "add-member")
+    copy.addIn(
+      ["spec", "members"],
+      copy.createNode({
+        identity: e.member.identity,
+        role: e.member.role,
+        ...(e.member.command ? { command: e.member.command } : {}),
+      }),
+    );
   else {
     const seq = copy.getIn(["spec", "members"], true) as YAMLSeq;
     seq.items = seq.items.filter((n) => !(isMap(n) && n.get("identity") === e.identity));
@@ -203,7 +240,12 @@ function viaDocument(text: string, doc: Document.Parsed, e: CellEdit): string | 
   // Only the contents: the document's own comment before it and its --- marker stay in the text.
   const body = new Document(copy.contents, { version: "1.2" }).toString({ lineWidth: 0 });
   const end = contents.range[2];
-  return text.slice(0, contents.range[0]) + body + (text[end - 1] === "\n" || end >= text.length ? "" : "\n") + text.slice(end);
+  return (
+    text.slice(0, contents.range[0]) +
+    body +
+    (text[end - 1] === "\n" || end >= text.length ? "" : "\n") +
+    text.slice(end)
+  );
 }
 
 // The plain values of every document of a file (what it loads as), or diagnostics when it does not load.
@@ -245,7 +287,10 @@ export function editCellText(rel: string, text: string, name: string, e: CellEdi
   // Both ways load with errors: the edit itself is what the loader refuses (e.g. a guest without
   // policy.allowGuests). Say why, at the line of the edited file.
   if (problems.length > 0) throw new EditRefused(rel, problems);
-  throw new LazarusError("EDIT_FAILED", `could not edit cell ${name} in ${rel} without changing anything else; edit the file by hand`);
+  throw new LazarusError(
+    "EDIT_FAILED",
+    `could not edit cell ${name} in ${rel} without changing anything else; edit the file by hand`,
+  );
 }
 
 // The edit would make the file fail to load; nothing is written.

@@ -23,8 +23,13 @@ export function configFileKind(rel: string): ConfigSub | undefined {
 
 // Why a subdirectory cannot be listed, in words, with what to do.
 function listProblem(err: unknown, sub: ConfigSub): { problem: string; hint: string } {
-  if (isErrno(err, "ENOTDIR")) return { problem: `${sub} is not a directory`, hint: `make ${sub}/ a directory holding the *.yaml files` };
-  if (isErrno(err, "EACCES") || isErrno(err, "EPERM")) return { problem: `${sub}/ cannot be listed: permission denied`, hint: `make it readable and searchable by the user Lazarus runs as (uid ${process.getuid?.() ?? "?"})` };
+  if (isErrno(err, "ENOTDIR"))
+    return { problem: `${sub} is not a directory`, hint: `make ${sub}/ a directory holding the *.yaml files` };
+  if (isErrno(err, "EACCES") || isErrno(err, "EPERM"))
+    return {
+      problem: `${sub}/ cannot be listed: permission denied`,
+      hint: `make it readable and searchable by the user Lazarus runs as (uid ${process.getuid?.() ?? "?"})`,
+    };
   if (isErrno(err, "ELOOP")) return { problem: `${sub} is a symbolic link loop`, hint: `make ${sub}/ a directory` };
   return { problem: `${sub}/ cannot be listed: ${errorMessage(err)}`, hint: "check the config dir" };
 }
@@ -37,11 +42,26 @@ export async function configFiles(configDir: string, sub: ConfigSub): Promise<Li
   } catch (err) {
     if (isErrno(err, "ENOENT")) {
       if (sub === "portfolios") return { files: [] };
-      throw new LazarusError("CONFIG_NOT_FOUND", `no cells.d/ directory in ${path.resolve(configDir)}: point --config at the directory that holds cells.d/ and portfolios/`);
+      throw new LazarusError(
+        "CONFIG_NOT_FOUND",
+        `no cells.d/ directory in ${path.resolve(configDir)}: point --config at the directory that holds cells.d/ and portfolios/`,
+      );
     }
     const { problem, hint } = listProblem(err, sub);
-    if (sub === "cells.d") throw new LazarusError("CONFIG_UNREADABLE", `${problem} (in ${path.resolve(configDir)}); ${hint}; nothing was changed`);
-    return { files: [], problem: { severity: "error", file: sub, message: `${problem}; the portfolios are held as they are`, hint } };
+    if (sub === "cells.d")
+      throw new LazarusError(
+        "CONFIG_UNREADABLE",
+        `${problem} (in ${path.resolve(configDir)}); ${hint}; nothing was changed`,
+      );
+    return {
+      files: [],
+      problem: { severity: "error", file: sub, message: `${problem}; the portfolios are held as they are`, hint },
+    };
   }
-  return { files: entries.map((f) => `${sub}/${f}`).filter((rel) => configFileKind(rel) === sub).sort() };
+  return {
+    files: entries
+      .map((f) => `${sub}/${f}`)
+      .filter((rel) => configFileKind(rel) === sub)
+      .sort(),
+  };
 }

@@ -34,12 +34,34 @@ export function firesEverySecond(expr: string): boolean {
 
 // spec.checkpoint.maxSize against the host's bound (LAZARUS_CHECKPOINT_MAX_SIZE), the most a cell
 // may ask for, and the 1Mi minimum.
-export function checkpointSizeDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, hostMaxBytes: number): Diagnostic[] {
+export function checkpointSizeDiagnostics(
+  cell: DesiredCell,
+  at: (p: (string | number)[]) => SourcePos,
+  hostMaxBytes: number,
+): Diagnostic[] {
   const asked = cell.checkpoint.maxBytes;
   if (asked === undefined) return [];
-  const where = { severity: "error" as const, ...at(["spec", "checkpoint", "maxSize"]), field: "spec.checkpoint.maxSize" };
-  if (asked > hostMaxBytes) return [{ ...where, message: `maxSize ${formatSize(asked)} is above this host's bound of ${formatSize(hostMaxBytes)} (LAZARUS_CHECKPOINT_MAX_SIZE)`, hint: `set it to ${formatSize(hostMaxBytes)} or less, or remove it to get the host's bound; the operator sets LAZARUS_CHECKPOINT_MAX_SIZE` }];
-  if (asked < 1024 * 1024) return [{ ...where, message: `maxSize is ${asked} bytes, less than the 1Mi minimum`, hint: "set it to 1Mi or more, e.g. 2Gi" }];
+  const where = {
+    severity: "error" as const,
+    ...at(["spec", "checkpoint", "maxSize"]),
+    field: "spec.checkpoint.maxSize",
+  };
+  if (asked > hostMaxBytes)
+    return [
+      {
+        ...where,
+        message: `maxSize ${formatSize(asked)} is above this host's bound of ${formatSize(hostMaxBytes)} (LAZARUS_CHECKPOINT_MAX_SIZE)`,
+        hint: `set it to ${formatSize(hostMaxBytes)} or less, or remove it to get the host's bound; the operator sets LAZARUS_CHECKPOINT_MAX_SIZE`,
+      },
+    ];
+  if (asked < 1024 * 1024)
+    return [
+      {
+        ...where,
+        message: `maxSize is ${asked} bytes, less than the 1Mi minimum`,
+        hint: "set it to 1Mi or more, e.g. 2Gi",
+      },
+    ];
   return [];
 }
 
@@ -50,25 +72,65 @@ export function valueDiagnostics(cell: DesiredCell, at: (p: (string | number)[])
     out.push({ severity: "error", ...at(p), field, message, hint });
   };
   const range = (p: (string | number)[], field: string, ms: number, min: number, max: number): void => {
-    if (ms < min) err(p, field, `${field.split(".").pop()} ${formatDuration(ms)} is shorter than the ${formatDuration(min)} minimum`, `set it to ${formatDuration(min)} or more`);
-    else if (ms > max) err(p, field, `${field.split(".").pop()} exceeds the ${formatDuration(max)} maximum`, `set it to ${formatDuration(max)} or less`);
+    if (ms < min)
+      err(
+        p,
+        field,
+        `${field.split(".").pop()} ${formatDuration(ms)} is shorter than the ${formatDuration(min)} minimum`,
+        `set it to ${formatDuration(min)} or more`,
+      );
+    else if (ms > max)
+      err(
+        p,
+        field,
+        `${field.split(".").pop()} exceeds the ${formatDuration(max)} maximum`,
+        `set it to ${formatDuration(max)} or less`,
+      );
   };
   const L = VALUE_LIMITS;
   range(["spec", "grace"], "spec.grace", cell.graceMs, 0, L.maxGraceMs);
   range(["spec", "retention"], "spec.retention", cell.retentionMs, 0, L.maxRetentionMs);
-  range(["spec", "downedTimeout"], "spec.downedTimeout", cell.downedTimeoutMs, L.minDownedTimeoutMs, L.maxDownedTimeoutMs);
+  range(
+    ["spec", "downedTimeout"],
+    "spec.downedTimeout",
+    cell.downedTimeoutMs,
+    L.minDownedTimeoutMs,
+    L.maxDownedTimeoutMs,
+  );
   if (cell.logs?.maxBytes !== undefined && cell.logs.maxBytes < L.minLogBytes) {
-    err(["spec", "logs", "maxSize"], "spec.logs.maxSize", `maxSize is ${cell.logs.maxBytes} bytes, less than the 16Ki minimum`, "set it to 16Ki or more, e.g. 10Mi");
+    err(
+      ["spec", "logs", "maxSize"],
+      "spec.logs.maxSize",
+      `maxSize is ${cell.logs.maxBytes} bytes, less than the 16Ki minimum`,
+      "set it to 16Ki or more, e.g. 10Mi",
+    );
   }
   const schedule = cell.checkpoint.schedule;
   if (schedule !== undefined && firesEverySecond(schedule)) {
-    err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", `"${schedule}" fires more often than once a minute`, 'checkpoint at most once a minute: use five fields, e.g. "*/15 * * * *"');
+    err(
+      ["spec", "checkpoint", "schedule"],
+      "spec.checkpoint.schedule",
+      `"${schedule}" fires more often than once a minute`,
+      'checkpoint at most once a minute: use five fields, e.g. "*/15 * * * *"',
+    );
   }
   cell.members.forEach((m, i) => {
     if (m.command !== undefined && !m.command[0]?.trim()) {
-      err(["spec", "members", i, "command", 0], `spec.members[${i}].command[0]`, "the program to run is empty", 'name the program first, e.g. command: ["node", "./agents/a.mjs"], or remove command');
+      err(
+        ["spec", "members", i, "command", 0],
+        `spec.members[${i}].command[0]`,
+        "the program to run is empty",
+        'name the program first, e.g. command: ["node", "./agents/a.mjs"], or remove command',
+      );
     }
-    if (m.heartbeatMs !== undefined) range(["spec", "members", i, "heartbeat"], `spec.members[${i}].heartbeat`, m.heartbeatMs, L.minHeartbeatMs, L.maxHeartbeatMs);
+    if (m.heartbeatMs !== undefined)
+      range(
+        ["spec", "members", i, "heartbeat"],
+        `spec.members[${i}].heartbeat`,
+        m.heartbeatMs,
+        L.minHeartbeatMs,
+        L.maxHeartbeatMs,
+      );
   });
   return out;
 }

@@ -106,7 +106,14 @@ export function parseCellFile(file: string, text: string): { result: FileResult;
   // A file that declares nothing (empty, comments, a lone ---) holds what it declared before: an
   // emptied file must never prune its cells. Only deleting the file closes them.
   if (cells.length === 0 && !hasErrors(diagnostics)) {
-    diagnostics.push({ severity: "warning", file, line: 1, col: 1, message: "this file declares no cells; the cells it declared before are held as they are", hint: "delete the file to close them" });
+    diagnostics.push({
+      severity: "warning",
+      file,
+      line: 1,
+      col: 1,
+      message: "this file declares no cells; the cells it declared before are held as they are",
+      hint: "delete the file to close them",
+    });
   }
   return { result: { file, cells, diagnostics }, sites };
 }
@@ -199,7 +206,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(m.heartbeat ? { heartbeatMs: parseDuration(m.heartbeat) ?? 0 } : {}),
     ...(m.replaces ? { replaces: m.replaces } : {}),
     ...(m.portfolio ? { portfolio: m.portfolio } : {}),
-    ...(m.taskClass ?? s.taskClass ? { taskClass: (m.taskClass ?? s.taskClass) as string } : {}),
+    ...((m.taskClass ?? s.taskClass) ? { taskClass: (m.taskClass ?? s.taskClass) as string } : {}),
     onPortfolioChange: m.onPortfolioChange ?? "signal",
     resources: m.resources ? toResources(m.resources) : toResources(s.resources),
     source: at(["spec", "members", i]),
@@ -211,10 +218,18 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     project: s.project,
     owner: s.owner,
     backend: s.backend ?? DEFAULT_BACKEND,
-    network: typeof s.network === "object" ? "egress" : s.network ?? "none",
+    network: typeof s.network === "object" ? "egress" : (s.network ?? "none"),
     ...(typeof s.network === "object" ? { egress: declaredEgress(s.network.egress) } : {}),
     resources: toResources(s.resources),
-    ...(s.container ? { container: { image: s.container.image, ...(s.container.user ? { user: s.container.user } : {}), readOnlyRootfs: s.container.readOnlyRootfs ?? true } } : {}),
+    ...(s.container
+      ? {
+          container: {
+            image: s.container.image,
+            ...(s.container.user ? { user: s.container.user } : {}),
+            readOnlyRootfs: s.container.readOnlyRootfs ?? true,
+          },
+        }
+      : {}),
     ...(s.kubernetes ? { kubernetes: toKubernetes(s.kubernetes) } : {}),
     ...(s.remote ? { remote: { ...s.remote } } : {}),
     state: s.state ?? "active",
@@ -224,11 +239,32 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     policy: { allowGuests: s.policy?.allowGuests ?? false, allowSubstitutes: s.policy?.allowSubstitutes ?? false },
     credentials: { ...(s.credentials ?? {}) },
     ...(s.kubernetes?.kubeconfig ? { kubeconfigAt: at(["spec", "kubernetes", "kubeconfig"]) } : {}),
-    ...(s.credentials ? { credentialsAt: Object.fromEntries(Object.entries(s.credentials).map(([k, v]) => [k, at(["spec", "credentials", k, "file" in v ? "file" : "env"])])) } : {}),
+    ...(s.credentials
+      ? {
+          credentialsAt: Object.fromEntries(
+            Object.entries(s.credentials).map(([k, v]) => [
+              k,
+              at(["spec", "credentials", k, "file" in v ? "file" : "env"]),
+            ]),
+          ),
+        }
+      : {}),
     ...(s.taskClass ? { taskClass: s.taskClass } : {}),
-    checkpoint: { ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}), keep: s.checkpoint?.keep ?? LIMITS.defaultKeep, ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}), ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}) },
+    checkpoint: {
+      ...(s.checkpoint?.schedule ? { schedule: s.checkpoint.schedule } : {}),
+      keep: s.checkpoint?.keep ?? LIMITS.defaultKeep,
+      ...(s.checkpoint?.compression ? { compression: s.checkpoint.compression } : {}),
+      ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}),
+    },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
-    ...(s.logs ? { logs: { ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}), ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}) } } : {}),
+    ...(s.logs
+      ? {
+          logs: {
+            ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}),
+            ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}),
+          },
+        }
+      : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
@@ -245,54 +281,135 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
   const backend = findBackend(cell.backend);
-  if (!backend) err(["spec", "backend"], "spec.backend", `backend "${cell.backend}" is not supported yet`, RETIRED[cell.backend] ?? `use backend: ${backendNames().join(", ")}`);
+  if (!backend)
+    err(
+      ["spec", "backend"],
+      "spec.backend",
+      `backend "${cell.backend}" is not supported yet`,
+      RETIRED[cell.backend] ?? `use backend: ${backendNames().join(", ")}`,
+    );
   else out.push(...(backend.validate?.(cell, at) ?? []));
   for (const other of REGISTRY) if (other !== backend) out.push(...(other.stray?.(cell, at) ?? []));
-  if (cell.ttlMs > LIMITS.maxTtlMs) err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
+  if (cell.ttlMs > LIMITS.maxTtlMs)
+    err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
-  if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
-  if (cell.inviteTtlMs === 0) err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl must be longer than 0s", "set an inviteTtl such as 15m");
+  if (cell.inviteTtlMs > LIMITS.maxInviteTtlMs)
+    err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
+  if (cell.inviteTtlMs === 0)
+    err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl must be longer than 0s", "set an inviteTtl such as 15m");
   if (cell.checkpoint.schedule !== undefined) {
     const problem = cronProblem(cell.checkpoint.schedule);
-    if (problem) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", `"${cell.checkpoint.schedule}" is not a valid cron expression: ${problem}`, 'use five fields, e.g. "0 * * * *" for hourly (UTC)');
+    if (problem)
+      err(
+        ["spec", "checkpoint", "schedule"],
+        "spec.checkpoint.schedule",
+        `"${cell.checkpoint.schedule}" is not a valid cron expression: ${problem}`,
+        'use five fields, e.g. "0 * * * *" for hourly (UTC)',
+      );
   }
   if (cell.restoreFrom !== undefined && cell.restoreFrom !== "last" && !CHECKPOINT_FILE.test(cell.restoreFrom)) {
-    err(["spec", "restoreFrom"], "spec.restoreFrom", `"${cell.restoreFrom}" is not a checkpoint file name`, 'use "last" or a name such as 20261125T120000Z.tar.zst');
+    err(
+      ["spec", "restoreFrom"],
+      "spec.restoreFrom",
+      `"${cell.restoreFrom}" is not a checkpoint file name`,
+      'use "last" or a name such as 20261125T120000Z.tar.zst',
+    );
   }
-  if (cell.retentionMs === 0) err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
+  if (cell.retentionMs === 0)
+    err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
   const identities = new Map<string, number>();
   const homes = new Map<string, number>();
   cell.members.forEach((m, i) => {
     const field = `spec.members[${i}]`;
     const prevId = identities.get(m.identity);
     if (prevId !== undefined) {
-      err(["spec", "members", i, "identity"], `${field}.identity`, `identity ${m.identity} is already declared by spec.members[${prevId}]`, "declare each member once");
+      err(
+        ["spec", "members", i, "identity"],
+        `${field}.identity`,
+        `identity ${m.identity} is already declared by spec.members[${prevId}]`,
+        "declare each member once",
+      );
     } else {
       identities.set(m.identity, i);
       const prevHome = homes.get(m.home.toLowerCase());
       if (prevHome !== undefined) {
-        err(["spec", "members", i, "identity"], `${field}.identity`, `home name "${m.home}" is already used by spec.members[${prevHome}]`, "give each member a distinct name after the colon");
+        err(
+          ["spec", "members", i, "identity"],
+          `${field}.identity`,
+          `home name "${m.home}" is already used by spec.members[${prevHome}]`,
+          "give each member a distinct name after the colon",
+        );
       } else homes.set(m.home.toLowerCase(), i);
     }
     if (m.role === "guest" && !cell.policy.allowGuests) {
-      err(["spec", "members", i, "role"], `${field}.role`, "role guest requires spec.policy.allowGuests: true", "enable guests in the policy or choose another role");
+      err(
+        ["spec", "members", i, "role"],
+        `${field}.role`,
+        "role guest requires spec.policy.allowGuests: true",
+        "enable guests in the policy or choose another role",
+      );
     }
     if (m.role === "substitute" && !cell.policy.allowSubstitutes) {
-      err(["spec", "members", i, "role"], `${field}.role`, "role substitute requires spec.policy.allowSubstitutes: true", "enable substitutes in the policy or choose another role");
+      err(
+        ["spec", "members", i, "role"],
+        `${field}.role`,
+        "role substitute requires spec.policy.allowSubstitutes: true",
+        "enable substitutes in the policy or choose another role",
+      );
     }
     if (m.role === "substitute") {
       const target = m.replaces ? cell.members.find((o) => o.identity === m.replaces) : undefined;
-      if (!m.replaces) err(["spec", "members", i], `${field}.replaces`, "a substitute must name the member it replaces", "add replaces: <identity of a member of this cell>");
-      else if (!target) err(["spec", "members", i, "replaces"], `${field}.replaces`, `${m.replaces} is not a member of this cell`, "name a member declared in spec.members");
-      else if (target.role === "substitute" || !target.command) err(["spec", "members", i, "replaces"], `${field}.replaces`, `${m.replaces} cannot be replaced: only members with a command that are not substitutes can`, "name an executor with a command");
-      if (!m.command) err(["spec", "members", i], `${field}.command`, "a substitute needs a command", "add the command that runs the substitute");
+      if (!m.replaces)
+        err(
+          ["spec", "members", i],
+          `${field}.replaces`,
+          "a substitute must name the member it replaces",
+          "add replaces: <identity of a member of this cell>",
+        );
+      else if (!target)
+        err(
+          ["spec", "members", i, "replaces"],
+          `${field}.replaces`,
+          `${m.replaces} is not a member of this cell`,
+          "name a member declared in spec.members",
+        );
+      else if (target.role === "substitute" || !target.command)
+        err(
+          ["spec", "members", i, "replaces"],
+          `${field}.replaces`,
+          `${m.replaces} cannot be replaced: only members with a command that are not substitutes can`,
+          "name an executor with a command",
+        );
+      if (!m.command)
+        err(
+          ["spec", "members", i],
+          `${field}.command`,
+          "a substitute needs a command",
+          "add the command that runs the substitute",
+        );
     } else if (m.replaces) {
-      err(["spec", "members", i, "replaces"], `${field}.replaces`, "only a member with role substitute can replace another", "remove replaces, or set role: substitute");
+      err(
+        ["spec", "members", i, "replaces"],
+        `${field}.replaces`,
+        "only a member with role substitute can replace another",
+        "remove replaces, or set role: substitute",
+      );
     }
-    if (m.heartbeatMs !== undefined && !m.command) err(["spec", "members", i, "heartbeat"], `${field}.heartbeat`, "heartbeat needs a member with a command", "remove heartbeat or add a command");
+    if (m.heartbeatMs !== undefined && !m.command)
+      err(
+        ["spec", "members", i, "heartbeat"],
+        `${field}.heartbeat`,
+        "heartbeat needs a member with a command",
+        "remove heartbeat or add a command",
+      );
     for (const key of Object.keys(m.env)) {
       if (RESERVED_ENV.test(key)) {
-        err(["spec", "members", i, "env", key], `${field}.env.${key}`, `${key} is set by Lazarus and cannot be overridden`, "remove it from env");
+        err(
+          ["spec", "members", i, "env", key],
+          `${field}.env.${key}`,
+          `${key} is set by Lazarus and cannot be overridden`,
+          "remove it from env",
+        );
       }
     }
   });
@@ -302,7 +419,8 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
 // A "name: x" line (or "- name: x", or "name:" with x on the next line). Blanks are [ \t], never
 // \s: \s matches line breaks, and a leading \s* then ran from every line start to the end of a
 // file of blank lines (quadratic: a 1 MiB broken file stalled every load for half an hour).
-const NAME_LINE = /^[ \t]*(?:-[ \t]*)?name:[ \t]*(?:\r?\n[ \t]*)?["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*(?:#.*)?\r?$/gm;
+const NAME_LINE =
+  /^[ \t]*(?:-[ \t]*)?name:[ \t]*(?:\r?\n[ \t]*)?["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*(?:#.*)?\r?$/gm;
 
 // "metadata: {name: x, ...}", the flow form (one literal start, blanks then fixed characters).
 const FLOW_NAME = /metadata:[ \t]*\{[ \t]*name:[ \t]*["']?([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)["']?[ \t]*[,}]/g;
@@ -317,7 +435,11 @@ export function salvageNames(text: string): string[] {
 }
 
 // Combine per-file results: cross-file rules, quarantine, and the desired state.
-export function combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
+export function combine(
+  results: FileResult[],
+  texts: Map<string, string>,
+  portfolioResults: PortfolioFileResult[] = [],
+): { desired: Desired; diagnostics: Diagnostic[] } {
   return new Combiner().combine(results, texts, portfolioResults);
 }
 
@@ -335,9 +457,16 @@ interface PortfolioView {
 // the object of every file it reads again); the portfolios likewise.
 export class Combiner {
   private ports: PortfolioView | undefined;
-  private readonly perFile = new WeakMap<FileResult, { under: PortfolioView; missing: Diagnostic[]; resolved: boolean }>();
+  private readonly perFile = new WeakMap<
+    FileResult,
+    { under: PortfolioView; missing: Diagnostic[]; resolved: boolean }
+  >();
 
-  combine(results: FileResult[], texts: Map<string, string>, portfolioResults: PortfolioFileResult[] = []): { desired: Desired; diagnostics: Diagnostic[] } {
+  combine(
+    results: FileResult[],
+    texts: Map<string, string>,
+    portfolioResults: PortfolioFileResult[] = [],
+  ): { desired: Desired; diagnostics: Diagnostic[] } {
     const diagnostics: Diagnostic[] = [];
     for (const r of results) diagnostics.push(...r.diagnostics);
     for (const r of portfolioResults) diagnostics.push(...r.diagnostics);
@@ -397,7 +526,14 @@ export class Combiner {
       try {
         diagnostics.push(...addAutoEgress(r.cells));
       } catch (err) {
-        diagnostics.push({ severity: "error", file: r.file, line: 1, col: 1, message: errorMessage(err), hint: "the operator fixes that file; the cells of this file are held as they are meanwhile" });
+        diagnostics.push({
+          severity: "error",
+          file: r.file,
+          line: 1,
+          col: 1,
+          message: errorMessage(err),
+          hint: "the operator fixes that file; the cells of this file are held as they are meanwhile",
+        });
         badFiles.add(r.file);
         continue;
       }
@@ -406,9 +542,20 @@ export class Combiner {
     const byFile = new Map(results.map((r) => [r.file, r]));
     const quarantined: QuarantinedFile[] = [...badFiles].sort().map((file) => ({
       file,
-      names: [...new Set([...salvageNames(texts.get(file) ?? ""), ...(byFile.get(file)?.cells.map((c) => c.name) ?? [])])].sort(),
+      names: [
+        ...new Set([...salvageNames(texts.get(file) ?? ""), ...(byFile.get(file)?.cells.map((c) => c.name) ?? [])]),
+      ].sort(),
     }));
-    return { desired: { cells, portfolios, portfoliosHeld, quarantined, files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)] }, diagnostics };
+    return {
+      desired: {
+        cells,
+        portfolios,
+        portfoliosHeld,
+        quarantined,
+        files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)],
+      },
+      diagnostics,
+    };
   }
 
   private portfolioView(inputs: PortfolioFileResult[]): PortfolioView {
@@ -427,7 +574,13 @@ function missingPortfolios(r: FileResult, portfolios: ReadonlyMap<string, Portfo
   for (const c of r.cells) {
     c.members.forEach((m, i) => {
       if (m.portfolio && !portfolios.has(m.portfolio)) {
-        out.push({ severity: "error", ...m.source, field: `spec.members[${i}].portfolio`, message: `portfolio "${m.portfolio}" is not declared in portfolios/`, hint: `declare it, or name one of: ${[...portfolios.keys()].join(", ") || "(none yet)"}` });
+        out.push({
+          severity: "error",
+          ...m.source,
+          field: `spec.members[${i}].portfolio`,
+          message: `portfolio "${m.portfolio}" is not declared in portfolios/`,
+          hint: `declare it, or name one of: ${[...portfolios.keys()].join(", ") || "(none yet)"}`,
+        });
       }
     });
   }
@@ -437,7 +590,10 @@ function missingPortfolios(r: FileResult, portfolios: ReadonlyMap<string, Portfo
 // Read and validate every cells.d/*.yaml and portfolios/*.yaml under configDir, credentials
 // included (from the operator's sources in creds, by default Lazarus's own environment and
 // settings). A file that cannot be read is quarantined alone; every other file still loads.
-export async function loadConfig(configDir: string, creds?: CredentialContext): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
+export async function loadConfig(
+  configDir: string,
+  creds?: CredentialContext,
+): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
   const ctx = creds ?? { host: hostSettings(process.env), hostEnv: process.env };
   const texts = new Map<string, string>();
   const { files } = await configFiles(configDir, "cells.d");
@@ -452,7 +608,10 @@ export async function loadConfig(configDir: string, creds?: CredentialContext): 
 }
 
 // One cells.d/ file read safely, loaded, and its programs looked for; undefined when it is gone.
-export async function loadCellFile(configDir: string, rel: string): Promise<{ result: FileResult; text?: string } | undefined> {
+export async function loadCellFile(
+  configDir: string,
+  rel: string,
+): Promise<{ result: FileResult; text?: string } | undefined> {
   const src = await readSource(configDir, rel);
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };

@@ -5,18 +5,31 @@
 import { notPlain, type Diagnostic } from "./diagnostics.js";
 import type { DesiredCell, SourcePos } from "./types.js";
 
-const HINT = 'write plain text: escape sequences such as "\\e[31m" and invisible or bidi characters such as "\\u202e" are not allowed here';
+const HINT =
+  'write plain text: escape sequences such as "\\e[31m" and invisible or bidi characters such as "\\u202e" are not allowed here';
 
 export function plainTextDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   const out: Diagnostic[] = [];
   const check = (text: string, where: (string | number)[], field: string, what: string): void => {
     const bad = notPlain(text);
-    if (bad) out.push({ severity: "error", ...at(where), field, message: `${what} holds the character ${bad}, which a terminal would obey or hide rather than show`, hint: HINT });
+    if (bad)
+      out.push({
+        severity: "error",
+        ...at(where),
+        field,
+        message: `${what} holds the character ${bad}, which a terminal would obey or hide rather than show`,
+        hint: HINT,
+      });
   };
   check(cell.project, ["spec", "project"], "spec.project", "the project");
   for (const [key, value] of Object.entries(cell.labels)) {
     check(key, ["metadata", "labels", key], `metadata.labels`, "a label's key");
-    check(value, ["metadata", "labels", key], `metadata.labels.${key.replace(/[^\w.-]/g, "?")}`, `label ${JSON.stringify(key)}`);
+    check(
+      value,
+      ["metadata", "labels", key],
+      `metadata.labels.${key.replace(/[^\w.-]/g, "?")}`,
+      `label ${JSON.stringify(key)}`,
+    );
   }
   return out;
 }

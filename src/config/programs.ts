@@ -21,7 +21,8 @@ const climbsOut = (arg: string): boolean => {
   return norm === ".." || norm.startsWith("../");
 };
 
-const HINT_INSIDE = "keep the program (and every path argument starting with ./) inside the config dir, or give an absolute path";
+const HINT_INSIDE =
+  "keep the program (and every path argument starting with ./) inside the config dir, or give an absolute path";
 
 // Arguments relative to the config dir that climb out of it, as errors at their lines (pure).
 export function commandPathDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
@@ -29,7 +30,13 @@ export function commandPathDiagnostics(cell: DesiredCell, at: (p: (string | numb
   cell.members.forEach((m, i) =>
     m.command?.forEach((arg, j) => {
       if (!configRelative(arg) || !climbsOut(arg)) return;
-      out.push({ severity: "error", ...at(["spec", "members", i, "command", j]), field: `spec.members[${i}].command[${j}]`, message: `"${arg}" leads out of the config dir; paths starting with ./ are read from inside it`, hint: HINT_INSIDE });
+      out.push({
+        severity: "error",
+        ...at(["spec", "members", i, "command", j]),
+        field: `spec.members[${i}].command[${j}]`,
+        message: `"${arg}" leads out of the config dir; paths starting with ./ are read from inside it`,
+        hint: HINT_INSIDE,
+      });
     }),
   );
   return out;
@@ -44,7 +51,9 @@ function linkProblem(arg: string, configDir: string): string | undefined {
     if (isErrno(err, "ENOENT") || isErrno(err, "ENOTDIR")) return undefined; // not there: a warning says so
     return `"${arg}" cannot be resolved: ${errorMessage(err)}`;
   }
-  return isInside(real, configDir) ? undefined : `"${arg}" is a symbolic link (or lies under one) to ${real}, outside the config dir`;
+  return isInside(real, configDir)
+    ? undefined
+    : `"${arg}" is a symbolic link (or lies under one) to ${real}, outside the config dir`;
 }
 
 // Arguments relative to the config dir that resolve through a symbolic link to outside it, as
@@ -56,7 +65,14 @@ export function commandLinkErrors(cells: DesiredCell[], configDir: string): Diag
       m.command?.forEach((arg, j) => {
         if (!configRelative(arg) || climbsOut(arg)) return;
         const problem = linkProblem(arg, configDir);
-        if (problem) out.push({ severity: "error", ...(m.commandSource ?? m.source), field: `spec.members[${i}].command[${j}]`, message: problem, hint: HINT_INSIDE });
+        if (problem)
+          out.push({
+            severity: "error",
+            ...(m.commandSource ?? m.source),
+            field: `spec.members[${i}].command[${j}]`,
+            message: problem,
+            hint: HINT_INSIDE,
+          });
       }),
     );
   }
@@ -99,16 +115,30 @@ const findProgramCached = (program: string, configDir: string, searchPath: strin
   recentFound(`${configDir}\0${searchPath}\0${program}`, () => findProgram(program, configDir, searchPath));
 
 // A warning for each member whose program is not found.
-export function programWarnings(cells: DesiredCell[], configDir: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+export function programWarnings(
+  cells: DesiredCell[],
+  configDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Diagnostic[] {
   const out: Diagnostic[] = [];
   const searchPath = memberPath(env);
   for (const cell of cells) {
-    if (!findBackend(cell.backend)?.capabilities.hostPrograms) continue; // looked up where members run: an image, a cluster, another host
+    // looked up where members run: an image, a cluster, another host
+    if (!findBackend(cell.backend)?.capabilities.hostPrograms) continue;
     cell.members.forEach((m, i) => {
       const program = m.command?.[0];
-      if (!program || (configRelative(program) && climbsOut(program)) || findProgramCached(program, configDir, searchPath) !== undefined) return;
+      if (
+        !program ||
+        (configRelative(program) && climbsOut(program)) ||
+        findProgramCached(program, configDir, searchPath) !== undefined
+      )
+        return;
       if (cell.python && /^(python3?|pip3?)$/.test(program)) return; // the cell's venv has it
-      const where = configRelative(program) ? `relative to the config dir ${path.resolve(configDir)}` : path.isAbsolute(program) ? "at that path" : `on the members' PATH (${searchPath})`;
+      const where = configRelative(program)
+        ? `relative to the config dir ${path.resolve(configDir)}`
+        : path.isAbsolute(program)
+          ? "at that path"
+          : `on the members' PATH (${searchPath})`;
       out.push({
         severity: "warning",
         ...(m.commandSource ?? m.source),

@@ -1,7 +1,17 @@
 // Resource quantities as users write them: memory 512Mi / 1Gi / 2G, cpu 1.5 or 500m.
 import type { Resources } from "./types.js";
 
-const MEMORY_UNITS: Record<string, number> = { "": 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+const MEMORY_UNITS: Record<string, number> = {
+  "": 1,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+};
 
 // Bytes for a memory quantity, or undefined when it is not one.
 export function parseMemory(text: string): number | undefined {
@@ -45,12 +55,21 @@ export function toResources(r: RawResources | undefined): Resources {
   if (!r) return {};
   const memoryBytes = r.memory !== undefined ? parseMemory(r.memory) : undefined;
   const cpu = r.cpu !== undefined ? parseCpu(r.cpu) : undefined;
-  return { ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(r.pids !== undefined ? { pids: r.pids } : {}), ...(cpu !== undefined ? { cpu } : {}) };
+  return {
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+    ...(r.pids !== undefined ? { pids: r.pids } : {}),
+    ...(cpu !== undefined ? { cpu } : {}),
+  };
 }
 
 // A byte count as people write it: 10Gi, 512Mi, 1.5Gi, 4096 (binary units, at most 2 decimals).
 export function formatBytes(bytes: number): string {
-  for (const [unit, size] of [["Ti", 1024 ** 4], ["Gi", 1024 ** 3], ["Mi", 1024 ** 2], ["Ki", 1024]] as const) {
+  for (const [unit, size] of [
+    ["Ti", 1024 ** 4],
+    ["Gi", 1024 ** 3],
+    ["Mi", 1024 ** 2],
+    ["Ki", 1024],
+  ] as const) {
     if (bytes >= size) return `${Number((bytes / size).toFixed(2))}${unit}`;
   }
   return String(bytes);

@@ -3,7 +3,17 @@
 // checked again after opening (fstat), and never more than a size cap. The reads are synchronous:
 // a config file is small and local, and a fleet's config is a few dozen of them, each read in a
 // handful of system calls, where a thread-pool round trip per call cost more than the read.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  realpathSync,
+  statSync,
+  type Stats,
+} from "node:fs";
 import path from "node:path";
 import { LazarusError, errorMessage, isErrno } from "../util/errors.js";
 import { parseMemory } from "./quantity.js";
@@ -16,14 +26,19 @@ export interface ReadProblem {
   hint: string;
 }
 
-export type ReadOutcome = { kind: "bytes"; bytes: Buffer } | { kind: "problem"; problem: ReadProblem } | { kind: "missing" };
+export type ReadOutcome =
+  { kind: "bytes"; bytes: Buffer } | { kind: "problem"; problem: ReadProblem } | { kind: "missing" };
 
 // The size cap in bytes: LAZARUS_MAX_FILE_SIZE (set by --max-file-size too), else 1 MiB.
 export function maxFileSize(env: NodeJS.ProcessEnv = process.env): number {
   const text = env.LAZARUS_MAX_FILE_SIZE;
   if (text === undefined || text === "") return DEFAULT_MAX_FILE_SIZE;
   const bytes = parseMemory(text);
-  if (bytes === undefined || bytes < 1) throw new LazarusError("BAD_ENV", `LAZARUS_MAX_FILE_SIZE "${text}" is not a size; use bytes or e.g. 512Ki, 1Mi, 4Mi`);
+  if (bytes === undefined || bytes < 1)
+    throw new LazarusError(
+      "BAD_ENV",
+      `LAZARUS_MAX_FILE_SIZE "${text}" is not a size; use bytes or e.g. 512Ki, 1Mi, 4Mi`,
+    );
   return bytes;
 }
 
@@ -47,9 +62,13 @@ const tooBig = (size: string, max: number): ReadProblem => ({
 // An errno error of open/read as a problem a user can act on.
 function ioProblem(err: unknown): ReadProblem {
   if (isErrno(err, "EACCES") || isErrno(err, "EPERM")) {
-    return { problem: "permission denied", hint: `make it (and its directory) readable by the user Lazarus runs as (uid ${process.getuid?.() ?? "?"})` };
+    return {
+      problem: "permission denied",
+      hint: `make it (and its directory) readable by the user Lazarus runs as (uid ${process.getuid?.() ?? "?"})`,
+    };
   }
-  if (isErrno(err, "ELOOP")) return { problem: "it was replaced by a symbolic link while being read", hint: "run again" };
+  if (isErrno(err, "ELOOP"))
+    return { problem: "it was replaced by a symbolic link while being read", hint: "run again" };
   return { problem: errorMessage(err), hint: "check the file and run again" };
 }
 
@@ -125,12 +144,19 @@ function followLink(file: string, within: string | undefined): { target: string 
   try {
     real = realpathSync(file);
   } catch (err) {
-    if (isErrno(err, "ENOENT")) return { problem: "it is a dangling symbolic link (its target does not exist)", hint: "point it at an existing file, or replace it with a regular file" };
+    if (isErrno(err, "ENOENT"))
+      return {
+        problem: "it is a dangling symbolic link (its target does not exist)",
+        hint: "point it at an existing file, or replace it with a regular file",
+      };
     if (isErrno(err, "ELOOP")) return { problem: "it is a symbolic link loop", hint: "replace it with a regular file" };
     return ioProblem(err);
   }
   if (within !== undefined && !isInside(real, within)) {
-    return { problem: `it is a symbolic link to ${real}, outside the config dir`, hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead" };
+    return {
+      problem: `it is a symbolic link to ${real}, outside the config dir`,
+      hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead",
+    };
   }
   let st: Stats;
   try {
@@ -163,5 +189,8 @@ function outsideProblem(file: string, within: string): ReadProblem | undefined {
     return ioProblem(err);
   }
   if (isInside(real, within)) return undefined;
-  return { problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`, hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)" };
+  return {
+    problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`,
+    hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)",
+  };
 }

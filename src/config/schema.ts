@@ -19,7 +19,9 @@ export function loadSchema(name: string): Record<string, unknown> {
 let backendEnum: string[] | undefined;
 export function schemaBackends(): string[] {
   if (!backendEnum) {
-    const spec = (loadSchema("cell.schema.json").properties as { spec: { properties: { backend: { enum: string[] } } } }).spec;
+    const spec = (
+      loadSchema("cell.schema.json").properties as { spec: { properties: { backend: { enum: string[] } } } }
+    ).spec;
     backendEnum = [...spec.properties.backend.enum];
   }
   return backendEnum;

@@ -11,8 +11,20 @@ export type Source = { kind: "text"; text: string } | { kind: "problem"; diagnos
 export async function readSource(configDir: string, rel: string, maxBytes = maxFileSize()): Promise<Source> {
   const r = await readRegularFile(path.join(configDir, rel), maxBytes, configDir);
   if (r.kind === "missing") return r;
-  if (r.kind === "problem") return { kind: "problem", diagnostic: { severity: "error", file: rel, message: `cannot read this file: ${r.problem.problem}`, hint: r.problem.hint } };
+  if (r.kind === "problem")
+    return {
+      kind: "problem",
+      diagnostic: {
+        severity: "error",
+        file: rel,
+        message: `cannot read this file: ${r.problem.problem}`,
+        hint: r.problem.hint,
+      },
+    };
   const d = decodeYaml(r.bytes);
   if ("text" in d) return { kind: "text", text: d.text };
-  return { kind: "problem", diagnostic: { severity: "error", file: rel, line: d.line, col: d.col, message: d.problem, hint: d.hint } };
+  return {
+    kind: "problem",
+    diagnostic: { severity: "error", file: rel, line: d.line, col: d.col, message: d.problem, hint: d.hint },
+  };
 }

@@ -31,7 +31,8 @@ export interface KubernetesSpec {
   accessMode: "ReadWriteOnce" | "ReadWriteMany";
   runAsUser: number;
   egress: { cidr: string; ports?: number[] }[];
-  kubeconfig?: string; // as written, relative to the secrets root; absolute once loading checked it (config/credentials.ts)
+  // as written, relative to the secrets root; absolute once loading checked it (config/credentials.ts)
+  kubeconfig?: string;
   context?: string;
 }
 

@@ -1,7 +1,20 @@
 // YAML as Lazarus accepts it: the core schema without custom or YAML 1.1 tags, plain string keys
 // (no mapping or sequence as a key), unique keys, nesting at most MAX_DEPTH deep, resolved aliases
 // only. Every error and warning of the parser is a diagnostic at its line and column. Pure: no I/O.
-import { Composer, Lexer, LineCounter, Parser, Schema, visit, type CST, type DocumentOptions, type ParseOptions, type SchemaOptions, type Document, type YAMLError } from "yaml";
+import {
+  Composer,
+  Lexer,
+  LineCounter,
+  Parser,
+  Schema,
+  visit,
+  type CST,
+  type DocumentOptions,
+  type ParseOptions,
+  type SchemaOptions,
+  type Document,
+  type YAMLError,
+} from "yaml";
 import type { Diagnostic } from "./diagnostics.js";
 
 export const MAX_DEPTH = 64;
@@ -61,10 +74,26 @@ function fromYamlError(file: string, e: YAMLError, pos: Pos, severity: "error" |
   const first = e.message.split("\n")[0] ?? "";
   if (e.code === "TAG_RESOLVE_FAILED") {
     const tag = /Unresolved tag: (.*)$/.exec(first)?.[1] ?? first;
-    return { severity: "error", ...where, message: `YAML tag ${tag.replace(/^tag:yaml\.org,2002:/, "!!")} is not allowed: Lazarus reads plain YAML (strings, numbers, booleans, null, mappings, sequences)`, hint: "remove the tag" };
+    return {
+      severity: "error",
+      ...where,
+      message: `YAML tag ${tag.replace(/^tag:yaml\.org,2002:/, "!!")} is not allowed: Lazarus reads plain YAML (strings, numbers, booleans, null, mappings, sequences)`,
+      hint: "remove the tag",
+    };
   }
-  if (e.code === "NON_STRING_KEY") return { severity: "error", ...where, message: "YAML syntax: a mapping key must be a plain string, not a mapping or a sequence", hint: "write the key as a string" };
-  return { severity, ...where, message: `YAML ${severity === "error" ? "syntax" : "warning"}: ${first}`, hint: severity === "error" ? "fix the YAML syntax" : "check the YAML" };
+  if (e.code === "NON_STRING_KEY")
+    return {
+      severity: "error",
+      ...where,
+      message: "YAML syntax: a mapping key must be a plain string, not a mapping or a sequence",
+      hint: "write the key as a string",
+    };
+  return {
+    severity,
+    ...where,
+    message: `YAML ${severity === "error" ? "syntax" : "warning"}: ${first}`,
+    hint: severity === "error" ? "fix the YAML syntax" : "check the YAML",
+  };
 }
 
 // Aliases whose anchor does not come before them, as errors.
@@ -72,7 +101,14 @@ function unresolvedAliases(file: string, doc: Document.Parsed, pos: Pos): Diagno
   const out: Diagnostic[] = [];
   visit(doc, {
     Alias(_key, node) {
-      if (node.resolve(doc) === undefined) out.push({ severity: "error", file, ...pos(node.range?.[0]), message: `YAML alias *${node.source} has no anchor &${node.source} before it`, hint: "define the anchor first, or write the value out" });
+      if (node.resolve(doc) === undefined)
+        out.push({
+          severity: "error",
+          file,
+          ...pos(node.range?.[0]),
+          message: `YAML alias *${node.source} has no anchor &${node.source} before it`,
+          hint: "define the anchor first, or write the value out",
+        });
     },
   });
   return out;
@@ -82,7 +118,11 @@ function unresolvedAliases(file: string, doc: Document.Parsed, pos: Pos): Diagno
 // errors goes to it as soon as it is composed (and can be dropped at once: a file of a hundred
 // cells then never holds a hundred syntax trees); when the stream turns out too deep, what each
 // was given must be dropped too.
-export function parseYamlStream(file: string, text: string, each?: (doc: Document.Parsed, pos: Pos) => void): YamlStream {
+export function parseYamlStream(
+  file: string,
+  text: string,
+  each?: (doc: Document.Parsed, pos: Pos) => void,
+): YamlStream {
   const lines = new LineCounter();
   const pos: Pos = (offset) => (offset === undefined ? { line: 1, col: 1 } : lines.linePos(offset));
   const scan: Scan = { aliases: false };
@@ -94,7 +134,8 @@ export function parseYamlStream(file: string, text: string, each?: (doc: Documen
       ...doc.errors.map((e) => fromYamlError(file, e, pos, "error")),
       ...doc.warnings.map((e) => fromYamlError(file, e, pos, "warning")),
     ];
-    if (scan.aliases && !problems.some((d) => d.severity === "error")) problems.push(...unresolvedAliases(file, doc, pos));
+    if (scan.aliases && !problems.some((d) => d.severity === "error"))
+      problems.push(...unresolvedAliases(file, doc, pos));
     diagnostics.push(...problems);
     if (problems.some((d) => d.severity === "error")) continue;
     if (each) each(doc, pos);
@@ -103,7 +144,20 @@ export function parseYamlStream(file: string, text: string, each?: (doc: Documen
   if (scan.tooDeep !== undefined) {
     // Only this is said of such a stream: what was composed before it is dropped.
     const message = `YAML nests deeper than ${MAX_DEPTH} levels`;
-    return { docs: [], diagnostics: [{ severity: "error", file, ...pos(scan.tooDeep), message, hint: "a Lazarus document needs only a few levels: flatten it" }], pos, tooDeep: true };
+    return {
+      docs: [],
+      diagnostics: [
+        {
+          severity: "error",
+          file,
+          ...pos(scan.tooDeep),
+          message,
+          hint: "a Lazarus document needs only a few levels: flatten it",
+        },
+      ],
+      pos,
+      tooDeep: true,
+    };
   }
   return { docs, diagnostics, pos, tooDeep: false };
 }

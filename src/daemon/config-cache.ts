@@ -37,7 +37,10 @@ export class ConfigCache {
   // rotated secret (same file in cells.d/) is seen.
   constructor(
     private readonly configDir: string,
-    private readonly credentials: () => Promise<CredentialContext> = async () => ({ host: hostSettings(process.env), hostEnv: process.env }),
+    private readonly credentials: () => Promise<CredentialContext> = async () => ({
+      host: hostSettings(process.env),
+      hostEnv: process.env,
+    }),
   ) {}
 
   // Re-read the given files (relative names such as cells.d/a.yaml), or every file when omitted.
@@ -59,7 +62,9 @@ export class ConfigCache {
       const cells = await configFiles(this.configDir, "cells.d");
       const ports = await configFiles(this.configDir, "portfolios");
       if (JSON.stringify(ports.problem) !== JSON.stringify(this.dirProblem?.diagnostics[0])) {
-        this.dirProblem = ports.problem ? { file: "portfolios", portfolios: [], diagnostics: [ports.problem] } : undefined;
+        this.dirProblem = ports.problem
+          ? { file: "portfolios", portfolios: [], diagnostics: [ports.problem] }
+          : undefined;
         for (const name of this.current().desired.cells.keys()) affected.add(name);
         changed.push("portfolios");
       }
@@ -85,7 +90,12 @@ export class ConfigCache {
         const loaded = await loadCellFile(this.configDir, rel);
         if (loaded) {
           const result = await checkFileCredentials(loaded.result, await this.credentials());
-          entry = { sig, parsed: loaded.result, result, ...(hasErrors(result.diagnostics) && loaded.text !== undefined ? { text: loaded.text } : {}) };
+          entry = {
+            sig,
+            parsed: loaded.result,
+            result,
+            ...(hasErrors(result.diagnostics) && loaded.text !== undefined ? { text: loaded.text } : {}),
+          };
         }
       }
       // A portfolio change concerns every agent it may apply to: all cells are looked at.
@@ -114,7 +124,8 @@ export class ConfigCache {
   // rotated, removed or replaced by a link changes its cells' desired state.
   private async recheckCredentials(skip: Set<string>, affected: Set<string>, changed: string[]): Promise<void> {
     const ctx = await this.credentials();
-    const seen = (r: FileResult): string => JSON.stringify([r.cells.map((c) => c.credentialsValueDigest ?? null), r.diagnostics]);
+    const seen = (r: FileResult): string =>
+      JSON.stringify([r.cells.map((c) => c.credentialsValueDigest ?? null), r.diagnostics]);
     for (const [rel, e] of this.files) {
       if (skip.has(rel) || !e.parsed || !e.parsed.cells.some((c) => Object.keys(c.credentials).length > 0)) continue;
       const result = await checkFileCredentials(e.parsed, ctx);
@@ -141,7 +152,10 @@ export class ConfigCache {
       this.combined = this.combiner.combine(
         entries.filter((e) => !e.portfolios).map((e) => e.result),
         texts,
-        [...(this.dirProblem ? [this.dirProblem] : []), ...entries.flatMap((e) => (e.portfolios ? [e.portfolios] : []))],
+        [
+          ...(this.dirProblem ? [this.dirProblem] : []),
+          ...entries.flatMap((e) => (e.portfolios ? [e.portfolios] : [])),
+        ],
       );
     }
     return this.combined;
@@ -159,12 +173,14 @@ export class ConfigCache {
   }
 }
 
-const sameResult = (a: Entry, b: Entry): boolean => JSON.stringify([a.parsed, a.result]) === JSON.stringify([b.parsed, b.result]);
+const sameResult = (a: Entry, b: Entry): boolean =>
+  JSON.stringify([a.parsed, a.result]) === JSON.stringify([b.parsed, b.result]);
 
 // What a file looks like without reading it: undefined when it is gone. A symlink's target counts,
 // and ctime too (a chmod that makes an unreadable file readable changes only that).
 async function signature(abs: string): Promise<string | undefined> {
-  const at = (st: { ino: number; mode: number; size: number; mtimeMs: number; ctimeMs: number }): string => `${st.ino}:${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const at = (st: { ino: number; mode: number; size: number; mtimeMs: number; ctimeMs: number }): string =>
+    `${st.ino}:${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   try {
     const lst = await lstat(abs);
     if (!lst.isSymbolicLink()) return at(lst);

@@ -56,8 +56,14 @@ export class Daemon {
       opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");
       this.ctx.queue.add([spec.cell]);
     };
-    const registry = backends(path.dirname(paths.ledger), process.env, opts.hostSettings ?? hostSettings(process.env), onExit);
-    const credentials = (): Promise<CredentialContext> => credentialContext({ ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) }, paths);
+    const registry = backends(
+      path.dirname(paths.ledger),
+      process.env,
+      opts.hostSettings ?? hostSettings(process.env),
+      onExit,
+    );
+    const credentials = (): Promise<CredentialContext> =>
+      credentialContext({ ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) }, paths);
     const queue = new WorkQueue(
       {
         reconcile: (names) => this.reconcileCells(names),
@@ -92,7 +98,10 @@ export class Daemon {
   async start(): Promise<void> {
     const { paths, metrics, config } = this.ctx;
     await mkdir(path.dirname(paths.ledger), { recursive: true });
-    this.presence = await claimDaemon(paths, this.opts.repo ? `lazarus watch --repo ${this.opts.repo.url}` : "lazarus watch");
+    this.presence = await claimDaemon(
+      paths,
+      this.opts.repo ? `lazarus watch --repo ${this.opts.repo.url}` : "lazarus watch",
+    );
     try {
       // Journal recovery and sweeps under the lock; when a command holds it past the wait, they run
       // before the first reconcile that gets it.
@@ -103,7 +112,11 @@ export class Daemon {
       throw err;
     }
     if (this.opts.metricsPort !== undefined) {
-      this.server = await metrics.serve(this.opts.metricsPort, this.opts.metricsHost, () => this.ready && !this.stopping);
+      this.server = await metrics.serve(
+        this.opts.metricsPort,
+        this.opts.metricsHost,
+        () => this.ready && !this.stopping,
+      );
       this.log.info({ port: this.opts.metricsPort, host: this.opts.metricsHost }, "serving /metrics and /healthz");
     }
     await this.startConfigSources();
@@ -111,7 +124,10 @@ export class Daemon {
     this.sources.push(every(this.opts.resyncMs, () => this.enqueueAll("resync")));
     this.ready = true;
     const where = this.opts.repo ? `${this.opts.repo.url} ${this.opts.repo.ref}` : path.resolve(config.dir);
-    this.log.info({ config: where, revision: config.revision, state: path.dirname(paths.ledger), cells: this.cells.known }, "watching");
+    this.log.info(
+      { config: where, revision: config.revision, state: path.dirname(paths.ledger), cells: this.cells.known },
+      "watching",
+    );
   }
 
   // Watching starts before the first read: an edit made while the first pass reads and reconciles
@@ -132,7 +148,11 @@ export class Daemon {
     }
     await follower.poll();
     if (this.ctx.config.revision) await this.reloadAll("start");
-    else this.log.warn({ repo: this.opts.repo?.url }, "no revision in force yet: nothing is reconciled until a valid commit arrives");
+    else
+      this.log.warn(
+        { repo: this.opts.repo?.url },
+        "no revision in force yet: nothing is reconciled until a valid commit arrives",
+      );
     this.poller = new GitPoller(this.opts.repo?.intervalMs ?? 120_000, () => follower.poll());
     this.poller.start();
   }
@@ -166,10 +186,14 @@ export class Daemon {
     const diags = files ? cache.diagnosticsFor(files) : cache.current().diagnostics;
     for (const d of diags) {
       if (d.severity === "error") this.ctx.metrics.errors.inc({ kind: "invalid-file" });
-      this.log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line, col: d.col, field: d.field }, formatDiagnostic(d));
+      this.log[d.severity === "error" ? "error" : "warn"](
+        { file: d.file, line: d.line, col: d.col, field: d.field },
+        formatDiagnostic(d),
+      );
     }
     for (const q of cache.current().desired.quarantined) {
-      if (!files || files.includes(q.file)) this.log.warn({ file: q.file, cells: q.names }, "file quarantined: its cells are left as they are");
+      if (!files || files.includes(q.file))
+        this.log.warn({ file: q.file, cells: q.names }, "file quarantined: its cells are left as they are");
     }
   }
 

@@ -24,7 +24,6 @@ import { frozenMarker } from "../observe/frozen.js";
 import { archiveEntries, type ObservedName } from "../observe/observe.js";
 import { tombstoneDir } from "../observe/tombstone.js";
 
-
 export interface Fingerprint {
   disk: string; // see diskPrint
   alive: { pid: number; startTime: number | undefined }[]; // the members observe found alive
@@ -52,8 +51,15 @@ export interface Listing {
 }
 
 export async function listing(paths: StatePaths, archives?: Map<string, string[]>): Promise<Listing> {
-  const names = async (dir: string): Promise<Set<string>> => new Set((await readdir(dir).catch(() => [] as string[])).filter((e) => e.endsWith(".json")).map((e) => e.slice(0, -5)));
-  return { archives: archives ?? (await archiveEntries(paths)), journals: await names(path.join(path.dirname(paths.ledger), "journal.d")), tombstones: await names(tombstoneDir(paths)) };
+  const names = async (dir: string): Promise<Set<string>> =>
+    new Set(
+      (await readdir(dir).catch(() => [] as string[])).filter((e) => e.endsWith(".json")).map((e) => e.slice(0, -5)),
+    );
+  return {
+    archives: archives ?? (await archiveEntries(paths)),
+    journals: await names(path.join(path.dirname(paths.ledger), "journal.d")),
+    tombstones: await names(tombstoneDir(paths)),
+  };
 }
 
 // The on-disk facts of one name: its live dir, record and checkpoints, its graveyard record,
@@ -85,7 +91,9 @@ export function fingerprintOf(disk: string | undefined, o: ObservedName | undefi
   if (disk === undefined) return undefined;
   const live = o?.live;
   if (live?.record && !hasLocalPids(live.record.backend)) return undefined;
-  const alive = (live?.members ?? []).filter((m) => m.alive && m.pid).map((m) => ({ pid: m.pid as number, startTime: m.startTime }));
+  const alive = (live?.members ?? [])
+    .filter((m) => m.alive && m.pid)
+    .map((m) => ({ pid: m.pid as number, startTime: m.startTime }));
   return { disk, alive };
 }
 

@@ -7,7 +7,16 @@ export type { Logger };
 export function createLogger(level: string, stream: NodeJS.WriteStream = process.stdout): Logger {
   const opts = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (stream.isTTY) {
-    return pino(opts, pretty({ colorize: !("NO_COLOR" in process.env), translateTime: "SYS:HH:MM:ss", ignore: "pid,hostname", sync: true, destination: stream }));
+    return pino(
+      opts,
+      pretty({
+        colorize: !("NO_COLOR" in process.env),
+        translateTime: "SYS:HH:MM:ss",
+        ignore: "pid,hostname",
+        sync: true,
+        destination: stream,
+      }),
+    );
   }
   return pino(opts, pino.destination({ dest: (stream as unknown as { fd: number }).fd, sync: true }));
 }

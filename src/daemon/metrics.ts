@@ -11,7 +11,8 @@ export type ReconcileResult = "success" | "error" | "busy";
 
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
+      .version;
   } catch {
     return "unknown";
   }
@@ -19,11 +20,26 @@ function version(): string {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly cells = new Gauge({ name: "lazarus_cells", help: "Cells by lifecycle state", labelNames: ["state"], registers: [this.registry] });
+  readonly cells = new Gauge({
+    name: "lazarus_cells",
+    help: "Cells by lifecycle state",
+    labelNames: ["state"],
+    registers: [this.registry],
+  });
   // One series per cell, value 1, for its current state (a cell that moves drops its old series):
   // count by (state), or alert on one cell stuck in a state.
-  readonly cellState = new Gauge({ name: "lazarus_cell_state", help: "The lifecycle state of each cell the daemon knows (always 1; the state is the label)", labelNames: ["cell", "state"], registers: [this.registry] });
-  readonly actions = new Counter({ name: "lazarus_actions_total", help: "Actions by kind and outcome", labelNames: ["action", "status"], registers: [this.registry] });
+  readonly cellState = new Gauge({
+    name: "lazarus_cell_state",
+    help: "The lifecycle state of each cell the daemon knows (always 1; the state is the label)",
+    labelNames: ["cell", "state"],
+    registers: [this.registry],
+  });
+  readonly actions = new Counter({
+    name: "lazarus_actions_total",
+    help: "Actions by kind and outcome",
+    labelNames: ["action", "status"],
+    registers: [this.registry],
+  });
   readonly reconcileSeconds = new Histogram({
     name: "lazarus_reconcile_duration_seconds",
     help: "Duration of one reconcile (load, observe, plan, apply)",
@@ -31,16 +47,55 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly reconciles = new Counter({ name: "lazarus_reconciles_total", help: "Reconciles by scope (cells: the cells an event named; full: every cell) and result (success; error: an action or the reconcile failed; busy: the state dir was locked, tried again)", labelNames: ["scope", "result"], registers: [this.registry] });
-  readonly cellErrors = new Counter({ name: "lazarus_cell_reconcile_errors_total", help: "Reconciles of a cell in which one of its actions failed or was skipped", labelNames: ["cell"], registers: [this.registry] });
-  readonly errors = new Counter({ name: "lazarus_errors_total", help: "Errors: failed actions, invalid files, failed reconciles", labelNames: ["kind"], registers: [this.registry] });
-  readonly resyncCells = new Counter({ name: "lazarus_resync_cells_total", help: "Cells a periodic resync observed, or skipped as unchanged since they were last observed", labelNames: ["outcome"], registers: [this.registry] });
-  readonly lastSuccess = new Gauge({ name: "lazarus_last_successful_reconcile_timestamp_seconds", help: "Unix time of the last reconcile that ended without error", registers: [this.registry] });
-  readonly timeRulesHeld = new Gauge({ name: "lazarus_time_rules_held_until_timestamp_seconds", help: "While the ledger's last recorded time is ahead of the clock (an earlier command ran with a future --now): that time, until which no time rule is acted on (members are still supervised); 0 otherwise", registers: [this.registry] });
-  readonly info = new Gauge({ name: "lazarus_build_info", help: "The running Lazarus version (always 1)", labelNames: ["version"], registers: [this.registry] });
+  readonly reconciles = new Counter({
+    name: "lazarus_reconciles_total",
+    help: "Reconciles by scope (cells: the cells an event named; full: every cell) and result (success; error: an action or the reconcile failed; busy: the state dir was locked, tried again)",
+    labelNames: ["scope", "result"],
+    registers: [this.registry],
+  });
+  readonly cellErrors = new Counter({
+    name: "lazarus_cell_reconcile_errors_total",
+    help: "Reconciles of a cell in which one of its actions failed or was skipped",
+    labelNames: ["cell"],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: "lazarus_errors_total",
+    help: "Errors: failed actions, invalid files, failed reconciles",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly resyncCells = new Counter({
+    name: "lazarus_resync_cells_total",
+    help: "Cells a periodic resync observed, or skipped as unchanged since they were last observed",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly lastSuccess = new Gauge({
+    name: "lazarus_last_successful_reconcile_timestamp_seconds",
+    help: "Unix time of the last reconcile that ended without error",
+    registers: [this.registry],
+  });
+  readonly timeRulesHeld = new Gauge({
+    name: "lazarus_time_rules_held_until_timestamp_seconds",
+    help: "While the ledger's last recorded time is ahead of the clock (an earlier command ran with a future --now): that time, until which no time rule is acted on (members are still supervised); 0 otherwise",
+    registers: [this.registry],
+  });
+  readonly info = new Gauge({
+    name: "lazarus_build_info",
+    help: "The running Lazarus version (always 1)",
+    labelNames: ["version"],
+    registers: [this.registry],
+  });
   // Connections through the egress proxy, by cell and verdict (allowed, refused), read from the
   // proxy's events file at each scrape.
-  readonly egress = new Counter({ name: "lazarus_egress_connections_total", help: "Connection attempts of egress cells' members through the proxy, by cell and verdict", labelNames: ["cell", "verdict"], registers: [this.registry], collect: () => this.collectEgress() });
+  readonly egress = new Counter({
+    name: "lazarus_egress_connections_total",
+    help: "Connection attempts of egress cells' members through the proxy, by cell and verdict",
+    labelNames: ["cell", "verdict"],
+    registers: [this.registry],
+    collect: () => this.collectEgress(),
+  });
   private egressTally: EgressTally | undefined;
   private readonly shown = new Map<string, string>(); // cell → the state its lazarus_cell_state series carries
   private readonly counts = new Map<string, number>(); // state → cells shown in it
@@ -50,10 +105,12 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     // prom-client's totals of the handles/requests/resources gauges break the naming rule (a
     // gauge named _total); the per-type nodejs_active_* gauges say the same.
-    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
+    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"])
+      this.registry.removeSingleMetric(name);
     this.info.set({ version: version() }, 1);
     for (const state of CELL_STATES) this.count(state, 0);
-    for (const scope of ["cells", "full"]) for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
+    for (const scope of ["cells", "full"])
+      for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
   }
 
   // One cell's state (undefined: the daemon no longer knows the cell): the per-state counts (every

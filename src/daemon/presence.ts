@@ -20,7 +20,10 @@ export async function claimDaemon(paths: StatePaths, command: string): Promise<L
   } catch (err) {
     if (!(err instanceof LazarusError) || err.code !== "LOCKED") throw err;
     const holder = await runningDaemon(paths);
-    throw new LazarusError("LOCKED", `a lazarus watch already runs for this state dir${holder ? `: ${describeHolder(holder)}` : ""}; stop it first (pid file ${daemonFile(paths)})`);
+    throw new LazarusError(
+      "LOCKED",
+      `a lazarus watch already runs for this state dir${holder ? `: ${describeHolder(holder)}` : ""}; stop it first (pid file ${daemonFile(paths)})`,
+    );
   }
 }
 

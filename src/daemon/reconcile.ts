@@ -122,25 +122,40 @@ export class CellReconciler {
     const disks = await this.diskPrints(names);
     const { observed, plan: p } = await observeAndPlan(paths, desired, now, names);
     for (const h of p.held) log.warn({ cell: h.cell, file: h.file }, "cell held: its file is quarantined");
-    for (const d of p.diagnostics) log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
+    for (const d of p.diagnostics)
+      log[d.severity === "error" ? "error" : "warn"]({ file: d.file, line: d.line }, formatDiagnostic(d));
     const actions = heldUntil === undefined ? p.actions : p.actions.filter((a) => SUPERVISION.has(a.kind));
     const waiting = new Set(p.actions.filter((a) => !actions.includes(a)).map((a) => a.cell));
-    if (waiting.size > 0) log.debug({ cells: [...waiting], until: new Date(heldUntil as number).toISOString() }, "actions wait for the clock");
+    if (waiting.size > 0)
+      log.debug(
+        { cells: [...waiting], until: new Date(heldUntil as number).toISOString() },
+        "actions wait for the clock",
+      );
     const acting = new Set(actions.map((a) => a.cell));
     for (const n of names) if (!acting.has(n)) queue.release(n);
     const { results, applied } = await this.apply(l, actions, observed, now, heldUntil);
     const touched = new Set(p.actions.map((a) => a.cell));
     // A cell that failed for good with nothing applied: its print is taken after the failure, so a
     // resync leaves it alone until something it reads changes (it would fail the same way).
-    const stuck = [...applied.failures].filter(([c, f]) => f.kind === "terminal" && !applied.acted.has(c)).map(([c]) => c);
+    const stuck = [...applied.failures]
+      .filter(([c, f]) => f.kind === "terminal" && !applied.acted.has(c))
+      .map(([c]) => c);
     const stuckDisks = await this.diskPrints(stuck);
-    const after = results.length > 0 ? await observeNames(paths, [...touched]) : { cells: new Map<string, ObservedName>() };
+    const after =
+      results.length > 0 ? await observeNames(paths, [...touched]) : { cells: new Map<string, ObservedName>() };
     for (const name of names) {
       const o = after.cells.get(name) ?? observed.cells.get(name);
-      outcomes.set(name, this.outcome(name, o, desired.cells.get(name), now, applied, waiting.has(name) ? heldUntil : undefined));
+      outcomes.set(
+        name,
+        this.outcome(name, o, desired.cells.get(name), now, applied, waiting.has(name) ? heldUntil : undefined),
+      );
       // A fingerprint stands for an observation whose plan was empty (or failed for good): a cell
       // acted on is observed again at the next resync, then left alone while it holds still.
-      const fp = stuckDisks.has(name) ? fingerprintOf(stuckDisks.get(name), o) : touched.has(name) ? undefined : fingerprintOf(disks.get(name), observed.cells.get(name));
+      const fp = stuckDisks.has(name)
+        ? fingerprintOf(stuckDisks.get(name), o)
+        : touched.has(name)
+          ? undefined
+          : fingerprintOf(disks.get(name), observed.cells.get(name));
       if (fp && this.states.has(name)) this.prints.set(name, { fp, config });
       else this.prints.delete(name);
     }
@@ -148,16 +163,35 @@ export class CellReconciler {
   }
 
   // Apply the actions, each cell's under its lock; what happened to each cell.
-  private async apply(l: Locked, actions: Action[], observed: Observed, now: number, heldUntil: number | undefined): Promise<{ results: ActionResult[]; applied: Applied }> {
+  private async apply(
+    l: Locked,
+    actions: Action[],
+    observed: Observed,
+    now: number,
+    heldUntil: number | undefined,
+  ): Promise<{ results: ActionResult[]; applied: Applied }> {
     const { paths, opts, log, metrics, queue } = this.ctx;
     const applied: Applied = { failures: new Map(), flagged: new Set(), acted: new Set(), skipped: new Set() };
-    const claims = cellClaims(paths, "lazarus watch", 0, (cell) => fingerprint(observed.cells.get(cell)), (cell) => queue.release(cell));
+    const claims = cellClaims(
+      paths,
+      "lazarus watch",
+      0,
+      (cell) => fingerprint(observed.cells.get(cell)),
+      (cell) => queue.release(cell),
+    );
     const claim: typeof claims = async (cell) => {
       const c = await claims(cell);
       if ("skip" in c) applied.skipped.add(cell);
       return c;
     };
-    const env = applyEnv({ stopTimeoutMs: opts.stopTimeoutMs, ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) }, paths, this.ctx.config.dir, now, this.ctx.config.revision, this.ctx.backends);
+    const env = applyEnv(
+      { stopTimeoutMs: opts.stopTimeoutMs, ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) },
+      paths,
+      this.ctx.config.dir,
+      now,
+      this.ctx.config.revision,
+      this.ctx.backends,
+    );
     const postApply = (r: ActionResult): void => {
       const cell = r.action.cell;
       metrics.actions.inc({ action: r.action.kind, status: r.status });
@@ -168,7 +202,10 @@ export class CellReconciler {
       }
       applied.flagged.add(cell);
       metrics.errors.inc({ kind: "action" });
-      log.error({ cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because }, r.status === "failed" ? "action failed" : "action skipped");
+      log.error(
+        { cell, action: r.action.kind, reason: r.action.reason, err: r.status === "failed" ? r.error : r.because },
+        r.status === "failed" ? "action failed" : "action skipped",
+      );
       if (r.status !== "failed") return;
       const kind = failureKind(r.code);
       if (applied.failures.get(cell)?.kind !== "transient") applied.failures.set(cell, { kind, error: r.error });
@@ -178,7 +215,11 @@ export class CellReconciler {
       { ...env, stateLock: l.state },
       l.ledger,
       { shouldContinue: () => !this.ctx.stopping(), postApply },
-      { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}), claim },
+      {
+        ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}),
+        ...(heldUntil !== undefined ? { ledgerTime: heldUntil } : {}),
+        claim,
+      },
     );
     return { results, applied };
   }
@@ -186,7 +227,14 @@ export class CellReconciler {
   // Keep what the tick and the metrics need of the cell (its state, its running members), and say
   // when it wants to run again: its next time rule, sooner for a backend polled for exits; a
   // failure's kind; busy when another process held it; gone when nothing of it remains.
-  private outcome(name: string, o: ObservedName | undefined, d: DesiredCell | undefined, now: number, applied: Applied, heldUntil: number | undefined): Outcome {
+  private outcome(
+    name: string,
+    o: ObservedName | undefined,
+    d: DesiredCell | undefined,
+    now: number,
+    applied: Applied,
+    heldUntil: number | undefined,
+  ): Outcome {
     const live = o?.live?.record;
     const state = live?.state ?? o?.graveyard?.record?.state ?? (o && o.archives.length > 0 ? "archived" : undefined);
     if (!state && !d) {
@@ -196,10 +244,14 @@ export class CellReconciler {
     this.setState(name, state);
     const backend = live?.backend ?? o?.graveyard?.record?.backend;
     const pollMs = backend === undefined ? undefined : pollEveryMs(backend);
-    const running = (o?.live?.members ?? []).filter((m) => m.status === "running" && m.pid).map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
+    const running = (o?.live?.members ?? [])
+      .filter((m) => m.status === "running" && m.pid)
+      .map((m) => ({ pid: m.pid as number, ...(m.startTime ? { startTime: m.startTime } : {}) }));
     this.pids.set(name, pollMs === undefined ? running : []); // a polled backend's pids are another host's
     if (applied.skipped.has(name)) return { kind: "busy" };
-    const failure = applied.failures.get(name) ?? (applied.flagged.has(name) ? { kind: "transient" as const, error: "an action was skipped" } : undefined);
+    const failure =
+      applied.failures.get(name) ??
+      (applied.flagged.has(name) ? { kind: "transient" as const, error: "an action was skipped" } : undefined);
     const clock = Date.now();
     let wake = failure ? nextWakeAfter(d, o, now) : nextWake(d, o, now);
     if (heldUntil !== undefined && !failure) wake = heldUntil; // its other actions wait for the clock
@@ -217,7 +269,10 @@ export class CellReconciler {
     this.heldUntil = heldUntil;
     metrics.timeRulesHeld.set(heldUntil === undefined ? 0 : heldUntil / 1000);
     if (heldUntil === undefined) {
-      log.info({ until: new Date(was as number).toISOString() }, "the clock passed the ledger's last recorded time: time rules apply again");
+      log.info(
+        { until: new Date(was as number).toISOString() },
+        "the clock passed the ledger's last recorded time: time rules apply again",
+      );
       return;
     }
     const until = new Date(heldUntil).toISOString();

@@ -48,11 +48,16 @@ export class RevisionFollower {
     const status = await readGitopsStatus(stateRoot);
     if (!ctx.config.revision && status?.inForce && status.inForce.revision !== revision) {
       // After a restart: the revision that was in force is in force again until the new one passes.
-      ctx.config.use(await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir), status.inForce.revision);
+      ctx.config.use(
+        await revisionDir(stateRoot, repo.url, status.inForce.revision, repo.subdir),
+        status.inForce.revision,
+      );
     }
     if (revision === ctx.config.revision) return;
     // A revision already rejected or held is judged again only once approved (it cannot change).
-    const judged = status?.lastAttempt?.revision === revision && (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
+    const judged =
+      status?.lastAttempt?.revision === revision &&
+      (status.lastAttempt.outcome === "rejected" || status.lastAttempt.outcome === "held");
     if (judged && (await approvedRevision(stateRoot)) !== revision) return;
     const { now: clock, heldUntil } = await resolveNow(ctx.paths, undefined, "hold");
     const now = heldUntil ?? clock; // what it records is never earlier than the ledger's last time
@@ -75,7 +80,9 @@ export class RevisionFollower {
     );
     const { decision } = verdict;
     if (decision.outcome === "rejected") {
-      for (const d of decision.diagnostics) if (d.severity === "error") ctx.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
+      for (const d of decision.diagnostics)
+        if (d.severity === "error")
+          ctx.log.error({ revision, file: d.file, line: d.line, col: d.col }, formatDiagnostic(d));
       ctx.metrics.errors.inc({ kind: "invalid-revision" });
       return;
     }

@@ -32,8 +32,13 @@ export class DaemonLock {
   // recorded (journal → ledger) first, and at the first hold the leftovers of killed writers are swept.
   async run<T>(body: (l: Locked) => Promise<T>, cells = false): Promise<T | typeof BUSY> {
     const { opts } = this;
-    const lockOpts = { ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), lockTimeoutMs: opts.lockTimeoutMs ?? 5_000, ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}) };
-    const onThawed = (thawed: string[]): void => this.log.warn({ cells: thawed }, "thawed cells a killed checkpoint left frozen");
+    const lockOpts = {
+      ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+      lockTimeoutMs: opts.lockTimeoutMs ?? 5_000,
+      ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}),
+    };
+    const onThawed = (thawed: string[]): void =>
+      this.log.warn({ cells: thawed }, "thawed cells a killed checkpoint left frozen");
     try {
       return await (cells ? withCells : withStateLock)(
         lockOpts,
@@ -52,4 +57,3 @@ export class DaemonLock {
     }
   }
 }
-

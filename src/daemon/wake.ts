@@ -16,7 +16,11 @@ export function nextWake(d: DesiredCell | undefined, o: ObservedName | undefined
 
 // The earliest time rule still to come after now: what a cell whose due work failed waits for
 // besides a change (the failed work itself is not retried by its own past time).
-export function nextWakeAfter(d: DesiredCell | undefined, o: ObservedName | undefined, now: number): number | undefined {
+export function nextWakeAfter(
+  d: DesiredCell | undefined,
+  o: ObservedName | undefined,
+  now: number,
+): number | undefined {
   const times = wakeTimes(d, o, now).filter((x) => x > now);
   return times.length > 0 ? Math.min(...times) : undefined;
 }
@@ -26,7 +30,8 @@ function wakeTimes(d: DesiredCell | undefined, o: ObservedName | undefined, now:
   const live = o?.live?.record;
   if (live) {
     times.push(t(live.expiresAt));
-    if (live.state === "downed") times.push(t(live.downedAt) + (d?.downedTimeoutMs ?? live.downedTimeoutMs ?? 3_600_000));
+    if (live.state === "downed")
+      times.push(t(live.downedAt) + (d?.downedTimeoutMs ?? live.downedTimeoutMs ?? 3_600_000));
     for (const m of o?.live?.members ?? []) {
       if (m.status === "invited") times.push(t(m.inviteExpiresAt));
       if (m.status === "down") times.push(t(m.downAt) + backoffMs(Math.max(1, m.failures ?? 1)));
@@ -35,7 +40,12 @@ function wakeTimes(d: DesiredCell | undefined, o: ObservedName | undefined, now:
     const schedule = d?.checkpoint.schedule;
     if (schedule) {
       try {
-        times.push(cronParser().parse(schedule, { currentDate: new Date(now), tz: "UTC" }).next().getTime());
+        times.push(
+          cronParser()
+            .parse(schedule, { currentDate: new Date(now), tz: "UTC" })
+            .next()
+            .getTime(),
+        );
       } catch {
         // validated on load
       }
@@ -43,6 +53,7 @@ function wakeTimes(d: DesiredCell | undefined, o: ObservedName | undefined, now:
   }
   const grave = o?.graveyard?.record;
   if (grave) times.push(t(grave.closedAt) + (d?.graceMs ?? grave.graceMs));
-  for (const a of o?.archives ?? []) if (a.record?.archivedAt) times.push(t(a.record.archivedAt) + (d?.retentionMs ?? a.record.retentionMs));
+  for (const a of o?.archives ?? [])
+    if (a.record?.archivedAt) times.push(t(a.record.archivedAt) + (d?.retentionMs ?? a.record.retentionMs));
   return times.filter((x) => !Number.isNaN(x));
 }

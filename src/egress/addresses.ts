@@ -9,16 +9,34 @@ import { networkInterfaces } from "node:os";
 
 // Ranges no public service lives in (IANA special-purpose registries).
 const V4_NOT_PUBLIC = [
-  ["0.0.0.0", 8, "unspecified"], ["10.0.0.0", 8, "private"], ["100.64.0.0", 10, "shared (CGNAT)"],
-  ["127.0.0.0", 8, "loopback"], ["169.254.0.0", 16, "link-local"], ["172.16.0.0", 12, "private"],
-  ["192.0.0.0", 24, "reserved"], ["192.0.2.0", 24, "documentation"], ["192.168.0.0", 16, "private"],
-  ["198.18.0.0", 15, "benchmarking"], ["198.51.100.0", 24, "documentation"], ["203.0.113.0", 24, "documentation"],
-  ["224.0.0.0", 4, "multicast"], ["240.0.0.0", 4, "reserved"],
+  ["0.0.0.0", 8, "unspecified"],
+  ["10.0.0.0", 8, "private"],
+  ["100.64.0.0", 10, "shared (CGNAT)"],
+  ["127.0.0.0", 8, "loopback"],
+  ["169.254.0.0", 16, "link-local"],
+  ["172.16.0.0", 12, "private"],
+  ["192.0.0.0", 24, "reserved"],
+  ["192.0.2.0", 24, "documentation"],
+  ["192.168.0.0", 16, "private"],
+  ["198.18.0.0", 15, "benchmarking"],
+  ["198.51.100.0", 24, "documentation"],
+  ["203.0.113.0", 24, "documentation"],
+  ["224.0.0.0", 4, "multicast"],
+  ["240.0.0.0", 4, "reserved"],
 ] as const;
 const V6_NOT_PUBLIC = [
-  ["::", 128, "unspecified"], ["::1", 128, "loopback"], ["fe80::", 10, "link-local"], ["fc00::", 7, "private (unique local)"],
-  ["ff00::", 8, "multicast"], ["64:ff9b::", 96, "NAT64"], ["64:ff9b:1::", 48, "NAT64"], ["100::", 64, "discard"],
-  ["2001:db8::", 32, "documentation"], ["2001::", 23, "reserved"], ["2002::", 16, "6to4"], ["::", 96, "IPv4-compatible"],
+  ["::", 128, "unspecified"],
+  ["::1", 128, "loopback"],
+  ["fe80::", 10, "link-local"],
+  ["fc00::", 7, "private (unique local)"],
+  ["ff00::", 8, "multicast"],
+  ["64:ff9b::", 96, "NAT64"],
+  ["64:ff9b:1::", 48, "NAT64"],
+  ["100::", 64, "discard"],
+  ["2001:db8::", 32, "documentation"],
+  ["2001::", 23, "reserved"],
+  ["2002::", 16, "6to4"],
+  ["::", 96, "IPv4-compatible"],
 ] as const;
 export const METADATA = ["169.254.169.254", "fd00:ec2::254"] as const;
 
@@ -54,7 +72,9 @@ function reasonIn(address: string): string | undefined {
 
 // The host's own addresses, every interface's.
 export function hostAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => unmapped(i.address.replace(/%.*$/, ""))));
+  return Object.values(networkInterfaces()).flatMap((l) =>
+    (l ?? []).map((i) => unmapped(i.address.replace(/%.*$/, ""))),
+  );
 }
 
 // Builds the check for one policy; the returned function is called per connection.
@@ -77,14 +97,20 @@ export function addressCheck(policy: AddressPolicy): (address: string) => Verdic
 }
 
 // LAZARUS_EGRESS_CIDRS: comma-separated CIDRs (a bare address is a /32 or /128).
-export function parseCidrs(text: string | undefined): { ok: true; value: { address: string; prefix: number }[] } | { ok: false; error: string } {
+export function parseCidrs(
+  text: string | undefined,
+): { ok: true; value: { address: string; prefix: number }[] } | { ok: false; error: string } {
   const out: { address: string; prefix: number }[] = [];
-  for (const part of (text ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of (text ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [address = "", prefixText] = part.split("/");
     const v = isIP(address);
     const max = v === 4 ? 32 : 128;
     const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : Number.NaN;
-    if (!v || !(prefix >= 0 && prefix <= max)) return { ok: false, error: `"${part}" is not an address range such as 10.1.2.0/24 or 127.0.0.1/32` };
+    if (!v || !(prefix >= 0 && prefix <= max))
+      return { ok: false, error: `"${part}" is not an address range such as 10.1.2.0/24 or 127.0.0.1/32` };
     out.push({ address, prefix });
   }
   return { ok: true, value: out };

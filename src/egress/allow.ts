@@ -30,15 +30,30 @@ export function normalHost(host: string): string {
 }
 
 // One entry of a cell's list (or of the operator's bound, where "*" may stand for any port).
-export function parseEntry(text: string, opts: { anyPort?: boolean } = {}): Parsed<EgressEntry & { anyPort?: boolean }> {
+export function parseEntry(
+  text: string,
+  opts: { anyPort?: boolean } = {},
+): Parsed<EgressEntry & { anyPort?: boolean }> {
   const raw = text.trim();
-  if (raw.startsWith("[") || isIP(raw) || isIP(raw.replace(/:\d+$/, ""))) return { ok: false, error: `"${text}" is an IP address; name a host (the proxy resolves names, and never lets a member choose an address)` };
+  if (raw.startsWith("[") || isIP(raw) || isIP(raw.replace(/:\d+$/, "")))
+    return {
+      ok: false,
+      error: `"${text}" is an IP address; name a host (the proxy resolves names, and never lets a member choose an address)`,
+    };
   const m = /^([^:]+)(?::(\*|\d{1,5}))?$/.exec(raw);
-  if (!m) return { ok: false, error: `"${text}" is not a host name with an optional port, such as api.example.org or *.example.org:443` };
+  if (!m)
+    return {
+      ok: false,
+      error: `"${text}" is not a host name with an optional port, such as api.example.org or *.example.org:443`,
+    };
   const host = normalHost(m[1] as string);
   const wildcard = host.startsWith("*.");
   const name = wildcard ? host.slice(2) : host;
-  if (!isHostName(name) || (wildcard && !name.includes("."))) return { ok: false, error: `"${text}" is not a host name such as api.example.org or a wildcard such as *.example.org` };
+  if (!isHostName(name) || (wildcard && !name.includes(".")))
+    return {
+      ok: false,
+      error: `"${text}" is not a host name such as api.example.org or a wildcard such as *.example.org`,
+    };
   if (m[2] === "*") {
     if (!opts.anyPort) return { ok: false, error: `"${text}": name a port (or none for 443 and 80)` };
     return { ok: true, value: { host, ports: [], anyPort: true } };
@@ -85,7 +100,10 @@ export function withinBound(entry: EgressEntry, bound: readonly BoundPattern[] |
 export function parseBound(text: string | undefined): Parsed<BoundPattern[] | undefined> {
   if (text === undefined || text.trim() === "") return { ok: true, value: undefined };
   const out: BoundPattern[] = [];
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const p = parseEntry(part, { anyPort: true });
     if (!p.ok) return p;
     out.push({ host: p.value.host, ports: p.value.anyPort || !/:\d+$/.test(part) ? "any" : p.value.ports });
@@ -107,11 +125,16 @@ export function mergeEntries(lists: readonly (readonly EgressEntry[])[]): Egress
     for (const p of e.ports) ports.add(p);
     byHost.set(e.host, ports);
   }
-  return [...byHost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([host, ports]) => ({ host, ports: [...ports].sort((a, b) => a - b) }));
+  return [...byHost]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([host, ports]) => ({ host, ports: [...ports].sort((a, b) => a - b) }));
 }
 
 // A cell's whole list in force: its declared and automatic entries merged.
-export function egressList(e: { entries: readonly EgressEntry[]; auto: readonly { entry: EgressEntry }[] }): EgressEntry[] {
+export function egressList(e: {
+  entries: readonly EgressEntry[];
+  auto: readonly { entry: EgressEntry }[];
+}): EgressEntry[] {
   return mergeEntries([e.entries, e.auto.map((a) => a.entry)]);
 }
 

@@ -23,22 +23,60 @@ export function declaredEgress(declared: readonly string[]): CellEgress {
 
 // Each declared entry that is malformed or outside LAZARUS_EGRESS_ALLOW, at its own line (pure:
 // whether this host has the forwarder is the host step's, backends/checks.ts).
-export function egressDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+export function egressDiagnostics(
+  cell: DesiredCell,
+  at: (p: (string | number)[]) => SourcePos,
+  env: NodeJS.ProcessEnv = process.env,
+): Diagnostic[] {
   if (!cell.egress) return [];
   if (!findBackend(cell.backend)?.capabilities.network) {
-    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: `network: {egress: [...]} needs backend ${egressBackends().join(", ")} (backend ${cell.backend} has no network namespace of its own to confine)`, hint: "use backend: sandbox, or remove network" }];
+    return [
+      {
+        severity: "error",
+        ...at(["spec", "network"]),
+        field: "spec.network",
+        message: `network: {egress: [...]} needs backend ${egressBackends().join(", ")} (backend ${cell.backend} has no network namespace of its own to confine)`,
+        hint: "use backend: sandbox, or remove network",
+      },
+    ];
   }
   let bound: BoundPattern[] | undefined;
   try {
     bound = egressSettings(env).bound;
   } catch (err) {
-    return [{ severity: "error", ...at(["spec", "network"]), field: "spec.network", message: (err as Error).message, hint: "the operator fixes the host setting" }];
+    return [
+      {
+        severity: "error",
+        ...at(["spec", "network"]),
+        field: "spec.network",
+        message: (err as Error).message,
+        hint: "the operator fixes the host setting",
+      },
+    ];
   }
   return cell.egress.declared.flatMap((text, i): Diagnostic[] => {
-    const where = { severity: "error" as const, ...at(["spec", "network", "egress", i]), field: `spec.network.egress[${i}]` };
+    const where = {
+      severity: "error" as const,
+      ...at(["spec", "network", "egress", i]),
+      field: `spec.network.egress[${i}]`,
+    };
     const p = parseEntry(text);
-    if (!p.ok) return [{ ...where, message: p.error, hint: "write a host name or *.domain, with an optional :port (443 and 80 without one)" }];
-    if (!withinBound(p.value, bound)) return [{ ...where, message: `${entryText(p.value)} is outside what this host allows (LAZARUS_EGRESS_ALLOW=${env.LAZARUS_EGRESS_ALLOW})`, hint: "remove the entry, or ask the operator to allow it" }];
+    if (!p.ok)
+      return [
+        {
+          ...where,
+          message: p.error,
+          hint: "write a host name or *.domain, with an optional :port (443 and 80 without one)",
+        },
+      ];
+    if (!withinBound(p.value, bound))
+      return [
+        {
+          ...where,
+          message: `${entryText(p.value)} is outside what this host allows (LAZARUS_EGRESS_ALLOW=${env.LAZARUS_EGRESS_ALLOW})`,
+          hint: "remove the entry, or ask the operator to allow it",
+        },
+      ];
     return [];
   });
 }
@@ -64,9 +102,20 @@ export function addAutoEgress(cells: Iterable<DesiredCell>, env: NodeJS.ProcessE
     const auto: CellEgress["auto"] = [];
     for (const name of providersOf(c)) {
       const row = providers.get(name);
-      const e = row?.baseUrl ? urlEntry(row.baseUrl) : WELL_KNOWN_PROVIDERS[name] ? { host: WELL_KNOWN_PROVIDERS[name] as string, ports: [443] } : undefined;
+      const e = row?.baseUrl
+        ? urlEntry(row.baseUrl)
+        : WELL_KNOWN_PROVIDERS[name]
+          ? { host: WELL_KNOWN_PROVIDERS[name] as string, ports: [443] }
+          : undefined;
       if (e) auto.push({ entry: e, why: `provider ${name}` });
-      else out.push({ severity: "warning", ...c.source, field: "spec.network.egress", message: `cell ${c.name}: provider ${name} of its portfolio has no known API host, so it is not added to the egress list`, hint: "the operator names it in LAZARUS_PROVIDERS (providers: [{name, baseUrl}])" });
+      else
+        out.push({
+          severity: "warning",
+          ...c.source,
+          field: "spec.network.egress",
+          message: `cell ${c.name}: provider ${name} of its portfolio has no known API host, so it is not added to the egress list`,
+          hint: "the operator names it in LAZARUS_PROVIDERS (providers: [{name, baseUrl}])",
+        });
     }
     const forge = forges.find((f) => projectMatches(f.match, c.project));
     const fe = forge ? urlEntry(forge.url) : undefined;

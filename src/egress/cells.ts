@@ -7,17 +7,32 @@ import { rm } from "node:fs/promises";
 import { memberSocketDir, readCellFiles, removeCellFile, writeCellFile } from "./state.js";
 import { ensureProxy, reloadProxy, stopProxy, waitForSocket } from "./supervise.js";
 
-export const socketDirOf = (stateRoot: string, rec: Pick<CellRecord, "uid">, home: string): string => memberSocketDir(stateRoot, rec.uid, home);
+export const socketDirOf = (stateRoot: string, rec: Pick<CellRecord, "uid">, home: string): string =>
+  memberSocketDir(stateRoot, rec.uid, home);
 
 // The cell's list and members as the proxy reads them, and the proxy running (an egress cell);
 // or the cell's file gone (any other network).
-export async function syncCellEgress(stateRoot: string, rec: CellRecord, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function syncCellEgress(
+  stateRoot: string,
+  rec: CellRecord,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   if (rec.network !== "egress") {
     await forgetCellEgress(stateRoot, rec.name);
     return;
   }
-  const members = rec.members.map((m) => ({ identity: m.identity, home: m.home, socketDir: socketDirOf(stateRoot, rec, m.home) }));
-  await writeCellFile(stateRoot, { formatVersion: 1, cell: rec.name, uid: rec.uid, entries: rec.egress ?? [], members });
+  const members = rec.members.map((m) => ({
+    identity: m.identity,
+    home: m.home,
+    socketDir: socketDirOf(stateRoot, rec, m.home),
+  }));
+  await writeCellFile(stateRoot, {
+    formatVersion: 1,
+    cell: rec.name,
+    uid: rec.uid,
+    entries: rec.egress ?? [],
+    members,
+  });
   await ensureProxy(stateRoot, egressSettings(env));
 }
 

@@ -16,7 +16,8 @@ export interface EventEntry {
 
 // An egress event as `lazarus events` prints it.
 export function egressEntry(e: EgressEvent): EventEntry {
-  const size = (n: number): string => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+  const size = (n: number): string =>
+    n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
   const reason = `${e.member} → ${e.host}:${e.port}: ${e.reason}${e.verdict === "allowed" ? ` (↑${size(e.bytesUp)} ↓${size(e.bytesDown)}, ${e.durationMs} ms)` : ""}`;
   const { time, cell, ...details } = e;
   return { time, cell, action: e.verdict === "allowed" ? "egress" : "egress-refused", reason, details: { ...details } };
@@ -27,7 +28,9 @@ export function parseEgressLine(line: string): EventEntry | undefined {
   if (!line.trim()) return undefined;
   try {
     const e = JSON.parse(line) as EgressEvent;
-    return typeof e.time === "string" && typeof e.cell === "string" && typeof e.host === "string" ? egressEntry(e) : undefined;
+    return typeof e.time === "string" && typeof e.cell === "string" && typeof e.host === "string"
+      ? egressEntry(e)
+      : undefined;
   } catch {
     return undefined;
   }

@@ -22,5 +22,14 @@ export function proxyEnv(): Record<string, string> {
 
 // The member's command behind the forwarder (perl from the host's /usr).
 export function forwardedCommand(command: readonly string[], perl = FORWARDER_PERL): string[] {
-  return [perl, "-e", PERL_FORWARDER, String(MEMBER_PORT), path.posix.join(MEMBER_SOCKET_DIR, SOCKET_NAME), "0", "--", ...command];
+  return [
+    perl,
+    "-e",
+    PERL_FORWARDER,
+    String(MEMBER_PORT),
+    path.posix.join(MEMBER_SOCKET_DIR, SOCKET_NAME),
+    "0",
+    "--",
+    ...command,
+  ];
 }

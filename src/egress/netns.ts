@@ -20,7 +20,12 @@ export function netnsFile(id: string): string {
 
 // What the supervisor (or NETNS_WRAP) needs in its environment to make the namespace.
 export function netnsEnv(file: string, socketDir: string): Record<string, string> {
-  return { LAZARUS_EGRESS_NETNS: file, LAZARUS_EGRESS_FORWARDER: PERL_FORWARDER, LAZARUS_EGRESS_PORT: String(MEMBER_PORT), LAZARUS_EGRESS_SOCKET: path.join(socketDir, SOCKET_NAME) };
+  return {
+    LAZARUS_EGRESS_NETNS: file,
+    LAZARUS_EGRESS_FORWARDER: PERL_FORWARDER,
+    LAZARUS_EGRESS_PORT: String(MEMBER_PORT),
+    LAZARUS_EGRESS_SOCKET: path.join(socketDir, SOCKET_NAME),
+  };
 }
 
 // Make the namespace with its forwarder (which ends when this shell does), run "$@", remove it.

@@ -79,12 +79,19 @@ function target(authority: string): { host: string; port: number } | undefined {
 
 function refuse(client: Duplex, status: number, reason: string): void {
   const text = `${reason}\n`;
-  client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nX-Lazarus-Egress: refused\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+  client.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nX-Lazarus-Egress: refused\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
 
 // An HTTP server to listen on the member's socket.
 // With a splicer, an allowed tunnel's bytes are moved by it (see splicer.ts), not by node.
-export function proxyServer(who: ProxyMember, policy: () => ProxyPolicy | undefined, onEvent: (e: EgressEvent) => void, splicer?: Splicer): http.Server {
+export function proxyServer(
+  who: ProxyMember,
+  policy: () => ProxyPolicy | undefined,
+  onEvent: (e: EgressEvent) => void,
+  splicer?: Splicer,
+): http.Server {
   const server = http.createServer({ requestTimeout: 0 });
   server.on("connect", (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
     void tunnel(who, policy(), req, client as net.Socket, head, onEvent, splicer);
@@ -96,7 +103,15 @@ export function proxyServer(who: ProxyMember, policy: () => ProxyPolicy | undefi
   return server;
 }
 
-function event(who: ProxyMember, kind: EgressEvent["kind"], host: string, port: number, d: Decision, started: number, bytes = { up: 0, down: 0 }): EgressEvent {
+function event(
+  who: ProxyMember,
+  kind: EgressEvent["kind"],
+  host: string,
+  port: number,
+  d: Decision,
+  started: number,
+  bytes = { up: 0, down: 0 },
+): EgressEvent {
   return {
     time: new Date(started).toISOString(),
     cell: who.cell,
@@ -113,7 +128,15 @@ function event(who: ProxyMember, kind: EgressEvent["kind"], host: string, port: 
   };
 }
 
-async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: http.IncomingMessage, client: net.Socket, head: Buffer, onEvent: (e: EgressEvent) => void, splicer?: Splicer): Promise<void> {
+async function tunnel(
+  who: ProxyMember,
+  policy: ProxyPolicy | undefined,
+  req: http.IncomingMessage,
+  client: net.Socket,
+  head: Buffer,
+  onEvent: (e: EgressEvent) => void,
+  splicer?: Splicer,
+): Promise<void> {
   const started = Date.now();
   client.on("error", () => client.destroy());
   const t = target(req.url ?? "");
@@ -133,9 +156,19 @@ async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: ht
     done = true;
     client.destroy();
     upstream.destroy();
-    onEvent(event(who, "connect", t.host, t.port, failed(d, failure), started, { up: upstream.bytesWritten, down: upstream.bytesRead }));
+    onEvent(
+      event(who, "connect", t.host, t.port, failed(d, failure), started, {
+        up: upstream.bytesWritten,
+        down: upstream.bytesRead,
+      }),
+    );
   };
-  upstream.once("timeout", () => (upstream.connecting ? (refuse(client, 504, `${t.host}:${t.port} did not answer`), finish(`${t.host}:${t.port} (${d.address}) did not answer`)) : undefined));
+  upstream.once("timeout", () =>
+    upstream.connecting
+      ? (refuse(client, 504, `${t.host}:${t.port} did not answer`),
+        finish(`${t.host}:${t.port} (${d.address}) did not answer`))
+      : undefined,
+  );
   upstream.once("connect", () => {
     upstream.setTimeout(0);
     upstream.setNoDelay(true);
@@ -143,13 +176,15 @@ async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: ht
     if (head.length) upstream.write(head);
     client.pipe(upstream);
     upstream.pipe(client);
-    if (splicer) handOverWhenBulky(client, upstream, splicer, (bytes) => {
-      done = true;
-      void bytes.then((b) => onEvent(event(who, "connect", t.host, t.port, d, started, b)));
-    });
+    if (splicer)
+      handOverWhenBulky(client, upstream, splicer, (bytes) => {
+        done = true;
+        void bytes.then((b) => onEvent(event(who, "connect", t.host, t.port, d, started, b)));
+      });
   });
   upstream.once("error", (err: NodeJS.ErrnoException) => {
-    if (upstream.bytesRead === 0 && !client.destroyed && upstream.connecting) refuse(client, 502, `${t.host}:${t.port}: ${err.code ?? err.message}`);
+    if (upstream.bytesRead === 0 && !client.destroyed && upstream.connecting)
+      refuse(client, 502, `${t.host}:${t.port}: ${err.code ?? err.message}`);
     finish(upstream.connecting ? `${t.host}:${t.port} (${d.address}): ${err.code ?? err.message}` : undefined);
   });
   upstream.once("close", () => finish());
@@ -160,7 +195,12 @@ async function tunnel(who: ProxyMember, policy: ProxyPolicy | undefined, req: ht
 // of a bulk transfer; a short connection never pays the hand-over). When it took it, node lets go
 // of both descriptors without ending either connection, and onHanded gets the tunnel's bytes each
 // way (node's and the splicer's), settled when the tunnel ends.
-function handOverWhenBulky(client: net.Socket, upstream: net.Socket, splicer: Splicer, onHanded: (bytes: Promise<{ up: number; down: number }>) => void): void {
+function handOverWhenBulky(
+  client: net.Socket,
+  upstream: net.Socket,
+  splicer: Splicer,
+  onHanded: (bytes: Promise<{ up: number; down: number }>) => void,
+): void {
   let moved = 0;
   const count = (c: Buffer): void => {
     moved += c.length;
@@ -191,7 +231,13 @@ function handOverWhenBulky(client: net.Socket, upstream: net.Socket, splicer: Sp
   upstream.on("data", count);
 }
 
-async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: http.IncomingMessage, res: http.ServerResponse, onEvent: (e: EgressEvent) => void): Promise<void> {
+async function forward(
+  who: ProxyMember,
+  policy: ProxyPolicy | undefined,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  onEvent: (e: EgressEvent) => void,
+): Promise<void> {
   const started = Date.now();
   let url: URL | undefined;
   try {
@@ -200,8 +246,19 @@ async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: h
     url = undefined;
   }
   if (!url || url.protocol !== "http:") {
-    res.writeHead(400, { "X-Lazarus-Egress": "refused", "Content-Type": "text/plain" }).end("a proxy request needs an absolute http:// URL (use CONNECT for https)\n");
-    return onEvent(event(who, "http", url?.hostname ?? req.url ?? "", 0, { ok: false, reason: "not an absolute http:// URL" }, started));
+    res
+      .writeHead(400, { "X-Lazarus-Egress": "refused", "Content-Type": "text/plain" })
+      .end("a proxy request needs an absolute http:// URL (use CONNECT for https)\n");
+    return onEvent(
+      event(
+        who,
+        "http",
+        url?.hostname ?? req.url ?? "",
+        0,
+        { ok: false, reason: "not an absolute http:// URL" },
+        started,
+      ),
+    );
   }
   const port = url.port ? Number(url.port) : 80;
   const d = await decide(policy, url.hostname, port);
@@ -213,7 +270,15 @@ async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: h
   for (const h of HOP_HEADERS) delete headers[h];
   headers.host = url.host; // the host that was checked, never another name sent to the same address
   const bytes = { up: 0, down: 0 };
-  const up = http.request({ host: d.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, agent: false, timeout: CONNECT_TIMEOUT_MS });
+  const up = http.request({
+    host: d.address,
+    port,
+    method: req.method,
+    path: `${url.pathname}${url.search}`,
+    headers,
+    agent: false,
+    timeout: CONNECT_TIMEOUT_MS,
+  });
   let done = false;
   const finish = (failure?: string): void => {
     if (done) return;
@@ -231,7 +296,10 @@ async function forward(who: ProxyMember, policy: ProxyPolicy | undefined, req: h
   });
   up.on("timeout", () => up.destroy(new Error("no answer")));
   up.on("error", (err: NodeJS.ErrnoException) => {
-    if (!res.headersSent) res.writeHead(502, { "X-Lazarus-Egress": "upstream-failed", "Content-Type": "text/plain" }).end(`${url.host}: ${err.code ?? err.message}\n`);
+    if (!res.headersSent)
+      res
+        .writeHead(502, { "X-Lazarus-Egress": "upstream-failed", "Content-Type": "text/plain" })
+        .end(`${url.host}: ${err.code ?? err.message}\n`);
     else res.destroy();
     finish(`${url.host} (${d.address}): ${err.code ?? err.message}`);
   });

@@ -64,8 +64,16 @@ export class EgressService {
   }
 
   private async fingerprint(): Promise<string> {
-    const one = (p: string | undefined): Promise<string> => (p ? stat(p, { bigint: true }).then((s) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, () => "-") : Promise.resolve("-"));
-    return (await Promise.all([cellsDir(this.stateRoot), settingsFile(this.stateRoot), this.hostsFile].map(one))).join(" ");
+    const one = (p: string | undefined): Promise<string> =>
+      p
+        ? stat(p, { bigint: true }).then(
+            (s) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`,
+            () => "-",
+          )
+        : Promise.resolve("-");
+    return (await Promise.all([cellsDir(this.stateRoot), settingsFile(this.stateRoot), this.hostsFile].map(one))).join(
+      " ",
+    );
   }
 
   private async reloadNow(): Promise<void> {
@@ -76,7 +84,9 @@ export class EgressService {
       this.hostsFile = settings.hostsFile;
       this.seen = undefined; // the next timer call reads again, with the new hosts file's stat
     }
-    const hosts = settings.hostsFile ? parseHosts(await readFile(settings.hostsFile, "utf8").catch(() => "")).table : new Map<string, string[]>();
+    const hosts = settings.hostsFile
+      ? parseHosts(await readFile(settings.hostsFile, "utf8").catch(() => "")).table
+      : new Map<string, string[]>();
     const check = addressCheck({ cidrs: settings.cidrs });
     const cells = await readCellFiles(this.stateRoot);
     this.policies.clear();
@@ -90,7 +100,11 @@ export class EgressService {
       if (w && w.cell === s.cell && w.member === s.member) continue;
       await this.unserve(dir);
     }
-    for (const [dir, w] of wanted) if (!this.served.has(dir)) await this.serve(dir, w.cell, w.member).catch((err: unknown) => process.stderr.write(`egress: cannot listen for ${w.member} of ${w.cell} at ${dir}: ${String(err)}\n`));
+    for (const [dir, w] of wanted)
+      if (!this.served.has(dir))
+        await this.serve(dir, w.cell, w.member).catch((err: unknown) =>
+          process.stderr.write(`egress: cannot listen for ${w.member} of ${w.cell} at ${dir}: ${String(err)}\n`),
+        );
   }
 
   private async serve(dir: string, cell: string, member: string): Promise<void> {
@@ -98,7 +112,12 @@ export class EgressService {
     await chmod(dir, 0o755);
     const sock = path.join(dir, SOCKET_NAME);
     await rm(sock, { force: true });
-    const server = proxyServer({ cell, member }, () => this.policies.get(cell), (e) => this.record(e), this.splicer);
+    const server = proxyServer(
+      { cell, member },
+      () => this.policies.get(cell),
+      (e) => this.record(e),
+      this.splicer,
+    );
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(sock, () => resolve());

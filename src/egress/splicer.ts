@@ -129,7 +129,12 @@ export class Splicer {
     const toUp = freeze(client);
     const toDown = freeze(upstream);
     const EMPTY = Buffer.alloc(0); // its callback runs once every earlier write is out
-    await Promise.all([...toUp.map((b) => written(upstream, b)), ...toDown.map((b) => written(client, b)), written(client, EMPTY), written(upstream, EMPTY)]);
+    await Promise.all([
+      ...toUp.map((b) => written(upstream, b)),
+      ...toDown.map((b) => written(client, b)),
+      written(client, EMPTY),
+      written(upstream, EMPTY),
+    ]);
     const inodes = ((): [number, number] | undefined => {
       try {
         return [fstatSync(cfd).ino, fstatSync(ufd).ino];

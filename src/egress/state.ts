@@ -37,7 +37,10 @@ export const settingsFile = (stateRoot: string): string => path.join(egressDir(s
 // A member's socket dir: short (a unix socket path has at most 107 bytes) and distinct per state
 // dir, cell incarnation and member.
 export function memberSocketDir(stateRoot: string, cellUid: string, home: string): string {
-  const digest = createHash("sha256").update(`${path.resolve(stateRoot)}\0${cellUid}\0${home}`).digest("hex").slice(0, 20);
+  const digest = createHash("sha256")
+    .update(`${path.resolve(stateRoot)}\0${cellUid}\0${home}`)
+    .digest("hex")
+    .slice(0, 20);
   return path.join(SOCKET_ROOT, digest);
 }
 
@@ -49,7 +52,11 @@ async function ensureEgressDirs(stateRoot: string): Promise<void> {
 // Record (or replace) a cell's list and members; the proxy picks it up on its next reload.
 export async function writeCellFile(stateRoot: string, file: EgressCellFile): Promise<void> {
   await ensureEgressDirs(stateRoot);
-  await writeFileAtomic(path.join(cellsDir(stateRoot), `${file.cell}.json`), `${JSON.stringify(file, null, 2)}\n`, 0o600);
+  await writeFileAtomic(
+    path.join(cellsDir(stateRoot), `${file.cell}.json`),
+    `${JSON.stringify(file, null, 2)}\n`,
+    0o600,
+  );
 }
 
 export async function removeCellFile(stateRoot: string, cell: string): Promise<void> {
@@ -58,7 +65,13 @@ export async function removeCellFile(stateRoot: string, cell: string): Promise<v
 
 export async function readCellFiles(stateRoot: string): Promise<EgressCellFile[]> {
   const names = await readdir(cellsDir(stateRoot)).catch(() => [] as string[]);
-  const files = await Promise.all(names.filter((n) => n.endsWith(".json")).map((n) => readUntrustedJson<EgressCellFile>(path.join(cellsDir(stateRoot), n), CAPS.record).catch(() => undefined)));
+  const files = await Promise.all(
+    names
+      .filter((n) => n.endsWith(".json"))
+      .map((n) =>
+        readUntrustedJson<EgressCellFile>(path.join(cellsDir(stateRoot), n), CAPS.record).catch(() => undefined),
+      ),
+  );
   return files.filter((f): f is EgressCellFile => f?.formatVersion === 1);
 }
 

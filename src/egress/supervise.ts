@@ -9,7 +9,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
 import { LazarusError } from "../util/errors.js";
 import { egressSettings, type EgressSettings } from "./settings.js";
-import { SOCKET_NAME, egressDir, proxyRecordFile, readCellFiles, writeSettingsFile, type ProxyRecord } from "./state.js";
+import {
+  SOCKET_NAME,
+  egressDir,
+  proxyRecordFile,
+  readCellFiles,
+  writeSettingsFile,
+  type ProxyRecord,
+} from "./state.js";
 
 // The proxy as a detached helper of its state dir.
 function proxy(stateRoot: string): Detached {
@@ -50,7 +57,8 @@ export async function waitForSocket(socketDir: string, timeoutMs = 5000): Promis
       s.on("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new LazarusError("EGRESS_PROXY_FAILED", `the egress proxy does not listen at ${sock}`);
+    if (Date.now() > deadline)
+      throw new LazarusError("EGRESS_PROXY_FAILED", `the egress proxy does not listen at ${sock}`);
     await sleep(10);
   }
 }

@@ -66,7 +66,8 @@ function readTable(variable: string, file: string | undefined, key: string): unk
   } catch (err) {
     throw new LazarusError("BAD_SETTING", `${variable} ${file}: not YAML (${errorMessage(err)})`);
   }
-  if (!Array.isArray(rows)) throw new LazarusError("BAD_SETTING", `${variable} ${file}: needs a list "${key}:" of entries`);
+  if (!Array.isArray(rows))
+    throw new LazarusError("BAD_SETTING", `${variable} ${file}: needs a list "${key}:" of entries`);
   cache.set(file, { mtimeMs, rows });
   return rows;
 }
@@ -85,9 +86,13 @@ function providerRow(r: unknown, i: number, env: NodeJS.ProcessEnv): ProviderRow
   if (row.baseUrl !== undefined && (typeof row.baseUrl !== "string" || !urlEntry(row.baseUrl))) {
     bad(".baseUrl is not an http(s) URL with a host name");
   }
-  if (row.api !== undefined && row.api !== "openai" && row.api !== "anthropic") bad(".api is neither openai nor anthropic");
+  if (row.api !== undefined && row.api !== "openai" && row.api !== "anthropic")
+    bad(".api is neither openai nor anthropic");
   const keyFile = row.keyFile;
-  if (keyFile !== undefined && (typeof keyFile !== "string" || !keyFile || keyFile.startsWith("/") || keyFile.split("/").includes(".."))) {
+  if (
+    keyFile !== undefined &&
+    (typeof keyFile !== "string" || !keyFile || keyFile.startsWith("/") || keyFile.split("/").includes(".."))
+  ) {
     bad(".keyFile must be a path relative to the secrets root, without ..");
   }
   return {
@@ -102,7 +107,11 @@ function providerRow(r: unknown, i: number, env: NodeJS.ProcessEnv): ProviderRow
 export function forgeTable(env: NodeJS.ProcessEnv = process.env): ForgeRow[] {
   return readTable("LAZARUS_FORGES", env.LAZARUS_FORGES, "forges").map((r, i) => {
     const row = r as { match?: unknown; url?: unknown };
-    if (typeof row.match !== "string" || typeof row.url !== "string" || !urlEntry(row.url)) throw new LazarusError("BAD_SETTING", `LAZARUS_FORGES ${env.LAZARUS_FORGES}: forges[${i}] needs match (a project pattern) and url (an http(s) URL with a host name)`);
+    if (typeof row.match !== "string" || typeof row.url !== "string" || !urlEntry(row.url))
+      throw new LazarusError(
+        "BAD_SETTING",
+        `LAZARUS_FORGES ${env.LAZARUS_FORGES}: forges[${i}] needs match (a project pattern) and url (an http(s) URL with a host name)`,
+      );
     return { match: row.match, url: row.url };
   });
 }
@@ -110,6 +119,11 @@ export function forgeTable(env: NodeJS.ProcessEnv = process.env): ForgeRow[] {
 // Whether a project ("Org/repo#7") fits a forge's pattern ("*" stands for any run of characters).
 export function projectMatches(pattern: string, project: string): boolean {
   const repo = project.replace(/#.*$/, "");
-  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
   return re.test(repo);
 }

@@ -15,7 +15,15 @@ export interface Usage {
 // What the gateway itself answers with, shaped like the provider's own errors so that an SDK
 // raises its usual exception (401 → AuthenticationError, 429 → RateLimitError, …).
 export type GatewayError = "auth" | "model" | "budget" | "bad_request" | "too_large" | "upstream" | "method";
-const STATUS: Record<GatewayError, number> = { auth: 401, model: 404, budget: 429, bad_request: 400, too_large: 413, upstream: 502, method: 405 };
+const STATUS: Record<GatewayError, number> = {
+  auth: 401,
+  model: 404,
+  budget: 429,
+  bad_request: 400,
+  too_large: 413,
+  upstream: 502,
+  method: 405,
+};
 
 export interface Prepared {
   body: Record<string, unknown>;
@@ -103,7 +111,10 @@ const anthropic: ApiShape = {
   route: "/v1/messages",
   upstreamPath: "/v1/messages",
   authHeaders: (key) => ({ "x-api-key": key }),
-  error: (kind, message) => ({ status: STATUS[kind], body: { type: "error", error: { type: anthropicType(kind), message } } }),
+  error: (kind, message) => ({
+    status: STATUS[kind],
+    body: { type: "error", error: { type: anthropicType(kind), message } },
+  }),
   prepare: (body, model) => ({ body: { ...body, model }, stripUsageChunk: false }),
   usageOf(body) {
     const u = obj(obj(body)?.usage);

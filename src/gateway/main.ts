@@ -18,9 +18,15 @@ async function main(stateRoot: string): Promise<void> {
   const gw = new Gateway({ stateRoot, host: { secretsDir: settings.secretsDir }, env });
   await gw.reload(complain);
   const before = (await readGatewayRecord(stateRoot))?.port;
-  const port = await gw.listen(settings.port ?? before ?? 0, "127.0.0.1").catch(() => gw.listen(settings.port ?? 0, "127.0.0.1"));
+  const port = await gw
+    .listen(settings.port ?? before ?? 0, "127.0.0.1")
+    .catch(() => gw.listen(settings.port ?? 0, "127.0.0.1"));
   const startTime = procInfo(process.pid)?.startTime ?? 0;
-  await writeFileAtomic(gatewayRecordFile(stateRoot), `${JSON.stringify({ pid: process.pid, startTime, port })}\n`, 0o600);
+  await writeFileAtomic(
+    gatewayRecordFile(stateRoot),
+    `${JSON.stringify({ pid: process.pid, startTime, port })}\n`,
+    0o600,
+  );
   let seen = -1;
   const reloadIfChanged = async (): Promise<void> => {
     const m = (await stat(gatewayCellsDir(stateRoot)).catch(() => undefined))?.mtimeMs ?? 0;

@@ -40,7 +40,12 @@ export function gatewayProviders(env: NodeJS.ProcessEnv = process.env): Map<stri
       out.delete(row.name);
       continue;
     }
-    out.set(row.name, { name: row.name, api, baseUrl: baseUrl.replace(/\/+$/, ""), keyFile: row.keyFile ?? `${row.name}/key` });
+    out.set(row.name, {
+      name: row.name,
+      api,
+      baseUrl: baseUrl.replace(/\/+$/, ""),
+      keyFile: row.keyFile ?? `${row.name}/key`,
+    });
   }
   return out;
 }

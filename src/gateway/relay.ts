@@ -19,7 +19,12 @@ export interface Relayed {
 
 const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade"]);
 
-export function relaySuccess(res: ServerResponse, api: ApiShape, s: Served, meta: { attempts: number; fallback?: string }): Promise<Relayed> {
+export function relaySuccess(
+  res: ServerResponse,
+  api: ApiShape,
+  s: Served,
+  meta: { attempts: number; fallback?: string },
+): Promise<Relayed> {
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(s.res.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
   headers["x-lazarus-model"] = s.at.model;
@@ -30,7 +35,12 @@ export function relaySuccess(res: ServerResponse, api: ApiShape, s: Served, meta
   return sse ? relayStream(res, api, s, headers) : relayWhole(res, api, s, headers);
 }
 
-async function relayWhole(res: ServerResponse, api: ApiShape, s: Served, headers: Record<string, string | string[]>): Promise<Relayed> {
+async function relayWhole(
+  res: ServerResponse,
+  api: ApiShape,
+  s: Served,
+  headers: Record<string, string | string[]>,
+): Promise<Relayed> {
   const parts: Buffer[] = [];
   try {
     for await (const chunk of s.res) parts.push(chunk as Buffer);
@@ -50,7 +60,12 @@ async function relayWhole(res: ServerResponse, api: ApiShape, s: Served, headers
   return { ...(usage ? { usage } : {}), complete: true };
 }
 
-function relayStream(res: ServerResponse, api: ApiShape, s: Served, headers: Record<string, string | string[]>): Promise<Relayed> {
+function relayStream(
+  res: ServerResponse,
+  api: ApiShape,
+  s: Served,
+  headers: Record<string, string | string[]>,
+): Promise<Relayed> {
   const started = performance.now();
   let firstByteMs: number | undefined;
   const counter = api.streamUsage();

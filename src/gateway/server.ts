@@ -100,7 +100,10 @@ export class Gateway {
   // member's token is accepted, so a token that leaks to another member or cell is refused there.
   async listenMember(socketPath: string, cellUid: string, home: string): Promise<void> {
     await this.closeMember(socketPath);
-    const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res, { cellUid, home }));
+    const server = http.createServer(
+      { keepAliveTimeout: 65_000 },
+      (req, res) => void this.handle(req, res, { cellUid, home }),
+    );
     await rm(socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -136,7 +139,12 @@ export class Gateway {
       const url = (req.url ?? "/").split("?")[0];
       if (req.method === "GET" && url === "/v1/models") return this.listModels(res, api, caller);
       if (req.method !== "POST" || url !== api.route) {
-        return answer(res, api, "model", `the model gateway serves POST ${APIS.openai.route}, POST ${APIS.anthropic.route} and GET /v1/models`);
+        return answer(
+          res,
+          api,
+          "model",
+          `the model gateway serves POST ${APIS.openai.route}, POST ${APIS.anthropic.route} and GET /v1/models`,
+        );
       }
       await this.complete(req, res, api, caller);
     } catch (err) {
@@ -164,14 +172,21 @@ export class Gateway {
   private async complete(req: IncomingMessage, res: ServerResponse, api: ApiShape, caller: Caller): Promise<void> {
     const started = this.now();
     const body = await readBody(req, this.opts.maxBodyBytes ?? 32 << 20);
-    if (body === "too_large") return answer(res, api, "too_large", "the request body is larger than the gateway accepts");
-    if (!body || typeof body.model !== "string") return answer(res, api, "bad_request", "the request needs a JSON body with a model");
+    if (body === "too_large")
+      return answer(res, api, "too_large", "the request body is larger than the gateway accepts");
+    if (!body || typeof body.model !== "string")
+      return answer(res, api, "bad_request", "the request needs a JSON body with a model");
     const portfolio = this.chainFor(caller.member.portfolio, api, body.model);
     if (typeof portfolio === "string") return answer(res, api, "model", portfolio);
     const spent = await this.budgetLeft(caller);
     if (spent) {
       this.event(caller, { api: api.name, asked: body.model, status: 429, refused: `budget: ${spent}`, latencyMs: 0 });
-      return answer(res, api, "budget", `the budget of cell ${caller.cell.cell} is spent (${spent}); it frees up as usage leaves its window`);
+      return answer(
+        res,
+        api,
+        "budget",
+        `the budget of cell ${caller.cell.cell} is spent (${spent}); it frees up as usage leaves its window`,
+      );
     }
     const ac = new AbortController();
     res.on("close", () => ac.abort());
@@ -207,9 +222,19 @@ export class Gateway {
     let afterError: ErrorClass | undefined;
     let retryAfterMs: number | undefined;
     for (let attempt = 1; ; attempt++) {
-      const next = nextModel({ portfolio, attempt, ...(afterError ? { afterError } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}), health, now: this.now() });
+      const next = nextModel({
+        portfolio,
+        attempt,
+        ...(afterError ? { afterError } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        health,
+        now: this.now(),
+      });
       if (!next.ok) return this.giveUp(res, run, tried, last, next.reason);
-      if (next.waitMs > 0) await sleep(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs), undefined, { signal: run.signal }).catch(() => undefined);
+      if (next.waitMs > 0)
+        await sleep(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs), undefined, { signal: run.signal }).catch(
+          () => undefined,
+        );
       if (run.signal.aborted) return;
       const at: Attempt = { model: next.model.model, provider: next.model.provider, reason: next.reason };
       tried.push(at);
@@ -231,12 +256,18 @@ export class Gateway {
     if (!provider || key === undefined) return { kind: "failed", cls: "auth" };
     const prepared = run.api.prepare(run.body, at.model);
     const reply = await callProvider({
-      api: run.api, provider, key, body: Buffer.from(JSON.stringify(prepared.body)), headers: req.headers,
-      timeoutMs: this.opts.headersTimeoutMs ?? 600_000, signal: run.signal,
+      api: run.api,
+      provider,
+      key,
+      body: Buffer.from(JSON.stringify(prepared.body)),
+      headers: req.headers,
+      timeoutMs: this.opts.headersTimeoutMs ?? 600_000,
+      signal: run.signal,
     });
     if (!reply.ok) return { kind: "failed", cls: reply.timeout ? "timeout" : "server_error" };
     const status = reply.res.statusCode ?? 502;
-    if (status < 300) return { kind: "served", reply: { res: reply.res, stripUsageChunk: prepared.stripUsageChunk, at } };
+    if (status < 300)
+      return { kind: "served", reply: { res: reply.res, stripUsageChunk: prepared.stripUsageChunk, at } };
     const text = await readSmall(reply.res);
     const cls = classify(status, text.toString("utf8"));
     const response = { status, headers: reply.res.headers, body: text };
@@ -247,23 +278,53 @@ export class Gateway {
   private async served(res: ServerResponse, run: Run, tried: Attempt[], reply: Served): Promise<void> {
     const { caller } = run;
     this.report(caller, reply.at.model, "ok");
-    const fallback = tried.length > 1 ? tried.slice(0, -1).map((t) => `${t.model}: ${t.failed}`).join("; ") : undefined;
-    const result = await relaySuccess(res, run.api, reply, { attempts: tried.length, ...(fallback ? { fallback } : {}) });
+    const fallback =
+      tried.length > 1
+        ? tried
+            .slice(0, -1)
+            .map((t) => `${t.model}: ${t.failed}`)
+            .join("; ")
+        : undefined;
+    const result = await relaySuccess(res, run.api, reply, {
+      attempts: tried.length,
+      ...(fallback ? { fallback } : {}),
+    });
     const price = caller.cell.prices?.[reply.at.model];
     const usage = result.usage ?? { input: 0, output: 0 };
     const cost = price ? (usage.input * price.input + usage.output * price.output) / 1e6 : 0;
-    const recorded = this.usage.record(caller.cell.cell, { time: this.now(), member: caller.member.home, model: reply.at.model, ...usage, cost });
+    const recorded = this.usage.record(caller.cell.cell, {
+      time: this.now(),
+      member: caller.member.home,
+      model: reply.at.model,
+      ...usage,
+      cost,
+    });
     this.event(caller, {
-      api: run.api.name, asked: String(run.body.model), used: reply.at.model, provider: reply.at.provider,
-      ...(fallback ? { fallback } : {}), status: reply.res.statusCode ?? 200, tokensIn: usage.input, tokensOut: usage.output,
-      cost, latencyMs: this.now() - run.started, ...(result.firstByteMs !== undefined ? { firstByteMs: result.firstByteMs } : {}),
+      api: run.api.name,
+      asked: String(run.body.model),
+      used: reply.at.model,
+      provider: reply.at.provider,
+      ...(fallback ? { fallback } : {}),
+      status: reply.res.statusCode ?? 200,
+      tokensIn: usage.input,
+      tokensOut: usage.output,
+      cost,
+      latencyMs: this.now() - run.started,
+      ...(result.firstByteMs !== undefined ? { firstByteMs: result.firstByteMs } : {}),
       ...(result.complete ? {} : { incomplete: true }),
     });
     await recorded;
   }
 
   private giveUp(res: ServerResponse, run: Run, tried: Attempt[], last: Failure | undefined, reason: string): void {
-    this.event(run.caller, { api: run.api.name, asked: String(run.body.model), status: last?.status ?? 502, refused: reason, tried: tried.map((t) => `${t.model}: ${t.failed}`), latencyMs: this.now() - run.started });
+    this.event(run.caller, {
+      api: run.api.name,
+      asked: String(run.body.model),
+      status: last?.status ?? 502,
+      refused: reason,
+      tried: tried.map((t) => `${t.model}: ${t.failed}`),
+      latencyMs: this.now() - run.started,
+    });
     if (run.signal.aborted) return;
     if (last) return relayError(res, last.status, last.headers, last.body, tried);
     answer(res, run.api, "upstream", reason);
@@ -291,7 +352,12 @@ export class Gateway {
   }
 
   private event(caller: Caller, details: Record<string, unknown>): void {
-    this.events.write({ time: new Date(this.now()).toISOString(), cell: caller.cell.cell, member: caller.member.home, ...details });
+    this.events.write({
+      time: new Date(this.now()).toISOString(),
+      cell: caller.cell.cell,
+      member: caller.member.home,
+      ...details,
+    });
   }
 }
 
@@ -317,7 +383,9 @@ type Once =
 
 // The API a request speaks, for its errors: Anthropic's by its path or version header.
 function apiFor(req: IncomingMessage): ApiShape {
-  return (req.url ?? "").startsWith(APIS.anthropic.route) || req.headers["anthropic-version"] ? APIS.anthropic : APIS.openai;
+  return (req.url ?? "").startsWith(APIS.anthropic.route) || req.headers["anthropic-version"]
+    ? APIS.anthropic
+    : APIS.openai;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -332,7 +400,13 @@ function answer(res: ServerResponse, api: ApiShape, kind: GatewayError, message:
 }
 
 // The provider's own error, as it sent it, when the portfolio has nothing left to try.
-function relayError(res: ServerResponse, status: number, headers: http.IncomingHttpHeaders, body: Buffer, tried: Attempt[]): void {
+function relayError(
+  res: ServerResponse,
+  status: number,
+  headers: http.IncomingHttpHeaders,
+  body: Buffer,
+  tried: Attempt[],
+): void {
   const out: Record<string, string> = { "x-lazarus-attempts": String(tried.length) };
   for (const h of ["content-type", "retry-after", "request-id", "x-request-id"]) {
     const v = headers[h];
@@ -375,4 +449,3 @@ async function readBody(req: IncomingMessage, max: number): Promise<Record<strin
     return undefined;
   }
 }
-

@@ -4,7 +4,14 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
 import { writeFileAtomic } from "../util/fsx.js";
-import { gatewayDir, gatewayRecordFile, gatewaySettingsFile, readGatewayRecord, type GatewayRecord, type GatewaySettings } from "./state.js";
+import {
+  gatewayDir,
+  gatewayRecordFile,
+  gatewaySettingsFile,
+  readGatewayRecord,
+  type GatewayRecord,
+  type GatewaySettings,
+} from "./state.js";
 
 function gateway(stateRoot: string): Detached {
   return {

@@ -29,7 +29,10 @@ export interface CallInput {
 
 export function callProvider(input: CallInput): Promise<Reply> {
   const url = new URL(input.provider.baseUrl + input.api.upstreamPath);
-  const headers: Record<string, string> = { "accept-encoding": "identity", "content-length": String(input.body.length) };
+  const headers: Record<string, string> = {
+    "accept-encoding": "identity",
+    "content-length": String(input.body.length),
+  };
   for (const h of PASSED) {
     const v = input.headers[h];
     if (typeof v === "string") headers[h] = v;
@@ -38,7 +41,12 @@ export function callProvider(input: CallInput): Promise<Reply> {
   const tls = url.protocol === "https:";
   const mod = tls ? https : http;
   return new Promise<Reply>((resolve) => {
-    const req = mod.request(url, { method: "POST", headers, agent: tls ? agents.https : agents.http, signal: input.signal });
+    const req = mod.request(url, {
+      method: "POST",
+      headers,
+      agent: tls ? agents.https : agents.http,
+      signal: input.signal,
+    });
     const timer = setTimeout(() => req.destroy(new Error(`no response within ${input.timeoutMs} ms`)), input.timeoutMs);
     req.on("response", (res) => {
       clearTimeout(timer);
@@ -46,7 +54,11 @@ export function callProvider(input: CallInput): Promise<Reply> {
     });
     req.on("error", (err) => {
       clearTimeout(timer);
-      resolve({ ok: false, timeout: /no response within/.test(err.message), message: `${input.provider.name}: ${err.message}` });
+      resolve({
+        ok: false,
+        timeout: /no response within/.test(err.message),
+        message: `${input.provider.name}: ${err.message}`,
+      });
     });
     req.end(input.body);
   });

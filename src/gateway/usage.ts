@@ -148,7 +148,8 @@ async function readBuckets(file: string): Promise<Bucket[]> {
     }
   }
   const buckets: Bucket[] = [];
-  for (const r of recs.sort((a, b) => a.time - b.time)) add(buckets, { ...r, cost: typeof r.cost === "number" ? r.cost : 0 });
+  for (const r of recs.sort((a, b) => a.time - b.time))
+    add(buckets, { ...r, cost: typeof r.cost === "number" ? r.cost : 0 });
   return buckets;
 }
 

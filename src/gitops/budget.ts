@@ -14,7 +14,9 @@ export const DEFAULT_BUDGET: Budget = { maxClose: 5, maxFraction: 0.25 };
 export type BudgetVerdict = { ok: true } | { ok: false; closes: string[]; live: number; reason: string };
 
 export function checkBudget(actions: Action[], desired: Desired, observed: Observed, budget: Budget): BudgetVerdict {
-  const closes = [...new Set(actions.filter((a) => a.kind === "close" && !desired.cells.has(a.cell)).map((a) => a.cell))].sort();
+  const closes = [
+    ...new Set(actions.filter((a) => a.kind === "close" && !desired.cells.has(a.cell)).map((a) => a.cell)),
+  ].sort();
   const live = [...observed.cells.values()].filter((o) => o.live?.record && o.live.record.state !== "closed").length;
   if (closes.length === 0) return { ok: true };
   const all = closes.length >= live;

@@ -18,7 +18,11 @@ export type RevisionDecision =
   | { outcome: "apply" };
 
 // Rejected when any file of the revision fails to load (all or nothing), else undefined. Pure.
-export function rejection(revision: string, diagnostics: Diagnostic[], inForce: string | undefined): RevisionDecision | undefined {
+export function rejection(
+  revision: string,
+  diagnostics: Diagnostic[],
+  inForce: string | undefined,
+): RevisionDecision | undefined {
   if (!hasErrors(diagnostics)) return undefined;
   const errors = diagnostics.filter((d) => d.severity === "error");
   const first = errors[0] as Diagnostic;
@@ -27,7 +31,14 @@ export function rejection(revision: string, diagnostics: Diagnostic[], inForce: 
 }
 
 // Held when the plan would close more cells than the budget lets through, unless approved. Pure.
-export function budgetDecision(revision: string, actions: Action[], desired: Desired, observed: Observed, budget: Budget, approved: boolean): RevisionDecision {
+export function budgetDecision(
+  revision: string,
+  actions: Action[],
+  desired: Desired,
+  observed: Observed,
+  budget: Budget,
+  approved: boolean,
+): RevisionDecision {
   if (approved) return { outcome: "apply" };
   const verdict = checkBudget(actions, desired, observed, budget);
   if (verdict.ok) return { outcome: "apply" };
@@ -37,13 +48,27 @@ export function budgetDecision(revision: string, actions: Action[], desired: Des
 
 // Record a revision that was not applied (rejected or held) in the gitops status, and in the ledger
 // once per revision and outcome. The caller holds the state-dir lock.
-export async function recordNotApplied(stateRoot: string, ledger: Ledger, status: GitopsStatus, attempt: NonNullable<GitopsStatus["lastAttempt"]>, decision: Exclude<RevisionDecision, { outcome: "apply" }>): Promise<void> {
+export async function recordNotApplied(
+  stateRoot: string,
+  ledger: Ledger,
+  status: GitopsStatus,
+  attempt: NonNullable<GitopsStatus["lastAttempt"]>,
+  decision: Exclude<RevisionDecision, { outcome: "apply" }>,
+): Promise<void> {
   const repeat = status.lastAttempt?.revision === attempt.revision && status.lastAttempt.outcome === attempt.outcome;
-  if (decision.outcome === "held") status.held = { revision: attempt.revision, closes: decision.closes, reason: decision.reason, at: attempt.at };
+  if (decision.outcome === "held")
+    status.held = { revision: attempt.revision, closes: decision.closes, reason: decision.reason, at: attempt.at };
   status.lastAttempt = attempt;
   await writeGitopsStatus(stateRoot, status);
   const action = decision.outcome === "rejected" ? "revision-rejected" : "mass-close-held";
-  if (!repeat) await ledger.append({ time: attempt.at, cell: "-", action, reason: attempt.detail ?? "", revision: attempt.revision });
+  if (!repeat)
+    await ledger.append({
+      time: attempt.at,
+      cell: "-",
+      action,
+      reason: attempt.detail ?? "",
+      revision: attempt.revision,
+    });
 }
 
 // A fetched revision, loaded.
@@ -78,7 +103,11 @@ export interface Judged {
 // its plan closes more cells than the budget allows. A revision not applied is recorded here.
 // The caller holds the state-dir lock and acts on "apply" (then calls recordInForce).
 export async function judgeRevision(ctx: JudgeContext, c: Candidate): Promise<Judged> {
-  const status: GitopsStatus = { ...((await readGitopsStatus(ctx.stateRoot)) ?? {}), repo: ctx.repo.url, ref: ctx.repo.ref };
+  const status: GitopsStatus = {
+    ...((await readGitopsStatus(ctx.stateRoot)) ?? {}),
+    repo: ctx.repo.url,
+    ref: ctx.repo.ref,
+  };
   if (ctx.repo.subdir) status.path = ctx.repo.subdir;
   const at = new Date(ctx.now).toISOString();
   const approved = ctx.allowMassClose || (await approvedRevision(ctx.stateRoot)) === c.revision;
@@ -89,7 +118,14 @@ export async function judgeRevision(ctx: JudgeContext, c: Candidate): Promise<Ju
     decision = budgetDecision(c.revision, planned.actions, c.loaded.desired, planned.observed, ctx.budget, approved);
   }
   if (decision.outcome !== "apply") {
-    const attempt = { revision: c.revision, subject: c.subject, at, outcome: decision.outcome, detail: decision.detail, ...(decision.outcome === "rejected" ? { diagnostics: decision.diagnostics } : {}) };
+    const attempt = {
+      revision: c.revision,
+      subject: c.subject,
+      at,
+      outcome: decision.outcome,
+      detail: decision.detail,
+      ...(decision.outcome === "rejected" ? { diagnostics: decision.diagnostics } : {}),
+    };
     await recordNotApplied(ctx.stateRoot, ctx.ledger, status, attempt, decision);
   }
   return { decision, status, at, ...(planned ? { planned } : {}) };
@@ -97,7 +133,15 @@ export async function judgeRevision(ctx: JudgeContext, c: Candidate): Promise<Ju
 
 // Record a revision as in force (its attempt's outcome and detail), clearing a hold and an
 // approval. The caller holds the state-dir lock.
-export async function recordInForce(stateRoot: string, status: GitopsStatus, c: Pick<Candidate, "revision" | "subject">, at: string, outcome: Outcome, detail: string, inForce = true): Promise<void> {
+export async function recordInForce(
+  stateRoot: string,
+  status: GitopsStatus,
+  c: Pick<Candidate, "revision" | "subject">,
+  at: string,
+  outcome: Outcome,
+  detail: string,
+  inForce = true,
+): Promise<void> {
   if (inForce) status.inForce = { revision: c.revision, subject: c.subject, at };
   if (status.held?.revision === c.revision || outcome === "applied" || outcome === "unchanged") delete status.held;
   status.lastAttempt = { revision: c.revision, subject: c.subject, at, outcome, detail };

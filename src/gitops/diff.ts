@@ -19,7 +19,10 @@ export interface EntryDiff {
 
 function plain(c: DesiredCell): unknown {
   const { source: _s, members, ...rest } = c;
-  return { ...rest, members: Object.fromEntries(members.map(({ source: _m, resolvedPortfolio: _p, ...m }) => [m.identity, m])) };
+  return {
+    ...rest,
+    members: Object.fromEntries(members.map(({ source: _m, resolvedPortfolio: _p, ...m }) => [m.identity, m])),
+  };
 }
 
 function flatten(v: unknown, prefix: string, out: Map<string, string>): void {
@@ -46,7 +49,8 @@ function fieldDiff(a: unknown, b: unknown): FieldChange[] {
     const after = fb.get(k) ?? "(unset)";
     if (before === after) continue;
     // Credentials never show their sources or values in a diff.
-    if (k.startsWith("credentials.")) out.push({ field: k.split(".").slice(0, 2).join("."), before: "(redacted)", after: "changed (redacted)" });
+    if (k.startsWith("credentials."))
+      out.push({ field: k.split(".").slice(0, 2).join("."), before: "(redacted)", after: "changed (redacted)" });
     else out.push({ field: k, before, after });
   }
   return out.filter((c, i, all) => all.findIndex((x) => x.field === c.field) === i);

@@ -18,7 +18,9 @@ async function git(args: string[], cwd?: string): Promise<string> {
     return r.stdout.trim();
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new LazarusError("GIT_FAILED", `git ${args.join(" ")} failed: ${stderr || errorMessage(err)}`, { cause: err });
+    throw new LazarusError("GIT_FAILED", `git ${args.join(" ")} failed: ${stderr || errorMessage(err)}`, {
+      cause: err,
+    });
   }
 }
 
@@ -40,7 +42,11 @@ export function normalizeUrl(url: string): string {
 export function repoCache(gitopsDir: string, url: string): RepoCache {
   const u = normalizeUrl(url);
   const key = sha256(u).slice(0, 12);
-  return { url: u, dir: path.join(gitopsDir, "repos", `${key}.git`), revisions: path.join(gitopsDir, "revisions", key) };
+  return {
+    url: u,
+    dir: path.join(gitopsDir, "repos", `${key}.git`),
+    revisions: path.join(gitopsDir, "revisions", key),
+  };
 }
 
 // Fetch every branch, tag and remote-tracking ref (origin/main of a CI checkout) into the cache;
@@ -53,7 +59,12 @@ export async function fetchRef(cache: RepoCache, ref: string): Promise<string> {
     await mkdir(path.dirname(cache.dir), { recursive: true });
     await git(["init", "--bare", "--quiet", cache.dir]);
   }
-  const specs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+refs/remotes/*:refs/remotes/*", ...(namesHead(ref) ? ["+HEAD:refs/upstream/HEAD"] : [])];
+  const specs = [
+    "+refs/heads/*:refs/heads/*",
+    "+refs/tags/*:refs/tags/*",
+    "+refs/remotes/*:refs/remotes/*",
+    ...(namesHead(ref) ? ["+HEAD:refs/upstream/HEAD"] : []),
+  ];
   await git(["--git-dir", cache.dir, "fetch", "--quiet", "--prune", "--force", cache.url, ...specs]);
   return resolveRef(cache, ref);
 }
@@ -87,7 +98,10 @@ export async function exportRevision(cache: RepoCache, sha: string): Promise<str
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  const archive = await execa("git", ["--git-dir", cache.dir, "archive", "--format=tar", sha], { encoding: "buffer", stdin: "ignore" });
+  const archive = await execa("git", ["--git-dir", cache.dir, "archive", "--format=tar", sha], {
+    encoding: "buffer",
+    stdin: "ignore",
+  });
   await execa("tar", ["-x", "-C", tmp], { input: archive.stdout as Uint8Array });
   await rename(tmp, dir);
   return dir;

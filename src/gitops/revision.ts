@@ -7,7 +7,12 @@ import path from "node:path";
 
 function git(configDir: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile("git", ["-C", configDir, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    const child = execFile(
+      "git",
+      ["-C", configDir, ...args],
+      { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
     child.stdin?.end();
   });
 }

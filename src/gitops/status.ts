@@ -11,7 +11,14 @@ export interface GitopsStatus {
   ref: string;
   path?: string;
   inForce?: { revision: string; subject: string; at: string };
-  lastAttempt?: { revision: string; subject: string; at: string; outcome: Outcome; detail?: string; diagnostics?: Diagnostic[] };
+  lastAttempt?: {
+    revision: string;
+    subject: string;
+    at: string;
+    outcome: Outcome;
+    detail?: string;
+    diagnostics?: Diagnostic[];
+  };
   held?: { revision: string; closes: string[]; reason: string; at: string };
 }
 

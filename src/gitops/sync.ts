@@ -5,7 +5,17 @@ import path from "node:path";
 import { statePaths } from "../cells/layout.js";
 import type { Diagnostic } from "../config/diagnostics.js";
 import { loadConfig } from "../config/load.js";
-import { applyEnv, cellClaims, computePlan, credentialContext, observeAndPlan, resolveNow, withCells, type EngineOptions, type PlanOutcome } from "../engine.js";
+import {
+  applyEnv,
+  cellClaims,
+  computePlan,
+  credentialContext,
+  observeAndPlan,
+  resolveNow,
+  withCells,
+  type EngineOptions,
+  type PlanOutcome,
+} from "../engine.js";
 import { fingerprint } from "../plan/saved.js";
 import { applyActions, type ApplyHooks } from "../apply/apply.js";
 import type { Action } from "../plan/actions.js";
@@ -45,7 +55,12 @@ export interface SyncResult {
 }
 
 // Fetch and export the ref's commit; returns the config dir inside it.
-export async function checkoutRevision(stateRoot: string, repo: string, ref: string, subdir?: string): Promise<{ revision: string; subject: string; configDir: string }> {
+export async function checkoutRevision(
+  stateRoot: string,
+  repo: string,
+  ref: string,
+  subdir?: string,
+): Promise<{ revision: string; subject: string; configDir: string }> {
   const cache = repoCache(gitopsDir(stateRoot), repo);
   const revision = await fetchRef(cache, ref);
   const configDir = await configDirOf(await exportRevision(cache, revision), subdir);
@@ -73,14 +88,32 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   // A revision is all or nothing: any file that fails to load rejects the whole commit.
   const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
   const { diagnostics } = loaded;
-  const engine: EngineOptions = { configDir, loaded, ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.now ? { now: opts.now } : {}), ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}), revision, ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}), ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}), ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}) };
+  const engine: EngineOptions = {
+    configDir,
+    loaded,
+    ...(opts.stateDir ? { stateDir: opts.stateDir } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.hostSettings ? { hostSettings: opts.hostSettings } : {}),
+    revision,
+    ...(opts.stopTimeoutMs ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
+    ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}),
+    ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}),
+  };
 
   if (opts.dryRun) {
     const rejected = rejection(revision, diagnostics, (await readGitopsStatus(stateRoot))?.inForce?.revision);
-    if (rejected?.outcome === "rejected") return { revision, subject, outcome: "dry-run", detail: rejected.detail, diagnostics };
+    if (rejected?.outcome === "rejected")
+      return { revision, subject, outcome: "dry-run", detail: rejected.detail, diagnostics };
     const plan = await computePlan(engine);
     const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
-    return { revision, subject, outcome: "dry-run", detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`, diagnostics: plan.diagnostics, plan };
+    return {
+      revision,
+      subject,
+      outcome: "dry-run",
+      detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`,
+      diagnostics: plan.diagnostics,
+      plan,
+    };
   }
 
   // Judge under the state-dir lock; apply each cell under its own lock, skipping a cell that changed
@@ -91,32 +124,61 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     const { now } = await resolveNow(paths, opts.now);
     let planned: { observed: Observed; plan: Plan } | undefined;
     const candidate = { revision, subject, configDir, loaded };
-    const judged = await state.hold(() => judgeRevision(
-      {
-        stateRoot,
-        ledger,
-        repo: { url: opts.repo, ref: opts.ref, ...(opts.subdir ? { subdir: opts.subdir } : {}) },
-        budget: opts.budget,
-        allowMassClose: opts.allowMassClose === true,
-        now,
-        observeAndPlan: async (desired) => {
-          planned = await observeAndPlan(paths, desired, now);
-          return { observed: planned.observed, actions: planned.plan.actions };
+    const judged = await state.hold(() =>
+      judgeRevision(
+        {
+          stateRoot,
+          ledger,
+          repo: { url: opts.repo, ref: opts.ref, ...(opts.subdir ? { subdir: opts.subdir } : {}) },
+          budget: opts.budget,
+          allowMassClose: opts.allowMassClose === true,
+          now,
+          observeAndPlan: async (desired) => {
+            planned = await observeAndPlan(paths, desired, now);
+            return { observed: planned.observed, actions: planned.plan.actions };
+          },
         },
-      },
-      candidate,
-    ));
+        candidate,
+      ),
+    );
     const { decision } = judged;
-    if (decision.outcome !== "apply") return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
+    if (decision.outcome !== "apply")
+      return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
     const p = planned as { observed: Observed; plan: Plan };
     opts.hooks?.planned?.(p.plan.actions);
-    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) => fingerprint(p.observed.cells.get(cell)));
-    const results = await applyActions(p.plan.actions, { ...applyEnv(engine, paths, configDir, now, revision), stateLock: state }, ledger, opts.hooks ?? {}, { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim });
+    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) =>
+      fingerprint(p.observed.cells.get(cell)),
+    );
+    const results = await applyActions(
+      p.plan.actions,
+      { ...applyEnv(engine, paths, configDir, now, revision), stateLock: state },
+      ledger,
+      opts.hooks ?? {},
+      { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim },
+    );
     const failed = results.filter((r) => r.status !== "applied").length;
     const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
     const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
-    await state.hold(() => recordInForce(stateRoot, judged.status, candidate, judged.at, outcome, detail, outcome !== "failed" || results.length > failed));
+    await state.hold(() =>
+      recordInForce(
+        stateRoot,
+        judged.status,
+        candidate,
+        judged.at,
+        outcome,
+        detail,
+        outcome !== "failed" || results.length > failed,
+      ),
+    );
     const all = [...diagnostics, ...p.plan.diagnostics];
-    return { revision, subject, outcome, detail, diagnostics: all, plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all }, results };
+    return {
+      revision,
+      subject,
+      outcome,
+      detail,
+      diagnostics: all,
+      plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all },
+      results,
+    };
   });
 }

@@ -41,7 +41,9 @@ async function readRecord<T extends DetachedRecord>(d: Detached): Promise<T | un
 function isOurs(d: Detached, rec: DetachedRecord | undefined): rec is DetachedRecord {
   if (!rec || !isAlive(rec.pid, rec.startTime)) return false;
   try {
-    return readFileSync(`/proc/${rec.pid}/environ`, "utf8").split("\0").includes(`${d.mark}=${path.resolve(d.stateRoot)}`);
+    return readFileSync(`/proc/${rec.pid}/environ`, "utf8")
+      .split("\0")
+      .includes(`${d.mark}=${path.resolve(d.stateRoot)}`);
   } catch {
     return false;
   }
@@ -55,7 +57,9 @@ export async function runningDetached<T extends DetachedRecord>(d: Detached): Pr
 // Where an entry point is: beside this module's dist/ once built (dist/host/ → dist/<main>).
 function script(main: string): string {
   const here = fileURLToPath(import.meta.url);
-  const dist = here.endsWith(".ts") ? path.join(path.dirname(here), "..", "..", "dist") : path.join(path.dirname(here), "..");
+  const dist = here.endsWith(".ts")
+    ? path.join(path.dirname(here), "..", "..", "dist")
+    : path.join(path.dirname(here), "..");
   return path.join(dist, main);
 }
 

@@ -18,7 +18,11 @@ export async function credentialDigestKey(stateRoot: string, create: boolean): P
   const read = async (): Promise<Buffer | undefined> => {
     const r = await readUntrusted(file, 1024);
     if (r.ok && /^[0-9a-f]{64}\n?$/.test(r.text)) return Buffer.from(r.text.trim(), "hex");
-    if (r.ok || !r.missing) throw new LazarusError("BAD_KEY", `${file} is not a credential digest key (${r.ok ? "unexpected content" : r.reason}); remove it and let Lazarus create a new one`);
+    if (r.ok || !r.missing)
+      throw new LazarusError(
+        "BAD_KEY",
+        `${file} is not a credential digest key (${r.ok ? "unexpected content" : r.reason}); remove it and let Lazarus create a new one`,
+      );
     return undefined;
   };
   const existing = await read();

@@ -34,13 +34,15 @@ export const LIMIT_DEFAULTS = {
   maxCells: 1000,
 } as const;
 
-const bad = (message: string): LazarusError => new LazarusError("BAD_SETTING", `${message} (docs/configuration.md, host settings)`);
+const bad = (message: string): LazarusError =>
+  new LazarusError("BAD_SETTING", `${message} (docs/configuration.md, host settings)`);
 
 function size(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = env[name];
   if (!text) return fallback;
   const bytes = parseMemory(text);
-  if (bytes === undefined || bytes < 16 * MiB) throw bad(`${name} "${text}" is not a size of at least 16Mi, such as 2Gi`);
+  if (bytes === undefined || bytes < 16 * MiB)
+    throw bad(`${name} "${text}" is not a size of at least 16Mi, such as 2Gi`);
   return bytes;
 }
 
@@ -56,17 +58,27 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number, min: numb
 // an error rather than silently lowered.
 export function hostLimits(env: NodeJS.ProcessEnv = process.env): HostLimits {
   const maxMemoryBytes = size(env, "LAZARUS_MAX_MEMORY", defaultMaxMemory());
-  const defaultMemoryBytes = size(env, "LAZARUS_DEFAULT_MEMORY", Math.min(LIMIT_DEFAULTS.defaultMemoryBytes, maxMemoryBytes));
-  if (defaultMemoryBytes > maxMemoryBytes) throw bad(`LAZARUS_DEFAULT_MEMORY (${env.LAZARUS_DEFAULT_MEMORY}) is above LAZARUS_MAX_MEMORY (${env.LAZARUS_MAX_MEMORY ?? `${maxMemoryBytes / MiB}Mi, half this host's memory`})`);
+  const defaultMemoryBytes = size(
+    env,
+    "LAZARUS_DEFAULT_MEMORY",
+    Math.min(LIMIT_DEFAULTS.defaultMemoryBytes, maxMemoryBytes),
+  );
+  if (defaultMemoryBytes > maxMemoryBytes)
+    throw bad(
+      `LAZARUS_DEFAULT_MEMORY (${env.LAZARUS_DEFAULT_MEMORY}) is above LAZARUS_MAX_MEMORY (${env.LAZARUS_MAX_MEMORY ?? `${maxMemoryBytes / MiB}Mi, half this host's memory`})`,
+    );
   const maxPids = count(env, "LAZARUS_MAX_PIDS", LIMIT_DEFAULTS.maxPids, 8, 4_194_304);
   const defaultPids = count(env, "LAZARUS_DEFAULT_PIDS", Math.min(LIMIT_DEFAULTS.defaultPids, maxPids), 8, 4_194_304);
   if (defaultPids > maxPids) throw bad(`LAZARUS_DEFAULT_PIDS (${defaultPids}) is above LAZARUS_MAX_PIDS (${maxPids})`);
   const cpuText = env.LAZARUS_MAX_CPU;
-  const maxCpu = cpuText ? (parseCpu(/^\d+(\.\d+)?$/.test(cpuText) ? Number(cpuText) : cpuText) ?? Number.NaN) : Math.max(2, os.availableParallelism());
+  const maxCpu = cpuText
+    ? (parseCpu(/^\d+(\.\d+)?$/.test(cpuText) ? Number(cpuText) : cpuText) ?? Number.NaN)
+    : Math.max(2, os.availableParallelism());
   if (!(maxCpu > 0)) throw bad(`LAZARUS_MAX_CPU "${cpuText}" is not a number of cores such as 2, 1.5 or 500m`);
   const maxLogText = env.LAZARUS_MAX_LOG_SIZE;
   const maxLogBytes = maxLogText ? (parseMemory(maxLogText) ?? 0) : LIMIT_DEFAULTS.maxLogBytes;
-  if (maxLogBytes < 16 * 1024) throw bad(`LAZARUS_MAX_LOG_SIZE "${maxLogText}" is not a size of at least 16Ki, such as 256Mi`);
+  if (maxLogBytes < 16 * 1024)
+    throw bad(`LAZARUS_MAX_LOG_SIZE "${maxLogText}" is not a size of at least 16Ki, such as 256Mi`);
   const maxLogKeep = count(env, "LAZARUS_MAX_LOG_KEEP", LIMIT_DEFAULTS.maxLogKeep, 0, 100);
   const maxCells = count(env, "LAZARUS_MAX_CELLS", LIMIT_DEFAULTS.maxCells, 1, 1_000_000);
   return { maxMemoryBytes, defaultMemoryBytes, maxPids, defaultPids, maxCpu, maxLogBytes, maxLogKeep, maxCells };
@@ -80,6 +92,12 @@ export function withDefaults(r: Resources, limits: HostLimits): Resources {
 
 // A byte count as people write it (2Gi, 512Mi, 1536Ki, 100).
 export function formatBytes(n: number): string {
-  for (const [unit, size] of [["Ti", 1024 * GiB], ["Gi", GiB], ["Mi", MiB], ["Ki", 1024]] as const) if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  for (const [unit, size] of [
+    ["Ti", 1024 * GiB],
+    ["Gi", GiB],
+    ["Mi", MiB],
+    ["Ki", 1024],
+  ] as const)
+    if (n >= size && n % size === 0) return `${n / size}${unit}`;
   return String(n);
 }

@@ -73,7 +73,8 @@ export function readEnviron(pid: number): string[] | "unreadable" | undefined {
   }
 }
 
-const carriesMarks = (env: string[], owner: ProcessOwner): boolean => env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`);
+const carriesMarks = (env: string[], owner: ProcessOwner): boolean =>
+  env.includes(`LAZARUS_SPAWN_ID=${owner.spawnId}`) && env.includes(`CELL_ID=${owner.cell}`);
 
 // A process as seen once: a signal goes to it only while its pid still has this start time.
 export interface ProcSnapshot {
@@ -84,7 +85,8 @@ export interface ProcSnapshot {
 // What can be said of the process group a member's leader made (pgid = the leader's pid):
 // "owned" with its live processes, "none" (nothing of it lives, or nothing proves it the member's),
 // or "unverifiable" (a process of it lives whose environment this user may not read).
-export type GroupProof = { status: "owned"; procs: ProcSnapshot[] } | { status: "none" } | { status: "unverifiable"; pid: number };
+export type GroupProof =
+  { status: "owned"; procs: ProcSnapshot[] } | { status: "none" } | { status: "unverifiable"; pid: number };
 
 // The member's process group, proved: its leader lives and is the member's (ownsProcess), or, once
 // the leader has exited, every live process of the group is in the session the leader made
@@ -142,7 +144,13 @@ export function groupMembers(pgid: number): number[] {
 export function findLeader(cell: string, spawnId: string): { pid: number; startTime: number } | undefined {
   for (const pid of findByEnv("LAZARUS_SPAWN_ID", spawnId)) {
     const info = procInfo(pid);
-    if (info && info.pgid === pid && info.state !== "Z" && ownsProcess(pid, { spawnId, cell, startTime: info.startTime })) return { pid, startTime: info.startTime };
+    if (
+      info &&
+      info.pgid === pid &&
+      info.state !== "Z" &&
+      ownsProcess(pid, { spawnId, cell, startTime: info.startTime })
+    )
+      return { pid, startTime: info.startTime };
   }
   return undefined;
 }

@@ -18,7 +18,8 @@ export interface CredentialContext {
   digestKey?: Buffer;
 }
 
-export type SourceResult = { ok: true; value: string } | { ok: false; field: "file" | "env"; message: string; hint: string };
+export type SourceResult =
+  { ok: true; value: string } | { ok: false; field: "file" | "env"; message: string; hint: string };
 
 function inside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
@@ -30,24 +31,51 @@ export type SecretPath = { ok: true; path: string } | { ok: false; message: stri
 // A file a cell names that only the operator may provide (a file credential, a kubeconfig): a
 // relative path under the secrets root, resolved through every link and still under it. what:
 // how the messages name such files, e.g. "file credentials"; example: a relative name for the hint.
-export async function secretPath(file: string, host: HostSettings, what = "file credentials", example = "gitea/token"): Promise<SecretPath> {
+export async function secretPath(
+  file: string,
+  host: HostSettings,
+  what = "file credentials",
+  example = "gitea/token",
+): Promise<SecretPath> {
   const bad = (message: string, hint: string): SecretPath => ({ ok: false, message, hint });
-  if (!host.secretsDir) return bad(`${what} are read only from a secrets root, and none is set`, "start Lazarus with --secrets-dir DIR or LAZARUS_SECRETS_DIR=DIR, and name the file relative to it");
-  if (path.isAbsolute(file)) return bad(`"${file}" is an absolute path; ${what} are read only from under the secrets root ${host.secretsDir}`, `name the file relative to the secrets root, e.g. ${example}`);
-  if (file.split(/[\\/]/).includes("..")) return bad(`"${file}" climbs out with ".."; ${what} are read only from under the secrets root ${host.secretsDir}`, "name a file under the secrets root, without ..");
+  if (!host.secretsDir)
+    return bad(
+      `${what} are read only from a secrets root, and none is set`,
+      "start Lazarus with --secrets-dir DIR or LAZARUS_SECRETS_DIR=DIR, and name the file relative to it",
+    );
+  if (path.isAbsolute(file))
+    return bad(
+      `"${file}" is an absolute path; ${what} are read only from under the secrets root ${host.secretsDir}`,
+      `name the file relative to the secrets root, e.g. ${example}`,
+    );
+  if (file.split(/[\\/]/).includes(".."))
+    return bad(
+      `"${file}" climbs out with ".."; ${what} are read only from under the secrets root ${host.secretsDir}`,
+      "name a file under the secrets root, without ..",
+    );
   let root: string;
   try {
     root = await realpath(host.secretsDir);
   } catch {
-    return bad(`the secrets root ${host.secretsDir} does not exist`, "create it, or point --secrets-dir / LAZARUS_SECRETS_DIR at the right directory");
+    return bad(
+      `the secrets root ${host.secretsDir} does not exist`,
+      "create it, or point --secrets-dir / LAZARUS_SECRETS_DIR at the right directory",
+    );
   }
   let real: string;
   try {
     real = await realpath(path.join(root, file));
   } catch {
-    return bad(`"${file}" does not exist under the secrets root ${host.secretsDir}`, "create the file there (the operator), or fix the name");
+    return bad(
+      `"${file}" does not exist under the secrets root ${host.secretsDir}`,
+      "create the file there (the operator), or fix the name",
+    );
   }
-  if (!inside(root, real)) return bad(`"${file}" leads outside the secrets root ${host.secretsDir} (through a symbolic link)`, "put the file itself under the secrets root");
+  if (!inside(root, real))
+    return bad(
+      `"${file}" leads outside the secrets root ${host.secretsDir} (through a symbolic link)`,
+      "put the file itself under the secrets root",
+    );
   return { ok: true, path: real };
 }
 
@@ -66,10 +94,21 @@ async function fromFile(file: string, host: HostSettings): Promise<SourceResult>
 function fromEnv(name: string, host: HostSettings, hostEnv: NodeJS.ProcessEnv): SourceResult {
   const prefixes = host.credentialEnvPrefixes;
   if (!prefixes.some((p) => name.startsWith(p))) {
-    return { ok: false, field: "env", message: `variable ${name} does not start with ${prefixes.join(" or ") || "(no prefix is allowed)"}; env credentials come only from variables the operator marked for cells`, hint: `use a variable named like ${prefixes[0] ?? "LAZARUS_SECRET_"}${name}, or ask the operator to allow the prefix (LAZARUS_CREDENTIAL_ENV_PREFIX)` };
+    return {
+      ok: false,
+      field: "env",
+      message: `variable ${name} does not start with ${prefixes.join(" or ") || "(no prefix is allowed)"}; env credentials come only from variables the operator marked for cells`,
+      hint: `use a variable named like ${prefixes[0] ?? "LAZARUS_SECRET_"}${name}, or ask the operator to allow the prefix (LAZARUS_CREDENTIAL_ENV_PREFIX)`,
+    };
   }
   const v = hostEnv[name];
-  if (v === undefined) return { ok: false, field: "env", message: `variable ${name} is not set in Lazarus's environment`, hint: "set it where Lazarus runs, or fix the name" };
+  if (v === undefined)
+    return {
+      ok: false,
+      field: "env",
+      message: `variable ${name} is not set in Lazarus's environment`,
+      hint: "set it where Lazarus runs, or fix the name",
+    };
   return { ok: true, value: v };
 }
 

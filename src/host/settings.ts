@@ -40,7 +40,10 @@ function parseRange(text: string): { first: number; last: number } {
   const first = m ? Number(m[1]) : Number.NaN;
   const last = m ? Number(m[2]) : Number.NaN;
   if (!m || first < 1000 || last < first || last > 4_294_967_294) {
-    throw new LazarusError("BAD_SETTING", `LAZARUS_UID_RANGE "${text}" is not a range like 200000-299999 (first ≥ 1000, last ≥ first)`);
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_UID_RANGE "${text}" is not a range like 200000-299999 (first ≥ 1000, last ≥ first)`,
+    );
   }
   return { first, last };
 }
@@ -55,31 +58,63 @@ export function uidRange(env: NodeJS.ProcessEnv = process.env): { first: number;
 // pump). LAZARUS_LOG_PUMP=node, from when the pump was chosen apart, means node too.
 export function startSetting(env: NodeJS.ProcessEnv = process.env): "perl" | "node" {
   const problems = settingProblems({ LAZARUS_SPAWNER: env.LAZARUS_SPAWNER, LAZARUS_LOG_PUMP: env.LAZARUS_LOG_PUMP });
-  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
+  if (problems.length)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`,
+    );
   return env.LAZARUS_SPAWNER === "node" || env.LAZARUS_LOG_PUMP === "node" ? "node" : "perl";
 }
 
 // Settings from flags first, then Lazarus's environment, then defaults.
 export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFlags = {}): HostSettings {
   const problems = settingProblems(env, "bound");
-  if (problems.length) throw new LazarusError("BAD_SETTING", `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`);
+  if (problems.length)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`,
+    );
   startSetting(env); // a bad one fails here, before any member starts
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
-  const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_").split(",").map((s) => s.trim()).filter(Boolean);
-  const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map((b) => path.resolve(b));
+  const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const binds = [...(env.LAZARUS_SANDBOX_BINDS ?? "").split(":").filter(Boolean), ...(flags.sandboxBind ?? [])].map(
+    (b) => path.resolve(b),
+  );
   const cgroupRoot = env.LAZARUS_CGROUP_ROOT || "lazarus";
   if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(cgroupRoot) || cgroupRoot.split("/").includes("..")) {
-    throw new LazarusError("BAD_SETTING", `LAZARUS_CGROUP_ROOT "${cgroupRoot}" must be a relative cgroup path such as lazarus`);
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_CGROUP_ROOT "${cgroupRoot}" must be a relative cgroup path such as lazarus`,
+    );
   }
   const maxSize = env.LAZARUS_LOG_MAX_SIZE || "10Mi";
   const maxBytes = parseMemory(maxSize);
-  if (maxBytes === undefined || maxBytes < 16 * 1024) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_MAX_SIZE "${maxSize}" is not a size of at least 16Ki, such as 10Mi`);
+  if (maxBytes === undefined || maxBytes < 16 * 1024)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_LOG_MAX_SIZE "${maxSize}" is not a size of at least 16Ki, such as 10Mi`,
+    );
   const keepText = env.LAZARUS_LOG_KEEP || "3";
   const keep = /^\d{1,3}$/.test(keepText) ? Number(keepText) : Number.NaN;
-  if (!(keep >= 0 && keep <= 100)) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`);
+  if (!(keep >= 0 && keep <= 100))
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_LOG_KEEP "${keepText}" is not a number of rotated files from 0 to 100`,
+    );
   const limits = hostLimits(env);
-  if (maxBytes > limits.maxLogBytes) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_MAX_SIZE "${maxSize}" is above LAZARUS_MAX_LOG_SIZE (${formatBytes(limits.maxLogBytes)}): the default may not exceed the ceiling`);
-  if (keep > limits.maxLogKeep) throw new LazarusError("BAD_SETTING", `LAZARUS_LOG_KEEP "${keepText}" is above LAZARUS_MAX_LOG_KEEP (${limits.maxLogKeep}): the default may not exceed the ceiling`);
+  if (maxBytes > limits.maxLogBytes)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_LOG_MAX_SIZE "${maxSize}" is above LAZARUS_MAX_LOG_SIZE (${formatBytes(limits.maxLogBytes)}): the default may not exceed the ceiling`,
+    );
+  if (keep > limits.maxLogKeep)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_LOG_KEEP "${keepText}" is above LAZARUS_MAX_LOG_KEEP (${limits.maxLogKeep}): the default may not exceed the ceiling`,
+    );
   return {
     limits,
     logs: { maxBytes, keep, pump: !/^(off|0|false|no)$/i.test(env.LAZARUS_LOG_PUMP ?? "") },
@@ -104,12 +139,17 @@ export function diskSettings(env: NodeJS.ProcessEnv = process.env): DiskSettings
   const size = (name: string, text: string): number | undefined => {
     if (/^none$/i.test(text)) return undefined;
     const bytes = parseMemory(text);
-    if (bytes === undefined || bytes < MIN_DISK) throw new LazarusError("BAD_SETTING", `${name} "${text}" is not a size of at least 16Mi, such as 10Gi, or none`);
+    if (bytes === undefined || bytes < MIN_DISK)
+      throw new LazarusError("BAD_SETTING", `${name} "${text}" is not a size of at least 16Mi, such as 10Gi, or none`);
     return bytes;
   };
   const def = size("LAZARUS_DEFAULT_DISK", env.LAZARUS_DEFAULT_DISK || "none");
   const max = size("LAZARUS_MAX_DISK", env.LAZARUS_MAX_DISK || "none");
-  if (def !== undefined && max !== undefined && def > max) throw new LazarusError("BAD_SETTING", `LAZARUS_DEFAULT_DISK (${env.LAZARUS_DEFAULT_DISK}) is larger than LAZARUS_MAX_DISK (${env.LAZARUS_MAX_DISK}); lower the default or raise the ceiling`);
+  if (def !== undefined && max !== undefined && def > max)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_DEFAULT_DISK (${env.LAZARUS_DEFAULT_DISK}) is larger than LAZARUS_MAX_DISK (${env.LAZARUS_MAX_DISK}); lower the default or raise the ceiling`,
+    );
   return { ...(def !== undefined ? { default: def } : {}), ...(max !== undefined ? { max } : {}) };
 }
 
@@ -119,6 +159,10 @@ export const MIN_CHECKPOINT_BYTES = 1024 * 1024;
 export function checkpointMaxBytes(env: NodeJS.ProcessEnv = process.env): number {
   const text = env.LAZARUS_CHECKPOINT_MAX_SIZE || "10Gi";
   const bytes = parseMemory(text);
-  if (bytes === undefined || bytes < MIN_CHECKPOINT_BYTES) throw new LazarusError("BAD_SETTING", `LAZARUS_CHECKPOINT_MAX_SIZE "${text}" is not a size of at least 1Mi, such as 10Gi`);
+  if (bytes === undefined || bytes < MIN_CHECKPOINT_BYTES)
+    throw new LazarusError(
+      "BAD_SETTING",
+      `LAZARUS_CHECKPOINT_MAX_SIZE "${text}" is not a size of at least 1Mi, such as 10Gi`,
+    );
   return bytes;
 }

@@ -26,7 +26,10 @@ export interface LedgerHead {
   time: string;
 }
 
-export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & { details?: Record<string, unknown>; revision?: string };
+export type LedgerInput = Pick<LedgerEntry, "time" | "cell" | "action" | "reason"> & {
+  details?: Record<string, unknown>;
+  revision?: string;
+};
 
 // The hash an entry carries: sha256 of its canonical JSON without the hash field.
 export function entryHash(e: Omit<LedgerEntry, "hash">): string {
@@ -72,7 +75,9 @@ export class Ledger {
 
   // Append one entry after every append queued before it; resolves once it is durable.
   append(input: LedgerInput): Promise<LedgerEntry> {
-    return this.guard(() => serialized(`ledger:${this.key}`, async () => (await this.appendNow([input]))[0] as LedgerEntry));
+    return this.guard(() =>
+      serialized(`ledger:${this.key}`, async () => (await this.appendNow([input]))[0] as LedgerEntry),
+    );
   }
 
   // Append entries in this order as one write (one fsync, one head update): all of them are
@@ -149,7 +154,8 @@ export class Ledger {
   }
 }
 
-export type VerifyResult = { ok: true; entries: number } | { ok: false; entries: number; line: number; problem: string };
+export type VerifyResult =
+  { ok: true; entries: number } | { ok: false; entries: number; line: number; problem: string };
 
 // Check the whole chain: each line parses, its hash is right, it points at the line before,
 // seq counts up by one, and the head file does not claim entries that are missing.
@@ -174,17 +180,29 @@ export async function verifyLedger(file: string, headFile: string): Promise<Veri
     }
     const { hash, ...rest } = e;
     if (entryHash(rest) !== hash) return bad(`entry seq ${e.seq} was edited: its hash does not match its contents`);
-    if (e.prev !== prev) return bad(`entry seq ${e.seq} does not follow the entry before it (removed or reordered entries)`);
-    if (e.seq !== seq + 1) return bad(`entry seq ${e.seq} where seq ${seq + 1} was expected (removed or reordered entries)`);
+    if (e.prev !== prev)
+      return bad(`entry seq ${e.seq} does not follow the entry before it (removed or reordered entries)`);
+    if (e.seq !== seq + 1)
+      return bad(`entry seq ${e.seq} where seq ${seq + 1} was expected (removed or reordered entries)`);
     prev = hash;
     seq = e.seq;
   }
   const head = await readJson<LedgerHead>(headFile);
   if (head && head.seq > seq) {
-    return { ok: false, entries: seq, line: lines.length + 1, problem: `the ledger ends at seq ${seq} but entries up to seq ${head.seq} were written (entries removed from the end)` };
+    return {
+      ok: false,
+      entries: seq,
+      line: lines.length + 1,
+      problem: `the ledger ends at seq ${seq} but entries up to seq ${head.seq} were written (entries removed from the end)`,
+    };
   }
   if (head && head.seq === seq && head.hash !== prev) {
-    return { ok: false, entries: seq, line: lines.length, problem: `the last entry (seq ${seq}) differs from the one that was written` };
+    return {
+      ok: false,
+      entries: seq,
+      line: lines.length,
+      problem: `the last entry (seq ${seq}) differs from the one that was written`,
+    };
   }
   return { ok: true, entries: seq };
 }

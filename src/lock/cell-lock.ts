@@ -10,24 +10,41 @@ import { acquireLock, type Lock } from "./lock.js";
 
 export function cellLockFile(paths: Pick<StatePaths, "ledger">, cell: string): string {
   // A cell's name is a DNS label; anything else (a name typed on the command line) never names a file.
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cell)) throw new LazarusError("NO_SUCH_CELL", `${JSON.stringify(cell)} is not a cell name (a DNS label such as review-7); see lazarus status`);
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cell))
+    throw new LazarusError(
+      "NO_SUCH_CELL",
+      `${JSON.stringify(cell)} is not a cell name (a DNS label such as review-7); see lazarus status`,
+    );
   return path.join(path.dirname(paths.ledger), "locks", `${cell}.lock`);
 }
 
 // Take the cell's lock, waiting up to timeoutMs for its holder; LOCKED naming the holder after.
-export async function lockCell(paths: Pick<StatePaths, "ledger">, cell: string, command: string, timeoutMs: number): Promise<Lock> {
+export async function lockCell(
+  paths: Pick<StatePaths, "ledger">,
+  cell: string,
+  command: string,
+  timeoutMs: number,
+): Promise<Lock> {
   const file = cellLockFile(paths, cell);
   await mkdir(path.dirname(file), { recursive: true });
   try {
     return await acquireLock(file, command, { timeoutMs });
   } catch (err) {
-    if (err instanceof LazarusError && err.code === "LOCKED") throw new LazarusError("LOCKED", `cell ${cell} is busy: ${err.message.replace(/^another Lazarus holds the state dir: /, "another Lazarus is acting on it: ")}`);
+    if (err instanceof LazarusError && err.code === "LOCKED")
+      throw new LazarusError(
+        "LOCKED",
+        `cell ${cell} is busy: ${err.message.replace(/^another Lazarus holds the state dir: /, "another Lazarus is acting on it: ")}`,
+      );
     throw err;
   }
 }
 
 // The cell's lock if it is free now (or its holder died), else undefined.
-export async function tryLockCell(paths: Pick<StatePaths, "ledger">, cell: string, command: string): Promise<Lock | undefined> {
+export async function tryLockCell(
+  paths: Pick<StatePaths, "ledger">,
+  cell: string,
+  command: string,
+): Promise<Lock | undefined> {
   try {
     return await lockCell(paths, cell, command, 0);
   } catch (err) {

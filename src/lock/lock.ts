@@ -56,7 +56,11 @@ async function tryTake(file: string, holder: LockHolder, depth: number): Promise
 // <file>.break-<id> may, and only while file still is that generation. A guard whose holder
 // died is itself broken the same way.
 async function breakStale(file: string, stale: Seen, depth: number): Promise<void> {
-  if (depth >= MAX_BREAK_DEPTH) throw new LazarusError("LOCKED", `cannot take over the stale lock ${file}: its takeovers keep dying; remove ${file} and ${file}.break-* by hand`);
+  if (depth >= MAX_BREAK_DEPTH)
+    throw new LazarusError(
+      "LOCKED",
+      `cannot take over the stale lock ${file}: its takeovers keep dying; remove ${file} and ${file}.break-* by hand`,
+    );
   const guard = `${file}.break-${stale.id.replace(/[^A-Za-z0-9]/g, "")}`;
   const breaker = newHolder(`taking over ${file}`);
   if ((await tryTake(guard, breaker, depth + 1)) !== undefined) return sleep(2); // a live breaker is at it
@@ -73,10 +77,28 @@ async function breakStale(file: string, stale: Seen, depth: number): Promise<voi
 }
 
 function lockedError(file: string, seen: Seen | "busy", timeoutMs: number): LazarusError {
-  const waited = timeoutMs > 0 ? `; waited ${formatDuration(timeoutMs) === "0s" ? `${timeoutMs}ms` : formatDuration(timeoutMs)}` : "";
-  if (seen === "busy") return new LazarusError("LOCKED", `could not take the lock ${file}: other processes keep taking it${waited}; try again`);
+  const waited =
+    timeoutMs > 0
+      ? `; waited ${formatDuration(timeoutMs) === "0s" ? `${timeoutMs}ms` : formatDuration(timeoutMs)}`
+      : "";
+  if (seen === "busy")
+    return new LazarusError(
+      "LOCKED",
+      `could not take the lock ${file}: other processes keep taking it${waited}; try again`,
+    );
   const h = seen.holder;
-  if (!h) return new LazarusError("LOCKED", `another Lazarus holds the state dir: its lock ${file} is being written${waited}; try again`);
-  if (h.host !== hostname()) return new LazarusError("LOCKED", `the state dir is locked from another host: ${describeHolder(h)}${waited}; remove ${file} only if that process is gone`);
-  return new LazarusError("LOCKED", `another Lazarus holds the state dir: ${describeHolder(h)}${waited}; wait for it to finish, stop it, or wait longer with --lock-timeout (lock file ${file})`);
+  if (!h)
+    return new LazarusError(
+      "LOCKED",
+      `another Lazarus holds the state dir: its lock ${file} is being written${waited}; try again`,
+    );
+  if (h.host !== hostname())
+    return new LazarusError(
+      "LOCKED",
+      `the state dir is locked from another host: ${describeHolder(h)}${waited}; remove ${file} only if that process is gone`,
+    );
+  return new LazarusError(
+    "LOCKED",
+    `another Lazarus holds the state dir: ${describeHolder(h)}${waited}; wait for it to finish, stop it, or wait longer with --lock-timeout (lock file ${file})`,
+  );
 }

@@ -27,7 +27,14 @@ const UNREADABLE_GRACE_MS = 5_000;
 
 // A holder record for this process.
 export function newHolder(command: string): LockHolder {
-  return { pid: process.pid, startTime: procInfo(process.pid)?.startTime, command, host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString("hex") };
+  return {
+    pid: process.pid,
+    startTime: procInfo(process.pid)?.startTime,
+    command,
+    host: hostname(),
+    since: new Date().toISOString(),
+    token: randomBytes(8).toString("hex"),
+  };
 }
 
 // Create file holding holder, complete from the first instant; false when file exists.
@@ -89,5 +96,6 @@ export function verdict(seen: Seen): "live" | "dead" | "foreign" {
 // Remove file if it is still this holder's record (only its holder removes a live record).
 export async function removeIfOurs(file: string, holder: LockHolder): Promise<void> {
   const seen = await readSeen(file);
-  if (seen?.holder?.token !== undefined && seen.holder.token === holder.token) await unlink(file).catch(() => undefined);
+  if (seen?.holder?.token !== undefined && seen.holder.token === holder.token)
+    await unlink(file).catch(() => undefined);
 }

@@ -15,7 +15,14 @@ const LEGACY_RE = /^(cell\.json|credentials\.json|close\.log|journal\.json|ledge
 // Remove stale temp files and dead guards in the state dir and every cell's .lazarus/; returns their paths.
 export async function sweepTempFiles(paths: StatePaths, now = Date.now()): Promise<string[]> {
   const root = path.dirname(paths.ledger);
-  const dirs = new Set([root, path.dirname(paths.lock), path.join(root, "gitops"), path.join(root, "tombstones"), path.join(root, "frozen"), path.join(root, "journal.d")]);
+  const dirs = new Set([
+    root,
+    path.dirname(paths.lock),
+    path.join(root, "gitops"),
+    path.join(root, "tombstones"),
+    path.join(root, "frozen"),
+    path.join(root, "journal.d"),
+  ]);
   for (const place of [paths.cells, paths.graveyard]) {
     for (const name of await readdir(place).catch(() => [] as string[])) {
       dirs.add(path.join(place, name, ".lazarus"));
@@ -29,8 +36,18 @@ export async function sweepTempFiles(paths: StatePaths, now = Date.now()): Promi
     for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
       if (!e.isFile()) continue;
       const file = path.join(dir, e.name);
-      const stale = dir === path.dirname(paths.lock) && e.name.startsWith(guardPrefix) ? await deadGuard(file) : await staleTemp(file, e.name, now);
-      if (stale && (await unlink(file).then(() => true, () => false))) removed.push(file);
+      const stale =
+        dir === path.dirname(paths.lock) && e.name.startsWith(guardPrefix)
+          ? await deadGuard(file)
+          : await staleTemp(file, e.name, now);
+      if (
+        stale &&
+        (await unlink(file).then(
+          () => true,
+          () => false,
+        ))
+      )
+        removed.push(file);
     }
   }
   return removed;
@@ -39,7 +56,10 @@ export async function sweepTempFiles(paths: StatePaths, now = Date.now()): Promi
 async function staleTemp(file: string, name: string, now: number): Promise<boolean> {
   const m = TEMP_RE.exec(name);
   if (!m && !LEGACY_RE.test(name)) return false;
-  const old = await stat(file).then((st) => now - st.mtimeMs > STALE_TEMP_MS, () => false);
+  const old = await stat(file).then(
+    (st) => now - st.mtimeMs > STALE_TEMP_MS,
+    () => false,
+  );
   return old || (m !== null && !isAlive(Number(m[2]), undefined));
 }
 

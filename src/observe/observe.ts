@@ -1,7 +1,14 @@
 // observe: read only the real world (cell records on disk and the process table).
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { SCRUBBING_RE, cellPaths, heartbeatFile, memberExitFile, type CellPaths, type StatePaths } from "../cells/layout.js";
+import {
+  SCRUBBING_RE,
+  cellPaths,
+  heartbeatFile,
+  memberExitFile,
+  type CellPaths,
+  type StatePaths,
+} from "../cells/layout.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { ownership } from "../host/proc.js";
 import { findBackend } from "../backends/table.js";
@@ -23,7 +30,10 @@ import type { Observed, ObservedCell, ObservedMember, ObservedName, Place } from
 async function listDirs(dir: string): Promise<string[]> {
   try {
     const entries = await readdir(dir, { withFileTypes: true });
-    return entries.filter((e) => e.isDirectory() && !e.name.startsWith(".")).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith("."))
+      .map((e) => e.name)
+      .sort();
   } catch (err) {
     if (isErrno(err, "ENOENT")) return [];
     throw err;
@@ -36,7 +46,10 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   let unreadable: string | undefined;
   try {
     // An archive entry holds the records of .lazarus/ directly.
-    record = place === "archive" ? await readJson<CellRecord>(path.join(dir, "cell.json")) : await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
+    record =
+      place === "archive"
+        ? await readJson<CellRecord>(path.join(dir, "cell.json"))
+        : await readUntrustedJson<CellRecord>(cellPaths(dir).record, CAPS.record, dir);
     if (!record) unreadable = `missing ${place === "archive" ? "cell.json" : ".lazarus/cell.json"}`;
   } catch (err) {
     unreadable = `unreadable .lazarus/cell.json: ${errorMessage(err)}`;
@@ -45,7 +58,9 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   // A backend that observes its own members (where they run: a cluster, another host) does so for
   // every such cell at once, after this (observeBackends); here they are as recorded, not alive.
   const backend = record ? findBackend(record.backend) : undefined;
-  const members = backend?.observe ? (record?.members ?? []).map((m) => ({ ...m, alive: false })) : await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
+  const members = backend?.observe
+    ? (record?.members ?? []).map((m) => ({ ...m, alive: false }))
+    : await Promise.all((record?.members ?? []).map((m) => observeMember(cp, m, place, fallbackName)));
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   const disk = place === "cells" && record?.disk ? await backend?.diskUsage?.(dir) : undefined;
@@ -67,7 +82,8 @@ async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell:
   const who = ownership(m.pid, { startTime: m.startTime, spawnId: m.spawnId, cell });
   const alive = who === "owned";
   const out: ObservedMember = { ...m, alive };
-  if (who === "unverifiable") out.unverifiable = `process ${m.pid} lives, started as recorded, but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved ${m.identity}'s`;
+  if (who === "unverifiable")
+    out.unverifiable = `process ${m.pid} lives, started as recorded, but its environment cannot be read by this user (uid ${process.getuid?.() ?? "?"}), so it cannot be proved ${m.identity}'s`;
   if (place !== "cells" || !m.command) return out;
   const ignored: string[] = [];
   const rel = (f: string): string => path.relative(cp.dir, f);
@@ -77,7 +93,8 @@ async function observeMember(cp: CellPaths, m: MemberRecord, place: Place, cell:
     // "<code>" from the process backend's wrapper, "<code> oom_kill=<n>" from the sandbox's supervisor
     const parsed = r.ok ? /^\s*(-?\d{1,3})(?: oom_kill=(\d{1,9}))?\s*$/.exec(r.text) : null;
     const code = parsed ? Number.parseInt(parsed[1] as string, 10) : Number.NaN;
-    if (r.ok && !Number.isNaN(code)) out.exit = { code, at: r.mtimeMs, ...(Number(parsed?.[2] ?? 0) > 0 ? { oom: true } : {}) };
+    if (r.ok && !Number.isNaN(code))
+      out.exit = { code, at: r.mtimeMs, ...(Number(parsed?.[2] ?? 0) > 0 ? { oom: true } : {}) };
     else if (r.ok) ignored.push(`exit file ${rel(file)} holds no exit code; ignored`);
     else if (!r.missing) ignored.push(`exit file ${rel(file)} ${r.reason}; ignored`); // missing: the process was killed
   }
@@ -103,13 +120,19 @@ function slot(map: Map<string, ObservedName>, name: string): ObservedName {
 // Everything under the state dir: live cells, the graveyard and the archive.
 export async function observe(paths: StatePaths): Promise<Observed> {
   const cells = new Map<string, ObservedName>();
-  const live = await mapLimit(await listDirs(paths.cells), IO_LIMIT, (n) => observeCell(path.join(paths.cells, n), "cells", n));
+  const live = await mapLimit(await listDirs(paths.cells), IO_LIMIT, (n) =>
+    observeCell(path.join(paths.cells, n), "cells", n),
+  );
   for (const c of live) slot(cells, c.name).live = c;
-  const dead = await mapLimit(await listDirs(paths.graveyard), IO_LIMIT, (n) => observeCell(path.join(paths.graveyard, n), "graveyard", n));
+  const dead = await mapLimit(await listDirs(paths.graveyard), IO_LIMIT, (n) =>
+    observeCell(path.join(paths.graveyard, n), "graveyard", n),
+  );
   for (const c of dead) slot(cells, c.name).graveyard = c;
   for (const day of await listDirs(paths.archive)) {
     const dayDir = path.join(paths.archive, day);
-    const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) => observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")));
+    const entries = await mapLimit(await listDirs(dayDir), IO_LIMIT, (n) =>
+      observeCell(path.join(dayDir, n), "archive", n.replace(/~.*$/, "")),
+    );
     for (const c of entries) slot(cells, c.name).archives.push(c);
   }
   for (const [name, asides] of await listScrubbing(paths.graveyard)) slot(cells, name).scrubbing = asides;
@@ -159,26 +182,31 @@ export async function observeNames(paths: StatePaths, names: Iterable<string>): 
   const cells = new Map<string, ObservedName>();
   const asides = await listScrubbing(paths.graveyard);
   // Each archive day is listed once per call, not once per name.
-  const days = await Promise.all((await listDirs(paths.archive)).map(async (day) => ({ dir: path.join(paths.archive, day), entries: await listDirs(path.join(paths.archive, day)) })));
-  await mapLimit(
-    [...names],
-    IO_LIMIT,
-    async (name) => {
-      const s = slot(cells, name);
-      const [live, grave] = await Promise.all([observeIfDir(path.join(paths.cells, name), "cells", name), observeIfDir(path.join(paths.graveyard, name), "graveyard", name)]);
-      if (live) s.live = live;
-      if (grave) s.graveyard = grave;
-      const t = await readTombstone(paths, name);
-      if (t) s.tombstone = t;
-      const scrubbing = asides.get(name);
-      if (scrubbing) s.scrubbing = scrubbing;
-      for (const day of days) {
-        for (const e of day.entries) {
-          if (e === name || e.startsWith(`${name}~`)) s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));
-        }
-      }
-    },
+  const days = await Promise.all(
+    (await listDirs(paths.archive)).map(async (day) => ({
+      dir: path.join(paths.archive, day),
+      entries: await listDirs(path.join(paths.archive, day)),
+    })),
   );
+  await mapLimit([...names], IO_LIMIT, async (name) => {
+    const s = slot(cells, name);
+    const [live, grave] = await Promise.all([
+      observeIfDir(path.join(paths.cells, name), "cells", name),
+      observeIfDir(path.join(paths.graveyard, name), "graveyard", name),
+    ]);
+    if (live) s.live = live;
+    if (grave) s.graveyard = grave;
+    const t = await readTombstone(paths, name);
+    if (t) s.tombstone = t;
+    const scrubbing = asides.get(name);
+    if (scrubbing) s.scrubbing = scrubbing;
+    for (const day of days) {
+      for (const e of day.entries) {
+        if (e === name || e.startsWith(`${name}~`))
+          s.archives.push(await observeCell(path.join(day.dir, e), "archive", name));
+      }
+    }
+  });
   await observeBackends(paths, cells);
   return { cells };
 }
@@ -195,7 +223,11 @@ async function observeIfDir(dir: string, place: Place, name: string): Promise<Ob
 // The name of every cell with anything on disk (live, graveyard or archive), without reading them;
 // archives: each name's archive entries ("<day>/<entry>", in listing order).
 export async function listNames(paths: StatePaths): Promise<{ names: Set<string>; archives: Map<string, string[]> }> {
-  const names = new Set<string>([...(await listDirs(paths.cells)), ...(await listDirs(paths.graveyard)), ...(await listScrubbing(paths.graveyard)).keys()]);
+  const names = new Set<string>([
+    ...(await listDirs(paths.cells)),
+    ...(await listDirs(paths.graveyard)),
+    ...(await listScrubbing(paths.graveyard)).keys(),
+  ]);
   const archives = await archiveEntries(paths);
   for (const name of archives.keys()) names.add(name);
   return { names, archives };

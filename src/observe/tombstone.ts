@@ -35,14 +35,23 @@ export async function readTombstone(paths: StatePaths, name: string): Promise<To
   } catch {
     return undefined; // a torn or garbled file is no memory
   }
-  if (!t || t.cell !== name || typeof t.closedAt !== "string" || (t.closedDigest !== null && typeof t.closedDigest !== "string")) return undefined;
+  if (
+    !t ||
+    t.cell !== name ||
+    typeof t.closedAt !== "string" ||
+    (t.closedDigest !== null && typeof t.closedDigest !== "string")
+  )
+    return undefined;
   return t;
 }
 
 // Every name that has a tombstone.
 export async function listTombstones(paths: StatePaths): Promise<string[]> {
   try {
-    return (await readdir(tombstoneDir(paths))).map((e) => NAME_RE.exec(e)?.[1]).filter((n): n is string => n !== undefined).sort();
+    return (await readdir(tombstoneDir(paths)))
+      .map((e) => NAME_RE.exec(e)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .sort();
   } catch (err) {
     if (isErrno(err, "ENOENT")) return [];
     throw err;

@@ -8,7 +8,8 @@ export type Place = "cells" | "graveyard" | "archive";
 
 export interface ObservedMember extends MemberRecord {
   alive: boolean;
-  exit?: { code: number; at: number; oom?: boolean }; // what the wrapper wrote when the command exited (oom: killed by its memory limit)
+  // what the wrapper wrote when the command exited (oom: killed by its memory limit)
+  exit?: { code: number; at: number; oom?: boolean };
   heartbeatAt?: number; // mtime of home/<name>/.heartbeat, read only for members with a heartbeat
   ignored?: string[]; // member-written files that were not believed (a link, a FIFO, too big, garbage), and why
   // Why its process can be neither proved this member's nor gone (its pid lives with the recorded

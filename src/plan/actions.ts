@@ -33,14 +33,35 @@ export type Action =
   // restore: a checkpoint (absolute path) to start from (spec.restoreFrom)
   | (Base & { kind: "create"; desired: DesiredCell; resume: boolean; restore?: string })
   // substitute: the member stands in for another; restore: the checkpoint its project/ and shared/ start from
-  | (Base & { kind: "invite"; member: string; desiredMember: DesiredMember; inviteTtlMs: number; substitute?: { replaces: string; restore?: string } })
+  | (Base & {
+      kind: "invite";
+      member: string;
+      desiredMember: DesiredMember;
+      inviteTtlMs: number;
+      substitute?: { replaces: string; restore?: string };
+    })
   | (Base & { kind: "remove-member"; member: string })
   // A member's process exited or stopped beating; stop: it still runs (hung) and must be stopped.
-  | (Base & { kind: "member-down"; member: string; status: "down" | "completed" | "exited"; downAt: string; failures: number; exitCode: number | null; exitReason?: "oom"; stop: boolean })
+  | (Base & {
+      kind: "member-down";
+      member: string;
+      status: "down" | "completed" | "exited";
+      downAt: string;
+      failures: number;
+      exitCode: number | null;
+      exitReason?: "oom";
+      stop: boolean;
+    })
   | (Base & { kind: "restart"; member: string; desiredMember: DesiredMember })
   | (Base & { kind: "revoke"; member: string })
   // The member's resolved portfolio changed (or no longer resolves: desiredMember.resolvedPortfolio unset).
-  | (Base & { kind: "update-portfolio"; member: string; desiredMember: DesiredMember; before: string[]; after: string[] })
+  | (Base & {
+      kind: "update-portfolio";
+      member: string;
+      desiredMember: DesiredMember;
+      before: string[];
+      after: string[];
+    })
   | (Base & { kind: "cell-down" })
   | (Base & { kind: "revive" })
   // The cell's disk quota was reached (its members get ENOSPC), or it has room again: recorded
@@ -66,7 +87,12 @@ export type Action =
 // revived. The daemon applies only these while the ledger's last time is ahead of the clock;
 // everything else (a ttl, grace, retention, invitation or downed timeout ending, a scheduled
 // checkpoint, a create stamped with its activation, …) waits until the clock passes that time.
-export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>(["member-down", "restart", "cell-down", "revive"]);
+export const SUPERVISION: ReadonlySet<ActionKind> = new Set<ActionKind>([
+  "member-down",
+  "restart",
+  "cell-down",
+  "revive",
+]);
 
 // Where a cell runs, in a word or two: "process", "sandbox", "container localhost/agent:1" (its
 // backend says).

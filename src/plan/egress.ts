@@ -10,7 +10,10 @@ export function egressSummary(d: DesiredCell): string {
   if (!d.egress) return "";
   const own = d.egress.entries.map(entryText);
   const auto = d.egress.auto.map((a) => `${entryText(a.entry)} for ${a.why}`);
-  const parts = [own.length ? own.join(", ") : "nothing declared", ...(auto.length ? [`automatic: ${auto.join(", ")}`] : [])];
+  const parts = [
+    own.length ? own.join(", ") : "nothing declared",
+    ...(auto.length ? [`automatic: ${auto.join(", ")}`] : []),
+  ];
   return ` (${parts.join("; ")})`;
 }
 
@@ -24,6 +27,9 @@ export function egressChanged(d: DesiredCell, rec: CellRecord): boolean {
 export function egressReason(d: DesiredCell, rec: CellRecord): string {
   const now = d.egress ? egressList(d.egress).map(entryText) : [];
   const was = (rec.egress ?? []).map(entryText);
-  const diff = [...now.filter((e) => !was.includes(e)).map((e) => `+ ${e}`), ...was.filter((e) => !now.includes(e)).map((e) => `- ${e}`)];
+  const diff = [
+    ...now.filter((e) => !was.includes(e)).map((e) => `+ ${e}`),
+    ...was.filter((e) => !now.includes(e)).map((e) => `- ${e}`),
+  ];
   return `egress list ${diff.join(", ")} (applies to new connections; members keep running)`;
 }

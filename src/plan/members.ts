@@ -27,8 +27,10 @@ const at = parseTime;
 // Its process lives but cannot be proved this member's (unreadable environment): unknown, not gone.
 // Nothing that would stop it is planned (no restart, no removal): a stop cannot be done, and one
 // taken for done would start a second copy.
-export const isUnknown = (m: ObservedMember): boolean => m.unverifiable !== undefined && (m.status === "running" || m.status === "starting");
-const isExecutor = (m: DesiredMember): boolean => (m.role === "executor" || m.role === "substitute") && m.command !== undefined;
+export const isUnknown = (m: ObservedMember): boolean =>
+  m.unverifiable !== undefined && (m.status === "running" || m.status === "starting");
+const isExecutor = (m: DesiredMember): boolean =>
+  (m.role === "executor" || m.role === "substitute") && m.command !== undefined;
 
 interface Ctx {
   cell: string;
@@ -61,7 +63,14 @@ function portfolioChange(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   });
 }
 
-export function planMembers(cell: string, d: DesiredCell, members: ObservedMember[], checkpoints: ObservedCheckpoint[], now: number, portfoliosHeld = false): MemberPlan {
+export function planMembers(
+  cell: string,
+  d: DesiredCell,
+  members: ObservedMember[],
+  checkpoints: ObservedCheckpoint[],
+  now: number,
+  portfoliosHeld = false,
+): MemberPlan {
   const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld };
   const wanted = new Map(d.members.map((m) => [m.identity, m]));
   const have = new Map(members.map((m) => [m.identity, m]));
@@ -73,10 +82,20 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     const dm = wanted.get(m.identity);
     if ((!dm || dm.role !== m.role) && isUnknown(m)) {
       held.add(m.identity);
-      ctx.pending.push({ cell, member: m.identity, reason: `${m.identity}: ${dm ? "role change" : "removal"} held while it is unknown (${m.unverifiable})` });
-    } else if (!dm) removes.push({ kind: "remove-member", cell, member: m.identity, reason: `member ${m.identity} removed` });
+      ctx.pending.push({
+        cell,
+        member: m.identity,
+        reason: `${m.identity}: ${dm ? "role change" : "removal"} held while it is unknown (${m.unverifiable})`,
+      });
+    } else if (!dm)
+      removes.push({ kind: "remove-member", cell, member: m.identity, reason: `member ${m.identity} removed` });
     else if (dm.role !== m.role) {
-      removes.push({ kind: "remove-member", cell, member: m.identity, reason: `role of ${m.identity} changed ${m.role} → ${dm.role}; roles are immutable, so it leaves and is invited again` });
+      removes.push({
+        kind: "remove-member",
+        cell,
+        member: m.identity,
+        reason: `role of ${m.identity} changed ${m.role} → ${dm.role}; roles are immutable, so it leaves and is invited again`,
+      });
     }
   }
   const sub = { ...ctx, out: rest };
@@ -86,7 +105,14 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     if (held.has(dm.identity)) continue;
     if (!m || m.role !== dm.role) {
       const re = m !== undefined;
-      rest.push({ kind: "invite", cell, member: dm.identity, desiredMember: dm, inviteTtlMs: d.inviteTtlMs, reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}` });
+      rest.push({
+        kind: "invite",
+        cell,
+        member: dm.identity,
+        desiredMember: dm,
+        inviteTtlMs: d.inviteTtlMs,
+        reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}`,
+      });
       if (dm.command) sub.up.add(dm.identity);
       continue;
     }
@@ -98,8 +124,19 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     const inCell = m !== undefined && m.role === dm.role;
     if (sub.up.has(replaced) || sub.done.has(replaced)) {
       const why = sub.up.has(replaced) ? "is up again" : "finished its work";
-      if (inCell && isUnknown(m)) sub.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: leaving held while it is unknown (${m.unverifiable})` });
-      else if (inCell) rest.push({ kind: "remove-member", cell, member: dm.identity, reason: `${replaced} ${why}, so substitute ${dm.identity} leaves` });
+      if (inCell && isUnknown(m))
+        sub.pending.push({
+          cell,
+          member: dm.identity,
+          reason: `${dm.identity}: leaving held while it is unknown (${m.unverifiable})`,
+        });
+      else if (inCell)
+        rest.push({
+          kind: "remove-member",
+          cell,
+          member: dm.identity,
+          reason: `${replaced} ${why}, so substitute ${dm.identity} leaves`,
+        });
       continue;
     }
     if (!inCell) {
@@ -123,7 +160,8 @@ export function planMembers(cell: string, d: DesiredCell, members: ObservedMembe
     actions: [...removes, ...rest],
     pending: sub.pending,
     executorsDeclared: executors.length > 0,
-    executorsUp: executors.filter((m) => sub.up.has(m.identity) || sub.done.has(m.identity)).length, // a finished executor is not a downed one
+    // a finished executor is not a downed one
+    executorsUp: executors.filter((m) => sub.up.has(m.identity) || sub.done.has(m.identity)).length,
   };
 }
 
@@ -132,8 +170,13 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   const { cell, now } = ctx;
   // Unknown (see isUnknown): left as it is, counted as up; a changed command or env waits.
   if (isUnknown(m)) {
-    const change = (dm.command || m.command) && processChange(dm, m) ? "; its restart for the changed command or env waits" : "";
-    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}` });
+    const change =
+      (dm.command || m.command) && processChange(dm, m) ? "; its restart for the changed command or env waits" : "";
+    ctx.pending.push({
+      cell,
+      member: dm.identity,
+      reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}`,
+    });
     if (dm.command) ctx.up.add(dm.identity);
     return;
   }
@@ -147,7 +190,12 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   portfolioChange(ctx, dm, m);
   if (!dm.command) {
     if (m.status === "invited" && m.inviteExpiresAt && now >= at(m.inviteExpiresAt)) {
-      ctx.out.push({ kind: "revoke", cell, member: dm.identity, reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted` });
+      ctx.out.push({
+        kind: "revoke",
+        cell,
+        member: dm.identity,
+        reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted`,
+      });
     }
     return;
   }
@@ -159,7 +207,13 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   // the restart first looks for it by its spawn id (as after an interrupted start).
   const unknown = status === "running" && m.startTime === undefined && m.spawnId !== undefined;
   if ((status === "starting" || unknown) && !m.alive) {
-    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${unknown ? "recorded without a start time; find it by its spawn id or start it" : "resume interrupted start"}` });
+    ctx.out.push({
+      kind: "restart",
+      cell,
+      member: dm.identity,
+      desiredMember: dm,
+      reason: `${dm.identity}: ${unknown ? "recorded without a start time; find it by its spawn id or start it" : "resume interrupted start"}`,
+    });
     ctx.up.add(dm.identity);
     return;
   }
@@ -184,11 +238,22 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
       : m.exit?.oom
         ? `killed by its memory limit (OOM, exit code ${m.exit.code})`
         : m.exit
-        ? `exited with code ${m.exit.code}`
-        : m.handle
-          ? `pod ${m.handle} is gone (no exit status)`
-          : `process ${m.pid} is gone (no exit status)`;
-    ctx.out.push({ kind: "member-down", cell, member: dm.identity, status, downAt: iso(downAt), failures, exitCode: exitCode ?? null, ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}), stop: hung, reason: `${dm.identity}: ${why}` });
+          ? `exited with code ${m.exit.code}`
+          : m.handle
+            ? `pod ${m.handle} is gone (no exit status)`
+            : `process ${m.pid} is gone (no exit status)`;
+    ctx.out.push({
+      kind: "member-down",
+      cell,
+      member: dm.identity,
+      status,
+      downAt: iso(downAt),
+      failures,
+      exitCode: exitCode ?? null,
+      ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}),
+      stop: hung,
+      reason: `${dm.identity}: ${why}`,
+    });
   }
   if (status === "completed" && dm.restart === "on-failure") ctx.done.add(dm.identity);
   const restartable = dm.restart === "always" ? true : dm.restart === "on-failure" ? status === "down" : false;
@@ -196,9 +261,19 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
   const wait = backoffMs(Math.max(1, failures));
   const due = downAt + wait;
   if (now >= due) {
-    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: restart after backoff ${formatDuration(wait)} (failure ${failures})` });
+    ctx.out.push({
+      kind: "restart",
+      cell,
+      member: dm.identity,
+      desiredMember: dm,
+      reason: `${dm.identity}: restart after backoff ${formatDuration(wait)} (failure ${failures})`,
+    });
     ctx.up.add(dm.identity);
   } else {
-    ctx.pending.push({ cell, member: dm.identity, reason: `${dm.identity}: restart in ${formatDuration(due - now)} (backoff ${formatDuration(wait)} after failure ${failures})` });
+    ctx.pending.push({
+      cell,
+      member: dm.identity,
+      reason: `${dm.identity}: restart in ${formatDuration(due - now)} (backoff ${formatDuration(wait)} after failure ${failures})`,
+    });
   }
 }

@@ -40,13 +40,23 @@ export interface CellCap {
 }
 
 // only: plan just these cells (the daemon's incremental path); every other cell is left out.
-export function plan(desired: Desired, observed: Observed, nowMs: number, only?: ReadonlySet<string>, cap?: CellCap): Plan {
+export function plan(
+  desired: Desired,
+  observed: Observed,
+  nowMs: number,
+  only?: ReadonlySet<string>,
+  cap?: CellCap,
+): Plan {
   const actions: Action[] = [];
   const pending: Pending[] = [];
   const held: HeldCell[] = [];
   const diagnostics: Diagnostic[] = [];
   // A name only a quarantined file declares is held too: planned as nothing, but never silently.
-  const names = only ? [...only].sort() : [...new Set([...desired.cells.keys(), ...observed.cells.keys(), ...desired.quarantined.flatMap((q) => q.names)])].sort();
+  const names = only
+    ? [...only].sort()
+    : [
+        ...new Set([...desired.cells.keys(), ...observed.cells.keys(), ...desired.quarantined.flatMap((q) => q.names)]),
+      ].sort();
   const quarantinedFiles = new Set(desired.quarantined.map((q) => q.file));
 
   for (const name of names) {
@@ -55,7 +65,11 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     if (!d) {
       const holder = holdingFile(name, o, desired, quarantinedFiles);
       if (holder) {
-        held.push({ cell: name, file: holder, ...(!o.live && !o.graveyard && o.archives.length === 0 ? { new: true as const } : {}) });
+        held.push({
+          cell: name,
+          file: holder,
+          ...(!o.live && !o.graveyard && o.archives.length === 0 ? { new: true as const } : {}),
+        });
         continue;
       }
     }
@@ -63,7 +77,14 @@ export function plan(desired: Desired, observed: Observed, nowMs: number, only?:
     planName(ctx, o);
     actions.push(...ctx.out);
   }
-  return { now: iso(nowMs), actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions, held, unnamedFiles: unnamedFiles(desired, observed), pending, diagnostics };
+  return {
+    now: iso(nowMs),
+    actions: cap ? capNewCells(actions, cap, pending, diagnostics) : actions,
+    held,
+    unnamedFiles: unnamedFiles(desired, observed),
+    pending,
+    diagnostics,
+  };
 }
 
 // New cells beyond the ceiling are held (in name order, so the same ones each time): not created,
@@ -78,8 +99,17 @@ function capNewCells(actions: Action[], cap: CellCap, pending: Pending[], diagno
   }
   for (const a of actions) {
     if (a.kind !== "create" || !excess.has(a.cell)) continue;
-    pending.push({ cell: a.cell, reason: `held: this state dir holds ${cap.live.size} cells, and at most ${cap.maxCells} (LAZARUS_MAX_CELLS)` });
-    diagnostics.push({ severity: "warning", ...a.desired.source, field: "metadata.name", message: `cell ${a.cell} is not created: the state dir is at its ceiling of ${cap.maxCells} cells (LAZARUS_MAX_CELLS)`, hint: "close cells you no longer need, or the operator raises LAZARUS_MAX_CELLS; the cell is created once there is room" });
+    pending.push({
+      cell: a.cell,
+      reason: `held: this state dir holds ${cap.live.size} cells, and at most ${cap.maxCells} (LAZARUS_MAX_CELLS)`,
+    });
+    diagnostics.push({
+      severity: "warning",
+      ...a.desired.source,
+      field: "metadata.name",
+      message: `cell ${a.cell} is not created: the state dir is at its ceiling of ${cap.maxCells} cells (LAZARUS_MAX_CELLS)`,
+      hint: "close cells you no longer need, or the operator raises LAZARUS_MAX_CELLS; the cell is created once there is room",
+    });
   }
   return excess.size ? actions.filter((a) => !excess.has(a.cell)) : actions;
 }
@@ -89,7 +119,8 @@ function unnamedFiles(desired: Desired, observed: Observed): string[] {
   const nameless = desired.quarantined.filter((q) => q.names.length === 0);
   if (nameless.length === 0) return [];
   const sources = new Set<string>();
-  for (const o of observed.cells.values()) for (const c of [o.live, o.graveyard, ...o.archives]) if (c?.record) sources.add(c.record.sourceFile);
+  for (const o of observed.cells.values())
+    for (const c of [o.live, o.graveyard, ...o.archives]) if (c?.record) sources.add(c.record.sourceFile);
   return nameless.map((q) => q.file).filter((f) => !sources.has(f));
 }
 
@@ -120,7 +151,13 @@ const wantsActive = (d: DesiredCell | undefined): d is DesiredCell => d !== unde
 // gone, its backend unconfigured, its record unreadable) must hold nothing else of the name.
 function planName(ctx: CellCtx, o: ObservedName): void {
   planNameNow(ctx, o);
-  if (o.scrubbing?.length) ctx.out.push({ kind: "scrub", cell: ctx.name, interrupted: true, reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)` });
+  if (o.scrubbing?.length)
+    ctx.out.push({
+      kind: "scrub",
+      cell: ctx.name,
+      interrupted: true,
+      reason: `finish interrupted scrub (${o.scrubbing.join(", ")}: release, then delete)`,
+    });
 }
 
 function planNameNow(ctx: CellCtx, o: ObservedName): void {
@@ -141,7 +178,12 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
   const away = [o.live, o.graveyard].find((c) => c?.unreachable);
   if (away) {
     ctx.pending.push({ cell: name, reason: `held while its state is unknown: ${away.unreachable}` });
-    ctx.diagnostics.push({ severity: "warning", field: name, message: `cell ${name} is held: ${away.unreachable}`, hint: "bring the host back or fix the connection (host key, identity file); Lazarus acts on the cell once the host answers" });
+    ctx.diagnostics.push({
+      severity: "warning",
+      field: name,
+      message: `cell ${name} is held: ${away.unreachable}`,
+      hint: "bring the host back or fix the connection (host key, identity file); Lazarus acts on the cell once the host answers",
+    });
     return;
   }
   const liveRec = o.live?.record;
@@ -156,12 +198,18 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
     // The live cell keeps its project (and, then, its backend: no replacement either); every
     // other rule (TTL, closing, members) still applies. The digest recorded on close stays the
     // declared one. A change of backend alone is a replacement (see planLive).
-    ctx.d = { ...ctx.d, project: liveRec.project, backend: liveRec.backend, ...(liveRec.container ? { container: liveRec.container } : {}) };
+    ctx.d = {
+      ...ctx.d,
+      project: liveRec.project,
+      backend: liveRec.backend,
+      ...(liveRec.container ? { container: liveRec.container } : {}),
+    };
   }
   const d = ctx.d;
   // The declaration's digest, computed only when a close records it or a closed cell is compared.
   let digested: { value: string | undefined } | undefined;
-  const digest = (): string | undefined => (digested ??= { value: declared ? desiredDigest(declared) : undefined }).value;
+  const digest = (): string | undefined =>
+    (digested ??= { value: declared ? desiredDigest(declared) : undefined }).value;
   // The closed incarnation still on disk, if any, and whether it still sits under cells/.
   let closed: { rec: CellRecord; underCells: boolean } | undefined;
   let justClosed = false;
@@ -173,7 +221,13 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
       case "invited":
       case "preparing":
         if (wantsActive(d)) {
-          ctx.out.push({ kind: "create", cell: name, desired: d, resume: true, reason: `resume interrupted create (cell was ${rec.state})` });
+          ctx.out.push({
+            kind: "create",
+            cell: name,
+            desired: d,
+            resume: true,
+            reason: `resume interrupted create (cell was ${rec.state})`,
+          });
         } else if (!heldByUnknown(ctx, live, "close")) {
           close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
           scrubAtOnce(ctx);
@@ -184,7 +238,12 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
         closed = { rec, underCells: true };
         break;
       case "archived":
-        ctx.diagnostics.push({ severity: "error", field: name, message: `${live.dir} is marked archived but is still under cells/`, hint: "move it out of the state dir" });
+        ctx.diagnostics.push({
+          severity: "error",
+          field: name,
+          message: `${live.dir} is marked archived but is still under cells/`,
+          hint: "move it out of the state dir",
+        });
         return;
       case "active":
       case "checkpointing":
@@ -204,13 +263,24 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
     const graceEnd = at(rec.closedAt) + graceMs;
     const reopen = wantsActive(d) && digest() !== rec.closedDigest;
     if (ctx.now < graceEnd && reopen) {
-      ctx.out.push({ kind: "resurrect", cell: name, desired: d, reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})` });
+      ctx.out.push({
+        kind: "resurrect",
+        cell: name,
+        desired: d,
+        reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})`,
+      });
       return purges(ctx, o);
     }
-    const held = (underCells || ctx.now >= graceEnd) && heldByUnknown(ctx, underCells ? live : o.graveyard, underCells ? "close" : "scrub");
+    const held =
+      (underCells || ctx.now >= graceEnd) &&
+      heldByUnknown(ctx, underCells ? live : o.graveyard, underCells ? "close" : "scrub");
     if (underCells && !held) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
     if (ctx.now >= graceEnd && !held) {
-      ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}` });
+      ctx.out.push({
+        kind: "scrub",
+        cell: name,
+        reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}`,
+      });
       if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed", o, ctx));
     }
     if (wantsActive(d) && !reopen) expiredNote(ctx, d);
@@ -219,13 +289,27 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
     // The last close: the tombstone (kept past the purge), else the newest archive.
     const lastClosed = o.tombstone ?? newest;
     if (lastClosed && lastClosed.closedDigest === digest()) expiredNote(ctx, d);
-    else ctx.out.push(createAction(name, d, o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell", o, ctx));
+    else
+      ctx.out.push(
+        createAction(
+          name,
+          d,
+          o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell",
+          o,
+          ctx,
+        ),
+      );
   }
   // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
   if (live && o.graveyard?.record && !closed) {
     const rec = o.graveyard.record;
     const graceEnd = at(rec.closedAt) + rec.graceMs;
-    if (ctx.now >= graceEnd && !heldByUnknown(ctx, o.graveyard, "scrub")) ctx.out.push({ kind: "scrub", cell: name, reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}` });
+    if (ctx.now >= graceEnd && !heldByUnknown(ctx, o.graveyard, "scrub"))
+      ctx.out.push({
+        kind: "scrub",
+        cell: name,
+        reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}`,
+      });
   }
   purges(ctx, o);
 }
@@ -236,7 +320,13 @@ function purges(ctx: CellCtx, o: ObservedName): void {
     if (!rec?.archivedAt) continue;
     const retentionMs = ctx.d?.retentionMs ?? rec.retentionMs;
     const end = at(rec.archivedAt) + retentionMs;
-    if (ctx.now >= end) ctx.out.push({ kind: "purge", cell: ctx.name, dir: a.dir, reason: `retention ${formatDuration(retentionMs)} ended at ${short(end)}` });
+    if (ctx.now >= end)
+      ctx.out.push({
+        kind: "purge",
+        cell: ctx.name,
+        dir: a.dir,
+        reason: `retention ${formatDuration(retentionMs)} ended at ${short(end)}`,
+      });
   }
 }
 
@@ -255,7 +345,13 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
   const n = d.members.length;
   const restore = d.restoreFrom && o ? restorePoint(d.restoreFrom, o) : undefined;
   if (d.restoreFrom && !restore && ctx) {
-    ctx.diagnostics.push({ severity: "warning", ...d.source, field: "spec.restoreFrom", message: `no archived checkpoint of ${name} matches "${d.restoreFrom}"; the cell starts empty`, hint: "check the archive with lazarus status, or remove restoreFrom" });
+    ctx.diagnostics.push({
+      severity: "warning",
+      ...d.source,
+      field: "spec.restoreFrom",
+      message: `no archived checkpoint of ${name} matches "${d.restoreFrom}"; the cell starts empty`,
+      hint: "check the archive with lazarus status, or remove restoreFrom",
+    });
   }
   return {
     kind: "create",
@@ -293,13 +389,22 @@ function heldByUnknown(ctx: CellCtx, c: ObservedCell | undefined, what: string):
   const ids = (c?.members ?? []).filter(isUnknown).map((m) => m.identity);
   if (ids.length === 0) return false;
   const who = `${ids.join(", ")} ${ids.length === 1 ? "is" : "are"} unknown`;
-  ctx.pending.push({ cell: ctx.name, reason: `${what} held: ${who} (a live process that cannot be proved the member's)` });
-  ctx.diagnostics.push({ severity: "warning", field: ctx.name, message: `the ${what} of cell ${ctx.name} is held: ${who} (its process lives but cannot be proved the member's, so it cannot be stopped)`, hint: "run lazarus as the user its members run as (or as root) to see them; the cell is left as it is until then" });
+  ctx.pending.push({
+    cell: ctx.name,
+    reason: `${what} held: ${who} (a live process that cannot be proved the member's)`,
+  });
+  ctx.diagnostics.push({
+    severity: "warning",
+    field: ctx.name,
+    message: `the ${what} of cell ${ctx.name} is held: ${who} (its process lives but cannot be proved the member's, so it cannot be stopped)`,
+    hint: "run lazarus as the user its members run as (or as root) to see them; the cell is left as it is until then",
+  });
   return true;
 }
 
 function close(ctx: CellCtx, why: string, digest: string | null | undefined, checkpointFirst = false): void {
-  if (checkpointFirst) ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
+  if (checkpointFirst)
+    ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "close", reason: "final checkpoint before close" });
   ctx.out.push({ kind: "close", cell: ctx.name, closeReason: why, desiredDigest: digest ?? null, reason: why });
 }
 
@@ -307,7 +412,13 @@ function close(ctx: CellCtx, why: string, digest: string | null | undefined, che
 // scrubbed in the same plan, right after its close: there is no grace to wait for. The next plan
 // would scrub it anyway (its grace has ended); this only saves an apply and makes the plan say it.
 function scrubAtOnce(ctx: CellCtx): void {
-  if (ctx.d?.graceMs === 0) ctx.out.push({ kind: "scrub", cell: ctx.name, reason: "grace 0s: deleted right after the close, nothing kept to resurrect (records and checkpoints go to the archive)" });
+  if (ctx.d?.graceMs === 0)
+    ctx.out.push({
+      kind: "scrub",
+      cell: ctx.name,
+      reason:
+        "grace 0s: deleted right after the close, nothing kept to resurrect (records and checkpoints go to the archive)",
+    });
 }
 
 // A cell in an active state (active, checkpointing, downed). Returns true when it stays live.
@@ -334,14 +445,23 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     return true;
   }
   const due = checkpointDue(d, rec, live, ctx.now);
-  if (due && rec.state === "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
+  if (due && rec.state === "checkpointing")
+    ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "resume", reason: due });
   const safety = new Set(rec.safetyCheckpoints ?? []);
   const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
   const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
   for (const m of live.members) {
-    if (m.unverifiable) ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: `${m.identity} is unknown: ${m.unverifiable}; it is not taken for gone`, hint: "run lazarus as the user its members run as (or as root) to see it; nothing is done to it until then" });
+    if (m.unverifiable)
+      ctx.diagnostics.push({
+        severity: "warning",
+        field: `${ctx.name} ${m.identity}`,
+        message: `${m.identity} is unknown: ${m.unverifiable}; it is not taken for gone`,
+        hint: "run lazarus as the user its members run as (or as root) to see it; nothing is done to it until then",
+      });
     for (const why of m.ignored ?? []) {
-      const hint = why.startsWith("cluster not read") ? "check the kubeconfig and that the cluster answers; its members are left as they are until then" : "a member wrote it; Lazarus does not believe it";
+      const hint = why.startsWith("cluster not read")
+        ? "check the kubeconfig and that the cluster answers; its members are left as they are until then"
+        : "a member wrote it; Lazarus does not believe it";
       ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint });
     }
   }
@@ -351,21 +471,44 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     const end = at(rec.downedAt) + downedMs;
     if (ctx.now >= end) {
       // Held (an unknown member): the rest of the cell is still planned.
-      if (!closeLive(`abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`, digest())) return false;
-    } else ctx.pending.push({ cell: ctx.name, reason: `closes as abandoned at ${short(end)} unless an executor comes back` });
+      if (
+        !closeLive(
+          `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`,
+          digest(),
+        )
+      )
+        return false;
+    } else
+      ctx.pending.push({
+        cell: ctx.name,
+        reason: `closes as abandoned at ${short(end)} unless an executor comes back`,
+      });
   }
   if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
   diskShrink(ctx, d, rec);
   const changes = cellChanges({ d, rec, disk: live.disk }); // src/cells/fields.ts: one row a field
   if (changes.length > 0) {
     const fields = changes.map((c) => c.field);
-    ctx.out.push({ kind: "update", cell: ctx.name, desired: d, fields, reason: changes.map((c) => c.reason).join(", ") });
+    ctx.out.push({
+      kind: "update",
+      cell: ctx.name,
+      desired: d,
+      fields,
+      reason: changes.map((c) => c.reason).join(", "),
+    });
   }
   ctx.out.push(...members.actions);
   ctx.pending.push(...members.pending);
-  if (noneUp && rec.state !== "downed") ctx.out.push({ kind: "cell-down", cell: ctx.name, reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back` });
-  if (!noneUp && rec.state === "downed") ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
-  if (due && rec.state !== "checkpointing") ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
+  if (noneUp && rec.state !== "downed")
+    ctx.out.push({
+      kind: "cell-down",
+      cell: ctx.name,
+      reason: `no executor is up; closes as abandoned after ${formatDuration(d.downedTimeoutMs)} unless one comes back`,
+    });
+  if (!noneUp && rec.state === "downed")
+    ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
+  if (due && rec.state !== "checkpointing")
+    ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
   const full = diskFull(ctx.name, rec, live);
   if (full) ctx.out.push(full);
   return true;
@@ -377,7 +520,13 @@ function diskShrink(ctx: CellCtx, d: DesiredCell, rec: CellRecord): void {
   const wanted = d.disk?.enforced ? d.disk.bytes : undefined;
   const have = rec.disk?.bytes;
   if (have === undefined || wanted === undefined || wanted >= have) return;
-  ctx.diagnostics.push({ severity: "error", ...(d.disk?.at ?? d.source), field: "spec.resources.disk", message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`, hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last` });
+  ctx.diagnostics.push({
+    severity: "error",
+    ...(d.disk?.at ?? d.source),
+    field: "spec.resources.disk",
+    message: `cell ${ctx.name} has a disk of ${formatBytes(have)}; a live cell's disk is never shrunk (to ${formatBytes(wanted)})`,
+    hint: `keep ${formatBytes(have)} or more, or close the cell and declare it again with restoreFrom: last`,
+  });
 }
 
 // The quota reached (under 1 MiB or 1% left to members) or room again (5%, at least 2 MiB): an
@@ -387,10 +536,24 @@ function diskFull(name: string, rec: CellRecord, live: ObservedCell): Action | u
   if (!rec.disk || !u?.mounted) return undefined;
   const bytes = rec.disk.bytes;
   if (!rec.diskFull && u.avail < Math.max(1024 ** 2, u.size / 100)) {
-    return { kind: "disk-full", cell: name, reached: true, avail: u.avail, bytes, reason: `disk quota of ${formatBytes(bytes)} reached: members get ENOSPC (${formatBytes(u.avail)} left)` };
+    return {
+      kind: "disk-full",
+      cell: name,
+      reached: true,
+      avail: u.avail,
+      bytes,
+      reason: `disk quota of ${formatBytes(bytes)} reached: members get ENOSPC (${formatBytes(u.avail)} left)`,
+    };
   }
   if (rec.diskFull && u.avail >= Math.max(2 * 1024 ** 2, u.size / 20)) {
-    return { kind: "disk-full", cell: name, reached: false, avail: u.avail, bytes, reason: `disk has room again: ${formatBytes(u.avail)} of its ${formatBytes(bytes)} quota free` };
+    return {
+      kind: "disk-full",
+      cell: name,
+      reached: false,
+      avail: u.avail,
+      bytes,
+      reason: `disk has room again: ${formatBytes(u.avail)} of its ${formatBytes(bytes)} quota free`,
+    };
   }
   return undefined;
 }
@@ -415,7 +578,16 @@ function replaceAction(name: string, d: DesiredCell, rec: CellRecord, forces: st
   const reason = r
     ? `resume interrupted replacement ${from} → ${to}${r.checkpoint ? ` (checkpoint ${r.checkpoint} taken)` : ""}: ${steps}`
     : `${forces.join(", ")} ${from} → ${to} forces replacement: ${steps}`;
-  return { kind: "replace", cell: name, desired: d, from, to, forces: r && forces.length === 0 ? ["(interrupted)"] : forces, resume: r !== undefined, reason };
+  return {
+    kind: "replace",
+    cell: name,
+    desired: d,
+    from,
+    to,
+    forces: r && forces.length === 0 ? ["(interrupted)"] : forces,
+    resume: r !== undefined,
+    reason,
+  };
 }
 
 // Why a checkpoint is due now, or undefined: an interrupted one, or the schedule's previous
@@ -423,11 +595,14 @@ function replaceAction(name: string, d: DesiredCell, rec: CellRecord, forces: st
 function checkpointDue(d: DesiredCell, rec: CellRecord, live: ObservedCell, now: number): string | undefined {
   if (rec.state === "checkpointing") return "resume interrupted checkpoint";
   if (!d.checkpoint.schedule) return undefined;
-  const prev = cronParser().parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" }).prev().getTime();
+  const prev = cronParser()
+    .parse(d.checkpoint.schedule, { currentDate: new Date(now + 1), tz: "UTC" })
+    .prev()
+    .getTime();
   const last = live.checkpoints[live.checkpoints.length - 1]?.takenAt;
-  const refused = rec.checkpointRefused ? at(rec.checkpointRefused.at) : Number.NEGATIVE_INFINITY; // retried at the next time, not every pass
+  // retried at the next time, not every pass
+  const refused = rec.checkpointRefused ? at(rec.checkpointRefused.at) : Number.NEGATIVE_INFINITY;
   const baseline = Math.max(last ?? Number.NEGATIVE_INFINITY, at(rec.activatedAt), refused);
   if (baseline >= prev) return undefined;
   return `schedule "${d.checkpoint.schedule}" was due at ${short(prev)} (last checkpoint ${last !== undefined ? short(last) : "none"})`;
 }
-

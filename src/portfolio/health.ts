@@ -28,8 +28,14 @@ function parseEvent(line: string): HealthEvent | undefined {
   if (!e || typeof e !== "object") return undefined;
   const { time, model, outcome, member } = e as Record<string, unknown>;
   const at = typeof time === "string" ? Date.parse(time) : Number.NaN;
-  if (Number.isNaN(at) || typeof model !== "string" || typeof outcome !== "string" || !OUTCOMES.has(outcome)) return undefined;
-  return { time: at, model, outcome: outcome as HealthEvent["outcome"], ...(typeof member === "string" && member ? { member } : {}) };
+  if (Number.isNaN(at) || typeof model !== "string" || typeof outcome !== "string" || !OUTCOMES.has(outcome))
+    return undefined;
+  return {
+    time: at,
+    model,
+    outcome: outcome as HealthEvent["outcome"],
+    ...(typeof member === "string" && member ? { member } : {}),
+  };
 }
 
 // The cell's model health. The file is written by members: a link, a FIFO, an oversized file or a

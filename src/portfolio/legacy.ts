@@ -27,15 +27,25 @@ function label(text: string): string {
 }
 
 function models(e: LegacyEntry, where: string): { model: string; provider: string }[] {
-  if (!e || typeof e !== "object" || !e.primary?.model) throw new LazarusError("LEGACY_FORMAT", `${where}: expected primary: {model: ...}`);
+  if (!e || typeof e !== "object" || !e.primary?.model)
+    throw new LazarusError("LEGACY_FORMAT", `${where}: expected primary: {model: ...}`);
   return [e.primary, ...(e.fallbacks ?? [])].slice(0, 8).map((m, i) => {
     if (!m?.model) throw new LazarusError("LEGACY_FORMAT", `${where}: model ${i} has no model name`);
     return { model: String(m.model), provider: String(m.provider ?? "unknown") };
   });
 }
 
-function doc(name: string, appliesTo: Record<string, string[]> | undefined, ms: { model: string; provider: string }[]): Record<string, unknown> {
-  return { apiVersion: "lazarus/v1", kind: "Portfolio", metadata: { name }, spec: { ...(appliesTo ? { appliesTo } : {}), models: ms } };
+function doc(
+  name: string,
+  appliesTo: Record<string, string[]> | undefined,
+  ms: { model: string; provider: string }[],
+): Record<string, unknown> {
+  return {
+    apiVersion: "lazarus/v1",
+    kind: "Portfolio",
+    metadata: { name },
+    spec: { ...(appliesTo ? { appliesTo } : {}), models: ms },
+  };
 }
 
 // The YAML text of portfolios/ documents equivalent to the legacy file's text.
@@ -47,9 +57,20 @@ export function importLegacy(text: string): { yaml: string; names: string[] } {
     throw new LazarusError("LEGACY_FORMAT", `not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
   }
   const docs: Record<string, unknown>[] = [];
-  for (const [agent, e] of Object.entries(legacy.agents ?? {})) docs.push(doc(`agent-${label(agent)}`, { agents: [agent] }, models(e, `agents.${agent}`)));
-  for (const [cls, e] of Object.entries(legacy.role_classes ?? {})) docs.push(doc(`class-${label(cls)}`, { taskClasses: [cls] }, models(e, `role_classes.${cls}`)));
-  docs.push(doc("default", undefined, legacy.default ? models(legacy.default, "default") : [{ model: LEGACY_DEFAULT_MODEL, provider: "google" }]));
+  for (const [agent, e] of Object.entries(legacy.agents ?? {}))
+    docs.push(doc(`agent-${label(agent)}`, { agents: [agent] }, models(e, `agents.${agent}`)));
+  for (const [cls, e] of Object.entries(legacy.role_classes ?? {}))
+    docs.push(doc(`class-${label(cls)}`, { taskClasses: [cls] }, models(e, `role_classes.${cls}`)));
+  docs.push(
+    doc(
+      "default",
+      undefined,
+      legacy.default ? models(legacy.default, "default") : [{ model: LEGACY_DEFAULT_MODEL, provider: "google" }],
+    ),
+  );
   const header = "# Imported from a legacy fallback-portfolios.yaml by `lazarus portfolio import`.\n";
-  return { yaml: header + docs.map((d) => stringify(d)).join("---\n"), names: docs.map((d) => (d.metadata as { name: string }).name) };
+  return {
+    yaml: header + docs.map((d) => stringify(d)).join("---\n"),
+    names: docs.map((d) => (d.metadata as { name: string }).name),
+  };
 }

@@ -23,7 +23,14 @@ export function loadPortfolioText(file: string, text: string): PortfolioFileResu
     const names = new Set(p.models.map((m) => m.model));
     for (const key of ["contextWindowFallbacks", "contentPolicyFallbacks"] as const) {
       (p[key] ?? []).forEach((m, i) => {
-        if (!names.has(m)) diagnostics.push({ severity: "error", ...at(["spec", key, i]), field: `spec.${key}[${i}]`, message: `model "${m}" is not in spec.models`, hint: "name a model listed in spec.models" });
+        if (!names.has(m))
+          diagnostics.push({
+            severity: "error",
+            ...at(["spec", key, i]),
+            field: `spec.${key}[${i}]`,
+            message: `model "${m}" is not in spec.models`,
+            hint: "name a model listed in spec.models",
+          });
       });
     }
     portfolios.push(p);
@@ -31,7 +38,15 @@ export function loadPortfolioText(file: string, text: string): PortfolioFileResu
   // As in cells.d/: a file that declares nothing (emptied, comments only) holds what it declared
   // before. Portfolios are held together, so every agent keeps the models it runs with.
   if (portfolios.length === 0 && !hasErrors(diagnostics)) {
-    diagnostics.push({ severity: "warning", file, line: 1, col: 1, message: "this file declares no portfolios; every portfolio is held as it is (agents keep the models they run with)", hint: "delete the file to drop the portfolios it declared" });
+    diagnostics.push({
+      severity: "warning",
+      file,
+      line: 1,
+      col: 1,
+      message:
+        "this file declares no portfolios; every portfolio is held as it is (agents keep the models they run with)",
+      hint: "delete the file to drop the portfolios it declared",
+    });
   }
   return { file, portfolios, diagnostics };
 }
@@ -56,8 +71,16 @@ function toPortfolio(raw: RawPortfolio, at: At): Portfolio {
     name: raw.metadata.name,
     appliesTo: { agents: [...(s.appliesTo?.agents ?? [])], taskClasses: [...(s.appliesTo?.taskClasses ?? [])] },
     models: s.models.map((m) => ({ ...m })),
-    retries: { attempts: s.retries?.attempts ?? 2, backoffMs: d(s.retries?.backoff, "2s"), maxRetryAfterMs: d(s.retries?.maxRetryAfter, "60s") },
-    cooldown: { allowedFails: s.cooldown?.allowedFails ?? 3, windowMs: d(s.cooldown?.window, "60s"), durationMs: d(s.cooldown?.duration, "5m") },
+    retries: {
+      attempts: s.retries?.attempts ?? 2,
+      backoffMs: d(s.retries?.backoff, "2s"),
+      maxRetryAfterMs: d(s.retries?.maxRetryAfter, "60s"),
+    },
+    cooldown: {
+      allowedFails: s.cooldown?.allowedFails ?? 3,
+      windowMs: d(s.cooldown?.window, "60s"),
+      durationMs: d(s.cooldown?.duration, "5m"),
+    },
     fallbackOn: [...(s.fallbackOn ?? ERROR_CLASSES)],
     ...(s.contextWindowFallbacks ? { contextWindowFallbacks: [...s.contextWindowFallbacks] } : {}),
     ...(s.contentPolicyFallbacks ? { contentPolicyFallbacks: [...s.contentPolicyFallbacks] } : {}),
@@ -67,14 +90,26 @@ function toPortfolio(raw: RawPortfolio, at: At): Portfolio {
 
 // Portfolio names are unique, and no agent or task class is claimed by two portfolios.
 // Returns undefined when that is not so (the errors are in diagnostics).
-export function combinePortfolios(results: PortfolioFileResult[], diagnostics: Diagnostic[]): Map<string, Portfolio> | undefined {
+export function combinePortfolios(
+  results: PortfolioFileResult[],
+  diagnostics: Diagnostic[],
+): Map<string, Portfolio> | undefined {
   const byName = new Map<string, Portfolio>();
   const claims = new Map<string, Portfolio>();
   let ok = true;
   const clash = (p: Portfolio, other: Portfolio, what: string): void => {
     ok = false;
-    for (const [a, b] of [[p, other], [other, p]] as const) {
-      diagnostics.push({ severity: "error", ...a.source, field: "metadata.name", message: `${what} is also claimed by portfolio "${b.name}" at ${b.source.file}:${b.source.line}`, hint: "let exactly one portfolio claim it" });
+    for (const [a, b] of [
+      [p, other],
+      [other, p],
+    ] as const) {
+      diagnostics.push({
+        severity: "error",
+        ...a.source,
+        field: "metadata.name",
+        message: `${what} is also claimed by portfolio "${b.name}" at ${b.source.file}:${b.source.line}`,
+        hint: "let exactly one portfolio claim it",
+      });
     }
   };
   for (const p of results.flatMap((r) => r.portfolios)) {
@@ -100,7 +135,10 @@ export function combinePortfolios(results: PortfolioFileResult[], diagnostics: D
 export async function loadPortfolioFiles(configDir: string): Promise<PortfolioFileResult[]> {
   const { files, problem } = await configFiles(configDir, "portfolios");
   const results = await Promise.all(files.map((rel) => loadPortfolioFile(configDir, rel)));
-  return [...(problem ? [{ file: "portfolios", portfolios: [], diagnostics: [problem] }] : []), ...results.filter((r) => r !== undefined)];
+  return [
+    ...(problem ? [{ file: "portfolios", portfolios: [], diagnostics: [problem] }] : []),
+    ...results.filter((r) => r !== undefined),
+  ];
 }
 
 // One portfolios/ file read and loaded; undefined when it is gone.

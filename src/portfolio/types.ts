@@ -1,7 +1,14 @@
 // Fallback model portfolios: desired state from portfolios/*.yaml.
 import type { SourcePos } from "../config/position.js";
 
-export const ERROR_CLASSES = ["rate_limit", "timeout", "server_error", "context_window", "content_policy", "auth"] as const;
+export const ERROR_CLASSES = [
+  "rate_limit",
+  "timeout",
+  "server_error",
+  "context_window",
+  "content_policy",
+  "auth",
+] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
 // Errors that may pass if the same model is asked again.

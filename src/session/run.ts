@@ -18,7 +18,12 @@ function relay(sp: SessionSpawn, o: { raw: boolean; stdin: boolean }): Promise<S
     // Piped: a session of its own (setsid), so nothing in it has a controlling terminal to open
     // (/dev/tty), and Lazarus forwards signals to its group. Inherited (the container engine on
     // a tty): in Lazarus's foreground group, where the terminal's resizes reach it.
-    const child = spawn(sp.file, sp.args, { cwd: sp.cwd, env: sp.env, detached: piped, stdio: piped ? [o.stdin ? "pipe" : "ignore", "pipe", "pipe"] : "inherit" });
+    const child = spawn(sp.file, sp.args, {
+      cwd: sp.cwd,
+      env: sp.env,
+      detached: piped,
+      stdio: piped ? [o.stdin ? "pipe" : "ignore", "pipe", "pipe"] : "inherit",
+    });
     const forward = (sig: NodeJS.Signals): void => {
       try {
         if (child.pid) process.kill(piped ? -child.pid : child.pid, sig);
@@ -70,7 +75,11 @@ function relay(sp: SessionSpawn, o: { raw: boolean; stdin: boolean }): Promise<S
 export const EXIT_REFUSED = 125;
 
 // Open (check, record), run, record the end; the command's exit code (128+n for signal n).
-export async function runSession(opts: EngineOptions, req: SessionRequest, warn: (line: string) => void): Promise<number> {
+export async function runSession(
+  opts: EngineOptions,
+  req: SessionRequest,
+  warn: (line: string) => void,
+): Promise<number> {
   const s = await openSession(opts, req);
   let end: SessionEnd;
   try {
@@ -83,7 +92,8 @@ export async function runSession(opts: EngineOptions, req: SessionRequest, warn:
   } catch (err) {
     warn(`warning: the end of this ${req.kind} was not recorded in the ledger: ${errorMessage(err)}`);
   }
-  if (end.error) throw new LazarusError("SESSION_FAILED", `cannot start the ${req.kind} in cell ${req.cell}: ${end.error}`);
+  if (end.error)
+    throw new LazarusError("SESSION_FAILED", `cannot start the ${req.kind} in cell ${req.cell}: ${end.error}`);
   if (end.signal) return 128 + (constants.signals[end.signal] ?? 0);
   return end.exitCode ?? 1;
 }

@@ -71,9 +71,12 @@ const OPEN_STATES = new Set(["active", "downed", "checkpointing"]);
 export function refusal(rec: CellRecord, identity: string, kind: SessionKind): string | undefined {
   if (!OPEN_STATES.has(rec.state)) return `cell ${rec.name} is ${rec.state}; a ${kind} needs an active cell`;
   const m = rec.members.find((x) => x.identity === identity);
-  if (!m) return `${identity} is not a member of cell ${rec.name} (members: ${rec.members.map((x) => x.identity).join(", ") || "none"}); add it to the cell's members and apply`;
-  if (m.status === "invited") return `${identity} has not accepted its invitation to cell ${rec.name} yet; run lazarus accept ${rec.name} ${identity} --token - first`;
-  if (m.status === "revoked") return `the invitation of ${identity} to cell ${rec.name} was revoked${m.revokedAt ? ` at ${m.revokedAt}` : ""} (not accepted in time); it needs a new invitation`;
+  if (!m)
+    return `${identity} is not a member of cell ${rec.name} (members: ${rec.members.map((x) => x.identity).join(", ") || "none"}); add it to the cell's members and apply`;
+  if (m.status === "invited")
+    return `${identity} has not accepted its invitation to cell ${rec.name} yet; run lazarus accept ${rec.name} ${identity} --token - first`;
+  if (m.status === "revoked")
+    return `the invitation of ${identity} to cell ${rec.name} was revoked${m.revokedAt ? ` at ${m.revokedAt}` : ""} (not accepted in time); it needs a new invitation`;
   const sessions = findBackend(rec.backend)?.capabilities.sessions;
   if (sessions && !sessions.readOnlyRoles && roleMounts(m.role).project === "ro") {
     return `${identity} is ${m.role === "guest" ? "a guest" : `an ${m.role}`} of cell ${rec.name} and sees the cell read-only, which backend ${rec.backend} cannot enforce; give the cell backend sandbox or container`;
@@ -81,7 +84,10 @@ export function refusal(rec: CellRecord, identity: string, kind: SessionKind): s
   return undefined;
 }
 
-const what = (req: SessionRequest): string => (req.kind === "shell" ? `a shell (${req.command.join(" ")})` : req.command.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(" "));
+const what = (req: SessionRequest): string =>
+  req.kind === "shell"
+    ? `a shell (${req.command.join(" ")})`
+    : req.command.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(" ");
 
 export interface OpenSession {
   id: string;
@@ -97,62 +103,90 @@ export async function openSession(opts: EngineOptions, req: SessionRequest): Pro
   const id = randomBytes(6).toString("hex");
   const user = hostUser();
   const who = `${req.identity} (host user ${user})`;
-  return underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell}`, opts.lockTimeoutMs ?? 0, () => withStateLock(
-    opts,
-    `lazarus ${req.kind} ${req.cell}`,
-    async ({ paths, ledger }) => {
-      // A refusal of a cell that exists is recorded (who tried what), then said.
-      const refuse = async (why: string): Promise<never> => {
+  return underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell}`, opts.lockTimeoutMs ?? 0, () =>
+    withStateLock(
+      opts,
+      `lazarus ${req.kind} ${req.cell}`,
+      async ({ paths, ledger }) => {
+        // A refusal of a cell that exists is recorded (who tried what), then said.
+        const refuse = async (why: string): Promise<never> => {
+          const { now } = await resolveNow(paths, opts.now);
+          await ledger.append({
+            time: new Date(now).toISOString(),
+            cell: req.cell,
+            action: `${req.kind}-refused`,
+            reason: `${who}: ${why}`,
+            details: {
+              identity: req.identity,
+              hostUser: user,
+              ...(req.kind === "exec" ? { command: req.command } : {}),
+            },
+          });
+          throw new LazarusError("SESSION_REFUSED", why);
+        };
+        const cellDir = path.join(paths.cells, req.cell);
+        const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
+        if (!rec) {
+          if (existsSync(path.join(paths.graveyard, req.cell)))
+            await refuse(`cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
+          throw new LazarusError(
+            "NO_SUCH_CELL",
+            `no live cell named ${req.cell} in ${paths.cells}; see lazarus status`,
+          );
+        }
         const { now } = await resolveNow(paths, opts.now);
-        await ledger.append({ time: new Date(now).toISOString(), cell: req.cell, action: `${req.kind}-refused`, reason: `${who}: ${why}`, details: { identity: req.identity, hostUser: user, ...(req.kind === "exec" ? { command: req.command } : {}) } });
-        throw new LazarusError("SESSION_REFUSED", why);
-      };
-      const cellDir = path.join(paths.cells, req.cell);
-      const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
-      if (!rec) {
-        if (existsSync(path.join(paths.graveyard, req.cell))) await refuse(`cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
-        throw new LazarusError("NO_SUCH_CELL", `no live cell named ${req.cell} in ${paths.cells}; see lazarus status`);
-      }
-      const { now } = await resolveNow(paths, opts.now);
-      const time = new Date(now).toISOString();
-      const why = refusal(rec, req.identity, req.kind);
-      if (why) await refuse(why);
-      const m = rec.members.find((x) => x.identity === req.identity) as MemberRecord;
-      req.shell ??= defaultShell(rec.backend);
-      if (req.kind === "shell") req.command = [req.shell];
-      const cp = cellPaths(cellDir);
-      const hostEnv = opts.hostEnv ?? process.env;
-      const backend = backends(path.dirname(paths.ledger), hostEnv, opts.hostSettings ?? hostSettings(hostEnv)).get(rec.backend);
-      const spec: SessionSpec = {
-        sessionId: id,
-        shell: req.shell,
-        ...(req.tty ? { tty: req.tty } : {}),
-        cell: rec.name,
-        cellDir,
-        identity: m.identity,
-        home: memberHome(cp, m.home),
-        homeName: m.home,
-        role: m.role,
-        command: req.command,
-        env: m.env,
-        credentialsFile: cp.credentials,
-        resources: m.resources ?? {},
-        configDir: path.resolve(opts.configDir),
-        ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) } : {}),
-        ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
-      };
-      const spawn = await backend.session(rec, spec);
-      await ledger.append({
-        time,
-        cell: req.cell,
-        action: req.kind,
-        reason: `${who} ${req.kind === "shell" ? "opened" : "ran"} ${what(req)} as ${m.role}`,
-        details: { session: id, identity: req.identity, role: m.role, hostUser: user, backend: rec.backend, ...(req.kind === "exec" ? { command: req.command } : { shell: req.shell }), tty: Boolean(req.tty) },
-      });
-      return { id, rec, member: m, who, spawn, startedAt: Date.now() };
-    },
-    { sweep: false },
-  ));
+        const time = new Date(now).toISOString();
+        const why = refusal(rec, req.identity, req.kind);
+        if (why) await refuse(why);
+        const m = rec.members.find((x) => x.identity === req.identity) as MemberRecord;
+        req.shell ??= defaultShell(rec.backend);
+        if (req.kind === "shell") req.command = [req.shell];
+        const cp = cellPaths(cellDir);
+        const hostEnv = opts.hostEnv ?? process.env;
+        const backend = backends(path.dirname(paths.ledger), hostEnv, opts.hostSettings ?? hostSettings(hostEnv)).get(
+          rec.backend,
+        );
+        const spec: SessionSpec = {
+          sessionId: id,
+          shell: req.shell,
+          ...(req.tty ? { tty: req.tty } : {}),
+          cell: rec.name,
+          cellDir,
+          identity: m.identity,
+          home: memberHome(cp, m.home),
+          homeName: m.home,
+          role: m.role,
+          command: req.command,
+          env: m.env,
+          credentialsFile: cp.credentials,
+          resources: m.resources ?? {},
+          configDir: path.resolve(opts.configDir),
+          ...(m.portfolioDigest
+            ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
+            : {}),
+          ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
+        };
+        const spawn = await backend.session(rec, spec);
+        await ledger.append({
+          time,
+          cell: req.cell,
+          action: req.kind,
+          reason: `${who} ${req.kind === "shell" ? "opened" : "ran"} ${what(req)} as ${m.role}`,
+          details: {
+            session: id,
+            identity: req.identity,
+            role: m.role,
+            hostUser: user,
+            backend: rec.backend,
+            ...(req.kind === "exec" ? { command: req.command } : { shell: req.shell }),
+            tty: Boolean(req.tty),
+          },
+        });
+        return { id, rec, member: m, who, spawn, startedAt: Date.now() };
+      },
+      { sweep: false },
+    ),
+  );
 }
 
 export interface SessionEnd {
@@ -166,7 +200,13 @@ const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)
 // A session's start and end are recorded under its cell's lock (then the state dir's, the lock
 // order everywhere): never in the middle of an action on the cell, so a session a close ends is
 // recorded as ended after that close.
-async function underCellLock<T>(opts: EngineOptions, cell: string, command: string, waitMs: number, body: () => Promise<T>): Promise<T> {
+async function underCellLock<T>(
+  opts: EngineOptions,
+  cell: string,
+  command: string,
+  waitMs: number,
+  body: () => Promise<T>,
+): Promise<T> {
   const lock = await lockCell(statePaths(opts.stateDir), cell, command, waitMs);
   try {
     return await body();
@@ -177,24 +217,46 @@ async function underCellLock<T>(opts: EngineOptions, cell: string, command: stri
 
 // Record how the session ended. Waits for the lock longer than a start does: the session
 // happened, and its end belongs in the ledger.
-export async function closeSession(opts: EngineOptions, req: SessionRequest, s: OpenSession, end: SessionEnd): Promise<void> {
+export async function closeSession(
+  opts: EngineOptions,
+  req: SessionRequest,
+  s: OpenSession,
+  end: SessionEnd,
+): Promise<void> {
   const ms = Date.now() - s.startedAt;
-  const how = end.error ? `could not start: ${end.error}` : end.signal ? `killed by ${end.signal}` : `exit ${end.exitCode}`;
+  const how = end.error
+    ? `could not start: ${end.error}`
+    : end.signal
+      ? `killed by ${end.signal}`
+      : `exit ${end.exitCode}`;
   const waitMs = Math.max(opts.lockTimeoutMs ?? 0, 600_000);
-  await underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell} (recording its end)`, waitMs, () => withStateLock(
-    { ...opts, lockTimeoutMs: waitMs },
-    `lazarus ${req.kind} ${req.cell} (recording its end)`,
-    async ({ paths, ledger }) => {
-      // with --now, the end is that time plus how long the session ran
-      const { now } = await resolveNow(paths, opts.now === undefined ? undefined : new Date(Date.parse(opts.now) + ms).toISOString());
-      await ledger.append({
-        time: new Date(now).toISOString(),
-        cell: req.cell,
-        action: `${req.kind}-end`,
-        reason: `${s.who}: ${req.kind === "shell" ? "shell" : what(req)} ended, ${how} after ${seconds(ms)}`,
-        details: { session: s.id, identity: req.identity, hostUser: hostUser(), exitCode: end.exitCode, signal: end.signal, durationMs: ms, ...(end.error ? { error: end.error } : {}) },
-      });
-    },
-    { sweep: false },
-  ));
+  await underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell} (recording its end)`, waitMs, () =>
+    withStateLock(
+      { ...opts, lockTimeoutMs: waitMs },
+      `lazarus ${req.kind} ${req.cell} (recording its end)`,
+      async ({ paths, ledger }) => {
+        // with --now, the end is that time plus how long the session ran
+        const { now } = await resolveNow(
+          paths,
+          opts.now === undefined ? undefined : new Date(Date.parse(opts.now) + ms).toISOString(),
+        );
+        await ledger.append({
+          time: new Date(now).toISOString(),
+          cell: req.cell,
+          action: `${req.kind}-end`,
+          reason: `${s.who}: ${req.kind === "shell" ? "shell" : what(req)} ended, ${how} after ${seconds(ms)}`,
+          details: {
+            session: s.id,
+            identity: req.identity,
+            hostUser: hostUser(),
+            exitCode: end.exitCode,
+            signal: end.signal,
+            durationMs: ms,
+            ...(end.error ? { error: end.error } : {}),
+          },
+        });
+      },
+      { sweep: false },
+    ),
+  );
 }

@@ -47,14 +47,24 @@ function view(c: ObservedCell): CellStatusView {
     place: c.place,
     backend: r?.backend ?? null,
     where: r && c.place !== "archive" ? cellWhere(r) : null,
-    ...(r?.replacing ? { replacing: { from: placeOf(r.replacing.from.backend, r.replacing.from.container), to: r.replacing.to ? placeOf(r.replacing.to.backend, r.replacing.to.container) : placeOf(r.backend, r.container) } } : {}),
+    ...(r?.replacing
+      ? {
+          replacing: {
+            from: placeOf(r.replacing.from.backend, r.replacing.from.container),
+            to: r.replacing.to
+              ? placeOf(r.replacing.to.backend, r.replacing.to.container)
+              : placeOf(r.backend, r.container),
+          },
+        }
+      : {}),
     project: r?.project ?? null,
     members: c.members.map((m) => ({
       identity: m.identity,
       role: m.role,
       status: c.unreachable || m.unverifiable ? "unknown" : m.status === "running" && !m.alive ? "exited" : m.status,
       pid: m.alive || c.unreachable || m.unverifiable ? (m.pid ?? null) : null,
-      ...(m.alive && m.handle ? { handle: m.handle } : {}), // where a member without a local process runs (kubernetes: namespace/pod)
+      // where a member without a local process runs (kubernetes: namespace/pod)
+      ...(m.alive && m.handle ? { handle: m.handle } : {}),
       exitCode: m.alive || c.unreachable || m.unverifiable ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
       where: r && m.alive ? memberWhere(r, m) : null,
@@ -64,7 +74,16 @@ function view(c: ObservedCell): CellStatusView {
     archivedAt: r?.archivedAt ?? null,
     lastAppliedRevision: r?.lastAppliedRevision ?? null,
     frozen: c.frozen ?? null,
-    ...(r?.disk ? { disk: { bytes: r.disk.bytes, avail: c.disk?.mounted ? c.disk.avail : null, mounted: c.disk ? c.disk.mounted : null, fullSince: r.diskFull?.since ?? null } } : {}),
+    ...(r?.disk
+      ? {
+          disk: {
+            bytes: r.disk.bytes,
+            avail: c.disk?.mounted ? c.disk.avail : null,
+            mounted: c.disk ? c.disk.mounted : null,
+            fullSince: r.diskFull?.since ?? null,
+          },
+        }
+      : {}),
     ...(r?.checkpointRefused ? { checkpointRefused: r.checkpointRefused } : {}),
     ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
@@ -91,24 +110,46 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
           : cell.expiresAt
             ? `expires ${cell.expiresAt} (${Date.parse(cell.expiresAt) > nowMs ? `in ${formatDuration(Date.parse(cell.expiresAt) - nowMs)}` : "overdue"})`
             : "";
-    const state = cell.state === "active" ? c.green(cell.state) : cell.state === "closed" || cell.state === "archived" ? c.dim(cell.state) : c.yellow(cell.state);
+    const state =
+      cell.state === "active"
+        ? c.green(cell.state)
+        : cell.state === "closed" || cell.state === "archived"
+          ? c.dim(cell.state)
+          : c.yellow(cell.state);
     lines.push(`${c.bold(cell.name)}  ${state}  ${when}${cell.problem ? c.red(`  ${visible(cell.problem)}`) : ""}`);
     if (cell.backend && cell.where) lines.push(c.dim(`  ${whereText(cell.backend, cell.where)}`));
-    if (cell.replacing) lines.push(c.yellow(`  replacing ${cell.replacing.from} → ${cell.replacing.to}: unfinished; the next apply finishes it`));
+    if (cell.replacing)
+      lines.push(
+        c.yellow(`  replacing ${cell.replacing.from} → ${cell.replacing.to}: unfinished; the next apply finishes it`),
+      );
     if (cell.frozen) {
       lines.push(
         cell.frozen.abandoned
-          ? c.red(`  frozen since ${cell.frozen.since} by a checkpoint whose process (pid ${cell.frozen.pid}) died; the next apply, checkpoint or watch thaws it`)
+          ? c.red(
+              `  frozen since ${cell.frozen.since} by a checkpoint whose process (pid ${cell.frozen.pid}) died; the next apply, checkpoint or watch thaws it`,
+            )
           : c.yellow(`  frozen since ${cell.frozen.since} for a checkpoint (pid ${cell.frozen.pid})`),
       );
     }
     if (cell.disk) lines.push(diskLine(cell.disk, c));
-    if (cell.checkpointRefused) lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
+    if (cell.checkpointRefused)
+      lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
     for (const m of cell.members) {
       const st = m.status === "running" ? c.green(m.status) : m.status === "exited" ? c.red(m.status) : m.status;
-      const ended = m.exitReason === "oom" ? `  OOM-killed (memory limit)` : m.exitCode !== null && m.status !== "running" ? `  exit ${m.exitCode}` : "";
-      const at = m.where?.container ? `  container ${m.where.container}` : m.where?.pod ? `  pod ${m.where.pod}` : m.handle ? `  pod ${m.handle}` : "";
+      const ended =
+        m.exitReason === "oom"
+          ? `  OOM-killed (memory limit)`
+          : m.exitCode !== null && m.status !== "running"
+            ? `  exit ${m.exitCode}`
+            : "";
+      const at = m.where?.container
+        ? `  container ${m.where.container}`
+        : m.where?.pod
+          ? `  pod ${m.where.pod}`
+          : m.handle
+            ? `  pod ${m.handle}`
+            : "";
       lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${at}${ended}`);
     }
   }
@@ -119,6 +160,9 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
 function diskLine(d: NonNullable<CellStatusView["disk"]>, c: Colors): string {
   const head = `  disk ${formatBytes(d.bytes)}`;
   if (d.mounted === false) return c.red(`${head}: image not mounted; the next apply mounts it before members start`);
-  if (d.fullSince) return c.red(`${head}: quota reached since ${d.fullSince} (members get ENOSPC)${d.avail !== null ? `, ${formatBytes(d.avail)} free` : ""}`);
+  if (d.fullSince)
+    return c.red(
+      `${head}: quota reached since ${d.fullSince} (members get ENOSPC)${d.avail !== null ? `, ${formatBytes(d.avail)} free` : ""}`,
+    );
   return c.dim(d.avail !== null ? `${head}: ${formatBytes(d.avail)} free` : head);
 }

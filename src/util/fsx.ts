@@ -18,7 +18,9 @@ export function tempName(file: string): string {
 // A full disk (or quota) as one line a user can act on; any other error unchanged.
 export function spaceError(err: unknown, file: string): unknown {
   if (!isErrno(err, "ENOSPC") && !isErrno(err, "EDQUOT")) return err;
-  return new LazarusError("NO_SPACE", `no space left on device while writing ${file}; free space and run again`, { cause: err });
+  return new LazarusError("NO_SPACE", `no space left on device while writing ${file}; free space and run again`, {
+    cause: err,
+  });
 }
 
 // Write all of data at the handle's position, looping on short writes.
@@ -87,7 +89,9 @@ export async function syncTree(dir: string): Promise<void> {
 // Replace a file's contents atomically: readers see the old or the new file, never a mix.
 // mode is set exactly (no umask); an existing file's owner is kept. Writes to one file queue.
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  return serialized(`atomic:${path.resolve(file)}`, () => replace(file, typeof data === "string" ? Buffer.from(data) : data, mode));
+  return serialized(`atomic:${path.resolve(file)}`, () =>
+    replace(file, typeof data === "string" ? Buffer.from(data) : data, mode),
+  );
 }
 
 async function replace(file: string, data: Buffer, mode: number): Promise<void> {
@@ -97,7 +101,8 @@ async function replace(file: string, data: Buffer, mode: number): Promise<void> 
   try {
     fh = await open(tmp, "wx", mode);
     await writeFully(fh, data);
-    if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.())) await keepOwner(fh, before.uid, before.gid);
+    if (before && (before.uid !== process.getuid?.() || before.gid !== process.getgid?.()))
+      await keepOwner(fh, before.uid, before.gid);
     await fh.chmod(mode); // the umask can change at any time (it is process-wide): always set the mode
     await fh.sync();
     await fh.close();
@@ -157,14 +162,24 @@ export async function appendLine(file: string, line: string): Promise<number> {
   let fh: FileHandle;
   try {
     // Never through a planted link, never blocking on a FIFO: many of these files sit where members can reach.
-    fh = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    fh = await open(
+      file,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      0o644,
+    );
   } catch (err) {
-    if (isErrno(err, "ELOOP") || isErrno(err, "ENXIO")) throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a symbolic link or a FIFO; move it away`, { cause: err });
+    if (isErrno(err, "ELOOP") || isErrno(err, "ENXIO"))
+      throw new LazarusError(
+        "UNSAFE_FILE",
+        `refusing to write ${file}: it is a symbolic link or a FIFO; move it away`,
+        { cause: err },
+      );
     throw spaceError(err, file);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is not a regular file; move it away`);
+    if (!st.isFile())
+      throw new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is not a regular file; move it away`);
     const { size } = st;
     try {
       await writeFully(fh, data);

@@ -21,7 +21,8 @@ export class RotatingLog {
     const line = `${JSON.stringify(record)}\n`;
     this.size += Buffer.byteLength(line);
     this.stream.write(line);
-    if (this.size > this.maxBytes && !this.rotating) this.rotating = this.rotate().finally(() => (this.rotating = undefined));
+    if (this.size > this.maxBytes && !this.rotating)
+      this.rotating = this.rotate().finally(() => (this.rotating = undefined));
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,8 @@ export const CAPS = {
   manifest: 64 * MiB, // a checkpoint's .manifest.json
 } as const;
 
-export type UntrustedRead = { ok: true; text: string; mtimeMs: number } | { ok: false; missing: boolean; reason: string };
+export type UntrustedRead =
+  { ok: true; text: string; mtimeMs: number } | { ok: false; missing: boolean; reason: string };
 
 // What a non-regular file is, for messages.
 export function fileKind(st: Stats): string {
@@ -69,7 +70,8 @@ export async function readUntrusted(file: string, maxBytes: number, root?: strin
   try {
     const st = await fh.stat();
     if (!st.isFile()) return { ok: false, missing: false, reason: `is a ${fileKind(st)}, not a regular file` };
-    if (st.size > maxBytes) return { ok: false, missing: false, reason: `is ${st.size} bytes, more than the ${maxBytes} allowed` };
+    if (st.size > maxBytes)
+      return { ok: false, missing: false, reason: `is ${st.size} bytes, more than the ${maxBytes} allowed` };
     // A buffer for the size fstat gave and one byte more (to see the end), grown by doubling when
     // the file says less than it holds, never past the cap and one byte: not the cap itself (16 MiB
     // for a cell record), which cost a 16 MiB zero-filled buffer per cell observed.
@@ -111,7 +113,10 @@ export async function readUntrustedJson<T>(file: string, maxBytes: number, root?
 
 // The modification time of a file a member touches (a heartbeat), by lstat: a link or anything
 // but a regular file has none.
-export async function untrustedMtime(file: string, root?: string): Promise<{ ok: true; mtimeMs: number } | { ok: false; missing: boolean; reason: string }> {
+export async function untrustedMtime(
+  file: string,
+  root?: string,
+): Promise<{ ok: true; mtimeMs: number } | { ok: false; missing: boolean; reason: string }> {
   const planted = root ? await plantedComponent(root, file) : undefined;
   if (planted) return { ok: false, missing: false, reason: planted };
   const st = await lstat(file).catch((err: unknown) => err as NodeJS.ErrnoException);
@@ -140,11 +145,16 @@ export async function openAppendNoFollow(file: string, mode = 0o644): Promise<Fi
 // Why a file was not written: its open failed (err, or only its errno code: the Perl spawner
 // opens members' logs the same way and reports the code), or it is no regular file (kind).
 export function refusedWrite(file: string, why: { err: unknown } | { code: string } | { kind: string }): LazarusError {
-  if ("kind" in why) return new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a ${why.kind}, not a regular file`);
+  if ("kind" in why)
+    return new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it is a ${why.kind}, not a regular file`);
   const err = "err" in why ? why.err : Object.assign(new Error(why.code), { code: why.code });
   const p = openProblem(err);
   // Opened with O_CREAT, a missing file is a missing directory: say the code, not "missing".
-  return new LazarusError("UNSAFE_FILE", `refusing to write ${file}: it ${p.missing ? "cannot be opened (ENOENT)" : p.reason}`, { cause: err });
+  return new LazarusError(
+    "UNSAFE_FILE",
+    `refusing to write ${file}: it ${p.missing ? "cannot be opened (ENOENT)" : p.reason}`,
+    { cause: err },
+  );
 }
 
 // Create the file if missing, never writing through a link or blocking on a FIFO. Returns why it
@@ -178,5 +188,9 @@ export async function writeFileNoFollow(file: string, data: string | Uint8Array,
     throw err;
   }
   const d = await open(dir, O_RDONLY | O_DIRECTORY).catch(() => undefined);
-  if (d) await d.sync().catch(() => undefined).finally(() => d.close());
+  if (d)
+    await d
+      .sync()
+      .catch(() => undefined)
+      .finally(() => d.close());
 }

@@ -2,7 +2,11 @@
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
 
-export function which(cmd: string, searchPath: string | undefined, fallback: readonly string[] = ["/usr/local/bin", "/usr/bin", "/bin"]): string | undefined {
+export function which(
+  cmd: string,
+  searchPath: string | undefined,
+  fallback: readonly string[] = ["/usr/local/bin", "/usr/bin", "/bin"],
+): string | undefined {
   for (const dir of (searchPath ?? "").split(":").concat(fallback)) {
     if (!dir) continue;
     const p = path.join(dir, cmd);

@@ -59,7 +59,8 @@ export function parseProbe(stdout: string): ProbeLine[] {
   const out: ProbeLine[] = [];
   for (const line of stdout.split("\n")) {
     const [check, result, ...rest] = line.split("\t");
-    if (check && (result === "ok" || result === "fail" || result === "unknown" || result === "names")) out.push({ check, result, detail: rest.join("\t") });
+    if (check && (result === "ok" || result === "fail" || result === "unknown" || result === "names"))
+      out.push({ check, result, detail: rest.join("\t") });
   }
   return out;
 }

@@ -44,13 +44,25 @@ const SET_BY_LAZARUS = new Set(["HOME", "HERMES_HOME", "TMPDIR", "LAZARUS_PORTFO
 // writing to the host's filesystem), as observed.
 function diskCheck(cell: ObservedCell, bytes: number): Check {
   const mounted = cell.disk?.mounted === true;
-  return { invariant: "I1", check: "disk quota", ok: mounted, detail: mounted ? `project/, shared/ and home/ on the cell's own ${formatBytes(bytes)} image (${formatBytes(cell.disk?.avail ?? 0)} free)` : `the cell's ${formatBytes(bytes)} image is not mounted; lazarus apply mounts it again before members start` };
+  return {
+    invariant: "I1",
+    check: "disk quota",
+    ok: mounted,
+    detail: mounted
+      ? `project/, shared/ and home/ on the cell's own ${formatBytes(bytes)} image (${formatBytes(cell.disk?.avail ?? 0)} free)`
+      : `the cell's ${formatBytes(bytes)} image is not mounted; lazarus apply mounts it again before members start`,
+  };
 }
 
 // Runs the probe in a member's own view (the sandbox: bubblewrap as the cell's uid in the
 // member's cgroup; container: a fresh container with the member's mounts, uid and limits).
-type Runner = (rec: CellRecord, cellDir: string, m: CellRecord["members"][number], command: string[], env: Record<string, string>) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
-
+type Runner = (
+  rec: CellRecord,
+  cellDir: string,
+  m: CellRecord["members"][number],
+  command: string[],
+  env: Record<string, string>,
+) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
 
 interface Context {
   paths: StatePaths;
@@ -65,11 +77,23 @@ interface Context {
 // What a backend's probe needs to know of it (BackendSpec.verify).
 type Probe = Extract<VerifyPlan, { probe: unknown }>["probe"];
 
-async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, run: Runner, probe: Probe): Promise<Check[]> {
+async function probeChecks(
+  ctx: Context,
+  cell: ObservedCell,
+  rec: CellRecord,
+  run: Runner,
+  probe: Probe,
+): Promise<Check[]> {
   const where = probe.label;
   const checks: Check[] = [];
   const others = ctx.live.filter((c) => c.name !== cell.name);
-  if (rec.network === "host") checks.push({ invariant: "I4", check: "network segmentation", ok: false, detail: "the cell declares network: host (an explicit opt-in)" });
+  if (rec.network === "host")
+    checks.push({
+      invariant: "I4",
+      check: "network segmentation",
+      ok: false,
+      detail: "the cell declares network: host (an explicit opt-in)",
+    });
   for (const m of rec.members) {
     const token = randomBytes(6).toString("hex");
     const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
@@ -80,8 +104,14 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
       LZ_SIBLINGS: others.flatMap((c) => [c.dir, path.join(c.dir, "project")]).join(" "),
       LZ_SIBLING_CREDS: others.map((c) => path.join(c.dir, ".lazarus", "secrets", "credentials.json")).join(" "),
       LZ_STATE: ctx.stateRoot,
-      LZ_OTHER_HOMES: rec.members.filter((x) => x.home !== m.home).map((x) => x.home).join(" "),
-      LZ_HOST_PIDS: [process.pid, ...others.flatMap((c) => c.members.filter((x) => x.alive && x.pid).map((x) => x.pid as number))].join(" "),
+      LZ_OTHER_HOMES: rec.members
+        .filter((x) => x.home !== m.home)
+        .map((x) => x.home)
+        .join(" "),
+      LZ_HOST_PIDS: [
+        process.pid,
+        ...others.flatMap((c) => c.members.filter((x) => x.alive && x.pid).map((x) => x.pid as number)),
+      ].join(" "),
       LZ_PORT: String(ctx.port),
       LZ_FORKS: String(pidsMax + 4),
       LZ_PIDS_MAX: String(pidsMax),
@@ -92,14 +122,36 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
     const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
     const lines = parseProbe(r.stdout);
     if (lines.length === 0) {
-      checks.push({ invariant: "I1", check: "probe", member: m.identity, ok: false, detail: `the probe did not run in the ${where} (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}` });
+      checks.push({
+        invariant: "I1",
+        check: "probe",
+        member: m.identity,
+        ok: false,
+        detail: `the probe did not run in the ${where} (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}`,
+      });
       continue;
     }
     for (const l of lines) {
       if (l.result === "names") {
-        const allowed = (k: string): boolean => (rec.network === "egress" && k in proxyEnv()) || ALLOWED.has(k) || k.startsWith(ALLOWED_PREFIX) || k.startsWith("CELL_") || k.startsWith("LZ_") || SET_BY_LAZARUS.has(k) || probe.engineEnv.includes(k) || k in m.env;
+        const allowed = (k: string): boolean =>
+          (rec.network === "egress" && k in proxyEnv()) ||
+          ALLOWED.has(k) ||
+          k.startsWith(ALLOWED_PREFIX) ||
+          k.startsWith("CELL_") ||
+          k.startsWith("LZ_") ||
+          SET_BY_LAZARUS.has(k) ||
+          probe.engineEnv.includes(k) ||
+          k in m.env;
         const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
-        checks.push({ invariant: "I2", check: "host environment", member: m.identity, ok: leaked.length === 0, detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist" });
+        checks.push({
+          invariant: "I2",
+          check: "host environment",
+          member: m.identity,
+          ok: leaked.length === 0,
+          detail: leaked.length
+            ? `host variables passed: ${leaked.join(", ")}`
+            : "no host variable beyond the allowlist",
+        });
         continue;
       }
       const meta = PROBE_CHECKS[l.check];
@@ -109,9 +161,12 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
       if (l.check === "write-outside") {
         const landed = outside.map((d) => path.join(d, `.lazarus-verify-${token}`)).filter((f) => existsSync(f));
         for (const f of landed) rmSync(f, { force: true });
-        [ok, detail] = landed.length ? [false, `files appeared on the host: ${landed.join(", ")}`] : [true, `no write reached the host (tried ${outside.join(", ")})`];
+        [ok, detail] = landed.length
+          ? [false, `files appeared on the host: ${landed.join(", ")}`]
+          : [true, `no write reached the host (tried ${outside.join(", ")})`];
       }
-      if (l.check === "host-loopback" && ctx.connections() > before) [ok, detail] = [false, `the host's 127.0.0.1:${ctx.port} accepted a connection`];
+      if (l.check === "host-loopback" && ctx.connections() > before)
+        [ok, detail] = [false, `the host's 127.0.0.1:${ctx.port} accepted a connection`];
       if (l.check === "host-loopback" && rec.network === "host") continue;
       checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
     }
@@ -124,29 +179,55 @@ async function probeChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, ru
 }
 
 // The egress probe in a member's view: each check it reports, and a ✗ for each it did not.
-async function egressChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, m: CellRecord["members"][number], run: Runner): Promise<Check[]> {
-  const env = { LZ_PROXY_PORT: String(MEMBER_PORT), LZ_PORT: String(ctx.port), LZ_LISTED: listedTarget(rec.egress ?? []) };
+async function egressChecks(
+  ctx: Context,
+  cell: ObservedCell,
+  rec: CellRecord,
+  m: CellRecord["members"][number],
+  run: Runner,
+): Promise<Check[]> {
+  const env = {
+    LZ_PROXY_PORT: String(MEMBER_PORT),
+    LZ_PORT: String(ctx.port),
+    LZ_LISTED: listedTarget(rec.egress ?? []),
+  };
   const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", EGRESS_PROBE, "lazarus-verify-egress"], env);
   const lines = parseProbe(r.stdout);
   const seen = new Set(lines.map((l) => l.check));
   const out: Check[] = lines.flatMap((l) => {
     const meta = EGRESS_CHECKS[l.check];
-    return meta ? [{ invariant: meta.invariant, check: meta.label, member: m.identity, ok: l.result === "ok", detail: l.detail }] : [];
+    return meta
+      ? [{ invariant: meta.invariant, check: meta.label, member: m.identity, ok: l.result === "ok", detail: l.detail }]
+      : [];
   });
-  for (const [key, meta] of Object.entries(EGRESS_CHECKS)) if (!seen.has(key)) out.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok: false, detail: `the egress probe ended before reporting it (exit ${r.exitCode})` });
+  for (const [key, meta] of Object.entries(EGRESS_CHECKS))
+    if (!seen.has(key))
+      out.push({
+        invariant: meta.invariant,
+        check: meta.label,
+        member: m.identity,
+        ok: false,
+        detail: `the egress probe ended before reporting it (exit ${r.exitCode})`,
+      });
   return out;
 }
 
 // A probe that ended early (killed, or made to fail by what it found) proves nothing of what it
 // did not report: each check it did not report is a ✗, never a silent pass.
-export function unreported(lines: ProbeLine[], member: string, hostNetwork: boolean, r: { exitCode?: number | null; stderr: string }): Check[] {
+export function unreported(
+  lines: ProbeLine[],
+  member: string,
+  hostNetwork: boolean,
+  r: { exitCode?: number | null; stderr: string },
+): Check[] {
   const seen = new Set(lines.map((l) => (l.result === "names" ? "names" : l.check)));
   const last = r.stderr.trim().split("\n").slice(-1)[0];
   const detail = `the probe ended before reporting it (exit ${r.exitCode}${last ? `: ${last}` : ""})`;
   const out: Check[] = [];
   if (!seen.has("names")) out.push({ invariant: "I2", check: "host environment", member, ok: false, detail });
   for (const [key, meta] of Object.entries(PROBE_CHECKS)) {
-    if (!seen.has(key) && !(key === "host-loopback" && hostNetwork)) out.push({ invariant: meta.invariant, check: meta.label, member, ok: false, detail });
+    if (!seen.has(key) && !(key === "host-loopback" && hostNetwork))
+      out.push({ invariant: meta.invariant, check: meta.label, member, ok: false, detail });
   }
   return out;
 }
@@ -166,15 +247,28 @@ async function backendChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
   const b = live.get(rec.backend);
   if (!b.exec) throw new LazarusError("BUG", `backend ${rec.backend} has a probe but no exec`);
   const exec = b.exec.bind(b);
-  return probeChecks(plan.probe.operatorBinds ? ctx : { ...ctx, mountPoints: [] }, cell, rec, (...a) => exec(...a), plan.probe);
+  return probeChecks(
+    plan.probe.operatorBinds ? ctx : { ...ctx, mountPoints: [] },
+    cell,
+    rec,
+    (...a) => exec(...a),
+    plan.probe,
+  );
 }
 
 // Verify the named live cells (all when none is named).
-export async function verifyCells(paths: StatePaths, names: string[], settings: HostSettings, hostEnv: NodeJS.ProcessEnv): Promise<CellReport[]> {
+export async function verifyCells(
+  paths: StatePaths,
+  names: string[],
+  settings: HostSettings,
+  hostEnv: NodeJS.ProcessEnv,
+): Promise<CellReport[]> {
   const stateRoot = path.dirname(paths.ledger);
   const observed = await observe(paths);
   const live = [...observed.cells.values()].flatMap((s) => (s.live?.record ? [s.live] : []));
-  for (const n of names) if (!live.some((c) => c.name === n)) throw new LazarusError("NO_SUCH_CELL", `no live cell named ${n} in ${paths.cells}; see lazarus status`);
+  for (const n of names)
+    if (!live.some((c) => c.name === n))
+      throw new LazarusError("NO_SUCH_CELL", `no live cell named ${n} in ${paths.cells}; see lazarus status`);
   const ledger = await verifyLedger(paths.ledger, paths.ledgerHead);
   const ledgerCheck: Check = ledger.ok
     ? { invariant: "I6", check: "ledger chain", ok: true, detail: `${ledger.entries} entries, hash chain intact` }
@@ -185,7 +279,15 @@ export async function verifyCells(paths: StatePaths, names: string[], settings: 
     s.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const ctx: Context = { paths, stateRoot, live, port: (server.address() as net.AddressInfo).port, connections: () => connections, hostEnvNames: Object.keys(hostEnv), mountPoints: mountPointsIn(settings.sandbox.roBinds) };
+  const ctx: Context = {
+    paths,
+    stateRoot,
+    live,
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    hostEnvNames: Object.keys(hostEnv),
+    mountPoints: mountPointsIn(settings.sandbox.roBinds),
+  };
   const running = backends(stateRoot, hostEnv, settings);
   try {
     const reports: CellReport[] = [];

@@ -15,7 +15,8 @@ async function repo() {
   const project = tempDir("lazarus-project-");
   const outside = tempDir("lazarus-outside-");
   dirs.push(project, outside);
-  const git = (...args: string[]) => execa("git", ["-C", project, ...args], { env: { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" } });
+  const git = (...args: string[]) =>
+    execa("git", ["-C", project, ...args], { env: { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" } });
   await git("init", "-q");
   writeFileSync(path.join(project, "a.txt"), "one\n");
   await git("add", "a.txt");
@@ -46,7 +47,11 @@ describe("memberGit", () => {
     writeFileSync(path.join(project, ".gitattributes"), "* filter=x\n");
     await git("config", "filter.x.clean", hook);
     writeFileSync(path.join(project, "a.txt"), "two\n");
-    await memberGit(project, STATUS_ARGS, { ...process.env, PATH: process.env.PATH ?? "/usr/bin:/bin", LAZARUS_TEST_SECRET: "s3cret" });
+    await memberGit(project, STATUS_ARGS, {
+      ...process.env,
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      LAZARUS_TEST_SECRET: "s3cret",
+    });
     expect(ran().length).toBeGreaterThan(0); // filters are why risky repositories are refused (gitRefusal)
     for (const f of ran()) {
       const env = readFileSync(path.join(outside, f), "utf8");

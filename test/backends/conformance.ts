@@ -29,7 +29,6 @@ export interface Conformance {
 
 const T = (m: number): string => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 
-
 // Live host processes whose command line is exactly `sleep <n>`.
 export function sleepers(n: number): number[] {
   const out: number[] = [];
@@ -67,7 +66,8 @@ export function backendConformance(c: Conformance): void {
     }, 600_000);
     afterEach(async () => {
       for (const s of states) await c.cleanup(s);
-      for (const d of [...states, ...dirs]) rmSync(d, { recursive: true, force: true, maxRetries: 5 }); // retries: a member's pump may still be closing its log
+      // retries: a member's pump may still be closing its log
+      for (const d of [...states, ...dirs]) rmSync(d, { recursive: true, force: true, maxRetries: 5 });
       states = [];
       dirs = [];
     }, 600_000);
@@ -78,9 +78,16 @@ export function backendConformance(c: Conformance): void {
       const cfg = configDir({});
       states.push(state);
       dirs.push(cfg);
-      const run = (args: string[], env: Record<string, string> = {}) => lazarus([...args, "-c", cfg, "-s", state], { env: { ...c.env, ...env } });
+      const run = (args: string[], env: Record<string, string> = {}) =>
+        lazarus([...args, "-c", cfg, "-s", state], { env: { ...c.env, ...env } });
       const declare = (o: Omit<CellOpts, "extra"> & { extra?: string }) =>
-        writeFileSync(path.join(cfg, "cells.d", `${o.name}.yaml`), cellYaml({ ...o, extra: [`  backend: ${c.backend}`, ...(c.extra ? [c.extra] : []), ...(o.extra ? [o.extra] : [])].join("\n") }));
+        writeFileSync(
+          path.join(cfg, "cells.d", `${o.name}.yaml`),
+          cellYaml({
+            ...o,
+            extra: [`  backend: ${c.backend}`, ...(c.extra ? [c.extra] : []), ...(o.extra ? [o.extra] : [])].join("\n"),
+          }),
+        );
       const apply = async (m: number, env: Record<string, string> = {}) => {
         const r = await run(["apply", "--yes", "--now", T(m)], env);
         return r;
@@ -88,11 +95,13 @@ export function backendConformance(c: Conformance): void {
       const members = async (cell: string): Promise<MemberView[]> => {
         const r = await run(["status", "--json"]);
         expect(r.exitCode, r.stderr).toBe(0);
-        const cells = (JSON.parse(r.stdout) as { cells: { name: string; place: string; members: MemberView[] }[] }).cells;
+        const cells = (JSON.parse(r.stdout) as { cells: { name: string; place: string; members: MemberView[] }[] })
+          .cells;
         return cells.find((x) => x.name === cell && x.place === "cells")?.members ?? [];
       };
       const live = (cell: string) => path.join(state, "cells", cell);
-      const tree = (cell: string) => (c.tree ? c.tree(live(cell)) : { dir: live(cell), logs: path.join(live(cell), ".lazarus", "logs") });
+      const tree = (cell: string) =>
+        c.tree ? c.tree(live(cell)) : { dir: live(cell), logs: path.join(live(cell), ".lazarus", "logs") };
       const project = (cell: string, file: string) => path.join(tree(cell).dir, "project", file);
       const exitFile = (cell: string, home: string) => path.join(tree(cell).logs, `${home}.exit`);
       return { state, cfg, run, declare, apply, members, live, project, exitFile };
@@ -101,7 +110,10 @@ export function backendConformance(c: Conformance): void {
     it("starts a member: running, recorded, alive, working in its project", async () => {
       const w = world();
       const n = token();
-      w.declare({ name: "start", members: [{ identity: "agent:a", command: ["sh", "-c", `echo up > "$CELL_HOME/project/up"; exec sleep ${n}`] }] });
+      w.declare({
+        name: "start",
+        members: [{ identity: "agent:a", command: ["sh", "-c", `echo up > "$CELL_HOME/project/up"; exec sleep ${n}`] }],
+      });
       const r = await w.apply(0);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       await waitFor(() => existsSync(w.project("start", "up")), 60_000);
@@ -117,7 +129,10 @@ export function backendConformance(c: Conformance): void {
 
     it("reports the exit code a member ended with", async () => {
       const w = world();
-      w.declare({ name: "code", members: [{ identity: "agent:a", command: ["sh", "-c", "exit 3"], restart: "never" }] });
+      w.declare({
+        name: "code",
+        members: [{ identity: "agent:a", command: ["sh", "-c", "exit 3"], restart: "never" }],
+      });
       expect((await w.apply(0)).exitCode).toBe(0);
       await waitFor(() => existsSync(w.exitFile("code", "a")), 60_000);
       const r = await w.apply(1);
@@ -129,7 +144,10 @@ export function backendConformance(c: Conformance): void {
     it("sees a member killed from outside as down, ended by its signal (liveness)", async () => {
       const w = world();
       const n = token();
-      w.declare({ name: "sig", members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${n}; exit 0`], restart: "never" }] });
+      w.declare({
+        name: "sig",
+        members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${n}; exit 0`], restart: "never" }],
+      });
       expect((await w.apply(0)).exitCode).toBe(0);
       await waitFor(() => sleepers(n).length === 1, 60_000);
       expect((await w.members("sig"))[0]?.status).toBe("running");
@@ -152,25 +170,46 @@ export function backendConformance(c: Conformance): void {
       expect(m).toMatchObject({ status: "exited", pid: null, exitCode: 128 + 9 });
     }, 300_000);
 
-    it.skipIf(c.memory === "unlimited")("ends a member beyond its memory limit", async () => {
-      const w = world();
-      w.declare({ name: "oom", extra: "  resources: {memory: 32Mi}", members: [{ identity: "agent:a", command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"], restart: "never" }] });
-      expect((await w.apply(0)).exitCode).toBe(0);
-      await waitFor(() => existsSync(w.exitFile("oom", "a")), 60_000);
-      expect((await w.apply(1)).exitCode).toBe(0);
-      const [m] = await w.members("oom");
-      if (c.memory === "oom") expect(m).toMatchObject({ status: "exited", exitReason: "oom" });
-      else expect(m).toMatchObject({ status: "exited", exitCode: 128 + 9 });
-    }, 300_000);
+    it.skipIf(c.memory === "unlimited")(
+      "ends a member beyond its memory limit",
+      async () => {
+        const w = world();
+        w.declare({
+          name: "oom",
+          extra: "  resources: {memory: 32Mi}",
+          members: [
+            {
+              identity: "agent:a",
+              command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+              restart: "never",
+            },
+          ],
+        });
+        expect((await w.apply(0)).exitCode).toBe(0);
+        await waitFor(() => existsSync(w.exitFile("oom", "a")), 60_000);
+        expect((await w.apply(1)).exitCode).toBe(0);
+        const [m] = await w.members("oom");
+        if (c.memory === "oom") expect(m).toMatchObject({ status: "exited", exitReason: "oom" });
+        else expect(m).toMatchObject({ status: "exited", exitCode: 128 + 9 });
+      },
+      300_000,
+    );
 
     it("stops a member's whole tree on close: its forked child goes too", async () => {
       const w = world();
       const child = token();
       const main = token();
-      w.declare({ name: "tree", members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${child} & exec sleep ${main}`] }] });
+      w.declare({
+        name: "tree",
+        members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${child} & exec sleep ${main}`] }],
+      });
       expect((await w.apply(0)).exitCode).toBe(0);
       await waitFor(() => sleepers(child).length === 1 && sleepers(main).length === 1, 60_000);
-      w.declare({ name: "tree", state: "closed", members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${child} & exec sleep ${main}`] }] });
+      w.declare({
+        name: "tree",
+        state: "closed",
+        members: [{ identity: "agent:a", command: ["sh", "-c", `sleep ${child} & exec sleep ${main}`] }],
+      });
       const r = await w.apply(1);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
       expect(existsSync(path.join(w.state, "graveyard", "tree"))).toBe(true);
@@ -197,7 +236,11 @@ export function backendConformance(c: Conformance): void {
     it("carries work through checkpoint, close, scrub and restoreFrom: last, leaving nothing after scrub", async () => {
       const w = world();
       const n = token();
-      const writer = ["sh", "-c", `[ -e "$CELL_HOME/project/work.txt" ] || echo "written inside" > "$CELL_HOME/project/work.txt"; exec sleep ${n}`];
+      const writer = [
+        "sh",
+        "-c",
+        `[ -e "$CELL_HOME/project/work.txt" ] || echo "written inside" > "$CELL_HOME/project/work.txt"; exec sleep ${n}`,
+      ];
       w.declare({ name: "keep", members: [{ identity: "agent:w", command: writer }] });
       expect((await w.apply(0)).exitCode).toBe(0);
       await waitFor(() => existsSync(w.project("keep", "work.txt")), 60_000);

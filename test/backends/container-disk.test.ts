@@ -25,8 +25,14 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of container cells", 
   });
 
   it("gives a member ENOSPC at its quota, records the event, and scrub leaves no image, mount or loop device", async () => {
-    const fill = 'dd if=/dev/zero of=/cell/project/big bs=1048576 count=64 2>"$HOME/dd.err"; echo $? >"$HOME/dd.rc"; exec sleep 100000';
-    const yaml = cellYaml({ name: "boxed", grace: "1m", extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  resources: {disk: 32Mi}`, members: [{ identity: "agent:w", command: ["sh", "-c", fill] }] });
+    const fill =
+      'dd if=/dev/zero of=/cell/project/big bs=1048576 count=64 2>"$HOME/dd.err"; echo $? >"$HOME/dd.rc"; exec sleep 100000';
+    const yaml = cellYaml({
+      name: "boxed",
+      grace: "1m",
+      extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  resources: {disk: 32Mi}`,
+      members: [{ identity: "agent:w", command: ["sh", "-c", fill] }],
+    });
     writeFileSync(path.join(cfg, "cells.d", "boxed.yaml"), yaml);
     const applied = await run("apply", "--yes", "--now", T(0));
     expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
@@ -47,6 +53,8 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of container cells", 
     expect(existsSync(path.join(state, "graveyard", "boxed"))).toBe(false);
     expect(mountsUnder(state)).toEqual([]);
     expect(imagesUnder(state)).toEqual([]);
-    expect(execFileSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" })).not.toContain(state);
+    expect(
+      execFileSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" }),
+    ).not.toContain(state);
   }, 300_000); // the engine's start of a container is slow on a loaded machine
 });

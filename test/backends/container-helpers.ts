@@ -13,7 +13,11 @@ export const IMAGE = "localhost/lazarus-test:busybox";
 export const engine = containerEngine();
 
 function engineRun(args: string[], input?: Buffer) {
-  return spawnSync(engine.bin as string, args, { encoding: "utf8", timeout: 300_000, ...(input ? { input } : { stdio: ["ignore", "pipe", "pipe"] }) });
+  return spawnSync(engine.bin as string, args, {
+    encoding: "utf8",
+    timeout: 300_000,
+    ...(input ? { input } : { stdio: ["ignore", "pipe", "pipe"] }),
+  });
 }
 
 // The image from /bin/busybox (busybox-static), with every applet as a link, unless present.
@@ -27,7 +31,10 @@ function ensureImage(): string | undefined {
     copyFileSync(busybox, path.join(root, "bin", "busybox"));
     chmodSync(path.join(root, "bin", "busybox"), 0o755);
     const list = spawnSync(busybox, ["--list"], { encoding: "utf8" });
-    for (const a of String(list.stdout).split("\n").filter((x) => x && x !== "busybox")) symlinkSync("busybox", path.join(root, "bin", a));
+    for (const a of String(list.stdout)
+      .split("\n")
+      .filter((x) => x && x !== "busybox"))
+      symlinkSync("busybox", path.join(root, "bin", a));
     const tar = spawnSync("tar", ["-C", root, "-c", "."], { maxBuffer: 64 << 20 });
     if (tar.status !== 0) return `cannot pack the test image: ${String(tar.stderr)}`;
     const r = engineRun(["import", "-q", "-", IMAGE], tar.stdout);
@@ -43,7 +50,8 @@ function probe(): string | undefined {
   const image = ensureImage();
   if (image) return `container backend unavailable here: ${image}`;
   const r = engineRun(["run", "--rm", "--network", "none", "--pull", "never", IMAGE, "true"]);
-  if (r.status !== 0) return `container backend unavailable here: ${engine.kind} cannot run a container (${String(r.stderr).trim().split("\n").slice(-1)[0]}); see docs/backends.md`;
+  if (r.status !== 0)
+    return `container backend unavailable here: ${engine.kind} cannot run a container (${String(r.stderr).trim().split("\n").slice(-1)[0]}); see docs/backends.md`;
   return undefined;
 }
 

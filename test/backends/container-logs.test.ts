@@ -23,7 +23,16 @@ describe.skipIf(skipReason)("container member logs", () => {
 
   it("shows a container member's stdout and stderr, stamped", async () => {
     const cmd = ["sh", "-c", "echo out-line; echo err-line >&2; exec sleep 100000"];
-    configDir({ "cells.d/ctr.yaml": cellYaml({ name: "ctr", extra: `  backend: container\n  container:\n    image: ${IMAGE}`, members: [{ identity: "agent:boxed", command: cmd }] }) }, cfg);
+    configDir(
+      {
+        "cells.d/ctr.yaml": cellYaml({
+          name: "ctr",
+          extra: `  backend: container\n  container:\n    image: ${IMAGE}`,
+          members: [{ identity: "agent:boxed", command: cmd }],
+        }),
+      },
+      cfg,
+    );
     const r = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env, timeoutMs: 300_000 });
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const log = path.join(state, "cells", "ctr", ".lazarus", "logs", "boxed.log");

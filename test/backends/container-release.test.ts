@@ -20,10 +20,14 @@ describe.skipIf(skipReason)("scrubbing a container cell whose containers survive
   const wrap = tempDir("lazarus-engine-wrap-");
   const refuse = path.join(wrap, "refuse-rm");
   const kind = engine.kind as string;
-  writeFileSync(path.join(wrap, kind), `#!/bin/sh\nif [ "$1" = rm ] && [ -e '${refuse}' ]; then echo "Error: refused by the test" >&2; exit 125; fi\nexec '${engine.bin}' "$@"\n`);
+  writeFileSync(
+    path.join(wrap, kind),
+    `#!/bin/sh\nif [ "$1" = rm ] && [ -e '${refuse}' ]; then echo "Error: refused by the test" >&2; exit 125; fi\nexec '${engine.bin}' "$@"\n`,
+  );
   chmodSync(path.join(wrap, kind), 0o755);
   const env = { LAZARUS_UID_RANGE: "263100-263199", PATH: `${wrap}:${process.env.PATH ?? "/usr/bin:/bin"}` };
-  const run = (now: string, extra: Record<string, string> = {}) => lazarus(["apply", "--yes", "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extra } });
+  const run = (now: string, extra: Record<string, string> = {}) =>
+    lazarus(["apply", "--yes", "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extra } });
   let uid = "";
   afterAll(async () => {
     rmSync(refuse, { force: true });
@@ -32,7 +36,15 @@ describe.skipIf(skipReason)("scrubbing a container cell whose containers survive
   });
 
   it("keeps the entry, its uid and its archive while a container survives, then finishes", async () => {
-    writeFileSync(path.join(cfg, "cells.d", "keep.yaml"), cellYaml({ name: "keep", grace: "1m", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:w", command: ["sleep", "100000"] }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "keep.yaml"),
+      cellYaml({
+        name: "keep",
+        grace: "1m",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}`,
+        members: [{ identity: "agent:w", command: ["sleep", "100000"] }],
+      }),
+    );
     const created = await run(T(0));
     expect(created.exitCode, created.stdout + created.stderr).toBe(0);
     const rec = readRecord(path.join(state, "cells", "keep"));
@@ -45,16 +57,35 @@ describe.skipIf(skipReason)("scrubbing a container cell whose containers survive
     // (as one the engine restarted would be) and the engine refuses to remove it.
     const killed = await run(T(3), { LAZARUS_FAILPOINT: "scrub:moved-aside" });
     expect(killed.signal).toBe("SIGKILL");
-    const aside = () => readdirSync(path.join(state, "graveyard")).filter((n) => n === "keep" || n.startsWith(".scrubbing-keep~"));
+    const aside = () =>
+      readdirSync(path.join(state, "graveyard")).filter((n) => n === "keep" || n.startsWith(".scrubbing-keep~"));
     expect(aside()).toHaveLength(1);
-    const started = spawnSync(engine.bin as string, ["run", "-d", "--network", "none", "--pull", "never", "--label", `${LABEL_CELL_UID}=${uid}`, IMAGE, "sleep", "100000"], { encoding: "utf8" });
+    const started = spawnSync(
+      engine.bin as string,
+      [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        "--label",
+        `${LABEL_CELL_UID}=${uid}`,
+        IMAGE,
+        "sleep",
+        "100000",
+      ],
+      { encoding: "utf8" },
+    );
     expect(started.status, started.stderr).toBe(0);
     mkdirSync(wrap, { recursive: true });
     writeFileSync(refuse, "");
 
     const refused = await run(T(4));
     expect(refused.exitCode).not.toBe(0);
-    expect(refused.stdout + refused.stderr).toMatch(/cannot release cell keep: containers of it survive \(pids \d+\); nothing was deleted/);
+    expect(refused.stdout + refused.stderr).toMatch(
+      /cannot release cell keep: containers of it survive \(pids \d+\); nothing was deleted/,
+    );
     expect(aside()).toHaveLength(1);
     expect(existsSync(path.join(state, "graveyard", aside()[0] as string, ".lazarus", "cell.json"))).toBe(true);
     expect(existsSync(claim)).toBe(true); // the uid is not handed to another cell while its container lives

@@ -25,7 +25,8 @@ describe.skipIf(skipReason)("lazarus exec and shell (backend container)", () => 
     const at = args.includes("--") ? args.indexOf("--") : args.length;
     return [...args.slice(0, at), "-c", cfg, "-s", state, ...args.slice(at)];
   };
-  const run = (args: string[], input?: string) => lazarus(cli(args), { env, ...(input !== undefined ? { input } : {}), timeoutMs: 180_000 });
+  const run = (args: string[], input?: string) =>
+    lazarus(cli(args), { env, ...(input !== undefined ? { input } : {}), timeoutMs: 180_000 });
   const cellDir = path.join(state, "cells", "ctr");
   let uids: string[] = [];
 
@@ -33,7 +34,15 @@ describe.skipIf(skipReason)("lazarus exec and shell (backend container)", () => 
     const ap = await run(["apply", "--yes"]);
     expect(ap.exitCode, ap.stdout + ap.stderr).toBe(0);
     uids = [readRecord(cellDir).uid];
-    for (const who of ["alice", "rev"]) expect((await run(["accept", "ctr", `human:${who}`, "--token", "-"], readFileSync(path.join(cellDir, ".lazarus", "invites", `${who}.token`), "utf8"))).exitCode).toBe(0);
+    for (const who of ["alice", "rev"])
+      expect(
+        (
+          await run(
+            ["accept", "ctr", `human:${who}`, "--token", "-"],
+            readFileSync(path.join(cellDir, ".lazarus", "invites", `${who}.token`), "utf8"),
+          )
+        ).exitCode,
+      ).toBe(0);
   }, 240_000);
   afterAll(async () => {
     rmSync(path.join(cfg, "cells.d", "ctr.yaml"), { force: true });
@@ -44,7 +53,19 @@ describe.skipIf(skipReason)("lazarus exec and shell (backend container)", () => 
 
   it("runs a command in a container of the member's view, passes stdin and the exit code, and removes the container", async () => {
     const uid = readRecord(cellDir).containerUid?.uid;
-    const r = await run(["exec", "ctr", "--as", "human:alice", "--", "sh", "-c", "id -u; ls /cell/home; cat; touch /cell/project/by-alice && echo wrote; exit 5"], "typed\n");
+    const r = await run(
+      [
+        "exec",
+        "ctr",
+        "--as",
+        "human:alice",
+        "--",
+        "sh",
+        "-c",
+        "id -u; ls /cell/home; cat; touch /cell/project/by-alice && echo wrote; exit 5",
+      ],
+      "typed\n",
+    );
     expect(r.exitCode, r.stderr).toBe(5);
     expect(r.stdout.split("\n")).toEqual([String(uid), "alice", "typed", "wrote"]);
     expect(existsSync(path.join(cellDir, "project", "by-alice"))).toBe(true);
@@ -56,11 +77,23 @@ describe.skipIf(skipReason)("lazarus exec and shell (backend container)", () => 
   });
 
   it("opens a shell on the container's own pseudo-terminal and records it", async () => {
-    const out = await inPty(["node", CLI, ...cli(["shell", "ctr", "--as", "human:alice"])], 'echo "tty=$(tty) shell=$SHELL"; exit 6\n', env);
+    const out = await inPty(
+      ["node", CLI, ...cli(["shell", "ctr", "--as", "human:alice"])],
+      'echo "tty=$(tty) shell=$SHELL"; exit 6\n',
+      env,
+    );
     expect(out.status, out.output).toBe(6);
     expect(out.output).toMatch(/tty=\/dev\/pts\/\d+ shell=\/bin\/sh/);
-    const ev = (await lazarus(["events", "ctr", "--json", "-s", state])).stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { action: string; details?: Record<string, unknown> });
-    expect(ev.filter((e) => e.action.startsWith("shell")).map((e) => [e.action, e.details?.backend ?? e.details?.exitCode])).toEqual([["shell", "container"], ["shell-end", 6]]);
+    const ev = (await lazarus(["events", "ctr", "--json", "-s", state])).stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { action: string; details?: Record<string, unknown> });
+    expect(
+      ev.filter((e) => e.action.startsWith("shell")).map((e) => [e.action, e.details?.backend ?? e.details?.exitCode]),
+    ).toEqual([
+      ["shell", "container"],
+      ["shell-end", 6],
+    ]);
     expect(containersOf(uids)).toEqual([]);
   });
 });

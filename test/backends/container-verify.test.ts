@@ -9,7 +9,11 @@ import { IMAGE, cleanupContainers, containersOf, skipReason } from "./container-
 
 interface Report {
   formatVersion: number;
-  cells: { name: string; backend: string; checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[] }[];
+  cells: {
+    name: string;
+    backend: string;
+    checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[];
+  }[];
 }
 
 const sleeper = ["sleep", "100000"];
@@ -26,9 +30,14 @@ describe.skipIf(skipReason)("lazarus verify on container cells", () => {
         { identity: "agent:watcher", role: "observer", command: sleeper },
       ],
     }),
-    "cells.d/b.yaml": cellYaml({ name: "porous", extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  network: host`, members: [{ identity: "agent:net", command: sleeper }] }),
+    "cells.d/b.yaml": cellYaml({
+      name: "porous",
+      extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  network: host`,
+      members: [{ identity: "agent:net", command: sleeper }],
+    }),
   });
-  const run = (...args: string[]) => lazarus([...args, ...(args[0] === "verify" ? [] : ["-c", cfg]), "-s", state], { env });
+  const run = (...args: string[]) =>
+    lazarus([...args, ...(args[0] === "verify" ? [] : ["-c", cfg]), "-s", state], { env });
   const uids: string[] = [];
   afterAll(async () => {
     await cleanupContainers(state, uids);
@@ -48,9 +57,23 @@ describe.skipIf(skipReason)("lazarus verify on container cells", () => {
     expect(crate?.checks.filter((c) => !c.ok)).toEqual([]);
     for (const member of ["agent:exec", "agent:watcher"]) {
       const mine = crate?.checks.filter((c) => c.member === member).map((c) => c.check);
-      expect(mine).toEqual(expect.arrayContaining(["write outside the cell", "read a sibling cell", "read another member's home", "read the state dir or another cell's credentials", "see a host or sibling process", "exceed the pid limit", "reach a server on the host's loopback", "find residue in /tmp or /dev/shm", "host environment"]));
+      expect(mine).toEqual(
+        expect.arrayContaining([
+          "write outside the cell",
+          "read a sibling cell",
+          "read another member's home",
+          "read the state dir or another cell's credentials",
+          "see a host or sibling process",
+          "exceed the pid limit",
+          "reach a server on the host's loopback",
+          "find residue in /tmp or /dev/shm",
+          "host environment",
+        ]),
+      );
     }
-    expect(crate?.checks.find((c) => c.member === "agent:exec" && c.check === "exceed the pid limit")?.detail).toContain("limit 40");
+    expect(
+      crate?.checks.find((c) => c.member === "agent:exec" && c.check === "exceed the pid limit")?.detail,
+    ).toContain("limit 40");
     // the probes ran in containers of their own, removed after: only the members' are left
     const names = rec.members.map((m) => `lazarus-${m.spawnId}`).sort();
     expect(containersOf([rec.uid]).sort()).toEqual(names);

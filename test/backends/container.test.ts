@@ -74,7 +74,10 @@ describe.skipIf(skipReason)("container cells", () => {
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const cell = path.join(state, "cells", "roles");
     const read = (h: string) => readFileSync(path.join(cell, "home", h, "probe.txt"), "utf8").trim();
-    await waitFor(() => ["exec", "obs", "gst"].every((h) => existsSync(path.join(cell, "home", h, "probe.txt"))), 120_000);
+    await waitFor(
+      () => ["exec", "obs", "gst"].every((h) => existsSync(path.join(cell, "home", h, "probe.txt"))),
+      120_000,
+    );
     const uid = readRecord(cell).containerUid?.uid;
     expect(uid).toBeGreaterThanOrEqual(237200);
     const creds = existsSync(path.join(cell, ".lazarus", "secrets", "credentials.json")) ? "yes" : "no";
@@ -84,7 +87,12 @@ describe.skipIf(skipReason)("container cells", () => {
   }, 300_000);
 
   it("restarts the members into a changed container spec", async () => {
-    const yaml = (ro: boolean) => cellYaml({ name: "respec", extra: `  backend: container\n  container: {image: "${IMAGE}", readOnlyRootfs: ${ro}}`, members: [{ identity: "agent:p", command: probe }] });
+    const yaml = (ro: boolean) =>
+      cellYaml({
+        name: "respec",
+        extra: `  backend: container\n  container: {image: "${IMAGE}", readOnlyRootfs: ${ro}}`,
+        members: [{ identity: "agent:p", command: probe }],
+      });
     const result = path.join(state, "cells", "respec", "home", "p", "probe.txt");
     writeFileSync(path.join(cfg, "cells.d", "respec.yaml"), yaml(true));
     expect((await run("apply", "--yes")).exitCode).toBe(0);
@@ -102,7 +110,11 @@ describe.skipIf(skipReason)("container cells", () => {
   it("labels each member's container with its cell, incarnation, member and spawn, and applies its limits", async () => {
     writeFileSync(
       path.join(cfg, "cells.d", "lab.yaml"),
-      cellYaml({ name: "lab", extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  resources: {memory: 64Mi, pids: 100}`, members: [{ identity: "agent:l", command: ["sleep", "100000"] }] }),
+      cellYaml({
+        name: "lab",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}\n  resources: {memory: 64Mi, pids: 100}`,
+        members: [{ identity: "agent:l", command: ["sleep", "100000"] }],
+      }),
     );
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     const rec = readRecord(path.join(state, "cells", "lab"));
@@ -110,19 +122,46 @@ describe.skipIf(skipReason)("container cells", () => {
     await waitFor(() => containersOf([rec.uid]).length > 0, 120_000); // `run` has created it
     const names = containersOf([rec.uid]);
     expect(names).toEqual([`lazarus-${m?.spawnId}`]);
-    const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{json .Config.Labels}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NetworkMode}}", names[0] as string], { encoding: "utf8" });
+    const inspect = spawnSync(
+      engine.bin as string,
+      [
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NetworkMode}}",
+        names[0] as string,
+      ],
+      { encoding: "utf8" },
+    );
     const [labels, memory, pids, network] = inspect.stdout.trim().split(" ");
-    expect(JSON.parse(labels as string)).toMatchObject({ "lazarus.cell": "lab", "lazarus.cell.uid": rec.uid, "lazarus.member": "agent:l", "lazarus.spawn": m?.spawnId });
+    expect(JSON.parse(labels as string)).toMatchObject({
+      "lazarus.cell": "lab",
+      "lazarus.cell.uid": rec.uid,
+      "lazarus.member": "agent:l",
+      "lazarus.spawn": m?.spawnId,
+    });
     expect([memory, pids, network]).toEqual([String(64 * 1024 * 1024), "100", "none"]);
   }, 300_000);
 
   it("gives a member without resources the host's default memory and pid limits (LAZARUS_DEFAULT_MEMORY, LAZARUS_DEFAULT_PIDS)", async () => {
-    writeFileSync(path.join(cfg, "cells.d", "dflt.yaml"), cellYaml({ name: "dflt", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:d", command: ["sleep", "100000"] }] }));
-    const applied = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], { env: { ...env, LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "150" } });
+    writeFileSync(
+      path.join(cfg, "cells.d", "dflt.yaml"),
+      cellYaml({
+        name: "dflt",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}`,
+        members: [{ identity: "agent:d", command: ["sleep", "100000"] }],
+      }),
+    );
+    const applied = await lazarus(["apply", "--yes", "-c", cfg, "-s", state], {
+      env: { ...env, LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "150" },
+    });
     expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
     const rec = readRecord(path.join(state, "cells", "dflt"));
     await waitFor(() => containersOf([rec.uid]).length > 0, 120_000);
-    const inspect = spawnSync(engine.bin as string, ["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", containersOf([rec.uid])[0] as string], { encoding: "utf8" });
+    const inspect = spawnSync(
+      engine.bin as string,
+      ["inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", containersOf([rec.uid])[0] as string],
+      { encoding: "utf8" },
+    );
     expect(inspect.stdout.trim().split(" ")).toEqual([String(96 * 1024 * 1024), "150"]);
   }, 300_000);
 
@@ -130,7 +169,13 @@ describe.skipIf(skipReason)("container cells", () => {
     // 261900: a uid of this test's own band, no host account and outside the cell uid range.
     writeFileSync(
       path.join(cfg, "cells.d", "usr.yaml"),
-      cellYaml({ name: "usr", extra: `  backend: container\n  container: {image: "${IMAGE}", user: "261900"}`, members: [{ identity: "agent:u", command: ["sh", "-c", 'echo "ids:$(id -u):$(id -g):$(id -G)"; exec sleep 100000'] }] }),
+      cellYaml({
+        name: "usr",
+        extra: `  backend: container\n  container: {image: "${IMAGE}", user: "261900"}`,
+        members: [
+          { identity: "agent:u", command: ["sh", "-c", 'echo "ids:$(id -u):$(id -g):$(id -G)"; exec sleep 100000'] },
+        ],
+      }),
     );
     const r = await run("apply", "--yes");
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
@@ -141,7 +186,14 @@ describe.skipIf(skipReason)("container cells", () => {
 
   it("replaces a container whose supervisor was killed by one new container, never two", async () => {
     const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
-    writeFileSync(path.join(cfg, "cells.d", "orphan.yaml"), cellYaml({ name: "orphan", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:o", command: ["sleep", "100000"] }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "orphan.yaml"),
+      cellYaml({
+        name: "orphan",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}`,
+        members: [{ identity: "agent:o", command: ["sleep", "100000"] }],
+      }),
+    );
     expect((await run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
     const rec = readRecord(path.join(state, "cells", "orphan"));
     const first = rec.members.find((x) => x.identity === "agent:o");
@@ -161,12 +213,18 @@ describe.skipIf(skipReason)("container cells", () => {
   }, 300_000);
 
   it("refuses a cell whose image the engine does not hold, at the image's line", async () => {
-    const text = cellYaml({ name: "noimg", extra: "  backend: container\n  container: {image: localhost/lazarus-test:absent}", members: [{ identity: "agent:x", command: ["true"] }] });
+    const text = cellYaml({
+      name: "noimg",
+      extra: "  backend: container\n  container: {image: localhost/lazarus-test:absent}",
+      members: [{ identity: "agent:x", command: ["true"] }],
+    });
     const dir = configDir({ "cells.d/noimg.yaml": text });
     try {
       const r = await lazarus(["validate", "-c", dir], { env });
       expect(r.exitCode).toBe(1);
-      expect(r.stdout + r.stderr).toMatch(/cells\.d\/noimg\.yaml:\d+:\d+.*image localhost\/lazarus-test:absent is not present in (podman|docker)/);
+      expect(r.stdout + r.stderr).toMatch(
+        /cells\.d\/noimg\.yaml:\d+:\d+.*image localhost\/lazarus-test:absent is not present in (podman|docker)/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -175,18 +233,32 @@ describe.skipIf(skipReason)("container cells", () => {
 
 describe("container cells without an engine", () => {
   it("are refused by validate with the reason", async () => {
-    const dir = configDir({ "cells.d/x.yaml": cellYaml({ name: "x", extra: `  backend: container\n  container: {image: "${IMAGE}"}`, members: [{ identity: "agent:x", command: ["true"] }] }) });
+    const dir = configDir({
+      "cells.d/x.yaml": cellYaml({
+        name: "x",
+        extra: `  backend: container\n  container: {image: "${IMAGE}"}`,
+        members: [{ identity: "agent:x", command: ["true"] }],
+      }),
+    });
     try {
       const r = await lazarus(["validate", "-c", dir], { env: { LAZARUS_CONTAINER_ENGINE: "rkt" } });
       expect(r.exitCode).toBe(1);
-      expect(r.stdout + r.stderr).toContain('backend container cannot run on this host: LAZARUS_CONTAINER_ENGINE "rkt" is neither podman nor docker');
+      expect(r.stdout + r.stderr).toContain(
+        'backend container cannot run on this host: LAZARUS_CONTAINER_ENGINE "rkt" is neither podman nor docker',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it("need spec.container", async () => {
-    const dir = configDir({ "cells.d/x.yaml": cellYaml({ name: "x", extra: "  backend: container", members: [{ identity: "agent:x", command: ["true"] }] }) });
+    const dir = configDir({
+      "cells.d/x.yaml": cellYaml({
+        name: "x",
+        extra: "  backend: container",
+        members: [{ identity: "agent:x", command: ["true"] }],
+      }),
+    });
     try {
       const r = await lazarus(["validate", "-c", dir]);
       expect(r.exitCode).toBe(1);

@@ -15,7 +15,10 @@ const yaml = (o: { state?: "closed"; ezra?: boolean; grace?: string } = {}) =>
     ...(o.state ? { state: o.state } : {}),
     ...(o.grace ? { grace: o.grace } : {}),
     extra: "  backend: dry",
-    members: [{ identity: "agent:allegro", command: [NOWHERE, "--serve"] }, ...(o.ezra === false ? [] : [{ identity: "agent:ezra", command: [NOWHERE] }])],
+    members: [
+      { identity: "agent:allegro", command: [NOWHERE, "--serve"] },
+      ...(o.ezra === false ? [] : [{ identity: "agent:ezra", command: [NOWHERE] }]),
+    ],
   });
 const config = configDir({ "cells.d/d1.yaml": yaml() });
 afterAll(() => cleanup(state, config));
@@ -47,8 +50,13 @@ describe("backend dry", () => {
 
   it("plans nothing after apply, and says where the cell runs", async () => {
     expect((await run("plan", "--detailed-exitcode", "--now", T(1))).exitCode).toBe(0);
-    const s = JSON.parse((await run("status", "--json", "--now", T(1))).stdout) as { cells: { name: string; backend: string; members: { status: string }[] }[] };
-    expect(s.cells.find((c) => c.name === "d1")).toMatchObject({ backend: "dry", members: [{ status: "running" }, { status: "running" }] });
+    const s = JSON.parse((await run("status", "--json", "--now", T(1))).stdout) as {
+      cells: { name: string; backend: string; members: { status: string }[] }[];
+    };
+    expect(s.cells.find((c) => c.name === "d1")).toMatchObject({
+      backend: "dry",
+      members: [{ status: "running" }, { status: "running" }],
+    });
   });
 
   it("stops a removed member (its marker goes)", async () => {

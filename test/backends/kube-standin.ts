@@ -24,12 +24,30 @@ export interface SeenRequest {
   body?: Record<string, any>;
 }
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown }; [k: string]: any };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
+  [k: string]: any;
+};
 
 const RESOURCES: Record<string, { group: string; resources: { name: string; kind: string }[] }> = {
-  "/api/v1": { group: "v1", resources: [{ name: "pods", kind: "Pod" }, { name: "secrets", kind: "Secret" }, { name: "persistentvolumeclaims", kind: "PersistentVolumeClaim" }] },
-  "/apis/networking.k8s.io/v1": { group: "networking.k8s.io/v1", resources: [{ name: "networkpolicies", kind: "NetworkPolicy" }] },
-  "/apis/agents.x-k8s.io/v1beta1": { group: "agents.x-k8s.io/v1beta1", resources: [{ name: "sandboxes", kind: "Sandbox" }] },
+  "/api/v1": {
+    group: "v1",
+    resources: [
+      { name: "pods", kind: "Pod" },
+      { name: "secrets", kind: "Secret" },
+      { name: "persistentvolumeclaims", kind: "PersistentVolumeClaim" },
+    ],
+  },
+  "/apis/networking.k8s.io/v1": {
+    group: "networking.k8s.io/v1",
+    resources: [{ name: "networkpolicies", kind: "NetworkPolicy" }],
+  },
+  "/apis/agents.x-k8s.io/v1beta1": {
+    group: "agents.x-k8s.io/v1beta1",
+    resources: [{ name: "sandboxes", kind: "Sandbox" }],
+  },
 };
 
 export class StandIn {
@@ -49,9 +67,34 @@ export class StandIn {
   async start(): Promise<void> {
     const dir = mkdtempSync(path.join(tmpdir(), "lazarus-standin-"));
     try {
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")], { stdio: "ignore" });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:P-256",
+          "-nodes",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1",
+          "-keyout",
+          path.join(dir, "key.pem"),
+          "-out",
+          path.join(dir, "cert.pem"),
+        ],
+        { stdio: "ignore" },
+      );
       this.cert = readFileSync(path.join(dir, "cert.pem"), "utf8");
-      this.server = createServer({ key: readFileSync(path.join(dir, "key.pem")), cert: this.cert }, (req, res) => void this.handle(req, res));
+      this.server = createServer(
+        { key: readFileSync(path.join(dir, "key.pem")), cert: this.cert },
+        (req, res) => void this.handle(req, res),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -93,7 +136,18 @@ export class StandIn {
       const key = `pods/${ns}/${sb.metadata.name}`;
       if (this.objects.has(key)) continue;
       this.fromSandbox.add(key);
-      this.objects.set(key, { apiVersion: "v1", kind: "Pod", metadata: { name: sb.metadata.name, namespace: ns, labels: { ...sb.spec.podTemplate.metadata.labels }, creationTimestamp: "2026-11-26T02:58:00Z" }, spec: sb.spec.podTemplate.spec, status: { phase: "Running" } });
+      this.objects.set(key, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: sb.metadata.name,
+          namespace: ns,
+          labels: { ...sb.spec.podTemplate.metadata.labels },
+          creationTimestamp: "2026-11-26T02:58:00Z",
+        },
+        spec: sb.spec.podTemplate.spec,
+        status: { phase: "Running" },
+      });
     }
     // A deleted Sandbox takes its pod with it.
     for (const k of [...this.fromSandbox]) {
@@ -109,7 +163,22 @@ export class StandIn {
     if (!o) throw new Error(`no pod ${name}`);
     o.status = {
       phase,
-      ...(terminated ? { containerStatuses: [{ name: "member", ready: false, restartCount: 0, image: "x", imageID: "", state: { terminated: { ...terminated, finishedAt: "2026-11-26T03:00:00Z", startedAt: "2026-11-26T02:59:00Z" } } }] } : {}),
+      ...(terminated
+        ? {
+            containerStatuses: [
+              {
+                name: "member",
+                ready: false,
+                restartCount: 0,
+                image: "x",
+                imageID: "",
+                state: {
+                  terminated: { ...terminated, finishedAt: "2026-11-26T03:00:00Z", startedAt: "2026-11-26T02:59:00Z" },
+                },
+              },
+            ],
+          }
+        : {}),
     };
   }
 
@@ -138,25 +207,54 @@ export class StandIn {
     this.requests.push(seen);
     const disc = RESOURCES[url.pathname];
     if (req.method === "GET" && disc) {
-      return this.send(res, 200, { kind: "APIResourceList", apiVersion: "v1", groupVersion: disc.group, resources: disc.resources.map((r) => ({ name: r.name, singularName: r.kind.toLowerCase(), namespaced: true, kind: r.kind, verbs: ["create", "delete", "get", "list", "patch"] })) });
+      return this.send(res, 200, {
+        kind: "APIResourceList",
+        apiVersion: "v1",
+        groupVersion: disc.group,
+        resources: disc.resources.map((r) => ({
+          name: r.name,
+          singularName: r.kind.toLowerCase(),
+          namespaced: true,
+          kind: r.kind,
+          verbs: ["create", "delete", "get", "list", "patch"],
+        })),
+      });
     }
     const m = /^\/(?:api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!m) return this.status(res, 404, "NotFound", `the stand-in does not serve ${req.method} ${url.pathname}`);
     const [, ns, plural, name] = m as unknown as [string, string, string, string | undefined];
     const key = `${plural}/${ns}/${name}`;
     if (req.method === "PATCH" && name) {
-      if (seen.contentType !== "application/apply-patch+yaml") return this.status(res, 415, "UnsupportedMediaType", `the stand-in answers server-side apply only, not ${seen.contentType}`);
-      if (!seen.query.fieldManager) return this.status(res, 422, "Invalid", "fieldManager is required for apply requests");
+      if (seen.contentType !== "application/apply-patch+yaml")
+        return this.status(
+          res,
+          415,
+          "UnsupportedMediaType",
+          `the stand-in answers server-side apply only, not ${seen.contentType}`,
+        );
+      if (!seen.query.fieldManager)
+        return this.status(res, 422, "Invalid", "fieldManager is required for apply requests");
       const body = seen.body as Obj;
       if (this.refuse?.plural === plural) return this.status(res, 422, "Invalid", this.refuse.message(body));
       const old = this.objects.get(key);
-      const obj: Obj = { ...body, metadata: { ...body.metadata, namespace: ns, uid: (old?.metadata.uid as string | undefined) ?? `uid-${++this.uid}`, creationTimestamp: (old?.metadata.creationTimestamp as string | undefined) ?? "2026-11-26T02:58:00Z" } };
+      const obj: Obj = {
+        ...body,
+        metadata: {
+          ...body.metadata,
+          namespace: ns,
+          uid: (old?.metadata.uid as string | undefined) ?? `uid-${++this.uid}`,
+          creationTimestamp: (old?.metadata.creationTimestamp as string | undefined) ?? "2026-11-26T02:58:00Z",
+        },
+      };
       if (plural === "pods") obj.status = old?.status ?? { phase: "Pending" };
       this.objects.set(key, obj);
       return this.send(res, old ? 200 : 201, obj);
     }
     if (req.method === "GET" && !name) {
-      const want = (seen.query.labelSelector ?? "").split(",").filter(Boolean).map((s) => s.split("=") as [string, string]);
+      const want = (seen.query.labelSelector ?? "")
+        .split(",")
+        .filter(Boolean)
+        .map((s) => s.split("=") as [string, string]);
       const items = [...this.objects.entries()]
         .filter(([k]) => k.startsWith(`${plural}/${ns}/`))
         .map(([, o]) => o)

@@ -59,8 +59,16 @@ describe("kubernetes backend against a stand-in API server", () => {
     // not run yet (a module hook lists what of it each command loads).
     const trace = path.join(state, "trace");
     writeFileSync(trace, "");
-    const traced = (args: string[]) => lazarus([...args, "--config", config], { env: { ...env, LAZARUS_TRACE_FILE: trace, NODE_OPTIONS: `--import ${path.join(import.meta.dirname, "..", "fixtures", "trace-client-node.mjs")}` } });
-    for (const args of [["plan", "--state-dir", state], ["validate"], ["render"]]) expect((await traced(args)).exitCode).toBe(0);
+    const traced = (args: string[]) =>
+      lazarus([...args, "--config", config], {
+        env: {
+          ...env,
+          LAZARUS_TRACE_FILE: trace,
+          NODE_OPTIONS: `--import ${path.join(import.meta.dirname, "..", "fixtures", "trace-client-node.mjs")}`,
+        },
+      });
+    for (const args of [["plan", "--state-dir", state], ["validate"], ["render"]])
+      expect((await traced(args)).exitCode).toBe(0);
     expect(readFileSync(trace, "utf8")).toBe("");
     expect(api.requests).toEqual([]); // planning a cell that does not exist yet reads no cluster
 
@@ -86,7 +94,11 @@ describe("kubernetes backend against a stand-in API server", () => {
     expect(pods.map((p) => p.metadata.labels?.["lazarus.dev/member"]).sort()).toEqual(["a", "b"]);
     for (const p of pods) {
       const m = rec.members.find((x) => x.home === p.metadata.labels?.["lazarus.dev/member"]);
-      expect(p.metadata.labels).toMatchObject({ "lazarus.dev/cell": "kube", "lazarus.dev/uid": rec.uid, "lazarus.dev/spawn": m?.spawnId });
+      expect(p.metadata.labels).toMatchObject({
+        "lazarus.dev/cell": "kube",
+        "lazarus.dev/uid": rec.uid,
+        "lazarus.dev/spawn": m?.spawnId,
+      });
       expect(m?.handle).toBe(`agents/${p.metadata.name}`);
       expect(m?.pid).toBeUndefined();
       expect(p.spec.activeDeadlineSeconds).toBeGreaterThan(7100);
@@ -115,16 +127,23 @@ describe("kubernetes backend against a stand-in API server", () => {
     expect(cp.stderr).toMatch(/checkpoints of a kubernetes cell are not supported yet/);
     expect(readRecord(path.join(state, "cells", "kube")).state).toBe("active");
     const status = await run(["status"]);
-    expect(status.stdout).toMatch(new RegExp(`agent:a\\s+executor\\s+running\\s+pod agents/${podOf("a")?.metadata.name}`));
+    expect(status.stdout).toMatch(
+      new RegExp(`agent:a\\s+executor\\s+running\\s+pod agents/${podOf("a")?.metadata.name}`),
+    );
   });
 
   it("a Failed pod is restarted per policy; a Succeeded one under restart: never is not", async () => {
     const a = podOf("a")?.metadata.name as string;
     api.setPod(a, "Failed", { exitCode: 3, reason: "Error" });
     api.setPod(podOf("b")?.metadata.name as string, "Succeeded", { exitCode: 0, reason: "Completed" });
-    const plan = JSON.parse((await run(["plan", "--json"])).stdout) as { actions: { action: string; member?: string; reason: string }[] };
+    const plan = JSON.parse((await run(["plan", "--json"])).stdout) as {
+      actions: { action: string; member?: string; reason: string }[];
+    };
     const of = (m: string) => plan.actions.filter((x) => x.member === m).map((x) => `${x.action}: ${x.reason}`);
-    expect(of("agent:a")).toEqual(["member-down: agent:a: exited with code 3", expect.stringMatching(/^restart: agent:a: restart after backoff/)]);
+    expect(of("agent:a")).toEqual([
+      "member-down: agent:a: exited with code 3",
+      expect.stringMatching(/^restart: agent:a: restart after backoff/),
+    ]);
     expect(of("agent:b")).toEqual(["member-down: agent:b: exited with code 0"]);
 
     const n = api.requests.length;
@@ -150,12 +169,21 @@ describe("kubernetes backend against a stand-in API server", () => {
     api.setPod(old, "Running");
     writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText("active", "registry.example/agent:2"));
     const now = new Date(Date.now() + 10.5 * 60_000).toISOString();
-    const plan = JSON.parse((await run(["plan", "--json", "--now", now])).stdout) as { actions: { action: string; reason: string }[] };
-    expect(plan.actions).toEqual([expect.objectContaining({ action: "update", reason: "spec.kubernetes changed (members restart)" })]);
+    const plan = JSON.parse((await run(["plan", "--json", "--now", now])).stdout) as {
+      actions: { action: string; reason: string }[];
+    };
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ action: "update", reason: "spec.kubernetes changed (members restart)" }),
+    ]);
     const n = api.requests.length;
     expect((await run(["apply", "--yes", "--now", now])).exitCode).toBe(0);
     const since = api.requests.slice(n);
-    expect(since.filter((q) => q.method === "PATCH").map((q) => q.body?.kind)).toEqual(["Secret", "PersistentVolumeClaim", "NetworkPolicy", "Pod"]);
+    expect(since.filter((q) => q.method === "PATCH").map((q) => q.body?.kind)).toEqual([
+      "Secret",
+      "PersistentVolumeClaim",
+      "NetworkPolicy",
+      "Pod",
+    ]);
     expect(since.some((q) => q.method === "DELETE" && q.path.endsWith(`/pods/${old}`))).toBe(true);
     expect(podOf("a")?.spec.containers[0].image).toBe("registry.example/agent:2");
     expect(podOf("b")).toBeDefined(); // exited under restart: never: left as it is
@@ -163,7 +191,9 @@ describe("kubernetes backend against a stand-in API server", () => {
 
   it("an OOMKilled container is reported as oom", async () => {
     api.setPod(podOf("a")?.metadata.name as string, "Failed", { exitCode: 137, reason: "OOMKilled" });
-    const plan = JSON.parse((await run(["plan", "--json", "--now", new Date(Date.now() + 11 * 60_000).toISOString()])).stdout) as { actions: { action: string; member?: string; reason: string }[] };
+    const plan = JSON.parse(
+      (await run(["plan", "--json", "--now", new Date(Date.now() + 11 * 60_000).toISOString()])).stdout,
+    ) as { actions: { action: string; member?: string; reason: string }[] };
     const down = plan.actions.find((x) => x.action === "member-down" && x.member === "agent:a");
     expect(down?.reason).toBe("agent:a: killed by its memory limit (OOM, exit code 137)");
   });
@@ -178,7 +208,11 @@ describe("kubernetes backend against a stand-in API server", () => {
     expect(api.pods()).toEqual([]);
     const deletes = api.requests.slice(n).filter((q) => q.method === "DELETE");
     expect(deletes.some((q) => q.path.includes("/pods/") && Number(q.query.gracePeriodSeconds) > 0)).toBe(true);
-    expect([...api.objects.keys()].map((k) => k.split("/")[0]).sort()).toEqual(["networkpolicies", "persistentvolumeclaims", "secrets"]);
+    expect([...api.objects.keys()].map((k) => k.split("/")[0]).sort()).toEqual([
+      "networkpolicies",
+      "persistentvolumeclaims",
+      "secrets",
+    ]);
 
     // After the grace: scrub.
     const s = await run(["apply", "--yes", "--now", new Date(now.getTime() + 5 * 60_000).toISOString()]);
@@ -201,9 +235,14 @@ describe("kubernetes backend: an unreachable cluster", () => {
       await api.stop(); // the cluster goes away
       const plan = await lazarus(["plan", "--json", "--config", config, "--state-dir", state], { env });
       expect(plan.exitCode).toBe(0);
-      const out = JSON.parse(plan.stdout) as { actions: unknown[]; diagnostics: { severity: string; field?: string; message: string }[] };
+      const out = JSON.parse(plan.stdout) as {
+        actions: unknown[];
+        diagnostics: { severity: string; field?: string; message: string }[];
+      };
       expect(out.actions).toEqual([]);
-      const warned = out.diagnostics.filter((d) => d.severity === "warning" && /^cluster not read \(.*127\.0\.0\.1/.test(d.message));
+      const warned = out.diagnostics.filter(
+        (d) => d.severity === "warning" && /^cluster not read \(.*127\.0\.0\.1/.test(d.message),
+      );
       expect(warned.map((d) => d.field).sort()).toEqual(["kube agent:a", "kube agent:b"]);
     } finally {
       cleanup(config, state, secrets);
@@ -226,7 +265,9 @@ describe("kubernetes backend: workload sandbox", () => {
       const t0 = Date.now();
       expect((await run(["apply", "--yes"])).exitCode).toBe(0);
       const t1 = Date.now();
-      const sandboxes = api.requests.filter((q) => q.method === "PATCH" && q.path.includes("/apis/agents.x-k8s.io/v1beta1/namespaces/agents/sandboxes/"));
+      const sandboxes = api.requests.filter(
+        (q) => q.method === "PATCH" && q.path.includes("/apis/agents.x-k8s.io/v1beta1/namespaces/agents/sandboxes/"),
+      );
       expect(sandboxes).toHaveLength(2);
       const rec = readRecord(path.join(state, "cells", "kube"));
       for (const q of sandboxes) {
@@ -242,8 +283,14 @@ describe("kubernetes backend: workload sandbox", () => {
       const plan = JSON.parse((await run(["plan", "--json"])).stdout) as { actions: unknown[] };
       expect(plan.actions).toEqual([]);
       // The controller's pod ends: the member is down and restarts by its policy.
-      api.setPod(api.pods().find((p) => p.metadata.labels?.["lazarus.dev/member"] === "a")?.metadata.name as string, "Failed", { exitCode: 2 });
-      const down = JSON.parse((await run(["plan", "--json"])).stdout) as { actions: { action: string; member?: string }[] };
+      api.setPod(
+        api.pods().find((p) => p.metadata.labels?.["lazarus.dev/member"] === "a")?.metadata.name as string,
+        "Failed",
+        { exitCode: 2 },
+      );
+      const down = JSON.parse((await run(["plan", "--json"])).stdout) as {
+        actions: { action: string; member?: string }[];
+      };
       expect(down.actions.map((a) => `${a.action} ${a.member}`)).toEqual(["member-down agent:a", "restart agent:a"]);
 
       writeFileSync(path.join(config, "cells.d", "kube.yaml"), text.replace("state: active", "state: closed"));
@@ -262,7 +309,10 @@ describe("kubernetes backend: a refused Secret", () => {
   it("fails the create with the server's code and reason, never its message (it may quote the value)", async () => {
     const api = new StandIn();
     await api.start();
-    api.refuse = { plural: "secrets", message: (b) => `Secret "x" is invalid: stringData: Invalid value: ${JSON.stringify(b.stringData)}` };
+    api.refuse = {
+      plural: "secrets",
+      message: (b) => `Secret "x" is invalid: stringData: Invalid value: ${JSON.stringify(b.stringData)}`,
+    };
     const config = configDir({ "cells.d/kube.yaml": cellText() });
     const secrets = tempDir("lazarus-secrets-");
     api.writeKubeconfig(path.join(secrets, "kubeconfig"));
@@ -271,7 +321,9 @@ describe("kubernetes backend: a refused Secret", () => {
     try {
       const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env });
       expect(r.exitCode).toBe(1);
-      expect(r.stdout).toMatch(/cannot apply Secret agents\/kube-[0-9a-f]{6}-credentials on https:\/\/127\.0\.0\.1:\d+: HTTP 422 Invalid/);
+      expect(r.stdout).toMatch(
+        /cannot apply Secret agents\/kube-[0-9a-f]{6}-credentials on https:\/\/127\.0\.0\.1:\d+: HTTP 422 Invalid/,
+      );
       const ledger = await lazarus(["ledger", "--json", "--state-dir", state]);
       for (const text of [r.stdout, r.stderr, ledger.stdout]) expect(text).not.toContain("s3cret-value");
       expect(api.pods()).toEqual([]); // nothing of the cell runs half-built
@@ -287,31 +339,56 @@ describe("kubernetes backend: the kubeconfig comes from the operator", () => {
     // What a committer could try: a kubeconfig in the config repo whose user runs a command on the
     // Lazarus host (client-go's exec credential plugin), or any kubeconfig file of the host.
     const marker = path.join(tempDir("lazarus-marker-"), "ran");
-    const plugin = ["apiVersion: v1", "kind: Config", "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]", `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, args: [-c, 'touch ${marker}']}}}]`, "contexts: [{name: stand-in, context: {cluster: c, user: u}}]", "current-context: stand-in", ""].join("\n");
+    const plugin = [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]",
+      `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, args: [-c, 'touch ${marker}']}}}]`,
+      "contexts: [{name: stand-in, context: {cluster: c, user: u}}]",
+      "current-context: stand-in",
+      "",
+    ].join("\n");
     const config = configDir({ "cells.d/kube.yaml": cellText(), kubeconfig: plugin });
     const secrets = tempDir("lazarus-secrets-");
     const state = tempDir("lazarus-state-");
-    const line = cellText().split("\n").findIndex((l) => l.includes("kubeconfig:")) + 1;
+    const line =
+      cellText()
+        .split("\n")
+        .findIndex((l) => l.includes("kubeconfig:")) + 1;
     try {
       const cases: [string, Record<string, string>, RegExp][] = [
         ["./kubeconfig", {}, /kubeconfig files are read only from a secrets root, and none is set/],
         ["./kubeconfig", { LAZARUS_SECRETS_DIR: secrets }, /"\.\/kubeconfig" does not exist under the secrets root/],
-        [path.join(config, "kubeconfig"), { LAZARUS_SECRETS_DIR: secrets }, /is an absolute path; kubeconfig files are read only from under the secrets root/],
+        [
+          path.join(config, "kubeconfig"),
+          { LAZARUS_SECRETS_DIR: secrets },
+          /is an absolute path; kubeconfig files are read only from under the secrets root/,
+        ],
         [`../${path.basename(config)}/kubeconfig`, { LAZARUS_SECRETS_DIR: secrets }, /climbs out with "\.\."/],
       ];
       for (const [file, extra, why] of cases) {
-        writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText().replace("kubeconfig: ./kubeconfig", `kubeconfig: ${file}`));
+        writeFileSync(
+          path.join(config, "cells.d", "kube.yaml"),
+          cellText().replace("kubeconfig: ./kubeconfig", `kubeconfig: ${file}`),
+        );
         const env = { LAZARUS_SECRET_API_KEY: "v", ...extra };
         const v = await lazarus(["validate", "--config", config], { env });
         expect(v.exitCode, file).toBe(1);
-        expect(v.stdout + v.stderr).toMatch(new RegExp(`cells\\.d/kube\\.yaml:${line}:\\d+: error: spec\\.kubernetes\\.kubeconfig: .*${why.source}`));
+        expect(v.stdout + v.stderr).toMatch(
+          new RegExp(`cells\\.d/kube\\.yaml:${line}:\\d+: error: spec\\.kubernetes\\.kubeconfig: .*${why.source}`),
+        );
         const a = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env });
         expect(a.exitCode, file).not.toBe(0);
       }
       // a link under the secrets root that leads out of it is refused as well
       symlinkSync(path.join(config, "kubeconfig"), path.join(secrets, "linked"));
-      writeFileSync(path.join(config, "cells.d", "kube.yaml"), cellText().replace("kubeconfig: ./kubeconfig", "kubeconfig: linked"));
-      const linked = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env: { LAZARUS_SECRET_API_KEY: "v", LAZARUS_SECRETS_DIR: secrets } });
+      writeFileSync(
+        path.join(config, "cells.d", "kube.yaml"),
+        cellText().replace("kubeconfig: ./kubeconfig", "kubeconfig: linked"),
+      );
+      const linked = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], {
+        env: { LAZARUS_SECRET_API_KEY: "v", LAZARUS_SECRETS_DIR: secrets },
+      });
       expect(linked.stdout + linked.stderr).toMatch(/"linked" leads outside the secrets root/);
       expect(existsSync(marker)).toBe(false); // the plugin never ran
       expect(existsSync(path.join(state, "cells", "kube"))).toBe(false); // and no cell was made

@@ -56,13 +56,18 @@ function cellOf(text: string): DesiredCell {
 // server prunes or, with strict field validation (kubectl's default), refuses fields its schema
 // does not name: every object schema here is closed accordingly, so a field v1beta1 dropped
 // (v1alpha1's spec.replicas) fails.
-const SANDBOX_CRD = JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "agent-sandbox", "sandbox-v1beta1.json"), "utf8")) as { group: string; version: string; schema: Record<string, unknown> };
+const SANDBOX_CRD = JSON.parse(
+  readFileSync(path.join(ROOT, "test", "fixtures", "agent-sandbox", "sandbox-v1beta1.json"), "utf8"),
+) as { group: string; version: string; schema: Record<string, unknown> };
 function closed(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(closed);
   if (!schema || typeof schema !== "object") return schema;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) out[k] = k === "properties" ? Object.fromEntries(Object.entries(v as object).map(([p, x]) => [p, closed(x)])) : closed(v);
-  if (out.properties && !out["x-kubernetes-preserve-unknown-fields"] && out.additionalProperties === undefined) out.additionalProperties = false;
+  for (const [k, v] of Object.entries(schema))
+    out[k] =
+      k === "properties" ? Object.fromEntries(Object.entries(v as object).map(([p, x]) => [p, closed(x)])) : closed(v);
+  if (out.properties && !out["x-kubernetes-preserve-unknown-fields"] && out.additionalProperties === undefined)
+    out.additionalProperties = false;
   return out;
 }
 const sandboxSchema = closed(SANDBOX_CRD.schema) as { properties: Record<string, unknown> };
@@ -103,7 +108,8 @@ function validate(o: K8sObject): void {
   }
 }
 
-const podSpecOf = (o: K8sObject): Record<string, any> => (o.kind === "Sandbox" ? (o.spec as any).podTemplate.spec : (o.spec as any));
+const podSpecOf = (o: K8sObject): Record<string, any> =>
+  o.kind === "Sandbox" ? (o.spec as any).podTemplate.spec : (o.spec as any);
 
 describe("kubernetes render: official schemas", () => {
   it("every object of a cell validates, in a stable order", () => {
@@ -131,7 +137,12 @@ describe("kubernetes render: official schemas", () => {
     expect((sandboxes[0]?.spec as any).podTemplate.metadata.labels["lazarus.dev/cell"]).toBe("alpha");
     expect((sandboxes[0]?.spec as any).operatingMode).toBe("Running");
     // The CRD's schema can fail: v1alpha1's replicas, a bad operating mode or policy are refused.
-    const broken: ((s: any) => void)[] = [(s) => (s.spec.replicas = 1), (s) => (s.spec.operatingMode = "Paused"), (s) => (s.spec.shutdownPolicy = "Keep"), (s) => delete s.spec.podTemplate];
+    const broken: ((s: any) => void)[] = [
+      (s) => (s.spec.replicas = 1),
+      (s) => (s.spec.operatingMode = "Paused"),
+      (s) => (s.spec.shutdownPolicy = "Keep"),
+      (s) => delete s.spec.podTemplate,
+    ];
     for (const b of broken) {
       const s = structuredClone(sandboxes[0]) as K8sObject;
       b(s);
@@ -162,7 +173,8 @@ describe("kubernetes render: official schemas", () => {
 
 describe("kubernetes render: the mapping", () => {
   const objs = renderCell(desiredRenderCell(cellOf(CELL)));
-  const pod = (home: string) => objs.find((o) => o.kind === "Pod" && (o.metadata.labels ?? {})["lazarus.dev/member"] === home) as K8sObject;
+  const pod = (home: string) =>
+    objs.find((o) => o.kind === "Pod" && (o.metadata.labels ?? {})["lazarus.dev/member"] === home) as K8sObject;
 
   it("each member runs non-root, read-only root, no capabilities, no escalation, with the TTL as deadline", () => {
     for (const o of objs.filter((x) => x.kind === "Pod")) {
@@ -172,18 +184,45 @@ describe("kubernetes render: the mapping", () => {
       expect(s.automountServiceAccountToken).toBe(false);
       expect(s.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
       for (const c of [...s.containers, ...s.initContainers]) {
-        expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
+        expect(c.securityContext).toEqual({
+          allowPrivilegeEscalation: false,
+          privileged: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          capabilities: { drop: ["ALL"] },
+        });
       }
     }
     // A member's own resources replace the cell's (as for the other backends).
     expect(podSpecOf(pod("Worker_1")).containers[0].resources.limits).toEqual({ memory: String(1024 ** 3) });
-    expect(podSpecOf(pod("watch")).containers[0].resources.limits).toEqual({ cpu: "1500m", memory: String(512 * 1024 ** 2) });
+    expect(podSpecOf(pod("watch")).containers[0].resources.limits).toEqual({
+      cpu: "1500m",
+      memory: String(512 * 1024 ** 2),
+    });
   });
 
   it("mounts the cell tree by role, as the sandbox backend binds it", () => {
-    const mounts = (home: string) => Object.fromEntries(podSpecOf(pod(home)).containers[0].volumeMounts.map((m: any) => [m.mountPath, `${m.subPath ?? m.name}${m.readOnly ? ":ro" : ""}`]));
-    expect(mounts("Worker_1")).toEqual({ "/cell/project": "project", "/cell/shared": "shared", "/cell/home/Worker_1": "home/Worker_1", "/run/lazarus/secrets": "credentials:ro", "/tmp": "tmp" });
-    expect(mounts("watch")).toEqual({ "/cell/project": "project:ro", "/cell/shared": "shared:ro", "/cell/home/watch": "home/watch", "/run/lazarus/secrets": "credentials:ro", "/tmp": "tmp" });
+    const mounts = (home: string) =>
+      Object.fromEntries(
+        podSpecOf(pod(home)).containers[0].volumeMounts.map((m: any) => [
+          m.mountPath,
+          `${m.subPath ?? m.name}${m.readOnly ? ":ro" : ""}`,
+        ]),
+      );
+    expect(mounts("Worker_1")).toEqual({
+      "/cell/project": "project",
+      "/cell/shared": "shared",
+      "/cell/home/Worker_1": "home/Worker_1",
+      "/run/lazarus/secrets": "credentials:ro",
+      "/tmp": "tmp",
+    });
+    expect(mounts("watch")).toEqual({
+      "/cell/project": "project:ro",
+      "/cell/shared": "shared:ro",
+      "/cell/home/watch": "home/watch",
+      "/run/lazarus/secrets": "credentials:ro",
+      "/tmp": "tmp",
+    });
     // A guest: project read-only and its own home; no shared/, no credentials.
     expect(mounts("g")).toEqual({ "/cell/project": "project:ro", "/cell/home/g": "home/g", "/tmp": "tmp" });
     expect(podSpecOf(pod("g")).volumes.map((v: any) => v.name)).toEqual(["tree", "tmp"]);
@@ -191,7 +230,8 @@ describe("kubernetes render: the mapping", () => {
   });
 
   it("denies ingress always and egress unless declared or network: host", () => {
-    const np = (text: string) => renderCell(desiredRenderCell(cellOf(text))).find((o) => o.kind === "NetworkPolicy")?.spec as any;
+    const np = (text: string) =>
+      renderCell(desiredRenderCell(cellOf(text))).find((o) => o.kind === "NetworkPolicy")?.spec as any;
     expect(np(CELL)).toEqual({
       podSelector: { matchLabels: { "lazarus.dev/cell": "alpha" } },
       policyTypes: ["Ingress", "Egress"],
@@ -208,7 +248,11 @@ describe("kubernetes render: the mapping", () => {
     expect(secret.data).toBeUndefined();
     expect(secret.metadata.annotations["lazarus.dev/credentials"]).toBe("API_KEY=env:LAZARUS_SECRET_API_KEY");
     const shown = renderCell(desiredRenderCell(cellOf(CELL), { API_KEY: "s3cret" }))[0] as any;
-    expect(JSON.parse(shown.stringData["credentials.json"])).toEqual({ formatVersion: 1, cell: "alpha", credentials: { API_KEY: "s3cret" } });
+    expect(JSON.parse(shown.stringData["credentials.json"])).toEqual({
+      formatVersion: 1,
+      cell: "alpha",
+      credentials: { API_KEY: "s3cret" },
+    });
   });
 
   it("labels every object with the cell, members with member and role, and the incarnation when applied", () => {
@@ -230,9 +274,17 @@ describe("spec.kubernetes: schema and rules", () => {
     ["an unknown field", CELL.replace("storage: 5Gi", "storage: 5Gi\n    replicas: 2"), /replicas|additional/],
     ["root", CELL.replace("storage: 5Gi", "storage: 5Gi\n    runAsUser: 0"), /runAsUser/],
     ["a bad CIDR", CELL.replace("10.0.0.0/8", "ten"), /cidr/],
-    ["a checkpoint schedule", CELL.replace("  ttl: 2h", "  ttl: 2h\n  checkpoint: {schedule: '0 * * * *'}"), /not supported yet/],
+    [
+      "a checkpoint schedule",
+      CELL.replace("  ttl: 2h", "  ttl: 2h\n  checkpoint: {schedule: '0 * * * *'}"),
+      /not supported yet/,
+    ],
     ["a heartbeat", CELL.replace("env: {MODE: fast}", "env: {MODE: fast}, heartbeat: 1m"), /not supported yet/],
-    ["spec.kubernetes on another backend", CELL.replace("backend: kubernetes", "backend: process"), /only read by backend kubernetes/],
+    [
+      "spec.kubernetes on another backend",
+      CELL.replace("backend: kubernetes", "backend: process"),
+      /only read by backend kubernetes/,
+    ],
   ];
   for (const [what, text, re] of bad) {
     it(`refuses ${what}, at its line`, () => {
@@ -279,7 +331,12 @@ describe("lazarus render", () => {
   });
 
   it("refuses a cell that is not a kubernetes cell, an unknown one, and an invalid config", async () => {
-    const dir = configDir({ "cells.d/a.yaml": CELL, "cells.d/b.yaml": CELL.replace("name: alpha", "name: beta").replace(/  backend: kubernetes\n/, "").replace(/  kubernetes:\n(    .*\n)+/, "") });
+    const dir = configDir({
+      "cells.d/a.yaml": CELL,
+      "cells.d/b.yaml": CELL.replace("name: alpha", "name: beta")
+        .replace(/  backend: kubernetes\n/, "")
+        .replace(/  kubernetes:\n(    .*\n)+/, ""),
+    });
     dirs.push(dir);
     const other = await lazarus(["render", "--config", dir, "beta"], { env });
     expect(other.exitCode).toBe(1);

@@ -2,7 +2,17 @@
 // within maxSize × (keep + 1), a partial last line is kept, a long line is cut into records that fit,
 // keep 0 empties the file, and rotation never writes through a planted link.
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, tempDir } from "../helpers.js";
@@ -30,7 +40,9 @@ async function pump(maxBytes: number, keep: number, chunks: (Buffer | string)[])
   dirs.push(dir);
   const file = path.join(dir, "m.log");
   const fd = openSync(file, "a", 0o640);
-  const child = spawn(PUMP[0] as string, [...PUMP.slice(1), file, String(maxBytes), String(keep)], { stdio: ["pipe", fd, "inherit"] });
+  const child = spawn(PUMP[0] as string, [...PUMP.slice(1), file, String(maxBytes), String(keep)], {
+    stdio: ["pipe", fd, "inherit"],
+  });
   closeSync(fd);
   const input = child.stdin as NonNullable<typeof child.stdin>;
   for (const c of chunks) if (!input.write(c)) await new Promise((r) => input.once("drain", r));
@@ -41,7 +53,10 @@ async function pump(maxBytes: number, keep: number, chunks: (Buffer | string)[])
 }
 
 const RECORD = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /;
-const files = (dir: string) => readdirSync(dir).filter((f) => f.startsWith("m.log")).sort();
+const files = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.startsWith("m.log"))
+    .sort();
 const text = (dir: string, f: string) => readFileSync(path.join(dir, f), "utf8");
 
 describe.each(PUMPS)("log pump (%s)", (_kind, cmd) => {
@@ -55,13 +70,18 @@ describe.each(PUMPS)("log pump (%s)", (_kind, cmd) => {
     const dir = await pump(256 * 1024, 2, [...Array.from({ length: 64 }, () => chunk), "the-end\n"]);
     expect(files(dir)).toEqual(["m.log", "m.log.1", "m.log.2"]);
     for (const f of files(dir)) expect(statSync(path.join(dir, f)).size).toBeLessThanOrEqual(256 * 1024);
-    for (const f of files(dir)) for (const l of text(dir, f).trimEnd().split("\n")) expect(l).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (z{1023}|the-end)$/);
+    for (const f of files(dir))
+      for (const l of text(dir, f).trimEnd().split("\n"))
+        expect(l).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (z{1023}|the-end)$/);
     expect(text(dir, "m.log").trimEnd().split("\n").pop()).toMatch(/ the-end$/);
   });
 
   it("writes a last line without a newline, and cuts a long line into records that fit", async () => {
     const dir = await pump(16 * 1024, 1, ["a".repeat(20_000), "\n", "no-newline-at-end"]);
-    const all = [...files(dir)].reverse().map((f) => text(dir, f)).join("");
+    const all = [...files(dir)]
+      .reverse()
+      .map((f) => text(dir, f))
+      .join("");
     const lines = all.trimEnd().split("\n");
     for (const l of lines) expect(l).toMatch(RECORD);
     expect(lines.map((l) => l.replace(RECORD, "")).join("")).toBe(`${"a".repeat(20_000)}no-newline-at-end`); // both files kept: nothing lost
@@ -86,7 +106,9 @@ describe.each(PUMPS)("log pump (%s)", (_kind, cmd) => {
     symlinkSync(target, path.join(dir, "m.log.1"));
     symlinkSync(target, path.join(dir, "m.log.2"));
     const fd = openSync(path.join(dir, "m.log"), "a");
-    const child = spawn(PUMP[0] as string, [...PUMP.slice(1), path.join(dir, "m.log"), String(16 * 1024), "2"], { stdio: ["pipe", fd, "inherit"] });
+    const child = spawn(PUMP[0] as string, [...PUMP.slice(1), path.join(dir, "m.log"), String(16 * 1024), "2"], {
+      stdio: ["pipe", fd, "inherit"],
+    });
     closeSync(fd);
     (child.stdin as NonNullable<typeof child.stdin>).end(`${"r".repeat(99)}\n`.repeat(400));
     await new Promise((r) => child.once("exit", r));

@@ -7,13 +7,19 @@ import { hostSettings } from "../../src/host/settings.js";
 import { settingProblems } from "../../src/host/table.js";
 import { tempDir } from "../helpers.js";
 
-const backendField = () => ((loadSchema("cell.schema.json").properties as any).spec.properties.backend as { enum: string[]; default: string; description: string });
+const backendField = () =>
+  (loadSchema("cell.schema.json").properties as any).spec.properties.backend as {
+    enum: string[];
+    default: string;
+    description: string;
+  };
 
 describe("the backend registry", () => {
   it("and schemas/cell.schema.json name the same backends (the registry's rows, then the retired names)", () => {
     expect(backendField().enum).toEqual([...backendNames(), ...Object.keys(RETIRED)]);
     expect(backendField().default).toBe(DEFAULT_BACKEND);
-    for (const name of backendNames()) expect(backendField().description, `the schema's description says nothing of ${name}`).toContain(`${name} (`);
+    for (const name of backendNames())
+      expect(backendField().description, `the schema's description says nothing of ${name}`).toContain(`${name} (`);
   });
 
   it("has one row per name, each making the backend it names", () => {
@@ -24,6 +30,8 @@ describe("the backend registry", () => {
 
   it("is what LAZARUS_BACKENDS is checked against", () => {
     expect(settingProblems({ LAZARUS_BACKENDS: backendNames().join(",") })).toEqual([]);
-    expect(settingProblems({ LAZARUS_BACKENDS: "sandbox,proces" }).join("\n")).toContain('names "proces", not a backend');
+    expect(settingProblems({ LAZARUS_BACKENDS: "sandbox,proces" }).join("\n")).toContain(
+      'names "proces", not a backend',
+    );
   });
 });

@@ -34,12 +34,25 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
   }, 120_000);
 
   const remoteLines = (h: TestHost): string =>
-    ["  backend: remote", "  remote:", "    host: 127.0.0.1", `    port: ${h.port}`, `    user: ${h.user}`, `    identityFile: ${h.identityFile}`, `    knownHosts: ${h.knownHosts}`, '    root: "~/cells"'].join("\n");
+    [
+      "  backend: remote",
+      "  remote:",
+      "    host: 127.0.0.1",
+      `    port: ${h.port}`,
+      `    user: ${h.user}`,
+      `    identityFile: ${h.identityFile}`,
+      `    knownHosts: ${h.knownHosts}`,
+      '    root: "~/cells"',
+    ].join("\n");
   const setup = () => {
     const state = tempDir("lzr-remote-bounds-");
     const cfg = configDir({});
     dirs.push(state, cfg);
-    const run = (now: string) => lazarus(["apply", "--yes", "--now", now, "--config", cfg, "--state-dir", state], { timeoutMs: 240_000, env: ALLOW });
+    const run = (now: string) =>
+      lazarus(["apply", "--yes", "--now", now, "--config", cfg, "--state-dir", state], {
+        timeoutMs: 240_000,
+        env: ALLOW,
+      });
     const tree = (cell: string) => {
       const uid = readRecord(path.join(state, "cells", cell)).uid;
       return path.join(host.home, "cells", `${cell}.${uid}`);
@@ -50,7 +63,15 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
   it("stops at close the children a member's leader left in its group", async () => {
     const e = setup();
     const leaky = ["/bin/sh", "-c", 'sleep 100000 & echo $! > "$HOME/child.pid"; exit 1'];
-    writeFileSync(path.join(e.cfg, "cells.d", "leaky.yaml"), cellYaml({ name: "leaky", grace: "1m", extra: remoteLines(host), members: [{ identity: "agent:l", restart: "never", command: leaky }] }));
+    writeFileSync(
+      path.join(e.cfg, "cells.d", "leaky.yaml"),
+      cellYaml({
+        name: "leaky",
+        grace: "1m",
+        extra: remoteLines(host),
+        members: [{ identity: "agent:l", restart: "never", command: leaky }],
+      }),
+    );
     const created = await e.run(T(0));
     expect(created.exitCode, created.stdout + created.stderr).toBe(0);
     const pidFile = path.join(e.tree("leaky"), "home", "l", "child.pid");
@@ -71,17 +92,33 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
   it("refuses a checkpoint past checkpoint.maxSize by a walk on the remote host, before any tar is made there", async () => {
     const e = setup();
     // a 64 GiB sparse file: almost no blocks, but its apparent size is what a checkpoint reads
-    const member = ["/bin/sh", "-c", 'truncate -s 64G "$CELL_HOME/project/huge" && echo ready > "$HOME/ready"; exec sleep 100000'];
-    writeFileSync(path.join(e.cfg, "cells.d", "big.yaml"), cellYaml({ name: "big", grace: "1m", extra: `${remoteLines(host)}\n  checkpoint: {schedule: "* * * * *", maxSize: 1Gi}`, members: [{ identity: "agent:b", command: member }] }));
+    const member = [
+      "/bin/sh",
+      "-c",
+      'truncate -s 64G "$CELL_HOME/project/huge" && echo ready > "$HOME/ready"; exec sleep 100000',
+    ];
+    writeFileSync(
+      path.join(e.cfg, "cells.d", "big.yaml"),
+      cellYaml({
+        name: "big",
+        grace: "1m",
+        extra: `${remoteLines(host)}\n  checkpoint: {schedule: "* * * * *", maxSize: 1Gi}`,
+        members: [{ identity: "agent:b", command: member }],
+      }),
+    );
     const created = await e.run(T(0));
     expect(created.exitCode, created.stdout + created.stderr).toBe(0);
     await waitFor(() => existsSync(path.join(e.tree("big"), "home", "b", "ready")), 20_000);
 
     const refused = await e.run(T(2));
-    expect(refused.stdout + refused.stderr).toMatch(/checkpoint of cell big refused: its files come to at least 64Gi \(largest file: 64Gi\), more than its size bound checkpoint\.maxSize 1Gi/);
+    expect(refused.stdout + refused.stderr).toMatch(
+      /checkpoint of cell big refused: its files come to at least 64Gi \(largest file: 64Gi\), more than its size bound checkpoint\.maxSize 1Gi/,
+    );
     // refused before the tar: none was written on the remote host, none kept here
     expect(existsSync(path.join(e.tree("big"), ".lazarus", "checkpoint.tmp.tar"))).toBe(false);
-    expect(readdirSync(path.join(e.state, "cells", "big", ".lazarus", "checkpoints")).filter((n) => !n.startsWith("."))).toEqual([]);
+    expect(
+      readdirSync(path.join(e.state, "cells", "big", ".lazarus", "checkpoints")).filter((n) => !n.startsWith(".")),
+    ).toEqual([]);
     expect(readRecord(path.join(e.state, "cells", "big")).checkpointRefused?.error).toMatch(/refused/);
     expect(readRecord(path.join(e.state, "cells", "big")).state).toBe("active");
   }, 240_000);

@@ -19,7 +19,15 @@ backendConformance({
   env: { LAZARUS_REMOTE_INLINE: "allow" }, // the connection is inline in the cell (the operator allows it)
   get extra() {
     const h = host as TestHost;
-    return ["  remote:", "    host: 127.0.0.1", `    port: ${h.port}`, `    user: ${h.user}`, `    identityFile: ${h.identityFile}`, `    knownHosts: ${h.knownHosts}`, '    root: "~/conf"'].join("\n");
+    return [
+      "  remote:",
+      "    host: 127.0.0.1",
+      `    port: ${h.port}`,
+      `    user: ${h.user}`,
+      `    identityFile: ${h.identityFile}`,
+      `    knownHosts: ${h.knownHosts}`,
+      '    root: "~/conf"',
+    ].join("\n");
   },
   memory: "unlimited", // no limits are enforced on the remote host
   skip,
@@ -40,7 +48,12 @@ backendConformance({
   cleanup: async () => {
     for (const p of processesOf((host as TestHost).uid)) {
       try {
-        if (readFileSync(`/proc/${p}/environ`, "utf8").split("\0").some((e) => e.startsWith("LAZARUS_SPAWN_ID="))) process.kill(p, "SIGKILL");
+        if (
+          readFileSync(`/proc/${p}/environ`, "utf8")
+            .split("\0")
+            .some((e) => e.startsWith("LAZARUS_SPAWN_ID="))
+        )
+          process.kill(p, "SIGKILL");
       } catch {
         // gone
       }

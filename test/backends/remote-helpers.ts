@@ -24,7 +24,6 @@ function uidRange(): { first: number; last: number } {
   return { first: Number(m?.[1] ?? 239000), last: Number(m?.[2] ?? 239099) };
 }
 
-
 function keygen(file: string): void {
   const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "lazarus-test", "-f", file]);
   if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
@@ -73,7 +72,10 @@ export async function testHost(): Promise<TestHost> {
   writeFileSync(authorized, readFileSync(`${identityFile}.pub`));
   chmodSync(authorized, 0o644);
   const knownHosts = path.join(dir, "known_hosts");
-  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`);
+  writeFileSync(
+    knownHosts,
+    `[127.0.0.1]:${port} ${readFileSync(`${hostKey}.pub`, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`,
+  );
   const config = (key: string): string => {
     const file = path.join(dir, "sshd_config");
     writeFileSync(
@@ -172,7 +174,10 @@ export async function testHost(): Promise<TestHost> {
 function stat(pid: string): { ppid: number; comm: string } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return { comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")), ppid: Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]) };
+    return {
+      comm: s.slice(s.indexOf("(") + 1, s.lastIndexOf(")")),
+      ppid: Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]),
+    };
   } catch {
     return undefined;
   }

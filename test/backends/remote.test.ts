@@ -2,7 +2,18 @@
 // members on the "remote" host, a hostile argument kept literal, checkpoints copied back and
 // checked, an unreachable host or a changed host key holding the cell (unknown, nothing closed),
 // scrub removing the remote tree; and validate's file:line errors.
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +29,25 @@ const ALLOW = { LAZARUS_REMOTE_INLINE: "allow" }; // the tests declare connectio
 // No ssh needed: the command string ssh hands the remote login shell keeps every word literal.
 describe("remote command quoting", () => {
   it("passes hostile words through a shell unchanged", () => {
-    const words = ["$(id)", "`id`", "a b", "'", "\"", "\\", "; rm -rf /tmp/x", "$HOME", "*", "-e", "--", "\n", "line\nbreak", "it's", "", "${IFS}", "!"];
+    const words = [
+      "$(id)",
+      "`id`",
+      "a b",
+      "'",
+      '"',
+      "\\",
+      "; rm -rf /tmp/x",
+      "$HOME",
+      "*",
+      "-e",
+      "--",
+      "\n",
+      "line\nbreak",
+      "it's",
+      "",
+      "${IFS}",
+      "!",
+    ];
     const r = spawnSync("/bin/sh", ["-c", remoteCommand('printf "%s\\0" "$@"', words)], { encoding: "utf8" });
     expect(r.status).toBe(0);
     expect(r.stdout.split("\0").slice(0, -1)).toEqual(words);
@@ -28,7 +57,13 @@ describe("remote command quoting", () => {
 // No sshd needed: where a long state dir puts the control sockets (a guessable dir in the temp
 // dir, which is everyone's), a dir another user made first, or a link, is refused, never used.
 describe.skipIf(!sshBinary() || process.getuid?.() !== 0)("the ssh control-socket dir in the temp dir", () => {
-  const target = { host: "127.0.0.1", port: 22, identityFile: "/nonexistent/id", knownHosts: "/nonexistent/known_hosts", root: "~/cells" };
+  const target = {
+    host: "127.0.0.1",
+    port: 22,
+    identityFile: "/nonexistent/id",
+    knownHosts: "/nonexistent/known_hosts",
+    root: "~/cells",
+  };
   const states: string[] = [];
   afterAll(() => {
     for (const d of states) rmSync(d, { recursive: true, force: true });
@@ -57,7 +92,9 @@ describe.skipIf(!sshBinary() || process.getuid?.() !== 0)("the ssh control-socke
     rmSync(dir, { recursive: true });
     mkdirSync(dir, { mode: 0o777 });
     chownSync(dir, 261200, 261200); // another user (this file's uid band)
-    expect(() => ssh(state, target)).toThrow(/control sockets .* is owned by uid 261200, not by Lazarus's uid 0.*remove it/);
+    expect(() => ssh(state, target)).toThrow(
+      /control sockets .* is owned by uid 261200, not by Lazarus's uid 0.*remove it/,
+    );
     rmSync(dir, { recursive: true });
     const elsewhere = tempDir("lazarus-ssh-elsewhere-");
     states.push(elsewhere);
@@ -100,9 +137,24 @@ describe.skipIf(skip)("backend remote", () => {
   }, 120_000);
 
   const remoteLines = (h: TestHost, root = "~/cells"): string =>
-    ["  backend: remote", "  remote:", "    host: 127.0.0.1", `    port: ${h.port}`, `    user: ${h.user}`, `    identityFile: ${h.identityFile}`, `    knownHosts: ${h.knownHosts}`, `    root: "${root}"`].join("\n");
+    [
+      "  backend: remote",
+      "  remote:",
+      "    host: 127.0.0.1",
+      `    port: ${h.port}`,
+      `    user: ${h.user}`,
+      `    identityFile: ${h.identityFile}`,
+      `    knownHosts: ${h.knownHosts}`,
+      `    root: "${root}"`,
+    ].join("\n");
 
-  function env(): { state: string; run(args: string[]): ReturnType<typeof lazarus>; status(): Promise<StatusCell[]>; write(yaml: string): void; cfg: string } {
+  function env(): {
+    state: string;
+    run(args: string[]): ReturnType<typeof lazarus>;
+    status(): Promise<StatusCell[]>;
+    write(yaml: string): void;
+    cfg: string;
+  } {
     const state = tempDir("lzr-remote-state-");
     const cfg = configDir({});
     dirs.push(state, cfg);
@@ -129,7 +181,16 @@ describe.skipIf(skip)("backend remote", () => {
         grace: "1s",
         extra: remoteLines(host),
         members: [
-          { identity: "agent:allegro", command: ["/bin/sh", "-c", 'printf "%s" "$1" > arg.txt; echo hello > "$CELL_HOME/project/notes.md"; echo remote-out allegro; ln -s /etc/passwd "$CELL_HOME/logs/planted.log"; exec sleep 100000', "member", hostile] },
+          {
+            identity: "agent:allegro",
+            command: [
+              "/bin/sh",
+              "-c",
+              'printf "%s" "$1" > arg.txt; echo hello > "$CELL_HOME/project/notes.md"; echo remote-out allegro; ln -s /etc/passwd "$CELL_HOME/logs/planted.log"; exec sleep 100000',
+              "member",
+              hostile,
+            ],
+          },
           { identity: "agent:brief", restart: "never", command: ["/bin/sh", "-c", "exit 3"] },
         ],
       }),
@@ -144,7 +205,10 @@ describe.skipIf(skip)("backend remote", () => {
     // the "remote" host is this machine: the member is a process of the test user
     expect(processesOf(host.uid)).toContain(pid);
     const home = path.join(rec.remoteDir as string, "home", "allegro");
-    await waitFor(() => existsSync(path.join(home, "arg.txt")) && readFileSync(path.join(home, "arg.txt"), "utf8").length > 0, 60_000);
+    await waitFor(
+      () => existsSync(path.join(home, "arg.txt")) && readFileSync(path.join(home, "arg.txt"), "utf8").length > 0,
+      60_000,
+    );
     expect(readFileSync(path.join(home, "arg.txt"), "utf8")).toBe(hostile);
     expect(existsSync(pwned)).toBe(false);
     // the cell tree is on the remote host, not in the state dir
@@ -165,14 +229,26 @@ describe.skipIf(skip)("backend remote", () => {
     const ckDir = path.join(e.state, "cells", "far", ".lazarus", "checkpoints");
     const manifests = readdirSync(ckDir).filter((f) => f.endsWith(".manifest.json"));
     expect(manifests).toHaveLength(1);
-    const manifest = JSON.parse(readFileSync(path.join(ckDir, manifests[0] as string), "utf8")) as { files: { path: string }[] };
+    const manifest = JSON.parse(readFileSync(path.join(ckDir, manifests[0] as string), "utf8")) as {
+      files: { path: string }[];
+    };
     expect(manifest.files.map((f) => f.path)).toContain("project/notes.md");
     expect(manifest.files.map((f) => f.path)).toContain("home/allegro/arg.txt");
     expect(alive(pid)).toBe(true); // thawed after
 
-    await waitFor(() => existsSync(path.join(rec.remoteDir as string, "logs", "planted.log")) || lstatIsLink(path.join(rec.remoteDir as string, "logs", "planted.log")), 30_000);
+    await waitFor(
+      () =>
+        existsSync(path.join(rec.remoteDir as string, "logs", "planted.log")) ||
+        lstatIsLink(path.join(rec.remoteDir as string, "logs", "planted.log")),
+      30_000,
+    );
     // close: the remote member is stopped; scrub (after grace): the remote tree goes
-    e.write(cellYaml({ name: "far", grace: "1s", state: "closed", extra: remoteLines(host), members: [] }).replace("  members:\n", "  members: []\n"));
+    e.write(
+      cellYaml({ name: "far", grace: "1s", state: "closed", extra: remoteLines(host), members: [] }).replace(
+        "  members:\n",
+        "  members: []\n",
+      ),
+    );
     const closed = await e.run(["apply", "--yes"]);
     expect(closed.exitCode, closed.stderr + closed.stdout).toBe(0);
     expect(alive(pid)).toBe(false);
@@ -186,7 +262,9 @@ describe.skipIf(skip)("backend remote", () => {
     const scrubbed = await e.run(["apply", "--yes"]);
     expect(scrubbed.exitCode, scrubbed.stderr + scrubbed.stdout).toBe(0);
     expect(existsSync(rec.remoteDir as string)).toBe(false);
-    const archived = readdirSync(path.join(e.state, "archive"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith("allegro.log"));
+    const archived = readdirSync(path.join(e.state, "archive"), { recursive: true, encoding: "utf8" }).filter((f) =>
+      f.endsWith("allegro.log"),
+    );
     expect(archived).toHaveLength(1); // and the archive keeps them
   }, 600_000);
 
@@ -259,49 +337,82 @@ describe.skipIf(skip)("backend remote", () => {
     const pid = readRecord(path.join(e.state, "cells", "keyed")).members[0]?.pid as number;
 
     e.write(cellYaml({ name: "keyed", extra: remoteLines({ ...host, identityFile: second }), members }));
-    const plan = JSON.parse((await e.run(["plan", "--json"])).stdout) as { actions: { action: string; fields?: string[]; reason: string }[] };
-    expect(plan.actions).toEqual([expect.objectContaining({ action: "update", fields: ["remote"], reason: "remote identityFile changed (the next connection uses it; members keep running)" })]);
+    const plan = JSON.parse((await e.run(["plan", "--json"])).stdout) as {
+      actions: { action: string; fields?: string[]; reason: string }[];
+    };
+    expect(plan.actions).toEqual([
+      expect.objectContaining({
+        action: "update",
+        fields: ["remote"],
+        reason: "remote identityFile changed (the next connection uses it; members keep running)",
+      }),
+    ]);
     const applied = await e.run(["apply", "--yes"]);
     expect(applied.exitCode, applied.stderr + applied.stdout).toBe(0);
     expect(readRecord(path.join(e.state, "cells", "keyed")).remote?.identityFile).toBe(second);
     rmSync(first);
     const st = await e.status();
-    expect(st.find((c) => c.name === "keyed")).toMatchObject({ state: "active", members: [expect.objectContaining({ status: "running", pid })] });
+    expect(st.find((c) => c.name === "keyed")).toMatchObject({
+      state: "active",
+      members: [expect.objectContaining({ status: "running", pid })],
+    });
     expect(alive(pid)).toBe(true);
     expect((JSON.parse((await e.run(["plan", "--json"])).stdout) as { actions: unknown[] }).actions).toEqual([]);
 
-    e.write(cellYaml({ name: "keyed", state: "closed", extra: remoteLines({ ...host, identityFile: second }), members }));
+    e.write(
+      cellYaml({ name: "keyed", state: "closed", extra: remoteLines({ ...host, identityFile: second }), members }),
+    );
     expect((await e.run(["apply", "--yes"])).exitCode).toBe(0);
     expect(alive(pid)).toBe(false);
   }, 600_000);
 
   it("validate names a missing identity file, known_hosts file, ssh client and hosts-file entry at their lines", async () => {
     const e = env();
-    e.write(cellYaml({ name: "bad", extra: remoteLines({ ...host, identityFile: "/nonexistent/key", knownHosts: "/nonexistent/known" }) }));
+    e.write(
+      cellYaml({
+        name: "bad",
+        extra: remoteLines({ ...host, identityFile: "/nonexistent/key", knownHosts: "/nonexistent/known" }),
+      }),
+    );
     const v = await lazarus(["validate", "--config", e.cfg], { env: ALLOW });
     expect(v.exitCode).not.toBe(0);
     const out = v.stdout + v.stderr;
-    expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: the identity file \/nonexistent\/key does not exist/);
-    expect(out).toMatch(/cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.knownHosts: the known_hosts file \/nonexistent\/known does not exist/);
+    expect(out).toMatch(
+      /cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: the identity file \/nonexistent\/key does not exist/,
+    );
+    expect(out).toMatch(
+      /cells\.d\/cell\.yaml:\d+:\d+: error: spec\.remote\.knownHosts: the known_hosts file \/nonexistent\/known does not exist/,
+    );
 
     e.write(cellYaml({ name: "bad", extra: remoteLines(host) }));
-    const noSsh = await lazarus(["validate", "--config", e.cfg], { env: { ...ALLOW, LAZARUS_SSH: "/nonexistent/ssh" } });
+    const noSsh = await lazarus(["validate", "--config", e.cfg], {
+      env: { ...ALLOW, LAZARUS_SSH: "/nonexistent/ssh" },
+    });
     expect(noSsh.exitCode).not.toBe(0);
-    expect(noSsh.stdout + noSsh.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.backend: backend remote needs the OpenSSH client \(ssh\)/);
+    expect(noSsh.stdout + noSsh.stderr).toMatch(
+      /cell\.yaml:\d+:\d+: error: spec\.backend: backend remote needs the OpenSSH client \(ssh\)/,
+    );
 
     const hosts = path.join(e.cfg, "..", `hosts-${path.basename(e.cfg)}.yaml`);
-    writeFileSync(hosts, `hosts:\n  box:\n    host: 127.0.0.1\n    port: ${host.port}\n    identityFile: ${host.identityFile}\n    knownHosts: ${host.knownHosts}\n`);
+    writeFileSync(
+      hosts,
+      `hosts:\n  box:\n    host: 127.0.0.1\n    port: ${host.port}\n    identityFile: ${host.identityFile}\n    knownHosts: ${host.knownHosts}\n`,
+    );
     dirs.push(hosts);
     // without the operator's leave, an inline connection is refused, at the cell's line (an invalid
     // file holds its cells, as any: test/integration/bad-input.test.ts)
     const refused = await lazarus(["validate", "--config", e.cfg]);
     expect(refused.exitCode).not.toBe(0);
-    expect(refused.stdout + refused.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: backend remote: an inline connection .* is refused unless the operator allows it/);
+    expect(refused.stdout + refused.stderr).toMatch(
+      /cell\.yaml:\d+:\d+: error: spec\.remote\.identityFile: backend remote: an inline connection .* is refused unless the operator allows it/,
+    );
     expect(refused.stdout + refused.stderr).toContain("LAZARUS_REMOTE_INLINE=allow");
     e.write(cellYaml({ name: "bad", extra: "  backend: remote\n  remote: {name: other}" }));
     const unknown = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_REMOTE_HOSTS: hosts } });
     expect(unknown.exitCode).not.toBe(0);
-    expect(unknown.stdout + unknown.stderr).toMatch(/cell\.yaml:\d+:\d+: error: spec\.remote\.name: backend remote: host other is not in the hosts file/);
+    expect(unknown.stdout + unknown.stderr).toMatch(
+      /cell\.yaml:\d+:\d+: error: spec\.remote\.name: backend remote: host other is not in the hosts file/,
+    );
     e.write(cellYaml({ name: "bad", extra: "  backend: remote\n  remote: {name: box}" }));
     const named = await lazarus(["validate", "--config", e.cfg], { env: { LAZARUS_REMOTE_HOSTS: hosts } });
     expect(named.exitCode, named.stdout + named.stderr).toBe(0);

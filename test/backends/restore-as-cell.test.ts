@@ -5,7 +5,17 @@
 // mount namespace; root needed).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend } from "../../src/backends/backend.js";
@@ -52,35 +62,76 @@ function craftedCheckpoint(): string {
     return { path: f, size: b.length, sha256: sha(b) };
   });
   const archive = readFileSync(file);
-  const manifest = { formatVersion: 1, cell: "c", takenAt: "2030-01-01T00:00:00.000Z", reason: "crafted", archive: path.basename(file), compression: "gzip", archiveSha256: sha(archive), archiveSize: archive.length, files, symlinks: [] };
+  const manifest = {
+    formatVersion: 1,
+    cell: "c",
+    takenAt: "2030-01-01T00:00:00.000Z",
+    reason: "crafted",
+    archive: path.basename(file),
+    compression: "gzip",
+    archiveSha256: sha(archive),
+    archiveSize: archive.length,
+    files,
+    symlinks: [],
+  };
   writeFileSync(file.replace(/\.tar\.gz$/, ".manifest.json"), JSON.stringify(manifest));
   return file;
 }
 
-const record = { name: "c", uid: "0123456789abcdef", containerUid: { uid: CELL_UID, gid: CELL_UID }, sandbox: { uid: CELL_UID, gid: CELL_UID, cgroup: "lazarus-test/c" } } as unknown as CellRecord;
+const record = {
+  name: "c",
+  uid: "0123456789abcdef",
+  containerUid: { uid: CELL_UID, gid: CELL_UID },
+  sandbox: { uid: CELL_UID, gid: CELL_UID, cgroup: "lazarus-test/c" },
+} as unknown as CellRecord;
 
 const root = process.getuid?.() === 0 ? undefined : "restoring as a cell's uid needs root";
-const sandboxSkip = root ?? (sandboxHost().problems.length ? `sandbox backend unavailable here: ${sandboxHost().problems.join("; ")}` : undefined);
-const containerSkip = root ?? (containerEngine().runAs ? undefined : `container restore unavailable here: ${containerEngine().problems.join("; ")}`);
-for (const [name, why] of [["sandbox", sandboxSkip], ["container", containerSkip]] as const) if (why) console.warn(`SKIPPED (${name}): ${why}`);
+const sandboxSkip =
+  root ??
+  (sandboxHost().problems.length
+    ? `sandbox backend unavailable here: ${sandboxHost().problems.join("; ")}`
+    : undefined);
+const containerSkip =
+  root ??
+  (containerEngine().runAs
+    ? undefined
+    : `container restore unavailable here: ${containerEngine().problems.join("; ")}`);
+for (const [name, why] of [
+  ["sandbox", sandboxSkip],
+  ["container", containerSkip],
+] as const)
+  if (why) console.warn(`SKIPPED (${name}): ${why}`);
 
 const backends: [string, string | undefined, (state: string) => Backend][] = [
-  ["container", containerSkip, (state) => new ContainerBackend(state, hostSettings({ LAZARUS_UID_RANGE: "261100-261199" }))],
+  [
+    "container",
+    containerSkip,
+    (state) => new ContainerBackend(state, hostSettings({ LAZARUS_UID_RANGE: "261100-261199" })),
+  ],
   ["sandbox", sandboxSkip, (state) => new SandboxBackend(state, hostSettings({ LAZARUS_UID_RANGE: "261100-261199" }))],
 ];
 
 describe.each(backends)("restoring a crafted checkpoint (%s backend)", (_name, skip, make) => {
-  it.skipIf(skip)("leaves every file the cell's own, without setuid or setgid bits, hard links included", async () => {
-    const file = craftedCheckpoint();
-    const base = tempDir("lazarus-restore-");
-    const state = tempDir("lazarus-restore-state-");
-    dirs.push(base, state);
-    await make(state).restore?.(record, base, file, ["project"]);
-    for (const rel of ["project", "project/suid", "project/link", "project/sgid", "project/sgid/theirs"]) {
-      const st = lstatSync(path.join(base, rel));
-      expect({ rel, uid: st.uid, gid: st.gid, special: (st.mode & 0o7000).toString(8) }).toEqual({ rel, uid: CELL_UID, gid: CELL_UID, special: "0" });
-    }
-    expect(readFileSync(path.join(base, "project", "link"), "utf8")).toBe("#!/bin/sh\nid\n");
-    expect(statSync(path.join(base, "project", "suid")).mode & 0o777).toBe(0o755 & ~process.umask());
-  }, 60_000);
+  it.skipIf(skip)(
+    "leaves every file the cell's own, without setuid or setgid bits, hard links included",
+    async () => {
+      const file = craftedCheckpoint();
+      const base = tempDir("lazarus-restore-");
+      const state = tempDir("lazarus-restore-state-");
+      dirs.push(base, state);
+      await make(state).restore?.(record, base, file, ["project"]);
+      for (const rel of ["project", "project/suid", "project/link", "project/sgid", "project/sgid/theirs"]) {
+        const st = lstatSync(path.join(base, rel));
+        expect({ rel, uid: st.uid, gid: st.gid, special: (st.mode & 0o7000).toString(8) }).toEqual({
+          rel,
+          uid: CELL_UID,
+          gid: CELL_UID,
+          special: "0",
+        });
+      }
+      expect(readFileSync(path.join(base, "project", "link"), "utf8")).toBe("#!/bin/sh\nid\n");
+      expect(statSync(path.join(base, "project", "suid")).mode & 0o777).toBe(0o755 & ~process.umask());
+    },
+    60_000,
+  );
 });

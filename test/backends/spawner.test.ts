@@ -5,7 +5,16 @@
 // planted link, a FIFO or a directory where the log goes, a missing command, a missing working
 // directory. The file itself passes `perl -c`.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOM, SPAWNER_PL } from "../../src/backends/spawner.js";
@@ -33,9 +42,28 @@ afterAll(() => {
 
 // One request; its reply line, "ID PID" or "ID KIND ...".
 let nextId = 1;
-async function ask(req: { pump: boolean; log: string; cwd: string; file: string; args: string[]; env: Record<string, string> }): Promise<string[]> {
+async function ask(req: {
+  pump: boolean;
+  log: string;
+  cwd: string;
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}): Promise<string[]> {
   const id = nextId++;
-  const fields = [String(id), req.pump ? "1" : "0", req.log, "65536", "2", req.cwd, req.file, String(req.args.length), ...req.args, String(Object.keys(req.env).length), ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`)];
+  const fields = [
+    String(id),
+    req.pump ? "1" : "0",
+    req.log,
+    "65536",
+    "2",
+    req.cwd,
+    req.file,
+    String(req.args.length),
+    ...req.args,
+    String(Object.keys(req.env).length),
+    ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`),
+  ];
   const body = Buffer.from(fields.join("\0"));
   spawner.stdin?.write(`${body.length}\n`);
   spawner.stdin?.write(body);
@@ -75,7 +103,14 @@ describe.skipIf(!perl)("the Perl spawner", () => {
 
   it("starts a member and its pump, each a session leader; the pump has an empty environment and reads the member's pipe into the log, stamped", async () => {
     const log = path.join(dir, "a.log");
-    const [pidText, extra] = await ask({ pump: true, log, cwd: dir, file: "/bin/sh", args: ["-c", 'echo "hello $WHO from $(pwd)"; echo oops >&2; exec sleep 600'], env: { WHO: "member", PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+    const [pidText, extra] = await ask({
+      pump: true,
+      log,
+      cwd: dir,
+      file: "/bin/sh",
+      args: ["-c", 'echo "hello $WHO from $(pwd)"; echo oops >&2; exec sleep 600'],
+      env: { WHO: "member", PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
     expect(extra).toBeUndefined();
     const pid = Number(pidText);
     groups.push(pid);
@@ -83,14 +118,20 @@ describe.skipIf(!perl)("the Perl spawner", () => {
     expect(procInfo(pid)?.pgid).toBe(pid);
     await waitFor(() => readFileSync(log, "utf8").includes("oops"), 20_000);
     const lines = readFileSync(log, "utf8").trimEnd().split("\n");
-    expect(lines.map((l) => l.replace(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /, ""))).toEqual([`hello member from ${dir}`, "oops"]);
+    expect(lines.map((l) => l.replace(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /, ""))).toEqual([
+      `hello member from ${dir}`,
+      "oops",
+    ]);
     // The pump: a fork of the spawner named after the log, whose stdout is the log.
     const pump = readdirSync("/proc")
       .filter((e) => /^\d+$/.test(e))
       .map(Number)
       .find((p) => {
         try {
-          return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === `lazarus log-pump ${log}` && readlinkSync(`/proc/${p}/fd/1`) === log;
+          return (
+            readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === `lazarus log-pump ${log}` &&
+            readlinkSync(`/proc/${p}/fd/1`) === log
+          );
         } catch {
           return false;
         }
@@ -122,8 +163,16 @@ describe.skipIf(!perl)("the Perl spawner", () => {
   it("a pump that rotates its log keeps no rotated file open (the forked pump closes what it inherited as Perl closes it)", async () => {
     const log = path.join(dir, "r.log");
     // ~330 KB of lines against a 64 KiB limit with 2 kept: five or so rotations, the oldest files deleted.
-    const script = 'i=0; while [ $i -lt 3000 ]; do echo "line $i ................................................................................................"; i=$((i+1)); done; exec sleep 600';
-    const [pidText] = await ask({ pump: true, log, cwd: dir, file: "/bin/sh", args: ["-c", script], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+    const script =
+      'i=0; while [ $i -lt 3000 ]; do echo "line $i ................................................................................................"; i=$((i+1)); done; exec sleep 600';
+    const [pidText] = await ask({
+      pump: true,
+      log,
+      cwd: dir,
+      file: "/bin/sh",
+      args: ["-c", script],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
     const pid = Number(pidText);
     groups.push(pid);
     await waitFor(() => readFileSync(log, "utf8").includes("line 2999 "), 20_000);
@@ -151,8 +200,22 @@ describe.skipIf(!perl)("the Perl spawner", () => {
   });
 
   it("reports each member's exit with its wait status as soon as it ends, the members' own signal dispositions the defaults", async () => {
-    const [codePid] = await ask({ pump: true, log: path.join(dir, "e.log"), cwd: dir, file: "/bin/sh", args: ["-c", "sleep 0.3; exit 3"], env: {} });
-    const [sigPid] = await ask({ pump: false, log: path.join(dir, "s.log"), cwd: dir, file: "/bin/sh", args: ["-c", "exec sleep 600"], env: {} });
+    const [codePid] = await ask({
+      pump: true,
+      log: path.join(dir, "e.log"),
+      cwd: dir,
+      file: "/bin/sh",
+      args: ["-c", "sleep 0.3; exit 3"],
+      env: {},
+    });
+    const [sigPid] = await ask({
+      pump: false,
+      log: path.join(dir, "s.log"),
+      cwd: dir,
+      file: "/bin/sh",
+      args: ["-c", "exec sleep 600"],
+      env: {},
+    });
     groups.push(Number(codePid), Number(sigPid));
     expect(readFileSync(`/proc/${sigPid}/status`, "utf8")).toMatch(/SigBlk:\s+0+\n/);
     process.kill(Number(sigPid), "SIGTERM");
@@ -166,7 +229,14 @@ describe.skipIf(!perl)("the Perl spawner", () => {
 
   it("without a pump the member writes straight to its log", async () => {
     const log = path.join(dir, "b.log");
-    const [pidText] = await ask({ pump: false, log, cwd: dir, file: "/bin/sh", args: ["-c", "echo straight; exec sleep 600"], env: {} });
+    const [pidText] = await ask({
+      pump: false,
+      log,
+      cwd: dir,
+      file: "/bin/sh",
+      args: ["-c", "echo straight; exec sleep 600"],
+      env: {},
+    });
     const pid = Number(pidText);
     groups.push(pid);
     await waitFor(() => readFileSync(log, "utf8") === "straight\n", 20_000);
@@ -177,14 +247,60 @@ describe.skipIf(!perl)("the Perl spawner", () => {
     const target = path.join(dir, "target");
     writeFileSync(target, "");
     symlinkSync(target, path.join(dir, "link.log"));
-    expect((await ask({ pump: true, log: path.join(dir, "link.log"), cwd: dir, file: "/bin/sh", args: ["-c", "echo no"], env: {} })).slice(0, 2)).toEqual(["L", "ELOOP"]);
+    expect(
+      (
+        await ask({
+          pump: true,
+          log: path.join(dir, "link.log"),
+          cwd: dir,
+          file: "/bin/sh",
+          args: ["-c", "echo no"],
+          env: {},
+        })
+      ).slice(0, 2),
+    ).toEqual(["L", "ELOOP"]);
     expect(readFileSync(target, "utf8")).toBe("");
     const fifo = path.join(dir, "fifo.log");
     spawnSync("mkfifo", [fifo]);
-    expect((await ask({ pump: false, log: fifo, cwd: dir, file: "/bin/sh", args: ["-c", "echo no"], env: {} })).slice(0, 2)).toEqual(["L", "ENXIO"]);
+    expect(
+      (await ask({ pump: false, log: fifo, cwd: dir, file: "/bin/sh", args: ["-c", "echo no"], env: {} })).slice(0, 2),
+    ).toEqual(["L", "ENXIO"]);
     mkdirSync(path.join(dir, "d.log"));
-    expect((await ask({ pump: false, log: path.join(dir, "d.log"), cwd: dir, file: "/bin/sh", args: ["-c", "echo no"], env: {} })).slice(0, 2)).toEqual(["L", "EISDIR"]);
-    expect((await ask({ pump: true, log: path.join(dir, "c.log"), cwd: dir, file: path.join(dir, "no-such-command"), args: [], env: {} })).slice(0, 2)).toEqual(["X", "ENOENT"]);
-    expect((await ask({ pump: false, log: path.join(dir, "c.log"), cwd: path.join(dir, "no-such-dir"), file: "/bin/sh", args: ["-c", "true"], env: {} })).slice(0, 2)).toEqual(["X", "ENOENT"]);
+    expect(
+      (
+        await ask({
+          pump: false,
+          log: path.join(dir, "d.log"),
+          cwd: dir,
+          file: "/bin/sh",
+          args: ["-c", "echo no"],
+          env: {},
+        })
+      ).slice(0, 2),
+    ).toEqual(["L", "EISDIR"]);
+    expect(
+      (
+        await ask({
+          pump: true,
+          log: path.join(dir, "c.log"),
+          cwd: dir,
+          file: path.join(dir, "no-such-command"),
+          args: [],
+          env: {},
+        })
+      ).slice(0, 2),
+    ).toEqual(["X", "ENOENT"]);
+    expect(
+      (
+        await ask({
+          pump: false,
+          log: path.join(dir, "c.log"),
+          cwd: path.join(dir, "no-such-dir"),
+          file: "/bin/sh",
+          args: ["-c", "true"],
+          env: {},
+        })
+      ).slice(0, 2),
+    ).toEqual(["X", "ENOENT"]);
   });
 });

@@ -62,12 +62,17 @@ describe.each([
   if (!available) return it.skip("perl cannot run spawner.pl here", () => {});
   const env = { LAZARUS_SPAWNER: how, LAZARUS_LOG_MAX_SIZE: "16Ki", LAZARUS_LOG_KEEP: "1" };
   const state = tempDir(`lazarus-start-${how}-`);
-  const lines = 'i=0; while [ $i -lt 1000 ]; do echo "line $i ........................................................................................"; i=$((i+1)); done';
+  const lines =
+    'i=0; while [ $i -lt 1000 ]; do echo "line $i ........................................................................................"; i=$((i+1)); done';
   const config = configDir({
     "cells.d/one.yaml": cellYaml({
       name: "one",
       members: [
-        { identity: "agent:talk", restart: "never", command: ["sh", "-c", "echo hello; echo oops >&2; exec sleep 600"] },
+        {
+          identity: "agent:talk",
+          restart: "never",
+          command: ["sh", "-c", "echo hello; echo oops >&2; exec sleep 600"],
+        },
         { identity: "agent:much", restart: "never", command: ["sh", "-c", `${lines}; exec sleep 600`] },
         { identity: "agent:three", restart: "never", command: ["sh", "-c", "echo bye; exit 3"] },
       ],
@@ -77,14 +82,22 @@ describe.each([
   const logDir = path.join(state, "cells", "one", ".lazarus", "logs");
   const member = (home: string) => readRecord(path.join(state, "cells", "one")).members.find((m) => m.home === home);
   // The pump's own mark: a fork of the spawner named after the log, or node running log-pump.js.
-  const isPump = (pid: number, log: string): boolean => (how === "perl" ? cmdline(pid)[0] === `lazarus log-pump ${log}` : cmdline(pid)[1]?.endsWith("log-pump.js") === true && cmdline(pid)[2] === log);
+  const isPump = (pid: number, log: string): boolean =>
+    how === "perl"
+      ? cmdline(pid)[0] === `lazarus log-pump ${log}`
+      : cmdline(pid)[1]?.endsWith("log-pump.js") === true && cmdline(pid)[2] === log;
 
   it("apply starts each member a session leader writing into a pipe; its pump, alone in its session with an empty environment, stamps the log", async () => {
     const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env, timeoutMs: 60_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     const log = path.join(logDir, "talk.log");
     await waitFor(() => readFileSync(log, "utf8").includes("oops"), 20_000);
-    expect(readFileSync(log, "utf8").trimEnd().split("\n").map((l) => (STAMPED.test(l) ? l.replace(STAMPED, "") : `unstamped: ${l}`))).toEqual(["hello", "oops"]);
+    expect(
+      readFileSync(log, "utf8")
+        .trimEnd()
+        .split("\n")
+        .map((l) => (STAMPED.test(l) ? l.replace(STAMPED, "") : `unstamped: ${l}`)),
+    ).toEqual(["hello", "oops"]);
     const pid = member("talk")?.pid as number;
     expect(procInfo(pid)?.sid).toBe(pid);
     const command = commandOf(pid, "sleep") as number;
@@ -100,14 +113,24 @@ describe.each([
   it("the pump rotates a member's log within LAZARUS_LOG_MAX_SIZE × (LAZARUS_LOG_KEEP + 1), newest lines kept", async () => {
     const log = path.join(logDir, "much.log");
     await waitFor(() => readFileSync(log, "utf8").includes("line 999 "), 20_000);
-    expect(readdirSync(logDir).filter((f) => f.startsWith("much.log")).sort()).toEqual(["much.log", "much.log.1"]);
-    for (const f of ["much.log", "much.log.1"]) expect(statSync(path.join(logDir, f)).size).toBeLessThanOrEqual(16 * 1024);
+    expect(
+      readdirSync(logDir)
+        .filter((f) => f.startsWith("much.log"))
+        .sort(),
+    ).toEqual(["much.log", "much.log.1"]);
+    for (const f of ["much.log", "much.log.1"])
+      expect(statSync(path.join(logDir, f)).size).toBeLessThanOrEqual(16 * 1024);
     for (const l of readFileSync(log, "utf8").trimEnd().split("\n")) expect(l).toMatch(/^\S+ line \d+ \.+$/);
   });
 
   it("records a member's exit code", async () => {
     await waitFor(() => readFileSync(path.join(logDir, "three.log"), "utf8").includes("bye"), 20_000);
-    await waitFor(() => procInfo(member("three")?.pid as number)?.state === undefined || procInfo(member("three")?.pid as number)?.state === "Z", 20_000);
+    await waitFor(
+      () =>
+        procInfo(member("three")?.pid as number)?.state === undefined ||
+        procInfo(member("three")?.pid as number)?.state === "Z",
+      20_000,
+    );
     const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env, timeoutMs: 60_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(member("three")).toMatchObject({ status: "exited", exitCode: 3 });
@@ -115,10 +138,32 @@ describe.each([
 
   it("watch starts a member the same way, and learns of its exit at once (its tick is a year away)", async () => {
     const wstate = tempDir(`lazarus-start-watch-${how}-`);
-    const wconfig = configDir({ "cells.d/w.yaml": cellYaml({ name: "w", members: [{ identity: "agent:w", command: ["sh", "-c", "echo up; exec sleep 600"] }] }) });
+    const wconfig = configDir({
+      "cells.d/w.yaml": cellYaml({
+        name: "w",
+        members: [{ identity: "agent:w", command: ["sh", "-c", "echo up; exec sleep 600"] }],
+      }),
+    });
     dirs.push(wstate, wconfig);
     let out = "";
-    const daemon = execa("node", [CLI, "watch", "--config", wconfig, "--state-dir", wstate, "--tick", "0 0 0 1 1 *", "--resync", "1h", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1", ...env } });
+    const daemon = execa(
+      "node",
+      [
+        CLI,
+        "watch",
+        "--config",
+        wconfig,
+        "--state-dir",
+        wstate,
+        "--tick",
+        "0 0 0 1 1 *",
+        "--resync",
+        "1h",
+        "--stop-timeout",
+        "2000",
+      ],
+      { reject: false, env: { NO_COLOR: "1", ...env } },
+    );
     daemons.push(daemon);
     daemon.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     daemon.stderr?.on("data", (d: Buffer) => (out += d.toString()));
@@ -136,7 +181,10 @@ describe.each([
     if (how === "perl") expect(cmdline(ppid(pid))[0]).toBe("lazarus spawner");
     else expect(ppid(pid)).toBe(daemon.pid);
     process.kill(-pid, "SIGKILL");
-    await waitFor(() => out.split("\n").some((l) => l.includes('"msg":"member process exited"') && l.includes(`"pid":${pid}`)), 20_000);
+    await waitFor(
+      () => out.split("\n").some((l) => l.includes('"msg":"member process exited"') && l.includes(`"pid":${pid}`)),
+      20_000,
+    );
     await waitFor(() => rec()?.status !== "running", 20_000);
     expect(rec()?.status).toBe("down");
   });
@@ -145,9 +193,14 @@ describe.each([
 describe("the start path setting", () => {
   it("refuses an unknown LAZARUS_SPAWNER before anything starts, naming the setting and its values", async () => {
     const state = tempDir("lazarus-start-bad-");
-    const config = configDir({ "cells.d/x.yaml": cellYaml({ name: "x", members: [{ identity: "agent:x", command: ["sleep", "600"] }] }) });
+    const config = configDir({
+      "cells.d/x.yaml": cellYaml({ name: "x", members: [{ identity: "agent:x", command: ["sleep", "600"] }] }),
+    });
     dirs.push(state, config);
-    const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], { env: { LAZARUS_SPAWNER: "python" }, timeoutMs: 60_000 });
+    const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state], {
+      env: { LAZARUS_SPAWNER: "python" },
+      timeoutMs: 60_000,
+    });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain('LAZARUS_SPAWNER "python"');
     expect(() => readdirSync(path.join(state, "cells"))).toThrow();

@@ -1,7 +1,20 @@
 // Checkpoint archives on real files: zstd and gzip round trips through the process backend's
 // restore, checkpoints made before compression was a choice, and corrupted archives refused.
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, linkSync, openSync, writeSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  linkSync,
+  openSync,
+  writeSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -67,33 +80,44 @@ describe("checkpoint archives", () => {
   it.each([
     ["zstd", ".tar.zst", [0x28, 0xb5, 0x2f, 0xfd]],
     ["gzip", ".tar.gz", [0x1f, 0x8b]],
-  ] as const)("round-trip with %s: restored content is byte-identical and modes are kept", async (compression, ext, magic) => {
-    const cell = cellWithTree();
-    const before = tree(cell);
-    const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, compression);
-    expect(name).toBe(`20300101T000000Z${ext}`);
-    const file = path.join(cell, ".lazarus", "checkpoints", name);
-    expect([...readFileSync(file).subarray(0, magic.length)]).toEqual(magic);
-    const m = readManifest(file);
-    expect(m).toMatchObject({ formatVersion: 1, cell: "c", archive: name, compression, archiveSha256: sha(readFileSync(file)), archiveSize: lstatSync(file).size });
-    // every regular file is listed with the hash of its content, a hard link as its file
-    const files = Object.fromEntries(m.files.map((f) => [f.path, f.sha256]));
-    for (const [rel, what] of Object.entries(before)) if (what.startsWith("file")) expect(files[rel], rel).toBe(what.split(" ")[2]);
-    expect(m.files).toHaveLength(Object.values(before).filter((w) => w.startsWith("file")).length);
-    expect(m.symlinks).toEqual([{ path: "project/notes-link", target: "../shared/scratchpad.md" }]);
+  ] as const)(
+    "round-trip with %s: restored content is byte-identical and modes are kept",
+    async (compression, ext, magic) => {
+      const cell = cellWithTree();
+      const before = tree(cell);
+      const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, compression);
+      expect(name).toBe(`20300101T000000Z${ext}`);
+      const file = path.join(cell, ".lazarus", "checkpoints", name);
+      expect([...readFileSync(file).subarray(0, magic.length)]).toEqual(magic);
+      const m = readManifest(file);
+      expect(m).toMatchObject({
+        formatVersion: 1,
+        cell: "c",
+        archive: name,
+        compression,
+        archiveSha256: sha(readFileSync(file)),
+        archiveSize: lstatSync(file).size,
+      });
+      // every regular file is listed with the hash of its content, a hard link as its file
+      const files = Object.fromEntries(m.files.map((f) => [f.path, f.sha256]));
+      for (const [rel, what] of Object.entries(before))
+        if (what.startsWith("file")) expect(files[rel], rel).toBe(what.split(" ")[2]);
+      expect(m.files).toHaveLength(Object.values(before).filter((w) => w.startsWith("file")).length);
+      expect(m.symlinks).toEqual([{ path: "project/notes-link", target: "../shared/scratchpad.md" }]);
 
-    // replace: the cell's current dirs (changed meanwhile) give way to the checkpoint's
-    writeFileSync(path.join(cell, "project", "src", "main.ts"), "changed");
-    writeFileSync(path.join(cell, "project", "new-file"), "not in the checkpoint");
-    chmodSync(path.join(cell, "project", "run.sh"), 0o644);
-    await restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS);
-    expect(tree(cell)).toEqual(before);
-    // and into an empty place
-    const fresh = tempDir("lazarus-ckpt-fresh-");
-    dirs.push(fresh);
-    await backend.restore(rec, fresh, file, CHECKPOINT_DIRS);
-    expect(tree(fresh)).toEqual(before);
-  });
+      // replace: the cell's current dirs (changed meanwhile) give way to the checkpoint's
+      writeFileSync(path.join(cell, "project", "src", "main.ts"), "changed");
+      writeFileSync(path.join(cell, "project", "new-file"), "not in the checkpoint");
+      chmodSync(path.join(cell, "project", "run.sh"), 0o644);
+      await restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS);
+      expect(tree(cell)).toEqual(before);
+      // and into an empty place
+      const fresh = tempDir("lazarus-ckpt-fresh-");
+      dirs.push(fresh);
+      await backend.restore(rec, fresh, file, CHECKPOINT_DIRS);
+      expect(tree(fresh)).toEqual(before);
+    },
+  );
 
   it("restores a checkpoint made before compression was a choice (tar -czf, a manifest without compression or archive hash)", async () => {
     const cell = cellWithTree();
@@ -105,8 +129,20 @@ describe("checkpoint archives", () => {
     // the manifest exactly as the earlier code wrote it
     const files = Object.entries(before)
       .filter(([, w]) => w.startsWith("file"))
-      .map(([p]) => ({ path: p, size: lstatSync(path.join(cell, p)).size, sha256: sha(readFileSync(path.join(cell, p))) }));
-    const legacy = { formatVersion: 1, cell: "c", takenAt: "2029-01-01T00:00:00.000Z", reason: "test", archive: "20290101T000000Z.tar.gz", files, symlinks: [{ path: "project/notes-link", target: "../shared/scratchpad.md" }] };
+      .map(([p]) => ({
+        path: p,
+        size: lstatSync(path.join(cell, p)).size,
+        sha256: sha(readFileSync(path.join(cell, p))),
+      }));
+    const legacy = {
+      formatVersion: 1,
+      cell: "c",
+      takenAt: "2029-01-01T00:00:00.000Z",
+      reason: "test",
+      archive: "20290101T000000Z.tar.gz",
+      files,
+      symlinks: [{ path: "project/notes-link", target: "../shared/scratchpad.md" }],
+    };
     writeFileSync(manifestName(file), JSON.stringify(legacy));
     const fresh = tempDir("lazarus-ckpt-legacy-");
     dirs.push(fresh);
@@ -114,37 +150,54 @@ describe("checkpoint archives", () => {
     expect(tree(fresh)).toEqual(before);
 
     // without an archive hash, the per-file hashes still catch a manifest that does not match
-    const wrong = { ...legacy, files: legacy.files.map((f) => (f.path === "project/src/main.ts" ? { ...f, sha256: "0".repeat(64) } : f)) };
+    const wrong = {
+      ...legacy,
+      files: legacy.files.map((f) => (f.path === "project/src/main.ts" ? { ...f, sha256: "0".repeat(64) } : f)),
+    };
     writeFileSync(manifestName(file), JSON.stringify(wrong));
     const other = tempDir("lazarus-ckpt-legacy-");
     dirs.push(other);
-    await expect(backend.restore(rec, other, file, CHECKPOINT_DIRS)).rejects.toMatchObject({ code: "RESTORE_MISMATCH", message: expect.stringContaining("project/src/main.ts does not match") });
+    await expect(backend.restore(rec, other, file, CHECKPOINT_DIRS)).rejects.toMatchObject({
+      code: "RESTORE_MISMATCH",
+      message: expect.stringContaining("project/src/main.ts does not match"),
+    });
   });
 
-  it.each(["zstd", "gzip"] as const)("refuses a corrupted %s archive before extracting anything, and a replace deletes nothing", async (compression) => {
-    const cell = cellWithTree();
-    const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, compression);
-    const file = path.join(cell, ".lazarus", "checkpoints", name);
-    const bytes = readFileSync(file);
-    const mid = Math.floor(bytes.length / 2);
-    bytes[mid] = (bytes[mid] as number) ^ 0xff; // one flipped byte in the middle
-    writeFileSync(file, bytes);
-    writeFileSync(path.join(cell, "project", "work-since"), "must survive a refused restore");
-    const current = tree(cell);
-    await expect(restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS)).rejects.toMatchObject({ code: "RESTORE_MISMATCH", message: expect.stringContaining("does not match the sha256 in its manifest") });
-    expect(tree(cell)).toEqual(current);
-    const fresh = tempDir("lazarus-ckpt-bad-");
-    dirs.push(fresh);
-    await expect(backend.restore(rec, fresh, file, CHECKPOINT_DIRS)).rejects.toMatchObject({ code: "RESTORE_MISMATCH" });
-    expect(readdirSync(fresh)).toEqual([]); // nothing extracted
-  });
+  it.each(["zstd", "gzip"] as const)(
+    "refuses a corrupted %s archive before extracting anything, and a replace deletes nothing",
+    async (compression) => {
+      const cell = cellWithTree();
+      const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, compression);
+      const file = path.join(cell, ".lazarus", "checkpoints", name);
+      const bytes = readFileSync(file);
+      const mid = Math.floor(bytes.length / 2);
+      bytes[mid] = (bytes[mid] as number) ^ 0xff; // one flipped byte in the middle
+      writeFileSync(file, bytes);
+      writeFileSync(path.join(cell, "project", "work-since"), "must survive a refused restore");
+      const current = tree(cell);
+      await expect(restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS)).rejects.toMatchObject({
+        code: "RESTORE_MISMATCH",
+        message: expect.stringContaining("does not match the sha256 in its manifest"),
+      });
+      expect(tree(cell)).toEqual(current);
+      const fresh = tempDir("lazarus-ckpt-bad-");
+      dirs.push(fresh);
+      await expect(backend.restore(rec, fresh, file, CHECKPOINT_DIRS)).rejects.toMatchObject({
+        code: "RESTORE_MISMATCH",
+      });
+      expect(readdirSync(fresh)).toEqual([]); // nothing extracted
+    },
+  );
 
   it("refuses a manifest that names an unknown compression", async () => {
     const cell = cellWithTree();
     const name = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, "zstd");
     const file = path.join(cell, ".lazarus", "checkpoints", name);
     writeFileSync(manifestName(file), JSON.stringify({ ...readManifest(file), compression: "lz4" }));
-    await expect(restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS)).rejects.toMatchObject({ code: "RESTORE_FAILED", message: expect.stringContaining('unknown compression "lz4"') });
+    await expect(restoreReplacing(backend, rec, cell, file, CHECKPOINT_DIRS)).rejects.toMatchObject({
+      code: "RESTORE_FAILED",
+      message: expect.stringContaining('unknown compression "lz4"'),
+    });
   });
 
   it("lists a member's FIFO, device and host link without reading through them, and never hangs", async () => {
@@ -197,7 +250,11 @@ describe("sparse files and the size bound", () => {
     const rawTar = await execa("zstd", ["-dc", file], { encoding: "buffer" });
     expect(rawTar.stdout.length).toBeLessThan(2 * 1024 * 1024);
     const m = readManifest(file);
-    expect(m.files).toContainEqual({ path: "project/sparse.img", size: 64 * 1024 * 1024, sha256: sha(readFileSync(big)) });
+    expect(m.files).toContainEqual({
+      path: "project/sparse.img",
+      size: 64 * 1024 * 1024,
+      sha256: sha(readFileSync(big)),
+    });
     expect(m.files.map((f) => f.path).some((p) => p.includes("GNUSparseFile"))).toBe(false);
     const fresh = tempDir("lazarus-ckpt-sparse-");
     dirs.push(fresh);
@@ -211,8 +268,20 @@ describe("sparse files and the size bound", () => {
     const first = await takeCheckpoint(cell, "c", "test", NOW, async () => {}, "zstd", undefined, 1024 ** 3);
     await sparseFile(path.join(cell, "project", "huge.img"), "4T", [[0, "x"]]);
     const froze: boolean[] = [];
-    const taking = takeCheckpoint(cell, "c", "test", NOW + 60_000, async (f) => void froze.push(f), "zstd", undefined, 1024 ** 3);
-    await expect(taking).rejects.toMatchObject({ code: "CHECKPOINT_TOO_LARGE", message: expect.stringMatching(/largest: project\/huge\.img, 4Ti\).*checkpoint\.maxSize 1Gi/s) });
+    const taking = takeCheckpoint(
+      cell,
+      "c",
+      "test",
+      NOW + 60_000,
+      async (f) => void froze.push(f),
+      "zstd",
+      undefined,
+      1024 ** 3,
+    );
+    await expect(taking).rejects.toMatchObject({
+      code: "CHECKPOINT_TOO_LARGE",
+      message: expect.stringMatching(/largest: project\/huge\.img, 4Ti\).*checkpoint\.maxSize 1Gi/s),
+    });
     expect(froze).toEqual([]); // refused before the cell was even frozen
     expect(readdirSync(path.join(cell, ".lazarus", "checkpoints")).sort()).toEqual([first, manifestName(first)].sort());
   });
@@ -223,7 +292,10 @@ describe("sparse files and the size bound", () => {
     const grow = async (frozen: boolean) => {
       if (frozen) await sparseFile(path.join(cell, "shared", "grown.img"), "4T", [[1, "y"]]);
     };
-    await expect(takeCheckpoint(cell, "c", "test", NOW, grow, "zstd", undefined, 1024 ** 3)).rejects.toMatchObject({ code: "CHECKPOINT_TOO_LARGE", message: expect.stringContaining("while tar read them (at shared/grown.img)") });
+    await expect(takeCheckpoint(cell, "c", "test", NOW, grow, "zstd", undefined, 1024 ** 3)).rejects.toMatchObject({
+      code: "CHECKPOINT_TOO_LARGE",
+      message: expect.stringContaining("while tar read them (at shared/grown.img)"),
+    });
     expect(readdirSync(path.join(cell, ".lazarus", "checkpoints"))).toEqual([]); // no partial archive
   });
 });

@@ -15,7 +15,13 @@ let bashScript = "";
 
 beforeAll(async () => {
   dir = tempDir("lazarus-completion-");
-  configDir({ "cells.d/two.yaml": "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: alpha-1\nspec:\n  project: x\n---\napiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: \"beta\"\n" }, path.join(dir, "cfg"));
+  configDir(
+    {
+      "cells.d/two.yaml":
+        'apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: alpha-1\nspec:\n  project: x\n---\napiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: "beta"\n',
+    },
+    path.join(dir, "cfg"),
+  );
   const r = await lazarus(["completion", "bash"]);
   expect(r.exitCode, r.stderr).toBe(0);
   bashScript = r.stdout;
@@ -48,8 +54,15 @@ async function completeZsh(...line: string[]): Promise<string[]> {
 
 // What fish would offer (names only, without the descriptions).
 async function completeFish(line: string): Promise<string[]> {
-  const r = await execa(fish as string, ["--no-config", "-c", `source ./lazarus.fish; complete -C ${JSON.stringify(line)}`], { cwd: dir, env: { LAZARUS_STATE_DIR: "", HOME: dir } });
-  return r.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0] as string);
+  const r = await execa(
+    fish as string,
+    ["--no-config", "-c", `source ./lazarus.fish; complete -C ${JSON.stringify(line)}`],
+    { cwd: dir, env: { LAZARUS_STATE_DIR: "", HOME: dir } },
+  );
+  return r.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split("\t")[0] as string);
 }
 
 const zsh = which("zsh", process.env.PATH);
@@ -71,7 +84,14 @@ describe("lazarus completion", () => {
     expect(await complete("lazarus", "service", "")).toEqual(["install", "uninstall"]);
     expect(await complete("lazarus", "plan", "--js")).toEqual(["--json"]);
     expect(await complete("lazarus", "service", "install", "--u")).toEqual(["--user", "--unit-dir"]);
-    expect(await complete("lazarus", "watch", "--log-level", "")).toEqual(["trace", "debug", "info", "warn", "error", "silent"]);
+    expect(await complete("lazarus", "watch", "--log-level", "")).toEqual([
+      "trace",
+      "debug",
+      "info",
+      "warn",
+      "error",
+      "silent",
+    ]);
     expect(await complete("lazarus", "--debug", "watch", "--log-level", "d")).toEqual(["debug"]);
     expect(await complete("lazarus", "status", "--config", "cf")).toEqual(["cfg"]);
     expect(await complete("lazarus", "completion", "--", "")).toEqual([]); // nothing after --
@@ -85,7 +105,11 @@ describe("lazarus completion", () => {
     const state = tempDir("lazarus-completion-state-");
     try {
       mkdirSync(path.join(state, "cells", "gamma"), { recursive: true });
-      expect(await complete("lazarus", "status", "-c", "cfg", "--state-dir", state, "")).toEqual(["alpha-1", "beta", "gamma"]);
+      expect(await complete("lazarus", "status", "-c", "cfg", "--state-dir", state, "")).toEqual([
+        "alpha-1",
+        "beta",
+        "gamma",
+      ]);
       expect(await complete("lazarus", "verify", "--state-dir", state, "beta", "")).toEqual(["gamma"]); // verify takes several
     } finally {
       cleanup(state);
@@ -103,7 +127,11 @@ describe("lazarus completion", () => {
     writeFileSync(path.join(dir, "lazarus.fish"), f.stdout);
     if (zsh) {
       expect((await execa(zsh, ["-n", path.join(dir, "lazarus.zsh")], { reject: false })).exitCode).toBe(0);
-      const loaded = await execa(zsh, ["-f", "-c", "source ./lazarus.zsh && print -- ${_comps[lazarus]}"], { cwd: dir, env: { HOME: dir }, reject: false });
+      const loaded = await execa(zsh, ["-f", "-c", "source ./lazarus.zsh && print -- ${_comps[lazarus]}"], {
+        cwd: dir,
+        env: { HOME: dir },
+        reject: false,
+      });
       expect(loaded.stderr).toBe("");
       expect(loaded.stdout).toContain("_bash_complete -F _lazarus");
     }
@@ -125,7 +153,9 @@ describe("lazarus completion", () => {
 
   it.skipIf(!fish)("fish: completes commands, options, choices and cell names", async () => {
     expect(await completeFish("lazarus pl")).toEqual(["plan"]);
-    expect(await completeFish("lazarus portfolio ")).toEqual(expect.arrayContaining(["resolve", "report", "explain", "import"]));
+    expect(await completeFish("lazarus portfolio ")).toEqual(
+      expect.arrayContaining(["resolve", "report", "explain", "import"]),
+    );
     expect(await completeFish("lazarus service install --u")).toEqual(["--unit-dir", "--user"]);
     expect(await completeFish("lazarus watch --log-level d")).toEqual(["debug"]);
     expect(await completeFish("lazarus status -c cfg ")).toEqual(["alpha-1", "beta"]);
@@ -137,6 +167,8 @@ describe("lazarus completion", () => {
     expect(r.stderr).toContain('no completion for shell "tcsh": use one of bash, zsh, fish');
     const v = await lazarus(["--version"]);
     expect(v.exitCode).toBe(0);
-    expect(v.stdout.trim()).toBe((JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version);
+    expect(v.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version,
+    );
   });
 });

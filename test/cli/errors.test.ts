@@ -21,7 +21,9 @@ describe("an error Lazarus does not know", () => {
     expect(r.exitCode).toBe(1);
     const lines = r.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^internal error: ENOTDIR: not a directory, open '.*not-a-dir\/.*' \(run with --debug for the stack\)$/);
+    expect(lines[0]).toMatch(
+      /^internal error: ENOTDIR: not a directory, open '.*not-a-dir\/.*' \(run with --debug for the stack\)$/,
+    );
   });
 
   it.each([
@@ -52,18 +54,30 @@ describe("portfolio import FILE", () => {
 
   it.each([
     ["a missing file", () => path.join(scratch, "missing.yaml"), /no such file/],
-    ["a directory", () => {
-      const d = path.join(scratch, "dir.yaml");
-      mkdirSync(d);
-      return d;
-    }, /cannot read the legacy file: it is a directory/],
-    ["a FIFO", () => {
-      const f = path.join(scratch, "fifo.yaml");
-      execFileSync("mkfifo", [f]);
-      return f;
-    }, /cannot read the legacy file: it is a FIFO/],
+    [
+      "a directory",
+      () => {
+        const d = path.join(scratch, "dir.yaml");
+        mkdirSync(d);
+        return d;
+      },
+      /cannot read the legacy file: it is a directory/,
+    ],
+    [
+      "a FIFO",
+      () => {
+        const f = path.join(scratch, "fifo.yaml");
+        execFileSync("mkfifo", [f]);
+        return f;
+      },
+      /cannot read the legacy file: it is a FIFO/,
+    ],
     ["invalid YAML", () => legacy("bad.yaml", "agents: {a: [\n"), /not valid YAML/],
-    ["the wrong shape", () => legacy("shape.yaml", "agents:\n  allegro: {fallbacks: []}\n"), /agents\.allegro: expected primary/],
+    [
+      "the wrong shape",
+      () => legacy("shape.yaml", "agents:\n  allegro: {fallbacks: []}\n"),
+      /agents\.allegro: expected primary/,
+    ],
     ["invalid UTF-8", () => legacy("latin1.yaml", Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a])), /:1:4: invalid UTF-8/],
   ])("names FILE when it is %s", async (_what, make, message) => {
     const file = make();

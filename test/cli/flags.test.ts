@@ -69,7 +69,11 @@ describe("bad flag values through the CLI", () => {
     [["apply", "--lock-timeout", "forever"], "--lock-timeout <duration>"],
     [["validate", "--max-file-size", "big"], "--max-file-size <size>"],
   ])("%j is refused naming the flag, and nothing runs", async (args, flag) => {
-    const r = await execa("node", [CLI, ...args, ...common], { reject: false, timeout: 20_000, env: { NO_COLOR: "1" } });
+    const r = await execa("node", [CLI, ...args, ...common], {
+      reject: false,
+      timeout: 20_000,
+      env: { NO_COLOR: "1" },
+    });
     expect(r.timedOut).toBe(false);
     expect(r.exitCode).toBe(1);
     expect(String(r.stderr)).toContain(`option '${flag}' argument`);
@@ -90,7 +94,12 @@ describe("bad flag values through the CLI", () => {
 
   it("gives a member that ignores SIGTERM the whole --stop-timeout 2s (not NaN, which was SIGKILL at once)", async () => {
     const st = tempDir("lazarus-state-");
-    const cfg = configDir({ "cells.d/c.yaml": cellYaml({ name: "stubborn", members: [{ identity: "agent:mule", command: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"] }] }) });
+    const cfg = configDir({
+      "cells.d/c.yaml": cellYaml({
+        name: "stubborn",
+        members: [{ identity: "agent:mule", command: ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"] }],
+      }),
+    });
     dirs.push(st, cfg);
     const args = ["--config", cfg, "--state-dir", st];
     expect((await lazarus(["apply", ...args])).exitCode).toBe(0);
@@ -98,7 +107,14 @@ describe("bad flag values through the CLI", () => {
     await waitFor(() => isAlive(m.pid, m.startTime));
     await new Promise((r) => setTimeout(r, 300)); // let the shell install its trap
     const started = Date.now();
-    const r = await lazarus(["apply", "--stop-timeout", "2s", ...args, "--now", new Date(Date.now() + 5 * 3_600_000).toISOString()]);
+    const r = await lazarus([
+      "apply",
+      "--stop-timeout",
+      "2s",
+      ...args,
+      "--now",
+      new Date(Date.now() + 5 * 3_600_000).toISOString(),
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain("ttl 4h expired");
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);

@@ -18,15 +18,29 @@ describe("lazarus plan's modules", () => {
     dirs.push(work, config);
     const log = path.join(work, "loaded.txt");
     const hooks = path.join(work, "hooks.mjs");
-    writeFileSync(hooks, `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) {\n  appendFileSync(${JSON.stringify(log)}, url + "\\n");\n  return next(url, context);\n}\n`);
+    writeFileSync(
+      hooks,
+      `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) {\n  appendFileSync(${JSON.stringify(log)}, url + "\\n");\n  return next(url, context);\n}\n`,
+    );
     const register = path.join(work, "register.mjs");
-    writeFileSync(register, `import { register } from "node:module";\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`);
-    const r = spawnSync("node", ["--import", register, CLI, "plan", "--json", "--config", config, "--state-dir", path.join(work, "state")], { encoding: "utf8" });
+    writeFileSync(
+      register,
+      `import { register } from "node:module";\nregister(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`,
+    );
+    const r = spawnSync(
+      "node",
+      ["--import", register, CLI, "plan", "--json", "--config", config, "--state-dir", path.join(work, "state")],
+      { encoding: "utf8" },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).actions).toHaveLength(1);
     const loaded = readFileSync(log, "utf8").split("\n");
     expect(loaded.some((u) => u.endsWith("/dist/compute.js"))).toBe(true); // the hook saw the CLI's modules
-    const unwanted = loaded.filter((u) => /\/node_modules\/(execa|pino|prom-client|chokidar|node-cron|tar|@kubernetes)\/|\/dist\/(apply\/apply|engine|backends\/registry|backends\/process|daemon\/[^/]+)\.js$/.test(u));
+    const unwanted = loaded.filter((u) =>
+      /\/node_modules\/(execa|pino|prom-client|chokidar|node-cron|tar|@kubernetes)\/|\/dist\/(apply\/apply|engine|backends\/registry|backends\/process|daemon\/[^/]+)\.js$/.test(
+        u,
+      ),
+    );
     expect(unwanted).toEqual([]);
   });
 });

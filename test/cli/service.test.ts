@@ -2,7 +2,16 @@
 // verify, offline: --man=no --generators=no, no running systemd needed; .ci/run installs it), and
 // its ExecStart, Environment and WorkingDirectory are run as systemd would run them (outside
 // systemd: this container has no systemd as pid 1, so nothing is started with systemctl).
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -22,7 +31,11 @@ afterAll(() => cleanup(...dirs));
 // systemd-analyze verify exits 0 even when it ignores a line it cannot parse: its output must be empty.
 async function verify(file: string, user = false): Promise<string> {
   const runtime = temp("lazarus-xdg-runtime-");
-  const r = await execa(analyze as string, [...(user ? ["--user"] : []), "verify", "--man=no", "--generators=no", file], { reject: false, env: { XDG_RUNTIME_DIR: runtime } });
+  const r = await execa(
+    analyze as string,
+    [...(user ? ["--user"] : []), "verify", "--man=no", "--generators=no", file],
+    { reject: false, env: { XDG_RUNTIME_DIR: runtime } },
+  );
   return `${r.stdout}${r.stderr}`.trim() + (r.exitCode === 0 ? "" : `\nexit ${r.exitCode}`);
 }
 
@@ -62,23 +75,23 @@ function parseEnvironmentFile(text: string): Record<string, string> {
     switch (state) {
       case "PRE_KEY":
         if (c === "#" || c === ";") state = "COMMENT";
-        else if (!WS.includes(c)) (state = "KEY"), (key = c);
+        else if (!WS.includes(c)) ((state = "KEY"), (key = c));
         break;
       case "KEY":
-        if (NL.includes(c)) (state = "PRE_KEY"), (key = "");
-        else if (c === "=") (state = "PRE_VALUE"), (trailingWs = -1);
+        if (NL.includes(c)) ((state = "PRE_KEY"), (key = ""));
+        else if (c === "=") ((state = "PRE_VALUE"), (trailingWs = -1));
         else key += c;
         break;
       case "PRE_VALUE":
-        if (NL.includes(c)) (state = "PRE_KEY"), push();
+        if (NL.includes(c)) ((state = "PRE_KEY"), push());
         else if (c === "'") state = "SQ";
         else if (c === '"') state = "DQ";
         else if (c === "\\") state = "ESC";
-        else if (!WS.includes(c)) (state = "VALUE"), (value += c);
+        else if (!WS.includes(c)) ((state = "VALUE"), (value += c));
         break;
       case "VALUE":
-        if (NL.includes(c)) (state = "PRE_KEY"), push();
-        else if (c === "\\") (state = "ESC"), (trailingWs = -1);
+        if (NL.includes(c)) ((state = "PRE_KEY"), push());
+        else if (c === "\\") ((state = "ESC"), (trailingWs = -1));
         else {
           if (!WS.includes(c)) trailingWs = -1;
           else if (trailingWs < 0) trailingWs = value.length;
@@ -125,11 +138,16 @@ function unitEnvironment(unit: string): Record<string, string> {
     const i = (kv as string).indexOf("=");
     env[(kv as string).slice(0, i)] = (kv as string).slice(i + 1);
   }
-  for (const f of directive(unit, "EnvironmentFile")) Object.assign(env, parseEnvironmentFile(readFileSync(f.replaceAll("%%", "%"), "utf8")));
+  for (const f of directive(unit, "EnvironmentFile"))
+    Object.assign(env, parseEnvironmentFile(readFileSync(f.replaceAll("%%", "%"), "utf8")));
   return env;
 }
 
-const directive = (unit: string, key: string): string[] => unit.split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+const directive = (unit: string, key: string): string[] =>
+  unit
+    .split("\n")
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
 
 describe("lazarus service install", () => {
   it("prints a unit systemd-analyze verify accepts, for a system and a user unit", async (ctx) => {
@@ -137,7 +155,18 @@ describe("lazarus service install", () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
     const dir = temp("lazarus-svc-units-");
     for (const user of [false, true]) {
-      const r = await lazarus(["service", "install", "--dry-run", ...(user ? ["--user"] : []), "--config", config, "--state-dir", path.join(dir, "state"), "--metrics-port", "9464"]);
+      const r = await lazarus([
+        "service",
+        "install",
+        "--dry-run",
+        ...(user ? ["--user"] : []),
+        "--config",
+        config,
+        "--state-dir",
+        path.join(dir, "state"),
+        "--metrics-port",
+        "9464",
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stderr).toContain("would write");
       const file = path.join(dir, `lazarus-${user ? "user" : "system"}.service`);
@@ -145,7 +174,10 @@ describe("lazarus service install", () => {
       expect(await verify(file, user)).toBe("");
       expect(directive(r.stdout, "WantedBy")).toEqual([user ? "default.target" : "multi-user.target"]);
     }
-    expect(existsSync("/etc/systemd/system/lazarus.service") && readFileSync("/etc/systemd/system/lazarus.service", "utf8").includes(config)).toBe(false);
+    expect(
+      existsSync("/etc/systemd/system/lazarus.service") &&
+        readFileSync("/etc/systemd/system/lazarus.service", "utf8").includes(config),
+    ).toBe(false);
   });
 
   it("systemd-analyze verify is not a rubber stamp: a misspelt kill mode is reported", async (ctx) => {
@@ -159,10 +191,26 @@ describe("lazarus service install", () => {
 
   it("names node and the installed CLI by absolute path, keeps members alive across restarts, restarts on failure", async () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
-    const r = await lazarus(["service", "install", "--dry-run", "--config", config, "--state-dir", "/var/lib/lazarus-test", "--secrets-dir", config]);
+    const r = await lazarus([
+      "service",
+      "install",
+      "--dry-run",
+      "--config",
+      config,
+      "--state-dir",
+      "/var/lib/lazarus-test",
+      "--secrets-dir",
+      config,
+    ]);
     const unit = r.stdout;
     expect(directive(unit, "EnvironmentFile")).toEqual(["/etc/lazarus/lazarus.env"]);
-    expect(execWords(directive(unit, "ExecStart")[0] as string)).toEqual([process.execPath, realpathSync(CLI), "watch", "--config", config]);
+    expect(execWords(directive(unit, "ExecStart")[0] as string)).toEqual([
+      process.execPath,
+      realpathSync(CLI),
+      "watch",
+      "--config",
+      config,
+    ]);
     expect(directive(unit, "KillMode")).toEqual(["process"]);
     expect(directive(unit, "Restart")).toEqual(["on-failure"]);
     expect(directive(unit, "RestartSec")).toEqual(["5s"]);
@@ -170,16 +218,48 @@ describe("lazarus service install", () => {
     expect(r.stderr).toContain(`#   LAZARUS_SECRETS_DIR="${config}"`);
     // members get PATH from the daemon: the installing node's directory comes first, then systemd's default
     const systemdPath = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-    const expectedPath = (systemdPath.includes(path.dirname(process.execPath)) ? systemdPath : [path.dirname(process.execPath), ...systemdPath]).join(":");
+    const expectedPath = (
+      systemdPath.includes(path.dirname(process.execPath))
+        ? systemdPath
+        : [path.dirname(process.execPath), ...systemdPath]
+    ).join(":");
     expect(directive(unit, "Environment")).toContain(`"PATH=${expectedPath}"`);
     expect(unit).toMatch(/^# .*KillMode=control-group would SIGTERM them/m); // the why, in the unit
-    for (const risky of ["ProtectSystem", "PrivateTmp", "ProtectHome", "NoNewPrivileges", "MemoryDenyWriteExecute", "ProtectControlGroups"]) expect(directive(unit, risky)).toEqual([]);
+    for (const risky of [
+      "ProtectSystem",
+      "PrivateTmp",
+      "ProtectHome",
+      "NoNewPrivileges",
+      "MemoryDenyWriteExecute",
+      "ProtectControlGroups",
+    ])
+      expect(directive(unit, risky)).toEqual([]);
   });
 
   it("follows a repo instead of a config dir, as watch takes it", async () => {
-    const r = await lazarus(["service", "install", "--dry-run", "--repo", "https://example.com/ops.git", "--ref", "prod", "--path", "cluster-a", "--state-dir", "/srv/lz"]);
+    const r = await lazarus([
+      "service",
+      "install",
+      "--dry-run",
+      "--repo",
+      "https://example.com/ops.git",
+      "--ref",
+      "prod",
+      "--path",
+      "cluster-a",
+      "--state-dir",
+      "/srv/lz",
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(execWords(directive(r.stdout, "ExecStart")[0] as string).slice(2)).toEqual(["watch", "--repo", "https://example.com/ops.git", "--ref", "prod", "--path", "cluster-a"]);
+    expect(execWords(directive(r.stdout, "ExecStart")[0] as string).slice(2)).toEqual([
+      "watch",
+      "--repo",
+      "https://example.com/ops.git",
+      "--ref",
+      "prod",
+      "--path",
+      "cluster-a",
+    ]);
     expect(directive(r.stdout, "WorkingDirectory")).toEqual(["/srv/lz"]);
     const both = await lazarus(["service", "install", "--dry-run", "--repo", "x", "--config", "."]);
     expect(both.exitCode).toBe(1);
@@ -188,9 +268,25 @@ describe("lazarus service install", () => {
 
   it("checks the watch options it passes on, so a typo fails at install and not at boot", async () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
-    const ok = await lazarus(["service", "install", "--dry-run", "--config", config, "--", "--log-level", "debug", "--resync", "10m"]);
+    const ok = await lazarus([
+      "service",
+      "install",
+      "--dry-run",
+      "--config",
+      config,
+      "--",
+      "--log-level",
+      "debug",
+      "--resync",
+      "10m",
+    ]);
     expect(ok.exitCode, ok.stderr).toBe(0);
-    expect(execWords(directive(ok.stdout, "ExecStart")[0] as string).slice(-4)).toEqual(["--log-level", "debug", "--resync", "10m"]);
+    expect(execWords(directive(ok.stdout, "ExecStart")[0] as string).slice(-4)).toEqual([
+      "--log-level",
+      "debug",
+      "--resync",
+      "10m",
+    ]);
     const typo = await lazarus(["service", "install", "--dry-run", "--config", config, "--", "--log-levl", "debug"]);
     expect(typo.exitCode).toBe(1);
     expect(typo.stderr).toContain("unknown option '--log-levl'");
@@ -203,21 +299,79 @@ describe("lazarus service install", () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
     const units = temp("lazarus-svc-units-");
     const file = path.join(units, "lazarus-a.service");
-    const first = await lazarus(["service", "install", "--name", "lazarus-a", "--unit-dir", units, "--config", config, "--state-dir", "/srv/a"]);
+    const first = await lazarus([
+      "service",
+      "install",
+      "--name",
+      "lazarus-a",
+      "--unit-dir",
+      units,
+      "--config",
+      config,
+      "--state-dir",
+      "/srv/a",
+    ]);
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stdout).toContain(`Wrote ${file} and ${path.join(units, "lazarus-a.env")}.`);
     expect(first.stdout).toContain("Next: systemctl daemon-reload && systemctl enable --now lazarus-a.service");
     const written = readFileSync(file, "utf8");
-    const again = await lazarus(["service", "install", "--name", "lazarus-a", "--unit-dir", units, "--config", config, "--state-dir", "/srv/a"]);
+    const again = await lazarus([
+      "service",
+      "install",
+      "--name",
+      "lazarus-a",
+      "--unit-dir",
+      units,
+      "--config",
+      config,
+      "--state-dir",
+      "/srv/a",
+    ]);
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toContain("is already this unit");
-    const other = await lazarus(["service", "install", "--name", "lazarus-a", "--unit-dir", units, "--config", config, "--state-dir", "/srv/b"]);
+    const other = await lazarus([
+      "service",
+      "install",
+      "--name",
+      "lazarus-a",
+      "--unit-dir",
+      units,
+      "--config",
+      config,
+      "--state-dir",
+      "/srv/b",
+    ]);
     expect(other.exitCode).toBe(1);
     expect(other.stderr).toContain("exists and differs");
     expect(readFileSync(file, "utf8")).toBe(written);
-    const forced = await lazarus(["service", "install", "--name", "lazarus-a", "--unit-dir", units, "--config", config, "--state-dir", "/srv/b", "--json"]);
+    const forced = await lazarus([
+      "service",
+      "install",
+      "--name",
+      "lazarus-a",
+      "--unit-dir",
+      units,
+      "--config",
+      config,
+      "--state-dir",
+      "/srv/b",
+      "--json",
+    ]);
     expect(forced.exitCode).toBe(1);
-    const replaced = await lazarus(["service", "install", "--force", "--json", "--name", "lazarus-a", "--unit-dir", units, "--config", config, "--state-dir", "/srv/b"]);
+    const replaced = await lazarus([
+      "service",
+      "install",
+      "--force",
+      "--json",
+      "--name",
+      "lazarus-a",
+      "--unit-dir",
+      units,
+      "--config",
+      config,
+      "--state-dir",
+      "/srv/b",
+    ]);
     expect(replaced.exitCode, replaced.stderr).toBe(0);
     expect(JSON.parse(replaced.stdout)).toMatchObject({ path: file, written: true, changed: true });
     expect(readFileSync(path.join(units, "lazarus-a.env"), "utf8")).toContain('LAZARUS_STATE_DIR="/srv/b"');
@@ -225,11 +379,29 @@ describe("lazarus service install", () => {
 
   it("its ExecStart, Environment and WorkingDirectory start a working daemon (a path with a space and a %)", async () => {
     const base = temp("lazarus-svc-run-");
-    const config = configDir({ "cells.d/svc.yaml": cellYaml({ name: "svc", ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }) }, path.join(base, "my config 100%"));
+    const config = configDir(
+      {
+        "cells.d/svc.yaml": cellYaml({
+          name: "svc",
+          ttl: "4h",
+          members: [{ identity: "agent:allegro", command: ["node", AGENT] }],
+        }),
+      },
+      path.join(base, "my config 100%"),
+    );
     mkdirSync(config, { recursive: true });
     const state = path.join(base, "state $HOME");
     dirs.push(state);
-    const r = await lazarus(["service", "install", "--unit-dir", path.join(base, "units %i"), "--config", config, "--state-dir", state]);
+    const r = await lazarus([
+      "service",
+      "install",
+      "--unit-dir",
+      path.join(base, "units %i"),
+      "--config",
+      config,
+      "--state-dir",
+      state,
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const unit = readFileSync(path.join(base, "units %i", "lazarus.service"), "utf8");
     const [node, ...args] = execWords(directive(unit, "ExecStart")[0] as string);
@@ -312,9 +484,16 @@ describe("lazarus service install: the operator's host settings reach the servic
     const config = configDir({}, temp("lazarus-svc-config-"));
     const units = temp("lazarus-svc-units-");
     const samples = Object.fromEntries(HOST_SETTINGS.map((s) => [s.name, SAMPLES[s.name]]));
-    expect(Object.entries(samples).filter(([, v]) => v === undefined).map(([k]) => k)).toEqual([]);
+    expect(
+      Object.entries(samples)
+        .filter(([, v]) => v === undefined)
+        .map(([k]) => k),
+    ).toEqual([]);
     const env = { ...(samples as Record<string, string>), LAZARUS_SECRET_TOKEN: "s3cret-value", OPS_KEY: "ops-value" };
-    const r = await lazarus(["service", "install", "--unit-dir", units, "--config", config, "--state-dir", "/srv/lz-state"], { env });
+    const r = await lazarus(
+      ["service", "install", "--unit-dir", units, "--config", config, "--state-dir", "/srv/lz-state"],
+      { env },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain("not carried into the service: LAZARUS_SECRET_TOKEN, OPS_KEY");
     const unit = readFileSync(path.join(units, "lazarus.service"), "utf8");
@@ -338,29 +517,70 @@ describe("lazarus service install: the operator's host settings reach the servic
     const secrets = path.join(base, AWKWARD.slice(1).replaceAll("/", "_"));
     mkdirSync(secrets, { recursive: true });
     writeFileSync(path.join(secrets, "token"), "t0ken\n");
-    const config = configDir({
-      "cells.d/root.yaml": cellYaml({ name: "root", extra: "  backend: process\n  network: host", members: [{ identity: "agent:a", command: ["true"] }] }),
-      "cells.d/creds.yaml": cellYaml({ name: "creds", extra: "  backend: sandbox\n  credentials:\n    TOKEN: {file: token}", members: [{ identity: "agent:b", command: ["true"] }] }),
-      "cells.d/big.yaml": `${cellYaml({ name: "big", members: [{ identity: "agent:c", command: ["true"] }] })}# ${"x".repeat(5000)}\n`,
-    }, path.join(base, "config"));
-    const settings = { LAZARUS_BACKENDS: "sandbox,container", LAZARUS_HOST_NETWORK: "deny", LAZARUS_SECRETS_DIR: secrets, LAZARUS_MAX_FILE_SIZE: "4Ki" };
+    const config = configDir(
+      {
+        "cells.d/root.yaml": cellYaml({
+          name: "root",
+          extra: "  backend: process\n  network: host",
+          members: [{ identity: "agent:a", command: ["true"] }],
+        }),
+        "cells.d/creds.yaml": cellYaml({
+          name: "creds",
+          extra: "  backend: sandbox\n  credentials:\n    TOKEN: {file: token}",
+          members: [{ identity: "agent:b", command: ["true"] }],
+        }),
+        "cells.d/big.yaml": `${cellYaml({ name: "big", members: [{ identity: "agent:c", command: ["true"] }] })}# ${"x".repeat(5000)}\n`,
+      },
+      path.join(base, "config"),
+    );
+    const settings = {
+      LAZARUS_BACKENDS: "sandbox,container",
+      LAZARUS_HOST_NETWORK: "deny",
+      LAZARUS_SECRETS_DIR: secrets,
+      LAZARUS_MAX_FILE_SIZE: "4Ki",
+    };
     const units = path.join(base, "units");
-    const install = await lazarus(["service", "install", "--unit-dir", units, "--config", config, "--state-dir", path.join(base, "state")], { env: settings });
+    const install = await lazarus(
+      ["service", "install", "--unit-dir", units, "--config", config, "--state-dir", path.join(base, "state")],
+      { env: settings },
+    );
     expect(install.exitCode, install.stderr).toBe(0);
     const serviceEnv = unitEnvironment(readFileSync(path.join(units, "lazarus.service"), "utf8"));
     const validate = async (env: Record<string, string>): Promise<{ code: number | undefined; json: string }> => {
-      const r = await execa(process.execPath, [CLI, "validate", "--json", "-c", config], { env, extendEnv: false, reject: false });
+      const r = await execa(process.execPath, [CLI, "validate", "--json", "-c", config], {
+        env,
+        extendEnv: false,
+        reject: false,
+      });
       return { code: r.exitCode, json: String(r.stdout) };
     };
-    const shell = await validate({ PATH: process.env.PATH ?? "", NO_COLOR: "1", LAZARUS_STATE_DIR: path.join(base, "state"), ...settings });
+    const shell = await validate({
+      PATH: process.env.PATH ?? "",
+      NO_COLOR: "1",
+      LAZARUS_STATE_DIR: path.join(base, "state"),
+      ...settings,
+    });
     const service = await validate(serviceEnv);
     expect(service).toEqual(shell);
     expect(shell.code).toBe(1);
-    const diagnostics = (JSON.parse(shell.json) as { diagnostics: { file: string; field?: string; message: string }[] }).diagnostics;
-    expect(diagnostics.some((d) => d.field === "spec.backend" && d.message.includes("backend process is not allowed on this host (LAZARUS_BACKENDS=sandbox,container)"))).toBe(true);
-    expect(diagnostics.some((d) => d.field === "spec.network" && d.message.includes("LAZARUS_HOST_NETWORK=deny"))).toBe(true);
-    expect(diagnostics.some((d) => d.file.endsWith("big.yaml") && /over the 4096-byte limit/.test(d.message))).toBe(true);
-    expect(diagnostics.filter((d) => d.file.endsWith("creds.yaml") && /credential|secrets/.test(d.message))).toEqual([]);
+    const diagnostics = (JSON.parse(shell.json) as { diagnostics: { file: string; field?: string; message: string }[] })
+      .diagnostics;
+    expect(
+      diagnostics.some(
+        (d) =>
+          d.field === "spec.backend" &&
+          d.message.includes("backend process is not allowed on this host (LAZARUS_BACKENDS=sandbox,container)"),
+      ),
+    ).toBe(true);
+    expect(diagnostics.some((d) => d.field === "spec.network" && d.message.includes("LAZARUS_HOST_NETWORK=deny"))).toBe(
+      true,
+    );
+    expect(diagnostics.some((d) => d.file.endsWith("big.yaml") && /over the 4096-byte limit/.test(d.message))).toBe(
+      true,
+    );
+    expect(diagnostics.filter((d) => d.file.endsWith("creds.yaml") && /credential|secrets/.test(d.message))).toEqual(
+      [],
+    );
     // without the settings (what the unit carried before) the same cells pass where they must not
     const bare = await validate({ PATH: process.env.PATH ?? "", NO_COLOR: "1" });
     expect(bare.json).not.toContain("is not allowed on this host");
@@ -373,7 +593,10 @@ describe("lazarus service install: the operator's host settings reach the servic
       [{ LAZARUS_HOST_NETWORK: "Deny" }, 'LAZARUS_HOST_NETWORK "Deny" is not one of allow, deny'],
       [{ LAZARUS_BACKENDS: "sandbox,proces" }, 'LAZARUS_BACKENDS "sandbox,proces" names "proces", not a backend'],
       [{ LAZARUS_UID_RANGE: "5-1" }, 'LAZARUS_UID_RANGE "5-1" is not a range'],
-      [{ LAZARUS_SANDBOX_BINDS: "/opt/a\n/opt/b" }, "LAZARUS_SANDBOX_BINDS holds a line break, which systemd's EnvironmentFile= cannot carry"],
+      [
+        { LAZARUS_SANDBOX_BINDS: "/opt/a\n/opt/b" },
+        "LAZARUS_SANDBOX_BINDS holds a line break, which systemd's EnvironmentFile= cannot carry",
+      ],
     ];
     for (const [env, message] of cases) {
       const r = await lazarus(["service", "install", "--unit-dir", units, "--config", config], { env });
@@ -386,21 +609,48 @@ describe("lazarus service install: the operator's host settings reach the servic
 
   it("shows the settings in --dry-run, and names the credential variables it leaves out without their values", async () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
-    const r = await lazarus(["service", "install", "--dry-run", "--config", config, "--settings-file", "/etc/lazarus/x.env"], { env: { LAZARUS_BACKENDS: "sandbox", LAZARUS_SECRET_API_KEY: "s3cret-value" } });
+    const r = await lazarus(
+      ["service", "install", "--dry-run", "--config", config, "--settings-file", "/etc/lazarus/x.env"],
+      { env: { LAZARUS_BACKENDS: "sandbox", LAZARUS_SECRET_API_KEY: "s3cret-value" } },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain("# and /etc/lazarus/x.env (mode 0600):");
     expect(r.stderr).toContain('#   LAZARUS_BACKENDS="sandbox"');
-    expect(r.stderr).toMatch(/not carried into the service: LAZARUS_SECRET_API_KEY \(credential values never go into unit files; put each value in a file under the secrets dir/);
+    expect(r.stderr).toMatch(
+      /not carried into the service: LAZARUS_SECRET_API_KEY \(credential values never go into unit files; put each value in a file under the secrets dir/,
+    );
     expect(r.stdout + r.stderr).not.toContain("s3cret-value");
-    const json = await lazarus(["service", "install", "--dry-run", "--json", "--config", config, "--settings-file", "/etc/lazarus/x.env"], { env: { LAZARUS_SECRET_API_KEY: "s3cret-value" } });
-    expect(JSON.parse(json.stdout).environmentFile).toMatchObject({ path: "/etc/lazarus/x.env", notCarried: ["LAZARUS_SECRET_API_KEY"] });
+    const json = await lazarus(
+      ["service", "install", "--dry-run", "--json", "--config", config, "--settings-file", "/etc/lazarus/x.env"],
+      { env: { LAZARUS_SECRET_API_KEY: "s3cret-value" } },
+    );
+    expect(JSON.parse(json.stdout).environmentFile).toMatchObject({
+      path: "/etc/lazarus/x.env",
+      notCarried: ["LAZARUS_SECRET_API_KEY"],
+    });
     expect(json.stdout).not.toContain("s3cret-value");
     expect(existsSync("/etc/lazarus/x.env")).toBe(false);
   });
 
   it("the test's EnvironmentFile reader follows systemd's documented rules", () => {
-    const text = ["# comment", "; also", "A=plain value  ", "B='single \\ $x'", 'C="dq \\" \\\\ \\$ \\` \\n"', "D=un\\quoted\\", "  continued", "1BAD=x", " E = spaced"].join("\n");
-    expect(parseEnvironmentFile(text)).toEqual({ A: "plain value", B: "single \\ $x", C: 'dq " \\ $ ` \\n', D: "unquoted  continued", E: "spaced" });
+    const text = [
+      "# comment",
+      "; also",
+      "A=plain value  ",
+      "B='single \\ $x'",
+      'C="dq \\" \\\\ \\$ \\` \\n"',
+      "D=un\\quoted\\",
+      "  continued",
+      "1BAD=x",
+      " E = spaced",
+    ].join("\n");
+    expect(parseEnvironmentFile(text)).toEqual({
+      A: "plain value",
+      B: "single \\ $x",
+      C: 'dq " \\ $ ` \\n',
+      D: "unquoted  continued",
+      E: "spaced",
+    });
   });
 });
 
@@ -409,7 +659,10 @@ describe("lazarus service uninstall", () => {
     const config = configDir({}, temp("lazarus-svc-config-"));
     const units = temp("lazarus-svc-units-");
     const file = path.join(units, "lazarus.service");
-    expect((await lazarus(["service", "install", "--unit-dir", units, "--config", config, "--state-dir", "/srv/a"])).exitCode).toBe(0);
+    expect(
+      (await lazarus(["service", "install", "--unit-dir", units, "--config", config, "--state-dir", "/srv/a"]))
+        .exitCode,
+    ).toBe(0);
     mkdirSync(path.join(units, "multi-user.target.wants"));
     symlinkSync(file, path.join(units, "multi-user.target.wants", "lazarus.service"));
     const enabled = await lazarus(["service", "uninstall", "--unit-dir", units]);

@@ -42,7 +42,11 @@ spec: {project: "Org/beta#2", owner: "human:alexander", members: [{identity: age
 `;
 const FILE = "cells.d/fleet.yaml";
 
-function setup(files: Record<string, string> = { [FILE]: FIRST + SECOND }): { config: string; state: string; read: (rel?: string) => string } {
+function setup(files: Record<string, string> = { [FILE]: FIRST + SECOND }): {
+  config: string;
+  state: string;
+  read: (rel?: string) => string;
+} {
   const config = configDir(files);
   const state = tempDir("lazarus-verbs-state-");
   dirs.push(config, state);
@@ -50,7 +54,11 @@ function setup(files: Record<string, string> = { [FILE]: FIRST + SECOND }): { co
 }
 
 // The options go right after the verb: whatever follows "--" is a member's command.
-const run = (config: string, state: string, args: string[], input?: string) => lazarus([args[0] as string, "--config", config, "--state-dir", state, ...args.slice(1)], input !== undefined ? { input } : {});
+const run = (config: string, state: string, args: string[], input?: string) =>
+  lazarus(
+    [args[0] as string, "--config", config, "--state-dir", state, ...args.slice(1)],
+    input !== undefined ? { input } : {},
+  );
 
 // Nothing but the named files in cells.d/ (no temp file left behind).
 const cellFiles = (config: string) => readdirSync(path.join(config, "cells.d")).sort();
@@ -61,17 +69,24 @@ describe("editing a cell keeps the rest of the file", () => {
     const r = await run(config, state, ["close", "beta-2"]);
     expect(r.stderr).toBe(`wrote ${FILE}\nrun lazarus apply (or pass --apply) to make it so`);
     expect(r.exitCode).toBe(0);
-    expect(read()).toBe(FIRST + SECOND.replace('owner: "human:alexander", members', 'owner: "human:alexander", state: closed, members'));
+    expect(read()).toBe(
+      FIRST + SECOND.replace('owner: "human:alexander", members', 'owner: "human:alexander", state: closed, members'),
+    );
     // The diff is printed, unified, with git's file names.
     expect(r.stdout).toContain(`--- a/${FILE}\n+++ b/${FILE}\n@@ `);
     expect(r.stdout).toContain('\n-spec: {project: "Org/beta#2"');
-    expect(r.stdout).toContain("\n+spec: {project: \"Org/beta#2\", owner: \"human:alexander\", state: closed, members");
+    expect(r.stdout).toContain('\n+spec: {project: "Org/beta#2", owner: "human:alexander", state: closed, members');
 
     const r2 = await run(config, state, ["close", "alpha-1"]);
     expect(r2.exitCode).toBe(0);
     const expected = FIRST.replace("  state: active                 # set", "  state: closed                 # set");
-    expect(read()).toBe(expected + SECOND.replace('owner: "human:alexander", members', 'owner: "human:alexander", state: closed, members'));
-    expect(r2.stdout).toContain("-  state: active                 # set to closed to close the cell\n+  state: closed                 # set to closed to close the cell");
+    expect(read()).toBe(
+      expected +
+        SECOND.replace('owner: "human:alexander", members', 'owner: "human:alexander", state: closed, members'),
+    );
+    expect(r2.stdout).toContain(
+      "-  state: active                 # set to closed to close the cell\n+  state: closed                 # set to closed to close the cell",
+    );
     expect(cellFiles(config)).toEqual(["fleet.yaml"]);
 
     // Closing again changes nothing and says so.
@@ -86,29 +101,46 @@ describe("editing a cell keeps the rest of the file", () => {
     const add = await run(config, state, ["team", "alpha-1", "add", "ezra", "--role", "observer"]);
     expect(add.stderr).toContain(`wrote ${FILE}`);
     expect(add.exitCode).toBe(0);
-    const added = FIRST.replace("      role: director\n", "      role: director\n    - identity: agent:ezra\n      role: observer\n");
+    const added = FIRST.replace(
+      "      role: director\n",
+      "      role: director\n    - identity: agent:ezra\n      role: observer\n",
+    );
     expect(read()).toBe(added + SECOND);
     expect(add.stdout).toContain("+    - identity: agent:ezra\n+      role: observer\n");
 
     const rm = await run(config, state, ["team", "alpha-1", "remove", "agent:allegro", "--json"]);
     expect(rm.exitCode).toBe(0);
-    const json = JSON.parse(rm.stdout) as { verb: string; cell: string; file: string; changed: boolean; written: boolean; diff: string };
+    const json = JSON.parse(rm.stdout) as {
+      verb: string;
+      cell: string;
+      file: string;
+      changed: boolean;
+      written: boolean;
+      diff: string;
+    };
     expect(json).toMatchObject({ verb: "team", cell: "alpha-1", file: FILE, changed: true, written: true });
     expect(json.diff).toContain("-    - identity: agent:allegro\n");
-    const removed = added.replace(`    - identity: agent:allegro\n      role: executor\n      command: ["node", "${AGENT}"]   # the test agent\n`, "");
+    const removed = added.replace(
+      `    - identity: agent:allegro\n      role: executor\n      command: ["node", "${AGENT}"]   # the test agent\n`,
+      "",
+    );
     expect(read()).toBe(removed + SECOND);
 
     // The compact (flow) document: a member is added inside its brackets.
     const add2 = await run(config, state, ["team", "beta-2", "add", "bot:kimi", "--role", "observer"]);
     expect(add2.exitCode).toBe(0);
-    expect(read()).toBe(removed + SECOND.replace(`"${AGENT}"]}]}`, `"${AGENT}"]}, {identity: bot:kimi, role: observer}]}`));
+    expect(read()).toBe(
+      removed + SECOND.replace(`"${AGENT}"]}]}`, `"${AGENT}"]}, {identity: bot:kimi, role: observer}]}`),
+    );
   });
 
   it("removing a member that is not there is a clear error and writes nothing", async () => {
     const { config, state, read } = setup();
     const r = await run(config, state, ["team", "alpha-1", "remove", "agent:nobody"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toBe("error: cell alpha-1 has no member agent:nobody (members: agent:allegro (executor), human:alexander (director)); nothing was written");
+    expect(r.stderr).toBe(
+      "error: cell alpha-1 has no member agent:nobody (members: agent:allegro (executor), human:alexander (director)); nothing was written",
+    );
     expect(read()).toBe(FIRST + SECOND);
     const dup = await run(config, state, ["invite", "alpha-1", "human:alexander"]);
     expect(dup.exitCode).toBe(1);
@@ -123,7 +155,9 @@ describe("editing a cell keeps the rest of the file", () => {
     const { config, state, read } = setup();
     const r = await run(config, state, ["invite", "alpha-1", "bot:kimi", "--role", "guest"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain(`${FILE}:22:13: error: spec.members[2].role: role guest requires spec.policy.allowGuests: true`);
+    expect(r.stderr).toContain(
+      `${FILE}:22:13: error: spec.members[2].role: role guest requires spec.policy.allowGuests: true`,
+    );
     expect(read()).toBe(FIRST + SECOND);
     expect(cellFiles(config)).toEqual(["fleet.yaml"]);
   });
@@ -131,10 +165,18 @@ describe("editing a cell keeps the rest of the file", () => {
   it("a file that fails to load is refused with its file:line, and nothing is written", async () => {
     const broken = FIRST.replace("  ttl: 4h\n", "  ttl: 4h\n  bogus: [\n");
     const { config, state, read } = setup({ [FILE]: broken, "cells.d/other.yaml": SECOND.slice(4) });
-    for (const args of [["close", "alpha-1"], ["destroy", "alpha-1", "--yes"], ["team", "alpha-1", "add", "x", "--role", "observer"]]) {
+    for (const args of [
+      ["close", "alpha-1"],
+      ["destroy", "alpha-1", "--yes"],
+      ["team", "alpha-1", "add", "x", "--role", "observer"],
+    ]) {
       const r = await run(config, state, args);
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^error: ${FILE}, which declares cell alpha-1, fails to load; fix ${FILE} first .*nothing was written:\\n  ${FILE}:\\d+:\\d+: error: `));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: ${FILE}, which declares cell alpha-1, fails to load; fix ${FILE} first .*nothing was written:\\n  ${FILE}:\\d+:\\d+: error: `,
+        ),
+      );
       expect(read()).toBe(broken);
     }
     // A schema error (not YAML syntax) is refused the same way.
@@ -168,10 +210,31 @@ describe("editing a cell keeps the rest of the file", () => {
 describe("summon", () => {
   it("writes a new cell file named after the project, and refuses to overwrite a cell or a file", async () => {
     const { config, state } = setup();
-    const r = await run(config, state, ["summon", "Timmy_Foundation/Timmy-Config#262", "--agent", "allegro", "--agent", "bot:kimi", "--ttl", "2h", "--owner", "alexander", "--json", "--", "node", "./agents/a.mjs"]);
+    const r = await run(config, state, [
+      "summon",
+      "Timmy_Foundation/Timmy-Config#262",
+      "--agent",
+      "allegro",
+      "--agent",
+      "bot:kimi",
+      "--ttl",
+      "2h",
+      "--owner",
+      "alexander",
+      "--json",
+      "--",
+      "node",
+      "./agents/a.mjs",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ verb: "summon", cell: "timmy-config-262", file: "cells.d/timmy-config-262.yaml", created: true, written: true });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      verb: "summon",
+      cell: "timmy-config-262",
+      file: "cells.d/timmy-config-262.yaml",
+      created: true,
+      written: true,
+    });
     expect(readFileSync(path.join(config, "cells.d/timmy-config-262.yaml"), "utf8")).toBe(
       [
         "apiVersion: lazarus/v1",
@@ -194,7 +257,9 @@ describe("summon", () => {
     );
     const again = await run(config, state, ["summon", "Other/timmy-config#262", "--agent", "ezra"]);
     expect(again.exitCode).toBe(1);
-    expect(again.stderr).toContain("cell timmy-config-262 is already declared in cells.d/timmy-config-262.yaml; nothing was written");
+    expect(again.stderr).toContain(
+      "cell timmy-config-262 is already declared in cells.d/timmy-config-262.yaml; nothing was written",
+    );
     // A name declared in another file is refused too, and so is a file of that name.
     const taken = await run(config, state, ["summon", "Org/x#1", "--name", "alpha-1", "--agent", "ezra"]);
     expect(taken.exitCode).toBe(1);
@@ -207,7 +272,18 @@ describe("summon", () => {
 
   it("--apply creates the cell and starts its member; close --apply closes it", async () => {
     const { config, state } = setup({});
-    const r = await run(config, state, ["summon", "Org/repo#7", "--agent", "allegro", "--owner", "human:alexander", "--apply", "--", "node", AGENT]);
+    const r = await run(config, state, [
+      "summon",
+      "Org/repo#7",
+      "--agent",
+      "allegro",
+      "--owner",
+      "human:alexander",
+      "--apply",
+      "--",
+      "node",
+      AGENT,
+    ]);
     expect(r.stderr).toContain("created cells.d/repo-7.yaml");
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain("Apply complete: 1 applied, 0 failed or skipped.");
@@ -227,7 +303,9 @@ describe("summon", () => {
     rmSync(path.join(config, "cells.d/repo-7.yaml"));
     const again = await run(config, state, ["summon", "Org/repo#7", "--agent", "ezra"]);
     expect(again.exitCode).toBe(1);
-    expect(again.stderr).toContain(`a cell named repo-7 is still in the graveyard (${path.join(state, "graveyard", "repo-7")}`);
+    expect(again.stderr).toContain(
+      `a cell named repo-7 is still in the graveyard (${path.join(state, "graveyard", "repo-7")}`,
+    );
     expect(cellFiles(config)).toEqual([]);
   });
 });
@@ -246,7 +324,12 @@ describe("destroy", () => {
     expect(read()).toBe(FIRST + SECOND);
     const yes = await run(config, state, ["destroy", "alpha-1"], "yes\n");
     expect(yes.exitCode).toBe(0);
-    expect(read()).toBe(FIRST.replace("  state: active  ", "  state: closed  ").replace("  # who works here\n", "  grace: 0s\n  # who works here\n") + SECOND);
+    expect(read()).toBe(
+      FIRST.replace("  state: active  ", "  state: closed  ").replace(
+        "  # who works here\n",
+        "  grace: 0s\n  # who works here\n",
+      ) + SECOND,
+    );
   });
 
   it("--apply closes the cell and scrubs it in the same apply: the plan shows both", async () => {
@@ -270,24 +353,30 @@ describe("destroy", () => {
 });
 
 describe("destroy killed with -9 mid-apply", () => {
-  it.each(["close:recorded", "applied:close", "scrub:before-archive-rename", "scrub:archived"])("at %s converges on the next apply", async (point) => {
-    const { config, state } = setup({ "cells.d/one.yaml": FIRST });
-    expect((await run(config, state, ["apply"])).exitCode).toBe(0);
-    const m = readRecord(path.join(state, "cells", "alpha-1")).members[0];
-    const crashed = await lazarus(["destroy", "--config", config, "--state-dir", state, "alpha-1", "--yes", "--apply"], { env: { LAZARUS_FAILPOINT: point } });
-    expect(crashed.signal, crashed.stdout + crashed.stderr).toBe("SIGKILL");
-    const again = await run(config, state, ["apply"]);
-    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
-    expect(isAlive(m?.pid, m?.startTime)).toBe(false);
-    expect(existsSync(path.join(state, "cells", "alpha-1"))).toBe(false);
-    expect(existsSync(path.join(state, "graveyard", "alpha-1"))).toBe(false);
-    const day = readdirSync(path.join(state, "archive"))[0] as string;
-    expect(readdirSync(path.join(state, "archive", day))).toEqual(["alpha-1"]);
-    const plan = await run(config, state, ["plan", "--detailed-exitcode"]);
-    expect(plan.exitCode, plan.stdout).toBe(0);
-    const verify = await lazarus(["ledger", "verify", "--state-dir", state]);
-    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
-  });
+  it.each(["close:recorded", "applied:close", "scrub:before-archive-rename", "scrub:archived"])(
+    "at %s converges on the next apply",
+    async (point) => {
+      const { config, state } = setup({ "cells.d/one.yaml": FIRST });
+      expect((await run(config, state, ["apply"])).exitCode).toBe(0);
+      const m = readRecord(path.join(state, "cells", "alpha-1")).members[0];
+      const crashed = await lazarus(
+        ["destroy", "--config", config, "--state-dir", state, "alpha-1", "--yes", "--apply"],
+        { env: { LAZARUS_FAILPOINT: point } },
+      );
+      expect(crashed.signal, crashed.stdout + crashed.stderr).toBe("SIGKILL");
+      const again = await run(config, state, ["apply"]);
+      expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+      expect(isAlive(m?.pid, m?.startTime)).toBe(false);
+      expect(existsSync(path.join(state, "cells", "alpha-1"))).toBe(false);
+      expect(existsSync(path.join(state, "graveyard", "alpha-1"))).toBe(false);
+      const day = readdirSync(path.join(state, "archive"))[0] as string;
+      expect(readdirSync(path.join(state, "archive", day))).toEqual(["alpha-1"]);
+      const plan = await run(config, state, ["plan", "--detailed-exitcode"]);
+      expect(plan.exitCode, plan.stdout).toBe(0);
+      const verify = await lazarus(["ledger", "verify", "--state-dir", state]);
+      expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+    },
+  );
 });
 
 describe("--commit", () => {
@@ -309,16 +398,31 @@ describe("--commit", () => {
     const r = await run(config, state, ["close", "alpha-1", "--commit"]);
     expect(r.exitCode).toBe(0);
     expect(await g("rev-list", "--count", "HEAD")).toBe("2");
-    expect(await g("show", "--name-only", "--format=%s", "HEAD")).toBe(`lazarus close alpha-1: state: closed\n\n${FILE}`);
+    expect(await g("show", "--name-only", "--format=%s", "HEAD")).toBe(
+      `lazarus close alpha-1: state: closed\n\n${FILE}`,
+    );
     expect(await g("diff", "--cached", "--name-only")).toBe("cells.d/notes.txt");
     expect(await g("status", "--porcelain", "--", FILE)).toBe("");
 
     // A summoned (new) file, with the operator's message.
-    const s = await run(config, state, ["summon", "Org/gamma#3", "--agent", "ezra", "--owner", "human:x", "--commit", "-m", "Summon ezra for gamma#3", "--json"]);
+    const s = await run(config, state, [
+      "summon",
+      "Org/gamma#3",
+      "--agent",
+      "ezra",
+      "--owner",
+      "human:x",
+      "--commit",
+      "-m",
+      "Summon ezra for gamma#3",
+      "--json",
+    ]);
     expect(s.exitCode).toBe(0);
     const sha = (JSON.parse(s.stdout) as { commit: string }).commit;
     expect(await g("rev-parse", "HEAD")).toBe(sha);
-    expect((await g("log", "-1", "--format=%B")).trim()).toBe("Summon ezra for gamma#3\n\nlazarus summon gamma-3: Org/gamma#3 with agent:ezra as executor");
+    expect((await g("log", "-1", "--format=%B")).trim()).toBe(
+      "Summon ezra for gamma#3\n\nlazarus summon gamma-3: Org/gamma#3 with agent:ezra as executor",
+    );
     expect(await g("show", "--name-only", "--format=", "HEAD")).toBe("cells.d/gamma-3.yaml");
     expect(await g("diff", "--cached", "--name-only")).toBe("cells.d/notes.txt");
   });

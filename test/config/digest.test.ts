@@ -10,15 +10,53 @@ import { cellYaml } from "../helpers.js";
 // The original definition: JSON.stringify with a replacer that sorts every object's keys.
 const reference = (value: unknown): string =>
   JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
   );
 
 describe("canonicalJson", () => {
   it("gives exactly the original definition's text on arbitrary values", () => {
-    const key = fc.oneof(fc.string(), fc.constantFrom("0", "1", "2", "10", "9", "01", "-1", "1.5", "4294967294", "4294967295", "__proto__", "a", "B", "é", "\u{1F600}", ""));
-    const leaf = fc.oneof(fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.date({ noInvalidDate: true }), fc.constant(() => 1));
+    const key = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        "0",
+        "1",
+        "2",
+        "10",
+        "9",
+        "01",
+        "-1",
+        "1.5",
+        "4294967294",
+        "4294967295",
+        "__proto__",
+        "a",
+        "B",
+        "é",
+        "\u{1F600}",
+        "",
+      ),
+    );
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.date({ noInvalidDate: true }),
+      fc.constant(() => 1),
+    );
     const value = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("node"), { maxLength: 4 }), fc.dictionary(key, tie("node"), { maxKeys: 6 })),
+      node: fc.oneof(
+        { depthSize: "small" },
+        leaf,
+        fc.array(tie("node"), { maxLength: 4 }),
+        fc.dictionary(key, tie("node"), { maxKeys: 6 }),
+      ),
     })).node;
     fc.assert(
       fc.property(value, (v) => {
@@ -32,7 +70,9 @@ describe("canonicalJson", () => {
     const v = { b: 1, a: [{ z: 1, y: undefined, x: null }], 10: "ten", 9: "nine", "01": 0 };
     expect(canonicalJson(v)).toBe('{"9":"nine","10":"ten","01":0,"a":[{"x":null,"z":1}],"b":1}');
     expect(canonicalJson(v)).toBe(reference(v));
-    expect(canonicalJson([undefined, () => 1, Number.NaN, -0, Number.POSITIVE_INFINITY])).toBe("[null,null,null,0,null]");
+    expect(canonicalJson([undefined, () => 1, Number.NaN, -0, Number.POSITIVE_INFINITY])).toBe(
+      "[null,null,null,0,null]",
+    );
   });
 });
 
@@ -40,8 +80,16 @@ describe("canonicalJson", () => {
 // the ledger must not change with how it is computed.
 const formerDigest = (d: DesiredCell): string => {
   const { source: _source, members, credentialsAt: _at, credentialsValueDigest: _values, python, ...rest } = d;
-  const py = python ? { python: { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest } } : {};
-  return sha256(canonicalJson({ ...rest, ...py, members: members.map(({ source: _s, commandSource: _c, resolvedPortfolio: _p, ...m }) => m) })).slice(0, 16);
+  const py = python
+    ? { python: { requirements: python.requirements, findLinks: python.findLinks, digest: python.digest } }
+    : {};
+  return sha256(
+    canonicalJson({
+      ...rest,
+      ...py,
+      members: members.map(({ source: _s, commandSource: _c, resolvedPortfolio: _p, ...m }) => m),
+    }),
+  ).slice(0, 16);
 };
 
 describe("desiredDigest", () => {
@@ -57,7 +105,16 @@ describe("desiredDigest", () => {
     const full = cells[1] as DesiredCell;
     const variants: DesiredCell[] = [
       ...cells,
-      { ...full, python: { requirements: "req.txt", findLinks: "wheels", digest: "abc", at: full.source } as DesiredCell["python"] & object, credentialsValueDigest: "v" },
+      {
+        ...full,
+        python: {
+          requirements: "req.txt",
+          findLinks: "wheels",
+          digest: "abc",
+          at: full.source,
+        } as DesiredCell["python"] & object,
+        credentialsValueDigest: "v",
+      },
       { ...full, members: full.members.map((m) => ({ ...m, resolvedPortfolio: { name: "p" } as never })) },
     ];
     for (const c of variants) expect(desiredDigest(c)).toBe(formerDigest(c));

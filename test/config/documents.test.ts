@@ -11,7 +11,10 @@ function shape(v: unknown): unknown {
   if (typeof v === "number") return `number:${Object.is(v, -0) ? "-0" : String(v)}`;
   if (Array.isArray(v)) return { array: v.map(shape) };
   if (v !== null && typeof v === "object") {
-    return { proto: Object.getPrototypeOf(v) === Object.prototype ? "Object" : String(Object.getPrototypeOf(v)), entries: Object.getOwnPropertyNames(v).map((k) => [k, shape((v as Record<string, unknown>)[k])]) };
+    return {
+      proto: Object.getPrototypeOf(v) === Object.prototype ? "Object" : String(Object.getPrototypeOf(v)),
+      entries: Object.getOwnPropertyNames(v).map((k) => [k, shape((v as Record<string, unknown>)[k])]),
+    };
   }
   return v === undefined ? "undefined" : v;
 }
@@ -19,7 +22,13 @@ function shape(v: unknown): unknown {
 // As the cell loader takes them (each document handed over as it is parsed), and as returned.
 const ours = (text: string): unknown[] => {
   const streamed: unknown[] = [];
-  const { docs } = parseDocs("a.yaml", text, () => [], "cell.schema.json", (d) => streamed.push(shape(d.value)));
+  const { docs } = parseDocs(
+    "a.yaml",
+    text,
+    () => [],
+    "cell.schema.json",
+    (d) => streamed.push(shape(d.value)),
+  );
   expect(docs).toEqual([]);
   expect(parseDocs("a.yaml", text, () => [], "cell.schema.json").docs.map((d) => shape(d.value))).toEqual(streamed);
   return streamed;
@@ -32,17 +41,70 @@ const theirs = (text: string): unknown[] =>
 
 describe("parseDocs values", () => {
   it("are yaml's toJS values for arbitrary documents in every style", () => {
-    const key = fc.oneof(fc.string(), fc.constantFrom("__proto__", "toString", "constructor", "0", "1", "10", "", "-", "true", "null", "1e3", "0x1F", "<<"));
-    const leaf = fc.oneof(fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constantFrom("0x1F", "0o17", ".inf", "-.inf", ".nan", "1e3", "~", "yes", "No", "'quoted'", "a: b", "- x", "#c"));
+    const key = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        "__proto__",
+        "toString",
+        "constructor",
+        "0",
+        "1",
+        "10",
+        "",
+        "-",
+        "true",
+        "null",
+        "1e3",
+        "0x1F",
+        "<<",
+      ),
+    );
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constantFrom(
+        "0x1F",
+        "0o17",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "1e3",
+        "~",
+        "yes",
+        "No",
+        "'quoted'",
+        "a: b",
+        "- x",
+        "#c",
+      ),
+    );
     const value = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("node"), { maxLength: 4 }), fc.dictionary(key, tie("node"), { maxKeys: 5 })),
+      node: fc.oneof(
+        { depthSize: "small" },
+        leaf,
+        fc.array(tie("node"), { maxLength: 4 }),
+        fc.dictionary(key, tie("node"), { maxKeys: 5 }),
+      ),
     })).node;
-    const style = fc.record({ flow: fc.boolean(), quote: fc.constantFrom("PLAIN", "QUOTE_DOUBLE", "QUOTE_SINGLE", "BLOCK_LITERAL"), docs: fc.integer({ min: 1, max: 3 }) });
+    const style = fc.record({
+      flow: fc.boolean(),
+      quote: fc.constantFrom("PLAIN", "QUOTE_DOUBLE", "QUOTE_SINGLE", "BLOCK_LITERAL"),
+      docs: fc.integer({ min: 1, max: 3 }),
+    });
     fc.assert(
       fc.property(fc.array(value, { minLength: 1, maxLength: 3 }), style, (values, st) => {
         const text = values
           .slice(0, st.docs)
-          .map((v) => stringify(v, { collectionStyle: st.flow ? "flow" : "block", defaultStringType: st.quote as "PLAIN", defaultKeyType: "PLAIN" }))
+          .map((v) =>
+            stringify(v, {
+              collectionStyle: st.flow ? "flow" : "block",
+              defaultStringType: st.quote as "PLAIN",
+              defaultKeyType: "PLAIN",
+            }),
+          )
           .join("---\n");
         expect(ours(text)).toEqual(theirs(text));
       }),

@@ -16,7 +16,10 @@ function standInEngine(): { bin: string; log: string } {
   const bin = tempDir("lazarus-bin-");
   dirs.push(bin);
   const log = path.join(bin, "calls.log");
-  writeFileSync(path.join(bin, "podman"), `#!/bin/sh\necho "$*" >> ${JSON.stringify(log)}\n[ "$1" = image ] && exit 1\necho crun\n`);
+  writeFileSync(
+    path.join(bin, "podman"),
+    `#!/bin/sh\necho "$*" >> ${JSON.stringify(log)}\n[ "$1" = image ] && exit 1\necho crun\n`,
+  );
   chmodSync(path.join(bin, "podman"), 0o755);
   return { bin, log };
 }
@@ -26,18 +29,28 @@ const CELL = cellYaml({ name: "c1", extra: "  backend: container\n  container: {
 // Run in a child node process (the engine is probed once per process) with the stand-in first on PATH.
 async function inChild(body: string, bin: string): Promise<unknown> {
   const script = `const load = await import(${JSON.stringify(path.join(ROOT, "dist", "config", "load.js"))});\nconst text = ${JSON.stringify(CELL)};\nprocess.stdout.write(JSON.stringify(await (async () => {${body}})()));`;
-  const r = await execa("node", ["--input-type=module", "-e", script], { env: { PATH: `${bin}:${process.env.PATH}`, LAZARUS_CONTAINER_ENGINE: "podman" } });
+  const r = await execa("node", ["--input-type=module", "-e", script], {
+    env: { PATH: `${bin}:${process.env.PATH}`, LAZARUS_CONTAINER_ENGINE: "podman" },
+  });
   return JSON.parse(String(r.stdout));
 }
 
 describe("the host step", () => {
   it("loading a file runs no host tool; the host step after it does, and reports at the cell's line", async () => {
     const { bin, log } = standInEngine();
-    const pure = (await inChild(`return load.loadFileText("cells.d/a.yaml", text).diagnostics.map((d) => d.field);`, bin)) as string[];
+    const pure = (await inChild(
+      `return load.loadFileText("cells.d/a.yaml", text).diagnostics.map((d) => d.field);`,
+      bin,
+    )) as string[];
     expect(pure).not.toContain("spec.container.image");
     expect(existsSync(log), "loadFileText ran the container engine").toBe(false);
-    const checked = (await inChild(`return (await load.checkFileText("cells.d/a.yaml", text)).diagnostics.filter((d) => d.field === "spec.container.image").map((d) => \`\${d.file}:\${d.line}: \${d.message}\`);`, bin)) as string[];
-    expect(checked).toEqual([`cells.d/a.yaml:${CELL.split("\n").findIndex((l) => l.includes("container: {image")) + 1}: image localhost/absent:1 is not present in podman`]);
+    const checked = (await inChild(
+      `return (await load.checkFileText("cells.d/a.yaml", text)).diagnostics.filter((d) => d.field === "spec.container.image").map((d) => \`\${d.file}:\${d.line}: \${d.message}\`);`,
+      bin,
+    )) as string[];
+    expect(checked).toEqual([
+      `cells.d/a.yaml:${CELL.split("\n").findIndex((l) => l.includes("container: {image")) + 1}: image localhost/absent:1 is not present in podman`,
+    ]);
     expect(readFileSync(log, "utf8")).toMatch(/^info --format/m);
   });
 

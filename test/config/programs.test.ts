@@ -39,14 +39,29 @@ describe("member commands relative to the config dir", () => {
   it("refuse ../ and ./a/../../ paths at the command's line, and load every other file", async () => {
     const up = cell("up", ["../outside/x"]);
     const sneaky = cell("sneaky", ["/bin/sh", "./a/../../outside/x"]);
-    const { config } = setup({ "cells.d/up.yaml": up, "cells.d/sneaky.yaml": sneaky, "cells.d/ok.yaml": cell("ok", ["/bin/sh", "-c", "exit 0"]) });
+    const { config } = setup({
+      "cells.d/up.yaml": up,
+      "cells.d/sneaky.yaml": sneaky,
+      "cells.d/ok.yaml": cell("ok", ["/bin/sh", "-c", "exit 0"]),
+    });
     const { exitCode, out } = await validate(config);
     expect(exitCode).toBe(1);
     expect(out.cells).toEqual(["ok"]);
     const errors = out.diagnostics.filter((d) => d.severity === "error");
     expect(errors).toEqual([
-      expect.objectContaining({ file: "cells.d/sneaky.yaml", line: commandLine(sneaky), field: "spec.members[0].command[1]", message: '"./a/../../outside/x" leads out of the config dir; paths starting with ./ are read from inside it', hint: expect.stringContaining("absolute path") }),
-      expect.objectContaining({ file: "cells.d/up.yaml", line: commandLine(up), field: "spec.members[0].command[0]", message: '"../outside/x" leads out of the config dir; paths starting with ./ are read from inside it' }),
+      expect.objectContaining({
+        file: "cells.d/sneaky.yaml",
+        line: commandLine(sneaky),
+        field: "spec.members[0].command[1]",
+        message: '"./a/../../outside/x" leads out of the config dir; paths starting with ./ are read from inside it',
+        hint: expect.stringContaining("absolute path"),
+      }),
+      expect.objectContaining({
+        file: "cells.d/up.yaml",
+        line: commandLine(up),
+        field: "spec.members[0].command[0]",
+        message: '"../outside/x" leads out of the config dir; paths starting with ./ are read from inside it',
+      }),
     ]);
     // No "not found" warning on top of the error.
     expect(out.diagnostics.filter((d) => d.severity === "warning")).toEqual([]);
@@ -56,7 +71,11 @@ describe("member commands relative to the config dir", () => {
     const linked = cell("linked", ["./bin/tool"]);
     const underLink = cell("under", ["/bin/sh", "./lib/x"]);
     const inside = cell("inside", ["./bin/ok"]);
-    const { parent, config } = setup({ "cells.d/linked.yaml": linked, "cells.d/under.yaml": underLink, "cells.d/inside.yaml": inside });
+    const { parent, config } = setup({
+      "cells.d/linked.yaml": linked,
+      "cells.d/under.yaml": underLink,
+      "cells.d/inside.yaml": inside,
+    });
     mkdirSync(path.join(config, "bin"));
     mkdirSync(path.join(config, "real"));
     symlinkSync(path.join(parent, "outside", "x"), path.join(config, "bin", "tool"));
@@ -69,8 +88,20 @@ describe("member commands relative to the config dir", () => {
     expect(out.cells).toEqual(["inside"]);
     const real = (p: string) => path.join(parent, "outside", p);
     expect(out.diagnostics).toEqual([
-      expect.objectContaining({ severity: "error", file: "cells.d/linked.yaml", line: commandLine(linked), field: "spec.members[0].command[0]", message: `"./bin/tool" is a symbolic link (or lies under one) to ${real("x")}, outside the config dir` }),
-      expect.objectContaining({ severity: "error", file: "cells.d/under.yaml", line: commandLine(underLink), field: "spec.members[0].command[1]", message: `"./lib/x" is a symbolic link (or lies under one) to ${real("x")}, outside the config dir` }),
+      expect.objectContaining({
+        severity: "error",
+        file: "cells.d/linked.yaml",
+        line: commandLine(linked),
+        field: "spec.members[0].command[0]",
+        message: `"./bin/tool" is a symbolic link (or lies under one) to ${real("x")}, outside the config dir`,
+      }),
+      expect.objectContaining({
+        severity: "error",
+        file: "cells.d/under.yaml",
+        line: commandLine(underLink),
+        field: "spec.members[0].command[1]",
+        message: `"./lib/x" is a symbolic link (or lies under one) to ${real("x")}, outside the config dir`,
+      }),
     ]);
   });
 
@@ -80,7 +111,9 @@ describe("member commands relative to the config dir", () => {
     dirs.push(state);
     const r = await lazarus(["apply", "--config", config, "--state-dir", state], { timeoutMs: 30_000 });
     expect(r.stderr).toContain('"../outside/x" leads out of the config dir');
-    expect(r.stdout).toMatch(/held\s+up\s+cells\.d\/up\.yaml is quarantined; the new cell is not created until it loads/);
+    expect(r.stdout).toMatch(
+      /held\s+up\s+cells\.d\/up\.yaml is quarantined; the new cell is not created until it loads/,
+    );
     expect(existsSync(path.join(state, "cells", "up"))).toBe(false);
   });
 });

@@ -25,7 +25,9 @@ function withBad(make: (bad: string, dir: string) => void): string {
 // loadConfig, failing the test instead of hanging when a read blocks.
 async function load(dir: string) {
   let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("loadConfig blocked")), 5000)));
+  const hang = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error("loadConfig blocked")), 5000)),
+  );
   try {
     return await Promise.race([loadConfig(dir), hang]);
   } finally {
@@ -47,21 +49,39 @@ async function expectQuarantined(dir: string, message: RegExp | string): Promise
 describe("reading cells.d", () => {
   it("quarantines a FIFO without blocking on it", async () => {
     const dir = withBad((bad) => execFileSync("mkfifo", [bad]));
-    await expectQuarantined(dir, "cannot read this file: it is a FIFO (named pipe) (only regular files are read: replace it with a regular file)");
+    await expectQuarantined(
+      dir,
+      "cannot read this file: it is a FIFO (named pipe) (only regular files are read: replace it with a regular file)",
+    );
   });
 
   it("quarantines a directory named like a YAML file", async () => {
-    await expectQuarantined(withBad((bad) => mkdirSync(bad)), "cannot read this file: it is a directory");
+    await expectQuarantined(
+      withBad((bad) => mkdirSync(bad)),
+      "cannot read this file: it is a directory",
+    );
   });
 
   it("quarantines a dangling symlink, and a symlink loop", async () => {
-    await expectQuarantined(withBad((bad) => symlinkSync("/nonexistent/target.yaml", bad)), "it is a dangling symbolic link");
-    await expectQuarantined(withBad((bad) => symlinkSync(bad, bad)), "it is a symbolic link loop");
+    await expectQuarantined(
+      withBad((bad) => symlinkSync("/nonexistent/target.yaml", bad)),
+      "it is a dangling symbolic link",
+    );
+    await expectQuarantined(
+      withBad((bad) => symlinkSync(bad, bad)),
+      "it is a symbolic link loop",
+    );
   });
 
   it("refuses symlinks to /dev/zero and /proc/self/mem", async () => {
-    await expectQuarantined(withBad((bad) => symlinkSync("/dev/zero", bad)), /it is a symbolic link to \/dev\/zero, outside the config dir/);
-    await expectQuarantined(withBad((bad) => symlinkSync("/proc/self/mem", bad)), /it is a symbolic link to \/proc\/\d+\/mem, outside the config dir/);
+    await expectQuarantined(
+      withBad((bad) => symlinkSync("/dev/zero", bad)),
+      /it is a symbolic link to \/dev\/zero, outside the config dir/,
+    );
+    await expectQuarantined(
+      withBad((bad) => symlinkSync("/proc/self/mem", bad)),
+      /it is a symbolic link to \/proc\/\d+\/mem, outside the config dir/,
+    );
   });
 
   it("follows a symlink to a regular file inside the config dir, and no other", async () => {
@@ -76,7 +96,10 @@ describe("reading cells.d", () => {
     const outside = tempDir();
     dirs.push(outside);
     writeFileSync(path.join(outside, "cell.yaml"), cellYaml({ name: "outside" }));
-    await expectQuarantined(withBad((bad) => symlinkSync(path.join(outside, "cell.yaml"), bad)), "outside the config dir");
+    await expectQuarantined(
+      withBad((bad) => symlinkSync(path.join(outside, "cell.yaml"), bad)),
+      "outside the config dir",
+    );
     await expectQuarantined(
       withBad((bad, d) => {
         execFileSync("mkfifo", [path.join(d, "pipe")]);
@@ -90,7 +113,10 @@ describe("reading cells.d", () => {
     const outside = tempDir();
     dirs.push(outside);
     writeFileSync(path.join(outside, "host.yaml"), cellYaml({ name: "from-host" }));
-    writeFileSync(path.join(outside, "p.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata:\n  name: from-host\nspec:\n  models: []\n");
+    writeFileSync(
+      path.join(outside, "p.yaml"),
+      "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata:\n  name: from-host\nspec:\n  models: []\n",
+    );
     const dir = tempDir();
     dirs.push(dir);
     symlinkSync(outside, path.join(dir, "cells.d"));
@@ -112,7 +138,10 @@ describe("reading cells.d", () => {
 
   it("refuses a file over the size cap before reading it, and takes a raised cap", async () => {
     const dir = withBad((bad) => writeFileSync(bad, `${cellYaml({ name: "big" })}# ${"x".repeat(2 * 1024 * 1024)}\n`));
-    await expectQuarantined(dir, /it is \d+ bytes, over the 1048576-byte limit \(split it into smaller files, or raise the limit with --max-file-size or LAZARUS_MAX_FILE_SIZE\)/);
+    await expectQuarantined(
+      dir,
+      /it is \d+ bytes, over the 1048576-byte limit \(split it into smaller files, or raise the limit with --max-file-size or LAZARUS_MAX_FILE_SIZE\)/,
+    );
     process.env.LAZARUS_MAX_FILE_SIZE = "4Mi";
     const { desired, diagnostics } = await load(dir);
     expect(diagnostics).toEqual([]);
@@ -123,15 +152,32 @@ describe("reading cells.d", () => {
     const text = cellYaml({ name: "bad" });
     const [before, after] = text.split("repo#1") as [string, string];
     const invalid = Buffer.concat([Buffer.from(before), Buffer.from([0xc3, 0x28]), Buffer.from(after)]); // é cut short
-    await expectQuarantined(withBad((bad) => writeFileSync(bad, invalid)), "cells.d/bad.yaml:6:16: error: invalid UTF-8 (a byte sequence that is not a character) (save the file as UTF-8)");
-    const lone = Buffer.concat([Buffer.from(text.replace("owner: human:alexander", "owner: human:aléxander")), Buffer.from([0xff])]);
-    await expectQuarantined(withBad((bad) => writeFileSync(bad, lone)), /^cells\.d\/bad\.yaml:12:1: error: invalid UTF-8/);
-    await expectQuarantined(withBad((bad) => writeFileSync(bad, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]))), "cells.d/bad.yaml:1:1: error: the file is UTF-16");
-    await expectQuarantined(withBad((bad) => writeFileSync(bad, text.replace("owner: human:alexander", "owner: human:alex\u0000ander"))), "cells.d/bad.yaml:7:20: error: a NUL byte (U+0000)");
+    await expectQuarantined(
+      withBad((bad) => writeFileSync(bad, invalid)),
+      "cells.d/bad.yaml:6:16: error: invalid UTF-8 (a byte sequence that is not a character) (save the file as UTF-8)",
+    );
+    const lone = Buffer.concat([
+      Buffer.from(text.replace("owner: human:alexander", "owner: human:aléxander")),
+      Buffer.from([0xff]),
+    ]);
+    await expectQuarantined(
+      withBad((bad) => writeFileSync(bad, lone)),
+      /^cells\.d\/bad\.yaml:12:1: error: invalid UTF-8/,
+    );
+    await expectQuarantined(
+      withBad((bad) => writeFileSync(bad, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")]))),
+      "cells.d/bad.yaml:1:1: error: the file is UTF-16",
+    );
+    await expectQuarantined(
+      withBad((bad) => writeFileSync(bad, text.replace("owner: human:alexander", "owner: human:alex\u0000ander"))),
+      "cells.d/bad.yaml:7:20: error: a NUL byte (U+0000)",
+    );
   });
 
   it("keeps an encoded U+FFFD, which is valid UTF-8", async () => {
-    const dir = withBad((bad) => writeFileSync(bad, cellYaml({ name: "bad" }).replace("project: Org/repo#1", 'project: "Org/repo\ufffd"')));
+    const dir = withBad((bad) =>
+      writeFileSync(bad, cellYaml({ name: "bad" }).replace("project: Org/repo#1", 'project: "Org/repo\ufffd"')),
+    );
     const { desired, diagnostics } = await load(dir);
     expect(diagnostics).toEqual([]);
     expect(desired.cells.get("bad")?.project).toBe("Org/repo\ufffd");
@@ -141,7 +187,9 @@ describe("reading cells.d", () => {
     const dir = tempDir();
     dirs.push(dir);
     writeFileSync(path.join(dir, "cells.d"), "not a dir\n");
-    await expect(load(dir)).rejects.toThrow(/^cells\.d is not a directory \(in .*\); make cells\.d\/ a directory holding the \*\.yaml files; nothing was changed$/);
+    await expect(load(dir)).rejects.toThrow(
+      /^cells\.d is not a directory \(in .*\); make cells\.d\/ a directory holding the \*\.yaml files; nothing was changed$/,
+    );
   });
 
   it("holds the portfolios when portfolios is a file, and still loads every cell", async () => {
@@ -152,7 +200,9 @@ describe("reading cells.d", () => {
     const { desired, diagnostics } = await load(dir);
     expect([...desired.cells.keys()]).toEqual(["good"]);
     expect(desired.portfoliosHeld).toBe(true);
-    expect(diagnostics.map(formatDiagnostic)).toEqual(["portfolios: error: portfolios is not a directory; the portfolios are held as they are (make portfolios/ a directory holding the *.yaml files)"]);
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      "portfolios: error: portfolios is not a directory; the portfolios are held as they are (make portfolios/ a directory holding the *.yaml files)",
+    ]);
   });
 
   it("quarantines an unreadable portfolio file alone", async () => {
@@ -162,7 +212,9 @@ describe("reading cells.d", () => {
     const { desired, diagnostics } = await load(dir);
     expect([...desired.cells.keys()]).toEqual(["good"]);
     expect(desired.portfoliosHeld).toBe(true);
-    expect(diagnostics.map(formatDiagnostic)[0]).toMatch(/^portfolios\/p\.yaml: error: cannot read this file: it is a FIFO/);
+    expect(diagnostics.map(formatDiagnostic)[0]).toMatch(
+      /^portfolios\/p\.yaml: error: cannot read this file: it is a FIFO/,
+    );
   });
 });
 
@@ -178,6 +230,8 @@ describe("a file that declares nothing", () => {
     const { desired, diagnostics } = await load(dir);
     expect([...desired.cells.keys()]).toEqual(["good"]);
     expect(desired.quarantined).toEqual([{ file: "cells.d/bad.yaml", names: [] }]);
-    expect(diagnostics.map(formatDiagnostic)).toEqual(["cells.d/bad.yaml:1:1: warning: this file declares no cells; the cells it declared before are held as they are (delete the file to close them)"]);
+    expect(diagnostics.map(formatDiagnostic)).toEqual([
+      "cells.d/bad.yaml:1:1: warning: this file declares no cells; the cells it declared before are held as they are (delete the file to close them)",
+    ]);
   });
 });

@@ -35,7 +35,11 @@ const KB = 1024;
 // and return what it returns; fails when it is still running at the deadline.
 async function bounded(body: string): Promise<unknown> {
   const script = `const load = (m) => import(${JSON.stringify(`${ROOT}/dist/`)} + m);\nconst result = await (async () => {${body}})();\nprocess.stdout.write(JSON.stringify(result));`;
-  const r = await execa("node", ["--input-type=module", "-e", script], { reject: false, timeout: DEADLINE_MS, killSignal: "SIGKILL" });
+  const r = await execa("node", ["--input-type=module", "-e", script], {
+    reject: false,
+    timeout: DEADLINE_MS,
+    killSignal: "SIGKILL",
+  });
   expect(r.timedOut, `still running after ${DEADLINE_MS} ms: catastrophic backtracking`).toBe(false);
   expect(r.exitCode, String(r.stderr)).toBe(0);
   return JSON.parse(String(r.stdout));
@@ -66,36 +70,84 @@ describe("python requirements: linear on any line", () => {
   ];
   for (const [what, expr, expected] of adversarial) {
     it(`decides a 512 KB line (${what}) in one pass`, async () => {
-      const result = await bounded(`const N = ${512 * KB}; const { plainRequirement } = await load("runtime/python/check.js"); return plainRequirement(${expr});`);
+      const result = await bounded(
+        `const N = ${512 * KB}; const { plainRequirement } = await load("runtime/python/check.js"); return plainRequirement(${expr});`,
+      );
       expect(result).toBe(expected);
     });
   }
 
   it("refuses a 1 MiB line of spaces at its line, saying how long it is and what the limit is", async () => {
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("ok==1\\na" + " ".repeat(${1024 * KB - 20}) + "x\\n");`)) as { line: number; problem: string }[];
-    expect(problems).toEqual([{ line: 2, problem: `the line is ${1024 * KB - 18} characters long, over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line` }]);
+    const problems = (await bounded(
+      `const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("ok==1\\na" + " ".repeat(${1024 * KB - 20}) + "x\\n");`,
+    )) as { line: number; problem: string }[];
+    expect(problems).toEqual([
+      {
+        line: 2,
+        problem: `the line is ${1024 * KB - 18} characters long, over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line`,
+      },
+    ]);
   });
 
-  it("refuses a 1 MiB line of \" #\" ending in a carriage return at its line", async () => {
+  it('refuses a 1 MiB line of " #" ending in a carriage return at its line', async () => {
     // (^|\s)#.*$ scanned to the \r from every " #" and failed there: quadratic.
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("a" + " #".repeat(${512 * KB}) + "\\rb");`)) as { line: number; problem: string }[];
-    expect(problems).toEqual([{ line: 1, problem: expect.stringContaining(`over the ${MAX_REQUIREMENT_LINE}-character limit`) }]);
+    const problems = (await bounded(
+      `const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("a" + " #".repeat(${512 * KB}) + "\\rb");`,
+    )) as { line: number; problem: string }[];
+    expect(problems).toEqual([
+      { line: 1, problem: expect.stringContaining(`over the ${MAX_REQUIREMENT_LINE}-character limit`) },
+    ]);
   });
 
-  it("takes everything after \" #\" as a comment, a carriage return included, as pip does", () => {
+  it('takes everything after " #" as a comment, a carriage return included, as pip does', () => {
     expect(requirementProblems(`a${" #".repeat(400)}\rb\nc # x\ry\n`)).toEqual([]);
   });
 
   it("reports at most 20 bad lines of a 1 MiB file, then counts the rest", async () => {
     const LINES = Math.floor((1024 * KB) / 6);
-    const problems = (await bounded(`const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("x @ y\\n".repeat(${LINES}));`)) as { line: number; problem: string }[];
+    const problems = (await bounded(
+      `const { requirementProblems } = await load("runtime/python/check.js"); return requirementProblems("x @ y\\n".repeat(${LINES}));`,
+    )) as { line: number; problem: string }[];
     expect(problems).toHaveLength(21);
     expect(problems[0]).toEqual({ line: 1, problem: expect.stringContaining('"x @ y" is not a plain requirement') });
-    expect(problems[20]).toEqual({ line: 21, problem: `this line and ${LINES - 21} more after it are not plain requirements either (only the first 20 are described)` });
+    expect(problems[20]).toEqual({
+      line: 21,
+      problem: `this line and ${LINES - 21} more after it are not plain requirements either (only the first 20 are described)`,
+    });
   });
 
   it("accepts and refuses exactly the lines the old expression did (fast-check, short lines)", () => {
-    const token = fc.constantFrom("a", "Z9", "b.c", "-", "_", " ", "\t", "[", "]", "(", ")", ",", "==", "!=", "~=", ">=", "<", ">", "===", "1.0", "*", "+", "!", ";", "@", "\\", "'", '"', "x y");
+    const token = fc.constantFrom(
+      "a",
+      "Z9",
+      "b.c",
+      "-",
+      "_",
+      " ",
+      "\t",
+      "[",
+      "]",
+      "(",
+      ")",
+      ",",
+      "==",
+      "!=",
+      "~=",
+      ">=",
+      "<",
+      ">",
+      "===",
+      "1.0",
+      "*",
+      "+",
+      "!",
+      ";",
+      "@",
+      "\\",
+      "'",
+      '"',
+      "x y",
+    );
     fc.assert(
       fc.property(fc.array(token, { maxLength: 14 }), (parts) => {
         const line = parts.join("").trim();
@@ -106,7 +158,11 @@ describe("python requirements: linear on any line", () => {
   });
 
   it("still takes plain requirements and refuses options, URLs and continuations", () => {
-    expect(requirementProblems("# c\nlzpkg==0.1  # fine\nrequests[socks, security] (>=2.0, <3); python_version >= '3.8'\nA.b-c_d ~= 1.0.*\n")).toEqual([]);
+    expect(
+      requirementProblems(
+        "# c\nlzpkg==0.1  # fine\nrequests[socks, security] (>=2.0, <3); python_version >= '3.8'\nA.b-c_d ~= 1.0.*\n",
+      ),
+    ).toEqual([]);
     expect(requirementProblems("-r x\nevil @ file:///etc/passwd\na \\\n").map((p) => p.line)).toEqual([1, 2, 3]);
   });
 });
@@ -125,25 +181,39 @@ describe("salvaging cell names from a broken file: linear on any text", () => {
   ];
   for (const [what, expr, expected] of cases) {
     it(`returns at once on ${what}`, async () => {
-      const names = await bounded(`const N = ${1024 * KB}; const { salvageNames } = await load("config/load.js"); return salvageNames(${expr});`);
+      const names = await bounded(
+        `const N = ${1024 * KB}; const { salvageNames } = await load("config/load.js"); return salvageNames(${expr});`,
+      );
       expect(names).toEqual(expected);
     });
   }
 
   it("still finds the names it found before, in block, list, quoted, commented and CRLF forms", () => {
-    expect(salvageNames("metadata:\n  name: alpha\n  labels: {\n- name: 'beta'  # x\r\n-  name: \"gamma\"\r\nname:\n  delta\nname: Bad\n")).toEqual(["alpha", "beta", "delta", "gamma"]);
-    expect(salvageNames("apiVersion: lazarus/v1\nmetadata: {name: flow, labels: {a: b}}\nspec: [\n---\nmetadata: { name: 'other' }\n")).toEqual(["flow", "other"]);
+    expect(
+      salvageNames(
+        "metadata:\n  name: alpha\n  labels: {\n- name: 'beta'  # x\r\n-  name: \"gamma\"\r\nname:\n  delta\nname: Bad\n",
+      ),
+    ).toEqual(["alpha", "beta", "delta", "gamma"]);
+    expect(
+      salvageNames(
+        "apiVersion: lazarus/v1\nmetadata: {name: flow, labels: {a: b}}\nspec: [\n---\nmetadata: { name: 'other' }\n",
+      ),
+    ).toEqual(["flow", "other"]);
   });
 });
 
 describe("operator-given text: linear too", () => {
   it("tells a git URL from a path in one pass over 512 KB of '@'", async () => {
-    const r = await bounded(`const { isGitUrl } = await load("gitops/git.js"); return [isGitUrl("@".repeat(${512 * KB})), isGitUrl("a" + "@".repeat(${512 * KB}) + ":x"), isGitUrl("git@host:org/repo.git"), isGitUrl("./dir@x:y"), isGitUrl("https://h/r.git")];`);
+    const r = await bounded(
+      `const { isGitUrl } = await load("gitops/git.js"); return [isGitUrl("@".repeat(${512 * KB})), isGitUrl("a" + "@".repeat(${512 * KB}) + ":x"), isGitUrl("git@host:org/repo.git"), isGitUrl("./dir@x:y"), isGitUrl("https://h/r.git")];`,
+    );
     expect(r).toEqual([false, true, true, false, true]);
   });
 
   it("imports a legacy portfolio whose agent name holds a 512 KB run of dashes", async () => {
-    const r = (await bounded(`const { importLegacy } = await load("portfolio/legacy.js"); return importLegacy("agents:\\n  ? x" + "-".repeat(${512 * KB}) + "y\\n  : primary: {model: m}\\n").names;`)) as string[];
+    const r = (await bounded(
+      `const { importLegacy } = await load("portfolio/legacy.js"); return importLegacy("agents:\\n  ? x" + "-".repeat(${512 * KB}) + "y\\n  : primary: {model: m}\\n").names;`,
+    )) as string[];
     expect(r[0]).toMatch(/^agent-x-+$/);
     expect(r[1]).toBe("default");
   });
@@ -152,7 +222,11 @@ describe("operator-given text: linear too", () => {
 describe("through the CLI", () => {
   it("validate reports a requirements file of one 1 MiB line at that line, and loads every other file", async () => {
     const config = configDir({
-      "cells.d/py.yaml": cellYaml({ name: "py", members: [{ identity: "human:h", role: "director" }], extra: "  runtime:\n    python: {requirements: python/req.txt}" }),
+      "cells.d/py.yaml": cellYaml({
+        name: "py",
+        members: [{ identity: "human:h", role: "director" }],
+        extra: "  runtime:\n    python: {requirements: python/req.txt}",
+      }),
       "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }),
     });
     dirs.push(config);
@@ -161,15 +235,29 @@ describe("through the CLI", () => {
     const r = await lazarus(["validate", "--json", "--config", config], { timeoutMs: DEADLINE_MS });
     expect(r.signal, "validate did not finish").toBeUndefined();
     expect(r.exitCode).toBe(1);
-    const out = JSON.parse(r.stdout) as { cells: string[]; diagnostics: { file: string; line: number; message: string }[] };
+    const out = JSON.parse(r.stdout) as {
+      cells: string[];
+      diagnostics: { file: string; line: number; message: string }[];
+    };
     expect(out.cells).toEqual(["ok"]);
-    expect(out.diagnostics).toEqual([expect.objectContaining({ file: "python/req.txt", line: 2, message: expect.stringContaining(`over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line`) })]);
+    expect(out.diagnostics).toEqual([
+      expect.objectContaining({
+        file: "python/req.txt",
+        line: 2,
+        message: expect.stringContaining(`over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line`),
+      }),
+    ]);
   });
 
   it("validate holds the cell of a 1 MiB broken file of blank lines, and loads every other file", async () => {
-    const config = configDir({ "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }) });
+    const config = configDir({
+      "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }),
+    });
     dirs.push(config);
-    writeFileSync(path.join(config, "cells.d", "broken.yaml"), `${"\n".repeat(1024 * KB - 64)}metadata:\n  name: kept\nspec: [\n`);
+    writeFileSync(
+      path.join(config, "cells.d", "broken.yaml"),
+      `${"\n".repeat(1024 * KB - 64)}metadata:\n  name: kept\nspec: [\n`,
+    );
     const r = await lazarus(["validate", "--json", "--config", config], { timeoutMs: DEADLINE_MS });
     expect(r.signal, "validate did not finish").toBeUndefined();
     expect(r.exitCode).toBe(1);

@@ -13,7 +13,8 @@ import { loadSchema, validateCellShape, validatePortfolioShape } from "../../src
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 // The options src/config/schema.ts compiled with before the validators were generated.
-const compile = (name: string) => new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(loadSchema(name));
+const compile = (name: string) =>
+  new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(loadSchema(name));
 const reference = { cell: compile("cell.schema.json"), portfolio: compile("portfolio.schema.json") };
 const generated = { cell: validateCellShape, portfolio: validatePortfolioShape };
 type Kind = keyof typeof reference;
@@ -32,11 +33,14 @@ function agree(kind: Kind, doc: unknown): void {
 function repoDocs(): { kind: Kind; doc: Record<string, unknown> }[] {
   const out: { kind: Kind; doc: Record<string, unknown> }[] = [];
   const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : /\.ya?ml$/.test(e.name) ? [path.join(dir, e.name)] : []));
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(path.join(dir, e.name)) : /\.ya?ml$/.test(e.name) ? [path.join(dir, e.name)] : [],
+    );
   for (const file of ["cells.d", "portfolios", "examples"].flatMap((d) => walk(path.join(root, d)))) {
     for (const d of parseAllDocuments(readFileSync(file, "utf8")) as { toJS(): unknown }[]) {
       const doc = d.toJS() as Record<string, unknown> | null;
-      if (doc && (doc.kind === "Cell" || doc.kind === "Portfolio")) out.push({ kind: doc.kind === "Cell" ? "cell" : "portfolio", doc });
+      if (doc && (doc.kind === "Cell" || doc.kind === "Portfolio"))
+        out.push({ kind: doc.kind === "Cell" ? "cell" : "portfolio", doc });
     }
   }
   return out;
@@ -62,7 +66,29 @@ function setAt(doc: unknown, p: (string | number)[], value: unknown, remove = fa
   return copy;
 }
 
-const BAD_VALUES: unknown[] = [null, true, 0, -1, 1.5, 1e9, "", "x", "Not A Name!", "human:", "agent:ok", "4h", "25h", "0 * * * *", [], [""], ["sh"], {}, { x: 1 }, { file: "a" }, { env: "A" }];
+const BAD_VALUES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  1e9,
+  "",
+  "x",
+  "Not A Name!",
+  "human:",
+  "agent:ok",
+  "4h",
+  "25h",
+  "0 * * * *",
+  [],
+  [""],
+  ["sh"],
+  {},
+  { x: 1 },
+  { file: "a" },
+  { env: "A" },
+];
 
 describe("precompiled validators", () => {
   it("are current: the generator, run again, writes the same code", async () => {
@@ -99,15 +125,46 @@ describe("precompiled validators", () => {
   it("agree on arbitrary values and on cells built from arbitrary parts", () => {
     const anyValue = fc.jsonValue({ maxDepth: 3 });
     const member = fc.record(
-      { identity: fc.oneof(fc.constantFrom("human:a", "agent:b", "bot:c", "nobody"), fc.string()), role: fc.oneof(fc.constantFrom("director", "executor", "observer", "guest", "substitute"), anyValue), command: fc.oneof(fc.array(fc.string()), anyValue), env: fc.dictionary(fc.string(), fc.oneof(fc.string(), anyValue)), restart: anyValue, heartbeat: fc.oneof(fc.constantFrom("10s", "1m"), anyValue) },
+      {
+        identity: fc.oneof(fc.constantFrom("human:a", "agent:b", "bot:c", "nobody"), fc.string()),
+        role: fc.oneof(fc.constantFrom("director", "executor", "observer", "guest", "substitute"), anyValue),
+        command: fc.oneof(fc.array(fc.string()), anyValue),
+        env: fc.dictionary(fc.string(), fc.oneof(fc.string(), anyValue)),
+        restart: anyValue,
+        heartbeat: fc.oneof(fc.constantFrom("10s", "1m"), anyValue),
+      },
       { requiredKeys: ["identity"] },
     );
     const cell = fc.record(
       {
         apiVersion: fc.oneof(fc.constant("lazarus/v1"), anyValue),
         kind: fc.oneof(fc.constant("Cell"), anyValue),
-        metadata: fc.oneof(fc.record({ name: fc.oneof(fc.constantFrom("c1", "a-b"), fc.string()), labels: fc.dictionary(fc.string(), fc.oneof(fc.string(), anyValue)) }, { requiredKeys: [] }), anyValue),
-        spec: fc.oneof(fc.record({ project: fc.oneof(fc.constant("Org/r#1"), anyValue), owner: fc.oneof(fc.constant("human:a"), anyValue), ttl: fc.oneof(fc.constantFrom("4h", "1h30m", "90s"), anyValue), members: fc.oneof(fc.array(member, { maxLength: 3 }), anyValue), resources: anyValue, policy: anyValue, checkpoint: anyValue, credentials: anyValue }, { requiredKeys: [] }), anyValue),
+        metadata: fc.oneof(
+          fc.record(
+            {
+              name: fc.oneof(fc.constantFrom("c1", "a-b"), fc.string()),
+              labels: fc.dictionary(fc.string(), fc.oneof(fc.string(), anyValue)),
+            },
+            { requiredKeys: [] },
+          ),
+          anyValue,
+        ),
+        spec: fc.oneof(
+          fc.record(
+            {
+              project: fc.oneof(fc.constant("Org/r#1"), anyValue),
+              owner: fc.oneof(fc.constant("human:a"), anyValue),
+              ttl: fc.oneof(fc.constantFrom("4h", "1h30m", "90s"), anyValue),
+              members: fc.oneof(fc.array(member, { maxLength: 3 }), anyValue),
+              resources: anyValue,
+              policy: anyValue,
+              checkpoint: anyValue,
+              credentials: anyValue,
+            },
+            { requiredKeys: [] },
+          ),
+          anyValue,
+        ),
       },
       { requiredKeys: [] },
     );

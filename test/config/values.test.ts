@@ -12,19 +12,79 @@ const agent = (extra: Record<string, unknown> = {}) => ({ identity: "agent:a", c
 
 describe("values that cannot work", () => {
   it.each([
-    ["heartbeat: 0s (would down a running member at once)", { name: "c1", members: [agent({ heartbeat: "0s" })] }, 12, "spec.members[0].heartbeat: heartbeat 0s is shorter than the 5s minimum"],
-    ["a 1s heartbeat", { name: "c1", members: [agent({ heartbeat: "1s" })] }, 12, "heartbeat 1s is shorter than the 5s minimum"],
-    ["downedTimeout: 0s", { name: "c1", extra: "  downedTimeout: 0s" }, 8, "spec.downedTimeout: downedTimeout 0s is shorter than the 1m minimum"],
-    ["a downedTimeout of a year", { name: "c1", extra: "  downedTimeout: 365d" }, 8, "downedTimeout exceeds the 7d maximum"],
-    ["a checkpoint every second", { name: "c1", extra: '  checkpoint: {schedule: "* * * * * *"}' }, 8, '"* * * * * *" fires more often than once a minute'],
-    ["a checkpoint every 30 seconds", { name: "c1", extra: '  checkpoint: {schedule: "*/30 * * * * *"}' }, 8, "fires more often than once a minute"],
+    [
+      "heartbeat: 0s (would down a running member at once)",
+      { name: "c1", members: [agent({ heartbeat: "0s" })] },
+      12,
+      "spec.members[0].heartbeat: heartbeat 0s is shorter than the 5s minimum",
+    ],
+    [
+      "a 1s heartbeat",
+      { name: "c1", members: [agent({ heartbeat: "1s" })] },
+      12,
+      "heartbeat 1s is shorter than the 5s minimum",
+    ],
+    [
+      "downedTimeout: 0s",
+      { name: "c1", extra: "  downedTimeout: 0s" },
+      8,
+      "spec.downedTimeout: downedTimeout 0s is shorter than the 1m minimum",
+    ],
+    [
+      "a downedTimeout of a year",
+      { name: "c1", extra: "  downedTimeout: 365d" },
+      8,
+      "downedTimeout exceeds the 7d maximum",
+    ],
+    [
+      "a checkpoint every second",
+      { name: "c1", extra: '  checkpoint: {schedule: "* * * * * *"}' },
+      8,
+      '"* * * * * *" fires more often than once a minute',
+    ],
+    [
+      "a checkpoint every 30 seconds",
+      { name: "c1", extra: '  checkpoint: {schedule: "*/30 * * * * *"}' },
+      8,
+      "fires more often than once a minute",
+    ],
     ["a grace of a year", { name: "c1", grace: "365d" }, 8, "spec.grace: grace exceeds the 7d maximum"],
-    ["a retention of ten years", { name: "c1", retention: "3650d" }, 8, "spec.retention: retention exceeds the 366d maximum"],
-    ["an empty program", { name: "c1", members: [{ identity: "agent:a", command: [""] }] }, 11, "spec.members[0].command[0]: the program to run is empty"],
-    ["a blank program", { name: "c1", members: [{ identity: "agent:a", command: [" ", "x"] }] }, 11, "the program to run is empty"],
-    ["an empty command", { name: "c1", members: [{ identity: "agent:a", command: [] }] }, 11, "spec.members[0].command: must have at least 1 item: a command needs the program to run"],
-    ["a grace whose date overflows", { name: "c1", grace: "99999999999999999999d" }, 8, 'spec.grace: "99999999999999999999d" is not valid'],
-    ["a retention whose date overflows", { name: "c1", retention: "9999999999999999h" }, 8, 'spec.retention: "9999999999999999h" is not valid'],
+    [
+      "a retention of ten years",
+      { name: "c1", retention: "3650d" },
+      8,
+      "spec.retention: retention exceeds the 366d maximum",
+    ],
+    [
+      "an empty program",
+      { name: "c1", members: [{ identity: "agent:a", command: [""] }] },
+      11,
+      "spec.members[0].command[0]: the program to run is empty",
+    ],
+    [
+      "a blank program",
+      { name: "c1", members: [{ identity: "agent:a", command: [" ", "x"] }] },
+      11,
+      "the program to run is empty",
+    ],
+    [
+      "an empty command",
+      { name: "c1", members: [{ identity: "agent:a", command: [] }] },
+      11,
+      "spec.members[0].command: must have at least 1 item: a command needs the program to run",
+    ],
+    [
+      "a grace whose date overflows",
+      { name: "c1", grace: "99999999999999999999d" },
+      8,
+      'spec.grace: "99999999999999999999d" is not valid',
+    ],
+    [
+      "a retention whose date overflows",
+      { name: "c1", retention: "9999999999999999h" },
+      8,
+      'spec.retention: "9999999999999999h" is not valid',
+    ],
     ["an inviteTtl over its cap", { name: "c1", extra: "  inviteTtl: 16m" }, 8, "inviteTtl exceeds the 15m maximum"],
   ])("refuses %s at its line", (_what, opts, line, message) => {
     const d = diagsOf(cellYaml(opts as Parameters<typeof cellYaml>[0]));
@@ -67,8 +127,12 @@ describe("programs looked up where members run", () => {
     expect(desired.cells.has("c1")).toBe(true); // a warning, not an error
     const lines = diagnostics.map(formatDiagnostic);
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^cells\.d\/a\.yaml:14:17: warning: spec\.members\[1\]\.command: program "no-such-program-xyz" is not found on the members' PATH/);
-    expect(lines[1]).toMatch(/spec\.members\[3\]\.command: program "\.\/agents\/missing\.sh" is not found relative to the config dir/);
+    expect(lines[0]).toMatch(
+      /^cells\.d\/a\.yaml:14:17: warning: spec\.members\[1\]\.command: program "no-such-program-xyz" is not found on the members' PATH/,
+    );
+    expect(lines[1]).toMatch(
+      /spec\.members\[3\]\.command: program "\.\/agents\/missing\.sh" is not found relative to the config dir/,
+    );
     expect(lines[2]).toContain('program "./agents/plain.txt" is not found relative to the config dir');
     expect(lines[2]).toContain("or is not executable");
     expect(lines[3]).toContain('program "/nonexistent/bin/agent" is not found at that path');

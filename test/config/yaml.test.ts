@@ -10,7 +10,12 @@ const POSITIONED = /^cells\.d\/a\.yaml:\d+:\d+: error: /;
 
 describe("hostile YAML in cells.d", () => {
   it("stops an alias bomb (billion laughs) at its first alias", () => {
-    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x]", ...["b", "c", "d", "e", "f", "g", "h"].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${"abcdefgh"[i]}`).join(", ")}]`)].join("\n");
+    const bomb = [
+      "a: &a [x, x, x, x, x, x, x, x, x]",
+      ...["b", "c", "d", "e", "f", "g", "h"].map(
+        (k, i) => `${k}: &${k} [${Array(9).fill(`*${"abcdefgh"[i]}`).join(", ")}]`,
+      ),
+    ].join("\n");
     const started = Date.now();
     const d = lines(`${bomb}\n`);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -38,12 +43,20 @@ describe("hostile YAML in cells.d", () => {
   });
 
   it.each([
-    ["!!js/function", "  project: !!js/function 'function () { return 1 }'", "YAML tag !!js/function is not allowed", 6],
+    [
+      "!!js/function",
+      "  project: !!js/function 'function () { return 1 }'",
+      "YAML tag !!js/function is not allowed",
+      6,
+    ],
     ["a local tag", "  project: !custom x", "YAML tag !custom is not allowed", 6],
     ["!!binary (YAML 1.1)", "  project: !!binary aGVsbG8=", "YAML tag !!binary is not allowed", 6],
     ["!!set (YAML 1.1)", "  labels: !!set {a, b}", "YAML tag !!set is not allowed", 8],
   ])("refuses the tag %s", (_what, line, message, at) => {
-    const text = cellYaml({ name: "c1", extra: line.startsWith("  project") ? undefined : line }).replace("  project: Org/repo#1", line.startsWith("  project") ? line : "  project: Org/repo#1");
+    const text = cellYaml({ name: "c1", extra: line.startsWith("  project") ? undefined : line }).replace(
+      "  project: Org/repo#1",
+      line.startsWith("  project") ? line : "  project: Org/repo#1",
+    );
     const d = lines(text);
     expect(d.length).toBeGreaterThanOrEqual(1);
     expect(d[0]).toMatch(new RegExp(`^cells\\.d/a\\.yaml:${at}:\\d+: error: ${message.replace(/[!.*]/g, "\\$&")}`));
@@ -64,11 +77,18 @@ describe("hostile YAML in cells.d", () => {
 
   it("treats << as an ordinary (unknown) key, never as a merge", () => {
     const d = lines(cellYaml({ name: "c1", extra: "  <<: {ttl: 24h}" }));
-    expect(d).toEqual(['cells.d/a.yaml:8:3: error: spec.<<: unknown field "<<" (remove it or check its spelling against schemas/cell.schema.json)']);
+    expect(d).toEqual([
+      'cells.d/a.yaml:8:3: error: spec.<<: unknown field "<<" (remove it or check its spelling against schemas/cell.schema.json)',
+    ]);
   });
 
   it("gives portfolios the same protection", () => {
-    const r = loadPortfolioText("portfolios/p.yaml", `apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: !!js/function p}\nspec: {models: [{model: m, provider: p}]}\n`);
-    expect(r.diagnostics.map(formatDiagnostic)[0]).toMatch(/^portfolios\/p\.yaml:3:\d+: error: YAML tag !!js\/function is not allowed/);
+    const r = loadPortfolioText(
+      "portfolios/p.yaml",
+      `apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: !!js/function p}\nspec: {models: [{model: m, provider: p}]}\n`,
+    );
+    expect(r.diagnostics.map(formatDiagnostic)[0]).toMatch(
+      /^portfolios\/p\.yaml:3:\d+: error: YAML tag !!js\/function is not allowed/,
+    );
   });
 });

@@ -14,11 +14,18 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 describe("ConfigCache and credentials", () => {
   it("sees a rotated secret, and a secret turned into a link out of the root, on a full refresh only", async () => {
     const secrets = tempDir("lazarus-secrets-");
-    const config = configDir({ "cells.d/a.yaml": cellYaml({ name: "a", extra: "  credentials:\n    T: {file: token}" }), "cells.d/b.yaml": cellYaml({ name: "b" }) });
+    const config = configDir({
+      "cells.d/a.yaml": cellYaml({ name: "a", extra: "  credentials:\n    T: {file: token}" }),
+      "cells.d/b.yaml": cellYaml({ name: "b" }),
+    });
     dirs.push(secrets, config);
     writeFileSync(path.join(secrets, "token"), "one");
     const key = randomBytes(32);
-    const cache = new ConfigCache(config, async () => ({ host: hostSettings({ LAZARUS_SECRETS_DIR: secrets }), hostEnv: {}, digestKey: key }));
+    const cache = new ConfigCache(config, async () => ({
+      host: hostSettings({ LAZARUS_SECRETS_DIR: secrets }),
+      hostEnv: {},
+      digestKey: key,
+    }));
     await cache.refresh();
     const first = cache.current().desired.cells.get("a")?.credentialsValueDigest;
     expect(first).toMatch(/^[0-9a-f]{32}$/);
@@ -46,11 +53,39 @@ describe("ConfigCache and credentials", () => {
 // contributes is remembered. After every edit its view must equal a fresh load of the same files.
 describe("ConfigCache after edits", () => {
   const cell = (name: string, agent: string, portfolio?: string): string =>
-    ["apiVersion: lazarus/v1", "kind: Cell", "metadata:", `  name: ${name}`, "spec:", "  project: Org/repo#1", "  owner: human:alexander", "  members:", `    - identity: agent:${agent}`, "      role: observer", ...(portfolio ? [`      portfolio: ${portfolio}`] : []), ""].join("\n");
+    [
+      "apiVersion: lazarus/v1",
+      "kind: Cell",
+      "metadata:",
+      `  name: ${name}`,
+      "spec:",
+      "  project: Org/repo#1",
+      "  owner: human:alexander",
+      "  members:",
+      `    - identity: agent:${agent}`,
+      "      role: observer",
+      ...(portfolio ? [`      portfolio: ${portfolio}`] : []),
+      "",
+    ].join("\n");
   const portfolio = (name: string, model: string, agents: string[] = []): string =>
-    ["apiVersion: lazarus/v1", "kind: Portfolio", "metadata:", `  name: ${name}`, "spec:", ...(agents.length ? [`  appliesTo: {agents: [${agents.join(", ")}]}`] : []), "  models:", `    - {model: ${model}, provider: anthropic}`, ""].join("\n");
-  const view = (c: { desired: import("../../src/config/types.js").Desired; diagnostics: import("../../src/config/diagnostics.js").Diagnostic[] }): unknown => ({
-    cells: [...c.desired.cells.values()].map((x) => [x.name, x.members.map((m) => m.resolvedPortfolio?.digest ?? null)]).sort(),
+    [
+      "apiVersion: lazarus/v1",
+      "kind: Portfolio",
+      "metadata:",
+      `  name: ${name}`,
+      "spec:",
+      ...(agents.length ? [`  appliesTo: {agents: [${agents.join(", ")}]}`] : []),
+      "  models:",
+      `    - {model: ${model}, provider: anthropic}`,
+      "",
+    ].join("\n");
+  const view = (c: {
+    desired: import("../../src/config/types.js").Desired;
+    diagnostics: import("../../src/config/diagnostics.js").Diagnostic[];
+  }): unknown => ({
+    cells: [...c.desired.cells.values()]
+      .map((x) => [x.name, x.members.map((m) => m.resolvedPortfolio?.digest ?? null)])
+      .sort(),
     held: c.desired.portfoliosHeld,
     quarantined: c.desired.quarantined,
     diagnostics: c.diagnostics.map((d) => `${d.file}:${d.line} ${d.message}`).sort(),

@@ -18,7 +18,14 @@ interface Harness {
 }
 
 function harness(backoff = { firstMs: 100, maxMs: 400 }): Harness {
-  const h: Harness = { runs: [], running: new Map(), overlap: [], answer: new Map(), hold: new Map(), fulls: 0 } as unknown as Harness;
+  const h: Harness = {
+    runs: [],
+    running: new Map(),
+    overlap: [],
+    answer: new Map(),
+    hold: new Map(),
+    fulls: 0,
+  } as unknown as Harness;
   const t0 = Date.now();
   h.queue = new WorkQueue(
     {
@@ -132,7 +139,8 @@ describe("the daemon's work queue", () => {
   it("holds a wake beyond setTimeout's range (a 30-day retention) instead of firing it at once", async () => {
     const h = harness();
     const warnings: string[] = [];
-    const onWarning = (w: Error): number => warnings.push(w.name); // Node fires an overlong timer after 1 ms, and says so
+    // Node fires an overlong timer after 1 ms, and says so
+    const onWarning = (w: Error): number => warnings.push(w.name);
     process.on("warning", onWarning);
     h.answer.set("a", { kind: "done", requeueAfter: 30 * 24 * 3_600_000 });
     h.queue.add(["a"]);

@@ -6,7 +6,20 @@
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  CLI,
+  configDir,
+  freePort,
+  isAlive,
+  killAll,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -15,8 +28,8 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-
-const cell = (name: string, ttl: string) => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
+const cell = (name: string, ttl: string) =>
+  cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
 const live = (name: string) => path.join(state, "cells", name);
 const running = (name: string) => {
   const m = readRecord(live(name)).members[0];
@@ -44,12 +57,39 @@ async function resyncs(n: number): Promise<void> {
 
 beforeAll(async () => {
   state = tempDir("lazarus-resync-state-");
-  config = configDir({ "cells.d/a.yaml": cell("a", "4h"), "cells.d/b.yaml": cell("b", "4h"), "cells.d/c.yaml": cell("c", "4h") });
-  other = configDir({ "cells.d/a.yaml": cell("a", "4h"), "cells.d/b.yaml": cell("b", "6h"), "cells.d/c.yaml": cell("c", "4h") });
+  config = configDir({
+    "cells.d/a.yaml": cell("a", "4h"),
+    "cells.d/b.yaml": cell("b", "4h"),
+    "cells.d/c.yaml": cell("c", "4h"),
+  });
+  other = configDir({
+    "cells.d/a.yaml": cell("a", "4h"),
+    "cells.d/b.yaml": cell("b", "6h"),
+    "cells.d/c.yaml": cell("c", "4h"),
+  });
   const applied = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
   expect(applied.exitCode, applied.stderr).toBe(0);
   port = await freePort();
-  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--tick", "0 0 0 1 1 *", "--resync", "1s", "--log-level", "debug"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon = execa(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--metrics-port",
+      String(port),
+      "--tick",
+      "0 0 0 1 1 *",
+      "--resync",
+      "1s",
+      "--log-level",
+      "debug",
+    ],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
   daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
   await waitFor(() => logs.includes('"watching"'), 20_000);

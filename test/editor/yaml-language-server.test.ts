@@ -40,13 +40,19 @@ class LspClient {
       if (end < 0) return;
       const length = Number(/Content-Length: *(\d+)/i.exec(this.buffer.subarray(0, end).toString("ascii"))?.[1]);
       if (this.buffer.length < end + 4 + length) return;
-      const msg = JSON.parse(this.buffer.subarray(end + 4, end + 4 + length).toString("utf8")) as { id?: number; method?: string; params?: { uri: string; diagnostics: Diagnostic[] }; result?: unknown };
+      const msg = JSON.parse(this.buffer.subarray(end + 4, end + 4 + length).toString("utf8")) as {
+        id?: number;
+        method?: string;
+        params?: { uri: string; diagnostics: Diagnostic[] };
+        result?: unknown;
+      };
       this.buffer = this.buffer.subarray(end + 4 + length);
       if (msg.method === "workspace/configuration" && msg.id !== undefined) {
         // The server pulls its settings, section by section, as VS Code answers it.
         const items = (msg.params as unknown as { items: { section?: string }[] }).items;
         this.send({ id: msg.id, result: items.map((i) => this.settings[i.section ?? ""] ?? null) });
-      } else if (msg.method && msg.id !== undefined) this.send({ id: msg.id, result: null }); // another request from the server (registerCapability...)
+      } else if (msg.method && msg.id !== undefined)
+        this.send({ id: msg.id, result: null }); // another request from the server (registerCapability...)
       else if (msg.id !== undefined) this.pending.get(msg.id)?.(msg.result);
       else if (msg.method === "textDocument/publishDiagnostics" && msg.params) {
         const list = this.diagnostics.get(msg.params.uri) ?? [];
@@ -70,7 +76,9 @@ class LspClient {
 
   open(file: string): string {
     const uri = pathToFileURL(file).href;
-    this.notify("textDocument/didOpen", { textDocument: { uri, languageId: "yaml", version: 1, text: readFileSync(file, "utf8") } });
+    this.notify("textDocument/didOpen", {
+      textDocument: { uri, languageId: "yaml", version: 1, text: readFileSync(file, "utf8") },
+    });
     return uri;
   }
 
@@ -92,17 +100,29 @@ beforeAll(async () => {
   // A project laid out as the repo is: schemas/ beside cells.d/ and portfolios/.
   dir = tempDir("lazarus-yamlls-");
   for (const d of ["schemas", "cells.d", "portfolios", "elsewhere"]) mkdirSync(path.join(dir, d));
-  for (const f of ["cell.schema.json", "portfolio.schema.json"]) copyFileSync(path.join(ROOT, "schemas", f), path.join(dir, "schemas", f));
+  for (const f of ["cell.schema.json", "portfolio.schema.json"])
+    copyFileSync(path.join(ROOT, "schemas", f), path.join(dir, "schemas", f));
   server = spawn(process.execPath, [SERVER, "--stdio"], { stdio: ["pipe", "pipe", "pipe"] });
   lsp = new LspClient(server);
-  await lsp.request("initialize", { processId: process.pid, rootUri: pathToFileURL(dir).href, workspaceFolders: [{ uri: pathToFileURL(dir).href, name: "lazarus" }], capabilities: { workspace: { configuration: true }, textDocument: { publishDiagnostics: {} } } });
+  await lsp.request("initialize", {
+    processId: process.pid,
+    rootUri: pathToFileURL(dir).href,
+    workspaceFolders: [{ uri: pathToFileURL(dir).href, name: "lazarus" }],
+    capabilities: { workspace: { configuration: true }, textDocument: { publishDiagnostics: {} } },
+  });
   lsp.notify("initialized", {});
   // What docs/configuration.md tells an editor (yaml.schemas); schemaStore off: no network.
   lsp.settings = {
     yaml: {
       validate: true,
       schemaStore: { enable: false },
-      schemas: { [pathToFileURL(path.join(dir, "schemas", "cell.schema.json")).href]: ["cells.d/*.yaml", "cells.d/*.yml"], [pathToFileURL(path.join(dir, "schemas", "portfolio.schema.json")).href]: ["portfolios/*.yaml", "portfolios/*.yml"] },
+      schemas: {
+        [pathToFileURL(path.join(dir, "schemas", "cell.schema.json")).href]: ["cells.d/*.yaml", "cells.d/*.yml"],
+        [pathToFileURL(path.join(dir, "schemas", "portfolio.schema.json")).href]: [
+          "portfolios/*.yaml",
+          "portfolios/*.yml",
+        ],
+      },
     },
   };
   lsp.notify("workspace/didChangeConfiguration", { settings: lsp.settings }); // the server answers by pulling them
@@ -117,8 +137,14 @@ const lineOf = (text: string, needle: string): number => text.split("\n").findIn
 describe("the schemas in yaml-language-server", () => {
   it("finds nothing in the repo's own cells.d/ and portfolios/ files, and flags a misspelt field at its line", async () => {
     // Without their modelines: the yaml.schemas mapping alone must find the schema.
-    const withoutModeline = (f: string): string => readFileSync(path.join(ROOT, f), "utf8").replace(/^# yaml-language-server: .*\n/m, "");
-    const good = ["cells.d/timmy-config.yaml", "cells.d/review-sandboxed.yaml", "portfolios/default.yaml", "portfolios/coder.yaml"].map((f) => {
+    const withoutModeline = (f: string): string =>
+      readFileSync(path.join(ROOT, f), "utf8").replace(/^# yaml-language-server: .*\n/m, "");
+    const good = [
+      "cells.d/timmy-config.yaml",
+      "cells.d/review-sandboxed.yaml",
+      "portfolios/default.yaml",
+      "portfolios/coder.yaml",
+    ].map((f) => {
       expect(withoutModeline(f)).not.toContain("yaml-language-server");
       writeFileSync(path.join(dir, f), withoutModeline(f));
       return lsp.open(path.join(dir, f));
@@ -129,8 +155,13 @@ describe("the schemas in yaml-language-server", () => {
     const bad = lsp.open(path.join(dir, "cells.d/bad.yaml"));
     // Each file's verdict arrives on its own (the server validates asynchronously, in no promised
     // order): wait for the bad file's diagnostics and for a verdict on every good file.
-    await waitFor(() => (lsp.latest(bad)?.length ?? 0) > 0 && good.every((uri) => lsp.latest(uri) !== undefined), 20_000).catch(() => {
-      throw new Error(`no verdict for ${[bad, ...good].filter((u) => lsp.latest(u) === undefined).join(", ") || "the bad file"}; server stderr: ${lsp.stderr.join("")}`);
+    await waitFor(
+      () => (lsp.latest(bad)?.length ?? 0) > 0 && good.every((uri) => lsp.latest(uri) !== undefined),
+      20_000,
+    ).catch(() => {
+      throw new Error(
+        `no verdict for ${[bad, ...good].filter((u) => lsp.latest(u) === undefined).join(", ") || "the bad file"}; server stderr: ${lsp.stderr.join("")}`,
+      );
     });
     for (const uri of good) expect({ uri, diagnostics: lsp.latest(uri) }).toEqual({ uri, diagnostics: [] });
     // ...and that silence is the schema's verdict, not the absence of one: a stray top-level field
@@ -139,7 +170,10 @@ describe("the schemas in yaml-language-server", () => {
       const text = `${readFileSync(fileURLToPath(uri), "utf8")}stray: 1\n`;
       lsp.change(uri, 2, text);
       await waitFor(() => (lsp.latest(uri)?.length ?? 0) > 0, 20_000);
-      expect((lsp.latest(uri) as Diagnostic[]).map((d) => d.range.start.line), `file ${i}`).toEqual([lineOf(text, "stray: 1")]);
+      expect(
+        (lsp.latest(uri) as Diagnostic[]).map((d) => d.range.start.line),
+        `file ${i}`,
+      ).toEqual([lineOf(text, "stray: 1")]);
     }
     const diags = lsp.latest(bad) as Diagnostic[];
     expect(diags).toHaveLength(1);
@@ -148,7 +182,19 @@ describe("the schemas in yaml-language-server", () => {
   });
 
   it("the modeline (# yaml-language-server: $schema=...) works outside cells.d/ too", async () => {
-    const text = ["# yaml-language-server: $schema=../schemas/cell.schema.json", "apiVersion: lazarus/v1", "kind: Cell", "metadata:", "  name: modeline", "spec:", "  project: Org/repo#1", "  owner: human:alexander", "  backend: sandboxx", "  members: []", ""].join("\n");
+    const text = [
+      "# yaml-language-server: $schema=../schemas/cell.schema.json",
+      "apiVersion: lazarus/v1",
+      "kind: Cell",
+      "metadata:",
+      "  name: modeline",
+      "spec:",
+      "  project: Org/repo#1",
+      "  owner: human:alexander",
+      "  backend: sandboxx",
+      "  members: []",
+      "",
+    ].join("\n");
     writeFileSync(path.join(dir, "elsewhere/plain.yaml"), text.replace(/^# yaml-language-server: .*\n/, "")); // no modeline, not in cells.d/: no schema
     writeFileSync(path.join(dir, "elsewhere/cell.yaml"), text);
     const plain = lsp.open(path.join(dir, "elsewhere/plain.yaml"));

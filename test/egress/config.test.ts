@@ -47,9 +47,13 @@ function setup(network: string, backend?: string): { cfg: string; state: string 
 describe("network egress in cells.d", () => {
   it("an entry outside LAZARUS_EGRESS_ALLOW is an error at its own line, and the cell is held", async () => {
     const { cfg, state } = setup('{egress: [api.example.org, "*.github.com:443",\n      evil.example.net]}');
-    const r = await lazarus(["validate", "-c", cfg, "-s", state], { env: { LAZARUS_EGRESS_ALLOW: "api.example.org,*.github.com" } });
+    const r = await lazarus(["validate", "-c", cfg, "-s", state], {
+      env: { LAZARUS_EGRESS_ALLOW: "api.example.org,*.github.com" },
+    });
     expect(r.exitCode).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/cells\.d\/eg\.yaml:9:\d+.*spec\.network\.egress\[2\].*evil\.example\.net is outside what this host allows/s);
+    expect(r.stdout + r.stderr).toMatch(
+      /cells\.d\/eg\.yaml:9:\d+.*spec\.network\.egress\[2\].*evil\.example\.net is outside what this host allows/s,
+    );
     expect(r.stdout + r.stderr).not.toMatch(/egress\[0\]|egress\[1\]/);
   });
 
@@ -71,10 +75,20 @@ describe("network egress in cells.d", () => {
     const { cfg, state } = setup("{egress: [pypi.org, files.pythonhosted.org]}");
     const tables = tempDir("lazarus-egress-tables-");
     dirs.push(tables);
-    writeFileSync(path.join(tables, "providers.yaml"), "providers:\n  - {name: homelab, api: openai, baseUrl: 'https://llm.lab.example:8443/v1', keyFile: homelab.key}\n");
-    writeFileSync(path.join(tables, "forges.yaml"), "forges:\n  - {match: 'Other/*', kind: gitea, url: 'https://other.example'}\n  - {match: 'Org/*', kind: gitea, url: 'https://gitea.example.org', tokenFile: gitea.token}\n");
-    const r = await lazarus(["plan", "-c", cfg, "-s", state], { env: { LAZARUS_PROVIDERS: path.join(tables, "providers.yaml"), LAZARUS_FORGES: path.join(tables, "forges.yaml") } });
-    expect(r.stdout).toContain("network egress (pypi.org, files.pythonhosted.org; automatic: api.anthropic.com:443 for provider anthropic, llm.lab.example:8443 for provider homelab, gitea.example.org:443 for forge of Org/repo)");
+    writeFileSync(
+      path.join(tables, "providers.yaml"),
+      "providers:\n  - {name: homelab, api: openai, baseUrl: 'https://llm.lab.example:8443/v1', keyFile: homelab.key}\n",
+    );
+    writeFileSync(
+      path.join(tables, "forges.yaml"),
+      "forges:\n  - {match: 'Other/*', kind: gitea, url: 'https://other.example'}\n  - {match: 'Org/*', kind: gitea, url: 'https://gitea.example.org', tokenFile: gitea.token}\n",
+    );
+    const r = await lazarus(["plan", "-c", cfg, "-s", state], {
+      env: { LAZARUS_PROVIDERS: path.join(tables, "providers.yaml"), LAZARUS_FORGES: path.join(tables, "forges.yaml") },
+    });
+    expect(r.stdout).toContain(
+      "network egress (pypi.org, files.pythonhosted.org; automatic: api.anthropic.com:443 for provider anthropic, llm.lab.example:8443 for provider homelab, gitea.example.org:443 for forge of Org/repo)",
+    );
   });
 
   it("a provider with no known host is a warning, not a silent gap", async () => {
@@ -95,12 +109,21 @@ describe("network egress in cells.d", () => {
   });
 
   it("a kubernetes cell keeps its deny-all NetworkPolicy and carries the whole list for the operator's egress proxy", async () => {
-    const k8s = cell("{egress: [pypi.org]}", "kubernetes").replace("  members:", "  kubernetes: {namespace: agents, image: registry.example/agent:1}\n  members:");
+    const k8s = cell("{egress: [pypi.org]}", "kubernetes").replace(
+      "  members:",
+      "  kubernetes: {namespace: agents, image: registry.example/agent:1}\n  members:",
+    );
     const cfg = configDir({ "cells.d/eg.yaml": k8s, "portfolios/default.yaml": PORTFOLIO });
     dirs.push(cfg);
     const r = await lazarus(["render", "--config", cfg, "--json", "eg"]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const policy = (JSON.parse(r.stdout) as { kind: string; metadata: { annotations?: Record<string, string> }; spec: { egress: unknown[] } }[]).find((o) => o.kind === "NetworkPolicy");
+    const policy = (
+      JSON.parse(r.stdout) as {
+        kind: string;
+        metadata: { annotations?: Record<string, string> };
+        spec: { egress: unknown[] };
+      }[]
+    ).find((o) => o.kind === "NetworkPolicy");
     expect(policy?.spec.egress).toEqual([]);
     expect(policy?.metadata.annotations?.["lazarus.dev/egress-allow"]).toBe("api.anthropic.com:443,pypi.org");
   });

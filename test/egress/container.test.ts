@@ -37,7 +37,11 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
   const dir = tempDir("lazarus-egress-ctr-");
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test\n");
   chmodSync(dir, 0o755);
-  const env = { LAZARUS_UID_RANGE: "262100-262199", LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"), LAZARUS_EGRESS_CIDRS: "127.0.0.1/32" };
+  const env = {
+    LAZARUS_UID_RANGE: "262100-262199",
+    LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
+    LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
+  };
   const state = tempDir("lazarus-egress-ctr-state-");
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
@@ -86,7 +90,12 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
     const cell = path.join(state, "cells", "egress-ctr");
     const file = path.join(cell, "home", "probe", "probe.txt");
     await waitFor(() => existsSync(file), 120_000);
-    const p = Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]));
+    const p = Object.fromEntries(
+      readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
+    );
     expect(p.env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
     expect(p.listed).toBe(`plain forge.test:${plainPort} /hi`);
     expect(p.unlisted).toMatch(/403.* exit=1|exit=1/);
@@ -96,20 +105,45 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
     expect(p.direct).toMatch(/exit=1$/);
     expect(p.dns).toMatch(/exit=0$|exit=1$/);
     expect(p.dns).not.toMatch(/Address:?\s+\d+\.\d+\.\d+\.\d+/);
-    const events = readFileSync(eventsFile(state), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EgressEvent);
-    expect(events.find((e) => e.host === "forge.test" && e.port === plainPort)).toMatchObject({ cell: "egress-ctr", member: "agent:probe", kind: "http", verdict: "allowed" });
+    const events = readFileSync(eventsFile(state), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as EgressEvent);
+    expect(events.find((e) => e.host === "forge.test" && e.port === plainPort)).toMatchObject({
+      cell: "egress-ctr",
+      member: "agent:probe",
+      kind: "http",
+      verdict: "allowed",
+    });
     expect(events.find((e) => e.host === "other.test")).toMatchObject({ verdict: "refused" });
-    expect(events.find((e) => e.host === "169.254.169.254")).toMatchObject({ verdict: "refused", reason: expect.stringMatching(/IP address/) });
+    expect(events.find((e) => e.host === "169.254.169.254")).toMatchObject({
+      verdict: "refused",
+      reason: expect.stringMatching(/IP address/),
+    });
     expect(readRecord(cell).network).toBe("egress");
     uid = readRecord(cell).uid;
   }, 240_000);
 
   it("lazarus verify proves I4 from a container in the member's view", async () => {
     const r = await lazarus(["verify", "egress-ctr", "--json", "-s", state], { env });
-    const checks = (JSON.parse(r.stdout) as { cells: { checks: { invariant: string; check: string; ok: boolean; detail: string }[] }[] }).cells[0]?.checks ?? [];
+    const checks =
+      (
+        JSON.parse(r.stdout) as {
+          cells: { checks: { invariant: string; check: string; ok: boolean; detail: string }[] }[];
+        }
+      ).cells[0]?.checks ?? [];
     expect(checks.filter((c) => !c.ok)).toEqual([]);
-    expect(checks.filter((c) => c.invariant === "I4").map((c) => c.check)).toEqual(expect.arrayContaining(["reach a listed host through the proxy", "reach an unlisted host", "reach a raw IP address", "reach the cloud metadata address", "connect around the proxy"]));
-    expect(readdirSync(NETNS_ROOT).filter((n) => n.startsWith(uid.slice(0, 12)))).toHaveLength(1); // the probe's namespace is gone
+    expect(checks.filter((c) => c.invariant === "I4").map((c) => c.check)).toEqual(
+      expect.arrayContaining([
+        "reach a listed host through the proxy",
+        "reach an unlisted host",
+        "reach a raw IP address",
+        "reach the cloud metadata address",
+        "connect around the proxy",
+      ]),
+    );
+    // the probe's namespace is gone
+    expect(readdirSync(NETNS_ROOT).filter((n) => n.startsWith(uid.slice(0, 12)))).toHaveLength(1);
   }, 240_000);
 
   it("closing the cell removes its network namespaces and sockets", async () => {

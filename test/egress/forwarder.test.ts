@@ -25,14 +25,17 @@ let port: number;
 // The pids of the processes running the forwarder for this test's socket (read from /proc; the
 // socket path is this test's own temp dir, so no other process matches).
 function forwarderPids(): number[] {
-  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
-      return argv[0] === PERL && argv.includes(sock) && procState(Number(d)) !== "Z";
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+        return argv[0] === PERL && argv.includes(sock) && procState(Number(d)) !== "Z";
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 // Send data through the forwarder, end the sending side, and collect what comes back.
@@ -76,54 +79,75 @@ describe.skipIf(noPerl)("the egress forwarder", () => {
   });
 
   it("serves 40 connections at once from one process (no process per connection)", async () => {
-    const open = await Promise.all(Array.from({ length: 40 }, () => new Promise<net.Socket>((resolve, reject) => {
-      const c = net.connect(port, "127.0.0.1", () => c.write("ping"));
-      c.once("data", () => resolve(c));
-      c.on("error", reject);
-    })));
+    const open = await Promise.all(
+      Array.from(
+        { length: 40 },
+        () =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const c = net.connect(port, "127.0.0.1", () => c.write("ping"));
+            c.once("data", () => resolve(c));
+            c.on("error", reject);
+          }),
+      ),
+    );
     expect(forwarderPids()).toHaveLength(1);
-    const answers = await Promise.all(open.map((c, i) => new Promise<string>((resolve) => {
-      let text = "";
-      c.on("data", (d: Buffer) => (text += d.toString()));
-      c.on("end", () => resolve(text));
-      c.end(`#${i}`);
-    })));
+    const answers = await Promise.all(
+      open.map(
+        (c, i) =>
+          new Promise<string>((resolve) => {
+            let text = "";
+            c.on("data", (d: Buffer) => (text += d.toString()));
+            c.on("end", () => resolve(text));
+            c.end(`#${i}`);
+          }),
+      ),
+    );
     expect(answers).toEqual(open.map((_, i) => `#${i}`));
-    const many = await Promise.all(Array.from({ length: 20 }, () => randomBytes(1 << 20)).map(async (d) => digest(await roundTrip(d)) === digest(d)));
+    const many = await Promise.all(
+      Array.from({ length: 20 }, () => randomBytes(1 << 20)).map(async (d) => digest(await roundTrip(d)) === digest(d)),
+    );
     expect(many.every(Boolean)).toBe(true);
   });
 
-  it.skipIf(!["x64", "arm64", "riscv64"].includes(process.arch))("moves a bulk connection's bytes through pipes of its own (splice), a short one's through its memory", async () => {
-    const pipes = (): number => forwarderPids().flatMap((p) => readdirSync(`/proc/${p}/fd`).map((f) => {
+  it.skipIf(!["x64", "arm64", "riscv64"].includes(process.arch))(
+    "moves a bulk connection's bytes through pipes of its own (splice), a short one's through its memory",
+    async () => {
+      const pipes = (): number =>
+        forwarderPids()
+          .flatMap((p) =>
+            readdirSync(`/proc/${p}/fd`).map((f) => {
+              try {
+                return readlinkSync(`/proc/${p}/fd/${f}`);
+              } catch {
+                return "";
+              }
+            }),
+          )
+          .filter((l) => l.startsWith("pipe:")).length;
+      const before = pipes(); // whatever it inherited from the test runner
+      const c = await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(port, "127.0.0.1", () => s.write("ping"));
+        s.once("data", () => resolve(s));
+        s.on("error", reject);
+      });
       try {
-        return readlinkSync(`/proc/${p}/fd/${f}`);
-      } catch {
-        return "";
+        expect(pipes() - before).toBe(0); // short so far: no pipes
+        const got: Buffer[] = [];
+        let have = 0;
+        c.on("data", (d: Buffer) => (got.push(d), (have += d.length)));
+        const first = randomBytes(2 << 20);
+        c.write(first);
+        await waitFor(() => have >= first.length, 10_000);
+        expect(pipes() - before).toBe(4); // past 1 MiB each way: one pipe (two descriptors) each way
+        const rest = randomBytes(2 << 20);
+        await new Promise<void>((r) => c.end(rest, () => c.once("end", () => r())));
+        expect(digest(Buffer.concat(got))).toBe(digest(Buffer.concat([first, rest])));
+      } finally {
+        c.destroy();
       }
-    })).filter((l) => l.startsWith("pipe:")).length;
-    const before = pipes(); // whatever it inherited from the test runner
-    const c = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(port, "127.0.0.1", () => s.write("ping"));
-      s.once("data", () => resolve(s));
-      s.on("error", reject);
-    });
-    try {
-      expect(pipes() - before).toBe(0); // short so far: no pipes
-      const got: Buffer[] = [];
-      let have = 0;
-      c.on("data", (d: Buffer) => (got.push(d), (have += d.length)));
-      const first = randomBytes(2 << 20);
-      c.write(first);
-      await waitFor(() => have >= first.length, 10_000);
-      expect(pipes() - before).toBe(4); // past 1 MiB each way: one pipe (two descriptors) each way
-      const rest = randomBytes(2 << 20);
-      await new Promise<void>((r) => c.end(rest, () => c.once("end", () => r())));
-      expect(digest(Buffer.concat(got))).toBe(digest(Buffer.concat([first, rest])));
-    } finally {
-      c.destroy();
-    }
-    await waitFor(() => pipes() === before); // closed with the connection
-  });
+      await waitFor(() => pipes() === before); // closed with the connection
+    },
+  );
 
   it("refuses a connection at once while nothing listens on the socket, and relays again once it does", async () => {
     await new Promise<void>((r) => echo.close(() => r()));

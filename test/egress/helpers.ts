@@ -14,7 +14,8 @@ import { stopProxy } from "../../src/egress/supervise.js";
 // Stop a state dir's proxy and remove its members' socket dirs under /run/lazarus/egress.
 export async function egressCleanup(state: string): Promise<void> {
   await stopProxy(state);
-  for (const f of await readCellFiles(state)) for (const m of f.members) await rm(m.socketDir, { recursive: true, force: true });
+  for (const f of await readCellFiles(state))
+    for (const m of f.members) await rm(m.socketDir, { recursive: true, force: true });
 }
 
 export interface TestCert {
@@ -26,7 +27,27 @@ export interface TestCert {
 export function makeCert(dir: string, names: string[]): TestCert {
   const cert = path.join(dir, "cert.pem");
   const key = path.join(dir, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${names[0]}`,
+      "-addext",
+      `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`,
+    ],
+    { stdio: "ignore" },
+  );
   return { cert, key, pem: readFileSync(cert, "utf8") };
 }
 
@@ -46,7 +67,10 @@ export async function httpsServer(c: TestCert): Promise<{ server: https.Server; 
 }
 
 // Send "CONNECT host:port" over a proxy's unix socket; the status line and, for 200, the socket.
-export function connectVia(sock: string, authority: string): Promise<{ status: number; text: string; socket: net.Socket }> {
+export function connectVia(
+  sock: string,
+  authority: string,
+): Promise<{ status: number; text: string; socket: net.Socket }> {
   return new Promise((resolve, reject) => {
     const s = net.connect(sock, () => s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
     let buf = "";
@@ -63,7 +87,13 @@ export function connectVia(sock: string, authority: string): Promise<{ status: n
 }
 
 // GET https://host/path through a proxy socket, trusting the test certificate.
-export async function httpsGetVia(sock: string, host: string, port: number, pathName: string, ca: string): Promise<string> {
+export async function httpsGetVia(
+  sock: string,
+  host: string,
+  port: number,
+  pathName: string,
+  ca: string,
+): Promise<string> {
   const c = await connectVia(sock, `${host}:${port}`);
   if (c.status !== 200) throw new Error(`refused: ${c.text}`);
   const t = tls.connect({ socket: c.socket, servername: host, ca });

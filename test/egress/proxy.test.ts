@@ -20,11 +20,12 @@ import { cleanup, tempDir, waitFor } from "../helpers.js";
 import { connectVia, httpsGetVia, httpsServer, makeCert, tcpToUnix, type TestCert } from "./helpers.js";
 
 const run = promisify(execFile);
-const entries = (...t: string[]): EgressEntry[] => t.map((x) => {
-  const p = parseEntry(x);
-  if (!p.ok) throw new Error(p.error);
-  return p.value;
-});
+const entries = (...t: string[]): EgressEntry[] =>
+  t.map((x) => {
+    const p = parseEntry(x);
+    if (!p.ok) throw new Error(p.error);
+    return p.value;
+  });
 
 let dir: string;
 let cert: TestCert;
@@ -37,7 +38,13 @@ let relay: { server: net.Server; port: number };
 const events: EgressEvent[] = [];
 
 async function setList(list: EgressEntry[]): Promise<void> {
-  await writeCellFile(dir, { formatVersion: 1, cell: "c1", uid: "u1", entries: list, members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }] });
+  await writeCellFile(dir, {
+    formatVersion: 1,
+    cell: "c1",
+    uid: "u1",
+    entries: list,
+    members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }],
+  });
   await service.reload();
 }
 
@@ -48,11 +55,22 @@ beforeAll(async () => {
   plain = http.createServer((req, res) => res.end(`plain ${req.headers.host} ${req.url}\n`));
   await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
   plainPort = (plain.address() as net.AddressInfo).port;
-  writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test\n169.254.169.254 metadata.test\n10.99.0.1 private.test\n127.0.0.2 loop.test\n");
+  writeFileSync(
+    path.join(dir, "hosts"),
+    "127.0.0.1 forge.test other.test\n169.254.169.254 metadata.test\n10.99.0.1 private.test\n127.0.0.2 loop.test\n",
+  );
   await writeSettingsFile(dir, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(dir, "hosts") });
   sock = path.join(memberSocketDir(dir, "u1", "a"), SOCKET_NAME);
   service = new EgressService(dir, (e) => events.push(e));
-  await setList(entries(`forge.test:${https.port}`, `forge.test:${plainPort}`, "metadata.test", "private.test", `loop.test:${https.port}`));
+  await setList(
+    entries(
+      `forge.test:${https.port}`,
+      `forge.test:${plainPort}`,
+      "metadata.test",
+      "private.test",
+      `loop.test:${https.port}`,
+    ),
+  );
   relay = await tcpToUnix(sock);
 });
 
@@ -72,7 +90,15 @@ describe("the egress proxy", () => {
     const body = await httpsGetVia(sock, "forge.test", https.port, "/bytes/5000", cert.pem);
     expect(body).toMatch(/^HTTP\/1.1 200/);
     await waitFor(() => events.length > 0 && last().host === "forge.test");
-    expect(last()).toMatchObject({ cell: "c1", member: "agent:a", kind: "connect", host: "forge.test", port: https.port, verdict: "allowed", address: "127.0.0.1" });
+    expect(last()).toMatchObject({
+      cell: "c1",
+      member: "agent:a",
+      kind: "connect",
+      host: "forge.test",
+      port: https.port,
+      verdict: "allowed",
+      address: "127.0.0.1",
+    });
     expect(last().bytesDown).toBeGreaterThan(5000);
     expect(last().bytesUp).toBeGreaterThan(100);
   });
@@ -93,15 +119,36 @@ describe("the egress proxy", () => {
   });
 
   it("forwards plain HTTP for a listed name and refuses others", async () => {
-    const ok = await run("curl", ["-sS", "--proxy", `http://127.0.0.1:${relay.port}`, `http://forge.test:${plainPort}/x?y=1`]);
+    const ok = await run("curl", [
+      "-sS",
+      "--proxy",
+      `http://127.0.0.1:${relay.port}`,
+      `http://forge.test:${plainPort}/x?y=1`,
+    ]);
     expect(ok.stdout).toBe(`plain forge.test:${plainPort} /x?y=1\n`);
-    const no = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", `http://127.0.0.1:${relay.port}`, `http://other.test:${plainPort}/`]);
+    const no = await run("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--proxy",
+      `http://127.0.0.1:${relay.port}`,
+      `http://other.test:${plainPort}/`,
+    ]);
     expect(no.stdout).toBe("403");
     await waitFor(() => last().kind === "http" && last().verdict === "refused");
   });
 
   it("sends the checked host as the Host header, whatever the member wrote there", async () => {
-    const r = await run("curl", ["-sS", "--proxy", `http://127.0.0.1:${relay.port}`, "-H", "Host: other.test", `http://forge.test:${plainPort}/h`]);
+    const r = await run("curl", [
+      "-sS",
+      "--proxy",
+      `http://127.0.0.1:${relay.port}`,
+      "-H",
+      "Host: other.test",
+      `http://forge.test:${plainPort}/h`,
+    ]);
     expect(r.stdout).toBe(`plain forge.test:${plainPort} /h\n`);
   });
 
@@ -109,7 +156,9 @@ describe("the egress proxy", () => {
     const env = { ...process.env, HTTPS_PROXY: `http://127.0.0.1:${relay.port}`, NO_PROXY: "localhost,127.0.0.1" };
     const ok = await run("curl", ["-sS", "--cacert", cert.cert, `https://forge.test:${https.port}/hi`], { env });
     expect(ok.stdout).toBe("hello /hi\n");
-    const no = await run("curl", ["-sS", "--cacert", cert.cert, `https://other.test:${https.port}/hi`], { env }).catch((e: { stderr: string }) => e);
+    const no = await run("curl", ["-sS", "--cacert", cert.cert, `https://other.test:${https.port}/hi`], { env }).catch(
+      (e: { stderr: string }) => e,
+    );
     expect((no as { stderr: string }).stderr).toMatch(/403/);
   });
 
@@ -123,7 +172,13 @@ describe("the egress proxy", () => {
   });
 
   it("the timer's reload applies a changed list and a changed hosts file without a signal", async () => {
-    await writeCellFile(dir, { formatVersion: 1, cell: "c1", uid: "u1", entries: entries(`other.test:${https.port}`), members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }] });
+    await writeCellFile(dir, {
+      formatVersion: 1,
+      cell: "c1",
+      uid: "u1",
+      entries: entries(`other.test:${https.port}`),
+      members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }],
+    });
     await service.reloadIfChanged();
     expect((await connectVia(sock, `forge.test:${https.port}`)).status).toBe(403);
     const hosts = readFileSync(path.join(dir, "hosts"), "utf8");
@@ -141,7 +196,8 @@ describe("the egress proxy", () => {
   it("counts attempts by cell and verdict for /metrics, reading only what was appended since", async () => {
     const m = new Metrics();
     m.watchEgress(eventsFile(dir));
-    const value = (text: string, verdict: string): number => Number(new RegExp(`lazarus_egress_connections_total\\{cell="c1",verdict="${verdict}"\\} (\\d+)`).exec(text)?.[1]);
+    const value = (text: string, verdict: string): number =>
+      Number(new RegExp(`lazarus_egress_connections_total\\{cell="c1",verdict="${verdict}"\\} (\\d+)`).exec(text)?.[1]);
     const first = await m.registry.metrics();
     expect(value(first, "refused")).toBe(events.filter((e) => e.verdict === "refused").length);
     expect(value(first, "allowed")).toBe(events.filter((e) => e.verdict === "allowed").length);
@@ -160,7 +216,10 @@ describe("the egress proxy", () => {
   });
 
   it("writes every attempt to the state dir's events file", () => {
-    const lines = readFileSync(eventsFile(dir), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EgressEvent);
+    const lines = readFileSync(eventsFile(dir), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as EgressEvent);
     expect(lines.length).toBe(events.length);
     expect(lines.some((e) => e.verdict === "refused" && /IP address/.test(e.reason))).toBe(true);
   });

@@ -68,7 +68,11 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
   let plain: http.Server;
   let plainPort = 0;
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
-  const suite = sandboxSuite(262000, { LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${dir}`, LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"), LAZARUS_EGRESS_CIDRS: "127.0.0.1/32" });
+  const suite = sandboxSuite(262000, {
+    LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${dir}`,
+    LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
+    LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
+  });
   const { run, cfg, state } = suite;
 
   beforeAll(async () => {
@@ -122,7 +126,12 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
 
   const probe = (): Record<string, string> => {
     const file = path.join(state, "cells", "egress-sbx", "home", "probe", "probe.txt");
-    return Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]));
+    return Object.fromEntries(
+      readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
+    );
   };
 
   it("plan shows the list; apply starts the members behind the proxy", async () => {
@@ -142,7 +151,11 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     expect(p.node).toBe("hello /from-node");
     expect(p.git_ls_remote).toMatch(/HEAD refs\/heads\/main|refs\/heads\/main/);
     expect(p.git_push).toBe("exit=0");
-    expect(execFileSync("git", ["-C", path.join(dir, "repos", "repo.git"), "log", "-1", "--format=%s", "main"], { encoding: "utf8" }).trim()).toBe("pushed from a sandbox");
+    expect(
+      execFileSync("git", ["-C", path.join(dir, "repos", "repo.git"), "log", "-1", "--format=%s", "main"], {
+        encoding: "utf8",
+      }).trim(),
+    ).toBe("pushed from a sandbox");
   });
 
   it("is refused an unlisted name, raw IPs, the metadata address and the host's loopback, and has no resolver", () => {
@@ -157,21 +170,48 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
 
   it("lazarus verify proves I4 from inside each member: listed reachable; unlisted, raw IP, metadata, loopback refused; no route around; no resolver", async () => {
     const r = await lazarus(["verify", "egress-sbx", "--json", "-s", state], { env: suite.env });
-    const report = JSON.parse(r.stdout) as { cells: { checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[] }[] };
+    const report = JSON.parse(r.stdout) as {
+      cells: { checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[] }[];
+    };
     const checks = report.cells[0]?.checks ?? [];
     expect(checks.filter((c) => !c.ok)).toEqual([]);
     expect(r.exitCode).toBe(0);
     const i4 = checks.filter((c) => c.invariant === "I4" && c.member === "agent:probe").map((c) => c.check);
-    expect(i4).toEqual(expect.arrayContaining(["reach a listed host through the proxy", "reach an unlisted host", "reach a raw IP address", "reach the cloud metadata address", "reach the host's loopback through the proxy", "connect around the proxy", "resolve names inside (DNS leak)"]));
-    expect(checks.find((c) => c.check === "reach a listed host through the proxy")?.detail).toMatch(new RegExp(`forge.test:${web.port} through \\(status 200\\)`));
+    expect(i4).toEqual(
+      expect.arrayContaining([
+        "reach a listed host through the proxy",
+        "reach an unlisted host",
+        "reach a raw IP address",
+        "reach the cloud metadata address",
+        "reach the host's loopback through the proxy",
+        "connect around the proxy",
+        "resolve names inside (DNS leak)",
+      ]),
+    );
+    expect(checks.find((c) => c.check === "reach a listed host through the proxy")?.detail).toMatch(
+      new RegExp(`forge.test:${web.port} through \\(status 200\\)`),
+    );
   }, 120_000);
 
   it("records every attempt as an event: member, host, port, verdict and why, bytes, duration", () => {
-    const events = readFileSync(eventsFile(state), "utf8").trim().split("\n").map((l) => JSON.parse(l) as EgressEvent);
+    const events = readFileSync(eventsFile(state), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as EgressEvent);
     const mine = events.filter((e) => e.member === "agent:probe");
-    expect(mine.find((e) => e.host === "forge.test" && e.verdict === "allowed")).toMatchObject({ cell: "egress-sbx", port: web.port, kind: "connect" });
-    expect(mine.find((e) => e.host === "other.test")).toMatchObject({ verdict: "refused", reason: expect.stringMatching(/not on the cell's list/) });
-    expect(mine.find((e) => e.host === "127.0.0.1")).toMatchObject({ verdict: "refused", reason: expect.stringMatching(/IP address/) });
+    expect(mine.find((e) => e.host === "forge.test" && e.verdict === "allowed")).toMatchObject({
+      cell: "egress-sbx",
+      port: web.port,
+      kind: "connect",
+    });
+    expect(mine.find((e) => e.host === "other.test")).toMatchObject({
+      verdict: "refused",
+      reason: expect.stringMatching(/not on the cell's list/),
+    });
+    expect(mine.find((e) => e.host === "127.0.0.1")).toMatchObject({
+      verdict: "refused",
+      reason: expect.stringMatching(/IP address/),
+    });
     expect(mine.find((e) => e.host === "169.254.169.254")).toMatchObject({ verdict: "refused" });
     const pushed = mine.filter((e) => e.host === "git.test" && e.verdict === "allowed");
     expect(pushed.length).toBeGreaterThanOrEqual(2);
@@ -181,12 +221,28 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
 
   it("lazarus events shows them as events of the cell, in text and --json", async () => {
     const json = await lazarus(["events", "egress-sbx", "--json", "-s", state]);
-    const shown = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { action: string; cell: string; details?: Record<string, unknown> });
+    const shown = json.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { action: string; cell: string; details?: Record<string, unknown> });
     expect(shown.find((e) => e.action === "create")).toBeDefined();
-    expect(shown.find((e) => e.action === "egress-refused" && e.details?.host === "other.test")).toMatchObject({ cell: "egress-sbx", details: { member: "agent:probe", verdict: "refused", port: web.port } });
-    expect(shown.find((e) => e.action === "egress" && e.details?.host === "git.test")?.details).toMatchObject({ member: "agent:probe", verdict: "allowed", bytesUp: expect.any(Number), bytesDown: expect.any(Number), durationMs: expect.any(Number) });
+    expect(shown.find((e) => e.action === "egress-refused" && e.details?.host === "other.test")).toMatchObject({
+      cell: "egress-sbx",
+      details: { member: "agent:probe", verdict: "refused", port: web.port },
+    });
+    expect(shown.find((e) => e.action === "egress" && e.details?.host === "git.test")?.details).toMatchObject({
+      member: "agent:probe",
+      verdict: "allowed",
+      bytesUp: expect.any(Number),
+      bytesDown: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
     const text = await lazarus(["events", "egress-sbx", "-s", state]);
-    expect(text.stdout).toMatch(new RegExp(`egress-refused\\s+agent:probe → other.test:${web.port}: other.test:${web.port} is not on the cell's list`));
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `egress-refused\\s+agent:probe → other.test:${web.port}: other.test:${web.port} is not on the cell's list`,
+      ),
+    );
   });
 
   it("a killed proxy leaves members with refused connections until the next apply starts it again", async () => {
@@ -199,37 +255,67 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     const killedAt = BigInt(Date.now()) * 1_000_000n;
     const before = lines().length;
     await waitFor(() => lines().length >= before + 5, 30_000);
-    const during = lines().slice(before).filter((l) => BigInt(l.split(" ")[1] as string) > killedAt);
+    const during = lines()
+      .slice(before)
+      .filter((l) => BigInt(l.split(" ")[1] as string) > killedAt);
     expect(during.length).toBeGreaterThan(0);
     expect(during.every((l) => l.startsWith("fail "))).toBe(true);
     const r = await run("apply", "--yes");
     expect(r.exitCode).toBe(0);
     const restartedAt = lines().length;
-    await waitFor(() => lines().slice(restartedAt).some((l) => l.startsWith("ok ")), 30_000);
+    await waitFor(
+      () =>
+        lines()
+          .slice(restartedAt)
+          .some((l) => l.startsWith("ok ")),
+      30_000,
+    );
   }, 120_000);
 
   it("a changed list applies to the members' next connections without restarting them", async () => {
-    const pidsBefore = JSON.parse(readFileSync(path.join(state, "cells", "egress-sbx", ".lazarus", "cell.json"), "utf8")).members.map((m: { pid: number }) => m.pid);
+    const pidsBefore = JSON.parse(
+      readFileSync(path.join(state, "cells", "egress-sbx", ".lazarus", "cell.json"), "utf8"),
+    ).members.map((m: { pid: number }) => m.pid);
     writeFileSync(path.join(cfg, "cells.d", "c.yaml"), cellFile([`other.test:${web.port}`, `git.test:${git.port}`]));
     const p = await run("plan");
-    expect(p.stdout).toMatch(new RegExp(`egress list \\+ other.test:${web.port}, - forge.test:${web.port} \\(applies to new connections; members keep running\\)`));
+    expect(p.stdout).toMatch(
+      new RegExp(
+        `egress list \\+ other.test:${web.port}, - forge.test:${web.port} \\(applies to new connections; members keep running\\)`,
+      ),
+    );
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     const loopFile = path.join(state, "cells", "egress-sbx", "home", "loop", "loop.txt");
     const n = readFileSync(loopFile, "utf8").trim().split("\n").length;
-    await waitFor(() => readFileSync(loopFile, "utf8").trim().split("\n").slice(n + 1).some((l) => l.startsWith("fail ")), 30_000);
-    const pidsAfter = JSON.parse(readFileSync(path.join(state, "cells", "egress-sbx", ".lazarus", "cell.json"), "utf8")).members.map((m: { pid: number }) => m.pid);
+    await waitFor(
+      () =>
+        readFileSync(loopFile, "utf8")
+          .trim()
+          .split("\n")
+          .slice(n + 1)
+          .some((l) => l.startsWith("fail ")),
+      30_000,
+    );
+    const pidsAfter = JSON.parse(
+      readFileSync(path.join(state, "cells", "egress-sbx", ".lazarus", "cell.json"), "utf8"),
+    ).members.map((m: { pid: number }) => m.pid);
     expect(pidsAfter).toEqual(pidsBefore);
     expect((await run("plan")).stdout).toMatch(/No changes|nothing to do/i);
   }, 120_000);
 
   it("closing the cell lists the hosts it reached in its close log, and takes its sockets and the proxy away", async () => {
-    const cellFiles = JSON.parse(readFileSync(path.join(state, "egress", "cells", "egress-sbx.json"), "utf8")) as { members: { socketDir: string }[] };
+    const cellFiles = JSON.parse(readFileSync(path.join(state, "egress", "cells", "egress-sbx.json"), "utf8")) as {
+      members: { socketDir: string }[];
+    };
     const proxy = JSON.parse(readFileSync(proxyRecordFile(state), "utf8")) as { pid: number };
     rmSync(path.join(cfg, "cells.d", "c.yaml"));
     const r = await run("apply", "--yes");
     expect(r.stdout + r.stderr).toMatch(/close\s+egress-sbx .* done/);
-    const log = JSON.parse(readFileSync(path.join(state, "graveyard", "egress-sbx", ".lazarus", "close.log"), "utf8")) as { egressReached: { host: string; connections: number }[] };
-    expect(log.egressReached.map((h) => h.host)).toEqual(expect.arrayContaining([`git.test:${git.port}`, `forge.test:${web.port}`]));
+    const log = JSON.parse(
+      readFileSync(path.join(state, "graveyard", "egress-sbx", ".lazarus", "close.log"), "utf8"),
+    ) as { egressReached: { host: string; connections: number }[] };
+    expect(log.egressReached.map((h) => h.host)).toEqual(
+      expect.arrayContaining([`git.test:${git.port}`, `forge.test:${web.port}`]),
+    );
     expect(log.egressReached.map((h) => h.host)).not.toContain(`other.test:${web.port}`.replace("other", "metadata"));
     for (const m of cellFiles.members) expect(existsSync(m.socketDir)).toBe(false);
     await waitFor(() => procState(proxy.pid) === undefined || procState(proxy.pid) === "Z", 5000);

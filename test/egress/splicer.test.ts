@@ -27,25 +27,33 @@ const events: EgressEvent[] = [];
 
 // The live splicers whose parent is pid (by /proc: ppid and argv).
 function splicersOf(pid: number): number[] {
-  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      return ppid === pid && procState(p) !== "Z" && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("splicer.pl");
-    } catch {
-      return false;
-    }
-  });
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        return (
+          ppid === pid && procState(p) !== "Z" && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("splicer.pl")
+        );
+      } catch {
+        return false;
+      }
+    });
 }
 
 // The sockets a process holds beyond its stdio (the splicer's stdin and stdout are socket pairs).
-const sockets = (pid: number): number => readdirSync(`/proc/${pid}/fd`).filter((f) => Number(f) > 2).filter((f) => {
-  try {
-    return readlinkSync(`/proc/${pid}/fd/${f}`).startsWith("socket:");
-  } catch {
-    return false;
-  }
-}).length;
+const sockets = (pid: number): number =>
+  readdirSync(`/proc/${pid}/fd`)
+    .filter((f) => Number(f) > 2)
+    .filter((f) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${f}`).startsWith("socket:");
+      } catch {
+        return false;
+      }
+    }).length;
 
 function collect(s: net.Socket, n: number): Promise<Buffer> {
   const got: Buffer[] = [];
@@ -67,9 +75,18 @@ function collect(s: net.Socket, n: number): Promise<Buffer> {
 async function cellAt(state: string, member: string): Promise<string> {
   mkdirSync(state, { recursive: true });
   writeFileSync(path.join(state, "hosts"), "127.0.0.1 bulk.test\n");
-  await writeSettingsFile(state, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(state, "hosts") });
+  await writeSettingsFile(state, {
+    cidrs: [{ address: "127.0.0.1", prefix: 32 }],
+    hostsFile: path.join(state, "hosts"),
+  });
   const socketDir = memberSocketDir(state, "u1", member);
-  await writeCellFile(state, { formatVersion: 1, cell: "c1", uid: "u1", entries: [{ host: "bulk.test", ports: [port] }], members: [{ identity: `agent:${member}`, home: member, socketDir }] });
+  await writeCellFile(state, {
+    formatVersion: 1,
+    cell: "c1",
+    uid: "u1",
+    entries: [{ host: "bulk.test", ports: [port] }],
+    members: [{ identity: `agent:${member}`, home: member, socketDir }],
+  });
   return path.join(socketDir, SOCKET_NAME);
 }
 
@@ -131,7 +148,10 @@ describe.skipIf(noPerl)("the egress proxy's splicer", () => {
     const state = path.join(dir, "proc");
     const sock = await cellAt(state, "b");
     try {
-      const pid = await ensureProxy(state, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(state, "hosts") });
+      const pid = await ensureProxy(state, {
+        cidrs: [{ address: "127.0.0.1", prefix: 32 }],
+        hostsFile: path.join(state, "hosts"),
+      });
       await waitFor(() => readdirSync(path.dirname(sock)).includes(SOCKET_NAME), 10_000);
       const c = await connectVia(sock, `bulk.test:${port}`);
       expect(c.status).toBe(200);

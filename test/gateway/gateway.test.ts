@@ -8,7 +8,14 @@ import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Gateway } from "../../src/gateway/server.js";
-import { gatewayCellsDir, gatewayEventsFile, mintToken, tokenDigest, type GatewayCellFile, type PortfolioDoc } from "../../src/gateway/state.js";
+import {
+  gatewayCellsDir,
+  gatewayEventsFile,
+  mintToken,
+  tokenDigest,
+  type GatewayCellFile,
+  type PortfolioDoc,
+} from "../../src/gateway/state.js";
 import { startStandin, type Standin } from "./standin.js";
 
 const KEY = "sk-operator-secret-0123456789";
@@ -20,7 +27,8 @@ let base: string;
 
 function portfolio(name: string, models: [string, string][]): PortfolioDoc {
   return {
-    name, appliesTo: { agents: [], taskClasses: [] },
+    name,
+    appliesTo: { agents: [], taskClasses: [] },
     models: models.map(([model, provider]) => ({ model, provider })),
     retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 1000 },
     cooldown: { allowedFails: 1, windowMs: 60_000, durationMs: 60_000 },
@@ -29,9 +37,16 @@ function portfolio(name: string, models: [string, string][]): PortfolioDoc {
 }
 
 const tokens = new Map<string, string>();
-async function writeCell(cell: string, members: string[], p: PortfolioDoc, extra: Partial<GatewayCellFile> = {}): Promise<void> {
+async function writeCell(
+  cell: string,
+  members: string[],
+  p: PortfolioDoc,
+  extra: Partial<GatewayCellFile> = {},
+): Promise<void> {
   const file: GatewayCellFile = {
-    formatVersion: 1, cell, uid: `${cell}-uid`,
+    formatVersion: 1,
+    cell,
+    uid: `${cell}-uid`,
     members: members.map((home) => {
       const t = mintToken();
       tokens.set(`${cell}/${home}`, t);
@@ -43,12 +58,17 @@ async function writeCell(cell: string, members: string[], p: PortfolioDoc, extra
   await writeFile(path.join(gatewayCellsDir(state), `${cell}.json`), JSON.stringify(file));
 }
 
-const openai = (who: string): OpenAI => new OpenAI({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: `${base}/v1`, maxRetries: 0 });
-const anthropic = (who: string): Anthropic => new Anthropic({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: base, maxRetries: 0 });
+const openai = (who: string): OpenAI =>
+  new OpenAI({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: `${base}/v1`, maxRetries: 0 });
+const anthropic = (who: string): Anthropic =>
+  new Anthropic({ apiKey: tokens.get(who) ?? "lzg-none", baseURL: base, maxRetries: 0 });
 
 async function events(): Promise<Record<string, unknown>[]> {
   await new Promise((r) => setTimeout(r, 50));
-  return (await readFile(gatewayEventsFile(state), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await readFile(gatewayEventsFile(state), "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 beforeAll(async () => {
@@ -61,13 +81,27 @@ beforeAll(async () => {
   await writeFile(path.join(secrets, "sa", "key"), `${KEY}\n`);
   standin = await startStandin({ key: KEY });
   const providers = path.join(dir, "providers.yaml");
-  await writeFile(providers, [
-    "providers:",
-    `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
-    `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
-  ].join("\n"));
-  await writeCell("alpha", ["coder", "reviewer"], portfolio("fast", [["busy-1", "so"], ["gpt-ok", "so"], ["busy-claude", "sa"], ["claude-ok", "sa"]]));
-  await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), { budget: { tokens: 20, periodMs: 3600_000 } });
+  await writeFile(
+    providers,
+    [
+      "providers:",
+      `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
+      `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
+    ].join("\n"),
+  );
+  await writeCell(
+    "alpha",
+    ["coder", "reviewer"],
+    portfolio("fast", [
+      ["busy-1", "so"],
+      ["gpt-ok", "so"],
+      ["busy-claude", "sa"],
+      ["claude-ok", "sa"],
+    ]),
+  );
+  await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), {
+    budget: { tokens: 20, periodMs: 3600_000 },
+  });
   gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
   await gw.reload();
   base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
@@ -81,7 +115,9 @@ afterAll(async () => {
 
 describe("model gateway", () => {
   it("serves an OpenAI chat completion with the operator's key, never the member's token", async () => {
-    const { data, response } = await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).withResponse();
+    const { data, response } = await openai("beta/coder")
+      .chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
     expect(data.choices[0]?.message.content).toBe("Hello from the stand-in");
     expect(response.headers.get("x-lazarus-model")).toBe("gpt-ok");
     const last = standin.seen.at(-1);
@@ -90,23 +126,39 @@ describe("model gateway", () => {
   });
 
   it("falls back to the next model after a 429 and says which model served", async () => {
-    const { data, response } = await openai("alpha/coder").chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] }).withResponse();
+    const { data, response } = await openai("alpha/coder")
+      .chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
     expect(data.model).toBe("gpt-ok");
     expect(response.headers.get("x-lazarus-model")).toBe("gpt-ok");
     expect(response.headers.get("x-lazarus-fallback")).toContain("busy-1: rate_limit");
     const ev = (await events()).filter((e) => e.cell === "alpha").at(-1);
-    expect(ev).toMatchObject({ member: "coder", asked: "portfolio", used: "gpt-ok", status: 200, tokensIn: 11, tokensOut: 4 });
+    expect(ev).toMatchObject({
+      member: "coder",
+      asked: "portfolio",
+      used: "gpt-ok",
+      status: 200,
+      tokensIn: 11,
+      tokensOut: 4,
+    });
   });
 
   it("shares a model's cooldown between the members of a cell", async () => {
     const before = standin.seen.filter((s) => s.model === "busy-1").length;
-    const r = await openai("alpha/reviewer").chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] });
+    const r = await openai("alpha/reviewer").chat.completions.create({
+      model: "portfolio",
+      messages: [{ role: "user", content: "hi" }],
+    });
     expect(r.model).toBe("gpt-ok");
     expect(standin.seen.filter((s) => s.model === "busy-1").length).toBe(before); // skipped: in cooldown
   });
 
   it("relays an OpenAI stream as it arrives, counting usage without showing the member a chunk it did not ask for", async () => {
-    const stream = await openai("alpha/coder").chat.completions.create({ model: "gpt-ok", stream: true, messages: [{ role: "user", content: "hi" }] });
+    const stream = await openai("alpha/coder").chat.completions.create({
+      model: "gpt-ok",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
     let text = "";
     for await (const chunk of stream) {
       expect(chunk.choices.length).toBeGreaterThan(0);
@@ -120,10 +172,18 @@ describe("model gateway", () => {
   });
 
   it("serves Anthropic messages, whole and streamed, falling back within the Anthropic models", async () => {
-    const msg = await anthropic("alpha/coder").messages.create({ model: "portfolio", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
+    const msg = await anthropic("alpha/coder").messages.create({
+      model: "portfolio",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
     expect(msg.model).toBe("claude-ok");
     expect(msg.content[0]).toMatchObject({ type: "text", text: "Hello from the stand-in" });
-    const stream = anthropic("alpha/coder").messages.stream({ model: "claude-ok", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
+    const stream = anthropic("alpha/coder").messages.stream({
+      model: "claude-ok",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "hi" }],
+    });
     const final = await stream.finalMessage();
     expect(final.content[0]).toMatchObject({ type: "text", text: "Hello from the stand-in" });
     const ev = (await events()).at(-1);
@@ -131,14 +191,31 @@ describe("model gateway", () => {
   });
 
   it("refuses a model outside the member's portfolio and an unknown token, as the SDKs expect", async () => {
-    await expect(openai("alpha/coder").chat.completions.create({ model: "gpt-5-huge", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    await expect(openai("nobody").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    await expect(anthropic("nobody").messages.create({ model: "claude-ok", max_tokens: 5, messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+    await expect(
+      openai("alpha/coder").chat.completions.create({
+        model: "gpt-5-huge",
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    ).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(
+      openai("nobody").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(
+      anthropic("nobody").messages.create({
+        model: "claude-ok",
+        max_tokens: 5,
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    ).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
   });
 
   it("refuses a cell over its budget with the provider's 429 until usage leaves the window", async () => {
-    await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
-    const err = await openai("beta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e);
+    await openai("beta/coder")
+      .chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })
+      .catch(() => undefined);
+    const err = await openai("beta/coder")
+      .chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(String((err as Error).message)).toMatch(/budget of cell beta is spent/);
     expect((await events()).at(-1)).toMatchObject({ cell: "beta", status: 429 });
@@ -148,7 +225,9 @@ describe("model gateway", () => {
     const client = openai("alpha/reviewer");
     await rm(path.join(gatewayCellsDir(state), "alpha.json"));
     await gw.reload();
-    await expect(client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(
+      client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 });
 
@@ -160,10 +239,18 @@ describe("a member's own door", () => {
     await gw.listenMember(sock, "gamma-uid", "one");
     const call = (who: string): Promise<number> =>
       new Promise((resolve, reject) => {
-        const req = http.request({ socketPath: sock, path: "/v1/chat/completions", method: "POST", headers: { authorization: `Bearer ${tokens.get(who)}`, "content-type": "application/json" } }, (res) => {
-          res.resume();
-          res.on("end", () => resolve(res.statusCode ?? 0));
-        });
+        const req = http.request(
+          {
+            socketPath: sock,
+            path: "/v1/chat/completions",
+            method: "POST",
+            headers: { authorization: `Bearer ${tokens.get(who)}`, "content-type": "application/json" },
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on("error", reject);
         req.end(JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }));
       });

@@ -23,10 +23,28 @@ beforeAll(async () => {
   standin = await startStandin({ key: KEY });
   await mkdir(path.join(dir, "secrets", "so"), { recursive: true });
   await writeFile(path.join(dir, "secrets", "so", "key"), KEY);
-  await writeFile(path.join(dir, "providers.yaml"), `providers:\n  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}\n`);
+  await writeFile(
+    path.join(dir, "providers.yaml"),
+    `providers:\n  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}\n`,
+  );
   await mkdir(gatewayCellsDir(state), { recursive: true });
-  const portfolio = { name: "p", appliesTo: { agents: [], taskClasses: [] }, models: [{ model: "gpt-ok", provider: "so" }], retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 0 }, cooldown: { allowedFails: 3, windowMs: 1, durationMs: 1 }, fallbackOn: [] };
-  await writeFile(path.join(gatewayCellsDir(state), "c.json"), JSON.stringify({ formatVersion: 1, cell: "c", uid: "c1", members: [{ identity: "agent:a", home: "a", tokenDigest: tokenDigest(token), portfolio }] }));
+  const portfolio = {
+    name: "p",
+    appliesTo: { agents: [], taskClasses: [] },
+    models: [{ model: "gpt-ok", provider: "so" }],
+    retries: { attempts: 0, backoffMs: 0, maxRetryAfterMs: 0 },
+    cooldown: { allowedFails: 3, windowMs: 1, durationMs: 1 },
+    fallbackOn: [],
+  };
+  await writeFile(
+    path.join(gatewayCellsDir(state), "c.json"),
+    JSON.stringify({
+      formatVersion: 1,
+      cell: "c",
+      uid: "c1",
+      members: [{ identity: "agent:a", home: "a", tokenDigest: tokenDigest(token), portfolio }],
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -42,7 +60,9 @@ describe("the gateway process", () => {
     const first = await ensureGateway(state, settings());
     expect((await ensureGateway(state, settings())).pid).toBe(first.pid); // live: reloaded, not started again
     const client = new OpenAI({ apiKey: token, baseURL: `http://127.0.0.1:${first.port}/v1`, maxRetries: 0 });
-    expect((await client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).model).toBe("gpt-ok");
+    expect(
+      (await client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).model,
+    ).toBe("gpt-ok");
     const environ = await readFile(`/proc/${first.pid}/environ`, "utf8");
     expect(environ).not.toContain(KEY);
     process.kill(first.pid, "SIGKILL");
@@ -51,6 +71,8 @@ describe("the gateway process", () => {
     const again = await ensureGateway(state, settings());
     expect(again.pid).not.toBe(first.pid);
     expect(again.port).toBe(first.port);
-    expect((await client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).model).toBe("gpt-ok");
+    expect(
+      (await client.chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] })).model,
+    ).toBe("gpt-ok");
   });
 });

@@ -10,7 +10,14 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const rec = (time: number, input: number, output: number, cost = 0) => ({ time, member: "a", model: "m", input, output, cost });
+const rec = (time: number, input: number, output: number, cost = 0) => ({
+  time,
+  member: "a",
+  model: "m",
+  input,
+  output,
+  cost,
+});
 
 describe("usage book", () => {
   it("sums only the calls inside the window, and the same after a restart", async () => {

@@ -1,10 +1,31 @@
 // A member of the process backend attacks through the files Lazarus reads and writes in its cell:
 // planted symbolic links, FIFOs and garbage. Each test fails if the attack works.
-import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+  type CellOpts,
+} from "../helpers.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
@@ -17,13 +38,19 @@ function setup(cells: CellOpts[]) {
   const outside = tempDir("lazarus-outside-");
   dirs.push(state, config, outside);
   // Every run is killed after 20 s: an attack that makes Lazarus hang fails the test.
-  const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
+  const run = (...args: string[]) =>
+    lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
   const live = (name: string) => path.join(state, "cells", name);
   return { state, config, outside, run, live };
 }
 
 // Names and contents of every file in a directory (not recursive).
-const listing = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f), "utf8")]));
+const listing = (dir: string) =>
+  Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, readFileSync(path.join(dir, f), "utf8")]),
+  );
 const mkfifo = (p: string) => execa("mkfifo", [p]);
 const planted = (dir: string, name: string) => readdirSync(dir).filter((f) => f.startsWith(`${name}.planted-`));
 
@@ -47,11 +74,15 @@ describe("a member's planted links and FIFOs", () => {
     const aside = planted(meta, "checkpoints");
     expect(aside).toHaveLength(1);
     expect(lstatSync(path.join(meta, aside[0]!)).isSymbolicLink()).toBe(true);
-    expect(readFileSync(path.join(meta, "decisions.jsonl"), "utf8")).toMatch(/"decision":"planted-moved-aside","path":".lazarus\/checkpoints"/);
+    expect(readFileSync(path.join(meta, "decisions.jsonl"), "utf8")).toMatch(
+      /"decision":"planted-moved-aside","path":".lazarus\/checkpoints"/,
+    );
   });
 
   it("never append a member's output to an outside file through a linked member log", async () => {
-    const member = (v: string) => [{ identity: "agent:allegro", command: ["sh", "-c", `echo hello-from-member; exec node ${AGENT}`], env: { V: v } }];
+    const member = (v: string) => [
+      { identity: "agent:allegro", command: ["sh", "-c", `echo hello-from-member; exec node ${AGENT}`], env: { V: v } },
+    ];
     const { run, live, config, outside } = setup([{ name: "lg", members: member("1") }]);
     expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
     const log = path.join(live("lg"), ".lazarus", "logs", "allegro.log");
@@ -64,7 +95,10 @@ describe("a member's planted links and FIFOs", () => {
     const r = await run("apply", "--now", T(1));
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain("restart");
-    await waitFor(() => existsSync(log) && !lstatSync(log).isSymbolicLink() && readFileSync(log, "utf8").includes("hello-from-member"));
+    await waitFor(
+      () =>
+        existsSync(log) && !lstatSync(log).isSymbolicLink() && readFileSync(log, "utf8").includes("hello-from-member"),
+    );
     expect(readFileSync(target, "utf8")).toBe("operator's log\n");
     expect(planted(path.dirname(log), "allegro.log")).toHaveLength(1);
   });
@@ -100,8 +134,15 @@ describe("a member's planted links and FIFOs", () => {
     const logs = path.join(state, "archive", day, "ff", "logs");
     expect(readdirSync(logs)).toEqual(["allegro.log"]);
     expect(lstatSync(path.join(state, "archive", day, "ff", "decisions.jsonl")).isFile()).toBe(true);
-    const scrub = readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.action === "scrub");
-    expect(scrub.details.skipped).toEqual([".lazarus/logs/host.log: is a symbolic link", ".lazarus/logs/trap.fifo: is a FIFO"]);
+    const scrub = readFileSync(path.join(state, "ledger.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((e) => e.action === "scrub");
+    expect(scrub.details.skipped).toEqual([
+      ".lazarus/logs/host.log: is a symbolic link",
+      ".lazarus/logs/trap.fifo: is a FIFO",
+    ]);
   });
 
   it("read a FIFO in place of a member's exit file as no exit status, with a warning, without hanging", async () => {
@@ -118,24 +159,33 @@ describe("a member's planted links and FIFOs", () => {
   });
 
   it("count a linked heartbeat as no heartbeat", async () => {
-    const { run, live, outside } = setup([{ name: "hb", members: [{ identity: "agent:allegro", command: ["node", AGENT], heartbeat: "2m" }] }]);
+    const { run, live, outside } = setup([
+      { name: "hb", members: [{ identity: "agent:allegro", command: ["node", AGENT], heartbeat: "2m" }] },
+    ]);
     expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
     const fresh = path.join(outside, "always-fresh");
     writeFileSync(fresh, "");
     utimesSync(fresh, new Date(T(2)), new Date(T(2)));
     symlinkSync(fresh, path.join(live("hb"), "home", "allegro", ".heartbeat"));
     const r = await run("plan", "--now", T(3));
-    expect(r.stderr).toContain("heartbeat home/allegro/.heartbeat is a symbolic link, not a regular file; counted as no heartbeat");
+    expect(r.stderr).toContain(
+      "heartbeat home/allegro/.heartbeat is a symbolic link, not a regular file; counted as no heartbeat",
+    );
     expect(r.stdout).toContain("heartbeat stale");
   });
 
   it("never write a member's portfolio through a linked home/<name>/.lazarus", async () => {
     const state = tempDir("lazarus-state-");
     const outside = tempDir("lazarus-outside-");
-    const portfolio = (models: string[]) => `apiVersion: lazarus/v1\nkind: Portfolio\nmetadata:\n  name: default\nspec:\n  models:\n${models.map((m) => `    - {model: ${m}, provider: p}`).join("\n")}\n`;
-    const config = configDir({ "portfolios/default.yaml": portfolio(["a"]), "cells.d/pf.yaml": cellYaml({ name: "pf" }) });
+    const portfolio = (models: string[]) =>
+      `apiVersion: lazarus/v1\nkind: Portfolio\nmetadata:\n  name: default\nspec:\n  models:\n${models.map((m) => `    - {model: ${m}, provider: p}`).join("\n")}\n`;
+    const config = configDir({
+      "portfolios/default.yaml": portfolio(["a"]),
+      "cells.d/pf.yaml": cellYaml({ name: "pf" }),
+    });
     dirs.push(state, outside, config);
-    const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
+    const run = (...args: string[]) =>
+      lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
     expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
     const meta = path.join(state, "cells", "pf", "home", "allegro", ".lazarus");
     rmSync(meta, { recursive: true });

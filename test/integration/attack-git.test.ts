@@ -14,19 +14,33 @@ afterAll(async () => {
   await cleanupCgroups(sbx.LAZARUS_CGROUP_ROOT as string);
 });
 const start = Date.now();
-const T = (m: number) => new Date(start + m * 60_000).toISOString(); // near the clock: git log --since the cell's creation
+// near the clock: git log --since the cell's creation
+const T = (m: number) => new Date(start + m * 60_000).toISOString();
 const SECRET = "lazarus-own-secret-0451";
 
 async function cellWithRepo(name: string, backend: string) {
   const state = tempDir("lazarus-state-");
-  const config = configDir({ [`cells.d/${name}.yaml`]: backend === "sandbox" ? cellYaml({ name, extra: "  backend: sandbox", members: [{ identity: "agent:a", command: ["sleep", "1000"] }] }) : cellYaml({ name }) });
+  const config = configDir({
+    [`cells.d/${name}.yaml`]:
+      backend === "sandbox"
+        ? cellYaml({
+            name,
+            extra: "  backend: sandbox",
+            members: [{ identity: "agent:a", command: ["sleep", "1000"] }],
+          })
+        : cellYaml({ name }),
+  });
   const outside = tempDir("lazarus-outside-");
   dirs.push(state, config, outside);
   const env = { LAZARUS_TEST_SECRET: SECRET, ...(backend === "sandbox" ? sbx : {}) };
-  const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { env, timeoutMs: 30_000 });
+  const run = (...args: string[]) =>
+    lazarus([...args, "--config", config, "--state-dir", state], { env, timeoutMs: 30_000 });
   expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
   const project = path.join(state, "cells", name, "project");
-  const git = (...args: string[]) => execa("git", ["-c", "safe.directory=*", "-C", project, ...args], { env: { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" } });
+  const git = (...args: string[]) =>
+    execa("git", ["-c", "safe.directory=*", "-C", project, ...args], {
+      env: { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" },
+    });
   await git("init", "-q");
   await git("config", "user.email", "m@example.com");
   await git("config", "user.name", "member");
@@ -41,7 +55,8 @@ async function cellWithRepo(name: string, backend: string) {
     writeFileSync(path.join(project, "a.txt"), "two\n"); // same size, new content: status must look inside
     const r = await run("apply", "--now", T(5 * 60));
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-    return JSON.parse(readFileSync(path.join(state, "graveyard", name, ".lazarus", "close.log"), "utf8")).projectChanges as { source: string; files: string[]; gitSkipped?: string };
+    return JSON.parse(readFileSync(path.join(state, "graveyard", name, ".lazarus", "close.log"), "utf8"))
+      .projectChanges as { source: string; files: string[]; gitSkipped?: string };
   };
   const ran = async () => (await execa("ls", [outside])).stdout.split("\n").filter(Boolean);
   return { project, git, hook, close, ran, outside };
@@ -52,8 +67,10 @@ describe.each([["process"], ["sandbox"]])("git in a member's project/ on close (
   it("never runs the member's fsmonitor or hooks", async () => {
     const { git, hook, project, close, ran } = await cellWithRepo("fsm", backend);
     await git("config", "core.fsmonitor", hook);
-    for (const h of ["post-index-change", "pre-commit", "post-checkout"]) writeFileSync(path.join(project, ".git", "hooks", h), readFileSync(hook));
-    for (const h of ["post-index-change", "pre-commit", "post-checkout"]) chmodSync(path.join(project, ".git", "hooks", h), 0o755);
+    for (const h of ["post-index-change", "pre-commit", "post-checkout"])
+      writeFileSync(path.join(project, ".git", "hooks", h), readFileSync(hook));
+    for (const h of ["post-index-change", "pre-commit", "post-checkout"])
+      chmodSync(path.join(project, ".git", "hooks", h), 0o755);
     const changes = await close();
     expect(await ran()).toEqual([]);
     expect(changes.files).toContain("a.txt");
@@ -89,6 +106,10 @@ describe.each([["process"], ["sandbox"]])("git in a member's project/ on close (
     await git("commit", "-qm", "second");
     const changes = await close();
     expect(await ran()).toEqual([]);
-    expect(changes).toMatchObject({ source: "git", files: ["a.txt", "b.txt", "hook.sh"], commits: [expect.stringMatching(/ first$/), expect.stringMatching(/ second$/)].reverse() });
+    expect(changes).toMatchObject({
+      source: "git",
+      files: ["a.txt", "b.txt", "hook.sh"],
+      commits: [expect.stringMatching(/ first$/), expect.stringMatching(/ second$/)].reverse(),
+    });
   });
 });

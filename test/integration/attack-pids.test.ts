@@ -12,9 +12,13 @@ const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_00
 
 async function twoCells() {
   const state = tempDir("lazarus-state-");
-  const config = configDir({ "cells.d/victim.yaml": cellYaml({ name: "victim", ttl: "4h" }), "cells.d/attacker.yaml": cellYaml({ name: "attacker", ttl: "1h" }) });
+  const config = configDir({
+    "cells.d/victim.yaml": cellYaml({ name: "victim", ttl: "4h" }),
+    "cells.d/attacker.yaml": cellYaml({ name: "attacker", ttl: "1h" }),
+  });
   dirs.push(state, config);
-  const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 30_000 });
+  const run = (...args: string[]) =>
+    lazarus([...args, "--config", config, "--state-dir", state], { timeoutMs: 30_000 });
   expect((await run("apply", "--now", T(0))).exitCode).toBe(0);
   const victimDir = path.join(state, "cells", "victim");
   const attackerDir = path.join(state, "cells", "attacker");
@@ -33,9 +37,13 @@ async function twoCells() {
 describe("a forged member record", () => {
   it("with the victim's pid, start time and spawn id: closing the attacker's cell leaves the victim running", async () => {
     const { run, state, victim, forge } = await twoCells();
-    forge((m) => Object.assign(m, { pid: victim.pid, startTime: victim.startTime, spawnId: victim.spawnId, status: "running" }));
+    forge((m) =>
+      Object.assign(m, { pid: victim.pid, startTime: victim.startTime, spawnId: victim.spawnId, status: "running" }),
+    );
     const plan = await run("plan", "--json", "--now", T(90));
-    expect(JSON.parse(plan.stdout).actions.map((a: { cell: string; action: string }) => `${a.cell} ${a.action}`)).toEqual(["attacker checkpoint", "attacker close"]);
+    expect(
+      JSON.parse(plan.stdout).actions.map((a: { cell: string; action: string }) => `${a.cell} ${a.action}`),
+    ).toEqual(["attacker checkpoint", "attacker close"]);
     const r = await run("apply", "--now", T(90));
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(readRecord(path.join(state, "graveyard", "attacker")).state).toBe("closed");

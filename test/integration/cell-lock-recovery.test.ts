@@ -26,17 +26,44 @@ describe("recovery and cell locks", () => {
     dirs.push(state, config);
     const entry = path.join(state, "journal.d", "busy.json");
     mkdirSync(path.dirname(entry), { recursive: true });
-    writeFileSync(entry, JSON.stringify({ cell: "busy", action: "checkpoint", reason: "test", pid: process.pid, startedAt: "2030-01-01T00:00:00.000Z" }));
+    writeFileSync(
+      entry,
+      JSON.stringify({
+        cell: "busy",
+        action: "checkpoint",
+        reason: "test",
+        pid: process.pid,
+        startedAt: "2030-01-01T00:00:00.000Z",
+      }),
+    );
     const lock = await lockCell(statePaths(state), "busy", "a test holding the cell", 0);
     try {
-      const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state, "--now", "2030-01-01T00:01:00Z"]);
+      const r = await lazarus([
+        "apply",
+        "--yes",
+        "--config",
+        config,
+        "--state-dir",
+        state,
+        "--now",
+        "2030-01-01T00:01:00Z",
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       expect(recovers(state)).toEqual([]);
       expect(existsSync(entry)).toBe(true);
     } finally {
       await lock.release();
     }
-    const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state, "--now", "2030-01-01T00:02:00Z"]);
+    const r = await lazarus([
+      "apply",
+      "--yes",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--now",
+      "2030-01-01T00:02:00Z",
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(recovers(state)).toMatchObject([{ cell: "busy" }]);
     expect(existsSync(entry)).toBe(false);

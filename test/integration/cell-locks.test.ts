@@ -6,7 +6,20 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, killAll, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  CLI,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  killAll,
+  lazarus,
+  procState,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -14,7 +27,12 @@ let daemon: ResultPromise;
 let logs = "";
 const hold = path.join(tempDir("lazarus-pause-"), "hold");
 
-const cell = (name: string, grace?: string) => cellYaml({ name, members: [{ identity: "agent:a", command: ["node", AGENT], restart: "always" }], ...(grace ? { grace } : {}) });
+const cell = (name: string, grace?: string) =>
+  cellYaml({
+    name,
+    members: [{ identity: "agent:a", command: ["node", AGENT], restart: "always" }],
+    ...(grace ? { grace } : {}),
+  });
 const ledger = () =>
   readFileSync(path.join(state, "ledger.jsonl"), "utf8")
     .trim()
@@ -24,10 +42,33 @@ const ledger = () =>
 beforeAll(async () => {
   state = tempDir("lazarus-celllock-state-");
   config = configDir({ "cells.d/slow.yaml": cell("slow"), "cells.d/other.yaml": cell("other") });
-  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--tick", "* * * * * *", "--lock-timeout", "300ms", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon = execa(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--tick",
+      "* * * * * *",
+      "--lock-timeout",
+      "300ms",
+      "--stop-timeout",
+      "2000",
+    ],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
   daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-  for (const n of ["slow", "other"]) await waitFor(() => existsSync(path.join(state, "cells", n, ".lazarus", "cell.json")) && readRecord(path.join(state, "cells", n)).members[0]?.status === "running", 30_000);
+  for (const n of ["slow", "other"])
+    await waitFor(
+      () =>
+        existsSync(path.join(state, "cells", n, ".lazarus", "cell.json")) &&
+        readRecord(path.join(state, "cells", n)).members[0]?.status === "running",
+      30_000,
+    );
 });
 afterAll(async () => {
   rmSync(hold, { force: true });
@@ -41,7 +82,10 @@ describe("per-cell locks", () => {
   it("the daemon restarts another cell's killed member while one cell's checkpoint runs", async () => {
     writeFileSync(hold, "");
     const slowPid = readRecord(path.join(state, "cells", "slow")).members[0]?.pid as number;
-    const checkpoint = execa("node", [CLI, "checkpoint", "slow", "--state-dir", state], { reject: false, env: { NO_COLOR: "1", LAZARUS_PAUSEPOINT: `checkpoint:frozen@${hold}` } });
+    const checkpoint = execa("node", [CLI, "checkpoint", "slow", "--state-dir", state], {
+      reject: false,
+      env: { NO_COLOR: "1", LAZARUS_PAUSEPOINT: `checkpoint:frozen@${hold}` },
+    });
     try {
       await waitFor(() => procState(slowPid) === "T", 20_000); // frozen, held in the middle of its checkpoint
 
@@ -59,8 +103,13 @@ describe("per-cell locks", () => {
       // an apply that would act on the cell being checkpointed (a grace change) waits for that cell
       // up to its lock timeout, then skips it naming the holder: never run beside the checkpoint
       writeFileSync(path.join(config, "cells.d", "slow.yaml"), cell("slow", "1h"));
-      const busy = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state, "--lock-timeout", "500ms"], { timeoutMs: 60_000 });
-      expect(busy.stdout + busy.stderr).toMatch(/cell slow is busy: another Lazarus is acting on it: pid \d+ \(lazarus checkpoint slow/);
+      const busy = await lazarus(
+        ["apply", "--yes", "--config", config, "--state-dir", state, "--lock-timeout", "500ms"],
+        { timeoutMs: 60_000 },
+      );
+      expect(busy.stdout + busy.stderr).toMatch(
+        /cell slow is busy: another Lazarus is acting on it: pid \d+ \(lazarus checkpoint slow/,
+      );
       expect(readRecord(path.join(state, "cells", "slow")).graceMs).toBe(30 * 60_000);
     } finally {
       rmSync(hold, { force: true });

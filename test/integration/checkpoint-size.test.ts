@@ -6,7 +6,18 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "no
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, killAll, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  killAll,
+  lazarus,
+  procState,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 import type { Manifest } from "../../src/checkpoints/checkpoint.js";
 
@@ -49,7 +60,9 @@ describe("a checkpoint past its size bound", () => {
     // refused, naming the bound and the file; nothing archived; the member never stopped
     const refused = await run(["checkpoint", "big", "--now", T(1)]);
     expect(refused.exitCode).not.toBe(0);
-    expect(refused.stderr).toMatch(/checkpoint of cell big refused: .*home\/hoarder\/huge\.img, 4Ti.*checkpoint\.maxSize 1Gi/s);
+    expect(refused.stderr).toMatch(
+      /checkpoint of cell big refused: .*home\/hoarder\/huge\.img, 4Ti.*checkpoint\.maxSize 1Gi/s,
+    );
     expect(readdirSync(path.join(cell, ".lazarus", "checkpoints"))).toEqual([]);
     expect(procState(pid)).toMatch(/^[SR]$/);
     const rec = readRecord(cell);
@@ -57,16 +70,25 @@ describe("a checkpoint past its size bound", () => {
     expect(rec.checkpointRefused?.error).toContain("checkpoint.maxSize 1Gi");
     const status = await run(["status", "big", "--now", T(1)]);
     expect(status.stdout).toContain("last checkpoint refused");
-    expect(ledger(state).at(-1)).toMatchObject({ action: "checkpoint-failed", cell: "big", details: { error: expect.stringContaining("checkpoint.maxSize 1Gi") } });
+    expect(ledger(state).at(-1)).toMatchObject({
+      action: "checkpoint-failed",
+      cell: "big",
+      details: { error: expect.stringContaining("checkpoint.maxSize 1Gi") },
+    });
 
     // the member shrinks its file to a sparse 64M with data in it: archived sparse, refusal cleared
     rmSync(path.join(home, "huge.img"));
     writeFileSync(path.join(home, "data.img"), "");
     await execa("truncate", ["-s", "64M", path.join(home, "data.img")]);
-    await execa("sh", ["-c", `printf 'work' | dd of="${path.join(home, "data.img")}" bs=1 seek=33554432 conv=notrunc 2>/dev/null`]);
+    await execa("sh", [
+      "-c",
+      `printf 'work' | dd of="${path.join(home, "data.img")}" bs=1 seek=33554432 conv=notrunc 2>/dev/null`,
+    ]);
     const ok = await run(["checkpoint", "big", "--now", T(2)]);
     expect(ok.exitCode, ok.stderr).toBe(0);
-    const [archive] = readdirSync(path.join(cell, ".lazarus", "checkpoints")).filter((f) => f.endsWith(".tar.zst") || f.endsWith(".tar.gz"));
+    const [archive] = readdirSync(path.join(cell, ".lazarus", "checkpoints")).filter(
+      (f) => f.endsWith(".tar.zst") || f.endsWith(".tar.gz"),
+    );
     const file = path.join(cell, ".lazarus", "checkpoints", archive as string);
     const raw = await execa(archive?.endsWith(".zst") ? "zstd" : "gzip", ["-dc", file], { encoding: "buffer" });
     expect(raw.stdout.length).toBeLessThan(2 * 1024 * 1024); // the holes are not in the tar
@@ -87,17 +109,23 @@ describe("a checkpoint past its size bound", () => {
     const entries = ledger(state).slice(-2);
     expect(entries.map((e) => e.action)).toEqual(["checkpoint-failed", "close"]);
     expect(entries[1]?.details?.checkpointRefused).toEqual(expect.stringContaining("checkpoint.maxSize 1Gi"));
-    const closeLog = JSON.parse(readFileSync(path.join(grave, ".lazarus", "close.log"), "utf8")) as { checkpointRefused?: { error: string } };
+    const closeLog = JSON.parse(readFileSync(path.join(grave, ".lazarus", "close.log"), "utf8")) as {
+      checkpointRefused?: { error: string };
+    };
     expect(closeLog.checkpointRefused?.error).toContain("refused");
     expect(procState(pid) ?? "Z").toBe("Z"); // the member was stopped by the close
   });
 
   it("is an error at its line when a cell asks for more than the host allows", async () => {
-    const config = configDir({ "cells.d/big.yaml": cellYaml({ name: "big", extra: "  checkpoint:\n    maxSize: 20Gi" }) });
+    const config = configDir({
+      "cells.d/big.yaml": cellYaml({ name: "big", extra: "  checkpoint:\n    maxSize: 20Gi" }),
+    });
     dirs.push(config);
     const r = await lazarus(["validate", "--config", config], { env: { LAZARUS_CHECKPOINT_MAX_SIZE: "2Gi" } });
     expect(r.exitCode).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/big\.yaml:\d+:\d+: .*maxSize 20Gi is above this host's bound of 2Gi \(LAZARUS_CHECKPOINT_MAX_SIZE\)/);
+    expect(r.stdout + r.stderr).toMatch(
+      /big\.yaml:\d+:\d+: .*maxSize 20Gi is above this host's bound of 2Gi \(LAZARUS_CHECKPOINT_MAX_SIZE\)/,
+    );
     const bad = await lazarus(["validate", "--config", config], { env: { LAZARUS_CHECKPOINT_MAX_SIZE: "lots" } });
     expect(bad.stdout + bad.stderr).toContain('LAZARUS_CHECKPOINT_MAX_SIZE "lots" is not a size');
   });

@@ -4,11 +4,30 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { execa } from "execa";
-import { AGENT, CLI, cellProcesses, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  CLI,
+  cellProcesses,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 const cell = (ttl = "4h") =>
-  cellYaml({ name: "c", ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }, { identity: "human:alexander", role: "director" }] });
+  cellYaml({
+    name: "c",
+    ttl,
+    members: [
+      { identity: "agent:allegro", command: ["node", AGENT] },
+      { identity: "human:alexander", role: "director" },
+    ],
+  });
 
 let dirs: string[] = [];
 afterEach(() => {
@@ -104,18 +123,28 @@ describe("a crash during apply", () => {
     expect(verify.exitCode, verify.stderr).toBe(0);
     const ledger = readFileSync(path.join(state, "ledger.jsonl"), "utf8");
     if (!point.startsWith("applied:")) expect(ledger).toContain('"action":"recover"');
-    if (aside) expect(ledger).toMatch(/"action":"scrub","reason":"finish interrupted scrub[^"]*","details":\{"finished":\["\.scrubbing-c~/);
+    if (aside)
+      expect(ledger).toMatch(
+        /"action":"scrub","reason":"finish interrupted scrub[^"]*","details":\{"finished":\["\.scrubbing-c~/,
+      );
   });
 
   it("killed at a random moment while creating many cells, converges on the next apply", async () => {
     const state = tempDir("lazarus-state-");
     const files: Record<string, string> = {};
-    for (let i = 0; i < 20; i++) files[`cells.d/c${i}.yaml`] = cellYaml({ name: `c${i}`, members: [{ identity: "agent:a", command: ["node", AGENT] }] });
+    for (let i = 0; i < 20; i++)
+      files[`cells.d/c${i}.yaml`] = cellYaml({
+        name: `c${i}`,
+        members: [{ identity: "agent:a", command: ["node", AGENT] }],
+      });
     const config = configDir(files);
     dirs.push(state, config);
     const args = ["--config", config, "--state-dir", state, "--now", T(0)];
     const child = execa("node", [CLI, "apply", ...args], { reject: false });
-    await waitFor(() => existsSync(path.join(state, "cells")) && readdirSync(path.join(state, "cells")).length >= 5, 20_000);
+    await waitFor(
+      () => existsSync(path.join(state, "cells")) && readdirSync(path.join(state, "cells")).length >= 5,
+      20_000,
+    );
     child.kill("SIGKILL");
     await child;
     expect((await lazarus(["apply", ...args])).exitCode).toBe(0);

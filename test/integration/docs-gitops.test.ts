@@ -15,7 +15,10 @@ const state = path.join(T, "fleet-state");
 const bin = path.join(T, "bin");
 mkdirSync(bin);
 writeFileSync(path.join(bin, "lazarus"), `#!/bin/sh\nexec node ${JSON.stringify(CLI)} "$@"\n`);
-writeFileSync(path.join(bin, "npx"), `#!/bin/sh\n[ "$1" = lazarus ] || exit 127\nshift\nexec node ${JSON.stringify(CLI)} "$@"\n`);
+writeFileSync(
+  path.join(bin, "npx"),
+  `#!/bin/sh\n[ "$1" = lazarus ] || exit 127\nshift\nexec node ${JSON.stringify(CLI)} "$@"\n`,
+);
 chmodSync(path.join(bin, "lazarus"), 0o755);
 chmodSync(path.join(bin, "npx"), 0o755);
 const env = {
@@ -46,7 +49,13 @@ function shBlock(marker: string): string[] {
 }
 
 async function sh(script: string, cwd: string): Promise<{ exitCode: number | undefined; out: string }> {
-  const r = await execa("bash", ["-euo", "pipefail", "-c", script], { cwd, env, reject: false, all: true, timeout: 120_000 });
+  const r = await execa("bash", ["-euo", "pipefail", "-c", script], {
+    cwd,
+    env,
+    reject: false,
+    all: true,
+    timeout: 120_000,
+  });
   return { exitCode: r.exitCode, out: String(r.all ?? "") };
 }
 
@@ -68,7 +77,12 @@ describe("docs/gitops.md, command by command", () => {
     const pid = Number(readFileSync(path.join(T, "watch.pid"), "utf8"));
     try {
       const cell = path.join(state, "cells", "timmy-config-262");
-      await waitFor(() => existsSync(path.join(cell, ".lazarus", "cell.json")) && readRecord(cell).members.some((m) => m.identity === "agent:allegro" && m.status === "running"), 30_000);
+      await waitFor(
+        () =>
+          existsSync(path.join(cell, ".lazarus", "cell.json")) &&
+          readRecord(cell).members.some((m) => m.identity === "agent:allegro" && m.status === "running"),
+        30_000,
+      );
       await new Promise((r) => setTimeout(r, 1_500)); // the member stays up (its script is in the repo)
       const agent = readRecord(cell).members.find((m) => m.identity === "agent:allegro");
       expect(agent?.status, readFileSync(log, "utf8")).toBe("running");
@@ -81,9 +95,14 @@ describe("docs/gitops.md, command by command", () => {
 
   it("the pull-request CI steps and the saved-plan flow, in a CI-like checkout of a change", async () => {
     const ci = path.join(T, "ci");
-    const setup = await sh(`git clone -q -b main ${path.join(T, "fleet.git")} ${ci} && cd ${ci} && git checkout -q -b change && sed -i 's/ttl: 4h/ttl: 6h/' cells.d/timmy-config.yaml && git commit -qam 'ttl 6h'`, T);
+    const setup = await sh(
+      `git clone -q -b main ${path.join(T, "fleet.git")} ${ci} && cd ${ci} && git checkout -q -b change && sed -i 's/ttl: 4h/ttl: 6h/' cells.d/timmy-config.yaml && git commit -qam 'ttl 6h'`,
+      T,
+    );
     expect(setup.exitCode, setup.out).toBe(0);
-    const steps = [...doc.matchAll(/^\s+- run: (.*)$/gm)].map((m) => m[1] as string).filter((s) => !s.startsWith("gh "));
+    const steps = [...doc.matchAll(/^\s+- run: (.*)$/gm)]
+      .map((m) => m[1] as string)
+      .filter((s) => !s.startsWith("gh "));
     expect(steps.length).toBeGreaterThanOrEqual(3);
     for (const step of steps) {
       const r = await sh(local(step), ci);
@@ -101,7 +120,9 @@ describe("docs/gitops.md, command by command", () => {
   });
 
   it("the deploy pass: sync --ref main", async () => {
-    const line = shBlock("or, from cron or a CI job after merge, one pass").map(local).find((l) => l.startsWith("lazarus sync"));
+    const line = shBlock("or, from cron or a CI job after merge, one pass")
+      .map(local)
+      .find((l) => l.startsWith("lazarus sync"));
     expect(line).toBeDefined();
     const r = await sh(line as string, T);
     expect(r.exitCode, r.out).toBe(0);

@@ -14,9 +14,12 @@ const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_00
 describe("a checkpoint killed while the cell is frozen", () => {
   it("is shown in status and thawed by the next command", async () => {
     const state = tempDir("lazarus-state-");
-    const config = configDir({ "cells.d/f.yaml": cellYaml({ name: "f", members: [{ identity: "agent:a", command: ["node", AGENT] }] }) });
+    const config = configDir({
+      "cells.d/f.yaml": cellYaml({ name: "f", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
+    });
     dirs.push(state, config);
-    const run = (args: string[], env: Record<string, string> = {}) => lazarus([...args, "--config", config, "--state-dir", state], { env });
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      lazarus([...args, "--config", config, "--state-dir", state], { env });
     expect((await run(["apply", "--now", T(0)])).exitCode).toBe(0);
     const pid = readRecord(path.join(state, "cells", "f")).members[0]?.pid as number;
     const killed = await run(["checkpoint", "f", "--now", T(1)], { LAZARUS_FAILPOINT: "checkpoint:frozen" });

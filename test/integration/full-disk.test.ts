@@ -49,7 +49,9 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
     const file = path.join(mnt, "log.jsonl");
     writeFileSync(file, "{}\n");
     fill(2 * 4096);
-    await expect(appendLine(file, JSON.stringify({ blob: "x".repeat(5 * 4096) }))).rejects.toThrow(`no space left on device while writing ${file}; free space and run again`);
+    await expect(appendLine(file, JSON.stringify({ blob: "x".repeat(5 * 4096) }))).rejects.toThrow(
+      `no space left on device while writing ${file}; free space and run again`,
+    );
     expect(readFileSync(file, "utf8")).toBe("{}\n");
     rmSync(filler);
     await appendLine(file, "{}");
@@ -69,7 +71,13 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
     let failure: unknown;
     for (let i = 0; i < 100 && !failure; i++) {
       try {
-        await ledger.append({ time: "2026-11-25T00:00:00Z", cell: "c", action: "create", reason: `entry ${i}`, details });
+        await ledger.append({
+          time: "2026-11-25T00:00:00Z",
+          cell: "c",
+          action: "create",
+          reason: `entry ${i}`,
+          details,
+        });
         ok++;
       } catch (e) {
         failure = e;
@@ -78,7 +86,9 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
     expect(String(failure)).toMatch(/no space left on device while writing .*ledger.*; free space and run again/);
     expect(readFileSync(file, "utf8").endsWith("\n")).toBe(true);
     expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: ok });
-    await expect(ledger.append({ time: "2026-11-25T00:00:00Z", cell: "c", action: "create", reason: "still full", details })).rejects.toThrow("no space left on device");
+    await expect(
+      ledger.append({ time: "2026-11-25T00:00:00Z", cell: "c", action: "create", reason: "still full", details }),
+    ).rejects.toThrow("no space left on device");
     expect(await verifyLedger(file, head)).toEqual({ ok: true, entries: ok });
     rmSync(filler);
     await ledger.append({ time: "2026-11-25T00:00:00Z", cell: "c", action: "create", reason: "space again", details });
@@ -88,7 +98,15 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
 
   it("leaves no .staging-* directory (nor its empty record and manifest) when a create runs out of space", async () => {
     const state = path.join(mnt, "state-staging");
-    const config = configDir({ "cells.d/full.yaml": cellYaml({ name: "full", members: [{ identity: "human:a", role: "director" }, { identity: "human:b", role: "observer" }] }) });
+    const config = configDir({
+      "cells.d/full.yaml": cellYaml({
+        name: "full",
+        members: [
+          { identity: "human:a", role: "director" },
+          { identity: "human:b", role: "observer" },
+        ],
+      }),
+    });
     try {
       const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state]);
       mkdirSync(state);
@@ -98,7 +116,9 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
         fill(pages * 4096);
         const r = await run("apply", "--yes");
         if (r.exitCode !== 0) failures++;
-        const left = existsSync(path.join(state, "cells")) ? readdirSync(path.join(state, "cells")).filter((n) => n.startsWith(".staging-")) : [];
+        const left = existsSync(path.join(state, "cells"))
+          ? readdirSync(path.join(state, "cells")).filter((n) => n.startsWith(".staging-"))
+          : [];
         expect(left, `free ${pages} pages: ${r.stdout}${r.stderr}`).toEqual([]);
         rmSync(filler, { force: true });
       }
@@ -111,7 +131,15 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
 
   it("fails apply with one clear line at any fill level, leaves no lock, and converges after", async () => {
     const state = path.join(mnt, "state");
-    const config = configDir({ "cells.d/full.yaml": cellYaml({ name: "full", members: [{ identity: "human:a", role: "director" }, { identity: "human:b", role: "observer" }] }) });
+    const config = configDir({
+      "cells.d/full.yaml": cellYaml({
+        name: "full",
+        members: [
+          { identity: "human:a", role: "director" },
+          { identity: "human:b", role: "observer" },
+        ],
+      }),
+    });
     try {
       const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state]);
       mkdirSync(state);
@@ -126,7 +154,10 @@ describe.skipIf(skipReason !== "")("a full disk", () => {
         }
         expect(existsSync(path.join(state, "lazarus.lock")), `lock left at ${pages} free pages`).toBe(false);
         rmSync(filler, { force: true });
-        expect(await verifyLedger(path.join(state, "ledger.jsonl"), path.join(state, "ledger.head.json")), `${pages} free pages`).toMatchObject({ ok: true });
+        expect(
+          await verifyLedger(path.join(state, "ledger.jsonl"), path.join(state, "ledger.head.json")),
+          `${pages} free pages`,
+        ).toMatchObject({ ok: true });
       }
       expect(failures).toBeGreaterThan(0);
       const again = await run("apply", "--yes");

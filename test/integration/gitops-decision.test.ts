@@ -17,11 +17,17 @@ const status = (state: string): Status => {
     return {};
   }
 };
-const ledger = (state: string) => readFileSync(path.join(state, "ledger.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { action: string; revision?: string });
+const ledger = (state: string) =>
+  readFileSync(path.join(state, "ledger.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { action: string; revision?: string });
 
 describe("the GitOps decision", () => {
   it("is the same in sync and in watch --repo: rejected and held alike, each recorded once", async () => {
-    const [bare, work, viaSync, viaWatch] = ["bare", "work", "sync", "watch"].map((p) => tempDir(`lazarus-decide-${p}-`)) as [string, string, string, string];
+    const [bare, work, viaSync, viaWatch] = ["bare", "work", "sync", "watch"].map((p) =>
+      tempDir(`lazarus-decide-${p}-`),
+    ) as [string, string, string, string];
     dirs.push(bare, work, viaSync, viaWatch);
     const env = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" };
     await execa("git", ["init", "-q", "--bare", "-b", "main", bare]);
@@ -38,7 +44,11 @@ describe("the GitOps decision", () => {
       await g("push", "-q", bare, "main");
       return (await g("rev-parse", "HEAD")).stdout.trim();
     };
-    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", viaWatch, "--tick", "* * * * * *"], { reject: false });
+    const daemon = execa(
+      "node",
+      [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", viaWatch, "--tick", "* * * * * *"],
+      { reject: false },
+    );
     try {
       const step = async (sha: string) => {
         await lazarus(["sync", "--repo", bare, "--state-dir", viaSync]);
@@ -50,7 +60,10 @@ describe("the GitOps decision", () => {
       expect(s1?.outcome).toBe("applied");
       expect(w1?.outcome).toBe("applied");
 
-      const broken = await push("two broken files", { "cells.d/a.yaml": human("a").replace("owner:", "ownr:"), "cells.d/c.yaml": "kind: [" });
+      const broken = await push("two broken files", {
+        "cells.d/a.yaml": human("a").replace("owner:", "ownr:"),
+        "cells.d/c.yaml": "kind: [",
+      });
       const [s2, w2] = await step(broken);
       expect(s2?.outcome).toBe("rejected");
       const { at: _s, ...sRest } = s2 as NonNullable<typeof s2> & { at: string };
@@ -75,7 +88,11 @@ describe("the GitOps decision", () => {
   });
 
   it("honours an approval in sync as in watch: left for a daemon that stopped, sync lets the held commit through and clears it", async () => {
-    const [bare, work, state] = ["bare", "work", "state"].map((p) => tempDir(`lazarus-approve-${p}-`)) as [string, string, string];
+    const [bare, work, state] = ["bare", "work", "state"].map((p) => tempDir(`lazarus-approve-${p}-`)) as [
+      string,
+      string,
+      string,
+    ];
     dirs.push(bare, work, state);
     const env = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" };
     await execa("git", ["init", "-q", "--bare", "-b", "main", bare]);
@@ -96,7 +113,10 @@ describe("the GitOps decision", () => {
     expect(status(state).lastAttempt?.outcome).toBe("held");
 
     // A daemon that polls once an hour: the approval waits for it, then it stops before its poll.
-    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1h", "--state-dir", state], { reject: false, all: true });
+    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1h", "--state-dir", state], {
+      reject: false,
+      all: true,
+    });
     try {
       let log = "";
       daemon.all?.on("data", (d: Buffer) => (log += d.toString()));

@@ -14,7 +14,10 @@ async function repo() {
   const dir = tempDir("lazarus-repo-");
   dirs.push(dir);
   mkdirSync(path.join(dir, "cells.d"));
-  const g = (...args: string[]) => execa("git", ["-C", dir, ...args], { env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" } });
+  const g = (...args: string[]) =>
+    execa("git", ["-C", dir, ...args], {
+      env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" },
+    });
   await g("init", "-q", "-b", "main");
   const commit = async (msg: string, files: Record<string, string | null>) => {
     for (const [f, text] of Object.entries(files)) {
@@ -28,9 +31,14 @@ async function repo() {
   return { dir, commit, g };
 }
 
-const human = (name: string, extra?: string) => cellYaml({ name, members: [{ identity: "human:h", role: "director" }], ...(extra ? { extra } : {}) });
+const human = (name: string, extra?: string) =>
+  cellYaml({ name, members: [{ identity: "human:h", role: "director" }], ...(extra ? { extra } : {}) });
 const files = (names: string[]) => Object.fromEntries(names.map((n) => [`cells.d/${n}.yaml`, human(n)]));
-const ledger = (state: string) => readFileSync(path.join(state, "ledger.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { action: string; cell: string; revision?: string; reason: string });
+const ledger = (state: string) =>
+  readFileSync(path.join(state, "ledger.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { action: string; cell: string; revision?: string; reason: string });
 
 describe("lazarus sync", () => {
   it("applies a commit whole, rejects a bad one whole, and holds a mass close", async () => {
@@ -42,14 +50,23 @@ describe("lazarus sync", () => {
     const r1 = await sync("--json");
     expect(r1.exitCode, r1.stderr).toBe(0);
     expect(JSON.parse(r1.stdout)).toMatchObject({ revision: good, outcome: "applied" });
-    expect(ledger(state).filter((e) => e.action === "create").every((e) => e.revision === good)).toBe(true);
+    expect(
+      ledger(state)
+        .filter((e) => e.action === "create")
+        .every((e) => e.revision === good),
+    ).toBe(true);
     expect(readRecord(path.join(state, "cells", "a")).lastAppliedRevision).toBe(good);
 
     // A commit with a valid new cell and a broken file: nothing of it is applied.
-    const bad = await commit("new cell and a typo", { "cells.d/new.yaml": human("new"), "cells.d/a.yaml": human("a").replace("owner:", "ownr:") });
+    const bad = await commit("new cell and a typo", {
+      "cells.d/new.yaml": human("new"),
+      "cells.d/a.yaml": human("a").replace("owner:", "ownr:"),
+    });
     const r2 = await sync();
     expect(r2.exitCode).toBe(1);
-    expect(r2.stdout).toContain(`commit ${bad.slice(0, 12)} rejected: cells.d/a.yaml:6:3: error: spec.owner: missing required field "owner" (add it) (and 1 more)`);
+    expect(r2.stdout).toContain(
+      `commit ${bad.slice(0, 12)} rejected: cells.d/a.yaml:6:3: error: spec.owner: missing required field "owner" (add it) (and 1 more)`,
+    );
     expect(existsSync(path.join(state, "cells", "new"))).toBe(false);
     const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout);
     expect(st.revision).toMatchObject({ inForce: good, lastAttempted: bad, outcome: "rejected" });
@@ -59,7 +76,11 @@ describe("lazarus sync", () => {
     expect(ledger(state).filter((e) => e.action === "revision-rejected")).toHaveLength(1); // recorded once
 
     // Removing most files: held by the deletion budget, nothing closed.
-    const mass = await commit("remove six", { "cells.d/a.yaml": null, "cells.d/new.yaml": null, ...Object.fromEntries(["b", "c", "d", "e", "f"].map((n) => [`cells.d/${n}.yaml`, null])) });
+    const mass = await commit("remove six", {
+      "cells.d/a.yaml": null,
+      "cells.d/new.yaml": null,
+      ...Object.fromEntries(["b", "c", "d", "e", "f"].map((n) => [`cells.d/${n}.yaml`, null])),
+    });
     const r3 = await sync();
     expect(r3.exitCode).toBe(1);
     expect(r3.stdout).toContain("held by the deletion budget: this revision would close 6 of 8 live cells");
@@ -67,7 +88,11 @@ describe("lazarus sync", () => {
     expect(ledger(state).some((e) => e.action === "mass-close-held" && e.revision === mass)).toBe(true);
     const dry = await sync("--dry-run", "--json");
     expect(dry.exitCode).toBe(0);
-    expect(JSON.parse(dry.stdout)).toMatchObject({ revision: mass, outcome: "dry-run", detail: expect.stringContaining("would be held") });
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      revision: mass,
+      outcome: "dry-run",
+      detail: expect.stringContaining("would be held"),
+    });
     expect(readdirSync(path.join(state, "cells"))).toHaveLength(8);
     const approve = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
     expect(approve.exitCode, approve.stdout + approve.stderr).toBe(0);
@@ -87,12 +112,24 @@ describe("saved plans", () => {
     const state = tempDir("lazarus-state-");
     dirs.push(config, state);
     mkdirSync(path.join(config, "cells.d"));
-    writeFileSync(path.join(config, "cells.d/x.yaml"), cellYaml({ name: "x", members: [{ identity: "agent:a", command: ["node", AGENT] }] }));
-    writeFileSync(path.join(config, "cells.d/y.yaml"), cellYaml({ name: "y", members: [{ identity: "agent:a", command: ["node", AGENT] }] }));
+    writeFileSync(
+      path.join(config, "cells.d/x.yaml"),
+      cellYaml({ name: "x", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
+    );
+    writeFileSync(
+      path.join(config, "cells.d/y.yaml"),
+      cellYaml({ name: "y", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
+    );
     const args = ["--config", config, "--state-dir", state];
     expect((await lazarus(["apply", ...args])).exitCode).toBe(0);
-    writeFileSync(path.join(config, "cells.d/x.yaml"), cellYaml({ name: "x", ttl: "6h", members: [{ identity: "agent:a", command: ["node", AGENT] }] }));
-    writeFileSync(path.join(config, "cells.d/y.yaml"), cellYaml({ name: "y", ttl: "6h", members: [{ identity: "agent:a", command: ["node", AGENT] }] }));
+    writeFileSync(
+      path.join(config, "cells.d/x.yaml"),
+      cellYaml({ name: "x", ttl: "6h", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
+    );
+    writeFileSync(
+      path.join(config, "cells.d/y.yaml"),
+      cellYaml({ name: "y", ttl: "6h", members: [{ identity: "agent:a", command: ["node", AGENT] }] }),
+    );
     const planFile = path.join(config, "plan.json");
     const p = await lazarus(["plan", "--out", planFile, ...args]);
     expect(p.stderr).toMatch(/Saved the plan \(2 actions, revision content:[0-9a-f]{16}\)/);
@@ -130,7 +167,9 @@ describe("reviewable output", () => {
     writeFileSync(path.join(secrets, "token"), SECRET);
     writeFileSync(path.join(secrets, "token2"), `${SECRET}-2`);
     const withSecrets = (args: string[]) => lazarus(args, { env: { LAZARUS_SECRETS_DIR: secrets } });
-    const sha = await commit("cell with a credential", { "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: token}") });
+    const sha = await commit("cell with a credential", {
+      "cells.d/c.yaml": human("c", "  credentials:\n    TOKEN: {file: token}"),
+    });
     expect((await withSecrets(["apply", "--config", dir, "--state-dir", state])).exitCode).toBe(0);
     // A config dir in git: a manual apply records the commit too.
     expect(ledger(state).find((e) => e.action === "create")?.revision).toBe(sha);
@@ -142,14 +181,19 @@ describe("reviewable output", () => {
     const json = await withSecrets(["plan", "--json", "--config", dir, "--state-dir", state]);
     const saved = path.join(state, "..", `${path.basename(state)}-plan.json`);
     await withSecrets(["plan", "--out", saved, "--config", dir, "--state-dir", state]);
-    for (const text of [md.stdout, md.stderr, json.stdout, readFileSync(saved, "utf8")]) expect(text).not.toContain(SECRET);
+    for (const text of [md.stdout, md.stderr, json.stdout, readFileSync(saved, "utf8")])
+      expect(text).not.toContain(SECRET);
     rmSync(saved);
   });
 
   it("diffs the desired state of two commits field by field, with terraform's exit codes", async () => {
     const { dir, commit } = await repo();
     const base = await commit("one", files(["a", "b"]));
-    const head = await commit("two", { "cells.d/a.yaml": human("a").replace("owner: human:alexander", "owner: human:ezra"), "cells.d/b.yaml": null, "cells.d/c.yaml": human("c") });
+    const head = await commit("two", {
+      "cells.d/a.yaml": human("a").replace("owner: human:alexander", "owner: human:ezra"),
+      "cells.d/b.yaml": null,
+      "cells.d/c.yaml": human("c"),
+    });
     const r = await lazarus(["diff", "--repo", dir, "--base", base, "--head", head]);
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toContain("~ cell a (changed)\n    owner: human:alexander → human:ezra");
@@ -170,7 +214,11 @@ describe("lazarus watch --repo", () => {
     await commit("first", files(["first"]));
     await g("push", "-q", bare, "main");
     let logs = "";
-    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", state, "--tick", "* * * * * *"], { reject: false });
+    const daemon = execa(
+      "node",
+      [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", state, "--tick", "* * * * * *"],
+      { reject: false },
+    );
     daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
     try {
       await waitFor(() => existsSync(path.join(state, "cells", "first")), 15_000);
@@ -186,18 +234,30 @@ describe("lazarus watch --repo", () => {
       // A broken commit is rejected whole; the revision in force stays.
       await commit("broken", { "cells.d/third.yaml": "kind: [" });
       await g("push", "-q", bare, "main");
-      await waitFor(() => logs.includes("revision-rejected") || /cells\.d\/third\.yaml:\d+:\d+: error/.test(logs), 15_000);
+      await waitFor(
+        () => logs.includes("revision-rejected") || /cells\.d\/third\.yaml:\d+:\d+: error/.test(logs),
+        15_000,
+      );
       const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout);
       expect(st.revision).toMatchObject({ inForce: sha, outcome: "rejected" });
 
       // A commit closing every cell is held until an operator approves it.
-      const all = await commit("remove all", { "cells.d/third.yaml": null, "cells.d/first.yaml": null, "cells.d/second.yaml": null });
+      const all = await commit("remove all", {
+        "cells.d/third.yaml": null,
+        "cells.d/first.yaml": null,
+        "cells.d/second.yaml": null,
+      });
       await g("push", "-q", bare, "main");
       await waitFor(() => logs.includes("held by the deletion budget"), 15_000);
       expect(existsSync(path.join(state, "cells", "first"))).toBe(true);
       const approve = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
-      expect(approve.stdout).toContain(`Approved ${all.slice(0, 12)} (2 closes); the running daemon (pid ${daemon.pid})`);
-      await waitFor(() => !existsSync(path.join(state, "cells", "first")) && !existsSync(path.join(state, "cells", "second")), 15_000);
+      expect(approve.stdout).toContain(
+        `Approved ${all.slice(0, 12)} (2 closes); the running daemon (pid ${daemon.pid})`,
+      );
+      await waitFor(
+        () => !existsSync(path.join(state, "cells", "first")) && !existsSync(path.join(state, "cells", "second")),
+        15_000,
+      );
       expect(JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout).revision.inForce).toBe(all);
     } finally {
       daemon.kill("SIGTERM");

@@ -92,7 +92,13 @@ async function leaked(dir: string): Promise<number> {
 
 function setup() {
   const state = tempDir("lazarus-state-");
-  const config = configDir({ "cells.d/c.yaml": cellYaml({ name: "c", grace: "30m", members: [{ identity: "agent:leaky", command: LEAKY, restart: "always" }] }) });
+  const config = configDir({
+    "cells.d/c.yaml": cellYaml({
+      name: "c",
+      grace: "30m",
+      members: [{ identity: "agent:leaky", command: LEAKY, restart: "always" }],
+    }),
+  });
   dirs.push(state, config);
   const apply = (m: number) => lazarus(["apply", "--config", config, "--state-dir", state, "--now", T(m)]);
   return { state, config, apply, live: path.join(state, "cells", "c") };
@@ -111,7 +117,14 @@ describe("children a member's leader leaves in its process group", () => {
 
     const second = await leaked(live);
     expect(second).not.toBe(first);
-    writeFileSync(path.join(config, "cells.d", "c.yaml"), cellYaml({ name: "c", state: "closed", members: [{ identity: "agent:leaky", command: LEAKY, restart: "always" }] }));
+    writeFileSync(
+      path.join(config, "cells.d", "c.yaml"),
+      cellYaml({
+        name: "c",
+        state: "closed",
+        members: [{ identity: "agent:leaky", command: LEAKY, restart: "always" }],
+      }),
+    );
     const closed = await apply(2);
     expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
     expect(closed.stdout).toContain("close");
@@ -151,22 +164,30 @@ describe("children a member's leader leaves in its process group", () => {
     expect(groupAlive(started.pid)).toEqual([]);
   });
 
-  it.skipIf(!perl)("a group in another session is never taken for the member's, even carrying its spawn id and cell", async () => {
-    // What a reused pid looks like: the recorded leader is gone (its start time no longer
-    // matches) and its pid now leads a group made by setpgid (not setsid) in another session,
-    // by a process that copied the member's markers into its environment.
-    const { backend, rec } = backendSetup();
-    const impostor = spawn("perl", ["-e", "setpgrp(0, 0) or die; exec 'sleep', '60'"], { env: { PATH: process.env.PATH ?? "", LAZARUS_SPAWN_ID: "spawn-a", CELL_ID: "c" }, stdio: "ignore" });
-    const pid = impostor.pid as number;
-    try {
-      await waitFor(() => groupAlive(pid).includes(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"));
-      const start = procInfo(pid)?.startTime as number;
-      await backend.stop(rec, ref(pid, start - 1, "spawn-a"), 500);
-      expect(groupAlive(pid), "the impostor's group is spared").toEqual([pid]);
-    } finally {
-      impostor.kill("SIGKILL");
-    }
-  });
+  it.skipIf(!perl)(
+    "a group in another session is never taken for the member's, even carrying its spawn id and cell",
+    async () => {
+      // What a reused pid looks like: the recorded leader is gone (its start time no longer
+      // matches) and its pid now leads a group made by setpgid (not setsid) in another session,
+      // by a process that copied the member's markers into its environment.
+      const { backend, rec } = backendSetup();
+      const impostor = spawn("perl", ["-e", "setpgrp(0, 0) or die; exec 'sleep', '60'"], {
+        env: { PATH: process.env.PATH ?? "", LAZARUS_SPAWN_ID: "spawn-a", CELL_ID: "c" },
+        stdio: "ignore",
+      });
+      const pid = impostor.pid as number;
+      try {
+        await waitFor(
+          () => groupAlive(pid).includes(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"),
+        );
+        const start = procInfo(pid)?.startTime as number;
+        await backend.stop(rec, ref(pid, start - 1, "spawn-a"), 500);
+        expect(groupAlive(pid), "the impostor's group is spared").toEqual([pid]);
+      } finally {
+        impostor.kill("SIGKILL");
+      }
+    },
+  );
 
   it("a child that ignored SIGTERM and cleared its environment still gets SIGKILL: it was seen in the proved group", async () => {
     const { backend, rec, start } = backendSetup();

@@ -1,8 +1,29 @@
 // The whole lifecycle through the real CLI, with real member processes, moving time with --now.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, cellProcesses, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellProcesses,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const SECRET = "s3cr3t-token-value-4242";
 const HOST_SECRET = "host-only-hermes-secret";
@@ -14,7 +35,14 @@ const T = (h: number, m = 0) => new Date(Date.parse("2030-01-01T00:00:00Z") + h 
 const outputs: string[] = [];
 
 async function run(...args: string[]) {
-  const r = await lazarus([...args, "--config", config, "--state-dir", state], { env: { HERMES_API_KEY: HOST_SECRET, GITEA_TOKEN: "host-token", LAZARUS_SECRET_ALPHA: SECRET, LAZARUS_SECRETS_DIR: secrets } });
+  const r = await lazarus([...args, "--config", config, "--state-dir", state], {
+    env: {
+      HERMES_API_KEY: HOST_SECRET,
+      GITEA_TOKEN: "host-token",
+      LAZARUS_SECRET_ALPHA: SECRET,
+      LAZARUS_SECRETS_DIR: secrets,
+    },
+  });
   outputs.push(r.stdout, r.stderr);
   return r;
 }
@@ -57,7 +85,17 @@ describe("a cell's life through plan and apply", () => {
     const r = await run("apply", "--now", T(0));
     expect(r.exitCode, r.stderr).toBe(0);
     const dir = live("alpha");
-    for (const p of [".lazarus/cell.json", ".lazarus/spawn.log", ".lazarus/decisions.jsonl", ".lazarus/checkpoints", "project", "shared/scratchpad.md", "shared/artifacts", "home/allegro", "home/alexander"]) {
+    for (const p of [
+      ".lazarus/cell.json",
+      ".lazarus/spawn.log",
+      ".lazarus/decisions.jsonl",
+      ".lazarus/checkpoints",
+      "project",
+      "shared/scratchpad.md",
+      "shared/artifacts",
+      "home/allegro",
+      "home/alexander",
+    ]) {
       expect(existsSync(path.join(dir, p)), p).toBe(true);
     }
     const rec = readRecord(dir);
@@ -74,17 +112,35 @@ describe("a cell's life through plan and apply", () => {
     const seen = JSON.parse(readFileSync(envFile, "utf8")) as { env: Record<string, string>; cwd: string; pid: number };
     const home = path.join(live("alpha"), "home", "allegro");
     expect(seen.cwd).toBe(home);
-    expect(seen.env).toMatchObject({ CELL_ID: "alpha", CELL_HOME: live("alpha"), CELL_MEMBER: "agent:allegro", CELL_ROLE: "executor", HOME: home, HERMES_HOME: path.join(home, ".hermes"), LOG_LEVEL: "info" });
+    expect(seen.env).toMatchObject({
+      CELL_ID: "alpha",
+      CELL_HOME: live("alpha"),
+      CELL_MEMBER: "agent:allegro",
+      CELL_ROLE: "executor",
+      HOME: home,
+      HERMES_HOME: path.join(home, ".hermes"),
+      LOG_LEVEL: "info",
+    });
     expect(seen.env.HERMES_API_KEY).toBeUndefined();
     expect(seen.env.GITEA_TOKEN).toBeUndefined();
     expect(seen.env.ALPHA_TOKEN).toBeUndefined();
     expect(seen.env.LAZARUS_SECRET_ALPHA).toBeUndefined();
-    expect(Object.keys(seen.env).filter((k) => !/^(PATH|LANG|LANGUAGE|TZ|TERM|USER|LOGNAME|SHELL|LC_.*|CELL_.*|HOME|HERMES_HOME|TMPDIR|LOG_LEVEL|LAZARUS_SPAWN_ID|LAZARUS_EXIT_FILE|PWD)$/.test(k))).toEqual([]);
+    expect(
+      Object.keys(seen.env).filter(
+        (k) =>
+          !/^(PATH|LANG|LANGUAGE|TZ|TERM|USER|LOGNAME|SHELL|LC_.*|CELL_.*|HOME|HERMES_HOME|TMPDIR|LOG_LEVEL|LAZARUS_SPAWN_ID|LAZARUS_EXIT_FILE|PWD)$/.test(
+            k,
+          ),
+      ),
+    ).toEqual([]);
     const stat = readFileSync(`/proc/${seen.pid}/stat`, "utf8");
     expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2])).toBe(member("alpha", "allegro").pid); // its own group, led by the recorded pid
     const manifest = seen.env.CELL_CREDENTIALS as string;
     expect(statSync(manifest).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(manifest, "utf8")).credentials).toEqual({ GITEA_TOKEN: `${SECRET}-file`, ALPHA_TOKEN: SECRET });
+    expect(JSON.parse(readFileSync(manifest, "utf8")).credentials).toEqual({
+      GITEA_TOKEN: `${SECRET}-file`,
+      ALPHA_TOKEN: SECRET,
+    });
   });
 
   it("changes nothing when applied again", async () => {
@@ -98,12 +154,35 @@ describe("a cell's life through plan and apply", () => {
 
   it("shows status as JSON", async () => {
     const r = await run("status", "--json", "--now", T(0, 1));
-    const s = JSON.parse(r.stdout) as { cells: { name: string; state: string; expiresAt: string; members: { identity: string; role: string; status: string; pid: number | null }[] }[] };
+    const s = JSON.parse(r.stdout) as {
+      cells: {
+        name: string;
+        state: string;
+        expiresAt: string;
+        members: { identity: string; role: string; status: string; pid: number | null }[];
+      }[];
+    };
     const alpha = s.cells.find((c) => c.name === "alpha")!;
     expect(alpha.state).toBe("active");
     expect(alpha.members).toEqual([
-      { identity: "agent:allegro", role: "executor", status: "running", pid: member("alpha", "allegro").pid, exitCode: null, exitReason: null, where: null },
-      { identity: "human:alexander", role: "director", status: "invited", pid: null, exitCode: null, exitReason: null, where: null },
+      {
+        identity: "agent:allegro",
+        role: "executor",
+        status: "running",
+        pid: member("alpha", "allegro").pid,
+        exitCode: null,
+        exitReason: null,
+        where: null,
+      },
+      {
+        identity: "human:alexander",
+        role: "director",
+        status: "invited",
+        pid: null,
+        exitCode: null,
+        exitReason: null,
+        where: null,
+      },
     ]);
   });
 
@@ -114,10 +193,16 @@ describe("a cell's life through plan and apply", () => {
     const p = await run("plan", "--json", "--now", T(0, 2));
     const planned = JSON.parse(p.stdout);
     expect(planned.actions.map((a: { action: string }) => a.action)).toEqual(["member-down", "cell-down"]);
-    expect(planned.pending[0]).toEqual({ cell: "alpha", member: "agent:allegro", reason: "agent:allegro: restart in 10s (backoff 10s after failure 1)" });
+    expect(planned.pending[0]).toEqual({
+      cell: "alpha",
+      member: "agent:allegro",
+      reason: "agent:allegro: restart in 10s (backoff 10s after failure 1)",
+    });
     expect((await run("apply", "--now", T(0, 2))).exitCode).toBe(0);
     expect(readRecord(live("alpha")).state).toBe("downed");
-    expect((await run("plan", "--detailed-exitcode", "--now", new Date(Date.parse(T(0, 2)) + 9_000).toISOString())).exitCode).toBe(0);
+    expect(
+      (await run("plan", "--detailed-exitcode", "--now", new Date(Date.parse(T(0, 2)) + 9_000).toISOString())).exitCode,
+    ).toBe(0);
     const later = new Date(Date.parse(T(0, 2)) + 10_000).toISOString();
     const again = await run("plan", "--json", "--now", later);
     expect(JSON.parse(again.stdout).actions.map((a: { action: string }) => a.action)).toEqual(["restart", "revive"]);
@@ -130,22 +215,47 @@ describe("a cell's life through plan and apply", () => {
   });
 
   it("invites an added member and stops a removed one", async () => {
-    writeFileSync(path.join(config, "cells.d/alpha.yaml"), alphaYaml({ members: [{ identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } }, { identity: "agent:ezra", role: "executor", command: ["node", AGENT] }] }));
+    writeFileSync(
+      path.join(config, "cells.d/alpha.yaml"),
+      alphaYaml({
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } },
+          { identity: "agent:ezra", role: "executor", command: ["node", AGENT] },
+        ],
+      }),
+    );
     const p = await run("plan", "--json", "--now", T(0, 3));
-    expect(JSON.parse(p.stdout).actions.map((a: { action: string; member: string }) => `${a.action} ${a.member}`)).toEqual(["remove-member human:alexander", "invite agent:ezra"]);
+    expect(
+      JSON.parse(p.stdout).actions.map((a: { action: string; member: string }) => `${a.action} ${a.member}`),
+    ).toEqual(["remove-member human:alexander", "invite agent:ezra"]);
     expect((await run("apply", "--now", T(0, 3))).exitCode).toBe(0);
     const ezra = member("alpha", "ezra");
     expect(isAlive(ezra.pid, ezra.startTime)).toBe(true);
     expect(readRecord(live("alpha")).members.map((m) => m.identity)).toEqual(["agent:allegro", "agent:ezra"]);
     const ezraPid = ezra.pid;
-    writeFileSync(path.join(config, "cells.d/alpha.yaml"), alphaYaml({ members: [{ identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } }] }));
+    writeFileSync(
+      path.join(config, "cells.d/alpha.yaml"),
+      alphaYaml({
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } },
+        ],
+      }),
+    );
     expect((await run("apply", "--now", T(0, 4))).exitCode).toBe(0);
     expect(isAlive(ezraPid, ezra.startTime)).toBe(false);
     expect(existsSync(path.join(live("alpha"), "home", "ezra"))).toBe(true); // files are never deleted outside the graveyard
   });
 
   it("renews a cell whose ttl is raised", async () => {
-    writeFileSync(path.join(config, "cells.d/alpha.yaml"), alphaYaml({ ttl: "6h", members: [{ identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } }] }));
+    writeFileSync(
+      path.join(config, "cells.d/alpha.yaml"),
+      alphaYaml({
+        ttl: "6h",
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } },
+        ],
+      }),
+    );
     const r = await run("apply", "--now", T(4, 30));
     expect(r.stdout).toContain("~ renew");
     expect(r.stdout).toContain("- close         beta"); // beta kept its 4h ttl
@@ -163,12 +273,23 @@ describe("a cell's life through plan and apply", () => {
     expect(existsSync(live("alpha"))).toBe(false);
     const grave = path.join(state, "graveyard", "alpha");
     expect(readRecord(grave).state).toBe("closed");
-    expect(JSON.parse(readFileSync(path.join(grave, ".lazarus", "close.log"), "utf8"))).toMatchObject({ cell: "alpha", reason: expect.stringContaining("ttl 6h expired") });
+    expect(JSON.parse(readFileSync(path.join(grave, ".lazarus", "close.log"), "utf8"))).toMatchObject({
+      cell: "alpha",
+      reason: expect.stringContaining("ttl 6h expired"),
+    });
     expect((await run("plan", "--detailed-exitcode", "--now", T(6, 2))).exitCode).toBe(0);
   });
 
   it("resurrects it with its files intact when declared active again within grace", async () => {
-    writeFileSync(path.join(config, "cells.d/alpha.yaml"), alphaYaml({ ttl: "8h", members: [{ identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } }] }));
+    writeFileSync(
+      path.join(config, "cells.d/alpha.yaml"),
+      alphaYaml({
+        ttl: "8h",
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT], env: { LOG_LEVEL: "info" } },
+        ],
+      }),
+    );
     const r = await run("apply", "--now", T(6, 20));
     expect(r.stdout).toContain("↺ resurrect");
     expect(readFileSync(path.join(live("alpha"), "project", "work.txt"), "utf8")).toBe("half-done work");
@@ -188,7 +309,14 @@ describe("a cell's life through plan and apply", () => {
     const day = readdirSync(path.join(state, "archive"));
     expect(day).toEqual([T(7).slice(0, 10)]);
     const archived = path.join(state, "archive", day[0]!, "alpha");
-    expect(readdirSync(archived).sort()).toEqual(["cell.json", "checkpoints", "close.log", "decisions.jsonl", "logs", "spawn.log"]);
+    expect(readdirSync(archived).sort()).toEqual([
+      "cell.json",
+      "checkpoints",
+      "close.log",
+      "decisions.jsonl",
+      "logs",
+      "spawn.log",
+    ]);
     expect(JSON.parse(readFileSync(path.join(archived, "cell.json"), "utf8")).state).toBe("archived");
   });
 
@@ -216,16 +344,32 @@ describe("a cell's life through plan and apply", () => {
   it("keeps an intact ledger with every mutation", async () => {
     const v = await run("ledger", "verify");
     expect(v.exitCode, v.stderr).toBe(0);
-    const actions = readFileSync(path.join(state, "ledger.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).action as string);
+    const actions = readFileSync(path.join(state, "ledger.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).action as string);
     expect(actions).toEqual([
-      "create", "create",
-      "member-down", "cell-down", "restart", "revive",
-      "remove-member", "invite", "remove-member",
-      "renew", "checkpoint", "close",
-      "checkpoint", "close", "scrub",
+      "create",
+      "create",
+      "member-down",
+      "cell-down",
+      "restart",
+      "revive",
+      "remove-member",
+      "invite",
+      "remove-member",
+      "renew",
+      "checkpoint",
+      "close",
+      "checkpoint",
+      "close",
+      "scrub",
       "resurrect",
-      "checkpoint", "close", "scrub",
-      "purge", "purge",
+      "checkpoint",
+      "close",
+      "scrub",
+      "purge",
+      "purge",
     ]);
     expect(cellProcesses(state)).toEqual([]);
   });
@@ -244,7 +388,10 @@ describe("quarantine", () => {
     qState = tempDir("lazarus-state-");
     qConfig = configDir({
       "cells.d/good.yaml": cellYaml({ name: "good", members: [{ identity: "human:a", role: "director" }] }),
-      "cells.d/fragile.yaml": cellYaml({ name: "fragile", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }),
+      "cells.d/fragile.yaml": cellYaml({
+        name: "fragile",
+        members: [{ identity: "agent:allegro", command: ["node", AGENT] }],
+      }),
     });
   });
   afterAll(() => cleanup(qState, qConfig));
@@ -252,8 +399,20 @@ describe("quarantine", () => {
   it("keeps the cells of a broken file exactly as they are while the others converge", async () => {
     expect((await q("apply")).exitCode).toBe(0);
     const fragile = readRecord(path.join(qState, "cells", "fragile"));
-    writeFileSync(path.join(qConfig, "cells.d/fragile.yaml"), "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: fragile\nspec: {project: [\n");
-    writeFileSync(path.join(qConfig, "cells.d/good.yaml"), cellYaml({ name: "good", members: [{ identity: "human:a", role: "director" }, { identity: "human:b", role: "observer" }] }));
+    writeFileSync(
+      path.join(qConfig, "cells.d/fragile.yaml"),
+      "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: fragile\nspec: {project: [\n",
+    );
+    writeFileSync(
+      path.join(qConfig, "cells.d/good.yaml"),
+      cellYaml({
+        name: "good",
+        members: [
+          { identity: "human:a", role: "director" },
+          { identity: "human:b", role: "observer" },
+        ],
+      }),
+    );
     const v = await q("validate");
     expect(v.exitCode).toBe(1);
     expect(v.stderr).toMatch(/cells\.d\/fragile\.yaml:\d+:\d+: error: YAML syntax/);
@@ -266,7 +425,10 @@ describe("quarantine", () => {
     expect(text.stdout).toContain("cells.d/fragile.yaml is quarantined");
     const a = await q("apply");
     expect(a.exitCode).toBe(1); // the broken file is an error, yet the good cell converged
-    expect(readRecord(path.join(qState, "cells", "good")).members.map((m) => m.identity)).toEqual(["human:a", "human:b"]);
+    expect(readRecord(path.join(qState, "cells", "good")).members.map((m) => m.identity)).toEqual([
+      "human:a",
+      "human:b",
+    ]);
     const after = readRecord(path.join(qState, "cells", "fragile"));
     expect(after.state).toBe("active");
     expect(isAlive(after.members[0]!.pid, after.members[0]!.startTime)).toBe(true);
@@ -277,7 +439,17 @@ describe("quarantine", () => {
     unlinkSync(path.join(qConfig, "cells.d/fragile.yaml"));
     writeFileSync(
       path.join(qConfig, "cells.d/all.yaml"),
-      `${cellYaml({ name: "fragile", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] })}---\n# reformatted\n${cellYaml({ name: "good", members: [{ identity: "human:a", role: "director" }, { identity: "human:b", role: "observer" }] }).replace("kind: Cell\n", "").replace("apiVersion: lazarus/v1\n", "apiVersion: lazarus/v1\nkind: Cell\n")}`,
+      `${cellYaml({ name: "fragile", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] })}---\n# reformatted\n${cellYaml(
+        {
+          name: "good",
+          members: [
+            { identity: "human:a", role: "director" },
+            { identity: "human:b", role: "observer" },
+          ],
+        },
+      )
+        .replace("kind: Cell\n", "")
+        .replace("apiVersion: lazarus/v1\n", "apiVersion: lazarus/v1\nkind: Cell\n")}`,
     );
     renameSync(path.join(qConfig, "cells.d/good.yaml"), path.join(qConfig, "cells.d/good.yaml.bak"));
     const p = await q("plan", "--detailed-exitcode");
@@ -299,12 +471,15 @@ describe("quarantine", () => {
 });
 
 describe("the command line", () => {
-  it.each([["validate"], ["plan"], ["apply"], ["status"], ["ledger", "verify"]])("has --help for %s", async (...cmd) => {
-    const r = await lazarus([...cmd, "--help"]);
-    expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain("Usage: lazarus");
-    expect(r.stdout).toContain("--state-dir");
-  });
+  it.each([["validate"], ["plan"], ["apply"], ["status"], ["ledger", "verify"]])(
+    "has --help for %s",
+    async (...cmd) => {
+      const r = await lazarus([...cmd, "--help"]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain("Usage: lazarus");
+      expect(r.stdout).toContain("--state-dir");
+    },
+  );
 
   it("says which directory lacks cells.d", async () => {
     const d = tempDir();
@@ -333,7 +508,12 @@ describe("a new cell's record", () => {
       const r = await lazarus(["apply", "--yes", "--config", cfg, "--state-dir", st]);
       expect(r.exitCode, r.stderr).toBe(0);
       const rec = readRecord(path.join(st, "cells", "order"));
-      expect(rec.members.map((m) => `${m.identity} ${m.status}`)).toEqual(["human:alexander invited", "agent:allegro running", "agent:ezra invited", "agent:bezalel running"]);
+      expect(rec.members.map((m) => `${m.identity} ${m.status}`)).toEqual([
+        "human:alexander invited",
+        "agent:allegro running",
+        "agent:ezra invited",
+        "agent:bezalel running",
+      ]);
       for (const m of rec.members.filter((x) => x.command)) expect(isAlive(m.pid, m.startTime)).toBe(true);
     } finally {
       cleanup(st, cfg); // ends the members it started (by their recorded process groups)

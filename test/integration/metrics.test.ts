@@ -14,9 +14,19 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-
-const agentCell = (name: string, extra: Partial<Parameters<typeof cellYaml>[0]> = {}) => cellYaml({ name, ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }], ...extra });
-const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+const agentCell = (name: string, extra: Partial<Parameters<typeof cellYaml>[0]> = {}) =>
+  cellYaml({ name, ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }], ...extra });
+const lines = () =>
+  logs
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { msg: l };
+      }
+    });
 const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 const sample = (text: string, series: string): number | undefined => {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
@@ -27,7 +37,24 @@ beforeAll(async () => {
   state = tempDir("lazarus-metrics-state-");
   config = configDir({ "cells.d/alpha.yaml": agentCell("alpha"), "cells.d/beta.yaml": agentCell("beta") });
   port = await freePort();
-  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--metrics-host", "127.0.0.1", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon = execa(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--metrics-port",
+      String(port),
+      "--metrics-host",
+      "127.0.0.1",
+      "--stop-timeout",
+      "2000",
+    ],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
   daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
   await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
@@ -49,14 +76,20 @@ describe("lazarus watch /metrics", () => {
 
   it("the linter is not a rubber stamp: a counter without _total and without help fails it", async (ctx) => {
     if (!promtool) ctx.skip(true, "promtool is not installed (apt-get install prometheus; .ci/run does)");
-    const r = await execa(promtool as string, ["check", "metrics"], { input: "# TYPE lazarus_bad counter\nlazarus_bad 1\n", reject: false });
+    const r = await execa(promtool as string, ["check", "metrics"], {
+      input: "# TYPE lazarus_bad counter\nlazarus_bad 1\n",
+      reject: false,
+    });
     expect(r.exitCode).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/_total/);
   });
 
   it("has help text for every metric and ends every counter in _total", async () => {
     const text = await scrape();
-    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({ name: m[1] as string, type: m[2] as string }));
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({
+      name: m[1] as string,
+      type: m[2] as string,
+    }));
     const helps = new Set([...text.matchAll(/^# HELP (\S+) \S/gm)].map((m) => m[1]));
     expect(types.length).toBeGreaterThan(10);
     for (const t of types) {
@@ -84,7 +117,11 @@ describe("lazarus watch /metrics", () => {
     while (Date.now() < end) {
       text = await scrape();
       // The state moves inside the reconcile; its counter when the reconcile ends, a moment later.
-      if (sample(text, 'lazarus_cell_state{cell="beta",state="closed"}') === 1 && (sample(text, 'lazarus_reconciles_total{scope="cells",result="success"}') ?? 0) >= 1) break;
+      if (
+        sample(text, 'lazarus_cell_state{cell="beta",state="closed"}') === 1 &&
+        (sample(text, 'lazarus_reconciles_total{scope="cells",result="success"}') ?? 0) >= 1
+      )
+        break;
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(sample(text, 'lazarus_cell_state{cell="beta",state="closed"}')).toBe(1);

@@ -71,8 +71,15 @@ describe.skipIf(skipReason)("members' pids reused by other processes", () => {
   const takePid = async (pid: number, env: Record<string, string>): Promise<void> => {
     process.kill(-pid, "SIGKILL");
     await waitFor(() => procState(pid) === undefined, 60_000); // dead and reaped: the pid is free
-    const taken = spawnSync("perl", ["-e", AT_PID, String(pid), "sleep", "100000"], { encoding: "utf8", timeout: 60_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } });
-    expect(taken.status, `could not take pid ${pid} on purpose (exit 2: another process took it first): ${taken.stderr}`).toBe(0);
+    const taken = spawnSync("perl", ["-e", AT_PID, String(pid), "sleep", "100000"], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+    });
+    expect(
+      taken.status,
+      `could not take pid ${pid} on purpose (exit 2: another process took it first): ${taken.stderr}`,
+    ).toBe(0);
     started.push(pid);
     await waitFor(() => procInfo(pid)?.pgid === pid && procInfo(pid)?.sid === pid);
   };
@@ -100,7 +107,10 @@ describe.skipIf(skipReason)("members' pids reused by other processes", () => {
     expect(procState(pa)).toBe("S");
     const restarted = await run(T(2), "apply", "--yes"); // past the restart backoff
     expect(restarted.exitCode, restarted.stdout + restarted.stderr).toBe(0);
-    for (const [id, pid] of [["agent:a", pa], ["agent:b", pb]] as const) {
+    for (const [id, pid] of [
+      ["agent:a", pa],
+      ["agent:b", pb],
+    ] as const) {
       expect(member(id)?.status).toBe("running");
       expect(member(id)?.pid).not.toBe(pid); // not adopted: a new process
       expect(procState(member(id)?.pid as number)).toBe("S");

@@ -16,7 +16,10 @@ beforeAll(async () => {
   state = tempDir("lazarus-out-state-");
   config = configDir({ "cells.d/good.yaml": human("good"), "cells.d/fragile.yaml": human("fragile") });
   expect((await run("apply", "--yes")).exitCode).toBe(0);
-  writeFileSync(path.join(config, "cells.d/fragile.yaml"), "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: fragile\nspec: {project: [\n");
+  writeFileSync(
+    path.join(config, "cells.d/fragile.yaml"),
+    "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: fragile\nspec: {project: [\n",
+  );
 });
 afterAll(() => cleanup(state, config));
 
@@ -27,7 +30,9 @@ describe("plan with a quarantined file", () => {
     expect(r.stderr).toMatch(/cells\.d\/fragile\.yaml:\d+:\d+: error/);
     expect(r.stdout).not.toContain("match the desired state");
     expect(r.stdout).not.toMatch(/^Plan:/m);
-    expect(r.stdout.split("\n")[0]).toBe("No changes to apply, but 1 cell is held: its file does not load (see the errors above); fix it and plan again.");
+    expect(r.stdout.split("\n")[0]).toBe(
+      "No changes to apply, but 1 cell is held: its file does not load (see the errors above); fix it and plan again.",
+    );
     expect(r.stdout.match(/held/g)).toHaveLength(2); // the sentence and the cell's own line
     expect(r.stdout).toMatch(/held\s+fragile\s+cells\.d\/fragile\.yaml is quarantined/);
     expect((await run("plan", "--detailed-exitcode")).exitCode).toBe(1);
@@ -41,7 +46,9 @@ describe("status", () => {
   it("says so for an unknown NAME, with exit 1", async () => {
     const r = await lazarus(["status", "nope", "--state-dir", state]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr.trim()).toBe("no cell named nope: none is live, in the graveyard or archived under this state dir; lazarus status lists them all");
+    expect(r.stderr.trim()).toBe(
+      "no cell named nope: none is live, in the graveyard or archived under this state dir; lazarus status lists them all",
+    );
     expect(r.stdout).toBe("");
     const j = await lazarus(["status", "nope", "--json", "--state-dir", state]);
     expect(j.exitCode).toBe(1);
@@ -53,7 +60,10 @@ describe("status", () => {
     // GitOps state, so the revision fields are there too.
     const repo = tempDir("lazarus-out-repo-");
     try {
-      const g = (...a: string[]) => execa("git", ["-C", repo, ...a], { env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" } });
+      const g = (...a: string[]) =>
+        execa("git", ["-C", repo, ...a], {
+          env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" },
+        });
       await g("init", "-q", "-b", "main");
       configDir({ "cells.d/good.yaml": human("good") }, repo);
       await g("add", "-A");
@@ -82,16 +92,20 @@ describe("status", () => {
     const printed = new Set<string>();
     const walk = (v: unknown, depth: number): void => {
       if (Array.isArray(v)) v.forEach((x) => walk(x, depth));
-      else if (v && typeof v === "object" && depth < 3) for (const [k, x] of Object.entries(v)) {
-        printed.add(k);
-        walk(x, depth + 1);
-      }
+      else if (v && typeof v === "object" && depth < 3)
+        for (const [k, x] of Object.entries(v)) {
+          printed.add(k);
+          walk(x, depth + 1);
+        }
     };
-    const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout) as { cells: { members: unknown[] }[] };
+    const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout) as {
+      cells: { members: unknown[] }[];
+    };
     expect(st.cells.some((c) => c.members.length > 0)).toBe(true);
     expect(st).toHaveProperty("revision.lastAttempted");
     walk(st, 0);
     for (const k of printed) expect(documented, `status --json prints "${k}", which --help does not name`).toContain(k);
-    for (const k of documented) if (!sometimes.has(k)) expect(printed, `--help names "${k}", which status --json does not print`).toContain(k);
+    for (const k of documented)
+      if (!sometimes.has(k)) expect(printed, `--help names "${k}", which status --json does not print`).toContain(k);
   });
 });

@@ -21,13 +21,20 @@ const PROBE = [
   "-c",
   `python -c 'import os, sys; print(sys.prefix); print(os.environ["VIRTUAL_ENV"]); print(os.environ["PATH"].split(":")[0])' > "$HOME/prefix.tmp" && mv "$HOME/prefix.tmp" "$HOME/prefix.txt"; python -c 'import lzpkg; print(lzpkg.GREETING)' > "$HOME/import.tmp" 2>&1; mv "$HOME/import.tmp" "$HOME/import.txt"; exec sleep 600`,
 ];
-const pyCell = (name: string, python: string, extra = "") => cellYaml({ name, grace: "1m", members: [{ identity: "agent:py", command: PROBE }], extra: `  runtime:\n    python: ${python}${extra}` });
+const pyCell = (name: string, python: string, extra = "") =>
+  cellYaml({
+    name,
+    grace: "1m",
+    members: [{ identity: "agent:py", command: PROBE }],
+    extra: `  runtime:\n    python: ${python}${extra}`,
+  });
 
 function setup(files: Record<string, string>) {
   const state = tempDir("lazarus-state-");
   const config = configDir(files);
   dirs.push(state, config);
-  const run = (args: string[], env: Record<string, string> = {}) => lazarus([...args, "--config", config, "--state-dir", state], { env });
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    lazarus([...args, "--config", config, "--state-dir", state], { env });
   return { state, config, run };
 }
 
@@ -43,20 +50,35 @@ describe("spec.runtime.python: what is refused at load", () => {
       "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }),
     });
     mkdirSync(path.join(config, "python"));
-    writeFileSync(path.join(config, "python", "req.txt"), "# a comment\nlzpkg==0.1  # fine\n-r /etc/shadow\nevil @ file:///etc/passwd\n--index-url http://example.invalid/\n./local/dir\n");
+    writeFileSync(
+      path.join(config, "python", "req.txt"),
+      "# a comment\nlzpkg==0.1  # fine\n-r /etc/shadow\nevil @ file:///etc/passwd\n--index-url http://example.invalid/\n./local/dir\n",
+    );
     execFileSync("mkfifo", [path.join(config, "python", "fifo")]);
     symlinkSync("/usr/lib", path.join(config, "python", "linked"));
     const r = await run(["validate"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/python\/req\.txt:3:1: error: spec\.runtime\.python\.requirements: "-r": options are not allowed .*cell a, cells\.d\/a\.yaml:\d+/);
-    expect(r.stderr).toMatch(/python\/req\.txt:4:1: error: .*"evil @ file:\/\/\/etc\/passwd" is not a plain requirement/);
+    expect(r.stderr).toMatch(
+      /python\/req\.txt:3:1: error: spec\.runtime\.python\.requirements: "-r": options are not allowed .*cell a, cells\.d\/a\.yaml:\d+/,
+    );
+    expect(r.stderr).toMatch(
+      /python\/req\.txt:4:1: error: .*"evil @ file:\/\/\/etc\/passwd" is not a plain requirement/,
+    );
     expect(r.stderr).toMatch(/python\/req\.txt:5:1: error: .*"--index-url": options are not allowed/);
     expect(r.stderr).toMatch(/python\/req\.txt:6:1: error: .*"\.\/local\/dir" is not a plain requirement/);
     expect(r.stderr).not.toMatch(/req\.txt:[12]:/);
-    expect(r.stderr).toMatch(/cells\.d\/b\.yaml:\d+:\d+: error: spec\.runtime\.python\.requirements: "\.\.\/outside\.txt" leads out of the config dir/);
-    expect(r.stderr).toMatch(/cells\.d\/b\.yaml:\d+:\d+: error: spec\.runtime\.python\.findLinks: "\/etc" is an absolute path/);
-    expect(r.stderr).toMatch(/cells\.d\/c\.yaml:\d+:\d+: error: spec\.runtime\.python\.requirements: cannot read python\/fifo: it is a FIFO/);
-    expect(r.stderr).toMatch(/cells\.d\/d\.yaml:\d+:\d+: error: spec\.runtime\.python\.findLinks: python\/linked is not a directory \(a symbolic link\)/);
+    expect(r.stderr).toMatch(
+      /cells\.d\/b\.yaml:\d+:\d+: error: spec\.runtime\.python\.requirements: "\.\.\/outside\.txt" leads out of the config dir/,
+    );
+    expect(r.stderr).toMatch(
+      /cells\.d\/b\.yaml:\d+:\d+: error: spec\.runtime\.python\.findLinks: "\/etc" is an absolute path/,
+    );
+    expect(r.stderr).toMatch(
+      /cells\.d\/c\.yaml:\d+:\d+: error: spec\.runtime\.python\.requirements: cannot read python\/fifo: it is a FIFO/,
+    );
+    expect(r.stderr).toMatch(
+      /cells\.d\/d\.yaml:\d+:\d+: error: spec\.runtime\.python\.findLinks: python\/linked is not a directory \(a symbolic link\)/,
+    );
     // The other file still loads: its cell is planned, the broken ones are held.
     const p = await run(["plan"]);
     expect(p.stdout).toMatch(/\+ create\s+ok/);
@@ -66,11 +88,16 @@ describe("spec.runtime.python: what is refused at load", () => {
 
 describe("spec.runtime.python: a host that cannot make venvs", () => {
   it("is a warning at the field in validate (the cell is not held); apply then fails that cell with the reason", async () => {
-    const { run, state } = setup({ "cells.d/w.yaml": pyCell("w", "{}"), "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }) });
+    const { run, state } = setup({
+      "cells.d/w.yaml": pyCell("w", "{}"),
+      "cells.d/ok.yaml": cellYaml({ name: "ok", members: [{ identity: "human:h", role: "director" }] }),
+    });
     const env = { LAZARUS_PYTHON: "/bin/false" }; // a "python3" without a venv module
     const v = await run(["validate"], env);
     expect(v.exitCode).toBe(0);
-    expect(v.stderr).toMatch(/cells\.d\/w\.yaml:\d+:\d+: warning: spec\.runtime\.python: this host cannot make the cell's venv: \/bin\/false -m venv is not available .*apt-get install python3-venv/);
+    expect(v.stderr).toMatch(
+      /cells\.d\/w\.yaml:\d+:\d+: warning: spec\.runtime\.python: this host cannot make the cell's venv: \/bin\/false -m venv is not available .*apt-get install python3-venv/,
+    );
     const a = await run(["apply", "--yes"], env);
     expect(a.exitCode).toBe(1);
     expect(a.stdout).toMatch(/create\s+w .*failed: cell w: spec\.runtime\.python: \/bin\/false -m venv failed/);
@@ -96,11 +123,15 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
 
   it("builds each cell's venv at create; members run in it and import the local wheel; a failing pip fails its cell alone", async () => {
     const plan = await env.run(["plan", "--now", T(0)]);
-    expect(plan.stdout).toMatch(/\+ create\s+good\s+new cell \(1 member, ttl 4h, python venv from python\/requirements\.txt\)/);
+    expect(plan.stdout).toMatch(
+      /\+ create\s+good\s+new cell \(1 member, ttl 4h, python venv from python\/requirements\.txt\)/,
+    );
     const r = await env.run(["apply", "--yes", "--now", T(0)]);
     expect(r.exitCode).toBe(1);
     // bad: one clear error naming the cell, the file and pip's own words; the others are created.
-    expect(r.stdout).toMatch(/create\s+bad .*failed: cell bad: spec\.runtime\.python \(requirements python\/bad\.txt\): pip install failed \(exit 1\); packages come only from the wheels in python\/wheels:/);
+    expect(r.stdout).toMatch(
+      /create\s+bad .*failed: cell bad: spec\.runtime\.python \(requirements python\/bad\.txt\): pip install failed \(exit 1\); packages come only from the wheels in python\/wheels:/,
+    );
     expect(r.stdout).toContain("No matching distribution found for no-such-package-lzx");
     expect(r.stdout).toMatch(/create\s+good .* done/);
     expect(r.stdout).toMatch(/create\s+bare .* done/);
@@ -109,10 +140,20 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
 
     const good = readRecord(cellDir("good"));
     const venv = path.join(cellDir("good"), ".lazarus", "venvs", good.python!.digest);
-    await waitFor(() => existsSync(path.join(home("good"), "prefix.txt")) && existsSync(path.join(home("good"), "import.txt")), 30_000);
-    expect(readFileSync(path.join(home("good"), "prefix.txt"), "utf8").split("\n").slice(0, 3)).toEqual([venv, venv, path.join(venv, "bin")]);
+    await waitFor(
+      () => existsSync(path.join(home("good"), "prefix.txt")) && existsSync(path.join(home("good"), "import.txt")),
+      30_000,
+    );
+    expect(
+      readFileSync(path.join(home("good"), "prefix.txt"), "utf8")
+        .split("\n")
+        .slice(0, 3),
+    ).toEqual([venv, venv, path.join(venv, "bin")]);
     expect(readFileSync(path.join(home("good"), "import.txt"), "utf8").trim()).toBe("hello from lzpkg 0.1");
-    expect(JSON.parse(readFileSync(path.join(venv, "lazarus-venv.json"), "utf8"))).toMatchObject({ digest: good.python!.digest, requirements: "python/requirements.txt" });
+    expect(JSON.parse(readFileSync(path.join(venv, "lazarus-venv.json"), "utf8"))).toMatchObject({
+      digest: good.python!.digest,
+      requirements: "python/requirements.txt",
+    });
 
     const bare = readRecord(cellDir("bare"));
     const bareVenv = path.join(cellDir("bare"), ".lazarus", "venvs", bare.python!.digest);
@@ -149,7 +190,11 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     const before = readRecord(cellDir("good"));
     writeFileSync(path.join(env.config, "python", "requirements.txt"), "lzpkg==0.1\n");
     const plan = await env.run(["plan", "--now", T(3)]);
-    expect(plan.stdout).toMatch(new RegExp(`~ update\\s+good\\s+python venv ${before.python!.digest} → [0-9a-f]{16} \\(requirements python/requirements\\.txt; built, then members restart\\)`));
+    expect(plan.stdout).toMatch(
+      new RegExp(
+        `~ update\\s+good\\s+python venv ${before.python!.digest} → [0-9a-f]{16} \\(requirements python/requirements\\.txt; built, then members restart\\)`,
+      ),
+    );
     expect(plan.stdout).not.toMatch(/update\s+bare/);
     const r = await env.run(["apply", "--yes", "--now", T(3)]);
     expect(r.stdout).toMatch(/update\s+good .* done/);
@@ -164,7 +209,13 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
   }, 300_000);
 
   it("carries the venv into the graveyard and scrub deletes it with the cell", async () => {
-    writeFileSync(path.join(env.config, "cells.d", "good.yaml"), pyCell("good", "{requirements: python/requirements.txt, findLinks: python/wheels}").replace("  owner:", "  state: closed\n  owner:"));
+    writeFileSync(
+      path.join(env.config, "cells.d", "good.yaml"),
+      pyCell("good", "{requirements: python/requirements.txt, findLinks: python/wheels}").replace(
+        "  owner:",
+        "  state: closed\n  owner:",
+      ),
+    );
     const closed = await env.run(["apply", "--yes", "--now", T(5)]);
     expect(closed.stdout).toMatch(/close\s+good/);
     const grave = path.join(env.state, "graveyard", "good");
@@ -172,7 +223,9 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: a venv per cell", () =
     const scrubbed = await env.run(["apply", "--yes", "--now", T(10)]);
     expect(scrubbed.stdout).toMatch(/scrub\s+good/);
     expect(existsSync(grave)).toBe(false);
-    const archived = execFileSync("find", [path.join(env.state, "archive"), "-name", "lazarus-venv.json"], { encoding: "utf8" });
+    const archived = execFileSync("find", [path.join(env.state, "archive"), "-name", "lazarus-venv.json"], {
+      encoding: "utf8",
+    });
     expect(archived).toBe("");
   }, 300_000);
 });
@@ -195,6 +248,8 @@ describe.skipIf(skip !== undefined)("spec.runtime.python: crash safety", () => {
     expect(rec.python?.digest).toBe(half);
     expect(existsSync(path.join(cell, ".lazarus", "venvs", half!, "lazarus-venv.json"))).toBe(true);
     await waitFor(() => existsSync(path.join(cell, "home", "py", "prefix.txt")), 30_000);
-    expect(readFileSync(path.join(cell, "home", "py", "prefix.txt"), "utf8").split("\n")[0]).toBe(path.join(cell, ".lazarus", "venvs", half!));
+    expect(readFileSync(path.join(cell, "home", "py", "prefix.txt"), "utf8").split("\n")[0]).toBe(
+      path.join(cell, ".lazarus", "venvs", half!),
+    );
   }, 300_000);
 });

@@ -27,7 +27,10 @@ async function withAside(): Promise<{ state: string; aside: string; empty: strin
   const aside = path.join(state, "graveyard", ".scrubbing-c~1");
   mkdirSync(path.dirname(aside), { recursive: true });
   cpSync(live, aside, { recursive: true });
-  writeFileSync(path.join(aside, ".lazarus", "cell.json"), JSON.stringify({ ...readRecord(live), state: "closed", closedAt: T(1) }));
+  writeFileSync(
+    path.join(aside, ".lazarus", "cell.json"),
+    JSON.stringify({ ...readRecord(live), state: "closed", closedAt: T(1) }),
+  );
   rmSync(live, { recursive: true });
   return { state, aside, empty };
 }
@@ -38,7 +41,9 @@ describe("an entry a killed scrub moved aside", () => {
     const aside = path.join(state, "graveyard", ".scrubbing-c~1");
     mkdirSync(path.join(aside, ".lazarus"), { recursive: true });
     writeFileSync(path.join(aside, ".lazarus", "cell.json"), "{ not json");
-    const config = configDir({ "cells.d/c.yaml": cellYaml({ name: "c", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }) });
+    const config = configDir({
+      "cells.d/c.yaml": cellYaml({ name: "c", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }),
+    });
     dirs.push(state, config);
 
     const r = await lazarus(["apply", "--config", config, "--state-dir", state, "--now", T(0)]);
@@ -72,7 +77,9 @@ describe("an entry a killed scrub moved aside", () => {
     symlinkSync(outside, aside);
     const r = await lazarus(["apply", "--config", empty, "--state-dir", state, "--now", T(60)]);
     expect(r.exitCode).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/\.scrubbing-c~1 in the graveyard \(.*\) is a symbolic link, not a directory; nothing was deleted/);
+    expect(r.stdout + r.stderr).toMatch(
+      /\.scrubbing-c~1 in the graveyard \(.*\) is a symbolic link, not a directory; nothing was deleted/,
+    );
     expect(readFileSync(path.join(outside, "precious"), "utf8")).toBe("keep me");
     expect(existsSync(path.join(outside, ".lazarus", "cell.json"))).toBe(true);
   });

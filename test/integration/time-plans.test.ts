@@ -4,7 +4,18 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor, type CellOpts } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+  type CellOpts,
+} from "../helpers.js";
 
 const made: string[] = [];
 afterEach(() => cleanup(...made.splice(0)));
@@ -93,7 +104,8 @@ describe("saved plans", () => {
     const at = (m: number) => iso(base + m * MIN);
     const agent = { identity: "agent:allegro", role: "executor", command: ["node", AGENT] };
     const human = { identity: "human:alexander", role: "director" };
-    const cell = (o: Partial<CellOpts> = {}) => cellYaml({ name: "kinds", retention: "1h", members: [agent, human], ...o });
+    const cell = (o: Partial<CellOpts> = {}) =>
+      cellYaml({ name: "kinds", retention: "1h", members: [agent, human], ...o });
     const { config, state, run, write } = setup({ "cells.d/k.yaml": cell() });
     const planFile = `${state}-plan.json`;
     made.push(planFile);
@@ -127,7 +139,10 @@ describe("saved plans", () => {
     await killMember(dir, "agent:allegro");
     await step(22, ["member-down", "cell-down"]);
     await step(23, ["restart", "revive"]);
-    write("k.yaml", cell({ ttl: "6h", state: "closed", grace: "45m", members: [{ ...agent, env: { A: "1" } }, human] }));
+    write(
+      "k.yaml",
+      cell({ ttl: "6h", state: "closed", grace: "45m", members: [{ ...agent, env: { A: "1" } }, human] }),
+    );
     await step(24, ["checkpoint", "close"]);
     write("k.yaml", cell({ ttl: "7h", grace: "45m", members: [{ ...agent, env: { A: "1" } }, human] }));
     await step(25, ["resurrect"]);
@@ -135,7 +150,25 @@ describe("saved plans", () => {
     await step(26, ["close"]);
     await step(80, ["scrub"]);
     await step(200, ["purge"]);
-    expect([...seen].sort()).toEqual(["cell-down", "checkpoint", "close", "create", "invite", "member-down", "purge", "remove-member", "restart", "resurrect", "revive", "revoke", "renew", "scrub", "update"].sort());
+    expect([...seen].sort()).toEqual(
+      [
+        "cell-down",
+        "checkpoint",
+        "close",
+        "create",
+        "invite",
+        "member-down",
+        "purge",
+        "remove-member",
+        "restart",
+        "resurrect",
+        "revive",
+        "revoke",
+        "renew",
+        "scrub",
+        "update",
+      ].sort(),
+    );
   }, 180_000); // 32 CLI runs: ~20 s on a quiet machine, over 60 s on a loaded one
 });
 
@@ -143,7 +176,9 @@ describe("a cell closed on its TTL", () => {
   it("is not reopened as a fresh cell once its archive is purged", async () => {
     const base = Date.parse("2032-05-01T00:00:00Z");
     const at = (m: number) => iso(base + m * MIN);
-    const { state, run } = setup({ "cells.d/t.yaml": cellYaml({ name: "ttl1", ttl: "1h", grace: "10m", retention: "1h" }) });
+    const { state, run } = setup({
+      "cells.d/t.yaml": cellYaml({ name: "ttl1", ttl: "1h", grace: "10m", retention: "1h" }),
+    });
     for (const m of [0, 70, 90, 200]) {
       const r = await run("apply", "--yes", "--now", at(m));
       expect(r.exitCode, r.stderr).toBe(0);
@@ -190,41 +225,48 @@ describe("a substitute that restores a checkpoint with keep: 1", () => {
 });
 
 describe("a substitute's restore killed halfway through its swap", () => {
-  it.each(["restore:swapped-one", "applied:invite"])("converges on the next apply (killed at %s): the checkpoint's project/ and shared/, nothing left staged", async (point) => {
-    const base = Date.parse("2033-06-01T00:00:00Z");
-    const at = (m: number) => iso(base + m * MIN);
-    const yaml = cellYaml({
-      name: "half",
-      extra: "  policy: {allowSubstitutes: true}",
-      members: [
-        { identity: "agent:allegro", role: "executor", command: ["node", AGENT], restart: "never" },
-        { identity: "agent:ezra", role: "substitute", command: ["node", AGENT], replaces: "agent:allegro" },
-      ],
-    });
-    const { state, config, run } = setup({ "cells.d/h.yaml": yaml });
-    const dir = path.join(state, "cells", "half");
-    expect((await run("apply", "--yes", "--now", at(0))).exitCode).toBe(0);
-    writeFileSync(path.join(dir, "project", "work.txt"), "checkpointed\n");
-    writeFileSync(path.join(dir, "shared", "notes.md"), "checkpointed notes\n");
-    expect((await run("checkpoint", "half", "--now", at(1))).exitCode).toBe(0);
-    writeFileSync(path.join(dir, "project", "work.txt"), "after the checkpoint\n");
-    writeFileSync(path.join(dir, "shared", "notes.md"), "later notes\n");
-    await killMember(dir, "agent:allegro");
+  it.each(["restore:swapped-one", "applied:invite"])(
+    "converges on the next apply (killed at %s): the checkpoint's project/ and shared/, nothing left staged",
+    async (point) => {
+      const base = Date.parse("2033-06-01T00:00:00Z");
+      const at = (m: number) => iso(base + m * MIN);
+      const yaml = cellYaml({
+        name: "half",
+        extra: "  policy: {allowSubstitutes: true}",
+        members: [
+          { identity: "agent:allegro", role: "executor", command: ["node", AGENT], restart: "never" },
+          { identity: "agent:ezra", role: "substitute", command: ["node", AGENT], replaces: "agent:allegro" },
+        ],
+      });
+      const { state, config, run } = setup({ "cells.d/h.yaml": yaml });
+      const dir = path.join(state, "cells", "half");
+      expect((await run("apply", "--yes", "--now", at(0))).exitCode).toBe(0);
+      writeFileSync(path.join(dir, "project", "work.txt"), "checkpointed\n");
+      writeFileSync(path.join(dir, "shared", "notes.md"), "checkpointed notes\n");
+      expect((await run("checkpoint", "half", "--now", at(1))).exitCode).toBe(0);
+      writeFileSync(path.join(dir, "project", "work.txt"), "after the checkpoint\n");
+      writeFileSync(path.join(dir, "shared", "notes.md"), "later notes\n");
+      await killMember(dir, "agent:allegro");
 
-    const killed = await lazarus(["apply", "--yes", "--now", at(2), "--config", config, "--state-dir", state], { env: { LAZARUS_FAILPOINT: point } });
-    expect(killed.signal).toBe("SIGKILL");
-    if (point === "restore:swapped-one") expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toHaveLength(1);
+      const killed = await lazarus(["apply", "--yes", "--now", at(2), "--config", config, "--state-dir", state], {
+        env: { LAZARUS_FAILPOINT: point },
+      });
+      expect(killed.signal).toBe("SIGKILL");
+      if (point === "restore:swapped-one")
+        expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toHaveLength(1);
 
-    const r = await run("apply", "--yes", "--now", at(3));
-    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("checkpointed\n");
-    expect(readFileSync(path.join(dir, "shared", "notes.md"), "utf8")).toBe("checkpointed notes\n");
-    expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toEqual([]);
-    await waitFor(() => readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status === "running");
-    const again = await run("plan", "--detailed-exitcode", "--now", at(4));
-    expect(again.exitCode, again.stdout).toBe(0);
-    for (const m of readRecord(dir).members) if (m.pid && isAlive(m.pid, m.startTime)) process.kill(-m.pid, "SIGKILL");
-  });
+      const r = await run("apply", "--yes", "--now", at(3));
+      expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(readFileSync(path.join(dir, "project", "work.txt"), "utf8")).toBe("checkpointed\n");
+      expect(readFileSync(path.join(dir, "shared", "notes.md"), "utf8")).toBe("checkpointed notes\n");
+      expect(readdirSync(dir).filter((f) => f.startsWith(".lazarus-restore-"))).toEqual([]);
+      await waitFor(() => readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status === "running");
+      const again = await run("plan", "--detailed-exitcode", "--now", at(4));
+      expect(again.exitCode, again.stdout).toBe(0);
+      for (const m of readRecord(dir).members)
+        if (m.pid && isAlive(m.pid, m.startTime)) process.kill(-m.pid, "SIGKILL");
+    },
+  );
 });
 
 describe("a substitute joining while another executor runs", () => {

@@ -5,13 +5,28 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, CLI, ROOT, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  CLI,
+  ROOT,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 import type { CellRecord } from "../../src/cells/record.js";
 import { execa } from "execa";
 
 const NOBODY = 65534;
 const root = process.getuid?.() === 0;
-if (!root) console.log("skipping: reading another user's /proc/PID/environ needs this test to run as root (it runs plan as uid 65534)");
+if (!root)
+  console.log(
+    "skipping: reading another user's /proc/PID/environ needs this test to run as root (it runs plan as uid 65534)",
+  );
 
 const made: string[] = [];
 afterEach(() => cleanup(...made.splice(0)));
@@ -24,14 +39,21 @@ async function asNobody(args: string[]) {
 }
 
 async function nobodyRuns([file, ...args]: string[]) {
-  const r = await execa(file as string, args, { reject: false, uid: NOBODY, gid: NOBODY, env: { NO_COLOR: "1", HOME: "/tmp" } });
+  const r = await execa(file as string, args, {
+    reject: false,
+    uid: NOBODY,
+    gid: NOBODY,
+    env: { NO_COLOR: "1", HOME: "/tmp" },
+  });
   return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 describe.skipIf(!root)("a member whose environment cannot be read", () => {
   it("is unknown, not gone: no member-down, no cell-down, status unknown", async () => {
     const state = tempDir("lazarus-state-");
-    const config = configDir({ "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }) });
+    const config = configDir({
+      "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }),
+    });
     made.push(state, config);
     const args = ["--config", config, "--state-dir", state];
     expect((await lazarus(["apply", "--yes", ...args])).exitCode).toBe(0);
@@ -45,7 +67,9 @@ describe.skipIf(!root)("a member whose environment cannot be read", () => {
     expect(`${plan.stdout}\n${plan.stderr}`).toContain("agent:allegro is unknown");
     const status = await asNobody(["status", "--json", "--state-dir", state]);
     expect(status.exitCode, status.stderr).toBe(0);
-    const members = (JSON.parse(status.stdout) as { cells: { name: string; members: { status: string; pid: number | null }[] }[] }).cells.find((c) => c.name === "a")?.members;
+    const members = (
+      JSON.parse(status.stdout) as { cells: { name: string; members: { status: string; pid: number | null }[] }[] }
+    ).cells.find((c) => c.name === "a")?.members;
     expect(members?.[0]).toMatchObject({ status: "unknown", pid: m.pid });
 
     // Gone is still gone for the same observer: the member killed, plan proposes its member-down.
@@ -99,7 +123,10 @@ describe.skipIf(!root)("an unknown member is held", () => {
       // A graveyard cell (moved there by hand, as a close that could not stop it would have) is
       // not scrubbed after its grace: its tree stays while the member lives.
       const rec = readRecord(live) as CellRecord;
-      writeFileSync(path.join(live, ".lazarus", "cell.json"), JSON.stringify({ ...rec, state: "closed", closedAt: T(3) }));
+      writeFileSync(
+        path.join(live, ".lazarus", "cell.json"),
+        JSON.stringify({ ...rec, state: "closed", closedAt: T(3) }),
+      );
       mkdirSync(path.join(state, "graveyard"), { recursive: true });
       renameSync(live, path.join(state, "graveyard", "a"));
       await execa("chown", ["-R", `${NOBODY}:${NOBODY}`, state]);
@@ -118,7 +145,9 @@ describe.skipIf(!root)("an unknown member is held", () => {
 
   it("the process backend's stop fails (STOP_FAILED) and signals nothing", async () => {
     const state = tempDir("lazarus-state-");
-    const config = configDir({ "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }) });
+    const config = configDir({
+      "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "agent:allegro", command: ["node", AGENT] }] }),
+    });
     made.push(state, config);
     expect((await lazarus(["apply", "--yes", "--config", config, "--state-dir", state])).exitCode).toBe(0);
     const m = readRecord(path.join(state, "cells", "a")).members[0]!;
@@ -126,7 +155,9 @@ describe.skipIf(!root)("an unknown member is held", () => {
       const script = `import { ProcessBackend } from ${JSON.stringify(path.join(ROOT, "dist", "backends", "process.js"))};
         await new ProcessBackend().stop({ name: "a", members: [] }, ${JSON.stringify(m)}, 500).then(() => console.log("stopped"), (e) => console.log(e.code, e.message));`;
       const r = await nobodyRuns(["node", "--input-type=module", "-e", script]);
-      expect(r.stdout, r.stderr).toMatch(/^STOP_FAILED cannot stop agent:allegro of cell a: process \d+ of its group lives but its environment cannot be read/);
+      expect(r.stdout, r.stderr).toMatch(
+        /^STOP_FAILED cannot stop agent:allegro of cell a: process \d+ of its group lives but its environment cannot be read/,
+      );
       expect(isAlive(m.pid, m.startTime)).toBe(true);
     } finally {
       process.kill(-(m.pid as number), "SIGKILL");

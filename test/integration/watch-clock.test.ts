@@ -5,7 +5,21 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, freePort, isAlive, lazarus, procState, readRecord, startWatching, stopWatches, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  freePort,
+  isAlive,
+  lazarus,
+  procState,
+  readRecord,
+  startWatching,
+  stopWatches,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const made: string[] = [];
 afterEach(async () => {
@@ -15,7 +29,8 @@ afterEach(async () => {
 
 const HOUR = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();
-const agent = (name: string, ttl: string) => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
+const agent = (name: string, ttl: string) =>
+  cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
 
 describe("lazarus watch on a state dir whose ledger is ahead of the clock", () => {
   it("keeps supervising members, holds the time rules, and says so once", async () => {
@@ -30,7 +45,15 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
     expect(what.exitCode, what.stderr).toBe(0);
 
     const port = await freePort();
-    const w = await startWatching([...args, "--tick", "* * * * * *", "--metrics-port", String(port), "--stop-timeout", "2000"]);
+    const w = await startWatching([
+      ...args,
+      "--tick",
+      "* * * * * *",
+      "--metrics-port",
+      String(port),
+      "--stop-timeout",
+      "2000",
+    ]);
 
     // Supervision goes on: the killed member is restarted (after its 10 s backoff).
     const m = readRecord(path.join(state, "cells", "sup")).members[0]!;
@@ -51,7 +74,11 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
     const said = w.logs.split("\n").filter((l) => l.includes("no time rule"));
     expect(said.length, w.logs).toBe(1);
     expect(said[0]).toContain(future);
-    const readLedger = () => readFileSync(path.join(state, "ledger.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { time: string; action: string; details?: { clock?: string } });
+    const readLedger = () =>
+      readFileSync(path.join(state, "ledger.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { time: string; action: string; details?: { clock?: string } });
     await waitFor(() => readLedger().some((e) => e.action === "restart"), 10_000); // recorded just after the record is saved
     const ledger = readLedger();
     expect(ledger.filter((e) => e.action === "time-rules-held")).toHaveLength(1);
@@ -62,7 +89,9 @@ describe("lazarus watch on a state dir whose ledger is ahead of the clock", () =
     expect(restart?.time).toBe(future);
     expect(Date.parse(restart?.details?.clock ?? "")).toBeLessThan(Date.parse(future));
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(Number(/^lazarus_time_rules_held_until_timestamp_seconds (\S+)/m.exec(metrics)?.[1])).toBe(Date.parse(future) / 1000);
+    expect(Number(/^lazarus_time_rules_held_until_timestamp_seconds (\S+)/m.exec(metrics)?.[1])).toBe(
+      Date.parse(future) / 1000,
+    );
     expect((await lazarus(["ledger", "verify", "--state-dir", state])).exitCode).toBe(0);
   });
 });

@@ -5,26 +5,76 @@ import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireLock } from "../../src/lock/lock.js";
-import { AGENT, CLI, cellYaml, cleanup, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  CLI,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 let state: string;
 let config: string;
 let daemon: ResultPromise;
 let logs = "";
 
-const cell = (name: string) => cellYaml({ name, members: [{ identity: "agent:allegro", command: ["node", AGENT] }, { identity: "human:h", role: "director" }] });
-const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+const cell = (name: string) =>
+  cellYaml({
+    name,
+    members: [
+      { identity: "agent:allegro", command: ["node", AGENT] },
+      { identity: "human:h", role: "director" },
+    ],
+  });
+const lines = () =>
+  logs
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { msg: l };
+      }
+    });
 // Alive: its pid exists and is not a zombie (/proc, not kill -0).
 const alive = (pid: number): boolean => isAlive(pid, undefined);
 
 beforeAll(async () => {
   state = tempDir("lazarus-watchlock-state-");
   config = configDir({ "cells.d/one.yaml": cell("one") });
-  daemon = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--tick", "* * * * * *", "--lock-timeout", "300ms", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  daemon = execa(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--tick",
+      "* * * * * *",
+      "--lock-timeout",
+      "300ms",
+      "--stop-timeout",
+      "2000",
+    ],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
   daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
   await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
-  await waitFor(() => existsSync(path.join(state, "cells", "one", ".lazarus", "cell.json")) && readRecord(path.join(state, "cells", "one")).state === "active", 20_000);
+  await waitFor(
+    () =>
+      existsSync(path.join(state, "cells", "one", ".lazarus", "cell.json")) &&
+      readRecord(path.join(state, "cells", "one")).state === "active",
+    20_000,
+  );
 });
 afterAll(async () => {
   if (daemon.pid && alive(daemon.pid)) daemon.kill("SIGKILL");
@@ -41,11 +91,17 @@ describe("lazarus watch and the state-dir lock", () => {
     expect(cp.exitCode, cp.stderr).toBe(0);
     const ap = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
     expect(ap.exitCode, ap.stderr).toBe(0);
-    expect(readRecord(path.join(state, "cells", "one")).members.find((m) => m.identity === "human:h")?.status).toBe("joined");
+    expect(readRecord(path.join(state, "cells", "one")).members.find((m) => m.identity === "human:h")?.status).toBe(
+      "joined",
+    );
   });
 
   it("announces itself in watch.pid, and a second watch on the same state dir refuses to start", async () => {
-    const rec = JSON.parse(readFileSync(path.join(state, "watch.pid"), "utf8")) as { pid: number; startTime?: number; command: string };
+    const rec = JSON.parse(readFileSync(path.join(state, "watch.pid"), "utf8")) as {
+      pid: number;
+      startTime?: number;
+      command: string;
+    };
     expect(rec).toMatchObject({ pid: daemon.pid, command: "lazarus watch" });
     expect(rec.startTime).toBeTypeOf("number");
     const second = await lazarus(["watch", "--config", config, "--state-dir", state], { timeoutMs: 20_000 });

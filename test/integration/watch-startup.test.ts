@@ -5,7 +5,18 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, isAlive, readRecord, startWatch, stopWatches, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  readRecord,
+  startWatch,
+  stopWatches,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const made: string[] = [];
 afterEach(async () => {
@@ -13,14 +24,18 @@ afterEach(async () => {
   cleanup(...made.splice(0));
 });
 
-const agentCell = (name: string, env: Record<string, string> = {}) => cellYaml({ name, members: [{ identity: "agent:allegro", command: ["node", AGENT], env }] });
+const agentCell = (name: string, env: Record<string, string> = {}) =>
+  cellYaml({ name, members: [{ identity: "agent:allegro", command: ["node", AGENT], env }] });
 
 describe("lazarus watch at start", () => {
   it("applies an edit made during its first pass without waiting for the resync", async () => {
     const state = tempDir("lazarus-state-");
     const config = configDir({ "cells.d/a.yaml": agentCell("a") });
     made.push(state, config);
-    const w = startWatch(["--config", config, "--state-dir", state, "--resync", "10m", "--debounce", "50", "--tick", "* * * * * *"], { LAZARUS_PAUSEPOINT: "daemon:full-pass:3000" });
+    const w = startWatch(
+      ["--config", config, "--state-dir", state, "--resync", "10m", "--debounce", "50", "--tick", "* * * * * *"],
+      { LAZARUS_PAUSEPOINT: "daemon:full-pass:3000" },
+    );
 
     // The files are read; the first pass waits before reconciling them. Now the operator edits one and adds one.
     await waitFor(() => w.logs.includes("pausepoint daemon:full-pass"), 20_000);

@@ -3,7 +3,20 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, isAlive, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  CLI,
+  configDir,
+  freePort,
+  isAlive,
+  lazarus,
+  procState,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 let state: string;
 let config: string;
@@ -11,16 +24,42 @@ let port: number;
 let daemon: ResultPromise;
 let logs = "";
 
-
 function startDaemon(): ResultPromise {
   logs = "";
-  const child = execa("node", [CLI, "watch", "--config", config, "--state-dir", state, "--metrics-port", String(port), "--tick", "* * * * * *", "--stop-timeout", "2000"], { reject: false, env: { NO_COLOR: "1" } });
+  const child = execa(
+    "node",
+    [
+      CLI,
+      "watch",
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--metrics-port",
+      String(port),
+      "--tick",
+      "* * * * * *",
+      "--stop-timeout",
+      "2000",
+    ],
+    { reject: false, env: { NO_COLOR: "1" } },
+  );
   child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
   return child;
 }
 
-const lines = () => logs.split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { msg: l }; } });
+const lines = () =>
+  logs
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { msg: l };
+      }
+    });
 const live = (name: string) => path.join(state, "cells", name);
 const running = (name: string) => {
   try {
@@ -30,7 +69,8 @@ const running = (name: string) => {
     return false;
   }
 };
-const agentCell = (name: string, ttl = "4h") => cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
+const agentCell = (name: string, ttl = "4h") =>
+  cellYaml({ name, ttl, members: [{ identity: "agent:allegro", command: ["node", AGENT] }] });
 
 beforeAll(async () => {
   state = tempDir("lazarus-watch-state-");
@@ -66,8 +106,14 @@ describe("lazarus watch", () => {
 
   it("reports a broken file with its position, holds its cell, and keeps converging the others", async () => {
     const pid = readRecord(live("second")).members[0]!.pid;
-    writeFileSync(path.join(config, "cells.d/second.yaml"), "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: second\nspec: {project: [\n");
-    await waitFor(() => lines().some((l) => typeof l.msg === "string" && /cells\.d\/second\.yaml:\d+:\d+: error/.test(l.msg)), 10_000);
+    writeFileSync(
+      path.join(config, "cells.d/second.yaml"),
+      "apiVersion: lazarus/v1\nkind: Cell\nmetadata:\n  name: second\nspec: {project: [\n",
+    );
+    await waitFor(
+      () => lines().some((l) => typeof l.msg === "string" && /cells\.d\/second\.yaml:\d+:\d+: error/.test(l.msg)),
+      10_000,
+    );
     writeFileSync(path.join(config, "cells.d/third.yaml"), agentCell("third"));
     await waitFor(() => running("third"), 10_000);
     expect(readRecord(live("second")).members[0]!.pid).toBe(pid);
@@ -86,7 +132,10 @@ describe("lazarus watch", () => {
   });
 
   it("closes a cell on its ttl by the clock alone, with no file change", async () => {
-    writeFileSync(path.join(config, "cells.d/brief.yaml"), cellYaml({ name: "brief", ttl: "3s", members: [{ identity: "human:h", role: "director" }] }));
+    writeFileSync(
+      path.join(config, "cells.d/brief.yaml"),
+      cellYaml({ name: "brief", ttl: "3s", members: [{ identity: "human:h", role: "director" }] }),
+    );
     await waitFor(() => existsSync(live("brief")), 10_000);
     await waitFor(() => lines().some((l) => l.cell === "brief" && l.action === "close"), 10_000);
     expect(existsSync(path.join(state, "graveyard", "brief"))).toBe(true);
@@ -103,13 +152,16 @@ describe("lazarus watch", () => {
     expect(value(/^lazarus_cells\{state="closed"\} (\d+)/m)).toBe(1);
     expect(value(/^lazarus_reconcile_duration_seconds_count\{scope="cells"\} (\d+)/m)).toBeGreaterThan(0);
     expect(value(/^lazarus_errors_total\{kind="invalid-file"\} (\d+)/m)).toBeGreaterThan(0);
-    expect(value(/^lazarus_last_successful_reconcile_timestamp_seconds (\S+)/m)).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(value(/^lazarus_last_successful_reconcile_timestamp_seconds (\S+)/m)).toBeGreaterThan(
+      Date.now() / 1000 - 600,
+    );
   });
 
   // The agent's own pid once it is ready (env.json is written after its SIGHUP handler is set).
   const agentPid = (name: string): number | undefined => {
     try {
-      return (JSON.parse(readFileSync(path.join(live(name), "home", "allegro", "env.json"), "utf8")) as { pid: number }).pid;
+      return (JSON.parse(readFileSync(path.join(live(name), "home", "allegro", "env.json"), "utf8")) as { pid: number })
+        .pid;
     } catch {
       return undefined;
     }
@@ -131,7 +183,10 @@ describe("lazarus watch", () => {
   });
 
   it("writes an agent's portfolio when portfolios/ changes, and signals its process", async () => {
-    writeFileSync(path.join(config, "portfolios/default.yaml"), "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}]\n");
+    writeFileSync(
+      path.join(config, "portfolios/default.yaml"),
+      "apiVersion: lazarus/v1\nkind: Portfolio\nmetadata: {name: default}\nspec:\n  models: [{model: m1, provider: p}]\n",
+    );
     const file = path.join(live("first"), "home", "allegro", ".lazarus", "portfolio.json");
     await waitFor(() => existsSync(file), 10_000);
     await waitFor(() => lines().some((l) => l.action === "update-portfolio" && l.cell === "first"), 10_000);
@@ -153,8 +208,20 @@ describe("lazarus watch", () => {
     const r = await daemon;
     expect(r.exitCode).toBe(0);
     expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);
-    const seen = (n: string) => JSON.stringify({ n, m: readRecord(live(n)).members[0], state: procState(readRecord(live(n)).members[0]?.pid as number) });
-    for (const n of ["first", "second", "third"]) expect(running(n), `${seen(n)}\n${lines().slice(-15).map((l) => JSON.stringify(l)).join("\n")}`).toBe(true);
+    const seen = (n: string) =>
+      JSON.stringify({
+        n,
+        m: readRecord(live(n)).members[0],
+        state: procState(readRecord(live(n)).members[0]?.pid as number),
+      });
+    for (const n of ["first", "second", "third"])
+      expect(
+        running(n),
+        `${seen(n)}\n${lines()
+          .slice(-15)
+          .map((l) => JSON.stringify(l))
+          .join("\n")}`,
+      ).toBe(true);
     daemon = startDaemon();
     await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
     expect(lines().filter((l) => l.msg === "applied")).toEqual([]);

@@ -14,7 +14,8 @@ beforeEach(async () => {
   file = path.join(dir, "ledger.jsonl");
   head = path.join(dir, "ledger.head.json");
   const l = new Ledger(file, head);
-  for (let i = 1; i <= 4; i++) await l.append({ time: `2026-11-25T00:0${i}:00Z`, cell: `c${i}`, action: "create", reason: "new cell" });
+  for (let i = 1; i <= 4; i++)
+    await l.append({ time: `2026-11-25T00:0${i}:00Z`, cell: `c${i}`, action: "create", reason: "new cell" });
 });
 afterEach(() => cleanup(dir));
 
@@ -23,7 +24,9 @@ const lines = () => readFileSync(file, "utf8").trimEnd().split("\n");
 describe("the ledger", () => {
   it("appends a batch in order as one chain that verifies, after single appends", async () => {
     const l = new Ledger(file, head);
-    const batch = await l.appendMany([5, 6, 7].map((i) => ({ time: `2026-11-25T00:0${i}:00Z`, cell: `c${i}`, action: "create", reason: "new cell" })));
+    const batch = await l.appendMany(
+      [5, 6, 7].map((i) => ({ time: `2026-11-25T00:0${i}:00Z`, cell: `c${i}`, action: "create", reason: "new cell" })),
+    );
     expect(batch.map((e) => e.seq)).toEqual([5, 6, 7]);
     await l.append({ time: "2026-11-25T00:08:00Z", cell: "c8", action: "create", reason: "new cell" });
     expect(lines().map((x) => JSON.parse(x).cell)).toEqual(["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]);
@@ -45,7 +48,11 @@ describe("the ledger", () => {
     const l = lines();
     l[1] = l[1]!.replace('"c2"', '"cX"');
     writeFileSync(file, `${l.join("\n")}\n`);
-    expect(await verifyLedger(file, head)).toMatchObject({ ok: false, line: 2, problem: expect.stringContaining("was edited") });
+    expect(await verifyLedger(file, head)).toMatchObject({
+      ok: false,
+      line: 2,
+      problem: expect.stringContaining("was edited"),
+    });
   });
 
   it("finds a removed entry", async () => {
@@ -65,7 +72,10 @@ describe("the ledger", () => {
   it("finds entries removed from the end", async () => {
     const l = lines();
     writeFileSync(file, `${l.slice(0, 2).join("\n")}\n`);
-    expect(await verifyLedger(file, head)).toMatchObject({ ok: false, problem: expect.stringContaining("entries up to seq 4") });
+    expect(await verifyLedger(file, head)).toMatchObject({
+      ok: false,
+      problem: expect.stringContaining("entries up to seq 4"),
+    });
   });
 
   it("drops a line torn by a crash before appending after it", async () => {
@@ -85,10 +95,22 @@ describe("one appender per ledger file", () => {
     const poller = new Ledger(f, h); // like the daemon's repo poller and a reconcile at once
     const reconcile = new Ledger(f, h);
     const entries = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => (i % 2 ? poller : reconcile).append({ time: "2026-11-25T00:00:00Z", cell: `c${i}`, action: "create", reason: "new cell" })),
+      Array.from({ length: 200 }, (_, i) =>
+        (i % 2 ? poller : reconcile).append({
+          time: "2026-11-25T00:00:00Z",
+          cell: `c${i}`,
+          action: "create",
+          reason: "new cell",
+        }),
+      ),
     );
     expect(entries.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-    expect(readFileSync(f, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(
+      readFileSync(f, "utf8")
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).seq),
+    ).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(await verifyLedger(f, h)).toEqual({ ok: true, entries: 200 });
     const cli = await lazarus(["ledger", "verify", "--state-dir", state]);
     expect(cli.stdout).toContain("Ledger OK: 200 entries");

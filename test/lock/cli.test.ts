@@ -21,7 +21,9 @@ describe("--lock-timeout", () => {
     try {
       const r = await apply("--lock-timeout", "0s");
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toContain(`another Lazarus holds the state dir: pid ${process.pid} (lazarus watch, since ${lock.holder.since})`);
+      expect(r.stderr).toContain(
+        `another Lazarus holds the state dir: pid ${process.pid} (lazarus watch, since ${lock.holder.since})`,
+      );
       expect(r.stderr).toContain("--lock-timeout");
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     } finally {
@@ -31,7 +33,9 @@ describe("--lock-timeout", () => {
 
   it("waits for the holder to finish, then runs", async () => {
     const lock = await acquireLock(path.join(state, "lazarus.lock"), "lazarus watch");
-    const released = new Promise<number>((resolve) => setTimeout(() => void lock.release().then(() => resolve(Date.now())), 1_500));
+    const released = new Promise<number>((resolve) =>
+      setTimeout(() => void lock.release().then(() => resolve(Date.now())), 1_500),
+    );
     const r = await apply("--lock-timeout", "30s");
     const end = Date.now();
     expect(r.exitCode, r.stderr).toBe(0);
@@ -41,7 +45,9 @@ describe("--lock-timeout", () => {
   it("rejects a value that is not a duration, naming the flag", async () => {
     const r = await apply("--lock-timeout", "soon");
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain(`option '--lock-timeout <duration>' argument 'soon' is invalid. "soon" is not a duration`);
+    expect(r.stderr).toContain(
+      `option '--lock-timeout <duration>' argument 'soon' is invalid. "soon" is not a duration`,
+    );
   });
 
   it.each([["apply"], ["sync"], ["checkpoint"], ["accept"]])("is offered by %s", async (cmd) => {

@@ -41,9 +41,17 @@ const readLog = (log: string): Line[] =>
     : [];
 
 // Run one worker process to its end; resolves with how it ended.
-function runWorker(lock: string, log: string, slot: number, rounds: number, dieAt: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runWorker(
+  lock: string,
+  log: string,
+  slot: number,
+  rounds: number,
+  dieAt: number,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [WORKER, lock, log, String(slot), String(rounds), String(dieAt)], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, [WORKER, lock, log, String(slot), String(rounds), String(dieAt)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     if (child.pid) started.add(child.pid);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -93,10 +101,14 @@ describe("the state-dir lock under contention", () => {
       expired = true;
       killStarted();
     }, BUDGET_MS);
-    const killed = await Promise.all(Array.from({ length: PROCS }, (_, slot) => runSlot(lock, log, slot))).finally(() => clearTimeout(timer));
+    const killed = await Promise.all(Array.from({ length: PROCS }, (_, slot) => runSlot(lock, log, slot))).finally(() =>
+      clearTimeout(timer),
+    );
     const lines = readLog(log);
     const n = overlaps(lines);
-    console.log(`lock contention: ${lines.filter((l) => l.what === "enter").length} rounds, ${killed.reduce((a, b) => a + b, 0)} holders killed, ${n} overlapping, ${Date.now() - t0} ms${expired ? " (stopped: no progress within the budget)" : ""}`);
+    console.log(
+      `lock contention: ${lines.filter((l) => l.what === "enter").length} rounds, ${killed.reduce((a, b) => a + b, 0)} holders killed, ${n} overlapping, ${Date.now() - t0} ms${expired ? " (stopped: no progress within the budget)" : ""}`,
+    );
     expect(expired, "every round finished within the budget (no livelock)").toBe(false);
     expect(killed.reduce((a, b) => a + b, 0)).toBe(8);
     expect(lines.filter((l) => l.what === "enter")).toHaveLength(PROCS * ROUNDS);

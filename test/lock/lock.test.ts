@@ -15,12 +15,22 @@ beforeEach(() => {
 afterEach(() => cleanup(dir));
 
 // pid 2^22-1 is above the default pid_max, so no process holds it.
-const deadHolder = (since = "2026-01-01T00:00:00Z") => JSON.stringify({ pid: 4_194_303, startTime: 1, command: "lazarus apply", host: hostname(), since, token: "deadbeefdeadbeef" });
+const deadHolder = (since = "2026-01-01T00:00:00Z") =>
+  JSON.stringify({
+    pid: 4_194_303,
+    startTime: 1,
+    command: "lazarus apply",
+    host: hostname(),
+    since,
+    token: "deadbeefdeadbeef",
+  });
 
 describe("the state-dir lock", () => {
   it("refuses a second holder at once, naming the first", async () => {
     const first = await acquireLock(file, "lazarus apply");
-    await expect(acquireLock(file, "lazarus apply")).rejects.toThrow(`another Lazarus holds the state dir: pid ${process.pid} (lazarus apply`);
+    await expect(acquireLock(file, "lazarus apply")).rejects.toThrow(
+      `another Lazarus holds the state dir: pid ${process.pid} (lazarus apply`,
+    );
     await first.release();
     const again = await acquireLock(file, "lazarus apply");
     await again.release();
@@ -36,7 +46,11 @@ describe("the state-dir lock", () => {
 
   it("holds a complete record from the moment the lock file exists", async () => {
     const lock = await acquireLock(file, "lazarus apply");
-    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ pid: process.pid, command: "lazarus apply", token: lock.holder.token });
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({
+      pid: process.pid,
+      command: "lazarus apply",
+      token: lock.holder.token,
+    });
     expect(readdirSync(dir)).toEqual(["lazarus.lock"]); // the temp file it was linked from is gone
     await lock.release();
     expect(existsSync(file)).toBe(false);
@@ -57,7 +71,11 @@ describe("the state-dir lock", () => {
     const t0 = Date.now();
     const err = await acquireLock(file, "lazarus apply", { timeoutMs: 400 }).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
-    expect(String(err)).toMatch(new RegExp(`another Lazarus holds the state dir: pid ${process.pid} \\(lazarus watch, since ${first.holder.since}\\); waited 400ms; .*--lock-timeout`));
+    expect(String(err)).toMatch(
+      new RegExp(
+        `another Lazarus holds the state dir: pid ${process.pid} \\(lazarus watch, since ${first.holder.since}\\); waited 400ms; .*--lock-timeout`,
+      ),
+    );
     await first.release();
   });
 

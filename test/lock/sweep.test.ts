@@ -21,7 +21,14 @@ const put = (rel: string, text = "", ageS = 0): string => {
   if (ageS) utimesSync(file, new Date(Date.now() - ageS * 1000), new Date(Date.now() - ageS * 1000));
   return file;
 };
-const guard = (pid: number) => JSON.stringify({ pid, command: "taking over", host: hostname(), since: "2026-01-01T00:00:00Z", token: "00ff00ff00ff00ff" });
+const guard = (pid: number) =>
+  JSON.stringify({
+    pid,
+    command: "taking over",
+    host: hostname(),
+    since: "2026-01-01T00:00:00Z",
+    token: "00ff00ff00ff00ff",
+  });
 
 describe("sweeping what killed writers left", () => {
   it("removes only stale temp files of the writer's exact names, and dead guards", async () => {
@@ -51,10 +58,16 @@ describe("sweeping what killed writers left", () => {
   });
 
   it("runs under the lock of every state-changing command (here apply)", async () => {
-    const config = configDir({ "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "human:a", role: "director" }] }) });
+    const config = configDir({
+      "cells.d/a.yaml": cellYaml({ name: "a", members: [{ identity: "human:a", role: "director" }] }),
+    });
     try {
       expect((await lazarus(["apply", "--yes", "--config", config, "--state-dir", state])).exitCode).toBe(0);
-      const left = [put(`cells/a/.lazarus/cell.json.${DEAD}.0123456789ab.tmp`, "{"), put("cells/a/.lazarus/secrets/credentials.json.12345", "", 60), put(`ledger.head.json.${DEAD}.0123456789ab.tmp`)];
+      const left = [
+        put(`cells/a/.lazarus/cell.json.${DEAD}.0123456789ab.tmp`, "{"),
+        put("cells/a/.lazarus/secrets/credentials.json.12345", "", 60),
+        put(`ledger.head.json.${DEAD}.0123456789ab.tmp`),
+      ];
       const r = await lazarus(["apply", "--yes", "--config", config, "--state-dir", state]);
       expect(r.exitCode, r.stderr).toBe(0);
       for (const f of left) expect(existsSync(f), f).toBe(false);
@@ -62,5 +75,4 @@ describe("sweeping what killed writers left", () => {
       cleanup(config);
     }
   });
-
 });

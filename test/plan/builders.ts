@@ -15,13 +15,27 @@ export const iso = (ms: number) => new Date(ms).toISOString();
 export function desiredOf(...cells: CellOpts[]): Desired {
   const r = loadFileText("cells.d/test.yaml", cells.map(cellYaml).join("---\n"));
   if (r.diagnostics.length > 0) throw new Error(JSON.stringify(r.diagnostics));
-  return { cells: new Map(r.cells.map((c) => [c.name, c])), portfolios: new Map(), portfoliosHeld: false, quarantined: [], files: ["cells.d/test.yaml"] };
+  return {
+    cells: new Map(r.cells.map((c) => [c.name, c])),
+    portfolios: new Map(),
+    portfoliosHeld: false,
+    quarantined: [],
+    files: ["cells.d/test.yaml"],
+  };
 }
 
 // The record apply would have written for a desired cell activated at `activated`.
 export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecord> = {}): CellRecord {
   const members = d.members.map((dm, i) => {
-    const m: MemberRecord = { identity: dm.identity, home: dm.home, role: dm.role, env: {}, status: dm.command ? "running" : "joined", restarts: 0, joinedAt: iso(activated) };
+    const m: MemberRecord = {
+      identity: dm.identity,
+      home: dm.home,
+      role: dm.role,
+      env: {},
+      status: dm.command ? "running" : "joined",
+      restarts: 0,
+      joinedAt: iso(activated),
+    };
     syncMember(m, dm); // its command, env, limits and policies, as apply records them
     return dm.command ? { ...m, pid: 1000 + i, startTime: 1, startedAt: iso(activated) } : m;
   });
@@ -53,7 +67,12 @@ export function recordOf(d: DesiredCell, activated = T0, over: Partial<CellRecor
 }
 
 export function closedRecordOf(d: DesiredCell, closedAt: number, over: Partial<CellRecord> = {}): CellRecord {
-  return recordOf(d, closedAt - HOUR, { state: "closed", closedAt: iso(closedAt), closedDigest: desiredDigest(d), ...over });
+  return recordOf(d, closedAt - HOUR, {
+    state: "closed",
+    closedAt: iso(closedAt),
+    closedDigest: desiredDigest(d),
+    ...over,
+  });
 }
 
 export interface ObservedEntry {
@@ -74,7 +93,11 @@ export function observedOf(...entries: ObservedEntry[]): Observed {
       place,
       dir: `/state/${place}/${e.record.name}`,
       record: e.record,
-      checkpoints: (e.checkpoints ?? []).map((t) => ({ file: `/state/${place}/${e.record.name}/.lazarus/checkpoints/${t}.tar.gz`, name: `${t}.tar.gz`, takenAt: t })),
+      checkpoints: (e.checkpoints ?? []).map((t) => ({
+        file: `/state/${place}/${e.record.name}/.lazarus/checkpoints/${t}.tar.gz`,
+        name: `${t}.tar.gz`,
+        takenAt: t,
+      })),
       members: e.record.members.map((m) => ({
         ...m,
         alive: m.pid !== undefined && (typeof e.alive === "object" ? (e.alive[m.identity] ?? true) : (e.alive ?? true)),

@@ -9,7 +9,11 @@ import { cleanup, tempDir } from "../helpers.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
-const git = (cwd: string, ...args: string[]): string => execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { cwd, encoding: "utf8" }).trim();
+const git = (cwd: string, ...args: string[]): string =>
+  execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], {
+    cwd,
+    encoding: "utf8",
+  }).trim();
 
 describe("gitRevision", () => {
   it("is undefined for a config outside any git work tree", async () => {

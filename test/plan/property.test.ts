@@ -5,7 +5,18 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { computePlan, runApply } from "../../src/engine.js";
-import { cellProcesses, cellYaml, cleanup, configDir, isAlive, killAll, recordedPids, tempDir, waitFor, type CellOpts } from "../helpers.js";
+import {
+  cellProcesses,
+  cellYaml,
+  cleanup,
+  configDir,
+  isAlive,
+  killAll,
+  recordedPids,
+  tempDir,
+  waitFor,
+  type CellOpts,
+} from "../helpers.js";
 
 const SLEEP = ["sleep", "600"];
 const memberPool = [
@@ -28,14 +39,37 @@ const cellArb = (name: string): fc.Arbitrary<CellOpts | null> =>
         substitute: fc.boolean(),
         members: fc.subarray(memberPool).chain((ms) =>
           fc
-            .tuple(...ms.map((m) => fc.record({ role: fc.constantFrom(m.role, "observer"), env: fc.constantFrom(undefined, { A: "1" }), restart: fc.constantFrom(undefined, "always", "never") })))
-            .map((vs) => ms.map((m, i) => ({ ...m, role: vs[i]!.role, ...(vs[i]!.env ? { env: vs[i]!.env } : {}), ...(m.command && vs[i]!.restart ? { restart: vs[i]!.restart } : {}) }))),
+            .tuple(
+              ...ms.map((m) =>
+                fc.record({
+                  role: fc.constantFrom(m.role, "observer"),
+                  env: fc.constantFrom(undefined, { A: "1" }),
+                  restart: fc.constantFrom(undefined, "always", "never"),
+                }),
+              ),
+            )
+            .map((vs) =>
+              ms.map((m, i) => ({
+                ...m,
+                role: vs[i]!.role,
+                ...(vs[i]!.env ? { env: vs[i]!.env } : {}),
+                ...(m.command && vs[i]!.restart ? { restart: vs[i]!.restart } : {}),
+              })),
+            ),
         ),
       })
       .map(({ schedule, substitute, ...c }) => {
         const allegro = c.members.find((m) => m.identity === "agent:allegro" && m.role === "executor");
-        const members = substitute && allegro ? [...c.members, { identity: "agent:sub", role: "substitute", command: SLEEP, replaces: "agent:allegro" }] : c.members;
-        const extra = [schedule ? `  checkpoint: {schedule: "${schedule}", keep: 2}` : "", substitute && allegro ? "  policy: {allowSubstitutes: true}" : ""].filter(Boolean).join("\n");
+        const members =
+          substitute && allegro
+            ? [...c.members, { identity: "agent:sub", role: "substitute", command: SLEEP, replaces: "agent:allegro" }]
+            : c.members;
+        const extra = [
+          schedule ? `  checkpoint: {schedule: "${schedule}", keep: 2}` : "",
+          substitute && allegro ? "  policy: {allowSubstitutes: true}" : "",
+        ]
+          .filter(Boolean)
+          .join("\n");
         return { ...c, members, ...(extra ? { extra } : {}) };
       }),
     { nil: null },
@@ -66,7 +100,8 @@ describe("apply then plan", () => {
               await waitFor(() => cellProcesses(state).length === 0, 10_000);
             }
             for (const name of ["a", "b", "c"]) rmSync(path.join(config, "cells.d", `${name}.yaml`), { force: true });
-            for (const c of step.cells) if (c) writeFileSync(path.join(config, "cells.d", `${c.name}.yaml`), cellYaml(c));
+            for (const c of step.cells)
+              if (c) writeFileSync(path.join(config, "cells.d", `${c.name}.yaml`), cellYaml(c));
             const opts = { configDir: config, stateDir: state, now: new Date(now).toISOString(), stopTimeoutMs: 2000 };
             const first = await runApply(opts);
             expect(first?.results.filter((r) => r.status !== "applied")).toEqual([]);
@@ -76,7 +111,9 @@ describe("apply then plan", () => {
             expect(second?.results).toEqual([]);
             // Every member process that runs is one a live record tracks: none left behind by a
             // close, a restart or a substitute.
-            const tracked = recordedPids(state).filter((m) => isAlive(m.pid, m.startTime)).map((m) => m.pid);
+            const tracked = recordedPids(state)
+              .filter((m) => isAlive(m.pid, m.startTime))
+              .map((m) => m.pid);
             expect(cellProcesses(state).sort((x, y) => x - y)).toEqual(tracked.sort((x, y) => x - y));
           }
         } finally {

@@ -12,9 +12,26 @@ const AGENT = { identity: "agent:allegro", role: "executor", command: ["node", "
 const base = desiredOf({ name: "c1", members: [AGENT] }).cells.get("c1")!;
 const at = { file: "cells.d/test.yaml", line: 1, col: 1 };
 const entry = (host: string): EgressEntry => ({ host, ports: [80, 443] });
-const egress = (...hosts: string[]): DesiredCell["egress"] => ({ declared: hosts, entries: hosts.map(entry), auto: [] });
-const KUBE = { namespace: "ns", image: "img:1", workload: "pod" as const, storage: "1Gi", accessMode: "ReadWriteOnce" as const, runAsUser: 1000, egress: [] };
-const remote = (host: string, identityFile: string): DesiredCell["remote"] => ({ host, identityFile, knownHosts: "/k", target: { host, port: 22, identityFile, knownHosts: "/k", root: "~/.lazarus/cells" } });
+const egress = (...hosts: string[]): DesiredCell["egress"] => ({
+  declared: hosts,
+  entries: hosts.map(entry),
+  auto: [],
+});
+const KUBE = {
+  namespace: "ns",
+  image: "img:1",
+  workload: "pod" as const,
+  storage: "1Gi",
+  accessMode: "ReadWriteOnce" as const,
+  runAsUser: 1000,
+  egress: [],
+};
+const remote = (host: string, identityFile: string): DesiredCell["remote"] => ({
+  host,
+  identityFile,
+  knownHosts: "/k",
+  target: { host, port: 22, identityFile, knownHosts: "/k", root: "~/.lazarus/cells" },
+});
 const IMAGE = { image: "localhost/agent:1", readOnlyRootfs: true };
 
 interface Case {
@@ -32,43 +49,173 @@ const cases: Case[] = [
   { name: "owner", d: { owner: "human:ezra" }, fields: ["owner"], reason: "owner changed" },
   { name: "grace", d: { graceMs: 60_000 }, fields: ["grace"], reason: "grace changed" },
   { name: "retention", d: { retentionMs: 60_000 }, fields: ["retention"], reason: "retention changed" },
-  { name: "policy", d: { policy: { allowGuests: true, allowSubstitutes: false } }, fields: ["policy"], reason: "policy changed" },
+  {
+    name: "policy",
+    d: { policy: { allowGuests: true, allowSubstitutes: false } },
+    fields: ["policy"],
+    reason: "policy changed",
+  },
   { name: "downedTimeout", d: { downedTimeoutMs: 60_000 }, fields: ["downedTimeout"], reason: "downedTimeout changed" },
   { name: "inviteTtl", d: { inviteTtlMs: 60_000 }, fields: ["inviteTtl"], reason: "inviteTtl changed" },
-  { name: "checkpoint schedule", d: { checkpoint: { schedule: "0 * * * *", keep: 5 } }, fields: ["checkpoint"], reason: "checkpoint changed" },
+  {
+    name: "checkpoint schedule",
+    d: { checkpoint: { schedule: "0 * * * *", keep: 5 } },
+    fields: ["checkpoint"],
+    reason: "checkpoint changed",
+  },
   { name: "checkpoint keep", d: { checkpoint: { keep: 2 } }, fields: ["checkpoint"], reason: "checkpoint changed" },
-  { name: "checkpoint compression", d: { checkpoint: { keep: 5, compression: "gzip" } }, fields: ["checkpoint"], reason: "checkpoint changed" },
-  { name: "checkpoint maxSize", d: { checkpoint: { keep: 5, maxBytes: 1024 } }, fields: ["checkpoint"], reason: "checkpoint changed" },
+  {
+    name: "checkpoint compression",
+    d: { checkpoint: { keep: 5, compression: "gzip" } },
+    fields: ["checkpoint"],
+    reason: "checkpoint changed",
+  },
+  {
+    name: "checkpoint maxSize",
+    d: { checkpoint: { keep: 5, maxBytes: 1024 } },
+    fields: ["checkpoint"],
+    reason: "checkpoint changed",
+  },
   { name: "logs", d: { logs: { keep: 1 } }, fields: ["logs"], reason: "logs changed" },
-  { name: "credential sources", d: { credentials: { TOKEN: { env: "TOKEN" } } }, fields: ["credentials"], reason: "credentials changed (redacted)" },
-  { name: "credential values rotated", d: { credentialsValueDigest: "new" }, rec: { credentialsValueDigest: "old" }, fields: ["credentials"], reason: "credentials rotated" },
+  {
+    name: "credential sources",
+    d: { credentials: { TOKEN: { env: "TOKEN" } } },
+    fields: ["credentials"],
+    reason: "credentials changed (redacted)",
+  },
+  {
+    name: "credential values rotated",
+    d: { credentialsValueDigest: "new" },
+    rec: { credentialsValueDigest: "old" },
+    fields: ["credentials"],
+    reason: "credentials rotated",
+  },
   { name: "credential values first known", d: { credentialsValueDigest: "new" }, fields: [] },
-  { name: "python venv added", d: { python: { digest: "d1" } }, fields: ["python"], reason: "python venv new (a bare venv; built, then members restart)" },
-  { name: "python venv changed", d: { python: { digest: "d2", requirements: "r.txt" } }, rec: { python: { digest: "d1" } }, fields: ["python"], reason: "python venv d1 → d2 (requirements r.txt; built, then members restart)" },
-  { name: "python venv removed", d: {}, rec: { python: { digest: "d1" } }, fields: ["python"], reason: "python venv removed (members restart)" },
+  {
+    name: "python venv added",
+    d: { python: { digest: "d1" } },
+    fields: ["python"],
+    reason: "python venv new (a bare venv; built, then members restart)",
+  },
+  {
+    name: "python venv changed",
+    d: { python: { digest: "d2", requirements: "r.txt" } },
+    rec: { python: { digest: "d1" } },
+    fields: ["python"],
+    reason: "python venv d1 → d2 (requirements r.txt; built, then members restart)",
+  },
+  {
+    name: "python venv removed",
+    d: {},
+    rec: { python: { digest: "d1" } },
+    fields: ["python"],
+    reason: "python venv removed (members restart)",
+  },
   { name: "network of a process cell (not its to use)", d: { network: "host" }, fields: [] },
-  { name: "network of a sandbox cell", d: { backend: "sandbox", network: "host" }, fields: ["network"], reason: "network none → host (members restart)" },
+  {
+    name: "network of a sandbox cell",
+    d: { backend: "sandbox", network: "host" },
+    fields: ["network"],
+    reason: "network none → host (members restart)",
+  },
   {
     name: "network of a sandbox cell to an egress list",
-    d: { backend: "sandbox", network: "egress", egress: { declared: ["a.org"], entries: [entry("a.org")], auto: [{ entry: entry("api.anthropic.com"), why: "provider anthropic" }] } },
+    d: {
+      backend: "sandbox",
+      network: "egress",
+      egress: {
+        declared: ["a.org"],
+        entries: [entry("a.org")],
+        auto: [{ entry: entry("api.anthropic.com"), why: "provider anthropic" }],
+      },
+    },
     fields: ["network"],
     reason: "network none → egress (a.org; automatic: api.anthropic.com for provider anthropic) (members restart)",
   },
-  { name: "egress list of a sandbox cell", d: { backend: "sandbox", network: "egress", egress: egress("a.org", "b.org") }, rec: { network: "egress", egress: [entry("a.org"), entry("c.org")] }, fields: ["egress"], reason: "egress list + b.org, - c.org (applies to new connections; members keep running)" },
-  { name: "egress list as recorded", d: { backend: "container", container: IMAGE, network: "egress", egress: egress("a.org") }, rec: { network: "egress", egress: [entry("a.org")], container: IMAGE }, fields: [] },
-  { name: "container user", d: { backend: "container", container: { ...IMAGE, user: "5000" } }, rec: { container: IMAGE }, fields: ["container"], reason: "container localhost/agent:1 → localhost/agent:1 (members restart)" },
-  { name: "kubernetes spec", d: { backend: "kubernetes", kubernetes: { ...KUBE, storage: "2Gi" } }, rec: { kubernetes: KUBE }, fields: ["kubernetes"], reason: "spec.kubernetes changed (members restart)" },
-  { name: "kubernetes network", d: { backend: "kubernetes", kubernetes: KUBE, network: "host" }, rec: { kubernetes: KUBE }, fields: ["network"], reason: "network none → host (members restart)" },
+  {
+    name: "egress list of a sandbox cell",
+    d: { backend: "sandbox", network: "egress", egress: egress("a.org", "b.org") },
+    rec: { network: "egress", egress: [entry("a.org"), entry("c.org")] },
+    fields: ["egress"],
+    reason: "egress list + b.org, - c.org (applies to new connections; members keep running)",
+  },
+  {
+    name: "egress list as recorded",
+    d: { backend: "container", container: IMAGE, network: "egress", egress: egress("a.org") },
+    rec: { network: "egress", egress: [entry("a.org")], container: IMAGE },
+    fields: [],
+  },
+  {
+    name: "container user",
+    d: { backend: "container", container: { ...IMAGE, user: "5000" } },
+    rec: { container: IMAGE },
+    fields: ["container"],
+    reason: "container localhost/agent:1 → localhost/agent:1 (members restart)",
+  },
+  {
+    name: "kubernetes spec",
+    d: { backend: "kubernetes", kubernetes: { ...KUBE, storage: "2Gi" } },
+    rec: { kubernetes: KUBE },
+    fields: ["kubernetes"],
+    reason: "spec.kubernetes changed (members restart)",
+  },
+  {
+    name: "kubernetes network",
+    d: { backend: "kubernetes", kubernetes: KUBE, network: "host" },
+    rec: { kubernetes: KUBE },
+    fields: ["network"],
+    reason: "network none → host (members restart)",
+  },
   { name: "kubernetes spec of a process cell (not its to use)", d: { kubernetes: KUBE }, fields: [] },
-  { name: "disk quota new", d: { backend: "sandbox", disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: true, at } }, fields: ["disk"], reason: "disk quota none → 32Mi (the cell's files move onto its image; members restart)" },
-  { name: "disk quota grown", d: { backend: "sandbox", disk: { bytes: 64 * 1024 ** 2, declared: true, enforced: true, at } }, rec: { disk: { bytes: 32 * 1024 ** 2 } }, disk: { mounted: true, size: 32 * 1024 ** 2, avail: 30 * 1024 ** 2 }, fields: ["disk"], reason: "disk quota 32Mi → 64Mi (the image grows; members restart)" },
-  { name: "disk image not mounted", d: { backend: "sandbox", disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: true, at } }, rec: { disk: { bytes: 32 * 1024 ** 2 } }, disk: { mounted: false, size: 0, avail: 0 }, fields: ["disk"], reason: "disk image of 32Mi not mounted: mounted again before members start" },
-  { name: "disk quota not enforced", d: { disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: false, at } }, fields: [] },
-  { name: "remote key file", d: { backend: "remote", remote: remote("h", "/keys/b") }, rec: { remote: remote("h", "/keys/a")!.target! }, fields: ["remote"], reason: "remote identityFile changed (the next connection uses it; members keep running)" },
-  { name: "remote host (another host is not followed)", d: { backend: "remote", remote: remote("h2", "/keys/a") }, rec: { remote: remote("h", "/keys/a")!.target! }, fields: [] },
+  {
+    name: "disk quota new",
+    d: { backend: "sandbox", disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: true, at } },
+    fields: ["disk"],
+    reason: "disk quota none → 32Mi (the cell's files move onto its image; members restart)",
+  },
+  {
+    name: "disk quota grown",
+    d: { backend: "sandbox", disk: { bytes: 64 * 1024 ** 2, declared: true, enforced: true, at } },
+    rec: { disk: { bytes: 32 * 1024 ** 2 } },
+    disk: { mounted: true, size: 32 * 1024 ** 2, avail: 30 * 1024 ** 2 },
+    fields: ["disk"],
+    reason: "disk quota 32Mi → 64Mi (the image grows; members restart)",
+  },
+  {
+    name: "disk image not mounted",
+    d: { backend: "sandbox", disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: true, at } },
+    rec: { disk: { bytes: 32 * 1024 ** 2 } },
+    disk: { mounted: false, size: 0, avail: 0 },
+    fields: ["disk"],
+    reason: "disk image of 32Mi not mounted: mounted again before members start",
+  },
+  {
+    name: "disk quota not enforced",
+    d: { disk: { bytes: 32 * 1024 ** 2, declared: true, enforced: false, at } },
+    fields: [],
+  },
+  {
+    name: "remote key file",
+    d: { backend: "remote", remote: remote("h", "/keys/b") },
+    rec: { remote: remote("h", "/keys/a")!.target! },
+    fields: ["remote"],
+    reason: "remote identityFile changed (the next connection uses it; members keep running)",
+  },
+  {
+    name: "remote host (another host is not followed)",
+    d: { backend: "remote", remote: remote("h2", "/keys/a") },
+    rec: { remote: remote("h", "/keys/a")!.target! },
+    fields: [],
+  },
   {
     name: "several fields, in the table's order",
-    d: { logs: { keep: 1 }, owner: "human:ezra", labels: { team: "a" }, graceMs: 60_000, credentials: { TOKEN: { env: "TOKEN" } } },
+    d: {
+      logs: { keep: 1 },
+      owner: "human:ezra",
+      labels: { team: "a" },
+      graceMs: 60_000,
+      credentials: { TOKEN: { env: "TOKEN" } },
+    },
     fields: ["labels", "owner", "grace", "credentials", "logs"],
     reason: "labels changed, owner changed, grace changed, credentials changed (redacted), logs changed",
   },
@@ -100,7 +247,9 @@ describe("a member's process", () => {
     const d: DesiredCell = { ...base, members: [{ ...base.members[0]!, ...change }] };
     const desired = desiredOf({ name: "c1", members: [AGENT] });
     desired.cells.set("c1", d);
-    return plan(desired, observedOf({ record: recordOf(base) }), T0 + 60_000).actions.map((a) => `${a.kind}: ${a.reason}`);
+    return plan(desired, observedOf({ record: recordOf(base) }), T0 + 60_000).actions.map(
+      (a) => `${a.kind}: ${a.reason}`,
+    );
   };
   it("restarts for its command, env or limits, and says which", () => {
     expect(restartOf({ command: ["node", "b.js"] })).toEqual(["restart: agent:allegro: command changed"]);

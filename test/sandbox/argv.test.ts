@@ -58,7 +58,9 @@ describe("the sandbox view of a member", () => {
     const args = bwrapArgs(base);
     const m = mounts(args);
     expect(m.filter((x) => x.includes("/home/") && !x.includes("/home/ezra"))).toEqual([]);
-    expect(m.filter((x) => x.includes("/.lazarus") && !x.includes("/members/ezra") && !x.includes("/secrets"))).toEqual([]);
+    expect(m.filter((x) => x.includes("/.lazarus") && !x.includes("/members/ezra") && !x.includes("/secrets"))).toEqual(
+      [],
+    );
     expect(args.join(" ")).not.toMatch(/shadow|ssh|sudoers|npmrc|gitconfig/);
     expect(m).toContain("--ro-bind /opt/tools /opt/tools");
     expect(args.slice(args.indexOf("--") + 1)).toEqual(["agent", "--run"]);
@@ -87,7 +89,12 @@ describe("staging", () => {
   });
 
   it("binds the copies Lazarus makes of the member's files from their own dir, never from the cell dir", () => {
-    const view = { ...base, portfolioDir: "/run/lazarus/view/d1/members/ezra", credentialsDir: "/run/lazarus/view/d1/secrets", configFilesDir: "/run/lazarus/view/d1/config/ezra" };
+    const view = {
+      ...base,
+      portfolioDir: "/run/lazarus/view/d1/members/ezra",
+      credentialsDir: "/run/lazarus/view/d1/secrets",
+      configFilesDir: "/run/lazarus/view/d1/config/ezra",
+    };
     const m = mounts(bwrapArgs(stageView(view, closed).view));
     expect(m).toContain("--ro-bind /run/lazarus/view/d1/members/ezra /cell/home/ezra/.lazarus");
     expect(m).toContain("--ro-bind /run/lazarus/view/d1/secrets /run/lazarus/secrets");
@@ -95,7 +102,11 @@ describe("staging", () => {
     expect(m.filter((x) => x.includes("/.lazarus/") && x.startsWith("--ro-bind /state"))).toEqual([]);
     // closed to the cell's uid: staged on its own
     const staged = stageView(view, (p) => !p.startsWith("/run/lazarus/view"));
-    expect(staged.mounts.map((x) => x.src)).toEqual(["/run/lazarus/view/d1/members/ezra", "/run/lazarus/view/d1/secrets", "/run/lazarus/view/d1/config/ezra"]);
+    expect(staged.mounts.map((x) => x.src)).toEqual([
+      "/run/lazarus/view/d1/members/ezra",
+      "/run/lazarus/view/d1/secrets",
+      "/run/lazarus/view/d1/config/ezra",
+    ]);
   });
 
   it("stages nothing when every path is reachable, and a closed extra bind on its own", () => {

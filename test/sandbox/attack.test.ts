@@ -5,7 +5,16 @@ import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
-import { FIXTURES, cgroupPids, cleanupCgroups, procState, sandboxEnv, sandboxStateDir, skipReason, uidPids } from "./helpers.js";
+import {
+  FIXTURES,
+  cgroupPids,
+  cleanupCgroups,
+  procState,
+  sandboxEnv,
+  sandboxStateDir,
+  skipReason,
+  uidPids,
+} from "./helpers.js";
 
 const ATTACKER = path.join(FIXTURES, "attacker.mjs");
 const sleeper = ["node", "-e", "setInterval(() => {}, 1 << 30)"];
@@ -37,13 +46,18 @@ describe.skipIf(skipReason)("an attacker member in a sandboxed cell", () => {
   });
 
   it("cannot read, write, see, signal or reach anything beyond its own view, and cannot outlive close", async () => {
-    write("victim.yaml", cellYaml({ name: "victim", extra: "  backend: sandbox", members: [{ identity: "agent:vic", command: sleeper }] }));
+    write(
+      "victim.yaml",
+      cellYaml({ name: "victim", extra: "  backend: sandbox", members: [{ identity: "agent:vic", command: sleeper }] }),
+    );
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     writeFileSync(path.join(cell("victim"), "project", "secret.txt"), "victim's work\n", { mode: 0o644 });
     const victim = readRecord(cell("victim"));
     const victimGroup = victim.sandbox?.cgroup as string;
     await waitFor(() => cgroupPids(victimGroup).some((p) => readFileSync(`/proc/${p}/comm`, "utf8").trim() === "node"));
-    const victimNode = cgroupPids(victimGroup).find((p) => readFileSync(`/proc/${p}/comm`, "utf8").trim() === "node") as number;
+    const victimNode = cgroupPids(victimGroup).find(
+      (p) => readFileSync(`/proc/${p}/comm`, "utf8").trim() === "node",
+    ) as number;
 
     const attackEnv = {
       VICTIM_DIR: cell("victim"),
@@ -73,7 +87,19 @@ describe.skipIf(skipReason)("an attacker member in a sandboxed cell", () => {
     // Its own work still works: the test would pass vacuously if nothing ran.
     expect(results.writeProject?.ok).toBe(true);
     expect(existsSync(path.join(cell("evil"), "project", "mine.txt"))).toBe(true);
-    for (const attack of ["readSiblingProject", "readSiblingCredentials", "readStateDir", "writeOwnRecord", "writeOutside", "readShadow", "readOtherHome", "seeHostProcess", "signalVictim", "connectHostLoopback", "unshareUser"]) {
+    for (const attack of [
+      "readSiblingProject",
+      "readSiblingCredentials",
+      "readStateDir",
+      "writeOwnRecord",
+      "writeOutside",
+      "readShadow",
+      "readOtherHome",
+      "seeHostProcess",
+      "signalVictim",
+      "connectHostLoopback",
+      "unshareUser",
+    ]) {
       expect({ attack, ...results[attack] }).toMatchObject({ attack, ok: false });
     }
     // The state dir's path shows in mountinfo only as the source of the cell's own dirs (this

@@ -23,8 +23,18 @@ describe.skipIf(skipReason || !cgroups)("a sandboxed member without resources", 
   const { state, cfg, run } = sandboxSuite(256000, { LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "200" });
 
   it("gets the host's default memory and pid limits, and a /tmp and /dev/shm that fill up (ENOSPC) within that memory", async () => {
-    const script = "df -kP /tmp /dev/shm; head -c 20971520 /dev/zero > /tmp/fill && echo wrote-20M; head -c 209715200 /dev/zero > /dev/shm/big; echo shm-exit=$?; sleep 1000";
-    configDir({ "cells.d/def.yaml": cellYaml({ name: "def", extra: "  backend: sandbox", members: [{ identity: "agent:def", command: ["sh", "-c", script], restart: "never" }] }) }, cfg);
+    const script =
+      "df -kP /tmp /dev/shm; head -c 20971520 /dev/zero > /tmp/fill && echo wrote-20M; head -c 209715200 /dev/zero > /dev/shm/big; echo shm-exit=$?; sleep 1000";
+    configDir(
+      {
+        "cells.d/def.yaml": cellYaml({
+          name: "def",
+          extra: "  backend: sandbox",
+          members: [{ identity: "agent:def", command: ["sh", "-c", script], restart: "never" }],
+        }),
+      },
+      cfg,
+    );
     const applied = await run("apply", "--yes");
     expect(applied.exitCode, applied.stderr + applied.stdout).toBe(0);
     const rec = readRecord(path.join(state, "cells", "def"));
@@ -33,11 +43,14 @@ describe.skipIf(skipReason || !cgroups)("a sandboxed member without resources", 
     expect(cgroupFile(group, "pids", "pids.max", "pids.max")).toBe("200");
     const log = path.join(state, "cells", "def", ".lazarus", "logs", "def.log");
     const exitFile = path.join(state, "cells", "def", ".lazarus", "logs", "def.exit");
-    const done = (): boolean => /shm-exit=/.test(readFileSync(log, "utf8")) || readFileSync(exitFile, { encoding: "utf8", flag: "a+" }).length > 0;
+    const done = (): boolean =>
+      /shm-exit=/.test(readFileSync(log, "utf8")) ||
+      readFileSync(exitFile, { encoding: "utf8", flag: "a+" }).length > 0;
     await waitFor(done, 20_000);
     const text = readFileSync(log, "utf8");
     // df -kP: "tmpfs <1K-blocks> <used> <available> <use%> <mounted on>"
-    const sizeOf = (mount: string): number => Number(new RegExp(`\\stmpfs\\s+(\\d+)\\s+\\d+\\s+\\d+\\s+\\d+%\\s+${mount}$`, "m").exec(text)?.[1]);
+    const sizeOf = (mount: string): number =>
+      Number(new RegExp(`\\stmpfs\\s+(\\d+)\\s+\\d+\\s+\\d+\\s+\\d+%\\s+${mount}$`, "m").exec(text)?.[1]);
     // each is half the memory limit: together they cannot take more than the member may have
     expect(sizeOf("/tmp"), text).toBe(48 * 1024);
     expect(sizeOf("/dev/shm"), text).toBe(48 * 1024);
@@ -50,6 +63,8 @@ describe.skipIf(skipReason || !cgroups)("a sandboxed member without resources", 
     const stat = cgroupFile(group, "memory", "memory.stat", "memory.stat");
     const shmem = Number(/^(?:total_)?shmem (\d+)$/m.exec(stat)?.[1]);
     expect(shmem, stat).toBeGreaterThanOrEqual(60 * MiB);
-    console.log(`measured: ${cgroups?.kind} member cgroup shmem after 20M in /tmp and /dev/shm filled (48Mi): ${(shmem / MiB).toFixed(1)} MiB`);
+    console.log(
+      `measured: ${cgroups?.kind} member cgroup shmem after 20M in /tmp and /dev/shm filled (48Mi): ${(shmem / MiB).toFixed(1)} MiB`,
+    );
   });
 });

@@ -6,10 +6,13 @@ import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { diskHost } from "../../src/backends/disk/host.js";
 
-export const diskSkipReason = diskHost().problems.length ? `disk quotas unavailable here: ${diskHost().problems.join("; ")}` : undefined;
+export const diskSkipReason = diskHost().problems.length
+  ? `disk quotas unavailable here: ${diskHost().problems.join("; ")}`
+  : undefined;
 if (diskSkipReason) console.warn(`SKIPPED: ${diskSkipReason}`);
 
-const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string): string =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 // Mount points at or under dir, deepest first.
 export function mountsUnder(dir: string): string[] {
@@ -44,7 +47,12 @@ export function imagesUnder(dir: string): string[] {
 // The loop devices backed by this file.
 export function loopsOf(image: string): string[] {
   try {
-    return execFileSync("losetup", ["--list", "--noheadings", "--output", "NAME", "--associated", image], { encoding: "utf8" }).split("\n").map((s) => s.trim()).filter(Boolean);
+    return execFileSync("losetup", ["--list", "--noheadings", "--output", "NAME", "--associated", image], {
+      encoding: "utf8",
+    })
+      .split("\n")
+      .map((s) => s.trim())
+      .filter(Boolean);
   } catch {
     return [];
   }
@@ -54,5 +62,6 @@ export function loopsOf(image: string): string[] {
 export function cleanupDisks(dir: string): void {
   if (!existsSync(dir)) return;
   for (let i = 0; i < 3; i++) for (const m of mountsUnder(dir)) execFileSync("umount", ["-l", m], { stdio: "ignore" });
-  for (const img of imagesUnder(dir)) for (const loop of loopsOf(img)) execFileSync("losetup", ["-d", loop], { stdio: "ignore" });
+  for (const img of imagesUnder(dir))
+    for (const loop of loopsOf(img)) execFileSync("losetup", ["-d", loop], { stdio: "ignore" });
 }

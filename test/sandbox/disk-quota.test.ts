@@ -21,7 +21,15 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
   const live = (n: string) => path.join(state, "cells", n);
   const declare = (name: string, disk: string, command: string[], extra = "") =>
-    writeFileSync(path.join(cfg, "cells.d", `${name}.yaml`), cellYaml({ name, grace: "1m", extra: `  backend: sandbox\n  resources: {disk: ${disk}}${extra}`, members: [{ identity: "agent:w", command }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", `${name}.yaml`),
+      cellYaml({
+        name,
+        grace: "1m",
+        extra: `  backend: sandbox\n  resources: {disk: ${disk}}${extra}`,
+        members: [{ identity: "agent:w", command }],
+      }),
+    );
   afterAll(async () => {
     await cleanupCgroups(env.LAZARUS_CGROUP_ROOT as string);
     cleanupDisks(state);
@@ -36,7 +44,8 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
   };
 
   it("gives a member ENOSPC at its quota, says so as an event and in status, while Lazarus's state, checkpoints and another cell go on", async () => {
-    const fill = 'dd if=/dev/zero of=/cell/project/big bs=1M count=64 2>"$HOME/dd.err"; echo $? >"$HOME/dd.rc"; exec sleep 1000';
+    const fill =
+      'dd if=/dev/zero of=/cell/project/big bs=1M count=64 2>"$HOME/dd.err"; echo $? >"$HOME/dd.rc"; exec sleep 1000';
     declare("full", "32Mi", ["sh", "-c", fill]);
     const applied = await run("apply", "--yes", "--now", T(0));
     expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
@@ -67,13 +76,19 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     await waitFor(() => existsSync(path.join(live("other"), "home", "w", "ok")), 20_000);
     const cp = await run("checkpoint", "full", "--now", T(2));
     expect(cp.exitCode, cp.stderr).toBe(0);
-    expect(readdirSync(path.join(live("full"), ".lazarus", "checkpoints")).some((f) => /\.tar\.(zst|gz)$/.test(f))).toBe(true);
+    expect(
+      readdirSync(path.join(live("full"), ".lazarus", "checkpoints")).some((f) => /\.tar\.(zst|gz)$/.test(f)),
+    ).toBe(true);
     expect((await lazarus(["ledger", "verify", "-s", state])).exitCode).toBe(0);
     // A second apply records nothing more; room again is an event too.
     expect((await run("plan", "--now", T(3))).stdout).not.toMatch(/disk-full/);
     rmSync(path.join(live("full"), "project", "big"));
     await waitFor(() => {
-      const s = JSON.parse(execFileSync("df", ["-B1", "--output=avail", path.join(live("full"), ".lazarus", "disk")], { encoding: "utf8" }).split("\n")[1] ?? "0");
+      const s = JSON.parse(
+        execFileSync("df", ["-B1", "--output=avail", path.join(live("full"), ".lazarus", "disk")], {
+          encoding: "utf8",
+        }).split("\n")[1] ?? "0",
+      );
       return s > 4 * 1024 ** 2;
     });
     expect((await run("apply", "--yes", "--now", T(4))).stdout).toMatch(/disk has room again/);
@@ -83,14 +98,26 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
   it("refuses a disk above the host's ceiling at its line, and one below the minimum", async () => {
     const other = configDir({});
     try {
-      const put = (disk: string) => writeFileSync(path.join(other, "cells.d", "big.yaml"), cellYaml({ name: "big", extra: `  backend: sandbox\n  resources: {disk: ${disk}}`, members: [{ identity: "agent:w", command: ["sleep", "1000"] }] }));
+      const put = (disk: string) =>
+        writeFileSync(
+          path.join(other, "cells.d", "big.yaml"),
+          cellYaml({
+            name: "big",
+            extra: `  backend: sandbox\n  resources: {disk: ${disk}}`,
+            members: [{ identity: "agent:w", command: ["sleep", "1000"] }],
+          }),
+        );
       put("2Gi");
       const r = await lazarus(["validate", "-c", other], { env: { ...env, LAZARUS_MAX_DISK: "1Gi" } });
       expect(r.exitCode).not.toBe(0);
-      expect(r.stdout + r.stderr).toMatch(/cells\.d\/big\.yaml:9:\d+.*disk 2Gi is above this host's ceiling of 1Gi \(LAZARUS_MAX_DISK\)/);
+      expect(r.stdout + r.stderr).toMatch(
+        /cells\.d\/big\.yaml:9:\d+.*disk 2Gi is above this host's ceiling of 1Gi \(LAZARUS_MAX_DISK\)/,
+      );
       put("1Mi");
       const small = await lazarus(["validate", "-c", other], { env });
-      expect(small.stdout + small.stderr).toMatch(/cells\.d\/big\.yaml:9:\d+.*disk 1Mi is smaller than the 16Mi minimum/);
+      expect(small.stdout + small.stderr).toMatch(
+        /cells\.d\/big\.yaml:9:\d+.*disk 1Mi is smaller than the 16Mi minimum/,
+      );
       put("1Gi");
       expect((await lazarus(["validate", "-c", other], { env: { ...env, LAZARUS_MAX_DISK: "1Gi" } })).exitCode).toBe(0);
     } finally {
@@ -99,7 +126,7 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
   });
 
   it("mounts an image unmounted by hand again before the member restarts; nothing is ever written under the binds", async () => {
-    declare("boot", "32Mi", ["sh", "-c", 'date +%s%N >> /cell/project/starts; exec sleep 1000']);
+    declare("boot", "32Mi", ["sh", "-c", "date +%s%N >> /cell/project/starts; exec sleep 1000"]);
     expect((await run("apply", "--yes", "--now", T(10))).exitCode).toBe(0);
     const dir = live("boot");
     await waitFor(() => existsSync(path.join(dir, "project", "starts")), 20_000);
@@ -124,7 +151,14 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     const applied = await run("apply", "--yes", "--now", T(11));
     expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0);
     // The member restarted on its image: both starts are in the same file.
-    await waitFor(() => existsSync(path.join(dir, "project", "starts")) && readFileSync(path.join(dir, "project", "starts"), "utf8").trim().split("\n").length === 2, 20_000);
+    await waitFor(
+      () =>
+        existsSync(path.join(dir, "project", "starts")) &&
+        readFileSync(path.join(dir, "project", "starts"), "utf8")
+          .trim()
+          .split("\n").length === 2,
+      20_000,
+    );
     // Under the binds the host's dirs are empty, root's and closed.
     const under = underBinds(dir);
     for (const d of DISK_DIRS) expect(under).toContain(`${path.join(dir, d)} root 700`);
@@ -133,14 +167,19 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
   });
 
   it("grows a quota (the member restarted, its files kept), refuses to shrink it, and gives a cell made without one its image", async () => {
-    const sizeOf = (dir: string) => Number(execFileSync("df", ["-B1", "--output=size", path.join(dir, ".lazarus", "disk")], { encoding: "utf8" }).split("\n")[1]);
-    declare("grow", "32Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    const sizeOf = (dir: string) =>
+      Number(
+        execFileSync("df", ["-B1", "--output=size", path.join(dir, ".lazarus", "disk")], { encoding: "utf8" }).split(
+          "\n",
+        )[1],
+      );
+    declare("grow", "32Mi", ["sh", "-c", "echo kept > /cell/project/kept; exec sleep 1000"]);
     expect((await run("apply", "--yes", "--now", T(30))).exitCode).toBe(0);
     const dir = live("grow");
     await waitFor(() => existsSync(path.join(dir, "project", "kept")), 20_000);
     const pid = readRecord(dir).members[0]?.pid;
     const before = sizeOf(dir);
-    declare("grow", "64Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    declare("grow", "64Mi", ["sh", "-c", "echo kept > /cell/project/kept; exec sleep 1000"]);
     const plan = await run("plan", "--now", T(31));
     expect(plan.stdout).toMatch(/update\s+grow\s+disk quota 32Mi → 64Mi \(the image grows; members restart\)/);
     const grown = await run("apply", "--yes", "--now", T(31));
@@ -150,31 +189,52 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     expect(readRecord(dir).members[0]?.pid).not.toBe(pid);
     expect(readFileSync(path.join(dir, "project", "kept"), "utf8")).toBe("kept\n");
     expect(existsSync(path.join(dir, ".lazarus", "disk.img.grow"))).toBe(false);
-    declare("grow", "32Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    declare("grow", "32Mi", ["sh", "-c", "echo kept > /cell/project/kept; exec sleep 1000"]);
     const shrink = await run("plan", "--now", T(32));
     expect(shrink.stdout + shrink.stderr).toMatch(/a live cell's disk is never shrunk \(to 32Mi\)/);
-    declare("grow", "64Mi", ["sh", "-c", 'echo kept > /cell/project/kept; exec sleep 1000']);
+    declare("grow", "64Mi", ["sh", "-c", "echo kept > /cell/project/kept; exec sleep 1000"]);
 
     // A cell made before it had a quota: the update moves its files onto a new image, members restarted.
-    writeFileSync(path.join(cfg, "cells.d", "old.yaml"), cellYaml({ name: "old", extra: "  backend: sandbox", members: [{ identity: "agent:w", command: ["sh", "-c", 'echo $$ >> /cell/home/w/starts; exec sleep 1000'] }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "old.yaml"),
+      cellYaml({
+        name: "old",
+        extra: "  backend: sandbox",
+        members: [{ identity: "agent:w", command: ["sh", "-c", "echo $$ >> /cell/home/w/starts; exec sleep 1000"] }],
+      }),
+    );
     expect((await run("apply", "--yes", "--now", T(33))).exitCode).toBe(0);
     const old = live("old");
     await waitFor(() => existsSync(path.join(old, "home", "w", "starts")), 20_000);
     writeFileSync(path.join(old, "project", "notes"), "before the quota\n");
     expect(mountsUnder(old)).toEqual([]);
-    declare("old", "32Mi", ["sh", "-c", 'echo $$ >> /cell/home/w/starts; exec sleep 1000']);
+    declare("old", "32Mi", ["sh", "-c", "echo $$ >> /cell/home/w/starts; exec sleep 1000"]);
     const adopt = await run("apply", "--yes", "--now", T(34));
-    expect(adopt.stdout, adopt.stderr).toMatch(/update\s+old\s+.*disk quota none → 32Mi \(the cell's files move onto its image; members restart\)/);
+    expect(adopt.stdout, adopt.stderr).toMatch(
+      /update\s+old\s+.*disk quota none → 32Mi \(the cell's files move onto its image; members restart\)/,
+    );
     expect(mountsUnder(old)).toHaveLength(4);
     expect(readFileSync(path.join(old, "project", "notes"), "utf8")).toBe("before the quota\n");
-    await waitFor(() => readFileSync(path.join(old, "home", "w", "starts"), "utf8").trim().split("\n").length === 2, 20_000);
+    await waitFor(
+      () =>
+        readFileSync(path.join(old, "home", "w", "starts"), "utf8")
+          .trim()
+          .split("\n").length === 2,
+      20_000,
+    );
     expect((await run("plan", "--detailed-exitcode", "--now", T(35))).exitCode).toBe(0);
     rmSync(path.join(cfg, "cells.d", "grow.yaml"));
     rmSync(path.join(cfg, "cells.d", "old.yaml"));
   });
 
   it("warns that backend process cannot enforce a disk quota", async () => {
-    const other = configDir({ "cells.d/p.yaml": cellYaml({ name: "p", extra: "  resources: {disk: 1Gi}", members: [{ identity: "agent:w", command: ["sleep", "1"] }] }) });
+    const other = configDir({
+      "cells.d/p.yaml": cellYaml({
+        name: "p",
+        extra: "  resources: {disk: 1Gi}",
+        members: [{ identity: "agent:w", command: ["sleep", "1"] }],
+      }),
+    });
     try {
       const r = await lazarus(["validate", "-c", other], { env });
       expect(r.exitCode).toBe(0);
@@ -192,7 +252,12 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
         name: "subst",
         extra: "  backend: sandbox\n  resources: {disk: 32Mi}\n  policy: {allowSubstitutes: true}",
         members: [
-          { identity: "agent:allegro", role: "executor", command: ["sh", "-c", `while [ ! -e ${stopFile} ]; do sleep 0.2; done; exit 3`], restart: "never" },
+          {
+            identity: "agent:allegro",
+            role: "executor",
+            command: ["sh", "-c", `while [ ! -e ${stopFile} ]; do sleep 0.2; done; exit 3`],
+            restart: "never",
+          },
           { identity: "agent:ezra", role: "substitute", command: ["sleep", "1000"], replaces: "agent:allegro" },
         ],
       }),
@@ -221,7 +286,9 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     expect(readRecord(dir).members.find((m) => m.identity === "agent:ezra")?.status).toBe("running");
   });
 
-  it.each(["scrub:archived", "disk:unmounted", "disk:detached", "scrub:unmounted"].map((p, i) => [p, 100 + 100 * i] as const))("scrubs image, mounts and loop device, also after a kill -9 at %s", async (point, t) => {
+  it.each(
+    ["scrub:archived", "disk:unmounted", "disk:detached", "scrub:unmounted"].map((p, i) => [p, 100 + 100 * i] as const),
+  )("scrubs image, mounts and loop device, also after a kill -9 at %s", async (point, t) => {
     const name = `gone-${point.replace(/[^a-z]/g, "")}`.slice(0, 30);
     declare(name, "16Mi", ["sleep", "1000"]);
     expect((await run("apply", "--yes", "--now", T(t))).exitCode).toBe(0);
@@ -232,14 +299,18 @@ describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", 
     expect((await run("apply", "--yes", "--now", T(t + 1))).exitCode).toBe(0); // closed: into the graveyard, still mounted
     const grave = path.join(state, "graveyard", name);
     expect(mountsUnder(grave).length).toBe(4);
-    const killed = await lazarus(["apply", "--yes", "--now", T(t + 10), "-c", cfg, "-s", state], { env: { ...env, LAZARUS_FAILPOINT: point } });
+    const killed = await lazarus(["apply", "--yes", "--now", T(t + 10), "-c", cfg, "-s", state], {
+      env: { ...env, LAZARUS_FAILPOINT: point },
+    });
     expect(killed.signal, killed.stdout + killed.stderr).toBe("SIGKILL");
     const again = await run("apply", "--yes", "--now", T(t + 11));
     expect(again.exitCode, again.stdout + again.stderr).toBe(0);
     expect(existsSync(grave)).toBe(false);
     expect(mountsUnder(state).filter((m) => m.includes(`/${name}/`) || m.endsWith(`/${name}`))).toEqual([]);
     // No loop device is left backed by that (deleted) image.
-    const left = execFileSync("losetup", ["--list", "--noheadings", "--output", "NAME,BACK-INO,BACK-FILE"], { encoding: "utf8" });
+    const left = execFileSync("losetup", ["--list", "--noheadings", "--output", "NAME,BACK-INO,BACK-FILE"], {
+      encoding: "utf8",
+    });
     expect(left.split("\n").filter((l) => l.includes(`/${name}/`) && l.includes(` ${inode} `))).toEqual([]);
     expect(imagesUnder(state).filter((i) => i.includes(`/${name}/`))).toEqual([]);
     expect((await lazarus(["ledger", "verify", "-s", state])).exitCode).toBe(0);

@@ -9,7 +9,9 @@ import { ROOT, configDir, killAll, lazarus, tempDir, procState } from "../helper
 
 export const host = sandboxHost();
 // Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
-export const skipReason = host.problems.length ? `sandbox backend unavailable here: ${host.problems.join("; ")}` : undefined;
+export const skipReason = host.problems.length
+  ? `sandbox backend unavailable here: ${host.problems.join("; ")}`
+  : undefined;
 if (skipReason) console.warn(`SKIPPED: ${skipReason}`);
 
 export const FIXTURES = path.join(ROOT, "test", "fixtures");
@@ -54,7 +56,6 @@ export function cgroupPids(rel: string): number[] {
   for (const d of cgroupDirs(rel)) visit(d);
   return [...pids].filter((p) => procState(p) !== undefined && procState(p) !== "Z");
 }
-
 
 // Live processes running as uid.
 export function uidPids(uid: number): number[] {

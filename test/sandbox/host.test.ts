@@ -8,10 +8,15 @@ import { skipReason } from "./helpers.js";
 
 const v2 = detectCgroups("/sys/fs/cgroup", "v2");
 const v2WithoutMemory = v2?.kind === "v2" && !v2.controllers.has("memory");
-if (!skipReason && !v2WithoutMemory) console.warn("SKIPPED: an unenforceable limit: this host's cgroup2 tree has a memory controller (or none is mounted), so no real gap to test");
+if (!skipReason && !v2WithoutMemory)
+  console.warn(
+    "SKIPPED: an unenforceable limit: this host's cgroup2 tree has a memory controller (or none is mounted), so no real gap to test",
+  );
 
 describe.skipIf(skipReason || !v2WithoutMemory)("a declared limit the host cannot enforce", () => {
-  const cfg = configDir({ "cells.d/m.yaml": cellYaml({ name: "capped", extra: "  backend: sandbox\n  resources: {memory: 1Gi}" }) });
+  const cfg = configDir({
+    "cells.d/m.yaml": cellYaml({ name: "capped", extra: "  backend: sandbox\n  resources: {memory: 1Gi}" }),
+  });
   const state = tempDir();
   afterAll(() => {
     for (const d of [cfg, state]) rmSync(d, { recursive: true, force: true });

@@ -18,13 +18,28 @@ describe.skipIf(skipReason)("sandbox member logs", () => {
   const { state, cfg, run, env } = sandboxSuite(239300);
 
   it("stamps a sandboxed member's lines, bounds them, and keeps the pump out of the member's cgroup", async () => {
-    const writer = ["sh", "-c", "echo hello-from-sandbox; echo to-stderr > /dev/stderr; i=0; while [ $i -lt 40 ]; do head -c 100000 /dev/zero | tr '\\0' x | fold -w 99; echo; i=$((i+1)); done; echo END-OF-BURST; exec sleep 600"];
-    configDir({ "cells.d/sbx.yaml": cellYaml({ name: "sbx", extra: "  backend: sandbox\n  logs: {maxSize: 64Ki, keep: 1}", members: [{ identity: "agent:loud", command: writer }] }) }, cfg);
+    const writer = [
+      "sh",
+      "-c",
+      "echo hello-from-sandbox; echo to-stderr > /dev/stderr; i=0; while [ $i -lt 40 ]; do head -c 100000 /dev/zero | tr '\\0' x | fold -w 99; echo; i=$((i+1)); done; echo END-OF-BURST; exec sleep 600",
+    ];
+    configDir(
+      {
+        "cells.d/sbx.yaml": cellYaml({
+          name: "sbx",
+          extra: "  backend: sandbox\n  logs: {maxSize: 64Ki, keep: 1}",
+          members: [{ identity: "agent:loud", command: writer }],
+        }),
+      },
+      cfg,
+    );
     const r = await run("apply", "--yes");
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const logs = path.join(state, "cells", "sbx", ".lazarus", "logs");
     await waitFor(() => holds(path.join(logs, "loud.log"), "END-OF-BURST"), 120_000);
-    const files = readdirSync(logs).filter((f) => f.startsWith("loud.log")).sort();
+    const files = readdirSync(logs)
+      .filter((f) => f.startsWith("loud.log"))
+      .sort();
     expect(files).toEqual(["loud.log", "loud.log.1"]);
     for (const f of files) expect(statSync(path.join(logs, f)).size).toBeLessThanOrEqual(64 * 1024);
     const shown = await lazarus(["logs", "sbx", "--tail", "1", "-s", state], { env });

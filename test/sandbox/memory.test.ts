@@ -21,7 +21,12 @@ describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
   });
 
   it("carries a member's work through close, scrub and a new incarnation, owned by the new cell's uid", async () => {
-    const yaml = (extra = "") => cellYaml({ name: "keep", extra: `  backend: sandbox${extra}`, members: [{ identity: "agent:w", command: writer }] });
+    const yaml = (extra = "") =>
+      cellYaml({
+        name: "keep",
+        extra: `  backend: sandbox${extra}`,
+        members: [{ identity: "agent:w", command: writer }],
+      });
     writeFileSync(path.join(cfg, "cells.d", "k.yaml"), yaml());
     expect((await run("apply", "--yes", "--now", T(0))).exitCode).toBe(0);
     await waitFor(() => existsSync(path.join(live("keep"), "project", "work.txt")));
@@ -29,16 +34,33 @@ describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
     expect(statSync(path.join(live("keep"), "project", "work.txt")).uid).toBe(first.sandbox?.uid);
     const cp = await run("checkpoint", "keep", "--now", T(1));
     expect(cp.exitCode, cp.stderr).toBe(0);
-    writeFileSync(path.join(cfg, "cells.d", "k.yaml"), cellYaml({ name: "keep", state: "closed", extra: "  backend: sandbox", members: [{ identity: "agent:w", command: writer }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "k.yaml"),
+      cellYaml({
+        name: "keep",
+        state: "closed",
+        extra: "  backend: sandbox",
+        members: [{ identity: "agent:w", command: writer }],
+      }),
+    );
     expect((await run("apply", "--yes", "--now", T(10))).exitCode).toBe(0);
     expect((await run("apply", "--yes", "--now", T(60))).exitCode).toBe(0); // scrubbed, uid released
     expect(existsSync(live("keep"))).toBe(false);
     // a cell created first in the next apply takes the uid keep gave back, so keep gets another
-    writeFileSync(path.join(cfg, "cells.d", "aaa.yaml"), cellYaml({ name: "aaa", extra: "  backend: sandbox", members: [{ identity: "agent:o", command: ["sleep", "1000"] }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "aaa.yaml"),
+      cellYaml({
+        name: "aaa",
+        extra: "  backend: sandbox",
+        members: [{ identity: "agent:o", command: ["sleep", "1000"] }],
+      }),
+    );
     writeFileSync(path.join(cfg, "cells.d", "k.yaml"), yaml("\n  restoreFrom: last"));
     // --parallelism 1: cells claim uids in plan order (concurrently, keep could take its old uid back first)
     const applied = await run("apply", "--yes", "--parallelism", "1", "--now", T(70));
-    expect(applied.exitCode, applied.stderr + applied.stdout + JSON.stringify(readRecord(live("keep")).sandbox)).toBe(0);
+    expect(applied.exitCode, applied.stderr + applied.stdout + JSON.stringify(readRecord(live("keep")).sandbox)).toBe(
+      0,
+    );
     const second = readRecord(live("keep"));
     expect(second.restoredFrom).toBeDefined();
     expect(second.sandbox?.uid).not.toBe(first.sandbox?.uid);
@@ -55,7 +77,12 @@ describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
       name: "subst",
       extra: "  backend: sandbox\n  policy: {allowSubstitutes: true}",
       members: [
-        { identity: "agent:allegro", role: "executor", command: ["sh", "-c", `while [ ! -e ${stopFile} ]; do sleep 0.2; done; exit 3`], restart: "never" },
+        {
+          identity: "agent:allegro",
+          role: "executor",
+          command: ["sh", "-c", `while [ ! -e ${stopFile} ]; do sleep 0.2; done; exit 3`],
+          restart: "never",
+        },
         { identity: "agent:ezra", role: "substitute", command: ["sleep", "1000"], replaces: "agent:allegro" },
       ],
     });

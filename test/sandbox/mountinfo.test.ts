@@ -26,10 +26,21 @@ done
 `;
 
 const portfolio = (model: string) =>
-  ["apiVersion: lazarus/v1", "kind: Portfolio", "metadata:", "  name: probe", "spec:", "  appliesTo: {agents: [probe]}", "  models:", `    - {model: ${model}, provider: anthropic}`, ""].join("\n");
+  [
+    "apiVersion: lazarus/v1",
+    "kind: Portfolio",
+    "metadata:",
+    "  name: probe",
+    "spec:",
+    "  appliesTo: {agents: [probe]}",
+    "  models:",
+    `    - {model: ${model}, provider: anthropic}`,
+    "",
+  ].join("\n");
 
 // mountinfo's fields: "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..."; ROOT is the path inside the source.
-const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string): string =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 const entries = (text: string) =>
   text
     .split("\n")
@@ -40,12 +51,17 @@ describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/sel
   const state = sandboxStateDir();
   const cfg = configDir({ "probe.sh": PROBE, "portfolios/probe.yaml": portfolio("claude-sonnet-4") });
   const env = sandboxEnv(263000, { LAZARUS_SECRET_TOKEN: "one" });
-  const run = (now: string, extraEnv: Record<string, string> = {}, ...args: string[]) => lazarus([...args, "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extraEnv } });
+  const run = (now: string, extraEnv: Record<string, string> = {}, ...args: string[]) =>
+    lazarus([...args, "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extraEnv } });
   const home = (cell: string) => path.join(state, "cells", cell, "home", "probe");
   const declare = (cell: string, extra = "") =>
     writeFileSync(
       path.join(cfg, "cells.d", `${cell}.yaml`),
-      cellYaml({ name: cell, extra: `  backend: sandbox\n  credentials:\n    TOKEN: {env: LAZARUS_SECRET_TOKEN}${extra}`, members: [{ identity: "agent:probe", command: ["./probe.sh"] }] }),
+      cellYaml({
+        name: cell,
+        extra: `  backend: sandbox\n  credentials:\n    TOKEN: {env: LAZARUS_SECRET_TOKEN}${extra}`,
+        members: [{ identity: "agent:probe", command: ["./probe.sh"] }],
+      }),
     );
   chmodSync(path.join(cfg, "probe.sh"), 0o755);
 
@@ -56,7 +72,10 @@ describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/sel
   });
 
   const seen = async (cell: string) => {
-    await waitFor(() => existsSync(path.join(home(cell), "mountinfo.txt")) && existsSync(path.join(home(cell), "creds.txt")), 15_000);
+    await waitFor(
+      () => existsSync(path.join(home(cell), "mountinfo.txt")) && existsSync(path.join(home(cell), "creds.txt")),
+      15_000,
+    );
     return entries(readFileSync(path.join(home(cell), "mountinfo.txt"), "utf8"));
   };
 
@@ -70,10 +89,17 @@ describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/sel
     expect(text).not.toContain(path.basename(cfg));
     expect(text).not.toContain(".lazarus/secrets");
     expect(text).not.toContain(".lazarus/members");
-    expect(mounts.filter((m) => m.root.includes(path.basename(state))).map((m) => m.at).sort()).toEqual(["/cell/home/probe", "/cell/project", "/cell/shared"]);
+    expect(
+      mounts
+        .filter((m) => m.root.includes(path.basename(state)))
+        .map((m) => m.at)
+        .sort(),
+    ).toEqual(["/cell/home/probe", "/cell/project", "/cell/shared"]);
     // the member still gets what those binds gave it: its command, credentials and portfolio
     expect(readFileSync(path.join(home("plain"), "argv0.txt"), "utf8").trim()).toBe("/run/lazarus/config/probe.sh");
-    expect(JSON.parse(readFileSync(path.join(home("plain"), "creds.txt"), "utf8")).credentials).toEqual({ TOKEN: "one" });
+    expect(JSON.parse(readFileSync(path.join(home("plain"), "creds.txt"), "utf8")).credentials).toEqual({
+      TOKEN: "one",
+    });
     await waitFor(() => existsSync(path.join(home("plain"), "portfolio.txt")));
     expect(readFileSync(path.join(home("plain"), "portfolio.txt"), "utf8")).toContain("claude-sonnet-4");
 
@@ -85,7 +111,10 @@ describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/sel
     expect(rotated.exitCode, rotated.stdout + rotated.stderr).toBe(0);
     expect(rotated.stdout).toMatch(/credentials rotated/);
     await waitFor(() => readFileSync(path.join(home("plain"), "creds.txt"), "utf8").includes('"two"'), 10_000);
-    await waitFor(() => readFileSync(path.join(home("plain"), "portfolio.txt"), "utf8").includes("claude-opus-4"), 10_000);
+    await waitFor(
+      () => readFileSync(path.join(home("plain"), "portfolio.txt"), "utf8").includes("claude-opus-4"),
+      10_000,
+    );
     expect(readRecord(path.join(state, "cells", "plain")).members[0]?.pid).toBe(pid);
   });
 
@@ -100,6 +129,11 @@ describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/sel
     expect(text).not.toContain(path.basename(cfg));
     // its dirs come from the image: their roots are the image's own paths
     const dirs = ["/cell/project", "/cell/shared", "/cell/home/probe"];
-    expect(mounts.filter((m) => dirs.includes(m.at)).map((m) => `${m.at} ${m.root}`).sort()).toEqual(["/cell/home/probe /home/probe", "/cell/project /project", "/cell/shared /shared"]);
+    expect(
+      mounts
+        .filter((m) => dirs.includes(m.at))
+        .map((m) => `${m.at} ${m.root}`)
+        .sort(),
+    ).toEqual(["/cell/home/probe /home/probe", "/cell/project /project", "/cell/shared /shared"]);
   });
 });

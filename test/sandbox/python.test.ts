@@ -28,7 +28,15 @@ describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
   it("is visible read-only at its own path; the member runs in it as the cell's uid and imports the local wheel", async () => {
     await writeWheel(path.join(cfg, "python", "wheels"), "lzpkg", "0.1", "hello from a sandbox");
     writeFileSync(path.join(cfg, "python", "requirements.txt"), "lzpkg==0.1\n");
-    writeFileSync(path.join(cfg, "cells.d", "s.yaml"), cellYaml({ name: "sbx-py", extra: "  backend: sandbox\n  runtime:\n    python: {requirements: python/requirements.txt, findLinks: python/wheels}", members: [{ identity: "agent:py", command: PROBE }] }));
+    writeFileSync(
+      path.join(cfg, "cells.d", "s.yaml"),
+      cellYaml({
+        name: "sbx-py",
+        extra:
+          "  backend: sandbox\n  runtime:\n    python: {requirements: python/requirements.txt, findLinks: python/wheels}",
+        members: [{ identity: "agent:py", command: PROBE }],
+      }),
+    );
     const r = await run("apply", "--yes");
     expect(r.stdout + r.stderr).toMatch(/create\s+sbx-py .* done/);
     expect(r.exitCode).toBe(0);
@@ -37,7 +45,13 @@ describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
     const venv = path.join(cell, ".lazarus", "venvs", rec.python!.digest);
     const probe = path.join(cell, "home", "py", "probe.txt");
     await waitFor(() => existsSync(probe), 30_000);
-    expect(readFileSync(probe, "utf8").trim().split("\n")).toEqual([venv, venv, String(rec.sandbox!.uid), "hello from a sandbox", "read-only"]);
+    expect(readFileSync(probe, "utf8").trim().split("\n")).toEqual([
+      venv,
+      venv,
+      String(rec.sandbox!.uid),
+      "hello from a sandbox",
+      "read-only",
+    ]);
     expect(existsSync(path.join(venv, "planted"))).toBe(false);
     expect(statSync(venv).uid).toBe(0);
     expect(statSync(venv).mode & 0o777).toBe(0o755);

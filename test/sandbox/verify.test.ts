@@ -8,7 +8,11 @@ import { FIXTURES, cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } fro
 const sleeper = ["sleep", "1000"];
 interface Report {
   formatVersion: number;
-  cells: { name: string; backend: string; checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[] }[];
+  cells: {
+    name: string;
+    backend: string;
+    checks: { invariant: string; check: string; member?: string; ok: boolean; detail: string }[];
+  }[];
 }
 
 describe.skipIf(skipReason)("lazarus verify", () => {
@@ -26,7 +30,11 @@ describe.skipIf(skipReason)("lazarus verify", () => {
         { identity: "agent:watcher", role: "observer", command: sleeper },
       ],
     }),
-    "cells.d/b.yaml": cellYaml({ name: "open", extra: "  backend: sandbox\n  network: host", members: [{ identity: "agent:net", command: sleeper }] }),
+    "cells.d/b.yaml": cellYaml({
+      name: "open",
+      extra: "  backend: sandbox\n  network: host",
+      members: [{ identity: "agent:net", command: sleeper }],
+    }),
     "cells.d/c.yaml": cellYaml({ name: "trusted", members: [{ identity: "agent:plain", command: sleeper }] }),
   });
   const run = (...args: string[]) => lazarus([...args, "-s", state], { env });
@@ -52,7 +60,18 @@ describe.skipIf(skipReason)("lazarus verify", () => {
     expect(boxed?.checks.filter((c) => !c.ok)).toEqual([]);
     for (const member of ["agent:exec", "agent:watcher"]) {
       const mine = boxed?.checks.filter((c) => c.member === member).map((c) => c.check);
-      expect(mine).toEqual(expect.arrayContaining(["write outside the cell", "read a sibling cell", "read another member's home", "see a host or sibling process", "exceed the pid limit", "reach a server on the host's loopback", "find residue in /tmp or /dev/shm", "host environment"]));
+      expect(mine).toEqual(
+        expect.arrayContaining([
+          "write outside the cell",
+          "read a sibling cell",
+          "read another member's home",
+          "see a host or sibling process",
+          "exceed the pid limit",
+          "reach a server on the host's loopback",
+          "find residue in /tmp or /dev/shm",
+          "host environment",
+        ]),
+      );
     }
     const text = await run("verify", "boxed");
     expect(text.stdout).toMatch(/boxed\s+sandbox\s+✓\s+✓\s+✓\s+✓\s+✓\s+✓/);

@@ -9,7 +9,9 @@ import { cellYaml, configDir, lazarus, tempDir } from "../helpers.js";
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
 
 describe("a committer's control characters in plan and validate output", () => {
-  const cfg = configDir({ "cells.d/live.yaml": cellYaml({ name: "live", members: [{ identity: "human:h", role: "director" }] }) });
+  const cfg = configDir({
+    "cells.d/live.yaml": cellYaml({ name: "live", members: [{ identity: "human:h", role: "director" }] }),
+  });
   const state = tempDir("lazarus-state-");
   afterAll(() => {
     for (const d of [cfg, state]) rmSync(d, { recursive: true, force: true });
@@ -18,9 +20,18 @@ describe("a committer's control characters in plan and validate output", () => {
   it("are printed escaped, in diagnostics and in the held lines of a plan", async () => {
     expect((await lazarus(["apply", "--yes", "-c", cfg, "-s", state])).exitCode).toBe(0);
     // A change of project on the live cell is an error that quotes the new value...
-    writeFileSync(path.join(cfg, "cells.d", "live.yaml"), cellYaml({ name: "live", members: [{ identity: "human:h", role: "director" }] }).replace("project: Org/repo#1", 'project: "Org/repo\\e[2K\\rFAKE\\e]0;title\\a"'));
+    writeFileSync(
+      path.join(cfg, "cells.d", "live.yaml"),
+      cellYaml({ name: "live", members: [{ identity: "human:h", role: "director" }] }).replace(
+        "project: Org/repo#1",
+        'project: "Org/repo\\e[2K\\rFAKE\\e]0;title\\a"',
+      ),
+    );
     // ...and a file whose name holds an escape sequence.
-    writeFileSync(path.join(cfg, "cells.d", "b\x1b[1A\x1b[2Kx.yaml"), cellYaml({ name: "other" }).replace("owner: human:alexander", "owner: nobody"));
+    writeFileSync(
+      path.join(cfg, "cells.d", "b\x1b[1A\x1b[2Kx.yaml"),
+      cellYaml({ name: "other" }).replace("owner: human:alexander", "owner: nobody"),
+    );
     for (const args of [["validate"], ["plan"], ["plan", "--format", "markdown"]]) {
       const r = await lazarus([...args, "-c", cfg, "-s", state]);
       const out = r.stdout + r.stderr;

@@ -37,13 +37,39 @@ describe.skipIf(skipReason)("a committer against the sandbox backend", () => {
     const script = 'for f in "$@"; do cat "$f" 2>&1; done; ls "$2/" 2>&1 | head -3; echo END';
     // Links out of the repo are refused at their line: nothing of the cell is created.
     const links = path.join(cfg, "cells.d", "links.yaml");
-    writeFileSync(links, cellYaml({ name: "links", extra: "  backend: sandbox", members: [{ identity: "agent:m", restart: "never", command: ["sh", "-c", script, "sh", "./leak", "./root", "./own.txt", "./alias"] }] }));
+    writeFileSync(
+      links,
+      cellYaml({
+        name: "links",
+        extra: "  backend: sandbox",
+        members: [
+          {
+            identity: "agent:m",
+            restart: "never",
+            command: ["sh", "-c", script, "sh", "./leak", "./root", "./own.txt", "./alias"],
+          },
+        ],
+      }),
+    );
     const refused = await run("validate");
     expect(refused.exitCode).toBe(1);
     expect(refused.stdout + refused.stderr).toMatch(/links\.yaml:\d+:\d+: error: .*leak/);
     expect(existsSync(path.join(state, "cells", "links"))).toBe(false);
     // The repo's own files (and a link inside it) are bound in; $2 is a dir that does not exist there.
-    writeFileSync(links, cellYaml({ name: "links", extra: "  backend: sandbox", members: [{ identity: "agent:m", restart: "never", command: ["sh", "-c", script, "sh", "./own.txt", "/nonexistent", "./alias"] }] }));
+    writeFileSync(
+      links,
+      cellYaml({
+        name: "links",
+        extra: "  backend: sandbox",
+        members: [
+          {
+            identity: "agent:m",
+            restart: "never",
+            command: ["sh", "-c", script, "sh", "./own.txt", "/nonexistent", "./alias"],
+          },
+        ],
+      }),
+    );
     expect((await run("apply", "--yes")).exitCode).toBe(0);
     await waitFor(() => log("links", "m").includes("END"), 20_000);
     const out = log("links", "m");
@@ -56,23 +82,49 @@ describe.skipIf(skipReason)("a committer against the sandbox backend", () => {
   // A preload library that answers every probe line with "ok" and ends the probe's shell: what a
   // member can write in its home, and a committer can name in the member's env.
   const cc = which("cc", process.env.PATH);
-  it.skipIf(!cc)("lazarus verify runs its probe without the member's declared environment (LD_PRELOAD cannot forge it)", async () => {
-    const src = path.join(outside, "forge.c");
-    const lib = path.join(outside, "forge.so");
-    writeFileSync(src, '#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void f(void) { printf("write outside the cell\\tok\\tforged\\n"); fflush(stdout); _exit(0); }\n');
-    execFileSync(cc as string, ["-shared", "-fPIC", "-o", lib, src]);
-    // The member copies the library into its home; its declared env preloads it.
-    writeFileSync(
-      path.join(cfg, "cells.d", "forge.yaml"),
-      cellYaml({ name: "forge", extra: "  backend: sandbox", members: [{ identity: "agent:f", command: ["sh", "-c", 'cat "$0" > "$HOME/forge.so.tmp" && mv "$HOME/forge.so.tmp" "$HOME/forge.so"; exec sleep 1000', "./forge.so"], env: { LD_PRELOAD: "/cell/home/f/forge.so" } }] }),
-    );
-    writeFileSync(path.join(cfg, "forge.so"), readFileSync(lib));
-    expect((await run("apply", "--yes")).exitCode).toBe(0);
-    await waitFor(() => existsSync(path.join(state, "cells", "forge", "home", "f", "forge.so")), 20_000);
-    const r = await lazarus(["verify", "forge", "--json", "-s", state], { env });
-    const report = JSON.parse(r.stdout) as { cells: { checks: { check: string; member?: string; detail: string }[] }[] };
-    const mine = report.cells[0]?.checks.filter((c) => c.member === "agent:f") ?? [];
-    expect(mine.map((c) => c.detail)).not.toContain("forged");
-    expect(mine.map((c) => c.check)).toEqual(expect.arrayContaining(["read a sibling cell", "see a host or sibling process", "host environment"]));
-  }, 240_000); // a verify run: minutes on a loaded 2-core host
+  it.skipIf(!cc)(
+    "lazarus verify runs its probe without the member's declared environment (LD_PRELOAD cannot forge it)",
+    async () => {
+      const src = path.join(outside, "forge.c");
+      const lib = path.join(outside, "forge.so");
+      writeFileSync(
+        src,
+        '#include <stdio.h>\n#include <unistd.h>\n__attribute__((constructor)) static void f(void) { printf("write outside the cell\\tok\\tforged\\n"); fflush(stdout); _exit(0); }\n',
+      );
+      execFileSync(cc as string, ["-shared", "-fPIC", "-o", lib, src]);
+      // The member copies the library into its home; its declared env preloads it.
+      writeFileSync(
+        path.join(cfg, "cells.d", "forge.yaml"),
+        cellYaml({
+          name: "forge",
+          extra: "  backend: sandbox",
+          members: [
+            {
+              identity: "agent:f",
+              command: [
+                "sh",
+                "-c",
+                'cat "$0" > "$HOME/forge.so.tmp" && mv "$HOME/forge.so.tmp" "$HOME/forge.so"; exec sleep 1000',
+                "./forge.so",
+              ],
+              env: { LD_PRELOAD: "/cell/home/f/forge.so" },
+            },
+          ],
+        }),
+      );
+      writeFileSync(path.join(cfg, "forge.so"), readFileSync(lib));
+      expect((await run("apply", "--yes")).exitCode).toBe(0);
+      await waitFor(() => existsSync(path.join(state, "cells", "forge", "home", "f", "forge.so")), 20_000);
+      const r = await lazarus(["verify", "forge", "--json", "-s", state], { env });
+      const report = JSON.parse(r.stdout) as {
+        cells: { checks: { check: string; member?: string; detail: string }[] }[];
+      };
+      const mine = report.cells[0]?.checks.filter((c) => c.member === "agent:f") ?? [];
+      expect(mine.map((c) => c.detail)).not.toContain("forged");
+      expect(mine.map((c) => c.check)).toEqual(
+        expect.arrayContaining(["read a sibling cell", "see a host or sibling process", "host environment"]),
+      );
+    },
+    240_000,
+  ); // a verify run: minutes on a loaded 2-core host
 });

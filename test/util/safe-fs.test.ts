@@ -45,9 +45,21 @@ describe("model health written by members", () => {
   it("keeps only well-formed outcomes", async () => {
     const dir = cell();
     const good = { time: "2030-01-01T00:00:00Z", model: "m", outcome: "rate_limit", member: "agent:a" };
-    writeFileSync(healthFile(dir), [line(good), "null\n", line({ time: "x", model: "m", outcome: "ok" }), line({ time: good.time, model: {}, outcome: "ok" }), line({ time: good.time, model: "m", outcome: "nonsense" }), '{"torn'].join(""));
+    writeFileSync(
+      healthFile(dir),
+      [
+        line(good),
+        "null\n",
+        line({ time: "x", model: "m", outcome: "ok" }),
+        line({ time: good.time, model: {}, outcome: "ok" }),
+        line({ time: good.time, model: "m", outcome: "nonsense" }),
+        '{"torn',
+      ].join(""),
+    );
     const why: string[] = [];
-    expect(await readHealth(dir, (w) => why.push(w))).toEqual([{ time: Date.parse(good.time), model: "m", outcome: "rate_limit", member: "agent:a" }]);
+    expect(await readHealth(dir, (w) => why.push(w))).toEqual([
+      { time: Date.parse(good.time), model: "m", outcome: "rate_limit", member: "agent:a" },
+    ]);
     expect(why.join()).toContain("5 malformed lines ignored");
   });
 });
@@ -81,7 +93,10 @@ describe("Lazarus's own writes", () => {
     rmSync(path.join(dir, ".lazarus"), { recursive: true });
     symlinkSync(path.join(other, ".lazarus"), path.join(dir, ".lazarus"));
     expect(await readUntrusted(path.join(dir, ".lazarus", "x"), 100)).toMatchObject({ ok: true });
-    expect(await readUntrusted(path.join(dir, ".lazarus", "x"), 100, dir)).toMatchObject({ ok: false, reason: expect.stringContaining("not a directory") });
+    expect(await readUntrusted(path.join(dir, ".lazarus", "x"), 100, dir)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("not a directory"),
+    });
   });
 });
 
@@ -93,7 +108,11 @@ describe("reading untrusted files whole, within their cap", () => {
       writeFileSync(file, "x".repeat(size));
       expect(await readUntrusted(file, 100_000)).toMatchObject({ ok: true, text: "x".repeat(size) });
     }
-    expect(await readUntrusted(path.join(dir, "f100000"), 99_999)).toMatchObject({ ok: false, missing: false, reason: "is 100000 bytes, more than the 99999 allowed" });
+    expect(await readUntrusted(path.join(dir, "f100000"), 99_999)).toMatchObject({
+      ok: false,
+      missing: false,
+      reason: "is 100000 bytes, more than the 99999 allowed",
+    });
   });
 
   it("reads a file whose size says 0 (a /proc file) to its end, and cuts one that holds more than the cap", async () => {
@@ -102,6 +121,10 @@ describe("reading untrusted files whole, within their cap", () => {
     const text = whole.ok ? whole.text : "";
     expect(text.length).toBeGreaterThan(4096); // more than the first buffer: it grew
     expect(text.split("\n")[0]).toBe(readFileSync("/proc/self/maps", "utf8").split("\n")[0]);
-    expect(await readUntrusted("/proc/self/maps", 1000)).toMatchObject({ ok: false, missing: false, reason: "grew past the 1000 bytes allowed" });
+    expect(await readUntrusted("/proc/self/maps", 1000)).toMatchObject({
+      ok: false,
+      missing: false,
+      reason: "grew past the 1000 bytes allowed",
+    });
   });
 });

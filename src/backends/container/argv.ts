@@ -40,7 +40,16 @@ export interface ContainerView {
 // `<engine> run` arguments (attached: the supervisor waits for it and reads the exit state).
 export function runArgs(v: ContainerView): string[] {
   const a = ["run", "--name", v.name, "--init", "--pull", "never"];
-  a.push("--label", `${LABEL_CELL}=${v.cell}`, "--label", `${LABEL_CELL_UID}=${v.cellUid}`, "--label", `${LABEL_MEMBER}=${v.identity}`, "--label", `${LABEL_SPAWN}=${v.spawnId}`);
+  a.push(
+    "--label",
+    `${LABEL_CELL}=${v.cell}`,
+    "--label",
+    `${LABEL_CELL_UID}=${v.cellUid}`,
+    "--label",
+    `${LABEL_MEMBER}=${v.identity}`,
+    "--label",
+    `${LABEL_SPAWN}=${v.spawnId}`,
+  );
   a.push("--network", typeof v.network === "object" ? `ns:${v.network.netns}` : v.network);
   if (v.network !== "host") a.push("--hostname", v.cell);
   const user = v.container.user ? parseContainerUser(v.container.user) : { uid: v.uid, gid: v.gid };
@@ -63,7 +72,8 @@ export function runArgs(v: ContainerView): string[] {
   if (v.portfolioDir) bind(v.portfolioDir, `${home}/.lazarus`, true);
   if (mounts.credentials) bind(v.credentialsDir, `${RUN_DIR}/secrets`, true);
   a.push("--workdir", home);
-  for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) a.push("--env", `${k}=${val}`);
+  for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+    a.push("--env", `${k}=${val}`);
   a.push(v.container.image, ...v.command);
   return a;
 }
@@ -78,7 +88,7 @@ export const SUPERVISOR = [
   'engine="$1"',
   'if [ -n "$LAZARUS_EGRESS_NETNS" ]; then',
   '  umount "$LAZARUS_EGRESS_NETNS" 2>/dev/null; : > "$LAZARUS_EGRESS_NETNS" && unshare --net="$LAZARUS_EGRESS_NETNS" -- perl -e "$LAZARUS_EGRESS_FORWARDER" "$LAZARUS_EGRESS_PORT" "$LAZARUS_EGRESS_SOCKET" $$ || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; exit 125; } 2>/dev/null',
-  'fi',
+  "fi",
   '"$@"',
   "code=$?",
   '[ -z "$LAZARUS_EGRESS_NETNS" ] || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; } 2>/dev/null',

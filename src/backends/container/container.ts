@@ -15,7 +15,15 @@ import type { Role } from "../../config/types.js";
 import { withDefaults } from "../../host/limits.js";
 import type { HostSettings } from "../../host/settings.js";
 import { LazarusError } from "../../util/errors.js";
-import { memberRef, type Backend, type MemberRef, type SessionSpawn, type SessionSpec, type StartSpec, type Started } from "../backend.js";
+import {
+  memberRef,
+  type Backend,
+  type MemberRef,
+  type SessionSpawn,
+  type SessionSpec,
+  type StartSpec,
+  type Started,
+} from "../backend.js";
 import { memberEnv } from "../env.js";
 import { findLeader, isAlive, ownsProcess } from "../../host/proc.js";
 import { spawnSupervised } from "../spawn.js";
@@ -44,7 +52,11 @@ export class ContainerBackend implements Backend {
 
   private engine(): string {
     const e = containerEngine();
-    if (e.problems.length || !e.bin) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ") || "no engine"}`);
+    if (e.problems.length || !e.bin)
+      throw new LazarusError(
+        "CONTAINER_UNAVAILABLE",
+        `backend container cannot run on this host: ${e.problems.join("; ") || "no engine"}`,
+      );
     return e.bin;
   }
 
@@ -63,8 +75,12 @@ export class ContainerBackend implements Backend {
   async containers(labels: Record<string, string>): Promise<string[]> {
     const filters = Object.entries(labels).flatMap(([k, v]) => ["--filter", `label=${k}=${v}`]);
     const out = await this.run(["ps", "-a", "--format", "{{.Names}}", ...filters]);
-    if (out === undefined) throw new LazarusError("CONTAINER_FAILED", `cannot list the containers labelled ${JSON.stringify(labels)}`);
-    return out.split("\n").map((s) => s.trim()).filter(Boolean);
+    if (out === undefined)
+      throw new LazarusError("CONTAINER_FAILED", `cannot list the containers labelled ${JSON.stringify(labels)}`);
+    return out
+      .split("\n")
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
 
   private async remove(names: string[]): Promise<void> {
@@ -97,7 +113,11 @@ export class ContainerBackend implements Backend {
   }
 
   // The member's container view (what runArgs turns into a command line), with its home ready.
-  private async view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile">, name: string): Promise<ContainerView> {
+  private async view(
+    rec: CellRecord,
+    spec: Omit<StartSpec, "logFile" | "exitFile">,
+    name: string,
+  ): Promise<ContainerView> {
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
@@ -106,7 +126,18 @@ export class ContainerBackend implements Backend {
     await handOver(spec.home, uid, gid, 0o700);
     await realDir(memberRunDir(spec.cellDir, spec.homeName), 0o755);
     const home = sandboxHome(spec.homeName);
-    const env = memberEnv({ ...spec, logFile: "", exitFile: "", cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    const env = memberEnv(
+      {
+        ...spec,
+        logFile: "",
+        exitFile: "",
+        cellDir: CELL_ROOT,
+        home,
+        credentialsFile: `${RUN_DIR}/secrets/credentials.json`,
+        ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}),
+      },
+      {},
+    );
     env.TMPDIR = "/tmp";
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
@@ -121,7 +152,11 @@ export class ContainerBackend implements Backend {
       container,
       uid,
       gid,
-      network: egress ? { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}-${spec.spawnId}`) } : rec.network === "host" ? "host" : "none",
+      network: egress
+        ? { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}-${spec.spawnId}`) }
+        : rec.network === "host"
+          ? "host"
+          : "none",
       role: spec.role as Role,
       cellDir: spec.cellDir,
       home: spec.homeName,
@@ -164,7 +199,13 @@ export class ContainerBackend implements Backend {
       LAZARUS_CONTAINER: name,
     };
     await mkdir(path.dirname(spec.logFile), { recursive: true });
-    return spawnSupervised(spec, "/bin/sh", ["-c", SUPERVISOR, "lazarus-container", engine, ...args], { cwd: "/", env: outerEnv }, this.onExit);
+    return spawnSupervised(
+      spec,
+      "/bin/sh",
+      ["-c", SUPERVISOR, "lazarus-container", engine, ...args],
+      { cwd: "/", env: outerEnv },
+      this.onExit,
+    );
   }
 
   // A session runs in a container of its own alongside the member's (a member without a command,
@@ -182,23 +223,65 @@ export class ContainerBackend implements Backend {
     if (spec.tty?.term) view.env.TERM = spec.tty.term;
     const args = runArgs(view);
     args.splice(1, 0, "--rm", "-i", ...(spec.tty ? ["-t"] : []));
-    const env: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...(await this.egressEnv(rec, spec.homeName, view)) };
-    for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"]) if (process.env[k]) env[k] = process.env[k] as string;
-    if (env.LAZARUS_EGRESS_NETNS) return { file: "/bin/sh", args: ["-c", NETNS_WRAP, "lazarus-netns", engine, ...args], env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
+    const env: Record<string, string> = {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      ...(await this.egressEnv(rec, spec.homeName, view)),
+    };
+    for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"])
+      if (process.env[k]) env[k] = process.env[k] as string;
+    if (env.LAZARUS_EGRESS_NETNS)
+      return {
+        file: "/bin/sh",
+        args: ["-c", NETNS_WRAP, "lazarus-netns", engine, ...args],
+        env,
+        cwd: "/",
+        stdio: spec.tty ? "inherit" : "pipe",
+      };
     return { file: engine, args, env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
   }
 
   // Run a command in a fresh container with a member's view and limits, and wait for it
   // (lazarus verify). The container is removed after (--rm), and carries the cell's labels, so
   // one left by a killed verify goes with the member's next start, close or scrub.
-  async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+  async exec(
+    rec: CellRecord,
+    cellDir: string,
+    m: MemberRecord,
+    command: string[],
+    env: Record<string, string>,
+    timeoutMs = 120_000,
+  ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", spawnId, resources: withDefaults(m.resources ?? {}, this.settings.limits), configDir: "" }, containerName(spawnId));
+    const view = await this.view(
+      rec,
+      {
+        cell: rec.name,
+        cellDir,
+        identity: m.identity,
+        home: path.join(cellDir, "home", m.home),
+        homeName: m.home,
+        role: m.role,
+        command,
+        env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
+        credentialsFile: "",
+        spawnId,
+        resources: withDefaults(m.resources ?? {}, this.settings.limits),
+        configDir: "",
+      },
+      containerName(spawnId),
+    );
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
     const netns = await this.egressEnv(rec, m.home, view);
     const r = netns.LAZARUS_EGRESS_NETNS
-      ? await execa("/bin/sh", ["-c", NETNS_WRAP, "lazarus-netns", this.engine(), ...args], { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20, env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...netns }, extendEnv: true })
+      ? await execa("/bin/sh", ["-c", NETNS_WRAP, "lazarus-netns", this.engine(), ...args], {
+          reject: false,
+          stdin: "ignore",
+          timeout: timeoutMs,
+          maxBuffer: 1 << 20,
+          env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...netns },
+          extendEnv: true,
+        })
       : await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
@@ -213,14 +296,27 @@ export class ContainerBackend implements Backend {
   // supervisor lives its container may not exist yet (`run` is still creating it): keep looking,
   // so a container created after the stop began is stopped too.
   async stop(rec: CellRecord, m: MemberRecord, timeoutMs: number): Promise<void> {
-    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid && this.isAlive(memberRef(rec.name, m)) ? { pid: m.pid, startTime: m.startTime } : undefined;
+    const supervisor =
+      m.status === "starting" && m.spawnId
+        ? this.find(rec.name, m.spawnId)
+        : m.pid && this.isAlive(memberRef(rec.name, m))
+          ? { pid: m.pid, startTime: m.startTime }
+          : undefined;
     const labels = { [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: m.identity };
     const deadline = Date.now() + timeoutMs + 60_000;
     for (;;) {
       const names = await this.containers(labels);
       if (names.length) {
-        const r = await execa(this.engine(), ["stop", "-t", String(Math.max(0, Math.ceil(timeoutMs / 1000))), ...names], { reject: false, stdin: "ignore", timeout: timeoutMs + 120_000 });
-        if (r.exitCode !== 0 && (await this.running(names)).length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: ${r.stderr.trim() || "stop failed"}`);
+        const r = await execa(
+          this.engine(),
+          ["stop", "-t", String(Math.max(0, Math.ceil(timeoutMs / 1000))), ...names],
+          { reject: false, stdin: "ignore", timeout: timeoutMs + 120_000 },
+        );
+        if (r.exitCode !== 0 && (await this.running(names)).length)
+          throw new LazarusError(
+            "STOP_FAILED",
+            `member ${m.identity} of cell ${rec.name}: ${r.stderr.trim() || "stop failed"}`,
+          );
       }
       if (!supervisor || !isAlive(supervisor.pid, supervisor.startTime) || Date.now() > deadline) break;
       await sleep(100);
@@ -231,7 +327,10 @@ export class ContainerBackend implements Backend {
 
   private async running(names: string[]): Promise<string[]> {
     const out = await this.run(["inspect", "--format", "{{.Name}} {{.State.Running}}", ...names]);
-    return (out ?? "").split("\n").filter((l) => l.endsWith(" true")).map((l) => l.split(" ")[0] as string);
+    return (out ?? "")
+      .split("\n")
+      .filter((l) => l.endsWith(" true"))
+      .map((l) => l.split(" ")[0] as string);
   }
 
   find(cell: string, spawnId: string): Started | undefined {
@@ -239,8 +338,12 @@ export class ContainerBackend implements Backend {
   }
 
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
-    if (!m.spawnId || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
-    const r = spawnSync(this.engine(), ["kill", "--signal", sig, containerName(m.spawnId)], { stdio: "ignore", timeout: 60_000 });
+    if (!m.spawnId || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }))
+      return false;
+    const r = spawnSync(this.engine(), ["kill", "--signal", sig, containerName(m.spawnId)], {
+      stdio: "ignore",
+      timeout: 60_000,
+    });
     return r.status === 0;
   }
 
@@ -256,7 +359,11 @@ export class ContainerBackend implements Backend {
 
   private runAsTools(): RunAsTools {
     const e = containerEngine();
-    if (!e.runAs) throw new LazarusError("CONTAINER_UNAVAILABLE", `backend container cannot run on this host: ${e.problems.join("; ")}`);
+    if (!e.runAs)
+      throw new LazarusError(
+        "CONTAINER_UNAVAILABLE",
+        `backend container cannot run on this host: ${e.problems.join("; ")}`,
+      );
     return e.runAs;
   }
 
@@ -264,9 +371,19 @@ export class ContainerBackend implements Backend {
   async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
     const names = await this.containers({ [LABEL_CELL_UID]: rec.uid });
     for (const n of names) {
-      const r = await execa(this.engine(), [frozen ? "pause" : "unpause", n], { reject: false, stdin: "ignore", timeout: 120_000 });
-      if (r.exitCode !== 0 && !/not running|not paused|no such container|is not paused|state (stopped|exited)/i.test(r.stderr)) {
-        throw new LazarusError("FREEZE_FAILED", `cannot ${frozen ? "pause" : "unpause"} container ${n} of cell ${rec.name}: ${r.stderr.trim()}`);
+      const r = await execa(this.engine(), [frozen ? "pause" : "unpause", n], {
+        reject: false,
+        stdin: "ignore",
+        timeout: 120_000,
+      });
+      if (
+        r.exitCode !== 0 &&
+        !/not running|not paused|no such container|is not paused|state (stopped|exited)/i.test(r.stderr)
+      ) {
+        throw new LazarusError(
+          "FREEZE_FAILED",
+          `cannot ${frozen ? "pause" : "unpause"} container ${n} of cell ${rec.name}: ${r.stderr.trim()}`,
+        );
       }
     }
   }
@@ -279,15 +396,21 @@ export class ContainerBackend implements Backend {
     const left = await this.containers({ [LABEL_CELL_UID]: rec.uid });
     if (!left.length) return [];
     const pids = await this.run(["inspect", "--format", "{{.State.Pid}}", ...left]);
-    return (pids ?? "").split("\n").map(Number).filter((p) => p > 0);
+    return (pids ?? "")
+      .split("\n")
+      .map(Number)
+      .filter((p) => p > 0);
   }
 
   // Fails while a container of the cell survives: the scrub that asked keeps its record (and tries
   // again next run) rather than deleting it and losing track of the containers.
   async releaseCell(rec: CellRecord): Promise<void> {
     const left = await this.stopCell(rec);
-    if (left.length) throw new LazarusError("STOP_FAILED", `cannot release cell ${rec.name}: containers of it survive (pids ${left.join(", ")}); nothing was deleted`);
+    if (left.length)
+      throw new LazarusError(
+        "STOP_FAILED",
+        `cannot release cell ${rec.name}: containers of it survive (pids ${left.join(", ")}); nothing was deleted`,
+      );
     if (rec.containerUid) await releaseUid(path.join(this.stateRoot, "uids"), rec.containerUid.uid, rec.name, rec.uid);
   }
 }
-

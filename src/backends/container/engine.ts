@@ -34,16 +34,31 @@ export function containerEngine(env: NodeJS.ProcessEnv = process.env): Container
         break;
       }
     }
-    if (!bin) problems.push(wanted ? `${wanted} is not installed` : "no container engine is installed (apt-get install podman, or install docker)");
+    if (!bin)
+      problems.push(
+        wanted
+          ? `${wanted} is not installed`
+          : "no container engine is installed (apt-get install podman, or install docker)",
+      );
   }
   if (kind && bin) {
     const format = kind === "podman" ? "{{.Host.OCIRuntime.Name}}" : "{{.ServerVersion}}";
-    const k = spawnSync(bin, ["info", "--format", format], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
-    if (k.error || k.status !== 0) problems.push(`${kind} cannot reach a container engine here (${firstLine(String(k.stderr ?? "")) || k.error?.message || `exit ${k.status}`})`);
+    const k = spawnSync(bin, ["info", "--format", format], {
+      encoding: "utf8",
+      timeout: 30_000,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    if (k.error || k.status !== 0)
+      problems.push(
+        `${kind} cannot reach a container engine here (${firstLine(String(k.stderr ?? "")) || k.error?.message || `exit ${k.status}`})`,
+      );
   }
   const unshare = which("unshare", env.PATH, ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
   const setpriv = which("setpriv", env.PATH, ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
-  if (!unshare || !setpriv) problems.push("unshare and setpriv are needed to restore and clear a cell's files as its own uid (apt-get install util-linux)");
+  if (!unshare || !setpriv)
+    problems.push(
+      "unshare and setpriv are needed to restore and clear a cell's files as its own uid (apt-get install util-linux)",
+    );
   const runAs = unshare && setpriv ? { unshare, setpriv } : undefined;
   cached = { ...(kind ? { kind } : {}), ...(bin ? { bin } : {}), ...(runAs ? { runAs } : {}), problems };
   return cached;
@@ -52,6 +67,10 @@ export function containerEngine(env: NodeJS.ProcessEnv = process.env): Container
 // Whether the engine holds this image locally (Lazarus never pulls).
 export function hasImage(engine: ContainerEngine, image: string): boolean {
   if (!engine.bin) return false;
-  const r = spawnSync(engine.bin, ["image", "inspect", "--format", "{{.Id}}", image], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "pipe"] });
+  const r = spawnSync(engine.bin, ["image", "inspect", "--format", "{{.Id}}", image], {
+    encoding: "utf8",
+    timeout: 30_000,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   return r.status === 0;
 }

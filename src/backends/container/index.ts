@@ -10,7 +10,15 @@ import { containerUserDiagnostics } from "./user.js";
 
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
   if (cell.container) return [];
-  return [{ severity: "error", ...at(["spec", "backend"]), field: "spec.container", message: "backend container needs spec.container.image", hint: "add container: {image: localhost/agent:1}, an image present in the host's engine" }];
+  return [
+    {
+      severity: "error",
+      ...at(["spec", "backend"]),
+      field: "spec.container",
+      message: "backend container needs spec.container.image",
+      hint: "add container: {image: localhost/agent:1}, an image present in the host's engine",
+    },
+  ];
 }
 
 // An engine that answers, and the image present locally (never pulled).
@@ -18,10 +26,22 @@ function engineChecks(cell: DesiredCell, at: At): Diagnostic[] {
   const engine = containerEngine();
   const out: Diagnostic[] = [];
   for (const problem of engine.problems) {
-    out.push({ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend container cannot run on this host: ${problem}`, hint: "install and configure podman (or docker) as docs/backends.md says, or use backend: sandbox" });
+    out.push({
+      severity: "error",
+      ...at(["spec", "backend"]),
+      field: "spec.backend",
+      message: `backend container cannot run on this host: ${problem}`,
+      hint: "install and configure podman (or docker) as docs/backends.md says, or use backend: sandbox",
+    });
   }
   if (engine.problems.length === 0 && cell.container && !hasImage(engine, cell.container.image)) {
-    out.push({ severity: "error", ...at(["spec", "container", "image"]), field: "spec.container.image", message: `image ${cell.container.image} is not present in ${engine.kind}`, hint: `build or load it first (${engine.kind} images); Lazarus never pulls` });
+    out.push({
+      severity: "error",
+      ...at(["spec", "container", "image"]),
+      field: "spec.container.image",
+      message: `image ${cell.container.image} is not present in ${engine.kind}`,
+      hint: `build or load it first (${engine.kind} images); Lazarus never pulls`,
+    });
   }
   return out;
 }
@@ -51,16 +71,28 @@ export const containerBackend: BackendSpec = {
   place,
   describe: place,
   where: {
-    cell: (rec) => ({ host: hostname(), engine: rec.containerEngine ?? null, image: rec.container?.image ?? null, uid: rec.containerUid?.uid ?? null }),
+    cell: (rec) => ({
+      host: hostname(),
+      engine: rec.containerEngine ?? null,
+      image: rec.container?.image ?? null,
+      uid: rec.containerUid?.uid ?? null,
+    }),
     member: (_rec, m) => (m.spawnId && m.command ? { container: containerName(m.spawnId) } : undefined),
-    text: (w) => [w.engine ? `${w.engine}` : "", w.image ? `image ${w.image}` : "", w.uid != null ? `uid ${w.uid}` : ""].filter(Boolean).join(", "),
+    text: (w) =>
+      [w.engine ? `${w.engine}` : "", w.image ? `image ${w.image}` : "", w.uid != null ? `uid ${w.uid}` : ""]
+        .filter(Boolean)
+        .join(", "),
   },
   verify: {
     probe: {
       label: "container",
       engineEnv: ["container", "HOSTNAME"], // set by the engine in every container, not the host's
       operatorBinds: false, // no operator binds in a container
-      stop: { check: "stop removes every container of the cell", detail: "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left" },
+      stop: {
+        check: "stop removes every container of the cell",
+        detail:
+          "close and scrub remove every container labelled with the cell's incarnation and refuse to go on while one is left",
+      },
     },
   },
   diskUsage: async (dir) => (await import("../disk/image.js")).diskUsage(dir),

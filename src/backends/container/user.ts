@@ -27,12 +27,18 @@ type Database = "passwd" | "group";
 export function hostEntry(db: Database, id: number): string | undefined {
   const getent = which("getent", process.env.PATH, ["/usr/bin", "/bin"]);
   if (getent) {
-    const r = spawnSync(getent, [db, String(id)], { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "ignore"] });
+    const r = spawnSync(getent, [db, String(id)], {
+      encoding: "utf8",
+      timeout: 10_000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     if (r.status === 0) return String(r.stdout).split(":")[0] || String(id);
     if (r.status === 2) return undefined; // getent: not found
   }
   try {
-    const line = readFileSync(`/etc/${db}`, "utf8").split("\n").find((l) => Number(l.split(":")[2]) === id && l.split(":")[2] !== "");
+    const line = readFileSync(`/etc/${db}`, "utf8")
+      .split("\n")
+      .find((l) => Number(l.split(":")[2]) === id && l.split(":")[2] !== "");
     return line?.split(":")[0];
   } catch {
     return undefined;
@@ -41,20 +47,35 @@ export function hostEntry(db: Database, id: number): string | undefined {
 
 // Why this uid or gid may not be a member's inside a container, or undefined.
 function refusal(kind: "uid" | "gid", id: number, env: NodeJS.ProcessEnv): string | undefined {
-  if (id === 0) return `${kind} 0 is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`;
+  if (id === 0)
+    return `${kind} 0 is root: without a user namespace, root in the container is the host's root (capabilities dropped, but it owns what root owns)`;
   const range = uidRange(env);
-  if (id >= range.first && id <= range.last) return `${kind} ${id} is in LAZARUS_UID_RANGE (${range.first}-${range.last}): that ${kind} is another cell's own, or will be`;
+  if (id >= range.first && id <= range.last)
+    return `${kind} ${id} is in LAZARUS_UID_RANGE (${range.first}-${range.last}): that ${kind} is another cell's own, or will be`;
   const name = hostEntry(kind === "uid" ? "passwd" : "group", id);
-  if (name !== undefined) return `${kind} ${id} is the host's ${kind === "uid" ? "account" : "group"} ${name}: members would own its files and act as it`;
+  if (name !== undefined)
+    return `${kind} ${id} is the host's ${kind === "uid" ? "account" : "group"} ${name}: members would own its files and act as it`;
   return undefined;
 }
 
 // Diagnostics of spec.container.user, whoever committed it.
-export function containerUserDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+export function containerUserDiagnostics(
+  cell: DesiredCell,
+  at: (p: (string | number)[]) => SourcePos,
+  env: NodeJS.ProcessEnv = process.env,
+): Diagnostic[] {
   const user = cell.container?.user;
   if (user === undefined) return [];
   const { uid, gid } = parseContainerUser(user);
   const why = refusal("uid", uid, env) ?? refusal("gid", gid, env);
   if (!why) return [];
-  return [{ severity: "error", ...at(["spec", "container", "user"]), field: "spec.container.user", message: `user "${user}": ${why}`, hint: "remove user (members then run as the cell's own uid), or name a uid[:gid] that is not root, not in LAZARUS_UID_RANGE and no host account or group" }];
+  return [
+    {
+      severity: "error",
+      ...at(["spec", "container", "user"]),
+      field: "spec.container.user",
+      message: `user "${user}": ${why}`,
+      hint: "remove user (members then run as the cell's own uid), or name a uid[:gid] that is not root, not in LAZARUS_UID_RANGE and no host account or group",
+    },
+  ];
 }

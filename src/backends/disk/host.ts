@@ -28,16 +28,31 @@ export function diskHost(): { tools?: DiskTools; problems: string[] } {
     if (!p) problems.push(`${cmd} is not installed (apt-get install ${pkg})`);
     return p ?? "";
   };
-  const tools: DiskTools = { mkfs: find("mkfs.ext4", "e2fsprogs"), resize2fs: find("resize2fs", "e2fsprogs"), mount: find("mount", "mount"), umount: find("umount", "mount"), losetup: find("losetup", "mount"), truncate: find("truncate", "coreutils"), cp: find("cp", "coreutils"), sh: find("sh", "dash"), e2fsck: find("e2fsck", "e2fsprogs") };
+  const tools: DiskTools = {
+    mkfs: find("mkfs.ext4", "e2fsprogs"),
+    resize2fs: find("resize2fs", "e2fsprogs"),
+    mount: find("mount", "mount"),
+    umount: find("umount", "mount"),
+    losetup: find("losetup", "mount"),
+    truncate: find("truncate", "coreutils"),
+    cp: find("cp", "coreutils"),
+    sh: find("sh", "dash"),
+    e2fsck: find("e2fsck", "e2fsprogs"),
+  };
   if (process.platform !== "linux") problems.push("disk quotas need Linux");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to mount cell disk images");
-  if (!existsSync("/dev/loop-control")) problems.push("no /dev/loop-control (modprobe loop, or give the host loop devices)");
+  if (!existsSync("/dev/loop-control"))
+    problems.push("no /dev/loop-control (modprobe loop, or give the host loop devices)");
   cached = problems.length ? { problems } : { tools, problems };
   return cached;
 }
 
 export function diskTools(): DiskTools {
   const h = diskHost();
-  if (!h.tools) throw new LazarusError("DISK_UNAVAILABLE", `cell disk quotas cannot be enforced on this host: ${h.problems.join("; ")}`);
+  if (!h.tools)
+    throw new LazarusError(
+      "DISK_UNAVAILABLE",
+      `cell disk quotas cannot be enforced on this host: ${h.problems.join("; ")}`,
+    );
   return h.tools;
 }

@@ -36,11 +36,27 @@ const real = (p: string): string => {
   }
 };
 
-export const diskPaths = (cellDir: string): DiskPaths => ({ image: path.join(cellDir, ".lazarus", "disk.img"), mount: path.join(cellDir, ".lazarus", "disk") });
+export const diskPaths = (cellDir: string): DiskPaths => ({
+  image: path.join(cellDir, ".lazarus", "disk.img"),
+  mount: path.join(cellDir, ".lazarus", "disk"),
+});
 
 async function run(t: DiskTools, file: keyof DiskTools, args: string[], what: string): Promise<string> {
-  const r = await execa(t[file], args, { reject: false, stdin: "ignore", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" }, extendEnv: false });
-  if (r.exitCode !== 0) throw new LazarusError("DISK_FAILED", `${what}: ${file} exited ${r.exitCode}: ${String(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+  const r = await execa(t[file], args, {
+    reject: false,
+    stdin: "ignore",
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+    extendEnv: false,
+  });
+  if (r.exitCode !== 0)
+    throw new LazarusError(
+      "DISK_FAILED",
+      `${what}: ${file} exited ${r.exitCode}: ${String(r.stderr || r.stdout)
+        .trim()
+        .split("\n")
+        .slice(-3)
+        .join(" ")}`,
+    );
   return String(r.stdout);
 }
 
@@ -52,7 +68,24 @@ async function makeImage(t: DiskTools, image: string, bytes: number): Promise<vo
   await writeFile(tmp, "", { mode: 0o600 });
   await run(t, "truncate", ["-s", String(bytes), tmp], `cannot size the disk image ${tmp}`);
   failpoint("disk:sized");
-  await run(t, "mkfs", ["-q", "-F", "-t", "ext4", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", "-L", "lazarus-cell", tmp], `cannot format the disk image ${tmp}`);
+  await run(
+    t,
+    "mkfs",
+    [
+      "-q",
+      "-F",
+      "-t",
+      "ext4",
+      "-m",
+      "0",
+      "-E",
+      "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+      "-L",
+      "lazarus-cell",
+      tmp,
+    ],
+    `cannot format the disk image ${tmp}`,
+  );
   await rename(tmp, image);
 }
 
@@ -63,16 +96,32 @@ async function mountImage(t: DiskTools, p: DiskPaths, fresh: boolean): Promise<v
   await mkdir(p.mount, { recursive: true, mode: 0o700 });
   const opts = "nodev,nosuid,discard";
   const [loop] = fresh ? [] : await loopsOf(t, p.image); // a file just made has no loop device
-  if (loop) await run(t, "mount", ["-t", "ext4", "-o", opts, loop, p.mount], `cannot mount ${loop} (${p.image}) at ${p.mount}`);
-  else await run(t, "mount", ["-t", "ext4", "-o", `loop,${opts}`, p.image, p.mount], `cannot mount the disk image ${p.image} at ${p.mount}`);
+  if (loop)
+    await run(t, "mount", ["-t", "ext4", "-o", opts, loop, p.mount], `cannot mount ${loop} (${p.image}) at ${p.mount}`);
+  else
+    await run(
+      t,
+      "mount",
+      ["-t", "ext4", "-o", `loop,${opts}`, p.image, p.mount],
+      `cannot mount the disk image ${p.image} at ${p.mount}`,
+    );
 }
 
 // Copy the cell's dirs (what the layout made, or what the cell wrote before it had an image) into
 // the image, once, owners, modes and links as they are (cp -a never follows a link). Only while
 // nothing of the cell runs: idle() says so.
-async function fill(t: DiskTools, cellDir: string, p: DiskPaths, idle: () => boolean | Promise<boolean>): Promise<void> {
+async function fill(
+  t: DiskTools,
+  cellDir: string,
+  p: DiskPaths,
+  idle: () => boolean | Promise<boolean>,
+): Promise<void> {
   if (existsSync(path.join(p.mount, FILLED))) return;
-  if (!(await idle())) throw new LazarusError("DISK_BUSY", `cannot move the files of ${cellDir} onto its disk image while its members run; stop them first`);
+  if (!(await idle()))
+    throw new LazarusError(
+      "DISK_BUSY",
+      `cannot move the files of ${cellDir} onto its disk image while its members run; stop them first`,
+    );
   const from: string[] = [];
   for (const d of DISK_DIRS) {
     await rm(path.join(p.mount, d), { recursive: true, force: true }); // a copy a crash cut short
@@ -80,7 +129,13 @@ async function fill(t: DiskTools, cellDir: string, p: DiskPaths, idle: () => boo
     if (st?.isDirectory() && !mountedAt(path.join(cellDir, d))) from.push(path.join(cellDir, d));
     else await mkdir(path.join(p.mount, d), { mode: 0o755 });
   }
-  if (from.length) await run(t, "cp", ["-a", "--no-dereference", "--", ...from, `${p.mount}/`], `cannot copy the files of ${cellDir} onto its disk image`);
+  if (from.length)
+    await run(
+      t,
+      "cp",
+      ["-a", "--no-dereference", "--", ...from, `${p.mount}/`],
+      `cannot copy the files of ${cellDir} onto its disk image`,
+    );
   await writeFile(path.join(p.mount, FILLED), "", { mode: 0o600 });
 }
 
@@ -89,7 +144,8 @@ async function closeUnder(dir: string): Promise<void> {
   if (mountedAt(dir)) return;
   const st = await lstat(dir).catch(() => undefined);
   if (st && !st.isDirectory()) await rm(dir, { force: true });
-  if (st?.isDirectory()) for (const e of await readdir(dir)) await rm(path.join(dir, e), { recursive: true, force: true });
+  if (st?.isDirectory())
+    for (const e of await readdir(dir)) await rm(path.join(dir, e), { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chown(dir, 0, 0);
   await chmod(dir, 0o700);
@@ -99,14 +155,22 @@ async function closeUnder(dir: string): Promise<void> {
 // needs before any member starts. A bind that shows a dir no longer in the image's (a restore
 // swapped it) is bound again. Grows the image when bytes is larger than it is. idle: whether
 // nothing of the cell runs (needed only to move its files in, the first time).
-export async function ensureDisk(cellDir: string, bytes: number, idle: () => boolean | Promise<boolean>): Promise<void> {
+export async function ensureDisk(
+  cellDir: string,
+  bytes: number,
+  idle: () => boolean | Promise<boolean>,
+): Promise<void> {
   const t = diskTools();
   const dir = realpathSync(cellDir); // the mount table names real paths
   const p = diskPaths(dir);
   const fresh = !existsSync(p.image);
   if (fresh) await makeImage(t, p.image, bytes);
   else if ((await stat(p.image)).size < bytes || existsSync(`${p.image}.grow`)) {
-    if (!(await idle())) throw new LazarusError("DISK_BUSY", `cannot grow the disk image of ${cellDir} while its members run; stop them first`);
+    if (!(await idle()))
+      throw new LazarusError(
+        "DISK_BUSY",
+        `cannot grow the disk image of ${cellDir} while its members run; stop them first`,
+      );
     await growOffline(t, dir, p, bytes);
   }
   if (!mountedAt(p.mount)) await mountImage(t, p, fresh);
@@ -124,7 +188,18 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
     binds.push(src, at);
   }
   // One shell for the binds (each is one mount(8) call; a failed one stops the rest).
-  if (binds.length) await run(t, "sh", ["-c", 'while [ $# -gt 0 ]; do "$0" --bind -o nodev,nosuid "$1" "$2" || exit 1; shift 2; done', t.mount, ...binds], `cannot bind the disk image's dirs over ${dir}`);
+  if (binds.length)
+    await run(
+      t,
+      "sh",
+      [
+        "-c",
+        'while [ $# -gt 0 ]; do "$0" --bind -o nodev,nosuid "$1" "$2" || exit 1; shift 2; done',
+        t.mount,
+        ...binds,
+      ],
+      `cannot bind the disk image's dirs over ${dir}`,
+    );
 }
 
 // Grow the image while nothing has it mounted: a marker (disk.img.grow) first, so a crash between
@@ -133,15 +208,34 @@ export async function ensureDisk(cellDir: string, bytes: number, idle: () => boo
 async function growOffline(t: DiskTools, dir: string, p: DiskPaths, bytes: number): Promise<void> {
   const marker = `${p.image}.grow`;
   await writeFile(marker, String(bytes), { mode: 0o600 });
-  for (const at of [...DISK_DIRS.map((d) => path.join(dir, d)), p.mount]) while (mountedAt(at)) await run(t, "umount", ["-l", at], `cannot unmount ${at}`);
+  for (const at of [...DISK_DIRS.map((d) => path.join(dir, d)), p.mount])
+    while (mountedAt(at)) await run(t, "umount", ["-l", at], `cannot unmount ${at}`);
   await detach(t, p.image);
   // The kernel lets a loop device go once its filesystem is gone from every namespace (late
   // under load): wait for that, never for a member (the caller made sure none runs).
   for (let i = 0; i < 600 && (await loopsOf(t, p.image)).length; i++) await sleep(100);
-  if ((await loopsOf(t, p.image)).length) throw new LazarusError("DISK_BUSY", `cannot grow ${p.image}: something still holds its loop device (a process of the cell in another mount namespace?)`);
-  if ((await stat(p.image)).size < bytes) await run(t, "truncate", ["-s", String(bytes), p.image], `cannot grow ${p.image}`);
-  const fsck = await execa(t.e2fsck, ["-f", "-p", p.image], { reject: false, stdin: "ignore", extendEnv: false, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
-  if ((fsck.exitCode ?? 8) > 1) throw new LazarusError("DISK_FAILED", `cannot grow ${p.image}: e2fsck exited ${fsck.exitCode}: ${String(fsck.stdout || fsck.stderr).trim().split("\n").slice(-2).join(" ")}`);
+  if ((await loopsOf(t, p.image)).length)
+    throw new LazarusError(
+      "DISK_BUSY",
+      `cannot grow ${p.image}: something still holds its loop device (a process of the cell in another mount namespace?)`,
+    );
+  if ((await stat(p.image)).size < bytes)
+    await run(t, "truncate", ["-s", String(bytes), p.image], `cannot grow ${p.image}`);
+  const fsck = await execa(t.e2fsck, ["-f", "-p", p.image], {
+    reject: false,
+    stdin: "ignore",
+    extendEnv: false,
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+  });
+  if ((fsck.exitCode ?? 8) > 1)
+    throw new LazarusError(
+      "DISK_FAILED",
+      `cannot grow ${p.image}: e2fsck exited ${fsck.exitCode}: ${String(fsck.stdout || fsck.stderr)
+        .trim()
+        .split("\n")
+        .slice(-2)
+        .join(" ")}`,
+    );
   await run(t, "resize2fs", [p.image], `cannot grow the filesystem of ${p.image}`);
   await rm(marker, { force: true });
 }
@@ -154,7 +248,11 @@ export function diskMounted(cellDir: string): boolean {
 
 // Refuse to run a member of a cell whose disk is not in place (never onto the host's filesystem).
 export function assertDiskMounted(cell: string, cellDir: string): void {
-  if (!diskMounted(cellDir)) throw new LazarusError("DISK_NOT_MOUNTED", `the disk image of cell ${cell} is not mounted at ${diskPaths(cellDir).mount}; members start only on it (lazarus apply mounts it again)`);
+  if (!diskMounted(cellDir))
+    throw new LazarusError(
+      "DISK_NOT_MOUNTED",
+      `the disk image of cell ${cell} is not mounted at ${diskPaths(cellDir).mount}; members start only on it (lazarus apply mounts it again)`,
+    );
 }
 
 export interface DiskUsage {
@@ -170,7 +268,11 @@ export function diskUsage(cellDir: string): DiskUsage {
   if (!mountedAt(p.mount)) return { mounted: false, size: 0, avail: 0 };
   try {
     const s = statfsSync(p.mount);
-    return { mounted: DISK_DIRS.every((d) => mountedAt(path.join(dir, d))), size: s.blocks * s.bsize, avail: s.bavail * s.bsize };
+    return {
+      mounted: DISK_DIRS.every((d) => mountedAt(path.join(dir, d))),
+      size: s.blocks * s.bsize,
+      avail: s.bavail * s.bsize,
+    };
   } catch {
     return { mounted: false, size: 0, avail: 0 };
   }
@@ -193,7 +295,13 @@ async function detach(t: DiskTools, image: string): Promise<void> {
 export async function releaseDisk(cellDir: string): Promise<void> {
   const dir = real(cellDir);
   const p = diskPaths(dir);
-  if (!existsSync(p.image) && !existsSync(`${p.image}.tmp`) && !mountedAt(p.mount) && DISK_DIRS.every((d) => !mountedAt(path.join(dir, d)))) return;
+  if (
+    !existsSync(p.image) &&
+    !existsSync(`${p.image}.tmp`) &&
+    !mountedAt(p.mount) &&
+    DISK_DIRS.every((d) => !mountedAt(path.join(dir, d)))
+  )
+    return;
   const t = diskTools();
   for (const at of [...DISK_DIRS.map((d) => path.join(dir, d)), p.mount]) {
     // Lazy: a process left in some namespace cannot keep the host's mount; the superblock goes
@@ -209,7 +317,11 @@ export async function releaseDisk(cellDir: string): Promise<void> {
 }
 
 // A backend's placeData: the disk in place when the record has one, and where its dirs are.
-export async function placeDisk(rec: { name: string; disk?: { bytes: number } }, cellDir: string, idle: () => boolean | Promise<boolean>): Promise<string | undefined> {
+export async function placeDisk(
+  rec: { name: string; disk?: { bytes: number } },
+  cellDir: string,
+  idle: () => boolean | Promise<boolean>,
+): Promise<string | undefined> {
   if (!rec.disk) return undefined;
   await ensureDisk(cellDir, rec.disk.bytes, idle);
   assertDiskMounted(rec.name, cellDir);

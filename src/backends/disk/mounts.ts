@@ -6,7 +6,8 @@ import { LazarusError } from "../../util/errors.js";
 import type { DiskTools } from "./host.js";
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
-const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string): string =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 // The mount points of this process's mount namespace.
 export function mountPoints(): Set<string> {
@@ -23,11 +24,19 @@ export const mountedAt = (p: string): boolean => mountPoints().has(p);
 
 // The loop devices backed by this image file (matched by device and inode, by losetup).
 export async function loopsOf(t: DiskTools, image: string): Promise<string[]> {
-  const r = await execa(t.losetup, ["--list", "--noheadings", "--output", "NAME", "--associated", image], { reject: false, stdin: "ignore", extendEnv: false, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } });
+  const r = await execa(t.losetup, ["--list", "--noheadings", "--output", "NAME", "--associated", image], {
+    reject: false,
+    stdin: "ignore",
+    extendEnv: false,
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+  });
   if (r.exitCode !== 0) {
     const err = String(r.stderr).trim();
     if (/No such file/i.test(err)) return [];
     throw new LazarusError("DISK_FAILED", `cannot list the loop devices of ${image}: ${err}`);
   }
-  return String(r.stdout).split("\n").map((s) => s.trim()).filter(Boolean);
+  return String(r.stdout)
+    .split("\n")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

@@ -79,6 +79,9 @@ export class DryBackend implements Backend {
   }
 
   async session(rec: CellRecord): Promise<SessionSpawn> {
-    throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: backend dry runs nothing, so it has no shell or exec; use backend process to run members`);
+    throw new LazarusError(
+      "NOT_SUPPORTED",
+      `cell ${rec.name}: backend dry runs nothing, so it has no shell or exec; use backend process to run members`,
+    );
   }
 }

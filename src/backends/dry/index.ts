@@ -24,11 +24,30 @@ export const dryBackend: BackendSpec = {
   invariants: ["I6"], // nothing runs to contain; the ledger still records every change
   validate: (cell, at) =>
     cell.members.flatMap((m, i) =>
-      m.heartbeatMs === undefined ? [] : [{ severity: "error" as const, ...at(["spec", "members", i, "heartbeat"]), field: `spec.members[${i}].heartbeat`, message: "backend dry runs nothing, so no heartbeat ever comes", hint: "remove heartbeat, or use a backend that runs members" }],
+      m.heartbeatMs === undefined
+        ? []
+        : [
+            {
+              severity: "error" as const,
+              ...at(["spec", "members", i, "heartbeat"]),
+              field: `spec.members[${i}].heartbeat`,
+              message: "backend dry runs nothing, so no heartbeat ever comes",
+              hint: "remove heartbeat, or use a backend that runs members",
+            },
+          ],
     ),
   describe: () => "dry: nothing runs",
   where: { cell: () => ({}), text: () => "nothing runs" },
-  verify: { checks: () => [{ invariant: "I1", check: "nothing runs", ok: true, detail: "backend dry starts no process: its members are only recorded" }] },
+  verify: {
+    checks: () => [
+      {
+        invariant: "I1",
+        check: "nothing runs",
+        ok: true,
+        detail: "backend dry starts no process: its members are only recorded",
+      },
+    ],
+  },
   live: async () => {
     const { DryBackend } = await import("./dry.js");
     return (ctx) => new DryBackend(ctx.stateRoot);
@@ -37,6 +56,8 @@ export const dryBackend: BackendSpec = {
   observe: async (cells, ctx) => {
     const { DryBackend } = await import("./dry.js");
     const b = new DryBackend(ctx.stateRoot);
-    for (const c of cells) for (const m of c.members) m.alive = c.place === "cells" && m.command !== undefined && b.isAlive({ cell: c.name, spawnId: m.spawnId });
+    for (const c of cells)
+      for (const m of c.members)
+        m.alive = c.place === "cells" && m.command !== undefined && b.isAlive({ cell: c.name, spawnId: m.spawnId });
   },
 };

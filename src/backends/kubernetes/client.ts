@@ -46,10 +46,17 @@ export class KubeClient {
       else kc.loadFromDefault();
       if (t.context) kc.setCurrentContext(t.context);
     } catch (err) {
-      throw new LazarusError("KUBECONFIG", `cannot load the kubeconfig ${t.kubeconfig ?? "(default)"}${t.context ? ` context ${t.context}` : ""}: ${errorMessage(err)}`);
+      throw new LazarusError(
+        "KUBECONFIG",
+        `cannot load the kubeconfig ${t.kubeconfig ?? "(default)"}${t.context ? ` context ${t.context}` : ""}: ${errorMessage(err)}`,
+      );
     }
     const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new LazarusError("KUBECONFIG", `the kubeconfig ${t.kubeconfig ?? "(default)"} names no cluster${t.context ? ` for context ${t.context}` : ""}`);
+    if (!cluster)
+      throw new LazarusError(
+        "KUBECONFIG",
+        `the kubeconfig ${t.kubeconfig ?? "(default)"} names no cluster${t.context ? ` for context ${t.context}` : ""}`,
+      );
     return new KubeClient(k.KubernetesObjectApi.makeApiClient(kc), cluster.server);
   }
 
@@ -64,7 +71,9 @@ export class KubeClient {
       status = undefined;
     }
     const code = statusOf(err) ?? status?.code;
-    const msg = secret ? `HTTP ${code ?? "?"}${status?.reason ? ` ${status.reason}` : ""} (the server's message is not shown: it may quote the Secret)` : (status?.message ?? (typeof body === "string" && body ? body.slice(0, 500) : errorMessage(err)));
+    const msg = secret
+      ? `HTTP ${code ?? "?"}${status?.reason ? ` ${status.reason}` : ""} (the server's message is not shown: it may quote the Secret)`
+      : (status?.message ?? (typeof body === "string" && body ? body.slice(0, 500) : errorMessage(err)));
     throw new LazarusError("KUBERNETES_FAILED", `${what} on ${this.server}: ${msg}`);
   }
 
@@ -79,9 +88,22 @@ export class KubeClient {
   }
 
   // Delete one object; gone already is fine. graceSeconds: the pod's termination grace period.
-  async delete(apiVersion: string, kind: string, namespace: string, name: string, graceSeconds?: number): Promise<void> {
+  async delete(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    name: string,
+    graceSeconds?: number,
+  ): Promise<void> {
     try {
-      await this.api.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, graceSeconds, undefined, "Background");
+      await this.api.delete(
+        { apiVersion, kind, metadata: { name, namespace } },
+        undefined,
+        undefined,
+        graceSeconds,
+        undefined,
+        "Background",
+      );
     } catch (err) {
       if (statusOf(err) === 404) return;
       this.fail(`cannot delete ${kind} ${namespace}/${name}`, err);
@@ -90,7 +112,16 @@ export class KubeClient {
 
   async list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<K8sObject[]> {
     try {
-      const r = await this.api.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+      const r = await this.api.list(
+        apiVersion,
+        kind,
+        namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        labelSelector,
+      );
       return (r.items ?? []) as unknown as K8sObject[];
     } catch (err) {
       // A kind the cluster does not serve (the Sandbox CRD is not installed) has no objects.
@@ -105,10 +136,18 @@ export class KubeClient {
 }
 
 interface RawPod {
-  metadata?: { name?: string; labels?: Record<string, string>; deletionTimestamp?: string | Date; creationTimestamp?: string | Date };
+  metadata?: {
+    name?: string;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string | Date;
+    creationTimestamp?: string | Date;
+  };
   status?: {
     phase?: string;
-    containerStatuses?: { name?: string; state?: { terminated?: { exitCode?: number; reason?: string; finishedAt?: string | Date } } }[];
+    containerStatuses?: {
+      name?: string;
+      state?: { terminated?: { exitCode?: number; reason?: string; finishedAt?: string | Date } };
+    }[];
   };
 }
 
@@ -125,7 +164,15 @@ export function podState(o: unknown): PodState {
     phase: p.status?.phase ?? "Pending",
     deleting: p.metadata?.deletionTimestamp !== undefined,
     ...(createdAt !== undefined ? { createdAt } : {}),
-    ...(term && typeof term.exitCode === "number" ? { exit: { code: term.exitCode, at: ms(term.finishedAt) ?? Date.now(), ...(term.reason === "OOMKilled" ? { oom: true } : {}) } } : {}),
+    ...(term && typeof term.exitCode === "number"
+      ? {
+          exit: {
+            code: term.exitCode,
+            at: ms(term.finishedAt) ?? Date.now(),
+            ...(term.reason === "OOMKilled" ? { oom: true } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -8,7 +8,9 @@ import type { RenderCell } from "./render.js";
 
 export function desiredRenderCell(d: DesiredCell, values?: Record<string, string>): RenderCell {
   if (!d.kubernetes) throw new LazarusError("BUG", `cell ${d.name} has no spec.kubernetes`);
-  const sources = Object.fromEntries(Object.entries(d.credentials).map(([n, s]) => [n, "env" in s ? `env:${s.env}` : `file:${s.file}`]));
+  const sources = Object.fromEntries(
+    Object.entries(d.credentials).map(([n, s]) => [n, "env" in s ? `env:${s.env}` : `file:${s.file}`]),
+  );
   return {
     name: d.name,
     network: d.network,
@@ -16,6 +18,13 @@ export function desiredRenderCell(d: DesiredCell, values?: Record<string, string
     kubernetes: d.kubernetes,
     deadlineSeconds: Math.ceil(d.ttlMs / 1000),
     credentials: values ? { values } : { sources },
-    members: d.members.map((m) => ({ identity: m.identity, home: m.home, role: m.role, ...(m.command ? { command: m.command } : {}), env: m.env, resources: m.resources })),
+    members: d.members.map((m) => ({
+      identity: m.identity,
+      home: m.home,
+      role: m.role,
+      ...(m.command ? { command: m.command } : {}),
+      env: m.env,
+      resources: m.resources,
+    })),
   };
 }

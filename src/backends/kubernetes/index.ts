@@ -12,19 +12,57 @@ function validate(cell: DesiredCell, at: At): Diagnostic[] {
   const err = (p: (string | number)[], field: string, message: string, hint: string): void => {
     out.push({ severity: "error", ...at(p), field, message, hint });
   };
-  if (!cell.kubernetes) err(["spec", "backend"], "spec.kubernetes", "backend kubernetes needs spec.kubernetes", "add kubernetes: {namespace: agents, image: registry.example/agent:1} (see docs/kubernetes.md)");
-  if (cell.checkpoint.schedule !== undefined) err(["spec", "checkpoint", "schedule"], "spec.checkpoint.schedule", "checkpoints of a kubernetes cell are not supported yet", "remove the schedule (docs/kubernetes.md says what is missing)");
-  if (cell.restoreFrom !== undefined) err(["spec", "restoreFrom"], "spec.restoreFrom", "restoring a kubernetes cell from a checkpoint is not supported yet", "remove restoreFrom");
+  if (!cell.kubernetes)
+    err(
+      ["spec", "backend"],
+      "spec.kubernetes",
+      "backend kubernetes needs spec.kubernetes",
+      "add kubernetes: {namespace: agents, image: registry.example/agent:1} (see docs/kubernetes.md)",
+    );
+  if (cell.checkpoint.schedule !== undefined)
+    err(
+      ["spec", "checkpoint", "schedule"],
+      "spec.checkpoint.schedule",
+      "checkpoints of a kubernetes cell are not supported yet",
+      "remove the schedule (docs/kubernetes.md says what is missing)",
+    );
+  if (cell.restoreFrom !== undefined)
+    err(
+      ["spec", "restoreFrom"],
+      "spec.restoreFrom",
+      "restoring a kubernetes cell from a checkpoint is not supported yet",
+      "remove restoreFrom",
+    );
   cell.members.forEach((m, i) => {
-    if (m.heartbeatMs !== undefined) err(["spec", "members", i, "heartbeat"], `spec.members[${i}].heartbeat`, "heartbeats of kubernetes members are not supported yet (the heartbeat file is on the cell's volume, not read by Lazarus)", "remove heartbeat; the pod's phase says whether the member runs");
+    if (m.heartbeatMs !== undefined)
+      err(
+        ["spec", "members", i, "heartbeat"],
+        `spec.members[${i}].heartbeat`,
+        "heartbeats of kubernetes members are not supported yet (the heartbeat file is on the cell's volume, not read by Lazarus)",
+        "remove heartbeat; the pod's phase says whether the member runs",
+      );
   });
-  if (cell.python) err(["spec", "runtime", "python"], "spec.runtime.python", "spec.runtime.python is for local backends; a kubernetes cell's runtime is its image", "remove spec.runtime and put the packages in the image");
+  if (cell.python)
+    err(
+      ["spec", "runtime", "python"],
+      "spec.runtime.python",
+      "spec.runtime.python is for local backends; a kubernetes cell's runtime is its image",
+      "remove spec.runtime and put the packages in the image",
+    );
   return out;
 }
 
 function stray(cell: DesiredCell, at: At): Diagnostic[] {
   if (!cell.kubernetes) return [];
-  return [{ severity: "error", ...at(["spec", "kubernetes"]), field: "spec.kubernetes", message: `spec.kubernetes is only read by backend kubernetes (this cell has backend ${cell.backend})`, hint: "set backend: kubernetes, or remove spec.kubernetes" }];
+  return [
+    {
+      severity: "error",
+      ...at(["spec", "kubernetes"]),
+      field: "spec.kubernetes",
+      message: `spec.kubernetes is only read by backend kubernetes (this cell has backend ${cell.backend})`,
+      hint: "set backend: kubernetes, or remove spec.kubernetes",
+    },
+  ];
 }
 
 export const kubernetesBackend: BackendSpec = {
@@ -48,14 +86,30 @@ export const kubernetesBackend: BackendSpec = {
   stray,
   // Its Secret, volume claim and NetworkPolicy are made again when these change.
   where: {
-    cell: (rec) => ({ host: rec.kubernetes?.context ?? null, namespace: rec.kubernetes?.namespace ?? null, image: rec.kubernetes?.image ?? null }),
+    cell: (rec) => ({
+      host: rec.kubernetes?.context ?? null,
+      namespace: rec.kubernetes?.namespace ?? null,
+      image: rec.kubernetes?.image ?? null,
+    }),
     member: (_rec, m) => (m.handle ? { pod: m.handle } : undefined),
-    text: (w) => [w.namespace ? `namespace ${w.namespace}` : "", w.image ? `image ${w.image}` : ""].filter(Boolean).join(", "),
+    text: (w) =>
+      [w.namespace ? `namespace ${w.namespace}` : "", w.image ? `image ${w.image}` : ""].filter(Boolean).join(", "),
   },
   verify: {
-    checks: () => [{ invariant: "I1", check: "probe in the member's pod", ok: false, detail: "not probed: lazarus verify does not run its probe in a cluster's pods yet (isolation there is the RuntimeClass's and the NetworkPolicy's; see docs/kubernetes.md)" }],
+    checks: () => [
+      {
+        invariant: "I1",
+        check: "probe in the member's pod",
+        ok: false,
+        detail:
+          "not probed: lazarus verify does not run its probe in a cluster's pods yet (isolation there is the RuntimeClass's and the NetworkPolicy's; see docs/kubernetes.md)",
+      },
+    ],
   },
-  render: { what: "the Kubernetes objects (Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member)", objects: (d, values) => renderCell(desiredRenderCell(d, values)) },
+  render: {
+    what: "the Kubernetes objects (Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member)",
+    objects: (d, values) => renderCell(desiredRenderCell(d, values)),
+  },
   live: async () => {
     const { KubernetesBackend } = await import("./kubernetes.js");
     return () => new KubernetesBackend();

@@ -14,7 +14,18 @@ import { LazarusError } from "../../util/errors.js";
 import { CAPS, readUntrustedJson } from "../../util/safe-fs.js";
 import type { Backend, MemberRef, SessionSpawn, StartSpec, Started } from "../backend.js";
 import { clientFor, type PodState } from "./client.js";
-import { LABEL_CELL, LABEL_MEMBER, LABEL_SPAWN, LABEL_UID, SANDBOX_API, cellObjects, labelValue, workload, type RenderCell, type RenderMember } from "./render.js";
+import {
+  LABEL_CELL,
+  LABEL_MEMBER,
+  LABEL_SPAWN,
+  LABEL_UID,
+  SANDBOX_API,
+  cellObjects,
+  labelValue,
+  workload,
+  type RenderCell,
+  type RenderMember,
+} from "./render.js";
 
 // What the last refresh read, per cell incarnation (record uid): its pods.
 const seen = new Map<string, { cell: string; pods: PodState[] }>();
@@ -73,7 +84,15 @@ export function renderRecord(rec: CellRecord, credentials: Record<string, string
   };
 }
 
-const toRenderMember = (m: MemberRecord, spawnId?: string): RenderMember => ({ identity: m.identity, home: m.home, role: m.role, ...(m.command ? { command: m.command } : {}), env: m.env, resources: m.resources ?? {}, ...(spawnId ? { spawnId } : {}) });
+const toRenderMember = (m: MemberRecord, spawnId?: string): RenderMember => ({
+  identity: m.identity,
+  home: m.home,
+  role: m.role,
+  ...(m.command ? { command: m.command } : {}),
+  env: m.env,
+  resources: m.resources ?? {},
+  ...(spawnId ? { spawnId } : {}),
+});
 
 export class KubernetesBackend implements Backend {
   readonly name = "kubernetes";
@@ -84,7 +103,11 @@ export class KubernetesBackend implements Backend {
     // The manifest apply wrote (never an empty stand-in: that would blank the cluster's Secret).
     const file = cellPaths(cellDir).credentials;
     const manifest = await readUntrustedJson<{ credentials?: Record<string, string> }>(file, CAPS.record, cellDir);
-    if (!manifest?.credentials) throw new LazarusError("CREDENTIALS_MISSING", `cell ${rec.name}: no credentials manifest at ${file} to fill its Secret from (it is written when the cell is created or its credentials change)`);
+    if (!manifest?.credentials)
+      throw new LazarusError(
+        "CREDENTIALS_MISSING",
+        `cell ${rec.name}: no credentials manifest at ${file} to fill its Secret from (it is written when the cell is created or its credentials change)`,
+      );
     const c = await clientFor(target(k));
     for (const o of cellObjects(renderRecord(rec, manifest.credentials))) await c.apply(o);
   }
@@ -119,7 +142,12 @@ export class KubernetesBackend implements Backend {
 
   // Delete the member's workloads (all of them but keep), gracefully: the kubelet sends SIGTERM,
   // then SIGKILL after the grace period.
-  private async deleteMember(rec: CellRecord, m: Pick<MemberRecord, "home">, graceSeconds: number, keep?: string): Promise<void> {
+  private async deleteMember(
+    rec: CellRecord,
+    m: Pick<MemberRecord, "home">,
+    graceSeconds: number,
+    keep?: string,
+  ): Promise<void> {
     const k = specOf(rec);
     const c = await clientFor(target(k));
     const selector = `${uidSelector(rec)},${LABEL_MEMBER}=${labelValue(m.home)}`;
@@ -145,7 +173,10 @@ export class KubernetesBackend implements Backend {
   }
 
   async restore(rec: CellRecord): Promise<void> {
-    throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: restoring a kubernetes cell from a checkpoint is not supported yet (docs/kubernetes.md)`);
+    throw new LazarusError(
+      "NOT_SUPPORTED",
+      `cell ${rec.name}: restoring a kubernetes cell from a checkpoint is not supported yet (docs/kubernetes.md)`,
+    );
   }
 
   // The cell's local dirs only (the tree on the claim is the cluster's).
@@ -154,15 +185,24 @@ export class KubernetesBackend implements Backend {
   }
 
   async freeze(rec: CellRecord): Promise<void> {
-    throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: checkpoints of a kubernetes cell are not supported yet (docs/kubernetes.md)`);
+    throw new LazarusError(
+      "NOT_SUPPORTED",
+      `cell ${rec.name}: checkpoints of a kubernetes cell are not supported yet (docs/kubernetes.md)`,
+    );
   }
 
   // Delete every workload of the cell incarnation; none is left to report by pid.
   async stopCell(rec: CellRecord): Promise<number[]> {
     const k = specOf(rec);
     const c = await clientFor(target(k));
-    for (const [apiVersion, kind] of k.workload === "sandbox" ? [[SANDBOX_API, "Sandbox"], ["v1", "Pod"]] : [["v1", "Pod"]]) {
-      for (const o of await c.list(apiVersion as string, kind as string, k.namespace, uidSelector(rec))) await c.delete(apiVersion as string, kind as string, k.namespace, o.metadata.name);
+    for (const [apiVersion, kind] of k.workload === "sandbox"
+      ? [
+          [SANDBOX_API, "Sandbox"],
+          ["v1", "Pod"],
+        ]
+      : [["v1", "Pod"]]) {
+      for (const o of await c.list(apiVersion as string, kind as string, k.namespace, uidSelector(rec)))
+        await c.delete(apiVersion as string, kind as string, k.namespace, o.metadata.name);
     }
     seen.delete(rec.uid);
     return [];
@@ -173,13 +213,21 @@ export class KubernetesBackend implements Backend {
   async releaseCell(rec: CellRecord): Promise<void> {
     const k = specOf(rec);
     const c = await clientFor(target(k));
-    for (const [apiVersion, kind] of [["v1", "Secret"], ["v1", "PersistentVolumeClaim"], ["networking.k8s.io/v1", "NetworkPolicy"]] as const) {
-      for (const o of await c.list(apiVersion, kind, k.namespace, uidSelector(rec))) await c.delete(apiVersion, kind, k.namespace, o.metadata.name);
+    for (const [apiVersion, kind] of [
+      ["v1", "Secret"],
+      ["v1", "PersistentVolumeClaim"],
+      ["networking.k8s.io/v1", "NetworkPolicy"],
+    ] as const) {
+      for (const o of await c.list(apiVersion, kind, k.namespace, uidSelector(rec)))
+        await c.delete(apiVersion, kind, k.namespace, o.metadata.name);
     }
   }
 
   // `kubectl exec` into the member's pod is the way in for now: Lazarus does not open sessions there.
   async session(rec: CellRecord): Promise<SessionSpawn> {
-    throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: shell and exec are not supported on the kubernetes backend yet; use kubectl exec into the member's pod (docs/kubernetes.md)`);
+    throw new LazarusError(
+      "NOT_SUPPORTED",
+      `cell ${rec.name}: shell and exec are not supported on the kubernetes backend yet; use kubectl exec into the member's pod (docs/kubernetes.md)`,
+    );
   }
 }

@@ -9,9 +9,18 @@ type ClusterView = { view(m: MemberRecord): { alive: boolean; exit?: ObservedMem
 
 function clusterMember(m: ObservedMember, r: ClusterView): ObservedMember {
   if (!m.command) return { ...m, alive: false };
-  if ("problem" in r) return { ...m, alive: m.status === "running" || m.status === "starting", ignored: [`cluster not read (${r.problem}); the member is taken as recorded`] };
+  if ("problem" in r)
+    return {
+      ...m,
+      alive: m.status === "running" || m.status === "starting",
+      ignored: [`cluster not read (${r.problem}); the member is taken as recorded`],
+    };
   const v = r.view(m);
-  return { ...m, alive: v.alive, ...(v.exit && (m.status === "running" || m.status === "starting") ? { exit: v.exit } : {}) };
+  return {
+    ...m,
+    alive: v.alive,
+    ...(v.exit && (m.status === "running" || m.status === "starting") ? { exit: v.exit } : {}),
+  };
 }
 
 // Live cells only: a closed cell's pods are gone (its members stay as recorded, not alive).

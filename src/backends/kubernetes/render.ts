@@ -19,7 +19,11 @@ export const CONTAINER = "member";
 export const SANDBOX_API = "agents.x-k8s.io/v1beta1";
 const CREDENTIALS_KEY = "credentials.json";
 
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+} & Record<string, unknown>;
 
 export interface RenderMember {
   identity: string;
@@ -49,7 +53,12 @@ const hash = (s: string, n = 6): string => createHash("sha256").update(s).digest
 
 // A DNS label (RFC 1123) of at most max characters made from text; a hash keeps cut names apart.
 export function dnsLabel(text: string, max = 63): string {
-  const clean = text.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-+/g, "-").replace(/^-+|-+$/g, "") || "x";
+  const clean =
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/-+/g, "-")
+      .replace(/^-+|-+$/g, "") || "x";
   if (clean === text && clean.length <= max) return clean;
   const suffix = hash(text);
   return `${clean.slice(0, max - suffix.length - 1).replace(/-+$/, "")}-${suffix}`;
@@ -64,7 +73,8 @@ export function labelValue(text: string): string {
 // cell never takes over (or scrubs) the claim of the one before it; rendered from config (no
 // incarnation yet) they are <cell>-credentials, <cell>-tree, <cell>-network.
 type CellId = { name: string; uid?: string | undefined };
-const cellBase = (c: CellId, room: number): string => (c.uid ? `${c.name.slice(0, room - 7)}-${hash(c.uid)}` : c.name.slice(0, room));
+const cellBase = (c: CellId, room: number): string =>
+  c.uid ? `${c.name.slice(0, room - 7)}-${hash(c.uid)}` : c.name.slice(0, room);
 export const secretName = (c: CellId): string => `${cellBase(c, 51)}-credentials`;
 export const claimName = (c: CellId): string => `${cellBase(c, 58)}-tree`;
 export const policyName = (c: CellId): string => `${cellBase(c, 55)}-network`;
@@ -76,7 +86,11 @@ export function workloadName(cell: string, home: string, spawnId?: string): stri
 }
 
 function cellLabels(c: RenderCell): Record<string, string> {
-  return { "app.kubernetes.io/managed-by": FIELD_MANAGER, [LABEL_CELL]: c.name, ...(c.uid ? { [LABEL_UID]: labelValue(c.uid) } : {}) };
+  return {
+    "app.kubernetes.io/managed-by": FIELD_MANAGER,
+    [LABEL_CELL]: c.name,
+    ...(c.uid ? { [LABEL_UID]: labelValue(c.uid) } : {}),
+  };
 }
 
 // Memory in bytes as a quantity; cpu in millicores.
@@ -87,16 +101,33 @@ export function quantities(r: Resources): Record<string, string> | undefined {
   return Object.keys(q).length ? q : undefined;
 }
 
-const sorted = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+const sorted = <T>(o: Record<string, T>): Record<string, T> =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 function secret(c: RenderCell): K8sObject {
   const k = c.kubernetes;
-  const base: K8sObject = { apiVersion: "v1", kind: "Secret", metadata: { name: secretName(c), namespace: k.namespace, labels: cellLabels(c) }, type: "Opaque" };
+  const base: K8sObject = {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: secretName(c), namespace: k.namespace, labels: cellLabels(c) },
+    type: "Opaque",
+  };
   if ("values" in c.credentials) {
-    return { ...base, stringData: { [CREDENTIALS_KEY]: JSON.stringify({ formatVersion: 1, cell: c.name, credentials: sorted(c.credentials.values) }) } };
+    return {
+      ...base,
+      stringData: {
+        [CREDENTIALS_KEY]: JSON.stringify({
+          formatVersion: 1,
+          cell: c.name,
+          credentials: sorted(c.credentials.values),
+        }),
+      },
+    };
   }
   // Without --show-secrets: no data at all, only the names and sources of the credentials.
-  const list = Object.entries(sorted(c.credentials.sources)).map(([n, s]) => `${n}=${s}`).join(",");
+  const list = Object.entries(sorted(c.credentials.sources))
+    .map(([n, s]) => `${n}=${s}`)
+    .join(",");
   return { ...base, metadata: { ...base.metadata, annotations: { [ANNOTATION_CREDENTIALS]: list || "(none)" } } };
 }
 
@@ -106,7 +137,11 @@ function claim(c: RenderCell): K8sObject {
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",
     metadata: { name: claimName(c), namespace: k.namespace, labels: cellLabels(c) },
-    spec: { accessModes: [k.accessMode], ...(k.storageClass ? { storageClassName: k.storageClass } : {}), resources: { requests: { storage: k.storage } } },
+    spec: {
+      accessModes: [k.accessMode],
+      ...(k.storageClass ? { storageClassName: k.storageClass } : {}),
+      resources: { requests: { storage: k.storage } },
+    },
   };
 }
 
@@ -117,16 +152,35 @@ function networkPolicy(c: RenderCell): K8sObject {
   const egress =
     c.network === "host"
       ? [{}]
-      : k.egress.map((e) => ({ to: [{ ipBlock: { cidr: e.cidr } }], ...(e.ports ? { ports: e.ports.map((port) => ({ protocol: "TCP", port })) } : {}) }));
+      : k.egress.map((e) => ({
+          to: [{ ipBlock: { cidr: e.cidr } }],
+          ...(e.ports ? { ports: e.ports.map((port) => ({ protocol: "TCP", port })) } : {}),
+        }));
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: { name: policyName(c), namespace: k.namespace, labels: cellLabels(c), ...(c.network === "egress" ? { annotations: { [ANNOTATION_EGRESS]: (c.egress ?? []).join(",") } } : {}) },
-    spec: { podSelector: { matchLabels: { [LABEL_CELL]: c.name } }, policyTypes: ["Ingress", "Egress"], ingress: [], egress },
+    metadata: {
+      name: policyName(c),
+      namespace: k.namespace,
+      labels: cellLabels(c),
+      ...(c.network === "egress" ? { annotations: { [ANNOTATION_EGRESS]: (c.egress ?? []).join(",") } } : {}),
+    },
+    spec: {
+      podSelector: { matchLabels: { [LABEL_CELL]: c.name } },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      egress,
+    },
   };
 }
 
-const SECURITY = { allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } };
+const SECURITY = {
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ["ALL"] },
+};
 
 function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
   const k = c.kubernetes;
@@ -144,8 +198,22 @@ function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
     TMPDIR: "/tmp",
   };
   const volumeMounts = [
-    { name: "tree", mountPath: `${CELL_ROOT}/project`, subPath: "project", ...(mounts.project === "ro" ? { readOnly: true } : {}) },
-    ...(mounts.shared !== "none" ? [{ name: "tree", mountPath: `${CELL_ROOT}/shared`, subPath: "shared", ...(mounts.shared === "ro" ? { readOnly: true } : {}) }] : []),
+    {
+      name: "tree",
+      mountPath: `${CELL_ROOT}/project`,
+      subPath: "project",
+      ...(mounts.project === "ro" ? { readOnly: true } : {}),
+    },
+    ...(mounts.shared !== "none"
+      ? [
+          {
+            name: "tree",
+            mountPath: `${CELL_ROOT}/shared`,
+            subPath: "shared",
+            ...(mounts.shared === "ro" ? { readOnly: true } : {}),
+          },
+        ]
+      : []),
     { name: "tree", mountPath: home, subPath: `home/${m.home}` },
     ...(mounts.credentials ? [{ name: "credentials", mountPath: `${RUN_DIR}/secrets`, readOnly: true }] : []),
     { name: "tmp", mountPath: "/tmp" },
@@ -178,19 +246,41 @@ function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     hostname: dnsLabel(c.name),
-    securityContext: { runAsNonRoot: true, runAsUser: k.runAsUser, runAsGroup: k.runAsUser, fsGroup: k.runAsUser, seccompProfile: { type: "RuntimeDefault" } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: k.runAsUser,
+      runAsGroup: k.runAsUser,
+      fsGroup: k.runAsUser,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
     initContainers: [layout],
     containers: [container],
     volumes: [
       { name: "tree", persistentVolumeClaim: { claimName: claimName(c) } },
-      ...(mounts.credentials ? [{ name: "credentials", secret: { secretName: secretName(c), defaultMode: 0o440, items: [{ key: CREDENTIALS_KEY, path: CREDENTIALS_KEY }] } }] : []),
+      ...(mounts.credentials
+        ? [
+            {
+              name: "credentials",
+              secret: {
+                secretName: secretName(c),
+                defaultMode: 0o440,
+                items: [{ key: CREDENTIALS_KEY, path: CREDENTIALS_KEY }],
+              },
+            },
+          ]
+        : []),
       { name: "tmp", emptyDir: {} },
     ],
   };
 }
 
 function memberLabels(c: RenderCell, m: RenderMember): Record<string, string> {
-  return { ...cellLabels(c), [LABEL_MEMBER]: labelValue(m.home), [LABEL_ROLE]: m.role, ...(m.spawnId ? { [LABEL_SPAWN]: labelValue(m.spawnId) } : {}) };
+  return {
+    ...cellLabels(c),
+    [LABEL_MEMBER]: labelValue(m.home),
+    [LABEL_ROLE]: m.role,
+    ...(m.spawnId ? { [LABEL_SPAWN]: labelValue(m.spawnId) } : {}),
+  };
 }
 
 export function workload(c: RenderCell, m: RenderMember): K8sObject {
@@ -210,13 +300,23 @@ export function workload(c: RenderCell, m: RenderMember): K8sObject {
       },
     };
   }
-  return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: k.namespace, labels, annotations }, spec: podSpec(c, m) };
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: k.namespace, labels, annotations },
+    spec: podSpec(c, m),
+  };
 }
 
 // Every object of the cell in a stable order: Secret, PersistentVolumeClaim, NetworkPolicy, then
 // one workload per member with a command, in the order the members are declared.
 export function renderCell(c: RenderCell): K8sObject[] {
-  return [secret(c), claim(c), networkPolicy(c), ...c.members.filter((m) => m.command?.length).map((m) => workload(c, m))];
+  return [
+    secret(c),
+    claim(c),
+    networkPolicy(c),
+    ...c.members.filter((m) => m.command?.length).map((m) => workload(c, m)),
+  ];
 }
 
 // The objects the cell holds apart from its members (made when it is prepared, deleted at scrub).

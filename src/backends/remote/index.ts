@@ -9,26 +9,70 @@ import { remoteDiagnostics } from "./hosts.js";
 
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
   const out: Diagnostic[] = [];
-  if (cell.python) out.push({ severity: "error", ...at(["spec", "runtime", "python"]), field: "spec.runtime.python", message: "backend remote cannot build a Python venv on the remote host", hint: "install what members need on the remote host, or use backend: process or sandbox" });
-  if (!cell.remote) out.push({ severity: "error", ...at(["spec", "backend"]), field: "spec.remote", message: "backend remote needs spec.remote", hint: "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)" });
+  if (cell.python)
+    out.push({
+      severity: "error",
+      ...at(["spec", "runtime", "python"]),
+      field: "spec.runtime.python",
+      message: "backend remote cannot build a Python venv on the remote host",
+      hint: "install what members need on the remote host, or use backend: process or sandbox",
+    });
+  if (!cell.remote)
+    out.push({
+      severity: "error",
+      ...at(["spec", "backend"]),
+      field: "spec.remote",
+      message: "backend remote needs spec.remote",
+      hint: "add remote: {host: H, identityFile: /path/key, knownHosts: /path/known_hosts}, or remote: {name: X} naming a host of the hosts file (LAZARUS_REMOTE_HOSTS)",
+    });
   return [...out, ...unenforcedLimits(cell, at)];
 }
 
 function stray(cell: DesiredCell, at: At): Diagnostic[] {
   if (!cell.remote) return [];
-  return [{ severity: "error", ...at(["spec", "remote"]), field: "spec.remote", message: `spec.remote is for backend remote (this cell's backend is ${cell.backend})`, hint: "set backend: remote, or remove spec.remote" }];
+  return [
+    {
+      severity: "error",
+      ...at(["spec", "remote"]),
+      field: "spec.remote",
+      message: `spec.remote is for backend remote (this cell's backend is ${cell.backend})`,
+      hint: "set backend: remote, or remove spec.remote",
+    },
+  ];
 }
 
 // What the remote backend does and does not guarantee (its members are not probed).
 function checks(): Check[] {
-  const no = (invariant: Invariant, check: string, why: string): Check => ({ invariant, check, ok: false, detail: `not enforced by backend remote: ${why}` });
+  const no = (invariant: Invariant, check: string, why: string): Check => ({
+    invariant,
+    check,
+    ok: false,
+    detail: `not enforced by backend remote: ${why}`,
+  });
   return [
-    no("I1", "filesystem containment", "members run as the SSH user on their host and can read and write whatever it can"),
-    { invariant: "I2", check: "member environment from an allowlist", ok: true, detail: "members start with env -i and the allowlisted variables only" },
-    no("I2", "credential isolation", "other cells' credential manifests on that host are readable by the same SSH user"),
+    no(
+      "I1",
+      "filesystem containment",
+      "members run as the SSH user on their host and can read and write whatever it can",
+    ),
+    {
+      invariant: "I2",
+      check: "member environment from an allowlist",
+      ok: true,
+      detail: "members start with env -i and the allowlisted variables only",
+    },
+    no(
+      "I2",
+      "credential isolation",
+      "other cells' credential manifests on that host are readable by the same SSH user",
+    ),
     no("I3", "process boundary", "members see and can signal every process of the SSH user"),
     no("I4", "network segmentation", "members use the remote host's network"),
-    no("I5", "no residue after scrub", "processes that leave the member's process group survive close; files outside the cell's tree stay"),
+    no(
+      "I5",
+      "no residue after scrub",
+      "processes that leave the member's process group survive close; files outside the cell's tree stay",
+    ),
   ];
 }
 

@@ -8,7 +8,11 @@ import { Unreachable, describe, hostKey, run, ssh } from "./ssh.js";
 
 const EXIT_RE = /^\s*(-?\d{1,3})\s*$/;
 
-export async function observeRemote(stateRoot: string, cells: ObservedCell[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function observeRemote(
+  stateRoot: string,
+  cells: ObservedCell[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const groups = new Map<string, ObservedCell[]>();
   for (const c of cells) {
     const t = c.record?.remote;
@@ -31,14 +35,22 @@ export async function observeRemote(stateRoot: string, cells: ObservedCell[], en
         if (c.place !== "cells" || !c.record) continue;
         c.members.forEach((m, i) => {
           if (!m.command) return;
-          args.push(c.record?.name ?? c.name, c.record?.uid ?? "-", m.home, m.pid !== undefined ? String(m.pid) : "-", m.startTime !== undefined ? String(m.startTime) : "-", m.spawnId ?? "-");
+          args.push(
+            c.record?.name ?? c.name,
+            c.record?.uid ?? "-",
+            m.home,
+            m.pid !== undefined ? String(m.pid) : "-",
+            m.startTime !== undefined ? String(m.startTime) : "-",
+            m.spawnId ?? "-",
+          );
           slots.push({ cell: c, i });
         });
       }
       let out: string;
       try {
         const r = await run(ssh(stateRoot, target, env), OBSERVE, args, { timeoutMs: 60_000 });
-        if (r.code !== 0 || !/^end$/m.test(r.stdout)) throw new Unreachable(target, r.stderr.trim() || `the observe script exited ${r.code}`);
+        if (r.code !== 0 || !/^end$/m.test(r.stdout))
+          throw new Unreachable(target, r.stderr.trim() || `the observe script exited ${r.code}`);
         out = r.stdout;
       } catch (err) {
         const why = err instanceof Unreachable ? err.reason : errorMessage(err);
@@ -59,7 +71,8 @@ export async function observeRemote(stateRoot: string, cells: ObservedCell[], en
         if (!m.alive && (m.status === "running" || m.status === "starting") && exitAt !== undefined) {
           const p = EXIT_RE.exec(text);
           if (p) m.exit = { code: Number.parseInt(p[1] as string, 10), at: exitAt };
-          else (m.ignored ??= []).push(`exit file logs/${m.home}.exit on ${describe(target)} holds no exit code; ignored`);
+          else
+            (m.ignored ??= []).push(`exit file logs/${m.home}.exit on ${describe(target)} holds no exit code; ignored`);
         }
         if (m.heartbeatMs && hbAt !== undefined) m.heartbeatAt = hbAt;
       }

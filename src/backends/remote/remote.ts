@@ -11,9 +11,31 @@ import path from "node:path";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { RemoteTarget } from "../../config/types.js";
 import { LazarusError } from "../../util/errors.js";
-import { memberRef, type Backend, type MemberRef, type SessionSpawn, type StartSpec, type Started, type TarSource } from "../backend.js";
+import {
+  memberRef,
+  type Backend,
+  type MemberRef,
+  type SessionSpawn,
+  type StartSpec,
+  type Started,
+  type TarSource,
+} from "../backend.js";
 import { memberEnv } from "../env.js";
-import { FIND, LAYOUT, LOGS, PORTFOLIO, PROBE, RECEIVE, RESTORE_SWAP, SCRUB, SIGNAL, SIZE, START, STOP, TAR } from "./scripts.js";
+import {
+  FIND,
+  LAYOUT,
+  LOGS,
+  PORTFOLIO,
+  PROBE,
+  RECEIVE,
+  RESTORE_SWAP,
+  SCRUB,
+  SIGNAL,
+  SIZE,
+  START,
+  STOP,
+  TAR,
+} from "./scripts.js";
 import { Unreachable, describe, remoteCommand, run, runSync, ssh, type Ssh } from "./ssh.js";
 import { writeFileAtomic } from "../../util/fsx.js";
 import { rawTar, verifyCheckpoint } from "../../checkpoints/checkpoint.js";
@@ -25,7 +47,8 @@ const LOG_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.log(\.[0-9]{1,3})?$/;
 
 // The same wrapper as the process backend's: the exit code to LAZARUS_EXIT_FILE (its mtime is the
 // exit time), SIGHUP left to the command.
-const WRAPPER = 'trap ":" HUP; "$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
+const WRAPPER =
+  'trap ":" HUP; "$@"; code=$?; echo "$code" > "$LAZARUS_EXIT_FILE.tmp" && mv -f "$LAZARUS_EXIT_FILE.tmp" "$LAZARUS_EXIT_FILE"; exit "$code"';
 
 export class RemoteBackend implements Backend {
   readonly name = "remote";
@@ -61,10 +84,19 @@ export class RemoteBackend implements Backend {
   async prepareCell(rec: CellRecord, cellDir: string): Promise<void> {
     this.remember(rec);
     const creds = await readFile(cellPaths(cellDir).credentials).catch(() => undefined);
-    const r = await run(this.conn(rec), LAYOUT, [...this.cellArgs(rec), creds ? "1" : "0", ...rec.members.map((m) => m.home)], creds ? { input: creds } : {});
+    const r = await run(
+      this.conn(rec),
+      LAYOUT,
+      [...this.cellArgs(rec), creds ? "1" : "0", ...rec.members.map((m) => m.home)],
+      creds ? { input: creds } : {},
+    );
     const dir = r.stdout.trim().split("\n").pop() ?? "";
     if (r.code === 0 && dir.startsWith("/")) rec.remoteDir = dir;
-    else throw new LazarusError("REMOTE_FAILED", `cannot lay out cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    else
+      throw new LazarusError(
+        "REMOTE_FAILED",
+        `cannot lay out cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      );
   }
 
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
@@ -72,7 +104,8 @@ export class RemoteBackend implements Backend {
     const t = this.target(rec);
     // The member's paths are the remote host's (absolute: prepareCell recorded the tree's).
     const rdir = rec.remoteDir;
-    if (!rdir) throw new LazarusError("BUG", `remote cell ${rec.name} has no remote dir recorded (prepareCell was not run)`);
+    if (!rdir)
+      throw new LazarusError("BUG", `remote cell ${rec.name} has no remote dir recorded (prepareCell was not run)`);
     const home = `${rdir}/home/${spec.homeName}`;
     const env = memberEnv(
       {
@@ -89,10 +122,25 @@ export class RemoteBackend implements Backend {
     const credentials = await readFile(spec.credentialsFile).catch(() => Buffer.from("{}\n"));
     const portfolio = spec.portfolioFile ? (await readFile(spec.portfolioFile, "utf8").catch(() => "")).trim() : "";
     const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    const args = [...this.cellArgs(rec), spec.homeName, spec.spawnId, portfolio, ...assignments, "/bin/sh", "-c", WRAPPER, "lazarus-member", ...spec.command];
+    const args = [
+      ...this.cellArgs(rec),
+      spec.homeName,
+      spec.spawnId,
+      portfolio,
+      ...assignments,
+      "/bin/sh",
+      "-c",
+      WRAPPER,
+      "lazarus-member",
+      ...spec.command,
+    ];
     const r = await run(this.conn(rec), START, args, { input: credentials });
     const m = /^started (\d+) (\d+|-)$/m.exec(r.stdout);
-    if (r.code !== 0 || !m) throw new LazarusError("SPAWN_FAILED", `cannot start ${spec.identity} in cell ${spec.cell} on ${describe(t)}: ${r.stderr.trim() || `exit ${r.code}`} (command ${JSON.stringify(spec.command)})`);
+    if (r.code !== 0 || !m)
+      throw new LazarusError(
+        "SPAWN_FAILED",
+        `cannot start ${spec.identity} in cell ${spec.cell} on ${describe(t)}: ${r.stderr.trim() || `exit ${r.code}`} (command ${JSON.stringify(spec.command)})`,
+      );
     return { pid: Number(m[1]), startTime: m[2] === "-" ? undefined : Number(m[2]) };
   }
 
@@ -118,7 +166,9 @@ export class RemoteBackend implements Backend {
     if (known) return known;
     for (const place of ["cells", "graveyard"]) {
       try {
-        const rec = JSON.parse(readFileSync(cellPaths(path.join(this.stateRoot, place, cell)).record, "utf8")) as CellRecord;
+        const rec = JSON.parse(
+          readFileSync(cellPaths(path.join(this.stateRoot, place, cell)).record, "utf8"),
+        ) as CellRecord;
         if (rec.backend === "remote" && rec.remote) return { ...rec, name: cell };
       } catch {
         // not there
@@ -145,9 +195,22 @@ export class RemoteBackend implements Backend {
     if (m.pid) refs.push(memberRef(rec.name, m));
     for (const ref of refs) {
       if (!ref.pid || ref.startTime === undefined || !ref.spawnId) continue;
-      const r = await run(this.conn(rec), STOP, [String(ref.pid), String(ref.startTime), ref.spawnId, rec.name, String(timeoutMs)], { timeoutMs: timeoutMs + 120_000 });
-      if (r.code === 4) throw new LazarusError("STOP_FAILED", `process group ${ref.pid} of cell ${rec.name} on ${describe(this.target(rec))} survived SIGKILL`);
-      if (r.code !== 0) throw new LazarusError("STOP_FAILED", `cannot stop ${m.identity} of cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+      const r = await run(
+        this.conn(rec),
+        STOP,
+        [String(ref.pid), String(ref.startTime), ref.spawnId, rec.name, String(timeoutMs)],
+        { timeoutMs: timeoutMs + 120_000 },
+      );
+      if (r.code === 4)
+        throw new LazarusError(
+          "STOP_FAILED",
+          `process group ${ref.pid} of cell ${rec.name} on ${describe(this.target(rec))} survived SIGKILL`,
+        );
+      if (r.code !== 0)
+        throw new LazarusError(
+          "STOP_FAILED",
+          `cannot stop ${m.identity} of cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+        );
     }
   }
 
@@ -171,10 +234,16 @@ export class RemoteBackend implements Backend {
   // SIGSTOP/SIGCONT each member's group on the remote host (one call).
   async freeze(rec: CellRecord, frozen: boolean): Promise<void> {
     this.remember(rec);
-    const members = rec.members.filter((m) => m.pid && m.startTime !== undefined && m.spawnId).flatMap((m) => [String(m.pid), String(m.startTime), m.spawnId as string, rec.name]);
+    const members = rec.members
+      .filter((m) => m.pid && m.startTime !== undefined && m.spawnId)
+      .flatMap((m) => [String(m.pid), String(m.startTime), m.spawnId as string, rec.name]);
     if (members.length === 0) return;
     const r = await run(this.conn(rec), SIGNAL, [frozen ? "STOP" : "CONT", ...members]);
-    if (r.code !== 0) throw new LazarusError("FREEZE_FAILED", `cannot ${frozen ? "freeze" : "thaw"} cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw new LazarusError(
+        "FREEZE_FAILED",
+        `cannot ${frozen ? "freeze" : "thaw"} cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim()}`,
+      );
   }
 
   // The members' groups are all Lazarus tracks (as with the process backend).
@@ -188,7 +257,11 @@ export class RemoteBackend implements Backend {
   async collectLogs(rec: CellRecord, logsDir: string): Promise<void> {
     const r = await run(this.conn(rec), LOGS, [...this.cellArgs(rec), String(LOG_CAP)], { timeoutMs: 600_000 });
     const lines = r.stdout.split("\n");
-    if (r.code !== 0 || !lines.includes("lazarus-logs-end")) throw new LazarusError("REMOTE_FAILED", `cannot copy the logs of cell ${rec.name} from ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    if (r.code !== 0 || !lines.includes("lazarus-logs-end"))
+      throw new LazarusError(
+        "REMOTE_FAILED",
+        `cannot copy the logs of cell ${rec.name} from ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      );
     await mkdir(logsDir, { recursive: true, mode: 0o700 });
     for (let i = 0; i + 1 < lines.length && lines[i] !== "lazarus-logs-end"; i += 2) {
       const name = lines[i] as string;
@@ -200,7 +273,11 @@ export class RemoteBackend implements Backend {
   // The cell is scrubbed: its tree on the remote host goes.
   async releaseCell(rec: CellRecord): Promise<void> {
     const r = await run(this.conn(rec), SCRUB, this.cellArgs(rec));
-    if (r.code !== 0) throw new LazarusError("REMOTE_FAILED", `cannot remove cell ${rec.name} from ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    if (r.code !== 0)
+      throw new LazarusError(
+        "REMOTE_FAILED",
+        `cannot remove cell ${rec.name} from ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      );
   }
 
   // The tar of the cell's dirs as the remote host makes it, for a checkpoint taken here: the
@@ -212,15 +289,39 @@ export class RemoteBackend implements Backend {
       size: async (walked, maxBytes) => {
         const r = await run(c, SIZE, [...this.cellArgs(rec), String(maxBytes), ...walked], { timeoutMs: 600_000 });
         const m = /^(over|size) (\d+) (\d+)$/m.exec(r.stdout);
-        if (r.code !== 0 || !m) throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${rec.name}: cannot measure its tree on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
-        return { over: m[1] === "over", bytes: Number(m[2]), ...(Number(m[3]) > 0 ? { largest: { path: "", size: Number(m[3]) } } : {}) };
+        if (r.code !== 0 || !m)
+          throw new LazarusError(
+            "CHECKPOINT_FAILED",
+            `checkpoint of cell ${rec.name}: cannot measure its tree on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+          );
+        return {
+          over: m[1] === "over",
+          bytes: Number(m[2]),
+          ...(Number(m[3]) > 0 ? { largest: { path: "", size: Number(m[3]) } } : {}),
+        };
       },
       file: c.bin,
-      args: [...c.base, "-o", "ControlMaster=no", "-T", "--", c.target.host, remoteCommand(TAR, [...this.cellArgs(rec), ...dirs])],
+      args: [
+        ...c.base,
+        "-o",
+        "ControlMaster=no",
+        "-T",
+        "--",
+        c.target.host,
+        remoteCommand(TAR, [...this.cellArgs(rec), ...dirs]),
+      ],
       check: (stderr, sha256) => {
         const m = /lazarus-sha256 ([0-9a-f]{64})/.exec(stderr);
-        if (!m) throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${rec.name}: ${describe(this.target(rec))} reported no sha256 of its tar`);
-        if (m[1] !== sha256) throw new LazarusError("CHECKPOINT_FAILED", `checkpoint of cell ${rec.name}: the tar copied from ${describe(this.target(rec))} does not match its sha256 there`);
+        if (!m)
+          throw new LazarusError(
+            "CHECKPOINT_FAILED",
+            `checkpoint of cell ${rec.name}: ${describe(this.target(rec))} reported no sha256 of its tar`,
+          );
+        if (m[1] !== sha256)
+          throw new LazarusError(
+            "CHECKPOINT_FAILED",
+            `checkpoint of cell ${rec.name}: the tar copied from ${describe(this.target(rec))} does not match its sha256 there`,
+          );
       },
     };
   }
@@ -234,10 +335,21 @@ export class RemoteBackend implements Backend {
     const { tar, sha256 } = await rawTar(file, manifest.compression);
     const c = this.conn(rec);
     const r = await run(c, RECEIVE, [...this.cellArgs(rec), sha256, ...dirs], { input: tar, timeoutMs: 600_000 });
-    if (r.code !== 0) throw new LazarusError("RESTORE_FAILED", `cannot restore ${path.basename(file)} into cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`);
-    const lines = manifest.files.filter((f) => dirs.some((d) => f.path.startsWith(`${d}/`)) && !/[\n\\]/.test(f.path)).map((f) => `${f.sha256}  ${f.path}\n`).join("");
+    if (r.code !== 0)
+      throw new LazarusError(
+        "RESTORE_FAILED",
+        `cannot restore ${path.basename(file)} into cell ${rec.name} on ${describe(this.target(rec))}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      );
+    const lines = manifest.files
+      .filter((f) => dirs.some((d) => f.path.startsWith(`${d}/`)) && !/[\n\\]/.test(f.path))
+      .map((f) => `${f.sha256}  ${f.path}\n`)
+      .join("");
     const s = await run(c, RESTORE_SWAP, [...this.cellArgs(rec), ...dirs], { input: lines, timeoutMs: 600_000 });
-    if (s.code !== 0) throw new LazarusError("RESTORE_MISMATCH", `restore of ${path.basename(file)} into cell ${rec.name} on ${describe(this.target(rec))}: ${s.stderr.trim() || `exit ${s.code}`}`);
+    if (s.code !== 0)
+      throw new LazarusError(
+        "RESTORE_MISMATCH",
+        `restore of ${path.basename(file)} into cell ${rec.name} on ${describe(this.target(rec))}: ${s.stderr.trim() || `exit ${s.code}`}`,
+      );
   }
 
   async clear(): Promise<void> {
@@ -247,12 +359,16 @@ export class RemoteBackend implements Backend {
   // Whether the host answers (status, tests).
   async probe(rec: CellRecord): Promise<void> {
     const r = await run(this.conn(rec), PROBE, []);
-    if (!r.stdout.includes("lazarus-remote ok")) throw new Unreachable(this.target(rec), r.stderr.trim() || "unexpected answer");
+    if (!r.stdout.includes("lazarus-remote ok"))
+      throw new Unreachable(this.target(rec), r.stderr.trim() || "unexpected answer");
   }
 
   // Shell and exec on a remote cell are not opened by Lazarus yet: ssh to the host as its user.
   async session(rec: CellRecord): Promise<SessionSpawn> {
-    throw new LazarusError("NOT_SUPPORTED", `cell ${rec.name}: shell and exec are not supported on the remote backend yet; ssh to ${rec.remote?.host ?? "its host"} (docs/backends.md)`);
+    throw new LazarusError(
+      "NOT_SUPPORTED",
+      `cell ${rec.name}: shell and exec are not supported on the remote backend yet; ssh to ${rec.remote?.host ?? "its host"} (docs/backends.md)`,
+    );
   }
 }
 

@@ -25,16 +25,28 @@ export function remoteCommand(script: string, args: readonly string[]): string {
 
 // The line of ssh's complaint that says what happened (its banners and warnings left out).
 export function sshReason(stderr: string): string {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) => l && !/^@+/.test(l) && !/^@/.test(l));
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return "host key verification failed: the host presents a key other than the one pinned in known_hosts (refused)";
-  if (lines.some((l) => /Host key verification failed/.test(l))) return "host key verification failed: the host's key is not in known_hosts (refused)";
-  const telling = lines.find((l) => /Connection refused|Permission denied|timed out|No route to host|Could not resolve|Connection closed|Connection reset|not accessible|No such file/.test(l));
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !/^@+/.test(l) && !/^@/.test(l));
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr))
+    return "host key verification failed: the host presents a key other than the one pinned in known_hosts (refused)";
+  if (lines.some((l) => /Host key verification failed/.test(l)))
+    return "host key verification failed: the host's key is not in known_hosts (refused)";
+  const telling = lines.find((l) =>
+    /Connection refused|Permission denied|timed out|No route to host|Could not resolve|Connection closed|Connection reset|not accessible|No such file/.test(
+      l,
+    ),
+  );
   return telling ?? lines[lines.length - 1] ?? "ssh failed";
 }
 
 export class Unreachable extends LazarusError {
   readonly reason: string;
-  constructor(readonly target: RemoteTarget, stderr: string) {
+  constructor(
+    readonly target: RemoteTarget,
+    stderr: string,
+  ) {
     const reason = sshReason(stderr);
     super("REMOTE_UNREACHABLE", `host ${describe(target)} is unreachable: ${reason}`);
     this.reason = reason;
@@ -56,7 +68,11 @@ export function hostKey(t: RemoteTarget): string {
 function controlPath(stateRoot: string, t: RemoteTarget): string {
   const h = createHash("sha256").update(hostKey(t)).digest("hex").slice(0, 16);
   let dir = path.join(stateRoot, "ssh");
-  if (dir.length + 18 > 100) dir = path.join(os.tmpdir(), `lazarus-ssh-${process.getuid?.() ?? 0}-${createHash("sha256").update(stateRoot).digest("hex").slice(0, 10)}`);
+  if (dir.length + 18 > 100)
+    dir = path.join(
+      os.tmpdir(),
+      `lazarus-ssh-${process.getuid?.() ?? 0}-${createHash("sha256").update(stateRoot).digest("hex").slice(0, 10)}`,
+    );
   privateDir(dir);
   return path.join(dir, h);
 }
@@ -68,7 +84,10 @@ export function privateDir(dir: string): void {
   const st = lstatSync(dir);
   const uid = process.getuid?.() ?? 0;
   const refuse = (why: string): never => {
-    throw new LazarusError("REMOTE_CONTROL_DIR", `the directory of the ssh control sockets ${dir} ${why}: another user could read or replace the sockets; remove it (or give the state dir a shorter path, so the sockets live in it)`);
+    throw new LazarusError(
+      "REMOTE_CONTROL_DIR",
+      `the directory of the ssh control sockets ${dir} ${why}: another user could read or replace the sockets; remove it (or give the state dir a shorter path, so the sockets live in it)`,
+    );
   };
   if (st.isSymbolicLink()) refuse("is a symbolic link");
   if (!st.isDirectory()) refuse("is not a directory");
@@ -85,27 +104,49 @@ export interface Ssh {
 
 export function ssh(stateRoot: string, target: RemoteTarget, env: NodeJS.ProcessEnv = process.env): Ssh {
   const bin = sshBinary(env);
-  if (!bin) throw new LazarusError("REMOTE_NO_SSH", "backend remote needs the OpenSSH client (ssh) and this host has none on PATH; install openssh-client");
+  if (!bin)
+    throw new LazarusError(
+      "REMOTE_NO_SSH",
+      "backend remote needs the OpenSSH client (ssh) and this host has none on PATH; install openssh-client",
+    );
   const control = controlPath(stateRoot, target);
   const base = [
-    "-F", "/dev/null", // no user or system config can loosen what follows
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${target.knownHosts}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "CheckHostIP=no",
-    "-o", "UpdateHostKeys=no",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "IdentityAgent=none",
-    "-o", "PasswordAuthentication=no",
-    "-o", "KbdInteractiveAuthentication=no",
-    "-o", "ConnectTimeout=10",
-    "-o", "ServerAliveInterval=5",
-    "-o", "ServerAliveCountMax=3",
-    "-o", "LogLevel=ERROR",
-    "-i", target.identityFile,
-    "-p", String(target.port),
-    "-o", `ControlPath=${control}`,
+    "-F",
+    "/dev/null", // no user or system config can loosen what follows
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${target.knownHosts}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "UpdateHostKeys=no",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "IdentityAgent=none",
+    "-o",
+    "PasswordAuthentication=no",
+    "-o",
+    "KbdInteractiveAuthentication=no",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "ServerAliveInterval=5",
+    "-o",
+    "ServerAliveCountMax=3",
+    "-o",
+    "LogLevel=ERROR",
+    "-i",
+    target.identityFile,
+    "-p",
+    String(target.port),
+    "-o",
+    `ControlPath=${control}`,
     ...(target.user ? ["-l", target.user] : []),
   ];
   return { target, bin, control, base };
@@ -129,14 +170,21 @@ export function ensureMaster(s: Ssh): Promise<void> {
 // `-M` on an existing socket would not fail but run as a plain, never-ending connection. Whoever
 // finds the lock taken goes without a master (its calls connect directly, still pinned).
 async function openMaster(s: Ssh): Promise<void> {
-  const check = await execa(s.bin, [...s.base, "-O", "check", "--", s.target.host], { reject: false, stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+  const check = await execa(s.bin, [...s.base, "-O", "check", "--", s.target.host], {
+    reject: false,
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+    timeout: 30_000,
+  });
   if (check.exitCode === 0) return;
   const lock = `${s.control}.lock`;
   try {
     mkdirSync(lock, { mode: 0o700 });
   } catch {
     try {
-      if (Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { recursive: true, force: true }); // a crashed opener's
+      // a crashed opener's
+      if (Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { recursive: true, force: true });
     } catch {
       // gone meanwhile
     }
@@ -146,13 +194,17 @@ async function openMaster(s: Ssh): Promise<void> {
     rmSync(s.control, { force: true }); // a dead master's socket
     const errFile = `${s.control}.err`;
     rmSync(errFile, { force: true });
-    const r = await execa(s.bin, [...s.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", "--", s.target.host], {
-      reject: false,
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: { file: errFile },
-      timeout: 60_000,
-    });
+    const r = await execa(
+      s.bin,
+      [...s.base, "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", "--", s.target.host],
+      {
+        reject: false,
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: { file: errFile },
+        timeout: 60_000,
+      },
+    );
     if (r.exitCode !== 0) {
       let why = "";
       try {
@@ -178,15 +230,28 @@ export interface RunResult {
 
 // Run script on the remote host with args (quoted); input on its stdin. Throws Unreachable when
 // the host cannot be reached or refuses (a changed host key among others).
-export async function run(s: Ssh, script: string, args: readonly string[], opts: { input?: string | Buffer; inputFile?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export async function run(
+  s: Ssh,
+  script: string,
+  args: readonly string[],
+  opts: { input?: string | Buffer; inputFile?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   await ensureMaster(s);
-  const r = await execa(s.bin, [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)], {
-    reject: false,
-    ...(opts.input !== undefined ? { input: opts.input } : opts.inputFile ? { inputFile: opts.inputFile } : { stdin: "ignore" as const }),
-    timeout: opts.timeoutMs ?? 120_000,
-    encoding: "utf8",
-    stripFinalNewline: false,
-  });
+  const r = await execa(
+    s.bin,
+    [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)],
+    {
+      reject: false,
+      ...(opts.input !== undefined
+        ? { input: opts.input }
+        : opts.inputFile
+          ? { inputFile: opts.inputFile }
+          : { stdin: "ignore" as const }),
+      timeout: opts.timeoutMs ?? 120_000,
+      encoding: "utf8",
+      stripFinalNewline: false,
+    },
+  );
   const code = r.exitCode ?? -1;
   if (code === SSH_FAILED || r.timedOut) {
     masters.delete(s.control);
@@ -196,15 +261,36 @@ export async function run(s: Ssh, script: string, args: readonly string[], opts:
 }
 
 // The same, synchronously (for the contract's synchronous isAlive and find).
-export function runSync(s: Ssh, script: string, args: readonly string[], timeoutMs = 60_000, input?: string): RunResult {
-  const r = spawnSync(s.bin, [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)], { ...(input !== undefined ? { input } : { stdio: ["ignore", "pipe", "pipe"] as const }), encoding: "utf8", timeout: timeoutMs });
+export function runSync(
+  s: Ssh,
+  script: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+  input?: string,
+): RunResult {
+  const r = spawnSync(
+    s.bin,
+    [...s.base, "-o", "ControlMaster=no", "-T", "--", s.target.host, remoteCommand(script, args)],
+    {
+      ...(input !== undefined ? { input } : { stdio: ["ignore", "pipe", "pipe"] as const }),
+      encoding: "utf8",
+      timeout: timeoutMs,
+    },
+  );
   const code = r.status ?? -1;
-  if (code === SSH_FAILED || r.error || r.signal) throw new Unreachable(s.target, (r.stderr ?? "").trim() || (r.error ? String(r.error.message) : "ssh failed"));
+  if (code === SSH_FAILED || r.error || r.signal)
+    throw new Unreachable(s.target, (r.stderr ?? "").trim() || (r.error ? String(r.error.message) : "ssh failed"));
   return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
 // Close the host's master connection (tests, and a scrubbed host's last cell).
 export async function closeMaster(s: Ssh): Promise<void> {
   masters.delete(s.control);
-  await execa(s.bin, [...s.base, "-O", "exit", "--", s.target.host], { reject: false, stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+  await execa(s.bin, [...s.base, "-O", "exit", "--", s.target.host], {
+    reject: false,
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+    timeout: 30_000,
+  });
 }

@@ -14,10 +14,34 @@ export const CONFIG_INSIDE = `${RUN_DIR}/config`; // where the config-dir files 
 // /etc files a member may see: name resolution, locales, certificates, dynamic linking. Never
 // shadow, gshadow, ssh keys, sudoers or tool configs that may hold tokens (npmrc, gitconfig).
 export const ETC_ALLOW = [
-  "passwd", "group", "hosts", "hostname", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf",
-  "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "alternatives", "ssl",
-  "ca-certificates", "ca-certificates.conf", "mime.types", "protocols", "services", "os-release",
-  "debian_version", "profile", "bash.bashrc", "inputrc", "environment", "magic", "locale.alias",
+  "passwd",
+  "group",
+  "hosts",
+  "hostname",
+  "resolv.conf",
+  "nsswitch.conf",
+  "host.conf",
+  "gai.conf",
+  "ld.so.cache",
+  "ld.so.conf",
+  "ld.so.conf.d",
+  "localtime",
+  "timezone",
+  "alternatives",
+  "ssl",
+  "ca-certificates",
+  "ca-certificates.conf",
+  "mime.types",
+  "protocols",
+  "services",
+  "os-release",
+  "debian_version",
+  "profile",
+  "bash.bashrc",
+  "inputrc",
+  "environment",
+  "magic",
+  "locale.alias",
 ] as const;
 
 // Top-level system paths: a symlink on usr-merged hosts, a directory elsewhere.
@@ -32,7 +56,8 @@ export interface SandboxView {
   role: Role;
   home: string; // the member's home directory name
   hostRoot: HostRoot; // /bin, /lib, ... as on this host
-  extraBinds: { src: string; dest: string; dir: boolean }[]; // read-only: the operator's binds, files of the config dir the command names
+  // read-only: the operator's binds, files of the config dir the command names
+  extraBinds: { src: string; dest: string; dir: boolean }[];
   portfolioDir?: string; // host dir with portfolio.json, shown read-only at ~/.lazarus
   credentialsDir?: string; // host dir with credentials.json, shown read-only at /run/lazarus/secrets
   configFilesDir?: string; // host dir with copies of the config-dir files the command names, read-only at CONFIG_INSIDE
@@ -62,10 +87,18 @@ export const sandboxHome = (home: string): string => path.posix.join(CELL_ROOT, 
 export function bwrapArgs(v: SandboxView): string[] {
   // --disable-userns (bubblewrap 0.8.0): no user namespace of its own for the member (where it
   // would hold every capability, the door to most kernel attack surface).
-  const a: string[] = ["--unshare-user", "--disable-userns", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"];
+  const a: string[] = [
+    "--unshare-user",
+    "--disable-userns",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+  ];
   if (v.network === "none") a.push("--unshare-net");
   a.push("--die-with-parent", "--new-session", "--hostname", v.hostname, "--clearenv");
-  for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) a.push("--setenv", k, val);
+  for (const [k, val] of Object.entries(v.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+    a.push("--setenv", k, val);
   a.push("--ro-bind", "/usr", "/usr");
   for (const [name, kind] of Object.entries(v.hostRoot).sort()) {
     if (kind === "dir") a.push("--ro-bind", `/${name}`, `/${name}`);
@@ -74,12 +107,28 @@ export function bwrapArgs(v: SandboxView): string[] {
   if (v.etcDir) a.push("--ro-bind", v.etcDir, "/etc");
   else for (const f of ETC_ALLOW) a.push("--ro-bind-try", `/etc/${f}`, `/etc/${f}`);
   const size = String(v.tmpfsBytes);
-  a.push("--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm", "--dir", "/run");
+  a.push(
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--size",
+    size,
+    "--tmpfs",
+    "/tmp",
+    "--size",
+    size,
+    "--tmpfs",
+    "/dev/shm",
+    "--dir",
+    "/run",
+  );
   const mounts = roleMounts(v.role);
   const host = (rel: string): string => path.join(v.cellDir, rel);
   a.push("--dir", CELL_ROOT);
   a.push(mounts.project === "rw" ? "--bind" : "--ro-bind", host("project"), `${CELL_ROOT}/project`);
-  if (mounts.shared !== "none") a.push(mounts.shared === "rw" ? "--bind" : "--ro-bind", host("shared"), `${CELL_ROOT}/shared`);
+  if (mounts.shared !== "none")
+    a.push(mounts.shared === "rw" ? "--bind" : "--ro-bind", host("shared"), `${CELL_ROOT}/shared`);
   const home = sandboxHome(v.home);
   a.push("--bind", host(path.join("home", v.home)), home);
   if (v.portfolioDir) a.push("--ro-bind", v.portfolioDir, `${home}/.lazarus`);
@@ -93,7 +142,17 @@ export function bwrapArgs(v: SandboxView): string[] {
 
 // setpriv's arguments: the cell's uid and gid, no supplementary groups, no capabilities at all.
 export function setprivArgs(uid: number, gid: number): string[] {
-  return ["--reuid", String(uid), "--regid", String(gid), "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
+  return [
+    "--reuid",
+    String(uid),
+    "--regid",
+    String(gid),
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+    "--",
+  ];
 }
 
 // Lazarus's own host dirs for sandboxes (world-traversable, as /run is): the /etc view and the
@@ -109,7 +168,10 @@ export interface StageMount {
 
 // The view with every host path the cell's uid cannot reach re-rooted under STAGE (the cell dir
 // as one bind), and the mounts to make in a private mount namespace before bwrap runs.
-export function stageView(v: SandboxView, reachable: (p: string) => boolean): { view: SandboxView; mounts: StageMount[] } {
+export function stageView(
+  v: SandboxView,
+  reachable: (p: string) => boolean,
+): { view: SandboxView; mounts: StageMount[] } {
   const mounts: StageMount[] = [];
   const stage = (src: string, dir: boolean): string => {
     if (reachable(src)) return src;
@@ -119,8 +181,13 @@ export function stageView(v: SandboxView, reachable: (p: string) => boolean): { 
   };
   const cellDir = stage(v.cellDir, true);
   // a dir inside the cell goes with the staged cell dir; any other is staged on its own
-  const place = (p: string): string => (p.startsWith(`${v.cellDir}/`) ? `${cellDir}${p.slice(v.cellDir.length)}` : stage(p, true));
-  const view: SandboxView = { ...v, cellDir, extraBinds: v.extraBinds.map((b) => ({ ...b, src: stage(b.src, b.dir) })) };
+  const place = (p: string): string =>
+    p.startsWith(`${v.cellDir}/`) ? `${cellDir}${p.slice(v.cellDir.length)}` : stage(p, true);
+  const view: SandboxView = {
+    ...v,
+    cellDir,
+    extraBinds: v.extraBinds.map((b) => ({ ...b, src: stage(b.src, b.dir) })),
+  };
   if (v.etcDir) view.etcDir = stage(v.etcDir, true);
   if (v.portfolioDir) view.portfolioDir = place(v.portfolioDir);
   if (v.credentialsDir) view.credentialsDir = place(v.credentialsDir);
@@ -130,7 +197,8 @@ export function stageView(v: SandboxView, reachable: (p: string) => boolean): { 
 
 // Bind-mounts each "SRC AT" pair onto $LAZARUS_STAGE/AT (with what is mounted under SRC: a cell's
 // disk image binds), then becomes the rest of its arguments.
-export const STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --rbind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
+export const STAGE_SCRIPT =
+  'while [ "$1" != "--" ]; do mount --rbind "$1" "$LAZARUS_STAGE/$2" || exit 126; shift 2; done; shift; exec "$@"';
 
 // Mounts a tmpfs on $LAZARUS_STAGE/<first argument>, bind-mounts each "SRC NAME" pair into it as
 // NAME, then becomes the rest of its arguments: a directory of the cell's own dirs only, which the
@@ -139,7 +207,7 @@ export const LAYOUT_STAGE_SCRIPT = [
   't="$LAZARUS_STAGE/$1"; shift',
   'mount -t tmpfs -o mode=0755,size=64k lazarus-stage "$t" || exit 126',
   'while [ "$1" != "--" ]; do mkdir "$t/$2" && mount --rbind "$1" "$t/$2" || exit 126; shift 2; done',
-  'shift',
+  "shift",
   'exec "$@"',
 ].join("\n");
 
@@ -167,13 +235,30 @@ export interface Tools {
 // Staging (only when some path is out of the uid's reach), then the cell's uid, then bubblewrap.
 function chain(v: SandboxView, tools: Tools, reachable: (p: string) => boolean): string[] {
   const staged = stageView(v, reachable);
-  return [...stagePrefix(staged.mounts, tools.unshare), tools.setpriv, ...setprivArgs(v.uid, v.gid), tools.bwrap, ...bwrapArgs(staged.view)];
+  return [
+    ...stagePrefix(staged.mounts, tools.unshare),
+    tools.setpriv,
+    ...setprivArgs(v.uid, v.gid),
+    tools.bwrap,
+    ...bwrapArgs(staged.view),
+  ];
 }
 
 // unshare and the stage script, or nothing when there is nothing to stage.
 export function stagePrefix(mounts: StageMount[], unshare: string): string[] {
   if (mounts.length === 0) return [];
-  return [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", STAGE_SCRIPT, "lazarus-stage", ...mounts.flatMap((m) => [m.src, m.at]), "--"];
+  return [
+    unshare,
+    "--mount",
+    "--propagation",
+    "private",
+    "/bin/sh",
+    "-c",
+    STAGE_SCRIPT,
+    "lazarus-stage",
+    ...mounts.flatMap((m) => [m.src, m.at]),
+    "--",
+  ];
 }
 
 // The whole argv for spawn("/bin/sh", ...) that starts a supervised member.

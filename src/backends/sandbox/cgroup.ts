@@ -16,7 +16,9 @@ const CGROUP2_MAGIC = 0x63677270;
 const V1 = ["memory", "pids", "cpu", "freezer"] as const;
 type V1Controller = (typeof V1)[number];
 
-export type CgroupMode = { kind: "v2"; root: string; controllers: Set<string> } | { kind: "v1"; roots: Partial<Record<V1Controller, string>>; unified?: string };
+export type CgroupMode =
+  | { kind: "v2"; root: string; controllers: Set<string> }
+  | { kind: "v1"; roots: Partial<Record<V1Controller, string>>; unified?: string };
 
 function isCgroup2(dir: string): boolean {
   try {
@@ -36,10 +38,18 @@ function readControllers(dir: string): Set<string> {
 
 // What this host offers. LAZARUS_CGROUP_MODE=v1|v2 forces one (v2 uses /sys/fs/cgroup or, on a
 // hybrid host, /sys/fs/cgroup/unified, with whatever controllers it has).
-export function detectCgroups(base = "/sys/fs/cgroup", force = process.env.LAZARUS_CGROUP_MODE): CgroupMode | undefined {
-  const v2root = isCgroup2(base) ? base : isCgroup2(path.join(base, "unified")) ? path.join(base, "unified") : undefined;
+export function detectCgroups(
+  base = "/sys/fs/cgroup",
+  force = process.env.LAZARUS_CGROUP_MODE,
+): CgroupMode | undefined {
+  const v2root = isCgroup2(base)
+    ? base
+    : isCgroup2(path.join(base, "unified"))
+      ? path.join(base, "unified")
+      : undefined;
   const roots: Partial<Record<V1Controller, string>> = {};
-  for (const c of V1) if (existsSync(path.join(base, c, "cgroup.procs")) && !isCgroup2(path.join(base, c))) roots[c] = path.join(base, c);
+  for (const c of V1)
+    if (existsSync(path.join(base, c, "cgroup.procs")) && !isCgroup2(path.join(base, c))) roots[c] = path.join(base, c);
   const v2 = v2root ? { kind: "v2" as const, root: v2root, controllers: readControllers(v2root) } : undefined;
   if (force === "v2") return v2;
   if (force === "v1") return Object.keys(roots).length ? { kind: "v1", roots } : undefined;
@@ -78,7 +88,8 @@ export class Cgroup {
   }
 
   private dir(c: V1Controller): string | undefined {
-    if (this.mode.kind === "v2") return c === "freezer" || this.mode.controllers.has(c) ? path.join(this.mode.root, this.rel) : undefined;
+    if (this.mode.kind === "v2")
+      return c === "freezer" || this.mode.controllers.has(c) ? path.join(this.mode.root, this.rel) : undefined;
     const r = this.mode.roots[c];
     return r ? path.join(r, this.rel) : undefined;
   }
@@ -87,7 +98,9 @@ export class Cgroup {
   create(): void {
     try {
       if (this.mode.kind === "v2") {
-        const wanted = ["memory", "pids", "cpu"].filter((c) => (this.mode as { controllers: Set<string> }).controllers.has(c));
+        const wanted = ["memory", "pids", "cpu"].filter((c) =>
+          (this.mode as { controllers: Set<string> }).controllers.has(c),
+        );
         let dir = this.mode.root;
         for (const part of this.rel.split("/")) {
           if (wanted.length) {
@@ -102,7 +115,11 @@ export class Cgroup {
         }
       } else for (const d of this.dirs()) mkdirSync(d, { recursive: true });
     } catch (err) {
-      throw new LazarusError("CGROUP_FAILED", `cannot create cgroup ${this.rel}: ${errorMessage(err)}; Lazarus needs to run as root to use backend sandbox`, { cause: err });
+      throw new LazarusError(
+        "CGROUP_FAILED",
+        `cannot create cgroup ${this.rel}: ${errorMessage(err)}; Lazarus needs to run as root to use backend sandbox`,
+        { cause: err },
+      );
     }
   }
 
@@ -162,13 +179,18 @@ export class Cgroup {
       for (const l of text.split("\n")) if (l) out.add(Number(l));
       let entries: string[] = [];
       try {
-        entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+        entries = readdirSync(dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name);
       } catch {
         return;
       }
       for (const e of entries) visit(path.join(dir, e));
     };
-    const first = this.mode.kind === "v2" ? path.join(this.mode.root, this.rel) : (this.dir("pids") ?? this.dir("freezer") ?? this.dirs()[0]);
+    const first =
+      this.mode.kind === "v2"
+        ? path.join(this.mode.root, this.rel)
+        : (this.dir("pids") ?? this.dir("freezer") ?? this.dirs()[0]);
     if (first) visit(first);
     return [...out].filter((pid) => !isZombie(pid));
   }
@@ -240,7 +262,9 @@ export class Cgroup {
       const rmTree = (dir: string): void => {
         let subs: string[] = [];
         try {
-          subs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+          subs = readdirSync(dir, { withFileTypes: true })
+            .filter((e) => e.isDirectory())
+            .map((e) => e.name);
         } catch {
           return;
         }

@@ -7,7 +7,8 @@ import { STAGE, type HostRoot, type Tools } from "./argv.js";
 import { which } from "../../util/which.js";
 
 // A host tool: the PATH first, then the usual places of system tools.
-const tool = (cmd: string): string | undefined => which(cmd, process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
+const tool = (cmd: string): string | undefined =>
+  which(cmd, process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]);
 
 export interface SandboxHost {
   tools?: Tools; // present when nothing is missing
@@ -57,17 +58,49 @@ export function sandboxHost(): SandboxHost {
   if (!unshare) problems.push("unshare is not installed (apt-get install util-linux)");
   if (!mount) problems.push("mount is not installed (apt-get install mount)");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to start members as per-cell uids");
-  if (readNumber("/proc/sys/user/max_user_namespaces") === 0) problems.push("user namespaces are disabled (sysctl user.max_user_namespaces=0); raise it");
-  if (readNumber("/proc/sys/kernel/unprivileged_userns_clone") === 0) problems.push("unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=1)");
+  if (readNumber("/proc/sys/user/max_user_namespaces") === 0)
+    problems.push("user namespaces are disabled (sysctl user.max_user_namespaces=0); raise it");
+  if (readNumber("/proc/sys/kernel/unprivileged_userns_clone") === 0)
+    problems.push("unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=1)");
   const cgroups = detectCgroups();
-  if (!cgroups) problems.push("no cgroup filesystem under /sys/fs/cgroup; mount cgroup2 or the v1 memory, pids, cpu and freezer controllers");
+  if (!cgroups)
+    problems.push(
+      "no cgroup filesystem under /sys/fs/cgroup; mount cgroup2 or the v1 memory, pids, cpu and freezer controllers",
+    );
   if (problems.length === 0 && bwrap && setpriv) {
     try {
-      execFileSync(setpriv, ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--no-new-privs", "--", bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "--", "/bin/true"], { stdio: "pipe", timeout: 10_000 });
+      execFileSync(
+        setpriv,
+        [
+          "--reuid",
+          "65534",
+          "--regid",
+          "65534",
+          "--clear-groups",
+          "--no-new-privs",
+          "--",
+          bwrap,
+          "--unshare-all",
+          "--unshare-user",
+          "--disable-userns",
+          "--ro-bind",
+          "/",
+          "/",
+          "--",
+          "/bin/true",
+        ],
+        { stdio: "pipe", timeout: 10_000 },
+      );
     } catch (err) {
       const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
-      if (/Unknown option --disable-userns/.test(stderr)) problems.push(`bubblewrap is too old here (${stderr}): members run with --disable-userns, which needs bubblewrap 0.8.0 or later`);
-      else problems.push(`bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`);
+      if (/Unknown option --disable-userns/.test(stderr))
+        problems.push(
+          `bubblewrap is too old here (${stderr}): members run with --disable-userns, which needs bubblewrap 0.8.0 or later`,
+        );
+      else
+        problems.push(
+          `bubblewrap cannot create namespaces as an unprivileged user here (${stderr || "failed"}); enable unprivileged user namespaces`,
+        );
     }
   }
   if (problems.length === 0) {
@@ -78,6 +111,13 @@ export function sandboxHost(): SandboxHost {
     }
   }
   const tools = problems.length === 0 && bwrap && setpriv && unshare ? { bwrap, setpriv, unshare } : undefined;
-  cached = { ...(tools ? { tools } : {}), ...(bwrap ? { bwrap } : {}), ...(setpriv ? { setpriv } : {}), ...(cgroups ? { cgroups } : {}), hostRoot: hostRoot(), problems };
+  cached = {
+    ...(tools ? { tools } : {}),
+    ...(bwrap ? { bwrap } : {}),
+    ...(setpriv ? { setpriv } : {}),
+    ...(cgroups ? { cgroups } : {}),
+    hostRoot: hostRoot(),
+    problems,
+  };
   return cached;
 }

@@ -13,12 +13,25 @@ function hostChecks(cell: DesiredCell, at: At): Diagnostic[] {
   const out: Diagnostic[] = [];
   const host = sandboxHost();
   for (const problem of host.problems) {
-    out.push({ severity: "error", ...at(["spec", "backend"]), field: "spec.backend", message: `backend sandbox cannot run on this host: ${problem}`, hint: "fix the host as said, or use backend: process for trusted agents only" });
+    out.push({
+      severity: "error",
+      ...at(["spec", "backend"]),
+      field: "spec.backend",
+      message: `backend sandbox cannot run on this host: ${problem}`,
+      hint: "fix the host as said, or use backend: process for trusted agents only",
+    });
   }
   if (host.problems.length === 0) {
     const wanted = [cell.resources, ...cell.members.map((m) => m.resources)];
     const missing = new Set(wanted.flatMap((r) => missingFacilities(host.cgroups, r)));
-    for (const m of missing) out.push({ severity: "error", ...at(["spec", "resources"]), field: "spec.resources", message: `a declared limit cannot be enforced: ${m}`, hint: "mount that cgroup controller, or remove the limit" });
+    for (const m of missing)
+      out.push({
+        severity: "error",
+        ...at(["spec", "resources"]),
+        field: "spec.resources",
+        message: `a declared limit cannot be enforced: ${m}`,
+        hint: "mount that cgroup controller, or remove the limit",
+      });
   }
   return out;
 }
@@ -29,7 +42,11 @@ export const sandboxBackend: BackendSpec = {
   capabilities: {
     checkpoint: true,
     heartbeat: true,
-    python: { realPath: /^\/(usr|bin)\//, where: "the PATH under /usr or /bin", why: "sandboxed members see only those" },
+    python: {
+      realPath: /^\/(usr|bin)\//,
+      where: "the PATH under /usr or /bin",
+      why: "sandboxed members see only those",
+    },
     sessions: { shell: "system", readOnlyRoles: true },
     diskQuota: true,
     network: "proxy",
@@ -48,7 +65,17 @@ export const sandboxBackend: BackendSpec = {
     member: (rec, m) => (rec.sandbox ? { cgroup: `${rec.sandbox.cgroup}/${m.home}` } : undefined),
     text: (w) => [w.uid != null ? `uid ${w.uid}` : "", w.cgroup ? `cgroup ${w.cgroup}` : ""].filter(Boolean).join(", "),
   },
-  verify: { probe: { label: "sandbox", engineEnv: [], operatorBinds: true, stop: { check: "stop kills the whole cgroup", detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives" } } },
+  verify: {
+    probe: {
+      label: "sandbox",
+      engineEnv: [],
+      operatorBinds: true,
+      stop: {
+        check: "stop kills the whole cgroup",
+        detail: "close and scrub kill every process in the cell's cgroup and refuse to go on while one survives",
+      },
+    },
+  },
   diskUsage: async (dir) => (await import("../disk/image.js")).diskUsage(dir),
   live: async () => {
     const { SandboxBackend } = await import("./sandbox.js");

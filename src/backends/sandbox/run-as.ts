@@ -36,15 +36,38 @@ export function ensureMountPoints(mounts: StageMount[]): void {
 
 // A command prefix that runs the rest as the cell's uid (no capabilities) in a private mount
 // namespace where the given dirs of the cell appear together under the returned directory.
-export function runAsPrefix(owner: CellOwner, tools: RunAsTools, cellDir: string, dirs: readonly string[]): { prefix: string[]; cellDir: string } {
+export function runAsPrefix(
+  owner: CellOwner,
+  tools: RunAsTools,
+  cellDir: string,
+  dirs: readonly string[],
+): { prefix: string[]; cellDir: string } {
   ensureMountPoints([{ src: cellDir, at: "d/0", dir: true }]);
-  const stage = [tools.unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", LAYOUT_STAGE_SCRIPT, "lazarus-stage", "d/0", ...dirs.flatMap((d) => [path.join(cellDir, d), d]), "--"];
+  const stage = [
+    tools.unshare,
+    "--mount",
+    "--propagation",
+    "private",
+    "/bin/sh",
+    "-c",
+    LAYOUT_STAGE_SCRIPT,
+    "lazarus-stage",
+    "d/0",
+    ...dirs.flatMap((d) => [path.join(cellDir, d), d]),
+    "--",
+  ];
   return { prefix: [...stage, tools.setpriv, ...setprivArgs(owner.uid, owner.gid)], cellDir: `${STAGE}/d/0` };
 }
 
 // Extract a checkpoint's dirs into base as the cell's uid: files are the cell's, modes without
 // setuid, setgid or what the umask takes (tar --no-same-owner --no-same-permissions).
-export async function restoreAsCell(owner: CellOwner, tools: RunAsTools, base: string, file: string, dirs: readonly string[]): Promise<void> {
+export async function restoreAsCell(
+  owner: CellOwner,
+  tools: RunAsTools,
+  base: string,
+  file: string,
+  dirs: readonly string[],
+): Promise<void> {
   await verifyCheckpoint(file); // a corrupted archive is refused before anything is touched
   for (const d of dirs) {
     await mkdir(path.join(base, d), { recursive: true });
@@ -55,9 +78,25 @@ export async function restoreAsCell(owner: CellOwner, tools: RunAsTools, base: s
 }
 
 // Empty dirs of base as the cell's uid, then remove them (empty by then).
-export async function clearAsCell(owner: CellOwner, tools: RunAsTools, base: string, dirs: readonly string[]): Promise<void> {
+export async function clearAsCell(
+  owner: CellOwner,
+  tools: RunAsTools,
+  base: string,
+  dirs: readonly string[],
+): Promise<void> {
   const as = runAsPrefix(owner, tools, base, dirs);
   const [cmd, ...args] = as.prefix;
-  await execa(cmd as string, [...args, "/bin/sh", "-c", 'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done', "lazarus-clear", ...dirs.map((d) => `${as.cellDir}/${d}`)], { stdin: "ignore", env: RUN_AS_ENV, extendEnv: false });
+  await execa(
+    cmd as string,
+    [
+      ...args,
+      "/bin/sh",
+      "-c",
+      'for d in "$@"; do find "$d" -mindepth 1 -delete || exit 1; done',
+      "lazarus-clear",
+      ...dirs.map((d) => `${as.cellDir}/${d}`),
+    ],
+    { stdin: "ignore", env: RUN_AS_ENV, extendEnv: false },
+  );
   for (const d of dirs) await rm(path.join(base, d), { recursive: true, force: true }); // empty now
 }

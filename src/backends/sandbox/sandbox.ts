@@ -16,7 +16,18 @@ import { memberEnv } from "../env.js";
 import { spawnSupervised } from "../spawn.js";
 import { findLeader, isAlive, ownsProcess } from "../../host/proc.js";
 import { LazarusError, errorMessage } from "../../util/errors.js";
-import { CELL_ROOT, CONFIG_INSIDE, RUN_DIR, STAGE, execArgv, sandboxArgv, sandboxHome, stageView, type SandboxView, type Tools } from "./argv.js";
+import {
+  CELL_ROOT,
+  CONFIG_INSIDE,
+  RUN_DIR,
+  STAGE,
+  execArgv,
+  sandboxArgv,
+  sandboxHome,
+  stageView,
+  type SandboxView,
+  type Tools,
+} from "./argv.js";
 import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
@@ -27,7 +38,15 @@ import { MEMBER_SOCKET_DIR } from "../../egress/state.js";
 import { handOver } from "./handover.js";
 import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
 import { placeDisk, releaseDisk } from "../disk/image.js";
-import { cellViewDir, copyConfigFiles, dropCellView, syncCellView, viewConfigDir, viewMemberDir, viewSecretsDir } from "./view-files.js";
+import {
+  cellViewDir,
+  copyConfigFiles,
+  dropCellView,
+  syncCellView,
+  viewConfigDir,
+  viewMemberDir,
+  viewSecretsDir,
+} from "./view-files.js";
 
 // Where the sandbox keeps what members must see read-only: .lazarus/members/<home>/.
 export const memberRunDir = (cellDir: string, home: string): string => path.join(cellDir, ".lazarus", "members", home);
@@ -41,7 +60,11 @@ export interface SandboxFacts {
 export async function realDir(p: string, mode: number): Promise<void> {
   await mkdir(p, { recursive: true });
   const st = await lstat(p);
-  if (!st.isDirectory()) throw new LazarusError("NOT_A_DIRECTORY", `${p} is not a directory (a planted ${st.isSymbolicLink() ? "symlink" : "file"}?); move it away`);
+  if (!st.isDirectory())
+    throw new LazarusError(
+      "NOT_A_DIRECTORY",
+      `${p} is not a directory (a planted ${st.isSymbolicLink() ? "symlink" : "file"}?); move it away`,
+    );
   if (st.uid !== 0 || st.gid !== 0) await chown(p, 0, 0);
   if ((st.mode & 0o7777) !== mode) await chmod(p, mode);
 }
@@ -61,12 +84,12 @@ export async function handCellTo(cellDir: string, uid: number, gid: number): Pro
   }
   await handOver(path.join(cellDir, "shared", "artifacts"), uid, gid);
   await handOver(path.join(cellDir, "shared", "scratchpad.md"), uid, gid);
-  for (const e of await readdir(path.join(cellDir, "home"))) await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
+  for (const e of await readdir(path.join(cellDir, "home")))
+    await handOver(path.join(cellDir, "home", e), uid, gid, 0o700);
   const creds = path.join(cellDir, ".lazarus", "secrets", "credentials.json");
   const st = await lstat(creds).catch(() => undefined);
   if (st?.isFile()) await handOver(creds, uid, gid, 0o400);
 }
-
 
 // Whether a uid that owns none of the path can reach it: every directory on the way lets others
 // pass, and the path itself lets others in (a dir) or read (a file).
@@ -118,20 +141,24 @@ export function configFileBinds(command: readonly string[], configDir: string): 
     return [];
   }
   const seen = new Set<string>();
-  return command.filter((a) => path.isAbsolute(a) && a.startsWith(`${configDir}${path.sep}`)).flatMap((p) => {
-    const rel = path.relative(configDir, p);
-    if (seen.has(p) || rel.startsWith("..") || path.isAbsolute(rel)) return [];
-    seen.add(p);
-    let real: string;
-    try {
-      real = realpathSync(p);
-    } catch {
-      return [];
-    }
-    if (!real.startsWith(`${root}${path.sep}`)) return [];
-    const st = statOrUndefined(real);
-    return st && (st.isFile() || st.isDirectory()) ? [{ arg: p, src: real, rel, dir: st.isDirectory(), size: st.size }] : [];
-  });
+  return command
+    .filter((a) => path.isAbsolute(a) && a.startsWith(`${configDir}${path.sep}`))
+    .flatMap((p) => {
+      const rel = path.relative(configDir, p);
+      if (seen.has(p) || rel.startsWith("..") || path.isAbsolute(rel)) return [];
+      seen.add(p);
+      let real: string;
+      try {
+        real = realpathSync(p);
+      } catch {
+        return [];
+      }
+      if (!real.startsWith(`${root}${path.sep}`)) return [];
+      const st = statOrUndefined(real);
+      return st && (st.isFile() || st.isDirectory())
+        ? [{ arg: p, src: real, rel, dir: st.isDirectory(), size: st.size }]
+        : [];
+    });
 }
 
 export class SandboxBackend implements Backend {
@@ -145,12 +172,17 @@ export class SandboxBackend implements Backend {
 
   private mode(): CgroupMode {
     const host = sandboxHost();
-    if (host.problems.length || !host.cgroups) throw new LazarusError("SANDBOX_UNAVAILABLE", `backend sandbox cannot run on this host: ${host.problems.join("; ") || "no cgroups"}`);
+    if (host.problems.length || !host.cgroups)
+      throw new LazarusError(
+        "SANDBOX_UNAVAILABLE",
+        `backend sandbox cannot run on this host: ${host.problems.join("; ") || "no cgroups"}`,
+      );
     return host.cgroups;
   }
 
   private facts(rec: CellRecord): SandboxFacts {
-    if (!rec.sandbox) throw new LazarusError("BUG", `cell ${rec.name} has no sandbox uid yet (prepareCell was not run)`);
+    if (!rec.sandbox)
+      throw new LazarusError("BUG", `cell ${rec.name} has no sandbox uid yet (prepareCell was not run)`);
     return rec.sandbox;
   }
 
@@ -216,7 +248,11 @@ export class SandboxBackend implements Backend {
 
   private tools(): Tools {
     const tools = sandboxHost().tools;
-    if (!tools) throw new LazarusError("SANDBOX_UNAVAILABLE", `backend sandbox cannot run on this host: ${sandboxHost().problems.join("; ")}`);
+    if (!tools)
+      throw new LazarusError(
+        "SANDBOX_UNAVAILABLE",
+        `backend sandbox cannot run on this host: ${sandboxHost().problems.join("; ")}`,
+      );
     return tools;
   }
 
@@ -232,7 +268,11 @@ export class SandboxBackend implements Backend {
 
   // The member's cgroup (its limits set only while it is empty: never changed under a running
   // member), and its home and run dir made for the cell's uid: what a start and a session need.
-  private async readyMember(rec: CellRecord, spec: Pick<StartSpec, "identity" | "cell" | "home" | "homeName" | "cellDir" | "resources">, group: Cgroup): Promise<void> {
+  private async readyMember(
+    rec: CellRecord,
+    spec: Pick<StartSpec, "identity" | "cell" | "home" | "homeName" | "cellDir" | "resources">,
+    group: Cgroup,
+  ): Promise<void> {
     const { uid, gid } = this.facts(rec);
     group.create();
     if (group.pids().length === 0) {
@@ -241,7 +281,11 @@ export class SandboxBackend implements Backend {
         // so neither a leak nor a fork bomb reaches the host
         group.setLimits(withDefaults(spec.resources, this.settings.limits));
       } catch (err) {
-        throw new LazarusError("CGROUP_FAILED", `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`, { cause: err });
+        throw new LazarusError(
+          "CGROUP_FAILED",
+          `cannot set the limits of ${spec.identity} in cell ${spec.cell}: ${errorMessage(err)}`,
+          { cause: err },
+        );
       }
     }
     await mkdir(spec.home, { recursive: true });
@@ -269,11 +313,20 @@ export class SandboxBackend implements Backend {
     };
     await mkdir(path.dirname(spec.logFile), { recursive: true });
     this.prepareStage(view);
-    return spawnSupervised(spec, "/bin/sh", sandboxArgv(view, this.tools(), (p) => this.reachable(p)), { cwd: "/", env: outerEnv }, this.onExit);
+    return spawnSupervised(
+      spec,
+      "/bin/sh",
+      sandboxArgv(view, this.tools(), (p) => this.reachable(p)),
+      { cwd: "/", env: outerEnv },
+      this.onExit,
+    );
   }
 
   // What the member sees: its mounts, uid, network and environment (with in-sandbox paths).
-  private async view(rec: CellRecord, spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources }): Promise<SandboxView> {
+  private async view(
+    rec: CellRecord,
+    spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources },
+  ): Promise<SandboxView> {
     const { uid, gid } = this.facts(rec);
     const viewDir = cellViewDir(this.stateRoot, rec.uid);
     const config = configFileBinds(spec.command, spec.configDir);
@@ -285,7 +338,20 @@ export class SandboxBackend implements Backend {
     const moved = new Map(files.map((f) => [f.arg, path.posix.join(CONFIG_INSIDE, f.rel)]));
     const command = spec.command.map((a) => moved.get(a) ?? a);
     const home = sandboxHome(spec.homeName);
-    const inside = memberEnv({ ...spec, cellDir: CELL_ROOT, home, credentialsFile: `${RUN_DIR}/secrets/credentials.json`, exitFile: "", spawnId: "", logFile: "", resources: {}, ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}) }, {});
+    const inside = memberEnv(
+      {
+        ...spec,
+        cellDir: CELL_ROOT,
+        home,
+        credentialsFile: `${RUN_DIR}/secrets/credentials.json`,
+        exitFile: "",
+        spawnId: "",
+        logFile: "",
+        resources: {},
+        ...(spec.portfolioFile ? { portfolioFile: `${home}/.lazarus/portfolio.json` } : {}),
+      },
+      {},
+    );
     inside.TMPDIR = "/tmp";
     delete inside.LAZARUS_EXIT_FILE;
     delete inside.LAZARUS_SPAWN_ID;
@@ -307,8 +373,11 @@ export class SandboxBackend implements Backend {
         }),
         ...config.filter((b) => !files.includes(b)).map((b) => ({ src: b.src, dest: b.arg, dir: b.dir })),
       ]
-        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []) // the venv, read-only at its own path
-        .concat(egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : []), // its proxy socket's dir
+        // the venv, read-only at its own path
+        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : [])
+        .concat(
+          egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : [],
+        ), // its proxy socket's dir
       portfolioDir: viewMemberDir(viewDir, spec.homeName),
       credentialsDir: viewSecretsDir(viewDir),
       ...(files.length ? { configFilesDir: viewConfigDir(viewDir, spec.homeName) } : {}),
@@ -318,27 +387,57 @@ export class SandboxBackend implements Backend {
       // /tmp and /dev/shm are tmpfs, each half the member's memory limit: their pages are charged
       // to its memory cgroup (cgroup v1 and v2 alike), so a member that fills them gets ENOSPC
       // rather than an OOM kill, and the bound holds where no memory controller is mounted
-      tmpfsBytes: Math.max(4096, Math.floor((spec.resources?.memoryBytes ?? this.settings.limits.defaultMemoryBytes) / 2 / 4096) * 4096),
+      tmpfsBytes: Math.max(
+        4096,
+        Math.floor((spec.resources?.memoryBytes ?? this.settings.limits.defaultMemoryBytes) / 2 / 4096) * 4096,
+      ),
     };
   }
 
   // Run a command in a member's own view and cgroup and wait for it (lazarus verify).
-  async exec(rec: CellRecord, cellDir: string, m: MemberRecord, command: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
+  async exec(
+    rec: CellRecord,
+    cellDir: string,
+    m: MemberRecord,
+    command: string[],
+    env: Record<string, string>,
+    timeoutMs = 60_000,
+  ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
     await this.egressReady(rec, m.home);
     await this.placeData(rec, cellDir);
     await this.syncView(rec, cellDir, m.home);
-    const view = await this.view(rec, { cell: rec.name, cellDir, identity: m.identity, home: path.join(cellDir, "home", m.home), homeName: m.home, role: m.role, resources: m.resources ?? {}, command, env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */, credentialsFile: "", configDir: "/nonexistent" });
-    this.prepareStage(view);
-    const r = await execa("/bin/sh", execArgv(view, this.tools(), (p) => this.reachable(p)), {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
-      extendEnv: false,
-      reject: false,
-      timeout: timeoutMs,
-      stdin: "ignore",
-      maxBuffer: 1 << 20,
+    const view = await this.view(rec, {
+      cell: rec.name,
+      cellDir,
+      identity: m.identity,
+      home: path.join(cellDir, "home", m.home),
+      homeName: m.home,
+      role: m.role,
+      resources: m.resources ?? {},
+      command,
+      env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
+      credentialsFile: "",
+      configDir: "/nonexistent",
     });
+    this.prepareStage(view);
+    const r = await execa(
+      "/bin/sh",
+      execArgv(view, this.tools(), (p) => this.reachable(p)),
+      {
+        env: {
+          PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+          LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "),
+          LAZARUS_STAGE: STAGE,
+        },
+        extendEnv: false,
+        reject: false,
+        timeout: timeoutMs,
+        stdin: "ignore",
+        maxBuffer: 1 << 20,
+      },
+    );
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
@@ -363,7 +462,11 @@ export class SandboxBackend implements Backend {
     return {
       file: "/bin/sh",
       args: execArgv(view, this.tools(), (p) => this.reachable(p)),
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "), LAZARUS_STAGE: STAGE },
+      env: {
+        PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+        LAZARUS_CGROUP_PROCS: group.procsFiles().join(" "),
+        LAZARUS_STAGE: STAGE,
+      },
       cwd: "/",
       stdio: "pipe",
     };
@@ -384,9 +487,18 @@ export class SandboxBackend implements Backend {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline && group.pids().length) await sleep(25);
       const left = await group.killAll();
-      if (left.length) throw new LazarusError("STOP_FAILED", `member ${m.identity} of cell ${rec.name}: processes ${left.join(", ")} survived SIGKILL`);
+      if (left.length)
+        throw new LazarusError(
+          "STOP_FAILED",
+          `member ${m.identity} of cell ${rec.name}: processes ${left.join(", ")} survived SIGKILL`,
+        );
     }
-    const supervisor = m.status === "starting" && m.spawnId ? this.find(rec.name, m.spawnId) : m.pid ? { pid: m.pid, startTime: m.startTime } : undefined;
+    const supervisor =
+      m.status === "starting" && m.spawnId
+        ? this.find(rec.name, m.spawnId)
+        : m.pid
+          ? { pid: m.pid, startTime: m.startTime }
+          : undefined;
     for (let i = 0; i < 200 && supervisor && isAlive(supervisor.pid, supervisor.startTime); i++) await sleep(10);
   }
 
@@ -395,7 +507,8 @@ export class SandboxBackend implements Backend {
   }
 
   signal(rec: CellRecord, m: MemberRecord, sig: NodeJS.Signals): boolean {
-    if (!rec.sandbox || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId })) return false;
+    if (!rec.sandbox || !this.isAlive({ cell: rec.name, pid: m.pid, startTime: m.startTime, spawnId: m.spawnId }))
+      return false;
     this.memberGroup(rec, m.home).signal(sig);
     return true;
   }

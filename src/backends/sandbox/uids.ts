@@ -23,7 +23,12 @@ function accountUids(): Set<number> {
 const owner = (cell: string, incarnation: string): string => `${cell} ${incarnation}\n`;
 
 // The uid this cell incarnation holds, claiming the lowest free one in range if it has none.
-export async function claimUid(dir: string, range: { first: number; last: number }, cell: string, incarnation: string): Promise<number> {
+export async function claimUid(
+  dir: string,
+  range: { first: number; last: number },
+  cell: string,
+  incarnation: string,
+): Promise<number> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const taken = new Set<number>();
   for (const e of await readdir(dir)) {
@@ -49,7 +54,10 @@ export async function claimUid(dir: string, range: { first: number; last: number
       throw err;
     }
   }
-  throw new LazarusError("NO_FREE_UID", `no free uid for cell ${cell} in ${range.first}-${range.last}; scrub closed cells or widen LAZARUS_UID_RANGE`);
+  throw new LazarusError(
+    "NO_FREE_UID",
+    `no free uid for cell ${cell} in ${range.first}-${range.last}; scrub closed cells or widen LAZARUS_UID_RANGE`,
+  );
 }
 
 // Give a uid back once nothing of the cell is left (after scrub).

@@ -19,7 +19,10 @@ export const VIEW_ROOT = `${RUN_ROOT}/view`;
 // A cell's dir: named by a digest of the state dir and the cell's uid, so that no state dir's path
 // shows in it and two state dirs on a host never share one.
 export function cellViewDir(stateRoot: string, cellUid: string): string {
-  const digest = createHash("sha256").update(`${path.resolve(stateRoot)}\0${cellUid}`).digest("hex").slice(0, 20);
+  const digest = createHash("sha256")
+    .update(`${path.resolve(stateRoot)}\0${cellUid}`)
+    .digest("hex")
+    .slice(0, 20);
   return path.join(VIEW_ROOT, digest);
 }
 
@@ -43,8 +46,13 @@ async function ownDir(dir: string, mode: number): Promise<void> {
 // A regular file's bytes, opened without following a link and without blocking (a FIFO swapped in
 // after a check would otherwise hold the copy, and the reconcile, forever), checked on the handle.
 async function readRegular(src: string): Promise<Buffer> {
-  const fh = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY).catch((err: unknown) => {
-    throw isErrno(err, "ELOOP") ? new LazarusError("NOT_A_FILE", `${src} is a symbolic link, not a regular file; move it away`) : err;
+  const fh = await open(
+    src,
+    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+  ).catch((err: unknown) => {
+    throw isErrno(err, "ELOOP")
+      ? new LazarusError("NOT_A_FILE", `${src} is a symbolic link, not a regular file; move it away`)
+      : err;
   });
   try {
     const st = await fh.stat();
@@ -82,20 +90,36 @@ async function copyOrDrop(src: string, dest: string, mode: number, owner?: ViewO
 
 // The cell's credentials manifest (0400, the cell uid's) and each member's portfolio, as in the
 // state dir now.
-export async function syncCellView(view: string, cellDir: string, homes: readonly string[], owner: ViewOwner): Promise<void> {
+export async function syncCellView(
+  view: string,
+  cellDir: string,
+  homes: readonly string[],
+  owner: ViewOwner,
+): Promise<void> {
   try {
     await mkdir(RUN_ROOT, { recursive: true, mode: 0o755 });
     await ownDir(VIEW_ROOT, 0o711);
     await ownDir(view, 0o711);
     await ownDir(viewSecretsDir(view), 0o711);
-    await copyOrDrop(path.join(cellDir, ".lazarus", "secrets", "credentials.json"), path.join(viewSecretsDir(view), "credentials.json"), 0o400, owner);
+    await copyOrDrop(
+      path.join(cellDir, ".lazarus", "secrets", "credentials.json"),
+      path.join(viewSecretsDir(view), "credentials.json"),
+      0o400,
+      owner,
+    );
     await ownDir(path.join(view, "members"), 0o711);
     for (const home of homes) {
       await ownDir(viewMemberDir(view, home), 0o755);
-      await copyOrDrop(path.join(cellDir, ".lazarus", "members", home, "portfolio.json"), path.join(viewMemberDir(view, home), "portfolio.json"), 0o644);
+      await copyOrDrop(
+        path.join(cellDir, ".lazarus", "members", home, "portfolio.json"),
+        path.join(viewMemberDir(view, home), "portfolio.json"),
+        0o644,
+      );
     }
   } catch (err) {
-    throw new LazarusError("VIEW_FAILED", `cannot copy the files members read into ${view}: ${errorMessage(err)}`, { cause: err });
+    throw new LazarusError("VIEW_FAILED", `cannot copy the files members read into ${view}: ${errorMessage(err)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -27,7 +27,9 @@ export function actionLine(a: Action, c: Colors, width: number): string {
 }
 
 export function summary(actions: Action[]): string {
-  const counts = ACTION_KINDS.map((k) => [k, actions.filter((a) => a.kind === k).length] as const).filter(([, n]) => n > 0);
+  const counts = ACTION_KINDS.map((k) => [k, actions.filter((a) => a.kind === k).length] as const).filter(
+    ([, n]) => n > 0,
+  );
   return counts.map(([k, n]) => `${n} ${k}`).join(", ");
 }
 
@@ -44,17 +46,33 @@ export function renderDiagnostics(diags: Diagnostic[], c: Colors): string {
 // (its cells are not compared at all, and a new one in it is not created).
 function noActionsLine(p: Plan, c: Colors, heldCount: string): string {
   const files = p.unnamedFiles.length;
-  if (p.held.length > 0) return c.yellow(`No changes to apply, but ${heldCount}: ${p.held.length === 1 ? "its file does" : "their files do"} not load (see the errors above); fix ${p.held.length === 1 ? "it" : "them"} and plan again.`);
-  if (files > 0) return c.yellow(`No changes to apply, but ${files === 1 ? "a file does" : `${files} files do`} not load (see the errors above): no cell ${files === 1 ? "it declares" : "they declare"} is created, changed or closed; fix ${files === 1 ? "it" : "them"} and plan again.`);
-  return c.green(p.pending.length > 0 ? "No changes now. Waiting on the timers below." : "No changes. The cells match the desired state.");
+  if (p.held.length > 0)
+    return c.yellow(
+      `No changes to apply, but ${heldCount}: ${p.held.length === 1 ? "its file does" : "their files do"} not load (see the errors above); fix ${p.held.length === 1 ? "it" : "them"} and plan again.`,
+    );
+  if (files > 0)
+    return c.yellow(
+      `No changes to apply, but ${files === 1 ? "a file does" : `${files} files do`} not load (see the errors above): no cell ${files === 1 ? "it declares" : "they declare"} is created, changed or closed; fix ${files === 1 ? "it" : "them"} and plan again.`,
+    );
+  return c.green(
+    p.pending.length > 0
+      ? "No changes now. Waiting on the timers below."
+      : "No changes. The cells match the desired state.",
+  );
 }
 
 // What a held cell's line says: a cell on disk is left as it is; a new one is not created.
-const heldReason = (h: HeldCell): string => `${visible(h.file)} is quarantined; ${h.new ? "the new cell is not created until it loads" : "the cell is left exactly as it is"}`;
+const heldReason = (h: HeldCell): string =>
+  `${visible(h.file)} is quarantined; ${h.new ? "the new cell is not created until it loads" : "the cell is left exactly as it is"}`;
 
 export function renderPlanText(p: Plan, c: Colors): string {
   const lines: string[] = [];
-  const width = Math.max(4, ...p.actions.map((a) => a.cell.length), ...p.held.map((h) => h.cell.length), ...p.pending.map((w) => w.cell.length));
+  const width = Math.max(
+    4,
+    ...p.actions.map((a) => a.cell.length),
+    ...p.held.map((h) => h.cell.length),
+    ...p.pending.map((w) => w.cell.length),
+  );
   const heldCount = `${p.held.length} cell${p.held.length === 1 ? " is" : "s are"} held`;
   if (p.actions.length === 0) lines.push(noActionsLine(p, c, heldCount));
   else {
@@ -63,12 +81,19 @@ export function renderPlanText(p: Plan, c: Colors): string {
   }
   if (p.pending.length > 0) {
     lines.push("");
-    for (const w of p.pending) lines.push(`  ${c.dim("…")} ${c.dim("waiting".padEnd(13))} ${c.bold(w.cell.padEnd(width))}  ${visible(w.reason)}`);
+    for (const w of p.pending)
+      lines.push(
+        `  ${c.dim("…")} ${c.dim("waiting".padEnd(13))} ${c.bold(w.cell.padEnd(width))}  ${visible(w.reason)}`,
+      );
   }
   if (p.held.length > 0 || p.unnamedFiles.length > 0) {
     lines.push("");
-    for (const h of p.held) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${heldReason(h)}`);
-    for (const f of p.unnamedFiles) lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold("?".padEnd(width))}  ${visible(f)} is quarantined; no cell could be named from it, and none it declares is created, changed or closed until it loads`);
+    for (const h of p.held)
+      lines.push(`  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold(h.cell.padEnd(width))}  ${heldReason(h)}`);
+    for (const f of p.unnamedFiles)
+      lines.push(
+        `  ${c.yellow("!")} ${c.yellow("held".padEnd(13))} ${c.bold("?".padEnd(width))}  ${visible(f)} is quarantined; no cell could be named from it, and none it declares is created, changed or closed until it loads`,
+      );
   }
   if (p.actions.length > 0) {
     lines.push("");

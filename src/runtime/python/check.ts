@@ -19,13 +19,15 @@ import type { PythonSupport } from "../../backends/contract.js";
 
 export const FIELD = "spec.runtime.python";
 
-const pythonSupport = (backend: BackendName): PythonSupport | undefined => findBackend(backend)?.capabilities.python || undefined;
+const pythonSupport = (backend: BackendName): PythonSupport | undefined =>
+  findBackend(backend)?.capabilities.python || undefined;
 
 // Whether a path names something inside the config dir, by its text: relative, no "..".
 function pathProblem(p: string): string | undefined {
   if (path.isAbsolute(p)) return `"${p}" is an absolute path`;
   const norm = path.posix.normalize(p);
-  if (norm === "." || norm.startsWith("../") || norm === ".." || p.split("/").includes("..")) return `"${p}" leads out of the config dir (or names it)`;
+  if (norm === "." || norm.startsWith("../") || norm === ".." || p.split("/").includes(".."))
+    return `"${p}" leads out of the config dir (or names it)`;
   return undefined;
 }
 
@@ -36,7 +38,17 @@ export function pythonPathDiagnostics(cell: DesiredCell, at: (p: (string | numbe
     const p = cell.python?.[key];
     if (p === undefined) continue;
     const problem = pathProblem(p);
-    if (problem) out.push({ severity: "error", ...at(["spec", "runtime", "python", key]), field: `${FIELD}.${key}`, message: `${problem}; it is read only from inside the config dir`, hint: key === "requirements" ? "name a file relative to the config dir, e.g. python/requirements.txt" : "name a directory of wheels relative to the config dir, e.g. python/wheels" });
+    if (problem)
+      out.push({
+        severity: "error",
+        ...at(["spec", "runtime", "python", key]),
+        field: `${FIELD}.${key}`,
+        message: `${problem}; it is read only from inside the config dir`,
+        hint:
+          key === "requirements"
+            ? "name a file relative to the config dir, e.g. python/requirements.txt"
+            : "name a directory of wheels relative to the config dir, e.g. python/wheels",
+      });
   }
   return out;
 }
@@ -71,12 +83,14 @@ function uncommented(raw: string): string {
 
 // Why one line of a requirements text is not a plain requirement, or undefined.
 function lineProblem(raw: string): string | undefined {
-  if (raw.length > MAX_REQUIREMENT_LINE) return `the line is ${raw.length} characters long, over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line`;
+  if (raw.length > MAX_REQUIREMENT_LINE)
+    return `the line is ${raw.length} characters long, over the ${MAX_REQUIREMENT_LINE}-character limit of a requirement line`;
   const line = uncommented(raw.replace(/\r$/, "")).trim();
   if (line === "") return undefined;
   if (line.startsWith("-")) return `"${line.split(/\s/)[0]}": options are not allowed in a requirements file here`;
   if (line.endsWith("\\")) return "line continuations are not allowed";
-  if (!plainRequirement(line)) return `"${line.length > 80 ? `${line.slice(0, 80)}…` : line}" is not a plain requirement (name, [extras], versions, ; markers); URLs and paths are not allowed`;
+  if (!plainRequirement(line))
+    return `"${line.length > 80 ? `${line.slice(0, 80)}…` : line}" is not a plain requirement (name, [extras], versions, ; markers); URLs and paths are not allowed`;
   return undefined;
 }
 
@@ -92,7 +106,8 @@ export function requirementProblems(text: string): { line: number; problem: stri
     else if (more++ === 0) out.push({ line: i + 1, problem: "" });
   });
   const last = out[MAX_REPORTED];
-  if (last) last.problem = `this line and ${more - 1} more after it are not plain requirements either (only the first ${MAX_REPORTED} are described)`;
+  if (last)
+    last.problem = `this line and ${more - 1} more after it are not plain requirements either (only the first ${MAX_REPORTED} are described)`;
   return out;
 }
 
@@ -112,22 +127,38 @@ async function fileDigest(file: string): Promise<string> {
 
 // The wheel dir as pip would see it: a real directory inside the config dir, holding regular files
 // only (a link could lead pip anywhere). Returns each file's name and digest, or the problem.
-async function wheelDir(configDir: string, rel: string): Promise<{ wheels: { name: string; sha256: string }[] } | { problem: string; hint: string }> {
+async function wheelDir(
+  configDir: string,
+  rel: string,
+): Promise<{ wheels: { name: string; sha256: string }[] } | { problem: string; hint: string }> {
   const dir = path.join(configDir, rel);
   let st: Stats;
   try {
     st = await lstat(dir);
   } catch (err) {
-    return isErrno(err, "ENOENT") ? { problem: `${rel} does not exist`, hint: "create it and put the wheels (.whl) there, or remove findLinks" } : { problem: `cannot read ${rel}: ${errorMessage(err)}`, hint: "make it readable by Lazarus" };
+    return isErrno(err, "ENOENT")
+      ? { problem: `${rel} does not exist`, hint: "create it and put the wheels (.whl) there, or remove findLinks" }
+      : { problem: `cannot read ${rel}: ${errorMessage(err)}`, hint: "make it readable by Lazarus" };
   }
-  if (!st.isDirectory()) return { problem: `${rel} is not a directory${st.isSymbolicLink() ? " (a symbolic link)" : ""}`, hint: "name a real directory of wheels inside the config dir" };
+  if (!st.isDirectory())
+    return {
+      problem: `${rel} is not a directory${st.isSymbolicLink() ? " (a symbolic link)" : ""}`,
+      hint: "name a real directory of wheels inside the config dir",
+    };
   const root = await realpath(configDir).catch(() => path.resolve(configDir));
   const real = await realpath(dir);
-  if (!real.startsWith(root + path.sep)) return { problem: `${rel} leads out of the config dir (${real})`, hint: "name a directory inside the config dir" };
+  if (!real.startsWith(root + path.sep))
+    return { problem: `${rel} leads out of the config dir (${real})`, hint: "name a directory inside the config dir" };
   const wheels: { name: string; sha256: string }[] = [];
-  for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  )) {
     if (e.name.startsWith(".")) continue;
-    if (!e.isFile()) return { problem: `${rel}/${e.name} is not a regular file`, hint: "keep only wheel files in the wheel directory (no links, no subdirectories)" };
+    if (!e.isFile())
+      return {
+        problem: `${rel}/${e.name} is not a regular file`,
+        hint: "keep only wheel files in the wheel directory (no links, no subdirectories)",
+      };
     try {
       wheels.push({ name: e.name, sha256: await fileDigest(path.join(dir, e.name)) });
     } catch (err) {
@@ -143,7 +174,12 @@ async function wheelDir(configDir: string, rel: string): Promise<{ wheels: { nam
 export function hostPython(backend: BackendName, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const seen = pythonSupport(backend)?.realPath;
   const override = env.LAZARUS_PYTHON;
-  const candidates = override ? [override] : memberPath(env).split(":").filter((d) => path.isAbsolute(d)).map((d) => path.join(d, "python3"));
+  const candidates = override
+    ? [override]
+    : memberPath(env)
+        .split(":")
+        .filter((d) => path.isAbsolute(d))
+        .map((d) => path.join(d, "python3"));
   for (const c of candidates) {
     try {
       accessSync(c, fsConstants.X_OK);
@@ -163,8 +199,16 @@ const venvChecks = new Map<string, Promise<string | undefined>>();
 export function venvProblem(python: string): Promise<string | undefined> {
   let p = venvChecks.get(python);
   if (!p) {
-    p = execa(python, ["-c", "import venv, ensurepip; ensurepip.version()"], { reject: false, stdin: "ignore", timeout: 30_000, env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" }, extendEnv: false }).then((r) =>
-      r.exitCode === 0 ? undefined : `${python} -m venv is not available (${tail(String(r.stderr), 1) || `exit ${r.exitCode}`})`,
+    p = execa(python, ["-c", "import venv, ensurepip; ensurepip.version()"], {
+      reject: false,
+      stdin: "ignore",
+      timeout: 30_000,
+      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+      extendEnv: false,
+    }).then((r) =>
+      r.exitCode === 0
+        ? undefined
+        : `${python} -m venv is not available (${tail(String(r.stderr), 1) || `exit ${r.exitCode}`})`,
     );
     venvChecks.set(python, p);
   }
@@ -201,7 +245,11 @@ export async function checkFilePython(result: FileResult, configDir: string): Pr
     if (py.requirements !== undefined) {
       const r = await readRegularFile(path.join(configDir, py.requirements), maxFileSize(), configDir);
       if (r.kind === "missing") {
-        err(".requirements", `${py.requirements} does not exist`, "create it (one requirement per line), or remove requirements for a bare venv");
+        err(
+          ".requirements",
+          `${py.requirements} does not exist`,
+          "create it (one requirement per line), or remove requirements for a bare venv",
+        );
         ok = false;
       } else if (r.kind === "problem") {
         err(".requirements", `cannot read ${py.requirements}: ${r.problem.problem}`, r.problem.hint);
@@ -213,7 +261,12 @@ export async function checkFilePython(result: FileResult, configDir: string): Pr
           ok = false;
         } else {
           for (const p of requirementProblems(text)) {
-            err(".requirements", `${p.problem} (the requirements of cell ${c.name}, ${at.file}:${at.line})`, "write one package per line, e.g. requests==2.31.0; put wheels in the findLinks directory", { file: py.requirements, line: p.line, col: 1 });
+            err(
+              ".requirements",
+              `${p.problem} (the requirements of cell ${c.name}, ${at.file}:${at.line})`,
+              "write one package per line, e.g. requests==2.31.0; put wheels in the findLinks directory",
+              { file: py.requirements, line: p.line, col: 1 },
+            );
             ok = false;
           }
         }
@@ -233,8 +286,18 @@ export async function checkFilePython(result: FileResult, configDir: string): Pr
     }
     const python = hostPython(c.backend);
     const problem = python ? await venvProblem(python) : `no python3 on ${pythonWhere(c.backend, true)}`;
-    if (problem) diagnostics.push({ severity: "warning", ...at, field: FIELD, message: `this host cannot make the cell's venv: ${problem}`, hint: "install python3 and its venv module (Debian/Ubuntu: apt-get install python3-venv); the cell's create or update fails until then" });
-    const digest = sha256(canonicalJson({ requirements: text ?? null, findLinks: py.findLinks ?? null, wheels })).slice(0, 16);
+    if (problem)
+      diagnostics.push({
+        severity: "warning",
+        ...at,
+        field: FIELD,
+        message: `this host cannot make the cell's venv: ${problem}`,
+        hint: "install python3 and its venv module (Debian/Ubuntu: apt-get install python3-venv); the cell's create or update fails until then",
+      });
+    const digest = sha256(canonicalJson({ requirements: text ?? null, findLinks: py.findLinks ?? null, wheels })).slice(
+      0,
+      16,
+    );
     cells.push({ ...c, python: { ...py, ...(text !== undefined ? { requirementsText: text } : {}), digest } });
   }
   return { ...result, cells, diagnostics };

@@ -33,7 +33,15 @@ export const venvDir = (cellDir: string, digest: string): string => path.join(ve
 
 // A clean environment for python and pip: no PIP_* or PYTHON* from Lazarus's own, no config files.
 function toolEnv(venv: string): Record<string, string> {
-  return { PATH: `${path.join(venv, "bin")}:/usr/local/bin:/usr/bin:/bin`, LANG: "C.UTF-8", HOME: venv, PIP_CONFIG_FILE: "/dev/null", PYTHONNOUSERSITE: "1", PIP_DISABLE_PIP_VERSION_CHECK: "1", PIP_NO_INPUT: "1" };
+  return {
+    PATH: `${path.join(venv, "bin")}:/usr/local/bin:/usr/bin:/bin`,
+    LANG: "C.UTF-8",
+    HOME: venv,
+    PIP_CONFIG_FILE: "/dev/null",
+    PYTHONNOUSERSITE: "1",
+    PIP_DISABLE_PIP_VERSION_CHECK: "1",
+    PIP_NO_INPUT: "1",
+  };
 }
 
 const UMASK_022 = 'umask 022; exec "$@"';
@@ -53,13 +61,20 @@ export interface VenvOptions {
 }
 
 // Make (or find complete) the cell's venv for py.digest; returns its dir and whether it was there.
-export async function ensureVenv(py: PythonRuntime, o: VenvOptions): Promise<{ dir: string; digest: string; reused: boolean }> {
+export async function ensureVenv(
+  py: PythonRuntime,
+  o: VenvOptions,
+): Promise<{ dir: string; digest: string; reused: boolean }> {
   const digest = py.digest;
-  if (!digest) throw new LazarusError("BUG", `cell ${o.cell}: spec.runtime.python has no digest (it was not loaded from files)`);
+  if (!digest)
+    throw new LazarusError("BUG", `cell ${o.cell}: spec.runtime.python has no digest (it was not loaded from files)`);
   const dir = venvDir(o.cellDir, digest);
   if (await venvComplete(dir, digest)) return { dir, digest, reused: true };
   const fail = (what: string, out: string): LazarusError =>
-    new LazarusError("VENV_FAILED", `cell ${o.cell}: ${FIELD}${py.requirements ? ` (requirements ${py.requirements})` : ""}: ${what}${out ? `:\n${tail(out)}` : ""}`);
+    new LazarusError(
+      "VENV_FAILED",
+      `cell ${o.cell}: ${FIELD}${py.requirements ? ` (requirements ${py.requirements})` : ""}: ${what}${out ? `:\n${tail(out)}` : ""}`,
+    );
   const python = hostPython(o.backend);
   if (!python) throw fail(`no python3 on ${pythonWhere(o.backend, false)}`, "install python3 and python3-venv");
   const parent = venvsDir(o.cellDir);
@@ -80,30 +95,73 @@ export async function ensureVenv(py: PythonRuntime, o: VenvOptions): Promise<{ d
 
 // A venv tool run through the shell (umask 022), its output interleaved, never rejecting.
 function runAll(args: string[], dir: string, cwd: string) {
-  return execa("/bin/sh", ["-c", UMASK_022, "lazarus-venv", ...args], { reject: false, all: true, stdin: "ignore", env: toolEnv(dir), extendEnv: false, cwd, timeout: 15 * 60_000, maxBuffer: 4 << 20 });
+  return execa("/bin/sh", ["-c", UMASK_022, "lazarus-venv", ...args], {
+    reject: false,
+    all: true,
+    stdin: "ignore",
+    env: toolEnv(dir),
+    extendEnv: false,
+    cwd,
+    timeout: 15 * 60_000,
+    maxBuffer: 4 << 20,
+  });
 }
 
-async function build(py: PythonRuntime, dir: string, digest: string, python: string, o: VenvOptions, run: (args: string[]) => ReturnType<typeof runAll>, fail: (what: string, out: string) => LazarusError): Promise<void> {
+async function build(
+  py: PythonRuntime,
+  dir: string,
+  digest: string,
+  python: string,
+  o: VenvOptions,
+  run: (args: string[]) => ReturnType<typeof runAll>,
+  fail: (what: string, out: string) => LazarusError,
+): Promise<void> {
   const made = await run([python, "-m", "venv", dir]);
-  if (made.exitCode !== 0) throw fail(`${python} -m venv failed (exit ${made.exitCode ?? made.signal})`, String(made.all ?? ""));
+  if (made.exitCode !== 0)
+    throw fail(`${python} -m venv failed (exit ${made.exitCode ?? made.signal})`, String(made.all ?? ""));
   failpoint("venv:made");
   if (py.requirementsText !== undefined) {
     const copy = path.join(dir, REQUIREMENTS_COPY);
     await writeTextAtomic(copy, py.requirementsText, 0o644);
     const findLinks = py.findLinks ? ["--find-links", await realInside(o.configDir, py.findLinks)] : [];
-    const pip = await run([path.join(dir, "bin", "python"), "-m", "pip", "install", "--no-index", "--only-binary", ":all:", "--no-cache-dir", "--no-input", "--disable-pip-version-check", ...findLinks, "-r", copy]);
-    if (pip.exitCode !== 0) throw fail(`pip install failed (exit ${pip.exitCode ?? pip.signal}); packages come only from ${py.findLinks ? `the wheels in ${py.findLinks}` : "nowhere (no findLinks)"}`, String(pip.all ?? ""));
+    const pip = await run([
+      path.join(dir, "bin", "python"),
+      "-m",
+      "pip",
+      "install",
+      "--no-index",
+      "--only-binary",
+      ":all:",
+      "--no-cache-dir",
+      "--no-input",
+      "--disable-pip-version-check",
+      ...findLinks,
+      "-r",
+      copy,
+    ]);
+    if (pip.exitCode !== 0)
+      throw fail(
+        `pip install failed (exit ${pip.exitCode ?? pip.signal}); packages come only from ${py.findLinks ? `the wheels in ${py.findLinks}` : "nowhere (no findLinks)"}`,
+        String(pip.all ?? ""),
+      );
   }
   failpoint("venv:before-marker");
   await execa("sync", ["-f", dir], { reject: false, stdin: "ignore" }); // the files, before the marker that says they are whole
-  await writeJsonAtomic(path.join(dir, VENV_MARKER), { digest, python, requirements: py.requirements ?? null, findLinks: py.findLinks ?? null, createdAt: new Date(o.now).toISOString() });
+  await writeJsonAtomic(path.join(dir, VENV_MARKER), {
+    digest,
+    python,
+    requirements: py.requirements ?? null,
+    findLinks: py.findLinks ?? null,
+    createdAt: new Date(o.now).toISOString(),
+  });
 }
 
 // The real path of a dir named relative to the config dir, refused when it leads out of it.
 async function realInside(configDir: string, rel: string): Promise<string> {
   const root = await realpath(configDir);
   const real = await realpath(path.join(configDir, rel));
-  if (!real.startsWith(root + path.sep)) throw new LazarusError("VENV_FAILED", `${FIELD}.findLinks ${rel} leads out of the config dir (${real})`);
+  if (!real.startsWith(root + path.sep))
+    throw new LazarusError("VENV_FAILED", `${FIELD}.findLinks ${rel} leads out of the config dir (${real})`);
   return real;
 }
 
@@ -122,7 +180,12 @@ export async function pruneVenvs(cellDir: string, keep: string | undefined): Pro
 // Bring a cell's venv to what is declared (none, or complete for py.digest) and record it in rec;
 // true when the venv in force changed (its running members must restart to use it). A failure
 // throws before rec changes: members keep the venv they run with.
-export async function applyPython(rec: { name: string; backend: BackendName; python?: { digest: string } }, cellDir: string, py: PythonRuntime | undefined, o: { configDir: string; now: number }): Promise<boolean> {
+export async function applyPython(
+  rec: { name: string; backend: BackendName; python?: { digest: string } },
+  cellDir: string,
+  py: PythonRuntime | undefined,
+  o: { configDir: string; now: number },
+): Promise<boolean> {
   if (!py) {
     if (!rec.python) return false;
     delete rec.python;
