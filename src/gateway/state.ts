@@ -82,7 +82,7 @@ export async function readGatewayCells(stateRoot: string, onBad?: (why: string) 
 export interface GatewaySettings {
   providersFile?: string; // LAZARUS_PROVIDERS
   secretsDir?: string; // LAZARUS_SECRETS_DIR
-  port?: number; // LAZARUS_GATEWAY_PORT; unset: the port it had before, else one the kernel picks
+  port?: number; // fixed by whoever starts it; unset: the port it had before, else one the kernel picks
 }
 
 export interface GatewayRecord {
