@@ -36,9 +36,15 @@ export function parseEgressLine(line: string): EventEntry | undefined {
   }
 }
 
-// Every egress event recorded so far, oldest first.
+// The events file and the one it rotated to, oldest first, as one text.
+async function readBoth(file: string): Promise<string> {
+  const [older, current] = await Promise.all([`${file}.1`, file].map((f) => readFile(f, "utf8").catch(() => "")));
+  return `${older ?? ""}${current ?? ""}`;
+}
+
+// Every egress event still kept (the events file and its one rotated predecessor), oldest first.
 export async function readEgressEntries(file: string): Promise<EventEntry[]> {
-  const text = await readFile(file, "utf8").catch(() => "");
+  const text = await readBoth(file);
   return text.split("\n").flatMap((l) => parseEgressLine(l) ?? []);
 }
 
@@ -52,7 +58,7 @@ export interface Reached {
 // The hosts one incarnation of a cell reached (allowed connections since it was created), for its
 // close log: most connections first.
 export async function reachedHosts(file: string, cell: string, since: string): Promise<Reached[]> {
-  const text = await readFile(file, "utf8").catch(() => "");
+  const text = await readBoth(file);
   const by = new Map<string, Reached>();
   for (const line of text.split("\n")) {
     const e = parseEvent(line);

@@ -1,7 +1,7 @@
 // The proxy process's work: one proxy server per member socket named in <state>/egress/cells/,
 // reloaded on SIGHUP and every second, so a cell's changed list applies to its next connection
 // and a closed cell's sockets go away. Each connection attempt is appended to events.jsonl.
-import { createWriteStream, type WriteStream } from "node:fs";
+import { RotatingLog } from "../util/rotating-log.js";
 import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises";
 import type http from "node:http";
 import path from "node:path";
@@ -20,10 +20,14 @@ interface Served {
   member: string;
 }
 
+// A member's refused connections are events too: the file rotates past this size (one older file
+// kept), so a member cannot fill the state dir's disk with them.
+export const EVENTS_MAX_BYTES = 64 << 20;
+
 export class EgressService {
   private readonly served = new Map<string, Served>(); // by socket dir
   private readonly policies = new Map<string, ProxyPolicy>(); // by cell
-  private readonly events: WriteStream;
+  private readonly events: RotatingLog;
   private readonly splicer: Splicer; // moves bulk tunnels' bytes (see splicer.ts)
   private reloading: Promise<void> | undefined;
   private again = false;
@@ -36,7 +40,7 @@ export class EgressService {
     private readonly onEvent: (e: EgressEvent) => void = () => {},
   ) {
     this.splicer = new Splicer();
-    this.events = createWriteStream(eventsFile(stateRoot), { flags: "a", mode: 0o600 });
+    this.events = new RotatingLog(eventsFile(stateRoot), EVENTS_MAX_BYTES);
   }
 
   // Read the cell files again and make the listening sockets match them (one reload at a time).
@@ -135,7 +139,7 @@ export class EgressService {
   }
 
   private record(e: EgressEvent): void {
-    this.events.write(`${JSON.stringify(e)}\n`);
+    this.events.write(e);
     this.onEvent(e);
   }
 
@@ -154,7 +158,7 @@ export class EgressService {
     }
     this.served.clear();
     this.splicer.stop();
-    await new Promise<void>((r) => this.events.end(r));
+    await this.events.close();
   }
 }
 
