@@ -11,7 +11,8 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { gatewayCellsDir, mintToken, tokenDigest, type GatewayCellFile } from "../src/gateway/state.js";
+import { gatewayCellsDir, gatewaySettingsFile, mintToken, tokenDigest } from "../src/gateway/state.js";
+import type { GatewayCellFile, GatewaySettings } from "../src/gateway/state.js";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const N = Number(process.argv[3] ?? 200);
@@ -59,14 +60,12 @@ const cell: GatewayCellFile = {
 const state = path.join(root, "state");
 mkdirSync(gatewayCellsDir(state), { recursive: true });
 writeFileSync(path.join(gatewayCellsDir(state), "bench.json"), JSON.stringify(cell));
-const gw = spawn(process.execPath, ["dist/gateway/main.js", state, "0"], {
-  stdio: ["ignore", "ignore", "inherit"],
-  env: {
-    ...process.env,
-    LAZARUS_PROVIDERS: path.join(root, "providers.yaml"),
-    LAZARUS_SECRETS_DIR: path.join(root, "secrets"),
-  },
-});
+const settings: GatewaySettings = {
+  providersFile: path.join(root, "providers.yaml"),
+  secretsDir: path.join(root, "secrets"),
+};
+writeFileSync(gatewaySettingsFile(state), JSON.stringify(settings));
+const gw = spawn(process.execPath, ["dist/gateway/main.js", state], { stdio: ["ignore", "ignore", "inherit"] });
 children.push(gw);
 let gwPort = 0;
 for (let i = 0; i < 100 && !gwPort; i++) {
