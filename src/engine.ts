@@ -100,6 +100,13 @@ async function recover(
 
 type LockedOpts = Pick<EngineOptions, "stateDir" | "now" | "lockTimeoutMs" | "hostEnv" | "hostSettings">;
 
+// The locks of a command, its state dir made if new.
+async function enter(opts: LockedOpts, command: string): Promise<Locked> {
+  const l = locked(opts, command);
+  await mkdir(path.dirname(l.paths.ledger), { recursive: true });
+  return l;
+}
+
 // Hold the state-dir lock around the recovery and body: for short bodies that change what all
 // cells share and act on no cell (the GitOps decision, a session's start).
 export async function withStateLock<T>(
@@ -108,8 +115,7 @@ export async function withStateLock<T>(
   body: (l: Locked) => Promise<T>,
   lo: LockOptions = {},
 ): Promise<T> {
-  const l = locked(opts, command);
-  await mkdir(path.dirname(l.paths.ledger), { recursive: true });
+  const l = await enter(opts, command);
   return l.state.hold(async () => {
     await recover(opts, l, command, lo);
     return body(l);
@@ -125,8 +131,7 @@ export async function withCells<T>(
   body: (l: Locked) => Promise<T>,
   lo: LockOptions = {},
 ): Promise<T> {
-  const l = locked(opts, command);
-  await mkdir(path.dirname(l.paths.ledger), { recursive: true });
+  const l = await enter(opts, command);
   await l.state.hold(() => recover(opts, l, command, lo));
   return body(l);
 }
