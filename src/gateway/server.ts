@@ -17,7 +17,7 @@ import { gatewayProviders, type GatewayProvider } from "./providers.js";
 import { relaySuccess, type Served } from "./relay.js";
 import { gatewayEventsFile, readGatewayCells, tokenDigest, usageDir } from "./state.js";
 import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
-import { UsageBook, overBudget } from "./usage.js";
+import { UsageBook, costOf, overBudget } from "./usage.js";
 import { callProvider, readSmall } from "./upstream.js";
 
 export const PORTFOLIO_ALIAS = "portfolio";
@@ -291,7 +291,7 @@ export class Gateway {
     });
     const price = caller.cell.prices?.[reply.at.model];
     const usage = result.usage ?? { input: 0, output: 0 };
-    const cost = price ? (usage.input * price.input + usage.output * price.output) / 1e6 : 0;
+    const cost = costOf(usage, price);
     const recorded = this.usage.record(caller.cell.cell, {
       time: this.now(),
       member: caller.member.home,

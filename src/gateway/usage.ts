@@ -28,7 +28,6 @@ interface Bucket {
   start: number;
   tokens: number;
   cost: number;
-  byModel: Map<string, Spent>;
 }
 
 export function costOf(u: Usage, price: Price | undefined): number {
@@ -58,28 +57,6 @@ export class UsageBook {
       out.cost += b.cost;
     }
     return out;
-  }
-
-  // Totals per model over a window, for status and metrics.
-  async byModel(cell: string, now: number, periodMs: number): Promise<Map<string, Spent>> {
-    const out = new Map<string, Spent>();
-    for (const b of await this.load(cell)) {
-      if (b.start + BUCKET_MS <= now - periodMs) continue;
-      for (const [model, s] of b.byModel) {
-        const t = out.get(model) ?? { tokens: 0, cost: 0 };
-        t.tokens += s.tokens;
-        t.cost += s.cost;
-        out.set(model, t);
-      }
-    }
-    return out;
-  }
-
-  // A closed cell's book: its streams end and its file stays (the audit) until the cell is scrubbed.
-  forget(cell: string): void {
-    this.streams.get(cell)?.end();
-    this.streams.delete(cell);
-    this.cells.delete(cell);
   }
 
   async close(): Promise<void> {
@@ -116,17 +93,13 @@ function add(buckets: Bucket[], r: UsageRecord): void {
   const start = r.time - (r.time % BUCKET_MS);
   let b = buckets.at(-1);
   if (!b || b.start < start) {
-    b = { start, tokens: 0, cost: 0, byModel: new Map() };
+    b = { start, tokens: 0, cost: 0 };
     buckets.push(b);
   } else if (b.start > start) {
     b = buckets.find((x) => x.start === start) ?? b; // a clock step back: count it in the newest
   }
   b.tokens += r.input + r.output;
   b.cost += r.cost;
-  const m = b.byModel.get(r.model) ?? { tokens: 0, cost: 0 };
-  m.tokens += r.input + r.output;
-  m.cost += r.cost;
-  b.byModel.set(r.model, m);
 }
 
 function prune(buckets: Bucket[], now: number): void {

@@ -99,6 +99,11 @@ beforeAll(async () => {
       ["claude-ok", "sa"],
     ]),
   );
+  // gpt-ok answers 11 tokens in and 4 out: at 1,000,000 per million each, a call costs 15.
+  await writeCell("delta", ["coder"], portfolio("priced", [["gpt-ok", "so"]]), {
+    budget: { cost: 20, periodMs: 3600_000 },
+    prices: { "gpt-ok": { input: 1_000_000, output: 1_000_000 } },
+  });
   await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), {
     budget: { tokens: 20, periodMs: 3600_000 },
   });
@@ -219,6 +224,16 @@ describe("model gateway", () => {
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(String((err as Error).message)).toMatch(/budget of cell beta is spent/);
     expect((await events()).at(-1)).toMatchObject({ cell: "beta", status: 429 });
+  });
+
+  it("counts a call's cost from the portfolio's prices, and refuses a cell whose cost budget is spent", async () => {
+    const ask = () =>
+      openai("delta/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] });
+    await ask(); // 15 of 20
+    await ask(); // 30 of 20: served, it was asked under budget
+    const err = await ask().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(String((err as Error).message)).toMatch(/30\.0000 of 20 in cost/);
   });
 
   it("refuses a closed cell's token once the gateway reloads", async () => {
