@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { shortRequest } from "./lib/short-request.js";
 import { PERL_FORWARDER } from "../src/egress/forwarder-perl.js";
 import { SOCKET_NAME, memberSocketDir, writeCellFile } from "../src/egress/state.js";
 import { ensureProxy, stopProxy, waitForSocket } from "../src/egress/supervise.js";
@@ -65,24 +66,7 @@ const paths: Record<string, To> = {
   "fwd+proxy": { tcp: fwdProxy, connect: true },
 };
 function once(to: To): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = to.unix ? net.connect(to.unix) : net.connect(to.tcp as number, "127.0.0.1");
-    let buf = "";
-    let tunnel = to.connect;
-    const get = (): boolean => s.write("GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n");
-    s.on("connect", () => (to.connect ? s.write(`CONNECT bench.test:${port} HTTP/1.1\r\n\r\n`) : get()));
-    s.on("data", (d: Buffer) => {
-      buf += d.toString("latin1");
-      if (tunnel && buf.includes("\r\n\r\n")) {
-        if (!buf.startsWith("HTTP/1.1 200")) return reject(new Error(buf));
-        tunnel = false;
-        buf = "";
-        get();
-      }
-    });
-    s.on("end", () => (buf.includes("ok") ? resolve() : reject(new Error(`no answer: ${buf}`))));
-    s.on("error", reject);
-  });
+  return shortRequest(to.unix ?? (to.tcp as number), port, to.connect);
 }
 for (const [name, to] of Object.entries(paths)) {
   const t = process.hrtime.bigint();

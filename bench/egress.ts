@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { shortRequest } from "./lib/short-request.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PERL_FORWARDER } from "../src/egress/forwarder-perl.js";
 import { SOCKET_NAME, memberSocketDir, writeCellFile } from "../src/egress/state.js";
@@ -76,27 +77,7 @@ function download(viaProxy: boolean, rate = 0): number {
 
 // One connection: (CONNECT through the forwarder, or direct) + GET / + wait for the answer + close.
 function once(viaProxy: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(viaProxy ? fwdPort : port, "127.0.0.1");
-    s.setNoDelay(true);
-    let buf = "";
-    let tunnel = viaProxy;
-    const get = (): boolean => s.write(`GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n`);
-    s.on("connect", () =>
-      viaProxy ? s.write(`CONNECT bench.test:${port} HTTP/1.1\r\nHost: bench.test:${port}\r\n\r\n`) : get(),
-    );
-    s.on("data", (d: Buffer) => {
-      buf += d.toString("latin1");
-      if (tunnel && buf.includes("\r\n\r\n")) {
-        if (!buf.startsWith("HTTP/1.1 200")) return reject(new Error(buf));
-        tunnel = false;
-        buf = "";
-        get();
-      }
-    });
-    s.on("end", () => (buf.includes("ok") ? resolve() : reject(new Error(`no answer: ${buf}`))));
-    s.on("error", reject);
-  });
+  return shortRequest(viaProxy ? fwdPort : port, port, viaProxy);
 }
 
 async function connections(viaProxy: boolean): Promise<number> {
