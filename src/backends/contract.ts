@@ -106,6 +106,9 @@ export interface BackendSpec {
   stray?(cell: DesiredCell, at: At): Diagnostic[];
   // This host against its cells: tools, engines, hosts files (a step after loading; I/O).
   hostChecks?(cell: DesiredCell, at: At): Diagnostic[] | Promise<Diagnostic[]>;
+  // Changes of its own fields that a live cell of this backend cannot follow (plan errors, each
+  // saying what to do); the live cell keeps what it was made with (pure).
+  unfollowed?(d: DesiredCell, rec: CellRecord): { field: string; message: string; hint: string }[];
   // Where a cell runs in a word or two, for plan: "process", "container localhost/agent:1".
   place?(x: { container?: { image: string } | undefined }): string;
   // What plan says of a new cell of this backend ("sandbox", "remote box1"), or nothing.

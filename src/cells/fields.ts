@@ -7,6 +7,7 @@
 import type { CellRecord, MemberRecord } from "./record.js";
 import type { DesiredCell, DesiredMember, Resources } from "../config/types.js";
 import { canonicalJson, credentialsDigest } from "../config/digest.js";
+import { samePlace } from "../backends/remote/place.js";
 import { formatBytes } from "../config/quantity.js";
 import { egressList } from "../egress/allow.js";
 import { egressChanged, egressReason, egressSummary } from "../plan/egress.js";
@@ -116,11 +117,9 @@ export function diskChange({ d, rec, disk }: Seen): string | undefined {
 
 // A remote cell stays on the host it was made on (its tree and members are there); only how
 // Lazarus reaches it (its key files) follows the declaration.
-// Another host (or user, port, root) is not followed: the declaration's connection, when it is
-// followed, else undefined.
+// Another host (or user, port, root) is not followed (plan refuses it: the remote backend's
+// `unfollowed`): the declaration's connection, when it is followed, else undefined.
 type Target = NonNullable<CellRecord["remote"]>;
-const samePlace = (a: Target, b: Target): boolean =>
-  a.host === b.host && a.port === b.port && a.user === b.user && a.root === b.root;
 function remoteFollowed(d: DesiredCell, rec: CellRecord): Target | undefined {
   const t = d.remote?.target;
   return t && (!rec.remote || samePlace(rec.remote, t)) ? t : undefined;

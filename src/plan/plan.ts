@@ -160,6 +160,13 @@ function planName(ctx: CellCtx, o: ObservedName): void {
     });
 }
 
+// Changes the live cell's backend cannot follow: errors at the cell; the cell keeps what it has.
+function refuseUnfollowed(ctx: CellCtx, d: DesiredCell, rec: CellRecord): void {
+  if (d.backend !== rec.backend) return;
+  for (const r of findBackend(rec.backend)?.unfollowed?.(d, rec) ?? [])
+    ctx.diagnostics.push({ severity: "error", ...d.source, ...r });
+}
+
 function planNameNow(ctx: CellCtx, o: ObservedName): void {
   const { name, d: declared } = ctx;
   for (const c of [o.live, o.graveyard]) {
@@ -205,6 +212,7 @@ function planNameNow(ctx: CellCtx, o: ObservedName): void {
       ...(liveRec.container ? { container: liveRec.container } : {}),
     };
   }
+  if (ctx.d && liveRec) refuseUnfollowed(ctx, ctx.d, liveRec);
   const d = ctx.d;
   // The declaration's digest, computed only when a close records it or a closed cell is compared.
   let digested: { value: string | undefined } | undefined;

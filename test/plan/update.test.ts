@@ -242,6 +242,29 @@ describe("an update of a live cell", () => {
   });
 });
 
+describe("a live remote cell moved to another place", () => {
+  const moved = (target: Partial<NonNullable<ReturnType<typeof remote>>["target"]>) => {
+    const was = remote("h", "/keys/a")!.target!;
+    const d = remote("h", "/keys/a")!;
+    d.target = { ...d.target!, ...target };
+    return planned({ name: "", d: { backend: "remote", remote: d }, rec: { remote: was }, fields: [] });
+  };
+  it("is an error at spec.remote that says what to do, and plans no update", () => {
+    for (const change of [{ host: "h2" }, { user: "other" }, { port: 2222 }, { root: "/elsewhere" }]) {
+      const p = moved(change);
+      const errors = p.diagnostics.filter((x) => x.severity === "error");
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.field).toBe("spec.remote");
+      expect(errors[0]!.message).toMatch(/lives on .*cannot move to/);
+      expect(errors[0]!.hint).toMatch(/state: closed/);
+      expect(p.actions.filter((a) => a.kind === "update" || a.kind === "close")).toEqual([]);
+    }
+  });
+  it("is no error when only its key files change", () => {
+    expect(moved({ identityFile: "/keys/b" }).diagnostics.filter((x) => x.severity === "error")).toEqual([]);
+  });
+});
+
 describe("a member's process", () => {
   const restartOf = (change: Partial<DesiredCell["members"][number]>) => {
     const d: DesiredCell = { ...base, members: [{ ...base.members[0]!, ...change }] };

@@ -6,6 +6,8 @@ import type { At, BackendSpec } from "../contract.js";
 import type { Check, Invariant } from "../../verify/types.js";
 import { unenforcedLimits } from "../limits.js";
 import { remoteDiagnostics } from "./hosts.js";
+import type { CellRecord } from "../../cells/record.js";
+import { placeText, samePlace } from "./place.js";
 
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -37,6 +39,22 @@ function stray(cell: DesiredCell, at: At): Diagnostic[] {
       field: "spec.remote",
       message: `spec.remote is for backend remote (this cell's backend is ${cell.backend})`,
       hint: "set backend: remote, or remove spec.remote",
+    },
+  ];
+}
+
+// A live remote cell stays where it was made (its tree and members are there): another host, user,
+// port or root in the declaration is refused, never silently ignored. Key files and a host's name
+// in the hosts file follow the declaration (cells/fields.ts).
+function unfollowed(d: DesiredCell, rec: CellRecord): { field: string; message: string; hint: string }[] {
+  const t = d.remote?.target;
+  const was = rec.remote;
+  if (!t || !was || samePlace(was, t)) return [];
+  return [
+    {
+      field: "spec.remote",
+      message: `cell ${rec.name} lives on ${placeText(was)}; a live remote cell cannot move to ${placeText(t)}`,
+      hint: "set state: closed first (its final checkpoint is kept here), or declare a cell with a new name; or restore the old host, user, port and root",
     },
   ];
 }
@@ -95,6 +113,7 @@ export const remoteBackend: BackendSpec = {
   invariants: ["I6"],
   validate,
   stray,
+  unfollowed,
   hostChecks: (cell, at) => remoteDiagnostics(cell, at),
   describe: (d) => (d.remote?.target ? `remote ${d.remote.target.name ?? d.remote.target.host}` : undefined),
   where: { cell: (rec) => ({ host: rec.remote?.host ?? null }), text: () => "" },
