@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cellYaml, configDir, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
 import { remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
+import { RemoteBackend } from "../../src/backends/remote/remote.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 const ALLOW = { LAZARUS_REMOTE_INLINE: "allow" };
@@ -86,6 +87,36 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
     rmSync(path.join(e.cfg, "cells.d", "leaky.yaml"));
     const closed = await e.run(T(1));
     expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
+    await waitFor(() => !live(child), 10_000);
+  }, 240_000);
+
+  it("freezes and thaws the children a member's leader left in its group (a checkpoint's freeze)", async () => {
+    const e = setup();
+    const leaky = ["/bin/sh", "-c", 'sleep 100000 & echo $! > "$HOME/child.pid"; exit 1'];
+    writeFileSync(
+      path.join(e.cfg, "cells.d", "frozen.yaml"),
+      cellYaml({
+        name: "frozen",
+        grace: "1m",
+        extra: remoteLines(host),
+        members: [{ identity: "agent:f", restart: "never", command: leaky }],
+      }),
+    );
+    const created = await e.run(T(0));
+    expect(created.exitCode, created.stdout + created.stderr).toBe(0);
+    const pidFile = path.join(e.tree("frozen"), "home", "f", "child.pid");
+    await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", 20_000);
+    const child = Number(readFileSync(pidFile, "utf8").trim());
+    leaked.push(child);
+    const rec = readRecord(path.join(e.state, "cells", "frozen"));
+    await waitFor(() => !live(rec.members[0]?.pid as number), 20_000);
+    const backend = new RemoteBackend(e.state, { ...process.env, ...ALLOW });
+    await backend.freeze(rec, true);
+    expect(procState(child)).toBe("T"); // stopped: it cannot write while the tree is read
+    await backend.freeze(rec, false);
+    expect(procState(child)).toBe("S");
+    rmSync(path.join(e.cfg, "cells.d", "frozen.yaml"));
+    expect((await e.run(T(1))).exitCode).toBe(0);
     await waitFor(() => !live(child), 10_000);
   }, 240_000);
 

@@ -22,6 +22,7 @@ import {
 } from "../backend.js";
 import { memberEnv } from "../env.js";
 import {
+  ALIVE,
   FIND,
   LAYOUT,
   LOGS,
@@ -150,7 +151,7 @@ export class RemoteBackend implements Backend {
     if (!m.pid || m.startTime === undefined || !m.spawnId) return false;
     const rec = this.recOf(m.cell);
     if (!rec) return false;
-    const r = runSync(this.conn(rec), SIGNAL, ["0", String(m.pid), String(m.startTime), m.spawnId, m.cell]);
+    const r = runSync(this.conn(rec), ALIVE, [String(m.pid), String(m.startTime), m.spawnId, m.cell]);
     return r.stdout.trim() === "1";
   }
 

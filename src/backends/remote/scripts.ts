@@ -154,12 +154,18 @@ n=100
 while [ $n -gt 0 ]; do group_alive "$pid" || exit 0; sleep 0.05; n=$((n - 1)); done
 exit 4`;
 
-// Signal members' groups: args SIG then per member PID START SPAWN CELL. Prints how many.
+// Whether a member's leader lives: args PID START SPAWN CELL. Prints 1 or 0.
+export const ALIVE = `${LIB}
+if owns "$1" "$2" "$3" "$4"; then echo 1; else echo 0; fi`;
+
+// Signal members' groups: args SIG then per member PID START SPAWN CELL. Prints how many. A group
+// whose leader has exited is signalled too (member_group proves what is left in it the member's):
+// a freeze must stop the children a leader left behind, or they write during the checkpoint.
 export const SIGNAL = `${LIB}
 sig=$1; shift
 c=0
 while [ $# -ge 4 ]; do
-  if owns "$1" "$2" "$3" "$4"; then kill -s "$sig" -- "-$1" 2>/dev/null && c=$((c + 1)); fi
+  if member_group "$1" "$2" "$3" "$4"; then kill -s "$sig" -- "-$1" 2>/dev/null && c=$((c + 1)); fi
   shift 4
 done
 echo "$c"`;
