@@ -76,45 +76,41 @@ function flatten(n: NodeInfo): NodeInfo[] {
 const sq = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
 const words = (list: readonly string[]): string => sq(list.join(" "));
 
-// bash (and zsh through bashcompinit): a few case tables keyed by the command path.
-export function bashScript(root: NodeInfo, forZsh = false): string {
-  const nodes = flatten(root);
+// A bash function `__lazarus_<name>` that echoes the value of the row whose key is its first argument.
+function caseTable(name: string, rows: [string, string][]): string[] {
+  return [`__lazarus_${name}() {`, '  case "$1" in', ...rows.map(([k, v]) => `    ${k}) echo ${v} ;;`), "  esac", "}"];
+}
+
+// The case tables keyed by command path: subcommands, options (all, and by the kind of value they
+// take), the choices of each option, and what the first positional argument is (cell or file).
+function bashTables(nodes: NodeInfo[]): string[] {
   const key = (n: NodeInfo): string => sq(n.path.join(" "));
-  const table = (name: string, rows: [string, string][]): string[] => [
-    `__lazarus_${name}() {`,
-    '  case "$1" in',
-    ...rows.map(([k, v]) => `    ${k}) echo ${v} ;;`),
-    "  esac",
-    "}",
-  ];
   const valued = (n: NodeInfo, kind: OptionInfo["value"]): string[] =>
     n.options.filter((o) => o.value === kind).flatMap((o) => o.flags);
-  const lines = [
-    "# lazarus completion for bash" + (forZsh ? " (loaded into zsh through bashcompinit)" : ""),
-    `# ${forZsh ? 'zsh: eval "$(lazarus completion zsh)" in ~/.zshrc (after compinit, if you call it)' : 'bash: eval "$(lazarus completion bash)" in ~/.bashrc, or save it to /etc/bash_completion.d/lazarus'}`,
-    ...table(
+  return [
+    ...caseTable(
       "subs",
       nodes
         .filter((n) => n.subs.length > 0)
         .map((n) => [key(n), words(n.subs.map((s) => s.path[s.path.length - 1] as string))]),
     ),
-    ...table(
+    ...caseTable(
       "opts",
       nodes.map((n) => [key(n), words(n.options.flatMap((o) => o.flags))]),
     ),
-    ...table(
+    ...caseTable(
       "dir_opts",
       nodes.map((n) => [key(n), words(valued(n, "dir"))]),
     ),
-    ...table(
+    ...caseTable(
       "file_opts",
       nodes.map((n) => [key(n), words(valued(n, "file"))]),
     ),
-    ...table(
+    ...caseTable(
       "other_opts",
       nodes.map((n) => [key(n), words(valued(n, "other"))]),
     ),
-    ...table(
+    ...caseTable(
       "choices",
       nodes.flatMap((n) =>
         n.options
@@ -124,51 +120,71 @@ export function bashScript(root: NodeInfo, forZsh = false): string {
           ),
       ),
     ),
-    ...table(
+    ...caseTable(
       "arg",
       nodes.filter((n) => n.cellArg || n.fileArg).map((n) => [key(n), n.cellArg ? "cell" : "file"]),
     ),
-    "# the cells of the --config dir's cells.d/ (metadata.name) and of the state dir",
-    "__lazarus_cells() {",
-    '  local config="$1" state="$2" f',
-    '  for f in "$config"/cells.d/*.yaml "$config"/cells.d/*.yml; do',
-    '    [ -f "$f" ] && sed -n "s/^  name: *[\\"\']\\{0,1\\}\\([a-z0-9-]*\\).*/\\1/p" "$f"',
-    "  done",
-    '  [ -n "$state" ] && [ -d "$state/cells" ] && ls "$state/cells" 2>/dev/null',
-    "}",
-    '__lazarus_has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }',
-    "_lazarus() {",
-    '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" cmd="" npos=0 i w config=. state="${LAZARUS_STATE_DIR:-}"',
-    '  [ "$COMP_CWORD" -gt 0 ] && prev="${COMP_WORDS[COMP_CWORD-1]}"',
-    "  COMPREPLY=()",
-    "  for ((i = 1; i < COMP_CWORD; i++)); do",
-    '    w="${COMP_WORDS[i]}"',
-    '    case "$w" in',
-    "      --) break ;;",
-    "      -*)",
-    '        if __lazarus_has "$(__lazarus_dir_opts "$cmd") $(__lazarus_file_opts "$cmd") $(__lazarus_other_opts "$cmd")" "$w"; then',
-    '          case "$w" in -c|--config) config="${COMP_WORDS[i+1]}" ;; -s|--state-dir) state="${COMP_WORDS[i+1]}" ;; esac',
-    "          i=$((i + 1))",
-    "        fi ;;",
-    "      *)",
-    '        if [ "$npos" -eq 0 ] && __lazarus_has "$(__lazarus_subs "$cmd")" "$w"; then cmd="${cmd:+$cmd }$w"; else npos=$((npos + 1)); fi ;;',
-    "    esac",
-    "  done",
-    '  local choices; choices="$(__lazarus_choices "$cmd|$prev")"',
-    '  if [ -n "$choices" ]; then COMPREPLY=($(compgen -W "$choices" -- "$cur")); return 0; fi',
-    '  if __lazarus_has "$(__lazarus_dir_opts "$cmd")" "$prev"; then COMPREPLY=($(compgen -d -- "$cur")); return 0; fi',
-    '  if __lazarus_has "$(__lazarus_file_opts "$cmd")" "$prev"; then COMPREPLY=($(compgen -f -- "$cur")); return 0; fi',
-    '  if __lazarus_has "$(__lazarus_other_opts "$cmd")" "$prev"; then return 0; fi',
-    '  case "$cur" in -*) COMPREPLY=($(compgen -W "$(__lazarus_opts "$cmd")" -- "$cur")); return 0 ;; esac',
-    '  local subs; subs="$(__lazarus_subs "$cmd")"',
-    '  if [ -n "$subs" ] && [ "$npos" -eq 0 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi',
-    '  case "$(__lazarus_arg "$cmd")" in',
-    '    cell) [ "$npos" -eq 0 ] || [ "$cmd" = verify ] && COMPREPLY=($(compgen -W "$(__lazarus_cells "$config" "$state")" -- "$cur")) ;;',
-    '    file) COMPREPLY=($(compgen -f -- "$cur")) ;;',
-    "  esac",
-    "  return 0",
-    "}",
-    "complete -F _lazarus lazarus",
+  ];
+}
+
+// Shell helpers: the cell names of the --config dir's cells.d/ and of the state dir, and a word-in-list test.
+const BASH_HELPERS = [
+  "# the cells of the --config dir's cells.d/ (metadata.name) and of the state dir",
+  "__lazarus_cells() {",
+  '  local config="$1" state="$2" f',
+  '  for f in "$config"/cells.d/*.yaml "$config"/cells.d/*.yml; do',
+  '    [ -f "$f" ] && sed -n "s/^  name: *[\\"\']\\{0,1\\}\\([a-z0-9-]*\\).*/\\1/p" "$f"',
+  "  done",
+  '  [ -n "$state" ] && [ -d "$state/cells" ] && ls "$state/cells" 2>/dev/null',
+  "}",
+  '__lazarus_has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }',
+];
+
+// The completion function: walks the words typed so far (skipping options and their values) to find
+// the command path, then offers a choice, a directory, a file, an option, a subcommand or a cell.
+const BASH_COMPLETE = [
+  "_lazarus() {",
+  '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" cmd="" npos=0 i w config=. state="${LAZARUS_STATE_DIR:-}"',
+  '  [ "$COMP_CWORD" -gt 0 ] && prev="${COMP_WORDS[COMP_CWORD-1]}"',
+  "  COMPREPLY=()",
+  "  for ((i = 1; i < COMP_CWORD; i++)); do",
+  '    w="${COMP_WORDS[i]}"',
+  '    case "$w" in',
+  "      --) break ;;",
+  "      -*)",
+  '        if __lazarus_has "$(__lazarus_dir_opts "$cmd") $(__lazarus_file_opts "$cmd") $(__lazarus_other_opts "$cmd")" "$w"; then',
+  '          case "$w" in -c|--config) config="${COMP_WORDS[i+1]}" ;; -s|--state-dir) state="${COMP_WORDS[i+1]}" ;; esac',
+  "          i=$((i + 1))",
+  "        fi ;;",
+  "      *)",
+  '        if [ "$npos" -eq 0 ] && __lazarus_has "$(__lazarus_subs "$cmd")" "$w"; then cmd="${cmd:+$cmd }$w"; else npos=$((npos + 1)); fi ;;',
+  "    esac",
+  "  done",
+  '  local choices; choices="$(__lazarus_choices "$cmd|$prev")"',
+  '  if [ -n "$choices" ]; then COMPREPLY=($(compgen -W "$choices" -- "$cur")); return 0; fi',
+  '  if __lazarus_has "$(__lazarus_dir_opts "$cmd")" "$prev"; then COMPREPLY=($(compgen -d -- "$cur")); return 0; fi',
+  '  if __lazarus_has "$(__lazarus_file_opts "$cmd")" "$prev"; then COMPREPLY=($(compgen -f -- "$cur")); return 0; fi',
+  '  if __lazarus_has "$(__lazarus_other_opts "$cmd")" "$prev"; then return 0; fi',
+  '  case "$cur" in -*) COMPREPLY=($(compgen -W "$(__lazarus_opts "$cmd")" -- "$cur")); return 0 ;; esac',
+  '  local subs; subs="$(__lazarus_subs "$cmd")"',
+  '  if [ -n "$subs" ] && [ "$npos" -eq 0 ]; then COMPREPLY=($(compgen -W "$subs" -- "$cur")); return 0; fi',
+  '  case "$(__lazarus_arg "$cmd")" in',
+  '    cell) [ "$npos" -eq 0 ] || [ "$cmd" = verify ] && COMPREPLY=($(compgen -W "$(__lazarus_cells "$config" "$state")" -- "$cur")) ;;',
+  '    file) COMPREPLY=($(compgen -f -- "$cur")) ;;',
+  "  esac",
+  "  return 0",
+  "}",
+  "complete -F _lazarus lazarus",
+];
+
+// bash (and zsh through bashcompinit): a few case tables keyed by the command path.
+export function bashScript(root: NodeInfo, forZsh = false): string {
+  const lines = [
+    "# lazarus completion for bash" + (forZsh ? " (loaded into zsh through bashcompinit)" : ""),
+    `# ${forZsh ? 'zsh: eval "$(lazarus completion zsh)" in ~/.zshrc (after compinit, if you call it)' : 'bash: eval "$(lazarus completion bash)" in ~/.bashrc, or save it to /etc/bash_completion.d/lazarus'}`,
+    ...bashTables(flatten(root)),
+    ...BASH_HELPERS,
+    ...BASH_COMPLETE,
     "",
   ];
   if (forZsh)

@@ -270,138 +270,185 @@ function installCommand(): Command {
       }),
     )
     .addOption(new Option("--metrics-host <host>", "with --metrics-port: the address to serve on (default 127.0.0.1)"))
-    .action(
-      action(async (extra: string[], o: InstallOpts) => {
-        if (o.repo && o.config)
-          throw new LazarusError(
-            "BAD_ARGS",
-            "--config and --repo exclude each other: the daemon follows a local config dir or a git repo",
-          );
-        if (!o.repo && (o.ref || o.path)) throw new LazarusError("BAD_ARGS", "--ref and --path go with --repo");
-        if (o.dryRun && o.now) throw new LazarusError("BAD_ARGS", "--dry-run and --now exclude each other");
-        const user = o.user ?? false;
-        const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
-        const stateDir = path.resolve(o.stateDir ?? (process.env.LAZARUS_STATE_DIR || defaultStateDir(user)));
-        const secretsDir = o.secretsDir ?? (process.env.LAZARUS_SECRETS_DIR || undefined);
-        const watchArgs: string[] = [];
-        let workingDirectory = stateDir;
-        if (o.repo) {
-          watchArgs.push("--repo", repoArg(o.repo));
-          if (o.ref) watchArgs.push("--ref", o.ref);
-          if (o.path) watchArgs.push("--path", o.path);
-        } else {
-          const config = path.resolve(o.config ?? ".");
-          if (!existsSync(config) || !statSync(config).isDirectory())
-            throw new LazarusError(
-              "BAD_ARGS",
-              `the config dir ${config} does not exist; pass --config <dir> (the directory holding cells.d/) or --repo <url>`,
-            );
-          if (!existsSync(path.join(config, "cells.d")))
-            err(`warning: ${config} has no cells.d/ yet; the daemon watches for it`);
-          watchArgs.push("--config", config);
-          workingDirectory = config;
-        }
-        if (o.metricsPort !== undefined) watchArgs.push("--metrics-port", String(o.metricsPort));
-        if (o.metricsHost !== undefined) watchArgs.push("--metrics-host", o.metricsHost);
-        watchArgs.push(...extra);
-        await checkWatchArgs(watchArgs);
-        const envFile = path.resolve(o.settingsFile ?? defaultEnvFile(user, o.name, o.unitDir));
-        for (const word of [...watchArgs, stateDir, secretsDir ?? "", envFile, process.execPath, cliPath()]) {
-          if (/[\n\r\0]/.test(word))
-            throw new LazarusError(
-              "BAD_ARGS",
-              `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`,
-            );
-        }
-        const environment = serviceEnvironment(process.env, { stateDir, ...(secretsDir ? { secretsDir } : {}) });
-        const envText = renderEnvFile(target.unit, environment.vars);
-        const note = notCarriedNote(environment.notCarried);
-        const sdVersion = systemdVersion();
-        const unit = renderUnit({
-          user,
-          node: process.execPath,
-          cli: cliPath(),
-          version: packageVersion(),
-          watchArgs,
-          workingDirectory,
-          env: { PATH: servicePath(process.execPath) },
-          envFile,
-          ...(sdVersion !== undefined ? { systemdVersion: sdVersion } : {}),
-        });
-        const next = [shown(systemctl(user, "daemon-reload")), shown(systemctl(user, "enable", "--now", target.unit))];
-        const existing = existsSync(target.file) ? readFileSync(target.file, "utf8") : undefined;
-        const existingEnv = existsSync(envFile) ? readFileSync(envFile, "utf8") : undefined;
-        const unitChanged = existing !== unit;
-        const envChanged = existingEnv !== envText;
-        const changed = unitChanged || envChanged;
-        const environmentFile = {
-          path: envFile,
-          text: envText,
-          settings: Object.keys(environment.vars),
-          notCarried: environment.notCarried,
-        };
-        if (o.dryRun) {
-          if (o.json)
-            out(JSON.stringify({ unit, path: target.file, environmentFile, written: false, changed, next }, null, 2));
-          else {
-            const state = (old: string | undefined, differs: boolean): string =>
-              old === undefined ? "" : differs ? " (replacing a different one: needs --force)" : " (unchanged)";
-            err(`# would write ${target.file}${state(existing, unitChanged)}`);
-            err(`# and ${envFile} (mode 0600)${state(existingEnv, envChanged)}:`);
-            err(
-              envText
-                .trimEnd()
-                .split("\n")
-                .map((l) => `#   ${l}`)
-                .join("\n"),
-            );
-            if (note) err(`# ${note}`);
-            out(unit);
-          }
-          return 0;
-        }
-        const differs = [
-          unitChanged && existing !== undefined ? target.file : "",
-          envChanged && existingEnv !== undefined ? envFile : "",
-        ].filter(Boolean);
-        if (differs.length && !o.force) {
-          throw new LazarusError(
-            "UNIT_EXISTS",
-            `${differs.join(" and ")} exists and differs from what Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`,
-          );
-        }
-        if (envChanged) await writeEnvFile(envFile, envText, user);
-        if (unitChanged) {
-          await mkdir(target.dir, { recursive: true });
-          await writeFileAtomic(target.file, unit, 0o644);
-        }
-        if (note) err(`warning: ${note}`);
-        if (o.now)
-          for (const argv of [systemctl(user, "daemon-reload"), systemctl(user, "enable", "--now", target.unit)])
-            await run(argv);
-        if (o.json)
-          out(
-            JSON.stringify(
-              { unit, path: target.file, environmentFile, written: changed, changed, next: o.now ? [] : next },
-              null,
-              2,
-            ),
-          );
-        else {
-          out(
-            changed
-              ? `Wrote ${[unitChanged ? target.file : "", envChanged ? envFile : ""].filter(Boolean).join(" and ")}.`
-              : `${target.file} is already this unit.`,
-          );
-          out(
-            `State dir: ${stateDir} (export LAZARUS_STATE_DIR=${stateDir} so lazarus status and plan look there too).`,
-          );
-          if (o.now) out(`Started: ${shown(systemctl(user, "status", target.unit))} shows it.`);
-          else out(`Next: ${next.join(" && ")}`);
-        }
-        return 0;
-      }),
+    .action(action(runInstall));
+}
+
+// --config and --repo exclude each other, --ref and --path need --repo, --dry-run excludes --now.
+function checkInstallFlags(o: InstallOpts): void {
+  if (o.repo && o.config)
+    throw new LazarusError(
+      "BAD_ARGS",
+      "--config and --repo exclude each other: the daemon follows a local config dir or a git repo",
     );
+  if (!o.repo && (o.ref || o.path)) throw new LazarusError("BAD_ARGS", "--ref and --path go with --repo");
+  if (o.dryRun && o.now) throw new LazarusError("BAD_ARGS", "--dry-run and --now exclude each other");
+}
+
+// What follows `lazarus watch` in ExecStart=, and the unit's working directory: the repo to follow
+// (cwd the state dir), or the config dir made absolute (cwd the config dir, which must exist).
+function watchInvocation(o: InstallOpts, stateDir: string, extra: string[]) {
+  const watchArgs: string[] = [];
+  let workingDirectory = stateDir;
+  if (o.repo) {
+    watchArgs.push("--repo", repoArg(o.repo));
+    if (o.ref) watchArgs.push("--ref", o.ref);
+    if (o.path) watchArgs.push("--path", o.path);
+  } else {
+    const config = path.resolve(o.config ?? ".");
+    if (!existsSync(config) || !statSync(config).isDirectory())
+      throw new LazarusError(
+        "BAD_ARGS",
+        `the config dir ${config} does not exist; pass --config <dir> (the directory holding cells.d/) or --repo <url>`,
+      );
+    if (!existsSync(path.join(config, "cells.d")))
+      err(`warning: ${config} has no cells.d/ yet; the daemon watches for it`);
+    watchArgs.push("--config", config);
+    workingDirectory = config;
+  }
+  if (o.metricsPort !== undefined) watchArgs.push("--metrics-port", String(o.metricsPort));
+  if (o.metricsHost !== undefined) watchArgs.push("--metrics-host", o.metricsHost);
+  watchArgs.push(...extra);
+  return { watchArgs, workingDirectory };
+}
+
+// A unit file is line-based: no word it carries may hold a line break.
+function refuseLineBreaks(words: string[]): void {
+  for (const word of words) {
+    if (/[\n\r\0]/.test(word))
+      throw new LazarusError("BAD_ARGS", `${JSON.stringify(word)} holds a line break: a unit file cannot carry it`);
+  }
+}
+
+// Everything install would write, and how it compares with what is on disk; nothing written yet.
+async function planInstall(extra: string[], o: InstallOpts) {
+  checkInstallFlags(o);
+  const user = o.user ?? false;
+  const target = unitFile({ user, name: o.name, ...(o.unitDir ? { unitDir: o.unitDir } : {}) });
+  const stateDir = path.resolve(o.stateDir ?? (process.env.LAZARUS_STATE_DIR || defaultStateDir(user)));
+  const secretsDir = o.secretsDir ?? (process.env.LAZARUS_SECRETS_DIR || undefined);
+  const { watchArgs, workingDirectory } = watchInvocation(o, stateDir, extra);
+  await checkWatchArgs(watchArgs);
+  const envFile = path.resolve(o.settingsFile ?? defaultEnvFile(user, o.name, o.unitDir));
+  refuseLineBreaks([...watchArgs, stateDir, secretsDir ?? "", envFile, process.execPath, cliPath()]);
+  const environment = serviceEnvironment(process.env, { stateDir, ...(secretsDir ? { secretsDir } : {}) });
+  const envText = renderEnvFile(target.unit, environment.vars);
+  const sdVersion = systemdVersion();
+  const unit = renderUnit({
+    user,
+    node: process.execPath,
+    cli: cliPath(),
+    version: packageVersion(),
+    watchArgs,
+    workingDirectory,
+    env: { PATH: servicePath(process.execPath) },
+    envFile,
+    ...(sdVersion !== undefined ? { systemdVersion: sdVersion } : {}),
+  });
+  const existing = existsSync(target.file) ? readFileSync(target.file, "utf8") : undefined;
+  const existingEnv = existsSync(envFile) ? readFileSync(envFile, "utf8") : undefined;
+  const unitChanged = existing !== unit;
+  const envChanged = existingEnv !== envText;
+  return {
+    user,
+    target,
+    stateDir,
+    unit,
+    existing,
+    unitChanged,
+    envFile,
+    envText,
+    existingEnv,
+    envChanged,
+    changed: unitChanged || envChanged,
+    note: notCarriedNote(environment.notCarried),
+    next: [shown(systemctl(user, "daemon-reload")), shown(systemctl(user, "enable", "--now", target.unit))],
+    environmentFile: {
+      path: envFile,
+      text: envText,
+      settings: Object.keys(environment.vars),
+      notCarried: environment.notCarried,
+    },
+  };
+}
+
+type InstallPlan = Awaited<ReturnType<typeof planInstall>>;
+
+// --dry-run: the unit on stdout, where it and the settings file would go (and whether they differ) on stderr.
+function printDryRun(p: InstallPlan, json: boolean): void {
+  const { unit, target, environmentFile, changed, next } = p;
+  if (json) {
+    out(JSON.stringify({ unit, path: target.file, environmentFile, written: false, changed, next }, null, 2));
+    return;
+  }
+  const state = (old: string | undefined, differs: boolean): string =>
+    old === undefined ? "" : differs ? " (replacing a different one: needs --force)" : " (unchanged)";
+  err(`# would write ${target.file}${state(p.existing, p.unitChanged)}`);
+  err(`# and ${p.envFile} (mode 0600)${state(p.existingEnv, p.envChanged)}:`);
+  err(
+    p.envText
+      .trimEnd()
+      .split("\n")
+      .map((l) => `#   ${l}`)
+      .join("\n"),
+  );
+  if (p.note) err(`# ${p.note}`);
+  out(unit);
+}
+
+// Write the settings file and the unit where they changed; a different one already there needs --force.
+async function writeInstall(p: InstallPlan, force: boolean): Promise<void> {
+  const differs = [
+    p.unitChanged && p.existing !== undefined ? p.target.file : "",
+    p.envChanged && p.existingEnv !== undefined ? p.envFile : "",
+  ].filter(Boolean);
+  if (differs.length && !force) {
+    throw new LazarusError(
+      "UNIT_EXISTS",
+      `${differs.join(" and ")} exists and differs from what Lazarus would write; see it with --dry-run, then replace it with --force (or pick another --name)`,
+    );
+  }
+  if (p.envChanged) await writeEnvFile(p.envFile, p.envText, p.user);
+  if (p.unitChanged) {
+    await mkdir(p.target.dir, { recursive: true });
+    await writeFileAtomic(p.target.file, p.unit, 0o644);
+  }
+}
+
+// What was written, and the systemctl commands that start it (or that it was started, with --now).
+function printInstalled(p: InstallPlan, o: InstallOpts): void {
+  const { unit, target, environmentFile, changed, next, user } = p;
+  if (o.json) {
+    const shownNext = o.now ? [] : next;
+    out(
+      JSON.stringify({ unit, path: target.file, environmentFile, written: changed, changed, next: shownNext }, null, 2),
+    );
+    return;
+  }
+  out(
+    changed
+      ? `Wrote ${[p.unitChanged ? target.file : "", p.envChanged ? p.envFile : ""].filter(Boolean).join(" and ")}.`
+      : `${target.file} is already this unit.`,
+  );
+  out(`State dir: ${p.stateDir} (export LAZARUS_STATE_DIR=${p.stateDir} so lazarus status and plan look there too).`);
+  if (o.now) out(`Started: ${shown(systemctl(user, "status", target.unit))} shows it.`);
+  else out(`Next: ${next.join(" && ")}`);
+}
+
+// service install: plan the unit and its settings file, then print (--dry-run) or write them,
+// and with --now reload systemd and enable the unit.
+async function runInstall(extra: string[], o: InstallOpts): Promise<number> {
+  const p = await planInstall(extra, o);
+  if (o.dryRun) {
+    printDryRun(p, o.json ?? false);
+    return 0;
+  }
+  await writeInstall(p, o.force ?? false);
+  if (p.note) err(`warning: ${p.note}`);
+  if (o.now)
+    for (const argv of [systemctl(p.user, "daemon-reload"), systemctl(p.user, "enable", "--now", p.target.unit)])
+      await run(argv);
+  printInstalled(p, o);
+  return 0;
 }
 
 // The settings file: mode 0600, atomically; a system unit's is root's (a rewrite keeps the owner

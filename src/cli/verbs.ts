@@ -453,100 +453,101 @@ export function summonCommand(): Command {
       "after",
       "\nExample:\n  lazarus summon Timmy_Foundation/timmy-config#262 --agent allegro --ttl 2h --apply -- node ./agents/allegro.mjs",
     )
-    .action(
-      action(
-        async (
-          project: string,
-          command: string[],
-          o: VerbOpts & {
-            agent?: string[];
-            role: string;
-            name?: string;
-            owner?: string;
-            ttl?: string;
-            backend?: string;
-          },
-        ) => {
-          const agents = o.agent ?? [];
-          if (agents.length === 0)
-            throw new LazarusError("BAD_FLAGS", "summon needs at least one --agent, e.g. --agent allegro");
-          const role = roleOf(o.role);
-          const owner = o.owner !== undefined ? identityOf(o.owner, "human") : defaultOwner();
-          if (!owner)
-            throw new LazarusError("BAD_FLAGS", "cannot make an owner from your user name; pass --owner human:NAME");
-          const name = o.name ?? cellNameFor(project);
-          if (!DNS_LABEL.test(name))
-            throw new LazarusError(
-              "BAD_NAME",
-              `"${name}" is not a cell name: use a DNS label (lowercase letters, digits and '-', at most 63 characters)`,
-            );
-          const members: NewMember[] = agents.map((a) => ({
-            identity: identityOf(a),
-            role,
-            ...(command.length > 0 ? { command } : {}),
-          }));
-          const rel = `cells.d/${name}.yaml`;
-          const { results, texts } = await loadCells(o.config);
-          const taken = results.find(
-            (r) => r.cells.some((c) => c.name === name) || salvageNames(texts.get(r.file) ?? "").includes(name),
-          );
-          if (taken)
-            throw new LazarusError(
-              "CELL_EXISTS",
-              `cell ${name} is already declared in ${taken.file}; nothing was written (edit it with team/invite/close, or pass --name)`,
-            );
-          // A cell of that name still on disk (live, or closed within its grace) would be taken over
-          // by the new declaration (resurrected with its old files): refused too.
-          const paths = statePaths(resolveStateDir(o.stateDir));
-          for (const [place, dir] of [
-            ["live", paths.cells],
-            ["in the graveyard", paths.graveyard],
-          ] as const) {
-            if (
-              await stat(path.join(dir, name)).then(
-                () => true,
-                () => false,
-              )
-            )
-              throw new LazarusError(
-                "CELL_EXISTS",
-                `a cell named ${name} is still ${place} (${path.join(dir, name)}; see lazarus status ${name}); nothing was written (pass --name, or wait until it is scrubbed)`,
-              );
-          }
-          if (
-            results.some((r) => r.file === rel) ||
-            (await stat(path.join(o.config, rel)).then(
-              () => true,
-              () => false,
-            ))
-          )
-            throw new LazarusError(
-              "FILE_EXISTS",
-              `${rel} already exists; nothing was written (pass --name to summon under another name)`,
-            );
-          const text = newCellText({
-            name,
-            project,
-            owner,
-            ...(o.backend ? { backend: o.backend } : {}),
-            ...(o.ttl ? { ttl: o.ttl } : {}),
-            members,
-          });
-          const check = await checkFileText(rel, text); // as validate would see it, this host included
-          if (hasErrors(check.diagnostics))
-            throw refusal(rel, `summon: the new cell would not load`, check.diagnostics);
-          const who = members.map((m) => m.identity).join(", ");
-          return runVerb(o, {
-            verb: "summon",
-            cell: name,
-            rel,
-            before: undefined,
-            after: text,
-            what: `${project} with ${who} as ${role}`,
-          });
-        },
-      ),
+    .action(action(runSummon));
+}
+
+type SummonOpts = VerbOpts & {
+  agent?: string[];
+  role: string;
+  name?: string;
+  owner?: string;
+  ttl?: string;
+  backend?: string;
+};
+
+// The new cell's name, owner and members, from the flags (each checked, with what to pass instead).
+function summonedCell(project: string, command: string[], o: SummonOpts) {
+  const agents = o.agent ?? [];
+  if (agents.length === 0)
+    throw new LazarusError("BAD_FLAGS", "summon needs at least one --agent, e.g. --agent allegro");
+  const role = roleOf(o.role);
+  const owner = o.owner !== undefined ? identityOf(o.owner, "human") : defaultOwner();
+  if (!owner) throw new LazarusError("BAD_FLAGS", "cannot make an owner from your user name; pass --owner human:NAME");
+  const name = o.name ?? cellNameFor(project);
+  if (!DNS_LABEL.test(name))
+    throw new LazarusError(
+      "BAD_NAME",
+      `"${name}" is not a cell name: use a DNS label (lowercase letters, digits and '-', at most 63 characters)`,
     );
+  const members: NewMember[] = agents.map((a) => ({
+    identity: identityOf(a),
+    role,
+    ...(command.length > 0 ? { command } : {}),
+  }));
+  return { name, owner, role, members };
+}
+
+const exists = (file: string): Promise<boolean> =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
+
+// Summon never takes over a name: refused when a cells.d/ file declares it (even one that does not
+// load), when a cell of that name is still on disk (live, or closed within its grace: the new
+// declaration would resurrect it with its old files), or when the file it would write exists.
+async function refuseTakenName(o: SummonOpts, name: string, rel: string): Promise<void> {
+  const { results, texts } = await loadCells(o.config);
+  const taken = results.find(
+    (r) => r.cells.some((c) => c.name === name) || salvageNames(texts.get(r.file) ?? "").includes(name),
+  );
+  if (taken)
+    throw new LazarusError(
+      "CELL_EXISTS",
+      `cell ${name} is already declared in ${taken.file}; nothing was written (edit it with team/invite/close, or pass --name)`,
+    );
+  const paths = statePaths(resolveStateDir(o.stateDir));
+  for (const [place, dir] of [
+    ["live", paths.cells],
+    ["in the graveyard", paths.graveyard],
+  ] as const) {
+    if (await exists(path.join(dir, name)))
+      throw new LazarusError(
+        "CELL_EXISTS",
+        `a cell named ${name} is still ${place} (${path.join(dir, name)}; see lazarus status ${name}); nothing was written (pass --name, or wait until it is scrubbed)`,
+      );
+  }
+  if (results.some((r) => r.file === rel) || (await exists(path.join(o.config, rel))))
+    throw new LazarusError(
+      "FILE_EXISTS",
+      `${rel} already exists; nothing was written (pass --name to summon under another name)`,
+    );
+}
+
+// summon: a new cells.d/<name>.yaml for the project, checked as validate would before it is written.
+async function runSummon(project: string, command: string[], o: SummonOpts): Promise<number> {
+  const { name, owner, role, members } = summonedCell(project, command, o);
+  const rel = `cells.d/${name}.yaml`;
+  await refuseTakenName(o, name, rel);
+  const text = newCellText({
+    name,
+    project,
+    owner,
+    ...(o.backend ? { backend: o.backend } : {}),
+    ...(o.ttl ? { ttl: o.ttl } : {}),
+    members,
+  });
+  const check = await checkFileText(rel, text); // as validate would see it, this host included
+  if (hasErrors(check.diagnostics)) throw refusal(rel, `summon: the new cell would not load`, check.diagnostics);
+  const who = members.map((m) => m.identity).join(", ");
+  return runVerb(o, {
+    verb: "summon",
+    cell: name,
+    rel,
+    before: undefined,
+    after: text,
+    what: `${project} with ${who} as ${role}`,
+  });
 }
 
 // remove or add one member; add refuses a member already there (a role change is a removal, then an invitation).

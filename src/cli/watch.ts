@@ -1,7 +1,7 @@
 import v8 from "node:v8";
 import { Command, Option } from "commander";
 import { Daemon } from "../daemon/daemon.js";
-import { createLogger } from "../daemon/log.js";
+import { createLogger, type Logger } from "../daemon/log.js";
 import { resolveStateDir } from "../compute.js";
 import { action, hostOptions, withCommon, withLockTimeout, withParallelism, type CommonOpts } from "./common.js";
 import { typedOption } from "./flags.js";
@@ -66,68 +66,78 @@ export function watchCommand(): Command {
         { value: "*/5 * * * * *", shown: "*/5 * * * * *" },
       ),
     )
-    .action(
-      action(
-        async (
-          o: CommonOpts &
-            BudgetOpts & {
-              repo?: string;
-              ref: string;
-              path?: string;
-              interval: number;
-              debounce: number;
-              resync: number;
-              logLevel: string;
-              metricsPort?: number;
-              metricsHost: string;
-              stopTimeout: number;
-              tick: string;
-              parallelism: number;
-            },
-        ) => {
-          // A long-running daemon that is idle most of the time: V8 sizes its heap for memory rather
-          // than throughput (a heap close to what is live, not to the start-up peak; at 10,000 cells
-          // the resident memory drops by about a third, bench/README.md). Set before the config is read.
-          v8.setFlagsFromString("--optimize-for-size");
-          const log = createLogger(o.logLevel);
-          const stateDir = resolveStateDir(o.stateDir);
-          const daemon = new Daemon({
-            configDir: o.config,
-            ...(o.repo
-              ? {
-                  repo: {
-                    url: o.repo,
-                    ref: o.ref,
-                    ...(o.path ? { subdir: o.path } : {}),
-                    intervalMs: o.interval,
-                    budget: budgetFrom(o),
-                  },
-                }
-              : {}),
-            ...(stateDir ? { stateDir } : {}),
-            debounceMs: o.debounce,
-            resyncMs: o.resync,
-            tick: o.tick,
-            stopTimeoutMs: o.stopTimeout,
-            parallelism: o.parallelism,
-            ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
-            metricsHost: o.metricsHost,
-            log,
-            hostSettings: hostOptions(o),
-            ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}),
-          });
-          let stopped: (code: number) => void = () => undefined;
-          const done = new Promise<number>((resolve) => (stopped = resolve));
-          for (const signal of ["SIGTERM", "SIGINT"] as const) {
-            process.once(signal, () => void daemon.stop(signal).then(() => stopped(0)));
-          }
-          process.on("SIGHUP", () => {
-            log.info({}, "SIGHUP: reloading everything");
-            void daemon.reloadAll("SIGHUP");
-          });
-          await daemon.start();
-          return done;
-        },
-      ),
-    );
+    .action(action(runWatch));
+}
+
+type WatchOpts = CommonOpts &
+  BudgetOpts & {
+    repo?: string;
+    ref: string;
+    path?: string;
+    interval: number;
+    debounce: number;
+    resync: number;
+    logLevel: string;
+    metricsPort?: number;
+    metricsHost: string;
+    stopTimeout: number;
+    tick: string;
+    parallelism: number;
+  };
+
+// The daemon the flags describe: a local config dir, or a git repo polled every --interval.
+function daemonFor(o: WatchOpts, log: Logger): Daemon {
+  const stateDir = resolveStateDir(o.stateDir);
+  return new Daemon({
+    configDir: o.config,
+    ...(o.repo
+      ? {
+          repo: {
+            url: o.repo,
+            ref: o.ref,
+            ...(o.path ? { subdir: o.path } : {}),
+            intervalMs: o.interval,
+            budget: budgetFrom(o),
+          },
+        }
+      : {}),
+    ...(stateDir ? { stateDir } : {}),
+    debounceMs: o.debounce,
+    resyncMs: o.resync,
+    tick: o.tick,
+    stopTimeoutMs: o.stopTimeout,
+    parallelism: o.parallelism,
+    ...(o.metricsPort !== undefined ? { metricsPort: o.metricsPort } : {}),
+    metricsHost: o.metricsHost,
+    log,
+    hostSettings: hostOptions(o),
+    ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}),
+  });
+}
+
+// Resolves (with exit code 0) once SIGTERM or SIGINT has stopped the daemon; SIGHUP reloads everything.
+function untilStopped(daemon: Daemon, log: Logger): Promise<number> {
+  let stopped: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (stopped = resolve));
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => void daemon.stop(signal).then(() => stopped(0)));
+  }
+  process.on("SIGHUP", () => {
+    log.info({}, "SIGHUP: reloading everything");
+    void daemon.reloadAll("SIGHUP");
+  });
+  return done;
+}
+
+// watch: run the daemon until a signal stops it.
+async function runWatch(o: WatchOpts): Promise<number> {
+  // A long-running daemon that is idle most of the time: V8 sizes its heap for memory rather
+  // than throughput (a heap close to what is live, not to the start-up peak; at 10,000 cells
+  // the resident memory drops by about a third, bench/README.md). Set before the config is read.
+  v8.setFlagsFromString("--optimize-for-size");
+  const log = createLogger(o.logLevel);
+  const daemon = daemonFor(o, log);
+  const done = untilStopped(daemon, log);
+  await daemon.start();
+  return done;
 }

@@ -14,6 +14,7 @@ import {
   resolveNow,
   withCells,
   type EngineOptions,
+  type Locked,
   type PlanOutcome,
 } from "../engine.js";
 import { fingerprint } from "../plan/saved.js";
@@ -24,7 +25,7 @@ import type { Plan } from "../plan/plan.js";
 import type { HostSettings } from "../host/settings.js";
 import type { ActionResult } from "../apply/apply.js";
 import { checkBudget, type Budget } from "./budget.js";
-import { judgeRevision, recordInForce, rejection } from "./decide.js";
+import { judgeRevision, recordInForce, rejection, type Candidate, type Judged } from "./decide.js";
 import { commitSubject, exportRevision, fetchRef, repoCache } from "./git.js";
 import { gitopsDir, readGitopsStatus, type Outcome } from "./status.js";
 
@@ -80,14 +81,23 @@ export async function configDirOf(exported: string, subdir?: string): Promise<st
   return configDir;
 }
 
-export async function sync(opts: SyncOptions): Promise<SyncResult> {
+// A revision fetched and loaded, and the engine options that plan and apply it.
+interface Fetched {
+  stateRoot: string;
+  candidate: Candidate;
+  engine: EngineOptions;
+}
+
+type Planned = { observed: Observed; plan: Plan };
+
+// Fetch the ref's commit and load it. A revision is all or nothing: any file that fails to load
+// rejects the whole commit (judged later, from the diagnostics).
+async function fetchRevision(opts: SyncOptions): Promise<Fetched> {
   const paths = statePaths(opts.stateDir);
   const stateRoot = path.dirname(paths.ledger);
   await mkdir(stateRoot, { recursive: true });
   const { revision, subject, configDir } = await checkoutRevision(stateRoot, opts.repo, opts.ref, opts.subdir);
-  // A revision is all or nothing: any file that fails to load rejects the whole commit.
   const loaded = await loadConfig(configDir, await credentialContext(opts, paths));
-  const { diagnostics } = loaded;
   const engine: EngineOptions = {
     configDir,
     loaded,
@@ -99,86 +109,106 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
     ...(opts.lockTimeoutMs !== undefined ? { lockTimeoutMs: opts.lockTimeoutMs } : {}),
     ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}),
   };
+  return { stateRoot, candidate: { revision, subject, configDir, loaded }, engine };
+}
 
-  if (opts.dryRun) {
-    const rejected = rejection(revision, diagnostics, (await readGitopsStatus(stateRoot))?.inForce?.revision);
-    if (rejected?.outcome === "rejected")
-      return { revision, subject, outcome: "dry-run", detail: rejected.detail, diagnostics };
-    const plan = await computePlan(engine);
-    const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
-    return {
-      revision,
-      subject,
-      outcome: "dry-run",
-      detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`,
-      diagnostics: plan.diagnostics,
-      plan,
-    };
-  }
+// --dry-run: the revision's plan and whether the budget would hold it; nothing is recorded.
+async function dryRun(opts: SyncOptions, f: Fetched): Promise<SyncResult> {
+  const { revision, subject, loaded } = f.candidate;
+  const { diagnostics } = loaded;
+  const rejected = rejection(revision, diagnostics, (await readGitopsStatus(f.stateRoot))?.inForce?.revision);
+  if (rejected?.outcome === "rejected")
+    return { revision, subject, outcome: "dry-run", detail: rejected.detail, diagnostics };
+  const plan = await computePlan(f.engine);
+  const verdict = checkBudget(plan.plan.actions, plan.desired, plan.observed, opts.budget);
+  return {
+    revision,
+    subject,
+    outcome: "dry-run",
+    detail: verdict.ok ? `plan of ${revision.slice(0, 12)}` : `would be held: ${verdict.reason}`,
+    diagnostics: plan.diagnostics,
+    plan,
+  };
+}
 
-  // Judge under the state-dir lock; apply each cell under its own lock, skipping a cell that changed
-  // since it was judged, so the budget judges the very plan that is applied; record under the
-  // state-dir lock again.
-  const command = `lazarus sync ${opts.repo}`;
-  return withCells(engine, command, async ({ paths, ledger, state }) => {
-    const { now } = await resolveNow(paths, opts.now);
-    let planned: { observed: Observed; plan: Plan } | undefined;
-    const candidate = { revision, subject, configDir, loaded };
-    const judged = await state.hold(() =>
-      judgeRevision(
-        {
-          stateRoot,
-          ledger,
-          repo: { url: opts.repo, ref: opts.ref, ...(opts.subdir ? { subdir: opts.subdir } : {}) },
-          budget: opts.budget,
-          allowMassClose: opts.allowMassClose === true,
-          now,
-          observeAndPlan: async (desired) => {
-            planned = await observeAndPlan(paths, desired, now);
-            return { observed: planned.observed, actions: planned.plan.actions };
-          },
+// Judge the revision under the state-dir lock, keeping the plan the budget judged (the one applied).
+async function judge(opts: SyncOptions, f: Fetched, l: Locked, now: number) {
+  let planned: Planned | undefined;
+  const judged = await l.state.hold(() =>
+    judgeRevision(
+      {
+        stateRoot: f.stateRoot,
+        ledger: l.ledger,
+        repo: { url: opts.repo, ref: opts.ref, ...(opts.subdir ? { subdir: opts.subdir } : {}) },
+        budget: opts.budget,
+        allowMassClose: opts.allowMassClose === true,
+        now,
+        observeAndPlan: async (desired) => {
+          planned = await observeAndPlan(l.paths, desired, now);
+          return { observed: planned.observed, actions: planned.plan.actions };
         },
-        candidate,
-      ),
-    );
+      },
+      f.candidate,
+    ),
+  );
+  return { judged, planned };
+}
+
+// Apply the judged plan, each cell under its own lock (a cell changed since it was judged is
+// skipped), then record the revision in force under the state-dir lock again.
+async function applyJudged(
+  opts: SyncOptions,
+  f: Fetched,
+  l: Locked,
+  now: number,
+  judged: Judged,
+  p: Planned,
+): Promise<SyncResult> {
+  const { paths, ledger, state } = l;
+  const { revision, subject, configDir, loaded } = f.candidate;
+  opts.hooks?.planned?.(p.plan.actions);
+  const claim = cellClaims(paths, syncCommand(opts), opts.lockTimeoutMs ?? 0, (cell) =>
+    fingerprint(p.observed.cells.get(cell)),
+  );
+  const results = await applyActions(
+    p.plan.actions,
+    { ...applyEnv(f.engine, paths, configDir, now, revision), stateLock: state },
+    ledger,
+    opts.hooks ?? {},
+    { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim },
+  );
+  const failed = results.filter((r) => r.status !== "applied").length;
+  const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
+  const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
+  const inForce = outcome !== "failed" || results.length > failed;
+  await state.hold(() => recordInForce(f.stateRoot, judged.status, f.candidate, judged.at, outcome, detail, inForce));
+  const all = [...loaded.diagnostics, ...p.plan.diagnostics];
+  return {
+    revision,
+    subject,
+    outcome,
+    detail,
+    diagnostics: all,
+    plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all },
+    results,
+  };
+}
+
+const syncCommand = (opts: SyncOptions): string => `lazarus sync ${opts.repo}`;
+
+// Fetch the ref, then plan it (--dry-run) or judge and apply it. Judge under the state-dir lock;
+// apply each cell under its own lock, skipping a cell that changed since it was judged, so the
+// budget judges the very plan that is applied; record under the state-dir lock again.
+export async function sync(opts: SyncOptions): Promise<SyncResult> {
+  const f = await fetchRevision(opts);
+  if (opts.dryRun) return dryRun(opts, f);
+  return withCells(f.engine, syncCommand(opts), async (l) => {
+    const { now } = await resolveNow(l.paths, opts.now);
+    const { judged, planned } = await judge(opts, f, l, now);
     const { decision } = judged;
+    const { revision, subject, loaded } = f.candidate;
     if (decision.outcome !== "apply")
-      return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics };
-    const p = planned as { observed: Observed; plan: Plan };
-    opts.hooks?.planned?.(p.plan.actions);
-    const claim = cellClaims(paths, command, opts.lockTimeoutMs ?? 0, (cell) =>
-      fingerprint(p.observed.cells.get(cell)),
-    );
-    const results = await applyActions(
-      p.plan.actions,
-      { ...applyEnv(engine, paths, configDir, now, revision), stateLock: state },
-      ledger,
-      opts.hooks ?? {},
-      { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim },
-    );
-    const failed = results.filter((r) => r.status !== "applied").length;
-    const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
-    const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
-    await state.hold(() =>
-      recordInForce(
-        stateRoot,
-        judged.status,
-        candidate,
-        judged.at,
-        outcome,
-        detail,
-        outcome !== "failed" || results.length > failed,
-      ),
-    );
-    const all = [...diagnostics, ...p.plan.diagnostics];
-    return {
-      revision,
-      subject,
-      outcome,
-      detail,
-      diagnostics: all,
-      plan: { paths, desired: loaded.desired, observed: p.observed, plan: p.plan, diagnostics: all },
-      results,
-    };
+      return { revision, subject, outcome: decision.outcome, detail: decision.detail, diagnostics: loaded.diagnostics };
+    return applyJudged(opts, f, l, now, judged, planned as Planned);
   });
 }

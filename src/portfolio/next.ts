@@ -61,85 +61,63 @@ export function cooldownUntil(
   return until !== undefined && now < until ? until : undefined;
 }
 
-export function nextModel(input: NextModelInput): NextModel {
+// Why a model cannot serve this request now (too small a context window, no tool use, in
+// cooldown), or undefined when it can.
+function whySkipped(m: ModelSpec, input: NextModelInput): string | undefined {
   const p = input.portfolio;
-  const attempt = Math.max(1, input.attempt ?? 1);
-  const skipped: Skipped[] = [];
-  const eligible = (m: ModelSpec): boolean => {
-    if (input.needsContext !== undefined && m.contextWindow !== undefined && m.contextWindow < input.needsContext) {
-      skipped.push({ model: m.model, why: `context window ${m.contextWindow} < ${input.needsContext} needed` });
-      return false;
-    }
-    if (input.needsTools && m.tools !== true) {
-      skipped.push({ model: m.model, why: "no tool use" });
-      return false;
-    }
-    const until = cooldownUntil(m.model, p, input.health ?? [], input.now);
-    if (until !== undefined) {
-      skipped.push({
-        model: m.model,
-        why: `in cooldown for ${formatDuration(until - input.now)} (${p.cooldown.allowedFails} failures within ${formatDuration(p.cooldown.windowMs)})`,
-      });
-      return false;
-    }
-    return true;
-  };
-  const chain = p.models.filter(eligible);
+  if (input.needsContext !== undefined && m.contextWindow !== undefined && m.contextWindow < input.needsContext)
+    return `context window ${m.contextWindow} < ${input.needsContext} needed`;
+  if (input.needsTools && m.tools !== true) return "no tool use";
+  const until = cooldownUntil(m.model, p, input.health ?? [], input.now);
+  if (until !== undefined)
+    return `in cooldown for ${formatDuration(until - input.now)} (${p.cooldown.allowedFails} failures within ${formatDuration(p.cooldown.windowMs)})`;
+  return undefined;
+}
+
+const repeat = (m: ModelSpec, n: number): ModelSpec[] => Array.from({ length: n }, () => m);
+
+// The models the attempts go through, in order, when they fail with E: the first model again
+// (its retries) when E is not in fallbackOn; first, then its context_window or content_policy
+// chain (explicit, or else the eligible models that fit); else every eligible model, each `tries` times.
+function attemptSequence(
+  p: Omit<Portfolio, "source">,
+  chain: ModelSpec[],
+  E: ErrorClass,
+  tries: number,
+): { seq: ModelSpec[]; special: boolean } {
+  const first = chain[0] as ModelSpec;
   const byName = (names: string[] | undefined): ModelSpec[] | undefined =>
     names
       ?.map((n) => p.models.find((m) => m.model === n))
       .filter((m): m is ModelSpec => m !== undefined && chain.includes(m));
-  const skipNote = skipped.length > 0 ? `; skipped ${skipped.map((s) => `${s.model} (${s.why})`).join(", ")}` : "";
-  const first = chain[0];
-  if (!first)
-    return {
-      ok: false,
-      attempt,
-      reason: `portfolio ${p.name} exhausted: no model is eligible${skipNote}`,
-      tried: [],
-      skipped,
-    };
-
-  const E = input.afterError;
-  if (attempt === 1 || !E) {
-    const primary = p.models[0] === first;
-    return {
-      ok: true,
-      model: first,
-      attempt,
-      kind: primary ? "primary" : "fallback",
-      waitMs: 0,
-      reason: `${primary ? "primary" : "first eligible"} model of portfolio ${p.name}${skipNote}`,
-      skipped,
-    };
+  if (!p.fallbackOn.includes(E)) return { seq: repeat(first, tries), special: false };
+  if (E === "context_window") {
+    const explicit = byName(p.contextWindowFallbacks);
+    const larger = (m: ModelSpec): boolean =>
+      m.contextWindow === undefined || first.contextWindow === undefined || m.contextWindow > first.contextWindow;
+    return { seq: [first, ...(explicit ?? chain.slice(1).filter(larger))], special: explicit !== undefined };
   }
-  const repeat = (m: ModelSpec, n: number): ModelSpec[] => Array.from({ length: n }, () => m);
+  if (E === "content_policy") {
+    const explicit = byName(p.contentPolicyFallbacks);
+    return { seq: [first, ...(explicit ?? chain.slice(1))], special: explicit !== undefined };
+  }
+  return { seq: chain.flatMap((m) => repeat(m, tries)), special: false };
+}
+
+// An attempt after one that failed with E: the next model of the sequence, a retry of the same
+// one (after a backoff, or what the provider asked), or exhausted.
+function afterFailure(
+  input: NextModelInput,
+  chain: ModelSpec[],
+  attempt: number,
+  E: ErrorClass,
+  skipped: Skipped[],
+  skipNote: string,
+): NextModel {
+  const p = input.portfolio;
   const tooLong = input.retryAfterMs !== undefined && input.retryAfterMs > p.retries.maxRetryAfterMs;
   const tries = TRANSIENT.has(E) && !tooLong ? 1 + p.retries.attempts : 1;
-  let seq: ModelSpec[];
-  let special = false;
-  if (!p.fallbackOn.includes(E)) seq = repeat(first, tries);
-  else if (E === "context_window") {
-    const explicit = byName(p.contextWindowFallbacks);
-    special = explicit !== undefined;
-    seq = [
-      first,
-      ...(explicit ??
-        chain
-          .slice(1)
-          .filter(
-            (m) =>
-              m.contextWindow === undefined ||
-              first.contextWindow === undefined ||
-              m.contextWindow > first.contextWindow,
-          )),
-    ];
-  } else if (E === "content_policy") {
-    const explicit = byName(p.contentPolicyFallbacks);
-    special = explicit !== undefined;
-    seq = [first, ...(explicit ?? chain.slice(1))];
-  } else seq = chain.flatMap((m) => repeat(m, tries));
-
+  const { seq, special } = attemptSequence(p, chain, E, tries);
   const pick = seq[attempt - 1];
   const tried = [...new Set(seq.slice(0, attempt - 1).map((m) => m.model))];
   if (!pick) {
@@ -181,4 +159,40 @@ export function nextModel(input: NextModelInput): NextModel {
     reason: `fallback from ${prev.model} to ${pick.model} after ${why}${skipNote}`,
     skipped,
   };
+}
+
+// The model for this attempt: the first eligible one, else (after a failure) a retry, a fallback or exhausted.
+export function nextModel(input: NextModelInput): NextModel {
+  const p = input.portfolio;
+  const attempt = Math.max(1, input.attempt ?? 1);
+  const skipped: Skipped[] = [];
+  const chain = p.models.filter((m) => {
+    const why = whySkipped(m, input);
+    if (why !== undefined) skipped.push({ model: m.model, why });
+    return why === undefined;
+  });
+  const skipNote = skipped.length > 0 ? `; skipped ${skipped.map((s) => `${s.model} (${s.why})`).join(", ")}` : "";
+  const first = chain[0];
+  if (!first)
+    return {
+      ok: false,
+      attempt,
+      reason: `portfolio ${p.name} exhausted: no model is eligible${skipNote}`,
+      tried: [],
+      skipped,
+    };
+  const E = input.afterError;
+  if (attempt === 1 || !E) {
+    const primary = p.models[0] === first;
+    return {
+      ok: true,
+      model: first,
+      attempt,
+      kind: primary ? "primary" : "fallback",
+      waitMs: 0,
+      reason: `${primary ? "primary" : "first eligible"} model of portfolio ${p.name}${skipNote}`,
+      skipped,
+    };
+  }
+  return afterFailure(input, chain, attempt, E, skipped, skipNote);
 }

@@ -11,7 +11,7 @@ import path from "node:path";
 import { cellPaths, memberHome, portfolioFile, statePaths } from "../cells/layout.js";
 import { lockCell } from "../lock/cell-lock.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
-import { resolveNow, withStateLock, type EngineOptions } from "../engine.js";
+import { resolveNow, withStateLock, type EngineOptions, type Locked } from "../engine.js";
 import { backends, findBackend } from "../backends/registry.js";
 import type { SessionSpawn, SessionSpec } from "../backends/backend.js";
 import { roleMounts } from "../backends/sandbox/argv.js";
@@ -98,94 +98,125 @@ export interface OpenSession {
   startedAt: number;
 }
 
+// Who opens a session, as the ledger names them: the identity and the host user behind it.
+interface Opener {
+  id: string; // the session's id
+  user: string; // hostUser()
+  who: string; // identity (host user …)
+}
+
+// A refusal of a cell that exists is recorded (who tried what), then thrown.
+async function refuse(opts: EngineOptions, l: Locked, req: SessionRequest, o: Opener, why: string): Promise<never> {
+  const { now } = await resolveNow(l.paths, opts.now);
+  await l.ledger.append({
+    time: new Date(now).toISOString(),
+    cell: req.cell,
+    action: `${req.kind}-refused`,
+    reason: `${o.who}: ${why}`,
+    details: {
+      identity: req.identity,
+      hostUser: o.user,
+      ...(req.kind === "exec" ? { command: req.command } : {}),
+    },
+  });
+  throw new LazarusError("SESSION_REFUSED", why);
+}
+
+// The live cell's record; a cell in the graveyard is a recorded refusal, an unknown one an error.
+async function liveCell(opts: EngineOptions, l: Locked, req: SessionRequest, o: Opener): Promise<CellRecord> {
+  const cellDir = path.join(l.paths.cells, req.cell);
+  const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
+  if (rec) return rec;
+  if (existsSync(path.join(l.paths.graveyard, req.cell)))
+    await refuse(opts, l, req, o, `cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
+  throw new LazarusError("NO_SUCH_CELL", `no live cell named ${req.cell} in ${l.paths.cells}; see lazarus status`);
+}
+
+// What the backend needs to run the session in the member's own view of the cell.
+function sessionSpec(
+  opts: EngineOptions,
+  l: Locked,
+  req: SessionRequest & { shell: string },
+  o: Opener,
+  rec: CellRecord,
+  m: MemberRecord,
+): SessionSpec {
+  const cellDir = path.join(l.paths.cells, req.cell);
+  const cp = cellPaths(cellDir);
+  return {
+    sessionId: o.id,
+    shell: req.shell,
+    ...(req.tty ? { tty: req.tty } : {}),
+    cell: rec.name,
+    cellDir,
+    identity: m.identity,
+    home: memberHome(cp, m.home),
+    homeName: m.home,
+    role: m.role,
+    command: req.command,
+    env: m.env,
+    credentialsFile: cp.credentials,
+    resources: m.resources ?? {},
+    configDir: path.resolve(opts.configDir),
+    ...(m.portfolioDigest
+      ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
+      : {}),
+    ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
+  };
+}
+
+// The session's start, in the ledger: who opened what, as which role, through which backend.
+async function recordStart(
+  l: Locked,
+  req: SessionRequest,
+  o: Opener,
+  rec: CellRecord,
+  m: MemberRecord,
+  time: string,
+): Promise<void> {
+  await l.ledger.append({
+    time,
+    cell: req.cell,
+    action: req.kind,
+    reason: `${o.who} ${req.kind === "shell" ? "opened" : "ran"} ${what(req)} as ${m.role}`,
+    details: {
+      session: o.id,
+      identity: req.identity,
+      role: m.role,
+      hostUser: o.user,
+      backend: rec.backend,
+      ...(req.kind === "exec" ? { command: req.command } : { shell: req.shell }),
+      tty: Boolean(req.tty),
+    },
+  });
+}
+
+// Under the locks: check the cell and the member (a refusal is recorded), let the backend prepare
+// the spawn, and record the start.
+async function openLocked(opts: EngineOptions, req: SessionRequest, o: Opener, l: Locked): Promise<OpenSession> {
+  const rec = await liveCell(opts, l, req, o);
+  const { now } = await resolveNow(l.paths, opts.now);
+  const time = new Date(now).toISOString();
+  const why = refusal(rec, req.identity, req.kind);
+  if (why) await refuse(opts, l, req, o, why);
+  const m = rec.members.find((x) => x.identity === req.identity) as MemberRecord;
+  const shell = (req.shell ??= defaultShell(rec.backend));
+  if (req.kind === "shell") req.command = [shell];
+  const hostEnv = opts.hostEnv ?? process.env;
+  const settings = opts.hostSettings ?? hostSettings(hostEnv);
+  const backend = backends(path.dirname(l.paths.ledger), hostEnv, settings).get(rec.backend);
+  const spawn = await backend.session(rec, sessionSpec(opts, l, { ...req, shell }, o, rec, m));
+  await recordStart(l, req, o, rec, m, time);
+  return { id: o.id, rec, member: m, who: o.who, spawn, startedAt: Date.now() };
+}
+
 // Check, record the start, and prepare the spawn. A refusal is recorded too, then thrown.
 export async function openSession(opts: EngineOptions, req: SessionRequest): Promise<OpenSession> {
-  const id = randomBytes(6).toString("hex");
   const user = hostUser();
-  const who = `${req.identity} (host user ${user})`;
-  return underCellLock(opts, req.cell, `lazarus ${req.kind} ${req.cell}`, opts.lockTimeoutMs ?? 0, () =>
-    withStateLock(
-      opts,
-      `lazarus ${req.kind} ${req.cell}`,
-      async ({ paths, ledger }) => {
-        // A refusal of a cell that exists is recorded (who tried what), then said.
-        const refuse = async (why: string): Promise<never> => {
-          const { now } = await resolveNow(paths, opts.now);
-          await ledger.append({
-            time: new Date(now).toISOString(),
-            cell: req.cell,
-            action: `${req.kind}-refused`,
-            reason: `${who}: ${why}`,
-            details: {
-              identity: req.identity,
-              hostUser: user,
-              ...(req.kind === "exec" ? { command: req.command } : {}),
-            },
-          });
-          throw new LazarusError("SESSION_REFUSED", why);
-        };
-        const cellDir = path.join(paths.cells, req.cell);
-        const rec = await readUntrustedJson<CellRecord>(cellPaths(cellDir).record, CAPS.record, cellDir);
-        if (!rec) {
-          if (existsSync(path.join(paths.graveyard, req.cell)))
-            await refuse(`cell ${req.cell} is closed (in the graveyard); a ${req.kind} needs an active cell`);
-          throw new LazarusError(
-            "NO_SUCH_CELL",
-            `no live cell named ${req.cell} in ${paths.cells}; see lazarus status`,
-          );
-        }
-        const { now } = await resolveNow(paths, opts.now);
-        const time = new Date(now).toISOString();
-        const why = refusal(rec, req.identity, req.kind);
-        if (why) await refuse(why);
-        const m = rec.members.find((x) => x.identity === req.identity) as MemberRecord;
-        req.shell ??= defaultShell(rec.backend);
-        if (req.kind === "shell") req.command = [req.shell];
-        const cp = cellPaths(cellDir);
-        const hostEnv = opts.hostEnv ?? process.env;
-        const backend = backends(path.dirname(paths.ledger), hostEnv, opts.hostSettings ?? hostSettings(hostEnv)).get(
-          rec.backend,
-        );
-        const spec: SessionSpec = {
-          sessionId: id,
-          shell: req.shell,
-          ...(req.tty ? { tty: req.tty } : {}),
-          cell: rec.name,
-          cellDir,
-          identity: m.identity,
-          home: memberHome(cp, m.home),
-          homeName: m.home,
-          role: m.role,
-          command: req.command,
-          env: m.env,
-          credentialsFile: cp.credentials,
-          resources: m.resources ?? {},
-          configDir: path.resolve(opts.configDir),
-          ...(m.portfolioDigest
-            ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
-            : {}),
-          ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
-        };
-        const spawn = await backend.session(rec, spec);
-        await ledger.append({
-          time,
-          cell: req.cell,
-          action: req.kind,
-          reason: `${who} ${req.kind === "shell" ? "opened" : "ran"} ${what(req)} as ${m.role}`,
-          details: {
-            session: id,
-            identity: req.identity,
-            role: m.role,
-            hostUser: user,
-            backend: rec.backend,
-            ...(req.kind === "exec" ? { command: req.command } : { shell: req.shell }),
-            tty: Boolean(req.tty),
-          },
-        });
-        return { id, rec, member: m, who, spawn, startedAt: Date.now() };
-      },
-      { sweep: false },
-    ),
+  const o: Opener = { id: randomBytes(6).toString("hex"), user, who: `${req.identity} (host user ${user})` };
+  const command = `lazarus ${req.kind} ${req.cell}`;
+  return underCellLock(opts, req.cell, command, opts.lockTimeoutMs ?? 0, () =>
+    withStateLock(opts, command, (l) => openLocked(opts, req, o, l), { sweep: false }),
   );
 }
 

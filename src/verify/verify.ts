@@ -54,12 +54,14 @@ function diskCheck(cell: ObservedCell, bytes: number): Check {
   };
 }
 
+type Member = CellRecord["members"][number];
+
 // Runs the probe in a member's own view (the sandbox: bubblewrap as the cell's uid in the
 // member's cgroup; container: a fresh container with the member's mounts, uid and limits).
 type Runner = (
   rec: CellRecord,
   cellDir: string,
-  m: CellRecord["members"][number],
+  m: Member,
   command: string[],
   env: Record<string, string>,
 ) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
@@ -77,6 +79,121 @@ interface Context {
 // What a backend's probe needs to know of it (BackendSpec.verify).
 type Probe = Extract<VerifyPlan, { probe: unknown }>["probe"];
 
+// What the probe is told of the world around the member: where it must not write or read, which
+// pids it must not see, the host's loopback port it must not reach, its pid limit.
+function probeEnv(ctx: Context, cell: ObservedCell, rec: CellRecord, m: Member, token: string, outside: string[]) {
+  const others = ctx.live.filter((c) => c.name !== cell.name);
+  const pidsMax = m.resources?.pids ?? hostLimits(process.env).defaultPids;
+  return {
+    LZ_TOKEN: token,
+    LZ_OUTSIDE: outside.join(" "),
+    LZ_SIBLINGS: others.flatMap((c) => [c.dir, path.join(c.dir, "project")]).join(" "),
+    LZ_SIBLING_CREDS: others.map((c) => path.join(c.dir, ".lazarus", "secrets", "credentials.json")).join(" "),
+    LZ_STATE: ctx.stateRoot,
+    LZ_OTHER_HOMES: rec.members
+      .filter((x) => x.home !== m.home)
+      .map((x) => x.home)
+      .join(" "),
+    LZ_HOST_PIDS: [
+      process.pid,
+      ...others.flatMap((c) => c.members.filter((x) => x.alive && x.pid).map((x) => x.pid as number)),
+    ].join(" "),
+    LZ_PORT: String(ctx.port),
+    LZ_FORKS: String(pidsMax + 4),
+    LZ_PIDS_MAX: String(pidsMax),
+    // the first component of operator binds under /tmp or /dev/shm: bubblewrap's mount points
+    LZ_MOUNT_POINTS: ctx.mountPoints.join(" "),
+  };
+}
+
+// I2: the variable names the member sees hold no host variable beyond the allowlist.
+function hostEnvCheck(ctx: Context, rec: CellRecord, m: Member, probe: Probe, names: string): Check {
+  const allowed = (k: string): boolean =>
+    (rec.network === "egress" && k in proxyEnv()) ||
+    ALLOWED.has(k) ||
+    k.startsWith(ALLOWED_PREFIX) ||
+    k.startsWith("CELL_") ||
+    k.startsWith("LZ_") ||
+    SET_BY_LAZARUS.has(k) ||
+    probe.engineEnv.includes(k) ||
+    k in m.env;
+  const leaked = names.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
+  return {
+    invariant: "I2",
+    check: "host environment",
+    member: m.identity,
+    ok: leaked.length === 0,
+    detail: leaked.length ? `host variables passed: ${leaked.join(", ")}` : "no host variable beyond the allowlist",
+  };
+}
+
+// What the probe tried from inside, checked from the host too: a write outside must not have
+// landed (what did is removed), the host's loopback server must have seen no connection.
+interface HostSide {
+  token: string;
+  outside: string[];
+  connectionsBefore: number;
+}
+
+// One check the probe reported, judged with the host's side of it; undefined for a line that is
+// no check of ours, or the loopback check of a cell on the host's network.
+function reportedCheck(ctx: Context, rec: CellRecord, m: Member, l: ProbeLine, host: HostSide): Check | undefined {
+  const meta = PROBE_CHECKS[l.check];
+  if (!meta) return undefined;
+  let ok = l.result === "ok";
+  let detail = l.detail;
+  if (l.check === "write-outside") {
+    const landed = host.outside.map((d) => path.join(d, `.lazarus-verify-${host.token}`)).filter((f) => existsSync(f));
+    for (const f of landed) rmSync(f, { force: true });
+    [ok, detail] = landed.length
+      ? [false, `files appeared on the host: ${landed.join(", ")}`]
+      : [true, `no write reached the host (tried ${host.outside.join(", ")})`];
+  }
+  if (l.check === "host-loopback" && ctx.connections() > host.connectionsBefore)
+    [ok, detail] = [false, `the host's 127.0.0.1:${ctx.port} accepted a connection`];
+  if (l.check === "host-loopback" && rec.network === "host") return undefined;
+  return { invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail };
+}
+
+// The probe run in one member's own view: a check per line it reports, a ✗ for each it did not,
+// and the egress checks of a cell with network: egress.
+async function memberChecks(
+  ctx: Context,
+  cell: ObservedCell,
+  rec: CellRecord,
+  m: Member,
+  run: Runner,
+  probe: Probe,
+): Promise<Check[]> {
+  const token = randomBytes(6).toString("hex");
+  const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
+  const env = probeEnv(ctx, cell, rec, m, token, outside);
+  const host: HostSide = { token, outside, connectionsBefore: ctx.connections() };
+  const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
+  const lines = parseProbe(r.stdout);
+  if (lines.length === 0) {
+    const last = r.stderr.trim().split("\n").slice(-2).join(" ");
+    return [
+      {
+        invariant: "I1",
+        check: "probe",
+        member: m.identity,
+        ok: false,
+        detail: `the probe did not run in the ${probe.label} (exit ${r.exitCode}): ${last}`,
+      },
+    ];
+  }
+  const checks = lines.flatMap((l) => {
+    const c = l.result === "names" ? hostEnvCheck(ctx, rec, m, probe, l.detail) : reportedCheck(ctx, rec, m, l, host);
+    return c ? [c] : [];
+  });
+  checks.push(...unreported(lines, m.identity, rec.network === "host", r));
+  if (rec.network === "egress") checks.push(...(await egressChecks(ctx, cell, rec, m, run)));
+  return checks;
+}
+
+// A probing backend's checks of a cell: the network opt-in, each member's probe, the disk quota,
+// and the backend's word on how a stop ends everything a member started.
 async function probeChecks(
   ctx: Context,
   cell: ObservedCell,
@@ -84,9 +201,7 @@ async function probeChecks(
   run: Runner,
   probe: Probe,
 ): Promise<Check[]> {
-  const where = probe.label;
   const checks: Check[] = [];
-  const others = ctx.live.filter((c) => c.name !== cell.name);
   if (rec.network === "host")
     checks.push({
       invariant: "I4",
@@ -94,85 +209,7 @@ async function probeChecks(
       ok: false,
       detail: "the cell declares network: host (an explicit opt-in)",
     });
-  for (const m of rec.members) {
-    const token = randomBytes(6).toString("hex");
-    const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
-    const pidsMax = m.resources?.pids ?? hostLimits(process.env).defaultPids;
-    const env = {
-      LZ_TOKEN: token,
-      LZ_OUTSIDE: outside.join(" "),
-      LZ_SIBLINGS: others.flatMap((c) => [c.dir, path.join(c.dir, "project")]).join(" "),
-      LZ_SIBLING_CREDS: others.map((c) => path.join(c.dir, ".lazarus", "secrets", "credentials.json")).join(" "),
-      LZ_STATE: ctx.stateRoot,
-      LZ_OTHER_HOMES: rec.members
-        .filter((x) => x.home !== m.home)
-        .map((x) => x.home)
-        .join(" "),
-      LZ_HOST_PIDS: [
-        process.pid,
-        ...others.flatMap((c) => c.members.filter((x) => x.alive && x.pid).map((x) => x.pid as number)),
-      ].join(" "),
-      LZ_PORT: String(ctx.port),
-      LZ_FORKS: String(pidsMax + 4),
-      LZ_PIDS_MAX: String(pidsMax),
-      // the first component of operator binds under /tmp or /dev/shm: bubblewrap's mount points
-      LZ_MOUNT_POINTS: ctx.mountPoints.join(" "),
-    };
-    const before = ctx.connections();
-    const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
-    const lines = parseProbe(r.stdout);
-    if (lines.length === 0) {
-      checks.push({
-        invariant: "I1",
-        check: "probe",
-        member: m.identity,
-        ok: false,
-        detail: `the probe did not run in the ${where} (exit ${r.exitCode}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}`,
-      });
-      continue;
-    }
-    for (const l of lines) {
-      if (l.result === "names") {
-        const allowed = (k: string): boolean =>
-          (rec.network === "egress" && k in proxyEnv()) ||
-          ALLOWED.has(k) ||
-          k.startsWith(ALLOWED_PREFIX) ||
-          k.startsWith("CELL_") ||
-          k.startsWith("LZ_") ||
-          SET_BY_LAZARUS.has(k) ||
-          probe.engineEnv.includes(k) ||
-          k in m.env;
-        const leaked = l.detail.split(" ").filter((k) => k && ctx.hostEnvNames.includes(k) && !allowed(k));
-        checks.push({
-          invariant: "I2",
-          check: "host environment",
-          member: m.identity,
-          ok: leaked.length === 0,
-          detail: leaked.length
-            ? `host variables passed: ${leaked.join(", ")}`
-            : "no host variable beyond the allowlist",
-        });
-        continue;
-      }
-      const meta = PROBE_CHECKS[l.check];
-      if (!meta) continue;
-      let ok = l.result === "ok";
-      let detail = l.detail;
-      if (l.check === "write-outside") {
-        const landed = outside.map((d) => path.join(d, `.lazarus-verify-${token}`)).filter((f) => existsSync(f));
-        for (const f of landed) rmSync(f, { force: true });
-        [ok, detail] = landed.length
-          ? [false, `files appeared on the host: ${landed.join(", ")}`]
-          : [true, `no write reached the host (tried ${outside.join(", ")})`];
-      }
-      if (l.check === "host-loopback" && ctx.connections() > before)
-        [ok, detail] = [false, `the host's 127.0.0.1:${ctx.port} accepted a connection`];
-      if (l.check === "host-loopback" && rec.network === "host") continue;
-      checks.push({ invariant: meta.invariant, check: meta.label, member: m.identity, ok, detail });
-    }
-    checks.push(...unreported(lines, m.identity, rec.network === "host", r));
-    if (rec.network === "egress") checks.push(...(await egressChecks(ctx, cell, rec, m, run)));
-  }
+  for (const m of rec.members) checks.push(...(await memberChecks(ctx, cell, rec, m, run, probe)));
   if (rec.disk) checks.push(diskCheck(cell, rec.disk.bytes));
   checks.push({ invariant: "I5", check: probe.stop.check, ok: true, detail: probe.stop.detail });
   return checks;
@@ -183,7 +220,7 @@ async function egressChecks(
   ctx: Context,
   cell: ObservedCell,
   rec: CellRecord,
-  m: CellRecord["members"][number],
+  m: Member,
   run: Runner,
 ): Promise<Check[]> {
   const env = {

@@ -182,10 +182,13 @@ const SECURITY = {
   capabilities: { drop: ["ALL"] },
 };
 
-function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
-  const k = c.kubernetes;
-  const mounts = roleMounts(m.role);
-  const home = `${CELL_ROOT}/home/${m.home}`;
+type Mounts = ReturnType<typeof roleMounts>;
+
+// The member's home inside the cell's tree.
+const homeOf = (m: RenderMember): string => `${CELL_ROOT}/home/${m.home}`;
+
+// The member's environment: its declared env, then the cell's variables (which win), sorted by name.
+function memberEnv(c: RenderCell, m: RenderMember, mounts: Mounts, home: string): { name: string; value: string }[] {
   const env: Record<string, string> = {
     ...m.env,
     CELL_ID: c.name,
@@ -197,7 +200,12 @@ function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
     HERMES_HOME: `${home}/.hermes`,
     TMPDIR: "/tmp",
   };
-  const volumeMounts = [
+  return Object.entries(sorted(env)).map(([name, value]) => ({ name, value }));
+}
+
+// What the member sees of the cell's tree, as its role allows (spec §6), plus credentials and /tmp.
+function memberMounts(m: RenderMember, mounts: Mounts, home: string): Record<string, unknown>[] {
+  return [
     {
       name: "tree",
       mountPath: `${CELL_ROOT}/project`,
@@ -218,28 +226,61 @@ function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
     ...(mounts.credentials ? [{ name: "credentials", mountPath: `${RUN_DIR}/secrets`, readOnly: true }] : []),
     { name: "tmp", mountPath: "/tmp" },
   ];
+}
+
+// The member's own container: its command in the project dir, limits as requests too.
+function memberContainer(c: RenderCell, m: RenderMember): Record<string, unknown> {
+  const mounts = roleMounts(m.role);
+  const home = homeOf(m);
   const limits = quantities(m.resources);
-  const container = {
+  return {
     name: CONTAINER,
-    image: k.image,
+    image: c.kubernetes.image,
     imagePullPolicy: "IfNotPresent",
     ...(m.command?.length ? { command: [...m.command] } : {}),
     workingDir: `${CELL_ROOT}/project`,
-    env: Object.entries(sorted(env)).map(([name, value]) => ({ name, value })),
+    env: memberEnv(c, m, mounts, home),
     ...(limits ? { resources: { limits, requests: limits } } : {}),
     securityContext: SECURITY,
-    volumeMounts,
+    volumeMounts: memberMounts(m, mounts, home),
   };
-  // The cell's tree lives on one claim; its dirs are made (as the member's uid, fsGroup-owned)
-  // before the member starts, so a subPath is never created by the kubelet as root.
-  const layout = {
+}
+
+// The cell's tree lives on one claim; its dirs are made (as the member's uid, fsGroup-owned)
+// before the member starts, so a subPath is never created by the kubelet as root.
+function layoutContainer(c: RenderCell, m: RenderMember): Record<string, unknown> {
+  return {
     name: "layout",
-    image: k.image,
+    image: c.kubernetes.image,
     imagePullPolicy: "IfNotPresent",
-    command: ["mkdir", "-p", `${CELL_ROOT}/project`, `${CELL_ROOT}/shared`, home],
+    command: ["mkdir", "-p", `${CELL_ROOT}/project`, `${CELL_ROOT}/shared`, homeOf(m)],
     securityContext: SECURITY,
     volumeMounts: [{ name: "tree", mountPath: CELL_ROOT }],
   };
+}
+
+// The pod's volumes: the cell's claim, the credentials Secret when the role reads it, an empty /tmp.
+function podVolumes(c: RenderCell, mounts: Mounts): Record<string, unknown>[] {
+  return [
+    { name: "tree", persistentVolumeClaim: { claimName: claimName(c) } },
+    ...(mounts.credentials
+      ? [
+          {
+            name: "credentials",
+            secret: {
+              secretName: secretName(c),
+              defaultMode: 0o440,
+              items: [{ key: CREDENTIALS_KEY, path: CREDENTIALS_KEY }],
+            },
+          },
+        ]
+      : []),
+    { name: "tmp", emptyDir: {} },
+  ];
+}
+
+function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
+  const k = c.kubernetes;
   return {
     restartPolicy: "Never", // Lazarus restarts members by their own policy (restart:)
     activeDeadlineSeconds: Math.max(1, c.deadlineSeconds),
@@ -253,24 +294,9 @@ function podSpec(c: RenderCell, m: RenderMember): Record<string, unknown> {
       fsGroup: k.runAsUser,
       seccompProfile: { type: "RuntimeDefault" },
     },
-    initContainers: [layout],
-    containers: [container],
-    volumes: [
-      { name: "tree", persistentVolumeClaim: { claimName: claimName(c) } },
-      ...(mounts.credentials
-        ? [
-            {
-              name: "credentials",
-              secret: {
-                secretName: secretName(c),
-                defaultMode: 0o440,
-                items: [{ key: CREDENTIALS_KEY, path: CREDENTIALS_KEY }],
-              },
-            },
-          ]
-        : []),
-      { name: "tmp", emptyDir: {} },
-    ],
+    initContainers: [layoutContainer(c, m)],
+    containers: [memberContainer(c, m)],
+    volumes: podVolumes(c, roleMounts(m.role)),
   };
 }
 
