@@ -53,7 +53,7 @@ export function readmeCellDoc(i: number): string {
     "  members:",
     "    - identity: agent:a",
     "      role: executor",
-    '      command: ["sleep", "600"]',
+    '      command: ["sleep", "3600"]',
   ].join("\n");
 }
 
