@@ -1,6 +1,7 @@
 // Which files of a config dir are desired state: *.yaml and *.yml directly in cells.d/ and
 // portfolios/, dot-files excluded. cells.d/ must exist and be a readable directory; portfolios/ is
 // optional, and when it cannot be listed the portfolios are held (a diagnostic, not a failure).
+import type { Dirent } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Diagnostic } from "./diagnostics.js";
@@ -11,6 +12,7 @@ export type ConfigSub = "cells.d" | "portfolios";
 // The files of one subdirectory, and (for portfolios/ only) why it could not be listed.
 export interface Listing {
   files: string[];
+  regular: Set<string>; // those of files the listing said are regular files (not links or others)
   problem?: Diagnostic;
 }
 
@@ -36,12 +38,12 @@ function listProblem(err: unknown, sub: ConfigSub): { problem: string; hint: str
 
 // The config files under one subdirectory, relative to the config dir and sorted.
 export async function configFiles(configDir: string, sub: ConfigSub): Promise<Listing> {
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = await readdir(path.join(configDir, sub));
+    entries = await readdir(path.join(configDir, sub), { withFileTypes: true });
   } catch (err) {
     if (isErrno(err, "ENOENT")) {
-      if (sub === "portfolios") return { files: [] };
+      if (sub === "portfolios") return { files: [], regular: new Set() };
       throw new LazarusError(
         "CONFIG_NOT_FOUND",
         `no cells.d/ directory in ${path.resolve(configDir)}: point --config at the directory that holds cells.d/ and portfolios/`,
@@ -55,13 +57,17 @@ export async function configFiles(configDir: string, sub: ConfigSub): Promise<Li
       );
     return {
       files: [],
+      regular: new Set(),
       problem: { severity: "error", file: sub, message: `${problem}; the portfolios are held as they are`, hint },
     };
   }
-  return {
-    files: entries
-      .map((f) => `${sub}/${f}`)
-      .filter((rel) => configFileKind(rel) === sub)
-      .sort(),
-  };
+  const files: string[] = [];
+  const regular = new Set<string>();
+  for (const e of entries) {
+    const rel = `${sub}/${e.name}`;
+    if (configFileKind(rel) !== sub) continue;
+    files.push(rel);
+    if (e.isFile()) regular.add(rel);
+  }
+  return { files: files.sort(), regular };
 }

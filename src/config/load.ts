@@ -30,13 +30,14 @@ import { checkpointSizeDiagnostics, valueDiagnostics } from "./limits.js";
 import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
 import { plainTextDiagnostics } from "./plain.js";
 import { readSource } from "./source.js";
+import { maxFileSize, RealDirs } from "./read.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { boundDiagnostics, hostDiagnostics, needsSite } from "../backends/checks.js";
 import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from "../backends/table.js";
 import { errorMessage } from "../util/errors.js";
 import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
-import { hostLimits } from "../host/limits.js";
+import { hostLimits, type HostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python/check.js";
@@ -68,26 +69,57 @@ export interface CellSite {
   at?: At; // kept only where the host step may need it (needsSite)
 }
 
+// What one load works out once for all its files instead of once for each: the operator's
+// settings it checks against (read from Lazarus's environment; the memory ceiling's default reads
+// /proc/meminfo) and the real paths of the config dir and cells.d/ (RealDirs). Each is worked out
+// when the first file needs it, so a bad setting fails the load where it always did. Keep one for
+// one load (one command, one refresh of the daemon's cache) only: a changed setting or directory
+// is seen by the next.
+export class LoadScope {
+  readonly dirs = new RealDirs();
+  // The files the listing of cells.d/ said are regular files (read without an lstat first).
+  regular: ReadonlySet<string> = new Set();
+  private limitsSeen: HostLimits | undefined;
+  private checkpointMax: number | undefined;
+  private maxBytes: number | undefined;
+
+  get limits(): HostLimits {
+    return (this.limitsSeen ??= hostLimits(process.env));
+  }
+
+  get checkpointMaxBytes(): number {
+    return (this.checkpointMax ??= checkpointMaxBytes());
+  }
+
+  get maxFileSize(): number {
+    return (this.maxBytes ??= maxFileSize());
+  }
+}
+
 // Parse and validate one cells.d/ file. Pure: no I/O (this host is checked after, by checkHost).
 export function loadFileText(file: string, text: string): FileResult {
   return parseCellFile(file, text).result;
 }
 
 // loadFileText, with each cell's site for the host step.
-export function parseCellFile(file: string, text: string): { result: FileResult; sites: CellSite[] } {
+export function parseCellFile(
+  file: string,
+  text: string,
+  scope = new LoadScope(),
+): { result: FileResult; sites: CellSite[] } {
   // Each cell is built as its document is parsed; its diagnostics still come after every parse
   // and shape diagnostic of the file, as they always did.
   let cells: DesiredCell[] = [];
   let sites: CellSite[] = [];
   const checks: Diagnostic[] = [];
-  const limits = hostLimits(process.env);
+  const limits = scope.limits;
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
     checks.push(
       ...checkCell(cell, at),
       ...valueDiagnostics(cell, at),
       ...ceilingDiagnostics(cell, at, limits),
-      ...checkpointSizeDiagnostics(cell, at, checkpointMaxBytes()),
+      ...checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
       ...boundDiagnostics(cell, at),
       ...egressDiagnostics(cell, at),
       ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
@@ -130,8 +162,8 @@ export async function checkHost(parsed: { result: FileResult; sites: CellSite[] 
 
 // One file's text loaded and checked against this host (what validate says of it, its credentials
 // and programs aside).
-export function checkFileText(file: string, text: string): Promise<FileResult> {
-  return checkHost(parseCellFile(file, text));
+export function checkFileText(file: string, text: string, scope?: LoadScope): Promise<FileResult> {
+  return checkHost(parseCellFile(file, text, scope));
 }
 
 // The parts of a validated document we read; the schema guarantees the shape.
@@ -596,8 +628,10 @@ export async function loadConfig(
 ): Promise<{ desired: Desired; diagnostics: Diagnostic[] }> {
   const ctx = creds ?? { host: hostSettings(process.env), hostEnv: process.env };
   const texts = new Map<string, string>();
-  const { files } = await configFiles(configDir, "cells.d");
-  const loaded = await Promise.all(files.map((rel) => loadCellFile(configDir, rel)));
+  const { files, regular } = await configFiles(configDir, "cells.d");
+  const scope = new LoadScope();
+  scope.regular = regular;
+  const loaded = await Promise.all(files.map((rel) => loadCellFile(configDir, rel, scope)));
   const results: FileResult[] = [];
   for (const l of loaded) {
     if (!l) continue;
@@ -608,14 +642,16 @@ export async function loadConfig(
 }
 
 // One cells.d/ file read safely, loaded, and its programs looked for; undefined when it is gone.
+// scope: shared by the files of one load.
 export async function loadCellFile(
   configDir: string,
   rel: string,
+  scope = new LoadScope(),
 ): Promise<{ result: FileResult; text?: string } | undefined> {
-  const src = await readSource(configDir, rel);
+  const src = await readSource(configDir, rel, scope.maxFileSize, scope.dirs, scope.regular.has(rel));
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
-  const result = await checkFilePython(await checkFileText(rel, src.text), configDir);
+  const result = await checkFilePython(await checkFileText(rel, src.text, scope), configDir);
   result.diagnostics.push(...commandLinkErrors(result.cells, configDir), ...programWarnings(result.cells, configDir));
   return { result, text: src.text };
 }

@@ -72,9 +72,45 @@ function ioProblem(err: unknown): ReadProblem {
   return { problem: errorMessage(err), hint: "check the file and run again" };
 }
 
+// The real paths of directories, each resolved once for as long as one object is kept: a load of a
+// fleet's config reads thousands of files from the same cells.d/ under the same config dir, and
+// resolving both again for each file cost more than reading it. Keep one for one load only, so a
+// directory replaced by a link is seen at the next load. A directory that cannot be resolved is
+// tried again each time.
+export class RealDirs {
+  private readonly real = new Map<string, string>();
+
+  of(dir: string): string {
+    let real = this.real.get(dir);
+    if (real === undefined) {
+      real = realpathSync(dir);
+      this.real.set(dir, real);
+    }
+    return real;
+  }
+}
+
 // Read a regular file whole, or say why not. A symlink is followed only when within is undefined
-// or the file it resolves to lies inside within.
-export function readRegularFileSync(file: string, maxBytes: number, within?: string): ReadOutcome {
+// or the file it resolves to lies inside within. dirs: where the real paths of the file's
+// directory and of within were already resolved (by default, each call resolves them again).
+// listed: a directory listing just said the file is a regular file (its entry type), so it is
+// opened without an lstat first; if it has become a symlink since (the open refuses to follow
+// it), it is looked at again the long way. Every other check is the same.
+export function readRegularFileSync(
+  file: string,
+  maxBytes: number,
+  within?: string,
+  dirs = new RealDirs(),
+  listed = false,
+): ReadOutcome {
+  if (listed) {
+    if (within !== undefined) {
+      const out = outsideProblem(file, within, dirs);
+      if (out) return { kind: "problem", problem: out };
+    }
+    const r = readOpened(file, maxBytes, true);
+    if (r !== BECAME_LINK) return r;
+  }
   let target = file;
   let lst: Stats;
   try {
@@ -84,22 +120,31 @@ export function readRegularFileSync(file: string, maxBytes: number, within?: str
     return { kind: "problem", problem: ioProblem(err) };
   }
   if (lst.isSymbolicLink()) {
-    const followed = followLink(file, within);
+    const followed = followLink(file, within, dirs);
     if ("problem" in followed) return { kind: "problem", problem: followed };
     target = followed.target;
   } else if (!lst.isFile()) {
     return { kind: "problem", problem: { problem: `it is ${kindOf(lst)}`, hint: REGULAR_ONLY } };
   } else if (within !== undefined) {
     // A regular file whose directory is a link (cells.d -> /elsewhere) is outside all the same.
-    const out = outsideProblem(file, within);
+    const out = outsideProblem(file, within, dirs);
     if (out) return { kind: "problem", problem: out };
   }
   if (lst.isFile() && lst.size > maxBytes) return { kind: "problem", problem: tooBig(`${lst.size} bytes`, maxBytes) };
+  return readOpened(target, maxBytes, false) as ReadOutcome;
+}
+
+const BECAME_LINK = Symbol("became a link");
+
+// Open target without following a link and without blocking, check it is a regular file within
+// the cap, and read it. BECAME_LINK: listed, and the open met a symlink.
+function readOpened(target: string, maxBytes: number, listed: boolean): ReadOutcome | typeof BECAME_LINK {
   let fd: number;
   try {
     fd = openSync(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW | constants.O_NOCTTY);
   } catch (err) {
     if (isErrno(err, "ENOENT")) return { kind: "missing" };
+    if (listed && isErrno(err, "ELOOP")) return BECAME_LINK;
     return { kind: "problem", problem: ioProblem(err) };
   }
   try {
@@ -107,20 +152,30 @@ export function readRegularFileSync(file: string, maxBytes: number, within?: str
     if (!st.isFile()) return { kind: "problem", problem: { problem: `it is ${kindOf(st)}`, hint: REGULAR_ONLY } };
     if (st.size > maxBytes) return { kind: "problem", problem: tooBig(`${st.size} bytes`, maxBytes) };
     // Read at most one byte past the cap: a file that grows (or a /proc file that lies about its
-    // size) is cut off there, never read whole. One read usually does: the buffer fits the size
-    // fstat gave (and one byte more, to see the end).
+    // size) is cut off there, never read whole. One buffer usually does: it fits the size fstat gave
+    // and one byte more, so the read that sees the end goes into the same buffer. (A file that says
+    // it is empty, as /proc files do, is read 64 KiB at a time from the start.)
     const chunks: Buffer[] = [];
     let total = 0;
-    let want = Math.min(st.size + 1, maxBytes + 1);
+    let buf = Buffer.allocUnsafe(Math.min(st.size > 0 ? st.size + 1 : 64 * 1024, maxBytes + 1));
+    let filled = 0;
     for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(Math.max(want, 64 * 1024), maxBytes + 1 - total)));
-      const bytesRead = readSync(fd, chunk, 0, chunk.length, total);
+      if (filled === buf.length) {
+        chunks.push(buf);
+        buf = Buffer.allocUnsafe(Math.min(64 * 1024, maxBytes + 1 - total));
+        filled = 0;
+      }
+      const wanted = buf.length - filled;
+      const bytesRead = readSync(fd, buf, filled, wanted, total);
       if (bytesRead === 0) break;
-      chunks.push(chunk.subarray(0, bytesRead));
+      filled += bytesRead;
       total += bytesRead;
       if (total > maxBytes) return { kind: "problem", problem: tooBig("larger than its size said", maxBytes) };
-      want = 64 * 1024;
+      // A short read that brought the file to the size fstat gave is its end: no read more to see
+      // it (any other short read, e.g. of a file that shrank or a /proc file, reads on to the end).
+      if (bytesRead < wanted && total === st.size) break;
     }
+    chunks.push(buf.subarray(0, filled));
     return { kind: "bytes", bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total) };
   } catch (err) {
     return { kind: "problem", problem: ioProblem(err) };
@@ -134,12 +189,18 @@ export function readRegularFileSync(file: string, maxBytes: number, within?: str
 }
 
 // The same, for callers that await (kept for the daemon's cache and the portfolio loader).
-export async function readRegularFile(file: string, maxBytes: number, within?: string): Promise<ReadOutcome> {
-  return readRegularFileSync(file, maxBytes, within);
+export async function readRegularFile(
+  file: string,
+  maxBytes: number,
+  within?: string,
+  dirs?: RealDirs,
+  listed?: boolean,
+): Promise<ReadOutcome> {
+  return readRegularFileSync(file, maxBytes, within, dirs, listed);
 }
 
 // Where a symlink leads, when that is a regular file (inside within, when given).
-function followLink(file: string, within: string | undefined): { target: string } | ReadProblem {
+function followLink(file: string, within: string | undefined, dirs: RealDirs): { target: string } | ReadProblem {
   let real: string;
   try {
     real = realpathSync(file);
@@ -152,7 +213,7 @@ function followLink(file: string, within: string | undefined): { target: string 
     if (isErrno(err, "ELOOP")) return { problem: "it is a symbolic link loop", hint: "replace it with a regular file" };
     return ioProblem(err);
   }
-  if (within !== undefined && !isInside(real, within)) {
+  if (within !== undefined && !isInside(real, within, dirs)) {
     return {
       problem: `it is a symbolic link to ${real}, outside the config dir`,
       hint: "a symlink is followed only to a regular file inside the config dir; copy the file in instead",
@@ -168,11 +229,11 @@ function followLink(file: string, within: string | undefined): { target: string 
   return { target: real };
 }
 
-// Whether real (a resolved path) lies in within (resolved here).
-export function isInside(real: string, within: string): boolean {
+// Whether real (a resolved path) lies in within (resolved here, or by dirs).
+export function isInside(real: string, within: string, dirs = new RealDirs()): boolean {
   let root: string;
   try {
-    root = realpathSync(within);
+    root = dirs.of(within);
   } catch {
     root = path.resolve(within);
   }
@@ -180,15 +241,16 @@ export function isInside(real: string, within: string): boolean {
 }
 
 // Why a file that is no link itself is outside within (a directory on its way is a link that
-// leads out), or undefined when it is inside.
-function outsideProblem(file: string, within: string): ReadProblem | undefined {
+// leads out), or undefined when it is inside. Not a link itself, the file resolves to its
+// directory's real path and its own name.
+function outsideProblem(file: string, within: string, dirs: RealDirs): ReadProblem | undefined {
   let real: string;
   try {
-    real = realpathSync(file);
+    real = path.join(dirs.of(path.dirname(file)), path.basename(file));
   } catch (err) {
     return ioProblem(err);
   }
-  if (isInside(real, within)) return undefined;
+  if (isInside(real, within, dirs)) return undefined;
   return {
     problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`,
     hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)",

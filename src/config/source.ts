@@ -3,13 +3,21 @@
 import path from "node:path";
 import type { Diagnostic } from "./diagnostics.js";
 import { decodeYaml } from "./decode.js";
-import { maxFileSize, readRegularFile } from "./read.js";
+import { maxFileSize, readRegularFile, type RealDirs } from "./read.js";
 
 export type Source = { kind: "text"; text: string } | { kind: "problem"; diagnostic: Diagnostic } | { kind: "missing" };
 
 // Read rel (e.g. cells.d/a.yaml) under configDir; "missing" when it is gone (deleted meanwhile).
-export async function readSource(configDir: string, rel: string, maxBytes = maxFileSize()): Promise<Source> {
-  const r = await readRegularFile(path.join(configDir, rel), maxBytes, configDir);
+// dirs: the real paths of the directories already resolved in this load; listed: the listing of
+// its directory said it is a regular file (read.ts).
+export async function readSource(
+  configDir: string,
+  rel: string,
+  maxBytes = maxFileSize(),
+  dirs?: RealDirs,
+  listed?: boolean,
+): Promise<Source> {
+  const r = await readRegularFile(path.join(configDir, rel), maxBytes, configDir, dirs, listed);
   if (r.kind === "missing") return r;
   if (r.kind === "problem")
     return {

@@ -1,9 +1,17 @@
 // The daemon's view of cells.d/: each file parsed once and kept until it changes (its inode, size,
 // mtime or ctime, or those of a symlink's target), so one edit re-reads one file, whatever the
 // number of cells. Files are read as loadConfig reads them (src/config/source.ts).
-import { lstat, readFile, stat } from "node:fs/promises";
+import { lstatSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { Combiner, loadCellFile, salvageNames, type FileResult, type PortfolioFileResult } from "../config/load.js";
+import {
+  Combiner,
+  LoadScope,
+  loadCellFile,
+  salvageNames,
+  type FileResult,
+  type PortfolioFileResult,
+} from "../config/load.js";
 import { hasErrors, type Diagnostic } from "../config/diagnostics.js";
 import type { Desired } from "../config/types.js";
 import { configFiles, configFileKind } from "../config/files.js";
@@ -57,9 +65,11 @@ export class ConfigCache {
     let names: string[];
     const affected = new Set<string>();
     const changed: string[] = [];
+    const scope = new LoadScope(); // what the files read by this refresh share
     if (only) names = [...only];
     else {
       const cells = await configFiles(this.configDir, "cells.d");
+      scope.regular = cells.regular;
       const ports = await configFiles(this.configDir, "portfolios");
       if (JSON.stringify(ports.problem) !== JSON.stringify(this.dirProblem?.diagnostics[0])) {
         this.dirProblem = ports.problem
@@ -77,7 +87,7 @@ export class ConfigCache {
       if (!kind) continue;
       const isPortfolio = kind === "portfolios";
       const old = this.files.get(rel);
-      const sig = await signature(path.join(this.configDir, rel));
+      const sig = signature(path.join(this.configDir, rel));
       // A cell's python requirements and wheels live outside its file: on a full refresh (resync,
       // SIGHUP) a file declaring spec.runtime.python is read again even when it did not change.
       const readsMore = !only && old?.parsed?.cells.some((c) => c.python) === true;
@@ -87,7 +97,7 @@ export class ConfigCache {
         const portfolios = await loadPortfolioFile(this.configDir, rel);
         if (portfolios) entry = { sig, result: { file: rel, cells: [], diagnostics: [] }, portfolios };
       } else if (sig !== undefined) {
-        const loaded = await loadCellFile(this.configDir, rel);
+        const loaded = await loadCellFile(this.configDir, rel, scope);
         if (loaded) {
           const result = await checkFileCredentials(loaded.result, await this.credentials());
           entry = {
@@ -177,14 +187,22 @@ const sameResult = (a: Entry, b: Entry): boolean =>
   JSON.stringify([a.parsed, a.result]) === JSON.stringify([b.parsed, b.result]);
 
 // What a file looks like without reading it: undefined when it is gone. A symlink's target counts,
-// and ctime too (a chmod that makes an unreadable file readable changes only that).
-async function signature(abs: string): Promise<string | undefined> {
+// and ctime too (a chmod that makes an unreadable file readable changes only that). Synchronous: a
+// resync looks at every file of cells.d/ (a thousand, one cell each, in the README's layout), and
+// a thread-pool round trip per file cost several times the lstat itself.
+function signature(abs: string): string | undefined {
   const at = (st: { ino: number; mode: number; size: number; mtimeMs: number; ctimeMs: number }): string =>
     `${st.ino}:${st.mode}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   try {
-    const lst = await lstat(abs);
+    const lst = lstatSync(abs, { throwIfNoEntry: false });
+    if (!lst) return undefined;
     if (!lst.isSymbolicLink()) return at(lst);
-    const target = await stat(abs).then(at, (err: NodeJS.ErrnoException) => `error:${err.code ?? "?"}`);
+    let target: string;
+    try {
+      target = at(statSync(abs));
+    } catch (err) {
+      target = `error:${(err as NodeJS.ErrnoException).code ?? "?"}`;
+    }
     return `${at(lst)}>${target}`;
   } catch (err) {
     if (isErrno(err, "ENOENT")) return undefined;

@@ -19,10 +19,11 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { isAlive } from "../host/proc.js";
 import { hasLocalPids } from "../backends/liveness.js";
-import { cellPaths, type StatePaths } from "../cells/layout.js";
+import { cellPaths, type CellPaths, type StatePaths } from "../cells/layout.js";
 import { frozenMarker } from "../observe/frozen.js";
 import { archiveEntries, type ObservedName } from "../observe/observe.js";
 import { tombstoneDir } from "../observe/tombstone.js";
+import { isErrno } from "../util/errors.js";
 
 export interface Fingerprint {
   disk: string; // see diskPrint
@@ -48,6 +49,7 @@ export interface Listing {
   archives: Map<string, string[]>;
   journals: Set<string>;
   tombstones: Set<string>;
+  graves?: Set<string>; // the graveyard's entries (a name not there has no graveyard dir); unknown: stat each
 }
 
 export async function listing(paths: StatePaths, archives?: Map<string, string[]>): Promise<Listing> {
@@ -59,7 +61,30 @@ export async function listing(paths: StatePaths, archives?: Map<string, string[]
     archives: archives ?? (await archiveEntries(paths)),
     journals: await names(path.join(path.dirname(paths.ledger), "journal.d")),
     tombstones: await names(tombstoneDir(paths)),
+    ...(await graveyardEntries(paths)),
   };
+}
+
+async function graveyardEntries(paths: StatePaths): Promise<{ graves?: Set<string> }> {
+  try {
+    return { graves: new Set(await readdir(paths.graveyard)) };
+  } catch (err) {
+    return isErrno(err, "ENOENT") ? { graves: new Set() } : {};
+  }
+}
+
+// A cell dir's paths and its freeze marker, worked out once per dir (a resync asks for every
+// cell's, every time; cellPaths joins a dozen paths).
+const known = new Map<string, { cp: CellPaths; frozen: string }>();
+function pathsOf(dir: string): { cp: CellPaths; frozen: string } {
+  let p = known.get(dir);
+  if (!p) {
+    if (known.size >= 100_000) known.clear();
+    const cp = cellPaths(dir);
+    p = { cp, frozen: frozenMarker(cp) };
+    known.set(dir, p);
+  }
+  return p;
 }
 
 // The on-disk facts of one name: its live dir, record and checkpoints, its graveyard record,
@@ -68,12 +93,12 @@ export async function listing(paths: StatePaths, archives?: Map<string, string[]
 // even within one tick of the file system's coarse clock.
 export function diskPrint(paths: StatePaths, name: string, seen: Listing): string | undefined {
   if (seen.journals.has(name)) return undefined;
-  const live = path.join(paths.cells, name);
-  const cp = cellPaths(live);
-  const liveDir = statPrint(live);
-  if (liveDir !== ABSENT && statPrint(frozenMarker(cp)) !== ABSENT) return undefined;
-  const grave = cellPaths(path.join(paths.graveyard, name));
-  const graveDir = statPrint(grave.dir);
+  // (names are DNS labels and the state paths normalised: a join would give the same string)
+  const { cp, frozen } = pathsOf(`${paths.cells}${path.sep}${name}`);
+  const liveDir = statPrint(cp.dir);
+  if (liveDir !== ABSENT && statPrint(frozen) !== ABSENT) return undefined;
+  const grave = pathsOf(`${paths.graveyard}${path.sep}${name}`).cp;
+  const graveDir = !seen.graves || seen.graves.has(name) ? statPrint(grave.dir) : ABSENT;
   return [
     liveDir,
     liveDir === ABSENT ? "" : statPrint(cp.record),

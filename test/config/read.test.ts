@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
+import { RealDirs, readRegularFileSync } from "../../src/config/read.js";
 import { formatDiagnostic } from "../../src/config/diagnostics.js";
 import { cellYaml, cleanup, configDir, tempDir } from "../helpers.js";
 
@@ -107,6 +108,40 @@ describe("reading cells.d", () => {
       }),
       "it is a symbolic link to a FIFO (named pipe)",
     );
+  });
+
+  it("reads a file listed as regular that became a symlink since as a symlink: followed inside, refused outside", () => {
+    const dir = withBad(() => undefined);
+    const file = path.join(dir, "cells.d", "good.yaml");
+    const outside = tempDir();
+    dirs.push(outside);
+    writeFileSync(path.join(outside, "cell.yaml"), cellYaml({ name: "outside" }));
+    writeFileSync(path.join(dir, "inside.yaml"), cellYaml({ name: "inside" }));
+    rmSync(file);
+    symlinkSync("../inside.yaml", file);
+    const inside = readRegularFileSync(file, 1 << 20, dir, new RealDirs(), true);
+    expect(inside.kind === "bytes" && inside.bytes.toString()).toContain("name: inside");
+    rmSync(file);
+    symlinkSync(path.join(outside, "cell.yaml"), file);
+    const out = readRegularFileSync(file, 1 << 20, dir, new RealDirs(), true);
+    expect(out.kind === "problem" && out.problem.problem).toMatch(/^it is a symbolic link to .*, outside the config dir$/);
+  });
+
+  it("reads a file whole whatever its size against its buffer, up to the cap", () => {
+    const dir = withBad(() => undefined);
+    for (const size of [0, 1, 4095, 4096, 65536, 65537, 200_000]) {
+      const file = path.join(dir, `f-${size}`);
+      writeFileSync(file, "x".repeat(size));
+      for (const listed of [false, true]) {
+        const r = readRegularFileSync(file, 1 << 20, dir, new RealDirs(), listed);
+        expect(r.kind === "bytes" && r.bytes.length).toBe(size);
+      }
+      const capped = readRegularFileSync(file, size - 1, dir);
+      if (size > 0) expect(capped.kind).toBe("problem");
+    }
+    // A file whose fstat says 0 bytes but that has more (a /proc file) is read to its end.
+    const proc = readRegularFileSync("/proc/self/status", 1 << 20);
+    expect(proc.kind === "bytes" && proc.bytes.toString()).toMatch(/^Name:[\s\S]*\nPid:/);
   });
 
   it("never reads through cells.d or portfolios linked out of the config dir", async () => {
