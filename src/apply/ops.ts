@@ -28,7 +28,8 @@ import {
   type ApplyEnv,
   type Details,
 } from "./context.js";
-import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
+import { gatewayOf, inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
+import { forgetGatewayCell, syncGatewayBudget } from "../gateway/cells.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
@@ -268,6 +269,7 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   // kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec, members keep running.
   if (updatePrepares(a.fields)) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
+  if (a.fields.includes("budget")) await syncGatewayBudget(gatewayOf(env), rec);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
   if (updateRestarts(a.fields) || venvChanged) {
@@ -327,6 +329,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
         `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`,
       );
     await backendOf(env, rec).collectLogs?.(rec, cp_.logs);
+    await forgetGatewayCell(gatewayOf(env), rec.name, rec.uid); // its tokens are refused from now on
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
     rec.closedAt = iso(env.now);
