@@ -10,7 +10,8 @@ import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
-import { readGatewayRecord } from "../../src/gateway/state.js";
+import { gatewayEventsFile, readGatewayRecord } from "../../src/gateway/state.js";
+import { Metrics } from "../../src/daemon/metrics.js";
 import { runningGateway, stopGateway } from "../../src/gateway/supervise.js";
 import { startStandin, type Standin } from "./standin.js";
 
@@ -237,6 +238,34 @@ describe("the model gateway through lazarus apply", () => {
     const port = (await readGatewayRecord(state))!.port;
     await expect(ask(lean, port, "claude-ok")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(ask(`${lean}x`, port)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it("shows tokens and cost per cell and model in status (text and JSON) and the daemon's /metrics", async () => {
+    const json = JSON.parse((await run("status", "--json")).stdout) as {
+      cells: { name: string; models?: { tokens: number; budget: unknown; byModel: Record<string, unknown>[] } }[];
+    };
+    const lean = json.cells.find((c) => c.name === "lean")?.models;
+    expect(lean?.budget).toEqual({ tokens: 10, periodMs: 3_600_000 });
+    expect(lean?.byModel).toEqual([{ model: "gpt-ok", calls: 1, tokensIn: 11, tokensOut: 4, cost: 0 }]);
+    const rich = json.cells.find((c) => c.name === "rich")?.models;
+    // gpt-ok is priced 1 in, 2 out per million tokens: 11 in and 4 out cost 0.000019 a call
+    const gpt = rich?.byModel.find((m) => m.model === "gpt-ok") as {
+      calls: number;
+      tokensIn: number;
+      tokensOut: number;
+      cost: number;
+    };
+    expect(gpt.calls).toBeGreaterThanOrEqual(3); // the member's calls, and this file's own
+    expect(gpt).toMatchObject({ tokensIn: 11 * gpt.calls, tokensOut: 4 * gpt.calls });
+    expect(gpt.cost).toBeCloseTo(gpt.calls * 0.000019, 9);
+    const text = (await run("status", "lean")).stdout;
+    expect(text).toMatch(/models, last 1h \(budget 10 tokens per 1h\): 15 tokens, cost 0\.0000/);
+    expect(text).toMatch(/gpt-ok {2}1 call, 11 in, 4 out/);
+    const metrics = new Metrics();
+    metrics.watchGateway(gatewayEventsFile(state));
+    const scraped = await metrics.registry.metrics();
+    expect(scraped).toMatch(/lazarus_gateway_tokens_total\{cell="lean",model="gpt-ok",direction="input"\} 11/);
+    expect(scraped).toMatch(/lazarus_gateway_calls_total\{cell="rich",model="claude-ok"\} 1/);
   });
 
   it("applies a budget change to the next call without restarting the member", async () => {
