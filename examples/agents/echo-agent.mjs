@@ -1,5 +1,6 @@
 // A tiny stand-in agent for the example cells: it writes a heartbeat and a note into its
-// home, appends to the shared scratchpad once, and exits cleanly on SIGTERM.
+// home, appends to the shared scratchpad once, lists its models through the model gateway, and
+// exits cleanly on SIGTERM.
 import { appendFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -23,3 +24,12 @@ process.on("SIGTERM", () => {
   process.exit(0);
 });
 console.log(`${who}: working in ${home}`);
+
+// Its models come through Lazarus's model gateway: the official SDKs read OPENAI_BASE_URL and
+// OPENAI_API_KEY (a token of this process, never a provider key). Listing them asks no provider.
+if (process.env.OPENAI_BASE_URL) {
+  fetch(`${process.env.OPENAI_BASE_URL}/models`, { headers: { authorization: `Bearer ${process.env.OPENAI_API_KEY}` } })
+    .then((r) => r.json())
+    .then((list) => console.log(`${who}: models through the gateway: ${list.data.map((m) => m.id).join(", ")}`))
+    .catch((err) => console.log(`${who}: the model gateway did not answer (${err.message})`));
+}
