@@ -3,9 +3,10 @@
 // @anthropic-ai/sdk packages configured only by the environment Lazarus gives it. The providers
 // are stand-ins (standin.ts, started here on 127.0.0.1): no real provider is reachable from this
 // machine, and the stand-in records which key each call carried.
-// Python's openai package is not tested: no wheel of it (nor of its binary dependencies pydantic-core
-// and jiter) is installable offline here, and the suite installs nothing.
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+// Python's openai package is not tested: it is not installed on this machine (python3 -c "import
+// openai" fails), the suite installs nothing, and the repo vendors no wheels of it and of its binary
+// dependencies (pydantic-core, jiter) for a venv to be built from offline.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -214,7 +215,7 @@ describe("the model gateway through lazarus apply", () => {
       actions: { cell: string; brokered?: string[] }[];
     };
     expect(json.actions.find((a) => a.cell === "more")?.brokered).toEqual(["SO_KEY"]);
-    (await import("node:fs")).rmSync(path.join(config, "cells.d", "more.yaml"));
+    rmSync(path.join(config, "cells.d", "more.yaml"));
   });
 
   it("refuses a member's token once the member restarts, and serves the new one", async () => {
@@ -290,5 +291,30 @@ describe("the model gateway through lazarus apply", () => {
     writeFileSync(path.join(config, "cells.d", "lean.yaml"), LEAN("closed", 1000));
     expect((await run("apply")).exitCode).toBe(0);
     expect(await runningGateway(state)).toBeUndefined();
+  });
+  it("turning the gateway on for a live cell takes its key out and restarts its members into the gateway", async () => {
+    const late = cell("late", "ezra", "plain", ["  credentials:", "    SO_KEY: {file: so/key}"]);
+    writeFileSync(path.join(config, "cells.d", "late.yaml"), late);
+    const off = await lazarus(["apply", "--config", config, "--state-dir", state], {
+      env: { ...env, LAZARUS_GATEWAY: "off" },
+    });
+    expect(off.exitCode, off.stdout + off.stderr).toBe(0);
+    const manifest = () =>
+      JSON.parse(readFileSync(path.join(cellDir("late"), ".lazarus", "secrets", "credentials.json"), "utf8"))
+        .credentials as Record<string, string>;
+    expect(manifest()).toEqual({ SO_KEY: KEY }); // as before the gateway
+    const before = memberOf("late");
+    expect(environ(before.pid!).OPENAI_BASE_URL).toBeUndefined();
+    await waitFor(() => existsSync(path.join(home("late", "ezra"), "calls.json")), 15_000);
+    expect(calls("late", "ezra").plain).toMatchObject({ ok: false }); // no key, no gateway
+    rmSync(path.join(home("late", "ezra"), "calls.json"));
+    const on = await run("apply");
+    expect(on.stdout).toMatch(/brokered credentials none → SO_KEY/);
+    expect(manifest()).toEqual({});
+    const after = memberOf("late");
+    expect(after.pid).not.toBe(before.pid);
+    expect(environ(after.pid!).OPENAI_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    await waitFor(() => existsSync(path.join(home("late", "ezra"), "calls.json")), 15_000);
+    expect(calls("late", "ezra").plain).toMatchObject({ ok: true, served: "gpt-ok" });
   });
 });
