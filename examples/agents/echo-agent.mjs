@@ -26,10 +26,12 @@ process.on("SIGTERM", () => {
 console.log(`${who}: working in ${home}`);
 
 // Its models come through Lazarus's model gateway: the official SDKs read OPENAI_BASE_URL and
-// OPENAI_API_KEY (a token of this process, never a provider key). Listing them asks no provider.
+// OPENAI_API_KEY (a token of this process, never a provider key). Listing them asks no provider;
+// the list goes to ~/models.txt.
 if (process.env.OPENAI_BASE_URL) {
+  const note = (text) => writeFileSync(path.join(home, "models.txt"), `${text}\n`);
   fetch(`${process.env.OPENAI_BASE_URL}/models`, { headers: { authorization: `Bearer ${process.env.OPENAI_API_KEY}` } })
     .then((r) => r.json())
-    .then((list) => console.log(`${who}: models through the gateway: ${list.data.map((m) => m.id).join(", ")}`))
-    .catch((err) => console.log(`${who}: the model gateway did not answer (${err.message})`));
+    .then((list) => note(`models through the gateway: ${list.data.map((m) => m.id).join(", ")}`))
+    .catch((err) => note(`the model gateway did not answer (${err.message})`));
 }
