@@ -1,6 +1,8 @@
 // apply: execute a plan's actions in order, journaled and recorded in the ledger.
 // The engine never prints; it reports through hooks that the CLI renders.
 import { keepEgressProxy } from "../egress/supervise.js";
+import { keepGateway } from "../gateway/cells.js";
+import { gatewayOf } from "./members.js";
 import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StatePaths } from "../cells/layout.js";
@@ -177,6 +179,7 @@ export async function applyActions(
   const limit = Math.max(1, Math.floor(opts.parallelism ?? DEFAULT_PARALLELISM));
   const journal = new Journal(path.dirname(env.paths.ledger));
   await keepEgressProxy(path.dirname(env.paths.ledger), env.hostEnv);
+  await keepGateway(gatewayOf(env));
   const now = new Date(env.now).toISOString();
   const stamp =
     opts.ledgerTime !== undefined && opts.ledgerTime > env.now

@@ -62,7 +62,11 @@ export async function writeCredentials(
 ): Promise<void> {
   const cell = opts.cell ?? path.basename(cp.dir);
   const values = opts.values ?? (await resolveCredentials(cell, credentials, env));
-  const manifest = `${JSON.stringify({ formatVersion: 1, cell, credentials: values }, null, 2)}\n`;
+  // What the model gateway holds (rec.brokered) stays out: the key never enters the cell. The
+  // digest still covers every value, so a rotated brokered key is seen as a rotation too.
+  const given = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(values)) if (!rec.brokered?.includes(k)) given[k] = v;
+  const manifest = `${JSON.stringify({ formatVersion: 1, cell, credentials: given }, null, 2)}\n`;
   if (opts.inPlace) await writeInPlace(cp.credentials, manifest, 0o600);
   else await writeTextAtomic(cp.credentials, manifest, 0o600);
   const key = (await applyCredentialContext(env)).digestKey;

@@ -41,6 +41,7 @@ import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
 import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
+import { admitGatewayMember, forgetGatewayMember, setGatewayPortfolio, type GatewayEnv } from "../gateway/cells.js";
 
 // Arguments that start with ./ are paths relative to the config dir (as in compose files); the
 // loader refused any (../x, ./a/../../x, a link) that leads out of it.
@@ -76,6 +77,7 @@ export async function writePortfolio(
   await guardCell(cp, env, [path.dirname(file)]); // home/<name>/.lazarus is the member's to plant in (process backend)
   await writeJsonAtomic(file, r.document);
   await backendOf(env, rec).filesChanged?.(rec, cp.dir);
+  await setGatewayPortfolio(gatewayOf(env), rec, m, r.document);
   m.portfolioName = r.name;
   m.portfolioDigest = r.digest;
   m.portfolioModels = (r.document as { models: { model: string }[] }).models.map((x) => x.model);
@@ -157,6 +159,8 @@ export async function startMember(
     return;
   }
   const backend = backendOf(env, rec);
+  // Minted before the "starting" save: a crash after it leaves a token no process holds.
+  const gateway = await admitGatewayMember(gatewayOf(env), rec, m);
   if (opts.announced && m.status === "starting" && m.spawnId) {
     failpoint("member:before-spawn");
   } else await prepareSpawn(cp, rec, m, env, backend, opts.minted === true);
@@ -181,6 +185,7 @@ export async function startMember(
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
     ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
+    ...(gateway ? { gateway } : {}),
   });
   failpoint("member:after-spawn");
   if (started.handle !== undefined) {
@@ -300,6 +305,7 @@ export async function removeMember(a: Extract<Action, { kind: "remove-member" }>
   await guardDir(cp, env, cp.invites, 0o700);
   await rm(inviteFile(cp, m?.home ?? "-"), { force: true });
   rec.members = rec.members.filter((x) => x.identity !== a.member);
+  if (m) await forgetGatewayMember(gatewayOf(env), rec, m.home);
   await saveRecord(cp, rec, env);
   await decide(cp, env, { decision: "remove-member", member: a.member, reason: a.reason });
   return { member: a.member, role: m?.role };
@@ -406,6 +412,7 @@ export async function updatePortfolio(
     await guardCell(cp, env, [path.dirname(portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta))]);
     await rm(portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta), { force: true });
     await backendOf(env, rec).filesChanged?.(rec, cp.dir);
+    await setGatewayPortfolio(gatewayOf(env), rec, m, undefined);
     delete m.portfolioName;
     delete m.portfolioDigest;
     delete m.portfolioModels;
@@ -432,6 +439,15 @@ export async function updatePortfolio(
     told,
   });
   return { member: a.member, portfolio: m.portfolioName ?? null, before: a.before, after: a.after, told };
+}
+
+// The model gateway's view of this apply: the state dir and the operator's settings.
+export function gatewayOf(env: ApplyEnv): GatewayEnv {
+  return {
+    stateRoot: path.dirname(env.paths.ledger),
+    hostEnv: env.hostEnv,
+    host: env.host ?? hostSettings(env.hostEnv),
+  };
 }
 
 // The rotation a member's log starts with: its cell's spec.logs, else the host's default.

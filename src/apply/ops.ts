@@ -28,7 +28,8 @@ import {
   type ApplyEnv,
   type Details,
 } from "./context.js";
-import { inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
+import { gatewayOf, inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
+import { forgetGatewayCell, setGatewayPortfolio, syncGatewayBudget } from "../gateway/cells.js";
 import { guardCell, recordPlanted } from "./guard.js";
 import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
@@ -261,16 +262,24 @@ export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv
 export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyEnv): Promise<Details> {
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
+  const wasBrokered = JSON.stringify(rec.brokered ?? []);
   syncRecord(rec, a.desired);
   // What each field's change does is its row's in src/cells/fields.ts; the steps of their own:
   if (a.fields.includes("credentials")) await writeCredentials(cp_, rec, a.desired.credentials, env);
+  // The model gateway now holds other credentials (the operator's table or LAZARUS_GATEWAY
+  // changed): members learn the gateway only when they start, so the running ones restart below.
+  const rebroker = wasBrokered !== JSON.stringify(rec.brokered ?? []);
+  if (rebroker)
+    for (const dm of a.desired.members)
+      if (dm.resolvedPortfolio) await setGatewayPortfolio(gatewayOf(env), rec, dm, dm.resolvedPortfolio.document);
   // The backend prepares the cell again: a changed egress list reaches its proxy (or policy), a
   // kubernetes cell's own objects (NetworkPolicy, claim, Secret) follow its spec, members keep running.
   if (updatePrepares(a.fields)) await backendOf(env, rec).prepareCell(rec, cp_.dir);
   if (a.fields.includes("disk")) await updateDisk(cp_, rec, a.desired, env);
+  if (a.fields.includes("budget")) await syncGatewayBudget(gatewayOf(env), rec);
   // A new venv is built while members still run in the old one (a failure leaves them so).
   const venvChanged = a.fields.includes("python") && (await applyPython(rec, cp_.dir, a.desired.python, env));
-  if (updateRestarts(a.fields) || venvChanged) {
+  if (updateRestarts(a.fields) || venvChanged || rebroker) {
     // A member's network namespace, container image and environment are fixed when it starts:
     // restart the running ones into the new ones.
     await saveRecord(cp_, rec, env);
@@ -327,6 +336,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
         `cell ${a.cell}: processes ${survivors.join(", ")} survived SIGKILL; the cell stays open until they are gone`,
       );
     await backendOf(env, rec).collectLogs?.(rec, cp_.logs);
+    await forgetGatewayCell(gatewayOf(env), rec.name, rec.uid); // its tokens are refused from now on
     failpoint("close:stopped");
     rec.state = transition(a.cell, rec.state, "closed");
     rec.closedAt = iso(env.now);

@@ -16,7 +16,8 @@ import { CAPS, fileKind, readUntrustedJson } from "../util/safe-fs.js";
 import { listScrubbing } from "../observe/observe.js";
 import { copyRegularTree } from "../util/safe-copy.js";
 import { backendOf, exists, iso, loadRecord, newId, type ApplyEnv, type Details } from "./context.js";
-import { stopMember } from "./members.js";
+import { gatewayOf, stopMember } from "./members.js";
+import { forgetGatewayCell } from "../gateway/cells.js";
 
 // A scrub of graveyard/<cell> finishes only the entry it moved aside; an interrupted one (planned
 // last for its name) finishes every entry a killed scrub left aside, so that one that keeps
@@ -45,6 +46,7 @@ async function scrubGrave(cell: string, env: ApplyEnv): Promise<Details & { move
       "STOP_FAILED",
       `cannot scrub cell ${cell}: processes ${survivors.join(", ")} of it survived SIGKILL; nothing was deleted`,
     );
+  await forgetGatewayCell(gatewayOf(env), cell, rec.uid);
   const skipped: string[] = [];
   let archived = await findArchive(env.paths.archive, cell, rec.uid);
   if (!archived) {

@@ -23,6 +23,9 @@ export interface StartSpec {
   resources: Resources;
   configDir: string; // where ./relative command arguments were resolved
   venv?: string; // the cell's Python venv (host path): its bin/ first on PATH, VIRTUAL_ENV
+  // The model gateway serves this member: its token (this incarnation's) and the port it calls on
+  // 127.0.0.1 where it runs (src/gateway/cells.ts).
+  gateway?: { token: string; port: number };
 }
 
 // A human's shell or one command run as a member (lazarus shell / lazarus exec): the member's

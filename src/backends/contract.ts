@@ -3,7 +3,7 @@
 // never compares a backend's name. Pure half: the backend's own rules, known without the host.
 // Host half: its checks of this host, run as a step after loading. Live half: where members run.
 import type { Diagnostic } from "../config/diagnostics.js";
-import type { DesiredCell, SourcePos } from "../config/types.js";
+import type { DesiredCell, GatewayReach, SourcePos } from "../config/types.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import type { ObservedCell } from "../observe/types.js";
 import type { DiskUsage } from "./disk/image.js";
@@ -125,6 +125,9 @@ export interface BackendSpec {
   // Observe these cells' members (records read, each member alive: false) where they run, all at
   // once. Without it members are local processes, proved by pid and start time.
   observe?(cells: ObservedCell[], ctx: { stateRoot: string }): Promise<void>;
+  // How a cell's members reach the model gateway (by its network as declared or recorded), or
+  // undefined: they cannot (members on another machine), so their portfolios are not brokered.
+  gatewayReach?(cell: { network?: "none" | "host" | "egress" | undefined }): GatewayReach | undefined;
   // A live cell with a disk quota (rec.disk): whether its image is in place, and how full.
   diskUsage?(cellDir: string): Promise<DiskUsage>;
 }

@@ -41,5 +41,17 @@ export function memberEnv(spec: StartSpec, host: NodeJS.ProcessEnv): Record<stri
     LAZARUS_SPAWN_ID: spec.spawnId,
     LAZARUS_EXIT_FILE: spec.exitFile,
     ...(spec.portfolioFile ? { LAZARUS_PORTFOLIO: spec.portfolioFile } : {}),
+    ...(spec.gateway ? gatewayEnv(spec.gateway) : {}),
+  };
+}
+
+// What the official SDKs read: the model gateway as their base URL, the member's token as their
+// key (the provider's key stays with the gateway).
+export function gatewayEnv(g: { token: string; port: number }): Record<string, string> {
+  return {
+    OPENAI_BASE_URL: `http://127.0.0.1:${g.port}/v1`,
+    ANTHROPIC_BASE_URL: `http://127.0.0.1:${g.port}`,
+    OPENAI_API_KEY: g.token,
+    ANTHROPIC_API_KEY: g.token,
   };
 }

@@ -9,6 +9,7 @@ import type { DesiredCell, DesiredMember, Resources } from "../config/types.js";
 import { canonicalJson, credentialsDigest } from "../config/digest.js";
 import { samePlace } from "../backends/remote/place.js";
 import { formatBytes } from "../config/quantity.js";
+import { formatDuration } from "../config/durations.js";
 import { egressList } from "../egress/allow.js";
 import { egressChanged, egressReason, egressSummary } from "../plan/egress.js";
 import { findBackend } from "../backends/table.js";
@@ -92,6 +93,9 @@ const rotated = ({ d, rec }: Seen): boolean =>
   rec.credentialsValueDigest !== undefined &&
   d.credentialsValueDigest !== rec.credentialsValueDigest;
 
+// Which credentials the model gateway holds changed (the operator's provider table, the setting).
+const brokerChanged = ({ d, rec }: Seen): boolean => !same(d.gateway?.brokered ?? [], rec.brokered ?? []);
+
 function pythonReason({ d, rec }: Seen): string {
   if (!d.python) return "python venv removed (members restart)";
   const what = d.python.requirements ? `requirements ${d.python.requirements}` : "a bare venv";
@@ -131,6 +135,12 @@ function remoteChanges({ d, rec }: Seen): string[] {
   if (!t) return [];
   const was: Partial<Target> = rec.remote ?? {};
   return (["name", "identityFile", "knownHosts"] as const).filter((k) => (t[k] ?? null) !== (was[k] ?? null));
+}
+
+function budgetText(b: CellRecord["budget"]): string {
+  if (!b) return "none";
+  const parts = [b.tokens !== undefined ? `${b.tokens} tokens` : "", b.cost !== undefined ? `cost ${b.cost}` : ""];
+  return `${parts.filter(Boolean).join(" and ")} per ${formatDuration(b.periodMs)}`;
 }
 
 // The update fields, in the order plan lists them.
@@ -201,12 +211,16 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
     // recorded when the manifest is written (src/apply/credentials.ts).
     sync(rec, d) {
       rec.credentialsDigest = credentialsDigest(d.credentials);
+      if (d.gateway?.brokered.length) rec.brokered = [...d.gateway.brokered];
+      else delete rec.brokered;
     },
-    changed: (s) => credentialsDigest(s.d.credentials) !== s.rec.credentialsDigest || rotated(s),
+    changed: (s) => credentialsDigest(s.d.credentials) !== s.rec.credentialsDigest || rotated(s) || brokerChanged(s),
     reason: (s) =>
-      credentialsDigest(s.d.credentials) === s.rec.credentialsDigest
-        ? "credentials rotated"
-        : "credentials changed (redacted)",
+      credentialsDigest(s.d.credentials) !== s.rec.credentialsDigest
+        ? "credentials changed (redacted)"
+        : brokerChanged(s)
+          ? `brokered credentials ${(s.rec.brokered ?? []).join(", ") || "none"} → ${(s.d.gateway?.brokered ?? []).join(", ") || "none"} (the model gateway holds them; the manifest is written again)`
+          : "credentials rotated",
     prepare: true,
     step: true,
   },
@@ -236,6 +250,14 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
     step: true,
   },
   { field: "logs", paths: ["spec.logs.maxSize", "spec.logs.keep"], ...kept([["logs", (d) => d.logs]]) },
+  {
+    field: "budget",
+    paths: ["spec.budget.tokens", "spec.budget.cost", "spec.budget.period"],
+    ...kept([["budget", (d) => d.budget]]),
+    reason: ({ d, rec }) =>
+      `budget ${budgetText(rec.budget)} → ${budgetText(d.budget)} (the next model call counts it; members keep running)`,
+    step: true, // the model gateway's file of the cell is written again (src/gateway/cells.ts)
+  },
   {
     field: "disk",
     paths: ["spec.resources.disk"],

@@ -1,6 +1,7 @@
 // cell.json: what Lazarus observed and did to one cell, written atomically after every change.
 import type { EgressEntry } from "../egress/allow.js";
 import type {
+  CellBudget,
   BackendName,
   ContainerSpec,
   KubernetesSpec,
@@ -92,12 +93,14 @@ export interface CellRecord {
   remoteDir?: string; // remote: the cell's tree on that host (absolute), set when it is laid out
   containerEngine?: "podman" | "docker"; // container: the engine its members run in (recorded at prepare)
   labels: Record<string, string>;
+  budget?: CellBudget; // spec.budget as declared: what the model gateway lets its members spend
   sourceFile: string;
   ttlMs: number;
   graceMs: number;
   retentionMs: number;
   policy: { allowGuests: boolean; allowSubstitutes: boolean };
   credentialsDigest: string; // a digest of the declared sources (never of values)
+  brokered?: string[]; // credentials the model gateway holds: left out of the manifest
   credentialsValueDigest?: string; // a keyed digest (HMAC) of the values in the manifest, to see a rotation
   createdAt: string;
   activatedAt?: string;

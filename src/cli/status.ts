@@ -6,11 +6,12 @@ import { statePaths } from "../cells/layout.js";
 import { resolveNow, resolveStateDir } from "../compute.js";
 import { observe } from "../observe/observe.js";
 import { renderStatusText, statusViews } from "../status/status.js";
+import { cellSpend } from "../gateway/spend.js";
 import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, models?: {windowMs, budget: {tokens?, cost?, periodMs} | null, tokens, cost, byModel: [{model, calls, tokensIn, tokensOut, cost}]}, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
@@ -38,6 +39,10 @@ export function statusCommand(): Command {
             : {}),
         }));
         const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
+        for (const c of cells) {
+          const models = await cellSpend(path.dirname(paths.ledger), c.name, now);
+          if (models) Object.assign(c, { models });
+        }
         for (const d of timeDiags) err(`warning: ${d.message}${d.hint ? ` (${d.hint})` : ""}`);
         const revision = gitops
           ? {

@@ -67,6 +67,7 @@ const CELL_LEFT_OUT = new Set([
   "kubeconfigAt",
   "credentialsValueDigest",
   "python",
+  "gateway",
 ]);
 const MEMBER_LEFT_OUT = new Set(["source", "commandSource", "resolvedPortfolio"]);
 function without(o: object, leftOut: ReadonlySet<string>): Record<string, unknown> {

@@ -16,6 +16,7 @@ import {
   type RemoteSpec,
   type CredentialSource,
   type Desired,
+  type CellBudget,
   type DesiredCell,
   type DesiredMember,
   type FileResult,
@@ -37,6 +38,8 @@ import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from ".
 import { errorMessage } from "../util/errors.js";
 import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
+import { budgetDiagnostics } from "./budget.js";
+import { addGateway } from "../gateway/broker.js";
 import { hostLimits, type HostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
@@ -119,6 +122,7 @@ export function parseCellFile(
       ...checkCell(cell, at),
       ...valueDiagnostics(cell, at),
       ...ceilingDiagnostics(cell, at, limits),
+      ...budgetDiagnostics(cell, at, limits),
       ...checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
       ...boundDiagnostics(cell, at),
       ...egressDiagnostics(cell, at),
@@ -188,6 +192,7 @@ interface RawCell {
     restoreFrom?: string;
     runtime?: { python?: { requirements?: string; findLinks?: string } };
     logs?: { maxSize?: string; keep?: number };
+    budget?: { tokens?: number; cost?: number; period: string };
     downedTimeout?: string;
     inviteTtl?: string;
     taskClass?: string;
@@ -223,6 +228,14 @@ function toKubernetes(k: RawKubernetes): KubernetesSpec {
     egress: (k.egress ?? []).map((e) => ({ cidr: e.cidr, ...(e.ports ? { ports: [...e.ports] } : {}) })),
     ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}),
     ...(k.context ? { context: k.context } : {}),
+  };
+}
+
+function toBudget(b: NonNullable<RawCell["spec"]["budget"]>): CellBudget {
+  return {
+    ...(b.tokens !== undefined ? { tokens: b.tokens } : {}),
+    ...(b.cost !== undefined ? { cost: b.cost } : {}),
+    periodMs: parseDuration(b.period) ?? 0,
   };
 }
 
@@ -298,6 +311,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
         }
       : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
+    ...(s.budget ? { budget: toBudget(s.budget) } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
     members,
@@ -557,6 +571,7 @@ export class Combiner {
       // every combine; a broken table holds the file's egress cells as they are.
       try {
         diagnostics.push(...addAutoEgress(r.cells));
+        addGateway(r.cells);
       } catch (err) {
         diagnostics.push({
           severity: "error",

@@ -107,6 +107,17 @@ export interface CellEgress {
   auto: { entry: EgressEntry; why: string }[];
 }
 
+// spec.budget: tokens and/or cost per rolling period (src/gateway/: the model gateway counts them).
+export interface CellBudget {
+  tokens?: number;
+  cost?: number; // in the currency of the portfolios' prices
+  periodMs: number;
+}
+
+// How a cell's members reach the model gateway: on the host's loopback at its port, or at
+// 127.0.0.1:GATEWAY_MEMBER_PORT inside a network namespace of their own (a bridge carries it).
+export type GatewayReach = "host" | "namespace";
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
@@ -141,6 +152,10 @@ export interface DesiredCell {
   restoreFrom?: string;
   python?: PythonRuntime;
   logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared (defaults: the host's)
+  budget?: CellBudget; // spec.budget: what its members may spend through the model gateway
+  // Filled in after portfolios are resolved (src/gateway/broker.ts): how its members reach the
+  // model gateway, and which of its credentials the gateway holds instead of the members.
+  gateway?: { reach: GatewayReach; brokered: string[] };
   downedTimeoutMs: number;
   inviteTtlMs: number;
   members: DesiredMember[];

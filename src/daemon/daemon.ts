@@ -17,6 +17,7 @@ import type { Lock } from "../lock/lock.js";
 import { backends } from "../backends/registry.js";
 import { errorMessage } from "../util/errors.js";
 import { eventsFile } from "../egress/state.js";
+import { gatewayEventsFile } from "../gateway/state.js";
 import { ConfigInForce, type DaemonContext, type DaemonOptions } from "./context.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -51,6 +52,7 @@ export class Daemon {
     const paths = statePaths(opts.stateDir);
     const metrics = new Metrics();
     metrics.watchEgress(eventsFile(path.dirname(paths.ledger)));
+    metrics.watchGateway(gatewayEventsFile(path.dirname(paths.ledger)));
     // A member this daemon started reports its exit: its cell is queued at once.
     const onExit = (spec: { cell: string; identity: string }, pid: number): void => {
       opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { CELL_STATES } from "../cells/lifecycle.js";
 import { EgressTally } from "../egress/events.js";
+import { GatewayTally } from "../gateway/spend.js";
 
 export type ReconcileResult = "success" | "error" | "busy";
 
@@ -97,6 +98,31 @@ export class Metrics {
     collect: () => this.collectEgress(),
   });
   private egressTally: EgressTally | undefined;
+  // Calls through the model gateway, their tokens and cost, by cell and the model that served them,
+  // read from the gateway's events file at each scrape.
+  readonly gatewayCalls = new Counter({
+    name: "lazarus_gateway_calls_total",
+    help: "Model calls the gateway served for members, by cell and the model that served them",
+    labelNames: ["cell", "model"],
+    registers: [this.registry],
+    collect: () => this.refreshGateway(),
+  });
+  readonly gatewayTokens = new Counter({
+    name: "lazarus_gateway_tokens_total",
+    help: "Tokens of model calls served through the gateway, by cell, model and direction (input, output)",
+    labelNames: ["cell", "model", "direction"],
+    registers: [this.registry],
+    collect: () => this.refreshGateway(),
+  });
+  readonly gatewayCost = new Counter({
+    name: "lazarus_gateway_cost_total",
+    help: "Cost of model calls served through the gateway (portfolio prices), by cell and model",
+    labelNames: ["cell", "model"],
+    registers: [this.registry],
+    collect: () => this.refreshGateway(),
+  });
+  private gatewayTally: GatewayTally | undefined;
+  private gatewayRead: Promise<void> | undefined; // one read of the events file per scrape
   private readonly shown = new Map<string, string>(); // cell → the state its lazarus_cell_state series carries
   private readonly counts = new Map<string, number>(); // state → cells shown in it
 
@@ -144,6 +170,27 @@ export class Metrics {
   private async collectEgress(): Promise<void> {
     const counts = await this.egressTally?.newCounts();
     for (const c of counts?.values() ?? []) this.egress.inc({ cell: c.cell, verdict: c.verdict }, c.n);
+  }
+
+  // Count the model gateway's calls of this state dir from now on.
+  watchGateway(eventsFile: string): void {
+    this.gatewayTally = new GatewayTally(eventsFile);
+  }
+
+  // The three gateway counters are collected at once by a scrape: they share one read.
+  private refreshGateway(): Promise<void> {
+    this.gatewayRead ??= this.collectGateway().finally(() => (this.gatewayRead = undefined));
+    return this.gatewayRead;
+  }
+
+  private async collectGateway(): Promise<void> {
+    for (const c of (await this.gatewayTally?.newCounts()) ?? []) {
+      const l = { cell: c.cell, model: c.model };
+      this.gatewayCalls.inc(l, c.calls);
+      this.gatewayTokens.inc({ ...l, direction: "input" }, c.tokensIn);
+      this.gatewayTokens.inc({ ...l, direction: "output" }, c.tokensOut);
+      this.gatewayCost.inc(l, c.cost);
+    }
   }
 
   // A cell the daemon forgot (its files and its state dir entries are gone): its counters go too.

@@ -5,7 +5,7 @@
 import { stat } from "node:fs/promises";
 import { runDetached, type DetachedService } from "../host/detached-main.js";
 import { Gateway } from "./server.js";
-import { gatewayCellsDir, gatewayRecordFile, readGatewayRecord, readGatewaySettings } from "./state.js";
+import { gatewayDir, gatewayRecordFile, readGatewayRecord, readGatewaySettings } from "./state.js";
 
 runDetached("model gateway", async (stateRoot) => {
   const complain = (why: string): void => void process.stderr.write(`model gateway: ${why}\n`);
@@ -19,13 +19,15 @@ runDetached("model gateway", async (stateRoot) => {
   const wanted = (await readGatewaySettings(stateRoot)).port;
   const before = (await readGatewayRecord(stateRoot))?.port;
   const port = await gw.listen(wanted ?? before ?? 0, "127.0.0.1").catch(() => gw.listen(wanted ?? 0, "127.0.0.1"));
-  let seen = -1;
   const service: DetachedService = {
     reload: reread,
     async reloadIfChanged() {
-      const m = (await stat(gatewayCellsDir(stateRoot)).catch(() => undefined))?.mtimeMs ?? 0;
-      if (m !== seen) await gw.reload(complain);
-      seen = m;
+      // Its state dir is gone (deleted whole): nothing is left to serve.
+      if (!(await stat(gatewayDir(stateRoot)).catch(() => undefined))) {
+        await gw.close().catch(() => undefined);
+        process.exit(0);
+      }
+      await gw.reloadIfChanged(complain);
     },
     close: () => gw.close(),
   };

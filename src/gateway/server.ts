@@ -15,7 +15,7 @@ import { errorMessage } from "../util/errors.js";
 import { APIS, classify, type ApiShape, type GatewayError } from "./apis.js";
 import { gatewayProviders, type GatewayProvider } from "./providers.js";
 import { relaySuccess, type Served } from "./relay.js";
-import { gatewayEventsFile, readGatewayCells, tokenDigest, usageDir } from "./state.js";
+import { gatewayCellsDir, gatewayEventsFile, readGatewayCells, tokenDigest, usageDir } from "./state.js";
 import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
 import { UsageBook, costOf, overBudget } from "./usage.js";
 import { callProvider, readSmall } from "./upstream.js";
@@ -63,6 +63,8 @@ export class Gateway {
   private readonly events: RotatingLog;
   private readonly now: () => number;
   private readonly doors = new Map<string, http.Server>();
+  private loadedMtime = -1;
+  private reloading: Promise<void> | undefined;
 
   constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
@@ -81,12 +83,22 @@ export class Gateway {
 
   // Read the cell files and the operator's provider table again (SIGHUP, or a cell changed).
   async reload(onBad?: (why: string) => void): Promise<void> {
+    this.loadedMtime = await cellsMtime(this.opts.stateRoot); // before reading: a later change reloads again
     const byToken = new Map<string, Caller>();
     for (const cell of await readGatewayCells(this.opts.stateRoot, onBad)) {
       for (const member of cell.members) byToken.set(member.tokenDigest, { cell, member });
     }
     this.byToken = byToken;
     this.providers = gatewayProviders(this.opts.env);
+  }
+
+  // Read the cell files again when their directory changed since (one stat): apply writes a
+  // member's token before the member starts and removes a closed cell's file, so a call sees both
+  // at once, without waiting for a signal or the timer.
+  async reloadIfChanged(onBad?: (why: string) => void): Promise<void> {
+    if ((await cellsMtime(this.opts.stateRoot)) === this.loadedMtime) return;
+    this.reloading ??= this.reload(onBad).finally(() => (this.reloading = undefined));
+    await this.reloading;
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -131,6 +143,7 @@ export class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse, door?: Door): Promise<void> {
     const api = apiFor(req);
     try {
+      await this.reloadIfChanged();
       const caller = this.authenticate(req);
       if (!caller) return answer(res, api, "auth", "invalid token: use the token Lazarus gave this member");
       if (door && (door.cellUid !== caller.cell.uid || door.home !== caller.member.home)) {
@@ -416,6 +429,10 @@ function relayError(
   if (last) out["x-lazarus-model"] = last.model;
   res.writeHead(status, { ...out, "content-length": body.length });
   res.end(body);
+}
+
+async function cellsMtime(stateRoot: string): Promise<number> {
+  return (await stat(gatewayCellsDir(stateRoot)).catch(() => undefined))?.mtimeMs ?? 0;
 }
 
 async function readKey(p: GatewayProvider, host: Pick<HostSettings, "secretsDir">): Promise<string | undefined> {

@@ -45,6 +45,9 @@ export const usageDir = (stateRoot: string): string => path.join(gatewayDir(stat
 
 export const TOKEN_PREFIX = "lzg-";
 
+// Where a member in a network namespace of its own reaches the gateway: 127.0.0.1:4000 inside it.
+export const GATEWAY_MEMBER_PORT = 4000;
+
 // A new member token: 192 random bits, shown to the member once (in its environment), never stored.
 export function mintToken(): string {
   return TOKEN_PREFIX + randomBytes(24).toString("base64url");

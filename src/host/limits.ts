@@ -15,6 +15,10 @@ export interface HostLimits {
   maxLogBytes: number; // LAZARUS_MAX_LOG_SIZE: the largest spec.logs.maxSize
   maxLogKeep: number; // LAZARUS_MAX_LOG_KEEP: the largest spec.logs.keep
   maxCells: number; // LAZARUS_MAX_CELLS: cells per state dir
+  // LAZARUS_MAX_BUDGET_TOKENS, LAZARUS_MAX_BUDGET_COST: the most a cell may spend through the
+  // model gateway in a day (spec.budget may not allow more; a cell without one gets these)
+  maxBudgetTokens?: number;
+  maxBudgetCost?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -81,7 +85,33 @@ export function hostLimits(env: NodeJS.ProcessEnv = process.env): HostLimits {
     throw bad(`LAZARUS_MAX_LOG_SIZE "${maxLogText}" is not a size of at least 16Ki, such as 256Mi`);
   const maxLogKeep = count(env, "LAZARUS_MAX_LOG_KEEP", LIMIT_DEFAULTS.maxLogKeep, 0, 100);
   const maxCells = count(env, "LAZARUS_MAX_CELLS", LIMIT_DEFAULTS.maxCells, 1, 1_000_000);
-  return { maxMemoryBytes, defaultMemoryBytes, maxPids, defaultPids, maxCpu, maxLogBytes, maxLogKeep, maxCells };
+  return {
+    maxMemoryBytes,
+    defaultMemoryBytes,
+    maxPids,
+    defaultPids,
+    maxCpu,
+    maxLogBytes,
+    maxLogKeep,
+    maxCells,
+    ...budgetCeilings(env),
+  };
+}
+
+// LAZARUS_MAX_BUDGET_TOKENS (a whole number) and LAZARUS_MAX_BUDGET_COST (a positive number):
+// unset or "none", no ceiling.
+function budgetCeilings(env: NodeJS.ProcessEnv): Pick<HostLimits, "maxBudgetTokens" | "maxBudgetCost"> {
+  const tokens = env.LAZARUS_MAX_BUDGET_TOKENS;
+  const cost = env.LAZARUS_MAX_BUDGET_COST;
+  const out: Pick<HostLimits, "maxBudgetTokens" | "maxBudgetCost"> = {};
+  if (tokens && !/^none$/i.test(tokens))
+    out.maxBudgetTokens = count(env, "LAZARUS_MAX_BUDGET_TOKENS", 0, 1, 9_999_999_999);
+  if (cost && !/^none$/i.test(cost)) {
+    const n = /^\d+(\.\d+)?$/.test(cost) ? Number(cost) : Number.NaN;
+    if (!(n > 0)) throw bad(`LAZARUS_MAX_BUDGET_COST "${cost}" is not a positive number such as 50 or 12.5, or none`);
+    out.maxBudgetCost = n;
+  }
+  return out;
 }
 
 // A member's limits: what it declared, else the host's defaults (memory and pids; cpu stays

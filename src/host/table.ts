@@ -375,6 +375,33 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
     check: countCheck(1, 1_000_000),
   },
   {
+    name: "LAZARUS_MAX_BUDGET_TOKENS",
+    default: "none",
+    what: "the most tokens a cell may spend through the model gateway in a day (spec.budget; a cell without one gets it)",
+    kind: "text",
+    bound: true,
+    check: (v) => (/^none$/i.test(v) ? undefined : countCheck(1, 9_999_999_999)(v)),
+  },
+  {
+    name: "LAZARUS_MAX_BUDGET_COST",
+    default: "none",
+    what: "the most cost a cell may spend through the model gateway in a day (spec.budget; a cell without one gets it)",
+    kind: "text",
+    bound: true,
+    check: (v) =>
+      /^none$/i.test(v) || (/^\d+(\.\d+)?$/.test(v) && Number(v) > 0)
+        ? undefined
+        : "is not a positive number such as 50, or none",
+  },
+  {
+    name: "LAZARUS_GATEWAY",
+    default: "on",
+    what: "off: members get their provider credentials in CELL_CREDENTIALS instead of through the model gateway",
+    kind: "text",
+    bound: true,
+    check: oneOf("on", "off"),
+  },
+  {
     name: "LAZARUS_MAX_FILE_SIZE",
     flag: "--max-file-size",
     default: "1Mi",

@@ -367,8 +367,14 @@ function createAction(name: string, d: DesiredCell, why: string, o?: ObservedNam
     desired: d,
     resume: false,
     ...(restore ? { restore: restore.file } : {}),
-    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${whereReason(d)}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""})`,
+    reason: `${why} (${n} member${n === 1 ? "" : "s"}, ttl ${formatDuration(d.ttlMs)}${whereReason(d)}${d.python ? `, python venv${d.python.requirements ? ` from ${d.python.requirements}` : ""}` : ""}${restore ? `, from checkpoint ${restore.name}` : ""}${brokeredReason(d)})`,
   };
+}
+
+// ", credentials OPENAI_KEY brokered by the model gateway": what stays out of the cell.
+function brokeredReason(d: DesiredCell): string {
+  const b = d.gateway?.brokered ?? [];
+  return b.length ? `, credential${b.length === 1 ? "" : "s"} ${b.join(", ")} brokered by the model gateway` : "";
 }
 
 // Where a new cell runs, as its backend says it ("sandbox", "container localhost/a:1", "remote

@@ -5,6 +5,7 @@ import type { Colors } from "../plan/render/colors.js";
 import { formatDuration } from "../config/durations.js";
 import { formatBytes } from "../config/quantity.js";
 import { placeOf } from "../plan/actions.js";
+import type { CellSpend } from "../gateway/spend.js";
 import { cellWhere, memberWhere, whereText, type CellWhere, type MemberWhere } from "./where.js";
 
 export interface MemberStatusView {
@@ -36,6 +37,8 @@ export interface CellStatusView {
   // not observed: not mounted, or not a live cell), whether it is mounted, since when it is full.
   disk?: { bytes: number; avail: number | null; mounted: boolean | null; fullSince: string | null };
   checkpointRefused?: { at: string; error: string }; // the last checkpoint refused for its size, until one is taken
+  // What its members spent through the model gateway in its budget's window (else a day), per model.
+  models?: CellSpend;
   problem?: string;
 }
 
@@ -132,6 +135,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
       );
     }
     if (cell.disk) lines.push(diskLine(cell.disk, c));
+    if (cell.models) lines.push(...modelLines(cell.models, c));
     if (cell.checkpointRefused)
       lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
@@ -154,6 +158,23 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     }
   }
   return lines.join("\n");
+}
+
+// "  models, last 1h (budget 2000 tokens per 1h): 15 tokens, cost 0.0001", then one line per model.
+function modelLines(s: CellSpend, c: Colors): string[] {
+  const b = s.budget;
+  const limit = b
+    ? ` (budget ${[b.tokens !== undefined ? `${b.tokens} tokens` : "", b.cost !== undefined ? `cost ${b.cost}` : ""].filter(Boolean).join(" and ")} per ${formatDuration(b.periodMs)})`
+    : "";
+  const head = `  models, last ${formatDuration(s.windowMs)}${limit}: ${s.tokens} tokens, cost ${s.cost.toFixed(4)}`;
+  return [
+    c.dim(head),
+    ...s.byModel.map((m) =>
+      c.dim(
+        `    ${visible(m.model)}  ${m.calls} call${m.calls === 1 ? "" : "s"}, ${m.tokensIn} in, ${m.tokensOut} out, cost ${m.cost.toFixed(4)}`,
+      ),
+    ),
+  ];
 }
 
 // "  disk 1Gi: 312Mi free", "  disk 1Gi: quota reached since …", "  disk 1Gi: image not mounted …".

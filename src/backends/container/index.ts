@@ -70,6 +70,8 @@ export const containerBackend: BackendSpec = {
   // The image is the members' whole filesystem: a new one is a new cell (-/+).
   place,
   describe: place,
+  // Members of network host share the host's loopback; the others reach the gateway's bridge.
+  gatewayReach: (cell) => (cell.network === "host" ? "host" : "namespace"),
   where: {
     cell: (rec) => ({
       host: hostname(),

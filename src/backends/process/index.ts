@@ -61,6 +61,8 @@ export const processBackend: BackendSpec = {
   invariants: ["I6"],
   validate: unenforcedLimits,
   where: { cell: () => ({ host: hostname() }), text: () => "" },
+  gatewayReach: () => "host", // members share the host's network
+
   verify: { checks },
   live: async () => {
     const { ProcessBackend } = await import("../process.js");

@@ -60,6 +60,8 @@ export const sandboxBackend: BackendSpec = {
   hostChecks,
   describe: () => "sandbox",
   memberFilesInMeta: true,
+  // Members of network host share the host's loopback; the others reach the gateway's bridge.
+  gatewayReach: (cell) => (cell.network === "host" ? "host" : "namespace"),
   where: {
     cell: (rec) => ({ host: hostname(), uid: rec.sandbox?.uid ?? null, cgroup: rec.sandbox?.cgroup ?? null }),
     member: (rec, m) => (rec.sandbox ? { cgroup: `${rec.sandbox.cgroup}/${m.home}` } : undefined),

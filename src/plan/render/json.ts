@@ -13,6 +13,7 @@ export interface JsonAction {
   fields?: string[];
   expiresAt?: string;
   replace?: { from: string; to: string; forces: string[] }; // action "replace": where the cell runs before and after
+  brokered?: string[]; // credentials the model gateway holds instead of the cell's members
 }
 
 // Only what a reader needs: never the desired spec (it may name credential sources).
@@ -22,6 +23,8 @@ export function actionToJson(a: Action): JsonAction {
   if (a.kind === "update") out.fields = a.fields;
   if (a.kind === "renew") out.expiresAt = a.expiresAt;
   if (a.kind === "replace") out.replace = { from: a.from, to: a.to, forces: a.forces };
+  const brokered = "desired" in a ? a.desired.gateway?.brokered : undefined;
+  if (brokered?.length) out.brokered = [...brokered];
   return out;
 }
 

@@ -1,0 +1,51 @@
+// Which cells the model gateway serves and which of their credentials it holds instead of their
+// members. Decided from the operator's settings (LAZARUS_GATEWAY, LAZARUS_PROVIDERS) and the
+// backend contract (how its members reach the gateway), never from a backend's name.
+import path from "node:path";
+import type { DesiredCell, GatewayReach } from "../config/types.js";
+import { findBackend } from "../backends/table.js";
+import { gatewayProviders, type GatewayProvider } from "./providers.js";
+
+export const gatewayOn = (env: NodeJS.ProcessEnv): boolean => env.LAZARUS_GATEWAY !== "off";
+
+// How a cell's members reach the gateway, or undefined: it is off, or they cannot.
+export function gatewayReachOf(
+  backend: string,
+  cell: { network?: "none" | "host" | "egress" | undefined },
+  env: NodeJS.ProcessEnv,
+): GatewayReach | undefined {
+  return gatewayOn(env) ? findBackend(backend)?.gatewayReach?.(cell) : undefined;
+}
+
+// The models of a portfolio document whose provider the gateway brokers.
+export function brokeredModels(doc: unknown, providers: ReadonlyMap<string, GatewayProvider>): string[] {
+  const models = (doc as { models?: { model?: unknown; provider?: unknown }[] } | undefined)?.models ?? [];
+  return models.filter((m) => typeof m.provider === "string" && providers.has(m.provider)).map((m) => String(m.model));
+}
+
+// The credentials of a cell that name a brokered provider's key file: the gateway reads that key
+// from the secrets root itself, so it never enters a cell the gateway serves (whatever portfolio
+// its members resolve to, so a portfolio file held broken never lets one in).
+export function brokeredCredentials(
+  credentials: DesiredCell["credentials"],
+  providers: ReadonlyMap<string, GatewayProvider>,
+): string[] {
+  const keyFiles = new Set([...providers.values()].map((p) => path.posix.normalize(p.keyFile)));
+  return Object.entries(credentials)
+    .filter(([, source]) => "file" in source && keyFiles.has(path.posix.normalize(source.file)))
+    .map(([name]) => name)
+    .sort();
+}
+
+// Fill in each cell's gateway (load, after portfolios are resolved). Throws BAD_SETTING when the
+// operator's provider table is broken (the caller holds the file's cells).
+export function addGateway(cells: Iterable<DesiredCell>, env: NodeJS.ProcessEnv = process.env): void {
+  let providers: Map<string, GatewayProvider> | undefined;
+  for (const c of cells) {
+    delete c.gateway;
+    const reach = gatewayReachOf(c.backend, c, env);
+    if (!reach) continue;
+    providers ??= gatewayProviders(env);
+    c.gateway = { reach, brokered: brokeredCredentials(c.credentials, providers) };
+  }
+}
