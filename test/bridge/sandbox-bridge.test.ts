@@ -62,23 +62,24 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member's network namespac
     return existsSync(f) ? readFileSync(f, "utf8").trim().split("\n") : [];
   };
 
+  const cellYaml = (extra: boolean): string =>
+    [
+      "apiVersion: lazarus/v1",
+      "kind: Cell",
+      "metadata: {name: bridged}",
+      "spec:",
+      "  project: Org/repo#1",
+      "  owner: human:tester",
+      "  backend: sandbox",
+      "  network: {egress: [example.org]}",
+      "  members:",
+      `    - {identity: "agent:gw", role: executor, command: ["sh", "${cfg}/loop.sh"], env: {GW_TOKEN: "${token}"}}`,
+      ...(extra ? [`    - {identity: "agent:extra", role: executor, command: ["sleep", "600"]}`] : []),
+      "",
+    ].join("\n");
+
   it("is made before the member starts; the member runs in it, and no process of Lazarus does", async () => {
-    writeFileSync(
-      path.join(cfg, "cells.d", "c.yaml"),
-      [
-        "apiVersion: lazarus/v1",
-        "kind: Cell",
-        "metadata: {name: bridged}",
-        "spec:",
-        "  project: Org/repo#1",
-        "  owner: human:tester",
-        "  backend: sandbox",
-        "  network: {egress: [example.org]}",
-        "  members:",
-        `    - {identity: "agent:gw", role: executor, command: ["sh", "${cfg}/loop.sh"], env: {GW_TOKEN: "${token}"}}`,
-        "",
-      ].join("\n"),
-    );
+    writeFileSync(path.join(cfg, "cells.d", "c.yaml"), cellYaml(true));
     const r = await run("apply", "--yes");
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const rec = readRecord(path.join(state, "cells", "bridged"));
@@ -87,21 +88,21 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member's network namespac
     expect(ino).toBeDefined();
     await waitFor(() => lines().length > 0, 30_000);
     expect(lines()[0]).toMatch(/^000 /); // no gateway yet: refused, and no other way out
-    // the processes in that namespace: the member's only (its uid), none of Lazarus's
+    // the processes in that namespace (read at once: the loop's curls come and go): the member's
+    // only (its uid), none of Lazarus's
     const inside = readdirSync("/proc")
       .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
+      .flatMap((p) => {
         try {
-          return readlinkSync(`/proc/${p}/ns/net`) === `net:[${ino}]`;
+          if (readlinkSync(`/proc/${p}/ns/net`) !== `net:[${ino}]`) return [];
+          const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1]);
+          return [{ uid, cmd: readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ") }];
         } catch {
-          return false;
+          return []; // gone meanwhile
         }
       });
     expect(inside.length).toBeGreaterThan(0);
-    for (const p of inside) {
-      const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1];
-      expect(Number(uid), readFileSync(`/proc/${p}/cmdline`, "utf8")).toBe(rec.sandbox?.uid);
-    }
+    for (const p of inside) expect(p.uid, p.cmd).toBe(rec.sandbox?.uid);
   }, 120_000);
 
   const writeGatewayCell = (): void => {
@@ -181,6 +182,17 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member's network namespac
     expect(existsSync(leftover)).toBe(false);
     expect(netnsInode(netns)).toBeDefined();
     await removeNetns(leftover);
+  }, 120_000);
+
+  it("a removed member's file goes; the others' stay", async () => {
+    const uid = readRecord(path.join(state, "cells", "bridged")).uid;
+    const extra = memberNetnsFile(state, uid, "extra");
+    expect(netnsInode(extra)).toBeDefined();
+    writeFileSync(path.join(cfg, "cells.d", "c.yaml"), cellYaml(false));
+    const r = await run("apply", "--yes");
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(existsSync(extra)).toBe(false);
+    expect(netnsInode(netns)).toBeDefined();
   }, 120_000);
 
   it("goes with the cell's close", async () => {
