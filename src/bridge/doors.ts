@@ -35,7 +35,9 @@ export class Doors {
       const w = wanted.get(file);
       if (!w || w.tag !== d.tag || netnsInode(file) !== d.ino) this.close(file);
     }
-    const missing = [...wanted].filter(([file]) => !this.open.has(file));
+    // a member whose namespace file is not made yet (not started) gets its door once it is: the
+    // backend makes the file, then asks for a reload
+    const missing = [...wanted].filter(([file]) => !this.open.has(file) && netnsInode(file) !== undefined);
     await mapLimit(missing, OPEN_AT_ONCE, ([file, w]) => this.openDoor(file, w).catch((err) => onError(file, err)));
   }
 
