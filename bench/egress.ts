@@ -1,8 +1,10 @@
 // Benchmark: what the egress path costs next to a direct connection, side by side (the two take
-// turns, so a noisy machine slows both alike). The path is a member's: client → the forwarder
-// (perl, as inside a member's namespace; here on the host's loopback) → the proxy's unix socket →
-// the proxy process (the real one, started as apply starts it) → the server.
-// Usage (as root: the proxy's sockets live under /run/lazarus):
+// turns, so a noisy machine slows both alike). The path is a member's: a client inside a network
+// namespace made as a member's is (a namespace file, bridge/netns.ts) → 127.0.0.1:3128 there, the
+// proxy's own listener (the real proxy process, started as apply starts it; bulk tunnels handed
+// to its splicer) → the server on the host's loopback. The direct side runs the same client
+// program on the host.
+// Usage (as root: namespace files live under /run/lazarus/netns):
 //   npx tsx bench/egress.ts [rounds=5] [connections=1000] [MB=100] [paced=1,10]
 //   download: curl fetching MB megabytes over HTTP through a CONNECT tunnel (curl -p), vs direct
 //   connections: that many sequential connect + one request + close, through CONNECT vs direct
@@ -10,14 +12,13 @@
 //     link's rate instead of loopback's memory speed; "-" for none), proxy vs direct each time
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { shortRequest } from "./lib/short-request.js";
-import { setTimeout as sleep } from "node:timers/promises";
-import { PERL_FORWARDER } from "../src/egress/forwarder-perl.js";
-import { SOCKET_NAME, memberSocketDir, writeCellFile } from "../src/egress/state.js";
-import { ensureProxy, stopProxy, waitForSocket } from "../src/egress/supervise.js";
+import { fileURLToPath } from "node:url";
+import { MEMBER_PORT, doorsFile, writeCellFile } from "../src/egress/state.js";
+import { ensureProxy, runningProxy, stopProxy } from "../src/egress/supervise.js";
+import { ensureNetns, memberNetnsFile, removeNetns } from "../src/bridge/netns.js";
+import { waitForDoor } from "../src/bridge/doors.js";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const CONNS = Number(process.argv[3] ?? 1000);
@@ -38,25 +39,20 @@ const port = await new Promise<number>((r) =>
   server.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))),
 );
 
-const dir = memberSocketDir(root, "bench", "member");
+const netns = memberNetnsFile(root, "bench", "member");
+const ino = await ensureNetns(netns);
 await writeCellFile(root, {
   formatVersion: 1,
   cell: "bench",
   uid: "bench",
   entries: [{ host: "bench.test", ports: [port] }],
-  members: [{ identity: "agent:bench", home: "member", socketDir: dir }],
+  members: [{ identity: "agent:bench", home: "member", netns }],
 });
 await ensureProxy(root, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: hosts });
-await waitForSocket(dir);
-const fwdPort = await new Promise<number>((r) => {
-  const s = net.createServer().listen(0, "127.0.0.1", () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => r(p));
-  });
-});
-spawnSync("perl", ["-e", PERL_FORWARDER, String(fwdPort), path.join(dir, SOCKET_NAME), String(process.pid)], {
-  stdio: "inherit",
-}); // returns once it listens; ends with this process
+await waitForDoor(doorsFile(root), netns, ino, async () => (await runningProxy(root))?.pid, "the egress proxy");
+// a command as a member runs it (inside its namespace), or on the host
+const inMember = (viaProxy: boolean, file: string, args: string[]): [string, string[]] =>
+  viaProxy ? ["nsenter", [`--net=${netns}`, "--", file, ...args]] : [file, args];
 
 function download(viaProxy: boolean, rate = 0): number {
   const args = [
@@ -66,24 +62,24 @@ function download(viaProxy: boolean, rate = 0): number {
     "-w",
     "%{time_total}",
     ...(viaProxy
-      ? ["-p", "--proxy", `http://127.0.0.1:${fwdPort}`]
+      ? ["-p", "--proxy", `http://127.0.0.1:${MEMBER_PORT}`]
       : ["--noproxy", "*", "--resolve", `bench.test:${port}:127.0.0.1`]),
     `http://bench.test:${port}/bytes/${MB * 1_000_000}${rate ? `/${rate}` : ""}`,
   ];
-  const r = spawnSync("curl", args, { encoding: "utf8" });
+  const r = spawnSync(...inMember(viaProxy, "curl", args), { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
   return Number(r.stdout);
 }
 
-// One connection: (CONNECT through the forwarder, or direct) + GET / + wait for the answer + close.
-function once(viaProxy: boolean): Promise<void> {
-  return shortRequest(viaProxy ? fwdPort : port, port, viaProxy);
-}
-
+// CONNS connections, each (CONNECT through the proxy, or direct) + GET / + the answer + close, by
+// the same client program (bench/lib/short-loop.mjs) on either side; ms per connection.
+const LOOP = fileURLToPath(new URL("./lib/short-loop.mjs", import.meta.url));
 async function connections(viaProxy: boolean): Promise<number> {
-  const t = process.hrtime.bigint();
-  for (let i = 0; i < CONNS; i++) await once(viaProxy);
-  return Number(process.hrtime.bigint() - t) / 1e6 / CONNS;
+  const at = viaProxy ? MEMBER_PORT : port;
+  const args = [LOOP, String(at), String(port), viaProxy ? "1" : "0", String(CONNS)];
+  const r = spawnSync(...inMember(viaProxy, process.execPath, args), { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`short connections failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -118,6 +114,5 @@ console.log(
 
 server.kill();
 await stopProxy(root);
-await sleep(1100); // the forwarder ends within a second of this process; its socket dir goes with it
-rmSync(dir, { recursive: true, force: true });
+await removeNetns(netns);
 rmSync(root, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // One way through: load → observe → plan → apply. The CLI commands are thin shells around this.
 // The read-only half (load, observe, plan) is compute.ts, re-exported here.
+import { sweepBridges } from "./bridge/member.js";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { statePaths, cellPaths, type StatePaths } from "./cells/layout.js";
@@ -90,6 +91,7 @@ async function recover(
   if (lo.sweep !== false) {
     await sweepStaging(paths, tryCell);
     await sweepTempFiles(paths);
+    await sweepBridges(stateRoot, paths.cells); // namespace files of incarnations no record names
   }
   const hostEnv = opts.hostEnv ?? process.env;
   const using = lo.backends ?? backends(stateRoot, hostEnv, opts.hostSettings ?? hostSettings(hostEnv));

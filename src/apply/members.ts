@@ -42,6 +42,7 @@ import { guardCell, guardDir } from "./guard.js";
 import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
 import { admitGatewayMember, forgetGatewayMember, setGatewayPortfolio, type GatewayEnv } from "../gateway/cells.js";
+import { dropMemberBridge } from "../bridge/member.js";
 
 // Arguments that start with ./ are paths relative to the config dir (as in compose files); the
 // loader refused any (../x, ./a/../../x, a link) that leads out of it.
@@ -307,6 +308,7 @@ export async function removeMember(a: Extract<Action, { kind: "remove-member" }>
   rec.members = rec.members.filter((x) => x.identity !== a.member);
   if (m) await forgetGatewayMember(gatewayOf(env), rec, m.home);
   await saveRecord(cp, rec, env);
+  if (m) await dropMemberBridge(path.dirname(env.paths.ledger), rec, m.home);
   await decide(cp, env, { decision: "remove-member", member: a.member, reason: a.reason });
   return { member: a.member, role: m?.role };
 }

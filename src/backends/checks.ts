@@ -1,11 +1,9 @@
 // What this host says of a cell declaration, as diagnostics at the cell's lines. The operator's
 // bounds (LAZARUS_BACKENDS, LAZARUS_HOST_NETWORK) are settings, checked while loading (pure); the
 // host step after loading (hostDiagnostics) asks the cell's backend about this host, and checks
-// the disk quota and the egress forwarder: a cell this host cannot run is held, never half-built.
-import { existsSync } from "node:fs";
+// the disk quota: a cell this host cannot run is held, never half-built.
 import type { Diagnostic } from "../config/diagnostics.js";
 import type { DesiredCell } from "../config/types.js";
-import { FORWARDER_PERL } from "../egress/member.js";
 import type { At } from "./contract.js";
 import { findBackend } from "./table.js";
 import { diskHostDiagnostics } from "./disk/checks.js";
@@ -56,30 +54,15 @@ export function boundDiagnostics(cell: DesiredCell, at: At, env: NodeJS.ProcessE
   return [...allowedBackendDiagnostics(cell, at, env), ...hostNetworkDiagnostics(cell, at, env)];
 }
 
-// The egress forwarder in each member's network namespace is a Perl script of this host.
-function forwarderDiagnostics(cell: DesiredCell, at: At): Diagnostic[] {
-  if (!cell.egress || findBackend(cell.backend)?.capabilities.network !== "proxy" || existsSync(FORWARDER_PERL))
-    return [];
-  return [
-    {
-      severity: "error",
-      ...at(["spec", "network"]),
-      field: "spec.network",
-      message: `network egress needs ${FORWARDER_PERL} on this host (the forwarder in each member's network namespace is a Perl script)`,
-      hint: "install perl (apt-get install perl-base), or remove the egress list",
-    },
-  ];
-}
-
 // Whether the host step may report at a line of the cell other than its name's (then its site, and
 // so its document, is kept until that step ran; a process cell's is let go at once).
 export function needsSite(cell: DesiredCell): boolean {
   const spec = findBackend(cell.backend);
-  return spec?.hostChecks !== undefined || (cell.egress !== undefined && spec?.capabilities.network === "proxy");
+  return spec?.hostChecks !== undefined;
 }
 
 // The host step of one cell (after loading): its backend's checks of this host (not asked for a
-// cell the operator's bounds refuse), its disk quota, its egress forwarder.
+// cell the operator's bounds refuse), its disk quota.
 export async function hostDiagnostics(
   cell: DesiredCell,
   at: At,
@@ -88,5 +71,5 @@ export async function hostDiagnostics(
   const spec = findBackend(cell.backend);
   const refused = boundDiagnostics(cell, at, env).length > 0;
   const own = spec?.hostChecks && !refused ? await spec.hostChecks(cell, at) : [];
-  return [...own, ...diskHostDiagnostics(cell, env), ...forwarderDiagnostics(cell, at)];
+  return [...own, ...diskHostDiagnostics(cell, env)];
 }

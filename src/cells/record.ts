@@ -54,6 +54,9 @@ export interface MemberRecord {
   portfolioName?: string; // the portfolio written to home/<name>/.lazarus/portfolio.json
   portfolioDigest?: string;
   portfolioModels?: string[];
+  // it calls the model gateway (holds a gateway token): without the host's network it gets a
+  // network namespace file with the gateway's door in it (bridge/member.ts needsBridge)
+  usesGateway?: boolean;
 }
 
 // A replacement in progress (backend or container image changed; see replace in src/apply/ops.ts):

@@ -155,7 +155,7 @@ export function parseCellFile(
 }
 
 // The host step, after loading: what this host says of each cell (its backend's tools, engine or
-// hosts file, the disk quota, the egress forwarder), at the cell's lines. A cell this host cannot
+// hosts file, the disk quota), at the cell's lines. A cell this host cannot
 // run is an error, so its file is quarantined and its cells held as they are.
 export async function checkHost(parsed: { result: FileResult; sites: CellSite[] }): Promise<FileResult> {
   const found: Diagnostic[] = [];

@@ -21,8 +21,7 @@ export function declaredEgress(declared: readonly string[]): CellEgress {
   return { declared: [...declared], entries, auto: [] };
 }
 
-// Each declared entry that is malformed or outside LAZARUS_EGRESS_ALLOW, at its own line (pure:
-// whether this host has the forwarder is the host step's, backends/checks.ts).
+// Each declared entry that is malformed or outside LAZARUS_EGRESS_ALLOW, at its own line (pure).
 export function egressDiagnostics(
   cell: DesiredCell,
   at: (p: (string | number)[]) => SourcePos,

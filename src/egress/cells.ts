@@ -1,14 +1,12 @@
 // The egress side of a backend that runs members in network namespaces of their own (sandbox,
-// container): keeping the proxy's file of a cell in step with its record, and a member's socket
-// ready before it starts.
+// container): keeping the proxy's file of a cell in step with its record, and a member's door
+// open before it starts.
 import type { CellRecord } from "../cells/record.js";
+import { memberNetnsFile } from "../bridge/netns.js";
+import { waitForDoor } from "../bridge/doors.js";
 import { egressSettings } from "./settings.js";
-import { rm } from "node:fs/promises";
-import { memberSocketDir, readCellFiles, removeCellFile, writeCellFile } from "./state.js";
-import { ensureProxy, reloadProxy, stopProxy, waitForSocket } from "./supervise.js";
-
-export const socketDirOf = (stateRoot: string, rec: Pick<CellRecord, "uid">, home: string): string =>
-  memberSocketDir(stateRoot, rec.uid, home);
+import { doorsFile, readCellFiles, removeCellFile, writeCellFile } from "./state.js";
+import { ensureProxy, reloadProxy, runningProxy, stopProxy } from "./supervise.js";
 
 // The cell's list and members as the proxy reads them, and the proxy running (an egress cell);
 // or the cell's file gone (any other network).
@@ -24,7 +22,7 @@ export async function syncCellEgress(
   const members = rec.members.map((m) => ({
     identity: m.identity,
     home: m.home,
-    socketDir: socketDirOf(stateRoot, rec, m.home),
+    netns: memberNetnsFile(stateRoot, rec.uid, m.home),
   }));
   await writeCellFile(stateRoot, {
     formatVersion: 1,
@@ -36,22 +34,24 @@ export async function syncCellEgress(
   await ensureProxy(stateRoot, egressSettings(env));
 }
 
-// Before a member starts: its socket answers.
-export async function memberEgressReady(stateRoot: string, rec: CellRecord, home: string): Promise<string> {
+// Before a member starts (its namespace file made, with inode ino): the proxy's door in it is open.
+export async function memberEgressReady(stateRoot: string, rec: CellRecord, netns: string, ino: number): Promise<void> {
   await syncCellEgress(stateRoot, rec);
-  const dir = socketDirOf(stateRoot, rec, home);
-  await waitForSocket(dir);
-  return dir;
+  await waitForDoor(
+    doorsFile(stateRoot),
+    netns,
+    ino,
+    async () => (await runningProxy(stateRoot))?.pid,
+    "the egress proxy",
+  );
 }
 
-// The cell closed or left egress: its file and its members' socket dirs go away, and the proxy
-// with them when no egress cell is left (callers hold the state dir's lock).
+// The cell closed or left egress: its file goes away (the proxy closes its doors on reload), and
+// the proxy with it when no egress cell is left (callers hold the state dir's lock).
 export async function forgetCellEgress(stateRoot: string, cell: string): Promise<void> {
   const files = await readCellFiles(stateRoot);
-  const mine = files.find((f) => f.cell === cell);
-  if (!mine) return;
+  if (!files.some((f) => f.cell === cell)) return;
   await removeCellFile(stateRoot, cell);
   if (files.length === 1) await stopProxy(stateRoot);
   else await reloadProxy(stateRoot);
-  for (const m of mine.members) await rm(m.socketDir, { recursive: true, force: true });
 }

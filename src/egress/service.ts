@@ -1,31 +1,26 @@
-// The proxy process's work: one proxy server per member socket named in <state>/egress/cells/,
-// reloaded on SIGHUP and every second, so a cell's changed list applies to its next connection
-// and a closed cell's sockets go away. Each connection attempt is appended to events.jsonl.
+// The proxy process's work: one proxy server per member named in <state>/egress/cells/, listening
+// on 127.0.0.1:3128 inside the member's network namespace (a door, bridge/doors.ts), reloaded on
+// SIGHUP and every second, so a cell's changed list applies to its next connection and a closed
+// cell's doors close. Each connection attempt is appended to events.jsonl. After its own restart
+// the proxy opens every door again from the cell files.
 import { RotatingLog } from "../util/rotating-log.js";
-import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises";
-import type http from "node:http";
-import path from "node:path";
+import { readFile, stat } from "node:fs/promises";
+import { Doors, writeDoorsFile, type DoorWant } from "../bridge/doors.js";
 import { addressCheck } from "./addresses.js";
 import { proxyServer, type EgressEvent, type ProxyPolicy } from "./proxy.js";
 import { parseHosts } from "./resolve.js";
 import { Splicer } from "./splicer.js";
 import type { EgressSettings } from "./settings.js";
-import { SOCKET_NAME, cellsDir, eventsFile, readCellFiles, settingsFile } from "./state.js";
+import { MEMBER_PORT, cellsDir, doorsFile, eventsFile, readCellFiles, settingsFile } from "./state.js";
 
 const FULL_EVERY = 10; // the timer reads everything again at least every 10th time, changed or not
-
-interface Served {
-  server: http.Server;
-  cell: string;
-  member: string;
-}
 
 // A member's refused connections are events too: the file rotates past this size (one older file
 // kept), so a member cannot fill the state dir's disk with them.
 export const EVENTS_MAX_BYTES = 64 << 20;
 
 export class EgressService {
-  private readonly served = new Map<string, Served>(); // by socket dir
+  private readonly doors: Doors;
   private readonly policies = new Map<string, ProxyPolicy>(); // by cell
   private readonly events: RotatingLog;
   private readonly splicer: Splicer; // moves bulk tunnels' bytes (see splicer.ts)
@@ -40,6 +35,7 @@ export class EgressService {
     private readonly onEvent: (e: EgressEvent) => void = () => {},
   ) {
     this.splicer = new Splicer();
+    this.doors = new Doors(MEMBER_PORT);
     this.events = new RotatingLog(eventsFile(stateRoot), EVENTS_MAX_BYTES);
   }
 
@@ -94,48 +90,30 @@ export class EgressService {
     const check = addressCheck({ cidrs: settings.cidrs });
     const cells = await readCellFiles(this.stateRoot);
     this.policies.clear();
-    const wanted = new Map<string, { cell: string; member: string }>();
+    const wanted = new Map<string, DoorWant>();
     for (const c of cells) {
       this.policies.set(c.cell, { entries: c.entries, check, hosts });
-      for (const m of c.members) wanted.set(m.socketDir, { cell: c.cell, member: m.identity });
+      for (const m of c.members)
+        if (typeof m.netns === "string") wanted.set(m.netns, this.door(c.cell, c.uid, m.identity));
     }
-    for (const [dir, s] of this.served) {
-      const w = wanted.get(dir);
-      if (w && w.cell === s.cell && w.member === s.member) continue;
-      await this.unserve(dir);
-    }
-    for (const [dir, w] of wanted)
-      if (!this.served.has(dir))
-        await this.serve(dir, w.cell, w.member).catch((err: unknown) =>
-          process.stderr.write(`egress: cannot listen for ${w.member} of ${w.cell} at ${dir}: ${String(err)}\n`),
-        );
-  }
-
-  private async serve(dir: string, cell: string, member: string): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await chmod(dir, 0o755);
-    const sock = path.join(dir, SOCKET_NAME);
-    await rm(sock, { force: true });
-    const server = proxyServer(
-      { cell, member },
-      () => this.policies.get(cell),
-      (e) => this.record(e),
-      this.splicer,
+    await this.doors.sync(wanted, (file, err) =>
+      process.stderr.write(`egress: cannot open the door in ${file}: ${String(err)}\n`),
     );
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(sock, () => resolve());
-    });
-    await chmod(sock, 0o666); // the member's uid connects; only its own view shows this dir
-    this.served.set(dir, { server, cell, member });
+    await writeDoorsFile(doorsFile(this.stateRoot), this.doors);
   }
 
-  private async unserve(dir: string): Promise<void> {
-    const s = this.served.get(dir);
-    this.served.delete(dir);
-    s?.server.close();
-    s?.server.closeAllConnections();
-    await rm(dir, { recursive: true, force: true });
+  // A member's proxy: its cell's policy read at each request.
+  private door(cell: string, uid: string, member: string): DoorWant {
+    return {
+      tag: `${uid}/${member}`,
+      server: () =>
+        proxyServer(
+          { cell, member },
+          () => this.policies.get(cell),
+          (e) => this.record(e),
+          this.splicer,
+        ),
+    };
   }
 
   private record(e: EgressEvent): void {
@@ -143,20 +121,14 @@ export class EgressService {
     this.onEvent(e);
   }
 
-  // Every socket the service listens on (for tests and the pid record).
-  sockets(): string[] {
-    return [...this.served.keys()].map((d) => path.join(d, SOCKET_NAME));
+  // Each namespace file the service has a door in, with that namespace's inode.
+  listening(): Record<string, number> {
+    return this.doors.listening();
   }
 
-  // Stop listening. The members' socket dirs stay (a member's view binds its dir, so a restarted
-  // proxy's new socket in it is the one the member reaches); connections meanwhile are refused.
+  // Stop listening: members' connections are refused until a proxy opens their doors again.
   async close(): Promise<void> {
-    for (const [dir, s] of this.served) {
-      s.server.close();
-      s.server.closeAllConnections();
-      await rm(path.join(dir, SOCKET_NAME), { force: true });
-    }
-    this.served.clear();
+    this.doors.closeAll();
     this.splicer.stop();
     await this.events.close();
   }

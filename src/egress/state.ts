@@ -1,8 +1,8 @@
 // Where the egress proxy's inputs and outputs live: <state>/egress/ (Lazarus's own, 0700; no
 // member sees it) holds one file per cell with an egress list, the bounds in force, the proxy's
-// pid record, its log and its events. Each member's socket is in a directory of its own under
-// /run/lazarus/egress/ (0700), which is the only part of it that member's view shows.
-import { createHash } from "node:crypto";
+// pid record, its log, its events and its doors (doors.json: the members' namespaces it listens in,
+// bridge/doors.ts). Nothing of it is in a member's view: the proxy listens on 127.0.0.1:3128 inside
+// each member's own network namespace (the namespace file, bridge/netns.ts).
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { EgressEntry } from "./allow.js";
@@ -10,9 +10,6 @@ import type { EgressSettings } from "./settings.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 
-export const SOCKET_ROOT = "/run/lazarus/egress";
-export const SOCKET_NAME = "proxy.sock";
-export const MEMBER_SOCKET_DIR = "/run/lazarus/egress"; // where a member sees its socket's directory
 export const MEMBER_PORT = 3128; // the proxy's address inside a member's own network namespace
 
 export interface EgressCellFile {
@@ -20,7 +17,7 @@ export interface EgressCellFile {
   cell: string;
   uid: string; // the cell incarnation
   entries: EgressEntry[]; // the cell's list, automatic entries included
-  members: { identity: string; home: string; socketDir: string }[];
+  members: { identity: string; home: string; netns: string }[]; // netns: its namespace file
 }
 
 export interface ProxyRecord {
@@ -33,20 +30,10 @@ export const cellsDir = (stateRoot: string): string => path.join(egressDir(state
 export const eventsFile = (stateRoot: string): string => path.join(egressDir(stateRoot), "events.jsonl");
 export const proxyRecordFile = (stateRoot: string): string => path.join(egressDir(stateRoot), "proxy.json");
 export const settingsFile = (stateRoot: string): string => path.join(egressDir(stateRoot), "settings.json");
-
-// A member's socket dir: short (a unix socket path has at most 107 bytes) and distinct per state
-// dir, cell incarnation and member.
-export function memberSocketDir(stateRoot: string, cellUid: string, home: string): string {
-  const digest = createHash("sha256")
-    .update(`${path.resolve(stateRoot)}\0${cellUid}\0${home}`)
-    .digest("hex")
-    .slice(0, 20);
-  return path.join(SOCKET_ROOT, digest);
-}
+export const doorsFile = (stateRoot: string): string => path.join(egressDir(stateRoot), "doors.json");
 
 async function ensureEgressDirs(stateRoot: string): Promise<void> {
   await mkdir(cellsDir(stateRoot), { recursive: true, mode: 0o700 });
-  await mkdir(SOCKET_ROOT, { recursive: true, mode: 0o700 });
 }
 
 // Record (or replace) a cell's list and members; the proxy picks it up on its next reload.

@@ -3,14 +3,10 @@
 // and start time. Whoever reconciles calls ensureProxy: a live proxy is told to reload, a dead one
 // is started again. While none runs, members' connections to it are refused: their network
 // namespace has no other way out.
-import net from "node:net";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
-import { LazarusError } from "../util/errors.js";
 import { egressSettings, type EgressSettings } from "./settings.js";
 import {
-  SOCKET_NAME,
   egressDir,
   proxyRecordFile,
   readCellFiles,
@@ -42,25 +38,6 @@ export function runningProxy(stateRoot: string): Promise<ProxyRecord | undefined
 export async function ensureProxy(stateRoot: string, settings: EgressSettings): Promise<number> {
   await writeSettingsFile(stateRoot, settings);
   return ensureDetached(proxy(stateRoot));
-}
-
-// Wait until the proxy answers on a member's socket (after ensureProxy asked it to reload).
-export async function waitForSocket(socketDir: string, timeoutMs = 5000): Promise<void> {
-  const sock = path.join(socketDir, SOCKET_NAME);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(sock, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new LazarusError("EGRESS_PROXY_FAILED", `the egress proxy does not listen at ${sock}`);
-    await sleep(10);
-  }
 }
 
 // Called at the start of every apply (CLI and daemon): when some cell of this state dir has an

@@ -17,6 +17,7 @@ import { gatewayProviders } from "./providers.js";
 import {
   GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
+  memberNetnsFile,
   mintToken,
   tokenDigest,
   type GatewayCellFile,
@@ -107,18 +108,23 @@ export async function setGatewayPortfolio(
 }
 
 // A member starts: a fresh token for this incarnation (its digest replaces the previous one's),
-// and where the member reaches the gateway; undefined when the gateway does not serve it.
+// and where the member reaches the gateway; undefined when the gateway does not serve it. A member
+// in a network namespace of its own is marked usesGateway (its backend makes it a namespace file:
+// bridge/member.ts), and its entry names that file, where the gateway opens the member's door.
 export async function admitGatewayMember(
   g: GatewayEnv,
   rec: CellRecord,
-  m: Pick<MemberRecord, "home">,
+  m: Pick<MemberRecord, "home" | "usesGateway">,
 ): Promise<MemberGateway | undefined> {
   const reach = gatewayReachOf(rec.backend, rec, g.hostEnv);
   const file = reach ? await readCell(g.stateRoot, rec.name) : undefined;
   const entry = file?.members.find((x) => x.home === m.home);
+  delete m.usesGateway;
   if (!reach || !file || !entry) return undefined;
+  if (reach === "namespace") m.usesGateway = true;
+  const netns = reach === "namespace" ? { netns: memberNetnsFile(g.stateRoot, rec.uid, m.home) } : {};
   const token = mintToken();
-  const members = file.members.map((x) => (x === entry ? { ...x, tokenDigest: tokenDigest(token) } : x));
+  const members = file.members.map((x) => (x === entry ? { ...x, ...netns, tokenDigest: tokenDigest(token) } : x));
   await writeCell(g, rec, members);
   const running = await gatewayRunning(g);
   return { token, port: memberPort(reach, running.port) };

@@ -4,7 +4,7 @@
 // cell's model health between its members), relays streams as they arrive, counts usage against
 // the cell's budget and records every call as an event. Provider keys never leave this process.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { nextModel, type HealthEvent } from "../portfolio/next.js";
 import type { ErrorClass } from "../portfolio/types.js";
@@ -15,7 +15,15 @@ import { errorMessage } from "../util/errors.js";
 import { APIS, classify, type ApiShape, type GatewayError } from "./apis.js";
 import { gatewayProviders, type GatewayProvider } from "./providers.js";
 import { relaySuccess, type Served } from "./relay.js";
-import { gatewayCellsDir, gatewayEventsFile, readGatewayCells, tokenDigest, usageDir } from "./state.js";
+import { Doors, type DoorWant } from "../bridge/doors.js";
+import {
+  GATEWAY_MEMBER_PORT,
+  gatewayCellsDir,
+  gatewayEventsFile,
+  readGatewayCells,
+  tokenDigest,
+  usageDir,
+} from "./state.js";
 import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
 import { UsageBook, costOf, overBudget } from "./usage.js";
 import { callProvider, readSmall } from "./upstream.js";
@@ -30,6 +38,8 @@ export interface GatewayOptions {
   headersTimeoutMs?: number; // per attempt, until the provider's response headers
   maxBodyBytes?: number;
   maxEventBytes?: number;
+  memberPort?: number; // the members' doors' port (GATEWAY_MEMBER_PORT)
+  onReloaded?: (doors: Doors) => Promise<void>; // after each reload: which doors are open
 }
 
 interface Caller {
@@ -62,7 +72,7 @@ export class Gateway {
   private readonly usage: UsageBook;
   private readonly events: RotatingLog;
   private readonly now: () => number;
-  private readonly doors = new Map<string, http.Server>();
+  private readonly doors: Doors; // members' own doors, in their network namespaces
   private loadedMtime = -1;
   private reloading: Promise<void> | undefined;
 
@@ -71,6 +81,7 @@ export class Gateway {
     this.usage = new UsageBook(usageDir(opts.stateRoot));
     this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    this.doors = new Doors(opts.memberPort ?? GATEWAY_MEMBER_PORT);
   }
 
   // New settings from the operator (the process re-reads them on SIGHUP): where the provider table
@@ -81,15 +92,27 @@ export class Gateway {
     this.keys.clear();
   }
 
-  // Read the cell files and the operator's provider table again (SIGHUP, or a cell changed).
+  // Read the cell files and the operator's provider table again (SIGHUP, or a cell changed), and
+  // make the members' doors match them (a door for each member with a namespace file).
   async reload(onBad?: (why: string) => void): Promise<void> {
     this.loadedMtime = await cellsMtime(this.opts.stateRoot); // before reading: a later change reloads again
     const byToken = new Map<string, Caller>();
+    const doors = new Map<string, DoorWant>();
     for (const cell of await readGatewayCells(this.opts.stateRoot, onBad)) {
-      for (const member of cell.members) byToken.set(member.tokenDigest, { cell, member });
+      for (const member of cell.members) {
+        byToken.set(member.tokenDigest, { cell, member });
+        if (typeof member.netns === "string") doors.set(member.netns, this.door(cell.uid, member.home));
+      }
     }
     this.byToken = byToken;
     this.providers = gatewayProviders(this.opts.env);
+    await this.doors.sync(doors, (file, err) => onBad?.(`cannot open a door in ${file}: ${errorMessage(err)}`));
+    await this.opts.onReloaded?.(this.doors);
+  }
+
+  // Each namespace file the gateway has a door in, with that namespace's inode.
+  openDoors(): Doors {
+    return this.doors;
   }
 
   // Read the cell files again when their directory changed since (one stat): apply writes a
@@ -108,32 +131,18 @@ export class Gateway {
     });
   }
 
-  // A member's own door: a unix socket (bridged into its network namespace) on which only that
-  // member's token is accepted, so a token that leaks to another member or cell is refused there.
-  async listenMember(socketPath: string, cellUid: string, home: string): Promise<void> {
-    await this.closeMember(socketPath);
-    const server = http.createServer(
-      { keepAliveTimeout: 65_000 },
-      (req, res) => void this.handle(req, res, { cellUid, home }),
-    );
-    await rm(socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(socketPath, () => resolve());
-    });
-    this.doors.set(socketPath, server);
-  }
-
-  async closeMember(socketPath: string): Promise<void> {
-    const s = this.doors.get(socketPath);
-    if (!s) return;
-    this.doors.delete(socketPath);
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+  // A member's own door (in its network namespace): only that member's token is accepted there,
+  // so a token that leaks to another member or cell is refused.
+  private door(cellUid: string, home: string): DoorWant {
+    return {
+      tag: `${cellUid}/${home}`,
+      server: () =>
+        http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res, { cellUid, home })),
+    };
   }
 
   async close(): Promise<void> {
-    for (const p of [...this.doors.keys()]) await this.closeMember(p);
+    this.doors.closeAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.events.close();

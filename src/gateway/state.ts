@@ -6,6 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Portfolio } from "../portfolio/types.js";
+import { memberNetnsFile } from "../bridge/netns.js";
 import { errorMessage } from "../util/errors.js";
 
 export type PortfolioDoc = Omit<Portfolio, "source">;
@@ -27,7 +28,16 @@ export interface GatewayMember {
   home: string;
   tokenDigest: string; // sha256 hex of the member's token
   portfolio: PortfolioDoc;
+  // its network namespace file (memberNetnsFile), for a member without the host's network: the
+  // gateway opens its door there, on 127.0.0.1:GATEWAY_MEMBER_PORT, accepting only its token
+  netns?: string;
 }
+
+// Where a member with a namespace file reaches the gateway: http://127.0.0.1:4000 inside it.
+export const GATEWAY_MEMBER_PORT = 4000;
+
+// The namespace file of a member (made by its backend before it starts: bridge/member.ts).
+export { memberNetnsFile };
 
 export interface GatewayCellFile {
   formatVersion: 1;
@@ -44,9 +54,6 @@ export const gatewayEventsFile = (stateRoot: string): string => path.join(gatewa
 export const usageDir = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "usage");
 
 export const TOKEN_PREFIX = "lzg-";
-
-// Where a member in a network namespace of its own reaches the gateway: 127.0.0.1:4000 inside it.
-export const GATEWAY_MEMBER_PORT = 4000;
 
 // A new member token: 192 random bits, shown to the member once (in its environment), never stored.
 export function mintToken(): string {
@@ -96,6 +103,8 @@ export interface GatewayRecord {
 
 export const gatewaySettingsFile = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "settings.json");
 export const gatewayRecordFile = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "gateway.json");
+// The doors the gateway has open (bridge/doors.ts: its pid, each namespace file and inode).
+export const gatewayDoorsFile = (stateRoot: string): string => path.join(gatewayDir(stateRoot), "doors.json");
 
 export async function readGatewaySettings(stateRoot: string): Promise<GatewaySettings> {
   try {

@@ -4,8 +4,10 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
 import { writeFileAtomic } from "../util/fsx.js";
+import { waitForDoor } from "../bridge/doors.js";
 import {
   gatewayDir,
+  gatewayDoorsFile,
   gatewayRecordFile,
   gatewaySettingsFile,
   readGatewayRecord,
@@ -45,4 +47,17 @@ export function stopGateway(stateRoot: string): Promise<void> {
 
 export function reloadGateway(stateRoot: string): Promise<void> {
   return reloadDetached(gateway(stateRoot));
+}
+
+// Before a member in a namespace of its own starts: the gateway has read its entry again and
+// opened the member's door in that namespace (file netns, inode ino).
+export async function memberGatewayReady(stateRoot: string, netns: string, ino: number): Promise<void> {
+  await reloadGateway(stateRoot);
+  await waitForDoor(
+    gatewayDoorsFile(stateRoot),
+    netns,
+    ino,
+    async () => (await runningGateway(stateRoot))?.pid,
+    "the model gateway",
+  );
 }

@@ -444,10 +444,6 @@ export const INTERNAL_VARIABLES: Readonly<Record<string, string>> = {
   LAZARUS_CONTAINER: "set for the container backend's supervisor",
   LAZARUS_EGRESS_PROXY: "set for the egress proxy: the state dir it serves",
   LAZARUS_MODEL_GATEWAY: "set for the model gateway: the state dir it serves",
-  LAZARUS_EGRESS_NETNS: "set for a container member's egress namespace helper",
-  LAZARUS_EGRESS_FORWARDER: "set for a member's egress forwarder",
-  LAZARUS_EGRESS_PORT: "set for a member's egress forwarder",
-  LAZARUS_EGRESS_SOCKET: "set for a member's egress forwarder",
   LAZARUS_FAILPOINT: "crash tests only",
   LAZARUS_PAUSEPOINT: "timing tests only",
 };

@@ -1,7 +1,7 @@
-// The probe `lazarus verify` runs inside a member of an egress cell, through the same forwarder and
-// proxy its processes use: a listed name is let through, an unlisted name, a raw IP, the metadata
-// address and the host's loopback are refused, a direct connection has no route, and no name
-// resolves inside. Lines as probe.ts prints them: "<check>\t<ok|fail|unknown>\t<detail>".
+// The probe `lazarus verify` runs inside a member of an egress cell, in its network namespace,
+// through the proxy's door its processes use: a listed name is let through, an unlisted name, a
+// raw IP, the metadata address and the host's loopback are refused, a direct connection has no
+// route, and no name resolves inside. Lines as probe.ts prints them: "<check>\t<ok|fail|unknown>\t<detail>".
 import type { Invariant } from "./types.js";
 
 export const EGRESS_PROBE = String.raw`

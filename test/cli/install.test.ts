@@ -84,10 +84,11 @@ describe("npm pack, then npm install -g of the tarball", () => {
     expect(execStart).toBe(
       `ExecStart=${process.execPath} ${realpathSync(path.join(prefix, "lib", "node_modules", "lazarus", "dist", "cli.js"))} watch --config ${ROOT}`,
     );
-    // The Perl helpers are in the package, and a member applied by the installed CLI starts
+    // The helpers in other languages are in the package (the Perl spawner and splicer, the bridge's
+    // listener child), and a member applied by the installed CLI starts
     // through its spawner (the pump is the spawner's fork, named after the log).
     const installed = path.join(prefix, "lib", "node_modules", "lazarus", "dist");
-    for (const pl of ["backends/spawner.pl", "egress/forwarder.pl"])
+    for (const pl of ["backends/spawner.pl", "egress/splicer.pl", "bridge/listen-child.mjs"])
       expect(existsSync(path.join(installed, pl)), pl).toBe(true);
     if (!spawnerPerl())
       return console.warn(

@@ -1,21 +1,22 @@
 // Test helpers for egress: a self-signed certificate for a test host name (made with openssl;
 // clients are told to trust it with --cacert, NODE_EXTRA_CA_CERTS or GIT_SSL_CAINFO), an HTTPS
 // server on 127.0.0.1 the test runs, and a client that speaks to a proxy socket.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
 import path from "node:path";
 import tls from "node:tls";
 import { rm } from "node:fs/promises";
-import { readCellFiles } from "../../src/egress/state.js";
+import { netnsDir, sweepNetns } from "../../src/bridge/netns.js";
+import { MEMBER_PORT } from "../../src/egress/state.js";
 import { stopProxy } from "../../src/egress/supervise.js";
 
-// Stop a state dir's proxy and remove its members' socket dirs under /run/lazarus/egress.
+// Stop a state dir's proxy and remove its members' namespace files under /run/lazarus/netns.
 export async function egressCleanup(state: string): Promise<void> {
   await stopProxy(state);
-  for (const f of await readCellFiles(state))
-    for (const m of f.members) await rm(m.socketDir, { recursive: true, force: true });
+  await sweepNetns(state, () => false);
+  await rm(netnsDir(state), { recursive: true, force: true });
 }
 
 export interface TestCert {
@@ -66,13 +67,39 @@ export async function httpsServer(c: TestCert): Promise<{ server: https.Server; 
   return { server, port: (server.address() as net.AddressInfo).port };
 }
 
-// Send "CONNECT host:port" over a proxy's unix socket; the status line and, for 200, the socket.
-export function connectVia(
-  sock: string,
+// Why tests that need a member's network namespace cannot run here, if they cannot.
+export function netnsSkipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "it needs root (network namespaces by file, nsenter)";
+  if (spawnSync("nsenter", ["--version"]).status !== 0) return "nsenter is not installed";
+  return undefined;
+}
+
+// A socket connected to 127.0.0.1:port inside the network namespace of file, as a member's would
+// be: a child started there with nsenter connects and hands the socket over node's IPC.
+export function connectInNetns(file: string, port: number): Promise<net.Socket> {
+  const child = spawn("nsenter", [`--net=${file}`, "--", process.execPath, CONNECT_CHILD, String(port)], {
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
+  return new Promise((resolve, reject) => {
+    child.once("message", (msg, handle) => {
+      if (handle instanceof net.Socket) resolve(handle);
+      else reject(Object.assign(new Error(`connect in ${file}: ${JSON.stringify(msg)}`), msg as object));
+    });
+    child.once("exit", (code) => reject(new Error(`connect in ${file}: exit ${code}`)));
+  });
+}
+
+const CONNECT_CHILD = new URL("./connect-child.mjs", import.meta.url).pathname;
+
+// Send "CONNECT host:port" to the proxy's door in the namespace of file (127.0.0.1:3128 there);
+// the status line and, for 200, the socket.
+export async function connectVia(
+  netns: string,
   authority: string,
 ): Promise<{ status: number; text: string; socket: net.Socket }> {
+  const s = await connectInNetns(netns, MEMBER_PORT);
+  s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
   return new Promise((resolve, reject) => {
-    const s = net.connect(sock, () => s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
     let buf = "";
     const onData = (d: Buffer): void => {
       buf += d.toString("latin1");
@@ -86,7 +113,7 @@ export function connectVia(
   });
 }
 
-// GET https://host/path through a proxy socket, trusting the test certificate.
+// GET https://host/path through the proxy's door in a namespace, trusting the test certificate.
 export async function httpsGetVia(
   sock: string,
   host: string,
@@ -106,23 +133,9 @@ export async function httpsGetVia(
   });
 }
 
-// A TCP listener on 127.0.0.1 that relays each connection to a unix socket (what a member's
-// in-namespace forwarder does), so curl and git can use the proxy as http://127.0.0.1:PORT.
-export async function tcpToUnix(sock: string): Promise<{ server: net.Server; port: number }> {
-  const server = net.createServer((c) => {
-    const u = net.connect(sock);
-    c.pipe(u).pipe(c);
-    c.on("error", () => u.destroy());
-    u.on("error", () => c.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as net.AddressInfo).port };
-}
-
 // A smart-HTTP git server over HTTPS on 127.0.0.1: `git http-backend` (CGI) behind a small node
 // server, serving the bare repositories under root (pushes allowed).
 export async function gitHttpsServer(c: TestCert, root: string): Promise<{ server: https.Server; port: number }> {
-  const { spawn } = await import("node:child_process");
   const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (req, res) => {
     const url = new URL(req.url ?? "/", "https://x");
     const cgi = spawn("git", ["http-backend"], {

@@ -1,10 +1,11 @@
 // The egress proxy over real sockets: an HTTPS server the test runs on 127.0.0.1 under the test
 // name forge.test (LAZARUS_EGRESS_HOSTS-style hosts file maps it; the CIDR 127.0.0.1/32 is opened
-// for it, as an operator would for an internal forge), reached through the proxy's unix socket by
-// a raw CONNECT client and by curl (through a TCP-to-socket relay the test runs, as a member's
-// in-namespace forwarder does). The test's certificate is self-signed and trusted explicitly.
+// for it, as an operator would for an internal forge), reached through the proxy's door on
+// 127.0.0.1:3128 inside a network namespace the test makes (as a member's is made): by a raw
+// CONNECT client (a socket connected inside it by a child) and by curl run inside it with nsenter.
+// The test's certificate is self-signed and trusted explicitly.
 import { execFile } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -15,11 +16,17 @@ import type { EgressEvent } from "../../src/egress/proxy.js";
 import { EgressService } from "../../src/egress/service.js";
 import { reachedHosts } from "../../src/egress/events.js";
 import { Metrics } from "../../src/daemon/metrics.js";
-import { SOCKET_NAME, eventsFile, memberSocketDir, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
+import { MEMBER_PORT, eventsFile, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
+import { ensureNetns, memberNetnsFile, netnsInode, removeNetns } from "../../src/bridge/netns.js";
 import { cleanup, tempDir, waitFor } from "../helpers.js";
-import { connectVia, httpsGetVia, httpsServer, makeCert, tcpToUnix, type TestCert } from "./helpers.js";
+import { connectInNetns, connectVia, httpsGetVia, httpsServer, makeCert, netnsSkipReason, type TestCert } from "./helpers.js";
 
-const run = promisify(execFile);
+const skipReason = netnsSkipReason();
+if (skipReason) console.warn(`SKIPPED: the egress proxy: ${skipReason}`);
+const exec = promisify(execFile);
+// curl as a member runs it: inside the member's network namespace (the proxy is 127.0.0.1:3128 there)
+const run = (file: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) =>
+  exec("nsenter", [`--net=${sock}`, "--", file, ...args], opts);
 const entries = (...t: string[]): EgressEntry[] =>
   t.map((x) => {
     const p = parseEntry(x);
@@ -33,8 +40,8 @@ let https: { server: import("node:https").Server; port: number };
 let plain: http.Server;
 let plainPort: number;
 let service: EgressService;
-let sock: string;
-let relay: { server: net.Server; port: number };
+let sock: string; // the member's namespace file
+const relay = { port: 3128 }; // the proxy's door inside it
 const events: EgressEvent[] = [];
 
 async function setList(list: EgressEntry[]): Promise<void> {
@@ -43,12 +50,13 @@ async function setList(list: EgressEntry[]): Promise<void> {
     cell: "c1",
     uid: "u1",
     entries: list,
-    members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }],
+    members: [{ identity: "agent:a", home: "a", netns: sock }],
   });
   await service.reload();
 }
 
 beforeAll(async () => {
+  if (skipReason) return;
   dir = tempDir("lazarus-egress-");
   cert = makeCert(dir, ["forge.test", "other.test"]);
   https = await httpsServer(cert);
@@ -60,7 +68,8 @@ beforeAll(async () => {
     "127.0.0.1 forge.test other.test\n169.254.169.254 metadata.test\n10.99.0.1 private.test\n127.0.0.2 loop.test\n",
   );
   await writeSettingsFile(dir, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(dir, "hosts") });
-  sock = path.join(memberSocketDir(dir, "u1", "a"), SOCKET_NAME);
+  sock = memberNetnsFile(dir, "u1", "a");
+  await ensureNetns(sock);
   service = new EgressService(dir, (e) => events.push(e));
   await setList(
     entries(
@@ -71,13 +80,11 @@ beforeAll(async () => {
       `loop.test:${https.port}`,
     ),
   );
-  relay = await tcpToUnix(sock);
 });
 
 afterAll(async () => {
-  relay?.server.close();
   await service?.close();
-  rmSync(path.dirname(sock), { recursive: true, force: true });
+  if (sock) await removeNetns(sock);
   https?.server.close();
   plain?.close();
   cleanup(dir);
@@ -85,7 +92,7 @@ afterAll(async () => {
 
 const last = (): EgressEvent => events[events.length - 1] as EgressEvent;
 
-describe("the egress proxy", () => {
+describe.skipIf(skipReason !== undefined)("the egress proxy", () => {
   it("tunnels HTTPS to a listed name and records the bytes each way", async () => {
     const body = await httpsGetVia(sock, "forge.test", https.port, "/bytes/5000", cert.pem);
     expect(body).toMatch(/^HTTP\/1.1 200/);
@@ -177,7 +184,7 @@ describe("the egress proxy", () => {
       cell: "c1",
       uid: "u1",
       entries: entries(`other.test:${https.port}`),
-      members: [{ identity: "agent:a", home: "a", socketDir: path.dirname(sock) }],
+      members: [{ identity: "agent:a", home: "a", netns: sock }],
     });
     await service.reloadIfChanged();
     expect((await connectVia(sock, `forge.test:${https.port}`)).status).toBe(403);
@@ -222,5 +229,30 @@ describe("the egress proxy", () => {
       .map((l) => JSON.parse(l) as EgressEvent);
     expect(lines.length).toBe(events.length);
     expect(lines.some((e) => e.verdict === "refused" && /IP address/.test(e.reason))).toBe(true);
+  });
+
+  it("closed (its process killed), it leaves the member refused; a new proxy opens the door again from the cell files", async () => {
+    const c0 = await connectVia(sock, `forge.test:${https.port}`);
+    await service.close();
+    await expect(connectInNetns(sock, MEMBER_PORT)).rejects.toThrow(/ECONNREFUSED/);
+    c0.socket.destroy();
+    service = new EgressService(dir, (e) => events.push(e));
+    await service.reload();
+    expect(service.listening()).toEqual({ [sock]: netnsInode(sock) });
+    const c = await connectVia(sock, `forge.test:${https.port}`);
+    c.socket.destroy();
+    expect(c.status).toBe(200);
+  });
+
+  it("opens the door again when the member's namespace was made anew at the same file", async () => {
+    const before = netnsInode(sock);
+    await removeNetns(sock);
+    const after = await ensureNetns(sock);
+    expect(after).not.toBe(before);
+    await service.reload();
+    expect(service.listening()).toEqual({ [sock]: after });
+    const c = await connectVia(sock, `forge.test:${https.port}`);
+    c.socket.destroy();
+    expect(c.status).toBe(200);
   });
 });

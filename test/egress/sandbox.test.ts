@@ -13,6 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile, proxyRecordFile } from "../../src/egress/state.js";
+import { netnsInode } from "../../src/bridge/netns.js";
 import { FIXTURES, sandboxSuite, skipReason } from "../sandbox/helpers.js";
 import { lazarus, tempDir, waitFor, procState } from "../helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
@@ -302,10 +303,12 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     expect((await run("plan")).stdout).toMatch(/No changes|nothing to do/i);
   }, 120_000);
 
-  it("closing the cell lists the hosts it reached in its close log, and takes its sockets and the proxy away", async () => {
+  it("closing the cell lists the hosts it reached in its close log, and takes its namespace files and the proxy away", async () => {
     const cellFiles = JSON.parse(readFileSync(path.join(state, "egress", "cells", "egress-sbx.json"), "utf8")) as {
-      members: { socketDir: string }[];
+      members: { netns: string }[];
     };
+    expect(cellFiles.members.map((m) => m.netns)).toHaveLength(2);
+    for (const m of cellFiles.members) expect(netnsInode(m.netns)).toBeDefined();
     const proxy = JSON.parse(readFileSync(proxyRecordFile(state), "utf8")) as { pid: number };
     rmSync(path.join(cfg, "cells.d", "c.yaml"));
     const r = await run("apply", "--yes");
@@ -317,7 +320,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
       expect.arrayContaining([`git.test:${git.port}`, `forge.test:${web.port}`]),
     );
     expect(log.egressReached.map((h) => h.host)).not.toContain(`other.test:${web.port}`.replace("other", "metadata"));
-    for (const m of cellFiles.members) expect(existsSync(m.socketDir)).toBe(false);
+    for (const m of cellFiles.members) expect(existsSync(m.netns)).toBe(false);
     await waitFor(() => procState(proxy.pid) === undefined || procState(proxy.pid) === "Z", 5000);
   }, 120_000);
 });

@@ -5,7 +5,7 @@
 // the tunnel's sockets are held by the splicer, not by node. A proxy killed by pid takes its
 // splicer and the tunnels it moved with it.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,10 +13,12 @@ import type { EgressEvent } from "../../src/egress/proxy.js";
 import { SPLICE_AFTER } from "../../src/egress/proxy.js";
 import { EgressService } from "../../src/egress/service.js";
 import { SPLICER_PERL } from "../../src/egress/splicer.js";
-import { SOCKET_NAME, memberSocketDir, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
+import { MEMBER_PORT, doorsFile, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
 import { ensureProxy, runningProxy } from "../../src/egress/supervise.js";
+import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
+import { waitForDoor } from "../../src/bridge/doors.js";
 import { cleanup, procState, tempDir, waitFor } from "../helpers.js";
-import { connectVia, egressCleanup } from "./helpers.js";
+import { connectInNetns, connectVia, egressCleanup, netnsSkipReason } from "./helpers.js";
 
 const SIZE = 24 << 20;
 const digest = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
@@ -79,19 +81,26 @@ async function cellAt(state: string, member: string): Promise<string> {
     cidrs: [{ address: "127.0.0.1", prefix: 32 }],
     hostsFile: path.join(state, "hosts"),
   });
-  const socketDir = memberSocketDir(state, "u1", member);
+  const netns = memberNetnsFile(state, "u1", member);
+  await ensureNetns(netns);
   await writeCellFile(state, {
     formatVersion: 1,
     cell: "c1",
     uid: "u1",
     entries: [{ host: "bulk.test", ports: [port] }],
-    members: [{ identity: `agent:${member}`, home: member, socketDir }],
+    members: [{ identity: `agent:${member}`, home: member, netns }],
   });
-  return path.join(socketDir, SOCKET_NAME);
+  return netns;
 }
 
-const noPerl = readdirSync("/usr/bin").includes("perl") ? undefined : `${SPLICER_PERL} is missing`;
-if (noPerl) console.log(`skipping the splicer tests: ${noPerl}`);
+// The running proxy of state has its door open in the namespace of file.
+async function doorOpen(state: string, file: string): Promise<void> {
+  const ino = await ensureNetns(file);
+  await waitForDoor(doorsFile(state), file, ino, async () => (await runningProxy(state))?.pid, "the proxy");
+}
+
+const noPerl = readdirSync("/usr/bin").includes("perl") ? netnsSkipReason() : `${SPLICER_PERL} is missing`;
+if (noPerl) console.warn(`SKIPPED: the splicer tests: ${noPerl}`);
 
 describe.skipIf(noPerl)("the egress proxy's splicer", () => {
   beforeAll(async () => {
@@ -139,12 +148,12 @@ describe.skipIf(noPerl)("the egress proxy's splicer", () => {
       expect(sockets(splicer)).toBe(0); // the tunnel is gone from the splicer too
     } finally {
       await service.close();
-      rmSync(path.dirname(sock), { recursive: true, force: true });
+      await removeNetns(sock);
     }
     await waitFor(() => splicersOf(process.pid).length === 0, 10_000); // it ends with the service
   });
 
-  it("a proxy killed by pid ends its splicer and every tunnel it moved", async () => {
+  it("a proxy killed by pid ends its splicer and every tunnel it moved; the member is refused until one opens its door again", async () => {
     const state = path.join(dir, "proc");
     const sock = await cellAt(state, "b");
     try {
@@ -152,7 +161,7 @@ describe.skipIf(noPerl)("the egress proxy's splicer", () => {
         cidrs: [{ address: "127.0.0.1", prefix: 32 }],
         hostsFile: path.join(state, "hosts"),
       });
-      await waitFor(() => readdirSync(path.dirname(sock)).includes(SOCKET_NAME), 10_000);
+      await doorOpen(state, sock);
       const c = await connectVia(sock, `bulk.test:${port}`);
       expect(c.status).toBe(200);
       const first = randomBytes(SPLICE_AFTER + 65536);
@@ -167,6 +176,13 @@ describe.skipIf(noPerl)("the egress proxy's splicer", () => {
       await closed; // the member's tunnel ends with the proxy: nothing keeps moving its bytes
       await waitFor(() => procState(splicer) === undefined || procState(splicer) === "Z", 10_000);
       expect(await runningProxy(state)).toBeUndefined();
+      // refused meanwhile (no other way out of the namespace), and served again by the next proxy
+      await expect(connectInNetns(sock, MEMBER_PORT)).rejects.toThrow(/ECONNREFUSED/);
+      await ensureProxy(state, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(state, "hosts") });
+      await doorOpen(state, sock);
+      const again = await connectVia(sock, `bulk.test:${port}`);
+      again.socket.destroy();
+      expect(again.status).toBe(200);
     } finally {
       await egressCleanup(state);
     }

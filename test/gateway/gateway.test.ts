@@ -1,7 +1,8 @@
 // The model gateway against the official SDKs (openai, @anthropic-ai/sdk) as clients, and
 // stand-in providers (standin.ts: no provider is reachable from here) as upstreams.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import os from "node:os";
 import path from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
@@ -9,6 +10,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Gateway } from "../../src/gateway/server.js";
 import {
+  GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
   gatewayEventsFile,
   mintToken,
@@ -17,6 +19,10 @@ import {
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
 import { startStandin, type Standin } from "./standin.js";
+import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
+import { netnsSkipReason } from "../egress/helpers.js";
+
+const exec = promisify(execFile);
 
 const KEY = "sk-operator-secret-0123456789";
 let dir: string;
@@ -42,6 +48,7 @@ async function writeCell(
   members: string[],
   p: PortfolioDoc,
   extra: Partial<GatewayCellFile> = {},
+  netnsOf: Record<string, string> = {},
 ): Promise<void> {
   const file: GatewayCellFile = {
     formatVersion: 1,
@@ -50,7 +57,8 @@ async function writeCell(
     members: members.map((home) => {
       const t = mintToken();
       tokens.set(`${cell}/${home}`, t);
-      return { identity: `agent:${home}`, home, tokenDigest: tokenDigest(t), portfolio: p };
+      const netns = netnsOf[home];
+      return { identity: `agent:${home}`, home, tokenDigest: tokenDigest(t), portfolio: p, ...(netns ? { netns } : {}) };
     }),
     ...extra,
   };
@@ -246,32 +254,47 @@ describe("model gateway", () => {
   });
 });
 
-describe("a member's own door", () => {
-  it("accepts only that member's token on its socket", async () => {
-    await writeCell("gamma", ["one", "two"], portfolio("solo", [["gpt-ok", "so"]]));
-    await gw.reload();
-    const sock = path.join(dir, "one.sock");
-    await gw.listenMember(sock, "gamma-uid", "one");
-    const call = (who: string): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          {
-            socketPath: sock,
-            path: "/v1/chat/completions",
-            method: "POST",
-            headers: { authorization: `Bearer ${tokens.get(who)}`, "content-type": "application/json" },
-          },
-          (res) => {
-            res.resume();
-            res.on("end", () => resolve(res.statusCode ?? 0));
-          },
-        );
-        req.on("error", reject);
-        req.end(JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }));
-      });
-    expect(await call("gamma/one")).toBe(200);
-    expect(await call("gamma/two")).toBe(401); // a teammate's token, on this member's door
-    expect(await call("beta/coder")).toBe(401); // another cell's token
-    await gw.closeMember(sock);
+describe.skipIf(netnsSkipReason() !== undefined)("a member's own door", () => {
+  it("is 127.0.0.1:4000 in the member's network namespace, accepts only its token, and closes when it leaves", async () => {
+    const netns = memberNetnsFile(state, "gamma-uid", "one");
+    const ino = await ensureNetns(netns);
+    try {
+      await writeCell("gamma", ["one", "two"], portfolio("solo", [["gpt-ok", "so"]]), {}, { one: netns });
+      await gw.reload();
+      expect(gw.openDoors().listening()).toEqual({ [netns]: ino });
+      // curl run inside the namespace, as the member runs it (async: the gateway is this process)
+      const call = async (who: string): Promise<string> => {
+        const r = await exec(
+          "nsenter",
+          [
+            `--net=${netns}`,
+            "--",
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            `authorization: Bearer ${tokens.get(who)}`,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }),
+            `http://127.0.0.1:${GATEWAY_MEMBER_PORT}/v1/chat/completions`,
+          ],
+        ).catch((e: { stdout: string; code: number }) => ({ stdout: `${e.stdout} exit=${e.code}` }));
+        return r.stdout;
+      };
+      expect(await call("gamma/one")).toBe("200");
+      expect(await call("gamma/two")).toBe("401"); // a teammate's token, on this member's door
+      expect(await call("beta/coder")).toBe("401"); // another cell's token
+      await writeCell("gamma", ["two"], portfolio("solo", [["gpt-ok", "so"]]));
+      await gw.reload();
+      expect(gw.openDoors().listening()).toEqual({});
+      expect(await call("gamma/one")).toMatch(/exit=7$/); // refused: nothing listens there any more
+    } finally {
+      await removeNetns(netns);
+    }
   });
 });

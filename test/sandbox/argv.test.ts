@@ -1,6 +1,8 @@
 // The member's view, built as a pure function: what each role sees, and how.
 import { describe, expect, it } from "vitest";
-import { STAGE, bwrapArgs, stageView, type SandboxView } from "../../src/backends/sandbox/argv.js";
+import { STAGE, bwrapArgs, sandboxArgv, stageView, type SandboxView } from "../../src/backends/sandbox/argv.js";
+
+const tools = { setpriv: "/usr/bin/setpriv", bwrap: "/usr/bin/bwrap", unshare: "/usr/bin/unshare", nsenter: "/usr/bin/nsenter" };
 
 const base: SandboxView = {
   uid: 200001,
@@ -72,6 +74,13 @@ describe("the sandbox view of a member", () => {
   it("unshares the network unless the cell opted into the host's", () => {
     expect(bwrapArgs(base)).toContain("--unshare-net");
     expect(bwrapArgs({ ...base, network: "host" })).not.toContain("--unshare-net");
+    // a member with a namespace file joins it: nsenter before everything, and no namespace of bwrap's own
+    const joined = { ...base, network: { netns: "/run/lazarus/netns/x/u.m" } };
+    expect(bwrapArgs(joined)).not.toContain("--unshare-net");
+    const argv = sandboxArgv(joined, tools, () => true);
+    const at = argv.indexOf("--net=/run/lazarus/netns/x/u.m");
+    expect(argv[at - 1]).toBe("/usr/bin/nsenter");
+    expect(at).toBeLessThan(argv.indexOf("/usr/bin/setpriv"));
   });
 });
 

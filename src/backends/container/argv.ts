@@ -26,7 +26,7 @@ export interface ContainerView {
   container: ContainerSpec;
   uid: number; // the cell's own uid (used when container.user is not set)
   gid: number;
-  network: "none" | "host" | { netns: string }; // egress: the namespace file its forwarder listens in
+  network: "none" | "host" | { netns: string }; // netns: the member's namespace file (bridge/netns.ts), made beforehand
   role: Role;
   cellDir: string; // host path of the cell
   home: string; // the member's home directory name
@@ -80,18 +80,14 @@ export function runArgs(v: ContainerView): string[] {
 
 // The supervisor: runs `<engine> run …` attached, then records "<code> oom_kill=<0|1>" from the
 // engine's view of the container (the exit code, and whether its memory limit killed it) and
-// removes the container. $1 is the engine, $LAZARUS_CONTAINER the container's name. An egress
-// member's network namespace is made first, as a file the engine joins (LAZARUS_EGRESS_NETNS), with
-// the forwarder to its proxy socket listening in it; it goes once the container has ended.
+// removes the container. $1 is the engine, $LAZARUS_CONTAINER the container's name. A member with
+// a namespace file (egress, gateway) joins it with --network ns:FILE; the file is made before and
+// outlives the container (bridge/netns.ts).
 export const SUPERVISOR = [
   'trap ":" HUP TERM',
   'engine="$1"',
-  'if [ -n "$LAZARUS_EGRESS_NETNS" ]; then',
-  '  umount "$LAZARUS_EGRESS_NETNS" 2>/dev/null; : > "$LAZARUS_EGRESS_NETNS" && unshare --net="$LAZARUS_EGRESS_NETNS" -- perl -e "$LAZARUS_EGRESS_FORWARDER" "$LAZARUS_EGRESS_PORT" "$LAZARUS_EGRESS_SOCKET" $$ || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; exit 125; } 2>/dev/null',
-  "fi",
   '"$@"',
   "code=$?",
-  '[ -z "$LAZARUS_EGRESS_NETNS" ] || { umount "$LAZARUS_EGRESS_NETNS"; rm -f "$LAZARUS_EGRESS_NETNS"; } 2>/dev/null',
   'state=$("$engine" inspect --format "{{.State.ExitCode}} {{.State.OOMKilled}}" "$LAZARUS_CONTAINER" 2>/dev/null)',
   "oom=0",
   'case "$state" in',

@@ -32,11 +32,9 @@ import { handCellTo, memberRunDir, realDir } from "../sandbox/sandbox.js";
 import { handOver } from "../sandbox/handover.js";
 import { claimUid, releaseUid } from "../sandbox/uids.js";
 import { clearAsCell, restoreAsCell, type RunAsTools } from "../sandbox/run-as.js";
-import { forgetCellEgress, memberEgressReady, syncCellEgress } from "../../egress/cells.js";
+import { forgetCellEgress, syncCellEgress } from "../../egress/cells.js";
 import { proxyEnv } from "../../egress/member.js";
-import { NETNS_WRAP, netnsEnv, netnsFile, removeNetns } from "../../egress/netns.js";
-
-const netnsPrefix = (rec: CellRecord): string => `${rec.uid.slice(0, 12)}-`;
+import { dropCellBridges, readyBridge } from "../../bridge/member.js";
 import { LABEL_CELL_UID, LABEL_MEMBER, SUPERVISOR, containerName, runArgs, type ContainerView } from "./argv.js";
 import { containerEngine } from "./engine.js";
 import { placeDisk, releaseDisk } from "../disk/image.js";
@@ -118,6 +116,8 @@ export class ContainerBackend implements Backend {
     spec: Omit<StartSpec, "logFile" | "exitFile">,
     name: string,
   ): Promise<ContainerView> {
+    // a member that needs a bridge joins its namespace file, with the services' doors open in it
+    const netns = await readyBridge(this.stateRoot, rec, spec.homeName);
     const container = rec.container;
     if (!container) throw new LazarusError("BUG", `container cell ${rec.name} has no image recorded`);
     const { uid, gid } = this.uid(rec);
@@ -141,8 +141,7 @@ export class ContainerBackend implements Backend {
     env.TMPDIR = "/tmp";
     delete env.LAZARUS_EXIT_FILE;
     delete env.LAZARUS_SPAWN_ID;
-    const egress = rec.network === "egress";
-    if (egress) Object.assign(env, proxyEnv());
+    if (rec.network === "egress") Object.assign(env, proxyEnv());
     return {
       name,
       cell: spec.cell,
@@ -152,11 +151,7 @@ export class ContainerBackend implements Backend {
       container,
       uid,
       gid,
-      network: egress
-        ? { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}-${spec.spawnId}`) }
-        : rec.network === "host"
-          ? "host"
-          : "none",
+      network: netns ? { netns } : rec.network === "host" ? "host" : "none",
       role: spec.role as Role,
       cellDir: spec.cellDir,
       home: spec.homeName,
@@ -168,14 +163,6 @@ export class ContainerBackend implements Backend {
     };
   }
 
-  // An egress member's proxy socket answers, and what makes its network namespace (nothing for
-  // any other network).
-  private async egressEnv(rec: CellRecord, home: string, view: ContainerView): Promise<Record<string, string>> {
-    if (typeof view.network !== "object") return {};
-    const dir = await memberEgressReady(this.stateRoot, rec, home);
-    return netnsEnv(view.network.netns, dir);
-  }
-
   async start(rec: CellRecord, spec: StartSpec): Promise<Started> {
     const engine = this.engine();
     // Whatever an earlier spawn of this member left (its supervisor killed) goes first: one
@@ -183,12 +170,8 @@ export class ContainerBackend implements Backend {
     await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid, [LABEL_MEMBER]: spec.identity }));
     const name = containerName(spec.spawnId);
     const view = await this.view(rec, spec, name);
-    // A member's own namespace file is named by the member, so its next start reclaims one that a
-    // killed supervisor left mounted.
-    if (typeof view.network === "object") view.network = { netns: netnsFile(`${netnsPrefix(rec)}${spec.homeName}`) };
     const args = runArgs(view);
     const outerEnv = {
-      ...(await this.egressEnv(rec, spec.homeName, view)),
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
       ...(process.env.CONTAINERS_CONF ? { CONTAINERS_CONF: process.env.CONTAINERS_CONF } : {}),
@@ -225,18 +208,9 @@ export class ContainerBackend implements Backend {
     args.splice(1, 0, "--rm", "-i", ...(spec.tty ? ["-t"] : []));
     const env: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      ...(await this.egressEnv(rec, spec.homeName, view)),
     };
     for (const k of ["TMPDIR", "CONTAINERS_CONF", "DOCKER_HOST", "XDG_RUNTIME_DIR"])
       if (process.env[k]) env[k] = process.env[k] as string;
-    if (env.LAZARUS_EGRESS_NETNS)
-      return {
-        file: "/bin/sh",
-        args: ["-c", NETNS_WRAP, "lazarus-netns", engine, ...args],
-        env,
-        cwd: "/",
-        stdio: spec.tty ? "inherit" : "pipe",
-      };
     return { file: engine, args, env, cwd: "/", stdio: spec.tty ? "inherit" : "pipe" };
   }
 
@@ -272,17 +246,7 @@ export class ContainerBackend implements Backend {
     );
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
-    const netns = await this.egressEnv(rec, m.home, view);
-    const r = netns.LAZARUS_EGRESS_NETNS
-      ? await execa("/bin/sh", ["-c", NETNS_WRAP, "lazarus-netns", this.engine(), ...args], {
-          reject: false,
-          stdin: "ignore",
-          timeout: timeoutMs,
-          maxBuffer: 1 << 20,
-          env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...netns },
-          extendEnv: true,
-        })
-      : await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
+    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
@@ -391,10 +355,12 @@ export class ContainerBackend implements Backend {
   // Remove every container of the cell; the names of any that survived.
   async stopCell(rec: CellRecord): Promise<number[]> {
     await forgetCellEgress(this.stateRoot, rec.name);
-    await removeNetns(netnsPrefix(rec));
     await this.remove(await this.containers({ [LABEL_CELL_UID]: rec.uid }));
     const left = await this.containers({ [LABEL_CELL_UID]: rec.uid });
-    if (!left.length) return [];
+    if (!left.length) {
+      await dropCellBridges(this.stateRoot, rec);
+      return [];
+    }
     const pids = await this.run(["inspect", "--format", "{{.State.Pid}}", ...left]);
     return (pids ?? "")
       .split("\n")

@@ -51,7 +51,7 @@ export interface SandboxView {
   uid: number;
   gid: number;
   hostname: string; // the cell's name
-  network: "none" | "host";
+  network: "none" | "host" | { netns: string }; // netns: a namespace file it joins (nsenter), made beforehand
   cellDir: string; // host path of the cell
   role: Role;
   home: string; // the member's home directory name
@@ -230,18 +230,27 @@ export interface Tools {
   setpriv: string;
   bwrap: string;
   unshare: string;
+  nsenter?: string; // needed for a view with a namespace file
 }
 
 // Staging (only when some path is out of the uid's reach), then the cell's uid, then bubblewrap.
 function chain(v: SandboxView, tools: Tools, reachable: (p: string) => boolean): string[] {
   const staged = stageView(v, reachable);
   return [
+    ...netnsPrefix(v, tools),
     ...stagePrefix(staged.mounts, tools.unshare),
     tools.setpriv,
     ...setprivArgs(v.uid, v.gid),
     tools.bwrap,
     ...bwrapArgs(staged.view),
   ];
+}
+
+// nsenter into the member's network namespace file (bubblewrap then joins it: no --unshare-net),
+// or nothing for a member with its own (--unshare-net) or the host's network.
+export function netnsPrefix(v: Pick<SandboxView, "network">, tools: Pick<Tools, "nsenter">): string[] {
+  if (typeof v.network !== "object") return [];
+  return [tools.nsenter ?? "nsenter", `--net=${v.network.netns}`, "--"];
 }
 
 // unshare and the stage script, or nothing when there is nothing to stage.

@@ -51,11 +51,13 @@ export function sandboxHost(): SandboxHost {
   const bwrap = tool("bwrap");
   const setpriv = tool("setpriv");
   const unshare = tool("unshare");
+  const nsenter = tool("nsenter");
   const mount = tool("mount");
   if (process.platform !== "linux") problems.push("backend sandbox needs Linux");
   if (!bwrap) problems.push("bubblewrap is not installed (apt-get install bubblewrap)");
   if (!setpriv) problems.push("setpriv is not installed (apt-get install util-linux)");
   if (!unshare) problems.push("unshare is not installed (apt-get install util-linux)");
+  if (!nsenter) problems.push("nsenter is not installed (apt-get install util-linux)");
   if (!mount) problems.push("mount is not installed (apt-get install mount)");
   if (process.getuid?.() !== 0) problems.push("Lazarus must run as root to start members as per-cell uids");
   if (readNumber("/proc/sys/user/max_user_namespaces") === 0)
@@ -110,7 +112,8 @@ export function sandboxHost(): SandboxHost {
       problems.push(`cannot create ${STAGE}: ${(err as Error).message}`);
     }
   }
-  const tools = problems.length === 0 && bwrap && setpriv && unshare ? { bwrap, setpriv, unshare } : undefined;
+  const tools =
+    problems.length === 0 && bwrap && setpriv && unshare && nsenter ? { bwrap, setpriv, unshare, nsenter } : undefined;
   cached = {
     ...(tools ? { tools } : {}),
     ...(bwrap ? { bwrap } : {}),

@@ -32,9 +32,9 @@ import { ensureEtcView } from "./etc.js";
 import { Cgroup, type CgroupMode } from "./cgroup.js";
 import { sandboxHost } from "./host.js";
 import { claimUid, releaseUid } from "./uids.js";
-import { forgetCellEgress, memberEgressReady, socketDirOf, syncCellEgress } from "../../egress/cells.js";
-import { forwardedCommand, proxyEnv } from "../../egress/member.js";
-import { MEMBER_SOCKET_DIR } from "../../egress/state.js";
+import { forgetCellEgress, syncCellEgress } from "../../egress/cells.js";
+import { proxyEnv } from "../../egress/member.js";
+import { dropCellBridges, readyBridge } from "../../bridge/member.js";
 import { handOver } from "./handover.js";
 import { clearAsCell, ensureMountPoints, restoreAsCell } from "./run-as.js";
 import { placeDisk, releaseDisk } from "../disk/image.js";
@@ -222,9 +222,10 @@ export class SandboxBackend implements Backend {
     if (rec.sandbox) await this.syncView(rec, cellDir);
   }
 
-  // An egress member's socket answers before anything of it starts (members, sessions, verify).
-  private async egressReady(rec: CellRecord, home: string): Promise<void> {
-    if (rec.network === "egress") await memberEgressReady(this.stateRoot, rec, home);
+  // A member that needs a bridge (bridge/member.ts) has its network namespace file, with the
+  // doors of the services in it open, before anything of it starts (members, sessions, verify).
+  private bridge(rec: CellRecord, home: string): Promise<string | undefined> {
+    return readyBridge(this.stateRoot, rec, home);
   }
 
   // The cell's disk image (rec.disk) made, mounted and bound before anything of the cell runs;
@@ -300,8 +301,8 @@ export class SandboxBackend implements Backend {
     group.remove();
     await this.placeData(rec, spec.cellDir); // mounted again after a reboot, before the member runs
     await this.readyMember(rec, spec, group);
-    await this.egressReady(rec, spec.homeName);
-    const view = await this.view(rec, spec);
+    const netns = await this.bridge(rec, spec.homeName);
+    const view = await this.view(rec, spec, netns);
     const outerEnv: Record<string, string> = {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       CELL_ID: spec.cell,
@@ -326,6 +327,7 @@ export class SandboxBackend implements Backend {
   private async view(
     rec: CellRecord,
     spec: Omit<StartSpec, "logFile" | "exitFile" | "spawnId" | "resources"> & { resources?: Resources },
+    netns: string | undefined,
   ): Promise<SandboxView> {
     const { uid, gid } = this.facts(rec);
     const viewDir = cellViewDir(this.stateRoot, rec.uid);
@@ -355,13 +357,13 @@ export class SandboxBackend implements Backend {
     inside.TMPDIR = "/tmp";
     delete inside.LAZARUS_EXIT_FILE;
     delete inside.LAZARUS_SPAWN_ID;
-    const egress = rec.network === "egress";
-    if (egress) Object.assign(inside, proxyEnv());
+    if (rec.network === "egress") Object.assign(inside, proxyEnv());
     return {
       uid,
       gid,
       hostname: spec.cell,
-      network: rec.network === "host" ? "host" : "none", // egress: its own namespace, the proxy through its socket
+      // egress (or the gateway): its own namespace, made beforehand with the services' doors in it
+      network: netns ? { netns } : rec.network === "host" ? "host" : "none",
       cellDir: spec.cellDir,
       role: spec.role as Role,
       home: spec.homeName,
@@ -374,16 +376,13 @@ export class SandboxBackend implements Backend {
         ...config.filter((b) => !files.includes(b)).map((b) => ({ src: b.src, dest: b.arg, dir: b.dir })),
       ]
         // the venv, read-only at its own path
-        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : [])
-        .concat(
-          egress ? [{ src: socketDirOf(this.stateRoot, rec, spec.homeName), dest: MEMBER_SOCKET_DIR, dir: true }] : [],
-        ), // its proxy socket's dir
+        .concat(spec.venv ? [{ src: spec.venv, dest: spec.venv, dir: true }] : []),
       portfolioDir: viewMemberDir(viewDir, spec.homeName),
       credentialsDir: viewSecretsDir(viewDir),
       ...(files.length ? { configFilesDir: viewConfigDir(viewDir, spec.homeName) } : {}),
       etcDir: ensureEtcView(),
       env: inside,
-      command: egress ? forwardedCommand(command) : command,
+      command,
       // /tmp and /dev/shm are tmpfs, each half the member's memory limit: their pages are charged
       // to its memory cgroup (cgroup v1 and v2 alike), so a member that fills them gets ENOSPC
       // rather than an OOM kill, and the bound holds where no memory controller is mounted
@@ -405,7 +404,7 @@ export class SandboxBackend implements Backend {
   ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const group = this.memberGroup(rec, m.home);
     group.create();
-    await this.egressReady(rec, m.home);
+    const netns = await this.bridge(rec, m.home);
     await this.placeData(rec, cellDir);
     await this.syncView(rec, cellDir, m.home);
     const view = await this.view(rec, {
@@ -420,7 +419,7 @@ export class SandboxBackend implements Backend {
       env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
       credentialsFile: "",
       configDir: "/nonexistent",
-    });
+    }, netns);
     this.prepareStage(view);
     const r = await execa(
       "/bin/sh",
@@ -451,10 +450,10 @@ export class SandboxBackend implements Backend {
     const group = this.memberGroup(rec, spec.homeName);
     await this.placeData(rec, spec.cellDir);
     await this.readyMember(rec, spec, group);
-    await this.egressReady(rec, spec.homeName);
+    const netns = await this.bridge(rec, spec.homeName);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
-    const view = await this.view(rec, { ...spec, configDir: "/nonexistent", command });
+    const view = await this.view(rec, { ...spec, configDir: "/nonexistent", command }, netns);
     view.env.SHELL = shellVar;
     view.env.LAZARUS_SESSION = spec.sessionId;
     if (spec.tty?.term) view.env.TERM = spec.tty.term;
@@ -522,14 +521,19 @@ export class SandboxBackend implements Backend {
   async stopCell(rec: CellRecord): Promise<number[]> {
     await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return [];
-    return this.cellGroup(rec).killAll();
+    const left = await this.cellGroup(rec).killAll();
+    if (left.length === 0) await dropCellBridges(this.stateRoot, rec);
+    return left;
   }
 
   async releaseCell(rec: CellRecord): Promise<void> {
     await forgetCellEgress(this.stateRoot, rec.name);
     if (!rec.sandbox) return;
     const group = this.cellGroup(rec);
-    if ((await group.killAll()).length === 0) group.remove();
+    if ((await group.killAll()).length === 0) {
+      group.remove();
+      await dropCellBridges(this.stateRoot, rec);
+    }
     await dropCellView(cellViewDir(this.stateRoot, rec.uid));
     await releaseUid(path.join(this.stateRoot, "uids"), rec.sandbox.uid, rec.name, rec.uid);
   }
