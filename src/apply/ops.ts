@@ -37,6 +37,8 @@ import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";
+import { startClock } from "../progress/state.js";
+import { progressForCloseLog } from "../progress/handle.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -199,6 +201,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   failpoint("create:prepared");
+  if (rec.progress) await startClock(cp_, env.now, false); // the baseline, before any member runs
   let first = true; // no process of this cell has run yet
   for (const dm of d.members) {
     if (dm.role === "substitute") continue; // joins only while the member it replaces is down
@@ -261,7 +264,10 @@ export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv
 export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyEnv): Promise<Details> {
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
+  const judged = rec.progress !== undefined;
   syncRecord(rec, a.desired);
+  // A progress clock starts when progress is declared (a new slice or onStall keeps it running).
+  if (a.fields.includes("progress") && rec.progress) await startClock(cp_, env.now, !judged);
   // What each field's change does is its row's in src/cells/fields.ts; the steps of their own:
   if (a.fields.includes("credentials")) await writeCredentials(cp_, rec, a.desired.credentials, env);
   // The backend prepares the cell again: a changed egress list reaches its proxy (or policy), a
@@ -343,6 +349,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
+      ...(await progressForCloseLog(cp_)),
       ...(rec.network === "egress"
         ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) }
         : {}),
@@ -433,6 +440,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   }
   await saveRecord(cp_, rec, env);
   await pruneVenvs(cp_.dir, rec.python?.digest);
+  if (rec.progress) await startClock(cp_, env.now, true);
   await decide(cp_, env, { decision: "resurrect", reason: a.reason });
   return { expiresAt: rec.expiresAt, members: rec.members.map((m) => ({ identity: m.identity, pid: m.pid })) };
 }

@@ -8,6 +8,7 @@ import type { CellRecord, MemberRecord } from "./record.js";
 import type { DesiredCell, DesiredMember, Resources } from "../config/types.js";
 import { canonicalJson, credentialsDigest } from "../config/digest.js";
 import { formatBytes } from "../config/quantity.js";
+import { formatDuration } from "../config/durations.js";
 import { egressList } from "../egress/allow.js";
 import { egressChanged, egressReason, egressSummary } from "../plan/egress.js";
 import { findBackend } from "../backends/table.js";
@@ -237,6 +238,18 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
     step: true,
   },
   { field: "logs", paths: ["spec.logs.maxSize", "spec.logs.keep"], ...kept([["logs", (d) => d.logs]]) },
+  {
+    // Read at every plan (src/plan/progress.ts): never a restart. Its step: a newly declared
+    // progress starts the slice clock (src/progress/state.ts); a new slice or onStall keeps it.
+    field: "progress",
+    paths: ["spec.progress.slice", "spec.progress.onStall"],
+    ...kept([["progress", (d) => d.progress]]),
+    reason: ({ d, rec }) =>
+      !d.progress
+        ? "progress no longer judged"
+        : `progress slice ${formatDuration(d.progress.sliceMs)}, onStall ${d.progress.onStall}${rec.progress ? "" : " (the clock starts now)"}`,
+    step: true,
+  },
   {
     field: "disk",
     paths: ["spec.resources.disk"],

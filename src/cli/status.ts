@@ -10,7 +10,7 @@ import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}, stalled?: {forMs, lastEvidenceAt, lastEvidence}, stoppedForStall?: {at, outcome}}], progress?: {slice, onStall, lastEvidenceAt, lastEvidence, stalledForMs, slices, stalls, notes}, expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
@@ -28,7 +28,8 @@ export function statusCommand(): Command {
       action(async (name: string | undefined, o: { stateDir?: string; json?: boolean; now?: string }) => {
         const paths = statePaths(resolveStateDir(o.stateDir));
         const gitops = await readGitopsStatus(path.dirname(paths.ledger));
-        const cells = statusViews(await observe(paths), name).map((c) => ({
+        const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
+        const cells = statusViews(await observe(paths), name, now).map((c) => ({
           ...c,
           ...(gitops
             ? {
@@ -37,7 +38,6 @@ export function statusCommand(): Command {
               }
             : {}),
         }));
-        const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
         for (const d of timeDiags) err(`warning: ${d.message}${d.hint ? ` (${d.hint})` : ""}`);
         const revision = gitops
           ? {

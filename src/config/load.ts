@@ -21,6 +21,7 @@ import {
   type FileResult,
   type KubernetesSpec,
   type QuarantinedFile,
+  type OnStall,
   type RestartPolicy,
   type Role,
   type SourcePos,
@@ -158,6 +159,7 @@ interface RawCell {
     logs?: { maxSize?: string; keep?: number };
     downedTimeout?: string;
     inviteTtl?: string;
+    progress?: { slice?: string; onStall?: OnStall };
     taskClass?: string;
     members: {
       identity: string;
@@ -268,6 +270,14 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
+    ...(s.progress
+      ? {
+          progress: {
+            sliceMs: parseDuration(s.progress.slice ?? LIMITS.defaultSlice) ?? 0,
+            onStall: s.progress.onStall ?? "notify",
+          },
+        }
+      : {}),
     members,
     source: at(["metadata", "name"]),
   };
@@ -317,6 +327,13 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   }
   if (cell.retentionMs === 0)
     err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
+  if (cell.progress?.onStall === "substitute" && !cell.members.some((m) => m.role === "substitute"))
+    err(
+      ["spec", "progress", "onStall"],
+      "spec.progress.onStall",
+      "onStall: substitute needs a member with role substitute that replaces an executor",
+      "declare a substitute (role: substitute, replaces: <executor>, policy.allowSubstitutes: true), or choose restart, abort or notify",
+    );
   const identities = new Map<string, number>();
   const homes = new Map<string, number>();
   cell.members.forEach((m, i) => {

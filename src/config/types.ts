@@ -107,6 +107,14 @@ export interface CellEgress {
   auto: { entry: EgressEntry; why: string }[];
 }
 
+// spec.progress: what a stall (no progress for a slice) does to the cell's running executors.
+export const ON_STALL = ["restart", "substitute", "abort", "notify"] as const;
+export type OnStall = (typeof ON_STALL)[number];
+export interface ProgressSpec {
+  sliceMs: number;
+  onStall: OnStall;
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
@@ -143,6 +151,7 @@ export interface DesiredCell {
   logs?: { maxBytes?: number; keep?: number }; // spec.logs as declared (defaults: the host's)
   downedTimeoutMs: number;
   inviteTtlMs: number;
+  progress?: ProgressSpec; // spec.progress: commit-or-abort (src/progress/); none: never judged
   members: DesiredMember[];
   source: SourcePos;
 }
@@ -180,4 +189,5 @@ export const LIMITS = {
   defaultInviteTtl: "15m",
   maxInviteTtlMs: 15 * 60_000,
   defaultKeep: 5,
+  defaultSlice: "10m",
 } as const;

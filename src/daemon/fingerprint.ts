@@ -91,6 +91,8 @@ export function fingerprintOf(disk: string | undefined, o: ObservedName | undefi
   if (disk === undefined) return undefined;
   const live = o?.live;
   if (live?.record && !hasLocalPids(live.record.backend)) return undefined;
+  // Judged for progress: its evidence (project/'s refs, shared/artifacts/) is not in the disk print.
+  if (live?.record?.progress) return undefined;
   const alive = (live?.members ?? [])
     .filter((m) => m.alive && m.pid)
     .map((m) => ({ pid: m.pid as number, startTime: m.startTime }));

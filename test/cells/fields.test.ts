@@ -169,6 +169,7 @@ const SAMPLES: Record<string, { before?: Partial<DesiredCell>; after: Partial<De
   checkpoint: { after: { checkpoint: { keep: 5, maxBytes: 1 << 30 } } },
   python: { after: { python: { digest: "abc" } } },
   logs: { after: { logs: { maxBytes: 1 << 20 } } },
+  progress: { after: { progress: { sliceMs: 180_000, onStall: "restart" } } },
   disk: {
     before: { backend: "sandbox" },
     after: { backend: "sandbox", disk: { bytes: 1 << 25, declared: true, enforced: true, at } },

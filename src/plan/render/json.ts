@@ -13,6 +13,9 @@ export interface JsonAction {
   fields?: string[];
   expiresAt?: string;
   replace?: { from: string; to: string; forces: string[] }; // action "replace": where the cell runs before and after
+  // action "stall": how it is handled, which executors, the last evidence (null: none yet)
+  stall?: { onStall: string; members: string[]; lastEvidenceAt: string | null; lastEvidence: string | null; stalledForMs: number };
+  evidence?: string[]; // action "progress": what is new
 }
 
 // Only what a reader needs: never the desired spec (it may name credential sources).
@@ -22,6 +25,15 @@ export function actionToJson(a: Action): JsonAction {
   if (a.kind === "update") out.fields = a.fields;
   if (a.kind === "renew") out.expiresAt = a.expiresAt;
   if (a.kind === "replace") out.replace = { from: a.from, to: a.to, forces: a.forces };
+  if (a.kind === "progress") out.evidence = a.evidence;
+  if (a.kind === "stall")
+    out.stall = {
+      onStall: a.onStall,
+      members: a.members,
+      lastEvidenceAt: a.lastEvidenceAt,
+      lastEvidence: a.lastEvidence,
+      stalledForMs: a.stalledForMs,
+    };
   return out;
 }
 
