@@ -101,6 +101,13 @@ export function valueDiagnostics(cell: DesiredCell, at: (p: (string | number)[])
   );
   if (cell.progress)
     range(["spec", "progress", "slice"], "spec.progress.slice", cell.progress.sliceMs, L.minSliceMs, L.maxSliceMs);
+  if (cell.progress?.onStall === "substitute" && !cell.members.some((m) => m.role === "substitute"))
+    err(
+      ["spec", "progress", "onStall"],
+      "spec.progress.onStall",
+      "onStall: substitute needs a member with role substitute that replaces an executor",
+      "declare a substitute (role: substitute, replaces: <executor>, policy.allowSubstitutes: true), or choose restart, abort or notify",
+    );
   if (cell.logs?.maxBytes !== undefined && cell.logs.maxBytes < L.minLogBytes) {
     err(
       ["spec", "logs", "maxSize"],

@@ -22,6 +22,7 @@ import {
   type KubernetesSpec,
   type QuarantinedFile,
   type OnStall,
+  type ProgressSpec,
   type RestartPolicy,
   type Role,
   type SourcePos,
@@ -196,6 +197,12 @@ function toKubernetes(k: RawKubernetes): KubernetesSpec {
   };
 }
 
+// spec.progress with its defaults (a 10m slice, onStall notify).
+const toProgress = (p: { slice?: string; onStall?: OnStall }): ProgressSpec => ({
+  sliceMs: parseDuration(p.slice ?? LIMITS.defaultSlice) ?? 0,
+  onStall: p.onStall ?? "notify",
+});
+
 function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   const s = raw.spec;
   const members: DesiredMember[] = s.members.map((m, i) => ({
@@ -270,14 +277,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
-    ...(s.progress
-      ? {
-          progress: {
-            sliceMs: parseDuration(s.progress.slice ?? LIMITS.defaultSlice) ?? 0,
-            onStall: s.progress.onStall ?? "notify",
-          },
-        }
-      : {}),
+    ...(s.progress ? { progress: toProgress(s.progress) } : {}),
     members,
     source: at(["metadata", "name"]),
   };
@@ -327,13 +327,6 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   }
   if (cell.retentionMs === 0)
     err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
-  if (cell.progress?.onStall === "substitute" && !cell.members.some((m) => m.role === "substitute"))
-    err(
-      ["spec", "progress", "onStall"],
-      "spec.progress.onStall",
-      "onStall: substitute needs a member with role substitute that replaces an executor",
-      "declare a substitute (role: substitute, replaces: <executor>, policy.allowSubstitutes: true), or choose restart, abort or notify",
-    );
   const identities = new Map<string, number>();
   const homes = new Map<string, number>();
   cell.members.forEach((m, i) => {

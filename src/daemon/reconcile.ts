@@ -206,8 +206,7 @@ export class CellReconciler {
     const postApply = (r: ActionResult): void => {
       const cell = r.action.cell;
       metrics.actions.inc({ action: r.action.kind, status: r.status });
-      if (r.status === "applied" && r.action.kind === "stall")
-        metrics.stalls.inc({ cell, outcome: r.action.onStall });
+      if (r.status === "applied" && r.action.kind === "stall") metrics.stalls.inc({ cell, outcome: r.action.onStall });
       if (r.status === "applied") {
         applied.acted.add(cell);
         log.info({ cell, action: r.action.kind, reason: r.action.reason }, "applied");

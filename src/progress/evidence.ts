@@ -90,7 +90,8 @@ export async function walkArtifacts(
 
 async function visit(root: string, rel: string, depth: number, recorded: Record<string, ArtifactPrint>, w: Walk) {
   if (depth > BOUNDS.maxDepth) {
-    if (!w.notes.some((n) => n.includes("deeper"))) w.notes.push(`shared/artifacts: deeper than ${BOUNDS.maxDepth} levels not read`);
+    if (!w.notes.some((n) => n.includes("deeper")))
+      w.notes.push(`shared/artifacts: deeper than ${BOUNDS.maxDepth} levels not read`);
     return;
   }
   const names = (await readdir(path.join(root, rel)).catch(() => [] as string[])).sort();

@@ -12,7 +12,16 @@ import { LIMITS } from "../config/types.js";
 import { memberRef } from "../backends/backend.js";
 import { LazarusError } from "../util/errors.js";
 import { checkpointCell } from "../apply/checkpoint.js";
-import { backendOf, decide, iso, liveCell, loadRecord, saveRecord, type ApplyEnv, type Details } from "../apply/context.js";
+import {
+  backendOf,
+  decide,
+  iso,
+  liveCell,
+  loadRecord,
+  saveRecord,
+  type ApplyEnv,
+  type Details,
+} from "../apply/context.js";
 import { invite, startMember, stopMember } from "../apply/members.js";
 import { restoreReplacing } from "../apply/restore.js";
 import { observeProgress, readProgress, startState, writeProgress } from "./state.js";
@@ -49,7 +58,8 @@ export async function recordProgress(a: ProgressAction, env: ApplyEnv): Promise<
 export async function handleStall(a: StallAction, env: ApplyEnv): Promise<Details> {
   const cp = liveCell(env, a.cell);
   const state = await readProgress(cp);
-  if (!state) throw new LazarusError("PROGRESS_MISSING", `cell ${a.cell} has no progress clock; the next plan starts it`);
+  if (!state)
+    throw new LazarusError("PROGRESS_MISSING", `cell ${a.cell} has no progress clock; the next plan starts it`);
   const details: Details = {
     onStall: a.onStall,
     members: a.members,
@@ -113,12 +123,7 @@ const members = (rec: CellRecord, ids: string[]): MemberRecord[] =>
 
 // Stop them, restore project/ and shared/ from the checkpoint (a safety checkpoint of the current
 // ones first, as for a substitute; only when no other executor runs), start them again.
-async function restartFrom(
-  cp: CellPaths,
-  ids: string[],
-  source: string | undefined,
-  env: ApplyEnv,
-): Promise<Details> {
+async function restartFrom(cp: CellPaths, ids: string[], source: string | undefined, env: ApplyEnv): Promise<Details> {
   let rec = await loadRecord(cp);
   const backend = backendOf(env, rec);
   for (const m of members(rec, ids)) await stopMember(rec, m, env);
@@ -129,7 +134,13 @@ async function restartFrom(
   );
   if (source && others.length > 0) out.restoreSkipped = `${others.map((m) => m.identity).join(", ")} still running`;
   else if (source && (await listCheckpoints(cp.checkpoints)).some((c) => c.file === source)) {
-    out.safetyCheckpoint = await checkpointCell(cp, rec, `before ${ids.join(", ")} restart for no progress`, env, source);
+    out.safetyCheckpoint = await checkpointCell(
+      cp,
+      rec,
+      `before ${ids.join(", ")} restart for no progress`,
+      env,
+      source,
+    );
     rec = await loadRecord(cp);
     await restoreReplacing(backendOf(env, rec), rec, cp.dir, source, ["project", "shared"]);
     await rotateCheckpoints(cp.checkpoints, rec.checkpointKeep ?? LIMITS.defaultKeep);

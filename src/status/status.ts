@@ -215,7 +215,9 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
 
 // "  progress: stalled for 4m (slice 3m, onStall restart); last evidence … (commit …); 3 slices, 1 stall".
 function progressLine(p: ProgressView, c: Colors): string {
-  const last = p.lastEvidenceAt ? `last evidence ${p.lastEvidenceAt} (${visible(p.lastEvidence ?? "?")})` : "no evidence yet";
+  const last = p.lastEvidenceAt
+    ? `last evidence ${p.lastEvidenceAt} (${visible(p.lastEvidence ?? "?")})`
+    : "no evidence yet";
   const counts = `${p.slices} slice${p.slices === 1 ? "" : "s"}, ${p.stalls} stall${p.stalls === 1 ? "" : "s"}`;
   const head = `  progress (slice ${p.slice}, onStall ${p.onStall})`;
   const notes = p.notes.length > 0 ? `; ${visible(p.notes.join("; "))}` : "";

@@ -136,7 +136,10 @@ describe("a member that runs but never commits", () => {
     const c = cell(
       "substituted",
       "  progress: {slice: 2s, onStall: substitute}",
-      [idle("agent:worker", { restart: "always" }), idle("agent:stand-in", { role: "substitute", replaces: "agent:worker" })],
+      [
+        idle("agent:worker", { restart: "always" }),
+        idle("agent:stand-in", { role: "substitute", replaces: "agent:worker" }),
+      ],
       "  policy: {allowSubstitutes: true}",
     );
     const made = await c.apply();

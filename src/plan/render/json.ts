@@ -14,7 +14,13 @@ export interface JsonAction {
   expiresAt?: string;
   replace?: { from: string; to: string; forces: string[] }; // action "replace": where the cell runs before and after
   // action "stall": how it is handled, which executors, the last evidence (null: none yet)
-  stall?: { onStall: string; members: string[]; lastEvidenceAt: string | null; lastEvidence: string | null; stalledForMs: number };
+  stall?: {
+    onStall: string;
+    members: string[];
+    lastEvidenceAt: string | null;
+    lastEvidence: string | null;
+    stalledForMs: number;
+  };
   evidence?: string[]; // action "progress": what is new
 }
 
