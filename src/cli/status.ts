@@ -23,7 +23,7 @@ export function statusCommand(): Command {
     )
     .option("-c, --config <dir>", "accepted for symmetry with the other commands; status reads only the state dir", ".")
     .option("--json", `print ${STATUS_JSON_SHAPE} as JSON`)
-    .option("--now <time>", "show expiry relative to this ISO-8601 time")
+    .option("--now <time>", "show expiry and progress stalls relative to this ISO-8601 time")
     .action(
       action(async (name: string | undefined, o: { stateDir?: string; json?: boolean; now?: string }) => {
         const paths = statePaths(resolveStateDir(o.stateDir));
