@@ -22,9 +22,7 @@ export interface ProgressCell {
   dir: string; // the live cell's dir
   run(args: string[], opts?: { env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult>;
   apply(): Promise<CliResult>;
-  plan(
-    now?: number,
-  ): Promise<{
+  plan(now?: number): Promise<{
     actions: { action: string; reason: string; evidence?: string[]; stall?: unknown }[];
     pending: { reason: string }[];
     diagnostics: { message: string }[];

@@ -77,6 +77,27 @@ describe("a member that runs but never commits", () => {
     expect(c.progress().stalls).toHaveLength(1);
   }, 30_000);
 
+  it("a member that crashes and is restarted resumes the clock: it is stalled as soon as it runs again", async () => {
+    const c = cell("crashing", "  progress: {slice: 3s, onStall: notify}", [idle("agent:idle", { restart: "always" })]);
+    expect((await c.apply()).exitCode).toBe(0);
+    const since = c.progress().since;
+    const pid = pidOf(c, "agent:idle") as number;
+    process.kill(pid, "SIGKILL"); // the member this test's apply started
+    await waitFor(() => dead(pid));
+    expect((await c.apply()).stdout).toContain("member-down");
+    await sleep(10_500); // its first backoff
+    const r = await c.apply();
+    expect(r.stdout).toMatch(/restart .*agent:idle/);
+    expect(dead(pidOf(c, "agent:idle"))).toBe(false);
+    expect(c.progress().since).toBe(since);
+    const p = await c.plan();
+    expect(p.actions.map((a) => a.action)).toEqual(["stall"]);
+    // counted from the clock's start (more than the backoff ago), not from the restart
+    const secs = Number(/no progress for (?:(\d+)m)?(\d+)s/.exec(p.actions[0]?.reason ?? "")?.[2] ?? 0);
+    const mins = Number(/no progress for (\d+)m/.exec(p.actions[0]?.reason ?? "")?.[1] ?? 0);
+    expect(mins * 60 + secs).toBeGreaterThanOrEqual(10);
+  }, 60_000);
+
   it("restart: the executor is restarted from the last checkpoint (a safety copy first), once per slice", async () => {
     const c = cell("restarted", "  progress: {slice: 2s, onStall: restart}", [idle()]);
     expect((await c.apply()).exitCode).toBe(0);
