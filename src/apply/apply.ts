@@ -16,6 +16,7 @@ import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
 import { replace } from "./replace.js"; // not through ops.js: replace uses ops' layout helpers
 import { DEFAULT_PARALLELISM } from "./parallelism.js";
+import { handleStall, recordProgress } from "../progress/handle.js";
 
 export type ActionResult =
   | { status: "applied"; action: Action; details: ops.Details }
@@ -66,6 +67,10 @@ function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
       return ops.revive(action, env);
     case "disk-full":
       return ops.diskFull(action, env);
+    case "progress":
+      return recordProgress(action, env);
+    case "stall":
+      return handleStall(action, env);
     case "checkpoint":
       return ops.checkpoint(action, env);
     default:

@@ -84,10 +84,13 @@ export async function gitRefusal(project: string): Promise<string | undefined> {
 }
 
 // Run git in project/ as described above; throws on failure, timeout or too much output.
+// bounds: a tighter timeout and output cap than the close log's; okCodes: exit codes besides 0
+// that are an answer (show-ref's 1: no refs).
 export async function memberGit(
   project: string,
   args: string[],
   hostEnv: NodeJS.ProcessEnv = process.env,
+  bounds: { timeoutMs?: number; maxBuffer?: number; okCodes?: number[] } = {},
 ): Promise<string> {
   const r = await execa(
     "git",
@@ -96,11 +99,20 @@ export async function memberGit(
       env: await gitEnv(project, hostEnv),
       extendEnv: false,
       stdin: "ignore",
-      timeout: TIMEOUT_MS,
+      timeout: bounds.timeoutMs ?? TIMEOUT_MS,
       killSignal: "SIGKILL",
-      maxBuffer: MAX_OUTPUT,
+      maxBuffer: bounds.maxBuffer ?? MAX_OUTPUT,
+      ...(bounds.okCodes ? { reject: false } : {}),
     },
   );
+  if (bounds.okCodes && r.exitCode !== 0 && !bounds.okCodes.includes(r.exitCode ?? -1)) {
+    const why = r.timedOut
+      ? `timed out after ${bounds.timeoutMs ?? TIMEOUT_MS} ms`
+      : r.isMaxBuffer
+        ? `wrote more than ${bounds.maxBuffer ?? MAX_OUTPUT} bytes`
+        : `exited with ${r.exitCode ?? r.signal}`;
+    throw new Error(`git ${args[0]} ${why}`);
+  }
   return r.stdout;
 }
 

@@ -195,6 +195,7 @@ export async function startMember(
   } else m.pid = started.pid;
   m.startedAt = iso(env.now);
   delete m.exitCode;
+  delete m.stalled; // running again: no longer kept stopped for a stall
   if (started.startTime === undefined) {
     m.status = "starting"; // unknown: the next run finds it by its spawn id, never by the bare pid
   } else {

@@ -38,6 +38,8 @@ import { readTombstone, writeTombstone } from "../observe/tombstone.js";
 import { applyPython, pruneVenvs } from "../runtime/python/venv.js";
 import { reachedHosts } from "../egress/events.js";
 import { eventsFile } from "../egress/state.js";
+import { startClock } from "../progress/state.js";
+import { progressForCloseLog } from "../progress/handle.js";
 
 export type { ApplyEnv, Details } from "./context.js";
 export { invite, removeMember, restart, memberDown, revoke, updatePortfolio } from "./members.js";
@@ -200,6 +202,7 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
     await saveRecord(cp_, rec, env);
   }
   failpoint("create:prepared");
+  if (rec.progress) await startClock(cp_, env.now, false); // the baseline, before any member runs
   let first = true; // no process of this cell has run yet
   for (const dm of d.members) {
     if (dm.role === "substitute") continue; // joins only while the member it replaces is down
@@ -263,7 +266,10 @@ export async function update(a: Extract<Action, { kind: "update" }>, env: ApplyE
   const cp_ = liveCell(env, a.cell);
   const rec = await loadRecord(cp_);
   const wasBrokered = JSON.stringify(rec.brokered ?? []);
+  const judged = rec.progress !== undefined;
   syncRecord(rec, a.desired);
+  // A progress clock starts when progress is declared (a new slice or onStall keeps it running).
+  if (a.fields.includes("progress") && rec.progress) await startClock(cp_, env.now, !judged);
   // What each field's change does is its row's in src/cells/fields.ts; the steps of their own:
   if (a.fields.includes("credentials")) await writeCredentials(cp_, rec, a.desired.credentials, env);
   // The model gateway now holds other credentials (the operator's table or LAZARUS_GATEWAY
@@ -353,6 +359,7 @@ export async function close(a: Extract<Action, { kind: "close" }>, env: ApplyEnv
       members: rec.members.map((m) => ({ identity: m.identity, role: m.role, status: m.status, restarts: m.restarts })),
       checkpoints: (await listCheckpoints(cp_.checkpoints)).map((c) => c.name),
       projectChanges: await projectChanges(cp_.project, Date.parse(rec.createdAt)),
+      ...(await progressForCloseLog(cp_)),
       ...(rec.network === "egress"
         ? { egressReached: await reachedHosts(eventsFile(path.dirname(env.paths.ledger)), rec.name, rec.createdAt) }
         : {}),
@@ -443,6 +450,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   }
   await saveRecord(cp_, rec, env);
   await pruneVenvs(cp_.dir, rec.python?.digest);
+  if (rec.progress) await startClock(cp_, env.now, true);
   await decide(cp_, env, { decision: "resurrect", reason: a.reason });
   return { expiresAt: rec.expiresAt, members: rec.members.map((m) => ({ identity: m.identity, pid: m.pid })) };
 }

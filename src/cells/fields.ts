@@ -259,6 +259,18 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
     step: true, // the model gateway's file of the cell is written again (src/gateway/cells.ts)
   },
   {
+    // Read at every plan (src/plan/progress.ts): never a restart. Its step: a newly declared
+    // progress starts the slice clock (src/progress/state.ts); a new slice or onStall keeps it.
+    field: "progress",
+    paths: ["spec.progress.slice", "spec.progress.onStall"],
+    ...kept([["progress", (d) => d.progress]]),
+    reason: ({ d, rec }) =>
+      !d.progress
+        ? "progress no longer judged"
+        : `progress slice ${formatDuration(d.progress.sliceMs)}, onStall ${d.progress.onStall}${rec.progress ? "" : " (the clock starts now)"}`,
+    step: true,
+  },
+  {
     field: "disk",
     paths: ["spec.resources.disk"],
     // Recorded when the image is made or grown (setDisk in src/apply/ops.ts, the update's step).

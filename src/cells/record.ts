@@ -5,6 +5,7 @@ import type {
   BackendName,
   ContainerSpec,
   KubernetesSpec,
+  ProgressSpec,
   RemoteTarget,
   Resources,
   RestartPolicy,
@@ -51,6 +52,9 @@ export interface MemberRecord {
   acceptedAt?: string;
   revokedAt?: string;
   resources?: Resources; // sandbox limits the member runs with
+  // Stopped by Lazarus for a stall (spec.progress): abort keeps it stopped until its command or env
+  // changes; substitute keeps it stopped while its substitute stands in. Cleared when it next starts.
+  stalled?: { at: string; outcome: "abort" | "substitute" };
   portfolioName?: string; // the portfolio written to home/<name>/.lazarus/portfolio.json
   portfolioDigest?: string;
   portfolioModels?: string[];
@@ -129,6 +133,7 @@ export interface CellRecord {
   // home/ on an image of this size (src/backends/disk/). Set when the image is made or grown.
   disk?: { bytes: number };
   diskFull?: { since: string; avail: number }; // the quota was reached (an event said so); cleared when room is back
+  progress?: ProgressSpec; // spec.progress in force: the cell is judged for progress (src/progress/)
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];
   updatedAt: string;

@@ -11,7 +11,7 @@ import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}}], expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, models?: {windowMs, budget: {tokens?, cost?, periodMs} | null, tokens, cost, byModel: [{model, calls, tokensIn, tokensOut, cost}]}, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}, stalled?: {forMs, lastEvidenceAt, lastEvidence}, stoppedForStall?: {at, outcome}}], progress?: {slice, onStall, lastEvidenceAt, lastEvidence, stalledForMs, slices, stalls, notes}, expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, models?: {windowMs, budget: {tokens?, cost?, periodMs} | null, tokens, cost, byModel: [{model, calls, tokensIn, tokensOut, cost}]}, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
@@ -24,12 +24,13 @@ export function statusCommand(): Command {
     )
     .option("-c, --config <dir>", "accepted for symmetry with the other commands; status reads only the state dir", ".")
     .option("--json", `print ${STATUS_JSON_SHAPE} as JSON`)
-    .option("--now <time>", "show expiry relative to this ISO-8601 time")
+    .option("--now <time>", "show expiry and progress stalls relative to this ISO-8601 time")
     .action(
       action(async (name: string | undefined, o: { stateDir?: string; json?: boolean; now?: string }) => {
         const paths = statePaths(resolveStateDir(o.stateDir));
         const gitops = await readGitopsStatus(path.dirname(paths.ledger));
-        const cells = statusViews(await observe(paths), name).map((c) => ({
+        const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
+        const cells = statusViews(await observe(paths), name, now).map((c) => ({
           ...c,
           ...(gitops
             ? {
@@ -38,7 +39,6 @@ export function statusCommand(): Command {
               }
             : {}),
         }));
-        const { now, diagnostics: timeDiags } = await resolveNow(paths, o.now, "show");
         for (const c of cells) {
           const models = await cellSpend(path.dirname(paths.ledger), c.name, now);
           if (models) Object.assign(c, { models });

@@ -20,6 +20,8 @@ export const VALUE_LIMITS = {
   maxGraceMs: 7 * D,
   maxRetentionMs: 366 * D,
   minLogBytes: 16 * 1024,
+  minSliceMs: 1 * S,
+  maxSliceMs: 24 * H,
 } as const;
 
 // Whether a cron expression fires more often than once a minute (a seconds field with several values).
@@ -97,6 +99,15 @@ export function valueDiagnostics(cell: DesiredCell, at: (p: (string | number)[])
     L.minDownedTimeoutMs,
     L.maxDownedTimeoutMs,
   );
+  if (cell.progress)
+    range(["spec", "progress", "slice"], "spec.progress.slice", cell.progress.sliceMs, L.minSliceMs, L.maxSliceMs);
+  if (cell.progress?.onStall === "substitute" && !cell.members.some((m) => m.role === "substitute"))
+    err(
+      ["spec", "progress", "onStall"],
+      "spec.progress.onStall",
+      "onStall: substitute needs a member with role substitute that replaces an executor",
+      "declare a substitute (role: substitute, replaces: <executor>, policy.allowSubstitutes: true), or choose restart, abort or notify",
+    );
   if (cell.logs?.maxBytes !== undefined && cell.logs.maxBytes < L.minLogBytes) {
     err(
       ["spec", "logs", "maxSize"],

@@ -22,6 +22,8 @@ import {
   type FileResult,
   type KubernetesSpec,
   type QuarantinedFile,
+  type OnStall,
+  type ProgressSpec,
   type RestartPolicy,
   type Role,
   type SourcePos,
@@ -195,6 +197,7 @@ interface RawCell {
     budget?: { tokens?: number; cost?: number; period: string };
     downedTimeout?: string;
     inviteTtl?: string;
+    progress?: { slice?: string; onStall?: OnStall };
     taskClass?: string;
     members: {
       identity: string;
@@ -238,6 +241,12 @@ function toBudget(b: NonNullable<RawCell["spec"]["budget"]>): CellBudget {
     periodMs: parseDuration(b.period) ?? 0,
   };
 }
+
+// spec.progress with its defaults (a 10m slice, onStall notify).
+const toProgress = (p: { slice?: string; onStall?: OnStall }): ProgressSpec => ({
+  sliceMs: parseDuration(p.slice ?? LIMITS.defaultSlice) ?? 0,
+  onStall: p.onStall ?? "notify",
+});
 
 function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   const s = raw.spec;
@@ -314,6 +323,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     ...(s.budget ? { budget: toBudget(s.budget) } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
+    ...(s.progress ? { progress: toProgress(s.progress) } : {}),
     members,
     source: at(["metadata", "name"]),
   };

@@ -118,6 +118,14 @@ export interface CellBudget {
 // 127.0.0.1:GATEWAY_MEMBER_PORT inside a network namespace of their own (a bridge carries it).
 export type GatewayReach = "host" | "namespace";
 
+// spec.progress: what a stall (no progress for a slice) does to the cell's running executors.
+export const ON_STALL = ["restart", "substitute", "abort", "notify"] as const;
+export type OnStall = (typeof ON_STALL)[number];
+export interface ProgressSpec {
+  sliceMs: number;
+  onStall: OnStall;
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
@@ -158,6 +166,7 @@ export interface DesiredCell {
   gateway?: { reach: GatewayReach; brokered: string[] };
   downedTimeoutMs: number;
   inviteTtlMs: number;
+  progress?: ProgressSpec; // spec.progress: commit-or-abort (src/progress/); none: never judged
   members: DesiredMember[];
   source: SourcePos;
 }
@@ -195,4 +204,5 @@ export const LIMITS = {
   defaultInviteTtl: "15m",
   maxInviteTtlMs: 15 * 60_000,
   defaultKeep: 5,
+  defaultSlice: "10m",
 } as const;

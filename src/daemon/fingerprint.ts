@@ -13,7 +13,8 @@
 //    same pid and start time.
 // What changes with time alone (TTL, grace, retention, backoff, heartbeats, schedules) is the
 // daemon's wake for the cell, checked separately. A cell some other way (a frozen marker, a
-// journal entry, a backend whose members are not local processes) is never skipped.
+// journal entry, a backend whose members are not local processes, a cell judged for progress,
+// whose evidence is in project/ and shared/artifacts/) is never skipped.
 import { lstatSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
@@ -116,6 +117,8 @@ export function fingerprintOf(disk: string | undefined, o: ObservedName | undefi
   if (disk === undefined) return undefined;
   const live = o?.live;
   if (live?.record && !hasLocalPids(live.record.backend)) return undefined;
+  // Judged for progress: its evidence (project/'s refs, shared/artifacts/) is not in the disk print.
+  if (live?.record?.progress) return undefined;
   const alive = (live?.members ?? [])
     .filter((m) => m.alive && m.pid)
     .map((m) => ({ pid: m.pid as number, startTime: m.startTime }));

@@ -97,6 +97,22 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.collectEgress(),
   });
+  // Commit-or-abort (spec.progress): seconds since each running executor's cell last showed
+  // progress (computed at each scrape), and stalls handled by cell and outcome.
+  readonly sinceProgress = new Gauge({
+    name: "lazarus_member_seconds_since_progress",
+    help: "Seconds since the cell of each running executor last showed progress (a new commit in project/, a new or changed file under shared/artifacts/; the clock's start when none yet); cells with spec.progress only",
+    labelNames: ["cell", "member"],
+    registers: [this.registry],
+    collect: () => this.collectProgress(),
+  });
+  readonly stalls = new Counter({
+    name: "lazarus_stalls_total",
+    help: "Stalls handled (no progress for a slice while executors ran), by cell and outcome (restart, substitute, abort, notify)",
+    labelNames: ["cell", "outcome"],
+    registers: [this.registry],
+  });
+  private readonly progress = new Map<string, { since: number; members: string[] }>(); // cell → last progress
   private egressTally: EgressTally | undefined;
   // Calls through the model gateway, their tokens and cost, by cell and the model that served them,
   // read from the gateway's events file at each scrape.
@@ -196,6 +212,20 @@ export class Metrics {
   // A cell the daemon forgot (its files and its state dir entries are gone): its counters go too.
   forgetCell(cell: string): void {
     this.cellErrors.remove({ cell });
+    this.progress.delete(cell);
+  }
+
+  // The cell's last progress (Unix ms) and its running executors; undefined: not judged.
+  setProgress(cell: string, p: { since: number; members: string[] } | undefined): void {
+    if (p && p.members.length > 0) this.progress.set(cell, p);
+    else this.progress.delete(cell);
+  }
+
+  private collectProgress(): void {
+    this.sinceProgress.reset();
+    const now = Date.now();
+    for (const [cell, p] of this.progress)
+      for (const member of p.members) this.sinceProgress.set({ cell, member }, Math.max(0, (now - p.since) / 1000));
   }
 
   // Serve /metrics and /healthz; resolves with the server once it listens.

@@ -8,7 +8,7 @@ import type { DesiredCell } from "../config/types.js";
 import { formatDiagnostic } from "../config/diagnostics.js";
 import { applyEnv, cellClaims, observeAndPlan, resolveNow, type Locked } from "../engine.js";
 import type { Ledger } from "../ledger/ledger.js";
-import { observeNames, type Observed, type ObservedName } from "../observe/observe.js";
+import { observeNames, type Observed, type ObservedCell, type ObservedName } from "../observe/observe.js";
 import { SUPERVISION, type Action } from "../plan/actions.js";
 import { fingerprint } from "../plan/saved.js";
 import { errorMessage } from "../util/errors.js";
@@ -19,6 +19,17 @@ import { errorKind, failureKind, type FailureKind, type Outcome } from "./outcom
 import { BUSY } from "./state-lock.js";
 import { MemberPids } from "./sources/exits.js";
 import { nextWake, nextWakeAfter } from "./wake.js";
+
+// A live cell judged for progress: when it last showed progress (or its clock started), and its
+// running executors (for lazarus_member_seconds_since_progress).
+function lastProgress(live: ObservedCell | undefined): { since: number; members: string[] } | undefined {
+  const s = live?.record?.progress ? live.progress?.state : undefined;
+  if (!live || !s) return undefined;
+  const members = live.members
+    .filter((m) => (m.role === "executor" || m.role === "substitute") && m.alive && m.status === "running")
+    .map((m) => m.identity);
+  return { since: Date.parse(s.lastEvidenceAt ?? s.since), members };
+}
 
 // A cell is never woken sooner than this after a reconcile (no busy loop on a rule due now).
 const MIN_REQUEUE_MS = 1_000;
@@ -195,6 +206,7 @@ export class CellReconciler {
     const postApply = (r: ActionResult): void => {
       const cell = r.action.cell;
       metrics.actions.inc({ action: r.action.kind, status: r.status });
+      if (r.status === "applied" && r.action.kind === "stall") metrics.stalls.inc({ cell, outcome: r.action.onStall });
       if (r.status === "applied") {
         applied.acted.add(cell);
         log.info({ cell, action: r.action.kind, reason: r.action.reason }, "applied");
@@ -242,6 +254,7 @@ export class CellReconciler {
       return { kind: "gone" };
     }
     this.setState(name, state);
+    this.ctx.metrics.setProgress(name, lastProgress(o?.live));
     const backend = live?.backend ?? o?.graveyard?.record?.backend;
     const pollMs = backend === undefined ? undefined : pollEveryMs(backend);
     const running = (o?.live?.members ?? [])

@@ -4,6 +4,7 @@ import { cronParser } from "../util/cron.js";
 import type { DesiredCell } from "../config/types.js";
 import type { ObservedName } from "../observe/observe.js";
 import { backoffMs } from "../plan/members.js";
+import { progressDue } from "../plan/progress.js";
 import { parseTime } from "../util/time.js";
 
 const t = parseTime;
@@ -37,6 +38,8 @@ function wakeTimes(d: DesiredCell | undefined, o: ObservedName | undefined, now:
       if (m.status === "down") times.push(t(m.downAt) + backoffMs(Math.max(1, m.failures ?? 1)));
       if (m.status === "running" && m.heartbeatMs) times.push((m.heartbeatAt ?? t(m.startedAt)) + m.heartbeatMs + 1);
     }
+    const slice = progressDue(live, o?.live); // commit-or-abort: when the slice ends without evidence
+    if (slice !== undefined) times.push(slice);
     const schedule = d?.checkpoint.schedule;
     if (schedule) {
       try {

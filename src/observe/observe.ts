@@ -18,6 +18,7 @@ import { CAPS, readUntrusted, readUntrustedJson, untrustedMtime } from "../util/
 import { mapLimit } from "../util/map-limit.js";
 import { listTombstones, readTombstone } from "./tombstone.js";
 import { listCheckpoints } from "../checkpoints/list.js";
+import { observeProgress } from "../progress/state.js";
 
 export { listCheckpoints } from "../checkpoints/list.js";
 
@@ -64,6 +65,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   const disk = place === "cells" && record?.disk ? await backend?.diskUsage?.(dir) : undefined;
+  const progress = place === "cells" && record?.progress ? await observeProgress(cp) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,
@@ -74,6 +76,7 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
     ...(unreadable ? { unreadable } : {}),
     ...(frozen ? { frozen: { since: frozen.since, pid: frozen.pid, abandoned: frozen.abandoned } } : {}),
     ...(disk ? { disk } : {}),
+    ...(progress ? { progress } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import type { DiskUsage } from "../backends/disk/image.js";
 import type { Tombstone } from "./tombstone.js";
+import type { ObservedProgress } from "../progress/types.js";
 
 export type Place = "cells" | "graveyard" | "archive";
 
@@ -39,6 +40,8 @@ export interface ObservedCell {
   checkpoints: ObservedCheckpoint[];
   // A live cell with a disk quota (record.disk): whether its image is in place, and how full.
   disk?: DiskUsage;
+  // A live cell judged for progress (record.progress): its evidence now against its recorded clock.
+  progress?: ObservedProgress;
 }
 
 export interface ObservedName {

@@ -1,5 +1,5 @@
 // The plan is plain data: an ordered list of actions. `kind` drives apply; `reason` is only for people.
-import type { DesiredCell, DesiredMember } from "../config/types.js";
+import type { DesiredCell, DesiredMember, OnStall } from "../config/types.js";
 import { findBackend } from "../backends/table.js";
 
 export const ACTION_KINDS = [
@@ -13,6 +13,8 @@ export const ACTION_KINDS = [
   "cell-down",
   "revive",
   "disk-full",
+  "progress",
+  "stall",
   "renew",
   "update",
   "replace",
@@ -67,6 +69,24 @@ export type Action =
   // The cell's disk quota was reached (its members get ENOSPC), or it has room again: recorded
   // and said as an event. avail: bytes members could still write when observed.
   | (Base & { kind: "disk-full"; reached: boolean; avail: number; bytes: number })
+  // Evidence of progress seen (spec.progress): recorded with the time Lazarus saw it (start: no
+  // clock recorded yet, it starts now). evidence: what is new, in words.
+  | (Base & { kind: "progress"; evidence: string[]; start: boolean })
+  // No progress for a slice while executors run: handled as onStall says (src/progress/handle.ts).
+  // members: the running executors; restore: the checkpoint restart starts them from;
+  // substitutes: who stands in for whom (onStall substitute; executors without one are restarted).
+  | (Base & {
+      kind: "stall";
+      onStall: OnStall;
+      members: string[];
+      lastEvidenceAt: string | null;
+      lastEvidence: string | null;
+      stalledForMs: number;
+      slices: number;
+      restore?: string;
+      substitutes: { member: string; desiredMember: DesiredMember; replaces: string; restore?: string }[];
+      inviteTtlMs: number;
+    })
   | (Base & { kind: "checkpoint"; trigger: "schedule" | "close" | "resume" })
   | (Base & { kind: "renew"; ttlMs: number; expiresAt: string })
   | (Base & { kind: "update"; desired: DesiredCell; fields: string[] })
@@ -119,6 +139,8 @@ export const SYMBOLS: Readonly<Record<ActionKind, string>> = {
   "cell-down": "!",
   revive: "+",
   "disk-full": "!",
+  progress: "*",
+  stall: "!",
   checkpoint: "*",
   renew: "~",
   update: "~",

@@ -40,6 +40,7 @@ interface Ctx {
   up: Set<string>; // identities up once this plan is applied
   done: Set<string>; // identities that finished their work (exit 0 under restart: on-failure)
   portfoliosHeld: boolean;
+  standing: Set<string>; // identities a substitute in the cell stands in for (not finished)
 }
 
 // A changed portfolio for a member that is otherwise left running (a restart rewrites it anyway).
@@ -71,7 +72,12 @@ export function planMembers(
   now: number,
   portfoliosHeld = false,
 ): MemberPlan {
-  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld };
+  const standing = new Set(
+    members
+      .filter((m) => m.role === "substitute" && m.replaces && !["completed", "exited", "revoked"].includes(m.status))
+      .map((m) => m.replaces as string),
+  );
+  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld, standing };
   const wanted = new Map(d.members.map((m) => [m.identity, m]));
   const have = new Map(members.map((m) => [m.identity, m]));
   const removes: Action[] = [];
@@ -139,6 +145,8 @@ export function planMembers(
         });
       continue;
     }
+    // An executor aborted for a stall (spec.progress) stays stopped: nobody stands in for it.
+    if (!inCell && have.get(replaced)?.stalled?.outcome === "abort") continue;
     if (!inCell) {
       const last = checkpoints[checkpoints.length - 1];
       rest.push({
@@ -163,6 +171,23 @@ export function planMembers(
     // a finished executor is not a downed one
     executorsUp: executors.filter((m) => sub.up.has(m.identity) || sub.done.has(m.identity)).length,
   };
+}
+
+// A member Lazarus stopped for a stall (spec.progress) and keeps stopped: aborted (until its
+// command or env changes), or while the substitute summoned for it stands in. Says so (pending).
+function benched(ctx: Ctx, dm: DesiredMember, m: ObservedMember): boolean {
+  const s = m.stalled;
+  if (!s || m.status === "running" || m.status === "starting") return false;
+  if (s.outcome === "substitute" && !ctx.standing.has(dm.identity)) return false;
+  ctx.pending.push({
+    cell: ctx.cell,
+    member: dm.identity,
+    reason:
+      s.outcome === "abort"
+        ? `${dm.identity}: aborted for no progress at ${short(at(s.at))}; stays stopped until its command or env changes`
+        : `${dm.identity}: stopped for no progress at ${short(at(s.at))}; restarts once its substitute is done`,
+  });
+  return true;
 }
 
 // One member present with its declared role.
@@ -199,6 +224,7 @@ function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
     }
     return;
   }
+  if (benched(ctx, dm, m)) return;
   let status = m.status;
   let failures = m.failures ?? 0;
   let downAt = at(m.downAt);

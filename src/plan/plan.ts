@@ -12,6 +12,7 @@ import type { Observed, ObservedCell, ObservedCheckpoint, ObservedName } from ".
 import { placeOf, type Action, type Pending } from "./actions.js";
 import { findBackend } from "../backends/table.js";
 import { isUnknown, planMembers } from "./members.js";
+import { planProgress } from "./progress.js";
 import { cronParser } from "../util/cron.js";
 import { formatBytes } from "../config/quantity.js";
 
@@ -513,6 +514,8 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   }
   ctx.out.push(...members.actions);
   ctx.pending.push(...members.pending);
+  const busy = new Set(members.actions.flatMap((a) => ("member" in a ? [a.member] : [])));
+  planProgress(ctx, d, rec, live, sources, busy); // src/plan/progress.ts: commit-or-abort
   if (noneUp && rec.state !== "downed")
     ctx.out.push({
       kind: "cell-down",

@@ -7,6 +7,7 @@ import { formatBytes } from "../config/quantity.js";
 import { placeOf } from "../plan/actions.js";
 import type { CellSpend } from "../gateway/spend.js";
 import { cellWhere, memberWhere, whereText, type CellWhere, type MemberWhere } from "./where.js";
+import { progressClock } from "../progress/clock.js";
 
 export interface MemberStatusView {
   identity: string;
@@ -17,6 +18,22 @@ export interface MemberStatusView {
   exitCode: number | null; // how it last ended, when it has
   exitReason: string | null; // "oom" when its memory limit killed it (observed or recorded)
   where: MemberWhere | null; // the member's own place where its backend has one (sandbox cgroup, container name)
+  // A running executor of a cell judged for progress past its slice: for how long, the last evidence.
+  stalled?: { forMs: number; lastEvidenceAt: string | null; lastEvidence: string | null };
+  // Stopped by Lazarus for a stall (abort, or while its substitute stands in).
+  stoppedForStall?: { at: string; outcome: string };
+}
+
+// spec.progress of a live cell as observed at a time (src/progress/clock.ts).
+export interface ProgressView {
+  slice: string;
+  onStall: string;
+  lastEvidenceAt: string | null;
+  lastEvidence: string | null;
+  stalledForMs: number | null; // past its slice: since when the clock runs; else null
+  slices: number; // evidence seen
+  stalls: number; // stalls handled
+  notes: string[]; // why a source gave no evidence
 }
 
 export interface CellStatusView {
@@ -39,11 +56,31 @@ export interface CellStatusView {
   checkpointRefused?: { at: string; error: string }; // the last checkpoint refused for its size, until one is taken
   // What its members spent through the model gateway in its budget's window (else a day), per model.
   models?: CellSpend;
+  progress?: ProgressView; // a live cell with spec.progress
   problem?: string;
 }
 
-function view(c: ObservedCell): CellStatusView {
+function progressView(c: ObservedCell, now: number): ProgressView | undefined {
+  const spec = c.record?.progress;
+  if (!spec || !c.progress || c.place !== "cells") return undefined;
+  const k = progressClock(spec, c.progress, now);
+  return {
+    slice: formatDuration(spec.sliceMs),
+    onStall: spec.onStall,
+    lastEvidenceAt: k.lastEvidenceAt === null ? null : new Date(k.lastEvidenceAt).toISOString(),
+    lastEvidence: k.lastEvidence,
+    stalledForMs: c.record?.state === "active" ? k.stalledForMs : null,
+    slices: k.slices,
+    stalls: k.stalls,
+    notes: [...c.progress.notes, ...(c.progress.unreadable ? [c.progress.unreadable] : [])],
+  };
+}
+
+function view(c: ObservedCell, now: number): CellStatusView {
   const r = c.record;
+  const progress = progressView(c, now);
+  const stalledMember = (m: ObservedCell["members"][number]): boolean =>
+    progress?.stalledForMs != null && (m.role === "executor" || m.role === "substitute") && m.alive && !!m.command;
   return {
     name: c.name,
     state: c.unreachable ? "unknown" : (r?.state ?? "unknown"),
@@ -71,6 +108,16 @@ function view(c: ObservedCell): CellStatusView {
       exitCode: m.alive || c.unreachable || m.unverifiable ? null : (m.exit?.code ?? m.exitCode ?? null),
       exitReason: m.alive ? null : m.exit?.oom ? "oom" : (m.exitReason ?? null),
       where: r && m.alive ? memberWhere(r, m) : null,
+      ...(progress && stalledMember(m)
+        ? {
+            stalled: {
+              forMs: progress.stalledForMs as number,
+              lastEvidenceAt: progress.lastEvidenceAt,
+              lastEvidence: progress.lastEvidence,
+            },
+          }
+        : {}),
+      ...(m.stalled && !m.alive ? { stoppedForStall: m.stalled } : {}),
     })),
     expiresAt: r?.expiresAt ?? null,
     closedAt: r?.closedAt ?? null,
@@ -88,15 +135,17 @@ function view(c: ObservedCell): CellStatusView {
         }
       : {}),
     ...(r?.checkpointRefused ? { checkpointRefused: r.checkpointRefused } : {}),
+    ...(progress ? { progress } : {}),
     ...(c.unreadable ? { problem: c.unreadable } : c.unreachable ? { problem: c.unreachable } : {}),
   };
 }
 
-export function statusViews(observed: Observed, only?: string): CellStatusView[] {
+// now: the time stalls are judged at (spec.progress).
+export function statusViews(observed: Observed, only?: string, now: number = Date.now()): CellStatusView[] {
   const out: CellStatusView[] = [];
   for (const [name, o] of [...observed.cells].sort(([a], [b]) => a.localeCompare(b))) {
     if (only && name !== only) continue;
-    for (const c of [o.live, o.graveyard, ...o.archives]) if (c) out.push(view(c));
+    for (const c of [o.live, o.graveyard, ...o.archives]) if (c) out.push(view(c, now));
   }
   return out;
 }
@@ -136,6 +185,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     }
     if (cell.disk) lines.push(diskLine(cell.disk, c));
     if (cell.models) lines.push(...modelLines(cell.models, c));
+    if (cell.progress) lines.push(progressLine(cell.progress, c));
     if (cell.checkpointRefused)
       lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));
@@ -154,7 +204,14 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
           : m.handle
             ? `  pod ${m.handle}`
             : "";
-      lines.push(`  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${at}${ended}`);
+      const stall = m.stalled
+        ? c.red(`  stalled ${formatDuration(m.stalled.forMs)}`)
+        : m.stoppedForStall
+          ? c.yellow(`  stopped for no progress (${m.stoppedForStall.outcome} ${m.stoppedForStall.at})`)
+          : "";
+      lines.push(
+        `  ${m.identity.padEnd(w)}  ${m.role.padEnd(10)}  ${st}${m.pid ? `  pid ${m.pid}` : ""}${at}${ended}${stall}`,
+      );
     }
   }
   return lines.join("\n");
@@ -175,6 +232,19 @@ function modelLines(s: CellSpend, c: Colors): string[] {
       ),
     ),
   ];
+}
+
+// "  progress: stalled for 4m (slice 3m, onStall restart); last evidence … (commit …); 3 slices, 1 stall".
+function progressLine(p: ProgressView, c: Colors): string {
+  const last = p.lastEvidenceAt
+    ? `last evidence ${p.lastEvidenceAt} (${visible(p.lastEvidence ?? "?")})`
+    : "no evidence yet";
+  const counts = `${p.slices} slice${p.slices === 1 ? "" : "s"}, ${p.stalls} stall${p.stalls === 1 ? "" : "s"}`;
+  const head = `  progress (slice ${p.slice}, onStall ${p.onStall})`;
+  const notes = p.notes.length > 0 ? `; ${visible(p.notes.join("; "))}` : "";
+  if (p.stalledForMs !== null)
+    return c.red(`${head}: stalled for ${formatDuration(p.stalledForMs)}; ${last}; ${counts}${notes}`);
+  return c.dim(`${head}: ${last}; ${counts}${notes}`);
 }
 
 // "  disk 1Gi: 312Mi free", "  disk 1Gi: quota reached since …", "  disk 1Gi: image not mounted …".

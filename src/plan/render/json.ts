@@ -14,6 +14,15 @@ export interface JsonAction {
   expiresAt?: string;
   replace?: { from: string; to: string; forces: string[] }; // action "replace": where the cell runs before and after
   brokered?: string[]; // credentials the model gateway holds instead of the cell's members
+  // action "stall": how it is handled, which executors, the last evidence (null: none yet)
+  stall?: {
+    onStall: string;
+    members: string[];
+    lastEvidenceAt: string | null;
+    lastEvidence: string | null;
+    stalledForMs: number;
+  };
+  evidence?: string[]; // action "progress": what is new
 }
 
 // Only what a reader needs: never the desired spec (it may name credential sources).
@@ -25,6 +34,15 @@ export function actionToJson(a: Action): JsonAction {
   if (a.kind === "replace") out.replace = { from: a.from, to: a.to, forces: a.forces };
   const brokered = "desired" in a ? a.desired.gateway?.brokered : undefined;
   if (brokered?.length) out.brokered = [...brokered];
+  if (a.kind === "progress") out.evidence = a.evidence;
+  if (a.kind === "stall")
+    out.stall = {
+      onStall: a.onStall,
+      members: a.members,
+      lastEvidenceAt: a.lastEvidenceAt,
+      lastEvidence: a.lastEvidence,
+      stalledForMs: a.stalledForMs,
+    };
   return out;
 }
 

@@ -9,6 +9,7 @@ function colorOf(kind: ActionKind, c: Colors): (s: string) => string {
     case "create":
     case "invite":
     case "resurrect":
+    case "progress":
       return c.green;
     case "renew":
     case "update":
