@@ -18,6 +18,8 @@ import {
 } from "../engine.js";
 import { fingerprint } from "../plan/saved.js";
 import { applyActions, type ApplyHooks } from "../apply/apply.js";
+import { hostSettings } from "../host/settings.js";
+import { APPLY_PUBLISH_BUDGET_MS, publishComments } from "../forge/publish.js";
 import type { Action } from "../plan/actions.js";
 import type { Observed } from "../observe/observe.js";
 import type { Plan } from "../plan/plan.js";
@@ -156,6 +158,16 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
       opts.hooks ?? {},
       { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim },
     );
+    const hostEnv = engine.hostEnv ?? process.env;
+    await publishComments({
+      paths,
+      ledger,
+      hostEnv,
+      host: engine.hostSettings ?? hostSettings(hostEnv),
+      now,
+      budgetMs: APPLY_PUBLISH_BUDGET_MS,
+      command,
+    });
     const failed = results.filter((r) => r.status !== "applied").length;
     const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
     const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
