@@ -6,7 +6,19 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENT, cellYaml, cleanup, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
+import { execa } from "execa";
+import {
+  AGENT,
+  CLI,
+  cellYaml,
+  cleanup,
+  configDir,
+  freePort,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 import { StandIn, type Kind } from "./stand-in.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
@@ -203,4 +215,26 @@ describe("forge publication (stand-in forges on 127.0.0.1)", () => {
     expect(parsed.comments.find((c) => c.cell === "d")?.why).toBe("local only: no forge matches");
     expect(s.forge.seen.length).toBe(before);
   }, 60_000);
+
+  it("the daemon publishes in the background, and its metrics count the outbox", async () => {
+    const s = await setup("gitea");
+    const port = await freePort();
+    const daemon = execa(
+      "node",
+      [CLI, "watch", "-c", s.config, "-s", s.state, "--metrics-port", String(port), "--stop-timeout", "2000"],
+      { reject: false, env: { NO_COLOR: "1", ...s.env } },
+    );
+    try {
+      await waitFor(() => s.forge.all().length === 1, 30_000);
+      s.write([agent, ezra]);
+      await waitFor(() => s.forge.all()[0]?.body.includes("agent:ezra") === true, 30_000);
+      expect(s.forge.all()).toHaveLength(1);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/lazarus_publish_comments\{status="done"\} 1/);
+      expect(s.forge.violations).toEqual([]);
+    } finally {
+      daemon.kill("SIGTERM");
+      await daemon;
+    }
+  }, 90_000);
 });
