@@ -139,6 +139,27 @@ async function workOne(e: OutboxEntry, o: WorkOptions, now: number): Promise<"po
   }
 }
 
+// The entries to work now, each incarnation's spawn comment before its close comment: a close
+// waits while its spawn comment still waits to be retried (so the issue reads in order).
+export function dueEntries(entries: OutboxEntry[], now: number, retryFailed: boolean): OutboxEntry[] {
+  const waiting = (e: OutboxEntry) => e.status === "pending" || (retryFailed && e.status === "failed");
+  const spawnWaits = new Set(
+    entries.filter((e) => e.kind === "spawn" && e.status === "pending").map((e) => `${e.cell}.${e.life}`),
+  );
+  return entries
+    .filter((e) => waiting(e) && (!e.nextAt || Date.parse(e.nextAt) <= now))
+    .filter((e) => e.kind === "spawn" || !spawnWaits.has(`${e.cell}.${e.life}`) || isDue(entries, e, now))
+    .sort(
+      (a, b) => a.queuedAt.localeCompare(b.queuedAt) || (a.kind === "spawn" ? -1 : 1) - (b.kind === "spawn" ? -1 : 1),
+    );
+}
+
+// Whether this close's spawn comment is due now too (then it goes first, in the same pass).
+function isDue(entries: OutboxEntry[], close: OutboxEntry, now: number): boolean {
+  const spawn = entries.find((e) => e.kind === "spawn" && e.cell === close.cell && e.life === close.life);
+  return !spawn?.nextAt || Date.parse(spawn.nextAt) <= now;
+}
+
 // Work every due entry; then, while the budget lasts, wait for the next retry and work again.
 export async function workOutbox(o: WorkOptions): Promise<WorkReport> {
   const clock = o.clock ?? Date.now;
@@ -151,14 +172,13 @@ export async function workOutbox(o: WorkOptions): Promise<WorkReport> {
     for (const e of entries.filter((x) => x.status === "done" && x.recorded === false))
       await record(e, o, "recorded after an interruption", e.project);
     const now = clock();
-    const due = entries.filter(
-      (e) =>
-        (e.status === "pending" || (first && o.retryFailed && e.status === "failed")) &&
-        (!e.nextAt || Date.parse(e.nextAt) <= now),
-    );
+    const due = dueEntries(entries, now, first && o.retryFailed === true);
     first = false;
+    const spawnWaits = new Set<string>(); // incarnations whose spawn comment must be retried first
     for (const e of due) {
+      if (e.kind === "close" && spawnWaits.has(`${e.cell}.${e.life}`)) continue;
       const r = await workOne({ ...e, status: "pending" }, o, clock());
+      if (r === "pending" && e.kind === "spawn") spawnWaits.add(`${e.cell}.${e.life}`);
       if (r !== "pending") report[r]++;
     }
     const left = (await readEntries(o.stateRoot)).filter((e) => e.status === "pending");
