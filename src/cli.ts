@@ -33,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   service: async () => (await import("./cli/service.js")).serviceCommand(),
   completion: async () => (await import("./cli/completion.js")).completionCommand(),
   logs: async () => (await import("./cli/logs.js")).logsCommand(),
+  publish: async () => (await import("./cli/publish.js")).publishCommand(),
 };
 
 // The command argv invokes, when it names one: the first word that is neither an option nor the

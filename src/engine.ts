@@ -31,6 +31,7 @@ import { thawAbandoned } from "./apply/freeze.js";
 import { finishRestores } from "./apply/restore.js";
 import { accept, type AcceptResult } from "./apply/members.js";
 import { computePlan, resolveNow, type EngineOptions, type PlanOutcome } from "./compute.js";
+import { APPLY_PUBLISH_BUDGET_MS, publishComments, type PublishOutcome } from "./forge/publish.js";
 
 export {
   computePlan,
@@ -44,6 +45,7 @@ export {
 
 export interface ApplyOutcome extends PlanOutcome {
   results: ActionResult[];
+  published: PublishOutcome; // the forge comments worked after the actions (src/forge/)
 }
 
 export interface Locked {
@@ -220,7 +222,28 @@ export async function runApply(
       hooks,
       applyOptions(opts, claim),
     );
-    return { ...outcome, results };
+    const published = await publishAfter(opts, paths, ledger, Date.parse(outcome.plan.now), command);
+    return { ...outcome, results, published };
+  });
+}
+
+// The forge comments the cells now call for, after every action is done and recorded.
+function publishAfter(
+  opts: Omit<EngineOptions, "configDir">,
+  paths: StatePaths,
+  ledger: Ledger,
+  now: number,
+  command: string,
+): Promise<PublishOutcome> {
+  const hostEnv = opts.hostEnv ?? process.env;
+  return publishComments({
+    paths,
+    ledger,
+    hostEnv,
+    host: opts.hostSettings ?? hostSettings(hostEnv),
+    now,
+    budgetMs: APPLY_PUBLISH_BUDGET_MS,
+    command,
   });
 }
 
@@ -296,7 +319,12 @@ export async function runAccept(
   });
 }
 
-export type SavedApplyOutcome = { stale: string[]; results: ActionResult[]; revision: string };
+export type SavedApplyOutcome = {
+  stale: string[];
+  results: ActionResult[];
+  revision: string;
+  published?: PublishOutcome;
+};
 
 // Apply a saved plan: exactly its actions, cell by cell, refusing cells whose observed state
 // changed since it was made (checked again under each cell's lock). A plan without actions touches
@@ -323,6 +351,7 @@ export async function applySaved(
       hooks,
       applyOptions(opts, claim),
     );
-    return { stale, results, revision: saved.revision };
+    const published = await publishAfter(opts, paths, ledger, now, command);
+    return { stale, results, revision: saved.revision, published };
   });
 }

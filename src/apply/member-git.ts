@@ -128,3 +128,6 @@ export const LOG_ARGS = [
   "--name-only",
   "--format=%H %s",
 ];
+
+// The branch project/ is on ("HEAD" when detached); reads no config that runs a program.
+export const BRANCH_ARGS = ["rev-parse", "--abbrev-ref", "HEAD"];

@@ -31,7 +31,7 @@ import {
 import { gatewayOf, inviteMember, newMember, startMember, stopMember, writePortfolio } from "./members.js";
 import { forgetGatewayCell, setGatewayPortfolio, syncGatewayBudget } from "../gateway/cells.js";
 import { guardCell, recordPlanted } from "./guard.js";
-import { LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
+import { BRANCH_ARGS, LOG_ARGS, STATUS_ARGS, gitRefusal, memberGit } from "./member-git.js";
 import { ensureRealDir, ensureRegularOrAbsent, type Planted } from "../util/real-dirs.js";
 import { touchNoFollow } from "../util/safe-fs.js";
 import { readTombstone, writeTombstone } from "../observe/tombstone.js";
@@ -93,9 +93,11 @@ async function stageCell(
   ))
     await mkdir(dir, { recursive: true, mode: 0o755 });
   for (const f of [sp.scratchpad, sp.decisions, sp.spawnLog]) await writeFile(f, "", { flag: "a", mode: 0o644 });
+  const uid = newId();
   const rec: CellRecord = {
     formatVersion: RECORD_FORMAT,
-    uid: newId(),
+    uid,
+    life: uid,
     name: d.name,
     state: "invited",
     project: d.project,
@@ -412,6 +414,7 @@ export async function resurrect(a: Extract<Action, { kind: "resurrect" }>, env: 
   const rec = await loadRecord(cp_);
   if (rec.state === "closed") {
     rec.state = transition(a.cell, rec.state, "active");
+    rec.life = newId(); // a new life: its own spawn and close comments (src/forge/)
     delete rec.closedAt;
     delete rec.closeReason;
     delete rec.closedDigest;
@@ -515,7 +518,7 @@ export async function revive(a: Extract<Action, { kind: "revive" }>, env: ApplyE
 export async function projectChanges(
   project: string,
   since: number,
-): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; gitSkipped?: string }> {
+): Promise<{ source: "git" | "mtime"; files: string[]; commits?: string[]; branch?: string; gitSkipped?: string }> {
   const refused = (await exists(path.join(project, ".git"))) ? await gitRefusal(project) : "no repository";
   if (!refused) {
     try {
@@ -529,7 +532,8 @@ export async function projectChanges(
           .map((l) => l.slice(3)),
         ...log.stdout.split("\n").filter((l) => l && !/^[0-9a-f]{40} /.test(l)),
       ]);
-      return { source: "git", files: [...files].sort(), commits };
+      const branch = (await memberGit(project, BRANCH_ARGS).catch(() => "")).trim();
+      return { source: "git", files: [...files].sort(), commits, ...(branch && branch !== "HEAD" ? { branch } : {}) };
     } catch {
       // fall back to modification times
     }

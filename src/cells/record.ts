@@ -85,6 +85,9 @@ export interface Replacing {
 export interface CellRecord {
   formatVersion: typeof RECORD_FORMAT;
   uid: string; // one incarnation of the name; a re-created cell gets a new uid
+  // One life of the cell for publication (the forge comments' marker): set at create, new at each
+  // resurrection, kept through a replacement. Records from before it: the uid.
+  life?: string;
   name: string;
   state: CellState;
   project: string;

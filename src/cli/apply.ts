@@ -33,6 +33,7 @@ import {
 import { typedOption } from "./flags.js";
 import { readJsonArg } from "./file-args.js";
 import { progress, type ProgressOptions } from "./progress.js";
+import { publishLine } from "../forge/publish.js";
 
 const SAVED_PLAN_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -149,6 +150,7 @@ export function applyCommand(): Command {
                   results: outcome.results.map(resultToJson),
                   held: outcome.plan.held,
                   diagnostics: diags,
+                  publish: outcome.published,
                 },
                 null,
                 2,
@@ -160,6 +162,8 @@ export function applyCommand(): Command {
           } else {
             out(`\nApply complete: ${outcome.results.length - failed} applied, ${failed} failed or skipped.`);
           }
+          const published = publishLine(outcome.published);
+          if (published && !o.json) err(published);
           return failed > 0 || hasErrors(diags) ? 1 : 0;
         },
       ),
@@ -223,6 +227,8 @@ async function applySavedPlan(
     },
   ).finally(() => bar.stop());
   const failed = r.results.filter((x) => x.status !== "applied").length;
+  const published = r.published ? publishLine(r.published) : undefined;
+  if (published && !o.json) err(published);
   if (o.json) {
     out(
       JSON.stringify(

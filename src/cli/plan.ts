@@ -9,6 +9,7 @@ import { hasErrors, sortDiagnostics } from "../config/diagnostics.js";
 import { computePlan } from "../compute.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
+import { forgeTable, publicationOf } from "../forge/table.js";
 import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";
 
 export function planCommand(): Command {
@@ -40,15 +41,42 @@ export function planCommand(): Command {
               `Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`,
             );
           }
-          if (format === "json") out(JSON.stringify({ ...(planToJson(plan, diags) as object), revision }, null, 2));
+          const pubs = publications([...desired.cells.values()].map((c) => ({ name: c.name, project: c.project })));
+          if (format === "json")
+            out(
+              JSON.stringify(
+                { ...(planToJson(plan, diags) as object), revision, ...(pubs ? { publication: pubs.json } : {}) },
+                null,
+                2,
+              ),
+            );
           else if (format === "markdown") out(renderPlanMarkdown(plan, diags, revision));
           else {
             if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
             out(renderPlanText(plan, stdoutColors()));
+            if (pubs) out(pubs.text);
           }
           if (hasErrors(diags)) return 1;
           return o.detailedExitcode && plan.actions.length > 0 ? 2 : 0;
         },
       ),
     );
+}
+
+// Where each declared cell's comments go (only on a host with a forge table): text and JSON.
+function publications(
+  cells: { name: string; project: string }[],
+): { text: string; json: Record<string, unknown> } | undefined {
+  const forges = forgeTable(process.env);
+  if (forges.length === 0 || cells.length === 0) return undefined;
+  const json: Record<string, unknown> = {};
+  const lines = ["", "Publication (LAZARUS_FORGES):"];
+  for (const c of [...cells].sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = publicationOf(forges, c.project);
+    lines.push(`  ${c.name}: ${p.publishes ? `publishes to ${p.where}` : p.why}`);
+    json[c.name] = p.publishes
+      ? { publishes: true, forge: { kind: p.forge.kind, url: p.forge.url }, issue: p.issue }
+      : { publishes: false, why: p.why };
+  }
+  return { text: lines.join("\n"), json };
 }

@@ -53,6 +53,7 @@ export class Daemon {
     const metrics = new Metrics();
     metrics.watchEgress(eventsFile(path.dirname(paths.ledger)));
     metrics.watchGateway(gatewayEventsFile(path.dirname(paths.ledger)));
+    metrics.watchOutbox(path.dirname(paths.ledger));
     // A member this daemon started reports its exit: its cell is queued at once.
     const onExit = (spec: { cell: string; identity: string }, pid: number): void => {
       opts.log.info({ cell: spec.cell, member: spec.identity, pid }, "member process exited");

@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { CELL_STATES } from "../cells/lifecycle.js";
 import { EgressTally } from "../egress/events.js";
 import { GatewayTally } from "../gateway/spend.js";
+import { readEntries } from "../forge/outbox.js";
 
 export type ReconcileResult = "success" | "error" | "busy";
 
@@ -113,6 +114,16 @@ export class Metrics {
     registers: [this.registry],
   });
   private readonly progress = new Map<string, { since: number; members: string[] }>(); // cell → last progress
+  // Forge comments in the outbox by status (pending: waiting to be retried; failed: not published,
+  // a publish-failed event says why), read from the outbox at each scrape (docs/forges.md).
+  readonly publish = new Gauge({
+    name: "lazarus_publish_comments",
+    help: "Forge comments in the outbox by status (pending, done, failed)",
+    labelNames: ["status"],
+    registers: [this.registry],
+    collect: () => this.collectPublish(),
+  });
+  private outboxRoot: string | undefined;
   private egressTally: EgressTally | undefined;
   // Calls through the model gateway, their tokens and cost, by cell and the model that served them,
   // read from the gateway's events file at each scrape.
@@ -181,6 +192,19 @@ export class Metrics {
   // Count the egress connections of this state dir from now on.
   watchEgress(eventsFile: string): void {
     this.egressTally = new EgressTally(eventsFile);
+  }
+
+  // Count the forge outbox of this state dir at each scrape.
+  watchOutbox(stateRoot: string): void {
+    this.outboxRoot = stateRoot;
+  }
+
+  private async collectPublish(): Promise<void> {
+    const counts: Record<string, number> = { pending: 0, done: 0, failed: 0 };
+    if (this.outboxRoot)
+      for (const e of await readEntries(this.outboxRoot).catch(() => []))
+        counts[e.status] = (counts[e.status] ?? 0) + 1;
+    for (const [status, n] of Object.entries(counts)) this.publish.set({ status }, n);
   }
 
   private async collectEgress(): Promise<void> {

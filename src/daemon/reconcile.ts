@@ -3,6 +3,8 @@
 // it wants to run again (outcome.ts). The queue decides nothing about time; this step does not
 // touch the queue beyond freeing a cell as soon as its actions are done.
 import { applyActions, type ActionResult } from "../apply/apply.js";
+import { publishComments, publishLine } from "../forge/publish.js";
+import { hostSettings, type HostSettings } from "../host/settings.js";
 import { pollEveryMs } from "../backends/liveness.js";
 import type { DesiredCell } from "../config/types.js";
 import { formatDiagnostic } from "../config/diagnostics.js";
@@ -233,7 +235,29 @@ export class CellReconciler {
         claim,
       },
     );
+    this.publish(l, env, Math.max(now, heldUntil ?? 0));
     return { results, applied };
+  }
+
+  // The forge comments, worked in the background (one pass; what waits is retried at the next
+  // reconcile): a slow or refusing forge never holds up a reconcile.
+  private publishing: Promise<unknown> | undefined;
+  private publish(l: Locked, env: { hostEnv: NodeJS.ProcessEnv; host?: HostSettings }, now: number): void {
+    if (this.publishing) return;
+    this.publishing = publishComments({
+      paths: this.ctx.paths,
+      ledger: l.ledger,
+      hostEnv: env.hostEnv,
+      host: env.host ?? hostSettings(env.hostEnv),
+      now,
+      budgetMs: 0,
+      command: "lazarus watch",
+    })
+      .then((r) => {
+        const line = publishLine(r);
+        if (line) this.ctx.log.info({ publish: r.status }, line);
+      })
+      .finally(() => (this.publishing = undefined));
   }
 
   // Keep what the tick and the metrics need of the cell (its state, its running members), and say

@@ -6,6 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import { parse } from "yaml";
 import { LazarusError, errorMessage } from "../util/errors.js";
 import { DEFAULT_PORTS, parseEntry, type EgressEntry } from "./allow.js";
+import { forgeTable as forgeRows, projectMatches } from "../forge/table.js";
 
 // API hosts of well-known providers (a provider named in a portfolio's models).
 export const WELL_KNOWN_PROVIDERS: Readonly<Record<string, string>> = {
@@ -30,7 +31,7 @@ export interface ProviderRow {
 }
 
 export interface ForgeRow {
-  match: string; // a project pattern: "Org/*", "Org/repo", "*"
+  match: string; // a project prefix or pattern: "Org/", "Org/repo", "Org/*", "*"
   url: string;
 }
 
@@ -103,27 +104,10 @@ function providerRow(r: unknown, i: number, env: NodeJS.ProcessEnv): ProviderRow
   };
 }
 
-// LAZARUS_FORGES: `forges: [{match, kind, url, tokenFile}]` (only match and url used here).
+// LAZARUS_FORGES: `forges: [{match, kind, url, tokenFile}]` (parsed in src/forge/table.ts; only
+// match and url are used here).
 export function forgeTable(env: NodeJS.ProcessEnv = process.env): ForgeRow[] {
-  return readTable("LAZARUS_FORGES", env.LAZARUS_FORGES, "forges").map((r, i) => {
-    const row = r as { match?: unknown; url?: unknown };
-    if (typeof row.match !== "string" || typeof row.url !== "string" || !urlEntry(row.url))
-      throw new LazarusError(
-        "BAD_SETTING",
-        `LAZARUS_FORGES ${env.LAZARUS_FORGES}: forges[${i}] needs match (a project pattern) and url (an http(s) URL with a host name)`,
-      );
-    return { match: row.match, url: row.url };
-  });
+  return forgeRows(env).map((f) => ({ match: f.match, url: f.url }));
 }
 
-// Whether a project ("Org/repo#7") fits a forge's pattern ("*" stands for any run of characters).
-export function projectMatches(pattern: string, project: string): boolean {
-  const repo = project.replace(/#.*$/, "");
-  const re = new RegExp(
-    `^${pattern
-      .split("*")
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
-      .join(".*")}$`,
-  );
-  return re.test(repo);
-}
+export { projectMatches };

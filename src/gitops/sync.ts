@@ -19,6 +19,8 @@ import {
 } from "../engine.js";
 import { fingerprint } from "../plan/saved.js";
 import { applyActions, type ApplyHooks } from "../apply/apply.js";
+import { hostSettings } from "../host/settings.js";
+import { APPLY_PUBLISH_BUDGET_MS, publishComments } from "../forge/publish.js";
 import type { Action } from "../plan/actions.js";
 import type { Observed } from "../observe/observe.js";
 import type { Plan } from "../plan/plan.js";
@@ -177,6 +179,7 @@ async function applyJudged(
     opts.hooks ?? {},
     { ...(opts.parallelism !== undefined ? { parallelism: opts.parallelism } : {}), claim },
   );
+  await publishAfter(opts, f, l, now);
   const failed = results.filter((r) => r.status !== "applied").length;
   const outcome: Outcome = failed > 0 ? "failed" : results.length > 0 ? "applied" : "unchanged";
   const detail = `${results.length - failed} action(s) applied${failed ? `, ${failed} failed or skipped` : ""} from ${revision.slice(0, 12)} (${subject})`;
@@ -195,6 +198,20 @@ async function applyJudged(
 }
 
 const syncCommand = (opts: SyncOptions): string => `lazarus sync ${opts.repo}`;
+
+// The forge comments the applied actions queued, posted within the apply's budget (docs/forges.md).
+async function publishAfter(opts: SyncOptions, f: Fetched, l: Locked, now: number): Promise<void> {
+  const hostEnv = f.engine.hostEnv ?? process.env;
+  await publishComments({
+    paths: l.paths,
+    ledger: l.ledger,
+    hostEnv,
+    host: f.engine.hostSettings ?? hostSettings(hostEnv),
+    now,
+    budgetMs: APPLY_PUBLISH_BUDGET_MS,
+    command: syncCommand(opts),
+  });
+}
 
 // Fetch the ref, then plan it (--dry-run) or judge and apply it. Judge under the state-dir lock;
 // apply each cell under its own lock, skipping a cell that changed since it was judged, so the

@@ -5,6 +5,7 @@ import { LazarusError } from "../util/errors.js";
 import { parseMemory } from "../config/quantity.js";
 import { settingProblems } from "./table.js";
 import { formatBytes, hostLimits, type HostLimits } from "./limits.js";
+import { forgeTable } from "../forge/table.js";
 
 export interface HostSettings {
   // File credentials are read only from under this directory (--secrets-dir, LAZARUS_SECRETS_DIR).
@@ -75,6 +76,7 @@ export function hostSettings(env: NodeJS.ProcessEnv = process.env, flags: HostFl
       `${problems.join("; ")}: fix the setting in Lazarus's environment (docs/configuration.md, host settings)`,
     );
   startSetting(env); // a bad one fails here, before any member starts
+  forgeTable(env); // the forge table (LAZARUS_FORGES): a bad row fails here, at its line
   const secretsDir = flags.secretsDir ?? (env.LAZARUS_SECRETS_DIR || undefined);
   const prefixes = (env.LAZARUS_CREDENTIAL_ENV_PREFIX ?? "LAZARUS_SECRET_")
     .split(",")

@@ -1,0 +1,82 @@
+// Publication after a reconcile: queue what the cells' files call for, then work the outbox, under
+// the outbox's own lock (one publisher per state dir; another one busy means this one skips).
+// It runs after every action of the apply is done and recorded, and it never throws: a forge that
+// is down or refuses leaves entries pending or failed, never a cell failed or an apply failed.
+import path from "node:path";
+import type { StatePaths } from "../cells/layout.js";
+import type { Ledger } from "../ledger/ledger.js";
+import type { HostSettings } from "../host/settings.js";
+import { acquireLock } from "../lock/lock.js";
+import { LazarusError, errorMessage } from "../util/errors.js";
+import { queueComments } from "./queue.js";
+import { forgeTable } from "./table.js";
+import { outboxLockFile, workOutbox, type WorkReport } from "./worker.js";
+
+export interface PublishOptions {
+  paths: StatePaths;
+  ledger: Ledger;
+  hostEnv: NodeJS.ProcessEnv;
+  host: HostSettings;
+  now: number; // the run's time (when a member is seen to have left)
+  budgetMs: number;
+  retryFailed?: boolean;
+  command: string;
+}
+
+export type PublishOutcome =
+  | { status: "off" } // no forge table on this host
+  | { status: "busy"; holder: string }
+  | { status: "worked"; report: WorkReport }
+  | { status: "error"; error: string };
+
+// The default time apply keeps waiting for retries before it leaves them to the next run.
+export const APPLY_PUBLISH_BUDGET_MS = 10_000;
+
+export async function publishComments(o: PublishOptions): Promise<PublishOutcome> {
+  try {
+    const forges = forgeTable(o.hostEnv);
+    if (forges.length === 0) return { status: "off" };
+    const stateRoot = path.dirname(o.paths.ledger);
+    let lock;
+    try {
+      lock = await acquireLock(outboxLockFile(stateRoot), o.command, { timeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof LazarusError && err.code === "LOCKED") return { status: "busy", holder: err.message };
+      throw err;
+    }
+    try {
+      await queueComments(stateRoot, o.paths, forges, new Date(o.now).toISOString());
+      const report = await workOutbox({
+        stateRoot,
+        forges,
+        host: o.host,
+        ledger: o.ledger,
+        budgetMs: o.budgetMs,
+        ledgerTime: o.now,
+        ...(o.retryFailed ? { retryFailed: true } : {}),
+      });
+      return { status: "worked", report };
+    } finally {
+      await lock.release();
+    }
+  } catch (err) {
+    return { status: "error", error: errorMessage(err) };
+  }
+}
+
+// One line for people, or undefined when there is nothing to say.
+export function publishLine(p: PublishOutcome): string | undefined {
+  switch (p.status) {
+    case "off":
+      return undefined;
+    case "busy":
+      return `publish: skipped, another Lazarus is publishing (${p.holder})`;
+    case "error":
+      return `publish: ${p.error}`;
+    case "worked": {
+      const r = p.report;
+      if (r.posted + r.failed + r.pending === 0) return undefined;
+      return `publish: ${r.posted} comment(s) published, ${r.failed} failed for good, ${r.pending} waiting to be retried`;
+    }
+  }
+}
