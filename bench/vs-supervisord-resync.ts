@@ -108,15 +108,21 @@ try {
   console.log(`N=${N} rounds=${ROUNDS}, node ${process.version}, ${os.cpus().length} cpus, load ${load()}`);
   for (const [perFile, d] of dirs) {
     writeLayout(d.config, N, perFile);
-    execFileSync("node", [args.builds[0]?.cli as string, "apply", "--yes", "--config", d.config, "--state-dir", d.state], {
-      stdio: ["ignore", "ignore", "inherit"],
-      maxBuffer: 256 * 1024 * 1024,
-    });
+    execFileSync(
+      "node",
+      [args.builds[0]?.cli as string, "apply", "--yes", "--config", d.config, "--state-dir", d.state],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+        maxBuffer: 256 * 1024 * 1024,
+      },
+    );
   }
   // An hour, not ten minutes: on a loaded host the set-up alone can outlast a `sleep 600`.
   writePrograms(sup, N, "sleep 3600");
   await timeUpdate(sup, N);
-  const series = args.layouts.flatMap((layout) => args.builds.map((b) => ({ layout, build: b, rows: [] as number[][] })));
+  const series = args.layouts.flatMap((layout) =>
+    args.builds.map((b) => ({ layout, build: b, rows: [] as number[][] })),
+  );
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < series.length; k++) {
       const s = series[(k + r) % series.length] as (typeof series)[number];

@@ -64,7 +64,8 @@ export async function sweepBridges(stateRoot: string, cellsDir: string): Promise
   return sweepNetns(stateRoot, (uid) => live.has(uid));
 }
 
-const exists = (p: string): Promise<boolean> => access(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string): Promise<boolean> =>
+  access(p).then(
+    () => true,
+    () => false,
+  );

@@ -40,7 +40,8 @@ export function netnsInode(file: string): number | undefined {
 }
 
 function tool(name: string): string {
-  for (const d of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) if (existsSync(path.join(d, name))) return path.join(d, name);
+  for (const d of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"])
+    if (existsSync(path.join(d, name))) return path.join(d, name);
   return name;
 }
 export const NSENTER = tool("nsenter");
@@ -78,7 +79,10 @@ export async function removeNetns(file: string): Promise<void> {
 
 // Remove this state dir's namespace files that no member of a live cell names: keep(uid, home)
 // says which are still wanted. What a crash between a close and its clean-up left goes here.
-export async function sweepNetns(stateRoot: string, keep: (cellUid: string, home: string) => boolean): Promise<string[]> {
+export async function sweepNetns(
+  stateRoot: string,
+  keep: (cellUid: string, home: string) => boolean,
+): Promise<string[]> {
   const dir = netnsDir(stateRoot);
   const names = await readdir(dir).catch(() => [] as string[]);
   const gone: string[] = [];

@@ -6,13 +6,7 @@
 import path from "node:path";
 import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
 import { egressSettings, type EgressSettings } from "./settings.js";
-import {
-  egressDir,
-  proxyRecordFile,
-  readCellFiles,
-  writeSettingsFile,
-  type ProxyRecord,
-} from "./state.js";
+import { egressDir, proxyRecordFile, readCellFiles, writeSettingsFile, type ProxyRecord } from "./state.js";
 
 // The proxy as a detached helper of its state dir.
 function proxy(stateRoot: string): Detached {

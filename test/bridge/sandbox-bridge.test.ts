@@ -139,9 +139,17 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member's network namespac
   });
   const served = async (): Promise<void> => {
     const n = lines().length;
-    await waitFor(() => lines().slice(n).some((l) => l.startsWith("200 ")), 30_000).catch(() => {
+    await waitFor(
+      () =>
+        lines()
+          .slice(n)
+          .some((l) => l.startsWith("200 ")),
+      30_000,
+    ).catch(() => {
       const body = path.join(state, "cells", "bridged", "home", "gw", "body.txt");
-      throw new Error(`not served: ${lines().slice(-2).join("; ")}: ${existsSync(body) ? readFileSync(body, "utf8") : ""}`);
+      throw new Error(
+        `not served: ${lines().slice(-2).join("; ")}: ${existsSync(body) ? readFileSync(body, "utf8") : ""}`,
+      );
     });
   };
 

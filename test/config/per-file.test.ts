@@ -32,9 +32,14 @@ function planCalls(n: number): { config: string; calls: string[] } {
   dirs.push(config, state, path.dirname(out));
   const r = spawnSync(
     "strace",
-    ["-f", "-qq", "-e", "trace=%file,%desc", "-o", out, "node", CLI, "plan", "--json"].concat(
-      ["--config", config, "--state-dir", state, "--now", "2030-01-01T00:00:00Z"],
-    ),
+    ["-f", "-qq", "-e", "trace=%file,%desc", "-o", out, "node", CLI, "plan", "--json"].concat([
+      "--config",
+      config,
+      "--state-dir",
+      state,
+      "--now",
+      "2030-01-01T00:00:00Z",
+    ]),
     { encoding: "utf8" },
   );
   expect(r.status, r.stderr).toBe(0);

@@ -124,7 +124,9 @@ describe("reading cells.d", () => {
     rmSync(file);
     symlinkSync(path.join(outside, "cell.yaml"), file);
     const out = readRegularFileSync(file, 1 << 20, dir, new RealDirs(), true);
-    expect(out.kind === "problem" && out.problem.problem).toMatch(/^it is a symbolic link to .*, outside the config dir$/);
+    expect(out.kind === "problem" && out.problem.problem).toMatch(
+      /^it is a symbolic link to .*, outside the config dir$/,
+    );
   });
 
   it("reads a file whole whatever its size against its buffer, up to the cap", () => {

@@ -19,7 +19,15 @@ import { Metrics } from "../../src/daemon/metrics.js";
 import { MEMBER_PORT, eventsFile, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
 import { ensureNetns, memberNetnsFile, netnsInode, removeNetns } from "../../src/bridge/netns.js";
 import { cleanup, tempDir, waitFor } from "../helpers.js";
-import { connectInNetns, connectVia, httpsGetVia, httpsServer, makeCert, netnsSkipReason, type TestCert } from "./helpers.js";
+import {
+  connectInNetns,
+  connectVia,
+  httpsGetVia,
+  httpsServer,
+  makeCert,
+  netnsSkipReason,
+  type TestCert,
+} from "./helpers.js";
 
 const skipReason = netnsSkipReason();
 if (skipReason) console.warn(`SKIPPED: the egress proxy: ${skipReason}`);

@@ -58,7 +58,13 @@ async function writeCell(
       const t = mintToken();
       tokens.set(`${cell}/${home}`, t);
       const netns = netnsOf[home];
-      return { identity: `agent:${home}`, home, tokenDigest: tokenDigest(t), portfolio: p, ...(netns ? { netns } : {}) };
+      return {
+        identity: `agent:${home}`,
+        home,
+        tokenDigest: tokenDigest(t),
+        portfolio: p,
+        ...(netns ? { netns } : {}),
+      };
     }),
     ...extra,
   };
@@ -264,26 +270,23 @@ describe.skipIf(netnsSkipReason() !== undefined)("a member's own door", () => {
       expect(gw.openDoors().listening()).toEqual({ [netns]: ino });
       // curl run inside the namespace, as the member runs it (async: the gateway is this process)
       const call = async (who: string): Promise<string> => {
-        const r = await exec(
-          "nsenter",
-          [
-            `--net=${netns}`,
-            "--",
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            `authorization: Bearer ${tokens.get(who)}`,
-            "-H",
-            "content-type: application/json",
-            "-d",
-            JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }),
-            `http://127.0.0.1:${GATEWAY_MEMBER_PORT}/v1/chat/completions`,
-          ],
-        ).catch((e: { stdout: string; code: number }) => ({ stdout: `${e.stdout} exit=${e.code}` }));
+        const r = await exec("nsenter", [
+          `--net=${netns}`,
+          "--",
+          "curl",
+          "-sS",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-H",
+          `authorization: Bearer ${tokens.get(who)}`,
+          "-H",
+          "content-type: application/json",
+          "-d",
+          JSON.stringify({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] }),
+          `http://127.0.0.1:${GATEWAY_MEMBER_PORT}/v1/chat/completions`,
+        ]).catch((e: { stdout: string; code: number }) => ({ stdout: `${e.stdout} exit=${e.code}` }));
         return r.stdout;
       };
       expect(await call("gamma/one")).toBe("200");

@@ -2,7 +2,12 @@
 import { describe, expect, it } from "vitest";
 import { STAGE, bwrapArgs, sandboxArgv, stageView, type SandboxView } from "../../src/backends/sandbox/argv.js";
 
-const tools = { setpriv: "/usr/bin/setpriv", bwrap: "/usr/bin/bwrap", unshare: "/usr/bin/unshare", nsenter: "/usr/bin/nsenter" };
+const tools = {
+  setpriv: "/usr/bin/setpriv",
+  bwrap: "/usr/bin/bwrap",
+  unshare: "/usr/bin/unshare",
+  nsenter: "/usr/bin/nsenter",
+};
 
 const base: SandboxView = {
   uid: 200001,

@@ -246,7 +246,12 @@ export class ContainerBackend implements Backend {
     );
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
-    const r = await execa(this.engine(), args, { reject: false, stdin: "ignore", timeout: timeoutMs, maxBuffer: 1 << 20 });
+    const r = await execa(this.engine(), args, {
+      reject: false,
+      stdin: "ignore",
+      timeout: timeoutMs,
+      maxBuffer: 1 << 20,
+    });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 

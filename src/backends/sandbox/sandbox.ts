@@ -407,19 +407,23 @@ export class SandboxBackend implements Backend {
     const netns = await this.bridge(rec, m.home);
     await this.placeData(rec, cellDir);
     await this.syncView(rec, cellDir, m.home);
-    const view = await this.view(rec, {
-      cell: rec.name,
-      cellDir,
-      identity: m.identity,
-      home: path.join(cellDir, "home", m.home),
-      homeName: m.home,
-      role: m.role,
-      resources: m.resources ?? {},
-      command,
-      env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
-      credentialsFile: "",
-      configDir: "/nonexistent",
-    }, netns);
+    const view = await this.view(
+      rec,
+      {
+        cell: rec.name,
+        cellDir,
+        identity: m.identity,
+        home: path.join(cellDir, "home", m.home),
+        homeName: m.home,
+        role: m.role,
+        resources: m.resources ?? {},
+        command,
+        env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
+        credentialsFile: "",
+        configDir: "/nonexistent",
+      },
+      netns,
+    );
     this.prepareStage(view);
     const r = await execa(
       "/bin/sh",
