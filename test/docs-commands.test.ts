@@ -12,6 +12,7 @@
 // extracting the block from the doc (so the doc and CI cannot drift apart).
 // The copy leaves out cells.d/review-sandboxed.yaml: the sandbox backend needs a uid range of its
 // own (test/sandbox/), and these blocks must run anywhere the suite runs.
+import { stopGateway } from "../src/gateway/supervise.js";
 import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
@@ -238,6 +239,7 @@ describe("docs commands", () => {
           const r = await daemon;
           expect(r.exitCode, daemonLog).toBe(0);
         }
+        await stopGateway(env.STATE); // the model gateway the example cells started, by its recorded pid
         cleanup(dir); // stops the example members, whose CELL_HOME is under the copy
       }
     });
