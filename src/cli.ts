@@ -55,6 +55,13 @@ function invokedCommand(argv: readonly string[]): string | undefined {
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
 
+// A reader that went away (`lazarus logs CELL | head -n 1`) ends the command quietly, as it ends
+// any Unix filter: nothing more can be shown, and it is not Lazarus's failure.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 // A failure outside a command's body (an event handler, a stray rejection) is one line too.
 process.on("uncaughtException", (e) => {
   reportFailure(e);

@@ -1,10 +1,10 @@
 // How failures read: an unexpected error is one "internal error" line (the stack only with --debug
 // or LAZARUS_DEBUG=1); a file named on the command line is named in its errors.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanup, configDir, lazarus, tempDir } from "../helpers.js";
+import { CLI, cleanup, configDir, lazarus, tempDir } from "../helpers.js";
 
 const dirs: string[] = [];
 afterAll(() => cleanup(...dirs));
@@ -40,6 +40,19 @@ describe("an error Lazarus does not know", () => {
     const r = await lazarus(["validate", "--config", scratch]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^error: no cells\.d\/ directory in /)]);
+  });
+});
+
+describe("a reader that went away", () => {
+  // `lazarus logs CELL | head -n 1`: the pipe's reader is gone before Lazarus has written it all.
+  it("ends the command quietly, exit 0, never an internal error", async () => {
+    const child = spawn(process.execPath, [CLI, "completion", "bash"], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.destroy(); // closed before the first write: that write gets EPIPE
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
   });
 });
 
