@@ -112,7 +112,15 @@ describe.each([
 
   it("the pump rotates a member's log within LAZARUS_LOG_MAX_SIZE × (LAZARUS_LOG_KEEP + 1), newest lines kept", async () => {
     const log = path.join(logDir, "much.log");
-    await waitFor(() => readFileSync(log, "utf8").includes("line 999 "), 20_000);
+    // The file is briefly absent while the pump rotates it (renamed to .1, then made again).
+    const has = (text: string): boolean => {
+      try {
+        return readFileSync(log, "utf8").includes(text);
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => has("line 999 "), 20_000);
     expect(
       readdirSync(logDir)
         .filter((f) => f.startsWith("much.log"))
