@@ -61,13 +61,16 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
     return { state, cfg, run, tree };
   };
 
-  it("stops at close the children a member's leader left in its group", async () => {
+  // A cell whose one member's leader starts a child in its group and exits: its setup, the child's
+  // pid once the leader is gone (the child lives on), and how to close the cell.
+  const leakyCell = async (name: string) => {
     const e = setup();
     const leaky = ["/bin/sh", "-c", 'sleep 100000 & echo $! > "$HOME/child.pid"; exit 1'];
+    const file = path.join(e.cfg, "cells.d", `${name}.yaml`);
     writeFileSync(
-      path.join(e.cfg, "cells.d", "leaky.yaml"),
+      file,
       cellYaml({
-        name: "leaky",
+        name,
         grace: "1m",
         extra: remoteLines(host),
         members: [{ identity: "agent:l", restart: "never", command: leaky }],
@@ -75,48 +78,35 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
     );
     const created = await e.run(T(0));
     expect(created.exitCode, created.stdout + created.stderr).toBe(0);
-    const pidFile = path.join(e.tree("leaky"), "home", "l", "child.pid");
+    const pidFile = path.join(e.tree(name), "home", "l", "child.pid");
     await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", 20_000);
     const child = Number(readFileSync(pidFile, "utf8").trim());
     leaked.push(child);
-    const leader = readRecord(path.join(e.state, "cells", "leaky")).members[0]?.pid as number;
-    await waitFor(() => !live(leader), 20_000); // the leader exited; its child lives on in its group
-    expect(live(child)).toBe(true);
-    expect(procState(child)).toBeDefined();
+    const rec = readRecord(path.join(e.state, "cells", name));
+    await waitFor(() => !live(rec.members[0]?.pid as number), 20_000); // the leader exited
+    expect(live(child)).toBe(true); // its child lives on in its group
+    const close = async (): Promise<void> => {
+      rmSync(file);
+      const closed = await e.run(T(1));
+      expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
+    };
+    return { e, rec, child, close };
+  };
 
-    rmSync(path.join(e.cfg, "cells.d", "leaky.yaml"));
-    const closed = await e.run(T(1));
-    expect(closed.exitCode, closed.stdout + closed.stderr).toBe(0);
+  it("stops at close the children a member's leader left in its group", async () => {
+    const { child, close } = await leakyCell("leaky");
+    await close();
     await waitFor(() => !live(child), 10_000);
   }, 240_000);
 
   it("freezes and thaws the children a member's leader left in its group (a checkpoint's freeze)", async () => {
-    const e = setup();
-    const leaky = ["/bin/sh", "-c", 'sleep 100000 & echo $! > "$HOME/child.pid"; exit 1'];
-    writeFileSync(
-      path.join(e.cfg, "cells.d", "frozen.yaml"),
-      cellYaml({
-        name: "frozen",
-        grace: "1m",
-        extra: remoteLines(host),
-        members: [{ identity: "agent:f", restart: "never", command: leaky }],
-      }),
-    );
-    const created = await e.run(T(0));
-    expect(created.exitCode, created.stdout + created.stderr).toBe(0);
-    const pidFile = path.join(e.tree("frozen"), "home", "f", "child.pid");
-    await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", 20_000);
-    const child = Number(readFileSync(pidFile, "utf8").trim());
-    leaked.push(child);
-    const rec = readRecord(path.join(e.state, "cells", "frozen"));
-    await waitFor(() => !live(rec.members[0]?.pid as number), 20_000);
+    const { e, rec, child, close } = await leakyCell("frozen");
     const backend = new RemoteBackend(e.state, { ...process.env, ...ALLOW });
     await backend.freeze(rec, true);
     expect(procState(child)).toBe("T"); // stopped: it cannot write while the tree is read
     await backend.freeze(rec, false);
     expect(procState(child)).toBe("S");
-    rmSync(path.join(e.cfg, "cells.d", "frozen.yaml"));
-    expect((await e.run(T(1))).exitCode).toBe(0);
+    await close();
     await waitFor(() => !live(child), 10_000);
   }, 240_000);
 
