@@ -41,7 +41,7 @@ import { errorMessage } from "../util/errors.js";
 import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
 import { budgetDiagnostics } from "./budget.js";
-import { addGateway } from "../gateway/broker.js";
+import { addGateway, gatewayTable } from "../gateway/broker.js";
 import { hostLimits, type HostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
@@ -570,6 +570,7 @@ export class Combiner {
       }
     }
     const cells = new Map<string, DesiredCell>();
+    const providers = gatewayTable();
     for (const r of results) {
       if (badFiles.has(r.file)) continue;
       const m = memo(r);
@@ -581,7 +582,7 @@ export class Combiner {
       // every combine; a broken table holds the file's egress cells as they are.
       try {
         diagnostics.push(...addAutoEgress(r.cells));
-        addGateway(r.cells);
+        addGateway(r.cells, providers);
       } catch (err) {
         diagnostics.push({
           severity: "error",

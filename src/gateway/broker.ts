@@ -37,15 +37,24 @@ export function brokeredCredentials(
     .sort();
 }
 
-// Fill in each cell's gateway (load, after portfolios are resolved). Throws BAD_SETTING when the
-// operator's provider table is broken (the caller holds the file's cells).
-export function addGateway(cells: Iterable<DesiredCell>, env: NodeJS.ProcessEnv = process.env): void {
-  let providers: Map<string, GatewayProvider> | undefined;
+// Fill in each cell's gateway (load, after portfolios are resolved). providers: the operator's
+// table, read once per load by the caller (gatewayTable); it throws BAD_SETTING when the table is
+// broken (the caller holds the file's cells).
+export function addGateway(
+  cells: Iterable<DesiredCell>,
+  providers: () => ReadonlyMap<string, GatewayProvider>,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   for (const c of cells) {
     delete c.gateway;
     const reach = gatewayReachOf(c.backend, c, env);
-    if (!reach) continue;
-    providers ??= gatewayProviders(env);
-    c.gateway = { reach, brokered: brokeredCredentials(c.credentials, providers) };
+    if (reach) c.gateway = { reach, brokered: brokeredCredentials(c.credentials, providers()) };
   }
+}
+
+// The operator's provider table, read at the first cell that needs it and then kept for the rest
+// of one load (a broken table throws at each ask, so each file's cells are held alike).
+export function gatewayTable(env: NodeJS.ProcessEnv = process.env): () => ReadonlyMap<string, GatewayProvider> {
+  let table: Map<string, GatewayProvider> | undefined;
+  return () => (table ??= gatewayProviders(env));
 }
