@@ -29,6 +29,9 @@ export type SessionShell = "host" | "system" | "image";
 export interface Capabilities {
   checkpoint: boolean; // its tree is checkpointed and restored here (a final checkpoint at close)
   heartbeat: boolean; // Lazarus reads its members' heartbeat files
+  // spec.progress: Lazarus reads the cell's evidence of progress (project/'s commits, shared/artifacts/)
+  // in the cell's tree on this host; without it a cell would show none and stall every slice
+  progress: boolean;
   python: PythonSupport | false; // spec.runtime.python: a venv Lazarus builds for its members
   // readOnlyRoles: can show a guest the cell read-only
   sessions: { shell: SessionShell; readOnlyRoles: boolean } | false;

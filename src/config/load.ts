@@ -46,6 +46,7 @@ import { hostLimits, type HostLimits } from "../host/limits.js";
 import { diskDiagnostics } from "../backends/disk/checks.js";
 import { checkFileCredentials } from "./credentials.js";
 import { checkFilePython, pythonPathDiagnostics } from "../runtime/python/check.js";
+import { progressDiagnostics } from "../progress/check.js";
 import { checkpointMaxBytes, hostSettings } from "../host/settings.js";
 import type { CredentialContext } from "../host/secrets.js";
 
@@ -128,6 +129,7 @@ export function parseCellFile(
       ...checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
       ...boundDiagnostics(cell, at),
       ...egressDiagnostics(cell, at),
+      ...progressDiagnostics(cell, at),
       ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
       ...pythonPathDiagnostics(cell, at),
       ...commandPathDiagnostics(cell, at),

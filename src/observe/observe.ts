@@ -65,7 +65,10 @@ export async function observeCell(dir: string, place: Place, fallbackName: strin
   const checkpoints = await listCheckpoints(place === "archive" ? path.join(dir, "checkpoints") : cp.checkpoints);
   const frozen = place === "cells" ? await readFrozen(dir) : undefined;
   const disk = place === "cells" && record?.disk ? await backend?.diskUsage?.(dir) : undefined;
-  const progress = place === "cells" && record?.progress ? await observeProgress(cp) : undefined;
+  // Evidence is read only where the backend keeps the cell's tree on this host (a record of a cell
+  // elsewhere that claims spec.progress, written before load refused it there, is never judged).
+  const judged = place === "cells" && record?.progress && backend?.capabilities.progress;
+  const progress = judged ? await observeProgress(cp) : undefined;
   return {
     name: place === "archive" ? (record?.name ?? fallbackName) : fallbackName,
     place,

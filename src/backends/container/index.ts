@@ -54,6 +54,7 @@ export const containerBackend: BackendSpec = {
   capabilities: {
     checkpoint: true,
     heartbeat: true,
+    progress: true, // project/ and shared/ are the host's directories, bound in
     python: false,
     sessions: { shell: "image", readOnlyRoles: true },
     diskQuota: true,

@@ -11,6 +11,7 @@ export const dryBackend: BackendSpec = {
   capabilities: {
     checkpoint: true, // the cell's tree is a local directory like any other
     heartbeat: false, // nothing runs to touch a heartbeat
+    progress: true, // the cell's tree is local: a commit made in project/ is seen
     python: false,
     sessions: false,
     diskQuota: false,

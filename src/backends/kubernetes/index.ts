@@ -71,6 +71,7 @@ export const kubernetesBackend: BackendSpec = {
   capabilities: {
     checkpoint: false, // the tree is on the cluster's volume (docs/kubernetes.md)
     heartbeat: false,
+    progress: false, // project/ is on the cluster's volume
     python: false,
     sessions: false, // kubectl exec into the member's pod
     diskQuota: false, // its volume's size is spec.kubernetes.storage

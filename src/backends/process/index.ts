@@ -48,6 +48,7 @@ export const processBackend: BackendSpec = {
   capabilities: {
     checkpoint: true,
     heartbeat: true,
+    progress: true,
     python: { where: "the members' PATH" },
     sessions: { shell: "host", readOnlyRoles: false },
     diskQuota: false,

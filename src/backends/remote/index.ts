@@ -100,6 +100,7 @@ export const remoteBackend: BackendSpec = {
   capabilities: {
     checkpoint: true, // the tar is written there and kept here
     heartbeat: true,
+    progress: false, // project/ is on the remote host
     python: false,
     sessions: false, // ssh to the host
     diskQuota: false,

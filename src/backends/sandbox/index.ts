@@ -42,6 +42,7 @@ export const sandboxBackend: BackendSpec = {
   capabilities: {
     checkpoint: true,
     heartbeat: true,
+    progress: true,
     python: {
       realPath: /^\/(usr|bin)\//,
       where: "the PATH under /usr or /bin",
