@@ -38,7 +38,7 @@ import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { boundDiagnostics, hostDiagnostics, needsSite } from "../backends/checks.js";
 import { DEFAULT_BACKEND, REGISTRY, RETIRED, backendNames, findBackend } from "../backends/table.js";
 import { errorMessage } from "../util/errors.js";
-import { addAutoEgress, declaredEgress, egressDiagnostics } from "../egress/cell.js";
+import { addAutoEgress, declaredEgress, egressDiagnostics, egressTables } from "../egress/cell.js";
 import { ceilingDiagnostics } from "./ceilings.js";
 import { budgetDiagnostics } from "./budget.js";
 import { addGateway, gatewayTable } from "../gateway/broker.js";
@@ -573,6 +573,7 @@ export class Combiner {
     }
     const cells = new Map<string, DesiredCell>();
     const providers = gatewayTable();
+    const tables = egressTables();
     for (const r of results) {
       if (badFiles.has(r.file)) continue;
       const m = memo(r);
@@ -580,10 +581,10 @@ export class Combiner {
         resolveAll(r.cells, portfolios, portfoliosHeld);
         m.resolved = true;
       }
-      // Automatic egress entries come from the operator's tables, read again (when changed) on
-      // every combine; a broken table holds the file's egress cells as they are.
+      // Automatic egress entries come from the operator's tables, read once per combine (again,
+      // when changed, at the next); a broken table holds the file's egress cells as they are.
       try {
-        diagnostics.push(...addAutoEgress(r.cells));
+        diagnostics.push(...addAutoEgress(r.cells, tables));
         addGateway(r.cells, providers);
       } catch (err) {
         diagnostics.push({

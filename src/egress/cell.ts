@@ -4,7 +4,16 @@
 import type { Diagnostic } from "../config/diagnostics.js";
 import type { CellEgress, DesiredCell, SourcePos } from "../config/types.js";
 import { entryText, parseEntry, withinBound, type BoundPattern } from "./allow.js";
-import { WELL_KNOWN_PROVIDERS, forgeTable, projectMatches, providerTable, urlEntry } from "./tables.js";
+import {
+  WELL_KNOWN_PROVIDERS,
+  forgeTable,
+  projectMatches,
+  providerTable,
+  urlEntry,
+  type ForgeRow,
+  type ProviderRow,
+} from "./tables.js";
+import { once } from "../util/memo.js";
 import { egressSettings } from "./settings.js";
 import { REGISTRY, findBackend } from "../backends/table.js";
 
@@ -90,13 +99,30 @@ function providersOf(cell: DesiredCell): string[] {
   return [...names].sort();
 }
 
+// The operator's tables the automatic entries come from.
+export interface EgressTables {
+  providers(): ReadonlyMap<string, ProviderRow>;
+  forges(): readonly ForgeRow[];
+}
+
+// The provider and forge tables, each read at the first egress cell that needs it and then kept
+// for the rest of one load, however many cell files ask (a broken table is read once too, and
+// throws at each ask, so each file's egress cells are held alike).
+export function egressTables(env: NodeJS.ProcessEnv = process.env): EgressTables {
+  return {
+    providers: once(() => new Map(providerTable(env).map((p) => [p.name, p]))),
+    forges: once(() => forgeTable(env)),
+  };
+}
+
 // Fill in the automatic entries of each egress cell; a provider without a known host is a warning.
-export function addAutoEgress(cells: Iterable<DesiredCell>, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+// tables: one load's (egressTables), shared by all its files.
+export function addAutoEgress(cells: Iterable<DesiredCell>, tables: EgressTables = egressTables()): Diagnostic[] {
   const out: Diagnostic[] = [];
   const list = [...cells].filter((c) => c.egress);
   if (list.length === 0) return out;
-  const providers = new Map(providerTable(env).map((p) => [p.name, p]));
-  const forges = forgeTable(env);
+  const providers = tables.providers();
+  const forges = tables.forges();
   for (const c of list) {
     const auto: CellEgress["auto"] = [];
     for (const name of providersOf(c)) {

@@ -5,6 +5,7 @@ import path from "node:path";
 import type { DesiredCell, GatewayReach } from "../config/types.js";
 import { findBackend } from "../backends/table.js";
 import { gatewayProviders, type GatewayProvider } from "./providers.js";
+import { once } from "../util/memo.js";
 
 export const gatewayOn = (env: NodeJS.ProcessEnv): boolean => env.LAZARUS_GATEWAY !== "off";
 
@@ -53,8 +54,7 @@ export function addGateway(
 }
 
 // The operator's provider table, read at the first cell that needs it and then kept for the rest
-// of one load (a broken table throws at each ask, so each file's cells are held alike).
+// of one load (a broken table is read once and throws at each ask, so each file's cells are held alike).
 export function gatewayTable(env: NodeJS.ProcessEnv = process.env): () => ReadonlyMap<string, GatewayProvider> {
-  let table: Map<string, GatewayProvider> | undefined;
-  return () => (table ??= gatewayProviders(env));
+  return once(() => gatewayProviders(env));
 }

@@ -4,6 +4,7 @@
 import os from "node:os";
 import { parseCpu, parseMemory } from "../config/quantity.js";
 import { LazarusError } from "../util/errors.js";
+import { once } from "../util/memo.js";
 import type { Resources } from "../config/types.js";
 
 export interface HostLimits {
@@ -24,8 +25,12 @@ export interface HostLimits {
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+// The host's memory: read once per process (os.totalmem() reads /proc/meminfo at every call, and
+// hostLimits is asked per cell and per member), as it does not change while Lazarus runs.
+const hostMemory = once(() => os.totalmem());
+
 // Half the host's memory, in whole MiB: no one member may take the host down.
-export function defaultMaxMemory(total = os.totalmem()): number {
+export function defaultMaxMemory(total = hostMemory()): number {
   return Math.max(64 * MiB, Math.floor(total / 2 / MiB) * MiB);
 }
 

@@ -13,3 +13,20 @@ export function recentlyComputed<K, V>(ttlMs: number, max = 4096): (key: K, comp
     return value;
   };
 }
+
+// A value read at the first ask and kept: what it threw is kept too, so a broken source is read
+// once and each ask fails alike (an operator's table for one load, a host fact for a process).
+export function once<V>(read: () => V): () => V {
+  let done: { value: V } | { error: unknown } | undefined;
+  return () => {
+    done ??= (() => {
+      try {
+        return { value: read() };
+      } catch (error) {
+        return { error };
+      }
+    })();
+    if ("error" in done) throw done.error;
+    return done.value;
+  };
+}
