@@ -41,7 +41,13 @@ import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
 import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
-import { admitGatewayMember, forgetGatewayMember, setGatewayPortfolio, type GatewayEnv } from "../gateway/cells.js";
+import {
+  admitGatewayMember,
+  forgetGatewayMember,
+  revokeGatewayToken,
+  setGatewayPortfolio,
+  type GatewayEnv,
+} from "../gateway/cells.js";
 import { dropMemberBridge } from "../bridge/member.js";
 
 // Arguments that start with ./ are paths relative to the config dir (as in compose files); the
@@ -219,6 +225,7 @@ export async function startMember(
 
 export async function stopMember(rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
   await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
+  await revokeGatewayToken(gatewayOf(env), rec, m.home); // a start mints a new one
   if (m.command && (m.status === "running" || m.status === "starting")) {
     m.status = "exited";
     m.exitedAt = iso(env.now);
@@ -320,6 +327,9 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
   if (a.stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
+  // Its process is gone: its gateway token goes before the record says so (a crash between the two
+  // finds it down again and revokes again), whether or not a restart follows.
+  await revokeGatewayToken(gatewayOf(env), rec, m.home);
   m.status = a.status;
   m.downAt = a.downAt;
   m.exitedAt = a.downAt;

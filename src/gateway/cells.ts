@@ -1,7 +1,8 @@
 // Apply's side of the model gateway: <state>/gateway/cells/<cell>.json, written atomically, names
 // the cell's incarnation, its budget, its models' prices and, per member whose portfolio the
 // gateway brokers, that portfolio and the digest of the token of the member's current process
-// (minted at every start, so a restart revokes the previous one). Removed at close and scrub;
+// (minted at every start, so a restart revokes the previous one; a process found gone or stopped
+// has its token revoked at once: revokeGatewayToken). Removed at close and scrub;
 // the gateway stops when no cell is left. Only apply and the daemon (one path) write here.
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -149,6 +150,21 @@ export function memberPort(reach: GatewayReach, hostPort: number): number {
 export async function syncGatewayBudget(g: GatewayEnv, rec: CellRecord): Promise<void> {
   const was = await readCell(g.stateRoot, rec.name);
   if (was) await writeCell(g, rec, was.members);
+}
+
+// A member's process is gone (it exited and is not restarted at once, or Lazarus stopped it): its
+// token is refused from the gateway's next call on (the file rewritten atomically, the gateway
+// told to reload). Its entry and portfolio stay, so its next start mints a new token.
+export async function revokeGatewayToken(g: GatewayEnv, rec: CellRecord, home: string): Promise<void> {
+  const was = await readCell(g.stateRoot, rec.name);
+  const entry = was?.members.find((x) => x.home === home);
+  if (!was || !entry || entry.tokenDigest === "") return;
+  await writeCell(
+    g,
+    rec,
+    was.members.map((x) => (x === entry ? { ...x, tokenDigest: "" } : x)),
+  );
+  await reloadGateway(g.stateRoot);
 }
 
 // A member left the cell: its entry (and so its token) goes.
