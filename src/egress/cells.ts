@@ -5,8 +5,8 @@ import type { CellRecord } from "../cells/record.js";
 import { memberNetnsFile } from "../bridge/netns.js";
 import { waitForDoor } from "../bridge/doors.js";
 import { egressSettings } from "./settings.js";
-import { doorsFile, readCellFiles, removeCellFile, writeCellFile } from "./state.js";
-import { ensureProxy, reloadProxy, runningProxy, stopProxy } from "./supervise.js";
+import { doorsFile, readCellFiles, writeCellFile } from "./state.js";
+import { dropProxyCell, ensureProxy, runningProxy } from "./supervise.js";
 
 // The cell's list and members as the proxy reads them, and the proxy running (an egress cell);
 // or the cell's file gone (any other network).
@@ -51,7 +51,5 @@ export async function memberEgressReady(stateRoot: string, rec: CellRecord, netn
 export async function forgetCellEgress(stateRoot: string, cell: string): Promise<void> {
   const files = await readCellFiles(stateRoot);
   if (!files.some((f) => f.cell === cell)) return;
-  await removeCellFile(stateRoot, cell);
-  if (files.length === 1) await stopProxy(stateRoot);
-  else await reloadProxy(stateRoot);
+  await dropProxyCell(stateRoot, cell);
 }

@@ -12,7 +12,6 @@ import type { GatewayReach } from "../config/types.js";
 import { hostLimits } from "../host/limits.js";
 import type { HostSettings } from "../host/settings.js";
 import { readJson, writeFileAtomic } from "../util/fsx.js";
-import { serialized } from "../util/serial.js";
 import { brokeredModels, gatewayReachOf } from "./broker.js";
 import { gatewayProviders } from "./providers.js";
 import {
@@ -28,7 +27,7 @@ import {
   type PortfolioDoc,
   type Price,
 } from "./state.js";
-import { ensureGateway, reloadGateway, runningGateway, stopGateway } from "./supervise.js";
+import { ensureGateway, holdingGateway, reloadGateway, runningGateway, stopGateway } from "./supervise.js";
 
 export interface GatewayEnv {
   stateRoot: string;
@@ -131,11 +130,11 @@ export async function admitGatewayMember(
   return { token, port: memberPort(reach, running.port) };
 }
 
-// The running gateway, started when none runs: one start at a time per state dir in this process
-// (cells are applied in parallel), and the state dir's gateway is recognised by its record.
+// The running gateway, started when none runs: one start at a time per state dir, across
+// processes (its lock), and the state dir's gateway is recognised by its record.
 function gatewayRunning(g: GatewayEnv): Promise<GatewayRecord> {
-  return serialized(
-    lockKey(g),
+  return holdingGateway(
+    g.stateRoot,
     async () => (await runningGateway(g.stateRoot)) ?? (await ensureGateway(g.stateRoot, gatewaySettings(g))),
   );
 }
@@ -187,13 +186,12 @@ export async function forgetGatewayCell(g: Pick<GatewayEnv, "stateRoot">, cell: 
     if (!was || was.uid !== uid) return;
   }
   await rm(cellFile(g.stateRoot, cell), { force: true });
-  await serialized(lockKey(g), async () => {
+  // Decided under the gateway's lock: a member another process admits meanwhile finds it running.
+  await holdingGateway(g.stateRoot, async () => {
     if ((await servedCells(g)).length === 0) await stopGateway(g.stateRoot);
     else await reloadGateway(g.stateRoot);
   });
 }
-
-const lockKey = (g: Pick<GatewayEnv, "stateRoot">): string => `gateway:${path.resolve(g.stateRoot)}`;
 
 async function servedCells(g: Pick<GatewayEnv, "stateRoot">): Promise<string[]> {
   return (await readdir(gatewayCellsDir(g.stateRoot)).catch(() => [] as string[])).filter((n) => n.endsWith(".json"));
@@ -213,7 +211,7 @@ export function gatewaySettings(g: GatewayEnv): GatewaySettings {
 // no other cell: the starts of served members report it.
 export async function keepGateway(g: GatewayEnv): Promise<void> {
   try {
-    await serialized(lockKey(g), async () => {
+    await holdingGateway(g.stateRoot, async () => {
       if ((await servedCells(g)).length) await ensureGateway(g.stateRoot, gatewaySettings(g));
     });
   } catch {

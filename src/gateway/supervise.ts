@@ -2,7 +2,14 @@
 // While none runs, members' calls to it are refused: nothing reaches a provider without it.
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { ensureDetached, reloadDetached, runningDetached, stopDetached, type Detached } from "../host/detached.js";
+import {
+  ensureDetached,
+  holdingDetached,
+  reloadDetached,
+  runningDetached,
+  stopDetached,
+  type Detached,
+} from "../host/detached.js";
 import { writeFileAtomic } from "../util/fsx.js";
 import { waitForDoor } from "../bridge/doors.js";
 import {
@@ -28,17 +35,26 @@ function gateway(stateRoot: string): Detached {
   };
 }
 
+// Run body holding the gateway's lock (gateway/helper.lock): what one Lazarus process decides
+// there (start it, stop it when no cell is left) no other process of the state dir undoes meanwhile.
+export function holdingGateway<T>(stateRoot: string, body: () => Promise<T>): Promise<T> {
+  return holdingDetached(gateway(stateRoot), body);
+}
+
 export function runningGateway(stateRoot: string): Promise<GatewayRecord | undefined> {
   return runningDetached<GatewayRecord>(gateway(stateRoot));
 }
 
 // Make sure the gateway runs with these settings and has read the cell files. Returns its record.
-export async function ensureGateway(stateRoot: string, settings: GatewaySettings): Promise<GatewayRecord> {
+// Its settings are written and it is started under its lock, so two processes never start two.
+export function ensureGateway(stateRoot: string, settings: GatewaySettings): Promise<GatewayRecord> {
   const d = gateway(stateRoot);
-  await mkdir(d.dir, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(gatewaySettingsFile(stateRoot), `${JSON.stringify(settings)}\n`, 0o600);
-  await ensureDetached(d);
-  return (await readGatewayRecord(stateRoot)) as GatewayRecord;
+  return holdingDetached(d, async () => {
+    await mkdir(d.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(gatewaySettingsFile(stateRoot), `${JSON.stringify(settings)}\n`, 0o600);
+    await ensureDetached(d);
+    return (await readGatewayRecord(stateRoot)) as GatewayRecord;
+  });
 }
 
 export function stopGateway(stateRoot: string): Promise<void> {
