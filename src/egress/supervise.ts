@@ -58,6 +58,7 @@ export function ensureProxy(stateRoot: string, settings: EgressSettings): Promis
 // refused meanwhile.
 export async function keepEgressProxy(stateRoot: string, hostEnv: NodeJS.ProcessEnv): Promise<void> {
   try {
+    if ((await readCellFiles(stateRoot)).length === 0) return; // no lock taken (nor egress/ made) without one
     await holdingDetached(proxy(stateRoot), async () => {
       if ((await readCellFiles(stateRoot)).length) await ensureProxy(stateRoot, egressSettings(hostEnv));
     });

@@ -186,6 +186,7 @@ export async function forgetGatewayCell(g: Pick<GatewayEnv, "stateRoot">, cell: 
     if (!was || was.uid !== uid) return;
   }
   await rm(cellFile(g.stateRoot, cell), { force: true });
+  if (!(await runningGateway(g.stateRoot))) return; // none runs: nothing to stop or tell
   // Decided under the gateway's lock: a member another process admits meanwhile finds it running.
   await holdingGateway(g.stateRoot, async () => {
     if ((await servedCells(g)).length === 0) await stopGateway(g.stateRoot);
@@ -211,6 +212,7 @@ export function gatewaySettings(g: GatewayEnv): GatewaySettings {
 // no other cell: the starts of served members report it.
 export async function keepGateway(g: GatewayEnv): Promise<void> {
   try {
+    if ((await servedCells(g)).length === 0) return; // no lock taken (nor gateway/ made) in a state dir without
     await holdingGateway(g.stateRoot, async () => {
       if ((await servedCells(g)).length) await ensureGateway(g.stateRoot, gatewaySettings(g));
     });

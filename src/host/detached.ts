@@ -133,8 +133,10 @@ async function ensureHeld(d: Detached): Promise<number> {
   throw new LazarusError(d.errorCode, `${d.what} of ${d.stateRoot} did not start; see ${d.log}`);
 }
 
-export function stopDetached(d: Detached): Promise<void> {
-  return holdingDetached(d, async () => {
+// Stop it (nothing, and no lock taken, when none runs: its directory is never made for that).
+export async function stopDetached(d: Detached): Promise<void> {
+  if (!(await runningDetached(d))) return;
+  await holdingDetached(d, async () => {
     const live = await runningDetached(d);
     if (!live) return;
     process.kill(live.pid, "SIGTERM");
