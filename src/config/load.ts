@@ -572,8 +572,7 @@ export class Combiner {
       }
     }
     const cells = new Map<string, DesiredCell>();
-    const providers = gatewayTable();
-    const tables = egressTables();
+    const tables = { gateway: gatewayTable(), egress: egressTables() }; // read once per load
     for (const r of results) {
       if (badFiles.has(r.file)) continue;
       const m = memo(r);
@@ -584,8 +583,8 @@ export class Combiner {
       // Automatic egress entries come from the operator's tables, read once per combine (again,
       // when changed, at the next); a broken table holds the file's egress cells as they are.
       try {
-        diagnostics.push(...addAutoEgress(r.cells, tables));
-        addGateway(r.cells, providers);
+        diagnostics.push(...addAutoEgress(r.cells, tables.egress));
+        addGateway(r.cells, tables.gateway);
       } catch (err) {
         diagnostics.push({
           severity: "error",
