@@ -45,4 +45,27 @@ describe("a rotating log", () => {
         expect(() => JSON.parse(line)).not.toThrow();
     }
   });
+
+  it("with flushMs, gathers lines and appends them together, in order, at flush or close", async () => {
+    const file = path.join(dir, "gathered.jsonl");
+    const log = new RotatingLog(file, 1 << 20, 3_600_000); // a timer that never fires in this test
+    for (let i = 0; i < 10; i++) log.write(event(i));
+    await new Promise((r) => setTimeout(r, 50)); // any write already made would have landed by now
+    expect(readFileSync(file, "utf8")).toBe(""); // gathered, not yet written
+    log.flush();
+    for (let i = 10; i < 20; i++) log.write(event(i));
+    await log.close(); // writes what is gathered
+    const nums = (await readEgressEntries(file)).map((e) => Number(/attempt (\d+)/.exec(e.reason)?.[1]));
+    expect(nums).toEqual([...Array(20).keys()]);
+  });
+
+  it("with flushMs, writes at once what passes 64 KiB, and the rest at the timer", async () => {
+    const file = path.join(dir, "big.jsonl");
+    const log = new RotatingLog(file, 1 << 30, 3_600_000);
+    const big = { ...event(0), reason: "x".repeat(70_000) };
+    log.write(big);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(file, "utf8").length).toBeGreaterThan(70_000); // not held for the timer
+    await log.close();
+  });
 });
