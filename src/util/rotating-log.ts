@@ -1,9 +1,10 @@
 // An append-only JSON-lines log that a busy writer cannot grow without bound: past maxBytes the
 // file becomes <file>.1 (the previous .1 is dropped) and a new one starts. Writes are asynchronous
 // appends in order (a WriteStream), never fsync'd: these are records of traffic, not of state.
-// With flushMs, lines are gathered and appended together at most flushMs after the first (or once
-// 64 KiB wait): one write, and one completion, for many lines instead of one each; a process
-// killed outright loses at most that last moment's lines (close() writes them).
+// With flushMs, a line is appended at once unless another was appended less than flushMs ago; then
+// it is gathered, and the gathered lines are appended together when that window ends (or once
+// 64 KiB wait): a busy writer makes one write, and waits for one completion, per window instead of
+// one per line; a process killed outright loses at most one window's lines (close() writes them).
 import { createWriteStream, statSync, type WriteStream } from "node:fs";
 import { rename } from "node:fs/promises";
 
@@ -29,13 +30,17 @@ export class RotatingLog {
   write(record: unknown): void {
     const line = `${JSON.stringify(record)}\n`;
     if (this.flushMs <= 0) return this.append(line);
+    if (!this.timer) {
+      this.append(line); // the first line of a window goes at once
+      this.timer = setTimeout(() => this.flush(), this.flushMs).unref();
+      return;
+    }
     this.gathered.push(line);
     this.gatheredBytes += line.length;
     if (this.gatheredBytes >= GATHER_MAX) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.flushMs).unref();
   }
 
-  // Append what was gathered, now.
+  // Append what was gathered, now (and end the window).
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
