@@ -18,8 +18,9 @@ const FULL_EVERY = 10; // the timer reads everything again at least every 10th t
 // A member's refused connections are events too: the file rotates past this size (one older file
 // kept), so a member cannot fill the state dir's disk with them.
 export const EVENTS_MAX_BYTES = 64 << 20;
-// Events are appended together, at most this long after the first (one file write per batch, not
-// one per connection: a write and its completion cost the proxy ~70 µs of CPU each; bench/README.md).
+// Events are appended in windows of this length: a window's first event at once, the others together
+// at its end (at most two file writes per window, not one per connection: a write and its completion
+// cost the proxy ~70 µs of CPU each; bench/README.md).
 export const EVENTS_FLUSH_MS = 20;
 
 export class EgressService {
