@@ -60,14 +60,19 @@ export function unmapped(address: string): string {
 
 const family = (a: string): "ipv4" | "ipv6" => (isIP(a) === 4 ? "ipv4" : "ipv6");
 
+// One BlockList per range, made once (not per connection).
+const NOT_PUBLIC = [
+  ...V4_NOT_PUBLIC.map(([net, prefix, why]) => ({ fam: "ipv4" as const, net, prefix, why })),
+  ...V6_NOT_PUBLIC.map(([net, prefix, why]) => ({ fam: "ipv6" as const, net, prefix, why })),
+].map((r) => {
+  const list = new BlockList();
+  list.addSubnet(r.net, r.prefix, r.fam);
+  return { fam: r.fam, list, why: r.why };
+});
+
 function reasonIn(address: string): string | undefined {
   const fam = family(address);
-  for (const [net, prefix, why] of fam === "ipv4" ? V4_NOT_PUBLIC : V6_NOT_PUBLIC) {
-    const b = new BlockList();
-    b.addSubnet(net, prefix, fam);
-    if (b.check(address, fam)) return why;
-  }
-  return undefined;
+  return NOT_PUBLIC.find((r) => r.fam === fam && r.list.check(address, fam))?.why;
 }
 
 // The host's own addresses, every interface's.

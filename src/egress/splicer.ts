@@ -64,6 +64,12 @@ export class Splicer {
     return this.unavailable;
   }
 
+  // Start the child now (a proxy that has doors to serve), so the first bulk tunnel does not wait
+  // for perl to start: that wait cost the first 100 MB download of a fresh proxy a third of its speed.
+  warm(): void {
+    void this.start();
+  }
+
   private start(): Promise<boolean> {
     if (this.ready) return this.ready;
     if (!existsSync(SPLICER_PERL)) {

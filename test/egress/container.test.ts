@@ -107,10 +107,14 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
     expect(p.direct).toMatch(/exit=1$/);
     expect(p.dns).toMatch(/exit=0$|exit=1$/);
     expect(p.dns).not.toMatch(/Address:?\s+\d+\.\d+\.\d+\.\d+/);
-    const events = readFileSync(eventsFile(state), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as EgressEvent);
+    const read = (): EgressEvent[] =>
+      readFileSync(eventsFile(state), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as EgressEvent);
+    // the proxy appends its events in batches (at most EVENTS_FLUSH_MS after the attempt)
+    await waitFor(() => read().some((e) => e.host === "169.254.169.254"), 10_000);
+    const events = read();
     expect(events.find((e) => e.host === "forge.test" && e.port === plainPort)).toMatchObject({
       cell: "egress-ctr",
       member: "agent:probe",

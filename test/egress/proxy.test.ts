@@ -99,6 +99,13 @@ afterAll(async () => {
 });
 
 const last = (): EgressEvent => events[events.length - 1] as EgressEvent;
+// The events file's lines (the proxy appends them in batches, at most EVENTS_FLUSH_MS late).
+const fileEvents = (): EgressEvent[] =>
+  readFileSync(eventsFile(dir), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as EgressEvent);
+const allWritten = (): Promise<void> => waitFor(() => fileEvents().length === events.length);
 
 describe.skipIf(skipReason !== undefined)("the egress proxy", () => {
   it("tunnels HTTPS to a listed name and records the bytes each way", async () => {
@@ -209,6 +216,7 @@ describe.skipIf(skipReason !== undefined)("the egress proxy", () => {
   });
 
   it("counts attempts by cell and verdict for /metrics, reading only what was appended since", async () => {
+    await allWritten();
     const m = new Metrics();
     m.watchEgress(eventsFile(dir));
     const value = (text: string, verdict: string): number =>
@@ -223,6 +231,7 @@ describe.skipIf(skipReason !== undefined)("the egress proxy", () => {
   });
 
   it("lists the hosts a cell reached, for its close log", async () => {
+    await allWritten();
     const reached = await reachedHosts(eventsFile(dir), "c1", "2000-01-01T00:00:00Z");
     expect(reached.map((r) => r.host)).toContain(`forge.test:${https.port}`);
     expect(reached.find((r) => r.host === `forge.test:${https.port}`)?.bytesDown).toBeGreaterThan(5000);
@@ -230,11 +239,9 @@ describe.skipIf(skipReason !== undefined)("the egress proxy", () => {
     expect(await reachedHosts(eventsFile(dir), "c1", "2999-01-01T00:00:00Z")).toEqual([]);
   });
 
-  it("writes every attempt to the state dir's events file", () => {
-    const lines = readFileSync(eventsFile(dir), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as EgressEvent);
+  it("writes every attempt to the state dir's events file", async () => {
+    await allWritten(); // (a missing line would never come: the wait fails)
+    const lines = fileEvents();
     expect(lines.length).toBe(events.length);
     expect(lines.some((e) => e.verdict === "refused" && /IP address/.test(e.reason))).toBe(true);
   });

@@ -238,6 +238,18 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
       bytesDown: expect.any(Number),
       durationMs: expect.any(Number),
     });
+    // every kind of refusal the members met (the probe's, and verify's from inside), each with why
+    const refused = (host: string) => shown.find((e) => e.action === "egress-refused" && e.details?.host === host);
+    for (const [host, why] of [
+      ["other.test", /not on the cell's list/],
+      ["127.0.0.1", /IP address/], // the host's loopback, asked for by address
+      ["169.254.169.254", /IP address/], // the metadata address
+      ["lazarus-verify-unlisted.invalid", /not on the cell's list/],
+      ["1.1.1.1", /IP address/],
+    ] as const)
+      expect(refused(host), host).toMatchObject({
+        details: { verdict: "refused", reason: expect.stringMatching(why) },
+      });
     const text = await lazarus(["events", "egress-sbx", "-s", state]);
     expect(text.stdout).toMatch(
       new RegExp(

@@ -124,6 +124,8 @@ describe.skipIf(noPerl)("the egress proxy's splicer", () => {
     const service = new EgressService(state, (e) => events.push(e));
     try {
       await service.reload();
+      // started with the first door, before a tunnel needs it (a bulk tunnel never waits for perl)
+      await waitFor(() => splicersOf(process.pid).length === 1, 10_000);
       const c = await connectVia(sock, `bulk.test:${port}`);
       expect(c.status).toBe(200);
       // More than SPLICE_AFTER, echoed back: the splicer holds the tunnel from here on.

@@ -1,6 +1,6 @@
 // The real daemon's /metrics, scraped over 127.0.0.1 and checked by Prometheus's own linter
 // (`promtool check metrics`, Debian package prometheus; .ci/run installs it).
-import { rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +133,28 @@ describe("lazarus watch /metrics", () => {
       const r = await execa(promtool, ["check", "metrics"], { input: text, reject: false });
       expect(`${r.stdout}${r.stderr}`.trim()).toBe("");
     }
+  });
+
+  it("counts egress attempts per cell and verdict, from the proxy's events file", async () => {
+    // Lines as the egress proxy appends them to <state>/egress/events.jsonl (the proxy writing
+    // them is tested in test/egress/proxy.test.ts; here, the daemon reading them for /metrics).
+    const attempt = (cell: string, verdict: string) =>
+      `${JSON.stringify({ time: new Date().toISOString(), cell, member: "agent:a", kind: "connect", host: "h.test", port: 443, verdict, reason: "test", bytesUp: 0, bytesDown: 0, durationMs: 1 })}\n`;
+    mkdirSync(path.join(state, "egress"), { recursive: true });
+    const file = path.join(state, "egress", "events.jsonl");
+    appendFileSync(file, attempt("alpha", "allowed") + attempt("alpha", "refused") + attempt("alpha", "refused"));
+    appendFileSync(file, `${attempt("beta", "allowed")}{"torn`); // a line still being written is not counted
+    const series = (cell: string, verdict: string) =>
+      `lazarus_egress_connections_total{cell="${cell}",verdict="${verdict}"}`;
+    let text = await scrape();
+    expect(sample(text, series("alpha", "allowed"))).toBe(1);
+    expect(sample(text, series("alpha", "refused"))).toBe(2);
+    expect(sample(text, series("beta", "allowed"))).toBe(1);
+    expect(sample(text, series("beta", "refused"))).toBeUndefined();
+    appendFileSync(file, `"}\n${attempt("beta", "refused")}`); // the torn line ends (as garbage), one more
+    text = await scrape();
+    expect(sample(text, series("alpha", "refused"))).toBe(2); // counted once, not again
+    expect(sample(text, series("beta", "refused"))).toBe(1);
   });
 
   it("counts a failed action against its cell and as a reconcile error", { timeout: 60_000 }, async () => {

@@ -1,0 +1,217 @@
+// A container member with network: {egress: [...]} reaches its forge with the tools an agent uses:
+// curl, node (CONNECT with node's http, then https over the tunnel) and git (ls-remote, clone and
+// push over smart HTTP), and is refused the rest. The test image is made here, without a registry,
+// from this host's own curl, git, git-remote-https and node with the libraries they load (ldd),
+// busybox for the shell, and the test's certificate. The servers run on 127.0.0.1 under the test
+// names forge.test and git.test: LAZARUS_EGRESS_HOSTS maps them, and LAZARUS_EGRESS_CIDRS=127.0.0.1/32
+// opens that one address, as an operator would for an internal forge. Node 20's fetch has no proxy
+// support of its own (NODE_USE_ENV_PROXY comes with Node 24), so node speaks CONNECT itself.
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EgressEvent } from "../../src/egress/proxy.js";
+import { eventsFile } from "../../src/egress/state.js";
+import { configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { cleanupContainers, engine, skipReason } from "../backends/container-helpers.js";
+import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
+
+const IMAGE = "localhost/lazarus-test:egress-tools";
+const TOOLS = ["/usr/bin/curl", "/usr/bin/git", "/usr/lib/git-core/git-remote-https", "/usr/bin/node"];
+
+const PROBE = String.raw`
+P="$HOME/probe.tmp"; : > "$P"
+say() { printf '%s=%s\n' "$1" "$(echo "$2" | tr '\n' ' ')" >> "$P"; }
+say proxy_env "$HTTPS_PROXY $ALL_PROXY $NO_PROXY"
+say curl_listed "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://forge.test:$HTTPS_PORT/hi" 2>&1)"
+say curl_unlisted "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"
+say raw_ip "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$HTTPS_PORT/" 2>&1)"
+say metadata "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/latest/meta-data/ 2>&1)"
+say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " exit=$?")"
+say node "$(node /probe/node-probe.cjs forge.test "$HTTPS_PORT" 2>&1)"
+export GIT_SSL_CAINFO=/etc/test-cert.pem
+say git_ls_remote "$(git ls-remote "https://git.test:$GIT_PORT/repo.git" 2>&1 | cut -f2)"
+cd "$HOME" && git clone -q "https://git.test:$GIT_PORT/repo.git" work 2>&1 && cd work && echo "from a container" > pushed.txt && git add pushed.txt && git -c user.name=agent -c user.email=agent@cell commit -qm "pushed from a container" && say git_push "$(git push -q origin HEAD:main 2>&1; echo "exit=$?")"
+mv "$P" "$HOME/probe.txt"
+exec sleep 100000
+`;
+
+const NODE_PROBE = String.raw`
+const http = require("node:http"), https = require("node:https"), fs = require("node:fs");
+const [host, port] = process.argv.slice(2);
+const proxy = new URL(process.env.HTTPS_PROXY);
+http.request({ host: proxy.hostname, port: proxy.port, method: "CONNECT", path: host + ":" + port })
+  .on("connect", (res, socket) => {
+    if (res.statusCode !== 200) { console.log("refused " + res.statusCode); return; }
+    https.get({ host, port, path: "/from-node", socket, agent: false, ca: fs.readFileSync("/etc/test-cert.pem") }, (r) => {
+      let body = ""; r.on("data", (d) => (body += d)); r.on("end", () => console.log(body.trim()));
+    });
+  })
+  .on("error", (e) => console.log("error " + e.message)).end();
+`;
+
+// Copy a host file to the same path under root (symlinks followed: the file itself is copied).
+function place(root: string, file: string): void {
+  const to = path.join(root, file);
+  if (existsSync(to)) return;
+  mkdirSync(path.dirname(to), { recursive: true });
+  copyFileSync(file, to);
+  chmodSync(to, 0o755);
+}
+
+// The libraries a binary loads, as ldd names them.
+function libraries(bin: string): string[] {
+  const out = execFileSync("ldd", [bin], { encoding: "utf8" });
+  return [...out.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1] as string);
+}
+
+// The image, made from this host's tools (undefined), or why it cannot be made.
+function buildImage(cert: TestCert): string | undefined {
+  const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+  const missing = [...TOOLS, "/usr/bin/ldd"].filter((t) => !existsSync(t));
+  if (!busybox || missing.length)
+    return `cannot make the tools image: missing ${[busybox ? "" : "busybox", ...missing]}`;
+  const root = mkdtempSync(path.join(tmpdir(), "lazarus-image-tools-"));
+  try {
+    mkdirSync(path.join(root, "bin"), { recursive: true });
+    copyFileSync(busybox, path.join(root, "bin", "busybox"));
+    chmodSync(path.join(root, "bin", "busybox"), 0o755);
+    for (const a of ["sh", "tr", "cut", "mv", "sleep", "cat", "echo", "printf"])
+      symlinkSync("busybox", path.join(root, "bin", a));
+    for (const t of TOOLS) {
+      place(root, t);
+      for (const lib of libraries(t)) place(root, lib);
+    }
+    mkdirSync(path.join(root, "etc"), { recursive: true });
+    writeFileSync(path.join(root, "etc", "test-cert.pem"), cert.pem);
+    mkdirSync(path.join(root, "probe"));
+    writeFileSync(path.join(root, "probe", "node-probe.cjs"), NODE_PROBE);
+    mkdirSync(path.join(root, "tmp"));
+    const tar = spawnSync("tar", ["-C", root, "-c", "."], { maxBuffer: 1 << 30 });
+    if (tar.status !== 0) return `cannot pack the tools image: ${String(tar.stderr)}`;
+    const r = spawnSync(engine.bin as string, ["import", "-q", "-c", "ENV PATH=/usr/bin:/bin", "-", IMAGE], {
+      input: tar.stdout,
+      encoding: "utf8",
+      timeout: 300_000,
+      maxBuffer: 1 << 20,
+    });
+    return r.status === 0 ? undefined : `cannot import the tools image: ${String(r.stderr).trim()}`;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(skipReason)("a container member with an egress list, using curl, node and git", () => {
+  const dir = tempDir("lazarus-egress-tools-");
+  chmodSync(dir, 0o755);
+  writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
+  const env = {
+    LAZARUS_UID_RANGE: "289000-289099",
+    LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
+    LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
+  };
+  const state = tempDir("lazarus-egress-tools-state-");
+  const cfg = configDir({});
+  const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
+  let web: { server: import("node:https").Server; port: number };
+  let git: { server: import("node:https").Server; port: number };
+  let imageProblem: string | undefined;
+
+  beforeAll(async () => {
+    const cert = makeCert(dir, ["forge.test", "other.test", "git.test"]);
+    imageProblem = buildImage(cert);
+    web = await httpsServer(cert);
+    const repos = path.join(dir, "repos");
+    mkdirSync(repos);
+    execFileSync("git", ["init", "-q", "--bare", "-b", "main", path.join(repos, "repo.git")]);
+    const seed = path.join(dir, "seed");
+    execFileSync("git", ["init", "-q", "-b", "main", seed]);
+    writeFileSync(path.join(seed, "README"), "seed\n");
+    execFileSync("git", ["-C", seed, "add", "README"]);
+    execFileSync("git", ["-C", seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed"]);
+    execFileSync("git", ["-C", seed, "push", "-q", path.join(repos, "repo.git"), "main"]);
+    git = await gitHttpsServer(cert, repos);
+  }, 300_000);
+
+  afterAll(async () => {
+    await egressCleanup(state);
+    await cleanupContainers(state);
+    spawnSync(engine.bin as string, ["rmi", "-f", IMAGE], { stdio: "ignore" });
+    web?.server.close();
+    git?.server.close();
+    for (const d of [state, cfg, dir]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("reaches the listed forge with curl, node and git (ls-remote, clone, push); is refused the rest, as events", async () => {
+    expect(imageProblem).toBeUndefined();
+    writeFileSync(
+      path.join(cfg, "cells.d", "c.yaml"),
+      [
+        "apiVersion: lazarus/v1",
+        "kind: Cell",
+        "metadata: {name: egress-tools}",
+        "spec:",
+        "  project: Org/repo#1",
+        "  owner: human:tester",
+        "  backend: container",
+        `  container: {image: "${IMAGE}"}`,
+        `  network: {egress: ["forge.test:${web.port}", "git.test:${git.port}"]}`,
+        "  members:",
+        `    - {identity: "agent:probe", role: executor, command: ["sh", "-c", ${JSON.stringify(PROBE)}], env: {HTTPS_PORT: "${web.port}", GIT_PORT: "${git.port}"}}`,
+        "",
+      ].join("\n"),
+    );
+    const r = await run("apply", "--yes");
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const file = path.join(state, "cells", "egress-tools", "home", "probe", "probe.txt");
+    await waitFor(() => existsSync(file), 180_000);
+    const p = Object.fromEntries(
+      readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
+    );
+    expect(p.proxy_env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
+    expect(p.curl_listed).toBe("hello /hi");
+    expect(p.node).toBe("hello /from-node");
+    expect(p.git_ls_remote).toMatch(/refs\/heads\/main/);
+    expect(p.git_push).toBe("exit=0");
+    expect(
+      execFileSync("git", ["-C", path.join(dir, "repos", "repo.git"), "log", "-1", "--format=%s", "main"], {
+        encoding: "utf8",
+      }).trim(),
+    ).toBe("pushed from a container");
+    expect(p.curl_unlisted).toMatch(/403.* exit=56/);
+    expect(p.raw_ip).toBe("403");
+    expect(p.metadata).toBe("403");
+    expect(p.around).toMatch(/exit=7$/); // its own loopback: nothing listens there, no route out
+    const read = (): EgressEvent[] =>
+      readFileSync(eventsFile(state), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as EgressEvent);
+    await waitFor(() => read().filter((e) => e.host === "git.test").length >= 2, 10_000);
+    const mine = read().filter((e) => e.cell === "egress-tools" && e.member === "agent:probe");
+    expect(mine.find((e) => e.host === "other.test")).toMatchObject({
+      verdict: "refused",
+      reason: expect.stringMatching(/not on the cell's list/),
+    });
+    expect(mine.find((e) => e.host === "127.0.0.1")).toMatchObject({ verdict: "refused" });
+    expect(mine.find((e) => e.host === "169.254.169.254")).toMatchObject({ verdict: "refused" });
+    const pushed = mine.filter((e) => e.host === "git.test" && e.verdict === "allowed");
+    expect(Math.max(...pushed.map((e) => e.bytesUp))).toBeGreaterThan(200);
+    expect(readdirSync(path.join(state, "cells"))).toContain("egress-tools");
+  }, 400_000);
+});
