@@ -5,7 +5,6 @@
 // the cell's budget and records every call as an event. Provider keys never leave this process.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { readFile, stat } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import { nextModel, type HealthEvent } from "../portfolio/next.js";
 import type { ErrorClass } from "../portfolio/types.js";
 import { secretPath } from "../host/secrets.js";
@@ -26,7 +25,7 @@ import {
 } from "./state.js";
 import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
 import { UsageBook, costOf, overBudget } from "./usage.js";
-import { callProvider, readSmall } from "./upstream.js";
+import { Gone, callProvider, readSmall } from "./upstream.js";
 
 export const PORTFOLIO_ALIAS = "portfolio";
 
@@ -210,9 +209,7 @@ export class Gateway {
         `the budget of cell ${caller.cell.cell} is spent (${spent}); it frees up as usage leaves its window`,
       );
     }
-    const ac = new AbortController();
-    res.on("close", () => ac.abort());
-    await this.attempts(req, res, { api, caller, portfolio, body, started, signal: ac.signal });
+    await this.attempts(req, res, { api, caller, portfolio, body, started, gone: new Gone(res) });
   }
 
   // The portfolio to serve a request for `asked` from: the whole chain for the alias (or the
@@ -253,15 +250,14 @@ export class Gateway {
         now: this.now(),
       });
       if (!next.ok) return this.giveUp(res, run, tried, last, next.reason);
-      if (next.waitMs > 0)
-        await sleep(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs), undefined, { signal: run.signal }).catch(
-          () => undefined,
-        );
-      if (run.signal.aborted) return;
+      if (next.waitMs > 0) await run.gone.pause(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs));
+      if (run.gone.went) return;
       const at: Attempt = { model: next.model.model, provider: next.model.provider, reason: next.reason };
       tried.push(at);
       const out = await this.once(req, run, at);
       if (out.kind === "served") return this.served(res, run, tried, out.reply);
+      // the member left while the provider was answering: not the model's failure
+      if (run.gone.went) return this.giveUp(res, run, tried, last, "the member went away");
       if (out.kind === "final") return relayError(res, out.status, out.headers, out.body, tried);
       at.failed = out.cls;
       this.report(caller, at.model, out.cls);
@@ -284,7 +280,7 @@ export class Gateway {
       body: Buffer.from(JSON.stringify(prepared.body)),
       headers: req.headers,
       timeoutMs: this.opts.headersTimeoutMs ?? 600_000,
-      signal: run.signal,
+      gone: run.gone,
     });
     if (!reply.ok) return { kind: "failed", cls: reply.timeout ? "timeout" : "server_error" };
     const status = reply.res.statusCode ?? 502;
@@ -344,10 +340,10 @@ export class Gateway {
       asked: String(run.body.model),
       status: last?.status ?? 502,
       refused: reason,
-      tried: tried.map((t) => `${t.model}: ${t.failed}`),
+      tried: tried.map((t) => `${t.model}: ${t.failed ?? "unfinished"}`),
       latencyMs: this.now() - run.started,
     });
-    if (run.signal.aborted) return;
+    if (run.gone.went) return;
     if (last) return relayError(res, last.status, last.headers, last.body, tried);
     answer(res, run.api, "upstream", reason);
   }
@@ -389,7 +385,7 @@ interface Run {
   portfolio: PortfolioDoc;
   body: Record<string, unknown>;
   started: number;
-  signal: AbortSignal;
+  gone: Gone;
 }
 
 interface Failure {

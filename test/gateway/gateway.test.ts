@@ -18,7 +18,7 @@ import {
   type GatewayCellFile,
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
-import { startStandin, type Standin } from "./standin.js";
+import { SPLIT_WORDS, startStandin, type Standin } from "./standin.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
 import { netnsSkipReason } from "../egress/helpers.js";
 
@@ -121,6 +121,7 @@ beforeAll(async () => {
   await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), {
     budget: { tokens: 20, periodMs: 3600_000 },
   });
+  await writeCell("gamma", ["coder"], portfolio("split", [["split-gpt", "so"]]));
   gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
   await gw.reload();
   base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
@@ -188,6 +189,21 @@ describe("model gateway", () => {
     const ev = (await events()).at(-1);
     expect(ev).toMatchObject({ used: "gpt-ok", tokensIn: 11, tokensOut: 4 });
     expect(typeof ev?.firstByteMs).toBe("number");
+  });
+
+  it("relays a stream whose chunks end inside a character without changing a byte, dropping only the usage chunk", async () => {
+    const stream = await openai("gamma/coder").chat.completions.create({
+      model: "split-gpt",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    let text = "";
+    for await (const chunk of stream) {
+      expect(chunk.choices.length).toBeGreaterThan(0);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe(SPLIT_WORDS.join(""));
+    expect((await events()).at(-1)).toMatchObject({ cell: "gamma", used: "split-gpt", tokensIn: 11, tokensOut: 4 });
   });
 
   it("serves Anthropic messages, whole and streamed, falling back within the Anthropic models", async () => {
