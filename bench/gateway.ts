@@ -8,7 +8,9 @@
 // Each reports per request the time to the first body byte and to the end (median, p90, p99), what
 // the gateway adds at the median, the gateway's CPU per call (/proc/<pid>/stat) and the load.
 // Usage: npm run build && npx tsx bench/gateway.ts [--mode both|burst|steady] [--rounds 3]
-//   [--streams 200] [--events 80] [--gap-ms 25] [--first-ms 250] [--phase-s 20]
+//   [--streams 200] [--events 80] [--gap-ms 25] [--first-ms 250] [--phase-s 20] [--gateway dist/gateway/main.js]…
+// --gateway (repeatable): the gateway build(s) to run, each in its own process, taking turns with
+// the others and with the direct calls in every round (say, a build of main beside this one).
 // --events/--gap-ms/--first-ms shape every stream: the text events, the ms between them, and the
 // ms before the first (the model's time to its first token). See bench/README.md for the defaults.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -30,6 +32,7 @@ const { values: opt } = parseArgs({
     "gap-ms": { type: "string", default: "25" },
     "first-ms": { type: "string", default: "250" },
     "phase-s": { type: "string", default: "20" },
+    gateway: { type: "string", multiple: true, default: ["dist/gateway/main.js"] },
   },
 });
 const ROUNDS = Number(opt.rounds);
@@ -74,17 +77,25 @@ function portfolio(): GatewayCellFile["members"][number]["portfolio"] {
   };
 }
 
-// The gateway of a fresh state dir serving one cell whose member holds `token`; its port and pid.
-async function startGateway(provider: string, token: string): Promise<{ port: number; pid: number }> {
+interface Gw {
+  label: string; // the main.js it runs
+  url: string;
+  pid: number;
+  token: string;
+}
+
+// A gateway (main.js of a build) with a fresh state dir serving one cell whose member holds a token.
+async function startGateway(provider: string, mainJs: string, n: number): Promise<Gw> {
   mkdirSync(path.join(root, "secrets", "so"), { recursive: true });
   writeFileSync(path.join(root, "secrets", "so", "key"), KEY);
   writeFileSync(
     path.join(root, "providers.yaml"),
     `providers:\n  - {name: so, api: openai, baseUrl: "${provider}/v1", keyFile: so/key}\n`,
   );
+  const token = mintToken();
   const member = { identity: "agent:bench", home: "bench", tokenDigest: tokenDigest(token), portfolio: portfolio() };
   const cell: GatewayCellFile = { formatVersion: 1, cell: "bench", uid: "bench", members: [member] };
-  const state = path.join(root, "state");
+  const state = path.join(root, `state-${n}`);
   mkdirSync(gatewayCellsDir(state), { recursive: true });
   writeFileSync(path.join(gatewayCellsDir(state), "bench.json"), JSON.stringify(cell));
   const settings: GatewaySettings = {
@@ -93,20 +104,18 @@ async function startGateway(provider: string, token: string): Promise<{ port: nu
   };
   writeFileSync(gatewaySettingsFile(state), JSON.stringify(settings));
   const extra = process.env.BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof
-  const gw = spawn(process.execPath, [...extra, "dist/gateway/main.js", state], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const gw = spawn(process.execPath, [...extra, mainJs, state], { stdio: ["ignore", "ignore", "inherit"] });
   children.push(gw);
   for (let i = 0; i < 200; i++) {
     await sleep(50);
     try {
       const rec = JSON.parse(readFileSync(path.join(state, "gateway", "gateway.json"), "utf8")) as { port: number };
-      return { port: rec.port, pid: gw.pid as number };
+      return { label: mainJs, url: `http://127.0.0.1:${rec.port}/v1/chat/completions`, pid: gw.pid as number, token };
     } catch {
       // not listening yet
     }
   }
-  throw new Error("the gateway did not start (see its stderr above)");
+  throw new Error(`the gateway ${mainJs} did not start (see its stderr above)`);
 }
 
 const f = (x: number): string => x.toFixed(1);
@@ -130,37 +139,40 @@ function report(label: string, d: Side, g: Side, cpu: string): { first: number; 
   return added;
 }
 
-async function runBurst(direct: string, viaGw: string, token: string, gwPid: number): Promise<void> {
-  const added: { first: number; total: number }[] = [];
+type Added = Map<string, { first: number; total: number }[]>;
+
+// One kind of load, round by round: directly, then through each gateway (their order turning
+// each round), each gateway's numbers against the same round's direct ones.
+async function run(
+  mode: string,
+  direct: string,
+  gws: Gw[],
+  load: (url: string, auth: string) => Promise<{ timings: Timing[]; calls: number }>,
+): Promise<void> {
+  const added: Added = new Map(gws.map((g) => [g.label, []]));
   for (let r = 1; r <= ROUNDS; r++) {
-    const d = await burst(direct, KEY, N);
-    const c0 = cpuMs(gwPid);
-    const g = await burst(viaGw, token, N);
-    const cpu = `gateway CPU ${((cpuMs(gwPid) - c0) / N).toFixed(2)} ms/call`;
-    added.push(report(`burst round ${r}: ${N} streams fired at once`, side(d), side(g), cpu));
+    const d = await load(direct, KEY);
+    for (let k = 0; k < gws.length; k++) {
+      const gw = gws[(k + r) % gws.length] as Gw;
+      const c0 = cpuMs(gw.pid);
+      const g = await load(gw.url, gw.token);
+      const cpu = `gateway CPU ${((cpuMs(gw.pid) - c0) / g.calls).toFixed(2)} ms/call over ${g.calls} calls`;
+      const label = `${mode} round ${r}, ${gw.label}`;
+      added.get(gw.label)?.push(report(label, side(d.timings), side(g.timings), cpu));
+    }
   }
-  summary("burst", added);
+  summary(mode, added);
 }
 
-async function runSteady(direct: string, viaGw: string, token: string, gwPid: number): Promise<void> {
-  const added: { first: number; total: number }[] = [];
-  for (let r = 1; r <= ROUNDS; r++) {
-    const d = await steady(direct, KEY, N, PHASE_MS, STREAM_MS);
-    const c0 = cpuMs(gwPid);
-    const g = await steady(viaGw, token, N, PHASE_MS, STREAM_MS);
-    const cpu = `gateway CPU ${((cpuMs(gwPid) - c0) / g.calls).toFixed(2)} ms/call over ${g.calls} calls`;
-    const label = `steady round ${r}: ${N} streams open for ${PHASE_MS / 1000} s`;
-    added.push(report(label, side(d.timings), side(g.timings), cpu));
-  }
-  summary("steady", added);
-}
-
-function summary(mode: string, added: { first: number; total: number }[]): void {
+function summary(mode: string, added: Added): void {
   const med = (xs: number[]): number => stats(xs).p50;
-  console.log(
-    `${mode}: median over ${added.length} rounds of the added p50: ${sf(med(added.map((a) => a.first)))} ms to the ` +
-      `first byte, ${sf(med(added.map((a) => a.total)))} ms per call (load ${loadavg()})\n`,
-  );
+  for (const [label, a] of added) {
+    console.log(
+      `${mode}, ${label}: median over ${a.length} rounds of the added p50: ${sf(med(a.map((x) => x.first)))} ms ` +
+        `to the first byte, ${sf(med(a.map((x) => x.total)))} ms per call (load ${loadavg()})`,
+    );
+  }
+  console.log("");
 }
 
 try {
@@ -169,14 +181,19 @@ try {
       `${N} streams; load ${loadavg()}; ${os.cpus().length} cpus`,
   );
   const provider = await startStandin();
-  const token = mintToken();
-  const gw = await startGateway(provider, token);
+  const gws: Gw[] = [];
+  for (const mainJs of opt.gateway) gws.push(await startGateway(provider, mainJs, gws.length));
   const direct = `${provider}/v1/chat/completions`;
-  const viaGw = `http://127.0.0.1:${gw.port}/v1/chat/completions`;
-  await burst(direct, KEY, N); // open both paths' connections
-  await burst(viaGw, token, N);
-  if (opt.mode !== "steady") await runBurst(direct, viaGw, token, gw.pid);
-  if (opt.mode !== "burst") await runSteady(direct, viaGw, token, gw.pid);
+  await burst(direct, KEY, N); // open every path's connections
+  for (const g of gws) await burst(g.url, g.token, N);
+  const burstLoad = async (url: string, auth: string): Promise<{ timings: Timing[]; calls: number }> => ({
+    timings: await burst(url, auth, N),
+    calls: N,
+  });
+  if (opt.mode !== "steady") await run(`burst (${N} streams fired at once)`, direct, gws, burstLoad);
+  const steadyLoad = (url: string, auth: string): ReturnType<typeof steady> =>
+    steady(url, auth, N, PHASE_MS, STREAM_MS);
+  if (opt.mode !== "burst") await run(`steady (${N} streams open for ${PHASE_MS / 1000} s)`, direct, gws, steadyLoad);
 } finally {
   for (const c of children) c.kill("SIGTERM");
   await sleep(300); // a profiled gateway writes its profile on the way out

@@ -4,6 +4,7 @@
 // cell's model health between its members), relays streams as they arrive, counts usage against
 // the cell's budget and records every call as an event. Provider keys never leave this process.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { nextModel, type HealthEvent } from "../portfolio/next.js";
 import type { ErrorClass } from "../portfolio/types.js";
@@ -74,6 +75,10 @@ export class Gateway {
   private readonly doors: Doors; // members' own doors, in their network namespaces
   private loadedMtime = -1;
   private reloading: Promise<void> | undefined;
+  // inotify on the cell files' directory: while it is armed and has seen nothing, a call skips the
+  // stat (a change marks it stale; so does a watch that failed, which is dropped and re-armed)
+  private watcher: FSWatcher | undefined;
+  private stale = true;
 
   constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
@@ -118,9 +123,32 @@ export class Gateway {
   // member's token before the member starts and removes a closed cell's file, so a call sees both
   // at once, without waiting for a signal or the timer.
   async reloadIfChanged(onBad?: (why: string) => void): Promise<void> {
+    if (this.watcher && !this.stale) return;
+    this.watchCells(); // before the stat: a change after it is seen by the watch
+    this.stale = false;
     if ((await cellsMtime(this.opts.stateRoot)) === this.loadedMtime) return;
     this.reloading ??= this.reload(onBad).finally(() => (this.reloading = undefined));
     await this.reloading;
+  }
+
+  // Arm the watch on the cell files' directory (not while it is missing: then each call stats it).
+  // Any event marks the cells stale and drops the watch: the next call stats the directory and
+  // arms a new one, so a directory removed and made again is watched again.
+  private watchCells(): void {
+    if (this.watcher) return;
+    try {
+      const w = watch(gatewayCellsDir(this.opts.stateRoot), { persistent: false });
+      const drop = (): void => {
+        this.stale = true;
+        w.close();
+        if (this.watcher === w) this.watcher = undefined;
+      };
+      w.on("change", drop);
+      w.on("error", drop);
+      this.watcher = w;
+    } catch {
+      this.watcher = undefined;
+    }
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -141,6 +169,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = undefined;
     this.doors.closeAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -152,7 +182,13 @@ export class Gateway {
     const api = apiFor(req);
     try {
       await this.reloadIfChanged();
-      const caller = this.authenticate(req);
+      let caller = this.authenticate(req);
+      if (!caller && this.watcher) {
+        // a token written just now, whose watch event is not handled yet: look before refusing
+        this.stale = true;
+        await this.reloadIfChanged();
+        caller = this.authenticate(req);
+      }
       if (!caller) return answer(res, api, "auth", "invalid token: use the token Lazarus gave this member");
       if (door && (door.cellUid !== caller.cell.uid || door.home !== caller.member.home)) {
         return answer(res, api, "auth", "this token belongs to another member: use your own");

@@ -266,6 +266,17 @@ describe("model gateway", () => {
     expect(String((err as Error).message)).toMatch(/30\.0000 of 20 in cost/);
   });
 
+  it("sees a cell file written or removed while it runs at the very next call, without being told", async () => {
+    const ask = () =>
+      openai("eps/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] });
+    for (let i = 0; i < 3; i++) {
+      await writeCell("eps", ["coder"], portfolio("eps", [["gpt-ok", "so"]]));
+      expect((await ask()).model).toBe("gpt-ok");
+      await rm(path.join(gatewayCellsDir(state), "eps.json"));
+      await expect(ask()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    }
+  });
+
   it("refuses a closed cell's token once the gateway reloads", async () => {
     const client = openai("alpha/reviewer");
     await rm(path.join(gatewayCellsDir(state), "alpha.json"));
