@@ -119,10 +119,13 @@ export class Gateway {
     return this.doors;
   }
 
-  // Read the cell files again when their directory changed since (one stat): apply writes a
-  // member's token before the member starts and removes a closed cell's file, so a call sees both
-  // at once, without waiting for a signal or the timer.
-  async reloadIfChanged(onBad?: (why: string) => void): Promise<void> {
+  // Read the cell files again when their directory changed since: apply writes a member's token
+  // before the member starts and removes a closed cell's file, so a call sees both at once, without
+  // waiting for a signal or the timer. The directory is stat'ed only when its watch saw a change
+  // (or there is no watch); force: stat it all the same (the once-a-second timer, in case a
+  // filesystem's watch stays silent).
+  async reloadIfChanged(onBad?: (why: string) => void, force = false): Promise<void> {
+    if (force) this.stale = true;
     if (this.watcher && !this.stale) return;
     this.watchCells(); // before the stat: a change after it is seen by the watch
     this.stale = false;
