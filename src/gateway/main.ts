@@ -33,7 +33,7 @@ runDetached("model gateway", async (stateRoot) => {
         await gw.close().catch(() => undefined);
         process.exit(0);
       }
-      await gw.reloadIfChanged(complain);
+      await gw.reloadIfChanged(complain, true); // a stat a second, whatever the watch says
     },
     close: () => gw.close(),
   };

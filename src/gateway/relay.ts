@@ -3,7 +3,7 @@
 // say which model served it and how many attempts it took.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ApiShape, Usage } from "./apis.js";
-import { SseSplitter, eventData } from "./sse.js";
+import { SseSplitter, eventData, mayCarryUsage } from "./sse.js";
 
 export interface Served {
   res: IncomingMessage;
@@ -68,27 +68,23 @@ function relayStream(
 ): Promise<Relayed> {
   const started = performance.now();
   let firstByteMs: number | undefined;
-  const counter = api.streamUsage();
-  const split = new SseSplitter();
+  const usage = new StreamUsage(api, s.stripUsageChunk);
   res.writeHead(s.res.statusCode ?? 200, headers);
   res.flushHeaders();
   return new Promise<Relayed>((resolve) => {
     const done = (complete: boolean): void => {
-      const usage = counter.usage();
-      resolve({ ...(usage ? { usage } : {}), ...(firstByteMs !== undefined ? { firstByteMs } : {}), complete });
+      const u = usage.counter.usage();
+      resolve({ ...(u ? { usage: u } : {}), ...(firstByteMs !== undefined ? { firstByteMs } : {}), complete });
     };
     s.res.on("data", (chunk: Buffer) => {
       firstByteMs ??= performance.now() - started;
-      const events = split.push(chunk.toString("utf8"));
-      const keep = s.stripUsageChunk ? events.filter((e) => !skip(api, e, counter)) : events;
-      if (!s.stripUsageChunk) for (const e of events) counter.see(eventData(e));
-      const out = s.stripUsageChunk ? keep.join("") : chunk;
+      const out = usage.relayed(chunk);
       if (out.length > 0 && !res.write(out)) s.res.pause();
     });
     res.on("drain", () => s.res.resume());
     s.res.on("end", () => {
-      const tail = split.flush();
-      if (tail && s.stripUsageChunk) res.write(tail);
+      const tail = usage.tail();
+      if (tail) res.write(tail);
       res.end();
       done(true);
     });
@@ -105,9 +101,43 @@ function relayStream(
   });
 }
 
-// An event to drop from an OpenAI stream: the usage chunk the gateway asked for (it is counted).
-function skip(api: ApiShape, event: string, counter: { see(d: unknown): void }): boolean {
-  const data = eventData(event);
-  counter.see(data);
-  return api.isUsageChunk(data);
+// A stream's usage, counted on the side: only events that can carry it are parsed, and what the
+// member gets of each chunk is its bytes unchanged, unless the gateway asked for a usage chunk the
+// member did not (stripUsageChunk), which is dropped.
+class StreamUsage {
+  readonly counter: ReturnType<ApiShape["streamUsage"]>;
+  private readonly split = new SseSplitter();
+
+  constructor(
+    private readonly api: ApiShape,
+    private readonly strip: boolean,
+  ) {
+    this.counter = api.streamUsage();
+  }
+
+  // What to send the member of this chunk.
+  relayed(chunk: Buffer): Buffer | string {
+    const events = this.split.push(chunk);
+    let dropped = false;
+    const kept: string[] | undefined = this.strip ? [] : undefined;
+    for (const e of events) {
+      if (mayCarryUsage(e)) {
+        const data = eventData(e);
+        this.counter.see(data);
+        if (this.strip && this.api.isUsageChunk(data)) {
+          dropped = true;
+          continue;
+        }
+      }
+      kept?.push(e);
+    }
+    if (!kept || (!dropped && this.split.exact)) return chunk;
+    return kept.join("");
+  }
+
+  // What is left to send when the stream ends (only when stripping: otherwise it was sent as it came).
+  tail(): string {
+    const t = this.split.flush();
+    return this.strip ? t : "";
+  }
 }

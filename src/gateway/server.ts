@@ -4,8 +4,8 @@
 // cell's model health between its members), relays streams as they arrive, counts usage against
 // the cell's budget and records every call as an event. Provider keys never leave this process.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
 import { nextModel, type HealthEvent } from "../portfolio/next.js";
 import type { ErrorClass } from "../portfolio/types.js";
 import { secretPath } from "../host/secrets.js";
@@ -26,7 +26,7 @@ import {
 } from "./state.js";
 import type { GatewayCellFile, GatewayMember, PortfolioDoc } from "./state.js";
 import { UsageBook, costOf, overBudget } from "./usage.js";
-import { callProvider, readSmall } from "./upstream.js";
+import { Gone, callProvider, readSmall } from "./upstream.js";
 
 export const PORTFOLIO_ALIAS = "portfolio";
 
@@ -75,6 +75,10 @@ export class Gateway {
   private readonly doors: Doors; // members' own doors, in their network namespaces
   private loadedMtime = -1;
   private reloading: Promise<void> | undefined;
+  // inotify on the cell files' directory: while it is armed and has seen nothing, a call skips the
+  // stat (a change marks it stale; so does a watch that failed, which is dropped and re-armed)
+  private watcher: FSWatcher | undefined;
+  private stale = true;
 
   constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
@@ -115,13 +119,39 @@ export class Gateway {
     return this.doors;
   }
 
-  // Read the cell files again when their directory changed since (one stat): apply writes a
-  // member's token before the member starts and removes a closed cell's file, so a call sees both
-  // at once, without waiting for a signal or the timer.
-  async reloadIfChanged(onBad?: (why: string) => void): Promise<void> {
+  // Read the cell files again when their directory changed since: apply writes a member's token
+  // before the member starts and removes a closed cell's file, so a call sees both at once, without
+  // waiting for a signal or the timer. The directory is stat'ed only when its watch saw a change
+  // (or there is no watch); force: stat it all the same (the once-a-second timer, in case a
+  // filesystem's watch stays silent).
+  async reloadIfChanged(onBad?: (why: string) => void, force = false): Promise<void> {
+    if (force) this.stale = true;
+    if (this.watcher && !this.stale) return;
+    this.watchCells(); // before the stat: a change after it is seen by the watch
+    this.stale = false;
     if ((await cellsMtime(this.opts.stateRoot)) === this.loadedMtime) return;
     this.reloading ??= this.reload(onBad).finally(() => (this.reloading = undefined));
     await this.reloading;
+  }
+
+  // Arm the watch on the cell files' directory (not while it is missing: then each call stats it).
+  // Any event marks the cells stale and drops the watch: the next call stats the directory and
+  // arms a new one, so a directory removed and made again is watched again.
+  private watchCells(): void {
+    if (this.watcher) return;
+    try {
+      const w = watch(gatewayCellsDir(this.opts.stateRoot), { persistent: false });
+      const drop = (): void => {
+        this.stale = true;
+        w.close();
+        if (this.watcher === w) this.watcher = undefined;
+      };
+      w.on("change", drop);
+      w.on("error", drop);
+      this.watcher = w;
+    } catch {
+      this.watcher = undefined;
+    }
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -142,6 +172,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = undefined;
     this.doors.closeAll();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -153,7 +185,13 @@ export class Gateway {
     const api = apiFor(req);
     try {
       await this.reloadIfChanged();
-      const caller = this.authenticate(req);
+      let caller = this.authenticate(req);
+      if (!caller && this.watcher) {
+        // a token written just now, whose watch event is not handled yet: look before refusing
+        this.stale = true;
+        await this.reloadIfChanged();
+        caller = this.authenticate(req);
+      }
       if (!caller) return answer(res, api, "auth", "invalid token: use the token Lazarus gave this member");
       if (door && (door.cellUid !== caller.cell.uid || door.home !== caller.member.home)) {
         return answer(res, api, "auth", "this token belongs to another member: use your own");
@@ -210,9 +248,7 @@ export class Gateway {
         `the budget of cell ${caller.cell.cell} is spent (${spent}); it frees up as usage leaves its window`,
       );
     }
-    const ac = new AbortController();
-    res.on("close", () => ac.abort());
-    await this.attempts(req, res, { api, caller, portfolio, body, started, signal: ac.signal });
+    await this.attempts(req, res, { api, caller, portfolio, body, started, gone: new Gone(res) });
   }
 
   // The portfolio to serve a request for `asked` from: the whole chain for the alias (or the
@@ -253,15 +289,14 @@ export class Gateway {
         now: this.now(),
       });
       if (!next.ok) return this.giveUp(res, run, tried, last, next.reason);
-      if (next.waitMs > 0)
-        await sleep(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs), undefined, { signal: run.signal }).catch(
-          () => undefined,
-        );
-      if (run.signal.aborted) return;
+      if (next.waitMs > 0) await run.gone.pause(Math.min(next.waitMs, portfolio.retries.maxRetryAfterMs));
+      if (run.gone.went) return;
       const at: Attempt = { model: next.model.model, provider: next.model.provider, reason: next.reason };
       tried.push(at);
       const out = await this.once(req, run, at);
       if (out.kind === "served") return this.served(res, run, tried, out.reply);
+      // the member left while the provider was answering: not the model's failure
+      if (run.gone.went) return this.giveUp(res, run, tried, last, "the member went away");
       if (out.kind === "final") return relayError(res, out.status, out.headers, out.body, tried);
       at.failed = out.cls;
       this.report(caller, at.model, out.cls);
@@ -284,7 +319,7 @@ export class Gateway {
       body: Buffer.from(JSON.stringify(prepared.body)),
       headers: req.headers,
       timeoutMs: this.opts.headersTimeoutMs ?? 600_000,
-      signal: run.signal,
+      gone: run.gone,
     });
     if (!reply.ok) return { kind: "failed", cls: reply.timeout ? "timeout" : "server_error" };
     const status = reply.res.statusCode ?? 502;
@@ -344,10 +379,10 @@ export class Gateway {
       asked: String(run.body.model),
       status: last?.status ?? 502,
       refused: reason,
-      tried: tried.map((t) => `${t.model}: ${t.failed}`),
+      tried: tried.map((t) => `${t.model}: ${t.failed ?? "unfinished"}`),
       latencyMs: this.now() - run.started,
     });
-    if (run.signal.aborted) return;
+    if (run.gone.went) return;
     if (last) return relayError(res, last.status, last.headers, last.body, tried);
     answer(res, run.api, "upstream", reason);
   }
@@ -389,7 +424,7 @@ interface Run {
   portfolio: PortfolioDoc;
   body: Record<string, unknown>;
   started: number;
-  signal: AbortSignal;
+  gone: Gone;
 }
 
 interface Failure {

@@ -1,7 +1,7 @@
 // One call to a provider: the request as the member made it, with the provider's key and the model
 // the portfolio chose; the response's headers as soon as they arrive (the body is the caller's to
 // stream), or why there was none (a timeout, a refused connection: both worth the next model).
-import http, { type IncomingMessage } from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { ApiShape } from "./apis.js";
 import type { GatewayProvider } from "./providers.js";
@@ -15,6 +15,59 @@ const agents = {
 // stays behind.
 const PASSED = ["content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta", "user-agent"];
 
+// Whether the member went away (its response closed before its end), and what to stop then: one
+// listener on the response per call (an AbortController per call cost more than the rest of the
+// call's own bookkeeping).
+export class Gone {
+  went = false;
+  private readonly stops = new Set<() => void>();
+
+  constructor(res: ServerResponse) {
+    res.once("close", () => {
+      if (res.writableFinished) return;
+      this.went = true;
+      for (const stop of this.stops) stop();
+      this.stops.clear();
+    });
+  }
+
+  // Run stop when the member goes away (at once if it has); the function returned forgets it.
+  onGone(stop: () => void): () => void {
+    if (this.went) {
+      stop();
+      return () => undefined;
+    }
+    this.stops.add(stop);
+    return () => void this.stops.delete(stop);
+  }
+
+  // ms, or less if the member goes away first.
+  pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        forget();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const forget = this.onGone(done);
+    });
+  }
+}
+
+// The URL of an API at a provider, parsed once.
+const urls = new Map<string, URL>();
+function urlOf(base: string, path: string): URL {
+  const key = base + path;
+  let url = urls.get(key);
+  if (!url) {
+    if (urls.size > 1000) urls.clear(); // the operator's table is small: this only bounds a leak
+    url = new URL(key);
+    urls.set(key, url);
+  }
+  return url;
+}
+
 export type Reply = { ok: true; res: IncomingMessage } | { ok: false; timeout: boolean; message: string };
 
 export interface CallInput {
@@ -24,11 +77,11 @@ export interface CallInput {
   body: Buffer;
   headers: http.IncomingHttpHeaders;
   timeoutMs: number; // until the response's headers
-  signal: AbortSignal; // the member went away
+  gone: Gone; // the member went away: the call is given up
 }
 
 export function callProvider(input: CallInput): Promise<Reply> {
-  const url = new URL(input.provider.baseUrl + input.api.upstreamPath);
+  const url = urlOf(input.provider.baseUrl, input.api.upstreamPath);
   const headers: Record<string, string> = {
     "accept-encoding": "identity",
     "content-length": String(input.body.length),
@@ -45,8 +98,8 @@ export function callProvider(input: CallInput): Promise<Reply> {
       method: "POST",
       headers,
       agent: tls ? agents.https : agents.http,
-      signal: input.signal,
     });
+    input.gone.onGone(() => req.destroy(new Error("the member went away")));
     const timer = setTimeout(() => req.destroy(new Error(`no response within ${input.timeoutMs} ms`)), input.timeoutMs);
     req.on("response", (res) => {
       clearTimeout(timer);

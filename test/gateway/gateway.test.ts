@@ -18,7 +18,7 @@ import {
   type GatewayCellFile,
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
-import { startStandin, type Standin } from "./standin.js";
+import { SPLIT_WORDS, startStandin, type Standin } from "./standin.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
 import { netnsSkipReason } from "../egress/helpers.js";
 
@@ -121,6 +121,7 @@ beforeAll(async () => {
   await writeCell("beta", ["coder"], portfolio("cheap", [["gpt-ok", "so"]]), {
     budget: { tokens: 20, periodMs: 3600_000 },
   });
+  await writeCell("gamma", ["coder"], portfolio("split", [["split-gpt", "so"]]));
   gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
   await gw.reload();
   base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
@@ -190,6 +191,21 @@ describe("model gateway", () => {
     expect(typeof ev?.firstByteMs).toBe("number");
   });
 
+  it("relays a stream whose chunks end inside a character without changing a byte, dropping only the usage chunk", async () => {
+    const stream = await openai("gamma/coder").chat.completions.create({
+      model: "split-gpt",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    let text = "";
+    for await (const chunk of stream) {
+      expect(chunk.choices.length).toBeGreaterThan(0);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe(SPLIT_WORDS.join(""));
+    expect((await events()).at(-1)).toMatchObject({ cell: "gamma", used: "split-gpt", tokensIn: 11, tokensOut: 4 });
+  });
+
   it("serves Anthropic messages, whole and streamed, falling back within the Anthropic models", async () => {
     const msg = await anthropic("alpha/coder").messages.create({
       model: "portfolio",
@@ -248,6 +264,17 @@ describe("model gateway", () => {
     const err = await ask().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(String((err as Error).message)).toMatch(/30\.0000 of 20 in cost/);
+  });
+
+  it("sees a cell file written or removed while it runs at the very next call, without being told", async () => {
+    const ask = () =>
+      openai("eps/coder").chat.completions.create({ model: "gpt-ok", messages: [{ role: "user", content: "hi" }] });
+    for (let i = 0; i < 3; i++) {
+      await writeCell("eps", ["coder"], portfolio("eps", [["gpt-ok", "so"]]));
+      expect((await ask()).model).toBe("gpt-ok");
+      await rm(path.join(gatewayCellsDir(state), "eps.json"));
+      await expect(ask()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    }
   });
 
   it("refuses a closed cell's token once the gateway reloads", async () => {
