@@ -101,6 +101,22 @@ export class LoadScope {
   }
 }
 
+// The checks of one cell beyond its shape, in the order their diagnostics are reported.
+type CellRule = (cell: DesiredCell, at: At, scope: LoadScope, raw: RawCell) => readonly Diagnostic[];
+const CELL_RULES: readonly CellRule[] = [
+  (cell, at) => checkCell(cell, at),
+  (cell, at) => valueDiagnostics(cell, at),
+  (cell, at, scope) => ceilingDiagnostics(cell, at, scope.limits),
+  (cell, at, scope) => budgetDiagnostics(cell, at, scope.limits),
+  (cell, at, scope) => checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
+  (cell, at) => boundDiagnostics(cell, at),
+  (cell, at) => egressDiagnostics(cell, at),
+  (cell, at, _scope, raw) => diskDiagnostics(cell, raw.spec.resources?.disk, at),
+  (cell, at) => pythonPathDiagnostics(cell, at),
+  (cell, at) => commandPathDiagnostics(cell, at),
+  (cell, at) => plainTextDiagnostics(cell, at),
+];
+
 // Parse and validate one cells.d/ file. Pure: no I/O (this host is checked after, by checkHost).
 export function loadFileText(file: string, text: string): FileResult {
   return parseCellFile(file, text).result;
@@ -117,22 +133,10 @@ export function parseCellFile(
   let cells: DesiredCell[] = [];
   let sites: CellSite[] = [];
   const checks: Diagnostic[] = [];
-  const limits = scope.limits;
+  void scope.limits; // worked out before the first document, so a bad setting fails every load as it did
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(
-      ...checkCell(cell, at),
-      ...valueDiagnostics(cell, at),
-      ...ceilingDiagnostics(cell, at, limits),
-      ...budgetDiagnostics(cell, at, limits),
-      ...checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
-      ...boundDiagnostics(cell, at),
-      ...egressDiagnostics(cell, at),
-      ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
-      ...pythonPathDiagnostics(cell, at),
-      ...commandPathDiagnostics(cell, at),
-      ...plainTextDiagnostics(cell, at),
-    );
+    for (const rule of CELL_RULES) for (const d of rule(cell, at, scope, value as RawCell)) checks.push(d);
     cells.push(cell);
     sites.push(needsSite(cell) ? { cell, at } : { cell });
   });
