@@ -50,11 +50,17 @@ function resourceDiagnostics(r: Resources, base: (string | number)[], at: At, li
   return out;
 }
 
+// Whether any ask of a resources block is above its ceiling (as resourceDiagnostics judges one).
+const above = (asked: number | undefined, max: number): boolean => asked !== undefined && !(asked <= max);
+const overAny = (r: Resources, limits: HostLimits): boolean =>
+  above(r.memoryBytes, limits.maxMemoryBytes) || above(r.pids, limits.maxPids) || above(r.cpu, limits.maxCpu);
+
 // Every ask of the cell above a ceiling.
 export function ceilingDiagnostics(cell: DesiredCell, at: At, limits: HostLimits): Diagnostic[] {
   const out = resourceDiagnostics(cell.resources, ["spec", "resources"], at, limits);
   cell.members.forEach((m, i) => {
-    if (tryAt(at, ["spec", "members", i, "resources"]))
+    // Positions are looked up only for an ask above a ceiling (most cells have none).
+    if (overAny(m.resources, limits) && tryAt(at, ["spec", "members", i, "resources"]))
       out.push(...resourceDiagnostics(m.resources, ["spec", "members", i, "resources"], at, limits));
   });
   const logs = cell.logs;

@@ -1,6 +1,7 @@
 // The text of a config file: strict UTF-8 (a UTF-8 byte order mark is dropped), never silently
 // repaired. Invalid bytes, UTF-16 and characters YAML does not allow are problems at their line.
 // Pure: no I/O.
+import { isAscii } from "node:buffer";
 
 export type Decoded = { text: string } | { line: number; col: number; problem: string; hint: string };
 
@@ -34,7 +35,11 @@ export function decodeYaml(bytes: Uint8Array): Decoded {
   }
   let text: string;
   try {
-    text = FATAL.decode(bytes);
+    // Plain ASCII (most config files) is valid UTF-8 with no byte order mark, and each byte is its
+    // character: read it as such (a native check, then a one-byte string), not through the decoder.
+    text = isAscii(bytes)
+      ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
+      : FATAL.decode(bytes);
   } catch {
     const at = firstInvalid(bytes);
     return { ...at, problem: "invalid UTF-8 (a byte sequence that is not a character)", hint: SAVE_AS_UTF8 };

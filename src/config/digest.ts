@@ -37,7 +37,7 @@ function sortedCopy(value: unknown, key: string): unknown {
   }
   const o = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(o).sort() /* code-unit order */) {
+  for (const k of sortedKeys(o)) {
     const item = sortedCopy(o[k], k);
     if (omitted(item)) continue;
     if (k === "__proto__")
@@ -46,6 +46,26 @@ function sortedCopy(value: unknown, key: string): unknown {
   }
   return out;
 }
+
+// The keys of o in code-unit order. A plan digests thousands of cells whose objects have the same
+// few sets of keys in the same order: the order found for a set is kept (a few per key count) and
+// given again when the same keys come in the same order, instead of sorting them each time.
+const sortedByKeys = new Map<number, { keys: string[]; sorted: string[] }[]>();
+function sortedKeys(o: object): readonly string[] {
+  const keys = Object.keys(o);
+  if (keys.length < 2) return keys;
+  let seen = sortedByKeys.get(keys.length);
+  if (seen) for (const s of seen) if (sameOrder(s.keys, keys)) return s.sorted;
+  const sorted = [...keys].sort(); // code-unit order
+  if (!seen) sortedByKeys.set(keys.length, (seen = []));
+  if (seen.length < 16) seen.push({ keys, sorted });
+  return sorted;
+}
+
+const sameOrder = (a: readonly string[], b: readonly string[]): boolean => {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
 
 export function sha256(text: string): string {
   return hash("sha256", text, "hex"); // one call, no Hash object: a plan digests thousands of cells

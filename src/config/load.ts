@@ -102,6 +102,23 @@ export class LoadScope {
   }
 }
 
+// The checks of one cell beyond its shape, in the order their diagnostics are reported.
+type CellRule = (cell: DesiredCell, at: At, scope: LoadScope, raw: RawCell) => readonly Diagnostic[];
+const CELL_RULES: readonly CellRule[] = [
+  (cell, at) => checkCell(cell, at),
+  (cell, at) => valueDiagnostics(cell, at),
+  (cell, at, scope) => ceilingDiagnostics(cell, at, scope.limits),
+  (cell, at, scope) => budgetDiagnostics(cell, at, scope.limits),
+  (cell, at, scope) => checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
+  (cell, at) => boundDiagnostics(cell, at),
+  (cell, at) => egressDiagnostics(cell, at),
+  (cell, at) => progressDiagnostics(cell, at),
+  (cell, at, _scope, raw) => diskDiagnostics(cell, raw.spec.resources?.disk, at),
+  (cell, at) => pythonPathDiagnostics(cell, at),
+  (cell, at) => commandPathDiagnostics(cell, at),
+  (cell, at) => plainTextDiagnostics(cell, at),
+];
+
 // Parse and validate one cells.d/ file. Pure: no I/O (this host is checked after, by checkHost).
 export function loadFileText(file: string, text: string): FileResult {
   return parseCellFile(file, text).result;
@@ -118,23 +135,10 @@ export function parseCellFile(
   let cells: DesiredCell[] = [];
   let sites: CellSite[] = [];
   const checks: Diagnostic[] = [];
-  const limits = scope.limits;
+  void scope.limits; // worked out before the first document, so a bad setting fails every load as it did
   const parsed = parseDocs(file, text, validateCellShape, "cell.schema.json", ({ value, at }) => {
     const cell = toDesiredCell(value as RawCell, at);
-    checks.push(
-      ...checkCell(cell, at),
-      ...valueDiagnostics(cell, at),
-      ...ceilingDiagnostics(cell, at, limits),
-      ...budgetDiagnostics(cell, at, limits),
-      ...checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
-      ...boundDiagnostics(cell, at),
-      ...egressDiagnostics(cell, at),
-      ...progressDiagnostics(cell, at),
-      ...diskDiagnostics(cell, (value as RawCell).spec.resources?.disk, at),
-      ...pythonPathDiagnostics(cell, at),
-      ...commandPathDiagnostics(cell, at),
-      ...plainTextDiagnostics(cell, at),
-    );
+    for (const rule of CELL_RULES) for (const d of rule(cell, at, scope, value as RawCell)) checks.push(d);
     cells.push(cell);
     sites.push(needsSite(cell) ? { cell, at } : { cell });
   });
@@ -331,13 +335,27 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   };
 }
 
+// Report an error at path p of the cell's document.
+type Err = (p: (string | number)[], field: string, message: string, hint: string) => void;
+
 // Rules beyond the shape that concern one cell.
 function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const err = (p: (string | number)[], field: string, message: string, hint: string): void => {
+  const err: Err = (p, field, message, hint) => {
     const { file, line, col } = at(p);
     out.push({ severity: "error", file, line, col, field, message, hint });
   };
+  checkBackend(cell, at, out, err);
+  checkTimes(cell, err);
+  checkRestore(cell, err);
+  const seen: MemberNames = { identities: new Map(), homes: new Map() };
+  for (let i = 0; i < cell.members.length; i++) checkMember(cell, i, seen, err);
+  return out;
+}
+
+// The cell's backend is one this build knows; it checks its own fields, and every other backend
+// says what of its own the cell must not set.
+function checkBackend(cell: DesiredCell, at: At, out: Diagnostic[], err: Err): void {
   const backend = findBackend(cell.backend);
   if (!backend)
     err(
@@ -346,8 +364,18 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
       `backend "${cell.backend}" is not supported yet`,
       RETIRED[cell.backend] ?? `use backend: ${backendNames().join(", ")}`,
     );
-  else out.push(...(backend.validate?.(cell, at) ?? []));
-  for (const other of REGISTRY) if (other !== backend) out.push(...(other.stray?.(cell, at) ?? []));
+  else {
+    const own = backend.validate?.(cell, at);
+    if (own) for (const d of own) out.push(d);
+  }
+  for (const other of REGISTRY) {
+    if (other === backend || !other.stray) continue;
+    for (const d of other.stray(cell, at)) out.push(d);
+  }
+}
+
+// ttl, inviteTtl and retention within their bounds.
+function checkTimes(cell: DesiredCell, err: Err): void {
   if (cell.ttlMs > LIMITS.maxTtlMs)
     err(["spec", "ttl"], "spec.ttl", "ttl exceeds the 24h maximum", "set ttl to 24h or less");
   if (cell.ttlMs === 0) err(["spec", "ttl"], "spec.ttl", "ttl must be longer than 0s", "set a ttl such as 4h");
@@ -355,6 +383,11 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
     err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl exceeds the 15m maximum", "set inviteTtl to 15m or less");
   if (cell.inviteTtlMs === 0)
     err(["spec", "inviteTtl"], "spec.inviteTtl", "inviteTtl must be longer than 0s", "set an inviteTtl such as 15m");
+}
+
+// The checkpoint schedule is a cron expression, restoreFrom names a checkpoint (or "last"), and
+// retention is not zero.
+function checkRestore(cell: DesiredCell, err: Err): void {
   if (cell.checkpoint.schedule !== undefined) {
     const problem = cronProblem(cell.checkpoint.schedule);
     if (problem)
@@ -375,103 +408,125 @@ function checkCell(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos)
   }
   if (cell.retentionMs === 0)
     err(["spec", "retention"], "spec.retention", "retention must be longer than 0s", "set a retention such as 30d");
-  const identities = new Map<string, number>();
-  const homes = new Map<string, number>();
-  cell.members.forEach((m, i) => {
-    const field = `spec.members[${i}]`;
-    const prevId = identities.get(m.identity);
-    if (prevId !== undefined) {
+}
+
+// The identities and home names of the members checked so far, with the index of each.
+interface MemberNames {
+  identities: Map<string, number>;
+  homes: Map<string, number>;
+}
+
+// One member's rules, in the order they are reported: its names, its role, its heartbeat, its env.
+function checkMember(cell: DesiredCell, i: number, seen: MemberNames, err: Err): void {
+  const m = cell.members[i] as DesiredMember;
+  const field = `spec.members[${i}]`;
+  checkMemberNames(m, i, field, seen, err);
+  checkRolePolicy(cell, m, i, field, err);
+  if (m.role === "substitute") checkSubstitute(cell, m, i, field, err);
+  else if (m.replaces) {
+    err(
+      ["spec", "members", i, "replaces"],
+      `${field}.replaces`,
+      "only a member with role substitute can replace another",
+      "remove replaces, or set role: substitute",
+    );
+  }
+  if (m.heartbeatMs !== undefined && !m.command)
+    err(
+      ["spec", "members", i, "heartbeat"],
+      `${field}.heartbeat`,
+      "heartbeat needs a member with a command",
+      "remove heartbeat or add a command",
+    );
+  for (const key of Object.keys(m.env)) {
+    if (RESERVED_ENV.test(key)) {
       err(
-        ["spec", "members", i, "identity"],
-        `${field}.identity`,
-        `identity ${m.identity} is already declared by spec.members[${prevId}]`,
-        "declare each member once",
-      );
-    } else {
-      identities.set(m.identity, i);
-      const prevHome = homes.get(m.home.toLowerCase());
-      if (prevHome !== undefined) {
-        err(
-          ["spec", "members", i, "identity"],
-          `${field}.identity`,
-          `home name "${m.home}" is already used by spec.members[${prevHome}]`,
-          "give each member a distinct name after the colon",
-        );
-      } else homes.set(m.home.toLowerCase(), i);
-    }
-    if (m.role === "guest" && !cell.policy.allowGuests) {
-      err(
-        ["spec", "members", i, "role"],
-        `${field}.role`,
-        "role guest requires spec.policy.allowGuests: true",
-        "enable guests in the policy or choose another role",
-      );
-    }
-    if (m.role === "substitute" && !cell.policy.allowSubstitutes) {
-      err(
-        ["spec", "members", i, "role"],
-        `${field}.role`,
-        "role substitute requires spec.policy.allowSubstitutes: true",
-        "enable substitutes in the policy or choose another role",
-      );
-    }
-    if (m.role === "substitute") {
-      const target = m.replaces ? cell.members.find((o) => o.identity === m.replaces) : undefined;
-      if (!m.replaces)
-        err(
-          ["spec", "members", i],
-          `${field}.replaces`,
-          "a substitute must name the member it replaces",
-          "add replaces: <identity of a member of this cell>",
-        );
-      else if (!target)
-        err(
-          ["spec", "members", i, "replaces"],
-          `${field}.replaces`,
-          `${m.replaces} is not a member of this cell`,
-          "name a member declared in spec.members",
-        );
-      else if (target.role === "substitute" || !target.command)
-        err(
-          ["spec", "members", i, "replaces"],
-          `${field}.replaces`,
-          `${m.replaces} cannot be replaced: only members with a command that are not substitutes can`,
-          "name an executor with a command",
-        );
-      if (!m.command)
-        err(
-          ["spec", "members", i],
-          `${field}.command`,
-          "a substitute needs a command",
-          "add the command that runs the substitute",
-        );
-    } else if (m.replaces) {
-      err(
-        ["spec", "members", i, "replaces"],
-        `${field}.replaces`,
-        "only a member with role substitute can replace another",
-        "remove replaces, or set role: substitute",
+        ["spec", "members", i, "env", key],
+        `${field}.env.${key}`,
+        `${key} is set by Lazarus and cannot be overridden`,
+        "remove it from env",
       );
     }
-    if (m.heartbeatMs !== undefined && !m.command)
-      err(
-        ["spec", "members", i, "heartbeat"],
-        `${field}.heartbeat`,
-        "heartbeat needs a member with a command",
-        "remove heartbeat or add a command",
-      );
-    for (const key of Object.keys(m.env)) {
-      if (RESERVED_ENV.test(key)) {
-        err(
-          ["spec", "members", i, "env", key],
-          `${field}.env.${key}`,
-          `${key} is set by Lazarus and cannot be overridden`,
-          "remove it from env",
-        );
-      }
-    }
-  });
-  return out;
+  }
+}
+
+// Each identity is declared once, and each home name (after the colon, any case) is one member's.
+function checkMemberNames(m: DesiredMember, i: number, field: string, seen: MemberNames, err: Err): void {
+  const prevId = seen.identities.get(m.identity);
+  if (prevId !== undefined) {
+    err(
+      ["spec", "members", i, "identity"],
+      `${field}.identity`,
+      `identity ${m.identity} is already declared by spec.members[${prevId}]`,
+      "declare each member once",
+    );
+    return;
+  }
+  seen.identities.set(m.identity, i);
+  const home = m.home.toLowerCase();
+  const prevHome = seen.homes.get(home);
+  if (prevHome !== undefined) {
+    err(
+      ["spec", "members", i, "identity"],
+      `${field}.identity`,
+      `home name "${m.home}" is already used by spec.members[${prevHome}]`,
+      "give each member a distinct name after the colon",
+    );
+  } else seen.homes.set(home, i);
+}
+
+// A guest or a substitute only where the cell's policy allows them.
+function checkRolePolicy(cell: DesiredCell, m: DesiredMember, i: number, field: string, err: Err): void {
+  if (m.role === "guest" && !cell.policy.allowGuests) {
+    err(
+      ["spec", "members", i, "role"],
+      `${field}.role`,
+      "role guest requires spec.policy.allowGuests: true",
+      "enable guests in the policy or choose another role",
+    );
+  }
+  if (m.role === "substitute" && !cell.policy.allowSubstitutes) {
+    err(
+      ["spec", "members", i, "role"],
+      `${field}.role`,
+      "role substitute requires spec.policy.allowSubstitutes: true",
+      "enable substitutes in the policy or choose another role",
+    );
+  }
+}
+
+// A substitute names a member of the cell it can replace (one with a command, not a substitute),
+// and has a command of its own.
+function checkSubstitute(cell: DesiredCell, m: DesiredMember, i: number, field: string, err: Err): void {
+  const target = m.replaces ? cell.members.find((o) => o.identity === m.replaces) : undefined;
+  if (!m.replaces)
+    err(
+      ["spec", "members", i],
+      `${field}.replaces`,
+      "a substitute must name the member it replaces",
+      "add replaces: <identity of a member of this cell>",
+    );
+  else if (!target)
+    err(
+      ["spec", "members", i, "replaces"],
+      `${field}.replaces`,
+      `${m.replaces} is not a member of this cell`,
+      "name a member declared in spec.members",
+    );
+  else if (target.role === "substitute" || !target.command)
+    err(
+      ["spec", "members", i, "replaces"],
+      `${field}.replaces`,
+      `${m.replaces} cannot be replaced: only members with a command that are not substitutes can`,
+      "name an executor with a command",
+    );
+  if (!m.command)
+    err(
+      ["spec", "members", i],
+      `${field}.command`,
+      "a substitute needs a command",
+      "add the command that runs the substitute",
+    );
 }
 
 // A "name: x" line (or "- name: x", or "name:" with x on the next line). Blanks are [ \t], never
@@ -508,6 +563,13 @@ interface PortfolioView {
   held: boolean;
 }
 
+// What the combiner remembers of one file under one view of the portfolios.
+interface FileMemo {
+  under: PortfolioView;
+  missing: Diagnostic[];
+  resolved: boolean;
+}
+
 // combine, remembering between calls what depends only on one cells.d/ file and the portfolios:
 // a member naming a portfolio that does not exist, and the portfolio each agent resolves to. The
 // daemon keeps one, so its view after an edit costs the changed file's cells, not every cell's.
@@ -515,10 +577,7 @@ interface PortfolioView {
 // the object of every file it reads again); the portfolios likewise.
 export class Combiner {
   private ports: PortfolioView | undefined;
-  private readonly perFile = new WeakMap<
-    FileResult,
-    { under: PortfolioView; missing: Diagnostic[]; resolved: boolean }
-  >();
+  private readonly perFile = new WeakMap<FileResult, FileMemo>();
 
   combine(
     results: FileResult[],
@@ -526,64 +585,71 @@ export class Combiner {
     portfolioResults: PortfolioFileResult[] = [],
   ): { desired: Desired; diagnostics: Diagnostic[] } {
     const diagnostics: Diagnostic[] = [];
-    for (const r of results) diagnostics.push(...r.diagnostics);
-    for (const r of portfolioResults) diagnostics.push(...r.diagnostics);
+    for (const r of results) pushAll(diagnostics, r.diagnostics);
+    for (const r of portfolioResults) pushAll(diagnostics, r.diagnostics);
     const view = this.portfolioView(portfolioResults);
-    diagnostics.push(...view.diagnostics);
-    const { portfolios, held: portfoliosHeld } = view;
-    const memo = (r: FileResult): { under: PortfolioView; missing: Diagnostic[]; resolved: boolean } => {
-      let m = this.perFile.get(r);
-      if (m?.under !== view) {
-        m = { under: view, missing: portfoliosHeld ? [] : missingPortfolios(r, portfolios), resolved: false };
-        this.perFile.set(r, m);
-      }
-      return m;
-    };
-    // A member naming a portfolio that does not exist is an error in its cell's file.
-    const missingPortfolio = new Set<string>();
-    for (const r of results) {
-      const { missing } = memo(r);
-      if (missing.length === 0) continue;
-      diagnostics.push(...missing);
-      missingPortfolio.add(r.file);
-    }
-    const declared = new Map<string, DesiredCell[]>();
-    for (const r of results) {
-      for (const c of r.cells) {
-        const decls = declared.get(c.name);
-        if (decls) decls.push(c);
-        else declared.set(c.name, [c]);
-      }
-    }
-    const badFiles = new Set(missingPortfolio);
+    pushAll(diagnostics, view.diagnostics);
+    // A file is held (quarantined) when it declares nothing, has an error, names a portfolio that
+    // does not exist, or declares a cell another file declares too.
+    const badFiles = this.missingPortfolios(results, view, diagnostics);
     for (const r of results) if (r.cells.length === 0 || hasErrors(r.diagnostics)) badFiles.add(r.file);
-    for (const [name, decls] of declared) {
-      if (decls.length < 2) continue;
-      for (const d of decls) {
-        const others = decls.filter((o) => o !== d).map((o) => `${o.source.file}:${o.source.line}`);
-        diagnostics.push({
-          severity: "error",
-          ...d.source,
-          field: "metadata.name",
-          message: `cell "${name}" is also declared at ${others.join(", ")}`,
-          hint: "declare each cell in exactly one place",
-        });
-        badFiles.add(d.source.file);
-      }
+    declaredTwice(results, diagnostics, badFiles);
+    const cells = this.goodCells(results, view, badFiles, diagnostics);
+    return {
+      desired: {
+        cells,
+        portfolios: view.portfolios,
+        portfoliosHeld: view.held,
+        quarantined: quarantinedFiles(results, texts, badFiles),
+        files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)],
+      },
+      diagnostics,
+    };
+  }
+
+  // What is remembered of file r under this view of the portfolios (worked out when it is new).
+  private memo(r: FileResult, view: PortfolioView): FileMemo {
+    let m = this.perFile.get(r);
+    if (m?.under !== view) {
+      m = { under: view, missing: view.held ? [] : missingPortfolios(r, view.portfolios), resolved: false };
+      this.perFile.set(r, m);
     }
+    return m;
+  }
+
+  // A member naming a portfolio that does not exist is an error in its cell's file: the files
+  // with such a member.
+  private missingPortfolios(results: FileResult[], view: PortfolioView, diagnostics: Diagnostic[]): Set<string> {
+    const files = new Set<string>();
+    for (const r of results) {
+      const { missing } = this.memo(r, view);
+      if (missing.length === 0) continue;
+      pushAll(diagnostics, missing);
+      files.add(r.file);
+    }
+    return files;
+  }
+
+  // The cells of the files that are not held, their portfolios resolved and the automatic egress
+  // and gateway entries added. Those entries come from the operator's tables, read again (when
+  // changed) on every combine; a broken table holds the file's egress cells as they are.
+  private goodCells(
+    results: FileResult[],
+    view: PortfolioView,
+    badFiles: Set<string>,
+    diagnostics: Diagnostic[],
+  ): Map<string, DesiredCell> {
     const cells = new Map<string, DesiredCell>();
     const tables = { gateway: gatewayTable(), egress: egressTables() }; // read once per load
     for (const r of results) {
       if (badFiles.has(r.file)) continue;
-      const m = memo(r);
+      const m = this.memo(r, view);
       if (!m.resolved) {
-        resolveAll(r.cells, portfolios, portfoliosHeld);
+        resolveAll(r.cells, view.portfolios, view.held);
         m.resolved = true;
       }
-      // Automatic egress entries come from the operator's tables, read once per combine (again,
-      // when changed, at the next); a broken table holds the file's egress cells as they are.
       try {
-        diagnostics.push(...addAutoEgress(r.cells, tables.egress));
+        pushAll(diagnostics, addAutoEgress(r.cells, tables.egress));
         addGateway(r.cells, tables.gateway);
       } catch (err) {
         diagnostics.push({
@@ -599,23 +665,7 @@ export class Combiner {
       }
       for (const c of r.cells) cells.set(c.name, c);
     }
-    const byFile = new Map(results.map((r) => [r.file, r]));
-    const quarantined: QuarantinedFile[] = [...badFiles].sort().map((file) => ({
-      file,
-      names: [
-        ...new Set([...salvageNames(texts.get(file) ?? ""), ...(byFile.get(file)?.cells.map((c) => c.name) ?? [])]),
-      ].sort(),
-    }));
-    return {
-      desired: {
-        cells,
-        portfolios,
-        portfoliosHeld,
-        quarantined,
-        files: [...results.map((r) => r.file), ...portfolioResults.map((r) => r.file)],
-      },
-      diagnostics,
-    };
+    return cells;
   }
 
   private portfolioView(inputs: PortfolioFileResult[]): PortfolioView {
@@ -627,6 +677,50 @@ export class Combiner {
     this.ports = { inputs: [...inputs], portfolios: combined ?? new Map<string, Portfolio>(), diagnostics, held };
     return this.ports;
   }
+}
+
+// Push every item of more onto out (no spread: a fleet's diagnostics can outnumber the arguments
+// a call may take).
+function pushAll<T>(out: T[], more: readonly T[]): void {
+  for (const x of more) out.push(x);
+}
+
+// A cell declared in more than one place is an error at each declaration, and holds each file.
+function declaredTwice(results: FileResult[], diagnostics: Diagnostic[], badFiles: Set<string>): void {
+  const declared = new Map<string, DesiredCell[]>();
+  for (const r of results) {
+    for (const c of r.cells) {
+      const decls = declared.get(c.name);
+      if (decls) decls.push(c);
+      else declared.set(c.name, [c]);
+    }
+  }
+  for (const [name, decls] of declared) {
+    if (decls.length < 2) continue;
+    for (const d of decls) {
+      const others = decls.filter((o) => o !== d).map((o) => `${o.source.file}:${o.source.line}`);
+      diagnostics.push({
+        severity: "error",
+        ...d.source,
+        field: "metadata.name",
+        message: `cell "${name}" is also declared at ${others.join(", ")}`,
+        hint: "declare each cell in exactly one place",
+      });
+      badFiles.add(d.source.file);
+    }
+  }
+}
+
+// The held files, each with the names of the cells it declares (or appears to, when broken).
+function quarantinedFiles(results: FileResult[], texts: Map<string, string>, badFiles: Set<string>): QuarantinedFile[] {
+  if (badFiles.size === 0) return [];
+  const byFile = new Map(results.map((r) => [r.file, r]));
+  return [...badFiles].sort().map((file) => ({
+    file,
+    names: [
+      ...new Set([...salvageNames(texts.get(file) ?? ""), ...(byFile.get(file)?.cells.map((c) => c.name) ?? [])]),
+    ].sort(),
+  }));
 }
 
 function missingPortfolios(r: FileResult, portfolios: ReadonlyMap<string, Portfolio>): Diagnostic[] {

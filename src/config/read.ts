@@ -80,6 +80,17 @@ function ioProblem(err: unknown): ReadProblem {
 export class RealDirs {
   private readonly real = new Map<string, string>();
 
+  private readonly inside = new Set<string>();
+
+  // Whether dir was found (by markInside) to resolve inside within.
+  insideSeen(dir: string, within: string): boolean {
+    return this.inside.has(`${dir}\0${within}`);
+  }
+
+  markInside(dir: string, within: string): void {
+    this.inside.add(`${dir}\0${within}`);
+  }
+
   of(dir: string): string {
     let real = this.real.get(dir);
     if (real === undefined) {
@@ -244,13 +255,20 @@ export function isInside(real: string, within: string, dirs = new RealDirs()): b
 // leads out), or undefined when it is inside. Not a link itself, the file resolves to its
 // directory's real path and its own name.
 function outsideProblem(file: string, within: string, dirs: RealDirs): ReadProblem | undefined {
+  const dir = path.dirname(file);
+  // Every file of a directory found inside within is inside too: the thousands of files of one
+  // cells.d/ are judged once.
+  if (dirs.insideSeen(dir, within)) return undefined;
   let real: string;
   try {
-    real = path.join(dirs.of(path.dirname(file)), path.basename(file));
+    real = path.join(dirs.of(dir), path.basename(file));
   } catch (err) {
     return ioProblem(err);
   }
-  if (isInside(real, within, dirs)) return undefined;
+  if (isInside(real, within, dirs)) {
+    if (isInside(dirs.of(dir), within, dirs)) dirs.markInside(dir, within);
+    return undefined;
+  }
   return {
     problem: `it is ${real}, outside the config dir (a directory on its way is a symbolic link that leads out)`,
     hint: "make every directory on its way a real directory of the config dir (or a link that stays inside it)",

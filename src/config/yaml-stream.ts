@@ -8,7 +8,6 @@ import {
   Parser,
   Schema,
   visit,
-  type CST,
   type DocumentOptions,
   type ParseOptions,
   type SchemaOptions,
@@ -45,27 +44,59 @@ export interface YamlStream {
   tooDeep: boolean; // the stream nests too deep: its one diagnostic says so, and nothing else counts
 }
 
-// The CST tokens of a stream, yielded as each document completes so the composer works while the
-// lexer runs (as yaml's own parseAllDocuments does). Nesting deeper than MAX_DEPTH is checked
-// between tokens, before anything recursive runs, so no input can overflow the stack: the stream
-// then stops, and scan.tooDeep says where. scan.aliases: whether any alias (a lexeme starting
-// with *, which is how the parser tells one) occurs at all.
+// The documents of a stream, each yielded as soon as it is composed: the lexer, the parser and the
+// composer work one lexeme at a time (as yaml's own parseAllDocuments does). Nesting deeper than
+// MAX_DEPTH is checked between lexemes, before anything recursive runs, so no input can overflow
+// the stack: the stream then stops, and scan.tooDeep says where. scan.aliases: whether any alias
+// (a lexeme starting with *, which is how the parser tells one) occurs at all.
 interface Scan {
   tooDeep?: number;
   aliases: boolean;
 }
-function* tokens(text: string, lines: LineCounter, scan: Scan): Generator<CST.Token> {
+
+// yaml's parser looks at process.env.LOG_TOKENS for every lexeme, and its composer at LOG_STREAM
+// for every token (to print them to stdout when set). process.env is node's live view of the
+// environment, each read a call into C++ (about 0.3–1 µs): 3,000 small cells are some 340,000
+// lexemes, a tenth of a plan's time. While yaml's code runs (synchronously, nothing else), process.env
+// is this empty object instead; the real one is back before each document is yielded, and so
+// before any of Lazarus's code runs again. (A LOG_TOKENS or LOG_STREAM in Lazarus's environment
+// so no longer mixes yaml's debugging lines into `plan --json`.)
+const PARSER_ENV: NodeJS.ProcessEnv = Object.freeze({});
+
+function* documents(text: string, lines: LineCounter, scan: Scan): Generator<Document.Parsed> {
   const parser = new Parser(lines.addNewLine);
+  const composer = new Composer(OPTIONS);
   lines.addNewLine(0);
-  for (const lexeme of new Lexer().lex(text)) {
-    if (lexeme.charCodeAt(0) === 42 /* * */) scan.aliases = true;
-    yield* parser.next(lexeme);
-    if (parser.stack.length > MAX_DEPTH) {
-      scan.tooDeep = parser.stack[parser.stack.length - 1]?.offset ?? 0;
-      return;
+  const env = process.env;
+  process.env = PARSER_ENV;
+  try {
+    for (const lexeme of new Lexer().lex(text)) {
+      if (lexeme.charCodeAt(0) === 42 /* * */) scan.aliases = true;
+      for (const token of parser.next(lexeme))
+        for (const doc of composer.next(token)) {
+          process.env = env;
+          yield doc;
+          process.env = PARSER_ENV;
+        }
+      if (parser.stack.length > MAX_DEPTH) {
+        scan.tooDeep = parser.stack[parser.stack.length - 1]?.offset ?? 0;
+        return;
+      }
     }
+    for (const token of parser.end())
+      for (const doc of composer.next(token)) {
+        process.env = env;
+        yield doc;
+        process.env = PARSER_ENV;
+      }
+    for (const doc of composer.end()) {
+      process.env = env;
+      yield doc;
+      process.env = PARSER_ENV;
+    }
+  } finally {
+    process.env = env;
   }
-  yield* parser.end();
 }
 
 // A parser error or warning as a diagnostic.
@@ -128,7 +159,7 @@ export function parseYamlStream(
   const scan: Scan = { aliases: false };
   const diagnostics: Diagnostic[] = [];
   const docs: Document.Parsed[] = [];
-  for (const doc of new Composer(OPTIONS).compose(tokens(text, lines, scan))) {
+  for (const doc of documents(text, lines, scan)) {
     if (scan.tooDeep !== undefined) break;
     const problems = [
       ...doc.errors.map((e) => fromYamlError(file, e, pos, "error")),

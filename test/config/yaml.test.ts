@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { loadFileText, loadPortfolioText } from "../../src/config/load.js";
 import { formatDiagnostic } from "../../src/config/diagnostics.js";
-import { cellYaml } from "../helpers.js";
+import { parseYamlStream } from "../../src/config/yaml-stream.js";
+import { cellYaml, cleanup, configDir, lazarus, tempDir } from "../helpers.js";
 
 const file = "cells.d/a.yaml";
 const lines = (text: string) => loadFileText(file, text).diagnostics.map(formatDiagnostic);
@@ -90,5 +91,46 @@ describe("hostile YAML in cells.d", () => {
     expect(r.diagnostics.map(formatDiagnostic)[0]).toMatch(
       /^portfolios\/p\.yaml:3:\d+: error: YAML tag !!js\/function is not allowed/,
     );
+  });
+});
+
+// yaml's parser runs with an empty process.env (it reads LOG_TOKENS for every lexeme: see
+// src/config/yaml-stream.ts); everything else, Lazarus's checks of each cell included, must see
+// the real environment, also after a document that fails and after a check that throws.
+describe("the environment while YAML is parsed", () => {
+  it("is the real one in each document's checks and after the parse, even when a check throws", () => {
+    const real = process.env;
+    process.env.LAZARUS_TEST_MARK = "seen";
+    try {
+      const seen: (string | undefined)[] = [];
+      parseYamlStream(file, "a: 1\n---\nb: [\n---\nc: 3\n", () => {
+        seen.push(process.env.LAZARUS_TEST_MARK);
+        expect(process.env).toBe(real);
+      });
+      expect(seen).toEqual(["seen", "seen"]);
+      expect(process.env).toBe(real);
+      expect(() =>
+        parseYamlStream(file, "a: 1\n---\nb: 2\n", () => {
+          throw new Error("a check failed");
+        }),
+      ).toThrow("a check failed");
+      expect(process.env).toBe(real);
+    } finally {
+      delete process.env.LAZARUS_TEST_MARK;
+    }
+  });
+
+  it("keeps yaml's LOG_TOKENS debugging out of plan --json", async () => {
+    const dir = configDir({ "cells.d/a.yaml": cellYaml({ name: "a" }) });
+    const state = tempDir();
+    try {
+      const r = await lazarus(["plan", "--json", "--config", dir, "--state-dir", state], {
+        env: { LOG_TOKENS: "1" },
+      });
+      expect(r.stderr).toBe("");
+      expect((JSON.parse(r.stdout) as { actions: unknown[] }).actions).toHaveLength(1);
+    } finally {
+      cleanup(dir, state);
+    }
   });
 });
