@@ -7,10 +7,11 @@ import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { StatePaths } from "../cells/layout.js";
 import type { Action } from "../plan/actions.js";
-import type { Ledger } from "../ledger/ledger.js";
+import type { Ledger, LedgerInput } from "../ledger/ledger.js";
 import { LazarusError, assertNever, errorMessage } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { Journal } from "./journal.js";
+import { PlanOrder } from "./plan-order.js";
 import type { TryCell } from "../lock/cell-lock.js";
 import { serialized } from "../util/serial.js";
 import * as ops from "./ops.js";
@@ -31,7 +32,7 @@ export interface ApplyHooks {
   shouldContinue?(): boolean;
 }
 
-function run(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
+function runAction(action: Action, env: ops.ApplyEnv): Promise<ops.Details> {
   switch (action.kind) {
     case "create":
       return ops.create(action, env);
@@ -162,6 +163,28 @@ export type CellClaim = { release(): Promise<void> } | { skip: string; busy?: bo
 
 type Slot = { result: ActionResult; journaled: boolean } | { result: undefined; journaled: false };
 
+// What the workers and the committer of one applyActions call share.
+interface Run {
+  actions: Action[];
+  env: ops.ApplyEnv;
+  ledger: Ledger;
+  hooks: ApplyHooks;
+  opts: ApplyOptions;
+  journal: Journal;
+  now: string; // env.now, as journal entries carry it
+  stamp: Stamp;
+  order: PlanOrder<Slot>;
+  sem: Semaphore;
+  fatal?: { err: unknown }; // a journal or ledger write failed: start nothing more
+  stopped: boolean; // shouldContinue said no
+}
+
+// The time ledger entries carry, and what each then notes of the clock.
+interface Stamp {
+  time: string;
+  clock: { clock?: string };
+}
+
 // Apply actions: the actions of one cell one after another, in plan order; different cells
 // concurrently, at most `parallelism` actions running at once. A failed action skips the rest of
 // its cell; other cells go on.
@@ -186,182 +209,220 @@ export async function applyActions(
   await keepEgressProxy(path.dirname(env.paths.ledger), env.hostEnv);
   await keepGateway(gatewayOf(env));
   const now = new Date(env.now).toISOString();
-  const stamp =
-    opts.ledgerTime !== undefined && opts.ledgerTime > env.now
-      ? { time: new Date(opts.ledgerTime).toISOString(), clock: { clock: now } }
-      : { time: now, clock: {} };
-  const n = actions.length;
-
-  // slot i: action i's outcome once its effects are done (or it was not run); committed i: its
-  // ledger entry is durable.
-  const slots: (Slot | undefined)[] = new Array(n);
-  const slotWaiters: ((s: Slot) => void)[] = new Array(n);
-  const slotReady: Promise<Slot>[] = actions.map((_, i) => new Promise<Slot>((r) => (slotWaiters[i] = r)));
-  const settle = (i: number, s: Slot): void => {
-    slots[i] = s;
-    (slotWaiters[i] as (s: Slot) => void)(s);
+  const run: Run = {
+    actions,
+    env,
+    ledger,
+    hooks,
+    opts,
+    journal,
+    now,
+    stamp: ledgerStamp(env, now, opts.ledgerTime),
+    order: new PlanOrder<Slot>(actions.length),
+    sem: semaphore(limit),
+    stopped: false,
   };
-  const committedWaiters: (() => void)[] = new Array(n);
-  const committed: Promise<void>[] = actions.map((_, i) => new Promise<void>((r) => (committedWaiters[i] = r)));
-  let fatal: { err: unknown } | undefined; // a journal or ledger write failed: start nothing more
-  let stopped = false; // shouldContinue said no
+  const workers = cellsInOrder(actions).map((indices) =>
+    runCell(run, indices).catch((err: unknown) => {
+      run.fatal ??= { err };
+      for (const j of indices) if (!run.order.slots[j]) run.order.settle(j, { result: undefined, journaled: false });
+    }),
+  );
+  const results: ActionResult[] = [];
+  try {
+    await commitInOrder(run, results);
+  } catch (err) {
+    run.fatal ??= { err };
+  }
+  // After a failed ledger write: let every worker finish (in-flight actions complete; the rest
+  // are not started). An action finished but not recorded keeps its journal entry, so the next
+  // run records the interruption.
+  run.order.commitAll(); // unblock cells waiting on a record that will not come
+  await Promise.all(workers);
+  if (run.fatal) throw run.fatal.err;
+  return results;
+}
 
-  const sem = semaphore(limit);
+// The time the ledger entries carry: env.now, or ledgerTime when it is later (each entry then
+// notes the clock).
+function ledgerStamp(env: ops.ApplyEnv, now: string, ledgerTime: number | undefined): Stamp {
+  return ledgerTime !== undefined && ledgerTime > env.now
+    ? { time: new Date(ledgerTime).toISOString(), clock: { clock: now } }
+    : { time: now, clock: {} };
+}
 
-  // One cell's actions, in order, holding the cell (when a claim is asked for) throughout.
-  const runCell = async (indices: number[]): Promise<void> => {
-    const claim = opts.claim ? await opts.claim((actions[indices[0] as number] as Action).cell) : undefined;
-    if (claim && "skip" in claim) {
-      for (const i of indices)
-        settle(i, {
-          result: { status: "skipped", action: actions[i] as Action, because: claim.skip },
-          journaled: false,
-        });
-      return;
-    }
-    try {
-      await runCellClaimed(indices);
-      await committed[indices[indices.length - 1] as number];
-    } finally {
-      await claim?.release();
-    }
-  };
-  const runCellClaimed = async (indices: number[]): Promise<void> => {
-    let failedBefore: string | undefined;
-    for (let k = 0; k < indices.length; k++) {
-      const i = indices[k] as number;
-      const action = actions[i] as Action;
-      if (k > 0) await committed[indices[k - 1] as number];
-      if (failedBefore) {
-        settle(i, {
-          result: { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` },
-          journaled: false,
-        });
-        continue;
-      }
-      await sem.acquire();
-      try {
-        if (fatal || stopped || (hooks.shouldContinue && !hooks.shouldContinue())) {
-          stopped = true;
-          for (const j of indices.slice(k)) settle(j, { result: undefined, journaled: false });
-          return;
-        }
-        hooks.preApply?.(action);
-        try {
-          await journal.begin({
-            cell: action.cell,
-            action: action.kind,
-            reason: action.reason,
-            pid: process.pid,
-            startedAt: now,
-          });
-        } catch (err) {
-          fatal ??= { err };
-          for (const j of indices.slice(k)) settle(j, { result: undefined, journaled: false });
-          return;
-        }
-        let result: ActionResult;
-        try {
-          // The archive is shared by every cell: its actions also hold the state-dir lock (other processes).
-          const shared = () => (env.stateLock ? env.stateLock.hold(() => run(action, env)) : run(action, env));
-          const details = await (EXCLUSIVE.has(action.kind)
-            ? serialized(`apply:archive:${env.paths.archive}`, shared)
-            : run(action, env));
-          failpoint(`applied:${action.kind}`);
-          result = { status: "applied", action, details };
-        } catch (err) {
-          const error = errorMessage(err);
-          if (ops.failureStopsCell(action, err)) failedBefore = error;
-          result = { status: "failed", action, error, ...(err instanceof LazarusError ? { code: err.code } : {}) };
-        }
-        settle(i, { result, journaled: true });
-      } finally {
-        sem.release();
-      }
-    }
-  };
-
-  // Cells in order of their first action; each cell's actions in plan order.
+// The indices of each cell's actions in plan order; cells in order of their first action.
+function cellsInOrder(actions: Action[]): number[][] {
   const byCell = new Map<string, number[]>();
   actions.forEach((a, i) => {
     const list = byCell.get(a.cell);
     if (list) list.push(i);
     else byCell.set(a.cell, [i]);
   });
-  const workers = [...byCell.values()].map((indices) =>
-    runCell(indices).catch((err: unknown) => {
-      fatal ??= { err };
-      for (const j of indices) if (!slots[j]) settle(j, { result: undefined, journaled: false });
-    }),
-  );
+  return [...byCell.values()];
+}
 
-  // The committer: ledger entries in plan order, a batch of whatever is finished at a time.
-  const results: ActionResult[] = [];
-  const entryOf = (r: ActionResult) => {
-    const rev = env.revision ? { revision: env.revision } : {};
-    if (r.status === "applied")
-      return {
-        time: stamp.time,
-        cell: r.action.cell,
-        action: r.action.kind,
-        reason: r.action.reason,
-        details: { ...r.details, ...stamp.clock },
-        ...rev,
-      };
-    if (r.status === "failed")
-      return {
-        time: stamp.time,
-        cell: r.action.cell,
-        action: `${r.action.kind}-failed`,
-        reason: r.action.reason,
-        details: { error: r.error, ...stamp.clock },
-        ...rev,
-      };
-    return undefined; // skipped: not recorded, as before
-  };
-  const commitAll = async (): Promise<void> => {
-    let i = 0;
-    while (i < n) {
-      await slotReady[i];
-      let end = i + 1;
-      while (end < n && end - i < 256 && slots[end] !== undefined) end++;
-      const batch = slots.slice(i, end) as Slot[];
-      const inputs = batch.flatMap((s) => {
-        const e = s.result ? entryOf(s.result) : undefined;
-        return e ? [e] : [];
+// One cell's actions, in order, holding the cell (when a claim is asked for) throughout.
+async function runCell(run: Run, indices: number[]): Promise<void> {
+  const { actions, opts, order } = run;
+  const claim = opts.claim ? await opts.claim((actions[indices[0] as number] as Action).cell) : undefined;
+  if (claim && "skip" in claim) {
+    for (const i of indices)
+      order.settle(i, {
+        result: { status: "skipped", action: actions[i] as Action, because: claim.skip },
+        journaled: false,
       });
-      await ledger.appendMany(inputs);
-      await Promise.all(batch.map((s) => (s.journaled && s.result ? journal.end(s.result.action.cell) : undefined)));
-      for (let j = i; j < end; j++) {
-        const r = (slots[j] as Slot).result; // undefined: not run (stopped), as if not planned
-        if (r) {
-          results.push(r);
-          hooks.postApply?.(r);
-        }
-        (committedWaiters[j] as () => void)();
-      }
-      i = end;
-    }
-  };
-  try {
-    await commitAll();
-  } catch (err) {
-    fatal ??= { err };
+    return;
   }
-  // After a failed ledger write: let every worker finish (in-flight actions complete; the rest
-  // are not started). An action finished but not recorded keeps its journal entry, so the next
-  // run records the interruption.
-  for (const j of committedWaiters) j(); // unblock cells waiting on a record that will not come
-  await Promise.all(workers);
-  if (fatal) throw fatal.err;
-  return results;
+  try {
+    await runCellClaimed(run, indices);
+    await order.committed[indices[indices.length - 1] as number];
+  } finally {
+    await claim?.release();
+  }
+}
+
+// A held cell's actions: each starts once the one before is recorded; after a failure that stops
+// the cell, the rest are skipped.
+async function runCellClaimed(run: Run, indices: number[]): Promise<void> {
+  let failedBefore: string | undefined;
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k] as number;
+    const action = run.actions[i] as Action;
+    if (k > 0) await run.order.committed[indices[k - 1] as number];
+    if (failedBefore) {
+      run.order.settle(i, {
+        result: { status: "skipped", action, because: `an earlier action on ${action.cell} failed: ${failedBefore}` },
+        journaled: false,
+      });
+      continue;
+    }
+    const step = await runStep(run, indices, k);
+    if (step === "stop") return;
+    if (step.stopsCell !== undefined) failedBefore = step.stopsCell;
+  }
+}
+
+// Action indices[k] of a held cell, within a slot of the semaphore: journaled, run, settled.
+// "stop": the run starts nothing more (this action and the cell's later ones are settled as not
+// run); else the error of a failure that stops the cell, if it was one.
+async function runStep(run: Run, indices: number[], k: number): Promise<"stop" | { stopsCell?: string }> {
+  const { hooks, order } = run;
+  const i = indices[k] as number;
+  const action = run.actions[i] as Action;
+  await run.sem.acquire();
+  try {
+    if (run.fatal || run.stopped || (hooks.shouldContinue && !hooks.shouldContinue())) {
+      run.stopped = true;
+      for (const j of indices.slice(k)) order.settle(j, { result: undefined, journaled: false });
+      return "stop";
+    }
+    hooks.preApply?.(action);
+    try {
+      await run.journal.begin({
+        cell: action.cell,
+        action: action.kind,
+        reason: action.reason,
+        pid: process.pid,
+        startedAt: run.now,
+      });
+    } catch (err) {
+      run.fatal ??= { err };
+      for (const j of indices.slice(k)) order.settle(j, { result: undefined, journaled: false });
+      return "stop";
+    }
+    const { result, stopsCell } = await execute(action, run.env);
+    order.settle(i, { result, journaled: true });
+    return stopsCell !== undefined ? { stopsCell } : {};
+  } finally {
+    run.sem.release();
+  }
+}
+
+// One action's effects (those sharing the archive one at a time, under the state-dir lock): its
+// result, and the error when its failure stops its cell.
+async function execute(action: Action, env: ops.ApplyEnv): Promise<{ result: ActionResult; stopsCell?: string }> {
+  try {
+    // The archive is shared by every cell: its actions also hold the state-dir lock (other processes).
+    const shared = () => (env.stateLock ? env.stateLock.hold(() => runAction(action, env)) : runAction(action, env));
+    const details = await (EXCLUSIVE.has(action.kind)
+      ? serialized(`apply:archive:${env.paths.archive}`, shared)
+      : runAction(action, env));
+    failpoint(`applied:${action.kind}`);
+    return { result: { status: "applied", action, details } };
+  } catch (err) {
+    const error = errorMessage(err);
+    const result: ActionResult = {
+      status: "failed",
+      action,
+      error,
+      ...(err instanceof LazarusError ? { code: err.code } : {}),
+    };
+    return ops.failureStopsCell(action, err) ? { result, stopsCell: error } : { result };
+  }
+}
+
+// The committer: ledger entries in plan order, a batch of whatever is finished at a time (up to
+// 256, one durable write), then the batch's journal entries removed, postApply called and each
+// action marked committed.
+async function commitInOrder(run: Run, results: ActionResult[]): Promise<void> {
+  const { order, hooks } = run;
+  const n = run.actions.length;
+  let i = 0;
+  while (i < n) {
+    await order.ready[i];
+    let end = i + 1;
+    while (end < n && end - i < 256 && order.slots[end] !== undefined) end++;
+    const batch = order.slots.slice(i, end) as Slot[];
+    const inputs = batch.flatMap((s) => {
+      const e = s.result ? entryOf(s.result, run.stamp, run.env.revision) : undefined;
+      return e ? [e] : [];
+    });
+    await run.ledger.appendMany(inputs);
+    await Promise.all(batch.map((s) => (s.journaled && s.result ? run.journal.end(s.result.action.cell) : undefined)));
+    for (let j = i; j < end; j++) {
+      const r = (order.slots[j] as Slot).result; // undefined: not run (stopped), as if not planned
+      if (r) {
+        results.push(r);
+        hooks.postApply?.(r);
+      }
+      order.commit(j);
+    }
+    i = end;
+  }
+}
+
+// An action's ledger entry (a failure as <kind>-failed); a skipped action is not recorded.
+function entryOf(r: ActionResult, stamp: Stamp, revision: string | undefined): LedgerInput | undefined {
+  const rev = revision ? { revision } : {};
+  if (r.status === "applied")
+    return {
+      time: stamp.time,
+      cell: r.action.cell,
+      action: r.action.kind,
+      reason: r.action.reason,
+      details: { ...r.details, ...stamp.clock },
+      ...rev,
+    };
+  if (r.status === "failed")
+    return {
+      time: stamp.time,
+      cell: r.action.cell,
+      action: `${r.action.kind}-failed`,
+      reason: r.action.reason,
+      details: { error: r.error, ...stamp.clock },
+      ...rev,
+    };
+  return undefined; // skipped: not recorded, as before
 }
 
 // Actions that share the archive directory (a day folder one creates another may delete).
 const EXCLUSIVE = new Set<Action["kind"]>(["scrub", "purge"]);
 
+type Semaphore = { acquire(): Promise<void>; release(): void };
+
 // A counting semaphore, first come first served.
-function semaphore(limit: number): { acquire(): Promise<void>; release(): void } {
+function semaphore(limit: number): Semaphore {
   let free = limit;
   const queue: (() => void)[] = [];
   return {

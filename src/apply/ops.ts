@@ -14,7 +14,7 @@ import { readJson, syncDir, writeJsonAtomic, writeInPlace } from "../util/fsx.js
 import { BugError, LazarusError, isErrno } from "../util/errors.js";
 import { failpoint } from "../util/failpoint.js";
 import { resolveCredentials, writeCredentials } from "./credentials.js";
-import { memberRef } from "../backends/backend.js";
+import { memberRef, type Backend } from "../backends/backend.js";
 import {
   backendOf,
   decide,
@@ -141,39 +141,23 @@ async function stageCell(
   return { rec, text };
 }
 
+// What the fresh path of create wrote in the staging directory: the record and its text as saved
+// (the first member's spawn needs no "starting" save of its own while the record is still exactly
+// this), and the spawn ids it minted (no process has any of them).
+interface Staged {
+  rec?: CellRecord;
+  text?: string;
+  minted: Set<string>;
+}
+
 // invited → preparing → active: layout, credentials, member processes.
 export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyEnv): Promise<Details> {
   const d = a.desired;
   const dir = path.join(env.paths.cells, d.name);
   const cp_ = cellPaths(dir);
   const values = await resolveCredentials(d.name, d.credentials, env); // fail before building anything
-  // What the fresh path below wrote in the staging directory, as saved: the first member's spawn
-  // needs no "starting" save of its own while the record is still exactly this.
-  let staged: string | undefined;
-  let stagedRec: CellRecord | undefined;
-  const minted = new Set<string>(); // spawn ids of the staging record: no process has any of them
-  if (!a.resume) {
-    if (await exists(dir))
-      throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
-    await mkdir(env.paths.cells, { recursive: true });
-    const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
-    try {
-      const built = await stageCell(staging, d, values, env, minted);
-      staged = built.text;
-      stagedRec = built.rec;
-      failpoint("create:before-rename");
-      await rename(staging, dir);
-    } catch (err) {
-      // Out of space (or any failure) before the rename: the half-made tree goes now, its empty
-      // record and credential manifest with it, not at the next run's sweep. (A crash leaves it
-      // to that sweep.)
-      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-      throw err;
-    }
-    await syncDir(env.paths.cells);
-    failpoint("create:after-rename");
-  }
-  const rec = stagedRec ?? (await loadRecord(cp_));
+  const staged: Staged = a.resume ? { minted: new Set() } : await createStaged(dir, d, values, env);
+  const rec = staged.rec ?? (await loadRecord(cp_));
   if (rec.state === "invited") {
     rec.state = transition(d.name, rec.state, "preparing");
     await saveRecord(cp_, rec, env);
@@ -193,42 +177,10 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
   syncRecord(rec, d);
   rec.ttlMs = d.ttlMs;
   const backend = backendOf(env, rec);
-  await backend.prepareCell(rec, cp_.dir);
-  await applyPython(rec, cp_.dir, d.python, env); // before any member starts: they run in it
-  // No save here: what prepare recorded is saved with the first member's "starting" record (before
-  // any process exists) or with the final one; a crash before either redoes the idempotent steps.
-  if (a.restore && !rec.restoredFrom) {
-    await saveRecord(cp_, rec, env);
-    await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS);
-    rec.restoredFrom = path.basename(a.restore);
-    await saveRecord(cp_, rec, env);
-  }
+  await prepareCreated(cp_, rec, a, backend, env);
   failpoint("create:prepared");
   if (rec.progress) await startClock(cp_, env.now, false); // the baseline, before any member runs
-  let first = true; // no process of this cell has run yet
-  for (const dm of d.members) {
-    if (dm.role === "substitute") continue; // joins only while the member it replaces is down
-    let m = rec.members.find((x) => x.identity === dm.identity);
-    if (!m) {
-      m = newMember(dm, env);
-      rec.members.push(m);
-    }
-    if (m.status === "running" && backend.isAlive(memberRef(rec.name, m))) continue;
-    await writePortfolio(cp_, rec, m, dm, env);
-    // The record after the spawn is saved by the next member's "starting" save or the final one;
-    // a crash before that leaves "starting" with the spawn id, by which the next run finds it.
-    if (dm.command) {
-      // Fresh, and nothing recorded since the staging record: that record already says "starting"
-      // with this spawn id, and the tree arrived whole by rename with nothing run in it since.
-      const isMinted = m.status === "starting" && m.spawnId !== undefined && minted.has(m.spawnId);
-      const announced = isMinted && first && recordText(rec, env) === staged;
-      await startMember(cp_, rec, m, env, { saveAfter: false, minted: isMinted, announced });
-      first = false;
-    } else if (m.status !== "invited") {
-      await inviteMember(cp_, m, d.inviteTtlMs, env);
-      await saveRecord(cp_, rec, env);
-    }
-  }
+  await startCreated(cp_, rec, d, backend, staged, env);
   rec.members = rec.members.filter((m) =>
     d.members.some((dm) => dm.identity === m.identity && dm.role !== "substitute"),
   );
@@ -252,6 +204,92 @@ export async function create(a: Extract<Action, { kind: "create" }>, env: ApplyE
       ...(m.pid ? { pid: m.pid } : {}),
     })),
   };
+}
+
+// A new cell's tree built in a staging directory and renamed into place whole (stageCell).
+async function createStaged(
+  dir: string,
+  d: DesiredCell,
+  values: Record<string, string>,
+  env: ApplyEnv,
+): Promise<Required<Staged>> {
+  if (await exists(dir))
+    throw new LazarusError("CELL_EXISTS", `cannot create cell ${d.name}: ${dir} already exists; move it away`);
+  await mkdir(env.paths.cells, { recursive: true });
+  const staging = path.join(env.paths.cells, `.staging-${d.name}-${newId()}`);
+  const minted = new Set<string>();
+  let built: { rec: CellRecord; text: string };
+  try {
+    built = await stageCell(staging, d, values, env, minted);
+    failpoint("create:before-rename");
+    await rename(staging, dir);
+  } catch (err) {
+    // Out of space (or any failure) before the rename: the half-made tree goes now, its empty
+    // record and credential manifest with it, not at the next run's sweep. (A crash leaves it
+    // to that sweep.)
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
+  await syncDir(env.paths.cells);
+  failpoint("create:after-rename");
+  return { rec: built.rec, text: built.text, minted };
+}
+
+// The backend prepares the new cell, its venv is built (before any member starts: they run in
+// it), and its checkpoint is restored when it starts from one.
+async function prepareCreated(
+  cp_: CellPaths,
+  rec: CellRecord,
+  a: Extract<Action, { kind: "create" }>,
+  backend: Backend,
+  env: ApplyEnv,
+): Promise<void> {
+  await backend.prepareCell(rec, cp_.dir);
+  await applyPython(rec, cp_.dir, a.desired.python, env); // before any member starts: they run in it
+  // No save here: what prepare recorded is saved with the first member's "starting" record (before
+  // any process exists) or with the final one; a crash before either redoes the idempotent steps.
+  if (a.restore && !rec.restoredFrom) {
+    await saveRecord(cp_, rec, env);
+    await backend.restore(rec, cp_.dir, a.restore, CHECKPOINT_DIRS);
+    rec.restoredFrom = path.basename(a.restore);
+    await saveRecord(cp_, rec, env);
+  }
+}
+
+// The declared members, in order: those with a command started (unless already running), the
+// others invited; substitutes join only while the member they replace is down.
+async function startCreated(
+  cp_: CellPaths,
+  rec: CellRecord,
+  d: DesiredCell,
+  backend: Backend,
+  staged: Staged,
+  env: ApplyEnv,
+): Promise<void> {
+  let first = true; // no process of this cell has run yet
+  for (const dm of d.members) {
+    if (dm.role === "substitute") continue; // joins only while the member it replaces is down
+    let m = rec.members.find((x) => x.identity === dm.identity);
+    if (!m) {
+      m = newMember(dm, env);
+      rec.members.push(m);
+    }
+    if (m.status === "running" && backend.isAlive(memberRef(rec.name, m))) continue;
+    await writePortfolio(cp_, rec, m, dm, env);
+    // The record after the spawn is saved by the next member's "starting" save or the final one;
+    // a crash before that leaves "starting" with the spawn id, by which the next run finds it.
+    if (dm.command) {
+      // Fresh, and nothing recorded since the staging record: that record already says "starting"
+      // with this spawn id, and the tree arrived whole by rename with nothing run in it since.
+      const isMinted = m.status === "starting" && m.spawnId !== undefined && staged.minted.has(m.spawnId);
+      const announced = isMinted && first && recordText(rec, env) === staged.text;
+      await startMember(cp_, rec, m, env, { saveAfter: false, minted: isMinted, announced });
+      first = false;
+    } else if (m.status !== "invited") {
+      await inviteMember(cp_, m, d.inviteTtlMs, env);
+      await saveRecord(cp_, rec, env);
+    }
+  }
 }
 
 export async function renew(a: Extract<Action, { kind: "renew" }>, env: ApplyEnv): Promise<Details> {

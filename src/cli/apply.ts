@@ -12,7 +12,7 @@ import { SAVED_PLAN_FORMAT, type SavedPlan } from "../plan/saved.js";
 import { LazarusError } from "../util/errors.js";
 import { Command } from "commander";
 import { hasErrors, sortDiagnostics, visible } from "../config/diagnostics.js";
-import { runApply } from "../engine.js";
+import { runApply, type ApplyOutcome } from "../engine.js";
 import { actionToJson } from "../plan/render/json.js";
 import { actionLine, renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import type { Colors } from "../plan/render/colors.js";
@@ -47,6 +47,16 @@ async function askYes(): Promise<boolean> {
   }
 }
 
+type ApplyOpts = CommonOpts &
+  ProgressOptions & {
+    yes?: boolean;
+    json?: boolean;
+    now?: string;
+    stopTimeout: number;
+    allowMassClose?: boolean;
+    parallelism: number;
+  };
+
 export function applyCommand(): Command {
   return withParallelism(withLockTimeout(withCommon(new Command("apply"))))
     .description("converge the cells to the desired state")
@@ -65,109 +75,112 @@ export function applyCommand(): Command {
     .option("--no-progress", "no progress line on stderr (it is only drawn on a terminal; also LAZARUS_NO_PROGRESS=1)")
     .argument("[plan]", "a plan saved by lazarus plan --out: apply exactly its actions")
     .action(
-      action(
-        async (
-          planFile: string | undefined,
-          o: CommonOpts &
-            ProgressOptions & {
-              yes?: boolean;
-              json?: boolean;
-              now?: string;
-              stopTimeout: number;
-              allowMassClose?: boolean;
-              parallelism: number;
-            },
-        ) => {
-          const c = stdoutColors();
-          if (planFile) return applySavedPlan(planFile, o);
-          if (o.allowMassClose) {
-            const paths = statePaths(resolveStateDir(o.stateDir));
-            const gitops = await readGitopsStatus(path.dirname(paths.ledger));
-            if (gitops?.held) {
-              const holder = await runningDaemon(paths); // it holds the lock only while it reconciles
-              if (holder?.command.startsWith("lazarus watch --repo")) {
-                await approveRevision(path.dirname(paths.ledger), gitops.held.revision);
-                out(
-                  `Approved ${gitops.held.revision.slice(0, 12)} (${gitops.held.closes.length} closes); the running daemon (pid ${holder.pid}) applies it at its next poll.`,
-                );
-                return 0;
-              }
-              const stateDir = resolveStateDir(o.stateDir);
-              const r = await sync({
-                repo: gitops.repo,
-                ref: gitops.held.revision,
-                ...(gitops.path ? { subdir: gitops.path } : {}),
-                ...(stateDir ? { stateDir } : {}),
-                ...(o.now ? { now: o.now } : {}),
-                allowMassClose: true,
-                budget: DEFAULT_BUDGET,
-                parallelism: o.parallelism,
-                ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}),
-              });
-              out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
-              return r.outcome === "applied" || r.outcome === "unchanged" ? 0 : 1;
-            }
-          }
-          const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
-          const revision = await gitRevision(o.config); // a config in git: every ledger entry names its commit
-          const bar = progress(o);
-          const outcome = await runApply(
-            {
-              ...engineOptions(o),
-              stopTimeoutMs: o.stopTimeout,
-              parallelism: o.parallelism,
-              ...(revision ? { revision } : {}),
-            },
-            {
-              confirm: async ({ plan, diagnostics }) => {
-                if (!o.json) {
-                  if (diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(diagnostics), stderrColors()));
-                  out(renderPlanText(plan, c));
-                }
-                const yes = interactive ? await askYes() : true;
-                if (yes) bar.plan(plan.actions);
-                return yes;
-              },
-              preApply: (a) => bar.start(a),
-              postApply: (r) => {
-                bar.finish(r.action);
-                if (!o.json) bar.print(() => out(resultLine(r, c)));
-              },
-            },
-          ).finally(() => bar.stop());
-          if (!outcome) {
-            out("Apply cancelled.");
-            return 1;
-          }
-          const diags = sortDiagnostics(outcome.diagnostics);
-          const failed = outcome.results.filter((r) => r.status !== "applied").length;
-          if (o.json) {
-            out(
-              JSON.stringify(
-                {
-                  formatVersion: 1,
-                  now: outcome.plan.now,
-                  results: outcome.results.map(resultToJson),
-                  held: outcome.plan.held,
-                  diagnostics: diags,
-                  publish: outcome.published,
-                },
-                null,
-                2,
-              ),
-            );
-          } else if (outcome.plan.actions.length === 0) {
-            if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
-            out(renderPlanText(outcome.plan, c));
-          } else {
-            out(`\nApply complete: ${outcome.results.length - failed} applied, ${failed} failed or skipped.`);
-          }
-          const published = publishLine(outcome.published);
-          if (published && !o.json) err(published);
-          return failed > 0 || hasErrors(diags) ? 1 : 0;
+      action(async (planFile: string | undefined, o: ApplyOpts) => {
+        if (planFile) return applySavedPlan(planFile, o);
+        const held = o.allowMassClose ? await applyHeldRevision(o) : undefined;
+        if (held !== undefined) return held;
+        return applyDesired(o);
+      }),
+    );
+}
+
+// --allow-mass-close with a revision the deletion budget held: approved for the running GitOps
+// daemon, or synced here. Undefined when no revision is held (the apply goes on as usual).
+async function applyHeldRevision(o: ApplyOpts): Promise<number | undefined> {
+  const paths = statePaths(resolveStateDir(o.stateDir));
+  const gitops = await readGitopsStatus(path.dirname(paths.ledger));
+  if (!gitops?.held) return undefined;
+  const holder = await runningDaemon(paths); // it holds the lock only while it reconciles
+  if (holder?.command.startsWith("lazarus watch --repo")) {
+    await approveRevision(path.dirname(paths.ledger), gitops.held.revision);
+    out(
+      `Approved ${gitops.held.revision.slice(0, 12)} (${gitops.held.closes.length} closes); the running daemon (pid ${holder.pid}) applies it at its next poll.`,
+    );
+    return 0;
+  }
+  const stateDir = resolveStateDir(o.stateDir);
+  const r = await sync({
+    repo: gitops.repo,
+    ref: gitops.held.revision,
+    ...(gitops.path ? { subdir: gitops.path } : {}),
+    ...(stateDir ? { stateDir } : {}),
+    ...(o.now ? { now: o.now } : {}),
+    allowMassClose: true,
+    budget: DEFAULT_BUDGET,
+    parallelism: o.parallelism,
+    ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout } : {}),
+  });
+  out(`${r.revision.slice(0, 12)} ${r.subject}: ${r.outcome}: ${r.detail}`);
+  return r.outcome === "applied" || r.outcome === "unchanged" ? 0 : 1;
+}
+
+// Plan from cells.d, show the plan and ask (on a terminal, without --yes or --json), apply it with
+// a line per result, then the summary.
+async function applyDesired(o: ApplyOpts): Promise<number> {
+  const c = stdoutColors();
+  const interactive = Boolean(process.stdin.isTTY) && !o.yes && !o.json;
+  const revision = await gitRevision(o.config); // a config in git: every ledger entry names its commit
+  const bar = progress(o);
+  const outcome = await runApply(
+    {
+      ...engineOptions(o),
+      stopTimeoutMs: o.stopTimeout,
+      parallelism: o.parallelism,
+      ...(revision ? { revision } : {}),
+    },
+    {
+      confirm: async ({ plan, diagnostics }) => {
+        if (!o.json) {
+          if (diagnostics.length > 0) err(renderDiagnostics(sortDiagnostics(diagnostics), stderrColors()));
+          out(renderPlanText(plan, c));
+        }
+        const yes = interactive ? await askYes() : true;
+        if (yes) bar.plan(plan.actions);
+        return yes;
+      },
+      preApply: (a) => bar.start(a),
+      postApply: (r) => {
+        bar.finish(r.action);
+        if (!o.json) bar.print(() => out(resultLine(r, c)));
+      },
+    },
+  ).finally(() => bar.stop());
+  if (!outcome) {
+    out("Apply cancelled.");
+    return 1;
+  }
+  return reportOutcome(outcome, o, c);
+}
+
+// After an apply: the results as JSON, the plan when there was nothing to do, or the summary line;
+// then what was published. Exit code 1 when an action failed or was skipped, or on an error.
+function reportOutcome(outcome: ApplyOutcome, o: ApplyOpts, c: Colors): number {
+  const diags = sortDiagnostics(outcome.diagnostics);
+  const failed = outcome.results.filter((r) => r.status !== "applied").length;
+  if (o.json) {
+    out(
+      JSON.stringify(
+        {
+          formatVersion: 1,
+          now: outcome.plan.now,
+          results: outcome.results.map(resultToJson),
+          held: outcome.plan.held,
+          diagnostics: diags,
+          publish: outcome.published,
         },
+        null,
+        2,
       ),
     );
+  } else if (outcome.plan.actions.length === 0) {
+    if (diags.length > 0) err(renderDiagnostics(diags, stderrColors()));
+    out(renderPlanText(outcome.plan, c));
+  } else {
+    out(`\nApply complete: ${outcome.results.length - failed} applied, ${failed} failed or skipped.`);
+  }
+  const published = publishLine(outcome.published);
+  if (published && !o.json) err(published);
+  return failed > 0 || hasErrors(diags) ? 1 : 0;
 }
 
 // One applied action, as a line and as JSON.

@@ -72,17 +72,45 @@ export function planMembers(
   now: number,
   portfoliosHeld = false,
 ): MemberPlan {
-  const standing = new Set(
+  const standing = standingFor(members);
+  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld, standing };
+  const wanted = new Map(d.members.map((m) => [m.identity, m]));
+  const have = new Map(members.map((m) => [m.identity, m]));
+  const { removes, held } = planLeaving(ctx, wanted, members);
+  // Everyone but substitutes first: a substitute's fate depends on the member it replaces.
+  for (const dm of d.members.filter((m) => m.role !== "substitute")) {
+    if (held.has(dm.identity)) continue;
+    planDeclared(ctx, d, dm, have.get(dm.identity));
+  }
+  for (const dm of d.members.filter((m) => m.role === "substitute")) planSubstitute(ctx, d, dm, have, checkpoints);
+  const executors = d.members.filter(isExecutor);
+  return {
+    actions: [...removes, ...ctx.out],
+    pending: ctx.pending,
+    executorsDeclared: executors.length > 0,
+    // a finished executor is not a downed one
+    executorsUp: executors.filter((m) => ctx.up.has(m.identity) || ctx.done.has(m.identity)).length,
+  };
+}
+
+// The identities a substitute in the cell stands in for (while it has not finished).
+function standingFor(members: ObservedMember[]): Set<string> {
+  return new Set(
     members
       .filter((m) => m.role === "substitute" && m.replaces && !["completed", "exited", "revoked"].includes(m.status))
       .map((m) => m.replaces as string),
   );
-  const ctx: Ctx = { cell, now, out: [], pending: [], up: new Set(), done: new Set(), portfoliosHeld, standing };
-  const wanted = new Map(d.members.map((m) => [m.identity, m]));
-  const have = new Map(members.map((m) => [m.identity, m]));
-  const removes: Action[] = [];
-  const rest: Action[] = [];
+}
 
+// Members no longer declared, or declared with another role, leave (planned before any other
+// member action); an unknown one's leaving is held (pending), and so is its role change.
+function planLeaving(
+  ctx: Ctx,
+  wanted: Map<string, DesiredMember>,
+  members: ObservedMember[],
+): { removes: Action[]; held: Set<string> } {
+  const { cell } = ctx;
+  const removes: Action[] = [];
   const held = new Set<string>(); // unknown members whose removal (or role change) waits
   for (const m of members) {
     const dm = wanted.get(m.identity);
@@ -104,73 +132,75 @@ export function planMembers(
       });
     }
   }
-  const sub = { ...ctx, out: rest };
-  // Everyone but substitutes first: a substitute's fate depends on the member it replaces.
-  for (const dm of d.members.filter((m) => m.role !== "substitute")) {
-    const m = have.get(dm.identity);
-    if (held.has(dm.identity)) continue;
-    if (!m || m.role !== dm.role) {
-      const re = m !== undefined;
-      rest.push({
-        kind: "invite",
+  return { removes, held };
+}
+
+// A declared member other than a substitute: invited when it is not in the cell with its role
+// (again after a role change), else planned as it is (planOne).
+function planDeclared(ctx: Ctx, d: DesiredCell, dm: DesiredMember, m: ObservedMember | undefined): void {
+  if (!m || m.role !== dm.role) {
+    const re = m !== undefined;
+    ctx.out.push({
+      kind: "invite",
+      cell: ctx.cell,
+      member: dm.identity,
+      desiredMember: dm,
+      inviteTtlMs: d.inviteTtlMs,
+      reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}`,
+    });
+    if (dm.command) ctx.up.add(dm.identity);
+    return;
+  }
+  planOne(ctx, dm, m);
+}
+
+// A substitute: it leaves once the member it replaces is up again or finished its work, stands in
+// (invited, from the latest checkpoint) while that member is down, else is planned as it is.
+function planSubstitute(
+  ctx: Ctx,
+  d: DesiredCell,
+  dm: DesiredMember,
+  have: Map<string, ObservedMember>,
+  checkpoints: ObservedCheckpoint[],
+): void {
+  const { cell } = ctx;
+  const replaced = dm.replaces as string;
+  const m = have.get(dm.identity);
+  const inCell = m !== undefined && m.role === dm.role;
+  if (ctx.up.has(replaced) || ctx.done.has(replaced)) {
+    const why = ctx.up.has(replaced) ? "is up again" : "finished its work";
+    if (inCell && isUnknown(m))
+      ctx.pending.push({
         cell,
         member: dm.identity,
-        desiredMember: dm,
-        inviteTtlMs: d.inviteTtlMs,
-        reason: re ? `${dm.identity} re-invited as ${dm.role}` : `member ${dm.identity} added as ${dm.role}`,
+        reason: `${dm.identity}: leaving held while it is unknown (${m.unverifiable})`,
       });
-      if (dm.command) sub.up.add(dm.identity);
-      continue;
-    }
-    planOne(sub, dm, m);
-  }
-  for (const dm of d.members.filter((m) => m.role === "substitute")) {
-    const replaced = dm.replaces as string;
-    const m = have.get(dm.identity);
-    const inCell = m !== undefined && m.role === dm.role;
-    if (sub.up.has(replaced) || sub.done.has(replaced)) {
-      const why = sub.up.has(replaced) ? "is up again" : "finished its work";
-      if (inCell && isUnknown(m))
-        sub.pending.push({
-          cell,
-          member: dm.identity,
-          reason: `${dm.identity}: leaving held while it is unknown (${m.unverifiable})`,
-        });
-      else if (inCell)
-        rest.push({
-          kind: "remove-member",
-          cell,
-          member: dm.identity,
-          reason: `${replaced} ${why}, so substitute ${dm.identity} leaves`,
-        });
-      continue;
-    }
-    // An executor aborted for a stall (spec.progress) stays stopped: nobody stands in for it.
-    if (!inCell && have.get(replaced)?.stalled?.outcome === "abort") continue;
-    if (!inCell) {
-      const last = checkpoints[checkpoints.length - 1];
-      rest.push({
-        kind: "invite",
+    else if (inCell)
+      ctx.out.push({
+        kind: "remove-member",
         cell,
         member: dm.identity,
-        desiredMember: dm,
-        inviteTtlMs: d.inviteTtlMs,
-        substitute: { replaces: replaced, ...(last ? { restore: last.file } : {}) },
-        reason: `substitute ${dm.identity} stands in for ${replaced}, which is down (${last ? `from checkpoint ${last.name}` : "no checkpoint to start from"})`,
+        reason: `${replaced} ${why}, so substitute ${dm.identity} leaves`,
       });
-      sub.up.add(dm.identity);
-      continue;
-    }
-    planOne(sub, dm, m);
+    return;
   }
-  const executors = d.members.filter(isExecutor);
-  return {
-    actions: [...removes, ...rest],
-    pending: sub.pending,
-    executorsDeclared: executors.length > 0,
-    // a finished executor is not a downed one
-    executorsUp: executors.filter((m) => sub.up.has(m.identity) || sub.done.has(m.identity)).length,
-  };
+  // An executor aborted for a stall (spec.progress) stays stopped: nobody stands in for it.
+  if (!inCell && have.get(replaced)?.stalled?.outcome === "abort") return;
+  if (!inCell) {
+    const last = checkpoints[checkpoints.length - 1];
+    ctx.out.push({
+      kind: "invite",
+      cell,
+      member: dm.identity,
+      desiredMember: dm,
+      inviteTtlMs: d.inviteTtlMs,
+      substitute: { replaces: replaced, ...(last ? { restore: last.file } : {}) },
+      reason: `substitute ${dm.identity} stands in for ${replaced}, which is down (${last ? `from checkpoint ${last.name}` : "no checkpoint to start from"})`,
+    });
+    ctx.up.add(dm.identity);
+    return;
+  }
+  planOne(ctx, dm, m);
 }
 
 // A member Lazarus stopped for a stall (spec.progress) and keeps stopped: aborted (until its
@@ -192,96 +222,132 @@ function benched(ctx: Ctx, dm: DesiredMember, m: ObservedMember): boolean {
 
 // One member present with its declared role.
 function planOne(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
-  const { cell, now } = ctx;
-  // Unknown (see isUnknown): left as it is, counted as up; a changed command or env waits.
-  if (isUnknown(m)) {
-    const change =
-      (dm.command || m.command) && processChange(dm, m) ? "; its restart for the changed command or env waits" : "";
-    ctx.pending.push({
-      cell,
-      member: dm.identity,
-      reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}`,
-    });
-    if (dm.command) ctx.up.add(dm.identity);
-    return;
-  }
+  if (isUnknown(m)) return leaveUnknown(ctx, dm, m);
   // env matters only to a process: a member without a command has nothing to restart.
   const what = dm.command || m.command ? processChange(dm, m) : undefined; // src/cells/fields.ts
   if (what) {
-    ctx.out.push({ kind: "restart", cell, member: dm.identity, desiredMember: dm, reason: `${dm.identity}: ${what}` });
+    ctx.out.push({
+      kind: "restart",
+      cell: ctx.cell,
+      member: dm.identity,
+      desiredMember: dm,
+      reason: `${dm.identity}: ${what}`,
+    });
     if (dm.command) ctx.up.add(dm.identity);
     return;
   }
   portfolioChange(ctx, dm, m);
-  if (!dm.command) {
-    if (m.status === "invited" && m.inviteExpiresAt && now >= at(m.inviteExpiresAt)) {
-      ctx.out.push({
-        kind: "revoke",
-        cell,
-        member: dm.identity,
-        reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted`,
-      });
-    }
-    return;
-  }
-  if (benched(ctx, dm, m)) return;
-  let status = m.status;
-  let failures = m.failures ?? 0;
-  let downAt = at(m.downAt);
-  let exitCode = m.exitCode;
-  // A member recorded without a start time cannot be proved alive by its pid: it is unknown, and
-  // the restart first looks for it by its spawn id (as after an interrupted start).
-  const unknown = status === "running" && m.startTime === undefined && m.spawnId !== undefined;
-  if ((status === "starting" || unknown) && !m.alive) {
+  if (!dm.command) return revokeExpired(ctx, dm, m);
+  if (benched(ctx, dm, m) || resumeStart(ctx, dm, m)) return;
+  const down: Down | undefined =
+    m.status === "running" || m.status === "starting"
+      ? planDown(ctx, dm, m)
+      : { status: m.status, failures: m.failures ?? 0, downAt: at(m.downAt) };
+  if (!down) return;
+  if (down.status === "completed" && dm.restart === "on-failure") ctx.done.add(dm.identity);
+  planRestart(ctx, dm, down);
+}
+
+// Unknown (see isUnknown): left as it is, counted as up; a changed command or env waits.
+function leaveUnknown(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
+  const change =
+    (dm.command || m.command) && processChange(dm, m) ? "; its restart for the changed command or env waits" : "";
+  ctx.pending.push({
+    cell: ctx.cell,
+    member: dm.identity,
+    reason: `${dm.identity}: unknown, left as it is (${m.unverifiable})${change}`,
+  });
+  if (dm.command) ctx.up.add(dm.identity);
+}
+
+// A member without a command: its invitation is revoked once it expired unaccepted.
+function revokeExpired(ctx: Ctx, dm: DesiredMember, m: ObservedMember): void {
+  if (m.status === "invited" && m.inviteExpiresAt && ctx.now >= at(m.inviteExpiresAt)) {
     ctx.out.push({
-      kind: "restart",
-      cell,
+      kind: "revoke",
+      cell: ctx.cell,
       member: dm.identity,
-      desiredMember: dm,
-      reason: `${dm.identity}: ${unknown ? "recorded without a start time; find it by its spawn id or start it" : "resume interrupted start"}`,
+      reason: `invitation of ${dm.identity} expired at ${short(at(m.inviteExpiresAt))} without being accepted`,
     });
+  }
+}
+
+// A start that did not finish (or a member recorded without a start time, which cannot be proved
+// alive by its pid: unknown, and the restart first looks for it by its spawn id), with nothing
+// found alive: restarted now. True when planned.
+function resumeStart(ctx: Ctx, dm: DesiredMember, m: ObservedMember): boolean {
+  const unknown = m.status === "running" && m.startTime === undefined && m.spawnId !== undefined;
+  if (!((m.status === "starting" || unknown) && !m.alive)) return false;
+  ctx.out.push({
+    kind: "restart",
+    cell: ctx.cell,
+    member: dm.identity,
+    desiredMember: dm,
+    reason: `${dm.identity}: ${unknown ? "recorded without a start time; find it by its spawn id or start it" : "resume interrupted start"}`,
+  });
+  ctx.up.add(dm.identity);
+  return true;
+}
+
+// A member's state as this plan leaves it: its status, failure count and when it went down.
+interface Down {
+  status: ObservedMember["status"];
+  failures: number;
+  downAt: number;
+}
+
+// A member recorded running or starting: up (undefined) while its process lives and its heartbeat
+// is fresh; else it is down now, planned as member-down, and the state that follows is returned.
+function planDown(ctx: Ctx, dm: DesiredMember, m: ObservedMember): Down | undefined {
+  const { now } = ctx;
+  // A heartbeat file older than this start (left by an earlier run) does not make it hung.
+  const beats = [m.heartbeatAt ?? Number.NaN, at(m.startedAt)].filter((t) => !Number.isNaN(t));
+  const lastBeat = beats.length > 0 ? Math.max(...beats) : Number.NaN;
+  const hung = m.alive && dm.heartbeatMs !== undefined && now - lastBeat > dm.heartbeatMs;
+  if (m.alive && !hung) {
     ctx.up.add(dm.identity);
-    return;
+    return undefined;
   }
-  if (status === "running" || status === "starting") {
-    // A heartbeat file older than this start (left by an earlier run) does not make it hung.
-    const beats = [m.heartbeatAt ?? Number.NaN, at(m.startedAt)].filter((t) => !Number.isNaN(t));
-    const lastBeat = beats.length > 0 ? Math.max(...beats) : Number.NaN;
-    const hung = m.alive && dm.heartbeatMs !== undefined && now - lastBeat > dm.heartbeatMs;
-    if (m.alive && !hung) {
-      ctx.up.add(dm.identity);
-      return;
-    }
-    // The exit file's mtime is the member's to set: taken no later than now (a future one would
-    // postpone its restart and reset its failure count). An earlier one only brings the restart
-    // forward, as an exit time from another clock (a cluster's, a remote host's) may.
-    downAt = hung || !m.exit ? now : Math.min(now, m.exit.at);
-    exitCode = hung ? null : (m.exit?.code ?? null);
-    failures = downAt - at(m.startedAt) >= BACKOFF_RESET_MS ? 1 : failures + 1;
-    status = dm.restart === "never" ? "exited" : dm.restart === "on-failure" && exitCode === 0 ? "completed" : "down";
-    const why = hung
-      ? `heartbeat stale: last beat ${short(lastBeat)}, more than ${formatDuration(dm.heartbeatMs as number)} ago`
-      : m.exit?.oom
-        ? `killed by its memory limit (OOM, exit code ${m.exit.code})`
-        : m.exit
-          ? `exited with code ${m.exit.code}`
-          : m.handle
-            ? `pod ${m.handle} is gone (no exit status)`
-            : `process ${m.pid} is gone (no exit status)`;
-    ctx.out.push({
-      kind: "member-down",
-      cell,
-      member: dm.identity,
-      status,
-      downAt: iso(downAt),
-      failures,
-      exitCode: exitCode ?? null,
-      ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}),
-      stop: hung,
-      reason: `${dm.identity}: ${why}`,
-    });
-  }
-  if (status === "completed" && dm.restart === "on-failure") ctx.done.add(dm.identity);
+  // The exit file's mtime is the member's to set: taken no later than now (a future one would
+  // postpone its restart and reset its failure count). An earlier one only brings the restart
+  // forward, as an exit time from another clock (a cluster's, a remote host's) may.
+  const downAt = hung || !m.exit ? now : Math.min(now, m.exit.at);
+  const exitCode = hung ? null : (m.exit?.code ?? null);
+  const failures = downAt - at(m.startedAt) >= BACKOFF_RESET_MS ? 1 : (m.failures ?? 0) + 1;
+  const status =
+    dm.restart === "never" ? "exited" : dm.restart === "on-failure" && exitCode === 0 ? "completed" : "down";
+  ctx.out.push({
+    kind: "member-down",
+    cell: ctx.cell,
+    member: dm.identity,
+    status,
+    downAt: iso(downAt),
+    failures,
+    exitCode: exitCode ?? null,
+    ...(m.exit?.oom && !hung ? { exitReason: "oom" as const } : {}),
+    stop: hung,
+    reason: `${dm.identity}: ${downReason(dm, m, hung, lastBeat)}`,
+  });
+  return { status, failures, downAt };
+}
+
+// Why a member is down, for people.
+function downReason(dm: DesiredMember, m: ObservedMember, hung: boolean, lastBeat: number): string {
+  return hung
+    ? `heartbeat stale: last beat ${short(lastBeat)}, more than ${formatDuration(dm.heartbeatMs as number)} ago`
+    : m.exit?.oom
+      ? `killed by its memory limit (OOM, exit code ${m.exit.code})`
+      : m.exit
+        ? `exited with code ${m.exit.code}`
+        : m.handle
+          ? `pod ${m.handle} is gone (no exit status)`
+          : `process ${m.pid} is gone (no exit status)`;
+}
+
+// A down member its restart policy restarts: now once its backoff has passed, else pending.
+function planRestart(ctx: Ctx, dm: DesiredMember, down: Down): void {
+  const { cell, now } = ctx;
+  const { status, failures, downAt } = down;
   const restartable = dm.restart === "always" ? true : dm.restart === "on-failure" ? status === "down" : false;
   if (!restartable || Number.isNaN(downAt)) return;
   const wait = backoffMs(Math.max(1, failures));

@@ -168,159 +168,226 @@ function refuseUnfollowed(ctx: CellCtx, d: DesiredCell, rec: CellRecord): void {
     ctx.diagnostics.push({ severity: "error", ...d.source, ...r });
 }
 
-function planNameNow(ctx: CellCtx, o: ObservedName): void {
-  const { name, d: declared } = ctx;
+// The name's diagnostic when its live or graveyard record cannot be read: the cell is left alone.
+function unreadableRecord(ctx: CellCtx, o: ObservedName): boolean {
   for (const c of [o.live, o.graveyard]) {
     if (c && !c.record) {
       ctx.diagnostics.push({
         severity: "error",
-        field: name,
+        field: ctx.name,
         message: `${c.dir} has ${c.unreadable}; Lazarus leaves this cell alone`,
         hint: "restore the file or move the directory out of the state dir",
       });
-      return;
+      return true;
     }
   }
-  // A remote cell whose host does not answer is unknown: nothing is closed, restarted or
-  // re-created elsewhere (its members may well be running) until the host answers again.
+  return false;
+}
+
+// A remote cell whose host does not answer is unknown: nothing is closed, restarted or
+// re-created elsewhere (its members may well be running) until the host answers again. True when held.
+function heldUnreachable(ctx: CellCtx, o: ObservedName): boolean {
+  const { name } = ctx;
   const away = [o.live, o.graveyard].find((c) => c?.unreachable);
-  if (away) {
-    ctx.pending.push({ cell: name, reason: `held while its state is unknown: ${away.unreachable}` });
-    ctx.diagnostics.push({
-      severity: "warning",
-      field: name,
-      message: `cell ${name} is held: ${away.unreachable}`,
-      hint: "bring the host back or fix the connection (host key, identity file); Lazarus acts on the cell once the host answers",
+  if (!away) return false;
+  ctx.pending.push({ cell: name, reason: `held while its state is unknown: ${away.unreachable}` });
+  ctx.diagnostics.push({
+    severity: "warning",
+    field: name,
+    message: `cell ${name} is held: ${away.unreachable}`,
+    hint: "bring the host back or fix the connection (host key, identity file); Lazarus acts on the cell once the host answers",
+  });
+  return true;
+}
+
+// A live cell's project cannot change: an error, and the declaration planned with the live
+// project. The live cell keeps its project (and, then, its backend: no replacement either); every
+// other rule (TTL, closing, members) still applies. The digest recorded on close stays the
+// declared one. A change of backend alone is a replacement (see planLive).
+function keepLiveProject(ctx: CellCtx, d: DesiredCell, liveRec: CellRecord): DesiredCell {
+  if (d.project === liveRec.project) return d;
+  ctx.diagnostics.push({
+    severity: "error",
+    ...d.source,
+    field: "spec.project",
+    message: `cell ${ctx.name} is live with project "${liveRec.project}"; project cannot change on a live cell`,
+    hint: "set state: closed first, or declare a cell with a new name",
+  });
+  return {
+    ...d,
+    project: liveRec.project,
+    backend: liveRec.backend,
+    ...(liveRec.container ? { container: liveRec.container } : {}),
+  };
+}
+
+// The declaration's digest, computed only when a close records it or a closed cell is compared.
+function lazyDigest(declared: DesiredCell | undefined): () => string | undefined {
+  let digested: { value: string | undefined } | undefined;
+  return () => (digested ??= { value: declared ? desiredDigest(declared) : undefined }).value;
+}
+
+// The closed incarnation still on disk, and whether it still sits under cells/.
+interface ClosedCell {
+  rec: CellRecord;
+  underCells: boolean;
+}
+
+// What the live record's state leaves to plan: the closed incarnation under cells/, or whether
+// this plan closes the cell. Undefined: the name is left alone.
+interface LiveOutcome {
+  closed?: ClosedCell;
+  justClosed: boolean;
+}
+
+function planNameNow(ctx: CellCtx, o: ObservedName): void {
+  if (unreadableRecord(ctx, o) || heldUnreachable(ctx, o)) return;
+  const declared = ctx.d;
+  const liveRec = o.live?.record;
+  if (ctx.d && liveRec) {
+    ctx.d = keepLiveProject(ctx, ctx.d, liveRec);
+    refuseUnfollowed(ctx, ctx.d, liveRec);
+  }
+  const d = ctx.d;
+  const digest = lazyDigest(declared);
+  const live = o.live?.record ? o.live : undefined;
+  const outcome = live ? planLiveRecord(ctx, live, live.record as CellRecord, digest) : { justClosed: false };
+  if (!outcome) return;
+  const closed =
+    outcome.closed ?? (!live && o.graveyard?.record ? { rec: o.graveyard.record, underCells: false } : undefined);
+  if (closed && !outcome.justClosed) planClosed(ctx, o, closed, live, digest);
+  else if (!live && !closed && wantsActive(d)) planAbsent(ctx, o, d, digest);
+  if (live && !closed) scrubStrayGraveyard(ctx, o);
+  purges(ctx, o);
+}
+
+// The live record by its state: resume or abandon a create, a closed cell, a live one.
+function planLiveRecord(
+  ctx: CellCtx,
+  live: ObservedCell,
+  rec: CellRecord,
+  digest: () => string | undefined,
+): LiveOutcome | undefined {
+  switch (rec.state) {
+    case "invited":
+    case "preparing":
+      return { justClosed: planInterruptedCreate(ctx, live, rec, digest) };
+    case "closed":
+      return { closed: { rec, underCells: true }, justClosed: false };
+    case "archived":
+      ctx.diagnostics.push({
+        severity: "error",
+        field: ctx.name,
+        message: `${live.dir} is marked archived but is still under cells/`,
+        hint: "move it out of the state dir",
+      });
+      return undefined;
+    case "active":
+    case "checkpointing":
+    case "downed": {
+      const justClosed = !planLive(ctx, live, rec, digest);
+      if (justClosed) scrubAtOnce(ctx);
+      return { justClosed };
+    }
+    default:
+      return assertNever(rec.state, "cell state");
+  }
+}
+
+// A create that was interrupted: resumed while the cell is declared active, else closed (unless
+// an unknown member holds it). True when this plan closes it.
+function planInterruptedCreate(
+  ctx: CellCtx,
+  live: ObservedCell,
+  rec: CellRecord,
+  digest: () => string | undefined,
+): boolean {
+  const { name, d } = ctx;
+  if (wantsActive(d)) {
+    ctx.out.push({
+      kind: "create",
+      cell: name,
+      desired: d,
+      resume: true,
+      reason: `resume interrupted create (cell was ${rec.state})`,
+    });
+    return false;
+  }
+  if (heldByUnknown(ctx, live, "close")) return false;
+  close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
+  scrubAtOnce(ctx);
+  return true;
+}
+
+// A closed cell (in the graveyard, or under cells/ when its close was interrupted): resurrected
+// within grace when declared anew, the close finished, scrubbed when grace ends (and created
+// again when declared anew).
+function planClosed(
+  ctx: CellCtx,
+  o: ObservedName,
+  closed: ClosedCell,
+  live: ObservedCell | undefined,
+  digest: () => string | undefined,
+): void {
+  const { name, d } = ctx;
+  const { rec, underCells } = closed;
+  const graceMs = d?.graceMs ?? rec.graceMs;
+  const graceEnd = at(rec.closedAt) + graceMs;
+  const reopen = wantsActive(d) && digest() !== rec.closedDigest;
+  if (ctx.now < graceEnd && reopen) {
+    ctx.out.push({
+      kind: "resurrect",
+      cell: name,
+      desired: d,
+      reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})`,
     });
     return;
   }
-  const liveRec = o.live?.record;
-  if (ctx.d && liveRec && ctx.d.project !== liveRec.project) {
-    ctx.diagnostics.push({
-      severity: "error",
-      ...ctx.d.source,
-      field: "spec.project",
-      message: `cell ${name} is live with project "${liveRec.project}"; project cannot change on a live cell`,
-      hint: "set state: closed first, or declare a cell with a new name",
+  const held =
+    (underCells || ctx.now >= graceEnd) &&
+    heldByUnknown(ctx, underCells ? live : o.graveyard, underCells ? "close" : "scrub");
+  if (underCells && !held) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
+  if (ctx.now >= graceEnd && !held) {
+    ctx.out.push({
+      kind: "scrub",
+      cell: name,
+      reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}`,
     });
-    // The live cell keeps its project (and, then, its backend: no replacement either); every
-    // other rule (TTL, closing, members) still applies. The digest recorded on close stays the
-    // declared one. A change of backend alone is a replacement (see planLive).
-    ctx.d = {
-      ...ctx.d,
-      project: liveRec.project,
-      backend: liveRec.backend,
-      ...(liveRec.container ? { container: liveRec.container } : {}),
-    };
+    if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed", o, ctx));
   }
-  if (ctx.d && liveRec) refuseUnfollowed(ctx, ctx.d, liveRec);
-  const d = ctx.d;
-  // The declaration's digest, computed only when a close records it or a closed cell is compared.
-  let digested: { value: string | undefined } | undefined;
-  const digest = (): string | undefined =>
-    (digested ??= { value: declared ? desiredDigest(declared) : undefined }).value;
-  // The closed incarnation still on disk, if any, and whether it still sits under cells/.
-  let closed: { rec: CellRecord; underCells: boolean } | undefined;
-  let justClosed = false;
-  const live = o.live?.record ? o.live : undefined;
+  if (wantsActive(d) && !reopen) expiredNote(ctx, d);
+}
 
-  if (live) {
-    const rec = live.record as CellRecord;
-    switch (rec.state) {
-      case "invited":
-      case "preparing":
-        if (wantsActive(d)) {
-          ctx.out.push({
-            kind: "create",
-            cell: name,
-            desired: d,
-            resume: true,
-            reason: `resume interrupted create (cell was ${rec.state})`,
-          });
-        } else if (!heldByUnknown(ctx, live, "close")) {
-          close(ctx, d ? "state: closed" : "removed from cells.d (create was interrupted)", digest());
-          scrubAtOnce(ctx);
-          justClosed = true;
-        }
-        break;
-      case "closed":
-        closed = { rec, underCells: true };
-        break;
-      case "archived":
-        ctx.diagnostics.push({
-          severity: "error",
-          field: name,
-          message: `${live.dir} is marked archived but is still under cells/`,
-          hint: "move it out of the state dir",
-        });
-        return;
-      case "active":
-      case "checkpointing":
-      case "downed":
-        justClosed = !planLive(ctx, live, rec, digest);
-        if (justClosed) scrubAtOnce(ctx);
-        break;
-      default:
-        return assertNever(rec.state, "cell state");
-    }
-  }
-  if (!closed && !live && o.graveyard?.record) closed = { rec: o.graveyard.record, underCells: false };
+// A cell declared active with nothing live or closed: created, unless its last close was of
+// this very declaration.
+function planAbsent(ctx: CellCtx, o: ObservedName, d: DesiredCell, digest: () => string | undefined): void {
+  const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
+  // The last close: the tombstone (kept past the purge), else the newest archive.
+  const lastClosed = o.tombstone ?? newest;
+  if (lastClosed && lastClosed.closedDigest === digest()) expiredNote(ctx, d);
+  else
+    ctx.out.push(
+      createAction(
+        ctx.name,
+        d,
+        o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell",
+        o,
+        ctx,
+      ),
+    );
+}
 
-  if (closed && !justClosed) {
-    const { rec, underCells } = closed;
-    const graceMs = d?.graceMs ?? rec.graceMs;
-    const graceEnd = at(rec.closedAt) + graceMs;
-    const reopen = wantsActive(d) && digest() !== rec.closedDigest;
-    if (ctx.now < graceEnd && reopen) {
-      ctx.out.push({
-        kind: "resurrect",
-        cell: name,
-        desired: d,
-        reason: `declared active again within grace ${formatDuration(graceMs)} (closed ${rec.closedAt})`,
-      });
-      return purges(ctx, o);
-    }
-    const held =
-      (underCells || ctx.now >= graceEnd) &&
-      heldByUnknown(ctx, underCells ? live : o.graveyard, underCells ? "close" : "scrub");
-    if (underCells && !held) close(ctx, "finish interrupted close", rec.closedDigest ?? null);
-    if (ctx.now >= graceEnd && !held) {
-      ctx.out.push({
-        kind: "scrub",
-        cell: name,
-        reason: `grace ${formatDuration(graceMs)} ended at ${short(graceEnd)}`,
-      });
-      if (reopen) ctx.out.push(createAction(name, d, "declared active; the previous cell was scrubbed", o, ctx));
-    }
-    if (wantsActive(d) && !reopen) expiredNote(ctx, d);
-  } else if (!live && !closed && wantsActive(d)) {
-    const newest = [...o.archives].sort((a, b) => at(b.record?.archivedAt) - at(a.record?.archivedAt))[0]?.record;
-    // The last close: the tombstone (kept past the purge), else the newest archive.
-    const lastClosed = o.tombstone ?? newest;
-    if (lastClosed && lastClosed.closedDigest === digest()) expiredNote(ctx, d);
-    else
-      ctx.out.push(
-        createAction(
-          name,
-          d,
-          o.archives.length > 0 ? "declared active (earlier cells are archived)" : "new cell",
-          o,
-          ctx,
-        ),
-      );
-  }
-  // A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
-  if (live && o.graveyard?.record && !closed) {
-    const rec = o.graveyard.record;
-    const graceEnd = at(rec.closedAt) + rec.graceMs;
-    if (ctx.now >= graceEnd && !heldByUnknown(ctx, o.graveyard, "scrub"))
-      ctx.out.push({
-        kind: "scrub",
-        cell: name,
-        reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}`,
-      });
-  }
-  purges(ctx, o);
+// A graveyard entry beside a live cell (left by hand) is still scrubbed on time.
+function scrubStrayGraveyard(ctx: CellCtx, o: ObservedName): void {
+  const rec = o.graveyard?.record;
+  if (!rec) return;
+  const graceEnd = at(rec.closedAt) + rec.graceMs;
+  if (ctx.now >= graceEnd && !heldByUnknown(ctx, o.graveyard, "scrub"))
+    ctx.out.push({
+      kind: "scrub",
+      cell: ctx.name,
+      reason: `grace ${formatDuration(rec.graceMs)} ended at ${short(graceEnd)}`,
+    });
 }
 
 function purges(ctx: CellCtx, o: ObservedName): void {
@@ -436,25 +503,34 @@ function scrubAtOnce(ctx: CellCtx): void {
     });
 }
 
+// Close a live cell (checkpointed first where its backend can), unless an unknown member holds
+// the close: then the cell stays live, and nothing else is planned for it. True when it stays live.
+function closeLive(
+  ctx: CellCtx,
+  live: ObservedCell,
+  rec: CellRecord,
+  why: string,
+  desiredDigest: string | null | undefined,
+): boolean {
+  if (heldByUnknown(ctx, live, "close")) return true;
+  close(ctx, why, desiredDigest, finalCheckpoint(rec));
+  return false;
+}
+
 // A cell in an active state (active, checkpointing, downed). Returns true when it stays live.
 function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () => string | undefined): boolean {
   const d = ctx.d;
-  // A close held for an unknown member leaves the cell live, and nothing else is planned for it.
-  const closeLive = (why: string, desiredDigest: string | null | undefined): boolean => {
-    if (heldByUnknown(ctx, live, "close")) return true;
-    close(ctx, why, desiredDigest, finalCheckpoint(rec));
-    return false;
-  };
-  if (!d) return closeLive(`removed from cells.d (was declared in ${rec.sourceFile})`, null);
-  if (d.state === "closed") return closeLive("state: closed", digest());
+  if (!d) return closeLive(ctx, live, rec, `removed from cells.d (was declared in ${rec.sourceFile})`, null);
+  if (d.state === "closed") return closeLive(ctx, live, rec, "state: closed", digest());
   const activated = at(rec.activatedAt);
   const expires = d.ttlMs !== rec.ttlMs ? activated + d.ttlMs : at(rec.expiresAt);
-  if (ctx.now >= expires) return closeLive(`ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest());
+  if (ctx.now >= expires)
+    return closeLive(ctx, live, rec, `ttl ${formatDuration(d.ttlMs)} expired at ${short(expires)}`, digest());
   // Where the cell runs changes (or a replacement was interrupted): replaced whole, members and
   // all, so nothing else of the cell is planned beside it this round.
   const forces = replacementForces({ d, rec }); // src/cells/fields.ts
-  if ((forces.length > 0 || rec.replacing) && heldByUnknown(ctx, live, "replacement")) return true;
   if (forces.length > 0 || rec.replacing) {
+    if (heldByUnknown(ctx, live, "replacement")) return true;
     if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
     ctx.out.push(replaceAction(ctx.name, d, rec, forces));
     return true;
@@ -465,6 +541,26 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
   const safety = new Set(rec.safetyCheckpoints ?? []);
   const sources = live.checkpoints.filter((c) => !safety.has(c.name)); // a substitute's restore sources
   const members = planMembers(ctx.name, d, live.members, sources, ctx.now, ctx.portfoliosHeld);
+  memberWarnings(ctx, live);
+  const noneUp = members.executorsDeclared && members.executorsUp === 0;
+  if (rec.state === "downed" && noneUp && !planAbandoned(ctx, live, d, rec, digest)) return false;
+  if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
+  diskShrink(ctx, d, rec);
+  planUpdate(ctx, d, rec, live);
+  ctx.out.push(...members.actions);
+  ctx.pending.push(...members.pending);
+  const busy = new Set(members.actions.flatMap((a) => ("member" in a ? [a.member] : [])));
+  planProgress(ctx, d, rec, live, sources, busy); // src/plan/progress.ts: commit-or-abort
+  planUpOrDown(ctx, d, rec, noneUp);
+  if (due && rec.state !== "checkpointing")
+    ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
+  const full = diskFull(ctx.name, rec, live);
+  if (full) ctx.out.push(full);
+  return true;
+}
+
+// What observe could not believe of a live cell's members: unknown ones, ignored reports.
+function memberWarnings(ctx: CellCtx, live: ObservedCell): void {
   for (const m of live.members) {
     if (m.unverifiable)
       ctx.diagnostics.push({
@@ -480,42 +576,47 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
       ctx.diagnostics.push({ severity: "warning", field: `${ctx.name} ${m.identity}`, message: why, hint });
     }
   }
-  const noneUp = members.executorsDeclared && members.executorsUp === 0;
-  if (rec.state === "downed" && noneUp) {
-    const downedMs = d.downedTimeoutMs;
-    const end = at(rec.downedAt) + downedMs;
-    if (ctx.now >= end) {
-      // Held (an unknown member): the rest of the cell is still planned.
-      if (
-        !closeLive(
-          `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`,
-          digest(),
-        )
-      )
-        return false;
-    } else
-      ctx.pending.push({
-        cell: ctx.name,
-        reason: `closes as abandoned at ${short(end)} unless an executor comes back`,
-      });
+}
+
+// A downed cell with no executor up: closed as abandoned once downedTimeout has passed, else
+// pending until then. False when this plan closes it (held by an unknown member, the rest of the
+// cell is still planned).
+function planAbandoned(
+  ctx: CellCtx,
+  live: ObservedCell,
+  d: DesiredCell,
+  rec: CellRecord,
+  digest: () => string | undefined,
+): boolean {
+  const downedMs = d.downedTimeoutMs;
+  const end = at(rec.downedAt) + downedMs;
+  if (ctx.now >= end) {
+    const why = `abandoned: downed since ${rec.downedAt} with no executor up for ${formatDuration(downedMs)}`;
+    return closeLive(ctx, live, rec, why, digest());
   }
-  if (d.ttlMs !== rec.ttlMs) ctx.out.push(renewAction(ctx.name, d, rec, expires));
-  diskShrink(ctx, d, rec);
+  ctx.pending.push({
+    cell: ctx.name,
+    reason: `closes as abandoned at ${short(end)} unless an executor comes back`,
+  });
+  return true;
+}
+
+// The cell's declared fields that its record is behind on: one update action naming them all.
+function planUpdate(ctx: CellCtx, d: DesiredCell, rec: CellRecord, live: ObservedCell): void {
   const changes = cellChanges({ d, rec, disk: live.disk }); // src/cells/fields.ts: one row a field
-  if (changes.length > 0) {
-    const fields = changes.map((c) => c.field);
-    ctx.out.push({
-      kind: "update",
-      cell: ctx.name,
-      desired: d,
-      fields,
-      reason: changes.map((c) => c.reason).join(", "),
-    });
-  }
-  ctx.out.push(...members.actions);
-  ctx.pending.push(...members.pending);
-  const busy = new Set(members.actions.flatMap((a) => ("member" in a ? [a.member] : [])));
-  planProgress(ctx, d, rec, live, sources, busy); // src/plan/progress.ts: commit-or-abort
+  if (changes.length === 0) return;
+  const fields = changes.map((c) => c.field);
+  ctx.out.push({
+    kind: "update",
+    cell: ctx.name,
+    desired: d,
+    fields,
+    reason: changes.map((c) => c.reason).join(", "),
+  });
+}
+
+// active → downed when no executor is up once this plan is applied; downed → active when one is.
+function planUpOrDown(ctx: CellCtx, d: DesiredCell, rec: CellRecord, noneUp: boolean): void {
   if (noneUp && rec.state !== "downed")
     ctx.out.push({
       kind: "cell-down",
@@ -524,11 +625,6 @@ function planLive(ctx: CellCtx, live: ObservedCell, rec: CellRecord, digest: () 
     });
   if (!noneUp && rec.state === "downed")
     ctx.out.push({ kind: "revive", cell: ctx.name, reason: "an executor is up again" });
-  if (due && rec.state !== "checkpointing")
-    ctx.out.push({ kind: "checkpoint", cell: ctx.name, trigger: "schedule", reason: due });
-  const full = diskFull(ctx.name, rec, live);
-  if (full) ctx.out.push(full);
-  return true;
 }
 
 // A smaller disk quota than the live cell's: refused (an image is not shrunk under a live cell's
