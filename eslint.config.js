@@ -35,11 +35,4 @@ export default tseslint.config(
       "max-lines-per-function": ["error", { max: 80, skipBlankLines: true, skipComments: true }],
     },
   },
-  {
-    // until load.ts is split
-    files: ["src/config/load.ts"],
-    rules: {
-      "max-lines-per-function": ["warn", { max: 80, skipBlankLines: true, skipComments: true }],
-    },
-  },
 );
