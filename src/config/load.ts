@@ -198,6 +198,7 @@ interface RawCell {
     downedTimeout?: string;
     inviteTtl?: string;
     progress?: { slice?: string; onStall?: OnStall };
+    push?: { branch: string };
     taskClass?: string;
     members: {
       identity: string;
@@ -324,6 +325,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
     ...(s.progress ? { progress: toProgress(s.progress) } : {}),
+    ...(s.push ? { push: { branch: s.push.branch } } : {}),
     members,
     source: at(["metadata", "name"]),
   };

@@ -45,7 +45,7 @@ export function backoffMs(attempts: number, retryAfter?: number): number {
   return Math.max(b, retryAfter ?? 0);
 }
 
-async function readToken(forge: Forge, host: HostSettings): Promise<string> {
+export async function readToken(forge: Forge, host: HostSettings): Promise<string> {
   const p = await secretPath(forge.tokenFile as string, host, "forge tokens", "gitea/token");
   if (!p.ok) throw new ForgeError(`tokenFile ${forge.tokenFile}: ${p.message} (${p.hint})`, true);
   const r = await readUntrusted(p.path, SECRET_MAX_BYTES);

@@ -53,6 +53,7 @@ export const processBackend: BackendSpec = {
     diskQuota: false,
     network: false,
     localPids: true,
+    projectHere: true,
     poll: false,
     hostPrograms: true,
     cellFields: [],
