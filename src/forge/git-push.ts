@@ -188,7 +188,7 @@ function porcelain(stdout: string, branch: string): { ok: Pushed } | { rejected:
   if (!line) return undefined;
   const flag = line[0];
   const summary = line.split("\t")[2] ?? "";
-  if (flag === "!") return { rejected: summary.replace(/^\[|\]/g, "").trim() };
+  if (flag === "!") return { rejected: summary.replace(/^\[(remote )?rejected\]\s*/, "").trim() || summary };
   if (flag === "=") return { ok: { result: "up to date" } };
   if (flag === "*") return { ok: { result: "new branch" } };
   return { ok: { result: "updated" } };
@@ -235,7 +235,7 @@ export async function pushBranch(p: PushRequest): Promise<Pushed> {
   if (r.timedOut) throw new PushError(`push to ${p.url} timed out after ${PUSH_BOUNDS.pushTimeoutMs} ms`, "transient");
   const said = porcelain(r.stdout, p.branch);
   if (said && "rejected" in said)
-    throw new PushError(scrub(`push of ${p.branch} to ${p.url} rejected (${said.rejected}); not forced`), "rejected");
+    throw new PushError(scrub(`push of ${p.branch} to ${p.url} rejected ${said.rejected}; not forced`), "rejected");
   if (r.code === 0 && said) return said.ok;
   const why = scrub(lastLine(r.stderr) || `git exited with ${r.code}`);
   throw new PushError(`push of ${p.branch} to ${p.url}: ${why}`, classify(r.stderr));
