@@ -2,7 +2,8 @@
 // own git site), bounded by its pushBranches; a backend whose project/ is not on this host pushes
 // nothing; git's failures are read as rejected, permanent or transient; the token goes into git's
 // environment only.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { cellYaml, cleanup, configDir, lazarus } from "../helpers.js";
 import { gitBase, parseForges, pushTargetOf } from "../../src/forge/table.js";
 import { authEnv, classify } from "../../src/forge/git-push.js";
 import { pushOf } from "../../src/forge/pushes.js";
@@ -51,7 +52,7 @@ describe("the push target", () => {
   it("says why a cell is not pushed", () => {
     expect(pushTargetOf(forges, "Org/repo#2", "main")).toEqual({
       pushes: false,
-      why: "not pushed: branch main is not in pushBranches of the forge (LAZARUS_FORGES line 12)",
+      why: "not pushed: branch main is not in pushBranches of the forge (LAZARUS_FORGES line 10)",
     });
     expect(pushTargetOf(forges, "Else/repo#1", "x")).toEqual({ pushes: false, why: "not pushed: no forge matches" });
     expect(pushTargetOf(forges, "Notoken/repo#1", "x")).toMatchObject({ pushes: false });
@@ -98,5 +99,24 @@ describe("git's answers", () => {
       GIT_CONFIG_KEY_0: "http.extraHeader",
       GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from("x-access-token:tok").toString("base64")}`,
     });
+  });
+});
+
+describe("spec.push in a cell file", () => {
+  let dirs: string[] = [];
+  afterEach(() => {
+    cleanup(...dirs);
+    dirs = [];
+  });
+
+  it("a branch that is not a plain branch name is an error at its line, saying what to use", async () => {
+    const yaml = cellYaml({ name: "c", extra: '  push: {branch: "../main"}' });
+    const config = configDir({ "cells.d/c.yaml": yaml });
+    dirs.push(config);
+    const r = await lazarus(["validate", "-c", config]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr + r.stdout).toContain(
+      'cells.d/c.yaml:8:18: error: spec.push.branch: "../main" is not valid (use a git branch name such as feature/login',
+    );
   });
 });
