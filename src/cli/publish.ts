@@ -52,7 +52,8 @@ function plannedPush(w: WantedPush, e: PushEntry | undefined): string {
   const at = w.trigger === "close" ? "at close" : `for checkpoint ${w.trigger}`;
   const last = e?.sha ? `; last pushed ${e.sha.slice(0, 12)}` : "";
   if (!e || e.trigger !== w.trigger || e.branch !== w.branch) return `would push ${where} ${at}${last}`;
-  if (e.status === "done") return e.sha ? `pushed ${where} at ${e.sha.slice(0, 12)} ${at}` : `${e.result ?? "done"} ${at}`;
+  if (e.status === "done")
+    return e.sha ? `pushed ${where} at ${e.sha.slice(0, 12)} ${at}` : `${e.result ?? "done"} ${at}`;
   if (e.status === "pending") return `would push ${where} ${at} (queued, ${e.attempts} attempt(s) so far)${last}`;
   return `${e.status} ${at} (${e.lastError ?? "unknown"}); lazarus publish tries again${last}`;
 }

@@ -249,6 +249,13 @@ const toProgress = (p: { slice?: string; onStall?: OnStall }): ProgressSpec => (
   onStall: p.onStall ?? "notify",
 });
 
+function toLogs(l: { maxSize?: string; keep?: number }): NonNullable<DesiredCell["logs"]> {
+  return {
+    ...(l.maxSize !== undefined ? { maxBytes: parseMemory(l.maxSize) ?? 0 } : {}),
+    ...(l.keep !== undefined ? { keep: l.keep } : {}),
+  };
+}
+
 function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   const s = raw.spec;
   const members: DesiredMember[] = s.members.map((m, i) => ({
@@ -312,14 +319,7 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
       ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}),
     },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
-    ...(s.logs
-      ? {
-          logs: {
-            ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}),
-            ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}),
-          },
-        }
-      : {}),
+    ...(s.logs ? { logs: toLogs(s.logs) } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     ...(s.budget ? { budget: toBudget(s.budget) } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,

@@ -64,10 +64,15 @@ export async function branchRefusal(project: string, branch: string): Promise<st
 // larger than the bound. Read with the close log's hardened git.
 export async function branchTip(project: string, branch: string): Promise<string | undefined> {
   const bounds = { timeoutMs: PUSH_BOUNDS.readTimeoutMs, maxBuffer: MiB };
-  const out = await memberGit(project, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}^{commit}`], process.env, {
-    ...bounds,
-    okCodes: [1],
-  });
+  const out = await memberGit(
+    project,
+    ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}^{commit}`],
+    process.env,
+    {
+      ...bounds,
+      okCodes: [1],
+    },
+  );
   const sha = out.trim();
   if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) return undefined;
   const du = await memberGit(project, ["rev-list", "--objects", "--disk-usage", sha], process.env, bounds);
@@ -103,19 +108,15 @@ interface Ran {
 }
 
 async function ownGit(repo: string, args: string[], extraEnv: Record<string, string>, timeoutMs: number): Promise<Ran> {
-  const r = await execa(
-    "git",
-    ["--no-pager", ...OVERRIDES.flatMap((o) => ["-c", o]), `--git-dir=${repo}`, ...args],
-    {
-      env: { ...(await gitEnv(repo, process.env)), ...extraEnv },
-      extendEnv: false,
-      stdin: "ignore",
-      timeout: timeoutMs,
-      killSignal: "SIGKILL",
-      maxBuffer: MiB,
-      reject: false,
-    },
-  );
+  const r = await execa("git", ["--no-pager", ...OVERRIDES.flatMap((o) => ["-c", o]), `--git-dir=${repo}`, ...args], {
+    env: { ...(await gitEnv(repo, process.env)), ...extraEnv },
+    extendEnv: false,
+    stdin: "ignore",
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+    maxBuffer: MiB,
+    reject: false,
+  });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), timedOut: r.timedOut === true };
 }
 

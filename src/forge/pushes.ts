@@ -198,7 +198,14 @@ async function record(e: PushEntry, o: PushWork): Promise<void> {
     cell: e.cell,
     action: "push",
     reason: `${what} pushed to ${e.url ?? "?"} (${e.result ?? "pushed"}; ${e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`})`,
-    details: { branch: e.branch, sha: e.sha ?? null, url: e.url, result: e.result, incarnation: e.life, trigger: e.trigger },
+    details: {
+      branch: e.branch,
+      sha: e.sha ?? null,
+      url: e.url,
+      result: e.result,
+      incarnation: e.life,
+      trigger: e.trigger,
+    },
   });
   await saveEntry(o.stateRoot, { ...e, recorded: true });
 }
@@ -255,7 +262,13 @@ async function workOne(e: PushEntry, o: PushWork, now: number): Promise<keyof Pu
       await saveEntry(o.stateRoot, { ...e, attempts, lastError: message, nextAt, updatedAt: stamp });
       return "pending";
     }
-    await saveEntry(o.stateRoot, { ...e, status: failure === "rejected" ? "rejected" : "failed", attempts, lastError: message, updatedAt: stamp });
+    await saveEntry(o.stateRoot, {
+      ...e,
+      status: failure === "rejected" ? "rejected" : "failed",
+      attempts,
+      lastError: message,
+      updatedAt: stamp,
+    });
     await o.ledger.append({
       time: stampOf(o),
       cell: e.cell,

@@ -124,7 +124,8 @@ function pushLines(f: CloseFacts): string[] {
   const p = f.push;
   if (!p) return [];
   const at = p.sha ? ` at \`${p.sha.slice(0, 12)}\`` : "";
-  if (p.state === "pushed") return [`- pushed: ${code(p.branch)}${at} to ${plain(p.url)}${p.atClose ? "" : " (last checkpoint)"}`];
+  if (p.state === "pushed")
+    return [`- pushed: ${code(p.branch)}${at} to ${plain(p.url)}${p.atClose ? "" : " (last checkpoint)"}`];
   const last = p.sha ? `; last pushed${at}` : "";
   return [`- push of ${code(p.branch)} to ${plain(p.url)}: ${plain(p.state)}${last}`];
 }

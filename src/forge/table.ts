@@ -201,7 +201,10 @@ export function pushTargetOf(forges: Forge[], project: string, branch: string): 
   const forge = forgeFor(forges, project);
   if (!forge) return { pushes: false, why: "not pushed: no forge matches" };
   if (!forge.tokenFile)
-    return { pushes: false, why: `not pushed: the forge ${forge.url} (LAZARUS_FORGES line ${forge.line}) has no tokenFile` };
+    return {
+      pushes: false,
+      why: `not pushed: the forge ${forge.url} (LAZARUS_FORGES line ${forge.line}) has no tokenFile`,
+    };
   const m = /^([A-Za-z0-9._-]+)\/([A-Za-z0-9._-]+)$/.exec(repoOf(project).trim());
   if (!m) return { pushes: false, why: `not pushed: project ${project} names no repository (Org/repo)` };
   if (forge.pushBranches && !forge.pushBranches.some((p) => globMatches(p, branch)))

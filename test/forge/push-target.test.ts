@@ -38,7 +38,10 @@ describe("the push target", () => {
   it("is the row's git site and the project's repository, never anything the cell says", () => {
     expect(gitBase(forges[0]!)).toBe("https://github.com");
     expect(gitBase(forges[1]!)).toBe("https://ghe.example.org");
-    expect(pushTargetOf(forges, "Gh/repo#1", "x")).toMatchObject({ pushes: true, url: "https://github.com/Gh/repo.git" });
+    expect(pushTargetOf(forges, "Gh/repo#1", "x")).toMatchObject({
+      pushes: true,
+      url: "https://github.com/Gh/repo.git",
+    });
     expect(pushTargetOf(forges, "Plain/repo#2", "main")).toMatchObject({
       pushes: true,
       url: "https://gitea.example.org/Plain/repo.git",
@@ -68,7 +71,10 @@ describe("the push target", () => {
 
   it("refuses a bad gitUrl or pushBranches at its line", () => {
     expect(() =>
-      parseForges("forges:\n  - match: Org/\n    kind: gitea\n    url: https://g.example\n    gitUrl: ftp://x\n", "f.yaml"),
+      parseForges(
+        "forges:\n  - match: Org/\n    kind: gitea\n    url: https://g.example\n    gitUrl: ftp://x\n",
+        "f.yaml",
+      ),
     ).toThrow(/^LAZARUS_FORGES f\.yaml:2: forges\[0\]: gitUrl must be an http\(s\) URL/);
     expect(() =>
       parseForges(

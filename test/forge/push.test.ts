@@ -11,7 +11,17 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import type http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { cellYaml, cleanup, configDir, lazarus, readRecord, tempDir, waitFor, ROOT, type CliResult } from "../helpers.js";
+import {
+  cellYaml,
+  cleanup,
+  configDir,
+  lazarus,
+  readRecord,
+  tempDir,
+  waitFor,
+  ROOT,
+  type CliResult,
+} from "../helpers.js";
 import { StandIn } from "./stand-in.js";
 import { gitHttpServer, type GitRequest } from "../git-http.js";
 
@@ -97,7 +107,8 @@ async function setup(o: Setup = {}) {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as { action: string; cell: string; reason: string; details?: Record<string, unknown> });
-  const memberCommitted = () => waitFor(() => existsSync(path.join(project(), ".git", "refs", "heads", BRANCH)), 20_000);
+  const memberCommitted = () =>
+    waitFor(() => existsSync(path.join(project(), ".git", "refs", "heads", BRANCH)), 20_000);
   return {
     forge,
     server,
@@ -124,7 +135,8 @@ type S = Awaited<ReturnType<typeof setup>>;
 function expectNoToken(s: S): void {
   const files: string[] = [path.join(s.state, "ledger.jsonl")];
   const outbox = path.join(s.state, "outbox");
-  for (const n of existsSync(outbox) ? readdirSync(outbox) : []) if (n.endsWith(".json")) files.push(path.join(outbox, n));
+  for (const n of existsSync(outbox) ? readdirSync(outbox) : [])
+    if (n.endsWith(".json")) files.push(path.join(outbox, n));
   for (const f of files) expect(readFileSync(f, "utf8"), f).not.toContain(TOKEN);
   for (const r of s.outputs) expect(r.stdout + r.stderr).not.toContain(TOKEN);
   for (const c of s.forge.all()) expect(c.body).not.toContain(TOKEN);
@@ -138,7 +150,9 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect((await s.run(0)).exitCode).toBe(0);
     await s.memberCommitted();
     const plan = await s.cli(["plan", "-c", s.config, "--now", T(0)]);
-    expect(plan.stdout).toContain(`c: pushes ${BRANCH} to ${s.server.url}/Org/repo.git at each checkpoint and at close`);
+    expect(plan.stdout).toContain(
+      `c: pushes ${BRANCH} to ${s.server.url}/Org/repo.git at each checkpoint and at close`,
+    );
     expect(s.remoteTip()).toBeUndefined(); // no checkpoint yet: nothing pushed
     const dry0 = await s.cli(["publish", "--dry-run", "c"]);
     expect(dry0.stdout).toContain("would push feature/login to");
@@ -170,7 +184,9 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     const last = pushes(s).at(-1)!;
     expect(last.details).toMatchObject({ sha: third, trigger: "close" });
     const close = s.forge.all().find((c) => c.body.includes("kind=close"));
-    expect(close?.body).toContain(`- pushed: \`${BRANCH}\` at \`${third.slice(0, 12)}\` to ${s.server.url}/Org/repo.git`);
+    expect(close?.body).toContain(
+      `- pushed: \`${BRANCH}\` at \`${third.slice(0, 12)}\` to ${s.server.url}/Org/repo.git`,
+    );
     const dry = await s.cli(["publish", "--dry-run", "c"]);
     expect(dry.stdout).toContain(`pushed ${BRANCH} to ${s.server.url}/Org/repo.git at ${third.slice(0, 12)} at close`);
     expectNoToken(s);
