@@ -189,6 +189,14 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     );
     const dry = await s.cli(["publish", "--dry-run", "c"]);
     expect(dry.stdout).toContain(`pushed ${BRANCH} to ${s.server.url}/Org/repo.git at ${third.slice(0, 12)} at close`);
+    const status = JSON.parse((await s.cli(["status", "c", "--json"])).stdout) as {
+      cells: { state: string; push?: { sha: string; status: string; trigger: string } }[];
+    };
+    expect(status.cells.find((c) => c.state === "closed")?.push).toMatchObject({
+      sha: third,
+      status: "done",
+      trigger: "close",
+    });
     expectNoToken(s);
   }, 120_000);
 
@@ -217,6 +225,8 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect(s.ledger().filter((e) => e.action === "push-rejected")).toHaveLength(1);
     const events = await s.cli(["events", "c"]);
     expect(events.stdout).toContain("push-rejected");
+    const status = await s.cli(["status", "c"]);
+    expect(status.stdout).toMatch(/push of feature\/login to \S+ for checkpoint \S+ rejected, not forced: /);
     const dry = await s.cli(["publish", "--dry-run", "c"]);
     expect(dry.stdout).toMatch(/# c push \(incarnation \w+\): rejected for checkpoint/);
     expectNoToken(s);
