@@ -149,5 +149,7 @@ async function publish(o: PublishOpts): Promise<number> {
     return 0;
   }
   out(publishLine(r) ?? "publish: nothing to do.");
-  return r.status === "worked" && r.report.failed === 0 && r.report.pending === 0 ? 0 : 1;
+  const pushes = r.status === "worked" ? r.pushes : undefined;
+  const pushesLeft = pushes ? pushes.failed + pushes.rejected + pushes.pending : 0;
+  return r.status === "worked" && r.report.failed === 0 && r.report.pending === 0 && pushesLeft === 0 ? 0 : 1;
 }
