@@ -192,12 +192,14 @@ export interface PushReport {
 const stampOf = (o: PushWork): string => new Date(Math.max(o.ledgerTime, Date.now())).toISOString();
 
 async function record(e: PushEntry, o: PushWork): Promise<void> {
-  const what = e.sha ? `${e.branch} at ${e.sha.slice(0, 12)}` : e.branch;
+  const when = e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`;
   await o.ledger.append({
     time: stampOf(o),
     cell: e.cell,
     action: "push",
-    reason: `${what} pushed to ${e.url ?? "?"} (${e.result ?? "pushed"}; ${e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`})`,
+    reason: e.sha
+      ? `${e.branch} at ${e.sha.slice(0, 12)} pushed to ${e.url ?? "?"} (${e.result ?? "pushed"}; ${when})`
+      : `nothing pushed to ${e.url ?? "?"} (${e.result ?? "no commit"}; ${when})`,
     details: {
       branch: e.branch,
       sha: e.sha ?? null,
