@@ -93,7 +93,8 @@ export function publishLine(p: PublishOutcome): string | undefined {
       const s = p.pushes;
       const pushed =
         s && s.pushed + s.rejected + s.failed + s.pending > 0
-          ? `${s.pushed} branch(es) pushed, ${s.rejected} rejected (not forced), ${s.failed} failed for good, ${s.pending} waiting`
+          ? `${s.pushed} branch(es) pushed, ${s.rejected} rejected (not forced), ` +
+            `${s.failed} failed for good, ${s.pending} waiting`
           : undefined;
       const posted =
         r.posted + r.failed + r.pending > 0

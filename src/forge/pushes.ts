@@ -260,10 +260,11 @@ async function workOne(e: PushEntry, o: PushWork, now: number): Promise<keyof Pu
     const failure = err instanceof PushError ? err.failure : "transient";
     const message = errorMessage(err);
     if (failure === "transient") {
-      const nextAt = new Date(now + backoffMs(attempts)).toISOString();
+      const nextAt = new Date(Date.now() + backoffMs(attempts)).toISOString(); // from the answer
       await saveEntry(o.stateRoot, { ...e, attempts, lastError: message, nextAt, updatedAt: stamp });
       return "pending";
     }
+    const when = e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`;
     await saveEntry(o.stateRoot, {
       ...e,
       status: failure === "rejected" ? "rejected" : "failed",
@@ -275,7 +276,7 @@ async function workOne(e: PushEntry, o: PushWork, now: number): Promise<keyof Pu
       time: stampOf(o),
       cell: e.cell,
       action: EVENT[failure],
-      reason: `${e.branch} not pushed (${e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`}; not retried before the next checkpoint): ${message}`,
+      reason: `${e.branch} not pushed (${when}; not retried before the next checkpoint): ${message}`,
       details: { branch: e.branch, url: e.url, incarnation: e.life, trigger: e.trigger },
     });
     return failure === "rejected" ? "rejected" : "failed";

@@ -132,7 +132,7 @@ async function workOne(e: OutboxEntry, o: WorkOptions, now: number): Promise<"po
       ...e,
       attempts,
       lastError: message,
-      nextAt: new Date(now + wait).toISOString(),
+      nextAt: new Date((o.clock ?? Date.now)() + wait).toISOString(), // from the answer, not the request
       updatedAt: stamp,
     });
     return "pending";

@@ -185,7 +185,8 @@ function pushLine(p: PushView, c: Colors): string {
   switch (p.status) {
     case "done":
       return c.dim(
-        `  pushed ${p.sha ? `${p.branch} at ${p.sha.slice(0, 12)}` : `${p.branch}: nothing`} to ${p.url ?? "?"} ${when}`,
+        `  pushed ${p.sha ? `${p.branch} at ${p.sha.slice(0, 12)}` : `${p.branch}: nothing`} ` +
+          `to ${p.url ?? "?"} ${when}`,
       );
     case "pending":
       return c.yellow(`  push of ${where} ${when} waiting to be retried: ${visible(p.error ?? "queued")}${last}`);

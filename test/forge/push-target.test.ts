@@ -122,7 +122,8 @@ describe("spec.push in a cell file", () => {
     const r = await lazarus(["validate", "-c", config]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr + r.stdout).toContain(
-      'cells.d/c.yaml:8:18: error: spec.push.branch: "../main" is not valid (use a git branch name such as feature/login',
+      'cells.d/c.yaml:8:18: error: spec.push.branch: "../main" is not valid ' +
+        "(use a git branch name such as feature/login",
     );
   });
 });

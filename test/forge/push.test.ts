@@ -80,7 +80,8 @@ async function setup(o: Setup = {}) {
   const table = `${secrets}-forges.yaml`;
   writeFileSync(
     table,
-    `forges:\n  - match: "Org/"\n    kind: gitea\n    url: ${forge.url}\n    gitUrl: ${server.url}\n    tokenFile: forge/token\n`,
+    `forges:\n  - match: "Org/"\n    kind: gitea\n    url: ${forge.url}\n` +
+      `    gitUrl: ${server.url}\n    tokenFile: forge/token\n`,
   );
   dirs.push(table);
   const env = { LAZARUS_FORGES: table, LAZARUS_SECRETS_DIR: secrets };
@@ -198,7 +199,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
       trigger: "close",
     });
     expectNoToken(s);
-  }, 120_000);
+  }, 300_000);
 
   it("never forces over a diverged remote: a push-rejected event, the remote kept, the cell healthy", async () => {
     const s = await setup();
@@ -230,7 +231,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     const dry = await s.cli(["publish", "--dry-run", "c"]);
     expect(dry.stdout).toMatch(/# c push \(incarnation \w+\): rejected for checkpoint/);
     expectNoToken(s);
-  }, 120_000);
+  }, 300_000);
 
   it("a wrong token is a push-failed event, not retried; the cell stays healthy", async () => {
     const s = await setup({ token: "not-the-token" });
@@ -252,7 +253,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect(s.remoteTip()).toBe(git(s.project(), "rev-parse", BRANCH));
     expect(s.outputs.some((r) => (r.stdout + r.stderr).includes("not-the-token"))).toBe(false);
     expectNoToken(s);
-  }, 120_000);
+  }, 300_000);
 
   it("retries a forge's 500 with backoff at the next run", async () => {
     const s = await setup({ script: [500] });
@@ -267,7 +268,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect((await s.run(2)).exitCode).toBe(0);
     expect(s.remoteTip()).toBe(git(s.project(), "rev-parse", BRANCH));
     expect(pushes(s)).toHaveLength(1);
-  }, 120_000);
+  }, 300_000);
 
   it.each(["push:queued", "push:before-push", "push:pushed", "push:saved"])(
     "a kill -9 at %s converges on the next run: pushed, recorded once",
@@ -286,7 +287,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
       expect((await s.run(3)).exitCode).toBe(0);
       expect(pushes(s)).toHaveLength(1);
     },
-    120_000,
+    300_000,
   );
 
   it("a hostile project/.git cannot redirect the push, run a program, or reach a credential helper", async () => {
@@ -330,7 +331,7 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect(s.server.seen.length).toBe(before);
     expect(readdirSync(s.repos).filter((n) => n.startsWith("ran"))).toEqual([]);
     expect(evil.seen).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it("pushes nothing when the cell declares no push", async () => {
     const s = await setup({ push: false });
@@ -346,5 +347,5 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect(plan.stdout).not.toContain("pushes");
     const dry = await s.cli(["publish", "--dry-run", "--json"]);
     expect((JSON.parse(dry.stdout) as { pushes: unknown[] }).pushes).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 });
