@@ -50,8 +50,8 @@ function trustingGlobalConfig(): Promise<string> {
   return globalConfig;
 }
 
-// The environment git runs with: nothing of Lazarus's own but PATH.
-async function gitEnv(project: string, hostEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+// The environment git runs with: nothing of Lazarus's own but PATH (the forge push uses it too).
+export async function gitEnv(project: string, hostEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   return {
     PATH: hostEnv.PATH ?? "/usr/local/bin:/usr/bin:/bin",
     HOME: "/nonexistent",

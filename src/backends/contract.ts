@@ -38,6 +38,8 @@ export interface Capabilities {
   diskQuota: boolean; // spec.resources.disk is enforced (a disk image of the cell's own)
   network: "proxy" | "policy" | false; // spec.network honoured: by Lazarus's egress proxy, or a cluster's policy
   localPids: boolean; // its members are processes of this host (a pid and a start time prove them)
+  // Its cells' project/ is a directory of this host, which Lazarus reads (and pushes: spec.push).
+  projectHere: boolean;
   poll: boolean; // its members' exits are seen only by observing again: the daemon polls its live cells
   hostPrograms: boolean; // members' programs are looked up on this host's PATH at load
   // The backend-specific update fields it reads (the rows of src/cells/fields.ts marked backend):

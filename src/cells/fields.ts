@@ -271,6 +271,14 @@ export const UPDATE_FIELDS: readonly UpdateRow[] = [
     step: true,
   },
   {
+    // Read by publication after each apply (src/forge/pushes.ts): the next checkpoint or close pushes it.
+    field: "push",
+    paths: ["spec.push.branch"],
+    ...kept([["push", (d) => d.push]]),
+    reason: ({ d, rec }) =>
+      `push ${rec.push?.branch ?? "none"} → ${d.push?.branch ?? "none"} (from the next checkpoint or close; members keep running)`,
+  },
+  {
     field: "disk",
     paths: ["spec.resources.disk"],
     // Recorded when the image is made or grown (setDisk in src/apply/ops.ts, the update's step).

@@ -6,6 +6,7 @@ import type {
   ContainerSpec,
   KubernetesSpec,
   ProgressSpec,
+  PushSpec,
   RemoteTarget,
   Resources,
   RestartPolicy,
@@ -136,6 +137,7 @@ export interface CellRecord {
   // home/ on an image of this size (src/backends/disk/). Set when the image is made or grown.
   disk?: { bytes: number };
   diskFull?: { since: string; avail: number }; // the quota was reached (an event said so); cleared when room is back
+  push?: PushSpec; // spec.push in force: the branch pushed at checkpoint and close (src/forge/pushes.ts)
   progress?: ProgressSpec; // spec.progress in force: the cell is judged for progress (src/progress/)
   python?: { digest: string }; // the venv in force (.lazarus/venvs/<digest>), set once it is complete
   members: MemberRecord[];

@@ -10,6 +10,8 @@ import { computePlan } from "../compute.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import { forgeTable, publicationOf } from "../forge/table.js";
+import { pushWords } from "../forge/pushes.js";
+import type { CellRecord } from "../cells/record.js";
 import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";
 
 export function planCommand(): Command {
@@ -41,7 +43,14 @@ export function planCommand(): Command {
               `Saved the plan (${plan.actions.length} action${plan.actions.length === 1 ? "" : "s"}, revision ${revision}) to ${o.out}; apply it with: lazarus apply ${o.out}`,
             );
           }
-          const pubs = publications([...desired.cells.values()].map((c) => ({ name: c.name, project: c.project })));
+          const pubs = publications(
+            [...desired.cells.values()].map((c) => ({
+              name: c.name,
+              project: c.project,
+              backend: c.backend,
+              ...(c.push ? { push: c.push } : {}),
+            })),
+          );
           if (format === "json")
             out(
               JSON.stringify(
@@ -65,7 +74,7 @@ export function planCommand(): Command {
 
 // Where each declared cell's comments go (only on a host with a forge table): text and JSON.
 function publications(
-  cells: { name: string; project: string }[],
+  cells: Pick<CellRecord, "name" | "project" | "backend" | "push">[],
 ): { text: string; json: Record<string, unknown> } | undefined {
   const forges = forgeTable(process.env);
   if (forges.length === 0 || cells.length === 0) return undefined;
@@ -74,9 +83,14 @@ function publications(
   for (const c of [...cells].sort((a, b) => a.name.localeCompare(b.name))) {
     const p = publicationOf(forges, c.project);
     lines.push(`  ${c.name}: ${p.publishes ? `publishes to ${p.where}` : p.why}`);
-    json[c.name] = p.publishes
-      ? { publishes: true, forge: { kind: p.forge.kind, url: p.forge.url }, issue: p.issue }
-      : { publishes: false, why: p.why };
+    const push = pushWords(c, forges);
+    if (push) lines.push(`  ${c.name}: ${push}`);
+    json[c.name] = {
+      ...(p.publishes
+        ? { publishes: true, forge: { kind: p.forge.kind, url: p.forge.url }, issue: p.issue }
+        : { publishes: false, why: p.why }),
+      ...(push ? { push } : {}),
+    };
   }
   return { text: lines.join("\n"), json };
 }

@@ -12,6 +12,7 @@ import { wantedComments, type Wanted } from "../forge/queue.js";
 import { render } from "../forge/render.js";
 import { publishComments, publishLine } from "../forge/publish.js";
 import { LazarusError } from "../util/errors.js";
+import { readPushEntries, wantedPushes, type PushEntry, type WantedPush } from "../forge/pushes.js";
 
 const PUBLISH_BUDGET_MS = 60_000;
 
@@ -43,6 +44,20 @@ function plannedStep(w: Wanted, entry: OutboxEntry | undefined, body: string): s
   return `would post on ${w.publication.where} (queued, ${entry.attempts} attempt(s) so far)`;
 }
 
+// What would happen to one cell's push, given its outbox entry.
+function plannedPush(w: WantedPush, e: PushEntry | undefined): string {
+  if (!w.target.pushes) return w.target.why;
+  const where = `${w.branch} to ${w.target.url}`;
+  if (!w.trigger) return `would push ${where} at its first checkpoint (none taken yet) or at close`;
+  const at = w.trigger === "close" ? "at close" : `for checkpoint ${w.trigger}`;
+  const last = e?.sha ? `; last pushed ${e.sha.slice(0, 12)}` : "";
+  if (!e || e.trigger !== w.trigger || e.branch !== w.branch) return `would push ${where} ${at}${last}`;
+  if (e.status === "done")
+    return e.sha ? `pushed ${where} at ${e.sha.slice(0, 12)} ${at}` : `${e.result ?? "done"} ${at}`;
+  if (e.status === "pending") return `would push ${where} ${at} (queued, ${e.attempts} attempt(s) so far)${last}`;
+  return `${e.status} ${at} (${e.lastError ?? "unknown"}); lazarus publish tries again${last}`;
+}
+
 async function dryRun(cell: string | undefined, o: PublishOpts): Promise<number> {
   if (o.json === true && !o.dryRun) throw new LazarusError("BAD_FLAG", "--json goes with --dry-run");
   const opts = engineOptions(o);
@@ -52,6 +67,14 @@ async function dryRun(cell: string | undefined, o: PublishOpts): Promise<number>
   const entries = await readEntries(path.dirname(paths.ledger));
   const { now } = await resolveNow(paths, o.now, "show");
   const wanted = await wantedComments(paths, forges, entries, new Date(now).toISOString(), cell);
+  const pushEntries = await readPushEntries(path.dirname(paths.ledger));
+  const pushes = (await wantedPushes(paths, forges, cell)).map((w) => ({
+    w,
+    step: plannedPush(
+      w,
+      pushEntries.find((e) => e.cell === w.cell && e.life === w.life),
+    ),
+  }));
   const rows = wanted.map((w) => {
     const body = render(w.facts);
     const entry = entries.find((e) => e.cell === w.cell && e.life === w.life && e.kind === w.facts.kind);
@@ -75,6 +98,14 @@ async function dryRun(cell: string | undefined, o: PublishOpts): Promise<number>
             step,
             body,
           })),
+          pushes: pushes.map(({ w, step }) => ({
+            cell: w.cell,
+            incarnation: w.life,
+            branch: w.branch,
+            pushes: w.target.pushes,
+            ...(w.target.pushes ? { url: w.target.url } : {}),
+            step,
+          })),
         },
         null,
         2,
@@ -88,6 +119,7 @@ async function dryRun(cell: string | undefined, o: PublishOpts): Promise<number>
     out(`# ${w.cell} ${w.facts.kind} (incarnation ${w.life}): ${step}`);
     out(body);
   }
+  for (const { w, step } of pushes) out(`# ${w.cell} push (incarnation ${w.life}): ${step}`);
   return 0;
 }
 
@@ -117,5 +149,7 @@ async function publish(o: PublishOpts): Promise<number> {
     return 0;
   }
   out(publishLine(r) ?? "publish: nothing to do.");
-  return r.status === "worked" && r.report.failed === 0 && r.report.pending === 0 ? 0 : 1;
+  const pushes = r.status === "worked" ? r.pushes : undefined;
+  const pushesLeft = pushes ? pushes.failed + pushes.rejected + pushes.pending : 0;
+  return r.status === "worked" && r.report.failed === 0 && r.report.pending === 0 && pushesLeft === 0 ? 0 : 1;
 }

@@ -5,13 +5,14 @@ import { readGitopsStatus } from "../gitops/status.js";
 import { statePaths } from "../cells/layout.js";
 import { resolveNow, resolveStateDir } from "../compute.js";
 import { observe } from "../observe/observe.js";
-import { renderStatusText, statusViews } from "../status/status.js";
+import { renderStatusText, statusViews, withPushes } from "../status/status.js";
+import { readPushEntries } from "../forge/pushes.js";
 import { cellSpend } from "../gateway/spend.js";
 import { action, err, out, stdoutColors } from "./common.js";
 
 // What status --json prints (? marks what is present only sometimes: revision with GitOps).
 export const STATUS_JSON_SHAPE =
-  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}, stalled?: {forMs, lastEvidenceAt, lastEvidence}, stoppedForStall?: {at, outcome}}], progress?: {slice, onStall, lastEvidenceAt, lastEvidence, stalledForMs, slices, stalls, notes}, expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, models?: {windowMs, budget: {tokens?, cost?, periodMs} | null, tokens, cost, byModel: [{model, calls, tokensIn, tokensOut, cost}]}, problem?, lastAttemptedRevision?, outcome?}]}";
+  "{revision?: {repo, ref, inForce, lastAttempted, outcome, detail, held: {revision, closes, reason, at}}, cells: [{name, state, place, backend, where: {host?, uid?, cgroup?, engine?, image?}, replacing?: {from, to}, project, members: [{identity, role, status, pid, exitCode, exitReason, where: {cgroup?, container?}, stalled?: {forMs, lastEvidenceAt, lastEvidence}, stoppedForStall?: {at, outcome}}], progress?: {slice, onStall, lastEvidenceAt, lastEvidence, stalledForMs, slices, stalls, notes}, push?: {branch, url, status, trigger, sha, at, error}, expiresAt, closedAt, archivedAt, lastAppliedRevision, frozen, models?: {windowMs, budget: {tokens?, cost?, periodMs} | null, tokens, cost, byModel: [{model, calls, tokensIn, tokensOut, cost}]}, problem?, lastAttemptedRevision?, outcome?}]}";
 
 // `lazarus status [NAME]`.
 export function statusCommand(): Command {
@@ -43,6 +44,7 @@ export function statusCommand(): Command {
           const models = await cellSpend(path.dirname(paths.ledger), c.name, now);
           if (models) Object.assign(c, { models });
         }
+        withPushes(cells, await readPushEntries(path.dirname(paths.ledger)).catch(() => []));
         for (const d of timeDiags) err(`warning: ${d.message}${d.hint ? ` (${d.hint})` : ""}`);
         const revision = gitops
           ? {

@@ -245,5 +245,7 @@ function patternHint(schemaPath: string, p: (string | number)[], schemaName: str
   if (schemaPath.startsWith("#/definitions/identity")) return "use <agent|bot|human>:<name>, e.g. agent:allegro";
   if (p[p.length - 1] === "name" || p[p.length - 1] === "portfolio")
     return "use a DNS label: lowercase letters, digits and '-', at most 63 characters";
+  if (p.join(".") === "spec.push.branch")
+    return "use a git branch name such as feature/login: letters, digits, . _ - and /, no .., //, @{ or a leading - . /";
   return `see schemas/${schemaName}`;
 }

@@ -204,6 +204,7 @@ interface RawCell {
     downedTimeout?: string;
     inviteTtl?: string;
     progress?: { slice?: string; onStall?: OnStall };
+    push?: { branch: string };
     taskClass?: string;
     members: {
       identity: string;
@@ -253,6 +254,13 @@ const toProgress = (p: { slice?: string; onStall?: OnStall }): ProgressSpec => (
   sliceMs: parseDuration(p.slice ?? LIMITS.defaultSlice) ?? 0,
   onStall: p.onStall ?? "notify",
 });
+
+function toLogs(l: { maxSize?: string; keep?: number }): NonNullable<DesiredCell["logs"]> {
+  return {
+    ...(l.maxSize !== undefined ? { maxBytes: parseMemory(l.maxSize) ?? 0 } : {}),
+    ...(l.keep !== undefined ? { keep: l.keep } : {}),
+  };
+}
 
 function toDesiredCell(raw: RawCell, at: At): DesiredCell {
   const s = raw.spec;
@@ -317,19 +325,13 @@ function toDesiredCell(raw: RawCell, at: At): DesiredCell {
       ...(s.checkpoint?.maxSize !== undefined ? { maxBytes: parseMemory(s.checkpoint.maxSize) ?? 0 } : {}),
     },
     ...(s.restoreFrom ? { restoreFrom: s.restoreFrom } : {}),
-    ...(s.logs
-      ? {
-          logs: {
-            ...(s.logs.maxSize !== undefined ? { maxBytes: parseMemory(s.logs.maxSize) ?? 0 } : {}),
-            ...(s.logs.keep !== undefined ? { keep: s.logs.keep } : {}),
-          },
-        }
-      : {}),
+    ...(s.logs ? { logs: toLogs(s.logs) } : {}),
     ...(s.runtime?.python ? { python: { ...s.runtime.python, at: at(["spec", "runtime", "python"]) } } : {}),
     ...(s.budget ? { budget: toBudget(s.budget) } : {}),
     downedTimeoutMs: parseDuration(s.downedTimeout ?? LIMITS.defaultDownedTimeout) ?? 0,
     inviteTtlMs: parseDuration(s.inviteTtl ?? LIMITS.defaultInviteTtl) ?? 0,
     ...(s.progress ? { progress: toProgress(s.progress) } : {}),
+    ...(s.push ? { push: { branch: s.push.branch } } : {}),
     members,
     source: at(["metadata", "name"]),
   };

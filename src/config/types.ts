@@ -126,6 +126,11 @@ export interface ProgressSpec {
   onStall: OnStall;
 }
 
+// spec.push: the branch of project/ Lazarus pushes at checkpoint and close (src/forge/push.ts).
+export interface PushSpec {
+  branch: string;
+}
+
 export interface DesiredCell {
   name: string;
   labels: Record<string, string>;
@@ -167,6 +172,7 @@ export interface DesiredCell {
   downedTimeoutMs: number;
   inviteTtlMs: number;
   progress?: ProgressSpec; // spec.progress: commit-or-abort (src/progress/); none: never judged
+  push?: PushSpec; // spec.push: the branch pushed to the project's forge (docs/forges.md)
   members: DesiredMember[];
   source: SourcePos;
 }

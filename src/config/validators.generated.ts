@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 export const validateCell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","remote","dry","venv","docker"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes), remote (another host over SSH with a pinned host key; needs spec.remote) or dry (nothing runs: members are only recorded, for tests and trial runs). venv and docker are retired names (an error with a hint)."},"network":{"oneOf":[{"enum":["none","host"]},{"type":"object","additionalProperties":false,"required":["egress"],"properties":{"egress":{"type":"array","maxItems":256,"items":{"type":"string","minLength":1,"maxLength":260},"description":"Host names or wildcards (*.example.org) with an optional port (443 and 80 without one) the members may reach through Lazarus's proxy; no IP addresses. The API hosts of the members' model providers and the project's forge are added automatically."}}}],"default":"none","description":"Network of a sandbox or container cell: none (its own loopback only, the default), host (the host network, an explicit opt-in shown in plan) or {egress: [api.anthropic.com, \"*.github.com:443\"]} (its own loopback plus an HTTP proxy that reaches only the listed hosts)."},"resources":{"$ref":"#/definitions/cellResources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5, disk: 10Gi}: memory, pids and cpu are each member's unless it declares its own; disk is the cell's."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container; a uid alone runs with the gid of the same number. These are host ids: never 0, nor in LAZARUS_UID_RANGE, nor a host account or group. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1beta1, agent-sandbox v0.5.0 or later: earlier releases serve only v1alpha1, deprecated since) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."},"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest checkpoint taken, e.g. 2Gi: the apparent size of project/, shared/ and home/ (holes of sparse files included). A larger tree is refused before anything is archived. Without it: the host's LAZARUS_CHECKPOINT_MAX_SIZE (10Gi unless set), which is also the most a cell may ask for."}}},"budget":{"type":"object","additionalProperties":false,"required":["period"],"description":"What the cell's members may spend through the model gateway in any rolling window of one period: tokens (input and output together) and/or cost (in the currency of the portfolios' model prices). Over it, a member's call gets the provider's own 429 with a message saying so, until usage leaves the window. At most the operator's ceiling (LAZARUS_MAX_BUDGET_TOKENS, LAZARUS_MAX_BUDGET_COST, per day). A change applies to the next call; members keep running.","properties":{"tokens":{"type":"integer","minimum":1,"description":"Tokens per period, e.g. 2000000."},"cost":{"type":"number","exclusiveMinimum":0,"description":"Cost per period, e.g. 25 (priced by the portfolios' price per million tokens)."},"period":{"$ref":"#/definitions/duration","description":"The rolling window: 1h, 1d, 7d (at most 31d)."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"progress":{"type":"object","additionalProperties":false,"description":"Commit-or-abort: the cell must show durable progress (a new commit in project/, a new or changed file under shared/artifacts/, as Lazarus sees it) at least once per slice while an executor runs; otherwise its executors are stalled and handled as onStall says. Without it the cell is never judged. A change never restarts members.","properties":{"slice":{"$ref":"#/definitions/duration","default":"10m","description":"The longest an executor may run without progress, e.g. 10m; from 1s to 24h."},"onStall":{"type":"string","enum":["restart","substitute","abort","notify"],"default":"notify","description":"What a stall does: restart the running executors from the last checkpoint; substitute: stop them and summon their substitutes (executors without one are restarted); abort: stop them and record the abort; notify: an event and status only."}}},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}},"cellResources":{"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://lazarus.dev/schemas/cell.schema.json","title":"Lazarus Cell","description":"Desired state of one agent cell (apiVersion lazarus/v1, kind Cell).","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"lazarus/v1","description":"Always lazarus/v1."},"kind":{"const":"Cell","description":"Always Cell in cells.d/."},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The cell's name: a DNS label (lowercase letters, digits and '-', at most 63 characters, no leading or trailing '-')."},"labels":{"type":"object","additionalProperties":{"type":"string"},"description":"Free-form string labels."}}},"spec":{"type":"object","additionalProperties":false,"required":["project","owner","members"],"properties":{"project":{"type":"string","minLength":1,"description":"The one project target of the cell, e.g. Org/repo#123."},"owner":{"$ref":"#/definitions/identity","description":"Who owns the cell, e.g. human:alexander."},"backend":{"enum":["process","sandbox","container","kubernetes","remote","dry","venv","docker"],"default":"process","description":"Where members run: process (trusted local agents, no isolation), sandbox (bubblewrap, a per-cell uid and cgroups; Linux, Lazarus as root), container (a container of the host's engine, podman or docker, per member; needs spec.container.image) kubernetes (a Pod per member in a cluster; needs spec.kubernetes), remote (another host over SSH with a pinned host key; needs spec.remote) or dry (nothing runs: members are only recorded, for tests and trial runs). venv and docker are retired names (an error with a hint)."},"network":{"oneOf":[{"enum":["none","host"]},{"type":"object","additionalProperties":false,"required":["egress"],"properties":{"egress":{"type":"array","maxItems":256,"items":{"type":"string","minLength":1,"maxLength":260},"description":"Host names or wildcards (*.example.org) with an optional port (443 and 80 without one) the members may reach through Lazarus's proxy; no IP addresses. The API hosts of the members' model providers and the project's forge are added automatically."}}}],"default":"none","description":"Network of a sandbox or container cell: none (its own loopback only, the default), host (the host network, an explicit opt-in shown in plan) or {egress: [api.anthropic.com, \"*.github.com:443\"]} (its own loopback plus an HTTP proxy that reaches only the listed hosts)."},"resources":{"$ref":"#/definitions/cellResources","description":"Limits for the whole cell (sandbox and container backends), e.g. {memory: 1Gi, pids: 512, cpu: 1.5, disk: 10Gi}: memory, pids and cpu are each member's unless it declares its own; disk is the cell's."},"container":{"type":"object","additionalProperties":false,"required":["image"],"properties":{"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image members run in, already present in the host's engine (Lazarus never pulls), e.g. localhost/agent:1."},"user":{"type":"string","pattern":"^[0-9]{1,10}(:[0-9]{1,10})?$","description":"uid[:gid] members run as inside the container; a uid alone runs with the gid of the same number. These are host ids: never 0, nor in LAZARUS_UID_RANGE, nor a host account or group. Default: the cell's own uid, which owns project/, shared/ and home/."},"readOnlyRootfs":{"type":"boolean","default":true,"description":"Mount the image's filesystem read-only (a tmpfs /tmp is given); project/, shared/ and the member's home stay as its role says."}},"description":"Container backend: the image and user of the cell's members."},"kubernetes":{"description":"Kubernetes backend: namespace, image, storage and cluster access (docs/kubernetes.md). Where and how a cell with backend: kubernetes runs in a cluster (see docs/kubernetes.md).","type":"object","additionalProperties":false,"required":["namespace","image"],"properties":{"namespace":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The namespace the cell's objects are made in (it must exist; Lazarus never creates namespaces)."},"image":{"type":"string","minLength":1,"maxLength":512,"pattern":"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$","description":"The image every member runs in, e.g. registry.example/agent:1 (its pull policy is IfNotPresent)."},"workload":{"enum":["pod","sandbox"],"default":"pod","description":"One Pod per member (pod), or one agent-sandbox Sandbox (agents.x-k8s.io/v1beta1, agent-sandbox v0.5.0 or later: earlier releases serve only v1alpha1, deprecated since) per member where that CRD is installed (sandbox)."},"storageClass":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$","description":"The StorageClass of the cell's volume claim; unset: the cluster's default."},"storage":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti)?$","default":"1Gi","description":"Size of the cell's volume claim (project/, shared/ and the homes), e.g. 5Gi."},"accessMode":{"enum":["ReadWriteOnce","ReadWriteMany"],"default":"ReadWriteOnce","description":"Access mode of the cell's volume claim. ReadWriteOnce keeps every member on the node the volume is attached to; ReadWriteMany lets them spread (the StorageClass must support it)."},"runAsUser":{"type":"integer","minimum":1,"maximum":2147483647,"default":1000,"description":"The uid (and gid, fsGroup) members run as; never 0."},"egress":{"type":"array","maxItems":64,"description":"Egress a cell with network: none may still reach (the NetworkPolicy's allow list), e.g. [{cidr: 10.0.0.0/8, ports: [443]}]. DNS is not implied: declare the cluster DNS if members need names.","items":{"type":"object","additionalProperties":false,"required":["cidr"],"properties":{"cidr":{"type":"string","pattern":"^([0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]+/[0-9]{1,3})$","description":"An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/8."},"ports":{"type":"array","maxItems":32,"items":{"type":"integer","minimum":1,"maximum":65535},"description":"TCP ports; unset: every port."}}}},"kubeconfig":{"type":"string","minLength":1,"description":"A kubeconfig file relative to the operator's secrets root (--secrets-dir, LAZARUS_SECRETS_DIR): a kubeconfig can run commands on the Lazarus host through its exec plugins, so a cell file may only pick one the operator put there. Unset: $KUBECONFIG, else ~/.kube/config, else the in-cluster service account."},"context":{"type":"string","minLength":1,"description":"The kubeconfig context to use; unset: its current-context."}}},"remote":{"type":"object","additionalProperties":false,"description":"Remote backend: the host the cell's members run on, over SSH (the system OpenSSH, host key pinned). Either every field inline (host, identityFile and knownHosts required), or {name: X} naming a host of the operator's hosts file (LAZARUS_REMOTE_HOSTS).","properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$","description":"A host of the operator's hosts file (the file LAZARUS_REMOTE_HOSTS names); nothing else may be given with it."},"host":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[A-Za-z0-9][A-Za-z0-9._:-]*$","description":"Host name or address of the remote host."},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]{0,31}$","description":"The SSH user members run as. Default: Lazarus's own user name."},"port":{"type":"integer","minimum":1,"maximum":65535,"default":22,"description":"The SSH port."},"identityFile":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of the private key Lazarus logs in with (on the Lazarus host)."},"knownHosts":{"type":"string","minLength":2,"maxLength":4096,"pattern":"^/","description":"Absolute path of a known_hosts file holding the host's key: the only key trusted (StrictHostKeyChecking=yes; an unknown or changed key is refused)."},"root":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^(/|~/)[A-Za-z0-9._/+-]*$","default":"~/.lazarus/cells","description":"Where cells live on the remote host (absolute, or ~/ for the SSH user's home)."}}},"runtime":{"type":"object","additionalProperties":false,"description":"Language runtimes prepared for the cell's members (any local backend).","properties":{"python":{"type":"object","additionalProperties":false,"description":"A Python virtual environment for the cell, made with the host's python3 -m venv under .lazarus/venvs/; its bin/ is first on the members' PATH and VIRTUAL_ENV is set. {} is a bare venv.","properties":{"requirements":{"type":"string","minLength":1,"description":"A requirements file relative to the config dir: plain requirement lines only (name, extras, versions, markers); installed from wheels only, never from a package index."},"findLinks":{"type":"string","minLength":1,"description":"A directory of wheels relative to the config dir, the only place packages come from (pip --no-index --find-links)."}}}}},"state":{"enum":["active","closed"],"default":"active","description":"active keeps the cell running; closed closes it gracefully into the graveyard."},"ttl":{"$ref":"#/definitions/duration","default":"4h","description":"Active lifetime counted from activation; at most 24h. Raising it renews the cell."},"grace":{"$ref":"#/definitions/duration","default":"30m","description":"How long a closed cell stays in the graveyard, resurrectable, before it is scrubbed. 0s scrubs it right after its close, in the same apply (what lazarus destroy writes)."},"retention":{"$ref":"#/definitions/duration","default":"30d","description":"How long archived records are kept before they are purged."},"policy":{"type":"object","additionalProperties":false,"properties":{"allowGuests":{"type":"boolean","default":false,"description":"Allow members with role guest."},"allowSubstitutes":{"type":"boolean","default":false,"description":"Allow members with role substitute."}}},"credentials":{"type":"object","description":"Per-cell credential pool, delivered to members through the CELL_CREDENTIALS manifest.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"object","additionalProperties":false,"minProperties":1,"maxProperties":1,"properties":{"file":{"type":"string","minLength":1,"description":"Read the value from this file on the host."},"env":{"type":"string","pattern":"^[A-Za-z_][A-Za-z0-9_]*$","description":"Read the value from this variable of the reconciler's environment."}}}},"members":{"type":"array","items":{"$ref":"#/definitions/member"},"description":"Who works in the cell."},"checkpoint":{"type":"object","additionalProperties":false,"description":"When to checkpoint project/, shared/ and home/. Without a schedule a cell is checkpointed only at close.","properties":{"schedule":{"type":"string","minLength":1,"description":"A cron expression, evaluated in UTC, e.g. \"0 * * * *\" for hourly."},"keep":{"type":"integer","minimum":1,"maximum":1000,"default":5,"description":"How many of the newest checkpoints to keep."},"compression":{"type":"string","enum":["gzip","zstd"],"description":"How the checkpoint's tar is compressed: zstd (multi-threaded, .tar.zst) or gzip (.tar.gz). Without it: zstd when the host has the zstd command, else gzip."},"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest checkpoint taken, e.g. 2Gi: the apparent size of project/, shared/ and home/ (holes of sparse files included). A larger tree is refused before anything is archived. Without it: the host's LAZARUS_CHECKPOINT_MAX_SIZE (10Gi unless set), which is also the most a cell may ask for."}}},"budget":{"type":"object","additionalProperties":false,"required":["period"],"description":"What the cell's members may spend through the model gateway in any rolling window of one period: tokens (input and output together) and/or cost (in the currency of the portfolios' model prices). Over it, a member's call gets the provider's own 429 with a message saying so, until usage leaves the window. At most the operator's ceiling (LAZARUS_MAX_BUDGET_TOKENS, LAZARUS_MAX_BUDGET_COST, per day). A change applies to the next call; members keep running.","properties":{"tokens":{"type":"integer","minimum":1,"description":"Tokens per period, e.g. 2000000."},"cost":{"type":"number","exclusiveMinimum":0,"description":"Cost per period, e.g. 25 (priced by the portfolios' price per million tokens)."},"period":{"$ref":"#/definitions/duration","description":"The rolling window: 1h, 1d, 7d (at most 31d)."}}},"logs":{"type":"object","additionalProperties":false,"description":"How much of its members' output each keeps: a member's log (.lazarus/logs/<home>.log) is rotated to <home>.log.1 … .<keep> when it would exceed maxSize, so it never takes more than maxSize × (keep + 1). Without it: the host's default (LAZARUS_LOG_MAX_SIZE, LAZARUS_LOG_KEEP), else 10Mi and 3. A change applies when a member next starts.","properties":{"maxSize":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"The largest one log file grows, e.g. 10Mi; at least 16Ki."},"keep":{"type":"integer","minimum":0,"maximum":100,"description":"How many rotated files to keep (0: the log is emptied when full)."}}},"restoreFrom":{"type":"string","minLength":1,"description":"When the cell is created anew after it was archived: start from the last archived checkpoint (\"last\") or from the named checkpoint file."},"push":{"type":"object","additionalProperties":false,"required":["branch"],"description":"Push the cell's commits: the branch of project/ to push, at each checkpoint and at close, to the same branch of the project's repository on the forge that the operator's forge table (LAZARUS_FORGES) names for spec.project, with that row's token. Never forced. The cell names only the branch: the URL and the token are the operator's (docs/forges.md).","properties":{"branch":{"type":"string","minLength":1,"maxLength":200,"pattern":"^(?![-/.])(?!.*\\.\\.)(?!.*//)(?!.*@\\{)(?!.*\\.lock$)(?!.*/$)(?!.*/\\.)[A-Za-z0-9._/-]+$","description":"A branch name of project/ (e.g. feature/login): letters, digits, . _ - and /; no .., //, @{, leading - . or /, or trailing / or .lock."}}},"progress":{"type":"object","additionalProperties":false,"description":"Commit-or-abort: the cell must show durable progress (a new commit in project/, a new or changed file under shared/artifacts/, as Lazarus sees it) at least once per slice while an executor runs; otherwise its executors are stalled and handled as onStall says. Without it the cell is never judged. A change never restarts members.","properties":{"slice":{"$ref":"#/definitions/duration","default":"10m","description":"The longest an executor may run without progress, e.g. 10m; from 1s to 24h."},"onStall":{"type":"string","enum":["restart","substitute","abort","notify"],"default":"notify","description":"What a stall does: restart the running executors from the last checkpoint; substitute: stop them and summon their substitutes (executors without one are restarted); abort: stop them and record the abort; notify: an event and status only."}}},"downedTimeout":{"$ref":"#/definitions/duration","default":"1h","description":"How long a cell may stay downed (no executor up) before it is closed as abandoned."},"inviteTtl":{"$ref":"#/definitions/duration","default":"15m","description":"How long an invitation stays open before it is revoked; at most 15m."},"taskClass":{"type":"string","minLength":1,"description":"The cell's task class (e.g. code); members inherit it for portfolio selection."}}}},"definitions":{"identity":{"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."},"duration":{"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."},"member":{"type":"object","additionalProperties":false,"required":["identity","role"],"properties":{"identity":{"$ref":"#/definitions/identity"},"role":{"enum":["director","executor","observer","guest","substitute"],"description":"Fixed for the member's time in the cell; changing it is a removal plus a new invitation."},"command":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments; a member with a command runs as a process with cwd home/<name>. The program (first item) is a name looked up on PATH, an absolute path, or ./path relative to the config dir; it cannot be empty."},"env":{"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":"string"},"description":"Extra non-secret environment variables for the member's process."},"restart":{"enum":["always","on-failure","never"],"default":"on-failure","description":"When an exited process is started again (with backoff 10s doubling to 5m)."},"heartbeat":{"$ref":"#/definitions/duration","description":"The member must touch home/<name>/.heartbeat at least this often, or it is downed and restarted."},"replaces":{"$ref":"#/definitions/identity","description":"For role substitute: the member it stands in for while that one is downed or gone."},"portfolio":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$","description":"The portfolio (from portfolios/) this agent uses, overriding every selector."},"taskClass":{"type":"string","minLength":1,"description":"The member's task class, for portfolio selection; defaults to the cell's."},"onPortfolioChange":{"enum":["signal","restart","none"],"default":"signal","description":"When its portfolio changes: SIGHUP the process (signal), restart it, or do nothing."},"resources":{"$ref":"#/definitions/resources","description":"Limits for this member, overriding the cell's (sandbox backend)."}}},"resources":{"type":"object","additionalProperties":false,"properties":{"memory":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Memory limit: bytes or a quantity such as 512Mi or 1Gi. The member is OOM-killed beyond it. Without it: the host's default (LAZARUS_DEFAULT_MEMORY, 2Gi); at most the host's ceiling (LAZARUS_MAX_MEMORY)."},"pids":{"type":"integer","minimum":8,"maximum":4194304,"description":"Most processes and threads at once (fork bombs stop here); at least 8. Without it: the host's default (LAZARUS_DEFAULT_PIDS, 1024); at most the host's ceiling (LAZARUS_MAX_PIDS)."},"cpu":{"anyOf":[{"type":"number","exclusiveMinimum":0,"maximum":1024},{"type":"string","pattern":"^[0-9]+m$"}],"description":"CPU cores, e.g. 1.5, or millicores such as 500m."}}},"cellResources":{"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}}}};
 const schema12 = {"type":"string","pattern":"^(agent|bot|human):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","description":"<agent|bot|human>:<name>; the name is also the member's home directory."};
 const schema17 = {"type":"string","pattern":"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$","description":"A duration such as 90s, 30m, 4h, 1h30m or 30d (units in that order; at most 6 digits of days, so no date can overflow)."};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "u");
@@ -21,6 +21,7 @@ const pattern17 = new RegExp("^(/|~/)[A-Za-z0-9._/+-]*$", "u");
 const pattern18 = new RegExp("^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$", "u");
 const pattern21 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", "u");
+const pattern33 = new RegExp("^(?![-/.])(?!.*\\.\\.)(?!.*//)(?!.*@\\{)(?!.*\\.lock$)(?!.*/$)(?!.*/\\.)[A-Za-z0-9._/-]+$", "u");
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = require("ajv/dist/runtime/ucs2length").default;
 const schema13 = {"type":"object","additionalProperties":false,"properties":{"memory":{"$ref":"#/definitions/resources/properties/memory"},"pids":{"$ref":"#/definitions/resources/properties/pids"},"cpu":{"$ref":"#/definitions/resources/properties/cpu"},"disk":{"type":"string","pattern":"^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$","description":"Disk quota of the cell (sandbox and container backends): what its members can write in project/, shared/ and their homes together, e.g. 10Gi; at least 16Mi, at most the host's LAZARUS_MAX_DISK. Default: the host's LAZARUS_DEFAULT_DISK. Members get ENOSPC beyond it."}}};
@@ -2752,12 +2753,11 @@ vErrors.push(err162);
 errors++;
 }
 }
-if(data6.progress !== undefined){
-let data71 = data6.progress;
+if(data6.push !== undefined){
+let data71 = data6.push;
 if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-for(const key18 in data71){
-if(!((key18 === "slice") || (key18 === "onStall"))){
-const err163 = {instancePath:instancePath+"/spec/progress",schemaPath:"#/properties/spec/properties/progress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(data71.branch === undefined){
+const err163 = {instancePath:instancePath+"/spec/push",schemaPath:"#/properties/spec/properties/push/required",keyword:"required",params:{missingProperty: "branch"},message:"must have required property '"+"branch"+"'"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2766,12 +2766,9 @@ vErrors.push(err163);
 }
 errors++;
 }
-}
-if(data71.slice !== undefined){
-let data72 = data71.slice;
-if(typeof data72 === "string"){
-if(!pattern18.test(data72)){
-const err164 = {instancePath:instancePath+"/spec/progress/slice",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+for(const key18 in data71){
+if(!(key18 === "branch")){
+const err164 = {instancePath:instancePath+"/spec/push",schemaPath:"#/properties/spec/properties/push/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2781,8 +2778,11 @@ vErrors.push(err164);
 errors++;
 }
 }
-else {
-const err165 = {instancePath:instancePath+"/spec/progress/slice",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data71.branch !== undefined){
+let data72 = data71.branch;
+if(typeof data72 === "string"){
+if(func3(data72) > 200){
+const err165 = {instancePath:instancePath+"/spec/push/branch",schemaPath:"#/properties/spec/properties/push/properties/branch/maxLength",keyword:"maxLength",params:{limit: 200},message:"must NOT have more than 200 characters"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2791,11 +2791,8 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-if(data71.onStall !== undefined){
-let data73 = data71.onStall;
-if(typeof data73 !== "string"){
-const err166 = {instancePath:instancePath+"/spec/progress/onStall",schemaPath:"#/properties/spec/properties/progress/properties/onStall/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(func3(data72) < 1){
+const err166 = {instancePath:instancePath+"/spec/push/branch",schemaPath:"#/properties/spec/properties/push/properties/branch/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2804,8 +2801,8 @@ vErrors.push(err166);
 }
 errors++;
 }
-if(!((((data73 === "restart") || (data73 === "substitute")) || (data73 === "abort")) || (data73 === "notify"))){
-const err167 = {instancePath:instancePath+"/spec/progress/onStall",schemaPath:"#/properties/spec/properties/progress/properties/onStall/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.progress.properties.onStall.enum},message:"must be equal to one of the allowed values"};
+if(!pattern33.test(data72)){
+const err167 = {instancePath:instancePath+"/spec/push/branch",schemaPath:"#/properties/spec/properties/push/properties/branch/pattern",keyword:"pattern",params:{pattern: "^(?![-/.])(?!.*\\.\\.)(?!.*//)(?!.*@\\{)(?!.*\\.lock$)(?!.*/$)(?!.*/\\.)[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^(?![-/.])(?!.*\\.\\.)(?!.*//)(?!.*@\\{)(?!.*\\.lock$)(?!.*/$)(?!.*/\\.)[A-Za-z0-9._/-]+$"+"\""};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2815,9 +2812,8 @@ vErrors.push(err167);
 errors++;
 }
 }
-}
 else {
-const err168 = {instancePath:instancePath+"/spec/progress",schemaPath:"#/properties/spec/properties/progress/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err168 = {instancePath:instancePath+"/spec/push/branch",schemaPath:"#/properties/spec/properties/push/properties/branch/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2827,11 +2823,9 @@ vErrors.push(err168);
 errors++;
 }
 }
-if(data6.downedTimeout !== undefined){
-let data74 = data6.downedTimeout;
-if(typeof data74 === "string"){
-if(!pattern18.test(data74)){
-const err169 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+}
+else {
+const err169 = {instancePath:instancePath+"/spec/push",schemaPath:"#/properties/spec/properties/push/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2841,8 +2835,12 @@ vErrors.push(err169);
 errors++;
 }
 }
-else {
-const err170 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data6.progress !== undefined){
+let data73 = data6.progress;
+if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
+for(const key19 in data73){
+if(!((key19 === "slice") || (key19 === "onStall"))){
+const err170 = {instancePath:instancePath+"/spec/progress",schemaPath:"#/properties/spec/properties/progress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2852,11 +2850,11 @@ vErrors.push(err170);
 errors++;
 }
 }
-if(data6.inviteTtl !== undefined){
-let data75 = data6.inviteTtl;
-if(typeof data75 === "string"){
-if(!pattern18.test(data75)){
-const err171 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(data73.slice !== undefined){
+let data74 = data73.slice;
+if(typeof data74 === "string"){
+if(!pattern18.test(data74)){
+const err171 = {instancePath:instancePath+"/spec/progress/slice",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2867,7 +2865,7 @@ errors++;
 }
 }
 else {
-const err172 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err172 = {instancePath:instancePath+"/spec/progress/slice",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2877,11 +2875,10 @@ vErrors.push(err172);
 errors++;
 }
 }
-if(data6.taskClass !== undefined){
-let data76 = data6.taskClass;
-if(typeof data76 === "string"){
-if(func3(data76) < 1){
-const err173 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data73.onStall !== undefined){
+let data75 = data73.onStall;
+if(typeof data75 !== "string"){
+const err173 = {instancePath:instancePath+"/spec/progress/onStall",schemaPath:"#/properties/spec/properties/progress/properties/onStall/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2890,9 +2887,8 @@ vErrors.push(err173);
 }
 errors++;
 }
-}
-else {
-const err174 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!((((data75 === "restart") || (data75 === "substitute")) || (data75 === "abort")) || (data75 === "notify"))){
+const err174 = {instancePath:instancePath+"/spec/progress/onStall",schemaPath:"#/properties/spec/properties/progress/properties/onStall/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.progress.properties.onStall.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2904,7 +2900,7 @@ errors++;
 }
 }
 else {
-const err175 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err175 = {instancePath:instancePath+"/spec/progress",schemaPath:"#/properties/spec/properties/progress/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2914,14 +2910,101 @@ vErrors.push(err175);
 errors++;
 }
 }
-}
-else {
-const err176 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data6.downedTimeout !== undefined){
+let data76 = data6.downedTimeout;
+if(typeof data76 === "string"){
+if(!pattern18.test(data76)){
+const err176 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
 if(vErrors === null){
 vErrors = [err176];
 }
 else {
 vErrors.push(err176);
+}
+errors++;
+}
+}
+else {
+const err177 = {instancePath:instancePath+"/spec/downedTimeout",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err177];
+}
+else {
+vErrors.push(err177);
+}
+errors++;
+}
+}
+if(data6.inviteTtl !== undefined){
+let data77 = data6.inviteTtl;
+if(typeof data77 === "string"){
+if(!pattern18.test(data77)){
+const err178 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/pattern",keyword:"pattern",params:{pattern: "^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"},message:"must match pattern \""+"^(?=\\d)(\\d{1,6}d)?(\\d{1,7}h)?(\\d{1,9}m)?(\\d{1,10}s)?$"+"\""};
+if(vErrors === null){
+vErrors = [err178];
+}
+else {
+vErrors.push(err178);
+}
+errors++;
+}
+}
+else {
+const err179 = {instancePath:instancePath+"/spec/inviteTtl",schemaPath:"#/definitions/duration/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err179];
+}
+else {
+vErrors.push(err179);
+}
+errors++;
+}
+}
+if(data6.taskClass !== undefined){
+let data78 = data6.taskClass;
+if(typeof data78 === "string"){
+if(func3(data78) < 1){
+const err180 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err180];
+}
+else {
+vErrors.push(err180);
+}
+errors++;
+}
+}
+else {
+const err181 = {instancePath:instancePath+"/spec/taskClass",schemaPath:"#/properties/spec/properties/taskClass/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err181];
+}
+else {
+vErrors.push(err181);
+}
+errors++;
+}
+}
+}
+else {
+const err182 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err182];
+}
+else {
+vErrors.push(err182);
+}
+errors++;
+}
+}
+}
+else {
+const err183 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err183];
+}
+else {
+vErrors.push(err183);
 }
 errors++;
 }

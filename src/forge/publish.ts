@@ -11,6 +11,7 @@ import { LazarusError, errorMessage } from "../util/errors.js";
 import { queueComments } from "./queue.js";
 import { forgeTable } from "./table.js";
 import { outboxLockFile, workOutbox, type WorkReport } from "./worker.js";
+import { pushFacts, queuePushes, readPushEntries, workPushes, type PushReport } from "./pushes.js";
 
 export interface PublishOptions {
   paths: StatePaths;
@@ -26,7 +27,7 @@ export interface PublishOptions {
 export type PublishOutcome =
   | { status: "off" } // no forge table on this host
   | { status: "busy"; holder: string }
-  | { status: "worked"; report: WorkReport }
+  | { status: "worked"; report: WorkReport; pushes?: PushReport }
   | { status: "error"; error: string };
 
 // The default time apply keeps waiting for retries before it leaves them to the next run.
@@ -45,7 +46,21 @@ export async function publishComments(o: PublishOptions): Promise<PublishOutcome
       throw err;
     }
     try {
-      await queueComments(stateRoot, o.paths, forges, new Date(o.now).toISOString());
+      // Pushes first, so that a close comment can say what was pushed.
+      const stamp = new Date(o.now).toISOString();
+      const queued = await queuePushes(stateRoot, o.paths, forges, stamp);
+      const pushes = queued.length
+        ? await workPushes({
+            stateRoot,
+            forges,
+            host: o.host,
+            ledger: o.ledger,
+            ledgerTime: o.now,
+            ...(o.retryFailed ? { retryFailed: true } : {}),
+          })
+        : undefined;
+      const facts = pushFacts(pushes ? await readPushEntries(stateRoot) : queued);
+      await queueComments(stateRoot, o.paths, forges, stamp, facts);
       const report = await workOutbox({
         stateRoot,
         forges,
@@ -55,7 +70,7 @@ export async function publishComments(o: PublishOptions): Promise<PublishOutcome
         ledgerTime: o.now,
         ...(o.retryFailed ? { retryFailed: true } : {}),
       });
-      return { status: "worked", report };
+      return { status: "worked", report, ...(pushes ? { pushes } : {}) };
     } finally {
       await lock.release();
     }
@@ -75,8 +90,18 @@ export function publishLine(p: PublishOutcome): string | undefined {
       return `publish: ${p.error}`;
     case "worked": {
       const r = p.report;
-      if (r.posted + r.failed + r.pending === 0) return undefined;
-      return `publish: ${r.posted} comment(s) published, ${r.failed} failed for good, ${r.pending} waiting to be retried`;
+      const s = p.pushes;
+      const pushed =
+        s && s.pushed + s.rejected + s.failed + s.pending > 0
+          ? `${s.pushed} branch(es) pushed, ${s.rejected} rejected (not forced), ` +
+            `${s.failed} failed for good, ${s.pending} waiting`
+          : undefined;
+      const posted =
+        r.posted + r.failed + r.pending > 0
+          ? `${r.posted} comment(s) published, ${r.failed} failed for good, ${r.pending} waiting to be retried`
+          : undefined;
+      const parts = [posted, pushed].filter(Boolean);
+      return parts.length ? `publish: ${parts.join("; ")}` : undefined;
     }
   }
 }

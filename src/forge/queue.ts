@@ -7,7 +7,7 @@ import { cellPaths, type StatePaths } from "../cells/layout.js";
 import type { CellRecord } from "../cells/record.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { publicationOf, type Forge, type Publication } from "./table.js";
-import type { CloseFacts, Facts, RosterRow, SpawnFacts } from "./render.js";
+import type { CloseFacts, Facts, PushFacts, RosterRow, SpawnFacts } from "./render.js";
 import { dropEntry, readEntries, saveEntry, withFacts, type OutboxEntry } from "./outbox.js";
 import { failpoint } from "../util/failpoint.js";
 
@@ -33,7 +33,7 @@ export interface Wanted {
 
 const LIVE = new Set(["active", "downed", "checkpointing"]);
 
-async function records(dir: string): Promise<{ dir: string; rec: CellRecord }[]> {
+export async function records(dir: string): Promise<{ dir: string; rec: CellRecord }[]> {
   const out: { dir: string; rec: CellRecord }[] = [];
   for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
     if (name.startsWith(".")) continue;
@@ -70,9 +70,10 @@ function spawnFacts(rec: CellRecord, old: OutboxEntry | undefined, now: string):
   };
 }
 
-function closeFacts(rec: CellRecord, log: CloseLog): CloseFacts {
+function closeFacts(rec: CellRecord, log: CloseLog, push: PushFacts | undefined): CloseFacts {
   const changes = log.projectChanges ?? {};
   return {
+    ...(push ? { push } : {}),
     cell: rec.name,
     project: rec.project,
     life: lifeOf(rec),
@@ -96,6 +97,7 @@ export async function wantedComments(
   entries: OutboxEntry[],
   now: string,
   only?: string,
+  pushes: Map<string, PushFacts> = new Map(), // by `${cell}.${life}` (src/forge/pushes.ts)
 ): Promise<Wanted[]> {
   const byName = new Map(entries.map((e) => [`${e.cell}.${e.life}.${e.kind}`, e]));
   const out: Wanted[] = [];
@@ -117,7 +119,7 @@ export async function wantedComments(
     if (rec.state !== "closed") continue;
     const log = await readUntrustedJson<CloseLog>(cellPaths(dir).closeLog, CAPS.record, dir).catch(() => undefined);
     add(rec, { kind: "spawn", spawn: spawnFacts(rec, byName.get(`${rec.name}.${lifeOf(rec)}.spawn`), now) });
-    if (log) add(rec, { kind: "close", close: closeFacts(rec, log) });
+    if (log) add(rec, { kind: "close", close: closeFacts(rec, log, pushes.get(`${rec.name}.${lifeOf(rec)}`)) });
   }
   return out;
 }
@@ -129,9 +131,10 @@ export async function queueComments(
   paths: StatePaths,
   forges: Forge[],
   now: string,
+  pushes?: Map<string, PushFacts>,
 ): Promise<OutboxEntry[]> {
   const entries = await readEntries(stateRoot);
-  const wanted = await wantedComments(paths, forges, entries, now);
+  const wanted = await wantedComments(paths, forges, entries, now, undefined, pushes);
   const byName = new Map(entries.map((e) => [`${e.cell}.${e.life}.${e.kind}`, e]));
   const keep = new Set<string>();
   for (const w of wanted) {

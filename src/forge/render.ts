@@ -23,6 +23,15 @@ export interface SpawnFacts {
   members: RosterRow[];
 }
 
+// The incarnation's push (spec.push): where, the commit last pushed, how the last push went.
+export interface PushFacts {
+  branch: string;
+  url: string; // the operator's (never the token)
+  state: string; // pushed, nothing to push, waiting, rejected (not forced), failed
+  sha?: string; // the commit last pushed
+  atClose?: boolean; // the push at close (else the last checkpoint's)
+}
+
 export interface CloseFacts {
   cell: string;
   project: string;
@@ -37,6 +46,7 @@ export interface CloseFacts {
   files: string[];
   filesFrom: "git" | "mtime";
   checkpoints: string[];
+  push?: PushFacts;
 }
 
 export type Facts = { kind: "spawn"; spawn: SpawnFacts } | { kind: "close"; close: CloseFacts };
@@ -110,6 +120,16 @@ function commitLines(f: CloseFacts): string[] {
   return [`- commits${on}: ${f.commits.length} (${range})`, ...shown, ...more];
 }
 
+function pushLines(f: CloseFacts): string[] {
+  const p = f.push;
+  if (!p) return [];
+  const at = p.sha ? ` at \`${p.sha.slice(0, 12)}\`` : "";
+  if (p.state === "pushed")
+    return [`- pushed: ${code(p.branch)}${at} to ${plain(p.url)}${p.atClose ? "" : " (last checkpoint)"}`];
+  const last = p.sha ? `; last pushed${at}` : "";
+  return [`- push of ${code(p.branch)} to ${plain(p.url)}: ${plain(p.state)}${last}`];
+}
+
 function fileLines(f: CloseFacts): string[] {
   if (f.files.length === 0) return ["- files touched: none"];
   const how = f.filesFrom === "git" ? "" : " (by modification time)";
@@ -131,6 +151,7 @@ export function renderClose(f: CloseFacts): string {
     `- incarnation: \`${f.life}\``,
     `- members: ${members || "none"}`,
     ...commitLines(f),
+    ...pushLines(f),
     ...fileLines(f),
     `- checkpoints: ${f.checkpoints.length ? f.checkpoints.map(code).join(", ") : "none"}`,
     "",

@@ -45,7 +45,7 @@ export function backoffMs(attempts: number, retryAfter?: number): number {
   return Math.max(b, retryAfter ?? 0);
 }
 
-async function readToken(forge: Forge, host: HostSettings): Promise<string> {
+export async function readToken(forge: Forge, host: HostSettings): Promise<string> {
   const p = await secretPath(forge.tokenFile as string, host, "forge tokens", "gitea/token");
   if (!p.ok) throw new ForgeError(`tokenFile ${forge.tokenFile}: ${p.message} (${p.hint})`, true);
   const r = await readUntrusted(p.path, SECRET_MAX_BYTES);
@@ -132,7 +132,7 @@ async function workOne(e: OutboxEntry, o: WorkOptions, now: number): Promise<"po
       ...e,
       attempts,
       lastError: message,
-      nextAt: new Date(now + wait).toISOString(),
+      nextAt: new Date((o.clock ?? Date.now)() + wait).toISOString(), // from the answer, not the request
       updatedAt: stamp,
     });
     return "pending";

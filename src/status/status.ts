@@ -8,6 +8,7 @@ import { placeOf } from "../plan/actions.js";
 import type { CellSpend } from "../gateway/spend.js";
 import { cellWhere, memberWhere, whereText, type CellWhere, type MemberWhere } from "./where.js";
 import { progressClock } from "../progress/clock.js";
+import type { PushEntry } from "../forge/pushes.js";
 
 export interface MemberStatusView {
   identity: string;
@@ -57,6 +58,7 @@ export interface CellStatusView {
   // What its members spent through the model gateway in its budget's window (else a day), per model.
   models?: CellSpend;
   progress?: ProgressView; // a live cell with spec.progress
+  push?: PushView; // the last push of its branch (spec.push), from the outbox (docs/forges.md)
   problem?: string;
 }
 
@@ -140,6 +142,61 @@ function view(c: ObservedCell, now: number): CellStatusView {
   };
 }
 
+// A cell's last push (spec.push), as its outbox entry says.
+export interface PushView {
+  branch: string;
+  url: string | null;
+  status: "pending" | "done" | "failed" | "rejected";
+  trigger: string; // the checkpoint it is for, or "close"
+  sha: string | null; // the commit last pushed
+  at: string; // when the entry last changed
+  error: string | null;
+}
+
+export function pushView(e: PushEntry): PushView {
+  return {
+    branch: e.branch,
+    url: e.url ?? null,
+    status: e.status,
+    trigger: e.trigger,
+    sha: e.sha ?? null,
+    at: e.updatedAt,
+    error: e.lastError ?? null,
+  };
+}
+
+// Each cell's newest push entry, on its first view that is not archived.
+export function withPushes(cells: CellStatusView[], entries: PushEntry[]): void {
+  const newest = new Map<string, PushEntry>();
+  for (const e of entries) {
+    const had = newest.get(e.cell);
+    if (!had || had.updatedAt < e.updatedAt) newest.set(e.cell, e);
+  }
+  for (const [name, e] of newest) {
+    const c = cells.find((x) => x.name === name && x.state !== "archived");
+    if (c) c.push = pushView(e);
+  }
+}
+
+function pushLine(p: PushView, c: Colors): string {
+  const where = `${p.branch} to ${p.url ?? "?"}`;
+  const when = p.trigger === "close" ? "at close" : `for checkpoint ${p.trigger}`;
+  const last = p.sha ? `; last pushed ${p.sha.slice(0, 12)}` : "";
+  switch (p.status) {
+    case "done":
+      return c.dim(
+        `  pushed ${p.sha ? `${p.branch} at ${p.sha.slice(0, 12)}` : `${p.branch}: nothing`} ` +
+          `to ${p.url ?? "?"} ${when}`,
+      );
+    case "pending":
+      return c.yellow(`  push of ${where} ${when} waiting to be retried: ${visible(p.error ?? "queued")}${last}`);
+    case "rejected":
+      return c.red(`  push of ${where} ${when} rejected, not forced: ${visible(p.error ?? "")}${last}`);
+    case "failed":
+      return c.red(`  push of ${where} ${when} failed: ${visible(p.error ?? "")}${last}`);
+  }
+}
+
 // now: the time stalls are judged at (spec.progress).
 export function statusViews(observed: Observed, only?: string, now: number = Date.now()): CellStatusView[] {
   const out: CellStatusView[] = [];
@@ -186,6 +243,7 @@ export function renderStatusText(cells: CellStatusView[], nowMs: number, c: Colo
     if (cell.disk) lines.push(diskLine(cell.disk, c));
     if (cell.models) lines.push(...modelLines(cell.models, c));
     if (cell.progress) lines.push(progressLine(cell.progress, c));
+    if (cell.push) lines.push(pushLine(cell.push, c));
     if (cell.checkpointRefused)
       lines.push(c.red(`  last checkpoint refused ${cell.checkpointRefused.at}: ${cell.checkpointRefused.error}`));
     const w = Math.max(0, ...cell.members.map((m) => m.identity.length));

@@ -171,6 +171,7 @@ const SAMPLES: Record<string, { before?: Partial<DesiredCell>; after: Partial<De
   logs: { after: { logs: { maxBytes: 1 << 20 } } },
   budget: { after: { budget: { tokens: 1000, periodMs: 3_600_000 } } },
   progress: { after: { progress: { sliceMs: 180_000, onStall: "restart" } } },
+  push: { after: { push: { branch: "feature/login" } } },
   disk: {
     before: { backend: "sandbox" },
     after: { backend: "sandbox", disk: { bytes: 1 << 25, declared: true, enforced: true, at } },

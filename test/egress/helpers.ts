@@ -11,6 +11,7 @@ import { rm } from "node:fs/promises";
 import { netnsDir, sweepNetns } from "../../src/bridge/netns.js";
 import { MEMBER_PORT } from "../../src/egress/state.js";
 import { stopProxy } from "../../src/egress/supervise.js";
+import { gitBackend } from "../git-http.js";
 
 // Stop a state dir's proxy and remove its members' namespace files under /run/lazarus/netns.
 export async function egressCleanup(state: string): Promise<void> {
@@ -133,49 +134,10 @@ export async function httpsGetVia(
   });
 }
 
-// A smart-HTTP git server over HTTPS on 127.0.0.1: `git http-backend` (CGI) behind a small node
-// server, serving the bare repositories under root (pushes allowed).
+// A smart-HTTP git server over HTTPS on 127.0.0.1: `git http-backend` (CGI, test/git-http.ts)
+// behind a small node server, serving the bare repositories under root (pushes allowed).
 export async function gitHttpsServer(c: TestCert, root: string): Promise<{ server: https.Server; port: number }> {
-  const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, (req, res) => {
-    const url = new URL(req.url ?? "/", "https://x");
-    const cgi = spawn("git", ["http-backend"], {
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        GIT_PROJECT_ROOT: root,
-        GIT_HTTP_EXPORT_ALL: "1",
-        REMOTE_USER: "tester", // lets receive-pack (push) through
-        REQUEST_METHOD: req.method ?? "GET",
-        PATH_INFO: decodeURIComponent(url.pathname),
-        QUERY_STRING: url.search.slice(1),
-        CONTENT_TYPE: req.headers["content-type"] ?? "",
-        ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
-        GIT_CONFIG_NOSYSTEM: "1",
-        HOME: root,
-      },
-    });
-    req.pipe(cgi.stdin);
-    let head = Buffer.alloc(0);
-    let headersDone = false;
-    cgi.stdout.on("data", (d: Buffer) => {
-      if (headersDone) return void res.write(d);
-      head = Buffer.concat([head, d]);
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      headersDone = true;
-      let status = 200;
-      for (const line of head.subarray(0, end).toString().split("\r\n")) {
-        const i = line.indexOf(":");
-        const k = line.slice(0, i).trim();
-        const v = line.slice(i + 1).trim();
-        if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
-        else res.setHeader(k, v);
-      }
-      res.writeHead(status);
-      res.write(head.subarray(end + 4));
-    });
-    cgi.stdout.on("end", () => res.end());
-    cgi.on("error", () => res.destroy());
-  });
+  const server = https.createServer({ cert: readFileSync(c.cert), key: readFileSync(c.key) }, gitBackend(root));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { server, port: (server.address() as net.AddressInfo).port };
 }

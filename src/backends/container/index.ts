@@ -60,6 +60,7 @@ export const containerBackend: BackendSpec = {
     diskQuota: true,
     network: "proxy",
     localPids: true,
+    projectHere: true,
     poll: false,
     hostPrograms: false, // looked up in the image
     cellFields: ["network", "egress", "container"],

@@ -17,6 +17,7 @@ export const dryBackend: BackendSpec = {
     diskQuota: false,
     network: false,
     localPids: false,
+    projectHere: false,
     poll: false,
     hostPrograms: false, // no program is ever run
     cellFields: [],

@@ -77,6 +77,7 @@ export const kubernetesBackend: BackendSpec = {
     diskQuota: false, // its volume's size is spec.kubernetes.storage
     network: "policy",
     localPids: false,
+    projectHere: false, // project/ is on the cluster's volume
     poll: false,
     hostPrograms: false, // looked up in the image
     cellFields: ["network", "egress", "kubernetes"],

@@ -54,6 +54,7 @@ export const processBackend: BackendSpec = {
     diskQuota: false,
     network: false,
     localPids: true,
+    projectHere: true,
     poll: false,
     hostPrograms: true,
     cellFields: [],

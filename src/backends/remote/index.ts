@@ -106,6 +106,7 @@ export const remoteBackend: BackendSpec = {
     diskQuota: false,
     network: false,
     localPids: false, // another host's pids: polled over ssh
+    projectHere: false, // project/ is on the remote host
     poll: true, // another host's processes: polled over ssh
     hostPrograms: false, // looked up on the remote host
     cellFields: ["remote"],

@@ -52,6 +52,7 @@ export const sandboxBackend: BackendSpec = {
     diskQuota: true,
     network: "proxy",
     localPids: true,
+    projectHere: true,
     poll: false,
     hostPrograms: true,
     cellFields: ["network", "egress"],
