@@ -13,6 +13,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gatewayCellsDir, gatewaySettingsFile, mintToken, tokenDigest } from "../src/gateway/state.js";
 import type { GatewayCellFile, GatewaySettings } from "../src/gateway/state.js";
+import { endOnTeardown } from "./lib/teardown.js";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const N = Number(process.argv[3] ?? 200);
@@ -28,6 +29,7 @@ const standin = spawn(process.execPath, ["--import", "tsx", "bench/lib/gateway-s
   stdio: ["ignore", "pipe", "inherit"],
 });
 children.push(standin);
+endOnTeardown(standin); // interrupted (SIGINT, SIGTERM): the stand-in and the gateway end too
 const provider = await firstLine(standin);
 
 mkdirSync(path.join(root, "secrets", "so"), { recursive: true });
@@ -67,6 +69,7 @@ const settings: GatewaySettings = {
 writeFileSync(gatewaySettingsFile(state), JSON.stringify(settings));
 const gw = spawn(process.execPath, ["dist/gateway/main.js", state], { stdio: ["ignore", "ignore", "inherit"] });
 children.push(gw);
+endOnTeardown(gw);
 let gwPort = 0;
 for (let i = 0; i < 100 && !gwPort; i++) {
   await sleep(50);

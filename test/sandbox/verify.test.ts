@@ -82,7 +82,11 @@ describe.skipIf(skipReason)("lazarus verify", () => {
     expect(r.exitCode).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
     const open = report.cells.find((c) => c.name === "open");
-    expect(open?.checks.filter((c) => !c.ok).map((c) => c.invariant)).toEqual(["I4"]);
+    const openFailed = open?.checks.filter((c) => !c.ok) ?? [];
+    expect(
+      openFailed.map((c) => c.invariant),
+      JSON.stringify(openFailed),
+    ).toEqual(["I4"]);
     expect(open?.checks.find((c) => !c.ok)?.detail).toContain("network: host");
     const trusted = report.cells.find((c) => c.name === "trusted");
     const failed = trusted?.checks.filter((c) => !c.ok) ?? [];
