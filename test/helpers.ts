@@ -253,7 +253,7 @@ export interface Watch {
   readonly logs: string;
   lines(): Record<string, unknown>[];
   exited(): boolean;
-  // End it (SIGKILL to its process group) and wait until /proc shows none of that group alive.
+  // End it (SIGKILL to its pid) and wait until /proc shows it gone.
   stop(): Promise<void>;
 }
 
@@ -267,38 +267,21 @@ const parseLine = (l: string): Record<string, unknown> => {
   }
 };
 
-// The live (not zombie) processes of process group pgid, read from /proc.
-export function groupPids(pgid: number): number[] {
-  return readdirSync("/proc")
-    .filter((e) => /^\d+$/.test(e))
-    .map(Number)
-    .filter((pid) => {
-      const info = procInfo(pid);
-      return info !== undefined && info.pgid === pgid && info.state !== "Z" && info.state !== "X";
-    });
-}
-
-// SIGKILL to the watch's own process group (itself and any helper it left in it; the members it
-// started run in sessions of their own and are left for cleanup() to end), while its leader is
-// not yet reaped, so the group id is still ours; then waits for /proc to show the group gone.
+// SIGKILL to the watch's own pid while it is not yet reaped (so the pid is still the watch's; the
+// members it started run in sessions of their own and are left for cleanup() to end), then waits
+// for its exit and for /proc to show it gone or a zombie (never kill -0).
 async function stopWatch(child: ResultPromise, pid: number): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // the group ended meanwhile
-    }
-  }
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await child;
-  await waitFor(() => groupPids(pid).length === 0, 30_000);
+  await waitFor(() => !isAlive(pid, undefined), 30_000);
 }
 
-// Start `lazarus watch` with these arguments (and environment), collecting its output. It runs in
-// a process group of its own, so stop() ends what it started and nothing of the test runner's.
+// Start `lazarus watch` with these arguments (and environment), collecting its output. It stays in
+// the test runner's process group: a Ctrl-C of the run, and execa's clean-up when the runner
+// exits, reach it too.
 export function startWatch(args: string[], env: Record<string, string> = {}): Watch {
   const child = execa("node", [CLI, "watch", ...args], {
     reject: false,
-    detached: true,
     env: { NO_COLOR: "1", ...env },
   });
   if (child.pid === undefined) throw new Error("lazarus watch did not start");
@@ -332,15 +315,3 @@ export async function startWatching(args: string[], env: Record<string, string> 
 export async function stopWatches(): Promise<void> {
   for (const w of watches.splice(0)) await w.stop();
 }
-
-// A test runner that ends without stopping its watches (a failed hook, an interrupted run) still
-// ends their groups: they are detached, so nothing else would.
-process.once("exit", () => {
-  for (const w of watches)
-    if (!w.exited())
-      try {
-        process.kill(-w.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-});
