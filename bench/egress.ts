@@ -23,6 +23,7 @@ import { MEMBER_PORT, doorsFile, writeCellFile } from "../src/egress/state.js";
 import { ensureProxy, runningProxy, stopProxy } from "../src/egress/supervise.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../src/bridge/netns.js";
 import { waitForDoor } from "../src/bridge/doors.js";
+import { endOnTeardown, killGroup, onTeardown } from "./lib/teardown.js";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const CONNS = Number(process.argv[3] ?? 1000);
@@ -39,6 +40,7 @@ writeFileSync(hosts, "127.0.0.1 bench.test\n");
 // at most, sent as the clock allows, in 64 KiB writes), anything else "ok".
 const serverSrc = `const http=require("http");const big=Buffer.alloc(1<<20,120);http.createServer((q,s)=>{const m=/^\\/bytes\\/(\\d+)(?:\\/(\\d+))?$/.exec(q.url);if(!m){s.end("ok");return}let n=Number(m[1]);const rate=Number(m[2]||0);const t0=process.hrtime.bigint();let sent=0;s.writeHead(200,{"Content-Length":n});const w=()=>{while(n>0){let c=n>=big.length?big:big.subarray(0,n);if(rate){const may=Number(process.hrtime.bigint()-t0)/1e9*rate-sent;if(may<65536){setTimeout(w,1);return}c=c.subarray(0,Math.min(c.length,Math.floor(may)))}n-=c.length;sent+=c.length;if(!s.write(c)){s.once("drain",w);return}}s.end()};w()}).listen(0,"127.0.0.1",function(){console.log(this.address().port)})`;
 const server = spawn(process.execPath, ["-e", serverSrc], { stdio: ["ignore", "pipe", "inherit"] });
+endOnTeardown(server); // interrupted (SIGINT, SIGTERM): the server, the proxy and the namespace go too
 const port = await new Promise<number>((r) =>
   server.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))),
 );
@@ -68,6 +70,14 @@ await writeCellFile(root, {
   members: [{ identity: "agent:bench", home: "member", netns }],
 });
 await ensureProxy(root, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: hosts });
+const proxyPid = (await runningProxy(root))?.pid;
+const proxyDone = onTeardown(
+  () => killGroup(proxyPid),
+  async () => {
+    await stopProxy(root);
+    await removeNetns(netns);
+  },
+);
 await waitForDoor(doorsFile(root), netns, ino, async () => (await runningProxy(root))?.pid, "the egress proxy");
 const proxyPid = (await runningProxy(root))?.pid as number;
 // a command as a member runs it (inside its namespace), or on the host
@@ -170,4 +180,5 @@ server.kill();
 relay?.stop();
 await stopProxy(root);
 await removeNetns(netns);
+proxyDone();
 rmSync(root, { recursive: true, force: true });

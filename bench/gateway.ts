@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { gatewayCellsDir, gatewaySettingsFile, mintToken, tokenDigest } from "../src/gateway/state.js";
 import type { GatewayCellFile, GatewaySettings } from "../src/gateway/state.js";
 import { burst, stats, steady, type Stats, type Timing } from "./lib/gateway-load.js";
+import { endOnTeardown } from "./lib/teardown.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -63,6 +64,7 @@ async function startStandin(): Promise<string> {
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(s);
+  endOnTeardown(s); // interrupted (SIGINT, SIGTERM): the stand-in ends too
   return firstLine(s);
 }
 
@@ -106,6 +108,7 @@ async function startGateway(provider: string, mainJs: string, n: number): Promis
   const extra = process.env.BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof
   const gw = spawn(process.execPath, [...extra, mainJs, state], { stdio: ["ignore", "ignore", "inherit"] });
   children.push(gw);
+  endOnTeardown(gw);
   for (let i = 0; i < 200; i++) {
     await sleep(50);
     try {

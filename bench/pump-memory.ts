@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { stopMembers, writeSleepCells } from "./lib/members.js";
+import { stopMembers, stopMembersOnTeardown, writeSleepCells } from "./lib/members.js";
+import { endOnTeardown } from "./lib/teardown.js";
 
 const argv = process.argv.slice(2);
 const N = Number(argv.find((a) => /^\d+$/.test(a)) ?? 50);
@@ -90,11 +91,13 @@ const state = path.join(dir, "state");
 writeSleepCells(config, N);
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
 let daemon: ReturnType<typeof spawn> | undefined;
+stopMembersOnTeardown(state); // interrupted (SIGINT, SIGTERM), the members and the daemon are stopped too
 try {
   if (WATCH) {
     daemon = spawn(process.execPath, [CLI, "watch", "--config", config, "--state-dir", state, "--log-level", "warn"], {
       stdio: "ignore",
     });
+    endOnTeardown(daemon);
   } else {
     execFileSync(process.execPath, [CLI, "apply", "--yes", "--config", config, "--state-dir", state], {
       stdio: "ignore",

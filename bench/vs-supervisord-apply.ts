@@ -19,7 +19,8 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpuGroup } from "./lib/cpu.js";
-import { median, stopMembers, writeSleepCells } from "./lib/members.js";
+import { median, stopMembers, stopMembersOnTeardown, writeSleepCells } from "./lib/members.js";
+import { endOnTeardown } from "./lib/teardown.js";
 import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
@@ -76,6 +77,7 @@ function timed(file: string, args: string[]): Promise<number> {
 
 async function lazarusRound(): Promise<{ ms: number; noopMs: number; cpuMs?: number }> {
   const state = path.join(root, `state-${process.hrtime.bigint()}`);
+  const membersDone = stopMembersOnTeardown(state); // also when the bench is interrupted
   try {
     const cpu0 = cpuLazarus?.usageMs();
     const ms = await timed(
@@ -89,6 +91,7 @@ async function lazarusRound(): Promise<{ ms: number; noopMs: number; cpuMs?: num
     return { ms, noopMs, cpuMs };
   } finally {
     await stopMembers(state).catch(() => 0);
+    membersDone();
     rmSync(state, { recursive: true, force: true });
   }
 }
@@ -110,7 +113,9 @@ async function supervisordRound(): Promise<{ ms: number; noopMs: number; cpuMs?:
 async function straceRound(): Promise<number | undefined> {
   const state = path.join(root, "state-strace");
   const out = path.join(root, "strace.txt");
+  const membersDone = stopMembersOnTeardown(state);
   const child = spawn("strace", ["-f", "-c", "-o", out, "node", ...applyArgs(state)], { stdio: "ignore" });
+  endOnTeardown(child);
   const done = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   child.once("error", () => undefined);
   // strace waits for every traced process, members included: stop them once apply has recorded them all.
@@ -128,6 +133,7 @@ async function straceRound(): Promise<number | undefined> {
   }
   await sleep(500);
   await stopMembers(state);
+  membersDone();
   await done;
   rmSync(state, { recursive: true, force: true });
   try {

@@ -13,7 +13,9 @@
 // (lazarus_reconcile_duration_seconds{scope="full"}: sum and count); the daemon is stopped
 // (members keep running), and a no-op `supervisorctl -c CONF update` against a private supervisord
 // with N programs RUNNING is timed right after. The ratio is taken per round. Members are
-// stopped at the end by the process groups recorded in cell.json, supervisord by its pid.
+// stopped at the end by the process groups recorded in cell.json, supervisord by its pid; a bench
+// interrupted (SIGINT, SIGTERM) or exiting early ends its daemon, supervisord and the members too
+// (bench/lib/teardown.ts).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -21,7 +23,8 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { layoutArgs, layoutName, writeLayout } from "./lib/layout.js";
-import { median, stopMembers } from "./lib/members.js";
+import { median, stopMembers, stopMembersOnTeardown } from "./lib/members.js";
+import { endOnTeardown } from "./lib/teardown.js";
 import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
@@ -70,6 +73,7 @@ async function measure(cli: string, config: string, state: string): Promise<{ ms
   const daemon: ChildProcess = spawn("node", [cli, ...argv, "--metrics-port", String(port), "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
+  endOnTeardown(daemon);
   try {
     let first = { sum: 0, count: 0, observed: 0, skipped: 0 };
     for (let i = 0; i < 1200 && first.count < 1; i++) {
@@ -98,6 +102,7 @@ const dirs = new Map(
     { config: path.join(root, `config-${perFile}`), state: path.join(root, `state-${perFile}`) },
   ]),
 );
+for (const d of dirs.values()) stopMembersOnTeardown(d.state);
 const sup = await startSupervisord();
 try {
   const load = (): string =>

@@ -23,7 +23,8 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { writeCells } from "./lib/cells.js";
-import { median, stopMembers } from "./lib/members.js";
+import { median, stopMembers, stopMembersOnTeardown } from "./lib/members.js";
+import { endOnTeardown } from "./lib/teardown.js";
 import { startSupervisord, supervisordMissing, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
@@ -77,6 +78,7 @@ const config = path.join(root, "config");
 const state = path.join(root, "state");
 writeCells(config, N, 100, (i) => doc(`cell-${i}`, observer));
 mkdirSync(path.join(config, "portfolios"), { recursive: true });
+stopMembersOnTeardown(state); // interrupted (SIGINT, SIGTERM): members, daemon and supervisord end too
 const sup = await startSupervisord();
 let daemon: ChildProcess | undefined;
 try {
@@ -111,6 +113,7 @@ try {
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
+  endOnTeardown(daemon);
   t = Date.now();
   const lazarusRound = async (name: string): Promise<number> => {
     const start = process.hrtime.bigint();

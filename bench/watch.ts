@@ -2,9 +2,11 @@
 // process running under `lazarus watch`, and the daemon's resident memory.
 // Usage: npx tsx bench/watch.ts [N=1000] [runs=7]
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { stopMembers, stopMembersOnTeardown } from "./lib/members.js";
+import { endOnTeardown } from "./lib/teardown.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
@@ -44,6 +46,8 @@ for (let f = 0; f < Math.ceil(N / 100); f++) {
 }
 
 // The N cells exist before the daemon starts, as on a host that has been running for a while.
+// Interrupted (SIGINT, SIGTERM) or ending early, the bench still stops the members and the daemon.
+const membersDone = stopMembersOnTeardown(state);
 let t = Date.now();
 execFileSync("node", [CLI, "apply", "--yes", "--config", config, "--state-dir", state], { stdio: "ignore" });
 const setupMs = Date.now() - t;
@@ -51,6 +55,7 @@ const setupMs = Date.now() - t;
 const daemon = spawn("node", [CLI, "watch", "--config", config, "--state-dir", state, "--log-level", "warn"], {
   stdio: ["ignore", "ignore", "inherit"],
 });
+endOnTeardown(daemon);
 t = Date.now();
 // Ready when a probe cell written now is running.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,14 +120,6 @@ console.log(
   ),
 );
 // Stop the probe members (their process groups, by the pids recorded for them), then remove everything.
-for (const name of readdirSync(path.join(state, "cells"))) {
-  try {
-    const rec = JSON.parse(readFileSync(path.join(state, "cells", name, ".lazarus", "cell.json"), "utf8")) as {
-      members: { pid?: number }[];
-    };
-    for (const m of rec.members) if (m.pid) process.kill(-m.pid, "SIGKILL");
-  } catch {
-    // no record, or already gone
-  }
-}
+await stopMembers(state);
+membersDone();
 rmSync(root, { recursive: true, force: true });

@@ -146,20 +146,66 @@ export function cellProcessesAll(stateDir: string): number[] {
   return found;
 }
 
-export function killAll(stateDir: string): void {
-  for (const pid of cellProcessesAll(stateDir)) {
+// SIGKILL every process of the cells under this state dir; the pids signalled.
+export function killAll(stateDir: string): number[] {
+  const pids = cellProcessesAll(stateDir);
+  for (const pid of pids) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
       // gone
     }
   }
+  return pids;
 }
 
+// Blocks until /proc shows none of pids alive (gone or a zombie), at most ms; whether they are.
+export function waitDeadSync(pids: number[], ms = 20_000): boolean {
+  const end = Date.now() + ms;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    if (pids.every((p) => !isAlive(p, undefined))) return true;
+    if (Date.now() >= end) return false;
+    Atomics.wait(pause, 0, 0, 25);
+  }
+}
+
+// The log pumps (the spawner's forks, "lazarus log-pump LOG" in ps, with an empty environment)
+// whose log lies under dir.
+export function pumpsUnder(dir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmd.startsWith(`lazarus log-pump ${dir}/`) && isAlive(Number(entry), undefined)) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+// End the cells' processes under each dir and remove it. A SIGKILL is not instant (less so on a
+// loaded host), and a member's log pump writes its last lines once the member is gone: removing
+// the tree meanwhile fails (ENOTEMPTY). So the removal waits until /proc shows the members and
+// their pumps dead (and any started meanwhile), and retries what still races.
 export function cleanup(...dirs: string[]): void {
   for (const d of dirs) {
-    killAll(d);
-    rmSync(d, { recursive: true, force: true });
+    for (let round = 0; round < 5; round++) {
+      const pids = killAll(d);
+      const pumps = pumpsUnder(d);
+      if (pids.length === 0 && pumps.length === 0) break;
+      waitDeadSync(pids);
+      if (!waitDeadSync(pumps, 5_000))
+        for (const p of pumps)
+          try {
+            process.kill(p, "SIGKILL");
+          } catch {
+            // gone
+          }
+    }
+    rmSync(d, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 
@@ -203,35 +249,58 @@ export const SANDBOX_UNAVAILABLE = /^(?:.*: )?error: spec\.backend: backend sand
 // A `lazarus watch` a test started: its output so far, as text and as parsed JSON lines.
 export interface Watch {
   child: ResultPromise;
+  readonly pid: number;
   readonly logs: string;
   lines(): Record<string, unknown>[];
   exited(): boolean;
+  // End it (SIGKILL to its pid) and wait until /proc shows it gone.
+  stop(): Promise<void>;
 }
 
-const watches: ResultPromise[] = [];
+const watches: Watch[] = [];
 
-// Start `lazarus watch` with these arguments (and environment), collecting its output.
+const parseLine = (l: string): Record<string, unknown> => {
+  try {
+    return JSON.parse(l) as Record<string, unknown>;
+  } catch {
+    return { msg: l };
+  }
+};
+
+// SIGKILL to the watch's own pid while it is not yet reaped (so the pid is still the watch's; the
+// members it started run in sessions of their own and are left for cleanup() to end), then waits
+// for its exit and for /proc to show it gone or a zombie (never kill -0).
+async function stopWatch(child: ResultPromise, pid: number): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await child;
+  await waitFor(() => !isAlive(pid, undefined), 30_000);
+}
+
+// Start `lazarus watch` with these arguments (and environment), collecting its output. It stays in
+// the test runner's process group: a Ctrl-C of the run, and execa's clean-up when the runner
+// exits, reach it too.
 export function startWatch(args: string[], env: Record<string, string> = {}): Watch {
-  const child = execa("node", [CLI, "watch", ...args], { reject: false, env: { NO_COLOR: "1", ...env } });
-  watches.push(child);
+  const child = execa("node", [CLI, "watch", ...args], {
+    reject: false,
+    env: { NO_COLOR: "1", ...env },
+  });
+  if (child.pid === undefined) throw new Error("lazarus watch did not start");
+  const pid = child.pid;
   let logs = "";
   child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-  const parse = (l: string): Record<string, unknown> => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      return { msg: l };
-    }
-  };
-  return {
+  const w: Watch = {
     child,
+    pid,
     get logs() {
       return logs;
     },
-    lines: () => logs.split("\n").filter(Boolean).map(parse),
+    lines: () => logs.split("\n").filter(Boolean).map(parseLine),
     exited: () => child.exitCode !== null || child.signalCode !== null,
+    stop: () => stopWatch(child, pid),
   };
+  watches.push(w);
+  return w;
 }
 
 // Start `lazarus watch` and wait until it says it is watching; throws with its output if it exits first.
@@ -242,11 +311,7 @@ export async function startWatching(args: string[], env: Record<string, string> 
   return w;
 }
 
-// End every watch startWatch started (SIGKILL, by its pid: the members it started keep running
-// for cleanup() to end).
+// Stop every watch startWatch started (see Watch.stop).
 export async function stopWatches(): Promise<void> {
-  for (const c of watches.splice(0)) {
-    c.kill("SIGKILL");
-    await c;
-  }
+  for (const w of watches.splice(0)) await w.stop();
 }

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { writeCells } from "./cells.js";
+import { onTeardown } from "./teardown.js";
 
 export function sleepCellDoc(i: number): string {
   return [
@@ -38,10 +39,16 @@ export function gone(pid: number): boolean {
   }
 }
 
-// SIGKILL every member's process group recorded in the state dir's cell.json files; wait for them.
-export async function stopMembers(state: string): Promise<number> {
+// SIGKILL every member's process group recorded in the state dir's cell.json files; their pids.
+export function killMembers(state: string): number[] {
   const pids: number[] = [];
-  for (const c of readdirSync(path.join(state, "cells"), { withFileTypes: true })) {
+  let cells;
+  try {
+    cells = readdirSync(path.join(state, "cells"), { withFileTypes: true });
+  } catch {
+    return pids; // no cells yet
+  }
+  for (const c of cells) {
     if (!c.isDirectory() || c.name.startsWith(".")) continue;
     try {
       const rec = JSON.parse(readFileSync(path.join(state, "cells", c.name, ".lazarus", "cell.json"), "utf8")) as {
@@ -59,8 +66,23 @@ export async function stopMembers(state: string): Promise<number> {
       // gone
     }
   }
+  return pids;
+}
+
+// killMembers, then wait (at most 10 s) until /proc shows them dead or zombies; how many.
+export async function stopMembers(state: string): Promise<number> {
+  const pids = killMembers(state);
   for (let i = 0; i < 400 && pids.some((p) => !gone(p)); i++) await sleep(25);
   return pids.length;
+}
+
+// Have the members a state dir records stopped if the bench is interrupted (bench/lib/teardown.ts);
+// returns the function that unregisters that (after the bench's own stopMembers).
+export function stopMembersOnTeardown(state: string): () => void {
+  return onTeardown(
+    () => void killMembers(state),
+    () => stopMembers(state),
+  );
 }
 
 export const median = (xs: number[]): number => {

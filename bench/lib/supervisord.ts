@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CpuGroup } from "./cpu.js";
+import { killGroup, onTeardown } from "./teardown.js";
 
 export interface Supervisor {
   dir: string; // the temp dir holding everything below
@@ -170,7 +171,14 @@ export async function startSupervisord(cpu?: CpuGroup): Promise<Supervisor> {
     for (let i = 0; i < 200 && [...known.values()].some((v) => !gone(v.pid)); i++) await sleep(25);
     known = new Map();
     rmSync(dir, { recursive: true, force: true });
+    undo();
   };
+  // Interrupted (bench/lib/teardown.ts): stop() when there is time; on exit SIGTERM to supervisord,
+  // which stops its programs itself, and SIGKILL to the program groups it last reported.
+  const undo = onTeardown(() => {
+    if (child.exitCode === null && child.signalCode === null) killGroup(pid, "SIGTERM");
+    for (const { pid: p } of known.values()) if (!gone(p)) killGroup(p);
+  }, stop);
   // Ready once its socket answers.
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`supervisord exited at start: ${stderr}`);

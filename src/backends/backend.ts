@@ -118,13 +118,15 @@ export interface Backend {
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
   // Run a command in a member's own view (its mounts, uid, limits, network), for lazarus verify's
-  // probe; only a backend whose BackendSpec.verify has a probe has it.
+  // probe, ended after timeoutMs (the backend's default when absent); only a backend whose
+  // BackendSpec.verify has a probe has it.
   exec?(
     rec: CellRecord,
     cellDir: string,
     m: MemberRecord,
     command: string[],
     env: Record<string, string>,
+    timeoutMs?: number,
   ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
   // Optional, for a backend whose cell tree is on another host: the command writing the tar of
   // dirs on its stdout (a checkpoint is compressed, listed and kept here), and a check of the

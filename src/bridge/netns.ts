@@ -10,8 +10,9 @@ import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "../util/exec.js";
 import { LazarusError } from "../util/errors.js";
+import { RUN_ROOT } from "../backends/sandbox/argv.js";
 
-export const NETNS_ROOT = "/run/lazarus/netns";
+export const NETNS_ROOT = `${RUN_ROOT}/netns`;
 const NSFS_MAGIC = 0x6e736673;
 
 // Brings "lo" up in the namespace it runs in (SIOCSIFFLAGS: UP|LOOPBACK|RUNNING), where `ip` is missing.
@@ -58,6 +59,9 @@ async function run(file: string, args: string[], what: string): Promise<void> {
 // its loopback up (bubblewrap does not bring up a namespace it joins). Idempotent; its inode.
 export async function ensureNetns(file: string): Promise<number> {
   if (netnsInode(file) === undefined) {
+    // RUN_ROOT first, world-traversable: a recursive mkdir would give it the 0700 of netns/, and
+    // then no cell uid could reach the staging and view dirs under it
+    await mkdir(RUN_ROOT, { recursive: true, mode: 0o755 });
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await execa("umount", [file], { reject: false, stdin: "ignore" });
     await writeFile(file, "", { mode: 0o600 });

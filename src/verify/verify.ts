@@ -64,7 +64,16 @@ type Runner = (
   m: Member,
   command: string[],
   env: Record<string, string>,
+  timeoutMs?: number,
 ) => Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
+
+// How long a member's probe may run: it forks past the member's pid limit and reads /proc for
+// each process, which on a loaded host takes many times what it takes on an idle one (a 1024-pid
+// limit: over a minute at load 20 on 2 cores). The bound is for a probe that hangs, not a clock on
+// a slow one: ended early, it would report ✗ for the checks it had not reached.
+export function probeTimeoutMs(forks: number): number {
+  return 60_000 + forks * 100;
+}
 
 interface Context {
   paths: StatePaths;
@@ -169,7 +178,14 @@ async function memberChecks(
   const outside = [ctx.stateRoot, ctx.paths.cells, "/usr", "/etc", os.tmpdir()];
   const env = probeEnv(ctx, cell, rec, m, token, outside);
   const host: HostSide = { token, outside, connectionsBefore: ctx.connections() };
-  const r = await run(rec, cell.dir, m, ["/bin/sh", "-c", PROBE, "lazarus-verify"], env);
+  const r = await run(
+    rec,
+    cell.dir,
+    m,
+    ["/bin/sh", "-c", PROBE, "lazarus-verify"],
+    env,
+    probeTimeoutMs(Number(env.LZ_FORKS)),
+  );
   const lines = parseProbe(r.stdout);
   if (lines.length === 0) {
     const last = r.stderr.trim().split("\n").slice(-2).join(" ");

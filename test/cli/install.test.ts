@@ -21,7 +21,9 @@ import {
 import { spawnerPerl } from "../../src/backends/spawner.js";
 
 const dirs: string[] = [];
-afterAll(() => cleanup(...dirs));
+// cleanup waits for the member and its log pump to be dead before removing the tree, and the tree
+// holds a global npm install (thousands of files): on a loaded host more than the 30 s default.
+afterAll(() => cleanup(...dirs), 180_000);
 
 describe("npm pack, then npm install -g of the tarball", () => {
   it("gives a lazarus that runs: --version, and validate on the example cells", async () => {

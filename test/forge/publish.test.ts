@@ -6,16 +6,16 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { execa } from "execa";
 import {
   AGENT,
-  CLI,
   cellYaml,
   cleanup,
   configDir,
   freePort,
   lazarus,
   readRecord,
+  startWatch,
+  stopWatches,
   tempDir,
   waitFor,
 } from "../helpers.js";
@@ -27,6 +27,7 @@ const TOKEN = "s3cret-forge-token-0123456789";
 let dirs: string[] = [];
 let forges: StandIn[] = [];
 afterEach(async () => {
+  await stopWatches();
   for (const f of forges) await f.stop();
   cleanup(...dirs);
   dirs = [];
@@ -219,10 +220,9 @@ describe("forge publication (stand-in forges on 127.0.0.1)", () => {
   it("the daemon publishes in the background, and its metrics count the outbox", async () => {
     const s = await setup("gitea");
     const port = await freePort();
-    const daemon = execa(
-      "node",
-      [CLI, "watch", "-c", s.config, "-s", s.state, "--metrics-port", String(port), "--stop-timeout", "2000"],
-      { reject: false, env: { NO_COLOR: "1", ...s.env } },
+    const daemon = startWatch(
+      ["-c", s.config, "-s", s.state, "--metrics-port", String(port), "--stop-timeout", "2000"],
+      s.env,
     );
     try {
       await waitFor(() => s.forge.all().length === 1, 30_000);
@@ -233,8 +233,8 @@ describe("forge publication (stand-in forges on 127.0.0.1)", () => {
       expect(metrics).toMatch(/lazarus_publish_comments\{status="done"\} 1/);
       expect(s.forge.violations).toEqual([]);
     } finally {
-      daemon.kill("SIGTERM");
-      await daemon;
+      daemon.child.kill("SIGTERM");
+      await daemon.child;
     }
   }, 90_000);
 });

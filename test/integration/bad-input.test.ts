@@ -14,17 +14,23 @@ import {
   writeSync,
 } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI, cellYaml, cleanup, configDir, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  CLI,
+  cellYaml,
+  cleanup,
+  configDir,
+  readRecord,
+  startWatch,
+  stopWatches,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const dirs: string[] = [];
-const children: ResultPromise[] = [];
 afterAll(async () => {
-  for (const c of children) {
-    c.kill("SIGKILL");
-    await c.catch(() => undefined);
-  }
+  await stopWatches();
   cleanup(...dirs);
 });
 
@@ -273,27 +279,20 @@ describe("lazarus watch with a FIFO in cells.d", () => {
     const state = tempDir("lazarus-state-");
     dirs.push(config, state);
     execFileSync("mkfifo", [path.join(config, "cells.d", "pipe.yaml")]);
-    let logs = "";
-    const daemon = execa(
-      "node",
-      [CLI, "watch", "--config", config, "--state-dir", state, "--tick", "* * * * * *", "--debounce", "50ms"],
-      { reject: false, env: { NO_COLOR: "1" } },
-    );
-    children.push(daemon);
-    daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-    daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-    await waitFor(() => logs.includes('"msg":"watching"'), 20_000);
-    expect(logs).toContain("cells.d/pipe.yaml: error: cannot read this file: it is a FIFO (named pipe)");
+    const w = startWatch(["--config", config, "--state-dir", state, "--tick", "* * * * * *", "--debounce", "50ms"]);
+    const daemon = w.child;
+    await waitFor(() => w.logs.includes('"msg":"watching"'), 20_000);
+    expect(w.logs).toContain("cells.d/pipe.yaml: error: cannot read this file: it is a FIFO (named pipe)");
     expect(readRecord(path.join(state, "cells", "good")).state).toBe("active");
     // A FIFO that appears while it runs is reported too, and never blocks the daemon.
     execFileSync("mkfifo", [path.join(config, "cells.d", "late.yaml")]);
-    await waitFor(() => logs.includes("cells.d/late.yaml: error: cannot read this file: it is a FIFO"), 10_000);
+    await waitFor(() => w.logs.includes("cells.d/late.yaml: error: cannot read this file: it is a FIFO"), 10_000);
     // An emptied file holds its cell: the daemon never closes what a truncated file declared.
     writeFileSync(path.join(config, "cells.d", "good.yaml"), "");
-    await waitFor(() => logs.includes("cells.d/good.yaml:1:1: warning: this file declares no cells"), 10_000);
+    await waitFor(() => w.logs.includes("cells.d/good.yaml:1:1: warning: this file declares no cells"), 10_000);
     await new Promise((r) => setTimeout(r, 1500)); // a tick or two
     expect(readRecord(path.join(state, "cells", "good")).state).toBe("active");
-    expect(logs).not.toMatch(/"action":"close"/);
+    expect(w.logs).not.toMatch(/"action":"close"/);
     daemon.kill("SIGTERM");
     const r = await Promise.race([daemon, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 15_000))]);
     expect(r).not.toBe("hung");

@@ -4,7 +4,7 @@
 // cell, never acting on it at the same time, and the daemon applies the change once it is free.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AGENT,
@@ -17,14 +17,14 @@ import {
   lazarus,
   procState,
   readRecord,
+  startWatch,
+  stopWatches,
   tempDir,
   waitFor,
 } from "../helpers.js";
 
 let state: string;
 let config: string;
-let daemon: ResultPromise;
-let logs = "";
 const hold = path.join(tempDir("lazarus-pause-"), "hold");
 
 const cell = (name: string, grace?: string) =>
@@ -42,26 +42,18 @@ const ledger = () =>
 beforeAll(async () => {
   state = tempDir("lazarus-celllock-state-");
   config = configDir({ "cells.d/slow.yaml": cell("slow"), "cells.d/other.yaml": cell("other") });
-  daemon = execa(
-    "node",
-    [
-      CLI,
-      "watch",
-      "--config",
-      config,
-      "--state-dir",
-      state,
-      "--tick",
-      "* * * * * *",
-      "--lock-timeout",
-      "300ms",
-      "--stop-timeout",
-      "2000",
-    ],
-    { reject: false, env: { NO_COLOR: "1" } },
-  );
-  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
+  startWatch([
+    "--config",
+    config,
+    "--state-dir",
+    state,
+    "--tick",
+    "* * * * * *",
+    "--lock-timeout",
+    "300ms",
+    "--stop-timeout",
+    "2000",
+  ]);
   for (const n of ["slow", "other"])
     await waitFor(
       () =>
@@ -72,8 +64,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   rmSync(hold, { force: true });
-  if (daemon.pid && isAlive(daemon.pid, undefined)) daemon.kill("SIGKILL");
-  await daemon;
+  await stopWatches();
   killAll(state);
   cleanup(state, config, path.dirname(hold));
 });

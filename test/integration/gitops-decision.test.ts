@@ -4,10 +4,13 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI, cellYaml, cleanup, lazarus, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, cleanup, lazarus, startWatch, stopWatches, tempDir, waitFor } from "../helpers.js";
 
 const dirs: string[] = [];
-afterAll(() => cleanup(...dirs));
+afterAll(async () => {
+  await stopWatches();
+  cleanup(...dirs);
+});
 const human = (name: string) => cellYaml({ name, members: [{ identity: "human:h", role: "director" }] });
 type Status = { lastAttempt?: { revision: string; outcome: string; detail: string } };
 const status = (state: string): Status => {
@@ -44,11 +47,7 @@ describe("the GitOps decision", () => {
       await g("push", "-q", bare, "main");
       return (await g("rev-parse", "HEAD")).stdout.trim();
     };
-    const daemon = execa(
-      "node",
-      [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", viaWatch, "--tick", "* * * * * *"],
-      { reject: false },
-    );
+    const daemon = startWatch(["--repo", bare, "--interval", "1s", "--state-dir", viaWatch, "--tick", "* * * * * *"]);
     try {
       const step = async (sha: string) => {
         await lazarus(["sync", "--repo", bare, "--state-dir", viaSync]);
@@ -82,8 +81,8 @@ describe("the GitOps decision", () => {
         expect(ledger(state).filter((e) => e.action === "mass-close-held" && e.revision === all)).toHaveLength(1);
       }
     } finally {
-      daemon.kill("SIGTERM");
-      await daemon;
+      daemon.child.kill("SIGTERM");
+      await daemon.child;
     }
   });
 
@@ -113,19 +112,14 @@ describe("the GitOps decision", () => {
     expect(status(state).lastAttempt?.outcome).toBe("held");
 
     // A daemon that polls once an hour: the approval waits for it, then it stops before its poll.
-    const daemon = execa("node", [CLI, "watch", "--repo", bare, "--interval", "1h", "--state-dir", state], {
-      reject: false,
-      all: true,
-    });
+    const daemon = startWatch(["--repo", bare, "--interval", "1h", "--state-dir", state]);
     try {
-      let log = "";
-      daemon.all?.on("data", (d: Buffer) => (log += d.toString()));
-      await waitFor(() => log.includes("watching"), 20_000); // its first poll is over
+      await waitFor(() => daemon.logs.includes("watching"), 20_000); // its first poll is over
       const approved = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
       expect(approved.stdout).toContain("Approved");
     } finally {
-      daemon.kill("SIGTERM");
-      await daemon;
+      daemon.child.kill("SIGTERM");
+      await daemon.child;
     }
     const approve = path.join(state, "gitops", "approve");
     expect(readFileSync(approve, "utf8").trim()).toBe(all);

@@ -4,10 +4,24 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import { AGENT, CLI, cellYaml, cleanup, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  isAlive,
+  lazarus,
+  readRecord,
+  startWatch,
+  stopWatches,
+  tempDir,
+  waitFor,
+} from "../helpers.js";
 
 const dirs: string[] = [];
-afterAll(() => cleanup(...dirs));
+afterAll(async () => {
+  await stopWatches();
+  cleanup(...dirs);
+});
 const SECRET = "hunter2-very-secret-credential";
 
 async function repo() {
@@ -213,13 +227,7 @@ describe("lazarus watch --repo", () => {
     const { commit, g } = await repo();
     await commit("first", files(["first"]));
     await g("push", "-q", bare, "main");
-    let logs = "";
-    const daemon = execa(
-      "node",
-      [CLI, "watch", "--repo", bare, "--interval", "1s", "--state-dir", state, "--tick", "* * * * * *"],
-      { reject: false },
-    );
-    daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
+    const daemon = startWatch(["--repo", bare, "--interval", "1s", "--state-dir", state, "--tick", "* * * * * *"]);
     try {
       await waitFor(() => existsSync(path.join(state, "cells", "first")), 15_000);
       const sha = await commit("second", files(["second"]));
@@ -229,13 +237,13 @@ describe("lazarus watch --repo", () => {
       expect(Date.now() - pushed).toBeLessThan(5000); // one interval (1s ± jitter) plus the work
       await waitFor(() => readRecord(path.join(state, "cells", "second")).state === "active");
       expect(readRecord(path.join(state, "cells", "second")).lastAppliedRevision).toBe(sha);
-      expect(logs).toContain('"msg":"new revision in force"');
+      expect(daemon.logs).toContain('"msg":"new revision in force"');
 
       // A broken commit is rejected whole; the revision in force stays.
       await commit("broken", { "cells.d/third.yaml": "kind: [" });
       await g("push", "-q", bare, "main");
       await waitFor(
-        () => logs.includes("revision-rejected") || /cells\.d\/third\.yaml:\d+:\d+: error/.test(logs),
+        () => daemon.logs.includes("revision-rejected") || /cells\.d\/third\.yaml:\d+:\d+: error/.test(daemon.logs),
         15_000,
       );
       const st = JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout);
@@ -248,7 +256,7 @@ describe("lazarus watch --repo", () => {
         "cells.d/second.yaml": null,
       });
       await g("push", "-q", bare, "main");
-      await waitFor(() => logs.includes("held by the deletion budget"), 15_000);
+      await waitFor(() => daemon.logs.includes("held by the deletion budget"), 15_000);
       expect(existsSync(path.join(state, "cells", "first"))).toBe(true);
       const approve = await lazarus(["apply", "--allow-mass-close", "--state-dir", state]);
       expect(approve.stdout).toContain(
@@ -260,8 +268,8 @@ describe("lazarus watch --repo", () => {
       );
       expect(JSON.parse((await lazarus(["status", "--json", "--state-dir", state])).stdout).revision.inForce).toBe(all);
     } finally {
-      daemon.kill("SIGTERM");
-      await daemon;
+      daemon.child.kill("SIGTERM");
+      await daemon.child;
     }
   });
 });

@@ -2,31 +2,28 @@
 // (`promtool check metrics`, Debian package prometheus; .ci/run installs it).
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { which } from "../../src/util/which.js";
-import { AGENT, cellYaml, cleanup, CLI, configDir, freePort, readRecord, tempDir, waitFor } from "../helpers.js";
+import {
+  AGENT,
+  cellYaml,
+  cleanup,
+  configDir,
+  freePort,
+  readRecord,
+  startWatching,
+  stopWatches,
+  tempDir,
+} from "../helpers.js";
 
 const promtool = which("promtool", process.env.PATH);
 let state: string;
 let config: string;
 let port: number;
-let daemon: ResultPromise;
-let logs = "";
 
 const agentCell = (name: string, extra: Partial<Parameters<typeof cellYaml>[0]> = {}) =>
   cellYaml({ name, ttl: "4h", members: [{ identity: "agent:allegro", command: ["node", AGENT] }], ...extra });
-const lines = () =>
-  logs
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return { msg: l };
-      }
-    });
 const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 const sample = (text: string, series: string): number | undefined => {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
@@ -37,31 +34,21 @@ beforeAll(async () => {
   state = tempDir("lazarus-metrics-state-");
   config = configDir({ "cells.d/alpha.yaml": agentCell("alpha"), "cells.d/beta.yaml": agentCell("beta") });
   port = await freePort();
-  daemon = execa(
-    "node",
-    [
-      CLI,
-      "watch",
-      "--config",
-      config,
-      "--state-dir",
-      state,
-      "--metrics-port",
-      String(port),
-      "--metrics-host",
-      "127.0.0.1",
-      "--stop-timeout",
-      "2000",
-    ],
-    { reject: false, env: { NO_COLOR: "1" } },
-  );
-  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-  await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+  await startWatching([
+    "--config",
+    config,
+    "--state-dir",
+    state,
+    "--metrics-port",
+    String(port),
+    "--metrics-host",
+    "127.0.0.1",
+    "--stop-timeout",
+    "2000",
+  ]);
 });
 afterAll(async () => {
-  daemon.kill("SIGKILL");
-  await daemon;
+  await stopWatches();
   cleanup(state, config);
 });
 

@@ -2,26 +2,26 @@
 // only while it reconciles, survives a command that holds it, and announces itself in watch.pid.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { acquireLock } from "../../src/lock/lock.js";
 import {
   AGENT,
-  CLI,
   cellYaml,
   cleanup,
   configDir,
   isAlive,
   lazarus,
   readRecord,
+  startWatching,
+  stopWatches,
   tempDir,
   waitFor,
+  type Watch,
 } from "../helpers.js";
 
 let state: string;
 let config: string;
-let daemon: ResultPromise;
-let logs = "";
+let w: Watch;
 
 const cell = (name: string) =>
   cellYaml({
@@ -31,44 +31,25 @@ const cell = (name: string) =>
       { identity: "human:h", role: "director" },
     ],
   });
-const lines = () =>
-  logs
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return { msg: l };
-      }
-    });
+const lines = () => w.lines();
 // Alive: its pid exists and is not a zombie (/proc, not kill -0).
 const alive = (pid: number): boolean => isAlive(pid, undefined);
 
 beforeAll(async () => {
   state = tempDir("lazarus-watchlock-state-");
   config = configDir({ "cells.d/one.yaml": cell("one") });
-  daemon = execa(
-    "node",
-    [
-      CLI,
-      "watch",
-      "--config",
-      config,
-      "--state-dir",
-      state,
-      "--tick",
-      "* * * * * *",
-      "--lock-timeout",
-      "300ms",
-      "--stop-timeout",
-      "2000",
-    ],
-    { reject: false, env: { NO_COLOR: "1" } },
-  );
-  daemon.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-  daemon.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-  await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
+  w = await startWatching([
+    "--config",
+    config,
+    "--state-dir",
+    state,
+    "--tick",
+    "* * * * * *",
+    "--lock-timeout",
+    "300ms",
+    "--stop-timeout",
+    "2000",
+  ]);
   await waitFor(
     () =>
       existsSync(path.join(state, "cells", "one", ".lazarus", "cell.json")) &&
@@ -77,8 +58,7 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  if (daemon.pid && alive(daemon.pid)) daemon.kill("SIGKILL");
-  await daemon;
+  await stopWatches();
   cleanup(state, config);
 });
 
@@ -102,11 +82,11 @@ describe("lazarus watch and the state-dir lock", () => {
       startTime?: number;
       command: string;
     };
-    expect(rec).toMatchObject({ pid: daemon.pid, command: "lazarus watch" });
+    expect(rec).toMatchObject({ pid: w.pid, command: "lazarus watch" });
     expect(rec.startTime).toBeTypeOf("number");
     const second = await lazarus(["watch", "--config", config, "--state-dir", state], { timeoutMs: 20_000 });
     expect(second.exitCode).toBe(1);
-    expect(second.stderr).toContain(`a lazarus watch already runs for this state dir: pid ${daemon.pid}`);
+    expect(second.stderr).toContain(`a lazarus watch already runs for this state dir: pid ${w.pid}`);
   });
 
   it("survives a command holding the lock past its wait, and reconciles once it is free", async () => {
@@ -116,17 +96,17 @@ describe("lazarus watch and the state-dir lock", () => {
       await waitFor(() => lines().some((l) => l.msg === "state dir busy: trying again shortly"), 15_000);
       await new Promise((r) => setTimeout(r, 1_500)); // several retries while it is held
       expect(existsSync(path.join(state, "cells", "two"))).toBe(false);
-      expect(alive(daemon.pid as number)).toBe(true);
+      expect(alive(w.pid)).toBe(true);
     } finally {
       await lock.release();
     }
     await waitFor(() => existsSync(path.join(state, "cells", "two", ".lazarus", "cell.json")), 15_000);
-    expect(alive(daemon.pid as number)).toBe(true);
+    expect(alive(w.pid)).toBe(true);
   });
 
   it("removes watch.pid when it stops", async () => {
-    daemon.kill("SIGTERM");
-    const r = await daemon;
+    w.child.kill("SIGTERM");
+    const r = await w.child;
     expect(r.exitCode).toBe(0);
     expect(existsSync(path.join(state, "watch.pid"))).toBe(false);
     expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);

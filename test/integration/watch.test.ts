@@ -1,65 +1,45 @@
 // The real daemon as a child process: file events, drift, time, signals, metrics.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AGENT,
   cellYaml,
   cleanup,
-  CLI,
   configDir,
   freePort,
   isAlive,
   lazarus,
   procState,
   readRecord,
+  startWatch,
+  stopWatches,
   tempDir,
   waitFor,
+  type Watch,
 } from "../helpers.js";
 
 let state: string;
 let config: string;
 let port: number;
-let daemon: ResultPromise;
-let logs = "";
+let w: Watch;
 
-function startDaemon(): ResultPromise {
-  logs = "";
-  const child = execa(
-    "node",
-    [
-      CLI,
-      "watch",
-      "--config",
-      config,
-      "--state-dir",
-      state,
-      "--metrics-port",
-      String(port),
-      "--tick",
-      "* * * * * *",
-      "--stop-timeout",
-      "2000",
-    ],
-    { reject: false, env: { NO_COLOR: "1" } },
-  );
-  child.stdout?.on("data", (d: Buffer) => (logs += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (logs += d.toString()));
-  return child;
+function startDaemon(): Watch {
+  return startWatch([
+    "--config",
+    config,
+    "--state-dir",
+    state,
+    "--metrics-port",
+    String(port),
+    "--tick",
+    "* * * * * *",
+    "--stop-timeout",
+    "2000",
+  ]);
 }
 
-const lines = () =>
-  logs
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return { msg: l };
-      }
-    });
+const lines = () => w.lines();
 const live = (name: string) => path.join(state, "cells", name);
 const running = (name: string) => {
   try {
@@ -76,12 +56,11 @@ beforeAll(async () => {
   state = tempDir("lazarus-watch-state-");
   config = configDir({ "cells.d/first.yaml": agentCell("first") });
   port = await freePort();
-  daemon = startDaemon();
+  w = startDaemon();
   await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
 });
 afterAll(async () => {
-  daemon.kill("SIGKILL");
-  await daemon;
+  await stopWatches();
   cleanup(state, config);
 });
 
@@ -173,7 +152,7 @@ describe("lazarus watch", () => {
     // Behind its back: a member stopped by another user and a file changed without an event
     // the daemon would see (mtime and size kept the same are still re-read on a reload).
     process.kill(-(m.pid as number), "SIGKILL");
-    daemon.kill("SIGHUP");
+    w.child.kill("SIGHUP");
     await waitFor(() => lines().some((l) => l.msg === "SIGHUP: reloading everything"), 5000);
     await waitFor(() => readRecord(live("third")).members[0]!.status !== "running", 10_000);
     await waitFor(() => running("third"), 20_000);
@@ -199,13 +178,13 @@ describe("lazarus watch", () => {
     expect(apply.exitCode, apply.stderr).toBe(0); // it waited for the lock, at most --lock-timeout
     const second = await lazarus(["watch", "--config", config, "--state-dir", state]);
     expect(second.exitCode).toBe(1);
-    expect(second.stderr).toContain(`pid ${daemon.pid} (lazarus watch`);
+    expect(second.stderr).toContain(`pid ${w.pid} (lazarus watch`);
   });
 
   it("leaves members running on SIGTERM, and a new daemon adopts them", async () => {
     const pids = ["first", "second", "third"].map((n) => readRecord(live(n)).members[0]!.pid);
-    daemon.kill("SIGTERM");
-    const r = await daemon;
+    w.child.kill("SIGTERM");
+    const r = await w.child;
     expect(r.exitCode).toBe(0);
     expect(existsSync(path.join(state, "lazarus.lock"))).toBe(false);
     const seen = (n: string) =>
@@ -222,7 +201,7 @@ describe("lazarus watch", () => {
           .map((l) => JSON.stringify(l))
           .join("\n")}`,
       ).toBe(true);
-    daemon = startDaemon();
+    w = startDaemon();
     await waitFor(() => lines().some((l) => l.msg === "watching"), 20_000);
     expect(lines().filter((l) => l.msg === "applied")).toEqual([]);
     expect(["first", "second", "third"].map((n) => readRecord(live(n)).members[0]!.pid)).toEqual(pids);

@@ -1,9 +1,9 @@
 // What the sandbox backend needs from this host, found once per process: bubblewrap, setpriv,
 // root, user namespaces, cgroups. Each gap is said in words with what to do.
 import { execFileSync } from "node:child_process";
-import { lstatSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { detectCgroups, type CgroupMode } from "./cgroup.js";
-import { STAGE, type HostRoot, type Tools } from "./argv.js";
+import { RUN_ROOT, STAGE, type HostRoot, type Tools } from "./argv.js";
 import { which } from "../../util/which.js";
 
 // A host tool: the PATH first, then the usual places of system tools.
@@ -40,6 +40,14 @@ export function hostRoot(): HostRoot {
     }
   }
   return out;
+}
+
+// Lazarus's run dir must be traversable by every cell uid (staging and the views live under it).
+// An older Lazarus could make it 0700 when a member's network namespace came first (a recursive
+// mkdir gives the parents the mode of netns/): such a dir of root's is opened up again here.
+function traversable(dir: string): void {
+  const st = statSync(dir);
+  if (st.uid === 0 && (st.mode & 0o111) !== 0o111) chmodSync(dir, (st.mode & 0o7777) | 0o111);
 }
 
 let cached: SandboxHost | undefined;
@@ -108,6 +116,7 @@ export function sandboxHost(): SandboxHost {
   if (problems.length === 0) {
     try {
       mkdirSync(STAGE, { recursive: true, mode: 0o755 });
+      traversable(RUN_ROOT);
     } catch (err) {
       problems.push(`cannot create ${STAGE}: ${(err as Error).message}`);
     }
