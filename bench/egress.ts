@@ -70,9 +70,9 @@ await writeCellFile(root, {
   members: [{ identity: "agent:bench", home: "member", netns }],
 });
 await ensureProxy(root, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: hosts });
-const proxyPid = (await runningProxy(root))?.pid;
+const firstPid = (await runningProxy(root))?.pid;
 const proxyDone = onTeardown(
-  () => killGroup(proxyPid),
+  () => killGroup(firstPid),
   async () => {
     await stopProxy(root);
     await removeNetns(netns);
