@@ -5,7 +5,7 @@
 import http from "node:http";
 import net, { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { allowedBy, entryText, normalHost, type EgressEntry } from "./allow.js";
+import { allowedBy, entryText, normalHost, numericName, type EgressEntry } from "./allow.js";
 import type { Verdict } from "./addresses.js";
 import { resolveName, type HostsTable } from "./resolve.js";
 import type { Splicer } from "./splicer.js";
@@ -49,7 +49,8 @@ type Decision = { ok: true; address: string; reason: string } | { ok: false; rea
 // Whether host:port may be reached, and at which address.
 export async function decide(policy: ProxyPolicy | undefined, host: string, port: number): Promise<Decision> {
   if (!policy) return { ok: false, reason: "the cell has no egress list (closed or changed to network none)" };
-  if (isIP(host.replace(/^\[|\]$/g, ""))) return { ok: false, reason: "an IP address, not a host name (names only)" };
+  if (isIP(host.replace(/^\[|\]$/g, "")) || numericName(host))
+    return { ok: false, reason: "an IP address, not a host name (names only)" };
   const entry = allowedBy(policy.entries, host, port);
   if (!entry) return { ok: false, reason: `${normalHost(host)}:${port} is not on the cell's list` };
   let addresses: string[];

@@ -11,7 +11,7 @@ import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addressCheck } from "../../src/egress/addresses.js";
-import { parseEntry, type EgressEntry } from "../../src/egress/allow.js";
+import { parseBound, parseEntry, withinBound, type EgressEntry } from "../../src/egress/allow.js";
 import { proxyServer, type EgressEvent, type ProxyPolicy } from "../../src/egress/proxy.js";
 import { EgressService } from "../../src/egress/service.js";
 import { MEMBER_PORT, writeCellFile, writeSettingsFile } from "../../src/egress/state.js";
@@ -70,7 +70,12 @@ beforeAll(async () => {
     ["own6.bad.test", ["2606:2800:220:1:0:0:0:1"]],
   ]);
   const policy: ProxyPolicy = {
-    entries: entries(`forge.test:${P}`, `*.wild.test:${P}`, `*.bad.test:${P}`),
+    entries: [
+      ...entries(`forge.test:${P}`, `*.wild.test:${P}`, `*.bad.test:${P}`),
+      // numeric names as a cell file written before parseEntry refused them would hold them
+      { host: "0x7f.1", ports: [P] },
+      { host: "0x7f000001", ports: [P] },
+    ],
     // the operator opened 127.0.0.1 for an internal forge, and nothing else
     check: addressCheck({ cidrs: [{ address: "127.0.0.1", prefix: 32 }], ownAddresses: [OWN, "2606:2800:220:1::1"] }),
     hosts,
@@ -121,9 +126,11 @@ const connect = (target: string, host = target): string =>
 describe("CONNECT targets spelled to slip past the list", () => {
   it.each([
     ["another name, with a listed Host header", ["evil.test:PORT", "forge.test:PORT"], 403, /not on the cell's list/],
-    ["IPv4 as one decimal number", ["2130706433:PORT"], 403, /not on the cell's list/],
-    ["IPv4 in hex parts", ["0x7f.1:PORT"], 403, /not on the cell's list/],
-    ["IPv4 with a part left out", ["127.1:PORT"], 403, /not on the cell's list/],
+    ["IPv4 as one decimal number", ["2130706433:PORT"], 403, /IP address/],
+    ["IPv4 in hex parts", ["0x7f.1:PORT"], 403, /IP address/],
+    ["IPv4 with a part left out", ["127.1:PORT"], 403, /IP address/],
+    ["a listed numeric name (hex parts)", ["0x7f.1:PORT"], 403, /IP address/],
+    ["a listed numeric name (one hex number)", ["0x7f000001:PORT"], 403, /IP address/],
     ["an IPv4-mapped IPv6 literal", ["[::ffff:127.0.0.1]:PORT"], 403, /IP address/],
     ["an IPv6 literal with a zone id", ["[fe80::1%25lo]:PORT"], 403, /IP address|not on the cell's list/],
     ["localhost", ["localhost:PORT"], 403, /not on the cell's list/],
@@ -152,9 +159,10 @@ describe("CONNECT targets spelled to slip past the list", () => {
   });
 
   it("refuses a name outside the list written in another script (the request line is not ASCII)", async () => {
+    const before = events.length;
     const reply = await raw(Buffer.from(connect("fоrge.test:PORT"), "utf8")); // a Cyrillic "о"
     expect(statuses(reply)[0] ?? 0).not.toBe(200);
-    expect(events.filter((e) => e.verdict === "allowed" && e.host !== "forge.test")).toEqual([]);
+    expect(events.slice(before).filter((e) => e.verdict === "allowed" && e.host !== "forge.test")).toEqual([]);
   });
 
   it.each([
@@ -187,6 +195,50 @@ describe("CONNECT targets spelled to slip past the list", () => {
     expect(statuses(reply)).toEqual([200, 200]);
     const host = target.replace(":PORT", "").toLowerCase().replace(/\.$/, "");
     await waitFor(() => events.slice(before).some((e) => e.verdict === "allowed" && e.host === host));
+  });
+});
+
+describe("a cell file's entries", () => {
+  it.each([
+    ["*", /not a host name/],
+    ["*.com", /not a host name/],
+    ["*.*", /not a host name/],
+    ["*:443", /not a host name/],
+    ["1.2.3.4:443", /IP address/],
+    ["::1", /IP address/],
+    ["[::1]:443", /IP address/],
+    ["127.1", /IP address/],
+    ["2130706433", /IP address/],
+    ["0x7f.1", /IP address/],
+    ["0x7f000001:5432", /IP address/],
+    ["*.0x7f.1", /not a host name/],
+    ["github.com:0", /port 0/],
+    ["github.com:65536", /port 65536/],
+    ["github.com:443abc", /not a host name/],
+    ["github.com:*", /name a port/],
+    ["a@github.com", /not a host name/],
+    ["github.com/x", /not a host name/],
+    ["ɡithub.com", /not a host name/], // a Latin small script g
+    ["-github.com", /not a host name/],
+  ])("refuses %j", (text, why) => {
+    const p = parseEntry(text);
+    expect(p.ok).toBe(false);
+    expect(p.ok || p.error).toMatch(why);
+  });
+
+  it.each([
+    ["*.github.com", "github.com", false],
+    ["*.github.com", "evilgithub.com", false],
+    ["*.github.com", "github.com.evil.test", false],
+    ["*.github.com", "*.api.github.com", true],
+    ["api.github.com", "*.api.github.com", false],
+    ["api.example.org:443", "api.example.org", false], // 80 too, outside the bound
+    ["api.example.org:443", "api.example.org:443", true],
+  ])("within LAZARUS_EGRESS_ALLOW=%s, %s is %s", (bound, text, within) => {
+    const b = parseBound(bound);
+    const e = parseEntry(text);
+    if (!b.ok || !e.ok) throw new Error("unparsed");
+    expect(withinBound(e.value, b.value)).toBe(within);
   });
 });
 
