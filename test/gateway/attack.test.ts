@@ -17,7 +17,7 @@ import {
   type GatewayCellFile,
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
-import { startStandin, type Standin } from "./standin.js";
+import { OPERATOR_HEADERS, startStandin, type Standin } from "./standin.js";
 
 const KEY = "sk-operator-secret-0123456789";
 const MAX_BODY = 64 << 10;
@@ -205,6 +205,31 @@ describe("headers meant for the provider", () => {
     ])
       expect([k, h[k]]).toEqual([k, undefined]);
     expect(JSON.stringify(seen[0])).not.toContain(tokens.get("alpha/coder"));
+  });
+});
+
+describe("what the provider answers", () => {
+  it.each([false, true])("reaches the member without the operator's account headers (stream: %s)", async (stream) => {
+    const got = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      const body = JSON.stringify({ model: "gpt-ok", stream, messages: [{ role: "user", content: "hi" }] });
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port,
+          method: "POST",
+          path: "/v1/chat/completions",
+          headers: { ...bearer("alpha/coder"), "content-type": "application/json" },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.headers));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    expect(got["x-lazarus-model"]).toBe("gpt-ok");
+    for (const k of Object.keys(OPERATOR_HEADERS)) expect([k, got[k]]).toEqual([k, undefined]);
   });
 });
 

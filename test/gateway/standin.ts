@@ -33,6 +33,14 @@ export interface StandinOptions {
   record?: boolean; // keep every request in `seen` (default true; a long bench turns it off)
 }
 
+// What a real provider's answers carry about the operator's account (the gateway keeps it from members).
+export const OPERATOR_HEADERS = {
+  "openai-organization": "org-operator",
+  "openai-project": "proj-operator",
+  "anthropic-organization-id": "operator-org-id",
+  "set-cookie": "__cf_bm=operator-session; path=/",
+};
+
 const DEFAULT_SHAPE: StreamShape = { events: 4, gapMs: 5, firstMs: 0 };
 
 export interface Standin {
@@ -70,7 +78,7 @@ async function answer(req: IncomingMessage, res: ServerResponse, opts: StandinOp
   if (opts.record !== false) seen.push({ api, model, key, body, headers: req.headers, url: req.url ?? "" });
   if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
   const json = (status: number, b: unknown, h: Record<string, string> = {}): void => {
-    res.writeHead(status, { "content-type": "application/json", ...h });
+    res.writeHead(status, { "content-type": "application/json", ...OPERATOR_HEADERS, ...h });
     res.end(JSON.stringify(b));
   };
   if (key !== opts.key) return json(401, errorBody(api, "authentication_error", "bad key"));
@@ -155,7 +163,7 @@ async function openaiStream(
   model: string,
   shape: StreamShape,
 ): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.writeHead(200, { "content-type": "text/event-stream", ...OPERATOR_HEADERS });
   res.flushHeaders();
   await pause(shape.firstMs);
   const split = model.startsWith("split-");
@@ -178,7 +186,7 @@ async function openaiStream(
 }
 
 async function anthropicStream(res: ServerResponse, model: string, shape: StreamShape): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.writeHead(200, { "content-type": "text/event-stream", ...OPERATOR_HEADERS });
   res.flushHeaders();
   await pause(shape.firstMs);
   const words = wordsOf(shape);
