@@ -4,7 +4,6 @@
 // SOCKS5, and a flood of connections to its own door. The proxy's own server (proxyServer) listens
 // on 127.0.0.1 here, so most of this runs without root; the door's connection cap is tried through
 // a real door in a network namespace (root).
-import { spawn } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
@@ -18,7 +17,7 @@ import { MEMBER_PORT, writeCellFile, writeSettingsFile } from "../../src/egress/
 import { DOOR_MAX_CONNECTIONS } from "../../src/bridge/doors.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
 import { cleanup, tempDir, waitFor } from "../helpers.js";
-import { connectVia, netnsSkipReason } from "./helpers.js";
+import { connectVia, floodDoor, netnsSkipReason } from "./helpers.js";
 
 const entries = (...t: string[]): EgressEntry[] =>
   t.map((x) => {
@@ -379,35 +378,14 @@ describe.skipIf(skipReason !== undefined)("a member flooding its own door", () =
   });
 
   it("holds at most its cap of connections; the rest are dropped at once, and a teammate is still served", async () => {
-    const n = DOOR_MAX_CONNECTIONS + 40;
-    // a member's process opening n connections to its door and holding them (until its stdin ends)
-    const script = `
-      const net = require("node:net");
-      let closed = 0, open = 0;
-      for (let i = 0; i < ${n}; i++) {
-        const s = net.connect(${MEMBER_PORT}, "127.0.0.1");
-        s.on("connect", () => open++);
-        s.on("close", () => closed++);
-        s.on("error", () => {});
-      }
-      setTimeout(() => console.log(JSON.stringify({ open, closed })), 1500);
-      process.stdin.on("end", () => process.exit(0)).resume();`;
-    const flood = spawn("nsenter", [`--net=${files[0]}`, "--", process.execPath, "-e", script], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    const flood = await floodDoor(files[0] as string, MEMBER_PORT, DOOR_MAX_CONNECTIONS + 40);
     try {
-      let out = "";
-      flood.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      await waitFor(() => out.includes("}"), 20_000);
-      const r = JSON.parse(out) as { open: number; closed: number };
-      expect(r.open).toBe(n);
-      expect(r.closed).toBe(n - DOOR_MAX_CONNECTIONS);
+      expect(flood.result).toEqual({ open: DOOR_MAX_CONNECTIONS + 40, closed: 40 });
       const c = await connectVia(files[1] as string, `forge.test:${P}`);
       c.socket.destroy();
       expect(c.status).toBe(200);
     } finally {
-      flood.stdin.end();
-      flood.kill();
+      flood.stop();
     }
   });
 });

@@ -3,13 +3,16 @@
 // APIs, bodies too large or too slow, concurrent spending, and a provider (stand-in) whose usage
 // report lies. Raw HTTP requests against a real gateway on 127.0.0.1 and a stand-in provider.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Gateway } from "../../src/gateway/server.js";
 import {
+  GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
   mintToken,
   tokenDigest,
@@ -18,6 +21,9 @@ import {
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
 import { OPERATOR_HEADERS, startStandin, type Standin } from "./standin.js";
+import { floodDoor, netnsSkipReason } from "../egress/helpers.js";
+import { DOOR_MAX_CONNECTIONS } from "../../src/bridge/doors.js";
+import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
 
 const KEY = "sk-operator-secret-0123456789";
 const MAX_BODY = 64 << 10;
@@ -41,7 +47,13 @@ function portfolio(name: string, models: [string, string][]): PortfolioDoc {
   };
 }
 
-async function writeCell(cell: string, members: string[], p: PortfolioDoc, extra: Partial<GatewayCellFile> = {}) {
+async function writeCell(
+  cell: string,
+  members: string[],
+  p: PortfolioDoc,
+  extra: Partial<GatewayCellFile> = {},
+  netnsOf: Record<string, string> = {},
+) {
   const file: GatewayCellFile = {
     formatVersion: 1,
     cell,
@@ -49,7 +61,14 @@ async function writeCell(cell: string, members: string[], p: PortfolioDoc, extra
     members: members.map((home) => {
       const t = mintToken();
       tokens.set(`${cell}/${home}`, t);
-      return { identity: `agent:${home}`, home, tokenDigest: tokenDigest(t), portfolio: p };
+      const netns = netnsOf[home];
+      return {
+        identity: `agent:${home}`,
+        home,
+        tokenDigest: tokenDigest(t),
+        portfolio: p,
+        ...(netns ? { netns } : {}),
+      };
     }),
     ...extra,
   };
@@ -380,6 +399,54 @@ describe("spending", () => {
       expect(r.status).toBe(429);
     } finally {
       await again.close();
+    }
+  });
+});
+
+describe.skipIf(netnsSkipReason() !== undefined)("a member flooding its own door", () => {
+  it("holds at most its cap of connections there; a teammate's call is still served at its door", async () => {
+    const files = ["one", "two"].map((m) => memberNetnsFile(state, "door-uid", m));
+    for (const f of files) await ensureNetns(f);
+    try {
+      await writeCell(
+        "door",
+        ["one", "two"],
+        portfolio("door", [["gpt-ok", "so"]]),
+        {},
+        {
+          one: files[0] as string,
+          two: files[1] as string,
+        },
+      );
+      await gw.reload();
+      const flood = await floodDoor(files[0] as string, GATEWAY_MEMBER_PORT, DOOR_MAX_CONNECTIONS + 40);
+      try {
+        expect(flood.result).toEqual({ open: DOOR_MAX_CONNECTIONS + 40, closed: 40 });
+        const r = await promisify(execFile)("nsenter", [
+          `--net=${files[1]}`,
+          "--",
+          "curl",
+          "-sS",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-H",
+          `authorization: Bearer ${tokens.get("door/two")}`,
+          "-H",
+          "content-type: application/json",
+          "-d",
+          CHAT,
+          `http://127.0.0.1:${GATEWAY_MEMBER_PORT}/v1/chat/completions`,
+        ]);
+        expect(r.stdout).toBe("200");
+      } finally {
+        flood.stop();
+      }
+    } finally {
+      await rm(path.join(gatewayCellsDir(state), "door.json"), { force: true });
+      await gw.reload();
+      for (const f of files) await removeNetns(f);
     }
   });
 });
