@@ -23,6 +23,10 @@ interface Door {
 }
 
 const OPEN_AT_ONCE = 8; // listener children started at the same time (each is a short node process)
+// Connections one door holds at once (a member's own, idle ones and open tunnels included); past it
+// the service drops new ones at once. The service is one process serving every cell: without a cap,
+// one member opening connections by the thousand would use up its descriptors and stall the others.
+export const DOOR_MAX_CONNECTIONS = 256;
 
 export class Doors {
   private readonly open = new Map<string, Door>(); // by namespace file
@@ -45,6 +49,7 @@ export class Doors {
     const ino = netnsInode(file);
     if (ino === undefined) throw new LazarusError("BRIDGE_FAILED", `${file} is not a network namespace`);
     const server = w.server();
+    server.maxConnections = DOOR_MAX_CONNECTIONS;
     await serveOn(server, await listenInNetns(file, this.port));
     this.open.set(file, { tag: w.tag, ino, server });
   }

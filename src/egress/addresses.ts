@@ -4,7 +4,7 @@
 // at 169.254.169.254 and fd00:ec2::254), the host's own addresses, private, shared, multicast and
 // reserved ranges — unless the operator's LAZARUS_EGRESS_CIDRS names the address (an internal
 // forge). The metadata addresses stay refused even inside LAZARUS_EGRESS_CIDRS.
-import { BlockList, isIP } from "node:net";
+import { BlockList, SocketAddress, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 
 // Ranges no public service lives in (IANA special-purpose registries).
@@ -47,15 +47,14 @@ export interface AddressPolicy {
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
 
-// An IPv4-mapped IPv6 address (::ffff:10.0.0.1) as the IPv4 address it is.
+// An IPv6 address in its one canonical spelling, and an IPv4-mapped one (::ffff:10.0.0.1, however
+// written: ::ffff:a00:1, 0:0:0:0:0:FFFF:10.0.0.1) as the IPv4 address it is; the ranges below are
+// checked by family, so a mapped address left as IPv6 would be checked against none of the IPv4
+// ranges. Anything else is returned as it is.
 export function unmapped(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (m) return m[1] as string;
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-  if (!hex) return address;
-  const hi = parseInt(hex[1] as string, 16);
-  const lo = parseInt(hex[2] as string, 16);
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (isIP(address) !== 6) return address;
+  const canonical = new SocketAddress({ address, family: "ipv6" }).address;
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(canonical)?.[1] ?? canonical;
 }
 
 const family = (a: string): "ipv4" | "ipv6" => (isIP(a) === 4 ? "ipv4" : "ipv6");
@@ -86,7 +85,10 @@ export function hostAddresses(): string[] {
 export function addressCheck(policy: AddressPolicy): (address: string) => Verdict {
   const allowed = new BlockList();
   for (const c of policy.cidrs) allowed.addSubnet(unmapped(c.address), c.prefix, family(unmapped(c.address)));
-  const own = new Set((policy.ownAddresses ?? hostAddresses()).map((a) => unmapped(a).toLowerCase()));
+  // a BlockList, not a set of strings: an address written another way (0:0:0:0:0:ffff:…, upper
+  // case, zeros spelled out) is still the host's own
+  const own = new BlockList();
+  for (const a of (policy.ownAddresses ?? hostAddresses()).map(unmapped)) if (isIP(a)) own.addAddress(a, family(a));
   const metadata = new BlockList();
   for (const m of METADATA) metadata.addAddress(m, family(m));
   return (raw: string): Verdict => {
@@ -95,7 +97,7 @@ export function addressCheck(policy: AddressPolicy): (address: string) => Verdic
     const fam = family(address);
     if (metadata.check(address, fam)) return { ok: false, reason: `${address} is the cloud metadata address` };
     if (allowed.check(address, fam)) return { ok: true };
-    if (own.has(address)) return { ok: false, reason: `${address} is one of this host's own addresses` };
+    if (own.check(address, fam)) return { ok: false, reason: `${address} is one of this host's own addresses` };
     const why = reasonIn(address);
     return why ? { ok: false, reason: `${address} is ${why} (outside LAZARUS_EGRESS_CIDRS)` } : { ok: true };
   };

@@ -16,11 +16,18 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
+// Whether a name is an IPv4 address in disguise: its last label a number, decimal or hex (0x7f.1,
+// 0x7f000001, 127.1). The resolver (inet_aton) and URL parsers read such a name as an address.
+export function numericName(host: string): boolean {
+  const last = normalHost(host).split(".").at(-1) ?? "";
+  return /^(\d+|0x[0-9a-f]*)$/i.test(last);
+}
+
 // Whether text is a DNS host name of at least two labels (or a single label, e.g. an internal
-// name from the operator's hosts file), each a letter-digit-hyphen label.
+// name from the operator's hosts file), each a letter-digit-hyphen label, and not an address.
 function isHostName(text: string): boolean {
   if (text.length === 0 || text.length > 253) return false;
-  return text.split(".").every((l) => LABEL.test(l)) && !/^[0-9.]+$/.test(text);
+  return text.split(".").every((l) => LABEL.test(l)) && !numericName(text);
 }
 
 // A host name as the proxy compares it: lower case, without a trailing dot.
@@ -35,7 +42,8 @@ export function parseEntry(
   opts: { anyPort?: boolean } = {},
 ): Parsed<EgressEntry & { anyPort?: boolean }> {
   const raw = text.trim();
-  if (raw.startsWith("[") || isIP(raw) || isIP(raw.replace(/:\d+$/, "")))
+  const bare = raw.replace(/:(\d+|\*)$/, "");
+  if (raw.startsWith("[") || isIP(raw) || isIP(bare) || (!bare.startsWith("*.") && numericName(bare)))
     return {
       ok: false,
       error: `"${text}" is an IP address; name a host (the proxy resolves names, and never lets a member choose an address)`,

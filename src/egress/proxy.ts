@@ -5,7 +5,7 @@
 import http from "node:http";
 import net, { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { allowedBy, entryText, normalHost, type EgressEntry } from "./allow.js";
+import { allowedBy, entryText, normalHost, numericName, type EgressEntry } from "./allow.js";
 import type { Verdict } from "./addresses.js";
 import { resolveName, type HostsTable } from "./resolve.js";
 import type { Splicer } from "./splicer.js";
@@ -42,12 +42,15 @@ const ESTABLISHED = "HTTP/1.1 200 Connection Established\r\n\r\n";
 export const SPLICE_AFTER = 1 << 20; // bytes a tunnel moves in node before the splicer takes it
 const HOP_HEADERS = ["proxy-connection", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "upgrade"];
 
+const FRAMING = ["host", "content-length", "transfer-encoding"]; // never dropped because Connection names them
+
 type Decision = { ok: true; address: string; reason: string } | { ok: false; reason: string };
 
 // Whether host:port may be reached, and at which address.
 export async function decide(policy: ProxyPolicy | undefined, host: string, port: number): Promise<Decision> {
   if (!policy) return { ok: false, reason: "the cell has no egress list (closed or changed to network none)" };
-  if (isIP(host.replace(/^\[|\]$/g, ""))) return { ok: false, reason: "an IP address, not a host name (names only)" };
+  if (isIP(host.replace(/^\[|\]$/g, "")) || numericName(host))
+    return { ok: false, reason: "an IP address, not a host name (names only)" };
   const entry = allowedBy(policy.entries, host, port);
   if (!entry) return { ok: false, reason: `${normalHost(host)}:${port} is not on the cell's list` };
   let addresses: string[];
@@ -231,6 +234,39 @@ function handOverWhenBulky(
   upstream.on("data", count);
 }
 
+// The member's headers as they go upstream: without the hop-by-hop ones and those its Connection
+// header names (RFC 9110 7.6.1); undefined when its body's framing is not one the proxy can pass on
+// (a transfer coding that does not end in chunked: the body would run to the connection's end,
+// and the host could read what follows as another request).
+function forwardedHeaders(req: http.IncomingMessage): http.IncomingHttpHeaders | undefined {
+  const te = req.headers["transfer-encoding"];
+  if (te !== undefined && !/(^|,)\s*chunked\s*$/i.test(te)) return undefined;
+  const headers = { ...req.headers };
+  const named = (req.headers.connection ?? "").split(",").map((h) => h.trim().toLowerCase());
+  for (const h of [...HOP_HEADERS, ...named]) if (!FRAMING.includes(h)) delete headers[h];
+  return headers;
+}
+
+// The host's response headers as the member gets them: the hop-by-hop ones are this hop's (the
+// upstream connection is one request's, and says "close"; the member's may be kept alive).
+function hopless(h: http.IncomingHttpHeaders): http.IncomingHttpHeaders {
+  const out = { ...h };
+  const named = (h.connection ?? "").split(",").map((x) => x.trim().toLowerCase());
+  for (const k of [...HOP_HEADERS, "transfer-encoding", ...named]) if (k !== "content-length") delete out[k];
+  return out;
+}
+
+const NOT_ABSOLUTE = "not an absolute http:// URL";
+
+function absoluteHttp(text: string | undefined): URL | undefined {
+  try {
+    const url = new URL(text ?? "");
+    return url.protocol === "http:" ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function forward(
   who: ProxyMember,
   policy: ProxyPolicy | undefined,
@@ -239,26 +275,14 @@ async function forward(
   onEvent: (e: EgressEvent) => void,
 ): Promise<void> {
   const started = Date.now();
-  let url: URL | undefined;
-  try {
-    url = new URL(req.url ?? "");
-  } catch {
-    url = undefined;
-  }
-  if (!url || url.protocol !== "http:") {
+  const url = absoluteHttp(req.url);
+  const headers = forwardedHeaders(req);
+  if (!url || !headers) {
+    const reason = url ? `transfer-encoding "${req.headers["transfer-encoding"]}" is not chunked` : NOT_ABSOLUTE;
     res
-      .writeHead(400, { "X-Lazarus-Egress": "refused", "Content-Type": "text/plain" })
-      .end("a proxy request needs an absolute http:// URL (use CONNECT for https)\n");
-    return onEvent(
-      event(
-        who,
-        "http",
-        url?.hostname ?? req.url ?? "",
-        0,
-        { ok: false, reason: "not an absolute http:// URL" },
-        started,
-      ),
-    );
+      .writeHead(400, { "X-Lazarus-Egress": "refused", "Content-Type": "text/plain", Connection: "close" })
+      .end(url ? `${reason}\n` : "a proxy request needs an absolute http:// URL (use CONNECT for https)\n");
+    return onEvent(event(who, "http", url?.hostname ?? req.url ?? "", 0, { ok: false, reason }, started));
   }
   const port = url.port ? Number(url.port) : 80;
   const d = await decide(policy, url.hostname, port);
@@ -266,8 +290,6 @@ async function forward(
     res.writeHead(403, { "X-Lazarus-Egress": "refused", "Content-Type": "text/plain" }).end(`${d.reason}\n`);
     return onEvent(event(who, "http", url.hostname, port, d, started));
   }
-  const headers = { ...req.headers };
-  for (const h of HOP_HEADERS) delete headers[h];
   headers.host = url.host; // the host that was checked, never another name sent to the same address
   const bytes = { up: 0, down: 0 };
   const up = http.request({
@@ -288,7 +310,7 @@ async function forward(
   req.on("data", (c: Buffer) => (bytes.up += c.length));
   up.on("response", (r) => {
     up.setTimeout(0);
-    res.writeHead(r.statusCode ?? 502, r.statusMessage, r.headers);
+    res.writeHead(r.statusCode ?? 502, r.statusMessage, hopless(r.headers));
     r.on("data", (c: Buffer) => (bytes.down += c.length));
     r.pipe(res);
     r.on("end", () => finish());

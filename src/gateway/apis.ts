@@ -48,7 +48,11 @@ export interface StreamUsage {
   usage(): Usage | undefined;
 }
 
-const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+// A token count from a provider's usage report: a number from 0 to MAX_SAFE_INTEGER (a negative or
+// missing one counts 0, a larger one that much): sums and costs stay finite, so what is written to
+// the usage file (JSON has no Infinity) is what was counted, and is still counted after a restart.
+const num = (v: unknown): number =>
+  typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(v, Number.MAX_SAFE_INTEGER) : 0;
 const obj = (v: unknown): Record<string, unknown> | undefined =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 

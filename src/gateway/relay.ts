@@ -18,6 +18,8 @@ export interface Relayed {
 }
 
 const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade"]);
+// The provider's headers about the operator's account and session, never the member's business.
+const OPERATORS = new Set(["openai-organization", "openai-project", "anthropic-organization-id", "set-cookie"]);
 
 export function relaySuccess(
   res: ServerResponse,
@@ -26,7 +28,8 @@ export function relaySuccess(
   meta: { attempts: number; fallback?: string },
 ): Promise<Relayed> {
   const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(s.res.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+  for (const [k, v] of Object.entries(s.res.headers))
+    if (v !== undefined && !HOP.has(k) && !OPERATORS.has(k)) headers[k] = v;
   headers["x-lazarus-model"] = s.at.model;
   headers["x-lazarus-provider"] = s.at.provider;
   headers["x-lazarus-attempts"] = String(meta.attempts);

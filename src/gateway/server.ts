@@ -445,9 +445,17 @@ function apiFor(req: IncomingMessage): ApiShape {
     : APIS.openai;
 }
 
+// An answer of the gateway's own. One given before the request's body was read to its end (a refusal)
+// closes the connection: else node would read the rest of the body, however long, to keep it alive.
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  const close = res.req.complete ? {} : { connection: "close" };
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...close,
+    ...headers,
+  });
   res.end(text);
 }
 

@@ -141,3 +141,45 @@ export async function gitHttpsServer(c: TestCert, root: string): Promise<{ serve
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
+
+// A member's process opening n connections to 127.0.0.1:port in the namespace of file and holding
+// them: how many connected, and how many the service closed at once (within a second and a half);
+// stop() ends it and its connections.
+export async function floodDoor(
+  file: string,
+  port: number,
+  n: number,
+): Promise<{ result: { open: number; closed: number }; stop: () => void }> {
+  const script = `
+    const net = require("node:net");
+    let closed = 0, open = 0;
+    for (let i = 0; i < ${n}; i++) {
+      const s = net.connect(${port}, "127.0.0.1");
+      s.on("connect", () => open++);
+      s.on("close", () => closed++);
+      s.on("error", () => {});
+    }
+    setTimeout(() => console.log(JSON.stringify({ open, closed })), 1500);
+    process.stdin.on("end", () => process.exit(0)).resume();`;
+  const child = spawn("nsenter", [`--net=${file}`, "--", process.execPath, "-e", script], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const stop = (): void => {
+    child.stdin.end();
+    child.kill();
+  };
+  try {
+    const out = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      child.stdout.on("data", (d: Buffer) => {
+        text += d.toString();
+        if (text.includes("}")) resolve(text);
+      });
+      child.once("exit", (code) => reject(new Error(`flood in ${file}: exit ${code}`)));
+    });
+    return { result: JSON.parse(out) as { open: number; closed: number }, stop };
+  } catch (err) {
+    stop();
+    throw err;
+  }
+}

@@ -2,7 +2,8 @@
 // so one node HTTP server on 127.0.0.1 answers the OpenAI chat-completions and Anthropic messages
 // APIs in their published shapes (streaming too). What it does per call is chosen by the model
 // name: "busy-…" answers 429, "down-…" 503, "long-…" a context-length error, "split-…" streams
-// non-ASCII words each written in two pieces cut inside a character, anything else a completion.
+// non-ASCII words each written in two pieces cut inside a character, "liar-…" a completion whose
+// usage lies, anything else a completion.
 // Every request is recorded, with the credential it carried. A stream's shape (how many text
 // events, how far apart, after how long a wait for the first) is an option, for the gateway bench
 // (bench/gateway.ts); by default four words 5 ms apart.
@@ -13,6 +14,8 @@ export interface Seen {
   model: string;
   key: string | undefined;
   body: Record<string, unknown>;
+  headers: http.IncomingHttpHeaders; // as the provider got them
+  url: string;
 }
 
 // How a stream is paced: `firstMs` before the first text event (the model's time to the first
@@ -29,6 +32,14 @@ export interface StandinOptions {
   stream?: StreamShape;
   record?: boolean; // keep every request in `seen` (default true; a long bench turns it off)
 }
+
+// What a real provider's answers carry about the operator's account (the gateway keeps it from members).
+export const OPERATOR_HEADERS = {
+  "openai-organization": "org-operator",
+  "openai-project": "proj-operator",
+  "anthropic-organization-id": "operator-org-id",
+  "set-cookie": "__cf_bm=operator-session; path=/",
+};
 
 const DEFAULT_SHAPE: StreamShape = { events: 4, gapMs: 5, firstMs: 0 };
 
@@ -64,10 +75,10 @@ async function answer(req: IncomingMessage, res: ServerResponse, opts: StandinOp
       ? (req.headers["x-api-key"] as string | undefined)
       : req.headers.authorization?.replace(/^Bearer /, "");
   const model = String(body.model);
-  if (opts.record !== false) seen.push({ api, model, key, body });
+  if (opts.record !== false) seen.push({ api, model, key, body, headers: req.headers, url: req.url ?? "" });
   if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
   const json = (status: number, b: unknown, h: Record<string, string> = {}): void => {
-    res.writeHead(status, { "content-type": "application/json", ...h });
+    res.writeHead(status, { "content-type": "application/json", ...OPERATOR_HEADERS, ...h });
     res.end(JSON.stringify(b));
   };
   if (key !== opts.key) return json(401, errorBody(api, "authentication_error", "bad key"));
@@ -113,6 +124,13 @@ async function send(res: ServerResponse, text: string, split: boolean): Promise<
 }
 const pause = (ms: number): Promise<unknown> => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
 
+// A usage report that lies, for "liar-huge-…" (counts past any budget and any float sum) and
+// "liar-negative-…" (counts that would give spending back).
+function liar(model: string): Record<string, number> | undefined {
+  const n = model.startsWith("liar-huge-") ? 1e308 : model.startsWith("liar-negative-") ? -1e9 : undefined;
+  return n === undefined ? undefined : { prompt_tokens: n, completion_tokens: n, total_tokens: n };
+}
+
 function openaiCompletion(model: string): unknown {
   return {
     id: "chatcmpl-1",
@@ -122,7 +140,7 @@ function openaiCompletion(model: string): unknown {
     choices: [
       { index: 0, message: { role: "assistant", content: WORDS.join("") }, finish_reason: "stop", logprobs: null },
     ],
-    usage: { prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 },
+    usage: liar(model) ?? { prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 },
   };
 }
 
@@ -145,7 +163,7 @@ async function openaiStream(
   model: string,
   shape: StreamShape,
 ): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.writeHead(200, { "content-type": "text/event-stream", ...OPERATOR_HEADERS });
   res.flushHeaders();
   await pause(shape.firstMs);
   const split = model.startsWith("split-");
@@ -168,7 +186,7 @@ async function openaiStream(
 }
 
 async function anthropicStream(res: ServerResponse, model: string, shape: StreamShape): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.writeHead(200, { "content-type": "text/event-stream", ...OPERATOR_HEADERS });
   res.flushHeaders();
   await pause(shape.firstMs);
   const words = wordsOf(shape);
