@@ -223,9 +223,17 @@ export async function startMember(
   if (opts.saveAfter !== false) await saveRecord(cp, rec, env);
 }
 
+// A member's incarnation ends here, whatever ends it: Lazarus stops it (stop: the backend ends its
+// whole tree), or it was found gone (it exited or died by itself). Its gateway token goes with it,
+// before the record says so (a crash between the two finds it gone again and revokes again); its
+// next start mints a new one.
+async function endIncarnation(rec: CellRecord, m: MemberRecord, env: ApplyEnv, stop: boolean): Promise<void> {
+  if (stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
+  await revokeGatewayToken(gatewayOf(env), rec, m.home);
+}
+
 export async function stopMember(rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
-  await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
-  await revokeGatewayToken(gatewayOf(env), rec, m.home); // a start mints a new one
+  await endIncarnation(rec, m, env, true);
   if (m.command && (m.status === "running" || m.status === "starting")) {
     m.status = "exited";
     m.exitedAt = iso(env.now);
@@ -326,10 +334,8 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
-  if (a.stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
-  // Its process is gone: its gateway token goes before the record says so (a crash between the two
-  // finds it down again and revokes again), whether or not a restart follows.
-  await revokeGatewayToken(gatewayOf(env), rec, m.home);
+  // a hung one is stopped; either way its incarnation ends, whether or not a restart follows
+  await endIncarnation(rec, m, env, a.stop);
   m.status = a.status;
   m.downAt = a.downAt;
   m.exitedAt = a.downAt;
