@@ -21,7 +21,7 @@ import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
-import { memberRef } from "../backends/backend.js";
+import { memberRef, memberSpec } from "../backends/backend.js";
 import {
   backendOf,
   decide,
@@ -39,7 +39,6 @@ import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
 import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
-import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
 import {
   admitGatewayMember,
@@ -173,25 +172,16 @@ export async function startMember(
   } else await prepareSpawn(cp, rec, m, env, backend, opts.minted === true);
   if (m.status !== "starting" || !m.spawnId) return; // found running by its spawn id
   const started = await backend.start(rec, {
-    cell: rec.name,
-    cellDir: cp.dir,
-    identity: m.identity,
-    home: memberHome(cp, m.home),
-    homeName: m.home,
-    resources: m.resources ?? {},
-    configDir: env.configDir,
-    role: m.role,
-    command: resolveCommand(m.command, env.configDir),
-    env: m.env,
-    credentialsFile: cp.credentials,
+    ...memberSpec(rec, cp, m, {
+      command: resolveCommand(m.command, env.configDir),
+      env: m.env,
+      configDir: env.configDir,
+      memberFilesInMeta: findBackend(rec.backend)?.memberFilesInMeta,
+    }),
     logFile: memberLog(cp, m.home),
     logs: logLimits(rec, env),
-    ...(m.portfolioDigest
-      ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
-      : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
-    ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
     ...(gateway ? { gateway } : {}),
   });
   failpoint("member:after-spawn");
