@@ -15,10 +15,12 @@ import { fileKind, KiB, MiB, readUntrusted } from "../util/safe-fs.js";
 const TIMEOUT_MS = 10_000;
 const MAX_OUTPUT = 4 * MiB;
 
-// Keys whose presence in a repository config means git might run a program or read another file
-// (matched case-insensitively anywhere in the text: over-matching only means the mtime listing).
+// Keys whose presence in a repository config means git might run a program, read another file or
+// connect elsewhere than asked (a credential helper, url.*.insteadOf and pushInsteadOf, a protocol
+// allowed, remote.*.uploadpack/receivepack), matched case-insensitively anywhere in the text:
+// over-matching only means the mtime listing, or no push (an event says why).
 const RISKY =
-  /fsmonitor|hookspath|include|pager|external|textconv|sshcommand|filter|showsignature|gpg|program|command|askpass|editor|worktreeconfig|driver|proxy|virtualfilesystem/i;
+  /fsmonitor|hookspath|include|pager|external|textconv|sshcommand|filter|showsignature|gpg|program|command|askpass|editor|worktreeconfig|driver|proxy|virtualfilesystem|credential|insteadof|protocol|uploadpack|receivepack/i;
 
 // Always set on the command line, which outranks the repository's config.
 const OVERRIDES = [
@@ -79,7 +81,32 @@ export async function gitRefusal(project: string): Promise<string | undefined> {
   const config = await readUntrusted(path.join(gitDir, "config"), 64 * KiB, project);
   if (!config.ok) return config.missing ? undefined : `project/.git/config ${config.reason}`;
   const risky = RISKY.exec(config.text);
-  if (risky) return `project/.git/config mentions "${risky[0]}", which can make git run a program or read another file`;
+  if (!risky) return undefined;
+  const key = await riskyKey(config.text);
+  const what = key ? `sets ${key}` : `mentions "${risky[0]}"`;
+  return `project/.git/config ${what}, which can make git run a program, read another file or connect elsewhere`;
+}
+
+// The first key of a config text that RISKY matches, as git parses it (never following an include),
+// its subsection shown as * (a URL, a token in it, stays out of the message); undefined when the
+// match is only in a subsection or a value, or git cannot parse the text.
+async function riskyKey(text: string): Promise<string | undefined> {
+  const r = await execa("git", ["config", "--no-includes", "--file", "-", "--list", "--name-only", "--null"], {
+    env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: "/nonexistent", GIT_CONFIG_NOSYSTEM: "1" },
+    extendEnv: false,
+    input: text,
+    cwd: "/",
+    reject: false,
+    timeout: TIMEOUT_MS,
+    maxBuffer: MAX_OUTPUT,
+  });
+  if (r.exitCode !== 0) return undefined;
+  for (const name of String(r.stdout).split("\0")) {
+    const first = name.indexOf(".");
+    const last = name.lastIndexOf(".");
+    const key = first === last ? name : `${name.slice(0, first)}.*${name.slice(last)}`;
+    if (RISKY.test(key.replace(".*.", "."))) return key;
+  }
   return undefined;
 }
 

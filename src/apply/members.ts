@@ -21,7 +21,7 @@ import { appendLine, writeJsonAtomic, writeTextAtomic } from "../util/fsx.js";
 import { LazarusError } from "../util/errors.js";
 import { CAPS, readUntrusted } from "../util/safe-fs.js";
 import { failpoint } from "../util/failpoint.js";
-import { memberRef } from "../backends/backend.js";
+import { memberRef, memberSpec } from "../backends/backend.js";
 import {
   backendOf,
   decide,
@@ -39,7 +39,6 @@ import { rotateCheckpoints } from "../checkpoints/checkpoint.js";
 import { listCheckpoints } from "../observe/observe.js";
 import { LIMITS } from "../config/types.js";
 import { guardCell, guardDir } from "./guard.js";
-import { venvDir } from "../runtime/python/venv.js";
 import { hostSettings } from "../host/settings.js";
 import {
   admitGatewayMember,
@@ -173,25 +172,16 @@ export async function startMember(
   } else await prepareSpawn(cp, rec, m, env, backend, opts.minted === true);
   if (m.status !== "starting" || !m.spawnId) return; // found running by its spawn id
   const started = await backend.start(rec, {
-    cell: rec.name,
-    cellDir: cp.dir,
-    identity: m.identity,
-    home: memberHome(cp, m.home),
-    homeName: m.home,
-    resources: m.resources ?? {},
-    configDir: env.configDir,
-    role: m.role,
-    command: resolveCommand(m.command, env.configDir),
-    env: m.env,
-    credentialsFile: cp.credentials,
+    ...memberSpec(rec, cp, m, {
+      command: resolveCommand(m.command, env.configDir),
+      env: m.env,
+      configDir: env.configDir,
+      memberFilesInMeta: findBackend(rec.backend)?.memberFilesInMeta,
+    }),
     logFile: memberLog(cp, m.home),
     logs: logLimits(rec, env),
-    ...(m.portfolioDigest
-      ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
-      : {}),
     exitFile: memberExitFile(cp, m.home),
     spawnId: m.spawnId,
-    ...(rec.python ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
     ...(gateway ? { gateway } : {}),
   });
   failpoint("member:after-spawn");
@@ -223,9 +213,17 @@ export async function startMember(
   if (opts.saveAfter !== false) await saveRecord(cp, rec, env);
 }
 
+// A member's incarnation ends here, whatever ends it: Lazarus stops it (stop: the backend ends its
+// whole tree), or it was found gone (it exited or died by itself). Its gateway token goes with it,
+// before the record says so (a crash between the two finds it gone again and revokes again); its
+// next start mints a new one.
+async function endIncarnation(rec: CellRecord, m: MemberRecord, env: ApplyEnv, stop: boolean): Promise<void> {
+  if (stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
+  await revokeGatewayToken(gatewayOf(env), rec, m.home);
+}
+
 export async function stopMember(rec: CellRecord, m: MemberRecord, env: ApplyEnv): Promise<void> {
-  await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
-  await revokeGatewayToken(gatewayOf(env), rec, m.home); // a start mints a new one
+  await endIncarnation(rec, m, env, true);
   if (m.command && (m.status === "running" || m.status === "starting")) {
     m.status = "exited";
     m.exitedAt = iso(env.now);
@@ -326,10 +324,8 @@ export async function memberDown(a: Extract<Action, { kind: "member-down" }>, en
   const cp = liveCell(env, a.cell);
   const rec = await loadRecord(cp);
   const m = find(rec, a.member);
-  if (a.stop) await backendOf(env, rec).stop(rec, m, env.stopTimeoutMs);
-  // Its process is gone: its gateway token goes before the record says so (a crash between the two
-  // finds it down again and revokes again), whether or not a restart follows.
-  await revokeGatewayToken(gatewayOf(env), rec, m.home);
+  // a hung one is stopped; either way its incarnation ends, whether or not a restart follows
+  await endIncarnation(rec, m, env, a.stop);
   m.status = a.status;
   m.downAt = a.downAt;
   m.exitedAt = a.downAt;

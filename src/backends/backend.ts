@@ -4,6 +4,7 @@
 import type { TreeSize } from "../checkpoints/size.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import type { Resources } from "../config/types.js";
+import { memberHome, portfolioFile, venvDir, type CellPaths } from "../cells/layout.js";
 
 export interface StartSpec {
   cell: string;
@@ -26,6 +27,47 @@ export interface StartSpec {
   // The model gateway serves this member: its token (this incarnation's) and the port it calls on
   // 127.0.0.1 where it runs (src/gateway/cells.ts).
   gateway?: { token: string; port: number };
+}
+
+// What every run of a member is given, built from its record by memberSpec: its start (StartSpec
+// adds what only a supervised member has: log, exit file, spawn id, gateway token), a session
+// (SessionSpec) and a verify probe (Backend.exec).
+export type MemberSpec = Omit<StartSpec, "logFile" | "logs" | "exitFile" | "spawnId" | "gateway">;
+
+// The configDir of a run that names no file of the config dir (a session's, a probe's): none is
+// shown to it.
+export const NO_CONFIG_DIR = "/nonexistent";
+
+// What differs from one run of a member to another, said by the caller.
+export interface MemberRun {
+  command: string[]; // its ./relative arguments already resolved against configDir
+  env: Record<string, string>; // the member's declared env, or a probe's own
+  configDir: string; // where the command's ./relative arguments were resolved, or NO_CONFIG_DIR
+  memberFilesInMeta: boolean | undefined; // the backend's say (BackendSpec.memberFilesInMeta)
+  // false: without the cell's venv (verify's probe: the venv's read-only bind at its own path shows
+  // a member the bare path down to it, which the probe's residue and state-dir checks cannot yet
+  // tell from a leak)
+  venv?: boolean;
+}
+
+// The one place a member's run spec is made from its record: its home, role, limits, credentials
+// manifest, portfolio (when it has one) and the cell's venv (when it has one), for whatever runs.
+export function memberSpec(rec: CellRecord, cp: CellPaths, m: MemberRecord, run: MemberRun): MemberSpec {
+  return {
+    cell: rec.name,
+    cellDir: cp.dir,
+    identity: m.identity,
+    home: memberHome(cp, m.home),
+    homeName: m.home,
+    role: m.role,
+    command: run.command,
+    env: run.env,
+    credentialsFile: cp.credentials,
+    resources: m.resources ?? {},
+    configDir: run.configDir,
+    ...(m.portfolioDigest ? { portfolioFile: portfolioFile(cp, m.home, run.memberFilesInMeta) } : {}),
+    ...(rec.python && run.venv !== false ? { venv: venvDir(cp.dir, rec.python.digest) } : {}),
+  };
 }
 
 // A human's shell or one command run as a member (lazarus shell / lazarus exec): the member's
@@ -117,15 +159,12 @@ export interface Backend {
   // How to run a session in the member's own view (same mounts, uid, limits, network and env as
   // its processes get); prepares what the view needs (its home, its cgroup).
   session(rec: CellRecord, spec: SessionSpec): Promise<SessionSpawn>;
-  // Run a command in a member's own view (its mounts, uid, limits, network), for lazarus verify's
-  // probe, ended after timeoutMs (the backend's default when absent); only a backend whose
-  // BackendSpec.verify has a probe has it.
+  // Run a command (spec.command) in a member's own view (its mounts, uid, limits, network), for
+  // lazarus verify's probe, ended after timeoutMs (the backend's default when absent); only a
+  // backend whose BackendSpec.verify has a probe has it.
   exec?(
     rec: CellRecord,
-    cellDir: string,
-    m: MemberRecord,
-    command: string[],
-    env: Record<string, string>,
+    spec: MemberSpec,
     timeoutMs?: number,
   ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }>;
   // Optional, for a backend whose cell tree is on another host: the command writing the tar of

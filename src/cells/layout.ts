@@ -105,6 +105,10 @@ export function portfolioFile(cell: CellPaths, home: string, memberFilesInMeta =
   return path.join(cell.homes, home, ".lazarus", "portfolio.json");
 }
 
+// The cell's Python venvs (spec.runtime.python), one per digest of what it holds.
+export const venvsDir = (cellDir: string): string => path.join(cellDir, ".lazarus", "venvs");
+export const venvDir = (cellDir: string, digest: string): string => path.join(venvsDir(cellDir), digest);
+
 export function inviteFile(cell: CellPaths, home: string): string {
   return path.join(cell.invites, `${home}.token`);
 }

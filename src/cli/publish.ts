@@ -150,6 +150,6 @@ async function publish(o: PublishOpts): Promise<number> {
   }
   out(publishLine(r) ?? "publish: nothing to do.");
   const pushes = r.status === "worked" ? r.pushes : undefined;
-  const pushesLeft = pushes ? pushes.failed + pushes.rejected + pushes.pending : 0;
+  const pushesLeft = pushes ? pushes.failed + pushes.rejected + pushes.retried + pushes.pending : 0;
   return r.status === "worked" && r.report.failed === 0 && r.report.pending === 0 && pushesLeft === 0 ? 0 : 1;
 }

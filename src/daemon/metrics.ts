@@ -11,6 +11,8 @@ import { readEntries } from "../forge/outbox.js";
 
 export type ReconcileResult = "success" | "error" | "busy";
 
+const PUSH_OUTCOMES = ["pushed", "failed", "rejected", "retried"] as const;
+
 function version(): string {
   try {
     return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string })
@@ -123,6 +125,13 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.collectPublish(),
   });
+  // The daemon's pushes of cells' branches (spec.push), counted as each publish pass reports them.
+  readonly pushes = new Counter({
+    name: "lazarus_pushes_total",
+    help: "Pushes of cells' branches to their forge by the daemon, by outcome (pushed; rejected: the forge refused the update, never forced; failed: for good until the next checkpoint; retried: failed for a passing reason, tried again after a backoff)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   private outboxRoot: string | undefined;
   private egressTally: EgressTally | undefined;
   // Calls through the model gateway, their tokens and cost, by cell and the model that served them,
@@ -164,6 +173,12 @@ export class Metrics {
     for (const state of CELL_STATES) this.count(state, 0);
     for (const scope of ["cells", "full"])
       for (const result of ["success", "error", "busy"]) this.reconciles.inc({ scope, result }, 0);
+    for (const outcome of PUSH_OUTCOMES) this.pushes.inc({ outcome }, 0);
+  }
+
+  // What one publish pass did with the pushes it tried.
+  countPushes(r: Record<(typeof PUSH_OUTCOMES)[number], number>): void {
+    for (const outcome of PUSH_OUTCOMES) if (r[outcome] > 0) this.pushes.inc({ outcome }, r[outcome]);
   }
 
   // One cell's state (undefined: the daemon no longer knows the cell): the per-state counts (every

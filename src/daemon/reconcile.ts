@@ -254,6 +254,7 @@ export class CellReconciler {
       command: "lazarus watch",
     })
       .then((r) => {
+        if (r.status === "worked" && r.pushes) this.ctx.metrics.countPushes(r.pushes);
         const line = publishLine(r);
         if (line) this.ctx.log.info({ publish: r.status }, line);
       })

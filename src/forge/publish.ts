@@ -92,9 +92,9 @@ export function publishLine(p: PublishOutcome): string | undefined {
       const r = p.report;
       const s = p.pushes;
       const pushed =
-        s && s.pushed + s.rejected + s.failed + s.pending > 0
+        s && s.pushed + s.rejected + s.failed + s.retried + s.pending > 0
           ? `${s.pushed} branch(es) pushed, ${s.rejected} rejected (not forced), ` +
-            `${s.failed} failed for good, ${s.pending} waiting`
+            `${s.failed} failed for good, ${s.retried + s.pending} waiting`
           : undefined;
       const posted =
         r.posted + r.failed + r.pending > 0

@@ -184,9 +184,10 @@ export interface PushWork {
 
 export interface PushReport {
   pushed: number;
-  rejected: number;
-  failed: number;
-  pending: number;
+  rejected: number; // the forge refused the update (never forced)
+  failed: number; // for good (not retried before the next checkpoint)
+  retried: number; // failed for a passing reason this pass: tried again after its backoff
+  pending: number; // not due yet (waiting for its backoff)
 }
 
 const stampOf = (o: PushWork): string => new Date(Math.max(o.ledgerTime, Date.now())).toISOString();
@@ -262,7 +263,7 @@ async function workOne(e: PushEntry, o: PushWork, now: number): Promise<keyof Pu
     if (failure === "transient") {
       const nextAt = new Date(Date.now() + backoffMs(attempts)).toISOString(); // from the answer
       await saveEntry(o.stateRoot, { ...e, attempts, lastError: message, nextAt, updatedAt: stamp });
-      return "pending";
+      return "retried";
     }
     const when = e.trigger === "close" ? "at close" : `checkpoint ${e.trigger}`;
     await saveEntry(o.stateRoot, {
@@ -285,7 +286,7 @@ async function workOne(e: PushEntry, o: PushWork, now: number): Promise<keyof Pu
 
 // One pass over the due entries (what waits is tried again at a later pass, after its backoff).
 export async function workPushes(o: PushWork): Promise<PushReport> {
-  const report: PushReport = { pushed: 0, rejected: 0, failed: 0, pending: 0 };
+  const report: PushReport = { pushed: 0, rejected: 0, failed: 0, retried: 0, pending: 0 };
   const entries = await readPushEntries(o.stateRoot);
   for (const e of entries.filter((x) => x.status === "done" && x.recorded === false)) await record(e, o);
   const now = Date.now();

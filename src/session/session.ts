@@ -8,15 +8,14 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cellPaths, memberHome, portfolioFile, statePaths } from "../cells/layout.js";
+import { cellPaths, statePaths } from "../cells/layout.js";
 import { lockCell } from "../lock/cell-lock.js";
 import type { CellRecord, MemberRecord } from "../cells/record.js";
 import { resolveNow, withStateLock, type EngineOptions, type Locked } from "../engine.js";
 import { backends, findBackend } from "../backends/registry.js";
-import type { SessionSpawn, SessionSpec } from "../backends/backend.js";
+import { memberSpec, type SessionSpawn, type SessionSpec } from "../backends/backend.js";
 import { roleMounts } from "../backends/sandbox/argv.js";
 import { hostSettings } from "../host/settings.js";
-import { venvDir } from "../runtime/python/venv.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { LazarusError } from "../util/errors.js";
 
@@ -141,27 +140,17 @@ function sessionSpec(
   rec: CellRecord,
   m: MemberRecord,
 ): SessionSpec {
-  const cellDir = path.join(l.paths.cells, req.cell);
-  const cp = cellPaths(cellDir);
+  // no gateway token: that is a member's incarnation's, and a session is none
   return {
+    ...memberSpec(rec, cellPaths(path.join(l.paths.cells, req.cell)), m, {
+      command: req.command,
+      env: m.env,
+      configDir: path.resolve(opts.configDir),
+      memberFilesInMeta: findBackend(rec.backend)?.memberFilesInMeta,
+    }),
     sessionId: o.id,
     shell: req.shell,
     ...(req.tty ? { tty: req.tty } : {}),
-    cell: rec.name,
-    cellDir,
-    identity: m.identity,
-    home: memberHome(cp, m.home),
-    homeName: m.home,
-    role: m.role,
-    command: req.command,
-    env: m.env,
-    credentialsFile: cp.credentials,
-    resources: m.resources ?? {},
-    configDir: path.resolve(opts.configDir),
-    ...(m.portfolioDigest
-      ? { portfolioFile: portfolioFile(cp, m.home, findBackend(rec.backend)?.memberFilesInMeta) }
-      : {}),
-    ...(rec.python ? { venv: venvDir(cellDir, rec.python.digest) } : {}),
   };
 }
 

@@ -7,7 +7,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { CellRecord } from "../cells/record.js";
-import type { StatePaths } from "../cells/layout.js";
+import { cellPaths, type StatePaths } from "../cells/layout.js";
+import { NO_CONFIG_DIR, memberSpec } from "../backends/backend.js";
 import type { HostSettings } from "../host/settings.js";
 import { ALLOWED, ALLOWED_PREFIX } from "../backends/env.js";
 import { hostLimits } from "../host/limits.js";
@@ -300,13 +301,17 @@ async function backendChecks(ctx: Context, cell: ObservedCell, rec: CellRecord, 
   const b = live.get(rec.backend);
   if (!b.exec) throw new LazarusError("BUG", `backend ${rec.backend} has a probe but no exec`);
   const exec = b.exec.bind(b);
-  return probeChecks(
-    plan.probe.operatorBinds ? ctx : { ...ctx, mountPoints: [] },
-    cell,
-    rec,
-    (...a) => exec(...a),
-    plan.probe,
-  );
+  const memberFilesInMeta = backendSpec(rec.backend).memberFilesInMeta;
+  // the member's own view (its portfolio too), with the probe's command and env: never the
+  // member's declared env (LD_PRELOAD of a library in its home would answer the probe), no file of
+  // the config dir, no venv (MemberRun.venv)
+  const run: Runner = (r, cellDir, m, command, env, timeoutMs) =>
+    exec(
+      r,
+      memberSpec(r, cellPaths(cellDir), m, { command, env, configDir: NO_CONFIG_DIR, memberFilesInMeta, venv: false }),
+      timeoutMs,
+    );
+  return probeChecks(plan.probe.operatorBinds ? ctx : { ...ctx, mountPoints: [] }, cell, rec, run, plan.probe);
 }
 
 // Verify the named live cells (all when none is named).

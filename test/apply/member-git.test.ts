@@ -62,3 +62,40 @@ describe("memberGit", () => {
     expect(await gitRefusal(project)).toContain("filter");
   });
 });
+
+describe("gitRefusal", () => {
+  // Each key that can make git run a program or connect elsewhere than asked, set as a member would
+  // (git config in project/): refused, and the refusal names the key (a subsection as *).
+  const cases: [string, string, string][] = [
+    ["credential.helper", "!touch /tmp/x", "credential.helper"],
+    ["credential.https://forge.test.helper", "store", "credential.*.helper"],
+    ["url.https://evil.test/.insteadOf", "https://forge.test/", "url.*.insteadof"],
+    ["url.https://evil.test/.pushInsteadOf", "https://forge.test/", "url.*.pushinsteadof"],
+    ["core.sshCommand", "touch /tmp/x", "core.sshcommand"],
+    ["core.fsmonitor", "touch /tmp/x", "core.fsmonitor"],
+    ["core.hooksPath", "/tmp", "core.hookspath"],
+    ["diff.x.textconv", "touch /tmp/x", "diff.*.textconv"],
+    ["diff.external", "touch /tmp/x", "diff.external"],
+    ["merge.x.driver", "touch /tmp/x", "merge.*.driver"],
+    ["filter.x.clean", "touch /tmp/x", "filter.*.clean"],
+    ["protocol.ext.allow", "always", "protocol.*.allow"],
+    ["protocol.allow", "always", "protocol.allow"],
+    ["remote.origin.uploadpack", "touch /tmp/x", "remote.*.uploadpack"],
+    ["remote.origin.receivepack", "touch /tmp/x", "remote.*.receivepack"],
+    ["include.path", "/etc/gitconfig", "include.path"],
+  ];
+  it.each(cases)("refuses a repository that sets %s, and names it", async (key, value, named) => {
+    const { project, git } = await repo();
+    expect(await gitRefusal(project)).toBeUndefined();
+    await git("config", key, value);
+    const why = await gitRefusal(project);
+    expect(why).toContain(`project/.git/config sets ${named},`);
+    expect(why).not.toContain("evil.test"); // a subsection (a URL, maybe a token in it) is not shown
+  });
+
+  it("names the word when it is only in a value or a subsection", async () => {
+    const { project, git } = await repo();
+    await git("config", "branch.filter-x.merge", "refs/heads/main");
+    expect(await gitRefusal(project)).toContain('project/.git/config mentions "filter"');
+  });
+});

@@ -302,13 +302,12 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     await s.memberCommitted();
     const marker = path.join(s.repos, "ran");
     const gitDir = path.join(s.project(), ".git");
-    // A member rewrites its repository's config and hooks.
+    // A member rewrites its repository's config (remotes and headers the push never reads) and hooks.
     writeFileSync(
       path.join(gitDir, "config"),
       readFileSync(path.join(gitDir, "config"), "utf8") +
-        `[url "${evil.url}/"]\n\tinsteadOf = ${s.server.url}/\n` +
         `[remote "origin"]\n\turl = ${evil.url}/Org/repo.git\n\tpushurl = ${evil.url}/Org/repo.git\n` +
-        `[credential]\n\thelper = "!touch ${marker}.credential"\n[http]\n\textraHeader = X-Evil: 1\n`,
+        `[http]\n\textraHeader = X-Evil: 1\n`,
     );
     for (const hook of ["pre-push", "reference-transaction", "post-update", "pre-receive", "update"]) {
       writeFileSync(path.join(gitDir, "hooks", hook), `#!/bin/sh\ntouch ${marker}.${hook}\n`, { mode: 0o755 });
@@ -327,7 +326,24 @@ describe("pushing the cell's branch (git http-backend on 127.0.0.1)", () => {
     expect((await s.run(2)).exitCode).toBe(0);
     const failed = s.ledger().filter((e) => e.action === "push-failed");
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.reason).toContain('project/.git/config mentions "fsmonitor"');
+    expect(failed[0]!.reason).toContain("project/.git/config sets core.fsmonitor,");
+    expect(s.server.seen.length).toBe(before);
+    expect(readdirSync(s.repos).filter((n) => n.startsWith("ran"))).toEqual([]);
+    expect(evil.seen).toEqual([]);
+
+    // Nor one that redirects a URL or names a credential helper: refused, the key named.
+    writeFileSync(
+      path.join(gitDir, "config"),
+      `[url "${evil.url}/"]\n\tinsteadOf = ${s.server.url}/\n` +
+        `[credential]\n\thelper = "!touch ${marker}.credential"\n`,
+    );
+    git(s.project(), "commit", "-q", "--allow-empty", "-m", "later");
+    expect((await s.checkpoint(3)).exitCode).toBe(0);
+    expect((await s.run(3)).exitCode).toBe(0);
+    const refused = s.ledger().filter((e) => e.action === "push-failed");
+    expect(refused).toHaveLength(2);
+    expect(refused[1]!.reason).toContain("project/.git/config sets url.*.insteadof,");
+    expect(refused[1]!.reason).not.toContain(evil.url);
     expect(s.server.seen.length).toBe(before);
     expect(readdirSync(s.repos).filter((n) => n.startsWith("ran"))).toEqual([]);
     expect(evil.seen).toEqual([]);

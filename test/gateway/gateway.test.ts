@@ -28,6 +28,8 @@ const KEY = "sk-operator-secret-0123456789";
 let dir: string;
 let state: string;
 let standin: Standin;
+let slow: Standin; // answers after SLOW_MS: a member can hang up while it is answering
+const SLOW_MS = 400;
 let gw: Gateway;
 let base: string;
 
@@ -85,6 +87,14 @@ async function events(): Promise<Record<string, unknown>[]> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+async function waitUntil(ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "lz-gateway-"));
   state = path.join(dir, "state");
@@ -94,6 +104,7 @@ beforeAll(async () => {
   await writeFile(path.join(secrets, "so", "key"), `${KEY}\n`);
   await writeFile(path.join(secrets, "sa", "key"), `${KEY}\n`);
   standin = await startStandin({ key: KEY });
+  slow = await startStandin({ key: KEY, delayMs: SLOW_MS });
   const providers = path.join(dir, "providers.yaml");
   await writeFile(
     providers,
@@ -101,6 +112,7 @@ beforeAll(async () => {
       "providers:",
       `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
       `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
+      `  - {name: sl, api: openai, baseUrl: "${slow.url}/v1", keyFile: so/key}`,
     ].join("\n"),
   );
   await writeCell(
@@ -122,6 +134,15 @@ beforeAll(async () => {
     budget: { tokens: 20, periodMs: 3600_000 },
   });
   await writeCell("gamma", ["coder"], portfolio("split", [["split-gpt", "so"]]));
+  // one failure puts a model in cooldown (portfolio()): the next call would go to gpt-ok
+  await writeCell(
+    "zeta",
+    ["coder"],
+    portfolio("patient", [
+      ["slow-1", "sl"],
+      ["gpt-ok", "so"],
+    ]),
+  );
   gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
   await gw.reload();
   base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
@@ -130,6 +151,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await standin?.close();
+  await slow?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -171,6 +193,36 @@ describe("model gateway", () => {
     });
     expect(r.model).toBe("gpt-ok");
     expect(standin.seen.filter((s) => s.model === "busy-1").length).toBe(before); // skipped: in cooldown
+  });
+
+  it("does not hold it against the model when the member hangs up while the provider is answering", async () => {
+    const asked = slow.seen.length;
+    const fallbacks = standin.seen.filter((s) => s.model === "gpt-ok").length;
+    const hangUp = new AbortController();
+    const first = openai("zeta/coder")
+      .chat.completions.create(
+        { model: "portfolio", messages: [{ role: "user", content: "hi" }] },
+        { signal: hangUp.signal },
+      )
+      .catch((e: unknown) => e);
+    await waitUntil(() => slow.seen.length > asked); // the provider has the call and is answering
+    hangUp.abort();
+    expect(await first).toBeInstanceOf(OpenAI.APIUserAbortError);
+    await waitUntil(async () => (await events()).some((e) => e.cell === "zeta"));
+    expect((await events()).filter((e) => e.cell === "zeta")).toEqual([
+      expect.objectContaining({ refused: "the member went away", tried: ["slow-1: unfinished"] }),
+    ]);
+    // The same member asks again: the same model serves it (no cooldown), without a fallback.
+    const { data, response } = await openai("zeta/coder")
+      .chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    expect(data.model).toBe("slow-1");
+    expect(response.headers.get("x-lazarus-fallback")).toBeNull();
+    const ev = (await events()).filter((e) => e.cell === "zeta");
+    expect(ev).toHaveLength(2);
+    expect(ev[1]).toMatchObject({ used: "slow-1", status: 200 });
+    expect(ev[1]).not.toHaveProperty("fallback");
+    expect(standin.seen.filter((s) => s.model === "gpt-ok")).toHaveLength(fallbacks); // never asked
   });
 
   it("relays an OpenAI stream as it arrives, counting usage without showing the member a chunk it did not ask for", async () => {

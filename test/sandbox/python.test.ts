@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { cellYaml, readRecord, waitFor } from "../helpers.js";
+import { cellYaml, lazarus, readRecord, waitFor } from "../helpers.js";
 import { venvSkipReason, writeWheel } from "../python-helpers.js";
 import { sandboxSuite, skipReason } from "./helpers.js";
 
@@ -23,7 +23,7 @@ const PROBE = [
 ];
 
 describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
-  const { run, cfg, state } = sandboxSuite(238000);
+  const { run, cfg, state, env } = sandboxSuite(238000);
 
   it("is visible read-only at its own path; the member runs in it as the cell's uid and imports the local wheel", async () => {
     await writeWheel(path.join(cfg, "python", "wheels"), "lzpkg", "0.1", "hello from a sandbox");
@@ -57,5 +57,12 @@ describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
     expect(statSync(venv).mode & 0o777).toBe(0o755);
     // Its python is the host's /usr one (what the sandbox shows of the host).
     expect(readFileSync(path.join(venv, "pyvenv.cfg"), "utf8")).toMatch(/^home = \/(usr\/)?bin$/m);
+    // verify's probe runs in the member's view without the venv (MemberRun.venv): its read-only
+    // bind at its own path would show the probe the bare path down to it (here under /tmp)
+    const v = await lazarus(["verify", "sbx-py", "-s", state, "--json"], { env });
+    expect(v.exitCode, v.stdout + v.stderr).toBe(0);
+    const checks = (JSON.parse(v.stdout) as { cells: { checks: { ok: boolean }[] }[] }).cells[0]?.checks;
+    expect(checks?.length).toBeGreaterThan(0);
+    expect(checks?.filter((c) => !c.ok)).toEqual([]);
   }, 400_000);
 });

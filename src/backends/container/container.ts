@@ -20,6 +20,7 @@ import {
   type Backend,
   type MemberRef,
   type SessionSpawn,
+  type MemberSpec,
   type SessionSpec,
   type StartSpec,
   type Started,
@@ -219,31 +220,11 @@ export class ContainerBackend implements Backend {
   // one left by a killed verify goes with the member's next start, close or scrub.
   async exec(
     rec: CellRecord,
-    cellDir: string,
-    m: MemberRecord,
-    command: string[],
-    env: Record<string, string>,
+    spec: MemberSpec,
     timeoutMs = 120_000,
   ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
     const spawnId = `verify-${randomBytes(6).toString("hex")}`;
-    const view = await this.view(
-      rec,
-      {
-        cell: rec.name,
-        cellDir,
-        identity: m.identity,
-        home: path.join(cellDir, "home", m.home),
-        homeName: m.home,
-        role: m.role,
-        command,
-        env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
-        credentialsFile: "",
-        spawnId,
-        resources: withDefaults(m.resources ?? {}, this.settings.limits),
-        configDir: "",
-      },
-      containerName(spawnId),
-    );
+    const view = await this.view(rec, { ...spec, spawnId }, containerName(spawnId));
     const args = runArgs(view);
     args.splice(1, 0, "--rm");
     const r = await execa(this.engine(), args, {

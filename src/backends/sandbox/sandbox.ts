@@ -6,7 +6,16 @@ import { chmod, chown, lstat, mkdir, readdir } from "node:fs/promises";
 import { execa } from "../../util/exec.js";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Backend, MemberRef, SessionSpawn, SessionSpec, StartSpec, Started } from "../backend.js";
+import {
+  NO_CONFIG_DIR,
+  type Backend,
+  type MemberRef,
+  type MemberSpec,
+  type SessionSpawn,
+  type SessionSpec,
+  type StartSpec,
+  type Started,
+} from "../backend.js";
 import { scriptPath, sessionCommand } from "../session.js";
 import type { CellRecord, MemberRecord } from "../../cells/record.js";
 import type { Resources, Role } from "../../config/types.js";
@@ -396,34 +405,15 @@ export class SandboxBackend implements Backend {
   // Run a command in a member's own view and cgroup and wait for it (lazarus verify).
   async exec(
     rec: CellRecord,
-    cellDir: string,
-    m: MemberRecord,
-    command: string[],
-    env: Record<string, string>,
+    spec: MemberSpec,
     timeoutMs = 60_000,
   ): Promise<{ exitCode: number | undefined; stdout: string; stderr: string }> {
-    const group = this.memberGroup(rec, m.home);
+    const group = this.memberGroup(rec, spec.homeName);
     group.create();
-    const netns = await this.bridge(rec, m.home);
-    await this.placeData(rec, cellDir);
-    await this.syncView(rec, cellDir, m.home);
-    const view = await this.view(
-      rec,
-      {
-        cell: rec.name,
-        cellDir,
-        identity: m.identity,
-        home: path.join(cellDir, "home", m.home),
-        homeName: m.home,
-        role: m.role,
-        resources: m.resources ?? {},
-        command,
-        env /* never the member's declared env: LD_PRELOAD of a library in its home would answer the probe */,
-        credentialsFile: "",
-        configDir: "/nonexistent",
-      },
-      netns,
-    );
+    const netns = await this.bridge(rec, spec.homeName);
+    await this.placeData(rec, spec.cellDir);
+    await this.syncView(rec, spec.cellDir, spec.homeName);
+    const view = await this.view(rec, spec, netns);
     this.prepareStage(view);
     const r = await execa(
       "/bin/sh",
@@ -457,7 +447,7 @@ export class SandboxBackend implements Backend {
     const netns = await this.bridge(rec, spec.homeName);
     const { command, shellVar } = sessionCommand(spec, spec.shell, spec.tty ? scriptPath() : undefined);
     // configDir: no file of the config dir is bound for a session (a member sees only those its own command names)
-    const view = await this.view(rec, { ...spec, configDir: "/nonexistent", command }, netns);
+    const view = await this.view(rec, { ...spec, configDir: NO_CONFIG_DIR, command }, netns);
     view.env.SHELL = shellVar;
     view.env.LAZARUS_SESSION = spec.sessionId;
     if (spec.tty?.term) view.env.TERM = spec.tty.term;

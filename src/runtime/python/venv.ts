@@ -25,11 +25,11 @@ import { readJson, writeJsonAtomic, writeTextAtomic } from "../../util/fsx.js";
 import { LazarusError } from "../../util/errors.js";
 import { failpoint } from "../../util/failpoint.js";
 import { FIELD, hostPython, pythonWhere, tail } from "./check.js";
+import { venvDir, venvsDir } from "../../cells/layout.js";
 
 export const VENV_MARKER = "lazarus-venv.json";
 export const REQUIREMENTS_COPY = "lazarus-requirements.txt";
-export const venvsDir = (cellDir: string): string => path.join(cellDir, ".lazarus", "venvs");
-export const venvDir = (cellDir: string, digest: string): string => path.join(venvsDir(cellDir), digest);
+export { venvDir, venvsDir }; // in cells/layout.ts, with the cell's other paths
 
 // A clean environment for python and pip: no PIP_* or PYTHON* from Lazarus's own, no config files.
 function toolEnv(venv: string): Record<string, string> {
