@@ -83,13 +83,14 @@ export async function gitRefusal(project: string): Promise<string | undefined> {
   const risky = RISKY.exec(config.text);
   if (!risky) return undefined;
   const key = await riskyKey(config.text);
+  if (key === "") return undefined; // the word is only in a subsection or a value: a branch "fix-proxy"
   const what = key ? `sets ${key}` : `mentions "${risky[0]}"`;
   return `project/.git/config ${what}, which can make git run a program, read another file or connect elsewhere`;
 }
 
 // The first key of a config text that RISKY matches, as git parses it (never following an include),
-// its subsection shown as * (a URL, a token in it, stays out of the message); undefined when the
-// match is only in a subsection or a value, or git cannot parse the text.
+// its subsection shown as * (a URL, a token in it, stays out of the message); "" when git parses the
+// text and no key matches (the word was in a subsection or a value), undefined when git cannot parse it.
 async function riskyKey(text: string): Promise<string | undefined> {
   const r = await execa("git", ["config", "--no-includes", "--file", "-", "--list", "--name-only", "--null"], {
     env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: "/nonexistent", GIT_CONFIG_NOSYSTEM: "1" },
@@ -107,7 +108,7 @@ async function riskyKey(text: string): Promise<string | undefined> {
     const key = first === last ? name : `${name.slice(0, first)}.*${name.slice(last)}`;
     if (RISKY.test(key.replace(".*.", "."))) return key;
   }
-  return undefined;
+  return "";
 }
 
 // Run git in project/ as described above; throws on failure, timeout or too much output.

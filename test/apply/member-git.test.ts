@@ -1,7 +1,7 @@
 // memberGit on its own (without the refusal of risky repositories in front of it): the command-line
 // overrides keep fsmonitor and hooks from running, and whatever git still runs (a clean filter)
 // gets none of Lazarus's environment.
-import { chmodSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -93,9 +93,16 @@ describe("gitRefusal", () => {
     expect(why).not.toContain("evil.test"); // a subsection (a URL, maybe a token in it) is not shown
   });
 
-  it("names the word when it is only in a value or a subsection", async () => {
+  it("lets a word be in a subsection or a value: a branch named after a risky key is no risk", async () => {
     const { project, git } = await repo();
-    await git("config", "branch.filter-x.merge", "refs/heads/main");
+    await git("config", "branch.credential-filter-proxy.merge", "refs/heads/include-command");
+    await git("config", "user.name", "the editor's program");
+    expect(await gitRefusal(project)).toBeUndefined();
+  });
+
+  it("names the word when git cannot parse the config at all", async () => {
+    const { project } = await repo();
+    appendFileSync(path.join(project, ".git", "config"), "[filter\n");
     expect(await gitRefusal(project)).toContain('project/.git/config mentions "filter"');
   });
 });
