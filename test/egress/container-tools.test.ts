@@ -24,7 +24,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile } from "../../src/egress/state.js";
-import { configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { configDir, lazarus, tempDir, waitFor, uidBand } from "../helpers.js";
 import { cleanupContainers, engine, skipReason } from "../backends/container-helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
 import { gitProbe, nodeProbe, probeScript, readProbe, seedRepos } from "./probes.js";
@@ -104,7 +104,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
   chmodSync(dir, 0o755);
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
   const env = {
-    LAZARUS_UID_RANGE: "289000-289099",
+    LAZARUS_UID_RANGE: uidBand("egress/container-tools").range,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
   };

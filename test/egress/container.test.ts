@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile } from "../../src/egress/state.js";
 import { memberNetnsFile, netnsDir } from "../../src/bridge/netns.js";
-import { configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { configDir, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import { IMAGE, cleanupContainers, skipReason } from "../backends/container-helpers.js";
 import { egressCleanup, httpsServer, makeCert } from "./helpers.js";
 import { probeScript, readProbe } from "./probes.js";
@@ -38,7 +38,7 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test\n");
   chmodSync(dir, 0o755);
   const env = {
-    LAZARUS_UID_RANGE: "262100-262199",
+    LAZARUS_UID_RANGE: uidBand("egress/container").range,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
   };

@@ -55,7 +55,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
   let plain: http.Server;
   let plainPort = 0;
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
-  const suite = sandboxSuite(262000, {
+  const suite = sandboxSuite("egress/sandbox", {
     LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${dir}`,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
