@@ -9,6 +9,16 @@ import path from "node:path";
 import type { CellRecord } from "../../src/cells/record.js";
 import { cleanup, configDir, readRecord, startWatch, tempDir, waitFor, type Watch } from "../helpers.js";
 
+// `lazarus watch` arguments: this config and state dir, reconciling every second.
+export const everySecond = (config: string, state: string): string[] => [
+  "--config",
+  config,
+  "--state-dir",
+  state,
+  "--tick",
+  "* * * * * *",
+];
+
 export interface Watched {
   state: string;
   config: string;
@@ -24,18 +34,7 @@ export async function watchCells(
 ): Promise<Watched> {
   const state = tempDir(statePrefix);
   const config = configDir(files);
-  const watch = startWatch([
-    "--config",
-    config,
-    "--state-dir",
-    state,
-    "--tick",
-    "* * * * * *",
-    "--lock-timeout",
-    "300ms",
-    "--stop-timeout",
-    "2000",
-  ]);
+  const watch = startWatch([...everySecond(config, state), "--lock-timeout", "300ms", "--stop-timeout", "2000"]);
   try {
     await waitFor(() => watch.logs.includes('"msg":"watching"') || watch.exited(), 20_000);
     if (watch.exited()) throw new Error(`watch exited at start:\n${watch.logs}`);
