@@ -35,11 +35,16 @@ const TOOLS = ["/usr/bin/curl", "/usr/bin/git", "/usr/lib/git-core/git-remote-ht
 const PROBE = probeScript(
   [
     'say proxy_env "$HTTPS_PROXY $ALL_PROXY $NO_PROXY"',
-    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
-    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
-    String.raw`say raw_ip "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$HTTPS_PORT/" 2>&1)"`,
-    String.raw`say metadata "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/latest/meta-data/ 2>&1)"`,
-    String.raw`say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " exit=$?")"`,
+    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem ` +
+      String.raw`"https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
+    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem ` +
+      String.raw`"https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
+    String.raw`say raw_ip "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`"http://127.0.0.1:$HTTPS_PORT/" 2>&1)"`,
+    String.raw`say metadata "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1)"`,
+    String.raw`say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " ` +
+      String.raw`exit=$?")"`,
     'say node "$(node /probe/node-probe.cjs forge.test "$HTTPS_PORT" 2>&1)"',
     ...gitProbe("/etc/test-cert.pem", "a container"),
   ],

@@ -24,8 +24,10 @@ const PROBE = probeScript(
     'say env "$http_proxy $HTTPS_PROXY $NO_PROXY"',
     'say listed "$(wget -q -O- "http://forge.test:$PLAIN_PORT/hi" 2>&1)"',
     'say unlisted "$(wget -q -O- "http://other.test:$PLAIN_PORT/hi" 2>&1; echo " exit=$?")"',
-    'say tunnel "$(printf "CONNECT forge.test:%s HTTP/1.1\\r\\nHost: forge.test\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
-    'say raw_ip "$(printf "CONNECT 127.0.0.1:%s HTTP/1.1\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
+    'say tunnel "$(printf "CONNECT forge.test:%s HTTP/1.1\\r\\nHost: forge.test\\r\\n\\r\\n" ' +
+      '"$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
+    'say raw_ip "$(printf "CONNECT 127.0.0.1:%s HTTP/1.1\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 ' +
+      '127.0.0.1 3128 | head -1)"',
     'say metadata "$(wget -q -O- http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"',
     'say direct "$(wget -q -O- -Y off "http://127.0.0.1:$PLAIN_PORT/" 2>&1; echo " exit=$?")"',
     'say dns "$(nslookup example.com 2>&1 | tail -1; echo " exit=$?")"',

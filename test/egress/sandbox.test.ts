@@ -25,12 +25,18 @@ chmodSync(dir, 0o755); // bound read-only into the sandbox: the cell's uid reads
 const PROBE = probeScript(
   [
     'say proxy_env "$HTTPS_PROXY $https_proxy $ALL_PROXY $NO_PROXY"',
-    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert "$T/cert.pem" "https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
-    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert "$T/cert.pem" "https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
-    String.raw`say raw_ip_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PLAIN_PORT/" 2>&1)"`,
-    String.raw`say raw_ip_direct "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$PLAIN_PORT/" 2>&1; echo " exit=$?")"`,
-    String.raw`say metadata_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/latest/meta-data/ 2>&1)"`,
-    String.raw`say metadata_direct "$(curl -sS --noproxy '*' --max-time 5 http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"`,
+    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert "$T/cert.pem" ` +
+      String.raw`"https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
+    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert "$T/cert.pem" ` +
+      String.raw`"https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
+    String.raw`say raw_ip_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`"http://127.0.0.1:$PLAIN_PORT/" 2>&1)"`,
+    String.raw`say raw_ip_direct "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$PLAIN_PORT/" 2>&1; ` +
+      String.raw`echo " exit=$?")"`,
+    String.raw`say metadata_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1)"`,
+    String.raw`say metadata_direct "$(curl -sS --noproxy '*' --max-time 5 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"`,
     'say dns "$(getent hosts example.com; echo "exit=$?")"',
     'say node "$(node "$T/node-probe.cjs" forge.test "$HTTPS_PORT" 2>&1)"',
     ...gitProbe('"$T/cert.pem"', "a sandbox"),
