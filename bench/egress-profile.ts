@@ -4,46 +4,29 @@
 // summarised by bench/lib/cpuprof-summary.mjs. Optionally `strace -c -f` on the proxy meanwhile.
 // Usage (as root; build first):  npx tsx bench/egress-profile.ts [connections=3000] [strace=0|1]
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { MEMBER_PORT, doorsFile, writeCellFile, writeSettingsFile } from "../src/egress/state.js";
+import { MEMBER_PORT, writeSettingsFile } from "../src/egress/state.js";
 import { runningProxy } from "../src/egress/supervise.js";
-import { ensureNetns, memberNetnsFile, removeNetns } from "../src/bridge/netns.js";
-import { waitForDoor } from "../src/bridge/doors.js";
+import { endCell, memberCell, startServer, waitForProxyDoor } from "./lib/egress-setup.js";
 
 const CONNS = Number(process.argv[2] ?? 3000);
 const STRACE = process.argv[3] === "1";
 const KEEP = path.join(os.tmpdir(), "lazarus-egress-proxy.cpuprofile"); // kept for a closer look
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-egress-prof-"));
 const profDir = path.join(root, "prof");
-writeFileSync(path.join(root, "hosts"), "127.0.0.1 bench.test\n");
-const server = spawn(
-  process.execPath,
-  [
-    "-e",
-    `require("http").createServer((q,s)=>s.end("ok")).listen(0,"127.0.0.1",function(){console.log(this.address().port)})`,
-  ],
-  { stdio: ["ignore", "pipe", "inherit"] },
-);
-const port = await new Promise<number>((r) => server.stdout.once("data", (d: Buffer) => r(Number(String(d).trim()))));
-const netns = memberNetnsFile(root, "bench", "member");
-const ino = await ensureNetns(netns);
-await writeCellFile(root, {
-  formatVersion: 1,
-  cell: "bench",
-  uid: "bench",
-  entries: [{ host: "bench.test", ports: [port] }],
-  members: [{ identity: "agent:bench", home: "member", netns }],
-});
-await writeSettingsFile(root, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: path.join(root, "hosts") });
+const { proc: server, port } = await startServer();
+const cell = await memberCell(root, port);
+const { netns } = cell;
+await writeSettingsFile(root, cell.settings);
 const main = fileURLToPath(new URL("../dist/egress/main.js", import.meta.url));
 const proxy = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${profDir}`, main, root], {
   stdio: "inherit",
   env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LAZARUS_EGRESS_PROXY: path.resolve(root) },
 });
-await waitForDoor(doorsFile(root), netns, ino, async () => (await runningProxy(root))?.pid, "the egress proxy");
+await waitForProxyDoor(cell, async () => (await runningProxy(root))?.pid);
 const tracer = STRACE
   ? spawn("strace", ["-c", "-f", "-p", String(proxy.pid)], { stdio: ["ignore", "inherit", "inherit"] })
   : undefined;
@@ -71,5 +54,5 @@ if (prof) {
   const summary = fileURLToPath(new URL("./lib/cpuprof-summary.mjs", import.meta.url));
   spawnSync(process.execPath, [summary, path.join(profDir, prof), "25"], { stdio: "inherit" });
 }
-await removeNetns(netns);
+await endCell(cell); // the proxy has ended already: this removes the namespace
 rmSync(root, { recursive: true, force: true });

@@ -15,14 +15,12 @@
 //   paced: the same download again with the server sending at most that many Gbit/s (a real
 //     link's rate instead of loopback's memory speed; "-" for none), proxy vs direct each time
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { MEMBER_PORT, doorsFile, writeCellFile } from "../src/egress/state.js";
-import { ensureProxy, runningProxy, stopProxy } from "../src/egress/supervise.js";
-import { ensureNetns, memberNetnsFile, removeNetns } from "../src/bridge/netns.js";
-import { waitForDoor } from "../src/bridge/doors.js";
+import { MEMBER_PORT } from "../src/egress/state.js";
+import { cpuNs, endCell, median, memberCell, startCellProxy, startServer } from "./lib/egress-setup.js";
 import { endOnTeardown, killGroup, onTeardown } from "./lib/teardown.js";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
@@ -33,17 +31,12 @@ const PACED = (process.argv[5] ?? "1,10")
   .filter((x) => x && x !== "-")
   .map(Number);
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-egress-"));
-const hosts = path.join(root, "hosts");
-writeFileSync(hosts, "127.0.0.1 bench.test\n");
 
 // The server, in a process of its own: /bytes/N answers N bytes (/bytes/N/R: at R bytes a second
 // at most, sent as the clock allows, in 64 KiB writes), anything else "ok".
 const serverSrc = `const http=require("http");const big=Buffer.alloc(1<<20,120);http.createServer((q,s)=>{const m=/^\\/bytes\\/(\\d+)(?:\\/(\\d+))?$/.exec(q.url);if(!m){s.end("ok");return}let n=Number(m[1]);const rate=Number(m[2]||0);const t0=process.hrtime.bigint();let sent=0;s.writeHead(200,{"Content-Length":n});const w=()=>{while(n>0){let c=n>=big.length?big:big.subarray(0,n);if(rate){const may=Number(process.hrtime.bigint()-t0)/1e9*rate-sent;if(may<65536){setTimeout(w,1);return}c=c.subarray(0,Math.min(c.length,Math.floor(may)))}n-=c.length;sent+=c.length;if(!s.write(c)){s.once("drain",w);return}}s.end()};w()}).listen(0,"127.0.0.1",function(){console.log(this.address().port)})`;
-const server = spawn(process.execPath, ["-e", serverSrc], { stdio: ["ignore", "pipe", "inherit"] });
+const { proc: server, port } = await startServer(serverSrc);
 endOnTeardown(server); // interrupted (SIGINT, SIGTERM): the server, the proxy and the namespace go too
-const port = await new Promise<number>((r) =>
-  server.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))),
-);
 
 // The reference relay, or undefined without a C compiler.
 async function startRelay(): Promise<{ port: number; stop: () => void } | undefined> {
@@ -60,26 +53,15 @@ async function startRelay(): Promise<{ port: number; stop: () => void } | undefi
 }
 const relay = await startRelay();
 
-const netns = memberNetnsFile(root, "bench", "member");
-const ino = await ensureNetns(netns);
-await writeCellFile(root, {
-  formatVersion: 1,
-  cell: "bench",
-  uid: "bench",
-  entries: [{ host: "bench.test", ports: [port] }],
-  members: [{ identity: "agent:bench", home: "member", netns }],
+const cell = await memberCell(root, port);
+const { netns } = cell;
+let proxyDone = (): void => {};
+const proxyPid = await startCellProxy(cell, undefined, (pid) => {
+  proxyDone = onTeardown(
+    () => killGroup(pid),
+    () => endCell(cell),
+  );
 });
-await ensureProxy(root, { cidrs: [{ address: "127.0.0.1", prefix: 32 }], hostsFile: hosts });
-const firstPid = (await runningProxy(root))?.pid;
-const proxyDone = onTeardown(
-  () => killGroup(firstPid),
-  async () => {
-    await stopProxy(root);
-    await removeNetns(netns);
-  },
-);
-await waitForDoor(doorsFile(root), netns, ino, async () => (await runningProxy(root))?.pid, "the egress proxy");
-const proxyPid = (await runningProxy(root))?.pid as number;
 // a command as a member runs it (inside its namespace), or on the host
 const inMember = (viaProxy: boolean, file: string, args: string[]): [string, string[]] =>
   viaProxy ? ["nsenter", [`--net=${netns}`, "--", file, ...args]] : [file, args];
@@ -106,17 +88,6 @@ function download(way: Way, rate = 0): number {
   return Number(r.stdout);
 }
 
-// CPU time (ns) of a process and its children (the proxy and its splicer), every thread.
-function cpuNs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-    for (const kid of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean))
-      ns += cpuNs(Number(kid));
-  }
-  return ns;
-}
-
 // CONNS connections, each (CONNECT through the proxy, or direct) + GET / + the answer + close, by
 // the same client program (bench/lib/short-loop.mjs) on either side; ms per connection.
 const LOOP = fileURLToPath(new URL("./lib/short-loop.mjs", import.meta.url));
@@ -128,7 +99,6 @@ function connections(way: Way): number {
   return Number(r.stdout.trim());
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const pct = (x: number): string => `${(x * 100).toFixed(0)} %`;
 const ms = (x: number): string => `${x >= 0 ? "+" : ""}${x.toFixed(3)} ms`;
 interface Row {
@@ -178,7 +148,6 @@ console.log(
 
 server.kill();
 relay?.stop();
-await stopProxy(root);
-await removeNetns(netns);
+await endCell(cell);
 proxyDone();
 rmSync(root, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cpuGroup } from "./lib/cpu.js";
 import { median, stopMembers, stopMembersOnTeardown, writeSleepCells } from "./lib/members.js";
 import { endOnTeardown } from "./lib/teardown.js";
-import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
+import { startSupervisord, requireSupervisord, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
@@ -39,17 +39,13 @@ const PARALLELISM = flag("--parallelism");
 const STRACE = argv.includes("--strace");
 const CLI = path.resolve(flag("--cli") ?? path.join(import.meta.dirname, "..", "dist", "cli.js"));
 
+requireSupervisord("vs-supervisord-apply"); // before anything is made (cgroups, dirs)
+
 // CPU of each side, where a cgroup can be made (root): Lazarus's apply with everything it starts
 // (spawner, members' shells, log pumps), supervisord with its programs and each supervisorctl run.
 // Unlike wall time on a shared machine, this hardly depends on what else runs.
 const cpuLazarus = cpuGroup("lazarus");
 const cpuSupervisord = cpuLazarus ? cpuGroup("supervisord") : undefined;
-
-const missing = supervisordMissing();
-if (missing) {
-  console.log(`vs-supervisord-apply: ${missing}`);
-  process.exit(0);
-}
 
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-vs-supervisord-"));
 const config = path.join(root, "config");

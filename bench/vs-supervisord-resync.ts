@@ -25,7 +25,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { layoutArgs, layoutName, writeLayout } from "./lib/layout.js";
 import { median, stopMembers, stopMembersOnTeardown } from "./lib/members.js";
 import { endOnTeardown } from "./lib/teardown.js";
-import { startSupervisord, supervisordMissing, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
+import { startSupervisord, requireSupervisord, timeNoopUpdate, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
@@ -33,11 +33,7 @@ const args = layoutArgs();
 const N = Number(args.positional[0] ?? 1000);
 const ROUNDS = Number(args.positional[1] ?? 7);
 
-const missing = supervisordMissing();
-if (missing) {
-  console.log(`vs-supervisord-resync: ${missing}`);
-  process.exit(0);
-}
+requireSupervisord("vs-supervisord-resync");
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { writeCells } from "./lib/cells.js";
 import { median, stopMembers, stopMembersOnTeardown } from "./lib/members.js";
 import { endOnTeardown } from "./lib/teardown.js";
-import { startSupervisord, supervisordMissing, timeUpdate, writePrograms } from "./lib/supervisord.js";
+import { startSupervisord, requireSupervisord, timeUpdate, writePrograms } from "./lib/supervisord.js";
 // The benchmarks create more cells than the default ceiling (LAZARUS_MAX_CELLS, 1000): lift it.
 process.env.LAZARUS_MAX_CELLS ??= "1000000";
 
@@ -38,11 +38,7 @@ const ROUNDS = Number(args[2] ?? 7);
 const DEBOUNCE_MS = 200;
 const CLI = path.resolve(import.meta.dirname, "..", "dist", "cli.js");
 
-const missing = supervisordMissing();
-if (missing) {
-  console.log(`vs-supervisord-watch: ${missing}`);
-  process.exit(0);
-}
+requireSupervisord("vs-supervisord-watch");
 
 const doc = (name: string, member: string): string =>
   [

@@ -12,6 +12,74 @@ export const ROOT = path.resolve(import.meta.dirname, "..");
 export const CLI = path.join(ROOT, "dist", "cli.js");
 export const AGENT = path.join(ROOT, "test", "fixtures", "agent.mjs");
 
+// uid bands: every test file whose cells get uids (sandbox, container and remote cells) or that
+// runs something as a uid of its own takes a band of its own from this table, never a number
+// written in the file: files run in parallel (vitest runs two at once), and two runs of the suite
+// on one host, each given its own LAZARUS_UID_RANGE, run side by side too. The bands are cut from
+// the run's range (LAZARUS_UID_RANGE; Lazarus's default 200000-299999 without it): its first
+// SHARED_UIDS uids stay for cells of tests that use the run's range as it is (lowest first), then
+// one band per name, in this order, each of the same size (at most 100 uids, at least 10).
+// Files that only compute with uid numbers and give none to a process (argv.test.ts's view,
+// service.test.ts's unit text, load.test.ts's checks of a container user) name their own.
+const SHARED_UIDS = 100;
+export const UID_BANDS = [
+  "sandbox/attack",
+  "sandbox/limits-v1",
+  "sandbox/limits-v2",
+  "sandbox/verify",
+  "sandbox/memory",
+  "sandbox/python",
+  "sandbox/session",
+  "sandbox/logs",
+  "sandbox/defaults",
+  "sandbox/disk-quota",
+  "sandbox/mountinfo",
+  "integration/attack-git",
+  "integration/replace-sandbox",
+  "integration/replace-container",
+  "backends/sandbox",
+  "backends/container-conformance",
+  "backends/container",
+  "backends/container-user", // a user given in a container cell: no account, outside the cell range
+  "backends/container-session",
+  "backends/container-logs",
+  "backends/container-verify",
+  "backends/container-disk",
+  "backends/container-release",
+  "backends/restore-as-cell",
+  "backends/remote", // a control-socket dir owned by another uid
+  "backends/remote-hosts", // the ssh test user of remote.test.ts and remote-conformance.test.ts
+  "backends/remote-bounds",
+  "security/committer-sandbox",
+  "egress/sandbox",
+  "egress/container",
+  "egress/container-tools",
+  "bridge/sandbox-bridge",
+  "gateway/sandbox-sdk",
+] as const;
+export type UidBandName = (typeof UID_BANDS)[number];
+
+export interface UidBand {
+  first: number;
+  last: number;
+  range: string; // as LAZARUS_UID_RANGE takes it: "first-last"
+}
+
+// The band of the name's test file, out of range (LAZARUS_UID_RANGE by default).
+export function uidBand(name: UidBandName, range = process.env.LAZARUS_UID_RANGE ?? "200000-299999"): UidBand {
+  const m = /^(\d+)-(\d+)$/.exec(range);
+  if (!m) throw new Error(`LAZARUS_UID_RANGE "${range}" is not a range like 299000-299999`);
+  const [first, last] = [Number(m[1]), Number(m[2])];
+  const size = Math.min(100, Math.floor((last - first + 1 - SHARED_UIDS) / UID_BANDS.length));
+  if (size < 10)
+    throw new Error(
+      `LAZARUS_UID_RANGE ${range} is too small for the test files' uid bands: ` +
+        `${SHARED_UIDS + 10 * UID_BANDS.length} uids at least (see uidBand in test/helpers.ts)`,
+    );
+  const at = first + SHARED_UIDS + UID_BANDS.indexOf(name) * size;
+  return { first: at, last: at + size - 1, range: `${at}-${at + size - 1}` };
+}
+
 export function tempDir(prefix = "lazarus-test-"): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }

@@ -1,6 +1,7 @@
 // A private supervisord to measure Lazarus against, side by side in one run.
 //
-//   const why = supervisordMissing();           // a reason string when supervisord/supervisorctl are not installed
+//   requireSupervisord("vs-…");                  // without supervisord/supervisorctl: says so, exits 2
+//   const why = supervisordMissing();           // that reason as a string (undefined when installed)
 //   const sup = await startSupervisord();       // own temp dir, config, unix socket; supervisord -n as our child
 //   writePrograms(sup, 1000);                   // [program:p<i>] command=sleep 600, autostart,
 //                                               // one file each in sup.programsDir
@@ -35,11 +36,24 @@ export interface Supervisor {
 
 // Why the peer cannot run here (undefined when it can).
 export function supervisordMissing(): string | undefined {
-  for (const tool of ["supervisord", "supervisorctl"]) {
-    const found = (process.env.PATH ?? "").split(":").some((d) => d && existsSync(path.join(d, tool)));
-    if (!found) return `${tool} is not installed (apt-get install supervisor); skipping the supervisord comparison`;
-  }
-  return undefined;
+  const missing = ["supervisord", "supervisorctl"].filter(
+    (tool) => !(process.env.PATH ?? "").split(":").some((d) => d && existsSync(path.join(d, tool))),
+  );
+  if (missing.length === 0) return undefined;
+  return (
+    `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not on PATH: this bench measures Lazarus against ` +
+    "supervisord and cannot run without it. Install it with `apt-get install supervisor` (it brings " +
+    "supervisord and supervisorctl), or put both on PATH, then run the bench again."
+  );
+}
+
+// A bench against supervisord, before it starts anything: without supervisord it says what is
+// missing and how to install it, on stderr, and exits 2 (nothing measured is not a success).
+export function requireSupervisord(bench: string): void {
+  const missing = supervisordMissing();
+  if (!missing) return;
+  console.error(`${bench}: ${missing}`);
+  process.exit(2);
 }
 
 function run(file: string, args: string[]): Promise<string> {

@@ -1,19 +1,19 @@
 // Disk quotas of container cells (spec.resources.disk): the member's container binds the cell's
 // dirs from its disk image, so writing past the quota gives it ENOSPC and the next apply records
 // the event; scrub removes the image, its mounts and its loop device. A real podman (or docker),
-// loop devices and mkfs.ext4; uids 258100-258199 (this file's band).
+// loop devices and mkfs.ext4; uids from this file's band (uidBand).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import { IMAGE, cleanupContainers, skipReason } from "./container-helpers.js";
 import { cleanupDisks, diskSkipReason, imagesUnder, mountsUnder } from "../sandbox/disk-helpers.js";
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 
 describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of container cells", () => {
-  const env = { LAZARUS_UID_RANGE: "258100-258199" };
+  const env = { LAZARUS_UID_RANGE: uidBand("backends/container-disk").range };
   const state = tempDir("lazarus-ctr-disk-");
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, lazarus, tempDir, waitFor, uidBand } from "../helpers.js";
 import { IMAGE, cleanupContainers, skipReason } from "./container-helpers.js";
 
 function ledgerUids(state: string): string[] {
@@ -13,7 +13,7 @@ function ledgerUids(state: string): string[] {
 }
 
 describe.skipIf(skipReason)("container member logs", () => {
-  const env = { LAZARUS_UID_RANGE: "239350-239399" };
+  const env = { LAZARUS_UID_RANGE: uidBand("backends/container-logs").range };
   const state = tempDir("lazarus-ctr-logs-");
   const cfg = configDir({});
   afterAll(async () => {

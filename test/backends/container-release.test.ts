@@ -3,12 +3,12 @@
 // and its archive, says why, and finishes on a later run once the engine removes them.
 // The real engine throughout, except that a container the engine cannot remove cannot be made on
 // purpose: a wrapper first on PATH refuses `rm` while a file exists, and runs the real engine
-// otherwise. uids 263100-263199 (this file's band).
+// otherwise. uids from this file's band (uidBand).
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, uidBand } from "../helpers.js";
 import { LABEL_CELL_UID } from "../../src/backends/container/argv.js";
 import { IMAGE, cleanupContainers, containersOf, engine, skipReason } from "./container-helpers.js";
 
@@ -25,7 +25,10 @@ describe.skipIf(skipReason)("scrubbing a container cell whose containers survive
     `#!/bin/sh\nif [ "$1" = rm ] && [ -e '${refuse}' ]; then echo "Error: refused by the test" >&2; exit 125; fi\nexec '${engine.bin}' "$@"\n`,
   );
   chmodSync(path.join(wrap, kind), 0o755);
-  const env = { LAZARUS_UID_RANGE: "263100-263199", PATH: `${wrap}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+  const env = {
+    LAZARUS_UID_RANGE: uidBand("backends/container-release").range,
+    PATH: `${wrap}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+  };
   const run = (now: string, extra: Record<string, string> = {}) =>
     lazarus(["apply", "--yes", "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extra } });
   let uid = "";

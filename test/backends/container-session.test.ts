@@ -4,12 +4,12 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, cellYaml, configDir, lazarus, readRecord, tempDir } from "../helpers.js";
+import { CLI, cellYaml, configDir, lazarus, readRecord, tempDir, uidBand } from "../helpers.js";
 import { inPty } from "../pty.js";
 import { IMAGE, cleanupContainers, containersOf, skipReason } from "./container-helpers.js";
 
 describe.skipIf(skipReason)("lazarus exec and shell (backend container)", () => {
-  const env = { LAZARUS_UID_RANGE: "239200-239299" };
+  const env = { LAZARUS_UID_RANGE: uidBand("backends/container-session").range };
   const state = tempDir("lazarus-ctr-session-");
   const cfg = configDir({
     "cells.d/ctr.yaml": cellYaml({

@@ -4,7 +4,7 @@
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import { IMAGE, cleanupContainers, containersOf, skipReason } from "./container-helpers.js";
 
 interface Report {
@@ -19,7 +19,7 @@ interface Report {
 const sleeper = ["sleep", "100000"];
 
 describe.skipIf(skipReason)("lazarus verify on container cells", () => {
-  const env = { LAZARUS_UID_RANGE: "239470-239499" };
+  const env = { LAZARUS_UID_RANGE: uidBand("backends/container-verify").range };
   const state = tempDir("lazarus-ctr-verify-");
   const cfg = configDir({
     "cells.d/a.yaml": cellYaml({

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, isAlive, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import { backendConformance } from "./conformance.js";
 import { IMAGE, cleanupContainers, containersOf, engine, skipReason } from "./container-helpers.js";
 
@@ -19,7 +19,7 @@ function ledgerUids(state: string): string[] {
 
 backendConformance({
   backend: "container",
-  env: { LAZARUS_UID_RANGE: "237100-237199" },
+  env: { LAZARUS_UID_RANGE: uidBand("backends/container-conformance").range },
   extra: `  container: {image: "${IMAGE}"}`,
   // podman with runc on cgroup v1 reports OOMKilled false: the member is seen SIGKILLed
   memory: "killed",
@@ -31,7 +31,8 @@ backendConformance({
 // What only the container backend shows: the view by role, the network, the labels, and what
 // validate says of a missing image or engine.
 describe.skipIf(skipReason)("container cells", () => {
-  const env = { LAZARUS_UID_RANGE: "237200-237299" };
+  const band = uidBand("backends/container");
+  const env = { LAZARUS_UID_RANGE: band.range };
   const state = tempDir("lazarus-ctr-");
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
@@ -79,7 +80,8 @@ describe.skipIf(skipReason)("container cells", () => {
       120_000,
     );
     const uid = readRecord(cell).containerUid?.uid;
-    expect(uid).toBeGreaterThanOrEqual(237200);
+    expect(uid).toBeGreaterThanOrEqual(band.first);
+    expect(uid).toBeLessThanOrEqual(band.last);
     const creds = existsSync(path.join(cell, ".lazarus", "secrets", "credentials.json")) ? "yes" : "no";
     expect(read("exec")).toBe(`uid:${uid} project:rw shared:rw homes:exec, creds:${creds} net:lo, rootfs:ro`);
     expect(read("obs")).toBe(`uid:${uid} project:ro shared:ro homes:obs, creds:${creds} net:lo, rootfs:ro`);
@@ -166,12 +168,13 @@ describe.skipIf(skipReason)("container cells", () => {
   }, 300_000);
 
   it("runs a user given as a uid alone with the gid of that number, never the host's root group", async () => {
-    // 261900: a uid of this test's own band, no host account and outside the cell uid range.
+    // A uid of this file's own (backends/container-user), no host account, outside the cell uid range.
+    const user = uidBand("backends/container-user").first;
     writeFileSync(
       path.join(cfg, "cells.d", "usr.yaml"),
       cellYaml({
         name: "usr",
-        extra: `  backend: container\n  container: {image: "${IMAGE}", user: "261900"}`,
+        extra: `  backend: container\n  container: {image: "${IMAGE}", user: "${user}"}`,
         members: [
           { identity: "agent:u", command: ["sh", "-c", 'echo "ids:$(id -u):$(id -g):$(id -G)"; exec sleep 100000'] },
         ],
@@ -181,7 +184,7 @@ describe.skipIf(skipReason)("container cells", () => {
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const log = path.join(state, "cells", "usr", ".lazarus", "logs", "u.log");
     await waitFor(() => existsSync(log) && readFileSync(log, "utf8").includes("ids:"), 120_000);
-    expect(readFileSync(log, "utf8")).toMatch(/ids:261900:261900:261900\n/);
+    expect(readFileSync(log, "utf8")).toMatch(new RegExp(`ids:${user}:${user}:${user}\n`));
   }, 300_000);
 
   it("replaces a container whose supervisor was killed by one new container, never two", async () => {

@@ -2,14 +2,17 @@
 // leader left in its process group on the remote host (`sh -c 'sleep 100000 & exit 1'`), and a
 // checkpoint past checkpoint.maxSize is refused by a size walk on the remote host before the cell
 // is frozen and before any tar is written there. A real sshd on 127.0.0.1 (skipped without it);
-// its user's uid from this file's band, 263200-263299.
-process.env.LAZARUS_UID_RANGE = "263200-263299";
+// its user's uid, and its cells', from this file's band (uidBand).
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, procState, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, lazarus, procState, readRecord, tempDir, uidBand, waitFor } from "../helpers.js";
 import { remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
+
 import { RemoteBackend } from "../../src/backends/remote/remote.js";
+
+const BAND = uidBand("backends/remote-bounds");
+process.env.LAZARUS_UID_RANGE = BAND.range; // its cells' uids too
 
 const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_000).toISOString();
 const ALLOW = { LAZARUS_REMOTE_INLINE: "allow" };
@@ -25,7 +28,7 @@ describe.skipIf(skip)("the remote backend's bounds", () => {
   const dirs: string[] = [];
   const leaked: number[] = [];
   beforeAll(async () => {
-    host = await testHost();
+    host = await testHost(BAND);
     await host.start();
   }, 120_000);
   afterAll(async () => {

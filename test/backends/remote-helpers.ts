@@ -1,12 +1,12 @@
 // A real OpenSSH server for the remote backend's tests: its own host key, a client key, a test
-// user (created here, uid from LAZARUS_UID_RANGE, home in a temp dir, deleted at the end), its
+// user (created here, its uid from a uid band, home in a temp dir, deleted at the end), its
 // own sshd_config on 127.0.0.1 and a free port, run with -D -e as a child killed by its pid.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { freePort, tempDir } from "../helpers.js";
+import { freePort, tempDir, uidBand, type UidBand } from "../helpers.js";
 
 export const SSHD = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].find((p) => existsSync(p));
 
@@ -17,11 +17,6 @@ export function remoteSkip(): string | undefined {
   if (spawnSync("ssh", ["-V"]).status !== 0) return "no ssh client (install openssh-client)";
   if (spawnSync("ssh-keygen", ["-?"]).error) return "no ssh-keygen";
   return undefined;
-}
-
-function uidRange(): { first: number; last: number } {
-  const m = /^(\d+)-(\d+)$/.exec(process.env.LAZARUS_UID_RANGE ?? "239000-239099");
-  return { first: Number(m?.[1] ?? 239000), last: Number(m?.[2] ?? 239099) };
 }
 
 function keygen(file: string): void {
@@ -45,19 +40,19 @@ export interface TestHost {
   log(): string;
 }
 
-export async function testHost(): Promise<TestHost> {
+export async function testHost(band: UidBand = uidBand("backends/remote-hosts")): Promise<TestHost> {
   const dir = tempDir("lzr-remote-");
   chmodSync(dir, 0o755); // the test user reaches its home below
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // sshd's privilege separation dir
   const port = await freePort();
   const user = `lzr-remote-${randomBytes(3).toString("hex")}`;
   const home = path.join(dir, "home");
-  const { first, last } = uidRange();
-  // One of the last uids of the range (the sandbox and container tests claim from the first);
+  const { first, last } = band;
+  // One of the upper half of the band (a test whose cells take uids from it claims from the first);
   // another test file may be creating its user at the same moment: try another on a clash.
   let uid = 0;
   for (let attempt = 0; uid === 0; attempt++) {
-    const u = last - randomInt(0, Math.min(40, last - first));
+    const u = last - randomInt(0, Math.min(40, Math.floor((last - first) / 2)));
     const add = spawnSync("useradd", ["-M", "-d", home, "-s", "/bin/sh", "-u", String(u), "-U", "-p", "*", user]);
     if (add.status === 0) uid = u;
     else if (attempt > 20) throw new Error(`useradd: ${add.stderr}`);

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, procState } from "../helpers.js";
+import { cellYaml, configDir, lazarus, readRecord, tempDir, waitFor, procState, uidBand } from "../helpers.js";
 import { processesOf, remoteSkip, testHost, type TestHost } from "./remote-helpers.js";
 import { remoteCommand, ssh } from "../../src/backends/remote/ssh.js";
 import { sshBinary } from "../../src/backends/remote/hosts.js";
@@ -88,12 +88,13 @@ describe.skipIf(!sshBinary() || process.getuid?.() !== 0)("the ssh control-socke
   });
 
   it("refuses one another user made first, or a link, saying what to do", () => {
+    const other = uidBand("backends/remote").first;
     const { state, dir } = longState();
     rmSync(dir, { recursive: true });
     mkdirSync(dir, { mode: 0o777 });
-    chownSync(dir, 261200, 261200); // another user (this file's uid band)
+    chownSync(dir, other, other); // another user (this file's uid band)
     expect(() => ssh(state, target)).toThrow(
-      /control sockets .* is owned by uid 261200, not by Lazarus's uid 0.*remove it/,
+      new RegExp(`control sockets .* is owned by uid ${other}, not by Lazarus's uid 0.*remove it`),
     );
     rmSync(dir, { recursive: true });
     const elsewhere = tempDir("lazarus-ssh-elsewhere-");

@@ -25,9 +25,10 @@ import { SandboxBackend } from "../../src/backends/sandbox/sandbox.js";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
 import type { CellRecord } from "../../src/cells/record.js";
 import { hostSettings } from "../../src/host/settings.js";
-import { tempDir } from "../helpers.js";
+import { tempDir, uidBand } from "../helpers.js";
 
-const CELL_UID = 261100; // this file's uid band: 261000-261999
+const BAND = uidBand("backends/restore-as-cell");
+const CELL_UID = BAND.first;
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -103,12 +104,8 @@ for (const [name, why] of [
   if (why) console.warn(`SKIPPED (${name}): ${why}`);
 
 const backends: [string, string | undefined, (state: string) => Backend][] = [
-  [
-    "container",
-    containerSkip,
-    (state) => new ContainerBackend(state, hostSettings({ LAZARUS_UID_RANGE: "261100-261199" })),
-  ],
-  ["sandbox", sandboxSkip, (state) => new SandboxBackend(state, hostSettings({ LAZARUS_UID_RANGE: "261100-261199" }))],
+  ["container", containerSkip, (state) => new ContainerBackend(state, hostSettings({ LAZARUS_UID_RANGE: BAND.range }))],
+  ["sandbox", sandboxSkip, (state) => new SandboxBackend(state, hostSettings({ LAZARUS_UID_RANGE: BAND.range }))],
 ];
 
 describe.each(backends)("restoring a crafted checkpoint (%s backend)", (_name, skip, make) => {

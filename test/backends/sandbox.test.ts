@@ -2,7 +2,7 @@
 import { backendConformance } from "./conformance.js";
 import { cleanupCgroups, sandboxEnv, skipReason } from "../sandbox/helpers.js";
 
-const env = sandboxEnv(237000);
+const env = sandboxEnv("backends/sandbox");
 
 backendConformance({
   backend: "sandbox",

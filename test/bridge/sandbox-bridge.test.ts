@@ -34,7 +34,7 @@ done
 `;
 
 describe.skipIf(skipReason !== undefined)("a sandboxed member's network namespace file", () => {
-  const suite = sandboxSuite(269000);
+  const suite = sandboxSuite("bridge/sandbox-bridge");
   const { run, cfg, state } = suite;
   const token = mintToken();
   let standin: Standin;

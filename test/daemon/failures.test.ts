@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:f
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { cellYaml, cleanup, configDir, lazarus, startWatching, stopWatches, tempDir, waitFor } from "../helpers.js";
+import { everySecond } from "../integration/watched.js";
 
 const made: string[] = [];
 afterEach(async () => {
@@ -49,7 +50,7 @@ describe("the daemon's retries", () => {
     async () => {
       const { state, config, file } = await setUp("t");
       writeFileSync(path.join(state, "graveyard"), "in the way\n"); // reading the graveyard fails (ENOTDIR)
-      const w = await startWatching(["--config", config, "--state-dir", state, "--tick", "* * * * * *"]);
+      const w = await startWatching(everySecond(config, state));
       writeFileSync(file, cell("t", "closed"));
       await waitFor(() => failedAfterEdit(w.lines()).length >= 4, 30_000).catch(() => undefined);
       const at = failedAfterEdit(w.lines());
@@ -73,16 +74,7 @@ describe("the daemon's retries", () => {
       const taken = path.join(state, "graveyard", "g");
       mkdirSync(path.dirname(taken), { recursive: true });
       writeFileSync(taken, "the operator's notes\n"); // in the cell's way
-      const w = await startWatching([
-        "--config",
-        config,
-        "--state-dir",
-        state,
-        "--tick",
-        "* * * * * *",
-        "--resync",
-        "2s",
-      ]);
+      const w = await startWatching([...everySecond(config, state), "--resync", "2s"]);
       writeFileSync(file, cell("g", "closed"));
       await waitFor(() => failedCloses(w.lines(), "g").length >= 1, 15_000);
       expect(w.lines().find((l) => l.cell === "g" && l.msg === "action failed")?.err).toMatch(

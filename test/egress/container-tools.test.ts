@@ -24,43 +24,34 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile } from "../../src/egress/state.js";
-import { configDir, lazarus, tempDir, waitFor } from "../helpers.js";
+import { configDir, lazarus, tempDir, waitFor, uidBand } from "../helpers.js";
 import { cleanupContainers, engine, skipReason } from "../backends/container-helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
+import { gitProbe, nodeProbe, probeScript, readProbe, seedRepos } from "./probes.js";
 
 const IMAGE = "localhost/lazarus-test:egress-tools";
 const TOOLS = ["/usr/bin/curl", "/usr/bin/git", "/usr/lib/git-core/git-remote-https", "/usr/bin/node"];
 
-const PROBE = String.raw`
-P="$HOME/probe.tmp"; : > "$P"
-say() { printf '%s=%s\n' "$1" "$(echo "$2" | tr '\n' ' ')" >> "$P"; }
-say proxy_env "$HTTPS_PROXY $ALL_PROXY $NO_PROXY"
-say curl_listed "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://forge.test:$HTTPS_PORT/hi" 2>&1)"
-say curl_unlisted "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem "https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"
-say raw_ip "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$HTTPS_PORT/" 2>&1)"
-say metadata "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/latest/meta-data/ 2>&1)"
-say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " exit=$?")"
-say node "$(node /probe/node-probe.cjs forge.test "$HTTPS_PORT" 2>&1)"
-export GIT_SSL_CAINFO=/etc/test-cert.pem
-say git_ls_remote "$(git ls-remote "https://git.test:$GIT_PORT/repo.git" 2>&1 | cut -f2)"
-cd "$HOME" && git clone -q "https://git.test:$GIT_PORT/repo.git" work 2>&1 && cd work && echo "from a container" > pushed.txt && git add pushed.txt && git -c user.name=agent -c user.email=agent@cell commit -qm "pushed from a container" && say git_push "$(git push -q origin HEAD:main 2>&1; echo "exit=$?")"
-mv "$P" "$HOME/probe.txt"
-exec sleep 100000
-`;
+const PROBE = probeScript(
+  [
+    'say proxy_env "$HTTPS_PROXY $ALL_PROXY $NO_PROXY"',
+    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem ` +
+      String.raw`"https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
+    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert /etc/test-cert.pem ` +
+      String.raw`"https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
+    String.raw`say raw_ip "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`"http://127.0.0.1:$HTTPS_PORT/" 2>&1)"`,
+    String.raw`say metadata "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1)"`,
+    String.raw`say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " ` +
+      String.raw`exit=$?")"`,
+    'say node "$(node /probe/node-probe.cjs forge.test "$HTTPS_PORT" 2>&1)"',
+    ...gitProbe("/etc/test-cert.pem", "a container"),
+  ],
+  "exec sleep 100000",
+);
 
-const NODE_PROBE = String.raw`
-const http = require("node:http"), https = require("node:https"), fs = require("node:fs");
-const [host, port] = process.argv.slice(2);
-const proxy = new URL(process.env.HTTPS_PROXY);
-http.request({ host: proxy.hostname, port: proxy.port, method: "CONNECT", path: host + ":" + port })
-  .on("connect", (res, socket) => {
-    if (res.statusCode !== 200) { console.log("refused " + res.statusCode); return; }
-    https.get({ host, port, path: "/from-node", socket, agent: false, ca: fs.readFileSync("/etc/test-cert.pem") }, (r) => {
-      let body = ""; r.on("data", (d) => (body += d)); r.on("end", () => console.log(body.trim()));
-    });
-  })
-  .on("error", (e) => console.log("error " + e.message)).end();
-`;
+const NODE_PROBE = nodeProbe('"/etc/test-cert.pem"');
 
 // Copy a host file to the same path under root (symlinks followed: the file itself is copied).
 function place(root: string, file: string): void {
@@ -118,7 +109,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
   chmodSync(dir, 0o755);
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
   const env = {
-    LAZARUS_UID_RANGE: "289000-289099",
+    LAZARUS_UID_RANGE: uidBand("egress/container-tools").range,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
   };
@@ -133,15 +124,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
     const cert = makeCert(dir, ["forge.test", "other.test", "git.test"]);
     imageProblem = buildImage(cert);
     web = await httpsServer(cert);
-    const repos = path.join(dir, "repos");
-    mkdirSync(repos);
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", path.join(repos, "repo.git")]);
-    const seed = path.join(dir, "seed");
-    execFileSync("git", ["init", "-q", "-b", "main", seed]);
-    writeFileSync(path.join(seed, "README"), "seed\n");
-    execFileSync("git", ["-C", seed, "add", "README"]);
-    execFileSync("git", ["-C", seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed"]);
-    execFileSync("git", ["-C", seed, "push", "-q", path.join(repos, "repo.git"), "main"]);
+    const repos = seedRepos(dir);
     git = await gitHttpsServer(cert, repos);
   }, 300_000);
 
@@ -177,12 +160,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const file = path.join(state, "cells", "egress-tools", "home", "probe", "probe.txt");
     await waitFor(() => existsSync(file), 180_000);
-    const p = Object.fromEntries(
-      readFileSync(file, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
-    );
+    const p = readProbe(file);
     expect(p.proxy_env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
     expect(p.curl_listed).toBe("hello /hi");
     expect(p.node).toBe("hello /from-node");

@@ -14,31 +14,33 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressEvent } from "../../src/egress/proxy.js";
 import { eventsFile } from "../../src/egress/state.js";
 import { memberNetnsFile, netnsDir } from "../../src/bridge/netns.js";
-import { configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { configDir, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import { IMAGE, cleanupContainers, skipReason } from "../backends/container-helpers.js";
 import { egressCleanup, httpsServer, makeCert } from "./helpers.js";
+import { probeScript, readProbe } from "./probes.js";
 
-const PROBE = [
-  'P="$HOME/probe.tmp"; : > "$P"',
-  'say() { printf "%s=%s\\n" "$1" "$(echo "$2" | tr "\\n" " ")" >> "$P"; }',
-  'say env "$http_proxy $HTTPS_PROXY $NO_PROXY"',
-  'say listed "$(wget -q -O- "http://forge.test:$PLAIN_PORT/hi" 2>&1)"',
-  'say unlisted "$(wget -q -O- "http://other.test:$PLAIN_PORT/hi" 2>&1; echo " exit=$?")"',
-  'say tunnel "$(printf "CONNECT forge.test:%s HTTP/1.1\\r\\nHost: forge.test\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
-  'say raw_ip "$(printf "CONNECT 127.0.0.1:%s HTTP/1.1\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
-  'say metadata "$(wget -q -O- http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"',
-  'say direct "$(wget -q -O- -Y off "http://127.0.0.1:$PLAIN_PORT/" 2>&1; echo " exit=$?")"',
-  'say dns "$(nslookup example.com 2>&1 | tail -1; echo " exit=$?")"',
-  'mv "$P" "$HOME/probe.txt"',
+const PROBE = probeScript(
+  [
+    'say env "$http_proxy $HTTPS_PROXY $NO_PROXY"',
+    'say listed "$(wget -q -O- "http://forge.test:$PLAIN_PORT/hi" 2>&1)"',
+    'say unlisted "$(wget -q -O- "http://other.test:$PLAIN_PORT/hi" 2>&1; echo " exit=$?")"',
+    'say tunnel "$(printf "CONNECT forge.test:%s HTTP/1.1\\r\\nHost: forge.test\\r\\n\\r\\n" ' +
+      '"$HTTPS_PORT" | nc -w 2 127.0.0.1 3128 | head -1)"',
+    'say raw_ip "$(printf "CONNECT 127.0.0.1:%s HTTP/1.1\\r\\n\\r\\n" "$HTTPS_PORT" | nc -w 2 ' +
+      '127.0.0.1 3128 | head -1)"',
+    'say metadata "$(wget -q -O- http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"',
+    'say direct "$(wget -q -O- -Y off "http://127.0.0.1:$PLAIN_PORT/" 2>&1; echo " exit=$?")"',
+    'say dns "$(nslookup example.com 2>&1 | tail -1; echo " exit=$?")"',
+  ],
   "exec sleep 100000",
-].join("\n");
+);
 
 describe.skipIf(skipReason)("a container member with an egress list", () => {
   const dir = tempDir("lazarus-egress-ctr-");
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test\n");
   chmodSync(dir, 0o755);
   const env = {
-    LAZARUS_UID_RANGE: "262100-262199",
+    LAZARUS_UID_RANGE: uidBand("egress/container").range,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
   };
@@ -92,12 +94,7 @@ describe.skipIf(skipReason)("a container member with an egress list", () => {
     const cell = path.join(state, "cells", "egress-ctr");
     const file = path.join(cell, "home", "probe", "probe.txt");
     await waitFor(() => existsSync(file), 120_000);
-    const p = Object.fromEntries(
-      readFileSync(file, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
-    );
+    const p = readProbe(file);
     expect(p.env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
     expect(p.listed).toBe(`plain forge.test:${plainPort} /hi`);
     expect(p.unlisted).toMatch(/403.* exit=1|exit=1/);

@@ -6,7 +6,7 @@
 // NODE_EXTRA_CA_CERTS / ca, GIT_SSL_CAINFO). Node 20's fetch has no proxy support of its own
 // (NODE_USE_ENV_PROXY comes with Node 24), so the node probe speaks CONNECT with node's http.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -17,28 +17,32 @@ import { netnsInode } from "../../src/bridge/netns.js";
 import { FIXTURES, sandboxSuite, skipReason } from "../sandbox/helpers.js";
 import { lazarus, tempDir, waitFor, procState } from "../helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
+import { gitProbe, nodeProbe, probeScript, readProbe, seedRepos } from "./probes.js";
 
 const dir = tempDir("lazarus-egress-sbx-");
 chmodSync(dir, 0o755); // bound read-only into the sandbox: the cell's uid reads the probe and the cert
 
-const PROBE = String.raw`
-P="$HOME/probe.tmp"; : > "$P"
-say() { printf '%s=%s\n' "$1" "$(echo "$2" | tr '\n' ' ')" >> "$P"; }
-say proxy_env "$HTTPS_PROXY $https_proxy $ALL_PROXY $NO_PROXY"
-say curl_listed "$(curl -sS --max-time 10 --cacert "$T/cert.pem" "https://forge.test:$HTTPS_PORT/hi" 2>&1)"
-say curl_unlisted "$(curl -sS --max-time 10 --cacert "$T/cert.pem" "https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"
-say raw_ip_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PLAIN_PORT/" 2>&1)"
-say raw_ip_direct "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$PLAIN_PORT/" 2>&1; echo " exit=$?")"
-say metadata_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 http://169.254.169.254/latest/meta-data/ 2>&1)"
-say metadata_direct "$(curl -sS --noproxy '*' --max-time 5 http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"
-say dns "$(getent hosts example.com; echo "exit=$?")"
-say node "$(node "$T/node-probe.cjs" forge.test "$HTTPS_PORT" 2>&1)"
-export GIT_SSL_CAINFO="$T/cert.pem"
-say git_ls_remote "$(git ls-remote "https://git.test:$GIT_PORT/repo.git" 2>&1 | cut -f2)"
-cd "$HOME" && git clone -q "https://git.test:$GIT_PORT/repo.git" work 2>&1 && cd work && echo "from the sandbox" > pushed.txt && git add pushed.txt && git -c user.name=agent -c user.email=agent@cell commit -qm "pushed from a sandbox" && say git_push "$(git push -q origin HEAD:main 2>&1; echo "exit=$?")"
-mv "$P" "$HOME/probe.txt"
-exec sleep 600
-`;
+const PROBE = probeScript(
+  [
+    'say proxy_env "$HTTPS_PROXY $https_proxy $ALL_PROXY $NO_PROXY"',
+    String.raw`say curl_listed "$(curl -sS --max-time 10 --cacert "$T/cert.pem" ` +
+      String.raw`"https://forge.test:$HTTPS_PORT/hi" 2>&1)"`,
+    String.raw`say curl_unlisted "$(curl -sS --max-time 10 --cacert "$T/cert.pem" ` +
+      String.raw`"https://other.test:$HTTPS_PORT/hi" 2>&1; echo " exit=$?")"`,
+    String.raw`say raw_ip_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`"http://127.0.0.1:$PLAIN_PORT/" 2>&1)"`,
+    String.raw`say raw_ip_direct "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$PLAIN_PORT/" 2>&1; ` +
+      String.raw`echo " exit=$?")"`,
+    String.raw`say metadata_proxied "$(curl -sS --noproxy '' -o /dev/null -w '%{http_code}' --max-time 10 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1)"`,
+    String.raw`say metadata_direct "$(curl -sS --noproxy '*' --max-time 5 ` +
+      String.raw`http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"`,
+    'say dns "$(getent hosts example.com; echo "exit=$?")"',
+    'say node "$(node "$T/node-probe.cjs" forge.test "$HTTPS_PORT" 2>&1)"',
+    ...gitProbe('"$T/cert.pem"', "a sandbox"),
+  ],
+  "exec sleep 600",
+);
 
 // Every 100 ms: "ok <ns>" when the listed host answered through the proxy, "fail <ns>" otherwise.
 const LOOP = String.raw`
@@ -48,19 +52,7 @@ while :; do
 done
 `;
 
-const NODE_PROBE = String.raw`
-const http = require("node:http"), https = require("node:https"), fs = require("node:fs");
-const [host, port] = process.argv.slice(2);
-const proxy = new URL(process.env.HTTPS_PROXY);
-http.request({ host: proxy.hostname, port: proxy.port, method: "CONNECT", path: host + ":" + port })
-  .on("connect", (res, socket) => {
-    if (res.statusCode !== 200) { console.log("refused " + res.statusCode); return; }
-    https.get({ host, port, path: "/from-node", socket, agent: false, ca: fs.readFileSync(process.env.T + "/cert.pem") }, (r) => {
-      let body = ""; r.on("data", (d) => (body += d)); r.on("end", () => console.log(body.trim()));
-    });
-  })
-  .on("error", (e) => console.log("error " + e.message)).end();
-`;
+const NODE_PROBE = nodeProbe('process.env.T + "/cert.pem"');
 
 describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress list", () => {
   let cert: TestCert;
@@ -69,7 +61,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
   let plain: http.Server;
   let plainPort = 0;
   writeFileSync(path.join(dir, "hosts"), "127.0.0.1 forge.test other.test git.test\n");
-  const suite = sandboxSuite(262000, {
+  const suite = sandboxSuite("egress/sandbox", {
     LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${dir}`,
     LAZARUS_EGRESS_HOSTS: path.join(dir, "hosts"),
     LAZARUS_EGRESS_CIDRS: "127.0.0.1/32",
@@ -83,15 +75,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     plain = http.createServer((_q, s) => s.end("plain\n"));
     await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
     plainPort = (plain.address() as net.AddressInfo).port;
-    const repos = path.join(dir, "repos");
-    mkdirSync(repos);
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", path.join(repos, "repo.git")]);
-    const seed = path.join(dir, "seed");
-    execFileSync("git", ["init", "-q", "-b", "main", seed]);
-    writeFileSync(path.join(seed, "README"), "seed\n");
-    execFileSync("git", ["-C", seed, "add", "README"]);
-    execFileSync("git", ["-C", seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed"]);
-    execFileSync("git", ["-C", seed, "push", "-q", path.join(repos, "repo.git"), "main"]);
+    const repos = seedRepos(dir);
     git = await gitHttpsServer(cert, repos);
     writeFileSync(path.join(dir, "probe.sh"), PROBE);
     writeFileSync(path.join(dir, "loop.sh"), LOOP);
@@ -125,15 +109,8 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     ].join("\n");
   };
 
-  const probe = (): Record<string, string> => {
-    const file = path.join(state, "cells", "egress-sbx", "home", "probe", "probe.txt");
-    return Object.fromEntries(
-      readFileSync(file, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).trim()]),
-    );
-  };
+  const probe = (): Record<string, string> =>
+    readProbe(path.join(state, "cells", "egress-sbx", "home", "probe", "probe.txt"));
 
   it("plan shows the list; apply starts the members behind the proxy", async () => {
     writeFileSync(path.join(cfg, "cells.d", "c.yaml"), cellFile([`forge.test:${web.port}`, `git.test:${git.port}`]));

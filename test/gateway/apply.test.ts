@@ -6,62 +6,23 @@
 // Python's openai package is not tested: it is not installed on this machine (python3 -c "import
 // openai" fails), the suite installs nothing, and the repo vendors no wheels of it and of its binary
 // dependencies (pydantic-core, jiter) for a venv to be built from offline.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, configDir, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
-import { gatewayEventsFile, readGatewayRecord } from "../../src/gateway/state.js";
+import { lazarus, waitFor } from "../helpers.js";
+import { gatewayEventsFile } from "../../src/gateway/state.js";
 import { Metrics } from "../../src/daemon/metrics.js";
-import { runningGateway, stopGateway } from "../../src/gateway/supervise.js";
-import { startStandin, type Standin } from "./standin.js";
+import { runningGateway } from "../../src/gateway/supervise.js";
+import { ask, cell, environ, portfolio, startGatewayRun, type GatewayRun } from "./harness.js";
 
 const KEY = "sk-operator-apply-0123456789abcdef";
-const MEMBER = path.resolve(import.meta.dirname, "..", "fixtures", "gateway-member.mjs");
 
-let state: string;
-let config: string;
-let secrets: string;
-let standin: Standin;
-let env: Record<string, string>;
-
-const run = (...args: string[]) => lazarus([...args, "--config", config, "--state-dir", state], { env });
-const cellDir = (cell: string) => path.join(state, "cells", cell);
-const home = (cell: string, who: string) => path.join(cellDir(cell), "home", who);
-const memberOf = (cell: string) => readRecord(cellDir(cell)).members[0]!;
-
-function portfolio(name: string, agents: string[], models: string[]): string {
-  return [
-    "apiVersion: lazarus/v1",
-    "kind: Portfolio",
-    `metadata: {name: ${name}}`,
-    "spec:",
-    `  appliesTo: {agents: [${agents.join(", ")}]}`,
-    "  models:",
-    ...models.map((m) => `    - ${m}`),
-    "  retries: {attempts: 0, backoff: 0s, maxRetryAfter: 1s}",
-    "  fallbackOn: [rate_limit, timeout, server_error]",
-    "",
-  ].join("\n");
-}
-
-function cell(name: string, agent: string, calls: string, extra: string[] = [], state_ = "active"): string {
-  return [
-    "apiVersion: lazarus/v1",
-    "kind: Cell",
-    `metadata: {name: ${name}}`,
-    "spec:",
-    "  project: Org/repo#1",
-    "  owner: human:alexander",
-    `  state: ${state_}`,
-    ...extra,
-    "  members:",
-    `    - identity: agent:${agent}`,
-    "      role: executor",
-    `      command: ["node", "${MEMBER}", "${calls}"]`,
-    "",
-  ].join("\n");
-}
+let gw: GatewayRun;
+const run = (...args: string[]) => gw.run(...args);
+const cellDir = (cell: string) => gw.cellDir(cell);
+const home = (cell: string, who: string) => gw.home(cell, who);
+const memberOf = (cell: string) => gw.memberOf(cell);
 
 const RICH = (state_ = "active", calls = "plain,stream,fallback,claude") =>
   cell(
@@ -79,15 +40,6 @@ function calls(cell: string, who: string): Record<string, Record<string, unknown
   return Object.fromEntries(list.map((c) => [String(c.name), c]));
 }
 
-function environ(pid: number): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(`/proc/${pid}/environ`, "utf8")
-      .split("\0")
-      .filter(Boolean)
-      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-  );
-}
-
 // Every file under dir whose bytes hold needle.
 function filesHolding(dir: string, needle: string): string[] {
   const out: string[] = [];
@@ -101,60 +53,37 @@ function filesHolding(dir: string, needle: string): string[] {
   return out;
 }
 
-const ask = (token: string, port: number, model = "gpt-ok") =>
-  new OpenAI({ apiKey: token, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 }).chat.completions.create({
-    model,
-    messages: [{ role: "user", content: "hi" }],
-  });
-
 beforeAll(async () => {
-  standin = await startStandin({ key: KEY });
-  state = tempDir("lazarus-gw-state-");
-  secrets = tempDir("lazarus-gw-secrets-");
-  for (const [f, v] of [
-    ["so/key", KEY],
-    ["sa/key", KEY],
-    ["forge/token", "forge-token-not-brokered"],
-  ] as const) {
-    mkdirSync(path.dirname(path.join(secrets, f)), { recursive: true });
-    writeFileSync(path.join(secrets, f), `${v}\n`);
-  }
-  const providers = path.join(secrets, "providers.yaml");
-  writeFileSync(
-    providers,
-    [
-      "providers:",
-      `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
-      `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
-      "",
-    ].join("\n"),
-  );
-  env = { LAZARUS_PROVIDERS: providers, LAZARUS_SECRETS_DIR: secrets };
-  config = configDir({
-    "portfolios/rich.yaml": portfolio(
-      "rich",
-      ["ezra"],
-      [
-        "{model: busy-1, provider: so}",
-        "{model: gpt-ok, provider: so, price: {input: 1, output: 2}}",
-        "{model: claude-ok, provider: sa}",
-      ],
-    ),
-    "portfolios/lean.yaml": portfolio("lean", ["lean"], ["{model: gpt-ok, provider: so}"]),
-    "cells.d/rich.yaml": RICH(),
-    "cells.d/lean.yaml": LEAN(),
+  gw = await startGatewayRun({
+    key: KEY,
+    prefix: "lazarus-gw",
+    secrets: { "so/key": KEY, "sa/key": KEY, "forge/token": "forge-token-not-brokered" },
+    providers: (url) => [
+      `{name: so, api: openai, baseUrl: "${url}/v1", keyFile: so/key}`,
+      `{name: sa, api: anthropic, baseUrl: "${url}", keyFile: sa/key}`,
+    ],
+    files: {
+      "portfolios/rich.yaml": portfolio(
+        "rich",
+        ["ezra"],
+        [
+          "{model: busy-1, provider: so}",
+          "{model: gpt-ok, provider: so, price: {input: 1, output: 2}}",
+          "{model: claude-ok, provider: sa}",
+        ],
+      ),
+      "portfolios/lean.yaml": portfolio("lean", ["lean"], ["{model: gpt-ok, provider: so}"]),
+      "cells.d/rich.yaml": RICH(),
+      "cells.d/lean.yaml": LEAN(),
+    },
+    homes: [
+      ["rich", "ezra"],
+      ["lean", "lean"],
+    ],
   });
-  const r = await run("apply");
-  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-  await waitFor(() => existsSync(path.join(home("rich", "ezra"), "calls.json")), 15_000);
-  await waitFor(() => existsSync(path.join(home("lean", "lean"), "calls.json")), 15_000);
 }, 60_000);
 
-afterAll(async () => {
-  await stopGateway(state);
-  await standin?.close();
-  cleanup(state, config, secrets);
-});
+afterAll(() => gw?.end());
 
 describe("the model gateway through lazarus apply", () => {
   it("serves a process member's official SDK, whole and streamed, with the operator's key", () => {
@@ -162,8 +91,8 @@ describe("the model gateway through lazarus apply", () => {
     expect(c.plain).toMatchObject({ ok: true, text: "Hello from the stand-in", served: "gpt-ok" });
     expect(c.stream).toMatchObject({ ok: true, text: "Hello from the stand-in" });
     expect(c.claude).toMatchObject({ ok: true, model: "claude-ok", text: "Hello from the stand-in" });
-    expect(standin.seen.length).toBeGreaterThan(0);
-    expect(standin.seen.every((s) => s.key === KEY)).toBe(true);
+    expect(gw.standin.seen.length).toBeGreaterThan(0);
+    expect(gw.standin.seen.every((s) => s.key === KEY)).toBe(true);
   });
 
   it("falls back to the next model of the portfolio after a 429", () => {
@@ -184,7 +113,7 @@ describe("the model gateway through lazarus apply", () => {
   it("gives the member the gateway and a token in its environment, never the provider key", async () => {
     const m = memberOf("rich");
     const e = environ(m.pid!);
-    const port = (await readGatewayRecord(state))!.port;
+    const port = await gw.port();
     expect(e.OPENAI_BASE_URL).toBe(`http://127.0.0.1:${port}/v1`);
     expect(e.ANTHROPIC_BASE_URL).toBe(`http://127.0.0.1:${port}`);
     expect(e.OPENAI_API_KEY).toMatch(/^lzg-/);
@@ -201,12 +130,12 @@ describe("the model gateway through lazarus apply", () => {
     expect(manifest.credentials).toEqual({ FORGE_TOKEN: "forge-token-not-brokered" });
     // the gateway's cell file holds a digest, never the token
     const token = environ(memberOf("rich").pid!).OPENAI_API_KEY!;
-    expect(filesHolding(path.join(state, "gateway"), token)).toEqual([]);
+    expect(filesHolding(path.join(gw.state, "gateway"), token)).toEqual([]);
   });
 
   it("plan says which credentials the gateway brokers, in text and JSON", async () => {
     writeFileSync(
-      path.join(config, "cells.d", "more.yaml"),
+      path.join(gw.config, "cells.d", "more.yaml"),
       cell("more", "ezra", "plain", ["  credentials:", "    SO_KEY: {file: so/key}"]),
     );
     const text = await run("plan");
@@ -215,15 +144,15 @@ describe("the model gateway through lazarus apply", () => {
       actions: { cell: string; brokered?: string[] }[];
     };
     expect(json.actions.find((a) => a.cell === "more")?.brokered).toEqual(["SO_KEY"]);
-    rmSync(path.join(config, "cells.d", "more.yaml"));
+    rmSync(path.join(gw.config, "cells.d", "more.yaml"));
   });
 
   it("refuses a member's token once the member restarts, and serves the new one", async () => {
     const before = memberOf("rich");
     const old = environ(before.pid!).OPENAI_API_KEY!;
-    const port = (await readGatewayRecord(state))!.port;
+    const port = await gw.port();
     expect((await ask(old, port)).model).toBe("gpt-ok");
-    writeFileSync(path.join(config, "cells.d", "rich.yaml"), RICH("active", "plain"));
+    writeFileSync(path.join(gw.config, "cells.d", "rich.yaml"), RICH("active", "plain"));
     const r = await run("apply");
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     const after = memberOf("rich");
@@ -236,7 +165,7 @@ describe("the model gateway through lazarus apply", () => {
 
   it("refuses what another cell's member asks outside its own portfolio, and a made-up token", async () => {
     const lean = environ(memberOf("lean").pid!).OPENAI_API_KEY!;
-    const port = (await readGatewayRecord(state))!.port;
+    const port = await gw.port();
     await expect(ask(lean, port, "claude-ok")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(ask(`${lean}x`, port)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
@@ -263,7 +192,7 @@ describe("the model gateway through lazarus apply", () => {
     expect(text).toMatch(/models, last 1h \(budget 10 tokens per 1h\): 15 tokens, cost 0\.0000/);
     expect(text).toMatch(/gpt-ok {2}1 call, 11 in, 4 out/);
     const metrics = new Metrics();
-    metrics.watchGateway(gatewayEventsFile(state));
+    metrics.watchGateway(gatewayEventsFile(gw.state));
     const scraped = await metrics.registry.metrics();
     expect(scraped).toMatch(/lazarus_gateway_tokens_total\{cell="lean",model="gpt-ok",direction="input"\} 11/);
     expect(scraped).toMatch(/lazarus_gateway_calls_total\{cell="rich",model="claude-ok"\} 1/);
@@ -272,9 +201,9 @@ describe("the model gateway through lazarus apply", () => {
   it("applies a budget change to the next call without restarting the member", async () => {
     const before = memberOf("lean");
     const token = environ(before.pid!).OPENAI_API_KEY!;
-    const port = (await readGatewayRecord(state))!.port;
+    const port = await gw.port();
     await expect(ask(token, port)).rejects.toBeInstanceOf(OpenAI.RateLimitError);
-    writeFileSync(path.join(config, "cells.d", "lean.yaml"), LEAN("active", 1000));
+    writeFileSync(path.join(gw.config, "cells.d", "lean.yaml"), LEAN("active", 1000));
     const r = await run("apply");
     expect(r.stdout).toMatch(/budget 10 tokens per 1h → 1000 tokens per 1h/);
     expect(memberOf("lean").pid).toBe(before.pid);
@@ -283,20 +212,20 @@ describe("the model gateway through lazarus apply", () => {
 
   it("refuses a closed cell's token at once, and stops the gateway when no cell is left", async () => {
     const token = environ(memberOf("rich").pid!).OPENAI_API_KEY!;
-    const port = (await readGatewayRecord(state))!.port;
-    writeFileSync(path.join(config, "cells.d", "rich.yaml"), RICH("closed"));
+    const port = await gw.port();
+    writeFileSync(path.join(gw.config, "cells.d", "rich.yaml"), RICH("closed"));
     expect((await run("apply")).exitCode).toBe(0);
     await expect(ask(token, port)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    expect(await runningGateway(state)).toBeDefined(); // lean still uses it
-    writeFileSync(path.join(config, "cells.d", "lean.yaml"), LEAN("closed", 1000));
+    expect(await runningGateway(gw.state)).toBeDefined(); // lean still uses it
+    writeFileSync(path.join(gw.config, "cells.d", "lean.yaml"), LEAN("closed", 1000));
     expect((await run("apply")).exitCode).toBe(0);
-    expect(await runningGateway(state)).toBeUndefined();
+    expect(await runningGateway(gw.state)).toBeUndefined();
   });
   it("turning the gateway on for a live cell takes its key out and restarts its members into the gateway", async () => {
     const late = cell("late", "ezra", "plain", ["  credentials:", "    SO_KEY: {file: so/key}"]);
-    writeFileSync(path.join(config, "cells.d", "late.yaml"), late);
-    const off = await lazarus(["apply", "--config", config, "--state-dir", state], {
-      env: { ...env, LAZARUS_GATEWAY: "off" },
+    writeFileSync(path.join(gw.config, "cells.d", "late.yaml"), late);
+    const off = await lazarus(["apply", "--config", gw.config, "--state-dir", gw.state], {
+      env: { ...gw.env, LAZARUS_GATEWAY: "off" },
     });
     expect(off.exitCode, off.stdout + off.stderr).toBe(0);
     const manifest = () =>

@@ -5,7 +5,7 @@
 // namespace (the bridge: the gateway's door is opened there; no process of Lazarus runs inside),
 // and the gateway calls the provider: a stand-in (standin.ts, on 127.0.0.1) because no real
 // provider is reachable from this machine. The provider's key stays out of the member's
-// environment and the cell's files. The sandbox's uid band: 287000-287099.
+// environment and the cell's files. The sandbox's uids: its own band (uidBand).
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,7 +29,7 @@ exec node "$HOME/m/member.mjs" plain,stream
 describe.skipIf(skipReason !== undefined)("a sandboxed member calling models through the gateway", () => {
   let standin: Standin;
   const providers = path.join(secrets, "providers.yaml");
-  const suite = sandboxSuite(287000, { LAZARUS_PROVIDERS: providers, LAZARUS_SECRETS_DIR: secrets });
+  const suite = sandboxSuite("gateway/sandbox-sdk", { LAZARUS_PROVIDERS: providers, LAZARUS_SECRETS_DIR: secrets });
   const { run, cfg, state } = suite;
   const home = path.join(state, "cells", "boxed", "home", "boxed");
 

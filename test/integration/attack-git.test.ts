@@ -8,7 +8,7 @@ import { cellYaml, cleanup, configDir, lazarus, tempDir } from "../helpers.js";
 import { cleanupCgroups, sandboxEnv, skipReason } from "../sandbox/helpers.js";
 
 const dirs: string[] = [];
-const sbx = sandboxEnv(236000);
+const sbx = sandboxEnv("integration/attack-git");
 afterAll(async () => {
   cleanup(...dirs);
   await cleanupCgroups(sbx.LAZARUS_CGROUP_ROOT as string);

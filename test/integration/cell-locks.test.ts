@@ -2,7 +2,7 @@
 // held in its middle (its cell frozen; LAZARUS_PAUSEPOINT), `lazarus watch` restarts the killed
 // member of another cell; an apply that would act on the cell being checkpointed waits for that
 // cell, never acting on it at the same time, and the daemon applies the change once it is free.
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,17 +11,16 @@ import {
   CLI,
   cellYaml,
   cleanup,
-  configDir,
   isAlive,
   killAll,
   lazarus,
   procState,
   readRecord,
-  startWatch,
   stopWatches,
   tempDir,
   waitFor,
 } from "../helpers.js";
+import { watchCells } from "./watched.js";
 
 let state: string;
 let config: string;
@@ -40,27 +39,12 @@ const ledger = () =>
     .map((l) => JSON.parse(l) as { cell: string; action: string });
 
 beforeAll(async () => {
-  state = tempDir("lazarus-celllock-state-");
-  config = configDir({ "cells.d/slow.yaml": cell("slow"), "cells.d/other.yaml": cell("other") });
-  startWatch([
-    "--config",
-    config,
-    "--state-dir",
-    state,
-    "--tick",
-    "* * * * * *",
-    "--lock-timeout",
-    "300ms",
-    "--stop-timeout",
-    "2000",
-  ]);
-  for (const n of ["slow", "other"])
-    await waitFor(
-      () =>
-        existsSync(path.join(state, "cells", n, ".lazarus", "cell.json")) &&
-        readRecord(path.join(state, "cells", n)).members[0]?.status === "running",
-      30_000,
-    );
+  ({ state, config } = await watchCells(
+    "lazarus-celllock-state-",
+    { "cells.d/slow.yaml": cell("slow"), "cells.d/other.yaml": cell("other") },
+    ["slow", "other"],
+    (r) => r.members[0]?.status === "running",
+  ));
 });
 afterAll(async () => {
   rmSync(hold, { force: true });

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { hostname } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cellYaml, configDir, isAlive, killAll, lazarus, readRecord, tempDir, waitFor } from "../helpers.js";
+import { cellYaml, configDir, isAlive, killAll, lazarus, readRecord, tempDir, waitFor, uidBand } from "../helpers.js";
 import {
   IMAGE,
   cleanupContainers,
@@ -47,10 +47,10 @@ const gone = (pid: number | undefined, startTime?: number): boolean =>
   pid === undefined || !isAlive(pid, startTime) || procState(pid) === "Z";
 
 describe.skipIf(skipReason)("a backend change replaces the cell", () => {
-  const { env, state, cfg, run } = sandboxSuite(239400, {
-    LAZARUS_UID_RANGE: "239400-239439",
+  const band = uidBand("integration/replace-sandbox");
+  const { env, state, cfg, run } = sandboxSuite("integration/replace-sandbox", {
     LAZARUS_SECRET_REPLACE_TOKEN: "t0ken",
-  }); // 239440-239499: the container suites
+  }); // the container suite's: integration/replace-container
   const cellDir = (name: string) => path.join(state, "cells", name);
   const uidFile = (name: string) => path.join(cellDir(name), "home", "w", "uid.txt");
   const readUid = (name: string): string | undefined =>
@@ -76,8 +76,8 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
     expect(rec.backend).toBe("sandbox");
     expect(rec.replacing).toBeUndefined();
     const uid = rec.sandbox?.uid as number;
-    expect(uid).toBeGreaterThanOrEqual(239400);
-    expect(uid).toBeLessThanOrEqual(239439);
+    expect(uid).toBeGreaterThanOrEqual(band.first);
+    expect(uid).toBeLessThanOrEqual(band.last);
     expect(gone(old.pid, old.startTime)).toBe(true);
     await waitFor(() => readUid(name) === String(uid), 60_000);
     expect(uidPids(uid).length).toBeGreaterThan(0);
@@ -264,7 +264,8 @@ describe.skipIf(skipReason)("a backend change replaces the cell", () => {
 // The container backend (podman or docker, as the host has): process → container, a change of
 // image (a replacement too: the members' whole filesystem), and back to process.
 describe.skipIf(containerSkip)("a replacement onto and between containers", () => {
-  const env = { LAZARUS_UID_RANGE: "239440-239469" };
+  const band = uidBand("integration/replace-container");
+  const env = { LAZARUS_UID_RANGE: band.range };
   const state = tempDir("lazarus-ctr-");
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });
@@ -305,7 +306,8 @@ describe.skipIf(containerSkip)("a replacement onto and between containers", () =
     seen.push(c1.uid);
     const uid = c1.containerUid?.uid as number;
     expect(c1.backend).toBe("container");
-    expect(uid).toBeGreaterThanOrEqual(239440);
+    expect(uid).toBeGreaterThanOrEqual(band.first);
+    expect(uid).toBeLessThanOrEqual(band.last);
     expect(gone(p0.members[0]?.pid, p0.members[0]?.startTime)).toBe(true);
     await waitFor(() => readUid() === String(uid), 120_000);
     await waitFor(() => containersOf([c1.uid]).length === 1, 120_000);

@@ -8,16 +8,14 @@ import {
   AGENT,
   cellYaml,
   cleanup,
-  configDir,
   isAlive,
   lazarus,
   readRecord,
-  startWatching,
   stopWatches,
-  tempDir,
   waitFor,
   type Watch,
 } from "../helpers.js";
+import { watchCells } from "./watched.js";
 
 let state: string;
 let config: string;
@@ -36,26 +34,17 @@ const lines = () => w.lines();
 const alive = (pid: number): boolean => isAlive(pid, undefined);
 
 beforeAll(async () => {
-  state = tempDir("lazarus-watchlock-state-");
-  config = configDir({ "cells.d/one.yaml": cell("one") });
-  w = await startWatching([
-    "--config",
-    config,
-    "--state-dir",
+  ({
     state,
-    "--tick",
-    "* * * * * *",
-    "--lock-timeout",
-    "300ms",
-    "--stop-timeout",
-    "2000",
-  ]);
-  await waitFor(
-    () =>
-      existsSync(path.join(state, "cells", "one", ".lazarus", "cell.json")) &&
-      readRecord(path.join(state, "cells", "one")).state === "active",
+    config,
+    watch: w,
+  } = await watchCells(
+    "lazarus-watchlock-state-",
+    { "cells.d/one.yaml": cell("one") },
+    ["one"],
+    (r) => r.state === "active",
     20_000,
-  );
+  ));
 });
 afterAll(async () => {
   await stopWatches();

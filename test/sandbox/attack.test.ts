@@ -20,7 +20,7 @@ const ATTACKER = path.join(FIXTURES, "attacker.mjs");
 const sleeper = ["node", "-e", "setInterval(() => {}, 1 << 30)"];
 
 describe.skipIf(skipReason)("an attacker member in a sandboxed cell", () => {
-  const env = sandboxEnv(231000);
+  const env = sandboxEnv("sandbox/attack");
   const state = sandboxStateDir();
   const outside = tempDir("lazarus-outside-");
   const cfg = configDir({});

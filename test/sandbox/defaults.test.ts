@@ -1,7 +1,7 @@
 // The operator's defaults reach a sandboxed member that declares no resources: the memory and
 // pid limits of its cgroup are the host's defaults (LAZARUS_DEFAULT_MEMORY, LAZARUS_DEFAULT_PIDS),
 // its private /tmp and /dev/shm are each bounded by half that memory limit, and what it writes to /tmp is
-// charged to its memory cgroup. uid band 256000-256999.
+// charged to its memory cgroup. uids from its own band (uidBand).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -20,7 +20,10 @@ function cgroupFile(group: string, controller: "memory" | "pids", v1: string, v2
 }
 
 describe.skipIf(skipReason || !cgroups)("a sandboxed member without resources", () => {
-  const { state, cfg, run } = sandboxSuite(256000, { LAZARUS_DEFAULT_MEMORY: "96Mi", LAZARUS_DEFAULT_PIDS: "200" });
+  const { state, cfg, run } = sandboxSuite("sandbox/defaults", {
+    LAZARUS_DEFAULT_MEMORY: "96Mi",
+    LAZARUS_DEFAULT_PIDS: "200",
+  });
 
   it("gets the host's default memory and pid limits, and a /tmp and /dev/shm that fill up (ENOSPC) within that memory", async () => {
     const script =

@@ -2,7 +2,7 @@
 // ENOSPC on its own image while Lazarus's files and other cells go on; the event and status say
 // so; an image unmounted by hand is mounted again before the member restarts; scrub removes image,
 // mounts and loop device, also after a kill -9 at each of its steps. Real bubblewrap, cgroups,
-// loop devices and mkfs.ext4; uids 258000-258099 (this file's band).
+// loop devices and mkfs.ext4; uids from this file's band (uidBand).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -15,7 +15,7 @@ const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_00
 const DISK_DIRS = ["project", "shared", "home"];
 
 describe.skipIf(skipReason ?? diskSkipReason)("disk quotas of sandboxed cells", () => {
-  const env = sandboxEnv(258000);
+  const env = sandboxEnv("sandbox/disk-quota");
   const state = sandboxStateDir();
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });

@@ -5,7 +5,7 @@ import { afterAll } from "vitest";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { sandboxHost } from "../../src/backends/sandbox/host.js";
-import { ROOT, configDir, killAll, lazarus, tempDir, procState } from "../helpers.js";
+import { ROOT, configDir, killAll, lazarus, tempDir, procState, uidBand, type UidBandName } from "../helpers.js";
 
 export const host = sandboxHost();
 // Why sandbox tests cannot run here (printed by the skipping suite), or undefined.
@@ -17,9 +17,9 @@ if (skipReason) console.warn(`SKIPPED: ${skipReason}`);
 export const FIXTURES = path.join(ROOT, "test", "fixtures");
 
 // Environment for the CLI: a uid range and a cgroup root of this test file's own.
-export function sandboxEnv(firstUid: number, extra: Record<string, string> = {}): Record<string, string> {
+export function sandboxEnv(band: UidBandName, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    LAZARUS_UID_RANGE: `${firstUid}-${firstUid + 99}`,
+    LAZARUS_UID_RANGE: uidBand(band).range,
     LAZARUS_CGROUP_ROOT: `lazarus-test-${randomBytes(4).toString("hex")}`,
     LAZARUS_SANDBOX_BINDS: FIXTURES,
     ...extra,
@@ -97,8 +97,8 @@ export async function cleanupCgroups(root: string): Promise<void> {
 
 // A state dir, a config dir and the CLI bound to them, with uids and a cgroup root of the suite's
 // own; everything is removed (and every process of its cgroups killed) after the suite.
-export function sandboxSuite(firstUid: number, extra: Record<string, string> = {}) {
-  const env = sandboxEnv(firstUid, extra);
+export function sandboxSuite(band: UidBandName, extra: Record<string, string> = {}) {
+  const env = sandboxEnv(band, extra);
   const state = sandboxStateDir();
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });

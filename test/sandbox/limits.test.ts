@@ -17,7 +17,7 @@ if (!skipReason && !v1)
 if (!skipReason && !v2) console.warn("SKIPPED: sandbox containment on cgroup v2: this host mounts no cgroup2 tree");
 
 describe.skipIf(skipReason || !v1)("sandbox limits (cgroup v1)", () => {
-  const { state, cfg, run } = sandboxSuite(232000, { LAZARUS_CGROUP_MODE: "v1" });
+  const { state, cfg, run } = sandboxSuite("sandbox/limits-v1", { LAZARUS_CGROUP_MODE: "v1" });
 
   it("holds a fork bomb at its pid limit while a sibling cell lives, and close kills it all", async () => {
     const bomb = ["sh", "-c", "b() { b | b & }; b; sleep 1000"];
@@ -93,7 +93,7 @@ describe.skipIf(skipReason || !v1)("sandbox limits (cgroup v1)", () => {
 });
 
 describe.skipIf(skipReason || !v2)("sandbox containment (cgroup v2 tree)", () => {
-  const { state, cfg, run } = sandboxSuite(233000, { LAZARUS_CGROUP_MODE: "v2" });
+  const { state, cfg, run } = sandboxSuite("sandbox/limits-v2", { LAZARUS_CGROUP_MODE: "v2" });
 
   it("kills a setsid'd daemon on close through the v2 cgroup", async () => {
     const escaper = ["sh", "-c", "setsid sh -c 'trap \"\" TERM; while true; do sleep 1; done' & sleep 1000"];

@@ -15,7 +15,7 @@ const holds = (file: string, text: string) => {
 };
 
 describe.skipIf(skipReason)("sandbox member logs", () => {
-  const { state, cfg, run, env } = sandboxSuite(239300);
+  const { state, cfg, run, env } = sandboxSuite("sandbox/logs");
 
   it("stamps a sandboxed member's lines, bounds them, and keeps the pump out of the member's cgroup", async () => {
     const writer = [

@@ -10,7 +10,7 @@ const T = (m: number) => new Date(Date.parse("2030-01-01T00:00:00Z") + m * 60_00
 const writer = ["sh", "-c", 'echo "written inside" > /cell/project/work.txt; exec sleep 1000'];
 
 describe.skipIf(skipReason)("checkpoints of sandboxed cells", () => {
-  const env = sandboxEnv(235000);
+  const env = sandboxEnv("sandbox/memory");
   const state = sandboxStateDir();
   const cfg = configDir({});
   const run = (...args: string[]) => lazarus([...args, "-c", cfg, "-s", state], { env });

@@ -3,7 +3,7 @@
 // portfolio dirs (Lazarus binds copies of those from /run/lazarus/view); without a disk image,
 // only project/, shared/ and the member's home show the state dir's path; with one, nothing of the
 // state dir shows. The copies stay live: a rotated credential and a changed portfolio reach the
-// running member. Real bubblewrap, cgroups, uids 263000-263099 (this file's band), loop devices.
+// running member. Real bubblewrap, cgroups, uids from this file's band (uidBand), loop devices.
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -50,7 +50,7 @@ const entries = (text: string) =>
 describe.skipIf(skipReason)("the host paths a sandboxed member sees in /proc/self/mountinfo", () => {
   const state = sandboxStateDir();
   const cfg = configDir({ "probe.sh": PROBE, "portfolios/probe.yaml": portfolio("claude-sonnet-4") });
-  const env = sandboxEnv(263000, { LAZARUS_SECRET_TOKEN: "one" });
+  const env = sandboxEnv("sandbox/mountinfo", { LAZARUS_SECRET_TOKEN: "one" });
   const run = (now: string, extraEnv: Record<string, string> = {}, ...args: string[]) =>
     lazarus([...args, "--now", now, "-c", cfg, "-s", state], { env: { ...env, ...extraEnv } });
   const home = (cell: string) => path.join(state, "cells", cell, "home", "probe");

@@ -23,7 +23,7 @@ const PROBE = [
 ];
 
 describe.skipIf(venvSkip !== undefined)("a sandboxed cell's venv", () => {
-  const { run, cfg, state, env } = sandboxSuite(238000);
+  const { run, cfg, state, env } = sandboxSuite("sandbox/python");
 
   it("is visible read-only at its own path; the member runs in it as the cell's uid and imports the local wheel", async () => {
     await writeWheel(path.join(cfg, "python", "wheels"), "lzpkg", "0.1", "hello from a sandbox");

@@ -11,7 +11,7 @@ import { inPty } from "../pty.js";
 import { cgroupPids, cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } from "./helpers.js";
 
 describe.skipIf(skipReason)("lazarus exec and shell (backend sandbox)", () => {
-  const env = sandboxEnv(239100);
+  const env = sandboxEnv("sandbox/session");
   const state = sandboxStateDir();
   const cfg = configDir({
     "cells.d/box.yaml": cellYaml({

@@ -19,7 +19,7 @@ describe.skipIf(skipReason)("lazarus verify", () => {
   // an operator bind under /tmp: bubblewrap makes its mount point in the sandbox's /tmp, which
   // must not count as residue
   const tools = tempDir("lazarus-tools-");
-  const env = sandboxEnv(234000, { LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${tools}` });
+  const env = sandboxEnv("sandbox/verify", { LAZARUS_SANDBOX_BINDS: `${FIXTURES}:${tools}` });
   const state = sandboxStateDir();
   const cfg = configDir({
     "cells.d/a.yaml": cellYaml({

@@ -10,7 +10,7 @@ import { which } from "../../src/util/which.js";
 import { cleanupCgroups, sandboxEnv, sandboxStateDir, skipReason } from "../sandbox/helpers.js";
 
 describe.skipIf(skipReason)("a committer against the sandbox backend", () => {
-  const env = sandboxEnv(240500);
+  const env = sandboxEnv("security/committer-sandbox");
   const state = sandboxStateDir();
   const outside = tempDir("lazarus-host-");
   const cfg = configDir({});
