@@ -1,11 +1,12 @@
 // A container member with network: {egress: [...]} reaches its forge with the tools an agent uses:
-// curl, node (CONNECT with node's http, then https over the tunnel) and git (ls-remote, clone and
+// curl, node (CONNECT with node's http, then https over the tunnel; and fetch) and git (ls-remote, clone and
 // push over smart HTTP), and is refused the rest. The test image is made here, without a registry,
 // from this host's own curl, git, git-remote-https and node with the libraries they load (ldd),
 // busybox for the shell, and the test's certificate. The servers run on 127.0.0.1 under the test
 // names forge.test and git.test: LAZARUS_EGRESS_HOSTS maps them, and LAZARUS_EGRESS_CIDRS=127.0.0.1/32
-// opens that one address, as an operator would for an internal forge. Node 20's fetch has no proxy
-// support of its own (NODE_USE_ENV_PROXY comes with Node 24), so node speaks CONNECT itself.
+// opens that one address, as an operator would for an internal forge. Node 20's fetch reads no proxy
+// variable (NODE_USE_ENV_PROXY comes with Node 24): node speaks CONNECT itself in one probe, and in
+// the other node's global fetch goes through undici's EnvHttpProxyAgent (test/egress/probes.ts).
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
@@ -27,7 +28,7 @@ import { eventsFile } from "../../src/egress/state.js";
 import { configDir, lazarus, tempDir, waitFor, uidBand } from "../helpers.js";
 import { cleanupContainers, engine, skipReason } from "../backends/container-helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
-import { gitProbe, nodeProbe, probeScript, readProbe, seedRepos } from "./probes.js";
+import { fetchProbeLines, gitProbe, nodeProbe, placeFetchProbe, probeScript, readProbe, seedRepos } from "./probes.js";
 
 const IMAGE = "localhost/lazarus-test:egress-tools";
 const TOOLS = ["/usr/bin/curl", "/usr/bin/git", "/usr/lib/git-core/git-remote-https", "/usr/bin/node"];
@@ -46,6 +47,7 @@ const PROBE = probeScript(
     String.raw`say around "$(curl -sS --noproxy '*' --max-time 5 "http://127.0.0.1:$HTTPS_PORT/" 2>&1; echo " ` +
       String.raw`exit=$?")"`,
     'say node "$(node /probe/node-probe.cjs forge.test "$HTTPS_PORT" 2>&1)"',
+    ...fetchProbeLines("/probe", "/etc/test-cert.pem"),
     ...gitProbe("/etc/test-cert.pem", "a container"),
   ],
   "exec sleep 100000",
@@ -89,6 +91,7 @@ function buildImage(cert: TestCert): string | undefined {
     writeFileSync(path.join(root, "etc", "test-cert.pem"), cert.pem);
     mkdirSync(path.join(root, "probe"));
     writeFileSync(path.join(root, "probe", "node-probe.cjs"), NODE_PROBE);
+    placeFetchProbe(path.join(root, "probe"));
     mkdirSync(path.join(root, "tmp"));
     const tar = spawnSync("tar", ["-C", root, "-c", "."], { maxBuffer: 1 << 30 });
     if (tar.status !== 0) return `cannot pack the tools image: ${String(tar.stderr)}`;
@@ -164,6 +167,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
     expect(p.proxy_env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
     expect(p.curl_listed).toBe("hello /hi");
     expect(p.node).toBe("hello /from-node");
+    expect(p.fetch_listed).toBe("hello /from-fetch");
     expect(p.git_ls_remote).toMatch(/refs\/heads\/main/);
     expect(p.git_push).toBe("exit=0");
     expect(
@@ -172,6 +176,7 @@ describe.skipIf(skipReason)("a container member with an egress list, using curl,
       }).trim(),
     ).toBe("pushed from a container");
     expect(p.curl_unlisted).toMatch(/403.* exit=56/);
+    expect(p.fetch_unlisted).toMatch(/^error .*403/);
     expect(p.raw_ip).toBe("403");
     expect(p.metadata).toBe("403");
     expect(p.around).toMatch(/exit=7$/); // its own loopback: nothing listens there, no route out

@@ -1,10 +1,13 @@
 // What the egress member tests (sandbox, container) share: the probe a member runs, in shell, each
 // `say KEY VALUE` adding a line KEY=VALUE (newlines folded to spaces) to $HOME/probe.tmp, renamed
 // to probe.txt once all is said; its git part (ls-remote, clone, commit, push to git.test); the
-// node program that speaks CONNECT itself (Node 20's fetch has no proxy support of its own); the
-// bare repo the git server serves; and the probe file read back.
+// node program that speaks CONNECT itself; node's own fetch, told to use the proxy variables by
+// undici's EnvHttpProxyAgent (Node 20's fetch reads no proxy variable: NODE_USE_ENV_PROXY comes with
+// Node 24, and this is what docs/isolation.md tells a Node 20 agent to do); the bare repo the git
+// server serves; and the probe file read back.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 
 // The probe: these `say` lines (and any other shell), then the file renamed, then `tail` (the
@@ -51,6 +54,41 @@ http.request({ host: proxy.hostname, port: proxy.port, method: "CONNECT", path: 
   })
   .on("error", (e) => console.log("error " + e.message)).end();
 `;
+}
+
+// fetch-probe.cjs URL: node's global fetch of URL, after undici's setGlobalDispatcher(new
+// EnvHttpProxyAgent()) (the agent reads HTTPS_PROXY and NO_PROXY; the member trusts the test's
+// certificate through NODE_EXTRA_CA_CERTS); prints the body, or "error " and why. Needs undici beside
+// it: placeFetchProbe writes both into dir. An error is printed with its causes ("fetch failed: …:
+// Proxy response (403) !== 200 when HTTP Tunneling").
+const FETCH_PROBE = String.raw`
+const { EnvHttpProxyAgent, setGlobalDispatcher } = require("undici");
+setGlobalDispatcher(new EnvHttpProxyAgent());
+fetch(process.argv[2]).then(
+  async (r) => console.log(r.status === 200 ? (await r.text()).trim() : "status " + r.status),
+  (e) => {
+    const why = [];
+    for (let c = e; c; c = c.cause) why.push(c.message);
+    console.log("error " + why.join(": "));
+  },
+);
+`;
+
+// dir/fetch-probe.cjs and the undici it requires (dir/node_modules/undici, copied from this tree's).
+export function placeFetchProbe(dir: string): void {
+  const undici = path.dirname(createRequire(import.meta.url).resolve("undici/package.json"));
+  cpSync(undici, path.join(dir, "node_modules", "undici"), { recursive: true });
+  writeFileSync(path.join(dir, "fetch-probe.cjs"), FETCH_PROBE);
+}
+
+// The probe's fetch lines: fetch_listed (forge.test's /from-fetch) and fetch_unlisted (other.test),
+// with fetch-probe.cjs in probeDir and the certificate at ca (a shell word).
+export function fetchProbeLines(probeDir: string, ca: string): string[] {
+  const run = `NODE_NO_WARNINGS=1 NODE_EXTRA_CA_CERTS=${ca} node ${probeDir}/fetch-probe.cjs`;
+  return [
+    `say fetch_listed "$(${run} "https://forge.test:$HTTPS_PORT/from-fetch" 2>&1)"`,
+    `say fetch_unlisted "$(${run} "https://other.test:$HTTPS_PORT/from-fetch" 2>&1)"`,
+  ];
 }
 
 // dir/repos/repo.git, bare, its main holding one commit ("seed"); returns dir/repos.

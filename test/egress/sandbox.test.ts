@@ -3,8 +3,9 @@
 // 127.0.0.1 under the test names forge.test and git.test: LAZARUS_EGRESS_HOSTS maps the names,
 // and LAZARUS_EGRESS_CIDRS=127.0.0.1/32 opens that one address, as an operator would for an
 // internal forge. The certificate is self-signed; clients are told to trust it (curl --cacert,
-// NODE_EXTRA_CA_CERTS / ca, GIT_SSL_CAINFO). Node 20's fetch has no proxy support of its own
-// (NODE_USE_ENV_PROXY comes with Node 24), so the node probe speaks CONNECT with node's http.
+// NODE_EXTRA_CA_CERTS / ca, GIT_SSL_CAINFO). Node 20's fetch reads no proxy variable of its own
+// (NODE_USE_ENV_PROXY comes with Node 24): one node probe speaks CONNECT with node's http, the other
+// is node's global fetch with undici's EnvHttpProxyAgent as its dispatcher (test/egress/probes.ts).
 import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -17,7 +18,7 @@ import { netnsInode } from "../../src/bridge/netns.js";
 import { FIXTURES, sandboxSuite, skipReason } from "../sandbox/helpers.js";
 import { lazarus, tempDir, waitFor, procState } from "../helpers.js";
 import { egressCleanup, gitHttpsServer, httpsServer, makeCert, type TestCert } from "./helpers.js";
-import { gitProbe, nodeProbe, probeScript, readProbe, seedRepos } from "./probes.js";
+import { fetchProbeLines, gitProbe, nodeProbe, placeFetchProbe, probeScript, readProbe, seedRepos } from "./probes.js";
 
 const dir = tempDir("lazarus-egress-sbx-");
 chmodSync(dir, 0o755); // bound read-only into the sandbox: the cell's uid reads the probe and the cert
@@ -39,6 +40,7 @@ const PROBE = probeScript(
       String.raw`http://169.254.169.254/latest/meta-data/ 2>&1; echo " exit=$?")"`,
     'say dns "$(getent hosts example.com; echo "exit=$?")"',
     'say node "$(node "$T/node-probe.cjs" forge.test "$HTTPS_PORT" 2>&1)"',
+    ...fetchProbeLines('"$T"', '"$T/cert.pem"'),
     ...gitProbe('"$T/cert.pem"', "a sandbox"),
   ],
   "exec sleep 600",
@@ -80,6 +82,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     writeFileSync(path.join(dir, "probe.sh"), PROBE);
     writeFileSync(path.join(dir, "loop.sh"), LOOP);
     writeFileSync(path.join(dir, "node-probe.cjs"), NODE_PROBE);
+    placeFetchProbe(dir);
   });
 
   afterAll(async () => {
@@ -122,11 +125,12 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
     await waitFor(() => existsSync(path.join(state, "cells", "egress-sbx", "home", "probe", "probe.txt")), 60_000);
   }, 120_000);
 
-  it("reaches a listed name with curl, node and git (ls-remote and push)", () => {
+  it("reaches a listed name with curl, node (its http, and its fetch) and git (ls-remote and push)", () => {
     const p = probe();
     expect(p.proxy_env).toBe("http://127.0.0.1:3128 http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1");
     expect(p.curl_listed).toBe("hello /hi");
     expect(p.node).toBe("hello /from-node");
+    expect(p.fetch_listed).toBe("hello /from-fetch");
     expect(p.git_ls_remote).toMatch(/HEAD refs\/heads\/main|refs\/heads\/main/);
     expect(p.git_push).toBe("exit=0");
     expect(
@@ -139,6 +143,7 @@ describe.skipIf(skipReason !== undefined)("a sandboxed member with an egress lis
   it("is refused an unlisted name, raw IPs, the metadata address and the host's loopback, and has no resolver", () => {
     const p = probe();
     expect(p.curl_unlisted).toMatch(/403.* exit=56/);
+    expect(p.fetch_unlisted).toMatch(/^error .*403/);
     expect(p.raw_ip_proxied).toBe("403");
     expect(p.raw_ip_direct).toMatch(/exit=7$/); // its own loopback: nothing listens there
     expect(p.metadata_proxied).toBe("403");
