@@ -32,7 +32,7 @@ import { configFiles } from "./files.js";
 import { checkpointSizeDiagnostics, valueDiagnostics } from "./limits.js";
 import { commandLinkErrors, commandPathDiagnostics, programWarnings } from "./programs.js";
 import { plainTextDiagnostics } from "./plain.js";
-import { readSourceSync } from "./source.js";
+import { readSource } from "./source.js";
 import { maxFileSize, RealDirs } from "./read.js";
 import { parseMemory, toResources, type RawResources } from "./quantity.js";
 import { boundDiagnostics, hostDiagnostics, needsSite } from "../backends/checks.js";
@@ -779,7 +779,7 @@ export async function loadCellFile(
   rel: string,
   scope = new LoadScope(),
 ): Promise<{ result: FileResult; text?: string } | undefined> {
-  const src = readSourceSync(configDir, rel, scope.maxFileSize, scope.dirs, scope.regular.has(rel));
+  const src = await readSource(configDir, rel, scope.maxFileSize, scope.dirs, scope.regular.has(rel));
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(await checkFileText(rel, src.text, scope), configDir);

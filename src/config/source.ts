@@ -3,7 +3,7 @@
 import path from "node:path";
 import type { Diagnostic } from "./diagnostics.js";
 import { decodeYaml } from "./decode.js";
-import { maxFileSize, readRegularFileSync, type RealDirs } from "./read.js";
+import { maxFileSize, readRegularFile, type RealDirs } from "./read.js";
 
 export type Source = { kind: "text"; text: string } | { kind: "problem"; diagnostic: Diagnostic } | { kind: "missing" };
 
@@ -17,18 +17,7 @@ export async function readSource(
   dirs?: RealDirs,
   listed?: boolean,
 ): Promise<Source> {
-  return readSourceSync(configDir, rel, maxBytes, dirs, listed);
-}
-
-// The same, without a promise per file (a load reads thousands).
-export function readSourceSync(
-  configDir: string,
-  rel: string,
-  maxBytes = maxFileSize(),
-  dirs?: RealDirs,
-  listed?: boolean,
-): Source {
-  const r = readRegularFileSync(path.join(configDir, rel), maxBytes, configDir, dirs, listed);
+  const r = await readRegularFile(path.join(configDir, rel), maxBytes, configDir, dirs, listed);
   if (r.kind === "missing") return r;
   if (r.kind === "problem")
     return {
