@@ -71,5 +71,5 @@ export async function hostDiagnostics(
   const spec = findBackend(cell.backend);
   const refused = boundDiagnostics(cell, at, env).length > 0;
   const own = spec?.hostChecks && !refused ? await spec.hostChecks(cell, at) : [];
-  return [...own, ...diskHostDiagnostics(cell, env)];
+  return [...own, ...(await diskHostDiagnostics(cell, env))];
 }

@@ -97,7 +97,7 @@ export type VerifyPlan =
 // The objects a backend can print for review (lazarus render --backend NAME).
 export interface Renderer {
   what: string; // "the Kubernetes objects", for help and messages
-  objects(d: DesiredCell, credentials?: Record<string, string>): unknown[];
+  objects(d: DesiredCell, credentials?: Record<string, string>): unknown[] | Promise<unknown[]>;
 }
 
 export interface BackendSpec {

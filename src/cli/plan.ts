@@ -10,7 +10,7 @@ import { computePlan } from "../compute.js";
 import { planToJson } from "../plan/render/json.js";
 import { renderDiagnostics, renderPlanText } from "../plan/render/text.js";
 import { forgeTable, publicationOf } from "../forge/table.js";
-import { pushWords } from "../forge/pushes.js";
+import { pushWords } from "../forge/push-of.js";
 import type { CellRecord } from "../cells/record.js";
 import { action, engineOptions, err, out, stderrColors, stdoutColors, withCommon, type CommonOpts } from "./common.js";
 

@@ -73,7 +73,7 @@ export function renderCommand(): Command {
               values[n] = r.value;
             }
           }
-          objects.push(...renderer.objects(c, values));
+          objects.push(...(await renderer.objects(c, values)));
         }
         if (o.json) out(JSON.stringify(objects, null, 2));
         else if (objects.length)

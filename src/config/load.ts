@@ -80,9 +80,12 @@ export interface CellSite {
 // /proc/meminfo) and the real paths of the config dir and cells.d/ (RealDirs). Each is worked out
 // when the first file needs it, so a bad setting fails the load where it always did. Keep one for
 // one load (one command, one refresh of the daemon's cache) only: a changed setting or directory
-// is seen by the next.
+// is seen by the next. env: Lazarus's environment as the load began, copied once into a plain
+// object: each read of process.env is a call into node's C++ (the per-cell checks read
+// LAZARUS_BACKENDS and others for every cell, PATH for every file).
 export class LoadScope {
   readonly dirs = new RealDirs();
+  readonly env: NodeJS.ProcessEnv = { ...process.env };
   // The files the listing of cells.d/ said are regular files (read without an lstat first).
   regular: ReadonlySet<string> = new Set();
   private limitsSeen: HostLimits | undefined;
@@ -110,10 +113,10 @@ const CELL_RULES: readonly CellRule[] = [
   (cell, at, scope) => ceilingDiagnostics(cell, at, scope.limits),
   (cell, at, scope) => budgetDiagnostics(cell, at, scope.limits),
   (cell, at, scope) => checkpointSizeDiagnostics(cell, at, scope.checkpointMaxBytes),
-  (cell, at) => boundDiagnostics(cell, at),
+  (cell, at, scope) => boundDiagnostics(cell, at, scope.env),
   (cell, at) => egressDiagnostics(cell, at),
   (cell, at) => progressDiagnostics(cell, at),
-  (cell, at, _scope, raw) => diskDiagnostics(cell, raw.spec.resources?.disk, at),
+  (cell, at, scope, raw) => diskDiagnostics(cell, raw.spec.resources?.disk, at, scope.env),
   (cell, at) => pythonPathDiagnostics(cell, at),
   (cell, at) => commandPathDiagnostics(cell, at),
   (cell, at) => plainTextDiagnostics(cell, at),
@@ -165,17 +168,21 @@ export function parseCellFile(
 // The host step, after loading: what this host says of each cell (its backend's tools, engine or
 // hosts file, the disk quota), at the cell's lines. A cell this host cannot
 // run is an error, so its file is quarantined and its cells held as they are.
-export async function checkHost(parsed: { result: FileResult; sites: CellSite[] }): Promise<FileResult> {
+// env: Lazarus's environment (by default process.env; a load passes its LoadScope's).
+export async function checkHost(
+  parsed: { result: FileResult; sites: CellSite[] },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<FileResult> {
   const found: Diagnostic[] = [];
-  for (const { cell, at } of parsed.sites) found.push(...(await hostDiagnostics(cell, at ?? (() => cell.source))));
+  for (const { cell, at } of parsed.sites) found.push(...(await hostDiagnostics(cell, at ?? (() => cell.source), env)));
   if (found.length === 0) return parsed.result;
   return { ...parsed.result, diagnostics: [...parsed.result.diagnostics, ...found] };
 }
 
 // One file's text loaded and checked against this host (what validate says of it, its credentials
 // and programs aside).
-export function checkFileText(file: string, text: string, scope?: LoadScope): Promise<FileResult> {
-  return checkHost(parseCellFile(file, text, scope));
+export function checkFileText(file: string, text: string, scope = new LoadScope()): Promise<FileResult> {
+  return checkHost(parseCellFile(file, text, scope), scope.env);
 }
 
 // The parts of a validated document we read; the schema guarantees the shape.
@@ -776,6 +783,9 @@ export async function loadCellFile(
   if (src.kind === "missing") return undefined;
   if (src.kind === "problem") return { result: { file: rel, cells: [], diagnostics: [src.diagnostic] } };
   const result = await checkFilePython(await checkFileText(rel, src.text, scope), configDir);
-  result.diagnostics.push(...commandLinkErrors(result.cells, configDir), ...programWarnings(result.cells, configDir));
+  result.diagnostics.push(
+    ...commandLinkErrors(result.cells, configDir),
+    ...programWarnings(result.cells, configDir, scope.env),
+  );
   return { result, text: src.text };
 }

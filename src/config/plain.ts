@@ -10,26 +10,26 @@ const HINT =
 
 export function plainTextDiagnostics(cell: DesiredCell, at: (p: (string | number)[]) => SourcePos): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const check = (text: string, where: (string | number)[], field: string, what: string): void => {
-    const bad = notPlain(text);
-    if (bad)
-      out.push({
-        severity: "error",
-        ...at(where),
-        field,
-        message: `${what} holds the character ${bad}, which a terminal would obey or hide rather than show`,
-        hint: HINT,
-      });
+  // Where, which field and what it is are worked out only for a bad text (every cell is checked).
+  const check = (bad: string | undefined, where: () => [(string | number)[], string, string]): void => {
+    if (!bad) return;
+    const [p, field, what] = where();
+    out.push({
+      severity: "error",
+      ...at(p),
+      field,
+      message: `${what} holds the character ${bad}, which a terminal would obey or hide rather than show`,
+      hint: HINT,
+    });
   };
-  check(cell.project, ["spec", "project"], "spec.project", "the project");
+  check(notPlain(cell.project), () => [["spec", "project"], "spec.project", "the project"]);
   for (const [key, value] of Object.entries(cell.labels)) {
-    check(key, ["metadata", "labels", key], `metadata.labels`, "a label's key");
-    check(
-      value,
+    check(notPlain(key), () => [["metadata", "labels", key], `metadata.labels`, "a label's key"]);
+    check(notPlain(value), () => [
       ["metadata", "labels", key],
       `metadata.labels.${key.replace(/[^\w.-]/g, "?")}`,
       `label ${JSON.stringify(key)}`,
-    );
+    ]);
   }
   return out;
 }

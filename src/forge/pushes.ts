@@ -7,10 +7,8 @@
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { cellPaths, type StatePaths } from "../cells/layout.js";
-import type { CellRecord } from "../cells/record.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { HostSettings } from "../host/settings.js";
-import { findBackend } from "../backends/table.js";
 import { listCheckpoints } from "../checkpoints/list.js";
 import { writeJsonAtomic } from "../util/fsx.js";
 import { errorMessage, isErrno } from "../util/errors.js";
@@ -18,10 +16,13 @@ import { failpoint } from "../util/failpoint.js";
 import { readdir } from "node:fs/promises";
 import { lifeOf, records } from "./queue.js";
 import { pushTargetOf, type Forge, type PushTarget } from "./table.js";
+import { pushOf } from "./push-of.js";
 import { branchRefusal, branchTip, pushBranch, PushError, type PushFailure } from "./git-push.js";
 import { backoffMs, readToken } from "./worker.js";
 import { outboxDir } from "./outbox.js";
 import type { PushFacts } from "./render.js";
+
+export { pushOf, pushWords } from "./push-of.js";
 
 export type PushStatus = "pending" | "done" | "failed" | "rejected";
 
@@ -88,21 +89,6 @@ export interface WantedPush {
 }
 
 const LIVE = new Set(["active", "downed", "checkpointing"]);
-
-// Whether the cell pushes at all: declared, and its backend's project/ is on this host.
-export function pushOf(
-  rec: Pick<CellRecord, "push" | "backend" | "project">,
-  forges: Forge[],
-): { branch: string; target: PushTarget } | undefined {
-  if (!rec.push) return undefined;
-  const backend = findBackend(rec.backend);
-  if (!backend?.capabilities.projectHere)
-    return {
-      branch: rec.push.branch,
-      target: { pushes: false, why: `not pushed: backend ${rec.backend} keeps project/ off this host` },
-    };
-  return { branch: rec.push.branch, target: pushTargetOf(forges, rec.project, rec.push.branch) };
-}
 
 // Every push the cells' files call for now: live cells at their newest checkpoint, closed ones once.
 export async function wantedPushes(paths: StatePaths, forges: Forge[], only?: string): Promise<WantedPush[]> {
@@ -325,13 +311,4 @@ export function pushFacts(entries: PushEntry[]): Map<string, PushFacts> {
     });
   }
   return out;
-}
-
-// What plan and publish --dry-run say of a cell's push, or undefined when it declares none.
-export function pushWords(rec: Pick<CellRecord, "push" | "backend" | "project">, forges: Forge[]): string | undefined {
-  const p = pushOf(rec, forges);
-  if (!p) return undefined;
-  return p.target.pushes
-    ? `pushes ${p.branch} to ${p.target.url} at each checkpoint and at close (never forced)`
-    : `${p.branch} ${p.target.why}`;
 }

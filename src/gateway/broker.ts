@@ -31,11 +31,24 @@ export function brokeredCredentials(
   credentials: DesiredCell["credentials"],
   providers: ReadonlyMap<string, GatewayProvider>,
 ): string[] {
-  const keyFiles = new Set([...providers.values()].map((p) => path.posix.normalize(p.keyFile)));
-  return Object.entries(credentials)
+  const entries = Object.entries(credentials);
+  if (entries.length === 0) return [];
+  const keyFiles = keyFilesOf(providers);
+  return entries
     .filter(([, source]) => "file" in source && keyFiles.has(path.posix.normalize(source.file)))
     .map(([name]) => name)
     .sort();
+}
+
+// The key files of a provider table, worked out once per table (one load asks for every cell).
+const keyFileSets = new WeakMap<ReadonlyMap<string, GatewayProvider>, ReadonlySet<string>>();
+function keyFilesOf(providers: ReadonlyMap<string, GatewayProvider>): ReadonlySet<string> {
+  let set = keyFileSets.get(providers);
+  if (!set) {
+    set = new Set([...providers.values()].map((p) => path.posix.normalize(p.keyFile)));
+    keyFileSets.set(providers, set);
+  }
+  return set;
 }
 
 // Fill in each cell's gateway (load, after portfolios are resolved). providers: the operator's
@@ -46,9 +59,10 @@ export function addGateway(
   providers: () => ReadonlyMap<string, GatewayProvider>,
   env: NodeJS.ProcessEnv = process.env,
 ): void {
+  const on = gatewayOn(env); // read once for the cells of one call
   for (const c of cells) {
     delete c.gateway;
-    const reach = gatewayReachOf(c.backend, c, env);
+    const reach = on ? findBackend(c.backend)?.gatewayReach?.(c) : undefined;
     if (reach) c.gateway = { reach, brokered: brokeredCredentials(c.credentials, providers()) };
   }
 }

@@ -5,7 +5,6 @@ import type { CellPaths } from "../cells/layout.js";
 import { writeJsonAtomic } from "../util/fsx.js";
 import { CAPS, readUntrustedJson } from "../util/safe-fs.js";
 import { errorMessage } from "../util/errors.js";
-import { artifactChanges, readRefs, refChanges, walkArtifacts } from "./evidence.js";
 import { PROGRESS_FORMAT, type ObservedProgress, type ProgressState } from "./types.js";
 
 export const progressFile = (cp: CellPaths): string => path.join(cp.meta, "progress.json");
@@ -22,7 +21,10 @@ export function writeProgress(cp: CellPaths, s: ProgressState): Promise<void> {
 }
 
 // The cell's evidence now against the recorded clock: what is new, and why a source gave none.
+// (The evidence module, with git, is loaded by the first cell with a progress clock: a plan of
+// cells without one never loads it.)
 export async function observeProgress(cp: CellPaths): Promise<ObservedProgress> {
+  const { artifactChanges, readRefs, refChanges, walkArtifacts } = await import("./evidence.js");
   let state: ProgressState | undefined;
   let unreadable: string | undefined;
   try {

@@ -15,7 +15,7 @@ export const LABEL_SPAWN = "lazarus.spawn";
 // Every container has a pid limit, declared or not, as every sandboxed member has.
 export const DEFAULT_PIDS = 1024;
 
-export const containerName = (spawnId: string): string => `lazarus-${spawnId}`;
+export { containerName } from "./name.js";
 
 export interface ContainerView {
   name: string;

@@ -4,9 +4,8 @@ import { hostname } from "node:os";
 import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
-import { containerEngine, hasImage } from "./engine.js";
-import { containerName } from "./argv.js";
-import { containerUserDiagnostics } from "./user.js";
+import type { ContainerEngine } from "./engine.js";
+import { containerName } from "./name.js";
 
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
   if (cell.container) return [];
@@ -22,8 +21,12 @@ function validate(cell: DesiredCell, at: At): Diagnostic[] {
 }
 
 // An engine that answers, and the image present locally (never pulled).
-function engineChecks(cell: DesiredCell, at: At): Diagnostic[] {
-  const engine = containerEngine();
+function engineChecks(
+  cell: DesiredCell,
+  at: At,
+  engine: ContainerEngine,
+  hasImage: (engine: ContainerEngine, image: string) => boolean,
+): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const problem of engine.problems) {
     out.push({
@@ -68,7 +71,14 @@ export const containerBackend: BackendSpec = {
   },
   invariants: ["I1", "I2", "I3", "I4", "I5", "I6"],
   validate,
-  hostChecks: (cell, at) => [...containerUserDiagnostics(cell, at), ...engineChecks(cell, at)],
+  // The engine and user lookups (spawning podman or docker) are loaded by the first container cell.
+  hostChecks: async (cell, at) => {
+    const [{ containerEngine, hasImage }, { containerUserDiagnostics }] = await Promise.all([
+      import("./engine.js"),
+      import("./user.js"),
+    ]);
+    return [...containerUserDiagnostics(cell, at), ...engineChecks(cell, at, containerEngine(), hasImage)];
+  },
   // The image is the members' whole filesystem: a new one is a new cell (-/+).
   place,
   describe: place,

@@ -7,7 +7,6 @@ import type { DesiredCell } from "../../config/types.js";
 import { MIN_DISK, diskSettings } from "../../host/settings.js";
 import type { At } from "../contract.js";
 import { findBackend } from "../table.js";
-import { diskHost } from "./host.js";
 
 const FIELD = "spec.resources.disk";
 const enforcedFor = (cell: DesiredCell): boolean => findBackend(cell.backend)?.capabilities.diskQuota ?? false;
@@ -56,17 +55,23 @@ export function diskDiagnostics(
 
 // The host step: a declared quota this host cannot enforce is an error; without one, the host's
 // default (LAZARUS_DEFAULT_DISK) is filled in where the backend and this host can enforce it.
-export function diskHostDiagnostics(cell: DesiredCell, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+// (What the host can enforce, host.ts, is loaded by the first cell that asks.)
+export async function diskHostDiagnostics(
+  cell: DesiredCell,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Diagnostic[]> {
   if (!enforcedFor(cell)) return [];
   const settings = diskSettings(env);
   const d = cell.disk;
+  const diskHost = async (): Promise<ReturnType<typeof import("./host.js").diskHost>> =>
+    (await import("./host.js")).diskHost();
   if (d === undefined) {
-    if (settings.default !== undefined && diskHost().problems.length === 0)
+    if (settings.default !== undefined && (await diskHost()).problems.length === 0)
       cell.disk = { bytes: settings.default, declared: false, enforced: true, at: cell.source };
     return [];
   }
   if (!d.declared || d.bytes < MIN_DISK || (settings.max !== undefined && d.bytes > settings.max)) return [];
-  const problems = diskHost().problems;
+  const problems = (await diskHost()).problems;
   if (problems.length === 0) return [];
   return [
     {

@@ -3,8 +3,6 @@
 import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
-import { renderCell } from "./render.js";
-import { desiredRenderCell } from "./desired.js";
 
 // Its own fields, and what a cluster cannot do yet: said at the line rather than failed at apply.
 function validate(cell: DesiredCell, at: At): Diagnostic[] {
@@ -110,7 +108,13 @@ export const kubernetesBackend: BackendSpec = {
   },
   render: {
     what: "the Kubernetes objects (Secret, PersistentVolumeClaim, NetworkPolicy, one Pod or Sandbox per member)",
-    objects: (d, values) => renderCell(desiredRenderCell(d, values)),
+    objects: async (d, values) => {
+      const [{ renderCell }, { desiredRenderCell }] = await Promise.all([
+        import("./render.js"),
+        import("./desired.js"),
+      ]);
+      return renderCell(desiredRenderCell(d, values));
+    },
   },
   live: async () => {
     const { KubernetesBackend } = await import("./kubernetes.js");

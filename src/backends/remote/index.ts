@@ -5,7 +5,6 @@ import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
 import type { Check, Invariant } from "../../verify/types.js";
 import { unenforcedLimits } from "../limits.js";
-import { remoteDiagnostics } from "./hosts.js";
 import type { CellRecord } from "../../cells/record.js";
 import { placeText, samePlace } from "./place.js";
 
@@ -116,7 +115,8 @@ export const remoteBackend: BackendSpec = {
   validate,
   stray,
   unfollowed,
-  hostChecks: (cell, at) => remoteDiagnostics(cell, at),
+  // The hosts file and ssh are looked at (hosts.ts loaded) by the first remote cell only.
+  hostChecks: async (cell, at) => (await import("./hosts.js")).remoteDiagnostics(cell, at),
   describe: (d) => (d.remote?.target ? `remote ${d.remote.target.name ?? d.remote.target.host}` : undefined),
   where: { cell: (rec) => ({ host: rec.remote?.host ?? null }), text: () => "" },
   verify: { checks },

@@ -4,12 +4,12 @@ import { hostname } from "node:os";
 import type { Diagnostic } from "../../config/diagnostics.js";
 import type { DesiredCell } from "../../config/types.js";
 import type { At, BackendSpec } from "../contract.js";
-import { missingFacilities } from "./cgroup.js";
-import { sandboxHost } from "./host.js";
 
 // A sandbox cell on a host that cannot sandbox is an error (the cell is held, never half-built);
-// so is a limit whose cgroup controller is missing.
-function hostChecks(cell: DesiredCell, at: At): Diagnostic[] {
+// so is a limit whose cgroup controller is missing. (The host's tools and cgroups are looked at,
+// and their modules loaded, by the first sandbox cell only.)
+async function hostChecks(cell: DesiredCell, at: At): Promise<Diagnostic[]> {
+  const [{ missingFacilities }, { sandboxHost }] = await Promise.all([import("./cgroup.js"), import("./host.js")]);
   const out: Diagnostic[] = [];
   const host = sandboxHost();
   for (const problem of host.problems) {
