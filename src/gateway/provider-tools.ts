@@ -39,9 +39,9 @@ const splitKinds = (text: string): string[] =>
 // Why a value of the setting is wrong (undefined: it is fine).
 export function providerToolsProblem(text: string): string | undefined {
   const bad = splitKinds(text).filter((k) => !(PROVIDER_TOOL_KINDS as readonly string[]).includes(k));
-  return bad.length
-    ? `names ${bad.map((k) => JSON.stringify(k)).join(", ")}: not a provider tool kind (${PROVIDER_TOOL_KINDS.join(", ")}), or none`
-    : undefined;
+  if (!bad.length) return undefined;
+  const kinds = PROVIDER_TOOL_KINDS.join(", ");
+  return `names ${bad.map((k) => JSON.stringify(k)).join(", ")}: not a provider tool kind (${kinds}), or none`;
 }
 
 // Each entry of `tools` whose type matches a kind's prefix.

@@ -405,7 +405,7 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
   {
     name: "LAZARUS_GATEWAY_PROVIDER_TOOLS",
     default: "none",
-    what: "the provider-side tools that reach the network (web_search, web_fetch, mcp) the model gateway lets every cell ask for",
+    what: "the provider-side tools that reach the network (web_search, web_fetch, mcp) every cell may ask for",
     kind: "text",
     bound: true,
     check: providerToolsProblem,
