@@ -3,6 +3,7 @@
 // failures mean "try the next model". Bodies pass through unchanged apart from the model (and,
 // for an OpenAI stream, the usage report the gateway needs for budgets: see prepare).
 import type { ErrorClass } from "../portfolio/types.js";
+import { anthropicProviderTools, openaiProviderTools, type ProviderTool } from "./provider-tools.js";
 
 export type ApiName = "openai" | "anthropic";
 export const API_NAMES: readonly ApiName[] = ["openai", "anthropic"];
@@ -14,9 +15,11 @@ export interface Usage {
 
 // What the gateway itself answers with, shaped like the provider's own errors so that an SDK
 // raises its usual exception (401 → AuthenticationError, 429 → RateLimitError, …).
-export type GatewayError = "auth" | "model" | "budget" | "bad_request" | "too_large" | "upstream" | "method";
+export type GatewayError =
+  "auth" | "forbidden" | "model" | "budget" | "bad_request" | "too_large" | "upstream" | "method";
 const STATUS: Record<GatewayError, number> = {
   auth: 401,
+  forbidden: 403,
   model: 404,
   budget: 429,
   bad_request: 400,
@@ -37,6 +40,8 @@ export interface ApiShape {
   authHeaders(key: string): Record<string, string>;
   error(kind: GatewayError, message: string): { status: number; body: unknown };
   prepare(body: Record<string, unknown>, model: string): Prepared;
+  // The provider's own tools that reach the network a body asks for (provider-tools.ts).
+  providerTools(body: Record<string, unknown>): ProviderTool[];
   usageOf(body: unknown): Usage | undefined;
   streamUsage(): StreamUsage;
   isUsageChunk(data: unknown): boolean;
@@ -81,6 +86,7 @@ const openai: ApiShape = {
     if (opts.include_usage === true) return { body: out, stripUsageChunk: false };
     return { body: { ...out, stream_options: { ...opts, include_usage: true } }, stripUsageChunk: true };
   },
+  providerTools: openaiProviderTools,
   usageOf: openaiUsage,
   streamUsage() {
     let last: Usage | undefined;
@@ -106,6 +112,7 @@ function openaiType(kind: GatewayError): string {
 function openaiCode(kind: GatewayError): string | null {
   if (kind === "auth") return "invalid_api_key";
   if (kind === "model") return "model_not_found";
+  if (kind === "forbidden") return "tool_not_allowed";
   if (kind === "budget") return "budget_exceeded";
   return null;
 }
@@ -120,6 +127,7 @@ const anthropic: ApiShape = {
     body: { type: "error", error: { type: anthropicType(kind), message } },
   }),
   prepare: (body, model) => ({ body: { ...body, model }, stripUsageChunk: false }),
+  providerTools: anthropicProviderTools,
   usageOf(body) {
     const u = obj(obj(body)?.usage);
     return u ? { input: anthropicInput(u), output: num(u.output_tokens) } : undefined;
@@ -146,6 +154,7 @@ const anthropic: ApiShape = {
 function anthropicType(kind: GatewayError): string {
   if (kind === "auth") return "authentication_error";
   if (kind === "model") return "not_found_error";
+  if (kind === "forbidden") return "permission_error";
   if (kind === "budget") return "rate_limit_error";
   if (kind === "too_large") return "request_too_large";
   if (kind === "upstream") return "api_error";

@@ -14,6 +14,7 @@ import type { HostSettings } from "../host/settings.js";
 import { readJson, writeFileAtomic } from "../util/fsx.js";
 import { brokeredModels, gatewayReachOf } from "./broker.js";
 import { gatewayProviders } from "./providers.js";
+import { parseProviderTools } from "./provider-tools.js";
 import {
   GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
@@ -198,11 +199,15 @@ async function servedCells(g: Pick<GatewayEnv, "stateRoot">): Promise<string[]> 
   return (await readdir(gatewayCellsDir(g.stateRoot)).catch(() => [] as string[])).filter((n) => n.endsWith(".json"));
 }
 
-// What the gateway process is started with: the operator's provider table and secrets root.
+// What the gateway process is started with: the operator's provider table, secrets root and the
+// provider tools opened to every cell (a bad value fails here, before the gateway starts).
 export function gatewaySettings(g: GatewayEnv): GatewaySettings {
   const providers = g.hostEnv.LAZARUS_PROVIDERS;
+  const tools = g.hostEnv.LAZARUS_GATEWAY_PROVIDER_TOOLS;
+  parseProviderTools(tools);
   return {
     ...(providers ? { providersFile: path.resolve(providers) } : {}),
+    ...(tools ? { providerTools: tools } : {}),
     ...(g.host.secretsDir ? { secretsDir: g.host.secretsDir } : {}),
   };
 }

@@ -18,7 +18,13 @@ runDetached("model gateway", async (stateRoot) => {
   const gw = new Gateway({ stateRoot, host: {}, onReloaded });
   const reread = async (): Promise<void> => {
     const s = await readGatewaySettings(stateRoot);
-    gw.configure({ secretsDir: s.secretsDir }, s.providersFile ? { LAZARUS_PROVIDERS: s.providersFile } : {});
+    gw.configure(
+      { secretsDir: s.secretsDir },
+      {
+        ...(s.providersFile ? { LAZARUS_PROVIDERS: s.providersFile } : {}),
+        ...(s.providerTools ? { LAZARUS_GATEWAY_PROVIDER_TOOLS: s.providerTools } : {}),
+      },
+    );
     await gw.reload(complain);
   };
   await reread();

@@ -14,6 +14,8 @@ import { RotatingLog } from "../util/rotating-log.js";
 import { errorMessage } from "../util/errors.js";
 import { APIS, classify, type ApiShape, type GatewayError } from "./apis.js";
 import { gatewayProviders, type GatewayProvider } from "./providers.js";
+import { PROVIDER_TOOLS_SETTING, parseProviderTools, providerToolsRefusal } from "./provider-tools.js";
+import type { ProviderToolKind } from "./provider-tools.js";
 import { relaySuccess, type Served } from "./relay.js";
 import { Doors, type DoorWant } from "../bridge/doors.js";
 import {
@@ -33,7 +35,7 @@ export const PORTFOLIO_ALIAS = "portfolio";
 export interface GatewayOptions {
   stateRoot: string;
   host: Pick<HostSettings, "secretsDir">;
-  env?: NodeJS.ProcessEnv; // where LAZARUS_PROVIDERS is read from
+  env?: NodeJS.ProcessEnv; // where LAZARUS_PROVIDERS and LAZARUS_GATEWAY_PROVIDER_TOOLS are read from
   now?: () => number;
   headersTimeoutMs?: number; // per attempt, until the provider's response headers
   maxBodyBytes?: number;
@@ -67,6 +69,7 @@ export class Gateway {
   readonly server: http.Server;
   private byToken = new Map<string, Caller>();
   private providers = new Map<string, GatewayProvider>();
+  private openTools: readonly ProviderToolKind[] = []; // the provider tools the operator opened
   private readonly health = new Map<string, HealthEvent[]>(); // by cell incarnation
   private readonly keys = new Map<string, { checked: number; value: string | undefined }>();
   private readonly usage: UsageBook;
@@ -108,6 +111,7 @@ export class Gateway {
         if (typeof member.netns === "string") doors.set(member.netns, this.door(cell.uid, member.home));
       }
     }
+    this.openTools = parseProviderTools(this.opts.env?.[PROVIDER_TOOLS_SETTING]);
     this.byToken = byToken;
     this.providers = gatewayProviders(this.opts.env);
     await this.doors.sync(doors, (file, err) => onBad?.(`cannot open a door in ${file}: ${errorMessage(err)}`));
@@ -238,6 +242,11 @@ export class Gateway {
       return answer(res, api, "bad_request", "the request needs a JSON body with a model");
     const portfolio = this.chainFor(caller.member.portfolio, api, body.model);
     if (typeof portfolio === "string") return answer(res, api, "model", portfolio);
+    const shut = providerToolsRefusal(api.providerTools(body), this.openTools);
+    if (shut) {
+      this.event(caller, { api: api.name, asked: body.model, status: 403, refused: shut, latencyMs: 0 });
+      return answer(res, api, "forbidden", shut);
+    }
     const spent = await this.budgetLeft(caller);
     if (spent) {
       this.event(caller, { api: api.name, asked: body.model, status: 429, refused: `budget: ${spent}`, latencyMs: 0 });

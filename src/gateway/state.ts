@@ -92,6 +92,7 @@ export async function readGatewayCells(stateRoot: string, onBad?: (why: string) 
 export interface GatewaySettings {
   providersFile?: string; // LAZARUS_PROVIDERS
   secretsDir?: string; // LAZARUS_SECRETS_DIR
+  providerTools?: string; // LAZARUS_GATEWAY_PROVIDER_TOOLS, as the operator wrote it
   port?: number; // fixed by whoever starts it; unset: the port it had before, else one the kernel picks
 }
 

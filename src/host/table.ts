@@ -7,6 +7,7 @@ import { schemaBackends } from "../config/schema.js";
 import { parseMemory } from "../config/quantity.js";
 import { parseBound } from "../egress/allow.js";
 import { parseCidrs } from "../egress/addresses.js";
+import { providerToolsProblem } from "../gateway/provider-tools.js";
 
 // How `service install` carries a value: paths are made absolute (the unit's working directory
 // is not the shell's); the rest as written.
@@ -400,6 +401,14 @@ export const HOST_SETTINGS: readonly HostSettingSpec[] = [
     kind: "text",
     bound: true,
     check: oneOf("on", "off"),
+  },
+  {
+    name: "LAZARUS_GATEWAY_PROVIDER_TOOLS",
+    default: "none",
+    what: "the provider-side tools that reach the network (web_search, web_fetch, mcp) every cell may ask for",
+    kind: "text",
+    bound: true,
+    check: providerToolsProblem,
   },
   {
     name: "LAZARUS_MAX_FILE_SIZE",

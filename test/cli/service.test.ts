@@ -478,6 +478,7 @@ describe("lazarus service install: the operator's host settings reach the servic
     LAZARUS_MAX_BUDGET_TOKENS: "5000000",
     LAZARUS_MAX_BUDGET_COST: "25.5",
     LAZARUS_GATEWAY: "on",
+    LAZARUS_GATEWAY_PROVIDER_TOOLS: "web_search,mcp",
     LAZARUS_MAX_FILE_SIZE: "2Mi",
     LAZARUS_NO_PROGRESS: "1",
     LAZARUS_DEBUG: "0",

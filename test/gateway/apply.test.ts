@@ -53,6 +53,14 @@ function filesHolding(dir: string, needle: string): string[] {
   return out;
 }
 
+async function waitForAsync(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 beforeAll(async () => {
   gw = await startGatewayRun({
     key: KEY,
@@ -168,6 +176,37 @@ describe("the model gateway through lazarus apply", () => {
     const port = await gw.port();
     await expect(ask(lean, port, "claude-ok")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(ask(`${lean}x`, port)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it("refuses a provider's web search until the operator's LAZARUS_GATEWAY_PROVIDER_TOOLS opens it", async () => {
+    const token = environ(memberOf("rich").pid!).OPENAI_API_KEY!;
+    const port = await gw.port();
+    const search = () =>
+      new OpenAI({ apiKey: token, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 }).chat.completions.create({
+        model: "gpt-ok",
+        messages: [{ role: "user", content: "hi" }],
+        web_search_options: {},
+      });
+    const seen = gw.standin.seen.length;
+    await expect(search()).rejects.toThrow(/LAZARUS_GATEWAY_PROVIDER_TOOLS=web_search/);
+    expect(gw.standin.seen.length).toBe(seen);
+    const opened = await lazarus(["apply", "--config", gw.config, "--state-dir", gw.state], {
+      env: { ...gw.env, LAZARUS_GATEWAY_PROVIDER_TOOLS: "web_search" },
+    });
+    expect(opened.exitCode, opened.stdout + opened.stderr).toBe(0);
+    // the gateway reads its settings again on the signal apply sends it: until then, the old ones
+    const served = async (): Promise<boolean> =>
+      search().then(
+        () => true,
+        (err: unknown) => (err instanceof OpenAI.PermissionDeniedError ? false : Promise.reject(err)),
+      );
+    await waitForAsync(served);
+    expect(gw.standin.seen.at(-1)?.body.web_search_options).toEqual({});
+    expect((await run("apply")).exitCode).toBe(0); // the setting gone: shut again
+    await waitForAsync(async () => !(await served()));
+    const n = gw.standin.seen.length;
+    await expect(search()).rejects.toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect(gw.standin.seen.length).toBe(n);
   });
 
   it("shows tokens and cost per cell and model in status (text and JSON) and the daemon's /metrics", async () => {
