@@ -62,6 +62,9 @@ interface Attempt {
 const HEALTH_KEEP = 1000;
 const KEY_RECHECK_MS = 1000;
 const KEY_MAX_BYTES = 64 << 10;
+// The events log's gathering window (RotatingLog's flushMs): a busy gateway appends its event lines
+// once per window, not once per call; the first line of a quiet spell is appended at once.
+const EVENTS_FLUSH_MS = 20;
 
 export class Gateway {
   readonly server: http.Server;
@@ -83,7 +86,7 @@ export class Gateway {
   constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
     this.usage = new UsageBook(usageDir(opts.stateRoot));
-    this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20);
+    this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20, EVENTS_FLUSH_MS);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
     this.doors = new Doors(opts.memberPort ?? GATEWAY_MEMBER_PORT);
   }
