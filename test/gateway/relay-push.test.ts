@@ -100,7 +100,7 @@ beforeAll(async () => {
   const providers = path.join(dir, "providers.yaml");
   await writeFile(providers, `providers:\n  - {name: fp, api: openai, baseUrl: "${upstream}", keyFile: fp/key}\n`);
   token = mintToken();
-  const models = ["flood-400", "flood-4000", "flood-16000", "endless"].map((model) => ({ model, provider: "fp" }));
+  const models = ["flood-400", "flood-16000", "endless"].map((model) => ({ model, provider: "fp" }));
   const cell: GatewayCellFile = {
     formatVersion: 1,
     cell: "push",
@@ -237,6 +237,18 @@ const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 };
 
+// Until the provider is done with a stream, or has been waiting on one drain with nothing written
+// for 30 looks in a row: the gateway holds it back. A gateway that kept reading would let it finish.
+async function heldOrDone(s: Sent): Promise<void> {
+  let last = -1;
+  let still = 0;
+  await until("the provider finishes or is held", () => {
+    still = s.waiting && s.written === last ? still + 1 : 0;
+    last = s.written;
+    return s.finished || still >= 30;
+  });
+}
+
 describe("the gateway's stream relay", () => {
   it("holds the provider back while a member reads slowly, and the member gets every byte in order", async () => {
     const served: Socket[] = [];
@@ -249,15 +261,7 @@ describe("the gateway's stream relay", () => {
       member.write(request("flood-16000"));
       await until("the provider streams", () => sent.some((s) => s.model === "flood-16000"));
       const s = sent.find((x) => x.model === "flood-16000") as Sent;
-      // Wait until the provider is done, or has been waiting on one drain with nothing written for
-      // a while: the gateway holds it back. A gateway that kept reading would let it finish.
-      let last = -1;
-      let still = 0;
-      await until("the provider finishes or is held", () => {
-        still = s.waiting && s.written === last ? still + 1 : 0;
-        last = s.written;
-        return s.finished || still >= 30;
-      });
+      await heldOrDone(s);
       const total = Array.from({ length: 16000 }, (_, i) => Buffer.byteLength(event(i))).reduce((a, b) => a + b);
       expect(s.finished).toBe(false);
       expect(s.written).toBeLessThan(total * 0.75); // the rest waits in the kernel's buffers, not in the gateway
@@ -311,18 +315,34 @@ describe("the gateway's stream relay", () => {
   });
 
   it("answers two requests pipelined on one connection, each whole and in order", async () => {
+    // The second answer starts streaming while the first still holds the connection (its member
+    // reads nothing yet): its pieces must wait their turn, not go onto the connection at once.
+    const responses: http.ServerResponse[] = [];
+    const onRequest = (_: unknown, res: http.ServerResponse): void => void responses.push(res);
+    gw.server.on("request", onRequest);
     const member = await connect();
     try {
       const before = sent.length;
-      member.write(request("flood-400") + request("flood-4000"));
-      const responses = parseResponses(await readAll(member, ended(2)));
-      expect(responses.map((r) => r.status)).toEqual([200, 200]);
-      const streams = sent.slice(before); // the gateway may have called the provider in either order
-      const of = (model: string): Buffer => Buffer.concat(streams.find((s) => s.model === model)?.bytes ?? []);
-      expect(streams).toHaveLength(2);
-      expect(responses[0]?.body.equals(of("flood-400"))).toBe(true);
-      expect(responses[1]?.body.equals(of("flood-4000"))).toBe(true);
+      member.pause();
+      const read = readAll(member, ended(2));
+      member.write(request("flood-16000") + request("flood-16000"));
+      await until("the second answer has begun", () => responses[1]?.headersSent === true);
+      await until("both streams have begun", () => sent.length === before + 2);
+      const streams = sent.slice(before);
+      for (const s of streams) await heldOrDone(s);
+      // both held back: the second's pieces wait in its response, within a few chunks, for its turn
+      expect(streams.map((s) => s.finished)).toEqual([false, false]);
+      expect(responses[1]?.writableLength).toBeLessThan(256 << 10);
+      member.resume();
+      const got = parseResponses(await read);
+      expect(got.map((r) => r.status)).toEqual([200, 200]);
+      // the gateway may have called the provider in either order: the same answer both times
+      const whole = Buffer.concat(streams[0]?.bytes ?? []);
+      expect(Buffer.concat(streams[1]?.bytes ?? []).equals(whole)).toBe(true);
+      expect(got[0]?.body.equals(whole)).toBe(true);
+      expect(got[1]?.body.equals(whole)).toBe(true);
     } finally {
+      gw.server.off("request", onRequest);
       member.destroy();
     }
   });
