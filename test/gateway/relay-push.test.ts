@@ -29,7 +29,8 @@ interface Sent {
 // until the connection is closed. Every event is distinct (its index), so order shows.
 function event(i: number): string {
   const content = `${i}:`.padEnd(1000, String.fromCharCode(97 + (i % 26)));
-  return `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] })}\n\n`;
+  const chunk = { id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
 }
 
 async function flood(res: ServerResponse, model: string, sent: Sent[]): Promise<void> {
@@ -237,6 +238,15 @@ const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 };
 
+// What p gives, or a clear error after ms (a relay that stalls fails here, not at the test's timeout).
+function within<T>(what: string, p: Promise<T>, ms = 20_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 // Until the provider is done with a stream, or has been waiting on one drain with nothing written
 // for 30 looks in a row: the gateway holds it back. A gateway that kept reading would let it finish.
 async function heldOrDone(s: Sent): Promise<void> {
@@ -269,7 +279,7 @@ describe("the gateway's stream relay", () => {
       expect(served).toHaveLength(1);
       expect(served[0]?.writableLength).toBeLessThan(256 << 10);
       member.resume();
-      const [res] = parseResponses(await read);
+      const [res] = parseResponses(await within("the member reads the whole answer", read));
       expect(res?.status).toBe(200);
       expect(s.finished).toBe(true);
       expect(s.waits).toBeGreaterThan(1);
@@ -288,12 +298,12 @@ describe("the gateway's stream relay", () => {
     await until("the member reads some of the stream", () => Buffer.concat(got).length > 64 << 10);
     const s = sent.find((x) => x.model === "endless") as Sent;
     member.destroy();
-    await s.left; // the provider sees its connection closed (the test times out otherwise)
+    await within("the provider sees its connection closed", s.left, 10_000);
     expect(s.finished).toBe(false);
     const next = await connect();
     try {
       next.write(request("flood-400"));
-      const [res] = parseResponses(await readAll(next, ended(1)));
+      const [res] = parseResponses(await within("the next answer", readAll(next, ended(1))));
       expect(res?.status).toBe(200);
       expect(res?.body.equals(Buffer.concat((sent.at(-1) as Sent).bytes))).toBe(true);
     } finally {
@@ -305,7 +315,12 @@ describe("the gateway's stream relay", () => {
     const member = await connect();
     try {
       member.write(request("flood-400", "1.0"));
-      const [res] = parseResponses(await readAll(member, () => false)); // until the gateway closes
+      const [res] = parseResponses(
+        await within(
+          "the answer",
+          readAll(member, () => false),
+        ),
+      ); // until it closes
       expect(res?.status).toBe(200);
       expect(res?.headers["transfer-encoding"]).toBeUndefined();
       expect(res?.body.equals(Buffer.concat((sent.at(-1) as Sent).bytes))).toBe(true);
@@ -334,7 +349,7 @@ describe("the gateway's stream relay", () => {
       expect(streams.map((s) => s.finished)).toEqual([false, false]);
       expect(responses[1]?.writableLength).toBeLessThan(256 << 10);
       member.resume();
-      const got = parseResponses(await read);
+      const got = parseResponses(await within("both answers", read));
       expect(got.map((r) => r.status)).toEqual([200, 200]);
       // the gateway may have called the provider in either order: the same answer both times
       const whole = Buffer.concat(streams[0]?.bytes ?? []);
