@@ -45,15 +45,34 @@ const KEY = "sk-bench-operator";
 const CLK_TCK = 100; // Linux's USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s
 const root = mkdtempSync(path.join(os.tmpdir(), "lazarus-bench-gateway-"));
 const children: ChildProcess[] = [];
+let standinPid = 0;
 
 function firstLine(child: ChildProcess): Promise<string> {
   return new Promise((resolve) => child.stdout?.once("data", (d: Buffer) => resolve(d.toString().trim())));
 }
 
-// CPU (user + system) a process has used so far, in ms.
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+// CPU a process (or one of its threads: /proc/<pid>/task/<tid>/stat) has used so far, in ms:
+// user and system.
+function cpuOf(statFile: string): { user: number; sys: number } {
+  const f = readFileSync(statFile, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
+}
+
+// The gateway's CPU so far: the whole process's (user + system), and its main thread's (the event
+// loop; the rest is libuv's file-write threads, the garbage collector's helpers, a profiler).
+function cpuMs(pid: number): { all: number; user: number; sys: number; main: number } {
+  const all = cpuOf(`/proc/${pid}/stat`);
+  const main = cpuOf(`/proc/${pid}/task/${pid}/stat`);
+  return { all: all.user + all.sys, user: all.user, sys: all.sys, main: main.user + main.sys };
+}
+
+// CPU per call between two readings: all of it, then user / system and the main thread's share.
+function cpuPerCall(a: ReturnType<typeof cpuMs>, b: ReturnType<typeof cpuMs>, calls: number): string {
+  const per = (x: number): string => (x / calls).toFixed(2);
+  return (
+    `gateway CPU ${per(b.all - a.all)} ms/call over ${calls} calls ` +
+    `(user ${per(b.user - a.user)}, sys ${per(b.sys - a.sys)}; main thread ${per(b.main - a.main)})`
+  );
 }
 
 const loadavg = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -64,6 +83,7 @@ async function startStandin(): Promise<string> {
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(s);
+  standinPid = s.pid as number;
   endOnTeardown(s); // interrupted (SIGINT, SIGTERM): the stand-in ends too
   return firstLine(s);
 }
@@ -154,12 +174,16 @@ async function run(
 ): Promise<void> {
   const added: Added = new Map(gws.map((g) => [g.label, []]));
   for (let r = 1; r <= ROUNDS; r++) {
+    const s0 = cpuMs(standinPid);
     const d = await load(direct, KEY);
+    const s1 = cpuMs(standinPid);
+    // for scale: a node HTTP server that only writes the events (the stand-in, serving the direct calls)
+    console.log(`  direct: the stand-in's ${cpuPerCall(s0, s1, d.calls).replace("gateway ", "")}`);
     for (let k = 0; k < gws.length; k++) {
       const gw = gws[(k + r) % gws.length] as Gw;
       const c0 = cpuMs(gw.pid);
       const g = await load(gw.url, gw.token);
-      const cpu = `gateway CPU ${((cpuMs(gw.pid) - c0) / g.calls).toFixed(2)} ms/call over ${g.calls} calls`;
+      const cpu = cpuPerCall(c0, cpuMs(gw.pid), g.calls);
       const label = `${mode} round ${r}, ${gw.label}`;
       added.get(gw.label)?.push(report(label, side(d.timings), side(g.timings), cpu));
     }

@@ -29,7 +29,7 @@ export function call(url: string, auth: string): Promise<Timing> {
         );
       },
     );
-    req.on("error", reject);
+    req.on("error", (err) => reject(new Error(`${url}: ${err.message}`))); // which path failed
     req.end(body);
   });
 }

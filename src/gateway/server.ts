@@ -64,6 +64,9 @@ interface Attempt {
 const HEALTH_KEEP = 1000;
 const KEY_RECHECK_MS = 1000;
 const KEY_MAX_BYTES = 64 << 10;
+// The events log's gathering window (RotatingLog's flushMs): a busy gateway appends its event lines
+// once per window, not once per call; the first line of a quiet spell is appended at once.
+const EVENTS_FLUSH_MS = 20;
 
 export class Gateway {
   readonly server: http.Server;
@@ -86,7 +89,7 @@ export class Gateway {
   constructor(private opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
     this.usage = new UsageBook(usageDir(opts.stateRoot));
-    this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20);
+    this.events = new RotatingLog(gatewayEventsFile(opts.stateRoot), opts.maxEventBytes ?? 64 << 20, EVENTS_FLUSH_MS);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
     this.doors = new Doors(opts.memberPort ?? GATEWAY_MEMBER_PORT);
   }
@@ -512,16 +515,28 @@ function retryAfter(headers: http.IncomingHttpHeaders): number | undefined {
   return Number.isFinite(s) && s >= 0 ? s * 1000 : undefined;
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Record<string, unknown> | undefined | "too_large"> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of req) {
-    n += (chunk as Buffer).length;
-    if (n > max) return "too_large";
-    parts.push(chunk as Buffer);
-  }
+// The member's JSON body, gathered from its chunks as they come (no async iterator per call); a
+// body past max is refused unread (the request is destroyed, as an abandoned iteration would).
+function readBody(req: IncomingMessage, max: number): Promise<Record<string, unknown> | undefined | "too_large"> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    const onData = (chunk: Buffer): void => {
+      n += chunk.length;
+      if (n <= max) return void parts.push(chunk);
+      req.off("data", onData);
+      req.destroy();
+      resolve("too_large");
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(jsonObject(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts))));
+    req.on("error", reject);
+  });
+}
+
+function jsonObject(bytes: Buffer): Record<string, unknown> | undefined {
   try {
-    const v = JSON.parse(Buffer.concat(parts).toString("utf8")) as unknown;
+    const v = JSON.parse(bytes.toString("utf8")) as unknown;
     return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -55,17 +55,31 @@ export class Gone {
   }
 }
 
-// The URL of an API at a provider, parsed once.
-const urls = new Map<string, URL>();
-function urlOf(base: string, path: string): URL {
+// Where an API is at a provider: its URL parsed once, as the request options node would make of it.
+interface Target {
+  tls: boolean;
+  hostname: string;
+  port: number | undefined;
+  path: string;
+  auth: string | undefined; // user:password in the URL, if the operator wrote one
+}
+const targets = new Map<string, Target>();
+function targetOf(base: string, path: string): Target {
   const key = base + path;
-  let url = urls.get(key);
-  if (!url) {
-    if (urls.size > 1000) urls.clear(); // the operator's table is small: this only bounds a leak
-    url = new URL(key);
-    urls.set(key, url);
+  let t = targets.get(key);
+  if (!t) {
+    if (targets.size > 1000) targets.clear(); // the operator's table is small: this only bounds a leak
+    const url = new URL(key);
+    t = {
+      tls: url.protocol === "https:",
+      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), // an IPv6 literal without its brackets
+      port: url.port ? Number(url.port) : undefined,
+      path: url.pathname + url.search,
+      auth: url.username ? `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` : undefined,
+    };
+    targets.set(key, t);
   }
-  return url;
+  return t;
 }
 
 export type Reply = { ok: true; res: IncomingMessage } | { ok: false; timeout: boolean; message: string };
@@ -81,7 +95,7 @@ export interface CallInput {
 }
 
 export function callProvider(input: CallInput): Promise<Reply> {
-  const url = urlOf(input.provider.baseUrl, input.api.upstreamPath);
+  const to = targetOf(input.provider.baseUrl, input.api.upstreamPath);
   const headers: Record<string, string> = {
     "accept-encoding": "identity",
     "content-length": String(input.body.length),
@@ -91,13 +105,15 @@ export function callProvider(input: CallInput): Promise<Reply> {
     if (typeof v === "string") headers[h] = v;
   }
   Object.assign(headers, input.api.authHeaders(input.key));
-  const tls = url.protocol === "https:";
-  const mod = tls ? https : http;
   return new Promise<Reply>((resolve) => {
-    const req = mod.request(url, {
+    const req = (to.tls ? https : http).request({
+      hostname: to.hostname,
+      ...(to.port !== undefined ? { port: to.port } : {}),
+      path: to.path,
+      ...(to.auth !== undefined ? { auth: to.auth } : {}),
       method: "POST",
       headers,
-      agent: tls ? agents.https : agents.http,
+      agent: to.tls ? agents.https : agents.http,
     });
     input.gone.onGone(() => req.destroy(new Error("the member went away")));
     const timer = setTimeout(() => req.destroy(new Error(`no response within ${input.timeoutMs} ms`)), input.timeoutMs);

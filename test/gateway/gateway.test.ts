@@ -2,6 +2,8 @@
 // stand-in providers (standin.ts: no provider is reachable from here) as upstreams.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { execFile } from "node:child_process";
+import http from "node:http";
+import type { Socket } from "node:net";
 import { promisify } from "node:util";
 import os from "node:os";
 import path from "node:path";
@@ -256,6 +258,47 @@ describe("model gateway", () => {
     }
     expect(text).toBe(SPLIT_WORDS.join(""));
     expect((await events()).at(-1)).toMatchObject({ cell: "gamma", used: "split-gpt", tokensIn: 11, tokensOut: 4 });
+  });
+
+  it("streams answers one after another over one kept-alive connection, each whole, leaving nothing on it", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const served: Socket[] = [];
+    const onConnection = (s: Socket): void => void served.push(s);
+    gw.server.on("connection", onConnection);
+    const body = JSON.stringify({ model: "gpt-ok", stream: true, messages: [{ role: "user", content: "hi" }] });
+    const call = (): Promise<{ text: string; socket: unknown }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${base}/v1/chat/completions`, {
+          method: "POST",
+          agent,
+          headers: { "content-type": "application/json", authorization: `Bearer ${tokens.get("alpha/coder")}` },
+        });
+        req.on("response", (res) => {
+          const parts: Buffer[] = [];
+          res.on("data", (c: Buffer) => parts.push(c));
+          res.on("end", () => resolve({ text: Buffer.concat(parts).toString("utf8"), socket: req.socket }));
+          res.on("error", reject);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      const answers = [await call(), await call(), await call()];
+      for (const a of answers) {
+        const data = a.text.split("\n\n").filter(Boolean);
+        expect(data.at(-1)).toBe("data: [DONE]");
+        const words = data
+          .slice(0, -1)
+          .map((d) => JSON.parse(d.slice(6)) as { choices: { delta: { content?: string } }[] });
+        expect(words.map((w) => w.choices[0]?.delta.content ?? "").join("")).toBe("Hello from the stand-in");
+      }
+      expect(new Set(answers.map((a) => a.socket)).size).toBe(1);
+      expect(served).toHaveLength(1);
+      expect(served[0]?.listenerCount("drain")).toBeLessThanOrEqual(1); // node's own, not one per answer
+    } finally {
+      gw.server.off("connection", onConnection);
+      agent.destroy();
+    }
   });
 
   it("serves Anthropic messages, whole and streamed, falling back within the Anthropic models", async () => {
