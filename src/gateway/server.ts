@@ -516,7 +516,8 @@ function retryAfter(headers: http.IncomingHttpHeaders): number | undefined {
 }
 
 // The member's JSON body, gathered from its chunks as they come (no async iterator per call); a
-// body past max is refused unread (the request is destroyed, as an abandoned iteration would).
+// body past max is refused unread: no more is gathered, and the refusal's answer closes the
+// connection (destroying the request here would close it before the answer is written).
 function readBody(req: IncomingMessage, max: number): Promise<Record<string, unknown> | undefined | "too_large"> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
@@ -525,7 +526,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Record<string, unk
       n += chunk.length;
       if (n <= max) return void parts.push(chunk);
       req.off("data", onData);
-      req.destroy();
+      req.pause();
       resolve("too_large");
     };
     req.on("data", onData);
