@@ -96,6 +96,55 @@ export interface CallInput {
 
 export function callProvider(input: CallInput): Promise<Reply> {
   const to = targetOf(input.provider.baseUrl, input.api.upstreamPath);
+  const options: http.RequestOptions = {
+    hostname: to.hostname,
+    ...(to.port !== undefined ? { port: to.port } : {}),
+    path: to.path,
+    ...(to.auth !== undefined ? { auth: to.auth } : {}),
+    method: "POST",
+    headers: upstreamHeaders(input),
+    agent: to.tls ? agents.https : agents.http,
+  };
+  return new Promise<Reply>((resolve) => {
+    let req: http.ClientRequest;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = (why: string) => req.destroy(new Error(why));
+    const send = (stale: number): void => {
+      req = (to.tls ? https : http).request(options);
+      req.on("response", (res) => {
+        clearTimeout(timer);
+        resolve({ ok: true, res });
+      });
+      req.on("error", (err) => {
+        if (lostIdle(req, err) && stale < MAX_STALE && !input.gone.went) return send(stale + 1);
+        clearTimeout(timer);
+        const timeout = /no response within/.test(err.message);
+        resolve({ ok: false, timeout, message: `${input.provider.name}: ${err.message}` });
+      });
+      req.end(input.body);
+    };
+    send(0);
+    timer = setTimeout(() => stop(`no response within ${input.timeoutMs} ms`), input.timeoutMs);
+    input.gone.onGone(() => stop("the member went away"));
+  });
+}
+
+// Kept-alive connections to one provider that may be found closed in a row before a call is sent
+// on a new one (each found closed leaves the agent's pool).
+const MAX_STALE = 4;
+
+// Whether the call was lost to a kept-alive connection the provider had closed as it idled: the
+// request went out on a reused connection, and the connection was reset or ended before any byte of
+// answer. The provider never saw the call (it closes a connection between requests, not within
+// one), so it is sent again on another connection, as node's documentation advises; it is not the
+// model's failure. Anything else (a new connection refused or reset, a timeout) is.
+function lostIdle(req: http.ClientRequest, err: NodeJS.ErrnoException): boolean {
+  if (!req.reusedSocket) return false;
+  return err.code === "ECONNRESET" || err.code === "EPIPE" || err.message === "socket hang up";
+}
+
+// The member's request headers that reach the provider, with the provider's key and no compression.
+function upstreamHeaders(input: CallInput): Record<string, string> {
   const headers: Record<string, string> = {
     "accept-encoding": "identity",
     "content-length": String(input.body.length),
@@ -104,33 +153,7 @@ export function callProvider(input: CallInput): Promise<Reply> {
     const v = input.headers[h];
     if (typeof v === "string") headers[h] = v;
   }
-  Object.assign(headers, input.api.authHeaders(input.key));
-  return new Promise<Reply>((resolve) => {
-    const req = (to.tls ? https : http).request({
-      hostname: to.hostname,
-      ...(to.port !== undefined ? { port: to.port } : {}),
-      path: to.path,
-      ...(to.auth !== undefined ? { auth: to.auth } : {}),
-      method: "POST",
-      headers,
-      agent: to.tls ? agents.https : agents.http,
-    });
-    input.gone.onGone(() => req.destroy(new Error("the member went away")));
-    const timer = setTimeout(() => req.destroy(new Error(`no response within ${input.timeoutMs} ms`)), input.timeoutMs);
-    req.on("response", (res) => {
-      clearTimeout(timer);
-      resolve({ ok: true, res });
-    });
-    req.on("error", (err) => {
-      clearTimeout(timer);
-      resolve({
-        ok: false,
-        timeout: /no response within/.test(err.message),
-        message: `${input.provider.name}: ${err.message}`,
-      });
-    });
-    req.end(input.body);
-  });
+  return Object.assign(headers, input.api.authHeaders(input.key));
 }
 
 // A small body read whole (an error's), at most max bytes.

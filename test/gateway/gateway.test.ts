@@ -21,6 +21,7 @@ import {
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
 import { SPLIT_WORDS, startStandin, type Standin } from "./standin.js";
+import { startStaleProvider, type StaleProvider } from "./stale-provider.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
 import { netnsSkipReason } from "../egress/helpers.js";
 
@@ -32,6 +33,7 @@ let state: string;
 let standin: Standin;
 let slow: Standin; // answers after SLOW_MS: a member can hang up while it is answering
 const SLOW_MS = 400;
+let stale: StaleProvider; // closes a kept-alive connection as the next request arrives on it
 let gw: Gateway;
 let base: string;
 
@@ -107,6 +109,7 @@ beforeAll(async () => {
   await writeFile(path.join(secrets, "sa", "key"), `${KEY}\n`);
   standin = await startStandin({ key: KEY });
   slow = await startStandin({ key: KEY, delayMs: SLOW_MS });
+  stale = await startStaleProvider();
   const providers = path.join(dir, "providers.yaml");
   await writeFile(
     providers,
@@ -115,6 +118,7 @@ beforeAll(async () => {
       `  - {name: so, api: openai, baseUrl: "${standin.url}/v1", keyFile: so/key}`,
       `  - {name: sa, api: anthropic, baseUrl: "${standin.url}", keyFile: sa/key}`,
       `  - {name: sl, api: openai, baseUrl: "${slow.url}/v1", keyFile: so/key}`,
+      `  - {name: st, api: openai, baseUrl: "${stale.url}/v1", keyFile: so/key}`,
     ].join("\n"),
   );
   await writeCell(
@@ -145,6 +149,14 @@ beforeAll(async () => {
       ["gpt-ok", "so"],
     ]),
   );
+  await writeCell(
+    "eta",
+    ["coder"],
+    portfolio("kept", [
+      ["stale-ok", "st"],
+      ["gpt-ok", "so"],
+    ]),
+  );
   gw = new Gateway({ stateRoot: state, host: { secretsDir: secrets }, env: { LAZARUS_PROVIDERS: providers } });
   await gw.reload();
   base = `http://127.0.0.1:${await gw.listen(0, "127.0.0.1")}`;
@@ -154,6 +166,7 @@ afterAll(async () => {
   await gw?.close();
   await standin?.close();
   await slow?.close();
+  await stale?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -195,6 +208,22 @@ describe("model gateway", () => {
     });
     expect(r.model).toBe("gpt-ok");
     expect(standin.seen.filter((s) => s.model === "busy-1").length).toBe(before); // skipped: in cooldown
+  });
+
+  it("sends a call again on a new connection when the provider closed the kept-alive one it was sent on", async () => {
+    const ask = () =>
+      openai("eta/coder")
+        .chat.completions.create({ model: "portfolio", messages: [{ role: "user", content: "hi" }] })
+        .withResponse();
+    for (let i = 0; i < 3; i++) {
+      const { data, response } = await ask();
+      expect(data.choices[0]?.message.content).toBe("fresh connection");
+      expect(response.headers.get("x-lazarus-model")).toBe("stale-ok"); // no fallback, no cooldown
+    }
+    expect(stale.answered).toBe(3);
+    expect(stale.connections).toBe(3); // calls 2 and 3 each met a closed connection first, then a new one
+    const mine = (await events()).filter((e) => e.cell === "eta");
+    expect(mine.map((e) => [e.used, e.fallback])).toEqual(Array(3).fill(["stale-ok", undefined]));
   });
 
   it("does not hold it against the model when the member hangs up while the provider is answering", async () => {
