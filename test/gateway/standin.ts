@@ -31,6 +31,7 @@ export interface StandinOptions {
   delayMs?: number; // before any answer
   stream?: StreamShape;
   record?: boolean; // keep every request in `seen` (default true; a long bench turns it off)
+  keepAliveMs?: number; // how long an idle connection is kept (node's default, 5 s, unless given)
 }
 
 // What a real provider's answers carry about the operator's account (the gateway keeps it from members).
@@ -52,6 +53,7 @@ export interface Standin {
 export async function startStandin(opts: StandinOptions): Promise<Standin> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => void answer(req, res, opts, seen));
+  if (opts.keepAliveMs !== undefined) server.keepAliveTimeout = opts.keepAliveMs;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   return {
