@@ -14,12 +14,12 @@ import { Gateway } from "../../src/gateway/server.js";
 import {
   GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
-  mintToken,
   tokenDigest,
   usageDir,
   type GatewayCellFile,
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
+import { writeGatewayCell } from "./cell-file.js";
 import { OPERATOR_HEADERS, startStandin, type Standin } from "./standin.js";
 import { floodDoor, netnsSkipReason } from "../egress/helpers.js";
 import { DOOR_MAX_CONNECTIONS } from "../../src/bridge/doors.js";
@@ -47,33 +47,15 @@ function portfolio(name: string, models: [string, string][]): PortfolioDoc {
   };
 }
 
-async function writeCell(
+// The gateway's file for a cell of these members (tokens kept in tokens, see cell-file.ts).
+function writeCell(
   cell: string,
   members: string[],
-  p: PortfolioDoc,
+  portfolio: PortfolioDoc,
   extra: Partial<GatewayCellFile> = {},
   netnsOf: Record<string, string> = {},
-) {
-  const file: GatewayCellFile = {
-    formatVersion: 1,
-    cell,
-    uid: `${cell}-uid`,
-    members: members.map((home) => {
-      const t = mintToken();
-      tokens.set(`${cell}/${home}`, t);
-      const netns = netnsOf[home];
-      return {
-        identity: `agent:${home}`,
-        home,
-        tokenDigest: tokenDigest(t),
-        portfolio: p,
-        ...(netns ? { netns } : {}),
-      };
-    }),
-    ...extra,
-  };
-  await mkdir(gatewayCellsDir(state), { recursive: true });
-  await writeFile(path.join(gatewayCellsDir(state), `${cell}.json`), JSON.stringify(file));
+): Promise<void> {
+  return writeGatewayCell({ state, tokens, cell, members, portfolio, extra, netnsOf });
 }
 
 const newGateway = async (): Promise<Gateway> => {

@@ -15,11 +15,10 @@ import {
   GATEWAY_MEMBER_PORT,
   gatewayCellsDir,
   gatewayEventsFile,
-  mintToken,
-  tokenDigest,
   type GatewayCellFile,
   type PortfolioDoc,
 } from "../../src/gateway/state.js";
+import { writeGatewayCell } from "./cell-file.js";
 import { SPLIT_WORDS, startStandin, type Standin } from "./standin.js";
 import { startStaleProvider, type StaleProvider } from "./stale-provider.js";
 import { ensureNetns, memberNetnsFile, removeNetns } from "../../src/bridge/netns.js";
@@ -49,33 +48,15 @@ function portfolio(name: string, models: [string, string][]): PortfolioDoc {
 }
 
 const tokens = new Map<string, string>();
-async function writeCell(
+// The gateway's file for a cell of these members (tokens kept in tokens, see cell-file.ts).
+function writeCell(
   cell: string,
   members: string[],
-  p: PortfolioDoc,
+  portfolio: PortfolioDoc,
   extra: Partial<GatewayCellFile> = {},
   netnsOf: Record<string, string> = {},
 ): Promise<void> {
-  const file: GatewayCellFile = {
-    formatVersion: 1,
-    cell,
-    uid: `${cell}-uid`,
-    members: members.map((home) => {
-      const t = mintToken();
-      tokens.set(`${cell}/${home}`, t);
-      const netns = netnsOf[home];
-      return {
-        identity: `agent:${home}`,
-        home,
-        tokenDigest: tokenDigest(t),
-        portfolio: p,
-        ...(netns ? { netns } : {}),
-      };
-    }),
-    ...extra,
-  };
-  await mkdir(gatewayCellsDir(state), { recursive: true });
-  await writeFile(path.join(gatewayCellsDir(state), `${cell}.json`), JSON.stringify(file));
+  return writeGatewayCell({ state, tokens, cell, members, portfolio, extra, netnsOf });
 }
 
 const openai = (who: string): OpenAI =>
