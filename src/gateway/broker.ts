@@ -15,8 +15,11 @@ export function gatewayReachOf(
   cell: { network?: "none" | "host" | "egress" | undefined },
   env: NodeJS.ProcessEnv,
 ): GatewayReach | undefined {
-  return gatewayOn(env) ? findBackend(backend)?.gatewayReach?.(cell) : undefined;
+  return gatewayOn(env) ? reachOf(backend, cell) : undefined;
 }
+
+const reachOf = (backend: string, cell: { network?: "none" | "host" | "egress" | undefined }) =>
+  findBackend(backend)?.gatewayReach?.(cell);
 
 // The models of a portfolio document whose provider the gateway brokers.
 export function brokeredModels(doc: unknown, providers: ReadonlyMap<string, GatewayProvider>): string[] {
@@ -27,28 +30,16 @@ export function brokeredModels(doc: unknown, providers: ReadonlyMap<string, Gate
 // The credentials of a cell that name a brokered provider's key file: the gateway reads that key
 // from the secrets root itself, so it never enters a cell the gateway serves (whatever portfolio
 // its members resolve to, so a portfolio file held broken never lets one in).
-export function brokeredCredentials(
-  credentials: DesiredCell["credentials"],
-  providers: ReadonlyMap<string, GatewayProvider>,
-): string[] {
-  const entries = Object.entries(credentials);
-  if (entries.length === 0) return [];
-  const keyFiles = keyFilesOf(providers);
-  return entries
+export function brokeredCredentials(credentials: DesiredCell["credentials"], keyFiles: ReadonlySet<string>): string[] {
+  return Object.entries(credentials)
     .filter(([, source]) => "file" in source && keyFiles.has(path.posix.normalize(source.file)))
     .map(([name]) => name)
     .sort();
 }
 
-// The key files of a provider table, worked out once per table (one load asks for every cell).
-const keyFileSets = new WeakMap<ReadonlyMap<string, GatewayProvider>, ReadonlySet<string>>();
-function keyFilesOf(providers: ReadonlyMap<string, GatewayProvider>): ReadonlySet<string> {
-  let set = keyFileSets.get(providers);
-  if (!set) {
-    set = new Set([...providers.values()].map((p) => path.posix.normalize(p.keyFile)));
-    keyFileSets.set(providers, set);
-  }
-  return set;
+// The key files of a provider table, as brokeredCredentials compares them.
+export function providerKeyFiles(providers: ReadonlyMap<string, GatewayProvider>): ReadonlySet<string> {
+  return new Set([...providers.values()].map((p) => path.posix.normalize(p.keyFile)));
 }
 
 // Fill in each cell's gateway (load, after portfolios are resolved). providers: the operator's
@@ -60,10 +51,11 @@ export function addGateway(
   env: NodeJS.ProcessEnv = process.env,
 ): void {
   const on = gatewayOn(env); // read once for the cells of one call
+  const keyFiles = once(() => providerKeyFiles(providers())); // at the first cell served (it may throw)
   for (const c of cells) {
     delete c.gateway;
-    const reach = on ? findBackend(c.backend)?.gatewayReach?.(c) : undefined;
-    if (reach) c.gateway = { reach, brokered: brokeredCredentials(c.credentials, providers()) };
+    const reach = on ? reachOf(c.backend, c) : undefined;
+    if (reach) c.gateway = { reach, brokered: brokeredCredentials(c.credentials, keyFiles()) };
   }
 }
 

@@ -1,7 +1,7 @@
 // Which members the model gateway serves and where they call it, asked of the backend contract
 // (never a backend's name), and which credentials it keeps out of a cell.
 import { describe, expect, it } from "vitest";
-import { brokeredCredentials, brokeredModels, gatewayReachOf } from "../../src/gateway/broker.js";
+import { brokeredCredentials, brokeredModels, gatewayReachOf, providerKeyFiles } from "../../src/gateway/broker.js";
 import { memberPort } from "../../src/gateway/cells.js";
 import { gatewayProviders } from "../../src/gateway/providers.js";
 import { GATEWAY_MEMBER_PORT } from "../../src/gateway/state.js";
@@ -42,7 +42,7 @@ describe("brokered credentials", () => {
           GITEA: { file: "gitea/token" },
           FROM_ENV: { env: "LAZARUS_SECRET_OPENAI" },
         },
-        providers,
+        providerKeyFiles(providers),
       ),
     ).toEqual(["CLAUDE", "OPENAI_KEY"]);
   });
