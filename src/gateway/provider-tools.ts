@@ -44,15 +44,15 @@ export function providerToolsProblem(text: string): string | undefined {
   return `names ${bad.map((k) => JSON.stringify(k)).join(", ")}: not a provider tool kind (${kinds}), or none`;
 }
 
-// Each entry of `tools` whose type matches a kind's prefix.
-function toolsOfType(body: Record<string, unknown>, kinds: [string, ProviderToolKind][]): ProviderTool[] {
+// Each entry of `tools` whose type starts with one of these kinds (web_search_20250305: web_search).
+function toolsOfType(body: Record<string, unknown>, kinds: ProviderToolKind[]): ProviderTool[] {
   if (!Array.isArray(body.tools)) return [];
   const out: ProviderTool[] = [];
   body.tools.forEach((t, i) => {
     const type = obj(t)?.type;
     if (typeof type !== "string") return;
-    const hit = kinds.find(([prefix]) => type.toLowerCase().startsWith(prefix));
-    if (hit) out.push({ kind: hit[1], where: `tools[${i}].type ${JSON.stringify(type)}` });
+    const kind = kinds.find((k) => type.toLowerCase().startsWith(k));
+    if (kind) out.push({ kind, where: `tools[${i}].type ${JSON.stringify(type)}` });
   });
   return out;
 }
@@ -62,11 +62,7 @@ const present = (v: unknown): boolean => v !== undefined && v !== null && v !== 
 // Anthropic Messages: web_search_* and web_fetch_* tool types, the MCP connector (a non-empty
 // mcp_servers, and its mcp_toolset tool type).
 export function anthropicProviderTools(body: Record<string, unknown>): ProviderTool[] {
-  const out = toolsOfType(body, [
-    ["web_search", "web_search"],
-    ["web_fetch", "web_fetch"],
-    ["mcp", "mcp"],
-  ]);
+  const out = toolsOfType(body, ["web_search", "web_fetch", "mcp"]);
   const servers = body.mcp_servers;
   if (present(servers) && !(Array.isArray(servers) && servers.length === 0)) {
     out.push({ kind: "mcp", where: "mcp_servers" });
@@ -76,10 +72,7 @@ export function anthropicProviderTools(body: Record<string, unknown>): ProviderT
 
 // OpenAI chat completions: web_search_options, and web_search* or mcp tool types.
 export function openaiProviderTools(body: Record<string, unknown>): ProviderTool[] {
-  const out = toolsOfType(body, [
-    ["web_search", "web_search"],
-    ["mcp", "mcp"],
-  ]);
+  const out = toolsOfType(body, ["web_search", "mcp"]);
   if (present(body.web_search_options)) out.unshift({ kind: "web_search", where: "web_search_options" });
   return out;
 }
