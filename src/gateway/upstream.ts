@@ -140,7 +140,7 @@ const MAX_STALE = 4;
 // model's failure. Anything else (a new connection refused or reset, a timeout) is.
 function lostIdle(req: http.ClientRequest, err: NodeJS.ErrnoException): boolean {
   if (!req.reusedSocket) return false;
-  return err.code === "ECONNRESET" || err.code === "EPIPE" || err.message === "socket hang up";
+  return err.code === "ECONNRESET" || err.code === "EPIPE"; // node's "socket hang up" is an ECONNRESET
 }
 
 // The member's request headers that reach the provider, with the provider's key and no compression.
